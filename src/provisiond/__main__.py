@@ -1,0 +1,3 @@
+from provisiond.cli.app import main
+
+main()

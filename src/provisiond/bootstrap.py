@@ -1,0 +1,78 @@
+"""The composition root: settings -> engine -> services -> HTTP app / CLI.
+
+Nothing else builds engines or reads settings; adapters receive what they need from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from provisiond.settings import Settings
+from provisiond.store import migrate
+from provisiond.store.database import DatabaseOptions, create_engine
+from provisiond.store.uow import Database, UnitOfWork
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database: Database
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    def uow(self) -> UnitOfWork:
+        return self.database.uow()
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def build_database(settings: Settings) -> Database:
+    options = DatabaseOptions(
+        sqlite_synchronous=settings.sqlite_synchronous.value,
+        sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        pool_size=settings.database_pool_size,
+    )
+    return Database(create_engine(settings.effective_database_url, options))
+
+
+@asynccontextmanager
+async def open_container(settings: Settings, *, check_schema: bool = True
+                         ) -> AsyncIterator[Container]:
+    """A container for one CLI command or one server process; closes the engine after."""
+    if check_schema:
+        migrate.check_current(settings.effective_database_url)
+    database = build_database(settings)
+    try:
+        yield Container(settings, database)
+    finally:
+        await database.dispose()
+
+
+def upgrade_database(settings: Settings, revision: str = "head") -> None:
+    migrate.upgrade(settings.effective_database_url, revision)
+
+
+def downgrade_database(settings: Settings, revision: str) -> None:
+    migrate.downgrade(settings.effective_database_url, revision)
+
+
+def database_revision(settings: Settings) -> tuple[str | None, str]:
+    return migrate.current_revision(settings.effective_database_url), migrate.head_revision()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app, with its own container opened at startup and closed at shutdown."""
+    from provisiond.web.app import build_app
+
+    return build_app(settings, lambda: open_container(settings))

@@ -1,0 +1,50 @@
+"""Events: facts that happened, stored for audit in the transaction that made them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class EventType(StrEnum):
+    DEVICE_REGISTERED = "device.registered"
+    DEVICES_IMPORTED = "devices.imported"
+    DEVICE_CLAIMED = "device.claimed"
+    DEVICE_RELEASED = "device.released"
+    DEVICE_DELETED = "device.deleted"
+    CREDENTIALS_ISSUED = "credentials.issued"
+    GROUP_CREATED = "group.created"
+    GROUP_DELETED = "group.deleted"
+    USER_CREATED = "user.created"
+    MODEL_ADDED = "model.added"
+    MODEL_DELETED = "model.deleted"
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event about to be written (the store assigns its id)."""
+
+    type: EventType
+    at: datetime
+    actor: str
+    device_id: uuid.UUID | None = None
+    serial: str | None = None
+    group_id: uuid.UUID | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    type: EventType
+    at: datetime
+    actor: str
+    device_id: uuid.UUID | None
+    serial: str | None
+    group_id: uuid.UUID | None
+    data: dict[str, Any]

@@ -1,0 +1,133 @@
+"""Validation of bulk-import records (CSV rows or JSON lines), one record at a time.
+
+Pure: it knows the column rules, not the database. Cross-record checks (duplicates in the file,
+serials already registered, unknown groups, models and owners) belong to the registration
+service, which has the store.
+
+Columns: ``serial`` (required), ``name``, ``model``, ``group``, ``owner``; every other column is
+a tag. Column names are matched case-insensitively and trimmed. Empty cells mean "not given".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from provisiond.domain.device import name_problem, tag_key_problem, tag_value_problem
+from provisiond.domain.limits import TAGS_PER_DEVICE_MAX
+from provisiond.domain.serials import normalise_serial, serial_problem
+from provisiond.domain.text import has_control_chars, has_undecodable_bytes
+from provisiond.errors import Problem
+
+FIELD_COLUMNS = ("serial", "name", "model", "group", "owner")
+
+
+@dataclass(slots=True)
+class ImportRecord:
+    line: int
+    serial: str
+    name: str
+    model: str | None
+    group: str | None
+    owner: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """What each column of a header means: a device field or a tag name."""
+
+    fields: dict[str, str]  # column as written -> field name
+    tags: dict[str, str]  # column as written -> tag key
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.fields, *self.tags]
+
+
+def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list[Problem]]:
+    """Classify the header's columns; report missing ``serial``, duplicates and bad names."""
+    fields: dict[str, str] = {}
+    tags: dict[str, str] = {}
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(header, start=1):
+        name = raw.strip().lstrip("\ufeff").strip()
+        key = name.lower()
+        if has_undecodable_bytes(raw):
+            problems.append(Problem(f"column {index}: the name is not valid UTF-8", line=line))
+            continue
+        if not name:
+            problems.append(Problem(f"column {index} has no name", line=line))
+            continue
+        if key in seen:
+            problems.append(Problem(f"column {name!r} appears twice", line=line))
+            continue
+        seen.add(key)
+        if key in FIELD_COLUMNS:
+            fields[raw] = key
+            continue
+        problem = tag_key_problem(name)
+        if problem:
+            problems.append(Problem(f"column {name!r}: {problem}", line=line))
+            continue
+        tags[raw] = name
+    if "serial" not in fields.values():
+        problems.append(Problem("there is no 'serial' column", line=line))
+    return Columns(fields, tags), problems
+
+
+def parse_record(values: Mapping[str, str], columns: Columns, line: int
+                 ) -> ImportRecord | list[Problem]:
+    """Validate one record. ``values`` maps column (as written in the header) to cell text."""
+    problems: list[Problem] = []
+    get = values.get
+    serial = name = model = group = owner = ""
+    for column, fieldname in columns.fields.items():
+        cell = get(column) or ""
+        if fieldname == "serial":
+            serial = cell
+        elif fieldname == "name":
+            name = cell.strip()
+        elif fieldname == "model":
+            model = cell.strip()
+        elif fieldname == "group":
+            group = cell.strip()
+        else:
+            owner = cell.strip()
+    serial = normalise_serial(serial)
+    if has_undecodable_bytes(serial) or has_undecodable_bytes(name):
+        return [Problem("contains bytes that are not valid UTF-8", line=line)]
+    problem = serial_problem(serial)
+    if problem:
+        problems.append(Problem(problem, field="serial", line=line))
+    if name:
+        problem = name_problem(name)
+        if problem:
+            problems.append(Problem(problem, field="name", line=line))
+    for fieldname, text in (("model", model), ("group", group), ("owner", owner)):
+        if text and (has_undecodable_bytes(text) or has_control_chars(text)):
+            problems.append(Problem("is not valid UTF-8 text" if has_undecodable_bytes(text)
+                                    else "contains a control character",
+                                    field=fieldname, line=line))
+    tags: dict[str, str] = {}
+    for column, key in columns.tags.items():
+        value = get(column)
+        if not value:
+            continue
+        if has_undecodable_bytes(value):
+            problems.append(Problem("is not valid UTF-8", field=key, line=line))
+            continue
+        problem = tag_value_problem(value)
+        if problem:
+            problems.append(Problem(problem, field=key, line=line))
+            continue
+        tags[key] = value
+    if len(tags) > TAGS_PER_DEVICE_MAX:
+        problems.append(Problem(f"a device has at most {TAGS_PER_DEVICE_MAX} tags", line=line))
+    if group and owner:
+        problems.append(Problem("give a group or an owner, not both", field="owner", line=line))
+    if problems:
+        return problems
+    return ImportRecord(line, serial, name or serial, model or None, group or None,
+                        owner or None, tags)

@@ -1,0 +1,67 @@
+"""Users: people who sign in. Operators use API tokens instead."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from provisiond.domain.limits import EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN
+from provisiond.errors import InvalidInput, Problem
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    INSTALLER = "installer"
+    VIEWER = "viewer"
+
+    @property
+    def may_claim(self) -> bool:
+        return self in (Role.ADMIN, Role.INSTALLER)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    email: str
+    role: Role
+    group_id: uuid.UUID
+    group_path: str
+    created_at: datetime
+
+
+def parse_email(text: str, *, field: str = "email") -> str:
+    email = text.strip().lower()
+    problem = None
+    if not email:
+        problem = "is empty"
+    elif len(email) > EMAIL_MAX:
+        problem = f"is longer than {EMAIL_MAX} characters"
+    elif _EMAIL.fullmatch(email) is None:
+        problem = f"{text.strip()!r} is not an e-mail address"
+    if problem:
+        raise InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)])
+    return email
+
+
+def parse_role(text: str, *, field: str = "role") -> Role:
+    try:
+        return Role(text.strip().lower())
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        problem = f"{text!r} is not a role; use one of {allowed}"
+        raise InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)]) from None
+
+
+def check_password(password: str, *, field: str = "password") -> None:
+    problem = None
+    if len(password) < PASSWORD_MIN:
+        problem = f"must be at least {PASSWORD_MIN} characters"
+    elif len(password) > PASSWORD_MAX:
+        problem = f"must be at most {PASSWORD_MAX} characters"
+    if problem:
+        raise InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)])

@@ -1,0 +1,243 @@
+"""Devices one at a time: create, show, list, delete, and their onboarding timeline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from provisiond.domain.catalog import DeviceModel, parse_model_name
+from provisiond.domain.credentials import Credential, CredentialType, IssuedCredential
+from provisiond.domain.device import Device, DeviceState, parse_name, parse_tags
+from provisiond.domain.events import Event, EventType, NewEvent
+from provisiond.domain.groups import Group, parse_group_path
+from provisiond.domain.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from provisiond.domain.serials import parse_serial
+from provisiond.domain.users import User, parse_email
+from provisiond.errors import (
+    DeviceExists,
+    DeviceNotFound,
+    GroupNotFound,
+    InvalidCursor,
+    InvalidInput,
+    ModelNotFound,
+    Problem,
+    ProvisiondError,
+    UserNotFound,
+)
+from provisiond.services.hashing import new_token
+from provisiond.store.devices import DeviceFilter
+from provisiond.store.uow import UnitOfWork
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Device]
+    next_cursor: str | None
+
+
+class Resolver:
+    """Looks up the catalogue model, group and owner named by an input, with a cache.
+
+    Returns a :class:`Problem` instead of raising, so a bulk import can list every one.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+        self._models: dict[str, DeviceModel] | None = None
+        self._groups: dict[str, Group | Problem] = {}
+        self._owners: dict[str, User | Problem] = {}
+
+    async def model(self, name: str) -> DeviceModel | Problem:
+        if self._models is None:
+            self._models = await self._uow.models.all_by_lower_name()
+        found = self._models.get(name.strip().lower())
+        if found is None:
+            return Problem(f"{name!r} is not in the model catalogue "
+                           "(add it with `provisiond models add`)", field="model")
+        return found
+
+    async def group(self, text: str) -> Group | Problem:
+        cached = self._groups.get(text)
+        if cached is None:
+            try:
+                path = parse_group_path(text)
+            except InvalidInput as err:
+                cached = Problem(err.problems[0].message, field="group")
+            else:
+                group = await self._uow.groups.find_by_path(path)
+                cached = group or Problem(f"no group {path!r} (create it with "
+                                          "`provisiond groups create`)", field="group")
+            self._groups[text] = cached
+        return cached
+
+    async def owner(self, text: str) -> User | Problem:
+        cached = self._owners.get(text)
+        if cached is None:
+            try:
+                email = parse_email(text, field="owner")
+            except InvalidInput as err:
+                cached = Problem(err.problems[0].message, field="owner")
+            else:
+                user = await self._uow.users.find_by_email(email)
+                cached = user or Problem(f"no user {email!r}", field="owner")
+            self._owners[text] = cached
+        return cached
+
+
+def issue_access_token(device_id: uuid.UUID, serial: str, now: datetime
+                       ) -> tuple[IssuedCredential, str]:
+    """A new access-token credential and the SHA-256 it is found by."""
+    secret, lookup = new_token()
+    credential = Credential(uuid.uuid4(), device_id, CredentialType.ACCESS_TOKEN, now)
+    return IssuedCredential(credential, serial, secret), lookup
+
+
+async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None,
+                        model: str | None = None, group: str | None = None,
+                        owner: str | None = None, tags: dict[str, str] | None = None,
+                        actor: str, now: datetime) -> tuple[Device, IssuedCredential]:
+    """Register one device with a fresh access token; with a group or owner, claim it too."""
+    serial = parse_serial(serial)
+    name = parse_name(name) if name and name.strip() else serial
+    clean_tags = parse_tags(tags or {})
+    if group and owner:
+        raise InvalidInput("give a group or an owner, not both",
+                           problems=[Problem("give a group or an owner, not both", "owner")])
+    async with uow:
+        uow.conflicts_as(DeviceExists(f"device {serial} is already registered", serial=serial))
+        resolve = Resolver(uow)
+        model_obj = _require(await resolve.model(parse_model_name(model)),
+                             ModelNotFound) if model else None
+        group_obj = _require(await resolve.group(group), GroupNotFound) if group else None
+        owner_obj = _require(await resolve.owner(owner), UserNotFound) if owner else None
+        if await uow.devices.find_by_serial(serial) is not None:
+            raise DeviceExists(f"device {serial} is already registered", serial=serial)
+        claimed = group_obj is not None or owner_obj is not None
+        group_id = owner_obj.group_id if owner_obj else (group_obj.id if group_obj else None)
+        device = Device(
+            id=uuid.uuid4(), serial=serial, name=name,
+            model=model_obj.name if model_obj else None,
+            state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
+            group_id=group_id,
+            group_path=owner_obj.group_path if owner_obj else (group_obj.path if group_obj else None),
+            owner_user_id=owner_obj.id if owner_obj else None,
+            owner_email=owner_obj.email if owner_obj else None,
+            created_at=now, updated_at=now, claimed_at=now if claimed else None, tags=clean_tags,
+        )
+        event_id = await uow.events.add(NewEvent(
+            EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
+            group_id=group_id,
+            data={"name": name, "model": device.model, "state": device.state.value,
+                  "group": device.group_path, "owner": device.owner_email},
+        ))
+        await uow.devices.add(device, model_id=model_obj.id if model_obj else None,
+                              registered_event_id=event_id)
+        issued, lookup = issue_access_token(device.id, serial, now)
+        await uow.credentials.add(issued.credential, lookup=lookup)
+        await uow.commit()
+    return device, issued
+
+
+def _require(result: T | Problem, not_found: type[ProvisiondError]) -> T:
+    if isinstance(result, Problem):
+        raise not_found(result.message, problems=[result])
+    return result
+
+
+async def get_device(uow: UnitOfWork, *, serial: str) -> Device:
+    serial = parse_serial(serial)
+    async with uow.read():
+        device = await uow.devices.find_by_serial(serial)
+    if device is None:
+        raise DeviceNotFound(f"no device {serial}", serial=serial)
+    return device
+
+
+async def get_device_detail(uow: UnitOfWork, *, serial: str
+                            ) -> tuple[Device, list[Credential], list[Event]]:
+    """A device with its credentials (never their secrets) and its onboarding timeline."""
+    serial = parse_serial(serial)
+    async with uow.read():
+        device = await uow.devices.find_by_serial(serial)
+        if device is None:
+            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        creds = await uow.credentials.for_device(device.id)
+        registered = await uow.devices.registered_event_id(device.id)
+        events = await uow.events.list(device_id=device.id,
+                                       include_ids=[registered] if registered else ())
+    return device, creds, events
+
+
+def encode_cursor(serial: str) -> str:
+    return base64.urlsafe_b64encode(f"s:{serial}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    if not raw.startswith("s:"):
+        raise InvalidCursor("the page cursor is not one provisiond gave out",
+                            problems=[Problem("is not a cursor from a previous page", "cursor")])
+    return raw[2:]
+
+
+async def list_devices(uow: UnitOfWork, *, group: str | None = None, state: str | None = None,
+                       model: str | None = None, tags: dict[str, str] | None = None,
+                       serial_prefix: str | None = None, cursor: str | None = None,
+                       limit: int = PAGE_SIZE_DEFAULT) -> Page:
+    """One page of devices in serial order, filtered; ``next_cursor`` fetches the next page."""
+    problems: list[Problem] = []
+    if not 1 <= limit <= PAGE_SIZE_MAX:
+        problems.append(Problem(f"must be between 1 and {PAGE_SIZE_MAX}", "limit"))
+    parsed_state = None
+    if state:
+        try:
+            parsed_state = DeviceState(state.strip().lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in DeviceState)
+            problems.append(Problem(f"{state!r} is not a state; use one of {allowed}", "state"))
+    if problems:
+        raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
+    after = decode_cursor(cursor) if cursor else None
+    path = parse_group_path(group) if group else None
+    prefix = "".join(serial_prefix.split()).upper() if serial_prefix else None
+    async with uow.read():
+        model_id = None
+        if model:
+            found = await uow.models.find_by_name(parse_model_name(model))
+            if found is None:
+                raise ModelNotFound(f"no model {model!r} in the catalogue", name=model)
+            model_id = found.id
+        if path is not None and await uow.groups.find_by_path(path) is None:
+            raise GroupNotFound(f"no group {path!r}", path=path)
+        flt = DeviceFilter(group=path, state=parsed_state, model_id=model_id,
+                           tags=dict(tags or {}), serial_prefix=prefix)
+        items = await uow.devices.list(flt, after=after, limit=limit + 1)
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, encode_cursor(items[-1].serial) if more and items else None)
+
+
+async def delete_device(uow: UnitOfWork, *, serial: str, actor: str, now: datetime) -> Device:
+    """Delete a device with its tags and credentials; the audit log keeps its history."""
+    serial = parse_serial(serial)
+    async with uow:
+        device = await uow.devices.find_by_serial(serial)
+        if device is None:
+            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        await uow.devices.delete(device.id)
+        await uow.events.add(NewEvent(
+            EventType.DEVICE_DELETED, now, actor, device_id=device.id, serial=serial,
+            group_id=device.group_id,
+            data={"name": device.name, "state": device.state.value, "group": device.group_path},
+        ))
+        await uow.commit()
+    return device

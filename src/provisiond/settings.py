@@ -1,0 +1,147 @@
+"""The one settings object, and the only module that reads the environment.
+
+Precedence, highest first: command-line flags (passed as keyword arguments), environment
+variables (``PROVISIOND_*``, nested with ``__``), the TOML config file named by
+``PROVISIOND_CONFIG_FILE`` (or ``--config``), then the defaults below. Every field is listed
+in docs/configuration.md; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "PROVISIOND_CONFIG_FILE"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class SqliteSynchronous(StrEnum):
+    FULL = "FULL"
+    NORMAL = "NORMAL"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "provisiond"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PROVISIOND_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT,
+        description="`development` or `production`. Production refuses unsafe settings.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the default SQLite database lives.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the database: `sqlite:///PATH` or "
+            "`postgresql://USER@HOST:PORT/DB`. Default: `provisiond.db` in the data directory."
+        ),
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
+    log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`.")
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, description="`text` for people, `json` for log collectors."
+    )
+    sqlite_synchronous: SqliteSynchronous = Field(
+        SqliteSynchronous.FULL,
+        description="SQLite `synchronous` pragma. FULL survives power loss; NORMAL is faster.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        10_000, ge=0, description="How long an SQLite writer waits for the lock, in ms."
+    )
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections kept open to PostgreSQL per process."
+    )
+    import_batch_size: int = Field(
+        5_000, ge=1, le=100_000, description="Rows written per statement during bulk import."
+    )
+    import_max_problems: int = Field(
+        1_000, ge=1, description="Problems listed by a failed import before summarising."
+    )
+    api_max_body_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'provisiond.db'}"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with secrets (passwords in URLs) masked, for display."""
+        out = self.model_dump(mode="json")
+        out["database_url"] = mask_url(self.effective_database_url)
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL: ``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _ = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once (called by the composition root and the CLI)."""
+    if config_file is not None:
+        os.environ[CONFIG_FILE_ENV] = str(config_file)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

@@ -1,0 +1,110 @@
+"""Engines for SQLite and PostgreSQL, and the translation of driver failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from provisiond.errors import ConfigurationError, Unavailable
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseOptions:
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 10_000
+    pool_size: int = 10
+
+
+def parse_database_url(url: str) -> URL:
+    """Accept ``sqlite:///…`` and ``postgresql://…`` (drivers are chosen here)."""
+    try:
+        parsed = make_url(url)
+    except Exception as err:
+        raise ConfigurationError(f"database URL {url!r} is not a valid URL") from err
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"database URL uses {backend!r}; provisiond supports sqlite:/// and postgresql://"
+        )
+    return parsed
+
+
+def sync_url(url: str) -> URL:
+    """The URL for synchronous use (migrations): pysqlite or psycopg."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def async_url(url: str) -> URL:
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def ensure_sqlite_dir(url: URL) -> None:
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def install_sqlite_pragmas(sync_engine: Any, options: DatabaseOptions) -> None:
+    """WAL, foreign keys, busy timeout; explicit BEGIN so SQLAlchemy, not pysqlite, decides.
+
+    Write transactions start with BEGIN IMMEDIATE: a writer takes the lock at once and waits
+    for it (busy_timeout) instead of failing when it later upgrades from a read lock.
+    """
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={options.sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("provisiond_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def create_engine(url: str, options: DatabaseOptions) -> AsyncEngine:
+    aurl = async_url(url)
+    ensure_sqlite_dir(aurl)
+    if aurl.get_backend_name() == "sqlite":
+        engine = create_async_engine(aurl)
+        install_sqlite_pragmas(engine.sync_engine, options)
+        return engine
+    return create_async_engine(
+        aurl, pool_size=options.pool_size, max_overflow=options.pool_size, pool_pre_ping=True
+    )
+
+
+def translate(err: DBAPIError) -> Unavailable | None:
+    """Map a driver failure that means "the database is not there" to Unavailable."""
+    if isinstance(err, OperationalError) or err.connection_invalidated:
+        message = str(err.orig) if err.orig is not None else str(err)
+        if "locked" in message.lower():
+            return Unavailable("the database is busy; try again", retry_after=1)
+        return Unavailable(f"the database is unavailable: {message.strip()}", retry_after=5)
+    return None
+
+
+async def ping(engine: AsyncEngine) -> None:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except DBAPIError as err:
+        raise (translate(err) or Unavailable(str(err))) from err
+    except OSError as err:
+        raise Unavailable(f"the database is unavailable: {err}") from err

@@ -1,0 +1,216 @@
+"""Queries for groups, users, device models and API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisiond.domain.catalog import DeviceModel
+from provisiond.domain.groups import SEPARATOR, Group
+from provisiond.domain.tokens import ApiToken
+from provisiond.domain.users import Role, User
+from provisiond.store.schema import api_tokens, device_models, devices, groups, users
+
+
+def subtree_clause(column: Any, path: str) -> Any:
+    """``column`` is ``path`` or below it; an index range, so no LIKE escaping is needed.
+
+    Paths below ``a/b`` sort between ``a/b/`` and ``a/b0`` ('0' follows '/').
+    """
+    return or_(column == path, (column >= path + SEPARATOR) & (column < path + "0"))
+
+
+def _group(row: Any) -> Group:
+    return Group(row.id, row.name, row.path, row.parent_id, row.depth, row.created_at)
+
+
+class GroupRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find_by_path(self, path: str) -> Group | None:
+        row = (await self._conn.execute(select(groups).where(groups.c.path == path))).first()
+        return _group(row) if row else None
+
+    async def find_by_id(self, group_id: uuid.UUID) -> Group | None:
+        row = (await self._conn.execute(select(groups).where(groups.c.id == group_id))).first()
+        return _group(row) if row else None
+
+    async def find_many_by_path(self, paths: Sequence[str]) -> dict[str, Group]:
+        if not paths:
+            return {}
+        rows = await self._conn.execute(select(groups).where(groups.c.path.in_(list(paths))))
+        return {r.path: _group(r) for r in rows}
+
+    async def add(self, group: Group) -> None:
+        await self._conn.execute(
+            insert(groups).values(
+                id=group.id, parent_id=group.parent_id, name=group.name, path=group.path,
+                depth=group.depth, created_at=group.created_at,
+            )
+        )
+
+    async def list(self, under: str | None = None) -> list[Group]:
+        query = select(groups).order_by(groups.c.path)
+        if under is not None:
+            query = query.where(subtree_clause(groups.c.path, under))
+        return [_group(r) for r in await self._conn.execute(query)]
+
+    async def device_counts(self, under: str | None = None) -> dict[uuid.UUID, int]:
+        query = (
+            select(devices.c.group_id, func.count())
+            .where(devices.c.group_id.is_not(None))
+            .group_by(devices.c.group_id)
+        )
+        if under is not None:
+            query = query.where(
+                devices.c.group_id.in_(select(groups.c.id).where(subtree_clause(groups.c.path, under)))
+            )
+        return {gid: n for gid, n in await self._conn.execute(query)}
+
+    async def usage(self, group_id: uuid.UUID) -> dict[str, int]:
+        """How many subgroups, users and devices hang on a group (to refuse deleting it)."""
+        async def count(table: Any, column: Any) -> int:
+            result = await self._conn.execute(
+                select(func.count()).select_from(table).where(column == group_id)
+            )
+            return int(result.scalar_one())
+
+        return {
+            "subgroups": await count(groups, groups.c.parent_id),
+            "users": await count(users, users.c.group_id),
+            "devices": await count(devices, devices.c.group_id),
+        }
+
+    async def delete(self, group_id: uuid.UUID) -> None:
+        await self._conn.execute(groups.delete().where(groups.c.id == group_id))
+
+
+def _user_query() -> Any:
+    return select(users, groups.c.path.label("group_path")).join(
+        groups, groups.c.id == users.c.group_id
+    )
+
+
+def _user(row: Any) -> User:
+    return User(row.id, row.email, Role(row.role), row.group_id, row.group_path, row.created_at)
+
+
+class UserRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find_by_email(self, email: str) -> User | None:
+        row = (await self._conn.execute(_user_query().where(users.c.email == email))).first()
+        return _user(row) if row else None
+
+    async def find_many_by_email(self, emails: Sequence[str]) -> dict[str, User]:
+        if not emails:
+            return {}
+        rows = await self._conn.execute(_user_query().where(users.c.email.in_(list(emails))))
+        return {r.email: _user(r) for r in rows}
+
+    async def password_hash(self, user_id: uuid.UUID) -> str | None:
+        result = await self._conn.execute(
+            select(users.c.password_hash).where(users.c.id == user_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def add(self, user: User, password_hash: str) -> None:
+        await self._conn.execute(
+            insert(users).values(
+                id=user.id, email=user.email, password_hash=password_hash, role=user.role.value,
+                group_id=user.group_id, created_at=user.created_at,
+            )
+        )
+
+    async def list(self, under: str | None = None) -> list[User]:
+        query = _user_query().order_by(users.c.email)
+        if under is not None:
+            query = query.where(subtree_clause(groups.c.path, under))
+        return [_user(r) for r in await self._conn.execute(query)]
+
+
+def _model(row: Any) -> DeviceModel:
+    return DeviceModel(row.id, row.name, row.description, row.created_at)
+
+
+class ModelRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find_by_name(self, name: str) -> DeviceModel | None:
+        query = select(device_models).where(func.lower(device_models.c.name) == name.lower())
+        row = (await self._conn.execute(query)).first()
+        return _model(row) if row else None
+
+    async def all_by_lower_name(self) -> dict[str, DeviceModel]:
+        rows = await self._conn.execute(select(device_models))
+        return {r.name.lower(): _model(r) for r in rows}
+
+    async def add(self, model: DeviceModel) -> None:
+        await self._conn.execute(
+            insert(device_models).values(
+                id=model.id, name=model.name, description=model.description,
+                created_at=model.created_at,
+            )
+        )
+
+    async def list(self) -> list[DeviceModel]:
+        rows = await self._conn.execute(select(device_models).order_by(device_models.c.name))
+        return [_model(r) for r in rows]
+
+    async def device_count(self, model_id: uuid.UUID) -> int:
+        result = await self._conn.execute(
+            select(func.count()).select_from(devices).where(devices.c.model_id == model_id)
+        )
+        return int(result.scalar_one())
+
+    async def delete(self, model_id: uuid.UUID) -> None:
+        await self._conn.execute(device_models.delete().where(device_models.c.id == model_id))
+
+
+def _token(row: Any) -> ApiToken:
+    return ApiToken(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at)
+
+
+class TokenRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find_by_name(self, name: str) -> ApiToken | None:
+        row = (await self._conn.execute(select(api_tokens).where(api_tokens.c.name == name))).first()
+        return _token(row) if row else None
+
+    async def find_active_by_hash(self, token_hash: str) -> ApiToken | None:
+        query = select(api_tokens).where(
+            api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
+        )
+        row = (await self._conn.execute(query)).first()
+        return _token(row) if row else None
+
+    async def add(self, token: ApiToken, token_hash: str) -> None:
+        await self._conn.execute(
+            insert(api_tokens).values(
+                id=token.id, name=token.name, token_hash=token_hash, created_at=token.created_at
+            )
+        )
+
+    async def list(self) -> list[ApiToken]:
+        rows = await self._conn.execute(select(api_tokens).order_by(api_tokens.c.name))
+        return [_token(r) for r in rows]
+
+    async def revoke(self, token_id: uuid.UUID, now: datetime) -> None:
+        await self._conn.execute(
+            update(api_tokens).where(api_tokens.c.id == token_id).values(revoked_at=now)
+        )
+
+    async def touch(self, token_id: uuid.UUID, now: datetime) -> None:
+        await self._conn.execute(
+            update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now)
+        )

@@ -1,0 +1,68 @@
+"""Running the Alembic migrations from provisiond itself (``provisiond db upgrade``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import DBAPIError
+
+from provisiond.errors import SchemaOutdated, Unavailable
+from provisiond.store.database import ensure_sqlite_dir, sync_url, translate
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except DBAPIError as err:
+        raise (translate(err) or Unavailable(str(err))) from err
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    try:
+        command.downgrade(alembic_config(database_url), revision)
+    except DBAPIError as err:
+        raise (translate(err) or Unavailable(str(err))) from err
+
+
+def current_revision(database_url: str) -> str | None:
+    url = sync_url(database_url)
+    ensure_sqlite_dir(url)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as err:
+        raise (translate(err) or Unavailable(str(err))) from err
+    finally:
+        engine.dispose()
+
+
+def check_current(database_url: str) -> None:
+    """Refuse to serve on a database whose schema is not at this version's head."""
+    current, head = current_revision(database_url), head_revision()
+    if current != head:
+        raise SchemaOutdated(
+            f"the database is at schema revision {current or 'none'}, this provisiond needs "
+            f"{head}: run `provisiond db upgrade`",
+            current=current, head=head,
+        )

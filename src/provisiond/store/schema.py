@@ -1,0 +1,145 @@
+"""The SQL schema (SQLAlchemy Core). Migrations in store/migrations create it; nothing else does."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from provisiond.store.types import UtcDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("parent_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
+    Column("name", String(64), nullable=False),
+    Column("path", String(1040), nullable=False, unique=True),
+    Column("depth", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "parent_id"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("role IN ('admin', 'installer', 'viewer')", name="role"),
+    Index(None, "group_id"),
+)
+
+device_models = Table(
+    "device_models",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("description", String(500), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("serial", String(64), nullable=False, unique=True),
+    Column("name", String(128), nullable=False),
+    Column("model_id", Uuid, ForeignKey("device_models.id", ondelete="RESTRICT"), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
+    Column("owner_user_id", Uuid, ForeignKey("users.id", ondelete="RESTRICT"), nullable=True),
+    Column("registered_event_id", EventId, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=True),
+    CheckConstraint("state IN ('registered', 'claimed', 'released')", name="state"),
+    CheckConstraint(
+        "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"
+    ),
+    Index(None, "group_id", "serial"),
+    Index(None, "state", "serial"),
+    Index(None, "model_id", "serial"),
+    Index(None, "owner_user_id"),
+)
+
+device_tags = Table(
+    "device_tags",
+    metadata,
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+    Index(None, "key", "value", "device_id"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),
+    # What a device presents to be found: SHA-256 of an access token, an MQTT user name,
+    # a certificate fingerprint. Unique per type.
+    Column("lookup", String(128), nullable=False),
+    # Hash of the secret part when it is separate from the lookup (an MQTT password).
+    Column("secret_hash", String(255), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Index(None, "type", "lookup", unique=True),
+    Index(None, "device_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("type", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("actor", String(300), nullable=False),
+    # No foreign keys: the audit log outlives what it describes.
+    Column("device_id", Uuid, nullable=True),
+    Column("serial", String(64), nullable=True),
+    Column("group_id", Uuid, nullable=True),
+    Column("data", Json, nullable=False),
+    Index(None, "device_id", "id"),
+    Index(None, "type", "id"),
+    Index(None, "at"),
+)

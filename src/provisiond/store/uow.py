@@ -1,0 +1,143 @@
+"""The unit of work: one transaction, with every repository bound to it.
+
+    async with uow:                # a write transaction (BEGIN IMMEDIATE on SQLite)
+        ...
+        await uow.commit()         # leaving without commit rolls back
+
+    async with uow.read():         # a read-only transaction
+        ...
+
+Driver failures that mean the database is gone or locked become
+:class:`~provisiond.errors.Unavailable`; a unique-constraint race becomes the ``conflict``
+given to :meth:`UnitOfWork.conflicts_as`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from provisiond.errors import ProvisiondError, Unavailable
+from provisiond.store.bulk import BulkDeviceWriter
+from provisiond.store.database import translate
+from provisiond.store.devices import CredentialRepository, DeviceRepository, EventRepository
+from provisiond.store.directory import (
+    GroupRepository,
+    ModelRepository,
+    TokenRepository,
+    UserRepository,
+)
+
+
+class UnitOfWork:
+    groups: GroupRepository
+    users: UserRepository
+    models: ModelRepository
+    tokens: TokenRepository
+    devices: DeviceRepository
+    credentials: CredentialRepository
+    events: EventRepository
+    bulk: BulkDeviceWriter
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._conflict: ProvisiondError | None = None
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def conflicts_as(self, error: ProvisiondError) -> None:
+        """Report a unique-constraint violation during this transaction as ``error``."""
+        self._conflict = error
+
+    async def _open(self, write: bool) -> None:
+        if self._conn is not None:
+            raise RuntimeError("a unit of work is used for one transaction only")
+        try:
+            conn = await self._engine.connect()
+            if write:
+                conn = await conn.execution_options(provisiond_write=True)
+            await conn.begin()
+        except DBAPIError as err:
+            raise (translate(err) or Unavailable(str(err))) from err
+        except OSError as err:
+            raise Unavailable(f"the database is unavailable: {err}") from err
+        self._conn = conn
+        self.groups = GroupRepository(conn)
+        self.users = UserRepository(conn)
+        self.models = ModelRepository(conn)
+        self.tokens = TokenRepository(conn)
+        self.devices = DeviceRepository(conn)
+        self.credentials = CredentialRepository(conn)
+        self.events = EventRepository(conn)
+        self.bulk = BulkDeviceWriter(conn)
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+        finally:
+            await conn.close()
+
+    async def __aenter__(self) -> Self:
+        await self._open(write=True)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        try:
+            await self._close()
+        except DBAPIError:
+            if exc is None:
+                raise
+        if isinstance(exc, IntegrityError) and self._conflict is not None:
+            raise self._conflict from exc
+        if isinstance(exc, DBAPIError):
+            translated = translate(exc)
+            if translated is not None:
+                raise translated from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Self]:
+        await self._open(write=False)
+        try:
+            yield self
+        except DBAPIError as err:
+            translated = translate(err)
+            if translated is not None:
+                raise translated from err
+            raise
+        finally:
+            await self._close()
+
+    async def commit(self) -> None:
+        if self._conn is None:
+            raise RuntimeError("commit outside a transaction")
+        await self._conn.commit()
+
+
+class Database:
+    """The engine, and a factory of units of work. One per process."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
