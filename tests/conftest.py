@@ -1,0 +1,78 @@
+"""Shared fixtures: a migrated database per test, on SQLite and on PostgreSQL.
+
+``database_url`` is parametrised: every test that uses it runs on both backends. A migrated
+template is built once per session (SQLite: a file copied per test; PostgreSQL: a database
+cloned with CREATE DATABASE … TEMPLATE), so each test starts from an empty, current schema.
+Without a PostgreSQL server the postgresql cases are skipped locally and fail when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from provisiond.store import migrate
+from tests.support.postgres import postgres_server, with_database
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEMPLATE = f"provisiond_tpl_{os.getpid()}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: runs on SQLite only")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    with postgres_server() as server:
+        if server is None:
+            message = ("no PostgreSQL server: set PROVISIOND_TEST_POSTGRES_URL, run one on "
+                       "127.0.0.1:5432 with trust auth, or install postgresql (initdb)")
+            if IN_CI:
+                pytest.fail(message)
+            pytest.skip(message)
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
+            conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+        migrate.upgrade(with_database(server, TEMPLATE))
+        yield server
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "provisiond.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    name = f"provisiond_t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_template, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    yield with_database(postgres_template, name)
+    with psycopg.connect(postgres_template, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database: the test runs once on each backend."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("postgres_url"))
