@@ -59,6 +59,11 @@ async def open_container(settings: Settings, *, check_schema: bool = True
         await database.dispose()
 
 
+def check_database(settings: Settings) -> None:
+    """Raise SchemaOutdated unless the schema is at this version's head."""
+    migrate.check_current(settings.effective_database_url)
+
+
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
     migrate.upgrade(settings.effective_database_url, revision)
 
@@ -75,4 +80,5 @@ def create_app(settings: Settings) -> FastAPI:
     """The ASGI app, with its own container opened at startup and closed at shutdown."""
     from provisiond.web.app import build_app
 
-    return build_app(settings, lambda: open_container(settings))
+    app: FastAPI = build_app(settings, lambda: open_container(settings))
+    return app

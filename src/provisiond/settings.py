@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -54,7 +54,10 @@ class Settings(BaseSettings):
 
     environment: Environment = Field(
         Environment.DEVELOPMENT,
-        description="`development` or `production`. Production refuses unsafe settings.",
+        description=(
+            "`development` or `production`. Production refuses settings that can lose "
+            "committed data (`sqlite_synchronous=NORMAL`)."
+        ),
     )
     data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -101,14 +104,22 @@ class Settings(BaseSettings):
             raise ValueError("must be one of debug, info, warning, error")
         return level
 
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        if (self.environment is Environment.PRODUCTION
+                and self.sqlite_synchronous is SqliteSynchronous.NORMAL):
+            raise ValueError("sqlite_synchronous=NORMAL can lose committed data on power loss; "
+                             "production needs FULL")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get(CONFIG_FILE_ENV)

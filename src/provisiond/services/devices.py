@@ -169,7 +169,7 @@ async def get_device_detail(uow: UnitOfWork, *, serial: str
             raise DeviceNotFound(f"no device {serial}", serial=serial)
         creds = await uow.credentials.for_device(device.id)
         registered = await uow.devices.registered_event_id(device.id)
-        events = await uow.events.list(device_id=device.id,
+        events = await uow.events.find(device_id=device.id,
                                        include_ids=[registered] if registered else ())
     return device, creds, events
 
@@ -220,7 +220,7 @@ async def list_devices(uow: UnitOfWork, *, group: str | None = None, state: str 
             raise GroupNotFound(f"no group {path!r}", path=path)
         flt = DeviceFilter(group=path, state=parsed_state, model_id=model_id,
                            tags=dict(tags or {}), serial_prefix=prefix)
-        items = await uow.devices.list(flt, after=after, limit=limit + 1)
+        items = await uow.devices.search(flt, after=after, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
     return Page(items, encode_cursor(items[-1].serial) if more and items else None)
@@ -241,3 +241,9 @@ async def delete_device(uow: UnitOfWork, *, serial: str, actor: str, now: dateti
         ))
         await uow.commit()
     return device
+
+
+async def list_tag_keys(uow: UnitOfWork) -> list[str]:
+    """Every tag name in use (the columns of an export)."""
+    async with uow.read():
+        return await uow.devices.tag_keys()

@@ -53,7 +53,8 @@ async def create_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime,
                 created.append(group)
             parent = group
         await uow.commit()
-    assert parent is not None
+    if parent is None:  # lineage() of a valid path is never empty
+        raise RuntimeError(f"group path {path!r} has no segments")
     return parent, created
 
 
@@ -87,7 +88,7 @@ async def delete_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime)
         usage = await uow.groups.usage(group.id)
         if any(usage.values()):
             held = ", ".join(f"{n} {what}" for what, n in usage.items() if n)
-            raise GroupNotEmpty(f"group {path!r} still has {held}", path=path, **usage)
+            raise GroupNotEmpty(f"group {path!r} still has {held}", path=path, usage=usage)
         await uow.groups.delete(group.id)
         await uow.events.add(NewEvent(EventType.GROUP_DELETED, now, actor, group_id=group.id,
                                       data={"path": path}))

@@ -85,7 +85,7 @@ class DeviceRepository:
             return None
         return _device(row, (await self._tags([row.id]))[row.id])
 
-    async def list(self, flt: DeviceFilter, *, after: str | None, limit: int) -> list[Device]:
+    async def search(self, flt: DeviceFilter, *, after: str | None, limit: int) -> list[Device]:
         query = _device_query()
         if flt.group is not None:
             query = query.where(
@@ -141,6 +141,12 @@ class DeviceRepository:
         await self._conn.execute(device_tags.delete().where(device_tags.c.device_id == device_id))
         await self._conn.execute(credentials.delete().where(credentials.c.device_id == device_id))
         await self._conn.execute(devices.delete().where(devices.c.id == device_id))
+
+    async def tag_keys(self) -> list[str]:
+        rows = await self._conn.execute(
+            select(device_tags.c.key).distinct().order_by(device_tags.c.key)
+        )
+        return [r[0] for r in rows]
 
     async def registered_event_id(self, device_id: uuid.UUID) -> int | None:
         result = await self._conn.execute(
@@ -202,7 +208,7 @@ class EventRepository:
         )
         return int(result.scalar_one())
 
-    async def list(self, *, device_id: uuid.UUID | None = None,
+    async def find(self, *, device_id: uuid.UUID | None = None,
                    types: Iterable[EventType] | None = None, include_ids: Sequence[int] = (),
                    after: int | None = None, limit: int = 100) -> list[Event]:
         query = select(events)

@@ -71,7 +71,7 @@ class GroupRepository:
             query = query.where(
                 devices.c.group_id.in_(select(groups.c.id).where(subtree_clause(groups.c.path, under)))
             )
-        return {gid: n for gid, n in await self._conn.execute(query)}
+        return {gid: int(n) for gid, n in await self._conn.execute(query)}
 
     async def usage(self, group_id: uuid.UUID) -> dict[str, int]:
         """How many subgroups, users and devices hang on a group (to refuse deleting it)."""

@@ -26,7 +26,8 @@ def alembic_config(database_url: str) -> Config:
 
 def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
+    if head is None:
+        raise RuntimeError(f"no migrations found in {MIGRATIONS}")
     return head
 
 
@@ -63,6 +64,6 @@ def check_current(database_url: str) -> None:
     if current != head:
         raise SchemaOutdated(
             f"the database is at schema revision {current or 'none'}, this provisiond needs "
-            f"{head}: run `provisiond db upgrade`",
+            f"{head}: run `provisiond db upgrade` (or `provisiond serve --migrate`)",
             current=current, head=head,
         )

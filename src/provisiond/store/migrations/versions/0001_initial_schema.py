@@ -1,7 +1,7 @@
 """Initial schema: groups, users, device models, devices, tags, credentials, API tokens, events.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-24 01:48:25.749849
 """
 
@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import provisiond.store.types
-from sqlalchemy.dialects import postgresql
 
 revision: str = '0001'
 down_revision: str | None = None

@@ -1,0 +1,211 @@
+"""The operator's command line: `provisiond …`. Parses, calls one use case, renders."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisiond import __version__
+from provisiond.bootstrap import (
+    Container,
+    check_database,
+    create_app,
+    database_revision,
+    downgrade_database,
+    upgrade_database,
+)
+from provisiond.cli import output
+from provisiond.cli.common import (
+    Common,
+    ConfigOpt,
+    DatabaseOpt,
+    DebugOpt,
+    JsonOpt,
+    actor,
+    guard,
+    run,
+)
+from provisiond.cli.devices import app as devices_app
+from provisiond.cli.directory import groups, models, tokens, users
+from provisiond.services import demo
+
+app = typer.Typer(
+    name="provisiond",
+    help="provisiond: register devices, let people claim them, put them on the network.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db = typer.Typer(help="The database schema (migrations).", no_args_is_help=True)
+config_app = typer.Typer(help="The effective settings.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+app.add_typer(groups, name="groups")
+app.add_typer(users, name="users")
+app.add_typer(models, name="models")
+app.add_typer(tokens, name="tokens")
+app.add_typer(db, name="db")
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        output.stdout.print(f"provisiond {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """provisiond: register devices, let people claim them, put them on the network."""
+
+
+HostOpt = Annotated[str | None, typer.Option("--host", envvar="PROVISIOND_HOST",
+                                             help="Address to bind (default 127.0.0.1).")]
+PortOpt = Annotated[int | None, typer.Option("--port", envvar="PROVISIOND_PORT",
+                                             help="HTTP port (default 8000).")]
+
+
+def _serve(common: Common, host: str | None, port: int | None, log_level: str | None) -> None:
+    import uvicorn
+
+    settings = guard(common, lambda: common.settings(host=host, port=port, log_level=log_level))
+    application = guard(common, lambda: create_app(settings))
+    output.success(f"provisiond {__version__} on http://{settings.host}:{settings.port} "
+                   f"(database {settings.masked()['database_url']})")
+    uvicorn.run(application, host=settings.host, port=settings.port,
+                log_level=settings.log_level, access_log=False, proxy_headers=True,
+                server_header=False)
+
+
+@app.command()
+def serve(
+    host: HostOpt = None, port: PortOpt = None,
+    log_level: Annotated[str | None, typer.Option("--log-level")] = None,
+    migrate: Annotated[bool, typer.Option(
+        "--migrate", help="Upgrade the database schema first.")] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Serve the REST API, health and metrics over HTTP."""
+    common = Common(database, config, False, debug)
+    if migrate:
+        guard(common, lambda: upgrade_database(common.settings()))
+    else:
+        guard(common, lambda: check_database(common.settings()))
+    _serve(common, host, port, log_level)
+
+
+@app.command("demo")
+def demo_command(
+    host: HostOpt = None, port: PortOpt = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only, do not serve.")
+                        ] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Set up the database with a small demo organisation, then serve it."""
+    common = Common(database, config, False, debug)
+    settings = guard(common, common.settings)
+    guard(common, lambda: upgrade_database(settings))
+
+    async def work(c: Container) -> demo.DemoSeed | None:
+        if not await demo.is_empty(c.uow()):
+            return None
+        return await demo.seed_demo(c.uow, actor=actor(), now=c.now())
+
+    seed = run(common, work)
+    if seed is None:
+        output.success("the database already has data: serving it as it is")
+    else:
+        _print_seed(seed, settings.data_dir)
+    if not no_serve:
+        _serve(common, host, port, None)
+
+
+def _print_seed(seed: demo.DemoSeed, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    creds = data_dir / "demo-credentials.csv"
+    fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["serial", "secret"])
+        writer.writerows(seed.credentials)
+    output.table(["who", "secret (shown once)"],
+                 [("API token 'demo'", seed.token),
+                  *((email, pw) for email, pw in seed.passwords.items())],
+                 title="demo organisation Kanarra: 4 sites, 3 users, 24 devices")
+    output.success(f"device access tokens: {creds}")
+    output.success("try:  curl -H 'Authorization: Bearer <token>' "
+                   "http://127.0.0.1:8000/api/v1/devices")
+
+
+# ----------------------------------------------------------------------------- db
+
+
+@db.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Create or upgrade the schema (safe to run again)."""
+    common = Common(database, config, False, debug)
+    settings = guard(common, common.settings)
+    guard(common, lambda: upgrade_database(settings, revision))
+    current, _ = guard(common, lambda: database_revision(settings))
+    output.success(f"database at revision {current}: {settings.masked()['database_url']}")
+
+
+@db.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision ('base' drops everything).")],
+    yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+) -> None:
+    """Downgrade the schema. Data of dropped tables is lost."""
+    common = Common(database, config, False, debug)
+    if not yes and not typer.confirm(f"downgrade to {revision}? data may be lost"):
+        raise typer.Exit(1)
+    settings = guard(common, common.settings)
+    guard(common, lambda: downgrade_database(settings, revision))
+    output.success(f"database downgraded to {revision}")
+
+
+@db.command("current")
+def db_current(
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The schema revision of the database, and the one this provisiond needs."""
+    common = Common(database, config, json, debug)
+    current, head = guard(common, lambda: database_revision(common.settings()))
+    if json:
+        output.print_json({"current": current, "head": head, "up_to_date": current == head})
+    else:
+        output.stdout.print(f"current: {current or 'none'}  head: {head}"
+                            + ("" if current == head else "  (run `provisiond db upgrade`)"))
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@config_app.command("show")
+def config_show(
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the effective settings, secrets masked."""
+    common = Common(database, config, json, debug)
+    masked = guard(common, lambda: common.settings().masked())
+    if json:
+        output.print_json(masked)
+    else:
+        output.table(["setting", "value"], sorted(masked.items()))
+
+
+def main() -> None:
+    app()

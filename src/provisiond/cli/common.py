@@ -1,0 +1,108 @@
+"""What every command shares: the options, settings, running a use case, rendering failure."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from provisiond.bootstrap import Container, open_container
+from provisiond.cli import output
+from provisiond.errors import ConfigurationError, ProvisiondError
+from provisiond.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", envvar="PROVISIOND_DATABASE_URL", show_envvar=True,
+                 help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB. "
+                      "Default: provisiond.db in the data directory."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", envvar="PROVISIOND_CONFIG_FILE", show_envvar=True,
+                 help="A TOML file of settings.", dir_okay=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Print the traceback of a failure.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Common:
+    database: str | None = None
+    config: Path | None = None
+    json: bool = False
+    debug: bool = False
+
+    def settings(self, **overrides: Any) -> Settings:
+        try:
+            return load_settings(self.config, database_url=self.database, **overrides)
+        except ValidationError as err:
+            problems = "; ".join(
+                (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "") + e["msg"]
+                for e in err.errors()
+            )
+            raise ConfigurationError(f"invalid settings: {problems}") from err
+
+
+def actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}"
+
+
+def fail(common: Common, err: ProvisiondError) -> NoReturn:
+    if common.debug:
+        traceback.print_exception(err, file=sys.stderr)
+    if common.json:
+        output.print_json(err.to_problem())
+    output.print_error(err)
+    raise typer.Exit(err.exit_code)
+
+
+def run(common: Common, work: Callable[[Container], Awaitable[T]], *,
+        check_schema: bool = True, **settings: Any) -> T:
+    """Open a container, run one use case, close it; render a ProvisiondError and exit."""
+
+    async def main() -> T:
+        async with open_container(common.settings(**settings),
+                                  check_schema=check_schema) as container:
+            return await work(container)
+
+    try:
+        return asyncio.run(main())
+    except ProvisiondError as err:
+        fail(common, err)
+    except KeyboardInterrupt:
+        output.stderr.print("interrupted; nothing was changed by the unfinished command")
+        raise typer.Exit(130) from None
+
+
+def guard(common: Common, work: Callable[[], T]) -> T:
+    """Run synchronous work (migrations, settings) with the same error rendering."""
+    try:
+        return work()
+    except ProvisiondError as err:
+        fail(common, err)
+
+
+def parse_tag_options(values: list[str] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key.strip()] = val
+    return tags

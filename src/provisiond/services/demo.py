@@ -1,0 +1,92 @@
+"""A small demo organisation, so a fresh install has something to look at.
+
+The story of the reference webinar: Kanarra makes generator gateways and sells them to
+hospital chains (Sadler-Isberg, Tekton Health) whose sites are the leaves of the tree.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from provisiond.services import directory
+from provisiond.services.import_formats import ImportFormat, read_import
+from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.store.uow import UnitOfWork
+
+GROUPS = (
+    "Kanarra/Sadler-Isberg/West/Anaheim",
+    "Kanarra/Sadler-Isberg/West/Los Angeles",
+    "Kanarra/Sadler-Isberg/East/Boston",
+    "Kanarra/Tekton Health/Central/Dallas",
+)
+MODELS = (
+    ("UNO-2483G", "Advantech industrial gateway, Modbus to the generator"),
+    ("KG-450", "Kanarra 450 kW diesel generator controller"),
+)
+USERS = (
+    ("admin@kanarra.example", "admin", "Kanarra"),
+    ("tech@sadler-isberg.example", "installer", "Kanarra/Sadler-Isberg"),
+    ("viewer@tekton.example", "viewer", "Kanarra/Tekton Health"),
+)
+
+
+@dataclass
+class DemoSeed:
+    token: str
+    passwords: dict[str, str] = field(default_factory=dict)
+    credentials: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _MemorySink:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str]] = []
+
+    def add(self, serial: str, device_id: object, credential_type: str,  # noqa: ARG002
+            secret: str) -> None:
+        self.rows.append((serial, secret))
+
+    def prepare(self) -> None:
+        return None
+
+
+def _demo_csv() -> bytes:
+    lines = ["serial,name,model,group,firmware"]
+    for n in range(1, 21):  # stock: registered, waiting to be claimed in the field
+        lines.append(f"KAN-GW-{n:04d},,UNO-2483G,,2.{n % 3}.0")
+    claimed = [("KAN-GW-0101", "KP001", "Kanarra/Sadler-Isberg/West/Anaheim"),
+               ("KAN-GW-0102", "LA-North", "Kanarra/Sadler-Isberg/West/Los Angeles"),
+               ("KAN-GW-0103", "Boston-1", "Kanarra/Sadler-Isberg/East/Boston"),
+               ("KAN-GW-0104", "Dallas-A", "Kanarra/Tekton Health/Central/Dallas")]
+    for serial, name, group in claimed:
+        lines.append(f"{serial},{name},KG-450,{group},3.1.0")
+    return ("\n".join(lines) + "\n").encode()
+
+
+async def is_empty(uow: UnitOfWork) -> bool:
+    async with uow.read():
+        return not await uow.groups.list()
+
+
+async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datetime) -> DemoSeed:
+    """Create the demo organisation. Call on an empty database only (see :func:`is_empty`)."""
+    for path in GROUPS:
+        await directory.create_group(new_uow(), path=path, actor=actor, now=now)
+    for name, description in MODELS:
+        await directory.add_model(new_uow(), name=name, description=description, actor=actor,
+                                  now=now)
+    passwords = {}
+    for email, role, group in USERS:
+        password = secrets.token_urlsafe(12)
+        await directory.create_user(new_uow(), email=email, password=password, role=role,
+                                    group=group, actor=actor, now=now)
+        passwords[email] = password
+    sink = _MemorySink()
+    await register_devices(
+        new_uow(), items=read_import(io.BytesIO(_demo_csv()), ImportFormat.CSV),
+        options=ImportOptions(source="demo"), sink=sink, actor=actor, now=now)
+    _, token = await directory.create_token(new_uow(), name="demo", actor=actor, now=now)
+    return DemoSeed(token, passwords, sink.rows)

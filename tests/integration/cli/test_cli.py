@@ -1,0 +1,303 @@
+"""The command line against a real database (SQLite and PostgreSQL), in process."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from provisiond.cli.app import app
+from provisiond.errors import REGISTRY, ProvisiondError
+
+runner = CliRunner()
+
+
+class Cli:
+    def __init__(self, database_url: str) -> None:
+        self.url = database_url
+
+    def __call__(self, *args: str, input: str | None = None, code: int = 0) -> Result:
+        result = runner.invoke(app, [*args, "--database", self.url], input=input)
+        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+        return result
+
+    def json(self, *args: str) -> object:
+        return json.loads(self(*args, "--json").stdout)
+
+    def serials(self, *filters: str) -> list[str]:
+        data = self.json("devices", "list", "--all", *filters)
+        assert isinstance(data, dict)
+        return [d["serial"] for d in data["items"]]
+
+
+@pytest.fixture
+def cli(database_url: str) -> Cli:
+    c = Cli(database_url)
+    c("groups", "create", "Kanarra/Sadler-Isberg/West/Anaheim")
+    c("groups", "create", "Kanarra/Tekton Health")
+    c("models", "add", "UNO-2483G", "--description", "gateway")
+    c("users", "create", "tech@example.com", "--group", "Kanarra/Sadler-Isberg",
+      "--role", "installer", "--password-stdin", input="correct horse battery\n")
+    return c
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def read_creds(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_import_registers_claims_and_writes_credentials_once(cli: Cli, tmp_path: Path) -> None:
+    src = write(tmp_path / "batch.csv",
+                "serial,name,model,group,owner,firmware\n"
+                "70b3 d57e d000 0001,Gen 1,uno-2483g,,,2.1\n"
+                "70B3D57ED0000002,,,Kanarra/Tekton Health,,\n"
+                "70B3D57ED0000003,,,,tech@example.com,2.2\n")
+    creds = tmp_path / "creds.csv"
+    out = cli.json("devices", "import", str(src), "--credentials-out", str(creds))
+    assert out == {"imported": 3, "claimed": 2, "skipped": 0, "event_id": out["event_id"],  # type: ignore[index]
+                   "credentials_file": str(creds), "seconds": out["seconds"]}  # type: ignore[index]
+    rows = read_creds(creds)
+    assert [r["serial"] for r in rows] == ["70B3D57ED0000001", "70B3D57ED0000002",
+                                           "70B3D57ED0000003"]
+    assert {r["credential_type"] for r in rows} == {"access-token"}
+    assert len({r["secret"] for r in rows}) == 3
+    assert (creds.stat().st_mode & 0o777) == 0o600
+
+    one = cli.json("devices", "show", "70B3D57ED0000001")
+    assert isinstance(one, dict)
+    assert one["id"] == rows[0]["device_id"]
+    assert (one["name"], one["model"], one["state"], one["tags"]) == (
+        "Gen 1", "UNO-2483G", "registered", {"firmware": "2.1"})
+    assert rows[0]["secret"] not in json.dumps(one)
+    two = cli.json("devices", "show", "70B3D57ED0000002")
+    three = cli.json("devices", "show", "70B3D57ED0000003")
+    assert isinstance(two, dict) and isinstance(three, dict)
+    assert (two["state"], two["owner_kind"], two["group"]) == (
+        "claimed", "group", "Kanarra/Tekton Health")
+    assert (three["state"], three["owner_kind"], three["owner"], three["group"]) == (
+        "claimed", "user", "tech@example.com", "Kanarra/Sadler-Isberg")
+    assert [e["type"] for e in one["events"]] == ["devices.imported"]
+
+
+def test_failed_import_lists_every_problem_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
+    cli("devices", "create", "EXISTS-1")
+    before = cli.serials()
+    src = write(tmp_path / "bad.csv",
+                b"serial,name,model,group\n"
+                b"A1,ok,,\n"
+                b"EXISTS-1,,,\n"
+                b"A1,again,,\n"
+                b"A2,,NOPE,\n"
+                b"A3,,,Nowhere/Else\n"
+                b"A4,\xff\xfe,,\n"
+                b"A5,too,many,cells,here\n"
+                b"A6," + b"n" * 129 + b",,\n")
+    creds = tmp_path / "creds.csv"
+    result = cli("devices", "import", str(src), "--credentials-out", str(creds), code=2)
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error[import-invalid]: 7 problems found; nothing was imported"
+    assert lines[1:] == [
+        "  line 3, serial: EXISTS-1 is already registered (--skip-existing skips such rows)",
+        "  line 4, serial: A1 is also on line 2",
+        "  line 5, model: 'NOPE' is not in the model catalogue (add it with `provisiond models add`)",
+        "  line 6, group: no group 'Nowhere/Else' (create it with `provisiond groups create`)",
+        "  line 7: contains bytes that are not valid UTF-8",
+        "  line 8: has 5 cells; the header has 4",
+        "  line 9, name: is 129 characters long; at most 128 are allowed",
+    ]
+    assert not creds.exists()
+    assert list(tmp_path.glob(".creds.csv.*")) == []  # no temporary file left behind
+    assert cli.serials() == before
+
+
+def test_import_json_error_document(cli: Cli, tmp_path: Path) -> None:
+    src = write(tmp_path / "bad.jsonl", '{"serial": "J1"}\n[1, 2]\n{"serial": "J1"}\nnot json\n')
+    result = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"),
+                 "--json", code=2)
+    doc = json.loads(result.stdout)
+    assert doc["code"] == "import-invalid" and doc["status"] == 422
+    assert doc["errors"] == [
+        {"line": 2, "message": "is not a JSON object"},
+        {"line": 3, "field": "serial", "message": "J1 is also on line 1"},
+        {"line": 4, "message": doc["errors"][2]["message"]},
+    ]
+    assert doc["errors"][2]["message"].startswith("is not valid JSON")
+
+
+def test_skip_existing_makes_reruns_idempotent(cli: Cli, tmp_path: Path) -> None:
+    src = write(tmp_path / "b.csv", "serial\nS1\nS2\n")
+    cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c1.csv"))
+    src2 = write(tmp_path / "b2.csv", "serial\nS1\nS2\nS3\n")
+    out = cli.json("devices", "import", str(src2), "--credentials-out", str(tmp_path / "c2.csv"),
+                   "--skip-existing")
+    assert isinstance(out, dict)
+    assert (out["imported"], out["skipped"]) == (1, 2)
+    assert [r["serial"] for r in read_creds(tmp_path / "c2.csv")] == ["S3"]
+    assert cli.serials() == ["S1", "S2", "S3"]
+
+
+def test_credentials_file_is_never_overwritten_silently(cli: Cli, tmp_path: Path) -> None:
+    creds = write(tmp_path / "creds.csv", "precious secrets\n")
+    src = write(tmp_path / "b.csv", "serial\nS1\n")
+    result = cli("devices", "import", str(src), "--credentials-out", str(creds), code=2)
+    assert "error[invalid-input]" in result.stderr and "--overwrite" in result.stderr
+    assert creds.read_text() == "precious secrets\n"
+    assert cli.serials() == []
+    cli("devices", "import", str(src), "--credentials-out", str(creds), "--overwrite")
+    assert [r["serial"] for r in read_creds(creds)] == ["S1"]
+
+
+def test_import_defaults_and_unknown_defaults(cli: Cli, tmp_path: Path) -> None:
+    src = write(tmp_path / "b.csv", "serial;name\nD1;first\nD2;second\n")  # semicolons
+    cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"),
+        "--group", "Kanarra/Sadler-Isberg/West", "--model", "UNO-2483G")
+    assert cli.serials("--group", "Kanarra/Sadler-Isberg", "--model", "UNO-2483G") == ["D1", "D2"]
+    result = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "d.csv"),
+                 "--model", "Nope", code=4)
+    assert result.stderr.startswith("error[model-not-found]: --model:")
+
+
+def test_list_filters_and_pages(cli: Cli, tmp_path: Path) -> None:
+    rows = "\n".join(f"P{n:03d},,{'UNO-2483G' if n % 2 else ''},"
+                     f"{'Kanarra/Tekton Health' if n % 3 == 0 else ''},{n % 5}"
+                     for n in range(1, 31))
+    src = write(tmp_path / "b.csv", "serial,name,model,group,bucket\n" + rows + "\n")
+    cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"))
+    page = cli.json("devices", "list", "--limit", "7")
+    assert isinstance(page, dict)
+    assert [d["serial"] for d in page["items"]] == [f"P{n:03d}" for n in range(1, 8)]
+    walked: list[str] = []
+    cursor = None
+    while True:
+        args = ["devices", "list", "--limit", "7"] + (["--cursor", cursor] if cursor else [])
+        page = cli.json(*args)
+        assert isinstance(page, dict)
+        walked += [d["serial"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == [f"P{n:03d}" for n in range(1, 31)]
+    assert cli.serials("--tag", "bucket=0") == [f"P{n:03d}" for n in range(5, 31, 5)]
+    assert cli.serials("--state", "claimed") == [f"P{n:03d}" for n in range(3, 31, 3)]
+    assert cli.serials("--model", "uno-2483g", "--tag", "bucket=1") == ["P001", "P011", "P021"]
+    assert cli.serials("--group", "Kanarra/Tekton Health", "--tag", "bucket=3") == ["P003",
+                                                                                   "P018"]
+    bad = cli("devices", "list", "--state", "lost", code=2)
+    assert "state: 'lost' is not a state" in bad.stderr
+    bad = cli("devices", "list", "--cursor", "garbage!", code=2)
+    assert bad.stderr.startswith("error[invalid-cursor]")
+
+
+def test_export_reimports_into_another_database(cli: Cli, tmp_path: Path,
+                                                sqlite_template: Path) -> None:
+    src = write(tmp_path / "b.csv", "serial,name,model,group,fw\nE1,One,UNO-2483G,,1\n"
+                                    "E2,Two,,Kanarra/Tekton Health,\n")
+    cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"))
+    exported = tmp_path / "export.csv"
+    cli("devices", "export", "--out", str(exported))
+    assert exported.read_text().splitlines() == [
+        "serial,name,model,group,owner,fw",
+        "E1,One,UNO-2483G,,,1",
+        "E2,Two,,Kanarra/Tekton Health,,",
+    ]
+    other = Cli(f"sqlite:///{tmp_path / 'other.db'}")
+    other("db", "upgrade")
+    other("groups", "create", "Kanarra/Tekton Health")
+    other("models", "add", "UNO-2483G")
+    other("devices", "import", str(exported), "--credentials-out", str(tmp_path / "c2.csv"))
+    mine = cli.json("devices", "list", "--all")
+    theirs = other.json("devices", "list", "--all")
+    assert isinstance(mine, dict) and isinstance(theirs, dict)
+    strip = ("id", "created_at", "updated_at", "claimed_at")
+    assert ([{k: v for k, v in d.items() if k not in strip} for d in mine["items"]]
+            == [{k: v for k, v in d.items() if k not in strip} for d in theirs["items"]])
+
+
+def test_create_show_delete_device(cli: Cli) -> None:
+    out = cli.json("devices", "create", " ab 12 ", "--name", "Pump", "--tag", "site=north",
+                   "--owner", "tech@example.com")
+    assert isinstance(out, dict)
+    assert (out["serial"], out["state"], out["owner"]) == ("AB12", "claimed", "tech@example.com")
+    secret = out["credential"]["secret"]
+    assert len(secret) >= 22
+    shown = cli("devices", "show", "ab12", "--json").stdout
+    assert secret not in shown and hashlib.sha256(secret.encode()).hexdigest() not in shown
+    dup = cli("devices", "create", "AB12", code=5)
+    assert dup.stderr == "error[device-exists]: device AB12 is already registered\n"
+    cli("devices", "delete", "AB12", "--yes")
+    gone = cli("devices", "show", "AB12", code=4)
+    assert gone.stderr == "error[device-not-found]: no device AB12\n"
+
+
+def test_groups_users_models_tokens(cli: Cli) -> None:
+    groups = cli.json("groups", "list")
+    assert isinstance(groups, list)
+    assert [g["path"] for g in groups] == [
+        "Kanarra", "Kanarra/Sadler-Isberg", "Kanarra/Sadler-Isberg/West",
+        "Kanarra/Sadler-Isberg/West/Anaheim", "Kanarra/Tekton Health"]
+    sub = cli.json("groups", "list", "--under", "Kanarra/Sadler-Isberg/West")
+    assert isinstance(sub, list) and len(sub) == 2
+    busy = cli("groups", "delete", "Kanarra/Sadler-Isberg", code=5)
+    assert busy.stderr.startswith("error[group-not-empty]")
+    cli("groups", "delete", "Kanarra/Sadler-Isberg/West/Anaheim")
+
+    bad_role = cli("users", "create", "x@example.com", "--group", "Kanarra", "--role", "boss",
+                   "--password-stdin", input="long enough pw\n", code=2)
+    assert "role 'boss' is not a role" in bad_role.stderr
+    short = cli("users", "create", "x@example.com", "--group", "Kanarra", "--role", "viewer",
+                "--password-stdin", input="short\n", code=2)
+    assert "password must be at least 8 characters" in short.stderr
+    users = cli.json("users", "list")
+    assert isinstance(users, list) and [u["email"] for u in users] == ["tech@example.com"]
+
+    cli("models", "add", "KG-450")
+    assert cli("models", "add", "kg-450", code=5).stderr.startswith("error[model-exists]")
+    cli("models", "delete", "KG-450")
+
+    token = cli.json("tokens", "create", "factory-line-2")
+    assert isinstance(token, dict) and token["secret"].startswith("pvd_")
+    listed = cli("tokens", "list", "--json").stdout
+    assert token["secret"] not in listed
+    cli("tokens", "revoke", "factory-line-2")
+    again = cli("tokens", "revoke", "factory-line-2", code=4)
+    assert again.stderr.startswith("error[token-not-found]")
+
+
+def test_db_and_config_commands(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    c = Cli(url)
+    outdated = c("devices", "list", code=3)
+    assert outdated.stderr.startswith("error[schema-outdated]")
+    assert c.json("db", "current") == {"current": None, "head": "0001", "up_to_date": False}
+    c("db", "upgrade")
+    assert c.json("db", "current") == {"current": "0001", "head": "0001", "up_to_date": True}
+    masked = runner.invoke(app, ["config", "show", "--json", "--database",
+                                 "postgresql://svc:hunter2@db.internal/provisiond"])
+    assert masked.exit_code == 0
+    assert json.loads(masked.stdout)["database_url"] == "postgresql://svc:***@db.internal/provisiond"
+    assert "hunter2" not in masked.stdout
+
+
+def test_every_error_renders_with_its_code_and_exit_status(capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    import typer
+
+    from provisiond.cli.common import Common, fail
+
+    for code, cls in REGISTRY.items():
+        err: ProvisiondError = cls("something went wrong")
+        with pytest.raises(typer.Exit) as exit_info:
+            fail(Common(json=True), err)
+        assert exit_info.value.exit_code == cls.exit_code
+        captured = capsys.readouterr()
+        assert captured.err == f"error[{code}]: something went wrong\n"
+        assert json.loads(captured.out)["code"] == code
