@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 from sqlalchemy.exc import DBAPIError
 
 from provisiond.errors import SchemaOutdated, Unavailable
 from provisiond.store.database import ensure_sqlite_dir, sync_url, translate
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported inside the functions: every CLI command would otherwise pay its import.
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = database_url
@@ -25,6 +28,8 @@ def alembic_config(database_url: str) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     if head is None:
         raise RuntimeError(f"no migrations found in {MIGRATIONS}")
@@ -32,6 +37,8 @@ def head_revision() -> str:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+
     try:
         command.upgrade(alembic_config(database_url), revision)
     except DBAPIError as err:
@@ -39,6 +46,8 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
+    from alembic import command
+
     try:
         command.downgrade(alembic_config(database_url), revision)
     except DBAPIError as err:
@@ -46,6 +55,8 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 
 
 def current_revision(database_url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     url = sync_url(database_url)
     ensure_sqlite_dir(url)
     engine = create_engine(url, poolclass=pool.NullPool)
