@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -119,6 +120,12 @@ class UnitOfWork:
             raise
         finally:
             await self._close()
+
+    async def ping(self) -> None:
+        """Round-trip to the database (readiness checks)."""
+        if self._conn is None:
+            raise RuntimeError("ping outside a transaction")
+        await self._conn.execute(text("SELECT 1"))
 
     async def commit(self) -> None:
         if self._conn is None:

@@ -80,7 +80,8 @@ def test_import_registers_claims_and_writes_credentials_once(cli: Cli, tmp_path:
     assert rows[0]["secret"] not in json.dumps(one)
     two = cli.json("devices", "show", "70B3D57ED0000002")
     three = cli.json("devices", "show", "70B3D57ED0000003")
-    assert isinstance(two, dict) and isinstance(three, dict)
+    assert isinstance(two, dict)
+    assert isinstance(three, dict)
     assert (two["state"], two["owner_kind"], two["group"]) == (
         "claimed", "group", "Kanarra/Tekton Health")
     assert (three["state"], three["owner_kind"], three["owner"], three["group"]) == (
@@ -124,7 +125,8 @@ def test_import_json_error_document(cli: Cli, tmp_path: Path) -> None:
     result = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"),
                  "--json", code=2)
     doc = json.loads(result.stdout)
-    assert doc["code"] == "import-invalid" and doc["status"] == 422
+    assert doc["code"] == "import-invalid"
+    assert doc["status"] == 422
     assert doc["errors"] == [
         {"line": 2, "message": "is not a JSON object"},
         {"line": 3, "field": "serial", "message": "J1 is also on line 1"},
@@ -149,7 +151,8 @@ def test_credentials_file_is_never_overwritten_silently(cli: Cli, tmp_path: Path
     creds = write(tmp_path / "creds.csv", "precious secrets\n")
     src = write(tmp_path / "b.csv", "serial\nS1\n")
     result = cli("devices", "import", str(src), "--credentials-out", str(creds), code=2)
-    assert "error[invalid-input]" in result.stderr and "--overwrite" in result.stderr
+    assert "error[invalid-input]" in result.stderr
+    assert "--overwrite" in result.stderr
     assert creds.read_text() == "precious secrets\n"
     assert cli.serials() == []
     cli("devices", "import", str(src), "--credentials-out", str(creds), "--overwrite")
@@ -216,7 +219,8 @@ def test_export_reimports_into_another_database(cli: Cli, tmp_path: Path,
     other("devices", "import", str(exported), "--credentials-out", str(tmp_path / "c2.csv"))
     mine = cli.json("devices", "list", "--all")
     theirs = other.json("devices", "list", "--all")
-    assert isinstance(mine, dict) and isinstance(theirs, dict)
+    assert isinstance(mine, dict)
+    assert isinstance(theirs, dict)
     strip = ("id", "created_at", "updated_at", "claimed_at")
     assert ([{k: v for k, v in d.items() if k not in strip} for d in mine["items"]]
             == [{k: v for k, v in d.items() if k not in strip} for d in theirs["items"]])
@@ -230,7 +234,8 @@ def test_create_show_delete_device(cli: Cli) -> None:
     secret = out["credential"]["secret"]
     assert len(secret) >= 22
     shown = cli("devices", "show", "ab12", "--json").stdout
-    assert secret not in shown and hashlib.sha256(secret.encode()).hexdigest() not in shown
+    assert secret not in shown
+    assert hashlib.sha256(secret.encode()).hexdigest() not in shown
     dup = cli("devices", "create", "AB12", code=5)
     assert dup.stderr == "error[device-exists]: device AB12 is already registered\n"
     cli("devices", "delete", "AB12", "--yes")
@@ -245,7 +250,8 @@ def test_groups_users_models_tokens(cli: Cli) -> None:
         "Kanarra", "Kanarra/Sadler-Isberg", "Kanarra/Sadler-Isberg/West",
         "Kanarra/Sadler-Isberg/West/Anaheim", "Kanarra/Tekton Health"]
     sub = cli.json("groups", "list", "--under", "Kanarra/Sadler-Isberg/West")
-    assert isinstance(sub, list) and len(sub) == 2
+    assert isinstance(sub, list)
+    assert len(sub) == 2
     busy = cli("groups", "delete", "Kanarra/Sadler-Isberg", code=5)
     assert busy.stderr.startswith("error[group-not-empty]")
     cli("groups", "delete", "Kanarra/Sadler-Isberg/West/Anaheim")
@@ -257,14 +263,16 @@ def test_groups_users_models_tokens(cli: Cli) -> None:
                 "--password-stdin", input="short\n", code=2)
     assert "password must be at least 8 characters" in short.stderr
     users = cli.json("users", "list")
-    assert isinstance(users, list) and [u["email"] for u in users] == ["tech@example.com"]
+    assert isinstance(users, list)
+    assert [u["email"] for u in users] == ["tech@example.com"]
 
     cli("models", "add", "KG-450")
     assert cli("models", "add", "kg-450", code=5).stderr.startswith("error[model-exists]")
     cli("models", "delete", "KG-450")
 
     token = cli.json("tokens", "create", "factory-line-2")
-    assert isinstance(token, dict) and token["secret"].startswith("pvd_")
+    assert isinstance(token, dict)
+    assert token["secret"].startswith("pvd_")
     listed = cli("tokens", "list", "--json").stdout
     assert token["secret"] not in listed
     cli("tokens", "revoke", "factory-line-2")

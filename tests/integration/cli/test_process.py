@@ -43,4 +43,5 @@ def test_failure_exit_code_and_message(sqlite_url: str) -> None:
     assert result.returncode == 4
     assert result.stderr == "error[device-not-found]: no device MISSING\n"
     debug = provisiond("devices", "show", "missing", "--debug", database=sqlite_url)
-    assert "Traceback" in debug.stderr and "DeviceNotFound" in debug.stderr
+    assert "Traceback" in debug.stderr
+    assert "DeviceNotFound" in debug.stderr

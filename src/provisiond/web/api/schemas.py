@@ -1,0 +1,185 @@
+"""Request and response bodies of the admin API (pydantic), and their mapping from domain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisiond.domain.catalog import DeviceModel
+from provisiond.domain.credentials import Credential
+from provisiond.domain.device import Device
+from provisiond.domain.events import Event
+from provisiond.domain.groups import Group
+from provisiond.domain.tokens import ApiToken
+from provisiond.domain.users import User
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GroupCreate(Body):
+    path: str = Field(description="e.g. `Sadler-Isberg/West/Anaheim`; missing parents are created")
+
+
+class GroupRead(BaseModel):
+    id: uuid.UUID
+    path: str
+    name: str
+    parent: str | None
+    depth: int
+    devices: int | None = None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, g: Group, devices: int | None = None) -> GroupRead:
+        return cls(id=g.id, path=g.path, name=g.name, parent=g.parent_path, depth=g.depth,
+                   devices=devices, created_at=g.created_at)
+
+
+class GroupCreated(GroupRead):
+    created: list[str] = Field(description="the groups this request created, parents first")
+
+
+class UserCreate(Body):
+    email: str
+    password: str = Field(min_length=1)
+    role: str = Field(description="admin, installer or viewer")
+    group: str = Field(description="path of the user's group")
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: str
+    group: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserRead:
+        return cls(id=u.id, email=u.email, role=u.role.value, group=u.group_path,
+                   created_at=u.created_at)
+
+
+class ModelCreate(Body):
+    name: str
+    description: str = ""
+
+
+class ModelRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, m: DeviceModel) -> ModelRead:
+        return cls(id=m.id, name=m.name, description=m.description, created_at=m.created_at)
+
+
+class TokenCreate(Body):
+    name: str
+
+
+class TokenRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, t: ApiToken) -> TokenRead:
+        return cls(id=t.id, name=t.name, created_at=t.created_at, last_used_at=t.last_used_at,
+                   revoked_at=t.revoked_at)
+
+
+class TokenCreated(TokenRead):
+    secret: str = Field(description="the bearer token: shown in this answer only")
+
+
+class DeviceCreate(Body):
+    serial: str
+    name: str | None = None
+    model: str | None = None
+    group: str | None = Field(None, description="claim the device for this group")
+    owner: str | None = Field(None, description="claim the device for this user (e-mail)")
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class DeviceRead(BaseModel):
+    id: uuid.UUID
+    serial: str
+    name: str
+    model: str | None
+    state: str
+    group: str | None
+    owner_kind: str | None = Field(description="user, group, or null when unclaimed")
+    owner: str | None = Field(description="the owner's e-mail or group path")
+    tags: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    claimed_at: datetime | None
+
+    @classmethod
+    def of(cls, d: Device) -> DeviceRead:
+        return cls(id=d.id, serial=d.serial, name=d.name, model=d.model, state=d.state.value,
+                   group=d.group_path, owner_kind=d.owner_kind,
+                   owner=d.owner_email if d.owner_user_id else d.group_path, tags=d.tags,
+                   created_at=d.created_at, updated_at=d.updated_at, claimed_at=d.claimed_at)
+
+
+class CredentialRead(BaseModel):
+    id: uuid.UUID
+    type: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, c: Credential) -> CredentialRead:
+        return cls(id=c.id, type=c.type.value, created_at=c.created_at, revoked_at=c.revoked_at)
+
+
+class IssuedCredentialRead(BaseModel):
+    type: str
+    secret: str = Field(description="shown in this answer only; stored as a SHA-256")
+
+
+class DeviceCreated(DeviceRead):
+    credential: IssuedCredentialRead
+
+
+class EventRead(BaseModel):
+    id: int
+    type: str
+    at: datetime
+    actor: str
+    serial: str | None
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: Event) -> EventRead:
+        return cls(id=e.id, type=e.type.value, at=e.at, actor=e.actor, serial=e.serial,
+                   data=e.data)
+
+
+class DeviceDetail(DeviceRead):
+    credentials: list[CredentialRead]
+    events: list[EventRead]
+
+
+class DevicePage(BaseModel):
+    items: list[DeviceRead]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class ImportSummary(BaseModel):
+    imported: int
+    claimed: int
+    skipped: int
+    event_id: int
+    credentials: list[dict[str, str]] = Field(
+        description="serial, device_id, credential_type, secret — shown in this answer only")

@@ -1,0 +1,65 @@
+"""The ASGI application: admin API, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from provisiond import __version__
+from provisiond.errors import Unavailable
+from provisiond.services.health import check_ready
+from provisiond.settings import Settings
+from provisiond.web import problems
+from provisiond.web.api import devices, directory, imports
+from provisiond.web.deps import Container, ContainerDep
+from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
+
+DESCRIPTION = """The provisiond admin API: devices, groups, users, the model catalogue,
+operator tokens and bulk registration. Every route under /api/v1 needs an operator token
+(`Authorization: Bearer pvd_…`, made with `provisiond tokens create`). Failures are RFC 9457
+problem documents (`application/problem+json`) with a stable `code`."""
+
+
+def build_app(settings: Settings,
+              container_factory: Callable[[], AbstractAsyncContextManager[Container]]) -> FastAPI:
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with container_factory() as container:
+            app.state.container = container
+            yield
+
+    app = FastAPI(title="provisiond", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.state.metrics = Metrics()
+    problems.install(app)
+    for module in (imports, devices, directory):  # imports first: /devices/import is static
+        app.include_router(module.router)
+    _health_routes(app)
+    app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)
+    return app
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive (no dependency is checked)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"],
+             responses=problems.responses(Unavailable))
+    async def readyz(c: ContainerDep) -> dict[str, str]:
+        """The database answers: this instance can take traffic."""
+        await check_ready(c.uow())
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process."""
+        registry: Any = request.app.state.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,50 @@
+"""Request dependencies: the container and the authenticated operator."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from provisiond.domain.tokens import ApiToken
+from provisiond.errors import Unauthenticated
+from provisiond.services.directory import authenticate_token
+from provisiond.settings import Settings
+from provisiond.store.uow import UnitOfWork
+
+_bearer = HTTPBearer(auto_error=False, description="An operator token: `provisiond tokens create`")
+
+
+class Container(Protocol):
+    """What the app needs from the composition root (bootstrap.Container)."""
+
+    settings: Settings
+
+    def uow(self) -> UnitOfWork: ...
+
+    def now(self) -> datetime: ...
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+async def get_operator(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiToken:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthenticated("send an operator token: Authorization: Bearer pvd_…")
+    c = get_container(request)
+    return await authenticate_token(c.uow(), secret=credentials.credentials, now=c.now())
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+OperatorDep = Annotated[ApiToken, Depends(get_operator)]
+
+
+def actor(token: ApiToken) -> str:
+    return f"token:{token.name}"

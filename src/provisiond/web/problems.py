@@ -1,0 +1,120 @@
+"""Every failure as an RFC 9457 problem document (application/problem+json).
+
+One handler for ProvisiondError; request-validation errors, unknown routes and methods, and
+unexpected exceptions are translated into the same shape. Expected outcomes are never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from provisiond.errors import (
+    InvalidInput,
+    MethodNotAllowed,
+    Problem,
+    ProvisiondError,
+    RouteNotFound,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger("provisiond.http")
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(err: ProvisiondError, request: Request) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(err, Unavailable):
+        headers["Retry-After"] = str(err.extra.get("retry_after", 5))
+    if isinstance(err, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="provisiond"'
+    if isinstance(err, MethodNotAllowed) and "allow" in err.extra:
+        headers["Allow"] = str(err.extra.pop("allow"))
+    body = orjson.dumps(err.to_problem(instance=request.url.path), default=str)
+    return Response(body, status_code=err.status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "request")
+
+
+async def _provisiond_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, ProvisiondError):
+        raise exc
+    return problem_response(exc, request)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):
+        raise exc
+    problems = [Problem(str(e.get("msg", "is invalid")), field=_field(tuple(e.get("loc", ()))))
+                for e in exc.errors()]
+    detail = "; ".join(str(p) for p in problems) or "the request is invalid"
+    return problem_response(InvalidInput(detail, problems=problems), request)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
+    err: ProvisiondError
+    if exc.status_code == 404:
+        err = RouteNotFound(f"nothing at {request.url.path}")
+    elif exc.status_code == 405:
+        err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}",
+                               allow=(exc.headers or {}).get("Allow", ""))
+    else:
+        err = ProvisiondError(str(exc.detail))
+        err.status = exc.status_code  # type: ignore[misc]
+    return problem_response(err, request)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(ProvisiondError("an unexpected error happened; it was logged"),
+                            request)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ProvisiondError, _provisiond_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class ProblemItem(BaseModel):
+    message: str
+    field: str | None = None
+    line: int | None = None
+
+
+class ProblemDocument(BaseModel):
+    """An RFC 9457 problem document (served as application/problem+json)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    retryable: bool
+    instance: str | None = None
+    errors: list[ProblemItem] | None = None
+
+
+def responses(*errors: type[ProvisiondError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for a route: the problem documents it can answer with."""
+    out: dict[int | str, dict[str, Any]] = {}
+    always: tuple[type[ProvisiondError], ...] = (Unauthenticated, InvalidInput, Unavailable)
+    for cls in (*always, *errors):
+        entry = out.setdefault(cls.status, {"model": ProblemDocument, "description": ""})
+        codes = [c for c in entry["description"].split(", ") if c]
+        entry["description"] = ", ".join([*codes, cls.code])
+    return out

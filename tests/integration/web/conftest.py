@@ -1,0 +1,79 @@
+"""A real provisiond HTTP server on a loopback port, per test, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from provisiond.bootstrap import create_app, open_container
+from provisiond.services import directory
+from provisiond.settings import Settings, load_settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    token: str
+    settings: Settings
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def make_token(settings: Settings, name: str = "tests") -> str:
+    async def create() -> str:
+        async with open_container(settings) as c:
+            _, secret = await directory.create_token(c.uow(), name=name, actor="tests",
+                                                     now=c.now())
+            return secret
+
+    return asyncio.run(create())
+
+
+@pytest.fixture
+def server_settings(database_url: str) -> Settings:
+    return load_settings(database_url=database_url, log_level="warning")
+
+
+@pytest.fixture
+def server(server_settings: Settings) -> Iterator[Server]:
+    port = free_port()
+    config = uvicorn.Config(create_app(server_settings), host="127.0.0.1", port=port,
+                            log_level="warning", access_log=False, lifespan="on")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    started = threading.Event()
+
+    def wait() -> None:
+        while not uv.started and thread.is_alive():
+            started.wait(0.01)
+
+    wait()
+    if not uv.started:
+        pytest.fail("the server did not start")
+    try:
+        yield Server(f"http://127.0.0.1:{port}", make_token(server_settings), server_settings)
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
