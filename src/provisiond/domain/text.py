@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
 
 def has_control_chars(text: str) -> bool:
     """True when ``text`` holds a C0/C1 control character (tabs and newlines included)."""
-    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in text)
+    return _CONTROL.search(text) is not None
 
 
 def has_undecodable_bytes(text: str) -> bool:
     """True when ``text`` carries bytes that were not valid UTF-8 (decoded with surrogateescape)."""
-    if text.isascii():
-        return False
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return not text.isascii() and _ESCAPED_BYTE.search(text) is not None

@@ -26,9 +26,11 @@ from provisiond.errors import (
     ModelNotFound,
     Problem,
     ProvisiondError,
+    Unauthenticated,
     UserNotFound,
 )
-from provisiond.services.hashing import new_token
+from provisiond.services.hashing import hash_token, new_split_token, split_token, tokens_equal
+from provisiond.services.ids import new_id
 from provisiond.store.devices import DeviceFilter
 from provisiond.store.uow import UnitOfWork
 
@@ -92,10 +94,10 @@ class Resolver:
 
 def issue_access_token(device_id: uuid.UUID, serial: str, now: datetime
                        ) -> tuple[IssuedCredential, str]:
-    """A new access-token credential and the SHA-256 it is found by."""
-    secret, lookup = new_token()
-    credential = Credential(uuid.uuid4(), device_id, CredentialType.ACCESS_TOKEN, now)
-    return IssuedCredential(credential, serial, secret), lookup
+    """A new access-token credential and the SHA-256 of its verifier (what is stored)."""
+    credential = Credential(new_id(), device_id, CredentialType.ACCESS_TOKEN, now)
+    secret, verifier_hash = new_split_token(credential.id)
+    return IssuedCredential(credential, serial, secret), verifier_hash
 
 
 async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None,
@@ -121,7 +123,7 @@ async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None
         claimed = group_obj is not None or owner_obj is not None
         group_id = owner_obj.group_id if owner_obj else (group_obj.id if group_obj else None)
         device = Device(
-            id=uuid.uuid4(), serial=serial, name=name,
+            id=new_id(), serial=serial, name=name,
             model=model_obj.name if model_obj else None,
             state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
             group_id=group_id,
@@ -138,8 +140,8 @@ async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None
         ))
         await uow.devices.add(device, model_id=model_obj.id if model_obj else None,
                               registered_event_id=event_id)
-        issued, lookup = issue_access_token(device.id, serial, now)
-        await uow.credentials.add(issued.credential, lookup=lookup)
+        issued, verifier_hash = issue_access_token(device.id, serial, now)
+        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash)
         await uow.commit()
     return device, issued
 
@@ -247,3 +249,28 @@ async def list_tag_keys(uow: UnitOfWork) -> list[str]:
     """Every tag name in use (the columns of an export)."""
     async with uow.read():
         return await uow.devices.tag_keys()
+
+
+async def authenticate_device(uow: UnitOfWork, *, token: str) -> Device:
+    """The device whose active access token this is, or Unauthenticated.
+
+    The token's selector finds the credential by primary key; the verifier's SHA-256 is
+    compared in constant time. Unknown, malformed, wrong and revoked tokens fail alike.
+    """
+    parts = split_token(token)
+    refused = Unauthenticated("the access token is unknown or revoked")
+    if parts is None:
+        raise refused
+    credential_id, verifier = parts
+    async with uow.read():
+        found = await uow.credentials.find_active_by_id(credential_id)
+        if found is None:
+            hash_token(verifier)  # the same work as a wrong verifier
+            raise refused
+        credential, secret_hash = found
+        if secret_hash is None or not tokens_equal(secret_hash, hash_token(verifier)):
+            raise refused
+        device = await uow.devices.find_by_id(credential.device_id)
+    if device is None:
+        raise refused
+    return device

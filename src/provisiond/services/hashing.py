@@ -7,14 +7,19 @@ costs every request. Passwords (people choose them) are hashed with argon2.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import re
 import secrets as _secrets
+import uuid
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
+_SELECTOR = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # 16 bytes of base64url, unpadded
 # Verified when the user does not exist, so a miss costs the same time as a wrong password.
 _DUMMY_HASH = _hasher.hash("provisiond-dummy-password")
 
@@ -23,6 +28,29 @@ def new_token(prefix: str = "", nbytes: int = 16) -> tuple[str, str]:
     """A fresh random token and its SHA-256 (hex)."""
     token = prefix + _secrets.token_urlsafe(nbytes)
     return token, hash_token(token)
+
+
+def new_split_token(credential_id: uuid.UUID) -> tuple[str, str]:
+    """A device access token ``<selector>.<verifier>`` and the SHA-256 of its verifier.
+
+    The selector is the credential's id (base64url): it finds the row by primary key, so no
+    index on a random hash is needed and the lookup takes the same time whatever the secret.
+    The verifier carries 128 random bits and is compared as a hash, in constant time.
+    """
+    selector = base64.urlsafe_b64encode(credential_id.bytes).rstrip(b"=").decode()
+    verifier = _secrets.token_urlsafe(16)
+    return f"{selector}.{verifier}", hash_token(verifier)
+
+
+def split_token(token: str) -> tuple[uuid.UUID, str] | None:
+    """The credential id and verifier of a split token, or None when it is not one."""
+    selector, dot, verifier = token.partition(".")
+    if not dot or not verifier or _SELECTOR.fullmatch(selector) is None:
+        return None
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(selector + "==")), verifier
+    except (ValueError, binascii.Error):
+        return None
 
 
 def hash_token(token: str) -> str:

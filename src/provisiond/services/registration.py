@@ -4,7 +4,12 @@ One import is one transaction with one ``devices.imported`` event: it happens wh
 at all. Every record is validated, also after the first problem, so a failed import lists
 every problem with its line; a file with any problem imports nothing. Each device gets a
 fresh access token, handed to a :class:`CredentialSink` (the credentials file) and stored only
-as its SHA-256.
+as the SHA-256 of its verifier.
+
+Records are handled in batches of ``batch_size``: memory stays bounded whatever the file size.
+(Overlapping the parsing of one batch with the writing of the previous one in threads was
+measured slower: the driver thread and the parser contend for the GIL. See
+docs/performance.md.)
 """
 
 from __future__ import annotations
@@ -22,12 +27,21 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.importing import ImportRecord, parse_record
 from provisiond.domain.users import User
-from provisiond.errors import GroupNotFound, ImportInvalid, ModelNotFound, Problem
+from provisiond.errors import (
+    DeviceExists,
+    GroupNotFound,
+    ImportInvalid,
+    ModelNotFound,
+    Problem,
+)
 from provisiond.services.devices import Resolver
-from provisiond.services.hashing import new_token
+from provisiond.services.hashing import new_split_token
+from provisiond.services.ids import new_ids
 from provisiond.services.import_formats import Item
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
+
+ACCESS_TOKEN = CredentialType.ACCESS_TOKEN.value
 
 
 class CredentialSink(Protocol):
@@ -72,6 +86,30 @@ class _Problems:
     def __bool__(self) -> bool:
         return self.total > 0
 
+    def error(self) -> ImportInvalid:
+        self.items.sort(key=lambda p: p.line or 0)
+        plural = "s" if self.total != 1 else ""
+        listed = (f" (the first {len(self.items)} are listed)"
+                  if self.total > len(self.items) else "")
+        return ImportInvalid(f"{self.total} problem{plural} found; nothing was imported{listed}",
+                             problems=self.items, problem_count=self.total)
+
+
+@dataclass(slots=True)
+class _Secrets:
+    """Ids and access tokens made for a batch before the database is asked anything."""
+
+    device_ids: list[uuid.UUID]
+    credential_ids: list[uuid.UUID]
+    tokens: list[tuple[str, str]]  # (token, SHA-256 of its verifier)
+
+
+def _make_secrets(batch: list[ImportRecord]) -> _Secrets:
+    n = len(batch)
+    ids = new_ids(2 * n)
+    credential_ids = ids[1::2]
+    return _Secrets(ids[0::2], credential_ids, [new_split_token(c) for c in credential_ids])
+
 
 class _Importer:
     def __init__(self, uow: UnitOfWork, options: ImportOptions, sink: CredentialSink,
@@ -99,79 +137,54 @@ class _Importer:
                 raise GroupNotFound(f"--group: {group.message}", problems=[group])
             self.default_group = group
 
-    async def _lookups(self, batch: list[ImportRecord]
-                       ) -> tuple[dict[str, DeviceModel | Problem], dict[str, Group | Problem],
-                                  dict[str, User | Problem]]:
-        models: dict[str, DeviceModel | Problem] = {}
-        groups: dict[str, Group | Problem] = {}
-        owners: dict[str, User | Problem] = {}
-        for rec in batch:
-            if rec.model is not None and rec.model not in models:
-                models[rec.model] = await self.resolver.model(rec.model)
-            if rec.group is not None and rec.group not in groups:
-                groups[rec.group] = await self.resolver.group(rec.group)
-            if rec.owner is not None and rec.owner not in owners:
-                owners[rec.owner] = await self.resolver.owner(rec.owner)
-        return models, groups, owners
+    async def _placement(self, rec: ImportRecord
+                         ) -> tuple[DeviceModel | None, Group | None, User | None] | None:
+        """The record's model, group and owner, or None after reporting what is unknown."""
+        model = await self.resolver.model(rec.model) if rec.model else self.default_model
+        owner = await self.resolver.owner(rec.owner) if rec.owner else None
+        group = (await self.resolver.group(rec.group) if rec.group
+                 else None if rec.owner else self.default_group)
+        bad = [p for p in (model, group, owner) if isinstance(p, Problem)]
+        for p in bad:
+            self.problems.add(Problem(p.message, field=p.field, line=rec.line))
+        if bad:
+            return None
+        return model, group, owner  # type: ignore[return-value]
 
-    async def flush(self, batch: list[ImportRecord]) -> None:
+    async def flush(self, batch: list[ImportRecord], made: _Secrets) -> None:
+        """Write one batch: check which serials exist, resolve the placements, insert."""
         if not batch:
             return
         existing = await self.uow.bulk.existing_serials([r.serial for r in batch])
-        models, groups, owners = await self._lookups(batch)
         devices: list[DeviceRow] = []
         tags: list[TagRow] = []
         creds: list[CredentialRow] = []
-        add_problem = self.problems.add
-        for rec in batch:
+        for i, rec in enumerate(batch):
             if rec.serial in existing:
                 if self.options.skip_existing:
                     self.skipped += 1
                 else:
-                    add_problem(Problem(f"{rec.serial} is already registered "
-                                        "(--skip-existing skips such rows)",
-                                        field="serial", line=rec.line))
+                    self.problems.add(Problem(f"{rec.serial} is already registered "
+                                              "(--skip-existing skips such rows)",
+                                              field="serial", line=rec.line))
                 continue
-            model = models[rec.model] if rec.model is not None else self.default_model
-            group: Group | Problem | None = None
-            owner: User | Problem | None = None
-            if rec.owner is not None:
-                owner = owners[rec.owner]
-            elif rec.group is not None:
-                group = groups[rec.group]
-            else:
-                group = self.default_group
-            bad = False
-            for found in (model, group, owner):
-                if isinstance(found, Problem):
-                    add_problem(Problem(found.message, field=found.field, line=rec.line))
-                    bad = True
-            if bad or self.problems:
+            placed = await self._placement(rec)
+            if placed is None or self.problems:
                 continue  # keep validating, but nothing will be written
-            assert not isinstance(model, Problem)
-            assert not isinstance(group, Problem)
-            assert not isinstance(owner, Problem)
-            device_id = uuid.uuid4()
-            if owner is not None:
-                state, group_id, owner_id = DeviceState.CLAIMED, owner.group_id, owner.id
-            elif group is not None:
-                state, group_id, owner_id = DeviceState.CLAIMED, group.id, None
-            else:
-                state, group_id, owner_id = DeviceState.REGISTERED, None, None
+            model, group, owner = placed
+            device_id = made.device_ids[i]
+            group_id = owner.group_id if owner else group.id if group else None
+            state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
             devices.append((device_id, rec.serial, rec.name, model.id if model else None,
-                            state.value, group_id, owner_id))
-            for key, value in rec.tags.items():
-                tags.append((device_id, key, value))
-            secret, lookup = new_token()
-            creds.append((uuid.uuid4(), device_id, CredentialType.ACCESS_TOKEN.value, lookup,
-                          None))
-            self.sink.add(rec.serial, device_id, CredentialType.ACCESS_TOKEN.value, secret)
-            if state is DeviceState.CLAIMED:
-                self.claimed += 1
-        if self.problems:
-            return
-        await self.uow.bulk.write(devices, tags, creds, event_id=self.event_id, now=self.now)
-        self.imported += len(devices)
+                            state.value, group_id, owner.id if owner else None))
+            tags.extend((device_id, k, v) for k, v in rec.tags.items())
+            token, verifier_hash = made.tokens[i]
+            creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash))
+            self.sink.add(rec.serial, device_id, ACCESS_TOKEN, token)
+            self.claimed += state is DeviceState.CLAIMED
+        if devices and not self.problems:
+            self.imported += len(devices)
+            await self.uow.bulk.write(devices, tags, creds, event_id=self.event_id, now=self.now)
 
 
 async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: ImportOptions,
@@ -182,45 +195,23 @@ async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: I
     file is wrong; the database is then unchanged and the sink must be discarded.
     """
     async with uow:
+        uow.conflicts_as(DeviceExists(
+            "another import or request registered some of these serials at the same time; "
+            "nothing was imported: run the import again (with --skip-existing to skip them)"))
         event_id = await uow.events.add(NewEvent(EventType.DEVICES_IMPORTED, now, actor,
                                                  data={"source": options.source}))
         importer = _Importer(uow, options, sink, event_id, now)
+        producer = _Producer(items, options.batch_size)
         await importer.load_defaults()
-        seen: dict[str, int] = {}
-        batch: list[ImportRecord] = []
-        records = 0
-        for item in items:
-            if isinstance(item, Problem):
-                importer.problems.add(item)
-                continue
-            rec = parse_record(item.values, item.columns, item.line)
-            if isinstance(rec, list):
-                for problem in rec:
-                    importer.problems.add(problem)
-                continue
-            records += 1
-            first = seen.setdefault(rec.serial, rec.line)
-            if first != rec.line:
-                importer.problems.add(Problem(f"{rec.serial} is also on line {first}",
-                                              field="serial", line=rec.line))
-                continue
-            batch.append(rec)
-            if len(batch) >= options.batch_size:
-                await importer.flush(batch)
-                batch = []
-        await importer.flush(batch)
+        while batch := producer.next_batch():
+            for problem in batch.problems:
+                importer.problems.add(problem)
+            await importer.flush(batch.records, batch.secrets)
         problems = importer.problems
-        if not problems and records == 0 and importer.skipped == 0:
+        if not problems and producer.records == 0:
             problems.add(Problem("the file has a header but no devices", line=2))
         if problems:
-            problems.items.sort(key=lambda p: (p.line or 0))
-            more = problems.total - len(problems.items)
-            summary = f"{problems.total} problem{'s' if problems.total != 1 else ''} found"
-            raise ImportInvalid(
-                f"{summary}; nothing was imported"
-                + (f" (the first {len(problems.items)} are listed)" if more else ""),
-                problems=problems.items, problem_count=problems.total,
-            )
+            raise problems.error()
         result = ImportResult(event_id, importer.imported, importer.claimed, importer.skipped)
         await uow.bulk.finish_event(event_id, {
             "source": options.source, "imported": result.imported, "claimed": result.claimed,
@@ -229,3 +220,47 @@ async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: I
         sink.prepare()
         await uow.commit()
     return result
+
+
+@dataclass(slots=True)
+class _Batch:
+    records: list[ImportRecord]
+    secrets: _Secrets
+    problems: list[Problem]
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.problems)
+
+
+class _Producer:
+    """Turns the items of an import file into validated batches, with their ids and secrets;
+    finds serials repeated within the file."""
+
+    def __init__(self, items: Iterable[Item], batch_size: int) -> None:
+        self.items = iter(items)
+        self.batch_size = batch_size
+        self.seen: dict[str, int] = {}
+        self.records = 0
+
+    def next_batch(self) -> _Batch:
+        records: list[ImportRecord] = []
+        problems: list[Problem] = []
+        seen = self.seen
+        for item in self.items:
+            if isinstance(item, Problem):
+                problems.append(item)
+            else:
+                rec = parse_record(item.values, item.columns, item.line)
+                if isinstance(rec, list):
+                    problems.extend(rec)
+                else:
+                    self.records += 1
+                    first = seen.setdefault(rec.serial, rec.line)
+                    if first == rec.line:
+                        records.append(rec)
+                    else:
+                        problems.append(Problem(f"{rec.serial} is also on line {first}",
+                                                field="serial", line=rec.line))
+            if len(records) >= self.batch_size or len(problems) >= self.batch_size:
+                break
+        return _Batch(records, _make_secrets(records), problems)

@@ -30,7 +30,7 @@ CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "creat
 DeviceRow = tuple[uuid.UUID, str, str, uuid.UUID | None, str, uuid.UUID | None, uuid.UUID | None]
 TagRow = tuple[uuid.UUID, str, str]
 # (id, device_id, type, lookup, secret_hash)
-CredentialRow = tuple[uuid.UUID, uuid.UUID, str, str, str | None]
+CredentialRow = tuple[uuid.UUID, uuid.UUID, str, str | None, str | None]
 
 _LOOKUP_CHUNK = 900
 

@@ -70,6 +70,7 @@ def install_sqlite_pragmas(sync_engine: Any, options: DatabaseOptions) -> None:
         cursor.execute(f"PRAGMA synchronous={options.sqlite_synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
+        cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages, for large imports
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

@@ -79,6 +79,12 @@ class DeviceRepository:
             out[device_id][key] = value
         return out
 
+    async def find_by_id(self, device_id: uuid.UUID) -> Device | None:
+        row = (await self._conn.execute(_device_query().where(devices.c.id == device_id))).first()
+        if row is None:
+            return None
+        return _device(row, (await self._tags([row.id]))[row.id])
+
     async def find_by_serial(self, serial: str) -> Device | None:
         row = (await self._conn.execute(_device_query().where(devices.c.serial == serial))).first()
         if row is None:
@@ -164,7 +170,7 @@ class CredentialRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, credential: Credential, *, lookup: str,
+    async def add(self, credential: Credential, *, lookup: str | None,
                   secret_hash: str | None = None) -> None:
         await self._conn.execute(
             insert(credentials).values(
@@ -179,6 +185,15 @@ class CredentialRepository:
             .order_by(credentials.c.created_at)
         )
         return [_credential(r) for r in rows]
+
+    async def find_active_by_id(self, credential_id: uuid.UUID
+                                ) -> tuple[Credential, str | None] | None:
+        """An unrevoked credential and its secret hash."""
+        row = (await self._conn.execute(
+            select(credentials).where(credentials.c.id == credential_id,
+                                      credentials.c.revoked_at.is_(None))
+        )).first()
+        return (_credential(row), row.secret_hash) if row else None
 
     async def find_active(self, ctype: CredentialType, lookup: str) -> Credential | None:
         row = (await self._conn.execute(

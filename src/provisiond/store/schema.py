@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -84,10 +85,13 @@ devices = Table(
     CheckConstraint(
         "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"
     ),
-    Index(None, "group_id", "serial"),
+    # Partial indexes: unclaimed stock (most devices at import time) costs them nothing.
+    Index(None, "group_id", "serial", sqlite_where=text("group_id IS NOT NULL"),
+          postgresql_where=text("group_id IS NOT NULL")),
     Index(None, "state", "serial"),
     Index(None, "model_id", "serial"),
-    Index(None, "owner_user_id"),
+    Index(None, "owner_user_id", sqlite_where=text("owner_user_id IS NOT NULL"),
+          postgresql_where=text("owner_user_id IS NOT NULL")),
 )
 
 device_tags = Table(
@@ -105,14 +109,16 @@ credentials = Table(
     Column("id", Uuid, primary_key=True),
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
     Column("type", String(16), nullable=False),
-    # What a device presents to be found: SHA-256 of an access token, an MQTT user name,
-    # a certificate fingerprint. Unique per type.
-    Column("lookup", String(128), nullable=False),
-    # Hash of the secret part when it is separate from the lookup (an MQTT password).
+    # Tokens provisiond issues are split: "<credential id>.<verifier>"; the id finds the row
+    # and secret_hash is the verifier's SHA-256. What else a device presents to be found (an
+    # MQTT user name, a certificate fingerprint, a device-chosen token's SHA-256) goes in
+    # lookup, unique per type.
+    Column("lookup", String(128), nullable=True),
     Column("secret_hash", String(255), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("revoked_at", UtcDateTime, nullable=True),
-    Index(None, "type", "lookup", unique=True),
+    Index(None, "type", "lookup", unique=True, sqlite_where=text("lookup IS NOT NULL"),
+          postgresql_where=text("lookup IS NOT NULL")),
     Index(None, "device_id"),
 )
 

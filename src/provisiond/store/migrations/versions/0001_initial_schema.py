@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 01:48:25.749849
+Create Date: 2026-11-24 02:30:21.706611
 """
 
 from collections.abc import Sequence
@@ -105,16 +105,16 @@ def upgrade() -> None:
     sa.UniqueConstraint('serial', name=op.f('uq_devices_serial'))
     )
     with op.batch_alter_table('devices', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_devices_group_id_serial'), ['group_id', 'serial'], unique=False)
+        batch_op.create_index(batch_op.f('ix_devices_group_id_serial'), ['group_id', 'serial'], unique=False, sqlite_where=sa.text('group_id IS NOT NULL'), postgresql_where=sa.text('group_id IS NOT NULL'))
         batch_op.create_index(batch_op.f('ix_devices_model_id_serial'), ['model_id', 'serial'], unique=False)
-        batch_op.create_index(batch_op.f('ix_devices_owner_user_id'), ['owner_user_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_devices_owner_user_id'), ['owner_user_id'], unique=False, sqlite_where=sa.text('owner_user_id IS NOT NULL'), postgresql_where=sa.text('owner_user_id IS NOT NULL'))
         batch_op.create_index(batch_op.f('ix_devices_state_serial'), ['state', 'serial'], unique=False)
 
     op.create_table('credentials',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('device_id', sa.Uuid(), nullable=False),
     sa.Column('type', sa.String(length=16), nullable=False),
-    sa.Column('lookup', sa.String(length=128), nullable=False),
+    sa.Column('lookup', sa.String(length=128), nullable=True),
     sa.Column('secret_hash', sa.String(length=255), nullable=True),
     sa.Column('created_at', provisiond.store.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('revoked_at', provisiond.store.types.UtcDateTime(timezone=True), nullable=True),
@@ -123,7 +123,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('credentials', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credentials_device_id'), ['device_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_credentials_type_lookup'), ['type', 'lookup'], unique=True)
+        batch_op.create_index(batch_op.f('ix_credentials_type_lookup'), ['type', 'lookup'], unique=True, sqlite_where=sa.text('lookup IS NOT NULL'), postgresql_where=sa.text('lookup IS NOT NULL'))
 
     op.create_table('device_tags',
     sa.Column('device_id', sa.Uuid(), nullable=False),
@@ -143,15 +143,15 @@ def downgrade() -> None:
 
     op.drop_table('device_tags')
     with op.batch_alter_table('credentials', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_credentials_type_lookup'))
+        batch_op.drop_index(batch_op.f('ix_credentials_type_lookup'), sqlite_where=sa.text('lookup IS NOT NULL'), postgresql_where=sa.text('lookup IS NOT NULL'))
         batch_op.drop_index(batch_op.f('ix_credentials_device_id'))
 
     op.drop_table('credentials')
     with op.batch_alter_table('devices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_devices_state_serial'))
-        batch_op.drop_index(batch_op.f('ix_devices_owner_user_id'))
+        batch_op.drop_index(batch_op.f('ix_devices_owner_user_id'), sqlite_where=sa.text('owner_user_id IS NOT NULL'), postgresql_where=sa.text('owner_user_id IS NOT NULL'))
         batch_op.drop_index(batch_op.f('ix_devices_model_id_serial'))
-        batch_op.drop_index(batch_op.f('ix_devices_group_id_serial'))
+        batch_op.drop_index(batch_op.f('ix_devices_group_id_serial'), sqlite_where=sa.text('group_id IS NOT NULL'), postgresql_where=sa.text('group_id IS NOT NULL'))
 
     op.drop_table('devices')
     with op.batch_alter_table('users', schema=None) as batch_op:
