@@ -10,11 +10,17 @@ a tag. Column names are matched case-insensitively and trimmed. Empty cells mean
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from provisiond.domain.device import name_problem, tag_key_problem, tag_value_problem
-from provisiond.domain.limits import TAGS_PER_DEVICE_MAX
+from provisiond.domain.limits import (
+    NAME_MAX,
+    SERIAL_MAX,
+    TAG_VALUE_MAX,
+    TAGS_PER_DEVICE_MAX,
+)
 from provisiond.domain.serials import normalise_serial, serial_problem
 from provisiond.domain.text import has_control_chars, has_undecodable_bytes
 from provisiond.errors import Problem
@@ -39,10 +45,24 @@ class Columns:
 
     fields: dict[str, str]  # column as written -> field name
     tags: dict[str, str]  # column as written -> tag key
+    # The column of each of FIELD_COLUMNS (serial, name, model, group, owner), or None.
+    by_field: tuple[str | None, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.by_field:
+            object.__setattr__(self, "by_field",
+                               tuple(self.column(f) for f in FIELD_COLUMNS))
 
     @property
     def names(self) -> list[str]:
         return [*self.fields, *self.tags]
+
+    def column(self, field: str) -> str | None:
+        """The column holding a device field, as written in the header."""
+        for column, name in self.fields.items():
+            if name == field:
+                return column
+        return None
 
 
 def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list[Problem]]:
@@ -79,25 +99,42 @@ def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list
 
 def parse_record(values: Mapping[str, str], columns: Columns, line: int
                  ) -> ImportRecord | list[Problem]:
-    """Validate one record. ``values`` maps column (as written in the header) to cell text."""
-    problems: list[Problem] = []
+    """Validate one record. ``values`` maps column (as written in the header) to cell text.
+
+    The common case (short, printable text) is decided by a few C-level string checks; only a
+    record that fails them goes through :func:`_problems`, which says what is wrong.
+    """
     get = values.get
-    serial = name = model = group = owner = ""
-    for column, fieldname in columns.fields.items():
-        cell = get(column) or ""
-        if fieldname == "serial":
-            serial = cell
-        elif fieldname == "name":
-            name = cell.strip()
-        elif fieldname == "model":
-            model = cell.strip()
-        elif fieldname == "group":
-            group = cell.strip()
-        else:
-            owner = cell.strip()
-    serial = normalise_serial(serial)
+    fields = columns.by_field
+    serial = normalise_serial(get(fields[0], "") if fields[0] else "")
+    name, model, group, owner = (
+        (get(col) or "").strip() if col else "" for col in fields[1:])
+    tags = {key: value for col, key in columns.tags.items() if (value := get(col))}
+    if (_SERIAL.fullmatch(serial) and len(serial) <= SERIAL_MAX and len(name) <= NAME_MAX
+            and len(tags) <= TAGS_PER_DEVICE_MAX
+            and (name + model + group + owner).isprintable()
+            and all(len(v) <= TAG_VALUE_MAX and v.isprintable() for v in tags.values())
+            and not (group and owner)):
+        return ImportRecord(line, serial, name or serial, model or None, group or None,
+                            owner or None, tags)
+    problems = _problems(serial, name, {"model": model, "group": group, "owner": owner},
+                         tags, line)
+    if problems:
+        return problems
+    return ImportRecord(line, serial, name or serial, model or None, group or None,
+                        owner or None, tags)
+
+
+_SERIAL = re.compile(r"[A-Z0-9._:\-]+")
+
+
+def _problems(serial: str, name: str, texts: dict[str, str], tags: dict[str, str],
+              line: int) -> list[Problem]:
+    """Everything wrong with a record that the fast check refused (maybe nothing: text such
+    as a no-break space is not 'printable' but is allowed)."""
     if has_undecodable_bytes(serial) or has_undecodable_bytes(name):
         return [Problem("contains bytes that are not valid UTF-8", line=line)]
+    problems: list[Problem] = []
     problem = serial_problem(serial)
     if problem:
         problems.append(Problem(problem, field="serial", line=line))
@@ -105,29 +142,20 @@ def parse_record(values: Mapping[str, str], columns: Columns, line: int
         problem = name_problem(name)
         if problem:
             problems.append(Problem(problem, field="name", line=line))
-    for fieldname, text in (("model", model), ("group", group), ("owner", owner)):
+    for fieldname, text in texts.items():
         if text and (has_undecodable_bytes(text) or has_control_chars(text)):
             problems.append(Problem("is not valid UTF-8 text" if has_undecodable_bytes(text)
                                     else "contains a control character",
                                     field=fieldname, line=line))
-    tags: dict[str, str] = {}
-    for column, key in columns.tags.items():
-        value = get(column)
-        if not value:
-            continue
+    for key, value in tags.items():
         if has_undecodable_bytes(value):
             problems.append(Problem("is not valid UTF-8", field=key, line=line))
             continue
         problem = tag_value_problem(value)
         if problem:
             problems.append(Problem(problem, field=key, line=line))
-            continue
-        tags[key] = value
     if len(tags) > TAGS_PER_DEVICE_MAX:
         problems.append(Problem(f"a device has at most {TAGS_PER_DEVICE_MAX} tags", line=line))
-    if group and owner:
+    if texts["group"] and texts["owner"]:
         problems.append(Problem("give a group or an owner, not both", field="owner", line=line))
-    if problems:
-        return problems
-    return ImportRecord(line, serial, name or serial, model or None, group or None,
-                        owner or None, tags)
+    return problems

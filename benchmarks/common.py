@@ -1,0 +1,115 @@
+"""Shared by the benchmarks: data generation, fresh databases, running and measuring."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / ".data"
+PROVISIOND = [sys.executable, "-m", "provisiond"]
+PG_SERVER = os.environ.get("PROVISIOND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+SITES = [f"Kanarra/Customer-{c}/Region-{r}/Site-{s}" for c in range(5) for r in range(2)
+         for s in range(5)]
+MODELS = ["UNO-2483G", "KG-450"]
+
+
+def device_csv(rows: int) -> Path:
+    """serial,name,model,group,firmware — 20% of rows claimed for one of 50 sites."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"devices-{rows}.csv"
+    if path.exists():
+        return path
+    rng = random.Random(rows)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write("serial,name,model,group,firmware\n")
+        for i in range(rows):
+            group = SITES[i % len(SITES)] if rng.random() < 0.2 else ""
+            f.write(f"70B3D57E{i:08X},Generator {i},{MODELS[i % 2]},{group},"
+                    f"2.{rng.randrange(10)}.{rng.randrange(10)}\n")
+    tmp.rename(path)
+    return path
+
+
+def fresh_database(backend: str, name: str) -> str:
+    if backend == "sqlite":
+        path = DATA / f"{name}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def provisiond(*args: str, database: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
+    return subprocess.run([*PROVISIOND, *args], env=env, capture_output=True, text=True,
+                          check=True)
+
+
+def prepare_catalogue(database: str) -> None:
+    provisiond("db", "upgrade", database=database)
+    for model in MODELS:
+        provisiond("models", "add", model, database=database)
+    for site in SITES:
+        provisiond("groups", "create", site, database=database)
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def measure(argv: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run a process; its wall time and its own peak resident memory (from wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv} failed:\n{err.read()}")
+        return Measured(elapsed, usage.ru_maxrss / 1024, out.read())
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    try:
+        with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
+            pg = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    except psycopg.Error:
+        pg = "unavailable"
+    return {"cpu": f"{os.cpu_count()} x {cpu}", "memory": f"{mem:.0f} GiB",
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "postgresql": pg, "os": platform.platform()}
