@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.store.schema import events
@@ -69,10 +70,21 @@ class BulkDeviceWriter:
                     credential_rows: Sequence[CredentialRow], *, event_id: int,
                     now: datetime) -> None:
         driver = await self._driver()
-        if self._sqlite:
-            await self._sqlite_write(driver, device_rows, tag_rows, credential_rows,
-                                     event_id, sqlite_timestamp(now))
-            return
+        try:
+            if self._sqlite:
+                await self._sqlite_write(driver, device_rows, tag_rows, credential_rows,
+                                         event_id, sqlite_timestamp(now))
+            else:
+                await self._copy_write(driver, device_rows, tag_rows, credential_rows,
+                                       event_id, now)
+        except self._conn.dialect.loaded_dbapi.IntegrityError as err:
+            # The driver's own error, raised past SQLAlchemy: wrap it as SQLAlchemy would, so
+            # the unit of work maps it to the caller's conflict (a concurrent import won).
+            raise IntegrityError("bulk device write", None, err) from err
+
+    async def _copy_write(self, driver: Any, device_rows: Sequence[DeviceRow],
+                          tag_rows: Sequence[TagRow], credential_rows: Sequence[CredentialRow],
+                          event_id: int, now: datetime) -> None:
         await self._copy(driver, "devices", DEVICE_COLUMNS, [
             (*r, event_id, now, now, now if r[4] == "claimed" else None) for r in device_rows
         ])
