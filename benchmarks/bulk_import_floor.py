@@ -39,7 +39,7 @@ def build_rows(source: str, lookup: dict[str, dict[str, str]], now: object, even
         state = "claimed" if group_id else "registered"
         devices.append((dev, serial, name, lookup["models"][model], state, group_id, None, event,
                         now, now, now if group_id else None))
-        tags.append((dev, "firmware", firmware))
+        tags.append((dev, serial, "firmware", firmware))
         creds.append((cred, dev, "access-token", None, hashes[64 * i:64 * i + 64], now))
     return devices, tags, creds
 
@@ -61,7 +61,7 @@ def sqlite_floor(path: str, source: str) -> float:
         conn.executemany("INSERT INTO devices (id, serial, name, model_id, state, group_id, "
                          "owner_user_id, registered_event_id, created_at, updated_at, claimed_at)"
                          " VALUES (?,?,?,?,?,?,?,?,?,?,?)", devices[i:i + BATCH])
-        conn.executemany("INSERT INTO device_tags (device_id, key, value) VALUES (?,?,?)",
+        conn.executemany("INSERT INTO device_tags (device_id, serial, key, value) VALUES (?,?,?,?)",
                          tags[i:i + BATCH])
         conn.executemany("INSERT INTO credentials (id, device_id, type, lookup, secret_hash, "
                          "created_at) VALUES (?,?,?,?,?,?)", creds[i:i + BATCH])
@@ -85,7 +85,7 @@ def postgres_floor(url: str, source: str) -> float:
             for table, columns, rows in (
                 ("devices", "id, serial, name, model_id, state, group_id, owner_user_id, "
                  "registered_event_id, created_at, updated_at, claimed_at", devices),
-                ("device_tags", "device_id, key, value", tags),
+                ("device_tags", "device_id, serial, key, value", tags),
                 ("credentials", "id, device_id, type, lookup, secret_hash, created_at", creds),
             ):
                 with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

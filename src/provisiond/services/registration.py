@@ -42,6 +42,7 @@ from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
 
 ACCESS_TOKEN = CredentialType.ACCESS_TOKEN.value
+STATISTICS_AFTER_ROWS = 10_000
 
 
 class CredentialSink(Protocol):
@@ -177,7 +178,7 @@ class _Importer:
             state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
             devices.append((device_id, rec.serial, rec.name, model.id if model else None,
                             state.value, group_id, owner.id if owner else None))
-            tags.extend((device_id, k, v) for k, v in rec.tags.items())
+            tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
             token, verifier_hash = made.tokens[i]
             creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash))
             self.sink.add(rec.serial, device_id, ACCESS_TOKEN, token)
@@ -219,6 +220,12 @@ async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: I
         })
         sink.prepare()
         await uow.commit()
+    if result.imported >= STATISTICS_AFTER_ROWS:
+        # A large load leaves the planner's statistics describing the table before it (and
+        # autovacuum may be off, or minutes away): refresh them now, outside the import.
+        async with uow:
+            await uow.bulk.refresh_statistics()
+            await uow.commit()
     return result
 
 

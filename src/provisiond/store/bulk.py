@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,13 +23,13 @@ DEVICE_COLUMNS = (
     "id", "serial", "name", "model_id", "state", "group_id", "owner_user_id",
     "registered_event_id", "created_at", "updated_at", "claimed_at",
 )
-TAG_COLUMNS = ("device_id", "key", "value")
+TAG_COLUMNS = ("device_id", "serial", "key", "value")
 CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "created_at")
 
 # (id, serial, name, model_id, state, group_id, owner_user_id). Every row of one import shares
 # the import's event and timestamp, given to write(); claimed devices get claimed_at = now.
 DeviceRow = tuple[uuid.UUID, str, str, uuid.UUID | None, str, uuid.UUID | None, uuid.UUID | None]
-TagRow = tuple[uuid.UUID, str, str]
+TagRow = tuple[uuid.UUID, str, str, str]  # (device_id, serial, key, value)
 # (id, device_id, type, lookup, secret_hash)
 CredentialRow = tuple[uuid.UUID, uuid.UUID, str, str | None, str | None]
 
@@ -114,8 +114,8 @@ class BulkDeviceWriter:
             )
         if tag_rows:
             await driver.executemany(
-                "INSERT INTO device_tags (device_id, key, value) VALUES (?,?,?)",
-                [(r[0].hex, r[1], r[2]) for r in tag_rows],
+                "INSERT INTO device_tags (device_id, serial, key, value) VALUES (?,?,?,?)",
+                [(r[0].hex, r[1], r[2], r[3]) for r in tag_rows],
             )
         if credential_rows:
             await driver.executemany(
@@ -134,6 +134,15 @@ class BulkDeviceWriter:
             async with cur.copy(statement) as copy:
                 for row in rows:
                     await copy.write_row(row)
+
+    async def refresh_statistics(self) -> None:
+        """Bring the planner's statistics up to date after a large import (PostgreSQL).
+
+        SQLite is left alone: its listing queries name their index by their shape (see
+        DeviceRepository.search), and it keeps no statistics unless ANALYZE was run once.
+        """
+        if not self._sqlite:
+            await self._conn.execute(text("ANALYZE devices, device_tags, credentials"))
 
     async def finish_event(self, event_id: int, data: dict[str, Any]) -> None:
         """Fill in the import event's summary before the transaction commits."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import heapq
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import String, TextualSelect, Uuid, bindparam, exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.credentials import Credential, CredentialType
@@ -52,6 +54,48 @@ def _device_query() -> Any:
     )
 
 
+# SQLite allows 500 terms in a compound SELECT; fewer keep each statement quick to plan.
+_GROUPS_PER_QUERY = 200
+
+
+_GROUP_CONDITIONS = {
+    "state": "state = :state",
+    "model_id": "model_id = :model_id",
+    "owner_user_id": "owner_user_id = :owner_user_id",
+    "prefix_low": "serial >= :prefix_low AND serial < :prefix_high",
+    "after": "serial > :after",
+}
+
+
+@functools.lru_cache(maxsize=512)
+def _per_group_union(groups_n: int, params: tuple[str, ...]) -> TextualSelect:
+    """Up to ``limit`` devices from each of ``groups_n`` groups (parameters g0, g1 ...), each
+    read in serial order from the (group_id, serial) index, merged into the first ``limit``.
+
+    Written as SQL text (from fixed fragments: no user text) and cached by shape: built with SQLAlchemy constructs, a 50-group
+    statement took longer to build than to run.
+    """
+    where = "".join(f" AND {_GROUP_CONDITIONS[p]}" for p in params if p in _GROUP_CONDITIONS)
+    parts = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT serial, id FROM devices WHERE group_id = :g{i}{where}"  # noqa: S608
+        f" ORDER BY serial LIMIT :limit) AS p{i}"
+        for i in range(groups_n))
+    uuid_params = [f"g{i}" for i in range(groups_n)]
+    uuid_params += [p for p in ("model_id", "owner_user_id") if p in params]
+    return (text(f"{parts} ORDER BY serial LIMIT :limit")
+            .bindparams(*(bindparam(p, type_=Uuid) for p in uuid_params))
+            .columns(serial=String, id=Uuid))
+
+
+def _serial_range(column: Any, prefix: str | None, after: str | None) -> list[Any]:
+    conditions = []
+    if prefix:
+        conditions += [column >= prefix, column < prefix + "\U0010ffff"]
+    if after is not None:
+        conditions.append(column > after)
+    return conditions
+
+
 def _device(row: Any, tags: dict[str, str]) -> Device:
     return Device(
         id=row.id, serial=row.serial, name=row.name, model=row.model,
@@ -92,37 +136,81 @@ class DeviceRepository:
         return _device(row, (await self._tags([row.id]))[row.id])
 
     async def search(self, flt: DeviceFilter, *, after: str | None, limit: int) -> list[Device]:
-        query = _device_query()
-        if flt.group is not None:
-            query = query.where(
-                devices.c.group_id.in_(
-                    select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
-                )
-            )
-        if flt.state is not None:
-            query = query.where(devices.c.state == flt.state.value)
-        if flt.model_id is not None:
-            query = query.where(devices.c.model_id == flt.model_id)
-        if flt.owner_user_id is not None:
-            query = query.where(devices.c.owner_user_id == flt.owner_user_id)
-        if flt.serial_prefix:
-            query = query.where(
-                (devices.c.serial >= flt.serial_prefix)
-                & (devices.c.serial < flt.serial_prefix + "\U0010ffff")
-            )
-        for key, value in flt.tags.items():
-            query = query.where(
-                devices.c.id.in_(
-                    select(device_tags.c.device_id).where(
-                        device_tags.c.key == key, device_tags.c.value == value
-                    )
-                )
-            )
-        if after is not None:
-            query = query.where(devices.c.serial > after)
-        rows = (await self._conn.execute(query.order_by(devices.c.serial).limit(limit))).all()
+        """One page of devices matching ``flt``, in serial order, after the serial ``after``.
+
+        The page's ids are found first by a query that reads an index already in serial order
+        and stops after ``limit`` matches (see :meth:`_page`), then the page is loaded whole.
+        """
+        page = await self._page(flt, after, limit)
+        if not page:
+            return []
+        rows = (await self._conn.execute(
+            _device_query().where(devices.c.id.in_(page)).order_by(devices.c.serial))).all()
         tags = await self._tags([r.id for r in rows])
         return [_device(r, tags[r.id]) for r in rows]
+
+    async def _page(self, flt: DeviceFilter, after: str | None, limit: int) -> list[uuid.UUID]:
+        """The ids of one page, choosing the index that yields matches in serial order.
+
+        - a tag filter reads the tag's (key, value, serial) range;
+        - a group filter reads each subtree group's (group_id, serial) range, at most
+          ``limit`` rows from each, merged: a page of an organisation holding 200,000 devices
+          costs (groups in its subtree) x (page size) index reads, not 200,000;
+        - otherwise the serial index, or the (state|model, serial) index.
+        Every other criterion filters the rows the chosen index yields.
+        """
+        serial = devices.c.serial
+        conditions: list[Any] = []
+        if flt.state is not None:
+            conditions.append(devices.c.state == flt.state.value)
+        if flt.model_id is not None:
+            conditions.append(devices.c.model_id == flt.model_id)
+        if flt.owner_user_id is not None:
+            conditions.append(devices.c.owner_user_id == flt.owner_user_id)
+        tags = list(flt.tags.items())
+        for key, value in tags[1:]:
+            other = device_tags.alias()
+            conditions.append(exists().where(other.c.device_id == devices.c.id,
+                                             other.c.key == key, other.c.value == value))
+        if tags:
+            key, value = tags[0]
+            tag = device_tags
+            query = (select(tag.c.device_id)
+                     .select_from(tag.join(devices, devices.c.id == tag.c.device_id))
+                     .where(tag.c.key == key, tag.c.value == value, *conditions,
+                            *_serial_range(tag.c.serial, flt.serial_prefix, after)))
+            if flt.group is not None:
+                query = query.where(devices.c.group_id.in_(
+                    select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))))
+            rows = await self._conn.execute(query.order_by(tag.c.serial).limit(limit))
+            return [r[0] for r in rows]
+        conditions.extend(_serial_range(serial, flt.serial_prefix, after))
+        if flt.group is None:
+            rows = await self._conn.execute(
+                select(devices.c.id).where(*conditions).order_by(serial).limit(limit))
+            return [r[0] for r in rows]
+        group_ids = [r[0] for r in await self._conn.execute(
+            select(groups.c.id).where(subtree_clause(groups.c.path, flt.group)))]
+        params: dict[str, Any] = {"limit": limit}
+        if flt.state is not None:
+            params["state"] = flt.state.value
+        if flt.model_id is not None:
+            params["model_id"] = flt.model_id
+        if flt.owner_user_id is not None:
+            params["owner_user_id"] = flt.owner_user_id
+        if flt.serial_prefix:
+            params["prefix_low"] = flt.serial_prefix
+            params["prefix_high"] = flt.serial_prefix + "\U0010ffff"
+        if after is not None:
+            params["after"] = after
+        found: list[tuple[str, uuid.UUID]] = []
+        for start in range(0, len(group_ids), _GROUPS_PER_QUERY):
+            chunk = group_ids[start:start + _GROUPS_PER_QUERY]
+            statement = _per_group_union(len(chunk), tuple(sorted(params)))
+            rows = await self._conn.execute(
+                statement, {**params, **{f"g{i}": g for i, g in enumerate(chunk)}})
+            found = list(heapq.merge(found, [(r[0], r[1]) for r in rows]))[:limit]
+        return [device_id for _, device_id in found]
 
     async def add(self, device: Device, *, model_id: uuid.UUID | None,
                   registered_event_id: int | None) -> None:
@@ -138,7 +226,8 @@ class DeviceRepository:
         if device.tags:
             await self._conn.execute(
                 insert(device_tags),
-                [{"device_id": device.id, "key": k, "value": v} for k, v in device.tags.items()],
+                [{"device_id": device.id, "serial": device.serial, "key": k, "value": v}
+                 for k, v in device.tags.items()],
             )
 
     async def delete(self, device_id: uuid.UUID) -> None:

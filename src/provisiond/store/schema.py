@@ -100,7 +100,10 @@ device_tags = Table(
     Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
-    Index(None, "key", "value", "device_id"),
+    # The device's serial, copied (serials never change): a tag filter then reads its index
+    # range already in listing order (serial) and stops after one page.
+    Column("serial", String(64), nullable=False),
+    Index(None, "key", "value", "serial"),
 )
 
 credentials = Table(

@@ -129,17 +129,18 @@ def upgrade() -> None:
     sa.Column('device_id', sa.Uuid(), nullable=False),
     sa.Column('key', sa.String(length=64), nullable=False),
     sa.Column('value', sa.String(length=256), nullable=False),
+    sa.Column('serial', sa.String(length=64), nullable=False),
     sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_device_tags_device_id_devices'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('device_id', 'key', name=op.f('pk_device_tags'))
     )
     with op.batch_alter_table('device_tags', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_device_tags_key_value_device_id'), ['key', 'value', 'device_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_device_tags_key_value_serial'), ['key', 'value', 'serial'], unique=False)
 
 
 
 def downgrade() -> None:
     with op.batch_alter_table('device_tags', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_device_tags_key_value_device_id'))
+        batch_op.drop_index(batch_op.f('ix_device_tags_key_value_serial'))
 
     op.drop_table('device_tags')
     with op.batch_alter_table('credentials', schema=None) as batch_op:
