@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from provisiond.services.hashing import hash_token, new_split_token, split_token
-from provisiond.services.ids import new_id, new_ids
+from provisiond.services.hashing import hash_token, new_split_token, new_split_tokens, split_token
+from provisiond.services.ids import canonical, new_id, new_id_hexes, new_ids
 
 
 def test_ids_are_version_7_unique_and_increasing() -> None:
@@ -38,3 +38,29 @@ def test_split_token_refuses_other_strings() -> None:
     for text in ("", "abc", "no-dot-here", ".x", "a" * 22 + ".", "!" * 22 + ".v",
                  "A" * 21 + ".verifier", "A" * 21 + "+.v", "A" * 21 + "/.v"):
         assert split_token(text) is None, text
+
+
+def test_hex_ids_are_the_same_ids_in_bulk_form() -> None:
+    hexes = new_id_hexes(10_000)
+    assert hexes == sorted(hexes)
+    assert len(set(hexes)) == len(hexes)
+    ids = [uuid.UUID(hex=h) for h in hexes]
+    assert [i.hex for i in ids] == hexes
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    assert [canonical(h) for h in hexes[:100]] == [str(i) for i in ids[:100]]
+    # the 62 random bits vary: every value of the first hex digit after the variant bits
+    assert {h[17] for h in hexes} == set("0123456789abcdef")
+
+
+def test_bulk_split_tokens_match_the_single_form() -> None:
+    hexes = new_id_hexes(3001)
+    made = new_split_tokens(hexes)
+    assert len({token for token, _ in made}) == len(hexes)
+    for h, (token, verifier_hash) in zip(hexes, made, strict=True):
+        parsed = split_token(token)
+        assert parsed is not None
+        assert parsed[0] == uuid.UUID(hex=h)
+        assert hash_token(parsed[1]) == verifier_hash
+        assert len(parsed[1]) == 24  # 144 random bits
+    single, _ = new_split_token(uuid.UUID(hex=hexes[0]))
+    assert single.split(".")[0] == made[0][0].split(".")[0]

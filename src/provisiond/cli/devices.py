@@ -8,7 +8,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -65,8 +64,8 @@ class CredentialsFile:
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.HEADER)
 
-    def add(self, serial: str, device_id: uuid.UUID, credential_type: str, secret: str) -> None:
-        self._writer.writerow((serial, str(device_id), credential_type, secret))
+    def add(self, serial: str, device_id: str, credential_type: str, secret: str) -> None:
+        self._writer.writerow((serial, device_id, credential_type, secret))
 
     def prepare(self) -> None:
         self._file.flush()

@@ -35,11 +35,29 @@ def new_split_token(credential_id: uuid.UUID) -> tuple[str, str]:
 
     The selector is the credential's id (base64url): it finds the row by primary key, so no
     index on a random hash is needed and the lookup takes the same time whatever the secret.
-    The verifier carries 128 random bits and is compared as a hash, in constant time.
+    The verifier carries 144 random bits and is compared as a hash, in constant time.
     """
-    selector = base64.urlsafe_b64encode(credential_id.bytes).rstrip(b"=").decode()
-    verifier = _secrets.token_urlsafe(16)
-    return f"{selector}.{verifier}", hash_token(verifier)
+    return new_split_tokens([credential_id.hex])[0]
+
+
+def new_split_tokens(credential_id_hexes: list[str]) -> list[tuple[str, str]]:
+    """:func:`new_split_token` for many credentials (ids as ``UUID.hex``), encoded in bulk.
+
+    Both parts are base64url of a whole number of 3-byte groups, so one encoding of all the
+    bytes cuts into the parts: 24 characters per 18 bytes. A selector is its id's 16 bytes
+    and two zero bytes, cut to the 22 characters that the id alone encodes to.
+    """
+    n = len(credential_id_hexes)
+    selectors = base64.urlsafe_b64encode(
+        bytes.fromhex("0000".join(credential_id_hexes) + "0000")).decode()
+    verifiers = base64.urlsafe_b64encode(_secrets.token_bytes(18 * n)).decode()
+    sha256 = hashlib.sha256
+    out = []
+    for i in range(n):
+        verifier = verifiers[24 * i:24 * i + 24]
+        out.append((f"{selectors[24 * i:24 * i + 22]}.{verifier}",
+                    sha256(verifier.encode()).hexdigest()))
+    return out
 
 
 def split_token(token: str) -> tuple[uuid.UUID, str] | None:

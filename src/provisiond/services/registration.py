@@ -26,7 +26,6 @@ from provisiond.domain.device import DeviceState
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.importing import ImportRecord, parse_record
-from provisiond.domain.users import User
 from provisiond.errors import (
     DeviceExists,
     GroupNotFound,
@@ -35,8 +34,8 @@ from provisiond.errors import (
     Problem,
 )
 from provisiond.services.devices import Resolver
-from provisiond.services.hashing import new_split_token
-from provisiond.services.ids import new_ids
+from provisiond.services.hashing import new_split_tokens
+from provisiond.services.ids import canonical, new_id_hexes
 from provisiond.services.import_formats import Item
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
@@ -48,8 +47,8 @@ STATISTICS_AFTER_ROWS = 10_000
 class CredentialSink(Protocol):
     """Where the secrets of an import go: written once, never stored in clear."""
 
-    def add(self, serial: str, device_id: uuid.UUID, credential_type: str, secret: str) -> None:
-        ...
+    def add(self, serial: str, device_id: str, credential_type: str, secret: str) -> None:
+        """``device_id`` in its canonical text form (``str(UUID)``)."""
 
     def prepare(self) -> None:
         """Make everything added durable; called just before the import commits."""
@@ -100,16 +99,24 @@ class _Problems:
 class _Secrets:
     """Ids and access tokens made for a batch before the database is asked anything."""
 
-    device_ids: list[uuid.UUID]
-    credential_ids: list[uuid.UUID]
+    device_ids: list[str]  # UUID.hex
+    credential_ids: list[str]
     tokens: list[tuple[str, str]]  # (token, SHA-256 of its verifier)
 
 
 def _make_secrets(batch: list[ImportRecord]) -> _Secrets:
-    n = len(batch)
-    ids = new_ids(2 * n)
+    ids = new_id_hexes(2 * len(batch))
     credential_ids = ids[1::2]
-    return _Secrets(ids[0::2], credential_ids, [new_split_token(c) for c in credential_ids])
+    return _Secrets(ids[0::2], credential_ids, new_split_tokens(credential_ids))
+
+
+# A record's placement: (model id, group id, owner id, state), ids as UUID.hex; or what is
+# wrong with it.
+_Placement = tuple[str | None, str | None, str | None, str] | list[Problem]
+
+
+def _hex(value: uuid.UUID | None) -> str | None:
+    return value.hex if value is not None else None
 
 
 class _Importer:
@@ -125,6 +132,7 @@ class _Importer:
         self.default_model: DeviceModel | None = None
         self.default_group: Group | None = None
         self.imported = self.claimed = self.skipped = 0
+        self.placements: dict[tuple[str | None, str | None, str | None], _Placement] = {}
 
     async def load_defaults(self) -> None:
         if self.options.model:
@@ -138,19 +146,19 @@ class _Importer:
                 raise GroupNotFound(f"--group: {group.message}", problems=[group])
             self.default_group = group
 
-    async def _placement(self, rec: ImportRecord
-                         ) -> tuple[DeviceModel | None, Group | None, User | None] | None:
-        """The record's model, group and owner, or None after reporting what is unknown."""
-        model = await self.resolver.model(rec.model) if rec.model else self.default_model
-        owner = await self.resolver.owner(rec.owner) if rec.owner else None
-        group = (await self.resolver.group(rec.group) if rec.group
-                 else None if rec.owner else self.default_group)
-        bad = [p for p in (model, group, owner) if isinstance(p, Problem)]
-        for p in bad:
-            self.problems.add(Problem(p.message, field=p.field, line=rec.line))
-        if bad:
-            return None
-        return model, group, owner  # type: ignore[return-value]
+    async def _placement(self, model_name: str | None, group_path: str | None,
+                         owner_email: str | None) -> _Placement:
+        """Where a record with these cells goes, or the problems (without a line)."""
+        model = await self.resolver.model(model_name) if model_name else self.default_model
+        owner = await self.resolver.owner(owner_email) if owner_email else None
+        group = (await self.resolver.group(group_path) if group_path
+                 else None if owner_email else self.default_group)
+        if isinstance(model, Problem) or isinstance(group, Problem) or isinstance(owner, Problem):
+            return [p for p in (model, group, owner) if isinstance(p, Problem)]
+        group_id = owner.group_id if owner else group.id if group else None
+        state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
+        return (_hex(model.id) if model else None, _hex(group_id),
+                _hex(owner.id) if owner else None, state.value)
 
     async def flush(self, batch: list[ImportRecord], made: _Secrets) -> None:
         """Write one batch: check which serials exist, resolve the placements, insert."""
@@ -160,6 +168,7 @@ class _Importer:
         devices: list[DeviceRow] = []
         tags: list[TagRow] = []
         creds: list[CredentialRow] = []
+        placements = self.placements
         for i, rec in enumerate(batch):
             if rec.serial in existing:
                 if self.options.skip_existing:
@@ -169,20 +178,25 @@ class _Importer:
                                               "(--skip-existing skips such rows)",
                                               field="serial", line=rec.line))
                 continue
-            placed = await self._placement(rec)
-            if placed is None or self.problems:
+            key = (rec.model, rec.group, rec.owner)
+            placed = placements.get(key)
+            if placed is None:
+                placed = placements[key] = await self._placement(*key)
+            if isinstance(placed, list):
+                for p in placed:
+                    self.problems.add(Problem(p.message, field=p.field, line=rec.line))
+                continue
+            if self.problems:
                 continue  # keep validating, but nothing will be written
-            model, group, owner = placed
+            model_id, group_id, owner_id, state = placed
             device_id = made.device_ids[i]
-            group_id = owner.group_id if owner else group.id if group else None
-            state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
-            devices.append((device_id, rec.serial, rec.name, model.id if model else None,
-                            state.value, group_id, owner.id if owner else None))
-            tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
+            devices.append((device_id, rec.serial, rec.name, model_id, state, group_id, owner_id))
+            if rec.tags:
+                tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
             token, verifier_hash = made.tokens[i]
             creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash))
-            self.sink.add(rec.serial, device_id, ACCESS_TOKEN, token)
-            self.claimed += state is DeviceState.CLAIMED
+            self.sink.add(rec.serial, canonical(device_id), ACCESS_TOKEN, token)
+            self.claimed += group_id is not None
         if devices and not self.problems:
             self.imported += len(devices)
             await self.uow.bulk.write(devices, tags, creds, event_id=self.event_id, now=self.now)

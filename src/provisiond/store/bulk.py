@@ -7,7 +7,6 @@ costs more than the insert itself (benchmarks/bulk_import.py measures both).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -28,10 +27,12 @@ CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "creat
 
 # (id, serial, name, model_id, state, group_id, owner_user_id). Every row of one import shares
 # the import's event and timestamp, given to write(); claimed devices get claimed_at = now.
-DeviceRow = tuple[uuid.UUID, str, str, uuid.UUID | None, str, uuid.UUID | None, uuid.UUID | None]
-TagRow = tuple[uuid.UUID, str, str, str]  # (device_id, serial, key, value)
+# Ids are UUID.hex strings (32 hex digits): what SQLite stores, and what PostgreSQL's uuid
+# input reads; the import makes a million of them, and UUID objects would cost a second more.
+DeviceRow = tuple[str, str, str, str | None, str, str | None, str | None]
+TagRow = tuple[str, str, str, str]  # (device_id, serial, key, value)
 # (id, device_id, type, lookup, secret_hash)
-CredentialRow = tuple[uuid.UUID, uuid.UUID, str, str | None, str | None]
+CredentialRow = tuple[str, str, str, str | None, str | None]
 
 _LOOKUP_CHUNK = 900
 
@@ -98,30 +99,26 @@ class BulkDeviceWriter:
                             credential_rows: Sequence[CredentialRow], event_id: int,
                             now: str) -> None:
         # SQLAlchemy's Uuid stores 32 hex digits on SQLite; UtcDateTime stores naive UTC text.
-        def uid(value: uuid.UUID | None) -> str | None:
-            return value.hex if value is not None else None
-
         if device_rows:
             await driver.executemany(
                 "INSERT INTO devices (id, serial, name, model_id, state, group_id, owner_user_id,"
                 " registered_event_id, created_at, updated_at, claimed_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (r[0].hex, r[1], r[2], uid(r[3]), r[4], uid(r[5]), uid(r[6]), event_id,
-                     now, now, now if r[4] == "claimed" else None)
+                    (*r, event_id, now, now, now if r[5] is not None else None)
                     for r in device_rows
                 ],
             )
         if tag_rows:
             await driver.executemany(
                 "INSERT INTO device_tags (device_id, serial, key, value) VALUES (?,?,?,?)",
-                [(r[0].hex, r[1], r[2], r[3]) for r in tag_rows],
+                tag_rows,
             )
         if credential_rows:
             await driver.executemany(
                 "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, created_at)"
                 " VALUES (?,?,?,?,?,?)",
-                [(r[0].hex, r[1].hex, r[2], r[3], r[4], now) for r in credential_rows],
+                [(*r, now) for r in credential_rows],
             )
 
     @staticmethod

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import tempfile
-import uuid
 from collections.abc import Iterator
 from typing import IO
 
@@ -37,8 +36,8 @@ class SpooledCredentials:
         self.writer = csv.writer(self.file)
         self.writer.writerow(CREDENTIAL_COLUMNS)
 
-    def add(self, serial: str, device_id: uuid.UUID, credential_type: str, secret: str) -> None:
-        self.writer.writerow((serial, str(device_id), credential_type, secret))
+    def add(self, serial: str, device_id: str, credential_type: str, secret: str) -> None:
+        self.writer.writerow((serial, device_id, credential_type, secret))
 
     def prepare(self) -> None:
         self.file.flush()
