@@ -3,8 +3,11 @@
     python benchmarks/list_devices.py [--rows 1000000] [--repeat 200] [--backends sqlite,postgresql]
 
 Uses the database bulk_import.py left behind (bench_import_<backend>) when it holds the rows,
-else imports benchmarks/.data/devices-<rows>.csv first. Each query goes through the use case
-the API and CLI call (services.devices.list_devices), in process, on a warm connection pool.
+else imports benchmarks/.data/devices-<rows>.csv first. Each query is timed twice:
+- "service": the use case the API and CLI call (services.devices.list_devices), in process,
+  on a warm connection pool;
+- "http": GET /api/v1/devices from `provisiond serve` (a separate process, one worker) on
+  loopback, with a keep-alive client: what an API user sees, JSON encoding included.
 """
 
 from __future__ import annotations
@@ -12,10 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
 import statistics
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import httpx
 
 from common import (
     DATA,
@@ -92,7 +100,8 @@ async def bench(url: str, backend: str, repeat: int) -> None:
 
             page = await query()
             ms = await timed(query, repeat)
-            print(json.dumps({"backend": backend, "query": label, "items": len(page.items),
+            print(json.dumps({"backend": backend, "via": "service", "query": label,
+                              "items": len(page.items),
                               "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2)}),
                   flush=True)
         cursors: list[str | None] = [None]
@@ -104,9 +113,59 @@ async def bench(url: str, backend: str, repeat: int) -> None:
             started = time.perf_counter()
             await list_devices(c.uow(), limit=50, group="Kanarra", cursor=cursor)
             walk.append((time.perf_counter() - started) * 1000)
-        print(json.dumps({"backend": backend, "query": "group pages 1-20 by cursor",
+        print(json.dumps({"backend": backend, "via": "service",
+                          "query": "group pages 1-20 by cursor",
                           "p50_ms": round(pct(walk, 50), 2), "p99_ms": round(pct(walk, 99), 2)}),
               flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def bench_http(url: str, backend: str, repeat: int) -> None:
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": url}
+    made = subprocess.run([*PROVISIOND, "tokens", "create", f"bench-{time.time_ns()}", "--json"],
+                          env=env, capture_output=True, text=True, check=True)
+    token = json.loads(made.stdout)["secret"]
+    port = free_port()
+    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
+                               "warning"], env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            for _ in range(300):  # the server answers /readyz once it can reach the database
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)  # waiting for another process to start listening
+            else:
+                raise RuntimeError("provisiond serve did not become ready")
+            for label, kwargs in QUERIES.items():
+                params: list[tuple[str, str]] = [("limit", "50")]
+                for key, value in kwargs.items():
+                    if key == "tags":
+                        params += [("tag", f"{k}={v}") for k, v in value.items()]
+                    else:
+                        params.append((key, value))
+                answer = client.get("/api/v1/devices", params=params)
+                answer.raise_for_status()
+                ms = []
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    client.get("/api/v1/devices", params=params).raise_for_status()
+                    ms.append((time.perf_counter() - started) * 1000)
+                print(json.dumps({"backend": backend, "via": "http", "query": label,
+                                  "items": len(answer.json()["items"]),
+                                  "p50_ms": round(pct(ms, 50), 2),
+                                  "p99_ms": round(pct(ms, 99), 2)}), flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def main() -> None:
@@ -118,6 +177,7 @@ def main() -> None:
     for backend in args.backends.split(","):
         url = database_for(backend, args.rows)
         asyncio.run(bench(url, backend, args.repeat))
+        bench_http(url, backend, args.repeat)
 
 
 if __name__ == "__main__":
