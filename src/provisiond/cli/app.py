@@ -110,7 +110,7 @@ def demo_command(
 ) -> None:
     """Set up the database with a small demo organisation, then serve it."""
     common = Common(database, config, False, debug)
-    settings = guard(common, common.settings)
+    settings = guard(common, lambda: common.settings(host=host, port=port))
     guard(common, lambda: upgrade_database(settings))
 
     async def work(c: Container) -> demo.DemoSeed | None:
@@ -122,12 +122,12 @@ def demo_command(
     if seed is None:
         output.success("the database already has data: serving it as it is")
     else:
-        _print_seed(seed, settings.data_dir)
+        _print_seed(seed, settings.data_dir, f"http://{settings.host}:{settings.port}")
     if not no_serve:
         _serve(common, host, port, None)
 
 
-def _print_seed(seed: demo.DemoSeed, data_dir: Path) -> None:
+def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     creds = data_dir / "demo-credentials.csv"
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -140,8 +140,7 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path) -> None:
                   *((email, pw) for email, pw in seed.passwords.items())],
                  title="demo organisation Kanarra: 4 sites, 3 users, 24 devices")
     output.success(f"device access tokens: {creds}")
-    output.success("try:  curl -H 'Authorization: Bearer <token>' "
-                   "http://127.0.0.1:8000/api/v1/devices")
+    output.success(f"try:  curl -H 'Authorization: Bearer <token>' {base_url}/api/v1/devices")
 
 
 # ----------------------------------------------------------------------------- db

@@ -309,3 +309,42 @@ def test_every_error_renders_with_its_code_and_exit_status(capsys: pytest.Captur
         captured = capsys.readouterr()
         assert captured.err == f"error[{code}]: something went wrong\n"
         assert json.loads(captured.out)["code"] == code
+
+
+def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from provisiond.bootstrap import open_container
+    from provisiond.services import devices, directory
+    from provisiond.services.hashing import verify_password
+    from provisiond.settings import load_settings
+
+    monkeypatch.setenv("PROVISIOND_DATA_DIR", str(tmp_path))
+    c = Cli(database_url)
+    first = c("demo", "--no-serve", "--port", "8123")
+    assert "demo organisation Kanarra: 4 sites, 3 users, 24 devices" in first.stdout
+    assert "http://127.0.0.1:8123/api/v1/devices" in first.stderr
+    creds = read_creds(tmp_path / "demo-credentials.csv")
+    assert (tmp_path / "demo-credentials.csv").stat().st_mode & 0o777 == 0o600
+    assert len(creds) == len(c.serials()) == 24
+    token = next(w for w in first.stdout.split() if w.startswith("pvd_"))
+
+    async def check() -> None:
+        async with open_container(load_settings(database_url=database_url)) as container:
+            device = await devices.authenticate_device(container.uow(), token=creds[0]["secret"])
+            assert device.serial == creds[0]["serial"]
+            operator = await directory.authenticate_token(container.uow(), secret=token,
+                                                          now=container.now())
+            assert operator.name == "demo"
+            users = await directory.list_users(container.uow())
+            assert len(users) == 3
+            async with container.uow().read() as uow:
+                for user in users:  # each printed password is that user's
+                    printed = first.stdout.split(user.email, 1)[1].split()[1]
+                    assert verify_password(await uow.users.password_hash(user.id), printed)
+
+    asyncio.run(check())
+    again = c("demo", "--no-serve")
+    assert "already has data" in again.stderr
+    assert len(c.serials()) == 24
