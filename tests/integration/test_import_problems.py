@@ -90,6 +90,10 @@ class Sink:
         self.prepared = True
 
 
+    def commit(self) -> None:
+        pass
+
+
 def run_import(database_url: str, data: bytes, fmt: ImportFormat) -> list[str]:
     async def main() -> list[str]:
         async with open_container(load_settings(database_url=database_url)) as c:

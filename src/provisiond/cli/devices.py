@@ -58,6 +58,7 @@ class CredentialsFile:
             problem = Problem(f"directory {directory} does not exist", "--credentials-out")
             raise InvalidInput(str(problem), problems=[problem])
         self.target = target
+        self.committed = False
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         self.tmp = Path(name)
         self._file = os.fdopen(fd, "w", newline="", encoding="utf-8")
@@ -74,10 +75,13 @@ class CredentialsFile:
     def commit(self) -> None:
         self._file.close()
         os.replace(self.tmp, self.target)
+        self.committed = True
 
     def discard(self) -> None:
+        """Remove the secrets of an import that did not commit (after commit: nothing)."""
         self._file.close()
-        self.tmp.unlink(missing_ok=True)
+        if not self.committed:
+            self.tmp.unlink(missing_ok=True)
 
 
 class _Counting(io.RawIOBase):
@@ -155,7 +159,6 @@ def import_(
         raise
     finally:
         stream.close()
-    sink.commit()
     _report_import(common, result, credentials_out, time.perf_counter() - started)
 
 

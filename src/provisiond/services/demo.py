@@ -52,6 +52,9 @@ class _MemorySink:
     def prepare(self) -> None:
         return None
 
+    def commit(self) -> None:
+        return None
+
 
 def _demo_csv() -> bytes:
     lines = ["serial,name,model,group,firmware"]

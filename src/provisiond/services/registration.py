@@ -14,6 +14,7 @@ docs/performance.md.)
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from provisiond.services.import_formats import Item
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
 
+log = logging.getLogger(__name__)
 ACCESS_TOKEN = CredentialType.ACCESS_TOKEN.value
 STATISTICS_AFTER_ROWS = 10_000
 
@@ -52,6 +54,10 @@ class CredentialSink(Protocol):
 
     def prepare(self) -> None:
         """Make everything added durable; called just before the import commits."""
+
+    def commit(self) -> None:
+        """The import has committed: keep what was added (called at once, before anything
+        else can fail; a sink discarded after this must keep it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,13 +240,22 @@ async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: I
         })
         sink.prepare()
         await uow.commit()
+        sink.commit()
     if result.imported >= STATISTICS_AFTER_ROWS:
-        # A large load leaves the planner's statistics describing the table before it (and
-        # autovacuum may be off, or minutes away): refresh them now, outside the import.
+        await _refresh_statistics(uow)
+    return result
+
+
+async def _refresh_statistics(uow: UnitOfWork) -> None:
+    """A large load leaves the planner's statistics describing the table before it (and
+    autovacuum may be off, or minutes away): refresh them, best effort: the import has
+    committed, so a failure here must not be reported as the import's."""
+    try:
         async with uow:
             await uow.bulk.refresh_statistics()
             await uow.commit()
-    return result
+    except Exception as err:  # logged: the import itself succeeded
+        log.warning("refreshing planner statistics after the import failed: %s", err)
 
 
 @dataclass(slots=True)

@@ -348,3 +348,22 @@ def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
     again = c("demo", "--no-serve")
     assert "already has data" in again.stderr
     assert len(c.serials()) == 24
+
+
+def test_a_failure_after_the_commit_keeps_the_credentials(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from provisiond.services import registration
+    from provisiond.store.bulk import BulkDeviceWriter
+
+    async def broken(self: BulkDeviceWriter) -> None:
+        raise OSError("the statistics could not be refreshed")
+
+    monkeypatch.setattr(registration, "STATISTICS_AFTER_ROWS", 2)
+    monkeypatch.setattr(BulkDeviceWriter, "refresh_statistics", broken)
+    src = write(tmp_path / "b.csv", "serial\nK1\nK2\n")
+    creds = tmp_path / "creds.csv"
+    cli("devices", "import", str(src), "--credentials-out", str(creds))
+    assert [r["serial"] for r in read_creds(creds)] == ["K1", "K2"]
+    assert cli.serials() == ["K1", "K2"]
+    assert "refreshing planner statistics after the import failed" in caplog.text

@@ -31,6 +31,10 @@ class Sink:
         self.prepared = True
 
 
+    def commit(self) -> None:
+        pass
+
+
 def race(database_url: str, work: Callable[[Any, int], Any], n: int = 2) -> list[object]:
     """Run ``work(container, i)`` in n threads, each with its own event loop and engine, released
     together by a barrier. Returns each result or the exception it raised."""

@@ -29,6 +29,10 @@ class Sink:
         return None
 
 
+    def commit(self) -> None:
+        pass
+
+
 def test_every_issued_token_works_and_only_for_its_device(database_url: str) -> None:
     async def scenario() -> None:
         async with open_container(load_settings(database_url=database_url)) as c:

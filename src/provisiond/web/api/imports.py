@@ -42,6 +42,9 @@ class SpooledCredentials:
     def prepare(self) -> None:
         self.file.flush()
 
+    def commit(self) -> None:
+        return None  # the answer carries the secrets; nothing to keep on disk
+
     def chunks(self) -> Iterator[bytes]:
         self.file.seek(0)
         try:
