@@ -143,6 +143,11 @@ class TokenNotFound(NotFound):
     title = "No such API token"
 
 
+class ProfileNotFound(NotFound):
+    code = "profile-not-found"
+    title = "No such provisioning profile"
+
+
 class RouteNotFound(NotFound):
     code = "not-found"
     title = "Not found"
@@ -168,7 +173,7 @@ class GroupExists(Conflict):
 
 class GroupNotEmpty(Conflict):
     code = "group-not-empty"
-    title = "The group still has subgroups, users or devices"
+    title = "The group still has subgroups, users, devices or profiles"
 
 
 class UserExists(Conflict):
@@ -183,12 +188,17 @@ class ModelExists(Conflict):
 
 class ModelInUse(Conflict):
     code = "model-in-use"
-    title = "Devices still use this model"
+    title = "Devices or provisioning profiles still use this model"
 
 
 class TokenExists(Conflict):
     code = "token-exists"
     title = "An API token with this name already exists"
+
+
+class ProfileExists(Conflict):
+    code = "profile-exists"
+    title = "A provisioning profile with this name or key already exists"
 
 
 class InvalidTransition(Conflict):

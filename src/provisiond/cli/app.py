@@ -31,6 +31,7 @@ from provisiond.cli.common import (
 )
 from provisiond.cli.devices import app as devices_app
 from provisiond.cli.directory import groups, models, tokens, users
+from provisiond.cli.profiles import app as profiles_app
 from provisiond.services import demo
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ app.add_typer(groups, name="groups")
 app.add_typer(users, name="users")
 app.add_typer(models, name="models")
 app.add_typer(tokens, name="tokens")
+app.add_typer(profiles_app, name="profiles")
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")
 

@@ -16,6 +16,7 @@ from provisiond.domain.credentials import Credential
 from provisiond.domain.device import Device
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
+from provisiond.domain.profiles import Profile
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import User
 from provisiond.errors import ProvisiondError
@@ -95,6 +96,16 @@ def token_dict(t: ApiToken) -> dict[str, Any]:
     return {"id": str(t.id), "name": t.name, "created_at": t.created_at.isoformat(),
             "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
+
+
+def profile_dict(p: Profile) -> dict[str, Any]:
+    return {"id": str(p.id), "name": p.name, "key": p.key, "strategy": p.strategy.value,
+            "group": p.group_path, "model": p.model,
+            "credentials": [t.value for t in p.credential_types],
+            "rate_per_minute": p.rate_per_minute,
+            "source_rate_per_minute": p.source_rate_per_minute, "enabled": p.enabled,
+            "created_at": p.created_at.isoformat(), "updated_at": p.updated_at.isoformat(),
+            "secret_rotated_at": p.secret_rotated_at.isoformat()}
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:

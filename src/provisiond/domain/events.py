@@ -23,6 +23,10 @@ class EventType(StrEnum):
     MODEL_DELETED = "model.deleted"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    PROFILE_CREATED = "profile.created"
+    PROFILE_ENABLED = "profile.enabled"
+    PROFILE_DISABLED = "profile.disabled"
+    PROFILE_SECRET_ROTATED = "profile.secret-rotated"
 
 
 @dataclass(frozen=True, slots=True)

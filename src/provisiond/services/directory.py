@@ -160,6 +160,10 @@ async def delete_model(uow: UnitOfWork, *, name: str, actor: str, now: datetime)
         count = await uow.models.device_count(model.id)
         if count:
             raise ModelInUse(f"{count} devices are of model {name!r}", name=name, devices=count)
+        profiles = await uow.models.profile_count(model.id)
+        if profiles:
+            raise ModelInUse(f"{profiles} provisioning profiles create devices of model "
+                             f"{name!r}", name=name, profiles=profiles)
         await uow.models.delete(model.id)
         await uow.events.add(NewEvent(EventType.MODEL_DELETED, now, actor, data={"name": name}))
         await uow.commit()

@@ -14,7 +14,14 @@ from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.groups import SEPARATOR, Group
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import Role, User
-from provisiond.store.schema import api_tokens, device_models, devices, groups, users
+from provisiond.store.schema import (
+    api_tokens,
+    device_models,
+    devices,
+    groups,
+    provision_profiles,
+    users,
+)
 
 
 def subtree_clause(column: Any, path: str) -> Any:
@@ -74,7 +81,8 @@ class GroupRepository:
         return {gid: int(n) for gid, n in await self._conn.execute(query)}
 
     async def usage(self, group_id: uuid.UUID) -> dict[str, int]:
-        """How many subgroups, users and devices hang on a group (to refuse deleting it)."""
+        """How many subgroups, users, devices and profiles hang on a group (to refuse
+        deleting it)."""
         async def count(table: Any, column: Any) -> int:
             result = await self._conn.execute(
                 select(func.count()).select_from(table).where(column == group_id)
@@ -85,6 +93,7 @@ class GroupRepository:
             "subgroups": await count(groups, groups.c.parent_id),
             "users": await count(users, users.c.group_id),
             "devices": await count(devices, devices.c.group_id),
+            "profiles": await count(provision_profiles, provision_profiles.c.group_id),
         }
 
     async def delete(self, group_id: uuid.UUID) -> None:
@@ -168,6 +177,13 @@ class ModelRepository:
     async def device_count(self, model_id: uuid.UUID) -> int:
         result = await self._conn.execute(
             select(func.count()).select_from(devices).where(devices.c.model_id == model_id)
+        )
+        return int(result.scalar_one())
+
+    async def profile_count(self, model_id: uuid.UUID) -> int:
+        result = await self._conn.execute(
+            select(func.count()).select_from(provision_profiles)
+            .where(provision_profiles.c.model_id == model_id)
         )
         return int(result.scalar_one())
 

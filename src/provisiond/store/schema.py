@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -134,6 +135,27 @@ api_tokens = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+provision_profiles = Table(
+    "provision_profiles",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("key", String(128), nullable=False, unique=True),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of the provision secret
+    Column("strategy", String(16), nullable=False),
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
+    Column("model_id", Uuid, ForeignKey("device_models.id", ondelete="RESTRICT"),
+           nullable=True),
+    Column("credential_types", String(64), nullable=False),  # comma-separated, in order
+    Column("rate_per_minute", Integer, nullable=False),
+    Column("source_rate_per_minute", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("secret_rotated_at", UtcDateTime, nullable=False),
+    CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
 )
 
 events = Table(

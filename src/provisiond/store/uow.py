@@ -33,6 +33,7 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
+from provisiond.store.profiles import ProfileRepository
 
 
 class UnitOfWork:
@@ -40,6 +41,7 @@ class UnitOfWork:
     users: UserRepository
     models: ModelRepository
     tokens: TokenRepository
+    profiles: ProfileRepository
     devices: DeviceRepository
     credentials: CredentialRepository
     events: EventRepository
@@ -75,6 +77,7 @@ class UnitOfWork:
         self.users = UserRepository(conn)
         self.models = ModelRepository(conn)
         self.tokens = TokenRepository(conn)
+        self.profiles = ProfileRepository(conn)
         self.devices = DeviceRepository(conn)
         self.credentials = CredentialRepository(conn)
         self.events = EventRepository(conn)

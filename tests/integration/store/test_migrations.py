@@ -46,10 +46,14 @@ def test_upgrade_check_downgrade_upgrade(empty_database: str) -> None:
     migrate.check_current(empty_database)
     # The migrated schema matches the SQLAlchemy metadata (alembic check = no autogenerate diff).
     command.check(migrate.alembic_config(empty_database))
-    assert tables(empty_database) == {
-        "groups", "users", "device_models", "devices", "device_tags", "credentials",
-        "api_tokens", "events",
-    }
+    first = {"groups", "users", "device_models", "devices", "device_tags", "credentials",
+             "api_tokens", "events"}
+    assert tables(empty_database) == first | {"provision_profiles"}
+
+    migrate.downgrade(empty_database, "0001")  # each revision downgrades on its own
+    assert tables(empty_database) == first
+    migrate.upgrade(empty_database)
+    assert tables(empty_database) == first | {"provision_profiles"}
 
     migrate.downgrade(empty_database, "base")
     assert tables(empty_database) == set()

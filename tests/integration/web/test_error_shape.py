@@ -48,3 +48,13 @@ def test_committed_openapi_document_is_current() -> None:
     assert committed == orjson.loads(openapi.render()), (
         "the API changed: run `python -m provisiond.web.openapi > docs/openapi.json` "
         "and review the difference")
+
+
+def test_every_error_code_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text()
+    for code, cls in REGISTRY.items():
+        row = f"| `{code}` | {cls.status} | {cls.exit_code} | {'yes' if cls.retryable else 'no'}"
+        assert row in doc, f"docs/api.md lacks the row of {code}"
+        assert f"| {cls.title} |" in doc, f"docs/api.md: the meaning of {code} is not its title"

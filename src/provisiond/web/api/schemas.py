@@ -13,6 +13,11 @@ from provisiond.domain.credentials import Credential
 from provisiond.domain.device import Device
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
+from provisiond.domain.profiles import (
+    DEFAULT_RATE_PER_MINUTE,
+    DEFAULT_SOURCE_RATE_PER_MINUTE,
+    Profile,
+)
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import User
 
@@ -99,6 +104,55 @@ class TokenRead(BaseModel):
 
 class TokenCreated(TokenRead):
     secret: str = Field(description="the bearer token: shown in this answer only")
+
+
+class ProfileCreate(Body):
+    name: str
+    strategy: str = Field("allow-create", description="`allow-create` or `pre-provisioned`")
+    key: str | None = Field(None, description="the provision key; generated when absent")
+    secret: str | None = Field(None, description="the provision secret; generated when absent")
+    group: str | None = Field(None, description="devices this profile creates are claimed "
+                                                "for this group (a path)")
+    model: str | None = Field(None, description="the model of devices this profile creates")
+    credentials: list[str] = Field(default_factory=list, description=(
+        "credential types handed out (`access-token`, `mqtt-basic`, `x509`); the first is "
+        "the default; empty: `access-token`"))
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
+    source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE
+
+
+class ProfileSecret(Body):
+    secret: str | None = Field(None, description="the new secret; generated when absent")
+
+
+class ProfileRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    key: str
+    strategy: str
+    group: str | None
+    model: str | None
+    credentials: list[str]
+    rate_per_minute: int
+    source_rate_per_minute: int
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime
+
+    @classmethod
+    def of(cls, p: Profile) -> ProfileRead:
+        return cls(id=p.id, name=p.name, key=p.key, strategy=p.strategy.value,
+                   group=p.group_path, model=p.model,
+                   credentials=[t.value for t in p.credential_types],
+                   rate_per_minute=p.rate_per_minute,
+                   source_rate_per_minute=p.source_rate_per_minute, enabled=p.enabled,
+                   created_at=p.created_at, updated_at=p.updated_at,
+                   secret_rotated_at=p.secret_rotated_at)
+
+
+class ProfileWithSecret(ProfileRead):
+    secret: str = Field(description="the provision secret: shown in this answer only")
 
 
 class DeviceCreate(Body):

@@ -1,0 +1,176 @@
+"""`provisiond profiles …`: how devices with one generic firmware register themselves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisiond.cli import output
+from provisiond.cli.common import (
+    Common,
+    ConfigOpt,
+    DatabaseOpt,
+    DebugOpt,
+    JsonOpt,
+    actor,
+    fail,
+    run,
+)
+from provisiond.domain.profiles import DEFAULT_RATE_PER_MINUTE, DEFAULT_SOURCE_RATE_PER_MINUTE
+from provisiond.errors import InvalidInput, Problem
+from provisiond.services import profiles as service
+from provisiond.services.profiles import ProfileWithSecret
+
+app = typer.Typer(help="Provisioning profiles: the key and secret that generic firmware "
+                       "presents to register itself.", no_args_is_help=True)
+
+NameArg = Annotated[str, typer.Argument(help="The profile's name, e.g. gateways-2026.")]
+SecretOpt = Annotated[str | None, typer.Option(
+    "--secret", help="The provision secret (default: 20 random letters and digits). "
+                     "Visible to other users of this machine: prefer --secret-stdin.")]
+SecretStdinOpt = Annotated[bool, typer.Option(
+    "--secret-stdin", help="Read the provision secret from standard input.")]
+
+
+def _secret(common: Common, secret: str | None, from_stdin: bool) -> str | None:
+    if not from_stdin:
+        return secret
+    if secret is not None:
+        problem = Problem("give --secret or --secret-stdin, not both", field="--secret")
+        fail(common, InvalidInput(str(problem), problems=[problem]))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _print_with_secret(common: Common, made: ProfileWithSecret, what: str) -> None:
+    if common.json:
+        output.print_json({**output.profile_dict(made.profile), "secret": made.secret})
+        return
+    output.stdout.print(f"provisionDeviceKey     {made.profile.key}\n"
+                        f"provisionDeviceSecret  {made.secret}", markup=False, highlight=False)
+    output.success(f"profile {made.profile.name} {what}: the secret is shown once and stored "
+                   "only as a hash")
+
+
+@app.command("create")
+def create(
+    name: NameArg,
+    strategy: Annotated[str, typer.Option(
+        "--strategy", help="allow-create: unknown devices are created; pre-provisioned: only "
+                           "devices registered beforehand (import) may provision.")
+    ] = "allow-create",
+    key: Annotated[str | None, typer.Option(
+        "--key", help="The provision key (default: 20 random letters and digits).")] = None,
+    secret: SecretOpt = None, secret_stdin: SecretStdinOpt = False,
+    group: Annotated[str | None, typer.Option(
+        "--group", help="Devices this profile creates are claimed for this group.")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="The model of devices this profile creates.")] = None,
+    credentials: Annotated[list[str] | None, typer.Option(
+        "--credentials", help="Credential types handed out: access-token, mqtt-basic, x509; "
+                              "repeat or comma-separate, the first is the default.")] = None,
+    rate_limit: Annotated[int, typer.Option(
+        "--rate-limit", help="Provisioning requests per minute, all sources together.")
+    ] = DEFAULT_RATE_PER_MINUTE,
+    source_rate_limit: Annotated[int, typer.Option(
+        "--source-rate-limit", help="Provisioning requests per minute from one address.")
+    ] = DEFAULT_SOURCE_RATE_PER_MINUTE,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Create a provisioning profile and print its key and secret (the secret only now)."""
+    common = Common(database, config, json, debug)
+    given_secret = _secret(common, secret, secret_stdin)
+    made = run(common, lambda c: service.create_profile(
+        c.uow(), name=name, strategy=strategy, key=key, secret=given_secret, group=group,
+        model=model, credentials=credentials or (), rate_per_minute=rate_limit,
+        source_rate_per_minute=source_rate_limit, actor=actor(), now=c.now()))
+    _print_with_secret(common, made, "created")
+
+
+@app.command("list")
+def list_(
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Provisioning profiles (never their secrets)."""
+    common = Common(database, config, json, debug)
+    rows = run(common, lambda c: service.list_profiles(c.uow()))
+    if json:
+        output.print_json([output.profile_dict(p) for p in rows])
+        return
+    output.table(["name", "key", "strategy", "group", "model", "credentials", "enabled"],
+                 [(p.name, p.key, p.strategy.value, p.group_path or "", p.model or "",
+                   ",".join(t.value for t in p.credential_types), "yes" if p.enabled else "no")
+                  for p in rows])
+
+
+@app.command("show")
+def show(
+    name: NameArg,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """One profile (never its secret)."""
+    common = Common(database, config, json, debug)
+    p = run(common, lambda c: service.get_profile(c.uow(), name=name))
+    if json:
+        output.print_json(output.profile_dict(p))
+        return
+    output.table(["field", "value"], [
+        ("name", p.name), ("key", p.key), ("strategy", p.strategy.value),
+        ("group", p.group_path or "-"), ("model", p.model or "-"),
+        ("credentials", ", ".join(t.value for t in p.credential_types)),
+        ("rate limit", f"{p.rate_per_minute}/min, {p.source_rate_per_minute}/min per address"),
+        ("enabled", "yes" if p.enabled else "no"),
+        ("created", output.short_time(p.created_at)),
+        ("secret set", output.short_time(p.secret_rotated_at)),
+    ])
+
+
+def _set_enabled(name: str, enabled: bool, database: str | None, config: Path | None,
+                 json: bool, debug: bool) -> None:
+    common = Common(database, config, json, debug)
+    p = run(common, lambda c: service.set_profile_enabled(
+        c.uow(), name=name, enabled=enabled, actor=actor(), now=c.now()))
+    if json:
+        output.print_json(output.profile_dict(p))
+    else:
+        output.success(f"profile {p.name} is {'enabled' if p.enabled else 'disabled'}")
+
+
+@app.command("disable")
+def disable(
+    name: NameArg,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Stop a profile: devices presenting its key and secret are refused."""
+    _set_enabled(name, False, database, config, json, debug)
+
+
+@app.command("enable")
+def enable(
+    name: NameArg,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Let a disabled profile provision again."""
+    _set_enabled(name, True, database, config, json, debug)
+
+
+@app.command("rotate-secret")
+def rotate_secret(
+    name: NameArg,
+    secret: SecretOpt = None, secret_stdin: SecretStdinOpt = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Give a profile a new secret; the old one stops working at once."""
+    common = Common(database, config, json, debug)
+    given_secret = _secret(common, secret, secret_stdin)
+    made = run(common, lambda c: service.rotate_profile_secret(
+        c.uow(), name=name, secret=given_secret, actor=actor(), now=c.now()))
+    _print_with_secret(common, made, "has a new secret")

@@ -1,0 +1,123 @@
+"""Provisioning profiles: how devices running one generic firmware register themselves.
+
+A profile is what a device presents on its first contact: a provision key (which profile)
+and a provision secret (proof that the firmware is ours), as in ThingsBoard's device
+provisioning. The profile decides whether unknown devices may be created (``allow-create``)
+or only devices registered beforehand may provision (``pre-provisioned``), which group and
+model new devices get, which credential types it hands out, and how fast it may be used.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from provisiond.domain.credentials import CredentialType
+from provisiond.domain.limits import (
+    PROFILE_KEY_MAX,
+    PROFILE_KEY_MIN,
+    PROFILE_NAME_MAX,
+    PROFILE_RATE_MAX,
+)
+from provisiond.errors import InvalidInput, Problem
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+# Keys and secrets travel in JSON and MQTT payloads, typed into firmware configs: visible
+# ASCII without spaces or quotes.
+_KEY = re.compile(r"[A-Za-z0-9_.:~+/=\-]+")
+
+#: The credential types a profile can hand out on provisioning.
+PROVISIONABLE = (CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC, CredentialType.X509)
+
+DEFAULT_RATE_PER_MINUTE = 60_000
+DEFAULT_SOURCE_RATE_PER_MINUTE = 600
+
+
+class Strategy(StrEnum):
+    ALLOW_CREATE = "allow-create"  # a device not yet registered is created on provisioning
+    PRE_PROVISIONED = "pre-provisioned"  # only devices registered beforehand may provision
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    id: uuid.UUID
+    name: str
+    key: str  # the provision key devices send: it names the profile, it is not a secret
+    strategy: Strategy
+    group_id: uuid.UUID | None  # devices created by this profile are claimed for this group
+    group_path: str | None
+    model_id: uuid.UUID | None
+    model: str | None
+    credential_types: tuple[CredentialType, ...]  # the first is the default
+    rate_per_minute: int  # provisioning requests per minute, all sources together
+    source_rate_per_minute: int  # per source address
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime
+
+
+def _fail(field: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)])
+
+
+def parse_profile_name(text: str, *, field: str = "name") -> str:
+    name = text.strip()
+    if not name:
+        raise _fail(field, "is empty")
+    if len(name) > PROFILE_NAME_MAX:
+        raise _fail(field, f"is longer than {PROFILE_NAME_MAX} characters")
+    if _NAME.fullmatch(name) is None:
+        raise _fail(field, "may hold only letters, digits, '_', '.' and '-'")
+    return name
+
+
+def parse_key(text: str, *, field: str) -> str:
+    """A provision key or secret chosen by the operator (generated ones always pass)."""
+    if len(text) < PROFILE_KEY_MIN:
+        raise _fail(field, f"is shorter than {PROFILE_KEY_MIN} characters; leave it out to "
+                           "have one generated")
+    if len(text) > PROFILE_KEY_MAX:
+        raise _fail(field, f"is longer than {PROFILE_KEY_MAX} characters")
+    if _KEY.fullmatch(text) is None:
+        raise _fail(field, "may hold only letters, digits and _ . : ~ + / = -")
+    return text
+
+
+def parse_strategy(text: str, *, field: str = "strategy") -> Strategy:
+    try:
+        return Strategy(text.strip().lower())
+    except ValueError:
+        allowed = ", ".join(s.value for s in Strategy)
+        raise _fail(field, f"{text!r} is not a strategy; use {allowed}") from None
+
+
+def parse_credential_types(texts: list[str] | tuple[str, ...], *,
+                           field: str = "credentials") -> tuple[CredentialType, ...]:
+    """The credential types a profile accepts, in order (the first is the default)."""
+    if not texts:
+        return (CredentialType.ACCESS_TOKEN,)
+    out: list[CredentialType] = []
+    allowed = ", ".join(t.value for t in PROVISIONABLE)
+    for text in texts:
+        for part in text.split(","):
+            try:
+                ctype = CredentialType(part.strip().lower())
+            except ValueError:
+                raise _fail(field, f"{part.strip()!r} is not a credential type; use "
+                                   f"{allowed}") from None
+            if ctype not in PROVISIONABLE:
+                raise _fail(field, f"{ctype.value} credentials are not issued by provisioning;"
+                                   f" use {allowed}")
+            if ctype not in out:
+                out.append(ctype)
+    return tuple(out)
+
+
+def parse_rate(value: int, *, field: str) -> int:
+    if not 1 <= value <= PROFILE_RATE_MAX:
+        raise _fail(field, f"must be between 1 and {PROFILE_RATE_MAX} per minute")
+    return value

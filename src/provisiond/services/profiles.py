@@ -1,0 +1,207 @@
+"""Provisioning profiles: create, list, show, enable or disable, rotate the secret; and
+checking the key and secret a device presents."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from provisiond.domain.catalog import parse_model_name
+from provisiond.domain.credentials import CredentialType
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.groups import parse_group_path
+from provisiond.domain.profiles import (
+    DEFAULT_RATE_PER_MINUTE,
+    DEFAULT_SOURCE_RATE_PER_MINUTE,
+    Profile,
+    Strategy,
+    parse_credential_types,
+    parse_key,
+    parse_profile_name,
+    parse_rate,
+    parse_strategy,
+)
+from provisiond.errors import (
+    GroupNotFound,
+    InvalidInput,
+    ModelNotFound,
+    Problem,
+    ProfileExists,
+    ProfileNotFound,
+)
+from provisiond.services.hashing import hash_token, tokens_equal
+from provisiond.services.ids import new_id
+from provisiond.store.uow import UnitOfWork
+
+_ALPHANUMERIC = string.ascii_letters + string.digits
+GENERATED_LENGTH = 20  # 20 alphanumerics: about 119 bits
+# Compared when the key is unknown, so a wrong key costs what a wrong secret costs.
+_DUMMY_HASH = hash_token("provisiond-no-such-profile")
+
+T = TypeVar("T")
+
+
+def generate_key() -> str:
+    """A provision key or secret: 20 random letters and digits (ThingsBoard's form)."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(GENERATED_LENGTH))
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileWithSecret:
+    """A profile just created or given a new secret: the only time the secret is shown."""
+
+    profile: Profile
+    secret: str
+
+
+class _Checks:
+    """Runs parsers, keeping every problem; a failed parser yields a placeholder value that
+    is never used (the caller raises when there are problems)."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def __call__(self, parse: Callable[[], T], placeholder: T) -> T:
+        try:
+            return parse()
+        except InvalidInput as err:
+            self.problems.extend(err.problems)
+            return placeholder
+
+
+async def create_profile(
+    uow: UnitOfWork, *, name: str, strategy: str = "allow-create", key: str | None = None,
+    secret: str | None = None, group: str | None = None, model: str | None = None,
+    credentials: Sequence[str] = (), rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+    source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE, actor: str, now: datetime,
+) -> ProfileWithSecret:
+    """A new, enabled profile. Every input problem is reported at once; nothing is created
+    then. Key and secret are generated when not given; the secret is stored as its SHA-256."""
+    check = _Checks()
+    name_ = check(lambda: parse_profile_name(name), "")
+    strategy_ = check(lambda: parse_strategy(strategy), Strategy.ALLOW_CREATE)
+    key_ = check(lambda: parse_key(key, field="key"), "") if key is not None else generate_key()
+    secret_ = (check(lambda: parse_key(secret, field="secret"), "") if secret is not None
+               else generate_key())
+    no_types: tuple[CredentialType, ...] = ()
+    types = check(lambda: parse_credential_types(tuple(credentials)), no_types)
+    rate = check(lambda: parse_rate(rate_per_minute, field="rate_per_minute"), 0)
+    source_rate = check(lambda: parse_rate(source_rate_per_minute,
+                                           field="source_rate_per_minute"), 0)
+    path = check(lambda: parse_group_path(group), None) if group else None
+    model_name = check(lambda: parse_model_name(model), None) if model else None
+    if key_ and key_ == secret_:
+        check.problems.append(Problem("must differ from the key", field="secret"))
+    if check.problems:
+        n = len(check.problems)
+        detail = (str(check.problems[0]) if n == 1
+                  else f"{n} problems; the profile was not created")
+        raise InvalidInput(detail, problems=check.problems)
+
+    async with uow:
+        exists = ProfileExists(f"a profile named {name_!r} or with this key already exists",
+                               name=name_)
+        uow.conflicts_as(exists)
+        taken = await uow.profiles.name_or_key_taken(name_, key_)
+        if taken == "name":
+            raise ProfileExists(f"a profile named {name_!r} already exists", name=name_)
+        if taken == "key":
+            raise ProfileExists("another profile has this provision key; choose another or "
+                                "leave --key out to have one generated", field="key")
+        group_ = await uow.groups.find_by_path(path) if path else None
+        if path and group_ is None:
+            raise GroupNotFound(f"no group {path!r}", path=path)
+        model_ = await uow.models.find_by_name(model_name) if model_name else None
+        if model_name and model_ is None:
+            raise ModelNotFound(f"no model {model_name!r} in the catalogue", name=model_name)
+        profile = Profile(
+            id=new_id(), name=name_, key=key_, strategy=strategy_,
+            group_id=group_.id if group_ else None, group_path=group_.path if group_ else None,
+            model_id=model_.id if model_ else None, model=model_.name if model_ else None,
+            credential_types=types, rate_per_minute=rate,
+            source_rate_per_minute=source_rate, enabled=True, created_at=now, updated_at=now,
+            secret_rotated_at=now,
+        )
+        await uow.profiles.add(profile, hash_token(secret_))
+        await uow.events.add(NewEvent(
+            EventType.PROFILE_CREATED, now, actor, group_id=profile.group_id,
+            data={"name": name_, "strategy": strategy_.value, "group": profile.group_path,
+                  "model": profile.model,
+                  "credentials": [t.value for t in types]}))
+        await uow.commit()
+    return ProfileWithSecret(profile, secret_)
+
+
+async def list_profiles(uow: UnitOfWork) -> list[Profile]:
+    async with uow.read():
+        return await uow.profiles.list()
+
+
+async def get_profile(uow: UnitOfWork, *, name: str) -> Profile:
+    name = parse_profile_name(name)
+    async with uow.read():
+        profile = await uow.profiles.find_by_name(name)
+    if profile is None:
+        raise ProfileNotFound(f"no profile {name!r}", name=name)
+    return profile
+
+
+async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, actor: str,
+                              now: datetime) -> Profile:
+    """Enable or disable a profile (a disabled profile provisions nothing). Idempotent: a
+    profile already in that state is returned unchanged, with no event."""
+    name = parse_profile_name(name)
+    async with uow:
+        profile = await uow.profiles.find_by_name(name)
+        if profile is None:
+            raise ProfileNotFound(f"no profile {name!r}", name=name)
+        if profile.enabled == enabled:
+            return profile
+        await uow.profiles.set_enabled(profile.id, enabled, now)
+        event = EventType.PROFILE_ENABLED if enabled else EventType.PROFILE_DISABLED
+        await uow.events.add(NewEvent(event, now, actor, data={"name": name}))
+        changed = await uow.profiles.find_by_name(name)
+        await uow.commit()
+    assert changed is not None  # noqa: S101 - updated in this transaction
+    return changed
+
+
+async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | None = None,
+                                actor: str, now: datetime) -> ProfileWithSecret:
+    """Give a profile a new secret (generated unless given); the old one stops working at
+    once. Firmware carrying the old secret can no longer provision."""
+    name = parse_profile_name(name)
+    new_secret = parse_key(secret, field="secret") if secret is not None else generate_key()
+    async with uow:
+        profile = await uow.profiles.find_by_name(name)
+        if profile is None:
+            raise ProfileNotFound(f"no profile {name!r}", name=name)
+        if new_secret == profile.key:
+            problem = Problem("must differ from the key", field="secret")
+            raise InvalidInput(str(problem), problems=[problem])
+        await uow.profiles.set_secret(profile.id, hash_token(new_secret), now)
+        await uow.events.add(NewEvent(EventType.PROFILE_SECRET_ROTATED, now, actor,
+                                      data={"name": name}))
+        changed = await uow.profiles.find_by_name(name)
+        await uow.commit()
+    assert changed is not None  # noqa: S101 - updated in this transaction
+    return ProfileWithSecret(changed, new_secret)
+
+
+async def authenticate_profile(uow: UnitOfWork, *, key: str, secret: str) -> Profile | None:
+    """The enabled profile whose key and secret these are, or None.
+
+    The secret's SHA-256 is compared in constant time, also when the key is unknown, so the
+    answer's timing tells nothing about which part was wrong.
+    """
+    async with uow.read():
+        found = await uow.profiles.find_by_key(key)
+    profile, secret_hash = found if found else (None, _DUMMY_HASH)
+    matches = tokens_equal(hash_token(secret), secret_hash)
+    if profile is None or not matches or not profile.enabled:
+        return None
+    return profile

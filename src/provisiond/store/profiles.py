@@ -1,0 +1,83 @@
+"""Queries for provisioning profiles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisiond.domain.credentials import CredentialType
+from provisiond.domain.profiles import Profile, Strategy
+from provisiond.store.schema import device_models, groups, provision_profiles
+
+_p = provision_profiles
+
+
+def _query() -> Any:
+    return (
+        select(_p, groups.c.path.label("group_path"), device_models.c.name.label("model"))
+        .select_from(_p)
+        .outerjoin(groups, groups.c.id == _p.c.group_id)
+        .outerjoin(device_models, device_models.c.id == _p.c.model_id)
+    )
+
+
+def _profile(row: Any) -> Profile:
+    return Profile(
+        id=row.id, name=row.name, key=row.key, strategy=Strategy(row.strategy),
+        group_id=row.group_id, group_path=row.group_path, model_id=row.model_id,
+        model=row.model,
+        credential_types=tuple(CredentialType(t) for t in row.credential_types.split(",")),
+        rate_per_minute=row.rate_per_minute, source_rate_per_minute=row.source_rate_per_minute,
+        enabled=row.enabled, created_at=row.created_at, updated_at=row.updated_at,
+        secret_rotated_at=row.secret_rotated_at,
+    )
+
+
+class ProfileRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find_by_name(self, name: str) -> Profile | None:
+        row = (await self._conn.execute(_query().where(_p.c.name == name))).first()
+        return _profile(row) if row else None
+
+    async def find_by_key(self, key: str) -> tuple[Profile, str] | None:
+        """The profile with this provision key, and the SHA-256 of its secret."""
+        row = (await self._conn.execute(_query().where(_p.c.key == key))).first()
+        return (_profile(row), row.secret_hash) if row else None
+
+    async def name_or_key_taken(self, name: str, key: str) -> str | None:
+        """Which of ``name`` and ``key`` another profile has ("name", "key"), if any."""
+        rows = await self._conn.execute(
+            select(_p.c.name, _p.c.key).where((_p.c.name == name) | (_p.c.key == key)))
+        for row in rows:
+            return "name" if row.name == name else "key"
+        return None
+
+    async def list(self) -> list[Profile]:
+        return [_profile(r) for r in await self._conn.execute(_query().order_by(_p.c.name))]
+
+    async def add(self, profile: Profile, secret_hash: str) -> None:
+        await self._conn.execute(insert(_p).values(
+            id=profile.id, name=profile.name, key=profile.key, secret_hash=secret_hash,
+            strategy=profile.strategy.value, group_id=profile.group_id,
+            model_id=profile.model_id,
+            credential_types=",".join(t.value for t in profile.credential_types),
+            rate_per_minute=profile.rate_per_minute,
+            source_rate_per_minute=profile.source_rate_per_minute, enabled=profile.enabled,
+            created_at=profile.created_at, updated_at=profile.updated_at,
+            secret_rotated_at=profile.secret_rotated_at,
+        ))
+
+    async def set_enabled(self, profile_id: uuid.UUID, enabled: bool, now: datetime) -> None:
+        await self._conn.execute(
+            update(_p).where(_p.c.id == profile_id).values(enabled=enabled, updated_at=now))
+
+    async def set_secret(self, profile_id: uuid.UUID, secret_hash: str, now: datetime) -> None:
+        await self._conn.execute(
+            update(_p).where(_p.c.id == profile_id)
+            .values(secret_hash=secret_hash, secret_rotated_at=now, updated_at=now))
