@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,7 @@ from provisiond.services.ids import new_id
 from provisiond.store.uow import UnitOfWork
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
+_LOWER = string.ascii_lowercase + string.digits
 GENERATED_LENGTH = 20  # 20 alphanumerics: about 119 bits
 # Compared when the key is unknown, so a wrong key costs what a wrong secret costs.
 _DUMMY_HASH = hash_token("provisiond-no-such-profile")
@@ -134,6 +136,57 @@ async def create_profile(
                   "credentials": [t.value for t in types]}))
         await uow.commit()
     return ProfileWithSecret(profile, secret_)
+
+
+# ThingsBoard's provision strategies, as its profile request names them.
+THINGSBOARD_STRATEGIES = {"CHECK_NEW_DEVICE": Strategy.ALLOW_CREATE,
+                          "CHECK_PRE_PROVISIONED_DEVICE": Strategy.PRE_PROVISIONED}
+
+
+async def create_thingsboard_profile(
+    uow: UnitOfWork, *, key: str | None, secret: str | None, strategy: str | None,
+    customer_id: str | None, group_name: str | None, actor: str, now: datetime,
+) -> ProfileWithSecret:
+    """A profile from ThingsBoard's profile request (``POST /api/device/provision``).
+
+    ThingsBoard's customer is a provisiond group, named by its id (``customerId.id``) or its
+    path (``groupName``); given both, the group must lie in the customer's subtree. The
+    profile is named ``tb-`` and 8 random characters (the request names none).
+    """
+    check = _Checks()
+    mapped = Strategy.ALLOW_CREATE
+    if strategy is not None:
+        if strategy not in THINGSBOARD_STRATEGIES:
+            allowed = ", ".join(THINGSBOARD_STRATEGIES)
+            check.problems.append(Problem(f"{strategy!r} is not a strategy; use {allowed}",
+                                          field="strategy.validationStrategyType"))
+        else:
+            mapped = THINGSBOARD_STRATEGIES[strategy]
+    customer = None
+    if customer_id is not None:
+        try:
+            customer = uuid.UUID(customer_id)
+        except ValueError:
+            check.problems.append(Problem(f"{customer_id!r} is not a group id (a UUID)",
+                                          field="customerId.id"))
+    path = check(lambda: parse_group_path(group_name), None) if group_name else None
+    if check.problems:
+        raise InvalidInput("; ".join(str(p) for p in check.problems), problems=check.problems)
+    if customer is not None:
+        async with uow.read():
+            group = await uow.groups.find_by_id(customer)
+        if group is None:
+            raise GroupNotFound(f"no group with id {customer} (customerId.id)",
+                                field="customerId.id")
+        if path is None:
+            path = group.path
+        elif not (path == group.path or path.startswith(group.path + "/")):
+            problem = Problem(f"group {path!r} is not in the customer's group {group.path!r}",
+                              field="groupName")
+            raise InvalidInput(str(problem), problems=[problem])
+    return await create_profile(
+        uow, name=f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}",
+        strategy=mapped.value, key=key, secret=secret, group=path, actor=actor, now=now)
 
 
 async def list_profiles(uow: UnitOfWork) -> list[Profile]:

@@ -36,10 +36,16 @@ async def get_operator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    secret = credentials.credentials if credentials is not None and \
+        credentials.scheme.lower() == "bearer" else None
+    if secret is None:
+        # ThingsBoard's REST clients send their bearer token in X-Authorization.
+        scheme, _, value = request.headers.get("x-authorization", "").partition(" ")
+        secret = value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if secret is None:
         raise Unauthenticated("send an operator token: Authorization: Bearer pvd_…")
     c = get_container(request)
-    return await authenticate_token(c.uow(), secret=credentials.credentials, now=c.now())
+    return await authenticate_token(c.uow(), secret=secret, now=c.now())
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
