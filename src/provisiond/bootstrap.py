@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
 from provisiond.store import migrate
 from provisiond.store.database import DatabaseOptions, create_engine
@@ -29,6 +30,7 @@ class Container:
     settings: Settings
     database: Database
     clock: Callable[[], datetime] = field(default=utc_now)
+    limiter: RateLimiter = field(default_factory=RateLimiter)
 
     def uow(self) -> UnitOfWork:
         return self.database.uow()

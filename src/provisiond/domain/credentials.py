@@ -22,6 +22,7 @@ class Credential:
     type: CredentialType
     created_at: datetime
     revoked_at: datetime | None = None
+    first_used_at: datetime | None = None  # the first time a device authenticated with it
 
 
 @dataclass(frozen=True, slots=True)

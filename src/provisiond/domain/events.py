@@ -16,6 +16,7 @@ class EventType(StrEnum):
     DEVICE_RELEASED = "device.released"
     DEVICE_DELETED = "device.deleted"
     CREDENTIALS_ISSUED = "credentials.issued"
+    DEVICE_PROVISIONED = "device.provisioned"
     GROUP_CREATED = "group.created"
     GROUP_DELETED = "group.deleted"
     USER_CREATED = "user.created"

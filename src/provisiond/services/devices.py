@@ -251,26 +251,36 @@ async def list_tag_keys(uow: UnitOfWork) -> list[str]:
         return await uow.devices.tag_keys()
 
 
-async def authenticate_device(uow: UnitOfWork, *, token: str) -> Device:
+async def authenticate_device(uow: UnitOfWork, *, token: str, now: datetime) -> Device:
     """The device whose active access token this is, or Unauthenticated.
 
-    The token's selector finds the credential by primary key; the verifier's SHA-256 is
-    compared in constant time. Unknown, malformed, wrong and revoked tokens fail alike.
+    A token provisiond issued has a selector that finds the credential by primary key; its
+    verifier's SHA-256 is compared in constant time. A token the device chose (at
+    self-provisioning) is found by its SHA-256. Unknown, malformed, wrong and revoked tokens
+    fail alike. The first success records the credential's first use (which ends the
+    window in which a self-provisioned device may provision again).
     """
-    parts = split_token(token)
     refused = Unauthenticated("the access token is unknown or revoked")
-    if parts is None:
-        raise refused
-    credential_id, verifier = parts
+    parts = split_token(token)
     async with uow.read():
-        found = await uow.credentials.find_active_by_id(credential_id)
-        if found is None:
-            hash_token(verifier)  # the same work as a wrong verifier
-            raise refused
-        credential, secret_hash = found
-        if secret_hash is None or not tokens_equal(secret_hash, hash_token(verifier)):
+        credential = None
+        if parts is not None:
+            credential_id, verifier = parts
+            found = await uow.credentials.find_active_by_id(credential_id)
+            if found is not None and found[1] is not None \
+                    and tokens_equal(found[1], hash_token(verifier)):
+                credential = found[0]
+        if credential is None:
+            chosen = await uow.credentials.find_active_by_lookup(CredentialType.ACCESS_TOKEN,
+                                                                 hash_token(token))
+            credential = chosen[0] if chosen else None
+        if credential is None:
             raise refused
         device = await uow.devices.find_by_id(credential.device_id)
     if device is None:
         raise refused
+    if credential.first_used_at is None:
+        async with uow:
+            await uow.credentials.mark_first_use(credential.id, now)
+            await uow.commit()
     return device

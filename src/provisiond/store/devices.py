@@ -7,9 +7,20 @@ import heapq
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, TextualSelect, Uuid, bindparam, exists, insert, select, text
+from sqlalchemy import (
+    String,
+    TextualSelect,
+    Uuid,
+    bindparam,
+    exists,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.credentials import Credential, CredentialType
@@ -243,6 +254,30 @@ class DeviceRepository:
         )
         return [r[0] for r in rows]
 
+    async def provision_state(self, serial: str) -> ProvisionState | None:
+        c = credentials
+        row = (await self._conn.execute(
+            select(devices.c.id, devices.c.serial, devices.c.profile_id,
+                   devices.c.provisioned_at, c)
+            .select_from(devices.outerjoin(c, c.c.id == devices.c.provision_credential_id))
+            .where(devices.c.serial == serial))).first()
+        if row is None:
+            return None
+        m = row._mapping
+        credential = (Credential(m[c.c.id], m[c.c.device_id], CredentialType(m[c.c.type]),
+                                 m[c.c.created_at], m[c.c.revoked_at], m[c.c.first_used_at])
+                      if m[c.c.id] is not None else None)
+        return ProvisionState(m[devices.c.id], m[devices.c.serial], m[devices.c.profile_id],
+                              m[devices.c.provisioned_at], credential, m[c.c.lookup],
+                              m[c.c.client_id], m[c.c.secret_hash])
+
+    async def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
+                               credential_id: uuid.UUID, now: datetime) -> None:
+        await self._conn.execute(
+            update(devices).where(devices.c.id == device_id)
+            .values(profile_id=profile_id, provisioned_at=now,
+                    provision_credential_id=credential_id, updated_at=now))
+
     async def registered_event_id(self, device_id: uuid.UUID) -> int | None:
         result = await self._conn.execute(
             select(devices.c.registered_event_id).where(devices.c.id == device_id)
@@ -252,7 +287,21 @@ class DeviceRepository:
 
 def _credential(row: Any) -> Credential:
     return Credential(row.id, row.device_id, CredentialType(row.type), row.created_at,
-                      row.revoked_at)
+                      row.revoked_at, row.first_used_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionState:
+    """What self-provisioning needs to know of a registered device."""
+
+    device_id: uuid.UUID
+    serial: str
+    profile_id: uuid.UUID | None
+    provisioned_at: datetime | None
+    credential: Credential | None  # the credential provisioning gave it, if any
+    credential_lookup: str | None
+    credential_client_id: str | None
+    credential_secret_hash: str | None
 
 
 class CredentialRepository:
@@ -260,13 +309,42 @@ class CredentialRepository:
         self._conn = conn
 
     async def add(self, credential: Credential, *, lookup: str | None,
-                  secret_hash: str | None = None) -> None:
+                  secret_hash: str | None = None, client_id: str | None = None) -> None:
         await self._conn.execute(
             insert(credentials).values(
                 id=credential.id, device_id=credential.device_id, type=credential.type.value,
-                lookup=lookup, secret_hash=secret_hash, created_at=credential.created_at,
+                lookup=lookup, secret_hash=secret_hash, client_id=client_id,
+                created_at=credential.created_at,
             )
         )
+
+    async def revoke(self, credential_id: uuid.UUID, now: datetime) -> None:
+        await self._conn.execute(
+            update(credentials).where(credentials.c.id == credential_id,
+                                      credentials.c.revoked_at.is_(None))
+            .values(revoked_at=now))
+
+    async def mark_first_use(self, credential_id: uuid.UUID, now: datetime) -> None:
+        await self._conn.execute(
+            update(credentials).where(credentials.c.id == credential_id,
+                                      credentials.c.first_used_at.is_(None))
+            .values(first_used_at=now))
+
+    async def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
+        """Whether any credential of this type, revoked or not, has this lookup value."""
+        row = (await self._conn.execute(
+            select(credentials.c.id).where(credentials.c.type == ctype.value,
+                                           credentials.c.lookup == lookup))).first()
+        return row is not None
+
+    async def find_active_by_lookup(self, ctype: CredentialType, lookup: str
+                                    ) -> tuple[Credential, str | None] | None:
+        """An unrevoked credential found by its lookup value, and its secret hash."""
+        row = (await self._conn.execute(
+            select(credentials).where(credentials.c.type == ctype.value,
+                                      credentials.c.lookup == lookup,
+                                      credentials.c.revoked_at.is_(None)))).first()
+        return (_credential(row), row.secret_hash) if row else None
 
     async def for_device(self, device_id: uuid.UUID) -> list[Credential]:
         rows = await self._conn.execute(

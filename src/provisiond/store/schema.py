@@ -82,6 +82,12 @@ devices = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("claimed_at", UtcDateTime, nullable=True),
+    # Self-provisioning: the profile the device provisioned with, when, and the credential it
+    # was given then (pending until first used: see services/provisioning.py).
+    Column("profile_id", Uuid, ForeignKey("provision_profiles.id", ondelete="RESTRICT"),
+           nullable=True),
+    Column("provisioned_at", UtcDateTime, nullable=True),
+    Column("provision_credential_id", Uuid, nullable=True),
     CheckConstraint("state IN ('registered', 'claimed', 'released')", name="state"),
     CheckConstraint(
         "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"
@@ -119,7 +125,9 @@ credentials = Table(
     # lookup, unique per type.
     Column("lookup", String(128), nullable=True),
     Column("secret_hash", String(255), nullable=True),
+    Column("client_id", String(256), nullable=True),  # MQTT basic: the client id to use
     Column("created_at", UtcDateTime, nullable=False),
+    Column("first_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Index(None, "type", "lookup", unique=True, sqlite_where=text("lookup IS NOT NULL"),
           postgresql_where=text("lookup IS NOT NULL")),

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from provisiond.domain.tokens import ApiToken
 from provisiond.errors import Unauthenticated
 from provisiond.services.directory import authenticate_token
+from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
 from provisiond.store.uow import UnitOfWork
 
@@ -21,6 +22,7 @@ class Container(Protocol):
     """What the app needs from the composition root (bootstrap.Container)."""
 
     settings: Settings
+    limiter: RateLimiter
 
     def uow(self) -> UnitOfWork: ...
 

@@ -285,9 +285,9 @@ def test_db_and_config_commands(tmp_path: Path) -> None:
     c = Cli(url)
     outdated = c("devices", "list", code=3)
     assert outdated.stderr.startswith("error[schema-outdated]")
-    assert c.json("db", "current") == {"current": None, "head": "0002", "up_to_date": False}
+    assert c.json("db", "current") == {"current": None, "head": "0003", "up_to_date": False}
     c("db", "upgrade")
-    assert c.json("db", "current") == {"current": "0002", "head": "0002", "up_to_date": True}
+    assert c.json("db", "current") == {"current": "0003", "head": "0003", "up_to_date": True}
     masked = runner.invoke(app, ["config", "show", "--json", "--database",
                                  "postgresql://svc:hunter2@db.internal/provisiond"])
     assert masked.exit_code == 0
@@ -332,7 +332,8 @@ def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
 
     async def check() -> None:
         async with open_container(load_settings(database_url=database_url)) as container:
-            device = await devices.authenticate_device(container.uow(), token=creds[0]["secret"])
+            device = await devices.authenticate_device(container.uow(), token=creds[0]["secret"],
+                                                        now=container.now())
             assert device.serial == creds[0]["serial"]
             operator = await directory.authenticate_token(container.uow(), secret=token,
                                                           now=container.now())

@@ -43,7 +43,7 @@ def test_every_issued_token_works_and_only_for_its_device(database_url: str) -> 
                 options=ImportOptions(batch_size=1), sink=sink, actor="t", now=NOW)
             tokens = {"T1": issued.secret, **sink.secrets}
             for serial, token in tokens.items():
-                device = await devices.authenticate_device(c.uow(), token=token)
+                device = await devices.authenticate_device(c.uow(), token=token, now=c.now())
                 assert device.serial == serial
             selector, _, verifier = tokens["T2"].partition(".")
             forged = [
@@ -53,9 +53,9 @@ def test_every_issued_token_works_and_only_for_its_device(database_url: str) -> 
             ]
             for token in forged:
                 with pytest.raises(Unauthenticated):
-                    await devices.authenticate_device(c.uow(), token=token)
+                    await devices.authenticate_device(c.uow(), token=token, now=c.now())
             await devices.delete_device(c.uow(), serial="T2", actor="t", now=NOW)
             with pytest.raises(Unauthenticated):
-                await devices.authenticate_device(c.uow(), token=tokens["T2"])
+                await devices.authenticate_device(c.uow(), token=tokens["T2"], now=c.now())
 
     asyncio.run(scenario())

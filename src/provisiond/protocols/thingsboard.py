@@ -1,0 +1,107 @@
+"""ThingsBoard's device provisioning messages (HTTP, MQTT and CoAP carry the same JSON).
+
+Sans-IO: :func:`parse_request` turns a decoded JSON body into a :class:`ProvisionRequest` or
+raises :class:`Refused`; :func:`success` and :func:`failure` build the answers. Answers
+always carry ``status``; a failure always carries ``errorMsg``.
+
+Request: ``{"deviceName", "provisionDeviceKey", "provisionDeviceSecret"}`` and optionally
+device-chosen credentials: ``"credentialsType": "ACCESS_TOKEN", "token"``;
+``"MQTT_BASIC", "clientId", "username", "password"``; ``"X509_CERTIFICATE", "hash"`` (PEM).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+NOT_FOUND = "NOT_FOUND"
+FAILURE = "FAILURE"
+SUCCESS = "SUCCESS"
+
+FIELD_MAX = 256  # names, keys, tokens, client ids, user names, passwords
+PEM_MAX = 16_384
+
+
+class TbCredentialsType(StrEnum):
+    ACCESS_TOKEN = "ACCESS_TOKEN"  # noqa: S105 - a type name, not a password
+    MQTT_BASIC = "MQTT_BASIC"
+    X509_CERTIFICATE = "X509_CERTIFICATE"
+
+
+class Refused(Exception):
+    """The request is refused with this status (NOT_FOUND or FAILURE) and message."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionRequest:
+    key: str
+    secret: str
+    device_name: str | None  # None: the server names the device
+    credentials_type: TbCredentialsType | None  # None: the profile's default
+    token: str | None = None  # ACCESS_TOKEN chosen by the device
+    client_id: str | None = None  # MQTT_BASIC chosen by the device
+    username: str | None = None
+    password: str | None = None
+    certificate: str | None = None  # X509_CERTIFICATE: PEM
+
+    @property
+    def device_chose_credentials(self) -> bool:
+        return any(v is not None for v in (self.token, self.username, self.password,
+                                           self.client_id, self.certificate))
+
+
+def _text(body: dict[str, Any], name: str, limit: int = FIELD_MAX) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Refused(FAILURE, f"{name} must be a string")
+    if len(value) > limit:
+        raise Refused(FAILURE, f"{name} is longer than {limit} characters")
+    return value if value.strip() else None
+
+
+def parse_request(body: object) -> ProvisionRequest:
+    """Validate a decoded provision request. Missing key or secret answer NOT_FOUND (as an
+    unknown key does); anything else malformed answers FAILURE naming the field."""
+    if not isinstance(body, dict):
+        raise Refused(FAILURE, "the request must be a JSON object")
+    key = _text(body, "provisionDeviceKey")
+    secret = _text(body, "provisionDeviceSecret")
+    if key is None or secret is None:
+        raise Refused(NOT_FOUND, "Provision data was not found!")
+    name = _text(body, "deviceName")
+    raw_type = _text(body, "credentialsType")
+    ctype = None
+    if raw_type is not None:
+        try:
+            ctype = TbCredentialsType(raw_type.strip().upper())
+        except ValueError:
+            allowed = ", ".join(t.value for t in TbCredentialsType)
+            raise Refused(FAILURE, f"credentialsType {raw_type!r} is not one of {allowed}"
+                          ) from None
+    mqtt = ctype is TbCredentialsType.MQTT_BASIC
+    return ProvisionRequest(
+        key=key, secret=secret, device_name=name, credentials_type=ctype,
+        token=_text(body, "token") if ctype is TbCredentialsType.ACCESS_TOKEN else None,
+        client_id=_text(body, "clientId") if mqtt else None,
+        username=_text(body, "username") if mqtt else None,
+        password=_text(body, "password") if mqtt else None,
+        certificate=(_text(body, "hash", PEM_MAX)
+                     if ctype is TbCredentialsType.X509_CERTIFICATE else None),
+    )
+
+
+def success(ctype: TbCredentialsType, value: str | dict[str, str | None]) -> dict[str, Any]:
+    """ThingsBoard's success answer; MQTT_BASIC's value is ``{clientId, userName, password}``."""
+    return {"status": SUCCESS, "credentialsType": ctype.value, "credentialsValue": value}
+
+
+def failure(status: str, message: str) -> dict[str, Any]:
+    return {"status": status, "errorMsg": message}

@@ -1,0 +1,59 @@
+"""Token-bucket rate limits, in this process's memory.
+
+Each key (a profile, a profile and an address, an address guessing keys) has a bucket of
+``rate_per_minute`` tokens that refills continuously; a request takes one token or is
+refused with the seconds until the next token. Limits are per process: with N instances
+behind a load balancer a client gets at most N times the rate.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 max_keys: int = 100_000) -> None:
+        self._clock = clock
+        self._buckets: dict[Hashable, _Bucket] = {}
+        self._lock = threading.Lock()
+        self._max_keys = max_keys
+
+    def take(self, key: Hashable, rate_per_minute: int) -> float:
+        """Take a token: 0.0 when allowed, else the seconds to wait before retrying."""
+        now = self._clock()
+        per_second = rate_per_minute / 60.0
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self._max_keys:
+                    self._forget_full(now)
+                bucket = self._buckets[key] = _Bucket(float(rate_per_minute), now)
+            else:
+                bucket.tokens = min(float(rate_per_minute),
+                                    bucket.tokens + (now - bucket.updated) * per_second)
+                bucket.updated = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / per_second
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets idle long enough to have refilled (they hold no state worth keeping);
+        if none has, drop the oldest half: memory stays bounded under address floods."""
+        idle = [k for k, b in self._buckets.items() if now - b.updated > 60.0]
+        for k in idle:
+            del self._buckets[k]
+        if not idle:
+            for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1].updated)[
+                    :len(self._buckets) // 2]:
+                del self._buckets[k]
