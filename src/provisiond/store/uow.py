@@ -14,6 +14,7 @@ given to :meth:`UnitOfWork.conflicts_as`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -47,8 +48,10 @@ class UnitOfWork:
     events: EventRepository
     bulk: BulkDeviceWriter
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
+        self._writer = writer
+        self._holds_writer = False
         self._conn: AsyncConnection | None = None
         self._conflict: ProvisiondError | None = None
 
@@ -63,15 +66,25 @@ class UnitOfWork:
     async def _open(self, write: bool) -> None:
         if self._conn is not None:
             raise RuntimeError("a unit of work is used for one transaction only")
+        if write and self._writer is not None:
+            await self._writer.acquire()
+            self._holds_writer = True
         try:
             conn = await self._engine.connect()
-            if write:
-                conn = await conn.execution_options(provisiond_write=True)
-            await conn.begin()
-        except DBAPIError as err:
-            raise (translate(err) or Unavailable(str(err))) from err
-        except OSError as err:
-            raise Unavailable(f"the database is unavailable: {err}") from err
+            try:
+                if write:
+                    conn = await conn.execution_options(provisiond_write=True)
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
+        except BaseException as err:
+            self._release_writer()
+            if isinstance(err, DBAPIError):
+                raise (translate(err) or Unavailable(str(err))) from err
+            if isinstance(err, OSError):
+                raise Unavailable(f"the database is unavailable: {err}") from err
+            raise
         self._conn = conn
         self.groups = GroupRepository(conn)
         self.users = UserRepository(conn)
@@ -83,15 +96,23 @@ class UnitOfWork:
         self.events = EventRepository(conn)
         self.bulk = BulkDeviceWriter(conn)
 
+    def _release_writer(self) -> None:
+        if self._holds_writer and self._writer is not None:
+            self._holds_writer = False
+            self._writer.release()
+
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
         try:
-            if conn.in_transaction():
-                await conn.rollback()
+            if conn is None:
+                return
+            try:
+                if conn.in_transaction():
+                    await conn.rollback()
+            finally:
+                await conn.close()
         finally:
-            await conn.close()
+            self._release_writer()
 
     async def __aenter__(self) -> Self:
         await self._open(write=True)
@@ -141,13 +162,18 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Writers of this process queue here, in order and
+        # without polling, instead of in SQLite's busy handler (which sleeps and retries:
+        # under load its waits reach 100 ms and writers starve). Other processes still meet
+        # at the file lock (busy_timeout).
+        self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine)
+        return UnitOfWork(self.engine, self._writer)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
