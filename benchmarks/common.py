@@ -6,6 +6,7 @@ import asyncio
 import os
 import platform
 import random
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -100,6 +101,27 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> Measured:
         if proc.returncode != 0:
             raise RuntimeError(f"{argv} failed:\n{err.read()}")
         return Measured(elapsed, usage.ru_maxrss / 1024, out.read())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_serving(port: int, path: str, timeout: float = 60) -> None:
+    """Poll a server that another process is starting until it answers ``path``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)  # another process is starting: nothing to wait on but its port
+    raise RuntimeError(f"nothing answered http://127.0.0.1:{port}{path}")
 
 
 def median(values: list[float]) -> float:

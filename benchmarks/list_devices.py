@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import time
@@ -31,9 +30,11 @@ from common import (
     PROVISIOND,
     SITES,
     device_csv,
+    free_port,
     fresh_database,
     measure,
     prepare_catalogue,
+    wait_until_serving,
 )
 from provisiond.bootstrap import open_container
 from provisiond.services.devices import list_devices
@@ -119,12 +120,6 @@ async def bench(url: str, backend: str, repeat: int) -> None:
               flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def bench_http(url: str, backend: str, repeat: int) -> None:
     env = {**os.environ, "PROVISIOND_DATABASE_URL": url}
     made = subprocess.run([*PROVISIOND, "tokens", "create", f"bench-{time.time_ns()}", "--json"],
@@ -134,17 +129,9 @@ def bench_http(url: str, backend: str, repeat: int) -> None:
     server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
                                "warning"], env=env)
     try:
+        wait_until_serving(port, "/readyz")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}",
                           headers={"Authorization": f"Bearer {token}"}) as client:
-            for _ in range(300):  # the server answers /readyz once it can reach the database
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)  # waiting for another process to start listening
-            else:
-                raise RuntimeError("provisiond serve did not become ready")
             for label, kwargs in QUERIES.items():
                 params: list[tuple[str, str]] = [("limit", "50")]
                 for key, value in kwargs.items():

@@ -18,36 +18,24 @@ import argparse
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import psycopg
 
-from common import PROVISIOND, fresh_database, machine, median, provisiond
+from common import (
+    PROVISIOND,
+    free_port,
+    fresh_database,
+    machine,
+    median,
+    provisiond,
+    wait_until_serving,
+)
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(port: int, path: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)  # polling another process until it listens
-    raise RuntimeError(f"nothing answered on port {port}")
 
 
 def wrk(port: int, seconds: int, connections: int, key: str, secret: str,
@@ -80,7 +68,7 @@ def run_ours(backend: str, args: argparse.Namespace, round_no: int) -> dict[str,
     server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
                                "warning"], env=env)
     try:
-        wait_ready(port, "/healthz")
+        wait_until_serving(port, "/healthz")
         result = wrk(port, args.seconds, args.connections, made["key"], made["secret"],
                      f"R{round_no}")
     finally:
@@ -104,7 +92,7 @@ def run_floor(args: argparse.Namespace) -> dict[str, float]:
     port = free_port()
     server = subprocess.Popen([sys.executable, str(HERE / "baseline_app.py"), str(port)])
     try:
-        wait_ready(port, "/")
+        wait_until_serving(port, "/api/v1/provision")
         return wrk(port, args.seconds, args.connections, "k", "s", "F")
     finally:
         server.terminate()
