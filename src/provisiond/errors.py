@@ -216,6 +216,13 @@ class Unauthenticated(ProvisiondError):
     exit_code = 6
 
 
+class RegistrationRefused(ProvisiondError):
+    code = "registration-refused"
+    title = "The registration token is not accepted"
+    status = 401
+    exit_code = 6
+
+
 class Forbidden(ProvisiondError):
     code = "forbidden"
     title = "Not allowed"
@@ -228,6 +235,14 @@ class MethodNotAllowed(ProvisiondError):
     title = "Method not allowed"
     status = 405
     exit_code = 2
+
+
+class TooManyRequests(ProvisiondError):
+    code = "too-many-requests"
+    title = "Too many requests"
+    status = 429
+    exit_code = 7
+    retryable = True
 
 
 class PayloadTooLarge(ProvisiondError):

@@ -105,7 +105,8 @@ def profile_dict(p: Profile) -> dict[str, Any]:
             "rate_per_minute": p.rate_per_minute,
             "source_rate_per_minute": p.source_rate_per_minute, "enabled": p.enabled,
             "created_at": p.created_at.isoformat(), "updated_at": p.updated_at.isoformat(),
-            "secret_rotated_at": p.secret_rotated_at.isoformat()}
+            "secret_rotated_at": p.secret_rotated_at.isoformat(),
+            "registration_algorithm": "ES256" if p.jwt_public_key else "HS256"}
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:

@@ -77,16 +77,22 @@ def create(
     source_rate_limit: Annotated[int, typer.Option(
         "--source-rate-limit", help="Provisioning requests per minute from one address.")
     ] = DEFAULT_SOURCE_RATE_PER_MINUTE,
+    jwt_public_key: Annotated[Path | None, typer.Option(
+        "--jwt-public-key", help="PEM file of the ES256 (P-256) public key that signs "
+                                 "registration tokens; without it they are HS256.",
+        exists=True, dir_okay=False)] = None,
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Create a provisioning profile and print its key and secret (the secret only now)."""
     common = Common(database, config, json, debug)
     given_secret = _secret(common, secret, secret_stdin)
+    pem = jwt_public_key.read_text() if jwt_public_key else None
     made = run(common, lambda c: service.create_profile(
         c.uow(), name=name, strategy=strategy, key=key, secret=given_secret, group=group,
         model=model, credentials=credentials or (), rate_per_minute=rate_limit,
-        source_rate_per_minute=source_rate_limit, actor=actor(), now=c.now()))
+        source_rate_per_minute=source_rate_limit, jwt_public_key=pem, actor=actor(),
+        now=c.now()))
     _print_with_secret(common, made, "created")
 
 
@@ -124,6 +130,8 @@ def show(
         ("group", p.group_path or "-"), ("model", p.model or "-"),
         ("credentials", ", ".join(t.value for t in p.credential_types)),
         ("rate limit", f"{p.rate_per_minute}/min, {p.source_rate_per_minute}/min per address"),
+        ("registration tokens", "ES256 (public key registered)" if p.jwt_public_key
+         else "HS256 (keyed with the SHA-256 of the secret)"),
         ("enabled", "yes" if p.enabled else "no"),
         ("created", output.short_time(p.created_at)),
         ("secret set", output.short_time(p.secret_rotated_at)),
@@ -174,3 +182,29 @@ def rotate_secret(
     made = run(common, lambda c: service.rotate_profile_secret(
         c.uow(), name=name, secret=given_secret, actor=actor(), now=c.now()))
     _print_with_secret(common, made, "has a new secret")
+
+
+@app.command("jwt-key")
+def jwt_key(
+    name: NameArg,
+    public_key: Annotated[Path | None, typer.Argument(
+        help="PEM file of the ES256 (P-256) public key.", exists=True, dir_okay=False)
+    ] = None,
+    remove: Annotated[bool, typer.Option(
+        "--remove", help="Forget the key: registration tokens are then HS256.")] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Register the public key that signs this profile's registration tokens (ES256)."""
+    common = Common(database, config, json, debug)
+    if (public_key is None) == (not remove):
+        problem = Problem("give a public key file or --remove", field="public_key")
+        fail(common, InvalidInput(str(problem), problems=[problem]))
+    pem = public_key.read_text() if public_key else None
+    p = run(common, lambda c: service.set_profile_jwt_key(
+        c.uow(), name=name, public_key=pem, actor=actor(), now=c.now()))
+    if json:
+        output.print_json(output.profile_dict(p))
+    else:
+        output.success(f"profile {p.name} accepts "
+                       f"{'ES256' if p.jwt_public_key else 'HS256'} registration tokens")

@@ -28,6 +28,7 @@ class EventType(StrEnum):
     PROFILE_ENABLED = "profile.enabled"
     PROFILE_DISABLED = "profile.disabled"
     PROFILE_SECRET_ROTATED = "profile.secret-rotated"
+    PROFILE_JWT_KEY_SET = "profile.jwt-key-set"
 
 
 @dataclass(frozen=True, slots=True)

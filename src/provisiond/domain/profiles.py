@@ -58,6 +58,7 @@ class Profile:
     created_at: datetime
     updated_at: datetime
     secret_rotated_at: datetime
+    jwt_public_key: str | None = None  # ES256 public key (PEM) for signed-token registration
 
 
 def _fail(field: str, problem: str) -> InvalidInput:

@@ -36,6 +36,7 @@ from provisiond.errors import (
 )
 from provisiond.services.hashing import hash_token, tokens_equal
 from provisiond.services.ids import new_id
+from provisiond.services.registration_tokens import parse_public_key
 from provisiond.store.uow import UnitOfWork
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
@@ -79,7 +80,8 @@ async def create_profile(
     uow: UnitOfWork, *, name: str, strategy: str = "allow-create", key: str | None = None,
     secret: str | None = None, group: str | None = None, model: str | None = None,
     credentials: Sequence[str] = (), rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
-    source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE, actor: str, now: datetime,
+    source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
+    jwt_public_key: str | None = None, actor: str, now: datetime,
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
     then. Key and secret are generated when not given; the secret is stored as its SHA-256."""
@@ -96,6 +98,8 @@ async def create_profile(
                                            field="source_rate_per_minute"), 0)
     path = check(lambda: parse_group_path(group), None) if group else None
     model_name = check(lambda: parse_model_name(model), None) if model else None
+    public_key = check(lambda: parse_public_key(jwt_public_key), None) \
+        if jwt_public_key else None
     if key_ and key_ == secret_:
         check.problems.append(Problem("must differ from the key", field="secret"))
     if check.problems:
@@ -126,7 +130,7 @@ async def create_profile(
             model_id=model_.id if model_ else None, model=model_.name if model_ else None,
             credential_types=types, rate_per_minute=rate,
             source_rate_per_minute=source_rate, enabled=True, created_at=now, updated_at=now,
-            secret_rotated_at=now,
+            secret_rotated_at=now, jwt_public_key=public_key,
         )
         await uow.profiles.add(profile, hash_token(secret_))
         await uow.events.add(NewEvent(
@@ -220,6 +224,27 @@ async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, acto
         changed = await uow.profiles.find_by_name(name)
         await uow.commit()
     assert changed is not None  # noqa: S101 - updated in this transaction
+    return changed
+
+
+async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | None,
+                              actor: str, now: datetime) -> Profile:
+    """Register (or replace) the ES256 public key that registration tokens of this profile
+    are signed with; None removes it (the profile then accepts HS256 tokens)."""
+    name = parse_profile_name(name)
+    pem = parse_public_key(public_key) if public_key else None
+    async with uow:
+        profile = await uow.profiles.find_by_name(name)
+        if profile is None:
+            raise ProfileNotFound(f"no profile {name!r}", name=name)
+        await uow.profiles.set_jwt_public_key(profile.id, pem, now)
+        await uow.events.add(NewEvent(EventType.PROFILE_JWT_KEY_SET, now, actor,
+                                      data={"name": name, "algorithm":
+                                            "ES256" if pem else "HS256"}))
+        changed = await uow.profiles.find_by_name(name)
+        await uow.commit()
+    if changed is None:
+        raise ProfileNotFound(f"no profile {name!r}", name=name)
     return changed
 
 

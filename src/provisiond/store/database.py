@@ -66,10 +66,11 @@ def install_sqlite_pragmas(sync_engine: Any, options: DatabaseOptions) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The busy timeout first: even switching to WAL may meet another connection's lock.
+        cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={options.sqlite_synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages, for large imports
         cursor.close()
 

@@ -6,12 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.profiles import Profile, Strategy
-from provisiond.store.schema import device_models, groups, provision_profiles
+from provisiond.store.schema import (
+    device_models,
+    groups,
+    provision_profiles,
+    registration_tokens,
+)
 
 _p = provision_profiles
 
@@ -33,7 +38,7 @@ def _profile(row: Any) -> Profile:
         credential_types=tuple(CredentialType(t) for t in row.credential_types.split(",")),
         rate_per_minute=row.rate_per_minute, source_rate_per_minute=row.source_rate_per_minute,
         enabled=row.enabled, created_at=row.created_at, updated_at=row.updated_at,
-        secret_rotated_at=row.secret_rotated_at,
+        secret_rotated_at=row.secret_rotated_at, jwt_public_key=row.jwt_public_key,
     )
 
 
@@ -70,12 +75,27 @@ class ProfileRepository:
             rate_per_minute=profile.rate_per_minute,
             source_rate_per_minute=profile.source_rate_per_minute, enabled=profile.enabled,
             created_at=profile.created_at, updated_at=profile.updated_at,
-            secret_rotated_at=profile.secret_rotated_at,
+            secret_rotated_at=profile.secret_rotated_at, jwt_public_key=profile.jwt_public_key,
         ))
 
     async def set_enabled(self, profile_id: uuid.UUID, enabled: bool, now: datetime) -> None:
         await self._conn.execute(
             update(_p).where(_p.c.id == profile_id).values(enabled=enabled, updated_at=now))
+
+    async def set_jwt_public_key(self, profile_id: uuid.UUID, pem: str | None,
+                                 now: datetime) -> None:
+        await self._conn.execute(
+            update(_p).where(_p.c.id == profile_id).values(jwt_public_key=pem, updated_at=now))
+
+    async def use_registration_token(self, profile_id: uuid.UUID, jti: str,
+                                     expires_at: datetime, now: datetime) -> None:
+        """Record a registration token's use (a second use violates the primary key); forget
+        this profile's expired ones."""
+        await self._conn.execute(
+            delete(registration_tokens).where(registration_tokens.c.profile_id == profile_id,
+                                              registration_tokens.c.expires_at < now))
+        await self._conn.execute(insert(registration_tokens).values(
+            profile_id=profile_id, jti=jti, expires_at=expires_at, used_at=now))
 
     async def set_secret(self, profile_id: uuid.UUID, secret_hash: str, now: datetime) -> None:
         await self._conn.execute(

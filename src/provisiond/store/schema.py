@@ -163,7 +163,23 @@ provision_profiles = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("secret_rotated_at", UtcDateTime, nullable=False),
+    # Signed-token registration: the manufacturer's ES256 public key (PEM), when registered.
+    Column("jwt_public_key", String(1024), nullable=True),
     CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
+)
+
+# The ids (jti) of registration tokens already used, so none is used twice; kept until the
+# token expires.
+registration_tokens = Table(
+    "registration_tokens",
+    metadata,
+    Column("profile_id", Uuid, ForeignKey("provision_profiles.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("jti", String(128), primary_key=True),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=False),
+    Column("device_id", Uuid, nullable=True),
+    Index(None, "expires_at"),
 )
 
 events = Table(

@@ -3,6 +3,9 @@
 ``POST /api/v1/provision`` is ThingsBoard's HTTP provisioning endpoint: the same JSON both
 ways, HTTP 200 for every answer (``SUCCESS``, ``NOT_FOUND``, ``FAILURE`` with ``errorMsg``),
 except a rate-limited request: 429 with ``Retry-After`` and a ``FAILURE`` body.
+
+``POST /api/v1/register`` trades a manufacturer-signed registration token (JWT) for a new
+device and its access token; errors are problem documents like the admin API's.
 """
 
 from __future__ import annotations
@@ -11,10 +14,19 @@ import math
 
 import orjson
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 
+from provisiond.errors import (
+    DeviceExists,
+    ModelNotFound,
+    RegistrationRefused,
+    TooManyRequests,
+)
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.provisioning import policy_from, provision
+from provisiond.services.registration_tokens import register_with_token
 from provisiond.web.deps import ContainerDep
+from provisiond.web.problems import responses
 
 router = APIRouter(tags=["device API"])
 MAX_BODY = 64 * 1024
@@ -58,3 +70,36 @@ async def provision_device(request: Request, c: ContainerDep) -> Response:
     if answer.retry_after:
         return _json(answer.body, 429, {"Retry-After": str(math.ceil(answer.retry_after))})
     return _json(answer.body)
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(max_length=8192, description="the registration token (a JWT)")
+
+
+class Registered(BaseModel):
+    deviceId: str
+    serial: str
+    credentialsType: str
+    key: str = Field(description="the access token's public part (its credential id)")
+    secret: str = Field(description="its secret part, shown in this answer only")
+    token: str = Field(description="key.secret: the access token to connect with")
+
+
+@router.post("/api/v1/register", status_code=201, response_model=Registered,
+             responses=responses(RegistrationRefused, DeviceExists, ModelNotFound,
+                                 TooManyRequests))
+async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> Registered:
+    """Signed-token registration: a JWT from the manufacturer (header `kid` = the profile's
+    provision key; claims `serial`, optional `model`, `exp`, `jti`) creates the device and
+    answers its id and access token (see docs/provisioning.md)."""
+    done = await register_with_token(
+        c.uow(), c.limiter, token=body.token,
+        source=request.client.host if request.client else "unknown",
+        unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
+        now=c.now())
+    issued = done.credential
+    key, _, secret = issued.secret.partition(".")
+    return Registered(deviceId=str(done.device.id), serial=done.device.serial,
+                      credentialsType=issued.credential.type.value, key=key, secret=secret,
+                      token=issued.secret)

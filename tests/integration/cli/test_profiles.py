@@ -146,5 +146,6 @@ def test_the_same_key_created_twice_at_once(database_url: str) -> None:
 
     results = race(database_url, work, n=3)
     assert sum(not isinstance(r, Exception) for r in results) == 1, results
-    assert all(isinstance(r, ProfileExists) for r in results if isinstance(r, Exception))
+    assert all(isinstance(r, ProfileExists) for r in results if isinstance(r, Exception)), \
+        [repr(r) for r in results]
     assert len(stored(database_url, "SELECT id FROM provision_profiles")) == 1

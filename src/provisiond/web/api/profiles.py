@@ -8,6 +8,7 @@ from provisiond.errors import GroupNotFound, ModelNotFound, ProfileExists, Profi
 from provisiond.services import profiles as service
 from provisiond.web.api.schemas import (
     ProfileCreate,
+    ProfileJwtKey,
     ProfileRead,
     ProfileSecret,
     ProfileWithSecret,
@@ -31,7 +32,8 @@ async def create_profile(body: ProfileCreate, c: ContainerDep,
         c.uow(), name=body.name, strategy=body.strategy, key=body.key, secret=body.secret,
         group=body.group, model=body.model, credentials=body.credentials,
         rate_per_minute=body.rate_per_minute,
-        source_rate_per_minute=body.source_rate_per_minute, actor=actor(op), now=c.now())
+        source_rate_per_minute=body.source_rate_per_minute, jwt_public_key=body.jwt_public_key,
+        actor=actor(op), now=c.now())
     return _with_secret(made)
 
 
@@ -71,3 +73,12 @@ async def rotate_secret(name: str, c: ContainerDep, op: OperatorDep,
     made = await service.rotate_profile_secret(
         c.uow(), name=name, secret=body.secret if body else None, actor=actor(op), now=c.now())
     return _with_secret(made)
+
+
+@router.put("/profiles/{name}/jwt-key", response_model=ProfileRead,
+            responses=responses(ProfileNotFound))
+async def set_jwt_key(name: str, body: ProfileJwtKey, c: ContainerDep,
+                      op: OperatorDep) -> ProfileRead:
+    """Register, replace or (null) remove the ES256 public key of registration tokens."""
+    return ProfileRead.of(await service.set_profile_jwt_key(
+        c.uow(), name=name, public_key=body.public_key, actor=actor(op), now=c.now()))

@@ -119,6 +119,13 @@ class ProfileCreate(Body):
         "the default; empty: `access-token`"))
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE
+    jwt_public_key: str | None = Field(None, description=(
+        "PEM of the ES256 (P-256) public key that signs registration tokens; without it "
+        "they are HS256, keyed with the SHA-256 of the secret"))
+
+
+class ProfileJwtKey(Body):
+    public_key: str | None = Field(description="PEM of the ES256 public key; null removes it")
 
 
 class ProfileSecret(Body):
@@ -139,6 +146,7 @@ class ProfileRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     secret_rotated_at: datetime
+    registration_algorithm: str = Field(description="`ES256` or `HS256`")
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
@@ -148,7 +156,8 @@ class ProfileRead(BaseModel):
                    rate_per_minute=p.rate_per_minute,
                    source_rate_per_minute=p.source_rate_per_minute, enabled=p.enabled,
                    created_at=p.created_at, updated_at=p.updated_at,
-                   secret_rotated_at=p.secret_rotated_at)
+                   secret_rotated_at=p.secret_rotated_at,
+                   registration_algorithm="ES256" if p.jwt_public_key else "HS256")
 
 
 class ProfileWithSecret(ProfileRead):

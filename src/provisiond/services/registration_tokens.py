@@ -1,0 +1,184 @@
+"""Signed-token registration: firmware carries a JWT signed by the manufacturer and trades
+it for a device and its credentials (the webinar's dynamic registration).
+
+The token's header names the profile (``kid`` = the profile's provision key). A profile with
+an ES256 public key accepts ES256 only; one without accepts HS256 only, keyed with the
+32-byte SHA-256 of the profile secret (provisiond stores only that hash, never the secret).
+Pinning one algorithm per profile refuses ``none`` and the HS/ES confusion (a token
+HMAC-signed with the public key as the secret). Claims: ``serial`` (required), ``model``
+(optional, from the catalogue), ``exp`` (required, at most a day ahead) and ``jti``
+(required): a token is used once.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from provisiond.domain.catalog import parse_model_name
+from provisiond.domain.credentials import IssuedCredential
+from provisiond.domain.device import Device, DeviceState
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.profiles import Profile
+from provisiond.domain.serials import parse_serial
+from provisiond.errors import (
+    DeviceExists,
+    InvalidInput,
+    ModelNotFound,
+    Problem,
+    ProvisiondError,
+    RegistrationRefused,
+    TooManyRequests,
+)
+from provisiond.services.devices import issue_access_token
+from provisiond.services.ids import new_id
+from provisiond.services.ratelimit import RateLimiter
+from provisiond.store.uow import UnitOfWork
+
+LEEWAY = timedelta(seconds=30)  # clock skew between the manufacturer and this server
+MAX_LIFETIME = timedelta(days=1)  # how far ahead exp may be: a token is not a credential
+JTI_MAX = 128
+ES256 = "ES256"
+HS256 = "HS256"
+
+
+def parse_public_key(pem: str, *, field: str = "jwt_public_key") -> str:
+    """A PEM public key on P-256 (what ES256 needs), normalised; or InvalidInput."""
+    try:
+        key = serialization.load_pem_public_key(pem.strip().encode())
+    except (ValueError, TypeError, binascii.Error) as err:
+        problem = Problem(f"is not a PEM public key: {err}", field=field)
+        raise InvalidInput(str(problem), problems=[problem]) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve,
+                                                                          ec.SECP256R1):
+        problem = Problem("must be an EC public key on P-256 (ES256)", field=field)
+        raise InvalidInput(str(problem), problems=[problem])
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def algorithm_for(profile: Profile) -> str:
+    return ES256 if profile.jwt_public_key else HS256
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    device: Device
+    credential: IssuedCredential
+
+
+async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: str,
+                              source: str, unknown_source_rate_per_minute: int,
+                              now: datetime) -> Registered:
+    """Create the device a registration token names, with a fresh access token."""
+    def refused(message: str) -> ProvisiondError:
+        """The refusal, or 429 once this address has been refused too often."""
+        wait = limiter.take(("registration-refused", source), unknown_source_rate_per_minute)
+        if wait:
+            return TooManyRequests(f"too many refused registrations: retry in {wait:.0f} s",
+                                   retry_after=max(1, round(wait)))
+        return RegistrationRefused(message)
+
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise refused("the token is not a JWT") from None
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise refused("the token's header has no kid (the profile's provision key)")
+    async with uow.read():
+        found = await uow.profiles.find_by_key(kid)
+    profile = found[0] if found else None
+    if profile is None or not profile.enabled:
+        raise refused("no enabled profile has this key (kid)")
+    wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
+               limiter.take(("source", profile.id, source), profile.source_rate_per_minute))
+    if wait:
+        raise TooManyRequests(f"too many registrations: retry in {wait:.0f} s",
+                              retry_after=max(1, round(wait)))
+    expected = algorithm_for(profile)
+    if header.get("alg") != expected:
+        raise refused(f"algorithm {header.get('alg')!r} is not accepted for this profile: "
+                      f"sign with {expected}")
+    key: Any = (profile.jwt_public_key if expected == ES256
+                else bytes.fromhex(found[1]) if found else b"")
+    try:
+        claims = jwt.decode(token, key, algorithms=[expected], leeway=LEEWAY,
+                            options={"require": ["exp", "jti", "serial"]})
+    except jwt.ExpiredSignatureError:
+        raise refused("the token has expired") from None
+    except jwt.MissingRequiredClaimError as err:
+        raise refused(f"the token has no {err.claim!r} claim") from None
+    except jwt.InvalidSignatureError:
+        raise refused("the token's signature does not match the profile's key") from None
+    except jwt.InvalidTokenError as err:
+        raise refused(f"the token is not valid: {err}") from None
+    return await _register(uow, profile, claims, now)
+
+
+async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
+                    now: datetime) -> Registered:
+    problems: list[Problem] = []
+    expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
+    if expires - now > MAX_LIFETIME + LEEWAY:
+        raise RegistrationRefused("the token's exp is more than a day ahead: registration "
+                                  "tokens must be short-lived")
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX:
+        problems.append(Problem(f"must be a string of 1 to {JTI_MAX} characters", "jti"))
+    serial = ""
+    try:
+        serial = parse_serial(str(claims["serial"]))
+    except InvalidInput as err:
+        problems.extend(err.problems)
+    model_name = claims.get("model")
+    if model_name is not None:
+        try:
+            model_name = parse_model_name(str(model_name))
+        except InvalidInput as err:
+            problems.extend(err.problems)
+    if problems:
+        raise InvalidInput("; ".join(f"claim {p}" for p in problems), problems=problems)
+
+    actor = f"registration:{profile.name}"
+    async with uow:
+        uow.conflicts_as(RegistrationRefused("the token was already used"))
+        await uow.profiles.use_registration_token(profile.id, jti, expires, now)
+        model = await uow.models.find_by_name(model_name) if model_name else None
+        if model_name and model is None:
+            raise ModelNotFound(f"no model {model_name!r} in the catalogue (claim model)",
+                                name=model_name)
+        if model is None and profile.model_id is not None:
+            model = await uow.models.find_by_name(profile.model or "")
+        if await uow.devices.find_by_serial(serial) is not None:
+            raise DeviceExists(f"device {serial} is already registered", serial=serial)
+        claimed = profile.group_id is not None
+        device = Device(
+            id=new_id(), serial=serial, name=serial, model=model.name if model else None,
+            state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
+            group_id=profile.group_id, group_path=profile.group_path, owner_user_id=None,
+            owner_email=None, created_at=now, updated_at=now,
+            claimed_at=now if claimed else None)
+        event_id = await uow.events.add(NewEvent(
+            EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
+            group_id=profile.group_id,
+            data={"name": serial, "model": device.model, "state": device.state.value,
+                  "group": device.group_path, "profile": profile.name,
+                  "registration_token": jti}))
+        await uow.devices.add(device, model_id=model.id if model else None,
+                              registered_event_id=event_id)
+        issued, verifier_hash = issue_access_token(device.id, serial, now)
+        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash)
+        await uow.devices.mark_provisioned(device.id, profile_id=profile.id,
+                                           credential_id=issued.credential.id, now=now)
+        await uow.events.add(NewEvent(EventType.CREDENTIALS_ISSUED, now, actor,
+                                      device_id=device.id, serial=serial,
+                                      data={"type": issued.credential.type.value}))
+        await uow.commit()
+    return Registered(device, issued)
