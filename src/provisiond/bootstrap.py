@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from provisiond.services.certificates import SignerCache
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
 from provisiond.store import migrate
@@ -31,6 +32,7 @@ class Container:
     database: Database
     clock: Callable[[], datetime] = field(default=utc_now)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    signers: SignerCache = field(default_factory=SignerCache)
 
     def uow(self) -> UnitOfWork:
         return self.database.uow()

@@ -148,6 +148,11 @@ class ProfileNotFound(NotFound):
     title = "No such provisioning profile"
 
 
+class CaNotFound(NotFound):
+    code = "ca-not-found"
+    title = "No such certificate authority"
+
+
 class RouteNotFound(NotFound):
     code = "not-found"
     title = "Not found"
@@ -199,6 +204,11 @@ class TokenExists(Conflict):
 class ProfileExists(Conflict):
     code = "profile-exists"
     title = "A provisioning profile with this name or key already exists"
+
+
+class CaExists(Conflict):
+    code = "ca-exists"
+    title = "A certificate authority with this name already exists"
 
 
 class InvalidTransition(Conflict):

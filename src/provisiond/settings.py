@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +101,10 @@ class Settings(BaseSettings):
         60, ge=1, description="Provision requests per minute one address may make with "
                               "unknown or wrong profile credentials.",
     )
+    ca_key_passphrase: SecretStr | None = Field(
+        None, description="Encrypts the private keys of certificate authorities in the "
+                          "database (required in production to create or import one).",
+    )
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
@@ -146,6 +150,8 @@ class Settings(BaseSettings):
         """The effective settings with secrets (passwords in URLs) masked, for display."""
         out = self.model_dump(mode="json")
         out["database_url"] = mask_url(self.effective_database_url)
+        if self.ca_key_passphrase is not None:
+            out["ca_key_passphrase"] = "***"  # noqa: S105 - the mask, not a password
         return out
 
 

@@ -19,6 +19,7 @@ from provisiond.bootstrap import (
     upgrade_database,
 )
 from provisiond.cli import output
+from provisiond.cli.cas import app as ca_app
 from provisiond.cli.common import (
     Common,
     ConfigOpt,
@@ -50,6 +51,7 @@ app.add_typer(users, name="users")
 app.add_typer(models, name="models")
 app.add_typer(tokens, name="tokens")
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(ca_app, name="ca")
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")
 

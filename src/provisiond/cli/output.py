@@ -106,7 +106,8 @@ def profile_dict(p: Profile) -> dict[str, Any]:
             "source_rate_per_minute": p.source_rate_per_minute, "enabled": p.enabled,
             "created_at": p.created_at.isoformat(), "updated_at": p.updated_at.isoformat(),
             "secret_rotated_at": p.secret_rotated_at.isoformat(),
-            "registration_algorithm": "ES256" if p.jwt_public_key else "HS256"}
+            "registration_algorithm": "ES256" if p.jwt_public_key else "HS256",
+            "ca": p.ca_name, "certificate_days": p.certificate_days}
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:

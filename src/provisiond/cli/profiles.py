@@ -81,6 +81,10 @@ def create(
         "--jwt-public-key", help="PEM file of the ES256 (P-256) public key that signs "
                                  "registration tokens; without it they are HS256.",
         exists=True, dir_okay=False)] = None,
+    ca: Annotated[str | None, typer.Option(
+        "--ca", help="The certificate authority that signs devices' CSRs (x509).")] = None,
+    certificate_days: Annotated[int, typer.Option(
+        "--certificate-days", help="Lifetime of the certificates it signs.")] = 365,
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -91,8 +95,8 @@ def create(
     made = run(common, lambda c: service.create_profile(
         c.uow(), name=name, strategy=strategy, key=key, secret=given_secret, group=group,
         model=model, credentials=credentials or (), rate_per_minute=rate_limit,
-        source_rate_per_minute=source_rate_limit, jwt_public_key=pem, actor=actor(),
-        now=c.now()))
+        source_rate_per_minute=source_rate_limit, jwt_public_key=pem, ca=ca,
+        certificate_days=certificate_days, actor=actor(), now=c.now()))
     _print_with_secret(common, made, "created")
 
 
@@ -132,6 +136,8 @@ def show(
         ("rate limit", f"{p.rate_per_minute}/min, {p.source_rate_per_minute}/min per address"),
         ("registration tokens", "ES256 (public key registered)" if p.jwt_public_key
          else "HS256 (keyed with the SHA-256 of the secret)"),
+        ("certificates", f"signed by CA {p.ca_name}, {p.certificate_days} days" if p.ca_name
+         else "no CA: devices may register certificates they have"),
         ("enabled", "yes" if p.enabled else "no"),
         ("created", output.short_time(p.created_at)),
         ("secret set", output.short_time(p.secret_rotated_at)),

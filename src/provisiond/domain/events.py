@@ -29,6 +29,7 @@ class EventType(StrEnum):
     PROFILE_DISABLED = "profile.disabled"
     PROFILE_SECRET_ROTATED = "profile.secret-rotated"
     PROFILE_JWT_KEY_SET = "profile.jwt-key-set"
+    CA_CREATED = "ca.created"
 
 
 @dataclass(frozen=True, slots=True)

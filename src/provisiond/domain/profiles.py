@@ -59,6 +59,9 @@ class Profile:
     updated_at: datetime
     secret_rotated_at: datetime
     jwt_public_key: str | None = None  # ES256 public key (PEM) for signed-token registration
+    ca_id: uuid.UUID | None = None  # the CA that signs device CSRs
+    ca_name: str | None = None
+    certificate_days: int = 365  # lifetime of the certificates it signs
 
 
 def _fail(field: str, problem: str) -> InvalidInput:

@@ -15,6 +15,7 @@ from provisiond.domain.catalog import parse_model_name
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import parse_group_path
+from provisiond.domain.limits import CERTIFICATE_DAYS_MAX
 from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_SOURCE_RATE_PER_MINUTE,
@@ -27,6 +28,7 @@ from provisiond.domain.profiles import (
     parse_strategy,
 )
 from provisiond.errors import (
+    CaNotFound,
     GroupNotFound,
     InvalidInput,
     ModelNotFound,
@@ -81,7 +83,8 @@ async def create_profile(
     secret: str | None = None, group: str | None = None, model: str | None = None,
     credentials: Sequence[str] = (), rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
-    jwt_public_key: str | None = None, actor: str, now: datetime,
+    jwt_public_key: str | None = None, ca: str | None = None, certificate_days: int = 365,
+    actor: str, now: datetime,
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
     then. Key and secret are generated when not given; the secret is stored as its SHA-256."""
@@ -100,6 +103,9 @@ async def create_profile(
     model_name = check(lambda: parse_model_name(model), None) if model else None
     public_key = check(lambda: parse_public_key(jwt_public_key), None) \
         if jwt_public_key else None
+    if not 1 <= certificate_days <= CERTIFICATE_DAYS_MAX:
+        check.problems.append(Problem(f"must be between 1 and {CERTIFICATE_DAYS_MAX}",
+                                      field="certificate_days"))
     if key_ and key_ == secret_:
         check.problems.append(Problem("must differ from the key", field="secret"))
     if check.problems:
@@ -124,6 +130,9 @@ async def create_profile(
         model_ = await uow.models.find_by_name(model_name) if model_name else None
         if model_name and model_ is None:
             raise ModelNotFound(f"no model {model_name!r} in the catalogue", name=model_name)
+        ca_ = await uow.cas.find_by_name(ca.strip()) if ca else None
+        if ca and ca_ is None:
+            raise CaNotFound(f"no certificate authority {ca!r}", name=ca)
         profile = Profile(
             id=new_id(), name=name_, key=key_, strategy=strategy_,
             group_id=group_.id if group_ else None, group_path=group_.path if group_ else None,
@@ -131,6 +140,8 @@ async def create_profile(
             credential_types=types, rate_per_minute=rate,
             source_rate_per_minute=source_rate, enabled=True, created_at=now, updated_at=now,
             secret_rotated_at=now, jwt_public_key=public_key,
+            ca_id=ca_.id if ca_ else None, ca_name=ca_.name if ca_ else None,
+            certificate_days=certificate_days,
         )
         await uow.profiles.add(profile, hash_token(secret_))
         await uow.events.add(NewEvent(

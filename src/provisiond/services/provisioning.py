@@ -36,6 +36,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.events import EventType, NewEvent
@@ -43,6 +46,13 @@ from provisiond.domain.profiles import Profile, Strategy
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import DeviceExists, InvalidInput
 from provisiond.protocols import thingsboard as tb
+from provisiond.services.certificates import (
+    CertificateRefused,
+    SignerCache,
+    device_certificate,
+    fingerprint,
+    is_csr,
+)
 from provisiond.services.hashing import hash_token, new_split_token, tokens_equal
 from provisiond.services.ids import new_id
 from provisiond.services.profiles import authenticate_profile
@@ -65,6 +75,8 @@ ALREADY_PROVISIONED = "The device is already provisioned"
 class ProvisionPolicy:
     retry_window: timedelta
     unknown_source_rate_per_minute: int
+    ca_passphrase: str | None = None
+    signers: SignerCache = field(default_factory=SignerCache)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +137,13 @@ async def provision(uow: UnitOfWork, limiter: RateLimiter, *, body: object, sour
         allowed = ", ".join(_TB_NAMES[t].value for t in profile.credential_types)
         return _refuse(tb.FAILURE, f"{_TB_NAMES[ctype].value} credentials are not handed out "
                                    f"by this profile; ask for {allowed}")
-    if ctype is CredentialType.X509:
-        return _refuse(tb.FAILURE, "X509_CERTIFICATE provisioning is not available yet")
+    if ctype is CredentialType.X509 and not request.certificate:
+        return _refuse(tb.FAILURE, "X509_CERTIFICATE needs a CSR or a certificate (PEM) in "
+                                   "hash")
+    if ctype is CredentialType.X509 and is_csr(request.certificate or "") \
+            and profile.ca_id is None:
+        return _refuse(tb.FAILURE, "this profile has no certificate authority to sign CSRs; "
+                                   "send a certificate instead")
     problem = _device_choice_problem(request)
     if problem:
         return _refuse(tb.FAILURE, problem)
@@ -185,7 +202,7 @@ async def _provision_device(uow: UnitOfWork, profile: Profile, request: tb.Provi
             return await _provision_again(uow, profile, request, ctype, state, policy, now,
                                           actor)
 
-        issued = await _issue(uow, request, ctype, device_id, serial, now)
+        issued = await _issue(uow, request, ctype, device_id, serial, now, profile, policy)
         if isinstance(issued, ProvisionAnswer):
             return issued
         await uow.devices.mark_provisioned(device_id, profile_id=profile.id,
@@ -194,7 +211,7 @@ async def _provision_device(uow: UnitOfWork, profile: Profile, request: tb.Provi
             EventType.DEVICE_PROVISIONED, now, actor, device_id=device_id, serial=serial,
             group_id=profile.group_id,
             data={"profile": profile.name, "credentials": ctype.value, "created": created,
-                  "device_chose_credentials": request.device_chose_credentials,
+                  "device_chose_credentials": _chose(request),
                   "source": source}))
         await uow.commit()
     return ProvisionAnswer(tb.success(_TB_NAMES[ctype], issued.value), serial=serial)
@@ -219,11 +236,34 @@ async def _create_device(uow: UnitOfWork, profile: Profile, request: tb.Provisio
     return device.id
 
 
+def _chose(request: tb.ProvisionRequest) -> bool:
+    """Whether the device chose its credential (a CSR asks for one to be made)."""
+    return request.device_chose_credentials and not is_csr(request.certificate or "")
+
+
 async def _issue(uow: UnitOfWork, request: tb.ProvisionRequest, ctype: CredentialType,
-                 device_id: uuid.UUID, serial: str, now: datetime
-                 ) -> _Issued | ProvisionAnswer:
+                 device_id: uuid.UUID, serial: str, now: datetime, profile: Profile,
+                 policy: ProvisionPolicy) -> _Issued | ProvisionAnswer:
     credential = Credential(new_id(), device_id, ctype, now)
-    if ctype is CredentialType.ACCESS_TOKEN:
+    if ctype is CredentialType.X509:
+        pem = request.certificate or ""
+        try:
+            if is_csr(pem):
+                ca = await uow.cas.find_by_id(profile.ca_id) if profile.ca_id else None
+                if ca is None:
+                    return _refuse(tb.FAILURE, "this profile's certificate authority is gone",
+                                   serial)
+                cert = policy.signers.get(ca, policy.ca_passphrase).sign(
+                    pem, serial=serial, days=profile.certificate_days, now=now)
+            else:
+                cert = device_certificate(pem, serial=serial, now=now)
+        except CertificateRefused as err:
+            return _refuse(tb.FAILURE, str(err), serial)
+        lookup = fingerprint(cert)
+        if await uow.credentials.lookup_taken(ctype, lookup):
+            return _refuse(tb.FAILURE, "this certificate is in use by another device", serial)
+        issued = _Issued(credential, cert.public_bytes(Encoding.PEM).decode(), lookup, None)
+    elif ctype is CredentialType.ACCESS_TOKEN:
         if request.token:
             lookup = hash_token(request.token)
             if await uow.credentials.lookup_taken(ctype, lookup):
@@ -265,11 +305,12 @@ async def _provision_again(uow: UnitOfWork, profile: Profile, request: tb.Provis
                and now - state.provisioned_at <= policy.retry_window)
     if not pending or given is None or given.type is not ctype:
         return _refuse(tb.FAILURE, ALREADY_PROVISIONED, state.serial)
-    if request.device_chose_credentials:
+    if _chose(request):
         if not _same_choice(request, ctype, state):
             return _refuse(tb.FAILURE, ALREADY_PROVISIONED, state.serial)
         value: str | dict[str, str | None] = (
             request.token or "" if ctype is CredentialType.ACCESS_TOKEN
+            else request.certificate or "" if ctype is CredentialType.X509
             else {"clientId": state.credential_client_id, "userName": request.username,
                   "password": request.password})
         await uow.events.add(NewEvent(
@@ -278,10 +319,12 @@ async def _provision_again(uow: UnitOfWork, profile: Profile, request: tb.Provis
             data={"profile": profile.name, "credentials": ctype.value, "repeated": True}))
         await uow.commit()
         return ProvisionAnswer(tb.success(_TB_NAMES[ctype], value), serial=state.serial)
-    if state.credential_lookup is not None and state.credential_secret_hash is None:
+    if (ctype is CredentialType.ACCESS_TOKEN and state.credential_lookup is not None
+            and state.credential_secret_hash is None):
         return _refuse(tb.FAILURE, ALREADY_PROVISIONED, state.serial)  # chose a token before
     await uow.credentials.revoke(given.id, now)
-    issued = await _issue(uow, request, ctype, state.device_id, state.serial, now)
+    issued = await _issue(uow, request, ctype, state.device_id, state.serial, now, profile,
+                          policy)
     if isinstance(issued, ProvisionAnswer):
         return issued
     await uow.devices.mark_provisioned(state.device_id, profile_id=profile.id,
@@ -297,6 +340,12 @@ async def _provision_again(uow: UnitOfWork, profile: Profile, request: tb.Provis
 
 def _same_choice(request: tb.ProvisionRequest, ctype: CredentialType,
                  state: ProvisionState) -> bool:
+    if ctype is CredentialType.X509:
+        try:
+            cert = x509.load_pem_x509_certificate((request.certificate or "").encode())
+        except ValueError:
+            return False
+        return fingerprint(cert) == state.credential_lookup
     if ctype is CredentialType.ACCESS_TOKEN:
         return (request.token is not None and state.credential_lookup is not None
                 and tokens_equal(hash_token(request.token), state.credential_lookup))
@@ -307,6 +356,9 @@ def _same_choice(request: tb.ProvisionRequest, ctype: CredentialType,
             and (request.client_id or state.serial) == state.credential_client_id)
 
 
-def policy_from(retry_window_seconds: int, unknown_source_rate: int) -> ProvisionPolicy:
-    return ProvisionPolicy(timedelta(seconds=retry_window_seconds), unknown_source_rate)
+def policy_from(retry_window_seconds: int, unknown_source_rate: int,
+                ca_passphrase: str | None = None,
+                signers: SignerCache | None = None) -> ProvisionPolicy:
+    return ProvisionPolicy(timedelta(seconds=retry_window_seconds), unknown_source_rate,
+                           ca_passphrase, signers or SignerCache())
 

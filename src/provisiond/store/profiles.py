@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.profiles import Profile, Strategy
 from provisiond.store.schema import (
+    certificate_authorities,
     device_models,
     groups,
     provision_profiles,
@@ -23,10 +25,12 @@ _p = provision_profiles
 
 def _query() -> Any:
     return (
-        select(_p, groups.c.path.label("group_path"), device_models.c.name.label("model"))
+        select(_p, groups.c.path.label("group_path"), device_models.c.name.label("model"),
+               certificate_authorities.c.name.label("ca_name"))
         .select_from(_p)
         .outerjoin(groups, groups.c.id == _p.c.group_id)
         .outerjoin(device_models, device_models.c.id == _p.c.model_id)
+        .outerjoin(certificate_authorities, certificate_authorities.c.id == _p.c.ca_id)
     )
 
 
@@ -39,6 +43,7 @@ def _profile(row: Any) -> Profile:
         rate_per_minute=row.rate_per_minute, source_rate_per_minute=row.source_rate_per_minute,
         enabled=row.enabled, created_at=row.created_at, updated_at=row.updated_at,
         secret_rotated_at=row.secret_rotated_at, jwt_public_key=row.jwt_public_key,
+        ca_id=row.ca_id, ca_name=row.ca_name, certificate_days=row.certificate_days,
     )
 
 
@@ -76,6 +81,7 @@ class ProfileRepository:
             source_rate_per_minute=profile.source_rate_per_minute, enabled=profile.enabled,
             created_at=profile.created_at, updated_at=profile.updated_at,
             secret_rotated_at=profile.secret_rotated_at, jwt_public_key=profile.jwt_public_key,
+            ca_id=profile.ca_id, certificate_days=profile.certificate_days,
         ))
 
     async def set_enabled(self, profile_id: uuid.UUID, enabled: bool, now: datetime) -> None:
@@ -101,3 +107,44 @@ class ProfileRepository:
         await self._conn.execute(
             update(_p).where(_p.c.id == profile_id)
             .values(secret_hash=secret_hash, secret_rotated_at=now, updated_at=now))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCa:
+    id: uuid.UUID
+    name: str
+    certificate_pem: str
+    private_key_pem: str
+    key_encrypted: bool
+    created_at: datetime
+
+
+class CaRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find_by_name(self, name: str) -> StoredCa | None:
+        row = (await self._conn.execute(select(certificate_authorities).where(
+            certificate_authorities.c.name == name))).first()
+        return _ca(row) if row else None
+
+    async def find_by_id(self, ca_id: uuid.UUID) -> StoredCa | None:
+        row = (await self._conn.execute(select(certificate_authorities).where(
+            certificate_authorities.c.id == ca_id))).first()
+        return _ca(row) if row else None
+
+    async def list(self) -> list[StoredCa]:
+        rows = await self._conn.execute(
+            select(certificate_authorities).order_by(certificate_authorities.c.name))
+        return [_ca(r) for r in rows]
+
+    async def add(self, ca: StoredCa) -> None:
+        await self._conn.execute(insert(certificate_authorities).values(
+            id=ca.id, name=ca.name, certificate_pem=ca.certificate_pem,
+            private_key_pem=ca.private_key_pem, key_encrypted=ca.key_encrypted,
+            created_at=ca.created_at))
+
+
+def _ca(row: Any) -> StoredCa:
+    return StoredCa(row.id, row.name, row.certificate_pem, row.private_key_pem,
+                    row.key_encrypted, row.created_at)

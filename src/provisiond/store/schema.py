@@ -145,6 +145,18 @@ api_tokens = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
 )
 
+certificate_authorities = Table(
+    "certificate_authorities",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("certificate_pem", String(16384), nullable=False),
+    # PKCS#8 PEM, encrypted with the ca_key_passphrase setting when one is set.
+    Column("private_key_pem", String(16384), nullable=False),
+    Column("key_encrypted", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
 provision_profiles = Table(
     "provision_profiles",
     metadata,
@@ -165,6 +177,10 @@ provision_profiles = Table(
     Column("secret_rotated_at", UtcDateTime, nullable=False),
     # Signed-token registration: the manufacturer's ES256 public key (PEM), when registered.
     Column("jwt_public_key", String(1024), nullable=True),
+    # X.509: the CA that signs device CSRs, and for how long its certificates last.
+    Column("ca_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="RESTRICT"),
+           nullable=True),
+    Column("certificate_days", Integer, nullable=False, server_default=text("365")),
     CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
 )
 

@@ -34,7 +34,7 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
-from provisiond.store.profiles import ProfileRepository
+from provisiond.store.profiles import CaRepository, ProfileRepository
 
 
 class UnitOfWork:
@@ -43,6 +43,7 @@ class UnitOfWork:
     models: ModelRepository
     tokens: TokenRepository
     profiles: ProfileRepository
+    cas: CaRepository
     devices: DeviceRepository
     credentials: CredentialRepository
     events: EventRepository
@@ -91,6 +92,7 @@ class UnitOfWork:
         self.models = ModelRepository(conn)
         self.tokens = TokenRepository(conn)
         self.profiles = ProfileRepository(conn)
+        self.cas = CaRepository(conn)
         self.devices = DeviceRepository(conn)
         self.credentials = CredentialRepository(conn)
         self.events = EventRepository(conn)

@@ -14,7 +14,7 @@ from provisiond.errors import Unavailable
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
 from provisiond.web import device_api, problems
-from provisiond.web.api import devices, directory, imports, profiles, thingsboard
+from provisiond.web.api import cas, devices, directory, imports, profiles, thingsboard
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
 
@@ -38,7 +38,8 @@ def build_app(settings: Settings,
                   lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.metrics = Metrics()
     problems.install(app)
-    for module in (imports, devices, directory, profiles, thingsboard, device_api):  # imports 1st
+    # imports first: /devices/import is a static path
+    for module in (imports, devices, directory, profiles, cas, thingsboard, device_api):
         app.include_router(module.router)
     _health_routes(app)
     app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)

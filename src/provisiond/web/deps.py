@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from provisiond.domain.tokens import ApiToken
 from provisiond.errors import Unauthenticated
+from provisiond.services.certificates import SignerCache
 from provisiond.services.directory import authenticate_token
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
@@ -23,6 +24,7 @@ class Container(Protocol):
 
     settings: Settings
     limiter: RateLimiter
+    signers: SignerCache
 
     def uow(self) -> UnitOfWork: ...
 

@@ -65,7 +65,9 @@ async def provision_device(request: Request, c: ContainerDep) -> Response:
         c.uow(), c.limiter, body=body,
         source=request.client.host if request.client else "unknown",
         policy=policy_from(s.provision_retry_window_seconds,
-                           s.provision_unknown_source_rate_per_minute),
+                           s.provision_unknown_source_rate_per_minute,
+                           s.ca_key_passphrase.get_secret_value() if s.ca_key_passphrase
+                           else None, c.signers),
         now=c.now())
     if answer.retry_after:
         return _json(answer.body, 429, {"Retry-After": str(math.ceil(answer.retry_after))})

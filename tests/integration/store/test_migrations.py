@@ -48,12 +48,12 @@ def test_upgrade_check_downgrade_upgrade(empty_database: str) -> None:
     command.check(migrate.alembic_config(empty_database))
     first = {"groups", "users", "device_models", "devices", "device_tags", "credentials",
              "api_tokens", "events"}
-    assert tables(empty_database) == first | {"provision_profiles", "registration_tokens"}
+    assert tables(empty_database) == first | {"provision_profiles", "registration_tokens", "certificate_authorities"}
 
     migrate.downgrade(empty_database, "0001")  # each revision downgrades on its own
     assert tables(empty_database) == first
     migrate.upgrade(empty_database)
-    assert tables(empty_database) == first | {"provision_profiles", "registration_tokens"}
+    assert tables(empty_database) == first | {"provision_profiles", "registration_tokens", "certificate_authorities"}
 
     migrate.downgrade(empty_database, "base")
     assert tables(empty_database) == set()

@@ -122,6 +122,8 @@ class ProfileCreate(Body):
     jwt_public_key: str | None = Field(None, description=(
         "PEM of the ES256 (P-256) public key that signs registration tokens; without it "
         "they are HS256, keyed with the SHA-256 of the secret"))
+    ca: str | None = Field(None, description="the certificate authority that signs CSRs")
+    certificate_days: int = Field(365, description="lifetime of the certificates it signs")
 
 
 class ProfileJwtKey(Body):
@@ -147,6 +149,8 @@ class ProfileRead(BaseModel):
     updated_at: datetime
     secret_rotated_at: datetime
     registration_algorithm: str = Field(description="`ES256` or `HS256`")
+    ca: str | None
+    certificate_days: int
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
@@ -157,7 +161,8 @@ class ProfileRead(BaseModel):
                    source_rate_per_minute=p.source_rate_per_minute, enabled=p.enabled,
                    created_at=p.created_at, updated_at=p.updated_at,
                    secret_rotated_at=p.secret_rotated_at,
-                   registration_algorithm="ES256" if p.jwt_public_key else "HS256")
+                   registration_algorithm="ES256" if p.jwt_public_key else "HS256",
+                   ca=p.ca_name, certificate_days=p.certificate_days)
 
 
 class ProfileWithSecret(ProfileRead):

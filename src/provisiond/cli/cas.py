@@ -1,0 +1,115 @@
+"""`provisiond ca …`: certificate authorities that sign devices' CSRs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from provisiond.cli import output
+from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, actor, run
+from provisiond.services import certificates
+from provisiond.services.certificates import CaInfo
+from provisiond.settings import Environment
+
+app = typer.Typer(help="Certificate authorities that sign devices' X.509 certificates.",
+                  no_args_is_help=True)
+NameArg = Annotated[str, typer.Argument(help="The CA's name, e.g. factory-2026.")]
+PemFile = Annotated[Path, typer.Option(exists=True, dir_okay=False)]
+
+
+def _dict(ca: CaInfo) -> dict[str, object]:
+    return {"name": ca.name, "subject": ca.subject, "not_after": ca.not_after.isoformat(),
+            "fingerprint_sha256": ca.fingerprint, "key_encrypted": ca.key_encrypted,
+            "created_at": ca.created_at.isoformat(), "certificate": ca.certificate_pem}
+
+
+def _report(common: Common, ca: CaInfo, what: str) -> None:
+    if common.json:
+        output.print_json(_dict(ca))
+        return
+    output.stdout.print(ca.certificate_pem, end="", markup=False, highlight=False)
+    output.success(f"CA {ca.name} {what}: {ca.subject}, valid until {ca.not_after:%Y-%m-%d}"
+                   f"{'' if ca.key_encrypted else ' (its key is stored unencrypted: set ca_key_passphrase)'}")
+
+
+def _passphrase(common: Common) -> tuple[str | None, bool]:
+    settings = common.settings()
+    secret = settings.ca_key_passphrase
+    return (secret.get_secret_value() if secret else None,
+            settings.environment is Environment.PRODUCTION)
+
+
+@app.command("create")
+def create(
+    name: NameArg,
+    common_name: Annotated[str | None, typer.Option(
+        "--common-name", help="The CA certificate's subject CN.")] = None,
+    days: Annotated[int, typer.Option("--days", help="How long the CA is valid.")] = 3650,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Create a CA (EC P-256 key, self-signed) and print its certificate (for brokers)."""
+    common = Common(database, config, json, debug)
+    passphrase, production = _passphrase(common)
+    ca = run(common, lambda c: certificates.create_ca(
+        c.uow(), name=name, common_name=common_name, days=days, passphrase=passphrase,
+        production=production, actor=actor(), now=c.now()))
+    _report(common, ca, "created")
+
+
+@app.command("import")
+def import_(
+    name: NameArg,
+    certificate: Annotated[Path, typer.Option("--cert", exists=True, dir_okay=False,
+                                              help="The CA certificate (PEM).")],
+    key: Annotated[Path, typer.Option("--key", exists=True, dir_okay=False,
+                                      help="Its private key (PEM).")],
+    key_password_stdin: Annotated[bool, typer.Option(
+        "--key-password-stdin", help="The key file is encrypted: read its password from "
+                                     "standard input.")] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Import an existing CA: its certificate and the matching private key."""
+    common = Common(database, config, json, debug)
+    passphrase, production = _passphrase(common)
+    password = sys.stdin.readline().rstrip("\r\n") if key_password_stdin else None
+    ca = run(common, lambda c: certificates.import_ca(
+        c.uow(), name=name, certificate_pem=certificate.read_text(), key_pem=key.read_text(),
+        key_password=password, passphrase=passphrase, production=production, actor=actor(),
+        now=c.now()))
+    _report(common, ca, "imported")
+
+
+@app.command("list")
+def list_(
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Certificate authorities (never their keys)."""
+    common = Common(database, config, json, debug)
+    rows = run(common, lambda c: certificates.list_cas(c.uow()))
+    if json:
+        output.print_json([_dict(ca) for ca in rows])
+        return
+    output.table(["name", "subject", "valid until", "key encrypted"],
+                 [(ca.name, ca.subject, f"{ca.not_after:%Y-%m-%d}",
+                   "yes" if ca.key_encrypted else "no") for ca in rows])
+
+
+@app.command("show")
+def show(
+    name: NameArg,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a CA's certificate (PEM), e.g. for a broker's cafile."""
+    common = Common(database, config, json, debug)
+    ca = run(common, lambda c: certificates.get_ca(c.uow(), name=name))
+    if json:
+        output.print_json(_dict(ca))
+    else:
+        output.stdout.print(ca.certificate_pem, end="", markup=False, highlight=False)

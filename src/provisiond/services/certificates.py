@@ -1,0 +1,286 @@
+"""Certificate authorities, and X.509 device certificates signed from a CSR.
+
+A CA's private key is stored in the database as PKCS#8 PEM, encrypted with the
+``ca_key_passphrase`` setting when one is set (production requires it). A device CSR is
+accepted when its signature verifies, its key is EC P-256/P-384 or RSA of at least 2048
+bits, and its subject's common name is the device's serial; the certificate is a client
+certificate (``clientAuth``), valid from five minutes ago for the profile's number of days.
+A certificate is known by the SHA-256 of its DER form (its fingerprint).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.limits import CERTIFICATE_DAYS_MAX
+from provisiond.domain.serials import normalise_serial
+from provisiond.errors import (
+    CaExists,
+    CaNotFound,
+    ConfigurationError,
+    InvalidInput,
+    Problem,
+)
+from provisiond.services.ids import new_id
+from provisiond.store.profiles import StoredCa
+from provisiond.store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+BACKDATE = timedelta(minutes=5)  # devices' clocks run behind
+
+
+@dataclass(frozen=True, slots=True)
+class CaInfo:
+    name: str
+    subject: str
+    not_after: datetime
+    fingerprint: str
+    certificate_pem: str
+    key_encrypted: bool
+    created_at: datetime
+
+
+def _bad(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", problems=[Problem(message, field=field)])
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def _info(ca: StoredCa) -> CaInfo:
+    cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+    return CaInfo(ca.name, cert.subject.rfc4514_string(), cert.not_valid_after_utc,
+                  fingerprint(cert), ca.certificate_pem, ca.key_encrypted, ca.created_at)
+
+
+def _encryption(passphrase: str | None, production: bool
+                ) -> serialization.KeySerializationEncryption:
+    if passphrase:
+        return serialization.BestAvailableEncryption(passphrase.encode())
+    if production:
+        raise ConfigurationError("set ca_key_passphrase (PROVISIOND_CA_KEY_PASSPHRASE): in "
+                                 "production CA keys are stored encrypted")
+    log.warning("ca_key_passphrase is not set: the CA's private key is stored unencrypted")
+    return serialization.NoEncryption()
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not _NAME.fullmatch(name):
+        raise _bad("name", "1 to 64 letters, digits, '_', '.' or '-'")
+    return name
+
+
+async def create_ca(uow: UnitOfWork, *, name: str, common_name: str | None = None,
+                    days: int = 3650, passphrase: str | None, production: bool, actor: str,
+                    now: datetime) -> CaInfo:
+    """A new CA: an EC P-256 key and a self-signed CA certificate."""
+    name = _check_name(name)
+    if not 1 <= days <= 2 * CERTIFICATE_DAYS_MAX:
+        raise _bad("days", f"must be between 1 and {2 * CERTIFICATE_DAYS_MAX}")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                            (common_name or f"provisiond {name} CA")[:64])])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(
+                digital_signature=True, key_cert_sign=True, crl_sign=True,
+                content_commitment=False, key_encipherment=False, data_encipherment=False,
+                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return await _store(uow, name, cert, key, passphrase, production, actor, now)
+
+
+async def import_ca(uow: UnitOfWork, *, name: str, certificate_pem: str, key_pem: str,
+                    key_password: str | None, passphrase: str | None, production: bool,
+                    actor: str, now: datetime) -> CaInfo:
+    """An existing CA: its certificate (a CA certificate) and the matching private key."""
+    name = _check_name(name)
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+    except ValueError as err:
+        raise _bad("certificate", f"is not a PEM certificate: {err}") from None
+    try:
+        key = serialization.load_pem_private_key(
+            key_pem.encode(), key_password.encode() if key_password else None)
+    except (ValueError, TypeError) as err:
+        raise _bad("key", f"cannot be read: {err}") from None
+    try:
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise _bad("certificate", "is not a CA certificate (basicConstraints CA:TRUE)")
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise _bad("key", "must be an EC or RSA private key")
+    if key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
+            cert.public_key().public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo):
+        raise _bad("key", "does not match the certificate")
+    return await _store(uow, name, cert, key, passphrase, production, actor, now)
+
+
+async def _store(uow: UnitOfWork, name: str, cert: x509.Certificate,
+                 key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, passphrase: str | None,
+                 production: bool, actor: str, now: datetime) -> CaInfo:
+    encryption = _encryption(passphrase, production)
+    ca = StoredCa(
+        new_id(), name, cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                          encryption).decode(),
+        bool(passphrase), now)
+    async with uow:
+        exists = CaExists(f"a certificate authority {name!r} already exists", name=name)
+        uow.conflicts_as(exists)
+        if await uow.cas.find_by_name(name) is not None:
+            raise exists
+        await uow.cas.add(ca)
+        await uow.events.add(NewEvent(EventType.CA_CREATED, now, actor,
+                                      data={"name": name, "fingerprint": fingerprint(cert)}))
+        await uow.commit()
+    return _info(ca)
+
+
+async def list_cas(uow: UnitOfWork) -> list[CaInfo]:
+    async with uow.read():
+        return [_info(ca) for ca in await uow.cas.list()]
+
+
+async def get_ca(uow: UnitOfWork, *, name: str) -> CaInfo:
+    async with uow.read():
+        ca = await uow.cas.find_by_name(name.strip())
+    if ca is None:
+        raise CaNotFound(f"no certificate authority {name!r}", name=name)
+    return _info(ca)
+
+
+class CertificateRefused(ValueError):
+    """What is wrong with a CSR or a device certificate (told to the device)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """A CA ready to sign: its certificate and decrypted key."""
+
+    certificate: x509.Certificate
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+    @classmethod
+    def load(cls, ca: StoredCa, passphrase: str | None) -> Signer:
+        try:
+            key = serialization.load_pem_private_key(
+                ca.private_key_pem.encode(),
+                passphrase.encode() if ca.key_encrypted and passphrase else None)
+        except (ValueError, TypeError) as err:
+            raise ConfigurationError(f"the key of CA {ca.name!r} cannot be decrypted: check "
+                                     f"ca_key_passphrase ({err})") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ConfigurationError(f"the key of CA {ca.name!r} is not EC or RSA")
+        return cls(x509.load_pem_x509_certificate(ca.certificate_pem.encode()), key)
+
+    def sign(self, csr_pem: str, *, serial: str, days: int, now: datetime
+             ) -> x509.Certificate:
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError:
+            raise CertificateRefused("the CSR is not PEM (BEGIN CERTIFICATE REQUEST)") from None
+        if not csr.is_signature_valid:
+            raise CertificateRefused("the CSR's signature does not verify")
+        _check_key(csr.public_key())
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        common_name = str(names[0].value) if names else ""
+        if normalise_serial(common_name) != serial:
+            raise CertificateRefused(f"the CSR's subject CN {common_name!r} is not the "
+                                     f"device's serial {serial}")
+        public_key = csr.public_key()
+        if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+            raise CertificateRefused("the CSR's key must be EC or RSA")
+        usage = x509.KeyUsage(
+            digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+            content_commitment=False, data_encipherment=False, key_agreement=False,
+            key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
+        return (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, serial)]))
+                .issuer_name(self.certificate.subject).public_key(public_key)
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                               critical=True)
+                .add_extension(usage, critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                               critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.certificate.public_key()), critical=False)  # type: ignore[arg-type]
+                .sign(self.key, hashes.SHA256()))
+
+
+def _check_key(key: object) -> None:
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if not isinstance(key.curve, ec.SECP256R1 | ec.SECP384R1):
+            raise CertificateRefused("an EC key must be on P-256 or P-384")
+    elif isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < 2048:
+            raise CertificateRefused(f"an RSA key must have at least 2048 bits, not "
+                                     f"{key.key_size}")
+    else:
+        raise CertificateRefused("the key must be EC (P-256, P-384) or RSA (2048+ bits)")
+
+
+def is_csr(pem: str) -> bool:
+    return "CERTIFICATE REQUEST-----" in pem
+
+
+def device_certificate(pem: str, *, serial: str, now: datetime) -> x509.Certificate:
+    """A certificate a device already has (ThingsBoard's ``hash``): a parseable, currently
+    valid certificate with an acceptable key. Its subject need not be the serial."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        raise CertificateRefused("the certificate is not PEM (BEGIN CERTIFICATE)") from None
+    _check_key(cert.public_key())
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise CertificateRefused(f"the certificate is not valid now (valid "
+                                 f"{cert.not_valid_before_utc:%Y-%m-%d} to "
+                                 f"{cert.not_valid_after_utc:%Y-%m-%d})")
+    del serial  # the certificate names the device however its maker chose
+    return cert
+
+
+def verify_issued(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Whether ``ca`` signed ``certificate`` (for tests and for brokers' sake)."""
+    try:
+        certificate.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+class SignerCache:
+    """Decrypted CA keys, per process: decrypting a PKCS#8 key costs far more than signing."""
+
+    def __init__(self) -> None:
+        self._signers: dict[tuple[object, str], Signer] = {}
+
+    def get(self, ca: StoredCa, passphrase: str | None) -> Signer:
+        key = (ca.id, ca.private_key_pem)
+        signer = self._signers.get(key)
+        if signer is None:
+            signer = self._signers[key] = Signer.load(ca, passphrase)
+        return signer

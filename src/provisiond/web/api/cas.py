@@ -1,0 +1,61 @@
+"""/api/v1/cas: certificate authorities that sign devices' CSRs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisiond.errors import CaExists, CaNotFound
+from provisiond.services import certificates
+from provisiond.services.certificates import CaInfo
+from provisiond.settings import Environment
+from provisiond.web.deps import ContainerDep, OperatorDep, actor
+from provisiond.web.problems import responses
+
+router = APIRouter(prefix="/api/v1", tags=["certificate authorities"])
+
+
+class CaCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    common_name: str | None = None
+    days: int = Field(3650, description="how long the CA is valid")
+
+
+class CaRead(BaseModel):
+    name: str
+    subject: str
+    not_after: datetime
+    fingerprint_sha256: str
+    key_encrypted: bool
+    created_at: datetime
+    certificate: str = Field(description="PEM: give it to brokers as their CA file")
+
+    @classmethod
+    def of(cls, ca: CaInfo) -> CaRead:
+        return cls(name=ca.name, subject=ca.subject, not_after=ca.not_after,
+                   fingerprint_sha256=ca.fingerprint, key_encrypted=ca.key_encrypted,
+                   created_at=ca.created_at, certificate=ca.certificate_pem)
+
+
+@router.post("/cas", status_code=201, response_model=CaRead, responses=responses(CaExists))
+async def create_ca(body: CaCreate, c: ContainerDep, op: OperatorDep) -> CaRead:
+    """A new CA (EC P-256, self-signed); its key never leaves the server."""
+    secret = c.settings.ca_key_passphrase
+    return CaRead.of(await certificates.create_ca(
+        c.uow(), name=body.name, common_name=body.common_name, days=body.days,
+        passphrase=secret.get_secret_value() if secret else None,
+        production=c.settings.environment is Environment.PRODUCTION, actor=actor(op),
+        now=c.now()))
+
+
+@router.get("/cas", response_model=list[CaRead])
+async def list_cas(c: ContainerDep, _: OperatorDep) -> list[CaRead]:
+    return [CaRead.of(ca) for ca in await certificates.list_cas(c.uow())]
+
+
+@router.get("/cas/{name}", response_model=CaRead, responses=responses(CaNotFound))
+async def get_ca(name: str, c: ContainerDep, _: OperatorDep) -> CaRead:
+    return CaRead.of(await certificates.get_ca(c.uow(), name=name))
