@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
+    coap_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="UDP port of the CoAP device API (5683 is CoAP's); none: no CoAP.")
     log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`.")
     log_format: LogFormat = Field(
         LogFormat.TEXT, description="`text` for people, `json` for log collectors."

@@ -76,12 +76,16 @@ PortOpt = Annotated[int | None, typer.Option("--port", envvar="PROVISIOND_PORT",
                                              help="HTTP port (default 8000).")]
 
 
-def _serve(common: Common, host: str | None, port: int | None, log_level: str | None) -> None:
+def _serve(common: Common, host: str | None, port: int | None, log_level: str | None,
+           coap_port: int | None = None) -> None:
     import uvicorn
 
-    settings = guard(common, lambda: common.settings(host=host, port=port, log_level=log_level))
+    settings = guard(common, lambda: common.settings(host=host, port=port, log_level=log_level,
+                                                     coap_port=coap_port))
     application = guard(common, lambda: create_app(settings))
-    output.success(f"provisiond {__version__} on http://{settings.host}:{settings.port} "
+    coap = (f", CoAP on coap://{settings.host}:{settings.coap_port}"
+            if settings.coap_port is not None else "")
+    output.success(f"provisiond {__version__} on http://{settings.host}:{settings.port}{coap} "
                    f"(database {settings.masked()['database_url']})")
     uvicorn.run(application, host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, proxy_headers=True,
@@ -94,15 +98,18 @@ def serve(
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
     migrate: Annotated[bool, typer.Option(
         "--migrate", help="Upgrade the database schema first.")] = False,
+    coap_port: Annotated[int | None, typer.Option(
+        "--coap-port", envvar="PROVISIOND_COAP_PORT",
+        help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).")] = None,
     database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
 ) -> None:
-    """Serve the REST API, health and metrics over HTTP."""
+    """Serve the REST API, the device API, health and metrics (HTTP; CoAP when asked)."""
     common = Common(database, config, False, debug)
     if migrate:
         guard(common, lambda: upgrade_database(common.settings()))
     else:
         guard(common, lambda: check_database(common.settings()))
-    _serve(common, host, port, log_level)
+    _serve(common, host, port, log_level, coap_port)
 
 
 @app.command("demo")

@@ -13,7 +13,7 @@ from provisiond import __version__
 from provisiond.errors import Unavailable
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
-from provisiond.web import device_api, problems
+from provisiond.web import coap, device_api, problems
 from provisiond.web.api import cas, devices, directory, imports, profiles, thingsboard
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
@@ -32,7 +32,14 @@ def build_app(settings: Settings,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with container_factory() as container:
             app.state.container = container
-            yield
+            coap_port = container.settings.coap_port
+            context = (await coap.start(container, container.settings.host, coap_port)
+                       if coap_port is not None else None)
+            try:
+                yield
+            finally:
+                if context is not None:
+                    await context.shutdown()
 
     app = FastAPI(title="provisiond", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, docs_url="/docs", redoc_url=None)

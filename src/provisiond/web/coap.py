@@ -1,0 +1,74 @@
+"""The CoAP device API: ``POST coap://HOST:PORT/api/v1/provision`` with ThingsBoard's
+provisioning JSON both ways (aiocoap). Started beside the HTTP server when ``coap_port`` is
+set (``provisiond serve --coap-port 5683``); the same service answers as over HTTP, so a
+device registered over CoAP exists for HTTP and MQTT, and the reverse.
+
+Answers are 2.05 Content with the JSON (``SUCCESS``, ``NOT_FOUND``, ``FAILURE``), except a
+rate-limited request: 4.29 Too Many Requests with Max-Age = the seconds to wait and a
+``FAILURE`` body; a body that is not JSON is a ``FAILURE`` answer as over HTTP.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import aiocoap
+import aiocoap.resource
+import orjson
+
+from provisiond.protocols import thingsboard as tb
+from provisiond.services.provisioning import policy_from, provision
+
+if TYPE_CHECKING:
+    from provisiond.web.deps import Container
+
+JSON_FORMAT = 50  # application/json
+MAX_BODY = 64 * 1024
+
+
+class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
+    def __init__(self, container: Container) -> None:
+        super().__init__()
+        self.c = container
+
+    async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
+        if len(request.payload) > MAX_BODY:
+            return _answer(tb.failure(tb.FAILURE, f"the request is larger than {MAX_BODY} "
+                                                  "bytes"), aiocoap.REQUEST_ENTITY_TOO_LARGE)
+        try:
+            body = orjson.loads(request.payload)
+        except orjson.JSONDecodeError:
+            return _answer(tb.failure(tb.FAILURE, "the request is not valid JSON"))
+        s = self.c.settings
+        source = _host(request)
+        answer = await provision(
+            self.c.uow(), self.c.limiter, body=body, source=source,
+            policy=policy_from(s.provision_retry_window_seconds,
+                               s.provision_unknown_source_rate_per_minute,
+                               s.ca_key_passphrase.get_secret_value()
+                               if s.ca_key_passphrase else None, self.c.signers),
+            now=self.c.now())
+        if answer.retry_after:
+            message = _answer(answer.body, aiocoap.TOO_MANY_REQUESTS)
+            message.opt.max_age = math.ceil(answer.retry_after)
+            return message
+        return _answer(answer.body)
+
+
+def _host(request: aiocoap.Message) -> str:
+    try:
+        return str(request.remote.hostinfo.rsplit(":", 1)[0].strip("[]"))
+    except (AttributeError, ValueError):
+        return "unknown"
+
+
+def _answer(body: dict[str, Any], code: Any = aiocoap.CONTENT) -> aiocoap.Message:
+    return aiocoap.Message(code=code, payload=orjson.dumps(body), content_format=JSON_FORMAT)
+
+
+async def start(container: Container, host: str, port: int) -> aiocoap.Context:
+    """Serve the CoAP device API; ``await context.shutdown()`` stops it."""
+    site = aiocoap.resource.Site()
+    site.add_resource(["api", "v1", "provision"], _Provision(container))
+    return await aiocoap.Context.create_server_context(site, bind=(host, port))

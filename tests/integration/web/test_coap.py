@@ -1,0 +1,72 @@
+"""The CoAP device API (aiocoap on both ends, real UDP on loopback), on both backends: the
+same registry as HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import aiocoap
+import httpx
+import pytest
+
+from provisiond.settings import Settings, load_settings
+from tests.integration.web.conftest import Server
+from tests.integration.web.test_provisioning import make_profile, provision, use_token
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server_settings(database_url: str) -> Settings:
+    return load_settings(database_url=database_url, log_level="warning",
+                         coap_port=free_udp_port(), provision_unknown_source_rate_per_minute=3)
+
+
+def coap_post(server: Server, payload: bytes) -> tuple[Any, dict[str, Any], int | None]:
+    async def main() -> tuple[Any, dict[str, Any], int | None]:
+        context = await aiocoap.Context.create_client_context()
+        try:
+            request = aiocoap.Message(
+                code=aiocoap.POST, payload=payload,
+                uri=f"coap://127.0.0.1:{server.settings.coap_port}/api/v1/provision")
+            response = await asyncio.wait_for(context.request(request).response, 30)
+            return response.code, json.loads(response.payload), response.opt.max_age
+        finally:
+            await context.shutdown()
+
+    return asyncio.run(main())
+
+
+def test_provisioning_over_coap_shares_the_registry(server: Server, api: httpx.Client) -> None:
+    key, secret = make_profile(api)
+    code, body, _ = coap_post(server, json.dumps({
+        "deviceName": "coap-1", "provisionDeviceKey": key,
+        "provisionDeviceSecret": secret}).encode())
+    assert code == aiocoap.CONTENT
+    assert (body["status"], body["credentialsType"]) == ("SUCCESS", "ACCESS_TOKEN")
+    assert use_token(server, body["credentialsValue"]) == "COAP-1"
+    assert api.get("/api/v1/devices/COAP-1").status_code == 200  # the same registry
+    assert provision(server, key, secret, deviceName="http-1")["status"] == "SUCCESS"
+    # the device used its credential: provisioned for good, whatever the transport
+    code, body, _ = coap_post(server, json.dumps({
+        "deviceName": "coap-1", "provisionDeviceKey": key,
+        "provisionDeviceSecret": secret}).encode())
+    assert body == {"status": "FAILURE", "errorMsg": "The device is already provisioned"}
+
+    assert coap_post(server, b"{nope")[1] == {"status": "FAILURE",
+                                              "errorMsg": "the request is not valid JSON"}
+    wrong = json.dumps({"provisionDeviceKey": key, "provisionDeviceSecret": "x"}).encode()
+    answers = [coap_post(server, wrong) for _ in range(4)]
+    assert [a[1]["status"] for a in answers] == ["NOT_FOUND"] * 3 + ["FAILURE"]
+    code, body, max_age = answers[3]
+    assert code == aiocoap.TOO_MANY_REQUESTS
+    assert body["errorMsg"].startswith("Too many provision requests")
+    assert max_age is not None
+    assert max_age >= 1
