@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
+    mqtt_enabled: bool = Field(True, description="Serve the MQTT provisioning listener.")
+    mqtt_port: int = Field(1884, ge=0, le=65535,
+                           description="TCP port of the MQTT provisioning listener (0: any).")
+    mqtt_tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) for MQTT over TLS; with mqtt_tls_key.")
+    mqtt_tls_key: Path | None = Field(None, description="PEM private key for MQTT over TLS.")
+    mqtt_session_seconds: float = Field(
+        60.0, gt=0, description="Longest a provisioning session may stay connected.")
     coap_port: int | None = Field(
         None, ge=0, le=65535,
         description="UDP port of the CoAP device API (5683 is CoAP's); none: no CoAP.")

@@ -77,15 +77,19 @@ PortOpt = Annotated[int | None, typer.Option("--port", envvar="PROVISIOND_PORT",
 
 
 def _serve(common: Common, host: str | None, port: int | None, log_level: str | None,
-           coap_port: int | None = None) -> None:
+           coap_port: int | None = None, mqtt_port: int | None = None,
+           mqtt: bool | None = None) -> None:
     import uvicorn
 
-    settings = guard(common, lambda: common.settings(host=host, port=port, log_level=log_level,
-                                                     coap_port=coap_port))
+    settings = guard(common, lambda: common.settings(
+        host=host, port=port, log_level=log_level, coap_port=coap_port, mqtt_port=mqtt_port,
+        mqtt_enabled=mqtt))
     application = guard(common, lambda: create_app(settings))
-    coap = (f", CoAP on coap://{settings.host}:{settings.coap_port}"
-            if settings.coap_port is not None else "")
-    output.success(f"provisiond {__version__} on http://{settings.host}:{settings.port}{coap} "
+    extra = (f", MQTT provisioning on {settings.host}:{settings.mqtt_port}"
+             if settings.mqtt_enabled else "")
+    extra += (f", CoAP on coap://{settings.host}:{settings.coap_port}"
+              if settings.coap_port is not None else "")
+    output.success(f"provisiond {__version__} on http://{settings.host}:{settings.port}{extra} "
                    f"(database {settings.masked()['database_url']})")
     uvicorn.run(application, host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, proxy_headers=True,
@@ -98,6 +102,12 @@ def serve(
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
     migrate: Annotated[bool, typer.Option(
         "--migrate", help="Upgrade the database schema first.")] = False,
+    mqtt_port: Annotated[int | None, typer.Option(
+        "--mqtt-port", envvar="PROVISIOND_MQTT_PORT",
+        help="TCP port of the MQTT provisioning listener (default 1884).")] = None,
+    mqtt: Annotated[bool | None, typer.Option(
+        "--mqtt/--no-mqtt", help="Serve the MQTT provisioning listener (default: yes).")
+    ] = None,
     coap_port: Annotated[int | None, typer.Option(
         "--coap-port", envvar="PROVISIOND_COAP_PORT",
         help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).")] = None,
@@ -109,7 +119,7 @@ def serve(
         guard(common, lambda: upgrade_database(common.settings()))
     else:
         guard(common, lambda: check_database(common.settings()))
-    _serve(common, host, port, log_level, coap_port)
+    _serve(common, host, port, log_level, coap_port, mqtt_port, mqtt)
 
 
 @app.command("demo")

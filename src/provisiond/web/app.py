@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from provisiond import __version__
 from provisiond.errors import Unavailable
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
-from provisiond.web import coap, device_api, problems
+from provisiond.web import coap, device_api, mqtt_listener, problems
 from provisiond.web.api import cas, devices, directory, imports, profiles, thingsboard
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
@@ -32,12 +33,20 @@ def build_app(settings: Settings,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with container_factory() as container:
             app.state.container = container
-            coap_port = container.settings.coap_port
-            context = (await coap.start(container, container.settings.host, coap_port)
-                       if coap_port is not None else None)
+            s = container.settings
+            context = (await coap.start(container, s.host, s.coap_port)
+                       if s.coap_port is not None else None)
+            listener = (await mqtt_listener.start(container, s.host, s.mqtt_port,
+                                                  _mqtt_tls(s), s.mqtt_session_seconds)
+                        if s.mqtt_enabled else None)
+            app.state.mqtt_port = (listener.sockets[0].getsockname()[1]
+                                   if listener is not None else None)
             try:
                 yield
             finally:
+                if listener is not None:
+                    listener.close()
+                    await listener.wait_closed()
                 if context is not None:
                     await context.shutdown()
 
@@ -71,3 +80,11 @@ def _health_routes(app: FastAPI) -> None:
         """Prometheus metrics of this process."""
         registry: Any = request.app.state.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _mqtt_tls(settings: Settings) -> ssl.SSLContext | None:
+    if settings.mqtt_tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    return context

@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -28,6 +29,11 @@ class Server:
     url: str
     token: str
     settings: Settings
+    app: Any = None
+
+    @property
+    def mqtt_port(self) -> int:
+        return int(self.app.state.mqtt_port)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token or self.token}"}
@@ -52,7 +58,8 @@ def server_settings(database_url: str) -> Settings:
 @pytest.fixture
 def server(server_settings: Settings) -> Iterator[Server]:
     port = free_port()
-    config = uvicorn.Config(create_app(server_settings), host="127.0.0.1", port=port,
+    app = create_app(server_settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port,
                             log_level="warning", access_log=False, lifespan="on")
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -67,7 +74,8 @@ def server(server_settings: Settings) -> Iterator[Server]:
     if not uv.started:
         pytest.fail("the server did not start")
     try:
-        yield Server(f"http://127.0.0.1:{port}", make_token(server_settings), server_settings)
+        yield Server(f"http://127.0.0.1:{port}", make_token(server_settings), server_settings,
+                     app)
     finally:
         uv.should_exit = True
         thread.join(timeout=30)

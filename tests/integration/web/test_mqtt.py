@@ -1,0 +1,154 @@
+"""The MQTT provisioning listener: ThingsBoard's own device SDK (tb-mqtt-client), paho over
+MQTT 3.1.1 and 5, and raw sockets for what clients should not do; on both backends."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from tb_device_mqtt import TBDeviceMqttClient
+
+from provisiond.protocols import mqtt
+from tests.integration.web.conftest import Server
+from tests.integration.web.test_provisioning import make_profile, use_token
+
+
+def session(server: Server) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", server.mqtt_port), timeout=30)
+    return s
+
+
+def connect_packet(level: int, username: str | None, client_id: str = "") -> bytes:
+    flags = 0x02 | (0x80 if username is not None else 0)
+    body = mqtt._text("MQTT") + bytes([level, flags]) + (30).to_bytes(2, "big")
+    if level == 5:
+        body += b"\x00"
+    body += mqtt._text(client_id)
+    if username is not None:
+        body += mqtt._text(username)
+    return mqtt._packet(mqtt.CONNECT << 4, body)
+
+
+def subscribe_packet(level: int, topic: str, packet_id: int = 1, qos: int = 1) -> bytes:
+    props = b"\x00" if level == 5 else b""
+    return mqtt._packet((mqtt.SUBSCRIBE << 4) | 2, packet_id.to_bytes(2, "big") + props
+                        + mqtt._text(topic) + bytes([qos]))
+
+
+def read_packets(s: socket.socket, count: int) -> list[tuple[int, bytes]]:
+    """``count`` packets as (type, body), or fewer if the server closes."""
+    out: list[tuple[int, bytes]] = []
+    buffer = b""
+    while len(out) < count:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+        while len(buffer) >= 2:
+            length, shift, i = 0, 0, 1
+            while True:
+                length |= (buffer[i] & 0x7F) << shift
+                i += 1
+                if not buffer[i - 1] & 0x80:
+                    break
+                shift += 7
+            if len(buffer) < i + length:
+                break
+            out.append((buffer[0] >> 4, buffer[i:i + length]))
+            buffer = buffer[i + length:]
+    return out
+
+
+def answer_of(level: int, body: bytes, qos: int) -> dict[str, Any]:
+    c = mqtt._Cursor(body)
+    assert c.text() == "/provision/response"
+    if qos:
+        c.u16()
+    if level == 5:
+        c.skip_properties()
+    result: dict[str, Any] = json.loads(c.take(c.left))
+    return result
+
+
+# The SDK uses paho's deprecated callback API: its warning, not ours.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_thingsboards_device_sdk_provisions_unchanged(server: Server, api: httpx.Client) -> None:
+    key, secret = make_profile(api)
+    credentials = TBDeviceMqttClient.provision("127.0.0.1", key, secret,
+                                               port=server.mqtt_port, device_name="sdk-1")
+    assert (credentials["status"], credentials["credentialsType"]) == ("SUCCESS",
+                                                                       "ACCESS_TOKEN")
+    assert use_token(server, credentials["credentialsValue"]) == "SDK-1"
+    assert api.get("/api/v1/devices/SDK-1").status_code == 200  # one registry
+    chosen = TBDeviceMqttClient.provision("127.0.0.1", key, secret, port=server.mqtt_port,
+                                          device_name="sdk-2",
+                                          access_token="sdk-2-chosen-token-123")
+    assert chosen["credentialsValue"] == "sdk-2-chosen-token-123"
+
+
+@pytest.mark.parametrize("level", [4, 5])
+def test_raw_session_request_before_suback_and_refusals(server: Server, api: httpx.Client,
+                                                        level: int) -> None:
+    key, secret = make_profile(api)
+    request = json.dumps({"deviceName": f"raw-{level}", "provisionDeviceKey": key,
+                          "provisionDeviceSecret": secret}).encode()
+    with session(server) as s:
+        # CONNECT, SUBSCRIBE and PUBLISH in one write: the request before the SUBACK
+        publish = mqtt.encode_publish(level, "/provision/request", request, 1, 7)
+        s.sendall(connect_packet(level, "provision") + subscribe_packet(level,
+                  "/provision/response") + publish)
+        packets = read_packets(s, 4)
+        kinds = [k for k, _ in packets]
+        assert kinds == [mqtt.CONNACK, mqtt.SUBACK, mqtt.PUBACK, mqtt.PUBLISH], kinds
+        assert packets[0][1][1] == 0  # accepted
+        answer = answer_of(level, packets[3][1], qos=1)
+        assert answer["status"] == "SUCCESS"
+        assert use_token(server, answer["credentialsValue"]) == f"RAW-{level}"
+
+    with session(server) as s:  # the wrong user name is refused
+        s.sendall(connect_packet(level, "someone"))
+        kind, body = read_packets(s, 1)[0]
+        assert kind == mqtt.CONNACK
+        assert body[1] == (0x87 if level == 5 else 5)
+        assert read_packets(s, 1) == []  # and the connection closed
+
+    with session(server) as s:  # another topic ends the session
+        s.sendall(connect_packet(level, "provision")
+                  + subscribe_packet(level, "devices/#")
+                  + mqtt.encode_publish(level, "devices/x", b"{}"))
+        packets = read_packets(s, 4)
+        assert packets[1][0] == mqtt.SUBACK
+        assert packets[1][1][-1] == 0x80  # refused subscription
+        if level == 5:
+            assert packets[2] == (mqtt.DISCONNECT, bytes([mqtt.TOPIC_NAME_INVALID, 0]))
+        assert len(packets) == (3 if level == 5 else 2)
+
+
+def test_concurrent_sessions_each_get_their_own_answer(server: Server,
+                                                       api: httpx.Client) -> None:
+    key, secret = make_profile(api)
+    answers: dict[int, dict[str, Any]] = {}
+    barrier = threading.Barrier(12)
+
+    def device(n: int) -> None:
+        with session(server) as s:
+            s.sendall(connect_packet(4, "provision") + subscribe_packet(4,
+                      "/provision/response", qos=0))
+            read_packets(s, 2)
+            barrier.wait()
+            s.sendall(mqtt.encode_publish(4, "/provision/request", json.dumps({
+                "deviceName": f"c-{n}", "provisionDeviceKey": key,
+                "provisionDeviceSecret": secret}).encode()))
+            answers[n] = answer_of(4, read_packets(s, 1)[0][1], qos=0)
+
+    threads = [threading.Thread(target=device, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(use_token(server, a["credentialsValue"]) for a in answers.values()) == \
+        sorted(f"C-{n}" for n in range(12))
