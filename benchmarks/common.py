@@ -103,6 +103,17 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> Measured:
         return Measured(elapsed, usage.ru_maxrss / 1024, out.read())
 
 
+def query_scalar(database: str, sql: str) -> int:
+    """One number from a benchmark's database, by its URL (sqlite:/// or postgresql://)."""
+    if database.startswith("sqlite:///"):
+        with sqlite3.connect(database.removeprefix("sqlite:///")) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    with psycopg.connect(database) as conn:
+        row = conn.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,12 +18,9 @@ import argparse
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-
-import psycopg
 
 from common import (
     PROVISIOND,
@@ -32,6 +29,7 @@ from common import (
     machine,
     median,
     provisiond,
+    query_scalar,
     wait_until_serving,
 )
 
@@ -74,18 +72,8 @@ def run_ours(backend: str, args: argparse.Namespace, round_no: int) -> dict[str,
     finally:
         server.terminate()
         server.wait(timeout=60)
-    result["devices"] = count_devices(database)
+    result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
     return result
-
-
-def count_devices(database: str) -> int:
-    """Devices in the database: each successful answer made one (wrk's count may also
-    include requests cut off when it stopped)."""
-    if database.startswith("sqlite:///"):
-        with sqlite3.connect(database.removeprefix("sqlite:///")) as conn:
-            return int(conn.execute("SELECT count(*) FROM devices").fetchone()[0])
-    with psycopg.connect(database) as conn:
-        return int(conn.execute("SELECT count(*) FROM devices").fetchone()[0])  # type: ignore[index]
 
 
 def run_floor(args: argparse.Namespace) -> dict[str, float]:

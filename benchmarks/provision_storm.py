@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from common import (
@@ -36,6 +34,7 @@ from common import (
     fresh_database,
     machine,
     provisiond,
+    query_scalar,
     wait_until_serving,
 )
 from provisiond.protocols import mqtt
@@ -58,24 +57,15 @@ async def over_mqtt(port: int, request: dict[str, str]) -> dict[str, Any]:
                      + mqtt.encode_publish(4, "/provision/request",
                                            json.dumps(request).encode()))
         await writer.drain()
-        buffer = b""
+        buffer = bytearray()
         while True:
             chunk = await reader.read(65536)
             if not chunk:
                 raise ConnectionError("the session closed without an answer")
             buffer += chunk
-            while len(buffer) >= 2:
-                length, shift, i = 0, 0, 1
-                while True:
-                    length |= (buffer[i] & 0x7F) << shift
-                    i += 1
-                    if not buffer[i - 1] & 0x80:
-                        break
-                    shift += 7
-                if len(buffer) < i + length:
-                    break
-                kind, body, buffer = buffer[0] >> 4, buffer[i:i + length], buffer[i + length:]
-                if kind == mqtt.PUBLISH:
+            while (frame := mqtt.take_frame(buffer)) is not None:
+                header, body = frame
+                if header >> 4 == mqtt.PUBLISH:
                     topic_length = int.from_bytes(body[:2], "big")
                     answer: dict[str, Any] = json.loads(body[2 + topic_length:])
                     return answer
@@ -112,18 +102,10 @@ async def storm(http_port: int, mqtt_port: int, key: str, secret: str, args: arg
 
 
 def check(database: str) -> dict[str, int]:
-    query_devices = "SELECT count(*) FROM devices"
-    query_active = ("SELECT count(*) FROM (SELECT device_id FROM credentials WHERE revoked_at "
-                    "IS NULL GROUP BY device_id HAVING count(*) <> 1) AS wrong")
-    if database.startswith("sqlite:///"):
-        with sqlite3.connect(database.removeprefix("sqlite:///")) as conn:
-            return {"devices": conn.execute(query_devices).fetchone()[0],
-                    "devices_without_exactly_one_credential":
-                        conn.execute(query_active).fetchone()[0]}
-    with psycopg.connect(database) as conn:
-        return {"devices": conn.execute(query_devices).fetchone()[0],  # type: ignore[index]
-                "devices_without_exactly_one_credential":
-                    conn.execute(query_active).fetchone()[0]}  # type: ignore[index]
+    return {"devices": query_scalar(database, "SELECT count(*) FROM devices"),
+            "devices_without_exactly_one_credential": query_scalar(
+                database, "SELECT count(*) FROM (SELECT device_id FROM credentials WHERE "
+                          "revoked_at IS NULL GROUP BY device_id HAVING count(*) <> 1) AS wrong")}
 
 
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -152,6 +152,15 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
+    def production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def ca_passphrase(self) -> str | None:
+        """The CA key passphrase in clear, for the code that encrypts and decrypts keys."""
+        return self.ca_key_passphrase.get_secret_value() if self.ca_key_passphrase else None
+
+    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url

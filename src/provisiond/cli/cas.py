@@ -9,10 +9,17 @@ from typing import Annotated
 import typer
 
 from provisiond.cli import output
-from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, actor, run
+from provisiond.cli.common import (
+    Common,
+    ConfigOpt,
+    DatabaseOpt,
+    DebugOpt,
+    JsonOpt,
+    actor,
+    run,
+)
 from provisiond.services import certificates
 from provisiond.services.certificates import CaInfo
-from provisiond.settings import Environment
 
 app = typer.Typer(help="Certificate authorities that sign devices' X.509 certificates.",
                   no_args_is_help=True)
@@ -35,13 +42,6 @@ def _report(common: Common, ca: CaInfo, what: str) -> None:
                    f"{'' if ca.key_encrypted else ' (its key is stored unencrypted: set ca_key_passphrase)'}")
 
 
-def _passphrase(common: Common) -> tuple[str | None, bool]:
-    settings = common.settings()
-    secret = settings.ca_key_passphrase
-    return (secret.get_secret_value() if secret else None,
-            settings.environment is Environment.PRODUCTION)
-
-
 @app.command("create")
 def create(
     name: NameArg,
@@ -53,10 +53,10 @@ def create(
 ) -> None:
     """Create a CA (EC P-256 key, self-signed) and print its certificate (for brokers)."""
     common = Common(database, config, json, debug)
-    passphrase, production = _passphrase(common)
     ca = run(common, lambda c: certificates.create_ca(
-        c.uow(), name=name, common_name=common_name, days=days, passphrase=passphrase,
-        production=production, actor=actor(), now=c.now()))
+        c.uow(), name=name, common_name=common_name, days=days,
+        passphrase=c.settings.ca_passphrase, production=c.settings.production, actor=actor(),
+        now=c.now()))
     _report(common, ca, "created")
 
 
@@ -75,12 +75,11 @@ def import_(
 ) -> None:
     """Import an existing CA: its certificate and the matching private key."""
     common = Common(database, config, json, debug)
-    passphrase, production = _passphrase(common)
     password = sys.stdin.readline().rstrip("\r\n") if key_password_stdin else None
     ca = run(common, lambda c: certificates.import_ca(
         c.uow(), name=name, certificate_pem=certificate.read_text(), key_pem=key.read_text(),
-        key_password=password, passphrase=passphrase, production=production, actor=actor(),
-        now=c.now()))
+        key_password=password, passphrase=c.settings.ca_passphrase,
+        production=c.settings.production, actor=actor(), now=c.now()))
     _report(common, ca, "imported")
 
 

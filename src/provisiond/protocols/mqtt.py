@@ -145,28 +145,7 @@ class PacketReader:
             packets.append(packet)
 
     def _frame(self) -> tuple[int, bytes] | None:
-        buf = self._buffer
-        if len(buf) < 2:
-            return None
-        length, shift, i = 0, 0, 1
-        while True:
-            if i >= len(buf):
-                return None
-            b = buf[i]
-            length |= (b & 0x7F) << shift
-            i += 1
-            if not b & 0x80:
-                break
-            shift += 7
-            if i > 4:
-                raise ProtocolError("the remaining length is longer than 4 bytes")
-        if length > self.max_packet:
-            raise ProtocolError(f"a packet of {length} bytes is over the limit", PACKET_TOO_LARGE)
-        if len(buf) < i + length:
-            return None
-        header, body = buf[0], bytes(buf[i:i + length])
-        del buf[:i + length]
-        return header, body
+        return take_frame(self._buffer, self.max_packet)
 
     def _parse(self, header: int, body: bytes) -> Packet:
         kind, flags = header >> 4, header & 0x0F
@@ -207,6 +186,32 @@ class PacketReader:
         if kind == DISCONNECT:
             return Disconnect()
         raise ProtocolError(f"packet type {kind} is not accepted here", PROTOCOL_ERROR)
+
+
+def take_frame(buf: bytearray, max_packet: int = 65_536) -> tuple[int, bytes] | None:
+    """The first whole packet of ``buf`` as (fixed header byte, body), removed from it; None
+    while it is incomplete. Both directions frame alike (clients use it too)."""
+    if len(buf) < 2:
+        return None
+    length, shift, i = 0, 0, 1
+    while True:
+        if i >= len(buf):
+            return None
+        b = buf[i]
+        length |= (b & 0x7F) << shift
+        i += 1
+        if not b & 0x80:
+            break
+        shift += 7
+        if i > 4:
+            raise ProtocolError("the remaining length is longer than 4 bytes")
+    if length > max_packet:
+        raise ProtocolError(f"a packet of {length} bytes is over the limit", PACKET_TOO_LARGE)
+    if len(buf) < i + length:
+        return None
+    header, body = buf[0], bytes(buf[i:i + length])
+    del buf[:i + length]
+    return header, body
 
 
 def _connect(c: _Cursor) -> Connect:

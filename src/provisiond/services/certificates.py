@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -247,7 +246,7 @@ def is_csr(pem: str) -> bool:
     return "CERTIFICATE REQUEST-----" in pem
 
 
-def device_certificate(pem: str, *, serial: str, now: datetime) -> x509.Certificate:
+def device_certificate(pem: str, *, now: datetime) -> x509.Certificate:
     """A certificate a device already has (ThingsBoard's ``hash``): a parseable, currently
     valid certificate with an acceptable key. Its subject need not be the serial."""
     try:
@@ -259,17 +258,7 @@ def device_certificate(pem: str, *, serial: str, now: datetime) -> x509.Certific
         raise CertificateRefused(f"the certificate is not valid now (valid "
                                  f"{cert.not_valid_before_utc:%Y-%m-%d} to "
                                  f"{cert.not_valid_after_utc:%Y-%m-%d})")
-    del serial  # the certificate names the device however its maker chose
-    return cert
-
-
-def verify_issued(certificate: x509.Certificate, ca: x509.Certificate) -> bool:
-    """Whether ``ca`` signed ``certificate`` (for tests and for brokers' sake)."""
-    try:
-        certificate.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
+    return cert  # its subject names the device however its maker chose
 
 
 class SignerCache:

@@ -7,7 +7,7 @@ import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from provisiond.domain.catalog import DeviceModel, parse_model_name
 from provisiond.domain.credentials import Credential, CredentialType, IssuedCredential
@@ -15,6 +15,7 @@ from provisiond.domain.device import Device, DeviceState, parse_name, parse_tags
 from provisiond.domain.events import Event, EventType, NewEvent
 from provisiond.domain.groups import Group, parse_group_path
 from provisiond.domain.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from provisiond.domain.profiles import Profile
 from provisiond.domain.serials import parse_serial
 from provisiond.domain.users import User, parse_email
 from provisiond.errors import (
@@ -144,6 +145,29 @@ async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None
         await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash)
         await uow.commit()
     return device, issued
+
+
+async def add_profile_device(uow: UnitOfWork, profile: Profile, *, serial: str, name: str,
+                             actor: str, now: datetime, model: DeviceModel | None = None,
+                             data: dict[str, Any] | None = None) -> Device:
+    """Register a device a profile creates (self-provisioning, registration tokens): of
+    ``model`` (default: the profile's), claimed for the profile's group when it has one; in
+    the open transaction, with its ``device.registered`` event (``data`` adds to it)."""
+    model_id, model_name = (model.id, model.name) if model else (profile.model_id,
+                                                                 profile.model)
+    claimed = profile.group_id is not None
+    device = Device(
+        id=new_id(), serial=serial, name=name, model=model_name,
+        state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
+        group_id=profile.group_id, group_path=profile.group_path, owner_user_id=None,
+        owner_email=None, created_at=now, updated_at=now, claimed_at=now if claimed else None)
+    event_id = await uow.events.add(NewEvent(
+        EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
+        group_id=profile.group_id,
+        data={"name": name, "model": device.model, "state": device.state.value,
+              "group": device.group_path, "profile": profile.name, **(data or {})}))
+    await uow.devices.add(device, model_id=model_id, registered_event_id=event_id)
+    return device
 
 
 def _require(result: T | Problem, not_found: type[ProvisiondError]) -> T:

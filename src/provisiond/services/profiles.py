@@ -7,7 +7,7 @@ import secrets
 import string
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -161,6 +161,7 @@ THINGSBOARD_STRATEGIES = {"CHECK_NEW_DEVICE": Strategy.ALLOW_CREATE,
 async def create_thingsboard_profile(
     uow: UnitOfWork, *, key: str | None, secret: str | None, strategy: str | None,
     customer_id: str | None, group_name: str | None, actor: str, now: datetime,
+    customer_entity_type: str | None = None,
 ) -> ProfileWithSecret:
     """A profile from ThingsBoard's profile request (``POST /api/device/provision``).
 
@@ -177,6 +178,8 @@ async def create_thingsboard_profile(
                                           field="strategy.validationStrategyType"))
         else:
             mapped = THINGSBOARD_STRATEGIES[strategy]
+    if customer_entity_type not in (None, "CUSTOMER"):
+        check.problems.append(Problem("must be CUSTOMER", field="customerId.entityType"))
     customer = None
     if customer_id is not None:
         try:
@@ -209,13 +212,18 @@ async def list_profiles(uow: UnitOfWork) -> list[Profile]:
         return await uow.profiles.list()
 
 
-async def get_profile(uow: UnitOfWork, *, name: str) -> Profile:
-    name = parse_profile_name(name)
-    async with uow.read():
-        profile = await uow.profiles.find_by_name(name)
+async def _existing(uow: UnitOfWork, name: str) -> Profile:
+    """The profile named so, in the open transaction, or ProfileNotFound."""
+    profile = await uow.profiles.find_by_name(name)
     if profile is None:
         raise ProfileNotFound(f"no profile {name!r}", name=name)
     return profile
+
+
+async def get_profile(uow: UnitOfWork, *, name: str) -> Profile:
+    name = parse_profile_name(name)
+    async with uow.read():
+        return await _existing(uow, name)
 
 
 async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, actor: str,
@@ -224,18 +232,14 @@ async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, acto
     profile already in that state is returned unchanged, with no event."""
     name = parse_profile_name(name)
     async with uow:
-        profile = await uow.profiles.find_by_name(name)
-        if profile is None:
-            raise ProfileNotFound(f"no profile {name!r}", name=name)
+        profile = await _existing(uow, name)
         if profile.enabled == enabled:
             return profile
         await uow.profiles.set_enabled(profile.id, enabled, now)
         event = EventType.PROFILE_ENABLED if enabled else EventType.PROFILE_DISABLED
         await uow.events.add(NewEvent(event, now, actor, data={"name": name}))
-        changed = await uow.profiles.find_by_name(name)
         await uow.commit()
-    assert changed is not None  # noqa: S101 - updated in this transaction
-    return changed
+    return replace(profile, enabled=enabled, updated_at=now)
 
 
 async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | None,
@@ -245,18 +249,13 @@ async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | N
     name = parse_profile_name(name)
     pem = parse_public_key(public_key) if public_key else None
     async with uow:
-        profile = await uow.profiles.find_by_name(name)
-        if profile is None:
-            raise ProfileNotFound(f"no profile {name!r}", name=name)
+        profile = await _existing(uow, name)
         await uow.profiles.set_jwt_public_key(profile.id, pem, now)
         await uow.events.add(NewEvent(EventType.PROFILE_JWT_KEY_SET, now, actor,
                                       data={"name": name, "algorithm":
                                             "ES256" if pem else "HS256"}))
-        changed = await uow.profiles.find_by_name(name)
         await uow.commit()
-    if changed is None:
-        raise ProfileNotFound(f"no profile {name!r}", name=name)
-    return changed
+    return replace(profile, jwt_public_key=pem, updated_at=now)
 
 
 async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | None = None,
@@ -266,19 +265,16 @@ async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | Non
     name = parse_profile_name(name)
     new_secret = parse_key(secret, field="secret") if secret is not None else generate_key()
     async with uow:
-        profile = await uow.profiles.find_by_name(name)
-        if profile is None:
-            raise ProfileNotFound(f"no profile {name!r}", name=name)
+        profile = await _existing(uow, name)
         if new_secret == profile.key:
             problem = Problem("must differ from the key", field="secret")
             raise InvalidInput(str(problem), problems=[problem])
         await uow.profiles.set_secret(profile.id, hash_token(new_secret), now)
         await uow.events.add(NewEvent(EventType.PROFILE_SECRET_ROTATED, now, actor,
                                       data={"name": name}))
-        changed = await uow.profiles.find_by_name(name)
         await uow.commit()
-    assert changed is not None  # noqa: S101 - updated in this transaction
-    return ProfileWithSecret(changed, new_secret)
+    return ProfileWithSecret(replace(profile, secret_rotated_at=now, updated_at=now),
+                             new_secret)
 
 
 async def authenticate_profile(uow: UnitOfWork, *, key: str, secret: str) -> Profile | None:

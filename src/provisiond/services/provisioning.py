@@ -36,12 +36,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from provisiond.domain.credentials import Credential, CredentialType
-from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.limits import NAME_MAX
 from provisiond.domain.profiles import Profile, Strategy
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import DeviceExists, InvalidInput
@@ -53,6 +54,7 @@ from provisiond.services.certificates import (
     fingerprint,
     is_csr,
 )
+from provisiond.services.devices import add_profile_device
 from provisiond.services.hashing import hash_token, new_split_token, tokens_equal
 from provisiond.services.ids import new_id
 from provisiond.services.profiles import authenticate_profile
@@ -61,6 +63,7 @@ from provisiond.store.devices import ProvisionState
 from provisiond.store.uow import UnitOfWork
 
 DEVICE_SECRET_MIN = 16  # a token or MQTT password a device chooses
+MAX_REQUEST_BYTES = 64 * 1024
 _TB_TYPES = {
     tb.TbCredentialsType.ACCESS_TOKEN: CredentialType.ACCESS_TOKEN,
     tb.TbCredentialsType.MQTT_BASIC: CredentialType.MQTT_BASIC,
@@ -87,6 +90,7 @@ class ProvisionAnswer:
     body: dict[str, Any]
     retry_after: float | None = None
     serial: str | None = None
+    too_large: bool = False  # the request was over MAX_REQUEST_BYTES
 
     @property
     def succeeded(self) -> bool:
@@ -109,6 +113,20 @@ def _refuse(status: str, message: str, serial: str | None = None) -> ProvisionAn
 
 def _random(n: int) -> str:
     return "".join(secrets.choice(_BASE32) for _ in range(n))
+
+
+async def provision_payload(uow: UnitOfWork, limiter: RateLimiter, *, payload: bytes,
+                            source: str, policy: ProvisionPolicy,
+                            now: datetime) -> ProvisionAnswer:
+    """Answer one provision request as a transport received it (JSON bytes)."""
+    if len(payload) > MAX_REQUEST_BYTES:
+        return ProvisionAnswer(tb.failure(tb.FAILURE, f"the request is larger than "
+                                          f"{MAX_REQUEST_BYTES} bytes"), too_large=True)
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return _refuse(tb.FAILURE, "the request is not valid JSON")
+    return await provision(uow, limiter, body=body, source=source, policy=policy, now=now)
 
 
 async def provision(uow: UnitOfWork, limiter: RateLimiter, *, body: object, source: str,
@@ -192,7 +210,11 @@ async def _provision_device(uow: UnitOfWork, profile: Profile, request: tb.Provi
             if profile.strategy is Strategy.PRE_PROVISIONED:
                 return _refuse(tb.FAILURE, f"Device {serial} was not registered beforehand",
                                serial)
-            device_id = await _create_device(uow, profile, request, serial, actor, now)
+            device_id = (await add_profile_device(
+                uow, profile, serial=serial,
+                name=serial if request.device_name is None
+                else request.device_name.strip()[:NAME_MAX],
+                actor=actor, now=now)).id
             created = True
         elif state.provisioned_at is None and profile.strategy is Strategy.PRE_PROVISIONED:
             device_id = state.device_id
@@ -217,25 +239,6 @@ async def _provision_device(uow: UnitOfWork, profile: Profile, request: tb.Provi
     return ProvisionAnswer(tb.success(_TB_NAMES[ctype], issued.value), serial=serial)
 
 
-async def _create_device(uow: UnitOfWork, profile: Profile, request: tb.ProvisionRequest,
-                         serial: str, actor: str, now: datetime) -> uuid.UUID:
-    claimed = profile.group_id is not None
-    device = Device(
-        id=new_id(), serial=serial, name=serial if request.device_name is None
-        else request.device_name.strip()[:128],
-        model=profile.model, state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
-        group_id=profile.group_id, group_path=profile.group_path, owner_user_id=None,
-        owner_email=None, created_at=now, updated_at=now, claimed_at=now if claimed else None,
-    )
-    event_id = await uow.events.add(NewEvent(
-        EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
-        group_id=profile.group_id,
-        data={"name": device.name, "model": device.model, "state": device.state.value,
-              "group": device.group_path, "profile": profile.name}))
-    await uow.devices.add(device, model_id=profile.model_id, registered_event_id=event_id)
-    return device.id
-
-
 def _chose(request: tb.ProvisionRequest) -> bool:
     """Whether the device chose its credential (a CSR asks for one to be made)."""
     return request.device_chose_credentials and not is_csr(request.certificate or "")
@@ -256,7 +259,7 @@ async def _issue(uow: UnitOfWork, request: tb.ProvisionRequest, ctype: Credentia
                 cert = policy.signers.get(ca, policy.ca_passphrase).sign(
                     pem, serial=serial, days=profile.certificate_days, now=now)
             else:
-                cert = device_certificate(pem, serial=serial, now=now)
+                cert = device_certificate(pem, now=now)
         except CertificateRefused as err:
             return _refuse(tb.FAILURE, str(err), serial)
         lookup = fingerprint(cert)

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from provisiond.domain.catalog import parse_model_name
 from provisiond.domain.credentials import IssuedCredential
-from provisiond.domain.device import Device, DeviceState
+from provisiond.domain.device import Device
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.profiles import Profile
 from provisiond.domain.serials import parse_serial
@@ -36,8 +36,7 @@ from provisiond.errors import (
     RegistrationRefused,
     TooManyRequests,
 )
-from provisiond.services.devices import issue_access_token
-from provisiond.services.ids import new_id
+from provisiond.services.devices import add_profile_device, issue_access_token
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.store.uow import UnitOfWork
 
@@ -94,7 +93,7 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
         raise refused("the token's header has no kid (the profile's provision key)")
     async with uow.read():
         found = await uow.profiles.find_by_key(kid)
-    profile = found[0] if found else None
+    profile, secret_hash = found if found else (None, "")
     if profile is None or not profile.enabled:
         raise refused("no enabled profile has this key (kid)")
     wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
@@ -106,8 +105,8 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
     if header.get("alg") != expected:
         raise refused(f"algorithm {header.get('alg')!r} is not accepted for this profile: "
                       f"sign with {expected}")
-    key: Any = (profile.jwt_public_key if expected == ES256
-                else bytes.fromhex(found[1]) if found else b"")
+    # HS256: the key is the secret's SHA-256, which is what the profile stores (hex)
+    key: Any = profile.jwt_public_key if expected == ES256 else bytes.fromhex(secret_hash)
     try:
         claims = jwt.decode(token, key, algorithms=[expected], leeway=LEEWAY,
                             options={"require": ["exp", "jti", "serial"]})
@@ -154,25 +153,11 @@ async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
         if model_name and model is None:
             raise ModelNotFound(f"no model {model_name!r} in the catalogue (claim model)",
                                 name=model_name)
-        if model is None and profile.model_id is not None:
-            model = await uow.models.find_by_name(profile.model or "")
         if await uow.devices.find_by_serial(serial) is not None:
             raise DeviceExists(f"device {serial} is already registered", serial=serial)
-        claimed = profile.group_id is not None
-        device = Device(
-            id=new_id(), serial=serial, name=serial, model=model.name if model else None,
-            state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
-            group_id=profile.group_id, group_path=profile.group_path, owner_user_id=None,
-            owner_email=None, created_at=now, updated_at=now,
-            claimed_at=now if claimed else None)
-        event_id = await uow.events.add(NewEvent(
-            EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
-            group_id=profile.group_id,
-            data={"name": serial, "model": device.model, "state": device.state.value,
-                  "group": device.group_path, "profile": profile.name,
-                  "registration_token": jti}))
-        await uow.devices.add(device, model_id=model.id if model else None,
-                              registered_event_id=event_id)
+        device = await add_profile_device(uow, profile, serial=serial, name=serial,
+                                          model=model, actor=actor, now=now,
+                                          data={"registration_token": jti})
         issued, verifier_hash = issue_access_token(device.id, serial, now)
         await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash)
         await uow.devices.mark_provisioned(device.id, profile_id=profile.id,

@@ -17,14 +17,13 @@ import aiocoap
 import aiocoap.resource
 import orjson
 
-from provisiond.protocols import thingsboard as tb
-from provisiond.services.provisioning import policy_from, provision
+from provisiond.services.provisioning import provision_payload
+from provisiond.web.deps import provision_policy
 
 if TYPE_CHECKING:
     from provisiond.web.deps import Container
 
 JSON_FORMAT = 50  # application/json
-MAX_BODY = 64 * 1024
 
 
 class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
@@ -33,22 +32,11 @@ class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
         self.c = container
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        if len(request.payload) > MAX_BODY:
-            return _answer(tb.failure(tb.FAILURE, f"the request is larger than {MAX_BODY} "
-                                                  "bytes"), aiocoap.REQUEST_ENTITY_TOO_LARGE)
-        try:
-            body = orjson.loads(request.payload)
-        except orjson.JSONDecodeError:
-            return _answer(tb.failure(tb.FAILURE, "the request is not valid JSON"))
-        s = self.c.settings
-        source = _host(request)
-        answer = await provision(
-            self.c.uow(), self.c.limiter, body=body, source=source,
-            policy=policy_from(s.provision_retry_window_seconds,
-                               s.provision_unknown_source_rate_per_minute,
-                               s.ca_key_passphrase.get_secret_value()
-                               if s.ca_key_passphrase else None, self.c.signers),
-            now=self.c.now())
+        answer = await provision_payload(
+            self.c.uow(), self.c.limiter, payload=request.payload, source=_host(request),
+            policy=provision_policy(self.c), now=self.c.now())
+        if answer.too_large:
+            return _answer(answer.body, aiocoap.REQUEST_ENTITY_TOO_LARGE)
         if answer.retry_after:
             message = _answer(answer.body, aiocoap.TOO_MANY_REQUESTS)
             message.opt.max_age = math.ceil(answer.retry_after)

@@ -23,13 +23,16 @@ from provisiond.errors import (
     TooManyRequests,
 )
 from provisiond.protocols import thingsboard as tb
-from provisiond.services.provisioning import policy_from, provision
+from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
-from provisiond.web.deps import ContainerDep
+from provisiond.web.deps import ContainerDep, provision_policy
 from provisiond.web.problems import responses
 
 router = APIRouter(tags=["device API"])
-MAX_BODY = 64 * 1024
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _json(body: dict[str, object], status: int = 200,
@@ -53,22 +56,13 @@ async def provision_device(request: Request, c: ContainerDep) -> Response:
     raw = b""
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_BODY:
-            return _json(tb.failure(tb.FAILURE, f"the request is larger than {MAX_BODY} bytes"),
-                         413)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return _json(tb.failure(tb.FAILURE, "the request is not valid JSON"))
-    s = c.settings
-    answer = await provision(
-        c.uow(), c.limiter, body=body,
-        source=request.client.host if request.client else "unknown",
-        policy=policy_from(s.provision_retry_window_seconds,
-                           s.provision_unknown_source_rate_per_minute,
-                           s.ca_key_passphrase.get_secret_value() if s.ca_key_passphrase
-                           else None, c.signers),
+        if len(raw) > MAX_REQUEST_BYTES:
+            break  # enough to refuse it: the rest is not read
+    answer = await provision_payload(
+        c.uow(), c.limiter, payload=raw, source=_source(request), policy=provision_policy(c),
         now=c.now())
+    if answer.too_large:
+        return _json(answer.body, 413)
     if answer.retry_after:
         return _json(answer.body, 429, {"Retry-After": str(math.ceil(answer.retry_after))})
     return _json(answer.body)
@@ -97,8 +91,7 @@ async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> 
     answers its id and access token (see docs/provisioning.md)."""
     done = await register_with_token(
         c.uow(), c.limiter, token=body.token,
-        source=request.client.host if request.client else "unknown",
-        unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
+        source=_source(request), unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
         now=c.now())
     issued = done.credential
     key, _, secret = issued.secret.partition(".")

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 from provisiond.protocols import mqtt
-from provisiond.protocols import thingsboard as tb
-from provisiond.services.provisioning import policy_from, provision
+from provisiond.services.provisioning import provision_payload
+from provisiond.web.deps import provision_policy
 
 if TYPE_CHECKING:
     from provisiond.web.deps import Container
@@ -121,18 +121,9 @@ class _Session:
         return isinstance(packet, mqtt.PubAck)
 
     async def _answer(self, payload: bytes) -> bytes:
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return orjson.dumps(tb.failure(tb.FAILURE, "the request is not valid JSON"))
-        s = self.c.settings
-        answer = await provision(
-            self.c.uow(), self.c.limiter, body=body, source=self.source,
-            policy=policy_from(s.provision_retry_window_seconds,
-                               s.provision_unknown_source_rate_per_minute,
-                               s.ca_key_passphrase.get_secret_value()
-                               if s.ca_key_passphrase else None, self.c.signers),
-            now=self.c.now())
+        answer = await provision_payload(
+            self.c.uow(), self.c.limiter, payload=payload, source=self.source,
+            policy=provision_policy(self.c), now=self.c.now())
         return orjson.dumps(answer.body)
 
     async def _deliver(self, answer: bytes) -> None:

@@ -42,24 +42,14 @@ def subscribe_packet(level: int, topic: str, packet_id: int = 1, qos: int = 1) -
 def read_packets(s: socket.socket, count: int) -> list[tuple[int, bytes]]:
     """``count`` packets as (type, body), or fewer if the server closes."""
     out: list[tuple[int, bytes]] = []
-    buffer = b""
+    buffer = bytearray()
     while len(out) < count:
         chunk = s.recv(65536)
         if not chunk:
             break
         buffer += chunk
-        while len(buffer) >= 2:
-            length, shift, i = 0, 0, 1
-            while True:
-                length |= (buffer[i] & 0x7F) << shift
-                i += 1
-                if not buffer[i - 1] & 0x80:
-                    break
-                shift += 7
-            if len(buffer) < i + length:
-                break
-            out.append((buffer[0] >> 4, buffer[i:i + length]))
-            buffer = buffer[i + length:]
+        while (frame := mqtt.take_frame(buffer)) is not None:
+            out.append((frame[0] >> 4, frame[1]))
     return out
 
 

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisiond.errors import CaExists, CaNotFound
 from provisiond.services import certificates
 from provisiond.services.certificates import CaInfo
-from provisiond.settings import Environment
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
 from provisiond.web.problems import responses
 
@@ -43,12 +42,10 @@ class CaRead(BaseModel):
 @router.post("/cas", status_code=201, response_model=CaRead, responses=responses(CaExists))
 async def create_ca(body: CaCreate, c: ContainerDep, op: OperatorDep) -> CaRead:
     """A new CA (EC P-256, self-signed); its key never leaves the server."""
-    secret = c.settings.ca_key_passphrase
     return CaRead.of(await certificates.create_ca(
         c.uow(), name=body.name, common_name=body.common_name, days=body.days,
-        passphrase=secret.get_secret_value() if secret else None,
-        production=c.settings.environment is Environment.PRODUCTION, actor=actor(op),
-        now=c.now()))
+        passphrase=c.settings.ca_passphrase, production=c.settings.production,
+        actor=actor(op), now=c.now()))
 
 
 @router.get("/cas", response_model=list[CaRead])

@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.domain.profiles import Strategy
-from provisiond.errors import GroupNotFound, InvalidInput, Problem, ProfileExists
+from provisiond.errors import GroupNotFound, ProfileExists
 from provisiond.services import profiles as service
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
 from provisiond.web.problems import responses
@@ -73,14 +73,12 @@ async def create_profile(c: ContainerDep, op: OperatorDep,
     body = body or TbProfileRequest()
     creds = body.credentials or ProfileCredentials()
     customer = body.customerId
-    if customer is not None and customer.entityType not in (None, "CUSTOMER"):
-        raise InvalidInput("customerId.entityType must be CUSTOMER",
-                           problems=[Problem("must be CUSTOMER", field="customerId.entityType")])
     made = await service.create_thingsboard_profile(
         c.uow(), key=creds.provisionProfileKey, secret=creds.provisionProfileSecret,
         strategy=body.strategy.validationStrategyType if body.strategy else None,
-        customer_id=customer.id if customer else None, group_name=body.groupName,
-        actor=actor(op), now=c.now())
+        customer_id=customer.id if customer else None,
+        customer_entity_type=customer.entityType if customer else None,
+        group_name=body.groupName, actor=actor(op), now=c.now())
     p = made.profile
     return TbProfile(
         id={"entityType": "PROVISION_PROFILE", "id": str(p.id)},
