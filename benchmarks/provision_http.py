@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 def wrk(port: int, seconds: int, connections: int, key: str, secret: str,
         prefix: str) -> dict[str, float]:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
          str(HERE / "provision.lua"), f"http://127.0.0.1:{port}", "--", key, secret, prefix],
         capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

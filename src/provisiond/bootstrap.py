@@ -16,6 +16,7 @@ from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
 from provisiond.store import migrate
 from provisiond.store.database import DatabaseOptions, create_engine
+from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.uow import Database, UnitOfWork
 
 if TYPE_CHECKING:
@@ -37,6 +38,10 @@ class Container:
     def uow(self) -> UnitOfWork:
         return self.database.uow()
 
+    @property
+    def provision_writer(self) -> ProvisionWriter:
+        return self.database.provision_writer
+
     def now(self) -> datetime:
         return self.clock()
 
@@ -47,7 +52,7 @@ def build_database(settings: Settings) -> Database:
         sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         pool_size=settings.database_pool_size,
     )
-    return Database(create_engine(settings.effective_database_url, options))
+    return Database(create_engine(settings.effective_database_url, options), options)
 
 
 @asynccontextmanager

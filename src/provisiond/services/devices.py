@@ -147,12 +147,12 @@ async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None
     return device, issued
 
 
-async def add_profile_device(uow: UnitOfWork, profile: Profile, *, serial: str, name: str,
-                             actor: str, now: datetime, model: DeviceModel | None = None,
-                             data: dict[str, Any] | None = None) -> Device:
-    """Register a device a profile creates (self-provisioning, registration tokens): of
-    ``model`` (default: the profile's), claimed for the profile's group when it has one; in
-    the open transaction, with its ``device.registered`` event (``data`` adds to it)."""
+def profile_device(profile: Profile, *, serial: str, name: str, actor: str, now: datetime,
+                   model: DeviceModel | None = None, data: dict[str, Any] | None = None
+                   ) -> tuple[Device, uuid.UUID | None, NewEvent]:
+    """A device a profile creates (self-provisioning, registration tokens): of ``model``
+    (default: the profile's), claimed for the profile's group when it has one; with its model
+    id and its ``device.registered`` event (``data`` adds to it)."""
     model_id, model_name = (model.id, model.name) if model else (profile.model_id,
                                                                  profile.model)
     claimed = profile.group_id is not None
@@ -161,11 +161,22 @@ async def add_profile_device(uow: UnitOfWork, profile: Profile, *, serial: str, 
         state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
         group_id=profile.group_id, group_path=profile.group_path, owner_user_id=None,
         owner_email=None, created_at=now, updated_at=now, claimed_at=now if claimed else None)
-    event_id = await uow.events.add(NewEvent(
+    event = NewEvent(
         EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
         group_id=profile.group_id,
         data={"name": name, "model": device.model, "state": device.state.value,
-              "group": device.group_path, "profile": profile.name, **(data or {})}))
+              "group": device.group_path, "profile": profile.name, **(data or {})})
+    return device, model_id, event
+
+
+async def add_profile_device(uow: UnitOfWork, profile: Profile, *, serial: str, name: str,
+                             actor: str, now: datetime, model: DeviceModel | None = None,
+                             data: dict[str, Any] | None = None) -> Device:
+    """Register a device a profile creates (see :func:`profile_device`) in the open
+    transaction, with its event."""
+    device, model_id, event = profile_device(profile, serial=serial, name=name, actor=actor,
+                                             now=now, model=model, data=data)
+    event_id = await uow.events.add(event)
     await uow.devices.add(device, model_id=model_id, registered_event_id=event_id)
     return device
 

@@ -285,6 +285,12 @@ async def authenticate_profile(uow: UnitOfWork, *, key: str, secret: str) -> Pro
     """
     async with uow.read():
         found = await uow.profiles.find_by_key(key)
+    return check_profile_secret(found, secret)
+
+
+def check_profile_secret(found: tuple[Profile, str] | None, secret: str) -> Profile | None:
+    """``found`` (a profile and its secret's SHA-256, or None) if enabled and ``secret`` is
+    its secret, compared in constant time (also when nothing was found)."""
     profile, secret_hash = found if found else (None, _DUMMY_HASH)
     matches = tokens_equal(hash_token(secret), secret_hash)
     if profile is None or not matches or not profile.enabled:

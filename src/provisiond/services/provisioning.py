@@ -34,6 +34,7 @@ import string
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -45,7 +46,7 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.limits import NAME_MAX
 from provisiond.domain.profiles import Profile, Strategy
 from provisiond.domain.serials import parse_serial
-from provisiond.errors import DeviceExists, InvalidInput
+from provisiond.errors import InvalidInput
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.certificates import (
     CertificateRefused,
@@ -54,13 +55,13 @@ from provisiond.services.certificates import (
     fingerprint,
     is_csr,
 )
-from provisiond.services.devices import add_profile_device
+from provisiond.services.devices import profile_device
 from provisiond.services.hashing import hash_token, new_split_token, tokens_equal
 from provisiond.services.ids import new_id
-from provisiond.services.profiles import authenticate_profile
+from provisiond.services.profiles import check_profile_secret
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.store.devices import ProvisionState
-from provisiond.store.uow import UnitOfWork
+from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
 
 DEVICE_SECRET_MIN = 16  # a token or MQTT password a device chooses
 MAX_REQUEST_BYTES = 64 * 1024
@@ -115,7 +116,7 @@ def _random(n: int) -> str:
     return "".join(secrets.choice(_BASE32) for _ in range(n))
 
 
-async def provision_payload(uow: UnitOfWork, limiter: RateLimiter, *, payload: bytes,
+async def provision_payload(writer: ProvisionWriter, limiter: RateLimiter, *, payload: bytes,
                             source: str, policy: ProvisionPolicy,
                             now: datetime) -> ProvisionAnswer:
     """Answer one provision request as a transport received it (JSON bytes)."""
@@ -126,28 +127,35 @@ async def provision_payload(uow: UnitOfWork, limiter: RateLimiter, *, payload: b
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return _refuse(tb.FAILURE, "the request is not valid JSON")
-    return await provision(uow, limiter, body=body, source=source, policy=policy, now=now)
+    return await provision(writer, limiter, body=body, source=source, policy=policy, now=now)
 
 
-async def provision(uow: UnitOfWork, limiter: RateLimiter, *, body: object, source: str,
-                    policy: ProvisionPolicy, now: datetime) -> ProvisionAnswer:
-    """Answer one provision request (already decoded from JSON)."""
+async def provision(writer: ProvisionWriter, limiter: RateLimiter, *, body: object,
+                    source: str, policy: ProvisionPolicy, now: datetime) -> ProvisionAnswer:
+    """Answer one provision request (already decoded from JSON).
+
+    Everything after parsing runs as one job on the provisioning writer (one transaction per
+    batch of requests, see store/provision_writer.py): the answer comes after the commit."""
     try:
         request = tb.parse_request(body)
     except tb.Refused as refused:
         return _refuse(refused.status, refused.message)
-    profile = await authenticate_profile(uow, key=request.key, secret=request.secret)
+    return await writer.run(partial(_provision, request=request, limiter=limiter,
+                                    source=source, policy=policy, now=now))
+
+
+def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest, limiter: RateLimiter,
+               source: str, policy: ProvisionPolicy, now: datetime) -> ProvisionAnswer:
+    profile = check_profile_secret(tx.profile_by_key(request.key), request.secret)
     if profile is None:
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
         if wait:
-            return ProvisionAnswer(tb.failure(tb.FAILURE, "Too many provision requests: "
-                                              f"retry in {wait:.0f} s"), retry_after=wait)
+            return _too_many(wait)
         return _refuse(tb.NOT_FOUND, "Provision data was not found!")
     wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
                limiter.take(("source", profile.id, source), profile.source_rate_per_minute))
     if wait:
-        return ProvisionAnswer(tb.failure(tb.FAILURE, "Too many provision requests: "
-                                          f"retry in {wait:.0f} s"), retry_after=wait)
+        return _too_many(wait)
 
     ctype = (_TB_TYPES[request.credentials_type] if request.credentials_type
              else profile.credential_types[0])
@@ -172,16 +180,12 @@ async def provision(uow: UnitOfWork, limiter: RateLimiter, *, body: object, sour
             serial = parse_serial(request.device_name, field="deviceName")
         except InvalidInput as err:
             return _refuse(tb.FAILURE, str(err))
+    return _provision_device(tx, profile, request, ctype, serial, policy, now, source)
 
-    for attempt in range(2):
-        try:
-            return await _provision_device(uow, profile, request, ctype, serial, policy, now,
-                                           source)
-        except DeviceExists:
-            # A request for the same new device committed first: decide again, seeing it.
-            if attempt:
-                raise
-    raise AssertionError("unreachable")
+
+def _too_many(wait: float) -> ProvisionAnswer:
+    return ProvisionAnswer(tb.failure(tb.FAILURE, f"Too many provision requests: retry in "
+                                      f"{wait:.0f} s"), retry_after=wait)
 
 
 def _device_choice_problem(request: tb.ProvisionRequest) -> str | None:
@@ -197,45 +201,45 @@ def _device_choice_problem(request: tb.ProvisionRequest) -> str | None:
     return None
 
 
-async def _provision_device(uow: UnitOfWork, profile: Profile, request: tb.ProvisionRequest,
-                            ctype: CredentialType, serial: str, policy: ProvisionPolicy,
-                            now: datetime, source: str) -> ProvisionAnswer:
+def _provision_device(tx: ProvisionTx, profile: Profile, request: tb.ProvisionRequest,
+                      ctype: CredentialType, serial: str, policy: ProvisionPolicy,
+                      now: datetime, source: str) -> ProvisionAnswer:
+    """Decide, then write: a refusal writes nothing."""
     actor = f"provisioning:{profile.name}"
-    async with uow:
-        uow.conflicts_as(DeviceExists(f"device {serial} was registered at the same moment",
-                                      serial=serial))
-        state = await uow.devices.provision_state(serial)
-        created = False
-        if state is None:
-            if profile.strategy is Strategy.PRE_PROVISIONED:
-                return _refuse(tb.FAILURE, f"Device {serial} was not registered beforehand",
-                               serial)
-            device_id = (await add_profile_device(
-                uow, profile, serial=serial,
-                name=serial if request.device_name is None
-                else request.device_name.strip()[:NAME_MAX],
-                actor=actor, now=now)).id
-            created = True
-        elif state.provisioned_at is None and profile.strategy is Strategy.PRE_PROVISIONED:
-            device_id = state.device_id
-        elif state.provisioned_at is None:
-            return _refuse(tb.FAILURE, f"Device {serial} is already registered", serial)
-        else:
-            return await _provision_again(uow, profile, request, ctype, state, policy, now,
-                                          actor)
+    state = tx.provision_state(serial)
+    if state is not None and state.provisioned_at is not None:
+        return _provision_again(tx, profile, request, ctype, state, policy, now, actor)
+    if state is None and profile.strategy is Strategy.PRE_PROVISIONED:
+        return _refuse(tb.FAILURE, f"Device {serial} was not registered beforehand", serial)
+    if state is not None and profile.strategy is Strategy.ALLOW_CREATE:
+        return _refuse(tb.FAILURE, f"Device {serial} is already registered", serial)
 
-        issued = await _issue(uow, request, ctype, device_id, serial, now, profile, policy)
-        if isinstance(issued, ProvisionAnswer):
-            return issued
-        await uow.devices.mark_provisioned(device_id, profile_id=profile.id,
-                                           credential_id=issued.credential.id, now=now)
-        await uow.events.add(NewEvent(
-            EventType.DEVICE_PROVISIONED, now, actor, device_id=device_id, serial=serial,
-            group_id=profile.group_id,
-            data={"profile": profile.name, "credentials": ctype.value, "created": created,
-                  "device_chose_credentials": _chose(request),
-                  "source": source}))
-        await uow.commit()
+    new_device = None
+    if state is None:
+        new_device = profile_device(
+            profile, serial=serial,
+            name=serial if request.device_name is None
+            else request.device_name.strip()[:NAME_MAX], actor=actor, now=now)
+        device_id = new_device[0].id
+    else:
+        device_id = state.device_id
+    issued = _make_credential(tx, request, ctype, device_id, serial, now, profile, policy)
+    if isinstance(issued, ProvisionAnswer):
+        return issued
+    if new_device is not None:
+        device, model_id, registered = new_device
+        tx.add_device(device, model_id=model_id, registered=registered, profile_id=profile.id,
+                      credential_id=issued.credential.id, provisioned_at=now)
+        _store_credential(tx, issued, serial, now)
+    else:
+        _store_credential(tx, issued, serial, now)
+        tx.mark_provisioned(device_id, profile_id=profile.id,
+                            credential_id=issued.credential.id, now=now)
+    tx.add_event(NewEvent(
+        EventType.DEVICE_PROVISIONED, now, actor, device_id=device_id, serial=serial,
+        group_id=profile.group_id,
+        data={"profile": profile.name, "credentials": ctype.value, "created": state is None,
+              "device_chose_credentials": _chose(request), "source": source}))
     return ProvisionAnswer(tb.success(_TB_NAMES[ctype], issued.value), serial=serial)
 
 
@@ -244,15 +248,16 @@ def _chose(request: tb.ProvisionRequest) -> bool:
     return request.device_chose_credentials and not is_csr(request.certificate or "")
 
 
-async def _issue(uow: UnitOfWork, request: tb.ProvisionRequest, ctype: CredentialType,
-                 device_id: uuid.UUID, serial: str, now: datetime, profile: Profile,
-                 policy: ProvisionPolicy) -> _Issued | ProvisionAnswer:
+def _make_credential(tx: ProvisionTx, request: tb.ProvisionRequest, ctype: CredentialType,
+                     device_id: uuid.UUID, serial: str, now: datetime, profile: Profile,
+                     policy: ProvisionPolicy) -> _Issued | ProvisionAnswer:
+    """The credential to issue (nothing written yet), or the refusal."""
     credential = Credential(new_id(), device_id, ctype, now)
     if ctype is CredentialType.X509:
         pem = request.certificate or ""
         try:
             if is_csr(pem):
-                ca = await uow.cas.find_by_id(profile.ca_id) if profile.ca_id else None
+                ca = tx.ca(profile.ca_id) if profile.ca_id else None
                 if ca is None:
                     return _refuse(tb.FAILURE, "this profile's certificate authority is gone",
                                    serial)
@@ -263,43 +268,44 @@ async def _issue(uow: UnitOfWork, request: tb.ProvisionRequest, ctype: Credentia
         except CertificateRefused as err:
             return _refuse(tb.FAILURE, str(err), serial)
         lookup = fingerprint(cert)
-        if await uow.credentials.lookup_taken(ctype, lookup):
+        if tx.lookup_taken(ctype, lookup):
             return _refuse(tb.FAILURE, "this certificate is in use by another device", serial)
-        issued = _Issued(credential, cert.public_bytes(Encoding.PEM).decode(), lookup, None)
-    elif ctype is CredentialType.ACCESS_TOKEN:
+        return _Issued(credential, cert.public_bytes(Encoding.PEM).decode(), lookup, None)
+    if ctype is CredentialType.ACCESS_TOKEN:
         if request.token:
             lookup = hash_token(request.token)
-            if await uow.credentials.lookup_taken(ctype, lookup):
+            if tx.lookup_taken(ctype, lookup):
                 return _refuse(tb.FAILURE, "this token is in use by another device", serial)
-            issued = _Issued(credential, request.token, lookup, None)
-        else:
-            token, verifier_hash = new_split_token(credential.id)
-            issued = _Issued(credential, token, None, verifier_hash)
-    else:  # MQTT basic
-        if request.username and request.password:
-            username, password = request.username, request.password
-            if await uow.credentials.lookup_taken(ctype, username):
-                return _refuse(tb.FAILURE, "this MQTT user name is in use by another device",
-                               serial)
-        else:
-            username, password = f"{serial[:40]}-{_random(8)}", secrets.token_urlsafe(24)
-        client_id = request.client_id or serial
-        issued = _Issued(credential, {"clientId": client_id, "userName": username,
-                                      "password": password},
-                         username, hash_token(password), client_id)
-    await uow.credentials.add(issued.credential, lookup=issued.lookup,
-                              secret_hash=issued.secret_hash, client_id=issued.client_id)
-    await uow.events.add(NewEvent(EventType.CREDENTIALS_ISSUED, now, "provisioning",
-                                  device_id=device_id, serial=serial,
-                                  data={"type": ctype.value,
-                                        "credential_id": str(credential.id)}))
-    return issued
+            return _Issued(credential, request.token, lookup, None)
+        token, verifier_hash = new_split_token(credential.id)
+        return _Issued(credential, token, None, verifier_hash)
+    # MQTT basic
+    if request.username and request.password:
+        username, password = request.username, request.password
+        if tx.lookup_taken(ctype, username):
+            return _refuse(tb.FAILURE, "this MQTT user name is in use by another device",
+                           serial)
+    else:
+        username, password = f"{serial[:40]}-{_random(8)}", secrets.token_urlsafe(24)
+    client_id = request.client_id or serial
+    return _Issued(credential, {"clientId": client_id, "userName": username,
+                                "password": password},
+                   username, hash_token(password), client_id)
 
 
-async def _provision_again(uow: UnitOfWork, profile: Profile, request: tb.ProvisionRequest,
-                           ctype: CredentialType, state: ProvisionState,
-                           policy: ProvisionPolicy, now: datetime,
-                           actor: str) -> ProvisionAnswer:
+def _store_credential(tx: ProvisionTx, issued: _Issued, serial: str, now: datetime) -> None:
+    credential = issued.credential
+    tx.add_credential(credential, lookup=issued.lookup, secret_hash=issued.secret_hash,
+                      client_id=issued.client_id)
+    tx.add_event(NewEvent(EventType.CREDENTIALS_ISSUED, now, "provisioning",
+                          device_id=credential.device_id, serial=serial,
+                          data={"type": credential.type.value,
+                                "credential_id": str(credential.id)}))
+
+
+def _provision_again(tx: ProvisionTx, profile: Profile, request: tb.ProvisionRequest,
+                     ctype: CredentialType, state: ProvisionState, policy: ProvisionPolicy,
+                     now: datetime, actor: str) -> ProvisionAnswer:
     """Rule 6: the answer to an earlier provisioning may have been lost."""
     given = state.credential
     pending = (state.profile_id == profile.id and given is not None
@@ -316,28 +322,27 @@ async def _provision_again(uow: UnitOfWork, profile: Profile, request: tb.Provis
             else request.certificate or "" if ctype is CredentialType.X509
             else {"clientId": state.credential_client_id, "userName": request.username,
                   "password": request.password})
-        await uow.events.add(NewEvent(
+        tx.add_event(NewEvent(
             EventType.DEVICE_PROVISIONED, now, actor, device_id=state.device_id,
             serial=state.serial, group_id=profile.group_id,
             data={"profile": profile.name, "credentials": ctype.value, "repeated": True}))
-        await uow.commit()
         return ProvisionAnswer(tb.success(_TB_NAMES[ctype], value), serial=state.serial)
     if (ctype is CredentialType.ACCESS_TOKEN and state.credential_lookup is not None
             and state.credential_secret_hash is None):
         return _refuse(tb.FAILURE, ALREADY_PROVISIONED, state.serial)  # chose a token before
-    await uow.credentials.revoke(given.id, now)
-    issued = await _issue(uow, request, ctype, state.device_id, state.serial, now, profile,
-                          policy)
+    issued = _make_credential(tx, request, ctype, state.device_id, state.serial, now, profile,
+                              policy)
     if isinstance(issued, ProvisionAnswer):
         return issued
-    await uow.devices.mark_provisioned(state.device_id, profile_id=profile.id,
-                                       credential_id=issued.credential.id, now=now)
-    await uow.events.add(NewEvent(
+    tx.revoke_credential(given.id, now)
+    _store_credential(tx, issued, state.serial, now)
+    tx.mark_provisioned(state.device_id, profile_id=profile.id,
+                        credential_id=issued.credential.id, now=now)
+    tx.add_event(NewEvent(
         EventType.DEVICE_PROVISIONED, now, actor, device_id=state.device_id,
         serial=state.serial, group_id=profile.group_id,
         data={"profile": profile.name, "credentials": ctype.value, "reissued": True,
               "revoked_credential_id": str(given.id)}))
-    await uow.commit()
     return ProvisionAnswer(tb.success(_TB_NAMES[ctype], issued.value), serial=state.serial)
 
 

@@ -41,8 +41,25 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
     try:
         command.upgrade(alembic_config(database_url), revision)
+        _use_wal(database_url)
     except DBAPIError as err:
         raise (translate(err) or Unavailable(str(err))) from err
+
+
+def _use_wal(database_url: str) -> None:
+    """Leave a SQLite file in WAL mode (the mode is stored in the file). Every connection
+    asks for WAL anyway, but switching needs the file to itself: processes opening a fresh
+    file at the same moment would otherwise race for that switch, and SQLite answers the
+    losers "database is locked" at once instead of waiting."""
+    url = sync_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    finally:
+        engine.dispose()
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

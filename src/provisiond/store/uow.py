@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.store.bulk import BulkDeviceWriter
-from provisiond.store.database import translate
+from provisiond.store.database import DatabaseOptions, translate
 from provisiond.store.devices import CredentialRepository, DeviceRepository, EventRepository
 from provisiond.store.directory import (
     GroupRepository,
@@ -35,6 +35,7 @@ from provisiond.store.directory import (
     UserRepository,
 )
 from provisiond.store.profiles import CaRepository, ProfileRepository
+from provisiond.store.provision_writer import ProvisionWriter
 
 
 class UnitOfWork:
@@ -160,10 +161,12 @@ class UnitOfWork:
 
 
 class Database:
-    """The engine, and a factory of units of work. One per process."""
+    """The engine, a factory of units of work, and the provisioning writer. One per process."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, options: DatabaseOptions | None = None) -> None:
         self.engine = engine
+        # Self-provisioning's write path: its own thread and connection, started on first use.
+        self.provision_writer = ProvisionWriter(engine.url, options or DatabaseOptions())
         # SQLite has one writer at a time. Writers of this process queue here, in order and
         # without polling, instead of in SQLite's busy handler (which sleeps and retries:
         # under load its waits reach 100 ms and writers starve). Other processes still meet
@@ -178,4 +181,5 @@ class Database:
         return UnitOfWork(self.engine, self._writer)
 
     async def dispose(self) -> None:
+        await self.provision_writer.close()
         await self.engine.dispose()

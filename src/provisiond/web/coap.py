@@ -33,7 +33,7 @@ class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         answer = await provision_payload(
-            self.c.uow(), self.c.limiter, payload=request.payload, source=_host(request),
+            self.c.provision_writer, self.c.limiter, payload=request.payload, source=_host(request),
             policy=provision_policy(self.c), now=self.c.now())
         if answer.too_large:
             return _answer(answer.body, aiocoap.REQUEST_ENTITY_TOO_LARGE)

@@ -15,6 +15,7 @@ from provisiond.services.directory import authenticate_token
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
+from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.uow import UnitOfWork
 
 _bearer = HTTPBearer(auto_error=False, description="An operator token: `provisiond tokens create`")
@@ -29,10 +30,13 @@ class Container(Protocol):
 
     def uow(self) -> UnitOfWork: ...
 
+    @property
+    def provision_writer(self) -> ProvisionWriter: ...
+
     def now(self) -> datetime: ...
 
 
-def get_container(request: Request) -> Container:
+def container_of(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 
@@ -49,8 +53,13 @@ async def get_operator(
         secret = value.strip() if scheme.lower() == "bearer" and value.strip() else None
     if secret is None:
         raise Unauthenticated("send an operator token: Authorization: Bearer pvd_…")
-    c = get_container(request)
+    c = container_of(request)
     return await authenticate_token(c.uow(), secret=secret, now=c.now())
+
+
+async def get_container(request: Request) -> Container:
+    # async: FastAPI runs a plain function dependency in a worker thread, on every request
+    return container_of(request)
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]

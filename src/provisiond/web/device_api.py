@@ -10,6 +10,7 @@ device and its access token; errors are problem documents like the admin API's.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import orjson
@@ -19,16 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from provisiond.errors import (
     DeviceExists,
     ModelNotFound,
+    ProvisiondError,
     RegistrationRefused,
     TooManyRequests,
 )
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
-from provisiond.web.deps import ContainerDep, provision_policy
-from provisiond.web.problems import responses
+from provisiond.web.deps import Container, ContainerDep, provision_policy
+from provisiond.web.problems import problem_response, responses
 
 router = APIRouter(tags=["device API"])
+log = logging.getLogger("provisiond.http")
+PROVISION_PATH = "/api/v1/provision"
 
 
 def _source(request: Request) -> str:
@@ -41,7 +45,7 @@ def _json(body: dict[str, object], status: int = 200,
                     media_type="application/json")
 
 
-@router.post("/api/v1/provision", openapi_extra={"requestBody": {"required": True, "content": {
+@router.post(PROVISION_PATH, openapi_extra={"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "properties": {
         "deviceName": {"type": "string"}, "provisionDeviceKey": {"type": "string"},
         "provisionDeviceSecret": {"type": "string"},
@@ -50,17 +54,32 @@ def _json(body: dict[str, object], status: int = 200,
         "username": {"type": "string"}, "password": {"type": "string"},
         "hash": {"type": "string"}},
         "required": ["provisionDeviceKey", "provisionDeviceSecret"]}}}}})
-async def provision_device(request: Request, c: ContainerDep) -> Response:
+async def provision_device(request: Request) -> Response:
     """Self-provisioning, compatible with ThingsBoard's device API: the device presents a
     profile's key and secret and receives its credentials (see docs/provisioning.md)."""
+    return await provision_response(request)
+
+
+async def provision_response(request: Request) -> Response:
+    """The answer to ``POST /api/v1/provision``. The app serves that path here directly,
+    before its routing and middleware (see ProvisiondApp): this is the hot path of a
+    provisioning storm. Failures are answered here too, as the exception handlers would."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_REQUEST_BYTES:
             break  # enough to refuse it: the rest is not read
-    answer = await provision_payload(
-        c.uow(), c.limiter, payload=raw, source=_source(request), policy=provision_policy(c),
-        now=c.now())
+    c: Container = request.app.state.container
+    try:
+        answer = await provision_payload(
+            c.provision_writer, c.limiter, payload=raw, source=_source(request),
+            policy=provision_policy(c), now=c.now())
+    except ProvisiondError as err:
+        return problem_response(err, request)
+    except Exception as err:
+        log.error("unexpected failure on POST %s", PROVISION_PATH, exc_info=err)
+        return problem_response(ProvisiondError("an unexpected error happened; it was "
+                                                "logged"), request)
     if answer.too_large:
         return _json(answer.body, 413)
     if answer.retry_after:

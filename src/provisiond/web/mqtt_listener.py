@@ -122,7 +122,7 @@ class _Session:
 
     async def _answer(self, payload: bytes) -> bytes:
         answer = await provision_payload(
-            self.c.uow(), self.c.limiter, payload=payload, source=self.source,
+            self.c.provision_writer, self.c.limiter, payload=payload, source=self.source,
             policy=provision_policy(self.c), now=self.c.now())
         return orjson.dumps(answer.body)
 

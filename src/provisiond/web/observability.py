@@ -75,8 +75,22 @@ class Metrics:
                                        "Bulk imports refused for bad input",
                                        registry=self.registry)
 
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count, time and log one request."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s %s %.1f ms", method, route, status, seconds * 1000, extra={
+                "method": method, "route": route, "status": status,
+                "duration_ms": round(seconds * 1000, 2)})
+
 
 def route_template(app: Any, scope: Scope) -> str:
+    """The template of the route that served ``scope`` (Starlette leaves the matched route
+    in the scope); else the first route of ``app`` that matches it; else "unmatched"."""
+    path = getattr(scope.get("route"), "path", None)
+    if isinstance(path, str) and path.startswith("/"):
+        return path
     for route in getattr(app, "routes", []):
         match, _ = route.matches(scope)
         if match is Match.FULL:
@@ -108,11 +122,5 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            elapsed = time.perf_counter() - started
-            route = route_template(self.router, scope)
-            method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
-            log.info("%s %s %s %.1f ms", method, route, status, elapsed * 1000, extra={
-                "method": method, "route": route, "status": status,
-                "duration_ms": round(elapsed * 1000, 2)})
+            self.metrics.observe(scope["method"], route_template(self.router, scope), status,
+                                 time.perf_counter() - started)

@@ -1,0 +1,508 @@
+"""The self-provisioning write path: one writer thread per process, with group commit.
+
+Every provisioning is a small transaction whose answer must wait for a durable commit. One
+commit per request would cap a process at the disk's fsyncs per second (about 130 here), and
+a dozen SQLAlchemy statements per request cost more CPU than the rest of the request. So
+provisioning runs as *jobs* on one dedicated thread with its own driver connection:
+
+- a job is a plain function of a :class:`ProvisionTx` (a handful of prepared statements),
+  written by the services layer, which decides everything before it writes;
+- the thread takes every job waiting (up to ``max_batch``), runs them one after another in
+  one transaction, commits once, and only then answers each job's caller: every answer still
+  follows a durable commit of its own writes (group commit);
+- if anything in a batch fails (a constraint another process won, a bug), the batch is
+  rolled back and each of its jobs runs again alone, in its own transaction, so one job's
+  failure is its own and never another's.
+
+SQLite has one writer at a time anyway; PostgreSQL gets the same one transaction per batch,
+which saves its commits and round trips too. Reads and the other writers keep using the
+SQLAlchemy engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+from sqlalchemy.engine import URL
+
+from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.device import Device
+from provisiond.domain.events import NewEvent
+from provisiond.domain.profiles import Profile, Strategy
+from provisiond.errors import Unavailable
+from provisiond.store.database import DatabaseOptions
+from provisiond.store.devices import ProvisionState
+from provisiond.store.profiles import StoredCa
+from provisiond.store.types import sqlite_timestamp
+
+log = logging.getLogger("provisiond.store")
+
+T = TypeVar("T")
+
+_PROFILE = (
+    "SELECT p.id, p.name, p.key, p.secret_hash, p.strategy, p.group_id, g.path, p.model_id,"
+    " m.name, p.credential_types, p.rate_per_minute, p.source_rate_per_minute, p.enabled,"
+    " p.created_at, p.updated_at, p.secret_rotated_at, p.jwt_public_key, p.ca_id, c.name,"
+    " p.certificate_days"
+    " FROM provision_profiles p"
+    " LEFT JOIN groups g ON g.id = p.group_id"
+    " LEFT JOIN device_models m ON m.id = p.model_id"
+    " LEFT JOIN certificate_authorities c ON c.id = p.ca_id"
+    " WHERE p.key = ?"
+)
+_STATE = (
+    "SELECT d.id, d.serial, d.profile_id, d.provisioned_at, c.id, c.type, c.created_at,"
+    " c.revoked_at, c.first_used_at, c.lookup, c.client_id, c.secret_hash"
+    " FROM devices d LEFT JOIN credentials c ON c.id = d.provision_credential_id"
+    " WHERE d.serial = ?"
+)
+_CA = ("SELECT id, name, certificate_pem, private_key_pem, key_encrypted, created_at"
+       " FROM certificate_authorities WHERE id = ?")
+_LOOKUP_TAKEN = "SELECT 1 FROM credentials WHERE type = ? AND lookup = ? LIMIT 1"
+_EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, data"
+_ADD_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+_DEVICE_COLUMNS = (
+    "id, serial, name, model_id, state, group_id, owner_user_id, created_at, updated_at,"
+    " claimed_at, profile_id, provisioned_at, provision_credential_id, registered_event_id"
+)
+_ADD_DEVICE = (f"INSERT INTO devices ({_DEVICE_COLUMNS})"  # noqa: S608
+               " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)")
+_ADD_CREDENTIAL = (
+    "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, client_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_REVOKE = "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+_MARK_PROVISIONED = (
+    "UPDATE devices SET profile_id = ?, provisioned_at = ?, provision_credential_id = ?,"
+    " updated_at = ? WHERE id = ?"
+)
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class ProvisionTx:
+    """The statements a provisioning job may run, inside the batch's transaction.
+
+    The base class speaks SQLite (ids as 32 hex digits, naive UTC timestamps as text, JSON as
+    text); :class:`_PostgresTx` overrides the conversions and the statements that differ.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._profiles: dict[str, tuple[Profile, str] | None] = {}
+
+    # conversions -------------------------------------------------------------------------
+    @staticmethod
+    def _id_in(value: uuid.UUID | None) -> Any:
+        return value.hex if value is not None else None
+
+    @staticmethod
+    def _id_out(value: Any) -> uuid.UUID | None:
+        return uuid.UUID(hex=value) if value is not None else None
+
+    @staticmethod
+    def _ts_in(value: datetime | None) -> Any:
+        return sqlite_timestamp(value) if value is not None else None
+
+    @staticmethod
+    def _ts_out(value: Any) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    def _at(self, value: Any) -> datetime:
+        """A timestamp from a NOT NULL column."""
+        moment = self._ts_out(value)
+        if moment is None:
+            raise ValueError("a NOT NULL timestamp column held NULL")
+        return moment
+
+    def _uid(self, value: Any) -> uuid.UUID:
+        """An id from a NOT NULL column."""
+        found = self._id_out(value)
+        if found is None:
+            raise ValueError("a NOT NULL id column held NULL")
+        return found
+
+    @staticmethod
+    def _json_in(value: dict[str, Any]) -> Any:
+        return orjson.dumps(value).decode()
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        return self._conn.execute(sql, params).fetchone()
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._conn.execute(sql, params)
+
+    # reads -------------------------------------------------------------------------------
+    def profile_by_key(self, key: str) -> tuple[Profile, str] | None:
+        """The profile with this provision key and the SHA-256 of its secret (read once per
+        batch: the batch is one transaction)."""
+        if key in self._profiles:
+            return self._profiles[key]
+        row = self._one(_PROFILE, (key,))
+        found = None
+        if row is not None:
+            at, ids = self._at, self._id_out
+            profile = Profile(
+                id=self._uid(row[0]), name=row[1], key=row[2],
+                strategy=Strategy(row[4]), group_id=ids(row[5]), group_path=row[6],
+                model_id=ids(row[7]), model=row[8],
+                credential_types=tuple(CredentialType(t) for t in row[9].split(",")),
+                rate_per_minute=row[10], source_rate_per_minute=row[11],
+                enabled=bool(row[12]), created_at=at(row[13]), updated_at=at(row[14]),
+                secret_rotated_at=at(row[15]), jwt_public_key=row[16],
+                ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19])
+            found = (profile, str(row[3]))
+        self._profiles[key] = found
+        return found
+
+    def ca(self, ca_id: uuid.UUID) -> StoredCa | None:
+        row = self._one(_CA, (self._id_in(ca_id),))
+        if row is None:
+            return None
+        return StoredCa(self._uid(row[0]), row[1], row[2], row[3], bool(row[4]),
+                        self._at(row[5]))
+
+    def provision_state(self, serial: str) -> ProvisionState | None:
+        row = self._one(_STATE, (serial,))
+        if row is None:
+            return None
+        ids, ts = self._id_out, self._ts_out
+        device_id = self._uid(row[0])
+        credential = None
+        if row[4] is not None:
+            credential = Credential(self._uid(row[4]), device_id, CredentialType(row[5]),
+                                    self._at(row[6]), ts(row[7]), ts(row[8]))
+        return ProvisionState(device_id, row[1], ids(row[2]), ts(row[3]), credential,
+                              row[9], row[10], row[11])
+
+    def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
+        """Whether any credential of this type, revoked or not, has this lookup value."""
+        return self._one(_LOOKUP_TAKEN, (ctype.value, lookup)) is not None
+
+    # writes ------------------------------------------------------------------------------
+    def _event_params(self, event: NewEvent) -> tuple[Any, ...]:
+        return (event.type.value, self._ts_in(event.at), event.actor,
+                self._id_in(event.device_id), event.serial, self._id_in(event.group_id),
+                self._json_in(event.data))
+
+    def add_event(self, event: NewEvent) -> None:
+        self._run(_ADD_EVENT, self._event_params(event))
+
+    def _device_params(self, device: Device, model_id: uuid.UUID | None,
+                       profile_id: uuid.UUID | None, credential_id: uuid.UUID | None,
+                       provisioned_at: datetime | None) -> tuple[Any, ...]:
+        i, t = self._id_in, self._ts_in
+        return (i(device.id), device.serial, device.name, i(model_id), device.state.value,
+                i(device.group_id), t(device.created_at), t(device.updated_at),
+                t(device.claimed_at), i(profile_id), t(provisioned_at), i(credential_id))
+
+    def add_device(self, device: Device, *, model_id: uuid.UUID | None,
+                   registered: NewEvent, profile_id: uuid.UUID | None = None,
+                   credential_id: uuid.UUID | None = None,
+                   provisioned_at: datetime | None = None) -> None:
+        """A new device (no tags, no owner) with its ``device.registered`` event; with
+        ``profile_id``, already marked provisioned with ``credential_id``."""
+        cursor = self._conn.execute(_ADD_EVENT, self._event_params(registered))
+        self._run(_ADD_DEVICE, (*self._device_params(device, model_id, profile_id,
+                                                     credential_id, provisioned_at),
+                                cursor.lastrowid))
+
+    def add_credential(self, credential: Credential, *, lookup: str | None,
+                       secret_hash: str | None, client_id: str | None = None) -> None:
+        self._run(_ADD_CREDENTIAL, (
+            self._id_in(credential.id), self._id_in(credential.device_id),
+            credential.type.value, lookup, secret_hash, client_id,
+            self._ts_in(credential.created_at)))
+
+    def revoke_credential(self, credential_id: uuid.UUID, now: datetime) -> None:
+        self._run(_REVOKE, (self._ts_in(now), self._id_in(credential_id)))
+
+    def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
+                         credential_id: uuid.UUID, now: datetime) -> None:
+        t, i = self._ts_in, self._id_in
+        self._run(_MARK_PROVISIONED, (i(profile_id), t(now), i(credential_id), t(now),
+                                      i(device_id)))
+
+
+class _PostgresTx(ProvisionTx):
+    @staticmethod
+    def _id_in(value: uuid.UUID | None) -> Any:
+        return value
+
+    @staticmethod
+    def _id_out(value: Any) -> uuid.UUID | None:
+        return value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+    @staticmethod
+    def _ts_in(value: datetime | None) -> Any:
+        return value
+
+    @staticmethod
+    def _json_in(value: dict[str, Any]) -> Any:
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(value, dumps=lambda v: orjson.dumps(v).decode())
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        return self._conn.execute(_pg(sql), params).fetchone()
+
+    def _run(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._conn.execute(_pg(sql), params)
+
+    def add_device(self, device: Device, *, model_id: uuid.UUID | None,
+                   registered: NewEvent, profile_id: uuid.UUID | None = None,
+                   credential_id: uuid.UUID | None = None,
+                   provisioned_at: datetime | None = None) -> None:
+        # One statement, one round trip: the event's id goes straight into the device row.
+        self._run(
+            f"WITH e AS (INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+            f" RETURNING id) INSERT INTO devices ({_DEVICE_COLUMNS})"
+            " SELECT ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, e.id FROM e",
+            (*self._event_params(registered),
+             *self._device_params(device, model_id, profile_id, credential_id,
+                                  provisioned_at)))
+
+
+class _Job(Generic[T]):
+    __slots__ = ("failed", "fn", "future", "loop", "outcome")
+
+    def __init__(self, fn: Callable[[ProvisionTx], T], future: asyncio.Future[T],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.fn = fn
+        self.future = future
+        self.loop = loop
+        self.outcome: Any = None
+        self.failed = False
+
+
+_STOP = object()
+
+
+def _deliver(jobs: list[_Job[Any]]) -> None:
+    for job in jobs:
+        if job.future.done():  # the caller gave up (cancelled): the work stands
+            continue
+        if job.failed:
+            job.future.set_exception(job.outcome)
+        else:
+            job.future.set_result(job.outcome)
+
+
+class ProvisionWriter:
+    """The writer thread. ``await writer.run(job)`` returns what ``job(tx)`` returned, after
+    the transaction that ran it committed; or raises what it raised (the job's transaction
+    then rolled back), or :class:`~provisiond.errors.Unavailable` when the database is."""
+
+    def __init__(self, url: URL, options: DatabaseOptions, *, max_batch: int = 256) -> None:
+        self._url = url
+        self._options = options
+        self._sqlite = url.get_backend_name() == "sqlite"
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._conn: Any = None
+        self._closed = False
+        self.batches = 0  # committed batches and jobs, for the metrics
+        self.jobs = 0
+
+    async def run(self, fn: Callable[[ProvisionTx], T]) -> T:
+        if self._closed:
+            raise Unavailable("the service is shutting down", retry_after=5)
+        if self._thread is None:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, future, loop))
+        return await future
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="provisiond-writer",
+                                                daemon=True)
+                self._thread.start()
+
+    async def close(self) -> None:
+        self._closed = True
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(thread.join)
+
+    # the thread --------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                batch: list[_Job[Any]] = [first]
+                stop = False
+                while len(batch) < self._max_batch:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is _STOP:
+                        stop = True
+                        break
+                    batch.append(more)
+                self._run_batch(batch)
+                if stop:
+                    return
+        finally:
+            self._fail_waiting()
+            self._disconnect()
+
+    def _fail_waiting(self) -> None:
+        left: list[_Job[Any]] = []
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP:
+                job.outcome, job.failed = Unavailable("the service is shutting down",
+                                                      retry_after=5), True
+                left.append(job)
+        self._answer(left)
+
+    def _answer(self, jobs: list[_Job[Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
+        for job in jobs:
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, mine in by_loop.items():
+            # a closed loop: nobody waits for these answers any more
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, mine)
+
+    def _run_batch(self, batch: list[_Job[Any]]) -> None:
+        try:
+            tx = self._begin()
+            for job in batch:
+                job.outcome, job.failed = job.fn(tx), False
+            self._commit()
+        except Exception as err:
+            self._rollback()
+            if len(batch) == 1:
+                self._alone(batch[0], first_error=err)
+            else:
+                for job in batch:
+                    self._alone(job)
+        else:
+            self.batches += 1
+            self.jobs += len(batch)
+        self._answer(batch)
+
+    def _alone(self, job: _Job[Any], first_error: Exception | None = None) -> None:
+        """Run one job in its own transaction. A constraint violation (another process wrote
+        the same row between this job's read and its write) gets one more try: the job then
+        reads what the other wrote."""
+        error = first_error
+        tries = 2
+        if first_error is not None:
+            tries = 1 if self._is_conflict(first_error) else 0
+        for _ in range(tries):
+            try:
+                tx = self._begin()
+                outcome = job.fn(tx)
+                self._commit()
+            except Exception as err:
+                self._rollback()
+                error = err
+                if not self._is_conflict(err):
+                    break
+            else:
+                job.outcome, job.failed = outcome, False
+                self.batches += 1
+                self.jobs += 1
+                return
+        job.outcome, job.failed = self._translate(
+            error or RuntimeError("the job did not run")), True
+
+    def _is_conflict(self, err: Exception) -> bool:
+        if self._sqlite:
+            return isinstance(err, sqlite3.IntegrityError)
+        import psycopg
+
+        return isinstance(err, psycopg.IntegrityError)
+
+    def _translate(self, err: Exception) -> Exception:
+        if self._sqlite and isinstance(err, sqlite3.OperationalError):
+            if "locked" in str(err).lower() or "busy" in str(err).lower():
+                return Unavailable("the database is busy; try again", retry_after=1)
+            return Unavailable(f"the database is unavailable: {err}", retry_after=5)
+        if not self._sqlite:
+            import psycopg
+
+            if isinstance(err, psycopg.OperationalError):
+                return Unavailable(f"the database is unavailable: {str(err).strip()}",
+                                   retry_after=5)
+        if isinstance(err, OSError):
+            return Unavailable(f"the database is unavailable: {err}", retry_after=5)
+        return err
+
+    # the connection ----------------------------------------------------------------------
+    def _connect(self) -> Any:
+        if self._sqlite:
+            path = self._url.database or ":memory:"
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self._options.sqlite_busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._options.sqlite_synchronous}")
+            conn.execute("PRAGMA foreign_keys=ON")
+            return conn
+        import psycopg
+
+        dsn = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return psycopg.connect(dsn, autocommit=True)
+
+    def _begin(self) -> ProvisionTx:
+        if self._conn is None:
+            self._conn = self._connect()
+        self._conn.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
+        return ProvisionTx(self._conn) if self._sqlite else _PostgresTx(self._conn)
+
+    def _commit(self) -> None:
+        self._conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if self._sqlite:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            else:
+                import psycopg
+
+                if conn.closed or conn.broken:
+                    self._disconnect()
+                elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute("ROLLBACK")
+        except Exception:  # the connection is gone: make a new one next time
+            log.warning("provisioning writer lost its database connection", exc_info=True)
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                conn.close()
