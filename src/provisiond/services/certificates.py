@@ -196,27 +196,17 @@ class Signer:
 
     def sign(self, csr_pem: str, *, serial: str, days: int, now: datetime
              ) -> x509.Certificate:
-        try:
-            csr = x509.load_pem_x509_csr(csr_pem.encode())
-        except ValueError:
-            raise CertificateRefused("the CSR is not PEM (BEGIN CERTIFICATE REQUEST)") from None
-        if not csr.is_signature_valid:
-            raise CertificateRefused("the CSR's signature does not verify")
-        _check_key(csr.public_key())
-        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        common_name = str(names[0].value) if names else ""
-        if normalise_serial(common_name) != serial:
-            raise CertificateRefused(f"the CSR's subject CN {common_name!r} is not the "
-                                     f"device's serial {serial}")
-        public_key = csr.public_key()
-        if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-            raise CertificateRefused("the CSR's key must be EC or RSA")
+        return self.issue(check_csr(csr_pem, serial=serial), days=days, now=now)
+
+    def issue(self, csr: CheckedCsr, *, days: int, now: datetime) -> x509.Certificate:
+        """The certificate for a CSR :func:`check_csr` accepted."""
+        public_key = csr.public_key
         usage = x509.KeyUsage(
             digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
             content_commitment=False, data_encipherment=False, key_agreement=False,
             key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
         return (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, serial)]))
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, csr.serial)]))
                 .issuer_name(self.certificate.subject).public_key(public_key)
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
@@ -228,6 +218,35 @@ class Signer:
                 .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                     self.certificate.public_key()), critical=False)  # type: ignore[arg-type]
                 .sign(self.key, hashes.SHA256()))
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCsr:
+    """A CSR whose signature verifies, with an acceptable key, for the device ``serial``."""
+
+    serial: str
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+def check_csr(csr_pem: str, *, serial: str) -> CheckedCsr:
+    """Check a device's CSR (PEM): it parses, its signature verifies, its key is EC P-256 /
+    P-384 or RSA 2048+, and its subject CN is the device's serial."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+    except ValueError:
+        raise CertificateRefused("the CSR is not PEM (BEGIN CERTIFICATE REQUEST)") from None
+    if not csr.is_signature_valid:
+        raise CertificateRefused("the CSR's signature does not verify")
+    public_key = csr.public_key()
+    _check_key(public_key)
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = str(names[0].value) if names else ""
+    if normalise_serial(common_name) != serial:
+        raise CertificateRefused(f"the CSR's subject CN {common_name!r} is not the "
+                                 f"device's serial {serial}")
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise CertificateRefused("the CSR's key must be EC or RSA")
+    return CheckedCsr(serial, public_key)
 
 
 def _check_key(key: object) -> None:

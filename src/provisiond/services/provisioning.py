@@ -50,7 +50,9 @@ from provisiond.errors import InvalidInput
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.certificates import (
     CertificateRefused,
+    CheckedCsr,
     SignerCache,
+    check_csr,
     device_certificate,
     fingerprint,
     is_csr,
@@ -140,12 +142,26 @@ async def provision(writer: ProvisionWriter, limiter: RateLimiter, *, body: obje
         request = tb.parse_request(body)
     except tb.Refused as refused:
         return _refuse(refused.status, refused.message)
+    try:
+        hint = parse_serial(request.device_name) if request.device_name else None
+    except InvalidInput:
+        hint = None
+    # A CSR is checked here, outside the writer (its signature check is the costly part);
+    # the job uses the outcome only if the request gets that far.
+    csr: CheckedCsr | CertificateRefused | None = None
+    if hint is not None and request.certificate and is_csr(request.certificate):
+        try:
+            csr = check_csr(request.certificate, serial=hint)
+        except CertificateRefused as refused:
+            csr = refused
     return await writer.run(partial(_provision, request=request, limiter=limiter,
-                                    source=source, policy=policy, now=now))
+                                    source=source, policy=policy, now=now, csr=csr),
+                            serial=hint)
 
 
 def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest, limiter: RateLimiter,
-               source: str, policy: ProvisionPolicy, now: datetime) -> ProvisionAnswer:
+               source: str, policy: ProvisionPolicy, now: datetime,
+               csr: CheckedCsr | CertificateRefused | None) -> ProvisionAnswer:
     profile = check_profile_secret(tx.profile_by_key(request.key), request.secret)
     if profile is None:
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
@@ -180,7 +196,7 @@ def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest, limiter: RateLi
             serial = parse_serial(request.device_name, field="deviceName")
         except InvalidInput as err:
             return _refuse(tb.FAILURE, str(err))
-    return _provision_device(tx, profile, request, ctype, serial, policy, now, source)
+    return _provision_device(tx, profile, request, ctype, serial, policy, now, source, csr)
 
 
 def _too_many(wait: float) -> ProvisionAnswer:
@@ -203,12 +219,13 @@ def _device_choice_problem(request: tb.ProvisionRequest) -> str | None:
 
 def _provision_device(tx: ProvisionTx, profile: Profile, request: tb.ProvisionRequest,
                       ctype: CredentialType, serial: str, policy: ProvisionPolicy,
-                      now: datetime, source: str) -> ProvisionAnswer:
+                      now: datetime, source: str,
+                      csr: CheckedCsr | CertificateRefused | None) -> ProvisionAnswer:
     """Decide, then write: a refusal writes nothing."""
     actor = f"provisioning:{profile.name}"
     state = tx.provision_state(serial)
     if state is not None and state.provisioned_at is not None:
-        return _provision_again(tx, profile, request, ctype, state, policy, now, actor)
+        return _provision_again(tx, profile, request, ctype, state, policy, now, actor, csr)
     if state is None and profile.strategy is Strategy.PRE_PROVISIONED:
         return _refuse(tb.FAILURE, f"Device {serial} was not registered beforehand", serial)
     if state is not None and profile.strategy is Strategy.ALLOW_CREATE:
@@ -223,7 +240,7 @@ def _provision_device(tx: ProvisionTx, profile: Profile, request: tb.ProvisionRe
         device_id = new_device[0].id
     else:
         device_id = state.device_id
-    issued = _make_credential(tx, request, ctype, device_id, serial, now, profile, policy)
+    issued = _make_credential(tx, request, ctype, device_id, serial, now, profile, policy, csr)
     if isinstance(issued, ProvisionAnswer):
         return issued
     if new_device is not None:
@@ -250,7 +267,8 @@ def _chose(request: tb.ProvisionRequest) -> bool:
 
 def _make_credential(tx: ProvisionTx, request: tb.ProvisionRequest, ctype: CredentialType,
                      device_id: uuid.UUID, serial: str, now: datetime, profile: Profile,
-                     policy: ProvisionPolicy) -> _Issued | ProvisionAnswer:
+                     policy: ProvisionPolicy, csr: CheckedCsr | CertificateRefused | None
+                     ) -> _Issued | ProvisionAnswer:
     """The credential to issue (nothing written yet), or the refusal."""
     credential = Credential(new_id(), device_id, ctype, now)
     if ctype is CredentialType.X509:
@@ -261,8 +279,12 @@ def _make_credential(tx: ProvisionTx, request: tb.ProvisionRequest, ctype: Crede
                 if ca is None:
                     return _refuse(tb.FAILURE, "this profile's certificate authority is gone",
                                    serial)
-                cert = policy.signers.get(ca, policy.ca_passphrase).sign(
-                    pem, serial=serial, days=profile.certificate_days, now=now)
+                if isinstance(csr, CertificateRefused):
+                    raise csr
+                checked = (csr if csr is not None and csr.serial == serial
+                           else check_csr(pem, serial=serial))
+                cert = policy.signers.get(ca, policy.ca_passphrase).issue(
+                    checked, days=profile.certificate_days, now=now)
             else:
                 cert = device_certificate(pem, now=now)
         except CertificateRefused as err:
@@ -305,7 +327,8 @@ def _store_credential(tx: ProvisionTx, issued: _Issued, serial: str, now: dateti
 
 def _provision_again(tx: ProvisionTx, profile: Profile, request: tb.ProvisionRequest,
                      ctype: CredentialType, state: ProvisionState, policy: ProvisionPolicy,
-                     now: datetime, actor: str) -> ProvisionAnswer:
+                     now: datetime, actor: str, csr: CheckedCsr | CertificateRefused | None
+                     ) -> ProvisionAnswer:
     """Rule 6: the answer to an earlier provisioning may have been lost."""
     given = state.credential
     pending = (state.profile_id == profile.id and given is not None
@@ -331,7 +354,7 @@ def _provision_again(tx: ProvisionTx, profile: Profile, request: tb.ProvisionReq
             and state.credential_secret_hash is None):
         return _refuse(tb.FAILURE, ALREADY_PROVISIONED, state.serial)  # chose a token before
     issued = _make_credential(tx, request, ctype, state.device_id, state.serial, now, profile,
-                              policy)
+                              policy, csr)
     if isinstance(issued, ProvisionAnswer):
         return issued
     tx.revoke_credential(given.id, now)

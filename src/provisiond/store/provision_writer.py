@@ -99,9 +99,13 @@ class ProvisionTx:
     text); :class:`_PostgresTx` overrides the conversions and the statements that differ.
     """
 
+    _add_event = _ADD_EVENT
+
     def __init__(self, conn: Any) -> None:
-        self._conn = conn
+        self._cur = conn.cursor()
         self._profiles: dict[str, tuple[Profile, str] | None] = {}
+        self._cas: dict[uuid.UUID, StoredCa | None] = {}
+        self._events: list[tuple[Any, ...]] = []  # written by flush(), all in one statement
 
     # conversions -------------------------------------------------------------------------
     @staticmethod
@@ -142,12 +146,22 @@ class ProvisionTx:
         return orjson.dumps(value).decode()
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
-        return self._conn.execute(sql, params).fetchone()
+        return self._cur.execute(sql, params).fetchone()
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> None:
-        self._conn.execute(sql, params)
+        self._cur.execute(sql, params)
+
+    def flush(self) -> None:
+        """Write what is buffered (events); the writer calls it before every commit."""
+        if self._events:
+            self._cur.executemany(self._add_event, self._events)
+            self._events.clear()
 
     # reads -------------------------------------------------------------------------------
+    def prefetch(self, serials: list[str]) -> None:
+        """Read the provisioning state of these serials ahead, in one query, where a query
+        is a round trip (PostgreSQL); SQLite reads one row in microseconds and skips this."""
+
     def profile_by_key(self, key: str) -> tuple[Profile, str] | None:
         """The profile with this provision key and the SHA-256 of its secret (read once per
         batch: the batch is one transaction)."""
@@ -171,14 +185,17 @@ class ProvisionTx:
         return found
 
     def ca(self, ca_id: uuid.UUID) -> StoredCa | None:
-        row = self._one(_CA, (self._id_in(ca_id),))
-        if row is None:
-            return None
-        return StoredCa(self._uid(row[0]), row[1], row[2], row[3], bool(row[4]),
-                        self._at(row[5]))
+        """A certificate authority (read once per batch)."""
+        if ca_id not in self._cas:
+            row = self._one(_CA, (self._id_in(ca_id),))
+            self._cas[ca_id] = None if row is None else StoredCa(
+                self._uid(row[0]), row[1], row[2], row[3], bool(row[4]), self._at(row[5]))
+        return self._cas[ca_id]
 
     def provision_state(self, serial: str) -> ProvisionState | None:
-        row = self._one(_STATE, (serial,))
+        return self._state(self._one(_STATE, (serial,)))
+
+    def _state(self, row: Any) -> ProvisionState | None:
         if row is None:
             return None
         ids, ts = self._id_out, self._ts_out
@@ -201,7 +218,9 @@ class ProvisionTx:
                 self._json_in(event.data))
 
     def add_event(self, event: NewEvent) -> None:
-        self._run(_ADD_EVENT, self._event_params(event))
+        """An event, written at the end of the batch (ids still follow each device's order:
+        only the device.registered event of add_device is written at once)."""
+        self._events.append(self._event_params(event))
 
     def _device_params(self, device: Device, model_id: uuid.UUID | None,
                        profile_id: uuid.UUID | None, credential_id: uuid.UUID | None,
@@ -217,10 +236,10 @@ class ProvisionTx:
                    provisioned_at: datetime | None = None) -> None:
         """A new device (no tags, no owner) with its ``device.registered`` event; with
         ``profile_id``, already marked provisioned with ``credential_id``."""
-        cursor = self._conn.execute(_ADD_EVENT, self._event_params(registered))
+        self._run(_ADD_EVENT, self._event_params(registered))
         self._run(_ADD_DEVICE, (*self._device_params(device, model_id, profile_id,
                                                      credential_id, provisioned_at),
-                                cursor.lastrowid))
+                                self._cur.lastrowid))
 
     def add_credential(self, credential: Credential, *, lookup: str | None,
                        secret_hash: str | None, client_id: str | None = None) -> None:
@@ -240,6 +259,31 @@ class ProvisionTx:
 
 
 class _PostgresTx(ProvisionTx):
+    """PostgreSQL, in pipeline mode: writes are sent without waiting for their results; only
+    reads wait (and with them, errors of the writes before them surface)."""
+
+    _add_event = _pg(_ADD_EVENT.replace("?)", "?::jsonb)"))
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        self._states: dict[str, Any] = {}
+
+    def prefetch(self, serials: list[str]) -> None:
+        if not serials:
+            return
+        rows = self._cur.execute(_pg(_STATE.replace("d.serial = ?", "d.serial = ANY(?)")),
+                                 (serials,)).fetchall()
+        self._states = {row[1]: row for row in rows}
+        for serial in serials:
+            self._states.setdefault(serial, None)
+
+    def provision_state(self, serial: str) -> ProvisionState | None:
+        # A prefetched state is good for the batch's first reader of that serial only: it
+        # was read before any job of the batch wrote (and every job reads before it writes).
+        if serial in self._states:
+            return self._state(self._states.pop(serial))
+        return super().provision_state(serial)
+
     @staticmethod
     def _id_in(value: uuid.UUID | None) -> Any:
         return value
@@ -252,17 +296,11 @@ class _PostgresTx(ProvisionTx):
     def _ts_in(value: datetime | None) -> Any:
         return value
 
-    @staticmethod
-    def _json_in(value: dict[str, Any]) -> Any:
-        from psycopg.types.json import Jsonb
-
-        return Jsonb(value, dumps=lambda v: orjson.dumps(v).decode())
-
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
-        return self._conn.execute(_pg(sql), params).fetchone()
+        return self._cur.execute(_pg(sql), params).fetchone()
 
     def _run(self, sql: str, params: tuple[Any, ...]) -> None:
-        self._conn.execute(_pg(sql), params)
+        self._cur.execute(_pg(sql), params)
 
     def add_device(self, device: Device, *, model_id: uuid.UUID | None,
                    registered: NewEvent, profile_id: uuid.UUID | None = None,
@@ -270,7 +308,7 @@ class _PostgresTx(ProvisionTx):
                    provisioned_at: datetime | None = None) -> None:
         # One statement, one round trip: the event's id goes straight into the device row.
         self._run(
-            f"WITH e AS (INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+            f"WITH e AS (INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb)"  # noqa: S608
             f" RETURNING id) INSERT INTO devices ({_DEVICE_COLUMNS})"
             " SELECT ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, e.id FROM e",
             (*self._event_params(registered),
@@ -279,11 +317,12 @@ class _PostgresTx(ProvisionTx):
 
 
 class _Job(Generic[T]):
-    __slots__ = ("failed", "fn", "future", "loop", "outcome")
+    __slots__ = ("failed", "fn", "future", "loop", "outcome", "serial")
 
     def __init__(self, fn: Callable[[ProvisionTx], T], future: asyncio.Future[T],
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, serial: str | None) -> None:
         self.fn = fn
+        self.serial = serial
         self.future = future
         self.loop = loop
         self.outcome: Any = None
@@ -317,19 +356,26 @@ class ProvisionWriter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._conn: Any = None
+        self._pipeline: Any = None
         self._closed = False
         self.batches = 0  # committed batches and jobs, for the metrics
         self.jobs = 0
 
-    async def run(self, fn: Callable[[ProvisionTx], T]) -> T:
+    async def run(self, fn: Callable[[ProvisionTx], T], *, serial: str | None = None) -> T:
+        """``serial``: the device the job will probably read (a hint, for prefetching)."""
+        return await self.submit(fn, serial=serial)
+
+    def submit(self, fn: Callable[[ProvisionTx], T], *, serial: str | None = None
+               ) -> asyncio.Future[T]:
+        """Queue the job now; the future completes as :meth:`run` returns."""
         if self._closed:
             raise Unavailable("the service is shutting down", retry_after=5)
         if self._thread is None:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(fn, future, loop))
-        return await future
+        self._queue.put(_Job(fn, future, loop, serial))
+        return future
 
     def _start(self) -> None:
         with self._start_lock:
@@ -395,8 +441,10 @@ class ProvisionWriter:
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
         try:
             tx = self._begin()
+            tx.prefetch([job.serial for job in batch if job.serial is not None])
             for job in batch:
                 job.outcome, job.failed = job.fn(tx), False
+            tx.flush()
             self._commit()
         except Exception as err:
             self._rollback()
@@ -422,6 +470,7 @@ class ProvisionWriter:
             try:
                 tx = self._begin()
                 outcome = job.fn(tx)
+                tx.flush()
                 self._commit()
             except Exception as err:
                 self._rollback()
@@ -476,33 +525,43 @@ class ProvisionWriter:
     def _begin(self) -> ProvisionTx:
         if self._conn is None:
             self._conn = self._connect()
-        self._conn.execute("BEGIN IMMEDIATE" if self._sqlite else "BEGIN")
-        return ProvisionTx(self._conn) if self._sqlite else _PostgresTx(self._conn)
+        if self._sqlite:
+            self._conn.execute("BEGIN IMMEDIATE")
+            return ProvisionTx(self._conn)
+        self._pipeline = self._conn.pipeline()
+        self._pipeline.__enter__()
+        self._conn.execute("BEGIN")
+        return _PostgresTx(self._conn)
 
     def _commit(self) -> None:
         self._conn.execute("COMMIT")
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.__exit__(None, None, None)  # waits for every result: errors raise here
 
     def _rollback(self) -> None:
+        """After a failure. On PostgreSQL the connection is dropped (which rolls back): a
+        failed pipeline can leave psycopg's prepared-statement cache naming statements the
+        aborted transaction took with it."""
         conn = self._conn
         if conn is None:
             return
+        if not self._sqlite:
+            self._disconnect()
+            return
         try:
-            if self._sqlite:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            else:
-                import psycopg
-
-                if conn.closed or conn.broken:
-                    self._disconnect()
-                elif conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         except Exception:  # the connection is gone: make a new one next time
             log.warning("provisioning writer lost its database connection", exc_info=True)
             self._disconnect()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            with contextlib.suppress(Exception):  # the error is already being handled
+                pipeline.__exit__(None, None, None)
         if conn is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 conn.close()
