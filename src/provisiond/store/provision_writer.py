@@ -441,6 +441,17 @@ class ProvisionWriter:
     def _run_batch(self, batch: list[_Job[Any]]) -> None:
         try:
             tx = self._begin()
+        except Exception as err:
+            # No transaction (the database is down, or another process held SQLite's lock
+            # for the whole busy timeout): running the jobs one by one would only wait that
+            # long again for each. They all get the error.
+            self._rollback()
+            failure = self._translate(err)
+            for job in batch:
+                job.outcome, job.failed = failure, True
+            self._answer(batch)
+            return
+        try:
             tx.prefetch([job.serial for job in batch if job.serial is not None])
             for job in batch:
                 job.outcome, job.failed = job.fn(tx), False

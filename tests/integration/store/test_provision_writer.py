@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -150,5 +151,29 @@ def test_a_closed_writer_refuses_work(database_url: str) -> None:
             await c.provision_writer.close()
             with pytest.raises(Unavailable):
                 await c.provision_writer.run(add("E-2"))
+
+    asyncio.run(main())
+
+
+def test_a_locked_database_fails_the_batch_at_once(sqlite_url: str) -> None:
+    """Another process holds SQLite's write lock past the busy timeout: the waiting jobs get
+    Unavailable (a batch fails at once, its jobs are not retried one by one, each waiting
+    the timeout again); then work resumes."""
+    path = sqlite_url.removeprefix("sqlite:///")
+
+    async def main() -> None:
+        settings = load_settings(database_url=sqlite_url, sqlite_busy_timeout_ms=200)
+        async with open_container(settings) as c:
+            other = sqlite3.connect(path, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            try:
+                jobs = [c.provision_writer.submit(add(f"L-{i}")) for i in range(8)]
+                results = await asyncio.gather(*jobs, return_exceptions=True)
+            finally:
+                other.execute("ROLLBACK")
+                other.close()
+            assert all(isinstance(r, Unavailable) for r in results), results
+            assert await c.provision_writer.run(add("L-after")) == "L-after"
+            assert await registered(c) == ["L-after"]
 
     asyncio.run(main())
