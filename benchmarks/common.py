@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import platform
 import random
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,3 +160,72 @@ def machine() -> dict[str, str]:
     return {"cpu": f"{os.cpu_count()} x {cpu}", "memory": f"{mem:.0f} GiB",
             "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "postgresql": pg, "os": platform.platform()}
+
+
+def wrk(port: int, script: Path, script_args: list[str], *, seconds: int,
+        connections: int) -> dict[str, float]:
+    """Run wrk (one thread, the method of ../shared/PERFORMANCE.md) with a Lua script; its
+    rate, request count, non-2xx answers and p50/p99 latency in milliseconds."""
+    import re
+
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}", "--", *script_args],
+        capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+
+    def pct(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        value, unit = float(m.group(1)), m.group(2)  # type: ignore[union-attr]
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    return {"rps": rate, "requests": total, "non_2xx": int(errors.group(1)) if errors else 0,
+            "p50_ms": pct("50"), "p99_ms": pct("99")}
+
+
+def bench_profile(database: str, *options: str) -> dict[str, str]:
+    """A provisioning profile named "bench" with its rate limits out of the way; its key and
+    secret (``provisiond profiles create --json``)."""
+    made: dict[str, str] = json.loads(provisiond(
+        "profiles", "create", "bench", "--rate-limit", "1000000", "--source-rate-limit",
+        "1000000", "--json", *options, database=database).stdout)
+    return made
+
+
+@contextmanager
+def serving(database: str, *options: str) -> Iterator[int]:
+    """`provisiond serve` on ``database`` as its own process on a free port (and the given
+    options), until the block ends; yields the HTTP port."""
+    port = free_port()
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
+    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
+                               "warning", *options], env=env)
+    try:
+        wait_until_serving(port, "/healthz")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def rounds(backends: list[str], count: int,
+           run: Callable[[str, int], dict[str, float]]) -> dict[str, list[dict[str, float]]]:
+    """``run(backend, round_no)`` for every round and backend, interleaved; prints each."""
+    results: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
+    for round_no in range(1, count + 1):
+        for backend in backends:
+            r = run(backend, round_no)
+            results[backend].append(r)
+            print(json.dumps({"round": round_no, "backend": backend, **r}), flush=True)
+    return results
+
+
+def print_medians(results: dict[str, list[dict[str, float]]]) -> None:
+    """One line per backend: the medians of its rounds' rate, p50 and p99."""
+    for backend, runs in results.items():
+        print(json.dumps({"backend": backend,
+                          "median_rps": median([r["rps"] for r in runs]),
+                          "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                          "median_p99_ms": median([r["p99_ms"] for r in runs])}), flush=True)

@@ -17,25 +17,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from common import (
-    PROVISIOND,
+    bench_profile,
     free_port,
     fresh_database,
     machine,
-    median,
+    print_medians,
     provisiond,
     query_scalar,
-    wait_until_serving,
+    rounds,
+    serving,
 )
 from provision_storm import over_mqtt
-
-HERE = Path(__file__).resolve().parent
 
 
 async def load(port: int, key: str, secret: str, sessions: int, seconds: float,
@@ -71,22 +68,13 @@ async def load(port: int, key: str, secret: str, sessions: int, seconds: float,
 def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, float]:
     database = fresh_database(backend, f"bench_mqtt_{backend}")
     provisiond("db", "upgrade", database=database)
-    made = json.loads(provisiond("profiles", "create", "bench", "--rate-limit", "1000000",
-                                 "--source-rate-limit", "1000000", "--json",
-                                 database=database).stdout)
-    http_port, mqtt_port = free_port(), free_port()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(http_port), "--mqtt-port",
-                               str(mqtt_port), "--log-level", "warning"], env=env)
-    try:
-        wait_until_serving(http_port, "/healthz")
+    made = bench_profile(database)
+    mqtt_port = free_port()
+    with serving(database, "--mqtt-port", str(mqtt_port)):
         out = subprocess.run(
             [sys.executable, __file__, "--generate", str(mqtt_port), made["key"],
              made["secret"], str(args.sessions), str(args.seconds), f"M{round_no}"],
             capture_output=True, text=True, check=True).stdout
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     result: dict[str, float] = json.loads(out)
     result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
     return result
@@ -116,19 +104,8 @@ def main() -> None:
     backends = args.backends.split(",")
     print(json.dumps({"machine": machine(), "sessions": args.sessions,
                       "seconds": args.seconds}), flush=True)
-    results: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
-    for round_no in range(1, args.rounds + 1):
-        for backend in backends:
-            r = run(backend, args, round_no)
-            results[backend].append(r)
-            print(json.dumps({"round": round_no, "backend": backend, **r}), flush=True)
-    for backend in backends:
-        print(json.dumps({"backend": backend,
-                          "median_rps": median([r["rps"] for r in results[backend]]),
-                          "median_p50_ms": median([r["p50_ms"] for r in results[backend]]),
-                          "median_p99_ms": median([r["p99_ms"] for r in results[backend]])}),
-              flush=True)
-
+    print_medians(rounds(backends, args.rounds,
+                         lambda backend, round_no: run(backend, args, round_no)))
 
 if __name__ == "__main__":
     main()

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,13 +27,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from common import (
-    PROVISIOND,
+    bench_profile,
     free_port,
     fresh_database,
     machine,
     provisiond,
     query_scalar,
-    wait_until_serving,
+    serving,
 )
 from provisiond.protocols import mqtt
 
@@ -111,20 +109,11 @@ def check(database: str) -> dict[str, int]:
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     database = fresh_database(backend, f"bench_storm_{backend}")
     provisiond("db", "upgrade", database=database)
-    made = json.loads(provisiond("profiles", "create", "storm", "--rate-limit", "1000000",
-                                 "--source-rate-limit", "1000000", "--json",
-                                 database=database).stdout)
-    http_port, mqtt_port = free_port(), free_port()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(http_port), "--mqtt-port",
-                               str(mqtt_port), "--log-level", "warning"], env=env)
-    try:
-        wait_until_serving(http_port, "/healthz")
+    made = bench_profile(database)
+    mqtt_port = free_port()
+    with serving(database, "--mqtt-port", str(mqtt_port)) as http_port:
         last, seconds, requests = asyncio.run(storm(http_port, mqtt_port, made["key"],
                                                     made["secret"], args, "ST"))
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
     failed = sum(a.get("status") != "SUCCESS" for a in last.values())
     return {"backend": backend, "devices_asked": args.devices, "requests": requests,
             "seconds": round(seconds, 1), "requests_per_second": round(requests / seconds),

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 from pathlib import Path
 
 from cryptography import x509
@@ -27,14 +24,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from common import (
-    PROVISIOND,
-    free_port,
+    bench_profile,
     fresh_database,
     machine,
-    median,
+    print_medians,
     provisiond,
     query_scalar,
-    wait_until_serving,
+    rounds,
+    serving,
+    wrk,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -59,40 +57,16 @@ def bodies(count: int, key: str, secret: str, prefix: str) -> Path:
     return path
 
 
-def wrk(port: int, seconds: int, connections: int, body_file: Path) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
-         str(HERE / "provision_x509.lua"), f"http://127.0.0.1:{port}", "--", str(body_file)],
-        capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"(\d+) requests in ([\d.]+)(s|m)", out).group(1))  # type: ignore[union-attr]
-
-    def pct(label: str) -> float:
-        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        value, unit = float(m.group(1)), m.group(2)  # type: ignore[union-attr]
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    return {"requests": total, "p50_ms": pct("50"), "p99_ms": pct("99")}
-
-
 def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, float]:
     database = fresh_database(backend, f"bench_x509_{backend}")
     provisiond("db", "upgrade", database=database)
     provisiond("ca", "create", "bench-ca", database=database)
-    made = json.loads(provisiond("profiles", "create", "bench", "--credentials", "x509",
-                                 "--ca", "bench-ca", "--rate-limit", "1000000",
-                                 "--source-rate-limit", "1000000", "--json",
-                                 database=database).stdout)
+    made = bench_profile(database, "--credentials", "x509", "--ca", "bench-ca")
     body_file = bodies(args.bodies, made["key"], made["secret"], f"X{round_no}{backend[0]}")
-    port = free_port()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
-                               "warning", "--no-mqtt"], env=env)
-    try:
-        wait_until_serving(port, "/healthz")
-        result = wrk(port, args.seconds, args.connections, body_file)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    with serving(database, "--no-mqtt") as port:
+        result = wrk(port, HERE / "provision_x509.lua", [str(body_file)],
+                     seconds=args.seconds, connections=args.connections)
+    # bodies repeated once the file runs out are refused: count what was provisioned
     devices = query_scalar(database, "SELECT count(*) FROM devices")
     certificates = query_scalar(database, "SELECT count(*) FROM credentials WHERE type = 'x509'")
     result.update(devices=devices, certificates=certificates,
@@ -111,19 +85,8 @@ def main() -> None:
     backends = args.backends.split(",")
     print(json.dumps({"machine": machine(), "connections": args.connections,
                       "seconds": args.seconds}), flush=True)
-    results: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
-    for round_no in range(1, args.rounds + 1):
-        for backend in backends:
-            r = run(backend, args, round_no)
-            results[backend].append(r)
-            print(json.dumps({"round": round_no, "backend": backend, **r}), flush=True)
-    for backend in backends:
-        print(json.dumps({"backend": backend,
-                          "median_rps": median([r["rps"] for r in results[backend]]),
-                          "median_p50_ms": median([r["p50_ms"] for r in results[backend]]),
-                          "median_p99_ms": median([r["p99_ms"] for r in results[backend]])}),
-              flush=True)
-
+    print_medians(rounds(backends, args.rounds,
+                         lambda backend, round_no: run(backend, args, round_no)))
 
 if __name__ == "__main__":
     main()
