@@ -9,9 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from provisiond.services.certificates import SignerCache
+from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
 from provisiond.store import migrate
@@ -41,6 +43,14 @@ class Container:
     @property
     def provision_writer(self) -> ProvisionWriter:
         return self.database.provision_writer
+
+    @cached_property
+    def provision_policy(self) -> ProvisionPolicy:
+        """The provisioning rules' settings, the same for every transport (made once)."""
+        s = self.settings
+        return policy_from(s.provision_retry_window_seconds,
+                           s.provision_unknown_source_rate_per_minute, s.ca_passphrase,
+                           self.signers)
 
     def now(self) -> datetime:
         return self.clock()

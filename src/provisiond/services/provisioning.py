@@ -142,26 +142,29 @@ async def provision(writer: ProvisionWriter, limiter: RateLimiter, *, body: obje
         request = tb.parse_request(body)
     except tb.Refused as refused:
         return _refuse(refused.status, refused.message)
-    try:
-        hint = parse_serial(request.device_name) if request.device_name else None
-    except InvalidInput:
-        hint = None
-    # A CSR is checked here, outside the writer (its signature check is the costly part);
-    # the job uses the outcome only if the request gets that far.
-    csr: CheckedCsr | CertificateRefused | None = None
-    if hint is not None and request.certificate and is_csr(request.certificate):
+    # The name and a CSR are checked here, outside the writer (a CSR's signature check is
+    # costly); the job uses the outcomes only if the request gets that far.
+    named: str | InvalidInput | None = None
+    if request.device_name is not None:
         try:
-            csr = check_csr(request.certificate, serial=hint)
+            named = parse_serial(request.device_name, field="deviceName")
+        except InvalidInput as err:
+            named = err
+    csr: CheckedCsr | CertificateRefused | None = None
+    if isinstance(named, str) and request.certificate and is_csr(request.certificate):
+        try:
+            csr = check_csr(request.certificate, serial=named)
         except CertificateRefused as refused:
             csr = refused
-    return await writer.run(partial(_provision, request=request, limiter=limiter,
-                                    source=source, policy=policy, now=now, csr=csr),
-                            serial=hint)
+    return await writer.run(partial(_provision, request=request, named=named, csr=csr,
+                                    limiter=limiter, source=source, policy=policy, now=now),
+                            serial=named if isinstance(named, str) else None)
 
 
-def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest, limiter: RateLimiter,
-               source: str, policy: ProvisionPolicy, now: datetime,
-               csr: CheckedCsr | CertificateRefused | None) -> ProvisionAnswer:
+def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest,
+               named: str | InvalidInput | None, csr: CheckedCsr | CertificateRefused | None,
+               limiter: RateLimiter, source: str, policy: ProvisionPolicy,
+               now: datetime) -> ProvisionAnswer:
     profile = check_profile_secret(tx.profile_by_key(request.key), request.secret)
     if profile is None:
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
@@ -189,13 +192,9 @@ def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest, limiter: RateLi
     problem = _device_choice_problem(request)
     if problem:
         return _refuse(tb.FAILURE, problem)
-    if request.device_name is None:
-        serial = f"TB-{_random(16)}"  # 80 random bits: the server names the device
-    else:
-        try:
-            serial = parse_serial(request.device_name, field="deviceName")
-        except InvalidInput as err:
-            return _refuse(tb.FAILURE, str(err))
+    if isinstance(named, InvalidInput):
+        return _refuse(tb.FAILURE, str(named))
+    serial = named or f"TB-{_random(16)}"  # no name: 80 random bits, the server names it
     return _provision_device(tx, profile, request, ctype, serial, policy, now, source, csr)
 
 

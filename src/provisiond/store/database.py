@@ -55,6 +55,14 @@ def ensure_sqlite_dir(url: URL) -> None:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def sqlite_pragmas(options: DatabaseOptions) -> list[str]:
+    """What every provisiond connection to a SQLite file runs first."""
+    # The busy timeout first: even switching to WAL may meet another connection's lock.
+    return [f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}",
+            "PRAGMA journal_mode=WAL", f"PRAGMA synchronous={options.sqlite_synchronous}",
+            "PRAGMA foreign_keys=ON"]
+
+
 def install_sqlite_pragmas(sync_engine: Any, options: DatabaseOptions) -> None:
     """WAL, foreign keys, busy timeout; explicit BEGIN so SQLAlchemy, not pysqlite, decides.
 
@@ -66,11 +74,8 @@ def install_sqlite_pragmas(sync_engine: Any, options: DatabaseOptions) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # The busy timeout first: even switching to WAL may meet another connection's lock.
-        cursor.execute(f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={options.sqlite_synchronous}")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        for pragma in sqlite_pragmas(options):
+            cursor.execute(pragma)
         cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB of pages, for large imports
         cursor.close()
 
@@ -95,11 +100,15 @@ def create_engine(url: str, options: DatabaseOptions) -> AsyncEngine:
 def translate(err: DBAPIError) -> Unavailable | None:
     """Map a driver failure that means "the database is not there" to Unavailable."""
     if isinstance(err, OperationalError) or err.connection_invalidated:
-        message = str(err.orig) if err.orig is not None else str(err)
-        if "locked" in message.lower():
-            return Unavailable("the database is busy; try again", retry_after=1)
-        return Unavailable(f"the database is unavailable: {message.strip()}", retry_after=5)
+        return unavailable(str(err.orig) if err.orig is not None else str(err))
     return None
+
+
+def unavailable(message: str) -> Unavailable:
+    """The Unavailable for a driver's operational failure (its message)."""
+    if "locked" in message.lower() or "busy" in message.lower():
+        return Unavailable("the database is busy; try again", retry_after=1)
+    return Unavailable(f"the database is unavailable: {message.strip()}", retry_after=5)
 
 
 async def ping(engine: AsyncEngine) -> None:

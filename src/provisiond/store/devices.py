@@ -264,12 +264,11 @@ class DeviceRepository:
         if row is None:
             return None
         m = row._mapping
-        credential = (Credential(m[c.c.id], m[c.c.device_id], CredentialType(m[c.c.type]),
-                                 m[c.c.created_at], m[c.c.revoked_at], m[c.c.first_used_at])
-                      if m[c.c.id] is not None else None)
-        return ProvisionState(m[devices.c.id], m[devices.c.serial], m[devices.c.profile_id],
-                              m[devices.c.provisioned_at], credential, m[c.c.lookup],
-                              m[c.c.client_id], m[c.c.secret_hash])
+        return provision_state_of(
+            m[devices.c.id], m[devices.c.serial], m[devices.c.profile_id],
+            m[devices.c.provisioned_at], m[c.c.id], m[c.c.type], m[c.c.created_at],
+            m[c.c.revoked_at], m[c.c.first_used_at], m[c.c.lookup], m[c.c.client_id],
+            m[c.c.secret_hash])
 
     async def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
                                credential_id: uuid.UUID, now: datetime) -> None:
@@ -302,6 +301,22 @@ class ProvisionState:
     credential_lookup: str | None
     credential_client_id: str | None
     credential_secret_hash: str | None
+
+
+def provision_state_of(device_id: uuid.UUID, serial: str, profile_id: uuid.UUID | None,
+                       provisioned_at: datetime | None, credential_id: uuid.UUID | None,
+                       credential_type: str | None, created_at: datetime | None,
+                       revoked_at: datetime | None, first_used_at: datetime | None,
+                       lookup: str | None, client_id: str | None,
+                       secret_hash: str | None) -> ProvisionState:
+    """A device's provisioning state from a device row joined with the credential
+    provisioning gave it (its columns NULL when there is none)."""
+    credential = None
+    if credential_id is not None and credential_type is not None and created_at is not None:
+        credential = Credential(credential_id, device_id, CredentialType(credential_type),
+                                created_at, revoked_at, first_used_at)
+    return ProvisionState(device_id, serial, profile_id, provisioned_at, credential, lookup,
+                          client_id, secret_hash)
 
 
 class CredentialRepository:

@@ -34,7 +34,7 @@ def _query() -> Any:
     )
 
 
-def _profile(row: Any) -> Profile:
+def profile_from_row(row: Any) -> Profile:
     return Profile(
         id=row.id, name=row.name, key=row.key, strategy=Strategy(row.strategy),
         group_id=row.group_id, group_path=row.group_path, model_id=row.model_id,
@@ -53,12 +53,12 @@ class ProfileRepository:
 
     async def find_by_name(self, name: str) -> Profile | None:
         row = (await self._conn.execute(_query().where(_p.c.name == name))).first()
-        return _profile(row) if row else None
+        return profile_from_row(row) if row else None
 
     async def find_by_key(self, key: str) -> tuple[Profile, str] | None:
         """The profile with this provision key, and the SHA-256 of its secret."""
         row = (await self._conn.execute(_query().where(_p.c.key == key))).first()
-        return (_profile(row), row.secret_hash) if row else None
+        return (profile_from_row(row), row.secret_hash) if row else None
 
     async def name_or_key_taken(self, name: str, key: str) -> str | None:
         """Which of ``name`` and ``key`` another profile has ("name", "key"), if any."""
@@ -69,7 +69,7 @@ class ProfileRepository:
         return None
 
     async def list(self) -> list[Profile]:
-        return [_profile(r) for r in await self._conn.execute(_query().order_by(_p.c.name))]
+        return [profile_from_row(r) for r in await self._conn.execute(_query().order_by(_p.c.name))]
 
     async def add(self, profile: Profile, secret_hash: str) -> None:
         await self._conn.execute(insert(_p).values(
@@ -126,17 +126,17 @@ class CaRepository:
     async def find_by_name(self, name: str) -> StoredCa | None:
         row = (await self._conn.execute(select(certificate_authorities).where(
             certificate_authorities.c.name == name))).first()
-        return _ca(row) if row else None
+        return ca_from_row(row) if row else None
 
     async def find_by_id(self, ca_id: uuid.UUID) -> StoredCa | None:
         row = (await self._conn.execute(select(certificate_authorities).where(
             certificate_authorities.c.id == ca_id))).first()
-        return _ca(row) if row else None
+        return ca_from_row(row) if row else None
 
     async def list(self) -> list[StoredCa]:
         rows = await self._conn.execute(
             select(certificate_authorities).order_by(certificate_authorities.c.name))
-        return [_ca(r) for r in rows]
+        return [ca_from_row(r) for r in rows]
 
     async def add(self, ca: StoredCa) -> None:
         await self._conn.execute(insert(certificate_authorities).values(
@@ -145,6 +145,6 @@ class CaRepository:
             created_at=ca.created_at))
 
 
-def _ca(row: Any) -> StoredCa:
+def ca_from_row(row: Any) -> StoredCa:
     return StoredCa(row.id, row.name, row.certificate_pem, row.private_key_pem,
                     row.key_encrypted, row.created_at)

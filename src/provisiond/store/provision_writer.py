@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import queue
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
+from types import ModuleType, SimpleNamespace
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -38,12 +40,12 @@ from sqlalchemy.engine import URL
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device
 from provisiond.domain.events import NewEvent
-from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.profiles import Profile
 from provisiond.errors import Unavailable
-from provisiond.store.database import DatabaseOptions
-from provisiond.store.devices import ProvisionState
-from provisiond.store.profiles import StoredCa
-from provisiond.store.types import sqlite_timestamp
+from provisiond.store.database import DatabaseOptions, sqlite_pragmas, unavailable
+from provisiond.store.devices import ProvisionState, provision_state_of
+from provisiond.store.profiles import StoredCa, ca_from_row, profile_from_row
+from provisiond.store.types import sqlite_timestamp, utc_datetime
 
 log = logging.getLogger("provisiond.store")
 
@@ -120,16 +122,9 @@ class ProvisionTx:
     def _ts_in(value: datetime | None) -> Any:
         return sqlite_timestamp(value) if value is not None else None
 
-    @staticmethod
-    def _ts_out(value: Any) -> datetime | None:
-        if value is None:
-            return None
-        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
     def _at(self, value: Any) -> datetime:
         """A timestamp from a NOT NULL column."""
-        moment = self._ts_out(value)
+        moment = utc_datetime(value)
         if moment is None:
             raise ValueError("a NOT NULL timestamp column held NULL")
         return moment
@@ -171,15 +166,13 @@ class ProvisionTx:
         found = None
         if row is not None:
             at, ids = self._at, self._id_out
-            profile = Profile(
-                id=self._uid(row[0]), name=row[1], key=row[2],
-                strategy=Strategy(row[4]), group_id=ids(row[5]), group_path=row[6],
-                model_id=ids(row[7]), model=row[8],
-                credential_types=tuple(CredentialType(t) for t in row[9].split(",")),
-                rate_per_minute=row[10], source_rate_per_minute=row[11],
-                enabled=bool(row[12]), created_at=at(row[13]), updated_at=at(row[14]),
-                secret_rotated_at=at(row[15]), jwt_public_key=row[16],
-                ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19])
+            profile = profile_from_row(SimpleNamespace(
+                id=self._uid(row[0]), name=row[1], key=row[2], strategy=row[4],
+                group_id=ids(row[5]), group_path=row[6], model_id=ids(row[7]), model=row[8],
+                credential_types=row[9], rate_per_minute=row[10],
+                source_rate_per_minute=row[11], enabled=bool(row[12]), created_at=at(row[13]),
+                updated_at=at(row[14]), secret_rotated_at=at(row[15]), jwt_public_key=row[16],
+                ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19]))
             found = (profile, str(row[3]))
         self._profiles[key] = found
         return found
@@ -188,8 +181,9 @@ class ProvisionTx:
         """A certificate authority (read once per batch)."""
         if ca_id not in self._cas:
             row = self._one(_CA, (self._id_in(ca_id),))
-            self._cas[ca_id] = None if row is None else StoredCa(
-                self._uid(row[0]), row[1], row[2], row[3], bool(row[4]), self._at(row[5]))
+            self._cas[ca_id] = None if row is None else ca_from_row(SimpleNamespace(
+                id=self._uid(row[0]), name=row[1], certificate_pem=row[2],
+                private_key_pem=row[3], key_encrypted=bool(row[4]), created_at=self._at(row[5])))
         return self._cas[ca_id]
 
     def provision_state(self, serial: str) -> ProvisionState | None:
@@ -198,14 +192,10 @@ class ProvisionTx:
     def _state(self, row: Any) -> ProvisionState | None:
         if row is None:
             return None
-        ids, ts = self._id_out, self._ts_out
-        device_id = self._uid(row[0])
-        credential = None
-        if row[4] is not None:
-            credential = Credential(self._uid(row[4]), device_id, CredentialType(row[5]),
-                                    self._at(row[6]), ts(row[7]), ts(row[8]))
-        return ProvisionState(device_id, row[1], ids(row[2]), ts(row[3]), credential,
-                              row[9], row[10], row[11])
+        ids, ts = self._id_out, utc_datetime
+        return provision_state_of(self._uid(row[0]), row[1], ids(row[2]), ts(row[3]),
+                                  ids(row[4]), row[5], ts(row[6]), ts(row[7]), ts(row[8]),
+                                  row[9], row[10], row[11])
 
     def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
         """Whether any credential of this type, revoked or not, has this lookup value."""
@@ -351,6 +341,8 @@ class ProvisionWriter:
         self._url = url
         self._options = options
         self._sqlite = url.get_backend_name() == "sqlite"
+        # the DB-API module: its IntegrityError and OperationalError classify failures
+        self._driver: ModuleType = sqlite3 if self._sqlite else importlib.import_module("psycopg")
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -358,8 +350,8 @@ class ProvisionWriter:
         self._conn: Any = None
         self._pipeline: Any = None
         self._closed = False
-        self.batches = 0  # committed batches and jobs, for the metrics
-        self.jobs = 0
+        self.batches = 0  # transactions committed, and the jobs in them: how well group
+        self.jobs = 0  # commit works (tests, and a look from a debugger)
 
     async def run(self, fn: Callable[[ProvisionTx], T], *, serial: str | None = None) -> T:
         """``serial``: the device the job will probably read (a hint, for prefetching)."""
@@ -459,24 +451,22 @@ class ProvisionWriter:
             self._commit()
         except Exception as err:
             self._rollback()
-            if len(batch) == 1:
-                self._alone(batch[0], first_error=err)
+            if len(batch) == 1 and not self._is_conflict(err):
+                batch[0].outcome, batch[0].failed = self._translate(err), True
             else:
+                # a lone job's conflict gets one more try; a batch's jobs two each
                 for job in batch:
-                    self._alone(job)
+                    self._alone(job, tries=1 if len(batch) == 1 else 2)
         else:
             self.batches += 1
             self.jobs += len(batch)
         self._answer(batch)
 
-    def _alone(self, job: _Job[Any], first_error: Exception | None = None) -> None:
+    def _alone(self, job: _Job[Any], tries: int) -> None:
         """Run one job in its own transaction. A constraint violation (another process wrote
-        the same row between this job's read and its write) gets one more try: the job then
-        reads what the other wrote."""
-        error = first_error
-        tries = 2
-        if first_error is not None:
-            tries = 1 if self._is_conflict(first_error) else 0
+        the same row between this job's read and its write) is tried again, up to ``tries``
+        runs: the job then reads what the other wrote."""
+        error: Exception = RuntimeError("the job did not run")
         for _ in range(tries):
             try:
                 tx = self._begin()
@@ -493,29 +483,16 @@ class ProvisionWriter:
                 self.batches += 1
                 self.jobs += 1
                 return
-        job.outcome, job.failed = self._translate(
-            error or RuntimeError("the job did not run")), True
+        job.outcome, job.failed = self._translate(error), True
 
     def _is_conflict(self, err: Exception) -> bool:
-        if self._sqlite:
-            return isinstance(err, sqlite3.IntegrityError)
-        import psycopg
-
-        return isinstance(err, psycopg.IntegrityError)
+        return isinstance(err, self._driver.IntegrityError)
 
     def _translate(self, err: Exception) -> Exception:
-        if self._sqlite and isinstance(err, sqlite3.OperationalError):
-            if "locked" in str(err).lower() or "busy" in str(err).lower():
-                return Unavailable("the database is busy; try again", retry_after=1)
-            return Unavailable(f"the database is unavailable: {err}", retry_after=5)
-        if not self._sqlite:
-            import psycopg
-
-            if isinstance(err, psycopg.OperationalError):
-                return Unavailable(f"the database is unavailable: {str(err).strip()}",
-                                   retry_after=5)
+        if isinstance(err, self._driver.OperationalError):
+            return unavailable(str(err))
         if isinstance(err, OSError):
-            return Unavailable(f"the database is unavailable: {err}", retry_after=5)
+            return unavailable(str(err))
         return err
 
     # the connection ----------------------------------------------------------------------
@@ -523,15 +500,11 @@ class ProvisionWriter:
         if self._sqlite:
             path = self._url.database or ":memory:"
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={int(self._options.sqlite_busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._options.sqlite_synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
+            for pragma in sqlite_pragmas(self._options):
+                conn.execute(pragma)
             return conn
-        import psycopg
-
         dsn = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
-        return psycopg.connect(dsn, autocommit=True)
+        return self._driver.connect(dsn, autocommit=True)
 
     def _begin(self) -> ProvisionTx:
         if self._conn is None:

@@ -12,7 +12,7 @@ from provisiond.domain.tokens import ApiToken
 from provisiond.errors import Unauthenticated
 from provisiond.services.certificates import SignerCache
 from provisiond.services.directory import authenticate_token
-from provisiond.services.provisioning import ProvisionPolicy, policy_from
+from provisiond.services.provisioning import ProvisionPolicy
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
 from provisiond.store.provision_writer import ProvisionWriter
@@ -32,6 +32,9 @@ class Container(Protocol):
 
     @property
     def provision_writer(self) -> ProvisionWriter: ...
+
+    @property
+    def provision_policy(self) -> ProvisionPolicy: ...
 
     def now(self) -> datetime: ...
 
@@ -65,12 +68,6 @@ async def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 OperatorDep = Annotated[ApiToken, Depends(get_operator)]
 
-
-def provision_policy(c: Container) -> ProvisionPolicy:
-    """The provisioning rules' settings, the same for every transport."""
-    s = c.settings
-    return policy_from(s.provision_retry_window_seconds,
-                       s.provision_unknown_source_rate_per_minute, s.ca_passphrase, c.signers)
 
 
 def actor(token: ApiToken) -> str:

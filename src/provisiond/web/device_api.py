@@ -27,7 +27,7 @@ from provisiond.errors import (
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
-from provisiond.web.deps import Container, ContainerDep, provision_policy
+from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.problems import problem_response, responses
 
 router = APIRouter(tags=["device API"])
@@ -73,7 +73,7 @@ async def provision_response(request: Request) -> Response:
     try:
         answer = await provision_payload(
             c.provision_writer, c.limiter, payload=raw, source=_source(request),
-            policy=provision_policy(c), now=c.now())
+            policy=c.provision_policy, now=c.now())
     except ProvisiondError as err:
         return problem_response(err, request)
     except Exception as err:

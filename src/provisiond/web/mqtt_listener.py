@@ -22,7 +22,6 @@ import orjson
 
 from provisiond.protocols import mqtt
 from provisiond.services.provisioning import provision_payload
-from provisiond.web.deps import provision_policy
 
 if TYPE_CHECKING:
     from provisiond.web.deps import Container
@@ -123,7 +122,7 @@ class _Session:
     async def _answer(self, payload: bytes) -> bytes:
         answer = await provision_payload(
             self.c.provision_writer, self.c.limiter, payload=payload, source=self.source,
-            policy=provision_policy(self.c), now=self.c.now())
+            policy=self.c.provision_policy, now=self.c.now())
         return orjson.dumps(answer.body)
 
     async def _deliver(self, answer: bytes) -> None:
