@@ -8,11 +8,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from provisiond.services.accounts import SessionPolicy
 from provisiond.services.certificates import SignerCache
+from provisiond.services.claim_hub import ClaimHub
+from provisiond.services.claiming import ClaimPolicy
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import Settings
@@ -36,6 +39,7 @@ class Container:
     clock: Callable[[], datetime] = field(default=utc_now)
     limiter: RateLimiter = field(default_factory=RateLimiter)
     signers: SignerCache = field(default_factory=SignerCache)
+    hub: ClaimHub = field(default_factory=ClaimHub)
 
     def uow(self) -> UnitOfWork:
         return self.database.uow()
@@ -51,6 +55,21 @@ class Container:
         return policy_from(s.provision_retry_window_seconds,
                            s.provision_unknown_source_rate_per_minute, s.ca_passphrase,
                            self.signers)
+
+    @cached_property
+    def claim_policy(self) -> ClaimPolicy:
+        s = self.settings
+        return ClaimPolicy(s.claim_proof, s.claim_window_seconds, s.claim_rate_per_minute,
+                           s.claim_code_attempts_per_minute)
+
+    @cached_property
+    def session_policy(self) -> SessionPolicy:
+        s = self.settings
+        return SessionPolicy(timedelta(hours=s.session_hours),
+                             timedelta(minutes=s.session_idle_minutes),
+                             s.login_failures_before_lockout,
+                             timedelta(minutes=s.login_lockout_minutes),
+                             s.login_rate_per_minute)
 
     def now(self) -> datetime:
         return self.clock()

@@ -148,6 +148,11 @@ class ProfileNotFound(NotFound):
     title = "No such provisioning profile"
 
 
+class ClaimNotFound(NotFound):
+    code = "claim-not-found"
+    title = "No such claim"
+
+
 class CaNotFound(NotFound):
     code = "ca-not-found"
     title = "No such certificate authority"
@@ -214,6 +219,22 @@ class CaExists(Conflict):
 class InvalidTransition(Conflict):
     code = "invalid-transition"
     title = "The device cannot do that in its current state"
+
+
+class ClaimInProgress(Conflict):
+    code = "claim-in-progress"
+    title = "Someone else is claiming this device"
+    retryable = True
+
+
+class ClaimClosed(Conflict):
+    code = "claim-closed"
+    title = "The claim is no longer open"
+
+
+class DeviceAlreadyClaimed(Conflict):
+    code = "device-already-claimed"
+    title = "The device is claimed already"
 
 
 # ----------------------------------------------------------------------------- access

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from provisiond.domain.claims import CLAIM_WINDOW_MAX, CLAIM_WINDOW_MIN, ClaimProof
+
 CONFIG_FILE_ENV = "PROVISIOND_CONFIG_FILE"
 
 
@@ -116,6 +118,33 @@ class Settings(BaseSettings):
         None, description="Encrypts the private keys of certificate authorities in the "
                           "database (required in production to create or import one).",
     )
+    claim_proof: ClaimProof = Field(
+        ClaimProof.NONE,
+        description="The proof of possession a claim needs when the device's profile does "
+                    "not say (or it has none): `none`, `button`, `code` or `device-secret`.",
+    )
+    claim_window_seconds: int = Field(
+        300, ge=CLAIM_WINDOW_MIN, le=CLAIM_WINDOW_MAX,
+        description="How long a claim stays open for its proof and finish, when the "
+                    "device's profile does not say.",
+    )
+    claim_rate_per_minute: int = Field(
+        20, ge=1, description="Claims one user may start per minute, and one address.")
+    claim_code_attempts_per_minute: int = Field(
+        10, ge=1, description="Claim codes or device secrets one user may try per minute.")
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+    session_idle_minutes: float = Field(
+        120.0, gt=0, description="A session unused this long ends.")
+    cookie_secure: bool | None = Field(
+        None, description="Mark the session cookie Secure (HTTPS only). Default: yes in "
+                          "production, no in development (plain HTTP on localhost).")
+    login_failures_before_lockout: int = Field(
+        5, ge=1, description="Wrong passwords in a row before an account is locked.")
+    login_lockout_minutes: float = Field(
+        15.0, gt=0, description="How long a locked account refuses sign-in.")
+    login_rate_per_minute: int = Field(
+        10, ge=1, description="Sign-in attempts one address may make per minute.")
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
@@ -154,6 +183,10 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment is Environment.PRODUCTION
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.production if self.cookie_secure is None else self.cookie_secure
 
     @property
     def ca_passphrase(self) -> str | None:

@@ -120,6 +120,9 @@ def import_(
         "--group", help="Claim every device without a group/owner column for this group.")] = None,
     model: Annotated[str | None, typer.Option(
         "--model", help="Model of every device without a model column.")] = None,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Profile of every device without a profile column: how people "
+                          "claim it (its claim proof, window and release policy).")] = None,
     skip_existing: Annotated[bool, typer.Option(
         "--skip-existing", help="Skip serials already registered (makes reruns idempotent).")
     ] = False,
@@ -145,7 +148,8 @@ def import_(
             source = io.BufferedReader(_Counting(stream, advance), 1 << 20)
             async def work(c: Container) -> Any:
                 options = ImportOptions(
-                    group=group, model=model, skip_existing=skip_existing,
+                    group=group, model=model, profile=profile, skip_existing=skip_existing,
+                    default_claim_proof=c.settings.claim_proof,
                     source=Path(file).name if file != "-" else "stdin",
                     batch_size=c.settings.import_batch_size,
                     max_problems=c.settings.import_max_problems)

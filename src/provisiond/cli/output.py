@@ -107,7 +107,10 @@ def profile_dict(p: Profile) -> dict[str, Any]:
             "created_at": p.created_at.isoformat(), "updated_at": p.updated_at.isoformat(),
             "secret_rotated_at": p.secret_rotated_at.isoformat(),
             "registration_algorithm": "ES256" if p.jwt_public_key else "HS256",
-            "ca": p.ca_name, "certificate_days": p.certificate_days}
+            "ca": p.ca_name, "certificate_days": p.certificate_days,
+            "claim_proof": p.claim_proof.value if p.claim_proof else None,
+            "claim_window_seconds": p.claim_window_seconds,
+            "release_policy": p.release_policy.value}
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:

@@ -85,6 +85,16 @@ def create(
         "--ca", help="The certificate authority that signs devices' CSRs (x509).")] = None,
     certificate_days: Annotated[int, typer.Option(
         "--certificate-days", help="Lifetime of the certificates it signs.")] = 365,
+    claim_proof: Annotated[str | None, typer.Option(
+        "--claim-proof", help="How people prove they hold a device to claim it: none, "
+                              "button, code or device-secret (default: the instance's "
+                              "claim_proof setting).")] = None,
+    claim_window: Annotated[int | None, typer.Option(
+        "--claim-window", help="Seconds a claim stays open for its proof and finish "
+                               "(default: the instance's claim_window_seconds).")] = None,
+    release_policy: Annotated[str, typer.Option(
+        "--release-policy", help="keep: a released device keeps its tags and history; "
+                                 "reset: they are cleared for the next owner.")] = "keep",
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -96,7 +106,8 @@ def create(
         c.uow(), name=name, strategy=strategy, key=key, secret=given_secret, group=group,
         model=model, credentials=credentials or (), rate_per_minute=rate_limit,
         source_rate_per_minute=source_rate_limit, jwt_public_key=pem, ca=ca,
-        certificate_days=certificate_days, actor=actor(), now=c.now()))
+        certificate_days=certificate_days, claim_proof=claim_proof,
+        claim_window=claim_window, release_policy=release_policy, actor=actor(), now=c.now()))
     _print_with_secret(common, made, "created")
 
 

@@ -30,6 +30,17 @@ class EventType(StrEnum):
     PROFILE_SECRET_ROTATED = "profile.secret-rotated"
     PROFILE_JWT_KEY_SET = "profile.jwt-key-set"
     CA_CREATED = "ca.created"
+    CLAIM_STARTED = "claim.started"
+    CLAIM_PROVEN = "claim.proven"
+    CLAIM_REJECTED = "claim.rejected"  # a wrong claim code or device secret
+    CLAIM_FAILED = "claim.failed"  # too many wrong proofs
+    CLAIM_EXPIRED = "claim.expired"
+    CLAIM_CANCELLED = "claim.cancelled"
+    CLAIM_WINDOW_OPENED = "claim.window-opened"  # the device opened one (ThingsBoard)
+    USER_SIGNED_IN = "user.signed-in"
+    USER_SIGNED_OUT = "user.signed-out"
+    USER_SIGN_IN_FAILED = "user.sign-in-failed"
+    USER_LOCKED = "user.locked"
 
 
 @dataclass(frozen=True, slots=True)

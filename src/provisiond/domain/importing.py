@@ -4,7 +4,8 @@ Pure: it knows the column rules, not the database. Cross-record checks (duplicat
 serials already registered, unknown groups, models and owners) belong to the registration
 service, which has the store.
 
-Columns: ``serial`` (required), ``name``, ``model``, ``group``, ``owner``; every other column is
+Columns: ``serial`` (required), ``name``, ``model``, ``group``, ``owner``, ``profile`` (how
+the device is claimed; see docs/claiming.md); every other column is
 a tag. Column names are matched case-insensitively and trimmed. Empty cells mean "not given".
 """
 
@@ -25,7 +26,7 @@ from provisiond.domain.serials import normalise_serial, serial_problem
 from provisiond.domain.text import has_control_chars, has_undecodable_bytes
 from provisiond.errors import Problem
 
-FIELD_COLUMNS = ("serial", "name", "model", "group", "owner")
+FIELD_COLUMNS = ("serial", "name", "model", "group", "owner", "profile")
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class ImportRecord:
     group: str | None
     owner: str | None
     tags: dict[str, str]
+    profile: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ class Columns:
 
     fields: dict[str, str]  # column as written -> field name
     tags: dict[str, str]  # column as written -> tag key
-    # The column of each of FIELD_COLUMNS (serial, name, model, group, owner), or None.
+    # The column of each of FIELD_COLUMNS (serial, name, model, group, owner, profile), or None.
     by_field: tuple[str | None, ...] = ()
 
     def __post_init__(self) -> None:
@@ -107,22 +109,22 @@ def parse_record(values: Mapping[str, str], columns: Columns, line: int
     get = values.get
     fields = columns.by_field
     serial = normalise_serial(get(fields[0], "") if fields[0] else "")
-    name, model, group, owner = (
+    name, model, group, owner, profile = (
         (get(col) or "").strip() if col else "" for col in fields[1:])
     tags = {key: value for col, key in columns.tags.items() if (value := get(col))}
     if (_SERIAL.fullmatch(serial) and len(serial) <= SERIAL_MAX and len(name) <= NAME_MAX
             and len(tags) <= TAGS_PER_DEVICE_MAX
-            and (name + model + group + owner).isprintable()
+            and (name + model + group + owner + profile).isprintable()
             and all(len(v) <= TAG_VALUE_MAX and v.isprintable() for v in tags.values())
             and not (group and owner)):
         return ImportRecord(line, serial, name or serial, model or None, group or None,
-                            owner or None, tags)
-    problems = _problems(serial, name, {"model": model, "group": group, "owner": owner},
-                         tags, line)
+                            owner or None, tags, profile or None)
+    problems = _problems(serial, name, {"model": model, "group": group, "owner": owner,
+                                        "profile": profile}, tags, line)
     if problems:
         return problems
     return ImportRecord(line, serial, name or serial, model or None, group or None,
-                        owner or None, tags)
+                        owner or None, tags, profile or None)
 
 
 _SERIAL = re.compile(r"[A-Z0-9._:\-]+")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.limits import (
     PROFILE_KEY_MAX,
@@ -62,6 +63,9 @@ class Profile:
     ca_id: uuid.UUID | None = None  # the CA that signs device CSRs
     ca_name: str | None = None
     certificate_days: int = 365  # lifetime of the certificates it signs
+    claim_proof: ClaimProof | None = None  # None: the instance default (settings)
+    claim_window_seconds: int | None = None  # None: the instance default (settings)
+    release_policy: ReleasePolicy = ReleasePolicy.KEEP
 
 
 def _fail(field: str, problem: str) -> InvalidInput:

@@ -55,6 +55,7 @@ class Resolver:
         self._models: dict[str, DeviceModel] | None = None
         self._groups: dict[str, Group | Problem] = {}
         self._owners: dict[str, User | Problem] = {}
+        self._profiles: dict[str, Profile | Problem] = {}
 
     async def model(self, name: str) -> DeviceModel | Problem:
         if self._models is None:
@@ -77,6 +78,15 @@ class Resolver:
                 cached = group or Problem(f"no group {path!r} (create it with "
                                           "`provisiond groups create`)", field="group")
             self._groups[text] = cached
+        return cached
+
+    async def profile(self, name: str) -> Profile | Problem:
+        cached = self._profiles.get(name)
+        if cached is None:
+            found = await self._uow.profiles.find_by_name(name.strip())
+            cached = found or Problem(f"no profile {name.strip()!r} (create it with "
+                                      "`provisiond profiles create`)", field="profile")
+            self._profiles[name] = cached
         return cached
 
     async def owner(self, text: str) -> User | Problem:

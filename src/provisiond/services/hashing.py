@@ -79,6 +79,15 @@ def tokens_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+def hash_claim_code(code: str) -> str:
+    """The stored form of a claim code (canonical, see domain.claims.normalise_claim_code).
+
+    A code has 54 random bits and every guess is rate-limited and counted against the claim,
+    so a fast hash is enough; salted with a fixed context so the table is not a generic
+    SHA-256 lookup."""
+    return hashlib.sha256(b"provisiond claim code\0" + code.encode()).hexdigest()
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -12,6 +12,12 @@ from datetime import datetime
 from typing import TypeVar
 
 from provisiond.domain.catalog import parse_model_name
+from provisiond.domain.claims import (
+    ReleasePolicy,
+    check_claim_window,
+    parse_claim_proof,
+    parse_release_policy,
+)
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import parse_group_path
@@ -84,7 +90,8 @@ async def create_profile(
     credentials: Sequence[str] = (), rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
     jwt_public_key: str | None = None, ca: str | None = None, certificate_days: int = 365,
-    actor: str, now: datetime,
+    claim_proof: str | None = None, claim_window: int | None = None,
+    release_policy: str = "keep", actor: str, now: datetime,
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
     then. Key and secret are generated when not given; the secret is stored as its SHA-256."""
@@ -108,6 +115,10 @@ async def create_profile(
                                       field="certificate_days"))
     if key_ and key_ == secret_:
         check.problems.append(Problem("must differ from the key", field="secret"))
+    proof = check(lambda: parse_claim_proof(claim_proof), None) if claim_proof else None
+    window = (check(lambda: check_claim_window(claim_window), None)
+              if claim_window is not None else None)
+    policy = check(lambda: parse_release_policy(release_policy), ReleasePolicy.KEEP)
     if check.problems:
         n = len(check.problems)
         detail = (str(check.problems[0]) if n == 1
@@ -141,14 +152,17 @@ async def create_profile(
             source_rate_per_minute=source_rate, enabled=True, created_at=now, updated_at=now,
             secret_rotated_at=now, jwt_public_key=public_key,
             ca_id=ca_.id if ca_ else None, ca_name=ca_.name if ca_ else None,
-            certificate_days=certificate_days,
+            certificate_days=certificate_days, claim_proof=proof,
+            claim_window_seconds=window, release_policy=policy,
         )
         await uow.profiles.add(profile, hash_token(secret_))
         await uow.events.add(NewEvent(
             EventType.PROFILE_CREATED, now, actor, group_id=profile.group_id,
             data={"name": name_, "strategy": strategy_.value, "group": profile.group_path,
                   "model": profile.model,
-                  "credentials": [t.value for t in types]}))
+                  "credentials": [t.value for t in types],
+                  "claim_proof": proof.value if proof else None, "claim_window": window,
+                  "release_policy": policy.value}))
         await uow.commit()
     return ProfileWithSecret(profile, secret_)
 

@@ -22,20 +22,23 @@ from datetime import datetime
 from typing import Protocol
 
 from provisiond.domain.catalog import DeviceModel, parse_model_name
+from provisiond.domain.claims import ClaimProof, new_claim_code, normalise_claim_code
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.device import DeviceState
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.importing import ImportRecord, parse_record
+from provisiond.domain.profiles import Profile
 from provisiond.errors import (
     DeviceExists,
     GroupNotFound,
     ImportInvalid,
     ModelNotFound,
     Problem,
+    ProfileNotFound,
 )
 from provisiond.services.devices import Resolver
-from provisiond.services.hashing import new_split_tokens
+from provisiond.services.hashing import hash_claim_code, new_split_tokens
 from provisiond.services.ids import canonical, new_id_hexes
 from provisiond.services.import_formats import Item
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
@@ -64,6 +67,10 @@ class CredentialSink(Protocol):
 class ImportOptions:
     group: str | None = None  # for records with neither group nor owner: claim for this group
     model: str | None = None  # for records without a model
+    profile: str | None = None  # for records without a profile: how they are claimed
+    # The proof claims need for devices whose profile does not say (the claim_proof setting):
+    # devices that need a claim code get one, written to the credentials file.
+    default_claim_proof: ClaimProof = ClaimProof.NONE
     skip_existing: bool = False  # registered serials are skipped instead of refused
     source: str = ""  # the file name, for the audit event
     batch_size: int = 5_000
@@ -116,9 +123,10 @@ def _make_secrets(batch: list[ImportRecord]) -> _Secrets:
     return _Secrets(ids[0::2], credential_ids, new_split_tokens(credential_ids))
 
 
-# A record's placement: (model id, group id, owner id, state), ids as UUID.hex; or what is
-# wrong with it.
-_Placement = tuple[str | None, str | None, str | None, str] | list[Problem]
+# A record's placement: (model id, group id, owner id, state, profile id, needs a claim code),
+# ids as UUID.hex; or what is wrong with it.
+_Placement = tuple[str | None, str | None, str | None, str, str | None, bool] | list[Problem]
+CLAIM_CODE = "claim-code"
 
 
 def _hex(value: uuid.UUID | None) -> str | None:
@@ -137,8 +145,9 @@ class _Importer:
         self.problems = _Problems(options.max_problems)
         self.default_model: DeviceModel | None = None
         self.default_group: Group | None = None
+        self.default_profile: Profile | None = None
         self.imported = self.claimed = self.skipped = 0
-        self.placements: dict[tuple[str | None, str | None, str | None], _Placement] = {}
+        self.placements: dict[tuple[str | None, ...], _Placement] = {}
 
     async def load_defaults(self) -> None:
         if self.options.model:
@@ -151,20 +160,31 @@ class _Importer:
             if isinstance(group, Problem):
                 raise GroupNotFound(f"--group: {group.message}", problems=[group])
             self.default_group = group
+        if self.options.profile:
+            profile = await self.resolver.profile(self.options.profile)
+            if isinstance(profile, Problem):
+                raise ProfileNotFound(f"--profile: {profile.message}", problems=[profile])
+            self.default_profile = profile
 
     async def _placement(self, model_name: str | None, group_path: str | None,
-                         owner_email: str | None) -> _Placement:
+                         owner_email: str | None, profile_name: str | None) -> _Placement:
         """Where a record with these cells goes, or the problems (without a line)."""
         model = await self.resolver.model(model_name) if model_name else self.default_model
         owner = await self.resolver.owner(owner_email) if owner_email else None
         group = (await self.resolver.group(group_path) if group_path
                  else None if owner_email else self.default_group)
-        if isinstance(model, Problem) or isinstance(group, Problem) or isinstance(owner, Problem):
-            return [p for p in (model, group, owner) if isinstance(p, Problem)]
+        profile = (await self.resolver.profile(profile_name) if profile_name
+                   else self.default_profile)
+        if (isinstance(model, Problem) or isinstance(group, Problem)
+                or isinstance(owner, Problem) or isinstance(profile, Problem)):
+            return [p for p in (model, group, owner, profile) if isinstance(p, Problem)]
         group_id = owner.group_id if owner else group.id if group else None
         state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
+        proof = (profile.claim_proof if profile and profile.claim_proof
+                 else self.options.default_claim_proof)
         return (_hex(model.id) if model else None, _hex(group_id),
-                _hex(owner.id) if owner else None, state.value)
+                _hex(owner.id) if owner else None, state.value,
+                _hex(profile.id) if profile else None, proof is ClaimProof.CODE)
 
     async def flush(self, batch: list[ImportRecord], made: _Secrets) -> None:
         """Write one batch: check which serials exist, resolve the placements, insert."""
@@ -184,7 +204,7 @@ class _Importer:
                                               "(--skip-existing skips such rows)",
                                               field="serial", line=rec.line))
                 continue
-            key = (rec.model, rec.group, rec.owner)
+            key = (rec.model, rec.group, rec.owner, rec.profile)
             placed = placements.get(key)
             if placed is None:
                 placed = placements[key] = await self._placement(*key)
@@ -194,9 +214,15 @@ class _Importer:
                 continue
             if self.problems:
                 continue  # keep validating, but nothing will be written
-            model_id, group_id, owner_id, state = placed
+            model_id, group_id, owner_id, state, profile_id, needs_code = placed
             device_id = made.device_ids[i]
-            devices.append((device_id, rec.serial, rec.name, model_id, state, group_id, owner_id))
+            code_hash = None
+            if needs_code:
+                code = new_claim_code()
+                code_hash = hash_claim_code(normalise_claim_code(code))
+                self.sink.add(rec.serial, canonical(device_id), CLAIM_CODE, code)
+            devices.append((device_id, rec.serial, rec.name, model_id, state, group_id, owner_id,
+                            profile_id, code_hash))
             if rec.tags:
                 tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
             token, verifier_hash = made.tokens[i]
@@ -237,6 +263,7 @@ async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: I
         await uow.bulk.finish_event(event_id, {
             "source": options.source, "imported": result.imported, "claimed": result.claimed,
             "skipped": result.skipped, "group": options.group, "model": options.model,
+            "profile": options.profile,
         })
         sink.prepare()
         await uow.commit()

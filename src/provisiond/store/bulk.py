@@ -19,17 +19,19 @@ from provisiond.store.schema import events
 from provisiond.store.types import sqlite_timestamp
 
 DEVICE_COLUMNS = (
-    "id", "serial", "name", "model_id", "state", "group_id", "owner_user_id",
-    "registered_event_id", "created_at", "updated_at", "claimed_at",
+    "id", "serial", "name", "model_id", "state", "group_id", "owner_user_id", "profile_id",
+    "claim_code_hash", "registered_event_id", "created_at", "updated_at", "claimed_at",
 )
 TAG_COLUMNS = ("device_id", "serial", "key", "value")
 CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "created_at")
 
-# (id, serial, name, model_id, state, group_id, owner_user_id). Every row of one import shares
+# (id, serial, name, model_id, state, group_id, owner_user_id, profile_id, claim_code_hash).
+# Every row of one import shares
 # the import's event and timestamp, given to write(); claimed devices get claimed_at = now.
 # Ids are UUID.hex strings (32 hex digits): what SQLite stores, and what PostgreSQL's uuid
 # input reads; the import makes a million of them, and UUID objects would cost a second more.
-DeviceRow = tuple[str, str, str, str | None, str, str | None, str | None]
+DeviceRow = tuple[str, str, str, str | None, str, str | None, str | None, str | None,
+                  str | None]
 TagRow = tuple[str, str, str, str]  # (device_id, serial, key, value)
 # (id, device_id, type, lookup, secret_hash)
 CredentialRow = tuple[str, str, str, str | None, str | None]
@@ -102,8 +104,8 @@ class BulkDeviceWriter:
         if device_rows:
             await driver.executemany(
                 "INSERT INTO devices (id, serial, name, model_id, state, group_id, owner_user_id,"
-                " registered_event_id, created_at, updated_at, claimed_at)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " profile_id, claim_code_hash, registered_event_id, created_at, updated_at,"
+                " claimed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
                     (*r, event_id, now, now, now if r[5] is not None else None)
                     for r in device_rows

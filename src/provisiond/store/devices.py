@@ -387,7 +387,7 @@ class CredentialRepository:
         return _credential(row) if row else None
 
 
-def _event(row: Any) -> Event:
+def event_from_row(row: Any) -> Event:
     return Event(row.id, EventType(row.type), row.at, row.actor, row.device_id, row.serial,
                  row.group_id, dict(row.data))
 
@@ -419,8 +419,8 @@ class EventRepository:
         if after is not None:
             query = query.where(events.c.id > after)
         rows = await self._conn.execute(query.order_by(events.c.id).limit(limit))
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def latest(self, limit: int) -> list[Event]:
         rows = await self._conn.execute(select(events).order_by(events.c.id.desc()).limit(limit))
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.profiles import Profile, Strategy
 from provisiond.store.schema import (
@@ -44,6 +45,9 @@ def profile_from_row(row: Any) -> Profile:
         enabled=row.enabled, created_at=row.created_at, updated_at=row.updated_at,
         secret_rotated_at=row.secret_rotated_at, jwt_public_key=row.jwt_public_key,
         ca_id=row.ca_id, ca_name=row.ca_name, certificate_days=row.certificate_days,
+        claim_proof=ClaimProof(row.claim_proof) if row.claim_proof else None,
+        claim_window_seconds=row.claim_window_seconds,
+        release_policy=ReleasePolicy(row.release_policy),
     )
 
 
@@ -82,6 +86,9 @@ class ProfileRepository:
             created_at=profile.created_at, updated_at=profile.updated_at,
             secret_rotated_at=profile.secret_rotated_at, jwt_public_key=profile.jwt_public_key,
             ca_id=profile.ca_id, certificate_days=profile.certificate_days,
+            claim_proof=profile.claim_proof.value if profile.claim_proof else None,
+            claim_window_seconds=profile.claim_window_seconds,
+            release_policy=profile.release_policy.value,
         ))
 
     async def set_enabled(self, profile_id: uuid.UUID, enabled: bool, now: datetime) -> None:

@@ -55,7 +55,7 @@ _PROFILE = (
     "SELECT p.id, p.name, p.key, p.secret_hash, p.strategy, p.group_id, g.path, p.model_id,"
     " m.name, p.credential_types, p.rate_per_minute, p.source_rate_per_minute, p.enabled,"
     " p.created_at, p.updated_at, p.secret_rotated_at, p.jwt_public_key, p.ca_id, c.name,"
-    " p.certificate_days"
+    " p.certificate_days, p.claim_proof, p.claim_window_seconds, p.release_policy"
     " FROM provision_profiles p"
     " LEFT JOIN groups g ON g.id = p.group_id"
     " LEFT JOIN device_models m ON m.id = p.model_id"
@@ -172,7 +172,8 @@ class ProvisionTx:
                 credential_types=row[9], rate_per_minute=row[10],
                 source_rate_per_minute=row[11], enabled=bool(row[12]), created_at=at(row[13]),
                 updated_at=at(row[14]), secret_rotated_at=at(row[15]), jwt_public_key=row[16],
-                ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19]))
+                ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19],
+                claim_proof=row[20], claim_window_seconds=row[21], release_policy=row[22]))
             found = (profile, str(row[3]))
         self._profiles[key] = found
         return found

@@ -55,6 +55,9 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Sign-in lock-out: failures since the last success, and until when sign-in is refused.
+    Column("failed_logins", Integer, nullable=False, server_default=text("0")),
+    Column("locked_until", UtcDateTime, nullable=True),
     CheckConstraint("role IN ('admin', 'installer', 'viewer')", name="role"),
     Index(None, "group_id"),
 )
@@ -88,6 +91,13 @@ devices = Table(
            nullable=True),
     Column("provisioned_at", UtcDateTime, nullable=True),
     Column("provision_credential_id", Uuid, nullable=True),
+    # Claiming: the SHA-256 of the claim code printed on its label; the window a device opened
+    # itself with a secret (ThingsBoard's device claiming); where its timeline starts after a
+    # release that reset its history.
+    Column("claim_code_hash", String(64), nullable=True),
+    Column("claim_secret_hash", String(64), nullable=True),
+    Column("claim_secret_expires_at", UtcDateTime, nullable=True),
+    Column("history_since_event_id", EventId, nullable=True),
     CheckConstraint("state IN ('registered', 'claimed', 'released')", name="state"),
     CheckConstraint(
         "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"
@@ -181,6 +191,11 @@ provision_profiles = Table(
     Column("ca_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="RESTRICT"),
            nullable=True),
     Column("certificate_days", Integer, nullable=False, server_default=text("365")),
+    # Claiming by people: the proof a claim needs (NULL: the instance default), how long the
+    # claim window lasts (NULL: the instance default), what a release keeps.
+    Column("claim_proof", String(16), nullable=True),
+    Column("claim_window_seconds", Integer, nullable=True),
+    Column("release_policy", String(8), nullable=False, server_default=text("'keep'")),
     CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
 )
 
@@ -195,6 +210,49 @@ registration_tokens = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=False),
     Column("device_id", Uuid, nullable=True),
+    Index(None, "expires_at"),
+)
+
+# A person's attempt to claim a device: started by a scan, proven, finished or not. At most
+# one live claim (open or proven) per device: the partial unique index decides a race.
+claims = Table(
+    "claims",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("target", String(8), nullable=False),
+    Column("proof", String(16), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("proven_at", UtcDateTime, nullable=True),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("code_attempts", Integer, nullable=False, server_default=text("0")),
+    Column("address", String(64), nullable=False),
+    CheckConstraint("target IN ('me', 'group')", name="target"),
+    CheckConstraint(
+        "status IN ('open', 'proven', 'completed', 'expired', 'failed', 'cancelled')",
+        name="status"),
+    Index("uq_claims_live_device", "device_id", unique=True,
+          sqlite_where=text("status IN ('open', 'proven')"),
+          postgresql_where=text("status IN ('open', 'proven')")),
+    Index(None, "device_id", "started_at"),
+    Index(None, "user_id", "started_at"),
+)
+
+# Signed-in browsers. The cookie carries a random token; only its SHA-256 is stored.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # SHA-256 of the cookie's token
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("address", String(64), nullable=False),
+    Index(None, "user_id"),
     Index(None, "expires_at"),
 )
 
@@ -213,4 +271,5 @@ events = Table(
     Index(None, "device_id", "id"),
     Index(None, "type", "id"),
     Index(None, "at"),
+    Index(None, "group_id", "id"),
 )

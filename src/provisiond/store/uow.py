@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.store.bulk import BulkDeviceWriter
+from provisiond.store.claims import ClaimRepository, InsightRepository, SessionRepository
 from provisiond.store.database import DatabaseOptions, translate
 from provisiond.store.devices import CredentialRepository, DeviceRepository, EventRepository
 from provisiond.store.directory import (
@@ -49,6 +50,9 @@ class UnitOfWork:
     credentials: CredentialRepository
     events: EventRepository
     bulk: BulkDeviceWriter
+    claims: ClaimRepository
+    sessions: SessionRepository
+    insights: InsightRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -98,6 +102,9 @@ class UnitOfWork:
         self.credentials = CredentialRepository(conn)
         self.events = EventRepository(conn)
         self.bulk = BulkDeviceWriter(conn)
+        self.claims = ClaimRepository(conn)
+        self.sessions = SessionRepository(conn)
+        self.insights = InsightRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
@@ -16,7 +17,7 @@ from provisiond import __version__
 from provisiond.errors import Unavailable
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
-from provisiond.web import coap, device_api, mqtt_listener, problems
+from provisiond.web import coap, device_api, mqtt_listener, pages, problems
 from provisiond.web.api import cas, devices, directory, imports, profiles, thingsboard
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
@@ -56,9 +57,11 @@ def build_app(settings: Settings,
                         lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.metrics = Metrics()
     problems.install(app)
+    pages.install(app)
     # imports first: /devices/import is a static path
-    for module in (imports, devices, directory, profiles, cas, thingsboard, device_api):
+    for module in (imports, devices, directory, profiles, cas, thingsboard, device_api, pages):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)
     app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)
     return app

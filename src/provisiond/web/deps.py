@@ -10,7 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from provisiond.domain.tokens import ApiToken
 from provisiond.errors import Unauthenticated
+from provisiond.services.accounts import SessionPolicy
 from provisiond.services.certificates import SignerCache
+from provisiond.services.claim_hub import ClaimHub
+from provisiond.services.claiming import ClaimPolicy
 from provisiond.services.directory import authenticate_token
 from provisiond.services.provisioning import ProvisionPolicy
 from provisiond.services.ratelimit import RateLimiter
@@ -27,6 +30,7 @@ class Container(Protocol):
     settings: Settings
     limiter: RateLimiter
     signers: SignerCache
+    hub: ClaimHub
 
     def uow(self) -> UnitOfWork: ...
 
@@ -35,6 +39,12 @@ class Container(Protocol):
 
     @property
     def provision_policy(self) -> ProvisionPolicy: ...
+
+    @property
+    def claim_policy(self) -> ClaimPolicy: ...
+
+    @property
+    def session_policy(self) -> SessionPolicy: ...
 
     def now(self) -> datetime: ...
 

@@ -18,13 +18,18 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.errors import (
+    DeviceAlreadyClaimed,
     DeviceExists,
+    InvalidInput,
     ModelNotFound,
     ProvisiondError,
     RegistrationRefused,
     TooManyRequests,
+    Unauthenticated,
 )
 from provisiond.protocols import thingsboard as tb
+from provisiond.services.claiming import open_device_window, press_button
+from provisiond.services.devices import authenticate_device
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
 from provisiond.web.deps import Container, ContainerDep
@@ -117,3 +122,41 @@ async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> 
     return Registered(deviceId=str(done.device.id), serial=done.device.serial,
                       credentialsType=issued.credential.type.value, key=key, secret=secret,
                       token=issued.secret)
+
+
+class ButtonPressed(BaseModel):
+    proven: bool = Field(description="true when the press proved an open claim")
+    claim: str | None = Field(None, description="the claim it proved")
+
+
+@router.post("/api/v1/{access_token}/claim/button", response_model=ButtonPressed,
+             responses=responses(Unauthenticated))
+async def claim_button(access_token: str, c: ContainerDep) -> ButtonPressed:
+    """The device's claim button was pressed: it proves the open claim of a person who chose
+    the device, if one waits inside its window (see docs/claiming.md). A press with no claim
+    waiting proves nothing and is answered `proven: false`."""
+    device = await authenticate_device(c.uow(), token=access_token, now=c.now())
+    claim = await press_button(c.uow(), c.hub, device_id=device.id, now=c.now())
+    return ButtonPressed(proven=claim is not None, claim=str(claim.id) if claim else None)
+
+
+class ClaimWindow(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    secretKey: str = Field(max_length=256, description="what the person claiming must type")
+    durationMs: int = Field(description="how long the window stays open, in milliseconds")
+
+
+class ClaimWindowOpened(BaseModel):
+    expiresAt: int = Field(description="when the window closes, ms since the Unix epoch")
+
+
+@router.post("/api/v1/{access_token}/claim", response_model=ClaimWindowOpened,
+             responses=responses(Unauthenticated, InvalidInput, DeviceAlreadyClaimed))
+async def claim_window(access_token: str, body: ClaimWindow, c: ContainerDep
+                       ) -> ClaimWindowOpened:
+    """ThingsBoard's device claiming: the device allows itself to be claimed by whoever
+    types `secretKey` within `durationMs` (a device-secret proof)."""
+    device = await authenticate_device(c.uow(), token=access_token, now=c.now())
+    expires_at = await open_device_window(c.uow(), device_id=device.id, secret=body.secretKey,
+                                          duration_ms=body.durationMs, now=c.now())
+    return ClaimWindowOpened(expiresAt=int(expires_at.timestamp() * 1000))

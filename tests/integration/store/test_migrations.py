@@ -30,6 +30,10 @@ def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+LATER = {"provision_profiles", "registration_tokens", "certificate_authorities", "claims",
+         "web_sessions"}
+
+
 def tables(url: str) -> set[str]:
     engine = create_engine(sync_url(url))
     try:
@@ -48,12 +52,12 @@ def test_upgrade_check_downgrade_upgrade(empty_database: str) -> None:
     command.check(migrate.alembic_config(empty_database))
     first = {"groups", "users", "device_models", "devices", "device_tags", "credentials",
              "api_tokens", "events"}
-    assert tables(empty_database) == first | {"provision_profiles", "registration_tokens", "certificate_authorities"}
+    assert tables(empty_database) == first | LATER
 
     migrate.downgrade(empty_database, "0001")  # each revision downgrades on its own
     assert tables(empty_database) == first
     migrate.upgrade(empty_database)
-    assert tables(empty_database) == first | {"provision_profiles", "registration_tokens", "certificate_authorities"}
+    assert tables(empty_database) == first | LATER
 
     migrate.downgrade(empty_database, "base")
     assert tables(empty_database) == set()

@@ -15,6 +15,7 @@ from provisiond.errors import (
     ImportInvalid,
     ModelNotFound,
     PayloadTooLarge,
+    ProfileNotFound,
 )
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, register_devices
@@ -77,7 +78,8 @@ async def spool_body(request: Request, limit: int) -> IO[bytes]:
 
 
 @router.post("/devices/import", status_code=201, response_model=ImportSummary,
-             responses=responses(ImportInvalid, GroupNotFound, ModelNotFound, PayloadTooLarge),
+             responses=responses(ImportInvalid, GroupNotFound, ModelNotFound, ProfileNotFound,
+                                 PayloadTooLarge),
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}},
                  "application/x-ndjson": {"schema": {"type": "string"}}}}})
@@ -85,6 +87,7 @@ async def import_devices(
     request: Request, c: ContainerDep, op: OperatorDep,
     group: str | None = Query(None, description="claim rows without group/owner for this group"),
     model: str | None = Query(None, description="model of rows without a model"),
+    profile: str | None = Query(None, description="profile of rows without a profile"),
     skip_existing: bool = Query(False, description="skip serials already registered"),
     format: str | None = Query(None, description="csv or jsonl (default: Content-Type)"),
 ) -> Response:
@@ -95,7 +98,9 @@ async def import_devices(
         None, request.headers.get("content-type"))
     body = await spool_body(request, c.settings.api_max_body_bytes)
     sink = SpooledCredentials()
-    options = ImportOptions(group=group, model=model, skip_existing=skip_existing,
+    options = ImportOptions(group=group, model=model, profile=profile,
+                            default_claim_proof=c.settings.claim_proof,
+                            skip_existing=skip_existing,
                             source=f"api:{actor(op)}", batch_size=c.settings.import_batch_size,
                             max_problems=c.settings.import_max_problems)
     try:

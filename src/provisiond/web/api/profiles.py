@@ -33,7 +33,9 @@ async def create_profile(body: ProfileCreate, c: ContainerDep,
         group=body.group, model=body.model, credentials=body.credentials,
         rate_per_minute=body.rate_per_minute,
         source_rate_per_minute=body.source_rate_per_minute, jwt_public_key=body.jwt_public_key,
-        ca=body.ca, certificate_days=body.certificate_days, actor=actor(op), now=c.now())
+        ca=body.ca, certificate_days=body.certificate_days, claim_proof=body.claim_proof,
+        claim_window=body.claim_window, release_policy=body.release_policy, actor=actor(op),
+        now=c.now())
     return _with_secret(made)
 
 

@@ -124,6 +124,13 @@ class ProfileCreate(Body):
         "they are HS256, keyed with the SHA-256 of the secret"))
     ca: str | None = Field(None, description="the certificate authority that signs CSRs")
     certificate_days: int = Field(365, description="lifetime of the certificates it signs")
+    claim_proof: str | None = Field(None, description=(
+        "how people prove they hold a device to claim it: `none`, `button`, `code` or "
+        "`device-secret`; absent: the instance's `claim_proof` setting"))
+    claim_window: int | None = Field(None, description=(
+        "seconds a claim stays open; absent: the instance's `claim_window_seconds`"))
+    release_policy: str = Field("keep", description="`keep` or `reset`: what a release "
+                                                    "keeps of tags and history")
 
 
 class ProfileJwtKey(Body):
@@ -151,6 +158,9 @@ class ProfileRead(BaseModel):
     registration_algorithm: str = Field(description="`ES256` or `HS256`")
     ca: str | None
     certificate_days: int
+    claim_proof: str | None = Field(description="null: the instance default")
+    claim_window: int | None = Field(description="seconds; null: the instance default")
+    release_policy: str
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
@@ -162,7 +172,9 @@ class ProfileRead(BaseModel):
                    created_at=p.created_at, updated_at=p.updated_at,
                    secret_rotated_at=p.secret_rotated_at,
                    registration_algorithm="ES256" if p.jwt_public_key else "HS256",
-                   ca=p.ca_name, certificate_days=p.certificate_days)
+                   ca=p.ca_name, certificate_days=p.certificate_days,
+                   claim_proof=p.claim_proof.value if p.claim_proof else None,
+                   claim_window=p.claim_window_seconds, release_policy=p.release_policy.value)
 
 
 class ProfileWithSecret(ProfileRead):

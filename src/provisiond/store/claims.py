@@ -1,0 +1,306 @@
+"""Queries for claims, the devices they claim, and signed-in browser sessions."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisiond.domain.claims import (
+    LIVE,
+    Claim,
+    ClaimProof,
+    ClaimStatus,
+    ClaimTarget,
+    ReleasePolicy,
+)
+from provisiond.domain.events import Event
+from provisiond.domain.users import Role, User
+from provisiond.store.devices import event_from_row
+from provisiond.store.directory import subtree_clause
+from provisiond.store.schema import (
+    claims,
+    device_tags,
+    devices,
+    events,
+    groups,
+    provision_profiles,
+    users,
+    web_sessions,
+)
+
+_LIVE = [s.value for s in LIVE]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimableDevice:
+    """What claiming needs to know of a device: where it is, and how its profile says it is
+    claimed (None: the instance default)."""
+
+    id: uuid.UUID
+    serial: str
+    name: str
+    state: str
+    group_id: uuid.UUID | None
+    group_path: str | None
+    owner_user_id: uuid.UUID | None
+    claim_proof: ClaimProof | None
+    claim_window_seconds: int | None
+    release_policy: ReleasePolicy
+    claim_code_hash: str | None
+    claim_secret_hash: str | None
+    claim_secret_expires_at: datetime | None
+
+
+def _claim(row: Any) -> Claim:
+    return Claim(row.id, row.device_id, row.serial, row.user_id, ClaimTarget(row.target),
+                 ClaimProof(row.proof), ClaimStatus(row.status), row.started_at, row.expires_at,
+                 row.proven_at, row.ended_at, row.code_attempts)
+
+
+def _claim_query() -> Any:
+    return select(claims, devices.c.serial).join(devices, devices.c.id == claims.c.device_id)
+
+
+class ClaimRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    # devices -----------------------------------------------------------------------------
+    async def device(self, serial: str) -> ClaimableDevice | None:
+        d, p = devices, provision_profiles
+        row = (await self._conn.execute(
+            select(d.c.id, d.c.serial, d.c.name, d.c.state, d.c.group_id,
+                   groups.c.path.label("group_path"), d.c.owner_user_id, p.c.claim_proof,
+                   p.c.claim_window_seconds, p.c.release_policy, d.c.claim_code_hash,
+                   d.c.claim_secret_hash, d.c.claim_secret_expires_at)
+            .select_from(d)
+            .outerjoin(groups, groups.c.id == d.c.group_id)
+            .outerjoin(p, p.c.id == d.c.profile_id)
+            .where(d.c.serial == serial))).first()
+        if row is None:
+            return None
+        return ClaimableDevice(
+            row.id, row.serial, row.name, row.state, row.group_id, row.group_path,
+            row.owner_user_id, ClaimProof(row.claim_proof) if row.claim_proof else None,
+            row.claim_window_seconds, ReleasePolicy(row.release_policy or "keep"),
+            row.claim_code_hash, row.claim_secret_hash, row.claim_secret_expires_at)
+
+    async def take_device(self, device_id: uuid.UUID, *, group_id: uuid.UUID,
+                          owner_user_id: uuid.UUID | None, name: str | None,
+                          model_id: uuid.UUID | None, now: datetime) -> bool:
+        """Make an unowned device claimed; False when it is owned already (a race lost)."""
+        values: dict[str, Any] = {"state": "claimed", "group_id": group_id,
+                                  "owner_user_id": owner_user_id, "claimed_at": now,
+                                  "updated_at": now, "claim_secret_hash": None,
+                                  "claim_secret_expires_at": None}
+        if name is not None:
+            values["name"] = name
+        if model_id is not None:
+            values["model_id"] = model_id
+        result = await self._conn.execute(
+            update(devices).where(devices.c.id == device_id,
+                                  devices.c.state.in_(["registered", "released"]))
+            .values(**values))
+        return bool(result.rowcount == 1)
+
+    async def release_device(self, device_id: uuid.UUID, *, reset_from_event: int | None,
+                             serial: str, now: datetime) -> bool:
+        """Make a claimed device released (unowned); with ``reset_from_event``, clear its tags
+        and name and start its timeline at that event. False when it was not claimed."""
+        values: dict[str, Any] = {"state": "released", "group_id": None,
+                                  "owner_user_id": None, "claimed_at": None,
+                                  "updated_at": now}
+        if reset_from_event is not None:
+            values.update(history_since_event_id=reset_from_event, name=serial)
+        result = await self._conn.execute(
+            update(devices).where(devices.c.id == device_id, devices.c.state == "claimed")
+            .values(**values))
+        if result.rowcount != 1:
+            return False
+        if reset_from_event is not None:
+            await self._conn.execute(delete(device_tags).where(device_tags.c.device_id
+                                                               == device_id))
+        return True
+
+    async def open_device_window(self, device_id: uuid.UUID, secret_hash: str,
+                                 expires_at: datetime) -> None:
+        await self._conn.execute(update(devices).where(devices.c.id == device_id).values(
+            claim_secret_hash=secret_hash, claim_secret_expires_at=expires_at))
+
+    async def history_since(self, device_id: uuid.UUID) -> int | None:
+        return (await self._conn.execute(select(devices.c.history_since_event_id)
+                                         .where(devices.c.id == device_id))).scalar()
+
+    # claims ------------------------------------------------------------------------------
+    async def add(self, claim: Claim, address: str) -> None:
+        await self._conn.execute(insert(claims).values(
+            id=claim.id, device_id=claim.device_id, user_id=claim.user_id,
+            target=claim.target.value, proof=claim.proof.value, status=claim.status.value,
+            started_at=claim.started_at, expires_at=claim.expires_at, address=address[:64]))
+
+    async def find(self, claim_id: uuid.UUID) -> Claim | None:
+        row = (await self._conn.execute(_claim_query().where(claims.c.id == claim_id))).first()
+        return _claim(row) if row else None
+
+    async def live_for_device(self, device_id: uuid.UUID) -> Claim | None:
+        """The device's open or proven claim (its window may have closed since)."""
+        row = (await self._conn.execute(_claim_query().where(
+            claims.c.device_id == device_id, claims.c.status.in_(_LIVE)))).first()
+        return _claim(row) if row else None
+
+    async def for_device(self, device_id: uuid.UUID, limit: int = 50) -> list[Claim]:
+        rows = await self._conn.execute(_claim_query().where(claims.c.device_id == device_id)
+                                        .order_by(claims.c.started_at.desc()).limit(limit))
+        return [_claim(r) for r in rows]
+
+    async def set_status(self, claim_id: uuid.UUID, status: ClaimStatus, now: datetime, *,
+                         was: tuple[ClaimStatus, ...]) -> bool:
+        """Move a claim from one of the ``was`` statuses; False when it had left them."""
+        values: dict[str, Any] = {"status": status.value}
+        if status is ClaimStatus.PROVEN:
+            values["proven_at"] = now
+        elif status not in LIVE:
+            values["ended_at"] = now
+        result = await self._conn.execute(
+            update(claims).where(claims.c.id == claim_id,
+                                 claims.c.status.in_([s.value for s in was])).values(**values))
+        return bool(result.rowcount == 1)
+
+    async def count_wrong_proof(self, claim_id: uuid.UUID) -> int:
+        await self._conn.execute(update(claims).where(claims.c.id == claim_id).values(
+            code_attempts=claims.c.code_attempts + 1))
+        return int((await self._conn.execute(
+            select(claims.c.code_attempts).where(claims.c.id == claim_id))).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    id: str
+    user: User
+    csrf: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRecord:
+    user: User
+    password_hash: str
+    failed_logins: int
+    locked_until: datetime | None
+
+
+class SessionRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, session_id: str, user_id: uuid.UUID, csrf: str, *, now: datetime,
+                  expires_at: datetime, address: str) -> None:
+        await self._conn.execute(insert(web_sessions).values(
+            id=session_id, user_id=user_id, csrf=csrf, created_at=now, last_seen_at=now,
+            expires_at=expires_at, address=address[:64]))
+
+    async def find(self, session_id: str) -> StoredSession | None:
+        s = web_sessions
+        row = (await self._conn.execute(
+            select(s.c.id, s.c.csrf, s.c.created_at, s.c.last_seen_at, s.c.expires_at,
+                   users.c.id.label("user_id"), users.c.email, users.c.role, users.c.group_id,
+                   users.c.created_at.label("user_created_at"), groups.c.path)
+            .join(users, users.c.id == s.c.user_id)
+            .join(groups, groups.c.id == users.c.group_id)
+            .where(s.c.id == session_id))).first()
+        if row is None:
+            return None
+        user = User(row.user_id, row.email, Role(row.role), row.group_id, row.path,
+                    row.user_created_at)
+        return StoredSession(row.id, user, row.csrf, row.created_at, row.last_seen_at,
+                             row.expires_at)
+
+    async def touch(self, session_id: str, now: datetime) -> None:
+        await self._conn.execute(update(web_sessions).where(web_sessions.c.id == session_id)
+                                 .values(last_seen_at=now))
+
+    async def delete(self, session_id: str) -> None:
+        await self._conn.execute(delete(web_sessions).where(web_sessions.c.id == session_id))
+
+    async def purge_expired(self, now: datetime) -> None:
+        await self._conn.execute(delete(web_sessions).where(web_sessions.c.expires_at <= now))
+
+    # sign-in bookkeeping ----------------------------------------------------------------
+    async def login_record(self, email: str) -> LoginRecord | None:
+        row = (await self._conn.execute(
+            select(users, groups.c.path.label("group_path"))
+            .join(groups, groups.c.id == users.c.group_id)
+            .where(users.c.email == email))).first()
+        if row is None:
+            return None
+        user = User(row.id, row.email, Role(row.role), row.group_id, row.group_path,
+                    row.created_at)
+        return LoginRecord(user, row.password_hash, row.failed_logins, row.locked_until)
+
+    async def record_failure(self, user_id: uuid.UUID, locked_until: datetime | None) -> None:
+        values: dict[str, Any] = {"failed_logins": users.c.failed_logins + 1}
+        if locked_until is not None:
+            values.update(locked_until=locked_until, failed_logins=0)
+        await self._conn.execute(update(users).where(users.c.id == user_id).values(**values))
+
+    async def record_success(self, user_id: uuid.UUID) -> None:
+        await self._conn.execute(update(users).where(users.c.id == user_id).values(
+            failed_logins=0, locked_until=None))
+
+
+
+@dataclass(frozen=True, slots=True)
+class Funnel:
+    """Onboarding counts of a subtree: devices registered, provisioned and claimed, before
+    ``since`` (``base``) and per day after it (``days``: day -> counts)."""
+
+    base: tuple[int, int, int]
+    days: dict[str, list[int]]
+
+
+_FUNNEL_COLUMNS = ("created_at", "provisioned_at", "claimed_at")
+
+
+class InsightRepository:
+    """Read-only summaries for the admin overview."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    def _scope(self, under: str, with_stock: bool) -> Any:
+        in_subtree = devices.c.group_id.in_(
+            select(groups.c.id).where(subtree_clause(groups.c.path, under)))
+        return or_(in_subtree, devices.c.group_id.is_(None)) if with_stock else in_subtree
+
+    async def funnel(self, under: str, *, with_stock: bool, since: datetime) -> Funnel:
+        sqlite = self._conn.dialect.name == "sqlite"
+        scope = self._scope(under, with_stock)
+        base: list[int] = []
+        days: dict[str, list[int]] = {}
+        for i, name in enumerate(_FUNNEL_COLUMNS):
+            column = devices.c[name]
+            before = await self._conn.execute(
+                select(func.count()).select_from(devices).where(scope, column < since))
+            base.append(int(before.scalar_one()))
+            day = (func.substr(column, 1, 10) if sqlite
+                   else func.to_char(func.timezone("UTC", column), "YYYY-MM-DD"))
+            rows = await self._conn.execute(
+                select(day.label("day"), func.count()).select_from(devices)
+                .where(scope, column >= since).group_by(day))
+            for d, n in rows:
+                days.setdefault(str(d), [0, 0, 0])[i] = int(n)
+        return Funnel((base[0], base[1], base[2]), days)
+
+    async def latest_events(self, under: str, limit: int = 20) -> list[Event]:
+        rows = await self._conn.execute(
+            select(events).where(events.c.group_id.in_(
+                select(groups.c.id).where(subtree_clause(groups.c.path, under))))
+            .order_by(events.c.id.desc()).limit(limit))
+        return [event_from_row(r) for r in rows]
