@@ -162,6 +162,10 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
                  title="demo organisation Kanarra: 4 sites, 3 users, 24 devices")
     output.success(f"device access tokens: {creds}")
     output.success(f"try:  curl -H 'Authorization: Bearer <token>' {base_url}/api/v1/devices")
+    output.success(f"claim: open {base_url}/provision on a phone or browser, sign in as "
+                   "tech@sadler-isberg.example and enter KAN-GW-0011 (claimed at once) or "
+                   "KAN-GW-0001 (then press its button: curl -X POST "
+                   f"{base_url}/api/v1/<its access token>/claim/button)")
 
 
 # ----------------------------------------------------------------------------- db

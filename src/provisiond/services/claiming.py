@@ -252,13 +252,20 @@ async def _own_claim(uow: UnitOfWork, user: User, claim_id: uuid.UUID) -> Claim:
     return claim
 
 
+async def get_claim(uow: UnitOfWork, user: User, claim_id: uuid.UUID) -> Claim:
+    """The user's own claim, or ClaimNotFound (another's claim is not found either)."""
+    async with uow.read():
+        return await _own_claim(uow, user, claim_id)
+
+
 async def view_claim(uow: UnitOfWork, user: User, claim_id: uuid.UUID) -> ClaimView:
     async with uow.read():
-        claim = await _own_claim(uow, user, claim_id)
-        device = await uow.devices.find_by_id(claim.device_id)
+        found = await uow.claims.find_named(claim_id)
+        if found is None or found[0].user_id != user.id:
+            raise ClaimNotFound("no such claim of yours")
         groups = await uow.groups.list(user.group_path)
         models = await uow.models.list()
-    return ClaimView(claim, device.name if device else claim.serial, leaves_of(groups), models)
+    return ClaimView(found[0], found[1], leaves_of(groups), models)
 
 
 async def press_button(uow: UnitOfWork, hub: ClaimHub, *, device_id: uuid.UUID,

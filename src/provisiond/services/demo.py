@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from provisiond.services import directory
+from provisiond.services import directory, profiles
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.store.uow import UnitOfWork
@@ -27,6 +27,7 @@ MODELS = (
     ("UNO-2483G", "Advantech industrial gateway, Modbus to the generator"),
     ("KG-450", "Kanarra 450 kW diesel generator controller"),
 )
+DEMO_PROFILE = "generators"  # claimed by pressing the gateway's button
 USERS = (
     ("admin@kanarra.example", "admin", "Kanarra"),
     ("tech@sadler-isberg.example", "installer", "Kanarra/Sadler-Isberg"),
@@ -57,15 +58,17 @@ class _MemorySink:
 
 
 def _demo_csv() -> bytes:
-    lines = ["serial,name,model,group,firmware"]
-    for n in range(1, 21):  # stock: registered, waiting to be claimed in the field
-        lines.append(f"KAN-GW-{n:04d},,UNO-2483G,,2.{n % 3}.0")
+    lines = ["serial,name,model,group,profile,firmware"]
+    for n in range(1, 21):  # stock: registered, waiting to be claimed in the field; the
+        # first ten need their claim button pressed (profile "generators")
+        profile = DEMO_PROFILE if n <= 10 else ""
+        lines.append(f"KAN-GW-{n:04d},,UNO-2483G,,{profile},2.{n % 3}.0")
     claimed = [("KAN-GW-0101", "KP001", "Kanarra/Sadler-Isberg/West/Anaheim"),
                ("KAN-GW-0102", "LA-North", "Kanarra/Sadler-Isberg/West/Los Angeles"),
                ("KAN-GW-0103", "Boston-1", "Kanarra/Sadler-Isberg/East/Boston"),
                ("KAN-GW-0104", "Dallas-A", "Kanarra/Tekton Health/Central/Dallas")]
     for serial, name, group in claimed:
-        lines.append(f"{serial},{name},KG-450,{group},3.1.0")
+        lines.append(f"{serial},{name},KG-450,{group},,3.1.0")
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -87,6 +90,8 @@ async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datet
         await directory.create_user(new_uow(), email=email, password=password, role=role,
                                     group=group, actor=actor, now=now)
         passwords[email] = password
+    await profiles.create_profile(new_uow(), name=DEMO_PROFILE, claim_proof="button",
+                                  actor=actor, now=now)
     sink = _MemorySink()
     await register_devices(
         new_uow(), items=read_import(io.BytesIO(_demo_csv()), ImportFormat.CSV),

@@ -63,7 +63,8 @@ def _claim(row: Any) -> Claim:
 
 
 def _claim_query() -> Any:
-    return select(claims, devices.c.serial).join(devices, devices.c.id == claims.c.device_id)
+    return (select(claims, devices.c.serial, devices.c.name.label("device_name"))
+            .join(devices, devices.c.id == claims.c.device_id))
 
 
 class ClaimRepository:
@@ -144,8 +145,13 @@ class ClaimRepository:
             started_at=claim.started_at, expires_at=claim.expires_at, address=address[:64]))
 
     async def find(self, claim_id: uuid.UUID) -> Claim | None:
+        found = await self.find_named(claim_id)
+        return found[0] if found else None
+
+    async def find_named(self, claim_id: uuid.UUID) -> tuple[Claim, str] | None:
+        """A claim and the current name of its device."""
         row = (await self._conn.execute(_claim_query().where(claims.c.id == claim_id))).first()
-        return _claim(row) if row else None
+        return (_claim(row), row.device_name) if row else None
 
     async def live_for_device(self, device_id: uuid.UUID) -> Claim | None:
         """The device's open or proven claim (its window may have closed since)."""

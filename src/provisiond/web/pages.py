@@ -387,7 +387,7 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
     cid = _claim_id(claim_id)
     c = page.container
     try:
-        await claiming.view_claim(c.uow(), page.user, cid)  # only the claimer may listen
+        await claiming.get_claim(c.uow(), page.user, cid)  # only the claimer may listen
     except ClaimNotFound:
         raise PageError(404, "Not found", "There is no such claim.") from None
 

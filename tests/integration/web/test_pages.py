@@ -48,7 +48,7 @@ def fleet(api: httpx.Client) -> dict[str, str]:
         assert r.status_code == 201, r.text
     secrets: dict[str, str] = {}
     for profile, rows in ((None, "serial,fw\nPLAIN-1,1\nPLAIN-2,1\nPLAIN-3,1\n"),
-                          ("p-button", "serial\nBTN-1\nBTN-2\n"),
+                          (None, "serial,profile\nBTN-1,p-button\nBTN-2,p-button\n"),
                           ("p-code", "serial\nCODE-1\n"),
                           ("p-device-secret", "serial,site\nSEC-1,lot\n")):
         params = {"profile": profile} if profile else {}

@@ -34,10 +34,15 @@
       var code = window.jsQR(image.data, image.width, image.height,
                              { inversionAttempts: "attemptBoth" });
       if (code && code.data) {
-        stop();
+        // Hold the frame for a moment so the person sees what was read, then post it.
+        video.pause();
+        video.classList.add("border-success", "border-3");
         input.value = code.data;
         status.textContent = "Scanned " + code.data;
-        if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+        window.setTimeout(function () {
+          stop();
+          if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+        }, 600);
         return;
       }
     }
