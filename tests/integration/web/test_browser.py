@@ -14,7 +14,6 @@ import io
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,7 +24,7 @@ from tests.conftest import IN_CI
 from tests.integration.web.conftest import Server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PASSWORD = "correct horse battery"  # noqa: S105 - a test user's password
+PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -55,11 +54,11 @@ def chromium() -> str:
 
 
 @pytest.fixture
-def shots(tmp_path: Path) -> Iterator[Path]:
+def shots(tmp_path: Path) -> Path:
     target = os.environ.get("PROVISIOND_SCREENSHOT_DIR")
     out = Path(target) if target else tmp_path / "shots"
     out.mkdir(parents=True, exist_ok=True)
-    yield out
+    return out
 
 
 def test_claim_a_device_with_the_phone_camera(server: Server, api: httpx.Client, chromium: str,

@@ -17,7 +17,7 @@ import pytest
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 
-PASSWORD = "correct horse battery"  # noqa: S105 - a test user's password
+PASSWORD = "correct horse battery"
 USERS = {"tech@kanarra.example": ("installer", "Kanarra/Sadler-Isberg"),
          "tech2@kanarra.example": ("installer", "Kanarra/Sadler-Isberg"),
          "boss@kanarra.example": ("admin", "Kanarra"),
@@ -116,14 +116,17 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_needs_csrf(
     assert r.status_code == 401
     assert "wrong e-mail or password" in r.text
     r = browser.sign_in("nobody@kanarra.example")
-    assert r.status_code == 401 and "wrong e-mail or password" in r.text
+    assert r.status_code == 401
+    assert "wrong e-mail or password" in r.text
     r = browser.sign_in("tech@kanarra.example")
     assert (r.status_code, r.headers["location"]) == (303, "/devices")
     cookie = r.headers["set-cookie"]
-    assert "provisiond_session=" in cookie and "HttpOnly" in cookie
+    assert "provisiond_session=" in cookie
+    assert "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower()
     page = browser.get("/devices")
-    assert page.status_code == 200 and "PLAIN-1" not in page.text  # unowned: not listed
+    assert page.status_code == 200
+    assert "PLAIN-1" not in page.text
     assert "Content-Security-Policy" in page.headers
     assert browser.post("/logout", csrf=False).status_code == 403
     assert browser.post("/logout", {"csrf": "forged"}, csrf=False).status_code == 403
@@ -145,7 +148,8 @@ def test_wrong_passwords_lock_the_account(server: Server, fleet: dict[str, str],
         assert browser.sign_in("tech@kanarra.example", "nope nope nope").status_code == 401
     # locked: the right password is refused too, with the same message
     r = browser.sign_in("tech@kanarra.example")
-    assert r.status_code == 401 and "wrong e-mail or password" in r.text
+    assert r.status_code == 401
+    assert "wrong e-mail or password" in r.text
     assert signed_in(server, "tech2@kanarra.example").get("/devices").status_code == 200
 
 
@@ -154,11 +158,13 @@ def test_simple_flow_claims_at_once_for_me_or_my_group(server: Server,
                                                        api: httpx.Client) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     form = tech.get("/provision")
-    assert form.status_code == 200 and 'name="serial"' in form.text
+    assert form.status_code == 200
+    assert 'name="serial"' in form.text
     r = tech.post("/provision", {"serial": " plain-1 ", "target": "me"})
     assert (r.status_code, r.headers["location"]) == (303, "/devices/PLAIN-1")
     page = tech.get("/devices/PLAIN-1")
-    assert page.status_code == 200 and "tech@kanarra.example" in page.text
+    assert page.status_code == 200
+    assert "tech@kanarra.example" in page.text
     assert "device.claimed" in page.text
     device = api.get("/api/v1/devices/PLAIN-1").json()
     assert (device["state"], device["owner"], device["group"]) == (
@@ -168,12 +174,15 @@ def test_simple_flow_claims_at_once_for_me_or_my_group(server: Server,
     device = api.get("/api/v1/devices/PLAIN-2").json()
     assert (device["owner_kind"], device["group"]) == ("group", "Kanarra/Sadler-Isberg")
     listing = tech.get("/devices")
-    assert "PLAIN-1" in listing.text and "PLAIN-2" in listing.text
+    assert "PLAIN-1" in listing.text
+    assert "PLAIN-2" in listing.text
     # bad input: a clear error naming the field, nothing changed
     r = tech.post("/provision", {"serial": "", "target": "me"})
-    assert r.status_code == 422 and "serial" in r.text
+    assert r.status_code == 422
+    assert "serial" in r.text
     r = tech.post("/provision", {"serial": "PLAIN-3", "target": "everyone"})
-    assert r.status_code == 422 and "my account" in r.text
+    assert r.status_code == 422
+    assert "my account" in r.text
     assert api.get("/api/v1/devices/PLAIN-3").json()["state"] == "registered"
 
 
@@ -231,10 +240,12 @@ def test_button_flow_live_page_and_finish_validation(server: Server, fleet: dict
                                                      api: httpx.Client) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     r = tech.post("/provision", {"serial": "btn-1", "target": "me"})
-    assert r.status_code == 303 and r.headers["location"].startswith("/claims/")
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("/claims/")
     claim_path = r.headers["location"]
     page = tech.get(claim_path)
-    assert page.status_code == 200 and "claim button" in page.text
+    assert page.status_code == 200
+    assert "claim button" in page.text
     assert tech.get(claim_path).text.count("data-seconds-left") == 1  # reload is safe
     events: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
     ready = threading.Event()
@@ -243,7 +254,8 @@ def test_button_flow_live_page_and_finish_validation(server: Server, fleet: dict
     reader.start()
     assert ready.wait(10)
     state = events.get(timeout=5)
-    assert state[0] == "state" and state[1]["status"] == "open"
+    assert state[0] == "state"
+    assert state[1]["status"] == "open"
     assert 100 < int(str(state[1]["seconds_left"])) <= 120
 
     # finishing before the proof is refused, with every problem named
@@ -255,7 +267,8 @@ def test_button_flow_live_page_and_finish_validation(server: Server, fleet: dict
 
     with httpx.Client(base_url=server.url) as device:
         pressed = device.post(f"/api/v1/{fleet['BTN-1']}/claim/button")
-        assert pressed.status_code == 200 and pressed.json()["proven"] is True
+        assert pressed.status_code == 200
+        assert pressed.json()["proven"] is True
         assert device.post(f"/api/v1/{fleet['BTN-2']}/claim/button").json()["proven"] is False
         assert device.post("/api/v1/not-a-token/claim/button").status_code == 401
     assert events.get(timeout=5)[0] == "proven"
@@ -268,7 +281,8 @@ def test_button_flow_live_page_and_finish_validation(server: Server, fleet: dict
     west_id = next(g["id"] for g in west if g["path"] == "Kanarra/Sadler-Isberg/West")
     r = tech.post(f"{claim_path}/finish", {"name": "KP002", "group": west_id,
                                            "model": "UNO-2483G"})
-    assert r.status_code == 422 and "choose a site" in r.text
+    assert r.status_code == 422
+    assert "choose a site" in r.text
     anaheim = next(i for i, name in groups if name == "Anaheim")
     r = tech.post(f"{claim_path}/finish", {"name": "KP002", "group": anaheim,
                                            "model": "UNO-2483G"})
@@ -295,7 +309,8 @@ def test_claim_pages_belong_to_their_claimer(server: Server, fleet: dict[str, st
     assert other.get(f"{claim_path}/events").status_code == 404
     # a second claimer of the same device waits for the window
     r = other.post("/provision", {"serial": "BTN-1", "target": "me"})
-    assert r.status_code == 409 and "someone else is claiming" in r.text
+    assert r.status_code == 409
+    assert "someone else is claiming" in r.text
     # the claimer scanning again resumes the same claim
     assert tech.post("/provision", {"serial": "BTN-1", "target": "me"}
                      ).headers["location"] == claim_path
@@ -309,7 +324,8 @@ def test_code_flow_counts_wrong_codes(server: Server, fleet: dict[str, str]) -> 
                            ).headers["location"]
     assert "Claim code from the label" in tech.get(claim_path).text
     r = tech.post(f"{claim_path}/proof", {"code": "AAAA-AAAA-AAAA"})
-    assert r.status_code == 422 and "tries left" in r.text or "mistyped" in r.text
+    assert r.status_code == 422
+    assert "tries left" in r.text or "mistyped" in r.text
     r = tech.post(f"{claim_path}/proof", {"code": code.lower().replace("-", " ")})
     assert r.status_code == 303
     assert "Device confirmed" in tech.get(claim_path).text
@@ -344,7 +360,8 @@ def test_device_secret_flow_and_release_with_reset(server: Server, fleet: dict[s
         assert r.status_code == 200, r.text
         bad = device.post(f"/api/v1/{fleet['SEC-1']}/claim",
                           json={"secretKey": "x", "durationMs": 5})
-        assert bad.status_code == 422 and "durationMs" in bad.text
+        assert bad.status_code == 422
+        assert "durationMs" in bad.text
     tech = signed_in(server, "tech@kanarra.example")
     claim_path = tech.post("/provision", {"serial": "SEC-1", "target": "me"}
                            ).headers["location"]
@@ -378,7 +395,8 @@ def test_device_secret_flow_and_release_with_reset(server: Server, fleet: dict[s
     assert rival.post(f"{claim_path}/finish", {"name": "Mine", "group": tekton.group(1),
                                                "model": "UNO-2483G"}).status_code == 303
     timeline = rival.get("/devices/SEC-1").text
-    assert "device.released" in timeline and "Gen 7" not in timeline
+    assert "device.released" in timeline
+    assert "Gen 7" not in timeline
     assert "claim.window-opened" in timeline
     assert timeline.count("device.claimed") == 1
 
@@ -401,7 +419,8 @@ def test_label_url_leads_to_the_device_or_the_claim(server: Server, fleet: dict[
                                                     ) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     page = tech.get("/d/PLAIN-1")
-    assert page.status_code == 200 and 'value="PLAIN-1"' in page.text
+    assert page.status_code == 200
+    assert 'value="PLAIN-1"' in page.text
     assert tech.post("/provision", {"serial": "PLAIN-1", "target": "me"}).status_code == 303
     assert tech.get("/d/PLAIN-1").headers["location"] == "/devices/PLAIN-1"
     # a scanned label URL is understood by the claim form too
@@ -420,8 +439,9 @@ def test_two_people_claiming_one_device_at_once(server: Server, fleet: dict[str,
         results: list[httpx.Response] = []
         lock = threading.Lock()
 
-        def claim(person: Browser, serial: str = serial,
-                  barrier: threading.Barrier = barrier) -> None:
+        def claim(person: Browser, serial: str = serial, barrier: threading.Barrier = barrier,
+                  results: list[httpx.Response] = results,
+                  lock: threading.Lock = lock) -> None:
             barrier.wait()
             r = person.post("/provision", {"serial": serial, "target": "me"})
             with lock:
@@ -450,15 +470,18 @@ def test_admin_overview_shows_the_funnel(server: Server, fleet: dict[str, str]) 
     boss = signed_in(server, "boss@kanarra.example")
     page = boss.get("/overview")
     assert page.status_code == 200
-    assert "<polyline" in page.text and "device.claimed" in page.text
+    assert "<polyline" in page.text
+    assert "device.claimed" in page.text
     claimed = re.search(r"Claimed</div><div[^>]*>(\d+)<", page.text)
-    assert claimed is not None and claimed.group(1) == "1"
+    assert claimed is not None
+    assert claimed.group(1) == "1"
 
 
 def test_manifest_and_static_files(server: Server) -> None:
     with httpx.Client(base_url=server.url) as http:
         manifest = http.get("/manifest.webmanifest").json()
-        assert manifest["display"] == "standalone" and manifest["icons"]
+        assert manifest["display"] == "standalone"
+        assert manifest["icons"]
         assert http.get(manifest["icons"][0]["src"]).status_code == 200
         for path in ("/static/claim.js", "/static/scan.js", "/static/provisiond.css"):
             assert http.get(path).status_code == 200
