@@ -371,3 +371,30 @@ def test_a_failure_after_the_commit_keeps_the_credentials(
     assert [r["serial"] for r in read_creds(creds)] == ["K1", "K2"]
     assert cli.serials() == ["K1", "K2"]
     assert "refreshing planner statistics after the import failed" in caplog.text
+
+
+def test_import_under_profiles_gives_claim_codes_where_the_proof_needs_them(
+        cli: Cli, tmp_path: Path) -> None:
+    made = cli.json("profiles", "create", "labels", "--claim-proof", "code",
+                    "--claim-window", "600", "--release-policy", "reset")
+    assert isinstance(made, dict)
+    assert (made["claim_proof"], made["claim_window_seconds"], made["release_policy"]) == (
+        "code", 600, "reset")
+    cli("profiles", "create", "buttons", "--claim-proof", "button")
+    src = write(tmp_path / "batch.csv", "serial,profile\nL-1,\nL-2,buttons\nL-3,labels\n")
+    out = tmp_path / "creds.csv"
+    cli("devices", "import", str(src), "--credentials-out", str(out), "--profile", "labels")
+    rows = read_creds(out)
+    assert sorted((r["serial"], r["credential_type"]) for r in rows) == [
+        ("L-1", "access-token"), ("L-1", "claim-code"), ("L-2", "access-token"),
+        ("L-3", "access-token"), ("L-3", "claim-code")]
+    codes = [r["secret"] for r in rows if r["credential_type"] == "claim-code"]
+    assert len(set(codes)) == 2
+    # bad options name what is wrong and change nothing
+    bad = cli("profiles", "create", "x", "--claim-proof", "smile", "--claim-window", "5",
+              "--release-policy", "burn", code=2)
+    for text in ("claim_proof", "claim_window", "release_policy"):
+        assert text in bad.stderr
+    bad = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c2.csv"),
+              "--profile", "nope", "--skip-existing", code=4)
+    assert "no profile 'nope'" in bad.stderr
