@@ -73,6 +73,10 @@ class Settings(BaseSettings):
         ),
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    public_url: str | None = Field(
+        None, description="The address people and labels reach this service at (device "
+                          "URLs on labels), e.g. `https://provision.example.com`. Default: "
+                          "`http://HOST:PORT`.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
     mqtt_enabled: bool = Field(True, description="Serve the MQTT provisioning listener.")
     mqtt_port: int = Field(1884, ge=0, le=65535,
@@ -192,6 +196,10 @@ class Settings(BaseSettings):
     def ca_passphrase(self) -> str | None:
         """The CA key passphrase in clear, for the code that encrypts and decrypts keys."""
         return self.ca_key_passphrase.get_secret_value() if self.ca_key_passphrase else None
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

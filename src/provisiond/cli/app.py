@@ -20,6 +20,7 @@ from provisiond.bootstrap import (
 )
 from provisiond.cli import output
 from provisiond.cli.cas import app as ca_app
+from provisiond.cli.codes import app as codes_app
 from provisiond.cli.common import (
     Common,
     ConfigOpt,
@@ -52,6 +53,7 @@ app.add_typer(models, name="models")
 app.add_typer(tokens, name="tokens")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(ca_app, name="ca")
+app.add_typer(codes_app, name="codes")
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")
 

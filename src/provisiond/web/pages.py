@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import re
 import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import jinja2
 import orjson
@@ -41,6 +40,7 @@ from provisiond.errors import (
     Unauthenticated,
 )
 from provisiond.services import accounts, claiming
+from provisiond.services.codes import scanned_serial
 from provisiond.services.devices import list_devices
 from provisiond.store.claims import StoredSession
 from provisiond.web.deps import Container, container_of
@@ -64,7 +64,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Permissions-Policy": "camera=(self)",
 }
-_LABEL_PATH = re.compile(r"/d/([^/?#]+)")
 
 
 class PageError(Exception):
@@ -182,16 +181,6 @@ def not_found() -> PageError:
     return PageError(404, "Not found", "There is nothing here, or it is not yours to see.")
 
 
-def _serial_from_scan(text: str) -> str:
-    """What was scanned or typed: a serial, or a provisiond label URL holding one."""
-    text = text.strip()
-    if "://" in text or text.startswith("/d/"):
-        match = _LABEL_PATH.search(urlsplit(text).path)
-        if match:
-            return unquote(match.group(1))
-    return text
-
-
 def _safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
         return value
@@ -282,10 +271,10 @@ async def provision(page: PageDep) -> Response:
     raw = str(form.get("serial", ""))
     target = str(form.get("target", "me")) or "me"
     try:
+        serial = scanned_serial(raw) if raw.strip() else raw
         started = await claiming.start_claim(
-            c.uow(), c.limiter, c.claim_policy, user=page.user,
-            serial=_serial_from_scan(raw), target=target, address=_address(page.request),
-            now=c.now())
+            c.uow(), c.limiter, c.claim_policy, user=page.user, serial=serial, target=target,
+            address=_address(page.request), now=c.now())
     except DeviceNotFound:
         raise not_found() from None
     except Forbidden as err:

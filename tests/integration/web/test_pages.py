@@ -426,6 +426,14 @@ def test_label_url_leads_to_the_device_or_the_claim(server: Server, fleet: dict[
     # a scanned label URL is understood by the claim form too
     r = tech.post("/provision", {"serial": f"{server.url}/d/PLAIN-2", "target": "me"})
     assert r.headers["location"] == "/devices/PLAIN-2"
+    # other codes are named, not mistaken for serials
+    r = tech.post("/provision", {"serial": "MT:-8VJ0OMV172PX813210", "target": "me"})
+    assert r.status_code == 422
+    assert "Matter pairing code" in r.text
+    r = tech.post("/provision", {"serial": "LW:D0:42FFFFFFFFFFFFFG:4242FFFFFFFFFFFF:42FFFF42",
+                                 "target": "me"})
+    assert r.status_code == 422
+    assert "JoinEUI holds" in r.text
     anon = Browser(server)
     assert anon.get("/d/PLAIN-3").headers["location"] == "/login?next=/d/PLAIN-3"
 
