@@ -33,6 +33,7 @@ from provisiond.cli.common import (
 )
 from provisiond.cli.devices import app as devices_app
 from provisiond.cli.directory import groups, models, tokens, users
+from provisiond.cli.labels import labels as labels_command
 from provisiond.cli.profiles import app as profiles_app
 from provisiond.services import demo
 
@@ -54,6 +55,7 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(ca_app, name="ca")
 app.add_typer(codes_app, name="codes")
+app.command("labels")(labels_command)
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")
 
