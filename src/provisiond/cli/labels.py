@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
+from collections.abc import Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,15 +96,32 @@ def labels(
         fail(common, InvalidInput(str(problem), problems=[problem]))
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f, _Progress(show) as advance:
+        with os.fdopen(fd, "wb") as f, _Progress(show) as advance, _encoders() as executor:
             count = run(common, lambda c: service.write_labels(
                 c.uow, f, options, group=group, state=state, model=model, tags=tags,
-                serial_prefix=prefix, progress=advance))
+                serial_prefix=prefix, progress=advance, executor=executor))
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     _report(common, count, out)
+
+
+@contextmanager
+def _encoders() -> Iterator[Executor | None]:
+    """Worker processes that encode QR codes while this one draws. They are forked now,
+    before the database connection's thread exists (forking a threaded process is unsafe);
+    without fork (or with one core) the codes are encoded here."""
+    workers = min(4, os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        executor.submit(int).result()  # start the workers now
+        yield executor
+    finally:
+        executor.shutdown(cancel_futures=True)
 
 
 async def _single(device: Any, options: service.LabelOptions, out: Path) -> None:

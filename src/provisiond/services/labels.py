@@ -12,20 +12,22 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import segno
 
 from provisiond.domain.device import Device
 from provisiond.errors import InvalidInput, Problem
+from provisiond.protocols import qr
 from provisiond.protocols.codes import Code, DeviceUrl, LoRaWanCode, PayloadError, SerialCode
 from provisiond.protocols.pdf import MM, Page, StreamingPdf
 from provisiond.services.devices import list_devices
 from provisiond.store.uow import UnitOfWork
 
-QR_ERROR = "q"
+QR_ERROR = qr.ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,36 +119,47 @@ def device_code(device: Device, options: LabelOptions) -> Code:
 _DARK_RUN = re.compile(rb"[\x01-\xff]+")
 
 
-class QrMaker:
-    """QR codes for a run of labels. Choosing a code's mask (8 candidates, scored for
+def qr_rects(matrix: list[bytes], x: float, y: float, size: float
+             ) -> list[tuple[float, float, float, float]]:
+    """The dark modules of a QR matrix, with its 4-module quiet zone, fitted in a ``size``
+    square at (x, y), one rectangle per horizontal run."""
+    module = size / (len(matrix) + 8)
+    rects = []
+    for r, row in enumerate(matrix):
+        top = y + size - (r + 5) * module
+        for run in _DARK_RUN.finditer(row):
+            rects.append((x + (run.start() + 4) * module, top,
+                          (run.end() - run.start()) * module, module))
+    return rects
+
+
+class QrEncoder:
+    """QR matrices for a run of labels. Choosing a code's mask (8 candidates, scored for
     readability) is three quarters of encoding it; the codes of one run differ only in their
     serials, so the mask chosen for the first code is used for the rest (any mask is valid,
-    and the label tests decode every code of a sheet)."""
+    and the label tests decode every code of a sheet). With an executor (worker processes),
+    chunks are encoded there while this process draws."""
 
-    def __init__(self) -> None:
+    def __init__(self, executor: Executor | None = None) -> None:
+        self._executor = executor
         self._mask: int | None = None
 
-    def rects(self, text: str, x: float, y: float, size: float
-              ) -> list[tuple[float, float, float, float]]:
-        """The dark modules of ``text``'s QR code, with its 4-module quiet zone, fitted in a
-        ``size`` square at (x, y), one rectangle per horizontal run."""
-        qr = segno.make(text, error=QR_ERROR, micro=False, mask=self._mask,
-                        boost_error=False)
+    def start(self, texts: list[str]) -> Future[list[list[bytes]]] | list[list[bytes]]:
+        if not texts:
+            return []
         if self._mask is None:
-            self._mask = qr.mask
-        matrix = qr.matrix
-        module = size / (len(matrix) + 8)
-        rects = []
-        for r, row in enumerate(matrix):
-            top = y + size - (r + 5) * module
-            for run in _DARK_RUN.finditer(row):
-                rects.append((x + (run.start() + 4) * module, top,
-                              (run.end() - run.start()) * module, module))
-        return rects
+            self._mask = qr.best_mask(texts[0])
+        if self._executor is None:
+            return qr.matrices(texts, self._mask)
+        return self._executor.submit(qr.matrices, texts, self._mask)
+
+    @staticmethod
+    def result(started: Future[list[list[bytes]]] | list[list[bytes]]) -> list[list[bytes]]:
+        return started if isinstance(started, list) else started.result()
 
 
-def draw_label(page: Page, sheet: Sheet, slot: int, device: Device, code: Code,
-               claim_code: str | None, qr: QrMaker) -> None:
+def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,
+               matrix: list[bytes], claim_code: str | None) -> None:
     col, row = slot % sheet.columns, slot // sheet.columns
     x = sheet.left + col * (sheet.label_width + sheet.gap_x)
     y = sheet.page_height - sheet.top - (row + 1) * sheet.label_height - row * sheet.gap_y
@@ -158,7 +171,7 @@ def draw_label(page: Page, sheet: Sheet, slot: int, device: Device, code: Code,
         page.line(x + w, y, x + w, y + h)
     pad = min(w, h) * 0.06
     size = h - 2 * pad
-    page.rects(qr.rects(code.render(), x + pad, y + pad, size))
+    page.rects(qr_rects(matrix, x + pad, y + pad, size))
     tx = x + 2 * pad + size
     room = w - (tx - x) - pad
     big = max(5.0, min(9.0, room / (0.62 * max(len(device.serial), 8))))
@@ -175,40 +188,68 @@ async def write_labels(uow_factory: Callable[[], UnitOfWork], out: BinaryIO,
                        options: LabelOptions, *, group: str | None = None,
                        state: str | None = None, model: str | None = None,
                        tags: dict[str, str] | None = None, serial_prefix: str | None = None,
-                       progress: Callable[[int], None] | None = None) -> int:
-    """Write a PDF of labels for the matching devices; returns how many."""
+                       progress: Callable[[int], None] | None = None,
+                       executor: Executor | None = None) -> int:
+    """Write a PDF of labels for the matching devices; returns how many. With an executor,
+    QR codes are encoded there, one listing page ahead of the drawing."""
     sheet = check_options(options)
+    encoder = QrEncoder(executor)
     written = 0
     with StreamingPdf(out, sheet.page_width, sheet.page_height) as pdf:
-        page = Page()
-        slot = 0
-        qr = QrMaker()
-        async for device in _devices(uow_factory, group=group, state=state, model=model,
-                                     tags=tags, serial_prefix=serial_prefix):
-            claim = (options.claim_codes or {}).get(device.serial)
-            draw_label(page, sheet, slot, device, device_code(device, options), claim, qr)
-            slot += 1
-            written += 1
-            if slot == sheet.per_page:
-                pdf.add_page(page)
-                page, slot = Page(), 0
-            if progress is not None:
-                progress(1)
-        if slot or written == 0:
-            pdf.add_page(page)
+        sheets = _Sheets(pdf, sheet)
+        pending: tuple[list[Device], Any] | None = None
+        async for batch in _device_pages(uow_factory, group=group, state=state, model=model,
+                                         tags=tags, serial_prefix=serial_prefix):
+            texts = [device_code(d, options).render() for d in batch]
+            started = encoder.start(texts)
+            if pending is not None:
+                written += sheets.draw(pending[0], encoder.result(pending[1]), options,
+                                       progress)
+            pending = (batch, started)
+        if pending is not None:
+            written += sheets.draw(pending[0], encoder.result(pending[1]), options, progress)
+        sheets.finish(written)
     return written
 
 
-async def _devices(uow_factory: Callable[[], UnitOfWork], *, group: str | None,
-                   state: str | None, model: str | None, tags: dict[str, str] | None,
-                   serial_prefix: str | None) -> AsyncIterator[Device]:
+class _Sheets:
+    """Places labels on pages and writes each page when it is full."""
+
+    def __init__(self, pdf: StreamingPdf, sheet: Sheet) -> None:
+        self.pdf = pdf
+        self.sheet = sheet
+        self.page = Page()
+        self.slot = 0
+
+    def draw(self, devices: list[Device], matrices: list[list[bytes]], options: LabelOptions,
+             progress: Callable[[int], None] | None) -> int:
+        codes = options.claim_codes or {}
+        for device, matrix in zip(devices, matrices, strict=True):
+            draw_label(self.page, self.sheet, self.slot, device, matrix,
+                       codes.get(device.serial))
+            self.slot += 1
+            if self.slot == self.sheet.per_page:
+                self.pdf.add_page(self.page)
+                self.page, self.slot = Page(), 0
+        if progress is not None:
+            progress(len(devices))
+        return len(devices)
+
+    def finish(self, written: int) -> None:
+        if self.slot or written == 0:
+            self.pdf.add_page(self.page)
+
+
+async def _device_pages(uow_factory: Callable[[], UnitOfWork], *, group: str | None,
+                        state: str | None, model: str | None, tags: dict[str, str] | None,
+                        serial_prefix: str | None) -> AsyncIterator[list[Device]]:
     cursor = None
     while True:
         page = await list_devices(uow_factory(), group=group, state=state, model=model,
                                   tags=tags, serial_prefix=serial_prefix, cursor=cursor,
                                   limit=500)
-        for device in page.items:
-            yield device
+        if page.items:
+            yield page.items
         if page.next_cursor is None:
             return
         cursor = page.next_cursor
