@@ -112,12 +112,17 @@ def leaves_of(groups: list[Group]) -> list[Group]:
     return [g for g in groups if g.id not in parents]
 
 
-async def find_visible_device(uow: UnitOfWork, user: User, serial_text: str) -> Device:
-    """The device if the user may see it; else DeviceNotFound, whether or not it exists."""
+def _serial_or_not_found(text: str) -> str:
+    """A malformed serial names no device: the same answer as a missing one."""
     try:
-        serial = parse_serial(serial_text)
+        return parse_serial(text)
     except InvalidInput:
         raise DeviceNotFound(NOT_FOUND) from None
+
+
+async def find_visible_device(uow: UnitOfWork, user: User, serial_text: str) -> Device:
+    """The device if the user may see it; else DeviceNotFound, whether or not it exists."""
+    serial = _serial_or_not_found(serial_text)
     async with uow.read():
         device = await uow.devices.find_by_serial(serial)
     if device is None or not visible(user, device.group_path):
@@ -128,10 +133,7 @@ async def find_visible_device(uow: UnitOfWork, user: User, serial_text: str) -> 
 async def label_target(uow: UnitOfWork, user: User, serial_text: str) -> str:
     """Where a label's URL leads this user: ``device`` (they may see it), ``claim`` (they
     may claim it), else DeviceNotFound."""
-    try:
-        serial = parse_serial(serial_text)
-    except InvalidInput:
-        raise DeviceNotFound(NOT_FOUND) from None
+    serial = _serial_or_not_found(serial_text)
     async with uow.read():
         device = await uow.claims.device(serial)
     if device is not None and visible(user, device.group_path):

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from provisiond.protocols.codes.base import PayloadError, check_hex
 
 _OPTIONAL = {"O": "owner_token", "S": "serial_number", "P": "proprietary", "C": "checksum"}
+_DRAFT_OPTIONAL = {"V": "owner_token", "S": "serial_number", "P": "proprietary"}
 # The common case in one match; anything else goes the slow way, which says what is wrong.
 _FAST = re.compile(r"LW:D0:([0-9A-Fa-f]{16}):([0-9A-Fa-f]{16}):([0-9A-Fa-f]{8})"
                    r"((?::[OSPCosp][^:]*)*)")
@@ -111,17 +112,22 @@ class LoRaWanCode:
                                            "URN:LW:DP:", len(text))
         offsets = [sum(len(p) + 1 for p in parts[:i]) for i in range(len(parts))]
         join, dev, profile = cls._ids(parts[3:6], offsets[3:6])
-        fields: dict[str, str] = {}
-        if len(parts) == 7:
-            for ext in parts[6].replace("%25", "%").split("%"):
-                if len(ext) > 1:
-                    key = {"V": "owner_token", "S": "serial_number",
-                           "P": "proprietary"}.get(ext[0].upper())
-                    if key is None:
-                        raise PayloadError(cls.FORMAT, f"unknown field {ext[0]!r} in draft 2 "
-                                                       "(it has V, S and P)", offsets[6])
-                    fields[key] = ext[1:]
+        exts = parts[6].replace("%25", "%").split("%") if len(parts) == 7 else []
+        fields = cls._draft_fields(exts, [offsets[-1]] * len(exts), "draft 2")
         return cls(join, dev, profile, draft="draft 2", **fields)
+
+    @classmethod
+    def _draft_fields(cls, exts: list[str], offsets: list[int], draft: str) -> dict[str, str]:
+        """The drafts' optional fields: V (validation code, read as the owner token), S, P."""
+        fields: dict[str, str] = {}
+        for ext, offset in zip(exts, offsets, strict=True):
+            if len(ext) > 1:
+                key = _DRAFT_OPTIONAL.get(ext[0].upper())
+                if key is None:
+                    raise PayloadError(cls.FORMAT, f"unknown field {ext[0]!r} in {draft} (it "
+                                                   "has V, S and P)", offset)
+                fields[key] = ext[1:]
+        return fields
 
     @classmethod
     def _parse_draft3(cls, text: str) -> LoRaWanCode:
@@ -133,15 +139,7 @@ class LoRaWanCode:
         base = len("URN:DEV:LW:")
         offsets = [base + sum(len(p) + 1 for p in parts[:i]) for i in range(len(parts))]
         join, dev, profile = cls._ids(parts[:3], offsets[:3])
-        fields: dict[str, str] = {}
-        for ext, offset in zip(parts[3:], offsets[3:], strict=True):
-            if len(ext) > 1:
-                key = {"V": "owner_token", "S": "serial_number",
-                       "P": "proprietary"}.get(ext[0].upper())
-                if key is None:
-                    raise PayloadError(cls.FORMAT, f"unknown field {ext[0]!r} in draft 3 "
-                                                   "(it has V, S and P)", offset)
-                fields[key] = ext[1:]
+        fields = cls._draft_fields(parts[3:], offsets[3:], "draft 3")
         return cls(join, dev, profile, draft="draft 3", **fields)
 
     def render(self) -> str:
