@@ -149,6 +149,9 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How long a locked account refuses sign-in.")
     login_rate_per_minute: int = Field(
         10, ge=1, description="Sign-in attempts one address may make per minute.")
+    device_key_passphrase: SecretStr | None = Field(
+        None, description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
+                          "AppKeys); required in production to import them.")
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
@@ -213,6 +216,8 @@ class Settings(BaseSettings):
         out["database_url"] = mask_url(self.effective_database_url)
         if self.ca_key_passphrase is not None:
             out["ca_key_passphrase"] = "***"  # noqa: S105 - the mask, not a password
+        if self.device_key_passphrase is not None:
+            out["device_key_passphrase"] = "***"  # noqa: S105 - the mask, not a password
         return out
 
 

@@ -31,7 +31,9 @@ from provisiond.cli.common import (
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import devices as device_service
 from provisiond.services.import_formats import ImportFormat, read_import
+from provisiond.services.lorawan_import import peek_is_lorawan, register_lorawan
 from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.sealing import Sealer
 
 app = typer.Typer(help="Register, list, show, export and delete devices.", no_args_is_help=True)
 
@@ -146,7 +148,18 @@ def import_(
     try:
         with _progress(show_progress, size) as advance:
             source = io.BufferedReader(_Counting(stream, advance), 1 << 20)
+            lorawan = import_format is ImportFormat.CSV and peek_is_lorawan(
+                source.peek(65536).splitlines()[:1])
+
             async def work(c: Container) -> Any:
+                if lorawan:  # Blynk-style static tokens: Device EUI, Join EUI, AppKey
+                    sealer = Sealer(c.settings.device_key_passphrase.get_secret_value()
+                                    if c.settings.device_key_passphrase else None,
+                                    production=c.settings.production)
+                    return await register_lorawan(
+                        c.uow(), stream=source, sealer=sealer, sink=sink, actor=actor(),
+                        now=c.now(), group=group, model=model, profile=profile,
+                        source=Path(file).name if file != "-" else "stdin")
                 options = ImportOptions(
                     group=group, model=model, profile=profile, skip_existing=skip_existing,
                     default_claim_proof=c.settings.claim_proof,

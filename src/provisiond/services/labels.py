@@ -106,7 +106,8 @@ def device_code(device: Device, options: LabelOptions) -> Code:
         if options.code_format == "serial":
             return SerialCode(device.serial)
         if options.code_format == "lorawan":
-            return LoRaWanCode.parse(LoRaWanCode(options.join_eui.upper(), device.serial,
+            join_eui = device.tags.get("join_eui", options.join_eui)  # a LoRaWAN import's
+            return LoRaWanCode.parse(LoRaWanCode(join_eui.upper(), device.serial,
                                                  "00000000").render())
         return DeviceUrl(options.public_url.rstrip("/"), device.serial)
     except PayloadError as err:

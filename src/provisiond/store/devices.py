@@ -224,10 +224,12 @@ class DeviceRepository:
         return [device_id for _, device_id in found]
 
     async def add(self, device: Device, *, model_id: uuid.UUID | None,
-                  registered_event_id: int | None) -> None:
+                  registered_event_id: int | None,
+                  profile_id: uuid.UUID | None = None) -> None:
         await self._conn.execute(
             insert(devices).values(
                 id=device.id, serial=device.serial, name=device.name, model_id=model_id,
+                profile_id=profile_id,
                 state=device.state.value, group_id=device.group_id,
                 owner_user_id=device.owner_user_id, registered_event_id=registered_event_id,
                 created_at=device.created_at, updated_at=device.updated_at,
@@ -324,11 +326,13 @@ class CredentialRepository:
         self._conn = conn
 
     async def add(self, credential: Credential, *, lookup: str | None,
-                  secret_hash: str | None = None, client_id: str | None = None) -> None:
+                  secret_hash: str | None = None, client_id: str | None = None,
+                  secret_sealed: str | None = None) -> None:
         await self._conn.execute(
             insert(credentials).values(
                 id=credential.id, device_id=credential.device_id, type=credential.type.value,
                 lookup=lookup, secret_hash=secret_hash, client_id=client_id,
+                secret_sealed=secret_sealed,
                 created_at=credential.created_at,
             )
         )
@@ -360,6 +364,13 @@ class CredentialRepository:
                                       credentials.c.lookup == lookup,
                                       credentials.c.revoked_at.is_(None)))).first()
         return (_credential(row), row.secret_hash) if row else None
+
+    async def sealed_secret(self, ctype: CredentialType, lookup: str) -> str | None:
+        """The sealed secret of the active credential of this type and lookup."""
+        return (await self._conn.execute(
+            select(credentials.c.secret_sealed).where(
+                credentials.c.type == ctype.value, credentials.c.lookup == lookup,
+                credentials.c.revoked_at.is_(None)))).scalar()
 
     async def for_device(self, device_id: uuid.UUID) -> list[Credential]:
         rows = await self._conn.execute(

@@ -136,6 +136,8 @@ credentials = Table(
     Column("lookup", String(128), nullable=True),
     Column("secret_hash", String(255), nullable=True),
     Column("client_id", String(256), nullable=True),  # MQTT basic: the client id to use
+    # A secret provisiond must hand on later (a LoRaWAN AppKey), sealed: services/sealing.py.
+    Column("secret_sealed", String(512), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("first_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),

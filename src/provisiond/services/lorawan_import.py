@@ -1,0 +1,187 @@
+"""Blynk-style LoRaWAN static tokens: a CSV of ``Device EUI, Join EUI, Application Key``.
+
+Each row becomes a device whose serial is its DevEUI, tagged with its JoinEUI, with a LoRaWAN
+credential holding the AppKey sealed (services/sealing.py: it must later be handed to a
+network server, so it is encrypted, not hashed), and its TR005 QR code written to the
+credentials file. Header names are matched leniently (case, spaces, underscores; AppEUI for
+Join EUI, AppKey for Application Key). EUIs are 16 hex digits and the AppKey 32, normalised to
+upper case. Like every import it is one transaction, and a file with any problem imports
+nothing and lists every problem with its line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO
+
+from provisiond.domain.catalog import parse_model_name
+from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.device import Device, DeviceState
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.errors import (
+    DeviceExists,
+    GroupNotFound,
+    ImportInvalid,
+    ModelNotFound,
+    Problem,
+    ProfileNotFound,
+)
+from provisiond.protocols.codes import LoRaWanCode
+from provisiond.services.devices import Resolver
+from provisiond.services.ids import new_id
+from provisiond.services.registration import CredentialSink, ImportResult
+from provisiond.services.sealing import Sealer
+from provisiond.store.uow import UnitOfWork
+
+TR005 = "lorawan-tr005"
+_COLUMNS = {"deviceeui": "dev_eui", "deveui": "dev_eui", "joineui": "join_eui",
+            "appeui": "join_eui", "applicationeui": "join_eui", "applicationkey": "app_key",
+            "appkey": "app_key"}
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+def _column_key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.strip().lstrip("\ufeff").lower())
+
+
+def is_lorawan_header(line: str) -> bool:
+    """A CSV header of LoRaWAN static tokens (DevEUI and AppKey columns)?"""
+    try:
+        header = next(csv.reader([line]))
+    except (csv.Error, StopIteration):
+        return False
+    fields = {_COLUMNS.get(_column_key(h)) for h in header}
+    return {"dev_eui", "app_key"} <= fields
+
+
+@dataclass(frozen=True, slots=True)
+class LoRaWanRow:
+    line: int
+    dev_eui: str
+    join_eui: str
+    app_key: str
+
+
+def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    rows: list[LoRaWanRow] = []
+    problems: list[Problem] = []
+    try:
+        reader = csv.reader(text)
+        header = next(reader, [])
+        columns = {_COLUMNS[k]: i for i, h in enumerate(header)
+                   if (k := _column_key(h)) in _COLUMNS}
+        for need, title in (("dev_eui", "Device EUI"), ("join_eui", "Join EUI"),
+                            ("app_key", "Application Key")):
+            if need not in columns:
+                problems.append(Problem(f"there is no {title!r} column", line=1))
+        if problems:
+            return rows, problems
+        seen: dict[str, int] = {}
+        for number, cells in enumerate(reader, start=2):
+            if not any(c.strip() for c in cells):
+                continue
+            values = {k: (cells[i].strip() if i < len(cells) else "")
+                      for k, i in columns.items()}
+            bad = False
+            for key, title, digits in (("dev_eui", "Device EUI", 16),
+                                       ("join_eui", "Join EUI", 16),
+                                       ("app_key", "Application Key", 32)):
+                value = values[key].replace(" ", "").replace("-", "").replace(":", "")
+                if len(value) != digits or not _HEX.fullmatch(value):
+                    problems.append(Problem(f"must be {digits} hexadecimal digits",
+                                            field=title, line=number))
+                    bad = True
+                values[key] = value.upper()
+            if bad:
+                continue
+            first = seen.setdefault(values["dev_eui"], number)
+            if first != number:
+                problems.append(Problem(f"{values['dev_eui']} is also on line {first}",
+                                        field="Device EUI", line=number))
+                continue
+            rows.append(LoRaWanRow(number, values["dev_eui"], values["join_eui"],
+                                   values["app_key"]))
+    except UnicodeDecodeError:
+        problems.append(Problem("the file is not UTF-8 text"))
+    except csv.Error as err:
+        problems.append(Problem(f"not a readable CSV file: {err}"))
+    return rows, problems
+
+
+async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer,
+                           sink: CredentialSink, actor: str, now: datetime,
+                           group: str | None = None, model: str | None = None,
+                           profile: str | None = None, source: str = "") -> ImportResult:
+    """Register every row of a LoRaWAN static-token file, or none of them."""
+    rows, problems = read_rows(stream)
+    if not problems and not rows:
+        problems.append(Problem("the file has a header but no devices", line=2))
+    async with uow:
+        uow.conflicts_as(DeviceExists("another import registered some of these DevEUIs at the "
+                                      "same time; nothing was imported"))
+        resolve = Resolver(uow)
+        group_obj = model_obj = profile_obj = None
+        if group:
+            found_group = await resolve.group(group)
+            if isinstance(found_group, Problem):
+                raise GroupNotFound(f"--group: {found_group.message}", problems=[found_group])
+            group_obj = found_group
+        if model:
+            found_model = await resolve.model(parse_model_name(model, field="--model"))
+            if isinstance(found_model, Problem):
+                raise ModelNotFound(f"--model: {found_model.message}", problems=[found_model])
+            model_obj = found_model
+        if profile:
+            found_profile = await resolve.profile(profile)
+            if isinstance(found_profile, Problem):
+                raise ProfileNotFound(f"--profile: {found_profile.message}",
+                                      problems=[found_profile])
+            profile_obj = found_profile
+        existing = await uow.bulk.existing_serials([r.dev_eui for r in rows])
+        problems += [Problem(f"{r.dev_eui} is already registered", field="Device EUI",
+                             line=r.line) for r in rows if r.dev_eui in existing]
+        if problems:
+            problems.sort(key=lambda p: p.line or 0)
+            n = len(problems)
+            raise ImportInvalid(f"{n} problem{'s' if n != 1 else ''} found; nothing was "
+                                "imported", problems=problems, problem_count=n)
+        event_id = await uow.events.add(NewEvent(
+            EventType.DEVICES_IMPORTED, now, actor,
+            data={"source": source, "format": "lorawan", "imported": len(rows),
+                  "group": group, "model": model, "profile": profile}))
+        for row in rows:
+            device = Device(
+                id=new_id(), serial=row.dev_eui, name=row.dev_eui,
+                model=model_obj.name if model_obj else None,
+                state=DeviceState.CLAIMED if group_obj else DeviceState.REGISTERED,
+                group_id=group_obj.id if group_obj else None,
+                group_path=group_obj.path if group_obj else None, owner_user_id=None,
+                owner_email=None, created_at=now, updated_at=now,
+                claimed_at=now if group_obj else None, tags={"join_eui": row.join_eui})
+            await uow.devices.add(device, model_id=model_obj.id if model_obj else None,
+                                  registered_event_id=event_id,
+                                  profile_id=profile_obj.id if profile_obj else None)
+            credential = Credential(new_id(), device.id, CredentialType.LORAWAN, now)
+            await uow.credentials.add(credential, lookup=row.dev_eui,
+                                      secret_sealed=sealer.seal(row.app_key))
+            code = LoRaWanCode(row.join_eui, row.dev_eui, "00000000")
+            sink.add(row.dev_eui, str(device.id), TR005, code.render())
+        sink.prepare()
+        await uow.commit()
+        sink.commit()
+    claimed = len(rows) if group_obj else 0
+    return ImportResult(event_id, len(rows), claimed, 0)
+
+
+def peek_is_lorawan(first_lines: Iterable[bytes]) -> bool:
+    for raw in first_lines:
+        line = raw.decode("utf-8-sig", "replace").strip()
+        if line:
+            return is_lorawan_header(line)
+    return False
