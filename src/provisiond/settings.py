@@ -21,7 +21,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from provisiond.domain.claims import CLAIM_WINDOW_MAX, CLAIM_WINDOW_MIN, ClaimProof
+from provisiond.domain.claims import (
+    CLAIM_WINDOW_MAX,
+    CLAIM_WINDOW_MIN,
+    CODE_LENGTH,
+    ClaimProof,
+)
 
 CONFIG_FILE_ENV = "PROVISIOND_CONFIG_FILE"
 
@@ -132,6 +137,10 @@ class Settings(BaseSettings):
         description="How long a claim stays open for its proof and finish, when the "
                     "device's profile does not say.",
     )
+    claim_code_length: int = Field(
+        CODE_LENGTH, ge=8, le=24,
+        description="Characters of the claim codes an import generates, check character "
+                    "included (each other one carries 4.95 bits: 12 give 54 bits).")
     claim_rate_per_minute: int = Field(
         20, ge=1, description="Claims one user may start per minute, and one address.")
     claim_code_attempts_per_minute: int = Field(

@@ -35,6 +35,7 @@ def vectors(name: str) -> dict[str, Any]:
 
 MATTER = vectors("matter_setup_payload.json")["cases"]
 LORAWAN = vectors("lorawan_tr005.json")
+ESP = vectors("esp_prov_qr.json")
 
 
 @pytest.mark.parametrize("case", MATTER, ids=[c["qr"] for c in MATTER])
@@ -70,6 +71,20 @@ def test_lorawan_invalid_vectors(text: str) -> None:
     with pytest.raises(PayloadError) as err:
         codes.parse(text)
     assert err.value.format_name == "lorawan"
+
+
+@pytest.mark.parametrize("case", ESP["valid"], ids=lambda c: c["text"][:40])
+def test_esp_vectors(case: dict[str, Any]) -> None:
+    parsed = codes.parse(case["text"])
+    assert parsed == EspProvCode(name=case["name"], transport=case["transport"],
+                                 pop=case["pop"], username=case["username"])
+
+
+@pytest.mark.parametrize("text", ESP["invalid"])
+def test_esp_invalid_vectors(text: str) -> None:
+    with pytest.raises(PayloadError) as err:
+        codes.parse(text)
+    assert err.value.format_name == "esp"
 
 
 def test_errors_say_what_and_where() -> None:

@@ -163,6 +163,7 @@ def import_(
                 options = ImportOptions(
                     group=group, model=model, profile=profile, skip_existing=skip_existing,
                     default_claim_proof=c.settings.claim_proof,
+                    claim_code_length=c.settings.claim_code_length,
                     source=Path(file).name if file != "-" else "stdin",
                     batch_size=c.settings.import_batch_size,
                     max_problems=c.settings.import_max_problems)

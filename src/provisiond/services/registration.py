@@ -71,6 +71,7 @@ class ImportOptions:
     # The proof claims need for devices whose profile does not say (the claim_proof setting):
     # devices that need a claim code get one, written to the credentials file.
     default_claim_proof: ClaimProof = ClaimProof.NONE
+    claim_code_length: int = 12  # characters of generated claim codes (setting)
     skip_existing: bool = False  # registered serials are skipped instead of refused
     source: str = ""  # the file name, for the audit event
     batch_size: int = 5_000
@@ -218,7 +219,7 @@ class _Importer:
             device_id = made.device_ids[i]
             code_hash = None
             if needs_code:
-                code = new_claim_code()
+                code = new_claim_code(self.options.claim_code_length)
                 code_hash = hash_claim_code(normalise_claim_code(code))
                 self.sink.add(rec.serial, canonical(device_id), CLAIM_CODE, code)
             devices.append((device_id, rec.serial, rec.name, model_id, state, group_id, owner_id,

@@ -348,6 +348,7 @@ def test_import_under_profiles_gives_claim_codes_where_the_proof_needs_them(
         ("L-3", "access-token"), ("L-3", "claim-code")]
     codes = [r["secret"] for r in rows if r["credential_type"] == "claim-code"]
     assert len(set(codes)) == 2
+    assert all(len(c.replace("-", "")) == 12 for c in codes)
     # bad options name what is wrong and change nothing
     bad = cli("profiles", "create", "x", "--claim-proof", "smile", "--claim-window", "5",
               "--release-policy", "burn", code=2)

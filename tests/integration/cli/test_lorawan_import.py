@@ -97,3 +97,15 @@ def test_production_refuses_keys_it_could_not_seal(cli: Cli, tmp_path: Path,
     assert result.exit_code == 3, result.stderr
     assert "device_key_passphrase" in result.stderr
     assert sealed_keys(cli.url) == {}
+
+
+def test_claim_code_length_is_a_setting(cli: Cli, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVISIOND_CLAIM_CODE_LENGTH", "20")
+    cli("profiles", "create", "long-codes", "--claim-proof", "code")
+    out = tmp_path / "c.csv"
+    cli("devices", "import", str(write(tmp_path / "d.csv", "serial\nLONG-1\n")),
+        "--credentials-out", str(out), "--profile", "long-codes")
+    code = next(r["secret"] for r in read_creds(out) if r["credential_type"] == "claim-code")
+    assert len(code.replace("-", "")) == 20
+    assert isinstance(codes.parse(code), codes.ClaimCode)

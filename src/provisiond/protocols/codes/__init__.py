@@ -25,14 +25,14 @@ FORMATS: dict[str, type[Code]] = {c.FORMAT: c for c in (
     SerialCode, DeviceUrl, LoRaWanCode, EspProvCode, MatterQr, MatterManualCode, ClaimCode)}
 
 _MANUAL = re.compile(r"[0-9][0-9 \-]{9,25}")
-_CLAIM = re.compile(r"[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}")
+_CLAIM = re.compile(r"[2-9A-Z]{4}(?:-[2-9A-Z]{4})*-[2-9A-Z]{1,4}")
 
 
 def parse(text: str) -> Code:
     """The code this text is, by its shape: a prefix decides (``http(s)://`` a device URL,
     ``LW:``/``URN:LW:``/``URN:DEV:LW:`` LoRaWAN, ``MT:`` Matter, ``{`` ESP); then digits with a
-    valid Verhoeff check are a Matter manual code, ``XXXX-XXXX-XXXX`` with a valid check
-    character a claim code; anything else is a serial. A text with a known prefix that is
+    valid Verhoeff check are a Matter manual code, groups of four (``XXXX-XXXX-XXXX``) with a
+    valid check character a claim code; anything else is a serial. A text with a known prefix that is
     not valid raises that format's error, not a serial's."""
     stripped = text.strip()
     head = stripped[:12].upper()

@@ -42,7 +42,8 @@ class EspProvCode:
         if not text.startswith("{"):
             raise PayloadError(cls.FORMAT, "does not start with '{'", 0)
         if not text.endswith("}"):
-            raise PayloadError(cls.FORMAT, "does not end with '}'", len(text) - 1)
+            raise PayloadError(cls.FORMAT, "does not end with '}': cut short? (ESP-IDF's "
+                                           "example writes it into 150 bytes)", len(text) - 1)
         try:
             data = json.loads(text)
             values = dict(data) if isinstance(data, dict) else None

@@ -100,6 +100,7 @@ async def import_devices(
     sink = SpooledCredentials()
     options = ImportOptions(group=group, model=model, profile=profile,
                             default_claim_proof=c.settings.claim_proof,
+                            claim_code_length=c.settings.claim_code_length,
                             skip_existing=skip_existing,
                             source=f"api:{actor(op)}", batch_size=c.settings.import_batch_size,
                             max_problems=c.settings.import_max_problems)
