@@ -223,10 +223,9 @@ class Settings(BaseSettings):
         """The effective settings with secrets (passwords in URLs) masked, for display."""
         out = self.model_dump(mode="json")
         out["database_url"] = mask_url(self.effective_database_url)
-        if self.ca_key_passphrase is not None:
-            out["ca_key_passphrase"] = "***"  # noqa: S105 - the mask, not a password
-        if self.device_key_passphrase is not None:
-            out["device_key_passphrase"] = "***"  # noqa: S105 - the mask, not a password
+        for name in ("ca_key_passphrase", "device_key_passphrase"):
+            if getattr(self, name) is not None:
+                out[name] = "***"
         return out
 
 

@@ -321,6 +321,8 @@ async def prove(uow: UnitOfWork, limiter: RateLimiter, hub: ClaimHub, policy: Cl
                 *, user: User, claim_id: uuid.UUID, code: str, now: datetime) -> Claim:
     """The user types the claim code (proof ``code``) or the device's secret (proof
     ``device-secret``). Wrong ones are counted; the claim fails after WRONG_PROOFS_MAX."""
+    if not user.role.may_claim:
+        raise Forbidden("your role may not claim devices")
     _take_token(limiter, [("claim-proof", user.id)], policy.proof_rate_per_minute,
                 "codes tried")
     field = "code"

@@ -19,22 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO
 
-from provisiond.domain.catalog import parse_model_name
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.events import EventType, NewEvent
-from provisiond.errors import (
-    DeviceExists,
-    GroupNotFound,
-    ImportInvalid,
-    ModelNotFound,
-    Problem,
-    ProfileNotFound,
-)
+from provisiond.errors import DeviceExists, Problem
 from provisiond.protocols.codes import LoRaWanCode
 from provisiond.services.devices import Resolver
 from provisiond.services.ids import new_id
-from provisiond.services.registration import CredentialSink, ImportResult
+from provisiond.services.registration import (
+    CredentialSink,
+    ImportProblems,
+    ImportResult,
+    resolve_defaults,
+)
 from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
@@ -125,32 +122,16 @@ async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer
     async with uow:
         uow.conflicts_as(DeviceExists("another import registered some of these DevEUIs at the "
                                       "same time; nothing was imported"))
-        resolve = Resolver(uow)
-        group_obj = model_obj = profile_obj = None
-        if group:
-            found_group = await resolve.group(group)
-            if isinstance(found_group, Problem):
-                raise GroupNotFound(f"--group: {found_group.message}", problems=[found_group])
-            group_obj = found_group
-        if model:
-            found_model = await resolve.model(parse_model_name(model, field="--model"))
-            if isinstance(found_model, Problem):
-                raise ModelNotFound(f"--model: {found_model.message}", problems=[found_model])
-            model_obj = found_model
-        if profile:
-            found_profile = await resolve.profile(profile)
-            if isinstance(found_profile, Problem):
-                raise ProfileNotFound(f"--profile: {found_profile.message}",
-                                      problems=[found_profile])
-            profile_obj = found_profile
+        group_obj, model_obj, profile_obj = await resolve_defaults(
+            Resolver(uow), group=group, model=model, profile=profile)
         existing = await uow.bulk.existing_serials([r.dev_eui for r in rows])
         problems += [Problem(f"{r.dev_eui} is already registered", field="Device EUI",
                              line=r.line) for r in rows if r.dev_eui in existing]
         if problems:
-            problems.sort(key=lambda p: p.line or 0)
-            n = len(problems)
-            raise ImportInvalid(f"{n} problem{'s' if n != 1 else ''} found; nothing was "
-                                "imported", problems=problems, problem_count=n)
+            listed = ImportProblems(len(problems))
+            for problem in problems:
+                listed.add(problem)
+            raise listed.error()
         event_id = await uow.events.add(NewEvent(
             EventType.DEVICES_IMPORTED, now, actor,
             data={"source": source, "format": "lorawan", "imported": len(rows),

@@ -86,7 +86,33 @@ class ImportResult:
     skipped: int
 
 
-class _Problems:
+async def resolve_defaults(resolver: Resolver, *, group: str | None, model: str | None,
+                           profile: str | None
+                           ) -> tuple[Group | None, DeviceModel | None, Profile | None]:
+    """The group, model and profile an import's options name (--group, --model, --profile),
+    or the not-found error of the first that does not exist."""
+    found_group = found_model = found_profile = None
+    if model:
+        m = await resolver.model(parse_model_name(model, field="--model"))
+        if isinstance(m, Problem):
+            raise ModelNotFound(f"--model: {m.message}", problems=[m])
+        found_model = m
+    if group:
+        g = await resolver.group(group)
+        if isinstance(g, Problem):
+            raise GroupNotFound(f"--group: {g.message}", problems=[g])
+        found_group = g
+    if profile:
+        p = await resolver.profile(profile)
+        if isinstance(p, Problem):
+            raise ProfileNotFound(f"--profile: {p.message}", problems=[p])
+        found_profile = p
+    return found_group, found_model, found_profile
+
+
+class ImportProblems:
+    """The problems of an import file: counted all, listed up to ``cap``."""
+
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.items: list[Problem] = []
@@ -143,7 +169,7 @@ class _Importer:
         self.event_id = event_id
         self.now = now
         self.resolver = Resolver(uow)
-        self.problems = _Problems(options.max_problems)
+        self.problems = ImportProblems(options.max_problems)
         self.default_model: DeviceModel | None = None
         self.default_group: Group | None = None
         self.default_profile: Profile | None = None
@@ -151,21 +177,9 @@ class _Importer:
         self.placements: dict[tuple[str | None, ...], _Placement] = {}
 
     async def load_defaults(self) -> None:
-        if self.options.model:
-            found = await self.resolver.model(parse_model_name(self.options.model, field="--model"))
-            if isinstance(found, Problem):
-                raise ModelNotFound(f"--model: {found.message}", problems=[found])
-            self.default_model = found
-        if self.options.group:
-            group = await self.resolver.group(self.options.group)
-            if isinstance(group, Problem):
-                raise GroupNotFound(f"--group: {group.message}", problems=[group])
-            self.default_group = group
-        if self.options.profile:
-            profile = await self.resolver.profile(self.options.profile)
-            if isinstance(profile, Problem):
-                raise ProfileNotFound(f"--profile: {profile.message}", problems=[profile])
-            self.default_profile = profile
+        o = self.options
+        self.default_group, self.default_model, self.default_profile = await resolve_defaults(
+            self.resolver, group=o.group, model=o.model, profile=o.profile)
 
     async def _placement(self, model_name: str | None, group_path: str | None,
                          owner_email: str | None, profile_name: str | None) -> _Placement:

@@ -19,9 +19,9 @@ from provisiond.domain.claims import (
     ReleasePolicy,
 )
 from provisiond.domain.events import Event
-from provisiond.domain.users import Role, User
+from provisiond.domain.users import User
 from provisiond.store.devices import event_from_row
-from provisiond.store.directory import subtree_clause
+from provisiond.store.directory import subtree_clause, user_from_row, user_query
 from provisiond.store.schema import (
     claims,
     device_tags,
@@ -215,18 +215,13 @@ class SessionRepository:
     async def find(self, session_id: str) -> StoredSession | None:
         s = web_sessions
         row = (await self._conn.execute(
-            select(s.c.id, s.c.csrf, s.c.created_at, s.c.last_seen_at, s.c.expires_at,
-                   users.c.id.label("user_id"), users.c.email, users.c.role, users.c.group_id,
-                   users.c.created_at.label("user_created_at"), groups.c.path)
-            .join(users, users.c.id == s.c.user_id)
-            .join(groups, groups.c.id == users.c.group_id)
-            .where(s.c.id == session_id))).first()
+            user_query().add_columns(s.c.csrf, s.c.created_at.label("session_created_at"),
+                                     s.c.last_seen_at, s.c.expires_at)
+            .join(s, s.c.user_id == users.c.id).where(s.c.id == session_id))).first()
         if row is None:
             return None
-        user = User(row.user_id, row.email, Role(row.role), row.group_id, row.path,
-                    row.user_created_at)
-        return StoredSession(row.id, user, row.csrf, row.created_at, row.last_seen_at,
-                             row.expires_at)
+        return StoredSession(session_id, user_from_row(row), row.csrf, row.session_created_at,
+                             row.last_seen_at, row.expires_at)
 
     async def touch(self, session_id: str, now: datetime) -> None:
         await self._conn.execute(update(web_sessions).where(web_sessions.c.id == session_id)
@@ -240,15 +235,11 @@ class SessionRepository:
 
     # sign-in bookkeeping ----------------------------------------------------------------
     async def login_record(self, email: str) -> LoginRecord | None:
-        row = (await self._conn.execute(
-            select(users, groups.c.path.label("group_path"))
-            .join(groups, groups.c.id == users.c.group_id)
-            .where(users.c.email == email))).first()
+        row = (await self._conn.execute(user_query().where(users.c.email == email))).first()
         if row is None:
             return None
-        user = User(row.id, row.email, Role(row.role), row.group_id, row.group_path,
-                    row.created_at)
-        return LoginRecord(user, row.password_hash, row.failed_logins, row.locked_until)
+        return LoginRecord(user_from_row(row), row.password_hash, row.failed_logins,
+                           row.locked_until)
 
     async def record_failure(self, user_id: uuid.UUID, locked_until: datetime | None) -> None:
         values: dict[str, Any] = {"failed_logins": users.c.failed_logins + 1}

@@ -100,13 +100,14 @@ class GroupRepository:
         await self._conn.execute(groups.delete().where(groups.c.id == group_id))
 
 
-def _user_query() -> Any:
+def user_query() -> Any:
+    """Users with their group's path (every column of users, and ``group_path``)."""
     return select(users, groups.c.path.label("group_path")).join(
         groups, groups.c.id == users.c.group_id
     )
 
 
-def _user(row: Any) -> User:
+def user_from_row(row: Any) -> User:
     return User(row.id, row.email, Role(row.role), row.group_id, row.group_path, row.created_at)
 
 
@@ -115,14 +116,14 @@ class UserRepository:
         self._conn = conn
 
     async def find_by_email(self, email: str) -> User | None:
-        row = (await self._conn.execute(_user_query().where(users.c.email == email))).first()
-        return _user(row) if row else None
+        row = (await self._conn.execute(user_query().where(users.c.email == email))).first()
+        return user_from_row(row) if row else None
 
     async def find_many_by_email(self, emails: Sequence[str]) -> dict[str, User]:
         if not emails:
             return {}
-        rows = await self._conn.execute(_user_query().where(users.c.email.in_(list(emails))))
-        return {r.email: _user(r) for r in rows}
+        rows = await self._conn.execute(user_query().where(users.c.email.in_(list(emails))))
+        return {r.email: user_from_row(r) for r in rows}
 
     async def password_hash(self, user_id: uuid.UUID) -> str | None:
         result = await self._conn.execute(
@@ -139,10 +140,10 @@ class UserRepository:
         )
 
     async def list(self, under: str | None = None) -> list[User]:
-        query = _user_query().order_by(users.c.email)
+        query = user_query().order_by(users.c.email)
         if under is not None:
             query = query.where(subtree_clause(groups.c.path, under))
-        return [_user(r) for r in await self._conn.execute(query)]
+        return [user_from_row(r) for r in await self._conn.execute(query)]
 
 
 def _model(row: Any) -> DeviceModel:
