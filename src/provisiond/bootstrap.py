@@ -6,19 +6,25 @@ Nothing else builds engines or reads settings; adapters receive what they need f
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from provisiond.errors import BrokerNotConfigured
 from provisiond.services.accounts import SessionPolicy
+from provisiond.services.background import Background, Loop
+from provisiond.services.broker import BrokerSync
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy
+from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
-from provisiond.settings import Settings
+from provisiond.services.sealing import Sealer
+from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy, fan_out
+from provisiond.settings import BrokerKind, Settings
 from provisiond.store import migrate
 from provisiond.store.database import DatabaseOptions, create_engine
 from provisiond.store.provision_writer import ProvisionWriter
@@ -54,7 +60,7 @@ class Container:
         s = self.settings
         return policy_from(s.provision_retry_window_seconds,
                            s.provision_unknown_source_rate_per_minute, s.ca_passphrase,
-                           self.signers)
+                           self.signers, self.broker_sealer)
 
     @cached_property
     def claim_policy(self) -> ClaimPolicy:
@@ -73,6 +79,73 @@ class Container:
 
     def now(self) -> datetime:
         return self.clock()
+
+    @cached_property
+    def sealer(self) -> Sealer:
+        """Seals the device secrets provisiond must hand on later (device_key_passphrase)."""
+        s = self.settings
+        return Sealer(s.device_key_passphrase.get_secret_value()
+                      if s.device_key_passphrase else None, production=s.production)
+
+    @property
+    def manages_broker(self) -> bool:
+        return self.settings.broker.kind is BrokerKind.MOSQUITTO_DYNSEC
+
+    @property
+    def broker_sealer(self) -> Sealer | None:
+        """The sealer for MQTT secrets when a broker's accounts are managed, else None."""
+        return self.sealer if self.manages_broker else None
+
+    @asynccontextmanager
+    async def broker_sync(self) -> AsyncIterator[BrokerSync]:
+        """The broker reconciler, connected (BrokerNotConfigured without a managed broker)."""
+        from provisiond.integrations.mosquitto import DynsecAdmin, tls_context
+
+        b = self.settings.broker
+        if not self.manages_broker or b.password_url is None:
+            raise BrokerNotConfigured(
+                "no broker's accounts are managed: set broker__kind=mosquitto-dynsec and "
+                "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL)")
+        tls = (tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
+               if b.password_url.startswith("mqtts:") else None)
+        admin = DynsecAdmin(b.password_url, timeout=b.timeout_seconds, tls=tls)
+        try:
+            yield BrokerSync(self.uow, admin, self.sealer, b.topic_prefix, self.now)
+        finally:
+            await admin.close()
+
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[Background]:
+        """The background loops of `serve`: the outbox, broker accounts, reconciliation."""
+        async with AsyncExitStack() as stack:
+            from provisiond.integrations.webhooks import HttpSender
+
+            s = self.settings
+            sender = HttpSender(s.webhook_timeout_seconds)
+            stack.push_async_callback(sender.close)
+            deliverer = WebhookDeliverer(
+                self.uow, sender, self.sealer,
+                WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after,
+                              s.webhook_log_days), self.now)
+            loops = [Loop("outbox", Dispatcher(self.uow, broker=self.manages_broker,
+                                               consumers=[fan_out]).dispatch, idle=0.25),
+                     Loop("webhooks", deliverer.deliver, idle=0.25)]
+            if self.manages_broker:
+                sync = await stack.enter_async_context(self.broker_sync())
+                loops.append(Loop("broker", sync.apply_pending, idle=0.25))
+                interval = self.settings.broker.sync_interval_seconds
+                if interval > 0:
+                    async def reconcile() -> int:
+                        await sync.reconcile()
+                        return 0
+                    loops.append(Loop("broker-reconcile", reconcile, idle=interval,
+                                      lease="broker"))
+            background = Background(self.uow, self.now, loops)
+            await background.start()
+            try:
+                yield background
+            finally:
+                await background.stop()
 
 
 def build_database(settings: Settings) -> Database:

@@ -158,6 +158,11 @@ class CaNotFound(NotFound):
     title = "No such certificate authority"
 
 
+class WebhookNotFound(NotFound):
+    code = "webhook-not-found"
+    title = "Webhook not found"
+
+
 class RouteNotFound(NotFound):
     code = "not-found"
     title = "Not found"
@@ -301,6 +306,11 @@ class Unavailable(ProvisiondError):
     retryable = True
 
 
+class BrokerUnavailable(Unavailable):
+    code = "broker-unavailable"
+    title = "The MQTT broker is unreachable or refused the change"
+
+
 class ConfigurationError(ProvisiondError):
     code = "configuration-error"
     title = "Invalid configuration"
@@ -311,3 +321,8 @@ class ConfigurationError(ProvisiondError):
 class SchemaOutdated(ConfigurationError):
     code = "schema-outdated"
     title = "The database schema is not at the version this provisiond needs"
+
+
+class BrokerNotConfigured(ConfigurationError):
+    code = "broker-not-configured"
+    title = "No broker is configured"

@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +21,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from provisiond.domain.broker import check_prefix_template
 from provisiond.domain.claims import (
     CLAIM_WINDOW_MAX,
     CLAIM_WINDOW_MIN,
@@ -44,6 +45,55 @@ class LogFormat(StrEnum):
 class SqliteSynchronous(StrEnum):
     FULL = "FULL"
     NORMAL = "NORMAL"
+
+
+class BrokerKind(StrEnum):
+    NONE = "none"
+    MOSQUITTO_DYNSEC = "mosquitto-dynsec"
+    EMQX = "emqx"
+
+
+class BrokerSettings(BaseModel):
+    """The user's MQTT broker, whose device accounts provisiond keeps in step
+    (``PROVISIOND_BROKER__KIND``, ``PROVISIOND_BROKER__URL`` …; ``[broker]`` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: BrokerKind = Field(
+        BrokerKind.NONE,
+        description="`none`; `mosquitto-dynsec`: provisiond manages device accounts through "
+                    "Mosquitto's dynamic security plugin; `emqx`: EMQX asks provisiond "
+                    "(`/hooks/emqx/authn`, `/hooks/emqx/authz`).")
+    url: SecretStr | None = Field(
+        None, description="`mqtt://USER:PASSWORD@HOST:PORT` (or `mqtts://`) of the broker's "
+                          "administrative client (mosquitto-dynsec).")
+    topic_prefix: str = Field(
+        "devices/{device_id}",
+        description="The topic prefix a device may publish and subscribe under (`/#` is "
+                    "added); `{device_id}` is the device's id.")
+    tls_ca_file: Path | None = Field(
+        None, description="CA certificates to verify an `mqtts://` broker (default: the "
+                          "system's).")
+    tls_cert_file: Path | None = Field(
+        None, description="Client certificate for an `mqtts://` broker that asks for one.")
+    tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file.")
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long one call to the broker may take.")
+    sync_interval_seconds: float = Field(
+        3600.0, ge=0, description="How often `serve` reconciles the broker with the registry "
+                                  "(as `provisiond broker sync` does); 0: never.")
+    hook_secret: SecretStr | None = Field(
+        None, description="emqx: the bearer token EMQX sends to the hooks "
+                          "(`Authorization: Bearer …`); none: the hooks accept only loopback.")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_prefix_template(value)
+
+    @property
+    def password_url(self) -> str | None:
+        return self.url.get_secret_value() if self.url is not None else None
 
 
 def default_data_dir() -> Path:
@@ -161,6 +211,19 @@ class Settings(BaseSettings):
     device_key_passphrase: SecretStr | None = Field(
         None, description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
                           "AppKeys); required in production to import them.")
+    broker: BrokerSettings = Field(
+        default_factory=BrokerSettings,
+        description="The user's MQTT broker (`broker__*` below).")
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="How long a webhook receiver has to answer.")
+    webhook_max_attempts: int = Field(
+        12, ge=1, le=100,
+        description="Deliveries of one event tried before it is marked failed (backoff "
+                    "doubles from 1 s to at most 1 h).")
+    webhook_disable_after: int = Field(
+        50, ge=1, description="Failed deliveries in a row after which a webhook is disabled.")
+    webhook_log_days: int = Field(
+        14, ge=1, description="How long finished deliveries stay in a webhook's log.")
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
@@ -175,6 +238,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
+        if self.broker.kind is BrokerKind.MOSQUITTO_DYNSEC and self.broker.url is None:
+            raise ValueError("broker__kind=mosquitto-dynsec needs broker__url "
+                             "(mqtt://USER:PASSWORD@HOST:PORT)")
         if (self.environment is Environment.PRODUCTION
                 and self.sqlite_synchronous is SqliteSynchronous.NORMAL):
             raise ValueError("sqlite_synchronous=NORMAL can lose committed data on power loss; "
@@ -226,6 +292,10 @@ class Settings(BaseSettings):
         for name in ("ca_key_passphrase", "device_key_passphrase"):
             if getattr(self, name) is not None:
                 out[name] = "***"
+        if self.broker.url is not None:
+            out["broker"]["url"] = mask_url(self.broker.url.get_secret_value())
+        if self.broker.hook_secret is not None:
+            out["broker"]["hook_secret"] = "***"  # noqa: S105 (a mask)
         return out
 
 

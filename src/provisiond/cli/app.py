@@ -19,6 +19,7 @@ from provisiond.bootstrap import (
     upgrade_database,
 )
 from provisiond.cli import output
+from provisiond.cli.broker import app as broker_app
 from provisiond.cli.cas import app as ca_app
 from provisiond.cli.codes import app as codes_app
 from provisiond.cli.common import (
@@ -35,6 +36,7 @@ from provisiond.cli.devices import app as devices_app
 from provisiond.cli.directory import groups, models, tokens, users
 from provisiond.cli.labels import labels as labels_command
 from provisiond.cli.profiles import app as profiles_app
+from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.services import demo
 
 app = typer.Typer(
@@ -55,6 +57,8 @@ app.add_typer(tokens, name="tokens")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(ca_app, name="ca")
 app.add_typer(codes_app, name="codes")
+app.add_typer(broker_app, name="broker")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("labels")(labels_command)
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")

@@ -1,4 +1,4 @@
-"""`provisiond devices …`: import, export, list, show, create, delete."""
+"""`provisiond devices …`: import, export, list, show, create, rotate, revoke, delete."""
 
 from __future__ import annotations
 
@@ -28,14 +28,17 @@ from provisiond.cli.common import (
     parse_tag_options,
     run,
 )
+from provisiond.domain.broker import topic_prefix
+from provisiond.domain.credentials import CredentialType
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import devices as device_service
+from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.lorawan_import import peek_is_lorawan, register_lorawan
 from provisiond.services.registration import ImportOptions, register_devices
-from provisiond.services.sealing import Sealer
 
-app = typer.Typer(help="Register, list, show, export and delete devices.", no_args_is_help=True)
+app = typer.Typer(help="Register, list, show, export and delete devices; rotate and revoke "
+                       "their credentials.", no_args_is_help=True)
 
 GroupFilter = Annotated[str | None, typer.Option("--group", help="Only this group's subtree.")]
 StateFilter = Annotated[str | None, typer.Option("--state", help="registered, claimed, released.")]
@@ -153,11 +156,8 @@ def import_(
 
             async def work(c: Container) -> Any:
                 if lorawan:  # Blynk-style static tokens: Device EUI, Join EUI, AppKey
-                    sealer = Sealer(c.settings.device_key_passphrase.get_secret_value()
-                                    if c.settings.device_key_passphrase else None,
-                                    production=c.settings.production)
                     return await register_lorawan(
-                        c.uow(), stream=source, sealer=sealer, sink=sink, actor=actor(),
+                        c.uow(), stream=source, sealer=c.sealer, sink=sink, actor=actor(),
                         now=c.now(), group=group, model=model, profile=profile,
                         source=Path(file).name if file != "-" else "stdin")
                 options = ImportOptions(
@@ -166,7 +166,8 @@ def import_(
                     claim_code_length=c.settings.claim_code_length,
                     source=Path(file).name if file != "-" else "stdin",
                     batch_size=c.settings.import_batch_size,
-                    max_problems=c.settings.import_max_problems)
+                    max_problems=c.settings.import_max_problems,
+                    broker_sealer=c.broker_sealer)
                 return await register_devices(
                     c.uow(), items=read_import(source, import_format), options=options,
                     sink=sink, actor=actor(), now=c.now())
@@ -270,10 +271,15 @@ def show(
 ) -> None:
     """One device: fields, tags, credentials (never their secrets) and its timeline."""
     common = Common(database, config, json, debug)
-    device, creds, events = run(
-        common, lambda c: device_service.get_device_detail(c.uow(), serial=serial))
+
+    async def work(c: Container) -> tuple[Any, Any, Any, str]:
+        device, creds, events = await device_service.get_device_detail(c.uow(), serial=serial)
+        return device, creds, events, topic_prefix(c.settings.broker.topic_prefix, device.id)
+
+    device, creds, events, prefix = run(common, work)
     if json:
         out = output.device_dict(device)
+        out["topic_prefix"] = prefix
         out["credentials"] = [output.credential_dict(cr) for cr in creds]
         out["events"] = [output.event_dict(e) for e in events]
         output.print_json(out)
@@ -306,7 +312,7 @@ def create(
     tags = parse_tag_options(tag)
     device, issued = run(common, lambda c: device_service.create_device(
         c.uow(), serial=serial, name=name, model=model, group=group, owner=owner, tags=tags,
-        actor=actor(), now=c.now()))
+        actor=actor(), now=c.now(), sealer=c.broker_sealer))
     if json:
         out = output.device_dict(device)
         out["credential"] = {"type": issued.credential.type.value, "secret": issued.secret}
@@ -315,6 +321,52 @@ def create(
     output.success(f"registered {device.serial} ({device.state})")
     output.stdout.print(f"access token: {issued.secret}", markup=False, highlight=False)
     output.success("shown once: it is stored only as a hash")
+
+
+@app.command("rotate")
+def rotate(
+    serial: Annotated[str, typer.Argument()],
+    kind: Annotated[str | None, typer.Option(
+        "--type", help="access-token or mqtt-basic (default: the kind the device has).")] = None,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Issue the device a new credential and revoke the one it replaces (shown once)."""
+    common = Common(database, config, json, debug)
+    try:
+        ctype = CredentialType(kind) if kind else None
+    except ValueError:
+        fail(common, InvalidInput(f"--type: {kind!r} is not access-token or mqtt-basic",
+                                  problems=[Problem("access-token or mqtt-basic", "--type")]))
+    done = run(common, lambda c: rotate_credentials(
+        c.uow(), serial=serial, kind=ctype, actor=actor(), now=c.now(), sealer=c.broker_sealer))
+    if json:
+        output.print_json({"serial": done.serial, **done.as_dict()})
+        return
+    output.success(f"{done.serial}: new {done.credential.type} credential; the old one is "
+                   "revoked")
+    for key, value in done.as_dict().items():
+        if key not in ("type", "credential_id"):
+            output.stdout.print(f"{key}: {value}", markup=False, highlight=False)
+    output.success("shown once: it is stored only as a hash")
+
+
+@app.command("revoke")
+def revoke(
+    serial: Annotated[str, typer.Argument()],
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Revoke every credential the device connects with (its broker accounts go too)."""
+    common = Common(database, config, json, debug)
+    revoked = run(common, lambda c: revoke_credentials(
+        c.uow(), serial=serial, actor=actor(), now=c.now()))
+    if json:
+        output.print_json({"serial": serial, "revoked": [output.credential_dict(cr)
+                                                         for cr in revoked]})
+        return
+    output.success(f"revoked {len(revoked)} credential(s)" if revoked
+                   else "no active credential to revoke")
 
 
 @app.command("delete")

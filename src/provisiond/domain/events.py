@@ -16,6 +16,7 @@ class EventType(StrEnum):
     DEVICE_RELEASED = "device.released"
     DEVICE_DELETED = "device.deleted"
     CREDENTIALS_ISSUED = "credentials.issued"
+    CREDENTIALS_REVOKED = "credentials.revoked"
     DEVICE_PROVISIONED = "device.provisioned"
     GROUP_CREATED = "group.created"
     GROUP_DELETED = "group.deleted"
@@ -41,6 +42,10 @@ class EventType(StrEnum):
     USER_SIGNED_OUT = "user.signed-out"
     USER_SIGN_IN_FAILED = "user.sign-in-failed"
     USER_LOCKED = "user.locked"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_ENABLED = "webhook.enabled"
+    WEBHOOK_DISABLED = "webhook.disabled"
 
 
 @dataclass(frozen=True, slots=True)

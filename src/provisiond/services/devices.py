@@ -32,6 +32,7 @@ from provisiond.errors import (
 )
 from provisiond.services.hashing import hash_token, new_split_token, split_token, tokens_equal
 from provisiond.services.ids import new_id
+from provisiond.services.sealing import Sealer
 from provisiond.store.devices import DeviceFilter
 from provisiond.store.uow import UnitOfWork
 
@@ -114,7 +115,8 @@ def issue_access_token(device_id: uuid.UUID, serial: str, now: datetime
 async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None,
                         model: str | None = None, group: str | None = None,
                         owner: str | None = None, tags: dict[str, str] | None = None,
-                        actor: str, now: datetime) -> tuple[Device, IssuedCredential]:
+                        actor: str, now: datetime, sealer: Sealer | None = None
+                        ) -> tuple[Device, IssuedCredential]:
     """Register one device with a fresh access token; with a group or owner, claim it too."""
     serial = parse_serial(serial)
     name = parse_name(name) if name and name.strip() else serial
@@ -152,7 +154,8 @@ async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None
         await uow.devices.add(device, model_id=model_obj.id if model_obj else None,
                               registered_event_id=event_id)
         issued, verifier_hash = issue_access_token(device.id, serial, now)
-        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash)
+        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash,
+                                  secret_sealed=sealer.seal(issued.secret) if sealer else None)
         await uow.commit()
     return device, issued
 

@@ -62,6 +62,7 @@ from provisiond.services.hashing import hash_token, new_split_token, tokens_equa
 from provisiond.services.ids import new_id
 from provisiond.services.profiles import check_profile_secret
 from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.sealing import Sealer
 from provisiond.store.devices import ProvisionState
 from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
 
@@ -83,6 +84,7 @@ class ProvisionPolicy:
     unknown_source_rate_per_minute: int
     ca_passphrase: str | None = None
     signers: SignerCache = field(default_factory=SignerCache)
+    broker_sealer: Sealer | None = None  # set: MQTT secrets are kept sealed for the broker
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ class _Issued:
     secret_hash: str | None
     client_id: str | None = None
     events: list[str] = field(default_factory=list)
+    broker_secret: str | None = None  # what the broker must know (token, MQTT password)
 
 
 def _refuse(status: str, message: str, serial: str | None = None) -> ProvisionAnswer:
@@ -246,9 +249,9 @@ def _provision_device(tx: ProvisionTx, profile: Profile, request: tb.ProvisionRe
         device, model_id, registered = new_device
         tx.add_device(device, model_id=model_id, registered=registered, profile_id=profile.id,
                       credential_id=issued.credential.id, provisioned_at=now)
-        _store_credential(tx, issued, serial, now)
+        _store_credential(tx, issued, serial, now, policy.broker_sealer)
     else:
-        _store_credential(tx, issued, serial, now)
+        _store_credential(tx, issued, serial, now, policy.broker_sealer)
         tx.mark_provisioned(device_id, profile_id=profile.id,
                             credential_id=issued.credential.id, now=now)
     tx.add_event(NewEvent(
@@ -297,9 +300,10 @@ def _make_credential(tx: ProvisionTx, request: tb.ProvisionRequest, ctype: Crede
             lookup = hash_token(request.token)
             if tx.lookup_taken(ctype, lookup):
                 return _refuse(tb.FAILURE, "this token is in use by another device", serial)
-            return _Issued(credential, request.token, lookup, None)
+            return _Issued(credential, request.token, lookup, None,
+                           broker_secret=request.token)
         token, verifier_hash = new_split_token(credential.id)
-        return _Issued(credential, token, None, verifier_hash)
+        return _Issued(credential, token, None, verifier_hash, broker_secret=token)
     # MQTT basic
     if request.username and request.password:
         username, password = request.username, request.password
@@ -311,13 +315,16 @@ def _make_credential(tx: ProvisionTx, request: tb.ProvisionRequest, ctype: Crede
     client_id = request.client_id or serial
     return _Issued(credential, {"clientId": client_id, "userName": username,
                                 "password": password},
-                   username, hash_token(password), client_id)
+                   username, hash_token(password), client_id, broker_secret=password)
 
 
-def _store_credential(tx: ProvisionTx, issued: _Issued, serial: str, now: datetime) -> None:
+def _store_credential(tx: ProvisionTx, issued: _Issued, serial: str, now: datetime,
+                      sealer: Sealer | None) -> None:
     credential = issued.credential
+    sealed = (sealer.seal(issued.broker_secret)
+              if sealer is not None and issued.broker_secret is not None else None)
     tx.add_credential(credential, lookup=issued.lookup, secret_hash=issued.secret_hash,
-                      client_id=issued.client_id)
+                      client_id=issued.client_id, secret_sealed=sealed)
     tx.add_event(NewEvent(EventType.CREDENTIALS_ISSUED, now, "provisioning",
                           device_id=credential.device_id, serial=serial,
                           data={"type": credential.type.value,
@@ -357,7 +364,7 @@ def _provision_again(tx: ProvisionTx, profile: Profile, request: tb.ProvisionReq
     if isinstance(issued, ProvisionAnswer):
         return issued
     tx.revoke_credential(given.id, now)
-    _store_credential(tx, issued, state.serial, now)
+    _store_credential(tx, issued, state.serial, now, policy.broker_sealer)
     tx.mark_provisioned(state.device_id, profile_id=profile.id,
                         credential_id=issued.credential.id, now=now)
     tx.add_event(NewEvent(
@@ -388,7 +395,8 @@ def _same_choice(request: tb.ProvisionRequest, ctype: CredentialType,
 
 def policy_from(retry_window_seconds: int, unknown_source_rate: int,
                 ca_passphrase: str | None = None,
-                signers: SignerCache | None = None) -> ProvisionPolicy:
+                signers: SignerCache | None = None,
+                broker_sealer: Sealer | None = None) -> ProvisionPolicy:
     return ProvisionPolicy(timedelta(seconds=retry_window_seconds), unknown_source_rate,
-                           ca_passphrase, signers or SignerCache())
+                           ca_passphrase, signers or SignerCache(), broker_sealer)
 

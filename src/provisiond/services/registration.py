@@ -41,6 +41,7 @@ from provisiond.services.devices import Resolver
 from provisiond.services.hashing import hash_claim_code, new_split_tokens
 from provisiond.services.ids import canonical, new_id_hexes
 from provisiond.services.import_formats import Item
+from provisiond.services.sealing import Sealer
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
 
@@ -73,6 +74,8 @@ class ImportOptions:
     default_claim_proof: ClaimProof = ClaimProof.NONE
     claim_code_length: int = 12  # characters of generated claim codes (setting)
     skip_existing: bool = False  # registered serials are skipped instead of refused
+    # set when a broker's accounts are managed: the tokens are kept sealed for it
+    broker_sealer: Sealer | None = None
     source: str = ""  # the file name, for the audit event
     batch_size: int = 5_000
     max_problems: int = 1_000
@@ -241,7 +244,9 @@ class _Importer:
             if rec.tags:
                 tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
             token, verifier_hash = made.tokens[i]
-            creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash))
+            sealer = self.options.broker_sealer
+            creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash,
+                          sealer.seal(token) if sealer is not None else None))
             self.sink.add(rec.serial, canonical(device_id), ACCESS_TOKEN, token)
             self.claimed += group_id is not None
         if devices and not self.problems:

@@ -38,6 +38,7 @@ from provisiond.errors import (
 )
 from provisiond.services.devices import add_profile_device, issue_access_token
 from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
 LEEWAY = timedelta(seconds=30)  # clock skew between the manufacturer and this server
@@ -74,7 +75,7 @@ class Registered:
 
 async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: str,
                               source: str, unknown_source_rate_per_minute: int,
-                              now: datetime) -> Registered:
+                              now: datetime, sealer: Sealer | None = None) -> Registered:
     """Create the device a registration token names, with a fresh access token."""
     def refused(message: str) -> ProvisiondError:
         """The refusal, or 429 once this address has been refused too often."""
@@ -118,11 +119,11 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
         raise refused("the token's signature does not match the profile's key") from None
     except jwt.InvalidTokenError as err:
         raise refused(f"the token is not valid: {err}") from None
-    return await _register(uow, profile, claims, now)
+    return await _register(uow, profile, claims, now, sealer)
 
 
 async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
-                    now: datetime) -> Registered:
+                    now: datetime, sealer: Sealer | None) -> Registered:
     problems: list[Problem] = []
     expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
     if expires - now > MAX_LIFETIME + LEEWAY:
@@ -159,7 +160,8 @@ async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
                                           model=model, actor=actor, now=now,
                                           data={"registration_token": jti})
         issued, verifier_hash = issue_access_token(device.id, serial, now)
-        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash)
+        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash,
+                                  secret_sealed=sealer.seal(issued.secret) if sealer else None)
         await uow.devices.mark_provisioned(device.id, profile_id=profile.id,
                                            credential_id=issued.credential.id, now=now)
         await uow.events.add(NewEvent(EventType.CREDENTIALS_ISSUED, now, actor,

@@ -27,7 +27,7 @@ PLAIN = "plain:"
 _AAD = b"provisiond sealed secret"
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=256)
 def _key(passphrase: str, salt: bytes) -> bytes:
     return Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(passphrase.encode())
 

@@ -23,7 +23,8 @@ DEVICE_COLUMNS = (
     "claim_code_hash", "registered_event_id", "created_at", "updated_at", "claimed_at",
 )
 TAG_COLUMNS = ("device_id", "serial", "key", "value")
-CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "created_at")
+CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "secret_sealed",
+                      "created_at")
 
 # (id, serial, name, model_id, state, group_id, owner_user_id, profile_id, claim_code_hash).
 # Every row of one import shares
@@ -33,8 +34,8 @@ CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "creat
 DeviceRow = tuple[str, str, str, str | None, str, str | None, str | None, str | None,
                   str | None]
 TagRow = tuple[str, str, str, str]  # (device_id, serial, key, value)
-# (id, device_id, type, lookup, secret_hash)
-CredentialRow = tuple[str, str, str, str | None, str | None]
+# (id, device_id, type, lookup, secret_hash, secret_sealed)
+CredentialRow = tuple[str, str, str, str | None, str | None, str | None]
 
 _LOOKUP_CHUNK = 900
 
@@ -118,8 +119,8 @@ class BulkDeviceWriter:
             )
         if credential_rows:
             await driver.executemany(
-                "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, created_at)"
-                " VALUES (?,?,?,?,?,?)",
+                "INSERT INTO credentials (id, device_id, type, lookup, secret_hash,"
+                " secret_sealed, created_at) VALUES (?,?,?,?,?,?,?)",
                 [(*r, now) for r in credential_rows],
             )
 

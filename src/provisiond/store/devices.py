@@ -15,8 +15,10 @@ from sqlalchemy import (
     TextualSelect,
     Uuid,
     bindparam,
+    case,
     exists,
     insert,
+    null,
     select,
     text,
     update,
@@ -338,10 +340,14 @@ class CredentialRepository:
         )
 
     async def revoke(self, credential_id: uuid.UUID, now: datetime) -> None:
+        """Revoke; a revoked MQTT secret is no longer kept (broker_accounts says what to
+        remove from the broker)."""
+        mqtt = credentials.c.type.in_(["access-token", "mqtt-basic"])
         await self._conn.execute(
             update(credentials).where(credentials.c.id == credential_id,
                                       credentials.c.revoked_at.is_(None))
-            .values(revoked_at=now))
+            .values(revoked_at=now, secret_sealed=case(
+                (mqtt, null()), else_=credentials.c.secret_sealed)))
 
     async def mark_first_use(self, credential_id: uuid.UUID, now: datetime) -> None:
         await self._conn.execute(
@@ -371,6 +377,10 @@ class CredentialRepository:
             select(credentials.c.secret_sealed).where(
                 credentials.c.type == ctype.value, credentials.c.lookup == lookup,
                 credentials.c.revoked_at.is_(None)))).scalar()
+
+    async def client_id(self, credential_id: uuid.UUID) -> str | None:
+        return (await self._conn.execute(select(credentials.c.client_id).where(
+            credentials.c.id == credential_id))).scalar()
 
     async def for_device(self, device_id: uuid.UUID) -> list[Credential]:
         rows = await self._conn.execute(

@@ -80,10 +80,13 @@ _DEVICE_COLUMNS = (
 _ADD_DEVICE = (f"INSERT INTO devices ({_DEVICE_COLUMNS})"  # noqa: S608
                " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)")
 _ADD_CREDENTIAL = (
-    "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, client_id, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, client_id,"
+    " secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_REVOKE = "UPDATE credentials SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+# A revoked MQTT secret is no longer kept (the broker account's record says what to remove).
+_REVOKE = ("UPDATE credentials SET revoked_at = ?, secret_sealed = CASE WHEN type IN"
+           " ('access-token', 'mqtt-basic') THEN NULL ELSE secret_sealed END"
+           " WHERE id = ? AND revoked_at IS NULL")
 _MARK_PROVISIONED = (
     "UPDATE devices SET profile_id = ?, provisioned_at = ?, provision_credential_id = ?,"
     " updated_at = ? WHERE id = ?"
@@ -233,10 +236,11 @@ class ProvisionTx:
                                 self._cur.lastrowid))
 
     def add_credential(self, credential: Credential, *, lookup: str | None,
-                       secret_hash: str | None, client_id: str | None = None) -> None:
+                       secret_hash: str | None, client_id: str | None = None,
+                       secret_sealed: str | None = None) -> None:
         self._run(_ADD_CREDENTIAL, (
             self._id_in(credential.id), self._id_in(credential.device_id),
-            credential.type.value, lookup, secret_hash, client_id,
+            credential.type.value, lookup, secret_hash, client_id, secret_sealed,
             self._ts_in(credential.created_at)))
 
     def revoke_credential(self, credential_id: uuid.UUID, now: datetime) -> None:

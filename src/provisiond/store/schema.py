@@ -275,3 +275,84 @@ events = Table(
     Index(None, "at"),
     Index(None, "group_id", "id"),
 )
+
+# Events other parts must act on (broker accounts, webhooks), queued by a trigger on events in
+# the transaction that wrote the event (migration 0008), and deleted once acted on.
+OUTBOX_EVENT_TYPES = (
+    "device.registered", "devices.imported", "device.provisioned", "device.deleted",
+    "device.claimed", "device.released", "credentials.issued", "credentials.revoked",
+    "claim.started", "claim.proven",
+)
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("event_id", EventId, nullable=False),
+)
+
+# Devices whose broker accounts must be brought in step with their credentials.
+broker_pending = Table(
+    "broker_pending",
+    metadata,
+    Column("device_id", Uuid, primary_key=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+)
+
+# The accounts provisiond has made on the broker (no foreign key: a deleted device's accounts
+# must still be found to be removed). The user name is kept sealed: a token is one.
+broker_accounts = Table(
+    "broker_accounts",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("device_id", Uuid, nullable=False),
+    Column("credential_id", Uuid, nullable=False),
+    Column("username_sealed", String(512), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "device_id"),
+)
+
+# Background work that must run once per deployment, not once per instance.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("secret_sealed", String(512), nullable=False),  # the HMAC key, shown once
+    Column("event_types", Json, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("disabled_reason", String(500), nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("created_at", UtcDateTime, nullable=False),
+    Index(None, "group_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column("webhook_id", Uuid, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", EventId, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("body", Json, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UtcDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "webhook_id", "id"),
+)

@@ -35,8 +35,10 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
+from provisiond.store.integrations import BrokerRepository, LeaseRepository, OutboxRepository
 from provisiond.store.profiles import CaRepository, ProfileRepository
 from provisiond.store.provision_writer import ProvisionWriter
+from provisiond.store.webhooks import WebhookRepository
 
 
 class UnitOfWork:
@@ -53,6 +55,10 @@ class UnitOfWork:
     claims: ClaimRepository
     sessions: SessionRepository
     insights: InsightRepository
+    outbox: OutboxRepository
+    broker: BrokerRepository
+    leases: LeaseRepository
+    webhooks: WebhookRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -105,6 +111,10 @@ class UnitOfWork:
         self.claims = ClaimRepository(conn)
         self.sessions = SessionRepository(conn)
         self.insights = InsightRepository(conn)
+        self.outbox = OutboxRepository(conn)
+        self.broker = BrokerRepository(conn)
+        self.leases = LeaseRepository(conn)
+        self.webhooks = WebhookRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

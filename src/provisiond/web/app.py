@@ -17,8 +17,16 @@ from provisiond import __version__
 from provisiond.errors import Unavailable
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
-from provisiond.web import coap, device_api, mqtt_listener, pages, problems
-from provisiond.web.api import cas, devices, directory, imports, profiles, thingsboard
+from provisiond.web import coap, device_api, hooks, mqtt_listener, pages, problems
+from provisiond.web.api import (
+    cas,
+    devices,
+    directory,
+    imports,
+    profiles,
+    thingsboard,
+    webhooks,
+)
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
 
@@ -45,7 +53,8 @@ def build_app(settings: Settings,
             app.state.mqtt_port = (listener.sockets[0].getsockname()[1]
                                    if listener is not None else None)
             try:
-                yield
+                async with container.background():
+                    yield
             finally:
                 if listener is not None:
                     listener.close()
@@ -59,7 +68,8 @@ def build_app(settings: Settings,
     problems.install(app)
     pages.install(app)
     # imports first: /devices/import is a static path
-    for module in (imports, devices, directory, profiles, cas, thingsboard, device_api, pages):
+    for module in (imports, devices, directory, profiles, cas, webhooks, thingsboard, device_api,
+                   hooks, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)

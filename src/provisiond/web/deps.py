@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated, Protocol
 
@@ -17,6 +18,7 @@ from provisiond.services.claiming import ClaimPolicy
 from provisiond.services.directory import authenticate_token
 from provisiond.services.provisioning import ProvisionPolicy
 from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.sealing import Sealer
 from provisiond.settings import Settings
 from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.uow import UnitOfWork
@@ -47,6 +49,16 @@ class Container(Protocol):
     def session_policy(self) -> SessionPolicy: ...
 
     def now(self) -> datetime: ...
+
+    def background(self) -> AbstractAsyncContextManager[object]:
+        """The background loops of a server (outbox, broker accounts, webhooks)."""
+        ...
+
+    @property
+    def broker_sealer(self) -> Sealer | None: ...
+
+    @property
+    def sealer(self) -> Sealer: ...
 
 
 def container_of(request: Request) -> Container:

@@ -116,7 +116,7 @@ async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> 
     done = await register_with_token(
         c.uow(), c.limiter, token=body.token,
         source=_source(request), unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
-        now=c.now())
+        now=c.now(), sealer=c.broker_sealer)
     issued = done.credential
     key, _, secret = issued.secret.partition(".")
     return Registered(deviceId=str(done.device.id), serial=done.device.serial,

@@ -31,7 +31,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 
 LATER = {"provision_profiles", "registration_tokens", "certificate_authorities", "claims",
-         "web_sessions"}
+         "web_sessions", "outbox", "broker_pending", "broker_accounts", "leases", "webhooks",
+         "webhook_deliveries"}
 
 
 def tables(url: str) -> set[str]:

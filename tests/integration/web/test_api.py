@@ -243,3 +243,11 @@ def test_health_readiness_metrics_and_unknown_routes(server: Server, api: httpx.
                 'status="200"}') in metrics.text
         problem(anon.get("/nothing/here"), 404, "not-found")
         problem(anon.put("/healthz"), 405, "method-not-allowed")
+
+
+def test_the_emqx_hooks_are_not_served_unless_emqx_is_the_broker(server: Server) -> None:
+    answer = httpx.post(f"{server.url}/hooks/emqx/authn",
+                        json={"username": "u", "password": "p"}, timeout=30)
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "not-found"
+    assert "broker__kind is not emqx" in answer.json()["detail"]

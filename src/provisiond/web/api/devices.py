@@ -1,9 +1,10 @@
-"""/api/v1/devices: create, list, show, delete."""
+"""/api/v1/devices: create, list, show, delete; rotate and revoke credentials."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
+from provisiond.domain.credentials import CredentialType
 from provisiond.domain.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from provisiond.errors import (
     DeviceExists,
@@ -15,6 +16,8 @@ from provisiond.errors import (
     UserNotFound,
 )
 from provisiond.services import devices as device_service
+from provisiond.services.credentials import revoke_credentials as revoke_credentials_service
+from provisiond.services.credentials import rotate_credentials as rotate_credentials_service
 from provisiond.web.api.schemas import (
     CredentialRead,
     DeviceCreate,
@@ -24,6 +27,8 @@ from provisiond.web.api.schemas import (
     DeviceRead,
     EventRead,
     IssuedCredentialRead,
+    RevokedCredentials,
+    RotatedCredentialRead,
 )
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
 from provisiond.web.problems import responses
@@ -49,7 +54,7 @@ async def create_device(body: DeviceCreate, c: ContainerDep, op: OperatorDep) ->
     in this answer only."""
     device, issued = await device_service.create_device(
         c.uow(), serial=body.serial, name=body.name, model=body.model, group=body.group,
-        owner=body.owner, tags=body.tags, actor=actor(op), now=c.now())
+        owner=body.owner, tags=body.tags, actor=actor(op), now=c.now(), sealer=c.broker_sealer)
     credential = IssuedCredentialRead(type=issued.credential.type.value, secret=issued.secret)
     return DeviceCreated(**DeviceRead.of(device).model_dump(), credential=credential)
 
@@ -84,6 +89,37 @@ async def show_device(serial: str, c: ContainerDep, _: OperatorDep) -> DeviceDet
     return DeviceDetail(**DeviceRead.of(device).model_dump(),
                         credentials=[CredentialRead.of(x) for x in creds],
                         events=[EventRead.of(e) for e in events])
+
+
+@router.post("/devices/{serial}/credentials/rotate", response_model=RotatedCredentialRead,
+             responses=responses(DeviceNotFound, InvalidInput))
+async def rotate_credentials(serial: str, c: ContainerDep, op: OperatorDep,
+                             wanted: str | None = Query(
+                                 None, alias="type",
+                                 description="access-token or mqtt-basic (default: the kind "
+                                             "the device has)")
+                             ) -> RotatedCredentialRead:
+    """Issue a new credential and revoke the one it replaces; the secret is in this answer
+    only. The broker's account follows."""
+    try:
+        kind = CredentialType(wanted) if wanted else None
+    except ValueError:
+        raise InvalidInput(f"type {wanted!r}: access-token or mqtt-basic",
+                           problems=[Problem("access-token or mqtt-basic", "type")]) from None
+    done = await rotate_credentials_service(c.uow(), serial=serial, kind=kind,
+                                            actor=actor(op), now=c.now(),
+                                            sealer=c.broker_sealer)
+    return RotatedCredentialRead(**done.as_dict())
+
+
+@router.post("/devices/{serial}/credentials/revoke", response_model=RevokedCredentials,
+             responses=responses(DeviceNotFound))
+async def revoke_credentials(serial: str, c: ContainerDep, op: OperatorDep
+                             ) -> RevokedCredentials:
+    """Revoke every credential the device connects with (its broker accounts go too)."""
+    revoked = await revoke_credentials_service(c.uow(), serial=serial, actor=actor(op),
+                                               now=c.now())
+    return RevokedCredentials(revoked=[CredentialRead.of(cr) for cr in revoked])
 
 
 @router.delete("/devices/{serial}", status_code=204, responses=responses(DeviceNotFound))

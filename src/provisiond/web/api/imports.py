@@ -103,7 +103,8 @@ async def import_devices(
                             claim_code_length=c.settings.claim_code_length,
                             skip_existing=skip_existing,
                             source=f"api:{actor(op)}", batch_size=c.settings.import_batch_size,
-                            max_problems=c.settings.import_max_problems)
+                            max_problems=c.settings.import_max_problems,
+                            broker_sealer=c.broker_sealer)
     try:
         result = await register_devices(c.uow(), items=read_import(body, fmt), options=options,
                                         sink=sink, actor=actor(op), now=c.now())

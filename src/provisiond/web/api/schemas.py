@@ -20,6 +20,7 @@ from provisiond.domain.profiles import (
 )
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import User
+from provisiond.domain.webhooks import Delivery, Webhook
 
 
 class Body(BaseModel):
@@ -263,3 +264,70 @@ class ImportSummary(BaseModel):
     event_id: int
     credentials: list[dict[str, str]] = Field(
         description="serial, device_id, credential_type, secret — shown in this answer only")
+
+
+class RotatedCredentialRead(BaseModel):
+    type: str
+    credential_id: uuid.UUID
+    secret: str | None = Field(None, description="the access token: shown in this answer only")
+    client_id: str | None = Field(None, description="MQTT basic: the client id")
+    username: str | None = Field(None, description="MQTT basic: the user name")
+    password: str | None = Field(None, description="MQTT basic: shown in this answer only")
+
+
+class RevokedCredentials(BaseModel):
+    revoked: list[CredentialRead]
+
+
+class WebhookCreate(Body):
+    group: str = Field(description="the group whose devices' events (subtree) it receives")
+    url: str = Field(description="http:// or https://; deliveries are POSTed here")
+    events: list[str] | None = Field(
+        None, description="event types (default: all of device.registered, "
+                          "device.provisioned, claim.started, claim.proven, device.claimed, "
+                          "device.released, credentials.issued, credentials.revoked, "
+                          "device.deleted)")
+
+
+class WebhookRead(BaseModel):
+    id: uuid.UUID
+    group: str
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    created_at: datetime
+    deliveries: dict[str, int] | None = Field(
+        None, description="deliveries in the log by status (one webhook's read only)")
+
+    @classmethod
+    def of(cls, w: Webhook, counts: dict[str, int] | None = None) -> WebhookRead:
+        return cls(id=w.id, group=w.group_path, url=w.url, events=[e.value for e in w.events],
+                   enabled=w.enabled, disabled_reason=w.disabled_reason,
+                   consecutive_failures=w.consecutive_failures, created_at=w.created_at,
+                   deliveries=counts)
+
+
+class WebhookCreated(WebhookRead):
+    secret: str = Field(description="the HMAC-SHA256 signing key: shown in this answer only")
+
+
+class DeliveryRead(BaseModel):
+    id: int
+    event_id: int
+    event_type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, d: Delivery) -> DeliveryRead:
+        return cls(id=d.id, event_id=d.event_id, event_type=d.event_type, status=d.status.value,
+                   attempts=d.attempts, next_attempt_at=d.next_attempt_at,
+                   last_status_code=d.last_status_code, last_error=d.last_error,
+                   created_at=d.created_at, finished_at=d.finished_at)

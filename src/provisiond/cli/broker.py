@@ -1,0 +1,86 @@
+"""`provisiond broker …`: keep the user's MQTT broker in step with the registry."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from provisiond.bootstrap import Container
+from provisiond.cli import output
+from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
+
+app = typer.Typer(help="The MQTT broker's device accounts (Mosquitto dynamic security).",
+                  no_args_is_help=True)
+
+
+@app.command("sync")
+def sync(
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Report what would change; change nothing.")] = False,
+    passwords: Annotated[bool, typer.Option(
+        "--passwords", help="Set every account's password again (a broker restored from "
+                            "an old backup).")] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Make the broker's accounts and roles match the registry, and say what changed.
+
+    Safe to run at any time and as often as wanted: a second run changes nothing."""
+    common = Common(database, config, json, debug)
+
+    async def work(c: Container) -> dict[str, Any]:
+        async with c.broker_sync() as broker:
+            report = await broker.reconcile(dry_run=dry_run, passwords=passwords)
+        return report.as_dict()
+
+    report = run(common, work)
+    if json:
+        output.print_json(report)
+    else:
+        verb = "would be" if dry_run else "were"
+        output.table(["", "count"], [
+            ("accounts the registry wants", report["accounts"]),
+            (f"accounts that {verb} created", report["created"]),
+            (f"accounts that {verb} updated", report["updated"]),
+            (f"accounts that {verb} removed", report["deleted"]),
+            (f"roles that {verb} created", report["roles_created"]),
+            (f"roles that {verb} corrected", report["roles_fixed"]),
+            (f"roles that {verb} removed", report["roles_deleted"]),
+        ], title="broker sync" + (" (dry run)" if dry_run else ""))
+        for error in report["errors"]:
+            output.stderr.print(f"broker refused: {error}", markup=False, highlight=False)
+    if report["errors"]:
+        raise typer.Exit(7)
+
+
+@app.command("status")
+def status(
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Devices waiting for their broker accounts, and the accounts provisiond made."""
+    common = Common(database, config, json, debug)
+
+    async def work(c: Container) -> dict[str, Any]:
+        async with c.uow().read() as uow:
+            pending = await uow.broker.pending()
+            accounts = await uow.broker.count()
+            queued = await uow.outbox.size()
+        return {"kind": c.settings.broker.kind.value, "accounts": accounts,
+                "events_queued": queued,
+                "pending": [{"device_id": str(d), "attempts": a,
+                             "next_attempt_at": n.isoformat() if n else None, "error": e}
+                            for d, a, n, e in pending]}
+
+    state = run(common, work)
+    if json:
+        output.print_json(state)
+        return
+    output.stdout.print(f"broker: {state['kind']}; {state['accounts']} account(s) made; "
+                        f"{state['events_queued']} event(s) queued; "
+                        f"{len(state['pending'])} device(s) waiting", markup=False)
+    if state["pending"]:
+        output.table(["device id", "attempts", "next attempt", "last error"],
+                     [(p["device_id"], p["attempts"], p["next_attempt_at"] or "now",
+                       p["error"] or "") for p in state["pending"][:50]])

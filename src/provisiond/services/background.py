@@ -1,0 +1,104 @@
+"""Background work of `provisiond serve`: loops that each run under a lease in the database,
+so that with several instances on one database each loop runs in one of them at a time.
+
+A loop calls its step until the step finds nothing to do, then sleeps ``idle`` seconds (or
+until woken). Failures are logged and retried after a pause; they never end the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from provisiond.errors import ProvisiondError
+from provisiond.store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    name: str
+    step: Callable[[], Awaitable[int]]  # work done (0: nothing to do)
+    idle: float  # seconds to wait when there was nothing to do
+    lease: str = ""  # the lease it runs under (default: its name); loops may share one
+
+    @property
+    def lease_name(self) -> str:
+        return self.lease or self.name
+
+
+def holder_name() -> str:
+    """This process, as named in leases: host, pid and a random part."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Background:
+    def __init__(self, uow: Callable[[], UnitOfWork], clock: Callable[[], datetime],
+                 loops: list[Loop]) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._loops = loops
+        self.holder = holder_name()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = {loop.name: asyncio.Event() for loop in loops}
+
+    def wake(self, name: str | None = None) -> None:
+        for key, event in self._wake.items():
+            if name is None or key == name:
+                event.set()
+
+    async def _lease(self, name: str) -> bool:
+        now = self._clock()
+        async with self._uow() as uow:
+            held = await uow.leases.acquire(name, self.holder, now, now + LEASE)
+            await uow.commit()
+        return held
+
+    async def _run(self, loop: Loop) -> None:
+        held_until: datetime | None = None
+        wake = self._wake[loop.name]
+        while True:
+            pause = loop.idle
+            try:
+                now = self._clock()
+                if held_until is None or now >= held_until - LEASE / 3:
+                    held_until = now + LEASE if await self._lease(loop.lease_name) else None
+                if held_until is not None and await loop.step():
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except ProvisiondError as err:
+                log.warning("%s: %s", loop.name, err)
+                pause = min(max(loop.idle, 1.0), 30.0)
+            except Exception:
+                log.exception("%s failed; retrying", loop.name)
+                pause = min(max(loop.idle, 5.0), 60.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), pause)
+            wake.clear()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(loop), name=f"provisiond-{loop.name}")
+                       for loop in self._loops]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for lease in dict.fromkeys(loop.lease_name for loop in self._loops):
+            with contextlib.suppress(ProvisiondError):
+                async with self._uow() as uow:
+                    await uow.leases.release(lease, self.holder)
+                    await uow.commit()

@@ -1,0 +1,125 @@
+"""A device's credentials after registration: list, rotate, revoke.
+
+Rotation issues a fresh credential of the same kind (access token, or MQTT basic with a new
+user name and password and the same client id) and revokes the ones it replaces, in one
+transaction; the new secret is in the answer only. Revocation ends every credential a device
+connects with (LoRaWAN root keys stay: they are the radio's identity, not a login). The
+broker's accounts follow both through the outbox (services/broker.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.serials import parse_serial
+from provisiond.errors import DeviceNotFound, InvalidInput, Problem
+from provisiond.services.hashing import hash_token, new_split_token
+from provisiond.services.ids import new_id
+from provisiond.services.sealing import Sealer
+from provisiond.store.uow import UnitOfWork
+
+ROTATABLE = (CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rotated:
+    """The new credential with its secret: the only time it exists in clear."""
+
+    credential: Credential
+    serial: str
+    secret: str  # the access token, or the MQTT password
+    username: str | None = None  # MQTT basic
+    client_id: str | None = None  # MQTT basic
+
+    def as_dict(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {"type": self.credential.type.value,
+                                      "credential_id": str(self.credential.id)}
+        if self.credential.type is CredentialType.MQTT_BASIC:
+            out |= {"client_id": self.client_id, "username": self.username,
+                    "password": self.secret}
+        else:
+            out["secret"] = self.secret
+        return out
+
+
+async def list_credentials(uow: UnitOfWork, *, serial: str) -> list[Credential]:
+    serial = parse_serial(serial)
+    async with uow.read():
+        device = await uow.devices.find_by_serial(serial)
+        if device is None:
+            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        return await uow.credentials.for_device(device.id)
+
+
+async def rotate_credentials(uow: UnitOfWork, *, serial: str, kind: CredentialType | None,
+                             actor: str, now: datetime, sealer: Sealer | None = None
+                             ) -> Rotated:
+    """A new credential for the device; the active ones of that kind are revoked."""
+    serial = parse_serial(serial)
+    if kind is not None and kind not in ROTATABLE:
+        message = (f"{kind.value} credentials are not rotated here: "
+                   + ("the device provisions again with a new CSR" if kind is CredentialType.X509
+                      else "LoRaWAN root keys are the radio's identity"))
+        raise InvalidInput(message, problems=[Problem(message, field="type")])
+    async with uow:
+        device = await uow.devices.find_by_serial(serial)
+        if device is None:
+            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        held = await uow.credentials.for_device(device.id)
+        active = [c for c in held if c.revoked_at is None and c.type in ROTATABLE]
+        kind = kind or (active[-1].type if active else CredentialType.ACCESS_TOKEN)
+        credential = Credential(new_id(), device.id, kind, now)
+        if kind is CredentialType.ACCESS_TOKEN:
+            secret, verifier_hash = new_split_token(credential.id)
+            await uow.credentials.add(credential, lookup=None, secret_hash=verifier_hash,
+                                      secret_sealed=sealer.seal(secret) if sealer else None)
+            rotated = Rotated(credential, serial, secret)
+        else:
+            old = next((c for c in reversed(active) if c.type is kind), None)
+            client_id = (await uow.credentials.client_id(old.id) if old else None) or serial
+            username = f"{serial[:40]}-{secrets.token_hex(4).upper()}"
+            password = secrets.token_urlsafe(24)
+            await uow.credentials.add(credential, lookup=username,
+                                      secret_hash=hash_token(password), client_id=client_id,
+                                      secret_sealed=sealer.seal(password) if sealer else None)
+            rotated = Rotated(credential, serial, password, username, client_id)
+        replaced = [c for c in active if c.type is kind]
+        for c in replaced:
+            await uow.credentials.revoke(c.id, now)
+        if replaced:
+            await uow.events.add(NewEvent(
+                EventType.CREDENTIALS_REVOKED, now, actor, device_id=device.id, serial=serial,
+                group_id=device.group_id,
+                data={"credential_ids": [str(c.id) for c in replaced], "reason": "rotated"}))
+        await uow.events.add(NewEvent(
+            EventType.CREDENTIALS_ISSUED, now, actor, device_id=device.id, serial=serial,
+            group_id=device.group_id,
+            data={"type": kind.value, "credential_id": str(credential.id), "rotated": True}))
+        await uow.commit()
+    return rotated
+
+
+async def revoke_credentials(uow: UnitOfWork, *, serial: str, actor: str, now: datetime
+                             ) -> list[Credential]:
+    """Revoke every active credential the device connects with; the ones revoked."""
+    serial = parse_serial(serial)
+    async with uow:
+        device = await uow.devices.find_by_serial(serial)
+        if device is None:
+            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        held = await uow.credentials.for_device(device.id)
+        revoked = [c for c in held
+                   if c.revoked_at is None and c.type is not CredentialType.LORAWAN]
+        for c in revoked:
+            await uow.credentials.revoke(c.id, now)
+        if revoked:
+            await uow.events.add(NewEvent(
+                EventType.CREDENTIALS_REVOKED, now, actor, device_id=device.id, serial=serial,
+                group_id=device.group_id,
+                data={"credential_ids": [str(c.id) for c in revoked], "reason": "revoked"}))
+        await uow.commit()
+    return revoked

@@ -1,0 +1,207 @@
+"""The outbox, broker account records and leases: the tables background work runs from."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisiond.domain.broker import BROKER_TYPES
+from provisiond.domain.events import Event
+from provisiond.store.devices import event_from_row
+from provisiond.store.schema import (
+    broker_accounts,
+    broker_pending,
+    credentials,
+    devices,
+    events,
+    leases,
+    outbox,
+)
+
+
+def _insert_ignore(conn: AsyncConnection, table: Any, key: Sequence[str]) -> Any:
+    """INSERT … ON CONFLICT (key) DO NOTHING, in the connection's dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+
+@dataclass(frozen=True, slots=True)
+class SealedCredential:
+    """An active credential that has a broker account, with its secret sealed."""
+
+    device_id: uuid.UUID
+    credential_id: uuid.UUID
+    type: str
+    lookup: str | None
+    client_id: str | None
+    secret_sealed: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAccount:
+    digest: str
+    device_id: uuid.UUID
+    credential_id: uuid.UUID
+    username_sealed: str
+
+
+class OutboxRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def take(self, limit: int) -> list[tuple[int, Event | None]]:
+        """The oldest queued entries with their events (None: the event is gone)."""
+        rows = await self._conn.execute(
+            select(outbox.c.id.label("outbox_id"), events)
+            .select_from(outbox.outerjoin(events, events.c.id == outbox.c.event_id))
+            .order_by(outbox.c.id).limit(limit))
+        return [(r.outbox_id, event_from_row(r) if r.type is not None else None) for r in rows]
+
+    async def remove(self, ids: Sequence[int]) -> None:
+        if ids:
+            await self._conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+
+    async def size(self) -> int:
+        return int((await self._conn.execute(select(func.count()).select_from(outbox)))
+                   .scalar_one())
+
+
+class BrokerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def mark_pending(self, device_ids: Iterable[uuid.UUID]) -> None:
+        rows = [{"device_id": d} for d in dict.fromkeys(device_ids)]
+        if not rows:
+            return
+        # a device already waiting (maybe backing off) is tried again at once
+        await self._conn.execute(
+            update(broker_pending)
+            .where(broker_pending.c.device_id.in_([r["device_id"] for r in rows]))
+            .values(next_attempt_at=None))
+        await self._conn.execute(_insert_ignore(self._conn, broker_pending, ["device_id"]),
+                                 rows)
+
+    async def mark_imported(self, event_id: int) -> None:
+        """Every device a bulk import registered (by the import's event)."""
+        await self._conn.execute(
+            _insert_ignore(self._conn, broker_pending, ["device_id"]).from_select(
+                ["device_id"],
+                select(devices.c.id).where(devices.c.registered_event_id == event_id)))
+
+    async def due(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        rows = await self._conn.execute(
+            select(broker_pending.c.device_id)
+            .where(or_(broker_pending.c.next_attempt_at.is_(None),
+                       broker_pending.c.next_attempt_at <= now))
+            .limit(limit))
+        return [r.device_id for r in rows]
+
+    async def pending(self) -> list[tuple[uuid.UUID, int, datetime | None, str | None]]:
+        rows = await self._conn.execute(
+            select(broker_pending).order_by(broker_pending.c.device_id))
+        return [(r.device_id, r.attempts, r.next_attempt_at, r.last_error) for r in rows]
+
+    async def done(self, device_ids: Sequence[uuid.UUID]) -> None:
+        if device_ids:
+            await self._conn.execute(delete(broker_pending).where(
+                broker_pending.c.device_id.in_(list(device_ids))))
+
+    async def failed(self, device_id: uuid.UUID, error: str, next_attempt_at: datetime
+                     ) -> None:
+        await self._conn.execute(
+            update(broker_pending).where(broker_pending.c.device_id == device_id)
+            .values(attempts=broker_pending.c.attempts + 1, next_attempt_at=next_attempt_at,
+                    last_error=error[:500]))
+
+    async def attempts(self, device_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        rows = await self._conn.execute(
+            select(broker_pending.c.device_id, broker_pending.c.attempts)
+            .where(broker_pending.c.device_id.in_(list(device_ids))))
+        return {r.device_id: r.attempts for r in rows}
+
+    def _sealed_query(self) -> Any:
+        return (select(credentials.c.device_id, credentials.c.id, credentials.c.type,
+                       credentials.c.lookup, credentials.c.client_id,
+                       credentials.c.secret_sealed)
+                .where(credentials.c.type.in_([t.value for t in BROKER_TYPES]),
+                       credentials.c.revoked_at.is_(None),
+                       credentials.c.secret_sealed.is_not(None)))
+
+    @staticmethod
+    def _sealed(rows: Iterable[Any]) -> list[SealedCredential]:
+        return [SealedCredential(r.device_id, r.id, r.type, r.lookup, r.client_id,
+                                 r.secret_sealed) for r in rows]
+
+    async def sealed_credentials(self, device_ids: Sequence[uuid.UUID]
+                                 ) -> list[SealedCredential]:
+        rows = await self._conn.execute(
+            self._sealed_query().where(credentials.c.device_id.in_(list(device_ids))))
+        return self._sealed(rows)
+
+    async def all_sealed_credentials(self, after: uuid.UUID | None, limit: int
+                                     ) -> list[SealedCredential]:
+        """A page of every active broker credential, in credential id order."""
+        query = self._sealed_query().order_by(credentials.c.id).limit(limit)
+        if after is not None:
+            query = query.where(credentials.c.id > after)
+        return self._sealed(await self._conn.execute(query))
+
+    async def recorded(self, device_ids: Sequence[uuid.UUID] | None = None
+                       ) -> list[RecordedAccount]:
+        query = select(broker_accounts)
+        if device_ids is not None:
+            query = query.where(broker_accounts.c.device_id.in_(list(device_ids)))
+        rows = await self._conn.execute(query)
+        return [RecordedAccount(r.digest, r.device_id, r.credential_id, r.username_sealed)
+                for r in rows]
+
+    async def record(self, accounts: Sequence[RecordedAccount], now: datetime) -> None:
+        if accounts:
+            await self._conn.execute(
+                _insert_ignore(self._conn, broker_accounts, ["digest"]),
+                [{"digest": a.digest, "device_id": a.device_id,
+                  "credential_id": a.credential_id, "username_sealed": a.username_sealed,
+                  "created_at": now} for a in accounts])
+
+    async def forget(self, digests: Sequence[str]) -> None:
+        if digests:
+            await self._conn.execute(delete(broker_accounts).where(
+                broker_accounts.c.digest.in_(list(digests))))
+
+    async def count(self) -> int:
+        return int((await self._conn.execute(
+            select(func.count()).select_from(broker_accounts))).scalar_one())
+
+
+class LeaseRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def acquire(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Take or extend the lease ``name`` for ``holder`` unless another holder has it."""
+        result = await self._conn.execute(
+            update(leases).where(leases.c.name == name,
+                                 or_(leases.c.holder == holder, leases.c.expires_at <= now))
+            .values(holder=holder, expires_at=until))
+        if result.rowcount:
+            return True
+        taken = await self._conn.execute(
+            _insert_ignore(self._conn, leases, ["name"]).values(
+                name=name, holder=holder, expires_at=until))
+        return bool(taken.rowcount)
+
+    async def release(self, name: str, holder: str) -> None:
+        await self._conn.execute(delete(leases).where(
+            and_(leases.c.name == name, leases.c.holder == holder)))
+
+    async def holder(self, name: str) -> tuple[str, datetime] | None:
+        row = (await self._conn.execute(select(leases).where(leases.c.name == name))).first()
+        return (row.holder, row.expires_at) if row else None

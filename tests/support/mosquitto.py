@@ -1,0 +1,199 @@
+"""A throwaway Mosquitto with the dynamic security plugin, on a free port, for the tests.
+
+The plugin's file is written here with one administrative client (its password hashed the
+way the plugin does: PBKDF2-HMAC-SHA512, 12-byte salt, 101 iterations), the broker is
+started with a generated configuration, and the test waits until the port accepts
+connections. Device-side helpers use paho-mqtt over MQTT 5, so refusals carry reason codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+PLUGIN_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+                     "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+                     "/usr/lib/mosquitto_dynamic_security.so")
+
+
+def plugin_path() -> str | None:
+    return next((p for p in PLUGIN_CANDIDATES if os.path.exists(p)), None)
+
+
+def available() -> bool:
+    return shutil.which("mosquitto") is not None and plugin_path() is not None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _hashed(password: str) -> dict[str, Any]:
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
+    return {"password": base64.b64encode(digest).decode(),
+            "salt": base64.b64encode(salt).decode(), "iterations": 101}
+
+
+def dynsec_config(admin: str, password: str) -> dict[str, Any]:
+    everything = "$CONTROL/dynamic-security/#"
+    return {
+        "clients": [{"username": admin, "textname": "provisiond tests",
+                     "roles": [{"rolename": "admin"}], **_hashed(password)}],
+        "roles": [{"rolename": "admin", "acls": [
+            {"acltype": "publishClientSend", "topic": everything, "allow": True},
+            {"acltype": "publishClientReceive", "topic": everything, "allow": True},
+            {"acltype": "subscribePattern", "topic": everything, "allow": True},
+            {"acltype": "publishClientReceive", "topic": "#", "allow": True},
+            {"acltype": "subscribePattern", "topic": "#", "allow": True},
+            {"acltype": "unsubscribePattern", "topic": "#", "allow": True},
+        ]}],
+        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
+                             "subscribe": False, "unsubscribe": True},
+    }
+
+
+@dataclass
+class Broker:
+    directory: Path
+    port: int
+    admin: str
+    password: str
+    process: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.directory / "mosquitto.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.admin}:{self.password}@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.directory / "mosquitto.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
+                 f"plugin {plugin_path()}",
+                 f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}",
+                 "persistence false", "log_type error", "log_type warning",
+                 "log_type notice", "log_type information"]
+        if os.geteuid() == 0:
+            lines.append("user root")  # else it drops to "mosquitto", who cannot write here
+        conf.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(conf)],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    ("127.0.0.1", self.port), timeout=1):
+                return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mosquitto did not start:\n" + self.log.read_text())
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def saved(self) -> dict[str, Any]:
+        """The plugin's file as the broker last saved it."""
+        data: dict[str, Any] = json.loads(
+            (self.directory / "dynamic-security.json").read_text())
+        return data
+
+
+@contextlib.contextmanager
+def dynsec_broker(directory: Path) -> Iterator[Broker]:
+    directory.mkdir(parents=True, exist_ok=True)
+    admin, password = "provisiond-admin", secrets.token_urlsafe(16)
+    (directory / "dynamic-security.json").write_text(
+        json.dumps(dynsec_config(admin, password), indent=1))
+    broker = Broker(directory, free_port(), admin, password)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+# ------------------------------------------------------------------------- device side
+
+
+class Device:
+    """A paho MQTT 5 client; every callback's result lands on a queue the test reads."""
+
+    def __init__(self, port: int, username: str, password: str | None,
+                 client_id: str = "") -> None:
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=paho.MQTTv5)
+        self.client.username_pw_set(username, password)
+        self.client.on_connect = lambda _c, _u, _f, rc, _p: self.events.put(
+            ("connect", int(rc.value)))
+        self.client.on_subscribe = lambda _c, _u, _m, rcs, _p: self.events.put(
+            ("subscribe", [int(rc.value) for rc in rcs]))
+        self.client.on_publish = lambda _c, _u, mid, rc, _p: self.events.put(
+            ("publish", (mid, int(rc.value))))
+        self.client.on_message = lambda _c, _u, msg: self.events.put(
+            ("message", (msg.topic, msg.payload)))
+        self.port = port
+
+    def wait(self, kind: str, timeout: float = 10) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            got, value = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
+            if got == kind:
+                return value
+
+    def connect(self) -> int:
+        """The CONNACK's reason code (0: accepted)."""
+        self.client.connect("127.0.0.1", self.port, keepalive=30,
+                            clean_start=True, properties=Properties(PacketTypes.CONNECT))
+        self.client.loop_start()
+        return int(self.wait("connect"))
+
+    def subscribe(self, topic: str) -> int:
+        """The SUBACK's reason code (0x80 and above: refused)."""
+        self.client.subscribe(topic, qos=1)
+        return int(self.wait("subscribe")[0])
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        info = self.client.publish(topic, payload, qos=1)
+        mid, rc = self.wait("publish")
+        assert mid == info.mid
+        return int(rc)
+
+    def message(self, timeout: float = 10) -> tuple[str, bytes]:
+        topic, payload = self.wait("message", timeout)
+        return topic, payload
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
