@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from provisiond.store import migrate
+from tests.support.mosquitto import Broker, available, dynsec_broker
 from tests.support.postgres import postgres_server, with_database
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -80,3 +81,15 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto with the dynamic security plugin (skipped without one, failed in CI)."""
+    if not available():
+        message = "no mosquitto with the dynamic security plugin (apt-get install mosquitto)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with dynsec_broker(tmp_path / "mosquitto") as b:
+        yield b

@@ -5,6 +5,9 @@ Nothing else builds engines or reads settings; adapters receive what they need f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ from provisiond.services.background import Background, Loop
 from provisiond.services.broker import BrokerSync
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
-from provisiond.services.claiming import ClaimPolicy
+from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
@@ -33,6 +36,8 @@ from provisiond.store.uow import Database, UnitOfWork
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from provisiond.integrations.device_events import DeviceEventSubscriber
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -46,6 +51,7 @@ class Container:
     limiter: RateLimiter = field(default_factory=RateLimiter)
     signers: SignerCache = field(default_factory=SignerCache)
     hub: ClaimHub = field(default_factory=ClaimHub)
+    device_events: DeviceEventSubscriber | None = None  # set by background() with a broker
 
     def uow(self) -> UnitOfWork:
         return self.database.uow()
@@ -114,6 +120,36 @@ class Container:
         finally:
             await admin.close()
 
+    async def _listen_for_device_events(self, stack: AsyncExitStack) -> None:
+        """Hear claim buttons and claim windows from devices through the broker."""
+        from provisiond.integrations.device_events import DeviceEventSubscriber
+        from provisiond.integrations.mosquitto import tls_context
+
+        b = self.settings.broker
+        url = b.password_url or ""
+
+        async def button(device_id: uuid.UUID) -> object:
+            return await press_button(self.uow(), self.hub, device_id=device_id, now=self.now())
+
+        async def window(device_id: uuid.UUID, secret: object, duration: object) -> object:
+            return await open_device_window(self.uow(), device_id=device_id,
+                                            secret=secret,  # type: ignore[arg-type]
+                                            duration_ms=duration,  # type: ignore[arg-type]
+                                            now=self.now())
+
+        self.device_events = DeviceEventSubscriber(
+            url, b.topic_prefix, on_button=button, on_window=window,
+            tls=tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
+            if url.startswith("mqtts:") else None)
+        task = asyncio.create_task(self.device_events.run(), name="provisiond-device-events")
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        stack.push_async_callback(stop)
+
     @asynccontextmanager
     async def background(self) -> AsyncIterator[Background]:
         """The background loops of `serve`: the outbox, broker accounts, reconciliation."""
@@ -140,6 +176,8 @@ class Container:
                         return 0
                     loops.append(Loop("broker-reconcile", reconcile, idle=interval,
                                       lease="broker"))
+            if self.settings.broker.password_url is not None:
+                await self._listen_for_device_events(stack)
             background = Background(self.uow, self.now, loops)
             await background.start()
             try:

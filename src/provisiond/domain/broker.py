@@ -100,3 +100,21 @@ def device_acl(prefix: str) -> list[dict[str, str]]:
     return [{"permission": "allow", "action": "all", "topic": f"{prefix}/#"},
             {"permission": "allow", "action": "all", "topic": prefix},
             {"permission": "deny", "action": "all", "topic": "#"}]
+
+
+def event_filter(template: str, suffix: str) -> str:
+    """The subscription that hears every device's ``suffix`` topic under its prefix."""
+    return f"{template.replace(PREFIX_PLACEHOLDER, '+')}/{suffix}"
+
+
+def device_in_topic(template: str, suffix: str, topic: str) -> uuid.UUID | None:
+    """The device id in a topic of :func:`event_filter`'s subscription, or None."""
+    head, _, tail = template.partition(PREFIX_PLACEHOLDER)
+    ending = f"{tail}/{suffix}"
+    if not topic.startswith(head) or not topic.endswith(ending):
+        return None
+    middle = topic[len(head):len(topic) - len(ending)]
+    try:
+        return uuid.UUID(middle) if "/" not in middle else None
+    except ValueError:
+        return None

@@ -1,8 +1,9 @@
 """A device's credentials after registration: list, rotate, revoke.
 
-Rotation issues a fresh credential of the same kind (access token, or MQTT basic with a new
-user name and password and the same client id) and revokes the ones it replaces, in one
-transaction; the new secret is in the answer only. Revocation ends every credential a device
+Rotation issues a fresh credential (an access token, or MQTT basic with a new user name
+and password and the same client id; by default the kind the device has) and revokes the
+access tokens and MQTT credentials it had, in one transaction; the new secret is in the
+answer only. Revocation ends every credential a device
 connects with (LoRaWAN root keys stay: they are the radio's identity, not a login). The
 broker's accounts follow both through the outbox (services/broker.py).
 """
@@ -58,7 +59,7 @@ async def list_credentials(uow: UnitOfWork, *, serial: str) -> list[Credential]:
 async def rotate_credentials(uow: UnitOfWork, *, serial: str, kind: CredentialType | None,
                              actor: str, now: datetime, sealer: Sealer | None = None
                              ) -> Rotated:
-    """A new credential for the device; the active ones of that kind are revoked."""
+    """A new credential for the device; its active token and MQTT credentials are revoked."""
     serial = parse_serial(serial)
     if kind is not None and kind not in ROTATABLE:
         message = (f"{kind.value} credentials are not rotated here: "
@@ -87,7 +88,7 @@ async def rotate_credentials(uow: UnitOfWork, *, serial: str, kind: CredentialTy
                                       secret_hash=hash_token(password), client_id=client_id,
                                       secret_sealed=sealer.seal(password) if sealer else None)
             rotated = Rotated(credential, serial, password, username, client_id)
-        replaced = [c for c in active if c.type is kind]
+        replaced = active  # one MQTT identity at a time, whichever kind it was
         for c in replaced:
             await uow.credentials.revoke(c.id, now)
         if replaced:

@@ -86,7 +86,7 @@ def test_events_reach_the_groups_webhooks_signed(database_url: str,
         log = await service.list_deliveries(c.uow(), webhook_id=west.id)
         return west, secret, only_claims, device, attempted, log
 
-    west, secret, _, device, attempted, log = within(settings, work)
+    _, secret, _, device, attempted, log = within(settings, work)
     assert attempted == 1  # East's device is not West's; nothing was claimed
     (request,) = hook_receiver.wait_for(1)
     assert request.path == "/hook"

@@ -1,0 +1,111 @@
+"""The CLI of the integrations: credentials rotate and revoke, broker sync and status,
+webhooks; on both backends, against a real Mosquitto where a broker is needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.cli.conftest import Cli
+from tests.support.mosquitto import Broker, Device
+
+
+@pytest.fixture
+def managed(cli: Cli, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.setenv("PROVISIOND_BROKER__KIND", "mosquitto-dynsec")
+    monkeypatch.setenv("PROVISIOND_BROKER__URL", broker.url)
+    monkeypatch.setenv("PROVISIOND_BROKER__TIMEOUT_SECONDS", "5")
+    return cli
+
+
+def connects(broker: Broker, username: str, password: str, client_id: str = "") -> bool:
+    device = Device(broker.port, username, password, client_id)
+    try:
+        return device.connect() == 0
+    finally:
+        device.close()
+
+
+def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> None:
+    created = managed.json("devices", "create", "CLI-B1")
+    assert isinstance(created, dict)
+    token = created["credential"]["secret"]
+    shown = managed.json("devices", "show", "CLI-B1")
+    assert isinstance(shown, dict)
+    assert shown["topic_prefix"] == f"devices/{shown['id']}"
+
+    status = managed.json("broker", "status")
+    assert isinstance(status, dict)
+    assert (status["kind"], status["accounts"], status["events_queued"]) == \
+        ("mosquitto-dynsec", 0, 1)
+
+    dry = managed.json("broker", "sync", "--dry-run")
+    assert isinstance(dry, dict)
+    assert (dry["dry_run"], dry["created"], dry["roles_created"]) == (True, 1, 1)
+    assert not connects(broker, token, token)
+    report = managed.json("broker", "sync")
+    assert isinstance(report, dict)
+    assert (report["accounts"], report["created"], report["errors"]) == (1, 1, [])
+    assert connects(broker, token, token)
+    again = managed("broker", "sync").stdout
+    assert "accounts that were created" in again
+    assert managed.json("broker", "status")["accounts"] == 1  # type: ignore[index]
+
+    rotated = managed.json("devices", "rotate", "CLI-B1", "--type", "mqtt-basic")
+    assert isinstance(rotated, dict)
+    assert rotated["client_id"] == "CLI-B1"
+    managed("broker", "sync")
+    assert not connects(broker, token, token)
+    assert connects(broker, rotated["username"], rotated["password"], "CLI-B1")
+
+    result = managed("devices", "rotate", "CLI-B1")
+    assert "password:" in result.stdout
+    assert "shown once" in result.stderr
+    revoked = managed.json("devices", "revoke", "CLI-B1")
+    assert isinstance(revoked, dict)
+    assert [c["type"] for c in revoked["revoked"]] == ["mqtt-basic"]
+    report = managed.json("broker", "sync")
+    assert isinstance(report, dict)
+    assert (report["accounts"], report["deleted"], report["roles_deleted"]) == (0, 1, 1)
+    assert "no active credential to revoke" in managed("devices", "revoke", "CLI-B1").stderr
+    bad = managed("devices", "rotate", "CLI-B1", "--type", "x509", code=2)
+    assert "x509 credentials are not rotated here" in bad.stderr
+    managed("devices", "rotate", "CLI-B1", "--type", "carrier-pigeon", code=2)
+    managed("devices", "rotate", "NO-SUCH", code=4)
+
+
+def test_broker_commands_say_when_no_broker_is_configured(cli: Cli) -> None:
+    result = cli("broker", "sync", code=3)
+    assert "broker-not-configured" in result.stderr
+    assert "PROVISIOND_BROKER__KIND" in result.stderr
+
+
+def test_webhooks_from_the_cli(cli: Cli) -> None:
+    added = cli.json("webhooks", "add", "https://hooks.example.com/provisiond",
+                     "--group", "Kanarra/Sadler-Isberg", "--event", "device.claimed",
+                     "--event", "device.released")
+    assert isinstance(added, dict)
+    assert added["secret"].startswith("whsec_")
+    assert added["events"] == ["device.claimed", "device.released"]
+    listed = cli.json("webhooks", "list")
+    assert isinstance(listed, list)
+    assert [w["id"] for w in listed] == [added["id"]]
+    assert "secret" not in listed[0]
+    cli("devices", "create", "CLI-W1", "--group", "Kanarra/Sadler-Isberg/West")
+    shown = cli.json("webhooks", "show", added["id"])
+    assert isinstance(shown, dict)
+    assert shown["deliveries"] == {}  # not claimed: registered only, and serve is not running
+    assert cli.json("webhooks", "disable", added["id"])["enabled"] is False  # type: ignore[index]
+    enabled = cli.json("webhooks", "enable", added["id"])
+    assert isinstance(enabled, dict)
+    assert (enabled["enabled"], enabled["disabled_reason"]) == (True, None)
+
+    bad_url = cli("webhooks", "add", "ftp://x", "--group", "Kanarra", code=2)
+    assert "url must be an http:// or https:// URL" in bad_url.stderr
+    bad_event = cli("webhooks", "add", "https://x.example", "--group", "Kanarra",
+                    "--event", "device.exploded", code=2)
+    assert "unknown event(s) 'device.exploded'" in bad_event.stderr
+    cli("webhooks", "add", "https://x.example", "--group", "Nowhere", code=4)
+    cli("webhooks", "show", "not-an-id", code=2)
+    cli("webhooks", "delete", added["id"])
+    cli("webhooks", "show", added["id"], code=4)
+    assert cli.json("webhooks", "list") == []
