@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from provisiond.errors import BrokerNotConfigured
+from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
 from provisiond.services.accounts import SessionPolicy
 from provisiond.services.background import Background, Loop
 from provisiond.services.broker import BrokerSync
@@ -26,6 +26,7 @@ from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.sealing import Sealer
+from provisiond.services.tts import Addresses, TtsSync
 from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy, fan_out
 from provisiond.settings import BrokerKind, Settings
 from provisiond.store import migrate
@@ -120,6 +121,23 @@ class Container:
         finally:
             await admin.close()
 
+    @asynccontextmanager
+    async def tts_sync(self) -> AsyncIterator[TtsSync]:
+        """The Things Stack registrar (TtsNotConfigured without tts__url)."""
+        from provisiond.integrations.tts import HttpTtsClient
+
+        t = self.settings.tts
+        if t.url is None or t.api_key is None:
+            raise TtsNotConfigured("The Things Stack is not configured: set tts__url and "
+                                   "tts__api_key (PROVISIOND_TTS__URL, PROVISIOND_TTS__API_KEY)")
+        client = HttpTtsClient(t.url, t.api_key.get_secret_value(), timeout=t.timeout_seconds)
+        try:
+            yield TtsSync(self.uow, client, self.sealer, t.network, Addresses(
+                t.address(t.network_server_address), t.address(t.application_server_address),
+                t.address(t.join_server_address)), self.now)
+        finally:
+            await client.close()
+
     async def _listen_for_device_events(self, stack: AsyncExitStack) -> None:
         """Hear claim buttons and claim windows from devices through the broker."""
         from provisiond.integrations.device_events import DeviceEventSubscriber
@@ -163,9 +181,14 @@ class Container:
                 self.uow, sender, self.sealer,
                 WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after,
                               s.webhook_log_days), self.now)
-            loops = [Loop("outbox", Dispatcher(self.uow, broker=self.manages_broker,
+            work = [kind for kind, used in (("broker", self.manages_broker),
+                                            ("tts", s.tts.enabled)) if used]
+            loops = [Loop("outbox", Dispatcher(self.uow, work=work,
                                                consumers=[fan_out]).dispatch, idle=0.25),
                      Loop("webhooks", deliverer.deliver, idle=0.25)]
+            if s.tts.enabled:
+                tts = await stack.enter_async_context(self.tts_sync())
+                loops.append(Loop("tts", tts.apply_pending, idle=0.5))
             if self.manages_broker:
                 sync = await stack.enter_async_context(self.broker_sync())
                 loops.append(Loop("broker", sync.apply_pending, idle=0.25))

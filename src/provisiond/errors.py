@@ -326,3 +326,8 @@ class SchemaOutdated(ConfigurationError):
 class BrokerNotConfigured(ConfigurationError):
     code = "broker-not-configured"
     title = "No broker is configured"
+
+
+class TtsNotConfigured(ConfigurationError):
+    code = "tts-not-configured"
+    title = "The Things Stack is not configured"

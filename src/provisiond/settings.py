@@ -12,6 +12,7 @@ import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -28,6 +29,8 @@ from provisiond.domain.claims import (
     CODE_LENGTH,
     ClaimProof,
 )
+from provisiond.domain.tts import NetworkSettings, parse_network_settings
+from provisiond.errors import InvalidInput
 
 CONFIG_FILE_ENV = "PROVISIOND_CONFIG_FILE"
 
@@ -94,6 +97,68 @@ class BrokerSettings(BaseModel):
     @property
     def password_url(self) -> str | None:
         return self.url.get_secret_value() if self.url is not None else None
+
+
+class TtsSettings(BaseModel):
+    """The Things Stack, where claimed LoRaWAN devices are registered
+    (``PROVISIOND_TTS__URL``, ``PROVISIOND_TTS__API_KEY`` …; ``[tts]`` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(
+        None, description="Base URL of The Things Stack, e.g. "
+                          "`https://eu1.cloud.thethings.network`; none: not used.")
+    api_key: SecretStr | None = Field(
+        None, description="An API key of the application(s) with the rights to view and "
+                          "edit devices and their keys.")
+    application_id: str | None = Field(
+        None, description="The application devices are registered in, unless their "
+                          "profile names another.")
+    network_server_address: str | None = Field(
+        None, description="Host of the Network Server (default: the URL's host).")
+    application_server_address: str | None = Field(
+        None, description="Host of the Application Server (default: the URL's host).")
+    join_server_address: str | None = Field(
+        None, description="Host of the Join Server (default: the URL's host).")
+    frequency_plan_id: str | None = Field(
+        None, description="Frequency plan, e.g. `EU_863_870_TTN`, unless the profile says.")
+    lorawan_version: str = Field("MAC_V1_0_3", description="LoRaWAN MAC version.")
+    lorawan_phy_version: str = Field("RP001_V1_0_3_REV_A",
+                                     description="Regional parameters version.")
+    supports_class_b: bool = Field(False, description="Devices support class B.")
+    supports_class_c: bool = Field(False, description="Devices support class C.")
+    timeout_seconds: float = Field(10.0, gt=0, le=300,
+                                   description="How long one API call may take.")
+
+    @model_validator(mode="after")
+    def _checked(self) -> TtsSettings:
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("tts__url must be an http:// or https:// URL")
+            if self.api_key is None:
+                raise ValueError("tts__url needs tts__api_key")
+        try:
+            parse_network_settings(
+                application_id=self.application_id, frequency_plan_id=self.frequency_plan_id,
+                lorawan_version=self.lorawan_version,
+                lorawan_phy_version=self.lorawan_phy_version)
+        except InvalidInput as err:
+            raise ValueError(str(err)) from None
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None
+
+    def address(self, component: str | None) -> str:
+        return component or urlsplit(self.url or "").netloc
+
+    @property
+    def network(self) -> NetworkSettings:
+        return NetworkSettings(self.application_id, self.frequency_plan_id,
+                               self.lorawan_version, self.lorawan_phy_version,
+                               self.supports_class_b, self.supports_class_c)
 
 
 def default_data_dir() -> Path:
@@ -214,6 +279,9 @@ class Settings(BaseSettings):
     broker: BrokerSettings = Field(
         default_factory=BrokerSettings,
         description="The user's MQTT broker (`broker__*` below).")
+    tts: TtsSettings = Field(
+        default_factory=TtsSettings,
+        description="The Things Stack (`tts__*` below).")
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="How long a webhook receiver has to answer.")
     webhook_max_attempts: int = Field(
@@ -296,6 +364,8 @@ class Settings(BaseSettings):
             out["broker"]["url"] = mask_url(self.broker.url.get_secret_value())
         if self.broker.hook_secret is not None:
             out["broker"]["hook_secret"] = "***"  # noqa: S105 (a mask)
+        if self.tts.api_key is not None:
+            out["tts"]["api_key"] = "***"
         return out
 
 

@@ -35,6 +35,7 @@ from provisiond.cli.common import (
 from provisiond.cli.devices import app as devices_app
 from provisiond.cli.directory import groups, models, tokens, users
 from provisiond.cli.labels import labels as labels_command
+from provisiond.cli.lorawan import app as lorawan_app
 from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.services import demo
@@ -59,6 +60,7 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(codes_app, name="codes")
 app.add_typer(broker_app, name="broker")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(lorawan_app, name="lorawan")
 app.command("labels")(labels_command)
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")

@@ -64,7 +64,7 @@ def status(
 
     async def work(c: Container) -> dict[str, Any]:
         async with c.uow().read() as uow:
-            pending = await uow.broker.pending()
+            pending = await uow.broker.pending.listed()
             accounts = await uow.broker.count()
             queued = await uow.outbox.size()
         return {"kind": c.settings.broker.kind.value, "accounts": accounts,

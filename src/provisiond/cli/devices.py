@@ -272,14 +272,21 @@ def show(
     """One device: fields, tags, credentials (never their secrets) and its timeline."""
     common = Common(database, config, json, debug)
 
-    async def work(c: Container) -> tuple[Any, Any, Any, str]:
+    async def work(c: Container) -> tuple[Any, Any, Any, str, Any]:
         device, creds, events = await device_service.get_device_detail(c.uow(), serial=serial)
-        return device, creds, events, topic_prefix(c.settings.broker.topic_prefix, device.id)
+        async with c.uow().read() as uow:
+            network = (await uow.tts.records([device.id])).get(device.id)
+        return (device, creds, events, topic_prefix(c.settings.broker.topic_prefix, device.id),
+                network)
 
-    device, creds, events, prefix = run(common, work)
+    device, creds, events, prefix, network = run(common, work)
+    tts = ({"application_id": network.application_id, "end_device_id": network.end_device_id,
+            "dev_eui": network.dev_eui, "status": network.status, "error": network.last_error}
+           if network else None)
     if json:
         out = output.device_dict(device)
         out["topic_prefix"] = prefix
+        out["the_things_stack"] = tts
         out["credentials"] = [output.credential_dict(cr) for cr in creds]
         out["events"] = [output.event_dict(e) for e in events]
         output.print_json(out)
@@ -289,6 +296,8 @@ def show(
                  title=f"device {device.serial}")
     if device.tags:
         output.table(["tag", "value"], sorted(device.tags.items()))
+    if tts:
+        output.table(["The Things Stack", ""], [(k, str(v or "")) for k, v in tts.items()])
     output.table(["credential", "created", "revoked"],
                  [(cr.type, output.short_time(cr.created_at), output.short_time(cr.revoked_at))
                   for cr in creds])

@@ -110,7 +110,7 @@ def profile_dict(p: Profile) -> dict[str, Any]:
             "ca": p.ca_name, "certificate_days": p.certificate_days,
             "claim_proof": p.claim_proof.value if p.claim_proof else None,
             "claim_window_seconds": p.claim_window_seconds,
-            "release_policy": p.release_policy.value}
+            "release_policy": p.release_policy.value, "lorawan": p.network.to_json()}
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:

@@ -95,6 +95,21 @@ def create(
     release_policy: Annotated[str, typer.Option(
         "--release-policy", help="keep: a released device keeps its tags and history; "
                                  "reset: they are cleared for the next owner.")] = "keep",
+    tts_application: Annotated[str | None, typer.Option(
+        "--tts-application", help="The Things Stack application its LoRaWAN devices are "
+                                  "registered in (default: tts__application_id).")] = None,
+    frequency_plan: Annotated[str | None, typer.Option(
+        "--frequency-plan", help="LoRaWAN frequency plan, e.g. EU_863_870_TTN "
+                                 "(default: tts__frequency_plan_id).")] = None,
+    lorawan_version: Annotated[str | None, typer.Option(
+        "--lorawan-version", help="LoRaWAN MAC version, e.g. MAC_V1_0_3.")] = None,
+    lorawan_phy_version: Annotated[str | None, typer.Option(
+        "--lorawan-phy-version", help="Regional parameters, e.g. RP001_V1_0_3_REV_A.")
+    ] = None,
+    class_b: Annotated[bool | None, typer.Option(
+        "--class-b/--no-class-b", help="Its LoRaWAN devices support class B.")] = None,
+    class_c: Annotated[bool | None, typer.Option(
+        "--class-c/--no-class-c", help="Its LoRaWAN devices support class C.")] = None,
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -107,7 +122,12 @@ def create(
         model=model, credentials=credentials or (), rate_per_minute=rate_limit,
         source_rate_per_minute=source_rate_limit, jwt_public_key=pem, ca=ca,
         certificate_days=certificate_days, claim_proof=claim_proof,
-        claim_window=claim_window, release_policy=release_policy, actor=actor(), now=c.now()))
+        claim_window=claim_window, release_policy=release_policy,
+        network={"application_id": tts_application, "frequency_plan_id": frequency_plan,
+                 "lorawan_version": lorawan_version,
+                 "lorawan_phy_version": lorawan_phy_version, "supports_class_b": class_b,
+                 "supports_class_c": class_c},
+        actor=actor(), now=c.now()))
     _print_with_secret(common, made, "created")
 
 

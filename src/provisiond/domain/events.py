@@ -42,6 +42,9 @@ class EventType(StrEnum):
     USER_SIGNED_OUT = "user.signed-out"
     USER_SIGN_IN_FAILED = "user.sign-in-failed"
     USER_LOCKED = "user.locked"
+    LORAWAN_REGISTERED = "lorawan.registered"  # in The Things Stack
+    LORAWAN_REMOVED = "lorawan.removed"
+    LORAWAN_FAILED = "lorawan.failed"
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_ENABLED = "webhook.enabled"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -23,6 +23,7 @@ from provisiond.domain.limits import (
     PROFILE_NAME_MAX,
     PROFILE_RATE_MAX,
 )
+from provisiond.domain.tts import NetworkSettings
 from provisiond.errors import InvalidInput, Problem
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -66,6 +67,7 @@ class Profile:
     claim_proof: ClaimProof | None = None  # None: the instance default (settings)
     claim_window_seconds: int | None = None  # None: the instance default (settings)
     release_policy: ReleasePolicy = ReleasePolicy.KEEP
+    network: NetworkSettings = field(default_factory=NetworkSettings)  # The Things Stack
 
 
 def _fail(field: str, problem: str) -> InvalidInput:

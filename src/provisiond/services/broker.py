@@ -6,7 +6,7 @@ secrets are kept sealed when a broker is configured (the broker needs them in cl
 Two paths bring the broker in line:
 
 - incremental: an event about a device's credentials (issued, revoked, device deleted,
-  imported) queues the device (``broker_pending``, filled from the outbox); :meth:`BrokerSync.
+  imported) queues the device (``pending_work``, filled from the outbox); :meth:`BrokerSync.
   apply_pending` creates, updates and removes its accounts, retrying with backoff while the
   broker is away;
 - reconciliation: :meth:`BrokerSync.reconcile` lists the broker's accounts and roles and
@@ -149,7 +149,7 @@ class BrokerSync:
     async def _apply_pending(self, limit: int) -> int:
         now = self._clock()
         async with self._uow().read() as uow:
-            device_ids = await uow.broker.due(now, limit)
+            device_ids = await uow.broker.pending.due(now, limit)
             if not device_ids:
                 return 0
             sealed = await uow.broker.sealed_credentials(device_ids)
@@ -162,12 +162,12 @@ class BrokerSync:
         async with self._uow() as uow:
             await uow.broker.record(created, now)
             await uow.broker.forget(removed)
-            await uow.broker.done(done)
+            await uow.broker.pending.done(done)
             if failures:
-                tries = await uow.broker.attempts(list(failures))
+                tries = await uow.broker.pending.attempts(list(failures))
                 for device_id, error in failures.items():
-                    await uow.broker.failed(device_id, error,
-                                            now + retry_delay(tries.get(device_id, 0)))
+                    await uow.broker.pending.failed(device_id, error,
+                                                    now + retry_delay(tries.get(device_id, 0)))
             await uow.commit()
         if failures:
             log.warning("broker: %d device(s) not in step yet (%s); retrying with backoff",

@@ -20,6 +20,7 @@ from provisiond.domain.serials import parse_serial
 from provisiond.errors import DeviceNotFound, InvalidInput, Problem
 from provisiond.services.hashing import hash_token, new_split_token
 from provisiond.services.ids import new_id
+from provisiond.services.lorawan_import import clean_hex
 from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
@@ -124,3 +125,41 @@ async def revoke_credentials(uow: UnitOfWork, *, serial: str, actor: str, now: d
                 data={"credential_ids": [str(c.id) for c in revoked], "reason": "revoked"}))
         await uow.commit()
     return revoked
+
+
+async def replace_lorawan_keys(uow: UnitOfWork, *, serial: str, dev_eui: str, join_eui: str,
+                               app_key: str, actor: str, now: datetime, sealer: Sealer
+                               ) -> Credential:
+    """Swapped hardware: the device's LoRaWAN identity becomes this DevEUI, JoinEUI and
+    AppKey (the old one is revoked); provisiond's device keeps its serial and history, and
+    The Things Stack gets the new end device in place of the old one."""
+    serial = parse_serial(serial)
+    cleaned = {name: clean_hex(value, digits) for name, value, digits in (
+        ("dev_eui", dev_eui, 16), ("join_eui", join_eui, 16), ("app_key", app_key, 32))}
+    problems = [Problem(f"must be {16 if name != 'app_key' else 32} hexadecimal digits", name)
+                for name, value in cleaned.items() if value is None]
+    if problems:
+        raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
+    new_eui, new_join, new_key = (cleaned["dev_eui"] or "", cleaned["join_eui"] or "",
+                                  cleaned["app_key"] or "")
+    async with uow:
+        device = await uow.devices.find_by_serial(serial)
+        if device is None:
+            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        if await uow.credentials.lookup_taken(CredentialType.LORAWAN, new_eui):
+            raise InvalidInput(f"DevEUI {new_eui} is (or was) another LoRaWAN credential's",
+                               problems=[Problem("is already in use", "dev_eui")])
+        held = await uow.credentials.for_device(device.id)
+        old = [c for c in held if c.type is CredentialType.LORAWAN and c.revoked_at is None]
+        for c in old:
+            await uow.credentials.revoke(c.id, now)
+        credential = Credential(new_id(), device.id, CredentialType.LORAWAN, now)
+        await uow.credentials.add(credential, lookup=new_eui, secret_sealed=sealer.seal(new_key))
+        await uow.devices.set_tag(device, "join_eui", new_join)
+        await uow.events.add(NewEvent(
+            EventType.CREDENTIALS_ISSUED, now, actor, device_id=device.id, serial=serial,
+            group_id=device.group_id,
+            data={"type": CredentialType.LORAWAN.value, "credential_id": str(credential.id),
+                  "dev_eui": new_eui, "replaced": [str(c.id) for c in old]}))
+        await uow.commit()
+    return credential

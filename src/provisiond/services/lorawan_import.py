@@ -64,6 +64,13 @@ class LoRaWanRow:
     app_key: str
 
 
+def clean_hex(value: str, digits: int) -> str | None:
+    """An EUI or key as written on labels and in files (spaces, dashes, colons, either
+    case) in canonical form, or None when it is not ``digits`` hexadecimal digits."""
+    value = value.strip().replace(" ", "").replace("-", "").replace(":", "")
+    return value.upper() if len(value) == digits and _HEX.fullmatch(value) else None
+
+
 def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
     rows: list[LoRaWanRow] = []
@@ -89,12 +96,12 @@ def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
             for key, title, digits in (("dev_eui", "Device EUI", 16),
                                        ("join_eui", "Join EUI", 16),
                                        ("app_key", "Application Key", 32)):
-                value = values[key].replace(" ", "").replace("-", "").replace(":", "")
-                if len(value) != digits or not _HEX.fullmatch(value):
+                value = clean_hex(values[key], digits)
+                if value is None:
                     problems.append(Problem(f"must be {digits} hexadecimal digits",
                                             field=title, line=number))
                     bad = True
-                values[key] = value.upper()
+                values[key] = value or ""
             if bad:
                 continue
             first = seen.setdefault(values["dev_eui"], number)

@@ -14,20 +14,27 @@ from collections.abc import Awaitable, Callable, Sequence
 from provisiond.domain.events import Event, EventType
 from provisiond.store.uow import UnitOfWork
 
+# The events after which an integration must look at the device again, by integration.
 BROKER_EVENTS = frozenset({
     EventType.DEVICE_REGISTERED, EventType.DEVICE_PROVISIONED, EventType.DEVICE_DELETED,
     EventType.CREDENTIALS_ISSUED, EventType.CREDENTIALS_REVOKED,
 })
+TTS_EVENTS = frozenset({
+    EventType.DEVICE_CLAIMED, EventType.DEVICE_RELEASED, EventType.DEVICE_DELETED,
+    EventType.CREDENTIALS_ISSUED, EventType.CREDENTIALS_REVOKED,
+})
+WORK = {"broker": BROKER_EVENTS, "tts": TTS_EVENTS}
 
 # What else consumes the batch in the same transaction (webhook fan-out).
 Consumer = Callable[[UnitOfWork, Sequence[Event]], Awaitable[None]]
 
 
 class Dispatcher:
-    def __init__(self, uow: Callable[[], UnitOfWork], *, broker: bool,
+    def __init__(self, uow: Callable[[], UnitOfWork], *, work: Sequence[str] = (),
                  consumers: Sequence[Consumer] = ()) -> None:
+        """``work``: the integrations in use ("broker", "tts"), whose devices are queued."""
         self._uow = uow
-        self._broker = broker
+        self._work = {kind: WORK[kind] for kind in work}
         self._consumers = list(consumers)
 
     async def dispatch(self, limit: int = 1000) -> int:
@@ -37,13 +44,13 @@ class Dispatcher:
             if not entries:
                 return 0
             batch = [event for _, event in entries if event is not None]
-            if self._broker:
-                await uow.broker.mark_pending(
-                    e.device_id for e in batch
-                    if e.type in BROKER_EVENTS and e.device_id is not None)
+            for kind, types in self._work.items():
+                pending = uow.pending(kind)
+                await pending.mark(e.device_id for e in batch
+                                   if e.type in types and e.device_id is not None)
                 for e in batch:
                     if e.type is EventType.DEVICES_IMPORTED:
-                        await uow.broker.mark_imported(e.id)
+                        await pending.mark_imported(e.id)
             for consume in self._consumers:
                 await consume(uow, batch)
             await uow.outbox.remove([outbox_id for outbox_id, _ in entries])

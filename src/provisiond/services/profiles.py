@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from provisiond.domain.catalog import parse_model_name
 from provisiond.domain.claims import (
@@ -33,6 +33,7 @@ from provisiond.domain.profiles import (
     parse_rate,
     parse_strategy,
 )
+from provisiond.domain.tts import NetworkSettings, parse_network_settings
 from provisiond.errors import (
     CaNotFound,
     GroupNotFound,
@@ -91,7 +92,8 @@ async def create_profile(
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
     jwt_public_key: str | None = None, ca: str | None = None, certificate_days: int = 365,
     claim_proof: str | None = None, claim_window: int | None = None,
-    release_policy: str = "keep", actor: str, now: datetime,
+    release_policy: str = "keep", network: dict[str, Any] | None = None, actor: str,
+    now: datetime,
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
     then. Key and secret are generated when not given; the secret is stored as its SHA-256."""
@@ -119,6 +121,7 @@ async def create_profile(
     window = (check(lambda: check_claim_window(claim_window), None)
               if claim_window is not None else None)
     policy = check(lambda: parse_release_policy(release_policy), ReleasePolicy.KEEP)
+    lorawan = check(lambda: parse_network_settings(**(network or {})), NetworkSettings())
     if check.problems:
         n = len(check.problems)
         detail = (str(check.problems[0]) if n == 1
@@ -153,7 +156,7 @@ async def create_profile(
             secret_rotated_at=now, jwt_public_key=public_key,
             ca_id=ca_.id if ca_ else None, ca_name=ca_.name if ca_ else None,
             certificate_days=certificate_days, claim_proof=proof,
-            claim_window_seconds=window, release_policy=policy,
+            claim_window_seconds=window, release_policy=policy, network=lorawan,
         )
         await uow.profiles.add(profile, hash_token(secret_))
         await uow.events.add(NewEvent(
@@ -162,7 +165,7 @@ async def create_profile(
                   "model": profile.model,
                   "credentials": [t.value for t in types],
                   "claim_proof": proof.value if proof else None, "claim_window": window,
-                  "release_policy": policy.value}))
+                  "release_policy": policy.value, "lorawan": lorawan.to_json() or None}))
         await uow.commit()
     return ProfileWithSecret(profile, secret_)
 

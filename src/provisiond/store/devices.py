@@ -245,6 +245,12 @@ class DeviceRepository:
                  for k, v in device.tags.items()],
             )
 
+    async def set_tag(self, device: Device, key: str, value: str) -> None:
+        await self._conn.execute(device_tags.delete().where(
+            device_tags.c.device_id == device.id, device_tags.c.key == key))
+        await self._conn.execute(insert(device_tags).values(
+            device_id=device.id, serial=device.serial, key=key, value=value))
+
     async def delete(self, device_id: uuid.UUID) -> None:
         # Tags and credentials go with the device (ON DELETE CASCADE), explicitly too, so
         # SQLite databases opened without foreign_keys=ON stay clean.

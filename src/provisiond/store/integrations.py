@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import String, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,16 +17,16 @@ from provisiond.domain.events import Event
 from provisiond.store.devices import event_from_row
 from provisiond.store.schema import (
     broker_accounts,
-    broker_pending,
     credentials,
     devices,
     events,
     leases,
     outbox,
+    pending_work,
 )
 
 
-def _insert_ignore(conn: AsyncConnection, table: Any, key: Sequence[str]) -> Any:
+def insert_ignore(conn: AsyncConnection, table: Any, key: Sequence[str]) -> Any:
     """INSERT … ON CONFLICT (key) DO NOTHING, in the connection's dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
@@ -73,59 +73,71 @@ class OutboxRepository:
                    .scalar_one())
 
 
-class BrokerRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
+class PendingWork:
+    """Devices one integration (``kind``) must bring in step, with their retry state."""
 
-    async def mark_pending(self, device_ids: Iterable[uuid.UUID]) -> None:
-        rows = [{"device_id": d} for d in dict.fromkeys(device_ids)]
+    def __init__(self, conn: AsyncConnection, kind: str) -> None:
+        self._conn = conn
+        self._kind = kind
+        self._mine = pending_work.c.kind == kind
+
+    async def mark(self, device_ids: Iterable[uuid.UUID]) -> None:
+        rows = [{"kind": self._kind, "device_id": d} for d in dict.fromkeys(device_ids)]
         if not rows:
             return
         # a device already waiting (maybe backing off) is tried again at once
         await self._conn.execute(
-            update(broker_pending)
-            .where(broker_pending.c.device_id.in_([r["device_id"] for r in rows]))
+            update(pending_work)
+            .where(self._mine,
+                   pending_work.c.device_id.in_([r["device_id"] for r in rows]))
             .values(next_attempt_at=None))
-        await self._conn.execute(_insert_ignore(self._conn, broker_pending, ["device_id"]),
-                                 rows)
+        await self._conn.execute(
+            insert_ignore(self._conn, pending_work, ["kind", "device_id"]), rows)
 
     async def mark_imported(self, event_id: int) -> None:
         """Every device a bulk import registered (by the import's event)."""
         await self._conn.execute(
-            _insert_ignore(self._conn, broker_pending, ["device_id"]).from_select(
-                ["device_id"],
-                select(devices.c.id).where(devices.c.registered_event_id == event_id)))
+            insert_ignore(self._conn, pending_work, ["kind", "device_id"]).from_select(
+                ["kind", "device_id"],
+                select(literal(self._kind, String(16)), devices.c.id)
+                .where(devices.c.registered_event_id == event_id)))
 
     async def due(self, now: datetime, limit: int) -> list[uuid.UUID]:
         rows = await self._conn.execute(
-            select(broker_pending.c.device_id)
-            .where(or_(broker_pending.c.next_attempt_at.is_(None),
-                       broker_pending.c.next_attempt_at <= now))
+            select(pending_work.c.device_id)
+            .where(self._mine, or_(pending_work.c.next_attempt_at.is_(None),
+                                   pending_work.c.next_attempt_at <= now))
             .limit(limit))
         return [r.device_id for r in rows]
 
-    async def pending(self) -> list[tuple[uuid.UUID, int, datetime | None, str | None]]:
+    async def listed(self) -> list[tuple[uuid.UUID, int, datetime | None, str | None]]:
         rows = await self._conn.execute(
-            select(broker_pending).order_by(broker_pending.c.device_id))
+            select(pending_work).where(self._mine).order_by(pending_work.c.device_id))
         return [(r.device_id, r.attempts, r.next_attempt_at, r.last_error) for r in rows]
 
     async def done(self, device_ids: Sequence[uuid.UUID]) -> None:
         if device_ids:
-            await self._conn.execute(delete(broker_pending).where(
-                broker_pending.c.device_id.in_(list(device_ids))))
+            await self._conn.execute(delete(pending_work).where(
+                self._mine, pending_work.c.device_id.in_(list(device_ids))))
 
     async def failed(self, device_id: uuid.UUID, error: str, next_attempt_at: datetime
                      ) -> None:
         await self._conn.execute(
-            update(broker_pending).where(broker_pending.c.device_id == device_id)
-            .values(attempts=broker_pending.c.attempts + 1, next_attempt_at=next_attempt_at,
+            update(pending_work).where(self._mine, pending_work.c.device_id == device_id)
+            .values(attempts=pending_work.c.attempts + 1, next_attempt_at=next_attempt_at,
                     last_error=error[:500]))
 
     async def attempts(self, device_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         rows = await self._conn.execute(
-            select(broker_pending.c.device_id, broker_pending.c.attempts)
-            .where(broker_pending.c.device_id.in_(list(device_ids))))
+            select(pending_work.c.device_id, pending_work.c.attempts)
+            .where(self._mine, pending_work.c.device_id.in_(list(device_ids))))
         return {r.device_id: r.attempts for r in rows}
+
+
+class BrokerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.pending = PendingWork(conn, "broker")
 
     def _sealed_query(self) -> Any:
         return (select(credentials.c.device_id, credentials.c.id, credentials.c.type,
@@ -166,7 +178,7 @@ class BrokerRepository:
     async def record(self, accounts: Sequence[RecordedAccount], now: datetime) -> None:
         if accounts:
             await self._conn.execute(
-                _insert_ignore(self._conn, broker_accounts, ["digest"]),
+                insert_ignore(self._conn, broker_accounts, ["digest"]),
                 [{"digest": a.digest, "device_id": a.device_id,
                   "credential_id": a.credential_id, "username_sealed": a.username_sealed,
                   "created_at": now} for a in accounts])
@@ -194,7 +206,7 @@ class LeaseRepository:
         if result.rowcount:
             return True
         taken = await self._conn.execute(
-            _insert_ignore(self._conn, leases, ["name"]).values(
+            insert_ignore(self._conn, leases, ["name"]).values(
                 name=name, holder=holder, expires_at=until))
         return bool(taken.rowcount)
 

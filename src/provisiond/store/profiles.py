@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.tts import NetworkSettings
 from provisiond.store.schema import (
     certificate_authorities,
     device_models,
@@ -48,6 +49,7 @@ def profile_from_row(row: Any) -> Profile:
         claim_proof=ClaimProof(row.claim_proof) if row.claim_proof else None,
         claim_window_seconds=row.claim_window_seconds,
         release_policy=ReleasePolicy(row.release_policy),
+        network=NetworkSettings.from_json(getattr(row, "lorawan", None)),
     )
 
 
@@ -89,6 +91,7 @@ class ProfileRepository:
             claim_proof=profile.claim_proof.value if profile.claim_proof else None,
             claim_window_seconds=profile.claim_window_seconds,
             release_policy=profile.release_policy.value,
+            lorawan=None if profile.network.empty else profile.network.to_json(),
         ))
 
     async def set_enabled(self, profile_id: uuid.UUID, enabled: bool, now: datetime) -> None:

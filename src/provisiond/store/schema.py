@@ -198,6 +198,8 @@ provision_profiles = Table(
     Column("claim_proof", String(16), nullable=True),
     Column("claim_window_seconds", Integer, nullable=True),
     Column("release_policy", String(8), nullable=False, server_default=text("'keep'")),
+    # The Things Stack settings of its devices (domain/tts.py NetworkSettings), or NULL.
+    Column("lorawan", Json, nullable=True),
     CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
 )
 
@@ -290,10 +292,12 @@ outbox = Table(
     Column("event_id", EventId, nullable=False),
 )
 
-# Devices whose broker accounts must be brought in step with their credentials.
-broker_pending = Table(
-    "broker_pending",
+# Devices an integration must bring in step ("broker": their broker accounts; "tts": their
+# end device in The Things Stack), with the retry state of each.
+pending_work = Table(
+    "pending_work",
     metadata,
+    Column("kind", String(16), primary_key=True),
     Column("device_id", Uuid, primary_key=True),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("next_attempt_at", UtcDateTime, nullable=True),
@@ -355,4 +359,19 @@ webhook_deliveries = Table(
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
     Index(None, "status", "next_attempt_at"),
     Index(None, "webhook_id", "id"),
+)
+
+# Devices provisiond registered in The Things Stack (no foreign key: a deleted device's end
+# device must still be found to be removed), or failed to.
+tts_devices = Table(
+    "tts_devices",
+    metadata,
+    Column("device_id", Uuid, primary_key=True),
+    Column("application_id", String(36), nullable=False),
+    Column("end_device_id", String(64), nullable=False),
+    Column("dev_eui", String(16), nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("last_error", String(500), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("status IN ('registered', 'failed')", name="status"),
 )

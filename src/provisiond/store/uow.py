@@ -35,9 +35,15 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
-from provisiond.store.integrations import BrokerRepository, LeaseRepository, OutboxRepository
+from provisiond.store.integrations import (
+    BrokerRepository,
+    LeaseRepository,
+    OutboxRepository,
+    PendingWork,
+)
 from provisiond.store.profiles import CaRepository, ProfileRepository
 from provisiond.store.provision_writer import ProvisionWriter
+from provisiond.store.tts import TtsRepository
 from provisiond.store.webhooks import WebhookRepository
 
 
@@ -59,6 +65,7 @@ class UnitOfWork:
     broker: BrokerRepository
     leases: LeaseRepository
     webhooks: WebhookRepository
+    tts: TtsRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -115,6 +122,7 @@ class UnitOfWork:
         self.broker = BrokerRepository(conn)
         self.leases = LeaseRepository(conn)
         self.webhooks = WebhookRepository(conn)
+        self.tts = TtsRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:
@@ -164,6 +172,12 @@ class UnitOfWork:
             raise
         finally:
             await self._close()
+
+    def pending(self, kind: str) -> PendingWork:
+        """The devices integration ``kind`` must bring in step ("broker", "tts")."""
+        if self._conn is None:
+            raise RuntimeError("pending work outside a transaction")
+        return PendingWork(self._conn, kind)
 
     async def ping(self) -> None:
         """Round-trip to the database (readiness checks)."""

@@ -46,7 +46,7 @@ def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
 
 async def settle(c: Container) -> int:
     """Run the outbox and the broker's queue until both are empty; devices brought in step."""
-    dispatcher = Dispatcher(c.uow, broker=True)
+    dispatcher = Dispatcher(c.uow, work=["broker"])
     while await dispatcher.dispatch():
         pass
     done = 0
@@ -306,7 +306,7 @@ def test_accounts_catch_up_after_the_broker_was_away(database_url: str,
         made = await make_device(c, "BRK-D1")
         assert await settle(c) == 0
         async with c.uow().read() as uow:
-            return made, await uow.broker.pending()
+            return made, await uow.broker.pending.listed()
 
     (_, issued), pending = within(settings, while_down)
     assert len(pending) == 1

@@ -31,8 +31,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 
 LATER = {"provision_profiles", "registration_tokens", "certificate_authorities", "claims",
-         "web_sessions", "outbox", "broker_pending", "broker_accounts", "leases", "webhooks",
-         "webhook_deliveries"}
+         "web_sessions", "outbox", "pending_work", "broker_accounts", "leases", "webhooks",
+         "webhook_deliveries", "tts_devices"}
 
 
 def tables(url: str) -> set[str]:

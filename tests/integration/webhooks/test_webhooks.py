@@ -45,7 +45,7 @@ def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
 
 
 async def dispatch(c: Container) -> None:
-    dispatcher = Dispatcher(c.uow, broker=False, consumers=[service.fan_out])
+    dispatcher = Dispatcher(c.uow, consumers=[service.fan_out])
     while await dispatcher.dispatch():
         pass
 

@@ -34,7 +34,8 @@ async def create_profile(body: ProfileCreate, c: ContainerDep,
         rate_per_minute=body.rate_per_minute,
         source_rate_per_minute=body.source_rate_per_minute, jwt_public_key=body.jwt_public_key,
         ca=body.ca, certificate_days=body.certificate_days, claim_proof=body.claim_proof,
-        claim_window=body.claim_window, release_policy=body.release_policy, actor=actor(op),
+        claim_window=body.claim_window, release_policy=body.release_policy,
+        network=body.lorawan.model_dump() if body.lorawan else None, actor=actor(op),
         now=c.now())
     return _with_secret(made)
 

@@ -107,6 +107,15 @@ class TokenCreated(TokenRead):
     secret: str = Field(description="the bearer token: shown in this answer only")
 
 
+class LorawanNetwork(Body):
+    application_id: str | None = Field(None, description="The Things Stack application")
+    frequency_plan_id: str | None = Field(None, description="e.g. `EU_863_870_TTN`")
+    lorawan_version: str | None = Field(None, description="e.g. `MAC_V1_0_3`")
+    lorawan_phy_version: str | None = Field(None, description="e.g. `RP001_V1_0_3_REV_A`")
+    supports_class_b: bool | None = None
+    supports_class_c: bool | None = None
+
+
 class ProfileCreate(Body):
     name: str
     strategy: str = Field("allow-create", description="`allow-create` or `pre-provisioned`")
@@ -132,6 +141,9 @@ class ProfileCreate(Body):
         "seconds a claim stays open; absent: the instance's `claim_window_seconds`"))
     release_policy: str = Field("keep", description="`keep` or `reset`: what a release "
                                                     "keeps of tags and history")
+    lorawan: LorawanNetwork | None = Field(None, description=(
+        "The Things Stack settings of its LoRaWAN devices (unset fields: the instance's "
+        "`tts__*` settings)"))
 
 
 class ProfileJwtKey(Body):
@@ -162,6 +174,7 @@ class ProfileRead(BaseModel):
     claim_proof: str | None = Field(description="null: the instance default")
     claim_window: int | None = Field(description="seconds; null: the instance default")
     release_policy: str
+    lorawan: dict[str, Any] = Field(description="The Things Stack settings it sets")
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
@@ -175,7 +188,8 @@ class ProfileRead(BaseModel):
                    registration_algorithm="ES256" if p.jwt_public_key else "HS256",
                    ca=p.ca_name, certificate_days=p.certificate_days,
                    claim_proof=p.claim_proof.value if p.claim_proof else None,
-                   claim_window=p.claim_window_seconds, release_policy=p.release_policy.value)
+                   claim_window=p.claim_window_seconds, release_policy=p.release_policy.value,
+                   lorawan=p.network.to_json())
 
 
 class ProfileWithSecret(ProfileRead):

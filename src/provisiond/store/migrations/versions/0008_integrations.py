@@ -1,5 +1,6 @@
-"""Integrations: the outbox (filled by a trigger on events), broker accounts, leases,
-webhooks and their deliveries.
+"""Integrations: the outbox (filled by a trigger on events), pending work, broker accounts,
+leases, webhooks and their deliveries, The Things Stack end devices, profiles' LoRaWAN
+network settings.
 
 Revision ID: 0008
 Revises: 0007
@@ -34,12 +35,13 @@ def upgrade() -> None:
     sa.Column('event_id', _EventId, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )
-    op.create_table('broker_pending',
+    op.create_table('pending_work',
+    sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('device_id', sa.Uuid(), nullable=False),
     sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
     sa.Column('next_attempt_at', _Utc(timezone=True), nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
-    sa.PrimaryKeyConstraint('device_id', name=op.f('pk_broker_pending'))
+    sa.PrimaryKeyConstraint('kind', 'device_id', name=op.f('pk_pending_work'))
     )
     op.create_table('broker_accounts',
     sa.Column('digest', sa.String(length=64), nullable=False),
@@ -96,6 +98,20 @@ def upgrade() -> None:
                     ['status', 'next_attempt_at'])
     op.create_index(op.f('ix_webhook_deliveries_webhook_id_id'), 'webhook_deliveries',
                     ['webhook_id', 'id'])
+    op.create_table('tts_devices',
+    sa.Column('device_id', sa.Uuid(), nullable=False),
+    sa.Column('application_id', sa.String(length=36), nullable=False),
+    sa.Column('end_device_id', sa.String(length=64), nullable=False),
+    sa.Column('dev_eui', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('updated_at', _Utc(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('registered', 'failed')",
+                       name=op.f('ck_tts_devices_status')),
+    sa.PrimaryKeyConstraint('device_id', name=op.f('pk_tts_devices'))
+    )
+    with op.batch_alter_table('provision_profiles', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('lorawan', _Json, nullable=True))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE FUNCTION provisiond_outbox() RETURNS trigger LANGUAGE plpgsql AS "
                    "$$ BEGIN INSERT INTO outbox (event_id) VALUES (NEW.id); RETURN NULL; END $$")
@@ -112,10 +128,13 @@ def downgrade() -> None:
                (" ON events" if op.get_bind().dialect.name == "postgresql" else ""))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS provisiond_outbox()")
+    with op.batch_alter_table('provision_profiles', schema=None) as batch_op:
+        batch_op.drop_column('lorawan')
+    op.drop_table('tts_devices')
     op.drop_table('webhook_deliveries')
     op.drop_table('webhooks')
     op.drop_table('leases')
     op.drop_index(op.f('ix_broker_accounts_device_id'), table_name='broker_accounts')
     op.drop_table('broker_accounts')
-    op.drop_table('broker_pending')
+    op.drop_table('pending_work')
     op.drop_table('outbox')

@@ -1,0 +1,35 @@
+"""The Things Stack's HTTP API (httpx), authenticated with an API key."""
+
+from __future__ import annotations
+
+import httpx
+
+from provisiond import __version__
+from provisiond.protocols.tts import Call
+
+
+class HttpTtsClient:
+    def __init__(self, url: str, api_key: str, *, timeout: float) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=url.rstrip("/"), timeout=httpx.Timeout(timeout), follow_redirects=False,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
+                     "User-Agent": f"provisiond/{__version__}"})
+
+    async def call(self, call: Call) -> tuple[int | None, str]:
+        try:
+            response = await self._client.request(call.method, call.path, json=call.body)
+        except httpx.TimeoutException:
+            return None, "no answer in time"
+        except httpx.HTTPError as err:
+            return None, f"cannot reach The Things Stack: {err or type(err).__name__}"
+        text = response.text[:300]
+        try:  # The Things Stack's errors: {"code": …, "message": "error:…", "details": […]}
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("message"), str):
+                text = body["message"]
+        except ValueError:
+            pass
+        return response.status_code, text
+
+    async def close(self) -> None:
+        await self._client.aclose()
