@@ -3,10 +3,13 @@ webhooks; on both backends, against a real Mosquitto where a broker is needed.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.integration.cli.conftest import Cli
+from tests.integration.cli.conftest import Cli, write
 from tests.support.mosquitto import Broker, Device
+from tests.support.tts_standin import tts_standin
 
 
 @pytest.fixture
@@ -109,3 +112,50 @@ def test_webhooks_from_the_cli(cli: Cli) -> None:
     cli("webhooks", "delete", added["id"])
     cli("webhooks", "show", added["id"], code=4)
     assert cli.json("webhooks", "list") == []
+
+
+def test_lorawan_devices_in_the_things_stack_from_the_cli(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli("lorawan", "sync", code=3)  # not configured yet
+    with tts_standin({"kanarra-meters"}) as standin:
+        monkeypatch.setenv("PROVISIOND_TTS__URL", standin.url)
+        monkeypatch.setenv("PROVISIOND_TTS__API_KEY", standin.api_key)
+        monkeypatch.setenv("PROVISIOND_TTS__APPLICATION_ID", "kanarra-meters")
+        profile = cli.json("profiles", "create", "meters", "--frequency-plan",
+                           "EU_863_870_TTN", "--class-c", "--lorawan-version", "MAC_V1_0_4")
+        assert isinstance(profile, dict)
+        assert profile["lorawan"] == {"frequency_plan_id": "EU_863_870_TTN",
+                                      "lorawan_version": "MAC_V1_0_4",
+                                      "supports_class_c": True}
+        bad = cli("profiles", "create", "bad", "--lorawan-version", "MAC_V9", code=2)
+        assert "lorawan_version" in bad.stderr
+        rows = write(tmp_path / "meters.csv", "Device EUI, Join EUI, Application Key\n"
+                     "0018B20000000201, 70B3D57ED0000010, 2B7E151628AED2A6ABF7158809CF4F3C\n")
+        cli("devices", "import", str(rows), "--credentials-out", str(tmp_path / "c.csv"),
+            "--group", "Kanarra/Tekton Health", "--profile", "meters")
+        report = cli.json("lorawan", "sync")
+        assert isinstance(report, dict)
+        assert len(report["registered"]) == 1
+        shown = cli.json("devices", "show", "0018B20000000201")
+        assert isinstance(shown, dict)
+        assert shown["the_things_stack"]["status"] == "registered"
+        assert shown["the_things_stack"]["end_device_id"] == "eui-0018b20000000201"
+        status = cli.json("lorawan", "status")
+        assert isinstance(status, dict)
+        assert [d["status"] for d in status["devices"]] == ["registered"]
+        cli("lorawan", "replace", "0018B20000000201", "--dev-eui", "0018B20000000299",
+            "--join-eui", "70B3D57ED0000010", "--app-key-stdin",
+            input="000102030405060708090A0B0C0D0E0F\n")
+        again = cli.json("lorawan", "sync")
+        assert isinstance(again, dict)
+        assert (len(again["registered"]), len(again["removed"])) == (1, 1)
+        assert standin.devices("is") == {"eui-0018b20000000299"}
+        refused = cli("lorawan", "replace", "0018B20000000201", "--dev-eui", "12",
+                      "--join-eui", "70B3D57ED0000010", code=2)
+        assert "--app-key-stdin" in refused.stderr
+        standin.fail("is", 400, method="POST")
+        cli("lorawan", "replace", "0018B20000000201", "--dev-eui", "0018B20000000300",
+            "--join-eui", "70B3D57ED0000010", "--app-key-stdin",
+            input="000102030405060708090A0B0C0D0E0F\n")
+        failed = cli("lorawan", "sync", code=7)
+        assert "400" in failed.stderr

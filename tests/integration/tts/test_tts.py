@@ -16,6 +16,7 @@ import pytest
 from provisiond.bootstrap import Container, open_container
 from provisiond.services import devices as device_service
 from provisiond.services import directory
+from provisiond.services.claiming import release_device
 from provisiond.services.credentials import replace_lorawan_keys
 from provisiond.services.lorawan_import import register_lorawan
 from provisiond.services.outbox import Dispatcher
@@ -200,9 +201,21 @@ def test_release_and_delete_remove_the_end_device(database_url: str,
     assert standin.devices("is") == standin.devices("js") == {"eui-0018b20000000101"}
     assert [r.end_device_id for r in records.values()] == ["eui-0018b20000000101"]
     assert "lorawan.removed" in events
+
+    async def release(c: Container) -> Any:
+        admin = await directory.create_user(c.uow(), email="boss@kanarra.example",
+                                            password="correct horse battery", role="admin",
+                                            group="Kanarra", actor="tests", now=c.now())
+        await release_device(c.uow(), user=admin, serial="0018B20000000101", now=c.now())
+        await settle(c)
+        async with c.uow().read() as uow:
+            return await uow.tts.records()
+
+    assert within(settings, release) == {}
+    assert standin.devices("is") == standin.devices("ns") == set()
     deletes = [(r.component, r.method) for r in standin.requests if r.method == "DELETE"]
     assert deletes == [("as", "DELETE"), ("ns", "DELETE"), ("js", "DELETE"),
-                       ("is", "DELETE")]
+                       ("is", "DELETE")] * 2  # deleted, then released
 
 
 def test_transient_failures_are_retried_with_backoff(database_url: str,
