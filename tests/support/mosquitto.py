@@ -74,6 +74,45 @@ def dynsec_config(admin: str, password: str) -> dict[str, Any]:
     }
 
 
+def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1: (ca, cert, key) PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provisiond tests CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = (directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
 @dataclass
 class Broker:
     directory: Path
@@ -82,6 +121,8 @@ class Broker:
     password: str
     process: subprocess.Popen[bytes] | None = None
     log: Path = field(init=False)
+    tls_port: int | None = None  # a second listener, with TLS (tls_ca is its CA)
+    tls_ca: Path | None = None
 
     def __post_init__(self) -> None:
         self.log = self.directory / "mosquitto.log"
@@ -97,6 +138,11 @@ class Broker:
                  f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}",
                  "persistence false", "log_type error", "log_type warning",
                  "log_type notice", "log_type information"]
+        if self.tls_port is not None:
+            ca, cert, key = write_tls_files(self.directory)
+            self.tls_ca = ca
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {ca}",
+                      f"certfile {cert}", f"keyfile {key}"]
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to "mosquitto", who cannot write here
         conf.write_text("\n".join(lines) + "\n")
@@ -130,12 +176,13 @@ class Broker:
 
 
 @contextlib.contextmanager
-def dynsec_broker(directory: Path) -> Iterator[Broker]:
+def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
     directory.mkdir(parents=True, exist_ok=True)
     admin, password = "provisiond-admin", secrets.token_urlsafe(16)
     (directory / "dynamic-security.json").write_text(
         json.dumps(dynsec_config(admin, password), indent=1))
-    broker = Broker(directory, free_port(), admin, password)
+    broker = Broker(directory, free_port(), admin, password,
+                    tls_port=free_port() if tls else None)
     broker.start()
     try:
         yield broker

@@ -50,7 +50,8 @@ class DeviceEventSubscriber:
         self._on_button = on_button
         self._on_window = on_window
         self._shared = shared
-        self.counts: Counter[str] = Counter()  # received, handled, malformed, refused
+        # connections, received, handled, malformed, refused, errors
+        self.counts: Counter[str] = Counter()
         self.subscribed = asyncio.Event()
 
     def filters(self) -> list[str]:
@@ -69,6 +70,7 @@ class DeviceEventSubscriber:
                     for topic in self.filters():
                         await client.subscribe(topic, qos=1)
                     log.info("listening for device events on %s:%d", self._host, self._port)
+                    self.counts["connections"] += 1
                     self.subscribed.set()
                     delay = 1.0
                     async for message in client.messages:

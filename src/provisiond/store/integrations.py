@@ -202,13 +202,13 @@ class LeaseRepository:
         result = await self._conn.execute(
             update(leases).where(leases.c.name == name,
                                  or_(leases.c.holder == holder, leases.c.expires_at <= now))
-            .values(holder=holder, expires_at=until))
-        if result.rowcount:
+            .values(holder=holder, expires_at=until).returning(leases.c.name))
+        if result.first() is not None:
             return True
         taken = await self._conn.execute(
             insert_ignore(self._conn, leases, ["name"]).values(
-                name=name, holder=holder, expires_at=until))
-        return bool(taken.rowcount)
+                name=name, holder=holder, expires_at=until).returning(leases.c.name))
+        return taken.first() is not None
 
     async def release(self, name: str, holder: str) -> None:
         await self._conn.execute(delete(leases).where(

@@ -355,3 +355,33 @@ def test_an_unreachable_broker_is_a_clear_error(sqlite_url: str, tmp_path: Path)
 
     with pytest.raises(BrokerUnavailable, match=r"cannot reach the broker at 127\.0\.0\.1"):
         within(settings, work)
+
+
+def test_the_admin_connection_speaks_tls(database_url: str, tmp_path: Path) -> None:
+    from provisiond.errors import BrokerUnavailable
+    from tests.support.mosquitto import available, dynsec_broker
+
+    if not available():
+        pytest.skip("no mosquitto")
+    with dynsec_broker(tmp_path / "tls-broker", tls=True) as tls_broker:
+        url = (f"mqtts://{tls_broker.admin}:{tls_broker.password}@127.0.0.1:"
+               f"{tls_broker.tls_port}")
+
+        async def sync(c: Container) -> dict[str, Any]:
+            await make_device(c, "BRK-TLS")
+            async with c.broker_sync() as s:
+                return (await s.reconcile()).as_dict()
+
+        trusted = load_settings(database_url=database_url, broker={
+            "kind": "mosquitto-dynsec", "url": url, "tls_ca_file": str(tls_broker.tls_ca),
+            "timeout_seconds": 5})
+        assert within(trusted, sync)["created"] == 1
+        untrusted = load_settings(database_url=database_url, broker={
+            "kind": "mosquitto-dynsec", "url": url, "timeout_seconds": 5})
+
+        async def again(c: Container) -> None:
+            async with c.broker_sync() as s:
+                await s.reconcile()
+
+        with pytest.raises(BrokerUnavailable, match="certificate verify failed"):
+            within(untrusted, again)

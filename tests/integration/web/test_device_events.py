@@ -115,3 +115,23 @@ def test_an_mqtt_claim_request_opens_a_device_window(server: Server,
         assert subscriber.counts["handled"] == handled + 1
     finally:
         other.close()
+
+
+def test_the_subscriber_reconnects_after_the_broker_restarts(server: Server,
+                                                             fleet: dict[str, str],  # noqa: F811
+                                                             api: httpx.Client,
+                                                             broker: Broker) -> None:
+    subscriber = server.app.state.container.device_events
+    wait_until(subscriber.subscribed.is_set)
+    device = online(broker, fleet["PLAIN-2"])  # its account exists before the restart
+    device.close()
+    broker.restart()
+    wait_until(lambda: subscriber.counts["connections"] >= 2)
+    plain = api.get("/api/v1/devices/PLAIN-2").json()
+    device = online(broker, fleet["PLAIN-2"])
+    try:
+        malformed = subscriber.counts["malformed"]
+        device.publish(f"devices/{plain['id']}/claim", b"[1, 2]")
+        wait_until(lambda: subscriber.counts["malformed"] == malformed + 1)
+    finally:
+        device.close()
