@@ -34,19 +34,8 @@ from common import (
     rounds,
 )
 
-
-class _Sink:
-    def add(self, *_: object) -> None:
-        pass
-
-    def prepare(self) -> None:
-        pass
-
-    def commit(self) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
+sys.path.insert(0, str(ROOT))
+from tests.support.containers import NullSink
 
 
 async def measure(database: str, url: str, events: int) -> float:
@@ -67,7 +56,7 @@ async def measure(database: str, url: str, events: int) -> float:
         rows = "serial,group\n" + "".join(f"WH{i:07d},Bench/Site\n" for i in range(events))
         await register_devices(c.uow(), items=read_import(io.BytesIO(rows.encode()),
                                                           ImportFormat.CSV),
-                               options=ImportOptions(batch_size=5000), sink=_Sink(),
+                               options=ImportOptions(batch_size=5000), sink=NullSink(),
                                actor="bench", now=c.now())
         sender = HttpSender(30)
         deliverer = webhooks.WebhookDeliverer(c.uow, sender, c.sealer,

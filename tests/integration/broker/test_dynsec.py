@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from provisiond.bootstrap import Container, open_container
+from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
 from provisiond.integrations.mosquitto import DynsecAdmin
 from provisiond.protocols import dynsec
@@ -25,6 +25,7 @@ from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.settings import Settings, load_settings
+from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
 
 T = TypeVar("T")
@@ -36,12 +37,6 @@ def settings_for(database_url: str, broker: Broker, **broker_extra: Any) -> Sett
                          broker={"kind": "mosquitto-dynsec", "url": broker.url,
                                  "timeout_seconds": 5, **broker_extra})
 
-
-def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with open_container(settings) as c:
-            return await work(c)
-    return asyncio.run(main())
 
 
 async def settle(c: Container) -> int:

@@ -5,15 +5,14 @@ release, deletion and swapped hardware."""
 
 from __future__ import annotations
 
-import asyncio
 import io
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
 
-from provisiond.bootstrap import Container, open_container
+from provisiond.bootstrap import Container
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claiming import release_device
@@ -22,6 +21,7 @@ from provisiond.services.lorawan_import import register_lorawan
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.profiles import create_profile
 from provisiond.settings import Settings, load_settings
+from tests.support.containers import NullSink, within
 from tests.support.tts_standin import StandIn, tts_standin
 
 T = TypeVar("T")
@@ -43,12 +43,6 @@ def settings_for(database_url: str, standin: StandIn, **tts: Any) -> Settings:
         "frequency_plan_id": "EU_863_870_TTN", "timeout_seconds": 5, **tts})
 
 
-def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with open_container(settings) as c:
-            return await work(c)
-    return asyncio.run(main())
-
 
 async def settle(c: Container) -> int:
     dispatcher = Dispatcher(c.uow, work=["tts"])
@@ -61,25 +55,12 @@ async def settle(c: Container) -> int:
     return handled
 
 
-class Sink:
-    def add(self, *_: object) -> None:
-        pass
-
-    def prepare(self) -> None:
-        pass
-
-    def commit(self) -> None:
-        pass
-
-    def discard(self) -> None:
-        pass
-
 
 async def import_meters(c: Container, group: str | None = "Kanarra/Meters",
                         profile: str | None = None) -> None:
     await directory.create_group(c.uow(), path="Kanarra/Meters", actor="tests", now=c.now())
     await register_lorawan(c.uow(), stream=io.BytesIO(ROWS.encode()), sealer=c.sealer,
-                           sink=Sink(), actor="tests", now=c.now(), group=group,
+                           sink=NullSink(), actor="tests", now=c.now(), group=group,
                            profile=profile, source="meters.csv")
 
 

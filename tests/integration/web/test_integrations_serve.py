@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from provisiond.settings import Settings, load_settings
+from tests.integration.web.conftest import Server
+from tests.integration.web.test_provisioning import make_profile, provision
 from tests.support.mosquitto import Broker, Device
 from tests.support.receiver import Receiver, receiver
 
@@ -67,3 +69,32 @@ def test_serve_makes_broker_accounts_and_delivers_webhooks(
     shown = api.get(f"/api/v1/webhooks/{hook.json()['id']}").json()
     assert shown["deliveries"] == {"delivered": 1}
     assert "secret" not in shown
+
+
+def test_self_provisioned_devices_get_their_broker_account(
+        server: Server, api: httpx.Client, broker: Broker) -> None:
+    key, secret = make_profile(api, name="gw", credentials=["mqtt-basic", "access-token"])
+    basic = provision(server, key, secret, deviceName="SELF-1",
+                      credentialsType="MQTT_BASIC")
+    token = provision(server, key, secret, deviceName="SELF-2",
+                      credentialsType="ACCESS_TOKEN")
+    assert basic["status"] == token["status"] == "SUCCESS"
+    creds = basic["credentialsValue"]
+
+    def connects(username: str, password: str, client_id: str = "") -> bool:
+        device = Device(broker.port, username, password, client_id)
+        try:
+            return device.connect() == 0
+        finally:
+            device.close()
+
+    wait_until(lambda: connects(creds["userName"], creds["password"], creds["clientId"]))
+    wait_until(lambda: connects(token["credentialsValue"], token["credentialsValue"]))
+    assert not connects(creds["userName"], creds["password"], "another-client")
+    shown = api.get("/api/v1/devices/SELF-1").json()
+    device = Device(broker.port, creds["userName"], creds["password"], creds["clientId"])
+    try:
+        assert device.connect() == 0
+        assert device.subscribe(f"devices/{shown['id']}/config") < 0x80
+    finally:
+        device.close()

@@ -4,17 +4,16 @@ webhook is disabled after failures in a row; nothing is lost across a restart.""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
 
-from provisiond.bootstrap import Container, open_container
+from provisiond.bootstrap import Container
 from provisiond.domain.webhooks import verify
 from provisiond.integrations.webhooks import HttpSender
 from provisiond.services import devices as device_service
@@ -24,7 +23,8 @@ from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy
-from provisiond.settings import Settings, load_settings
+from provisiond.settings import load_settings
+from tests.support.containers import NullSink, within
 from tests.support.mosquitto import free_port
 from tests.support.receiver import Receiver, receiver
 
@@ -36,12 +36,6 @@ def hook_receiver() -> Iterator[Receiver]:
     with receiver() as r:
         yield r
 
-
-def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
-    async def main() -> T:
-        async with open_container(settings) as c:
-            return await work(c)
-    return asyncio.run(main())
 
 
 async def dispatch(c: Container) -> None:
@@ -246,18 +240,6 @@ def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
     rows = "serial,group\n" + "".join(
         f"WH-I{i:03d},{'Org/West' if i % 2 else 'Org/East'}\n" for i in range(60))
 
-    class Sink:
-        def add(self, *_: object) -> None:
-            pass
-
-        def prepare(self) -> None:
-            pass
-
-        def commit(self) -> None:
-            pass
-
-        def discard(self) -> None:
-            pass
 
     async def work(c: Container) -> int:
         await org(c)
@@ -266,7 +248,7 @@ def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
                                      now=c.now(), sealer=c.sealer)
         await register_devices(
             c.uow(), items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
-            options=ImportOptions(source="factory.csv"), sink=Sink(), actor="tests",
+            options=ImportOptions(source="factory.csv"), sink=NullSink(), actor="tests",
             now=c.now())
         await dispatch(c)
         return await deliver(c)
