@@ -1,0 +1,1 @@
+"""ESP-IDF unified provisioning (protocomm and wifi_provisioning), sans-IO."""

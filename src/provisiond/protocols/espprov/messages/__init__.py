@@ -1,0 +1,1 @@
+"""The ESP provisioning messages, compiled by protoc from ../proto (scripts/protos)."""
