@@ -30,6 +30,9 @@ from google.protobuf.message import DecodeError
 
 from provisiond.protocols.espprov import srp
 from provisiond.protocols.espprov.messages import espprov_constants_pb2 as constants_pb2
+from provisiond.protocols.espprov.messages import espprov_sec0_pb2 as sec0
+from provisiond.protocols.espprov.messages import espprov_sec1_pb2 as sec1
+from provisiond.protocols.espprov.messages import espprov_sec2_pb2 as sec2
 from provisiond.protocols.espprov.messages import espprov_session_pb2 as session_pb2
 
 SUCCESS = constants_pb2.Success
@@ -137,7 +140,7 @@ class Sec0Client:
 
     def start(self) -> bytes:
         m = session_pb2.SessionData(sec_ver=session_pb2.SecScheme0)
-        m.sec0.msg = 0  # S0_Session_Command
+        m.sec0.msg = sec0.S0_Session_Command
         m.sec0.sc.SetInParent()
         return m.SerializeToString()
 
@@ -163,13 +166,13 @@ class Sec1Client:
 
     def start(self) -> bytes:
         m = session_pb2.SessionData(sec_ver=session_pb2.SecScheme1)
-        m.sec1.msg = 0  # Session_Command0
+        m.sec1.msg = sec1.Session_Command0
         m.sec1.sc0.client_pubkey = self._public
         return m.SerializeToString()
 
     def answer(self, response: bytes) -> bytes | None:
         m = parse_session(response, 1)
-        if m.sec1.msg == 1:  # Session_Response0
+        if m.sec1.msg == sec1.Session_Response0:
             r = m.sec1.sr0
             if r.status != SUCCESS:
                 raise SessionError(f"the device refused the session (status {r.status})")
@@ -182,10 +185,10 @@ class Sec1Client:
                 raise SessionError(f"the device's public key is unusable: {err}") from None
             self._pending = _Ctr(_pop_key(shared, self._pop), r.device_random)
             out = session_pb2.SessionData(sec_ver=session_pb2.SecScheme1)
-            out.sec1.msg = 2  # Session_Command1
+            out.sec1.msg = sec1.Session_Command1
             out.sec1.sc1.client_verify_data = self._pending.encrypt(self._device_public)
             return out.SerializeToString()
-        if m.sec1.msg == 3 and self._pending is not None:  # Session_Response1
+        if m.sec1.msg == sec1.Session_Response1 and self._pending is not None:
             r1 = m.sec1.sr1
             if r1.status != SUCCESS:
                 raise SessionError("the device refused the proof of possession: check the "
@@ -214,14 +217,14 @@ class Sec2Client:
 
     def start(self) -> bytes:
         m = session_pb2.SessionData(sec_ver=session_pb2.SecScheme2)
-        m.sec2.msg = 0  # S2Session_Command0
+        m.sec2.msg = sec2.S2Session_Command0
         m.sec2.sc0.client_username = self._username.encode()
         m.sec2.sc0.client_pubkey = self._srp.public
         return m.SerializeToString()
 
     def answer(self, response: bytes) -> bytes | None:
         m = parse_session(response, 2)
-        if m.sec2.msg == 1:  # S2Session_Response0
+        if m.sec2.msg == sec2.S2Session_Response0:
             r = m.sec2.sr0
             if r.status != SUCCESS:
                 raise SessionError(f"the device refused the session (status {r.status})")
@@ -230,10 +233,10 @@ class Sec2Client:
             except srp.SrpError as err:
                 raise SessionError(str(err)) from None
             out = session_pb2.SessionData(sec_ver=session_pb2.SecScheme2)
-            out.sec2.msg = 2  # S2Session_Command1
+            out.sec2.msg = sec2.S2Session_Command1
             out.sec2.sc1.client_proof = proof
             return out.SerializeToString()
-        if m.sec2.msg == 3:  # S2Session_Response1
+        if m.sec2.msg == sec2.S2Session_Response1:
             r1 = m.sec2.sr1
             if r1.status != SUCCESS:
                 raise SessionError("the device refused the user name or password (security "
@@ -268,7 +271,7 @@ class Sec0Device:
     def respond(self, request: bytes) -> bytes:
         parse_session(request, 0)
         out = session_pb2.SessionData(sec_ver=session_pb2.SecScheme0)
-        out.sec0.msg = 1  # S0_Session_Response
+        out.sec0.msg = sec0.S0_Session_Response
         out.sec0.sr.status = SUCCESS
         self.cipher = _Plain()
         return out.SerializeToString()
@@ -292,7 +295,7 @@ class Sec1Device:
     def respond(self, request: bytes) -> bytes:
         m = parse_session(request, 1)
         out = session_pb2.SessionData(sec_ver=session_pb2.SecScheme1)
-        if m.sec1.msg == 0 and self._pending is None:  # Session_Command0
+        if m.sec1.msg == sec1.Session_Command0 and self._pending is None:
             client = m.sec1.sc0.client_pubkey
             if len(client) != 32:
                 raise SessionError("the client's public key is not 32 bytes")
@@ -302,16 +305,16 @@ class Sec1Device:
                 raise SessionError(f"the client's public key is unusable: {err}") from None
             self._client_public = client
             self._pending = _Ctr(_pop_key(shared, self._pop), self._random)
-            out.sec1.msg = 1
+            out.sec1.msg = sec1.Session_Response0
             out.sec1.sr0.status = SUCCESS
             out.sec1.sr0.device_pubkey = self._public
             out.sec1.sr0.device_random = self._random
             return out.SerializeToString()
-        if m.sec1.msg == 2 and self._pending is not None:  # Session_Command1
+        if m.sec1.msg == sec1.Session_Command1 and self._pending is not None:
             seen = self._pending.decrypt(m.sec1.sc1.client_verify_data)
             if not hmac.compare_digest(seen, self._public):
                 raise SessionError("wrong proof of possession")
-            out.sec1.msg = 3
+            out.sec1.msg = sec1.Session_Response1
             out.sec1.sr1.status = SUCCESS
             out.sec1.sr1.device_verify_data = self._pending.encrypt(self._client_public)
             self.cipher = self._pending
@@ -338,7 +341,7 @@ class Sec2Device:
     def respond(self, request: bytes) -> bytes:
         m = parse_session(request, 2)
         out = session_pb2.SessionData(sec_ver=session_pb2.SecScheme2)
-        if m.sec2.msg == 0 and not self._started:  # S2Session_Command0
+        if m.sec2.msg == sec2.S2Session_Command0 and not self._started:
             if m.sec2.sc0.client_username.decode(errors="replace") != self._username:
                 raise SessionError("unknown user name")
             try:
@@ -346,18 +349,18 @@ class Sec2Device:
             except srp.SrpError as err:
                 raise SessionError(str(err)) from None
             self._started = True
-            out.sec2.msg = 1
+            out.sec2.msg = sec2.S2Session_Response0
             out.sec2.sr0.status = SUCCESS
             out.sec2.sr0.device_pubkey = self._srp.public
             out.sec2.sr0.device_salt = self._salt
             return out.SerializeToString()
-        if m.sec2.msg == 2 and self._started:  # S2Session_Command1
+        if m.sec2.msg == sec2.S2Session_Command1 and self._started:
             try:
                 proof = self._srp.verify(m.sec2.sc1.client_proof)
             except srp.SrpError as err:
                 raise SessionError(str(err)) from None
             key = self._srp.key or b""
-            out.sec2.msg = 3
+            out.sec2.msg = sec2.S2Session_Response1
             out.sec2.sr1.status = SUCCESS
             out.sec2.sr1.device_proof = proof
             out.sec2.sr1.device_nonce = self._nonce
