@@ -1,0 +1,1 @@
+"""ESP Wi-Fi provisioning: the host client (soft AP over HTTP) and a device emulator."""
