@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from provisiond.integrations.device_events import DeviceEventSubscriber
+    from provisiond.wifi.client import ProvisioningClient
+    from provisiond.wifi.emulator import DeviceConfig
 
 
 def utc_now() -> datetime:
@@ -254,3 +257,33 @@ def create_app(settings: Settings) -> FastAPI:
 
     app: FastAPI = build_app(settings, lambda: open_container(settings))
     return app
+
+
+def wifi_client(device: str, *, timeout: float) -> ProvisioningClient:
+    """The ESP soft-AP provisioning client (provisiond wifi provision)."""
+    from provisiond.wifi.client import ProvisioningClient
+
+    return ProvisioningClient(device, timeout=timeout)
+
+
+def wifi_emulator_config(*, security: int, pop: str | None, username: str, password: str,
+                         networks: Path | None, delay_scale: float) -> DeviceConfig:
+    """The emulated device's settings (ValueError: a networks file that is not one)."""
+    from provisiond.wifi.emulator import DEFAULT_NETWORKS, DeviceConfig, load_networks
+
+    return DeviceConfig(security=security, pop=pop, username=username, password=password,
+                        networks=load_networks(networks) if networks else DEFAULT_NETWORKS,
+                        delay_scale=delay_scale)
+
+
+async def run_wifi_emulator(cfg: DeviceConfig, host: str, port: int,
+                            started: Callable[[int], None]) -> None:
+    """Serve the ESP device emulator until cancelled (provisiond wifi emulate)."""
+    from provisiond.wifi.emulator import EmulatedDevice, bound_port, serve
+
+    runner = await serve(EmulatedDevice(cfg), host, port)
+    try:
+        started(bound_port(runner))
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

@@ -331,3 +331,16 @@ class BrokerNotConfigured(ConfigurationError):
 class TtsNotConfigured(ConfigurationError):
     code = "tts-not-configured"
     title = "The Things Stack is not configured"
+
+
+class WifiProvisioningFailed(ProvisiondError):
+    """What failed, and in ``hint`` what to try."""
+
+    code = "wifi-provisioning-failed"
+    title = "The device could not be put on the Wi-Fi network"
+    status = 502
+    exit_code = 8
+
+    def __init__(self, detail: str, hint: str = "") -> None:
+        super().__init__(detail + (f" — try: {hint}" if hint else ""), hint=hint or None)
+        self.hint = hint

@@ -38,6 +38,7 @@ from provisiond.cli.labels import labels as labels_command
 from provisiond.cli.lorawan import app as lorawan_app
 from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
+from provisiond.cli.wifi import app as wifi_app
 from provisiond.services import demo
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ app.add_typer(codes_app, name="codes")
 app.add_typer(broker_app, name="broker")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(lorawan_app, name="lorawan")
+app.add_typer(wifi_app, name="wifi")
 app.command("labels")(labels_command)
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")

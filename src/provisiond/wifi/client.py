@@ -13,16 +13,14 @@ from dataclasses import dataclass
 
 import httpx
 
+from provisiond.errors import WifiProvisioningFailed
 from provisiond.protocols.espprov import security, wifi
 
 DEFAULT_DEVICE = "192.168.4.1:80"
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain"}
 
 
-class WifiError(Exception):
-    def __init__(self, message: str, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
+WifiError = WifiProvisioningFailed  # what failed; its ``hint``: what to try
 
 
 NOT_ANSWERING = ("is it in provisioning mode (its soft access point, PROV_…, is up)? Is "
