@@ -131,10 +131,11 @@ def test_user_association_and_reset() -> None:
     assert device.log[-1] == "reset"
 
 
-@pytest.mark.parametrize("cfg", [DeviceConfig(security=1, delay_scale=FAST),
+@pytest.mark.parametrize("cfg", [DeviceConfig(security=0, delay_scale=FAST),
+                                 DeviceConfig(security=1, delay_scale=FAST),
                                  DeviceConfig(security=2, delay_scale=FAST),
                                  DeviceConfig(security=2, patch_level=0, delay_scale=FAST)],
-                         ids=["sec1", "sec2", "sec2-patch0"])
+                         ids=["sec0", "sec1", "sec2", "sec2-patch0"])
 def test_espressifs_client_provisions_the_emulator(cfg: DeviceConfig) -> None:
     with running(cfg) as (device, port):
         transport = prov_util.get_transport("softap", f"127.0.0.1:{port}")
