@@ -287,3 +287,11 @@ async def run_wifi_emulator(cfg: DeviceConfig, host: str, port: int,
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+
+
+async def wifi_browser_hand_over(client: ProvisioningClient, *, limit: float,
+                                 opened: Callable[[str], None]) -> dict[str, object]:
+    """Serve the one-page network chooser until the device has joined (--browser)."""
+    from provisiond.wifi.browser import hand_over
+
+    return await hand_over(client, limit=limit, opened=opened)

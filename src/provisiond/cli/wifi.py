@@ -6,12 +6,18 @@ import asyncio
 import getpass
 import json as jsonlib
 import sys
+import webbrowser
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from provisiond.bootstrap import run_wifi_emulator, wifi_client, wifi_emulator_config
+from provisiond.bootstrap import (
+    run_wifi_emulator,
+    wifi_browser_hand_over,
+    wifi_client,
+    wifi_emulator_config,
+)
 from provisiond.cli import output
 from provisiond.cli.common import Common, DebugOpt, JsonOpt, fail
 from provisiond.errors import InvalidInput, Problem, ProvisiondError, WifiProvisioningFailed
@@ -53,6 +59,10 @@ def provision(
     request_timeout: Annotated[float, typer.Option(
         "--request-timeout", min=1, help="Seconds one request to the device may take.")
     ] = 10.0,
+    browser: Annotated[bool, typer.Option(
+        "--browser", help="Choose the network and type the passphrase in a local web page "
+                          "(its address is printed, and opened when there is a browser).")
+    ] = False,
     json: JsonOpt = False, debug: DebugOpt = False,
 ) -> None:
     """Send a network name and passphrase to an ESP32 in provisioning mode, apply them and
@@ -79,7 +89,7 @@ def provision(
 
     try:
         result = asyncio.run(_provision(common, device, pop, ssid, passphrase, sec, username,
-                                        timeout, request_timeout))
+                                        timeout, request_timeout, browser))
     except ProvisiondError as err:
         fail(common, err)
     if json:
@@ -91,13 +101,22 @@ def provision(
 
 async def _provision(common: Common, device: str, pop: str | None, ssid: str | None,
                      passphrase: str | None, sec: int | None, username: str | None,
-                     join_limit: float, request_timeout: float) -> dict[str, Any]:
+                     join_limit: float, request_timeout: float,
+                     browser: bool = False) -> dict[str, Any]:
     async with wifi_client(device, timeout=request_timeout) as client:
         version = await client.read_version()
         if not common.json:
             output.stderr.print(f"device at {device}: provisioning {version.version}, "
                                 f"security {version.security}", highlight=False)
         await client.open_session(client.choose_security(sec, pop, username, pop))
+        if browser:
+            def opened(url: str) -> None:
+                output.stderr.print(f"choose the network in your browser: {url}",
+                                    markup=False, highlight=False)
+                webbrowser.open(url)
+
+            done = await wifi_browser_hand_over(client, limit=join_limit, opened=opened)
+            return {"device": device, **done}
         if ssid is None:
             ssid = await _choose_network(common, client)
         if passphrase is None:

@@ -163,3 +163,60 @@ def test_espressifs_client_with_a_wrong_pop_gets_nothing_through() -> None:
         with pytest.raises(RuntimeError, match="error code 500"):  # the session is closed
             prov_util.establish_session(transport, sec)
     assert device.ssid is None
+
+
+def test_the_browser_page_lists_networks_and_follows_the_device(tmp_path: Any) -> None:
+    """--browser: the page in headless Chromium, against the emulator."""
+    import shutil
+    from pathlib import Path
+
+    from playwright.sync_api import expect, sync_playwright
+
+    from provisiond.wifi.browser import hand_over
+    from tests.conftest import IN_CI
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        if IN_CI:
+            pytest.fail("Chromium is missing: apt-get install chromium (scripts/test does)")
+        pytest.skip("Chromium is not installed")
+    urls: list[str] = []
+    got_url = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    async def host(port: int) -> None:
+        async with ProvisioningClient(f"127.0.0.1:{port}", timeout=5) as client:
+            await client.read_version()
+            await client.open_session(client.choose_security(None, "abcd1234", None, None))
+
+            def opened(url: str) -> None:
+                urls.append(url)
+                got_url.set()
+
+            outcome.update(await hand_over(client, limit=10, opened=opened))
+
+    with running(DeviceConfig(delay_scale=0.3)) as (device, port):
+        worker = threading.Thread(target=lambda: asyncio.run(host(port)), daemon=True)
+        worker.start()
+        assert got_url.wait(10)
+        url = urls[0]
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            forbidden = page.goto(url.split("?")[0])
+            assert forbidden is not None
+            assert forbidden.status == 403  # without the printed secret
+            page.goto(url)
+            expect(page.get_by_text("Kanarra Ops")).to_be_visible()
+            expect(page.get_by_text("-48 dBm · WPA2 · ch 6")).to_be_visible()
+            page.get_by_label("Passphrase").fill("wrong")
+            page.get_by_role("button", name="Connect the device").click()
+            expect(page.get_by_text("check the passphrase")).to_be_visible(timeout=15_000)
+            page.get_by_label("Passphrase").fill("correct horse battery")
+            page.get_by_role("button", name="Connect the device").click()
+            expect(page.get_by_text("Connected to Kanarra Ops, address 192.168.1.42")
+                   ).to_be_visible(timeout=15_000)
+            browser.close()
+        worker.join(15)
+    assert outcome["state"] == "connected"
+    assert device.ssid == "Kanarra Ops"
