@@ -267,13 +267,16 @@ def wifi_client(device: str, *, timeout: float) -> ProvisioningClient:
 
 
 def wifi_emulator_config(*, security: int, pop: str | None, username: str, password: str,
-                         networks: Path | None, delay_scale: float) -> DeviceConfig:
+                         networks: Path | None, delay_scale: float,
+                         report_to: str | None = None, device_token: str | None = None
+                         ) -> DeviceConfig:
     """The emulated device's settings (ValueError: a networks file that is not one)."""
     from provisiond.wifi.emulator import DEFAULT_NETWORKS, DeviceConfig, load_networks
 
     return DeviceConfig(security=security, pop=pop, username=username, password=password,
                         networks=load_networks(networks) if networks else DEFAULT_NETWORKS,
-                        delay_scale=delay_scale)
+                        delay_scale=delay_scale, report_to=report_to,
+                        device_token=device_token)
 
 
 async def run_wifi_emulator(cfg: DeviceConfig, host: str, port: int,

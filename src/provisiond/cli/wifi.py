@@ -19,10 +19,20 @@ from provisiond.bootstrap import (
     wifi_emulator_config,
 )
 from provisiond.cli import output
-from provisiond.cli.common import Common, DebugOpt, JsonOpt, fail
+from provisiond.cli.common import (
+    Common,
+    ConfigOpt,
+    DatabaseOpt,
+    DebugOpt,
+    JsonOpt,
+    actor,
+    fail,
+    run,
+)
 from provisiond.errors import InvalidInput, Problem, ProvisiondError, WifiProvisioningFailed
 from provisiond.protocols.codes.base import PayloadError
 from provisiond.protocols.codes.esp import EspProvCode
+from provisiond.services.claiming import issue_association
 
 app = typer.Typer(help="Wi-Fi for ESP devices: provision one over its soft access point, or "
                        "emulate one.", no_args_is_help=True)
@@ -59,6 +69,11 @@ def provision(
     request_timeout: Annotated[float, typer.Option(
         "--request-timeout", min=1, help="Seconds one request to the device may take.")
     ] = 10.0,
+    claim: Annotated[str | None, typer.Option(
+        "--claim", help="Claim the device for this user (e-mail): a one-time association "
+                        "token goes to the device, which reports it to provisiond once on "
+                        "Wi-Fi (ESP RainMaker's user-node mapping).")] = None,
+    database: DatabaseOpt = None, config: ConfigOpt = None,
     browser: Annotated[bool, typer.Option(
         "--browser", help="Choose the network and type the passphrase in a local web page "
                           "(its address is printed, and opened when there is a browser).")
@@ -67,7 +82,11 @@ def provision(
 ) -> None:
     """Send a network name and passphrase to an ESP32 in provisioning mode, apply them and
     follow it until it has joined (or say what went wrong and what to try)."""
-    common = Common(None, None, json, debug)
+    common = Common(database, config, json, debug)
+    association = None
+    if claim:
+        association = run(common, lambda c: issue_association(
+            c.uow(), email=claim, actor=actor(), now=c.now()))
     if qr:
         try:
             code = EspProvCode.parse(qr)
@@ -89,7 +108,7 @@ def provision(
 
     try:
         result = asyncio.run(_provision(common, device, pop, ssid, passphrase, sec, username,
-                                        timeout, request_timeout, browser))
+                                        timeout, request_timeout, browser, association))
     except ProvisiondError as err:
         fail(common, err)
     if json:
@@ -102,13 +121,20 @@ def provision(
 async def _provision(common: Common, device: str, pop: str | None, ssid: str | None,
                      passphrase: str | None, sec: int | None, username: str | None,
                      join_limit: float, request_timeout: float,
-                     browser: bool = False) -> dict[str, Any]:
+                     browser: bool = False, association: Any = None) -> dict[str, Any]:
     async with wifi_client(device, timeout=request_timeout) as client:
         version = await client.read_version()
         if not common.json:
             output.stderr.print(f"device at {device}: provisioning {version.version}, "
                                 f"security {version.security}", highlight=False)
         await client.open_session(client.choose_security(sec, pop, username, pop))
+        node_id = None
+        if association is not None:
+            node_id = await client.associate_user(association.user_id,
+                                                  association.secret_key)
+            if not common.json:
+                output.stderr.print(f"device {node_id} will be claimed for you once on Wi-Fi",
+                                    highlight=False)
         if browser:
             def opened(url: str) -> None:
                 output.stderr.print(f"choose the network in your browser: {url}",
@@ -116,7 +142,7 @@ async def _provision(common: Common, device: str, pop: str | None, ssid: str | N
                 webbrowser.open(url)
 
             done = await wifi_browser_hand_over(client, limit=join_limit, opened=opened)
-            return {"device": device, **done}
+            return {"device": device, "node_id": node_id, **done}
         if ssid is None:
             ssid = await _choose_network(common, client)
         if passphrase is None:
@@ -130,7 +156,8 @@ async def _provision(common: Common, device: str, pop: str | None, ssid: str | N
                                     highlight=False)
 
         outcome = await client.wait_connected(limit=join_limit, progress=progress)
-    return {"device": device, "ssid": ssid, "state": outcome.status.state.value,
+    return {"device": device, "node_id": node_id, "ssid": ssid,
+            "state": outcome.status.state.value,
             "ip4": outcome.status.ip4, "seconds": round(outcome.seconds, 2)}
 
 
@@ -168,6 +195,11 @@ def emulate(
     ] = None,
     delay_scale: Annotated[float, typer.Option(
         "--delay-scale", min=0, help="Scale the realistic scan and join delays.")] = 1.0,
+    report_to: Annotated[str | None, typer.Option(
+        "--report-to", help="provisiond's URL: once on Wi-Fi, report the user mapping there "
+                            "(with --device-token), so the device is claimed.")] = None,
+    device_token: Annotated[str | None, typer.Option(
+        "--device-token", help="The emulated device's access token in provisiond.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Run an emulated ESP32 in provisioning mode (HTTP, like its soft access point), for
@@ -176,7 +208,8 @@ def emulate(
     try:
         cfg = wifi_emulator_config(security=sec, pop=pop or None, username=username,
                                    password=password, networks=networks,
-                                   delay_scale=delay_scale)
+                                   delay_scale=delay_scale, report_to=report_to,
+                                   device_token=device_token)
     except (ValueError, jsonlib.JSONDecodeError) as err:
         fail(common, InvalidInput(f"--networks: {err}", problems=[Problem(str(err),
                                                                           "--networks")]))

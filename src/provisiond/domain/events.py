@@ -38,6 +38,7 @@ class EventType(StrEnum):
     CLAIM_EXPIRED = "claim.expired"
     CLAIM_CANCELLED = "claim.cancelled"
     CLAIM_WINDOW_OPENED = "claim.window-opened"  # the device opened one (ThingsBoard)
+    CLAIM_ASSOCIATION_ISSUED = "claim.association-issued"  # a one-time user-node token
     USER_SIGNED_IN = "user.signed-in"
     USER_SIGNED_OUT = "user.signed-out"
     USER_SIGN_IN_FAILED = "user.sign-in-failed"

@@ -23,6 +23,7 @@ from provisiond.domain.users import User
 from provisiond.store.devices import event_from_row
 from provisiond.store.directory import subtree_clause, user_from_row, user_query
 from provisiond.store.schema import (
+    association_tokens,
     claims,
     device_tags,
     devices,
@@ -301,3 +302,29 @@ class InsightRepository:
                 select(groups.c.id).where(subtree_clause(groups.c.path, under))))
             .order_by(events.c.id.desc()).limit(limit))
         return [event_from_row(r) for r in rows]
+
+
+class AssociationRepository:
+    """One-time user-node association tokens."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, token_id: uuid.UUID, user_id: uuid.UUID, secret_hash: str,
+                  now: datetime, expires_at: datetime) -> None:
+        await self._conn.execute(insert(association_tokens).values(
+            id=token_id, user_id=user_id, secret_hash=secret_hash, created_at=now,
+            expires_at=expires_at))
+
+    async def take(self, user_id: uuid.UUID, secret_hash: str, device_id: uuid.UUID,
+                   now: datetime) -> bool:
+        """Use the token once: whether it was there, the user's, live and unused."""
+        result = await self._conn.execute(
+            update(association_tokens)
+            .where(association_tokens.c.user_id == user_id,
+                   association_tokens.c.secret_hash == secret_hash,
+                   association_tokens.c.used_at.is_(None),
+                   association_tokens.c.expires_at > now)
+            .values(used_at=now, device_id=device_id)
+            .returning(association_tokens.c.id))
+        return result.first() is not None

@@ -119,6 +119,10 @@ class UserRepository:
         row = (await self._conn.execute(user_query().where(users.c.email == email))).first()
         return user_from_row(row) if row else None
 
+    async def find_by_id(self, user_id: uuid.UUID) -> User | None:
+        row = (await self._conn.execute(user_query().where(users.c.id == user_id))).first()
+        return user_from_row(row) if row else None
+
     async def find_many_by_email(self, emails: Sequence[str]) -> dict[str, User]:
         if not emails:
             return {}

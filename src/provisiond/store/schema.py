@@ -375,3 +375,19 @@ tts_devices = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     CheckConstraint("status IN ('registered', 'failed')", name="status"),
 )
+
+# One-time user-node association tokens (ESP RainMaker's user mapping): the host hands the
+# device a user id and a secret while provisioning its Wi-Fi; when the device reports them,
+# it is claimed for that user. Secrets stored hashed.
+association_tokens = Table(
+    "association_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("device_id", Uuid, nullable=True),
+    Index(None, "user_id"),
+)

@@ -26,7 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.store.bulk import BulkDeviceWriter
-from provisiond.store.claims import ClaimRepository, InsightRepository, SessionRepository
+from provisiond.store.claims import (
+    AssociationRepository,
+    ClaimRepository,
+    InsightRepository,
+    SessionRepository,
+)
 from provisiond.store.database import DatabaseOptions, translate
 from provisiond.store.devices import CredentialRepository, DeviceRepository, EventRepository
 from provisiond.store.directory import (
@@ -66,6 +71,7 @@ class UnitOfWork:
     leases: LeaseRepository
     webhooks: WebhookRepository
     tts: TtsRepository
+    associations: AssociationRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -123,6 +129,7 @@ class UnitOfWork:
         self.leases = LeaseRepository(conn)
         self.webhooks = WebhookRepository(conn)
         self.tts = TtsRepository(conn)
+        self.associations = AssociationRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

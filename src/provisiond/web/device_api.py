@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.errors import (
+    ClaimClosed,
     DeviceAlreadyClaimed,
     DeviceExists,
     InvalidInput,
@@ -28,7 +29,7 @@ from provisiond.errors import (
     Unauthenticated,
 )
 from provisiond.protocols import thingsboard as tb
-from provisiond.services.claiming import open_device_window, press_button
+from provisiond.services.claiming import associate, open_device_window, press_button
 from provisiond.services.devices import authenticate_device
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
@@ -160,3 +161,27 @@ async def claim_window(access_token: str, body: ClaimWindow, c: ContainerDep
     expires_at = await open_device_window(c.uow(), device_id=device.id, secret=body.secretKey,
                                           duration_ms=body.durationMs, now=c.now())
     return ClaimWindowOpened(expiresAt=int(expires_at.timestamp() * 1000))
+
+
+class UserMapping(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    user_id: str = Field(max_length=64, description="the user id the host gave the device")
+    secret_key: str = Field(max_length=256, description="the one-time secret it gave with it")
+
+
+class Associated(BaseModel):
+    claimed: bool
+    serial: str
+
+
+@router.post("/api/v1/{access_token}/association", response_model=Associated,
+             responses=responses(Unauthenticated, ClaimClosed, DeviceAlreadyClaimed))
+async def user_association(access_token: str, body: UserMapping, c: ContainerDep
+                           ) -> Associated:
+    """The device reports the user mapping it got during Wi-Fi provisioning (ESP RainMaker's
+    user-node association, `provisiond wifi provision --claim EMAIL`): it is claimed for
+    that user. The token works once, within 15 minutes."""
+    device = await authenticate_device(c.uow(), token=access_token, now=c.now())
+    serial = await associate(c.uow(), device=device, user_id=body.user_id,
+                             secret_key=body.secret_key, now=c.now())
+    return Associated(claimed=True, serial=serial)

@@ -83,6 +83,10 @@ class DeviceConfig:
     delay_scale: float = 1.0
     node_id: str = field(default_factory=lambda: secrets.token_hex(6).upper())
     rainmaker: bool = True  # answers cloud_user_assoc and says so in proto-ver
+    # Once on Wi-Fi with a user mapping, report it here (provisiond's device API) with
+    # this access token, as a RainMaker node reports it to its cloud.
+    report_to: str | None = None
+    device_token: str | None = None
 
 
 @dataclass
@@ -102,6 +106,7 @@ class EmulatedDevice:
         self.applied_at: float | None = None
         self.scan_started_at: float | None = None
         self.user_mapping: tuple[str, str] | None = None
+        self.reported: dict[str, Any] | None = None
         self.salt = secrets.token_bytes(16)
         self.verifier = srp.verifier(self.salt, cfg.username, cfg.password)
         self.log: list[str] = []  # what happened, for tests and the console
@@ -168,12 +173,33 @@ class EmulatedDevice:
             self.log.append(f"config {ssid}")
             return wifi.config_answer(config_pb2.TypeRespSetConfig)
         if m.msg == config_pb2.TypeCmdApplyConfig:
-            status = 0 if self.ssid else 4  # InvalidArgument: nothing to apply
+            code = 0 if self.ssid else 4  # InvalidArgument: nothing to apply
             if self.ssid:
                 self.applied_at = time.monotonic()
                 self.log.append("apply")
-            return wifi.config_answer(config_pb2.TypeRespApplyConfig, status)
-        return wifi.status_answer(self.station())
+            return wifi.config_answer(config_pb2.TypeRespApplyConfig, code)
+        station = self.station()
+        if station.state is wifi.StationState.CONNECTED:
+            await self.report_mapping()
+        return wifi.status_answer(station)
+
+    async def report_mapping(self) -> None:
+        """Tell provisiond who the device now belongs to (once)."""
+        c = self.cfg
+        if self.reported is not None or self.user_mapping is None or not c.report_to \
+                or not c.device_token:
+            return
+        import aiohttp
+
+        user_id, secret = self.user_mapping
+        url = f"{c.report_to.rstrip('/')}/api/v1/{c.device_token}/association"
+        try:
+            async with aiohttp.ClientSession() as http, http.post(
+                    url, json={"user_id": user_id, "secret_key": secret}) as answer:
+                self.reported = {"status": answer.status, "body": await answer.json()}
+        except (aiohttp.ClientError, ValueError) as err:
+            self.reported = {"status": None, "body": str(err)}
+        self.log.append(f"reported user mapping: {self.reported['status']}")
 
     async def scan(self, request: bytes) -> bytes:
         m = wifi.parse_scan_request(request)
