@@ -341,6 +341,9 @@ class WifiProvisioningFailed(ProvisiondError):
     status = 502
     exit_code = 8
 
-    def __init__(self, detail: str, hint: str = "") -> None:
-        super().__init__(detail + (f" — try: {hint}" if hint else ""), hint=hint or None)
+    def __init__(self, detail: str, hint: str = "", *,
+                 problems: list[Problem] | None = None) -> None:
+        extra = {"hint": hint} if hint else {}
+        super().__init__(detail + (f" — try: {hint}" if hint else ""), problems=problems,
+                         **extra)
         self.hint = hint
