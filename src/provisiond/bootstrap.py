@@ -259,11 +259,12 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def wifi_client(device: str, *, timeout: float) -> ProvisioningClient:
-    """The ESP soft-AP provisioning client (provisiond wifi provision)."""
+def wifi_client(device: str, *, timeout: float, ble_name: str | None = None
+                ) -> ProvisioningClient:
+    """The ESP provisioning client (provisiond wifi provision): soft AP, or BLE by name."""
     from provisiond.wifi.client import ProvisioningClient
 
-    return ProvisioningClient(device, timeout=timeout)
+    return ProvisioningClient(device, timeout=timeout, ble_name=ble_name)
 
 
 def wifi_emulator_config(*, security: int, pop: str | None, username: str, password: str,

@@ -51,6 +51,9 @@ def provision(
     device: Annotated[str, typer.Option(
         "--device", help="HOST:PORT of the device's provisioning server (its soft AP).")
     ] = DEFAULT_DEVICE,
+    ble: Annotated[str | None, typer.Option(
+        "--ble", help="Provision over Bluetooth LE instead, to the device advertising this "
+                      "name (PROV_…); needs bleak and a Bluetooth adapter.")] = None,
     qr: Annotated[str | None, typer.Option(
         "--qr", help="The device's ESP provisioning QR payload (name, PoP, transport, "
                      "security).")] = None,
@@ -92,12 +95,12 @@ def provision(
             code = EspProvCode.parse(qr)
         except PayloadError as err:
             fail(common, InvalidInput(f"--qr: {err}", problems=[Problem(str(err), "--qr")]))
-        if code.transport != "softap":
+        if code.transport == "ble":
+            ble = ble or code.name
+        elif code.transport != "softap":
             fail(common, InvalidInput(
-                f"this device provisions over {code.transport}; only the soft access point "
-                "(HTTP) transport is supported on this host: join its access point "
-                f"({code.name}) and use a soft-AP build, or a phone app",
-                problems=[Problem("transport must be softap", "--qr")]))
+                f"transport {code.transport!r} is neither softap nor ble",
+                problems=[Problem("transport must be softap or ble", "--qr")]))
         pop = pop or code.pop or None
         username = username or code.username or None
         if sec is None and code.security.isdigit():
@@ -108,7 +111,7 @@ def provision(
 
     try:
         result = asyncio.run(_provision(common, device, pop, ssid, passphrase, sec, username,
-                                        timeout, request_timeout, browser, association))
+                                        timeout, request_timeout, browser, association, ble))
     except ProvisiondError as err:
         fail(common, err)
     if json:
@@ -121,8 +124,9 @@ def provision(
 async def _provision(common: Common, device: str, pop: str | None, ssid: str | None,
                      passphrase: str | None, sec: int | None, username: str | None,
                      join_limit: float, request_timeout: float,
-                     browser: bool = False, association: Any = None) -> dict[str, Any]:
-    async with wifi_client(device, timeout=request_timeout) as client:
+                     browser: bool = False, association: Any = None,
+                     ble: str | None = None) -> dict[str, Any]:
+    async with wifi_client(device, timeout=request_timeout, ble_name=ble) as client:
         version = await client.read_version()
         if not common.json:
             output.stderr.print(f"device at {device}: provisioning {version.version}, "

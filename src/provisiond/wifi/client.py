@@ -15,6 +15,7 @@ import httpx
 
 from provisiond.errors import WifiProvisioningFailed
 from provisiond.protocols.espprov import security, wifi
+from provisiond.wifi.ble import BleTransport
 
 DEFAULT_DEVICE = "192.168.4.1:80"
 HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain"}
@@ -39,10 +40,15 @@ class Outcome:
 
 
 class ProvisioningClient:
-    def __init__(self, device: str = DEFAULT_DEVICE, *, timeout: float = 10.0) -> None:
-        self.device = device
+    """Over the device's soft access point (HTTP), or over BLE with ``ble_name``."""
+
+    def __init__(self, device: str = DEFAULT_DEVICE, *, timeout: float = 10.0,
+                 ble_name: str | None = None) -> None:
+        self.device = ble_name or device
         self._http = httpx.AsyncClient(base_url=f"http://{device}", timeout=timeout,
                                        headers=HEADERS)
+        self._ble: BleTransport | None = (BleTransport(ble_name, timeout=timeout)
+                                          if ble_name else None)
         self._session: security.ClientSession | None = None
         self.version: wifi.Version | None = None
 
@@ -51,8 +57,12 @@ class ProvisioningClient:
 
     async def __aexit__(self, *_: object) -> None:
         await self._http.aclose()
+        if self._ble is not None:
+            await self._ble.close()
 
     async def _post(self, endpoint: str, body: bytes) -> bytes:
+        if self._ble is not None:
+            return await self._ble.post(endpoint, body)
         try:
             response = await self._http.post(f"/{endpoint}", content=body)
         except httpx.TimeoutException:

@@ -220,3 +220,31 @@ def test_the_browser_page_lists_networks_and_follows_the_device(tmp_path: Any) -
         worker.join(15)
     assert outcome["state"] == "connected"
     assert device.ssid == "Kanarra Ops"
+
+
+@pytest.mark.parametrize("reply", [b"\xff\xfe garbage", b"", bytes(range(256)) * 40])
+def test_malformed_or_hostile_device_replies_are_refused(reply: bytes) -> None:
+    """A device that answers the settings with junk: a clear refusal, never a crash."""
+
+    class Hostile(EmulatedDevice):
+        async def config(self, request: bytes) -> bytes:
+            return reply
+
+    device = Hostile(DeviceConfig(delay_scale=FAST))
+    loop = asyncio.new_event_loop()
+
+    async def run() -> None:
+        runner = await serve(device, "127.0.0.1", 0)
+        try:
+            async with ProvisioningClient(f"127.0.0.1:{bound_port(runner)}",
+                                          timeout=5) as client:
+                await client.read_version()
+                await client.open_session(client.choose_security(None, "abcd1234", None,
+                                                                 None))
+                with pytest.raises(WifiError, match="did not take the settings"):
+                    await client.configure("Kanarra Ops", "correct horse battery")
+        finally:
+            await runner.cleanup()
+
+    loop.run_until_complete(run())
+    loop.close()
