@@ -66,8 +66,7 @@ def main() -> None:
                 Security2(patch, USER, POP, False),
                 security.Sec2Device(USER, SALT, srp.verifier(SALT, USER, POP), B, NONCE,
                                     patch))
-    json.dump(out, sys.stdout, indent=1)
-    print()
+    sys.stdout.write(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
