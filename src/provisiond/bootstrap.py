@@ -269,15 +269,15 @@ def wifi_client(device: str, *, timeout: float, ble_name: str | None = None
 
 def wifi_emulator_config(*, security: int, pop: str | None, username: str, password: str,
                          networks: Path | None, delay_scale: float,
-                         report_to: str | None = None, device_token: str | None = None
-                         ) -> DeviceConfig:
+                         report_to: str | None = None, device_token: str | None = None,
+                         outcome: str = "auto") -> DeviceConfig:
     """The emulated device's settings (ValueError: a networks file that is not one)."""
     from provisiond.wifi.emulator import DEFAULT_NETWORKS, DeviceConfig, load_networks
 
     return DeviceConfig(security=security, pop=pop, username=username, password=password,
                         networks=load_networks(networks) if networks else DEFAULT_NETWORKS,
                         delay_scale=delay_scale, report_to=report_to,
-                        device_token=device_token)
+                        device_token=device_token, outcome=outcome)
 
 
 async def run_wifi_emulator(cfg: DeviceConfig, host: str, port: int,

@@ -199,6 +199,9 @@ def emulate(
     ] = None,
     delay_scale: Annotated[float, typer.Option(
         "--delay-scale", min=0, help="Scale the realistic scan and join delays.")] = 1.0,
+    outcome: Annotated[str, typer.Option(
+        "--outcome", help="auto (what the settings deserve), connected, auth-error or "
+                          "network-not-found, whatever is sent.")] = "auto",
     report_to: Annotated[str | None, typer.Option(
         "--report-to", help="provisiond's URL: once on Wi-Fi, report the user mapping there "
                             "(with --device-token), so the device is claimed.")] = None,
@@ -209,11 +212,16 @@ def emulate(
     """Run an emulated ESP32 in provisioning mode (HTTP, like its soft access point), for
     demos, tests and firmware teams. It prints its QR payload; Ctrl-C stops it."""
     common = Common(None, None, False, debug)
+    if outcome not in ("auto", "connected", "auth-error", "network-not-found"):
+        fail(common, InvalidInput(
+            f"--outcome {outcome!r}: auto, connected, auth-error or network-not-found",
+            problems=[Problem("auto, connected, auth-error or network-not-found",
+                              "--outcome")]))
     try:
         cfg = wifi_emulator_config(security=sec, pop=pop or None, username=username,
                                    password=password, networks=networks,
                                    delay_scale=delay_scale, report_to=report_to,
-                                   device_token=device_token)
+                                   device_token=device_token, outcome=outcome)
     except (ValueError, jsonlib.JSONDecodeError) as err:
         fail(common, InvalidInput(f"--networks: {err}", problems=[Problem(str(err),
                                                                           "--networks")]))

@@ -81,6 +81,9 @@ class DeviceConfig:
     patch_level: int = 1
     networks: tuple[SimulatedNetwork, ...] = DEFAULT_NETWORKS
     delay_scale: float = 1.0
+    # "auto": what the settings deserve (the network's passphrase, whether it is in reach);
+    # or force "connected", "auth-error" or "network-not-found" whatever is sent
+    outcome: str = "auto"
     node_id: str = field(default_factory=lambda: secrets.token_hex(6).upper())
     rainmaker: bool = True  # answers cloud_user_assoc and says so in proto-ver
     # Once on Wi-Fi with a user mapping, report it here (provisiond's device API) with
@@ -143,6 +146,16 @@ class EmulatedDevice:
             return wifi.StationStatus(wifi.StationState.DISCONNECTED)
         if time.monotonic() - self.applied_at < self._scaled(CONNECT_SECONDS):
             return wifi.StationStatus(wifi.StationState.CONNECTING)
+        forced = self.cfg.outcome
+        if forced == "auth-error":
+            return wifi.StationStatus(wifi.StationState.FAILED,
+                                      reason=wifi.FailReason.AUTH_ERROR)
+        if forced == "network-not-found":
+            return wifi.StationStatus(wifi.StationState.FAILED,
+                                      reason=wifi.FailReason.NOT_FOUND)
+        if forced == "connected":
+            return wifi.StationStatus(wifi.StationState.CONNECTED, ip4="192.168.1.42",
+                                      ssid=self.ssid)
         network = next((n for n in self.cfg.networks if n.ssid == self.ssid), None)
         if network is None or not network.reachable:
             return wifi.StationStatus(wifi.StationState.FAILED,

@@ -248,3 +248,11 @@ def test_malformed_or_hostile_device_replies_are_refused(reply: bytes) -> None:
 
     loop.run_until_complete(run())
     loop.close()
+
+
+@pytest.mark.parametrize(("outcome", "expected"), [
+    ("auth-error", "passphrase was refused"), ("network-not-found", "network was not found")])
+def test_a_forced_outcome_is_what_the_client_reports(outcome: str, expected: str) -> None:
+    with running(DeviceConfig(delay_scale=FAST, outcome=outcome)) as (_, port), \
+            pytest.raises(WifiError, match=expected):
+        asyncio.run(provision(port))  # the right passphrase, yet it fails as told
