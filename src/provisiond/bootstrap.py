@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from provisiond.integrations.device_events import DeviceEventSubscriber
+    from provisiond.integrations.pg_notify import PgClaimRelay
     from provisiond.wifi.client import ProvisioningClient
     from provisiond.wifi.emulator import DeviceConfig
 
@@ -56,6 +57,7 @@ class Container:
     signers: SignerCache = field(default_factory=SignerCache)
     hub: ClaimHub = field(default_factory=ClaimHub)
     device_events: DeviceEventSubscriber | None = None  # set by background() with a broker
+    claim_relay: PgClaimRelay | None = None  # set by background() on PostgreSQL
 
     def uow(self) -> UnitOfWork:
         return self.database.uow()
@@ -141,6 +143,18 @@ class Container:
         finally:
             await client.close()
 
+    async def _relay_claim_events(self, stack: AsyncExitStack) -> None:
+        """Claim events reach the pages of every instance on this PostgreSQL."""
+        from provisiond.integrations.pg_notify import PgClaimRelay
+        from provisiond.services.background import holder_name
+        from provisiond.store.database import sync_url
+
+        dsn = sync_url(self.settings.effective_database_url).set(
+            drivername="postgresql").render_as_string(hide_password=False)
+        self.claim_relay = PgClaimRelay(dsn, self.hub, holder_name())
+        await self.claim_relay.start()
+        stack.push_async_callback(self.claim_relay.stop)
+
     async def _listen_for_device_events(self, stack: AsyncExitStack) -> None:
         """Hear claim buttons and claim windows from devices through the broker."""
         from provisiond.integrations.device_events import DeviceEventSubscriber
@@ -204,6 +218,8 @@ class Container:
                                       lease="broker"))
             if self.settings.broker.password_url is not None:
                 await self._listen_for_device_events(stack)
+            if self.database.dialect == "postgresql":
+                await self._relay_claim_events(stack)
             background = Background(self.uow, self.now, loops)
             await background.start()
             try:

@@ -3,15 +3,15 @@
 A claim page subscribes to its own claim's id and receives only that claim's events
 (``claim.proven``, ``claim.completed``, ``claim.failed`` …): never the device's telemetry or
 state, as the reference requires. Events are published after the transaction that made them
-has committed. Delivery is to the pages connected to this process (several instances on one
-database: see docs/claiming.md).
+has committed. Delivery is to the pages connected to this process; with several instances
+on one PostgreSQL, a relay (integrations/pg_notify.py) carries each event to the others.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,11 @@ QUEUE_MAX = 16  # a page that does not read is cut off rather than buffered with
 class ClaimHub:
     def __init__(self) -> None:
         self._subscribers: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self._relay: Callable[[uuid.UUID, dict[str, Any]], None] | None = None
+
+    def relay_to(self, relay: Callable[[uuid.UUID, dict[str, Any]], None] | None) -> None:
+        """Also hand every published event to ``relay`` (the other instances)."""
+        self._relay = relay
 
     @contextmanager
     def subscribe(self, claim_id: uuid.UUID) -> Iterator[asyncio.Queue[dict[str, Any]]]:
@@ -36,7 +41,15 @@ class ClaimHub:
                     del self._subscribers[claim_id]
 
     def publish(self, claim_id: uuid.UUID, event: dict[str, Any]) -> int:
-        """Hand ``event`` to every page of this claim; returns how many got it."""
+        """Hand ``event`` to every page of this claim, here and (relayed) elsewhere; how
+        many pages of this process got it."""
+        delivered = self.deliver(claim_id, event)
+        if self._relay is not None:
+            self._relay(claim_id, event)
+        return delivered
+
+    def deliver(self, claim_id: uuid.UUID, event: dict[str, Any]) -> int:
+        """Hand ``event`` to this process's pages of the claim only."""
         delivered = 0
         for queue in list(self._subscribers.get(claim_id, ())):
             try:

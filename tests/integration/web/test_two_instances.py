@@ -1,0 +1,92 @@
+"""Two `provisiond serve` processes on one PostgreSQL behave as one service for claiming: a
+claim started on A and proven through B completes, and the event raised on B reaches the
+page connected to A (LISTEN/NOTIFY)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from provisiond.settings import load_settings
+from tests.integration.web.conftest import Server, free_port, make_token
+from tests.integration.web.test_pages import PASSWORD, Browser, read_events
+
+pytestmark = pytest.mark.postgres
+
+
+def serve(database: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": database, "PROVISIOND_MQTT_ENABLED": "false",
+           "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000", "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000"}
+    proc = subprocess.Popen([sys.executable, "-m", "provisiond", "serve", "--port", str(port),
+                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:  # another process is starting: nothing to wait on but its port
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("provisiond serve did not start")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def instances(postgres_url: str) -> Iterator[tuple[Server, Server]]:
+    settings = load_settings(database_url=postgres_url, log_level="warning")
+    token = make_token(settings)
+    started = [serve(postgres_url) for _ in range(2)]
+    try:
+        yield tuple(Server(url, token, settings) for _, url in started)  # type: ignore[misc]
+    finally:
+        for proc, _ in started:
+            proc.terminate()
+            proc.wait(30)
+
+
+def test_a_claim_started_on_one_instance_is_proven_through_the_other(
+        instances: tuple[Server, Server]) -> None:
+    a, b = instances
+    with a.client() as api:
+        assert api.post("/api/v1/groups", json={"path": "Kanarra/West"}).status_code == 201
+        assert api.post("/api/v1/users", json={
+            "email": "tech@kanarra.example", "password": PASSWORD, "role": "installer",
+            "group": "Kanarra"}).status_code == 201
+        assert api.post("/api/v1/profiles", json={"name": "p-button", "claim_proof": "button",
+                                                  "claim_window": 120}).status_code == 201
+        made = api.post("/api/v1/devices/import", content="serial\nBTN-9\n",
+                        params={"profile": "p-button"}, headers={"Content-Type": "text/csv"})
+        assert made.status_code == 201, made.text
+        device_token = next(csv.DictReader(io.StringIO(made.text)))["secret"]
+
+    tech = Browser(a)
+    assert tech.sign_in("tech@kanarra.example").status_code == 303
+    started = tech.post("/provision", {"serial": "BTN-9", "target": "me"})
+    assert started.status_code == 303
+    claim_path = started.headers["location"]
+    events: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
+    ready = threading.Event()
+    threading.Thread(target=read_events, args=(a, tech, claim_path, events, ready),
+                     daemon=True).start()
+    assert ready.wait(10)
+    assert events.get(timeout=5)[1]["status"] == "open"
+
+    pressed = httpx.post(f"{b.url}/api/v1/{device_token}/claim/button", timeout=30)
+    assert pressed.json()["proven"] is True  # B saw A's claim: one database
+    assert events.get(timeout=10)[0] == "proven"  # and A's page heard it from B
+
+    assert tech.post(f"{claim_path}/cancel").status_code == 303  # end the stream
+    assert events.get(timeout=10)[0] == "cancelled"
+    tech.http.close()
