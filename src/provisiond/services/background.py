@@ -50,6 +50,9 @@ class Background:
         self.holder = holder_name()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = {loop.name: asyncio.Event() for loop in loops}
+        # one lease per name for the whole process: loops that share one do not race for it
+        self._held: dict[str, datetime] = {}
+        self._taking = {loop.lease_name: asyncio.Lock() for loop in loops}
 
     def wake(self, name: str | None = None) -> None:
         for key, event in self._wake.items():
@@ -57,22 +60,30 @@ class Background:
                 event.set()
 
     async def _lease(self, name: str) -> bool:
-        now = self._clock()
-        async with self._uow() as uow:
-            held = await uow.leases.acquire(name, self.holder, now, now + LEASE)
-            await uow.commit()
-        return held
+        """Whether this process holds the lease ``name`` (taking or renewing it when due)."""
+        async with self._taking[name]:
+            now = self._clock()
+            until = self._held.get(name)
+            if until is not None and now < until - LEASE / 3:
+                return True
+            async with self._uow() as uow:
+                held = await uow.leases.acquire(name, self.holder, now, now + LEASE)
+                await uow.commit()
+            if held:
+                self._held[name] = now + LEASE
+            else:
+                self._held.pop(name, None)
+            return held
 
     async def _run(self, loop: Loop) -> None:
-        held_until: datetime | None = None
         wake = self._wake[loop.name]
         while True:
             pause = loop.idle
             try:
-                now = self._clock()
-                if held_until is None or now >= held_until - LEASE / 3:
-                    held_until = now + LEASE if await self._lease(loop.lease_name) else None
-                if held_until is not None and await loop.step():
+                if not await self._lease(loop.lease_name):
+                    # another instance does this work: look again before the lease can lapse
+                    pause = min(loop.idle, LEASE.total_seconds() / 3)
+                elif await loop.step():
                     continue
             except asyncio.CancelledError:
                 raise

@@ -59,3 +59,36 @@ def test_the_outbox_receives_exactly_the_events_integrations_use(database_url: s
     types, size = asyncio.run(main())
     assert types == ["device.claimed", "credentials.revoked", "devices.imported"]
     assert size == 3
+
+
+def test_background_work_runs_in_one_instance_at_a_time(database_url: str) -> None:
+    """Two instances' background loops on one database: every step runs in the one that
+    holds the lease; loops of one instance that share a lease do not shut each other out."""
+    from provisiond.services.background import Background, Loop
+
+    async def main() -> tuple[set[str], set[str]]:
+        async with open_container(load_settings(database_url=database_url)) as c:
+            done = asyncio.Event()
+            ran: list[tuple[str, str]] = []
+
+            def worker(instance: str, loop_name: str) -> Loop:
+                async def step() -> int:
+                    ran.append((instance, loop_name))
+                    if len(ran) >= 40:
+                        done.set()
+                    return 0
+                return Loop(loop_name, step, idle=0.01, lease="shared")
+
+            first = Background(c.uow, c.now, [worker("a", "one"), worker("a", "two")])
+            second = Background(c.uow, c.now, [worker("b", "one"), worker("b", "two")])
+            await asyncio.gather(first.start(), second.start())
+            try:
+                await asyncio.wait_for(done.wait(), 30)
+            finally:
+                await first.stop()
+                await second.stop()
+            return {i for i, _ in ran}, {n for _, n in ran}
+
+    instances, loops = asyncio.run(main())
+    assert len(instances) == 1  # one instance did all the work
+    assert loops == {"one", "two"}  # both of its loops under the one lease
