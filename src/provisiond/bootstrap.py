@@ -221,6 +221,7 @@ class Container:
             if self.database.dialect == "postgresql":
                 await self._relay_claim_events(stack)
             background = Background(self.uow, self.now, loops)
+            background.add(background.heartbeat(self.limiter.set_share))
             await background.start()
             try:
                 yield background

@@ -22,6 +22,7 @@ from provisiond.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
+INSTANCE_PREFIX = "instance:"  # each instance's own lease: its heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,22 @@ class Background:
         # one lease per name for the whole process: loops that share one do not race for it
         self._held: dict[str, datetime] = {}
         self._taking = {loop.lease_name: asyncio.Lock() for loop in loops}
+
+    def heartbeat(self, on_count: Callable[[int], None], every: float = 10.0) -> Loop:
+        """A loop under this instance's own lease (its heartbeat) that tells ``on_count``
+        how many instances are alive on the database."""
+        async def count() -> int:
+            async with self._uow().read() as uow:
+                on_count(await uow.leases.live(INSTANCE_PREFIX, self._clock()))
+            return 0
+
+        return Loop("instances", count, idle=every, lease=INSTANCE_PREFIX + self.holder)
+
+    def add(self, loop: Loop) -> None:
+        """Add a loop before start()."""
+        self._loops.append(loop)
+        self._wake[loop.name] = asyncio.Event()
+        self._taking.setdefault(loop.lease_name, asyncio.Lock())
 
     def wake(self, name: str | None = None) -> None:
         for key, event in self._wake.items():

@@ -2,8 +2,12 @@
 
 Each key (a profile, a profile and an address, an address guessing keys) has a bucket of
 ``rate_per_minute`` tokens that refills continuously; a request takes one token or is
-refused with the seconds until the next token. Limits are per process: with N instances
-behind a load balancer a client gets at most N times the rate.
+refused with the seconds until the next token.
+
+With several instances on one database each enforces its share: ``share`` is the number of
+live instances (kept by a background loop from their heartbeats), and every bucket holds
+``rate / share`` tokens. Requests spread over the instances then get the configured rate in
+all; requests that all reach one instance get less, never more.
 """
 
 from __future__ import annotations
@@ -27,19 +31,24 @@ class RateLimiter:
         self._buckets: dict[Hashable, _Bucket] = {}
         self._lock = threading.Lock()
         self._max_keys = max_keys
+        self.share = 1  # live instances on this database
+
+    def set_share(self, instances: int) -> None:
+        self.share = max(1, instances)
 
     def take(self, key: Hashable, rate_per_minute: int) -> float:
         """Take a token: 0.0 when allowed, else the seconds to wait before retrying."""
         now = self._clock()
-        per_second = rate_per_minute / 60.0
+        capacity = max(1.0, rate_per_minute / self.share)
+        per_second = capacity / 60.0
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
                 if len(self._buckets) >= self._max_keys:
                     self._forget_full(now)
-                bucket = self._buckets[key] = _Bucket(float(rate_per_minute), now)
+                bucket = self._buckets[key] = _Bucket(capacity, now)
             else:
-                bucket.tokens = min(float(rate_per_minute),
+                bucket.tokens = min(capacity,
                                     bucket.tokens + (now - bucket.updated) * per_second)
                 bucket.updated = now
             if bucket.tokens >= 1.0:

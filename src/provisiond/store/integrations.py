@@ -214,6 +214,13 @@ class LeaseRepository:
         await self._conn.execute(delete(leases).where(
             and_(leases.c.name == name, leases.c.holder == holder)))
 
+    async def live(self, prefix: str, now: datetime) -> int:
+        """How many unexpired leases have names starting with ``prefix``."""
+        return int((await self._conn.execute(
+            select(func.count()).select_from(leases)
+            .where(leases.c.name.startswith(prefix, autoescape=True),
+                   leases.c.expires_at > now))).scalar_one())
+
     async def holder(self, name: str) -> tuple[str, datetime] | None:
         row = (await self._conn.execute(select(leases).where(leases.c.name == name))).first()
         return (row.holder, row.expires_at) if row else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from provisiond.bootstrap import open_container
 from provisiond.domain.events import EventType, NewEvent
@@ -92,3 +93,47 @@ def test_background_work_runs_in_one_instance_at_a_time(database_url: str) -> No
     instances, loops = asyncio.run(main())
     assert len(instances) == 1  # one instance did all the work
     assert loops == {"one", "two"}  # both of its loops under the one lease
+
+
+def test_instances_count_each_other_and_share_rate_limits(database_url: str) -> None:
+    """Each instance's heartbeat is its own lease; every instance learns how many are alive
+    and its rate limiter enforces that share of each limit."""
+    from provisiond.services.background import Background
+    from provisiond.services.ratelimit import RateLimiter
+
+    async def main() -> tuple[list[int], list[int], float]:
+        async with open_container(load_settings(database_url=database_url)) as c:
+            limiters = [RateLimiter(), RateLimiter()]
+            seen: list[list[int]] = [[], []]
+            both = asyncio.Event()
+            alone = asyncio.Event()
+
+            def counter(i: int) -> Any:
+                def record(count: int) -> None:
+                    seen[i].append(count)
+                    limiters[i].set_share(count)
+                    if all(s and s[-1] == 2 for s in seen):
+                        both.set()
+                    if i == 0 and seen[0][-1] == 1 and both.is_set():
+                        alone.set()
+                return record
+
+            instances = []
+            for i in range(2):
+                b = Background(c.uow, c.now, [])
+                b.add(b.heartbeat(counter(i), every=0.02))
+                instances.append(b)
+            for b in instances:
+                await b.start()
+            await asyncio.wait_for(both.wait(), 30)
+            shared = [limiters[0].take("k", 60) for _ in range(31)]  # 60/min over 2: 30
+            await instances[1].stop()  # the other one leaves
+            await asyncio.wait_for(alone.wait(), 30)
+            await instances[0].stop()
+            return seen[0], seen[1], shared[-1]
+
+    first, second, refused_after = asyncio.run(main())
+    assert 2 in first
+    assert 2 in second
+    assert first[-1] == 1  # alone again once the other released its heartbeat
+    assert refused_after > 0  # the 31st request of a 60/min limit shared by two: refused
