@@ -9,6 +9,7 @@ import typer
 from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
+from provisiond.services.broker import broker_status
 
 app = typer.Typer(help="The MQTT broker's device accounts (Mosquitto dynamic security).",
                   no_args_is_help=True)
@@ -63,15 +64,7 @@ def status(
     common = Common(database, config, json, debug)
 
     async def work(c: Container) -> dict[str, Any]:
-        async with c.uow().read() as uow:
-            pending = await uow.broker.pending.listed()
-            accounts = await uow.broker.count()
-            queued = await uow.outbox.size()
-        return {"kind": c.settings.broker.kind.value, "accounts": accounts,
-                "events_queued": queued,
-                "pending": [{"device_id": str(d), "attempts": a,
-                             "next_attempt_at": n.isoformat() if n else None, "error": e}
-                            for d, a, n, e in pending]}
+        return {"kind": c.settings.broker.kind.value, **await broker_status(c.uow())}
 
     state = run(common, work)
     if json:

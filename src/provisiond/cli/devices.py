@@ -36,6 +36,7 @@ from provisiond.services.credentials import revoke_credentials, rotate_credentia
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.lorawan_import import peek_is_lorawan, register_lorawan
 from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.tts import tts_registration
 
 app = typer.Typer(help="Register, list, show, export and delete devices; rotate and revoke "
                        "their credentials.", no_args_is_help=True)
@@ -274,15 +275,13 @@ def show(
 
     async def work(c: Container) -> tuple[Any, Any, Any, str, Any]:
         device, creds, events = await device_service.get_device_detail(c.uow(), serial=serial)
-        async with c.uow().read() as uow:
-            network = (await uow.tts.records([device.id])).get(device.id)
+        network = await tts_registration(c.uow(), device.id)
         return (device, creds, events, topic_prefix(c.settings.broker.topic_prefix, device.id),
                 network)
 
     device, creds, events, prefix, network = run(common, work)
-    tts = ({"application_id": network.application_id, "end_device_id": network.end_device_id,
-            "dev_eui": network.dev_eui, "status": network.status, "error": network.last_error}
-           if network else None)
+    tts = ({k: network[k] for k in ("application_id", "end_device_id", "dev_eui", "status",
+                                    "error")} if network else None)
     if json:
         out = output.device_dict(device)
         out["topic_prefix"] = prefix

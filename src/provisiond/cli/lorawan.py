@@ -21,6 +21,7 @@ from provisiond.cli.common import (
 )
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services.credentials import replace_lorawan_keys
+from provisiond.services.tts import tts_status
 
 app = typer.Typer(help="LoRaWAN devices in The Things Stack: sync, status, swapped hardware.",
                   no_args_is_help=True)
@@ -58,21 +59,7 @@ def status(database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt
     """What provisiond registered in The Things Stack, what failed, what waits."""
     common = Common(database, config, json, debug)
 
-    async def work(c: Container) -> dict[str, Any]:
-        async with c.uow().read() as uow:
-            records = await uow.tts.records()
-            pending = await uow.tts.pending.listed()
-        return {
-            "devices": [{"device_id": str(r.device_id), "application_id": r.application_id,
-                         "end_device_id": r.end_device_id, "dev_eui": r.dev_eui,
-                         "status": r.status, "error": r.last_error,
-                         "updated_at": r.updated_at.isoformat()}
-                        for r in sorted(records.values(), key=lambda r: r.end_device_id)],
-            "pending": [{"device_id": str(d), "attempts": a, "error": e,
-                         "next_attempt_at": n.isoformat() if n else None}
-                        for d, a, n, e in pending]}
-
-    state = run(common, work)
+    state = run(common, lambda c: tts_status(c.uow()))
     if json:
         output.print_json(state)
         return

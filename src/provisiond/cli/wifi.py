@@ -86,10 +86,6 @@ def provision(
     """Send a network name and passphrase to an ESP32 in provisioning mode, apply them and
     follow it until it has joined (or say what went wrong and what to try)."""
     common = Common(database, config, json, debug)
-    association = None
-    if claim:
-        association = run(common, lambda c: issue_association(
-            c.uow(), email=claim, actor=actor(), now=c.now()))
     if qr:
         try:
             code = EspProvCode.parse(qr)
@@ -105,6 +101,10 @@ def provision(
         username = username or code.username or None
         if sec is None and code.security.isdigit():
             sec = int(code.security)
+    association = None  # issued once the arguments are known good: it is used once
+    if claim:
+        association = run(common, lambda c: issue_association(
+            c.uow(), email=claim, actor=actor(), now=c.now()))
     passphrase: str | None = None
     if passphrase_stdin:
         passphrase = sys.stdin.readline().rstrip("\n")
@@ -227,7 +227,7 @@ def emulate(
                                                                           "--networks")]))
 
     def started(bound: int) -> None:
-        secret = pop or "" if sec < 2 else password
+        secret = (pop or "") if sec < 2 else password
         code = EspProvCode(f"PROV_{cfg.node_id[-6:]}", "softap", secret,
                            username if sec == 2 else "", "v1", str(sec))
         output.stdout.print(f"emulated ESP32 on http://{host}:{bound} (security {sec})",

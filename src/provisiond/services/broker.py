@@ -369,3 +369,15 @@ def _client_matches(client: dict[str, Any], a: BrokerAccount) -> bool:
     return (dynsec.names(client.get("roles"), "rolename") == [role_name(a.device_id)]
             and DEVICE_GROUP in dynsec.names(client.get("groups"), "groupname")
             and (client.get("clientid") or None) == a.client_id)
+
+
+async def broker_status(uow: UnitOfWork) -> dict[str, Any]:
+    """What `provisiond broker status` shows: accounts made, events queued, devices waiting."""
+    async with uow.read():
+        pending = await uow.broker.pending.listed()
+        accounts = await uow.broker.count()
+        queued = await uow.outbox.size()
+    return {"accounts": accounts, "events_queued": queued,
+            "pending": [{"device_id": str(d), "attempts": a,
+                         "next_attempt_at": n.isoformat() if n else None, "error": e}
+                        for d, a, n, e in pending]}

@@ -249,3 +249,28 @@ class TtsSync:
                data: dict[str, Any]) -> NewEvent:
         return NewEvent(kind, now, "provisiond", device_id=device_id,
                         serial=d.serial if d else None, data=data)
+
+
+def record_dict(r: TtsRecord) -> dict[str, Any]:
+    return {"device_id": str(r.device_id), "application_id": r.application_id,
+            "end_device_id": r.end_device_id, "dev_eui": r.dev_eui, "status": r.status,
+            "error": r.last_error, "updated_at": r.updated_at.isoformat()}
+
+
+async def tts_status(uow: UnitOfWork) -> dict[str, Any]:
+    """What `provisiond lorawan status` shows: registered, failed (why), waiting."""
+    async with uow.read():
+        records = await uow.tts.records()
+        pending = await uow.tts.pending.listed()
+    return {"devices": [record_dict(r) for r in sorted(records.values(),
+                                                        key=lambda r: r.end_device_id)],
+            "pending": [{"device_id": str(d), "attempts": a, "error": e,
+                         "next_attempt_at": n.isoformat() if n else None}
+                        for d, a, n, e in pending]}
+
+
+async def tts_registration(uow: UnitOfWork, device_id: uuid.UUID) -> dict[str, Any] | None:
+    """The device's registration in The Things Stack, if provisiond made (or tried) one."""
+    async with uow.read():
+        record = (await uow.tts.records([device_id])).get(device_id)
+    return record_dict(record) if record else None

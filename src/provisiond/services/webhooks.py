@@ -170,7 +170,7 @@ def event_body(event_id: int, event_type: str, at: datetime, actor: str,
 
 async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
     """Queue a delivery per webhook for each event it receives (the dispatcher's consumer)."""
-    hooks = [(w, depth) for w, depth in await uow.webhooks.all_with_depth()]
+    hooks = await uow.webhooks.all_with_depth()
     if not hooks:
         return
     paths = await uow.webhooks.group_paths(

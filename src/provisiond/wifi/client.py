@@ -60,7 +60,9 @@ class ProvisioningClient:
         if self._ble is not None:
             await self._ble.close()
 
-    async def _post(self, endpoint: str, body: bytes) -> bytes:
+    async def _post(self, endpoint: str, body: bytes, refused: WifiError | None = None
+                    ) -> bytes:
+        """The device's answer; ``refused`` is raised for an answer other than 200."""
         if self._ble is not None:
             return await self._ble.post(endpoint, body)
         try:
@@ -76,8 +78,9 @@ class ProvisioningClient:
             name, _, value = cookie.split(";", 1)[0].partition("=")
             self._http.cookies.set(name.strip(), value.strip())
         if response.status_code != 200:
-            raise WifiError(f"the device answered {response.status_code} to {endpoint}",
-                            "the session was closed by the device: run the command again")
+            raise refused or WifiError(
+                f"the device answered {response.status_code} to {endpoint}",
+                "the session was closed by the device: run the command again")
         return bytes(response.content)
 
     async def read_version(self) -> wifi.Version:
@@ -115,18 +118,15 @@ class ProvisioningClient:
 
     async def open_session(self, session: security.ClientSession) -> None:
         request: bytes | None = session.start()
+        refused = WifiError("the device refused the session: a wrong proof of possession "
+                            "(or user name and password)",
+                            "check them on the device's label or QR code")
         try:
             while request is not None:
-                request = session.answer(await self._post(wifi.SESSION, request))
+                request = session.answer(await self._post(wifi.SESSION, request, refused))
         except security.SessionError as err:
             raise WifiError(f"no secure session: {err}",
                             "check the proof of possession or the password") from None
-        except WifiError as err:
-            if err.hint.startswith("the session was closed"):
-                raise WifiError("the device refused the session: a wrong proof of "
-                                "possession (or user name and password)",
-                                "check them on the device's label or QR code") from None
-            raise
         self._session = session
 
     async def _call(self, endpoint: str, body: bytes) -> bytes:
