@@ -19,7 +19,7 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.users import User
 from provisiond.errors import InvalidInput, TooManyRequests, Unauthenticated
 from provisiond.services.hashing import hash_token, verify_password
-from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.store.claims import StoredSession
 from provisiond.store.uow import UnitOfWork
 
@@ -70,6 +70,8 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
             await uow.events.add(NewEvent(EventType.USER_SIGN_IN_FAILED, now, f"web:{address}",
                                           data={"email": email, "reason": "unknown user"}))
             await uow.commit()
+        # what was typed is not logged: it may be a password typed in the wrong field
+        log_refused("sign-in", "unknown e-mail", address=address)
         raise Unauthenticated(SIGN_IN_REFUSED)
     user = record.user
     if not ok or locked:
@@ -87,6 +89,8 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
                     EventType.USER_LOCKED, now, "provisiond", group_id=user.group_id,
                     data={"email": email, "until": lock_until.isoformat()}))
             await uow.commit()
+        log_refused("sign-in", "account locked" if locked else "wrong password",
+                    address=address, user=email)
         raise Unauthenticated(SIGN_IN_REFUSED)
     token = secrets.token_urlsafe(32)
     csrf = new_csrf()

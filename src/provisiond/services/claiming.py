@@ -53,7 +53,7 @@ from provisiond.errors import (
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.hashing import hash_claim_code, hash_token, tokens_equal
 from provisiond.services.ids import new_id
-from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.store.claims import ClaimableDevice
 from provisiond.store.uow import UnitOfWork
 
@@ -131,16 +131,23 @@ async def find_visible_device(uow: UnitOfWork, user: User, serial_text: str) -> 
     return device
 
 
-async def label_target(uow: UnitOfWork, user: User, serial_text: str) -> str:
+async def label_target(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolicy, *,
+                       user: User, serial_text: str, address: str) -> str:
     """Where a label's URL leads this user: ``device`` (they may see it), ``claim`` (they
-    may claim it), else DeviceNotFound."""
+    may claim it), else DeviceNotFound. Any answer but ``device`` tells whether a serial
+    exists unclaimed, so it costs a claim attempt: enumerating serials here is throttled
+    like starting claims."""
     serial = _serial_or_not_found(serial_text)
     async with uow.read():
         device = await uow.claims.device(serial)
     if device is not None and visible(user, device.group_path):
         return "device"
+    _take_token(limiter, [("claim-user", user.id), ("claim-address", address)],
+                policy.claim_rate_per_minute, "claim attempts")
     if device is not None and device.state != DeviceState.CLAIMED and user.role.may_claim:
         return "claim"
+    log_refused("claim", "no such device to claim", user=user.email, address=address,
+                serial=serial)
     raise DeviceNotFound(NOT_FOUND)
 
 
@@ -184,12 +191,13 @@ async def start_claim(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolicy
                                       "ago; try again when their window closes")
         uow.conflicts_as(in_progress)
         device = await uow.claims.device(serial)
-        if device is None:
+        if device is None or (device.state == DeviceState.CLAIMED
+                              and not visible(user, device.group_path)):
+            log_refused("claim", "no such device to claim", user=user.email,
+                        address=address, serial=serial)
             raise DeviceNotFound(NOT_FOUND)
         if device.state == DeviceState.CLAIMED:
-            if visible(user, device.group_path):
-                raise DeviceAlreadyClaimed(f"{serial} is claimed already", serial=serial)
-            raise DeviceNotFound(NOT_FOUND)
+            raise DeviceAlreadyClaimed(f"{serial} is claimed already", serial=serial)
         proof, window = _effective(device, policy)
         if proof is ClaimProof.NONE:
             await _take(uow, device, user=user, target=parsed_target, group=None, name=None,
@@ -358,6 +366,8 @@ async def prove(uow: UnitOfWork, limiter: RateLimiter, hub: ClaimHub, policy: Cl
                 serial=claim.serial, data={"claim": str(claim.id), "proof": claim.proof.value}))
             await uow.commit()
         else:
+            log_refused("claim-proof", "wrong " + claim.proof.value, user=user.email,
+                        serial=claim.serial, claim=claim.id)
             attempts = await uow.claims.count_wrong_proof(claim.id)
             await uow.events.add(NewEvent(
                 EventType.CLAIM_REJECTED, now, _actor(user), device_id=claim.device_id,

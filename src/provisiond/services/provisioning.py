@@ -61,7 +61,7 @@ from provisiond.services.devices import profile_device
 from provisiond.services.hashing import hash_token, new_split_token, tokens_equal
 from provisiond.services.ids import new_id
 from provisiond.services.profiles import check_profile_secret
-from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
 from provisiond.store.devices import ProvisionState
 from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
@@ -173,6 +173,7 @@ def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest,
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
         if wait:
             return _too_many(wait)
+        log_refused("provisioning", "unknown provision key or wrong secret", source=source)
         return _refuse(tb.NOT_FOUND, "Provision data was not found!")
     wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
                limiter.take(("source", profile.id, source), profile.source_rate_per_minute))

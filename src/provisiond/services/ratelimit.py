@@ -8,20 +8,28 @@ With several instances on one database each enforces its share: ``share`` is the
 live instances (kept by a background loop from their heartbeats), and every bucket holds
 ``rate / share`` tokens. Requests spread over the instances then get the configured rate in
 all; requests that all reach one instance get less, never more.
+
+The first refusal of a bucket is logged (logger ``provisiond.security``, with the limit's
+name and key — addresses, ids, never a secret); later ones are not, until the bucket has
+let a request through again: an attacker cannot flood the log through the limiter.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+
+log = logging.getLogger("provisiond.security")
 
 
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
     updated: float
+    logged: bool = False  # this run of refusals has been logged
 
 
 class RateLimiter:
@@ -53,8 +61,13 @@ class RateLimiter:
                 bucket.updated = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
+                bucket.logged = False
                 return 0.0
-            return (1.0 - bucket.tokens) / per_second
+            wait = (1.0 - bucket.tokens) / per_second
+            first, bucket.logged = not bucket.logged, True
+        if first:
+            _log_throttled(key, rate_per_minute, wait)
+        return wait
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets idle long enough to have refilled (they hold no state worth keeping);
@@ -66,3 +79,22 @@ class RateLimiter:
             for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1].updated)[
                     :len(self._buckets) // 2]:
                 del self._buckets[k]
+
+
+def _log_throttled(key: Hashable, rate_per_minute: int, wait: float) -> None:
+    parts = list(key) if isinstance(key, tuple) else [key]
+    limit, subject = str(parts[0]), " ".join(str(p) for p in parts[1:])
+    log.warning("throttled %s %s: over %d a minute; refused until a request is allowed "
+                "again (next in %.0f s)", limit, subject, rate_per_minute, wait,
+                extra={"event": "throttled", "limit": limit, "subject": subject,
+                       "rate_per_minute": rate_per_minute, "retry_after": round(wait, 1)})
+
+
+def log_refused(what: str, reason: str, **subject: object) -> None:
+    """Log one failed guess — a wrong password or claim code, an unknown serial or
+    provisioning key — by its subject (address, user, serial), never by what was guessed.
+    Each is also counted by a limit, whose first refusal is logged as ``throttled``."""
+    described = " ".join(f"{k}={v}" for k, v in subject.items())
+    log.warning("refused %s: %s (%s)", what, reason, described,
+                extra={"event": "refused", "limit": what, "reason": reason,
+                       **{k: str(v) for k, v in subject.items()}})

@@ -37,7 +37,7 @@ from provisiond.errors import (
     TooManyRequests,
 )
 from provisiond.services.devices import add_profile_device, issue_access_token
-from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
@@ -83,6 +83,7 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
         if wait:
             return TooManyRequests(f"too many refused registrations: retry in {wait:.0f} s",
                                    retry_after=max(1, round(wait)))
+        log_refused("registration", message, source=source)
         return RegistrationRefused(message)
 
     try:

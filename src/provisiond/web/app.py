@@ -28,6 +28,7 @@ from provisiond.web.api import (
     webhooks,
 )
 from provisiond.web.deps import Container, ContainerDep
+from provisiond.web.headers import BaselineHeadersMiddleware
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
 
 DESCRIPTION = """The provisiond admin API: devices, groups, users, the model catalogue,
@@ -74,6 +75,7 @@ def build_app(settings: Settings,
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)
     app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)
+    app.add_middleware(BaselineHeadersMiddleware)
     return app
 
 

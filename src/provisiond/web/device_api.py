@@ -34,6 +34,7 @@ from provisiond.services.devices import authenticate_device
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
 from provisiond.web.deps import Container, ContainerDep
+from provisiond.web.headers import BASELINE_HEADERS
 from provisiond.web.problems import problem_response, responses
 
 router = APIRouter(tags=["device API"])
@@ -47,7 +48,9 @@ def _source(request: Request) -> str:
 
 def _json(body: dict[str, object], status: int = 200,
           headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers,
+    # served before the middleware (ProvisiondApp): the baseline headers are set here
+    return Response(orjson.dumps(body), status_code=status,
+                    headers={**BASELINE_HEADERS, **(headers or {})},
                     media_type="application/json")
 
 

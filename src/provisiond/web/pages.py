@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -69,11 +70,13 @@ SECURITY_HEADERS = {
 class PageError(Exception):
     """Render an error page (status, message) instead of the page asked for."""
 
-    def __init__(self, status: int, title: str, message: str) -> None:
+    def __init__(self, status: int, title: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.title = title
         self.message = message
+        self.headers = headers or {}
 
 
 class SignInNeeded(Exception):
@@ -160,7 +163,9 @@ async def _sign_in(_: Request, exc: Exception) -> Response:
 async def _page_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, PageError):
         raise exc
-    return await _error_page(request, exc.status, exc.title, exc.message)
+    response = await _error_page(request, exc.status, exc.title, exc.message)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _error_page(request: Request, status: int, title: str, message: str) -> Response:
@@ -174,6 +179,18 @@ async def _error_page(request: Request, status: int, title: str, message: str) -
             user, csrf = session.user, session.csrf
     return render(request, "error.html", status, user=user, csrf=csrf, title=title,
                   message=message)
+
+
+def _retry_headers(err: Exception) -> dict[str, str]:
+    """A refusal by a rate limit says when to try again, as the API's do."""
+    if not isinstance(err, TooManyRequests):
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(float(err.extra.get("retry_after", 5)))))}
+
+
+def _retry_after(response: Response, err: Exception) -> Response:
+    response.headers.update(_retry_headers(err))
+    return response
 
 
 def not_found() -> PageError:
@@ -217,13 +234,19 @@ async def login(request: Request) -> Response:
     except (Unauthenticated, TooManyRequests, InvalidInput) as err:
         status = 429 if isinstance(err, TooManyRequests) else 401 if isinstance(
             err, Unauthenticated) else 422
-        return render(request, "login.html", status, login_csrf=expected, next=next_path,
-                      email=email, error=err.detail)
+        return _retry_after(render(request, "login.html", status, login_csrf=expected,
+                                   next=next_path, email=email, error=err.detail), err)
     response = _redirect(next_path)
     _set_cookie(request, response, SESSION_COOKIE, signed.token,
                 max_age=int(c.session_policy.lifetime.total_seconds()))
-    response.delete_cookie(LOGIN_COOKIE, path="/")
+    _delete_cookie(request, response, LOGIN_COOKIE)
     return response
+
+
+def _delete_cookie(request: Request, response: Response, name: str) -> None:
+    """Expire a cookie with the flags it was set with."""
+    response.delete_cookie(name, path="/", secure=container_of(request).settings.secure_cookies,
+                           httponly=True, samesite="lax")
 
 
 def _set_cookie(request: Request, response: Response, name: str, value: str,
@@ -239,7 +262,7 @@ async def logout(page: PageDep) -> Response:
     c = page.container
     await accounts.sign_out(c.uow(), token=page.token, now=c.now())
     response = _redirect("/login")
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    _delete_cookie(page.request, response, SESSION_COOKIE)
     return response
 
 
@@ -280,9 +303,9 @@ async def provision(page: PageDep) -> Response:
     except Forbidden as err:
         raise PageError(403, "Not allowed", err.detail) from None
     except (InvalidInput, ClaimInProgress, DeviceAlreadyClaimed, TooManyRequests) as err:
-        return page.render("provision.html", err.status, serial=raw, target=target,
-                           error=err.detail,
-                           problems={p.field: p.message for p in err.problems if p.field})
+        return _retry_after(page.render(
+            "provision.html", err.status, serial=raw, target=target, error=err.detail,
+            problems={p.field: p.message for p in err.problems if p.field}), err)
     if started.claim is None:
         return _redirect(f"/devices/{quote(started.serial)}")
     return _redirect(f"/claims/{started.claim.id}")
@@ -326,7 +349,8 @@ async def claim_proof(page: PageDep, claim_id: str) -> Response:
     except ClaimNotFound:
         raise PageError(404, "Not found", "There is no such claim.") from None
     except (InvalidInput, ClaimClosed, TooManyRequests) as err:
-        return await _claim_page(page, cid, err.status, proof_error=err.detail)
+        return _retry_after(await _claim_page(page, cid, err.status, proof_error=err.detail),
+                            err)
     return _redirect(f"/claims/{cid}")
 
 
@@ -460,9 +484,13 @@ async def label(page: PageDep, serial: str) -> Response:
     serial filled in; starting the claim is a POST) for one who may claim it."""
     c = page.container
     try:
-        where = await claiming.label_target(c.uow(), page.user, serial)
+        where = await claiming.label_target(c.uow(), c.limiter, c.claim_policy,
+                                            user=page.user, serial_text=serial,
+                                            address=_address(page.request))
     except DeviceNotFound:
         raise not_found() from None
+    except TooManyRequests as err:
+        raise PageError(429, "Slow down", err.detail, headers=_retry_headers(err)) from None
     if where == "device":
         return _redirect(f"/devices/{quote(serial)}")
     return page.render("provision.html", serial=serial, target="me", from_label=True)

@@ -7,6 +7,7 @@ unexpected exceptions are translated into the same shape. Expected outcomes are 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import orjson
@@ -22,18 +23,20 @@ from provisiond.errors import (
     Problem,
     ProvisiondError,
     RouteNotFound,
+    TooManyRequests,
     Unauthenticated,
     Unavailable,
 )
+from provisiond.web.headers import BASELINE_HEADERS
 
 log = logging.getLogger("provisiond.http")
 PROBLEM_JSON = "application/problem+json"
 
 
 def problem_response(err: ProvisiondError, request: Request) -> Response:
-    headers: dict[str, str] = {}
-    if isinstance(err, Unavailable):
-        headers["Retry-After"] = str(err.extra.get("retry_after", 5))
+    headers = dict(BASELINE_HEADERS)  # the hot path answers before the middleware
+    if isinstance(err, Unavailable | TooManyRequests):
+        headers["Retry-After"] = str(max(1, math.ceil(float(err.extra.get("retry_after", 5)))))
     if isinstance(err, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="provisiond"'
     if isinstance(err, MethodNotAllowed) and "allow" in err.extra:

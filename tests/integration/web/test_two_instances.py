@@ -6,54 +6,33 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import queue
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from provisiond.settings import load_settings
-from tests.integration.web.conftest import Server, free_port, make_token
+from tests.integration.web.conftest import Server, make_token
 from tests.integration.web.test_pages import PASSWORD, Browser, read_events
+from tests.support.processes import Instance
 
 pytestmark = pytest.mark.postgres
-
-
-def serve(database: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": database, "PROVISIOND_MQTT_ENABLED": "false",
-           "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000", "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000"}
-    proc = subprocess.Popen([sys.executable, "-m", "provisiond", "serve", "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:  # another process is starting: nothing to wait on but its port
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("provisiond serve did not start")
-        time.sleep(0.1)
 
 
 @pytest.fixture
 def instances(postgres_url: str) -> Iterator[tuple[Server, Server]]:
     settings = load_settings(database_url=postgres_url, log_level="warning")
     token = make_token(settings)
-    started = [serve(postgres_url) for _ in range(2)]
+    env = {"PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000",
+           "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000", "PROVISIOND_LOG_LEVEL": "warning"}
+    started = [Instance(postgres_url, env=env) for _ in range(2)]
     try:
-        yield tuple(Server(url, token, settings) for _, url in started)  # type: ignore[misc]
+        yield tuple(Server(i.url, token, settings) for i in started)  # type: ignore[misc]
     finally:
-        for proc, _ in started:
-            proc.terminate()
-            proc.wait(30)
+        for instance in started:
+            instance.stop()
 
 
 def test_a_claim_started_on_one_instance_is_proven_through_the_other(
