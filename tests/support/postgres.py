@@ -46,43 +46,65 @@ def _pg_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+class Cluster:
+    """A PostgreSQL cluster of our own (initdb) on a free port: tests may stop and start it."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.tmp = Path(tempfile.mkdtemp(prefix="provisiond-pg-"))
+        self.data = self.tmp / "data"
+        self.port = _free_port()
+        self.log = self.tmp / "server.log"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root: run it as the postgres user
+            shutil.chown(self.tmp, user="postgres")
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        subprocess.run([*self.prefix, str(bindir / "initdb"), "-D", str(self.data),
+                        "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
+                       check=True, capture_output=True)
+        self.server: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.server = subprocess.Popen(
+            [*self.prefix, str(self.bindir / "postgres"), "-D", str(self.data),
+             "-p", str(self.port), "-k", str(self.tmp), "-c", "listen_addresses=127.0.0.1",
+             "-c", "fsync=off", "-c", "max_connections=200"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        )
+        deadline = time.monotonic() + 30
+        while not _reachable(self.url):
+            if self.server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("throwaway PostgreSQL did not start:\n"
+                                   + self.log.read_text(errors="replace"))
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT): clients are disconnected at once."""
+        if self.server is not None and self.server.poll() is None:
+            subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "stop", "-D",
+                            str(self.data), "-m", "fast", "-w"], check=True,
+                           capture_output=True)
+            self.server.wait(timeout=30)
+        self.server = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[str | None]:
+def throwaway_cluster() -> Iterator[Cluster | None]:
     bindir = _pg_bin()
     if bindir is None:
         yield None
         return
-    tmp = Path(tempfile.mkdtemp(prefix="provisiond-pg-"))
-    data = tmp / "data"
-    port = _free_port()
-    as_root = os.geteuid() == 0
-    prefix: list[str] = []
-    if as_root:  # initdb refuses to run as root: run the cluster as the postgres user
-        shutil.chown(tmp, user="postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    log = tmp / "server.log"
-    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "--no-sync", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    server = subprocess.Popen(
-        [*prefix, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
-         "-k", str(tmp), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-         "-c", "max_connections=200"],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
-    )
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    cluster = Cluster(bindir)
     try:
-        deadline = time.monotonic() + 30
-        while not _reachable(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("throwaway PostgreSQL did not start:\n"
-                                   + log.read_text(errors="replace"))
-            time.sleep(0.2)
-        yield url
+        cluster.start()
+        yield cluster
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        cluster.remove()
 
 
 @contextlib.contextmanager
@@ -95,7 +117,7 @@ def postgres_server() -> Iterator[str | None]:
         yield DEFAULT_URL
         return
     with throwaway_cluster() as started:
-        yield started
+        yield started.url if started else None
 
 
 def with_database(server_url: str, name: str) -> str:

@@ -106,8 +106,13 @@ def translate(err: DBAPIError) -> Unavailable | None:
 
 def unavailable(message: str) -> Unavailable:
     """The Unavailable for a driver's operational failure (its message)."""
-    if "locked" in message.lower() or "busy" in message.lower():
+    lowered = message.lower()
+    if "locked" in lowered or "busy" in lowered:
         return Unavailable("the database is busy; try again", retry_after=1)
+    if "disk is full" in lowered or "no space left" in lowered:
+        # SQLite's SQLITE_FULL, PostgreSQL's "could not extend file … No space left"
+        return Unavailable("the database's disk is full: nothing was written. Free space "
+                           "on it, then try again", retry_after=30)
     return Unavailable(f"the database is unavailable: {message.strip()}", retry_after=5)
 
 
