@@ -4,6 +4,8 @@ malformed input refused with the reason to close with."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from provisiond.protocols import mqtt
 
@@ -84,3 +86,25 @@ def test_server_packets_for_each_level() -> None:
     assert mqtt.encode_publish(5, "t", b"p", 1, 3) == b"\x32\x07\x00\x01t\x00\x03\x00p"
     assert mqtt.encode_disconnect(4, mqtt.NOT_AUTHORIZED) is None
     assert mqtt.encode_disconnect(5, mqtt.NOT_AUTHORIZED) == b"\xe0\x02\x87\x00"
+
+
+@given(data=st.binary(max_size=2_000), sizes=st.lists(st.integers(1, 64), min_size=1))
+def test_any_bytes_in_any_pieces_are_packets_or_a_protocol_error(data: bytes,
+                                                                 sizes: list[int]) -> None:
+    """The codec is total: whatever arrives, split however, it yields packets, waits for
+    more, or raises ProtocolError (with a reason code to close with) — nothing else."""
+    reader = mqtt.PacketReader(max_packet=1_024)
+    at, i = 0, 0
+    try:
+        while at < len(data):
+            piece = data[at:at + sizes[i % len(sizes)]]
+            at, i = at + len(piece), i + 1
+            for packet in reader.feed(piece):
+                assert isinstance(packet, (mqtt.Connect, mqtt.Subscribe, mqtt.Unsubscribe,
+                                           mqtt.Publish, mqtt.PubAck, mqtt.PingReq,
+                                           mqtt.Disconnect))
+    except mqtt.ProtocolError as err:
+        reason = err.reason
+    else:
+        return
+    assert 0x80 <= reason <= 0xA2

@@ -128,7 +128,42 @@ def users_list(
     if json:
         output.print_json([output.user_dict(u) for u in rows])
         return
-    output.table(["email", "role", "group"], [(u.email, u.role, u.group_path) for u in rows])
+    output.table(["email", "role", "group", "status"],
+                 [(u.email, u.role, u.group_path, "disabled" if u.disabled else "active")
+                  for u in rows])
+
+
+@users.command("disable")
+def users_disable(
+    email: Annotated[str, typer.Argument()],
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Disable a user: sign-in refused, every session ended at once. Their claims and
+    devices stay in the audit log and stay theirs until released."""
+    common = Common(database, config, json, debug)
+    user, ended = run(common, lambda c: directory.set_user_disabled(
+        c.uow(), email=email, disabled=True, actor=actor(), now=c.now()))
+    if json:
+        output.print_json({**output.user_dict(user), "sessions_ended": ended})
+    else:
+        output.success(f"disabled {user.email} ({ended} session(s) ended)")
+
+
+@users.command("enable")
+def users_enable(
+    email: Annotated[str, typer.Argument()],
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Let a disabled user sign in again."""
+    common = Common(database, config, json, debug)
+    user, _ = run(common, lambda c: directory.set_user_disabled(
+        c.uow(), email=email, disabled=False, actor=actor(), now=c.now()))
+    if json:
+        output.print_json(output.user_dict(user))
+    else:
+        output.success(f"enabled {user.email}")
 
 
 # ----------------------------------------------------------------------------- models

@@ -84,7 +84,8 @@ def group_dict(g: Group, devices: int | None = None) -> dict[str, Any]:
 
 def user_dict(u: User) -> dict[str, Any]:
     return {"id": str(u.id), "email": u.email, "role": u.role.value, "group": u.group_path,
-            "created_at": u.created_at.isoformat()}
+            "created_at": u.created_at.isoformat(),
+            "disabled_at": u.disabled_at.isoformat() if u.disabled_at else None}
 
 
 def model_dict(m: DeviceModel) -> dict[str, Any]:

@@ -43,6 +43,8 @@ class EventType(StrEnum):
     USER_SIGNED_OUT = "user.signed-out"
     USER_SIGN_IN_FAILED = "user.sign-in-failed"
     USER_LOCKED = "user.locked"
+    USER_DISABLED = "user.disabled"
+    USER_ENABLED = "user.enabled"
     LORAWAN_REGISTERED = "lorawan.registered"  # in The Things Stack
     LORAWAN_REMOVED = "lorawan.removed"
     LORAWAN_FAILED = "lorawan.failed"

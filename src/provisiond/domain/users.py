@@ -32,6 +32,11 @@ class User:
     group_id: uuid.UUID
     group_path: str
     created_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
 
 def parse_email(text: str, *, field: str = "email") -> str:

@@ -74,6 +74,14 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
         log_refused("sign-in", "unknown e-mail", address=address)
         raise Unauthenticated(SIGN_IN_REFUSED)
     user = record.user
+    if ok and user.disabled:
+        async with uow:
+            await uow.events.add(NewEvent(
+                EventType.USER_SIGN_IN_FAILED, now, f"web:{address}", group_id=user.group_id,
+                data={"email": email, "reason": "disabled"}))
+            await uow.commit()
+        log_refused("sign-in", "account disabled", address=address, user=email)
+        raise Unauthenticated(SIGN_IN_REFUSED)  # the same answer: nothing to probe
     if not ok or locked:
         async with uow:
             lock_until = None
@@ -116,7 +124,8 @@ async def session_for(uow: UnitOfWork, policy: SessionPolicy, *, token: str,
         session = await uow.sessions.find(session_id)
     if session is None:
         return None
-    if session.expires_at <= now or now - session.last_seen_at > policy.idle:
+    if (session.expires_at <= now or now - session.last_seen_at > policy.idle
+            or session.user.disabled):
         async with uow:
             await uow.sessions.delete(session_id)
             await uow.commit()

@@ -564,7 +564,7 @@ async def associate(uow: UnitOfWork, *, device: Device, user_id: str, secret_key
         raise refused from None
     async with uow:
         user = await uow.users.find_by_id(owner_id)
-        if user is None or not await uow.associations.take(
+        if user is None or user.disabled or not await uow.associations.take(
                 owner_id, hash_token(secret_key), device.id, now):
             raise refused
         claimable = await uow.claims.device(device.serial)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime
 
 from provisiond.domain.catalog import DeviceModel, parse_model_description, parse_model_name
@@ -21,6 +22,7 @@ from provisiond.errors import (
     TokenNotFound,
     Unauthenticated,
     UserExists,
+    UserNotFound,
 )
 from provisiond.services.hashing import hash_password, hash_token, new_token
 from provisiond.store.uow import UnitOfWork
@@ -119,6 +121,28 @@ async def create_user(uow: UnitOfWork, *, email: str, password: str, role: str, 
                                       data={"email": email, "role": parsed_role.value}))
         await uow.commit()
     return user
+
+
+async def set_user_disabled(uow: UnitOfWork, *, email: str, disabled: bool, actor: str,
+                            now: datetime) -> tuple[User, int]:
+    """Disable a user (sign-in refused, every session ended at once) or enable them again;
+    the user and how many sessions were ended. Idempotent: disabling a disabled user changes
+    nothing and records nothing."""
+    email = parse_email(email)
+    async with uow:
+        user = await uow.users.find_by_email(email)
+        if user is None:
+            raise UserNotFound(f"no user {email!r}", email=email)
+        if user.disabled == disabled:
+            return user, 0
+        await uow.users.set_disabled(user.id, now if disabled else None)
+        ended = await uow.sessions.delete_for_user(user.id) if disabled else 0
+        await uow.events.add(NewEvent(
+            EventType.USER_DISABLED if disabled else EventType.USER_ENABLED, now, actor,
+            group_id=user.group_id, data={"email": email, **(
+                {"sessions_ended": ended} if disabled else {})}))
+        await uow.commit()
+    return replace(user, disabled_at=now if disabled else None), ended
 
 
 async def list_users(uow: UnitOfWork, *, under: str | None = None) -> list[User]:

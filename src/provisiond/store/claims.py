@@ -231,6 +231,11 @@ class SessionRepository:
     async def delete(self, session_id: str) -> None:
         await self._conn.execute(delete(web_sessions).where(web_sessions.c.id == session_id))
 
+    async def delete_for_user(self, user_id: uuid.UUID) -> int:
+        result = await self._conn.execute(delete(web_sessions)
+                                          .where(web_sessions.c.user_id == user_id))
+        return int(result.rowcount or 0)
+
     async def purge_expired(self, now: datetime) -> None:
         await self._conn.execute(delete(web_sessions).where(web_sessions.c.expires_at <= now))
 

@@ -108,7 +108,8 @@ def user_query() -> Any:
 
 
 def user_from_row(row: Any) -> User:
-    return User(row.id, row.email, Role(row.role), row.group_id, row.group_path, row.created_at)
+    return User(row.id, row.email, Role(row.role), row.group_id, row.group_path, row.created_at,
+                row.disabled_at)
 
 
 class UserRepository:
@@ -142,6 +143,10 @@ class UserRepository:
                 group_id=user.group_id, created_at=user.created_at,
             )
         )
+
+    async def set_disabled(self, user_id: uuid.UUID, at: datetime | None) -> None:
+        await self._conn.execute(update(users).where(users.c.id == user_id)
+                                 .values(disabled_at=at))
 
     async def list(self, under: str | None = None) -> list[User]:
         query = user_query().order_by(users.c.email)

@@ -58,6 +58,8 @@ users = Table(
     # Sign-in lock-out: failures since the last success, and until when sign-in is refused.
     Column("failed_logins", Integer, nullable=False, server_default=text("0")),
     Column("locked_until", UtcDateTime, nullable=True),
+    # Disabled by an operator: sign-in refused, sessions ended (until enabled again).
+    Column("disabled_at", UtcDateTime, nullable=True),
     CheckConstraint("role IN ('admin', 'installer', 'viewer')", name="role"),
     Index(None, "group_id"),
 )

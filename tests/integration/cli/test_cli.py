@@ -223,6 +223,17 @@ def test_groups_users_models_tokens(cli: Cli) -> None:
     users = cli.json("users", "list")
     assert isinstance(users, list)
     assert [u["email"] for u in users] == ["tech@example.com"]
+    assert users[0]["disabled_at"] is None
+    disabled = cli.json("users", "disable", "Tech@Example.com")
+    assert isinstance(disabled, dict)
+    assert disabled["disabled_at"] is not None
+    assert disabled["sessions_ended"] == 0
+    assert "disabled" in cli("users", "list").stdout
+    enabled = cli.json("users", "enable", "tech@example.com")
+    assert isinstance(enabled, dict)
+    assert enabled["disabled_at"] is None
+    missing = cli("users", "disable", "nobody@example.com", code=4)
+    assert missing.stderr == "error[user-not-found]: no user 'nobody@example.com'\n"
 
     cli("models", "add", "KG-450")
     assert cli("models", "add", "kg-450", code=5).stderr.startswith("error[model-exists]")

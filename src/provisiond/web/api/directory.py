@@ -14,6 +14,7 @@ from provisiond.errors import (
     TokenExists,
     TokenNotFound,
     UserExists,
+    UserNotFound,
 )
 from provisiond.services import directory
 from provisiond.web.api.schemas import (
@@ -26,6 +27,7 @@ from provisiond.web.api.schemas import (
     TokenCreated,
     TokenRead,
     UserCreate,
+    UserDisabled,
     UserRead,
 )
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
@@ -71,6 +73,26 @@ async def create_user(body: UserCreate, c: ContainerDep, op: OperatorDep) -> Use
     user = await directory.create_user(c.uow(), email=body.email, password=body.password,
                                        role=body.role, group=body.group, actor=actor(op),
                                        now=c.now())
+    return UserRead.of(user)
+
+
+@router.post("/users/{email}/disable", response_model=UserDisabled, tags=["users"],
+             responses=responses(UserNotFound))
+async def disable_user(email: str, c: ContainerDep, op: OperatorDep) -> UserDisabled:
+    """Disable a user: sign-in is refused and every session of theirs ends at once (a person
+    who left, a rogue installer). What they did stays in the audit log; their devices stay
+    theirs until released."""
+    user, ended = await directory.set_user_disabled(c.uow(), email=email, disabled=True,
+                                                    actor=actor(op), now=c.now())
+    return UserDisabled(**UserRead.of(user).model_dump(), sessions_ended=ended)
+
+
+@router.post("/users/{email}/enable", response_model=UserRead, tags=["users"],
+             responses=responses(UserNotFound))
+async def enable_user(email: str, c: ContainerDep, op: OperatorDep) -> UserRead:
+    """Let a disabled user sign in again."""
+    user, _ = await directory.set_user_disabled(c.uow(), email=email, disabled=False,
+                                                actor=actor(op), now=c.now())
     return UserRead.of(user)
 
 

@@ -63,11 +63,17 @@ class UserRead(BaseModel):
     role: str
     group: str
     created_at: datetime
+    disabled_at: datetime | None = Field(
+        None, description="when an operator disabled the user (sign-in refused); null: active")
 
     @classmethod
     def of(cls, u: User) -> UserRead:
         return cls(id=u.id, email=u.email, role=u.role.value, group=u.group_path,
-                   created_at=u.created_at)
+                   created_at=u.created_at, disabled_at=u.disabled_at)
+
+
+class UserDisabled(UserRead):
+    sessions_ended: int = Field(description="sessions ended by this request")
 
 
 class ModelCreate(Body):
