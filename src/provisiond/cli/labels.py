@@ -48,11 +48,19 @@ def labels(
         "--serial", help="One device (for an SVG or PNG label).")] = None,
     fmt: Annotated[str, typer.Option(
         "--format", help="What the QR carries: url (the device's provisiond URL), serial, "
-                         "lorawan (TR005; the serial is the DevEUI).")] = "url",
+                         "lorawan (TR005; the serial is the DevEUI), esp (ESP provisioning "
+                         "QR) or matter (Matter setup payload); esp and matter need "
+                         "--secrets.")] = "url",
     sheet: Annotated[str, typer.Option(
         "--sheet", help="a4-3x8, letter-3x10 or single-62mm.")] = "a4-3x8",
     codes: Annotated[Path | None, typer.Option(
         "--codes", help="An import's credentials file: print each device's claim code.",
+        exists=True, dir_okay=False)] = None,
+    secrets: Annotated[Path | None, typer.Option(
+        "--secrets", help="esp, matter: the manufacturing file (CSV) with each device's "
+                          "secret, which provisiond does not store. esp: serial, pop "
+                          "[, name, transport, username]; matter: serial, passcode, discriminator, "
+                          "vendor_id, product_id [, flow, discovery].",
         exists=True, dir_okay=False)] = None,
     join_eui: Annotated[str, typer.Option("--join-eui", help="lorawan: the JoinEUI.")
                         ] = "0000000000000000",
@@ -67,13 +75,15 @@ def labels(
     try:
         tags = parse_tag_options(tag)
         claim_codes = service.read_claim_codes(codes) if codes else None
+        device_codes = (service.read_device_secrets(secrets, fmt.strip().lower())
+                        if secrets else None)
         settings = common.settings()
     except InvalidInput as err:
         fail(common, err)
     options = service.LabelOptions(
         sheet=sheet, code_format=fmt.strip().lower(),
         public_url=(base_url or settings.effective_public_url), join_eui=join_eui,
-        claim_codes=claim_codes)
+        claim_codes=claim_codes, device_codes=device_codes)
     suffix = out.suffix.lower()
     if suffix in (".svg", ".png"):
         if serial is None:

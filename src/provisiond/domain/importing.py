@@ -67,6 +67,11 @@ class Columns:
         return None
 
 
+# Columns of a manufacturing file that hold secrets (an ESP proof of possession, a Matter
+# setup passcode): never made tags.
+SECRET_COLUMNS = frozenset({"pop", "passcode"})
+
+
 def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list[Problem]]:
     """Classify the header's columns; report missing ``serial``, duplicates and bad names."""
     fields: dict[str, str] = {}
@@ -88,6 +93,12 @@ def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list
         seen.add(key)
         if key in FIELD_COLUMNS:
             fields[raw] = key
+            continue
+        if key in SECRET_COLUMNS:
+            problems.append(Problem(
+                f"column {name!r} holds a device secret, and tags are stored and shown in "
+                "clear: leave it out of the import and keep the file for `provisiond labels "
+                "--secrets`", line=line))
             continue
         problem = tag_key_problem(name)
         if problem:

@@ -20,9 +20,20 @@ from typing import Any, BinaryIO
 import segno
 
 from provisiond.domain.device import Device
+from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput, Problem
 from provisiond.protocols import qr
-from provisiond.protocols.codes import Code, DeviceUrl, LoRaWanCode, PayloadError, SerialCode
+from provisiond.protocols.codes import (
+    Code,
+    DeviceUrl,
+    EspProvCode,
+    LoRaWanCode,
+    MatterQr,
+    PayloadError,
+    SerialCode,
+)
+from provisiond.protocols.codes.matter import DISCOVERY as MATTER_DISCOVERY
+from provisiond.protocols.codes.matter import FLOWS as MATTER_FLOWS
 from provisiond.protocols.pdf import MM, Page, StreamingPdf
 from provisiond.services.devices import list_devices
 from provisiond.store.uow import UnitOfWork
@@ -59,7 +70,17 @@ SHEETS = {
     "single-62mm": Sheet("single-62mm", 62 * MM, 29 * MM, 1, 1, 62 * MM, 29 * MM, 0, 0,
                          outline=False),
 }
-LABEL_FORMATS = ("url", "serial", "lorawan")
+LABEL_FORMATS = ("url", "serial", "lorawan", "esp", "matter")
+# Formats whose code carries a device secret provisiond does not store: the proof of
+# possession (ESP), the setup passcode (Matter). They come from the manufacturing file.
+SECRET_FORMATS = ("esp", "matter")
+SECRETS_COLUMNS = {
+    "esp": ("serial, pop (required); name (default PROV_ and the serial's last 6), "
+            "transport (softap or ble), username (security 2)"),
+    "matter": ("serial, passcode, discriminator, vendor_id, product_id (required); flow "
+               "(standard, user-intent, custom), discovery (ble, soft-ap, on-network, "
+               "joined with +)"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +90,7 @@ class LabelOptions:
     public_url: str = "http://127.0.0.1:8000"
     join_eui: str = "0000000000000000"
     claim_codes: dict[str, str] | None = None  # serial -> claim code (from an import's file)
+    device_codes: dict[str, Code] | None = None  # serial -> ESP or Matter code (--secrets)
 
 
 def check_options(options: LabelOptions) -> Sheet:
@@ -77,10 +99,15 @@ def check_options(options: LabelOptions) -> Sheet:
         problems.append(Problem(f"{options.sheet!r} is not a sheet; use one of "
                                 f"{', '.join(SHEETS)}", field="--sheet"))
     if options.code_format not in LABEL_FORMATS:
-        reason = (" (ESP and Matter labels need each device's secret, which provisiond does "
-                  "not hold yet)" if options.code_format in ("esp", "matter") else "")
         problems.append(Problem(f"{options.code_format!r} cannot be printed; use one of "
-                                f"{', '.join(LABEL_FORMATS)}{reason}", field="--format"))
+                                f"{', '.join(LABEL_FORMATS)}", field="--format"))
+    elif options.code_format in SECRET_FORMATS and options.device_codes is None:
+        what = ("proof of possession" if options.code_format == "esp"
+                else "setup passcode")
+        problems.append(Problem(
+            f"{options.code_format} labels carry each device's {what}, a secret provisiond "
+            f"does not store: give --secrets FILE, the manufacturing file with "
+            f"{SECRETS_COLUMNS[options.code_format]}", field="--secrets"))
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
     return SHEETS[options.sheet]
@@ -100,8 +127,100 @@ def read_claim_codes(path: Path) -> dict[str, str]:
     return codes
 
 
+def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
+    """The ESP or Matter code of each device in a manufacturing file (CSV with a header),
+    checked whole: every problem is listed with its line, and nothing is printed if any."""
+    if code_format not in SECRET_FORMATS:
+        problem = Problem(f"--secrets is for esp and matter labels, not {code_format}",
+                          field="--secrets")
+        raise InvalidInput(str(problem), problems=[problem])
+    codes: dict[str, Code] = {}
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            header = [h.strip().lower() for h in next(reader, [])]
+            needed = (("serial", "pop") if code_format == "esp" else
+                      ("serial", "passcode", "discriminator", "vendor_id", "product_id"))
+            missing = [c for c in needed if c not in header]
+            if missing:
+                problem = Problem(f"{path}: no column {', '.join(missing)} (a {code_format} "
+                                  f"file has {SECRETS_COLUMNS[code_format]})", line=1,
+                                  field="--secrets")
+                raise InvalidInput(str(problem), problems=[problem])
+            for line, values in enumerate(reader, start=2):
+                if not any(v.strip() for v in values):
+                    continue
+                row = {k: (values[i].strip() if i < len(values) else "")
+                       for i, k in enumerate(header)}
+                try:
+                    serial = parse_serial(row["serial"])
+                    if serial in seen:
+                        raise ValueError(f"{serial} appears twice")
+                    seen.add(serial)
+                    codes[serial] = (_esp_code(serial, row) if code_format == "esp"
+                                     else _matter_code(row))
+                except (InvalidInput, PayloadError, ValueError) as err:
+                    message = err.message if isinstance(err, PayloadError) else str(err)
+                    problems.append(Problem(message, line=line, field="--secrets"))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        problem = Problem(f"cannot read {path}: {err}", field="--secrets")
+        raise InvalidInput(str(problem), problems=[problem]) from None
+    if problems:
+        shown = "; ".join(f"line {p.line}: {p.message}" for p in problems[:20])
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        raise InvalidInput(f"{path}: {shown}{more}", problems=problems)
+    return codes
+
+
+def _esp_code(serial: str, row: dict[str, str]) -> Code:
+    if not row.get("pop"):
+        raise ValueError("pop is empty (the device's proof of possession)")
+    code = EspProvCode(name=row.get("name") or f"PROV_{serial[-6:]}",transport=(row.get("transport") or "softap").lower(),
+                       pop=row["pop"], username=row.get("username", ""))
+    return EspProvCode.parse(code.render())  # the parser's checks (name, transport)
+
+
+def _matter_code(row: dict[str, str]) -> Code:
+    def number(key: str, limit: int) -> int:
+        try:
+            value = int(row.get(key, ""), 0)
+        except ValueError:
+            raise ValueError(f"{key} {row.get(key)!r} is not a number") from None
+        if not 0 <= value <= limit:
+            raise ValueError(f"{key} {value} is out of range (0 to {limit})")
+        return value
+
+    flow_text = (row.get("flow") or "standard").lower()
+    if flow_text not in MATTER_FLOWS:
+        raise ValueError(f"flow {flow_text!r}: one of {', '.join(MATTER_FLOWS)}")
+    discovery = 0
+    for part in (row.get("discovery") or "ble").lower().replace("|", "+").split("+"):
+        bits = {name: bit for bit, name in MATTER_DISCOVERY.items()}
+        if part.strip() not in bits:
+            raise ValueError(f"discovery {part.strip()!r}: one of "
+                             f"{', '.join(bits)} (joined with +)")
+        discovery |= bits[part.strip()]
+    code = MatterQr(vendor_id=number("vendor_id", 0xFFFF),
+                    product_id=number("product_id", 0xFFFF),
+                    discriminator=number("discriminator", 0xFFF),
+                    passcode=number("passcode", 0x7FFFFFF),
+                    flow=MATTER_FLOWS.index(flow_text), discovery=discovery)
+    code.render()  # its checks: a passcode the specification allows
+    return code
+
+
 def device_code(device: Device, options: LabelOptions) -> Code:
     """The code a device's label carries."""
+    if options.code_format in SECRET_FORMATS:
+        found = (options.device_codes or {}).get(device.serial)
+        if found is None:
+            problem = Problem(f"{device.serial} has no row in the --secrets file",
+                              field="--secrets")
+            raise InvalidInput(f"{problem}: print only the devices it lists (--serial-prefix, "
+                               "--tag, --group) or add the device", problems=[problem])
+        return found
     try:
         if options.code_format == "serial":
             return SerialCode(device.serial)
@@ -159,8 +278,22 @@ class QrEncoder:
         return started if isinstance(started, list) else started.result()
 
 
+def label_note(code: Code) -> str:
+    """A line the label prints under the model: a Matter device's manual pairing code (for
+    typing when the QR cannot be scanned), grouped as Matter apps show it."""
+    if isinstance(code, MatterQr):
+        digits = code.manual().render()
+        groups = (4, 3, 4) if len(digits) == 11 else (4, 3, 4, 5, 5)
+        parts, at = [], 0
+        for size in groups:
+            parts.append(digits[at:at + size])
+            at += size
+        return "Setup " + "-".join(parts)
+    return ""
+
+
 def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,
-               matrix: list[bytes], claim_code: str | None) -> None:
+               matrix: list[bytes], claim_code: str | None, note: str = "") -> None:
     col, row = slot % sheet.columns, slot // sheet.columns
     x = sheet.left + col * (sheet.label_width + sheet.gap_x)
     y = sheet.page_height - sheet.top - (row + 1) * sheet.label_height - row * sheet.gap_y
@@ -179,7 +312,7 @@ def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,
     line = y + h - pad - big
     page.text(tx, line, big, device.serial, bold=True)
     small = big * 0.8
-    for text in (device.model or "", f"Claim {claim_code}" if claim_code else ""):
+    for text in (device.model or "", note, f"Claim {claim_code}" if claim_code else ""):
         if text:
             line -= small * 1.5
             page.text(tx, line, small, text[:int(room / (0.5 * small)) or 1])
@@ -225,9 +358,11 @@ class _Sheets:
     def draw(self, devices: list[Device], matrices: list[list[bytes]], options: LabelOptions,
              progress: Callable[[int], None] | None) -> int:
         codes = options.claim_codes or {}
+        device_codes = options.device_codes or {}
         for device, matrix in zip(devices, matrices, strict=True):
+            found = device_codes.get(device.serial)
             draw_label(self.page, self.sheet, self.slot, device, matrix,
-                       codes.get(device.serial))
+                       codes.get(device.serial), label_note(found) if found else "")
             self.slot += 1
             if self.slot == self.sheet.per_page:
                 self.pdf.add_page(self.page)
@@ -258,6 +393,7 @@ async def _device_pages(uow_factory: Callable[[], UnitOfWork], *, group: str | N
 
 def single_label_image(device: Device, options: LabelOptions, path: Path) -> None:
     """One device's QR code as SVG or PNG (by the file name)."""
+    check_options(options)
     text = device_code(device, options).render()
     kind = path.suffix.lower().lstrip(".")
     if kind not in ("svg", "png"):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 
 from tests.integration.web.conftest import Server
-from tests.integration.web.test_provisioning import sql as sql_rows
 from tests.integration.web.test_pages import PASSWORD, Browser
+from tests.integration.web.test_provisioning import sql as sql_rows
 
 
 def test_a_disabled_user_is_signed_out_and_cannot_sign_in(server: Server,
