@@ -60,8 +60,8 @@ def session_ends(server: Server, data: bytes) -> None:
         try:
             s.sendall(data)
             s.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
-            return  # it closed on us mid-send: refused at once
+        except OSError:  # a broken pipe, a reset, not connected any more
+            return  # it closed on us mid-send (or before our shutdown): refused at once
         try:
             while s.recv(65536):
                 pass
