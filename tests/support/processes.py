@@ -52,3 +52,10 @@ class Instance:
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(30)
+
+
+def provisiond(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One CLI command against ``database``, as its own process; its result (not checked)."""
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
+    return subprocess.run([sys.executable, "-m", "provisiond", *args], env=env,
+                          capture_output=True, text=True)

@@ -11,7 +11,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from tests.support.processes import Instance
+from tests.support.processes import provisiond as run_cli
 
 DISK_BYTES = 8 * 1024 * 1024
 
@@ -47,8 +47,7 @@ def fill(disk: Path, leave: int) -> Path:
 
 
 def provisiond(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provisiond", *args,
-                           "--database", f"sqlite:///{db}"], capture_output=True, text=True)
+    return run_cli(f"sqlite:///{db}", *args)
 
 
 def check(db: Path) -> tuple[int, int]:

@@ -5,9 +5,6 @@ when the database returns."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ import pytest
 
 from tests.support.postgres import Cluster, throwaway_cluster
 from tests.support.processes import Instance
+from tests.support.processes import provisiond as run_cli
 
 pytestmark = pytest.mark.postgres
 OUTAGE_SECONDS = 10  # the fault's length, not a wait for something to happen
@@ -32,9 +30,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def provisiond(url: str, *args: str) -> str:
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": url}
-    done = subprocess.run([sys.executable, "-m", "provisiond", *args], env=env,
-                          capture_output=True, text=True)
+    done = run_cli(url, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

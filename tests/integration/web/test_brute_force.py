@@ -7,7 +7,6 @@ quiet until it lets a request through again, so an attacker cannot flood the log
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +16,7 @@ from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 from tests.integration.web.test_pages import Browser, fleet, signed_in
 from tests.integration.web.test_provisioning import URL, make_profile
+from tests.support.logs import Records, captured
 
 __all__ = ["fleet"]  # a fixture these tests use
 
@@ -29,34 +29,10 @@ def server_settings(sqlite_url: str) -> Settings:
                          provision_unknown_source_rate_per_minute=4)
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, event: str, limit: str) -> list[logging.LogRecord]:
-        return [r for r in self.records
-                if getattr(r, "event", None) == event and getattr(r, "limit", None) == limit]
-
-    def text(self) -> str:
-        return "\n".join(r.getMessage() + " " + str(r.__dict__) for r in self.records)
-
-
 @pytest.fixture
 def security_log() -> Iterator[Records]:
-    logger = logging.getLogger("provisiond.security")
-    handler = Records()
-    logger.addHandler(handler)
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    with captured("provisiond.security") as records:
+        yield records
 
 
 def test_password_guessing_locks_the_account_then_throttles_the_address(

@@ -21,6 +21,7 @@ from tests.integration.web.conftest import Server
 from tests.integration.web.test_mqtt import answer_of, connect_packet, read_packets
 from tests.integration.web.test_pages import Browser
 from tests.integration.web.test_provisioning import make_profile
+from tests.support.logs import Records, captured
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
@@ -33,24 +34,10 @@ def server_settings(sqlite_url: str) -> Settings:
                          claim_rate_per_minute=100_000, login_rate_per_minute=100_000)
 
 
-class Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
-def errors() -> Iterator[Errors]:
-    handler = Errors()
-    logger = logging.getLogger("provisiond")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
+def errors() -> Iterator[Records]:
+    with captured("provisiond", logging.ERROR) as records:
+        yield records
 
 
 def session_ends(server: Server, data: bytes) -> None:
@@ -94,14 +81,14 @@ payloads = st.one_of(st.binary(max_size=300),
 
 @FUZZ
 @given(data=st.binary(max_size=600))
-def test_random_bytes(server: Server, errors: Errors, data: bytes) -> None:
+def test_random_bytes(server: Server, errors: Records, data: bytes) -> None:
     session_ends(server, data)
     assert not errors.records
 
 
 @FUZZ
 @given(level=st.sampled_from([4, 5]), payload=payloads, cut=st.integers(min_value=0))
-def test_valid_sessions_cut_anywhere(server: Server, errors: Errors, level: int,
+def test_valid_sessions_cut_anywhere(server: Server, errors: Records, level: int,
                                      payload: bytes, cut: int) -> None:
     stream = valid_session(level, payload)
     session_ends(server, stream[:cut % (len(stream) + 1)])
@@ -111,7 +98,7 @@ def test_valid_sessions_cut_anywhere(server: Server, errors: Errors, level: int,
 @FUZZ
 @given(level=st.sampled_from([4, 5]), bad=invalid_utf8,
        where=st.sampled_from(["client id", "username", "topic", "filter"]))
-def test_invalid_utf8_anywhere(server: Server, errors: Errors, level: int, bad: bytes,
+def test_invalid_utf8_anywhere(server: Server, errors: Records, level: int, bad: bytes,
                                where: str) -> None:
     props = b"\x00" if level == 5 else b""
     client_id = text_field(bad) if where == "client id" else mqtt._text("c")
@@ -131,7 +118,7 @@ def test_invalid_utf8_anywhere(server: Server, errors: Errors, level: int, bad: 
 
 @FUZZ
 @given(level=st.sampled_from([4, 5]), extra=st.integers(min_value=1, max_value=200_000))
-def test_oversize_packets_are_refused(server: Server, errors: Errors, level: int,
+def test_oversize_packets_are_refused(server: Server, errors: Records, level: int,
                                       extra: int) -> None:
     payload = b"x" * (65_536 + extra)
     session_ends(server, valid_session(level, payload))
@@ -140,7 +127,7 @@ def test_oversize_packets_are_refused(server: Server, errors: Errors, level: int
 
 @FUZZ
 @given(level=st.sampled_from([4, 5]), payload=payloads)
-def test_garbage_requests_get_an_answer(server: Server, errors: Errors, level: int,
+def test_garbage_requests_get_an_answer(server: Server, errors: Records, level: int,
                                         payload: bytes) -> None:
     with socket.create_connection(("127.0.0.1", server.mqtt_port), timeout=15) as s:
         s.sendall(valid_session(level, payload))
@@ -153,7 +140,7 @@ def test_garbage_requests_get_an_answer(server: Server, errors: Errors, level: i
 
 
 def test_the_listener_still_provisions_after_the_fuzzing(server: Server, api: httpx.Client,
-                                                         errors: Errors) -> None:
+                                                         errors: Records) -> None:
     for data in (b"\x10\xff\xff\xff\xff", b"\x30\x05\x00\xff", b"\x10\x00" * 50):
         session_ends(server, data)
     key, secret = make_profile(api)
@@ -187,7 +174,7 @@ def claimer(server: Server, api: httpx.Client) -> Browser:
     .flatmap(lambda p: st.text(max_size=80).map(lambda t: p + t)),
     st.binary(max_size=100).map(lambda b: b.decode("latin-1"))))
 def test_whatever_is_scanned_the_claim_page_answers(server: Server, claimer: Browser,
-                                                    errors: Errors, scanned: str) -> None:
+                                                    errors: Records, scanned: str) -> None:
     r = claimer.post("/provision", {"serial": scanned, "target": "me"})
     assert r.status_code in (303, 404, 409, 422), (scanned, r.status_code)
     assert not errors.records

@@ -25,6 +25,7 @@ import pytest
 from tb_device_mqtt import TBDeviceMqttClient
 
 from tests.integration.web.conftest import Server, free_port
+from tests.integration.web.test_integrations_serve import wait_until
 from tests.integration.web.test_pages import Browser
 from tests.support.mosquitto import Broker, Device
 from tests.support.processes import Instance
@@ -44,14 +45,6 @@ def cli(env: dict[str, str], log: Path, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "provisiond", *args], env=env,
                               stdout=subprocess.PIPE, stderr=stderr, check=True)
     return done.stdout.decode()
-
-
-def wait_until(check: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise TimeoutError("the condition did not become true")
-        time.sleep(0.05)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # tb-mqtt-client's paho API
