@@ -13,6 +13,21 @@ import httpx
 from tests.integration.web.conftest import free_port
 
 
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> bool:
+    """Whether the server ``process`` is starting answers ``/readyz`` with 200 in time
+    (False: it exited, or the time ran out)."""
+    deadline = time.monotonic() + timeout
+    while True:  # another process is starting: nothing to wait on but its port
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 class Instance:
     """One running `provisiond serve`: its process, URL and (when asked) its log file."""
 
@@ -32,17 +47,9 @@ class Instance:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:  # another process is starting: nothing to wait on but its port
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"provisiond serve did not start (exit "
-                                   f"{self.process.poll()}); see {self.log or 'stderr'}")
-            time.sleep(0.1)
+        if not wait_ready(self.url, self.process, timeout):
+            raise RuntimeError(f"provisiond serve did not start (exit "
+                               f"{self.process.poll()}); see {self.log or 'stderr'}")
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from tests.integration.web.conftest import free_port
 from tests.support.mosquitto import Broker
+from tests.support.processes import wait_ready
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -56,17 +56,10 @@ def test_the_compose_services_provisiond_runs_and_manages_the_broker(
     proc = subprocess.Popen(provisiond_argv(service["command"]), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        if not wait_ready(f"http://127.0.0.1:{port}", proc):
+            raise AssertionError("the compose command did not come up:\n" +
+                                 (proc.stderr.read().decode() if proc.stderr else ""))
         deadline = time.monotonic() + 60
-        while True:  # another process is starting: nothing to wait on but its port
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the compose command did not come up:\n" +
-                                     (proc.stderr.read().decode() if proc.stderr else ""))
-            time.sleep(0.1)
         while True:  # the start-up reconciliation made provisiond's group on the broker
             if any(g["groupname"] == "provisiond-devices"
                    for g in broker.saved().get("groups", [])):
