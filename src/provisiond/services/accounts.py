@@ -10,7 +10,6 @@ sign-in says the same whatever was wrong, so e-mail addresses cannot be probed.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from datetime import datetime, timedelta
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.users import User
 from provisiond.errors import InvalidInput, TooManyRequests, Unauthenticated
-from provisiond.services.hashing import hash_token, verify_password
+from provisiond.services.hashing import hash_token, verify_password_off_loop
 from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.store.claims import StoredSession
 from provisiond.store.uow import UnitOfWork
@@ -61,8 +60,7 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
         record = await uow.sessions.login_record(email)
     # argon2 takes tens of milliseconds: off the event loop. Unknown users are verified
     # against a dummy hash, so a miss takes as long as a wrong password.
-    ok = await asyncio.to_thread(verify_password, record.password_hash if record else None,
-                                 password)
+    ok = await verify_password_off_loop(record.password_hash if record else None, password)
     locked = record is not None and record.locked_until is not None \
         and record.locked_until > now
     if record is None:

@@ -24,7 +24,7 @@ from provisiond.errors import (
     UserExists,
     UserNotFound,
 )
-from provisiond.services.hashing import hash_password, hash_token, new_token
+from provisiond.services.hashing import hash_password_off_loop, hash_token, new_token
 from provisiond.store.uow import UnitOfWork
 
 # ----------------------------------------------------------------------------- groups
@@ -107,7 +107,7 @@ async def create_user(uow: UnitOfWork, *, email: str, password: str, role: str, 
     parsed_role = parse_role(role)
     check_password(password)
     path = parse_group_path(group)
-    password_hash = hash_password(password)  # slow (argon2): before the transaction opens
+    password_hash = await hash_password_off_loop(password)  # slow: before the transaction
     async with uow:
         uow.conflicts_as(UserExists(f"a user {email!r} already exists", email=email))
         grp = await uow.groups.find_by_path(path)

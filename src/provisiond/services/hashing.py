@@ -7,13 +7,16 @@ costs every request. Passwords (people choose them) are hashed with argon2.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import secrets as _secrets
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -86,6 +89,23 @@ def hash_claim_code(code: str) -> str:
     so a fast hash is enough; salted with a fixed context so the table is not a generic
     SHA-256 lookup."""
     return hashlib.sha256(b"provisiond claim code\0" + code.encode()).hexdigest()
+
+
+# argon2 is meant to be slow (~100 ms of CPU here). Passwords are hashed and verified off the
+# event loop, on at most half the cores: a burst of sign-ins (a shift starting, or someone
+# guessing) queues there instead of starving provisioning and the pages of CPU.
+_ARGON2_THREADS = max(1, (os.cpu_count() or 2) // 2)
+_argon2_pool = ThreadPoolExecutor(max_workers=_ARGON2_THREADS, thread_name_prefix="argon2")
+
+
+async def hash_password_off_loop(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, hash_password,
+                                                            password)
+
+
+async def verify_password_off_loop(password_hash: str | None, password: str) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, verify_password,
+                                                            password_hash, password)
 
 
 def hash_password(password: str) -> str:

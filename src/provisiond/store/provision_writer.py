@@ -28,6 +28,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -47,6 +48,7 @@ from provisiond.store.devices import ProvisionState, provision_state_of
 from provisiond.store.profiles import StoredCa, ca_from_row, profile_from_row
 from provisiond.store.types import sqlite_timestamp, utc_datetime
 
+WARN_EVERY = 30.0  # seconds between warnings while the database refuses writes
 log = logging.getLogger("provisiond.store")
 
 T = TypeVar("T")
@@ -355,6 +357,7 @@ class ProvisionWriter:
         self._conn: Any = None
         self._pipeline: Any = None
         self._closed = False
+        self._warned_at = -WARN_EVERY  # when a failing database was last logged
         self.batches = 0  # transactions committed, and the jobs in them: how well group
         self.jobs = 0  # commit works (tests, and a look from a debugger)
 
@@ -494,10 +497,15 @@ class ProvisionWriter:
         return isinstance(err, self._driver.IntegrityError)
 
     def _translate(self, err: Exception) -> Exception:
-        if isinstance(err, self._driver.OperationalError):
-            return unavailable(str(err))
-        if isinstance(err, OSError):
-            return unavailable(str(err))
+        if isinstance(err, self._driver.OperationalError | OSError):
+            failure = unavailable(str(err))
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY:  # once in a while, not per request
+                self._warned_at = now
+                log.warning("provisioning cannot write: %s (%s); devices are answered 503 "
+                            "until it can", failure.detail, str(err).strip(),
+                            extra={"event": "database-failing"})
+            return failure
         return err
 
     # the connection ----------------------------------------------------------------------

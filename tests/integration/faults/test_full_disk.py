@@ -96,6 +96,11 @@ def test_a_full_disk_is_a_clear_error_and_corrupts_nothing(
                    and a.json()["status"] == "SUCCESS"}
         assert check(db) == (before[0] + len(written), before[1] + len(written))
         assert api.get("/readyz").status_code == 200  # it reads: still ready for that
+        # the operator hears of it once, not once per refused device
+        warnings = [line for line in (tmp_path / "serve.log").read_text().splitlines()
+                    if "provisioning cannot write" in line]
+        assert len(warnings) == 1, warnings
+        assert "disk is full" in warnings[0]
 
         # space again: it works without a restart, and nothing refused was half-made
         filler.unlink()
