@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
 from provisiond.services.accounts import SessionPolicy
@@ -274,6 +274,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     app: FastAPI = build_app(settings, lambda: open_container(settings))
     return app
+
+
+def server_log_config(settings: Settings) -> dict[str, Any]:
+    """The HTTP server's (uvicorn's) logging configuration, in provisiond's log format."""
+    from provisiond.web.observability import server_log_config as config
+
+    return config(settings)
 
 
 def wifi_client(device: str, *, timeout: float, ble_name: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ from provisiond.bootstrap import (
     create_app,
     database_revision,
     downgrade_database,
+    server_log_config,
     upgrade_database,
 )
 from provisiond.cli import output
@@ -40,6 +42,7 @@ from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
 from provisiond.services import demo
+from provisiond.settings import LogFormat
 
 app = typer.Typer(
     name="provisiond",
@@ -101,11 +104,15 @@ def _serve(common: Common, host: str | None, port: int | None, log_level: str | 
              if settings.mqtt_enabled else "")
     extra += (f", CoAP on coap://{settings.host}:{settings.coap_port}"
               if settings.coap_port is not None else "")
-    output.success(f"provisiond {__version__} on http://{settings.host}:{settings.port}{extra} "
-                   f"(database {settings.masked()['database_url']})")
+    banner = (f"provisiond {__version__} on http://{settings.host}:{settings.port}{extra} "
+              f"(database {settings.masked()['database_url']})")
+    if settings.log_format is LogFormat.JSON:  # every line of the log is JSON
+        logging.getLogger("provisiond").info(banner)
+    else:
+        output.success(banner)
     uvicorn.run(application, host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, proxy_headers=True,
-                server_header=False)
+                server_header=False, log_config=server_log_config(settings))
 
 
 @app.command()

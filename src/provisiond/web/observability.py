@@ -60,6 +60,23 @@ def configure_logging(settings: Settings) -> None:
     root.propagate = False
 
 
+def server_log_config(settings: Settings) -> dict[str, Any]:
+    """uvicorn's logging, in provisiond's format: with ``log_format = "json"`` its start,
+    stop and error lines are JSON like every other line."""
+    formatter = ("provisiond.web.observability.JsonFormatter"
+                 if settings.log_format is LogFormat.JSON
+                 else "provisiond.web.observability.TextFormatter")
+    level = settings.log_level.upper()
+    return {
+        "version": 1, "disable_existing_loggers": False,
+        "formatters": {"provisiond": {"()": formatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "provisiond",
+                                "stream": "ext://sys.stderr"}},
+        "loggers": {name: {"handlers": ["stderr"], "level": level, "propagate": False}
+                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+    }
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
