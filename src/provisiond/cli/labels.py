@@ -72,16 +72,16 @@ def labels(
 ) -> None:
     """Print labels: the QR code, the serial, the model and the claim code of each device."""
     common = Common(database, config, json, debug)
+    code_format = fmt.strip().lower()
     try:
         tags = parse_tag_options(tag)
         claim_codes = service.read_claim_codes(codes) if codes else None
-        device_codes = (service.read_device_secrets(secrets, fmt.strip().lower())
-                        if secrets else None)
+        device_codes = service.read_device_secrets(secrets, code_format) if secrets else None
         settings = common.settings()
     except InvalidInput as err:
         fail(common, err)
     options = service.LabelOptions(
-        sheet=sheet, code_format=fmt.strip().lower(),
+        sheet=sheet, code_format=code_format,
         public_url=(base_url or settings.effective_public_url), join_eui=join_eui,
         claim_codes=claim_codes, device_codes=device_codes)
     suffix = out.suffix.lower()

@@ -228,7 +228,7 @@ def emulate(
 
     def started(bound: int) -> None:
         secret = (pop or "") if sec < 2 else password
-        code = EspProvCode(f"PROV_{cfg.node_id[-6:]}", "softap", secret,
+        code = EspProvCode(EspProvCode.default_name(cfg.node_id), "softap", secret,
                            username if sec == 2 else "", "v1", str(sec))
         output.stdout.print(f"emulated ESP32 on http://{host}:{bound} (security {sec})",
                             highlight=False)

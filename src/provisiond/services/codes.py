@@ -78,7 +78,7 @@ def make(fmt: str, serial: str, options: MakeOptions) -> Code:
                                serial_number="" if options.dev_eui is None else device.serial)
             return LoRaWanCode.parse(code.render())
         if fmt == "esp":
-            name = options.esp_name or f"PROV_{device.serial[-6:]}"
+            name = options.esp_name or EspProvCode.default_name(device.serial)
             return EspProvCode.parse(EspProvCode(name=name, transport=options.transport,
                                                  pop=options.pop,
                                                  username=options.username).render())

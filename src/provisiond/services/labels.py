@@ -177,9 +177,13 @@ def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
 def _esp_code(serial: str, row: dict[str, str]) -> Code:
     if not row.get("pop"):
         raise ValueError("pop is empty (the device's proof of possession)")
-    code = EspProvCode(name=row.get("name") or f"PROV_{serial[-6:]}",transport=(row.get("transport") or "softap").lower(),
+    code = EspProvCode(name=row.get("name") or EspProvCode.default_name(serial),
+                       transport=(row.get("transport") or "softap").lower(),
                        pop=row["pop"], username=row.get("username", ""))
     return EspProvCode.parse(code.render())  # the parser's checks (name, transport)
+
+
+_DISCOVERY_BITS = {name: bit for bit, name in MATTER_DISCOVERY.items()}
 
 
 def _matter_code(row: dict[str, str]) -> Code:
@@ -197,11 +201,11 @@ def _matter_code(row: dict[str, str]) -> Code:
         raise ValueError(f"flow {flow_text!r}: one of {', '.join(MATTER_FLOWS)}")
     discovery = 0
     for part in (row.get("discovery") or "ble").lower().replace("|", "+").split("+"):
-        bits = {name: bit for bit, name in MATTER_DISCOVERY.items()}
-        if part.strip() not in bits:
-            raise ValueError(f"discovery {part.strip()!r}: one of "
-                             f"{', '.join(bits)} (joined with +)")
-        discovery |= bits[part.strip()]
+        name = part.strip()
+        if name not in _DISCOVERY_BITS:
+            raise ValueError(f"discovery {name!r}: one of "
+                             f"{', '.join(_DISCOVERY_BITS)} (joined with +)")
+        discovery |= _DISCOVERY_BITS[name]
     code = MatterQr(vendor_id=number("vendor_id", 0xFFFF),
                     product_id=number("product_id", 0xFFFF),
                     discriminator=number("discriminator", 0xFFF),
@@ -281,15 +285,11 @@ class QrEncoder:
 def label_note(code: Code) -> str:
     """A line the label prints under the model: a Matter device's manual pairing code (for
     typing when the QR cannot be scanned), grouped as Matter apps show it."""
-    if isinstance(code, MatterQr):
-        digits = code.manual().render()
-        groups = (4, 3, 4) if len(digits) == 11 else (4, 3, 4, 5, 5)
-        parts, at = [], 0
-        for size in groups:
-            parts.append(digits[at:at + size])
-            at += size
-        return "Setup " + "-".join(parts)
-    return ""
+    if not isinstance(code, MatterQr):
+        return ""
+    d = code.manual().render()  # 11 digits, or 21 with the vendor and product ids
+    ids = f"-{d[11:16]}-{d[16:]}" if len(d) == 21 else ""
+    return f"Setup {d[:4]}-{d[4:7]}-{d[7:11]}{ids}"
 
 
 def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import math
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -45,6 +44,7 @@ from provisiond.services.codes import scanned_serial
 from provisiond.services.devices import list_devices
 from provisiond.store.claims import StoredSession
 from provisiond.web.deps import Container, container_of
+from provisiond.web.problems import retry_after
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).parent
@@ -181,15 +181,9 @@ async def _error_page(request: Request, status: int, title: str, message: str) -
                   message=message)
 
 
-def _retry_headers(err: Exception) -> dict[str, str]:
-    """A refusal by a rate limit says when to try again, as the API's do."""
-    if not isinstance(err, TooManyRequests):
-        return {}
-    return {"Retry-After": str(max(1, math.ceil(float(err.extra.get("retry_after", 5)))))}
-
-
 def _retry_after(response: Response, err: Exception) -> Response:
-    response.headers.update(_retry_headers(err))
+    """A refusal by a rate limit says when to try again, as the API's do."""
+    response.headers.update(retry_after(err))
     return response
 
 
@@ -490,7 +484,7 @@ async def label(page: PageDep, serial: str) -> Response:
     except DeviceNotFound:
         raise not_found() from None
     except TooManyRequests as err:
-        raise PageError(429, "Slow down", err.detail, headers=_retry_headers(err)) from None
+        raise PageError(429, "Slow down", err.detail, headers=retry_after(err)) from None
     if where == "device":
         return _redirect(f"/devices/{quote(serial)}")
     return page.render("provision.html", serial=serial, target="me", from_label=True)

@@ -33,10 +33,17 @@ log = logging.getLogger("provisiond.http")
 PROBLEM_JSON = "application/problem+json"
 
 
+def retry_after(err: Exception) -> dict[str, str]:
+    """``Retry-After`` for a refusal worth retrying (a rate limit, a dependency away), in
+    whole seconds, at least one; nothing for any other error."""
+    if not isinstance(err, Unavailable | TooManyRequests):
+        return {}
+    return {"Retry-After": str(max(1, math.ceil(float(err.extra.get("retry_after", 5)))))}
+
+
 def problem_response(err: ProvisiondError, request: Request) -> Response:
-    headers = dict(BASELINE_HEADERS)  # the hot path answers before the middleware
-    if isinstance(err, Unavailable | TooManyRequests):
-        headers["Retry-After"] = str(max(1, math.ceil(float(err.extra.get("retry_after", 5)))))
+    # the hot path answers before the middleware: the baseline headers are set here
+    headers = {**BASELINE_HEADERS, **retry_after(err)}
     if isinstance(err, Unauthenticated):
         headers["WWW-Authenticate"] = 'Bearer realm="provisiond"'
     if isinstance(err, MethodNotAllowed) and "allow" in err.extra:

@@ -36,6 +36,12 @@ class EspProvCode:
     version: str = "v1"
     security: str = ""
 
+    @staticmethod
+    def default_name(node: str) -> str:
+        """The provisioning name when none is given: ``PROV_`` and the node's last 6
+        characters (ESP-IDF's examples use the MAC address's last 3 bytes)."""
+        return f"PROV_{node[-6:]}"
+
     @classmethod
     def parse(cls, text: str) -> EspProvCode:
         text = text.strip()
