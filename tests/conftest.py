@@ -19,6 +19,7 @@ import pytest
 
 from provisiond.store import migrate
 from tests.support.mosquitto import Broker, available, dynsec_broker
+from tests.support.mosquitto import files_broker as mosquitto_files_broker
 from tests.support.postgres import postgres_server, with_database
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -92,4 +93,16 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
             pytest.fail(message)
         pytest.skip(message)
     with dynsec_broker(tmp_path / "mosquitto") as b:
+        yield b
+
+
+@pytest.fixture
+def files_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto reading a password file and an ACL file (skipped without mosquitto)."""
+    if shutil.which("mosquitto") is None:
+        message = "no mosquitto (apt-get install mosquitto)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    with mosquitto_files_broker(tmp_path / "mosquitto-files") as b:
         yield b

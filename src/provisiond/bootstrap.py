@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
 from provisiond.services.accounts import SessionPolicy
 from provisiond.services.background import Background, Loop
-from provisiond.services.broker import BrokerSync
+from provisiond.services.broker import AccountKeeper, BrokerSync
+from provisiond.services.broker_files import FileBrokerSync
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
@@ -101,7 +102,8 @@ class Container:
 
     @property
     def manages_broker(self) -> bool:
-        return self.settings.broker.kind is BrokerKind.MOSQUITTO_DYNSEC
+        return self.settings.broker.kind in (BrokerKind.MOSQUITTO_DYNSEC,
+                                             BrokerKind.MOSQUITTO_FILES)
 
     @property
     def broker_sealer(self) -> Sealer | None:
@@ -109,15 +111,19 @@ class Container:
         return self.sealer if self.manages_broker else None
 
     @asynccontextmanager
-    async def broker_sync(self) -> AsyncIterator[BrokerSync]:
+    async def broker_sync(self) -> AsyncIterator[AccountKeeper]:
         """The broker reconciler, connected (BrokerNotConfigured without a managed broker)."""
         from provisiond.integrations.mosquitto import DynsecAdmin, tls_context
 
         b = self.settings.broker
+        if b.kind is BrokerKind.MOSQUITTO_FILES:
+            yield self._file_broker_sync()
+            return
         if not self.manages_broker or b.password_url is None:
             raise BrokerNotConfigured(
                 "no broker's accounts are managed: set broker__kind=mosquitto-dynsec and "
-                "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL)")
+                "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL), or "
+                "broker__kind=mosquitto-files and its files")
         tls = (tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
                if b.password_url.startswith("mqtts:") else None)
         admin = DynsecAdmin(b.password_url, timeout=b.timeout_seconds, tls=tls)
@@ -125,6 +131,18 @@ class Container:
             yield BrokerSync(self.uow, admin, self.sealer, b.topic_prefix, self.now)
         finally:
             await admin.close()
+
+    def _file_broker_sync(self) -> FileBrokerSync:
+        from provisiond.integrations.mosquitto_files import MosquittoFiles
+
+        b = self.settings.broker
+        if b.password_file is None or b.acl_file is None:  # the settings refuse it too
+            raise BrokerNotConfigured("broker__kind=mosquitto-files needs "
+                                      "broker__password_file and broker__acl_file")
+        files = MosquittoFiles(b.password_file, b.acl_file, pid_file=b.pid_file,
+                               reload_command=b.reload_command, timeout=b.timeout_seconds)
+        return FileBrokerSync(self.uow, files, self.sealer, b.topic_prefix, self.now,
+                              reload_interval=b.reload_interval_seconds)
 
     @asynccontextmanager
     async def tts_sync(self) -> AsyncIterator[TtsSync]:

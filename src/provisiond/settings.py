@@ -53,6 +53,7 @@ class SqliteSynchronous(StrEnum):
 class BrokerKind(StrEnum):
     NONE = "none"
     MOSQUITTO_DYNSEC = "mosquitto-dynsec"
+    MOSQUITTO_FILES = "mosquitto-files"
     EMQX = "emqx"
 
 
@@ -65,7 +66,9 @@ class BrokerSettings(BaseModel):
     kind: BrokerKind = Field(
         BrokerKind.NONE,
         description="`none`; `mosquitto-dynsec`: provisiond manages device accounts through "
-                    "Mosquitto's dynamic security plugin; `emqx`: EMQX asks provisiond "
+                    "Mosquitto's dynamic security plugin; `mosquitto-files`: provisiond "
+                    "writes device accounts into Mosquitto's password and ACL files and "
+                    "has it reload them; `emqx`: EMQX asks provisiond "
                     "(`/hooks/emqx/authn`, `/hooks/emqx/authz`).")
     url: SecretStr | None = Field(
         None, description="`mqtt://USER:PASSWORD@HOST:PORT` (or `mqtts://`) of the broker's "
@@ -85,6 +88,21 @@ class BrokerSettings(BaseModel):
     sync_interval_seconds: float = Field(
         3600.0, ge=0, description="How often `serve` reconciles the broker with the registry "
                                   "(as `provisiond broker sync` does); 0: never.")
+    password_file: Path | None = Field(
+        None, description="mosquitto-files: Mosquitto's `password_file`; provisiond writes "
+                          "the part after its marker line.")
+    acl_file: Path | None = Field(
+        None, description="mosquitto-files: Mosquitto's `acl_file`; provisiond writes the "
+                          "part after its marker line.")
+    pid_file: Path | None = Field(
+        None, description="mosquitto-files: Mosquitto's `pid_file`; the process provisiond "
+                          "sends SIGHUP to after writing the files.")
+    reload_command: str | None = Field(
+        None, description="mosquitto-files: a command that makes Mosquitto read its files "
+                          "again (e.g. `systemctl reload mosquitto`), instead of pid_file.")
+    reload_interval_seconds: float = Field(
+        1.0, ge=0, le=3600, description="mosquitto-files: the least time between two writes "
+                                        "of the files (and reloads of Mosquitto).")
     hook_secret: SecretStr | None = Field(
         None, description="emqx: the bearer token EMQX sends to the hooks "
                           "(`Authorization: Bearer …`); none: the hooks accept only loopback.")
@@ -309,6 +327,15 @@ class Settings(BaseSettings):
         if self.broker.kind is BrokerKind.MOSQUITTO_DYNSEC and self.broker.url is None:
             raise ValueError("broker__kind=mosquitto-dynsec needs broker__url "
                              "(mqtt://USER:PASSWORD@HOST:PORT)")
+        if self.broker.kind is BrokerKind.MOSQUITTO_FILES:
+            if self.broker.password_file is None or self.broker.acl_file is None:
+                raise ValueError("broker__kind=mosquitto-files needs broker__password_file "
+                                 "and broker__acl_file (the files Mosquitto's password_file "
+                                 "and acl_file name)")
+            if self.broker.pid_file is None and not self.broker.reload_command:
+                raise ValueError("broker__kind=mosquitto-files needs broker__pid_file "
+                                 "(Mosquitto's pid_file) or broker__reload_command, so that "
+                                 "Mosquitto reads the files again")
         if (self.environment is Environment.PRODUCTION
                 and self.sqlite_synchronous is SqliteSynchronous.NORMAL):
             raise ValueError("sqlite_synchronous=NORMAL can lose committed data on power loss; "

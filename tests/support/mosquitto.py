@@ -123,6 +123,19 @@ class Broker:
     log: Path = field(init=False)
     tls_port: int | None = None  # a second listener, with TLS (tls_ca is its CA)
     tls_ca: Path | None = None
+    files: bool = False  # password_file + acl_file instead of the plugin
+
+    @property
+    def password_file(self) -> Path:
+        return self.directory / "passwords"
+
+    @property
+    def acl_file(self) -> Path:
+        return self.directory / "acl"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / "mosquitto.pid"
 
     def __post_init__(self) -> None:
         self.log = self.directory / "mosquitto.log"
@@ -134,10 +147,14 @@ class Broker:
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
-                 f"plugin {plugin_path()}",
-                 f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}",
                  "persistence false", "log_type error", "log_type warning",
                  "log_type notice", "log_type information"]
+        if self.files:
+            lines += [f"password_file {self.password_file}", f"acl_file {self.acl_file}",
+                      f"pid_file {self.pid_file}"]
+        else:
+            lines += [f"plugin {plugin_path()}",
+                      f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}"]
         if self.tls_port is not None:
             ca, cert, key = write_tls_files(self.directory)
             self.tls_ca = ca
@@ -190,6 +207,31 @@ def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
         broker.stop()
 
 
+def password_line(username: str, password: str) -> str:
+    """A line of Mosquitto's password file, as ``mosquitto_passwd`` writes it."""
+    salt = secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
+    return (f"{username}:$7$101${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}")
+
+
+@contextlib.contextmanager
+def files_broker(directory: Path) -> Iterator[Broker]:
+    """A Mosquitto reading a password file and an ACL file, each starting with the
+    operator's own part: an administrative user who may use every topic."""
+    directory.mkdir(parents=True, exist_ok=True)
+    admin, password = "operator-admin", secrets.token_urlsafe(16)
+    broker = Broker(directory, free_port(), admin, password, files=True)
+    broker.password_file.write_text(f"# the operator's accounts\n"
+                                    f"{password_line(admin, password)}\n")
+    broker.acl_file.write_text(f"# the operator's rules\nuser {admin}\ntopic readwrite #\n")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
 # ------------------------------------------------------------------------- device side
 
 
@@ -210,7 +252,14 @@ class Device:
             ("publish", (mid, int(rc.value))))
         self.client.on_message = lambda _c, _u, msg: self.events.put(
             ("message", (msg.topic, msg.payload)))
+        self.client.on_disconnect = lambda _c, _u, _f, rc, _p: self.events.put(
+            ("disconnect", int(rc.value)))
         self.port = port
+
+    @staticmethod
+    def pause(seconds: float) -> None:
+        """Wait between two tries of something the broker does asynchronously."""
+        time.sleep(seconds)
 
     def wait(self, kind: str, timeout: float = 10) -> Any:
         deadline = time.monotonic() + timeout

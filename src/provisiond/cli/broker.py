@@ -11,7 +11,8 @@ from provisiond.cli import output
 from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
 from provisiond.services.broker import broker_status
 
-app = typer.Typer(help="The MQTT broker's device accounts (Mosquitto dynamic security).",
+app = typer.Typer(help="The MQTT broker's device accounts (Mosquitto: its dynamic security "
+                       "plugin, or its password and ACL files).",
                   no_args_is_help=True)
 
 
@@ -25,7 +26,7 @@ def sync(
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Make the broker's accounts and roles match the registry, and say what changed.
+    """Make the broker's accounts (and roles) match the registry, and say what changed.
 
     Safe to run at any time and as often as wanted: a second run changes nothing."""
     common = Common(database, config, json, debug)
@@ -33,22 +34,23 @@ def sync(
     async def work(c: Container) -> dict[str, Any]:
         async with c.broker_sync() as broker:
             report = await broker.reconcile(dry_run=dry_run, passwords=passwords)
-        return report.as_dict()
+        return {"kind": c.settings.broker.kind.value, **report.as_dict()}
 
     report = run(common, work)
     if json:
         output.print_json(report)
     else:
         verb = "would be" if dry_run else "were"
-        output.table(["", "count"], [
-            ("accounts the registry wants", report["accounts"]),
-            (f"accounts that {verb} created", report["created"]),
-            (f"accounts that {verb} updated", report["updated"]),
-            (f"accounts that {verb} removed", report["deleted"]),
-            (f"roles that {verb} created", report["roles_created"]),
-            (f"roles that {verb} corrected", report["roles_fixed"]),
-            (f"roles that {verb} removed", report["roles_deleted"]),
-        ], title="broker sync" + (" (dry run)" if dry_run else ""))
+        rows = [("accounts the registry wants", report["accounts"]),
+                (f"accounts that {verb} created", report["created"]),
+                (f"accounts that {verb} updated", report["updated"]),
+                (f"accounts that {verb} removed", report["deleted"])]
+        if report["kind"] == "mosquitto-dynsec":
+            rows += [(f"roles that {verb} created", report["roles_created"]),
+                     (f"roles that {verb} corrected", report["roles_fixed"]),
+                     (f"roles that {verb} removed", report["roles_deleted"])]
+        output.table(["", "count"], rows,
+                     title="broker sync" + (" (dry run)" if dry_run else ""))
         for error in report["errors"]:
             output.stderr.print(f"broker refused: {error}", markup=False, highlight=False)
     if report["errors"]:

@@ -12,8 +12,11 @@ Two paths bring the broker in line:
 - reconciliation: :meth:`BrokerSync.reconcile` lists the broker's accounts and roles and
   makes them match the registry, reporting what it changed (idempotent).
 
-Every account is in the broker group ``provisiond-devices`` and has one role,
-``provisiond-device-<device id>``, whose ACLs allow the device's topic prefix only.
+:class:`AccountKeeper` holds what both of Mosquitto's ways share; :class:`BrokerSync` is
+the dynamic security plugin's (``broker__kind=mosquitto-dynsec``), where every account is in
+the broker group ``provisiond-devices`` and has one role, ``provisiond-device-<device id>``,
+whose ACLs allow the device's topic prefix only; ``services.broker_files`` writes
+Mosquitto's password and ACL files instead (``mosquitto-files``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -88,23 +92,134 @@ def retry_delay(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(attempts, 20)), RETRY_MAX)
 
 
-class BrokerSync:
-    def __init__(self, uow: Callable[[], UnitOfWork], admin: BrokerAdmin, sealer: Sealer,
-                 prefix_template: str, clock: Callable[[], datetime]) -> None:
+Applied = tuple[list[uuid.UUID], dict[uuid.UUID, str], list[RecordedAccount], list[str]]
+"""What one round of the incremental path did: devices in step, devices that failed (and
+why), accounts made, accounts removed (their digests)."""
+
+
+class AccountKeeper(ABC):
+    """What every way of keeping a broker's accounts shares: the queue of devices to bring
+    in step, provisiond's record of the accounts it made, the registry's wanted accounts."""
+
+    def __init__(self, uow: Callable[[], UnitOfWork], sealer: Sealer, prefix_template: str,
+                 clock: Callable[[], datetime]) -> None:
         self._uow = uow
-        self._admin = admin
         self._sealer = sealer
         self._template = prefix_template
         self._clock = clock
-        self._group_ready = False
         self._busy = asyncio.Lock()  # the incremental path and reconciliation take turns
-
-    # --------------------------------------------------------------------------- helpers
 
     def _account(self, c: SealedCredential) -> BrokerAccount | None:
         return account_for(CredentialType(c.type), device_id=c.device_id,
                            credential_id=c.credential_id, lookup=c.lookup,
                            client_id=c.client_id, secret=self._sealer.unseal(c.secret_sealed))
+
+    def _record(self, a: BrokerAccount) -> RecordedAccount:
+        return RecordedAccount(a.digest, a.device_id, a.credential_id,
+                               self._sealer.seal(a.username))
+
+    def _wanted_by_device(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential]
+                          ) -> dict[uuid.UUID, list[BrokerAccount]]:
+        wanted: dict[uuid.UUID, list[BrokerAccount]] = {d: [] for d in device_ids}
+        for c in sealed:
+            account = self._account(c)
+            if account is not None:
+                wanted[c.device_id].append(account)
+        return wanted
+
+    # ----------------------------------------------------------------------- incremental
+
+    async def apply_pending(self, limit: int = 500) -> int:
+        """Bring the accounts of up to ``limit`` queued devices in step; how many were."""
+        async with self._busy:
+            return await self._apply_pending(limit)
+
+    @abstractmethod
+    async def _prepare(self) -> None:
+        """What must be on the broker before any account (BrokerUnavailable if it cannot)."""
+
+    @abstractmethod
+    async def _apply(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
+                     recorded: list[RecordedAccount]) -> Applied:
+        """Make these devices' accounts on the broker the ones ``sealed`` asks for."""
+
+    async def _apply_pending(self, limit: int) -> int:
+        now = self._clock()
+        async with self._uow().read() as uow:
+            device_ids = await uow.broker.pending.due(now, limit)
+            if not device_ids:
+                return 0
+            sealed = await uow.broker.sealed_credentials(device_ids)
+            recorded = await uow.broker.recorded(device_ids)
+        try:
+            await self._prepare()
+            done, failures, created, removed = await self._apply(device_ids, sealed, recorded)
+        except BrokerUnavailable as err:
+            done, failures, created, removed = [], dict.fromkeys(device_ids, str(err)), [], []
+        async with self._uow() as uow:
+            await uow.broker.record(created, now)
+            await uow.broker.forget(removed)
+            await uow.broker.pending.done(done)
+            if failures:
+                tries = await uow.broker.pending.attempts(list(failures))
+                for device_id, error in failures.items():
+                    await uow.broker.pending.failed(device_id, error,
+                                                    now + retry_delay(tries.get(device_id, 0)))
+            await uow.commit()
+        if failures:
+            log.warning("broker: %d device(s) not in step yet (%s); retrying with backoff",
+                        len(failures), next(iter(failures.values())))
+        return len(done)
+
+    # -------------------------------------------------------------------- reconciliation
+
+    async def reconcile(self, *, dry_run: bool = False, passwords: bool = False) -> SyncReport:
+        """Make the broker's accounts match the registry; what changed.
+
+        ``passwords``: set every account's password again (a broker restored from an old
+        backup may hold outdated ones)."""
+        async with self._busy:
+            return await self._reconcile(dry_run, passwords)
+
+    @abstractmethod
+    async def _reconcile(self, dry_run: bool, passwords: bool) -> SyncReport: ...
+
+    async def _wanted_accounts(self) -> list[BrokerAccount]:
+        out: list[BrokerAccount] = []
+        after: uuid.UUID | None = None
+        while True:
+            async with self._uow().read() as uow:
+                page = await uow.broker.all_sealed_credentials(after, 5000)
+            for c in page:
+                account = self._account(c)
+                if account is not None:
+                    out.append(account)
+            if len(page) < 5000:
+                return out
+            after = page[-1].credential_id
+
+    async def _record_all(self, wanted: list[BrokerAccount]) -> None:
+        """Make provisiond's record of broker accounts the wanted set."""
+        now = self._clock()
+        async with self._uow() as uow:
+            have = {r.digest for r in await uow.broker.recorded()}
+            keep = {a.digest for a in wanted}
+            await uow.broker.forget(sorted(have - keep))
+            await uow.broker.record([self._record(a) for a in wanted if a.digest not in have],
+                                    now)
+            await uow.commit()
+
+
+class BrokerSync(AccountKeeper):
+    """Mosquitto's dynamic security plugin: commands over its control topic."""
+
+    def __init__(self, uow: Callable[[], UnitOfWork], admin: BrokerAdmin, sealer: Sealer,
+                 prefix_template: str, clock: Callable[[], datetime]) -> None:
+        super().__init__(uow, sealer, prefix_template, clock)
+        self._admin = admin
+        self._group_ready = False
+
+    # --------------------------------------------------------------------------- helpers
 
     def _acls(self, device_id: uuid.UUID) -> list[dynsec.Acl]:
         return dynsec.prefix_acls(topic_prefix(self._template, device_id))
@@ -139,50 +254,12 @@ class BrokerSync:
                                     f"{answer.error}")
         self._group_ready = True
 
-    # ----------------------------------------------------------------------- incremental
-
-    async def apply_pending(self, limit: int = 500) -> int:
-        """Bring the accounts of up to ``limit`` queued devices in step; how many were."""
-        async with self._busy:
-            return await self._apply_pending(limit)
-
-    async def _apply_pending(self, limit: int) -> int:
-        now = self._clock()
-        async with self._uow().read() as uow:
-            device_ids = await uow.broker.pending.due(now, limit)
-            if not device_ids:
-                return 0
-            sealed = await uow.broker.sealed_credentials(device_ids)
-            recorded = await uow.broker.recorded(device_ids)
-        try:
-            await self.ensure_group()
-            done, failures, created, removed = await self._apply(device_ids, sealed, recorded)
-        except BrokerUnavailable as err:
-            done, failures, created, removed = [], dict.fromkeys(device_ids, str(err)), [], []
-        async with self._uow() as uow:
-            await uow.broker.record(created, now)
-            await uow.broker.forget(removed)
-            await uow.broker.pending.done(done)
-            if failures:
-                tries = await uow.broker.pending.attempts(list(failures))
-                for device_id, error in failures.items():
-                    await uow.broker.pending.failed(device_id, error,
-                                                    now + retry_delay(tries.get(device_id, 0)))
-            await uow.commit()
-        if failures:
-            log.warning("broker: %d device(s) not in step yet (%s); retrying with backoff",
-                        len(failures), next(iter(failures.values())))
-        return len(done)
+    async def _prepare(self) -> None:
+        await self.ensure_group()
 
     async def _apply(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
-                     recorded: list[RecordedAccount]
-                     ) -> tuple[list[uuid.UUID], dict[uuid.UUID, str], list[RecordedAccount],
-                                list[str]]:
-        wanted: dict[uuid.UUID, list[BrokerAccount]] = {d: [] for d in device_ids}
-        for c in sealed:
-            account = self._account(c)
-            if account is not None:
-                wanted[c.device_id].append(account)
+                     recorded: list[RecordedAccount]) -> Applied:
+        wanted = self._wanted_by_device(device_ids, sealed)
         have: dict[uuid.UUID, list[RecordedAccount]] = {d: [] for d in device_ids}
         for r in recorded:
             have[r.device_id].append(r)
@@ -237,10 +314,6 @@ class BrokerSync:
         done = [d for d in device_ids if d not in failures]
         return done, failures, created, removed
 
-    def _record(self, a: BrokerAccount) -> RecordedAccount:
-        return RecordedAccount(a.digest, a.device_id, a.credential_id,
-                               self._sealer.seal(a.username))
-
     # -------------------------------------------------------------------- reconciliation
 
     async def _list(self, make: Callable[..., dict[str, Any]], key: str
@@ -257,28 +330,6 @@ class BrokerSync:
             total = answer.data.get("totalCount")
             if not page or not isinstance(total, int) or len(items) >= total:
                 return items
-
-    async def _wanted_accounts(self) -> list[BrokerAccount]:
-        out: list[BrokerAccount] = []
-        after: uuid.UUID | None = None
-        while True:
-            async with self._uow().read() as uow:
-                page = await uow.broker.all_sealed_credentials(after, 5000)
-            for c in page:
-                account = self._account(c)
-                if account is not None:
-                    out.append(account)
-            if len(page) < 5000:
-                return out
-            after = page[-1].credential_id
-
-    async def reconcile(self, *, dry_run: bool = False, passwords: bool = False) -> SyncReport:
-        """Make the broker's accounts and roles match the registry; what changed.
-
-        ``passwords``: set every account's password again (a broker restored from an old
-        backup may hold outdated ones; they cannot be read back to compare)."""
-        async with self._busy:
-            return await self._reconcile(dry_run, passwords)
 
     async def _reconcile(self, dry_run: bool, passwords: bool) -> SyncReport:
         report = SyncReport(dry_run=dry_run)
@@ -345,17 +396,6 @@ class BrokerSync:
                 report.errors.append(f"{answer.command}: {answer.error}")
         await self._record_all(wanted)
         return report
-
-    async def _record_all(self, wanted: list[BrokerAccount]) -> None:
-        """Make provisiond's record of broker accounts the wanted set."""
-        now = self._clock()
-        async with self._uow() as uow:
-            have = {r.digest for r in await uow.broker.recorded()}
-            keep = {a.digest for a in wanted}
-            await uow.broker.forget(sorted(have - keep))
-            await uow.broker.record([self._record(a) for a in wanted if a.digest not in have],
-                                    now)
-            await uow.commit()
 
 
 def _acl_set(acls: object) -> set[tuple[str, str, bool]]:

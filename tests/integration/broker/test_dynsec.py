@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,14 +21,13 @@ from provisiond.protocols import dynsec
 from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.outbox import Dispatcher
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.settings import Settings, load_settings
+from tests.support.broker_accounts import REFUSED, connect, make_device, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
 
 T = TypeVar("T")
-REFUSED = {0x86, 0x87}  # bad user name or password, not authorised
 
 
 def settings_for(database_url: str, broker: Broker, **broker_extra: Any) -> Settings:
@@ -38,36 +36,12 @@ def settings_for(database_url: str, broker: Broker, **broker_extra: Any) -> Sett
                                  "timeout_seconds": 5, **broker_extra})
 
 
-
-async def settle(c: Container) -> int:
-    """Run the outbox and the broker's queue until both are empty; devices brought in step."""
-    dispatcher = Dispatcher(c.uow, work=["broker"])
-    while await dispatcher.dispatch():
-        pass
-    done = 0
-    async with c.broker_sync() as sync:
-        while n := await sync.apply_pending():
-            done += n
-    return done
-
-
 async def admin_run(broker: Broker, commands: list[dict[str, Any]]) -> list[dynsec.Response]:
     admin = DynsecAdmin(broker.url, timeout=5)
     try:
         return await admin.execute(commands)
     finally:
         await admin.close()
-
-
-def make_device(c: Container, serial: str) -> Awaitable[Any]:
-    return device_service.create_device(c.uow(), serial=serial, actor="tests", now=c.now(),
-                                        sealer=c.broker_sealer)
-
-
-def connect(broker: Broker, username: str, password: str | None,
-            client_id: str = "") -> tuple[Any, Device]:
-    device = Device(broker.port, username, password, client_id)
-    return device.connect(), device
 
 
 def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,

@@ -76,6 +76,43 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
     managed("devices", "rotate", "NO-SUCH", code=4)
 
 
+def test_broker_sync_and_status_with_mosquittos_files(cli: Cli, files_broker: Broker,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = files_broker
+    monkeypatch.setenv("PROVISIOND_BROKER__KIND", "mosquitto-files")
+    monkeypatch.setenv("PROVISIOND_BROKER__PASSWORD_FILE", str(broker.password_file))
+    monkeypatch.setenv("PROVISIOND_BROKER__ACL_FILE", str(broker.acl_file))
+    monkeypatch.setenv("PROVISIOND_BROKER__PID_FILE", str(broker.pid_file))
+    created = cli.json("devices", "create", "CLI-F1")
+    assert isinstance(created, dict)
+    token = created["credential"]["secret"]
+    dry = cli.json("broker", "sync", "--dry-run")
+    assert isinstance(dry, dict)
+    assert (dry["kind"], dry["dry_run"], dry["created"]) == ("mosquitto-files", True, 1)
+    assert token not in broker.password_file.read_text()
+    table = cli("broker", "sync").stdout
+    assert "│ accounts that were created  │ 1     │" in table
+    assert "roles" not in table  # the files have none
+    assert token in broker.password_file.read_text()
+    for _ in range(50):  # Mosquitto reads the files again after SIGHUP, asynchronously
+        if connects(broker, token, token):
+            break
+        Device.pause(0.1)
+    assert connects(broker, token, token)
+    again = cli.json("broker", "sync")
+    assert isinstance(again, dict)
+    assert (again["accounts"], again["created"], again["updated"], again["deleted"]) == \
+        (1, 0, 0, 0)
+    status = cli.json("broker", "status")
+    assert isinstance(status, dict)
+    assert (status["kind"], status["accounts"]) == ("mosquitto-files", 1)
+    broker.pid_file.unlink()
+    cli("devices", "revoke", "CLI-F1")
+    failed = cli("broker", "sync", code=7)
+    assert "could not be told to read them" in failed.stderr
+    assert token not in broker.password_file.read_text()
+
+
 def test_broker_commands_say_when_no_broker_is_configured(cli: Cli) -> None:
     result = cli("broker", "sync", code=3)
     assert "broker-not-configured" in result.stderr

@@ -1,0 +1,133 @@
+"""Mosquitto's password file and ACL file (``password_file``, ``acl_file``), sans-IO.
+
+provisiond owns the end of each file: everything after :data:`MARKER` is written by it,
+everything before is the operator's (administrative users, other clients) and is kept as it
+is. In the password file each account is one line, ``username:$7$101$<salt>$<hash>`` —
+PBKDF2-HMAC-SHA512, 101 iterations, a 12-byte salt, as ``mosquitto_passwd`` writes it for
+Mosquitto 2.0. In the ACL file each account is a ``user`` line followed by its ``topic``
+lines. Mosquitto reads both again when it is sent SIGHUP.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+
+MARKER = ("# provisiond: the lines below are written by provisiond (broker__kind="
+          "mosquitto-files). Edit above this line only.")
+ITERATIONS = 101
+SALT_BYTES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One account in provisiond's part of the files."""
+
+    username: str
+    hashed: str  # the password line's part after the colon
+    topics: tuple[str, ...]  # granted readwrite
+
+
+@dataclass
+class Files:
+    """Both files, split into the operator's part and provisiond's accounts (in order)."""
+
+    password_head: str = ""
+    acl_head: str = ""
+    accounts: dict[str, Entry] = field(default_factory=dict)  # by user name
+
+
+def unwritable(username: str) -> str | None:
+    """Why a user name cannot be in Mosquitto's files, or None if it can."""
+    if not username:
+        return "the user name is empty"
+    if ":" in username:
+        return "the user name contains ':', which Mosquitto's password file cannot hold"
+    if any(c in username for c in "\r\n\0"):
+        return "the user name contains a line break or NUL"
+    if username != username.strip():
+        return "the user name starts or ends with white space"
+    if username.startswith("#"):
+        return "the user name starts with '#', which Mosquitto's files read as a comment"
+    return None
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS, 64)
+    return (f"$7${ITERATIONS}${base64.b64encode(salt).decode()}$"
+            f"{base64.b64encode(digest).decode()}")
+
+
+def password_matches(password: str, hashed: str) -> bool:
+    """Whether ``hashed`` (a ``$7$`` or ``$6$`` password of Mosquitto's) is ``password``'s."""
+    parts = hashed.split("$")
+    try:
+        if len(parts) == 5 and parts[1] == "7":
+            iterations = int(parts[2])
+            salt, want = base64.b64decode(parts[3]), base64.b64decode(parts[4])
+            if not 0 < iterations <= 1_000_000:
+                return False
+            got = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, len(want))
+        elif len(parts) == 4 and parts[1] == "6":
+            salt, want = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+            got = hashlib.sha512(password.encode() + salt).digest()
+        else:
+            return False
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(got, want)
+
+
+def _split(text: str) -> tuple[str, list[str]]:
+    """The operator's part (up to and without the marker) and provisiond's lines."""
+    head, found, tail = text.partition(MARKER + "\n")
+    if not found:
+        head, found, tail = text.partition(MARKER)
+    if not found:
+        return text, []
+    return head, tail.splitlines()
+
+
+def parse(password_text: str, acl_text: str) -> Files:
+    """Both files' text as :class:`Files`; lines in provisiond's part that are not its own
+    kind (comments, blank lines, anything unreadable) are dropped at the next write."""
+    password_head, password_lines = _split(password_text)
+    acl_head, acl_lines = _split(acl_text)
+    hashes: dict[str, str] = {}
+    for line in password_lines:
+        username, colon, hashed = line.partition(":")
+        if colon and not line.startswith("#") and unwritable(username) is None:
+            hashes[username] = hashed.strip()
+    topics: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in acl_lines:
+        words = line.strip()
+        if words.startswith("user "):
+            current = topics.setdefault(words[len("user "):].strip(), [])
+        elif words.startswith("topic readwrite ") and current is not None:
+            current.append(words[len("topic readwrite "):].strip())
+    files = Files(password_head, acl_head)
+    for username, hashed in hashes.items():
+        files.accounts[username] = Entry(username, hashed, tuple(topics.get(username, ())))
+    return files
+
+
+def _with_newline(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
+
+
+def render(files: Files) -> tuple[str, str]:
+    """The password file's and the ACL file's text."""
+    entries = list(files.accounts.values())
+    password = [_with_newline(files.password_head), MARKER, "\n"]
+    password += [f"{e.username}:{e.hashed}\n" for e in entries]
+    acl = [_with_newline(files.acl_head), MARKER, "\n"]
+    for e in entries:
+        acl.append(f"\nuser {e.username}\n")
+        acl += [f"topic readwrite {topic}\n" for topic in e.topics]
+    return "".join(password), "".join(acl)
