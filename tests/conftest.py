@@ -41,15 +41,22 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def need(present: bool, message: str) -> None:
+    """Skip a test whose service is missing here; in CI, fail it."""
+    if present:
+        return
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     with postgres_server() as server:
-        if server is None:
-            message = ("no PostgreSQL server: set PROVISIOND_TEST_POSTGRES_URL, run one on "
-                       "127.0.0.1:5432 with trust auth, or install postgresql (initdb)")
-            if IN_CI:
-                pytest.fail(message)
-            pytest.skip(message)
+        need(server is not None,
+             "no PostgreSQL server: set PROVISIOND_TEST_POSTGRES_URL, run one on "
+             "127.0.0.1:5432 with trust auth, or install postgresql (initdb)")
+        assert server is not None
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
             conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
@@ -87,11 +94,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto with the dynamic security plugin (skipped without one, failed in CI)."""
-    if not available():
-        message = "no mosquitto with the dynamic security plugin (apt-get install mosquitto)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need(available(), "no mosquitto with the dynamic security plugin "
+                      "(apt-get install mosquitto)")
     with dynsec_broker(tmp_path / "mosquitto") as b:
         yield b
 
@@ -99,10 +103,6 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 @pytest.fixture
 def files_broker(tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto reading a password file and an ACL file (skipped without mosquitto)."""
-    if shutil.which("mosquitto") is None:
-        message = "no mosquitto (apt-get install mosquitto)"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+    need(shutil.which("mosquitto") is not None, "no mosquitto (apt-get install mosquitto)")
     with mosquitto_files_broker(tmp_path / "mosquitto-files") as b:
         yield b

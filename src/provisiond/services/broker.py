@@ -118,14 +118,20 @@ class AccountKeeper(ABC):
         return RecordedAccount(a.digest, a.device_id, a.credential_id,
                                self._sealer.seal(a.username))
 
-    def _wanted_by_device(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential]
-                          ) -> dict[uuid.UUID, list[BrokerAccount]]:
+    def _by_device(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
+                   recorded: list[RecordedAccount]
+                   ) -> tuple[dict[uuid.UUID, list[BrokerAccount]],
+                              dict[uuid.UUID, list[RecordedAccount]]]:
+        """Each device's wanted accounts, and the accounts provisiond recorded for it."""
         wanted: dict[uuid.UUID, list[BrokerAccount]] = {d: [] for d in device_ids}
         for c in sealed:
             account = self._account(c)
             if account is not None:
                 wanted[c.device_id].append(account)
-        return wanted
+        have: dict[uuid.UUID, list[RecordedAccount]] = {d: [] for d in device_ids}
+        for r in recorded:
+            have[r.device_id].append(r)
+        return wanted, have
 
     # ----------------------------------------------------------------------- incremental
 
@@ -259,10 +265,7 @@ class BrokerSync(AccountKeeper):
 
     async def _apply(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
                      recorded: list[RecordedAccount]) -> Applied:
-        wanted = self._wanted_by_device(device_ids, sealed)
-        have: dict[uuid.UUID, list[RecordedAccount]] = {d: [] for d in device_ids}
-        for r in recorded:
-            have[r.device_id].append(r)
+        wanted, have = self._by_device(device_ids, sealed, recorded)
 
         commands: list[dict[str, Any]] = []
         owners: list[tuple[uuid.UUID, str, BrokerAccount | None]] = []  # per command

@@ -87,10 +87,7 @@ class FileBrokerSync(AccountKeeper):
 
     async def _apply(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
                      recorded: list[RecordedAccount]) -> Applied:
-        wanted = self._wanted_by_device(device_ids, sealed)
-        have: dict[uuid.UUID, list[RecordedAccount]] = {d: [] for d in device_ids}
-        for r in recorded:
-            have[r.device_id].append(r)
+        wanted, have = self._by_device(device_ids, sealed, recorded)
         gone = {r.digest: self._sealer.unseal(r.username_sealed) for r in recorded}
 
         def edit(files: Files) -> tuple[bool, Applied]:

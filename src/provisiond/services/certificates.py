@@ -174,12 +174,26 @@ class CertificateRefused(ValueError):
     """What is wrong with a CSR or a device certificate (told to the device)."""
 
 
+def _key_usage(key_encipherment: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True, key_encipherment=key_encipherment, content_commitment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False)
+
+
+# What every device certificate carries, built once (each costs more than the signature).
+_LEAF = x509.BasicConstraints(ca=False, path_length=None)
+_USAGE = {False: _key_usage(False), True: _key_usage(True)}  # by key_encipherment (RSA)
+_CLIENT_AUTH = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
 @dataclass(frozen=True, slots=True)
 class Signer:
     """A CA ready to sign: its certificate and decrypted key."""
 
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    authority: x509.AuthorityKeyIdentifier  # the CA's, in every certificate it signs
 
     @classmethod
     def load(cls, ca: StoredCa, passphrase: str | None) -> Signer:
@@ -192,7 +206,9 @@ class Signer:
                                      f"ca_key_passphrase ({err})") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise ConfigurationError(f"the key of CA {ca.name!r} is not EC or RSA")
-        return cls(x509.load_pem_x509_certificate(ca.certificate_pem.encode()), key)
+        certificate = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+        return cls(certificate, key, x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            certificate.public_key()))  # type: ignore[arg-type]
 
     def sign(self, csr_pem: str, *, serial: str, days: int, now: datetime
              ) -> x509.Certificate:
@@ -201,22 +217,15 @@ class Signer:
     def issue(self, csr: CheckedCsr, *, days: int, now: datetime) -> x509.Certificate:
         """The certificate for a CSR :func:`check_csr` accepted."""
         public_key = csr.public_key
-        usage = x509.KeyUsage(
-            digital_signature=True, key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
-            content_commitment=False, data_encipherment=False, key_agreement=False,
-            key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False)
         return (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, csr.serial)]))
                 .issuer_name(self.certificate.subject).public_key(public_key)
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
-                .add_extension(x509.BasicConstraints(ca=False, path_length=None),
-                               critical=True)
-                .add_extension(usage, critical=True)
-                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
-                               critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self.certificate.public_key()), critical=False)  # type: ignore[arg-type]
+                .add_extension(_LEAF, critical=True)
+                .add_extension(_USAGE[isinstance(public_key, rsa.RSAPublicKey)], critical=True)
+                .add_extension(_CLIENT_AUTH, critical=False)
+                .add_extension(self.authority, critical=False)
                 .sign(self.key, hashes.SHA256()))
 
 

@@ -13,10 +13,9 @@ are closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
@@ -32,57 +31,99 @@ RESPONSE_TOPIC = "/provision/response"
 USERNAME = "provision"
 
 
-class _Session:
-    def __init__(self, container: Container, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, max_seconds: float) -> None:
+class _Session(asyncio.Protocol):
+    """One provisioning session, driven by the event loop's callbacks (no task, no stream
+    per connection: a session is a handful of small packets). Only the provisioning itself
+    runs as a task; reading stops while the peer does not read what it is sent."""
+
+    def __init__(self, container: Container, max_seconds: float) -> None:
         self.c = container
-        self.reader = reader
-        self.writer = writer
+        self.loop = asyncio.get_running_loop()
         self.max_seconds = max_seconds
         self.packets = mqtt.PacketReader()
+        self.transport: asyncio.Transport | None = None
+        self.source = "unknown"
+        self.connected = False
         self.level = 4
         self.subscribed_qos: int | None = None
         self.pending: bytes | None = None  # an answer waiting for the subscription
         self.answered = False
-        peer = writer.get_extra_info("peername")
+        self.idle = 10.0  # until CONNECT says its keepalive
+        self.deadline = self.loop.time() + max_seconds
+        self.last_heard = self.loop.time()
+        self.timer: asyncio.TimerHandle | None = None
+
+    # ------------------------------------------------------------------ the event loop's
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream server's
+        peer = transport.get_extra_info("peername")
         self.source = str(peer[0]) if peer else "unknown"
+        self._arm()
 
-    async def run(self) -> None:
-        deadline = asyncio.get_running_loop().time() + self.max_seconds
-        idle = 10.0  # until CONNECT says its keepalive
-        connected = False
+    def data_received(self, data: bytes) -> None:
+        self.last_heard = self.loop.time()
         try:
-            while True:
-                left = deadline - asyncio.get_running_loop().time()
-                data = await asyncio.wait_for(self.reader.read(65_536), min(idle, left))
-                if not data:
+            for packet in self.packets.feed(data):
+                if self.transport is None or self.transport.is_closing():
                     return
-                for packet in self.packets.feed(data):
-                    if not connected:
-                        if not isinstance(packet, mqtt.Connect):
-                            return
-                        if not await self._connect(packet):
-                            return
-                        connected = True
-                        idle = min(packet.keepalive * 1.5 or self.max_seconds, self.max_seconds)
-                    elif not await self._handle(packet):
+                if not self.connected:
+                    if not isinstance(packet, mqtt.Connect) or not self._connect(packet):
+                        self._end()
                         return
-        except TimeoutError:
-            await self._close(0x8D)  # keep alive timeout
+                    self.connected = True
+                    self.idle = min(packet.keepalive * 1.5 or self.max_seconds,
+                                    self.max_seconds)
+                    self._arm()
+                elif not self._handle(packet):
+                    self._end()
+                    return
         except mqtt.ProtocolError as err:
-            await self._close(err.reason)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+            self._close(err.reason)
+        except Exception:  # one session's bug must not stop the listener
+            log.exception("MQTT provisioning session failed")
+            self._end()
 
-    async def _connect(self, packet: mqtt.Connect) -> bool:
+    def eof_received(self) -> bool:
+        return False  # the peer is done: close
+
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
+        if self.timer is not None:
+            self.timer.cancel()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_at(min(self.last_heard + self.idle, self.deadline),
+                                       self._check_idle)
+
+    def _check_idle(self) -> None:
+        due = min(self.last_heard + self.idle, self.deadline)
+        if self.loop.time() < due:
+            self.timer = self.loop.call_at(due, self._check_idle)
+        else:
+            self._close(0x8D)  # keep alive timeout
+
+    # -------------------------------------------------------------------------- packets
+
+    def _connect(self, packet: mqtt.Connect) -> bool:
         self.level = packet.level
         if packet.username != USERNAME:
-            await self._send(mqtt.encode_connack(self.level, mqtt.NOT_AUTHORIZED))
+            self._send(mqtt.encode_connack(self.level, mqtt.NOT_AUTHORIZED))
             return False
-        await self._send(mqtt.encode_connack(self.level))
+        self._send(mqtt.encode_connack(self.level))
         return True
 
-    async def _handle(self, packet: mqtt.Packet) -> bool:
+    def _handle(self, packet: mqtt.Packet) -> bool:
         if isinstance(packet, mqtt.Subscribe):
             codes = []
             for name, qos in packet.filters:
@@ -91,30 +132,28 @@ class _Session:
                     codes.append(self.subscribed_qos)
                 else:
                     codes.append(0x80)
-            await self._send(mqtt.encode_suback(self.level, packet.packet_id, codes))
+            self._send(mqtt.encode_suback(self.level, packet.packet_id, codes))
             if self.pending is not None and self.subscribed_qos is not None:
-                await self._deliver(self.pending)
+                self._deliver(self.pending)
             return True
         if isinstance(packet, mqtt.Publish):
             if packet.topic != REQUEST_TOPIC or self.answered:
-                await self._close(mqtt.TOPIC_NAME_INVALID if packet.topic != REQUEST_TOPIC
-                                  else mqtt.NOT_AUTHORIZED)
+                self._close(mqtt.TOPIC_NAME_INVALID if packet.topic != REQUEST_TOPIC
+                            else mqtt.NOT_AUTHORIZED)
                 return False
             if packet.qos == 1 and packet.packet_id is not None:
-                await self._send(mqtt.encode_puback(self.level, packet.packet_id))
+                self._send(mqtt.encode_puback(self.level, packet.packet_id))
             self.answered = True
-            answer = await self._answer(packet.payload)
-            if self.subscribed_qos is None:
-                self.pending = answer
-            else:
-                await self._deliver(answer)
+            task = self.loop.create_task(self._answer(packet.payload))
+            _answering.add(task)
+            task.add_done_callback(self._answered)
             return True
         if isinstance(packet, mqtt.PingReq):
-            await self._send(mqtt.encode_pingresp())
+            self._send(mqtt.encode_pingresp())
             return True
         if isinstance(packet, mqtt.Unsubscribe):
-            await self._send(mqtt.encode_unsuback(self.level, packet.packet_id,
-                                                  len(packet.filters)))
+            self._send(mqtt.encode_unsuback(self.level, packet.packet_id,
+                                            len(packet.filters)))
             return True
         # a PUBACK of our answer keeps the session; DISCONNECT or a second CONNECT ends it
         return isinstance(packet, mqtt.PubAck)
@@ -125,21 +164,43 @@ class _Session:
             policy=self.c.provision_policy, now=self.c.now())
         return orjson.dumps(answer.body)
 
-    async def _deliver(self, answer: bytes) -> None:
+    def _answered(self, task: asyncio.Task[bytes]) -> None:
+        _answering.discard(task)
+        if task.cancelled():
+            return
+        if (error := task.exception()) is not None:
+            log.error("MQTT provisioning session failed", exc_info=error)
+            self._end()
+            return
+        if self.transport is None:
+            return  # the device left; what was provisioned stays, as over HTTP
+        if self.subscribed_qos is None:
+            self.pending = task.result()
+        else:
+            self._deliver(task.result())
+
+    def _deliver(self, answer: bytes) -> None:
         self.pending = None
         qos = self.subscribed_qos or 0
-        await self._send(mqtt.encode_publish(self.level, RESPONSE_TOPIC, answer, qos,
-                                             1 if qos else None))
+        self._send(mqtt.encode_publish(self.level, RESPONSE_TOPIC, answer, qos,
+                                       1 if qos else None))
 
-    async def _send(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+    def _send(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
-    async def _close(self, reason: int) -> None:
+    def _close(self, reason: int) -> None:
         packet = mqtt.encode_disconnect(self.level, reason)
         if packet is not None:
-            with contextlib.suppress(ConnectionError):
-                await self._send(packet)
+            self._send(packet)
+        self._end()
+
+    def _end(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+_answering: set[asyncio.Task[bytes]] = set()  # provisioning in flight: kept until done
 
 
 async def start(container: Container, host: str, port: int,
@@ -147,14 +208,5 @@ async def start(container: Container, host: str, port: int,
                 max_session_seconds: float = 60.0) -> asyncio.Server:
     """Serve provisioning sessions; ``server.close()`` and ``await server.wait_closed()``
     stop it."""
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await _Session(container, reader, writer, max_session_seconds).run()
-        except Exception:  # one session's bug must not stop the listener
-            log.exception("MQTT provisioning session failed")
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    return await asyncio.start_server(handle, host, port, ssl=tls)
+    return await asyncio.get_running_loop().create_server(
+        lambda: _Session(container, max_session_seconds), host, port, ssl=tls)

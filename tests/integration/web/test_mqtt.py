@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -22,9 +23,10 @@ def session(server: Server) -> socket.socket:
     return s
 
 
-def connect_packet(level: int, username: str | None, client_id: str = "") -> bytes:
+def connect_packet(level: int, username: str | None, client_id: str = "",
+                   keepalive: int = 30) -> bytes:
     flags = 0x02 | (0x80 if username is not None else 0)
-    body = mqtt._text("MQTT") + bytes([level, flags]) + (30).to_bytes(2, "big")
+    body = mqtt._text("MQTT") + bytes([level, flags]) + keepalive.to_bytes(2, "big")
     if level == 5:
         body += b"\x00"
     body += mqtt._text(client_id)
@@ -116,6 +118,28 @@ def test_raw_session_request_before_suback_and_refusals(server: Server, api: htt
         if level == 5:
             assert packets[2] == (mqtt.DISCONNECT, bytes([mqtt.TOPIC_NAME_INVALID, 0]))
         assert len(packets) == (3 if level == 5 else 2)
+
+
+@pytest.mark.parametrize("level", [4, 5])
+def test_idle_sessions_are_closed(server: Server, level: int) -> None:
+    """Past 1.5 x its keepalive without a packet, a session is closed (MQTT 5 says why);
+    a packet in time keeps it open."""
+    with session(server) as s:
+        s.settimeout(10)
+        s.sendall(connect_packet(level, "provision", keepalive=1))
+        assert read_packets(s, 1)[0][0] == mqtt.CONNACK
+        for _ in range(3):  # 3 pings 1 s apart: 3 s, twice the idle limit, still open
+            s.sendall(bytes([mqtt.PINGREQ << 4, 0]))
+            assert read_packets(s, 1) == [(mqtt.PINGRESP, b"")]
+            time.sleep(1.0)  # the device's own keepalive period: time is what is tested
+        started = time.monotonic()
+        rest = read_packets(s, 2)  # nothing more sent: the server closes within 1.5 s
+        waited = time.monotonic() - started
+    if level == 5:
+        assert rest == [(mqtt.DISCONNECT, bytes([0x8D, 0]))]
+    else:
+        assert rest == []
+    assert waited < 5
 
 
 def test_concurrent_sessions_each_get_their_own_answer(server: Server,
