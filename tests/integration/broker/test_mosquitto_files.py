@@ -301,3 +301,27 @@ def test_the_files_kind_needs_its_files_and_a_way_to_reload(sqlite_url: str,
         load_settings(database_url=sqlite_url, broker={
             "kind": "mosquitto-files", "password_file": str(tmp_path / "p"),
             "acl_file": str(tmp_path / "a")})
+
+
+def test_a_reload_command_that_fails_is_reported_with_its_output(tmp_path: Path) -> None:
+    from provisiond.errors import BrokerUnavailable
+
+    script = tmp_path / "reload"
+    script.write_text("#!/bin/sh\necho 'mosquitto.service not loaded' >&2\nexit 5\n")
+    script.chmod(0o755)
+    files = MosquittoFiles(tmp_path / "passwords", tmp_path / "acl",
+                           reload_command=f"{script} --now")
+
+    def add(f: Files) -> tuple[bool, None]:
+        f.accounts["tok"] = Entry("tok", mosquitto_files.hash_password("pw"), ("d/1/#",))
+        return True, None
+
+    with pytest.raises(BrokerUnavailable, match=r"the reload command exited 5: "
+                                                r"mosquitto.service not loaded"):
+        asyncio.run(files.change(add))
+    assert "tok:$7$101$" in (tmp_path / "passwords").read_text()  # written; reload owed
+    assert (tmp_path / "passwords").stat().st_mode & 0o777 == 0o640
+    missing = MosquittoFiles(tmp_path / "passwords", tmp_path / "acl",
+                             reload_command=str(tmp_path / "no-such-command"))
+    with pytest.raises(BrokerUnavailable, match="the reload command failed"):
+        asyncio.run(missing.change(lambda _: (False, None), reload=True))
