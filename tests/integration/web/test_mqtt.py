@@ -4,6 +4,7 @@ MQTT 3.1.1 and 5, and raw sockets for what clients should not do; on both backen
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -140,6 +141,36 @@ def test_idle_sessions_are_closed(server: Server, level: int) -> None:
     else:
         assert rest == []
     assert waited < 5
+
+
+def test_a_peer_that_never_reads_is_not_read_either(server: Server, api: httpx.Client) -> None:
+    """A device that sends PINGREQs without ever reading the PINGRESPs: once its answers
+    pile up, the listener stops reading it (its sends then block) instead of buffering
+    without end; other sessions go on."""
+    pings = bytes([mqtt.PINGREQ << 4, 0]) * 32_768
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        s.connect(("127.0.0.1", server.mqtt_port))
+        s.sendall(connect_packet(4, "provision", keepalive=60))
+        s.setblocking(False)
+        sent, blocked = 0, False
+        while sent < 64 * 1024 * 1024 and not blocked:
+            try:
+                sent += s.send(pings)
+            except BlockingIOError:
+                _, writable, _ = select.select([], [s], [], 2.0)
+                blocked = not writable  # two seconds and the listener took nothing more
+        assert blocked, f"the listener kept reading: {sent} bytes taken"
+        assert sent < 16 * 1024 * 1024  # about 3.5 MB here: the kernel buffers both ways
+    key, secret = make_profile(api, name="after-flood")
+    request = json.dumps({"deviceName": "after-flood", "provisionDeviceKey": key,
+                          "provisionDeviceSecret": secret}).encode()
+    with session(server) as s:
+        s.sendall(connect_packet(4, "provision") + subscribe_packet(4, "/provision/response")
+                  + mqtt.encode_publish(4, "/provision/request", request, 1, 7))
+        packets = read_packets(s, 4)
+        assert answer_of(4, packets[3][1], qos=1)["status"] == "SUCCESS"
 
 
 def test_concurrent_sessions_each_get_their_own_answer(server: Server,
