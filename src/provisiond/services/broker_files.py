@@ -81,9 +81,7 @@ class FileBrokerSync(AccountKeeper):
         0 without waiting when the last write is less than the reload interval ago."""
         if time.monotonic() - self._last_write < self._interval:
             return 0
-        async with self._busy:
-            done = await self._apply_pending(limit)
-        return done
+        return await super().apply_pending(limit)
 
     async def _apply(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
                      recorded: list[RecordedAccount]) -> Applied:

@@ -26,7 +26,6 @@ from provisiond.protocols import qr
 from provisiond.protocols.codes import (
     Code,
     DeviceUrl,
-    EspProvCode,
     LoRaWanCode,
     MatterQr,
     PayloadError,
@@ -35,6 +34,7 @@ from provisiond.protocols.codes import (
 from provisiond.protocols.codes.matter import DISCOVERY as MATTER_DISCOVERY
 from provisiond.protocols.codes.matter import FLOWS as MATTER_FLOWS
 from provisiond.protocols.pdf import MM, Page, StreamingPdf
+from provisiond.services.codes import MakeOptions, make
 from provisiond.services.devices import list_devices
 from provisiond.store.uow import UnitOfWork
 
@@ -160,10 +160,9 @@ def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
                         raise ValueError(f"{serial} appears twice")
                     seen.add(serial)
                     codes[serial] = (_esp_code(serial, row) if code_format == "esp"
-                                     else _matter_code(row))
-                except (InvalidInput, PayloadError, ValueError) as err:
-                    message = err.message if isinstance(err, PayloadError) else str(err)
-                    problems.append(Problem(message, line=line, field="--secrets"))
+                                     else _matter_code(serial, row))
+                except (InvalidInput, ValueError) as err:
+                    problems.append(Problem(str(err), line=line, field="--secrets"))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         problem = Problem(f"cannot read {path}: {err}", field="--secrets")
         raise InvalidInput(str(problem), problems=[problem]) from None
@@ -177,16 +176,15 @@ def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
 def _esp_code(serial: str, row: dict[str, str]) -> Code:
     if not row.get("pop"):
         raise ValueError("pop is empty (the device's proof of possession)")
-    code = EspProvCode(name=row.get("name") or EspProvCode.default_name(serial),
-                       transport=(row.get("transport") or "softap").lower(),
-                       pop=row["pop"], username=row.get("username", ""))
-    return EspProvCode.parse(code.render())  # the parser's checks (name, transport)
+    return _made("esp", serial, MakeOptions(
+        esp_name=row.get("name") or None, transport=(row.get("transport") or "softap").lower(),
+        pop=row["pop"], username=row.get("username", "")))
 
 
 _DISCOVERY_BITS = {name: bit for bit, name in MATTER_DISCOVERY.items()}
 
 
-def _matter_code(row: dict[str, str]) -> Code:
+def _matter_code(serial: str, row: dict[str, str]) -> Code:
     def number(key: str, limit: int) -> int:
         try:
             value = int(row.get(key, ""), 0)
@@ -206,13 +204,19 @@ def _matter_code(row: dict[str, str]) -> Code:
             raise ValueError(f"discovery {name!r}: one of "
                              f"{', '.join(_DISCOVERY_BITS)} (joined with +)")
         discovery |= _DISCOVERY_BITS[name]
-    code = MatterQr(vendor_id=number("vendor_id", 0xFFFF),
-                    product_id=number("product_id", 0xFFFF),
-                    discriminator=number("discriminator", 0xFFF),
-                    passcode=number("passcode", 0x7FFFFFF),
-                    flow=MATTER_FLOWS.index(flow_text), discovery=discovery)
-    code.render()  # its checks: a passcode the specification allows
-    return code
+    return _made("matter", serial, MakeOptions(
+        vendor_id=number("vendor_id", 0xFFFF), product_id=number("product_id", 0xFFFF),
+        discriminator=number("discriminator", 0xFFF), passcode=number("passcode", 0x7FFFFFF),
+        flow=MATTER_FLOWS.index(flow_text), discovery=discovery))
+
+
+def _made(code_format: str, serial: str, options: MakeOptions) -> Code:
+    """The code `provisiond codes make` would make (every value checked), or ValueError
+    with what is wrong, for the row's line."""
+    try:
+        return make(code_format, serial, options)
+    except InvalidInput as err:
+        raise ValueError("; ".join(p.message for p in err.problems) or str(err)) from None
 
 
 def device_code(device: Device, options: LabelOptions) -> Code:

@@ -84,9 +84,6 @@ class _Session(asyncio.Protocol):
             log.exception("MQTT provisioning session failed")
             self._end()
 
-    def eof_received(self) -> bool:
-        return False  # the peer is done: close
-
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
         if self.timer is not None:
             self.timer.cancel()
