@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import logging
 import os
 from pathlib import Path
@@ -110,6 +111,10 @@ def _serve(common: Common, host: str | None, port: int | None, log_level: str | 
         logging.getLogger("provisiond").info(banner)
     else:
         output.success(banner)
+    # Everything imported so far lives as long as the process: frozen, the collector's full
+    # passes skip it. Unfrozen, each scanned it all, stopping every request for 20-100 ms.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(application, host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, proxy_headers=True,
                 server_header=False, log_config=server_log_config(settings))

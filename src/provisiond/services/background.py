@@ -23,6 +23,7 @@ from provisiond.store.uow import UnitOfWork
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 INSTANCE_PREFIX = "instance:"  # each instance's own lease: its heartbeat
+STOP_GRACE = 5.0  # seconds stop() lets a step in progress finish before cancelling it
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class Background:
         # one lease per name for the whole process: loops that share one do not race for it
         self._held: dict[str, datetime] = {}
         self._taking = {loop.lease_name: asyncio.Lock() for loop in loops}
+        self._stopping = False
 
     def heartbeat(self, on_count: Callable[[int], None], every: float = 10.0) -> Loop:
         """A loop under this instance's own lease (its heartbeat) that tells ``on_count``
@@ -94,7 +96,7 @@ class Background:
 
     async def _run(self, loop: Loop) -> None:
         wake = self._wake[loop.name]
-        while True:
+        while not self._stopping:
             pause = loop.idle
             try:
                 if not await self._lease(loop.lease_name):
@@ -119,11 +121,18 @@ class Background:
                        for loop in self._loops]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Let each loop finish the step it is in (up to STOP_GRACE), then release the
+        leases. A step cut short by cancellation would leave its transaction to the
+        connection pool's clean-up."""
+        self._stopping = True
+        self.wake()
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
         for lease in dict.fromkeys(loop.lease_name for loop in self._loops):
             with contextlib.suppress(ProvisiondError):

@@ -2,8 +2,8 @@
 
 A trigger on ``events`` queues every event an integration cares about in the transaction
 that wrote it (store/schema.py ``OUTBOX_EVENT_TYPES``). The dispatcher reads the queue in
-order and, in one transaction per batch, queues the devices whose broker accounts must
-follow, queues webhook deliveries, and removes what it handled: an event is acted on once,
+order and, in one write transaction per batch, removes what it handles, queues the devices
+whose broker accounts must follow and queues webhook deliveries: an event is acted on once,
 and none is lost across a restart.
 """
 
@@ -38,12 +38,23 @@ class Dispatcher:
         self._consumers = list(consumers)
 
     async def dispatch(self, limit: int = 1000) -> int:
-        """Handle up to ``limit`` queued events; how many there were."""
-        async with self._uow() as uow:
+        """Handle up to ``limit`` queued events; how many there were.
+
+        The queue is read in a read transaction and acted on in a write transaction that
+        starts by removing the entries: on SQLite the write lock, which provisioning waits
+        for, is held for the writes alone. An entry already gone then was handled by another
+        dispatcher (one whose lease this one took over): the batch is rolled back and read
+        again next time.
+        """
+        async with self._uow().read() as uow:
             entries = await uow.outbox.take(limit)
-            if not entries:
+        if not entries:
+            return 0
+        batch = [event for _, event in entries if event is not None]
+        async with self._uow() as uow:
+            ids = [outbox_id for outbox_id, _ in entries]
+            if await uow.outbox.remove(ids) != len(ids):
                 return 0
-            batch = [event for _, event in entries if event is not None]
             for kind, types in self._work.items():
                 pending = uow.pending(kind)
                 await pending.mark(e.device_id for e in batch
@@ -53,6 +64,5 @@ class Dispatcher:
                         await pending.mark_imported(e.id)
             for consume in self._consumers:
                 await consume(uow, batch)
-            await uow.outbox.remove([outbox_id for outbox_id, _ in entries])
             await uow.commit()
         return len(entries)

@@ -64,9 +64,12 @@ class OutboxRepository:
             .order_by(outbox.c.id).limit(limit))
         return [(r.outbox_id, event_from_row(r) if r.type is not None else None) for r in rows]
 
-    async def remove(self, ids: Sequence[int]) -> None:
-        if ids:
-            await self._conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+    async def remove(self, ids: Sequence[int]) -> int:
+        """Remove these entries; how many were there."""
+        if not ids:
+            return 0
+        result = await self._conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids))))
+        return int(result.rowcount)
 
     async def size(self) -> int:
         return int((await self._conn.execute(select(func.count()).select_from(outbox)))

@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from provisiond.bootstrap import open_container
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.settings import load_settings
@@ -137,3 +139,50 @@ def test_instances_count_each_other_and_share_rate_limits(database_url: str) -> 
     assert 2 in second
     assert first[-1] == 1  # alone again once the other released its heartbeat
     assert refused_after > 0  # the 31st request of a 60/min limit shared by two: refused
+
+
+def test_stopping_lets_a_step_in_progress_finish(sqlite_url: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """stop() waits for the step a loop is in (its transaction ends as written, not cut
+    by cancellation); a step that outlasts the grace period is cancelled."""
+    from provisiond.services import background
+    from provisiond.services.background import Background, Loop
+
+    monkeypatch.setattr(background, "STOP_GRACE", 0.5)
+
+    async def main() -> tuple[list[str], list[str]]:
+        async with open_container(load_settings(database_url=sqlite_url)) as c:
+            finishing: list[str] = []
+            stuck: list[str] = []
+            inside = asyncio.Event()
+            stuck_inside = asyncio.Event()
+            release = asyncio.Event()
+
+            async def step() -> int:
+                inside.set()
+                await release.wait()
+                finishing.append("finished")
+                return 1
+
+            async def never() -> int:
+                stuck_inside.set()
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    stuck.append("cancelled")
+                    raise
+                return 1
+
+            b = Background(c.uow, c.now, [Loop("finishing", step, idle=0.01),
+                                          Loop("stuck", never, idle=0.01)])
+            await b.start()
+            await asyncio.wait_for(asyncio.gather(inside.wait(), stuck_inside.wait()), 30)
+            stopping = asyncio.create_task(b.stop())
+            await asyncio.sleep(0)  # stop() has begun: the loops are told to stop
+            release.set()
+            await asyncio.wait_for(stopping, 30)
+            return finishing, stuck
+
+    finishing, stuck = asyncio.run(main())
+    assert finishing == ["finished"]  # the step ended, and no further step began
+    assert stuck == ["cancelled"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,5 +177,35 @@ def test_a_locked_database_fails_the_batch_at_once(sqlite_url: str) -> None:
             assert all(isinstance(r, Unavailable) for r in results), results
             assert await c.provision_writer.run(add("L-after")) == "L-after"
             assert await registered(c) == ["L-after"]
+
+    asyncio.run(main())
+
+
+def test_sqlite_log_is_copied_back_beside_the_writer(sqlite_url: str, tmp_path: Path) -> None:
+    """The writer's commits leave SQLite's write-ahead log to the checkpointer thread, which
+    copies it into the database file: a copy of that file alone, without its log, holds
+    every device the writer committed."""
+    path = Path(sqlite_url.removeprefix("sqlite:///"))
+
+    async def main() -> None:
+        async with container(sqlite_url) as c:
+            writer = c.provision_writer
+            await asyncio.gather(*(writer.run(add(f"W-{i}")) for i in range(300)))
+            checkpointer = writer.checkpointer
+            assert checkpointer is not None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            assert checkpointer.commits == writer.batches
+            while checkpointer.copied < checkpointer.commits:  # a checkpoint after the last
+                assert loop.time() < deadline
+                await asyncio.to_thread(checkpointer.wait, 1.0)
+            shutil.copyfile(path, tmp_path / "alone.db")  # the file, not its -wal
+            alone = sqlite3.connect(tmp_path / "alone.db")
+            try:
+                count = alone.execute(
+                    "SELECT count(*) FROM devices WHERE serial LIKE 'W-%'").fetchone()[0]
+            finally:
+                alone.close()
+            assert count == 300
 
     asyncio.run(main())

@@ -4,6 +4,7 @@ webhook is disabled after failures in a row; nothing is lost across a restart.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -259,3 +260,40 @@ def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
         f"WH-I{i:03d}" for i in range(60) if i % 2]
     assert {b["group"] for b in bodies} == {"Org/West"}
     assert {b["data"]["import"] for b in bodies} == {"factory.csv"}
+
+
+def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
+                                                         hook_receiver: Receiver) -> None:
+    """Two dispatchers reading the queue at the same time (one took over the other's lease
+    while the other still ran): each event becomes one delivery, none is lost."""
+    settings = load_settings(database_url=database_url)
+
+    async def work(c: Container) -> tuple[list[int], list[Any]]:
+        await org(c)
+        hook, _ = await service.create_webhook(c.uow(), group="Org", url=hook_receiver.url,
+                                               events=None, actor="tests", now=c.now(),
+                                               sealer=c.sealer)
+        for i in range(60):
+            await device_service.create_device(c.uow(), serial=f"WH-R{i}", group="Org/East",
+                                               actor="tests", now=c.now())
+        dispatchers = [Dispatcher(c.uow, consumers=[service.fan_out]) for _ in range(2)]
+        handled: list[int] = []
+
+        async def drain(dispatcher: Dispatcher) -> None:
+            for _ in range(200):
+                handled.append(await dispatcher.dispatch(limit=7))
+                if handled[-1] == 0 and not await queued(c):
+                    return
+
+        await asyncio.gather(*(drain(d) for d in dispatchers))
+        return handled, await service.list_deliveries(c.uow(), webhook_id=hook.id, limit=100)
+
+    handled, log = within(settings, work)
+    assert sum(handled) == 60  # every event handled by exactly one of the two
+    assert len(log) == 60
+    assert len({d.event_id for d in log}) == 60
+
+
+async def queued(c: Container) -> int:
+    async with c.uow().read() as uow:
+        return await uow.outbox.size()
