@@ -14,6 +14,8 @@ import time
 import uuid
 
 _lock = threading.Lock()
+# a random hex digit with its top two bits made the RFC 9562 variant (10): 8, 9, a or b
+_VARIANT_DIGIT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 _last_ms = 0
 _counter = 0
 
@@ -42,7 +44,6 @@ def new_id_hexes(n: int) -> list[str]:
     ms, counter = _reserve(n)
     # rand_b: 62 random bits behind the variant bits 10, i.e. a first hex digit 8-b.
     random_hex = os.urandom(8 * n).hex()
-    variant_digit = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
     out = []
     prefix_ms = -1
     prefix = ""
@@ -52,7 +53,7 @@ def new_id_hexes(n: int) -> list[str]:
         if slot_ms != prefix_ms:
             prefix_ms, prefix = slot_ms, f"{slot_ms:012x}7"
         r = random_hex[16 * i:16 * i + 16]
-        out.append(f"{prefix}{slot & 0xFFF:03x}{variant_digit[r[0]]}{r[1:]}")
+        out.append(f"{prefix}{slot & 0xFFF:03x}{_VARIANT_DIGIT[r[0]]}{r[1:]}")
     return out
 
 

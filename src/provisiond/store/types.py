@@ -40,5 +40,8 @@ def utc_datetime(value: Any) -> datetime | None:
 
 
 def sqlite_timestamp(value: datetime) -> str:
-    """The text UtcDateTime stores on SQLite, for the raw bulk-insert path."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    """The text UtcDateTime stores on SQLite (``%Y-%m-%d %H:%M:%S.%f``), for the raw
+    bulk-insert and provisioning paths (isoformat: a fifth of strftime's cost)."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
