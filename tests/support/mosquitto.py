@@ -30,6 +30,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from provisiond.protocols.mosquitto_files import hash_password
+
 PLUGIN_CANDIDATES = ("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
                      "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
                      "/usr/lib/mosquitto_dynamic_security.so")
@@ -207,14 +209,6 @@ def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
         broker.stop()
 
 
-def password_line(username: str, password: str) -> str:
-    """A line of Mosquitto's password file, as ``mosquitto_passwd`` writes it."""
-    salt = secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 101, 64)
-    return (f"{username}:$7$101${base64.b64encode(salt).decode()}$"
-            f"{base64.b64encode(digest).decode()}")
-
-
 @contextlib.contextmanager
 def files_broker(directory: Path) -> Iterator[Broker]:
     """A Mosquitto reading a password file and an ACL file, each starting with the
@@ -223,7 +217,7 @@ def files_broker(directory: Path) -> Iterator[Broker]:
     admin, password = "operator-admin", secrets.token_urlsafe(16)
     broker = Broker(directory, free_port(), admin, password, files=True)
     broker.password_file.write_text(f"# the operator's accounts\n"
-                                    f"{password_line(admin, password)}\n")
+                                    f"{admin}:{hash_password(password)}\n")
     broker.acl_file.write_text(f"# the operator's rules\nuser {admin}\ntopic readwrite #\n")
     broker.start()
     try:

@@ -97,14 +97,17 @@ class _Session(asyncio.Protocol):
         if self.transport is not None:
             self.transport.resume_reading()
 
+    def _due(self) -> float:
+        """When the session ends unless the peer is heard from first."""
+        return min(self.last_heard + self.idle, self.deadline)
+
     def _arm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.loop.call_at(min(self.last_heard + self.idle, self.deadline),
-                                       self._check_idle)
+        self.timer = self.loop.call_at(self._due(), self._check_idle)
 
     def _check_idle(self) -> None:
-        due = min(self.last_heard + self.idle, self.deadline)
+        due = self._due()
         if self.loop.time() < due:
             self.timer = self.loop.call_at(due, self._check_idle)
         else:
