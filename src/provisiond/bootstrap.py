@@ -275,7 +275,8 @@ def check_database(settings: Settings) -> None:
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
-    migrate.upgrade(settings.effective_database_url, revision)
+    migrate.upgrade(settings.effective_database_url, revision,
+                    sqlite_page_size=settings.sqlite_page_size)
 
 
 def downgrade_database(settings: Settings, revision: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +18,7 @@ from provisiond.bootstrap import open_container
 from provisiond.errors import ImportInvalid
 from provisiond.services import directory
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import load_settings
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -83,8 +84,8 @@ class Sink:
         self.added = 0
         self.prepared = False
 
-    def add(self, *_: object) -> None:
-        self.added += 1
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        self.added += len(rows)
 
     def prepare(self) -> None:
         self.prepared = True

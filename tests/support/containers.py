@@ -23,7 +23,7 @@ def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
 class NullSink:
     """A credentials sink that keeps nothing (for imports whose secrets a test ignores)."""
 
-    def add(self, *_: object) -> None:
+    def add_rows(self, *_: object) -> None:
         pass
 
     def prepare(self) -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -35,7 +36,12 @@ from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.lorawan_import import peek_is_lorawan, register_lorawan
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import (
+    ImportOptions,
+    SecretRow,
+    credential_csv,
+    register_devices,
+)
 from provisiond.services.tts import tts_registration
 
 app = typer.Typer(help="Register, list, show, export and delete devices; rotate and revoke "
@@ -71,8 +77,8 @@ class CredentialsFile:
         self._writer = csv.writer(self._file)
         self._writer.writerow(self.HEADER)
 
-    def add(self, serial: str, device_id: str, credential_type: str, secret: str) -> None:
-        self._writer.writerow((serial, device_id, credential_type, secret))
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        self._file.write(credential_csv(rows))
 
     def prepare(self) -> None:
         self._file.flush()

@@ -102,6 +102,8 @@ class Background:
                 if not await self._lease(loop.lease_name):
                     # another instance does this work: look again before the lease can lapse
                     pause = min(loop.idle, LEASE.total_seconds() / 3)
+                elif self._stopping:
+                    break  # stop() came while the lease was being taken: start no new step
                 elif await loop.step():
                     continue
             except asyncio.CancelledError:

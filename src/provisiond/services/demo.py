@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from provisiond.services import directory, profiles
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.store.uow import UnitOfWork
 
 GROUPS = (
@@ -46,9 +46,8 @@ class _MemorySink:
     def __init__(self) -> None:
         self.rows: list[tuple[str, str]] = []
 
-    def add(self, serial: str, device_id: object, credential_type: str,  # noqa: ARG002
-            secret: str) -> None:
-        self.rows.append((serial, secret))
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        self.rows.extend((serial, secret) for serial, _, _, secret in rows)
 
     def prepare(self) -> None:
         return None

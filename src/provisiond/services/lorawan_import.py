@@ -159,7 +159,7 @@ async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer
             await uow.credentials.add(credential, lookup=row.dev_eui,
                                       secret_sealed=sealer.seal(row.app_key))
             code = LoRaWanCode(row.join_eui, row.dev_eui, "00000000")
-            sink.add(row.dev_eui, str(device.id), TR005, code.render())
+            sink.add_rows([(row.dev_eui, str(device.id), TR005, code.render())])
         sink.prepare()
         await uow.commit()
         sink.commit()

@@ -36,11 +36,15 @@ def head_revision() -> str:
     return head
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", *, sqlite_page_size: int = 0) -> None:
+    """Migrate to ``revision``; an SQLite file created now gets ``sqlite_page_size`` (0: the
+    SQLite default)."""
     from alembic import command
 
+    config = alembic_config(database_url)
+    config.attributes["sqlite_page_size"] = sqlite_page_size
     try:
-        command.upgrade(alembic_config(database_url), revision)
+        command.upgrade(config, revision)
         _use_wal(database_url)
     except DBAPIError as err:
         raise (translate(err) or Unavailable(str(err))) from err

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from provisiond.protocols import dynsec
 from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import Settings, load_settings
 from tests.support.broker_accounts import REFUSED, connect, make_device, settle
 from tests.support.containers import within
@@ -152,8 +153,8 @@ def test_a_bulk_import_gets_every_account(database_url: str, broker: Broker) -> 
     secrets: dict[str, str] = {}
 
     class Sink:
-        def add(self, serial: str, device_id: str, credential_type: str, secret: str) -> None:
-            secrets[serial] = secret
+        def add_rows(self, rows: Sequence[SecretRow]) -> None:
+            secrets.update((serial, secret) for serial, _, _, secret in rows)
 
         def prepare(self) -> None:
             pass

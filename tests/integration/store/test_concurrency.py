@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from provisiond.bootstrap import open_container
 from provisiond.errors import DeviceExists, GroupExists, ImportInvalid
 from provisiond.services import devices, directory
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import load_settings
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -24,8 +24,8 @@ class Sink:
         self.rows: list[str] = []
         self.prepared = False
 
-    def add(self, serial: str, device_id: object, credential_type: str, secret: str) -> None:
-        self.rows.append(serial)
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        self.rows.extend(serial for serial, _, _, _ in rows)
 
     def prepare(self) -> None:
         self.prepared = True

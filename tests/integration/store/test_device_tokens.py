@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from provisiond.bootstrap import open_container
 from provisiond.errors import Unauthenticated
 from provisiond.services import devices
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import load_settings
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -22,8 +23,8 @@ class Sink:
     def __init__(self) -> None:
         self.secrets: dict[str, str] = {}
 
-    def add(self, serial: str, device_id: object, credential_type: str, secret: str) -> None:
-        self.secrets[serial] = secret
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        self.secrets.update((serial, secret) for serial, _, _, secret in rows)
 
     def prepare(self) -> None:
         return None

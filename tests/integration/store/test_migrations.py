@@ -66,3 +66,23 @@ def test_upgrade_check_downgrade_upgrade(empty_database: str) -> None:
 
     migrate.upgrade(empty_database)
     assert migrate.current_revision(empty_database) == migrate.head_revision()
+
+
+def test_a_new_sqlite_file_gets_the_page_size_setting_and_an_old_one_keeps_its_own(
+        tmp_path) -> None:
+    import sqlite3
+
+    def page_size(path) -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    new = tmp_path / "new.db"
+    migrate.upgrade(f"sqlite:///{new}", sqlite_page_size=16384)
+    assert page_size(new) == 16384
+    assert migrate.current_revision(f"sqlite:///{new}") == migrate.head_revision()
+
+    old = tmp_path / "old.db"
+    migrate.upgrade(f"sqlite:///{old}", "0001")
+    migrate.upgrade(f"sqlite:///{old}", sqlite_page_size=16384)
+    assert page_size(old) == 4096
+    assert migrate.current_revision(f"sqlite:///{old}") == migrate.head_revision()

@@ -30,6 +30,12 @@ def run_migrations_online() -> None:
     ensure_sqlite_dir(url)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
+        page_size = int(config.attributes.get("sqlite_page_size", 0))
+        if url.get_backend_name() == "sqlite" and page_size:
+            # The sqlite_page_size setting, for a file the migrations create (a file that
+            # has pages already keeps their size).
+            conn.exec_driver_sql(f"PRAGMA page_size={page_size}")
+            conn.commit()
         _run(conn)
     engine.dispose()
 

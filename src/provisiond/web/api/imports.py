@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from fastapi import APIRouter, Query, Request, Response
@@ -18,7 +18,12 @@ from provisiond.errors import (
     ProfileNotFound,
 )
 from provisiond.services.import_formats import ImportFormat, read_import
-from provisiond.services.registration import ImportOptions, register_devices
+from provisiond.services.registration import (
+    ImportOptions,
+    SecretRow,
+    credential_csv,
+    register_devices,
+)
 from provisiond.web.api.schemas import ImportSummary
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
 from provisiond.web.problems import responses
@@ -37,8 +42,8 @@ class SpooledCredentials:
         self.writer = csv.writer(self.file)
         self.writer.writerow(CREDENTIAL_COLUMNS)
 
-    def add(self, serial: str, device_id: str, credential_type: str, secret: str) -> None:
-        self.writer.writerow((serial, device_id, credential_type, secret))
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        self.file.write(credential_csv(rows))
 
     def prepare(self) -> None:
         self.file.flush()

@@ -1,0 +1,35 @@
+"""The credentials file's lines: written directly when no field needs quoting, and always the
+same text the csv module writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from provisiond.services.registration import credential_csv
+
+
+def csv_module(rows: list[tuple[str, str, str, str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
+
+
+field = st.text(alphabet=st.sampled_from('AZaz09-_.:,"\r\n é'), max_size=8)
+
+
+@given(st.lists(st.tuples(field, field, field, field), max_size=20))
+def test_the_same_text_as_the_csv_module(rows: list[tuple[str, str, str, str]]) -> None:
+    assert credential_csv(rows) == csv_module(rows)
+
+
+def test_plain_rows_and_rows_that_need_quoting() -> None:
+    plain = [("70B3D57E00000001", "0190c1c8-0000-7000-8000-000000000001", "access-token",
+              "AZDByAAAcACAAAAAAAAAAQ.abc-_def")]
+    assert credential_csv(plain) == ",".join(plain[0]) + "\r\n"
+    quoted = [*plain, ("S2", "id", "claim-code", 'a,"b"')]
+    assert credential_csv(quoted).endswith('S2,id,claim-code,"a,""b"""\r\n')
+    assert list(csv.reader(io.StringIO(credential_csv(quoted)))) == [list(r) for r in quoted]
