@@ -240,10 +240,8 @@ class _Importer:
         secrets: list[SecretRow] = []
         placements = self.placements
         turn = self.uow.bulk.turn_every
-        every = turn or -1
         for i, rec in enumerate(batch):
-            if i == every:
-                every += turn
+            if i % turn == turn - 1:
                 await asyncio.sleep(0)
             if rec.serial in existing:
                 if self.options.skip_existing:
@@ -371,7 +369,7 @@ class _Producer:
     def __init__(self, items: Iterable[Item], batch_size: int, turn_every: int) -> None:
         self.items = iter(items)
         self.batch_size = batch_size
-        self.turn_every = turn_every  # records between event-loop turns (0: none)
+        self.turn_every = turn_every  # records between two turns of the event loop
         self.seen: dict[str, int] = {}
         self.records = 0
 
@@ -379,10 +377,8 @@ class _Producer:
         records: list[ImportRecord] = []
         problems: list[Problem] = []
         seen = self.seen
-        every = self.turn_every or -1
         for n, item in enumerate(self.items, 1):
-            if n == every:
-                every += self.turn_every
+            if n % self.turn_every == 0:
                 await asyncio.sleep(0)
             if isinstance(item, Problem):
                 problems.append(item)

@@ -115,12 +115,12 @@ class BulkDeviceWriter:
     @property
     def turn_every(self) -> int:
         """How many records a caller may read or build between two turns of the event loop
-        while a batch is written (about 30 ms of work), or 0 when it need not pause.
-
-        A COPY sends its data only when the event loop runs; SQLite's statements run on
-        the driver's thread whatever the event loop does.
-        """
-        return 0 if self._sqlite else 2_000
+        while batches are written. PostgreSQL: 2,000 (about 30 ms of work), since a COPY
+        sends its data only when the event loop runs (5,000 measured 2 s slower for a
+        million devices). SQLite: 5,000, since its statements run on the driver's thread
+        anyway; the turns only let `serve` answer other requests during an import (every
+        2,000 measured 0.6 s slower)."""
+        return 5_000 if self._sqlite else 2_000
 
     async def _driver(self) -> Any:
         raw = await self._conn.get_raw_connection()

@@ -118,21 +118,21 @@ def test_an_import_of_several_batches_writes_every_device_once(database_url: str
     from provisiond.services.registration import ImportOptions, register_devices
     from tests.integration.store.test_device_tokens import Sink
 
-    body = "serial,name,colour\n" + "".join(f"S{n:05d},Device {n},c{n % 10}\n"
-                                           for n in range(4_500))
+    body = "serial,name,colour\n" + "".join(f"S{n:05d},Device {n},c{n % 30}\n"
+                                           for n in range(10_500))
 
     async def scenario() -> tuple[int, int, list[str], str]:
         async with open_container(load_settings(database_url=database_url)) as c:
             sink = Sink()
             result = await register_devices(
                 c.uow(), items=read_import(io.BytesIO(body.encode()), ImportFormat.CSV),
-                options=ImportOptions(batch_size=2_000), sink=sink, actor="t", now=NOW)
+                options=ImportOptions(batch_size=6_000), sink=sink, actor="t", now=NOW)
             page = await devices.list_devices(c.uow(), tags={"colour": "c3"}, limit=500)
-            last = await devices.authenticate_device(c.uow(), token=sink.secrets["S04499"],
+            last = await devices.authenticate_device(c.uow(), token=sink.secrets["S10499"],
                                                      now=c.now())
             return result.imported, len(sink.secrets), [d.serial for d in page.items], last.serial
 
     imported, secrets, coloured, last = asyncio.run(scenario())
-    assert imported == secrets == 4_500
-    assert coloured == [f"S{n:05d}" for n in range(4_500) if n % 10 == 3]
-    assert last == "S04499"
+    assert imported == secrets == 10_500
+    assert coloured == [f"S{n:05d}" for n in range(10_500) if n % 30 == 3]
+    assert last == "S10499"
