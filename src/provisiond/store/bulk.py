@@ -8,8 +8,10 @@ On SQLite a batch goes to the database as one JSON text per table, inserted by
 ``INSERT … SELECT … FROM json_each(?)``: the whole batch is then one step of the driver's
 thread, which holds no GIL while SQLite works, so the importer can read and check the next
 batch meanwhile (with ``executemany`` the driver thread takes the GIL back for every row and
-the two threads mostly wait for each other). :meth:`BulkDeviceWriter.write` therefore
-returns once the batch is queued; the next ``write``, :meth:`~BulkDeviceWriter.drain` and
+the two threads mostly wait for each other). On PostgreSQL the COPY of a batch, in text
+provisiond formats itself, runs as a task while the importer reads on; the server works on
+its own core meanwhile. :meth:`BulkDeviceWriter.write` therefore returns once the batch is
+on its way; the next ``write``, :meth:`~BulkDeviceWriter.drain` and
 :meth:`~BulkDeviceWriter.discard` wait for it.
 """
 
