@@ -37,6 +37,7 @@ from provisiond.services.credentials import revoke_credentials, rotate_credentia
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.lorawan_import import peek_is_lorawan, register_lorawan
 from provisiond.services.registration import (
+    SECRET_COLUMNS,
     ImportOptions,
     SecretRow,
     credential_csv,
@@ -58,7 +59,6 @@ class CredentialsFile:
     """The credentials CSV of an import: written to a private temporary file beside the
     target, made durable before the import commits, renamed into place after."""
 
-    HEADER = ("serial", "device_id", "credential_type", "secret")
 
     def __init__(self, target: Path, *, overwrite: bool) -> None:
         if target.exists() and not overwrite:
@@ -74,8 +74,7 @@ class CredentialsFile:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         self.tmp = Path(name)
         self._file = os.fdopen(fd, "w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(self.HEADER)
+        self._file.write(credential_csv([SECRET_COLUMNS]))
 
     def add_rows(self, rows: Sequence[SecretRow]) -> None:
         self._file.write(credential_csv(rows))

@@ -54,6 +54,8 @@ STATISTICS_AFTER_ROWS = 10_000
 
 # (serial, device id in its canonical text form (str(UUID)), credential type, secret)
 SecretRow = tuple[str, str, str, str]
+# The credentials file's header: the columns of a SecretRow.
+SECRET_COLUMNS: SecretRow = ("serial", "device_id", "credential_type", "secret")
 
 
 class CredentialSink(Protocol):
@@ -239,9 +241,10 @@ class _Importer:
         creds: list[CredentialRow] = []
         secrets: list[SecretRow] = []
         placements = self.placements
+        sealer = self.options.broker_sealer
         turn = self.uow.bulk.turn_every
         for i, rec in enumerate(batch):
-            if i % turn == turn - 1:
+            if i and i % turn == 0:
                 await asyncio.sleep(0)
             if rec.serial in existing:
                 if self.options.skip_existing:
@@ -274,7 +277,6 @@ class _Importer:
             if rec.tags:
                 tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
             token, verifier_hash = made.tokens[i]
-            sealer = self.options.broker_sealer
             creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash,
                           sealer.seal(token) if sealer is not None else None))
             secrets.append((rec.serial, device_text, ACCESS_TOKEN, token))
@@ -302,8 +304,8 @@ async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: I
         producer = _Producer(items, options.batch_size, uow.bulk.turn_every)
         await importer.load_defaults()
         try:
-            # A batch is read and checked while the previous one is written: on SQLite the
-            # write returns once queued (see provisiond.store.bulk).
+            # A batch is read and checked while the previous one is written: the write
+            # returns once the batch is on its way (see provisiond.store.bulk).
             batch = await producer.next_batch()
             existing = uow.bulk.lookup(batch.serials())
             while batch:

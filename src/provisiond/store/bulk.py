@@ -129,8 +129,10 @@ class BulkDeviceWriter:
         return raw.driver_connection
 
     async def existing_serials(self, serials: Sequence[str]) -> set[str]:
-        """Which of ``serials`` are registered already."""
-        return await self.lookup(serials)
+        """Which of ``serials`` are registered already, asked and answered now."""
+        if self._sqlite:
+            return await self._sqlite_existing(list(serials))
+        return await self.postgres_existing(serials)
 
     def lookup(self, serials: Sequence[str]) -> Awaitable[set[str]]:
         """Which of ``serials`` are registered already, asked now, answered when awaited.

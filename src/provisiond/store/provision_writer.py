@@ -347,6 +347,15 @@ def _deliver(jobs: list[_Job[Any]]) -> None:
             job.future.set_result(job.outcome)
 
 
+def _sqlite_connect(path: str, options: DatabaseOptions) -> sqlite3.Connection:
+    """A driver connection of this module's threads (autocommit: they BEGIN themselves),
+    with provisiond's pragmas."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in sqlite_pragmas(options):
+        conn.execute(pragma)
+    return conn
+
+
 class WalCheckpointer:
     """Passive checkpoints of a SQLite file's write-ahead log, on a thread of their own.
 
@@ -397,10 +406,7 @@ class WalCheckpointer:
                 self._due.clear()
                 try:
                     if conn is None:
-                        conn = sqlite3.connect(self._path, isolation_level=None,
-                                               check_same_thread=False)
-                        for pragma in sqlite_pragmas(self._options):
-                            conn.execute(pragma)
+                        conn = _sqlite_connect(self._path, self._options)
                     commits = self.commits
                     busy, frames, copied = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -609,9 +615,7 @@ class ProvisionWriter:
     def _connect(self) -> Any:
         if self._sqlite:
             path = self._url.database or ":memory:"
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            for pragma in sqlite_pragmas(self._options):
-                conn.execute(pragma)
+            conn = _sqlite_connect(path, self._options)
             if path != ":memory:":
                 # The checkpointer copies the log; the writer checkpoints itself only when the
                 # log has not started again for WAL_LIMIT pages (it never catches the writer

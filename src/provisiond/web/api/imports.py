@@ -19,6 +19,7 @@ from provisiond.errors import (
 )
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import (
+    SECRET_COLUMNS,
     ImportOptions,
     SecretRow,
     credential_csv,
@@ -30,7 +31,6 @@ from provisiond.web.problems import responses
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 SPOOL_IN_MEMORY = 8 * 1024 * 1024
-CREDENTIAL_COLUMNS = ("serial", "device_id", "credential_type", "secret")
 
 
 class SpooledCredentials:
@@ -39,8 +39,7 @@ class SpooledCredentials:
     def __init__(self) -> None:
         self.file: IO[str] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=SPOOL_IN_MEMORY, mode="w+", newline="", encoding="utf-8")
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(CREDENTIAL_COLUMNS)
+        self.file.write(credential_csv([SECRET_COLUMNS]))
 
     def add_rows(self, rows: Sequence[SecretRow]) -> None:
         self.file.write(credential_csv(rows))
