@@ -42,7 +42,7 @@ from provisiond.cli.lorawan import app as lorawan_app
 from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
-from provisiond.services import demo, hashing
+from provisiond.services import demo
 from provisiond.settings import LogFormat
 
 app = typer.Typer(
@@ -111,7 +111,6 @@ def _serve(common: Common, host: str | None, port: int | None, log_level: str | 
         logging.getLogger("provisiond").info(banner)
     else:
         output.success(banner)
-    hashing.warm_up()
     # Everything imported so far lives as long as the process: frozen, the collector's full
     # passes skip it. Unfrozen, each scanned it all, stopping every request for 20-100 ms.
     gc.collect()

@@ -29,8 +29,8 @@ _SELECTOR = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # 16 bytes of base64url, unp
 @functools.cache
 def _dummy_hash() -> str:
     """Verified when the user does not exist, so a miss costs the same time as a wrong
-    password. Made on first use (every CLI command would pay its 70 ms at start-up); a
-    server makes it before its first request (:func:`warm_up`)."""
+    password. Made on first use (every CLI command would pay its 70 ms at start-up); the
+    web app makes it before its first request (:func:`warm_up`)."""
     return _hasher.hash("provisiond-dummy-password")
 
 

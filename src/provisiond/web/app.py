@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from provisiond import __version__
 from provisiond.errors import Unavailable
+from provisiond.services import hashing
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
 from provisiond.web import coap, device_api, hooks, mqtt_listener, pages, problems
@@ -43,6 +44,7 @@ def build_app(settings: Settings,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hashing.warm_up()  # before the first sign-in, so an unknown user's is no slower
         async with container_factory() as container:
             app.state.container = container
             s = container.settings
