@@ -10,6 +10,7 @@ A certificate is known by the SHA-256 of its DER form (its fingerprint).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -52,6 +53,14 @@ class CaInfo:
 
 def _bad(field: str, message: str) -> InvalidInput:
     return InvalidInput(f"{field}: {message}", problems=[Problem(message, field=field)])
+
+
+def public_key_sha256(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> str:
+    """The SHA-256 (hex) of a public key's SubjectPublicKeyInfo: which key a certificate or
+    a CSR holds, whatever else differs."""
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
 
 
 def fingerprint(certificate: x509.Certificate) -> str:
@@ -197,6 +206,9 @@ class Signer:
 
     @classmethod
     def load(cls, ca: StoredCa, passphrase: str | None) -> Signer:
+        if ca.private_key_pem is None:
+            raise ConfigurationError(f"CA {ca.name!r} is a manufacturer's CA (a certificate "
+                                     "without its key): it cannot sign")
         try:
             key = serialization.load_pem_private_key(
                 ca.private_key_pem.encode(),
@@ -293,7 +305,7 @@ class SignerCache:
     """Decrypted CA keys, per process: decrypting a PKCS#8 key costs far more than signing."""
 
     def __init__(self) -> None:
-        self._signers: dict[tuple[object, str], Signer] = {}
+        self._signers: dict[tuple[object, str | None], Signer] = {}
 
     def get(self, ca: StoredCa, passphrase: str | None) -> Signer:
         key = (ca.id, ca.private_key_pem)

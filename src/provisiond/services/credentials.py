@@ -22,6 +22,7 @@ from provisiond.services.hashing import hash_token, new_split_token
 from provisiond.services.ids import new_id
 from provisiond.services.lorawan_import import clean_hex
 from provisiond.services.sealing import Sealer
+from provisiond.store.certificates import RevocationReason
 from provisiond.store.uow import UnitOfWork
 
 ROTATABLE = (CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC)
@@ -91,7 +92,7 @@ async def rotate_credentials(uow: UnitOfWork, *, serial: str, kind: CredentialTy
             rotated = Rotated(credential, serial, password, username, client_id)
         replaced = active  # one MQTT identity at a time, whichever kind it was
         for c in replaced:
-            await uow.credentials.revoke(c.id, now)
+            await uow.credentials.revoke(c.id, now, RevocationReason.SUPERSEDED)
         if replaced:
             await uow.events.add(NewEvent(
                 EventType.CREDENTIALS_REVOKED, now, actor, device_id=device.id, serial=serial,

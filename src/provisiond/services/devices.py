@@ -283,7 +283,7 @@ async def delete_device(uow: UnitOfWork, *, serial: str, actor: str, now: dateti
         device = await uow.devices.find_by_serial(serial)
         if device is None:
             raise DeviceNotFound(f"no device {serial}", serial=serial)
-        await uow.devices.delete(device.id)
+        await uow.devices.delete(device.id, now)
         await uow.events.add(NewEvent(
             EventType.DEVICE_DELETED, now, actor, device_id=device.id, serial=serial,
             group_id=device.group_id,

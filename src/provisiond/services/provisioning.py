@@ -56,6 +56,7 @@ from provisiond.services.certificates import (
     device_certificate,
     fingerprint,
     is_csr,
+    public_key_sha256,
 )
 from provisiond.services.devices import profile_device
 from provisiond.services.hashing import hash_token, new_split_token, tokens_equal
@@ -63,6 +64,7 @@ from provisiond.services.ids import new_id
 from provisiond.services.profiles import check_profile_secret
 from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
+from provisiond.store.certificates import IssuedCertificate, serial_hex
 from provisiond.store.devices import ProvisionState
 from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
 
@@ -111,6 +113,7 @@ class _Issued:
     client_id: str | None = None
     events: list[str] = field(default_factory=list)
     broker_secret: str | None = None  # what the broker must know (token, MQTT password)
+    certificate: IssuedCertificate | None = None  # signed by a CA of ours: its register
 
 
 def _refuse(status: str, message: str, serial: str | None = None) -> ProvisionAnswer:
@@ -288,14 +291,21 @@ def _make_credential(tx: ProvisionTx, request: tb.ProvisionRequest, ctype: Crede
                            else check_csr(pem, serial=serial))
                 cert = policy.signers.get(ca, policy.ca_passphrase).issue(
                     checked, days=profile.certificate_days, now=now)
+                ca_id: uuid.UUID | None = ca.id
             else:
                 cert = device_certificate(pem, now=now)
+                ca_id = None
         except CertificateRefused as err:
             return _refuse(tb.FAILURE, str(err), serial)
         lookup = fingerprint(cert)
         if tx.lookup_taken(ctype, lookup):
             return _refuse(tb.FAILURE, "this certificate is in use by another device", serial)
-        return _Issued(credential, cert.public_bytes(Encoding.PEM).decode(), lookup, None)
+        cert_pem = cert.public_bytes(Encoding.PEM).decode()
+        register = None if ca_id is None else IssuedCertificate(
+            ca_id, serial_hex(cert.serial_number), credential.id, device_id, serial,
+            public_key_sha256(cert.public_key()),  # type: ignore[arg-type]
+            cert_pem, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        return _Issued(credential, cert_pem, lookup, None, certificate=register)
     if ctype is CredentialType.ACCESS_TOKEN:
         if request.token:
             lookup = hash_token(request.token)
@@ -326,6 +336,8 @@ def _store_credential(tx: ProvisionTx, issued: _Issued, serial: str, now: dateti
               if sealer is not None and issued.broker_secret is not None else None)
     tx.add_credential(credential, lookup=issued.lookup, secret_hash=issued.secret_hash,
                       client_id=issued.client_id, secret_sealed=sealed)
+    if issued.certificate is not None:
+        tx.add_certificate(issued.certificate)
     tx.add_event(NewEvent(EventType.CREDENTIALS_ISSUED, now, "provisioning",
                           device_id=credential.device_id, serial=serial,
                           data={"type": credential.type.value,

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.events import Event, EventType, NewEvent
+from provisiond.store.certificates import CertificateRepository, RevocationReason
 from provisiond.store.directory import subtree_clause
 from provisiond.store.schema import (
     credentials,
@@ -251,9 +252,12 @@ class DeviceRepository:
         await self._conn.execute(insert(device_tags).values(
             device_id=device.id, serial=device.serial, key=key, value=value))
 
-    async def delete(self, device_id: uuid.UUID) -> None:
+    async def delete(self, device_id: uuid.UUID, now: datetime) -> None:
         # Tags and credentials go with the device (ON DELETE CASCADE), explicitly too, so
-        # SQLite databases opened without foreign_keys=ON stay clean.
+        # SQLite databases opened without foreign_keys=ON stay clean. Its certificates stay
+        # in their CA's register, revoked (the CRL lists them until they expire).
+        await CertificateRepository(self._conn).revoke_device(
+            device_id, now, RevocationReason.CESSATION_OF_OPERATION)
         await self._conn.execute(device_tags.delete().where(device_tags.c.device_id == device_id))
         await self._conn.execute(credentials.delete().where(credentials.c.device_id == device_id))
         await self._conn.execute(devices.delete().where(devices.c.id == device_id))
@@ -345,15 +349,18 @@ class CredentialRepository:
             )
         )
 
-    async def revoke(self, credential_id: uuid.UUID, now: datetime) -> None:
+    async def revoke(self, credential_id: uuid.UUID, now: datetime,
+                     reason: RevocationReason = RevocationReason.UNSPECIFIED) -> None:
         """Revoke; a revoked MQTT secret is no longer kept (broker_accounts says what to
-        remove from the broker)."""
+        remove from the broker); a certificate a CA of ours issued is revoked in its register
+        (the CRL lists it)."""
         mqtt = credentials.c.type.in_(["access-token", "mqtt-basic"])
         await self._conn.execute(
             update(credentials).where(credentials.c.id == credential_id,
                                       credentials.c.revoked_at.is_(None))
             .values(revoked_at=now, secret_sealed=case(
                 (mqtt, null()), else_=credentials.c.secret_sealed)))
+        await CertificateRepository(self._conn).revoke_credential(credential_id, now, reason)
 
     async def mark_first_use(self, credential_id: uuid.UUID, now: datetime) -> None:
         await self._conn.execute(

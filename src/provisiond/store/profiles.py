@@ -124,7 +124,7 @@ class StoredCa:
     id: uuid.UUID
     name: str
     certificate_pem: str
-    private_key_pem: str
+    private_key_pem: str | None  # None: a manufacturer's CA, known by its certificate only
     key_encrypted: bool
     created_at: datetime
 

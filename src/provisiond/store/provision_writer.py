@@ -49,6 +49,7 @@ from provisiond.domain.device import Device
 from provisiond.domain.events import NewEvent
 from provisiond.domain.profiles import Profile
 from provisiond.errors import Unavailable
+from provisiond.store.certificates import IssuedCertificate, RevocationReason
 from provisiond.store.database import DatabaseOptions, sqlite_pragmas, unavailable
 from provisiond.store.devices import ProvisionState, provision_state_of
 from provisiond.store.profiles import StoredCa, ca_from_row, profile_from_row
@@ -97,6 +98,13 @@ _ADD_CREDENTIAL = (
 _REVOKE = ("UPDATE credentials SET revoked_at = ?, secret_sealed = CASE WHEN type IN"
            " ('access-token', 'mqtt-basic') THEN NULL ELSE secret_sealed END"
            " WHERE id = ? AND revoked_at IS NULL")
+_REVOKE_CERTIFICATE = ("UPDATE issued_certificates SET revoked_at = ?, revocation_reason = ?"
+                       " WHERE credential_id = ? AND revoked_at IS NULL")
+_ADD_CERTIFICATE = (
+    "INSERT INTO issued_certificates (ca_id, serial_number, credential_id, device_id,"
+    " device_serial, public_key_sha256, certificate_pem, not_before, not_after)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _MARK_PROVISIONED = (
     "UPDATE devices SET profile_id = ?, provisioned_at = ?, provision_credential_id = ?,"
     " updated_at = ? WHERE id = ?"
@@ -253,8 +261,20 @@ class ProvisionTx:
             credential.type.value, lookup, secret_hash, client_id, secret_sealed,
             self._ts_in(credential.created_at)))
 
-    def revoke_credential(self, credential_id: uuid.UUID, now: datetime) -> None:
+    def revoke_credential(self, credential_id: uuid.UUID, now: datetime,
+                          reason: RevocationReason = RevocationReason.SUPERSEDED) -> None:
+        """Revoke a credential (and its certificate in its CA's register)."""
         self._run(_REVOKE, (self._ts_in(now), self._id_in(credential_id)))
+        self._run(_REVOKE_CERTIFICATE, (self._ts_in(now), reason.value,
+                                        self._id_in(credential_id)))
+
+    def add_certificate(self, cert: IssuedCertificate) -> None:
+        """A certificate one of provisiond's CAs just issued, in that CA's register."""
+        i, t = self._id_in, self._ts_in
+        self._run(_ADD_CERTIFICATE, (
+            i(cert.ca_id), cert.serial_number, i(cert.credential_id), i(cert.device_id),
+            cert.device_serial, cert.public_key_sha256, cert.certificate_pem,
+            t(cert.not_before), t(cert.not_after)))
 
     def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
                          credential_id: uuid.UUID, now: datetime) -> None:

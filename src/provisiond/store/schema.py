@@ -14,6 +14,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Uuid,
     text,
 )
@@ -100,6 +101,11 @@ devices = Table(
     Column("claim_secret_hash", String(64), nullable=True),
     Column("claim_secret_expires_at", UtcDateTime, nullable=True),
     Column("history_since_event_id", EventId, nullable=True),
+    # A retry of self-provisioning (services/provisioning.py): the hash of the retry key the
+    # device sent with its first request, and that first answer's credential encrypted with
+    # a key only the retry key gives (so a copy of the database cannot read it).
+    Column("provision_retry_hash", String(64), nullable=True),
+    Column("provision_answer_sealed", String(1024), nullable=True),
     CheckConstraint("state IN ('registered', 'claimed', 'released')", name="state"),
     CheckConstraint(
         "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"
@@ -165,10 +171,41 @@ certificate_authorities = Table(
     Column("id", Uuid, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("certificate_pem", String(16384), nullable=False),
-    # PKCS#8 PEM, encrypted with the ca_key_passphrase setting when one is set.
-    Column("private_key_pem", String(16384), nullable=False),
+    # PKCS#8 PEM, encrypted with the ca_key_passphrase setting when one is set; NULL for a
+    # manufacturer's CA registered by its certificate only (it vouches for device-brought
+    # certificates, it signs nothing here).
+    Column("private_key_pem", String(16384), nullable=True),
     Column("key_encrypted", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The CA's current CRL (RFC 5280), shared by every instance: its number (monotonic),
+    # PEM, and the time it was made and stops being valid.
+    Column("crl_number", BigInteger, nullable=False, server_default=text("0")),
+    Column("crl_pem", Text, nullable=True),
+    Column("crl_this_update", UtcDateTime, nullable=True),
+    Column("crl_next_update", UtcDateTime, nullable=True),
+)
+
+# Every certificate a CA of provisiond issued: the CA's own register, which the CRL and the
+# OCSP responder answer from. No foreign keys: a deleted device's certificates stay listed
+# (revoked) until they expire.
+issued_certificates = Table(
+    "issued_certificates",
+    metadata,
+    Column("ca_id", Uuid, primary_key=True),
+    Column("serial_number", String(40), primary_key=True),  # hex, lower case
+    Column("credential_id", Uuid, nullable=False, unique=True),
+    Column("device_id", Uuid, nullable=False),
+    Column("device_serial", String(64), nullable=False),
+    Column("public_key_sha256", String(64), nullable=False),  # of the SubjectPublicKeyInfo
+    Column("certificate_pem", String(8192), nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("revocation_reason", String(32), nullable=True),  # RFC 5280 CRLReason name
+    Index(None, "device_id"),
+    Index("ix_issued_certificates_revoked", "ca_id", "revoked_at",
+          sqlite_where=text("revoked_at IS NOT NULL"),
+          postgresql_where=text("revoked_at IS NOT NULL")),
 )
 
 provision_profiles = Table(
@@ -177,7 +214,8 @@ provision_profiles = Table(
     Column("id", Uuid, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("key", String(128), nullable=False, unique=True),
-    Column("secret_hash", String(64), nullable=False),  # SHA-256 of the provision secret
+    # services/hashing.py hash_profile_secret: not the HS256 key (that is jwt_key_sealed)
+    Column("secret_hash", String(64), nullable=False),
     Column("strategy", String(16), nullable=False),
     Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
     Column("model_id", Uuid, ForeignKey("device_models.id", ondelete="RESTRICT"),
@@ -202,7 +240,19 @@ provision_profiles = Table(
     Column("release_policy", String(8), nullable=False, server_default=text("'keep'")),
     # The Things Stack settings of its devices (domain/tts.py NetworkSettings), or NULL.
     Column("lorawan", Json, nullable=True),
+    # Identity integrity: whether and how a device already provisioned may provision again
+    # (domain/profiles.py ReprovisionPolicy), the shortest token or MQTT password a device
+    # may choose, and the manufacturer CA that vouches for certificates devices bring.
+    Column("reprovision_policy", String(16), nullable=False, server_default=text("'never'")),
+    Column("device_secret_min_length", Integer, nullable=False, server_default=text("16")),
+    Column("device_ca_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="RESTRICT"),
+           nullable=True),
+    # Signed-token registration with HS256: the key, sealed (services/sealing.py), so that
+    # nothing in a copy of the database verifies or mints a token.
+    Column("jwt_key_sealed", String(512), nullable=True),
     CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
+    CheckConstraint("reprovision_policy IN ('never', 'with-proof', 'factory-reset')",
+                    name="reprovision_policy"),
 )
 
 # The ids (jti) of registration tokens already used, so none is used twice; kept until the

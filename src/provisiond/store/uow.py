@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.store.bulk import BulkDeviceWriter
+from provisiond.store.certificates import CertificateRepository
 from provisiond.store.claims import (
     AssociationRepository,
     ClaimRepository,
@@ -59,6 +60,7 @@ class UnitOfWork:
     tokens: TokenRepository
     profiles: ProfileRepository
     cas: CaRepository
+    certificates: CertificateRepository
     devices: DeviceRepository
     credentials: CredentialRepository
     events: EventRepository
@@ -117,6 +119,7 @@ class UnitOfWork:
         self.tokens = TokenRepository(conn)
         self.profiles = ProfileRepository(conn)
         self.cas = CaRepository(conn)
+        self.certificates = CertificateRepository(conn)
         self.devices = DeviceRepository(conn)
         self.credentials = CredentialRepository(conn)
         self.events = EventRepository(conn)

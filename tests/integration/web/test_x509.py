@@ -88,11 +88,20 @@ def test_csr_signed_by_the_profiles_ca(server: Server, api: httpx.Client) -> Non
     assert sql(server, "SELECT lookup FROM credentials WHERE revoked_at IS NULL") == [
         (fingerprint,)]
 
+    # the CA's register holds what it issued: serial number, key, lifetime, the PEM
+    register = sql(server, "SELECT serial_number, device_serial, certificate_pem, revoked_at"
+                           " FROM issued_certificates")
+    assert register == [(format(cert.serial_number, "x"), "CAM-0001",
+                         answer["credentialsValue"], None)]
+
     # the answer was lost: the same CSR again gets a new certificate, the first is revoked
     again = ask("CAM-0001", csr("CAM-0001"))
     assert again["status"] == "SUCCESS"
     assert again["credentialsValue"] != answer["credentialsValue"]
     assert len(sql(server, "SELECT id FROM credentials WHERE revoked_at IS NULL")) == 1
+    reasons = sql(server, "SELECT revocation_reason FROM issued_certificates"
+                          " ORDER BY revoked_at IS NULL")
+    assert reasons == [("superseded",), (None,)]
 
     weak_rsa = rsa.generate_private_key(65537, 1024)  # noqa: S505 - to be refused
     refusals = {
@@ -112,6 +121,13 @@ def test_csr_signed_by_the_profiles_ca(server: Server, api: httpx.Client) -> Non
                        credentialsType="X509_CERTIFICATE")
     assert no_pem["errorMsg"] == "X509_CERTIFICATE needs a CSR or a certificate (PEM) in hash"
     assert [r[0] for r in sql(server, "SELECT serial FROM devices")] == ["CAM-0001"]
+
+    # a deleted device's certificates stay in the register, revoked
+    assert api.delete("/api/v1/devices/CAM-0001").status_code == 204
+    assert sql(server, "SELECT count(*) FROM issued_certificates WHERE revoked_at IS NULL"
+                       " OR revocation_reason IS NULL") == [(0,)]
+    assert sql(server, "SELECT revocation_reason FROM issued_certificates"
+                       " WHERE revocation_reason <> 'superseded'") == [("cessation_of_operation",)]
 
 
 def test_a_certificate_the_device_has(server: Server, api: httpx.Client) -> None:
