@@ -71,8 +71,7 @@ class Container:
     def provision_policy(self) -> ProvisionPolicy:
         """The provisioning rules' settings, the same for every transport (made once)."""
         s = self.settings
-        return policy_from(s.provision_retry_window_seconds,
-                           s.provision_unknown_source_rate_per_minute, s.ca_passphrase,
+        return policy_from(s.provision_unknown_source_rate_per_minute, s.ca_passphrase,
                            self.signers, self.broker_sealer)
 
     @cached_property

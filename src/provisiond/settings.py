@@ -251,11 +251,6 @@ class Settings(BaseSettings):
     import_max_problems: int = Field(
         1_000, ge=1, description="Problems listed by a failed import before summarising."
     )
-    provision_retry_window_seconds: int = Field(
-        86_400, ge=0, le=30 * 86_400,
-        description="How long a self-provisioned device may provision again while its "
-                    "credential has never been used (its answer was lost).",
-    )
     provision_unknown_source_rate_per_minute: int = Field(
         60, ge=1, description="Provision requests per minute one address may make with "
                               "unknown or wrong profile credentials.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from provisiond.protocols import thingsboard as tb
@@ -52,3 +54,25 @@ def test_answers() -> None:
     assert tb.success(tb.TbCredentialsType.ACCESS_TOKEN, "t") == {
         "status": "SUCCESS", "credentialsType": "ACCESS_TOKEN", "credentialsValue": "t"}
     assert tb.failure(tb.FAILURE, "why") == {"status": "FAILURE", "errorMsg": "why"}
+
+
+def test_provisiond_extensions() -> None:
+    r = tb.parse_request({**BASE, "retryKey": "q7Rk2vXb9cWm1ZsT4hLp8A",
+                          "certificateProof": "c2ln", "currentCertificate": "PEM",
+                          "reprovisionProof": "cHJvb2Y="})
+    assert (r.retry_key, r.certificate_proof, r.current_certificate, r.reprovision_proof) == (
+        "q7Rk2vXb9cWm1ZsT4hLp8A", "c2ln", "PEM", "cHJvb2Y=")
+    assert not r.device_chose_credentials  # a retry key chooses no credential
+    with pytest.raises(tb.Refused, match="retryKey must be at least 22 characters"):
+        tb.parse_request({**BASE, "retryKey": "x" * 21})
+    with pytest.raises(tb.Refused, match="certificateProof is longer than 2048"):
+        tb.parse_request({**BASE, "certificateProof": "A" * 2049})
+
+
+def test_the_proof_message_binds_purpose_profile_device_and_pem() -> None:
+    message = tb.proof_message(tb.CERTIFICATE_PROOF, "key-1", "GW 1", "PEM")
+    lines = message.decode().split("\n")
+    assert lines[:3] == ["provisiond-certificate-proof", "key-1", "GW 1"]
+    assert lines[3] == hashlib.sha256(b"PEM").hexdigest()
+    assert tb.proof_message(tb.REPROVISION_PROOF, "key-1", None, None).decode().split(
+        "\n") == ["provisiond-reprovision-proof", "key-1", "", hashlib.sha256(b"").hexdigest()]

@@ -42,7 +42,7 @@ from provisiond.cli.lorawan import app as lorawan_app
 from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
-from provisiond.services import demo
+from provisiond.services import demo, profiles
 from provisiond.settings import LogFormat
 
 app = typer.Typer(
@@ -204,7 +204,12 @@ def db_upgrade(
     common = Common(database, config, False, debug)
     settings = guard(common, common.settings)
     guard(common, lambda: upgrade_database(settings, revision))
-    current, _ = guard(common, lambda: database_revision(settings))
+    current, head = guard(common, lambda: database_revision(settings))
+    if current == head and settings.device_key_passphrase is not None:
+        sealed = run(common, lambda c: profiles.seal_registration_keys(c.uow(), c.sealer))
+        if sealed:
+            output.success(f"sealed the registration keys of {sealed} profile(s) with "
+                           "device_key_passphrase")
     output.success(f"database at revision {current}: {settings.masked()['database_url']}")
 
 

@@ -30,7 +30,8 @@ PemFile = Annotated[Path, typer.Option(exists=True, dir_okay=False)]
 def _dict(ca: CaInfo) -> dict[str, object]:
     return {"name": ca.name, "subject": ca.subject, "not_after": ca.not_after.isoformat(),
             "fingerprint_sha256": ca.fingerprint, "key_encrypted": ca.key_encrypted,
-            "created_at": ca.created_at.isoformat(), "certificate": ca.certificate_pem}
+            "can_sign": ca.can_sign, "created_at": ca.created_at.isoformat(),
+            "certificate": ca.certificate_pem}
 
 
 def _report(common: Common, ca: CaInfo, what: str) -> None:
@@ -38,8 +39,11 @@ def _report(common: Common, ca: CaInfo, what: str) -> None:
         output.print_json(_dict(ca))
         return
     output.stdout.print(ca.certificate_pem, end="", markup=False, highlight=False)
-    output.success(f"CA {ca.name} {what}: {ca.subject}, valid until {ca.not_after:%Y-%m-%d}"
-                   f"{'' if ca.key_encrypted else ' (its key is stored unencrypted: set ca_key_passphrase)'}")
+    note = (" (its certificate only: it vouches for devices' certificates, it signs nothing)"
+            if not ca.can_sign else "" if ca.key_encrypted
+            else " (its key is stored unencrypted: set ca_key_passphrase)")
+    output.success(f"CA {ca.name} {what}: {ca.subject}, valid until "
+                   f"{ca.not_after:%Y-%m-%d}{note}")
 
 
 @app.command("create")
@@ -65,16 +69,25 @@ def import_(
     name: NameArg,
     certificate: Annotated[Path, typer.Option("--cert", exists=True, dir_okay=False,
                                               help="The CA certificate (PEM).")],
-    key: Annotated[Path, typer.Option("--key", exists=True, dir_okay=False,
-                                      help="Its private key (PEM).")],
+    key: Annotated[Path | None, typer.Option(
+        "--key", exists=True, dir_okay=False,
+        help="Its private key (PEM). Without it the CA is registered by its certificate "
+             "only (a manufacturer's CA, for a profile's --device-ca).")] = None,
     key_password_stdin: Annotated[bool, typer.Option(
         "--key-password-stdin", help="The key file is encrypted: read its password from "
                                      "standard input.")] = False,
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Import an existing CA: its certificate and the matching private key."""
+    """Import an existing CA: its certificate and the matching private key (or its
+    certificate only)."""
     common = Common(database, config, json, debug)
+    if key is None:
+        ca = run(common, lambda c: certificates.register_ca_certificate(
+            c.uow(), name=name, certificate_pem=certificate.read_text(), actor=actor(),
+            now=c.now()))
+        _report(common, ca, "registered")
+        return
     password = sys.stdin.readline().rstrip("\r\n") if key_password_stdin else None
     ca = run(common, lambda c: certificates.import_ca(
         c.uow(), name=name, certificate_pem=certificate.read_text(), key_pem=key.read_text(),
@@ -94,9 +107,10 @@ def list_(
     if json:
         output.print_json([_dict(ca) for ca in rows])
         return
-    output.table(["name", "subject", "valid until", "key encrypted"],
+    output.table(["name", "subject", "valid until", "key"],
                  [(ca.name, ca.subject, f"{ca.not_after:%Y-%m-%d}",
-                   "yes" if ca.key_encrypted else "no") for ca in rows])
+                   "none (certificate only)" if not ca.can_sign
+                   else "encrypted" if ca.key_encrypted else "unencrypted") for ca in rows])
 
 
 @app.command("show")

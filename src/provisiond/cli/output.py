@@ -111,7 +111,10 @@ def profile_dict(p: Profile) -> dict[str, Any]:
             "ca": p.ca_name, "certificate_days": p.certificate_days,
             "claim_proof": p.claim_proof.value if p.claim_proof else None,
             "claim_window_seconds": p.claim_window_seconds,
-            "release_policy": p.release_policy.value, "lorawan": p.network.to_json()}
+            "release_policy": p.release_policy.value, "lorawan": p.network.to_json(),
+            "reprovision": p.reprovision.value,
+            "device_secret_min_length": p.device_secret_min_length,
+            "device_ca": p.device_ca_name}
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from provisiond.cli.common import (
     fail,
     run,
 )
+from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
 from provisiond.domain.profiles import DEFAULT_RATE_PER_MINUTE, DEFAULT_SOURCE_RATE_PER_MINUTE
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import profiles as service
@@ -52,6 +53,19 @@ def _print_with_secret(common: Common, made: ProfileWithSecret, what: str) -> No
                         f"provisionDeviceSecret  {made.secret}", markup=False, highlight=False)
     output.success(f"profile {made.profile.name} {what}: the secret is shown once and stored "
                    "only as a hash")
+
+
+_REPROVISION_HELP = ("Whether a device already provisioned may provision again: never "
+                     "(ThingsBoard's contract), with-proof (a repeat proving it is the first "
+                     "requester), factory-reset (also new credentials for a device that "
+                     "proves itself).")
+_MIN_LENGTH_HELP = "The shortest token or MQTT password a device may choose (1 to 128)."
+ReprovisionOpt = Annotated[str, typer.Option("--reprovision", help=_REPROVISION_HELP)]
+SecretMinOpt = Annotated[int, typer.Option("--device-secret-min-length",
+                                           help=_MIN_LENGTH_HELP)]
+DeviceCaOpt = Annotated[str | None, typer.Option(
+    "--device-ca", help="A CA (e.g. the manufacturer's, `ca import --cert` only) whose "
+                        "certificates devices may bring without a signature proof.")]
 
 
 @app.command("create")
@@ -110,6 +124,9 @@ def create(
         "--class-b/--no-class-b", help="Its LoRaWAN devices support class B.")] = None,
     class_c: Annotated[bool | None, typer.Option(
         "--class-c/--no-class-c", help="Its LoRaWAN devices support class C.")] = None,
+    reprovision: ReprovisionOpt = "never",
+    device_secret_min_length: SecretMinOpt = DEVICE_SECRET_MIN_LENGTH_DEFAULT,
+    device_ca: DeviceCaOpt = None,
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -127,8 +144,37 @@ def create(
                  "lorawan_version": lorawan_version,
                  "lorawan_phy_version": lorawan_phy_version, "supports_class_b": class_b,
                  "supports_class_c": class_c},
-        actor=actor(), now=c.now()))
+        reprovision=reprovision, device_secret_min_length=device_secret_min_length,
+        device_ca=device_ca, sealer=c.sealer, actor=actor(), now=c.now()))
     _print_with_secret(common, made, "created")
+
+
+@app.command("update")
+def update(
+    name: NameArg,
+    reprovision: Annotated[str | None, typer.Option(
+        "--reprovision", help=_REPROVISION_HELP)] = None,
+    device_secret_min_length: Annotated[int | None, typer.Option(
+        "--device-secret-min-length", help=_MIN_LENGTH_HELP)] = None,
+    device_ca: DeviceCaOpt = None,
+    no_device_ca: Annotated[bool, typer.Option(
+        "--no-device-ca", help="Forget the device CA: brought certificates then need a "
+                               "signature proof.")] = False,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Change a profile's identity rules (what is not given stays)."""
+    common = Common(database, config, json, debug)
+    p = run(common, lambda c: service.update_profile(
+        c.uow(), name=name, reprovision=reprovision,
+        device_secret_min_length=device_secret_min_length, device_ca=device_ca,
+        clear_device_ca=no_device_ca, actor=actor(), now=c.now()))
+    if json:
+        output.print_json(output.profile_dict(p))
+    else:
+        output.success(f"profile {p.name}: reprovision {p.reprovision.value}, devices may "
+                       f"choose secrets of {p.device_secret_min_length}+ characters, device CA "
+                       f"{p.device_ca_name or 'none'}")
 
 
 @app.command("list")
@@ -169,6 +215,9 @@ def show(
          else "HS256 (keyed with the SHA-256 of the secret)"),
         ("certificates", f"signed by CA {p.ca_name}, {p.certificate_days} days" if p.ca_name
          else "no CA: devices may register certificates they have"),
+        ("device CA", p.device_ca_name or "- (brought certificates need a signature proof)"),
+        ("reprovision", p.reprovision.value),
+        ("device secrets", f"at least {p.device_secret_min_length} characters"),
         ("enabled", "yes" if p.enabled else "no"),
         ("created", output.short_time(p.created_at)),
         ("secret set", output.short_time(p.secret_rotated_at)),
@@ -217,7 +266,8 @@ def rotate_secret(
     common = Common(database, config, json, debug)
     given_secret = _secret(common, secret, secret_stdin)
     made = run(common, lambda c: service.rotate_profile_secret(
-        c.uow(), name=name, secret=given_secret, actor=actor(), now=c.now()))
+        c.uow(), name=name, secret=given_secret, sealer=c.sealer, actor=actor(),
+        now=c.now()))
     _print_with_secret(common, made, "has a new secret")
 
 

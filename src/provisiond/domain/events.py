@@ -18,6 +18,8 @@ class EventType(StrEnum):
     CREDENTIALS_ISSUED = "credentials.issued"
     CREDENTIALS_REVOKED = "credentials.revoked"
     DEVICE_PROVISIONED = "device.provisioned"
+    # a device already provisioned asked again without a proof the profile accepts
+    DEVICE_REPROVISION_REFUSED = "device.reprovision-refused"
     GROUP_CREATED = "group.created"
     GROUP_DELETED = "group.deleted"
     USER_CREATED = "user.created"
@@ -30,6 +32,7 @@ class EventType(StrEnum):
     PROFILE_DISABLED = "profile.disabled"
     PROFILE_SECRET_ROTATED = "profile.secret-rotated"
     PROFILE_JWT_KEY_SET = "profile.jwt-key-set"
+    PROFILE_UPDATED = "profile.updated"
     CA_CREATED = "ca.created"
     CLAIM_STARTED = "claim.started"
     CLAIM_PROVEN = "claim.proven"

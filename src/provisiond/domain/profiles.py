@@ -18,6 +18,8 @@ from enum import StrEnum
 from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.limits import (
+    DEVICE_SECRET_MIN_LENGTH_DEFAULT,
+    DEVICE_SECRET_MIN_LENGTH_MAX,
     PROFILE_KEY_MAX,
     PROFILE_KEY_MIN,
     PROFILE_NAME_MAX,
@@ -41,6 +43,17 @@ DEFAULT_SOURCE_RATE_PER_MINUTE = 600
 class Strategy(StrEnum):
     ALLOW_CREATE = "allow-create"  # a device not yet registered is created on provisioning
     PRE_PROVISIONED = "pre-provisioned"  # only devices registered beforehand may provision
+
+
+class ReprovisionPolicy(StrEnum):
+    """Whether a device already provisioned may provision again (Azure's provisioning
+    service has the same choice). services/provisioning.py says what counts as a proof."""
+
+    NEVER = "never"  # ThingsBoard's contract: a name provisions once, then FAILURE
+    WITH_PROOF = "with-proof"  # a repeat that proves it is the first requester is answered
+    # ...and a device that proves itself (its current certificate's key, its retry key) may
+    # get new credentials after a factory reset, the old ones revoked
+    FACTORY_RESET = "factory-reset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +81,10 @@ class Profile:
     claim_window_seconds: int | None = None  # None: the instance default (settings)
     release_policy: ReleasePolicy = ReleasePolicy.KEEP
     network: NetworkSettings = field(default_factory=NetworkSettings)  # The Things Stack
+    reprovision: ReprovisionPolicy = ReprovisionPolicy.NEVER
+    device_secret_min_length: int = DEVICE_SECRET_MIN_LENGTH_DEFAULT  # chosen tokens/passwords
+    device_ca_id: uuid.UUID | None = None  # the manufacturer CA vouching for brought certs
+    device_ca_name: str | None = None
 
 
 def _fail(field: str, problem: str) -> InvalidInput:
@@ -125,6 +142,21 @@ def parse_credential_types(texts: list[str] | tuple[str, ...], *,
             if ctype not in out:
                 out.append(ctype)
     return tuple(out)
+
+
+def parse_reprovision_policy(text: str, *, field: str = "reprovision") -> ReprovisionPolicy:
+    try:
+        return ReprovisionPolicy(text.strip().lower())
+    except ValueError:
+        allowed = ", ".join(p.value for p in ReprovisionPolicy)
+        raise _fail(field, f"{text!r} is not a reprovisioning policy; use {allowed}") from None
+
+
+def parse_device_secret_min_length(value: int, *,
+                                   field: str = "device_secret_min_length") -> int:
+    if not 1 <= value <= DEVICE_SECRET_MIN_LENGTH_MAX:
+        raise _fail(field, f"must be between 1 and {DEVICE_SECRET_MIN_LENGTH_MAX} characters")
+    return value
 
 
 def parse_rate(value: int, *, field: str) -> int:

@@ -49,6 +49,7 @@ class CaInfo:
     certificate_pem: str
     key_encrypted: bool
     created_at: datetime
+    can_sign: bool = True  # False: a manufacturer's CA, known by its certificate only
 
 
 def _bad(field: str, message: str) -> InvalidInput:
@@ -70,7 +71,8 @@ def fingerprint(certificate: x509.Certificate) -> str:
 def _info(ca: StoredCa) -> CaInfo:
     cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
     return CaInfo(ca.name, cert.subject.rfc4514_string(), cert.not_valid_after_utc,
-                  fingerprint(cert), ca.certificate_pem, ca.key_encrypted, ca.created_at)
+                  fingerprint(cert), ca.certificate_pem, ca.key_encrypted, ca.created_at,
+                  ca.private_key_pem is not None)
 
 
 def _encryption(passphrase: str | None, production: bool
@@ -115,26 +117,44 @@ async def create_ca(uow: UnitOfWork, *, name: str, common_name: str | None = Non
     return await _store(uow, name, cert, key, passphrase, production, actor, now)
 
 
-async def import_ca(uow: UnitOfWork, *, name: str, certificate_pem: str, key_pem: str,
-                    key_password: str | None, passphrase: str | None, production: bool,
-                    actor: str, now: datetime) -> CaInfo:
-    """An existing CA: its certificate (a CA certificate) and the matching private key."""
-    name = _check_name(name)
+def _ca_certificate(certificate_pem: str) -> x509.Certificate:
     try:
         cert = x509.load_pem_x509_certificate(certificate_pem.encode())
     except ValueError as err:
         raise _bad("certificate", f"is not a PEM certificate: {err}") from None
-    try:
-        key = serialization.load_pem_private_key(
-            key_pem.encode(), key_password.encode() if key_password else None)
-    except (ValueError, TypeError) as err:
-        raise _bad("key", f"cannot be read: {err}") from None
     try:
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     except x509.ExtensionNotFound:
         constraints = None
     if constraints is None or not constraints.ca:
         raise _bad("certificate", "is not a CA certificate (basicConstraints CA:TRUE)")
+    if not isinstance(cert.public_key(), ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        raise _bad("certificate", "must hold an EC or RSA key")
+    return cert
+
+
+async def register_ca_certificate(uow: UnitOfWork, *, name: str, certificate_pem: str,
+                                  actor: str, now: datetime) -> CaInfo:
+    """A CA known by its certificate only (a manufacturer's): it signs nothing here, it
+    vouches for the certificates devices bring (a profile's ``device_ca``)."""
+    name = _check_name(name)
+    cert = _ca_certificate(certificate_pem)
+    ca = StoredCa(new_id(), name, cert.public_bytes(serialization.Encoding.PEM).decode(),
+                  None, False, now)
+    return await _add(uow, ca, cert, actor, now)
+
+
+async def import_ca(uow: UnitOfWork, *, name: str, certificate_pem: str, key_pem: str,
+                    key_password: str | None, passphrase: str | None, production: bool,
+                    actor: str, now: datetime) -> CaInfo:
+    """An existing CA: its certificate (a CA certificate) and the matching private key."""
+    name = _check_name(name)
+    cert = _ca_certificate(certificate_pem)
+    try:
+        key = serialization.load_pem_private_key(
+            key_pem.encode(), key_password.encode() if key_password else None)
+    except (ValueError, TypeError) as err:
+        raise _bad("key", f"cannot be read: {err}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise _bad("key", "must be an EC or RSA private key")
     if key.public_key().public_bytes(
@@ -154,6 +174,12 @@ async def _store(uow: UnitOfWork, name: str, cert: x509.Certificate,
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                           encryption).decode(),
         bool(passphrase), now)
+    return await _add(uow, ca, cert, actor, now)
+
+
+async def _add(uow: UnitOfWork, ca: StoredCa, cert: x509.Certificate, actor: str,
+               now: datetime) -> CaInfo:
+    name = ca.name
     async with uow:
         exists = CaExists(f"a certificate authority {name!r} already exists", name=name)
         uow.conflicts_as(exists)
@@ -161,7 +187,8 @@ async def _store(uow: UnitOfWork, name: str, cert: x509.Certificate,
             raise exists
         await uow.cas.add(ca)
         await uow.events.add(NewEvent(EventType.CA_CREATED, now, actor,
-                                      data={"name": name, "fingerprint": fingerprint(cert)}))
+                                      data={"name": name, "fingerprint": fingerprint(cert),
+                                            "can_sign": ca.private_key_pem is not None}))
         await uow.commit()
     return _info(ca)
 

@@ -95,6 +95,22 @@ def tokens_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
+_PROFILE_SECRET = b"provisiond profile secret\0"
+
+
+def hs256_key(secret: str) -> bytes:
+    """The HS256 key of a profile's registration tokens: the 32-byte SHA-256 of its secret
+    (docs/provisioning.md). Kept sealed, never stored as the secret's hash."""
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def hash_profile_secret(secret: str) -> str:
+    """The stored form of a profile secret. Not its SHA-256 (that is the HS256 key): a hash
+    of that, with a context, so a copy of the database cannot sign registration tokens.
+    (Migration 0011 computed it from the SHA-256 stored before.)"""
+    return hashlib.sha256(_PROFILE_SECRET + hs256_key(secret)).hexdigest()
+
+
 def hash_claim_code(code: str) -> str:
     """The stored form of a claim code (canonical, see domain.claims.normalise_claim_code).
 

@@ -21,16 +21,19 @@ from provisiond.domain.claims import (
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import parse_group_path
-from provisiond.domain.limits import CERTIFICATE_DAYS_MAX
+from provisiond.domain.limits import CERTIFICATE_DAYS_MAX, DEVICE_SECRET_MIN_LENGTH_DEFAULT
 from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_SOURCE_RATE_PER_MINUTE,
     Profile,
+    ReprovisionPolicy,
     Strategy,
     parse_credential_types,
+    parse_device_secret_min_length,
     parse_key,
     parse_profile_name,
     parse_rate,
+    parse_reprovision_policy,
     parse_strategy,
 )
 from provisiond.domain.tts import NetworkSettings, parse_network_settings
@@ -43,16 +46,19 @@ from provisiond.errors import (
     ProfileExists,
     ProfileNotFound,
 )
-from provisiond.services.hashing import hash_token, tokens_equal
+from provisiond.services.hashing import hash_profile_secret, hs256_key, tokens_equal
 from provisiond.services.ids import new_id
 from provisiond.services.registration_tokens import parse_public_key
+from provisiond.services.sealing import Sealer
+from provisiond.store.profiles import StoredCa
 from provisiond.store.uow import UnitOfWork
 
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _LOWER = string.ascii_lowercase + string.digits
 GENERATED_LENGTH = 20  # 20 alphanumerics: about 119 bits
 # Compared when the key is unknown, so a wrong key costs what a wrong secret costs.
-_DUMMY_HASH = hash_token("provisiond-no-such-profile")
+_DUMMY_HASH = hash_profile_secret("provisiond-no-such-profile")
+_DEV_SEALER = Sealer(None, production=False)  # callers that pass none: development, tests
 
 T = TypeVar("T")
 
@@ -92,11 +98,14 @@ async def create_profile(
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
     jwt_public_key: str | None = None, ca: str | None = None, certificate_days: int = 365,
     claim_proof: str | None = None, claim_window: int | None = None,
-    release_policy: str = "keep", network: dict[str, Any] | None = None, actor: str,
-    now: datetime,
+    release_policy: str = "keep", network: dict[str, Any] | None = None,
+    reprovision: str = ReprovisionPolicy.NEVER.value,
+    device_secret_min_length: int = DEVICE_SECRET_MIN_LENGTH_DEFAULT,
+    device_ca: str | None = None, sealer: Sealer | None = None, actor: str, now: datetime,
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
-    then. Key and secret are generated when not given; the secret is stored as its SHA-256."""
+    then. Key and secret are generated when not given; the secret is stored hashed, and the
+    HS256 key of its registration tokens sealed with ``sealer`` (device_key_passphrase)."""
     check = _Checks()
     name_ = check(lambda: parse_profile_name(name), "")
     strategy_ = check(lambda: parse_strategy(strategy), Strategy.ALLOW_CREATE)
@@ -122,6 +131,8 @@ async def create_profile(
               if claim_window is not None else None)
     policy = check(lambda: parse_release_policy(release_policy), ReleasePolicy.KEEP)
     lorawan = check(lambda: parse_network_settings(**(network or {})), NetworkSettings())
+    reprovision_ = check(lambda: parse_reprovision_policy(reprovision), ReprovisionPolicy.NEVER)
+    secret_min = check(lambda: parse_device_secret_min_length(device_secret_min_length), 0)
     if check.problems:
         n = len(check.problems)
         detail = (str(check.problems[0]) if n == 1
@@ -144,9 +155,8 @@ async def create_profile(
         model_ = await uow.models.find_by_name(model_name) if model_name else None
         if model_name and model_ is None:
             raise ModelNotFound(f"no model {model_name!r} in the catalogue", name=model_name)
-        ca_ = await uow.cas.find_by_name(ca.strip()) if ca else None
-        if ca and ca_ is None:
-            raise CaNotFound(f"no certificate authority {ca!r}", name=ca)
+        ca_ = await _signing_ca(uow, ca)
+        device_ca_ = await _ca(uow, device_ca, "device_ca")
         profile = Profile(
             id=new_id(), name=name_, key=key_, strategy=strategy_,
             group_id=group_.id if group_ else None, group_path=group_.path if group_ else None,
@@ -157,17 +167,86 @@ async def create_profile(
             ca_id=ca_.id if ca_ else None, ca_name=ca_.name if ca_ else None,
             certificate_days=certificate_days, claim_proof=proof,
             claim_window_seconds=window, release_policy=policy, network=lorawan,
+            reprovision=reprovision_, device_secret_min_length=secret_min,
+            device_ca_id=device_ca_.id if device_ca_ else None,
+            device_ca_name=device_ca_.name if device_ca_ else None,
         )
-        await uow.profiles.add(profile, hash_token(secret_))
+        await uow.profiles.add(profile, hash_profile_secret(secret_),
+                               _seal_jwt_key(sealer, secret_))
         await uow.events.add(NewEvent(
             EventType.PROFILE_CREATED, now, actor, group_id=profile.group_id,
             data={"name": name_, "strategy": strategy_.value, "group": profile.group_path,
                   "model": profile.model,
                   "credentials": [t.value for t in types],
                   "claim_proof": proof.value if proof else None, "claim_window": window,
-                  "release_policy": policy.value, "lorawan": lorawan.to_json() or None}))
+                  "release_policy": policy.value, "lorawan": lorawan.to_json() or None,
+                  "reprovision": reprovision_.value, "device_secret_min_length": secret_min,
+                  "device_ca": profile.device_ca_name}))
         await uow.commit()
     return ProfileWithSecret(profile, secret_)
+
+
+def _seal_jwt_key(sealer: Sealer | None, secret: str) -> str:
+    return (sealer or _DEV_SEALER).seal(hs256_key(secret).hex())
+
+
+async def _ca(uow: UnitOfWork, name: str | None, field: str) -> StoredCa | None:
+    if not name:
+        return None
+    found = await uow.cas.find_by_name(name.strip())
+    if found is None:
+        raise CaNotFound(f"no certificate authority {name!r} ({field})", name=name)
+    return found
+
+
+async def _signing_ca(uow: UnitOfWork, name: str | None) -> StoredCa | None:
+    """The CA that signs this profile's device CSRs: one whose key provisiond holds."""
+    found = await _ca(uow, name, "ca")
+    if found is not None and found.private_key_pem is None:
+        problem = Problem(f"CA {found.name!r} is known by its certificate only and cannot "
+                          "sign; give it as device_ca to vouch for certificates devices bring",
+                          field="ca")
+        raise InvalidInput(str(problem), problems=[problem])
+    return found
+
+
+async def update_profile(uow: UnitOfWork, *, name: str, reprovision: str | None = None,
+                         device_secret_min_length: int | None = None,
+                         device_ca: str | None = None, clear_device_ca: bool = False,
+                         actor: str, now: datetime) -> Profile:
+    """Change a profile's identity rules: its reprovisioning policy, the shortest secret a
+    device may choose, the manufacturer CA that vouches for certificates devices bring.
+    What is not given stays; every problem is reported at once; one event records it."""
+    name = parse_profile_name(name)
+    check = _Checks()
+    policy = (check(lambda: parse_reprovision_policy(reprovision), None)
+              if reprovision is not None else None)
+    secret_min = (check(lambda: parse_device_secret_min_length(device_secret_min_length), None)
+                  if device_secret_min_length is not None else None)
+    if device_ca is not None and clear_device_ca:
+        check.problems.append(Problem("give a device CA or remove it, not both",
+                                      field="device_ca"))
+    if check.problems:
+        raise InvalidInput("; ".join(str(p) for p in check.problems), problems=check.problems)
+    async with uow:
+        profile = await _existing(uow, name)
+        ca_ = await _ca(uow, device_ca, "device_ca")
+        changed = replace(
+            profile, reprovision=policy or profile.reprovision,
+            device_secret_min_length=secret_min or profile.device_secret_min_length,
+            device_ca_id=None if clear_device_ca else ca_.id if ca_ else profile.device_ca_id,
+            device_ca_name=(None if clear_device_ca else ca_.name if ca_
+                            else profile.device_ca_name),
+            updated_at=now)
+        if changed == replace(profile, updated_at=now):
+            return profile
+        await uow.profiles.set_identity_rules(changed, now)
+        await uow.events.add(NewEvent(EventType.PROFILE_UPDATED, now, actor, data={
+            "name": name, "reprovision": changed.reprovision.value,
+            "device_secret_min_length": changed.device_secret_min_length,
+            "device_ca": changed.device_ca_name}))
+        await uow.commit()
+    return changed
 
 
 # ThingsBoard's provision strategies, as its profile request names them.
@@ -178,7 +257,7 @@ THINGSBOARD_STRATEGIES = {"CHECK_NEW_DEVICE": Strategy.ALLOW_CREATE,
 async def create_thingsboard_profile(
     uow: UnitOfWork, *, key: str | None, secret: str | None, strategy: str | None,
     customer_id: str | None, group_name: str | None, actor: str, now: datetime,
-    customer_entity_type: str | None = None,
+    customer_entity_type: str | None = None, sealer: Sealer | None = None,
 ) -> ProfileWithSecret:
     """A profile from ThingsBoard's profile request (``POST /api/device/provision``).
 
@@ -221,7 +300,8 @@ async def create_thingsboard_profile(
             raise InvalidInput(str(problem), problems=[problem])
     return await create_profile(
         uow, name=f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}",
-        strategy=mapped.value, key=key, secret=secret, group=path, actor=actor, now=now)
+        strategy=mapped.value, key=key, secret=secret, group=path, sealer=sealer, actor=actor,
+        now=now)
 
 
 async def list_profiles(uow: UnitOfWork) -> list[Profile]:
@@ -276,7 +356,8 @@ async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | N
 
 
 async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | None = None,
-                                actor: str, now: datetime) -> ProfileWithSecret:
+                                sealer: Sealer | None = None, actor: str,
+                                now: datetime) -> ProfileWithSecret:
     """Give a profile a new secret (generated unless given); the old one stops working at
     once. Firmware carrying the old secret can no longer provision."""
     name = parse_profile_name(name)
@@ -286,12 +367,27 @@ async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | Non
         if new_secret == profile.key:
             problem = Problem("must differ from the key", field="secret")
             raise InvalidInput(str(problem), problems=[problem])
-        await uow.profiles.set_secret(profile.id, hash_token(new_secret), now)
+        await uow.profiles.set_secret(profile.id, hash_profile_secret(new_secret),
+                                      _seal_jwt_key(sealer, new_secret), now)
         await uow.events.add(NewEvent(EventType.PROFILE_SECRET_ROTATED, now, actor,
                                       data={"name": name}))
         await uow.commit()
     return ProfileWithSecret(replace(profile, secret_rotated_at=now, updated_at=now),
                              new_secret)
+
+
+async def seal_registration_keys(uow: UnitOfWork, sealer: Sealer) -> int:
+    """Seal the HS256 keys kept in clear (migration 0011 moves them so, having no
+    passphrase); how many. ``provisiond db upgrade`` runs it when device_key_passphrase is
+    set."""
+    if not sealer.encrypts:
+        return 0
+    async with uow:
+        plain = await uow.profiles.plainly_kept_jwt_keys()
+        for profile_id, value in plain:
+            await uow.profiles.set_jwt_key_sealed(profile_id, sealer.seal(sealer.unseal(value)))
+        await uow.commit()
+    return len(plain)
 
 
 async def authenticate_profile(uow: UnitOfWork, *, key: str, secret: str) -> Profile | None:
@@ -306,10 +402,10 @@ async def authenticate_profile(uow: UnitOfWork, *, key: str, secret: str) -> Pro
 
 
 def check_profile_secret(found: tuple[Profile, str] | None, secret: str) -> Profile | None:
-    """``found`` (a profile and its secret's SHA-256, or None) if enabled and ``secret`` is
-    its secret, compared in constant time (also when nothing was found)."""
+    """``found`` (a profile and its secret's stored hash, or None) if enabled and ``secret``
+    is its secret, compared in constant time (also when nothing was found)."""
     profile, secret_hash = found if found else (None, _DUMMY_HASH)
-    matches = tokens_equal(hash_token(secret), secret_hash)
+    matches = tokens_equal(hash_profile_secret(secret), secret_hash)
     if profile is None or not matches or not profile.enabled:
         return None
     return profile

@@ -3,16 +3,20 @@ it for a device and its credentials (the webinar's dynamic registration).
 
 The token's header names the profile (``kid`` = the profile's provision key). A profile with
 an ES256 public key accepts ES256 only; one without accepts HS256 only, keyed with the
-32-byte SHA-256 of the profile secret (provisiond stores only that hash, never the secret).
-Pinning one algorithm per profile refuses ``none`` and the HS/ES confusion (a token
-HMAC-signed with the public key as the secret). Claims: ``serial`` (required), ``model``
-(optional, from the catalogue), ``exp`` (required, at most a day ahead) and ``jti``
-(required): a token is used once.
+32-byte SHA-256 of the profile secret — a key provisiond keeps sealed with the
+``device_key_passphrase`` setting, so nothing in a copy of the database signs a token (the
+secret itself is stored as another hash: services/hashing.py). Pinning one algorithm per
+profile refuses ``none`` and the HS/ES confusion (a token HMAC-signed with the public key as
+the secret). An unknown ``kid``, a disabled profile, another algorithm and a bad signature
+get one answer, after the same work, so tokens cannot probe which provision keys exist.
+Claims: ``serial`` (required), ``model`` (optional, from the catalogue), ``exp``
+(required, at most a day ahead) and ``jti`` (required): a token is used once.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +45,7 @@ from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
+NOT_SIGNED = "the token is not signed by the key of an enabled profile (its kid)"
 LEEWAY = timedelta(seconds=30)  # clock skew between the manufacturer and this server
 MAX_LIFETIME = timedelta(days=1)  # how far ahead exp may be: a token is not a credential
 JTI_MAX = 128
@@ -67,6 +72,31 @@ def algorithm_for(profile: Profile) -> str:
     return ES256 if profile.jwt_public_key else HS256
 
 
+@functools.cache
+def _nobodys_key() -> str:
+    """A public key nobody holds the private half of: what a token naming no profile is
+    checked against, so that it costs what a bad signature costs."""
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return public.public_bytes(serialization.Encoding.PEM,
+                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+async def _verifier(uow: UnitOfWork, kid: str, keys: Sealer
+                    ) -> tuple[Profile | None, str, Any]:
+    """The enabled profile of this kid (or None), its algorithm and verifying key."""
+    async with uow.read():
+        found = await uow.profiles.find_by_key(kid)
+        profile = found[0] if found and found[0].enabled else None
+        sealed = await uow.profiles.jwt_key_sealed(profile.id) if profile else None
+    if profile is None:
+        return None, ES256, _nobodys_key()
+    if profile.jwt_public_key:
+        return profile, ES256, profile.jwt_public_key
+    if sealed is None:
+        return None, ES256, _nobodys_key()
+    return profile, HS256, bytes.fromhex(keys.unseal(sealed))
+
+
 @dataclass(frozen=True, slots=True)
 class Registered:
     device: Device
@@ -75,8 +105,10 @@ class Registered:
 
 async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: str,
                               source: str, unknown_source_rate_per_minute: int,
-                              now: datetime, sealer: Sealer | None = None) -> Registered:
-    """Create the device a registration token names, with a fresh access token."""
+                              now: datetime, keys: Sealer,
+                              sealer: Sealer | None = None) -> Registered:
+    """Create the device a registration token names, with a fresh access token. ``keys``
+    opens the profiles' sealed HS256 keys; ``sealer`` keeps the new token for the broker."""
     def refused(message: str) -> ProvisiondError:
         """The refusal, or 429 once this address has been refused too often."""
         wait = limiter.take(("registration-refused", source), unknown_source_rate_per_minute)
@@ -93,33 +125,23 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise refused("the token's header has no kid (the profile's provision key)")
-    async with uow.read():
-        found = await uow.profiles.find_by_key(kid)
-    profile, secret_hash = found if found else (None, "")
-    if profile is None or not profile.enabled:
-        raise refused("no enabled profile has this key (kid)")
-    wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
-               limiter.take(("source", profile.id, source), profile.source_rate_per_minute))
-    if wait:
-        raise TooManyRequests(f"too many registrations: retry in {wait:.0f} s",
-                              retry_after=max(1, round(wait)))
-    expected = algorithm_for(profile)
-    if header.get("alg") != expected:
-        raise refused(f"algorithm {header.get('alg')!r} is not accepted for this profile: "
-                      f"sign with {expected}")
-    # HS256: the key is the secret's SHA-256, which is what the profile stores (hex)
-    key: Any = profile.jwt_public_key if expected == ES256 else bytes.fromhex(secret_hash)
-    try:
+    profile, expected, key = await _verifier(uow, kid, keys)
+    try:  # PyJWT checks exp and the claims only once the signature verified
         claims = jwt.decode(token, key, algorithms=[expected], leeway=LEEWAY,
                             options={"require": ["exp", "jti", "serial"]})
     except jwt.ExpiredSignatureError:
         raise refused("the token has expired") from None
     except jwt.MissingRequiredClaimError as err:
         raise refused(f"the token has no {err.claim!r} claim") from None
-    except jwt.InvalidSignatureError:
-        raise refused("the token's signature does not match the profile's key") from None
-    except jwt.InvalidTokenError as err:
-        raise refused(f"the token is not valid: {err}") from None
+    except jwt.InvalidTokenError:
+        raise refused(NOT_SIGNED) from None
+    if profile is None:  # nobody's key verified it: cannot happen, answered alike anyway
+        raise refused(NOT_SIGNED)
+    wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
+               limiter.take(("source", profile.id, source), profile.source_rate_per_minute))
+    if wait:
+        raise TooManyRequests(f"too many registrations: retry in {wait:.0f} s",
+                              retry_after=max(1, round(wait)))
     return await _register(uow, profile, claims, now, sealer)
 
 

@@ -42,6 +42,11 @@ class Sealer:
         self._salt = os.urandom(16)
         self._warned = False
 
+    @property
+    def encrypts(self) -> bool:
+        """Whether sealed values are encrypted (a passphrase is set)."""
+        return self._passphrase is not None
+
     def seal(self, secret: str) -> str:
         if self._passphrase is None:
             if not self._warned:

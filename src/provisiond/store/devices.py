@@ -268,22 +268,6 @@ class DeviceRepository:
         )
         return [r[0] for r in rows]
 
-    async def provision_state(self, serial: str) -> ProvisionState | None:
-        c = credentials
-        row = (await self._conn.execute(
-            select(devices.c.id, devices.c.serial, devices.c.profile_id,
-                   devices.c.provisioned_at, c)
-            .select_from(devices.outerjoin(c, c.c.id == devices.c.provision_credential_id))
-            .where(devices.c.serial == serial))).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return provision_state_of(
-            m[devices.c.id], m[devices.c.serial], m[devices.c.profile_id],
-            m[devices.c.provisioned_at], m[c.c.id], m[c.c.type], m[c.c.created_at],
-            m[c.c.revoked_at], m[c.c.first_used_at], m[c.c.lookup], m[c.c.client_id],
-            m[c.c.secret_hash])
-
     async def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
                                credential_id: uuid.UUID, now: datetime) -> None:
         await self._conn.execute(
@@ -301,36 +285,6 @@ class DeviceRepository:
 def _credential(row: Any) -> Credential:
     return Credential(row.id, row.device_id, CredentialType(row.type), row.created_at,
                       row.revoked_at, row.first_used_at)
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisionState:
-    """What self-provisioning needs to know of a registered device."""
-
-    device_id: uuid.UUID
-    serial: str
-    profile_id: uuid.UUID | None
-    provisioned_at: datetime | None
-    credential: Credential | None  # the credential provisioning gave it, if any
-    credential_lookup: str | None
-    credential_client_id: str | None
-    credential_secret_hash: str | None
-
-
-def provision_state_of(device_id: uuid.UUID, serial: str, profile_id: uuid.UUID | None,
-                       provisioned_at: datetime | None, credential_id: uuid.UUID | None,
-                       credential_type: str | None, created_at: datetime | None,
-                       revoked_at: datetime | None, first_used_at: datetime | None,
-                       lookup: str | None, client_id: str | None,
-                       secret_hash: str | None) -> ProvisionState:
-    """A device's provisioning state from a device row joined with the credential
-    provisioning gave it (its columns NULL when there is none)."""
-    credential = None
-    if credential_id is not None and credential_type is not None and created_at is not None:
-        credential = Credential(credential_id, device_id, CredentialType(credential_type),
-                                created_at, revoked_at, first_used_at)
-    return ProvisionState(device_id, serial, profile_id, provisioned_at, credential, lookup,
-                          client_id, secret_hash)
 
 
 class CredentialRepository:

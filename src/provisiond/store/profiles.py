@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import CredentialType
-from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.profiles import Profile, ReprovisionPolicy, Strategy
 from provisiond.domain.tts import NetworkSettings
 from provisiond.store.schema import (
     certificate_authorities,
@@ -23,16 +24,19 @@ from provisiond.store.schema import (
 )
 
 _p = provision_profiles
+_device_ca = aliased(certificate_authorities, name="device_ca")
 
 
 def _query() -> Any:
     return (
         select(_p, groups.c.path.label("group_path"), device_models.c.name.label("model"),
-               certificate_authorities.c.name.label("ca_name"))
+               certificate_authorities.c.name.label("ca_name"),
+               _device_ca.c.name.label("device_ca_name"))
         .select_from(_p)
         .outerjoin(groups, groups.c.id == _p.c.group_id)
         .outerjoin(device_models, device_models.c.id == _p.c.model_id)
         .outerjoin(certificate_authorities, certificate_authorities.c.id == _p.c.ca_id)
+        .outerjoin(_device_ca, _device_ca.c.id == _p.c.device_ca_id)
     )
 
 
@@ -50,6 +54,9 @@ def profile_from_row(row: Any) -> Profile:
         claim_window_seconds=row.claim_window_seconds,
         release_policy=ReleasePolicy(row.release_policy),
         network=NetworkSettings.from_json(getattr(row, "lorawan", None)),
+        reprovision=ReprovisionPolicy(row.reprovision_policy),
+        device_secret_min_length=row.device_secret_min_length,
+        device_ca_id=row.device_ca_id, device_ca_name=row.device_ca_name,
     )
 
 
@@ -62,9 +69,24 @@ class ProfileRepository:
         return profile_from_row(row) if row else None
 
     async def find_by_key(self, key: str) -> tuple[Profile, str] | None:
-        """The profile with this provision key, and the SHA-256 of its secret."""
+        """The profile with this provision key, and the stored hash of its secret."""
         row = (await self._conn.execute(_query().where(_p.c.key == key))).first()
         return (profile_from_row(row), row.secret_hash) if row else None
+
+    async def jwt_key_sealed(self, profile_id: uuid.UUID) -> str | None:
+        """The sealed HS256 key of signed-token registration."""
+        return (await self._conn.execute(
+            select(_p.c.jwt_key_sealed).where(_p.c.id == profile_id))).scalar()
+
+    async def plainly_kept_jwt_keys(self) -> list[tuple[uuid.UUID, str]]:
+        """Profiles whose HS256 key is not sealed yet (a migrated database), with it."""
+        rows = await self._conn.execute(
+            select(_p.c.id, _p.c.jwt_key_sealed).where(_p.c.jwt_key_sealed.like("plain:%")))
+        return [(r.id, r.jwt_key_sealed) for r in rows]
+
+    async def set_jwt_key_sealed(self, profile_id: uuid.UUID, sealed: str) -> None:
+        await self._conn.execute(
+            update(_p).where(_p.c.id == profile_id).values(jwt_key_sealed=sealed))
 
     async def name_or_key_taken(self, name: str, key: str) -> str | None:
         """Which of ``name`` and ``key`` another profile has ("name", "key"), if any."""
@@ -77,9 +99,12 @@ class ProfileRepository:
     async def list(self) -> list[Profile]:
         return [profile_from_row(r) for r in await self._conn.execute(_query().order_by(_p.c.name))]
 
-    async def add(self, profile: Profile, secret_hash: str) -> None:
+    async def add(self, profile: Profile, secret_hash: str, jwt_key_sealed: str) -> None:
         await self._conn.execute(insert(_p).values(
             id=profile.id, name=profile.name, key=profile.key, secret_hash=secret_hash,
+            jwt_key_sealed=jwt_key_sealed, reprovision_policy=profile.reprovision.value,
+            device_secret_min_length=profile.device_secret_min_length,
+            device_ca_id=profile.device_ca_id,
             strategy=profile.strategy.value, group_id=profile.group_id,
             model_id=profile.model_id,
             credential_types=",".join(t.value for t in profile.credential_types),
@@ -113,10 +138,20 @@ class ProfileRepository:
         await self._conn.execute(insert(registration_tokens).values(
             profile_id=profile_id, jti=jti, expires_at=expires_at, used_at=now))
 
-    async def set_secret(self, profile_id: uuid.UUID, secret_hash: str, now: datetime) -> None:
+    async def set_secret(self, profile_id: uuid.UUID, secret_hash: str, jwt_key_sealed: str,
+                         now: datetime) -> None:
         await self._conn.execute(
             update(_p).where(_p.c.id == profile_id)
-            .values(secret_hash=secret_hash, secret_rotated_at=now, updated_at=now))
+            .values(secret_hash=secret_hash, jwt_key_sealed=jwt_key_sealed,
+                    secret_rotated_at=now, updated_at=now))
+
+    async def set_identity_rules(self, profile: Profile, now: datetime) -> None:
+        """Store the profile's reprovisioning policy, device-secret length and device CA."""
+        await self._conn.execute(
+            update(_p).where(_p.c.id == profile.id)
+            .values(reprovision_policy=profile.reprovision.value,
+                    device_secret_min_length=profile.device_secret_min_length,
+                    device_ca_id=profile.device_ca_id, updated_at=now))
 
 
 @dataclass(frozen=True, slots=True)

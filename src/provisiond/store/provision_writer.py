@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from types import ModuleType, SimpleNamespace
 from typing import Any, Generic, TypeVar
@@ -51,7 +52,6 @@ from provisiond.domain.profiles import Profile
 from provisiond.errors import Unavailable
 from provisiond.store.certificates import IssuedCertificate, RevocationReason
 from provisiond.store.database import DatabaseOptions, sqlite_pragmas, unavailable
-from provisiond.store.devices import ProvisionState, provision_state_of
 from provisiond.store.profiles import StoredCa, ca_from_row, profile_from_row
 from provisiond.store.types import sqlite_timestamp, utc_datetime
 
@@ -66,19 +66,26 @@ _PROFILE = (
     "SELECT p.id, p.name, p.key, p.secret_hash, p.strategy, p.group_id, g.path, p.model_id,"
     " m.name, p.credential_types, p.rate_per_minute, p.source_rate_per_minute, p.enabled,"
     " p.created_at, p.updated_at, p.secret_rotated_at, p.jwt_public_key, p.ca_id, c.name,"
-    " p.certificate_days, p.claim_proof, p.claim_window_seconds, p.release_policy"
+    " p.certificate_days, p.claim_proof, p.claim_window_seconds, p.release_policy,"
+    " p.reprovision_policy, p.device_secret_min_length, p.device_ca_id, dc.name"
     " FROM provision_profiles p"
     " LEFT JOIN groups g ON g.id = p.group_id"
     " LEFT JOIN device_models m ON m.id = p.model_id"
     " LEFT JOIN certificate_authorities c ON c.id = p.ca_id"
+    " LEFT JOIN certificate_authorities dc ON dc.id = p.device_ca_id"
     " WHERE p.key = ?"
 )
 _STATE = (
     "SELECT d.id, d.serial, d.profile_id, d.provisioned_at, c.id, c.type, c.created_at,"
-    " c.revoked_at, c.first_used_at, c.lookup, c.client_id, c.secret_hash"
+    " c.revoked_at, c.first_used_at, c.lookup, c.client_id, c.secret_hash, d.group_id,"
+    " d.provision_retry_hash, d.provision_answer_sealed"
     " FROM devices d LEFT JOIN credentials c ON c.id = d.provision_credential_id"
     " WHERE d.serial = ?"
 )
+_ACTIVE = ("SELECT id, type FROM credentials WHERE device_id = ? AND revoked_at IS NULL"
+           " AND type <> 'lorawan' ORDER BY created_at")
+_CERTIFICATE = ("SELECT public_key_sha256, certificate_pem FROM issued_certificates"
+                " WHERE credential_id = ? AND revoked_at IS NULL")
 _CA = ("SELECT id, name, certificate_pem, private_key_pem, key_encrypted, created_at"
        " FROM certificate_authorities WHERE id = ?")
 _LOOKUP_TAKEN = "SELECT 1 FROM credentials WHERE type = ? AND lookup = ? LIMIT 1"
@@ -86,10 +93,11 @@ _EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, data"
 _ADD_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 _DEVICE_COLUMNS = (
     "id, serial, name, model_id, state, group_id, owner_user_id, created_at, updated_at,"
-    " claimed_at, profile_id, provisioned_at, provision_credential_id, registered_event_id"
+    " claimed_at, profile_id, provisioned_at, provision_credential_id, provision_retry_hash,"
+    " provision_answer_sealed, registered_event_id"
 )
 _ADD_DEVICE = (f"INSERT INTO devices ({_DEVICE_COLUMNS})"  # noqa: S608
-               " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)")
+               " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _ADD_CREDENTIAL = (
     "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, client_id,"
     " secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -105,14 +113,50 @@ _ADD_CERTIFICATE = (
     " device_serial, public_key_sha256, certificate_pem, not_before, not_after)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# Only over the credential the job read (another instance may have provisioned the device
+# since): no row updated is a lost race, and the job runs again.
 _MARK_PROVISIONED = (
     "UPDATE devices SET profile_id = ?, provisioned_at = ?, provision_credential_id = ?,"
-    " updated_at = ? WHERE id = ?"
+    " provision_retry_hash = ?, provision_answer_sealed = ?, updated_at = ?"
+    " WHERE id = ? AND provision_credential_id IS ? RETURNING id"
 )
 
 
 def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
+    return sql.replace("?", "%s").replace(" IS %s", " IS NOT DISTINCT FROM %s")
+
+
+class ProvisionConflict(Exception):
+    """A job's write found the row changed since it read it (another process provisioned
+    the same device): the writer runs the job again, and it reads what the other wrote."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionState:
+    """What self-provisioning needs to know of a registered device."""
+
+    device_id: uuid.UUID
+    serial: str
+    profile_id: uuid.UUID | None
+    provisioned_at: datetime | None
+    credential: Credential | None  # the credential provisioning gave it, if any
+    credential_lookup: str | None
+    credential_client_id: str | None
+    credential_secret_hash: str | None
+    group_id: uuid.UUID | None = None
+    retry_hash: str | None = None  # of the retry key its first request carried
+    answer_sealed: str | None = None  # that answer, sealed with the retry key
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """How a device stands after provisioning: what :meth:`ProvisionTx.mark_provisioned`
+    writes."""
+
+    profile_id: uuid.UUID
+    credential_id: uuid.UUID
+    retry_hash: str | None = None
+    answer_sealed: str | None = None
 
 
 class ProvisionTx:
@@ -161,6 +205,10 @@ class ProvisionTx:
     def _json_in(value: dict[str, Any]) -> Any:
         return orjson.dumps(value).decode()
 
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql
+
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         return self._cur.execute(sql, params).fetchone()
 
@@ -194,7 +242,9 @@ class ProvisionTx:
                 source_rate_per_minute=row[11], enabled=bool(row[12]), created_at=at(row[13]),
                 updated_at=at(row[14]), secret_rotated_at=at(row[15]), jwt_public_key=row[16],
                 ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19],
-                claim_proof=row[20], claim_window_seconds=row[21], release_policy=row[22]))
+                claim_proof=row[20], claim_window_seconds=row[21], release_policy=row[22],
+                reprovision_policy=row[23], device_secret_min_length=row[24],
+                device_ca_id=ids(row[25]), device_ca_name=row[26]))
             found = (profile, str(row[3]))
         self._profiles[key] = found
         return found
@@ -215,9 +265,24 @@ class ProvisionTx:
         if row is None:
             return None
         ids, ts = self._id_out, utc_datetime
-        return provision_state_of(self._uid(row[0]), row[1], ids(row[2]), ts(row[3]),
-                                  ids(row[4]), row[5], ts(row[6]), ts(row[7]), ts(row[8]),
-                                  row[9], row[10], row[11])
+        device_id = self._uid(row[0])
+        credential = None
+        if row[4] is not None:
+            credential = Credential(self._uid(row[4]), device_id, CredentialType(row[5]),
+                                    self._at(row[6]), ts(row[7]), ts(row[8]))
+        return ProvisionState(device_id, row[1], ids(row[2]), ts(row[3]), credential, row[9],
+                              row[10], row[11], ids(row[12]), row[13], row[14])
+
+    def active_credentials(self, device_id: uuid.UUID) -> list[tuple[uuid.UUID, CredentialType]]:
+        """The device's credentials that are not revoked (LoRaWAN root keys aside)."""
+        rows = self._cur.execute(self._sql(_ACTIVE), (self._id_in(device_id),)).fetchall()
+        return [(self._uid(r[0]), CredentialType(r[1])) for r in rows]
+
+    def certificate(self, credential_id: uuid.UUID) -> tuple[str, str] | None:
+        """A credential's certificate from its CA's register, while not revoked: the SHA-256
+        of its public key, and its PEM."""
+        row = self._one(_CERTIFICATE, (self._id_in(credential_id),))
+        return None if row is None else (row[0], row[1])
 
     def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
         """Whether any credential of this type, revoked or not, has this lookup value."""
@@ -235,22 +300,21 @@ class ProvisionTx:
         self._events.append(self._event_params(event))
 
     def _device_params(self, device: Device, model_id: uuid.UUID | None,
-                       profile_id: uuid.UUID | None, credential_id: uuid.UUID | None,
-                       provisioned_at: datetime | None) -> tuple[Any, ...]:
+                       provisioned: Provisioned | None) -> tuple[Any, ...]:
         i, t = self._id_in, self._ts_in
+        p = provisioned
         return (i(device.id), device.serial, device.name, i(model_id), device.state.value,
                 i(device.group_id), t(device.created_at), t(device.updated_at),
-                t(device.claimed_at), i(profile_id), t(provisioned_at), i(credential_id))
+                t(device.claimed_at), i(p.profile_id) if p else None,
+                t(device.created_at) if p else None, i(p.credential_id) if p else None,
+                p.retry_hash if p else None, p.answer_sealed if p else None)
 
     def add_device(self, device: Device, *, model_id: uuid.UUID | None,
-                   registered: NewEvent, profile_id: uuid.UUID | None = None,
-                   credential_id: uuid.UUID | None = None,
-                   provisioned_at: datetime | None = None) -> None:
+                   registered: NewEvent, provisioned: Provisioned | None = None) -> None:
         """A new device (no tags, no owner) with its ``device.registered`` event; with
-        ``profile_id``, already marked provisioned with ``credential_id``."""
+        ``provisioned``, already provisioned (at its creation)."""
         self._run(_ADD_EVENT, self._event_params(registered))
-        self._run(_ADD_DEVICE, (*self._device_params(device, model_id, profile_id,
-                                                     credential_id, provisioned_at),
+        self._run(_ADD_DEVICE, (*self._device_params(device, model_id, provisioned),
                                 self._cur.lastrowid))
 
     def add_credential(self, credential: Credential, *, lookup: str | None,
@@ -276,11 +340,17 @@ class ProvisionTx:
             cert.device_serial, cert.public_key_sha256, cert.certificate_pem,
             t(cert.not_before), t(cert.not_after)))
 
-    def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
-                         credential_id: uuid.UUID, now: datetime) -> None:
-        t, i = self._ts_in, self._id_in
-        self._run(_MARK_PROVISIONED, (i(profile_id), t(now), i(credential_id), t(now),
-                                      i(device_id)))
+    def mark_provisioned(self, device_id: uuid.UUID, provisioned: Provisioned, *,
+                         replacing: uuid.UUID | None, now: datetime) -> None:
+        """The device is provisioned with ``provisioned.credential_id`` in place of
+        ``replacing`` (the credential it had when the job read it, or None);
+        :class:`ProvisionConflict` if it has another by now."""
+        t, i, p = self._ts_in, self._id_in, provisioned
+        row = self._one(_MARK_PROVISIONED, (
+            i(p.profile_id), t(now), i(p.credential_id), p.retry_hash, p.answer_sealed,
+            t(now), i(device_id), i(replacing)))
+        if row is None:
+            raise ProvisionConflict(f"device {device_id} was provisioned meanwhile")
 
 
 class _PostgresTx(ProvisionTx):
@@ -321,6 +391,10 @@ class _PostgresTx(ProvisionTx):
     def _ts_in(value: datetime | None) -> Any:
         return value
 
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return _pg(sql)
+
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         return self._cur.execute(_pg(sql), params).fetchone()
 
@@ -328,17 +402,14 @@ class _PostgresTx(ProvisionTx):
         self._cur.execute(_pg(sql), params)
 
     def add_device(self, device: Device, *, model_id: uuid.UUID | None,
-                   registered: NewEvent, profile_id: uuid.UUID | None = None,
-                   credential_id: uuid.UUID | None = None,
-                   provisioned_at: datetime | None = None) -> None:
+                   registered: NewEvent, provisioned: Provisioned | None = None) -> None:
         # One statement, one round trip: the event's id goes straight into the device row.
         self._run(
             f"WITH e AS (INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb)"  # noqa: S608
             f" RETURNING id) INSERT INTO devices ({_DEVICE_COLUMNS})"
-            " SELECT ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, e.id FROM e",
+            " SELECT ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, e.id FROM e",
             (*self._event_params(registered),
-             *self._device_params(device, model_id, profile_id, credential_id,
-                                  provisioned_at)))
+             *self._device_params(device, model_id, provisioned)))
 
 
 class _Job(Generic[T]):
@@ -617,7 +688,7 @@ class ProvisionWriter:
         job.outcome, job.failed = self._translate(error), True
 
     def _is_conflict(self, err: Exception) -> bool:
-        return isinstance(err, self._driver.IntegrityError)
+        return isinstance(err, self._driver.IntegrityError | ProvisionConflict)
 
     def _translate(self, err: Exception) -> Exception:
         if isinstance(err, self._driver.OperationalError | OSError):

@@ -105,7 +105,7 @@ devices = Table(
     # device sent with its first request, and that first answer's credential encrypted with
     # a key only the retry key gives (so a copy of the database cannot read it).
     Column("provision_retry_hash", String(64), nullable=True),
-    Column("provision_answer_sealed", String(1024), nullable=True),
+    Column("provision_answer_sealed", String(8192), nullable=True),
     CheckConstraint("state IN ('registered', 'claimed', 'released')", name="state"),
     CheckConstraint(
         "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"

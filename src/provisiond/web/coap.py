@@ -33,7 +33,7 @@ class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         answer = await provision_payload(
             self.c.provision_writer, self.c.limiter, payload=request.payload, source=_host(request),
-            policy=self.c.provision_policy, now=self.c.now())
+            policy=self.c.provision_policy, now=self.c.now(), transport="coap")
         if answer.too_large:
             return _answer(answer.body, aiocoap.REQUEST_ENTITY_TOO_LARGE)
         if answer.retry_after:

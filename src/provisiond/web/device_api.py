@@ -82,7 +82,7 @@ async def provision_response(request: Request) -> Response:
     try:
         answer = await provision_payload(
             c.provision_writer, c.limiter, payload=raw, source=_source(request),
-            policy=c.provision_policy, now=c.now())
+            policy=c.provision_policy, now=c.now(), transport="http")
     except ProvisiondError as err:
         return problem_response(err, request)
     except Exception as err:
@@ -120,7 +120,7 @@ async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> 
     done = await register_with_token(
         c.uow(), c.limiter, token=body.token,
         source=_source(request), unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
-        now=c.now(), sealer=c.broker_sealer)
+        now=c.now(), keys=c.sealer, sealer=c.broker_sealer)
     issued = done.credential
     key, _, secret = issued.secret.partition(".")
     return Registered(deviceId=str(done.device.id), serial=done.device.serial,

@@ -161,7 +161,7 @@ class _Session(asyncio.Protocol):
     async def _answer(self, payload: bytes) -> bytes:
         answer = await provision_payload(
             self.c.provision_writer, self.c.limiter, payload=payload, source=self.source,
-            policy=self.c.provision_policy, now=self.c.now())
+            policy=self.c.provision_policy, now=self.c.now(), transport="mqtt")
         return orjson.dumps(answer.body)
 
     def _answered(self, task: asyncio.Task[bytes]) -> None:

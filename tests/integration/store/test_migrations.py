@@ -86,3 +86,63 @@ def test_a_new_sqlite_file_gets_the_page_size_setting_and_an_old_one_keeps_its_o
     migrate.upgrade(f"sqlite:///{old}", sqlite_page_size=16384)
     assert page_size(old) == 4096
     assert migrate.current_revision(f"sqlite:///{old}") == migrate.head_revision()
+
+
+def test_a_profile_secret_moves_off_the_registration_key_and_is_sealed_on_upgrade(
+        empty_database: str) -> None:
+    """Before 0011 the stored SHA-256 of a profile secret was also the HS256 key: the
+    migration re-hashes it and keeps the key apart; `db upgrade` seals the key."""
+    import asyncio
+    import hashlib
+    import time
+    from datetime import UTC, datetime
+
+    import jwt
+    from sqlalchemy import insert, text
+    from typer.testing import CliRunner
+
+    from provisiond.bootstrap import open_container
+    from provisiond.cli.app import app
+    from provisiond.services import profiles, registration_tokens
+    from provisiond.services.ratelimit import RateLimiter
+    from provisiond.settings import load_settings
+    from provisiond.store.schema import provision_profiles
+
+    migrate.upgrade(empty_database, "0010")
+    secret = "old-firmware-secret-0001"
+    old_hash = hashlib.sha256(secret.encode()).hexdigest()
+    now = datetime.now(UTC)
+    engine = create_engine(sync_url(empty_database))
+    with engine.begin() as conn:  # a profile as provisiond 0010 wrote it
+        conn.execute(insert(provision_profiles).values(
+            id=uuid.uuid4(), name="old", key="old-key-0001", secret_hash=old_hash,
+            strategy="allow-create", credential_types="access-token", rate_per_minute=60,
+            source_rate_per_minute=60, enabled=True, created_at=now, updated_at=now,
+            secret_rotated_at=now))
+    result = CliRunner().invoke(app, ["db", "upgrade", "--database", empty_database],
+                                env={"PROVISIOND_DEVICE_KEY_PASSPHRASE": "sealed at upgrade"})
+    assert result.exit_code == 0, result.stderr
+    assert "sealed the registration keys of 1 profile(s)" in result.output
+    with engine.connect() as conn:
+        stored, sealed = conn.execute(text(
+            "SELECT secret_hash, jwt_key_sealed FROM provision_profiles")).one()
+    engine.dispose()
+    assert old_hash not in stored + sealed
+    assert sealed.startswith("aesgcm1:")
+
+    settings = load_settings(database_url=empty_database,
+                             device_key_passphrase="sealed at upgrade")
+
+    async def check() -> str:
+        async with open_container(settings) as c:
+            assert await profiles.authenticate_profile(c.uow(), key="old-key-0001",
+                                                       secret=secret) is not None
+            token = jwt.encode({"serial": "OLD-1", "exp": int(time.time()) + 60,
+                                "jti": "j-1"}, bytes.fromhex(old_hash), algorithm="HS256",
+                               headers={"kid": "old-key-0001"})
+            done = await registration_tokens.register_with_token(
+                c.uow(), RateLimiter(), token=token, source="test",
+                unknown_source_rate_per_minute=10, now=c.now(), keys=c.sealer)
+            return done.device.serial
+
+    assert asyncio.run(check()) == "OLD-1"  # firmware keeps signing with the same key

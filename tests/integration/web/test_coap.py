@@ -14,7 +14,7 @@ import pytest
 
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
-from tests.integration.web.test_provisioning import make_profile, provision, use_token
+from tests.integration.web.test_provisioning import make_profile, provision, sql, use_token
 
 
 def free_udp_port() -> int:
@@ -62,11 +62,18 @@ def test_provisioning_over_coap_shares_the_registry(server: Server, api: httpx.C
     assert use_token(server, body["credentialsValue"]) == "COAP-1"
     assert api.get("/api/v1/devices/COAP-1").status_code == 200  # the same registry
     assert provision(server, key, secret, deviceName="http-1")["status"] == "SUCCESS"
-    # the device used its credential: provisioned for good, whatever the transport
+    # a name provisions once, whatever the transport (ThingsBoard's answer)
     code, body, _ = coap_post(server, json.dumps({
         "deviceName": "coap-1", "provisionDeviceKey": key,
         "provisionDeviceSecret": secret}).encode())
-    assert body == {"status": "FAILURE", "errorMsg": "The device is already provisioned"}
+    assert body == {"status": "FAILURE", "errorMsg": "Failed to provision device!"}
+    code, body, _ = coap_post(server, json.dumps({
+        "deviceName": "http-1", "provisionDeviceKey": key,
+        "provisionDeviceSecret": secret}).encode())
+    assert body == {"status": "FAILURE", "errorMsg": "Failed to provision device!"}
+    refused = sql(server, "SELECT data FROM events WHERE type = 'device.reprovision-refused'")
+    assert len(refused) == 2
+    assert all("coap" in str(r[0]) for r in refused)
 
     assert coap_post(server, b"{nope")[1] == {"status": "FAILURE",
                                               "errorMsg": "the request is not valid JSON"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -25,12 +26,14 @@ from tests.integration.web.conftest import Server
 from tests.integration.web.test_api import problem
 
 URL = "/api/v1/register"
+NOT_SIGNED = "the token is not signed by the key of an enabled profile (its kid)"
 
 
 @pytest.fixture
 def server_settings(database_url: str) -> Settings:
     return load_settings(database_url=database_url, log_level="warning",
-                         provision_unknown_source_rate_per_minute=1000)
+                         provision_unknown_source_rate_per_minute=1000,
+                         device_key_passphrase="registration keys stay sealed")
 
 
 def es256_pair() -> tuple[ec.EllipticCurvePrivateKey, str]:
@@ -90,14 +93,15 @@ def test_es256_registration_and_refusals(server: Server, api: httpx.Client) -> N
     refused(sign(once), "the token was already used")  # replay
     refused(sign({**claims("KG0003"), "exp": int(time.time()) - 120}), "the token has expired")
     other, _ = es256_pair()
-    refused(sign(claims("KG0004"), key=other),
-            "the token's signature does not match the profile's key")
+    # a wrong signature, another algorithm and an unknown kid all get the same answer: a
+    # token cannot tell which provision keys exist
+    refused(sign(claims("KG0004"), key=other), NOT_SIGNED)
     # alg none, and HS256 keyed with the public key (the algorithm confusion attack)
     unsigned = (base64.urlsafe_b64encode(json.dumps({"alg": "none", "kid": kid}).encode())
                 .rstrip(b"=").decode() + "."
                 + base64.urlsafe_b64encode(json.dumps(claims("KG0005")).encode())
                 .rstrip(b"=").decode() + ".")
-    refused(unsigned, "algorithm 'none' is not accepted for this profile: sign with ES256")
+    refused(unsigned, NOT_SIGNED)
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -105,7 +109,7 @@ def test_es256_registration_and_refusals(server: Server, api: httpx.Client) -> N
                      + b64(json.dumps(claims("KG0006")).encode()))
     forged = signing_input + "." + b64(hmac.new(public.encode(), signing_input.encode(),
                                                 hashlib.sha256).digest())
-    refused(forged, "algorithm 'HS256' is not accepted for this profile: sign with ES256")
+    refused(forged, NOT_SIGNED)
     refused(sign({"serial": "KG0007", "exp": int(time.time()) + 60}),
             "the token has no 'jti' claim")
     refused(sign(claims("KG0008", exp=int(time.time()) + 3 * 86400)),
@@ -113,7 +117,7 @@ def test_es256_registration_and_refusals(server: Server, api: httpx.Client) -> N
     refused(jwt.encode(claims("KG0009"), private, algorithm="ES256"),
             "the token's header has no kid (the profile's provision key)")
     refused(jwt.encode(claims("KG0009"), private, algorithm="ES256",
-                       headers={"kid": "unknown-kid"}), "no enabled profile has this key (kid)")
+                       headers={"kid": "unknown-kid"}), NOT_SIGNED)
     refused("not-a-jwt", "the token is not a JWT")
     doc = problem(register(server, sign(claims("bad/serial"))), 422, "invalid-input")
     assert doc["errors"] == [{"field": "serial", "message":  # type: ignore[comparison-overlap]
@@ -153,3 +157,61 @@ def test_hs256_with_the_secrets_hash_and_switching_keys(server: Server,
     problem(register(server, jwt.encode(claims("HS5"), private, algorithm="ES256",
                                         headers={"kid": made["key"]})),
             401, "registration-refused")
+
+
+def _database_copy(server: Server) -> list[bytes]:
+    """Every key an attacker could try from a copy of the database: each text value the
+    profiles table holds, as it is, as hex, and as base64."""
+    from tests.integration.web.test_provisioning import sql
+
+    keys: list[bytes] = []
+    for row in sql(server, "SELECT * FROM provision_profiles"):
+        for value in row:
+            if not isinstance(value, str) or not value:
+                continue
+            keys.append(value.encode())
+            tail = value.partition(":")[2] or value
+            for decode in (bytes.fromhex, base64.b64decode):
+                with contextlib.suppress(ValueError):
+                    keys.append(decode(tail))
+    return keys
+
+
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # tried on purpose
+def test_nothing_in_a_copy_of_the_database_signs_a_registration_token(
+        server: Server, api: httpx.Client) -> None:
+    """The HS256 key used to be the stored SHA-256 of the profile secret: anyone with a copy
+    of the database (a backup, a replica) minted tokens for any serial."""
+    made = api.post("/api/v1/profiles", json={"name": "hs"}).json()
+    stolen = _database_copy(server)
+    assert len(stolen) >= 4
+    for n, key in enumerate(stolen):
+        minted = jwt.encode(claims(f"STOLEN-{n}"), key, algorithm="HS256",
+                            headers={"kid": made["key"]})
+        assert register(server, minted).status_code == 401, key
+    genuine = jwt.encode(claims("HS-OK"), hashlib.sha256(made["secret"].encode()).digest(),
+                         algorithm="HS256", headers={"kid": made["key"]})
+    assert register(server, genuine).status_code == 201
+    serials = [d["serial"] for d in api.get("/api/v1/devices").json()["items"]]
+    assert serials == ["HS-OK"]
+
+
+def test_an_unknown_key_and_a_bad_signature_are_answered_alike(server: Server,
+                                                               api: httpx.Client) -> None:
+    """A token with a made-up kid used to be told "no enabled profile has this key": a way
+    to find out which provision keys exist."""
+    private, public = es256_pair()
+    made = api.post("/api/v1/profiles", json={"name": "es", "jwt_public_key": public}).json()
+    hs = api.post("/api/v1/profiles", json={"name": "hs2"}).json()
+    impostor, _ = es256_pair()
+    answers = []
+    for kid in (made["key"], hs["key"], "no-such-kid", "another-made-up-one"):
+        for alg, key in (("ES256", impostor), ("HS256", b"0" * 32)):
+            r = register(server, jwt.encode(claims("PROBE-1"), key, algorithm=alg,
+                                            headers={"kid": kid}))
+            answers.append((r.status_code, r.json()["detail"]))
+    assert len(set(answers)) == 1, answers
+    api.post("/api/v1/profiles/es/disable")
+    disabled = register(server, jwt.encode(claims("PROBE-2"), private, algorithm="ES256",
+                                           headers={"kid": made["key"]}))
+    assert (disabled.status_code, disabled.json()["detail"]) == answers[0]

@@ -69,3 +69,63 @@ def test_a_claim_started_on_one_instance_is_proven_through_the_other(
     assert tech.post(f"{claim_path}/cancel").status_code == 303  # end the stream
     assert events.get(timeout=10)[0] == "cancelled"
     tech.http.close()
+
+
+def _race(a: Server, b: Server, key: str, secret: str, names: list[str]
+          ) -> dict[tuple[str, str], dict[str, object]]:
+    """Each name sent to both instances at once (four clients each); every answer."""
+    answers: dict[tuple[str, str], dict[str, object]] = {}
+    barrier = threading.Barrier(8)
+
+    def worker(server: Server, lane: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            barrier.wait()
+            for name in names[lane::4]:
+                r = client.post("/api/v1/provision", json={
+                    "provisionDeviceKey": key, "provisionDeviceSecret": secret,
+                    "deviceName": name})
+                answers[(server.url, name)] = r.json()
+
+    threads = [threading.Thread(target=worker, args=(server, lane))
+               for lane in range(4) for server in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(answers) == 2 * len(names)
+    return answers
+
+
+@pytest.mark.parametrize("strategy", ["allow-create", "pre-provisioned"])
+def test_the_same_names_on_two_instances_at_once_succeed_once_each(
+        instances: tuple[Server, Server], strategy: str) -> None:
+    """A factory mistake (two devices sharing a name), or an attacker racing the real
+    device: each name arrives on both instances at the same instant. Exactly one SUCCESS per
+    name, one device, one credential; the other hears ThingsBoard's FAILURE."""
+    a, b = instances
+    names = [f"RACE-{n:03d}" for n in range(200)]
+    with a.client() as api:
+        made = api.post("/api/v1/profiles", json={
+            "name": "race", "strategy": strategy, "rate_per_minute": 100000,
+            "source_rate_per_minute": 100000})
+        assert made.status_code == 201, made.text
+        if strategy == "pre-provisioned":
+            imported = api.post("/api/v1/devices/import", params={"profile": "race"},
+                                content="serial\n" + "\n".join(names) + "\n",
+                                headers={"Content-Type": "text/csv"})
+            assert imported.status_code == 201, imported.text
+    key, secret = made.json()["key"], made.json()["secret"]
+    answers = _race(a, b, key, secret, names)
+    for name in names:
+        pair = [answers[(server.url, name)] for server in (a, b)]
+        statuses = sorted(str(p["status"]) for p in pair)
+        assert statuses == ["FAILURE", "SUCCESS"], (name, pair)
+        assert {"status": "FAILURE", "errorMsg": "Failed to provision device!"} in pair
+    with a.client() as api:
+        listed = api.get("/api/v1/devices", params={"limit": 500}).json()["items"]
+        assert sorted(d["serial"] for d in listed) == names
+        for name in names:  # one credential works, and it is the winner's
+            detail = api.get(f"/api/v1/devices/{name}").json()
+            active = [c for c in detail["credentials"] if c["revoked_at"] is None]
+            assert len(active) == 1, name
+            assert len(detail["credentials"]) == (1 if strategy == "allow-create" else 2)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from provisiond.errors import GroupNotFound, ModelNotFound, ProfileExists, ProfileNotFound
+from provisiond.errors import (
+    CaNotFound,
+    GroupNotFound,
+    ModelNotFound,
+    ProfileExists,
+    ProfileNotFound,
+)
 from provisiond.services import profiles as service
 from provisiond.web.api.schemas import (
     ProfileCreate,
     ProfileJwtKey,
     ProfileRead,
     ProfileSecret,
+    ProfileUpdate,
     ProfileWithSecret,
 )
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
@@ -24,7 +31,7 @@ def _with_secret(made: service.ProfileWithSecret) -> ProfileWithSecret:
 
 
 @router.post("/profiles", status_code=201, response_model=ProfileWithSecret,
-             responses=responses(ProfileExists, GroupNotFound, ModelNotFound))
+             responses=responses(ProfileExists, GroupNotFound, ModelNotFound, CaNotFound))
 async def create_profile(body: ProfileCreate, c: ContainerDep,
                          op: OperatorDep) -> ProfileWithSecret:
     """Create a provisioning profile. Its secret is in this answer only."""
@@ -35,8 +42,9 @@ async def create_profile(body: ProfileCreate, c: ContainerDep,
         source_rate_per_minute=body.source_rate_per_minute, jwt_public_key=body.jwt_public_key,
         ca=body.ca, certificate_days=body.certificate_days, claim_proof=body.claim_proof,
         claim_window=body.claim_window, release_policy=body.release_policy,
-        network=body.lorawan.model_dump() if body.lorawan else None, actor=actor(op),
-        now=c.now())
+        network=body.lorawan.model_dump() if body.lorawan else None,
+        reprovision=body.reprovision, device_secret_min_length=body.device_secret_min_length,
+        device_ca=body.device_ca, sealer=c.sealer, actor=actor(op), now=c.now())
     return _with_secret(made)
 
 
@@ -49,6 +57,21 @@ async def list_profiles(c: ContainerDep, _: OperatorDep) -> list[ProfileRead]:
 @router.get("/profiles/{name}", response_model=ProfileRead, responses=responses(ProfileNotFound))
 async def get_profile(name: str, c: ContainerDep, _: OperatorDep) -> ProfileRead:
     return ProfileRead.of(await service.get_profile(c.uow(), name=name))
+
+
+@router.patch("/profiles/{name}", response_model=ProfileRead,
+              responses=responses(ProfileNotFound, CaNotFound))
+async def update_profile(name: str, body: ProfileUpdate, c: ContainerDep,
+                         op: OperatorDep) -> ProfileRead:
+    """Change the profile's identity rules (what is absent stays): its reprovisioning
+    policy, the shortest token or password a device may choose, its device CA (null
+    removes it)."""
+    given = body.model_fields_set
+    return ProfileRead.of(await service.update_profile(
+        c.uow(), name=name, reprovision=body.reprovision,
+        device_secret_min_length=body.device_secret_min_length, device_ca=body.device_ca,
+        clear_device_ca="device_ca" in given and body.device_ca is None, actor=actor(op),
+        now=c.now()))
 
 
 @router.post("/profiles/{name}/disable", response_model=ProfileRead,
@@ -74,7 +97,8 @@ async def rotate_secret(name: str, c: ContainerDep, op: OperatorDep,
     """A new secret (generated unless given), in this answer only; the old one stops
     working at once."""
     made = await service.rotate_profile_secret(
-        c.uow(), name=name, secret=body.secret if body else None, actor=actor(op), now=c.now())
+        c.uow(), name=name, secret=body.secret if body else None, sealer=c.sealer,
+        actor=actor(op), now=c.now())
     return _with_secret(made)
 
 

@@ -13,6 +13,7 @@ from provisiond.domain.credentials import Credential
 from provisiond.domain.device import Device
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
+from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
 from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_SOURCE_RATE_PER_MINUTE,
@@ -139,6 +140,16 @@ class ProfileCreate(Body):
         "PEM of the ES256 (P-256) public key that signs registration tokens; without it "
         "they are HS256, keyed with the SHA-256 of the secret"))
     ca: str | None = Field(None, description="the certificate authority that signs CSRs")
+    reprovision: str = Field("never", description=(
+        "whether a device already provisioned may provision again: `never` (ThingsBoard's "
+        "contract), `with-proof` (a repeat that proves it is the first requester), "
+        "`factory-reset` (also new credentials for a device that proves itself)"))
+    device_secret_min_length: int = Field(
+        DEVICE_SECRET_MIN_LENGTH_DEFAULT, description="the shortest token or MQTT password "
+                                                      "a device may choose (1 to 128)")
+    device_ca: str | None = Field(None, description=(
+        "a CA (e.g. the manufacturer's, registered by its certificate) whose certificates "
+        "devices may bring without a signature proof"))
     certificate_days: int = Field(365, description="lifetime of the certificates it signs")
     claim_proof: str | None = Field(None, description=(
         "how people prove they hold a device to claim it: `none`, `button`, `code` or "
@@ -150,6 +161,13 @@ class ProfileCreate(Body):
     lorawan: LorawanNetwork | None = Field(None, description=(
         "The Things Stack settings of its LoRaWAN devices (unset fields: the instance's "
         "`tts__*` settings)"))
+
+
+class ProfileUpdate(Body):
+    reprovision: str | None = Field(None, description="`never`, `with-proof` or "
+                                                      "`factory-reset`")
+    device_secret_min_length: int | None = Field(None, description="1 to 128")
+    device_ca: str | None = Field(None, description="a CA's name; null removes it")
 
 
 class ProfileJwtKey(Body):
@@ -181,6 +199,10 @@ class ProfileRead(BaseModel):
     claim_window: int | None = Field(description="seconds; null: the instance default")
     release_policy: str
     lorawan: dict[str, Any] = Field(description="The Things Stack settings it sets")
+    reprovision: str = Field(description="`never`, `with-proof` or `factory-reset`")
+    device_secret_min_length: int
+    device_ca: str | None = Field(description="the CA vouching for certificates devices "
+                                              "bring")
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
@@ -195,7 +217,9 @@ class ProfileRead(BaseModel):
                    ca=p.ca_name, certificate_days=p.certificate_days,
                    claim_proof=p.claim_proof.value if p.claim_proof else None,
                    claim_window=p.claim_window_seconds, release_policy=p.release_policy.value,
-                   lorawan=p.network.to_json())
+                   lorawan=p.network.to_json(), reprovision=p.reprovision.value,
+                   device_secret_min_length=p.device_secret_min_length,
+                   device_ca=p.device_ca_name)
 
 
 class ProfileWithSecret(ProfileRead):

@@ -78,7 +78,7 @@ async def create_profile(c: ContainerDep, op: OperatorDep,
         strategy=body.strategy.validationStrategyType if body.strategy else None,
         customer_id=customer.id if customer else None,
         customer_entity_type=customer.entityType if customer else None,
-        group_name=body.groupName, actor=actor(op), now=c.now())
+        group_name=body.groupName, sealer=c.sealer, actor=actor(op), now=c.now())
     p = made.profile
     return TbProfile(
         id={"entityType": "PROVISION_PROFILE", "id": str(p.id)},

@@ -35,7 +35,7 @@ _PLAIN = "plain:"
 def upgrade() -> None:
     with op.batch_alter_table('devices') as batch:
         batch.add_column(sa.Column('provision_retry_hash', sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column('provision_answer_sealed', sa.String(length=1024),
+        batch.add_column(sa.Column("provision_answer_sealed", sa.String(length=8192),
                                    nullable=True))
     with op.batch_alter_table('certificate_authorities') as batch:
         batch.alter_column('private_key_pem', existing_type=sa.String(length=16384),

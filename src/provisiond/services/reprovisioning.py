@@ -1,0 +1,205 @@
+"""A device that is provisioned already asks again: a lost answer, a factory reset — or
+somebody holding the profile's secret (it is in every firmware image) and the serial (it is
+on the label). Only a proof that the first requester alone can hold gets an answer; the
+profile's reprovisioning policy says which proofs count.
+
+``never`` (the default, ThingsBoard's contract): every repeat is answered ``FAILURE``
+"Failed to provision device!".
+
+``with-proof``: a repeat is answered with the credential the device already has when it
+proves it is the first requester —
+
+- ``retryKey``: the key its first request carried (services/retry_keys.py); the answer is
+  that first answer, decrypted with the key;
+- the same credential it chose (the same token; the same MQTT user name, password and
+  client id; the same certificate, with its proof of possession);
+- a CSR for the key of the certificate it was issued: the answer is that certificate.
+
+Nothing is revoked or issued: a repeat can never kill a credential the device (or another
+request in flight for it) already holds.
+
+``factory-reset``: the same, and a device that proves itself gets *new* credentials, its
+old ones revoked — with its retry key when the credential it protects is gone (revoked by
+an operator) or the device asks for another type, or with ``reprovisionProof``: a signature
+by the key of its current certificate (``currentCertificate``), for a device whose key
+survives the reset (a secure element).
+
+Every repeat, answered or refused, is one transaction with its audit event
+(``device.provisioned`` with ``repeated``, or ``device.reprovision-refused`` with the reason).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+
+from provisiond.domain.credentials import CredentialType
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.profiles import ReprovisionPolicy
+from provisiond.protocols import thingsboard as tb
+from provisiond.services.certificate_proofs import check_possession, verify_signature
+from provisiond.services.certificates import (
+    CertificateRefused,
+    CheckedCsr,
+    device_certificate,
+    fingerprint,
+    public_key_sha256,
+)
+from provisiond.services.hashing import hash_token, tokens_equal
+from provisiond.services.issuing import (
+    Job,
+    ProvisionAnswer,
+    Value,
+    chose,
+    make_credential,
+    provisioned,
+    refuse,
+    revoke_others,
+    store_credential,
+    succeed,
+)
+from provisiond.services.ratelimit import log_refused
+from provisiond.services.retry_keys import hash_retry_key, open_answer
+from provisiond.store.provision_writer import ProvisionState, ProvisionTx
+
+
+def refuse_repeat(tx: ProvisionTx, job: Job, state: ProvisionState,
+                  reason: str) -> ProvisionAnswer:
+    """ThingsBoard's answer to a name that exists, and the audit event saying why."""
+    tx.add_event(NewEvent(
+        EventType.DEVICE_REPROVISION_REFUSED, job.now, job.actor, device_id=state.device_id,
+        serial=job.serial, group_id=state.group_id,
+        data={"profile": job.profile.name, "reason": reason, "credentials": job.ctype.value,
+              "transport": job.transport, "source": job.source}))
+    log_refused("provisioning", f"device {job.serial} asked again: {reason}",
+                source=job.source)
+    return refuse(tb.FAILURE, tb.FAILED, job.serial)
+
+
+def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:
+    """The answer to a provisioning request for a device provisioned already."""
+    policy = job.profile.reprovision
+    if policy is ReprovisionPolicy.NEVER:
+        return refuse_repeat(tx, job, state, "already provisioned")
+    if state.profile_id != job.profile.id:
+        return refuse_repeat(tx, job, state, "provisioned by another profile")
+    request, current = job.request, state.credential
+    held = current is not None and current.revoked_at is None and current.type is job.ctype
+    if request.retry_key is not None and state.retry_hash is not None:
+        if not tokens_equal(hash_retry_key(request.retry_key), state.retry_hash):
+            return refuse_repeat(tx, job, state, "not its retry key")
+        value = (open_answer(request.retry_key, state.device_id, state.answer_sealed or "")
+                 if held else None)
+        if value is not None:
+            return _confirm(tx, job, state, value, "retry-key")
+        if policy is ReprovisionPolicy.FACTORY_RESET:
+            return _replace(tx, job, state, "retry-key")
+        return refuse_repeat(tx, job, state, "the credential its retry key protects was "
+                                             "revoked, or another type is asked for")
+    if held and chose(request):
+        problem = _same_choice(tx, job, state)
+        if problem:
+            return refuse_repeat(tx, job, state, problem)
+        return _confirm(tx, job, state, _chosen_value(job, state), "same-credential")
+    if held and isinstance(job.csr, CheckedCsr) and current is not None:
+        certificate = tx.certificate(current.id)
+        if certificate is not None and certificate[0] == public_key_sha256(job.csr.public_key):
+            return _confirm(tx, job, state, certificate[1], "same-key")
+    if policy is ReprovisionPolicy.FACTORY_RESET and request.reprovision_proof is not None:
+        problem = _current_certificate_problem(job, state)
+        if problem:
+            return refuse_repeat(tx, job, state, problem)
+        return _replace(tx, job, state, "current-certificate")
+    return refuse_repeat(tx, job, state, "no proof that it is the first requester")
+
+
+def _confirm(tx: ProvisionTx, job: Job, state: ProvisionState, value: Value,
+             proof: str) -> ProvisionAnswer:
+    """The device proved it: the answer is the credential it already has."""
+    tx.add_event(NewEvent(
+        EventType.DEVICE_PROVISIONED, job.now, job.actor, device_id=state.device_id,
+        serial=job.serial, group_id=state.group_id,
+        data={"profile": job.profile.name, "credentials": job.ctype.value, "repeated": True,
+              "proof": proof, "transport": job.transport, "source": job.source}))
+    return succeed(job, value)
+
+
+def _replace(tx: ProvisionTx, job: Job, state: ProvisionState,
+             proof: str) -> ProvisionAnswer:
+    """A factory reset: new credentials, every other one revoked."""
+    issued = make_credential(tx, job, state.device_id)
+    if isinstance(issued, ProvisionAnswer):
+        return issued
+    store_credential(tx, job, issued)
+    tx.mark_provisioned(state.device_id, provisioned(job, issued),
+                        replacing=state.credential.id if state.credential else None,
+                        now=job.now)
+    revoked = revoke_others(tx, job, state.device_id, state.group_id,
+                            keep=issued.credential.id, reason="factory reset")
+    tx.add_event(NewEvent(
+        EventType.DEVICE_PROVISIONED, job.now, job.actor, device_id=state.device_id,
+        serial=job.serial, group_id=state.group_id,
+        data={"profile": job.profile.name, "credentials": job.ctype.value,
+              "factory_reset": True, "proof": proof,
+              "revoked_credential_ids": [str(c) for c in revoked],
+              "transport": job.transport, "source": job.source}))
+    return succeed(job, issued.value)
+
+
+def _same_choice(tx: ProvisionTx, job: Job, state: ProvisionState) -> str | None:
+    """Why the credential this repeat chose is not the one the device holds (None: it is).
+    A certificate needs its proof of possession again: it is public."""
+    request = job.request
+    if job.ctype is CredentialType.X509:
+        profile = job.profile
+        try:
+            cert = device_certificate(request.certificate or "", now=job.now)
+            if fingerprint(cert) != state.credential_lookup:
+                return "another certificate"
+            check_possession(cert, request, serial=job.serial, now=job.now,
+                             device_ca=tx.ca(profile.device_ca_id) if profile.device_ca_id
+                             else None)
+        except CertificateRefused as err:
+            return str(err)
+        return None
+    if job.ctype is CredentialType.ACCESS_TOKEN:
+        same = (request.token is not None and state.credential_lookup is not None
+                and tokens_equal(hash_token(request.token), state.credential_lookup))
+        return None if same else "another token"
+    same = (request.username is not None and request.password is not None
+            and request.username == state.credential_lookup
+            and state.credential_secret_hash is not None
+            and tokens_equal(hash_token(request.password), state.credential_secret_hash)
+            and (request.client_id or job.serial) == state.credential_client_id)
+    return None if same else "other MQTT credentials"
+
+
+def _chosen_value(job: Job, state: ProvisionState) -> Value:
+    request = job.request
+    if job.ctype is CredentialType.ACCESS_TOKEN:
+        return request.token or ""
+    if job.ctype is CredentialType.X509:
+        return request.certificate or ""
+    return {"clientId": state.credential_client_id, "userName": request.username,
+            "password": request.password}
+
+
+def _current_certificate_problem(job: Job, state: ProvisionState) -> str | None:
+    """Why ``reprovisionProof`` does not prove the device holds its current certificate's
+    key (None: it does)."""
+    current, request = state.credential, job.request
+    if current is None or current.revoked_at is not None \
+            or current.type is not CredentialType.X509:
+        return "reprovisionProof needs an active certificate to prove"
+    try:
+        cert: Any = x509.load_pem_x509_certificate((request.current_certificate or "").encode())
+    except ValueError:
+        return "currentCertificate is not a PEM certificate"
+    if fingerprint(cert) != state.credential_lookup:
+        return "currentCertificate is not the device's certificate"
+    message = tb.proof_message(tb.REPROVISION_PROOF, request.key, request.device_name,
+                               request.certificate)
+    if not verify_signature(cert, request.reprovision_proof or "", message):
+        return "reprovisionProof is not a signature by the current certificate's key"
+    return None
