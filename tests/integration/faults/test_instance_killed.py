@@ -1,8 +1,8 @@
 """A storm against two `provisiond serve` instances on one PostgreSQL, and one of them is
 killed (SIGKILL) in the middle of it. Every request either completed or failed cleanly;
-clients that retry (on the other instance) finish; no device is lost or made twice, no
-credential is issued twice or left working beside its replacement, and no claim completes
-twice."""
+clients that retry (on the other instance, with their device's retry key) finish; no device
+is lost or made twice, no credential is issued twice or left working beside another, and no
+claim completes twice."""
 
 from __future__ import annotations
 
@@ -78,8 +78,8 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
                       timeout=60) as api:
         assert api.post("/api/v1/groups", json={"path": "Org"}).status_code == 201
         profile = api.post("/api/v1/profiles", json={
-            "name": "gw", "rate_per_minute": 1_000_000,
-            "source_rate_per_minute": 1_000_000}).json()
+            "name": "gw", "rate_per_minute": 1_000_000, "source_rate_per_minute": 1_000_000,
+            "reprovision": "with-proof"}).json()
         rows = "serial\n" + "".join(f"CLM-{n:03d}\n" for n in range(CLAIMED))
         assert api.post("/api/v1/devices/import", content=rows,
                         headers={"Content-Type": "text/csv"}).status_code == 201
@@ -102,7 +102,8 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
             serial = f"STM-{n:04d}"
             r = client.post("/api/v1/provision", {
                 "provisionDeviceKey": profile["key"],
-                "provisionDeviceSecret": profile["secret"], "deviceName": serial})
+                "provisionDeviceSecret": profile["secret"], "deviceName": serial,
+                "retryKey": f"retry-key-of-{serial}-{w:02d}-kept-by-it"})
             assert r.status_code == 200, r.text
             answers[serial] = r.json()
             progress.release()
@@ -147,7 +148,7 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
     url = postgres_url
     assert sql(url, "SELECT count(*) FROM devices WHERE serial LIKE 'STM-%'") == [(DEVICES,)]
     # no credential issued twice, and exactly one working credential per device: the one
-    # its last answer holds (a retried request replaced the answer A never sent)
+    # its answer holds (a retry with its retry key got the answer A committed, never sent)
     values = [x["credentialsValue"] for x in answers.values()]
     assert len(set(values)) == DEVICES
     per_device = sql(url, "SELECT d.serial, count(*) FROM credentials c JOIN devices d ON "
