@@ -5,8 +5,6 @@ release, deletion and swapped hardware."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -17,51 +15,12 @@ from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claiming import release_device
 from provisiond.services.credentials import replace_lorawan_keys
-from provisiond.services.lorawan_import import register_lorawan
-from provisiond.services.outbox import Dispatcher
 from provisiond.services.profiles import create_profile
-from provisiond.settings import Settings, load_settings
-from tests.support.containers import NullSink, within
-from tests.support.tts_standin import StandIn, tts_standin
+from tests.integration.tts.conftest import APP_KEY, import_meters, settings_for, settle
+from tests.support.containers import within
+from tests.support.tts_standin import StandIn
 
 T = TypeVar("T")
-APP_KEY = "2B7E151628AED2A6ABF7158809CF4F3C"
-ROWS = ("Device EUI, Join EUI, Application Key\n"
-        f"0018B20000000101, 70B3D57ED0000010, {APP_KEY}\n"
-        "0018B20000000102, 70B3D57ED0000010, 000102030405060708090A0B0C0D0E0F\n")
-
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    with tts_standin({"kanarra-meters", "kanarra-spare"}) as s:
-        yield s
-
-
-def settings_for(database_url: str, standin: StandIn, **tts: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", tts={
-        "url": standin.url, "api_key": standin.api_key, "application_id": "kanarra-meters",
-        "frequency_plan_id": "EU_863_870_TTN", "timeout_seconds": 5, **tts})
-
-
-
-async def settle(c: Container) -> int:
-    dispatcher = Dispatcher(c.uow, work=["tts"])
-    while await dispatcher.dispatch():
-        pass
-    handled = 0
-    async with c.tts_sync() as tts:
-        while n := await tts.apply_pending():
-            handled += n
-    return handled
-
-
-
-async def import_meters(c: Container, group: str | None = "Kanarra/Meters",
-                        profile: str | None = None) -> None:
-    await directory.create_group(c.uow(), path="Kanarra/Meters", actor="tests", now=c.now())
-    await register_lorawan(c.uow(), stream=io.BytesIO(ROWS.encode()), sealer=c.sealer,
-                           sink=NullSink(), actor="tests", now=c.now(), group=group,
-                           profile=profile, source="meters.csv")
 
 
 def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
@@ -282,7 +241,7 @@ def test_a_swapped_radio_replaces_the_end_device_and_keeps_the_history(
 
     creds, events = within(settings, work)
     assert standin.devices("is") == {"eui-0018b20000000999", "eui-0018b20000000102"}
-    assert standin.stores["js"]["eui-0018b20000000999"]["root_keys"]["app_key"]["key"] == \
+    assert standin.end_device("eui-0018b20000000999", "js")["root_keys"]["app_key"]["key"] == \
         "000102030405060708090A0B0C0D0E0F"
     assert [c.revoked_at is None for c in creds] == [False, True]
     assert events.count("lorawan.registered") == 2
