@@ -129,7 +129,7 @@ def _error(status: int, name: str, message: str) -> tuple[int, dict[str, Any]]:
                     "details": []}
 
 
-def _tts_error(key: str, **attributes: str) -> tuple[int, dict[str, Any]]:
+def tts_error(key: str, **attributes: str) -> tuple[int, dict[str, Any]]:
     """One of The Things Stack's errors, as its HTTP gateway renders it (pkg/errors)."""
     definition = API["errors"][key]
     name = definition.get("name", key)
@@ -158,7 +158,7 @@ def _not_found(component: str, app: str, device: str) -> tuple[int, dict[str, An
 
 
 def _invalid(field_name: str, reason: str) -> tuple[int, dict[str, Any]]:
-    return _tts_error("validation", field=field_name, reason=reason)
+    return tts_error("validation", field=field_name, reason=reason)
 
 
 def _check_end_device(body: Any, app: str, device: str | None, masked: bool
@@ -267,7 +267,7 @@ def _holder(store: dict[Key, dict[str, Any]], ids: dict[str, Any]) -> Key | None
 
 
 def _euis_taken(error: str, ids: dict[str, Any], holder: Key) -> tuple[int, dict[str, Any]]:
-    return _tts_error(error, join_eui=str(ids["join_eui"]), dev_eui=str(ids["dev_eui"]),
+    return tts_error(error, join_eui=str(ids["join_eui"]), dev_eui=str(ids["dev_eui"]),
                       device_id=holder[1], application_id=holder[0])
 
 
@@ -296,7 +296,7 @@ def _create(s: StandIn, app: str, body: Any) -> tuple[int, dict[str, Any]]:
     store = s.stores["is"]
     new_id = end_device["ids"]["device_id"]
     if (app, new_id) in store:  # end_device_id_index, checked first
-        return _tts_error("id_taken")
+        return tts_error("id_taken")
     holder = _holder(store, end_device["ids"])
     if holder is not None:  # end_device_eui_index: over every application
         return _euis_taken("end_device_euis_taken", end_device["ids"], holder)

@@ -30,8 +30,10 @@ def standin() -> Iterator[StandIn]:
         yield s
 
 
-def settings_for(database_url: str, standin: StandIn, **tts: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", tts={
+def settings_for(database_url: str, standin: StandIn, *, passphrase: str | None = None,
+                 **tts: Any) -> Settings:
+    return load_settings(database_url=database_url, log_level="warning",
+                         device_key_passphrase=passphrase, tts={
         "url": standin.url, "api_key": standin.api_key, "application_id": "kanarra-meters",
         "frequency_plan_id": "EU_863_870_TTN", "timeout_seconds": 5, **tts})
 

@@ -27,11 +27,15 @@ def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
                                                              standin: StandIn) -> None:
     settings = settings_for(database_url, standin, supports_class_c=True)
 
-    async def work(c: Container) -> int:
+    async def work(c: Container) -> tuple[int, dict[str, str]]:
         await import_meters(c)  # claimed for a group at import
-        return await settle(c)
+        handled = await settle(c)
+        async with c.uow().read() as uow:
+            return handled, {r.dev_eui: str(r.device_id)
+                             for r in (await uow.tts.records()).values()}
 
-    assert within(settings, work) == 2
+    handled, device_ids = within(settings, work)
+    assert handled == 2
     assert standin.devices("is") == standin.devices("js") == standin.devices("ns") == \
         standin.devices("as") == {"eui-0018b20000000101", "eui-0018b20000000102"}
     calls = [r for r in standin.requests if "0018b20000000101" in r.path
@@ -47,7 +51,8 @@ def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
         ("PUT", "/api/v3/as/applications/kanarra-meters/devices/eui-0018b20000000101")]
     assert calls[0].body == {"end_device": {
         "ids": ids, "name": "0018B20000000101",
-        "attributes": {"provisiond-serial": "0018B20000000101"},
+        "attributes": {"provisiond-device-id": device_ids["0018B20000000101"],
+                       "provisiond-serial": "0018B20000000101"},
         "network_server_address": host, "application_server_address": host,
         "join_server_address": host}}
     assert calls[1].body == {
@@ -79,7 +84,8 @@ def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
 
     before = len(standin.requests)
     report, events = within(settings, again)
-    assert report == {"registered": [], "removed": [], "failed": {}, "retrying": {}}
+    assert report == {"registered": [], "removed": [], "failed": {}, "retrying": {},
+                      "waiting": {}, "skipped": {}}
     assert len(standin.requests) == before  # in step: nothing to call
     assert events.count("lorawan.registered") == 2
 
@@ -187,9 +193,10 @@ def test_transient_failures_are_retried_with_backoff(database_url: str,
     assert sorted(r.status for r in records.values()) == ["registered", "registered"]
     assert standin.devices("ns") == standin.devices("as") == {
         "eui-0018b20000000101", "eui-0018b20000000102"}
-    # the retry met the Identity Server record of the first attempt: 409, then an update
+    # the retry met the Identity Server record of the first attempt: 409, a look at its
+    # mark (provisiond's), then an update
     retried = [r for r in standin.requests if r.component == "is"]
-    assert [r.method for r in retried] == ["POST", "POST", "POST", "PUT"]
+    assert [r.method for r in retried] == ["POST", "POST", "POST", "GET", "PUT"]
 
 
 def test_permanent_refusals_roll_back_and_are_visible(database_url: str,
