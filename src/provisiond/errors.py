@@ -242,6 +242,16 @@ class DeviceAlreadyClaimed(Conflict):
     title = "The device is claimed already"
 
 
+class NothingToAdopt(Conflict):
+    code = "nothing-to-adopt"
+    title = "There is no end device of someone else's to adopt"
+
+
+class AdoptionRefused(Conflict):
+    code = "adoption-refused"
+    title = "This end device cannot be adopted"
+
+
 # ----------------------------------------------------------------------------- access
 
 
@@ -309,6 +319,11 @@ class Unavailable(ProvisiondError):
 class BrokerUnavailable(Unavailable):
     code = "broker-unavailable"
     title = "The MQTT broker is unreachable or refused the change"
+
+
+class TtsUnavailable(Unavailable):
+    code = "tts-unavailable"
+    title = "The Things Stack is unreachable or refused the change"
 
 
 class ConfigurationError(ProvisiondError):

@@ -286,7 +286,8 @@ def show(
 
     device, creds, events, prefix, network = run(common, work)
     tts = ({k: network[k] for k in ("application_id", "end_device_id", "dev_eui", "status",
-                                    "error")} if network else None)
+                                    "origin", "error", "foreign_end_device")}
+           if network else None)
     if json:
         out = output.device_dict(device)
         out["topic_prefix"] = prefix

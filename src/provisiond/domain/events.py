@@ -51,6 +51,9 @@ class EventType(StrEnum):
     LORAWAN_REGISTERED = "lorawan.registered"  # in The Things Stack
     LORAWAN_REMOVED = "lorawan.removed"
     LORAWAN_FAILED = "lorawan.failed"
+    LORAWAN_CONFLICT = "lorawan.conflict"  # someone else's end device holds its ID or DevEUI
+    LORAWAN_REMOVAL_SKIPPED = "lorawan.removal-skipped"  # not provisiond's: left as it is
+    LORAWAN_ADOPTED = "lorawan.adopted"  # an operator made someone else's end device ours
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_ENABLED = "webhook.enabled"

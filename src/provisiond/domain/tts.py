@@ -1,16 +1,25 @@
 """LoRaWAN devices on The Things Stack: the network settings a profile gives its devices (the
 "advanced settings" of the reference: LoRaWAN version, regional parameters, frequency plan,
-class B and C), and the identifiers provisiond uses there.
+class B and C), the identifiers provisiond uses there, and how it knows its own end devices.
 
 A device provisiond registers in The Things Stack is ``eui-<DevEUI in lower case>`` (the
 Console's convention) in the profile's application (or the deployment's default one). A
 swapped device (another DevEUI) is another end device there; provisiond's device, with its
 serial and history, stays the same.
+
+**Ownership.** Every end device provisiond creates (or an operator tells it to adopt) carries
+the attribute ``provisiond-device-id`` = provisiond's device id in the Identity Server. That
+mark, read from The Things Stack when it matters, decides what provisiond may change or
+delete: its own database may have been restored from an old backup, and someone may have
+replaced the end device since. An end device without the mark, or with another device's,
+is someone else's and is never written to.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -25,6 +34,10 @@ PHY_VERSIONS = ("TS001_V1_0", "TS001_V1_0_1", "RP001_V1_0_2", "RP001_V1_0_2_REV_
 # Identifiers in The Things Stack: lower-case letters, digits and single dashes, 3 to 36.
 _ID = re.compile(r"^[a-z0-9](?:-?[a-z0-9]){2,35}$")
 _PLAN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The attributes provisiond sets on its end devices (end_device.proto: at most 10 pairs).
+OWNER_ATTRIBUTE = "provisiond-device-id"
+SERIAL_ATTRIBUTE = "provisiond-serial"
+MAX_ATTRIBUTES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +73,12 @@ class NetworkSettings:
     @property
     def empty(self) -> bool:
         return not self.to_json()
+
+    @property
+    def needs_nwk_key(self) -> bool:
+        """LoRaWAN 1.1 derives network session keys from a NwkKey of its own; 1.0.x from
+        the AppKey alone."""
+        return (self.lorawan_version or "").startswith("MAC_V1_1")
 
 
 def _bad(field: str, problem: str) -> InvalidInput:
@@ -112,3 +131,37 @@ class EndDevice:
     network_server_address: str
     application_server_address: str
     join_server_address: str
+    owner: uuid.UUID  # provisiond's device id: the ownership mark
+    nwk_key: str | None = None  # LoRaWAN 1.1 only
+
+    def attributes(self, existing: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``existing`` attributes with provisiond's mark (and serial, while there is room
+        for it): the Identity Server replaces the whole map, so others' keys are kept."""
+        out = dict(existing or {})
+        out[OWNER_ATTRIBUTE] = str(self.owner)
+        if SERIAL_ATTRIBUTE in out or len(out) < MAX_ATTRIBUTES:
+            out[SERIAL_ATTRIBUTE] = self.serial
+        return out
+
+
+def is_ours(attributes: Mapping[str, str], owner: uuid.UUID, *, legacy: bool = False,
+            serial: str | None = None) -> bool:
+    """Did provisiond create (or adopt) the end device with these attributes for ``owner``?
+
+    ``legacy``: provisiond's record says it registered this end device before it marked
+    them, when it set ``provisiond-serial`` only; that attribute (with the device's
+    ``serial``, when the device still exists to tell it) is then accepted instead.
+    """
+    mark = attributes.get(OWNER_ATTRIBUTE)
+    if mark is not None:
+        return mark == str(owner)
+    stamped = attributes.get(SERIAL_ATTRIBUTE)
+    return legacy and stamped is not None and serial in (None, stamped)
+
+
+def not_ours_because(attributes: Mapping[str, str]) -> str:
+    """Why an end device is not provisiond's, for the reason shown to operators."""
+    mark = attributes.get(OWNER_ATTRIBUTE)
+    if mark is None:
+        return f"it has no {OWNER_ATTRIBUTE} attribute"
+    return f"its {OWNER_ATTRIBUTE} attribute names another device ({mark[:64]})"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from provisiond import __version__
-from provisiond.protocols.tts import Call
+from provisiond.protocols.tts import Answer, Call
 
 
 class HttpTtsClient:
@@ -15,21 +17,22 @@ class HttpTtsClient:
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
                      "User-Agent": f"provisiond/{__version__}"})
 
-    async def call(self, call: Call) -> tuple[int | None, str]:
+    async def call(self, call: Call) -> Answer:
         try:
             response = await self._client.request(call.method, call.path, json=call.body)
         except httpx.TimeoutException:
-            return None, "no answer in time"
+            return Answer(None, "no answer in time")
         except httpx.HTTPError as err:
-            return None, f"cannot reach The Things Stack: {err or type(err).__name__}"
+            return Answer(None, f"cannot reach The Things Stack: {err or type(err).__name__}")
         text = response.text[:300]
+        body: Any = None
         try:  # The Things Stack's errors: {"code": …, "message": "error:…", "details": […]}
             body = response.json()
             if isinstance(body, dict) and isinstance(body.get("message"), str):
-                text = body["message"]
+                text = body["message"][:300]
         except ValueError:
             pass
-        return response.status_code, text
+        return Answer(response.status_code, text, body)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -129,16 +129,19 @@ async def revoke_credentials(uow: UnitOfWork, *, serial: str, actor: str, now: d
 
 
 async def replace_lorawan_keys(uow: UnitOfWork, *, serial: str, dev_eui: str, join_eui: str,
-                               app_key: str, actor: str, now: datetime, sealer: Sealer
-                               ) -> Credential:
+                               app_key: str, actor: str, now: datetime, sealer: Sealer,
+                               nwk_key: str | None = None) -> Credential:
     """Swapped hardware: the device's LoRaWAN identity becomes this DevEUI, JoinEUI and
-    AppKey (the old one is revoked); provisiond's device keeps its serial and history, and
-    The Things Stack gets the new end device in place of the old one."""
+    AppKey (and NwkKey, for LoRaWAN 1.1) — the old one is revoked; provisiond's device keeps
+    its serial and history, and The Things Stack gets the new end device in place of the old
+    one."""
     serial = parse_serial(serial)
-    cleaned = {name: clean_hex(value, digits) for name, value, digits in (
-        ("dev_eui", dev_eui, 16), ("join_eui", join_eui, 16), ("app_key", app_key, 32))}
-    problems = [Problem(f"must be {16 if name != 'app_key' else 32} hexadecimal digits", name)
-                for name, value in cleaned.items() if value is None]
+    given = [("dev_eui", dev_eui, 16), ("join_eui", join_eui, 16), ("app_key", app_key, 32)]
+    if nwk_key is not None:
+        given.append(("nwk_key", nwk_key, 32))
+    cleaned = {name: clean_hex(value, digits) for name, value, digits in given}
+    problems = [Problem(f"must be {digits} hexadecimal digits", name)
+                for name, _value, digits in given if cleaned[name] is None]
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
     new_eui, new_join, new_key = (cleaned["dev_eui"] or "", cleaned["join_eui"] or "",
@@ -156,6 +159,8 @@ async def replace_lorawan_keys(uow: UnitOfWork, *, serial: str, dev_eui: str, jo
             await uow.credentials.revoke(c.id, now)
         credential = Credential(new_id(), device.id, CredentialType.LORAWAN, now)
         await uow.credentials.add(credential, lookup=new_eui, secret_sealed=sealer.seal(new_key))
+        if cleaned.get("nwk_key"):
+            await uow.tts.set_nwk_key(credential.id, sealer.seal(cleaned["nwk_key"] or ""))
         await uow.devices.set_tag(device, "join_eui", new_join)
         await uow.events.add(NewEvent(
             EventType.CREDENTIALS_ISSUED, now, actor, device_id=device.id, serial=serial,

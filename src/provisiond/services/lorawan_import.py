@@ -1,11 +1,13 @@
-"""Blynk-style LoRaWAN static tokens: a CSV of ``Device EUI, Join EUI, Application Key``.
+"""Blynk-style LoRaWAN static tokens: a CSV of ``Device EUI, Join EUI, Application Key`` and,
+for LoRaWAN 1.1 devices, ``Network Key``.
 
 Each row becomes a device whose serial is its DevEUI, tagged with its JoinEUI, with a LoRaWAN
-credential holding the AppKey sealed (services/sealing.py: it must later be handed to a
-network server, so it is encrypted, not hashed), and its TR005 QR code written to the
-credentials file. Header names are matched leniently (case, spaces, underscores; AppEUI for
-Join EUI, AppKey for Application Key). EUIs are 16 hex digits and the AppKey 32, normalised to
-upper case. Like every import it is one transaction, and a file with any problem imports
+credential holding the AppKey (and the NwkKey, if the row has one) sealed (services/sealing.py:
+they must later be handed to a network server, so they are encrypted, not hashed), and its
+TR005 QR code written to the credentials file. Header names are matched leniently (case,
+spaces, underscores; AppEUI for Join EUI, AppKey for Application Key, NwkKey for Network Key).
+EUIs are 16 hex digits and the keys 32, normalised to upper case; the Network Key column is
+optional, and an empty cell in it means a LoRaWAN 1.0.x device. Like every import it is one transaction, and a file with any problem imports
 nothing and lists every problem with its line.
 """
 
@@ -38,7 +40,7 @@ from provisiond.store.uow import UnitOfWork
 TR005 = "lorawan-tr005"
 _COLUMNS = {"deviceeui": "dev_eui", "deveui": "dev_eui", "joineui": "join_eui",
             "appeui": "join_eui", "applicationeui": "join_eui", "applicationkey": "app_key",
-            "appkey": "app_key"}
+            "appkey": "app_key", "networkkey": "nwk_key", "nwkkey": "nwk_key"}
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
@@ -62,6 +64,7 @@ class LoRaWanRow:
     dev_eui: str
     join_eui: str
     app_key: str
+    nwk_key: str | None = None  # LoRaWAN 1.1
 
 
 def clean_hex(value: str, digits: int) -> str | None:
@@ -69,6 +72,32 @@ def clean_hex(value: str, digits: int) -> str | None:
     case) in canonical form, or None when it is not ``digits`` hexadecimal digits."""
     value = value.strip().replace(" ", "").replace("-", "").replace(":", "")
     return value.upper() if len(value) == digits and _HEX.fullmatch(value) else None
+
+
+_REQUIRED = (("dev_eui", "Device EUI", 16), ("join_eui", "Join EUI", 16),
+             ("app_key", "Application Key", 32))
+
+
+def _checked(number: int, values: dict[str, str]) -> tuple[LoRaWanRow | None, list[Problem]]:
+    """One row's cells, checked and normalised (None when any is wrong)."""
+    problems: list[Problem] = []
+    clean: dict[str, str] = {}
+    for key, title, digits in _REQUIRED:
+        value = clean_hex(values[key], digits)
+        if value is None:
+            problems.append(Problem(f"must be {digits} hexadecimal digits", field=title,
+                                    line=number))
+        clean[key] = value or ""
+    nwk_key = None
+    if values.get("nwk_key"):
+        nwk_key = clean_hex(values["nwk_key"], 32)
+        if nwk_key is None:
+            problems.append(Problem("must be 32 hexadecimal digits (or empty: a LoRaWAN 1.0.x "
+                                    "device)", field="Network Key", line=number))
+    if problems:
+        return None, problems
+    return LoRaWanRow(number, clean["dev_eui"], clean["join_eui"], clean["app_key"],
+                      nwk_key), []
 
 
 def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
@@ -80,37 +109,25 @@ def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
         header = next(reader, [])
         columns = {_COLUMNS[k]: i for i, h in enumerate(header)
                    if (k := _column_key(h)) in _COLUMNS}
-        for need, title in (("dev_eui", "Device EUI"), ("join_eui", "Join EUI"),
-                            ("app_key", "Application Key")):
-            if need not in columns:
-                problems.append(Problem(f"there is no {title!r} column", line=1))
+        problems += [Problem(f"there is no {title!r} column", line=1)
+                     for need, title, _digits in _REQUIRED if need not in columns]
         if problems:
             return rows, problems
         seen: dict[str, int] = {}
         for number, cells in enumerate(reader, start=2):
             if not any(c.strip() for c in cells):
                 continue
-            values = {k: (cells[i].strip() if i < len(cells) else "")
-                      for k, i in columns.items()}
-            bad = False
-            for key, title, digits in (("dev_eui", "Device EUI", 16),
-                                       ("join_eui", "Join EUI", 16),
-                                       ("app_key", "Application Key", 32)):
-                value = clean_hex(values[key], digits)
-                if value is None:
-                    problems.append(Problem(f"must be {digits} hexadecimal digits",
-                                            field=title, line=number))
-                    bad = True
-                values[key] = value or ""
-            if bad:
+            row, wrong = _checked(number, {k: (cells[i].strip() if i < len(cells) else "")
+                                           for k, i in columns.items()})
+            problems += wrong
+            if row is None:
                 continue
-            first = seen.setdefault(values["dev_eui"], number)
+            first = seen.setdefault(row.dev_eui, number)
             if first != number:
-                problems.append(Problem(f"{values['dev_eui']} is also on line {first}",
+                problems.append(Problem(f"{row.dev_eui} is also on line {first}",
                                         field="Device EUI", line=number))
                 continue
-            rows.append(LoRaWanRow(number, values["dev_eui"], values["join_eui"],
-                                   values["app_key"]))
+            rows.append(row)
     except UnicodeDecodeError:
         problems.append(Problem("the file is not UTF-8 text"))
     except csv.Error as err:
@@ -158,6 +175,8 @@ async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer
             credential = Credential(new_id(), device.id, CredentialType.LORAWAN, now)
             await uow.credentials.add(credential, lookup=row.dev_eui,
                                       secret_sealed=sealer.seal(row.app_key))
+            if row.nwk_key is not None:
+                await uow.tts.set_nwk_key(credential.id, sealer.seal(row.nwk_key))
             code = LoRaWanCode(row.join_eui, row.dev_eui, "00000000")
             sink.add_rows([(row.dev_eui, str(device.id), TR005, code.render())])
         sink.prepare()

@@ -146,6 +146,8 @@ credentials = Table(
     Column("client_id", String(256), nullable=True),  # MQTT basic: the client id to use
     # A secret provisiond must hand on later (a LoRaWAN AppKey), sealed: services/sealing.py.
     Column("secret_sealed", String(512), nullable=True),
+    # A LoRaWAN 1.1 device's NwkKey, sealed like its AppKey (None for 1.0.x devices).
+    Column("nwk_key_sealed", String(512), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("first_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
@@ -415,6 +417,10 @@ webhook_deliveries = Table(
 
 # Devices provisiond registered in The Things Stack (no foreign key: a deleted device's end
 # device must still be found to be removed), or failed to.
+# status: registered; failed (why: last_error); conflict — an end device provisiond did not
+# create holds the ID or the DevEUI (foreign_*: which one), and the device waits for an
+# operator. origin: created by provisiond, adopted by an operator's decision, or legacy
+# (registered before provisiond marked its end devices; migration 0012).
 tts_devices = Table(
     "tts_devices",
     metadata,
@@ -425,7 +431,12 @@ tts_devices = Table(
     Column("status", String(12), nullable=False),
     Column("last_error", String(500), nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
-    CheckConstraint("status IN ('registered', 'failed')", name="status"),
+    Column("serial", String(64), nullable=True),  # the device's, kept past its deletion
+    Column("origin", String(8), nullable=False),
+    Column("foreign_application_id", String(36), nullable=True),
+    Column("foreign_end_device_id", String(64), nullable=True),
+    CheckConstraint("status IN ('registered', 'failed', 'conflict')", name="status"),
+    CheckConstraint("origin IN ('created', 'adopted', 'legacy')", name="origin"),
 )
 
 # One-time user-node association tokens (ESP RainMaker's user mapping): the host hands the

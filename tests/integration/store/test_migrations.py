@@ -146,3 +146,51 @@ def test_a_profile_secret_moves_off_the_registration_key_and_is_sealed_on_upgrad
             return done.device.serial
 
     assert asyncio.run(check()) == "OLD-1"  # firmware keeps signing with the same key
+
+def test_0012_keeps_what_provisiond_registered_in_the_things_stack_as_legacy(
+        empty_database: str) -> None:
+    """Records from before 0012 become legacy (their end devices lack the mark) and get
+    their device's serial; a downgrade forgets conflicts, which were never registered."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from provisiond.store.types import UtcDateTime
+
+    devices = sa.table("devices", sa.column("id", sa.Uuid()), sa.column("serial"),
+                       sa.column("name"), sa.column("state"),
+                       sa.column("created_at", UtcDateTime()),
+                       sa.column("updated_at", UtcDateTime()))
+    records = sa.table("tts_devices", sa.column("device_id", sa.Uuid()),
+                       sa.column("application_id"), sa.column("end_device_id"),
+                       sa.column("dev_eui"), sa.column("status"),
+                       sa.column("updated_at", UtcDateTime()), sa.column("serial"),
+                       sa.column("origin"))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    device, gone = uuid.uuid4(), uuid.uuid4()
+    migrate.upgrade(empty_database, "0011")
+    engine = create_engine(sync_url(empty_database))
+    try:
+        with engine.begin() as conn:
+            conn.execute(devices.insert().values(id=device, serial="0018B20000000101",
+                                                 name="meter", state="registered",
+                                                 created_at=now, updated_at=now))
+            for device_id in (device, gone):
+                conn.execute(records.insert().values(
+                    device_id=device_id, application_id="kanarra-meters",
+                    end_device_id="eui-0018b20000000101", dev_eui="0018B20000000101",
+                    status="registered", updated_at=now))
+        migrate.upgrade(empty_database)
+        with engine.begin() as conn:
+            rows = conn.execute(sa.select(records.c.device_id, records.c.serial,
+                                          records.c.origin)).all()
+            assert {tuple(r) for r in rows} == {(device, "0018B20000000101", "legacy"),
+                                                (gone, None, "legacy")}
+            conn.execute(records.update().where(records.c.device_id == gone)
+                         .values(status="conflict"))
+        migrate.downgrade(empty_database, "0011")
+        with engine.begin() as conn:
+            left = conn.execute(sa.select(records.c.device_id, records.c.status)).all()
+            assert [tuple(r) for r in left] == [(device, "registered")]
+    finally:
+        engine.dispose()

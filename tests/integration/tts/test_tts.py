@@ -5,8 +5,6 @@ release, deletion and swapped hardware."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -17,62 +15,27 @@ from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claiming import release_device
 from provisiond.services.credentials import replace_lorawan_keys
-from provisiond.services.lorawan_import import register_lorawan
-from provisiond.services.outbox import Dispatcher
 from provisiond.services.profiles import create_profile
-from provisiond.settings import Settings, load_settings
-from tests.support.containers import NullSink, within
-from tests.support.tts_standin import StandIn, tts_standin
+from tests.integration.tts.conftest import APP_KEY, import_meters, settings_for, settle
+from tests.support.containers import within
+from tests.support.tts_standin import StandIn
 
 T = TypeVar("T")
-APP_KEY = "2B7E151628AED2A6ABF7158809CF4F3C"
-ROWS = ("Device EUI, Join EUI, Application Key\n"
-        f"0018B20000000101, 70B3D57ED0000010, {APP_KEY}\n"
-        "0018B20000000102, 70B3D57ED0000010, 000102030405060708090A0B0C0D0E0F\n")
-
-
-@pytest.fixture
-def standin() -> Iterator[StandIn]:
-    with tts_standin({"kanarra-meters", "kanarra-spare"}) as s:
-        yield s
-
-
-def settings_for(database_url: str, standin: StandIn, **tts: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", tts={
-        "url": standin.url, "api_key": standin.api_key, "application_id": "kanarra-meters",
-        "frequency_plan_id": "EU_863_870_TTN", "timeout_seconds": 5, **tts})
-
-
-
-async def settle(c: Container) -> int:
-    dispatcher = Dispatcher(c.uow, work=["tts"])
-    while await dispatcher.dispatch():
-        pass
-    handled = 0
-    async with c.tts_sync() as tts:
-        while n := await tts.apply_pending():
-            handled += n
-    return handled
-
-
-
-async def import_meters(c: Container, group: str | None = "Kanarra/Meters",
-                        profile: str | None = None) -> None:
-    await directory.create_group(c.uow(), path="Kanarra/Meters", actor="tests", now=c.now())
-    await register_lorawan(c.uow(), stream=io.BytesIO(ROWS.encode()), sealer=c.sealer,
-                           sink=NullSink(), actor="tests", now=c.now(), group=group,
-                           profile=profile, source="meters.csv")
 
 
 def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
                                                              standin: StandIn) -> None:
     settings = settings_for(database_url, standin, supports_class_c=True)
 
-    async def work(c: Container) -> int:
+    async def work(c: Container) -> tuple[int, dict[str, str]]:
         await import_meters(c)  # claimed for a group at import
-        return await settle(c)
+        handled = await settle(c)
+        async with c.uow().read() as uow:
+            return handled, {r.dev_eui: str(r.device_id)
+                             for r in (await uow.tts.records()).values()}
 
-    assert within(settings, work) == 2
+    handled, device_ids = within(settings, work)
+    assert handled == 2
     assert standin.devices("is") == standin.devices("js") == standin.devices("ns") == \
         standin.devices("as") == {"eui-0018b20000000101", "eui-0018b20000000102"}
     calls = [r for r in standin.requests if "0018b20000000101" in r.path
@@ -88,7 +51,8 @@ def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
         ("PUT", "/api/v3/as/applications/kanarra-meters/devices/eui-0018b20000000101")]
     assert calls[0].body == {"end_device": {
         "ids": ids, "name": "0018B20000000101",
-        "attributes": {"provisiond-serial": "0018B20000000101"},
+        "attributes": {"provisiond-device-id": device_ids["0018B20000000101"],
+                       "provisiond-serial": "0018B20000000101"},
         "network_server_address": host, "application_server_address": host,
         "join_server_address": host}}
     assert calls[1].body == {
@@ -120,7 +84,8 @@ def test_claimed_devices_are_registered_with_the_exact_calls(database_url: str,
 
     before = len(standin.requests)
     report, events = within(settings, again)
-    assert report == {"registered": [], "removed": [], "failed": {}, "retrying": {}}
+    assert report == {"registered": [], "removed": [], "failed": {}, "retrying": {},
+                      "waiting": {}, "skipped": {}}
     assert len(standin.requests) == before  # in step: nothing to call
     assert events.count("lorawan.registered") == 2
 
@@ -228,9 +193,10 @@ def test_transient_failures_are_retried_with_backoff(database_url: str,
     assert sorted(r.status for r in records.values()) == ["registered", "registered"]
     assert standin.devices("ns") == standin.devices("as") == {
         "eui-0018b20000000101", "eui-0018b20000000102"}
-    # the retry met the Identity Server record of the first attempt: 409, then an update
+    # the retry met the Identity Server record of the first attempt: 409, a look at its
+    # mark (provisiond's), then an update
     retried = [r for r in standin.requests if r.component == "is"]
-    assert [r.method for r in retried] == ["POST", "POST", "POST", "PUT"]
+    assert [r.method for r in retried] == ["POST", "POST", "POST", "GET", "PUT"]
 
 
 def test_permanent_refusals_roll_back_and_are_visible(database_url: str,
@@ -282,7 +248,7 @@ def test_a_swapped_radio_replaces_the_end_device_and_keeps_the_history(
 
     creds, events = within(settings, work)
     assert standin.devices("is") == {"eui-0018b20000000999", "eui-0018b20000000102"}
-    assert standin.stores["js"]["eui-0018b20000000999"]["root_keys"]["app_key"]["key"] == \
+    assert standin.end_device("eui-0018b20000000999", "js")["root_keys"]["app_key"]["key"] == \
         "000102030405060708090A0B0C0D0E0F"
     assert [c.revoked_at is None for c in creds] == [False, True]
     assert events.count("lorawan.registered") == 2
