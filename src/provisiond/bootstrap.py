@@ -166,7 +166,7 @@ class Container:
             return None
         b = s.broker
         reloader = Reloader(b.pid_file, b.reload_command, b.timeout_seconds)
-        return CrlPublisher(self.uow, CrlDirectory(s.crl_dir, reloader))
+        return CrlPublisher(self.uow, CrlDirectory(s.crl_dir, reloader), self.now)
 
     def _file_broker_sync(self) -> FileBrokerSync:
         from provisiond.integrations.mosquitto_files import MosquittoFiles
@@ -254,6 +254,7 @@ class Container:
                               s.webhook_log_days), self.now)
             work = [kind for kind, used in (("broker", self.manages_broker),
                                             ("tts", s.tts.enabled)) if used]
+
             async def make_crls() -> int:
                 await self.crl_maker.refresh()
                 return 0  # at most one pass a second, however often revocations come

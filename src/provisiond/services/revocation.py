@@ -13,9 +13,10 @@ certificate issued before provisiond wrote distribution points (or under another
 
 When a new CRL is made:
 
-- a revocation: the outbox's consumer :func:`request_crls` sees the events that revoke
-  certificates (``credentials.revoked``, ``device.deleted``, a ``device.provisioned`` that
-  re-issued) and counts up the CAs' ``crl_requested`` in the dispatcher's transaction;
+- a revocation: the outbox's consumer :func:`request_crls` sees the events that may revoke
+  a certificate (``credentials.revoked``, ``device.deleted``, ``device.provisioned``: a
+  re-issue) and counts up ``crl_requested`` of every CA that revoked one since the earliest
+  of them, in the dispatcher's transaction;
 - :class:`CrlMaker` (under the ``crl`` lease: one instance at a time) looks every second and
   makes a CRL for each CA whose count moved, that has none, or whose CRL is
   ``crl_refresh_hours`` old, so that it never reaches its nextUpdate while provisiond runs.
@@ -52,6 +53,7 @@ from provisiond.store.certificates import (
 from provisiond.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
+RETRY_FAILED = timedelta(minutes=1)  # then a CA whose CRL could not be made is tried again
 
 # The events after which a CA may have revoked a certificate (the dispatcher's batch).
 REVOKING_EVENTS = frozenset({
@@ -79,14 +81,15 @@ class CrlPolicy:
 
 
 async def request_crls(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """The outbox's consumer: ask for a new CRL of every CA that revoked a certificate of
-    a device in these events (in the dispatcher's transaction)."""
-    revoking = [e for e in events if e.type in REVOKING_EVENTS and e.device_id is not None]
+    """The outbox's consumer: ask for a new CRL of every CA that revoked a certificate
+    since the earliest of these events that may revoke one (in the dispatcher's
+    transaction; a few index seeks, whatever the batch)."""
+    revoking = [e.at for e in events if e.type in REVOKING_EVENTS]
     if not revoking:
         return
-    device_ids = list({e.device_id for e in revoking if e.device_id is not None})
-    # a revocation is written with its event's time: earlier ones were asked for already
-    ca_ids = await uow.certificates.revoked_cas(device_ids, min(e.at for e in revoking))
+    # A revocation is written with its event's time, so these events' revocations are at or
+    # after the earliest; one revoked by an event still to come asks again with that event.
+    ca_ids = await uow.certificates.cas_revoking_since(min(revoking))
     if ca_ids:
         await uow.certificates.request_crls(ca_ids)
 
@@ -157,6 +160,7 @@ class CrlMaker:
         self._policy = policy
         self._clock = clock
         self._checked: set[uuid.UUID] = set()  # CAs whose CRL names this process's URL
+        self._failed: dict[uuid.UUID, datetime] = {}  # CAs whose CRL could not be made, when
 
     async def refresh(self) -> int:
         """Make every CRL that is due; how many were made. A CA whose CRL cannot be made
@@ -166,10 +170,15 @@ class CrlMaker:
             states = await uow.certificates.crl_states()
         made = 0
         for state in states:
+            failed = self._failed.get(state.ca_id)
+            if failed is not None and now - failed < RETRY_FAILED:
+                continue  # said once a minute, not every second
             try:
                 if await self._due(state, now):
                     made += await self._make(state, now)
+                self._failed.pop(state.ca_id, None)
             except ProvisiondError as err:
+                self._failed[state.ca_id] = now
                 log.error("the CRL of CA %s cannot be made: %s", state.name, err)
         return made
 

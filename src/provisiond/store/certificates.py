@@ -145,13 +145,13 @@ class CertificateRepository:
                    issued_certificates.c.revoked_at.is_(None))
             .values(revoked_at=now, revocation_reason=reason.value))
 
-    async def revoked_cas(self, device_ids: list[uuid.UUID], since: datetime
-                          ) -> list[uuid.UUID]:
-        """The CAs that revoked a certificate of one of these devices at ``since`` or later."""
-        rows = await self._conn.execute(
-            select(issued_certificates.c.ca_id).distinct().where(
-                issued_certificates.c.device_id.in_(device_ids),
-                issued_certificates.c.revoked_at >= since))
+    async def cas_revoking_since(self, since: datetime) -> list[uuid.UUID]:
+        """The CAs that revoked a certificate at ``since`` or later: one seek per CA in the
+        index of revocations, however many certificates there are."""
+        revoked = select(issued_certificates.c.ca_id).where(
+            issued_certificates.c.ca_id == _cas.c.id,
+            issued_certificates.c.revoked_at >= since)
+        rows = await self._conn.execute(select(_cas.c.id).where(revoked.exists()))
         return [r[0] for r in rows]
 
     # ------------------------------------------------------------------------- the CRLs

@@ -9,14 +9,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 
 from provisiond.bootstrap import Container, open_container
 from provisiond.domain.events import Event, EventType
+from provisiond.errors import CaNotFound
 from provisiond.services.certificates import create_ca
-from provisiond.services.revocation import distribution_point, request_crls
+from provisiond.services.revocation import current_crl, distribution_point, request_crls
 from provisiond.settings import load_settings
 from provisiond.store.certificates import IssuedCertificate, RevocationReason, StoredCrl
+from provisiond.store.profiles import StoredCa
 
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 PASSPHRASE = "correct horse battery staple"
@@ -223,3 +230,79 @@ def test_crl_numbers_go_up_by_one_whichever_maker_makes_them(database_url: str) 
     made, number, entries = asyncio.run(main())
     assert number == sum(made)  # every CRL saved had the next number
     assert sorted(entries) == [0x30 + i for i in range(5)]
+
+
+def test_a_manufacturers_ca_has_no_crl_and_is_not_answered_for(database_url: str) -> None:
+    """A CA known by its certificate only (no key here) signs nothing: no CRL, and OCSP
+    says provisiond is not its responder."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ACME factory CA")])
+    acme = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7).not_valid_before(T0)
+            .not_valid_after(T0 + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+
+    async def main() -> tuple[int, str, ocsp.OCSPResponseStatus]:
+        clock = Clock()
+        async with container(database_url, clock) as c:
+            await new_ca(c)
+            async with c.uow() as uow:
+                await uow.cas.add(StoredCa(
+                    uuid.uuid4(), "acme-factory",
+                    acme.public_bytes(serialization.Encoding.PEM).decode(), None, False, T0))
+                await uow.commit()
+            made = await c.crl_maker.refresh()  # "devices"' only
+            with pytest.raises(CaNotFound) as refused:
+                await current_crl(c.uow(), name="acme-factory")
+            request = (ocsp.OCSPRequestBuilder().add_certificate(acme, acme, hashes.SHA256())
+                       .build().public_bytes(serialization.Encoding.DER))
+            answer = await c.ocsp.respond(request)
+            return made, refused.value.detail, ocsp.load_der_ocsp_response(
+                answer.body).response_status
+
+    assert asyncio.run(main()) == (
+        1, "CA 'acme-factory' is a manufacturer's CA: provisiond publishes no CRL for it",
+        ocsp.OCSPResponseStatus.UNAUTHORIZED)
+
+
+def test_a_key_that_cannot_be_decrypted_holds_up_no_other_ca(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> int:
+        clock = Clock()
+        async with container(database_url, clock) as c:
+            await create_ca(c.uow(), name="old", passphrase="another passphrase",
+                            production=False, actor="tests", now=T0)
+            await new_ca(c)
+            made = await c.crl_maker.refresh()
+            assert (await current(c)).number == 1
+            clock.now += timedelta(seconds=30)
+            await c.crl_maker.refresh()  # not tried again (nor said again) so soon
+            clock.now += timedelta(seconds=30)
+            await c.crl_maker.refresh()
+            return made
+
+    assert asyncio.run(main()) == 1
+    said = "the CRL of CA old cannot be made: the key of CA 'old' cannot be decrypted"
+    assert caplog.text.count(said) == 2
+
+
+def test_a_new_public_url_makes_a_new_crl(database_url: str) -> None:
+    async def main() -> list[str | None]:
+        clock = Clock()
+        urls = []
+        async with container(database_url, clock) as c:
+            await new_ca(c)
+            await c.crl_maker.refresh()
+            urls.append(distribution_point((await current(c)).dp_pem or ""))
+        settings = load_settings(database_url=database_url, ca_key_passphrase=PASSPHRASE,
+                                 public_url="https://pki.example.net/")
+        async with open_container(settings) as moved:
+            moved.clock = clock
+            assert await moved.crl_maker.refresh() == 1
+            urls.append(distribution_point((await current(moved)).dp_pem or ""))
+            assert await moved.crl_maker.refresh() == 0  # checked once: now it is right
+        return urls
+
+    assert asyncio.run(main()) == ["https://provision.example.com/crl/devices.crl",
+                                   "https://pki.example.net/crl/devices.crl"]

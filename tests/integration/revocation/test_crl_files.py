@@ -90,15 +90,22 @@ def test_the_publisher_writes_changed_crls_and_retries_a_failed_reload(
         async with container(database_url, clock) as c:
             ca_id = await new_ca(c)
             await c.crl_maker.refresh()
-            publisher = CrlPublisher(c.uow, CrlDirectory(directory, reloader))
+            publisher = CrlPublisher(c.uow, CrlDirectory(directory, reloader), c.now)
             with pytest.raises(BrokerUnavailable, match="the reload command exited 1"):
                 await publisher.publish()
             first = (directory / "devices.crl.pem").read_text()
             assert "BEGIN X509 CRL" in first
-            with pytest.raises(BrokerUnavailable):  # the files are right; the reload is owed
+            # the files are right; the reload is owed, and tried again 1 s, then 2 s later
+            assert await publisher.publish() == 0
+            clock.now += timedelta(seconds=1)
+            with pytest.raises(BrokerUnavailable):
                 await publisher.publish()
+            clock.now += timedelta(seconds=1)
+            assert await publisher.publish() == 0
             flag.touch()
-            assert await publisher.publish() == 1
+            clock.now += timedelta(seconds=1)
+            assert await publisher.publish() == 0  # told now
+            assert log.read_text().splitlines() == ["reloaded"]
             assert await publisher.publish() == 0  # nothing new: no write, no reload
             assert log.read_text().splitlines() == ["reloaded"]
 
@@ -111,7 +118,7 @@ def test_the_publisher_writes_changed_crls_and_retries_a_failed_reload(
             assert listed.get_revoked_certificate_by_serial_number(0x51) is not None
 
             # another instance's publisher, starting with the files already right
-            again = CrlPublisher(c.uow, CrlDirectory(directory, reloader))
+            again = CrlPublisher(c.uow, CrlDirectory(directory, reloader), c.now)
             assert await again.publish() == 1  # read their numbers: nothing written
             assert log.read_text().splitlines() == ["reloaded", "reloaded"]
 
