@@ -126,9 +126,8 @@ def crl(
     current = run(common, lambda c: c.crl_maker.make(name))
     if json:
         output.print_json({"name": current.ca_name, "number": current.number,
-                           "this_update": current.this_update.isoformat()
-                           if current.this_update else None,
-                           "next_update": current.next_update.isoformat()
-                           if current.next_update else None, "crl": current.pem})
+                           "this_update": current.this_update.isoformat(),
+                           "next_update": current.next_update.isoformat(),
+                           "crl": current.pem})
     else:
         output.stdout.print(current.pem, end="", markup=False, highlight=False)

@@ -48,7 +48,6 @@ from provisiond.store.certificates import (
     IssuedCertificate,
     NewCrl,
     RevocationReason,
-    StoredCrl,
 )
 from provisiond.store.uow import UnitOfWork
 
@@ -74,6 +73,18 @@ def reason_flag(reason: RevocationReason | None) -> x509.ReasonFlags | None:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishedCrl:
+    """A CA's current CRL, in both forms (PEM)."""
+
+    ca_name: str
+    number: int
+    pem: str  # the complete CRL: the files, /crl/NAME.pem
+    dp_pem: str  # with the Issuing Distribution Point: /crl/NAME.crl
+    this_update: datetime
+    next_update: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CrlPolicy:
     validity: timedelta  # thisUpdate to nextUpdate
     refresh: timedelta  # a CRL this old is made again (at most validity / 2)
@@ -94,10 +105,9 @@ async def request_crls(uow: UnitOfWork, events: Sequence[Event]) -> None:
         await uow.certificates.request_crls(ca_ids)
 
 
-def _entry(cert: IssuedCertificate) -> x509.RevokedCertificate:
-    assert cert.revoked_at is not None  # noqa: S101 - the register lists revoked ones only
+def _entry(cert: IssuedCertificate, revoked_at: datetime) -> x509.RevokedCertificate:
     builder = (x509.RevokedCertificateBuilder().serial_number(int(cert.serial_number, 16))
-               .revocation_date(cert.revoked_at))
+               .revocation_date(revoked_at))
     flag = reason_flag(cert.revocation_reason)
     if flag is not None:
         builder = builder.add_extension(x509.CRLReason(flag), critical=False)
@@ -113,7 +123,8 @@ def build_crls(signer: Signer, revoked: Sequence[IssuedCertificate], *, number: 
                ) -> tuple[x509.CertificateRevocationList, x509.CertificateRevocationList]:
     """The CA's complete CRL and the same for its distribution point ``url`` (with an
     Issuing Distribution Point), both numbered ``number``, valid from ``now``."""
-    entries = [_entry(cert) for cert in revoked]
+    entries = [_entry(cert, cert.revoked_at) for cert in revoked
+               if cert.revoked_at is not None]
     common = [x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
               x509.Extension(x509.AuthorityKeyIdentifier.oid, False, signer.authority)]
     point = x509.IssuingDistributionPoint(
@@ -182,7 +193,7 @@ class CrlMaker:
                 log.error("the CRL of CA %s cannot be made: %s", state.name, err)
         return made
 
-    async def make(self, name: str) -> StoredCrl:
+    async def make(self, name: str) -> PublishedCrl:
         """The CA's current CRL, made now if it is due (``provisiond cas crl``)."""
         async with self._uow().read() as uow:
             state = next((s for s in await uow.certificates.crl_states() if s.name == name),
@@ -233,7 +244,7 @@ class CrlMaker:
         return 1
 
 
-async def current_crl(uow: UnitOfWork, *, name: str) -> StoredCrl:
+async def current_crl(uow: UnitOfWork, *, name: str) -> PublishedCrl:
     """A CA's current CRL (CaNotFound: no such CA, or one provisiond holds no key of;
     Unavailable: its first CRL is not made yet)."""
     async with uow.read():
@@ -243,10 +254,12 @@ async def current_crl(uow: UnitOfWork, *, name: str) -> StoredCrl:
     if not crl.signs:
         raise CaNotFound(f"CA {name!r} is a manufacturer's CA: provisiond publishes no CRL "
                          "for it", name=name)
-    if crl.pem is None or crl.dp_pem is None:
+    if (crl.pem is None or crl.dp_pem is None or crl.this_update is None
+            or crl.next_update is None):
         raise Unavailable(f"the first CRL of CA {name!r} is not made yet: `provisiond "
                           "serve` makes it within seconds", retry_after=1)
-    return crl
+    return PublishedCrl(crl.ca_name, crl.number, crl.pem, crl.dp_pem, crl.this_update,
+                        crl.next_update)
 
 
 def der_of(pem: str) -> bytes:
