@@ -7,6 +7,7 @@ connection with that certificate is refused, while another device's still connec
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 
 import httpx
@@ -79,10 +80,13 @@ def connect(broker: Broker, cert: Path, key: Path, *, tls12: bool = False) -> st
         client.connect("127.0.0.1", broker.tls_port, keepalive=30)
     except ssl.SSLError as err:
         return str(err.reason)
+    deadline = time.monotonic() + 10
     try:
         while not client.is_connected():
             if client.loop(timeout=1.0) != paho.MQTT_ERR_SUCCESS:
                 return "closed"
+            if time.monotonic() > deadline:
+                return "no answer"
         return "connected"
     finally:
         client.disconnect()
