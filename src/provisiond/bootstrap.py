@@ -18,15 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
 from provisiond.services.accounts import SessionPolicy
-from provisiond.services.background import Background, Loop
+from provisiond.services.background import INSTANCE_PREFIX, Background, Loop
 from provisiond.services.broker import AccountKeeper, BrokerSync
 from provisiond.services.broker_files import FileBrokerSync
-from provisiond.services.certificates import SignerCache
+from provisiond.services.certificates import PkiUrls, SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
+from provisiond.services.crl_files import CrlPublisher
+from provisiond.services.ocsp import OcspResponder
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.revocation import CrlMaker, CrlPolicy, request_crls
 from provisiond.services.sealing import Sealer
 from provisiond.services.tts import Addresses, TtsSync
 from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy, fan_out
@@ -55,13 +58,34 @@ class Container:
     database: Database
     clock: Callable[[], datetime] = field(default=utc_now)
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    signers: SignerCache = field(default_factory=SignerCache)
+    signers: SignerCache = field(init=False)  # its certificates name this service's URLs
     hub: ClaimHub = field(default_factory=ClaimHub)
     device_events: DeviceEventSubscriber | None = None  # set by background() with a broker
     claim_relay: PgClaimRelay | None = None  # set by background() on PostgreSQL
 
+    def __post_init__(self) -> None:
+        self.signers = SignerCache(self.pki_urls)
+
     def uow(self) -> UnitOfWork:
         return self.database.uow()
+
+    @property
+    def pki_urls(self) -> PkiUrls:
+        """Where the CAs' CRLs, certificates and OCSP answers are published."""
+        return PkiUrls(self.settings.effective_public_url)
+
+    @cached_property
+    def crl_maker(self) -> CrlMaker:
+        s = self.settings
+        policy = CrlPolicy(timedelta(hours=s.crl_validity_hours),
+                           timedelta(hours=s.crl_refresh_hours), self.pki_urls)
+        return CrlMaker(self.uow, self.signers, s.ca_passphrase, policy, self.now)
+
+    @cached_property
+    def ocsp(self) -> OcspResponder:
+        s = self.settings
+        return OcspResponder(self.uow, self.signers, s.ca_passphrase,
+                             timedelta(seconds=s.ocsp_validity_seconds), self.now)
 
     @property
     def provision_writer(self) -> ProvisionWriter:
@@ -130,6 +154,18 @@ class Container:
             yield BrokerSync(self.uow, admin, self.sealer, b.topic_prefix, self.now)
         finally:
             await admin.close()
+
+    def _crl_publisher(self) -> CrlPublisher | None:
+        """This instance's CRL files, when crl_dir is set."""
+        from provisiond.integrations.crl_files import CrlDirectory
+        from provisiond.integrations.mosquitto_files import Reloader
+
+        s = self.settings
+        if s.crl_dir is None:
+            return None
+        b = s.broker
+        reloader = Reloader(b.pid_file, b.reload_command, b.timeout_seconds)
+        return CrlPublisher(self.uow, CrlDirectory(s.crl_dir, reloader), self.now)
 
     def _file_broker_sync(self) -> FileBrokerSync:
         from provisiond.integrations.mosquitto_files import MosquittoFiles
@@ -217,9 +253,16 @@ class Container:
                               s.webhook_log_days), self.now)
             work = [kind for kind, used in (("broker", self.manages_broker),
                                             ("tts", s.tts.enabled)) if used]
+
+            async def make_crls() -> int:
+                await self.crl_maker.refresh()
+                return 0  # at most one pass a second, however often revocations come
+
             loops = [Loop("outbox", Dispatcher(self.uow, work=work,
-                                               consumers=[fan_out]).dispatch, idle=0.25),
-                     Loop("webhooks", deliverer.deliver, idle=0.25)]
+                                               consumers=[fan_out, request_crls]).dispatch,
+                          idle=0.25),
+                     Loop("webhooks", deliverer.deliver, idle=0.25),
+                     Loop("crl", make_crls, idle=1.0)]
             if s.tts.enabled:
                 tts = await stack.enter_async_context(self.tts_sync())
                 loops.append(Loop("tts", tts.apply_pending, idle=0.5))
@@ -239,6 +282,10 @@ class Container:
                 await self._relay_claim_events(stack)
             background = Background(self.uow, self.now, loops)
             background.add(background.heartbeat(self.limiter.set_share))
+            publisher = self._crl_publisher()
+            if publisher is not None:  # every instance writes its own files
+                background.add(Loop("crl-files", publisher.publish, idle=1.0,
+                                    lease=INSTANCE_PREFIX + background.holder))
             await background.start()
             try:
                 yield background

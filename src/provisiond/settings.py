@@ -95,11 +95,12 @@ class BrokerSettings(BaseModel):
         None, description="mosquitto-files: Mosquitto's `acl_file`; provisiond writes the "
                           "part after its marker line.")
     pid_file: Path | None = Field(
-        None, description="mosquitto-files: Mosquitto's `pid_file`; the process provisiond "
-                          "sends SIGHUP to after writing the files.")
+        None, description="Mosquitto's `pid_file`: the process provisiond sends SIGHUP to "
+                          "after writing its password and ACL files (mosquitto-files) or a "
+                          "CRL (`crl_dir`), so that it reads them again.")
     reload_command: str | None = Field(
-        None, description="mosquitto-files: a command that makes Mosquitto read its files "
-                          "again (e.g. `systemctl reload mosquitto`), instead of pid_file.")
+        None, description="A command that makes Mosquitto read its files again (e.g. "
+                          "`systemctl reload mosquitto`), instead of pid_file.")
     reload_interval_seconds: float = Field(
         1.0, ge=0, le=3600, description="mosquitto-files: the least time between two writes "
                                         "of the files (and reloads of Mosquitto).")
@@ -212,9 +213,10 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     public_url: str | None = Field(
-        None, description="The address people and labels reach this service at (device "
-                          "URLs on labels), e.g. `https://provision.example.com`. Default: "
-                          "`http://HOST:PORT`.")
+        None, description="The address people, labels and brokers reach this service at "
+                          "(device URLs on labels; the CRL and OCSP addresses written into "
+                          "every device certificate), e.g. `https://provision.example.com`. "
+                          "Default: `http://HOST:PORT`.")
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
     mqtt_enabled: bool = Field(True, description="Serve the MQTT provisioning listener.")
     mqtt_port: int = Field(1884, ge=0, le=65535,
@@ -259,6 +261,25 @@ class Settings(BaseSettings):
         None, description="Encrypts the private keys of certificate authorities in the "
                           "database (required in production to create or import one).",
     )
+    crl_dir: Path | None = Field(
+        None, description="A directory where `serve` writes each CA's CRL (PEM) for the "
+                          "broker: `NAME.crl.pem`, and every CA's in `crls.pem` (Mosquitto's "
+                          "`crlfile`); it then makes Mosquitto read it (broker__pid_file or "
+                          "broker__reload_command). None: no files (the CRLs are still "
+                          "served over HTTP).")
+    crl_validity_hours: float = Field(
+        168.0, ge=1, le=24 * 366,
+        description="How long a CRL is valid (its nextUpdate): a broker holding a CRL past "
+                    "then refuses every certificate of its CA.")
+    crl_refresh_hours: float = Field(
+        24.0, gt=0, description="A CA's CRL is made again this long after the last one even "
+                                "when nothing was revoked (at most half of "
+                                "crl_validity_hours), so it never expires while provisiond "
+                                "runs.")
+    ocsp_validity_seconds: int = Field(
+        300, ge=10, le=7 * 86_400,
+        description="How long an OCSP answer is valid (its nextUpdate): how long a client "
+                    "may cache it.")
     claim_proof: ClaimProof = Field(
         ClaimProof.NONE,
         description="The proof of possession a claim needs when the device's profile does "
@@ -342,6 +363,9 @@ class Settings(BaseSettings):
                 raise ValueError("broker__kind=mosquitto-files needs broker__pid_file "
                                  "(Mosquitto's pid_file) or broker__reload_command, so that "
                                  "Mosquitto reads the files again")
+        if self.crl_refresh_hours > self.crl_validity_hours / 2:
+            raise ValueError("crl_refresh_hours must be at most half of crl_validity_hours, "
+                             "so that a CRL is made again well before it expires")
         if (self.environment is Environment.PRODUCTION
                 and self.sqlite_synchronous is SqliteSynchronous.NORMAL):
             raise ValueError("sqlite_synchronous=NORMAL can lose committed data on power loss; "

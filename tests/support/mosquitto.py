@@ -126,6 +126,10 @@ class Broker:
     tls_port: int | None = None  # a second listener, with TLS (tls_ca is its CA)
     tls_ca: Path | None = None
     files: bool = False  # password_file + acl_file instead of the plugin
+    # The TLS listener requires client certificates from this CA (the CN is the user name),
+    # checked against this CRL file (Mosquitto's cafile, require_certificate, crlfile).
+    client_ca: Path | None = None
+    crl_file: Path | None = None
 
     @property
     def password_file(self) -> Path:
@@ -150,18 +154,21 @@ class Broker:
         conf = self.directory / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
                  "persistence false", "log_type error", "log_type warning",
-                 "log_type notice", "log_type information"]
+                 "log_type notice", "log_type information", f"pid_file {self.pid_file}"]
         if self.files:
-            lines += [f"password_file {self.password_file}", f"acl_file {self.acl_file}",
-                      f"pid_file {self.pid_file}"]
+            lines += [f"password_file {self.password_file}", f"acl_file {self.acl_file}"]
         else:
             lines += [f"plugin {plugin_path()}",
                       f"plugin_opt_config_file {self.directory / 'dynamic-security.json'}"]
         if self.tls_port is not None:
             ca, cert, key = write_tls_files(self.directory)
             self.tls_ca = ca
-            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {ca}",
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.client_ca or ca}",
                       f"certfile {cert}", f"keyfile {key}"]
+            if self.client_ca is not None:
+                lines += ["require_certificate true", "use_identity_as_username true"]
+            if self.crl_file is not None:
+                lines.append(f"crlfile {self.crl_file}")
         if os.geteuid() == 0:
             lines.append("user root")  # else it drops to "mosquitto", who cannot write here
         conf.write_text("\n".join(lines) + "\n")
@@ -210,12 +217,17 @@ def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
 
 
 @contextlib.contextmanager
-def files_broker(directory: Path) -> Iterator[Broker]:
+def files_broker(directory: Path, *, client_ca: Path | None = None,
+                 crl_file: Path | None = None) -> Iterator[Broker]:
     """A Mosquitto reading a password file and an ACL file, each starting with the
-    operator's own part: an administrative user who may use every topic."""
+    operator's own part: an administrative user who may use every topic. With
+    ``client_ca``, also a TLS listener for devices with a certificate from that CA (and the
+    CRL in ``crl_file``)."""
     directory.mkdir(parents=True, exist_ok=True)
     admin, password = "operator-admin", secrets.token_urlsafe(16)
-    broker = Broker(directory, free_port(), admin, password, files=True)
+    broker = Broker(directory, free_port(), admin, password, files=True,
+                    tls_port=free_port() if client_ca else None, client_ca=client_ca,
+                    crl_file=crl_file)
     broker.password_file.write_text(f"# the operator's accounts\n"
                                     f"{admin}:{hash_password(password)}\n")
     broker.acl_file.write_text(f"# the operator's rules\nuser {admin}\ntopic readwrite #\n")

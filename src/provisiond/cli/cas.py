@@ -126,3 +126,22 @@ def show(
         output.print_json(_dict(ca))
     else:
         output.stdout.print(ca.certificate_pem, end="", markup=False, highlight=False)
+
+
+@app.command("crl")
+def crl(
+    name: NameArg,
+    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a CA's current CRL (PEM, as Mosquitto's crlfile reads it), made first if it is
+    due; e.g. the first file, before Mosquitto starts (serve keeps crl_dir's up to date)."""
+    common = Common(database, config, json, debug)
+    current = run(common, lambda c: c.crl_maker.make(name))
+    if json:
+        output.print_json({"name": current.ca_name, "number": current.number,
+                           "this_update": current.this_update.isoformat(),
+                           "next_update": current.next_update.isoformat(),
+                           "crl": current.pem})
+    else:
+        output.stdout.print(current.pem, end="", markup=False, highlight=False)

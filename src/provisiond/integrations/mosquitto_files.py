@@ -35,9 +35,7 @@ class MosquittoFiles:
                  reload_command: str | None = None, timeout: float = 10.0) -> None:
         self.password_file = password_file
         self.acl_file = acl_file
-        self._pid_file = pid_file
-        self._command = shlex.split(reload_command) if reload_command else None
-        self._timeout = timeout
+        self._reloader = Reloader(pid_file, reload_command, timeout)
         self._lock = asyncio.Lock()  # one change at a time in this process
 
     async def change(self, edit: Callable[[mosquitto_files.Files], tuple[bool, T]], *,
@@ -63,10 +61,10 @@ class MosquittoFiles:
             if changed:
                 password_text, acl_text = mosquitto_files.render(files)
                 # the ACL first: an account never exists without its rules
-                self._replace(self.acl_file, acl_text)
-                self._replace(self.password_file, password_text)
+                replace_file(self.acl_file, acl_text)
+                replace_file(self.password_file, password_text)
             if changed or reload:
-                self._reload()
+                self._reloader.reload("the files are written")
             return result
 
     @staticmethod
@@ -78,29 +76,45 @@ class MosquittoFiles:
         except (OSError, UnicodeDecodeError) as err:
             raise BrokerUnavailable(f"cannot read {path}: {err}") from err
 
-    @staticmethod
-    def _replace(path: Path, text: str) -> None:
-        try:
-            mode = path.stat().st_mode & 0o777
-        except FileNotFoundError:
-            mode = 0o640
-        try:
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-                    out.flush()
-                    os.fchmod(out.fileno(), mode)
-                    os.fsync(out.fileno())
-                os.replace(temp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
-        except OSError as err:
-            raise BrokerUnavailable(f"cannot write {path}: {err}") from err
 
-    def _reload(self) -> None:
+def replace_file(path: Path, text: str, *, mode: int = 0o640) -> None:
+    """Write ``path`` whole and atomically: a temporary file beside it (with the old file's
+    mode, else ``mode``), flushed to disk, renamed over it. A reader sees the old file or
+    the new one, never half of one (BrokerUnavailable if it cannot be written)."""
+    with contextlib.suppress(FileNotFoundError):
+        mode = path.stat().st_mode & 0o777
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fchmod(out.fileno(), mode)
+                os.fsync(out.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as err:
+        raise BrokerUnavailable(f"cannot write {path}: {err}") from err
+
+
+class Reloader:
+    """Makes Mosquitto read its files again: SIGHUP to the process in its ``pid_file``, or
+    the operator's command (e.g. ``systemctl reload mosquitto``); neither: nothing."""
+
+    def __init__(self, pid_file: Path | None, command: str | None, timeout: float) -> None:
+        self._pid_file = pid_file
+        self._command = shlex.split(command) if command else None
+        self._timeout = timeout
+
+    @property
+    def configured(self) -> bool:
+        return self._pid_file is not None or self._command is not None
+
+    def reload(self, what: str) -> None:
+        """BrokerUnavailable if Mosquitto could not be told (``what``: what is done)."""
         if self._command is not None:
             try:
                 # the operator's own command, from provisiond's configuration
@@ -108,10 +122,10 @@ class MosquittoFiles:
                                       timeout=self._timeout, check=False)
             except (OSError, subprocess.TimeoutExpired) as err:
                 raise BrokerUnavailable(
-                    f"the files are written, but the reload command failed: {err}") from err
+                    f"{what}, but the reload command failed: {err}") from err
             if done.returncode != 0:
                 raise BrokerUnavailable(
-                    f"the files are written, but the reload command exited "
+                    f"{what}, but the reload command exited "
                     f"{done.returncode}: {done.stderr.decode(errors='replace').strip()[:200]}")
             return
         if self._pid_file is None:
@@ -121,5 +135,5 @@ class MosquittoFiles:
             os.kill(pid, signal.SIGHUP)
         except (OSError, ValueError) as err:
             raise BrokerUnavailable(
-                f"the files are written, but Mosquitto could not be told to read them "
+                f"{what}, but Mosquitto could not be told to read them "
                 f"(its pid file {self._pid_file}): {err}") from err

@@ -5,7 +5,9 @@ A CA's private key is stored in the database as PKCS#8 PEM, encrypted with the
 accepted when its signature verifies, its key is EC P-256/P-384 or RSA of at least 2048
 bits, and its subject's common name is the device's serial; the certificate is a client
 certificate (``clientAuth``), valid from five minutes ago for the profile's number of days.
-A certificate is known by the SHA-256 of its DER form (its fingerprint).
+It names where its revocation is published (:class:`PkiUrls`): its CA's CRL (CRL
+distribution point), the OCSP responder and its CA's certificate (authority information
+access). A certificate is known by the SHA-256 of its DER form (its fingerprint).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.limits import CERTIFICATE_DAYS_MAX
@@ -224,15 +226,64 @@ _CLIENT_AUTH = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
 
 
 @dataclass(frozen=True, slots=True)
+class PkiUrls:
+    """Where provisiond publishes its CAs' CRLs and certificates and answers OCSP (the
+    routes of web/pki.py): written into every certificate it issues, so it must be the
+    address brokers reach this service at (the ``public_url`` setting)."""
+
+    base: str  # without a trailing slash
+
+    def crl(self, ca_name: str) -> str:
+        return f"{self.base}/crl/{ca_name}.crl"
+
+    def ca_certificate(self, ca_name: str) -> str:
+        return f"{self.base}/ca/{ca_name}.crt"
+
+    @property
+    def ocsp(self) -> str:
+        return f"{self.base}/ocsp"
+
+
+def authority_key_identifier(certificate: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The AKI of what ``certificate``'s key signs: its subject key identifier when it has
+    one (an imported CA's may not be the SHA-1 of its key, and verifiers compare the two),
+    else one computed from its key."""
+    try:
+        ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            certificate.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _published(ca_name: str, urls: PkiUrls) -> tuple[x509.ExtensionType, ...]:
+    """The CRL distribution point and authority information access of ``ca_name``'s
+    certificates."""
+    return (
+        x509.CRLDistributionPoints([x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(urls.crl(ca_name))],
+            relative_name=None, reasons=None, crl_issuer=None)]),
+        x509.AuthorityInformationAccess([
+            x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                   x509.UniformResourceIdentifier(urls.ocsp)),
+            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                   x509.UniformResourceIdentifier(urls.ca_certificate(ca_name))),
+        ]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Signer:
     """A CA ready to sign: its certificate and decrypted key."""
 
     certificate: x509.Certificate
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     authority: x509.AuthorityKeyIdentifier  # the CA's, in every certificate it signs
+    published: tuple[x509.ExtensionType, ...] = ()  # where revocation is published
 
     @classmethod
-    def load(cls, ca: StoredCa, passphrase: str | None) -> Signer:
+    def load(cls, ca: StoredCa, passphrase: str | None, urls: PkiUrls | None = None
+             ) -> Signer:
         if ca.private_key_pem is None:
             raise ConfigurationError(f"CA {ca.name!r} is a manufacturer's CA (a certificate "
                                      "without its key): it cannot sign")
@@ -246,8 +297,8 @@ class Signer:
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise ConfigurationError(f"the key of CA {ca.name!r} is not EC or RSA")
         certificate = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
-        return cls(certificate, key, x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            certificate.public_key()))  # type: ignore[arg-type]
+        return cls(certificate, key, authority_key_identifier(certificate),
+                   _published(ca.name, urls) if urls is not None else ())
 
     def sign(self, csr_pem: str, *, serial: str, days: int, now: datetime
              ) -> x509.Certificate:
@@ -256,16 +307,19 @@ class Signer:
     def issue(self, csr: CheckedCsr, *, days: int, now: datetime) -> x509.Certificate:
         """The certificate for a CSR :func:`check_csr` accepted."""
         public_key = csr.public_key
-        return (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, csr.serial)]))
-                .issuer_name(self.certificate.subject).public_key(public_key)
-                .serial_number(x509.random_serial_number())
-                .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
-                .add_extension(_LEAF, critical=True)
-                .add_extension(_USAGE[isinstance(public_key, rsa.RSAPublicKey)], critical=True)
-                .add_extension(_CLIENT_AUTH, critical=False)
-                .add_extension(self.authority, critical=False)
-                .sign(self.key, hashes.SHA256()))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, csr.serial)]))
+            .issuer_name(self.certificate.subject).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
+            .add_extension(_LEAF, critical=True)
+            .add_extension(_USAGE[isinstance(public_key, rsa.RSAPublicKey)], critical=True)
+            .add_extension(_CLIENT_AUTH, critical=False)
+            .add_extension(self.authority, critical=False))
+        for extension in self.published:
+            builder = builder.add_extension(extension, critical=False)
+        return builder.sign(self.key, hashes.SHA256())
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,14 +383,16 @@ def device_certificate(pem: str, *, now: datetime) -> x509.Certificate:
 
 
 class SignerCache:
-    """Decrypted CA keys, per process: decrypting a PKCS#8 key costs far more than signing."""
+    """Decrypted CA keys, per process: decrypting a PKCS#8 key costs far more than signing.
+    With ``urls``, the certificates they sign say where their revocation is published."""
 
-    def __init__(self) -> None:
+    def __init__(self, urls: PkiUrls | None = None) -> None:
+        self.urls = urls
         self._signers: dict[tuple[object, str | None], Signer] = {}
 
     def get(self, ca: StoredCa, passphrase: str | None) -> Signer:
         key = (ca.id, ca.private_key_pem)
         signer = self._signers.get(key)
         if signer is None:
-            signer = self._signers[key] = Signer.load(ca, passphrase)
+            signer = self._signers[key] = Signer.load(ca, passphrase, self.urls)
         return signer

@@ -1,5 +1,6 @@
 """The register of certificates provisiond's CAs issued (``issued_certificates``): what the
-CRL lists and the OCSP responder answers from.
+CRL lists and the OCSP responder answers from; and each CA's current CRL (columns of
+``certificate_authorities``), shared by every instance.
 
 A certificate is revoked in the same transaction as its credential (:class:`~provisiond.
 store.devices.CredentialRepository` and the provisioning writer call :func:`revoke_sql`),
@@ -17,7 +18,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from provisiond.store.schema import issued_certificates
+from provisiond.store.schema import certificate_authorities, issued_certificates
+
+_cas = certificate_authorities
 
 
 class RevocationReason(StrEnum):
@@ -42,6 +45,43 @@ class IssuedCertificate:
     not_after: datetime
     revoked_at: datetime | None = None
     revocation_reason: RevocationReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrlState:
+    """Where a CA's CRL stands, without the CRL itself (read every second)."""
+
+    ca_id: uuid.UUID
+    name: str
+    signs: bool  # it has its private key (a manufacturer's CA has none, and no CRL)
+    number: int  # of the current CRL (0: none yet)
+    requested: int  # counted up when the CA's revocations change
+    covers: int  # the count the current CRL was made after
+    this_update: datetime | None
+    next_update: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCrl:
+    """A CA's current CRL, in both forms (PEM), or None before the first is made."""
+
+    ca_name: str
+    signs: bool
+    number: int
+    pem: str | None  # the complete CRL (no Issuing Distribution Point)
+    dp_pem: str | None  # the same, for its distribution point (with the extension)
+    this_update: datetime | None
+    next_update: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCrl:
+    number: int
+    pem: str
+    dp_pem: str
+    this_update: datetime
+    next_update: datetime
+    covers: int
 
 
 def serial_hex(serial_number: int) -> str:
@@ -104,3 +144,45 @@ class CertificateRepository:
             .where(issued_certificates.c.device_id == device_id,
                    issued_certificates.c.revoked_at.is_(None))
             .values(revoked_at=now, revocation_reason=reason.value))
+
+    async def cas_revoking_since(self, since: datetime) -> list[uuid.UUID]:
+        """The CAs that revoked a certificate at ``since`` or later: one seek per CA in the
+        index of revocations, however many certificates there are."""
+        revoked = select(issued_certificates.c.ca_id).where(
+            issued_certificates.c.ca_id == _cas.c.id,
+            issued_certificates.c.revoked_at >= since)
+        rows = await self._conn.execute(select(_cas.c.id).where(revoked.exists()))
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------------- the CRLs
+
+    async def request_crls(self, ca_ids: list[uuid.UUID]) -> None:
+        """Ask for a new CRL of each of these CAs (their revocations changed)."""
+        await self._conn.execute(
+            update(_cas).where(_cas.c.id.in_(ca_ids))
+            .values(crl_requested=_cas.c.crl_requested + 1))
+
+    async def crl_states(self) -> list[CrlState]:
+        rows = await self._conn.execute(select(
+            _cas.c.id, _cas.c.name, _cas.c.private_key_pem.is_not(None), _cas.c.crl_number,
+            _cas.c.crl_requested, _cas.c.crl_covers, _cas.c.crl_this_update,
+            _cas.c.crl_next_update).order_by(_cas.c.name))
+        return [CrlState(*r) for r in rows]
+
+    async def crl(self, ca_name: str) -> StoredCrl | None:
+        """The CA's current CRL (None: no such CA)."""
+        row = (await self._conn.execute(select(
+            _cas.c.name, _cas.c.private_key_pem.is_not(None), _cas.c.crl_number,
+            _cas.c.crl_pem, _cas.c.crl_dp_pem, _cas.c.crl_this_update,
+            _cas.c.crl_next_update).where(_cas.c.name == ca_name))).first()
+        return StoredCrl(*row) if row else None
+
+    async def save_crl(self, ca_id: uuid.UUID, crl: NewCrl) -> bool:
+        """Make ``crl`` the CA's current one, unless another was saved since the one it
+        follows (``crl.number - 1``): then False, and nothing changes."""
+        done = await self._conn.execute(
+            update(_cas).where(_cas.c.id == ca_id, _cas.c.crl_number == crl.number - 1)
+            .values(crl_number=crl.number, crl_pem=crl.pem, crl_dp_pem=crl.dp_pem,
+                    crl_this_update=crl.this_update, crl_next_update=crl.next_update,
+                    crl_covers=crl.covers))
+        return bool(done.rowcount)

@@ -164,23 +164,30 @@ class StoredCa:
     created_at: datetime
 
 
+# A CA's identity and key, not its CRL (which may be megabytes: store/certificates.py).
+_CA = select(certificate_authorities.c.id, certificate_authorities.c.name,
+             certificate_authorities.c.certificate_pem,
+             certificate_authorities.c.private_key_pem,
+             certificate_authorities.c.key_encrypted, certificate_authorities.c.created_at)
+
+
 class CaRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def find_by_name(self, name: str) -> StoredCa | None:
-        row = (await self._conn.execute(select(certificate_authorities).where(
+        row = (await self._conn.execute(_CA.where(
             certificate_authorities.c.name == name))).first()
         return ca_from_row(row) if row else None
 
     async def find_by_id(self, ca_id: uuid.UUID) -> StoredCa | None:
-        row = (await self._conn.execute(select(certificate_authorities).where(
+        row = (await self._conn.execute(_CA.where(
             certificate_authorities.c.id == ca_id))).first()
         return ca_from_row(row) if row else None
 
     async def list(self) -> list[StoredCa]:
         rows = await self._conn.execute(
-            select(certificate_authorities).order_by(certificate_authorities.c.name))
+            _CA.order_by(certificate_authorities.c.name))
         return [ca_from_row(r) for r in rows]
 
     async def add(self, ca: StoredCa) -> None:

@@ -185,6 +185,15 @@ certificate_authorities = Table(
     Column("crl_pem", Text, nullable=True),
     Column("crl_this_update", UtcDateTime, nullable=True),
     Column("crl_next_update", UtcDateTime, nullable=True),
+    # The same CRL with an Issuing Distribution Point naming the URL the certificates carry
+    # (what that URL serves; EMQX needs the extension, OpenSSL refuses it for certificates
+    # that name no or another point, so crl_pem has none: services/revocation.py).
+    Column("crl_dp_pem", Text, nullable=True),
+    # A new CRL is due when crl_requested > crl_covers: the outbox's consumer counts up
+    # crl_requested when the register's revocations change; a CRL records the count it was
+    # made after (so a revocation seen while one is being made asks for the next).
+    Column("crl_requested", BigInteger, nullable=False, server_default=text("0")),
+    Column("crl_covers", BigInteger, nullable=False, server_default=text("0")),
 )
 
 # Every certificate a CA of provisiond issued: the CA's own register, which the CRL and the

@@ -18,7 +18,7 @@ from provisiond.errors import Unavailable
 from provisiond.services import hashing
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
-from provisiond.web import coap, device_api, hooks, mqtt_listener, pages, problems
+from provisiond.web import coap, device_api, hooks, mqtt_listener, pages, pki, problems
 from provisiond.web.api import (
     cas,
     devices,
@@ -72,7 +72,7 @@ def build_app(settings: Settings,
     pages.install(app)
     # imports first: /devices/import is a static path
     for module in (imports, devices, directory, profiles, cas, webhooks, thingsboard, device_api,
-                   hooks, pages):
+                   hooks, pki, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)

@@ -16,6 +16,7 @@ from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy
 from provisiond.services.directory import authenticate_token
+from provisiond.services.ocsp import OcspResponder
 from provisiond.services.provisioning import ProvisionPolicy
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.sealing import Sealer
@@ -47,6 +48,9 @@ class Container(Protocol):
 
     @property
     def session_policy(self) -> SessionPolicy: ...
+
+    @property
+    def ocsp(self) -> OcspResponder: ...
 
     def now(self) -> datetime: ...
 

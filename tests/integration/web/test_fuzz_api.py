@@ -15,6 +15,8 @@ from tests.integration.web.conftest import Server
 
 ROOT = Path(__file__).resolve().parents[3]
 schema = schemathesis.openapi.from_dict(json.loads((ROOT / "docs" / "openapi.json").read_text()))
+# an OCSP request is binary (DER): sent as the bytes generated
+schemathesis.serializer.alias("application/ocsp-request", "application/octet-stream")
 
 
 @pytest.fixture
