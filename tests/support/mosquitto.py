@@ -126,6 +126,7 @@ class Broker:
     tls_port: int | None = None  # a second listener, with TLS (tls_ca is its CA)
     tls_ca: Path | None = None
     files: bool = False  # password_file + acl_file instead of the plugin
+    verbose: bool = False  # log everything (log_type all), connections included
 
     @property
     def password_file(self) -> Path:
@@ -149,8 +150,10 @@ class Broker:
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
-                 "persistence false", "log_type error", "log_type warning",
-                 "log_type notice", "log_type information"]
+                 "persistence false"]
+        lines += (["log_type all", "connection_messages true"] if self.verbose else
+                  ["log_type error", "log_type warning", "log_type notice",
+                   "log_type information"])
         if self.files:
             lines += [f"password_file {self.password_file}", f"acl_file {self.acl_file}",
                       f"pid_file {self.pid_file}"]
@@ -195,13 +198,14 @@ class Broker:
 
 
 @contextlib.contextmanager
-def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
+def dynsec_broker(directory: Path, *, tls: bool = False, verbose: bool = False
+                  ) -> Iterator[Broker]:
     directory.mkdir(parents=True, exist_ok=True)
     admin, password = "provisiond-admin", secrets.token_urlsafe(16)
     (directory / "dynamic-security.json").write_text(
         json.dumps(dynsec_config(admin, password), indent=1))
     broker = Broker(directory, free_port(), admin, password,
-                    tls_port=free_port() if tls else None)
+                    tls_port=free_port() if tls else None, verbose=verbose)
     broker.start()
     try:
         yield broker
@@ -210,12 +214,12 @@ def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
 
 
 @contextlib.contextmanager
-def files_broker(directory: Path) -> Iterator[Broker]:
+def files_broker(directory: Path, *, verbose: bool = False) -> Iterator[Broker]:
     """A Mosquitto reading a password file and an ACL file, each starting with the
     operator's own part: an administrative user who may use every topic."""
     directory.mkdir(parents=True, exist_ok=True)
     admin, password = "operator-admin", secrets.token_urlsafe(16)
-    broker = Broker(directory, free_port(), admin, password, files=True)
+    broker = Broker(directory, free_port(), admin, password, files=True, verbose=verbose)
     broker.password_file.write_text(f"# the operator's accounts\n"
                                     f"{admin}:{hash_password(password)}\n")
     broker.acl_file.write_text(f"# the operator's rules\nuser {admin}\ntopic readwrite #\n")
