@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cli.conftest import Cli, write
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 from tests.support.tts_standin import tts_standin
 
@@ -44,11 +45,11 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
     dry = managed.json("broker", "sync", "--dry-run")
     assert isinstance(dry, dict)
     assert (dry["dry_run"], dry["created"], dry["roles_created"]) == (True, 1, 1)
-    assert not connects(broker, token, token)
+    assert not connects(broker, name(token), token)
     report = managed.json("broker", "sync")
     assert isinstance(report, dict)
     assert (report["accounts"], report["created"], report["errors"]) == (1, 1, [])
-    assert connects(broker, token, token)
+    assert connects(broker, name(token), token)
     again = managed("broker", "sync").stdout
     assert "accounts that were created" in again
     assert managed.json("broker", "status")["accounts"] == 1  # type: ignore[index]
@@ -57,7 +58,7 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
     assert isinstance(rotated, dict)
     assert rotated["client_id"] == "CLI-B1"
     managed("broker", "sync")
-    assert not connects(broker, token, token)
+    assert not connects(broker, name(token), token)
     assert connects(broker, rotated["username"], rotated["password"], "CLI-B1")
 
     result = managed("devices", "rotate", "CLI-B1")
@@ -89,16 +90,17 @@ def test_broker_sync_and_status_with_mosquittos_files(cli: Cli, files_broker: Br
     dry = cli.json("broker", "sync", "--dry-run")
     assert isinstance(dry, dict)
     assert (dry["kind"], dry["dry_run"], dry["created"]) == ("mosquitto-files", True, 1)
-    assert token not in broker.password_file.read_text()
+    assert name(token) not in broker.password_file.read_text()
     table = cli("broker", "sync").stdout
     assert "│ accounts that were created  │ 1     │" in table
     assert "roles" not in table  # the files have none
-    assert token in broker.password_file.read_text()
+    assert name(token) in broker.password_file.read_text()
+    assert token not in broker.password_file.read_text()  # the user name is no secret
     for _ in range(50):  # Mosquitto reads the files again after SIGHUP, asynchronously
-        if connects(broker, token, token):
+        if connects(broker, name(token), token):
             break
         Device.pause(0.1)
-    assert connects(broker, token, token)
+    assert connects(broker, name(token), token)
     again = cli.json("broker", "sync")
     assert isinstance(again, dict)
     assert (again["accounts"], again["created"], again["updated"], again["deleted"]) == \
