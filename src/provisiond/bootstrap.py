@@ -28,7 +28,7 @@ from provisiond.services.emqx_sessions import EmqxSessions
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
-from provisiond.services.sealing import Sealer
+from provisiond.services.sealing import Sealer, in_clear
 from provisiond.services.tts import Addresses, TtsSync
 from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy, fan_out
 from provisiond.settings import BrokerKind, Settings
@@ -119,6 +119,15 @@ class Container:
         b = self.settings.broker
         return self.sealer if self.manages_broker or (b.emqx_api and b.token_as_username) \
             else None
+
+    @cached_property
+    def broker_name_keeper(self) -> Callable[[str], str] | None:
+        """How EMQX's authentication hook records a user name at a credential's first use
+        (services/mqtt_auth.py), when provisiond ends EMQX sessions; else None."""
+        b = self.settings.broker
+        if not b.emqx_api:
+            return None
+        return self.sealer.seal if b.token_as_username else in_clear
 
     @asynccontextmanager
     async def broker_sync(self) -> AsyncIterator[AccountKeeper]:

@@ -15,15 +15,16 @@ whether a client is a device and what it may touch.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from provisiond.domain.broker import topic_prefix, topic_within
+from provisiond.domain.broker import topic_prefix, topic_within, username_digest
 from provisiond.domain.credentials import CredentialType, selector_credential
 from provisiond.services.broker_names import holder, name_keys
 from provisiond.services.hashing import hash_token, split_token, tokens_equal
-from provisiond.store.integrations import BrokerCredential
+from provisiond.store.integrations import BrokerCredential, RecordedAccount
 from provisiond.store.uow import UnitOfWork
 
 
@@ -90,8 +91,14 @@ async def _identify(uow: UnitOfWork, asker: Asker
 
 
 async def authenticate(uow: UnitOfWork, *, asker: Asker, password: str | None,
-                       now: datetime) -> tuple[Verdict, MqttDevice | None]:
-    """The verdict on a connecting client, and the device it is when allowed."""
+                       now: datetime, keep_name: Callable[[str], str] | None = None
+                       ) -> tuple[Verdict, MqttDevice | None]:
+    """The verdict on a connecting client, and the device it is when allowed.
+
+    ``keep_name`` (when provisiond ends EMQX sessions, services/emqx_sessions.py): how to
+    record the user name of a credential used for the first time — sealed if it is a token
+    — in the transaction that marks the first use, so that a credential revoked before any
+    background round recorded it still has its sessions found."""
     if not asker.username:
         return Verdict.IGNORE, None
     async with uow.read():
@@ -105,6 +112,10 @@ async def authenticate(uow: UnitOfWork, *, asker: Asker, password: str | None,
     if device.first_use:
         async with uow:
             await uow.credentials.mark_first_use(device.credential_id, now)
+            if keep_name is not None:
+                await uow.broker.record([RecordedAccount(
+                    username_digest(asker.username), held.device_id, held.credential_id,
+                    keep_name(asker.username))], now)
             await uow.commit()
     return Verdict.ALLOW, device
 

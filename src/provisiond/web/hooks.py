@@ -122,7 +122,8 @@ async def emqx_authn(request: Request, c: ContainerDep) -> Response:
     b = c.settings.broker
     now = c.now()
     verdict, device = await authenticate(c.uow(), asker=_asker(b, body.username, body.clientid),
-                                         password=body.password, now=now)
+                                         password=body.password, now=now,
+                                         keep_name=c.broker_name_keeper)
     if verdict is not Verdict.ALLOW or device is None:
         return _answer(HookAnswer(result=verdict.value))
     prefix = topic_prefix(b.topic_prefix, device.device_id)
