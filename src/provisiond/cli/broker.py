@@ -79,7 +79,8 @@ def status(
     if json:
         output.print_json(state)
         return
-    output.stdout.print(f"broker: {state['kind']}; {state['accounts']} account(s) made; "
+    made = "user name(s) recorded" if state["kind"] == "emqx" else "account(s) made"
+    output.stdout.print(f"broker: {state['kind']}; {state['accounts']} {made}; "
                         f"{state['events_queued']} event(s) queued; "
                         f"{len(state['pending'])} device(s) waiting", markup=False)
     if state["pending"]:

@@ -198,3 +198,34 @@ def test_lorawan_devices_in_the_things_stack_from_the_cli(
             input="000102030405060708090A0B0C0D0E0F\n")
         failed = cli("lorawan", "sync", code=7)
         assert "400" in failed.stderr
+
+
+def test_broker_sync_and_status_with_emqx(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from tests.support.emqx import EmqxStandIn, Session
+
+    emqx = EmqxStandIn()
+    emqx.start()
+    try:
+        for key, value in (("KIND", "emqx"), ("EMQX_API_URL", emqx.url),
+                           ("EMQX_API_KEY", emqx.key), ("EMQX_API_SECRET", emqx.secret)):
+            monkeypatch.setenv(f"PROVISIOND_BROKER__{key}", value)
+        created = cli.json("devices", "create", "CLI-E1")
+        assert isinstance(created, dict)
+        token = created["credential"]["secret"]
+        first = cli.json("broker", "sync")
+        assert isinstance(first, dict)
+        assert (first["kind"], first["accounts"], first["deleted"]) == ("emqx", 1, 0)
+        emqx.sessions["c1"] = Session("c1", name(token), datetime.now(UTC))
+        cli("devices", "revoke", "CLI-E1")
+        table = cli("broker", "sync").stdout
+        assert "user names whose sessions were ended" in table
+        assert "c1" not in emqx.sessions
+        assert "0 user name(s) recorded" in cli("broker", "status").stdout
+        emqx.stop()
+        monkeypatch.setenv("PROVISIOND_BROKER__EMQX_API_SECRET", "wrong")
+        cli("devices", "create", "CLI-E2")
+        cli("broker", "sync")  # nothing to end: EMQX is not asked
+    finally:
+        emqx.stop()
