@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
 from provisiond.services.accounts import SessionPolicy
 from provisiond.services.background import Background, Loop
-from provisiond.services.broker import AccountKeeper, BrokerSync
+from provisiond.services.broker import BrokerSync
 from provisiond.services.broker_files import FileBrokerSync
+from provisiond.services.broker_keeper import AccountKeeper
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button

@@ -24,19 +24,12 @@ from provisiond.domain.broker import (
 )
 from provisiond.errors import BrokerUnavailable
 from provisiond.protocols import dynsec
-from provisiond.services.broker_keeper import (
-    AccountKeeper,
-    Applied,
-    Plan,
-    SyncReport,
-    retry_delay,
-)
+from provisiond.services.broker_keeper import AccountKeeper, Applied, Plan, SyncReport
+from provisiond.services.broker_keeper import retry_delay as retry_delay  # services/tts.py
 from provisiond.services.sealing import Sealer
 from provisiond.store.integrations import RecordedAccount
 from provisiond.store.uow import UnitOfWork
 
-__all__ = ["AccountKeeper", "BrokerAdmin", "BrokerSync", "SyncReport", "broker_status",
-           "retry_delay"]
 BATCH = 200  # commands per message to the broker
 
 
