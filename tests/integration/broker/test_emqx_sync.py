@@ -172,3 +172,26 @@ def test_the_api_settings_go_together(sqlite_url: str) -> None:
         load_settings(database_url=sqlite_url, broker={
             "kind": "emqx", "emqx_api_url": "http://k:s@emqx:18083", "emqx_api_key": "k",
             "emqx_api_secret": "s"})
+
+
+def test_a_credential_revoked_before_any_round_still_has_its_sessions_ended(
+        database_url: str, emqx: EmqxStandIn) -> None:
+    """The hook records a credential's user name at its first connection, so a device that
+    connects and is revoked before the background round ever saw its credential is still
+    kicked."""
+    from provisiond.services.mqtt_auth import Asker, Verdict, authenticate
+
+    settings = settings_for(database_url, emqx)
+
+    async def work(c: Container) -> Any:
+        _, issued = await make_device(c, "EX-FAST")  # no round runs: nothing recorded
+        verdict, _ = await authenticate(c.uow(), asker=Asker(name(issued.secret), "c-fast"),
+                                        password=issued.secret, now=c.now(),
+                                        keep_name=c.broker_name_keeper)
+        assert verdict is Verdict.ALLOW
+        online(emqx, "c-fast", name(issued.secret))
+        await revoke_credentials(c.uow(), serial="EX-FAST", actor="tests", now=c.now())
+        return await settle(c)
+
+    assert within(settings, work) == 1
+    assert "c-fast" not in emqx.sessions
