@@ -32,6 +32,7 @@ TEMPLATE = f"provisiond_tpl_{os.getpid()}"
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only")
     config.addinivalue_line("markers", "hook_secret(value): serve the EMQX hooks with a secret")
+    config.addinivalue_line("markers", "token_as_username: serve with broker__token_as_username")
 
 
 @pytest.fixture(scope="session")

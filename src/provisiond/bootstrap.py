@@ -19,18 +19,20 @@ from typing import TYPE_CHECKING, Any
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
 from provisiond.services.accounts import SessionPolicy
 from provisiond.services.background import INSTANCE_PREFIX, Background, Loop
-from provisiond.services.broker import AccountKeeper, BrokerSync
+from provisiond.services.broker import BrokerSync
 from provisiond.services.broker_files import FileBrokerSync
+from provisiond.services.broker_keeper import AccountKeeper
 from provisiond.services.certificates import PkiUrls, SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
 from provisiond.services.crl_files import CrlPublisher
+from provisiond.services.emqx_sessions import EmqxSessions
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.revocation import CrlMaker, CrlPolicy, request_crls
-from provisiond.services.sealing import Sealer
+from provisiond.services.sealing import Sealer, in_clear
 from provisiond.services.tts import Addresses, TtsSync
 from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy, fan_out
 from provisiond.settings import BrokerKind, Settings
@@ -129,29 +131,53 @@ class Container:
                                              BrokerKind.MOSQUITTO_FILES)
 
     @property
+    def keeps_broker(self) -> bool:
+        """Whether background work keeps the broker in step: Mosquitto's accounts, or the
+        EMQX sessions of credentials no longer active (with EMQX's API configured)."""
+        return self.manages_broker or self.settings.broker.emqx_api
+
+    @property
     def broker_sealer(self) -> Sealer | None:
-        """The sealer for MQTT secrets when a broker's accounts are managed, else None."""
-        return self.sealer if self.manages_broker else None
+        """The sealer for MQTT secrets when the broker must be given them (Mosquitto's
+        accounts) or named by them (EMQX's sessions, with token_as_username), else None."""
+        b = self.settings.broker
+        return self.sealer if self.manages_broker or (b.emqx_api and b.token_as_username) \
+            else None
+
+    @cached_property
+    def broker_name_keeper(self) -> Callable[[str], str] | None:
+        """How EMQX's authentication hook records a user name at a credential's first use
+        (services/mqtt_auth.py), when provisiond ends EMQX sessions; else None."""
+        b = self.settings.broker
+        if not b.emqx_api:
+            return None
+        return self.sealer.seal if b.token_as_username else in_clear
 
     @asynccontextmanager
     async def broker_sync(self) -> AsyncIterator[AccountKeeper]:
-        """The broker reconciler, connected (BrokerNotConfigured without a managed broker)."""
+        """The broker reconciler, connected (BrokerNotConfigured without a kept broker)."""
         from provisiond.integrations.mosquitto import DynsecAdmin, tls_context
 
         b = self.settings.broker
         if b.kind is BrokerKind.MOSQUITTO_FILES:
             yield self._file_broker_sync()
             return
+        if b.emqx_api:
+            async with self._emqx_sessions() as sessions:
+                yield sessions
+            return
         if not self.manages_broker or b.password_url is None:
             raise BrokerNotConfigured(
-                "no broker's accounts are managed: set broker__kind=mosquitto-dynsec and "
-                "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL), or "
-                "broker__kind=mosquitto-files and its files")
+                "no broker is kept in step: set broker__kind=mosquitto-dynsec and "
+                "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL), "
+                "broker__kind=mosquitto-files and its files, or broker__kind=emqx and "
+                "broker__emqx_api_url with its key")
         tls = (tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
                if b.password_url.startswith("mqtts:") else None)
         admin = DynsecAdmin(b.password_url, timeout=b.timeout_seconds, tls=tls)
         try:
-            yield BrokerSync(self.uow, admin, self.sealer, b.topic_prefix, self.now)
+            yield BrokerSync(self.uow, admin, self.sealer, b.topic_prefix, self.now,
+                             token_as_username=b.token_as_username)
         finally:
             await admin.close()
 
@@ -167,6 +193,28 @@ class Container:
         reloader = Reloader(b.pid_file, b.reload_command, b.timeout_seconds)
         return CrlPublisher(self.uow, CrlDirectory(s.crl_dir, reloader), self.now)
 
+    @asynccontextmanager
+    async def _emqx_sessions(self) -> AsyncIterator[EmqxSessions]:
+        from provisiond.integrations.emqx import EmqxApi
+        from provisiond.integrations.mosquitto import tls_context
+
+        b = self.settings.broker
+        if b.emqx_api_url is None or b.emqx_api_key is None or b.emqx_api_secret is None:
+            raise BrokerNotConfigured("broker__emqx_api_url needs broker__emqx_api_key and "
+                                      "broker__emqx_api_secret")  # the settings refuse it too
+        tls = (tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
+               if b.emqx_api_url.startswith("https:") else None)
+        api = EmqxApi(b.emqx_api_url, b.emqx_api_key, b.emqx_api_secret.get_secret_value(),
+                      timeout=b.timeout_seconds, tls=tls)
+        # names that are no token are recorded in clear: no passphrase is needed for them
+        sealer = self.sealer if b.token_as_username or self.settings.device_key_passphrase \
+            else None
+        try:
+            yield EmqxSessions(self.uow, api, sealer, b.topic_prefix, self.now,
+                               token_as_username=b.token_as_username)
+        finally:
+            await api.close()
+
     def _file_broker_sync(self) -> FileBrokerSync:
         from provisiond.integrations.mosquitto_files import MosquittoFiles
 
@@ -177,7 +225,8 @@ class Container:
         files = MosquittoFiles(b.password_file, b.acl_file, pid_file=b.pid_file,
                                reload_command=b.reload_command, timeout=b.timeout_seconds)
         return FileBrokerSync(self.uow, files, self.sealer, b.topic_prefix, self.now,
-                              reload_interval=b.reload_interval_seconds)
+                              reload_interval=b.reload_interval_seconds,
+                              token_as_username=b.token_as_username)
 
     @asynccontextmanager
     async def tts_sync(self) -> AsyncIterator[TtsSync]:
@@ -251,7 +300,7 @@ class Container:
                 self.uow, sender, self.sealer,
                 WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after,
                               s.webhook_log_days), self.now)
-            work = [kind for kind, used in (("broker", self.manages_broker),
+            work = [kind for kind, used in (("broker", self.keeps_broker),
                                             ("tts", s.tts.enabled)) if used]
 
             async def make_crls() -> int:
@@ -266,7 +315,7 @@ class Container:
             if s.tts.enabled:
                 tts = await stack.enter_async_context(self.tts_sync())
                 loops.append(Loop("tts", tts.apply_pending, idle=0.5))
-            if self.manages_broker:
+            if self.keeps_broker:
                 sync = await stack.enter_async_context(self.broker_sync())
                 loops.append(Loop("broker", sync.apply_pending, idle=0.25))
                 interval = self.settings.broker.sync_interval_seconds

@@ -107,11 +107,55 @@ class BrokerSettings(BaseModel):
     hook_secret: SecretStr | None = Field(
         None, description="emqx: the bearer token EMQX sends to the hooks "
                           "(`Authorization: Bearer …`); none: the hooks accept only loopback.")
+    token_as_username: bool = Field(
+        False, description="ThingsBoard's convention, for firmware that can send nothing "
+                           "else: an access token is the MQTT user name (and the password). "
+                           "Default: the user name is the token's public half (the part "
+                           "before the dot; the serial for a token the device chose) and "
+                           "the token only the password.")
+    session_max_seconds: int = Field(
+        86400, ge=60, le=30 * 86400,
+        description="emqx: how long a device's session may last before it must "
+                    "authenticate again (the authentication answer's `expire_at`).")
+    emqx_api_url: str | None = Field(
+        None, description="emqx: EMQX's REST API (e.g. `http://emqx:18083`), through which "
+                          "provisiond ends the sessions of revoked, rotated and deleted "
+                          "devices' credentials; none: sessions end at `expire_at`.")
+    emqx_api_key: str | None = Field(None, description="emqx: the API key for emqx_api_url.")
+    emqx_api_secret: SecretStr | None = Field(
+        None, description="emqx: the API key's secret key.")
 
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         return check_prefix_template(value)
+
+    @field_validator("emqx_api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or "@" in value:
+            raise ValueError("must look like http://HOST:18083 or https://…, without "
+                             "credentials (those are emqx_api_key and emqx_api_secret)")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _emqx_api(self) -> BrokerSettings:
+        given = [self.emqx_api_url, self.emqx_api_key, self.emqx_api_secret]
+        if any(v is not None for v in given):
+            if self.kind is not BrokerKind.EMQX:
+                raise ValueError("broker__emqx_api_url, broker__emqx_api_key and "
+                                 "broker__emqx_api_secret are for broker__kind=emqx")
+            if not all(v is not None for v in given):
+                raise ValueError("broker__emqx_api_url needs broker__emqx_api_key and "
+                                 "broker__emqx_api_secret (an API key of EMQX's)")
+        return self
+
+    @property
+    def emqx_api(self) -> bool:
+        """Whether provisiond ends EMQX sessions through its REST API."""
+        return self.kind is BrokerKind.EMQX and self.emqx_api_url is not None
 
     @property
     def password_url(self) -> str | None:
@@ -421,6 +465,8 @@ class Settings(BaseSettings):
             out["broker"]["url"] = mask_url(self.broker.url.get_secret_value())
         if self.broker.hook_secret is not None:
             out["broker"]["hook_secret"] = "***"  # noqa: S105 (a mask)
+        if self.broker.emqx_api_secret is not None:
+            out["broker"]["emqx_api_secret"] = "***"  # noqa: S105 (a mask)
         if self.tts.api_key is not None:
             out["tts"]["api_key"] = "***"
         return out

@@ -25,6 +25,11 @@ async def settle(c: Container) -> int:
     return done
 
 
+def name(token: str) -> str:
+    """The MQTT user name of a token provisiond issued: its public half (before the dot)."""
+    return token.partition(".")[0]
+
+
 def make_device(c: Container, serial: str) -> Awaitable[Any]:
     return device_service.create_device(c.uow(), serial=serial, actor="tests", now=c.now(),
                                         sealer=c.broker_sealer)

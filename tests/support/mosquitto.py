@@ -130,6 +130,7 @@ class Broker:
     # checked against this CRL file (Mosquitto's cafile, require_certificate, crlfile).
     client_ca: Path | None = None
     crl_file: Path | None = None
+    verbose: bool = False  # log everything (log_type all), connections included
 
     @property
     def password_file(self) -> Path:
@@ -153,8 +154,10 @@ class Broker:
     def start(self) -> None:
         conf = self.directory / "mosquitto.conf"
         lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous false",
-                 "persistence false", "log_type error", "log_type warning",
-                 "log_type notice", "log_type information", f"pid_file {self.pid_file}"]
+                 "persistence false", f"pid_file {self.pid_file}"]
+        lines += (["log_type all", "connection_messages true"] if self.verbose else
+                  ["log_type error", "log_type warning", "log_type notice",
+                   "log_type information"])
         if self.files:
             lines += [f"password_file {self.password_file}", f"acl_file {self.acl_file}"]
         else:
@@ -202,13 +205,14 @@ class Broker:
 
 
 @contextlib.contextmanager
-def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
+def dynsec_broker(directory: Path, *, tls: bool = False, verbose: bool = False
+                  ) -> Iterator[Broker]:
     directory.mkdir(parents=True, exist_ok=True)
     admin, password = "provisiond-admin", secrets.token_urlsafe(16)
     (directory / "dynamic-security.json").write_text(
         json.dumps(dynsec_config(admin, password), indent=1))
     broker = Broker(directory, free_port(), admin, password,
-                    tls_port=free_port() if tls else None)
+                    tls_port=free_port() if tls else None, verbose=verbose)
     broker.start()
     try:
         yield broker
@@ -218,7 +222,7 @@ def dynsec_broker(directory: Path, *, tls: bool = False) -> Iterator[Broker]:
 
 @contextlib.contextmanager
 def files_broker(directory: Path, *, client_ca: Path | None = None,
-                 crl_file: Path | None = None) -> Iterator[Broker]:
+                 crl_file: Path | None = None, verbose: bool = False) -> Iterator[Broker]:
     """A Mosquitto reading a password file and an ACL file, each starting with the
     operator's own part: an administrative user who may use every topic. With
     ``client_ca``, also a TLS listener for devices with a certificate from that CA (and the
@@ -227,7 +231,7 @@ def files_broker(directory: Path, *, client_ca: Path | None = None,
     admin, password = "operator-admin", secrets.token_urlsafe(16)
     broker = Broker(directory, free_port(), admin, password, files=True,
                     tls_port=free_port() if client_ca else None, client_ca=client_ca,
-                    crl_file=crl_file)
+                    crl_file=crl_file, verbose=verbose)
     broker.password_file.write_text(f"# the operator's accounts\n"
                                     f"{admin}:{hash_password(password)}\n")
     broker.acl_file.write_text(f"# the operator's rules\nuser {admin}\ntopic readwrite #\n")

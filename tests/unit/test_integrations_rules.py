@@ -6,36 +6,96 @@ from __future__ import annotations
 import importlib
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from provisiond.domain import broker, webhooks
-from provisiond.domain.credentials import CredentialType
+from provisiond.domain.credentials import CredentialType, selector_credential, token_selector
 from provisiond.errors import InvalidInput
 from provisiond.protocols import dynsec
+from provisiond.services.hashing import new_split_token, split_token
 from provisiond.store import schema
 
 DEVICE = uuid.UUID("0195f3c2-7d1e-7c55-9a40-1d6f6c0e9b11")
 
 
-def test_accounts_follow_thingsboards_conventions() -> None:
+def test_account_names_are_never_secrets() -> None:
     cred = uuid.uuid4()
-    token = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
-                               credential_id=cred, lookup=None, client_id=None, secret="tok")
-    assert token is not None
-    assert (token.username, token.password, token.client_id) == ("tok", "tok", None)
+    issued = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
+                                credential_id=cred, lookup=None, client_id="ignored",
+                                serial="SN-1", secret="sel.verifier")
+    assert issued is not None
+    assert (issued.username, issued.password, issued.client_id) == (
+        token_selector(cred), "sel.verifier", None)
+    assert not issued.secret_name
+    chosen = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
+                                credential_id=cred, lookup="sha256-of-it", client_id=None,
+                                serial="SN-1", secret="a chosen token")
+    assert chosen is not None
+    assert (chosen.username, chosen.password) == ("SN-1", "a chosen token")
     basic = broker.account_for(CredentialType.MQTT_BASIC, device_id=DEVICE,
                                credential_id=cred, lookup="user-1", client_id="SN-1",
-                               secret="pw")
+                               serial="SN-1", secret="pw")
     assert basic is not None
     assert (basic.username, basic.password, basic.client_id) == ("user-1", "pw", "SN-1")
-    assert basic.digest == broker.username_digest("user-1") != token.digest
+    assert basic.digest == broker.username_digest("user-1") != issued.digest
     for kind in (CredentialType.X509, CredentialType.LORAWAN):
         assert broker.account_for(kind, device_id=DEVICE, credential_id=cred, lookup="x",
-                                  client_id=None, secret="s") is None
+                                  client_id=None, serial="SN-1", secret="s") is None
+
+
+def test_thingsboards_token_as_username_is_an_opt_in() -> None:
+    cred = uuid.uuid4()
+    token = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
+                               credential_id=cred, lookup=None, client_id=None,
+                               serial="SN-1", secret="tok", token_as_username=True)
+    assert token is not None
+    assert (token.username, token.password, token.secret_name) == ("tok", "tok", True)
+    basic = broker.account_for(CredentialType.MQTT_BASIC, device_id=DEVICE,
+                               credential_id=cred, lookup="user-1", client_id=None,
+                               serial="SN-1", secret="pw", token_as_username=True)
+    assert basic is not None
+    assert not basic.secret_name
+
+
+@given(st.uuids())
+def test_a_selector_is_the_public_half_of_the_token(credential_id: uuid.UUID) -> None:
+    token, _ = new_split_token(credential_id)
+    assert token.partition(".")[0] == token_selector(credential_id)
+    assert selector_credential(token_selector(credential_id)) == credential_id
+    assert split_token(token) is not None
+
+
+def test_the_credential_issued_first_holds_a_name() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def account(name: str, minutes: int, cred: uuid.UUID | None = None) -> broker.BrokerAccount:
+        return broker.BrokerAccount(name, "pw", uuid.uuid4(), cred or uuid.uuid4(),
+                                    issued_at=t0 + timedelta(minutes=minutes))
+
+    first, later, other = account("x", 0), account("x", 5), account("y", 9)
+    for order in ([first, later, other], [other, later, first]):
+        holders = broker.name_holders(order)
+        assert holders == {"x": first, "y": other}
+    a = uuid.UUID(int=1)
+    b = uuid.UUID(int=2)
+    tie = broker.name_holders([account("z", 1, b), account("z", 1, a)])
+    assert tie["z"].credential_id == a
+    reason = broker.name_taken(first)
+    assert str(first.credential_id) in reason
+    assert "x" not in reason.split()
+
+
+def test_session_expiry_is_bounded_and_spread() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ends = {broker.session_expiry(now, 3600, f"client-{i}") for i in range(200)}
+    start = int(now.timestamp())
+    assert all(start + 3240 <= e <= start + 3600 for e in ends)
+    assert len(ends) > 100  # a fleet that connected at once does not reconnect at once
+    assert broker.session_expiry(now, 3600, "c") == broker.session_expiry(now, 3600, "c")
 
 
 @pytest.mark.parametrize(("template", "wrong"), [

@@ -12,7 +12,8 @@ from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, Json
 from provisiond.services.broker import broker_status
 
 app = typer.Typer(help="The MQTT broker's device accounts (Mosquitto: its dynamic security "
-                       "plugin, or its password and ACL files).",
+                       "plugin, or its password and ACL files) and, with EMQX's API, the "
+                       "sessions of credentials no longer active.",
                   no_args_is_help=True)
 
 
@@ -28,7 +29,10 @@ def sync(
 ) -> None:
     """Make the broker's accounts (and roles) match the registry, and say what changed.
 
-    Safe to run at any time and as often as wanted: a second run changes nothing."""
+    Accounts named the old way (after broker__token_as_username changed) are moved to the
+    new names. With EMQX: record every active credential's user name and end the sessions
+    of the names no longer active. Safe to run at any time and as often as wanted: a second
+    run changes nothing."""
     common = Common(database, config, json, debug)
 
     async def work(c: Container) -> dict[str, Any]:
@@ -45,6 +49,9 @@ def sync(
                 (f"accounts that {verb} created", report["created"]),
                 (f"accounts that {verb} updated", report["updated"]),
                 (f"accounts that {verb} removed", report["deleted"])]
+        if report["kind"] == "emqx":
+            rows = [("user names the registry answers for", report["accounts"]),
+                    (f"user names whose sessions {verb} ended", report["deleted"])]
         if report["kind"] == "mosquitto-dynsec":
             rows += [(f"roles that {verb} created", report["roles_created"]),
                      (f"roles that {verb} corrected", report["roles_fixed"]),
@@ -52,7 +59,7 @@ def sync(
         output.table(["", "count"], rows,
                      title="broker sync" + (" (dry run)" if dry_run else ""))
         for error in report["errors"]:
-            output.stderr.print(f"broker refused: {error}", markup=False, highlight=False)
+            output.stderr.print(f"not in step: {error}", markup=False, highlight=False)
     if report["errors"]:
         raise typer.Exit(7)
 
@@ -72,7 +79,8 @@ def status(
     if json:
         output.print_json(state)
         return
-    output.stdout.print(f"broker: {state['kind']}; {state['accounts']} account(s) made; "
+    made = "user name(s) recorded" if state["kind"] == "emqx" else "account(s) made"
+    output.stdout.print(f"broker: {state['kind']}; {state['accounts']} {made}; "
                         f"{state['events_queued']} event(s) queued; "
                         f"{len(state['pending'])} device(s) waiting", markup=False)
     if state["pending"]:

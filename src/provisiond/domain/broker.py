@@ -1,11 +1,26 @@
 """Broker accounts: what a device's credential becomes on the user's MQTT broker.
 
-- An access token is the MQTT user name (ThingsBoard's convention). Mosquitto's dynamic
-  security plugin refuses a connection without a password, so there the token is the
-  password too; provisiond's EMQX hooks accept the token with any password.
-- MQTT basic credentials are used as issued: user name, password, and the client id the
-  account is bound to.
+An account is a user name, a password and (for MQTT basic) the client id it is bound to.
+The user name is never a secret, so the broker's files, its account list and its log hold
+nothing a device authenticates with; the secret is only the password, which the broker
+keeps hashed:
+
+- an **access token provisiond issued** (``<selector>.<verifier>``) is named by its public
+  half, the selector: its credential id in base64url, random and unknown before the token
+  exists. The device holds it (the part of its token before the dot), a rotation gives a new
+  one with the new token, and nobody can take the name first;
+- an **access token the device chose** has no public half: it is named by the device's
+  serial;
+- **MQTT basic** credentials are used as issued: user name, password, bound client id;
 - X.509 and LoRaWAN credentials have no broker account.
+
+The token is the password (Mosquitto's plugin refuses a connection without one).
+ThingsBoard's convention — the token as the user name, for firmware that can send nothing
+else — is an opt-in (``token_as_username``); the token then is both.
+
+Two credentials can want one user name (a device chose an MQTT user name equal to another
+device's serial, say). The broker never gets two accounts of one name: the credential issued
+first holds it (:func:`name_holders`); the other device waits, with the reason.
 
 Every device's account may publish and subscribe under its own topic prefix only
 (``devices/{device_id}`` by default, the ``broker__topic_prefix`` setting).
@@ -15,9 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from provisiond.domain.credentials import CredentialType
+from provisiond.domain.credentials import CredentialType, token_selector
 
 BROKER_TYPES = frozenset({CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC})
 DEVICE_GROUP = "provisiond-devices"  # every account provisiond manages is in this group
@@ -28,10 +45,12 @@ PREFIX_PLACEHOLDER = "{device_id}"
 @dataclass(frozen=True, slots=True)
 class BrokerAccount:
     username: str
-    password: str
+    password: str | None  # None where only the name is needed (EMQX asks provisiond)
     device_id: uuid.UUID
     credential_id: uuid.UUID
     client_id: str | None = None
+    issued_at: datetime | None = None  # orders credentials that want one name
+    secret_name: bool = False  # the user name is the token (token_as_username)
 
     @property
     def digest(self) -> str:
@@ -39,20 +58,71 @@ class BrokerAccount:
 
 
 def username_digest(username: str) -> str:
-    """How provisiond's records name an account without keeping its user name in clear (an
-    access token's user name is the token)."""
+    """How provisiond's records name an account without keeping its user name in clear (with
+    ``token_as_username`` a user name is a token)."""
     return hashlib.sha256(username.encode()).hexdigest()
 
 
+def account_name(ctype: CredentialType, *, credential_id: uuid.UUID, lookup: str | None,
+                 serial: str, secret: str | None, token_as_username: bool) -> str | None:
+    """The user name a credential connects with (None: it has no account, or its name is a
+    token not known here)."""
+    if ctype is CredentialType.ACCESS_TOKEN:
+        if token_as_username:
+            return secret
+        return serial if lookup is not None else token_selector(credential_id)
+    if ctype is CredentialType.MQTT_BASIC:
+        return lookup or None
+    return None
+
+
 def account_for(ctype: CredentialType, *, device_id: uuid.UUID, credential_id: uuid.UUID,
-                lookup: str | None, client_id: str | None, secret: str
+                lookup: str | None, client_id: str | None, serial: str, secret: str | None,
+                token_as_username: bool = False, issued_at: datetime | None = None
                 ) -> BrokerAccount | None:
     """The broker account of a credential, given its secret (None: the type has none)."""
-    if ctype is CredentialType.ACCESS_TOKEN:
-        return BrokerAccount(secret, secret, device_id, credential_id)
-    if ctype is CredentialType.MQTT_BASIC and lookup:
-        return BrokerAccount(lookup, secret, device_id, credential_id, client_id or None)
-    return None
+    name = account_name(ctype, credential_id=credential_id, lookup=lookup, serial=serial,
+                        secret=secret, token_as_username=token_as_username)
+    if name is None:
+        return None
+    basic = ctype is CredentialType.MQTT_BASIC
+    return BrokerAccount(name, secret, device_id, credential_id,
+                         (client_id or None) if basic else None, issued_at,
+                         secret_name=not basic and token_as_username)
+
+
+def _rank(a: BrokerAccount) -> tuple[bool, datetime | None, uuid.UUID]:
+    return (a.issued_at is None, a.issued_at, a.credential_id)
+
+
+def name_holders(accounts: Iterable[BrokerAccount]) -> dict[str, BrokerAccount]:
+    """Which account holds each user name: of the credentials that want one name, the one
+    issued first (then the smaller id). Later ones do not get it while the first is active:
+    a name is never taken from a device that has it by one that came after."""
+    holders: dict[str, BrokerAccount] = {}
+    for a in accounts:
+        held = holders.get(a.username)
+        if held is None or (held.credential_id != a.credential_id
+                            and _rank(a) < _rank(held)):
+            holders[a.username] = a
+    return holders
+
+
+def name_taken(holder: BrokerAccount) -> str:
+    """Why an account waits: its user name is held by another credential (the name itself
+    is not said: with ``token_as_username`` it is a token)."""
+    return (f"its MQTT user name is held by credential {holder.credential_id} of device "
+            f"{holder.device_id}, issued first; revoke one of the two, or give this device "
+            "new credentials")
+
+
+def session_expiry(now: datetime, max_seconds: int, client_id: str) -> int:
+    """When a session must authenticate again (Unix seconds): ``max_seconds`` from now, less
+    up to a tenth of it chosen by the client id, so that a fleet that connected at once (a
+    broker restart) does not have to reconnect at once."""
+    spread = max_seconds // 10
+    offset = int.from_bytes(hashlib.sha256(client_id.encode()).digest()[:4]) % (spread + 1)
+    return int(now.timestamp()) + max_seconds - offset
 
 
 def role_name(device_id: uuid.UUID) -> str:

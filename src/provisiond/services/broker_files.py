@@ -31,9 +31,9 @@ from typing import Protocol, TypeVar
 from provisiond.domain.broker import BrokerAccount, topic_prefix
 from provisiond.protocols import mosquitto_files
 from provisiond.protocols.mosquitto_files import Entry, Files
-from provisiond.services.broker import AccountKeeper, Applied, SyncReport
+from provisiond.services.broker_keeper import AccountKeeper, Applied, Plan, SyncReport
 from provisiond.services.sealing import Sealer
-from provisiond.store.integrations import RecordedAccount, SealedCredential
+from provisiond.store.integrations import RecordedAccount
 from provisiond.store.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -53,8 +53,9 @@ class AccountFiles(Protocol):
 class FileBrokerSync(AccountKeeper):
     def __init__(self, uow: Callable[[], UnitOfWork], files: AccountFiles, sealer: Sealer,
                  prefix_template: str, clock: Callable[[], datetime], *,
-                 reload_interval: float = 1.0) -> None:
-        super().__init__(uow, sealer, prefix_template, clock)
+                 reload_interval: float = 1.0, token_as_username: bool = False) -> None:
+        super().__init__(uow, sealer, prefix_template, clock,
+                         token_as_username=token_as_username)
         self._files = files
         self._interval = reload_interval
         self._last_write = -float("inf")  # time.monotonic() of the last round
@@ -66,10 +67,11 @@ class FileBrokerSync(AccountKeeper):
                ) -> Entry:
         """The account's entry: ``have`` when it is already right, else a new one."""
         topics = self._topics(a.device_id)
+        password = self._password(a)
         if have is not None and have.topics == topics and not rehash \
-                and mosquitto_files.password_matches(a.password, have.hashed):
+                and mosquitto_files.password_matches(password, have.hashed):
             return have
-        return Entry(a.username, mosquitto_files.hash_password(a.password), topics)
+        return Entry(a.username, mosquitto_files.hash_password(password), topics)
 
     # ----------------------------------------------------------------------- incremental
 
@@ -83,36 +85,30 @@ class FileBrokerSync(AccountKeeper):
             return 0
         return await super().apply_pending(limit)
 
-    async def _apply(self, device_ids: list[uuid.UUID], sealed: list[SealedCredential],
-                     recorded: list[RecordedAccount]) -> Applied:
-        wanted, have = self._by_device(device_ids, sealed, recorded)
-        gone = {r.digest: self._sealer.unseal(r.username_sealed) for r in recorded}
+    async def _apply(self, plan: Plan) -> Applied:
+        gone = {r.digest: self._recorded_name(r) for rs in plan.have.values() for r in rs}
 
         def edit(files: Files) -> tuple[bool, Applied]:
             changed = False
             failures: dict[uuid.UUID, str] = {}
             created: list[RecordedAccount] = []
             removed: list[str] = []
-            for device_id in device_ids:
-                accounts = wanted[device_id]
-                why = next((w for a in accounts
-                            if (w := mosquitto_files.unwritable(a.username))), None)
-                if why is not None:
-                    failures[device_id] = why
-                    continue
-                keep = {a.digest for a in accounts}
-                for r in have[device_id]:
-                    if r.digest not in keep:
-                        changed |= files.accounts.pop(gone[r.digest], None) is not None
-                        removed.append(r.digest)
-                for a in accounts:
+            for device_id in plan.device_ids:
+                for r in plan.stale(device_id):  # revoked: out, whatever else happens
+                    changed |= files.accounts.pop(gone[r.digest], None) is not None
+                    removed.append(r.digest)
+                for a in plan.wanted[device_id]:
+                    why = mosquitto_files.unwritable(a.username)
+                    if why is not None:
+                        failures.setdefault(device_id, why)
+                        continue
                     current = files.accounts.get(a.username)
                     entry = self._entry(a, current)
                     if entry is not current:
                         files.accounts[a.username] = entry
                         changed = True
                     created.append(self._record(a))
-            done = [d for d in device_ids if d not in failures]
+            done = [d for d in plan.device_ids if d not in failures]
             return changed, (done, failures, created, removed)
 
         try:  # reload even when the files are right: a retry may be owed one
@@ -124,7 +120,8 @@ class FileBrokerSync(AccountKeeper):
 
     async def _reconcile(self, dry_run: bool, passwords: bool) -> SyncReport:
         report = SyncReport(dry_run=dry_run)
-        wanted = await self._wanted_accounts()
+        holding = await self._wanted_accounts()
+        wanted = holding.holders
         report.accounts = len(wanted)
 
         def edit(files: Files) -> tuple[bool, None]:
@@ -152,5 +149,5 @@ class FileBrokerSync(AccountKeeper):
 
         await self._files.change(edit, reload=not dry_run)
         if not dry_run:
-            await self._record_all(wanted)
+            await self._record_all(holding, report)
         return report

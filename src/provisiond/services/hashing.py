@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import functools
 import hashlib
 import hmac
 import os
-import re
 import secrets as _secrets
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from provisiond.domain.credentials import selector_credential
+
 _hasher = PasswordHasher()
-_SELECTOR = re.compile(r"[A-Za-z0-9_-]{21}[AQgw]")  # 16 bytes of base64url, unpadded
 
 
 @functools.cache
@@ -79,12 +78,10 @@ def new_split_tokens(credential_id_hexes: list[str]) -> list[tuple[str, str]]:
 def split_token(token: str) -> tuple[uuid.UUID, str] | None:
     """The credential id and verifier of a split token, or None when it is not one."""
     selector, dot, verifier = token.partition(".")
-    if not dot or not verifier or _SELECTOR.fullmatch(selector) is None:
+    if not dot or not verifier:
         return None
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(selector + "==")), verifier
-    except (ValueError, binascii.Error):
-        return None
+    credential_id = selector_credential(selector)
+    return (credential_id, verifier) if credential_id is not None else None
 
 
 def hash_token(token: str) -> str:

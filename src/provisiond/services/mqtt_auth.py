@@ -1,24 +1,30 @@
 """Deciding, for an MQTT broker that asks (EMQX's HTTP authentication and authorisation),
 whether a client is a device and what it may touch.
 
-- authentication: an access token as the user name (any password; ThingsBoard's
-  convention), or MQTT basic credentials as issued (user name, password, and the client id
-  they are bound to). A user name provisiond does not know is left to the broker's other
+- authentication: the user name names a credential as domain/broker.py says (a token's
+  public half, a device's serial for a token it chose, an MQTT-basic user name); the
+  password is its secret, and MQTT-basic credentials must come with the client id they are
+  bound to. With ``token_as_username`` (ThingsBoard's convention) the user name is the token
+  and any password goes. A user name provisiond does not know is left to the broker's other
   authenticators ("ignore"); a known one with a wrong secret, a revoked credential or the
-  wrong client id is refused ("deny").
+  wrong client id is refused ("deny"). When several credentials answer to one name, the one
+  issued first holds it — as for Mosquitto's accounts.
 - authorisation: a device may publish and subscribe under its own topic prefix only.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from provisiond.domain.broker import topic_prefix, topic_within
-from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.broker import topic_prefix, topic_within, username_digest
+from provisiond.domain.credentials import CredentialType, selector_credential
+from provisiond.services.broker_names import holder, name_keys
 from provisiond.services.hashing import hash_token, split_token, tokens_equal
+from provisiond.store.integrations import BrokerCredential, RecordedAccount
 from provisiond.store.uow import UnitOfWork
 
 
@@ -36,67 +42,92 @@ class MqttDevice:
     first_use: bool = False  # the credential had never been used
 
 
-async def _by_username(uow: UnitOfWork, username: str, password: str | None,
-                       client_id: str | None, *, check_secret: bool
-                       ) -> tuple[Verdict, MqttDevice | None]:
-    parts = split_token(username)
-    if parts is not None:  # a token provisiond issued: its verifier is checked either way
-        found = await uow.credentials.find_active_by_id(parts[0])
-        if found is None or found[0].type is not CredentialType.ACCESS_TOKEN \
-                or found[1] is None or not tokens_equal(found[1], hash_token(parts[1])):
-            return Verdict.DENY, None  # revoked, or wrong: the shape is provisiond's
-        return Verdict.ALLOW, await _device(uow, found[0])
-    chosen = await uow.credentials.find_active_by_lookup(CredentialType.ACCESS_TOKEN,
-                                                         hash_token(username))
-    if chosen is not None:
-        return Verdict.ALLOW, await _device(uow, chosen[0])
-    basic = await uow.credentials.find_active_by_lookup(CredentialType.MQTT_BASIC, username)
-    if basic is None:
-        revoked = await uow.credentials.lookup_taken(CredentialType.MQTT_BASIC, username)
-        return (Verdict.DENY if revoked else Verdict.IGNORE), None
-    credential, secret_hash = basic
-    bound = await uow.credentials.client_id(credential.id)
-    if bound and client_id is not None and client_id != bound:
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """What the broker sends about a client, and how its user names are read."""
+
+    username: str
+    client_id: str
+    token_as_username: bool = False
+
+
+def _secret_matches(c: BrokerCredential, password: str | None, token_as_username: bool
+                    ) -> bool:
+    """Whether ``password`` is the credential's secret (constant time)."""
+    if c.type == CredentialType.ACCESS_TOKEN.value and token_as_username:
+        return True  # the name was the token, checked already; any password (ThingsBoard)
+    if password is None:
+        return False
+    if c.type == CredentialType.MQTT_BASIC.value or c.lookup is not None:
+        expected = c.secret_hash if c.type == CredentialType.MQTT_BASIC.value else c.lookup
+        return expected is not None and tokens_equal(expected, hash_token(password))
+    parts = split_token(password)
+    return (parts is not None and parts[0] == c.credential_id and c.secret_hash is not None
+            and tokens_equal(c.secret_hash, hash_token(parts[1])))
+
+
+async def _provisionds(uow: UnitOfWork, name: str) -> bool:
+    """Whether a name no active credential holds is still provisiond's to refuse: a token's
+    shape, or an MQTT user name it issued once."""
+    if selector_credential(name) is not None or split_token(name) is not None:
+        return True
+    return await uow.credentials.lookup_taken(CredentialType.MQTT_BASIC, name)
+
+
+async def _identify(uow: UnitOfWork, asker: Asker
+                    ) -> tuple[Verdict, BrokerCredential | None]:
+    """The credential the client names (its binding checked), or the verdict without one."""
+    found = await uow.broker.claimants(
+        name_keys([asker.username], token_as_username=asker.token_as_username),
+        sealed_only=False)
+    held = holder(found, asker.username, token_as_username=asker.token_as_username)
+    if held is None:
+        provisionds = await _provisionds(uow, asker.username)
+        return (Verdict.DENY if provisionds else Verdict.IGNORE), None
+    if held.type == CredentialType.MQTT_BASIC.value and held.client_id \
+            and asker.client_id != held.client_id:
         return Verdict.DENY, None
-    if check_secret and (password is None or secret_hash is None
-                         or not tokens_equal(secret_hash, hash_token(password))):
-        return Verdict.DENY, None
-    return Verdict.ALLOW, await _device(uow, credential)
+    return Verdict.ALLOW, held
 
 
-async def _device(uow: UnitOfWork, credential: Credential) -> MqttDevice | None:
-    device = await uow.devices.find_by_id(credential.device_id)
-    return (MqttDevice(device.id, device.serial, credential.id,
-                       credential.first_used_at is None) if device else None)
-
-
-async def authenticate(uow: UnitOfWork, *, username: str | None, password: str | None,
-                       client_id: str | None, now: datetime
+async def authenticate(uow: UnitOfWork, *, asker: Asker, password: str | None,
+                       now: datetime, keep_name: Callable[[str], str] | None = None
                        ) -> tuple[Verdict, MqttDevice | None]:
-    """The verdict on a connecting client, and the device it is when allowed."""
-    if not username:
+    """The verdict on a connecting client, and the device it is when allowed.
+
+    ``keep_name`` (when provisiond ends EMQX sessions, services/emqx_sessions.py): how to
+    record the user name of a credential used for the first time — sealed if it is a token
+    — in the transaction that marks the first use, so that a credential revoked before any
+    background round recorded it still has its sessions found."""
+    if not asker.username:
         return Verdict.IGNORE, None
     async with uow.read():
-        verdict, device = await _by_username(uow, username, password, client_id,
-                                             check_secret=True)
-    if verdict is Verdict.ALLOW and device is None:
-        return Verdict.DENY, None  # the device was deleted meanwhile
-    if device is not None and device.first_use:
+        verdict, held = await _identify(uow, asker)
+    if held is None:
+        return verdict, None
+    if not _secret_matches(held, password, asker.token_as_username):
+        return Verdict.DENY, None
+    device = MqttDevice(held.device_id, held.serial, held.credential_id,
+                        held.first_used_at is None)
+    if device.first_use:
         async with uow:
             await uow.credentials.mark_first_use(device.credential_id, now)
+            if keep_name is not None:
+                await uow.broker.record([RecordedAccount(
+                    username_digest(asker.username), held.device_id, held.credential_id,
+                    keep_name(asker.username))], now)
             await uow.commit()
-    return verdict, device
+    return Verdict.ALLOW, device
 
 
-async def authorise(uow: UnitOfWork, *, username: str | None, client_id: str | None,
-                    topic: str, prefix_template: str) -> Verdict:
+async def authorise(uow: UnitOfWork, *, asker: Asker, topic: str, prefix_template: str
+                    ) -> Verdict:
     """May this (already authenticated) client publish or subscribe to ``topic``?"""
-    if not username:
+    if not asker.username:
         return Verdict.IGNORE
     async with uow.read():
-        verdict, device = await _by_username(uow, username, None, client_id,
-                                             check_secret=False)
-    if verdict is not Verdict.ALLOW or device is None:
+        verdict, held = await _identify(uow, asker)
+    if held is None:
         return verdict
-    allowed = topic_within(topic_prefix(prefix_template, device.device_id), topic)
+    allowed = topic_within(topic_prefix(prefix_template, held.device_id), topic)
     return Verdict.ALLOW if allowed else Verdict.DENY

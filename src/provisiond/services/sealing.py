@@ -27,6 +27,20 @@ PLAIN = "plain:"
 _AAD = b"provisiond sealed secret"
 
 
+def in_clear(value: str) -> str:
+    """A value that is not secret (a broker user name that is no token), stored in the form
+    :meth:`Sealer.unseal` reads without a passphrase."""
+    return PLAIN + value
+
+
+def read_in_clear(value: str) -> str:
+    """A value :func:`in_clear` stored (ConfigurationError for a sealed one)."""
+    if not value.startswith(PLAIN):
+        raise ConfigurationError("this secret is sealed: set device_key_passphrase to the "
+                                 "passphrase it was sealed with")
+    return value[len(PLAIN):]
+
+
 @lru_cache(maxsize=256)
 def _key(passphrase: str, salt: bytes) -> bytes:
     return Scrypt(salt=salt, length=32, n=2**15, r=8, p=1).derive(passphrase.encode())

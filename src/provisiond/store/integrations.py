@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.broker import BROKER_TYPES
+from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import Event
 from provisiond.store.devices import event_from_row
 from provisiond.store.schema import (
@@ -33,15 +34,35 @@ def insert_ignore(conn: AsyncConnection, table: Any, key: Sequence[str]) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class SealedCredential:
-    """An active credential that has a broker account, with its secret sealed."""
+class BrokerCredential:
+    """An active credential that has a broker account: what names it (its device's serial
+    included), when it was issued, its secret sealed (None when provisiond keeps none) and
+    the hash it is checked against."""
 
     device_id: uuid.UUID
     credential_id: uuid.UUID
     type: str
     lookup: str | None
     client_id: str | None
-    secret_sealed: str
+    secret_sealed: str | None
+    serial: str
+    created_at: datetime
+    secret_hash: str | None = None
+    first_used_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NameKeys:
+    """What finds the credentials that may want some user names (see
+    :meth:`BrokerRepository.claimants`)."""
+
+    credential_ids: Sequence[uuid.UUID] = ()  # tokens provisiond issued
+    basic_names: Sequence[str] = ()  # MQTT-basic user names
+    token_hashes: Sequence[str] = ()  # tokens devices chose, by their SHA-256
+    serials: Sequence[str] = ()  # devices whose chosen token is named by their serial
+
+
+CHUNK = 1000  # values in one IN (…) list
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +71,12 @@ class RecordedAccount:
     device_id: uuid.UUID
     credential_id: uuid.UUID
     username_sealed: str
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[list[Any]]:
+    values = list(values)
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
 
 
 class OutboxRepository:
@@ -142,32 +169,77 @@ class BrokerRepository:
         self._conn = conn
         self.pending = PendingWork(conn, "broker")
 
-    def _sealed_query(self) -> Any:
-        return (select(credentials.c.device_id, credentials.c.id, credentials.c.type,
-                       credentials.c.lookup, credentials.c.client_id,
-                       credentials.c.secret_sealed)
-                .where(credentials.c.type.in_([t.value for t in BROKER_TYPES]),
-                       credentials.c.revoked_at.is_(None),
-                       credentials.c.secret_sealed.is_not(None)))
+    @staticmethod
+    def _query(sealed_only: bool) -> Any:
+        query = (select(credentials.c.device_id, credentials.c.id, credentials.c.type,
+                        credentials.c.lookup, credentials.c.client_id,
+                        credentials.c.secret_sealed, credentials.c.created_at,
+                        credentials.c.secret_hash, credentials.c.first_used_at,
+                        devices.c.serial)
+                 .select_from(credentials.join(devices,
+                                               devices.c.id == credentials.c.device_id))
+                 .where(credentials.c.type.in_([t.value for t in BROKER_TYPES]),
+                        credentials.c.revoked_at.is_(None)))
+        if sealed_only:
+            query = query.where(credentials.c.secret_sealed.is_not(None))
+        return query
 
     @staticmethod
-    def _sealed(rows: Iterable[Any]) -> list[SealedCredential]:
-        return [SealedCredential(r.device_id, r.id, r.type, r.lookup, r.client_id,
-                                 r.secret_sealed) for r in rows]
+    def _rows(rows: Iterable[Any]) -> list[BrokerCredential]:
+        return [BrokerCredential(r.device_id, r.id, r.type, r.lookup, r.client_id,
+                                 r.secret_sealed, r.serial, r.created_at, r.secret_hash,
+                                 r.first_used_at)
+                for r in rows]
 
-    async def sealed_credentials(self, device_ids: Sequence[uuid.UUID]
-                                 ) -> list[SealedCredential]:
-        rows = await self._conn.execute(
-            self._sealed_query().where(credentials.c.device_id.in_(list(device_ids))))
-        return self._sealed(rows)
+    async def credentials(self, device_ids: Sequence[uuid.UUID], *, sealed_only: bool = True
+                          ) -> list[BrokerCredential]:
+        """These devices' active broker credentials (``sealed_only``: those whose secret
+        provisiond keeps, the only ones a broker can be given an account for)."""
+        out: list[BrokerCredential] = []
+        for chunk in _chunks(device_ids):
+            out += self._rows(await self._conn.execute(
+                self._query(sealed_only).where(credentials.c.device_id.in_(chunk))))
+        return out
 
-    async def all_sealed_credentials(self, after: uuid.UUID | None, limit: int
-                                     ) -> list[SealedCredential]:
+    async def all_credentials(self, after: uuid.UUID | None, limit: int, *,
+                              sealed_only: bool = True) -> list[BrokerCredential]:
         """A page of every active broker credential, in credential id order."""
-        query = self._sealed_query().order_by(credentials.c.id).limit(limit)
+        query = self._query(sealed_only).order_by(credentials.c.id).limit(limit)
         if after is not None:
             query = query.where(credentials.c.id > after)
-        return self._sealed(await self._conn.execute(query))
+        return self._rows(await self._conn.execute(query))
+
+    async def claimants(self, keys: NameKeys, *, sealed_only: bool = True
+                        ) -> list[BrokerCredential]:
+        """The active broker credentials that may want one of some user names: a superset
+        (the caller names each and keeps the equal ones), found by index."""
+        token = credentials.c.type == CredentialType.ACCESS_TOKEN.value
+        basic = credentials.c.type == CredentialType.MQTT_BASIC.value
+        lookup = credentials.c.lookup
+        wheres: list[tuple[Sequence[Any], Callable[[list[Any]], Any]]] = [
+            (keys.credential_ids,
+             lambda c: and_(token, lookup.is_(None), credentials.c.id.in_(c))),
+            (keys.basic_names, lambda c: and_(basic, lookup.in_(c))),
+            (keys.token_hashes, lambda c: and_(token, lookup.in_(c))),
+            (keys.serials,
+             lambda c: and_(token, lookup.is_not(None), devices.c.serial.in_(c)))]
+        found: dict[uuid.UUID, BrokerCredential] = {}
+        for values, where in wheres:
+            for chunk in _chunks(values):
+                for c in self._rows(await self._conn.execute(
+                        self._query(sealed_only).where(where(chunk)))):
+                    found[c.credential_id] = c
+        return list(found.values())
+
+    async def recorded_digests(self, digests: Sequence[str]) -> list[RecordedAccount]:
+        """provisiond's records of these accounts, whichever device they are for."""
+        out: list[RecordedAccount] = []
+        for chunk in _chunks(digests):
+            rows = await self._conn.execute(
+                select(broker_accounts).where(broker_accounts.c.digest.in_(chunk)))
+            out += [RecordedAccount(r.digest, r.device_id, r.credential_id, r.username_sealed)
+                    for r in rows]
+        return out
 
     async def recorded(self, device_ids: Sequence[uuid.UUID] | None = None
                        ) -> list[RecordedAccount]:
@@ -179,12 +251,20 @@ class BrokerRepository:
                 for r in rows]
 
     async def record(self, accounts: Sequence[RecordedAccount], now: datetime) -> None:
-        if accounts:
-            await self._conn.execute(
-                insert_ignore(self._conn, broker_accounts, ["digest"]),
-                [{"digest": a.digest, "device_id": a.device_id,
-                  "credential_id": a.credential_id, "username_sealed": a.username_sealed,
-                  "created_at": now} for a in accounts])
+        """Record accounts made; an account of the same name recorded for another credential
+        is now this one's (the name went to the credential that holds it)."""
+        if not accounts:
+            return
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        insert = dialect.insert(broker_accounts)
+        await self._conn.execute(
+            insert.on_conflict_do_update(index_elements=["digest"], set_={
+                "device_id": insert.excluded.device_id,
+                "credential_id": insert.excluded.credential_id,
+                "username_sealed": insert.excluded.username_sealed}),
+            [{"digest": a.digest, "device_id": a.device_id, "credential_id": a.credential_id,
+              "username_sealed": a.username_sealed, "created_at": now}
+             for a in {a.digest: a for a in accounts}.values()])
 
     async def forget(self, digests: Sequence[str]) -> None:
         if digests:

@@ -367,8 +367,10 @@ pending_work = Table(
     Column("last_error", String(500), nullable=True),
 )
 
-# The accounts provisiond has made on the broker (no foreign key: a deleted device's accounts
-# must still be found to be removed). The user name is kept sealed: a token is one.
+# The accounts provisiond has made on the broker, or (EMQX) the user names whose sessions it
+# may have to end (no foreign key: a deleted device's accounts must still be found to be
+# removed). A user name that is a token (broker__token_as_username) is kept sealed; others,
+# not secrets, as "plain:<name>".
 broker_accounts = Table(
     "broker_accounts",
     metadata,

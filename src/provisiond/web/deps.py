@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Annotated, Protocol
@@ -63,6 +64,11 @@ class Container(Protocol):
 
     @property
     def sealer(self) -> Sealer: ...
+
+    @property
+    def broker_name_keeper(self) -> Callable[[str], str] | None:
+        """How the EMQX hook records a user name at a credential's first use (None: not)."""
+        ...
 
 
 def container_of(request: Request) -> Container:

@@ -24,7 +24,7 @@ from provisiond.services.credentials import revoke_credentials, rotate_credentia
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import Settings, load_settings
-from tests.support.broker_accounts import REFUSED, connect, make_device, settle
+from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
 
@@ -56,7 +56,7 @@ def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
         return a, b
 
     (dev_a, issued_a), (dev_b, _) = within(settings, work)
-    rc, device = connect(broker, issued_a.secret, issued_a.secret)
+    rc, device = connect(broker, name(issued_a.secret), issued_a.secret)
     assert rc == 0
     watcher = Device(broker.port, broker.admin, broker.password)
     assert watcher.connect() == 0
@@ -75,10 +75,10 @@ def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
         device.close()
         watcher.close()
     # the token alone (no password) is not enough for Mosquitto's plugin
-    rc, device = connect(broker, issued_a.secret, None)
+    rc, device = connect(broker, name(issued_a.secret), None)
     device.close()
     assert rc in REFUSED
-    rc, device = connect(broker, issued_a.secret, "wrong")
+    rc, device = connect(broker, name(issued_a.secret), "wrong")
     device.close()
     assert rc in REFUSED
 
@@ -96,7 +96,7 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
 
     a, b, d = within(settings, first)
     for issued in (a, b, d):
-        rc, device = connect(broker, issued.secret, issued.secret)
+        rc, device = connect(broker, name(issued.secret), issued.secret)
         device.close()
         assert rc == 0
 
@@ -112,10 +112,10 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
 
     rotated, recorded = within(settings, change)
     for issued in (a, b, d):
-        rc, device = connect(broker, issued.secret, issued.secret)
+        rc, device = connect(broker, name(issued.secret), issued.secret)
         device.close()
         assert rc in REFUSED, issued.serial
-    rc, device = connect(broker, rotated.secret, rotated.secret)
+    rc, device = connect(broker, name(rotated.secret), rotated.secret)
     device.close()
     assert rc == 0
     assert recorded == 1
@@ -176,7 +176,7 @@ def test_a_bulk_import_gets_every_account(database_url: str, broker: Broker) -> 
     (group,) = [g for g in broker.saved()["groups"] if g["groupname"] == "provisiond-devices"]
     assert len(group["clients"]) == 120
     token = secrets["BRK-IMP-077"]
-    rc, device = connect(broker, token, token)
+    rc, device = connect(broker, name(token), token)
     device.close()
     assert rc == 0
 
@@ -194,8 +194,8 @@ def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(database_url: str,
     (_, t0), (d1, t1), (_, t2), (_, t3) = made
     stray = f"stray-{uuid.uuid4().hex[:6]}"
     answers = asyncio.run(admin_run(broker, [
-        dynsec.delete_client(t0.secret),  # lost by the broker
-        dynsec.remove_client_role(t1.secret, f"provisiond-device-{d1.id}"),  # role lost
+        dynsec.delete_client(name(t0.secret)),  # lost by the broker
+        dynsec.remove_client_role(name(t1.secret), f"provisiond-device-{d1.id}"),  # role lost
         dynsec.delete_role(f"provisiond-device-{d1.id}"),
         dynsec.create_client(stray, "pw", groups=["provisiond-devices"]),  # not ours any more
         dynsec.create_client("someone-elses", "pw"),  # not provisiond's: left alone
@@ -229,7 +229,7 @@ def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(database_url: str,
             again["roles_fixed"], again["roles_deleted"]) == (0, 0, 0, 0, 0, 0)
 
     for token, ok in ((t0, True), (t1, True), (t2, True), (t3, False)):
-        rc, device = connect(broker, token.secret, token.secret)
+        rc, device = connect(broker, name(token.secret), token.secret)
         if ok:
             assert rc == 0
             assert device.subscribe(f"devices/{made[[t0, t1, t2, t3].index(token)][0].id}/x") \
@@ -258,7 +258,7 @@ def test_a_changed_topic_prefix_is_applied_by_sync(database_url: str, broker: Br
     report = within(moved, sync)
     assert report["roles_fixed"] == 1
     assert report["updated"] == 0  # the ACLs change in place; the client keeps its role
-    rc, device = connect(broker, issued.secret, issued.secret)
+    rc, device = connect(broker, name(issued.secret), issued.secret)
     try:
         assert rc == 0
         assert device.subscribe(f"fleet/{device_row.id}/io/cmd") < 0x80
@@ -293,7 +293,7 @@ def test_accounts_catch_up_after_the_broker_was_away(database_url: str,
         return await settle(c)
 
     assert within(settings, after) == 1
-    rc, device = connect(broker, issued.secret, issued.secret)
+    rc, device = connect(broker, name(issued.secret), issued.secret)
     device.close()
     assert rc == 0
 

@@ -23,7 +23,7 @@ from provisiond.protocols.mosquitto_files import Entry, Files
 from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.settings import Settings, load_settings
-from tests.support.broker_accounts import REFUSED, connect, make_device, settle
+from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
 
@@ -67,8 +67,8 @@ def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
 
     (dev_a, issued_a), (dev_b, _) = within(settings, work)
     operator_part_kept(broker)
-    assert reloaded(broker, issued_a.secret, issued_a.secret, accepted=True) == 0
-    rc, device = connect(broker, issued_a.secret, issued_a.secret)
+    assert reloaded(broker, name(issued_a.secret), issued_a.secret, accepted=True) == 0
+    rc, device = connect(broker, name(issued_a.secret), issued_a.secret)
     watcher = Device(broker.port, broker.admin, broker.password)
     assert watcher.connect() == 0  # the operator's own account still works
     assert watcher.subscribe("devices/#") < 0x80
@@ -90,7 +90,7 @@ def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
     finally:
         device.close()
         watcher.close()
-    rc, device = connect(broker, issued_a.secret, "wrong")
+    rc, device = connect(broker, name(issued_a.secret), "wrong")
     device.close()
     assert rc in REFUSED
 
@@ -109,8 +109,8 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
 
     a, b, d = within(settings, first)
     for issued in (a, b, d):
-        assert reloaded(broker, issued.secret, issued.secret, accepted=True) == 0
-    rc, online = connect(broker, a.secret, a.secret)  # connected when it is revoked
+        assert reloaded(broker, name(issued.secret), issued.secret, accepted=True) == 0
+    rc, online = connect(broker, name(a.secret), a.secret)  # connected when it is revoked
     assert rc == 0
 
     async def change(c: Container) -> Any:
@@ -127,9 +127,9 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
     rotated, recorded = within(settings, change)
     online.wait("disconnect")  # Mosquitto drops it when it reads the files again
     online.close()
-    assert reloaded(broker, a.secret, a.secret, accepted=False) in REFUSED
+    assert reloaded(broker, name(a.secret), a.secret, accepted=False) in REFUSED
     for issued in (b, d):
-        rc, device = connect(broker, issued.secret, issued.secret)
+        rc, device = connect(broker, name(issued.secret), issued.secret)
         device.close()
         assert rc in REFUSED, issued.serial
     assert rotated.username is not None
@@ -155,10 +155,10 @@ def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
     (_, t0), (_, t1), (d2, t2), (_, t3) = made
     files = mosquitto_files.parse(broker.password_file.read_text(),
                                   broker.acl_file.read_text())
-    del files.accounts[t0.secret]  # lost
-    files.accounts[t1.secret] = Entry(t1.secret, mosquitto_files.hash_password("old"),
-                                      files.accounts[t1.secret].topics)  # outdated password
-    files.accounts[t2.secret] = Entry(t2.secret, files.accounts[t2.secret].hashed,
+    del files.accounts[name(t0.secret)]  # lost
+    files.accounts[name(t1.secret)] = Entry(name(t1.secret), mosquitto_files.hash_password("old"),
+                                            files.accounts[name(t1.secret)].topics)  # outdated password
+    files.accounts[name(t2.secret)] = Entry(name(t2.secret), files.accounts[name(t2.secret)].hashed,
                                       ("#",))  # rules widened by hand
     files.accounts["stray"] = Entry("stray", mosquitto_files.hash_password("pw"), ("#",))
     password_text, acl_text = mosquitto_files.render(files)
@@ -190,14 +190,14 @@ def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
     operator_part_kept(broker)
 
     for token in (t0, t1, t2):
-        assert reloaded(broker, token.secret, token.secret, accepted=True) == 0
-    rc, device = connect(broker, t3.secret, t3.secret)
+        assert reloaded(broker, name(token.secret), token.secret, accepted=True) == 0
+    rc, device = connect(broker, name(t3.secret), t3.secret)
     device.close()
     assert rc in REFUSED
     rc, device = connect(broker, "stray", "pw")
     device.close()
     assert rc in REFUSED
-    assert mosquitto_files.parse(*after).accounts[t2.secret].topics == (
+    assert mosquitto_files.parse(*after).accounts[name(t2.secret)].topics == (
         f"devices/{d2.id}/#",)
 
 
@@ -226,7 +226,7 @@ def test_a_user_name_the_files_cannot_hold_is_reported_and_others_go_on(
     ((device_id, _, _, error),) = pending
     assert device_id == bad.id
     assert error == "the user name contains ':', which Mosquitto's password file cannot hold"
-    assert reloaded(broker, good.secret, good.secret, accepted=True) == 0
+    assert reloaded(broker, name(good.secret), good.secret, accepted=True) == 0
     assert "site:7" not in broker.password_file.read_text()
 
 
@@ -249,7 +249,7 @@ def test_a_failed_reload_is_retried_until_mosquitto_reads_the_files(
     assert "could not be told to read them" in error
     assert str(missing) in error
     # the files were written: only the reload is owed
-    assert issued.secret in broker.password_file.read_text()
+    assert name(issued.secret) in broker.password_file.read_text()
     assert next_at is not None
     os.link(broker.pid_file, missing)
 
@@ -258,7 +258,7 @@ def test_a_failed_reload_is_retried_until_mosquitto_reads_the_files(
         return await settle(c)
 
     assert within(settings_for(database_url, broker, pid_file=str(missing)), later) == 1
-    assert reloaded(broker, issued.secret, issued.secret, accepted=True) == 0
+    assert reloaded(broker, name(issued.secret), issued.secret, accepted=True) == 0
 
 
 def test_writers_of_the_same_files_take_turns(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cli.conftest import Cli, write
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 from tests.support.tts_standin import tts_standin
 
@@ -44,11 +45,11 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
     dry = managed.json("broker", "sync", "--dry-run")
     assert isinstance(dry, dict)
     assert (dry["dry_run"], dry["created"], dry["roles_created"]) == (True, 1, 1)
-    assert not connects(broker, token, token)
+    assert not connects(broker, name(token), token)
     report = managed.json("broker", "sync")
     assert isinstance(report, dict)
     assert (report["accounts"], report["created"], report["errors"]) == (1, 1, [])
-    assert connects(broker, token, token)
+    assert connects(broker, name(token), token)
     again = managed("broker", "sync").stdout
     assert "accounts that were created" in again
     assert managed.json("broker", "status")["accounts"] == 1  # type: ignore[index]
@@ -57,7 +58,7 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
     assert isinstance(rotated, dict)
     assert rotated["client_id"] == "CLI-B1"
     managed("broker", "sync")
-    assert not connects(broker, token, token)
+    assert not connects(broker, name(token), token)
     assert connects(broker, rotated["username"], rotated["password"], "CLI-B1")
 
     result = managed("devices", "rotate", "CLI-B1")
@@ -89,16 +90,17 @@ def test_broker_sync_and_status_with_mosquittos_files(cli: Cli, files_broker: Br
     dry = cli.json("broker", "sync", "--dry-run")
     assert isinstance(dry, dict)
     assert (dry["kind"], dry["dry_run"], dry["created"]) == ("mosquitto-files", True, 1)
-    assert token not in broker.password_file.read_text()
+    assert name(token) not in broker.password_file.read_text()
     table = cli("broker", "sync").stdout
     assert "│ accounts that were created  │ 1     │" in table
     assert "roles" not in table  # the files have none
-    assert token in broker.password_file.read_text()
+    assert name(token) in broker.password_file.read_text()
+    assert token not in broker.password_file.read_text()  # the user name is no secret
     for _ in range(50):  # Mosquitto reads the files again after SIGHUP, asynchronously
-        if connects(broker, token, token):
+        if connects(broker, name(token), token):
             break
         Device.pause(0.1)
-    assert connects(broker, token, token)
+    assert connects(broker, name(token), token)
     again = cli.json("broker", "sync")
     assert isinstance(again, dict)
     assert (again["accounts"], again["created"], again["updated"], again["deleted"]) == \
@@ -196,3 +198,34 @@ def test_lorawan_devices_in_the_things_stack_from_the_cli(
             input="000102030405060708090A0B0C0D0E0F\n")
         failed = cli("lorawan", "sync", code=7)
         assert "400" in failed.stderr
+
+
+def test_broker_sync_and_status_with_emqx(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from tests.support.emqx import EmqxStandIn, Session
+
+    emqx = EmqxStandIn()
+    emqx.start()
+    try:
+        for key, value in (("KIND", "emqx"), ("EMQX_API_URL", emqx.url),
+                           ("EMQX_API_KEY", emqx.key), ("EMQX_API_SECRET", emqx.secret)):
+            monkeypatch.setenv(f"PROVISIOND_BROKER__{key}", value)
+        created = cli.json("devices", "create", "CLI-E1")
+        assert isinstance(created, dict)
+        token = created["credential"]["secret"]
+        first = cli.json("broker", "sync")
+        assert isinstance(first, dict)
+        assert (first["kind"], first["accounts"], first["deleted"]) == ("emqx", 1, 0)
+        emqx.sessions["c1"] = Session("c1", name(token), datetime.now(UTC))
+        cli("devices", "revoke", "CLI-E1")
+        table = cli("broker", "sync").stdout
+        assert "user names whose sessions were ended" in table
+        assert "c1" not in emqx.sessions
+        assert "0 user name(s) recorded" in cli("broker", "status").stdout
+        emqx.stop()
+        monkeypatch.setenv("PROVISIOND_BROKER__EMQX_API_SECRET", "wrong")
+        cli("devices", "create", "CLI-E2")
+        cli("broker", "sync")  # nothing to end: EMQX is not asked
+    finally:
+        emqx.stop()

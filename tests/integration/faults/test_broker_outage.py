@@ -11,6 +11,7 @@ import pytest
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server, api, server  # noqa: F401
 from tests.integration.web.test_provisioning import make_profile, provision, sql
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 
 DEVICES = 20
@@ -24,7 +25,7 @@ def server_settings(sqlite_url: str, broker: Broker) -> Settings:
 
 
 def connects(broker: Broker, token: str) -> bool:
-    device = Device(broker.port, token, token)
+    device = Device(broker.port, name(token), token)
     try:
         return device.connect() == 0
     finally:

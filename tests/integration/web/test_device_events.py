@@ -16,6 +16,7 @@ import pytest
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 from tests.integration.web.test_pages import fleet, read_events, signed_in  # noqa: F401
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 
 
@@ -40,7 +41,7 @@ def online(broker: Broker, token: str) -> Device:
     holder: dict[str, Device] = {}
 
     def attempt() -> bool:
-        device = Device(broker.port, token, token)
+        device = Device(broker.port, name(token), token)
         if device.connect() == 0:
             holder["d"] = device
             return True

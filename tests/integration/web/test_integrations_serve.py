@@ -13,6 +13,7 @@ import pytest
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 from tests.integration.web.test_provisioning import make_profile, provision
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 from tests.support.receiver import Receiver, receiver
 
@@ -54,7 +55,7 @@ def test_serve_makes_broker_accounts_and_delivers_webhooks(
     assert json.loads(request.body)["device"]["serial"] == "SRV-1"
 
     def connected() -> bool:
-        device = Device(broker.port, token, token)
+        device = Device(broker.port, name(token), token)
         try:
             return device.connect() == 0
         finally:
@@ -89,7 +90,7 @@ def test_self_provisioned_devices_get_their_broker_account(
             device.close()
 
     wait_until(lambda: connects(creds["userName"], creds["password"], creds["clientId"]))
-    wait_until(lambda: connects(token["credentialsValue"], token["credentialsValue"]))
+    wait_until(lambda: connects(name(token["credentialsValue"]), token["credentialsValue"]))
     assert not connects(creds["userName"], creds["password"], "another-client")
     shown = api.get("/api/v1/devices/SELF-1").json()
     device = Device(broker.port, creds["userName"], creds["password"], creds["clientId"])

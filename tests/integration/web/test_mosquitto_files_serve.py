@@ -12,6 +12,7 @@ from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 from tests.integration.web.test_integrations_serve import wait_until
 from tests.integration.web.test_provisioning import make_profile, provision
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 
 
@@ -45,7 +46,7 @@ def test_self_provisioned_devices_get_their_account_in_the_files(
     wait_until(lambda: len(written().accounts) == 20)
     files = written()
     token = answers[-2]["credentialsValue"]
-    wait_until(lambda: connects(token, token))  # Mosquitto reloads after the SIGHUP
+    wait_until(lambda: connects(name(token), token))  # Mosquitto reloads after the SIGHUP
     basic = answers[1]["credentialsValue"]
     assert connects(basic["userName"], basic["password"])
     assert not connects(basic["userName"], "not its password")

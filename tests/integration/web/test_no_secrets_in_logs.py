@@ -27,6 +27,7 @@ from tb_device_mqtt import TBDeviceMqttClient
 from tests.integration.web.conftest import Server, free_port
 from tests.integration.web.test_integrations_serve import wait_until
 from tests.integration.web.test_pages import Browser
+from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 from tests.support.processes import Instance
 from tests.support.receiver import Receiver, receiver
@@ -136,7 +137,7 @@ def test_no_secret_issued_or_guessed_appears_in_the_logs(
 
             # the integrations ran: the broker account works, the webhook was delivered
             def account_works() -> bool:
-                device = Device(broker.port, http_answer["credentialsValue"],
+                device = Device(broker.port, name(http_answer["credentialsValue"]),
                                 http_answer["credentialsValue"])
                 try:
                     return device.connect() == 0
