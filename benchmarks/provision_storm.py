@@ -1,15 +1,18 @@
 """A provisioning storm: 10,000 devices at once over HTTP and MQTT together, some asking
-twice (their first answer "lost"). Nothing may be lost or duplicated.
+twice (their first answer "lost", retried with their retry key). Nothing may be lost or
+duplicated.
 
     python benchmarks/provision_storm.py [--devices 10000] [--concurrency 64] [--repeat 0.1]
                                          [--backends sqlite,postgresql]
 
-Per backend: a fresh database with one allow-create profile (limits out of the way),
-`provisiond serve` as its own process; half the devices provision over HTTP (keep-alive
-connections), half over MQTT (one session each, through the listener), `--concurrency` at
-a time of each; a share (`--repeat`) ask a second time after their first answer. Then the
-database must hold exactly the devices asked for, each with exactly one active credential,
-and every device's last answer must be SUCCESS. Prints the figures as JSON lines.
+Per backend: a fresh database with one allow-create profile (limits out of the way,
+`--reprovision with-proof`), `provisiond serve` as its own process; half the devices
+provision over HTTP (keep-alive connections), half over MQTT (one session each, through the
+listener), `--concurrency` at a time of each, every request carrying the device's retry key;
+a share (`--repeat`) ask a second time after their first answer. Then the database must hold
+exactly the devices asked for, each with exactly one active credential, every device's last
+answer must be SUCCESS, and a repeat must have been answered the credential of the first.
+Prints the figures as JSON lines.
 """
 
 from __future__ import annotations
@@ -72,11 +75,12 @@ async def over_mqtt(port: int, request: dict[str, str]) -> dict[str, Any]:
 
 
 async def storm(http_port: int, mqtt_port: int, key: str, secret: str, args: argparse.Namespace,
-                prefix: str) -> tuple[dict[str, dict[str, Any]], float, int]:
+                prefix: str) -> tuple[dict[str, dict[str, Any]], float, int, int]:
     names = [f"{prefix}{n:06d}" for n in range(args.devices)]
     rng = random.Random(7)
     twice = set(rng.sample(names, int(len(names) * args.repeat)))
     last: dict[str, dict[str, Any]] = {}
+    first: dict[str, dict[str, Any]] = {}
     requests = 0
     gates = {"http": asyncio.Semaphore(args.concurrency),
              "mqtt": asyncio.Semaphore(args.concurrency)}
@@ -87,16 +91,20 @@ async def storm(http_port: int, mqtt_port: int, key: str, secret: str, args: arg
             nonlocal requests
             transport = "http" if n % 2 == 0 else "mqtt"
             request = {"deviceName": name, "provisionDeviceKey": key,
-                       "provisionDeviceSecret": secret}
+                       "provisionDeviceSecret": secret, "retryKey": f"retry-key-of-{name}"}
             for _ in range(2 if name in twice else 1):
                 async with gates[transport]:
                     last[name] = (await over_http(client, request) if transport == "http"
                                   else await over_mqtt(mqtt_port, request))
+                    first.setdefault(name, last[name])
                     requests += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(device(n, name) for n, name in enumerate(names)))
-        return last, time.perf_counter() - started, requests
+        seconds = time.perf_counter() - started
+    moved = sum(first[n].get("credentialsValue") != last[n].get("credentialsValue")
+                for n in twice)
+    return last, seconds, requests, moved
 
 
 def check(database: str) -> dict[str, int]:
@@ -109,15 +117,16 @@ def check(database: str) -> dict[str, int]:
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     database = fresh_database(backend, f"bench_storm_{backend}")
     provisiond("db", "upgrade", database=database)
-    made = bench_profile(database)
+    made = bench_profile(database, "--reprovision", "with-proof")
     mqtt_port = free_port()
     with serving(database, "--mqtt-port", str(mqtt_port)) as http_port:
-        last, seconds, requests = asyncio.run(storm(http_port, mqtt_port, made["key"],
-                                                    made["secret"], args, "ST"))
+        last, seconds, requests, moved = asyncio.run(storm(
+            http_port, mqtt_port, made["key"], made["secret"], args, "ST"))
     failed = sum(a.get("status") != "SUCCESS" for a in last.values())
     return {"backend": backend, "devices_asked": args.devices, "requests": requests,
             "seconds": round(seconds, 1), "requests_per_second": round(requests / seconds),
-            "last_answer_not_success": failed, **check(database)}
+            "last_answer_not_success": failed, "repeats_answered_another_credential": moved,
+            **check(database)}
 
 
 def main() -> None:

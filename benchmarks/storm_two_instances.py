@@ -7,10 +7,12 @@ against two `provisiond serve` instances on one PostgreSQL.
 Per round: a fresh database with one allow-create profile (limits out of the way), 500
 imported devices for the people to claim and 100 installers; two serve processes (MQTT
 off), each device provisioning over HTTP through one of them (alternating, keep-alive,
-`--concurrency` at a time in all), 10% asking twice (their first answer "lost"). Meanwhile
-each person signs in on one instance and claims 5 devices; every device in stock is wanted
-by two people, so half the claims race. Then: exactly the devices asked for exist, each with
-one active credential, the last answer of each SUCCESS, no credential value answered twice;
+`--concurrency` at a time in all), 10% asking twice (their first answer "lost", retried with
+their retry key: the profile is `--reprovision with-proof`). Meanwhile each person signs in
+on one instance and claims 5 devices; every device in stock is wanted by two people, so half
+the claims race. Then: exactly the devices asked for exist, each with one active credential,
+the last answer of each SUCCESS, every answer of a device the same credential and no
+credential answered to two devices;
 each stock device has exactly one owner and one `device.claimed` event, and every claim was
 answered 303 (won) or 409 (someone else had it). Prints each round and the medians as JSON
 lines: provisioning and claim-start p50/p99 latency, the storm's length and rate.
@@ -116,7 +118,7 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
     names = [f"TWO{n:06d}" for n in range(args.devices)]
     twice = set(random.Random(7).sample(names, args.devices // 10))
     last: dict[str, dict[str, Any]] = {}
-    values: list[str] = []
+    values: dict[str, set[str]] = {}
     provision_ms: list[float] = []
     claim_ms: list[float] = []
     sign_in_ms: list[float] = []
@@ -135,7 +137,7 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
 
     async def device(i: int, name: str) -> None:
         request = {"deviceName": name, "provisionDeviceKey": key,
-                   "provisionDeviceSecret": secret}
+                   "provisionDeviceSecret": secret, "retryKey": f"retry-key-of-{name}"}
         for _ in range(2 if name in twice else 1):
             async with gate:
                 started = time.perf_counter()
@@ -144,7 +146,7 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
                 provision_ms.append((time.perf_counter() - started) * 1000)
                 last[name] = answer
                 if answer.get("status") == "SUCCESS":
-                    values.append(answer["credentialsValue"])
+                    values.setdefault(name, set()).add(answer["credentialsValue"])
 
     started = time.perf_counter()
     await asyncio.gather(
@@ -162,7 +164,7 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
 def run(args: argparse.Namespace, round_no: int) -> dict[str, Any]:
     database = fresh_database("postgresql", "bench_storm_two")
     provisiond("db", "upgrade", database=database)
-    made = bench_profile(database)
+    made = bench_profile(database, "--reprovision", "with-proof")
     token = json.loads(provisiond("tokens", "create", "bench", "--json",
                                   database=database).stdout)["secret"]
     started = [start_instance(database) for _ in range(args.instances)]
@@ -190,7 +192,10 @@ def run(args: argparse.Namespace, round_no: int) -> dict[str, Any]:
         "devices_made": q("SELECT count(*) FROM devices WHERE serial LIKE 'TWO%'"),
         "last_answer_not_success": sum(a.get("status") != "SUCCESS"
                                        for a in s["last"].values()),
-        "credential_values_answered_twice": len(s["values"]) - len(set(s["values"])),
+        "devices_answered_two_credentials": sum(len(v) != 1 for v in s["values"].values()),
+        "credentials_answered_to_two_devices": (
+            sum(len(v) for v in s["values"].values())
+            - len(set().union(*s["values"].values()))),
         "devices_without_exactly_one_credential": q(
             "SELECT count(*) FROM (SELECT d.id FROM devices d LEFT JOIN credentials c ON "
             "c.device_id = d.id AND c.revoked_at IS NULL WHERE d.serial LIKE 'TWO%' "

@@ -135,7 +135,9 @@ def make_credential(tx: ProvisionTx, job: Job, device_id: uuid.UUID
     # MQTT basic
     if request.username and request.password:
         username, password = request.username, request.password
-        if tx.lookup_taken(job.ctype, username):
+        # another device's serial is the broker user name of a token that device chose
+        if tx.lookup_taken(job.ctype, username) or (
+                username != serial and tx.serial_taken(username)):
             return refuse(tb.FAILURE, "this MQTT user name is in use by another device",
                           serial)
     else:

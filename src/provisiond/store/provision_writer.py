@@ -89,6 +89,7 @@ _CERTIFICATE = ("SELECT public_key_sha256, certificate_pem FROM issued_certifica
 _CA = ("SELECT id, name, certificate_pem, private_key_pem, key_encrypted, created_at"
        " FROM certificate_authorities WHERE id = ?")
 _LOOKUP_TAKEN = "SELECT 1 FROM credentials WHERE type = ? AND lookup = ? LIMIT 1"
+_SERIAL_TAKEN = "SELECT 1 FROM devices WHERE serial = ?"
 _EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, data"
 _ADD_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
 _DEVICE_COLUMNS = (
@@ -287,6 +288,10 @@ class ProvisionTx:
     def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
         """Whether any credential of this type, revoked or not, has this lookup value."""
         return self._one(_LOOKUP_TAKEN, (ctype.value, lookup)) is not None
+
+    def serial_taken(self, serial: str) -> bool:
+        """Whether a device has exactly this serial."""
+        return self._one(_SERIAL_TAKEN, (serial,)) is not None
 
     # writes ------------------------------------------------------------------------------
     def _event_params(self, event: NewEvent) -> tuple[Any, ...]:

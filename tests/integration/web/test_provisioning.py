@@ -144,6 +144,11 @@ def test_mqtt_basic_generated_and_chosen(server: Server, api: httpx.Client) -> N
     assert provision(server, key, secret, **chosen) == FAILED  # once (test_identity.py)
     taken = provision(server, key, secret, **{**chosen, "deviceName": "M3"})
     assert taken["errorMsg"] == "this MQTT user name is in use by another device"
+    # another device's serial is its broker user name when it chose its token
+    squat = provision(server, key, secret, **{**chosen, "deviceName": "M5", "username": "M1"})
+    assert squat["errorMsg"] == "this MQTT user name is in use by another device"
+    own = provision(server, key, secret, **{**chosen, "deviceName": "M6", "username": "M6"})
+    assert own["credentialsValue"]["userName"] == "M6"  # its own serial is its to use
     short = provision(server, key, secret, **{**chosen, "deviceName": "M4", "username": "u4",
                                               "password": "short"})
     assert short["errorMsg"] == ("password must be at least 16 characters (this profile's "
