@@ -37,10 +37,11 @@ def main() -> None:
     parser.add_argument("a", type=Path, help="the src folder of tree A (e.g. the old code)")
     parser.add_argument("b", type=Path, help="the src folder of tree B")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="-- then a benchmark script and its arguments")
-    args = parser.parse_args()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = sys.argv[1:]
+    if "--" not in argv:
+        parser.error("give the benchmark after --: ab.py A B -- provision_http.py …")
+    split = argv.index("--")
+    args, command = parser.parse_args(argv[:split]), argv[split + 1:]
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
     print(json.dumps({"trees": {k: str(v) for k, v in trees.items()}, "command": command}),
           flush=True)

@@ -14,8 +14,8 @@ certificate issued before provisiond wrote distribution points (or under another
 When a new CRL is made:
 
 - a revocation: the outbox's consumer :func:`request_crls` sees the events that may revoke
-  a certificate (``credentials.revoked``, ``device.deleted``, ``device.provisioned``: a
-  re-issue) and counts up ``crl_requested`` of every CA that revoked one since the earliest
+  a certificate (``credentials.revoked`` — every revocation writes one: a revoke, a
+  rotation, a factory reset — and ``device.deleted``) and counts up ``crl_requested`` of every CA that revoked one since the earliest
   of them, in the dispatcher's transaction;
 - :class:`CrlMaker` (under the ``crl`` lease: one instance at a time) looks every second and
   makes a CRL for each CA whose count moved, that has none, or whose CRL is
@@ -55,9 +55,8 @@ log = logging.getLogger(__name__)
 RETRY_FAILED = timedelta(minutes=1)  # then a CA whose CRL could not be made is tried again
 
 # The events after which a CA may have revoked a certificate (the dispatcher's batch).
-REVOKING_EVENTS = frozenset({
-    EventType.CREDENTIALS_REVOKED, EventType.DEVICE_DELETED, EventType.DEVICE_PROVISIONED,
-})
+# (Not device.provisioned: a provisioning storm would cost a query per dispatched batch.)
+REVOKING_EVENTS = frozenset({EventType.CREDENTIALS_REVOKED, EventType.DEVICE_DELETED})
 
 # RFC 5280 5.3.1: "unspecified" is not written (the reason code is left out instead).
 _REASONS = {
