@@ -70,7 +70,7 @@ class ProvisionAnswer:
         return bool(self.body.get("status") == tb.SUCCESS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per request, and frozen costs its __init__
 class Job:
     """One request as the writer's job sees it: who asks, over what, when."""
 

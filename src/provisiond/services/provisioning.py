@@ -170,17 +170,20 @@ def _request_problem(profile: Profile, request: tb.ProvisionRequest,
         return "this profile has no certificate authority to sign CSRs; send a certificate " \
                "instead"
     shortest = profile.device_secret_min_length
-    rule = f"at least {shortest} characters (this profile's device_secret_min_length)"
     if (request.credentials_type is tb.TbCredentialsType.ACCESS_TOKEN and request.token
             and len(request.token) < shortest):
-        return f"token must be {rule}"
+        return f"token must be {_length_rule(shortest)}"
     if request.credentials_type is tb.TbCredentialsType.MQTT_BASIC and (
             request.username or request.password or request.client_id):
         if not request.username or not request.password:
             return "MQTT_BASIC credentials chosen by the device need username and password"
         if len(request.password) < shortest:
-            return f"password must be {rule}"
+            return f"password must be {_length_rule(shortest)}"
     return None
+
+
+def _length_rule(shortest: int) -> str:
+    return f"at least {shortest} characters (this profile's device_secret_min_length)"
 
 
 def _provision_device(tx: ProvisionTx, job: Job) -> ProvisionAnswer:

@@ -149,7 +149,7 @@ class ProvisionState:
     answer_sealed: str | None = None  # that answer, sealed with the retry key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Provisioned:
     """How a device stands after provisioning: what :meth:`ProvisionTx.mark_provisioned`
     writes."""
