@@ -153,6 +153,7 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
     profile, serial, now = job.profile, job.serial, job.now
     pem = job.request.certificate or ""
     ca_id: uuid.UUID | None = None
+    key_hash = ""
     try:
         if is_csr(pem):
             ca = tx.ca(profile.ca_id) if profile.ca_id else None
@@ -165,7 +166,7 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
                        else check_csr(pem, serial=serial))
             cert = job.policy.signers.get(ca, job.policy.ca_passphrase).issue(
                 checked, days=profile.certificate_days, now=now)
-            ca_id = ca.id
+            ca_id, key_hash = ca.id, public_key_sha256(checked.public_key)
         else:
             cert = device_certificate(pem, now=now)
             device_ca = tx.ca(profile.device_ca_id) if profile.device_ca_id else None
@@ -178,8 +179,7 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
     cert_pem = cert.public_bytes(Encoding.PEM).decode()
     register = None if ca_id is None else IssuedCertificate(
         ca_id, serial_hex(cert.serial_number), credential.id, credential.device_id, serial,
-        public_key_sha256(cert.public_key()),  # type: ignore[arg-type]
-        cert_pem, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        key_hash, cert_pem, cert.not_valid_before_utc, cert.not_valid_after_utc)
     return Issued(credential, cert_pem, lookup, None, certificate=register)
 
 

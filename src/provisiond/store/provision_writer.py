@@ -174,6 +174,7 @@ class ProvisionTx:
         self._profiles: dict[str, tuple[Profile, str] | None] = {}
         self._cas: dict[uuid.UUID, StoredCa | None] = {}
         self._events: list[tuple[Any, ...]] = []  # written by flush(), all in one statement
+        self._certificates: list[tuple[Any, ...]] = []  # likewise
 
     # conversions -------------------------------------------------------------------------
     @staticmethod
@@ -217,10 +218,18 @@ class ProvisionTx:
         self._cur.execute(sql, params)
 
     def flush(self) -> None:
-        """Write what is buffered (events); the writer calls it before every commit."""
+        """Write what is buffered (events, certificates); the writer calls it before every
+        commit."""
+        self._flush_certificates()
         if self._events:
             self._cur.executemany(self._add_event, self._events)
             self._events.clear()
+
+    def _flush_certificates(self) -> None:
+        """Write the buffered certificates (also before anything reads or revokes one)."""
+        if self._certificates:
+            self._cur.executemany(self._sql(_ADD_CERTIFICATE), self._certificates)
+            self._certificates.clear()
 
     # reads -------------------------------------------------------------------------------
     def prefetch(self, serials: list[str]) -> None:
@@ -282,6 +291,7 @@ class ProvisionTx:
     def certificate(self, credential_id: uuid.UUID) -> tuple[str, str] | None:
         """A credential's certificate from its CA's register, while not revoked: the SHA-256
         of its public key, and its PEM."""
+        self._flush_certificates()
         row = self._one(_CERTIFICATE, (self._id_in(credential_id),))
         return None if row is None else (row[0], row[1])
 
@@ -333,14 +343,16 @@ class ProvisionTx:
     def revoke_credential(self, credential_id: uuid.UUID, now: datetime,
                           reason: RevocationReason = RevocationReason.SUPERSEDED) -> None:
         """Revoke a credential (and its certificate in its CA's register)."""
+        self._flush_certificates()
         self._run(_REVOKE, (self._ts_in(now), self._id_in(credential_id)))
         self._run(_REVOKE_CERTIFICATE, (self._ts_in(now), reason.value,
                                         self._id_in(credential_id)))
 
     def add_certificate(self, cert: IssuedCertificate) -> None:
-        """A certificate one of provisiond's CAs just issued, in that CA's register."""
+        """A certificate one of provisiond's CAs just issued, in that CA's register (written
+        with the batch's others, in one statement)."""
         i, t = self._id_in, self._ts_in
-        self._run(_ADD_CERTIFICATE, (
+        self._certificates.append((
             i(cert.ca_id), cert.serial_number, i(cert.credential_id), i(cert.device_id),
             cert.device_serial, cert.public_key_sha256, cert.certificate_pem,
             t(cert.not_before), t(cert.not_after)))
