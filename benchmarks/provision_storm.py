@@ -91,7 +91,7 @@ async def storm(http_port: int, mqtt_port: int, key: str, secret: str, args: arg
             nonlocal requests
             transport = "http" if n % 2 == 0 else "mqtt"
             request = {"deviceName": name, "provisionDeviceKey": key,
-                       "provisionDeviceSecret": secret, "retryKey": f"retry-key-of-{name}"}
+                       "provisionDeviceSecret": secret, "retryKey": f"retry-key-kept-by-{name}"}
             for _ in range(2 if name in twice else 1):
                 async with gates[transport]:
                     last[name] = (await over_http(client, request) if transport == "http"

@@ -137,7 +137,7 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
 
     async def device(i: int, name: str) -> None:
         request = {"deviceName": name, "provisionDeviceKey": key,
-                   "provisionDeviceSecret": secret, "retryKey": f"retry-key-of-{name}"}
+                   "provisionDeviceSecret": secret, "retryKey": f"retry-key-kept-by-{name}"}
         for _ in range(2 if name in twice else 1):
             async with gate:
                 started = time.perf_counter()
