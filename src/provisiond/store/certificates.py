@@ -131,18 +131,17 @@ class CertificateRepository:
 
     async def revoke_credential(self, credential_id: uuid.UUID, now: datetime,
                                 reason: RevocationReason) -> None:
-        await self._conn.execute(
-            update(issued_certificates)
-            .where(issued_certificates.c.credential_id == credential_id,
-                   issued_certificates.c.revoked_at.is_(None))
-            .values(revoked_at=now, revocation_reason=reason.value))
+        await self._revoke(issued_certificates.c.credential_id == credential_id, now, reason)
 
     async def revoke_device(self, device_id: uuid.UUID, now: datetime,
                             reason: RevocationReason) -> None:
+        await self._revoke(issued_certificates.c.device_id == device_id, now, reason)
+
+    async def _revoke(self, which: Any, now: datetime, reason: RevocationReason) -> None:
+        """Revoke the certificates ``which`` selects that are not revoked yet."""
         await self._conn.execute(
             update(issued_certificates)
-            .where(issued_certificates.c.device_id == device_id,
-                   issued_certificates.c.revoked_at.is_(None))
+            .where(which, issued_certificates.c.revoked_at.is_(None))
             .values(revoked_at=now, revocation_reason=reason.value))
 
     async def cas_revoking_since(self, since: datetime) -> list[uuid.UUID]:
