@@ -27,7 +27,6 @@ from provisiond.services.certificates import (
     device_certificate,
     fingerprint,
     is_csr,
-    public_key_sha256,
 )
 from provisiond.services.hashing import hash_token, new_split_token
 from provisiond.services.ids import new_id
@@ -153,7 +152,6 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
     profile, serial, now = job.profile, job.serial, job.now
     pem = job.request.certificate or ""
     ca_id: uuid.UUID | None = None
-    key_hash = ""
     try:
         if is_csr(pem):
             ca = tx.ca(profile.ca_id) if profile.ca_id else None
@@ -166,7 +164,7 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
                        else check_csr(pem, serial=serial))
             cert = job.policy.signers.get(ca, job.policy.ca_passphrase).issue(
                 checked, days=profile.certificate_days, now=now)
-            ca_id, key_hash = ca.id, public_key_sha256(checked.public_key)
+            ca_id = ca.id
         else:
             cert = device_certificate(pem, now=now)
             device_ca = tx.ca(profile.device_ca_id) if profile.device_ca_id else None
@@ -179,7 +177,7 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
     cert_pem = cert.public_bytes(Encoding.PEM).decode()
     register = None if ca_id is None else IssuedCertificate(
         ca_id, serial_hex(cert.serial_number), credential.id, credential.device_id, serial,
-        key_hash, cert_pem, cert.not_valid_before_utc, cert.not_valid_after_utc)
+        cert_pem, cert.not_valid_before_utc, cert.not_valid_after_utc)
     return Issued(credential, cert_pem, lookup, None, certificate=register)
 
 

@@ -128,7 +128,7 @@ def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest,
                named: str | InvalidInput | None, csr: CheckedCsr | CertificateRefused | None,
                limiter: RateLimiter, source: str, policy: ProvisionPolicy, now: datetime,
                transport: str) -> ProvisionAnswer:
-    profile = check_profile_secret(tx.profile_by_key(request.key), request.secret)
+    profile = _profile(tx, request)
     if profile is None:
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
         if wait:
@@ -150,6 +150,16 @@ def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest,
     serial = named or f"TB-{random_text(16)}"  # no name: 80 random bits, the server names it
     job = Job(profile, request, ctype, serial, policy, transport, source, now, csr)
     return _provision_device(tx, job)
+
+
+def _profile(tx: ProvisionTx, request: tb.ProvisionRequest) -> Profile | None:
+    """The enabled profile the request's key and secret name (checked once per batch: a
+    storm of one firmware's devices presents the same pair)."""
+    memo = ("profile", request.key, request.secret)
+    if memo not in tx.memo:
+        tx.memo[memo] = check_profile_secret(tx.profile_by_key(request.key), request.secret)
+    found: Profile | None = tx.memo[memo]
+    return found
 
 
 def _too_many(wait: float) -> ProvisionAnswer:

@@ -103,15 +103,21 @@ def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> Provision
             return refuse_repeat(tx, job, state, problem)
         return _confirm(tx, job, state, _chosen_value(job, state), "same-credential")
     if held and isinstance(job.csr, CheckedCsr) and current is not None:
-        certificate = tx.certificate(current.id)
-        if certificate is not None and certificate[0] == public_key_sha256(job.csr.public_key):
-            return _confirm(tx, job, state, certificate[1], "same-key")
+        pem = tx.certificate(current.id)
+        if pem is not None and _same_key(pem, job.csr):
+            return _confirm(tx, job, state, pem, "same-key")
     if policy is ReprovisionPolicy.FACTORY_RESET and request.reprovision_proof is not None:
         problem = _current_certificate_problem(job, state)
         if problem:
             return refuse_repeat(tx, job, state, problem)
         return _replace(tx, job, state, "current-certificate")
     return refuse_repeat(tx, job, state, "no proof that it is the first requester")
+
+
+def _same_key(pem: str, csr: CheckedCsr) -> bool:
+    """Whether a certificate holds the key of a CSR."""
+    held = x509.load_pem_x509_certificate(pem.encode()).public_key()
+    return public_key_sha256(held) == public_key_sha256(csr.public_key)  # type: ignore[arg-type]
 
 
 def _confirm(tx: ProvisionTx, job: Job, state: ProvisionState, value: Value,

@@ -39,7 +39,6 @@ class IssuedCertificate:
     credential_id: uuid.UUID
     device_id: uuid.UUID
     device_serial: str
-    public_key_sha256: str
     certificate_pem: str
     not_before: datetime
     not_after: datetime
@@ -92,7 +91,7 @@ def serial_hex(serial_number: int) -> str:
 def _from_row(row: Any) -> IssuedCertificate:
     return IssuedCertificate(
         row.ca_id, row.serial_number, row.credential_id, row.device_id, row.device_serial,
-        row.public_key_sha256, row.certificate_pem, row.not_before, row.not_after,
+        row.certificate_pem, row.not_before, row.not_after,
         row.revoked_at,
         RevocationReason(row.revocation_reason) if row.revocation_reason else None)
 
@@ -105,7 +104,7 @@ class CertificateRepository:
         await self._conn.execute(insert(issued_certificates).values(
             ca_id=cert.ca_id, serial_number=cert.serial_number,
             credential_id=cert.credential_id, device_id=cert.device_id,
-            device_serial=cert.device_serial, public_key_sha256=cert.public_key_sha256,
+            device_serial=cert.device_serial,
             certificate_pem=cert.certificate_pem, not_before=cert.not_before,
             not_after=cert.not_after))
 

@@ -84,7 +84,7 @@ _STATE = (
 )
 _ACTIVE = ("SELECT id, type FROM credentials WHERE device_id = ? AND revoked_at IS NULL"
            " AND type <> 'lorawan' ORDER BY created_at")
-_CERTIFICATE = ("SELECT public_key_sha256, certificate_pem FROM issued_certificates"
+_CERTIFICATE = ("SELECT certificate_pem FROM issued_certificates"
                 " WHERE credential_id = ? AND revoked_at IS NULL")
 _CA = ("SELECT id, name, certificate_pem, private_key_pem, key_encrypted, created_at"
        " FROM certificate_authorities WHERE id = ?")
@@ -111,8 +111,8 @@ _REVOKE_CERTIFICATE = ("UPDATE issued_certificates SET revoked_at = ?, revocatio
                        " WHERE credential_id = ? AND revoked_at IS NULL")
 _ADD_CERTIFICATE = (
     "INSERT INTO issued_certificates (ca_id, serial_number, credential_id, device_id,"
-    " device_serial, public_key_sha256, certificate_pem, not_before, not_after)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " device_serial, certificate_pem, not_before, not_after)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Only over the credential the job read (another instance may have provisioned the device
 # since): no row updated is a lost race, and the job runs again.
@@ -175,6 +175,9 @@ class ProvisionTx:
         self._cas: dict[uuid.UUID, StoredCa | None] = {}
         self._events: list[tuple[Any, ...]] = []  # written by flush(), all in one statement
         self._certificates: list[tuple[Any, ...]] = []  # likewise
+        # What the batch's jobs worked out once for all of them (the batch is one
+        # transaction): e.g. that a profile's key and secret match.
+        self.memo: dict[Any, Any] = {}
 
     # conversions -------------------------------------------------------------------------
     @staticmethod
@@ -288,12 +291,11 @@ class ProvisionTx:
         rows = self._cur.execute(self._sql(_ACTIVE), (self._id_in(device_id),)).fetchall()
         return [(self._uid(r[0]), CredentialType(r[1])) for r in rows]
 
-    def certificate(self, credential_id: uuid.UUID) -> tuple[str, str] | None:
-        """A credential's certificate from its CA's register, while not revoked: the SHA-256
-        of its public key, and its PEM."""
+    def certificate(self, credential_id: uuid.UUID) -> str | None:
+        """A credential's certificate (PEM) from its CA's register, while not revoked."""
         self._flush_certificates()
         row = self._one(_CERTIFICATE, (self._id_in(credential_id),))
-        return None if row is None else (row[0], row[1])
+        return None if row is None else str(row[0])
 
     def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
         """Whether any credential of this type, revoked or not, has this lookup value."""
@@ -354,7 +356,7 @@ class ProvisionTx:
         i, t = self._id_in, self._ts_in
         self._certificates.append((
             i(cert.ca_id), cert.serial_number, i(cert.credential_id), i(cert.device_id),
-            cert.device_serial, cert.public_key_sha256, cert.certificate_pem,
+            cert.device_serial, cert.certificate_pem,
             t(cert.not_before), t(cert.not_after)))
 
     def mark_provisioned(self, device_id: uuid.UUID, provisioned: Provisioned, *,

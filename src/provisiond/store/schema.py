@@ -207,7 +207,6 @@ issued_certificates = Table(
     Column("credential_id", Uuid, nullable=False, unique=True),
     Column("device_id", Uuid, nullable=False),
     Column("device_serial", String(64), nullable=False),
-    Column("public_key_sha256", String(64), nullable=False),  # of the SubjectPublicKeyInfo
     Column("certificate_pem", String(8192), nullable=False),
     Column("not_before", UtcDateTime, nullable=False),
     Column("not_after", UtcDateTime, nullable=False),

@@ -64,7 +64,7 @@ async def issue(c: Container, ca_id: uuid.UUID, serial_number: int, *, days: int
     credential_id = uuid.uuid4()
     async with c.uow() as uow:
         await uow.certificates.add(IssuedCertificate(
-            ca_id, format(serial_number, "x"), credential_id, device_id, "DEV", "0" * 64,
+            ca_id, format(serial_number, "x"), credential_id, device_id, "DEV",
             "PEM", c.now() - timedelta(days=1), c.now() + timedelta(days=days)))
         if revoked is not None:
             await uow.certificates.revoke_credential(credential_id, c.now(), revoked)

@@ -51,7 +51,6 @@ def upgrade() -> None:
     sa.Column('credential_id', sa.Uuid(), nullable=False),
     sa.Column('device_id', sa.Uuid(), nullable=False),
     sa.Column('device_serial', sa.String(length=64), nullable=False),
-    sa.Column('public_key_sha256', sa.String(length=64), nullable=False),
     sa.Column('certificate_pem', sa.String(length=8192), nullable=False),
     sa.Column('not_before', _Utc(timezone=True), nullable=False),
     sa.Column('not_after', _Utc(timezone=True), nullable=False),
