@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from provisiond.store import migrate
+from tests.support.emqx import EmqxStandIn
 from tests.support.mosquitto import Broker, available, dynsec_broker
 from tests.support.mosquitto import files_broker as mosquitto_files_broker
 from tests.support.postgres import postgres_server, with_database
@@ -107,3 +108,14 @@ def files_broker(tmp_path: Path) -> Iterator[Broker]:
     need(shutil.which("mosquitto") is not None, "no mosquitto (apt-get install mosquitto)")
     with mosquitto_files_broker(tmp_path / "mosquitto-files") as b:
         yield b
+
+
+@pytest.fixture
+def emqx() -> Iterator[EmqxStandIn]:
+    """A stand-in for EMQX's REST API (EMQX cannot run here), from its published API."""
+    stand_in = EmqxStandIn()
+    stand_in.start()
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()

@@ -6,7 +6,6 @@ active; a refused API key and an absent API are clear reasons, retried with back
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,16 +21,6 @@ from provisiond.settings import Settings, load_settings
 from tests.support.broker_accounts import make_device, name, settle
 from tests.support.containers import within
 from tests.support.emqx import EmqxStandIn, Session
-
-
-@pytest.fixture
-def emqx() -> Iterator[EmqxStandIn]:
-    stand_in = EmqxStandIn()
-    stand_in.start()
-    try:
-        yield stand_in
-    finally:
-        stand_in.stop()
 
 
 def settings_for(database_url: str, emqx: EmqxStandIn, **extra: Any) -> Settings:

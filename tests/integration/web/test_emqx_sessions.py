@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,16 +20,6 @@ from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 from tests.support.broker_accounts import name
 from tests.support.emqx import EmqxStandIn
-
-
-@pytest.fixture
-def emqx() -> Iterator[EmqxStandIn]:
-    stand_in = EmqxStandIn()
-    stand_in.start()
-    try:
-        yield stand_in
-    finally:
-        stand_in.stop()
 
 
 @pytest.fixture
