@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from provisiond.domain.limits import TOKEN_NAME_MAX
+from provisiond.domain.scope import Scope
+from provisiond.domain.users import Role
 from provisiond.errors import InvalidInput, Problem
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -21,6 +23,13 @@ class ApiToken:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    role: Role = Role.ADMIN
+    group_path: str | None = None  # None: operator-wide
+    expires_at: datetime | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.role, self.group_path)
 
 
 def parse_token_name(text: str, *, field: str = "name") -> str:

@@ -7,9 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from provisiond.domain.limits import EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN
 from provisiond.errors import InvalidInput, Problem
+
+if TYPE_CHECKING:
+    from provisiond.domain.scope import Scope
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
@@ -37,6 +41,11 @@ class User:
     @property
     def disabled(self) -> bool:
         return self.disabled_at is not None
+
+    @property
+    def scope(self) -> Scope:
+        from provisiond.domain.scope import Scope  # scope.py imports Role from here
+        return Scope(self.role, self.group_path)
 
 
 def parse_email(text: str, *, field: str = "email") -> str:

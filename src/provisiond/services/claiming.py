@@ -86,9 +86,7 @@ class ClaimView:
 
 def visible(user: User, group_path: str | None) -> bool:
     """The user may see what sits in this group (their group's subtree)."""
-    if group_path is None:
-        return False
-    return group_path == user.group_path or group_path.startswith(user.group_path + "/")
+    return user.scope.covers(group_path)
 
 
 def _effective(device: ClaimableDevice, policy: ClaimPolicy) -> tuple[ClaimProof, int]:
