@@ -22,14 +22,18 @@ from provisiond.store.schema import (
     provision_profiles,
     users,
 )
+from provisiond.store.types import bytewise
 
 
 def subtree_clause(column: Any, path: str) -> Any:
-    """``column`` is ``path`` or below it; an index range, so no LIKE escaping is needed.
+    """``column`` is ``path`` or below it: a range, so no LIKE escaping is needed.
 
-    Paths below ``a/b`` sort between ``a/b/`` and ``a/b0`` ('0' follows '/').
+    Paths below ``a/b`` sort between ``a/b/`` and ``a/b0`` ('0' follows '/') when compared
+    by code point — the range is compared ``bytewise``, never by the database's collation
+    (``domain.scope.within`` is the same rule in Python).
     """
-    return or_(column == path, (column >= path + SEPARATOR) & (column < path + "0"))
+    text = bytewise(column)
+    return or_(text == path, (text >= path + SEPARATOR) & (text < path + "0"))
 
 
 def _group(row: Any) -> Group:

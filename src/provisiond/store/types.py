@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -45,3 +48,29 @@ def sqlite_timestamp(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+class bytewise(ColumnElement[str]):
+    """A text expression compared by its bytes (code points), whatever the collation.
+
+    PostgreSQL compares text by the database's collation: under a linguistic one (ICU
+    ``en-US``, glibc ``en_US.UTF-8``) ``Acme&Partners`` sorts between ``Acme/`` and
+    ``Acme0``, so a range of paths is not a subtree. ``COLLATE "C"`` compares code points,
+    as SQLite's default BINARY collation does; UTF-8's byte order is code-point order.
+    """
+
+    inherit_cache = True
+
+    def __init__(self, expr: ColumnElement[str]) -> None:
+        self.expr = expr
+        self.type = expr.type
+
+
+@compiles(bytewise)
+def _bytewise(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return str(compiler.process(element.expr, **kw))
+
+
+@compiles(bytewise, "postgresql")
+def _bytewise_postgresql(element: bytewise, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'({compiler.process(element.expr, **kw)} COLLATE "C")'
