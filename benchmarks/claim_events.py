@@ -36,6 +36,7 @@ PASSWORD = "benchmark password"  # a throwaway benchmark user's
 async def seed(database: str, pages: int) -> dict[str, str]:
     """The organisation, user, profile and devices; returns serial -> access token."""
     from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
     from provisiond.services import directory, profiles
     from provisiond.services.import_formats import ImportFormat, read_import
     from provisiond.services.registration import ImportOptions, register_devices
@@ -54,16 +55,19 @@ async def seed(database: str, pages: int) -> dict[str, str]:
         def commit(self) -> None: ...
 
     async with open_container(load_settings(database_url=database)) as c:
-        await directory.create_group(c.uow(), path="Kanarra/Site", actor="bench", now=c.now())
-        await directory.create_user(c.uow(), email="tech@kanarra.example", password=PASSWORD,
+        await directory.create_group(c.uow(), scope=Scope.operator(),
+                                     path="Kanarra/Site", actor="bench", now=c.now())
+        await directory.create_user(c.uow(), scope=Scope.operator(),
+                                    email="tech@kanarra.example", password=PASSWORD,
                                     role="installer", group="Kanarra", actor="bench",
                                     now=c.now())
-        await profiles.create_profile(c.uow(), name="buttons", claim_proof="button",
+        await profiles.create_profile(c.uow(), scope=Scope.operator(),
+                                      name="buttons", claim_proof="button",
                                       claim_window=3600, actor="bench", now=c.now())
         rows = "serial\n" + "".join(f"GEN-{i:06d}\n" for i in range(pages))
         sink = Sink()
-        await register_devices(c.uow(), items=read_import(io.BytesIO(rows.encode()),
-                                                          ImportFormat.CSV),
+        await register_devices(c.uow(), scope=Scope.operator(),
+                               items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
                                options=ImportOptions(profile="buttons"), sink=sink,
                                actor="bench", now=c.now())
         return sink.tokens

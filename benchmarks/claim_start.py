@@ -44,14 +44,17 @@ from common import (
 
 async def seed(database: str) -> None:
     from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
     from provisiond.services import directory, profiles
     from provisiond.settings import load_settings
 
     async with open_container(load_settings(database_url=database)) as c:
-        await directory.create_user(c.uow(), email="tech@kanarra.example", password=PASSWORD,
+        await directory.create_user(c.uow(), scope=Scope.operator(),
+                                    email="tech@kanarra.example", password=PASSWORD,
                                     role="installer", group="Kanarra", actor="bench",
                                     now=c.now())
-        await profiles.create_profile(c.uow(), name="buttons", claim_proof="button",
+        await profiles.create_profile(c.uow(), scope=Scope.operator(),
+                                      name="buttons", claim_proof="button",
                                       actor="bench", now=c.now())
 
 

@@ -74,14 +74,17 @@ def prepare_catalogue(database: str) -> None:
 
 async def _catalogue(database: str) -> None:
     from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
     from provisiond.services import directory
     from provisiond.settings import load_settings
 
     async with open_container(load_settings(database_url=database)) as c:
         for model in MODELS:
-            await directory.add_model(c.uow(), name=model, actor="bench", now=c.now())
+            await directory.add_model(c.uow(), scope=Scope.operator(),
+                                      name=model, actor="bench", now=c.now())
         for site in SITES:
-            await directory.create_group(c.uow(), path=site, actor="bench", now=c.now())
+            await directory.create_group(c.uow(), scope=Scope.operator(),
+                                         path=site, actor="bench", now=c.now())
 
 
 @dataclass

@@ -37,9 +37,11 @@ from common import (
     wait_until_serving,
 )
 from provisiond.bootstrap import open_container
+from provisiond.domain.scope import Scope
 from provisiond.services.devices import list_devices
 from provisiond.settings import load_settings
 
+OPERATOR = Scope.operator()
 QUERIES: dict[str, dict[str, Any]] = {
     "no filter": {},
     "group: organisation (20% of devices)": {"group": "Kanarra"},
@@ -97,7 +99,7 @@ async def bench(url: str, backend: str, repeat: int) -> None:
     async with open_container(load_settings(database_url=url)) as c:
         for label, kwargs in QUERIES.items():
             async def query(kwargs: dict[str, Any] = kwargs) -> Any:
-                return await list_devices(c.uow(), limit=50, **kwargs)
+                return await list_devices(c.uow(), scope=OPERATOR, limit=50, **kwargs)
 
             page = await query()
             ms = await timed(query, repeat)
@@ -107,12 +109,13 @@ async def bench(url: str, backend: str, repeat: int) -> None:
                   flush=True)
         cursors: list[str | None] = [None]
         for _ in range(20):
-            page = await list_devices(c.uow(), limit=50, group="Kanarra", cursor=cursors[-1])
+            page = await list_devices(c.uow(), scope=OPERATOR,
+                                      limit=50, group="Kanarra", cursor=cursors[-1])
             cursors.append(page.next_cursor)
         walk: list[float] = []
         for cursor in cursors[:-1] * max(1, repeat // 20):
             started = time.perf_counter()
-            await list_devices(c.uow(), limit=50, group="Kanarra", cursor=cursor)
+            await list_devices(c.uow(), scope=OPERATOR, limit=50, group="Kanarra", cursor=cursor)
             walk.append((time.perf_counter() - started) * 1000)
         print(json.dumps({"backend": backend, "via": "service",
                           "query": "group pages 1-20 by cursor",

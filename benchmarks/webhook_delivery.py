@@ -40,6 +40,7 @@ from tests.support.containers import NullSink
 
 async def measure(database: str, url: str, events: int) -> float:
     from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
     from provisiond.integrations.webhooks import HttpSender
     from provisiond.services import directory, webhooks
     from provisiond.services.import_formats import ImportFormat, read_import
@@ -49,13 +50,14 @@ async def measure(database: str, url: str, events: int) -> float:
 
     async with open_container(load_settings(database_url=database,
                                             log_level="warning")) as c:
-        await directory.create_group(c.uow(), path="Bench/Site", actor="bench", now=c.now())
-        await webhooks.create_webhook(c.uow(), group="Bench", url=url,
+        await directory.create_group(c.uow(), scope=Scope.operator(),
+                                     path="Bench/Site", actor="bench", now=c.now())
+        await webhooks.create_webhook(c.uow(), scope=Scope.operator(), group="Bench", url=url,
                                       events=["device.registered"], actor="bench",
                                       now=c.now(), sealer=c.sealer)
         rows = "serial,group\n" + "".join(f"WH{i:07d},Bench/Site\n" for i in range(events))
-        await register_devices(c.uow(), items=read_import(io.BytesIO(rows.encode()),
-                                                          ImportFormat.CSV),
+        await register_devices(c.uow(), scope=Scope.operator(),
+                               items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
                                options=ImportOptions(batch_size=5000), sink=NullSink(),
                                actor="bench", now=c.now())
         sender = HttpSender(30)

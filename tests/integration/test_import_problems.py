@@ -15,11 +15,14 @@ import pytest
 from sqlalchemy import text
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.scope import Scope
 from provisiond.errors import ImportInvalid
 from provisiond.services import directory
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import load_settings
+
+OPERATOR = Scope.operator()
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 TABLES = ("devices", "device_tags", "credentials", "events")
@@ -98,14 +101,15 @@ class Sink:
 def run_import(database_url: str, data: bytes, fmt: ImportFormat) -> list[str]:
     async def main() -> list[str]:
         async with open_container(load_settings(database_url=database_url)) as c:
-            await directory.create_group(c.uow(), path="Org", actor="t", now=NOW)
-            await directory.create_user(c.uow(), email="tech@example.com",
+            await directory.create_group(c.uow(), scope=OPERATOR, path="Org", actor="t", now=NOW)
+            await directory.create_user(c.uow(), scope=OPERATOR, email="tech@example.com",
                                         password="correct horse", role="installer",
                                         group="Org", actor="t", now=NOW)
             before = await counts(c)
             sink = Sink()
             with pytest.raises(ImportInvalid) as failed:
-                await register_devices(c.uow(), items=read_import(io.BytesIO(data), fmt),
+                await register_devices(c.uow(), scope=OPERATOR,
+                                       items=read_import(io.BytesIO(data), fmt),
                                        options=ImportOptions(), sink=sink, actor="t", now=NOW)
             assert await counts(c) == before
             assert not sink.prepared  # the credentials file is never made durable

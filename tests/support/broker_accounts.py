@@ -6,9 +6,12 @@ from collections.abc import Awaitable
 from typing import Any
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services.outbox import Dispatcher
 from tests.support.mosquitto import Broker, Device
+
+OPERATOR = Scope.operator()
 
 REFUSED = {0x86, 0x87}  # bad user name or password, not authorised
 
@@ -31,7 +34,8 @@ def name(token: str) -> str:
 
 
 def make_device(c: Container, serial: str) -> Awaitable[Any]:
-    return device_service.create_device(c.uow(), serial=serial, actor="tests", now=c.now(),
+    return device_service.create_device(c.uow(), scope=OPERATOR,
+                                        serial=serial, actor="tests", now=c.now(),
                                         sealer=c.broker_sealer)
 
 

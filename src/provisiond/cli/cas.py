@@ -10,6 +10,7 @@ import typer
 
 from provisiond.cli import output
 from provisiond.cli.common import (
+    OPERATOR,
     Common,
     ConfigOpt,
     DatabaseOpt,
@@ -58,7 +59,7 @@ def create(
     """Create a CA (EC P-256 key, self-signed) and print its certificate (for brokers)."""
     common = Common(database, config, json, debug)
     ca = run(common, lambda c: certificates.create_ca(
-        c.uow(), name=name, common_name=common_name, days=days,
+        c.uow(), scope=OPERATOR, name=name, common_name=common_name, days=days,
         passphrase=c.settings.ca_passphrase, production=c.settings.production, actor=actor(),
         now=c.now()))
     _report(common, ca, "created")
@@ -84,7 +85,8 @@ def import_(
     common = Common(database, config, json, debug)
     if key is None:
         ca = run(common, lambda c: certificates.register_ca_certificate(
-            c.uow(), name=name, certificate_pem=certificate.read_text(), actor=actor(),
+            c.uow(), scope=OPERATOR,
+            name=name, certificate_pem=certificate.read_text(), actor=actor(),
             now=c.now()))
         _report(common, ca, "registered")
         return

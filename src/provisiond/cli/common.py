@@ -17,10 +17,12 @@ from pydantic import ValidationError
 
 from provisiond.bootstrap import Container, open_container
 from provisiond.cli import output
+from provisiond.domain.scope import Scope
 from provisiond.errors import ConfigurationError, ProvisiondError
 from provisiond.settings import Settings, load_settings
 
 T = TypeVar("T")
+OPERATOR = Scope.operator()  # the command line holds the database: it is operator-wide
 
 DatabaseOpt = Annotated[
     str | None,

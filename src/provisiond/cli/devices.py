@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import (
+    OPERATOR,
     Common,
     ConfigOpt,
     DatabaseOpt,
@@ -175,7 +176,8 @@ def import_(
                     max_problems=c.settings.import_max_problems,
                     broker_sealer=c.broker_sealer)
                 return await register_devices(
-                    c.uow(), items=read_import(source, import_format), options=options,
+                    c.uow(), scope=OPERATOR,
+                    items=read_import(source, import_format), options=options,
                     sink=sink, actor=actor(), now=c.now())
 
             result = run(common, work)
@@ -248,7 +250,7 @@ def list_(
         next_cursor = cursor
         while True:
             page = await device_service.list_devices(
-                c.uow(), group=group, state=state, model=model, tags=tags,
+                c.uow(), scope=OPERATOR, group=group, state=state, model=model, tags=tags,
                 serial_prefix=serial_prefix, cursor=next_cursor, limit=limit)
             items.extend(page.items)
             next_cursor = page.next_cursor
@@ -279,7 +281,8 @@ def show(
     common = Common(database, config, json, debug)
 
     async def work(c: Container) -> tuple[Any, Any, Any, str, Any]:
-        device, creds, events = await device_service.get_device_detail(c.uow(), serial=serial)
+        device, creds, events = await device_service.get_device_detail(c.uow(), scope=OPERATOR,
+                                                                       serial=serial)
         network = await tts_registration(c.uow(), device.id)
         return (device, creds, events, topic_prefix(c.settings.broker.topic_prefix, device.id),
                 network)
@@ -325,7 +328,8 @@ def create(
     common = Common(database, config, json, debug)
     tags = parse_tag_options(tag)
     device, issued = run(common, lambda c: device_service.create_device(
-        c.uow(), serial=serial, name=name, model=model, group=group, owner=owner, tags=tags,
+        c.uow(), scope=OPERATOR,
+        serial=serial, name=name, model=model, group=group, owner=owner, tags=tags,
         actor=actor(), now=c.now(), sealer=c.broker_sealer))
     if json:
         out = output.device_dict(device)
@@ -353,7 +357,8 @@ def rotate(
         fail(common, InvalidInput(f"--type: {kind!r} is not access-token or mqtt-basic",
                                   problems=[Problem("access-token or mqtt-basic", "--type")]))
     done = run(common, lambda c: rotate_credentials(
-        c.uow(), serial=serial, kind=ctype, actor=actor(), now=c.now(), sealer=c.broker_sealer))
+        c.uow(), scope=OPERATOR,
+        serial=serial, kind=ctype, actor=actor(), now=c.now(), sealer=c.broker_sealer))
     if json:
         output.print_json({"serial": done.serial, **done.as_dict()})
         return
@@ -374,7 +379,7 @@ def revoke(
     """Revoke every credential the device connects with (its broker accounts go too)."""
     common = Common(database, config, json, debug)
     revoked = run(common, lambda c: revoke_credentials(
-        c.uow(), serial=serial, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()))
     if json:
         output.print_json({"serial": serial, "revoked": [output.credential_dict(cr)
                                                          for cr in revoked]})
@@ -395,7 +400,7 @@ def delete(
     if not yes and not typer.confirm(f"delete device {serial} and its credentials?"):
         raise typer.Exit(1)
     device = run(common, lambda c: device_service.delete_device(
-        c.uow(), serial=serial, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.device_dict(device))
     else:
@@ -427,7 +432,8 @@ def export(
         count = 0
         while True:
             page = await device_service.list_devices(
-                c.uow(), group=group, state=state, model=model, tags=tags, cursor=cursor,
+                c.uow(), scope=OPERATOR,
+                group=group, state=state, model=model, tags=tags, cursor=cursor,
                 limit=500)
             for device in page.items:
                 writer.write(device)

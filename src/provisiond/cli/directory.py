@@ -9,6 +9,7 @@ import typer
 
 from provisiond.cli import output
 from provisiond.cli.common import (
+    OPERATOR,
     Common,
     ConfigOpt,
     DatabaseOpt,
@@ -18,8 +19,10 @@ from provisiond.cli.common import (
     fail,
     run,
 )
+from provisiond.domain.tokens import ApiToken
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import directory
+from provisiond.services.paging import every_page
 
 groups = typer.Typer(help="The organisation tree: customers, regions, sites.",
                      no_args_is_help=True)
@@ -39,7 +42,7 @@ def groups_create(
     """Create a group and any missing parents (like mkdir -p)."""
     common = Common(database, config, json, debug)
     group, created = run(common, lambda c: directory.create_group(
-        c.uow(), path=path, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, path=path, actor=actor(), now=c.now()))
     if json:
         output.print_json({**output.group_dict(group),
                            "created": [g.path for g in created]})
@@ -57,7 +60,8 @@ def groups_list(
 ) -> None:
     """The group tree, with the number of devices directly in each group."""
     common = Common(database, config, json, debug)
-    rows = run(common, lambda c: directory.list_groups(c.uow(), under=under))
+    rows = run(common, lambda c: every_page(lambda cursor, limit: directory.list_groups(
+        c.uow(), scope=OPERATOR, under=under, cursor=cursor, limit=limit)))
     if json:
         output.print_json([output.group_dict(g, n) for g, n in rows])
         return
@@ -73,7 +77,7 @@ def groups_delete(
     """Delete an empty group (no subgroups, users or devices)."""
     common = Common(database, config, json, debug)
     group = run(common, lambda c: directory.delete_group(
-        c.uow(), path=path, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, path=path, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.group_dict(group))
     else:
@@ -108,7 +112,8 @@ def users_create(
     common = Common(database, config, json, debug)
     password = _read_password(common, password_stdin)
     user = run(common, lambda c: directory.create_user(
-        c.uow(), email=email, password=password, role=role, group=group, actor=actor(),
+        c.uow(), scope=OPERATOR,
+        email=email, password=password, role=role, group=group, actor=actor(),
         now=c.now()))
     if json:
         output.print_json(output.user_dict(user))
@@ -124,7 +129,8 @@ def users_list(
 ) -> None:
     """Users, with their role and group."""
     common = Common(database, config, json, debug)
-    rows = run(common, lambda c: directory.list_users(c.uow(), under=under))
+    rows = run(common, lambda c: every_page(lambda cursor, limit: directory.list_users(
+        c.uow(), scope=OPERATOR, under=under, cursor=cursor, limit=limit)))
     if json:
         output.print_json([output.user_dict(u) for u in rows])
         return
@@ -143,7 +149,7 @@ def users_disable(
     devices stay in the audit log and stay theirs until released."""
     common = Common(database, config, json, debug)
     user, ended = run(common, lambda c: directory.set_user_disabled(
-        c.uow(), email=email, disabled=True, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, email=email, disabled=True, actor=actor(), now=c.now()))
     if json:
         output.print_json({**output.user_dict(user), "sessions_ended": ended})
     else:
@@ -159,7 +165,7 @@ def users_enable(
     """Let a disabled user sign in again."""
     common = Common(database, config, json, debug)
     user, _ = run(common, lambda c: directory.set_user_disabled(
-        c.uow(), email=email, disabled=False, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, email=email, disabled=False, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.user_dict(user))
     else:
@@ -179,7 +185,7 @@ def models_add(
     """Add a device model to the catalogue."""
     common = Common(database, config, json, debug)
     model = run(common, lambda c: directory.add_model(
-        c.uow(), name=name, description=description, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, name=name, description=description, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.model_dict(model))
     else:
@@ -209,7 +215,7 @@ def models_delete(
     """Remove a model no device uses."""
     common = Common(database, config, json, debug)
     model = run(common, lambda c: directory.delete_model(
-        c.uow(), name=name, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, name=name, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.model_dict(model))
     else:
@@ -222,19 +228,32 @@ def models_delete(
 @tokens.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. factory-line-2.")],
+    group: Annotated[str | None, typer.Option(
+        "--group", help="The group whose subtree it reaches. Default: operator-wide.")] = None,
+    role: Annotated[str, typer.Option("--role", help="admin, installer or viewer.")] = "admin",
+    expires: Annotated[str | None, typer.Option(
+        "--expires", help="When it stops working: 12h, 30d, 8w, or an ISO date (UTC) or "
+                          "date-time. Default: never.")] = None,
     database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Create an operator API token and print it once."""
     common = Common(database, config, json, debug)
     token, secret = run(common, lambda c: directory.create_token(
-        c.uow(), name=name, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, name=name, role=role, group=group, expires=expires,
+        actor=actor(), now=c.now()))
     if json:
         output.print_json({**output.token_dict(token), "secret": secret})
         return
     output.stdout.print(secret, markup=False, highlight=False)
-    output.success(f"token {token.name}: shown once, stored only as a hash. "
-                   "Use it as 'Authorization: Bearer …'.")
+    output.success(f"token {token.name} ({_scope_text(token)}): shown once, stored only as a "
+                   "hash. Use it as 'Authorization: Bearer …'.")
+
+
+def _scope_text(token: ApiToken) -> str:
+    where = token.group_path if token.group_path is not None else "operator-wide"
+    until = f", until {output.short_time(token.expires_at)}" if token.expires_at else ""
+    return f"{token.role} of {where}{until}"
 
 
 @tokens.command("list")
@@ -244,13 +263,16 @@ def tokens_list(
 ) -> None:
     """API tokens (never their secrets)."""
     common = Common(database, config, json, debug)
-    rows = run(common, lambda c: directory.list_tokens(c.uow()))
+    rows = run(common, lambda c: every_page(lambda cursor, limit: directory.list_tokens(
+        c.uow(), scope=OPERATOR, cursor=cursor, limit=limit)))
     if json:
         output.print_json([output.token_dict(t) for t in rows])
         return
-    output.table(["name", "created", "last used", "revoked"],
-                 [(t.name, output.short_time(t.created_at), output.short_time(t.last_used_at),
-                   output.short_time(t.revoked_at)) for t in rows])
+    output.table(["name", "role", "group", "expires", "created", "last used", "revoked"],
+                 [(t.name, t.role, t.group_path or "(operator-wide)",
+                   output.short_time(t.expires_at), output.short_time(t.created_at),
+                   output.short_time(t.last_used_at), output.short_time(t.revoked_at))
+                  for t in rows])
 
 
 @tokens.command("revoke")
@@ -262,7 +284,7 @@ def tokens_revoke(
     """Revoke an API token at once."""
     common = Common(database, config, json, debug)
     token = run(common, lambda c: directory.revoke_token(
-        c.uow(), name=name, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, name=name, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.token_dict(token))
     else:

@@ -16,6 +16,7 @@ from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElaps
 
 from provisiond.cli import output
 from provisiond.cli.common import (
+    OPERATOR,
     Common,
     ConfigOpt,
     DatabaseOpt,
@@ -90,7 +91,8 @@ def labels(
             problem = Problem("an SVG or PNG label is for one device: give --serial",
                               field="--serial")
             fail(common, InvalidInput(str(problem), problems=[problem]))
-        device = run(common, lambda c: device_service.get_device(c.uow(), serial=serial))
+        device = run(common, lambda c: device_service.get_device(c.uow(), scope=OPERATOR,
+                                                                 serial=serial))
         run(common, lambda _c: _single(device, options, out))
         _report(common, 1, out)
         return
@@ -108,8 +110,8 @@ def labels(
     try:
         with os.fdopen(fd, "wb") as f, _Progress(show) as advance, _encoders() as executor:
             count = run(common, lambda c: service.write_labels(
-                c.uow, f, options, group=group, state=state, model=model, tags=tags,
-                serial_prefix=prefix, progress=advance, executor=executor))
+                c.uow, f, options, scope=OPERATOR, group=group, state=state, model=model,
+                tags=tags, serial_prefix=prefix, progress=advance, executor=executor))
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -94,7 +94,9 @@ def model_dict(m: DeviceModel) -> dict[str, Any]:
 
 
 def token_dict(t: ApiToken) -> dict[str, Any]:
-    return {"id": str(t.id), "name": t.name, "created_at": t.created_at.isoformat(),
+    return {"id": str(t.id), "name": t.name, "role": t.role.value, "group": t.group_path,
+            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+            "created_at": t.created_at.isoformat(),
             "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
 

@@ -10,6 +10,7 @@ import typer
 
 from provisiond.cli import output
 from provisiond.cli.common import (
+    OPERATOR,
     Common,
     ConfigOpt,
     DatabaseOpt,
@@ -23,6 +24,7 @@ from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
 from provisiond.domain.profiles import DEFAULT_RATE_PER_MINUTE, DEFAULT_SOURCE_RATE_PER_MINUTE
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import profiles as service
+from provisiond.services.paging import every_page
 from provisiond.services.profiles import ProfileWithSecret
 
 app = typer.Typer(help="Provisioning profiles: the key and secret that generic firmware "
@@ -135,7 +137,8 @@ def create(
     given_secret = _secret(common, secret, secret_stdin)
     pem = jwt_public_key.read_text() if jwt_public_key else None
     made = run(common, lambda c: service.create_profile(
-        c.uow(), name=name, strategy=strategy, key=key, secret=given_secret, group=group,
+        c.uow(), scope=OPERATOR,
+        name=name, strategy=strategy, key=key, secret=given_secret, group=group,
         model=model, credentials=credentials or (), rate_per_minute=rate_limit,
         source_rate_per_minute=source_rate_limit, jwt_public_key=pem, ca=ca,
         certificate_days=certificate_days, claim_proof=claim_proof,
@@ -166,7 +169,7 @@ def update(
     """Change a profile's identity rules (what is not given stays)."""
     common = Common(database, config, json, debug)
     p = run(common, lambda c: service.update_profile(
-        c.uow(), name=name, reprovision=reprovision,
+        c.uow(), scope=OPERATOR, name=name, reprovision=reprovision,
         device_secret_min_length=device_secret_min_length, device_ca=device_ca,
         clear_device_ca=no_device_ca, actor=actor(), now=c.now()))
     if json:
@@ -184,7 +187,8 @@ def list_(
 ) -> None:
     """Provisioning profiles (never their secrets)."""
     common = Common(database, config, json, debug)
-    rows = run(common, lambda c: service.list_profiles(c.uow()))
+    rows = run(common, lambda c: every_page(lambda cursor, limit: service.list_profiles(
+        c.uow(), scope=OPERATOR, cursor=cursor, limit=limit)))
     if json:
         output.print_json([output.profile_dict(p) for p in rows])
         return
@@ -202,7 +206,7 @@ def show(
 ) -> None:
     """One profile (never its secret)."""
     common = Common(database, config, json, debug)
-    p = run(common, lambda c: service.get_profile(c.uow(), name=name))
+    p = run(common, lambda c: service.get_profile(c.uow(), scope=OPERATOR, name=name))
     if json:
         output.print_json(output.profile_dict(p))
         return
@@ -228,7 +232,7 @@ def _set_enabled(name: str, enabled: bool, database: str | None, config: Path | 
                  json: bool, debug: bool) -> None:
     common = Common(database, config, json, debug)
     p = run(common, lambda c: service.set_profile_enabled(
-        c.uow(), name=name, enabled=enabled, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, name=name, enabled=enabled, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.profile_dict(p))
     else:
@@ -266,7 +270,7 @@ def rotate_secret(
     common = Common(database, config, json, debug)
     given_secret = _secret(common, secret, secret_stdin)
     made = run(common, lambda c: service.rotate_profile_secret(
-        c.uow(), name=name, secret=given_secret, sealer=c.sealer, actor=actor(),
+        c.uow(), scope=OPERATOR, name=name, secret=given_secret, sealer=c.sealer, actor=actor(),
         now=c.now()))
     _print_with_secret(common, made, "has a new secret")
 
@@ -289,7 +293,7 @@ def jwt_key(
         fail(common, InvalidInput(str(problem), problems=[problem]))
     pem = public_key.read_text() if public_key else None
     p = run(common, lambda c: service.set_profile_jwt_key(
-        c.uow(), name=name, public_key=pem, actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR, name=name, public_key=pem, actor=actor(), now=c.now()))
     if json:
         output.print_json(output.profile_dict(p))
     else:

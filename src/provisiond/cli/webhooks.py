@@ -7,9 +7,19 @@ from typing import Annotated, Any
 import typer
 
 from provisiond.cli import output
-from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, actor, run
+from provisiond.cli.common import (
+    OPERATOR,
+    Common,
+    ConfigOpt,
+    DatabaseOpt,
+    DebugOpt,
+    JsonOpt,
+    actor,
+    run,
+)
 from provisiond.domain.webhooks import EVENTS, Delivery, Webhook
 from provisiond.services import webhooks as service
+from provisiond.services.paging import every_page
 
 app = typer.Typer(help="Webhooks: POST a group's events to a URL, signed, retried, logged.",
                   no_args_is_help=True)
@@ -49,7 +59,7 @@ def add(
     """Subscribe a URL to a group's events; prints the signing secret (shown once)."""
     common = Common(database, config, json, debug)
     webhook, secret = run(common, lambda c: service.create_webhook(
-        c.uow(), group=group, url=url, events=event, actor=actor(), now=c.now(),
+        c.uow(), scope=OPERATOR, group=group, url=url, events=event, actor=actor(), now=c.now(),
         sealer=c.sealer))
     if json:
         output.print_json({**webhook_dict(webhook), "secret": secret})
@@ -67,7 +77,8 @@ def list_(
 ) -> None:
     """Every webhook, with whether it is enabled."""
     common = Common(database, config, json, debug)
-    hooks = run(common, lambda c: service.list_webhooks(c.uow(), group=group))
+    hooks = run(common, lambda c: every_page(lambda cursor, limit: service.list_webhooks(
+        c.uow(), scope=OPERATOR, group=group, cursor=cursor, limit=limit)))
     if json:
         output.print_json([webhook_dict(w) for w in hooks])
         return
@@ -91,8 +102,8 @@ def show(
 
     async def work(c: Any) -> Any:
         wid = service.parse_webhook_id(webhook_id)
-        webhook, counts = await service.get_webhook(c.uow(), webhook_id=wid)
-        log = await service.list_deliveries(c.uow(), webhook_id=wid, status=status,
+        webhook, counts = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=wid)
+        log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=wid, status=status,
                                             limit=limit)
         return webhook, counts, log
 
@@ -112,7 +123,7 @@ def show(
 
 def _switch(webhook_id: str, enabled: bool, common: Common) -> None:
     webhook = run(common, lambda c: service.set_webhook_enabled(
-        c.uow(), webhook_id=service.parse_webhook_id(webhook_id), enabled=enabled,
+        c.uow(), scope=OPERATOR, webhook_id=service.parse_webhook_id(webhook_id), enabled=enabled,
         actor=actor(), now=c.now()))
     if common.json:
         output.print_json(webhook_dict(webhook))
@@ -140,7 +151,8 @@ def delete(webhook_id: WebhookId, database: DatabaseOpt = None, config: ConfigOp
     """Delete a webhook and its delivery log."""
     common = Common(database, config, json, debug)
     webhook = run(common, lambda c: service.delete_webhook(
-        c.uow(), webhook_id=service.parse_webhook_id(webhook_id), actor=actor(), now=c.now()))
+        c.uow(), scope=OPERATOR,
+        webhook_id=service.parse_webhook_id(webhook_id), actor=actor(), now=c.now()))
     if json:
         output.print_json(webhook_dict(webhook))
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 
 from provisiond.domain.limits import TOKEN_NAME_MAX
 from provisiond.domain.scope import Scope
@@ -13,6 +13,8 @@ from provisiond.domain.users import Role
 from provisiond.errors import InvalidInput, Problem
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_SPAN = re.compile(r"([1-9][0-9]{0,5})([hdw])")
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 PREFIX = "pvd_"
 
 
@@ -44,3 +46,30 @@ def parse_token_name(text: str, *, field: str = "name") -> str:
     if problem:
         raise InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)])
     return name
+
+
+def parse_expiry(text: str, *, now: datetime, field: str = "expires") -> datetime:
+    """When a token expires: a span from ``now`` (``12h``, ``30d``, ``8w``), an ISO date
+    (its start, UTC) or an ISO date and time (UTC unless it names an offset); in the
+    future."""
+    value = text.strip().lower()
+    at: datetime | None = None
+    span = _SPAN.fullmatch(value)
+    if span:
+        at = now + int(span.group(1)) * _UNITS[span.group(2)]
+    else:
+        try:
+            at = datetime.fromisoformat(value.upper()) if "t" in value or " " in value \
+                else datetime.combine(date.fromisoformat(value), datetime.min.time())
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+    problem = None
+    if at is None:
+        problem = f"{text!r} is neither a span (12h, 30d, 8w) nor an ISO date or date-time"
+    elif at <= now:
+        problem = f"{text.strip()!r} is not in the future"
+    if problem or at is None:
+        raise InvalidInput(f"{field} {problem}", problems=[Problem(str(problem), field=field)])
+    return at.astimezone(UTC)

@@ -25,6 +25,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.limits import CERTIFICATE_DAYS_MAX
+from provisiond.domain.scope import Scope
 from provisiond.domain.serials import normalise_serial
 from provisiond.errors import (
     CaExists,
@@ -34,6 +35,7 @@ from provisiond.errors import (
     Problem,
 )
 from provisiond.services.ids import new_id
+from provisiond.services.scoping import require_operator
 from provisiond.store.profiles import StoredCa
 from provisiond.store.uow import UnitOfWork
 
@@ -95,11 +97,13 @@ def _check_name(name: str) -> str:
     return name
 
 
-async def create_ca(uow: UnitOfWork, *, name: str, common_name: str | None = None,
-                    days: int = 3650, passphrase: str | None, production: bool, actor: str,
-                    now: datetime) -> CaInfo:
-    """A new CA: an EC P-256 key and a self-signed CA certificate."""
+async def create_ca(uow: UnitOfWork, *, scope: Scope, name: str,
+                    common_name: str | None = None, days: int = 3650, passphrase: str | None,
+                    production: bool, actor: str, now: datetime) -> CaInfo:
+    """A new CA: an EC P-256 key and a self-signed CA certificate (operator-wide admins
+    only: CAs are global)."""
     name = _check_name(name)
+    require_operator(scope, "creating certificate authorities")
     if not 1 <= days <= 2 * CERTIFICATE_DAYS_MAX:
         raise _bad("days", f"must be between 1 and {2 * CERTIFICATE_DAYS_MAX}")
     key = ec.generate_private_key(ec.SECP256R1())
@@ -135,11 +139,12 @@ def _ca_certificate(certificate_pem: str) -> x509.Certificate:
     return cert
 
 
-async def register_ca_certificate(uow: UnitOfWork, *, name: str, certificate_pem: str,
-                                  actor: str, now: datetime) -> CaInfo:
+async def register_ca_certificate(uow: UnitOfWork, *, scope: Scope, name: str,
+                                  certificate_pem: str, actor: str, now: datetime) -> CaInfo:
     """A CA known by its certificate only (a manufacturer's): it signs nothing here, it
     vouches for the certificates devices bring (a profile's ``device_ca``)."""
     name = _check_name(name)
+    require_operator(scope, "registering certificate authorities")
     cert = _ca_certificate(certificate_pem)
     ca = StoredCa(new_id(), name, cert.public_bytes(serialization.Encoding.PEM).decode(),
                   None, False, now)

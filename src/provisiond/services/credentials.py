@@ -16,11 +16,15 @@ from datetime import datetime
 
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
+from provisiond.domain.users import Role
 from provisiond.errors import DeviceNotFound, InvalidInput, Problem
+from provisiond.services.devices import device_in_scope
 from provisiond.services.hashing import hash_token, new_split_token
 from provisiond.services.ids import new_id
 from provisiond.services.lorawan_import import clean_hex
+from provisiond.services.scoping import require
 from provisiond.services.sealing import Sealer
 from provisiond.store.certificates import RevocationReason
 from provisiond.store.uow import UnitOfWork
@@ -58,20 +62,20 @@ async def list_credentials(uow: UnitOfWork, *, serial: str) -> list[Credential]:
         return await uow.credentials.for_device(device.id)
 
 
-async def rotate_credentials(uow: UnitOfWork, *, serial: str, kind: CredentialType | None,
-                             actor: str, now: datetime, sealer: Sealer | None = None
-                             ) -> Rotated:
-    """A new credential for the device; its active token and MQTT credentials are revoked."""
+async def rotate_credentials(uow: UnitOfWork, *, scope: Scope, serial: str,
+                             kind: CredentialType | None, actor: str, now: datetime,
+                             sealer: Sealer | None = None) -> Rotated:
+    """A new credential for the device; its active token and MQTT credentials are revoked.
+    Installers may (re-commissioning a device in the field), within their subtree."""
     serial = parse_serial(serial)
+    require(scope, Role.INSTALLER, "rotating credentials")
     if kind is not None and kind not in ROTATABLE:
         message = (f"{kind.value} credentials are not rotated here: "
                    + ("the device provisions again with a new CSR" if kind is CredentialType.X509
                       else "LoRaWAN root keys are the radio's identity"))
         raise InvalidInput(message, problems=[Problem(message, field="type")])
     async with uow:
-        device = await uow.devices.find_by_serial(serial)
-        if device is None:
-            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        device = await device_in_scope(uow, scope, serial)
         held = await uow.credentials.for_device(device.id)
         active = [c for c in held if c.revoked_at is None and c.type in ROTATABLE]
         kind = kind or (active[-1].type if active else CredentialType.ACCESS_TOKEN)
@@ -106,14 +110,13 @@ async def rotate_credentials(uow: UnitOfWork, *, serial: str, kind: CredentialTy
     return rotated
 
 
-async def revoke_credentials(uow: UnitOfWork, *, serial: str, actor: str, now: datetime
-                             ) -> list[Credential]:
+async def revoke_credentials(uow: UnitOfWork, *, scope: Scope, serial: str, actor: str,
+                             now: datetime) -> list[Credential]:
     """Revoke every active credential the device connects with; the ones revoked."""
     serial = parse_serial(serial)
+    require(scope, Role.ADMIN, "revoking credentials")
     async with uow:
-        device = await uow.devices.find_by_serial(serial)
-        if device is None:
-            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        device = await device_in_scope(uow, scope, serial)
         held = await uow.credentials.for_device(device.id)
         revoked = [c for c in held
                    if c.revoked_at is None and c.type is not CredentialType.LORAWAN]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from provisiond.domain.scope import Scope
 from provisiond.services import directory, profiles
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, SecretRow, register_devices
@@ -27,6 +28,7 @@ MODELS = (
     ("UNO-2483G", "Advantech industrial gateway, Modbus to the generator"),
     ("KG-450", "Kanarra 450 kW diesel generator controller"),
 )
+OPERATOR = Scope.operator()  # the demo is seeded by the operator
 DEMO_PROFILE = "generators"  # claimed by pressing the gateway's button
 USERS = (
     ("admin@kanarra.example", "admin", "Kanarra"),
@@ -79,21 +81,23 @@ async def is_empty(uow: UnitOfWork) -> bool:
 async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datetime) -> DemoSeed:
     """Create the demo organisation. Call on an empty database only (see :func:`is_empty`)."""
     for path in GROUPS:
-        await directory.create_group(new_uow(), path=path, actor=actor, now=now)
+        await directory.create_group(new_uow(), scope=OPERATOR, path=path, actor=actor,
+                                     now=now)
     for name, description in MODELS:
-        await directory.add_model(new_uow(), name=name, description=description, actor=actor,
-                                  now=now)
+        await directory.add_model(new_uow(), scope=OPERATOR, name=name,
+                                  description=description, actor=actor, now=now)
     passwords = {}
     for email, role, group in USERS:
         password = secrets.token_urlsafe(12)
-        await directory.create_user(new_uow(), email=email, password=password, role=role,
-                                    group=group, actor=actor, now=now)
+        await directory.create_user(new_uow(), scope=OPERATOR, email=email, password=password,
+                                    role=role, group=group, actor=actor, now=now)
         passwords[email] = password
-    await profiles.create_profile(new_uow(), name=DEMO_PROFILE, claim_proof="button",
-                                  actor=actor, now=now)
+    await profiles.create_profile(new_uow(), scope=OPERATOR, name=DEMO_PROFILE,
+                                  claim_proof="button", actor=actor, now=now)
     sink = _MemorySink()
     await register_devices(
-        new_uow(), items=read_import(io.BytesIO(_demo_csv()), ImportFormat.CSV),
+        new_uow(), scope=OPERATOR, items=read_import(io.BytesIO(_demo_csv()), ImportFormat.CSV),
         options=ImportOptions(source="demo"), sink=sink, actor=actor, now=now)
-    _, token = await directory.create_token(new_uow(), name="demo", actor=actor, now=now)
+    _, token = await directory.create_token(new_uow(), scope=OPERATOR, name="demo", actor=actor,
+                                            now=now)
     return DemoSeed(token, passwords, sink.rows)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -14,15 +11,15 @@ from provisiond.domain.credentials import Credential, CredentialType, IssuedCred
 from provisiond.domain.device import Device, DeviceState, parse_name, parse_tags
 from provisiond.domain.events import Event, EventType, NewEvent
 from provisiond.domain.groups import Group, parse_group_path
-from provisiond.domain.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
+from provisiond.domain.limits import PAGE_SIZE_DEFAULT
 from provisiond.domain.profiles import Profile
+from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
-from provisiond.domain.users import User, parse_email
+from provisiond.domain.users import Role, User, parse_email
 from provisiond.errors import (
     DeviceExists,
     DeviceNotFound,
     GroupNotFound,
-    InvalidCursor,
     InvalidInput,
     ModelNotFound,
     Problem,
@@ -32,27 +29,27 @@ from provisiond.errors import (
 )
 from provisiond.services.hashing import hash_token, new_split_token, split_token, tokens_equal
 from provisiond.services.ids import new_id
+from provisiond.services.paging import Page, decode_cursor, encode_cursor, limit_problem, page_of
+from provisiond.services.scoping import group_in_scope, require, require_group
 from provisiond.services.sealing import Sealer
 from provisiond.store.devices import DeviceFilter
 from provisiond.store.uow import UnitOfWork
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Device]
-    next_cursor: str | None
+__all__ = ["Page", "decode_cursor", "encode_cursor"]  # listings share services/paging.py
 
 
 class Resolver:
-    """Looks up the catalogue model, group and owner named by an input, with a cache.
+    """Looks up the catalogue model, group, owner and profile named by an input, with a
+    cache, within the caller's scope: a group, owner or profile outside it is reported as
+    missing.
 
     Returns a :class:`Problem` instead of raising, so a bulk import can list every one.
     """
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, scope: Scope) -> None:
         self._uow = uow
+        self._scope = scope
         self._models: dict[str, DeviceModel] | None = None
         self._groups: dict[str, Group | Problem] = {}
         self._owners: dict[str, User | Problem] = {}
@@ -75,7 +72,8 @@ class Resolver:
             except InvalidInput as err:
                 cached = Problem(err.problems[0].message, field="group")
             else:
-                group = await self._uow.groups.find_by_path(path)
+                group = await self._uow.groups.find_by_path(path) \
+                    if self._scope.covers(path) else None
                 cached = group or Problem(f"no group {path!r} (create it with "
                                           "`provisiond groups create`)", field="group")
             self._groups[text] = cached
@@ -85,6 +83,8 @@ class Resolver:
         cached = self._profiles.get(name)
         if cached is None:
             found = await self._uow.profiles.find_by_name(name.strip())
+            if found is not None and not self._scope.covers(found.group_path):
+                found = None
             cached = found or Problem(f"no profile {name.strip()!r} (create it with "
                                       "`provisiond profiles create`)", field="profile")
             self._profiles[name] = cached
@@ -99,6 +99,8 @@ class Resolver:
                 cached = Problem(err.problems[0].message, field="owner")
             else:
                 user = await self._uow.users.find_by_email(email)
+                if user is not None and not self._scope.covers(user.group_path):
+                    user = None
                 cached = user or Problem(f"no user {email!r}", field="owner")
             self._owners[text] = cached
         return cached
@@ -112,21 +114,26 @@ def issue_access_token(device_id: uuid.UUID, serial: str, now: datetime
     return IssuedCredential(credential, serial, secret), verifier_hash
 
 
-async def create_device(uow: UnitOfWork, *, serial: str, name: str | None = None,
+async def create_device(uow: UnitOfWork, *, scope: Scope, serial: str, name: str | None = None,
                         model: str | None = None, group: str | None = None,
                         owner: str | None = None, tags: dict[str, str] | None = None,
                         actor: str, now: datetime, sealer: Sealer | None = None
                         ) -> tuple[Device, IssuedCredential]:
-    """Register one device with a fresh access token; with a group or owner, claim it too."""
+    """Register one device with a fresh access token; with a group or owner, claim it too.
+    A scoped caller (installer or admin) registers into its subtree only: ungrouped stock
+    is the operator's."""
     serial = parse_serial(serial)
     name = parse_name(name) if name and name.strip() else serial
     clean_tags = parse_tags(tags or {})
     if group and owner:
         raise InvalidInput("give a group or an owner, not both",
                            problems=[Problem("give a group or an owner, not both", "owner")])
+    require(scope, Role.INSTALLER, "registering devices")
+    if not group and not owner:
+        require_group(scope, None, "registering a device")
     async with uow:
         uow.conflicts_as(DeviceExists(f"device {serial} is already registered", serial=serial))
-        resolve = Resolver(uow)
+        resolve = Resolver(uow, scope)
         model_obj = _require(await resolve.model(parse_model_name(model)),
                              ModelNotFound) if model else None
         group_obj = _require(await resolve.group(group), GroupNotFound) if group else None
@@ -200,23 +207,27 @@ def _require(result: T | Problem, not_found: type[ProvisiondError]) -> T:
     return result
 
 
-async def get_device(uow: UnitOfWork, *, serial: str) -> Device:
-    serial = parse_serial(serial)
-    async with uow.read():
-        device = await uow.devices.find_by_serial(serial)
-    if device is None:
+async def device_in_scope(uow: UnitOfWork, scope: Scope, serial: str) -> Device:
+    """The device with this (parsed) serial in the open transaction; DeviceNotFound, in the
+    same words, when there is none or it lies outside the caller's scope."""
+    device = await uow.devices.find_by_serial(serial)
+    if device is None or not scope.covers(device.group_path):
         raise DeviceNotFound(f"no device {serial}", serial=serial)
     return device
 
 
-async def get_device_detail(uow: UnitOfWork, *, serial: str
+async def get_device(uow: UnitOfWork, *, scope: Scope, serial: str) -> Device:
+    serial = parse_serial(serial)
+    async with uow.read():
+        return await device_in_scope(uow, scope, serial)
+
+
+async def get_device_detail(uow: UnitOfWork, *, scope: Scope, serial: str
                             ) -> tuple[Device, list[Credential], list[Event]]:
     """A device with its credentials (never their secrets) and its onboarding timeline."""
     serial = parse_serial(serial)
     async with uow.read():
-        device = await uow.devices.find_by_serial(serial)
-        if device is None:
-            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        device = await device_in_scope(uow, scope, serial)
         creds = await uow.credentials.for_device(device.id)
         registered = await uow.devices.registered_event_id(device.id)
         events = await uow.events.find(device_id=device.id,
@@ -224,29 +235,17 @@ async def get_device_detail(uow: UnitOfWork, *, serial: str
     return device, creds, events
 
 
-def encode_cursor(serial: str) -> str:
-    return base64.urlsafe_b64encode(f"s:{serial}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if not raw.startswith("s:"):
-        raise InvalidCursor("the page cursor is not one provisiond gave out",
-                            problems=[Problem("is not a cursor from a previous page", "cursor")])
-    return raw[2:]
-
-
-async def list_devices(uow: UnitOfWork, *, group: str | None = None, state: str | None = None,
-                       model: str | None = None, tags: dict[str, str] | None = None,
-                       serial_prefix: str | None = None, cursor: str | None = None,
-                       limit: int = PAGE_SIZE_DEFAULT) -> Page:
-    """One page of devices in serial order, filtered; ``next_cursor`` fetches the next page."""
+async def list_devices(uow: UnitOfWork, *, scope: Scope, group: str | None = None,
+                       state: str | None = None, model: str | None = None,
+                       tags: dict[str, str] | None = None, serial_prefix: str | None = None,
+                       cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
+                       ) -> Page[Device]:
+    """One page of the devices in the caller's scope (or the subtree ``group`` within it) in
+    serial order, filtered; ``next_cursor`` fetches the next page."""
     problems: list[Problem] = []
-    if not 1 <= limit <= PAGE_SIZE_MAX:
-        problems.append(Problem(f"must be between 1 and {PAGE_SIZE_MAX}", "limit"))
+    too_many = limit_problem(limit)
+    if too_many is not None:
+        problems.append(too_many)
     parsed_state = None
     if state:
         try:
@@ -266,23 +265,21 @@ async def list_devices(uow: UnitOfWork, *, group: str | None = None, state: str 
             if found is None:
                 raise ModelNotFound(f"no model {model!r} in the catalogue", name=model)
             model_id = found.id
-        if path is not None and await uow.groups.find_by_path(path) is None:
-            raise GroupNotFound(f"no group {path!r}", path=path)
-        flt = DeviceFilter(group=path, state=parsed_state, model_id=model_id,
+        if path is not None:
+            await group_in_scope(uow, scope, path)
+        flt = DeviceFilter(group=path or scope.group_path, state=parsed_state, model_id=model_id,
                            tags=dict(tags or {}), serial_prefix=prefix)
         items = await uow.devices.search(flt, after=after, limit=limit + 1)
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, encode_cursor(items[-1].serial) if more and items else None)
+    return page_of(items, limit, lambda d: d.serial)
 
 
-async def delete_device(uow: UnitOfWork, *, serial: str, actor: str, now: datetime) -> Device:
+async def delete_device(uow: UnitOfWork, *, scope: Scope, serial: str, actor: str,
+                        now: datetime) -> Device:
     """Delete a device with its tags and credentials; the audit log keeps its history."""
     serial = parse_serial(serial)
+    require(scope, Role.ADMIN, "deleting devices")
     async with uow:
-        device = await uow.devices.find_by_serial(serial)
-        if device is None:
-            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        device = await device_in_scope(uow, scope, serial)
         await uow.devices.delete(device.id, now)
         await uow.events.add(NewEvent(
             EventType.DEVICE_DELETED, now, actor, device_id=device.id, serial=serial,

@@ -9,12 +9,14 @@ from datetime import datetime
 from provisiond.domain.catalog import DeviceModel, parse_model_description, parse_model_name
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group, lineage, parse_group_path
-from provisiond.domain.tokens import PREFIX, ApiToken, parse_token_name
-from provisiond.domain.users import User, check_password, parse_email, parse_role
+from provisiond.domain.limits import PAGE_SIZE_DEFAULT
+from provisiond.domain.scope import Scope
+from provisiond.domain.tokens import PREFIX, ApiToken, parse_expiry, parse_token_name
+from provisiond.domain.users import Role, User, check_password, parse_email, parse_role
 from provisiond.errors import (
+    Forbidden,
     GroupExists,
     GroupNotEmpty,
-    GroupNotFound,
     ModelExists,
     ModelInUse,
     ModelNotFound,
@@ -25,18 +27,23 @@ from provisiond.errors import (
     UserNotFound,
 )
 from provisiond.services.hashing import hash_password_off_loop, hash_token, new_token
+from provisiond.services.paging import Page, page_of, start
+from provisiond.services.scoping import group_in_scope, require, require_group, require_operator
 from provisiond.store.uow import UnitOfWork
 
 # ----------------------------------------------------------------------------- groups
 
 
-async def create_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime,
+async def create_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str, now: datetime,
                        exist_ok: bool = True) -> tuple[Group, list[Group]]:
-    """Create ``path`` and any missing parents (like ``mkdir -p``).
+    """Create ``path`` and any missing parents (like ``mkdir -p``), within the caller's
+    subtree.
 
     Returns the group and the groups created (empty when it existed and ``exist_ok``).
     """
     path = parse_group_path(path)
+    require(scope, Role.ADMIN, "creating groups")
+    require_group(scope, path, "creating a group")
     async with uow:
         uow.conflicts_as(GroupExists(f"group {path!r} was created at the same moment; retry"))
         existing = await uow.groups.find_many_by_path(lineage(path))
@@ -60,33 +67,41 @@ async def create_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime,
     return parent, created
 
 
-async def get_group(uow: UnitOfWork, *, path: str) -> Group:
+async def get_group(uow: UnitOfWork, *, scope: Scope, path: str) -> Group:
     path = parse_group_path(path)
     async with uow.read():
-        group = await uow.groups.find_by_path(path)
-    if group is None:
-        raise GroupNotFound(f"no group {path!r}", path=path)
-    return group
+        return await group_in_scope(uow, scope, path)
 
 
-async def list_groups(uow: UnitOfWork, *, under: str | None = None
-                      ) -> list[tuple[Group, int]]:
-    """Groups (optionally one subtree) with the number of devices directly in each."""
-    under = parse_group_path(under) if under else None
+async def _listed_subtree(uow: UnitOfWork, scope: Scope, under: str | None) -> str | None:
+    """The subtree a listing covers: ``under`` (which must be in scope), else the caller's
+    whole scope (None: everything)."""
+    if under is None:
+        return scope.group_path
+    return (await group_in_scope(uow, scope, parse_group_path(under))).path
+
+
+async def list_groups(uow: UnitOfWork, *, scope: Scope, under: str | None = None,
+                      cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
+                      ) -> Page[tuple[Group, int]]:
+    """A page of the groups in the caller's subtree (or the subtree ``under``) in path
+    order, with the number of devices directly in each."""
+    after = start(cursor, limit)
     async with uow.read():
-        if under is not None and await uow.groups.find_by_path(under) is None:
-            raise GroupNotFound(f"no group {under!r}", path=under)
-        groups = await uow.groups.list(under)
-        counts = await uow.groups.device_counts(under)
-    return [(g, counts.get(g.id, 0)) for g in groups]
+        subtree = await _listed_subtree(uow, scope, under or None)
+        groups = await uow.groups.list(subtree, after=after, limit=limit + 1)
+        counts = await uow.groups.device_counts([g.id for g in groups[:limit]])
+    return page_of([(g, counts.get(g.id, 0)) for g in groups], limit, lambda r: r[0].path)
 
 
-async def delete_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime) -> Group:
+async def delete_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str,
+                       now: datetime) -> Group:
+    """Delete an empty group: no subgroups, users, devices, profiles or unrevoked tokens
+    (its revoked tokens go with it)."""
     path = parse_group_path(path)
+    require(scope, Role.ADMIN, "deleting groups")
     async with uow:
-        group = await uow.groups.find_by_path(path)
-        if group is None:
-            raise GroupNotFound(f"no group {path!r}", path=path)
+        group = await group_in_scope(uow, scope, path)
         usage = await uow.groups.usage(group.id)
         if any(usage.values()):
             held = ", ".join(f"{n} {what}" for what, n in usage.items() if n)
@@ -101,18 +116,19 @@ async def delete_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime)
 # ----------------------------------------------------------------------------- users
 
 
-async def create_user(uow: UnitOfWork, *, email: str, password: str, role: str, group: str,
-                      actor: str, now: datetime) -> User:
+async def create_user(uow: UnitOfWork, *, scope: Scope, email: str, password: str,
+                      role: str, group: str, actor: str, now: datetime) -> User:
+    """A user in a group of the caller's subtree, with no higher role than the caller's."""
     email = parse_email(email)
     parsed_role = parse_role(role)
     check_password(password)
     path = parse_group_path(group)
+    require(scope, Role.ADMIN, "creating users")
+    _require_narrower(scope, Scope(parsed_role, path), "a user")
     password_hash = await hash_password_off_loop(password)  # slow: before the transaction
     async with uow:
         uow.conflicts_as(UserExists(f"a user {email!r} already exists", email=email))
-        grp = await uow.groups.find_by_path(path)
-        if grp is None:
-            raise GroupNotFound(f"no group {path!r}", path=path)
+        grp = await group_in_scope(uow, scope, path)
         if await uow.users.find_by_email(email) is not None:
             raise UserExists(f"a user {email!r} already exists", email=email)
         user = User(uuid.uuid4(), email, parsed_role, grp.id, grp.path, now)
@@ -123,15 +139,16 @@ async def create_user(uow: UnitOfWork, *, email: str, password: str, role: str, 
     return user
 
 
-async def set_user_disabled(uow: UnitOfWork, *, email: str, disabled: bool, actor: str,
-                            now: datetime) -> tuple[User, int]:
+async def set_user_disabled(uow: UnitOfWork, *, scope: Scope, email: str, disabled: bool,
+                            actor: str, now: datetime) -> tuple[User, int]:
     """Disable a user (sign-in refused, every session ended at once) or enable them again;
     the user and how many sessions were ended. Idempotent: disabling a disabled user changes
     nothing and records nothing."""
     email = parse_email(email)
+    require(scope, Role.ADMIN, "disabling and enabling users")
     async with uow:
         user = await uow.users.find_by_email(email)
-        if user is None:
+        if user is None or not scope.covers(user.group_path):
             raise UserNotFound(f"no user {email!r}", email=email)
         if user.disabled == disabled:
             return user, 0
@@ -145,19 +162,25 @@ async def set_user_disabled(uow: UnitOfWork, *, email: str, disabled: bool, acto
     return replace(user, disabled_at=now if disabled else None), ended
 
 
-async def list_users(uow: UnitOfWork, *, under: str | None = None) -> list[User]:
-    under = parse_group_path(under) if under else None
+async def list_users(uow: UnitOfWork, *, scope: Scope, under: str | None = None,
+                     cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page[User]:
+    """A page of the users of the caller's subtree (or of ``under``), in e-mail order."""
+    after = start(cursor, limit)
     async with uow.read():
-        return await uow.users.list(under)
+        subtree = await _listed_subtree(uow, scope, under or None)
+        users = await uow.users.list(subtree, after=after, limit=limit + 1)
+    return page_of(users, limit, lambda u: u.email)
 
 
 # ----------------------------------------------------------------------------- models
 
 
-async def add_model(uow: UnitOfWork, *, name: str, description: str = "", actor: str,
-                    now: datetime) -> DeviceModel:
+async def add_model(uow: UnitOfWork, *, scope: Scope, name: str, description: str = "",
+                    actor: str, now: datetime) -> DeviceModel:
+    """Add a model to the catalogue (global: operator-wide admins only; everyone reads it)."""
     name = parse_model_name(name, field="name")
     description = parse_model_description(description)
+    require_operator(scope, "changing the model catalogue")
     async with uow:
         uow.conflicts_as(ModelExists(f"model {name!r} already exists", name=name))
         if await uow.models.find_by_name(name) is not None:
@@ -175,8 +198,10 @@ async def list_models(uow: UnitOfWork) -> list[DeviceModel]:
         return await uow.models.list()
 
 
-async def delete_model(uow: UnitOfWork, *, name: str, actor: str, now: datetime) -> DeviceModel:
+async def delete_model(uow: UnitOfWork, *, scope: Scope, name: str, actor: str,
+                       now: datetime) -> DeviceModel:
     name = parse_model_name(name, field="name")
+    require_operator(scope, "changing the model catalogue")
     async with uow:
         model = await uow.models.find_by_name(name)
         if model is None:
@@ -197,35 +222,76 @@ async def delete_model(uow: UnitOfWork, *, name: str, actor: str, now: datetime)
 # ----------------------------------------------------------------------------- API tokens
 
 
-async def create_token(uow: UnitOfWork, *, name: str, actor: str, now: datetime
+def _require_narrower(scope: Scope, wanted: Scope, what: str) -> None:
+    """A caller never makes a token or user broader than itself (a wider subtree or a higher
+    role); a group outside its subtree is refused as missing by the lookup that follows."""
+    if wanted.group_path is None and not scope.operator_wide:
+        raise Forbidden(f"this caller's scope is the subtree {scope.group_path!r}: it cannot "
+                        f"make {what} that is operator-wide; name a group within it")
+    if not scope.may(wanted.role):
+        raise Forbidden(f"a {scope.role} cannot make {what} with the {wanted.role} role",
+                        role=scope.role.value)
+
+
+async def create_token(uow: UnitOfWork, *, scope: Scope, name: str, role: str = "admin",
+                       group: str | None = None, expires: str | None = None,
+                       not_after: datetime | None = None, actor: str, now: datetime
                        ) -> tuple[ApiToken, str]:
-    """A new operator token. The secret is returned here and never again."""
+    """A new operator token with a role over a group's subtree (None: operator-wide) and an
+    optional expiry. The secret is returned here and never again.
+
+    It is never broader than the caller: within its subtree, no higher role, and expiring
+    no later than ``not_after`` (the calling token's own expiry, which it inherits when
+    ``expires`` is absent).
+    """
     name = parse_token_name(name)
+    parsed_role = parse_role(role)
+    path = parse_group_path(group) if group else None
+    expires_at = parse_expiry(expires, now=now) if expires else not_after
+    require(scope, Role.ADMIN, "creating tokens")
+    _require_narrower(scope, Scope(parsed_role, path), "a token")
+    if not_after is not None and (expires_at is None or expires_at > not_after):
+        raise Forbidden("this token expires at " + not_after.isoformat() + ": it cannot make "
+                        "a token that outlives it")
     secret, secret_hash = new_token(PREFIX, 32)
     async with uow:
         uow.conflicts_as(TokenExists(f"a token {name!r} already exists", name=name))
+        grp = await group_in_scope(uow, scope, path) if path else None
         if await uow.tokens.find_by_name(name) is not None:
             raise TokenExists(f"a token {name!r} already exists", name=name)
-        token = ApiToken(uuid.uuid4(), name, now)
-        await uow.tokens.add(token, secret_hash)
-        await uow.events.add(NewEvent(EventType.TOKEN_CREATED, now, actor, data={"name": name}))
+        token = ApiToken(uuid.uuid4(), name, now, role=parsed_role,
+                         group_path=grp.path if grp else None, expires_at=expires_at)
+        await uow.tokens.add(token, secret_hash, grp.id if grp else None)
+        await uow.events.add(NewEvent(
+            EventType.TOKEN_CREATED, now, actor, group_id=grp.id if grp else None,
+            data={"name": name, "role": parsed_role.value, "group": token.group_path,
+                  "expires_at": expires_at.isoformat() if expires_at else None}))
         await uow.commit()
     return token, secret
 
 
-async def list_tokens(uow: UnitOfWork) -> list[ApiToken]:
+async def list_tokens(uow: UnitOfWork, *, scope: Scope, cursor: str | None = None,
+                      limit: int = PAGE_SIZE_DEFAULT) -> Page[ApiToken]:
+    """A page of the tokens scoped within the caller's subtree (all for an operator-wide
+    caller), in name order; revoked and expired ones included."""
+    after = start(cursor, limit)
     async with uow.read():
-        return await uow.tokens.list()
+        tokens = await uow.tokens.list(scope.group_path, after=after, limit=limit + 1)
+    return page_of(tokens, limit, lambda t: t.name)
 
 
-async def revoke_token(uow: UnitOfWork, *, name: str, actor: str, now: datetime) -> ApiToken:
+async def revoke_token(uow: UnitOfWork, *, scope: Scope, name: str, actor: str,
+                       now: datetime) -> ApiToken:
     name = parse_token_name(name)
+    require(scope, Role.ADMIN, "revoking tokens")
     async with uow:
         token = await uow.tokens.find_by_name(name)
-        if token is None or token.revoked_at is not None:
+        if token is None or token.revoked_at is not None \
+                or not scope.covers(token.group_path):
             raise TokenNotFound(f"no active token {name!r}", name=name)
         await uow.tokens.revoke(token.id, now)
-        await uow.events.add(NewEvent(EventType.TOKEN_REVOKED, now, actor, data={"name": name}))
+        await uow.events.add(NewEvent(EventType.TOKEN_REVOKED, now, actor,
+                                      data={"name": name}))
         await uow.commit()
     return token
 
@@ -233,16 +299,17 @@ async def revoke_token(uow: UnitOfWork, *, name: str, actor: str, now: datetime)
 async def authenticate_token(uow: UnitOfWork, *, secret: str, now: datetime) -> ApiToken:
     """The active token whose secret this is, or Unauthenticated.
 
-    Found by its SHA-256, so the secret itself is never compared. ``last_used_at`` is
-    refreshed at most once a minute, so authenticated reads do not all become writes.
+    Found by its SHA-256, so the secret itself is never compared. An expired token is
+    refused as an unknown one. ``last_used_at`` is refreshed at most once a minute, so
+    authenticated reads do not all become writes.
     """
     if not secret.startswith(PREFIX):
         raise Unauthenticated("the bearer token is not a provisiond API token")
     token_hash = hash_token(secret)
     async with uow.read():
         token = await uow.tokens.find_active_by_hash(token_hash)
-    if token is None:
-        raise Unauthenticated("the bearer token is unknown or revoked")
+    if token is None or (token.expires_at is not None and token.expires_at <= now):
+        raise Unauthenticated("the bearer token is unknown, revoked or expired")
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         async with uow:
             await uow.tokens.touch(token.id, now)

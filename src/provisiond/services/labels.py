@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import segno
 
 from provisiond.domain.device import Device
+from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput, Problem
 from provisiond.protocols import qr
@@ -323,7 +324,7 @@ def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,
 
 
 async def write_labels(uow_factory: Callable[[], UnitOfWork], out: BinaryIO,
-                       options: LabelOptions, *, group: str | None = None,
+                       options: LabelOptions, *, scope: Scope, group: str | None = None,
                        state: str | None = None, model: str | None = None,
                        tags: dict[str, str] | None = None, serial_prefix: str | None = None,
                        progress: Callable[[int], None] | None = None,
@@ -336,8 +337,8 @@ async def write_labels(uow_factory: Callable[[], UnitOfWork], out: BinaryIO,
     with StreamingPdf(out, sheet.page_width, sheet.page_height) as pdf:
         sheets = _Sheets(pdf, sheet)
         pending: tuple[list[Device], Any] | None = None
-        async for batch in _device_pages(uow_factory, group=group, state=state, model=model,
-                                         tags=tags, serial_prefix=serial_prefix):
+        async for batch in _device_pages(uow_factory, scope=scope, group=group, state=state,
+                                         model=model, tags=tags, serial_prefix=serial_prefix):
             texts = [device_code(d, options).render() for d in batch]
             started = encoder.start(texts)
             if pending is not None:
@@ -380,14 +381,15 @@ class _Sheets:
             self.pdf.add_page(self.page)
 
 
-async def _device_pages(uow_factory: Callable[[], UnitOfWork], *, group: str | None,
+async def _device_pages(uow_factory: Callable[[], UnitOfWork], *, scope: Scope,
+                        group: str | None,
                         state: str | None, model: str | None, tags: dict[str, str] | None,
                         serial_prefix: str | None) -> AsyncIterator[list[Device]]:
     cursor = None
     while True:
-        page = await list_devices(uow_factory(), group=group, state=state, model=model,
-                                  tags=tags, serial_prefix=serial_prefix, cursor=cursor,
-                                  limit=500)
+        page = await list_devices(uow_factory(), scope=scope, group=group, state=state,
+                                  model=model, tags=tags, serial_prefix=serial_prefix,
+                                  cursor=cursor, limit=500)
         if page.items:
             yield page.items
         if page.next_cursor is None:

@@ -24,6 +24,7 @@ from typing import IO
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.scope import Scope
 from provisiond.errors import DeviceExists, Problem
 from provisiond.protocols.codes import LoRaWanCode
 from provisiond.services.devices import Resolver
@@ -147,7 +148,8 @@ async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer
         uow.conflicts_as(DeviceExists("another import registered some of these DevEUIs at the "
                                       "same time; nothing was imported"))
         group_obj, model_obj, profile_obj = await resolve_defaults(
-            Resolver(uow), group=group, model=model, profile=profile)
+            Resolver(uow, Scope.operator()),  # the command line's import: operator-wide
+            group=group, model=model, profile=profile)
         existing = await uow.bulk.existing_serials([r.dev_eui for r in rows])
         problems += [Problem(f"{r.dev_eui} is already registered", field="Device EUI",
                              line=r.line) for r in rows if r.dev_eui in existing]

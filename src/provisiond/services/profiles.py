@@ -21,7 +21,11 @@ from provisiond.domain.claims import (
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import parse_group_path
-from provisiond.domain.limits import CERTIFICATE_DAYS_MAX, DEVICE_SECRET_MIN_LENGTH_DEFAULT
+from provisiond.domain.limits import (
+    CERTIFICATE_DAYS_MAX,
+    DEVICE_SECRET_MIN_LENGTH_DEFAULT,
+    PAGE_SIZE_DEFAULT,
+)
 from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_SOURCE_RATE_PER_MINUTE,
@@ -36,7 +40,9 @@ from provisiond.domain.profiles import (
     parse_reprovision_policy,
     parse_strategy,
 )
+from provisiond.domain.scope import Scope
 from provisiond.domain.tts import NetworkSettings, parse_network_settings
+from provisiond.domain.users import Role
 from provisiond.errors import (
     CaNotFound,
     GroupNotFound,
@@ -48,7 +54,9 @@ from provisiond.errors import (
 )
 from provisiond.services.hashing import hash_profile_secret, hs256_key, tokens_equal
 from provisiond.services.ids import new_id
+from provisiond.services.paging import Page, page_of, start
 from provisiond.services.registration_tokens import parse_public_key
+from provisiond.services.scoping import group_in_scope, require, require_group
 from provisiond.services.sealing import Sealer
 from provisiond.store.profiles import StoredCa
 from provisiond.store.uow import UnitOfWork
@@ -92,8 +100,9 @@ class _Checks:
 
 
 async def create_profile(
-    uow: UnitOfWork, *, name: str, strategy: str = "allow-create", key: str | None = None,
-    secret: str | None = None, group: str | None = None, model: str | None = None,
+    uow: UnitOfWork, *, scope: Scope, name: str, strategy: str = "allow-create",
+    key: str | None = None, secret: str | None = None, group: str | None = None,
+    model: str | None = None,
     credentials: Sequence[str] = (), rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
     jwt_public_key: str | None = None, ca: str | None = None, certificate_days: int = 365,
@@ -105,7 +114,11 @@ async def create_profile(
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
     then. Key and secret are generated when not given; the secret is stored hashed, and the
-    HS256 key of its registration tokens sealed with ``sealer`` (device_key_passphrase)."""
+    HS256 key of its registration tokens sealed with ``sealer`` (device_key_passphrase).
+    A scoped admin makes profiles for groups of its subtree only."""
+    require(scope, Role.ADMIN, "creating profiles")
+    if not group:
+        require_group(scope, None, "a profile without a group")
     check = _Checks()
     name_ = check(lambda: parse_profile_name(name), "")
     strategy_ = check(lambda: parse_strategy(strategy), Strategy.ALLOW_CREATE)
@@ -149,9 +162,7 @@ async def create_profile(
         if taken == "key":
             raise ProfileExists("another profile has this provision key; choose another or "
                                 "leave --key out to have one generated", field="key")
-        group_ = await uow.groups.find_by_path(path) if path else None
-        if path and group_ is None:
-            raise GroupNotFound(f"no group {path!r}", path=path)
+        group_ = await group_in_scope(uow, scope, path) if path else None
         model_ = await uow.models.find_by_name(model_name) if model_name else None
         if model_name and model_ is None:
             raise ModelNotFound(f"no model {model_name!r} in the catalogue", name=model_name)
@@ -210,7 +221,8 @@ async def _signing_ca(uow: UnitOfWork, name: str | None) -> StoredCa | None:
     return found
 
 
-async def update_profile(uow: UnitOfWork, *, name: str, reprovision: str | None = None,
+async def update_profile(uow: UnitOfWork, *, scope: Scope, name: str,
+                         reprovision: str | None = None,
                          device_secret_min_length: int | None = None,
                          device_ca: str | None = None, clear_device_ca: bool = False,
                          actor: str, now: datetime) -> Profile:
@@ -218,6 +230,7 @@ async def update_profile(uow: UnitOfWork, *, name: str, reprovision: str | None 
     device may choose, the manufacturer CA that vouches for certificates devices bring.
     What is not given stays; every problem is reported at once; one event records it."""
     name = parse_profile_name(name)
+    require(scope, Role.ADMIN, "changing profiles")
     check = _Checks()
     policy = (check(lambda: parse_reprovision_policy(reprovision), None)
               if reprovision is not None else None)
@@ -229,7 +242,7 @@ async def update_profile(uow: UnitOfWork, *, name: str, reprovision: str | None 
     if check.problems:
         raise InvalidInput("; ".join(str(p) for p in check.problems), problems=check.problems)
     async with uow:
-        profile = await _existing(uow, name)
+        profile = await _existing(uow, scope, name)
         ca_ = await _ca(uow, device_ca, "device_ca")
         changed = replace(
             profile, reprovision=policy or profile.reprovision,
@@ -255,7 +268,7 @@ THINGSBOARD_STRATEGIES = {"CHECK_NEW_DEVICE": Strategy.ALLOW_CREATE,
 
 
 async def create_thingsboard_profile(
-    uow: UnitOfWork, *, key: str | None, secret: str | None, strategy: str | None,
+    uow: UnitOfWork, *, scope: Scope, key: str | None, secret: str | None, strategy: str | None,
     customer_id: str | None, group_name: str | None, actor: str, now: datetime,
     customer_entity_type: str | None = None, sealer: Sealer | None = None,
 ) -> ProfileWithSecret:
@@ -265,6 +278,7 @@ async def create_thingsboard_profile(
     path (``groupName``); given both, the group must lie in the customer's subtree. The
     profile is named ``tb-`` and 8 random characters (the request names none).
     """
+    require(scope, Role.ADMIN, "creating profiles")
     check = _Checks()
     mapped = Strategy.ALLOW_CREATE
     if strategy is not None:
@@ -289,7 +303,7 @@ async def create_thingsboard_profile(
     if customer is not None:
         async with uow.read():
             group = await uow.groups.find_by_id(customer)
-        if group is None:
+        if group is None or not scope.covers(group.path):
             raise GroupNotFound(f"no group with id {customer} (customerId.id)",
                                 field="customerId.id")
         if path is None:
@@ -301,35 +315,42 @@ async def create_thingsboard_profile(
     return await create_profile(
         uow, name=f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}",
         strategy=mapped.value, key=key, secret=secret, group=path, sealer=sealer, actor=actor,
-        now=now)
+        now=now, scope=scope)
 
 
-async def list_profiles(uow: UnitOfWork) -> list[Profile]:
+async def list_profiles(uow: UnitOfWork, *, scope: Scope, cursor: str | None = None,
+                        limit: int = PAGE_SIZE_DEFAULT) -> Page[Profile]:
+    """A page of the profiles of the caller's subtree (all for an operator-wide caller;
+    profiles without a group are the operator's), in name order."""
+    after = start(cursor, limit)
     async with uow.read():
-        return await uow.profiles.list()
+        profiles = await uow.profiles.list(scope.group_path, after=after, limit=limit + 1)
+    return page_of(profiles, limit, lambda p: p.name)
 
 
-async def _existing(uow: UnitOfWork, name: str) -> Profile:
-    """The profile named so, in the open transaction, or ProfileNotFound."""
+async def _existing(uow: UnitOfWork, scope: Scope, name: str) -> Profile:
+    """The profile named so, in the open transaction; ProfileNotFound, in the same words,
+    when there is none or it is outside the caller's scope."""
     profile = await uow.profiles.find_by_name(name)
-    if profile is None:
+    if profile is None or not scope.covers(profile.group_path):
         raise ProfileNotFound(f"no profile {name!r}", name=name)
     return profile
 
 
-async def get_profile(uow: UnitOfWork, *, name: str) -> Profile:
+async def get_profile(uow: UnitOfWork, *, scope: Scope, name: str) -> Profile:
     name = parse_profile_name(name)
     async with uow.read():
-        return await _existing(uow, name)
+        return await _existing(uow, scope, name)
 
 
-async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, actor: str,
-                              now: datetime) -> Profile:
+async def set_profile_enabled(uow: UnitOfWork, *, scope: Scope, name: str, enabled: bool,
+                              actor: str, now: datetime) -> Profile:
     """Enable or disable a profile (a disabled profile provisions nothing). Idempotent: a
     profile already in that state is returned unchanged, with no event."""
     name = parse_profile_name(name)
+    require(scope, Role.ADMIN, "enabling and disabling profiles")
     async with uow:
-        profile = await _existing(uow, name)
+        profile = await _existing(uow, scope, name)
         if profile.enabled == enabled:
             return profile
         await uow.profiles.set_enabled(profile.id, enabled, now)
@@ -339,14 +360,15 @@ async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, acto
     return replace(profile, enabled=enabled, updated_at=now)
 
 
-async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | None,
-                              actor: str, now: datetime) -> Profile:
+async def set_profile_jwt_key(uow: UnitOfWork, *, scope: Scope, name: str,
+                              public_key: str | None, actor: str, now: datetime) -> Profile:
     """Register (or replace) the ES256 public key that registration tokens of this profile
     are signed with; None removes it (the profile then accepts HS256 tokens)."""
     name = parse_profile_name(name)
     pem = parse_public_key(public_key) if public_key else None
+    require(scope, Role.ADMIN, "changing profiles")
     async with uow:
-        profile = await _existing(uow, name)
+        profile = await _existing(uow, scope, name)
         await uow.profiles.set_jwt_public_key(profile.id, pem, now)
         await uow.events.add(NewEvent(EventType.PROFILE_JWT_KEY_SET, now, actor,
                                       data={"name": name, "algorithm":
@@ -355,15 +377,16 @@ async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | N
     return replace(profile, jwt_public_key=pem, updated_at=now)
 
 
-async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | None = None,
-                                sealer: Sealer | None = None, actor: str,
-                                now: datetime) -> ProfileWithSecret:
+async def rotate_profile_secret(uow: UnitOfWork, *, scope: Scope, name: str,
+                                secret: str | None = None, sealer: Sealer | None = None,
+                                actor: str, now: datetime) -> ProfileWithSecret:
     """Give a profile a new secret (generated unless given); the old one stops working at
     once. Firmware carrying the old secret can no longer provision."""
     name = parse_profile_name(name)
     new_secret = parse_key(secret, field="secret") if secret is not None else generate_key()
+    require(scope, Role.ADMIN, "changing profiles")
     async with uow:
-        profile = await _existing(uow, name)
+        profile = await _existing(uow, scope, name)
         if new_secret == profile.key:
             problem = Problem("must differ from the key", field="secret")
             raise InvalidInput(str(problem), problems=[problem])

@@ -31,6 +31,8 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.importing import ImportRecord, parse_record
 from provisiond.domain.profiles import Profile
+from provisiond.domain.scope import Scope
+from provisiond.domain.users import Role
 from provisiond.errors import (
     DeviceExists,
     GroupNotFound,
@@ -43,6 +45,7 @@ from provisiond.services.devices import Resolver
 from provisiond.services.hashing import hash_claim_code, new_split_tokens
 from provisiond.services.ids import canonical, new_id_hexes
 from provisiond.services.import_formats import Item
+from provisiond.services.scoping import require
 from provisiond.services.sealing import Sealer
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
@@ -192,13 +195,14 @@ def _hex(value: uuid.UUID | None) -> str | None:
 
 class _Importer:
     def __init__(self, uow: UnitOfWork, options: ImportOptions, sink: CredentialSink,
-                 event_id: int, now: datetime) -> None:
+                 event_id: int, now: datetime, scope: Scope) -> None:
         self.uow = uow
         self.options = options
         self.sink = sink
         self.event_id = event_id
         self.now = now
-        self.resolver = Resolver(uow)
+        self.scope = scope
+        self.resolver = Resolver(uow, scope)
         self.problems = ImportProblems(options.max_problems)
         self.default_model: DeviceModel | None = None
         self.default_group: Group | None = None
@@ -224,6 +228,9 @@ class _Importer:
                 or isinstance(owner, Problem) or isinstance(profile, Problem)):
             return [p for p in (model, group, owner, profile) if isinstance(p, Problem)]
         group_id = owner.group_id if owner else group.id if group else None
+        if group_id is None and not self.scope.operator_wide:
+            return [Problem(f"this caller's scope is the subtree {self.scope.group_path!r}: "
+                            "give each device a group or an owner within it", field="group")]
         state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
         proof = (profile.claim_proof if profile and profile.claim_proof
                  else self.options.default_claim_proof)
@@ -287,20 +294,24 @@ class _Importer:
             await self.uow.bulk.write(devices, tags, creds, event_id=self.event_id, now=self.now)
 
 
-async def register_devices(uow: UnitOfWork, *, items: Iterable[Item], options: ImportOptions,
-                           sink: CredentialSink, actor: str, now: datetime) -> ImportResult:
+async def register_devices(uow: UnitOfWork, *, scope: Scope, items: Iterable[Item],
+                           options: ImportOptions, sink: CredentialSink, actor: str,
+                           now: datetime) -> ImportResult:
     """Register every record of an import file, or none of them.
 
+    A scoped caller (installer or admin) places every device in its subtree; groups,
+    owners and profiles outside it are reported as missing ones are.
     Raises :class:`ImportInvalid` listing every problem (line and field) when anything in the
     file is wrong; the database is then unchanged and the sink must be discarded.
     """
+    require(scope, Role.INSTALLER, "registering devices")
     async with uow:
         uow.conflicts_as(DeviceExists(
             "another import or request registered some of these serials at the same time; "
             "nothing was imported: run the import again (with --skip-existing to skip them)"))
         event_id = await uow.events.add(NewEvent(EventType.DEVICES_IMPORTED, now, actor,
                                                  data={"source": options.source}))
-        importer = _Importer(uow, options, sink, event_id, now)
+        importer = _Importer(uow, options, sink, event_id, now, scope)
         producer = _Producer(items, options.batch_size, uow.bulk.turn_every)
         await importer.load_defaults()
         try:

@@ -24,6 +24,9 @@ import orjson
 
 from provisiond.domain.events import Event, EventType, NewEvent
 from provisiond.domain.groups import parse_group_path
+from provisiond.domain.limits import PAGE_SIZE_DEFAULT
+from provisiond.domain.scope import Scope
+from provisiond.domain.users import Role
 from provisiond.domain.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -37,8 +40,10 @@ from provisiond.domain.webhooks import (
     receives,
     sign,
 )
-from provisiond.errors import GroupNotFound, InvalidInput, Problem, WebhookNotFound
+from provisiond.errors import InvalidCursor, InvalidInput, Problem, WebhookNotFound
 from provisiond.services.ids import new_id
+from provisiond.services.paging import Page, page_of, start
+from provisiond.services.scoping import group_in_scope, require
 from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
@@ -76,17 +81,18 @@ def parse_webhook_id(text: str) -> uuid.UUID:
                            problems=[Problem("is not a webhook id (a UUID)", "id")]) from None
 
 
-async def create_webhook(uow: UnitOfWork, *, group: str, url: str, events: list[str] | None,
-                         actor: str, now: datetime, sealer: Sealer) -> tuple[Webhook, str]:
-    """A new webhook and its signing secret (shown once, kept sealed)."""
+async def create_webhook(uow: UnitOfWork, *, scope: Scope, group: str, url: str,
+                         events: list[str] | None, actor: str, now: datetime, sealer: Sealer
+                         ) -> tuple[Webhook, str]:
+    """A new webhook for a group of the caller's subtree, and its signing secret (shown
+    once, kept sealed)."""
     path = parse_group_path(group)
     clean_url = parse_url(url)
     types = parse_events(events)
+    require(scope, Role.ADMIN, "creating webhooks")
     secret = "whsec_" + secrets.token_urlsafe(32)
     async with uow:
-        found = await uow.groups.find_by_path(path)
-        if found is None:
-            raise GroupNotFound(f"no group {path!r}", path=path)
+        found = await group_in_scope(uow, scope, path)
         webhook = Webhook(new_id(), found.id, found.path, clean_url, types, True, None, 0, now)
         await uow.webhooks.add(webhook, sealer.seal(secret))
         await uow.events.add(NewEvent(
@@ -97,42 +103,62 @@ async def create_webhook(uow: UnitOfWork, *, group: str, url: str, events: list[
     return webhook, secret
 
 
-async def _find(uow: UnitOfWork, webhook_id: uuid.UUID) -> Webhook:
+async def _find(uow: UnitOfWork, webhook_id: uuid.UUID, scope: Scope) -> Webhook:
+    """The webhook; WebhookNotFound, in the same words, also when it is outside ``scope``."""
     webhook = await uow.webhooks.find(webhook_id)
-    if webhook is None:
+    if webhook is None or not scope.covers(webhook.group_path):
         raise WebhookNotFound(f"no webhook {webhook_id}", id=str(webhook_id))
     return webhook
 
 
-async def list_webhooks(uow: UnitOfWork, *, group: str | None = None) -> list[Webhook]:
+def _webhook_cursor(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidCursor("the page cursor is not one provisiond gave out",
+                            problems=[Problem("is not a cursor from a previous page",
+                                              "cursor")]) from None
+
+
+async def list_webhooks(uow: UnitOfWork, *, scope: Scope, group: str | None = None,
+                        cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
+                        ) -> Page[Webhook]:
+    """A page of the webhooks of the caller's subtree (or of ``group``'s), oldest first."""
+    after = start(cursor, limit)
     async with uow.read():
-        return await uow.webhooks.in_subtree(parse_group_path(group) if group else None)
+        subtree = (await group_in_scope(uow, scope, parse_group_path(group))).path \
+            if group else scope.group_path
+        hooks = await uow.webhooks.in_subtree(
+            subtree, after=_webhook_cursor(after) if after else None, limit=limit + 1)
+    return page_of(hooks, limit, lambda w: str(w.id))
 
 
-async def get_webhook(uow: UnitOfWork, *, webhook_id: uuid.UUID
+async def get_webhook(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID
                       ) -> tuple[Webhook, dict[str, int]]:
     async with uow.read():
-        webhook = await _find(uow, webhook_id)
+        webhook = await _find(uow, webhook_id, scope)
         return webhook, await uow.webhooks.counts(webhook_id)
 
 
-async def set_webhook_enabled(uow: UnitOfWork, *, webhook_id: uuid.UUID, enabled: bool,
-                              actor: str, now: datetime) -> Webhook:
+async def set_webhook_enabled(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID,
+                              enabled: bool, actor: str, now: datetime) -> Webhook:
+    require(scope, Role.ADMIN, "enabling and disabling webhooks")
     async with uow:
-        webhook = await _find(uow, webhook_id)
+        webhook = await _find(uow, webhook_id, scope)
         await uow.webhooks.set_enabled(webhook_id, enabled,
                                        None if enabled else f"disabled by {actor}")
         await uow.events.add(NewEvent(
             EventType.WEBHOOK_ENABLED if enabled else EventType.WEBHOOK_DISABLED, now, actor,
             group_id=webhook.group_id, data={"webhook_id": str(webhook_id)}))
         await uow.commit()
-        return await _find(uow, webhook_id)
+        return await _find(uow, webhook_id, scope)
 
 
-async def delete_webhook(uow: UnitOfWork, *, webhook_id: uuid.UUID, actor: str,
+async def delete_webhook(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID, actor: str,
                          now: datetime) -> Webhook:
+    require(scope, Role.ADMIN, "deleting webhooks")
     async with uow:
-        webhook = await _find(uow, webhook_id)
+        webhook = await _find(uow, webhook_id, scope)
         await uow.webhooks.delete(webhook_id)
         await uow.events.add(NewEvent(
             EventType.WEBHOOK_DELETED, now, actor, group_id=webhook.group_id,
@@ -141,7 +167,7 @@ async def delete_webhook(uow: UnitOfWork, *, webhook_id: uuid.UUID, actor: str,
     return webhook
 
 
-async def list_deliveries(uow: UnitOfWork, *, webhook_id: uuid.UUID,
+async def list_deliveries(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID,
                           status: str | None = None, before: int | None = None,
                           limit: int = 50) -> list[Delivery]:
     """The webhook's delivery log, newest first."""
@@ -152,7 +178,7 @@ async def list_deliveries(uow: UnitOfWork, *, webhook_id: uuid.UUID,
                            problems=[Problem("pending, delivered or failed", "status")]
                            ) from None
     async with uow.read():
-        await _find(uow, webhook_id)
+        await _find(uow, webhook_id, scope)
         return await uow.webhooks.deliveries(webhook_id, status=wanted, before=before,
                                              limit=limit)
 

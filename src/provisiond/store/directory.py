@@ -36,6 +36,15 @@ def subtree_clause(column: Any, path: str) -> Any:
     return or_(text == path, (text >= path + SEPARATOR) & (text < path + "0"))
 
 
+def keyset(query: Any, key: Any, after: Any, limit: int | None) -> Any:
+    """``query`` in ``key`` order, from after ``after``, at most ``limit`` rows: one page of
+    a listing (services/paging.py)."""
+    query = query.order_by(key)
+    if after is not None:
+        query = query.where(key > after)
+    return query.limit(limit) if limit is not None else query
+
+
 def _group(row: Any) -> Group:
     return Group(row.id, row.name, row.path, row.parent_id, row.depth, row.created_at)
 
@@ -66,22 +75,23 @@ class GroupRepository:
             )
         )
 
-    async def list(self, under: str | None = None) -> list[Group]:
-        query = select(groups).order_by(groups.c.path)
+    async def list(self, under: str | None = None, *, after: str | None = None,
+                   limit: int | None = None) -> list[Group]:
+        """Groups in path order (one subtree; after the path ``after``; ``limit`` of them)."""
+        query = keyset(select(groups), groups.c.path, after, limit)
         if under is not None:
             query = query.where(subtree_clause(groups.c.path, under))
         return [_group(r) for r in await self._conn.execute(query)]
 
-    async def device_counts(self, under: str | None = None) -> dict[uuid.UUID, int]:
+    async def device_counts(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many devices sit directly in each of these groups."""
+        if not group_ids:
+            return {}
         query = (
             select(devices.c.group_id, func.count())
-            .where(devices.c.group_id.is_not(None))
+            .where(devices.c.group_id.in_(list(group_ids)))
             .group_by(devices.c.group_id)
         )
-        if under is not None:
-            query = query.where(
-                devices.c.group_id.in_(select(groups.c.id).where(subtree_clause(groups.c.path, under)))
-            )
         return {gid: int(n) for gid, n in await self._conn.execute(query)}
 
     async def usage(self, group_id: uuid.UUID) -> dict[str, int]:
@@ -98,9 +108,15 @@ class GroupRepository:
             "users": await count(users, users.c.group_id),
             "devices": await count(devices, devices.c.group_id),
             "profiles": await count(provision_profiles, provision_profiles.c.group_id),
+            "tokens": int((await self._conn.execute(
+                select(func.count()).select_from(api_tokens).where(
+                    api_tokens.c.group_id == group_id, api_tokens.c.revoked_at.is_(None))
+            )).scalar_one()),
         }
 
     async def delete(self, group_id: uuid.UUID) -> None:
+        """Delete the group with its revoked tokens (``usage`` found no live ones)."""
+        await self._conn.execute(api_tokens.delete().where(api_tokens.c.group_id == group_id))
         await self._conn.execute(groups.delete().where(groups.c.id == group_id))
 
 
@@ -152,8 +168,10 @@ class UserRepository:
         await self._conn.execute(update(users).where(users.c.id == user_id)
                                  .values(disabled_at=at))
 
-    async def list(self, under: str | None = None) -> list[User]:
-        query = user_query().order_by(users.c.email)
+    async def list(self, under: str | None = None, *, after: str | None = None,
+                   limit: int | None = None) -> list[User]:
+        """Users in e-mail order (one subtree; after ``after``; ``limit`` of them)."""
+        query = keyset(user_query(), users.c.email, after, limit)
         if under is not None:
             query = query.where(subtree_clause(groups.c.path, under))
         return [user_from_row(r) for r in await self._conn.execute(query)]
@@ -206,7 +224,14 @@ class ModelRepository:
 
 
 def _token(row: Any) -> ApiToken:
-    return ApiToken(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at)
+    return ApiToken(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at,
+                    Role(row.role), row.group_path, row.expires_at)
+
+
+def _token_query() -> Any:
+    """Tokens with their group's path (NULL: operator-wide)."""
+    return select(api_tokens, groups.c.path.label("group_path")).select_from(
+        api_tokens.outerjoin(groups, groups.c.id == api_tokens.c.group_id))
 
 
 class TokenRepository:
@@ -214,26 +239,33 @@ class TokenRepository:
         self._conn = conn
 
     async def find_by_name(self, name: str) -> ApiToken | None:
-        row = (await self._conn.execute(select(api_tokens).where(api_tokens.c.name == name))).first()
+        row = (await self._conn.execute(_token_query().where(api_tokens.c.name == name))).first()
         return _token(row) if row else None
 
     async def find_active_by_hash(self, token_hash: str) -> ApiToken | None:
-        query = select(api_tokens).where(
+        """The unrevoked token with this hash (expired or not: the caller decides)."""
+        query = _token_query().where(
             api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None)
         )
         row = (await self._conn.execute(query)).first()
         return _token(row) if row else None
 
-    async def add(self, token: ApiToken, token_hash: str) -> None:
+    async def add(self, token: ApiToken, token_hash: str, group_id: uuid.UUID | None) -> None:
         await self._conn.execute(
             insert(api_tokens).values(
-                id=token.id, name=token.name, token_hash=token_hash, created_at=token.created_at
+                id=token.id, name=token.name, token_hash=token_hash, created_at=token.created_at,
+                role=token.role.value, group_id=group_id, expires_at=token.expires_at,
             )
         )
 
-    async def list(self) -> list[ApiToken]:
-        rows = await self._conn.execute(select(api_tokens).order_by(api_tokens.c.name))
-        return [_token(r) for r in rows]
+    async def list(self, under: str | None = None, *, after: str | None = None,
+                   limit: int | None = None) -> list[ApiToken]:
+        """Tokens in name order: all, or those scoped within ``under`` (never the
+        operator-wide ones); after the name ``after``; ``limit`` of them."""
+        query = keyset(_token_query(), api_tokens.c.name, after, limit)
+        if under is not None:
+            query = query.where(subtree_clause(groups.c.path, under))
+        return [_token(r) for r in await self._conn.execute(query)]
 
     async def revoke(self, token_id: uuid.UUID, now: datetime) -> None:
         await self._conn.execute(

@@ -15,6 +15,7 @@ from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.profiles import Profile, ReprovisionPolicy, Strategy
 from provisiond.domain.tts import NetworkSettings
+from provisiond.store.directory import keyset, subtree_clause
 from provisiond.store.schema import (
     certificate_authorities,
     device_models,
@@ -96,8 +97,14 @@ class ProfileRepository:
             return "name" if row.name == name else "key"
         return None
 
-    async def list(self) -> list[Profile]:
-        return [profile_from_row(r) for r in await self._conn.execute(_query().order_by(_p.c.name))]
+    async def list(self, under: str | None = None, *, after: str | None = None,
+                   limit: int | None = None) -> list[Profile]:
+        """Profiles in name order: all, or those of groups within ``under`` (never the
+        ones without a group); after the name ``after``; ``limit`` of them."""
+        query = keyset(_query(), _p.c.name, after, limit)
+        if under is not None:
+            query = query.where(subtree_clause(groups.c.path, under))
+        return [profile_from_row(r) for r in await self._conn.execute(query)]
 
     async def add(self, profile: Profile, secret_hash: str, jwt_key_sealed: str) -> None:
         await self._conn.execute(insert(_p).values(

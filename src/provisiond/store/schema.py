@@ -165,6 +165,12 @@ api_tokens = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("last_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
+    # Its scope: a role over a group's subtree (NULL: operator-wide), until expires_at.
+    Column("role", String(16), nullable=False),
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
+    Column("expires_at", UtcDateTime, nullable=True),
+    CheckConstraint("role IN ('admin', 'installer', 'viewer')", name="role"),
+    Index(None, "group_id"),
 )
 
 certificate_authorities = Table(

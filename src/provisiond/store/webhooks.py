@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.events import EventType
 from provisiond.domain.webhooks import Delivery, DeliveryStatus, Webhook
-from provisiond.store.directory import subtree_clause
+from provisiond.store.directory import keyset, subtree_clause
 from provisiond.store.schema import devices, groups, webhook_deliveries, webhooks
 
 _COLUMNS = (webhooks, groups.c.path.label("group_path"), groups.c.depth.label("group_depth"))
@@ -49,8 +49,11 @@ class WebhookRepository:
             self._select().where(webhooks.c.id == webhook_id))).first()
         return _webhook(row) if row else None
 
-    async def in_subtree(self, under: str | None = None) -> list[Webhook]:
-        query = self._select().order_by(groups.c.path, webhooks.c.created_at)
+    async def in_subtree(self, under: str | None = None, *, after: uuid.UUID | None = None,
+                         limit: int | None = None) -> list[Webhook]:
+        """Webhooks in id (creation) order: all, or one subtree's; after the id ``after``;
+        ``limit`` of them."""
+        query = keyset(self._select(), webhooks.c.id, after, limit)
         if under is not None:
             query = query.where(subtree_clause(groups.c.path, under))
         return [_webhook(r) for r in await self._conn.execute(query)]

@@ -437,7 +437,7 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
 async def devices_page(page: PageDep, q: str = "", cursor: str | None = None) -> Response:
     c = page.container
     try:
-        result = await list_devices(c.uow(), group=page.user.group_path,
+        result = await list_devices(c.uow(), scope=page.user.scope,
                                     serial_prefix=q.strip() or None, cursor=cursor, limit=50)
     except InvalidInput as err:
         return page.render("devices.html", 422, devices=[], q=q, next_cursor=None,

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services.broker_keeper import RETRY_MAX
 from provisiond.services.credentials import revoke_credentials
@@ -24,6 +25,8 @@ from tests.integration.broker.test_no_secret_on_the_broker import (
 from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
+
+OPERATOR = Scope.operator()
 
 
 def connects(broker: Broker, username: str, password: str, client_id: str = "", *,
@@ -75,7 +78,8 @@ def moved_to_the_new_names(old: Settings, new: Settings, broker: Broker) -> None
         assert connects(broker, token, token) in REFUSED
 
     async def rotate_one(c: Container) -> int:  # the incremental path goes on from there
-        await revoke_credentials(c.uow(), serial="MIG-0", actor="tests", now=c.now())
+        await revoke_credentials(c.uow(), scope=OPERATOR,
+                                 serial="MIG-0", actor="tests", now=c.now())
         return await settle(c)
 
     within(new, rotate_one)
@@ -100,7 +104,7 @@ CHOSEN = "a token the device chose for itself 02"
 async def colliding_fleet(c: Container) -> dict[str, Any]:
     """Two collisions, each made the only way there is: by a device choosing its MQTT user
     name (or its token) — a third refused at once — and a bystander."""
-    profile = await create_profile(c.uow(), name="mixed",
+    profile = await create_profile(c.uow(), scope=OPERATOR, name="mixed",
                                    credentials=["access-token", "mqtt-basic"],
                                    actor="tests", now=c.now())
     key, secret = profile.profile.key, profile.secret
@@ -169,7 +173,7 @@ def test_a_user_name_two_credentials_want_goes_to_the_first(database_url: str,
 
     # the holder of the name COL-F goes: the waiting device gets it at its next attempt
     async def free(c: Container) -> int:
-        await device_service.delete_device(c.uow(), serial="COL-E", actor="tests",
+        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="COL-E", actor="tests",
                                            now=c.now())
         await settle(c)
         later = c.now() + RETRY_MAX + timedelta(seconds=1)

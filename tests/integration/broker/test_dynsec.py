@@ -17,6 +17,7 @@ import pytest
 
 from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
+from provisiond.domain.scope import Scope
 from provisiond.integrations.mosquitto import DynsecAdmin
 from provisiond.protocols import dynsec
 from provisiond.services import devices as device_service
@@ -27,6 +28,8 @@ from provisiond.settings import Settings, load_settings
 from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
+
+OPERATOR = Scope.operator()
 
 T = TypeVar("T")
 
@@ -101,10 +104,12 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
         assert rc == 0
 
     async def change(c: Container) -> Any:
-        await revoke_credentials(c.uow(), serial="BRK-R1", actor="tests", now=c.now())
-        rotated = await rotate_credentials(c.uow(), serial="BRK-R2", kind=None, actor="tests",
+        await revoke_credentials(c.uow(), scope=OPERATOR,
+                                 serial="BRK-R1", actor="tests", now=c.now())
+        rotated = await rotate_credentials(c.uow(), scope=OPERATOR,
+                                           serial="BRK-R2", kind=None, actor="tests",
                                            now=c.now(), sealer=c.broker_sealer)
-        await device_service.delete_device(c.uow(), serial="BRK-R3", actor="tests",
+        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="BRK-R3", actor="tests",
                                            now=c.now())
         await settle(c)
         async with c.uow().read() as uow:
@@ -130,7 +135,7 @@ def test_mqtt_basic_accounts_are_bound_to_their_client_id(database_url: str,
 
     async def work(c: Container) -> Any:
         await make_device(c, "BRK-M1")
-        rotated = await rotate_credentials(c.uow(), serial="BRK-M1",
+        rotated = await rotate_credentials(c.uow(), scope=OPERATOR, serial="BRK-M1",
                                            kind=CredentialType.MQTT_BASIC, actor="tests",
                                            now=c.now(), sealer=c.broker_sealer)
         await settle(c)
@@ -167,7 +172,7 @@ def test_a_bulk_import_gets_every_account(database_url: str, broker: Broker) -> 
 
     async def work(c: Container) -> int:
         await register_devices(
-            c.uow(), items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+            c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
             options=ImportOptions(broker_sealer=c.broker_sealer), sink=Sink(),
             actor="tests", now=c.now())
         return await settle(c)
@@ -205,7 +210,7 @@ def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(database_url: str,
 
     async def drift_in_registry(c: Container) -> None:
         # deleted while provisiond's background work was not running: no settle
-        await device_service.delete_device(c.uow(), serial="BRK-S3", actor="tests",
+        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="BRK-S3", actor="tests",
                                            now=c.now())
 
     within(settings, drift_in_registry)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.errors import BrokerUnavailable
 from provisiond.integrations.emqx import EmqxApi
 from provisiond.services import devices as device_service
@@ -21,6 +22,8 @@ from provisiond.settings import Settings, load_settings
 from tests.support.broker_accounts import make_device, name, settle
 from tests.support.containers import within
 from tests.support.emqx import EmqxStandIn, Session
+
+OPERATOR = Scope.operator()
 
 
 def settings_for(database_url: str, emqx: EmqxStandIn, **extra: Any) -> Settings:
@@ -56,8 +59,8 @@ def test_sync_ends_the_sessions_of_names_no_longer_active(database_url: str,
     online(emqx, "operator", "dashboard-admin")  # not a device's
 
     async def behind_its_back(c: Container) -> None:  # no background loop running
-        await revoke_credentials(c.uow(), serial="EX-0", actor="tests", now=c.now())
-        await device_service.delete_device(c.uow(), serial="EX-1", actor="tests",
+        await revoke_credentials(c.uow(), scope=OPERATOR, serial="EX-0", actor="tests", now=c.now())
+        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="EX-1", actor="tests",
                                            now=c.now())
 
     within(settings, behind_its_back)
@@ -86,7 +89,7 @@ def test_the_incremental_path_waits_for_emqx_and_catches_up(database_url: str,
     emqx.stop()
 
     async def revoke(c: Container) -> Any:
-        await revoke_credentials(c.uow(), serial="EX-W", actor="tests", now=c.now())
+        await revoke_credentials(c.uow(), scope=OPERATOR, serial="EX-W", actor="tests", now=c.now())
         assert await settle(c) == 0
         async with c.uow().read() as uow:
             return await uow.broker.pending.listed()
@@ -117,7 +120,7 @@ def test_a_refused_api_key_is_a_clear_reason(database_url: str, emqx: EmqxStandI
     async def setup(c: Container) -> None:
         await make_device(c, "EX-K")
         await settle(c)
-        await revoke_credentials(c.uow(), serial="EX-K", actor="tests", now=c.now())
+        await revoke_credentials(c.uow(), scope=OPERATOR, serial="EX-K", actor="tests", now=c.now())
 
     within(settings, setup)
     refused = load_settings(database_url=database_url, log_level="warning", broker={
@@ -179,7 +182,8 @@ def test_a_credential_revoked_before_any_round_still_has_its_sessions_ended(
                                         keep_name=c.broker_name_keeper)
         assert verdict is Verdict.ALLOW
         online(emqx, "c-fast", name(issued.secret))
-        await revoke_credentials(c.uow(), serial="EX-FAST", actor="tests", now=c.now())
+        await revoke_credentials(c.uow(), scope=OPERATOR,
+                                 serial="EX-FAST", actor="tests", now=c.now())
         return await settle(c)
 
     assert within(settings, work) == 1

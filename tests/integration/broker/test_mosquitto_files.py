@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
+from provisiond.domain.scope import Scope
 from provisiond.integrations.mosquitto_files import MosquittoFiles
 from provisiond.protocols import mosquitto_files
 from provisiond.protocols.mosquitto_files import Entry, Files
@@ -26,6 +27,8 @@ from provisiond.settings import Settings, load_settings
 from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
+
+OPERATOR = Scope.operator()
 
 
 def settings_for(database_url: str, broker: Broker, **extra: Any) -> Settings:
@@ -114,11 +117,12 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
     assert rc == 0
 
     async def change(c: Container) -> Any:
-        await revoke_credentials(c.uow(), serial="MF-R1", actor="tests", now=c.now())
-        rotated = await rotate_credentials(c.uow(), serial="MF-R2",
+        await revoke_credentials(c.uow(), scope=OPERATOR,
+                                 serial="MF-R1", actor="tests", now=c.now())
+        rotated = await rotate_credentials(c.uow(), scope=OPERATOR, serial="MF-R2",
                                            kind=CredentialType.MQTT_BASIC, actor="tests",
                                            now=c.now(), sealer=c.broker_sealer)
-        await device_service.delete_device(c.uow(), serial="MF-R3", actor="tests",
+        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="MF-R3", actor="tests",
                                            now=c.now())
         await settle(c)
         async with c.uow().read() as uow:
@@ -166,7 +170,7 @@ def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
     broker.acl_file.write_text(acl_text)
 
     async def drift_in_registry(c: Container) -> None:
-        await device_service.delete_device(c.uow(), serial="MF-S3", actor="tests",
+        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="MF-S3", actor="tests",
                                            now=c.now())
 
     within(settings, drift_in_registry)
@@ -210,7 +214,7 @@ def test_a_user_name_the_files_cannot_hold_is_reported_and_others_go_on(
 
     async def work(c: Container) -> Any:
         bad, _ = await make_device(c, "MF-U1")
-        rotated = await rotate_credentials(c.uow(), serial="MF-U1",
+        rotated = await rotate_credentials(c.uow(), scope=OPERATOR, serial="MF-U1",
                                            kind=CredentialType.MQTT_BASIC, actor="tests",
                                            now=c.now(), sealer=c.broker_sealer)
         async with c.database.engine.begin() as conn:  # as if the device had chosen it

@@ -20,6 +20,7 @@ import pytest
 
 from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
+from provisiond.domain.scope import Scope
 from provisiond.services.credentials import rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.profiles import create_profile
@@ -31,6 +32,8 @@ from tests.integration.broker.test_dynsec import admin_run
 from tests.support.broker_accounts import REFUSED, connect, make_device, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device, available, dynsec_broker, files_broker
+
+OPERATOR = Scope.operator()
 
 CHOSEN_TOKEN = "a token the device chose for itself 01"
 CHOSEN_PASSWORD = "a password the device chose 0001"
@@ -93,7 +96,7 @@ async def run_fleet(c: Container) -> list[Login]:
     logins: list[Login] = []
     sink = Sink()
     rows = "serial\n" + "".join(f"FLT-I{i:02d}\n" for i in range(8))
-    await register_devices(c.uow(), items=read_import(io.BytesIO(rows.encode()),
+    await register_devices(c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()),
                                                       ImportFormat.CSV),
                            options=ImportOptions(broker_sealer=c.broker_sealer), sink=sink,
                            actor="tests", now=c.now())
@@ -101,13 +104,14 @@ async def run_fleet(c: Container) -> list[Login]:
     _, created = await make_device(c, "FLT-C1")
     logins.append(token_login("FLT-C1", created.secret))
     await make_device(c, "FLT-C2")
-    basic = await rotate_credentials(c.uow(), serial="FLT-C2", kind=CredentialType.MQTT_BASIC,
+    basic = await rotate_credentials(c.uow(), scope=OPERATOR,
+                                     serial="FLT-C2", kind=CredentialType.MQTT_BASIC,
                                      actor="tests", now=c.now(), sealer=c.broker_sealer)
     assert basic.username is not None
     assert basic.client_id is not None
     logins.append(Login("FLT-C2", basic.username, basic.secret, basic.client_id))
 
-    profile = await create_profile(c.uow(), name="fleet",
+    profile = await create_profile(c.uow(), scope=OPERATOR, name="fleet",
                                    credentials=["access-token", "mqtt-basic"],
                                    actor="tests", now=c.now())
     key, secret = profile.profile.key, profile.secret

@@ -249,6 +249,39 @@ def test_groups_users_models_tokens(cli: Cli) -> None:
     assert again.stderr.startswith("error[token-not-found]")
 
 
+def test_scoped_tokens(cli: Cli) -> None:
+    wide = cli.json("tokens", "create", "ops")
+    assert isinstance(wide, dict)
+    assert (wide["role"], wide["group"], wide["expires_at"]) == ("admin", None, None)
+    site = cli.json("tokens", "create", "tekton-viewer", "--group", "Kanarra/Tekton Health",
+                    "--role", "viewer", "--expires", "30d")
+    assert isinstance(site, dict)
+    assert (site["role"], site["group"]) == ("viewer", "Kanarra/Tekton Health")
+    assert site["expires_at"] is not None
+    dated = cli.json("tokens", "create", "until-2099", "--role", "installer",
+                     "--group", "Kanarra", "--expires", "2099-01-31")
+    assert isinstance(dated, dict)
+    assert dated["expires_at"].startswith("2099-01-31T00:00:00")
+
+    listed = cli.json("tokens", "list")
+    assert isinstance(listed, list)
+    assert [(t["name"], t["role"], t["group"]) for t in listed] == [
+        ("ops", "admin", None), ("tekton-viewer", "viewer", "Kanarra/Tekton Health"),
+        ("until-2099", "installer", "Kanarra")]
+    assert "ops" in cli("tokens", "list").stdout
+
+    bad = cli("tokens", "create", "x", "--expires", "soon", code=2)
+    assert bad.stderr.startswith("error[invalid-input]: expires 'soon' is neither")
+    past = cli("tokens", "create", "x", "--expires", "2020-01-01", code=2)
+    assert "is not in the future" in past.stderr
+    role = cli("tokens", "create", "x", "--role", "boss", code=2)
+    assert "role 'boss' is not a role" in role.stderr
+    nowhere = cli("tokens", "create", "x", "--group", "Nowhere", code=4)
+    assert nowhere.stderr == "error[group-not-found]: no group 'Nowhere'\n"
+    busy = cli("groups", "delete", "Kanarra/Tekton Health", code=5)
+    assert "1 tokens" in busy.stderr
+
+
 def test_db_and_config_commands(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     c = Cli(url)
@@ -288,6 +321,7 @@ def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
     import asyncio
 
     from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
     from provisiond.services import devices, directory
     from provisiond.services.hashing import verify_password
     from provisiond.settings import load_settings
@@ -310,7 +344,7 @@ def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
             operator = await directory.authenticate_token(container.uow(), secret=token,
                                                           now=container.now())
             assert operator.name == "demo"
-            users = await directory.list_users(container.uow())
+            users = (await directory.list_users(container.uow(), scope=Scope.operator())).items
             assert len(users) == 3
             async with container.uow().read() as uow:
                 for user in users:  # each printed password is that user's

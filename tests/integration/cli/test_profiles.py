@@ -11,11 +11,14 @@ import pytest
 from sqlalchemy import text
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.scope import Scope
 from provisiond.errors import ProfileExists
 from provisiond.services import profiles
 from provisiond.settings import load_settings
 from tests.integration.cli.test_cli import Cli
 from tests.integration.store.test_concurrency import race
+
+OPERATOR = Scope.operator()
 
 GENERATED = re.compile(r"[A-Za-z0-9]{20}")
 
@@ -141,7 +144,8 @@ def test_a_profile_holds_its_group_and_model(cli: Cli) -> None:
 def test_the_same_key_created_twice_at_once(database_url: str) -> None:
     async def work(c: object, i: int) -> object:
         return await profiles.create_profile(
-            c.uow(), name=f"p{i}", key="contested-key-1", actor="t",  # type: ignore[attr-defined]
+            c.uow(), scope=OPERATOR,
+            name=f"p{i}", key="contested-key-1", actor="t",  # type: ignore[attr-defined]
             now=c.now())  # type: ignore[attr-defined]
 
     results = race(database_url, work, n=3)

@@ -18,12 +18,15 @@ from cryptography.x509.oid import NameOID
 
 from provisiond.bootstrap import Container, open_container
 from provisiond.domain.events import Event, EventType
+from provisiond.domain.scope import Scope
 from provisiond.errors import CaNotFound
 from provisiond.services.certificates import create_ca
 from provisiond.services.revocation import current_crl, distribution_point, request_crls
 from provisiond.settings import load_settings
 from provisiond.store.certificates import IssuedCertificate, RevocationReason, StoredCrl
 from provisiond.store.profiles import StoredCa
+
+OPERATOR = Scope.operator()
 
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 PASSPHRASE = "correct horse battery staple"
@@ -48,7 +51,7 @@ async def container(database_url: str, clock: Clock) -> AsyncIterator[Container]
 
 
 async def new_ca(c: Container, name: str = "devices") -> uuid.UUID:
-    await create_ca(c.uow(), name=name, passphrase=PASSPHRASE, production=False,
+    await create_ca(c.uow(), scope=OPERATOR, name=name, passphrase=PASSPHRASE, production=False,
                     actor="tests", now=c.now())
     async with c.uow().read() as uow:
         ca = await uow.cas.find_by_name(name)
@@ -271,7 +274,7 @@ def test_a_key_that_cannot_be_decrypted_holds_up_no_other_ca(
     async def main() -> int:
         clock = Clock()
         async with container(database_url, clock) as c:
-            await create_ca(c.uow(), name="old", passphrase="another passphrase",
+            await create_ca(c.uow(), scope=OPERATOR, name="old", passphrase="another passphrase",
                             production=False, actor="tests", now=T0)
             await new_ca(c)
             made = await c.crl_maker.refresh()

@@ -10,12 +10,15 @@ import pytest
 
 from provisiond.bootstrap import open_container
 from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.scope import Scope
 from provisiond.errors import DeviceExists
 from provisiond.services import devices
 from provisiond.services.ids import new_id_hexes
 from provisiond.settings import load_settings
 from provisiond.store.bulk import CredentialRow, DeviceRow, TagRow
 from provisiond.store.uow import UnitOfWork
+
+OPERATOR = Scope.operator()
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 # What COPY's text format and JSON must escape, and what neither may lose.
@@ -47,8 +50,8 @@ def test_lookups_see_the_batches_queued_before_them(database_url: str) -> None:
                 await uow.bulk.drain()
                 second = await uow.bulk.lookup(["B1", "B2", "B3", "B4"])
                 await uow.commit()
-            listed = await devices.list_devices(c.uow(), limit=10)
-            b1 = await devices.get_device(c.uow(), serial="B1")
+            listed = await devices.list_devices(c.uow(), scope=OPERATOR, limit=10)
+            b1 = await devices.get_device(c.uow(), scope=OPERATOR, serial="B1")
             return first, second, [*(d.serial for d in listed.items), b1.name, b1.tags["line"]]
 
     first, second, listed = asyncio.run(scenario())
@@ -65,7 +68,7 @@ def test_a_batch_that_fails_after_write_returned_rolls_the_whole_import_back(
 
     async def scenario() -> tuple[bool, list[str]]:
         async with open_container(load_settings(database_url=database_url)) as c:
-            await devices.create_device(c.uow(), serial="TAKEN", actor="t", now=NOW)
+            await devices.create_device(c.uow(), scope=OPERATOR, serial="TAKEN", actor="t", now=NOW)
             uow = c.uow()
             reported = False
             try:
@@ -78,7 +81,7 @@ def test_a_batch_that_fails_after_write_returned_rolls_the_whole_import_back(
                     await uow.commit()
             except DeviceExists:
                 reported = True
-            listed = await devices.list_devices(c.uow(), limit=10)
+            listed = await devices.list_devices(c.uow(), scope=OPERATOR, limit=10)
             return reported, [d.serial for d in listed.items]
 
     reported, listed = asyncio.run(scenario())
@@ -102,7 +105,7 @@ def test_a_failure_elsewhere_waits_for_queued_batches_then_rolls_them_back(
         async with open_container(load_settings(database_url=database_url)) as c:
             with pytest.raises(RuntimeError, match="file went away"):
                 await import_that_fails(c.uow())
-            listed = await devices.list_devices(c.uow(), limit=10)
+            listed = await devices.list_devices(c.uow(), scope=OPERATOR, limit=10)
             return [d.serial for d in listed.items]
 
     assert asyncio.run(scenario()) == []
@@ -125,9 +128,11 @@ def test_an_import_of_several_batches_writes_every_device_once(database_url: str
         async with open_container(load_settings(database_url=database_url)) as c:
             sink = Sink()
             result = await register_devices(
-                c.uow(), items=read_import(io.BytesIO(body.encode()), ImportFormat.CSV),
+                c.uow(), scope=OPERATOR,
+                items=read_import(io.BytesIO(body.encode()), ImportFormat.CSV),
                 options=ImportOptions(batch_size=6_000), sink=sink, actor="t", now=NOW)
-            page = await devices.list_devices(c.uow(), tags={"colour": "c3"}, limit=500)
+            page = await devices.list_devices(c.uow(), scope=OPERATOR,
+                                              tags={"colour": "c3"}, limit=500)
             last = await devices.authenticate_device(c.uow(), token=sink.secrets["S10499"],
                                                      now=c.now())
             return result.imported, len(sink.secrets), [d.serial for d in page.items], last.serial

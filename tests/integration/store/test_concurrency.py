@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.scope import Scope
 from provisiond.errors import DeviceExists, GroupExists, ImportInvalid
 from provisiond.services import devices, directory
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, SecretRow, register_devices
 from provisiond.settings import load_settings
+
+OPERATOR = Scope.operator()
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -63,7 +66,7 @@ def race(database_url: str, work: Callable[[Any, int], Any], n: int = 2) -> list
 def all_serials(database_url: str) -> list[str]:
     async def main() -> list[str]:
         async with open_container(load_settings(database_url=database_url)) as c:
-            page = await devices.list_devices(c.uow(), limit=500)
+            page = await devices.list_devices(c.uow(), scope=OPERATOR, limit=500)
             return [d.serial for d in page.items]
 
     return asyncio.run(main())
@@ -76,7 +79,7 @@ def test_two_overlapping_imports_one_wins_whole(database_url: str) -> None:
 
     async def work(c: Any, i: int) -> object:
         return await register_devices(
-            c.uow(), items=read_import(io.BytesIO(files[i]), ImportFormat.CSV),
+            c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(files[i]), ImportFormat.CSV),
             options=ImportOptions(batch_size=50), sink=sinks[i], actor=f"t{i}", now=NOW)
 
     results = race(database_url, work)
@@ -92,7 +95,8 @@ def test_two_overlapping_imports_one_wins_whole(database_url: str) -> None:
 
 def test_same_serial_created_twice_at_once(database_url: str) -> None:
     async def work(c: Any, _: int) -> object:
-        return await devices.create_device(c.uow(), serial="SAME-1", actor="t", now=NOW)
+        return await devices.create_device(c.uow(), scope=OPERATOR,
+                                           serial="SAME-1", actor="t", now=NOW)
 
     results = race(database_url, work, n=4)
     assert sum(not isinstance(r, Exception) for r in results) == 1, results
@@ -102,7 +106,8 @@ def test_same_serial_created_twice_at_once(database_url: str) -> None:
 
 def test_same_group_created_at_once(database_url: str) -> None:
     async def work(c: Any, _: int) -> object:
-        return await directory.create_group(c.uow(), path="Org/Region/Site", actor="t", now=NOW)
+        return await directory.create_group(c.uow(), scope=OPERATOR,
+                                            path="Org/Region/Site", actor="t", now=NOW)
 
     results = race(database_url, work, n=4)
     # Each caller either created the group or was told a concurrent caller did.
@@ -110,6 +115,7 @@ def test_same_group_created_at_once(database_url: str) -> None:
 
     async def paths() -> list[str]:
         async with open_container(load_settings(database_url=database_url)) as c:
-            return [g.path for g, _ in await directory.list_groups(c.uow())]
+            page = await directory.list_groups(c.uow(), scope=OPERATOR)
+            return [g.path for g, _ in page.items]
 
     assert asyncio.run(paths()) == ["Org", "Org/Region", "Org/Region/Site"]

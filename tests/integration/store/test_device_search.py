@@ -18,11 +18,14 @@ from datetime import UTC, datetime
 import pytest
 
 from provisiond.bootstrap import Container, open_container
+from provisiond.domain.scope import Scope
 from provisiond.services import devices, directory
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.settings import load_settings
 from provisiond.store import devices as device_store
+
+OPERATOR = Scope.operator()
 
 NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 LEAVES = ["Org/A/S1", "Org/A/S2", "Org/A/S3", "Org/B/S1", "Org/B/S2", "Org", "Other/X"]
@@ -51,9 +54,9 @@ def rows(n: int) -> list[Row]:
 async def load(url: str, data: list[Row]) -> None:
     async with open_container(load_settings(database_url=url)) as c:
         for model in MODELS:
-            await directory.add_model(c.uow(), name=model, actor="t", now=NOW)
+            await directory.add_model(c.uow(), scope=OPERATOR, name=model, actor="t", now=NOW)
         for leaf in LEAVES:
-            await directory.create_group(c.uow(), path=leaf, actor="t", now=NOW)
+            await directory.create_group(c.uow(), scope=OPERATOR, path=leaf, actor="t", now=NOW)
         text = "serial,model,group,firmware,colour\n" + "".join(
             f"{r.serial},{r.model},{r.group},{r.firmware},{r.colour}\n" for r in data)
 
@@ -62,7 +65,7 @@ async def load(url: str, data: list[Row]) -> None:
             def prepare(self) -> None: ...
             def commit(self) -> None: ...
 
-        await register_devices(c.uow(), items=read_import(io.BytesIO(text.encode()),
+        await register_devices(c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(text.encode()),
                                                           ImportFormat.CSV),
                                options=ImportOptions(batch_size=64), sink=Sink(), actor="t",
                                now=NOW)
@@ -85,7 +88,7 @@ async def walk(c: Container, page_size: int, **flt: object) -> list[str]:
     out: list[str] = []
     cursor = None
     while True:
-        page = await devices.list_devices(c.uow(), limit=page_size, cursor=cursor,
+        page = await devices.list_devices(c.uow(), scope=OPERATOR, limit=page_size, cursor=cursor,
                                           **flt)  # type: ignore[arg-type]
         assert len(page.items) <= page_size
         out += [d.serial for d in page.items]

@@ -194,3 +194,58 @@ def test_0012_keeps_what_provisiond_registered_in_the_things_stack_as_legacy(
             assert [tuple(r) for r in left] == [(device, "registered")]
     finally:
         engine.dispose()
+
+
+def test_0014_makes_old_tokens_operator_wide_admins_and_a_downgrade_never_widens_one(
+        empty_database: str) -> None:
+    """Tokens from before 0014 could do everything: they stay able to. A downgrade cannot
+    express a scope, so it revokes the tokens that have one rather than widen them."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from provisiond.store.types import UtcDateTime
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    group = uuid.uuid4()
+    old = sa.table("api_tokens", sa.column("id", sa.Uuid()), sa.column("name"),
+                   sa.column("token_hash"), sa.column("created_at", UtcDateTime()),
+                   sa.column("revoked_at", UtcDateTime()))
+    new = sa.table("api_tokens", sa.column("id", sa.Uuid()), sa.column("name"),
+                   sa.column("token_hash"), sa.column("created_at", UtcDateTime()),
+                   sa.column("role"), sa.column("group_id", sa.Uuid()),
+                   sa.column("expires_at", UtcDateTime()),
+                   sa.column("revoked_at", UtcDateTime()))
+    groups = sa.table("groups", sa.column("id", sa.Uuid()), sa.column("name"),
+                      sa.column("path"), sa.column("depth"),
+                      sa.column("created_at", UtcDateTime()))
+    migrate.upgrade(empty_database, "0013")
+    engine = create_engine(sync_url(empty_database))
+    try:
+        with engine.begin() as conn:
+            conn.execute(old.insert().values(id=uuid.uuid4(), name="old", token_hash="a" * 64,
+                                             created_at=now))
+        migrate.upgrade(empty_database)
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":  # as provisiond's own connections do
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            row = conn.execute(sa.select(new.c.role, new.c.group_id, new.c.expires_at)).one()
+            assert tuple(row) == ("admin", None, None)
+            conn.execute(groups.insert().values(id=group, name="Acme", path="Acme", depth=0,
+                                                created_at=now))
+            for name, role, group_id in (("scoped", "admin", group),
+                                         ("viewer", "viewer", None)):
+                conn.execute(new.insert().values(id=uuid.uuid4(), name=name, role=role,
+                                                 token_hash=name[0] * 64, group_id=group_id,
+                                                 created_at=now))
+            # a live token keeps its group
+            with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+                conn.execute(groups.delete())
+        migrate.downgrade(empty_database, "0013")
+        with engine.begin() as conn:
+            left = dict(conn.execute(sa.select(old.c.name, old.c.revoked_at)).all())
+        assert left["old"] is None
+        assert left["scoped"] is not None
+        assert left["viewer"] is not None
+    finally:
+        engine.dispose()

@@ -17,11 +17,14 @@ import pytest
 from provisiond.bootstrap import Container, open_container
 from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.scope import Scope
 from provisiond.errors import Unavailable
 from provisiond.services import devices
 from provisiond.services.ids import new_id
 from provisiond.settings import load_settings
 from provisiond.store.provision_writer import ProvisionTx
+
+OPERATOR = Scope.operator()
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -66,12 +69,12 @@ async def held(c: Container, gate: threading.Event) -> asyncio.Future[Any]:
 
 
 async def registered(c: Container) -> list[str]:
-    page = await devices.list_devices(c.uow(), limit=500)
+    page = await devices.list_devices(c.uow(), scope=OPERATOR, limit=500)
     return [d.serial for d in page.items]
 
 
 async def events_of(c: Container, serial: str) -> list[EventType]:
-    _, _, timeline = await devices.get_device_detail(c.uow(), serial=serial)
+    _, _, timeline = await devices.get_device_detail(c.uow(), scope=OPERATOR, serial=serial)
     return [e.type for e in timeline]
 
 

@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.services import directory
 from provisiond.services.lorawan_import import register_lorawan
 from provisiond.services.outbox import Dispatcher
 from provisiond.settings import Settings, load_settings
 from tests.support.containers import NullSink
 from tests.support.tts_standin import StandIn, tts_standin
+
+OPERATOR = Scope.operator()
 
 APP_KEY = "2B7E151628AED2A6ABF7158809CF4F3C"
 JOIN_EUI = "70B3D57ED0000010"
@@ -52,7 +55,8 @@ async def settle(c: Container) -> int:
 
 async def import_meters(c: Container, group: str | None = "Kanarra/Meters",
                         profile: str | None = None, rows: str = ROWS) -> None:
-    await directory.create_group(c.uow(), path="Kanarra/Meters", actor="tests", now=c.now())
+    await directory.create_group(c.uow(), scope=OPERATOR,
+                                 path="Kanarra/Meters", actor="tests", now=c.now())
     await register_lorawan(c.uow(), stream=io.BytesIO(rows.encode()), sealer=c.sealer,
                            sink=NullSink(), actor="tests", now=c.now(), group=group,
                            profile=profile, source="meters.csv")

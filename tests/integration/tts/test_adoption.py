@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.errors import (
     AdoptionRefused,
     DeviceNotFound,
@@ -41,6 +42,8 @@ from tests.integration.tts.test_ownership import (
 from tests.support.containers import within
 from tests.support.tts_standin import StandIn
 
+OPERATOR = Scope.operator()
+
 
 async def adopt(c: Container, serial: str = FIRST) -> dict[str, Any]:
     async with c.tts_sync() as tts:
@@ -48,7 +51,8 @@ async def adopt(c: Container, serial: str = FIRST) -> dict[str, Any]:
 
 
 async def device_id_of(c: Container, serial: str) -> str:
-    device, _creds, _events = await device_service.get_device_detail(c.uow(), serial=serial)
+    device, _creds, _events = await device_service.get_device_detail(c.uow(), scope=OPERATOR,
+                                                                     serial=serial)
     return str(device.id)
 
 
@@ -95,7 +99,7 @@ def test_adopting_an_end_device_with_the_same_id(database_url: str, standin: Sta
         [e.type.value for e in events].index("lorawan.adopted")  # latest first
 
     async def release(c: Container) -> Any:
-        admin = await directory.create_user(c.uow(), email="boss@kanarra.example",
+        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
                                             password="correct horse battery", role="admin",
                                             group="Kanarra", actor="tests", now=c.now())
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
@@ -148,7 +152,8 @@ def test_adopting_an_end_device_under_another_id_and_finding_it_after_a_restore(
     assert standin.devices("is") == {"meter-kitchen", SECOND_ID}
 
     async def delete(c: Container) -> Any:
-        await device_service.delete_device(c.uow(), serial=FIRST, actor="tests", now=c.now())
+        await device_service.delete_device(c.uow(), scope=OPERATOR,
+                                           serial=FIRST, actor="tests", now=c.now())
         await settle(c)
         return await state(c)
 
@@ -198,7 +203,8 @@ def test_end_devices_registered_before_the_mark_are_still_provisionds(
     strip_marks()
 
     async def delete_then_sync(c: Container) -> Any:
-        await device_service.delete_device(c.uow(), serial=SECOND, actor="tests", now=c.now())
+        await device_service.delete_device(c.uow(), scope=OPERATOR,
+                                           serial=SECOND, actor="tests", now=c.now())
         await settle(c)
         async with c.tts_sync() as tts:
             marked = (await tts.sync_all()).as_dict()
@@ -257,7 +263,7 @@ def test_adoption_is_refused_when_there_is_nothing_to_adopt_or_it_cannot_be_this
         refused.append(await refusal(c, SECOND))  # in another application
         standin.fail("is", 503, method="GET")
         refused.append(await refusal(c))  # The Things Stack does not answer
-        admin = await directory.create_user(c.uow(), email="ops@kanarra.example",
+        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="ops@kanarra.example",
                                             password="correct horse battery", role="admin",
                                             group="Kanarra", actor="tests", now=c.now())
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())

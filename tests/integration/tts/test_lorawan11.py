@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.errors import ImportInvalid, InvalidInput
 from provisiond.services.credentials import replace_lorawan_keys
 from provisiond.services.profiles import create_profile
@@ -20,6 +21,8 @@ from tests.integration.tts.test_ownership import FIRST, FIRST_ID, SECOND, SECOND
 from tests.support.containers import within
 from tests.support.tts_standin import StandIn
 
+OPERATOR = Scope.operator()
+
 PASSPHRASE = "correct horse battery staple"
 NWK_KEY = "F0E1D2C3B4A5968778695A4B3C2D1E0F"
 ROWS_1_1 = ("Device EUI, Join EUI, Application Key, Network Key\n"
@@ -28,7 +31,7 @@ ROWS_1_1 = ("Device EUI, Join EUI, Application Key, Network Key\n"
 
 
 async def profile(c: Container, version: str, phy: str) -> None:
-    await create_profile(c.uow(), name="meters", network={
+    await create_profile(c.uow(), scope=OPERATOR, name="meters", network={
         "lorawan_version": version, "lorawan_phy_version": phy}, actor="tests", now=c.now())
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claiming import release_device
@@ -16,6 +17,8 @@ from provisiond.store.tts import TtsRecord
 from tests.integration.tts.conftest import JOIN_EUI, import_meters, settings_for, settle
 from tests.support.containers import within
 from tests.support.tts_standin import COMPONENTS, StandIn
+
+OPERATOR = Scope.operator()
 
 FIRST, SECOND = "0018B20000000101", "0018B20000000102"
 FIRST_ID, SECOND_ID = "eui-0018b20000000101", "eui-0018b20000000102"
@@ -67,7 +70,7 @@ def test_a_foreign_end_device_with_the_same_id_is_left_as_it_is(database_url: st
     async def again_then_release(c: Container) -> Any:
         async with c.tts_sync() as tts:
             report = (await tts.sync_all()).as_dict()
-        admin = await directory.create_user(c.uow(), email="boss@kanarra.example",
+        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
                                             password="correct horse battery", role="admin",
                                             group="Kanarra", actor="tests", now=c.now())
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
@@ -101,11 +104,12 @@ def test_release_and_delete_leave_an_end_device_someone_else_registered_since(
     standin.requests.clear()
 
     async def release_and_delete(c: Container) -> Any:
-        admin = await directory.create_user(c.uow(), email="boss@kanarra.example",
+        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
                                             password="correct horse battery", role="admin",
                                             group="Kanarra", actor="tests", now=c.now())
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
-        await device_service.delete_device(c.uow(), serial=SECOND, actor="tests", now=c.now())
+        await device_service.delete_device(c.uow(), scope=OPERATOR,
+                                           serial=SECOND, actor="tests", now=c.now())
         await settle(c)
         return await state(c)
 

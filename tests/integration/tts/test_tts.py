@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claiming import release_device
@@ -19,6 +20,8 @@ from provisiond.services.profiles import create_profile
 from tests.integration.tts.conftest import APP_KEY, import_meters, settings_for, settle
 from tests.support.containers import within
 from tests.support.tts_standin import StandIn
+
+OPERATOR = Scope.operator()
 
 T = TypeVar("T")
 
@@ -95,7 +98,7 @@ def test_a_profile_sets_the_network_and_an_existing_record_is_updated(
     settings = settings_for(database_url, standin)
 
     async def work(c: Container) -> None:
-        await create_profile(c.uow(), name="meters", network={
+        await create_profile(c.uow(), scope=OPERATOR, name="meters", network={
             "application_id": "kanarra-spare", "frequency_plan_id": "US_902_928_FSB_2",
             "lorawan_version": "MAC_V1_0_4", "lorawan_phy_version": "RP002_V1_0_3",
             "supports_class_b": True}, actor="tests", now=c.now())
@@ -137,7 +140,8 @@ def test_release_and_delete_remove_the_end_device(database_url: str,
     async def work(c: Container) -> Any:
         await import_meters(c)
         await settle(c)
-        await device_service.delete_device(c.uow(), serial="0018B20000000102", actor="tests",
+        await device_service.delete_device(c.uow(), scope=OPERATOR,
+                                           serial="0018B20000000102", actor="tests",
                                            now=c.now())
         await settle(c)
         async with c.uow().read() as uow:
@@ -149,7 +153,7 @@ def test_release_and_delete_remove_the_end_device(database_url: str,
     assert "lorawan.removed" in events
 
     async def release(c: Container) -> Any:
-        admin = await directory.create_user(c.uow(), email="boss@kanarra.example",
+        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
                                             password="correct horse battery", role="admin",
                                             group="Kanarra", actor="tests", now=c.now())
         await release_device(c.uow(), user=admin, serial="0018B20000000101", now=c.now())
@@ -243,7 +247,7 @@ def test_a_swapped_radio_replaces_the_end_device_and_keeps_the_history(
                                    now=c.now(), sealer=c.sealer)
         await settle(c)
         _device, creds, events = await device_service.get_device_detail(
-            c.uow(), serial="0018B20000000101")
+            c.uow(), scope=OPERATOR, serial="0018B20000000101")
         return creds, [e.type.value for e in events]
 
     creds, events = within(settings, work)

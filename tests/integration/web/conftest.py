@@ -14,8 +14,11 @@ import pytest
 import uvicorn
 
 from provisiond.bootstrap import create_app, open_container
+from provisiond.domain.scope import Scope
 from provisiond.services import directory
 from provisiond.settings import Settings, load_settings
+
+OPERATOR = Scope.operator()
 
 
 def free_port() -> int:
@@ -43,7 +46,8 @@ class Server:
 def make_token(settings: Settings, name: str = "tests") -> str:
     async def create() -> str:
         async with open_container(settings) as c:
-            _, secret = await directory.create_token(c.uow(), name=name, actor="tests",
+            _, secret = await directory.create_token(c.uow(), scope=OPERATOR,
+                                                     name=name, actor="tests",
                                                      now=c.now())
             return secret
 

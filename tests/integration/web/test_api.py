@@ -50,16 +50,16 @@ def test_authentication_is_required_and_checked(server: Server) -> None:
 def test_groups_users_models(org: httpx.Client) -> None:
     r = org.post("/api/v1/groups", json={"path": "Kanarra/Tekton"})
     assert (r.status_code, r.json()["created"]) == (200, [])
-    groups = org.get("/api/v1/groups").json()
+    groups = org.get("/api/v1/groups").json()["items"]
     assert [g["path"] for g in groups] == ["Kanarra", "Kanarra/Sadler-Isberg",
                                            "Kanarra/Sadler-Isberg/West", "Kanarra/Tekton"]
-    sub = org.get("/api/v1/groups", params={"under": "Kanarra/Sadler-Isberg"}).json()
+    sub = org.get("/api/v1/groups", params={"under": "Kanarra/Sadler-Isberg"}).json()["items"]
     assert [g["path"] for g in sub] == ["Kanarra/Sadler-Isberg", "Kanarra/Sadler-Isberg/West"]
     problem(org.get("/api/v1/groups", params={"under": "Nope"}), 404, "group-not-found")
     problem(org.delete("/api/v1/groups/Kanarra"), 409, "group-not-empty")
     assert org.delete("/api/v1/groups/Kanarra/Tekton").status_code == 204
 
-    users = org.get("/api/v1/users").json()
+    users = org.get("/api/v1/users").json()["items"]
     assert [(u["email"], u["role"], u["group"]) for u in users] == [
         ("tech@example.com", "installer", "Kanarra/Sadler-Isberg")]
     assert "password" not in str(users)

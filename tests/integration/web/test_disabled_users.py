@@ -40,7 +40,7 @@ def test_a_disabled_user_is_signed_out_and_cannot_sign_in(server: Server,
     assert "wrong e-mail or password" in wrong.text
     again = api.post("/api/v1/users/rogue@org.example/disable")
     assert again.json()["sessions_ended"] == 0  # idempotent
-    listed = {u["email"]: u for u in api.get("/api/v1/users").json()}
+    listed = {u["email"]: u for u in api.get("/api/v1/users").json()["items"]}
     assert listed["rogue@org.example"]["disabled_at"] is not None
 
     assert api.post("/api/v1/users/rogue@org.example/enable").status_code == 200

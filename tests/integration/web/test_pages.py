@@ -277,7 +277,7 @@ def test_button_flow_live_page_and_finish_validation(server: Server, fleet: dict
     groups = re.findall(r'<option value="([0-9a-f-]{36})"[^>]*>([^<]+)</option>',
                         tech.get(claim_path).text)
     assert sorted(name for _, name in groups) == ["Anaheim", "East", "Irvine"]
-    west = api.get("/api/v1/groups", params={"under": "Kanarra/Sadler-Isberg/West"}).json()
+    west = api.get("/api/v1/groups", params={"under": "Kanarra/Sadler-Isberg/West"}).json()["items"]
     west_id = next(g["id"] for g in west if g["path"] == "Kanarra/Sadler-Isberg/West")
     r = tech.post(f"{claim_path}/finish", {"name": "KP002", "group": west_id,
                                            "model": "UNO-2483G"})

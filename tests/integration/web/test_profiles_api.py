@@ -23,7 +23,7 @@ def test_admin_api(api: httpx.Client) -> None:
     assert (made["name"], made["group"], made["credentials"], made["enabled"]) == (
         "gw", "Kanarra/Gateways", ["mqtt-basic"], True)
     assert GENERATED.fullmatch(made["secret"])
-    listed = api.get("/api/v1/profiles").json()
+    listed = api.get("/api/v1/profiles").json()["items"]
     assert [p["name"] for p in listed] == ["gw"]
     assert "secret" not in listed[0]
     assert made["secret"] not in api.get("/api/v1/profiles/gw").text
@@ -49,7 +49,8 @@ def test_admin_api(api: httpx.Client) -> None:
 
 def test_thingsboard_profile_request(server: Server, api: httpx.Client) -> None:
     assert api.post("/api/v1/groups", json={"path": "Sadler-Isberg/West"}).status_code == 201
-    customer = next(g for g in api.get("/api/v1/groups").json() if g["path"] == "Sadler-Isberg")
+    customer = next(g for g in api.get("/api/v1/groups").json()["items"]
+                    if g["path"] == "Sadler-Isberg")
 
     # ThingsBoard's clients send the token in X-Authorization; the body is optional.
     with httpx.Client(base_url=server.url,
@@ -103,4 +104,4 @@ def test_thingsboard_profile_request(server: Server, api: httpx.Client) -> None:
         problem(anonymous.post("/api/device/provision",
                                headers={"X-Authorization": "Bearer pvd_wrong"}),
                 401, "unauthenticated")
-    assert len(api.get("/api/v1/profiles").json()) == 3
+    assert len(api.get("/api/v1/profiles").json()["items"]) == 3

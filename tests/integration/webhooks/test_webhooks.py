@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.domain.webhooks import verify
 from provisiond.integrations.webhooks import HttpSender
 from provisiond.services import devices as device_service
@@ -28,6 +29,8 @@ from provisiond.settings import load_settings
 from tests.support.containers import NullSink, within
 from tests.support.mosquitto import free_port
 from tests.support.receiver import Receiver, receiver
+
+OPERATOR = Scope.operator()
 
 T = TypeVar("T")
 
@@ -57,7 +60,7 @@ async def deliver(c: Container, policy: WebhookPolicy | None = None) -> int:
 
 async def org(c: Container) -> None:
     for path in ("Org/West/Anaheim", "Org/East"):
-        await directory.create_group(c.uow(), path=path, actor="tests", now=c.now())
+        await directory.create_group(c.uow(), scope=OPERATOR, path=path, actor="tests", now=c.now())
 
 
 def test_events_reach_the_groups_webhooks_signed(database_url: str,
@@ -67,18 +70,20 @@ def test_events_reach_the_groups_webhooks_signed(database_url: str,
     async def work(c: Container) -> Any:
         await org(c)
         west, secret = await service.create_webhook(
-            c.uow(), group="Org/West", url=hook_receiver.url, events=None, actor="tests",
+            c.uow(), scope=OPERATOR,
+            group="Org/West", url=hook_receiver.url, events=None, actor="tests",
             now=c.now(), sealer=c.sealer)
         only_claims, _ = await service.create_webhook(
-            c.uow(), group="Org", url=hook_receiver.url + "/claims",
+            c.uow(), scope=OPERATOR, group="Org", url=hook_receiver.url + "/claims",
             events=["device.claimed"], actor="tests", now=c.now(), sealer=c.sealer)
         device, _ = await device_service.create_device(
-            c.uow(), serial="WH-1", group="Org/West/Anaheim", actor="tests", now=c.now())
-        await device_service.create_device(c.uow(), serial="WH-2", group="Org/East",
+            c.uow(), scope=OPERATOR,
+            serial="WH-1", group="Org/West/Anaheim", actor="tests", now=c.now())
+        await device_service.create_device(c.uow(), scope=OPERATOR, serial="WH-2", group="Org/East",
                                            actor="tests", now=c.now())
         await dispatch(c)
         attempted = await deliver(c)
-        log = await service.list_deliveries(c.uow(), webhook_id=west.id)
+        log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=west.id)
         return west, secret, only_claims, device, attempted, log
 
     _, secret, _, device, attempted, log = within(settings, work)
@@ -117,19 +122,22 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
         c.clock = lambda: clock["now"]
         await org(c)
         hook, _ = await service.create_webhook(
-            c.uow(), group="Org", url=hook_receiver.url, events=["device.registered"],
+            c.uow(), scope=OPERATOR,
+            group="Org", url=hook_receiver.url, events=["device.registered"],
             actor="tests", now=c.now(), sealer=c.sealer)
-        await device_service.create_device(c.uow(), serial="WH-R1", group="Org/East",
+        await device_service.create_device(c.uow(), scope=OPERATOR,
+                                           serial="WH-R1", group="Org/East",
                                            actor="tests", now=c.now())
         await dispatch(c)
         steps = [await deliver(c, policy)]  # 500
-        (first,) = await service.list_deliveries(c.uow(), webhook_id=hook.id)
+        (first,) = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         steps.append(await deliver(c, policy))  # not due yet: nothing
         clock["now"] = start + timedelta(seconds=1)
         steps.append(await deliver(c, policy))  # 200
-        (second,) = await service.list_deliveries(c.uow(), webhook_id=hook.id)
+        (second,) = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         # a second event meets three 500s: failed for good after max_attempts
-        await device_service.create_device(c.uow(), serial="WH-R2", group="Org/East",
+        await device_service.create_device(c.uow(), scope=OPERATOR,
+                                           serial="WH-R2", group="Org/East",
                                            actor="tests", now=c.now())
         await dispatch(c)
         for wait in (0, 1, 2):
@@ -137,8 +145,9 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
             steps.append(await deliver(c, policy))
         clock["now"] += timedelta(hours=2)
         steps.append(await deliver(c, policy))  # nothing left to try
-        log = await service.list_deliveries(c.uow(), webhook_id=hook.id)
-        failed = await service.list_deliveries(c.uow(), webhook_id=hook.id, status="failed")
+        log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
+        failed = await service.list_deliveries(c.uow(), scope=OPERATOR,
+                                               webhook_id=hook.id, status="failed")
         return first, second, steps, log, failed
 
     first, second, steps, log, failed = within(settings, work)
@@ -165,29 +174,31 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         c.clock = lambda: clock["now"]
         await org(c)
         hook, _ = await service.create_webhook(
-            c.uow(), group="Org", url=dead, events=None, actor="tests", now=c.now(),
+            c.uow(), scope=OPERATOR, group="Org", url=dead, events=None, actor="tests", now=c.now(),
             sealer=c.sealer)
         for i in range(3):
-            await device_service.create_device(c.uow(), serial=f"WH-D{i}", group="Org/East",
+            await device_service.create_device(c.uow(), scope=OPERATOR,
+                                               serial=f"WH-D{i}", group="Org/East",
                                                actor="tests", now=c.now())
         await dispatch(c)
         assert await deliver(c, policy) == 3
-        disabled, _ = await service.get_webhook(c.uow(), webhook_id=hook.id)
-        await device_service.create_device(c.uow(), serial="WH-D9", group="Org/East",
+        disabled, _ = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
+        await device_service.create_device(c.uow(), scope=OPERATOR,
+                                           serial="WH-D9", group="Org/East",
                                            actor="tests", now=c.now())
         await dispatch(c)
         clock["now"] += timedelta(hours=2)
         idle = await deliver(c, policy)  # disabled: nothing is sent, events still queue
-        _, counts = await service.get_webhook(c.uow(), webhook_id=hook.id)
+        _, counts = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         async with c.uow() as uow:  # the receiver is fixed: point the webhook at it
             from provisiond.store.schema import webhooks
             await uow._conn.execute(  # type: ignore[union-attr]
                 webhooks.update().values(url=hook_receiver.url))
             await uow.commit()
-        await service.set_webhook_enabled(c.uow(), webhook_id=hook.id, enabled=True,
+        await service.set_webhook_enabled(c.uow(), scope=OPERATOR, webhook_id=hook.id, enabled=True,
                                           actor="tests", now=c.now())
         resumed = await deliver(c, policy)
-        enabled, final = await service.get_webhook(c.uow(), webhook_id=hook.id)
+        enabled, final = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         async with c.uow().read() as uow:
             events = [e.type.value for e in await uow.events.latest(20)]
         return disabled, idle, counts, resumed, enabled, final, events
@@ -212,14 +223,16 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
 
     async def before(c: Container) -> None:
         await org(c)
-        await service.create_webhook(c.uow(), group="Org", url=hook_receiver.url,
+        await service.create_webhook(c.uow(), scope=OPERATOR, group="Org", url=hook_receiver.url,
                                      events=None, actor="tests", now=c.now(), sealer=c.sealer)
         for i in range(5):
-            await device_service.create_device(c.uow(), serial=f"WH-L{i}", group="Org/East",
+            await device_service.create_device(c.uow(), scope=OPERATOR,
+                                               serial=f"WH-L{i}", group="Org/East",
                                                actor="tests", now=c.now())
         await dispatch(c)  # fanned out, the process "stops" before delivering
         for i in range(5, 8):  # more events, not even fanned out
-            await device_service.create_device(c.uow(), serial=f"WH-L{i}", group="Org/East",
+            await device_service.create_device(c.uow(), scope=OPERATOR,
+                                               serial=f"WH-L{i}", group="Org/East",
                                                actor="tests", now=c.now())
 
     within(settings, before)
@@ -244,11 +257,12 @@ def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
 
     async def work(c: Container) -> int:
         await org(c)
-        await service.create_webhook(c.uow(), group="Org/West", url=hook_receiver.url,
+        await service.create_webhook(c.uow(), scope=OPERATOR,
+                                     group="Org/West", url=hook_receiver.url,
                                      events=["device.registered"], actor="tests",
                                      now=c.now(), sealer=c.sealer)
         await register_devices(
-            c.uow(), items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+            c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
             options=ImportOptions(source="factory.csv"), sink=NullSink(), actor="tests",
             now=c.now())
         await dispatch(c)
@@ -270,11 +284,13 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
 
     async def work(c: Container) -> tuple[list[int], list[Any]]:
         await org(c)
-        hook, _ = await service.create_webhook(c.uow(), group="Org", url=hook_receiver.url,
+        hook, _ = await service.create_webhook(c.uow(), scope=OPERATOR,
+                                               group="Org", url=hook_receiver.url,
                                                events=None, actor="tests", now=c.now(),
                                                sealer=c.sealer)
         for i in range(60):
-            await device_service.create_device(c.uow(), serial=f"WH-R{i}", group="Org/East",
+            await device_service.create_device(c.uow(), scope=OPERATOR,
+                                               serial=f"WH-R{i}", group="Org/East",
                                                actor="tests", now=c.now())
         dispatchers = [Dispatcher(c.uow, consumers=[service.fan_out]) for _ in range(2)]
         handled: list[int] = []
@@ -286,7 +302,8 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
                     return
 
         await asyncio.gather(*(drain(d) for d in dispatchers))
-        return handled, await service.list_deliveries(c.uow(), webhook_id=hook.id, limit=100)
+        return handled, await service.list_deliveries(c.uow(), scope=OPERATOR,
+                                                      webhook_id=hook.id, limit=100)
 
     handled, log = within(settings, work)
     assert sum(handled) == 60  # every event handled by exactly one of the two

@@ -7,7 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisiond.errors import CaExists, CaNotFound
+from provisiond.errors import CaExists, CaNotFound, Forbidden
 from provisiond.services import certificates
 from provisiond.services.certificates import CaInfo
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
@@ -46,22 +46,25 @@ class CaRead(BaseModel):
                    can_sign=ca.can_sign)
 
 
-@router.post("/cas", status_code=201, response_model=CaRead, responses=responses(CaExists))
+@router.post("/cas", status_code=201, response_model=CaRead,
+             responses=responses(CaExists, Forbidden))
 async def create_ca(body: CaCreate, c: ContainerDep, op: OperatorDep) -> CaRead:
     """A new CA (EC P-256, self-signed; its key never leaves the server), or with
-    `certificate` a CA registered by its certificate only."""
+    `certificate` a CA registered by its certificate only. Operator-wide admin tokens
+    only: CAs are global."""
     if body.certificate is not None:
         return CaRead.of(await certificates.register_ca_certificate(
-            c.uow(), name=body.name, certificate_pem=body.certificate, actor=actor(op),
-            now=c.now()))
+            c.uow(), scope=op.scope, name=body.name, certificate_pem=body.certificate,
+            actor=actor(op), now=c.now()))
     return CaRead.of(await certificates.create_ca(
-        c.uow(), name=body.name, common_name=body.common_name, days=body.days,
+        c.uow(), scope=op.scope, name=body.name, common_name=body.common_name, days=body.days,
         passphrase=c.settings.ca_passphrase, production=c.settings.production,
         actor=actor(op), now=c.now()))
 
 
 @router.get("/cas", response_model=list[CaRead])
 async def list_cas(c: ContainerDep, _: OperatorDep) -> list[CaRead]:
+    """Every CA (global: every token reads them; their certificates are public anyway)."""
     return [CaRead.of(ca) for ca in await certificates.list_cas(c.uow())]
 
 

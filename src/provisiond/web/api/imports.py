@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from provisiond.errors import (
+    Forbidden,
     GroupNotFound,
     ImportInvalid,
     ModelNotFound,
@@ -83,7 +84,7 @@ async def spool_body(request: Request, limit: int) -> IO[bytes]:
 
 @router.post("/devices/import", status_code=201, response_model=ImportSummary,
              responses=responses(ImportInvalid, GroupNotFound, ModelNotFound, ProfileNotFound,
-                                 PayloadTooLarge),
+                                 PayloadTooLarge, Forbidden),
              openapi_extra={"requestBody": {"required": True, "content": {
                  "text/csv": {"schema": {"type": "string"}},
                  "application/x-ndjson": {"schema": {"type": "string"}}}}})
@@ -110,8 +111,9 @@ async def import_devices(
                             max_problems=c.settings.import_max_problems,
                             broker_sealer=c.broker_sealer)
     try:
-        result = await register_devices(c.uow(), items=read_import(body, fmt), options=options,
-                                        sink=sink, actor=actor(op), now=c.now())
+        result = await register_devices(c.uow(), scope=op.scope, items=read_import(body, fmt),
+                                        options=options, sink=sink, actor=actor(op),
+                                        now=c.now())
     except ImportInvalid:
         request.app.state.metrics.import_failures.inc()
         sink.file.close()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from provisiond.errors import (
     CaNotFound,
+    Forbidden,
     GroupNotFound,
     ModelNotFound,
     ProfileExists,
     ProfileNotFound,
 )
 from provisiond.services import profiles as service
+from provisiond.web.api.paging import LIMIT, Cursor, Limit, link_next
 from provisiond.web.api.schemas import (
     ProfileCreate,
     ProfileJwtKey,
+    ProfilePage,
     ProfileRead,
     ProfileSecret,
     ProfileUpdate,
@@ -31,13 +34,15 @@ def _with_secret(made: service.ProfileWithSecret) -> ProfileWithSecret:
 
 
 @router.post("/profiles", status_code=201, response_model=ProfileWithSecret,
-             responses=responses(ProfileExists, GroupNotFound, ModelNotFound, CaNotFound))
+             responses=responses(ProfileExists, GroupNotFound, ModelNotFound, CaNotFound,
+                                 Forbidden))
 async def create_profile(body: ProfileCreate, c: ContainerDep,
                          op: OperatorDep) -> ProfileWithSecret:
-    """Create a provisioning profile. Its secret is in this answer only."""
+    """Create a provisioning profile. Its secret is in this answer only. A scoped admin
+    token creates profiles for groups of its subtree."""
     made = await service.create_profile(
-        c.uow(), name=body.name, strategy=body.strategy, key=body.key, secret=body.secret,
-        group=body.group, model=body.model, credentials=body.credentials,
+        c.uow(), scope=op.scope, name=body.name, strategy=body.strategy, key=body.key,
+        secret=body.secret, group=body.group, model=body.model, credentials=body.credentials,
         rate_per_minute=body.rate_per_minute,
         source_rate_per_minute=body.source_rate_per_minute, jwt_public_key=body.jwt_public_key,
         ca=body.ca, certificate_days=body.certificate_days, claim_proof=body.claim_proof,
@@ -48,19 +53,24 @@ async def create_profile(body: ProfileCreate, c: ContainerDep,
     return _with_secret(made)
 
 
-@router.get("/profiles", response_model=list[ProfileRead])
-async def list_profiles(c: ContainerDep, _: OperatorDep) -> list[ProfileRead]:
-    """Every profile (never a secret)."""
-    return [ProfileRead.of(p) for p in await service.list_profiles(c.uow())]
+@router.get("/profiles", response_model=ProfilePage)
+async def list_profiles(request: Request, response: Response, c: ContainerDep, op: OperatorDep,
+                        cursor: Cursor = None, limit: Limit = LIMIT) -> ProfilePage:
+    """The profiles of the token's subtree in name order (never a secret); profiles without
+    a group are listed to operator-wide tokens only."""
+    page = await service.list_profiles(c.uow(), scope=op.scope, cursor=cursor, limit=limit)
+    link_next(request, response, page.next_cursor)
+    return ProfilePage(items=[ProfileRead.of(p) for p in page.items],
+                       next_cursor=page.next_cursor)
 
 
 @router.get("/profiles/{name}", response_model=ProfileRead, responses=responses(ProfileNotFound))
-async def get_profile(name: str, c: ContainerDep, _: OperatorDep) -> ProfileRead:
-    return ProfileRead.of(await service.get_profile(c.uow(), name=name))
+async def get_profile(name: str, c: ContainerDep, op: OperatorDep) -> ProfileRead:
+    return ProfileRead.of(await service.get_profile(c.uow(), scope=op.scope, name=name))
 
 
 @router.patch("/profiles/{name}", response_model=ProfileRead,
-              responses=responses(ProfileNotFound, CaNotFound))
+              responses=responses(ProfileNotFound, CaNotFound, Forbidden))
 async def update_profile(name: str, body: ProfileUpdate, c: ContainerDep,
                          op: OperatorDep) -> ProfileRead:
     """Change the profile's identity rules (what is absent stays): its reprovisioning
@@ -68,44 +78,45 @@ async def update_profile(name: str, body: ProfileUpdate, c: ContainerDep,
     removes it)."""
     given = body.model_fields_set
     return ProfileRead.of(await service.update_profile(
-        c.uow(), name=name, reprovision=body.reprovision,
+        c.uow(), scope=op.scope, name=name, reprovision=body.reprovision,
         device_secret_min_length=body.device_secret_min_length, device_ca=body.device_ca,
         clear_device_ca="device_ca" in given and body.device_ca is None, actor=actor(op),
         now=c.now()))
 
 
 @router.post("/profiles/{name}/disable", response_model=ProfileRead,
-             responses=responses(ProfileNotFound))
+             responses=responses(ProfileNotFound, Forbidden))
 async def disable_profile(name: str, c: ContainerDep, op: OperatorDep) -> ProfileRead:
     """Stop the profile: devices presenting its key and secret are refused. Idempotent."""
     return ProfileRead.of(await service.set_profile_enabled(
-        c.uow(), name=name, enabled=False, actor=actor(op), now=c.now()))
+        c.uow(), scope=op.scope, name=name, enabled=False, actor=actor(op), now=c.now()))
 
 
 @router.post("/profiles/{name}/enable", response_model=ProfileRead,
-             responses=responses(ProfileNotFound))
+             responses=responses(ProfileNotFound, Forbidden))
 async def enable_profile(name: str, c: ContainerDep, op: OperatorDep) -> ProfileRead:
     """Let the profile provision again. Idempotent."""
     return ProfileRead.of(await service.set_profile_enabled(
-        c.uow(), name=name, enabled=True, actor=actor(op), now=c.now()))
+        c.uow(), scope=op.scope, name=name, enabled=True, actor=actor(op), now=c.now()))
 
 
 @router.post("/profiles/{name}/rotate-secret", response_model=ProfileWithSecret,
-             responses=responses(ProfileNotFound))
+             responses=responses(ProfileNotFound, Forbidden))
 async def rotate_secret(name: str, c: ContainerDep, op: OperatorDep,
                         body: ProfileSecret | None = None) -> ProfileWithSecret:
     """A new secret (generated unless given), in this answer only; the old one stops
     working at once."""
     made = await service.rotate_profile_secret(
-        c.uow(), name=name, secret=body.secret if body else None, sealer=c.sealer,
+        c.uow(), scope=op.scope, name=name, secret=body.secret if body else None, sealer=c.sealer,
         actor=actor(op), now=c.now())
     return _with_secret(made)
 
 
 @router.put("/profiles/{name}/jwt-key", response_model=ProfileRead,
-            responses=responses(ProfileNotFound))
+            responses=responses(ProfileNotFound, Forbidden))
 async def set_jwt_key(name: str, body: ProfileJwtKey, c: ContainerDep,
                       op: OperatorDep) -> ProfileRead:
     """Register, replace or (null) remove the ES256 public key of registration tokens."""
     return ProfileRead.of(await service.set_profile_jwt_key(
-        c.uow(), name=name, public_key=body.public_key, actor=actor(op), now=c.now()))
+        c.uow(), scope=op.scope, name=name, public_key=body.public_key, actor=actor(op),
+        now=c.now()))

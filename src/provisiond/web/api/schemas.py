@@ -95,19 +95,31 @@ class ModelRead(BaseModel):
 
 class TokenCreate(Body):
     name: str
+    role: str = Field("admin", description="admin, installer or viewer: no higher than the "
+                                           "caller's")
+    group: str | None = Field(None, description=(
+        "the group whose subtree the token may reach (a path); absent: operator-wide, "
+        "which only an operator-wide caller may make"))
+    expires: str | None = Field(None, description=(
+        "a span from now (`12h`, `30d`, `8w`) or an ISO date or date-time; absent: never, "
+        "or the caller's own expiry when it has one"))
 
 
 class TokenRead(BaseModel):
     id: uuid.UUID
     name: str
+    role: str
+    group: str | None = Field(description="the subtree it reaches; null: operator-wide")
+    expires_at: datetime | None
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
 
     @classmethod
     def of(cls, t: ApiToken) -> TokenRead:
-        return cls(id=t.id, name=t.name, created_at=t.created_at, last_used_at=t.last_used_at,
-                   revoked_at=t.revoked_at)
+        return cls(id=t.id, name=t.name, role=t.role.value, group=t.group_path,
+                   expires_at=t.expires_at, created_at=t.created_at,
+                   last_used_at=t.last_used_at, revoked_at=t.revoked_at)
 
 
 class TokenCreated(TokenRead):
@@ -296,9 +308,32 @@ class DeviceDetail(DeviceRead):
     events: list[EventRead]
 
 
+NEXT_CURSOR = "pass as `cursor` for the next page; null: this is the last one"
+
+
 class DevicePage(BaseModel):
     items: list[DeviceRead]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class GroupPage(BaseModel):
+    items: list[GroupRead]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class UserPage(BaseModel):
+    items: list[UserRead]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class TokenPage(BaseModel):
+    items: list[TokenRead]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
+
+
+class ProfilePage(BaseModel):
+    items: list[ProfileRead]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class ImportSummary(BaseModel):
@@ -351,6 +386,11 @@ class WebhookRead(BaseModel):
                    enabled=w.enabled, disabled_reason=w.disabled_reason,
                    consecutive_failures=w.consecutive_failures, created_at=w.created_at,
                    deliveries=counts)
+
+
+class WebhookPage(BaseModel):
+    items: list[WebhookRead]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class WebhookCreated(WebhookRead):

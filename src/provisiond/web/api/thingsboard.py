@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.domain.profiles import Strategy
-from provisiond.errors import GroupNotFound, ProfileExists
+from provisiond.errors import Forbidden, GroupNotFound, ProfileExists
 from provisiond.services import profiles as service
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
 from provisiond.web.problems import responses
@@ -64,7 +64,7 @@ class TbProfile(BaseModel):
 
 
 @router.post("/api/device/provision", response_model=TbProfile,
-             responses=responses(ProfileExists, GroupNotFound))
+             responses=responses(ProfileExists, GroupNotFound, Forbidden))
 async def create_profile(c: ContainerDep, op: OperatorDep,
                          body: TbProfileRequest | None = None) -> Any:
     """ThingsBoard's provision profile request: a profile (key and secret generated when
@@ -74,7 +74,7 @@ async def create_profile(c: ContainerDep, op: OperatorDep,
     creds = body.credentials or ProfileCredentials()
     customer = body.customerId
     made = await service.create_thingsboard_profile(
-        c.uow(), key=creds.provisionProfileKey, secret=creds.provisionProfileSecret,
+        c.uow(), scope=op.scope, key=creds.provisionProfileKey, secret=creds.provisionProfileSecret,
         strategy=body.strategy.validationStrategyType if body.strategy else None,
         customer_id=customer.id if customer else None,
         customer_entity_type=customer.entityType if customer else None,
