@@ -48,19 +48,19 @@ async def measure(database: str, url: str, events: int) -> float:
     from provisiond.services.registration import ImportOptions, register_devices
     from provisiond.settings import load_settings
 
-    async with open_container(load_settings(database_url=database,
-                                            log_level="warning")) as c:
+    async with open_container(load_settings(database_url=database, log_level="warning",
+                                            webhook_allow_networks=["127.0.0.1"])) as c:
         await directory.create_group(c.uow(), scope=Scope.operator(),
                                      path="Bench/Site", actor="bench", now=c.now())
         await webhooks.create_webhook(c.uow(), scope=Scope.operator(), group="Bench", url=url,
                                       events=["device.registered"], actor="bench",
-                                      now=c.now(), sealer=c.sealer)
+                                      now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
         rows = "serial,group\n" + "".join(f"WH{i:07d},Bench/Site\n" for i in range(events))
         await register_devices(c.uow(), scope=Scope.operator(),
                                items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
                                options=ImportOptions(batch_size=5000), sink=NullSink(),
                                actor="bench", now=c.now())
-        sender = HttpSender(30)
+        sender = HttpSender(30, guard=c.webhook_guard)
         deliverer = webhooks.WebhookDeliverer(c.uow, sender, c.sealer,
                                               webhooks.WebhookPolicy(), c.now)
         dispatcher = Dispatcher(c.uow, consumers=[webhooks.fan_out])

@@ -26,6 +26,7 @@ from provisiond.services.certificates import PkiUrls, SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
 from provisiond.services.crl_files import CrlPublisher
+from provisiond.services.destinations import DestinationGuard
 from provisiond.services.emqx_sessions import EmqxSessions
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.outbox import Dispatcher
@@ -124,6 +125,12 @@ class Container:
         s = self.settings
         return Sealer(s.device_key_passphrase.get_secret_value()
                       if s.device_key_passphrase else None, production=s.production)
+
+    @cached_property
+    def webhook_guard(self) -> DestinationGuard:
+        """Where webhooks may send: public addresses and the allow-list (tests replace it
+        to resolve names their own way)."""
+        return DestinationGuard(self.settings.webhook_allow_list)
 
     @property
     def manages_broker(self) -> bool:
@@ -294,7 +301,7 @@ class Container:
             from provisiond.integrations.webhooks import HttpSender
 
             s = self.settings
-            sender = HttpSender(s.webhook_timeout_seconds)
+            sender = HttpSender(s.webhook_timeout_seconds, guard=self.webhook_guard)
             stack.push_async_callback(sender.close)
             deliverer = WebhookDeliverer(
                 self.uow, sender, self.sealer,

@@ -29,6 +29,7 @@ from provisiond.domain.claims import (
     CODE_LENGTH,
     ClaimProof,
 )
+from provisiond.domain.destinations import AllowList
 from provisiond.domain.tts import NetworkSettings, parse_network_settings
 from provisiond.errors import InvalidInput
 
@@ -374,6 +375,15 @@ class Settings(BaseSettings):
         50, ge=1, description="Failed deliveries in a row after which a webhook is disabled.")
     webhook_log_days: int = Field(
         14, ge=1, description="How long finished deliveries stay in a webhook's log.")
+    webhook_allow_networks: list[str] = Field(
+        default_factory=list,
+        description="Networks (CIDR, e.g. `10.20.0.0/16`, or single addresses) webhooks may "
+                    "reach although they are not public: intranet receivers. Default: none "
+                    "(only public addresses).")
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names webhooks may reach whatever they resolve to (`*.corp.example`"
+                    ": every name under it). Default: none.")
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
@@ -383,6 +393,18 @@ class Settings(BaseSettings):
     def _page_size(cls, value: int) -> int:
         if value not in {4096, 8192, 16384, 32768, 65536}:
             raise ValueError("must be 4096, 8192, 16384, 32768 or 65536")
+        return value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _allow_networks(cls, value: list[str]) -> list[str]:
+        AllowList.parse(networks=value)
+        return value
+
+    @field_validator("webhook_allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: list[str]) -> list[str]:
+        AllowList.parse(hosts=value)
         return value
 
     @field_validator("log_level")
@@ -443,6 +465,10 @@ class Settings(BaseSettings):
     def ca_passphrase(self) -> str | None:
         """The CA key passphrase in clear, for the code that encrypts and decrypts keys."""
         return self.ca_key_passphrase.get_secret_value() if self.ca_key_passphrase else None
+
+    @property
+    def webhook_allow_list(self) -> AllowList:
+        return AllowList.parse(self.webhook_allow_networks, self.webhook_allow_hosts)
 
     @property
     def effective_public_url(self) -> str:

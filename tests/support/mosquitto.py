@@ -76,8 +76,10 @@ def dynsec_config(admin: str, password: str) -> dict[str, Any]:
     }
 
 
-def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1: (ca, cert, key) PEM files."""
+def write_tls_files(directory: Path, names: tuple[str, ...] = ("localhost",)
+                    ) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 and ``names``: (ca, cert,
+    key) PEM files."""
     import datetime as dt
     import ipaddress
 
@@ -103,7 +105,8 @@ def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                 *(x509.DNSName(n) for n in names)]),
                 critical=False)
             .sign(ca_key, hashes.SHA256()))
     paths = (directory / "ca.pem", directory / "server.pem", directory / "server.key")

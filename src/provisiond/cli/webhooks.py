@@ -60,7 +60,7 @@ def add(
     common = Common(database, config, json, debug)
     webhook, secret = run(common, lambda c: service.create_webhook(
         c.uow(), scope=OPERATOR, group=group, url=url, events=event, actor=actor(), now=c.now(),
-        sealer=c.sealer))
+        sealer=c.sealer, guard=c.webhook_guard))
     if json:
         output.print_json({**webhook_dict(webhook), "secret": secret})
         return

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from provisiond.domain.destinations import BadHost, address_of, normal_host, numeric
 from provisiond.domain.events import EventType
 from provisiond.errors import InvalidInput, Problem
 
@@ -37,6 +39,7 @@ DELIVERY_HEADER = "X-Provisiond-Delivery"
 URL_MAX = 2000
 BACKOFF_FIRST = timedelta(seconds=1)
 BACKOFF_MAX = timedelta(hours=1)
+_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 class DeliveryStatus(StrEnum):
@@ -74,18 +77,39 @@ class Delivery:
 
 
 def parse_url(text: str) -> str:
+    """A webhook URL, checked for its form (where it may send is checked by
+    services/destinations.py: that needs the allow-list and a resolver)."""
     url = text.strip()
-    parts = urlsplit(url)
-    problem = None
-    if len(url) > URL_MAX:
-        problem = f"is longer than {URL_MAX} characters"
-    elif parts.scheme not in ("http", "https") or not parts.hostname:
-        problem = "must be an http:// or https:// URL with a host"
-    elif parts.username or parts.password:
-        problem = "must not carry a user name or password (deliveries are signed)"
+    problem = _url_problem(url)
     if problem:
         raise InvalidInput(f"url {problem}", problems=[Problem(problem, field="url")])
     return url
+
+
+def _url_problem(url: str) -> str | None:
+    if len(url) > URL_MAX:
+        return f"is longer than {URL_MAX} characters"
+    if _UNSAFE.search(url):
+        return "must not contain spaces, control characters or backslashes"
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is not IPv6
+        return "has a host that is not a valid IPv6 address"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user name or password (deliveries are signed)"
+    try:
+        if parts.port == 0:
+            raise ValueError("port 0")
+        host = normal_host(parts.hostname)
+        if numeric(host):
+            address_of(host)
+    except BadHost as err:
+        return f"has a host that {err}"
+    except ValueError:
+        return "has a port that is not a number from 1 to 65535"
+    return None
 
 
 def parse_events(names: list[str] | None) -> tuple[EventType, ...]:

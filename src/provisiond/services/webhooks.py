@@ -41,6 +41,7 @@ from provisiond.domain.webhooks import (
     sign,
 )
 from provisiond.errors import InvalidCursor, InvalidInput, Problem, WebhookNotFound
+from provisiond.services.destinations import DestinationGuard
 from provisiond.services.ids import new_id
 from provisiond.services.paging import Page, page_of, start
 from provisiond.services.scoping import group_in_scope, require
@@ -57,7 +58,11 @@ class SendFailed(Exception):
 
 class Sender(Protocol):
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """POST and return the status code, or raise :class:`SendFailed`."""
+        """POST and return the status code, or raise :class:`SendFailed` with a message
+        that names a class of failure only ("no answer in time"), never what the socket
+        met: the delivery log must not tell a port that refused from one that answered
+        something else. Connect only to addresses a :class:`DestinationGuard` returned,
+        and follow no redirect."""
         ...
 
     async def close(self) -> None: ...
@@ -82,14 +87,16 @@ def parse_webhook_id(text: str) -> uuid.UUID:
 
 
 async def create_webhook(uow: UnitOfWork, *, scope: Scope, group: str, url: str,
-                         events: list[str] | None, actor: str, now: datetime, sealer: Sealer
-                         ) -> tuple[Webhook, str]:
+                         events: list[str] | None, actor: str, now: datetime, sealer: Sealer,
+                         guard: DestinationGuard) -> tuple[Webhook, str]:
     """A new webhook for a group of the caller's subtree, and its signing secret (shown
-    once, kept sealed)."""
+    once, kept sealed). ``guard`` refuses a URL that is not a public destination
+    (deliveries check it again)."""
     path = parse_group_path(group)
     clean_url = parse_url(url)
     types = parse_events(events)
     require(scope, Role.ADMIN, "creating webhooks")
+    await guard.check_url(clean_url)
     secret = "whsec_" + secrets.token_urlsafe(32)
     async with uow:
         found = await group_in_scope(uow, scope, path)

@@ -16,6 +16,7 @@ from provisiond.services.accounts import SessionPolicy
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy
+from provisiond.services.destinations import DestinationGuard
 from provisiond.services.directory import authenticate_token
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.provisioning import ProvisionPolicy
@@ -64,6 +65,9 @@ class Container(Protocol):
 
     @property
     def sealer(self) -> Sealer: ...
+
+    @property
+    def webhook_guard(self) -> DestinationGuard: ...
 
     @property
     def broker_name_keeper(self) -> Callable[[str], str] | None:

@@ -143,6 +143,9 @@ def test_webhooks_from_the_cli(cli: Cli) -> None:
 
     bad_url = cli("webhooks", "add", "ftp://x", "--group", "Kanarra", code=2)
     assert "url must be an http:// or https:// URL" in bad_url.stderr
+    private = cli("webhooks", "add", "http://0x7f.1:6379/", "--group", "Kanarra", code=2)
+    assert "url must be a public destination: 127.0.0.1 is a loopback address" in \
+        private.stderr
     bad_event = cli("webhooks", "add", "https://x.example", "--group", "Kanarra",
                     "--event", "device.exploded", code=2)
     assert "unknown event(s) 'device.exploded'" in bad_event.stderr

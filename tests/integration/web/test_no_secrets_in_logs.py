@@ -57,6 +57,7 @@ def test_no_secret_issued_or_guessed_appears_in_the_logs(
            "PROVISIOND_LOG_LEVEL": "debug", "PROVISIOND_LOG_FORMAT": "json",
            "PROVISIOND_BROKER__KIND": "mosquitto-dynsec", "PROVISIOND_BROKER__URL": broker.url,
            "PROVISIOND_BROKER__SYNC_INTERVAL_SECONDS": "1",
+           "PROVISIOND_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1"]',  # the receiver's
            "PROVISIOND_DEVICE_KEY_PASSPHRASE": "a passphrase of the tests 1"}
     secrets: set[str] = {broker.password, "a passphrase of the tests 1", PASSWORD}
 

@@ -25,7 +25,7 @@ from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy
-from provisiond.settings import load_settings
+from provisiond.settings import Settings, load_settings
 from tests.support.containers import NullSink, within
 from tests.support.mosquitto import free_port
 from tests.support.receiver import Receiver, receiver
@@ -41,15 +41,20 @@ def hook_receiver() -> Iterator[Receiver]:
         yield r
 
 
-
 async def dispatch(c: Container) -> None:
     dispatcher = Dispatcher(c.uow, consumers=[service.fan_out])
     while await dispatcher.dispatch():
         pass
 
 
+def intranet(database_url: str) -> Settings:
+    """The receiver is on loopback: an intranet receiver, allowed by the allow-list (which
+    these tests thereby prove works)."""
+    return load_settings(database_url=database_url, webhook_allow_networks=["127.0.0.0/8"])
+
+
 async def deliver(c: Container, policy: WebhookPolicy | None = None) -> int:
-    sender = HttpSender(5)
+    sender = HttpSender(5, guard=c.webhook_guard)
     try:
         deliverer = WebhookDeliverer(c.uow, sender, c.sealer, policy or WebhookPolicy(),
                                      c.now)
@@ -65,17 +70,18 @@ async def org(c: Container) -> None:
 
 def test_events_reach_the_groups_webhooks_signed(database_url: str,
                                                  hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url)
+    settings = intranet(database_url)
 
     async def work(c: Container) -> Any:
         await org(c)
         west, secret = await service.create_webhook(
             c.uow(), scope=OPERATOR,
             group="Org/West", url=hook_receiver.url, events=None, actor="tests",
-            now=c.now(), sealer=c.sealer)
+            now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
         only_claims, _ = await service.create_webhook(
             c.uow(), scope=OPERATOR, group="Org", url=hook_receiver.url + "/claims",
-            events=["device.claimed"], actor="tests", now=c.now(), sealer=c.sealer)
+            events=["device.claimed"], actor="tests", now=c.now(), sealer=c.sealer,
+            guard=c.webhook_guard)
         device, _ = await device_service.create_device(
             c.uow(), scope=OPERATOR,
             serial="WH-1", group="Org/West/Anaheim", actor="tests", now=c.now())
@@ -112,7 +118,7 @@ def test_events_reach_the_groups_webhooks_signed(database_url: str,
 
 def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
                                                          hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url)
+    settings = intranet(database_url)
     hook_receiver.answer = lambda n: 500 if n in (0, 2, 3, 4) else 200
     start = datetime.now().astimezone()
     clock = {"now": start}
@@ -124,7 +130,7 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
         hook, _ = await service.create_webhook(
             c.uow(), scope=OPERATOR,
             group="Org", url=hook_receiver.url, events=["device.registered"],
-            actor="tests", now=c.now(), sealer=c.sealer)
+            actor="tests", now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
         await device_service.create_device(c.uow(), scope=OPERATOR,
                                            serial="WH-R1", group="Org/East",
                                            actor="tests", now=c.now())
@@ -165,7 +171,7 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
 
 def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         database_url: str, hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url)
+    settings = intranet(database_url)
     clock = {"now": datetime.now().astimezone()}
     policy = WebhookPolicy(max_attempts=10, disable_after=3)
     dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
@@ -174,8 +180,8 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         c.clock = lambda: clock["now"]
         await org(c)
         hook, _ = await service.create_webhook(
-            c.uow(), scope=OPERATOR, group="Org", url=dead, events=None, actor="tests", now=c.now(),
-            sealer=c.sealer)
+            c.uow(), scope=OPERATOR, group="Org", url=dead, events=None, actor="tests",
+            now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
         for i in range(3):
             await device_service.create_device(c.uow(), scope=OPERATOR,
                                                serial=f"WH-D{i}", group="Org/East",
@@ -219,12 +225,13 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
 
 
 def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url)
+    settings = intranet(database_url)
 
     async def before(c: Container) -> None:
         await org(c)
         await service.create_webhook(c.uow(), scope=OPERATOR, group="Org", url=hook_receiver.url,
-                                     events=None, actor="tests", now=c.now(), sealer=c.sealer)
+                                     events=None, actor="tests", now=c.now(), sealer=c.sealer,
+                                     guard=c.webhook_guard)
         for i in range(5):
             await device_service.create_device(c.uow(), scope=OPERATOR,
                                                serial=f"WH-L{i}", group="Org/East",
@@ -250,7 +257,7 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
 
 def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
                                                      hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url)
+    settings = intranet(database_url)
     rows = "serial,group\n" + "".join(
         f"WH-I{i:03d},{'Org/West' if i % 2 else 'Org/East'}\n" for i in range(60))
 
@@ -260,7 +267,7 @@ def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
         await service.create_webhook(c.uow(), scope=OPERATOR,
                                      group="Org/West", url=hook_receiver.url,
                                      events=["device.registered"], actor="tests",
-                                     now=c.now(), sealer=c.sealer)
+                                     now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
         await register_devices(
             c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
             options=ImportOptions(source="factory.csv"), sink=NullSink(), actor="tests",
@@ -280,14 +287,14 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
                                                          hook_receiver: Receiver) -> None:
     """Two dispatchers reading the queue at the same time (one took over the other's lease
     while the other still ran): each event becomes one delivery, none is lost."""
-    settings = load_settings(database_url=database_url)
+    settings = intranet(database_url)
 
     async def work(c: Container) -> tuple[list[int], list[Any]]:
         await org(c)
         hook, _ = await service.create_webhook(c.uow(), scope=OPERATOR,
                                                group="Org", url=hook_receiver.url,
                                                events=None, actor="tests", now=c.now(),
-                                               sealer=c.sealer)
+                                               sealer=c.sealer, guard=c.webhook_guard)
         for i in range(60):
             await device_service.create_device(c.uow(), scope=OPERATOR,
                                                serial=f"WH-R{i}", group="Org/East",

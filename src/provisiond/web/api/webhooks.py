@@ -27,7 +27,7 @@ async def create_webhook(body: WebhookCreate, c: ContainerDep, op: OperatorDep
     """Subscribe a URL to a group's events. The signing secret is in this answer only."""
     webhook, secret = await service.create_webhook(
         c.uow(), scope=op.scope, group=body.group, url=body.url, events=body.events,
-        actor=actor(op), now=c.now(), sealer=c.sealer)
+        actor=actor(op), now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
     return WebhookCreated(**WebhookRead.of(webhook).model_dump(), secret=secret)
 
 
