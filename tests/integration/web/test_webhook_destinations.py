@@ -16,4 +16,4 @@ def test_the_api_refuses_a_forbidden_url_naming_the_field(api: httpx.Client) -> 
         assert problem["code"] == "invalid-input"
         assert [p["field"] for p in problem["errors"]] == ["url"]
         assert "must be a public destination" in problem["errors"][0]["message"]
-    assert api.get("/api/v1/webhooks").json() == []
+    assert api.get("/api/v1/webhooks").json()["items"] == []

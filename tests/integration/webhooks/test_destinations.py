@@ -20,6 +20,7 @@ import pytest
 
 from provisiond.bootstrap import Container
 from provisiond.domain.destinations import AllowList
+from provisiond.domain.scope import Scope
 from provisiond.errors import InvalidInput
 from provisiond.integrations.webhooks import HttpSender
 from provisiond.services import devices as device_service
@@ -61,15 +62,19 @@ async def deliver(c: Container, *, seconds: float = 5,
         await sender.close()
 
 
+OPERATOR = Scope.operator()
+
+
 async def hook_for(c: Container, url: str) -> Any:
     webhook, _ = await service.create_webhook(
-        c.uow(), group="Org", url=url, events=["device.registered"], actor="tests",
+        c.uow(), scope=OPERATOR, group="Org", url=url, events=["device.registered"],
+        actor="tests",
         now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
     return webhook
 
 
 async def register(c: Container, serial: str) -> None:
-    await device_service.create_device(c.uow(), serial=serial, group="Org/East",
+    await device_service.create_device(c.uow(), scope=OPERATOR, serial=serial, group="Org/East",
                                        actor="tests", now=c.now())
     await dispatch(c)
 
@@ -90,7 +95,7 @@ def test_no_spelling_of_a_forbidden_destination_makes_a_webhook(database_url: st
                 outcome[url] = ",".join(str(p.field) for p in err.problems)
         async with c.uow().read() as uow:
             kinds = [e.type.value for e in await uow.events.latest(500)]
-        return outcome, await service.list_webhooks(c.uow()), kinds
+        return outcome, (await service.list_webhooks(c.uow(), scope=OPERATOR)).items, kinds
 
     outcome, hooks, kinds = within(load_settings(database_url=database_url), work)
     assert {url: field for url, field in outcome.items() if field != "url"} == {}
@@ -115,7 +120,7 @@ def test_dns_rebinding_is_refused_at_delivery(database_url: str,
         names.table["rebind.test"] = ["127.0.0.1"]  # the attacker's DNS changes its answer
         await register(c, "RB-1")
         attempted = await deliver(c)
-        return attempted, await service.list_deliveries(c.uow(), webhook_id=hook.id)
+        return attempted, await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
     attempted, log = within(load_settings(database_url=database_url), work)
     assert attempted == 1
@@ -142,7 +147,7 @@ def test_an_allowed_intranet_receiver_gets_the_name_it_was_given(
         hook = await hook_for(c, f"http://intranet.test:{port}/hook")
         await register(c, "IN-1")
         await deliver(c)
-        return await service.list_deliveries(c.uow(), webhook_id=hook.id)
+        return await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
     (delivery,) = within(settings, work)
     assert (delivery.status.value, delivery.last_status_code) == ("delivered", 200)
@@ -167,7 +172,7 @@ def test_tls_is_verified_for_the_name_not_the_address(
             hook = await hook_for(c, f"https://hooks.test:{port}/hook")
             await register(c, "TLS-1")
             await deliver(c, ssl_context=ssl.create_default_context(cafile=str(ca)))
-            return await service.list_deliveries(c.uow(), webhook_id=hook.id)
+            return await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
         (delivery,) = within(settings, work)
         if certified == "hooks.test":
@@ -191,7 +196,7 @@ def test_redirects_are_not_followed(database_url: str, hook_receiver: Receiver) 
             hook = await hook_for(c, hook_receiver.url)
             await register(c, "RD-1")
             await deliver(c)
-            return await service.list_deliveries(c.uow(), webhook_id=hook.id)
+            return await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
         (delivery,) = within(settings, work)
         assert (delivery.last_status_code, delivery.last_error) == \
@@ -262,7 +267,7 @@ def test_the_log_tells_a_class_of_failure_not_what_the_port_said(database_url: s
             hooks = {k: await hook_for(c, url) for k, url in urls.items()}
             await register(c, "PS-1")
             await deliver(c, seconds=1)  # the silent port's wait
-            return {k: (await service.list_deliveries(c.uow(), webhook_id=h.id))[0]
+            return {k: (await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=h.id))[0]
                     for k, h in hooks.items()}
 
         log = within(settings, work)
@@ -285,7 +290,7 @@ def test_a_long_answer_is_not_read_on(sqlite_url: str) -> None:
             hook = await hook_for(c, url)
             await register(c, "LA-1")
             await deliver(c)
-            return await service.list_deliveries(c.uow(), webhook_id=hook.id)
+            return await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
         (delivery,) = within(settings, work)
     assert (delivery.last_status_code, delivery.last_error) == \
