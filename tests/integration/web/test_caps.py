@@ -23,12 +23,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiocoap
 import httpx
 import pytest
+from aiocoap.optiontypes import BlockOption
 
 from provisiond.protocols import mqtt
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server, free_port
+from tests.integration.web.test_coap import free_udp_port
 from tests.integration.web.test_mqtt import (
     answer_of,
     connect_packet,
@@ -478,3 +481,41 @@ def test_at_the_total_cap_the_idlest_session_anywhere_goes(server: Server) -> No
     finally:
         for s in (*sessions, *newcomer):
             s.close()
+
+
+# ------------------------------------------------------------------------------------ CoAP
+
+
+@pytest.mark.parametrize("server_settings", [{"coap_port": free_udp_port()}], indirect=True)
+def test_coap_is_udp_only_and_bounds_a_blockwise_request(server: Server) -> None:
+    """No CoAP-over-TCP or -WebSocket listeners (connections without caps) beside the UDP
+    port; a request sent in blocks is refused (4.13) once past 64 KiB, not assembled."""
+    port = server.settings.coap_port
+    assert port is not None
+    for tcp_port in (port, port + 3000):  # aiocoap's TCP, and its WebSocket, ports
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", tcp_port), timeout=5).close()
+
+    async def upload(blocks: int) -> list[Any]:
+        """Send ``blocks`` 1 KiB blocks of one request; the code of each answer, up to the
+        first that is not 2.31 Continue."""
+        context = await aiocoap.Context.create_client_context()
+        codes = []
+        try:
+            for n in range(blocks):
+                request = aiocoap.Message(code=aiocoap.POST, payload=b" " * 1024,
+                                          uri=f"coap://127.0.0.1:{port}/api/v1/provision")
+                request.opt.block1 = BlockOption.BlockwiseTuple(n, n < blocks - 1, 6)
+                answer = await asyncio.wait_for(
+                    context.request(request, handle_blockwise=False).response, 30)
+                codes.append(answer.code)
+                if answer.code != aiocoap.CONTINUE:
+                    break
+        finally:
+            await context.shutdown()
+        return codes
+
+    refused = asyncio.run(upload(200))
+    assert refused[-1] == aiocoap.REQUEST_ENTITY_TOO_LARGE
+    assert len(refused) == 65  # blocks 0-63 (64 KiB) taken, the 65th refused
+    assert asyncio.run(upload(4))[-1] == aiocoap.CONTENT  # within the limit: answered
