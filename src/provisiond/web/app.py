@@ -99,10 +99,12 @@ class ProvisiondApp(FastAPI):
     body_limits: BodyLimits | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.body_limits is not None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+        elif self.body_limits is not None and self.body_limits.needs_guard(scope):
             await self.body_limits.guard(self._http, scope, receive, send)
         else:
-            await super().__call__(scope, receive, send)
+            await self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == device_api.PROVISION_PATH and scope["method"] == "POST":

@@ -9,7 +9,8 @@ health check included — while every slow connection stays open. This protocol:
   ``http_header_timeout_seconds`` (from the connection, or from the end of the previous
   answer plus uvicorn's keep-alive), and answers 431 past ``http_max_header_bytes``;
 - closes one whose body pauses longer than ``http_body_timeout_seconds`` or, past that
-  time, averages less than ``http_body_min_rate`` bytes a second;
+  time, averages less than ``http_body_min_rate`` bytes a second (time while reading is
+  paused because the app has not taken what came does not count);
 - holds at most ``http_max_connections`` through a :class:`~provisiond.web.limits.Gate`:
   at the cap a new connection takes the place of the one idle longest (no request in
   hand); when all are busy, up to ``http_reserved_connections`` more may ask /healthz,
@@ -161,6 +162,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def _deadline(self) -> None:
         self._timer = None
         if self._phase is _Phase.BODY:
+            if self.flow.read_paused:  # the app has not taken what came: the wait is ours
+                self._body_since = self._body_heard = self.loop.time()
+                self._body_bytes = 0
             due = self._body_due()
             if self.loop.time() < due:
                 self._arm(due)

@@ -236,9 +236,17 @@ class BodyLimits:
         self.public = settings.http_public_max_body_bytes
         self.operator = settings.http_max_body_bytes
         self.imports = settings.api_max_body_bytes
+        self.least = min(self.public, self.operator, self.imports)
         self.operator_paths = frozenset(operator_paths)
         self.import_path = import_path
         self.provision_path = provision_path
+
+    def needs_guard(self, scope: Scope) -> bool:
+        """Whether :meth:`guard` has anything to do: a chunked body, or a declared one over
+        the least limit (most requests, the provisioning hot path's included, pass here
+        without another coroutine)."""
+        length, chunked = _body_headers(scope["headers"])
+        return chunked or (length is not None and length > self.least)
 
     def limit_for(self, path: str) -> tuple[int, str]:
         """The body limit of ``path`` and the setting that sets it."""

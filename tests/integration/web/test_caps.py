@@ -278,6 +278,30 @@ def test_a_200_mb_body_to_an_open_route_is_refused_before_it_is_read(
     assert served.peak_memory() - before < 32 * MB
 
 
+def test_each_route_has_its_body_limit(server: Server) -> None:
+    """64 KiB without an operator token (the device API answers in its own shape), 1 MiB on
+    the operator API; the refusal closes the connection."""
+    big, bigger = b"x" * (65 * 1024), b"x" * (1024 * 1024 + 1)
+    with httpx.Client(base_url=server.url, timeout=30,
+                      headers={"Authorization": f"Bearer {server.token}"}) as client:
+        provision = client.post("/api/v1/provision", content=big)
+        assert provision.status_code == 413
+        assert provision.headers["connection"] == "close"
+        assert provision.json()["status"] == "FAILURE"
+        assert "65536" in provision.json()["errorMsg"]
+        for path in ("/api/v1/register", "/login", "/hooks/emqx/authn", "/ocsp"):
+            refused = client.post(path, content=big)
+            assert refused.status_code == 413, path
+            assert refused.json()["code"] == "payload-too-large"
+        operator = client.post("/api/v1/groups", content=big,
+                               headers={"Content-Type": "application/json"})
+        assert operator.status_code == 422  # read, and found not to be JSON
+        refused = client.post("/api/v1/groups", content=bigger,
+                              headers={"Content-Type": "application/json"})
+        assert refused.status_code == 413
+        assert "http_max_body_bytes" in refused.json()["detail"]
+
+
 def _send_body(s: socket.socket, total: int, chunk: bytes = b" " * MB) -> tuple[int, bool]:
     """Send up to ``total`` bytes of body; (bytes sent, whether the server closed first)."""
     sent = 0
