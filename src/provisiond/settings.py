@@ -414,7 +414,7 @@ class Settings(BaseSettings):
         4096, ge=16, description="MQTT provisioning sessions open at once; at the cap a new "
                                  "one takes the place of the one idle longest, or is closed.")
     mqtt_max_sessions_per_address: int = Field(
-        64, ge=1, description="MQTT sessions open at once from one address (IPv6: one /64).")
+        256, ge=1, description="MQTT sessions open at once from one address (IPv6: one /64).")
 
     @field_validator("sqlite_page_size")
     @classmethod

@@ -171,15 +171,18 @@ def plan_caps(settings: Settings, limit: int | None = None) -> Caps:
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     needed = descriptors_needed(settings)
     http, mqtt = settings.http_max_connections, settings.mqtt_max_sessions
+    per_address = settings.mqtt_max_sessions_per_address
     if limit != resource.RLIM_INFINITY and limit < needed:
         room = limit - (needed - http - (mqtt if settings.mqtt_enabled else 0))
         wanted = http + (mqtt if settings.mqtt_enabled else 0)
         http = max(LEAST_CAP, http * room // wanted)
-        mqtt = max(LEAST_CAP, mqtt * room // wanted)
+        lowered = max(LEAST_CAP, mqtt * room // wanted)
+        per_address = max(1, per_address * lowered // mqtt)  # the same share of the whole
+        mqtt = lowered
     else:
         limit = max(limit, needed) if limit == resource.RLIM_INFINITY else limit
-    return Caps(http, settings.http_reserved_connections, mqtt,
-                min(mqtt, settings.mqtt_max_sessions_per_address), limit, needed)
+    return Caps(http, settings.http_reserved_connections, mqtt, min(mqtt, per_address),
+                limit, needed)
 
 
 def fit_descriptors(settings: Settings) -> Caps:

@@ -49,7 +49,7 @@ class Limits:
     idle_seconds: float = 15.0
     session_seconds: float = 60.0
     max_sessions: int = 4096
-    max_per_address: int = 64
+    max_per_address: int = 256
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
