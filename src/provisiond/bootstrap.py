@@ -404,6 +404,14 @@ def server_log_config(settings: Settings) -> dict[str, Any]:
     return config(settings)
 
 
+def http_server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for `serve`: its protocol with deadlines and a connection cap fitted
+    to the descriptor limit (raised first if it can be; a warning when caps are lowered)."""
+    from provisiond.web.http_server import server_options
+
+    return server_options(settings)
+
+
 def wifi_client(device: str, *, timeout: float, ble_name: str | None = None
                 ) -> ProvisioningClient:
     """The ESP provisioning client (provisiond wifi provision): soft AP, or BLE by name."""

@@ -298,6 +298,13 @@ class PayloadTooLarge(ProvisiondError):
     exit_code = 2
 
 
+class HeadersTooLarge(ProvisiondError):
+    code = "headers-too-large"
+    title = "The request line and headers are too large"
+    status = 431
+    exit_code = 2
+
+
 class UnsupportedMediaType(ProvisiondError):
     code = "unsupported-media-type"
     title = "Unsupported content type"

@@ -387,6 +387,44 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
+    # Caps: nothing unauthenticated holds unbounded sockets, memory or time
+    # (docs/security.md#caps). `serve` lowers the connection caps to fit its descriptor limit.
+    http_max_connections: int = Field(
+        4096, ge=16, description="HTTP connections open at once; at the cap a new one takes "
+                                 "the place of the one idle longest, or is refused (503).")
+    http_reserved_connections: int = Field(
+        16, ge=0, description="Connections past http_max_connections kept for /healthz, "
+                              "/readyz and /metrics (anything else there is answered 503).")
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time a client has to send a request's headers.")
+    http_max_header_bytes: int = Field(
+        32 * 1024, ge=1024, le=1024**2,
+        description="Largest request line and headers (431 past it).")
+    http_body_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="Longest pause within a request body; the body "
+                                         "must also average http_body_min_rate after it.")
+    http_body_min_rate: int = Field(
+        1024, ge=0, description="Bytes per second a request body must average once "
+                                "http_body_timeout_seconds have passed (0: no minimum).")
+    http_public_max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest request body of routes open without an "
+                                        "operator token (device API, hooks, OCSP, pages).")
+    http_max_body_bytes: int = Field(
+        1024**2, ge=1024, description="Largest request body of the operator API, the bulk "
+                                      "import excepted (api_max_body_bytes).")
+    event_streams_per_user: int = Field(
+        8, ge=1, description="Claim-page event streams one user may hold open at once "
+                             "(per instance).")
+    mqtt_connect_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time a new MQTT connection has to send CONNECT.")
+    mqtt_idle_seconds: float = Field(
+        15.0, gt=0, le=3600, description="Longest an MQTT session may stay silent while it "
+                                         "is owed nothing, whatever its keep-alive (0 too).")
+    mqtt_max_sessions: int = Field(
+        4096, ge=16, description="MQTT provisioning sessions open at once; at the cap a new "
+                                 "one takes the place of the one idle longest, or is closed.")
+    mqtt_max_sessions_per_address: int = Field(
+        256, ge=1, description="MQTT sessions open at once from one address (IPv6: one /64).")
 
     @field_validator("sqlite_page_size")
     @classmethod

@@ -18,6 +18,7 @@ from provisiond.bootstrap import (
     create_app,
     database_revision,
     downgrade_database,
+    http_server_options,
     server_log_config,
     upgrade_database,
 )
@@ -117,7 +118,8 @@ def _serve(common: Common, host: str | None, port: int | None, log_level: str | 
     gc.freeze()
     uvicorn.run(application, host=settings.host, port=settings.port,
                 log_level=settings.log_level, access_log=False, proxy_headers=True,
-                server_header=False, log_config=server_log_config(settings))
+                server_header=False, log_config=server_log_config(settings),
+                **http_server_options(settings))
 
 
 @app.command()

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from provisiond.errors import TooManyRequests
 
 QUEUE_MAX = 16  # a page that does not read is cut off rather than buffered without bound
 
@@ -22,6 +25,27 @@ class ClaimHub:
     def __init__(self) -> None:
         self._subscribers: dict[uuid.UUID, set[asyncio.Queue[dict[str, Any]]]] = {}
         self._relay: Callable[[uuid.UUID, dict[str, Any]], None] | None = None
+        self._streams: Counter[uuid.UUID] = Counter()
+
+    def hold_stream(self, user_id: uuid.UUID, limit: int) -> Callable[[], None]:
+        """A place for one more open event stream of this user, given back by calling the
+        result (once); TooManyRequests when the user holds ``limit`` already."""
+        if self._streams[user_id] >= limit:
+            raise TooManyRequests(f"at most {limit} event streams may be open at once "
+                                  "(setting event_streams_per_user); close another page",
+                                  retry_after=5)
+        self._streams[user_id] += 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._streams[user_id] -= 1
+                if not self._streams[user_id]:
+                    del self._streams[user_id]
+
+        return release
 
     def relay_to(self, relay: Callable[[uuid.UUID, dict[str, Any]], None] | None) -> None:
         """Also hand every published event to ``relay`` (the other instances)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -30,8 +30,10 @@ from provisiond.web.api import (
 )
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.headers import BaselineHeadersMiddleware
+from provisiond.web.limits import BodyLimits
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
 
+IMPORT_PATH = "/api/v1/devices/import"  # streams its body to disk, under its own limit
 DESCRIPTION = """The provisiond admin API: devices, groups, users, the model catalogue,
 operator tokens and bulk registration. Every route under /api/v1 needs an operator token
 (`Authorization: Bearer pvd_…`, made with `provisiond tokens create`). Failures are RFC 9457
@@ -51,7 +53,7 @@ def build_app(settings: Settings,
             context = (await coap.start(container, s.host, s.coap_port)
                        if s.coap_port is not None else None)
             listener = (await mqtt_listener.start(container, s.host, s.mqtt_port,
-                                                  _mqtt_tls(s), s.mqtt_session_seconds)
+                                                  _mqtt_tls(s), mqtt_listener.Limits.of(s))
                         if s.mqtt_enabled else None)
             app.state.mqtt_port = (listener.sockets[0].getsockname()[1]
                                    if listener is not None else None)
@@ -74,6 +76,10 @@ def build_app(settings: Settings,
     for module in (imports, devices, directory, profiles, cas, webhooks, thingsboard, device_api,
                    hooks, pki, pages):
         app.include_router(module.router)
+    app.body_limits = BodyLimits(
+        settings, operator_paths((imports, devices, directory, profiles, cas, webhooks,
+                                  thingsboard)),
+        import_path=IMPORT_PATH, provision_path=device_api.PROVISION_PATH)
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)
     app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)
@@ -90,9 +96,18 @@ class ProvisiondApp(FastAPI):
     the documented route calls, and counted in the same metrics.
     """
 
+    body_limits: BodyLimits | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] == "http" and scope["path"] == device_api.PROVISION_PATH
-                and scope["method"] == "POST"):
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+        elif self.body_limits is not None and self.body_limits.needs_guard(scope):
+            await self.body_limits.guard(self._http, scope, receive, send)
+        else:
+            await self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"] == device_api.PROVISION_PATH and scope["method"] == "POST":
             started = time.perf_counter()
             scope["app"] = self
             response = await device_api.provision_response(Request(scope, receive))
@@ -101,6 +116,18 @@ class ProvisiondApp(FastAPI):
                                        response.status_code, time.perf_counter() - started)
             return
         await super().__call__(scope, receive, send)
+
+
+def operator_paths(modules: Iterable[Any]) -> set[str]:
+    """The first three segments (``/api/v1/devices``) of the operator API's routes: their
+    bodies get the operator's limit, every other route's the public one."""
+    out = set()
+    for module in modules:
+        for route in module.router.routes:
+            head = "/".join(route.path.split("/", 4)[:4])
+            if "{" not in head:
+                out.add(head)
+    return out
 
 
 def _health_routes(app: FastAPI) -> None:

@@ -6,6 +6,11 @@ device registered over CoAP exists for HTTP and MQTT, and the reverse.
 Answers are 2.05 Content with the JSON (``SUCCESS``, ``NOT_FOUND``, ``FAILURE``), except a
 rate-limited request: 4.29 Too Many Requests with Max-Age = the seconds to wait and a
 ``FAILURE`` body; a body that is not JSON is a ``FAILURE`` answer as over HTTP.
+
+CoAP is served over UDP only: aiocoap would also serve it over TCP on the same port and over
+WebSocket on port + 3000, connections without any cap or deadline. A request assembled from
+blocks (Block1) is refused with 4.13 as soon as it would pass the provisioning request's
+limit, rather than assembled without bound.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import aiocoap
+import aiocoap.error
 import aiocoap.resource
 import orjson
+from aiocoap.defaults import get_default_servertransports
 
-from provisiond.services.provisioning import provision_payload
+from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 
 if TYPE_CHECKING:
     from provisiond.web.deps import Container
@@ -25,10 +32,20 @@ if TYPE_CHECKING:
 JSON_FORMAT = 50  # application/json
 
 
+UDP_TRANSPORTS = ("udp6", "simple6", "simplesocketserver")  # aiocoap's, by platform
+
+
 class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
     def __init__(self, container: Container) -> None:
         super().__init__()
         self.c = container
+
+    async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
+        block1 = request.opt.block1
+        if block1 is not None and block1.start + len(request.payload) > MAX_REQUEST_BYTES:
+            raise aiocoap.error.RequestEntityTooLarge(
+                f"the request is larger than {MAX_REQUEST_BYTES} bytes")
+        return True
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         answer = await provision_payload(
@@ -58,4 +75,6 @@ async def start(container: Container, host: str, port: int) -> aiocoap.Context:
     """Serve the CoAP device API; ``await context.shutdown()`` stops it."""
     site = aiocoap.resource.Site()
     site.add_resource(["api", "v1", "provision"], _Provision(container))
-    return await aiocoap.Context.create_server_context(site, bind=(host, port))
+    transports = [t for t in get_default_servertransports() if t in UDP_TRANSPORTS]
+    return await aiocoap.Context.create_server_context(site, bind=(host, port),
+                                                       transports=transports)

@@ -6,8 +6,15 @@ included), subscribes to ``/provision/response`` and publishes ThingsBoard's pro
 request to ``/provision/request`` — possibly before the SUBACK. The answer goes to that
 session only; an answer ready before the subscription waits for it. Anything else — another
 user name, another topic, a second request in the session — closes the session (MQTT 5
-says why), and sessions idle past ``keepalive`` x 1.5 (at most ``mqtt_session_seconds``)
-are closed.
+says why).
+
+Nothing holds a socket for long (docs/security.md#caps): a connection has
+``mqtt_connect_timeout_seconds`` to send CONNECT; a session silent past its keep-alive x 1.5,
+or past ``mqtt_idle_seconds`` whatever its keep-alive (0 included), while it is owed no
+answer, is closed, and none lasts past ``mqtt_session_seconds``. At most
+``mqtt_max_sessions`` are open, ``mqtt_max_sessions_per_address`` from one address: at a cap
+a new connection takes the place of the session idle longest (one not waiting for its
+answer), or is closed when none is.
 """
 
 from __future__ import annotations
@@ -15,14 +22,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 import orjson
 
 from provisiond.protocols import mqtt
 from provisiond.services.provisioning import provision_payload
+from provisiond.web.limits import MQTT_BACKLOG, Gate, plan_caps, source_of
 
 if TYPE_CHECKING:
+    from provisiond.settings import Settings
     from provisiond.web.deps import Container
 
 log = logging.getLogger(__name__)
@@ -31,15 +41,34 @@ RESPONSE_TOPIC = "/provision/response"
 USERNAME = "provision"
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The listener's deadlines and caps (settings ``mqtt_*``)."""
+
+    connect_seconds: float = 10.0
+    idle_seconds: float = 15.0
+    session_seconds: float = 60.0
+    max_sessions: int = 4096
+    max_per_address: int = 256
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        caps = plan_caps(settings)  # fitted to the descriptor limit, as the HTTP server's
+        return cls(settings.mqtt_connect_timeout_seconds, settings.mqtt_idle_seconds,
+                   settings.mqtt_session_seconds, caps.mqtt_sessions, caps.mqtt_per_address)
+
+
 class _Session(asyncio.Protocol):
     """One provisioning session, driven by the event loop's callbacks (no task, no stream
     per connection: a session is a handful of small packets). Only the provisioning itself
     runs as a task; reading stops while the peer does not read what it is sent."""
 
-    def __init__(self, container: Container, max_seconds: float) -> None:
+    def __init__(self, container: Container, limits: Limits, gate: Gate[_Session]) -> None:
         self.c = container
         self.loop = asyncio.get_running_loop()
-        self.max_seconds = max_seconds
+        self.limits = limits
+        self.gate = gate
+        self.admitted = False
         self.packets = mqtt.PacketReader()
         self.transport: asyncio.Transport | None = None
         self.source = "unknown"
@@ -48,8 +77,10 @@ class _Session(asyncio.Protocol):
         self.subscribed_qos: int | None = None
         self.pending: bytes | None = None  # an answer waiting for the subscription
         self.answered = False
-        self.idle = 10.0  # until CONNECT says its keepalive
-        self.deadline = self.loop.time() + max_seconds
+        self.working = False  # provisiond owes the session its answer: no idle deadline
+        self.idle = limits.idle_seconds  # until CONNECT says its keepalive
+        self.connect_by = self.loop.time() + limits.connect_seconds
+        self.deadline = self.loop.time() + limits.session_seconds
         self.last_heard = self.loop.time()
         self.timer: asyncio.TimerHandle | None = None
 
@@ -59,7 +90,16 @@ class _Session(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # a stream server's
         peer = transport.get_extra_info("peername")
         self.source = str(peer[0]) if peer else "unknown"
+        if not self.gate.admit(self, source_of(self.source)):
+            self._end()  # every session at the cap is busy: no room
+            return
+        self.admitted = True
         self._arm()
+
+    def evict(self) -> None:
+        """The gate gave this session's place to a newer connection."""
+        self.admitted = False
+        self._close(0x89)  # server busy
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = self.loop.time()
@@ -72,8 +112,8 @@ class _Session(asyncio.Protocol):
                         self._end()
                         return
                     self.connected = True
-                    self.idle = min(packet.keepalive * 1.5 or self.max_seconds,
-                                    self.max_seconds)
+                    self.idle = min(packet.keepalive * 1.5 or self.limits.idle_seconds,
+                                    self.limits.idle_seconds)
                     self._arm()
                 elif not self._handle(packet):
                     self._end()
@@ -87,6 +127,9 @@ class _Session(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
         if self.timer is not None:
             self.timer.cancel()
+        if self.admitted:
+            self.admitted = False
+            self.gate.leave(self)
         self.transport = None
 
     def pause_writing(self) -> None:
@@ -99,6 +142,10 @@ class _Session(asyncio.Protocol):
 
     def _due(self) -> float:
         """When the session ends unless the peer is heard from first."""
+        if not self.connected:
+            return min(self.connect_by, self.deadline)
+        if self.working:
+            return self.deadline
         return min(self.last_heard + self.idle, self.deadline)
 
     def _arm(self) -> None:
@@ -143,7 +190,8 @@ class _Session(asyncio.Protocol):
                 return False
             if packet.qos == 1 and packet.packet_id is not None:
                 self._send(mqtt.encode_puback(self.level, packet.packet_id))
-            self.answered = True
+            self.answered = self.working = True
+            self.gate.busy(self)
             task = self.loop.create_task(self._answer(packet.payload))
             _answering.add(task)
             task.add_done_callback(self._answered)
@@ -166,6 +214,9 @@ class _Session(asyncio.Protocol):
 
     def _answered(self, task: asyncio.Task[bytes]) -> None:
         _answering.discard(task)
+        self.working = False
+        if self.admitted:
+            self.gate.idle(self)  # owed nothing more: its place may go to another
         if task.cancelled():
             return
         if (error := task.exception()) is not None:
@@ -178,6 +229,8 @@ class _Session(asyncio.Protocol):
             self.pending = task.result()
         else:
             self._deliver(task.result())
+        self.last_heard = self.loop.time()  # the idle deadline again, from the answer
+        self._arm()
 
     def _deliver(self, answer: bytes) -> None:
         self.pending = None
@@ -205,8 +258,10 @@ _answering: set[asyncio.Task[bytes]] = set()  # provisioning in flight: kept unt
 
 async def start(container: Container, host: str, port: int,
                 tls: ssl.SSLContext | None = None,
-                max_session_seconds: float = 60.0) -> asyncio.Server:
+                limits: Limits | None = None) -> asyncio.Server:
     """Serve provisioning sessions; ``server.close()`` and ``await server.wait_closed()``
     stop it."""
+    limits = limits or Limits()
+    gate = Gate[_Session](limits.max_sessions, limits.max_per_address)
     return await asyncio.get_running_loop().create_server(
-        lambda: _Session(container, max_session_seconds), host, port, ssl=tls)
+        lambda: _Session(container, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG)

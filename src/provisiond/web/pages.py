@@ -13,7 +13,7 @@ import asyncio
 import hmac
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.datastructures import FormData
 from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
 from provisiond.domain.claims import ClaimProof, ClaimStatus
 from provisiond.domain.users import Role, User
@@ -397,6 +398,10 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
         await claiming.get_claim(c.uow(), page.user, cid)  # only the claimer may listen
     except ClaimNotFound:
         raise PageError(404, "Not found", "There is no such claim.") from None
+    try:
+        release = c.hub.hold_stream(page.user.id, c.settings.event_streams_per_user)
+    except TooManyRequests as err:
+        raise PageError(429, "Too many pages open", err.detail, retry_after(err)) from None
 
     async def stream() -> AsyncIterator[bytes]:
         with c.hub.subscribe(cid) as queue:
@@ -427,7 +432,24 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
                     return
 
     headers = {**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+    return _HeldStream(stream(), release, media_type="text/event-stream", headers=headers)
+
+
+class _HeldStream(StreamingResponse):
+    """A stream holding one of its user's places (event_streams_per_user) until it ends,
+    however it ends: the response is always called once returned, the generator may never
+    start."""
+
+    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None],
+                 **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
 
 
 # ----------------------------------------------------------------------------- devices
