@@ -40,6 +40,7 @@ from tests.support.containers import NullSink
 
 async def measure(database: str, url: str, events: int) -> float:
     from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
     from provisiond.integrations.webhooks import HttpSender
     from provisiond.services import directory, webhooks
     from provisiond.services.import_formats import ImportFormat, read_import
@@ -52,7 +53,7 @@ async def measure(database: str, url: str, events: int) -> float:
         await directory.create_group(c.uow(), path="Bench/Site", actor="bench", now=c.now())
         await webhooks.create_webhook(c.uow(), group="Bench", url=url,
                                       events=["device.registered"], actor="bench",
-                                      now=c.now(), sealer=c.sealer)
+                                      now=c.now(), sealer=c.sealer, scope=Scope.operator())
         rows = "serial,group\n" + "".join(f"WH{i:07d},Bench/Site\n" for i in range(events))
         await register_devices(c.uow(), items=read_import(io.BytesIO(rows.encode()),
                                                           ImportFormat.CSV),

@@ -93,7 +93,7 @@ async def delete_group(uow: UnitOfWork, *, path: str, actor: str, now: datetime)
             raise GroupNotEmpty(f"group {path!r} still has {held}", path=path, usage=usage)
         await uow.groups.delete(group.id)
         await uow.events.add(NewEvent(EventType.GROUP_DELETED, now, actor, group_id=group.id,
-                                      data={"path": path}))
+                                      group_path=group.path, data={"path": path}))
         await uow.commit()
     return group
 

@@ -241,7 +241,8 @@ async def update_profile(uow: UnitOfWork, *, name: str, reprovision: str | None 
         if changed == replace(profile, updated_at=now):
             return profile
         await uow.profiles.set_identity_rules(changed, now)
-        await uow.events.add(NewEvent(EventType.PROFILE_UPDATED, now, actor, data={
+        await uow.events.add(NewEvent(EventType.PROFILE_UPDATED, now, actor,
+                                      group_id=profile.group_id, data={
             "name": name, "reprovision": changed.reprovision.value,
             "device_secret_min_length": changed.device_secret_min_length,
             "device_ca": changed.device_ca_name}))
@@ -334,7 +335,8 @@ async def set_profile_enabled(uow: UnitOfWork, *, name: str, enabled: bool, acto
             return profile
         await uow.profiles.set_enabled(profile.id, enabled, now)
         event = EventType.PROFILE_ENABLED if enabled else EventType.PROFILE_DISABLED
-        await uow.events.add(NewEvent(event, now, actor, data={"name": name}))
+        await uow.events.add(NewEvent(event, now, actor, group_id=profile.group_id,
+                                      data={"name": name}))
         await uow.commit()
     return replace(profile, enabled=enabled, updated_at=now)
 
@@ -349,6 +351,7 @@ async def set_profile_jwt_key(uow: UnitOfWork, *, name: str, public_key: str | N
         profile = await _existing(uow, name)
         await uow.profiles.set_jwt_public_key(profile.id, pem, now)
         await uow.events.add(NewEvent(EventType.PROFILE_JWT_KEY_SET, now, actor,
+                                      group_id=profile.group_id,
                                       data={"name": name, "algorithm":
                                             "ES256" if pem else "HS256"}))
         await uow.commit()
@@ -370,7 +373,7 @@ async def rotate_profile_secret(uow: UnitOfWork, *, name: str, secret: str | Non
         await uow.profiles.set_secret(profile.id, hash_profile_secret(new_secret),
                                       _seal_jwt_key(sealer, new_secret), now)
         await uow.events.add(NewEvent(EventType.PROFILE_SECRET_ROTATED, now, actor,
-                                      data={"name": name}))
+                                      group_id=profile.group_id, data={"name": name}))
         await uow.commit()
     return ProfileWithSecret(replace(profile, secret_rotated_at=now, updated_at=now),
                              new_secret)

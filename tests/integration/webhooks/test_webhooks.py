@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.scope import Scope
 from provisiond.domain.webhooks import verify
 from provisiond.integrations.webhooks import HttpSender
 from provisiond.services import devices as device_service
@@ -30,6 +31,7 @@ from tests.support.mosquitto import free_port
 from tests.support.receiver import Receiver, receiver
 
 T = TypeVar("T")
+OPERATOR = Scope.operator()
 
 
 @pytest.fixture
@@ -68,10 +70,10 @@ def test_events_reach_the_groups_webhooks_signed(database_url: str,
         await org(c)
         west, secret = await service.create_webhook(
             c.uow(), group="Org/West", url=hook_receiver.url, events=None, actor="tests",
-            now=c.now(), sealer=c.sealer)
+            now=c.now(), sealer=c.sealer, scope=OPERATOR)
         only_claims, _ = await service.create_webhook(
             c.uow(), group="Org", url=hook_receiver.url + "/claims",
-            events=["device.claimed"], actor="tests", now=c.now(), sealer=c.sealer)
+            events=["device.claimed"], actor="tests", now=c.now(), sealer=c.sealer, scope=OPERATOR)
         device, _ = await device_service.create_device(
             c.uow(), serial="WH-1", group="Org/West/Anaheim", actor="tests", now=c.now())
         await device_service.create_device(c.uow(), serial="WH-2", group="Org/East",
@@ -118,7 +120,7 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
         await org(c)
         hook, _ = await service.create_webhook(
             c.uow(), group="Org", url=hook_receiver.url, events=["device.registered"],
-            actor="tests", now=c.now(), sealer=c.sealer)
+            actor="tests", now=c.now(), sealer=c.sealer, scope=OPERATOR)
         await device_service.create_device(c.uow(), serial="WH-R1", group="Org/East",
                                            actor="tests", now=c.now())
         await dispatch(c)
@@ -166,7 +168,7 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         await org(c)
         hook, _ = await service.create_webhook(
             c.uow(), group="Org", url=dead, events=None, actor="tests", now=c.now(),
-            sealer=c.sealer)
+            sealer=c.sealer, scope=OPERATOR)
         for i in range(3):
             await device_service.create_device(c.uow(), serial=f"WH-D{i}", group="Org/East",
                                                actor="tests", now=c.now())
@@ -213,7 +215,7 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
     async def before(c: Container) -> None:
         await org(c)
         await service.create_webhook(c.uow(), group="Org", url=hook_receiver.url,
-                                     events=None, actor="tests", now=c.now(), sealer=c.sealer)
+                                     events=None, actor="tests", now=c.now(), sealer=c.sealer, scope=OPERATOR)
         for i in range(5):
             await device_service.create_device(c.uow(), serial=f"WH-L{i}", group="Org/East",
                                                actor="tests", now=c.now())
@@ -246,7 +248,7 @@ def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
         await org(c)
         await service.create_webhook(c.uow(), group="Org/West", url=hook_receiver.url,
                                      events=["device.registered"], actor="tests",
-                                     now=c.now(), sealer=c.sealer)
+                                     now=c.now(), sealer=c.sealer, scope=OPERATOR)
         await register_devices(
             c.uow(), items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
             options=ImportOptions(source="factory.csv"), sink=NullSink(), actor="tests",
@@ -272,7 +274,7 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
         await org(c)
         hook, _ = await service.create_webhook(c.uow(), group="Org", url=hook_receiver.url,
                                                events=None, actor="tests", now=c.now(),
-                                               sealer=c.sealer)
+                                               sealer=c.sealer, scope=OPERATOR)
         for i in range(60):
             await device_service.create_device(c.uow(), serial=f"WH-R{i}", group="Org/East",
                                                actor="tests", now=c.now())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
 
-from provisiond.errors import GroupNotFound, InvalidInput, WebhookNotFound
+from provisiond.errors import Forbidden, GroupNotFound, InvalidInput, WebhookNotFound
 from provisiond.services import webhooks as service
 from provisiond.web.api.schemas import DeliveryRead, WebhookCreate, WebhookCreated, WebhookRead
 from provisiond.web.deps import ContainerDep, OperatorDep, actor
@@ -14,13 +14,14 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookCreated,
-             responses=responses(GroupNotFound, InvalidInput))
+             responses=responses(Forbidden, GroupNotFound, InvalidInput))
 async def create_webhook(body: WebhookCreate, c: ContainerDep, op: OperatorDep
                          ) -> WebhookCreated:
-    """Subscribe a URL to a group's events. The signing secret is in this answer only."""
+    """Subscribe a URL to a group's events (`group: null`: every event, operator-wide).
+    The signing secret is in this answer only."""
     webhook, secret = await service.create_webhook(
         c.uow(), group=body.group, url=body.url, events=body.events, actor=actor(op),
-        now=c.now(), sealer=c.sealer)
+        now=c.now(), sealer=c.sealer, scope=op.scope)
     return WebhookCreated(**WebhookRead.of(webhook).model_dump(), secret=secret)
 
 
