@@ -341,8 +341,7 @@ events = Table(
     Index(None, "device_id", "id"),
     Index(None, "type", "id"),
     Index(None, "at"),
-    Index(None, "group_id", "id"),
-    Index(None, "group_path", "id"),
+    Index(None, "group_path", "id"),  # replaced (group_id, id) in 0015
     Index(None, "serial", "id"),  # a deleted device's history, by its serial
     Index(None, "actor", "id"),
 )

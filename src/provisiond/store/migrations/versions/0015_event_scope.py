@@ -1,6 +1,7 @@
 """Event scope: every event keeps the path of the group it belongs to (who may read it,
-which webhooks receive it), indexes for reading the audit log by serial, actor and subtree,
-and operator-wide webhooks (no group).
+which webhooks receive it), indexes for reading the audit log by serial, actor and subtree
+(the subtree index by path replaces the one by group id), and operator-wide webhooks (no
+group).
 
 Events written before this revision get the path of their group if it still exists; those
 without a group (claim proofs, unclaimed stock) stay readable by operator-wide callers only.
@@ -27,6 +28,7 @@ def upgrade() -> None:
     op.execute("UPDATE events SET group_path = (SELECT g.path FROM groups g"
                " WHERE g.id = events.group_id) WHERE group_id IS NOT NULL")
     op.create_index('ix_events_group_path_id', 'events', ['group_path', 'id'])
+    op.drop_index('ix_events_group_id_id', table_name='events')  # subtrees go by path now
     op.create_index('ix_events_serial_id', 'events', ['serial', 'id'])
     op.create_index('ix_events_actor_id', 'events', ['actor', 'id'])
     with op.batch_alter_table('webhooks') as batch:
@@ -42,6 +44,7 @@ def downgrade() -> None:
         batch.alter_column('group_id', existing_type=sa.Uuid(), nullable=False)
     op.drop_index('ix_events_actor_id', table_name='events')
     op.drop_index('ix_events_serial_id', table_name='events')
+    op.create_index('ix_events_group_id_id', 'events', ['group_id', 'id'])
     op.drop_index('ix_events_group_path_id', table_name='events')
     with op.batch_alter_table('events') as batch:
         batch.drop_column('group_path')
