@@ -182,11 +182,13 @@ def test_webhook_backoff_doubles_to_an_hour() -> None:
 
 
 def test_webhook_groups_and_inputs() -> None:
-    assert webhooks.receives("Org/West", "Org/West/Anaheim", 1)
-    assert webhooks.receives("Org/West", "Org/West", 1)
-    assert not webhooks.receives("Org/West", "Org/Westfield", 1)
-    assert not webhooks.receives("Org/West", None, 1)
-    assert webhooks.receives("Org", None, 0)
+    assert webhooks.receives("Org/West", "Org/West/Anaheim")
+    assert webhooks.receives("Org/West", "Org/West")
+    assert not webhooks.receives("Org/West", "Org/Westfield")
+    assert not webhooks.receives("Org/West", None)
+    assert not webhooks.receives("Org", None)  # ungrouped: operator-wide webhooks only
+    assert webhooks.receives(None, None)
+    assert webhooks.receives(None, "Org/West")
     assert webhooks.parse_events(None) == webhooks.EVENTS
     assert webhooks.parse_events(["device.claimed", "device.claimed"]) == (
         webhooks.EventType.DEVICE_CLAIMED,)

@@ -38,6 +38,7 @@ from provisiond.cli.common import (
 )
 from provisiond.cli.devices import app as devices_app
 from provisiond.cli.directory import groups, models, tokens, users
+from provisiond.cli.events import app as events_app
 from provisiond.cli.labels import labels as labels_command
 from provisiond.cli.lorawan import app as lorawan_app
 from provisiond.cli.profiles import app as profiles_app
@@ -66,6 +67,7 @@ app.add_typer(ca_app, name="ca")
 app.add_typer(codes_app, name="codes")
 app.add_typer(broker_app, name="broker")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(events_app, name="events")
 app.add_typer(lorawan_app, name="lorawan")
 app.add_typer(wifi_app, name="wifi")
 app.command("labels")(labels_command)

@@ -126,7 +126,8 @@ def credential_dict(c: Credential) -> dict[str, Any]:
 
 def event_dict(e: Event) -> dict[str, Any]:
     return {"id": e.id, "type": e.type.value, "at": e.at.isoformat(), "actor": e.actor,
-            "serial": e.serial, "data": e.data}
+            "serial": e.serial, "device_id": str(e.device_id) if e.device_id else None,
+            "group": e.group_path, "data": e.data}
 
 
 def short_time(value: Any) -> str:

@@ -49,7 +49,11 @@ def delivery_dict(d: Delivery) -> dict[str, Any]:
 @app.command("add")
 def add(
     url: Annotated[str, typer.Argument(help="http:// or https:// URL to POST events to.")],
-    group: Annotated[str, typer.Option("--group", help="Whose events (the subtree).")],
+    group: Annotated[str | None, typer.Option(
+        "--group", help="Whose events (the subtree).")] = None,
+    operator_wide: Annotated[bool, typer.Option(
+        "--operator-wide", help="Every event, those of no group too (instead of --group)."
+    )] = False,
     event: Annotated[list[str] | None, typer.Option(
         "--event", help=f"An event type; repeat for several (default: all: "
                         f"{', '.join(e.value for e in EVENTS)}).")] = None,
@@ -57,6 +61,9 @@ def add(
     debug: DebugOpt = False,
 ) -> None:
     """Subscribe a URL to a group's events; prints the signing secret (shown once)."""
+    if (group is None) == (not operator_wide):
+        raise typer.BadParameter("give --group PATH or --operator-wide (one of them)",
+                                 param_hint="--group")
     common = Common(database, config, json, debug)
     webhook, secret = run(common, lambda c: service.create_webhook(
         c.uow(), scope=OPERATOR, group=group, url=url, events=event, actor=actor(), now=c.now(),
@@ -64,7 +71,8 @@ def add(
     if json:
         output.print_json({**webhook_dict(webhook), "secret": secret})
         return
-    output.success(f"webhook {webhook.id}: {webhook.group_path} -> {webhook.url}")
+    output.success(f"webhook {webhook.id}: {webhook.group_path or 'operator-wide'} -> "
+                   f"{webhook.url}")
     output.stdout.print(f"signing secret: {secret}", markup=False, highlight=False)
     output.success("shown once: verify X-Provisiond-Signature with it (docs/webhooks.md)")
 
@@ -83,7 +91,7 @@ def list_(
         output.print_json([webhook_dict(w) for w in hooks])
         return
     output.table(["id", "group", "url", "events", "enabled"],
-                 [(str(w.id), w.group_path, w.url, str(len(w.events)),
+                 [(str(w.id), w.group_path or "(operator-wide)", w.url, str(len(w.events)),
                    "yes" if w.enabled else f"no: {w.disabled_reason}") for w in hooks])
 
 

@@ -71,6 +71,10 @@ class NewEvent:
     serial: str | None = None
     group_id: uuid.UUID | None = None
     data: dict[str, Any] = field(default_factory=dict)
+    # The subtree the event belongs to, kept with it so a later move or deletion of the
+    # group does not change who may read it. None: the store takes the path of group_id
+    # at the time of writing; with no group_id either, only operator-wide readers see it.
+    group_path: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +87,4 @@ class Event:
     serial: str | None
     group_id: uuid.UUID | None
     data: dict[str, Any]
+    group_path: str | None = None  # the subtree it belongs to (None: operator-wide only)

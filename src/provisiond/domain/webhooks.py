@@ -1,5 +1,10 @@
 """Webhooks: a group's subscription of a URL to events, and how deliveries are signed.
 
+A webhook receives the events of its group's subtree, and nothing else: an event carries the
+subtree it belongs to (domain/events.py), and an event that belongs to no group (unclaimed
+stock, the catalogue, operator actions) goes only to operator-wide webhooks (no group),
+which only an operator-wide caller may create.
+
 A delivery is one event, POSTed as JSON with these headers:
 
     Content-Type: application/json
@@ -26,6 +31,8 @@ from urllib.parse import urlsplit
 
 from provisiond.domain.destinations import BadHost, address_of, normal_host, numeric
 from provisiond.domain.events import EventType
+from provisiond.domain.scope import Scope
+from provisiond.domain.users import Role
 from provisiond.errors import InvalidInput, Problem
 
 EVENTS = (
@@ -51,14 +58,18 @@ class DeliveryStatus(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Webhook:
     id: uuid.UUID
-    group_id: uuid.UUID
-    group_path: str
+    group_id: uuid.UUID | None  # None: operator-wide
+    group_path: str | None
     url: str
     events: tuple[EventType, ...]
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int
     created_at: datetime
+
+    @property
+    def operator_wide(self) -> bool:
+        return self.group_id is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +161,8 @@ def backoff(attempts: int) -> timedelta:
     return min(wait, BACKOFF_MAX)
 
 
-def receives(webhook_path: str, event_path: str | None, webhook_depth: int) -> bool:
-    """Whether a webhook of the group at ``webhook_path`` receives an event of a device in
-    ``event_path``: the group and its subtree; events of devices in no group go to the
-    webhooks of top-level groups."""
-    if event_path is None:
-        return webhook_depth == 0
-    return event_path == webhook_path or event_path.startswith(webhook_path + "/")
+def receives(webhook_path: str | None, event_path: str | None) -> bool:
+    """Whether a webhook of the group at ``webhook_path`` (None: operator-wide) receives an
+    event that belongs to the subtree at ``event_path`` (None: to no group): the scope
+    rule, as for a reader of that subtree."""
+    return Scope(Role.VIEWER, webhook_path).covers(event_path)

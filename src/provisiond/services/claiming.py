@@ -224,12 +224,19 @@ async def start_claim(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolicy
     return Started(serial, claim)
 
 
+async def _claimer_group(uow: UnitOfWork, claim: Claim) -> dict[str, Any]:
+    """A claim's events belong to its claimer's subtree (the device is nobody's yet), as
+    ``claim.started`` does: never to no group, which would reach other customers' readers."""
+    user = await uow.users.find_by_id(claim.user_id)
+    return {"group_id": user.group_id, "group_path": user.group_path} if user else {}
+
+
 async def _end(uow: UnitOfWork, claim: Claim, status: ClaimStatus, event: EventType,
                now: datetime, *, actor: str, data: dict[str, Any] | None = None) -> bool:
     if not await uow.claims.set_status(claim.id, status, now, was=LIVE):
         return False
     await uow.events.add(NewEvent(event, now, actor, device_id=claim.device_id,
-                                  serial=claim.serial,
+                                  serial=claim.serial, **await _claimer_group(uow, claim),
                                   data={"claim": str(claim.id), **(data or {})}))
     return True
 
@@ -289,7 +296,8 @@ async def press_button(uow: UnitOfWork, hub: ClaimHub, *, device_id: uuid.UUID,
         await uow.claims.set_status(claim.id, ClaimStatus.PROVEN, now, was=(ClaimStatus.OPEN,))
         await uow.events.add(NewEvent(
             EventType.CLAIM_PROVEN, now, f"device:{claim.serial}", device_id=device_id,
-            serial=claim.serial, data={"claim": str(claim.id), "proof": "button"}))
+            serial=claim.serial, **await _claimer_group(uow, claim),
+            data={"claim": str(claim.id), "proof": "button"}))
         await uow.commit()
     hub.publish(claim.id, {"event": "proven", "at": now.isoformat()})
     return claim
@@ -319,7 +327,8 @@ async def open_device_window(uow: UnitOfWork, *, device_id: uuid.UUID, secret: s
         await uow.claims.open_device_window(device_id, hash_token(secret), expires_at)
         await uow.events.add(NewEvent(
             EventType.CLAIM_WINDOW_OPENED, now, f"device:{device.serial}", device_id=device_id,
-            serial=device.serial, data={"expires_at": expires_at.isoformat()}))
+            serial=device.serial, group_id=device.group_id, group_path=device.group_path,
+            data={"expires_at": expires_at.isoformat()}))
         await uow.commit()
     return expires_at
 
@@ -361,7 +370,8 @@ async def prove(uow: UnitOfWork, limiter: RateLimiter, hub: ClaimHub, policy: Cl
                                         was=(ClaimStatus.OPEN,))
             await uow.events.add(NewEvent(
                 EventType.CLAIM_PROVEN, now, _actor(user), device_id=claim.device_id,
-                serial=claim.serial, data={"claim": str(claim.id), "proof": claim.proof.value}))
+                serial=claim.serial, group_id=user.group_id, group_path=user.group_path,
+                data={"claim": str(claim.id), "proof": claim.proof.value}))
             await uow.commit()
         else:
             log_refused("claim-proof", "wrong " + claim.proof.value, user=user.email,
@@ -369,7 +379,8 @@ async def prove(uow: UnitOfWork, limiter: RateLimiter, hub: ClaimHub, policy: Cl
             attempts = await uow.claims.count_wrong_proof(claim.id)
             await uow.events.add(NewEvent(
                 EventType.CLAIM_REJECTED, now, _actor(user), device_id=claim.device_id,
-                serial=claim.serial, data={"claim": str(claim.id), "attempt": attempts}))
+                serial=claim.serial, group_id=user.group_id, group_path=user.group_path,
+                data={"claim": str(claim.id), "attempt": attempts}))
             failed = attempts >= WRONG_PROOFS_MAX
             if failed:
                 await _end(uow, claim, ClaimStatus.FAILED, EventType.CLAIM_FAILED, now,

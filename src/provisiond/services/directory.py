@@ -108,7 +108,7 @@ async def delete_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str,
             raise GroupNotEmpty(f"group {path!r} still has {held}", path=path, usage=usage)
         await uow.groups.delete(group.id)
         await uow.events.add(NewEvent(EventType.GROUP_DELETED, now, actor, group_id=group.id,
-                                      data={"path": path}))
+                                      group_path=group.path, data={"path": path}))
         await uow.commit()
     return group
 

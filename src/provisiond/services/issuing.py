@@ -181,7 +181,8 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
     return Issued(credential, cert_pem, lookup, None, certificate=register)
 
 
-def store_credential(tx: ProvisionTx, job: Job, issued: Issued) -> None:
+def store_credential(tx: ProvisionTx, job: Job, issued: Issued,
+                     group_id: uuid.UUID | None) -> None:
     credential, sealer = issued.credential, job.policy.broker_sealer
     sealed = (sealer.seal(issued.broker_secret)
               if sealer is not None and issued.broker_secret is not None else None)
@@ -191,7 +192,7 @@ def store_credential(tx: ProvisionTx, job: Job, issued: Issued) -> None:
         tx.add_certificate(issued.certificate)
     tx.add_event(NewEvent(EventType.CREDENTIALS_ISSUED, job.now, "provisioning",
                           device_id=credential.device_id, serial=job.serial,
-                          data={"type": credential.type.value,
+                          group_id=group_id, data={"type": credential.type.value,
                                 "credential_id": str(credential.id)}))
 
 

@@ -158,8 +158,10 @@ async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer
             for problem in problems:
                 listed.add(problem)
             raise listed.error()
-        event_id = await uow.events.add(NewEvent(
+        event_id = await uow.events.add(NewEvent(  # every row goes to group_obj
             EventType.DEVICES_IMPORTED, now, actor,
+            group_id=group_obj.id if group_obj else None,
+            group_path=group_obj.path if group_obj else None,
             data={"source": source, "format": "lorawan", "imported": len(rows),
                   "group": group, "model": model, "profile": profile}))
         for row in rows:

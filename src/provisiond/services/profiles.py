@@ -254,7 +254,8 @@ async def update_profile(uow: UnitOfWork, *, scope: Scope, name: str,
         if changed == replace(profile, updated_at=now):
             return profile
         await uow.profiles.set_identity_rules(changed, now)
-        await uow.events.add(NewEvent(EventType.PROFILE_UPDATED, now, actor, data={
+        await uow.events.add(NewEvent(EventType.PROFILE_UPDATED, now, actor,
+                                      group_id=profile.group_id, data={
             "name": name, "reprovision": changed.reprovision.value,
             "device_secret_min_length": changed.device_secret_min_length,
             "device_ca": changed.device_ca_name}))
@@ -355,7 +356,8 @@ async def set_profile_enabled(uow: UnitOfWork, *, scope: Scope, name: str, enabl
             return profile
         await uow.profiles.set_enabled(profile.id, enabled, now)
         event = EventType.PROFILE_ENABLED if enabled else EventType.PROFILE_DISABLED
-        await uow.events.add(NewEvent(event, now, actor, data={"name": name}))
+        await uow.events.add(NewEvent(event, now, actor, group_id=profile.group_id,
+                                      data={"name": name}))
         await uow.commit()
     return replace(profile, enabled=enabled, updated_at=now)
 
@@ -371,6 +373,7 @@ async def set_profile_jwt_key(uow: UnitOfWork, *, scope: Scope, name: str,
         profile = await _existing(uow, scope, name)
         await uow.profiles.set_jwt_public_key(profile.id, pem, now)
         await uow.events.add(NewEvent(EventType.PROFILE_JWT_KEY_SET, now, actor,
+                                      group_id=profile.group_id,
                                       data={"name": name, "algorithm":
                                             "ES256" if pem else "HS256"}))
         await uow.commit()
@@ -393,7 +396,7 @@ async def rotate_profile_secret(uow: UnitOfWork, *, scope: Scope, name: str,
         await uow.profiles.set_secret(profile.id, hash_profile_secret(new_secret),
                                       _seal_jwt_key(sealer, new_secret), now)
         await uow.events.add(NewEvent(EventType.PROFILE_SECRET_ROTATED, now, actor,
-                                      data={"name": name}))
+                                      group_id=profile.group_id, data={"name": name}))
         await uow.commit()
     return ProfileWithSecret(replace(profile, secret_rotated_at=now, updated_at=now),
                              new_secret)

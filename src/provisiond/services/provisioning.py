@@ -225,7 +225,7 @@ def _create(tx: ProvisionTx, job: Job) -> ProvisionAnswer:
         return issued
     tx.add_device(device, model_id=model_id, registered=registered,
                   provisioned=provisioned(job, issued))
-    store_credential(tx, job, issued)
+    store_credential(tx, job, issued, device.group_id)
     _provisioned_event(tx, job, issued, device.group_id, created=True)
     return succeed(job, issued.value)
 
@@ -236,7 +236,7 @@ def _first(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:
     issued = make_credential(tx, job, state.device_id)
     if isinstance(issued, ProvisionAnswer):
         return issued
-    store_credential(tx, job, issued)
+    store_credential(tx, job, issued, state.group_id)
     tx.mark_provisioned(state.device_id, provisioned(job, issued), replacing=None,
                         now=job.now)
     revoke_others(tx, job, state.device_id, state.group_id, keep=issued.credential.id,

@@ -189,6 +189,7 @@ async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
                                            credential_id=issued.credential.id, now=now)
         await uow.events.add(NewEvent(EventType.CREDENTIALS_ISSUED, now, actor,
                                       device_id=device.id, serial=serial,
+                                      group_id=device.group_id,
                                       data={"type": issued.credential.type.value}))
         await uow.commit()
     return Registered(device, issued)

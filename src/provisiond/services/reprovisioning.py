@@ -137,7 +137,7 @@ def _replace(tx: ProvisionTx, job: Job, state: ProvisionState,
     issued = make_credential(tx, job, state.device_id)
     if isinstance(issued, ProvisionAnswer):
         return issued
-    store_credential(tx, job, issued)
+    store_credential(tx, job, issued, state.group_id)
     tx.mark_provisioned(state.device_id, provisioned(job, issued),
                         replacing=state.credential.id if state.credential else None,
                         now=job.now)

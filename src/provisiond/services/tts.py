@@ -215,8 +215,11 @@ class TtsSync:
                 await uow.tts.forget(device_id)
             elif step.record is not record:
                 await uow.tts.save(step.record)
-            for event in step.events:
-                await uow.events.add(event)
+            device = await uow.devices.find_by_id(device_id) if step.events else None
+            for event in step.events:  # the device's subtree, as it is now
+                await uow.events.add(replace(event, group_id=device.group_id,
+                                             group_path=device.group_path)
+                                     if device is not None else event)
             await uow.tts.pending.done([device_id])
             await uow.commit()
 

@@ -40,7 +40,7 @@ from provisiond.domain.webhooks import (
     receives,
     sign,
 )
-from provisiond.errors import InvalidCursor, InvalidInput, Problem, WebhookNotFound
+from provisiond.errors import Forbidden, InvalidCursor, InvalidInput, Problem, WebhookNotFound
 from provisiond.services.destinations import DestinationGuard
 from provisiond.services.ids import new_id
 from provisiond.services.paging import Page, page_of, start
@@ -86,24 +86,29 @@ def parse_webhook_id(text: str) -> uuid.UUID:
                            problems=[Problem("is not a webhook id (a UUID)", "id")]) from None
 
 
-async def create_webhook(uow: UnitOfWork, *, scope: Scope, group: str, url: str,
+async def create_webhook(uow: UnitOfWork, *, scope: Scope, group: str | None, url: str,
                          events: list[str] | None, actor: str, now: datetime, sealer: Sealer,
                          guard: DestinationGuard) -> tuple[Webhook, str]:
     """A new webhook for a group of the caller's subtree, and its signing secret (shown
-    once, kept sealed). ``guard`` refuses a URL that is not a public destination
-    (deliveries check it again)."""
-    path = parse_group_path(group)
+    once, kept sealed). ``group`` None: an operator-wide webhook (every event, those of no
+    group too), which only an operator-wide ``scope`` may create. ``guard`` refuses a URL
+    that is not a public destination (deliveries check it again)."""
+    if group is None and not scope.operator_wide:
+        raise Forbidden("only an operator-wide caller may create an operator-wide webhook; "
+                        "give a group")
+    path = parse_group_path(group) if group is not None else None
     clean_url = parse_url(url)
     types = parse_events(events)
     require(scope, Role.ADMIN, "creating webhooks")
     await guard.check_url(clean_url)
     secret = "whsec_" + secrets.token_urlsafe(32)
     async with uow:
-        found = await group_in_scope(uow, scope, path)
-        webhook = Webhook(new_id(), found.id, found.path, clean_url, types, True, None, 0, now)
+        found = await group_in_scope(uow, scope, path) if path is not None else None
+        webhook = Webhook(new_id(), found.id if found else None, path, clean_url, types, True,
+                          None, 0, now)
         await uow.webhooks.add(webhook, sealer.seal(secret))
         await uow.events.add(NewEvent(
-            EventType.WEBHOOK_CREATED, now, actor, group_id=found.id,
+            EventType.WEBHOOK_CREATED, now, actor, group_id=webhook.group_id, group_path=path,
             data={"webhook_id": str(webhook.id), "url": clean_url,
                   "events": [t.value for t in types]}))
         await uow.commit()
@@ -156,7 +161,8 @@ async def set_webhook_enabled(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid
                                        None if enabled else f"disabled by {actor}")
         await uow.events.add(NewEvent(
             EventType.WEBHOOK_ENABLED if enabled else EventType.WEBHOOK_DISABLED, now, actor,
-            group_id=webhook.group_id, data={"webhook_id": str(webhook_id)}))
+            group_id=webhook.group_id, group_path=webhook.group_path,
+            data={"webhook_id": str(webhook_id)}))
         await uow.commit()
         return await _find(uow, webhook_id, scope)
 
@@ -169,6 +175,7 @@ async def delete_webhook(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID
         await uow.webhooks.delete(webhook_id)
         await uow.events.add(NewEvent(
             EventType.WEBHOOK_DELETED, now, actor, group_id=webhook.group_id,
+            group_path=webhook.group_path,
             data={"webhook_id": str(webhook_id), "url": webhook.url}))
         await uow.commit()
     return webhook
@@ -202,19 +209,18 @@ def event_body(event_id: int, event_type: str, at: datetime, actor: str,
 
 
 async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
-    """Queue a delivery per webhook for each event it receives (the dispatcher's consumer)."""
-    hooks = await uow.webhooks.all_with_depth()
+    """Queue a delivery per webhook for each event it receives (the dispatcher's consumer):
+    a webhook receives the events of its subtree; an event of no group reaches only
+    operator-wide webhooks. An event's subtree is the one it was stored with."""
+    hooks = await uow.webhooks.all()
     if not hooks:
         return
-    paths = await uow.webhooks.group_paths(
-        list({e.group_id for e in events if e.group_id is not None}))
     rows: list[dict[str, Any]] = []
 
     def add(event_type: EventType, group_path: str | None, body: dict[str, Any],
             event_id: int, at: datetime) -> None:
-        for webhook, depth in hooks:
-            if event_type in webhook.events and receives(webhook.group_path, group_path,
-                                                         depth):
+        for webhook in hooks:
+            if event_type in webhook.events and receives(webhook.group_path, group_path):
                 rows.append({"webhook_id": webhook.id, "event_id": event_id,
                              "event_type": event_type.value, "body": body,
                              "status": DeliveryStatus.PENDING.value, "attempts": 0,
@@ -222,7 +228,7 @@ async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
 
     for e in events:
         if e.type is EventType.DEVICES_IMPORTED:
-            if not any(EventType.DEVICE_REGISTERED in w.events for w, _ in hooks):
+            if not any(EventType.DEVICE_REGISTERED in w.events for w in hooks):
                 continue
             after: uuid.UUID | None = None
             while page := await uow.webhooks.imported_devices(e.id, after, IMPORT_PAGE):
@@ -238,11 +244,10 @@ async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
                 await uow.webhooks.enqueue(rows)
                 rows.clear()
             continue
-        group_path = paths.get(e.group_id) if e.group_id is not None else None
         device = ({"id": str(e.device_id), "serial": e.serial}
                   if e.device_id is not None else None)
-        add(e.type, group_path,
-            event_body(e.id, e.type.value, e.at, e.actor, device, group_path, e.data),
+        add(e.type, e.group_path,
+            event_body(e.id, e.type.value, e.at, e.actor, device, e.group_path, e.data),
             e.id, e.at)
     await uow.webhooks.enqueue(rows)
 
@@ -333,6 +338,7 @@ class WebhookDeliverer:
                     await uow.events.add(NewEvent(
                         EventType.WEBHOOK_DISABLED, now, "provisiond",
                         group_id=webhook.group_id if webhook else None,
+                        group_path=webhook.group_path if webhook else None,
                         data={"webhook_id": str(webhook_id),
                               "reason": webhook.disabled_reason if webhook else None}))
             await uow.commit()

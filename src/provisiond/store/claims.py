@@ -302,9 +302,9 @@ class InsightRepository:
         return Funnel((base[0], base[1], base[2]), days)
 
     async def latest_events(self, under: str, limit: int = 20) -> list[Event]:
+        """The subtree's latest events (by the path each event keeps, as the audit log)."""
         rows = await self._conn.execute(
-            select(events).where(events.c.group_id.in_(
-                select(groups.c.id).where(subtree_clause(groups.c.path, under))))
+            select(events).where(subtree_clause(events.c.group_path, under))
             .order_by(events.c.id.desc()).limit(limit))
         return [event_from_row(r) for r in rows]
 

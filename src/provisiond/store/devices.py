@@ -1,11 +1,11 @@
-"""Queries for devices, their tags and credentials, and the event log."""
+"""Queries for devices, their tags and credentials (the event log: store/events.py)."""
 
 from __future__ import annotations
 
 import functools
 import heapq
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,15 +27,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device, DeviceState
-from provisiond.domain.events import Event, EventType, NewEvent
 from provisiond.store.certificates import CertificateRepository, RevocationReason
 from provisiond.store.directory import subtree_clause
+from provisiond.store.events import EventRepository as EventRepository
+from provisiond.store.events import event_from_row as event_from_row
 from provisiond.store.schema import (
     credentials,
     device_models,
     device_tags,
     devices,
-    events,
     groups,
     users,
 )
@@ -373,42 +373,3 @@ class CredentialRepository:
             )
         )).first()
         return _credential(row) if row else None
-
-
-def event_from_row(row: Any) -> Event:
-    return Event(row.id, EventType(row.type), row.at, row.actor, row.device_id, row.serial,
-                 row.group_id, dict(row.data))
-
-
-class EventRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def add(self, event: NewEvent) -> int:
-        result = await self._conn.execute(
-            insert(events).values(
-                type=event.type.value, at=event.at, actor=event.actor, device_id=event.device_id,
-                serial=event.serial, group_id=event.group_id, data=event.data,
-            ).returning(events.c.id)
-        )
-        return int(result.scalar_one())
-
-    async def find(self, *, device_id: uuid.UUID | None = None,
-                   types: Iterable[EventType] | None = None, include_ids: Sequence[int] = (),
-                   after: int | None = None, limit: int = 100) -> list[Event]:
-        query = select(events)
-        if device_id is not None:
-            cond = events.c.device_id == device_id
-            if include_ids:
-                cond = cond | events.c.id.in_(list(include_ids))
-            query = query.where(cond)
-        if types is not None:
-            query = query.where(events.c.type.in_([t.value for t in types]))
-        if after is not None:
-            query = query.where(events.c.id > after)
-        rows = await self._conn.execute(query.order_by(events.c.id).limit(limit))
-        return [event_from_row(r) for r in rows]
-
-    async def latest(self, limit: int) -> list[Event]:
-        rows = await self._conn.execute(select(events).order_by(events.c.id.desc()).limit(limit))
-        return [event_from_row(r) for r in rows]

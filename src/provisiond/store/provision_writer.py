@@ -90,8 +90,13 @@ _CA = ("SELECT id, name, certificate_pem, private_key_pem, key_encrypted, create
        " FROM certificate_authorities WHERE id = ?")
 _LOOKUP_TAKEN = "SELECT 1 FROM credentials WHERE type = ? AND lookup = ? LIMIT 1"
 _SERIAL_TAKEN = "SELECT 1 FROM devices WHERE serial = ?"
-_EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, data"
-_ADD_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"  # noqa: S608
+_EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, group_path, data"
+# group_path: the one given, else the path of group_id now (the event keeps it)
+_EVENT_VALUES = ("?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT path FROM groups WHERE id = ?)),"
+                 " {data}")
+_ADD_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_VALUES.format(data='?')})"  # noqa: S608
+_ADD_EVENT_PG = (f"INSERT INTO events ({_EVENT_COLUMNS})"  # noqa: S608
+                 f" VALUES ({_EVENT_VALUES.format(data='?::jsonb')})")
 _DEVICE_COLUMNS = (
     "id, serial, name, model_id, state, group_id, owner_user_id, created_at, updated_at,"
     " claimed_at, profile_id, provisioned_at, provision_credential_id, provision_retry_hash,"
@@ -307,9 +312,10 @@ class ProvisionTx:
 
     # writes ------------------------------------------------------------------------------
     def _event_params(self, event: NewEvent) -> tuple[Any, ...]:
+        group_id = self._id_in(event.group_id)
         return (event.type.value, self._ts_in(event.at), event.actor,
-                self._id_in(event.device_id), event.serial, self._id_in(event.group_id),
-                self._json_in(event.data))
+                self._id_in(event.device_id), event.serial, group_id, event.group_path,
+                group_id, self._json_in(event.data))
 
     def add_event(self, event: NewEvent) -> None:
         """An event, written at the end of the batch (ids still follow each device's order:
@@ -376,7 +382,7 @@ class _PostgresTx(ProvisionTx):
     """PostgreSQL, in pipeline mode: writes are sent without waiting for their results; only
     reads wait (and with them, errors of the writes before them surface)."""
 
-    _add_event = _pg(_ADD_EVENT.replace("?)", "?::jsonb)"))
+    _add_event = _pg(_ADD_EVENT_PG)
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
@@ -424,7 +430,7 @@ class _PostgresTx(ProvisionTx):
                    registered: NewEvent, provisioned: Provisioned | None = None) -> None:
         # One statement, one round trip: the event's id goes straight into the device row.
         self._run(
-            f"WITH e AS (INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb)"  # noqa: S608
+            f"WITH e AS ({_ADD_EVENT_PG}"  # noqa: S608
             f" RETURNING id) INSERT INTO devices ({_DEVICE_COLUMNS})"
             " SELECT ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, e.id FROM e",
             (*self._event_params(registered),

@@ -340,10 +340,16 @@ events = Table(
     Column("serial", String(64), nullable=True),
     Column("group_id", Uuid, nullable=True),
     Column("data", Json, nullable=False),
+    # The subtree the event belongs to, as it was when it happened (migration 0015): who
+    # may read it (GET /api/v1/events) and which webhooks receive it. NULL: no group
+    # (operator-wide readers and webhooks only).
+    Column("group_path", String(1040), nullable=True),
     Index(None, "device_id", "id"),
     Index(None, "type", "id"),
     Index(None, "at"),
-    Index(None, "group_id", "id"),
+    Index(None, "group_path", "id"),  # replaced (group_id, id) in 0015
+    Index(None, "serial", "id"),  # a deleted device's history, by its serial
+    Index(None, "actor", "id"),
 )
 
 # Events other parts must act on (broker accounts, webhooks), queued by a trigger on events in
@@ -400,7 +406,9 @@ webhooks = Table(
     "webhooks",
     metadata,
     Column("id", Uuid, primary_key=True),
-    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    # NULL: operator-wide (every event, and events of no group); only an operator-wide
+    # caller may create one
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="CASCADE"), nullable=True),
     Column("url", String(2000), nullable=False),
     Column("secret_sealed", String(512), nullable=False),  # the HMAC key, shown once
     Column("event_types", Json, nullable=False),

@@ -15,7 +15,7 @@ from provisiond.domain.webhooks import Delivery, DeliveryStatus, Webhook
 from provisiond.store.directory import keyset, subtree_clause
 from provisiond.store.schema import devices, groups, webhook_deliveries, webhooks
 
-_COLUMNS = (webhooks, groups.c.path.label("group_path"), groups.c.depth.label("group_depth"))
+_COLUMNS = (webhooks, groups.c.path.label("group_path"))
 
 
 def _webhook(row: Any) -> Webhook:
@@ -35,8 +35,8 @@ class WebhookRepository:
         self._conn = conn
 
     def _select(self) -> Any:
-        return select(*_COLUMNS).select_from(
-            webhooks.join(groups, groups.c.id == webhooks.c.group_id))
+        return select(*_COLUMNS).select_from(  # no group: operator-wide
+            webhooks.outerjoin(groups, groups.c.id == webhooks.c.group_id))
 
     async def add(self, webhook: Webhook, secret_sealed: str) -> None:
         await self._conn.execute(insert(webhooks).values(
@@ -58,9 +58,9 @@ class WebhookRepository:
             query = query.where(subtree_clause(groups.c.path, under))
         return [_webhook(r) for r in await self._conn.execute(query)]
 
-    async def all_with_depth(self) -> list[tuple[Webhook, int]]:
-        rows = await self._conn.execute(self._select())
-        return [(_webhook(r), r.group_depth) for r in rows]
+    async def all(self) -> list[Webhook]:
+        """Every webhook, operator-wide ones (no group) included."""
+        return [_webhook(r) for r in await self._conn.execute(self._select())]
 
     async def secrets(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         rows = await self._conn.execute(select(webhooks.c.id, webhooks.c.secret_sealed)
@@ -116,13 +116,6 @@ class WebhookRepository:
         if after is not None:
             query = query.where(devices.c.id > after)
         return list(await self._conn.execute(query))
-
-    async def group_paths(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-        if not ids:
-            return {}
-        rows = await self._conn.execute(select(groups.c.id, groups.c.path)
-                                        .where(groups.c.id.in_(list(ids))))
-        return {r.id: r.path for r in rows}
 
     async def due(self, now: datetime, limit: int) -> list[tuple[Delivery, str, Any]]:
         """Pending deliveries of enabled webhooks whose time has come: (delivery, url, body)."""

@@ -23,6 +23,7 @@ from provisiond.web.api import (
     cas,
     devices,
     directory,
+    events,
     imports,
     profiles,
     thingsboard,
@@ -73,8 +74,8 @@ def build_app(settings: Settings,
     problems.install(app)
     pages.install(app)
     # imports first: /devices/import is a static path
-    for module in (imports, devices, directory, profiles, cas, webhooks, thingsboard, device_api,
-                   hooks, pki, pages):
+    for module in (imports, devices, directory, profiles, cas, webhooks, events, thingsboard,
+                   device_api, hooks, pki, pages):
         app.include_router(module.router)
     app.body_limits = BodyLimits(
         settings, operator_paths((imports, devices, directory, profiles, cas, webhooks,

@@ -84,6 +84,9 @@ def test_allow_create_access_token_and_a_second_request(server: Server,
                                         "ORDER BY id")]
     assert events == ["device.registered", "credentials.issued", "device.provisioned",
                       "device.reprovision-refused", "device.reprovision-refused"]
+    # every one of them belongs to the device's subtree (credentials.issued had none)
+    assert sql(server, "SELECT DISTINCT group_path FROM events WHERE serial = 'GW0001'") == [
+        ("Kanarra/Gateways",)]
 
 
 def test_refusals_answer_in_thingsboards_form(server: Server, api: httpx.Client) -> None:

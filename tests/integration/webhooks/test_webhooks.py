@@ -33,6 +33,7 @@ from tests.support.receiver import Receiver, receiver
 OPERATOR = Scope.operator()
 
 T = TypeVar("T")
+OPERATOR = Scope.operator()
 
 
 @pytest.fixture

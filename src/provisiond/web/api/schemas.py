@@ -296,11 +296,19 @@ class EventRead(BaseModel):
     actor: str
     serial: str | None
     data: dict[str, Any]
+    device_id: uuid.UUID | None = None
+    group: str | None = Field(None, description="the subtree it belongs to, as it was "
+                                                "then; null: operator-wide readers only")
 
     @classmethod
     def of(cls, e: Event) -> EventRead:
         return cls(id=e.id, type=e.type.value, at=e.at, actor=e.actor, serial=e.serial,
-                   data=e.data)
+                   data=e.data, device_id=e.device_id, group=e.group_path)
+
+
+class EventPage(BaseModel):
+    items: list[EventRead] = Field(description="newest first")
+    next_cursor: str | None = Field(description="pass as `cursor` for the next (older) page")
 
 
 class DeviceDetail(DeviceRead):
@@ -359,7 +367,10 @@ class RevokedCredentials(BaseModel):
 
 
 class WebhookCreate(Body):
-    group: str = Field(description="the group whose devices' events (subtree) it receives")
+    group: str | None = Field(
+        description="the group whose events (its subtree) it receives; `null`: "
+                    "operator-wide (every event, those of no group too), for an "
+                    "operator-wide token only")
     url: str = Field(description="http:// or https://; deliveries are POSTed here")
     events: list[str] | None = Field(
         None, description="event types (default: all of device.registered, "
@@ -370,7 +381,7 @@ class WebhookCreate(Body):
 
 class WebhookRead(BaseModel):
     id: uuid.UUID
-    group: str
+    group: str | None = Field(description="null: operator-wide")
     url: str
     events: list[str]
     enabled: bool

@@ -24,7 +24,8 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"])
              responses=responses(GroupNotFound, InvalidInput, Forbidden))
 async def create_webhook(body: WebhookCreate, c: ContainerDep, op: OperatorDep
                          ) -> WebhookCreated:
-    """Subscribe a URL to a group's events. The signing secret is in this answer only."""
+    """Subscribe a URL to a group's events (`group: null`: every event, operator-wide).
+    The signing secret is in this answer only."""
     webhook, secret = await service.create_webhook(
         c.uow(), scope=op.scope, group=body.group, url=body.url, events=body.events,
         actor=actor(op), now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
