@@ -291,7 +291,7 @@ async def revoke_token(uow: UnitOfWork, *, scope: Scope, name: str, actor: str,
             raise TokenNotFound(f"no active token {name!r}", name=name)
         await uow.tokens.revoke(token.id, now)
         await uow.events.add(NewEvent(EventType.TOKEN_REVOKED, now, actor,
-                                      data={"name": name}))
+                                      group_path=token.group_path, data={"name": name}))
         await uow.commit()
     return token
 

@@ -292,14 +292,15 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/webhooks/{webhook_id}/enable": Row(
         hook_same("POST", "/enable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/enable")),
     # -------------------------------------------------------------------------- events
-    # GET /api/v1/events (the audit log) is scoped like every listing. Its row, once the
-    # route exists: B's device and group must stay out of A's answer, and a filter naming
-    # B's group or device must answer as a missing one, e.g.
-    #   "GET /api/v1/events": Row((
-    #       Hidden(req("GET", "/api/v1/events"), (B_DEVICE, STOCK, B_GROUP)),
-    #       same("GET", "/api/v1/events", B_GROUP, MISSING_GROUP, params={"group": "{name}"}),
-    #       Hidden(req("GET", "/api/v1/events", params={"serial": B_DEVICE}), (B_DEVICE,)),
-    #   )),
+    # The audit log: B's events and the ungrouped ones stay out of A's answer, whatever
+    # the filters name (a group or serial outside the scope answers an empty page).
+    "GET /api/v1/events": Row((
+        Hidden(req("GET", "/api/v1/events", params={"limit": 500}),
+               (B_DEVICE, STOCK, B_GROUP, B_USER, B_PROFILE, B_TOKEN)),
+        Hidden(req("GET", "/api/v1/events", params={"group": B_GROUP}), (B_DEVICE, B_GROUP)),
+        Hidden(req("GET", "/api/v1/events", params={"serial": B_DEVICE}), (B_DEVICE,)),
+        Hidden(req("GET", "/api/v1/events", params={"serial": STOCK}), (STOCK,)),
+    )),
     # ---------------------------------------------------------- certificate authorities
     "GET /api/v1/cas": Row((Open(req("GET", "/api/v1/cas")),)),
     "POST /api/v1/cas": Row((Refused(req("POST", "/api/v1/cas", json={"name": "bolt-ca"})),),
