@@ -116,7 +116,8 @@ def test_a_follower_sees_an_event_whose_transaction_commits_late(postgres_url: s
         async with slow:
             await slow.events.add(NewEvent(EventType.MODEL_ADDED, c.now(), "slow",
                                            data={"name": "late"}))
-            await directory.create_group(c.uow(), scope=Scope.operator(), path="Quick", actor="quick", now=c.now())
+            await directory.create_group(c.uow(), scope=Scope.operator(), path="Quick",
+                                         actor="quick", now=c.now())
             seen.append([e.actor for e in await follower.poll()])
             await slow.commit()
         seen.append([e.actor for e in await follower.poll()])

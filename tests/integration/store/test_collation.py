@@ -109,14 +109,16 @@ async def _check(collated_url: str) -> None:
     async with open_container(load_settings(database_url=collated_url)) as c:
         for i, path in enumerate(INSIDE + OUTSIDE):
             await directory.create_group(c.uow(), scope=OPERATOR, path=path, actor="t", now=NOW)
-            await devices.create_device(c.uow(), scope=OPERATOR, serial=f"D{i:03d}", group=path, tags={"k": "v"},
+            await devices.create_device(c.uow(), scope=OPERATOR, serial=f"D{i:03d}", group=path,
+                                        tags={"k": "v"},
                                         actor="t", now=NOW)
             await directory.create_user(c.uow(), scope=OPERATOR, email=f"u{i}@example.com",
                                         password="correct horse battery", role="viewer",
                                         group=path, actor="t", now=NOW)
-            await webhooks.create_webhook(c.uow(), scope=OPERATOR, group=path, url=f"https://h{i}.example/",
+            await webhooks.create_webhook(c.uow(), scope=OPERATOR, group=path,
+                                          url=f"https://h{i}.example/",
                                           events=None, actor="t", now=NOW,
-                                          sealer=c.sealer)
+                                          sealer=c.sealer, guard=c.webhook_guard)
         inside_serials = {f"D{i:03d}" for i, _ in enumerate(INSIDE)}
         inside_emails = {f"u{i}@example.com" for i, _ in enumerate(INSIDE)}
 

@@ -106,16 +106,21 @@ def test_a_scope_reads_its_subtree_only_and_its_pages_are_full(
 
     async def work(c: Container) -> dict[str, Any]:
         for path in ("Acme/West", "Acme&Partners", "Globex"):
-            await directory.create_group(c.uow(), scope=Scope.operator(), path=path, actor="tests", now=c.now())
+            await directory.create_group(c.uow(), scope=Scope.operator(), path=path,
+                                         actor="tests", now=c.now())
         for i in range(3):
-            await device_service.create_device(c.uow(), scope=Scope.operator(), serial=f"AC-{i}", group="Acme/West",
+            await device_service.create_device(c.uow(), scope=Scope.operator(), serial=f"AC-{i}",
+                                               group="Acme/West",
                                                actor="tests", now=c.now())
         for i in range(60):
-            await device_service.create_device(c.uow(), scope=Scope.operator(), serial=f"GX-{i}", group="Globex",
+            await device_service.create_device(c.uow(), scope=Scope.operator(), serial=f"GX-{i}",
+                                               group="Globex",
                                                actor="tests", now=c.now())
-        await device_service.create_device(c.uow(), scope=Scope.operator(), serial="AP-1", group="Acme&Partners",
+        await device_service.create_device(c.uow(), scope=Scope.operator(), serial="AP-1",
+                                           group="Acme&Partners",
                                            actor="tests", now=c.now())
-        await device_service.create_device(c.uow(), scope=Scope.operator(), serial="STOCK-1", actor="tests",
+        await device_service.create_device(c.uow(), scope=Scope.operator(), serial="STOCK-1",
+                                           actor="tests",
                                            now=c.now())
         acme = Scope(Role.VIEWER, "Acme")
         return {
@@ -146,11 +151,15 @@ def test_a_scope_reads_its_subtree_only_and_its_pages_are_full(
 
 async def _deleted_group(c: Container) -> tuple[list[str], list[str]]:
     """A group deleted, and its device before it: their events keep the group's path."""
-    await directory.create_group(c.uow(), scope=Scope.operator(), path="Acme/Old", actor="tests", now=c.now())
-    await device_service.create_device(c.uow(), scope=Scope.operator(), serial="OLD-1", group="Acme/Old",
+    await directory.create_group(c.uow(), scope=Scope.operator(), path="Acme/Old", actor="tests",
+                                 now=c.now())
+    await device_service.create_device(c.uow(), scope=Scope.operator(), serial="OLD-1",
+                                       group="Acme/Old",
                                        actor="tests", now=c.now())
-    await device_service.delete_device(c.uow(), scope=Scope.operator(), serial="OLD-1", actor="tests", now=c.now())
-    await directory.delete_group(c.uow(), path="Acme/Old", actor="tests", now=c.now())
+    await device_service.delete_device(c.uow(), scope=Scope.operator(), serial="OLD-1",
+                                       actor="tests", now=c.now())
+    await directory.delete_group(c.uow(), scope=Scope.operator(), path="Acme/Old", actor="tests",
+                                 now=c.now())
     mine = await service.list_events(c.uow(), scope=Scope(Role.VIEWER, "Acme"),
                                      group="Acme/Old")
     theirs = await service.list_events(c.uow(), scope=Scope(Role.VIEWER, "Globex"),
