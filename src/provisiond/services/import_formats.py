@@ -112,7 +112,9 @@ def _read_csv(text: io.TextIOWrapper) -> Iterator[Item]:
         if len(row) != width:
             yield Problem(f"has {len(row)} cells; the header has {width}", line=start)
             continue
-        yield RawRecord(start, dict(zip(names, restore_row(row), strict=True)), columns)
+        if "'" in "".join(row):  # maybe a cell an export neutralised: read its value
+            row = restore_row(row)
+        yield RawRecord(start, dict(zip(names, row, strict=True)), columns)
 
 
 def _read_jsonl(text: io.TextIOWrapper) -> Iterator[Item]:

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Protocol
 
 from provisiond.domain.catalog import DeviceModel, parse_model_name
@@ -180,15 +181,11 @@ def credential_csv(rows: Sequence[SecretRow]) -> str:
                     for serial, device, kind, secret in rows])
     n = len(rows)
     if (text.count(",") == 3 * n and text.count("\n") == n and text.count("\r") == n
-            and '"' not in text and not any(c in text for c in _RISKY_ANYWHERE)
-            and text[:1] != "-" and "\n-" not in text and ",-" not in text):
+            and '"' not in text and "=" not in text and "@" not in text
+            and min(chain.from_iterable(rows), default=".") >= "."):
+        # no cell starts below '.' (- + ' TAB CR and the empty cell all sort below it)
         return text
     return csv_lines(rows)
-
-
-# Characters that may start a risky cell and that serials, ids, types and tokens never
-# hold (the carriage return is counted above; '-' is checked at cell starts only).
-_RISKY_ANYWHERE = "=+@\t'"
 
 
 def _hex(value: uuid.UUID | None) -> str | None:
