@@ -105,7 +105,7 @@ class Container:
     def claim_policy(self) -> ClaimPolicy:
         s = self.settings
         return ClaimPolicy(s.claim_proof, s.claim_window_seconds, s.claim_rate_per_minute,
-                           s.claim_code_attempts_per_minute)
+                           s.claim_code_attempts_per_minute, s.device_lookup_rate_per_minute)
 
     @cached_property
     def session_policy(self) -> SessionPolicy:

@@ -343,6 +343,9 @@ class Settings(BaseSettings):
         20, ge=1, description="Claims one user may start per minute, and one address.")
     claim_code_attempts_per_minute: int = Field(
         10, ge=1, description="Claim codes or device secrets one user may try per minute.")
+    device_lookup_rate_per_minute: int = Field(
+        30, ge=1, description="Device pages one user may ask for per minute that find "
+                              "nothing (a missing serial, or another customer's device).")
     session_hours: float = Field(
         12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
     session_idle_minutes: float = Field(

@@ -1,5 +1,5 @@
 """The credentials file's lines: written directly when no field needs quoting, and always the
-same text the csv module writes."""
+same text the csv module writes, cells a spreadsheet would run neutralised."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 from hypothesis import given
 from hypothesis import strategies as st
 
+from provisiond.protocols.csv_cells import csv_lines, is_risky
 from provisiond.services.registration import credential_csv
 
 
@@ -18,12 +19,23 @@ def csv_module(rows: list[tuple[str, str, str, str]]) -> str:
     return buffer.getvalue()
 
 
-field = st.text(alphabet=st.sampled_from('AZaz09-_.:,"\r\n é'), max_size=8)
+field = st.text(alphabet=st.sampled_from('AZaz09-_.:,"\r\n é=+@\t\''), max_size=8)
 
 
 @given(st.lists(st.tuples(field, field, field, field), max_size=20))
-def test_the_same_text_as_the_csv_module(rows: list[tuple[str, str, str, str]]) -> None:
-    assert credential_csv(rows) == csv_module(rows)
+def test_the_same_text_as_every_csv_writer(rows: list[tuple[str, str, str, str]]) -> None:
+    assert credential_csv(rows) == csv_lines(rows)
+    if not any(is_risky(c) for row in rows for c in row):
+        assert credential_csv(rows) == csv_module(rows)
+
+
+def test_a_serial_that_starts_with_a_dash_is_neutralised_in_any_row() -> None:
+    plain = ("70B3D57E00000001", "0190c1c8-0000-7000-8000-000000000001", "access-token",
+             "AZDByAAAcACAAAAAAAAAAQ.abc-_def")
+    for rows in ([("-A1", *plain[1:])], [plain, ("-A1", *plain[1:])],
+                 [(*plain[:3], "-secret")]):
+        assert list(csv.reader(io.StringIO(credential_csv(rows)))) == [
+            ["'" + c if c.startswith("-") else c for c in row] for row in rows]
 
 
 def test_plain_rows_and_rows_that_need_quoting() -> None:

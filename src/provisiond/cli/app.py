@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import os
@@ -44,6 +43,7 @@ from provisiond.cli.lorawan import app as lorawan_app
 from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
+from provisiond.protocols.csv_cells import csv_lines
 from provisiond.services import demo, profiles
 from provisiond.settings import LogFormat
 
@@ -181,9 +181,7 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
     creds = data_dir / "demo-credentials.csv"
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["serial", "secret"])
-        writer.writerows(seed.credentials)
+        f.write(csv_lines([("serial", "secret"), *seed.credentials]))
     output.table(["who", "secret (shown once)"],
                  [("API token 'demo'", seed.token),
                   *((email, pw) for email, pw in seed.passwords.items())],

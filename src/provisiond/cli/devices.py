@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import sys
@@ -33,6 +32,7 @@ from provisiond.cli.common import (
 from provisiond.domain.broker import topic_prefix
 from provisiond.domain.credentials import CredentialType
 from provisiond.errors import InvalidInput, Problem
+from provisiond.protocols.csv_cells import csv_line
 from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
@@ -457,8 +457,7 @@ class _ExportWriter:
         self.fmt = fmt
         self.keys = tag_keys
         if fmt is ImportFormat.CSV:
-            self.csv = csv.writer(target)
-            self.csv.writerow(["serial", "name", "model", "group", "owner", *tag_keys])
+            target.write(csv_line(["serial", "name", "model", "group", "owner", *tag_keys]))
 
     def write(self, device: Any) -> None:
         if self.fmt is ImportFormat.JSONL:
@@ -466,5 +465,5 @@ class _ExportWriter:
             return
         owner = device.owner_email or ""
         group = device.group_path if not owner and device.group_path else ""
-        self.csv.writerow([device.serial, device.name, device.model or "", group, owner,
-                           *(device.tags.get(k, "") for k in self.keys)])
+        self.target.write(csv_line([device.serial, device.name, device.model or "", group,
+                                    owner, *(device.tags.get(k, "") for k in self.keys)]))

@@ -2,7 +2,8 @@
 
 Visibility is the rule that protects the fleet: a user sees the devices in their group's
 subtree. A device that does not exist and one the user may not see are answered alike
-(:class:`DeviceNotFound`, one 404 page), so serials cannot be enumerated. Users who may
+(:class:`DeviceNotFound`, one 404 page) and in the same time (the subtree is part of the
+query that looks the serial up), so serials cannot be enumerated. Users who may
 claim (admins, installers) may also start claims on unowned (registered or released)
 devices, whose serial they must have.
 
@@ -66,6 +67,7 @@ class ClaimPolicy:
     default_window_seconds: int
     claim_rate_per_minute: int
     proof_rate_per_minute: int
+    lookup_rate_per_minute: int  # device pages a user may ask for that find nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +121,23 @@ def _serial_or_not_found(text: str) -> str:
         raise DeviceNotFound(NOT_FOUND) from None
 
 
-async def find_visible_device(uow: UnitOfWork, user: User, serial_text: str) -> Device:
-    """The device if the user may see it; else DeviceNotFound, whether or not it exists."""
+async def find_visible_device(uow: UnitOfWork, user: User, serial_text: str, *,
+                              limiter: RateLimiter | None = None,
+                              policy: ClaimPolicy | None = None) -> Device:
+    """The device if the user may see it; else DeviceNotFound, whether or not it exists.
+
+    A device of another customer and a missing serial take the same path: the user's
+    subtree is part of the query, so the database returns no row for either, nothing more
+    is read, and the same branch raises. With a limiter, each lookup that finds nothing
+    costs one of the user's ``lookup_rate_per_minute``: guessing serials is throttled.
+    """
     serial = _serial_or_not_found(serial_text)
     async with uow.read():
-        device = await uow.devices.find_by_serial(serial)
+        device = await uow.devices.find_by_serial(serial, seen_by=user.scope)
     if device is None or not visible(user, device.group_path):
+        if limiter is not None and policy is not None:
+            _take_token(limiter, [("lookup-user", user.id)], policy.lookup_rate_per_minute,
+                        "device lookups that found nothing")
         raise DeviceNotFound(NOT_FOUND)
     return device
 
@@ -137,7 +150,7 @@ async def label_target(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolic
     like starting claims."""
     serial = _serial_or_not_found(serial_text)
     async with uow.read():
-        device = await uow.claims.device(serial)
+        device = await uow.claims.device(serial, claimer=user.scope)
     if device is not None and visible(user, device.group_path):
         return "device"
     _take_token(limiter, [("claim-user", user.id), ("claim-address", address)],
@@ -149,11 +162,12 @@ async def label_target(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolic
     raise DeviceNotFound(NOT_FOUND)
 
 
-async def device_timeline(uow: UnitOfWork, user: User, serial_text: str
+async def device_timeline(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolicy,
+                          user: User, serial_text: str
                           ) -> tuple[Device, list[Event], list[Claim]]:
     """A visible device, its onboarding timeline (from its last reset release on) and its
-    claims."""
-    device = await find_visible_device(uow, user, serial_text)
+    claims. A device the user may not see is not read further than a missing one."""
+    device = await find_visible_device(uow, user, serial_text, limiter=limiter, policy=policy)
     async with uow.read():
         since = await uow.claims.history_since(device.id)
         registered = await uow.devices.registered_event_id(device.id)
@@ -188,7 +202,7 @@ async def start_claim(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolicy
         in_progress = ClaimInProgress("someone else started claiming this device a moment "
                                       "ago; try again when their window closes")
         uow.conflicts_as(in_progress)
-        device = await uow.claims.device(serial)
+        device = await uow.claims.device(serial, claimer=user.scope)
         if device is None or (device.state == DeviceState.CLAIMED
                               and not visible(user, device.group_path)):
             log_refused("claim", "no such device to claim", user=user.email,
@@ -464,11 +478,14 @@ async def cancel_claim(uow: UnitOfWork, hub: ClaimHub, *, user: User, claim_id: 
         hub.publish(claim.id, {"event": "cancelled", "at": now.isoformat()})
 
 
-async def release_device(uow: UnitOfWork, *, user: User, serial: str, now: datetime
-                         ) -> ReleasePolicy:
+async def release_device(uow: UnitOfWork, *, user: User, serial: str, now: datetime,
+                         limiter: RateLimiter | None = None,
+                         policy: ClaimPolicy | None = None) -> ReleasePolicy:
     """End the ownership of a device (re-provisioning). The owner, or an admin whose
-    subtree holds the device, may; its profile's release policy says what is kept."""
-    device_view = await find_visible_device(uow, user, serial)
+    subtree holds the device, may; its profile's release policy says what is kept. With a
+    limiter (the pages), a serial that finds nothing counts as a device lookup."""
+    device_view = await find_visible_device(uow, user, serial, limiter=limiter,
+                                            policy=policy)
     if not (device_view.owner_user_id == user.id or user.role is Role.ADMIN):
         raise Forbidden("only the device's owner or an admin may release it")
     async with uow:

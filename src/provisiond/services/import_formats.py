@@ -4,6 +4,10 @@ The reader never loads the whole file: it yields one record at a time with its l
 and reports structural problems (a row with the wrong number of cells, a line that is not a
 JSON object, bytes that are not UTF-8) as :class:`~provisiond.errors.Problem` values in the
 same stream, so the caller can list every problem of a file in one pass.
+
+A CSV cell that provisiond's exports neutralised for spreadsheets (``'=…``, ``'-…``; see
+:mod:`provisiond.protocols.csv_cells`) is read back as the value it was, so an export
+re-imports unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import orjson
 from provisiond.domain.importing import Columns, read_columns
 from provisiond.domain.text import has_undecodable_bytes
 from provisiond.errors import InvalidInput, Problem
+from provisiond.protocols.csv_cells import restore_row
 
 csv.field_size_limit(1024 * 1024)
 
@@ -107,6 +112,8 @@ def _read_csv(text: io.TextIOWrapper) -> Iterator[Item]:
         if len(row) != width:
             yield Problem(f"has {len(row)} cells; the header has {width}", line=start)
             continue
+        if "'" in "".join(row):  # maybe a cell an export neutralised: read its value
+            row = restore_row(row)
         yield RawRecord(start, dict(zip(names, row, strict=True)), columns)
 
 

@@ -34,6 +34,7 @@ from provisiond.protocols.codes import (
 )
 from provisiond.protocols.codes.matter import DISCOVERY as MATTER_DISCOVERY
 from provisiond.protocols.codes.matter import FLOWS as MATTER_FLOWS
+from provisiond.protocols.csv_cells import restore
 from provisiond.protocols.pdf import MM, Page, StreamingPdf
 from provisiond.services.codes import MakeOptions, make
 from provisiond.services.devices import list_devices
@@ -121,7 +122,7 @@ def read_claim_codes(path: Path) -> dict[str, str]:
         with path.open(newline="") as f:
             for row in csv.DictReader(f):
                 if row.get("credential_type") == "claim-code" and row.get("serial"):
-                    codes[row["serial"]] = row.get("secret") or ""
+                    codes[restore(row["serial"])] = restore(row.get("secret") or "")
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         problem = Problem(f"cannot read {path}: {err}", field="--codes")
         raise InvalidInput(str(problem), problems=[problem]) from None

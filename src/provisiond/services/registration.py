@@ -14,13 +14,12 @@ database works without the GIL meanwhile; see :mod:`provisiond.store.bulk`).
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Protocol
 
 from provisiond.domain.catalog import DeviceModel, parse_model_name
@@ -41,6 +40,7 @@ from provisiond.errors import (
     Problem,
     ProfileNotFound,
 )
+from provisiond.protocols.csv_cells import csv_lines
 from provisiond.services.devices import Resolver
 from provisiond.services.hashing import hash_claim_code, new_split_tokens
 from provisiond.services.ids import canonical, new_id_hexes
@@ -171,22 +171,24 @@ CLAIM_CODE = "claim-code"
 
 
 def credential_csv(rows: Sequence[SecretRow]) -> str:
-    """The CSV lines (CRLF) of ``rows``, exactly as :func:`csv.writer` writes them.
+    """The CSV lines (CRLF) of ``rows``, neutralised as every CSV provisiond writes
+    (:mod:`provisiond.protocols.csv_cells`).
 
-    Serials, ids, types and tokens never need quoting, so the lines are joined directly
-    (a sixth of the csv module's time, a second per million devices); the counts below
-    prove it for each batch, and any row that would need quoting sends the whole batch
-    through the csv module.
+    Serials, ids, types and tokens never need quoting or neutralising, so the lines are
+    joined directly (a sixth of the csv module's time, a second per million devices); the
+    checks below prove it for each batch (no cell starts with a character a spreadsheet
+    would run, none holds a separator or a quote), and a batch that fails them is written
+    cell by cell.
     """
     text = "".join([f"{serial},{device},{kind},{secret}\r\n"
                     for serial, device, kind, secret in rows])
     n = len(rows)
     if (text.count(",") == 3 * n and text.count("\n") == n and text.count("\r") == n
-            and '"' not in text):
+            and '"' not in text and "=" not in text and "@" not in text
+            and min(chain.from_iterable(rows), default=".") >= "."):
+        # no cell starts below '.' (- + ' TAB CR and the empty cell all sort below it)
         return text
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
+    return csv_lines(rows)
 
 
 def _hex(value: uuid.UUID | None) -> str | None:

@@ -19,8 +19,9 @@ from provisiond.domain.claims import (
     ReleasePolicy,
 )
 from provisiond.domain.events import Event
+from provisiond.domain.scope import Scope
 from provisiond.domain.users import User
-from provisiond.store.devices import event_from_row
+from provisiond.store.devices import covered_by, event_from_row
 from provisiond.store.directory import subtree_clause, user_from_row, user_query
 from provisiond.store.schema import (
     association_tokens,
@@ -73,9 +74,13 @@ class ClaimRepository:
         self._conn = conn
 
     # devices -----------------------------------------------------------------------------
-    async def device(self, serial: str) -> ClaimableDevice | None:
+    async def device(self, serial: str, *, claimer: Scope | None = None
+                     ) -> ClaimableDevice | None:
+        """The device, or None; with ``claimer``, None also for a claimed device that scope
+        does not cover (an unclaimed one is anyone's to claim): a device of another customer
+        is then the same query and the same answer as a missing serial."""
         d, p = devices, provision_profiles
-        row = (await self._conn.execute(
+        query = (
             select(d.c.id, d.c.serial, d.c.name, d.c.state, d.c.group_id,
                    groups.c.path.label("group_path"), d.c.owner_user_id, p.c.claim_proof,
                    p.c.claim_window_seconds, p.c.release_policy, d.c.claim_code_hash,
@@ -83,7 +88,10 @@ class ClaimRepository:
             .select_from(d)
             .outerjoin(groups, groups.c.id == d.c.group_id)
             .outerjoin(p, p.c.id == d.c.profile_id)
-            .where(d.c.serial == serial))).first()
+            .where(d.c.serial == serial))
+        if claimer is not None:
+            query = query.where(or_(d.c.state != "claimed", covered_by(claimer)))
+        row = (await self._conn.execute(query)).first()
         if row is None:
             return None
         return ClaimableDevice(

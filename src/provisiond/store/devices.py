@@ -21,12 +21,14 @@ from sqlalchemy import (
     null,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import Device, DeviceState
+from provisiond.domain.scope import Scope
 from provisiond.store.certificates import CertificateRepository, RevocationReason
 from provisiond.store.directory import subtree_clause
 from provisiond.store.events import EventRepository as EventRepository
@@ -110,6 +112,14 @@ def _serial_range(column: Any, prefix: str | None, after: str | None) -> list[An
     return conditions
 
 
+def covered_by(scope: Scope) -> Any:
+    """SQL for "``scope`` covers the device's group" (the query joins ``groups``; a device
+    without a group is covered by an operator-wide scope only, as :meth:`Scope.covers`)."""
+    if scope.group_path is None:
+        return true()
+    return subtree_clause(groups.c.path, scope.group_path)
+
+
 def _device(row: Any, tags: dict[str, str]) -> Device:
     return Device(
         id=row.id, serial=row.serial, name=row.name, model=row.model,
@@ -143,8 +153,15 @@ class DeviceRepository:
             return None
         return _device(row, (await self._tags([row.id]))[row.id])
 
-    async def find_by_serial(self, serial: str) -> Device | None:
-        row = (await self._conn.execute(_device_query().where(devices.c.serial == serial))).first()
+    async def find_by_serial(self, serial: str, *, seen_by: Scope | None = None
+                             ) -> Device | None:
+        """The device, or None; with ``seen_by``, None also when that scope does not cover
+        it. The subtree is part of the query, so a device outside it costs what a missing
+        serial costs: no row comes back, and its tags are not read."""
+        query = _device_query().where(devices.c.serial == serial)
+        if seen_by is not None:
+            query = query.where(covered_by(seen_by))
+        row = (await self._conn.execute(query)).first()
         if row is None:
             return None
         return _device(row, (await self._tags([row.id]))[row.id])

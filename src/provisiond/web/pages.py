@@ -472,9 +472,12 @@ async def devices_page(page: PageDep, q: str = "", cursor: str | None = None) ->
 async def device_page(page: PageDep, serial: str) -> Response:
     c = page.container
     try:
-        device, events, claims = await claiming.device_timeline(c.uow(), page.user, serial)
+        device, events, claims = await claiming.device_timeline(
+            c.uow(), c.limiter, c.claim_policy, page.user, serial)
     except DeviceNotFound:
         raise not_found() from None
+    except TooManyRequests as err:
+        raise PageError(429, "Slow down", err.detail, headers=retry_after(err)) from None
     may_release = (device.owner_user_id == page.user.id or page.user.role is Role.ADMIN) \
         and device.state == "claimed"
     return page.render("device.html", device=device, events=events, claims=claims,
@@ -486,9 +489,12 @@ async def device_release(page: PageDep, serial: str) -> Response:
     await page.form()
     c = page.container
     try:
-        await claiming.release_device(c.uow(), user=page.user, serial=serial, now=c.now())
+        await claiming.release_device(c.uow(), user=page.user, serial=serial, now=c.now(),
+                                      limiter=c.limiter, policy=c.claim_policy)
     except DeviceNotFound:
         raise not_found() from None
+    except TooManyRequests as err:
+        raise PageError(429, "Slow down", err.detail, headers=retry_after(err)) from None
     except (Forbidden, DeviceAlreadyClaimed) as err:
         raise PageError(err.status, "Not released", err.detail) from None
     return _redirect("/devices")

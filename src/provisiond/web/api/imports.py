@@ -18,6 +18,7 @@ from provisiond.errors import (
     PayloadTooLarge,
     ProfileNotFound,
 )
+from provisiond.protocols.csv_cells import restore
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import (
     SECRET_COLUMNS,
@@ -62,7 +63,8 @@ class SpooledCredentials:
     def rows(self) -> list[dict[str, str]]:
         self.file.seek(0)
         try:
-            return list(csv.DictReader(self.file))
+            return [{k: restore(v) for k, v in row.items()}
+                    for row in csv.DictReader(self.file)]
         finally:
             self.file.close()
 
