@@ -209,8 +209,9 @@ def _require(result: T | Problem, not_found: type[ProvisiondError]) -> T:
 
 async def device_in_scope(uow: UnitOfWork, scope: Scope, serial: str) -> Device:
     """The device with this (parsed) serial in the open transaction; DeviceNotFound, in the
-    same words, when there is none or it lies outside the caller's scope."""
-    device = await uow.devices.find_by_serial(serial)
+    same words, when there is none or it lies outside the caller's scope. The scope is part
+    of the query, so another customer's device costs what a missing serial costs."""
+    device = await uow.devices.find_by_serial(serial, seen_by=scope)
     if device is None or not scope.covers(device.group_path):
         raise DeviceNotFound(f"no device {serial}", serial=serial)
     return device
