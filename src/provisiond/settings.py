@@ -11,12 +11,21 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -355,6 +364,18 @@ class Settings(BaseSettings):
         15.0, gt=0, description="How long a locked account refuses sign-in.")
     login_rate_per_minute: int = Field(
         10, ge=1, description="Sign-in attempts one address may make per minute.")
+    login_account_failures_before_slowdown: int = Field(
+        20, ge=1, description="Wrong passwords for one account, from all addresses together, "
+                              "after which it is slowed down (docs/security.md).")
+    login_account_slowdown_seconds: float = Field(
+        60.0, gt=0, le=86400,
+        description="A slowed-down account checks one password per this many seconds from "
+                    "addresses it has not been signed in from.")
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the proxies and load balancers in front "
+                    "of provisiond, whose X-Forwarded-For names the client; none: the header "
+                    "is ignored and the connection's address is the client's.")
     device_key_passphrase: SecretStr | None = Field(
         None, description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
                           "AppKeys); required in production to import them.")
@@ -383,6 +404,14 @@ class Settings(BaseSettings):
     def _page_size(cls, value: int) -> int:
         if value not in {4096, 8192, 16384, 32768, 65536}:
             raise ValueError("must be 4096, 8192, 16384, 32768 or 65536")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # an environment variable: "10.0.0.0/8, 192.0.2.7"
+            parts = value.strip().removeprefix("[").removesuffix("]").split(",")
+            return [p.strip().strip('"') for p in parts if p.strip()]
         return value
 
     @field_validator("log_level")
