@@ -113,7 +113,8 @@ class Container:
                              timedelta(minutes=s.session_idle_minutes),
                              s.login_failures_before_lockout,
                              timedelta(minutes=s.login_lockout_minutes),
-                             s.login_rate_per_minute)
+                             s.login_rate_per_minute, s.login_account_failures_before_slowdown,
+                             timedelta(seconds=s.login_account_slowdown_seconds))
 
     def now(self) -> datetime:
         return self.clock()

@@ -61,8 +61,10 @@ def test_a_forged_forwarded_for_does_not_change_the_counted_address(
     direct.stop()
     assert direct.log is not None
     log = direct.log.read_text()
-    assert "address=127.0.0.1" in log and "source=127.0.0.1" in log
-    assert "198.51.100" not in log and "203.0.113" not in log
+    assert "address=127.0.0.1" in log
+    assert "source=127.0.0.1" in log
+    assert "198.51.100" not in log
+    assert "203.0.113" not in log
 
 
 def test_clients_behind_a_trusted_proxy_are_counted_apart(proxied: Instance) -> None:

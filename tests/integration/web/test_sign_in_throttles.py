@@ -146,15 +146,15 @@ def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(
         async with open_container(server.settings) as c:
             async with c.uow().read() as uow:
                 user = await uow.users.find_by_email(EMAIL)
-            assert user is not None
-            if replace is not None:
-                async with c.uow() as uow:
-                    await uow.users.replace_password_hash(user.id, replace)
-                    await uow.commit()
-            async with c.uow().read() as uow:
+                assert user is not None
                 found = await uow.users.password_hash(user.id)
             assert found is not None
-            return found
+            if replace is None:
+                return found
+            async with c.uow() as uow:
+                assert await uow.sessions.replace_password_hash(user.id, found, replace)
+                await uow.commit()
+            return replace
 
     assert asyncio.run(stored()).startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert asyncio.run(stored(old)) == old
