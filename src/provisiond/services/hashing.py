@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import hmac
 import os
 import secrets as _secrets
+import sys
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -122,11 +125,24 @@ def hash_claim_code(code: str) -> str:
     return hashlib.sha256(b"provisiond claim code\0" + code.encode()).hexdigest()
 
 
-# argon2 is meant to be slow (~100 ms of CPU here). Passwords are hashed and verified off the
-# event loop, on at most half the cores: a burst of sign-ins (a shift starting, or someone
-# guessing) queues there instead of starving provisioning and the pages of CPU.
-_ARGON2_THREADS = max(1, (os.cpu_count() or 2) // 2)
-_argon2_pool = ThreadPoolExecutor(max_workers=_ARGON2_THREADS, thread_name_prefix="argon2")
+# argon2 is meant to be slow (~18 ms of CPU here). Passwords are hashed and verified off the
+# event loop, on one thread per core whose threads run at a lower priority (Linux keeps a
+# nice value per thread): a burst of sign-ins (a shift starting, or someone guessing) uses
+# every idle core, and yields them to provisioning, the pages and the database, which run at
+# the process's own priority. (Before: at most half the cores, at full priority; a burst of
+# 100 sign-ins then waited on one core: docs/performance.md.)
+_ARGON2_THREADS = os.cpu_count() or 2
+_ARGON2_NICE = 10
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":  # elsewhere a thread id is no process id: leave it
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _ARGON2_NICE)
+
+
+_argon2_pool = ThreadPoolExecutor(max_workers=_ARGON2_THREADS, thread_name_prefix="argon2",
+                                  initializer=_lower_priority)
 
 
 async def hash_password_off_loop(password: str) -> str:
