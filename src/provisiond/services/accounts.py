@@ -81,9 +81,8 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
         raise InvalidInput("enter your e-mail and password")
     if len(email) > MAX_EMAIL:
         raise InvalidInput(f"an e-mail address has at most {MAX_EMAIL} characters")
-    async with uow.read():
-        record = await uow.sessions.login_record(email)
     async with uow:  # counted before the check, known e-mail or not (the same work)
+        record = await uow.sessions.login_record(email)
         charge = await uow.sessions.charge(
             email, address, now=now, budget=policy.failures_before_lockout,
             lock_until=now + policy.lockout, forget_before=now - policy.lockout,
@@ -93,8 +92,8 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
         await uow.sessions.forget_addresses(forget_before=now - policy.lockout,
                                             known_after=now - KNOWN_ADDRESS)
         await uow.commit()
-    # argon2 is slow on purpose: off the event loop. Unknown e-mails and refused attempts
-    # are checked all the same (against a dummy hash), so every failure takes as long.
+    # argon2 is slow on purpose: off the event loop. Refused attempts are checked all the
+    # same, unknown e-mails against a dummy hash, so every failure takes as long.
     ok = await verify_password_off_loop(record.password_hash if record else None, password)
     refusal = _refusal(record, charge, policy, ok)
     if refusal is not None or record is None:
