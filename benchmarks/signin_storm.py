@@ -9,7 +9,8 @@ processes (MQTT off; the per-address sign-in limit raised, since every person co
 person's browser (an aiohttp session with its own cookies and connection, made beforehand)
 is released at the same instant and signs in as a person does: GET /login, POST /login with
 the form's token, until the 303. The time of each, from release to the 303, is what is
-reported (p50, p99, max), with the storm's length.
+reported (p50, p99, max), with the storm's length and the CPU time the server processes
+used in it, per sign-in.
 
 In the same round, the floor: the same number of argon2 verifications (provisiond's
 parameters) one after another in one thread of this process — the CPU the passwords need
@@ -82,7 +83,8 @@ async def sign_in(session: aiohttp.ClientSession, email: str) -> int:
         return r.status
 
 
-async def storm(urls: list[str], people: int) -> tuple[list[float], list[int], float]:
+async def storm(urls: list[str], people: int, pids: list[int]
+                ) -> tuple[list[float], list[int], float, float]:
     sessions = [aiohttp.ClientSession(base_url=urls[n % len(urls)],
                                       cookie_jar=aiohttp.CookieJar(unsafe=True))
                 for n in range(people)]
@@ -102,13 +104,24 @@ async def storm(urls: list[str], people: int) -> tuple[list[float], list[int], f
 
     tasks = [asyncio.create_task(person(n)) for n in range(people)]
     await asyncio.sleep(0)  # every person waiting at the line
+    cpu = cpu_seconds(pids)
     started = time.perf_counter()
     go.set()
     await asyncio.gather(*tasks)
     seconds = time.perf_counter() - started
+    cpu = cpu_seconds(pids) - cpu
     for s in sessions:
         await s.close()
-    return latencies, statuses, seconds
+    return latencies, statuses, seconds, cpu
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time so far of these processes (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()  # noqa: SIM115
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def floor(people: int) -> float:
@@ -131,7 +144,8 @@ def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, obje
     try:
         urls = [url for _, url in started]
         asyncio.run(prepare(urls[0], token, args.people))
-        latencies, statuses, seconds = asyncio.run(storm(urls, args.people))
+        latencies, statuses, seconds, cpu = asyncio.run(
+            storm(urls, args.people, [proc.pid for proc, _ in started]))
     finally:
         for proc, _ in started:
             proc.terminate()
@@ -141,6 +155,7 @@ def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, obje
             "sign_in_p50_ms": round(percentile(latencies, 50), 1),
             "sign_in_p99_ms": round(percentile(latencies, 99), 1),
             "sign_in_max_ms": round(max(latencies), 1),
+            "server_cpu_ms_per_sign_in": round(cpu * 1000 / args.people, 1),
             "argon2_serial_ms": round(floor(args.people), 1),
             "not_303": sum(s != 303 for s in statuses)}
 
@@ -162,7 +177,7 @@ def main() -> None:
             print(json.dumps(r), flush=True)
             results[backend].append(r)
     keys = ["seconds", "sign_in_p50_ms", "sign_in_p99_ms", "sign_in_max_ms",
-            "argon2_serial_ms"]
+            "server_cpu_ms_per_sign_in", "argon2_serial_ms"]
     for backend, runs in results.items():
         print(json.dumps({"backend": backend, "instances": args.instances,
                           "rounds": len(runs),

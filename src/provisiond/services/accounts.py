@@ -89,8 +89,6 @@ async def sign_in(uow: UnitOfWork, limiter: RateLimiter, policy: SessionPolicy, 
             known_after=now - KNOWN_ADDRESS,
             account_threshold=policy.account_failures_before_slowdown,
             account_next=now + policy.account_slowdown)
-        await uow.sessions.forget_addresses(forget_before=now - policy.lockout,
-                                            known_after=now - KNOWN_ADDRESS)
         await uow.commit()
     # argon2 is slow on purpose: off the event loop. Refused attempts are checked all the
     # same, unknown e-mails against a dummy hash, so every failure takes as long.
@@ -173,6 +171,17 @@ async def _start_session(uow: UnitOfWork, record: LoginRecord, policy: SessionPo
                                       group_id=user.group_id, data={"address": address}))
         await uow.commit()
     return SignedIn(token, csrf, user, expires_at)
+
+
+async def forget_sign_in_addresses(uow: UnitOfWork, policy: SessionPolicy, *,
+                                   now: datetime, limit: int = 1000) -> int:
+    """Drop the sign-in counts that no longer count (a background loop of `serve`): the
+    rows of attempts older than the lock-out, unless signed in from in the last 30 days."""
+    async with uow:
+        dropped = await uow.sessions.forget_addresses(
+            forget_before=now - policy.lockout, known_after=now - KNOWN_ADDRESS, limit=limit)
+        await uow.commit()
+    return dropped
 
 
 async def session_for(uow: UnitOfWork, policy: SessionPolicy, *, token: str,

@@ -37,7 +37,6 @@ from provisiond.store.schema import (
 )
 
 _LIVE = [s.value for s in LIVE]
-FORGET_BATCH = 500  # stale sign-in rows dropped per attempt at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,17 +315,19 @@ class SessionRepository:
         """INSERT in the connection's dialect (for its ON CONFLICT)."""
         return (postgresql if self._conn.dialect.name == "postgresql" else sqlite).insert(table)
 
-    async def forget_addresses(self, *, forget_before: datetime, known_after: datetime
-                               ) -> None:
-        """Drop (some of) what no longer counts: no attempt since ``forget_before`` (a lock,
-        shorter, is over) and no sign-in since ``known_after``. Rows another transaction
-        holds are skipped (PostgreSQL): this never waits, so it never deadlocks."""
+    async def forget_addresses(self, *, forget_before: datetime, known_after: datetime,
+                               limit: int) -> int:
+        """Drop up to ``limit`` rows that no longer count: no attempt since
+        ``forget_before`` (a lock, shorter, is over) and no sign-in since ``known_after``.
+        Rows a sign-in holds are skipped (PostgreSQL): this never waits on one."""
         a = sign_in_addresses
         stale = (select(a.c.email, a.c.address)
                  .where(a.c.updated_at < forget_before,
                         or_(a.c.signed_in_at.is_(None), a.c.signed_in_at <= known_after))
-                 .limit(FORGET_BATCH).with_for_update(skip_locked=True))
-        await self._conn.execute(delete(a).where(tuple_(a.c.email, a.c.address).in_(stale)))
+                 .limit(limit).with_for_update(skip_locked=True))
+        result = await self._conn.execute(
+            delete(a).where(tuple_(a.c.email, a.c.address).in_(stale)))
+        return int(result.rowcount or 0)
 
     async def replace_password_hash(self, user_id: uuid.UUID, old: str, new: str) -> bool:
         """Store ``new`` as the user's password hash if it is still ``old`` (a password

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provisiond.bootstrap import open_container
+from provisiond.services.accounts import forget_sign_in_addresses
 from provisiond.settings import load_settings
 from provisiond.store.claims import Charge
 from tests.integration.store.test_concurrency import race
@@ -107,10 +108,9 @@ def test_stale_rows_are_forgotten_and_known_addresses_kept(database_url: str) ->
                 await uow.sessions.signed_in(user.id, EMAIL, "192.0.2.2", NOW)
                 await uow.commit()
             later = NOW + timedelta(days=1)
-            async with c.uow() as uow:
-                await uow.sessions.forget_addresses(forget_before=later - LOCK,
-                                                    known_after=later - timedelta(days=30))
-                await uow.commit()
+            policy = c.session_policy
+            assert await forget_sign_in_addresses(c.uow(), policy, now=later, limit=1) == 1
+            assert await forget_sign_in_addresses(c.uow(), policy, now=later) == 0
             assert (await charge(c, "192.0.2.2", now=later)).known is True
             assert (await charge(c, "192.0.2.1", now=later)).failures == 1
 
