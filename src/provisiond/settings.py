@@ -359,9 +359,10 @@ class Settings(BaseSettings):
         None, description="Mark the session cookie Secure (HTTPS only). Default: yes in "
                           "production, no in development (plain HTTP on localhost).")
     login_failures_before_lockout: int = Field(
-        5, ge=1, description="Wrong passwords in a row before an account is locked.")
+        5, ge=1, description="Wrong passwords in a row, for one account from one address, "
+                             "that lock that address out of that account.")
     login_lockout_minutes: float = Field(
-        15.0, gt=0, description="How long a locked account refuses sign-in.")
+        15.0, gt=0, description="How long such a lock lasts (and how long failures count).")
     login_rate_per_minute: int = Field(
         10, ge=1, description="Sign-in attempts one address may make per minute.")
     login_account_failures_before_slowdown: int = Field(
