@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
-from provisiond.services.accounts import SessionPolicy
+from provisiond.services.accounts import SessionPolicy, forget_sign_in_addresses
 from provisiond.services.background import INSTANCE_PREFIX, Background, Loop
 from provisiond.services.broker import BrokerSync
 from provisiond.services.broker_files import FileBrokerSync
@@ -114,7 +114,8 @@ class Container:
                              timedelta(minutes=s.session_idle_minutes),
                              s.login_failures_before_lockout,
                              timedelta(minutes=s.login_lockout_minutes),
-                             s.login_rate_per_minute)
+                             s.login_rate_per_minute, s.login_account_failures_before_slowdown,
+                             timedelta(seconds=s.login_account_slowdown_seconds))
 
     def now(self) -> datetime:
         return self.clock()
@@ -318,7 +319,9 @@ class Container:
                                                consumers=[fan_out, request_crls]).dispatch,
                           idle=0.25),
                      Loop("webhooks", deliverer.deliver, idle=0.25),
-                     Loop("crl", make_crls, idle=1.0)]
+                     Loop("crl", make_crls, idle=1.0),
+                     Loop("sign-in-counts", lambda: forget_sign_in_addresses(
+                         self.uow(), self.session_policy, now=self.now()), idle=60.0)]
             if s.tts.enabled:
                 tts = await stack.enter_async_context(self.tts_sync())
                 loops.append(Loop("tts", tts.apply_pending, idle=0.5))

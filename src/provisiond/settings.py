@@ -11,12 +11,21 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -354,11 +363,24 @@ class Settings(BaseSettings):
         None, description="Mark the session cookie Secure (HTTPS only). Default: yes in "
                           "production, no in development (plain HTTP on localhost).")
     login_failures_before_lockout: int = Field(
-        5, ge=1, description="Wrong passwords in a row before an account is locked.")
+        5, ge=1, description="Wrong passwords in a row, for one account from one address, "
+                             "that lock that address out of that account.")
     login_lockout_minutes: float = Field(
-        15.0, gt=0, description="How long a locked account refuses sign-in.")
+        15.0, gt=0, description="How long such a lock lasts (and how long failures count).")
     login_rate_per_minute: int = Field(
         10, ge=1, description="Sign-in attempts one address may make per minute.")
+    login_account_failures_before_slowdown: int = Field(
+        20, ge=1, description="Wrong passwords for one account, from all addresses together, "
+                              "after which it is slowed down (docs/security.md).")
+    login_account_slowdown_seconds: float = Field(
+        60.0, gt=0, le=86400,
+        description="A slowed-down account checks one password per this many seconds from "
+                    "addresses it has not been signed in from.")
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the proxies and load balancers in front "
+                    "of provisiond, whose X-Forwarded-For names the client; none: the header "
+                    "is ignored and the connection's address is the client's.")
     device_key_passphrase: SecretStr | None = Field(
         None, description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
                           "AppKeys); required in production to import them.")
@@ -446,6 +468,14 @@ class Settings(BaseSettings):
     @classmethod
     def _allow_hosts(cls, value: list[str]) -> list[str]:
         AllowList.parse(hosts=value)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):  # an environment variable: "10.0.0.0/8, 192.0.2.7"
+            parts = value.strip().removeprefix("[").removesuffix("]").split(",")
+            return [p.strip().strip('"') for p in parts if p.strip()]
         return value
 
     @field_validator("log_level")

@@ -118,8 +118,10 @@ def _serve(common: Common, host: str | None, port: int | None, log_level: str | 
     # passes skip it. Unfrozen, each scanned it all, stopping every request for 20-100 ms.
     gc.collect()
     gc.freeze()
+    # proxy_headers off: the app finds the client behind `trusted_proxies` itself
+    # (web/client_address.py); uvicorn's own rule trusted any X-Forwarded-For from 127.0.0.1
     uvicorn.run(application, host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False, proxy_headers=True,
+                log_level=settings.log_level, access_log=False, proxy_headers=False,
                 server_header=False, log_config=server_log_config(settings),
                 **http_server_options(settings))
 

@@ -56,7 +56,8 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-    # Sign-in lock-out: failures since the last success, and until when sign-in is refused.
+    # Sign-in slow-down: wrong passwords from all addresses since the last sign-in, and while
+    # they are too many, when the next check from an address not signed in from is allowed.
     Column("failed_logins", Integer, nullable=False, server_default=text("0")),
     Column("locked_until", UtcDateTime, nullable=True),
     # Disabled by an operator: sign-in refused, sessions ended (until enabled again).
@@ -326,6 +327,21 @@ web_sessions = Table(
     Column("address", String(64), nullable=False),
     Index(None, "user_id"),
     Index(None, "expires_at"),
+)
+
+# Sign-in lock-out per e-mail address typed and client address (known users or not, so a
+# lock tells nothing about who exists): wrong passwords in a row and the lock they caused;
+# when a sign-in last succeeded from it (an address the account is known at).
+sign_in_addresses = Table(
+    "sign_in_addresses",
+    metadata,
+    Column("email", String(254), primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UtcDateTime, nullable=True),
+    Column("signed_in_at", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "updated_at"),
 )
 
 events = Table(

@@ -29,6 +29,7 @@ from provisiond.web.api import (
     thingsboard,
     webhooks,
 )
+from provisiond.web.client_address import ClientAddresses
 from provisiond.web.deps import Container, ContainerDep
 from provisiond.web.headers import BaselineHeadersMiddleware
 from provisiond.web.limits import BodyLimits
@@ -71,6 +72,8 @@ def build_app(settings: Settings,
     app = ProvisiondApp(title="provisiond", version=__version__, description=DESCRIPTION,
                         lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.metrics = Metrics()
+    if settings.trusted_proxies:
+        app.client_addresses = ClientAddresses(settings.trusted_proxies)
     problems.install(app)
     pages.install(app)
     # imports first: /devices/import is a static path
@@ -95,11 +98,17 @@ class ProvisiondApp(FastAPI):
     dependency injection and middleware stack cost several times the provisioning itself
     (benchmarks/provision_http.py), so that one path is answered here, by the same function
     the documented route calls, and counted in the same metrics.
+
+    Before anything reads it, a request's client address is set to the client behind the
+    trusted proxies, if any (web/client_address.py).
     """
 
     body_limits: BodyLimits | None = None
+    client_addresses: ClientAddresses | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.client_addresses is not None and scope["type"] != "lifespan":
+            self.client_addresses.rewrite(scope)
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
         elif self.body_limits is not None and self.body_limits.needs_guard(scope):

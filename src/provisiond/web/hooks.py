@@ -27,6 +27,7 @@ from provisiond.domain.broker import device_acl, session_expiry, topic_prefix
 from provisiond.errors import Forbidden, InvalidInput, Problem, RouteNotFound, Unauthenticated
 from provisiond.services.mqtt_auth import Asker, Verdict, authenticate, authorise
 from provisiond.settings import BrokerKind, BrokerSettings
+from provisiond.web.client_address import forwarded
 from provisiond.web.deps import ContainerDep
 from provisiond.web.problems import responses
 
@@ -89,7 +90,8 @@ def _check_caller(request: Request, c: Any) -> None:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    # a request a proxy forwarded is not the local broker, even when the proxy is local
+    if not loopback or forwarded(request.headers):
         raise Forbidden("set broker__hook_secret to answer hooks from other hosts")
 
 

@@ -32,7 +32,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 LATER = {"provision_profiles", "registration_tokens", "certificate_authorities", "claims",
          "web_sessions", "outbox", "pending_work", "broker_accounts", "leases", "webhooks",
-         "webhook_deliveries", "tts_devices", "association_tokens", "issued_certificates"}
+         "webhook_deliveries", "tts_devices", "association_tokens", "issued_certificates",
+         "sign_in_addresses"}
 
 
 def tables(url: str) -> set[str]:

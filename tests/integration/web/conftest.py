@@ -64,7 +64,8 @@ def server(server_settings: Settings) -> Iterator[Server]:
     port = free_port()
     app = create_app(server_settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False, lifespan="on")
+                            log_level="warning", access_log=False, lifespan="on",
+                            proxy_headers=False)  # as `serve`: the app finds the client
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
