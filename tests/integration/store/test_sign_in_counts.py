@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.scope import Scope
 from provisiond.services.accounts import forget_sign_in_addresses
 from provisiond.settings import load_settings
 from provisiond.store.claims import Charge
@@ -32,10 +33,11 @@ async def charge(c: Any, address: str = "192.0.2.1", *, now: datetime = NOW,
 async def add_user(c: Any) -> Any:
     from provisiond.services import directory
 
-    await directory.create_group(c.uow(), path="Kanarra", actor="tests", now=NOW)
-    return await directory.create_user(c.uow(), email=EMAIL, password="pw-pw-pw-pw",
-                                       role="installer", group="Kanarra", actor="tests",
-                                       now=NOW)
+    await directory.create_group(c.uow(), scope=Scope.operator(), path="Kanarra",
+                                 actor="tests", now=NOW)
+    return await directory.create_user(c.uow(), scope=Scope.operator(), email=EMAIL,
+                                       password="pw-pw-pw-pw", role="installer",
+                                       group="Kanarra", actor="tests", now=NOW)
 
 
 def test_twenty_processes_counting_at_once_each_get_their_own_count(
