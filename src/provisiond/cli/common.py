@@ -108,3 +108,18 @@ def parse_tag_options(values: list[str] | None) -> dict[str, str]:
             raise typer.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--tag")
         tags[key.strip()] = val
     return tags
+
+
+
+async def collect_pages(fetch: Callable[[str | None], Awaitable[Any]], cursor: str | None,
+                        every_page: bool) -> tuple[list[Any], str | None]:
+    """The items of the page at ``cursor`` (with ``every_page``, of it and all after it) and
+    the cursor of the page after them. ``fetch(cursor)`` answers a services.paging.Page."""
+    items: list[Any] = []
+    while True:
+        page = await fetch(cursor)
+        items.extend(page.items)
+        cursor = page.next_cursor
+        if not every_page or cursor is None:
+            return items, cursor
+

@@ -25,6 +25,7 @@ from provisiond.cli.common import (
     DebugOpt,
     JsonOpt,
     actor,
+    collect_pages,
     fail,
     parse_tag_options,
     run,
@@ -246,16 +247,9 @@ def list_(
     tags = parse_tag_options(tag)
 
     async def work(c: Container) -> tuple[list[Any], str | None]:
-        items: list[Any] = []
-        next_cursor = cursor
-        while True:
-            page = await device_service.list_devices(
-                c.uow(), scope=OPERATOR, group=group, state=state, model=model, tags=tags,
-                serial_prefix=serial_prefix, cursor=next_cursor, limit=limit)
-            items.extend(page.items)
-            next_cursor = page.next_cursor
-            if not all_pages or next_cursor is None:
-                return items, next_cursor
+        return await collect_pages(lambda after: device_service.list_devices(
+            c.uow(), scope=OPERATOR, group=group, state=state, model=model, tags=tags,
+            serial_prefix=serial_prefix, cursor=after, limit=limit), cursor, all_pages)
 
     devices, next_cursor = run(common, work)
     if json:

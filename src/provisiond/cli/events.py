@@ -14,7 +14,15 @@ import typer
 
 from provisiond.bootstrap import Container
 from provisiond.cli import output
-from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
+from provisiond.cli.common import (
+    Common,
+    ConfigOpt,
+    DatabaseOpt,
+    DebugOpt,
+    JsonOpt,
+    collect_pages,
+    run,
+)
 from provisiond.domain.events import Event
 from provisiond.domain.scope import Scope
 from provisiond.services import events as service
@@ -67,16 +75,10 @@ def list_(
         now = c.now()
         start = service.parse_time(since, now=now, field="since") if since else None
         end = service.parse_time(until, now=now, field="until") if until else None
-        items: list[Event] = []
-        next_cursor = cursor
-        while True:
-            page = await service.list_events(
-                c.uow(), scope=Scope.operator(), serial=serial, group=group, actor=actor,
-                kinds=kind or (), since=start, until=end, cursor=next_cursor, limit=limit)
-            items.extend(page.items)
-            next_cursor = page.next_cursor
-            if not all_pages or next_cursor is None:
-                return items, next_cursor
+        return await collect_pages(lambda after: service.list_events(
+            c.uow(), scope=Scope.operator(), serial=serial, group=group, actor=actor,
+            kinds=kind or (), since=start, until=end, cursor=after, limit=limit),
+            cursor, all_pages)
 
     events, next_cursor = run(common, work)
     if json:
