@@ -55,6 +55,7 @@ from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.hashing import hash_claim_code, hash_token, tokens_equal
 from provisiond.services.ids import new_id
 from provisiond.services.ratelimit import RateLimiter, log_refused
+from provisiond.services.scoping import readable
 from provisiond.store.claims import ClaimableDevice
 from provisiond.store.uow import UnitOfWork
 
@@ -175,6 +176,12 @@ async def device_timeline(uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPo
         events = await uow.events.find(device_id=device.id, include_ids=include,
                                        after=since - 1 if since else None, limit=500)
         claims = await uow.claims.for_device(device.id)
+        claimers = {i: await uow.users.find_by_id(i) for i in {c.user_id for c in claims}}
+    # A device released with its history kept carries its previous owner's events and
+    # claim attempts: only those of this user's subtree are theirs to read.
+    events = readable(user.scope, events)
+    claims = [c for c in claims if (u := claimers[c.user_id]) is not None
+              and user.scope.covers(u.group_path)]
     if since and events:  # reset at a release: that event starts the timeline
         claims = [c for c in claims if c.started_at >= events[0].at]
     return device, events, claims

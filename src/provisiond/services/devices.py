@@ -30,7 +30,7 @@ from provisiond.errors import (
 from provisiond.services.hashing import hash_token, new_split_token, split_token, tokens_equal
 from provisiond.services.ids import new_id
 from provisiond.services.paging import Page, decode_cursor, encode_cursor, limit_problem, page_of
-from provisiond.services.scoping import group_in_scope, require, require_group
+from provisiond.services.scoping import group_in_scope, readable, require, require_group
 from provisiond.services.sealing import Sealer
 from provisiond.store.devices import DeviceFilter
 from provisiond.store.uow import UnitOfWork
@@ -233,7 +233,7 @@ async def get_device_detail(uow: UnitOfWork, *, scope: Scope, serial: str
         registered = await uow.devices.registered_event_id(device.id)
         events = await uow.events.find(device_id=device.id,
                                        include_ids=[registered] if registered else ())
-    return device, creds, events
+    return device, creds, readable(scope, events)
 
 
 async def list_devices(uow: UnitOfWork, *, scope: Scope, group: str | None = None,

@@ -11,6 +11,7 @@ Two ways to say no, and neither tells a scoped caller anything about other custo
 
 from __future__ import annotations
 
+from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role
@@ -52,3 +53,10 @@ async def group_in_scope(uow: UnitOfWork, scope: Scope, path: str) -> Group:
     if group is None:
         raise GroupNotFound(f"no group {path!r}", path=path)
     return group
+
+
+def readable(scope: Scope, events: list[Event]) -> list[Event]:
+    """The events of a device's history that ``scope`` may read: those of its subtree, and
+    those of no customer (a stock registration). A device released with its history kept
+    carries its previous owner's events, which its next owner must not read."""
+    return [e for e in events if e.group_path is None or scope.covers(e.group_path)]

@@ -381,7 +381,7 @@ def test_device_secret_flow_and_release_with_reset(server: Server, fleet: dict[s
     device_now = api.get("/api/v1/devices/SEC-1").json()
     assert (device_now["state"], device_now["tags"], device_now["name"]) == (
         "released", {}, "SEC-1")
-    # claimable again, by someone else, and the new owner's timeline starts at the release
+    # claimable again, by someone else, and the new owner's timeline starts after the release
     rival = signed_in(server, "rival@tekton.example")
     with httpx.Client(base_url=server.url) as device:
         assert device.post(f"/api/v1/{fleet['SEC-1']}/claim",
@@ -395,7 +395,9 @@ def test_device_secret_flow_and_release_with_reset(server: Server, fleet: dict[s
     assert rival.post(f"{claim_path}/finish", {"name": "Mine", "group": tekton.group(1),
                                                "model": "UNO-2483G"}).status_code == 303
     timeline = rival.get("/devices/SEC-1").text
-    assert "device.released" in timeline
+    # the release belongs to the previous owner's customer: not theirs to read
+    assert "device.released" not in timeline
+    assert "tech@" not in timeline
     assert "Gen 7" not in timeline
     assert "claim.window-opened" in timeline
     assert timeline.count("device.claimed") == 1
