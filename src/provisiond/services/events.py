@@ -26,18 +26,13 @@ from provisiond.domain.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from provisiond.domain.scope import Scope, within
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidCursor, InvalidInput, Problem
+from provisiond.services.paging import Page
 from provisiond.store.events import EventFilter
 from provisiond.store.uow import UnitOfWork
 
 ACTOR_MAX = 300
 _RELATIVE = re.compile(r"(\d{1,9})\s*([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    items: list[Event]  # newest first
-    next_cursor: str | None
 
 
 def encode_cursor(event_id: int) -> str:
@@ -130,7 +125,7 @@ async def list_events(uow: UnitOfWork, *, scope: Scope, serial: str | None = Non
                       group: str | None = None, actor: str | None = None,
                       kinds: Sequence[str] = (), since: datetime | None = None,
                       until: datetime | None = None, cursor: str | None = None,
-                      limit: int = PAGE_SIZE_DEFAULT) -> EventPage:
+                      limit: int = PAGE_SIZE_DEFAULT) -> Page[Event]:
     """One page of the events ``scope`` may read, newest first; ``next_cursor`` fetches
     the next (older) page. Filters: device serial (a deleted device's too), group subtree,
     actor, kinds, time (``since`` inclusive, ``until`` exclusive)."""
@@ -144,7 +139,7 @@ async def list_events(uow: UnitOfWork, *, scope: Scope, serial: str | None = Non
         items = await uow.events.search(flt, before=before, limit=limit + 1)
     more = len(items) > limit
     items = items[:limit]
-    return EventPage(items, encode_cursor(items[-1].id) if more and items else None)
+    return Page(items, encode_cursor(items[-1].id) if more and items else None)
 
 
 # ----------------------------------------------------------------------------- follow
