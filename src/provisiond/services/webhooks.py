@@ -211,7 +211,8 @@ def event_body(event_id: int, event_type: str, at: datetime, actor: str,
 async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
     """Queue a delivery per webhook for each event it receives (the dispatcher's consumer):
     a webhook receives the events of its subtree; an event of no group reaches only
-    operator-wide webhooks. An event's subtree is the one it was stored with."""
+    operator-wide webhooks. An event's subtree is the one it was stored with. A webhook
+    receives what happened from its creation on, never the backlog queued before it."""
     hooks = await uow.webhooks.all()
     if not hooks:
         return
@@ -220,7 +221,8 @@ async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
     def add(event_type: EventType, group_path: str | None, body: dict[str, Any],
             event_id: int, at: datetime) -> None:
         for webhook in hooks:
-            if event_type in webhook.events and receives(webhook.group_path, group_path):
+            if (event_type in webhook.events and webhook.created_at <= at
+                    and receives(webhook.group_path, group_path)):
                 rows.append({"webhook_id": webhook.id, "event_id": event_id,
                              "event_type": event_type.value, "body": body,
                              "status": DeliveryStatus.PENDING.value, "attempts": 0,

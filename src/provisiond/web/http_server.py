@@ -56,6 +56,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._phase = _Phase.WAITING
         self._timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._header_tail = b""  # the last bytes read while waiting: a CRLFCRLF may span reads
         self._body_since = 0.0
         self._body_heard = 0.0
         self._body_bytes = 0
@@ -89,21 +90,29 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        # Counted before the parser sees the data: a whole oversized header block can
+        # arrive in one read, and the parser would complete it before a check after it.
         if self._phase is _Phase.WAITING:
-            self._header_bytes += len(data)
+            seen = self._header_tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += (len(data) if end < 0
+                                   else end + 4 - len(self._header_tail))
+            self._header_tail = seen[-3:]
+            if self._header_bytes > self.max_header_bytes:
+                if not self.transport.is_closing():
+                    self.transport.write(raw_problem(HeadersTooLarge(
+                        f"the request line and headers are over {self.max_header_bytes} "
+                        "bytes (setting http_max_header_bytes)")))
+                    self.transport.close()
+                return
         super().data_received(data)
-        if (self._phase is _Phase.WAITING and self._header_bytes > self.max_header_bytes
-                and not self.transport.is_closing()):
-            self.transport.write(raw_problem(HeadersTooLarge(
-                f"the request line and headers are over {self.max_header_bytes} bytes "
-                "(setting http_max_header_bytes)")))
-            self.transport.close()
 
     # ---------------------------------------------------------------- parser callbacks
 
     def on_headers_complete(self) -> None:
         self._phase = _Phase.BODY
         self._header_bytes = 0
+        self._header_tail = b""
         self._body_since = self._body_heard = self.loop.time()
         self._body_bytes = 0
         if self._held_by is not None:

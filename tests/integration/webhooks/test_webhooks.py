@@ -322,3 +322,30 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
 async def queued(c: Container) -> int:
     async with c.uow().read() as uow:
         return await uow.outbox.size()
+
+
+def test_a_new_webhook_does_not_receive_the_backlog_queued_before_it(
+        database_url: str, hook_receiver: Receiver) -> None:
+    """Events still waiting for the dispatcher when a webhook is created happened before
+    it: the webhook never receives them (CI once saw a fresh webhook count a failure for a
+    device created just before it)."""
+    settings = intranet(database_url)
+
+    async def work(c: Container) -> tuple[int, int]:
+        await org(c)
+        await device_service.create_device(c.uow(), scope=OPERATOR, serial="WH-BEFORE",
+                                           group="Org/East", actor="tests", now=c.now())
+        hook, _ = await service.create_webhook(c.uow(), scope=OPERATOR, group="Org",
+                                               url=hook_receiver.url, events=None,
+                                               actor="tests", now=c.now(),
+                                               sealer=c.sealer, guard=c.webhook_guard)
+        await device_service.create_device(c.uow(), scope=OPERATOR, serial="WH-AFTER",
+                                           group="Org/East", actor="tests", now=c.now())
+        await dispatch(c)
+        sent = await deliver(c)
+        log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
+        return sent, len(log)
+
+    assert within(settings, work) == (1, 1)
+    [only] = hook_receiver.wait_for(1)
+    assert json.loads(only.body)["device"]["serial"] == "WH-AFTER"
