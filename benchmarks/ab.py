@@ -27,8 +27,14 @@ HERE = Path(__file__).resolve().parent
 
 def run_once(src: Path, command: list[str]) -> list[dict[str, object]]:
     env = {**os.environ, "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run([sys.executable, str(HERE / command[0]), *command[1:]], env=env,
-                         cwd=HERE, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(HERE / command[0]), *command[1:]],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [line for line in map(json.loads, out.splitlines()) if "round" in line]
 
 
@@ -41,10 +47,11 @@ def main() -> None:
     if "--" not in argv:
         parser.error("give the benchmark after --: ab.py A B -- provision_http.py …")
     split = argv.index("--")
-    args, command = parser.parse_args(argv[:split]), argv[split + 1:]
+    args, command = parser.parse_args(argv[:split]), argv[split + 1 :]
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
-    print(json.dumps({"trees": {k: str(v) for k, v in trees.items()}, "command": command}),
-          flush=True)
+    print(
+        json.dumps({"trees": {k: str(v) for k, v in trees.items()}, "command": command}), flush=True
+    )
     lines: dict[tuple[str, str], list[dict[str, object]]] = {}
     for run in range(1, args.runs + 1):
         for tree, src in trees.items():
@@ -52,11 +59,14 @@ def main() -> None:
                 print(json.dumps({"tree": tree, "run": run, **line}), flush=True)
                 lines.setdefault((tree, str(line.get("backend"))), []).append(line)
     for (tree, backend), runs in sorted(lines.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        figures = {k: median([float(r[k]) for r in runs])  # type: ignore[arg-type]
-                   for k, v in runs[0].items()
-                   if isinstance(v, int | float) and k != "round"}
-        print(json.dumps({"tree": tree, "backend": backend, "runs": len(runs), **figures}),
-              flush=True)
+        figures = {
+            k: median([float(r[k]) for r in runs])  # type: ignore[arg-type]
+            for k, v in runs[0].items()
+            if isinstance(v, int | float) and k != "round"
+        }
+        print(
+            json.dumps({"tree": tree, "backend": backend, "runs": len(runs), **figures}), flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The floor of provision_http.py: a bare Starlette endpoint that answers a constant.
 
-    python benchmarks/baseline_app.py PORT
+python benchmarks/baseline_app.py PORT
 """
 
 from __future__ import annotations
@@ -24,5 +24,4 @@ async def provision(request: Request) -> Response:
 app = Starlette(routes=[Route("/api/v1/provision", provision, methods=["POST"])])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
-                access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)

@@ -50,8 +50,9 @@ from tests.support.mosquitto import Broker, Device, dynsec_broker, files_broker
 from provisiond.protocols import mosquitto_files
 
 
-async def provision_all(port: int, key: str, secret: str, count: int, prefix: str,
-                        concurrency: int) -> list[str]:
+async def provision_all(
+    port: int, key: str, secret: str, count: int, prefix: str, concurrency: int
+) -> list[str]:
     """Provision ``count`` devices; their tokens."""
     tokens: list[str] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -59,34 +60,47 @@ async def provision_all(port: int, key: str, secret: str, count: int, prefix: st
         queue.put_nowait(i)
     # aiohttp: httpx's own CPU per request would cap provisioning near 250/s here
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=120)) as http:
+    async with aiohttp.ClientSession(
+        f"http://127.0.0.1:{port}", connector=connector, timeout=aiohttp.ClientTimeout(total=120)
+    ) as http:
+
         async def worker() -> None:
             while not queue.empty():
                 i = queue.get_nowait()
-                async with http.post("/api/v1/provision", json={
-                        "deviceName": f"{prefix}-{i}", "provisionDeviceKey": key,
-                        "provisionDeviceSecret": secret}) as r:
+                async with http.post(
+                    "/api/v1/provision",
+                    json={
+                        "deviceName": f"{prefix}-{i}",
+                        "provisionDeviceKey": key,
+                        "provisionDeviceSecret": secret,
+                    },
+                ) as r:
                     body = await r.json()
                 if body.get("status") != "SUCCESS":
                     raise RuntimeError(f"provisioning failed: {body}")
                 tokens.append(body["credentialsValue"])
+
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return tokens
 
 
 def broker_env(kind: str, broker: Broker) -> dict[str, str]:
     if kind == "mosquitto-files":
-        return {"PROVISIOND_BROKER__PASSWORD_FILE": str(broker.password_file),
-                "PROVISIOND_BROKER__ACL_FILE": str(broker.acl_file),
-                "PROVISIOND_BROKER__PID_FILE": str(broker.pid_file)}
+        return {
+            "PROVISIOND_BROKER__PASSWORD_FILE": str(broker.password_file),
+            "PROVISIOND_BROKER__ACL_FILE": str(broker.acl_file),
+            "PROVISIOND_BROKER__PID_FILE": str(broker.pid_file),
+        }
     return {"PROVISIOND_BROKER__URL": broker.url}
 
 
 def accounts_on_broker(kind: str, broker: Broker) -> int:
     if kind == "mosquitto-files":
-        return len(mosquitto_files.parse(broker.password_file.read_text(),
-                                         broker.acl_file.read_text()).accounts)
+        return len(
+            mosquitto_files.parse(
+                broker.password_file.read_text(), broker.acl_file.read_text()
+            ).accounts
+        )
     (group,) = [g for g in broker.saved()["groups"] if g["groupname"] == "provisiond-devices"]
     return len(group["clients"])
 
@@ -109,25 +123,41 @@ def run_round(backend: str, args: argparse.Namespace, round_no: int) -> dict[str
     provisiond("db", "upgrade", database=database)
     made = bench_profile(database)
     start_broker = files_broker if args.kind == "mosquitto-files" else dynsec_broker
-    with tempfile.TemporaryDirectory(prefix="bench-mosquitto-") as tmp, \
-            start_broker(Path(tmp)) as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-mosquitto-") as tmp,
+        start_broker(Path(tmp)) as broker,
+    ):
         port = free_port()
-        env = {**os.environ, "PROVISIOND_DATABASE_URL": database,
-               "PROVISIOND_BROKER__KIND": args.kind, **broker_env(args.kind, broker),
-               "PROVISIOND_BROKER__TIMEOUT_SECONDS": "120"}
-        server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--no-mqtt",
-                                   "--log-level", "warning"], env=env)
+        env = {
+            **os.environ,
+            "PROVISIOND_DATABASE_URL": database,
+            "PROVISIOND_BROKER__KIND": args.kind,
+            **broker_env(args.kind, broker),
+            "PROVISIOND_BROKER__TIMEOUT_SECONDS": "120",
+        }
+        server = subprocess.Popen(
+            [*PROVISIOND, "serve", "--port", str(port), "--no-mqtt", "--log-level", "warning"],
+            env=env,
+        )
         try:
             wait_until_serving(port, "/healthz")
             started = time.perf_counter()
-            tokens = asyncio.run(provision_all(port, made["key"], made["secret"],
-                                               args.devices, f"B{round_no}",
-                                               args.concurrency))
+            tokens = asyncio.run(
+                provision_all(
+                    port,
+                    made["key"],
+                    made["secret"],
+                    args.devices,
+                    f"B{round_no}",
+                    args.concurrency,
+                )
+            )
             provisioned = time.perf_counter() - started
             while True:  # another process works: poll its database
                 accounts = query_scalar(database, "SELECT count(*) FROM broker_accounts")
-                waiting = query_scalar(database, "SELECT count(*) FROM pending_work") + \
-                    query_scalar(database, "SELECT count(*) FROM outbox")
+                waiting = query_scalar(
+                    database, "SELECT count(*) FROM pending_work"
+                ) + query_scalar(database, "SELECT count(*) FROM outbox")
                 if accounts >= args.devices and waiting == 0:
                     break
                 time.sleep(0.2)
@@ -137,10 +167,14 @@ def run_round(backend: str, args: argparse.Namespace, round_no: int) -> dict[str
             server.wait(timeout=120)
         on_broker = accounts_on_broker(args.kind, broker)
         connected = sample_connects(broker, tokens[len(tokens) // 2])
-    return {"devices": args.devices, "provision_rps": args.devices / provisioned,
-            "end_to_end_devices_per_s": args.devices / done,
-            "lag_s": done - provisioned, "broker_clients": on_broker,
-            "sample_connects": connected}
+    return {
+        "devices": args.devices,
+        "provision_rps": args.devices / provisioned,
+        "end_to_end_devices_per_s": args.devices / done,
+        "lag_s": done - provisioned,
+        "broker_clients": on_broker,
+        "sample_connects": connected,
+    }
 
 
 def main() -> None:
@@ -149,22 +183,41 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--kind", choices=["mosquitto-files", "mosquitto-dynsec"],
-                        default="mosquitto-files")
+    parser.add_argument(
+        "--kind", choices=["mosquitto-files", "mosquitto-dynsec"], default="mosquitto-files"
+    )
     args = parser.parse_args()
-    print(json.dumps({"machine": machine(), "devices": args.devices, "kind": args.kind,
-                      "concurrency": args.concurrency}), flush=True)
-    results = rounds(args.backends.split(","), args.rounds,
-                     lambda backend, n: run_round(backend, args, n))
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "devices": args.devices,
+                "kind": args.kind,
+                "concurrency": args.concurrency,
+            }
+        ),
+        flush=True,
+    )
+    results = rounds(
+        args.backends.split(","), args.rounds, lambda backend, n: run_round(backend, args, n)
+    )
     for backend, runs in results.items():
-        print(json.dumps({
-            "backend": backend,
-            "median_provision_rps": round(median([r["provision_rps"] for r in runs])),
-            "median_end_to_end_devices_per_s": round(
-                median([r["end_to_end_devices_per_s"] for r in runs]), 1),
-            "median_lag_s": round(median([r["lag_s"] for r in runs]), 1),
-            "all_present": all(r["broker_clients"] == r["devices"] and r["sample_connects"]
-                               for r in runs)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "median_provision_rps": round(median([r["provision_rps"] for r in runs])),
+                    "median_end_to_end_devices_per_s": round(
+                        median([r["end_to_end_devices_per_s"] for r in runs]), 1
+                    ),
+                    "median_lag_s": round(median([r["lag_s"] for r in runs]), 1),
+                    "all_present": all(
+                        r["broker_clients"] == r["devices"] and r["sample_connects"] for r in runs
+                    ),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

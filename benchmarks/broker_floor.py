@@ -36,19 +36,36 @@ async def run(url: str, accounts: int, step: int) -> None:
         for _ in range(100):
             device = uuid.uuid4()
             role = f"provisiond-device-{device}"
-            commands += [dynsec.create_role(role, dynsec.prefix_acls(f"devices/{device}")),
-                         dynsec.create_client(f"{uuid.uuid4().hex}.{uuid.uuid4().hex}",
-                                              uuid.uuid4().hex, roles=[role],
-                                              groups=["provisiond-devices"])]
+            commands += [
+                dynsec.create_role(role, dynsec.prefix_acls(f"devices/{device}")),
+                dynsec.create_client(
+                    f"{uuid.uuid4().hex}.{uuid.uuid4().hex}",
+                    uuid.uuid4().hex,
+                    roles=[role],
+                    groups=["provisiond-devices"],
+                ),
+            ]
         await admin.execute(commands)
         if (start + 100) % step == 0:
             now = time.perf_counter()
-            print(json.dumps({"accounts": start + 100,
-                              "accounts_per_s_this_step": round(step / (now - last), 1)}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "accounts": start + 100,
+                        "accounts_per_s_this_step": round(step / (now - last), 1),
+                    }
+                ),
+                flush=True,
+            )
             last = now
-    print(json.dumps({"accounts": accounts,
-                      "accounts_per_s": round(accounts / (time.perf_counter() - started), 1)}))
+    print(
+        json.dumps(
+            {
+                "accounts": accounts,
+                "accounts_per_s": round(accounts / (time.perf_counter() - started), 1),
+            }
+        )
+    )
     await admin.close()
 
 
@@ -58,8 +75,10 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=500)
     args = parser.parse_args()
     print(json.dumps({"machine": machine()}), flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-mosquitto-") as tmp, \
-            dynsec_broker(Path(tmp)) as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-mosquitto-") as tmp,
+        dynsec_broker(Path(tmp)) as broker,
+    ):
         asyncio.run(run(broker.url, args.accounts, args.step))
 
 

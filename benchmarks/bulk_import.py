@@ -40,8 +40,10 @@ def run_ours(backend: str, source: Path) -> dict[str, float]:
     prepare_catalogue(database)
     creds = DATA / f"creds-{backend}.csv"
     creds.unlink(missing_ok=True)
-    m = measure([*PROVISIOND, "devices", "import", str(source), "--credentials-out", str(creds),
-                 "--json"], env={"PROVISIOND_DATABASE_URL": database})
+    m = measure(
+        [*PROVISIOND, "devices", "import", str(source), "--credentials-out", str(creds), "--json"],
+        env={"PROVISIOND_DATABASE_URL": database},
+    )
     summary = json.loads(m.stdout)
     with creds.open() as f:
         secrets = sum(1 for _ in csv.reader(f)) - 1
@@ -64,26 +66,45 @@ def main() -> None:
     args = parser.parse_args()
     source = device_csv(args.rows)
     backends = args.backends.split(",")
-    print(json.dumps({"machine": machine(), "rows": args.rows,
-                      "at": datetime.now(UTC).isoformat(timespec="seconds")}), flush=True)
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "rows": args.rows,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        ),
+        flush=True,
+    )
     results: dict[str, dict[str, list[dict[str, float]]]] = {
-        b: {"ours": [], "floor": []} for b in backends}
+        b: {"ours": [], "floor": []} for b in backends
+    }
     for round_no in range(1, args.rounds + 1):
         for backend in backends:
             for kind, run in (("ours", run_ours), ("floor", run_floor)):
                 r = run(backend, source)
                 results[backend][kind].append(r)
-                print(json.dumps({"round": round_no, "backend": backend, "kind": kind, **r}),
-                      flush=True)
+                print(
+                    json.dumps({"round": round_no, "backend": backend, "kind": kind, **r}),
+                    flush=True,
+                )
     for backend in backends:
         ours = median([r["seconds"] for r in results[backend]["ours"]])
         floor = median([r["seconds"] for r in results[backend]["floor"]])
         rss = max(r["peak_rss_mb"] for r in results[backend]["ours"])
-        print(json.dumps({"backend": backend, "median_seconds": round(ours, 2),
-                          "rows_per_second": round(args.rows / ours),
-                          "floor_median_seconds": round(floor, 2),
-                          "ratio_to_floor": round(ours / floor, 2),
-                          "peak_rss_mb": round(rss)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "median_seconds": round(ours, 2),
+                    "rows_per_second": round(args.rows / ours),
+                    "floor_median_seconds": round(floor, 2),
+                    "ratio_to_floor": round(ours / floor, 2),
+                    "peak_rss_mb": round(rss),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

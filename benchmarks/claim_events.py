@@ -46,8 +46,13 @@ async def seed(database: str, pages: int) -> dict[str, str]:
         def __init__(self) -> None:
             self.tokens: dict[str, str] = {}
 
-        def add(self, serial: str, device_id: str,  # noqa: ARG002
-                credential_type: str, secret: str) -> None:  # noqa: ARG002
+        def add(
+            self,
+            serial: str,
+            device_id: str,  # noqa: ARG002
+            credential_type: str,  # noqa: ARG002
+            secret: str,
+        ) -> None:
             self.tokens[serial] = secret
 
         def prepare(self) -> None: ...
@@ -55,21 +60,39 @@ async def seed(database: str, pages: int) -> dict[str, str]:
         def commit(self) -> None: ...
 
     async with open_container(load_settings(database_url=database)) as c:
-        await directory.create_group(c.uow(), scope=Scope.operator(),
-                                     path="Kanarra/Site", actor="bench", now=c.now())
-        await directory.create_user(c.uow(), scope=Scope.operator(),
-                                    email="tech@kanarra.example", password=PASSWORD,
-                                    role="installer", group="Kanarra", actor="bench",
-                                    now=c.now())
-        await profiles.create_profile(c.uow(), scope=Scope.operator(),
-                                      name="buttons", claim_proof="button",
-                                      claim_window=3600, actor="bench", now=c.now())
+        await directory.create_group(
+            c.uow(), scope=Scope.operator(), path="Kanarra/Site", actor="bench", now=c.now()
+        )
+        await directory.create_user(
+            c.uow(),
+            scope=Scope.operator(),
+            email="tech@kanarra.example",
+            password=PASSWORD,
+            role="installer",
+            group="Kanarra",
+            actor="bench",
+            now=c.now(),
+        )
+        await profiles.create_profile(
+            c.uow(),
+            scope=Scope.operator(),
+            name="buttons",
+            claim_proof="button",
+            claim_window=3600,
+            actor="bench",
+            now=c.now(),
+        )
         rows = "serial\n" + "".join(f"GEN-{i:06d}\n" for i in range(pages))
         sink = Sink()
-        await register_devices(c.uow(), scope=Scope.operator(),
-                               items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
-                               options=ImportOptions(profile="buttons"), sink=sink,
-                               actor="bench", now=c.now())
+        await register_devices(
+            c.uow(),
+            scope=Scope.operator(),
+            items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+            options=ImportOptions(profile="buttons"),
+            sink=sink,
+            actor="bench",
+            now=c.now(),
+        )
         return sink.tokens
 
 
@@ -77,8 +100,10 @@ async def sign_in(client: httpx.AsyncClient) -> str:
     page = await client.get("/login")
     token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
     assert token
-    r = await client.post("/login", data={"email": "tech@kanarra.example",
-                                          "password": PASSWORD, "login_csrf": token.group(1)})
+    r = await client.post(
+        "/login",
+        data={"email": "tech@kanarra.example", "password": PASSWORD, "login_csrf": token.group(1)},
+    )
     assert r.status_code == 303, r.text
     form = await client.get("/provision")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
@@ -97,9 +122,10 @@ class Page:
 
     async def listen(self, port: int, cookie: str) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(f"GET {self.path}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     f"Cookie: provisiond_session={cookie}\r\nAccept: text/event-stream\r\n\r\n"
-                     .encode())
+        writer.write(
+            f"GET {self.path}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Cookie: provisiond_session={cookie}\r\nAccept: text/event-stream\r\n\r\n".encode()
+        )
         await writer.drain()
         try:
             while line := await reader.readline():
@@ -124,16 +150,17 @@ async def run_round(database: str, pages: int) -> dict[str, float]:
 
             async def start(serial: str) -> None:
                 async with gate:
-                    r = await client.post("/provision", data={"serial": serial, "target": "me",
-                                                              "csrf": csrf})
+                    r = await client.post(
+                        "/provision", data={"serial": serial, "target": "me", "csrf": csrf}
+                    )
                     assert r.status_code == 303, r.text[:300]
                     open_pages[serial] = Page(r.headers["location"])
 
             await asyncio.gather(*(start(s) for s in serials))
-            listeners = [asyncio.create_task(p.listen(port, cookie))
-                         for p in open_pages.values()]
-            await asyncio.wait_for(asyncio.gather(*(p.ready.wait()
-                                                    for p in open_pages.values())), 120)
+            listeners = [asyncio.create_task(p.listen(port, cookie)) for p in open_pages.values()]
+            await asyncio.wait_for(
+                asyncio.gather(*(p.ready.wait() for p in open_pages.values())), 120
+            )
             latencies: list[float] = []
             order = serials[:]
             random.Random(pages).shuffle(order)
@@ -148,10 +175,13 @@ async def run_round(database: str, pages: int) -> dict[str, float]:
                 task.cancel()
             await asyncio.gather(*listeners, return_exceptions=True)
     latencies.sort()
-    return {"pages": pages, "presses": len(latencies),
-            "p50_ms": round(latencies[len(latencies) // 2], 2),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
-            "max_ms": round(latencies[-1], 2)}
+    return {
+        "pages": pages,
+        "presses": len(latencies),
+        "p50_ms": round(latencies[len(latencies) // 2], 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "max_ms": round(latencies[-1], 2),
+    }
 
 
 def main() -> None:
@@ -170,10 +200,18 @@ def main() -> None:
 
     results = rounds(args.backends.split(","), args.rounds, one)
     for backend, runs in results.items():
-        print(json.dumps({"backend": backend, "pages": args.pages,
-                          "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                          "median_p99_ms": median([r["p99_ms"] for r in runs]),
-                          "median_max_ms": median([r["max_ms"] for r in runs])}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "pages": args.pages,
+                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
+                    "median_max_ms": median([r["max_ms"] for r in runs]),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -49,13 +49,24 @@ async def seed(database: str) -> None:
     from provisiond.settings import load_settings
 
     async with open_container(load_settings(database_url=database)) as c:
-        await directory.create_user(c.uow(), scope=Scope.operator(),
-                                    email="tech@kanarra.example", password=PASSWORD,
-                                    role="installer", group="Kanarra", actor="bench",
-                                    now=c.now())
-        await profiles.create_profile(c.uow(), scope=Scope.operator(),
-                                      name="buttons", claim_proof="button",
-                                      actor="bench", now=c.now())
+        await directory.create_user(
+            c.uow(),
+            scope=Scope.operator(),
+            email="tech@kanarra.example",
+            password=PASSWORD,
+            role="installer",
+            group="Kanarra",
+            actor="bench",
+            now=c.now(),
+        )
+        await profiles.create_profile(
+            c.uow(),
+            scope=Scope.operator(),
+            name="buttons",
+            claim_proof="button",
+            actor="bench",
+            now=c.now(),
+        )
 
 
 def unclaimed_serials(path: Path) -> list[str]:
@@ -72,8 +83,9 @@ async def run_round(port: int, serials: list[str], concurrency: int) -> dict[str
         async def worker() -> None:
             for serial in pending:
                 started = time.perf_counter()
-                r = await client.post("/provision", data={"serial": serial, "target": "me",
-                                                          "csrf": csrf})
+                r = await client.post(
+                    "/provision", data={"serial": serial, "target": "me", "csrf": csrf}
+                )
                 assert r.status_code == 303, r.text[:300]
                 page = await client.get(r.headers["location"])
                 assert page.status_code == 200, page.text[:300]
@@ -83,9 +95,12 @@ async def run_round(port: int, serials: list[str], concurrency: int) -> dict[str
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"claims": len(latencies), "per_second": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(latencies[len(latencies) // 2], 2),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2)}
+    return {
+        "claims": len(latencies),
+        "per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(latencies[len(latencies) // 2], 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+    }
 
 
 def main() -> None:
@@ -105,26 +120,52 @@ def main() -> None:
         database = fresh_database(backend, f"bench_claim_start_{args.devices}")
         prepare_catalogue(database)
         asyncio.run(seed(database))
-        provisiond("devices", "import", str(source), "--profile", "buttons",
-                   "--credentials-out", str(DATA / f"claim-start-{backend}.csv"),
-                   "--overwrite", database=database)
+        provisiond(
+            "devices",
+            "import",
+            str(source),
+            "--profile",
+            "buttons",
+            "--credentials-out",
+            str(DATA / f"claim-start-{backend}.csv"),
+            "--overwrite",
+            database=database,
+        )
         used = 0
         with serving(database) as port:
             for concurrency in (int(n) for n in args.concurrency.split(",")):
                 runs: list[dict[str, Any]] = []
                 for round_no in range(args.rounds):
-                    chunk = free[used:used + args.claims]
+                    chunk = free[used : used + args.claims]
                     used += args.claims
                     r = asyncio.run(run_round(port, chunk, concurrency))
                     runs.append(r)
-                    print(json.dumps({"round": round_no + 1, "backend": backend,
-                                      "devices": args.devices, "concurrency": concurrency,
-                                      **r}), flush=True)
-                print(json.dumps({
-                    "backend": backend, "devices": args.devices, "concurrency": concurrency,
-                    "median_per_second": median([r["per_second"] for r in runs]),
-                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                    "median_p99_ms": median([r["p99_ms"] for r in runs])}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "round": round_no + 1,
+                                "backend": backend,
+                                "devices": args.devices,
+                                "concurrency": concurrency,
+                                **r,
+                            }
+                        ),
+                        flush=True,
+                    )
+                print(
+                    json.dumps(
+                        {
+                            "backend": backend,
+                            "devices": args.devices,
+                            "concurrency": concurrency,
+                            "median_per_second": median([r["per_second"] for r in runs]),
+                            "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                            "median_p99_ms": median([r["p99_ms"] for r in runs]),
+                        }
+                    ),
+                    flush=True,
+                )
+
 
 if __name__ == "__main__":
     main()

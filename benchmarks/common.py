@@ -25,8 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data"
 PROVISIOND = [sys.executable, "-m", "provisiond"]
 PG_SERVER = os.environ.get("PROVISIOND_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-SITES = [f"Kanarra/Customer-{c}/Region-{r}/Site-{s}" for c in range(5) for r in range(2)
-         for s in range(5)]
+SITES = [
+    f"Kanarra/Customer-{c}/Region-{r}/Site-{s}"
+    for c in range(5)
+    for r in range(2)
+    for s in range(5)
+]
 MODELS = ["UNO-2483G", "KG-450"]
 
 
@@ -42,8 +46,10 @@ def device_csv(rows: int) -> Path:
         f.write("serial,name,model,group,firmware\n")
         for i in range(rows):
             group = SITES[i % len(SITES)] if rng.random() < 0.2 else ""
-            f.write(f"70B3D57E{i:08X},Generator {i},{MODELS[i % 2]},{group},"
-                    f"2.{rng.randrange(10)}.{rng.randrange(10)}\n")
+            f.write(
+                f"70B3D57E{i:08X},Generator {i},{MODELS[i % 2]},{group},"
+                f"2.{rng.randrange(10)}.{rng.randrange(10)}\n"
+            )
     tmp.rename(path)
     return path
 
@@ -62,8 +68,7 @@ def fresh_database(backend: str, name: str) -> str:
 
 def provisiond(*args: str, database: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    return subprocess.run([*PROVISIOND, *args], env=env, capture_output=True, text=True,
-                          check=True)
+    return subprocess.run([*PROVISIOND, *args], env=env, capture_output=True, text=True, check=True)
 
 
 def prepare_catalogue(database: str) -> None:
@@ -80,11 +85,13 @@ async def _catalogue(database: str) -> None:
 
     async with open_container(load_settings(database_url=database)) as c:
         for model in MODELS:
-            await directory.add_model(c.uow(), scope=Scope.operator(),
-                                      name=model, actor="bench", now=c.now())
+            await directory.add_model(
+                c.uow(), scope=Scope.operator(), name=model, actor="bench", now=c.now()
+            )
         for site in SITES:
-            await directory.create_group(c.uow(), scope=Scope.operator(),
-                                         path=site, actor="bench", now=c.now())
+            await directory.create_group(
+                c.uow(), scope=Scope.operator(), path=site, actor="bench", now=c.now()
+            )
 
 
 @dataclass
@@ -160,21 +167,40 @@ def machine() -> dict[str, str]:
             pg = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
     except psycopg.Error:
         pg = "unavailable"
-    return {"cpu": f"{os.cpu_count()} x {cpu}", "memory": f"{mem:.0f} GiB",
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-            "postgresql": pg, "os": platform.platform()}
+    return {
+        "cpu": f"{os.cpu_count()} x {cpu}",
+        "memory": f"{mem:.0f} GiB",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": pg,
+        "os": platform.platform(),
+    }
 
 
-def wrk(port: int, script: Path, script_args: list[str], *, seconds: int,
-        connections: int) -> dict[str, float]:
+def wrk(
+    port: int, script: Path, script_args: list[str], *, seconds: int, connections: int
+) -> dict[str, float]:
     """Run wrk (one thread, the method of ../shared/PERFORMANCE.md) with a Lua script; its
     rate, request count, non-2xx answers and p50/p99 latency in milliseconds."""
     import re
 
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         f"http://127.0.0.1:{port}", "--", *script_args],
-        capture_output=True, text=True, check=True).stdout
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            *script_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -184,16 +210,32 @@ def wrk(port: int, script: Path, script_args: list[str], *, seconds: int,
         value, unit = float(m.group(1)), m.group(2)  # type: ignore[union-attr]
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
-    return {"rps": rate, "requests": total, "non_2xx": int(errors.group(1)) if errors else 0,
-            "p50_ms": pct("50"), "p99_ms": pct("99")}
+    return {
+        "rps": rate,
+        "requests": total,
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "p50_ms": pct("50"),
+        "p99_ms": pct("99"),
+    }
 
 
 def bench_profile(database: str, *options: str) -> dict[str, str]:
     """A provisioning profile named "bench" with its rate limits out of the way; its key and
     secret (``provisiond profiles create --json``)."""
-    made: dict[str, str] = json.loads(provisiond(
-        "profiles", "create", "bench", "--rate-limit", "1000000", "--source-rate-limit",
-        "1000000", "--json", *options, database=database).stdout)
+    made: dict[str, str] = json.loads(
+        provisiond(
+            "profiles",
+            "create",
+            "bench",
+            "--rate-limit",
+            "1000000",
+            "--source-rate-limit",
+            "1000000",
+            "--json",
+            *options,
+            database=database,
+        ).stdout
+    )
     return made
 
 
@@ -203,8 +245,9 @@ def serving(database: str, *options: str) -> Iterator[int]:
     options), until the block ends; yields the HTTP port."""
     port = free_port()
     env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
-                               "warning", *options], env=env)
+    server = subprocess.Popen(
+        [*PROVISIOND, "serve", "--port", str(port), "--log-level", "warning", *options], env=env
+    )
     try:
         wait_until_serving(port, "/healthz")
         yield port
@@ -213,8 +256,9 @@ def serving(database: str, *options: str) -> Iterator[int]:
         server.wait(timeout=60)
 
 
-def rounds(backends: list[str], count: int,
-           run: Callable[[str, int], dict[str, float]]) -> dict[str, list[dict[str, float]]]:
+def rounds(
+    backends: list[str], count: int, run: Callable[[str, int], dict[str, float]]
+) -> dict[str, list[dict[str, float]]]:
     """``run(backend, round_no)`` for every round and backend, interleaved; prints each."""
     results: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
     for round_no in range(1, count + 1):
@@ -228,7 +272,14 @@ def rounds(backends: list[str], count: int,
 def print_medians(results: dict[str, list[dict[str, float]]]) -> None:
     """One line per backend: the medians of its rounds' rate, p50 and p99."""
     for backend, runs in results.items():
-        print(json.dumps({"backend": backend,
-                          "median_rps": median([r["rps"] for r in runs]),
-                          "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                          "median_p99_ms": median([r["p99_ms"] for r in runs])}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "median_rps": median([r["rps"] for r in runs]),
+                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
+                }
+            ),
+            flush=True,
+        )

@@ -33,8 +33,12 @@ def batches(rows: int) -> list[list[tuple[str, str, str, str]]]:
         n = min(BATCH, rows - start)
         ids = new_id_hexes(2 * n)
         tokens = new_split_tokens(ids[1::2])
-        out.append([(f"70B3D57E{start + i:08X}", canonical(ids[2 * i]), "access-token",
-                     tokens[i][0]) for i in range(n)])
+        out.append(
+            [
+                (f"70B3D57E{start + i:08X}", canonical(ids[2 * i]), "access-token", tokens[i][0])
+                for i in range(n)
+            ]
+        )
     return out
 
 
@@ -58,12 +62,29 @@ def main() -> None:
         read_s = time.perf_counter() - started
         writes.append(write_s)
         reads.append(read_s)
-        print(json.dumps({"round": round_no, "backend": "none", "rows": args.rows,
-                          "records": records, "write_credentials_s": round(write_s, 3),
-                          "read_import_s": round(read_s, 3)}), flush=True)
-    print(json.dumps({"rows": args.rows,
-                      "median_write_credentials_s": round(statistics.median(writes), 3),
-                      "median_read_import_s": round(statistics.median(reads), 3)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "round": round_no,
+                    "backend": "none",
+                    "rows": args.rows,
+                    "records": records,
+                    "write_credentials_s": round(write_s, 3),
+                    "read_import_s": round(read_s, 3),
+                }
+            ),
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "median_write_credentials_s": round(statistics.median(writes), 3),
+                "median_read_import_s": round(statistics.median(reads), 3),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

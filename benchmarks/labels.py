@@ -31,10 +31,18 @@ def main() -> None:
     provisiond("db", "upgrade", database=database)
     provisiond("models", "add", "UNO-2483G", database=database)
     source = DATA / "labels-devices.csv"
-    source.write_text("serial,model\n" + "".join(f"LBL-{n:05d},UNO-2483G\n"
-                                                 for n in range(args.labels)))
-    provisiond("devices", "import", str(source), "--credentials-out",
-               str(DATA / "labels-creds.csv"), "--overwrite", database=database)
+    source.write_text(
+        "serial,model\n" + "".join(f"LBL-{n:05d},UNO-2483G\n" for n in range(args.labels))
+    )
+    provisiond(
+        "devices",
+        "import",
+        str(source),
+        "--credentials-out",
+        str(DATA / "labels-creds.csv"),
+        "--overwrite",
+        database=database,
+    )
     env = {"PROVISIOND_DATABASE_URL": database}
     out = DATA / "labels.pdf"
     results: dict[str, list[dict[str, float]]] = {"all": [], "tenth": []}
@@ -42,17 +50,27 @@ def main() -> None:
         for which, extra in (("all", []), ("tenth", ["--serial-prefix", "LBL-00"])):
             run = measure([*PROVISIOND, "labels", "--out", str(out), "--json", *extra], env)
             count = json.loads(run.stdout)["labels"]
-            r = {"labels": count, "seconds": round(run.seconds, 2),
-                 "peak_rss_mb": round(run.peak_rss_mb, 1),
-                 "pdf_mb": round(os.path.getsize(out) / 1e6, 2)}
+            r = {
+                "labels": count,
+                "seconds": round(run.seconds, 2),
+                "peak_rss_mb": round(run.peak_rss_mb, 1),
+                "pdf_mb": round(os.path.getsize(out) / 1e6, 2),
+            }
             results[which].append(r)
             print(json.dumps({"round": round_no, **r}), flush=True)
     for which, runs in results.items():
-        print(json.dumps({"labels": runs[0]["labels"],
-                          "median_seconds": median([r["seconds"] for r in runs]),
-                          "median_peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
-                          "pdf_mb": runs[0]["pdf_mb"], "set": which}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "labels": runs[0]["labels"],
+                    "median_seconds": median([r["seconds"] for r in runs]),
+                    "median_peak_rss_mb": median([r["peak_rss_mb"] for r in runs]),
+                    "pdf_mb": runs[0]["pdf_mb"],
+                    "set": which,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,11 @@ QUERIES: dict[str, dict[str, Any]] = {
 
 
 def database_for(backend: str, rows: int) -> str:
-    url = (f"sqlite:///{DATA / 'bench_import_sqlite.db'}" if backend == "sqlite"
-           else f"{PG_SERVER}/bench_import_postgresql")
+    url = (
+        f"sqlite:///{DATA / 'bench_import_sqlite.db'}"
+        if backend == "sqlite"
+        else f"{PG_SERVER}/bench_import_postgresql"
+    )
     try:
         count = asyncio.run(_count(url))
     except Exception:  # absent or empty: build it
@@ -68,16 +71,20 @@ def database_for(backend: str, rows: int) -> str:
     prepare_catalogue(url)
     creds = DATA / f"creds-list-{backend}.csv"
     creds.unlink(missing_ok=True)
-    measure([*PROVISIOND, "devices", "import", str(device_csv(rows)), "--credentials-out",
-             str(creds)], env={"PROVISIOND_DATABASE_URL": url})
+    measure(
+        [*PROVISIOND, "devices", "import", str(device_csv(rows)), "--credentials-out", str(creds)],
+        env={"PROVISIOND_DATABASE_URL": url},
+    )
     return url
 
 
 async def _count(url: str) -> int:
     from sqlalchemy import text
 
-    async with (open_container(load_settings(database_url=url)) as c,
-                c.database.engine.connect() as conn):
+    async with (
+        open_container(load_settings(database_url=url)) as c,
+        c.database.engine.connect() as conn,
+    ):
         return int((await conn.execute(text("SELECT count(*) FROM devices"))).scalar_one())
 
 
@@ -98,43 +105,69 @@ def pct(values: list[float], q: float) -> float:
 async def bench(url: str, backend: str, repeat: int) -> None:
     async with open_container(load_settings(database_url=url)) as c:
         for label, kwargs in QUERIES.items():
+
             async def query(kwargs: dict[str, Any] = kwargs) -> Any:
                 return await list_devices(c.uow(), scope=OPERATOR, limit=50, **kwargs)
 
             page = await query()
             ms = await timed(query, repeat)
-            print(json.dumps({"backend": backend, "via": "service", "query": label,
-                              "items": len(page.items),
-                              "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2)}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        "backend": backend,
+                        "via": "service",
+                        "query": label,
+                        "items": len(page.items),
+                        "p50_ms": round(pct(ms, 50), 2),
+                        "p99_ms": round(pct(ms, 99), 2),
+                    }
+                ),
+                flush=True,
+            )
         cursors: list[str | None] = [None]
         for _ in range(20):
-            page = await list_devices(c.uow(), scope=OPERATOR,
-                                      limit=50, group="Kanarra", cursor=cursors[-1])
+            page = await list_devices(
+                c.uow(), scope=OPERATOR, limit=50, group="Kanarra", cursor=cursors[-1]
+            )
             cursors.append(page.next_cursor)
         walk: list[float] = []
         for cursor in cursors[:-1] * max(1, repeat // 20):
             started = time.perf_counter()
             await list_devices(c.uow(), scope=OPERATOR, limit=50, group="Kanarra", cursor=cursor)
             walk.append((time.perf_counter() - started) * 1000)
-        print(json.dumps({"backend": backend, "via": "service",
-                          "query": "group pages 1-20 by cursor",
-                          "p50_ms": round(pct(walk, 50), 2), "p99_ms": round(pct(walk, 99), 2)}),
-              flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "via": "service",
+                    "query": "group pages 1-20 by cursor",
+                    "p50_ms": round(pct(walk, 50), 2),
+                    "p99_ms": round(pct(walk, 99), 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 def bench_http(url: str, backend: str, repeat: int) -> None:
     env = {**os.environ, "PROVISIOND_DATABASE_URL": url}
-    made = subprocess.run([*PROVISIOND, "tokens", "create", f"bench-{time.time_ns()}", "--json"],
-                          env=env, capture_output=True, text=True, check=True)
+    made = subprocess.run(
+        [*PROVISIOND, "tokens", "create", f"bench-{time.time_ns()}", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     token = json.loads(made.stdout)["secret"]
     port = free_port()
-    server = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
-                               "warning"], env=env)
+    server = subprocess.Popen(
+        [*PROVISIOND, "serve", "--port", str(port), "--log-level", "warning"], env=env
+    )
     try:
         wait_until_serving(port, "/readyz")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                          headers={"Authorization": f"Bearer {token}"}) as client:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+        ) as client:
             for label, kwargs in QUERIES.items():
                 params: list[tuple[str, str]] = [("limit", "50")]
                 for key, value in kwargs.items():
@@ -149,10 +182,19 @@ def bench_http(url: str, backend: str, repeat: int) -> None:
                     started = time.perf_counter()
                     client.get("/api/v1/devices", params=params).raise_for_status()
                     ms.append((time.perf_counter() - started) * 1000)
-                print(json.dumps({"backend": backend, "via": "http", "query": label,
-                                  "items": len(answer.json()["items"]),
-                                  "p50_ms": round(pct(ms, 50), 2),
-                                  "p99_ms": round(pct(ms, 99), 2)}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "backend": backend,
+                            "via": "http",
+                            "query": label,
+                            "items": len(answer.json()["items"]),
+                            "p50_ms": round(pct(ms, 50), 2),
+                            "p99_ms": round(pct(ms, 99), 2),
+                        }
+                    ),
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -34,20 +34,28 @@ def corpus(n: int, rng: random.Random) -> list[str]:
         out.append(f"70B3 d57e {i:08X}")
         out.append(f"https://provision.example.com/d/GEN-{i:06d}")
         eui = f"{rng.getrandbits(64):016X}"
-        lorawan = LoRaWanCode("70B3D57ED0000010", eui, "000AF8BE",
-                              owner_token="AB12" if i % 2 else "",
-                              serial_number=f"S{i}" if i % 3 == 0 else "")
+        lorawan = LoRaWanCode(
+            "70B3D57ED0000010",
+            eui,
+            "000AF8BE",
+            owner_token="AB12" if i % 2 else "",
+            serial_number=f"S{i}" if i % 3 == 0 else "",
+        )
         text = lorawan.render()
         if i % 5 == 0:
             text = f"URN:LW:DP:70B3D57ED0000010:{eui}:000AF8BE:%V{i:04d}"
         out.append(text)
-        esp = EspProvCode(name=f"PROV_{i:06X}", transport="ble" if i % 2 else "softap",
-                          pop=f"{rng.getrandbits(32):08x}").render()
+        esp = EspProvCode(
+            name=f"PROV_{i:06X}",
+            transport="ble" if i % 2 else "softap",
+            pop=f"{rng.getrandbits(32):08x}",
+        ).render()
         if i % 4 == 0:  # an unescaped quote, as firmware's snprintf writes it
             esp = esp.replace(f"PROV_{i:06X}", f'Bob"s {i}')
         out.append(esp)
-        qr = MatterQr(0xFFF1, 0x8000, rng.randrange(4096), rng.randrange(1, 99999998),
-                      flow=i % 3, discovery=4)
+        qr = MatterQr(
+            0xFFF1, 0x8000, rng.randrange(4096), rng.randrange(1, 99999998), flow=i % 3, discovery=4
+        )
         out.append(qr.render())
         out.append(qr.manual().render())
         out.append(new_claim_code())
@@ -73,10 +81,20 @@ def main() -> None:
             parse(t)
         rate = len(texts) / (time.perf_counter() - started)
         rates.append(rate)
-        print(json.dumps({"round": round_no, "codes": len(texts),
-                          "codes_per_second": round(rate)}), flush=True)
-    print(json.dumps({"codes": len(texts), "formats": formats,
-                      "median_codes_per_second": round(statistics.median(rates))}), flush=True)
+        print(
+            json.dumps({"round": round_no, "codes": len(texts), "codes_per_second": round(rate)}),
+            flush=True,
+        )
+    print(
+        json.dumps(
+            {
+                "codes": len(texts),
+                "formats": formats,
+                "median_codes_per_second": round(statistics.median(rates)),
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -42,9 +42,13 @@ def run_ours(backend: str, args: argparse.Namespace, round_no: int) -> dict[str,
     provisiond("db", "upgrade", database=database)
     made = bench_profile(database)
     with serving(database, "--no-mqtt") as port:
-        result = wrk(port, HERE / "provision.lua",
-                     [made["key"], made["secret"], f"R{round_no}"],
-                     seconds=args.seconds, connections=args.connections)
+        result = wrk(
+            port,
+            HERE / "provision.lua",
+            [made["key"], made["secret"], f"R{round_no}"],
+            seconds=args.seconds,
+            connections=args.connections,
+        )
     result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
     return result
 
@@ -54,8 +58,13 @@ def run_floor(args: argparse.Namespace) -> dict[str, float]:
     server = subprocess.Popen([sys.executable, str(HERE / "baseline_app.py"), str(port)])
     try:
         wait_until_serving(port, "/api/v1/provision")
-        return wrk(port, HERE / "provision.lua", ["k", "s", "F"], seconds=args.seconds,
-                   connections=args.connections)
+        return wrk(
+            port,
+            HERE / "provision.lua",
+            ["k", "s", "F"],
+            seconds=args.seconds,
+            connections=args.connections,
+        )
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -69,8 +78,12 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    print(json.dumps({"machine": machine(), "connections": args.connections,
-                      "seconds": args.seconds}), flush=True)
+    print(
+        json.dumps(
+            {"machine": machine(), "connections": args.connections, "seconds": args.seconds}
+        ),
+        flush=True,
+    )
 
     def run(backend: str, round_no: int) -> dict[str, float]:
         # the floor is measured in the same round as provisiond, after it
@@ -80,10 +93,18 @@ def main() -> None:
     floor = median([r["rps"] for r in results["floor"]])
     for backend, runs in results.items():
         rps = median([r["rps"] for r in runs])
-        print(json.dumps({"backend": backend, "median_rps": round(rps),
-                          "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                          "median_p99_ms": median([r["p99_ms"] for r in runs]),
-                          "ratio_to_floor": round(rps / floor, 2)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "median_rps": round(rps),
+                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
+                    "ratio_to_floor": round(rps / floor, 2),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ from common import (
 from provision_storm import over_mqtt
 
 
-async def load(port: int, key: str, secret: str, sessions: int, seconds: float,
-               prefix: str) -> dict[str, float]:
+async def load(
+    port: int, key: str, secret: str, sessions: int, seconds: float, prefix: str
+) -> dict[str, float]:
     latencies: list[float] = []
     failures = 0
     deadline = time.perf_counter() + seconds
@@ -46,8 +47,11 @@ async def load(port: int, key: str, secret: str, sessions: int, seconds: float,
         n = 0
         while time.perf_counter() < deadline:
             n += 1
-            request = {"deviceName": f"{prefix}-{worker}-{n}", "provisionDeviceKey": key,
-                       "provisionDeviceSecret": secret}
+            request = {
+                "deviceName": f"{prefix}-{worker}-{n}",
+                "provisionDeviceKey": key,
+                "provisionDeviceSecret": secret,
+            }
             started = time.perf_counter()
             answer = await over_mqtt(port, request)
             latencies.append(time.perf_counter() - started)
@@ -61,8 +65,13 @@ async def load(port: int, key: str, secret: str, sessions: int, seconds: float,
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
 
-    return {"rps": round(len(latencies) / elapsed), "requests": len(latencies),
-            "failures": failures, "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
+    return {
+        "rps": round(len(latencies) / elapsed),
+        "requests": len(latencies),
+        "failures": failures,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
 
 
 def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, float]:
@@ -72,9 +81,21 @@ def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, floa
     mqtt_port = free_port()
     with serving(database, "--mqtt-port", str(mqtt_port)):
         out = subprocess.run(
-            [sys.executable, __file__, "--generate", str(mqtt_port), made["key"],
-             made["secret"], str(args.sessions), str(args.seconds), f"M{round_no}"],
-            capture_output=True, text=True, check=True).stdout
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                str(mqtt_port),
+                made["key"],
+                made["secret"],
+                str(args.sessions),
+                str(args.seconds),
+                f"M{round_no}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     result: dict[str, float] = json.loads(out)
     result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
     return result
@@ -84,11 +105,13 @@ def generate(argv: list[str]) -> None:
     port, key, secret, sessions, seconds, prefix = argv
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(load(int(port), key, secret, int(sessions), float(seconds),
-                                      prefix))))
+    print(
+        json.dumps(asyncio.run(load(int(port), key, secret, int(sessions), float(seconds), prefix)))
+    )
 
 
 def main() -> None:
@@ -102,10 +125,14 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    print(json.dumps({"machine": machine(), "sessions": args.sessions,
-                      "seconds": args.seconds}), flush=True)
-    print_medians(rounds(backends, args.rounds,
-                         lambda backend, round_no: run(backend, args, round_no)))
+    print(
+        json.dumps({"machine": machine(), "sessions": args.sessions, "seconds": args.seconds}),
+        flush=True,
+    )
+    print_medians(
+        rounds(backends, args.rounds, lambda backend, round_no: run(backend, args, round_no))
+    )
+
 
 if __name__ == "__main__":
     main()

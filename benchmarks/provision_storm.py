@@ -50,13 +50,20 @@ async def over_http(client: httpx.AsyncClient, request: dict[str, str]) -> dict[
 async def over_mqtt(port: int, request: dict[str, str]) -> dict[str, Any]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        connect = (mqtt._text("MQTT") + bytes([4, 0x82]) + (30).to_bytes(2, "big")
-                   + mqtt._text("") + mqtt._text("provision"))
-        writer.write(mqtt._packet(mqtt.CONNECT << 4, connect)
-                     + mqtt._packet((mqtt.SUBSCRIBE << 4) | 2, b"\x00\x01"
-                                    + mqtt._text("/provision/response") + b"\x00")
-                     + mqtt.encode_publish(4, "/provision/request",
-                                           json.dumps(request).encode()))
+        connect = (
+            mqtt._text("MQTT")
+            + bytes([4, 0x82])
+            + (30).to_bytes(2, "big")
+            + mqtt._text("")
+            + mqtt._text("provision")
+        )
+        writer.write(
+            mqtt._packet(mqtt.CONNECT << 4, connect)
+            + mqtt._packet(
+                (mqtt.SUBSCRIBE << 4) | 2, b"\x00\x01" + mqtt._text("/provision/response") + b"\x00"
+            )
+            + mqtt.encode_publish(4, "/provision/request", json.dumps(request).encode())
+        )
         await writer.drain()
         buffer = bytearray()
         while True:
@@ -68,50 +75,65 @@ async def over_mqtt(port: int, request: dict[str, str]) -> dict[str, Any]:
                 header, body = frame
                 if header >> 4 == mqtt.PUBLISH:
                     topic_length = int.from_bytes(body[:2], "big")
-                    answer: dict[str, Any] = json.loads(body[2 + topic_length:])
+                    answer: dict[str, Any] = json.loads(body[2 + topic_length :])
                     return answer
     finally:
         writer.close()
 
 
-async def storm(http_port: int, mqtt_port: int, key: str, secret: str, args: argparse.Namespace,
-                prefix: str) -> tuple[dict[str, dict[str, Any]], float, int, int]:
+async def storm(
+    http_port: int, mqtt_port: int, key: str, secret: str, args: argparse.Namespace, prefix: str
+) -> tuple[dict[str, dict[str, Any]], float, int, int]:
     names = [f"{prefix}{n:06d}" for n in range(args.devices)]
     rng = random.Random(7)
     twice = set(rng.sample(names, int(len(names) * args.repeat)))
     last: dict[str, dict[str, Any]] = {}
     first: dict[str, dict[str, Any]] = {}
     requests = 0
-    gates = {"http": asyncio.Semaphore(args.concurrency),
-             "mqtt": asyncio.Semaphore(args.concurrency)}
+    gates = {
+        "http": asyncio.Semaphore(args.concurrency),
+        "mqtt": asyncio.Semaphore(args.concurrency),
+    }
     limits = httpx.Limits(max_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}", limits=limits,
-                                 timeout=120) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{http_port}", limits=limits, timeout=120
+    ) as client:
+
         async def device(n: int, name: str) -> None:
             nonlocal requests
             transport = "http" if n % 2 == 0 else "mqtt"
-            request = {"deviceName": name, "provisionDeviceKey": key,
-                       "provisionDeviceSecret": secret, "retryKey": f"retry-key-kept-by-{name}"}
+            request = {
+                "deviceName": name,
+                "provisionDeviceKey": key,
+                "provisionDeviceSecret": secret,
+                "retryKey": f"retry-key-kept-by-{name}",
+            }
             for _ in range(2 if name in twice else 1):
                 async with gates[transport]:
-                    last[name] = (await over_http(client, request) if transport == "http"
-                                  else await over_mqtt(mqtt_port, request))
+                    last[name] = (
+                        await over_http(client, request)
+                        if transport == "http"
+                        else await over_mqtt(mqtt_port, request)
+                    )
                     first.setdefault(name, last[name])
                     requests += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(device(n, name) for n, name in enumerate(names)))
         seconds = time.perf_counter() - started
-    moved = sum(first[n].get("credentialsValue") != last[n].get("credentialsValue")
-                for n in twice)
+    moved = sum(first[n].get("credentialsValue") != last[n].get("credentialsValue") for n in twice)
     return last, seconds, requests, moved
 
 
 def check(database: str) -> dict[str, int]:
-    return {"devices": query_scalar(database, "SELECT count(*) FROM devices"),
-            "devices_without_exactly_one_credential": query_scalar(
-                database, "SELECT count(*) FROM (SELECT device_id FROM credentials WHERE "
-                          "revoked_at IS NULL GROUP BY device_id HAVING count(*) <> 1) AS wrong")}
+    return {
+        "devices": query_scalar(database, "SELECT count(*) FROM devices"),
+        "devices_without_exactly_one_credential": query_scalar(
+            database,
+            "SELECT count(*) FROM (SELECT device_id FROM credentials WHERE "
+            "revoked_at IS NULL GROUP BY device_id HAVING count(*) <> 1) AS wrong",
+        ),
+    }
 
 
 def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -120,13 +142,20 @@ def run(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     made = bench_profile(database, "--reprovision", "with-proof")
     mqtt_port = free_port()
     with serving(database, "--mqtt-port", str(mqtt_port)) as http_port:
-        last, seconds, requests, moved = asyncio.run(storm(
-            http_port, mqtt_port, made["key"], made["secret"], args, "ST"))
+        last, seconds, requests, moved = asyncio.run(
+            storm(http_port, mqtt_port, made["key"], made["secret"], args, "ST")
+        )
     failed = sum(a.get("status") != "SUCCESS" for a in last.values())
-    return {"backend": backend, "devices_asked": args.devices, "requests": requests,
-            "seconds": round(seconds, 1), "requests_per_second": round(requests / seconds),
-            "last_answer_not_success": failed, "repeats_answered_another_credential": moved,
-            **check(database)}
+    return {
+        "backend": backend,
+        "devices_asked": args.devices,
+        "requests": requests,
+        "seconds": round(seconds, 1),
+        "requests_per_second": round(requests / seconds),
+        "last_answer_not_success": failed,
+        "repeats_answered_another_credential": moved,
+        **check(database),
+    }
 
 
 def main() -> None:
@@ -136,9 +165,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=float, default=0.1)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    print(json.dumps({"machine": machine(), "devices": args.devices,
-                      "concurrency_per_transport": args.concurrency, "asking_twice": args.repeat}),
-          flush=True)
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "devices": args.devices,
+                "concurrency_per_transport": args.concurrency,
+                "asking_twice": args.repeat,
+            }
+        ),
+        flush=True,
+    )
     for backend in args.backends.split(","):
         print(json.dumps(run(backend, args)), flush=True)
 

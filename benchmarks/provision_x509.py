@@ -47,13 +47,23 @@ def bodies(count: int, key: str, secret: str, prefix: str) -> Path:
     with path.open("w") as out:
         for n in range(count):
             name = f"{prefix}-{n:06d}"
-            csr = (x509.CertificateSigningRequestBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-                   .sign(device_key, hashes.SHA256()))
-            out.write(json.dumps({
-                "deviceName": name, "provisionDeviceKey": key, "provisionDeviceSecret": secret,
-                "credentialsType": "X509_CERTIFICATE",
-                "hash": csr.public_bytes(serialization.Encoding.PEM).decode()}) + "\n")
+            csr = (
+                x509.CertificateSigningRequestBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .sign(device_key, hashes.SHA256())
+            )
+            out.write(
+                json.dumps(
+                    {
+                        "deviceName": name,
+                        "provisionDeviceKey": key,
+                        "provisionDeviceSecret": secret,
+                        "credentialsType": "X509_CERTIFICATE",
+                        "hash": csr.public_bytes(serialization.Encoding.PEM).decode(),
+                    }
+                )
+                + "\n"
+            )
     return path
 
 
@@ -64,13 +74,17 @@ def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, floa
     made = bench_profile(database, "--credentials", "x509", "--ca", "bench-ca")
     body_file = bodies(args.bodies, made["key"], made["secret"], f"X{round_no}{backend[0]}")
     with serving(database, "--no-mqtt") as port:
-        result = wrk(port, HERE / "provision_x509.lua", [str(body_file)],
-                     seconds=args.seconds, connections=args.connections)
+        result = wrk(
+            port,
+            HERE / "provision_x509.lua",
+            [str(body_file)],
+            seconds=args.seconds,
+            connections=args.connections,
+        )
     # bodies repeated once the file runs out are refused: count what was provisioned
     devices = query_scalar(database, "SELECT count(*) FROM devices")
     certificates = query_scalar(database, "SELECT count(*) FROM credentials WHERE type = 'x509'")
-    result.update(devices=devices, certificates=certificates,
-                  rps=round(devices / args.seconds))
+    result.update(devices=devices, certificates=certificates, rps=round(devices / args.seconds))
     return result
 
 
@@ -83,10 +97,16 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    print(json.dumps({"machine": machine(), "connections": args.connections,
-                      "seconds": args.seconds}), flush=True)
-    print_medians(rounds(backends, args.rounds,
-                         lambda backend, round_no: run(backend, args, round_no)))
+    print(
+        json.dumps(
+            {"machine": machine(), "connections": args.connections, "seconds": args.seconds}
+        ),
+        flush=True,
+    )
+    print_medians(
+        rounds(backends, args.rounds, lambda backend, round_no: run(backend, args, round_no))
+    )
+
 
 if __name__ == "__main__":
     main()

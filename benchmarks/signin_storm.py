@@ -53,22 +53,34 @@ def percentile(values: list[float], p: float) -> float:
 
 def start_instance(database: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": database, "PROVISIOND_MQTT_ENABLED": "false",
-           "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000000"}
-    proc = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
-                             "warning"], env=env)
+    env = {
+        **os.environ,
+        "PROVISIOND_DATABASE_URL": database,
+        "PROVISIOND_MQTT_ENABLED": "false",
+        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000000",
+    }
+    proc = subprocess.Popen(
+        [*PROVISIOND, "serve", "--port", str(port), "--log-level", "warning"], env=env
+    )
     wait_until_serving(port, "/readyz")
     return proc, f"http://127.0.0.1:{port}"
 
 
 async def prepare(url: str, token: str, people: int) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=120,
-                                 headers={"Authorization": f"Bearer {token}"}) as api:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as api:
         assert (await api.post("/api/v1/groups", json={"path": "Org"})).status_code == 201
         for n in [*range(people), "warm"]:
-            r = await api.post("/api/v1/users", json={
-                "email": f"p{n}@org.example", "password": PASSWORD, "role": "installer",
-                "group": "Org"})
+            r = await api.post(
+                "/api/v1/users",
+                json={
+                    "email": f"p{n}@org.example",
+                    "password": PASSWORD,
+                    "role": "installer",
+                    "group": "Org",
+                },
+            )
             assert r.status_code == 201, r.text
 
 
@@ -76,21 +88,33 @@ async def sign_in(session: aiohttp.ClientSession, email: str) -> int:
     async with session.get("/login") as page:
         found = re.search(r'name="login_csrf" value="([^"]+)"', await page.text())
     assert found is not None
-    async with session.post("/login", allow_redirects=False, data={
-            "email": email, "password": PASSWORD, "login_csrf": found.group(1),
-            "next": "/devices"}) as r:
+    async with session.post(
+        "/login",
+        allow_redirects=False,
+        data={
+            "email": email,
+            "password": PASSWORD,
+            "login_csrf": found.group(1),
+            "next": "/devices",
+        },
+    ) as r:
         await r.read()
         return r.status
 
 
-async def storm(urls: list[str], people: int, pids: list[int]
-                ) -> tuple[list[float], list[int], float, float]:
-    sessions = [aiohttp.ClientSession(base_url=urls[n % len(urls)],
-                                      cookie_jar=aiohttp.CookieJar(unsafe=True))
-                for n in range(people)]
+async def storm(
+    urls: list[str], people: int, pids: list[int]
+) -> tuple[list[float], list[int], float, float]:
+    sessions = [
+        aiohttp.ClientSession(
+            base_url=urls[n % len(urls)], cookie_jar=aiohttp.CookieJar(unsafe=True)
+        )
+        for n in range(people)
+    ]
     for url in urls:  # templates, first connections: not part of the figure
-        async with aiohttp.ClientSession(base_url=url,
-                                         cookie_jar=aiohttp.CookieJar(unsafe=True)) as warm:
+        async with aiohttp.ClientSession(
+            base_url=url, cookie_jar=aiohttp.CookieJar(unsafe=True)
+        ) as warm:
             assert await sign_in(warm, "pwarm@org.example") == 303
     go = asyncio.Event()
     latencies: list[float] = [0.0] * people
@@ -138,26 +162,33 @@ def floor(people: int) -> float:
 def run(backend: str, args: argparse.Namespace, round_no: int) -> dict[str, object]:
     database = fresh_database(backend, f"bench_signin_{backend}")
     provisiond("db", "upgrade", database=database)
-    token = json.loads(provisiond("tokens", "create", "bench", "--json",
-                                  database=database).stdout)["secret"]
+    token = json.loads(provisiond("tokens", "create", "bench", "--json", database=database).stdout)[
+        "secret"
+    ]
     started = [start_instance(database) for _ in range(args.instances)]
     try:
         urls = [url for _, url in started]
         asyncio.run(prepare(urls[0], token, args.people))
         latencies, statuses, seconds, cpu = asyncio.run(
-            storm(urls, args.people, [proc.pid for proc, _ in started]))
+            storm(urls, args.people, [proc.pid for proc, _ in started])
+        )
     finally:
         for proc, _ in started:
             proc.terminate()
             proc.wait(60)
-    return {"round": round_no, "backend": backend, "instances": args.instances,
-            "people": args.people, "seconds": round(seconds, 2),
-            "sign_in_p50_ms": round(percentile(latencies, 50), 1),
-            "sign_in_p99_ms": round(percentile(latencies, 99), 1),
-            "sign_in_max_ms": round(max(latencies), 1),
-            "server_cpu_ms_per_sign_in": round(cpu * 1000 / args.people, 1),
-            "argon2_serial_ms": round(floor(args.people), 1),
-            "not_303": sum(s != 303 for s in statuses)}
+    return {
+        "round": round_no,
+        "backend": backend,
+        "instances": args.instances,
+        "people": args.people,
+        "seconds": round(seconds, 2),
+        "sign_in_p50_ms": round(percentile(latencies, 50), 1),
+        "sign_in_p99_ms": round(percentile(latencies, 99), 1),
+        "sign_in_max_ms": round(max(latencies), 1),
+        "server_cpu_ms_per_sign_in": round(cpu * 1000 / args.people, 1),
+        "argon2_serial_ms": round(floor(args.people), 1),
+        "not_303": sum(s != 303 for s in statuses),
+    }
 
 
 def main() -> None:
@@ -168,21 +199,39 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    print(json.dumps({"machine": machine(), "people": args.people,
-                      "instances": args.instances}), flush=True)
+    print(
+        json.dumps({"machine": machine(), "people": args.people, "instances": args.instances}),
+        flush=True,
+    )
     results: dict[str, list[dict[str, object]]] = {b: [] for b in backends}
     for round_no in range(1, args.rounds + 1):
         for backend in backends:
             r = run(backend, args, round_no)
             print(json.dumps(r), flush=True)
             results[backend].append(r)
-    keys = ["seconds", "sign_in_p50_ms", "sign_in_p99_ms", "sign_in_max_ms",
-            "server_cpu_ms_per_sign_in", "argon2_serial_ms"]
+    keys = [
+        "seconds",
+        "sign_in_p50_ms",
+        "sign_in_p99_ms",
+        "sign_in_max_ms",
+        "server_cpu_ms_per_sign_in",
+        "argon2_serial_ms",
+    ]
     for backend, runs in results.items():
-        print(json.dumps({"backend": backend, "instances": args.instances,
-                          "rounds": len(runs),
-                          **{"median_" + k: median([float(r[k]) for r in runs])  # type: ignore[arg-type]
-                             for k in keys}}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "instances": args.instances,
+                    "rounds": len(runs),
+                    **{
+                        "median_" + k: median([float(r[k]) for r in runs])  # type: ignore[arg-type]
+                        for k in keys
+                    },
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

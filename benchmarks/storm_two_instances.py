@@ -59,47 +59,73 @@ def percentile(values: list[float], p: float) -> float:
 
 def start_instance(database: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": database, "PROVISIOND_MQTT_ENABLED": "false",
-           "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000000",
-           "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000000"}
-    proc = subprocess.Popen([*PROVISIOND, "serve", "--port", str(port), "--log-level",
-                             "warning"], env=env)
+    env = {
+        **os.environ,
+        "PROVISIOND_DATABASE_URL": database,
+        "PROVISIOND_MQTT_ENABLED": "false",
+        "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000000",
+        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000000",
+    }
+    proc = subprocess.Popen(
+        [*PROVISIOND, "serve", "--port", str(port), "--log-level", "warning"], env=env
+    )
     wait_until_serving(port, "/readyz")
     return proc, f"http://127.0.0.1:{port}"
 
 
 async def prepare(url: str, token: str, people: int, stock: int) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=120,
-                                 headers={"Authorization": f"Bearer {token}"}) as api:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}
+    ) as api:
         assert (await api.post("/api/v1/groups", json={"path": "Org"})).status_code == 201
         if stock:
             rows = "serial\n" + "".join(f"STOCK-{n:04d}\n" for n in range(stock))
-            r = await api.post("/api/v1/devices/import", content=rows,
-                               headers={"Content-Type": "text/csv"})
+            r = await api.post(
+                "/api/v1/devices/import", content=rows, headers={"Content-Type": "text/csv"}
+            )
             assert r.status_code == 201, r.text
         gate = asyncio.Semaphore(4)
 
         async def user(n: int) -> None:
             async with gate:
-                r = await api.post("/api/v1/users", json={
-                    "email": f"p{n}@org.example", "password": PASSWORD,
-                    "role": "installer", "group": "Org"})
+                r = await api.post(
+                    "/api/v1/users",
+                    json={
+                        "email": f"p{n}@org.example",
+                        "password": PASSWORD,
+                        "role": "installer",
+                        "group": "Org",
+                    },
+                )
                 assert r.status_code == 201, r.text
 
         await asyncio.gather(*(user(n) for n in range(people)))
 
 
-async def person(url: str, n: int, serials: list[str], latencies: list[float],
-                 outcomes: dict[tuple[int, str], int], sign_ins: list[float]) -> None:
+async def person(
+    url: str,
+    n: int,
+    serials: list[str],
+    latencies: list[float],
+    outcomes: dict[tuple[int, str], int],
+    sign_ins: list[float],
+) -> None:
     # idle connections are dropped before the server's keep-alive timeout (5 s) closes them
-    async with httpx.AsyncClient(base_url=url, timeout=120,
-                                 limits=httpx.Limits(keepalive_expiry=2)) as browser:
+    async with httpx.AsyncClient(
+        base_url=url, timeout=120, limits=httpx.Limits(keepalive_expiry=2)
+    ) as browser:
         started = time.perf_counter()
         form = await browser.get("/login")
         login = form.cookies["provisiond_login"]
-        signed = await browser.post("/login", data={
-            "email": f"p{n}@org.example", "password": PASSWORD, "login_csrf": login,
-            "next": "/provision"})
+        signed = await browser.post(
+            "/login",
+            data={
+                "email": f"p{n}@org.example",
+                "password": PASSWORD,
+                "login_csrf": login,
+                "next": "/provision",
+            },
+        )
         assert signed.status_code == 303, signed.text
         sign_ins.append((time.perf_counter() - started) * 1000)
         page = await browser.get("/provision")
@@ -107,14 +133,14 @@ async def person(url: str, n: int, serials: list[str], latencies: list[float],
         assert found is not None
         for serial in serials:
             started = time.perf_counter()
-            r = await browser.post("/provision", data={"serial": serial, "target": "me",
-                                                        "csrf": found.group(1)})
+            r = await browser.post(
+                "/provision", data={"serial": serial, "target": "me", "csrf": found.group(1)}
+            )
             latencies.append((time.perf_counter() - started) * 1000)
             outcomes[(n, serial)] = r.status_code
 
 
-async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
-                ) -> dict[str, Any]:
+async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace) -> dict[str, Any]:
     names = [f"TWO{n:06d}" for n in range(args.devices)]
     twice = set(random.Random(7).sample(names, args.devices // 10))
     last: dict[str, dict[str, Any]] = {}
@@ -126,18 +152,25 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
     gate = asyncio.Semaphore(args.concurrency)
     # aiohttp for the devices: httpx's pool costs several times more CPU per request, and the
     # client shares the two cores with the servers and PostgreSQL
-    connectors = [aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=2)
-                  for _ in urls]
-    sessions = [aiohttp.ClientSession(base_url=u, connector=c)
-                for u, c in zip(urls, connectors, strict=True)]
+    connectors = [aiohttp.TCPConnector(limit=args.concurrency, keepalive_timeout=2) for _ in urls]
+    sessions = [
+        aiohttp.ClientSession(base_url=u, connector=c)
+        for u, c in zip(urls, connectors, strict=True)
+    ]
     sessions = sessions * (2 // len(sessions))  # one instance: both halves go to it
     stock = args.people * CLAIMS_EACH // 2
-    wanted = {n: [f"STOCK-{(n * CLAIMS_EACH + k) % stock:04d}" for k in range(CLAIMS_EACH)]
-              for n in range(args.people)}
+    wanted = {
+        n: [f"STOCK-{(n * CLAIMS_EACH + k) % stock:04d}" for k in range(CLAIMS_EACH)]
+        for n in range(args.people)
+    }
 
     async def device(i: int, name: str) -> None:
-        request = {"deviceName": name, "provisionDeviceKey": key,
-                   "provisionDeviceSecret": secret, "retryKey": f"retry-key-kept-by-{name}"}
+        request = {
+            "deviceName": name,
+            "provisionDeviceKey": key,
+            "provisionDeviceSecret": secret,
+            "retryKey": f"retry-key-kept-by-{name}",
+        }
         for _ in range(2 if name in twice else 1):
             async with gate:
                 started = time.perf_counter()
@@ -151,22 +184,34 @@ async def storm(urls: list[str], key: str, secret: str, args: argparse.Namespace
     started = time.perf_counter()
     await asyncio.gather(
         *(device(i, name) for i, name in enumerate(names)),
-        *(person(urls[n % len(urls)], n, wanted[n], claim_ms, outcomes, sign_in_ms)
-          for n in range(args.people)))
+        *(
+            person(urls[n % len(urls)], n, wanted[n], claim_ms, outcomes, sign_in_ms)
+            for n in range(args.people)
+        ),
+    )
     seconds = time.perf_counter() - started
-    for session in sessions[:len(urls)]:
+    for session in sessions[: len(urls)]:
         await session.close()
-    return {"last": last, "values": values, "provision_ms": provision_ms,
-            "claim_ms": claim_ms, "sign_in_ms": sign_in_ms, "outcomes": outcomes, "seconds": seconds,
-            "requests": len(provision_ms) + len(claim_ms), "stock": stock}
+    return {
+        "last": last,
+        "values": values,
+        "provision_ms": provision_ms,
+        "claim_ms": claim_ms,
+        "sign_in_ms": sign_in_ms,
+        "outcomes": outcomes,
+        "seconds": seconds,
+        "requests": len(provision_ms) + len(claim_ms),
+        "stock": stock,
+    }
 
 
 def run(args: argparse.Namespace, round_no: int) -> dict[str, Any]:
     database = fresh_database("postgresql", "bench_storm_two")
     provisiond("db", "upgrade", database=database)
     made = bench_profile(database, "--reprovision", "with-proof")
-    token = json.loads(provisiond("tokens", "create", "bench", "--json",
-                                  database=database).stdout)["secret"]
+    token = json.loads(provisiond("tokens", "create", "bench", "--json", database=database).stdout)[
+        "secret"
+    ]
     started = [start_instance(database) for _ in range(args.instances)]
     try:
         urls = [url for _, url in started]
@@ -179,7 +224,10 @@ def run(args: argparse.Namespace, round_no: int) -> dict[str, Any]:
     outcomes: dict[tuple[int, str], int] = s["outcomes"]
     q = lambda sql: query_scalar(database, sql)  # noqa: E731
     return {
-        "round": round_no, "instances": args.instances, "devices_asked": args.devices, "people": args.people,
+        "round": round_no,
+        "instances": args.instances,
+        "devices_asked": args.devices,
+        "people": args.people,
         "seconds": round(s["seconds"], 1),
         "requests_per_second": round(s["requests"] / s["seconds"]),
         "provision_p50_ms": round(percentile(s["provision_ms"], 50), 1),
@@ -190,21 +238,24 @@ def run(args: argparse.Namespace, round_no: int) -> dict[str, Any]:
         "sign_in_p99_ms": round(percentile(s["sign_in_ms"], 99), 1) if s["sign_in_ms"] else 0,
         # the checks: each must be as stated for the round to count
         "devices_made": q("SELECT count(*) FROM devices WHERE serial LIKE 'TWO%'"),
-        "last_answer_not_success": sum(a.get("status") != "SUCCESS"
-                                       for a in s["last"].values()),
+        "last_answer_not_success": sum(a.get("status") != "SUCCESS" for a in s["last"].values()),
         "devices_answered_two_credentials": sum(len(v) != 1 for v in s["values"].values()),
         "credentials_answered_to_two_devices": (
-            sum(len(v) for v in s["values"].values())
-            - len(set().union(*s["values"].values()))),
+            sum(len(v) for v in s["values"].values()) - len(set().union(*s["values"].values()))
+        ),
         "devices_without_exactly_one_credential": q(
             "SELECT count(*) FROM (SELECT d.id FROM devices d LEFT JOIN credentials c ON "
             "c.device_id = d.id AND c.revoked_at IS NULL WHERE d.serial LIKE 'TWO%' "
-            "GROUP BY d.id HAVING count(c.id) <> 1) AS wrong"),
-        "stock_claimed": q("SELECT count(*) FROM devices WHERE serial LIKE 'STOCK-%' "
-                           "AND owner_user_id IS NOT NULL"),
-        "stock_claimed_twice": q("SELECT count(*) FROM (SELECT serial FROM events WHERE "
-                                 "type = 'device.claimed' GROUP BY serial "
-                                 "HAVING count(*) > 1) AS twice"),
+            "GROUP BY d.id HAVING count(c.id) <> 1) AS wrong"
+        ),
+        "stock_claimed": q(
+            "SELECT count(*) FROM devices WHERE serial LIKE 'STOCK-%' AND owner_user_id IS NOT NULL"
+        ),
+        "stock_claimed_twice": q(
+            "SELECT count(*) FROM (SELECT serial FROM events WHERE "
+            "type = 'device.claimed' GROUP BY serial "
+            "HAVING count(*) > 1) AS twice"
+        ),
         "claims_won": sum(1 for v in outcomes.values() if v == 303),
         "claims_refused_409": sum(1 for v in outcomes.values() if v == 409),
         "claims_other": sum(1 for v in outcomes.values() if v not in (303, 409)),
@@ -219,17 +270,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--instances", type=int, default=2, choices=[1, 2])
     args = parser.parse_args()
-    print(json.dumps({"machine": machine(), "devices": args.devices, "people": args.people,
-                      "concurrency": args.concurrency}), flush=True)
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "devices": args.devices,
+                "people": args.people,
+                "concurrency": args.concurrency,
+            }
+        ),
+        flush=True,
+    )
     results = []
     for round_no in range(1, args.rounds + 1):
         r = run(args, round_no)
         print(json.dumps(r), flush=True)
         results.append(r)
-    keys = ["seconds", "requests_per_second", "provision_p50_ms", "provision_p99_ms",
-            "claim_p50_ms", "claim_p99_ms", "sign_in_p50_ms", "sign_in_p99_ms"]
-    print(json.dumps({"median_" + k: median([r[k] for r in results]) for k in keys}),
-          flush=True)
+    keys = [
+        "seconds",
+        "requests_per_second",
+        "provision_p50_ms",
+        "provision_p99_ms",
+        "claim_p50_ms",
+        "claim_p99_ms",
+        "sign_in_p50_ms",
+        "sign_in_p99_ms",
+    ]
+    print(json.dumps({"median_" + k: median([r[k] for r in results]) for k in keys}), flush=True)
 
 
 if __name__ == "__main__":

@@ -48,21 +48,39 @@ async def measure(database: str, url: str, events: int) -> float:
     from provisiond.services.registration import ImportOptions, register_devices
     from provisiond.settings import load_settings
 
-    async with open_container(load_settings(database_url=database, log_level="warning",
-                                            webhook_allow_networks=["127.0.0.1"])) as c:
-        await directory.create_group(c.uow(), scope=Scope.operator(),
-                                     path="Bench/Site", actor="bench", now=c.now())
-        await webhooks.create_webhook(c.uow(), scope=Scope.operator(), group="Bench", url=url,
-                                      events=["device.registered"], actor="bench",
-                                      now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
+    async with open_container(
+        load_settings(
+            database_url=database, log_level="warning", webhook_allow_networks=["127.0.0.1"]
+        )
+    ) as c:
+        await directory.create_group(
+            c.uow(), scope=Scope.operator(), path="Bench/Site", actor="bench", now=c.now()
+        )
+        await webhooks.create_webhook(
+            c.uow(),
+            scope=Scope.operator(),
+            group="Bench",
+            url=url,
+            events=["device.registered"],
+            actor="bench",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         rows = "serial,group\n" + "".join(f"WH{i:07d},Bench/Site\n" for i in range(events))
-        await register_devices(c.uow(), scope=Scope.operator(),
-                               items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
-                               options=ImportOptions(batch_size=5000), sink=NullSink(),
-                               actor="bench", now=c.now())
+        await register_devices(
+            c.uow(),
+            scope=Scope.operator(),
+            items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+            options=ImportOptions(batch_size=5000),
+            sink=NullSink(),
+            actor="bench",
+            now=c.now(),
+        )
         sender = HttpSender(30, guard=c.webhook_guard)
-        deliverer = webhooks.WebhookDeliverer(c.uow, sender, c.sealer,
-                                              webhooks.WebhookPolicy(), c.now)
+        deliverer = webhooks.WebhookDeliverer(
+            c.uow, sender, c.sealer, webhooks.WebhookPolicy(), c.now
+        )
         dispatcher = Dispatcher(c.uow, consumers=[webhooks.fan_out])
         started = time.perf_counter()
         while await dispatcher.dispatch():
@@ -78,8 +96,9 @@ def run_round(backend: str, args: argparse.Namespace) -> dict[str, float]:
     database = fresh_database(backend, f"bench_webhooks_{backend}")
     provisiond("db", "upgrade", database=database)
     port = free_port()
-    receiver = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "webhook_receiver.py"),
-                                 str(port)])
+    receiver = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "webhook_receiver.py"), str(port)]
+    )
     try:
         deadline = time.monotonic() + 20
         while True:  # another process is starting: nothing to wait on but its port
@@ -90,16 +109,21 @@ def run_round(backend: str, args: argparse.Namespace) -> dict[str, float]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        seconds = asyncio.run(measure(database, f"http://127.0.0.1:{port}/hook",
-                                      args.events))
+        seconds = asyncio.run(measure(database, f"http://127.0.0.1:{port}/hook", args.events))
         received = int(urllib.request.urlopen(f"http://127.0.0.1:{port}/count").read())
     finally:
         receiver.terminate()
         receiver.wait()
-    delivered = query_scalar(database, "SELECT count(*) FROM webhook_deliveries "
-                                       "WHERE status = 'delivered'")
-    return {"events": args.events, "seconds": seconds, "events_per_s": args.events / seconds,
-            "received": received, "delivered": delivered}
+    delivered = query_scalar(
+        database, "SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'"
+    )
+    return {
+        "events": args.events,
+        "seconds": seconds,
+        "events_per_s": args.events / seconds,
+        "received": received,
+        "delivered": delivered,
+    }
 
 
 def main() -> None:
@@ -109,14 +133,22 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     print(json.dumps({"machine": machine(), "events": args.events}), flush=True)
-    results = rounds(args.backends.split(","), args.rounds,
-                     lambda backend, _n: run_round(backend, args))
+    results = rounds(
+        args.backends.split(","), args.rounds, lambda backend, _n: run_round(backend, args)
+    )
     for backend, runs in results.items():
-        print(json.dumps({
-            "backend": backend,
-            "median_events_per_s": round(median([r["events_per_s"] for r in runs])),
-            "all_delivered": all(r["received"] == r["delivered"] == r["events"]
-                                 for r in runs)}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "median_events_per_s": round(median([r["events_per_s"] for r in runs])),
+                    "all_delivered": all(
+                        r["received"] == r["delivered"] == r["events"] for r in runs
+                    ),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

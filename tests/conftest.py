@@ -55,9 +55,11 @@ def need(present: bool, message: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_template() -> Iterator[str]:
     with postgres_server() as server:
-        need(server is not None,
-             "no PostgreSQL server: set PROVISIOND_TEST_POSTGRES_URL, run one on "
-             "127.0.0.1:5432 with trust auth, or install postgresql (initdb)")
+        need(
+            server is not None,
+            "no PostgreSQL server: set PROVISIOND_TEST_POSTGRES_URL, run one on "
+            "127.0.0.1:5432 with trust auth, or install postgresql (initdb)",
+        )
         assert server is not None
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
@@ -96,8 +98,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto with the dynamic security plugin (skipped without one, failed in CI)."""
-    need(available(), "no mosquitto with the dynamic security plugin "
-                      "(apt-get install mosquitto)")
+    need(available(), "no mosquitto with the dynamic security plugin (apt-get install mosquitto)")
     with dynsec_broker(tmp_path / "mosquitto") as b:
         yield b
 

@@ -80,15 +80,23 @@ class Container:
     @cached_property
     def crl_maker(self) -> CrlMaker:
         s = self.settings
-        policy = CrlPolicy(timedelta(hours=s.crl_validity_hours),
-                           timedelta(hours=s.crl_refresh_hours), self.pki_urls)
+        policy = CrlPolicy(
+            timedelta(hours=s.crl_validity_hours),
+            timedelta(hours=s.crl_refresh_hours),
+            self.pki_urls,
+        )
         return CrlMaker(self.uow, self.signers, s.ca_passphrase, policy, self.now)
 
     @cached_property
     def ocsp(self) -> OcspResponder:
         s = self.settings
-        return OcspResponder(self.uow, self.signers, s.ca_passphrase,
-                             timedelta(seconds=s.ocsp_validity_seconds), self.now)
+        return OcspResponder(
+            self.uow,
+            self.signers,
+            s.ca_passphrase,
+            timedelta(seconds=s.ocsp_validity_seconds),
+            self.now,
+        )
 
     @property
     def provision_writer(self) -> ProvisionWriter:
@@ -98,24 +106,36 @@ class Container:
     def provision_policy(self) -> ProvisionPolicy:
         """The provisioning rules' settings, the same for every transport (made once)."""
         s = self.settings
-        return policy_from(s.provision_unknown_source_rate_per_minute, s.ca_passphrase,
-                           self.signers, self.broker_sealer)
+        return policy_from(
+            s.provision_unknown_source_rate_per_minute,
+            s.ca_passphrase,
+            self.signers,
+            self.broker_sealer,
+        )
 
     @cached_property
     def claim_policy(self) -> ClaimPolicy:
         s = self.settings
-        return ClaimPolicy(s.claim_proof, s.claim_window_seconds, s.claim_rate_per_minute,
-                           s.claim_code_attempts_per_minute, s.device_lookup_rate_per_minute)
+        return ClaimPolicy(
+            s.claim_proof,
+            s.claim_window_seconds,
+            s.claim_rate_per_minute,
+            s.claim_code_attempts_per_minute,
+            s.device_lookup_rate_per_minute,
+        )
 
     @cached_property
     def session_policy(self) -> SessionPolicy:
         s = self.settings
-        return SessionPolicy(timedelta(hours=s.session_hours),
-                             timedelta(minutes=s.session_idle_minutes),
-                             s.login_failures_before_lockout,
-                             timedelta(minutes=s.login_lockout_minutes),
-                             s.login_rate_per_minute, s.login_account_failures_before_slowdown,
-                             timedelta(seconds=s.login_account_slowdown_seconds))
+        return SessionPolicy(
+            timedelta(hours=s.session_hours),
+            timedelta(minutes=s.session_idle_minutes),
+            s.login_failures_before_lockout,
+            timedelta(minutes=s.login_lockout_minutes),
+            s.login_rate_per_minute,
+            s.login_account_failures_before_slowdown,
+            timedelta(seconds=s.login_account_slowdown_seconds),
+        )
 
     def now(self) -> datetime:
         return self.clock()
@@ -124,8 +144,10 @@ class Container:
     def sealer(self) -> Sealer:
         """Seals the device secrets provisiond must hand on later (device_key_passphrase)."""
         s = self.settings
-        return Sealer(s.device_key_passphrase.get_secret_value()
-                      if s.device_key_passphrase else None, production=s.production)
+        return Sealer(
+            s.device_key_passphrase.get_secret_value() if s.device_key_passphrase else None,
+            production=s.production,
+        )
 
     @cached_property
     def webhook_guard(self) -> DestinationGuard:
@@ -135,8 +157,10 @@ class Container:
 
     @property
     def manages_broker(self) -> bool:
-        return self.settings.broker.kind in (BrokerKind.MOSQUITTO_DYNSEC,
-                                             BrokerKind.MOSQUITTO_FILES)
+        return self.settings.broker.kind in (
+            BrokerKind.MOSQUITTO_DYNSEC,
+            BrokerKind.MOSQUITTO_FILES,
+        )
 
     @property
     def keeps_broker(self) -> bool:
@@ -149,8 +173,7 @@ class Container:
         """The sealer for MQTT secrets when the broker must be given them (Mosquitto's
         accounts) or named by them (EMQX's sessions, with token_as_username), else None."""
         b = self.settings.broker
-        return self.sealer if self.manages_broker or (b.emqx_api and b.token_as_username) \
-            else None
+        return self.sealer if self.manages_broker or (b.emqx_api and b.token_as_username) else None
 
     @cached_property
     def broker_name_keeper(self) -> Callable[[str], str] | None:
@@ -179,13 +202,23 @@ class Container:
                 "no broker is kept in step: set broker__kind=mosquitto-dynsec and "
                 "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL), "
                 "broker__kind=mosquitto-files and its files, or broker__kind=emqx and "
-                "broker__emqx_api_url with its key")
-        tls = (tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
-               if b.password_url.startswith("mqtts:") else None)
+                "broker__emqx_api_url with its key"
+            )
+        tls = (
+            tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
+            if b.password_url.startswith("mqtts:")
+            else None
+        )
         admin = DynsecAdmin(b.password_url, timeout=b.timeout_seconds, tls=tls)
         try:
-            yield BrokerSync(self.uow, admin, self.sealer, b.topic_prefix, self.now,
-                             token_as_username=b.token_as_username)
+            yield BrokerSync(
+                self.uow,
+                admin,
+                self.sealer,
+                b.topic_prefix,
+                self.now,
+                token_as_username=b.token_as_username,
+            )
         finally:
             await admin.close()
 
@@ -208,18 +241,32 @@ class Container:
 
         b = self.settings.broker
         if b.emqx_api_url is None or b.emqx_api_key is None or b.emqx_api_secret is None:
-            raise BrokerNotConfigured("broker__emqx_api_url needs broker__emqx_api_key and "
-                                      "broker__emqx_api_secret")  # the settings refuse it too
-        tls = (tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
-               if b.emqx_api_url.startswith("https:") else None)
-        api = EmqxApi(b.emqx_api_url, b.emqx_api_key, b.emqx_api_secret.get_secret_value(),
-                      timeout=b.timeout_seconds, tls=tls)
-        # names that are no token are recorded in clear: no passphrase is needed for them
-        sealer = self.sealer if b.token_as_username or self.settings.device_key_passphrase \
+            raise BrokerNotConfigured(
+                "broker__emqx_api_url needs broker__emqx_api_key and broker__emqx_api_secret"
+            )  # the settings refuse it too
+        tls = (
+            tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
+            if b.emqx_api_url.startswith("https:")
             else None
+        )
+        api = EmqxApi(
+            b.emqx_api_url,
+            b.emqx_api_key,
+            b.emqx_api_secret.get_secret_value(),
+            timeout=b.timeout_seconds,
+            tls=tls,
+        )
+        # names that are no token are recorded in clear: no passphrase is needed for them
+        sealer = self.sealer if b.token_as_username or self.settings.device_key_passphrase else None
         try:
-            yield EmqxSessions(self.uow, api, sealer, b.topic_prefix, self.now,
-                               token_as_username=b.token_as_username)
+            yield EmqxSessions(
+                self.uow,
+                api,
+                sealer,
+                b.topic_prefix,
+                self.now,
+                token_as_username=b.token_as_username,
+            )
         finally:
             await api.close()
 
@@ -228,13 +275,25 @@ class Container:
 
         b = self.settings.broker
         if b.password_file is None or b.acl_file is None:  # the settings refuse it too
-            raise BrokerNotConfigured("broker__kind=mosquitto-files needs "
-                                      "broker__password_file and broker__acl_file")
-        files = MosquittoFiles(b.password_file, b.acl_file, pid_file=b.pid_file,
-                               reload_command=b.reload_command, timeout=b.timeout_seconds)
-        return FileBrokerSync(self.uow, files, self.sealer, b.topic_prefix, self.now,
-                              reload_interval=b.reload_interval_seconds,
-                              token_as_username=b.token_as_username)
+            raise BrokerNotConfigured(
+                "broker__kind=mosquitto-files needs broker__password_file and broker__acl_file"
+            )
+        files = MosquittoFiles(
+            b.password_file,
+            b.acl_file,
+            pid_file=b.pid_file,
+            reload_command=b.reload_command,
+            timeout=b.timeout_seconds,
+        )
+        return FileBrokerSync(
+            self.uow,
+            files,
+            self.sealer,
+            b.topic_prefix,
+            self.now,
+            reload_interval=b.reload_interval_seconds,
+            token_as_username=b.token_as_username,
+        )
 
     @asynccontextmanager
     async def tts_sync(self) -> AsyncIterator[TtsSync]:
@@ -243,13 +302,24 @@ class Container:
 
         t = self.settings.tts
         if t.url is None or t.api_key is None:
-            raise TtsNotConfigured("The Things Stack is not configured: set tts__url and "
-                                   "tts__api_key (PROVISIOND_TTS__URL, PROVISIOND_TTS__API_KEY)")
+            raise TtsNotConfigured(
+                "The Things Stack is not configured: set tts__url and "
+                "tts__api_key (PROVISIOND_TTS__URL, PROVISIOND_TTS__API_KEY)"
+            )
         client = HttpTtsClient(t.url, t.api_key.get_secret_value(), timeout=t.timeout_seconds)
         try:
-            yield TtsSync(self.uow, client, self.sealer, t.network, Addresses(
-                t.address(t.network_server_address), t.address(t.application_server_address),
-                t.address(t.join_server_address)), self.now)
+            yield TtsSync(
+                self.uow,
+                client,
+                self.sealer,
+                t.network,
+                Addresses(
+                    t.address(t.network_server_address),
+                    t.address(t.application_server_address),
+                    t.address(t.join_server_address),
+                ),
+                self.now,
+            )
         finally:
             await client.close()
 
@@ -259,8 +329,11 @@ class Container:
         from provisiond.services.background import holder_name
         from provisiond.store.database import sync_url
 
-        dsn = sync_url(self.settings.effective_database_url).set(
-            drivername="postgresql").render_as_string(hide_password=False)
+        dsn = (
+            sync_url(self.settings.effective_database_url)
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False)
+        )
         self.claim_relay = PgClaimRelay(dsn, self.hub, holder_name())
         await self.claim_relay.start()
         stack.push_async_callback(self.claim_relay.stop)
@@ -277,15 +350,23 @@ class Container:
             return await press_button(self.uow(), self.hub, device_id=device_id, now=self.now())
 
         async def window(device_id: uuid.UUID, secret: object, duration: object) -> object:
-            return await open_device_window(self.uow(), device_id=device_id,
-                                            secret=secret,  # type: ignore[arg-type]
-                                            duration_ms=duration,  # type: ignore[arg-type]
-                                            now=self.now())
+            return await open_device_window(
+                self.uow(),
+                device_id=device_id,
+                secret=secret,  # type: ignore[arg-type]
+                duration_ms=duration,  # type: ignore[arg-type]
+                now=self.now(),
+            )
 
         self.device_events = DeviceEventSubscriber(
-            url, b.topic_prefix, on_button=button, on_window=window,
+            url,
+            b.topic_prefix,
+            on_button=button,
+            on_window=window,
             tls=tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
-            if url.startswith("mqtts:") else None)
+            if url.startswith("mqtts:")
+            else None,
+        )
         task = asyncio.create_task(self.device_events.run(), name="provisiond-device-events")
 
         async def stop() -> None:
@@ -305,23 +386,38 @@ class Container:
             sender = HttpSender(s.webhook_timeout_seconds, guard=self.webhook_guard)
             stack.push_async_callback(sender.close)
             deliverer = WebhookDeliverer(
-                self.uow, sender, self.sealer,
-                WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after,
-                              s.webhook_log_days), self.now)
-            work = [kind for kind, used in (("broker", self.keeps_broker),
-                                            ("tts", s.tts.enabled)) if used]
+                self.uow,
+                sender,
+                self.sealer,
+                WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after, s.webhook_log_days),
+                self.now,
+            )
+            work = [
+                kind
+                for kind, used in (("broker", self.keeps_broker), ("tts", s.tts.enabled))
+                if used
+            ]
 
             async def make_crls() -> int:
                 await self.crl_maker.refresh()
                 return 0  # at most one pass a second, however often revocations come
 
-            loops = [Loop("outbox", Dispatcher(self.uow, work=work,
-                                               consumers=[fan_out, request_crls]).dispatch,
-                          idle=0.25),
-                     Loop("webhooks", deliverer.deliver, idle=0.25),
-                     Loop("crl", make_crls, idle=1.0),
-                     Loop("sign-in-counts", lambda: forget_sign_in_addresses(
-                         self.uow(), self.session_policy, now=self.now()), idle=60.0)]
+            loops = [
+                Loop(
+                    "outbox",
+                    Dispatcher(self.uow, work=work, consumers=[fan_out, request_crls]).dispatch,
+                    idle=0.25,
+                ),
+                Loop("webhooks", deliverer.deliver, idle=0.25),
+                Loop("crl", make_crls, idle=1.0),
+                Loop(
+                    "sign-in-counts",
+                    lambda: forget_sign_in_addresses(
+                        self.uow(), self.session_policy, now=self.now()
+                    ),
+                    idle=60.0,
+                ),
+            ]
             if s.tts.enabled:
                 tts = await stack.enter_async_context(self.tts_sync())
                 loops.append(Loop("tts", tts.apply_pending, idle=0.5))
@@ -330,11 +426,12 @@ class Container:
                 loops.append(Loop("broker", sync.apply_pending, idle=0.25))
                 interval = self.settings.broker.sync_interval_seconds
                 if interval > 0:
+
                     async def reconcile() -> int:
                         await sync.reconcile()
                         return 0
-                    loops.append(Loop("broker-reconcile", reconcile, idle=interval,
-                                      lease="broker"))
+
+                    loops.append(Loop("broker-reconcile", reconcile, idle=interval, lease="broker"))
             if self.settings.broker.password_url is not None:
                 await self._listen_for_device_events(stack)
             if self.database.dialect == "postgresql":
@@ -343,8 +440,14 @@ class Container:
             background.add(background.heartbeat(self.limiter.set_share))
             publisher = self._crl_publisher()
             if publisher is not None:  # every instance writes its own files
-                background.add(Loop("crl-files", publisher.publish, idle=1.0,
-                                    lease=INSTANCE_PREFIX + background.holder))
+                background.add(
+                    Loop(
+                        "crl-files",
+                        publisher.publish,
+                        idle=1.0,
+                        lease=INSTANCE_PREFIX + background.holder,
+                    )
+                )
             await background.start()
             try:
                 yield background
@@ -362,8 +465,9 @@ def build_database(settings: Settings) -> Database:
 
 
 @asynccontextmanager
-async def open_container(settings: Settings, *, check_schema: bool = True
-                         ) -> AsyncIterator[Container]:
+async def open_container(
+    settings: Settings, *, check_schema: bool = True
+) -> AsyncIterator[Container]:
     """A container for one CLI command or one server process; closes the engine after."""
     if check_schema:
         migrate.check_current(settings.effective_database_url)
@@ -380,8 +484,9 @@ def check_database(settings: Settings) -> None:
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> None:
-    migrate.upgrade(settings.effective_database_url, revision,
-                    sqlite_page_size=settings.sqlite_page_size)
+    migrate.upgrade(
+        settings.effective_database_url, revision, sqlite_page_size=settings.sqlite_page_size
+    )
 
 
 def downgrade_database(settings: Settings, revision: str) -> None:
@@ -415,29 +520,44 @@ def http_server_options(settings: Settings) -> dict[str, Any]:
     return server_options(settings)
 
 
-def wifi_client(device: str, *, timeout: float, ble_name: str | None = None
-                ) -> ProvisioningClient:
+def wifi_client(device: str, *, timeout: float, ble_name: str | None = None) -> ProvisioningClient:
     """The ESP provisioning client (provisiond wifi provision): soft AP, or BLE by name."""
     from provisiond.wifi.client import ProvisioningClient
 
     return ProvisioningClient(device, timeout=timeout, ble_name=ble_name)
 
 
-def wifi_emulator_config(*, security: int, pop: str | None, username: str, password: str,
-                         networks: Path | None, delay_scale: float,
-                         report_to: str | None = None, device_token: str | None = None,
-                         outcome: str = "auto") -> DeviceConfig:
+def wifi_emulator_config(
+    *,
+    security: int,
+    pop: str | None,
+    username: str,
+    password: str,
+    networks: Path | None,
+    delay_scale: float,
+    report_to: str | None = None,
+    device_token: str | None = None,
+    outcome: str = "auto",
+) -> DeviceConfig:
     """The emulated device's settings (ValueError: a networks file that is not one)."""
     from provisiond.wifi.emulator import DEFAULT_NETWORKS, DeviceConfig, load_networks
 
-    return DeviceConfig(security=security, pop=pop, username=username, password=password,
-                        networks=load_networks(networks) if networks else DEFAULT_NETWORKS,
-                        delay_scale=delay_scale, report_to=report_to,
-                        device_token=device_token, outcome=outcome)
+    return DeviceConfig(
+        security=security,
+        pop=pop,
+        username=username,
+        password=password,
+        networks=load_networks(networks) if networks else DEFAULT_NETWORKS,
+        delay_scale=delay_scale,
+        report_to=report_to,
+        device_token=device_token,
+        outcome=outcome,
+    )
 
 
-async def run_wifi_emulator(cfg: DeviceConfig, host: str, port: int,
-                            started: Callable[[int], None]) -> None:
+async def run_wifi_emulator(
+    cfg: DeviceConfig, host: str, port: int, started: Callable[[int], None]
+) -> None:
     """Serve the ESP device emulator until cancelled (provisiond wifi emulate)."""
     from provisiond.wifi.emulator import EmulatedDevice, bound_port, serve
 
@@ -449,8 +569,9 @@ async def run_wifi_emulator(cfg: DeviceConfig, host: str, port: int,
         await runner.cleanup()
 
 
-async def wifi_browser_hand_over(client: ProvisioningClient, *, limit: float,
-                                 opened: Callable[[str], None]) -> dict[str, object]:
+async def wifi_browser_hand_over(
+    client: ProvisioningClient, *, limit: float, opened: Callable[[str], None]
+) -> dict[str, object]:
     """Serve the one-page network chooser until the device has joined (--browser)."""
     from provisiond.wifi.browser import hand_over
 

@@ -50,8 +50,7 @@ class ProvisiondError(Exception):
     exit_code: ClassVar[int] = 1
     retryable: ClassVar[bool] = False
 
-    def __init__(self, detail: str, *, problems: list[Problem] | None = None,
-                 **extra: Any) -> None:
+    def __init__(self, detail: str, *, problems: list[Problem] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
         self.problems: list[Problem] = list(problems or [])
@@ -363,9 +362,9 @@ class WifiProvisioningFailed(ProvisiondError):
     status = 502
     exit_code = 8
 
-    def __init__(self, detail: str, hint: str = "", *,
-                 problems: list[Problem] | None = None) -> None:
+    def __init__(
+        self, detail: str, hint: str = "", *, problems: list[Problem] | None = None
+    ) -> None:
         extra = {"hint": hint} if hint else {}
-        super().__init__(detail + (f" — try: {hint}" if hint else ""), problems=problems,
-                         **extra)
+        super().__init__(detail + (f" — try: {hint}" if hint else ""), problems=problems, **extra)
         self.hint = hint

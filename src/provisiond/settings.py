@@ -76,64 +76,93 @@ class BrokerSettings(BaseModel):
     kind: BrokerKind = Field(
         BrokerKind.NONE,
         description="`none`; `mosquitto-dynsec`: provisiond manages device accounts through "
-                    "Mosquitto's dynamic security plugin; `mosquitto-files`: provisiond "
-                    "writes device accounts into Mosquitto's password and ACL files and "
-                    "has it reload them; `emqx`: EMQX asks provisiond "
-                    "(`/hooks/emqx/authn`, `/hooks/emqx/authz`).")
+        "Mosquitto's dynamic security plugin; `mosquitto-files`: provisiond "
+        "writes device accounts into Mosquitto's password and ACL files and "
+        "has it reload them; `emqx`: EMQX asks provisiond "
+        "(`/hooks/emqx/authn`, `/hooks/emqx/authz`).",
+    )
     url: SecretStr | None = Field(
-        None, description="`mqtt://USER:PASSWORD@HOST:PORT` (or `mqtts://`) of the broker's "
-                          "administrative client (mosquitto-dynsec).")
+        None,
+        description="`mqtt://USER:PASSWORD@HOST:PORT` (or `mqtts://`) of the broker's "
+        "administrative client (mosquitto-dynsec).",
+    )
     topic_prefix: str = Field(
         "devices/{device_id}",
         description="The topic prefix a device may publish and subscribe under (`/#` is "
-                    "added); `{device_id}` is the device's id.")
+        "added); `{device_id}` is the device's id.",
+    )
     tls_ca_file: Path | None = Field(
-        None, description="CA certificates to verify an `mqtts://` broker (default: the "
-                          "system's).")
+        None, description="CA certificates to verify an `mqtts://` broker (default: the system's)."
+    )
     tls_cert_file: Path | None = Field(
-        None, description="Client certificate for an `mqtts://` broker that asks for one.")
+        None, description="Client certificate for an `mqtts://` broker that asks for one."
+    )
     tls_key_file: Path | None = Field(None, description="Private key of tls_cert_file.")
     timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="How long one call to the broker may take.")
+        10.0, gt=0, le=300, description="How long one call to the broker may take."
+    )
     sync_interval_seconds: float = Field(
-        3600.0, ge=0, description="How often `serve` reconciles the broker with the registry "
-                                  "(as `provisiond broker sync` does); 0: never.")
+        3600.0,
+        ge=0,
+        description="How often `serve` reconciles the broker with the registry "
+        "(as `provisiond broker sync` does); 0: never.",
+    )
     password_file: Path | None = Field(
-        None, description="mosquitto-files: Mosquitto's `password_file`; provisiond writes "
-                          "the part after its marker line.")
+        None,
+        description="mosquitto-files: Mosquitto's `password_file`; provisiond writes "
+        "the part after its marker line.",
+    )
     acl_file: Path | None = Field(
-        None, description="mosquitto-files: Mosquitto's `acl_file`; provisiond writes the "
-                          "part after its marker line.")
+        None,
+        description="mosquitto-files: Mosquitto's `acl_file`; provisiond writes the "
+        "part after its marker line.",
+    )
     pid_file: Path | None = Field(
-        None, description="Mosquitto's `pid_file`: the process provisiond sends SIGHUP to "
-                          "after writing its password and ACL files (mosquitto-files) or a "
-                          "CRL (`crl_dir`), so that it reads them again.")
+        None,
+        description="Mosquitto's `pid_file`: the process provisiond sends SIGHUP to "
+        "after writing its password and ACL files (mosquitto-files) or a "
+        "CRL (`crl_dir`), so that it reads them again.",
+    )
     reload_command: str | None = Field(
-        None, description="A command that makes Mosquitto read its files again (e.g. "
-                          "`systemctl reload mosquitto`), instead of pid_file.")
+        None,
+        description="A command that makes Mosquitto read its files again (e.g. "
+        "`systemctl reload mosquitto`), instead of pid_file.",
+    )
     reload_interval_seconds: float = Field(
-        1.0, ge=0, le=3600, description="mosquitto-files: the least time between two writes "
-                                        "of the files (and reloads of Mosquitto).")
+        1.0,
+        ge=0,
+        le=3600,
+        description="mosquitto-files: the least time between two writes "
+        "of the files (and reloads of Mosquitto).",
+    )
     hook_secret: SecretStr | None = Field(
-        None, description="emqx: the bearer token EMQX sends to the hooks "
-                          "(`Authorization: Bearer …`); none: the hooks accept only loopback.")
+        None,
+        description="emqx: the bearer token EMQX sends to the hooks "
+        "(`Authorization: Bearer …`); none: the hooks accept only loopback.",
+    )
     token_as_username: bool = Field(
-        False, description="ThingsBoard's convention, for firmware that can send nothing "
-                           "else: an access token is the MQTT user name (and the password). "
-                           "Default: the user name is the token's public half (the part "
-                           "before the dot; the serial for a token the device chose) and "
-                           "the token only the password.")
+        False,
+        description="ThingsBoard's convention, for firmware that can send nothing "
+        "else: an access token is the MQTT user name (and the password). "
+        "Default: the user name is the token's public half (the part "
+        "before the dot; the serial for a token the device chose) and "
+        "the token only the password.",
+    )
     session_max_seconds: int = Field(
-        86400, ge=60, le=30 * 86400,
+        86400,
+        ge=60,
+        le=30 * 86400,
         description="emqx: how long a device's session may last before it must "
-                    "authenticate again (the authentication answer's `expire_at`).")
+        "authenticate again (the authentication answer's `expire_at`).",
+    )
     emqx_api_url: str | None = Field(
-        None, description="emqx: EMQX's REST API (e.g. `http://emqx:18083`), through which "
-                          "provisiond ends the sessions of revoked, rotated and deleted "
-                          "devices' credentials; none: sessions end at `expire_at`.")
+        None,
+        description="emqx: EMQX's REST API (e.g. `http://emqx:18083`), through which "
+        "provisiond ends the sessions of revoked, rotated and deleted "
+        "devices' credentials; none: sessions end at `expire_at`.",
+    )
     emqx_api_key: str | None = Field(None, description="emqx: the API key for emqx_api_url.")
-    emqx_api_secret: SecretStr | None = Field(
-        None, description="emqx: the API key's secret key.")
+    emqx_api_secret: SecretStr | None = Field(None, description="emqx: the API key's secret key.")
 
     @field_validator("topic_prefix")
     @classmethod
@@ -146,8 +175,10 @@ class BrokerSettings(BaseModel):
         if value is None:
             return None
         if not value.startswith(("http://", "https://")) or "@" in value:
-            raise ValueError("must look like http://HOST:18083 or https://…, without "
-                             "credentials (those are emqx_api_key and emqx_api_secret)")
+            raise ValueError(
+                "must look like http://HOST:18083 or https://…, without "
+                "credentials (those are emqx_api_key and emqx_api_secret)"
+            )
         return value.rstrip("/")
 
     @model_validator(mode="after")
@@ -155,11 +186,15 @@ class BrokerSettings(BaseModel):
         given = [self.emqx_api_url, self.emqx_api_key, self.emqx_api_secret]
         if any(v is not None for v in given):
             if self.kind is not BrokerKind.EMQX:
-                raise ValueError("broker__emqx_api_url, broker__emqx_api_key and "
-                                 "broker__emqx_api_secret are for broker__kind=emqx")
+                raise ValueError(
+                    "broker__emqx_api_url, broker__emqx_api_key and "
+                    "broker__emqx_api_secret are for broker__kind=emqx"
+                )
             if not all(v is not None for v in given):
-                raise ValueError("broker__emqx_api_url needs broker__emqx_api_key and "
-                                 "broker__emqx_api_secret (an API key of EMQX's)")
+                raise ValueError(
+                    "broker__emqx_api_url needs broker__emqx_api_key and "
+                    "broker__emqx_api_secret (an API key of EMQX's)"
+                )
         return self
 
     @property
@@ -179,29 +214,41 @@ class TtsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(
-        None, description="Base URL of The Things Stack, e.g. "
-                          "`https://eu1.cloud.thethings.network`; none: not used.")
+        None,
+        description="Base URL of The Things Stack, e.g. "
+        "`https://eu1.cloud.thethings.network`; none: not used.",
+    )
     api_key: SecretStr | None = Field(
-        None, description="An API key of the application(s) with the rights to view and "
-                          "edit devices and their keys.")
+        None,
+        description="An API key of the application(s) with the rights to view and "
+        "edit devices and their keys.",
+    )
     application_id: str | None = Field(
-        None, description="The application devices are registered in, unless their "
-                          "profile names another.")
+        None,
+        description="The application devices are registered in, unless their "
+        "profile names another.",
+    )
     network_server_address: str | None = Field(
-        None, description="Host of the Network Server (default: the URL's host).")
+        None, description="Host of the Network Server (default: the URL's host)."
+    )
     application_server_address: str | None = Field(
-        None, description="Host of the Application Server (default: the URL's host).")
+        None, description="Host of the Application Server (default: the URL's host)."
+    )
     join_server_address: str | None = Field(
-        None, description="Host of the Join Server (default: the URL's host).")
+        None, description="Host of the Join Server (default: the URL's host)."
+    )
     frequency_plan_id: str | None = Field(
-        None, description="Frequency plan, e.g. `EU_863_870_TTN`, unless the profile says.")
+        None, description="Frequency plan, e.g. `EU_863_870_TTN`, unless the profile says."
+    )
     lorawan_version: str = Field("MAC_V1_0_3", description="LoRaWAN MAC version.")
-    lorawan_phy_version: str = Field("RP001_V1_0_3_REV_A",
-                                     description="Regional parameters version.")
+    lorawan_phy_version: str = Field(
+        "RP001_V1_0_3_REV_A", description="Regional parameters version."
+    )
     supports_class_b: bool = Field(False, description="Devices support class B.")
     supports_class_c: bool = Field(False, description="Devices support class C.")
-    timeout_seconds: float = Field(10.0, gt=0, le=300,
-                                   description="How long one API call may take.")
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long one API call may take."
+    )
 
     @model_validator(mode="after")
     def _checked(self) -> TtsSettings:
@@ -213,9 +260,11 @@ class TtsSettings(BaseModel):
                 raise ValueError("tts__url needs tts__api_key")
         try:
             parse_network_settings(
-                application_id=self.application_id, frequency_plan_id=self.frequency_plan_id,
+                application_id=self.application_id,
+                frequency_plan_id=self.frequency_plan_id,
                 lorawan_version=self.lorawan_version,
-                lorawan_phy_version=self.lorawan_phy_version)
+                lorawan_phy_version=self.lorawan_phy_version,
+            )
         except InvalidInput as err:
             raise ValueError(str(err)) from None
         return self
@@ -229,9 +278,14 @@ class TtsSettings(BaseModel):
 
     @property
     def network(self) -> NetworkSettings:
-        return NetworkSettings(self.application_id, self.frequency_plan_id,
-                               self.lorawan_version, self.lorawan_phy_version,
-                               self.supports_class_b, self.supports_class_c)
+        return NetworkSettings(
+            self.application_id,
+            self.frequency_plan_id,
+            self.lorawan_version,
+            self.lorawan_phy_version,
+            self.supports_class_b,
+            self.supports_class_c,
+        )
 
 
 def default_data_dir() -> Path:
@@ -267,22 +321,30 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     public_url: str | None = Field(
-        None, description="The address people, labels and brokers reach this service at "
-                          "(device URLs on labels; the CRL and OCSP addresses written into "
-                          "every device certificate), e.g. `https://provision.example.com`. "
-                          "Default: `http://HOST:PORT`.")
+        None,
+        description="The address people, labels and brokers reach this service at "
+        "(device URLs on labels; the CRL and OCSP addresses written into "
+        "every device certificate), e.g. `https://provision.example.com`. "
+        "Default: `http://HOST:PORT`.",
+    )
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
     mqtt_enabled: bool = Field(True, description="Serve the MQTT provisioning listener.")
-    mqtt_port: int = Field(1884, ge=0, le=65535,
-                           description="TCP port of the MQTT provisioning listener (0: any).")
+    mqtt_port: int = Field(
+        1884, ge=0, le=65535, description="TCP port of the MQTT provisioning listener (0: any)."
+    )
     mqtt_tls_cert: Path | None = Field(
-        None, description="PEM certificate (chain) for MQTT over TLS; with mqtt_tls_key.")
+        None, description="PEM certificate (chain) for MQTT over TLS; with mqtt_tls_key."
+    )
     mqtt_tls_key: Path | None = Field(None, description="PEM private key for MQTT over TLS.")
     mqtt_session_seconds: float = Field(
-        60.0, gt=0, description="Longest a provisioning session may stay connected.")
+        60.0, gt=0, description="Longest a provisioning session may stay connected."
+    )
     coap_port: int | None = Field(
-        None, ge=0, le=65535,
-        description="UDP port of the CoAP device API (5683 is CoAP's); none: no CoAP.")
+        None,
+        ge=0,
+        le=65535,
+        description="UDP port of the CoAP device API (5683 is CoAP's); none: no CoAP.",
+    )
     log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`.")
     log_format: LogFormat = Field(
         LogFormat.TEXT, description="`text` for people, `json` for log collectors."
@@ -295,7 +357,8 @@ class Settings(BaseSettings):
         10_000, ge=0, description="How long an SQLite writer waits for the lock, in ms."
     )
     sqlite_page_size: int = Field(
-        4096, description="Page size, in bytes, of an SQLite file `db upgrade` creates (a file "
+        4096,
+        description="Page size, in bytes, of an SQLite file `db upgrade` creates (a file "
         "keeps the size it was made with). Larger pages import faster and provision slower.",
     )
     database_pool_size: int = Field(
@@ -308,148 +371,228 @@ class Settings(BaseSettings):
         1_000, ge=1, description="Problems listed by a failed import before summarising."
     )
     provision_unknown_source_rate_per_minute: int = Field(
-        60, ge=1, description="Provision requests per minute one address may make with "
-                              "unknown or wrong profile credentials.",
+        60,
+        ge=1,
+        description="Provision requests per minute one address may make with "
+        "unknown or wrong profile credentials.",
     )
     ca_key_passphrase: SecretStr | None = Field(
-        None, description="Encrypts the private keys of certificate authorities in the "
-                          "database (required in production to create or import one).",
+        None,
+        description="Encrypts the private keys of certificate authorities in the "
+        "database (required in production to create or import one).",
     )
     crl_dir: Path | None = Field(
-        None, description="A directory where `serve` writes each CA's CRL (PEM) for the "
-                          "broker: `NAME.crl.pem`, and every CA's in `crls.pem` (Mosquitto's "
-                          "`crlfile`); it then makes Mosquitto read it (broker__pid_file or "
-                          "broker__reload_command). None: no files (the CRLs are still "
-                          "served over HTTP).")
+        None,
+        description="A directory where `serve` writes each CA's CRL (PEM) for the "
+        "broker: `NAME.crl.pem`, and every CA's in `crls.pem` (Mosquitto's "
+        "`crlfile`); it then makes Mosquitto read it (broker__pid_file or "
+        "broker__reload_command). None: no files (the CRLs are still "
+        "served over HTTP).",
+    )
     crl_validity_hours: float = Field(
-        168.0, ge=1, le=24 * 366,
+        168.0,
+        ge=1,
+        le=24 * 366,
         description="How long a CRL is valid (its nextUpdate): a broker holding a CRL past "
-                    "then refuses every certificate of its CA.")
+        "then refuses every certificate of its CA.",
+    )
     crl_refresh_hours: float = Field(
-        24.0, gt=0, description="A CA's CRL is made again this long after the last one even "
-                                "when nothing was revoked (at most half of "
-                                "crl_validity_hours), so it never expires while provisiond "
-                                "runs.")
+        24.0,
+        gt=0,
+        description="A CA's CRL is made again this long after the last one even "
+        "when nothing was revoked (at most half of "
+        "crl_validity_hours), so it never expires while provisiond "
+        "runs.",
+    )
     ocsp_validity_seconds: int = Field(
-        300, ge=10, le=7 * 86_400,
+        300,
+        ge=10,
+        le=7 * 86_400,
         description="How long an OCSP answer is valid (its nextUpdate): how long a client "
-                    "may cache it.")
+        "may cache it.",
+    )
     claim_proof: ClaimProof = Field(
         ClaimProof.NONE,
         description="The proof of possession a claim needs when the device's profile does "
-                    "not say (or it has none): `none`, `button`, `code` or `device-secret`.",
+        "not say (or it has none): `none`, `button`, `code` or `device-secret`.",
     )
     claim_window_seconds: int = Field(
-        300, ge=CLAIM_WINDOW_MIN, le=CLAIM_WINDOW_MAX,
+        300,
+        ge=CLAIM_WINDOW_MIN,
+        le=CLAIM_WINDOW_MAX,
         description="How long a claim stays open for its proof and finish, when the "
-                    "device's profile does not say.",
+        "device's profile does not say.",
     )
     claim_code_length: int = Field(
-        CODE_LENGTH, ge=8, le=24,
+        CODE_LENGTH,
+        ge=8,
+        le=24,
         description="Characters of the claim codes an import generates, check character "
-                    "included (each other one carries 4.95 bits: 12 give 54 bits).")
+        "included (each other one carries 4.95 bits: 12 give 54 bits).",
+    )
     claim_rate_per_minute: int = Field(
-        20, ge=1, description="Claims one user may start per minute, and one address.")
+        20, ge=1, description="Claims one user may start per minute, and one address."
+    )
     claim_code_attempts_per_minute: int = Field(
-        10, ge=1, description="Claim codes or device secrets one user may try per minute.")
+        10, ge=1, description="Claim codes or device secrets one user may try per minute."
+    )
     device_lookup_rate_per_minute: int = Field(
-        30, ge=1, description="Device pages one user may ask for per minute that find "
-                              "nothing (a missing serial, or another customer's device).")
-    session_hours: float = Field(
-        12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
-    session_idle_minutes: float = Field(
-        120.0, gt=0, description="A session unused this long ends.")
+        30,
+        ge=1,
+        description="Device pages one user may ask for per minute that find "
+        "nothing (a missing serial, or another customer's device).",
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+    session_idle_minutes: float = Field(120.0, gt=0, description="A session unused this long ends.")
     cookie_secure: bool | None = Field(
-        None, description="Mark the session cookie Secure (HTTPS only). Default: yes in "
-                          "production, no in development (plain HTTP on localhost).")
+        None,
+        description="Mark the session cookie Secure (HTTPS only). Default: yes in "
+        "production, no in development (plain HTTP on localhost).",
+    )
     login_failures_before_lockout: int = Field(
-        5, ge=1, description="Wrong passwords in a row, for one account from one address, "
-                             "that lock that address out of that account.")
+        5,
+        ge=1,
+        description="Wrong passwords in a row, for one account from one address, "
+        "that lock that address out of that account.",
+    )
     login_lockout_minutes: float = Field(
-        15.0, gt=0, description="How long such a lock lasts (and how long failures count).")
+        15.0, gt=0, description="How long such a lock lasts (and how long failures count)."
+    )
     login_rate_per_minute: int = Field(
-        10, ge=1, description="Sign-in attempts one address may make per minute.")
+        10, ge=1, description="Sign-in attempts one address may make per minute."
+    )
     login_account_failures_before_slowdown: int = Field(
-        20, ge=1, description="Wrong passwords for one account, from all addresses together, "
-                              "after which it is slowed down (docs/security.md).")
+        20,
+        ge=1,
+        description="Wrong passwords for one account, from all addresses together, "
+        "after which it is slowed down (docs/security.md).",
+    )
     login_account_slowdown_seconds: float = Field(
-        60.0, gt=0, le=86400,
+        60.0,
+        gt=0,
+        le=86400,
         description="A slowed-down account checks one password per this many seconds from "
-                    "addresses it has not been signed in from.")
+        "addresses it has not been signed in from.",
+    )
     trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
         default_factory=list,
         description="Addresses or networks (CIDR) of the proxies and load balancers in front "
-                    "of provisiond, whose X-Forwarded-For names the client; none: the header "
-                    "is ignored and the connection's address is the client's.")
+        "of provisiond, whose X-Forwarded-For names the client; none: the header "
+        "is ignored and the connection's address is the client's.",
+    )
     device_key_passphrase: SecretStr | None = Field(
-        None, description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
-                          "AppKeys); required in production to import them.")
+        None,
+        description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
+        "AppKeys); required in production to import them.",
+    )
     broker: BrokerSettings = Field(
-        default_factory=BrokerSettings,
-        description="The user's MQTT broker (`broker__*` below).")
+        default_factory=BrokerSettings, description="The user's MQTT broker (`broker__*` below)."
+    )
     tts: TtsSettings = Field(
-        default_factory=TtsSettings,
-        description="The Things Stack (`tts__*` below).")
+        default_factory=TtsSettings, description="The Things Stack (`tts__*` below)."
+    )
     webhook_timeout_seconds: float = Field(
-        10.0, gt=0, le=120, description="How long a webhook receiver has to answer.")
+        10.0, gt=0, le=120, description="How long a webhook receiver has to answer."
+    )
     webhook_max_attempts: int = Field(
-        12, ge=1, le=100,
+        12,
+        ge=1,
+        le=100,
         description="Deliveries of one event tried before it is marked failed (backoff "
-                    "doubles from 1 s to at most 1 h).")
+        "doubles from 1 s to at most 1 h).",
+    )
     webhook_disable_after: int = Field(
-        50, ge=1, description="Failed deliveries in a row after which a webhook is disabled.")
+        50, ge=1, description="Failed deliveries in a row after which a webhook is disabled."
+    )
     webhook_log_days: int = Field(
-        14, ge=1, description="How long finished deliveries stay in a webhook's log.")
+        14, ge=1, description="How long finished deliveries stay in a webhook's log."
+    )
     webhook_allow_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR, e.g. `10.20.0.0/16`, or single addresses) webhooks may "
-                    "reach although they are not public: intranet receivers. Default: none "
-                    "(only public addresses).")
+        "reach although they are not public: intranet receivers. Default: none "
+        "(only public addresses).",
+    )
     webhook_allow_hosts: list[str] = Field(
         default_factory=list,
         description="Host names webhooks may reach whatever they resolve to (`*.corp.example`"
-                    ": every name under it). Default: none.")
+        ": every name under it). Default: none.",
+    )
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
     # Caps: nothing unauthenticated holds unbounded sockets, memory or time
     # (docs/security.md#caps). `serve` lowers the connection caps to fit its descriptor limit.
     http_max_connections: int = Field(
-        4096, ge=16, description="HTTP connections open at once; at the cap a new one takes "
-                                 "the place of the one idle longest, or is refused (503).")
+        4096,
+        ge=16,
+        description="HTTP connections open at once; at the cap a new one takes "
+        "the place of the one idle longest, or is refused (503).",
+    )
     http_reserved_connections: int = Field(
-        16, ge=0, description="Connections past http_max_connections kept for /healthz, "
-                              "/readyz and /metrics (anything else there is answered 503).")
+        16,
+        ge=0,
+        description="Connections past http_max_connections kept for /healthz, "
+        "/readyz and /metrics (anything else there is answered 503).",
+    )
     http_header_timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="Time a client has to send a request's headers.")
+        10.0, gt=0, le=300, description="Time a client has to send a request's headers."
+    )
     http_max_header_bytes: int = Field(
-        32 * 1024, ge=1024, le=1024**2,
-        description="Largest request line and headers (431 past it).")
+        32 * 1024,
+        ge=1024,
+        le=1024**2,
+        description="Largest request line and headers (431 past it).",
+    )
     http_body_timeout_seconds: float = Field(
-        30.0, gt=0, le=3600, description="Longest pause within a request body; the body "
-                                         "must also average http_body_min_rate after it.")
+        30.0,
+        gt=0,
+        le=3600,
+        description="Longest pause within a request body; the body "
+        "must also average http_body_min_rate after it.",
+    )
     http_body_min_rate: int = Field(
-        1024, ge=0, description="Bytes per second a request body must average once "
-                                "http_body_timeout_seconds have passed (0: no minimum).")
+        1024,
+        ge=0,
+        description="Bytes per second a request body must average once "
+        "http_body_timeout_seconds have passed (0: no minimum).",
+    )
     http_public_max_body_bytes: int = Field(
-        64 * 1024, ge=1024, description="Largest request body of routes open without an "
-                                        "operator token (device API, hooks, OCSP, pages).")
+        64 * 1024,
+        ge=1024,
+        description="Largest request body of routes open without an "
+        "operator token (device API, hooks, OCSP, pages).",
+    )
     http_max_body_bytes: int = Field(
-        1024**2, ge=1024, description="Largest request body of the operator API, the bulk "
-                                      "import excepted (api_max_body_bytes).")
+        1024**2,
+        ge=1024,
+        description="Largest request body of the operator API, the bulk "
+        "import excepted (api_max_body_bytes).",
+    )
     event_streams_per_user: int = Field(
-        8, ge=1, description="Claim-page event streams one user may hold open at once "
-                             "(per instance).")
+        8,
+        ge=1,
+        description="Claim-page event streams one user may hold open at once (per instance).",
+    )
     mqtt_connect_timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="Time a new MQTT connection has to send CONNECT.")
+        10.0, gt=0, le=300, description="Time a new MQTT connection has to send CONNECT."
+    )
     mqtt_idle_seconds: float = Field(
-        15.0, gt=0, le=3600, description="Longest an MQTT session may stay silent while it "
-                                         "is owed nothing, whatever its keep-alive (0 too).")
+        15.0,
+        gt=0,
+        le=3600,
+        description="Longest an MQTT session may stay silent while it "
+        "is owed nothing, whatever its keep-alive (0 too).",
+    )
     mqtt_max_sessions: int = Field(
-        4096, ge=16, description="MQTT provisioning sessions open at once; at the cap a new "
-                                 "one takes the place of the one idle longest, or is closed.")
+        4096,
+        ge=16,
+        description="MQTT provisioning sessions open at once; at the cap a new "
+        "one takes the place of the one idle longest, or is closed.",
+    )
     mqtt_max_sessions_per_address: int = Field(
-        256, ge=1, description="MQTT sessions open at once from one address (IPv6: one /64).")
+        256, ge=1, description="MQTT sessions open at once from one address (IPv6: one /64)."
+    )
 
     @field_validator("sqlite_page_size")
     @classmethod
@@ -489,24 +632,35 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
         if self.broker.kind is BrokerKind.MOSQUITTO_DYNSEC and self.broker.url is None:
-            raise ValueError("broker__kind=mosquitto-dynsec needs broker__url "
-                             "(mqtt://USER:PASSWORD@HOST:PORT)")
+            raise ValueError(
+                "broker__kind=mosquitto-dynsec needs broker__url (mqtt://USER:PASSWORD@HOST:PORT)"
+            )
         if self.broker.kind is BrokerKind.MOSQUITTO_FILES:
             if self.broker.password_file is None or self.broker.acl_file is None:
-                raise ValueError("broker__kind=mosquitto-files needs broker__password_file "
-                                 "and broker__acl_file (the files Mosquitto's password_file "
-                                 "and acl_file name)")
+                raise ValueError(
+                    "broker__kind=mosquitto-files needs broker__password_file "
+                    "and broker__acl_file (the files Mosquitto's password_file "
+                    "and acl_file name)"
+                )
             if self.broker.pid_file is None and not self.broker.reload_command:
-                raise ValueError("broker__kind=mosquitto-files needs broker__pid_file "
-                                 "(Mosquitto's pid_file) or broker__reload_command, so that "
-                                 "Mosquitto reads the files again")
+                raise ValueError(
+                    "broker__kind=mosquitto-files needs broker__pid_file "
+                    "(Mosquitto's pid_file) or broker__reload_command, so that "
+                    "Mosquitto reads the files again"
+                )
         if self.crl_refresh_hours > self.crl_validity_hours / 2:
-            raise ValueError("crl_refresh_hours must be at most half of crl_validity_hours, "
-                             "so that a CRL is made again well before it expires")
-        if (self.environment is Environment.PRODUCTION
-                and self.sqlite_synchronous is SqliteSynchronous.NORMAL):
-            raise ValueError("sqlite_synchronous=NORMAL can lose committed data on power loss; "
-                             "production needs FULL")
+            raise ValueError(
+                "crl_refresh_hours must be at most half of crl_validity_hours, "
+                "so that a CRL is made again well before it expires"
+            )
+        if (
+            self.environment is Environment.PRODUCTION
+            and self.sqlite_synchronous is SqliteSynchronous.NORMAL
+        ):
+            raise ValueError(
+                "sqlite_synchronous=NORMAL can lose committed data on power loss; "
+                "production needs FULL"
+            )
         return self
 
     @classmethod

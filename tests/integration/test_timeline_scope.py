@@ -30,42 +30,87 @@ OPERATOR = Scope.operator()
 async def history(c: Container) -> dict[str, list[str]]:
     for path in ("Acme/Site", "Globex/Site"):
         await directory.create_group(c.uow(), scope=OPERATOR, path=path, actor="t", now=NOW)
-    user = await directory.create_user(c.uow(), scope=OPERATOR, email="gina@globex.example",
-                                       password="correct horse battery", role="admin",
-                                       group="Globex", actor="t", now=NOW)
-    device, _ = await devices.create_device(c.uow(), scope=OPERATOR, serial="KEPT-1",
-                                            group="Globex/Site", actor="t", now=NOW)
-    amy = await directory.create_user(c.uow(), scope=OPERATOR, email="amy@acme.example",
-                                      password="correct horse battery", role="admin",
-                                      group="Acme", actor="t", now=NOW)
+    user = await directory.create_user(
+        c.uow(),
+        scope=OPERATOR,
+        email="gina@globex.example",
+        password="correct horse battery",
+        role="admin",
+        group="Globex",
+        actor="t",
+        now=NOW,
+    )
+    device, _ = await devices.create_device(
+        c.uow(), scope=OPERATOR, serial="KEPT-1", group="Globex/Site", actor="t", now=NOW
+    )
+    amy = await directory.create_user(
+        c.uow(),
+        scope=OPERATOR,
+        email="amy@acme.example",
+        password="correct horse battery",
+        role="admin",
+        group="Acme",
+        actor="t",
+        now=NOW,
+    )
     async with c.uow() as uow:  # Acme owned it before, and released it keeping its history
         for who in (amy, user):
-            await uow.claims.add(Claim(uuid.uuid4(), device.id, "KEPT-1", who.id,
-                                       ClaimTarget.GROUP, ClaimProof.NONE,
-                                       ClaimStatus.COMPLETED, NOW, NOW), "192.0.2.1")
+            await uow.claims.add(
+                Claim(
+                    uuid.uuid4(),
+                    device.id,
+                    "KEPT-1",
+                    who.id,
+                    ClaimTarget.GROUP,
+                    ClaimProof.NONE,
+                    ClaimStatus.COMPLETED,
+                    NOW,
+                    NOW,
+                ),
+                "192.0.2.1",
+            )
         for kind in (EventType.DEVICE_CLAIMED, EventType.DEVICE_RELEASED):
-            await uow.events.add(NewEvent(kind, NOW, "user:amy@acme.example",
-                                          device_id=device.id, serial="KEPT-1",
-                                          group_path="Acme/Site"))
+            await uow.events.add(
+                NewEvent(
+                    kind,
+                    NOW,
+                    "user:amy@acme.example",
+                    device_id=device.id,
+                    serial="KEPT-1",
+                    group_path="Acme/Site",
+                )
+            )
         await uow.commit()
     async with c.uow() as uow:
-        await uow.events.add(NewEvent(EventType.DEVICE_CLAIMED, NOW, "user:gina@globex.example",
-                                      device_id=device.id, serial="KEPT-1",
-                                      group_path="Globex/Site"))
+        await uow.events.add(
+            NewEvent(
+                EventType.DEVICE_CLAIMED,
+                NOW,
+                "user:gina@globex.example",
+                device_id=device.id,
+                serial="KEPT-1",
+                group_path="Globex/Site",
+            )
+        )
         await uow.commit()
 
     def actors(events: list[Any]) -> list[str]:
         return [e.actor for e in events]
 
     _, _, api_globex = await devices.get_device_detail(
-        c.uow(), scope=Scope(Role.ADMIN, "Globex"), serial="KEPT-1")
-    _, _, api_operator = await devices.get_device_detail(c.uow(), scope=OPERATOR,
-                                                         serial="KEPT-1")
-    _, page_globex, claims = await claiming.device_timeline(c.uow(), c.limiter,
-                                                            c.claim_policy, user, "KEPT-1")
-    return {"api_globex": actors(api_globex), "api_operator": actors(api_operator),
-            "page_globex": actors(page_globex),
-            "claims_globex": [str(c.user_id) for c in claims], "gina": [str(user.id)]}
+        c.uow(), scope=Scope(Role.ADMIN, "Globex"), serial="KEPT-1"
+    )
+    _, _, api_operator = await devices.get_device_detail(c.uow(), scope=OPERATOR, serial="KEPT-1")
+    _, page_globex, claims = await claiming.device_timeline(
+        c.uow(), c.limiter, c.claim_policy, user, "KEPT-1"
+    )
+    return {
+        "api_globex": actors(api_globex),
+        "api_operator": actors(api_operator),
+        "page_globex": actors(page_globex),
+        "claims_globex": [str(c.user_id) for c in claims],
+        "gina": [str(user.id)],
+    }
 
 
 def test_a_new_owner_sees_nothing_of_the_previous_owner(database_url: str) -> None:

@@ -34,12 +34,13 @@ def name(token: str) -> str:
 
 
 def make_device(c: Container, serial: str) -> Awaitable[Any]:
-    return device_service.create_device(c.uow(), scope=OPERATOR,
-                                        serial=serial, actor="tests", now=c.now(),
-                                        sealer=c.broker_sealer)
+    return device_service.create_device(
+        c.uow(), scope=OPERATOR, serial=serial, actor="tests", now=c.now(), sealer=c.broker_sealer
+    )
 
 
-def connect(broker: Broker, username: str, password: str | None,
-            client_id: str = "") -> tuple[Any, Device]:
+def connect(
+    broker: Broker, username: str, password: str | None, client_id: str = ""
+) -> tuple[Any, Device]:
     device = Device(broker.port, username, password, client_id)
     return device.connect(), device

@@ -14,9 +14,11 @@ T = TypeVar("T")
 
 def within(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
     """Open a container on ``settings``, run ``work`` in it, close it."""
+
     async def main() -> T:
         async with open_container(settings) as c:
             return await work(c)
+
     return asyncio.run(main())
 
 

@@ -33,8 +33,7 @@ import httpx
 
 from tests.support.mosquitto import free_port
 
-AUTHN_BODY = {"username": "${username}", "password": "${password}",
-              "clientid": "${clientid}"}
+AUTHN_BODY = {"username": "${username}", "password": "${password}", "clientid": "${clientid}"}
 
 
 @dataclass
@@ -47,17 +46,30 @@ class Session:
 
     def as_json(self) -> dict[str, Any]:
         at = self.connected_at.isoformat(timespec="milliseconds")
-        return {"clientid": self.clientid, "username": self.username, "connected": True,
-                "node": "emqx@127.0.0.1", "proto_name": "MQTT", "proto_ver": 5,
-                "ip_address": "127.0.0.1", "port": 50000, "clean_start": True,
-                "created_at": at, "connected_at": at, "keepalive": 60,
-                "client_attrs": self.client_attrs}
+        return {
+            "clientid": self.clientid,
+            "username": self.username,
+            "connected": True,
+            "node": "emqx@127.0.0.1",
+            "proto_name": "MQTT",
+            "proto_ver": 5,
+            "ip_address": "127.0.0.1",
+            "port": 50000,
+            "clean_start": True,
+            "created_at": at,
+            "connected_at": at,
+            "keepalive": 60,
+            "client_attrs": self.client_attrs,
+        }
 
 
 class EmqxStandIn:
-    def __init__(self, *, key: str = "provisiond",
-                 secret: str = "an EMQX secret key 01",  # noqa: S107 (the tests' own)
-                 ) -> None:
+    def __init__(
+        self,
+        *,
+        key: str = "provisiond",
+        secret: str = "an EMQX secret key 01",  # noqa: S107 (the tests' own)
+    ) -> None:
         self.key, self.secret = key, secret
         self.port = free_port()
         self.hook_url = ""  # provisiond's URL: set once its server runs
@@ -101,21 +113,24 @@ class EmqxStandIn:
     def connect(self, clientid: str, username: str, password: str) -> str:
         """A client connects: EMQX asks provisiond's authenticator. The outcome: "allow"
         (a session now exists), "deny", or "ignore" (refused too: nothing after)."""
-        values = {"${username}": username, "${password}": password,
-                  "${clientid}": clientid}
+        values = {"${username}": username, "${password}": password, "${clientid}": clientid}
         body = {k: values.get(v, v) for k, v in self.authn_body.items()}
-        answer = httpx.post(f"{self.hook_url}/hooks/emqx/authn", json=body,
-                            headers=self.hook_headers, timeout=30)
+        answer = httpx.post(
+            f"{self.hook_url}/hooks/emqx/authn", json=body, headers=self.hook_headers, timeout=30
+        )
         if answer.status_code not in (200, 204):
             return "ignore"
-        result = answer.json().get("result", "ignore") if answer.status_code == 200 \
-            else "allow"
+        result = answer.json().get("result", "ignore") if answer.status_code == 200 else "allow"
         if result == "allow":
             document = answer.json() if answer.status_code == 200 else {}
             with self.lock:  # a client id already connected is taken over
                 self.sessions[clientid] = Session(
-                    clientid, username, datetime.now(UTC), document.get("expire_at"),
-                    document.get("client_attrs") or {})
+                    clientid,
+                    username,
+                    datetime.now(UTC),
+                    document.get("expire_at"),
+                    document.get("client_attrs") or {},
+                )
         return str(result)
 
     def online(self, clientid: str) -> bool:
@@ -130,8 +145,11 @@ class EmqxStandIn:
     def expire(self, now: int) -> list[str]:
         """EMQX ends the sessions whose authentication expired; their client ids."""
         with self.lock:
-            gone = [c for c, s in self.sessions.items()
-                    if s.expire_at is not None and s.expire_at <= now]
+            gone = [
+                c
+                for c, s in self.sessions.items()
+                if s.expire_at is not None and s.expire_at <= now
+            ]
             for clientid in gone:
                 del self.sessions[clientid]
         return gone
@@ -156,8 +174,9 @@ class _ApiHandler(BaseHTTPRequestHandler):
         scheme, _, given = self.headers.get("Authorization", "").partition(" ")
         expected = base64.b64encode(f"{self.emqx.key}:{self.emqx.secret}".encode()).decode()
         if scheme != "Basic" or given != expected:
-            self._send(401, {"code": "BAD_API_KEY_OR_SECRET",
-                             "message": "Check api_key/api_secret"})
+            self._send(
+                401, {"code": "BAD_API_KEY_OR_SECRET", "message": "Check api_key/api_secret"}
+            )
             return False
         return True
 
@@ -177,13 +196,25 @@ class _ApiHandler(BaseHTTPRequestHandler):
             return
         with self.emqx.lock:
             self.emqx.api_calls.append(("GET", parts.path))
-            found = [s.as_json() for s in self.emqx.sessions.values()
-                     if ("username" not in query or s.username in query["username"])
-                     and ("clientid" not in query or s.clientid in query["clientid"])]
-        chunk = found[(page - 1) * limit:page * limit]
-        self._send(200, {"data": chunk, "meta": {"page": page, "limit": limit,
-                                                 "count": len(found),
-                                                 "hasnext": page * limit < len(found)}})
+            found = [
+                s.as_json()
+                for s in self.emqx.sessions.values()
+                if ("username" not in query or s.username in query["username"])
+                and ("clientid" not in query or s.clientid in query["clientid"])
+            ]
+        chunk = found[(page - 1) * limit : page * limit]
+        self._send(
+            200,
+            {
+                "data": chunk,
+                "meta": {
+                    "page": page,
+                    "limit": limit,
+                    "count": len(found),
+                    "hasnext": page * limit < len(found),
+                },
+            },
+        )
 
     def do_DELETE(self) -> None:
         parts = urlsplit(self.path)
@@ -193,7 +224,7 @@ class _ApiHandler(BaseHTTPRequestHandler):
         if not parts.path.startswith(prefix):
             self._send(404, {"code": "NOT_FOUND", "message": "Request Path Not Found"})
             return
-        clientid = unquote(parts.path[len(prefix):])
+        clientid = unquote(parts.path[len(prefix) :])
         with self.emqx.lock:
             self.emqx.api_calls.append(("DELETE", parts.path))
             session = self.emqx.sessions.pop(clientid, None)

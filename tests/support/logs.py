@@ -18,8 +18,11 @@ class Records(logging.Handler):
 
     def of(self, event: str, limit: str) -> list[logging.LogRecord]:
         """The security log's records of one kind (``refused``/``throttled``) and limit."""
-        return [r for r in self.records
-                if getattr(r, "event", None) == event and getattr(r, "limit", None) == limit]
+        return [
+            r
+            for r in self.records
+            if getattr(r, "event", None) == event and getattr(r, "limit", None) == limit
+        ]
 
     def text(self) -> str:
         """Every record, message and fields, as one text to search."""

@@ -60,31 +60,70 @@ class Cluster:
         if os.geteuid() == 0:  # initdb refuses to run as root: run it as the postgres user
             shutil.chown(self.tmp, user="postgres")
             self.prefix = ["runuser", "-u", "postgres", "--"]
-        subprocess.run([*self.prefix, str(bindir / "initdb"), "-D", str(self.data),
-                        "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *self.prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
         self.server: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.server = subprocess.Popen(
-            [*self.prefix, str(self.bindir / "postgres"), "-D", str(self.data),
-             "-p", str(self.port), "-k", str(self.tmp), "-c", "listen_addresses=127.0.0.1",
-             "-c", "fsync=off", "-c", "max_connections=200"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            [
+                *self.prefix,
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.tmp),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=200",
+            ],
+            stdout=open(self.log, "ab"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while not _reachable(self.url):
             if self.server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("throwaway PostgreSQL did not start:\n"
-                                   + self.log.read_text(errors="replace"))
+                raise RuntimeError(
+                    "throwaway PostgreSQL did not start:\n" + self.log.read_text(errors="replace")
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:
         """A fast shutdown (SIGINT): clients are disconnected at once."""
         if self.server is not None and self.server.poll() is None:
-            subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "stop", "-D",
-                            str(self.data), "-m", "fast", "-w"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                [
+                    *self.prefix,
+                    str(self.bindir / "pg_ctl"),
+                    "stop",
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "fast",
+                    "-w",
+                ],
+                check=True,
+                capture_output=True,
+            )
             self.server.wait(timeout=30)
         self.server = None
 

@@ -31,25 +31,40 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
 class Instance:
     """One running `provisiond serve`: its process, URL and (when asked) its log file."""
 
-    def __init__(self, database: str, *, env: dict[str, str] | None = None,
-                 log: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        database: str,
+        *,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        environment = {**os.environ, "PROVISIOND_DATABASE_URL": database,
-                       "PROVISIOND_MQTT_ENABLED": "false", **(env or {})}
+        environment = {
+            **os.environ,
+            "PROVISIOND_DATABASE_URL": database,
+            "PROVISIOND_MQTT_ENABLED": "false",
+            **(env or {}),
+        }
         sink = log.open("ab") if log else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "provisiond", "serve", "--port", str(self.port)],
-            env=environment, stdout=sink, stderr=sink if log else None)
+            env=environment,
+            stdout=sink,
+            stderr=sink if log else None,
+        )
         if log:
             sink.close()  # type: ignore[union-attr]
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
         if not wait_ready(self.url, self.process, timeout):
-            raise RuntimeError(f"provisiond serve did not start (exit "
-                               f"{self.process.poll()}); see {self.log or 'stderr'}")
+            raise RuntimeError(
+                f"provisiond serve did not start (exit "
+                f"{self.process.poll()}); see {self.log or 'stderr'}"
+            )
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -64,5 +79,6 @@ class Instance:
 def provisiond(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     """One CLI command against ``database``, as its own process; its result (not checked)."""
     env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    return subprocess.run([sys.executable, "-m", "provisiond", *args], env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "provisiond", *args], env=env, capture_output=True, text=True
+    )

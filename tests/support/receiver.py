@@ -51,8 +51,9 @@ def receiver(tls: tuple[str, str] | None = None) -> Iterator[Receiver]:
             r = state["r"]
             with r.arrived:
                 n = len(r.requests)
-                r.requests.append(Received(self.path, {k.lower(): v for k, v in
-                                                       self.headers.items()}, body))
+                r.requests.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
                 r.arrived.notify_all()
             code = r.answer(n)
             self.send_response(code)

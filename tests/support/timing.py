@@ -30,13 +30,16 @@ class Comparison:
         return self.p_value < alpha and abs(self.median_difference) > tolerance
 
     def describe(self) -> str:
-        return (f"{self.pairs} pairs: median A {self.median_a * 1e3:.3f} ms, "
-                f"B {self.median_b * 1e3:.3f} ms, median of A - B "
-                f"{self.median_difference * 1e6:+.0f} us, p = {self.p_value:.4f}")
+        return (
+            f"{self.pairs} pairs: median A {self.median_a * 1e3:.3f} ms, "
+            f"B {self.median_b * 1e3:.3f} ms, median of A - B "
+            f"{self.median_difference * 1e6:+.0f} us, p = {self.p_value:.4f}"
+        )
 
 
-def paired_timings(request_a: Callable[[], object], request_b: Callable[[], object],
-                   pairs: int, rng: random.Random) -> tuple[list[float], list[float]]:
+def paired_timings(
+    request_a: Callable[[], object], request_b: Callable[[], object], pairs: int, rng: random.Random
+) -> tuple[list[float], list[float]]:
     """Response times of ``pairs`` requests of each kind, interleaved A/B in random order."""
     a: list[float] = []
     b: list[float] = []
@@ -52,8 +55,7 @@ def paired_timings(request_a: Callable[[], object], request_b: Callable[[], obje
     return a, b
 
 
-def sign_flip_p_value(differences: list[float], rng: random.Random,
-                      rounds: int = 2_000) -> float:
+def sign_flip_p_value(differences: list[float], rng: random.Random, rounds: int = 2_000) -> float:
     """Two-sided p-value of the median of ``differences`` under random signs."""
     observed = abs(statistics.median(differences))
     extreme = 0
@@ -66,5 +68,10 @@ def sign_flip_p_value(differences: list[float], rng: random.Random,
 
 def compare(a: list[float], b: list[float], rng: random.Random) -> Comparison:
     differences = [x - y for x, y in zip(a, b, strict=True)]
-    return Comparison(len(differences), statistics.median(a), statistics.median(b),
-                      statistics.median(differences), sign_flip_p_value(differences, rng))
+    return Comparison(
+        len(differences),
+        statistics.median(a),
+        statistics.median(b),
+        statistics.median(differences),
+        sign_flip_p_value(differences, rng),
+    )

@@ -28,17 +28,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-API = json.loads((Path(__file__).resolve().parents[1] / "vectors" /
-                  "tts_end_device_api.json").read_text())
-_PATH = re.compile(r"^/api/v3(?:/(?P<component>js|ns|as))?/applications/"
-                   r"(?P<app>[a-z0-9-]+)/devices(?:/(?P<device>[a-z0-9-]+))?$")
+API = json.loads(
+    (Path(__file__).resolve().parents[1] / "vectors" / "tts_end_device_api.json").read_text()
+)
+_PATH = re.compile(
+    r"^/api/v3(?:/(?P<component>js|ns|as))?/applications/"
+    r"(?P<app>[a-z0-9-]+)/devices(?:/(?P<device>[a-z0-9-]+))?$"
+)
 _HEX16 = re.compile(r"^[0-9A-F]{16}$")
 _HEX32 = re.compile(r"^[0-9A-F]{32}$")
 _ATTRIBUTES = API["attributes_rules"]
-_NOT_FOUND = {"is": ("end_device_not_found", "pkg/identityserver/store"),
-              "js": ("device_not_found", "pkg/joinserver"),
-              "ns": ("device_not_found", "pkg/networkserver"),
-              "as": ("device_not_found", "pkg/applicationserver")}
+_NOT_FOUND = {
+    "is": ("end_device_not_found", "pkg/identityserver/store"),
+    "js": ("device_not_found", "pkg/joinserver"),
+    "ns": ("device_not_found", "pkg/networkserver"),
+    "as": ("device_not_found", "pkg/applicationserver"),
+}
 COMPONENTS = ("is", "js", "ns", "as")
 Key = tuple[str, str]  # (application id, device id)
 
@@ -60,7 +65,8 @@ class StandIn:
     requests: list[Request] = field(default_factory=list)
     # component -> (application id, device id) -> the stored end device (merged by mask)
     stores: dict[str, dict[Key, dict[str, Any]]] = field(
-        default_factory=lambda: {c: {} for c in COMPONENTS})
+        default_factory=lambda: {c: {} for c in COMPONENTS}
+    )
     # (component, method) -> the statuses of the next such requests
     faults: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,28 +81,49 @@ class StandIn:
         with self.lock:
             return {d for a, d in self.stores[component] if application in (None, a)}
 
-    def end_device(self, device_id: str, component: str = "is",
-                   application: str = "kanarra-meters") -> dict[str, Any] | None:
+    def end_device(
+        self, device_id: str, component: str = "is", application: str = "kanarra-meters"
+    ) -> dict[str, Any] | None:
         with self.lock:
             found = self.stores[component].get((application, device_id))
             return json.loads(json.dumps(found)) if found is not None else None
 
-    def plant(self, device_id: str, *, dev_eui: str, join_eui: str,
-              application: str = "kanarra-meters", name: str = "",
-              attributes: dict[str, str] | None = None,
-              app_key: str = "FFEEDDCCBBAA99887766554433221100",
-              components: Iterable[str] = COMPONENTS) -> None:
+    def plant(
+        self,
+        device_id: str,
+        *,
+        dev_eui: str,
+        join_eui: str,
+        application: str = "kanarra-meters",
+        name: str = "",
+        attributes: dict[str, str] | None = None,
+        app_key: str = "FFEEDDCCBBAA99887766554433221100",
+        components: Iterable[str] = COMPONENTS,
+    ) -> None:
         """An end device someone else registered (the Console, another tool)."""
-        ids = {"device_id": device_id, "application_ids": {"application_id": application},
-               "dev_eui": dev_eui, "join_eui": join_eui}
+        ids = {
+            "device_id": device_id,
+            "application_ids": {"application_id": application},
+            "dev_eui": dev_eui,
+            "join_eui": join_eui,
+        }
         records = {
-            "is": {"ids": ids, "name": name, "attributes": dict(attributes or {}),
-                   "created_at": "2026-01-02T03:04:05Z"},
+            "is": {
+                "ids": ids,
+                "name": name,
+                "attributes": dict(attributes or {}),
+                "created_at": "2026-01-02T03:04:05Z",
+            },
             "js": {"ids": ids, "root_keys": {"app_key": {"key": app_key}}},
-            "ns": {"ids": ids, "frequency_plan_id": "EU_863_870_TTN",
-                   "lorawan_version": "MAC_V1_0_2", "lorawan_phy_version": "RP001_V1_0_2",
-                   "supports_join": True},
-            "as": {"ids": ids}}
+            "ns": {
+                "ids": ids,
+                "frequency_plan_id": "EU_863_870_TTN",
+                "lorawan_version": "MAC_V1_0_2",
+                "lorawan_phy_version": "RP001_V1_0_2",
+                "supports_join": True,
+            },
+            "as": {"ids": ids},
+        }
         with self.lock:
             for component in components:
                 self.stores[component][(application, device_id)] = records[component]
@@ -115,18 +142,25 @@ class StandIn:
         """The changing requests (POST, PUT, DELETE) about ``device_id``: method, component
         and the status they were answered with."""
         with self.lock:
-            return [(r.method, r.component, r.status) for r in self.requests
-                    if r.method != "GET" and (
-                        r.path.endswith(f"/devices/{device_id}")
-                        or (isinstance(r.body, dict) and r.body.get("end_device", {})
-                            .get("ids", {}).get("device_id") == device_id))]
+            return [
+                (r.method, r.component, r.status)
+                for r in self.requests
+                if r.method != "GET"
+                and (
+                    r.path.endswith(f"/devices/{device_id}")
+                    or (
+                        isinstance(r.body, dict)
+                        and r.body.get("end_device", {}).get("ids", {}).get("device_id")
+                        == device_id
+                    )
+                )
+            ]
 
 
 def _error(status: int, name: str, message: str) -> tuple[int, dict[str, Any]]:
     """An error of the stand-in's own (a route or a request it does not model)."""
     code = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 409: 6}.get(status, 13)
-    return status, {"code": code, "message": f"error:pkg/standin:{name} ({message})",
-                    "details": []}
+    return status, {"code": code, "message": f"error:pkg/standin:{name} ({message})", "details": []}
 
 
 def tts_error(key: str, **attributes: str) -> tuple[int, dict[str, Any]]:
@@ -138,31 +172,50 @@ def tts_error(key: str, **attributes: str) -> tuple[int, dict[str, Any]]:
         message = message.replace("{" + attr + "}", value)
     code = definition["code"]
     return API["error_shape"]["http_status"][str(code)], {
-        "code": code, "message": f"error:{definition['namespace']}:{name} ({message})",
-        "details": [{"@type": API["error_shape"]["details_type"],
-                     "namespace": definition["namespace"], "name": name,
-                     "message_format": definition["message_format"],
-                     "attributes": attributes, "correlation_id": "5f1e0c6a4b2d4e8f",
-                     "code": code}]}
+        "code": code,
+        "message": f"error:{definition['namespace']}:{name} ({message})",
+        "details": [
+            {
+                "@type": API["error_shape"]["details_type"],
+                "namespace": definition["namespace"],
+                "name": name,
+                "message_format": definition["message_format"],
+                "attributes": attributes,
+                "correlation_id": "5f1e0c6a4b2d4e8f",
+                "code": code,
+            }
+        ],
+    }
 
 
 def _not_found(component: str, app: str, device: str) -> tuple[int, dict[str, Any]]:
     name, namespace = _NOT_FOUND[component]
     code = 5
-    message = (f"end device with id `{device}` not found in application with id `{app}`"
-               if component == "is" else "device not found")
-    return 404, {"code": code, "message": f"error:{namespace}:{name} ({message})",
-                 "details": [{"@type": API["error_shape"]["details_type"],
-                              "namespace": namespace, "name": name, "code": code,
-                              "attributes": {"device_id": device, "application_id": app}}]}
+    message = (
+        f"end device with id `{device}` not found in application with id `{app}`"
+        if component == "is"
+        else "device not found"
+    )
+    return 404, {
+        "code": code,
+        "message": f"error:{namespace}:{name} ({message})",
+        "details": [
+            {
+                "@type": API["error_shape"]["details_type"],
+                "namespace": namespace,
+                "name": name,
+                "code": code,
+                "attributes": {"device_id": device, "application_id": app},
+            }
+        ],
+    }
 
 
 def _invalid(field_name: str, reason: str) -> tuple[int, dict[str, Any]]:
     return tts_error("validation", field=field_name, reason=reason)
 
 
-def _check_end_device(body: Any, app: str, device: str | None, masked: bool
-                      ) -> str | None:
+def _check_end_device(body: Any, app: str, device: str | None, masked: bool) -> str | None:
     """What is wrong with a Create/Set body, by the API definition; None: nothing."""
     if not isinstance(body, dict):
         return "the body is not an object"
@@ -212,8 +265,9 @@ def _check_attributes(end_device: dict[str, Any]) -> str | None:
     if len(attributes) > _ATTRIBUTES["max_pairs"]:
         return f"at most {_ATTRIBUTES['max_pairs']} attributes"
     for key, value in attributes.items():
-        if len(key) > _ATTRIBUTES["key_max_len"] or \
-                not re.fullmatch(_ATTRIBUTES["key_pattern"], key):
+        if len(key) > _ATTRIBUTES["key_max_len"] or not re.fullmatch(
+            _ATTRIBUTES["key_pattern"], key
+        ):
             return f"attribute key {key!r} does not match the pattern"
         if not isinstance(value, str) or len(value) > _ATTRIBUTES["value_max_len"]:
             return f"attribute {key!r} is not a string of at most 200 characters"
@@ -267,8 +321,13 @@ def _holder(store: dict[Key, dict[str, Any]], ids: dict[str, Any]) -> Key | None
 
 
 def _euis_taken(error: str, ids: dict[str, Any], holder: Key) -> tuple[int, dict[str, Any]]:
-    return tts_error(error, join_eui=str(ids["join_eui"]), dev_eui=str(ids["dev_eui"]),
-                      device_id=holder[1], application_id=holder[0])
+    return tts_error(
+        error,
+        join_eui=str(ids["join_eui"]),
+        dev_eui=str(ids["dev_eui"]),
+        device_id=holder[1],
+        application_id=holder[0],
+    )
 
 
 def _get(stored: dict[str, Any], query: dict[str, list[str]]) -> dict[str, Any]:
@@ -304,10 +363,12 @@ def _create(s: StandIn, app: str, body: Any) -> tuple[int, dict[str, Any]]:
     return 201, store[(app, new_id)]
 
 
-def _set(s: StandIn, component: str, app: str, device: str, body: Any
-         ) -> tuple[int, dict[str, Any]]:
-    wrong = _check_end_device(body, app, device, masked=True) or \
-        _check_component(component, body["end_device"])
+def _set(
+    s: StandIn, component: str, app: str, device: str, body: Any
+) -> tuple[int, dict[str, Any]]:
+    wrong = _check_end_device(body, app, device, masked=True) or _check_component(
+        component, body["end_device"]
+    )
     if wrong:
         return _error(400, "invalid_request", wrong)
     if component == "is":
@@ -321,14 +382,20 @@ def _set(s: StandIn, component: str, app: str, device: str, body: Any
     if key not in store:  # a new end device here: its EUIs must be free
         holder = _holder(store, body["end_device"]["ids"])
         if holder is not None:
-            return _euis_taken("registry_end_device_euis_taken", body["end_device"]["ids"],
-                               holder)
+            return _euis_taken("registry_end_device_euis_taken", body["end_device"]["ids"], holder)
     store[key] = _merge(store.get(key, {}), body)
     return 200, store[key]
 
 
-def _answer(s: StandIn, component: str, method: str, app: str, device: str | None,
-            query: dict[str, list[str]], body: Any) -> tuple[int, dict[str, Any]]:
+def _answer(
+    s: StandIn,
+    component: str,
+    method: str,
+    app: str,
+    device: str | None,
+    query: dict[str, list[str]],
+    body: Any,
+) -> tuple[int, dict[str, Any]]:
     if method == "POST" and component == "is" and device is None:
         return _create(s, app, body)
     if device is None:
@@ -349,8 +416,9 @@ def _answer(s: StandIn, component: str, method: str, app: str, device: str | Non
     return _error(405, "method_not_allowed", method)
 
 
-def handle(s: StandIn, method: str, target: str, headers: dict[str, str], raw: bytes
-           ) -> tuple[int, dict[str, Any]]:
+def handle(
+    s: StandIn, method: str, target: str, headers: dict[str, str], raw: bytes
+) -> tuple[int, dict[str, Any]]:
     split = urlsplit(target)
     found = _PATH.fullmatch(split.path)
     if found is None:
@@ -374,15 +442,15 @@ def handle(s: StandIn, method: str, target: str, headers: dict[str, str], raw: b
         request.status = 404
         return _error(404, "application_not_found", app)
     with s.lock:
-        status, answer = _answer(s, component, method, app, device, parse_qs(split.query),
-                                 body)
+        status, answer = _answer(s, component, method, app, device, parse_qs(split.query), body)
         request.status = status
         return status, answer
 
 
 @contextlib.contextmanager
-def tts_standin(applications: set[str] | None = None,
-                api_key: str = "NNSXS.STANDIN.KEY") -> Iterator[StandIn]:
+def tts_standin(
+    applications: set[str] | None = None, api_key: str = "NNSXS.STANDIN.KEY"
+) -> Iterator[StandIn]:
     state: dict[str, StandIn] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -390,8 +458,13 @@ def tts_standin(applications: set[str] | None = None,
 
         def _any(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            status, answer = handle(state["s"], self.command, self.path,
-                                    {k.lower(): v for k, v in self.headers.items()}, raw)
+            status, answer = handle(
+                state["s"],
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                raw,
+            )
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -409,8 +482,9 @@ def tts_standin(applications: set[str] | None = None,
         daemon_threads = True
 
     server = Server(("127.0.0.1", 0), Handler)
-    state["s"] = StandIn(f"http://127.0.0.1:{server.server_address[1]}", api_key,
-                         applications or {"kanarra-meters"})
+    state["s"] = StandIn(
+        f"http://127.0.0.1:{server.server_address[1]}", api_key, applications or {"kanarra-meters"}
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

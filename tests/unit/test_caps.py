@@ -69,8 +69,16 @@ def test_a_source_at_its_cap_evicts_its_own_not_others() -> None:
     assert gate.admit(Conn("u"), "10.0.0.3")
 
 
-@given(st.lists(st.tuples(st.sampled_from(["admit", "busy", "idle", "leave"]),
-                          st.integers(0, 11), st.integers(0, 2)), max_size=200))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["admit", "busy", "idle", "leave"]),
+            st.integers(0, 11),
+            st.integers(0, 2),
+        ),
+        max_size=200,
+    )
+)
 def test_the_caps_always_hold(steps: list[tuple[str, int, int]]) -> None:
     gate = Gate[Conn](5, per_source=3)
     conns = [Conn(str(i)) for i in range(12)]

@@ -44,10 +44,15 @@ def test_two_swapped_neighbours_are_caught(code: str, position: int) -> None:
         normalise_claim_code("".join(chars))
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "is empty"), ("ABCD-EFGH-JK70", "holds '0'"), ("ABCD-1234", "holds '1'"),
-    ("ABCD-éFGH", "holds 'É'"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        ("ABCD-EFGH-JK70", "holds '0'"),
+        ("ABCD-1234", "holds '1'"),
+        ("ABCD-éFGH", "holds 'É'"),
+    ],
+)
 def test_what_no_code_holds_is_named(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as err:
         normalise_claim_code(text)
@@ -61,8 +66,17 @@ def test_a_claim_is_live_until_its_window_closes() -> None:
     from provisiond.domain.claims import Claim, ClaimProof, ClaimStatus, ClaimTarget
 
     start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    claim = Claim(uuid.uuid4(), uuid.uuid4(), "GEN-1", uuid.uuid4(), ClaimTarget.ME,
-                  ClaimProof.BUTTON, ClaimStatus.OPEN, start, start + timedelta(minutes=5))
+    claim = Claim(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "GEN-1",
+        uuid.uuid4(),
+        ClaimTarget.ME,
+        ClaimProof.BUTTON,
+        ClaimStatus.OPEN,
+        start,
+        start + timedelta(minutes=5),
+    )
     inside = start + timedelta(seconds=299.5)
     assert claim.live(inside)
     assert claim.shown_status(inside) is ClaimStatus.OPEN

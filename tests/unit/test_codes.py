@@ -40,8 +40,10 @@ ESP = vectors("esp_prov_qr.json")
 
 @pytest.mark.parametrize("case", MATTER, ids=[c["qr"] for c in MATTER])
 def test_matter_vectors_parse_and_render(case: dict[str, Any]) -> None:
-    fields = {k: case[k] for k in ("discriminator", "passcode", "discovery", "flow",
-                                   "vendor_id", "product_id")}
+    fields = {
+        k: case[k]
+        for k in ("discriminator", "passcode", "discovery", "flow", "vendor_id", "product_id")
+    }
     assert MatterQr(**fields).render() == case["qr"]
     parsed = codes.parse(case["qr"])
     assert parsed == MatterQr(**fields)
@@ -49,8 +51,10 @@ def test_matter_vectors_parse_and_render(case: dict[str, Any]) -> None:
     assert parsed.manual().render() == case["manual"]
     manual = codes.parse(case["manual"])
     assert isinstance(manual, MatterManualCode)
-    assert (manual.short_discriminator, manual.passcode) == (case["discriminator"] >> 8,
-                                                             case["passcode"])
+    assert (manual.short_discriminator, manual.passcode) == (
+        case["discriminator"] >> 8,
+        case["passcode"],
+    )
     if case["flow"] != 0:
         assert (manual.vendor_id, manual.product_id) == (case["vendor_id"], case["product_id"])
     assert manual.render() == case["manual"]
@@ -60,8 +64,15 @@ def test_matter_vectors_parse_and_render(case: dict[str, Any]) -> None:
 def test_lorawan_vectors(case: dict[str, Any]) -> None:
     parsed = codes.parse(case["text"])
     assert isinstance(parsed, LoRaWanCode)
-    for key in ("join_eui", "dev_eui", "profile_id", "owner_token", "serial_number",
-                "proprietary", "checksum"):
+    for key in (
+        "join_eui",
+        "dev_eui",
+        "profile_id",
+        "owner_token",
+        "serial_number",
+        "proprietary",
+        "checksum",
+    ):
         assert getattr(parsed, key) == case.get(key, "")
     assert parsed.render() == case["canonical"]
 
@@ -76,8 +87,9 @@ def test_lorawan_invalid_vectors(text: str) -> None:
 @pytest.mark.parametrize("case", ESP["valid"], ids=lambda c: c["text"][:40])
 def test_esp_vectors(case: dict[str, Any]) -> None:
     parsed = codes.parse(case["text"])
-    assert parsed == EspProvCode(name=case["name"], transport=case["transport"],
-                                 pop=case["pop"], username=case["username"])
+    assert parsed == EspProvCode(
+        name=case["name"], transport=case["transport"], pop=case["pop"], username=case["username"]
+    )
 
 
 @pytest.mark.parametrize("text", ESP["invalid"])
@@ -95,7 +107,7 @@ def test_errors_say_what_and_where() -> None:
         "LW:D0:42FFFFFFFFFFFFFG:4242FFFFFFFFFFFF:42FFFF42": ("lorawan", "'G'"),
         "LW:D9:": ("lorawan", "schema 'D9' is unknown"),
         "34970112333": ("serial", ""),  # a wrong check digit: not a manual code
-        '{"ver":"v1","transport":"ble"}': ("esp", "no \"name\""),
+        '{"ver":"v1","transport":"ble"}': ("esp", 'no "name"'),
         '{"ver":"v1","name":"X","transport":"wifi"}': ("esp", "transport 'wifi'"),
         "https://example.com/devices/1": ("url", "no /d/{serial}"),
     }
@@ -115,12 +127,12 @@ def test_errors_say_what_and_where() -> None:
 
 
 def test_esp_codes_from_snprintf_are_read_tolerantly() -> None:
-    strict = codes.parse('{"ver":"v1","name":"PROV_1A2B3C","pop":"abcd1234","transport":'
-                         '"softap"}')
+    strict = codes.parse('{"ver":"v1","name":"PROV_1A2B3C","pop":"abcd1234","transport":"softap"}')
     assert strict == EspProvCode(name="PROV_1A2B3C", transport="softap", pop="abcd1234")
     # a quote and a backslash in the name, unescaped, as firmware's snprintf writes them
-    loose = codes.parse('{"ver":"v1","name":"Bob"s lamp\\","username":"wifiprov",'
-                        '"pop":"s3cr3t","transport":"ble"}')
+    loose = codes.parse(
+        '{"ver":"v1","name":"Bob"s lamp\\","username":"wifiprov","pop":"s3cr3t","transport":"ble"}'
+    )
     assert isinstance(loose, EspProvCode)
     assert (loose.name, loose.username, loose.pop) == ('Bob"s lamp\\', "wifiprov", "s3cr3t")
     assert loose.fields()["security"] == "2"
@@ -144,10 +156,15 @@ def test_base38_round_trips(data: bytes) -> None:
 
 
 matter_qrs = st.builds(
-    MatterQr, vendor_id=st.integers(0, 0xFFFF), product_id=st.integers(0, 0xFFFF),
+    MatterQr,
+    vendor_id=st.integers(0, 0xFFFF),
+    product_id=st.integers(0, 0xFFFF),
     discriminator=st.integers(0, 0xFFF),
     passcode=st.integers(1, 99999998).filter(lambda p: p not in INVALID_PASSCODES),
-    flow=st.integers(0, 2), discovery=st.integers(0, 0xFF), tlv=st.binary(max_size=12))
+    flow=st.integers(0, 2),
+    discovery=st.integers(0, 0xFF),
+    tlv=st.binary(max_size=12),
+)
 
 
 @given(matter_qrs)
@@ -160,12 +177,20 @@ def test_matter_qr_round_trips(code: MatterQr) -> None:
     assert codes.parse(manual.render()) == manual
 
 
-ext = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"),
-              max_size=12)
+ext = st.text(
+    st.characters(min_codepoint=33, max_codepoint=126, exclude_characters=":"), max_size=12
+)
 eui = st.text("0123456789ABCDEF", min_size=16, max_size=16)
-lorawans = st.builds(LoRaWanCode, join_eui=eui, dev_eui=eui,
-                     profile_id=st.text("0123456789ABCDEF", min_size=8, max_size=8),
-                     owner_token=ext, serial_number=ext, proprietary=ext, checksum=ext)
+lorawans = st.builds(
+    LoRaWanCode,
+    join_eui=eui,
+    dev_eui=eui,
+    profile_id=st.text("0123456789ABCDEF", min_size=8, max_size=8),
+    owner_token=ext,
+    serial_number=ext,
+    proprietary=ext,
+    checksum=ext,
+)
 
 
 @given(lorawans)
@@ -176,8 +201,13 @@ def test_lorawan_round_trips(code: LoRaWanCode) -> None:
 
 
 esp_text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=20)
-esps = st.builds(EspProvCode, name=esp_text.filter(bool), transport=st.sampled_from(
-    ["softap", "ble"]), pop=esp_text, username=esp_text)
+esps = st.builds(
+    EspProvCode,
+    name=esp_text.filter(bool),
+    transport=st.sampled_from(["softap", "ble"]),
+    pop=esp_text,
+    username=esp_text,
+)
 
 
 @given(esps)
@@ -205,8 +235,10 @@ def test_parse_is_total(text: str) -> None:
     check_total(text)
 
 
-@given(st.sampled_from(["MT:", "LW:D0:", "URN:LW:DP:", "URN:DEV:LW:", "{", "https://h/d/"]),
-       st.text(max_size=60))
+@given(
+    st.sampled_from(["MT:", "LW:D0:", "URN:LW:DP:", "URN:DEV:LW:", "{", "https://h/d/"]),
+    st.text(max_size=60),
+)
 def test_parse_is_total_after_every_prefix(prefix: str, rest: str) -> None:
     check_total(prefix + rest)
 

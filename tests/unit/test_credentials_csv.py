@@ -19,7 +19,7 @@ def csv_module(rows: list[tuple[str, str, str, str]]) -> str:
     return buffer.getvalue()
 
 
-field = st.text(alphabet=st.sampled_from('AZaz09-_.:,"\r\n é=+@\t\''), max_size=8)
+field = st.text(alphabet=st.sampled_from("AZaz09-_.:,\"\r\n é=+@\t'"), max_size=8)
 
 
 @given(st.lists(st.tuples(field, field, field, field), max_size=20))
@@ -30,17 +30,27 @@ def test_the_same_text_as_every_csv_writer(rows: list[tuple[str, str, str, str]]
 
 
 def test_a_serial_that_starts_with_a_dash_is_neutralised_in_any_row() -> None:
-    plain = ("70B3D57E00000001", "0190c1c8-0000-7000-8000-000000000001", "access-token",
-             "AZDByAAAcACAAAAAAAAAAQ.abc-_def")
-    for rows in ([("-A1", *plain[1:])], [plain, ("-A1", *plain[1:])],
-                 [(*plain[:3], "-secret")]):
+    plain = (
+        "70B3D57E00000001",
+        "0190c1c8-0000-7000-8000-000000000001",
+        "access-token",
+        "AZDByAAAcACAAAAAAAAAAQ.abc-_def",
+    )
+    for rows in ([("-A1", *plain[1:])], [plain, ("-A1", *plain[1:])], [(*plain[:3], "-secret")]):
         assert list(csv.reader(io.StringIO(credential_csv(rows)))) == [
-            ["'" + c if c.startswith("-") else c for c in row] for row in rows]
+            ["'" + c if c.startswith("-") else c for c in row] for row in rows
+        ]
 
 
 def test_plain_rows_and_rows_that_need_quoting() -> None:
-    plain = [("70B3D57E00000001", "0190c1c8-0000-7000-8000-000000000001", "access-token",
-              "AZDByAAAcACAAAAAAAAAAQ.abc-_def")]
+    plain = [
+        (
+            "70B3D57E00000001",
+            "0190c1c8-0000-7000-8000-000000000001",
+            "access-token",
+            "AZDByAAAcACAAAAAAAAAAQ.abc-_def",
+        )
+    ]
     assert credential_csv(plain) == ",".join(plain[0]) + "\r\n"
     quoted = [*plain, ("S2", "id", "claim-code", 'a,"b"')]
     assert credential_csv(quoted).endswith('S2,id,claim-code,"a,""b"""\r\n')

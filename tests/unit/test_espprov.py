@@ -49,28 +49,41 @@ def exchange(send: Any, receive: Any, data: bytes) -> bytes:
     return latin(receive(latin(send(data))))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: (security.Sec0Client(), security.Sec0Device()),
-    lambda: (security.Sec1Client(POP), security.Sec1Device(POP)),
-    lambda: (security.Sec1Client(None), security.Sec1Device(None)),  # no_pop
-    lambda: (security.Sec2Client("wifiprov", POP, patch_level=0),
-             security.Sec2Device("wifiprov", b"salt-16-bytes!!!",
-                                 srp.verifier(b"salt-16-bytes!!!", "wifiprov", POP),
-                                 patch_level=0)),
-    lambda: (security.Sec2Client("wifiprov", POP),
-             security.Sec2Device("wifiprov", b"salt-16-bytes!!!",
-                                 srp.verifier(b"salt-16-bytes!!!", "wifiprov", POP))),
-], ids=["sec0", "sec1", "sec1-no-pop", "sec2-patch0", "sec2-patch1"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (security.Sec0Client(), security.Sec0Device()),
+        lambda: (security.Sec1Client(POP), security.Sec1Device(POP)),
+        lambda: (security.Sec1Client(None), security.Sec1Device(None)),  # no_pop
+        lambda: (
+            security.Sec2Client("wifiprov", POP, patch_level=0),
+            security.Sec2Device(
+                "wifiprov",
+                b"salt-16-bytes!!!",
+                srp.verifier(b"salt-16-bytes!!!", "wifiprov", POP),
+                patch_level=0,
+            ),
+        ),
+        lambda: (
+            security.Sec2Client("wifiprov", POP),
+            security.Sec2Device(
+                "wifiprov", b"salt-16-bytes!!!", srp.verifier(b"salt-16-bytes!!!", "wifiprov", POP)
+            ),
+        ),
+    ],
+    ids=["sec0", "sec1", "sec1-no-pop", "sec2-patch0", "sec2-patch1"],
+)
 def test_our_client_and_device_agree(make: Any) -> None:
     client, device = make()
     drive(client, device)
     assert client.cipher is not None
     assert device.cipher is not None
     for n in range(5):  # the ciphers stay in step, both ways, message after message
-        assert device.cipher.decrypt(client.cipher.encrypt(b"set config %d" % n)) == \
-            b"set config %d" % n
-        assert client.cipher.decrypt(device.cipher.encrypt(b"status %d" % n)) == \
-            b"status %d" % n
+        assert (
+            device.cipher.decrypt(client.cipher.encrypt(b"set config %d" % n))
+            == b"set config %d" % n
+        )
+        assert client.cipher.decrypt(device.cipher.encrypt(b"status %d" % n)) == b"status %d" % n
 
 
 def test_espressifs_client_talks_to_our_device_security1() -> None:
@@ -91,13 +104,15 @@ def test_espressifs_client_talks_to_our_device_security2(patch: int) -> None:
     theirs = esp_client(Security2(patch, "wifiprov", POP, False), device)
     assert device.cipher is not None
     for n in range(3):
-        assert exchange(theirs.encrypt_data, device.cipher.decrypt, b"req %d" % n) == \
-            b"req %d" % n
-        assert exchange(device.cipher.encrypt, theirs.decrypt_data, b"resp %d" % n) == \
-            b"resp %d" % n
+        assert exchange(theirs.encrypt_data, device.cipher.decrypt, b"req %d" % n) == b"req %d" % n
+        assert (
+            exchange(device.cipher.encrypt, theirs.decrypt_data, b"resp %d" % n) == b"resp %d" % n
+        )
     with pytest.raises(security.SessionError, match="wrong user name or password"):
-        esp_client(Security2(patch, "wifiprov", "wrong", False),
-                   security.Sec2Device("wifiprov", salt, verifier, patch_level=patch))
+        esp_client(
+            Security2(patch, "wifiprov", "wrong", False),
+            security.Sec2Device("wifiprov", salt, verifier, patch_level=patch),
+        )
 
 
 def test_wrong_secrets_fail_clearly_and_leave_no_cipher() -> None:
@@ -108,16 +123,16 @@ def test_wrong_secrets_fail_clearly_and_leave_no_cipher() -> None:
     salt = os.urandom(16)
     client2 = security.Sec2Client("wifiprov", "wrong")
     with pytest.raises(security.SessionError, match="wrong user name or password"):
-        drive(client2, security.Sec2Device("wifiprov", salt,
-                                           srp.verifier(salt, "wifiprov", POP)))
+        drive(client2, security.Sec2Device("wifiprov", salt, srp.verifier(salt, "wifiprov", POP)))
     assert client2.cipher is None
 
 
 def test_fixed_keys_replay_byte_for_byte() -> None:
     def run() -> list[bytes]:
         client = security.Sec1Client(POP, X25519PrivateKey.from_private_bytes(bytes(range(32))))
-        device = security.Sec1Device(POP, X25519PrivateKey.from_private_bytes(
-            bytes(range(32, 64))), device_random=bytes(16))
+        device = security.Sec1Device(
+            POP, X25519PrivateKey.from_private_bytes(bytes(range(32, 64))), device_random=bytes(16)
+        )
         transcript = drive(client, device)
         assert client.cipher is not None
         return [*transcript, client.cipher.encrypt(wifi.set_config("Kanarra", "s3cret!!"))]
@@ -128,8 +143,9 @@ def test_fixed_keys_replay_byte_for_byte() -> None:
 
     def run2() -> list[bytes]:
         client = security.Sec2Client("wifiprov", POP, a=(1 << 255) | 12345)
-        device = security.Sec2Device("wifiprov", salt, srp.verifier(salt, "wifiprov", POP),
-                                     b=67890, nonce=bytes(12))
+        device = security.Sec2Device(
+            "wifiprov", salt, srp.verifier(salt, "wifiprov", POP), b=67890, nonce=bytes(12)
+        )
         transcript = drive(client, device)
         assert client.cipher is not None
         return [*transcript, client.cipher.encrypt(b"x"), client.cipher.encrypt(b"x")]
@@ -157,16 +173,17 @@ def test_config_scan_and_status_messages_round_trip() -> None:
     wifi.check_set_config(wifi.config_answer(3))
     with pytest.raises(wifi.ProtocolError, match="refused the network settings"):
         wifi.check_set_config(wifi.config_answer(3, status=4))
-    for status in (wifi.StationStatus(wifi.StationState.CONNECTED, ip4="192.168.1.7",
-                                      ssid="Kanarra Ops"),
-                   wifi.StationStatus(wifi.StationState.CONNECTING, attempts_remaining=2),
-                   wifi.StationStatus(wifi.StationState.FAILED,
-                                      reason=wifi.FailReason.AUTH_ERROR),
-                   wifi.StationStatus(wifi.StationState.FAILED,
-                                      reason=wifi.FailReason.NOT_FOUND)):
+    for status in (
+        wifi.StationStatus(wifi.StationState.CONNECTED, ip4="192.168.1.7", ssid="Kanarra Ops"),
+        wifi.StationStatus(wifi.StationState.CONNECTING, attempts_remaining=2),
+        wifi.StationStatus(wifi.StationState.FAILED, reason=wifi.FailReason.AUTH_ERROR),
+        wifi.StationStatus(wifi.StationState.FAILED, reason=wifi.FailReason.NOT_FOUND),
+    ):
         assert wifi.parse_status(wifi.status_answer(status)) == status
-    nets = [wifi.Network("Kanarra Ops", 6, -48, bytes(6), 3),
-            wifi.Network("Guest", 11, -80, b"\x01" * 6, 0)]
+    nets = [
+        wifi.Network("Kanarra Ops", 6, -48, bytes(6), 3),
+        wifi.Network("Guest", 11, -80, b"\x01" * 6, 0),
+    ]
     assert wifi.parse_scan_results(wifi.scan_answer(5, networks=nets)) == nets
     assert wifi.parse_scan_status(wifi.scan_answer(3, finished=True, count=2)) == (True, 2)
     assert wifi.parse_user_mapping_request(wifi.set_user_mapping("u1", "k1")) == ("u1", "k1")
@@ -181,10 +198,17 @@ def test_config_scan_and_status_messages_round_trip() -> None:
 @settings(max_examples=300)
 @given(st.binary(max_size=300))
 def test_every_parser_is_total(data: bytes) -> None:
-    for parse in (wifi.parse_status, wifi.parse_scan_results, wifi.parse_scan_status,
-                  wifi.parse_user_mapping_answer, wifi.parse_ctrl_answer,
-                  wifi.parse_config_request, wifi.parse_scan_request,
-                  wifi.parse_version, wifi.check_apply_config):
+    for parse in (
+        wifi.parse_status,
+        wifi.parse_scan_results,
+        wifi.parse_scan_status,
+        wifi.parse_user_mapping_answer,
+        wifi.parse_ctrl_answer,
+        wifi.parse_config_request,
+        wifi.parse_scan_request,
+        wifi.parse_version,
+        wifi.check_apply_config,
+    ):
         with contextlib.suppress(wifi.ProtocolError):
             parse(data)
     for side in (security.Sec1Device(POP), security.Sec0Device()):
@@ -199,15 +223,29 @@ def test_our_client_replays_espressifs_recorded_transcripts_byte_for_byte() -> N
     import json
     from pathlib import Path
 
-    vectors = json.loads((Path(__file__).parents[1] / "vectors" /
-                          "espprov_transcripts.json").read_text())
+    vectors = json.loads(
+        (Path(__file__).parents[1] / "vectors" / "espprov_transcripts.json").read_text()
+    )
     cases: list[tuple[str, security.ClientSession]] = [
-        ("sec1", security.Sec1Client(vectors["pop"], X25519PrivateKey.from_private_bytes(
-            bytes.fromhex(vectors["client_key"])))),
-        ("sec2_patch0", security.Sec2Client(vectors["username"], vectors["pop"],
-                                            int(vectors["a"], 16), patch_level=0)),
-        ("sec2_patch1", security.Sec2Client(vectors["username"], vectors["pop"],
-                                            int(vectors["a"], 16), patch_level=1)),
+        (
+            "sec1",
+            security.Sec1Client(
+                vectors["pop"],
+                X25519PrivateKey.from_private_bytes(bytes.fromhex(vectors["client_key"])),
+            ),
+        ),
+        (
+            "sec2_patch0",
+            security.Sec2Client(
+                vectors["username"], vectors["pop"], int(vectors["a"], 16), patch_level=0
+            ),
+        ),
+        (
+            "sec2_patch1",
+            security.Sec2Client(
+                vectors["username"], vectors["pop"], int(vectors["a"], 16), patch_level=1
+            ),
+        ),
     ]
     for name, client in cases:
         recorded = vectors[name]
@@ -218,5 +256,7 @@ def test_our_client_replays_espressifs_recorded_transcripts_byte_for_byte() -> N
                 sent.append(following)
         assert [s.hex() for s in sent] == recorded["requests"], name
         assert client.cipher is not None
-        assert client.cipher.encrypt(wifi.set_config(vectors["ssid"], vectors["passphrase"])
-                                     ).hex() == recorded["set_config"], name
+        assert (
+            client.cipher.encrypt(wifi.set_config(vectors["ssid"], vectors["passphrase"])).hex()
+            == recorded["set_config"]
+        ), name

@@ -35,8 +35,17 @@ def test_split_token_round_trip() -> None:
 
 
 def test_split_token_refuses_other_strings() -> None:
-    for text in ("", "abc", "no-dot-here", ".x", "a" * 22 + ".", "!" * 22 + ".v",
-                 "A" * 21 + ".verifier", "A" * 21 + "+.v", "A" * 21 + "/.v"):
+    for text in (
+        "",
+        "abc",
+        "no-dot-here",
+        ".x",
+        "a" * 22 + ".",
+        "!" * 22 + ".v",
+        "A" * 21 + ".verifier",
+        "A" * 21 + "+.v",
+        "A" * 21 + "/.v",
+    ):
         assert split_token(text) is None, text
 
 

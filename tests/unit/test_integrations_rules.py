@@ -24,39 +24,84 @@ DEVICE = uuid.UUID("0195f3c2-7d1e-7c55-9a40-1d6f6c0e9b11")
 
 def test_account_names_are_never_secrets() -> None:
     cred = uuid.uuid4()
-    issued = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
-                                credential_id=cred, lookup=None, client_id="ignored",
-                                serial="SN-1", secret="sel.verifier")
+    issued = broker.account_for(
+        CredentialType.ACCESS_TOKEN,
+        device_id=DEVICE,
+        credential_id=cred,
+        lookup=None,
+        client_id="ignored",
+        serial="SN-1",
+        secret="sel.verifier",
+    )
     assert issued is not None
     assert (issued.username, issued.password, issued.client_id) == (
-        token_selector(cred), "sel.verifier", None)
+        token_selector(cred),
+        "sel.verifier",
+        None,
+    )
     assert not issued.secret_name
-    chosen = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
-                                credential_id=cred, lookup="sha256-of-it", client_id=None,
-                                serial="SN-1", secret="a chosen token")
+    chosen = broker.account_for(
+        CredentialType.ACCESS_TOKEN,
+        device_id=DEVICE,
+        credential_id=cred,
+        lookup="sha256-of-it",
+        client_id=None,
+        serial="SN-1",
+        secret="a chosen token",
+    )
     assert chosen is not None
     assert (chosen.username, chosen.password) == ("SN-1", "a chosen token")
-    basic = broker.account_for(CredentialType.MQTT_BASIC, device_id=DEVICE,
-                               credential_id=cred, lookup="user-1", client_id="SN-1",
-                               serial="SN-1", secret="pw")
+    basic = broker.account_for(
+        CredentialType.MQTT_BASIC,
+        device_id=DEVICE,
+        credential_id=cred,
+        lookup="user-1",
+        client_id="SN-1",
+        serial="SN-1",
+        secret="pw",
+    )
     assert basic is not None
     assert (basic.username, basic.password, basic.client_id) == ("user-1", "pw", "SN-1")
     assert basic.digest == broker.username_digest("user-1") != issued.digest
     for kind in (CredentialType.X509, CredentialType.LORAWAN):
-        assert broker.account_for(kind, device_id=DEVICE, credential_id=cred, lookup="x",
-                                  client_id=None, serial="SN-1", secret="s") is None
+        assert (
+            broker.account_for(
+                kind,
+                device_id=DEVICE,
+                credential_id=cred,
+                lookup="x",
+                client_id=None,
+                serial="SN-1",
+                secret="s",
+            )
+            is None
+        )
 
 
 def test_thingsboards_token_as_username_is_an_opt_in() -> None:
     cred = uuid.uuid4()
-    token = broker.account_for(CredentialType.ACCESS_TOKEN, device_id=DEVICE,
-                               credential_id=cred, lookup=None, client_id=None,
-                               serial="SN-1", secret="tok", token_as_username=True)
+    token = broker.account_for(
+        CredentialType.ACCESS_TOKEN,
+        device_id=DEVICE,
+        credential_id=cred,
+        lookup=None,
+        client_id=None,
+        serial="SN-1",
+        secret="tok",
+        token_as_username=True,
+    )
     assert token is not None
     assert (token.username, token.password, token.secret_name) == ("tok", "tok", True)
-    basic = broker.account_for(CredentialType.MQTT_BASIC, device_id=DEVICE,
-                               credential_id=cred, lookup="user-1", client_id=None,
-                               serial="SN-1", secret="pw", token_as_username=True)
+    basic = broker.account_for(
+        CredentialType.MQTT_BASIC,
+        device_id=DEVICE,
+        credential_id=cred,
+        lookup="user-1",
+        client_id=None,
+        serial="SN-1",
+        secret="pw",
+        token_as_username=True,
+    )
     assert basic is not None
     assert not basic.secret_name
 
@@ -73,8 +118,13 @@ def test_the_credential_issued_first_holds_a_name() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
 
     def account(name: str, minutes: int, cred: uuid.UUID | None = None) -> broker.BrokerAccount:
-        return broker.BrokerAccount(name, "pw", uuid.uuid4(), cred or uuid.uuid4(),
-                                    issued_at=t0 + timedelta(minutes=minutes))
+        return broker.BrokerAccount(
+            name,
+            "pw",
+            uuid.uuid4(),
+            cred or uuid.uuid4(),
+            issued_at=t0 + timedelta(minutes=minutes),
+        )
 
     first, later, other = account("x", 0), account("x", 5), account("y", 9)
     for order in ([first, later, other], [other, later, first]):
@@ -98,13 +148,16 @@ def test_session_expiry_is_bounded_and_spread() -> None:
     assert broker.session_expiry(now, 3600, "c") == broker.session_expiry(now, 3600, "c")
 
 
-@pytest.mark.parametrize(("template", "wrong"), [
-    ("devices", "must contain {device_id}"),
-    ("devices/{device_id}/#", "plain topic"),
-    ("$SYS/{device_id}", "plain topic"),
-    ("/devices/{device_id}", "start or end with /"),
-    ("devices/{device_id}/{serial}", "only {device_id}"),
-])
+@pytest.mark.parametrize(
+    ("template", "wrong"),
+    [
+        ("devices", "must contain {device_id}"),
+        ("devices/{device_id}/#", "plain topic"),
+        ("$SYS/{device_id}", "plain topic"),
+        ("/devices/{device_id}", "start or end with /"),
+        ("devices/{device_id}/{serial}", "only {device_id}"),
+    ],
+)
 def test_bad_topic_prefixes_are_refused_with_the_reason(template: str, wrong: str) -> None:
     with pytest.raises(ValueError, match=wrong):
         broker.check_prefix_template(template)
@@ -121,17 +174,19 @@ def test_topics_under_a_prefix() -> None:
     assert not broker.topic_within(prefix, "#")
 
 
-@pytest.mark.parametrize("template", ["devices/{device_id}", "fleet/{device_id}/io",
-                                      "{device_id}"])
+@pytest.mark.parametrize("template", ["devices/{device_id}", "fleet/{device_id}/io", "{device_id}"])
 def test_event_topics_name_their_device(template: str) -> None:
     sub = broker.event_filter(template, "claim/button")
     assert "+" in sub
     topic = template.format(device_id=DEVICE) + "/claim/button"
     assert broker.device_in_topic(template, "claim/button", topic) == DEVICE
     assert broker.device_in_topic(template, "claim", topic) is None
-    assert broker.device_in_topic(template, "claim/button",
-                                  template.format(device_id="not-a-uuid") + "/claim/button") \
+    assert (
+        broker.device_in_topic(
+            template, "claim/button", template.format(device_id="not-a-uuid") + "/claim/button"
+        )
         is None
+    )
     assert broker.role_name(DEVICE).startswith(broker.ROLE_PREFIX)
     assert broker.device_of_role(broker.role_name(DEVICE)) == DEVICE
     assert broker.device_of_role("admin") is None
@@ -150,9 +205,11 @@ def test_dynsec_commands_and_answers() -> None:
     assert "clientid" not in client
     assert client["roles"] == [{"rolename": "r"}]
     assert json.loads(dynsec.encode([client])) == {"commands": [client]}
-    answers = dynsec.decode(b'{"responses":[{"command":"createClient","error":'
-                            b'"Client already exists","correlationData":"k"},'
-                            b'{"command":"listClients","data":{"totalCount":0,"clients":[]}}]}')
+    answers = dynsec.decode(
+        b'{"responses":[{"command":"createClient","error":'
+        b'"Client already exists","correlationData":"k"},'
+        b'{"command":"listClients","data":{"totalCount":0,"clients":[]}}]}'
+    )
     assert answers[0].error in dynsec.ALREADY
     assert answers[0].correlation == "k"
     assert answers[1].ok
@@ -191,7 +248,8 @@ def test_webhook_groups_and_inputs() -> None:
     assert webhooks.receives(None, "Org/West")
     assert webhooks.parse_events(None) == webhooks.EVENTS
     assert webhooks.parse_events(["device.claimed", "device.claimed"]) == (
-        webhooks.EventType.DEVICE_CLAIMED,)
+        webhooks.EventType.DEVICE_CLAIMED,
+    )
     for url in ("ftp://x", "https://", "https://u:p@x.example/h", "x" * 3000):
         with pytest.raises(InvalidInput):
             webhooks.parse_url(url)
@@ -199,11 +257,11 @@ def test_webhook_groups_and_inputs() -> None:
 
 
 def test_the_outbox_trigger_knows_every_event_an_integration_uses() -> None:
-    migration = importlib.import_module(
-        "provisiond.store.migrations.versions.0008_integrations")
+    migration = importlib.import_module("provisiond.store.migrations.versions.0008_integrations")
     assert set(migration._TYPES) == set(schema.OUTBOX_EVENT_TYPES)
     from provisiond.services.outbox import BROKER_EVENTS
 
-    used = {e.value for e in webhooks.EVENTS} | {e.value for e in BROKER_EVENTS} | {
-        "devices.imported"}
+    used = (
+        {e.value for e in webhooks.EVENTS} | {e.value for e in BROKER_EVENTS} | {"devices.imported"}
+    )
     assert used <= set(schema.OUTBOX_EVENT_TYPES)

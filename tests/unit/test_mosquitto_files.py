@@ -56,8 +56,9 @@ def test_passwords_are_in_mosquitto_passwds_format() -> None:
     _, seven, iterations, salt, digest = hashed.split("$")
     assert (seven, iterations) == ("7", "101")
     assert base64.b64decode(salt) == b"0123456789ab"
-    assert base64.b64decode(digest) == hashlib.pbkdf2_hmac("sha512", b"s3cret",
-                                                           b"0123456789ab", 101, 64)
+    assert base64.b64decode(digest) == hashlib.pbkdf2_hmac(
+        "sha512", b"s3cret", b"0123456789ab", 101, 64
+    )
     assert password_matches("s3cret", hashed)
     assert not password_matches("s3cret ", hashed)
     assert hash_password("s3cret") != hash_password("s3cret")  # a fresh salt each time
@@ -65,41 +66,75 @@ def test_passwords_are_in_mosquitto_passwds_format() -> None:
 
 def test_older_sha512_passwords_and_garbage() -> None:
     salt = b"salty"
-    six = (f"$6${base64.b64encode(salt).decode()}$"
-           f"{base64.b64encode(hashlib.sha512(b'pw' + salt).digest()).decode()}")
+    six = (
+        f"$6${base64.b64encode(salt).decode()}$"
+        f"{base64.b64encode(hashlib.sha512(b'pw' + salt).digest()).decode()}"
+    )
     assert password_matches("pw", six)
     assert not password_matches("other", six)
-    for garbage in ("", "plain", "$7$x$y$z", "$7$101$!!$!!", "$7$0$YQ==$YQ==",
-                    "$9$1$2$3", "$7$99999999$YQ==$YQ=="):
+    for garbage in (
+        "",
+        "plain",
+        "$7$x$y$z",
+        "$7$101$!!$!!",
+        "$7$0$YQ==$YQ==",
+        "$9$1$2$3",
+        "$7$99999999$YQ==$YQ==",
+    ):
         assert not password_matches("pw", garbage)
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("", "empty"), ("a:b", "':'"), ("a\nb", "line break"), ("a\0", "NUL"),
-    (" a", "white space"), ("a ", "white space"), ("#a", "comment"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("", "empty"),
+        ("a:b", "':'"),
+        ("a\nb", "line break"),
+        ("a\0", "NUL"),
+        (" a", "white space"),
+        ("a ", "white space"),
+        ("#a", "comment"),
+    ],
+)
 def test_user_names_the_files_cannot_hold(name: str, why: str) -> None:
     reason = unwritable(name)
     assert reason is not None
     assert why in reason
 
 
-names = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\0:\x0b\x0c\x1c\x1d"
-                              "\x1e\x85\u2028\u2029"), min_size=1, max_size=20).filter(
-    lambda n: unwritable(n) is None)
+names = st.text(
+    st.characters(codec="utf-8", exclude_characters="\r\n\0:\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
+    min_size=1,
+    max_size=20,
+).filter(lambda n: unwritable(n) is None)
 heads = st.text(st.characters(codec="utf-8", exclude_characters="\r\0"), max_size=80).filter(
-    lambda t: MARKER not in t)
+    lambda t: MARKER not in t
+)
 
 
-@given(st.dictionaries(names, st.tuples(st.text("abc$/=+1", max_size=20),
-                                        st.lists(st.sampled_from(["d/1/#", "x/y", "a b/#"]),
-                                                 max_size=2)), max_size=8),
-       heads, heads)
-def test_what_is_written_reads_back_the_same(accounts: dict[str, tuple[str, list[str]]],
-                                             password_head: str, acl_head: str) -> None:
-    files = Files(password_head, acl_head, {
-        name: Entry(name, hashed.strip(), tuple(topics))
-        for name, (hashed, topics) in accounts.items()})
+@given(
+    st.dictionaries(
+        names,
+        st.tuples(
+            st.text("abc$/=+1", max_size=20),
+            st.lists(st.sampled_from(["d/1/#", "x/y", "a b/#"]), max_size=2),
+        ),
+        max_size=8,
+    ),
+    heads,
+    heads,
+)
+def test_what_is_written_reads_back_the_same(
+    accounts: dict[str, tuple[str, list[str]]], password_head: str, acl_head: str
+) -> None:
+    files = Files(
+        password_head,
+        acl_head,
+        {
+            name: Entry(name, hashed.strip(), tuple(topics))
+            for name, (hashed, topics) in accounts.items()
+        },
+    )
     passwords, acl = render(files)
     back = parse(passwords, acl)
     assert back.accounts == files.accounts

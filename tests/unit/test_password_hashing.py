@@ -29,8 +29,10 @@ def test_passwords_are_argon2id_19_mib_2_iterations_1_lane() -> None:
 
 
 def test_hashes_with_other_parameters_verify_and_need_a_rehash() -> None:
-    for old in (PasswordHasher(),  # argon2-cffi's defaults: what provisiond stored before
-                PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.I)):
+    for old in (
+        PasswordHasher(),  # argon2-cffi's defaults: what provisiond stored before
+        PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1, type=Type.I),
+    ):
         stored = old.hash("correct horse battery")
         assert verify_password(stored, "correct horse battery")
         assert needs_rehash(stored)
@@ -48,8 +50,10 @@ def test_password_checks_run_below_the_event_loops_priority() -> None:
         await verify_password_off_loop(None, "anything")
         pool = [t for t in threading.enumerate() if t.name.startswith("argon2")]
         assert pool
-        return (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
-                os.getpriority(os.PRIO_PROCESS, pool[0].native_id or 0))
+        return (
+            os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+            os.getpriority(os.PRIO_PROCESS, pool[0].native_id or 0),
+        )
 
     loop_nice, pool_nice = asyncio.run(check())
     assert pool_nice > loop_nice

@@ -14,9 +14,14 @@ KEY = "q7Rk2vXb9cWm1ZsT4hLp8A"
 DEVICE = uuid.UUID("0192d4b0-7a5e-7c3b-9a8e-1f2d3c4b5a69")
 
 
-@given(st.one_of(st.text(max_size=200),
-                 st.dictionaries(st.sampled_from(["clientId", "userName", "password"]),
-                                 st.text(max_size=64), max_size=3)))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.dictionaries(
+            st.sampled_from(["clientId", "userName", "password"]), st.text(max_size=64), max_size=3
+        ),
+    )
+)
 def test_an_answer_opens_with_its_key_and_device(value: object) -> None:
     sealed = seal_answer(KEY, DEVICE, value)
     assert open_answer(KEY, DEVICE, sealed) == value

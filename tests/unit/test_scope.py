@@ -13,8 +13,22 @@ def test_a_scope_covers_its_group_and_below(path: str) -> None:
     assert ACME.covers(path)
 
 
-@pytest.mark.parametrize("path", ["Acme+Co", "Acme&Partners", "Acme West", "AcmeCo", "Acm",
-                                  "acme", "Acme0", "Acme.", "Acmé", "Other/Acme", None])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Acme+Co",
+        "Acme&Partners",
+        "Acme West",
+        "AcmeCo",
+        "Acm",
+        "acme",
+        "Acme0",
+        "Acme.",
+        "Acmé",
+        "Other/Acme",
+        None,
+    ],
+)
 def test_a_scope_covers_nothing_else(path: str | None) -> None:
     assert not ACME.covers(path)
 

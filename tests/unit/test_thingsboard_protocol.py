@@ -13,11 +13,19 @@ BASE = {"provisionDeviceKey": "key-1", "provisionDeviceSecret": "secret-1"}
 
 def test_minimal_and_full_requests() -> None:
     r = tb.parse_request({**BASE})
-    assert (r.key, r.secret, r.device_name, r.credentials_type) == ("key-1", "secret-1",
-                                                                    None, None)
+    assert (r.key, r.secret, r.device_name, r.credentials_type) == ("key-1", "secret-1", None, None)
     assert not r.device_chose_credentials
-    r = tb.parse_request({**BASE, "deviceName": "GW 1", "credentialsType": "mqtt_basic",
-                          "clientId": "c", "username": "u", "password": "p", "token": "t"})
+    r = tb.parse_request(
+        {
+            **BASE,
+            "deviceName": "GW 1",
+            "credentialsType": "mqtt_basic",
+            "clientId": "c",
+            "username": "u",
+            "password": "p",
+            "token": "t",
+        }
+    )
     assert r.credentials_type is tb.TbCredentialsType.MQTT_BASIC
     assert (r.client_id, r.username, r.password, r.token) == ("c", "u", "p", None)
     assert r.device_chose_credentials
@@ -29,21 +37,29 @@ def test_minimal_and_full_requests() -> None:
     assert tb.parse_request({**BASE, "deviceName": "  "}).device_name is None
 
 
-@pytest.mark.parametrize(("body", "status", "message"), [
-    ([], tb.FAILURE, "the request must be a JSON object"),
-    ("text", tb.FAILURE, "the request must be a JSON object"),
-    ({}, tb.NOT_FOUND, "Provision data was not found!"),
-    ({"provisionDeviceKey": "k"}, tb.NOT_FOUND, "Provision data was not found!"),
-    ({**BASE, "provisionDeviceSecret": " "}, tb.NOT_FOUND, "Provision data was not found!"),
-    ({**BASE, "provisionDeviceKey": 7}, tb.FAILURE, "provisionDeviceKey must be a string"),
-    ({**BASE, "deviceName": ["x"]}, tb.FAILURE, "deviceName must be a string"),
-    ({**BASE, "deviceName": "x" * 257}, tb.FAILURE,
-     "deviceName is longer than 256 characters"),
-    ({**BASE, "credentialsType": "PSK"}, tb.FAILURE,
-     "credentialsType 'PSK' is not one of ACCESS_TOKEN, MQTT_BASIC, X509_CERTIFICATE"),
-    ({**BASE, "credentialsType": "ACCESS_TOKEN", "token": "t" * 300}, tb.FAILURE,
-     "token is longer than 256 characters"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ([], tb.FAILURE, "the request must be a JSON object"),
+        ("text", tb.FAILURE, "the request must be a JSON object"),
+        ({}, tb.NOT_FOUND, "Provision data was not found!"),
+        ({"provisionDeviceKey": "k"}, tb.NOT_FOUND, "Provision data was not found!"),
+        ({**BASE, "provisionDeviceSecret": " "}, tb.NOT_FOUND, "Provision data was not found!"),
+        ({**BASE, "provisionDeviceKey": 7}, tb.FAILURE, "provisionDeviceKey must be a string"),
+        ({**BASE, "deviceName": ["x"]}, tb.FAILURE, "deviceName must be a string"),
+        ({**BASE, "deviceName": "x" * 257}, tb.FAILURE, "deviceName is longer than 256 characters"),
+        (
+            {**BASE, "credentialsType": "PSK"},
+            tb.FAILURE,
+            "credentialsType 'PSK' is not one of ACCESS_TOKEN, MQTT_BASIC, X509_CERTIFICATE",
+        ),
+        (
+            {**BASE, "credentialsType": "ACCESS_TOKEN", "token": "t" * 300},
+            tb.FAILURE,
+            "token is longer than 256 characters",
+        ),
+    ],
+)
 def test_refusals_name_the_field(body: object, status: str, message: str) -> None:
     with pytest.raises(tb.Refused) as refused:
         tb.parse_request(body)
@@ -52,16 +68,29 @@ def test_refusals_name_the_field(body: object, status: str, message: str) -> Non
 
 def test_answers() -> None:
     assert tb.success(tb.TbCredentialsType.ACCESS_TOKEN, "t") == {
-        "status": "SUCCESS", "credentialsType": "ACCESS_TOKEN", "credentialsValue": "t"}
+        "status": "SUCCESS",
+        "credentialsType": "ACCESS_TOKEN",
+        "credentialsValue": "t",
+    }
     assert tb.failure(tb.FAILURE, "why") == {"status": "FAILURE", "errorMsg": "why"}
 
 
 def test_provisiond_extensions() -> None:
-    r = tb.parse_request({**BASE, "retryKey": "q7Rk2vXb9cWm1ZsT4hLp8A",
-                          "certificateProof": "c2ln", "currentCertificate": "PEM",
-                          "reprovisionProof": "cHJvb2Y="})
+    r = tb.parse_request(
+        {
+            **BASE,
+            "retryKey": "q7Rk2vXb9cWm1ZsT4hLp8A",
+            "certificateProof": "c2ln",
+            "currentCertificate": "PEM",
+            "reprovisionProof": "cHJvb2Y=",
+        }
+    )
     assert (r.retry_key, r.certificate_proof, r.current_certificate, r.reprovision_proof) == (
-        "q7Rk2vXb9cWm1ZsT4hLp8A", "c2ln", "PEM", "cHJvb2Y=")
+        "q7Rk2vXb9cWm1ZsT4hLp8A",
+        "c2ln",
+        "PEM",
+        "cHJvb2Y=",
+    )
     assert not r.device_chose_credentials  # a retry key chooses no credential
     with pytest.raises(tb.Refused, match="retryKey must be at least 22 characters"):
         tb.parse_request({**BASE, "retryKey": "x" * 21})
@@ -74,5 +103,9 @@ def test_the_proof_message_binds_purpose_profile_device_and_pem() -> None:
     lines = message.decode().split("\n")
     assert lines[:3] == ["provisiond-certificate-proof", "key-1", "GW 1"]
     assert lines[3] == hashlib.sha256(b"PEM").hexdigest()
-    assert tb.proof_message(tb.REPROVISION_PROOF, "key-1", None, None).decode().split(
-        "\n") == ["provisiond-reprovision-proof", "key-1", "", hashlib.sha256(b"").hexdigest()]
+    assert tb.proof_message(tb.REPROVISION_PROOF, "key-1", None, None).decode().split("\n") == [
+        "provisiond-reprovision-proof",
+        "key-1",
+        "",
+        hashlib.sha256(b"").hexdigest(),
+    ]

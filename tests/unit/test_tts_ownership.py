@@ -25,7 +25,8 @@ OWNER = uuid.UUID("7b0c1c2e-8d43-4a64-9f0e-3f1d2a6b5c4d")
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20)
+    max_leaves=20,
+)
 
 
 @given(JSON)
@@ -41,9 +42,13 @@ def test_answers_are_read_totally(body: Any) -> None:
 
 
 def test_the_real_errors_are_told_apart() -> None:
-    _status, taken = tts_error("end_device_euis_taken", join_eui="70B3D57ED0000010",
-                                dev_eui="0018B20000000101", device_id="meter-kitchen",
-                                application_id="kanarra-meters")
+    _status, taken = tts_error(
+        "end_device_euis_taken",
+        join_eui="70B3D57ED0000010",
+        dev_eui="0018B20000000101",
+        device_id="meter-kitchen",
+        application_id="kanarra-meters",
+    )
     error = api.parse_error(taken)
     assert (error.namespace, error.name) == ("pkg/identityserver", api.EUIS_TAKEN)
     assert error.attributes["device_id"] == "meter-kitchen"
@@ -53,7 +58,10 @@ def test_the_real_errors_are_told_apart() -> None:
     # without details, the name and the holder are in the message
     bare = api.parse_error({"code": 6, "message": taken["message"]})
     assert (bare.name, bare.attributes["device_id"], bare.attributes["application_id"]) == (
-        api.EUIS_TAKEN, "meter-kitchen", "kanarra-meters")
+        api.EUIS_TAKEN,
+        "meter-kitchen",
+        "kanarra-meters",
+    )
 
 
 def test_the_mark_decides_and_a_legacy_record_accepts_the_serial() -> None:
@@ -69,10 +77,25 @@ def test_the_mark_decides_and_a_legacy_record_accepts_the_serial() -> None:
 
 
 def test_the_mark_is_added_to_the_attributes_there_are() -> None:
-    device = EndDevice("app", "eui-1", "0018B20000000101", "70B3D57ED0000010", "00" * 16,
-                       "n", "S1", NetworkSettings(), "ns", "as", "js", OWNER)
-    assert device.attributes({"owner": "x"}) == {"owner": "x", OWNER_ATTRIBUTE: str(OWNER),
-                                                 SERIAL_ATTRIBUTE: "S1"}
+    device = EndDevice(
+        "app",
+        "eui-1",
+        "0018B20000000101",
+        "70B3D57ED0000010",
+        "00" * 16,
+        "n",
+        "S1",
+        NetworkSettings(),
+        "ns",
+        "as",
+        "js",
+        OWNER,
+    )
+    assert device.attributes({"owner": "x"}) == {
+        "owner": "x",
+        OWNER_ATTRIBUTE: str(OWNER),
+        SERIAL_ATTRIBUTE: "S1",
+    }
     nine = {f"k{n}x": "v" for n in range(MAX_ATTRIBUTES - 1)}
     assert SERIAL_ATTRIBUTE not in device.attributes(nine)  # the mark first, if room is short
     assert len(device.attributes(nine)) == MAX_ATTRIBUTES

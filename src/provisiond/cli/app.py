@@ -83,33 +83,62 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """provisiond: register devices, let people claim them, put them on the network."""
 
 
-HostOpt = Annotated[str | None, typer.Option("--host", envvar="PROVISIOND_HOST",
-                                             help="Address to bind (default 127.0.0.1).")]
-PortOpt = Annotated[int | None, typer.Option("--port", envvar="PROVISIOND_PORT",
-                                             help="HTTP port (default 8000).")]
+HostOpt = Annotated[
+    str | None,
+    typer.Option("--host", envvar="PROVISIOND_HOST", help="Address to bind (default 127.0.0.1)."),
+]
+PortOpt = Annotated[
+    int | None, typer.Option("--port", envvar="PROVISIOND_PORT", help="HTTP port (default 8000).")
+]
 
 
-def _serve(common: Common, host: str | None, port: int | None, log_level: str | None,
-           coap_port: int | None = None, mqtt_port: int | None = None,
-           mqtt: bool | None = None) -> None:
+def _serve(
+    common: Common,
+    host: str | None,
+    port: int | None,
+    log_level: str | None,
+    coap_port: int | None = None,
+    mqtt_port: int | None = None,
+    mqtt: bool | None = None,
+) -> None:
     import uvicorn
 
-    settings = guard(common, lambda: common.settings(
-        host=host, port=port, log_level=log_level, coap_port=coap_port, mqtt_port=mqtt_port,
-        mqtt_enabled=mqtt))
+    settings = guard(
+        common,
+        lambda: common.settings(
+            host=host,
+            port=port,
+            log_level=log_level,
+            coap_port=coap_port,
+            mqtt_port=mqtt_port,
+            mqtt_enabled=mqtt,
+        ),
+    )
     application = guard(common, lambda: create_app(settings))
-    extra = (f", MQTT provisioning on {settings.host}:{settings.mqtt_port}"
-             if settings.mqtt_enabled else "")
-    extra += (f", CoAP on coap://{settings.host}:{settings.coap_port}"
-              if settings.coap_port is not None else "")
-    banner = (f"provisiond {__version__} on http://{settings.host}:{settings.port}{extra} "
-              f"(database {settings.masked()['database_url']})")
+    extra = (
+        f", MQTT provisioning on {settings.host}:{settings.mqtt_port}"
+        if settings.mqtt_enabled
+        else ""
+    )
+    extra += (
+        f", CoAP on coap://{settings.host}:{settings.coap_port}"
+        if settings.coap_port is not None
+        else ""
+    )
+    banner = (
+        f"provisiond {__version__} on http://{settings.host}:{settings.port}{extra} "
+        f"(database {settings.masked()['database_url']})"
+    )
     if settings.log_format is LogFormat.JSON:  # every line of the log is JSON
         logging.getLogger("provisiond").info(banner)
     else:
@@ -120,28 +149,52 @@ def _serve(common: Common, host: str | None, port: int | None, log_level: str | 
     gc.freeze()
     # proxy_headers off: the app finds the client behind `trusted_proxies` itself
     # (web/client_address.py); uvicorn's own rule trusted any X-Forwarded-For from 127.0.0.1
-    uvicorn.run(application, host=settings.host, port=settings.port,
-                log_level=settings.log_level, access_log=False, proxy_headers=False,
-                server_header=False, log_config=server_log_config(settings),
-                **http_server_options(settings))
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        log_config=server_log_config(settings),
+        **http_server_options(settings),
+    )
 
 
 @app.command()
 def serve(
-    host: HostOpt = None, port: PortOpt = None,
+    host: HostOpt = None,
+    port: PortOpt = None,
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
-    migrate: Annotated[bool, typer.Option(
-        "--migrate", help="Upgrade the database schema first.")] = False,
-    mqtt_port: Annotated[int | None, typer.Option(
-        "--mqtt-port", envvar="PROVISIOND_MQTT_PORT",
-        help="TCP port of the MQTT provisioning listener (default 1884).")] = None,
-    mqtt: Annotated[bool | None, typer.Option(
-        "--mqtt/--no-mqtt", help="Serve the MQTT provisioning listener (default: yes).")
+    migrate: Annotated[
+        bool, typer.Option("--migrate", help="Upgrade the database schema first.")
+    ] = False,
+    mqtt_port: Annotated[
+        int | None,
+        typer.Option(
+            "--mqtt-port",
+            envvar="PROVISIOND_MQTT_PORT",
+            help="TCP port of the MQTT provisioning listener (default 1884).",
+        ),
     ] = None,
-    coap_port: Annotated[int | None, typer.Option(
-        "--coap-port", envvar="PROVISIOND_COAP_PORT",
-        help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).")] = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+    mqtt: Annotated[
+        bool | None,
+        typer.Option(
+            "--mqtt/--no-mqtt", help="Serve the MQTT provisioning listener (default: yes)."
+        ),
+    ] = None,
+    coap_port: Annotated[
+        int | None,
+        typer.Option(
+            "--coap-port",
+            envvar="PROVISIOND_COAP_PORT",
+            help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
+        ),
+    ] = None,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Serve the REST API, the device API, health and metrics (HTTP; CoAP when asked)."""
     common = Common(database, config, False, debug)
@@ -154,10 +207,12 @@ def serve(
 
 @app.command("demo")
 def demo_command(
-    host: HostOpt = None, port: PortOpt = None,
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only, do not serve.")
-                        ] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+    host: HostOpt = None,
+    port: PortOpt = None,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only, do not serve.")] = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Set up the database with a small demo organisation, then serve it."""
     common = Common(database, config, False, debug)
@@ -184,16 +239,19 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="") as f:
         f.write(csv_lines([("serial", "secret"), *seed.credentials]))
-    output.table(["who", "secret (shown once)"],
-                 [("API token 'demo'", seed.token),
-                  *((email, pw) for email, pw in seed.passwords.items())],
-                 title="demo organisation Kanarra: 4 sites, 3 users, 24 devices")
+    output.table(
+        ["who", "secret (shown once)"],
+        [("API token 'demo'", seed.token), *((email, pw) for email, pw in seed.passwords.items())],
+        title="demo organisation Kanarra: 4 sites, 3 users, 24 devices",
+    )
     output.success(f"device access tokens: {creds}")
     output.success(f"try:  curl -H 'Authorization: Bearer <token>' {base_url}/api/v1/devices")
-    output.success(f"claim: open {base_url}/provision on a phone or browser, sign in as "
-                   "tech@sadler-isberg.example and enter KAN-GW-0011 (claimed at once) or "
-                   "KAN-GW-0001 (then press its button: curl -X POST "
-                   f"{base_url}/api/v1/<its access token>/claim/button)")
+    output.success(
+        f"claim: open {base_url}/provision on a phone or browser, sign in as "
+        "tech@sadler-isberg.example and enter KAN-GW-0011 (claimed at once) or "
+        "KAN-GW-0001 (then press its button: curl -X POST "
+        f"{base_url}/api/v1/<its access token>/claim/button)"
+    )
 
 
 # ----------------------------------------------------------------------------- db
@@ -202,7 +260,9 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
 @db.command("upgrade")
 def db_upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Create or upgrade the schema (safe to run again)."""
     common = Common(database, config, False, debug)
@@ -212,8 +272,9 @@ def db_upgrade(
     if current == head and settings.device_key_passphrase is not None:
         sealed = run(common, lambda c: profiles.seal_registration_keys(c.uow(), c.sealer))
         if sealed:
-            output.success(f"sealed the registration keys of {sealed} profile(s) with "
-                           "device_key_passphrase")
+            output.success(
+                f"sealed the registration keys of {sealed} profile(s) with device_key_passphrase"
+            )
     output.success(f"database at revision {current}: {settings.masked()['database_url']}")
 
 
@@ -221,7 +282,9 @@ def db_upgrade(
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision ('base' drops everything).")],
     yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Downgrade the schema. Data of dropped tables is lost."""
     common = Common(database, config, False, debug)
@@ -234,7 +297,9 @@ def db_downgrade(
 
 @db.command("current")
 def db_current(
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """The schema revision of the database, and the one this provisiond needs."""
@@ -243,8 +308,10 @@ def db_current(
     if json:
         output.print_json({"current": current, "head": head, "up_to_date": current == head})
     else:
-        output.stdout.print(f"current: {current or 'none'}  head: {head}"
-                            + ("" if current == head else "  (run `provisiond db upgrade`)"))
+        output.stdout.print(
+            f"current: {current or 'none'}  head: {head}"
+            + ("" if current == head else "  (run `provisiond db upgrade`)")
+        )
 
 
 # ----------------------------------------------------------------------------- config
@@ -252,7 +319,9 @@ def db_current(
 
 @config_app.command("show")
 def config_show(
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Print the effective settings, secrets masked."""

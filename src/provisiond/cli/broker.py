@@ -11,20 +11,29 @@ from provisiond.cli import output
 from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
 from provisiond.services.broker import broker_status
 
-app = typer.Typer(help="The MQTT broker's device accounts (Mosquitto: its dynamic security "
-                       "plugin, or its password and ACL files) and, with EMQX's API, the "
-                       "sessions of credentials no longer active.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The MQTT broker's device accounts (Mosquitto: its dynamic security "
+    "plugin, or its password and ACL files) and, with EMQX's API, the "
+    "sessions of credentials no longer active.",
+    no_args_is_help=True,
+)
 
 
 @app.command("sync")
 def sync(
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Report what would change; change nothing.")] = False,
-    passwords: Annotated[bool, typer.Option(
-        "--passwords", help="Set every account's password again (a broker restored from "
-                            "an old backup).")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+    ] = False,
+    passwords: Annotated[
+        bool,
+        typer.Option(
+            "--passwords",
+            help="Set every account's password again (a broker restored from an old backup).",
+        ),
+    ] = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Make the broker's accounts (and roles) match the registry, and say what changed.
@@ -45,19 +54,24 @@ def sync(
         output.print_json(report)
     else:
         verb = "would be" if dry_run else "were"
-        rows = [("accounts the registry wants", report["accounts"]),
-                (f"accounts that {verb} created", report["created"]),
-                (f"accounts that {verb} updated", report["updated"]),
-                (f"accounts that {verb} removed", report["deleted"])]
+        rows = [
+            ("accounts the registry wants", report["accounts"]),
+            (f"accounts that {verb} created", report["created"]),
+            (f"accounts that {verb} updated", report["updated"]),
+            (f"accounts that {verb} removed", report["deleted"]),
+        ]
         if report["kind"] == "emqx":
-            rows = [("user names the registry answers for", report["accounts"]),
-                    (f"user names whose sessions {verb} ended", report["deleted"])]
+            rows = [
+                ("user names the registry answers for", report["accounts"]),
+                (f"user names whose sessions {verb} ended", report["deleted"]),
+            ]
         if report["kind"] == "mosquitto-dynsec":
-            rows += [(f"roles that {verb} created", report["roles_created"]),
-                     (f"roles that {verb} corrected", report["roles_fixed"]),
-                     (f"roles that {verb} removed", report["roles_deleted"])]
-        output.table(["", "count"], rows,
-                     title="broker sync" + (" (dry run)" if dry_run else ""))
+            rows += [
+                (f"roles that {verb} created", report["roles_created"]),
+                (f"roles that {verb} corrected", report["roles_fixed"]),
+                (f"roles that {verb} removed", report["roles_deleted"]),
+            ]
+        output.table(["", "count"], rows, title="broker sync" + (" (dry run)" if dry_run else ""))
         for error in report["errors"]:
             output.stderr.print(f"not in step: {error}", markup=False, highlight=False)
     if report["errors"]:
@@ -66,7 +80,9 @@ def sync(
 
 @app.command("status")
 def status(
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Devices waiting for their broker accounts, and the accounts provisiond made."""
@@ -80,10 +96,17 @@ def status(
         output.print_json(state)
         return
     made = "user name(s) recorded" if state["kind"] == "emqx" else "account(s) made"
-    output.stdout.print(f"broker: {state['kind']}; {state['accounts']} {made}; "
-                        f"{state['events_queued']} event(s) queued; "
-                        f"{len(state['pending'])} device(s) waiting", markup=False)
+    output.stdout.print(
+        f"broker: {state['kind']}; {state['accounts']} {made}; "
+        f"{state['events_queued']} event(s) queued; "
+        f"{len(state['pending'])} device(s) waiting",
+        markup=False,
+    )
     if state["pending"]:
-        output.table(["device id", "attempts", "next attempt", "last error"],
-                     [(p["device_id"], p["attempts"], p["next_attempt_at"] or "now",
-                       p["error"] or "") for p in state["pending"][:50]])
+        output.table(
+            ["device id", "attempts", "next attempt", "last error"],
+            [
+                (p["device_id"], p["attempts"], p["next_attempt_at"] or "now", p["error"] or "")
+                for p in state["pending"][:50]
+            ],
+        )

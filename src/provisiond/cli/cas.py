@@ -22,17 +22,24 @@ from provisiond.cli.common import (
 from provisiond.services import certificates
 from provisiond.services.certificates import CaInfo
 
-app = typer.Typer(help="Certificate authorities that sign devices' X.509 certificates.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Certificate authorities that sign devices' X.509 certificates.", no_args_is_help=True
+)
 NameArg = Annotated[str, typer.Argument(help="The CA's name, e.g. factory-2026.")]
 PemFile = Annotated[Path, typer.Option(exists=True, dir_okay=False)]
 
 
 def _dict(ca: CaInfo) -> dict[str, object]:
-    return {"name": ca.name, "subject": ca.subject, "not_after": ca.not_after.isoformat(),
-            "fingerprint_sha256": ca.fingerprint, "key_encrypted": ca.key_encrypted,
-            "can_sign": ca.can_sign, "created_at": ca.created_at.isoformat(),
-            "certificate": ca.certificate_pem}
+    return {
+        "name": ca.name,
+        "subject": ca.subject,
+        "not_after": ca.not_after.isoformat(),
+        "fingerprint_sha256": ca.fingerprint,
+        "key_encrypted": ca.key_encrypted,
+        "can_sign": ca.can_sign,
+        "created_at": ca.created_at.isoformat(),
+        "certificate": ca.certificate_pem,
+    }
 
 
 def _report(common: Common, ca: CaInfo, what: str) -> None:
@@ -40,67 +47,115 @@ def _report(common: Common, ca: CaInfo, what: str) -> None:
         output.print_json(_dict(ca))
         return
     output.stdout.print(ca.certificate_pem, end="", markup=False, highlight=False)
-    note = (" (its certificate only: it vouches for devices' certificates, it signs nothing)"
-            if not ca.can_sign else "" if ca.key_encrypted
-            else " (its key is stored unencrypted: set ca_key_passphrase)")
-    output.success(f"CA {ca.name} {what}: {ca.subject}, valid until "
-                   f"{ca.not_after:%Y-%m-%d}{note}")
+    note = (
+        " (its certificate only: it vouches for devices' certificates, it signs nothing)"
+        if not ca.can_sign
+        else ""
+        if ca.key_encrypted
+        else " (its key is stored unencrypted: set ca_key_passphrase)"
+    )
+    output.success(f"CA {ca.name} {what}: {ca.subject}, valid until {ca.not_after:%Y-%m-%d}{note}")
 
 
 @app.command("create")
 def create(
     name: NameArg,
-    common_name: Annotated[str | None, typer.Option(
-        "--common-name", help="The CA certificate's subject CN.")] = None,
+    common_name: Annotated[
+        str | None, typer.Option("--common-name", help="The CA certificate's subject CN.")
+    ] = None,
     days: Annotated[int, typer.Option("--days", help="How long the CA is valid.")] = 3650,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Create a CA (EC P-256 key, self-signed) and print its certificate (for brokers)."""
     common = Common(database, config, json, debug)
-    ca = run(common, lambda c: certificates.create_ca(
-        c.uow(), scope=OPERATOR, name=name, common_name=common_name, days=days,
-        passphrase=c.settings.ca_passphrase, production=c.settings.production, actor=actor(),
-        now=c.now()))
+    ca = run(
+        common,
+        lambda c: certificates.create_ca(
+            c.uow(),
+            scope=OPERATOR,
+            name=name,
+            common_name=common_name,
+            days=days,
+            passphrase=c.settings.ca_passphrase,
+            production=c.settings.production,
+            actor=actor(),
+            now=c.now(),
+        ),
+    )
     _report(common, ca, "created")
 
 
 @app.command("import")
 def import_(
     name: NameArg,
-    certificate: Annotated[Path, typer.Option("--cert", exists=True, dir_okay=False,
-                                              help="The CA certificate (PEM).")],
-    key: Annotated[Path | None, typer.Option(
-        "--key", exists=True, dir_okay=False,
-        help="Its private key (PEM). Without it the CA is registered by its certificate "
-             "only (a manufacturer's CA, for a profile's --device-ca).")] = None,
-    key_password_stdin: Annotated[bool, typer.Option(
-        "--key-password-stdin", help="The key file is encrypted: read its password from "
-                                     "standard input.")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    certificate: Annotated[
+        Path, typer.Option("--cert", exists=True, dir_okay=False, help="The CA certificate (PEM).")
+    ],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key",
+            exists=True,
+            dir_okay=False,
+            help="Its private key (PEM). Without it the CA is registered by its certificate "
+            "only (a manufacturer's CA, for a profile's --device-ca).",
+        ),
+    ] = None,
+    key_password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--key-password-stdin",
+            help="The key file is encrypted: read its password from standard input.",
+        ),
+    ] = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Import an existing CA: its certificate and the matching private key (or its
     certificate only)."""
     common = Common(database, config, json, debug)
     if key is None:
-        ca = run(common, lambda c: certificates.register_ca_certificate(
-            c.uow(), scope=OPERATOR,
-            name=name, certificate_pem=certificate.read_text(), actor=actor(),
-            now=c.now()))
+        ca = run(
+            common,
+            lambda c: certificates.register_ca_certificate(
+                c.uow(),
+                scope=OPERATOR,
+                name=name,
+                certificate_pem=certificate.read_text(),
+                actor=actor(),
+                now=c.now(),
+            ),
+        )
         _report(common, ca, "registered")
         return
     password = sys.stdin.readline().rstrip("\r\n") if key_password_stdin else None
-    ca = run(common, lambda c: certificates.import_ca(
-        c.uow(), name=name, certificate_pem=certificate.read_text(), key_pem=key.read_text(),
-        key_password=password, passphrase=c.settings.ca_passphrase,
-        production=c.settings.production, actor=actor(), now=c.now()))
+    ca = run(
+        common,
+        lambda c: certificates.import_ca(
+            c.uow(),
+            name=name,
+            certificate_pem=certificate.read_text(),
+            key_pem=key.read_text(),
+            key_password=password,
+            passphrase=c.settings.ca_passphrase,
+            production=c.settings.production,
+            actor=actor(),
+            now=c.now(),
+        ),
+    )
     _report(common, ca, "imported")
 
 
 @app.command("list")
 def list_(
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Certificate authorities (never their keys)."""
@@ -109,16 +164,30 @@ def list_(
     if json:
         output.print_json([_dict(ca) for ca in rows])
         return
-    output.table(["name", "subject", "valid until", "key"],
-                 [(ca.name, ca.subject, f"{ca.not_after:%Y-%m-%d}",
-                   "none (certificate only)" if not ca.can_sign
-                   else "encrypted" if ca.key_encrypted else "unencrypted") for ca in rows])
+    output.table(
+        ["name", "subject", "valid until", "key"],
+        [
+            (
+                ca.name,
+                ca.subject,
+                f"{ca.not_after:%Y-%m-%d}",
+                "none (certificate only)"
+                if not ca.can_sign
+                else "encrypted"
+                if ca.key_encrypted
+                else "unencrypted",
+            )
+            for ca in rows
+        ],
+    )
 
 
 @app.command("show")
 def show(
     name: NameArg,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Print a CA's certificate (PEM), e.g. for a broker's cafile."""
@@ -133,7 +202,9 @@ def show(
 @app.command("crl")
 def crl(
     name: NameArg,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Print a CA's current CRL (PEM, as Mosquitto's crlfile reads it), made first if it is
@@ -141,9 +212,14 @@ def crl(
     common = Common(database, config, json, debug)
     current = run(common, lambda c: c.crl_maker.make(name))
     if json:
-        output.print_json({"name": current.ca_name, "number": current.number,
-                           "this_update": current.this_update.isoformat(),
-                           "next_update": current.next_update.isoformat(),
-                           "crl": current.pem})
+        output.print_json(
+            {
+                "name": current.ca_name,
+                "number": current.number,
+                "this_update": current.this_update.isoformat(),
+                "next_update": current.next_update.isoformat(),
+                "crl": current.pem,
+            }
+        )
     else:
         output.stdout.print(current.pem, end="", markup=False, highlight=False)

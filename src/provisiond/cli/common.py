@@ -26,14 +26,23 @@ OPERATOR = Scope.operator()  # the command line holds the database: it is operat
 
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", envvar="PROVISIOND_DATABASE_URL", show_envvar=True,
-                 help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB. "
-                      "Default: provisiond.db in the data directory."),
+    typer.Option(
+        "--database",
+        envvar="PROVISIOND_DATABASE_URL",
+        show_envvar=True,
+        help="Database URL: sqlite:///PATH or postgresql://USER@HOST/DB. "
+        "Default: provisiond.db in the data directory.",
+    ),
 ]
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", envvar="PROVISIOND_CONFIG_FILE", show_envvar=True,
-                 help="A TOML file of settings.", dir_okay=False),
+    typer.Option(
+        "--config",
+        envvar="PROVISIOND_CONFIG_FILE",
+        show_envvar=True,
+        help="A TOML file of settings.",
+        dir_okay=False,
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Print the traceback of a failure.")]
@@ -74,13 +83,19 @@ def fail(common: Common, err: ProvisiondError) -> NoReturn:
     raise typer.Exit(err.exit_code)
 
 
-def run(common: Common, work: Callable[[Container], Awaitable[T]], *,
-        check_schema: bool = True, **settings: Any) -> T:
+def run(
+    common: Common,
+    work: Callable[[Container], Awaitable[T]],
+    *,
+    check_schema: bool = True,
+    **settings: Any,
+) -> T:
     """Open a container, run one use case, close it; render a ProvisiondError and exit."""
 
     async def main() -> T:
-        async with open_container(common.settings(**settings),
-                                  check_schema=check_schema) as container:
+        async with open_container(
+            common.settings(**settings), check_schema=check_schema
+        ) as container:
             return await work(container)
 
     try:
@@ -110,9 +125,9 @@ def parse_tag_options(values: list[str] | None) -> dict[str, str]:
     return tags
 
 
-
-async def collect_pages(fetch: Callable[[str | None], Awaitable[Any]], cursor: str | None,
-                        every_page: bool) -> tuple[list[Any], str | None]:
+async def collect_pages(
+    fetch: Callable[[str | None], Awaitable[Any]], cursor: str | None, every_page: bool
+) -> tuple[list[Any], str | None]:
     """The items of the page at ``cursor`` (with ``every_page``, of it and all after it) and
     the cursor of the page after them. ``fetch(cursor)`` answers a services.paging.Page."""
     items: list[Any] = []
@@ -122,4 +137,3 @@ async def collect_pages(fetch: Callable[[str | None], Awaitable[Any]], cursor: s
         cursor = page.next_cursor
         if not every_page or cursor is None:
             return items, cursor
-

@@ -47,25 +47,30 @@ from provisiond.services.registration import (
 )
 from provisiond.services.tts import tts_registration
 
-app = typer.Typer(help="Register, list, show, export and delete devices; rotate and revoke "
-                       "their credentials.", no_args_is_help=True)
+app = typer.Typer(
+    help="Register, list, show, export and delete devices; rotate and revoke their credentials.",
+    no_args_is_help=True,
+)
 
 GroupFilter = Annotated[str | None, typer.Option("--group", help="Only this group's subtree.")]
 StateFilter = Annotated[str | None, typer.Option("--state", help="registered, claimed, released.")]
 ModelFilter = Annotated[str | None, typer.Option("--model", help="Only devices of this model.")]
-TagFilter = Annotated[list[str] | None,
-                      typer.Option("--tag", help="KEY=VALUE; repeat to require several.")]
+TagFilter = Annotated[
+    list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeat to require several.")
+]
 
 
 class CredentialsFile:
     """The credentials CSV of an import: written to a private temporary file beside the
     target, made durable before the import commits, renamed into place after."""
 
-
     def __init__(self, target: Path, *, overwrite: bool) -> None:
         if target.exists() and not overwrite:
-            problem = Problem(f"{target} exists; its secrets would be lost. Choose another "
-                              "name, or pass --overwrite", field="--credentials-out")
+            problem = Problem(
+                f"{target} exists; its secrets would be lost. Choose another "
+                "name, or pass --overwrite",
+                field="--credentials-out",
+            )
             raise InvalidInput(str(problem), problems=[problem])
         directory = target.resolve().parent
         if not directory.is_dir():
@@ -127,23 +132,42 @@ def _open_input(path: str) -> tuple[IO[bytes], int | None]:
 @app.command("import")
 def import_(
     file: Annotated[str, typer.Argument(help="CSV or JSON-lines file; - reads standard input.")],
-    credentials_out: Annotated[Path, typer.Option(
-        "--credentials-out", help="Where to write each device's secret (shown once).")],
-    group: Annotated[str | None, typer.Option(
-        "--group", help="Claim every device without a group/owner column for this group.")] = None,
-    model: Annotated[str | None, typer.Option(
-        "--model", help="Model of every device without a model column.")] = None,
-    profile: Annotated[str | None, typer.Option(
-        "--profile", help="Profile of every device without a profile column: how people "
-                          "claim it (its claim proof, window and release policy).")] = None,
-    skip_existing: Annotated[bool, typer.Option(
-        "--skip-existing", help="Skip serials already registered (makes reruns idempotent).")
+    credentials_out: Annotated[
+        Path,
+        typer.Option("--credentials-out", help="Where to write each device's secret (shown once)."),
+    ],
+    group: Annotated[
+        str | None,
+        typer.Option(
+            "--group", help="Claim every device without a group/owner column for this group."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model of every device without a model column.")
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Profile of every device without a profile column: how people "
+            "claim it (its claim proof, window and release policy).",
+        ),
+    ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing", help="Skip serials already registered (makes reruns idempotent)."
+        ),
     ] = False,
-    fmt: Annotated[str | None, typer.Option(
-        "--format", help="csv or jsonl (default: from the file name).")] = None,
-    overwrite: Annotated[bool, typer.Option(
-        "--overwrite", help="Replace an existing credentials file.")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="csv or jsonl (default: from the file name).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing credentials file.")
+    ] = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Register devices in bulk from a spreadsheet: all of them, or none when anything is wrong."""
@@ -160,26 +184,44 @@ def import_(
         with _progress(show_progress, size) as advance:
             source = io.BufferedReader(_Counting(stream, advance), 1 << 20)
             lorawan = import_format is ImportFormat.CSV and peek_is_lorawan(
-                source.peek(65536).splitlines()[:1])
+                source.peek(65536).splitlines()[:1]
+            )
 
             async def work(c: Container) -> Any:
                 if lorawan:  # Blynk-style static tokens: Device EUI, Join EUI, AppKey
                     return await register_lorawan(
-                        c.uow(), stream=source, sealer=c.sealer, sink=sink, actor=actor(),
-                        now=c.now(), group=group, model=model, profile=profile,
-                        source=Path(file).name if file != "-" else "stdin")
+                        c.uow(),
+                        stream=source,
+                        sealer=c.sealer,
+                        sink=sink,
+                        actor=actor(),
+                        now=c.now(),
+                        group=group,
+                        model=model,
+                        profile=profile,
+                        source=Path(file).name if file != "-" else "stdin",
+                    )
                 options = ImportOptions(
-                    group=group, model=model, profile=profile, skip_existing=skip_existing,
+                    group=group,
+                    model=model,
+                    profile=profile,
+                    skip_existing=skip_existing,
                     default_claim_proof=c.settings.claim_proof,
                     claim_code_length=c.settings.claim_code_length,
                     source=Path(file).name if file != "-" else "stdin",
                     batch_size=c.settings.import_batch_size,
                     max_problems=c.settings.import_max_problems,
-                    broker_sealer=c.broker_sealer)
+                    broker_sealer=c.broker_sealer,
+                )
                 return await register_devices(
-                    c.uow(), scope=OPERATOR,
-                    items=read_import(source, import_format), options=options,
-                    sink=sink, actor=actor(), now=c.now())
+                    c.uow(),
+                    scope=OPERATOR,
+                    items=read_import(source, import_format),
+                    options=options,
+                    sink=sink,
+                    actor=actor(),
+                    now=c.now(),
+                )
 
             result = run(common, work)
     except BaseException:
@@ -200,9 +242,14 @@ class _NoProgress:
 
 class _Bar:
     def __init__(self, total: int | None) -> None:
-        self.progress = Progress("[progress.description]{task.description}", BarColumn(),
-                                 DownloadColumn(), TimeRemainingColumn(), console=output.stderr,
-                                 transient=True)
+        self.progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=output.stderr,
+            transient=True,
+        )
         self.task = self.progress.add_task("importing", total=total)
 
     def __enter__(self) -> Any:
@@ -219,27 +266,40 @@ def _progress(enabled: bool, total: int | None) -> Any:
 
 def _report_import(common: Common, result: Any, creds: Path, seconds: float) -> None:
     if common.json:
-        output.print_json({"imported": result.imported, "claimed": result.claimed,
-                           "skipped": result.skipped, "event_id": result.event_id,
-                           "credentials_file": str(creds), "seconds": round(seconds, 3)})
+        output.print_json(
+            {
+                "imported": result.imported,
+                "claimed": result.claimed,
+                "skipped": result.skipped,
+                "event_id": result.event_id,
+                "credentials_file": str(creds),
+                "seconds": round(seconds, 3),
+            }
+        )
         return
     output.success(
         f"imported {result.imported:,} devices ({result.claimed:,} claimed, "
         f"{result.skipped:,} skipped) in {seconds:.1f} s"
     )
-    output.success(f"credentials: {creds} — keep it safe: the secrets are stored only as "
-                   "hashes and cannot be shown again")
+    output.success(
+        f"credentials: {creds} — keep it safe: the secrets are stored only as "
+        "hashes and cannot be shown again"
+    )
 
 
 @app.command("list")
 def list_(
-    group: GroupFilter = None, state: StateFilter = None, model: ModelFilter = None,
+    group: GroupFilter = None,
+    state: StateFilter = None,
+    model: ModelFilter = None,
     tag: TagFilter = None,
     serial_prefix: Annotated[str | None, typer.Option("--serial-prefix")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Devices per page (1-500).")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just one.")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """List devices in serial order, filtered by group subtree, state, model and tags."""
@@ -247,19 +307,42 @@ def list_(
     tags = parse_tag_options(tag)
 
     async def work(c: Container) -> tuple[list[Any], str | None]:
-        return await collect_pages(lambda after: device_service.list_devices(
-            c.uow(), scope=OPERATOR, group=group, state=state, model=model, tags=tags,
-            serial_prefix=serial_prefix, cursor=after, limit=limit), cursor, all_pages)
+        return await collect_pages(
+            lambda after: device_service.list_devices(
+                c.uow(),
+                scope=OPERATOR,
+                group=group,
+                state=state,
+                model=model,
+                tags=tags,
+                serial_prefix=serial_prefix,
+                cursor=after,
+                limit=limit,
+            ),
+            cursor,
+            all_pages,
+        )
 
     devices, next_cursor = run(common, work)
     if json:
-        output.print_json({"items": [output.device_dict(d) for d in devices],
-                           "next_cursor": next_cursor})
+        output.print_json(
+            {"items": [output.device_dict(d) for d in devices], "next_cursor": next_cursor}
+        )
         return
     output.table(
         ["serial", "name", "model", "state", "owner", "group", "tags"],
-        [(d.serial, d.name, d.model, d.state, d.owner_email or "", d.group_path,
-          " ".join(f"{k}={v}" for k, v in d.tags.items())) for d in devices],
+        [
+            (
+                d.serial,
+                d.name,
+                d.model,
+                d.state,
+                d.owner_email or "",
+                d.group_path,
+                " ".join(f"{k}={v}" for k, v in d.tags.items()),
+            )
+            for d in devices
+        ],
     )
     if next_cursor:
         output.success(f"more: --cursor {next_cursor}   (or --all)")
@@ -268,23 +351,44 @@ def list_(
 @app.command("show")
 def show(
     serial: Annotated[str, typer.Argument(help="The device's serial (normalised).")],
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """One device: fields, tags, credentials (never their secrets) and its timeline."""
     common = Common(database, config, json, debug)
 
     async def work(c: Container) -> tuple[Any, Any, Any, str, Any]:
-        device, creds, events = await device_service.get_device_detail(c.uow(), scope=OPERATOR,
-                                                                       serial=serial)
+        device, creds, events = await device_service.get_device_detail(
+            c.uow(), scope=OPERATOR, serial=serial
+        )
         network = await tts_registration(c.uow(), device.id)
-        return (device, creds, events, topic_prefix(c.settings.broker.topic_prefix, device.id),
-                network)
+        return (
+            device,
+            creds,
+            events,
+            topic_prefix(c.settings.broker.topic_prefix, device.id),
+            network,
+        )
 
     device, creds, events, prefix, network = run(common, work)
-    tts = ({k: network[k] for k in ("application_id", "end_device_id", "dev_eui", "status",
-                                    "origin", "error", "foreign_end_device")}
-           if network else None)
+    tts = (
+        {
+            k: network[k]
+            for k in (
+                "application_id",
+                "end_device_id",
+                "dev_eui",
+                "status",
+                "origin",
+                "error",
+                "foreign_end_device",
+            )
+        }
+        if network
+        else None
+    )
     if json:
         out = output.device_dict(device)
         out["topic_prefix"] = prefix
@@ -294,17 +398,27 @@ def show(
         output.print_json(out)
         return
     d = output.device_dict(device)
-    output.table(["field", "value"], [(k, v) for k, v in d.items() if k != "tags"],
-                 title=f"device {device.serial}")
+    output.table(
+        ["field", "value"],
+        [(k, v) for k, v in d.items() if k != "tags"],
+        title=f"device {device.serial}",
+    )
     if device.tags:
         output.table(["tag", "value"], sorted(device.tags.items()))
     if tts:
         output.table(["The Things Stack", ""], [(k, str(v or "")) for k, v in tts.items()])
-    output.table(["credential", "created", "revoked"],
-                 [(cr.type, output.short_time(cr.created_at), output.short_time(cr.revoked_at))
-                  for cr in creds])
-    output.table(["when", "event", "by"],
-                 [(output.short_time(e.at), e.type, e.actor) for e in events], title="timeline")
+    output.table(
+        ["credential", "created", "revoked"],
+        [
+            (cr.type, output.short_time(cr.created_at), output.short_time(cr.revoked_at))
+            for cr in creds
+        ],
+    )
+    output.table(
+        ["when", "event", "by"],
+        [(output.short_time(e.at), e.type, e.actor) for e in events],
+        title="timeline",
+    )
 
 
 @app.command("create")
@@ -315,16 +429,30 @@ def create(
     group: Annotated[str | None, typer.Option("--group", help="Claim it for this group.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Claim it for this user.")] = None,
     tag: TagFilter = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Register one device and print its access token (shown once)."""
     common = Common(database, config, json, debug)
     tags = parse_tag_options(tag)
-    device, issued = run(common, lambda c: device_service.create_device(
-        c.uow(), scope=OPERATOR,
-        serial=serial, name=name, model=model, group=group, owner=owner, tags=tags,
-        actor=actor(), now=c.now(), sealer=c.broker_sealer))
+    device, issued = run(
+        common,
+        lambda c: device_service.create_device(
+            c.uow(),
+            scope=OPERATOR,
+            serial=serial,
+            name=name,
+            model=model,
+            group=group,
+            owner=owner,
+            tags=tags,
+            actor=actor(),
+            now=c.now(),
+            sealer=c.broker_sealer,
+        ),
+    )
     if json:
         out = output.device_dict(device)
         out["credential"] = {"type": issued.credential.type.value, "secret": issued.secret}
@@ -338,9 +466,15 @@ def create(
 @app.command("rotate")
 def rotate(
     serial: Annotated[str, typer.Argument()],
-    kind: Annotated[str | None, typer.Option(
-        "--type", help="access-token or mqtt-basic (default: the kind the device has).")] = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--type", help="access-token or mqtt-basic (default: the kind the device has)."
+        ),
+    ] = None,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Issue the device a new credential and revoke the one it replaces (shown once)."""
@@ -348,16 +482,29 @@ def rotate(
     try:
         ctype = CredentialType(kind) if kind else None
     except ValueError:
-        fail(common, InvalidInput(f"--type: {kind!r} is not access-token or mqtt-basic",
-                                  problems=[Problem("access-token or mqtt-basic", "--type")]))
-    done = run(common, lambda c: rotate_credentials(
-        c.uow(), scope=OPERATOR,
-        serial=serial, kind=ctype, actor=actor(), now=c.now(), sealer=c.broker_sealer))
+        fail(
+            common,
+            InvalidInput(
+                f"--type: {kind!r} is not access-token or mqtt-basic",
+                problems=[Problem("access-token or mqtt-basic", "--type")],
+            ),
+        )
+    done = run(
+        common,
+        lambda c: rotate_credentials(
+            c.uow(),
+            scope=OPERATOR,
+            serial=serial,
+            kind=ctype,
+            actor=actor(),
+            now=c.now(),
+            sealer=c.broker_sealer,
+        ),
+    )
     if json:
         output.print_json({"serial": done.serial, **done.as_dict()})
         return
-    output.success(f"{done.serial}: new {done.credential.type} credential; the old one is "
-                   "revoked")
+    output.success(f"{done.serial}: new {done.credential.type} credential; the old one is revoked")
     for key, value in done.as_dict().items():
         if key not in ("type", "credential_id"):
             output.stdout.print(f"{key}: {value}", markup=False, highlight=False)
@@ -367,34 +514,48 @@ def rotate(
 @app.command("revoke")
 def revoke(
     serial: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Revoke every credential the device connects with (its broker accounts go too)."""
     common = Common(database, config, json, debug)
-    revoked = run(common, lambda c: revoke_credentials(
-        c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()))
+    revoked = run(
+        common,
+        lambda c: revoke_credentials(
+            c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()
+        ),
+    )
     if json:
-        output.print_json({"serial": serial, "revoked": [output.credential_dict(cr)
-                                                         for cr in revoked]})
+        output.print_json(
+            {"serial": serial, "revoked": [output.credential_dict(cr) for cr in revoked]}
+        )
         return
-    output.success(f"revoked {len(revoked)} credential(s)" if revoked
-                   else "no active credential to revoke")
+    output.success(
+        f"revoked {len(revoked)} credential(s)" if revoked else "no active credential to revoke"
+    )
 
 
 @app.command("delete")
 def delete(
     serial: Annotated[str, typer.Argument()],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Delete a device and its credentials. Its history stays in the audit log."""
     common = Common(database, config, json, debug)
     if not yes and not typer.confirm(f"delete device {serial} and its credentials?"):
         raise typer.Exit(1)
-    device = run(common, lambda c: device_service.delete_device(
-        c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()))
+    device = run(
+        common,
+        lambda c: device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()
+        ),
+    )
     if json:
         output.print_json(output.device_dict(device))
     else:
@@ -403,12 +564,17 @@ def delete(
 
 @app.command("export")
 def export(
-    out: Annotated[Path | None, typer.Option("--out", help="File to write (default: stdout).")
-                   ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write (default: stdout).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="csv (re-importable) or jsonl.")] = "csv",
-    group: GroupFilter = None, state: StateFilter = None, model: ModelFilter = None,
+    group: GroupFilter = None,
+    state: StateFilter = None,
+    model: ModelFilter = None,
     tag: TagFilter = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, debug: DebugOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
 ) -> None:
     """Write devices (never secrets) as CSV in the import format, or as JSON lines."""
     common = Common(database, config, False, debug)
@@ -426,9 +592,15 @@ def export(
         count = 0
         while True:
             page = await device_service.list_devices(
-                c.uow(), scope=OPERATOR,
-                group=group, state=state, model=model, tags=tags, cursor=cursor,
-                limit=500)
+                c.uow(),
+                scope=OPERATOR,
+                group=group,
+                state=state,
+                model=model,
+                tags=tags,
+                cursor=cursor,
+                limit=500,
+            )
             for device in page.items:
                 writer.write(device)
             count += len(page.items)
@@ -459,5 +631,15 @@ class _ExportWriter:
             return
         owner = device.owner_email or ""
         group = device.group_path if not owner and device.group_path else ""
-        self.target.write(csv_line([device.serial, device.name, device.model or "", group,
-                                    owner, *(device.tags.get(k, "") for k in self.keys)]))
+        self.target.write(
+            csv_line(
+                [
+                    device.serial,
+                    device.name,
+                    device.model or "",
+                    group,
+                    owner,
+                    *(device.tags.get(k, "") for k in self.keys),
+                ]
+            )
+        )

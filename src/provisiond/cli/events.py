@@ -27,22 +27,37 @@ from provisiond.domain.events import Event
 from provisiond.domain.scope import Scope
 from provisiond.services import events as service
 
-app = typer.Typer(help="The audit log: every event, who did it, to what, when.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The audit log: every event, who did it, to what, when.", no_args_is_help=True
+)
 
-SerialOpt = Annotated[str | None, typer.Option(
-    "--serial", help="One device's events (a deleted device's too).")]
+SerialOpt = Annotated[
+    str | None, typer.Option("--serial", help="One device's events (a deleted device's too).")
+]
 GroupOpt = Annotated[str | None, typer.Option("--group", help="A group's subtree.")]
-ActorOpt = Annotated[str | None, typer.Option(
-    "--actor", help="Who: e.g. token:ci, user:ann@example.com, cli:root, provisiond.")]
-KindOpt = Annotated[list[str] | None, typer.Option(
-    "--kind", help="An event type, e.g. device.claimed; repeat for any of several.")]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who: e.g. token:ci, user:ann@example.com, cli:root, provisiond."),
+]
+KindOpt = Annotated[
+    list[str] | None,
+    typer.Option("--kind", help="An event type, e.g. device.claimed; repeat for any of several."),
+]
 
 
 def _line(e: Event) -> str:
     data = orjson.dumps(e.data).decode() if e.data else ""
-    return "  ".join((str(e.id), output.short_time(e.at), e.type.value, e.serial or "-",
-                      e.group_path or "-", e.actor, data)).rstrip()
+    return "  ".join(
+        (
+            str(e.id),
+            output.short_time(e.at),
+            e.type.value,
+            e.serial or "-",
+            e.group_path or "-",
+            e.actor,
+            data,
+        )
+    ).rstrip()
 
 
 def _emit(events: Sequence[Event], json: bool) -> None:
@@ -56,16 +71,25 @@ def _emit(events: Sequence[Event], json: bool) -> None:
 
 @app.command("list")
 def list_(
-    serial: SerialOpt = None, group: GroupOpt = None, actor: ActorOpt = None,
+    serial: SerialOpt = None,
+    group: GroupOpt = None,
+    actor: ActorOpt = None,
     kind: KindOpt = None,
-    since: Annotated[str | None, typer.Option(
-        "--since", help="At or after: ISO 8601 (no zone: UTC) or an age: 15m, 2h, 7d.")] = None,
-    until: Annotated[str | None, typer.Option(
-        "--until", help="Before: ISO 8601 (no zone: UTC) or an age.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="At or after: ISO 8601 (no zone: UTC) or an age: 15m, 2h, 7d."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Before: ISO 8601 (no zone: UTC) or an age.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Events per page (1-500).")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just one.")] = False,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """List events, newest first, filtered by device, subtree, actor, kind and time."""
@@ -75,36 +99,70 @@ def list_(
         now = c.now()
         start = service.parse_time(since, now=now, field="since") if since else None
         end = service.parse_time(until, now=now, field="until") if until else None
-        return await collect_pages(lambda after: service.list_events(
-            c.uow(), scope=Scope.operator(), serial=serial, group=group, actor=actor,
-            kinds=kind or (), since=start, until=end, cursor=after, limit=limit),
-            cursor, all_pages)
+        return await collect_pages(
+            lambda after: service.list_events(
+                c.uow(),
+                scope=Scope.operator(),
+                serial=serial,
+                group=group,
+                actor=actor,
+                kinds=kind or (),
+                since=start,
+                until=end,
+                cursor=after,
+                limit=limit,
+            ),
+            cursor,
+            all_pages,
+        )
 
     events, next_cursor = run(common, work)
     if json:
-        output.print_json({"items": [output.event_dict(e) for e in events],
-                           "next_cursor": next_cursor})
+        output.print_json(
+            {"items": [output.event_dict(e) for e in events], "next_cursor": next_cursor}
+        )
         return
-    output.table(["id", "at", "type", "serial", "group", "actor", "data"],
-                 [(str(e.id), output.short_time(e.at), e.type.value, e.serial or "",
-                   e.group_path or "", e.actor,
-                   orjson.dumps(e.data).decode() if e.data else "") for e in events])
+    output.table(
+        ["id", "at", "type", "serial", "group", "actor", "data"],
+        [
+            (
+                str(e.id),
+                output.short_time(e.at),
+                e.type.value,
+                e.serial or "",
+                e.group_path or "",
+                e.actor,
+                orjson.dumps(e.data).decode() if e.data else "",
+            )
+            for e in events
+        ],
+    )
     if next_cursor:
         output.success(f"more: --cursor {next_cursor}   (or --all)")
 
 
 @app.command("tail")
 def tail(
-    follow: Annotated[bool, typer.Option(
-        "--follow", "-f", help="Keep printing events as they are committed (Ctrl-C stops).")
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Keep printing events as they are committed (Ctrl-C stops)."
+        ),
     ] = False,
-    lines: Annotated[int, typer.Option(
-        "--lines", "-n", min=0, max=500, help="How many of the latest events first.")] = 10,
-    serial: SerialOpt = None, group: GroupOpt = None, actor: ActorOpt = None,
+    lines: Annotated[
+        int,
+        typer.Option("--lines", "-n", min=0, max=500, help="How many of the latest events first."),
+    ] = 10,
+    serial: SerialOpt = None,
+    group: GroupOpt = None,
+    actor: ActorOpt = None,
     kind: KindOpt = None,
-    interval: Annotated[float, typer.Option(
-        "--interval", min=0.1, max=60, help="Seconds between looks at the log.")] = 1.0,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, max=60, help="Seconds between looks at the log.")
+    ] = 1.0,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Print the latest events; with --follow, each one committed later, until Ctrl-C.
@@ -114,8 +172,14 @@ def tail(
 
     async def work(c: Container) -> None:
         last, follower = await service.tail_events(
-            c.uow, scope=Scope.operator(), serial=serial, group=group, actor=actor,
-            kinds=kind or (), limit=lines)
+            c.uow,
+            scope=Scope.operator(),
+            serial=serial,
+            group=group,
+            actor=actor,
+            kinds=kind or (),
+            limit=lines,
+        )
         _emit(last, json)
         if follow:
             await _follow(follower, json, interval)

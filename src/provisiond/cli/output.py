@@ -26,8 +26,9 @@ stderr = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
-                     .decode() + "\n")
+    sys.stdout.write(
+        orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+    )
     sys.stdout.flush()
 
 
@@ -51,8 +52,9 @@ def success(message: str) -> None:
     stderr.print(message, markup=False, highlight=False)
 
 
-def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
-          ) -> None:
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
     t = Table(*columns, title=title, show_lines=False, header_style="bold")
     for row in rows:
         t.add_row(*("" if v is None else str(v) for v in row))
@@ -64,70 +66,116 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str |
 
 def device_dict(d: Device) -> dict[str, Any]:
     return {
-        "id": str(d.id), "serial": d.serial, "name": d.name, "model": d.model,
-        "state": d.state.value, "group": d.group_path, "owner_kind": d.owner_kind,
+        "id": str(d.id),
+        "serial": d.serial,
+        "name": d.name,
+        "model": d.model,
+        "state": d.state.value,
+        "group": d.group_path,
+        "owner_kind": d.owner_kind,
         "owner": d.owner_email if d.owner_user_id else d.group_path,
-        "tags": d.tags, "created_at": d.created_at.isoformat(),
+        "tags": d.tags,
+        "created_at": d.created_at.isoformat(),
         "updated_at": d.updated_at.isoformat(),
         "claimed_at": d.claimed_at.isoformat() if d.claimed_at else None,
     }
 
 
 def group_dict(g: Group, devices: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": str(g.id), "path": g.path, "name": g.name,
-                           "parent": g.parent_path, "depth": g.depth,
-                           "created_at": g.created_at.isoformat()}
+    out: dict[str, Any] = {
+        "id": str(g.id),
+        "path": g.path,
+        "name": g.name,
+        "parent": g.parent_path,
+        "depth": g.depth,
+        "created_at": g.created_at.isoformat(),
+    }
     if devices is not None:
         out["devices"] = devices
     return out
 
 
 def user_dict(u: User) -> dict[str, Any]:
-    return {"id": str(u.id), "email": u.email, "role": u.role.value, "group": u.group_path,
-            "created_at": u.created_at.isoformat(),
-            "disabled_at": u.disabled_at.isoformat() if u.disabled_at else None}
+    return {
+        "id": str(u.id),
+        "email": u.email,
+        "role": u.role.value,
+        "group": u.group_path,
+        "created_at": u.created_at.isoformat(),
+        "disabled_at": u.disabled_at.isoformat() if u.disabled_at else None,
+    }
 
 
 def model_dict(m: DeviceModel) -> dict[str, Any]:
-    return {"id": str(m.id), "name": m.name, "description": m.description,
-            "created_at": m.created_at.isoformat()}
+    return {
+        "id": str(m.id),
+        "name": m.name,
+        "description": m.description,
+        "created_at": m.created_at.isoformat(),
+    }
 
 
 def token_dict(t: ApiToken) -> dict[str, Any]:
-    return {"id": str(t.id), "name": t.name, "role": t.role.value, "group": t.group_path,
-            "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-            "created_at": t.created_at.isoformat(),
-            "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
+    return {
+        "id": str(t.id),
+        "name": t.name,
+        "role": t.role.value,
+        "group": t.group_path,
+        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
+        "created_at": t.created_at.isoformat(),
+        "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
+        "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+    }
 
 
 def profile_dict(p: Profile) -> dict[str, Any]:
-    return {"id": str(p.id), "name": p.name, "key": p.key, "strategy": p.strategy.value,
-            "group": p.group_path, "model": p.model,
-            "credentials": [t.value for t in p.credential_types],
-            "rate_per_minute": p.rate_per_minute,
-            "source_rate_per_minute": p.source_rate_per_minute, "enabled": p.enabled,
-            "created_at": p.created_at.isoformat(), "updated_at": p.updated_at.isoformat(),
-            "secret_rotated_at": p.secret_rotated_at.isoformat(),
-            "registration_algorithm": "ES256" if p.jwt_public_key else "HS256",
-            "ca": p.ca_name, "certificate_days": p.certificate_days,
-            "claim_proof": p.claim_proof.value if p.claim_proof else None,
-            "claim_window_seconds": p.claim_window_seconds,
-            "release_policy": p.release_policy.value, "lorawan": p.network.to_json(),
-            "reprovision": p.reprovision.value,
-            "device_secret_min_length": p.device_secret_min_length,
-            "device_ca": p.device_ca_name}
+    return {
+        "id": str(p.id),
+        "name": p.name,
+        "key": p.key,
+        "strategy": p.strategy.value,
+        "group": p.group_path,
+        "model": p.model,
+        "credentials": [t.value for t in p.credential_types],
+        "rate_per_minute": p.rate_per_minute,
+        "source_rate_per_minute": p.source_rate_per_minute,
+        "enabled": p.enabled,
+        "created_at": p.created_at.isoformat(),
+        "updated_at": p.updated_at.isoformat(),
+        "secret_rotated_at": p.secret_rotated_at.isoformat(),
+        "registration_algorithm": "ES256" if p.jwt_public_key else "HS256",
+        "ca": p.ca_name,
+        "certificate_days": p.certificate_days,
+        "claim_proof": p.claim_proof.value if p.claim_proof else None,
+        "claim_window_seconds": p.claim_window_seconds,
+        "release_policy": p.release_policy.value,
+        "lorawan": p.network.to_json(),
+        "reprovision": p.reprovision.value,
+        "device_secret_min_length": p.device_secret_min_length,
+        "device_ca": p.device_ca_name,
+    }
 
 
 def credential_dict(c: Credential) -> dict[str, Any]:
-    return {"id": str(c.id), "type": c.type.value, "created_at": c.created_at.isoformat(),
-            "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None}
+    return {
+        "id": str(c.id),
+        "type": c.type.value,
+        "created_at": c.created_at.isoformat(),
+        "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
+    }
 
 
 def event_dict(e: Event) -> dict[str, Any]:
-    return {"id": e.id, "type": e.type.value, "at": e.at.isoformat(), "actor": e.actor,
-            "serial": e.serial, "device_id": str(e.device_id) if e.device_id else None,
-            "group": e.group_path, "data": e.data}
+    return {
+        "id": e.id,
+        "type": e.type.value,
+        "at": e.at.isoformat(),
+        "actor": e.actor,
+        "serial": e.serial,
+        "device_id": str(e.device_id) if e.device_id else None,
+        "group": e.group_path,
+        "data": e.data,
+    }
 
 
 def short_time(value: Any) -> str:

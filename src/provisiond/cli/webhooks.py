@@ -21,58 +21,94 @@ from provisiond.domain.webhooks import EVENTS, Delivery, Webhook
 from provisiond.services import webhooks as service
 from provisiond.services.paging import every_page
 
-app = typer.Typer(help="Webhooks: POST a group's events to a URL, signed, retried, logged.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Webhooks: POST a group's events to a URL, signed, retried, logged.", no_args_is_help=True
+)
 WebhookId = Annotated[str, typer.Argument(help="The webhook's id (`provisiond webhooks list`).")]
 
 
 def webhook_dict(w: Webhook, counts: dict[str, int] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": str(w.id), "group": w.group_path, "url": w.url,
-        "events": [e.value for e in w.events], "enabled": w.enabled,
-        "disabled_reason": w.disabled_reason, "consecutive_failures": w.consecutive_failures,
-        "created_at": w.created_at.isoformat()}
+        "id": str(w.id),
+        "group": w.group_path,
+        "url": w.url,
+        "events": [e.value for e in w.events],
+        "enabled": w.enabled,
+        "disabled_reason": w.disabled_reason,
+        "consecutive_failures": w.consecutive_failures,
+        "created_at": w.created_at.isoformat(),
+    }
     if counts is not None:
         out["deliveries"] = counts
     return out
 
 
 def delivery_dict(d: Delivery) -> dict[str, Any]:
-    return {"id": d.id, "event_id": d.event_id, "event_type": d.event_type,
-            "status": d.status.value, "attempts": d.attempts,
-            "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
-            "last_status_code": d.last_status_code, "last_error": d.last_error,
-            "created_at": d.created_at.isoformat(),
-            "finished_at": d.finished_at.isoformat() if d.finished_at else None}
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "event_type": d.event_type,
+        "status": d.status.value,
+        "attempts": d.attempts,
+        "next_attempt_at": d.next_attempt_at.isoformat() if d.next_attempt_at else None,
+        "last_status_code": d.last_status_code,
+        "last_error": d.last_error,
+        "created_at": d.created_at.isoformat(),
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+    }
 
 
 @app.command("add")
 def add(
     url: Annotated[str, typer.Argument(help="http:// or https:// URL to POST events to.")],
-    group: Annotated[str | None, typer.Option(
-        "--group", help="Whose events (the subtree).")] = None,
-    operator_wide: Annotated[bool, typer.Option(
-        "--operator-wide", help="Every event, those of no group too (instead of --group)."
-    )] = False,
-    event: Annotated[list[str] | None, typer.Option(
-        "--event", help=f"An event type; repeat for several (default: all: "
-                        f"{', '.join(e.value for e in EVENTS)}).")] = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Whose events (the subtree).")
+    ] = None,
+    operator_wide: Annotated[
+        bool,
+        typer.Option(
+            "--operator-wide", help="Every event, those of no group too (instead of --group)."
+        ),
+    ] = False,
+    event: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event",
+            help=f"An event type; repeat for several (default: all: "
+            f"{', '.join(e.value for e in EVENTS)}).",
+        ),
+    ] = None,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Subscribe a URL to a group's events; prints the signing secret (shown once)."""
     if (group is None) == (not operator_wide):
-        raise typer.BadParameter("give --group PATH or --operator-wide (one of them)",
-                                 param_hint="--group")
+        raise typer.BadParameter(
+            "give --group PATH or --operator-wide (one of them)", param_hint="--group"
+        )
     common = Common(database, config, json, debug)
-    webhook, secret = run(common, lambda c: service.create_webhook(
-        c.uow(), scope=OPERATOR, group=group, url=url, events=event, actor=actor(), now=c.now(),
-        sealer=c.sealer, guard=c.webhook_guard))
+    webhook, secret = run(
+        common,
+        lambda c: service.create_webhook(
+            c.uow(),
+            scope=OPERATOR,
+            group=group,
+            url=url,
+            events=event,
+            actor=actor(),
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        ),
+    )
     if json:
         output.print_json({**webhook_dict(webhook), "secret": secret})
         return
-    output.success(f"webhook {webhook.id}: {webhook.group_path or 'operator-wide'} -> "
-                   f"{webhook.url}")
+    output.success(
+        f"webhook {webhook.id}: {webhook.group_path or 'operator-wide'} -> {webhook.url}"
+    )
     output.stdout.print(f"signing secret: {secret}", markup=False, highlight=False)
     output.success("shown once: verify X-Provisiond-Signature with it (docs/webhooks.md)")
 
@@ -80,29 +116,49 @@ def add(
 @app.command("list")
 def list_(
     group: Annotated[str | None, typer.Option("--group", help="Only this subtree.")] = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Every webhook, with whether it is enabled."""
     common = Common(database, config, json, debug)
-    hooks = run(common, lambda c: every_page(lambda cursor, limit: service.list_webhooks(
-        c.uow(), scope=OPERATOR, group=group, cursor=cursor, limit=limit)))
+    hooks = run(
+        common,
+        lambda c: every_page(
+            lambda cursor, limit: service.list_webhooks(
+                c.uow(), scope=OPERATOR, group=group, cursor=cursor, limit=limit
+            )
+        ),
+    )
     if json:
         output.print_json([webhook_dict(w) for w in hooks])
         return
-    output.table(["id", "group", "url", "events", "enabled"],
-                 [(str(w.id), w.group_path or "(operator-wide)", w.url, str(len(w.events)),
-                   "yes" if w.enabled else f"no: {w.disabled_reason}") for w in hooks])
+    output.table(
+        ["id", "group", "url", "events", "enabled"],
+        [
+            (
+                str(w.id),
+                w.group_path or "(operator-wide)",
+                w.url,
+                str(len(w.events)),
+                "yes" if w.enabled else f"no: {w.disabled_reason}",
+            )
+            for w in hooks
+        ],
+    )
 
 
 @app.command("show")
 def show(
     webhook_id: WebhookId,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500,
-                                       help="Deliveries to list.")] = 20,
-    status: Annotated[str | None, typer.Option(
-        "--status", help="Only pending, delivered or failed deliveries.")] = None,
-    database: DatabaseOpt = None, config: ConfigOpt = None, json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Deliveries to list.")] = 20,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only pending, delivered or failed deliveries.")
+    ] = None,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """One webhook and its latest deliveries (the delivery log)."""
@@ -111,28 +167,52 @@ def show(
     async def work(c: Any) -> Any:
         wid = service.parse_webhook_id(webhook_id)
         webhook, counts = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=wid)
-        log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=wid, status=status,
-                                            limit=limit)
+        log = await service.list_deliveries(
+            c.uow(), scope=OPERATOR, webhook_id=wid, status=status, limit=limit
+        )
         return webhook, counts, log
 
     webhook, counts, log = run(common, work)
     if json:
-        output.print_json({**webhook_dict(webhook, counts),
-                           "latest": [delivery_dict(d) for d in log]})
+        output.print_json(
+            {**webhook_dict(webhook, counts), "latest": [delivery_dict(d) for d in log]}
+        )
         return
-    output.table(["field", "value"], [(k, str(v)) for k, v in
-                                      webhook_dict(webhook, counts).items()],
-                 title=f"webhook {webhook.id}")
-    output.table(["delivery", "event", "status", "attempts", "code", "error", "created"],
-                 [(str(d.id), d.event_type, d.status.value, str(d.attempts),
-                   str(d.last_status_code or ""), d.last_error or "",
-                   output.short_time(d.created_at)) for d in log], title="deliveries")
+    output.table(
+        ["field", "value"],
+        [(k, str(v)) for k, v in webhook_dict(webhook, counts).items()],
+        title=f"webhook {webhook.id}",
+    )
+    output.table(
+        ["delivery", "event", "status", "attempts", "code", "error", "created"],
+        [
+            (
+                str(d.id),
+                d.event_type,
+                d.status.value,
+                str(d.attempts),
+                str(d.last_status_code or ""),
+                d.last_error or "",
+                output.short_time(d.created_at),
+            )
+            for d in log
+        ],
+        title="deliveries",
+    )
 
 
 def _switch(webhook_id: str, enabled: bool, common: Common) -> None:
-    webhook = run(common, lambda c: service.set_webhook_enabled(
-        c.uow(), scope=OPERATOR, webhook_id=service.parse_webhook_id(webhook_id), enabled=enabled,
-        actor=actor(), now=c.now()))
+    webhook = run(
+        common,
+        lambda c: service.set_webhook_enabled(
+            c.uow(),
+            scope=OPERATOR,
+            webhook_id=service.parse_webhook_id(webhook_id),
+            enabled=enabled,
+            actor=actor(),
+            now=c.now(),
+        ),
+    )
     if common.json:
         output.print_json(webhook_dict(webhook))
     else:
@@ -140,27 +220,49 @@ def _switch(webhook_id: str, enabled: bool, common: Common) -> None:
 
 
 @app.command("enable")
-def enable(webhook_id: WebhookId, database: DatabaseOpt = None, config: ConfigOpt = None,
-           json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def enable(
+    webhook_id: WebhookId,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Enable a webhook (again); its pending deliveries are retried at once."""
     _switch(webhook_id, True, Common(database, config, json, debug))
 
 
 @app.command("disable")
-def disable(webhook_id: WebhookId, database: DatabaseOpt = None, config: ConfigOpt = None,
-            json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def disable(
+    webhook_id: WebhookId,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Stop delivering; events keep being queued for it."""
     _switch(webhook_id, False, Common(database, config, json, debug))
 
 
 @app.command("delete")
-def delete(webhook_id: WebhookId, database: DatabaseOpt = None, config: ConfigOpt = None,
-           json: JsonOpt = False, debug: DebugOpt = False) -> None:
+def delete(
+    webhook_id: WebhookId,
+    database: DatabaseOpt = None,
+    config: ConfigOpt = None,
+    json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
     """Delete a webhook and its delivery log."""
     common = Common(database, config, json, debug)
-    webhook = run(common, lambda c: service.delete_webhook(
-        c.uow(), scope=OPERATOR,
-        webhook_id=service.parse_webhook_id(webhook_id), actor=actor(), now=c.now()))
+    webhook = run(
+        common,
+        lambda c: service.delete_webhook(
+            c.uow(),
+            scope=OPERATOR,
+            webhook_id=service.parse_webhook_id(webhook_id),
+            actor=actor(),
+            now=c.now(),
+        ),
+    )
     if json:
         output.print_json(webhook_dict(webhook))
     else:

@@ -63,8 +63,15 @@ def username_digest(username: str) -> str:
     return hashlib.sha256(username.encode()).hexdigest()
 
 
-def account_name(ctype: CredentialType, *, credential_id: uuid.UUID, lookup: str | None,
-                 serial: str, secret: str | None, token_as_username: bool) -> str | None:
+def account_name(
+    ctype: CredentialType,
+    *,
+    credential_id: uuid.UUID,
+    lookup: str | None,
+    serial: str,
+    secret: str | None,
+    token_as_username: bool,
+) -> str | None:
     """The user name a credential connects with (None: it has no account, or its name is a
     token not known here)."""
     if ctype is CredentialType.ACCESS_TOKEN:
@@ -76,19 +83,39 @@ def account_name(ctype: CredentialType, *, credential_id: uuid.UUID, lookup: str
     return None
 
 
-def account_for(ctype: CredentialType, *, device_id: uuid.UUID, credential_id: uuid.UUID,
-                lookup: str | None, client_id: str | None, serial: str, secret: str | None,
-                token_as_username: bool = False, issued_at: datetime | None = None
-                ) -> BrokerAccount | None:
+def account_for(
+    ctype: CredentialType,
+    *,
+    device_id: uuid.UUID,
+    credential_id: uuid.UUID,
+    lookup: str | None,
+    client_id: str | None,
+    serial: str,
+    secret: str | None,
+    token_as_username: bool = False,
+    issued_at: datetime | None = None,
+) -> BrokerAccount | None:
     """The broker account of a credential, given its secret (None: the type has none)."""
-    name = account_name(ctype, credential_id=credential_id, lookup=lookup, serial=serial,
-                        secret=secret, token_as_username=token_as_username)
+    name = account_name(
+        ctype,
+        credential_id=credential_id,
+        lookup=lookup,
+        serial=serial,
+        secret=secret,
+        token_as_username=token_as_username,
+    )
     if name is None:
         return None
     basic = ctype is CredentialType.MQTT_BASIC
-    return BrokerAccount(name, secret, device_id, credential_id,
-                         (client_id or None) if basic else None, issued_at,
-                         secret_name=not basic and token_as_username)
+    return BrokerAccount(
+        name,
+        secret,
+        device_id,
+        credential_id,
+        (client_id or None) if basic else None,
+        issued_at,
+        secret_name=not basic and token_as_username,
+    )
 
 
 def _rank(a: BrokerAccount) -> tuple[bool, datetime | None, uuid.UUID]:
@@ -102,8 +129,7 @@ def name_holders(accounts: Iterable[BrokerAccount]) -> dict[str, BrokerAccount]:
     holders: dict[str, BrokerAccount] = {}
     for a in accounts:
         held = holders.get(a.username)
-        if held is None or (held.credential_id != a.credential_id
-                            and _rank(a) < _rank(held)):
+        if held is None or (held.credential_id != a.credential_id and _rank(a) < _rank(held)):
             holders[a.username] = a
     return holders
 
@@ -111,9 +137,11 @@ def name_holders(accounts: Iterable[BrokerAccount]) -> dict[str, BrokerAccount]:
 def name_taken(holder: BrokerAccount) -> str:
     """Why an account waits: its user name is held by another credential (the name itself
     is not said: with ``token_as_username`` it is a token)."""
-    return (f"its MQTT user name is held by credential {holder.credential_id} of device "
-            f"{holder.device_id}, issued first; revoke one of the two, or give this device "
-            "new credentials")
+    return (
+        f"its MQTT user name is held by credential {holder.credential_id} of device "
+        f"{holder.device_id}, issued first; revoke one of the two, or give this device "
+        "new credentials"
+    )
 
 
 def session_expiry(now: datetime, max_seconds: int, client_id: str) -> int:
@@ -133,7 +161,7 @@ def device_of_role(rolename: str) -> uuid.UUID | None:
     if not rolename.startswith(ROLE_PREFIX):
         return None
     try:
-        return uuid.UUID(rolename[len(ROLE_PREFIX):])
+        return uuid.UUID(rolename[len(ROLE_PREFIX) :])
     except ValueError:
         return None
 
@@ -167,9 +195,11 @@ def topic_within(prefix: str, topic: str) -> bool:
 
 def device_acl(prefix: str) -> list[dict[str, str]]:
     """The rules EMQX (5.8 and later) applies when given them at authentication."""
-    return [{"permission": "allow", "action": "all", "topic": f"{prefix}/#"},
-            {"permission": "allow", "action": "all", "topic": prefix},
-            {"permission": "deny", "action": "all", "topic": "#"}]
+    return [
+        {"permission": "allow", "action": "all", "topic": f"{prefix}/#"},
+        {"permission": "allow", "action": "all", "topic": prefix},
+        {"permission": "deny", "action": "all", "topic": "#"},
+    ]
 
 
 def event_filter(template: str, suffix: str) -> str:
@@ -183,7 +213,7 @@ def device_in_topic(template: str, suffix: str, topic: str) -> uuid.UUID | None:
     ending = f"{tail}/{suffix}"
     if not topic.startswith(head) or not topic.endswith(ending):
         return None
-    middle = topic[len(head):len(topic) - len(ending)]
+    middle = topic[len(head) : len(topic) - len(ending)]
     try:
         return uuid.UUID(middle) if "/" not in middle else None
     except ValueError:

@@ -140,7 +140,7 @@ def _check_char(body: str) -> str:
 def new_claim_code(length: int = CODE_LENGTH) -> str:
     body = "".join(secrets.choice(CODE_ALPHABET) for _ in range(length - 1))
     code = body + _check_char(body)
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
 _SEPARATORS = str.maketrans("", "", " \t\n\r-")
@@ -155,8 +155,7 @@ def normalise_claim_code(text: str, *, field: str = "code") -> str:
     if not _CODE_SET.issuperset(raw):
         # People type O for 0 and I for 1: neither is in the alphabet, so the mistake is known.
         bad = next(c for c in raw if c not in _CODE_SET)
-        raise _fail(field, f"holds {bad!r}, which no claim code has (codes use "
-                           f"{CODE_ALPHABET})")
+        raise _fail(field, f"holds {bad!r}, which no claim code has (codes use {CODE_ALPHABET})")
     if len(raw) < 2 or _check_char(raw[:-1]) != raw[-1]:
         raise _fail(field, "is mistyped: its check character does not match")
     return raw

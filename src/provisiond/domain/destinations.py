@@ -31,37 +31,43 @@ Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 
 # What is not public, most specific first; the name says why in an error message.
-_IPV4: tuple[tuple[IPv4Network, str], ...] = tuple((IPv4Network(n), why) for n, why in (
-    ("0.0.0.0/8", "unspecified"),  # "this network"; 0.0.0.0 reaches the host itself
-    ("10.0.0.0/8", "private"),
-    ("100.64.0.0/10", "shared (carrier-grade NAT)"),
-    ("127.0.0.0/8", "loopback"),
-    ("169.254.0.0/16", "link-local"),  # and cloud metadata services
-    ("172.16.0.0/12", "private"),
-    ("192.0.0.0/24", "reserved"),  # IETF protocol assignments
-    ("192.0.2.0/24", "documentation"),
-    ("192.88.99.0/24", "reserved"),  # 6to4 relays (deprecated)
-    ("192.168.0.0/16", "private"),
-    ("198.18.0.0/15", "reserved"),  # benchmarking
-    ("198.51.100.0/24", "documentation"),
-    ("203.0.113.0/24", "documentation"),
-    ("224.0.0.0/4", "multicast"),
-    ("240.0.0.0/4", "reserved"),  # and 255.255.255.255, broadcast
-))
-_IPV6: tuple[tuple[IPv6Network, str], ...] = tuple((IPv6Network(n), why) for n, why in (
-    ("::/128", "unspecified"),
-    ("::1/128", "loopback"),
-    ("::/96", "reserved"),  # IPv4-compatible (deprecated)
-    ("64:ff9b:1::/48", "reserved"),  # local-use NAT64
-    ("100::/64", "reserved"),  # discard-only
-    ("2001::/23", "reserved"),  # IETF protocol assignments, Teredo
-    ("2001:db8::/32", "documentation"),
-    ("3fff::/20", "documentation"),
-    ("fc00::/7", "private"),  # unique local (RFC 4193)
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "private"),  # site-local (deprecated)
-    ("ff00::/8", "multicast"),
-))
+_IPV4: tuple[tuple[IPv4Network, str], ...] = tuple(
+    (IPv4Network(n), why)
+    for n, why in (
+        ("0.0.0.0/8", "unspecified"),  # "this network"; 0.0.0.0 reaches the host itself
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),  # and cloud metadata services
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "reserved"),  # IETF protocol assignments
+        ("192.0.2.0/24", "documentation"),
+        ("192.88.99.0/24", "reserved"),  # 6to4 relays (deprecated)
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "reserved"),  # benchmarking
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),  # and 255.255.255.255, broadcast
+    )
+)
+_IPV6: tuple[tuple[IPv6Network, str], ...] = tuple(
+    (IPv6Network(n), why)
+    for n, why in (
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/96", "reserved"),  # IPv4-compatible (deprecated)
+        ("64:ff9b:1::/48", "reserved"),  # local-use NAT64
+        ("100::/64", "reserved"),  # discard-only
+        ("2001::/23", "reserved"),  # IETF protocol assignments, Teredo
+        ("2001:db8::/32", "documentation"),
+        ("3fff::/20", "documentation"),
+        ("fc00::/7", "private"),  # unique local (RFC 4193)
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "private"),  # site-local (deprecated)
+        ("ff00::/8", "multicast"),
+    )
+)
 _GLOBAL_UNICAST = IPv6Network("2000::/3")
 _MAPPED = IPv6Network("::ffff:0:0/96")
 _NAT64 = IPv6Network("64:ff9b::/96")
@@ -119,8 +125,9 @@ class AllowList:
             try:
                 nets.append(ip_network(text.strip(), strict=False))
             except ValueError:
-                raise ValueError(f"{text!r} is not a network (CIDR such as 10.1.0.0/16, or "
-                                 f"an address)") from None
+                raise ValueError(
+                    f"{text!r} is not a network (CIDR such as 10.1.0.0/16, or an address)"
+                ) from None
         names = []
         for text in hosts:
             name = text.strip().lower().rstrip(".")
@@ -132,14 +139,17 @@ class AllowList:
 
     def trusts(self, host: str) -> bool:
         """Whether ``host`` (a normalised name) is allowed whatever it resolves to."""
-        return any(host == h or (h.startswith("*.") and host.endswith(h[1:]))
-                   for h in self.hosts)
+        return any(host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.hosts)
 
     def covers(self, address: Address) -> bool:
         plain = IPv6Address(address.packed) if isinstance(address, IPv6Address) else address
         inner = embedded_ipv4(plain) if isinstance(plain, IPv6Address) else None
-        return any(a in net for net in self.networks for a in (plain, inner)
-                   if a is not None and a.version == net.version)
+        return any(
+            a in net
+            for net in self.networks
+            for a in (plain, inner)
+            if a is not None and a.version == net.version
+        )
 
 
 def refusal(address: Address, allow: AllowList = AllowList()) -> str | None:
@@ -193,9 +203,14 @@ def literal_address(host: str) -> Address | None:
     if not 1 <= len(parts) <= 4 or not all(_NUMBER.fullmatch(p) for p in parts):
         return None
     try:
-        values = [int(p[2:] or "0", 16) if p.startswith("0x")
-                  else int(p, 8) if len(p) > 1 and p.startswith("0") else int(p)
-                  for p in parts]
+        values = [
+            int(p[2:] or "0", 16)
+            if p.startswith("0x")
+            else int(p, 8)
+            if len(p) > 1 and p.startswith("0")
+            else int(p)
+            for p in parts
+        ]
     except ValueError:  # 08, 09: not octal
         return None
     *head, last = values
@@ -226,4 +241,3 @@ def address_of(host: str) -> Address:
     if address is None:
         raise BadHost("is not a valid address")
     return address
-

@@ -45,8 +45,9 @@ def next_state(state: DeviceState, action: DeviceAction) -> DeviceState:
     try:
         return TRANSITIONS[(state, action)]
     except KeyError:
-        raise InvalidTransition(f"a {state} device cannot be {action}ed",
-                                state=str(state), action=str(action)) from None
+        raise InvalidTransition(
+            f"a {state} device cannot be {action}ed", state=str(state), action=str(action)
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

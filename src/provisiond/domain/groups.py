@@ -46,8 +46,9 @@ def parse_group_path(text: str, *, field: str = "group") -> str:
         elif has_control_chars(seg):
             problem = "contains a control character"
         if problem:
-            raise InvalidInput(f"{field} {text!r} {problem}",
-                               problems=[Problem(problem, field=field)])
+            raise InvalidInput(
+                f"{field} {text!r} {problem}", problems=[Problem(problem, field=field)]
+            )
     if len(segments) > GROUP_DEPTH_MAX:
         problem = f"is {len(segments)} levels deep; at most {GROUP_DEPTH_MAX} are allowed"
         raise InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)])

@@ -52,8 +52,7 @@ class Columns:
 
     def __post_init__(self) -> None:
         if not self.by_field:
-            object.__setattr__(self, "by_field",
-                               tuple(self.column(f) for f in FIELD_COLUMNS))
+            object.__setattr__(self, "by_field", tuple(self.column(f) for f in FIELD_COLUMNS))
 
     @property
     def names(self) -> list[str]:
@@ -95,10 +94,14 @@ def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list
             fields[raw] = key
             continue
         if key in SECRET_COLUMNS:
-            problems.append(Problem(
-                f"column {name!r} holds a device secret, and tags are stored and shown in "
-                "clear: leave it out of the import and keep the file for `provisiond labels "
-                "--secrets`", line=line))
+            problems.append(
+                Problem(
+                    f"column {name!r} holds a device secret, and tags are stored and shown in "
+                    "clear: leave it out of the import and keep the file for `provisiond labels "
+                    "--secrets`",
+                    line=line,
+                )
+            )
             continue
         problem = tag_key_problem(name)
         if problem:
@@ -110,8 +113,9 @@ def read_columns(header: Iterable[str], *, line: int = 1) -> tuple[Columns, list
     return Columns(fields, tags), problems
 
 
-def parse_record(values: Mapping[str, str], columns: Columns, line: int
-                 ) -> ImportRecord | list[Problem]:
+def parse_record(
+    values: Mapping[str, str], columns: Columns, line: int
+) -> ImportRecord | list[Problem]:
     """Validate one record. ``values`` maps column (as written in the header) to cell text.
 
     The common case (short, printable text) is decided by a few C-level string checks; only a
@@ -121,28 +125,55 @@ def parse_record(values: Mapping[str, str], columns: Columns, line: int
     fields = columns.by_field
     serial = normalise_serial(get(fields[0], "") if fields[0] else "")
     name, model, group, owner, profile = (
-        (get(col) or "").strip() if col else "" for col in fields[1:])
+        (get(col) or "").strip() if col else "" for col in fields[1:]
+    )
     tags = {key: value for col, key in columns.tags.items() if (value := get(col))}
-    if (_SERIAL.fullmatch(serial) and len(serial) <= SERIAL_MAX and len(name) <= NAME_MAX
-            and len(tags) <= TAGS_PER_DEVICE_MAX
-            and (name + model + group + owner + profile).isprintable()
-            and all(len(v) <= TAG_VALUE_MAX and v.isprintable() for v in tags.values())
-            and not (group and owner)):
-        return ImportRecord(line, serial, name or serial, model or None, group or None,
-                            owner or None, tags, profile or None)
-    problems = _problems(serial, name, {"model": model, "group": group, "owner": owner,
-                                        "profile": profile}, tags, line)
+    if (
+        _SERIAL.fullmatch(serial)
+        and len(serial) <= SERIAL_MAX
+        and len(name) <= NAME_MAX
+        and len(tags) <= TAGS_PER_DEVICE_MAX
+        and (name + model + group + owner + profile).isprintable()
+        and all(len(v) <= TAG_VALUE_MAX and v.isprintable() for v in tags.values())
+        and not (group and owner)
+    ):
+        return ImportRecord(
+            line,
+            serial,
+            name or serial,
+            model or None,
+            group or None,
+            owner or None,
+            tags,
+            profile or None,
+        )
+    problems = _problems(
+        serial,
+        name,
+        {"model": model, "group": group, "owner": owner, "profile": profile},
+        tags,
+        line,
+    )
     if problems:
         return problems
-    return ImportRecord(line, serial, name or serial, model or None, group or None,
-                        owner or None, tags, profile or None)
+    return ImportRecord(
+        line,
+        serial,
+        name or serial,
+        model or None,
+        group or None,
+        owner or None,
+        tags,
+        profile or None,
+    )
 
 
 _SERIAL = re.compile(r"[A-Z0-9._:\-]+")
 
 
-def _problems(serial: str, name: str, texts: dict[str, str], tags: dict[str, str],
-              line: int) -> list[Problem]:
+def _problems(
+    serial: str, name: str, texts: dict[str, str], tags: dict[str, str], line: int
+) -> list[Problem]:
     """Everything wrong with a record that the fast check refused (maybe nothing: text such
     as a no-break space is not 'printable' but is allowed)."""
     if has_undecodable_bytes(serial) or has_undecodable_bytes(name):
@@ -157,9 +188,15 @@ def _problems(serial: str, name: str, texts: dict[str, str], tags: dict[str, str
             problems.append(Problem(problem, field="name", line=line))
     for fieldname, text in texts.items():
         if text and (has_undecodable_bytes(text) or has_control_chars(text)):
-            problems.append(Problem("is not valid UTF-8 text" if has_undecodable_bytes(text)
-                                    else "contains a control character",
-                                    field=fieldname, line=line))
+            problems.append(
+                Problem(
+                    "is not valid UTF-8 text"
+                    if has_undecodable_bytes(text)
+                    else "contains a control character",
+                    field=fieldname,
+                    line=line,
+                )
+            )
     for key, value in tags.items():
         if has_undecodable_bytes(value):
             problems.append(Problem("is not valid UTF-8", field=key, line=line))

@@ -105,8 +105,10 @@ def parse_profile_name(text: str, *, field: str = "name") -> str:
 def parse_key(text: str, *, field: str) -> str:
     """A provision key or secret chosen by the operator (generated ones always pass)."""
     if len(text) < PROFILE_KEY_MIN:
-        raise _fail(field, f"is shorter than {PROFILE_KEY_MIN} characters; leave it out to "
-                           "have one generated")
+        raise _fail(
+            field,
+            f"is shorter than {PROFILE_KEY_MIN} characters; leave it out to have one generated",
+        )
     if len(text) > PROFILE_KEY_MAX:
         raise _fail(field, f"is longer than {PROFILE_KEY_MAX} characters")
     if _KEY.fullmatch(text) is None:
@@ -122,8 +124,9 @@ def parse_strategy(text: str, *, field: str = "strategy") -> Strategy:
         raise _fail(field, f"{text!r} is not a strategy; use {allowed}") from None
 
 
-def parse_credential_types(texts: list[str] | tuple[str, ...], *,
-                           field: str = "credentials") -> tuple[CredentialType, ...]:
+def parse_credential_types(
+    texts: list[str] | tuple[str, ...], *, field: str = "credentials"
+) -> tuple[CredentialType, ...]:
     """The credential types a profile accepts, in order (the first is the default)."""
     if not texts:
         return (CredentialType.ACCESS_TOKEN,)
@@ -134,11 +137,14 @@ def parse_credential_types(texts: list[str] | tuple[str, ...], *,
             try:
                 ctype = CredentialType(part.strip().lower())
             except ValueError:
-                raise _fail(field, f"{part.strip()!r} is not a credential type; use "
-                                   f"{allowed}") from None
+                raise _fail(
+                    field, f"{part.strip()!r} is not a credential type; use {allowed}"
+                ) from None
             if ctype not in PROVISIONABLE:
-                raise _fail(field, f"{ctype.value} credentials are not issued by provisioning;"
-                                   f" use {allowed}")
+                raise _fail(
+                    field,
+                    f"{ctype.value} credentials are not issued by provisioning; use {allowed}",
+                )
             if ctype not in out:
                 out.append(ctype)
     return tuple(out)
@@ -152,8 +158,7 @@ def parse_reprovision_policy(text: str, *, field: str = "reprovision") -> Reprov
         raise _fail(field, f"{text!r} is not a reprovisioning policy; use {allowed}") from None
 
 
-def parse_device_secret_min_length(value: int, *,
-                                   field: str = "device_secret_min_length") -> int:
+def parse_device_secret_min_length(value: int, *, field: str = "device_secret_min_length") -> int:
     if not 1 <= value <= DEVICE_SECRET_MIN_LENGTH_MAX:
         raise _fail(field, f"must be between 1 and {DEVICE_SECRET_MIN_LENGTH_MAX} characters")
     return value

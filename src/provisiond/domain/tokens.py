@@ -59,8 +59,11 @@ def parse_expiry(text: str, *, now: datetime, field: str = "expires") -> datetim
         at = now + int(span.group(1)) * _UNITS[span.group(2)]
     else:
         try:
-            at = datetime.fromisoformat(value.upper()) if "t" in value or " " in value \
+            at = (
+                datetime.fromisoformat(value.upper())
+                if "t" in value or " " in value
                 else datetime.combine(date.fromisoformat(value), datetime.min.time())
+            )
         except ValueError:
             at = None
         if at is not None and at.tzinfo is None:

@@ -26,11 +26,21 @@ from typing import Any
 from provisiond.errors import InvalidInput, Problem
 
 # The enumerations of lorawan-stack's api.swagger.json (v3MACVersion, v3PHYVersion).
-MAC_VERSIONS = ("MAC_V1_0", "MAC_V1_0_1", "MAC_V1_0_2", "MAC_V1_0_3", "MAC_V1_0_4",
-                "MAC_V1_1")
-PHY_VERSIONS = ("TS001_V1_0", "TS001_V1_0_1", "RP001_V1_0_2", "RP001_V1_0_2_REV_B",
-                "RP001_V1_1_REV_A", "RP001_V1_1_REV_B", "RP001_V1_0_3_REV_A", "RP002_V1_0_0",
-                "RP002_V1_0_1", "RP002_V1_0_2", "RP002_V1_0_3", "RP002_V1_0_4")
+MAC_VERSIONS = ("MAC_V1_0", "MAC_V1_0_1", "MAC_V1_0_2", "MAC_V1_0_3", "MAC_V1_0_4", "MAC_V1_1")
+PHY_VERSIONS = (
+    "TS001_V1_0",
+    "TS001_V1_0_1",
+    "RP001_V1_0_2",
+    "RP001_V1_0_2_REV_B",
+    "RP001_V1_1_REV_A",
+    "RP001_V1_1_REV_B",
+    "RP001_V1_0_3_REV_A",
+    "RP002_V1_0_0",
+    "RP002_V1_0_1",
+    "RP002_V1_0_2",
+    "RP002_V1_0_3",
+    "RP002_V1_0_4",
+)
 # Identifiers in The Things Stack: lower-case letters, digits and single dashes, 3 to 36.
 _ID = re.compile(r"^[a-z0-9](?:-?[a-z0-9]){2,35}$")
 _PLAN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -54,16 +64,31 @@ class NetworkSettings:
 
     def over(self, defaults: NetworkSettings) -> NetworkSettings:
         """These settings, with the unset ones taken from ``defaults``."""
-        return replace(defaults, **{f.name: getattr(self, f.name) for f in fields(self)
-                                    if getattr(self, f.name) is not None})
+        return replace(
+            defaults,
+            **{
+                f.name: getattr(self, f.name)
+                for f in fields(self)
+                if getattr(self, f.name) is not None
+            },
+        )
 
     def missing(self) -> list[str]:
-        return [name for name in ("application_id", "frequency_plan_id", "lorawan_version",
-                                  "lorawan_phy_version") if getattr(self, name) is None]
+        return [
+            name
+            for name in (
+                "application_id",
+                "frequency_plan_id",
+                "lorawan_version",
+                "lorawan_phy_version",
+            )
+            if getattr(self, name) is None
+        ]
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> NetworkSettings:
@@ -85,31 +110,43 @@ def _bad(field: str, problem: str) -> InvalidInput:
     return InvalidInput(f"{field} {problem}", problems=[Problem(problem, field=field)])
 
 
-def parse_network_settings(*, application_id: str | None = None,
-                           frequency_plan_id: str | None = None,
-                           lorawan_version: str | None = None,
-                           lorawan_phy_version: str | None = None,
-                           supports_class_b: bool | None = None,
-                           supports_class_c: bool | None = None) -> NetworkSettings:
+def parse_network_settings(
+    *,
+    application_id: str | None = None,
+    frequency_plan_id: str | None = None,
+    lorawan_version: str | None = None,
+    lorawan_phy_version: str | None = None,
+    supports_class_b: bool | None = None,
+    supports_class_c: bool | None = None,
+) -> NetworkSettings:
     """Checked settings (every problem is named by its field)."""
     problems: list[Problem] = []
     if application_id is not None and not _ID.fullmatch(application_id):
-        problems.append(Problem("must be 3 to 36 lower-case letters, digits and single "
-                                "dashes (a The Things Stack application id)",
-                                "tts_application"))
+        problems.append(
+            Problem(
+                "must be 3 to 36 lower-case letters, digits and single "
+                "dashes (a The Things Stack application id)",
+                "tts_application",
+            )
+        )
     if frequency_plan_id is not None and not _PLAN.fullmatch(frequency_plan_id):
-        problems.append(Problem("must be a frequency plan id such as EU_863_870_TTN",
-                                "frequency_plan"))
+        problems.append(
+            Problem("must be a frequency plan id such as EU_863_870_TTN", "frequency_plan")
+        )
     if lorawan_version is not None and lorawan_version not in MAC_VERSIONS:
-        problems.append(Problem(f"must be one of {', '.join(MAC_VERSIONS)}",
-                                "lorawan_version"))
+        problems.append(Problem(f"must be one of {', '.join(MAC_VERSIONS)}", "lorawan_version"))
     if lorawan_phy_version is not None and lorawan_phy_version not in PHY_VERSIONS:
-        problems.append(Problem(f"must be one of {', '.join(PHY_VERSIONS)}",
-                                "lorawan_phy_version"))
+        problems.append(Problem(f"must be one of {', '.join(PHY_VERSIONS)}", "lorawan_phy_version"))
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
-    return NetworkSettings(application_id, frequency_plan_id, lorawan_version,
-                           lorawan_phy_version, supports_class_b, supports_class_c)
+    return NetworkSettings(
+        application_id,
+        frequency_plan_id,
+        lorawan_version,
+        lorawan_phy_version,
+        supports_class_b,
+        supports_class_c,
+    )
 
 
 def end_device_id(dev_eui: str) -> str:
@@ -144,8 +181,13 @@ class EndDevice:
         return out
 
 
-def is_ours(attributes: Mapping[str, str], owner: uuid.UUID, *, legacy: bool = False,
-            serial: str | None = None) -> bool:
+def is_ours(
+    attributes: Mapping[str, str],
+    owner: uuid.UUID,
+    *,
+    legacy: bool = False,
+    serial: str | None = None,
+) -> bool:
     """Did provisiond create (or adopt) the end device with these attributes for ``owner``?
 
     ``legacy``: provisiond's record says it registered this end device before it marked

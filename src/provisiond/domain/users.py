@@ -45,6 +45,7 @@ class User:
     @property
     def scope(self) -> Scope:
         from provisiond.domain.scope import Scope  # scope.py imports Role from here
+
         return Scope(self.role, self.group_path)
 
 

@@ -36,9 +36,15 @@ from provisiond.domain.users import Role
 from provisiond.errors import InvalidInput, Problem
 
 EVENTS = (
-    EventType.DEVICE_REGISTERED, EventType.DEVICE_PROVISIONED, EventType.CLAIM_STARTED,
-    EventType.CLAIM_PROVEN, EventType.DEVICE_CLAIMED, EventType.DEVICE_RELEASED,
-    EventType.CREDENTIALS_ISSUED, EventType.CREDENTIALS_REVOKED, EventType.DEVICE_DELETED,
+    EventType.DEVICE_REGISTERED,
+    EventType.DEVICE_PROVISIONED,
+    EventType.CLAIM_STARTED,
+    EventType.CLAIM_PROVEN,
+    EventType.DEVICE_CLAIMED,
+    EventType.DEVICE_RELEASED,
+    EventType.CREDENTIALS_ISSUED,
+    EventType.CREDENTIALS_REVOKED,
+    EventType.DEVICE_DELETED,
 )
 SIGNATURE_HEADER = "X-Provisiond-Signature"
 EVENT_HEADER = "X-Provisiond-Event"
@@ -130,8 +136,7 @@ def parse_events(names: list[str] | None) -> tuple[EventType, ...]:
     known = {e.value: e for e in EVENTS}
     wrong = [n for n in names if n not in known]
     if wrong:
-        message = (f"unknown event(s) {', '.join(map(repr, wrong))}: choose from "
-                   f"{', '.join(known)}")
+        message = f"unknown event(s) {', '.join(map(repr, wrong))}: choose from {', '.join(known)}"
         raise InvalidInput(message, problems=[Problem(message, field="events")])
     return tuple(known[n] for n in dict.fromkeys(names))
 

@@ -59,8 +59,9 @@ class CrlDirectory:
             self.directory.mkdir(parents=True, exist_ok=True)
             lock = (self.directory / ".crls.lock").open("a+")
         except OSError as err:
-            raise BrokerUnavailable(f"cannot use the CRL directory {self.directory}: "
-                                    f"{err}") from err
+            raise BrokerUnavailable(
+                f"cannot use the CRL directory {self.directory}: {err}"
+            ) from err
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
@@ -73,8 +74,11 @@ class CrlDirectory:
                 if _number(path) < number:
                     replace_file(path, pem, mode=MODE)
                     changed = True
-            bundle = "".join(text for name in names
-                             if (text := _read(crl_file(self.directory, name))) is not None)
+            bundle = "".join(
+                text
+                for name in names
+                if (text := _read(crl_file(self.directory, name))) is not None
+            )
             path = self.directory / BUNDLE
             if _read(path) != bundle:
                 replace_file(path, bundle, mode=MODE)

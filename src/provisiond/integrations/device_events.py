@@ -42,8 +42,16 @@ Window = Callable[[uuid.UUID, object, object], Awaitable[object]]  # secretKey, 
 
 
 class DeviceEventSubscriber:
-    def __init__(self, url: str, template: str, *, on_button: Button, on_window: Window,
-                 tls: ssl.SSLContext | None = None, shared: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        template: str,
+        *,
+        on_button: Button,
+        on_window: Window,
+        tls: ssl.SSLContext | None = None,
+        shared: bool = True,
+    ) -> None:
         self._host, self._port, self._user, self._password, wants_tls = parse_broker_url(url)
         self._tls = (tls or ssl.create_default_context()) if wants_tls else None
         self._template = template
@@ -64,9 +72,14 @@ class DeviceEventSubscriber:
         while True:
             try:
                 async with aiomqtt.Client(
-                        self._host, self._port, username=self._user, password=self._password,
-                        identifier=f"provisiond-events-{uuid.uuid4().hex[:12]}",
-                        tls_context=self._tls, keepalive=30) as client:
+                    self._host,
+                    self._port,
+                    username=self._user,
+                    password=self._password,
+                    identifier=f"provisiond-events-{uuid.uuid4().hex[:12]}",
+                    tls_context=self._tls,
+                    keepalive=30,
+                ) as client:
                     for topic in self.filters():
                         await client.subscribe(topic, qos=1)
                     log.info("listening for device events on %s:%d", self._host, self._port)
@@ -77,8 +90,9 @@ class DeviceEventSubscriber:
                         await self.handle(str(message.topic), message.payload)
             except aiomqtt.MqttError as err:
                 self.subscribed.clear()
-                log.warning("device events: broker connection lost (%s); retrying in %.0f s",
-                            err, delay)
+                log.warning(
+                    "device events: broker connection lost (%s); retrying in %.0f s", err, delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX)
 
@@ -104,8 +118,7 @@ class DeviceEventSubscriber:
                 self.counts["malformed"] += 1
                 log.debug("device %s: claim request is not a JSON object", device_id)
                 return
-            await self._on_window(device_id, request.get("secretKey"),
-                                  request.get("durationMs"))
+            await self._on_window(device_id, request.get("secretKey"), request.get("durationMs"))
             self.counts["handled"] += 1
         except ProvisiondError as err:
             self.counts["refused"] += 1

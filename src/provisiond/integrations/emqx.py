@@ -24,24 +24,35 @@ MAX_PAGES = 100  # a user name with more sessions than this is not a device's
 
 
 class EmqxApi:
-    def __init__(self, url: str, key: str, secret: str, *, timeout: float,
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, url: str, key: str, secret: str, *, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._url = url.rstrip("/")
         self._client = httpx.AsyncClient(
-            base_url=self._url, auth=httpx.BasicAuth(key, secret),
-            timeout=httpx.Timeout(timeout), follow_redirects=False, verify=tls or True,
-            headers={"Accept": "application/json", "User-Agent": f"provisiond/{__version__}"})
+            base_url=self._url,
+            auth=httpx.BasicAuth(key, secret),
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            verify=tls or True,
+            headers={"Accept": "application/json", "User-Agent": f"provisiond/{__version__}"},
+        )
 
-    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                       ok: tuple[int, ...] = (200,)) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
         try:
             response = await self._client.request(method, path, params=params)
         except httpx.TimeoutException:
-            raise BrokerUnavailable(f"EMQX's API at {self._url} did not answer in time") \
-                from None
+            raise BrokerUnavailable(f"EMQX's API at {self._url} did not answer in time") from None
         except httpx.HTTPError as err:
-            raise BrokerUnavailable(f"cannot reach EMQX's API at {self._url}: "
-                                    f"{type(err).__name__}") from None
+            raise BrokerUnavailable(
+                f"cannot reach EMQX's API at {self._url}: {type(err).__name__}"
+            ) from None
         if response.status_code in ok:
             return response
         code, message = _error(response)
@@ -49,23 +60,35 @@ class EmqxApi:
             raise BrokerUnavailable(
                 f"EMQX's API refused provisiond (HTTP {response.status_code} {code}: "
                 f"{message}): check broker__emqx_api_key and broker__emqx_api_secret, and "
-                "that the key may manage clients")
-        raise BrokerUnavailable(f"EMQX's API answered {method} {path.split('?')[0]} with "
-                                f"HTTP {response.status_code} {code}: {message}")
+                "that the key may manage clients"
+            )
+        raise BrokerUnavailable(
+            f"EMQX's API answered {method} {path.split('?')[0]} with "
+            f"HTTP {response.status_code} {code}: {message}"
+        )
 
     async def sessions(self, username: str) -> list[str]:
         """The client ids of every session with this user name."""
         out: list[str] = []
         for page in range(1, MAX_PAGES + 1):
-            response = await self._request("GET", "/api/v5/clients", params={
-                "username": username, "page": page, "limit": PAGE_LIMIT})
+            response = await self._request(
+                "GET",
+                "/api/v5/clients",
+                params={"username": username, "page": page, "limit": PAGE_LIMIT},
+            )
             body = _json(response)
             data = body.get("data")
             if not isinstance(data, list):
-                raise BrokerUnavailable("EMQX's API answered GET /api/v5/clients without "
-                                        "a data list")
-            out += [c["clientid"] for c in data if isinstance(c, dict)
-                    and c.get("username") == username and isinstance(c.get("clientid"), str)]
+                raise BrokerUnavailable(
+                    "EMQX's API answered GET /api/v5/clients without a data list"
+                )
+            out += [
+                c["clientid"]
+                for c in data
+                if isinstance(c, dict)
+                and c.get("username") == username
+                and isinstance(c.get("clientid"), str)
+            ]
             meta = body.get("meta")
             if not (isinstance(meta, dict) and meta.get("hasnext") is True):
                 break
@@ -75,9 +98,9 @@ class EmqxApi:
         """End every session of this user name; how many there were."""
         kicked = 0
         for client_id in await self.sessions(username):
-            response = await self._request("DELETE",
-                                           f"/api/v5/clients/{quote(client_id, safe='')}",
-                                           ok=(204, 404))
+            response = await self._request(
+                "DELETE", f"/api/v5/clients/{quote(client_id, safe='')}", ok=(204, 404)
+            )
             kicked += response.status_code == 204
         return kicked
 
@@ -91,8 +114,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise BrokerUnavailable("EMQX's API answered with something that is not a JSON "
-                                "object")
+        raise BrokerUnavailable("EMQX's API answered with something that is not a JSON object")
     return body
 
 

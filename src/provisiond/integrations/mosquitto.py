@@ -29,8 +29,9 @@ def parse_broker_url(url: str) -> tuple[str, int, str | None, str | None, bool]:
     """host, port, user, password and TLS of ``mqtt[s]://USER:PASSWORD@HOST:PORT``."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ConfigurationError("broker__url must look like mqtt://USER:PASSWORD@HOST:PORT "
-                                 "(or mqtts://)")
+        raise ConfigurationError(
+            "broker__url must look like mqtt://USER:PASSWORD@HOST:PORT (or mqtts://)"
+        )
     tls = parts.scheme == "mqtts"
     try:
         port = parts.port or (8883 if tls else 1883)
@@ -41,8 +42,9 @@ def parse_broker_url(url: str) -> tuple[str, int, str | None, str | None, bool]:
     return parts.hostname, port, user, password, tls
 
 
-def tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | None
-                ) -> ssl.SSLContext:
+def tls_context(
+    ca_file: Path | None, cert_file: Path | None, key_file: Path | None
+) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     if cert_file is not None:
         context.load_cert_chain(cert_file, key_file)
@@ -50,8 +52,9 @@ def tls_context(ca_file: Path | None, cert_file: Path | None, key_file: Path | N
 
 
 class DynsecAdmin:
-    def __init__(self, url: str, *, timeout: float = 10.0, tls: ssl.SSLContext | None = None
-                 ) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 10.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._host, self._port, self._user, self._password, wants_tls = parse_broker_url(url)
         if wants_tls and tls is None:
             tls = tls_context(None, None, None)
@@ -71,9 +74,15 @@ class DynsecAdmin:
             if self._client is not None:
                 return self._client
             client = aiomqtt.Client(
-                self._host, self._port, username=self._user, password=self._password,
+                self._host,
+                self._port,
+                username=self._user,
+                password=self._password,
                 identifier=f"provisiond-admin-{uuid.uuid4().hex[:12]}",
-                tls_context=self._tls, timeout=self._timeout, keepalive=30)
+                tls_context=self._tls,
+                timeout=self._timeout,
+                keepalive=30,
+            )
             try:
                 await client.__aenter__()
                 await client.subscribe(dynsec.RESPONSE_TOPIC, qos=1)
@@ -81,7 +90,8 @@ class DynsecAdmin:
                 with contextlib.suppress(Exception):
                     await client.__aexit__(None, None, None)
                 raise BrokerUnavailable(
-                    f"cannot reach the broker at {self.address}: {err}") from err
+                    f"cannot reach the broker at {self.address}: {err}"
+                ) from err
             self._client = client
             self._reader = asyncio.create_task(self._read(client))
             log.info("connected to the broker's dynamic security API at %s", self.address)
@@ -121,8 +131,7 @@ class DynsecAdmin:
         client = await self._connect()
         key = uuid.uuid4().hex
         first = {**commands[0], "correlationData": key}
-        future: asyncio.Future[list[dynsec.Response]] = \
-            asyncio.get_running_loop().create_future()
+        future: asyncio.Future[list[dynsec.Response]] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
         try:
             await client.publish(dynsec.TOPIC, dynsec.encode([first, *commands[1:]]), qos=1)
@@ -131,7 +140,8 @@ class DynsecAdmin:
             raise BrokerUnavailable(
                 f"the broker at {self.address} did not answer within {self._timeout:g} s "
                 "(is the dynamic security plugin loaded, and may this user use "
-                f"{dynsec.TOPIC}?)") from err
+                f"{dynsec.TOPIC}?)"
+            ) from err
         except aiomqtt.MqttError as err:
             self._drop(client, str(err))
             raise BrokerUnavailable(f"the broker at {self.address}: {err}") from err

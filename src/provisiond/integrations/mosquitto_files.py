@@ -31,32 +31,40 @@ T = TypeVar("T")
 
 
 class MosquittoFiles:
-    def __init__(self, password_file: Path, acl_file: Path, *, pid_file: Path | None = None,
-                 reload_command: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        password_file: Path,
+        acl_file: Path,
+        *,
+        pid_file: Path | None = None,
+        reload_command: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         self.password_file = password_file
         self.acl_file = acl_file
         self._reloader = Reloader(pid_file, reload_command, timeout)
         self._lock = asyncio.Lock()  # one change at a time in this process
 
-    async def change(self, edit: Callable[[mosquitto_files.Files], tuple[bool, T]], *,
-                     reload: bool = False) -> T:
+    async def change(
+        self, edit: Callable[[mosquitto_files.Files], tuple[bool, T]], *, reload: bool = False
+    ) -> T:
         """Run ``edit`` on the files' accounts; if it says they changed, write them. Then
         make Mosquitto read them if they were written or ``reload`` asks for it (a change
         whose reload failed is retried with ``reload``: the files are right already)."""
         async with self._lock:
             return await asyncio.to_thread(self._change, edit, reload)
 
-    def _change(self, edit: Callable[[mosquitto_files.Files], tuple[bool, T]],
-                reload: bool) -> T:
+    def _change(self, edit: Callable[[mosquitto_files.Files], tuple[bool, T]], reload: bool) -> T:
         try:
-            lock = open(self.password_file.with_name(self.password_file.name + ".lock"),  # noqa: SIM115
-                        "a+")
+            lock = open(  # noqa: SIM115
+                self.password_file.with_name(self.password_file.name + ".lock"),
+                "a+",
+            )
         except OSError as err:
             raise BrokerUnavailable(f"cannot lock Mosquitto's password file: {err}") from err
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            files = mosquitto_files.parse(self._text(self.password_file),
-                                          self._text(self.acl_file))
+            files = mosquitto_files.parse(self._text(self.password_file), self._text(self.acl_file))
             changed, result = edit(files)
             if changed:
                 password_text, acl_text = mosquitto_files.render(files)
@@ -118,15 +126,19 @@ class Reloader:
         if self._command is not None:
             try:
                 # the operator's own command, from provisiond's configuration
-                done = subprocess.run(self._command, capture_output=True,  # noqa: S603
-                                      timeout=self._timeout, check=False)
+                done = subprocess.run(  # noqa: S603
+                    self._command,
+                    capture_output=True,
+                    timeout=self._timeout,
+                    check=False,
+                )
             except (OSError, subprocess.TimeoutExpired) as err:
-                raise BrokerUnavailable(
-                    f"{what}, but the reload command failed: {err}") from err
+                raise BrokerUnavailable(f"{what}, but the reload command failed: {err}") from err
             if done.returncode != 0:
                 raise BrokerUnavailable(
                     f"{what}, but the reload command exited "
-                    f"{done.returncode}: {done.stderr.decode(errors='replace').strip()[:200]}")
+                    f"{done.returncode}: {done.stderr.decode(errors='replace').strip()[:200]}"
+                )
             return
         if self._pid_file is None:
             return
@@ -136,4 +148,5 @@ class Reloader:
         except (OSError, ValueError) as err:
             raise BrokerUnavailable(
                 f"{what}, but Mosquitto could not be told to read them "
-                f"(its pid file {self._pid_file}): {err}") from err
+                f"(its pid file {self._pid_file}): {err}"
+            ) from err

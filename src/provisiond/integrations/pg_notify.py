@@ -40,8 +40,9 @@ class PgClaimRelay:
         self._hub.relay_to(self.send)
 
     def send(self, claim_id: uuid.UUID, event: dict[str, Any]) -> None:
-        payload = json.dumps({"i": self._instance, "c": str(claim_id), "e": event},
-                             separators=(",", ":"))
+        payload = json.dumps(
+            {"i": self._instance, "c": str(claim_id), "e": event}, separators=(",", ":")
+        )
         if len(payload.encode()) > PAYLOAD_MAX:
             log.warning("claim event too large to relay (%d bytes)", len(payload))
             return
@@ -55,7 +56,8 @@ class PgClaimRelay:
                 try:
                     if self._sender is None or self._sender.closed:
                         self._sender = await psycopg.AsyncConnection.connect(
-                            self._dsn, autocommit=True)
+                            self._dsn, autocommit=True
+                        )
                     await self._sender.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                     return
                 except psycopg.Error as err:
@@ -67,7 +69,8 @@ class PgClaimRelay:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                        self._dsn, autocommit=True) as conn:
+                    self._dsn, autocommit=True
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     delay = 1.0

@@ -13,9 +13,15 @@ from provisiond.protocols.tts import Answer, Call
 class HttpTtsClient:
     def __init__(self, url: str, api_key: str, *, timeout: float) -> None:
         self._client = httpx.AsyncClient(
-            base_url=url.rstrip("/"), timeout=httpx.Timeout(timeout), follow_redirects=False,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json",
-                     "User-Agent": f"provisiond/{__version__}"})
+            base_url=url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": f"provisiond/{__version__}",
+            },
+        )
 
     async def call(self, call: Call) -> Answer:
         try:

@@ -36,23 +36,38 @@ class GuardedResolver(AbstractResolver):
     def __init__(self, guard: DestinationGuard) -> None:
         self._guard = guard
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET,  # noqa: ARG002
-                      ) -> list[ResolveResult]:
+    async def resolve(
+        self,
+        host: str,
+        port: int = 0,
+        family: socket.AddressFamily = socket.AF_INET,  # noqa: ARG002
+    ) -> list[ResolveResult]:
         """Every address the guard allows, of either family."""
-        return [ResolveResult(
-            hostname=host, host=str(address), port=port,
-            family=socket.AF_INET6 if address.version == 6 else socket.AF_INET, proto=0,
-            flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV)
-            for address in await self._guard.addresses(host, port)]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=str(address),
+                port=port,
+                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            )
+            for address in await self._guard.addresses(host, port)
+        ]
 
     async def close(self) -> None:
         pass
 
 
 class HttpSender:
-    def __init__(self, timeout: float, *, guard: DestinationGuard, connections: int = 100,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        guard: DestinationGuard,
+        connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         """``ssl_context``: how receivers' certificates are verified (default: against
         the system's CAs)."""
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -65,19 +80,24 @@ class HttpSender:
         if self._session is None:  # made inside the running loop
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._connections, limit_per_host=0,
-                                               resolver=GuardedResolver(self._guard),
-                                               ssl=self._ssl),
+                connector=aiohttp.TCPConnector(
+                    limit=self._connections,
+                    limit_per_host=0,
+                    resolver=GuardedResolver(self._guard),
+                    ssl=self._ssl,
+                ),
                 headers={"User-Agent": f"provisiond-webhooks/{__version__}"},
-                trust_env=False)  # no proxy from the environment
+                trust_env=False,
+            )  # no proxy from the environment
         return self._session
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         try:
             target = URL(url)
             self._guard.check_literal(target.raw_host or "")
-            async with self._open().post(target, data=body, headers=headers,
-                                         allow_redirects=False) as response:
+            async with self._open().post(
+                target, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 await _drop_answer(response)
                 return response.status
         except DestinationRefused as err:

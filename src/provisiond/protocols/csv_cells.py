@@ -55,7 +55,7 @@ def restore_row(cells: list[str]) -> list[str]:
 
 def _cell(value: str) -> str:
     if is_risky(value):
-        return '"\'' + value.replace('"', '""') + '"'
+        return "\"'" + value.replace('"', '""') + '"'
     if _NEEDS_QUOTES.isdisjoint(value):
         return value
     return '"' + value.replace('"', '""') + '"'

@@ -17,10 +17,15 @@ TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = TOPIC + "/response"
 
 # The broker's answers that mean "already as wanted" for an idempotent change.
-ALREADY = frozenset({
-    "Client already exists", "Role already exists", "Group already exists",
-    "Client is already in this group", "ACL with this topic already exists",
-})
+ALREADY = frozenset(
+    {
+        "Client already exists",
+        "Role already exists",
+        "Group already exists",
+        "Client is already in this group",
+        "ACL with this topic already exists",
+    }
+)
 GONE = frozenset({"Client not found", "Role not found", "Group not found"})
 
 # ACL types (acltype) of a role.
@@ -42,8 +47,12 @@ class Acl:
     priority: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"acltype": self.acltype, "topic": self.topic, "allow": self.allow,
-                "priority": self.priority}
+        return {
+            "acltype": self.acltype,
+            "topic": self.topic,
+            "allow": self.allow,
+            "priority": self.priority,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +77,10 @@ def _command(name: str, **fields: Any) -> dict[str, Any]:
     return {"command": name, **{k: v for k, v in fields.items() if v is not None}}
 
 
-def create_role(rolename: str, acls: list[Acl], *, textname: str | None = None
-                ) -> dict[str, Any]:
-    return _command("createRole", rolename=rolename, textname=textname,
-                    acls=[a.to_json() for a in acls])
+def create_role(rolename: str, acls: list[Acl], *, textname: str | None = None) -> dict[str, Any]:
+    return _command(
+        "createRole", rolename=rolename, textname=textname, acls=[a.to_json() for a in acls]
+    )
 
 
 def delete_role(rolename: str) -> dict[str, Any]:
@@ -92,22 +101,38 @@ def remove_role_acl(rolename: str, acl: Acl) -> dict[str, Any]:
     return _command("removeRoleACL", rolename=rolename, acltype=acl.acltype, topic=acl.topic)
 
 
-def create_client(username: str, password: str, *, clientid: str | None = None,
-                  roles: list[str] | None = None, groups: list[str] | None = None,
-                  textname: str | None = None) -> dict[str, Any]:
-    return _command("createClient", username=username, password=password, clientid=clientid,
-                    textname=textname,
-                    roles=[{"rolename": r} for r in roles or []],
-                    groups=[{"groupname": g} for g in groups or []])
+def create_client(
+    username: str,
+    password: str,
+    *,
+    clientid: str | None = None,
+    roles: list[str] | None = None,
+    groups: list[str] | None = None,
+    textname: str | None = None,
+) -> dict[str, Any]:
+    return _command(
+        "createClient",
+        username=username,
+        password=password,
+        clientid=clientid,
+        textname=textname,
+        roles=[{"rolename": r} for r in roles or []],
+        groups=[{"groupname": g} for g in groups or []],
+    )
 
 
-def modify_client(username: str, *, password: str, clientid: str | None,
-                  roles: list[str], groups: list[str]) -> dict[str, Any]:
+def modify_client(
+    username: str, *, password: str, clientid: str | None, roles: list[str], groups: list[str]
+) -> dict[str, Any]:
     """Set a client's password, client id (``""`` clears it), roles and groups at once."""
-    return _command("modifyClient", username=username, password=password,
-                    clientid=clientid if clientid is not None else "",
-                    roles=[{"rolename": r} for r in roles],
-                    groups=[{"groupname": g} for g in groups])
+    return _command(
+        "modifyClient",
+        username=username,
+        password=password,
+        clientid=clientid if clientid is not None else "",
+        roles=[{"rolename": r} for r in roles],
+        groups=[{"groupname": g} for g in groups],
+    )
 
 
 def remove_client_role(username: str, rolename: str) -> dict[str, Any]:
@@ -150,9 +175,14 @@ def decode(payload: bytes) -> list[Response]:
         error = item.get("error")
         correlation = item.get("correlationData")
         data = item.get("data")
-        out.append(Response(item["command"], error if isinstance(error, str) else None,
-                            correlation if isinstance(correlation, str) else None,
-                            data if isinstance(data, dict) else {}))
+        out.append(
+            Response(
+                item["command"],
+                error if isinstance(error, str) else None,
+                correlation if isinstance(correlation, str) else None,
+                data if isinstance(data, dict) else {},
+            )
+        )
     return out
 
 

@@ -17,8 +17,10 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-MARKER = ("# provisiond: the lines below are written by provisiond (broker__kind="
-          "mosquitto-files). Edit above this line only.")
+MARKER = (
+    "# provisiond: the lines below are written by provisiond (broker__kind="
+    "mosquitto-files). Edit above this line only."
+)
 ITERATIONS = 101
 SALT_BYTES = 12
 
@@ -59,8 +61,7 @@ def unwritable(username: str) -> str | None:
 def hash_password(password: str, *, salt: bytes | None = None) -> str:
     salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS, 64)
-    return (f"$7${ITERATIONS}${base64.b64encode(salt).decode()}$"
-            f"{base64.b64encode(digest).decode()}")
+    return f"$7${ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def password_matches(password: str, hashed: str) -> bool:
@@ -108,9 +109,9 @@ def parse(password_text: str, acl_text: str) -> Files:
     for line in acl_lines:
         words = line.strip()
         if words.startswith("user "):
-            current = topics.setdefault(words[len("user "):].strip(), [])
+            current = topics.setdefault(words[len("user ") :].strip(), [])
         elif words.startswith("topic readwrite ") and current is not None:
-            current.append(words[len("topic readwrite "):].strip())
+            current.append(words[len("topic readwrite ") :].strip())
     files = Files(password_head, acl_head)
     for username, hashed in hashes.items():
         files.accounts[username] = Entry(username, hashed, tuple(topics.get(username, ())))

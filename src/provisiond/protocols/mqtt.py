@@ -86,7 +86,7 @@ class _Cursor:
     def take(self, n: int) -> bytes:
         if self.at + n > len(self.data):
             raise ProtocolError("the packet ends too early")
-        chunk = self.data[self.at:self.at + n]
+        chunk = self.data[self.at : self.at + n]
         self.at += n
         return chunk
 
@@ -209,8 +209,8 @@ def take_frame(buf: bytearray, max_packet: int = 65_536) -> tuple[int, bytes] | 
         raise ProtocolError(f"a packet of {length} bytes is over the limit", PACKET_TOO_LARGE)
     if len(buf) < i + length:
         return None
-    header, body = buf[0], bytes(buf[i:i + length])
-    del buf[:i + length]
+    header, body = buf[0], bytes(buf[i : i + length])
+    del buf[: i + length]
     return header, body
 
 
@@ -218,8 +218,9 @@ def _connect(c: _Cursor) -> Connect:
     name = c.text()
     level = c.byte()
     if name != "MQTT" or level not in (4, 5):
-        raise ProtocolError(f"protocol {name!r} level {level} is not MQTT 3.1.1 or 5",
-                            UNSUPPORTED_VERSION)
+        raise ProtocolError(
+            f"protocol {name!r} level {level} is not MQTT 3.1.1 or 5", UNSUPPORTED_VERSION
+        )
     flags = c.byte()
     keepalive = c.u16()
     if level == 5:
@@ -257,8 +258,15 @@ def encode_connack(level: int, reason: int = 0) -> bytes:
     """``reason`` as MQTT 5 codes; 3.1.1 gets its nearest return code."""
     if level >= 5:
         return _packet(CONNACK << 4, bytes([0, reason, 0]))
-    code = 0 if reason == 0 else 5 if reason == NOT_AUTHORIZED else 1 \
-        if reason == UNSUPPORTED_VERSION else 2
+    code = (
+        0
+        if reason == 0
+        else 5
+        if reason == NOT_AUTHORIZED
+        else 1
+        if reason == UNSUPPORTED_VERSION
+        else 2
+    )
     return _packet(CONNACK << 4, bytes([0, code]))
 
 
@@ -273,8 +281,9 @@ def encode_unsuback(level: int, packet_id: int, count: int) -> bytes:
     return _packet(UNSUBACK << 4, packet_id.to_bytes(2, "big") + tail)
 
 
-def encode_publish(level: int, topic: str, payload: bytes, qos: int = 0,
-                   packet_id: int | None = None) -> bytes:
+def encode_publish(
+    level: int, topic: str, payload: bytes, qos: int = 0, packet_id: int | None = None
+) -> bytes:
     body = _text(topic)
     if qos:
         body += (packet_id or 1).to_bytes(2, "big")

@@ -33,17 +33,18 @@ class Page:
 
     def rects(self, rects: list[tuple[float, float, float, float]]) -> None:
         """Fill rectangles (x, y, width, height) in black."""
-        self._ops.append(b"0 g\n" + b"".join(
-            b"%.2f %.2f %.2f %.2f re\n" % r for r in rects) + b"f\n")
+        self._ops.append(
+            b"0 g\n" + b"".join(b"%.2f %.2f %.2f %.2f re\n" % r for r in rects) + b"f\n"
+        )
 
     def text(self, x: float, y: float, size: float, text: str, *, bold: bool = False) -> None:
         font = b"/F2" if bold else b"/F1"
-        self._ops.append(b"BT %s %.1f Tf %.2f %.2f Td %s Tj ET\n"
-                         % (font, size, x, y, pdf_text(text)))
+        self._ops.append(
+            b"BT %s %.1f Tf %.2f %.2f Td %s Tj ET\n" % (font, size, x, y, pdf_text(text))
+        )
 
     def line(self, x1: float, y1: float, x2: float, y2: float, gray: float = 0.8) -> None:
-        self._ops.append(b"%.2f G 0.3 w %.2f %.2f m %.2f %.2f l S\n"
-                         % (gray, x1, y1, x2, y2))
+        self._ops.append(b"%.2f G 0.3 w %.2f %.2f m %.2f %.2f l S\n" % (gray, x1, y1, x2, y2))
 
     def content(self) -> bytes:
         return b"".join(self._ops)
@@ -61,8 +62,12 @@ class StreamingPdf:
         self._closed = False
         self._write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
         for oid, name in ((_FONT, b"Helvetica"), (_BOLD, b"Helvetica-Bold")):
-            self._object(oid, b"<< /Type /Font /Subtype /Type1 /BaseFont /" + name
-                         + b" /Encoding /WinAnsiEncoding >>")
+            self._object(
+                oid,
+                b"<< /Type /Font /Subtype /Type1 /BaseFont /"
+                + name
+                + b" /Encoding /WinAnsiEncoding >>",
+            )
 
     def _write(self, data: bytes) -> None:
         self._out.write(data)
@@ -85,12 +90,17 @@ class StreamingPdf:
         """Write one page now."""
         data = zlib.compress(page.content(), 6)
         content_id = self._new_id()
-        self._object(content_id, b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data)
-                     + data + b"\nendstream")
+        self._object(
+            content_id,
+            b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(data) + data + b"\nendstream",
+        )
         page_id = self._new_id()
-        self._object(page_id, b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %.2f %.2f] "
-                     b"/Contents %d 0 R /Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> >>"
-                     % (_PAGES, self._width, self._height, content_id, _FONT, _BOLD))
+        self._object(
+            page_id,
+            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %.2f %.2f] "
+            b"/Contents %d 0 R /Resources << /Font << /F1 %d 0 R /F2 %d 0 R >> >> >>"
+            % (_PAGES, self._width, self._height, content_id, _FONT, _BOLD),
+        )
         self._pages.append(page_id)
 
     def close(self) -> None:
@@ -99,21 +109,28 @@ class StreamingPdf:
             return
         self._closed = True
         kids = b" ".join(b"%d 0 R" % p for p in self._pages)
-        self._object(_PAGES, b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>"
-                     % len(self._pages))
+        self._object(
+            _PAGES, b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % len(self._pages)
+        )
         self._object(_CATALOG, b"<< /Type /Catalog /Pages %d 0 R >>" % _PAGES)
         xref_at = self._pos
         count = self._next_id
         rows = [b"0000000000 65535 f \n"]
         rows += [b"%010d 00000 n \n" % self._offsets[oid] for oid in range(1, count)]
         self._write(b"xref\n0 %d\n" % count + b"".join(rows))
-        self._write(b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-                    % (count, _CATALOG, xref_at))
+        self._write(
+            b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+            % (count, _CATALOG, xref_at)
+        )
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None:
             self.close()

@@ -44,8 +44,9 @@ def holder_name() -> str:
 
 
 class Background:
-    def __init__(self, uow: Callable[[], UnitOfWork], clock: Callable[[], datetime],
-                 loops: list[Loop]) -> None:
+    def __init__(
+        self, uow: Callable[[], UnitOfWork], clock: Callable[[], datetime], loops: list[Loop]
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._loops = loops
@@ -60,6 +61,7 @@ class Background:
     def heartbeat(self, on_count: Callable[[int], None], every: float = 10.0) -> Loop:
         """A loop under this instance's own lease (its heartbeat) that tells ``on_count``
         how many instances are alive on the database."""
+
         async def count() -> int:
             async with self._uow().read() as uow:
                 on_count(await uow.leases.live(INSTANCE_PREFIX, self._clock()))
@@ -119,8 +121,10 @@ class Background:
             wake.clear()
 
     async def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(loop), name=f"provisiond-{loop.name}")
-                       for loop in self._loops]
+        self._tasks = [
+            asyncio.create_task(self._run(loop), name=f"provisiond-{loop.name}")
+            for loop in self._loops
+        ]
 
     async def stop(self) -> None:
         """Let each loop finish the step it is in (up to STOP_GRACE), then release the

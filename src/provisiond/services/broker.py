@@ -46,11 +46,17 @@ class BrokerAdmin(Protocol):
 class BrokerSync(AccountKeeper):
     """Mosquitto's dynamic security plugin: commands over its control topic."""
 
-    def __init__(self, uow: Callable[[], UnitOfWork], admin: BrokerAdmin, sealer: Sealer,
-                 prefix_template: str, clock: Callable[[], datetime], *,
-                 token_as_username: bool = False) -> None:
-        super().__init__(uow, sealer, prefix_template, clock,
-                         token_as_username=token_as_username)
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        admin: BrokerAdmin,
+        sealer: Sealer,
+        prefix_template: str,
+        clock: Callable[[], datetime],
+        *,
+        token_as_username: bool = False,
+    ) -> None:
+        super().__init__(uow, sealer, prefix_template, clock, token_as_username=token_as_username)
         self._admin = admin
         self._group_ready = False
 
@@ -60,34 +66,46 @@ class BrokerSync(AccountKeeper):
         return dynsec.prefix_acls(topic_prefix(self._template, device_id))
 
     def _create(self, a: BrokerAccount) -> dict[str, Any]:
-        return dynsec.create_client(a.username, self._password(a), clientid=a.client_id,
-                                    roles=[role_name(a.device_id)], groups=[DEVICE_GROUP],
-                                    textname=f"provisiond device {a.device_id}")
+        return dynsec.create_client(
+            a.username,
+            self._password(a),
+            clientid=a.client_id,
+            roles=[role_name(a.device_id)],
+            groups=[DEVICE_GROUP],
+            textname=f"provisiond device {a.device_id}",
+        )
 
     def _modify(self, a: BrokerAccount) -> dict[str, Any]:
-        return dynsec.modify_client(a.username, password=self._password(a),
-                                    clientid=a.client_id,
-                                    roles=[role_name(a.device_id)], groups=[DEVICE_GROUP])
+        return dynsec.modify_client(
+            a.username,
+            password=self._password(a),
+            clientid=a.client_id,
+            roles=[role_name(a.device_id)],
+            groups=[DEVICE_GROUP],
+        )
 
     async def _run(self, commands: list[dict[str, Any]]) -> list[dynsec.Response]:
         out: list[dynsec.Response] = []
         for start in range(0, len(commands), BATCH):
-            chunk = commands[start:start + BATCH]
+            chunk = commands[start : start + BATCH]
             answers = await self._admin.execute(chunk)
             if len(answers) != len(chunk):
                 raise BrokerUnavailable(
-                    f"the broker answered {len(answers)} of {len(chunk)} commands")
+                    f"the broker answered {len(answers)} of {len(chunk)} commands"
+                )
             out.extend(answers)
         return out
 
     async def ensure_group(self) -> None:
         if self._group_ready:
             return
-        (answer,) = await self._admin.execute([dynsec.create_group(
-            DEVICE_GROUP, textname="Devices managed by provisiond")])
+        (answer,) = await self._admin.execute(
+            [dynsec.create_group(DEVICE_GROUP, textname="Devices managed by provisiond")]
+        )
         if not answer.ok and answer.error not in dynsec.ALREADY:
-            raise BrokerUnavailable(f"the broker refused to create group {DEVICE_GROUP}: "
-                                    f"{answer.error}")
+            raise BrokerUnavailable(
+                f"the broker refused to create group {DEVICE_GROUP}: {answer.error}"
+            )
         self._group_ready = True
 
     async def _prepare(self) -> None:
@@ -101,8 +119,7 @@ class BrokerSync(AccountKeeper):
         owners: list[tuple[uuid.UUID, str, BrokerAccount | None]] = []  # per command
         for device_id in plan.device_ids:
             if plan.wanted[device_id]:
-                commands.append(dynsec.create_role(role_name(device_id),
-                                                   self._acls(device_id)))
+                commands.append(dynsec.create_role(role_name(device_id), self._acls(device_id)))
                 owners.append((device_id, "role", None))
         for device_id in plan.device_ids:
             for a in plan.wanted[device_id]:
@@ -116,15 +133,17 @@ class BrokerSync(AccountKeeper):
         created: list[RecordedAccount] = []
         removed: list[str] = []
         retry: list[tuple[uuid.UUID, BrokerAccount]] = []
-        for (device_id, what, account), answer in zip(owners, await self._run(commands),
-                                                      strict=True):
+        for (device_id, what, account), answer in zip(
+            owners, await self._run(commands), strict=True
+        ):
             if answer.ok or (answer.error in dynsec.GONE and what != "client"):
                 if what.startswith("delete:"):
-                    removed.append(what[len("delete:"):])
+                    removed.append(what[len("delete:") :])
                 elif account is not None:
                     created.append(self._record(account))
-            elif what == "client" and answer.error == "Client already exists" \
-                    and account is not None:
+            elif (
+                what == "client" and answer.error == "Client already exists" and account is not None
+            ):
                 retry.append((device_id, account))
             elif answer.error not in dynsec.ALREADY:
                 failures.setdefault(device_id, f"{answer.command}: {answer.error}")
@@ -135,8 +154,11 @@ class BrokerSync(AccountKeeper):
             else:
                 failures.setdefault(device_id, f"{answer.command}: {answer.error}")
         unroles = [d for d in plan.device_ids if not plan.wanted[d]]
-        for device_id, answer in zip(unroles, await self._run(
-                [dynsec.delete_role(role_name(d)) for d in unroles]), strict=True):
+        for device_id, answer in zip(
+            unroles,
+            await self._run([dynsec.delete_role(role_name(d)) for d in unroles]),
+            strict=True,
+        ):
             if not answer.ok and answer.error not in dynsec.GONE:
                 failures.setdefault(device_id, f"{answer.command}: {answer.error}")
         done = [d for d in plan.device_ids if d not in failures]
@@ -144,8 +166,7 @@ class BrokerSync(AccountKeeper):
 
     # -------------------------------------------------------------------- reconciliation
 
-    async def _list(self, make: Callable[..., dict[str, Any]], key: str
-                    ) -> list[dict[str, Any]]:
+    async def _list(self, make: Callable[..., dict[str, Any]], key: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:
             (answer,) = await self._admin.execute([make(offset=len(items), count=1000)])
@@ -165,10 +186,16 @@ class BrokerSync(AccountKeeper):
             await self.ensure_group()
         # The broker first, then the registry: an account made in between (by another
         # instance's incremental path) is then wanted, never taken for a stale one.
-        clients = {c["username"]: c for c in await self._list(dynsec.list_clients, "clients")
-                   if isinstance(c.get("username"), str)}
-        roles = {r["rolename"]: r for r in await self._list(dynsec.list_roles, "roles")
-                 if isinstance(r.get("rolename"), str)}
+        clients = {
+            c["username"]: c
+            for c in await self._list(dynsec.list_clients, "clients")
+            if isinstance(c.get("username"), str)
+        }
+        roles = {
+            r["rolename"]: r
+            for r in await self._list(dynsec.list_roles, "roles")
+            if isinstance(r.get("rolename"), str)
+        }
         holding = await self._wanted_accounts()
         wanted = holding.holders
         report.accounts = len(wanted)
@@ -185,10 +212,12 @@ class BrokerSync(AccountKeeper):
             # ACLs are corrected in place: a role deleted under its clients is unsafe
             have = _acl_set(roles[name].get("acls"))
             want = {(a.acltype, a.topic, a.allow): a for a in acls}
-            stale = [dynsec.remove_role_acl(name, dynsec.Acl(t, topic))
-                     for t, topic, allow in have if (t, topic, allow) not in want]
-            missing = [dynsec.add_role_acl(name, a) for key, a in want.items()
-                       if key not in have]
+            stale = [
+                dynsec.remove_role_acl(name, dynsec.Acl(t, topic))
+                for t, topic, allow in have
+                if (t, topic, allow) not in want
+            ]
+            missing = [dynsec.add_role_acl(name, a) for key, a in want.items() if key not in have]
             if stale or missing:
                 commands += stale + missing
                 report.roles_fixed += 1
@@ -204,14 +233,19 @@ class BrokerSync(AccountKeeper):
                 report.updated.append(str(a.credential_id))
         for username, client in clients.items():
             if username not in usernames and DEVICE_GROUP in dynsec.names(
-                    client.get("groups"), "groupname"):
+                client.get("groups"), "groupname"
+            ):
                 commands.append(dynsec.delete_client(username))
                 report.deleted += 1
-        orphans = [r for r in roles
-                   if (owner := device_of_role(r)) is not None and owner not in devices_wanted]
+        orphans = [
+            r
+            for r in roles
+            if (owner := device_of_role(r)) is not None and owner not in devices_wanted
+        ]
         for username, client in clients.items():  # someone else's client holding one
-            if username in usernames or DEVICE_GROUP in dynsec.names(client.get("groups"),
-                                                                     "groupname"):
+            if username in usernames or DEVICE_GROUP in dynsec.names(
+                client.get("groups"), "groupname"
+            ):
                 continue
             for rolename in set(dynsec.names(client.get("roles"), "rolename")) & set(orphans):
                 commands.append(dynsec.remove_client_role(username, rolename))
@@ -230,14 +264,19 @@ class BrokerSync(AccountKeeper):
 def _acl_set(acls: object) -> set[tuple[str, str, bool]]:
     if not isinstance(acls, list):
         return set()
-    return {(str(a.get("acltype")), str(a.get("topic")), bool(a.get("allow")))
-            for a in acls if isinstance(a, dict)}
+    return {
+        (str(a.get("acltype")), str(a.get("topic")), bool(a.get("allow")))
+        for a in acls
+        if isinstance(a, dict)
+    }
 
 
 def _client_matches(client: dict[str, Any], a: BrokerAccount) -> bool:
-    return (dynsec.names(client.get("roles"), "rolename") == [role_name(a.device_id)]
-            and DEVICE_GROUP in dynsec.names(client.get("groups"), "groupname")
-            and (client.get("clientid") or None) == a.client_id)
+    return (
+        dynsec.names(client.get("roles"), "rolename") == [role_name(a.device_id)]
+        and DEVICE_GROUP in dynsec.names(client.get("groups"), "groupname")
+        and (client.get("clientid") or None) == a.client_id
+    )
 
 
 async def broker_status(uow: UnitOfWork) -> dict[str, Any]:
@@ -246,7 +285,16 @@ async def broker_status(uow: UnitOfWork) -> dict[str, Any]:
         pending = await uow.broker.pending.listed()
         accounts = await uow.broker.count()
         queued = await uow.outbox.size()
-    return {"accounts": accounts, "events_queued": queued,
-            "pending": [{"device_id": str(d), "attempts": a,
-                         "next_attempt_at": n.isoformat() if n else None, "error": e}
-                        for d, a, n, e in pending]}
+    return {
+        "accounts": accounts,
+        "events_queued": queued,
+        "pending": [
+            {
+                "device_id": str(d),
+                "attempts": a,
+                "next_attempt_at": n.isoformat() if n else None,
+                "error": e,
+            }
+            for d, a, n, e in pending
+        ],
+    }

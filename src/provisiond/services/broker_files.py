@@ -43,19 +43,25 @@ BATCH = 20_000  # devices per write at most
 class AccountFiles(Protocol):
     """Mosquitto's password and ACL files, changed under a lock and reloaded."""
 
-    async def change(self, edit: Callable[[Files], tuple[bool, T]], *,
-                     reload: bool = False) -> T:
+    async def change(self, edit: Callable[[Files], tuple[bool, T]], *, reload: bool = False) -> T:
         """Run ``edit`` on the files; write them if it says they changed, then make
         Mosquitto read them (BrokerUnavailable if any of it fails)."""
         ...
 
 
 class FileBrokerSync(AccountKeeper):
-    def __init__(self, uow: Callable[[], UnitOfWork], files: AccountFiles, sealer: Sealer,
-                 prefix_template: str, clock: Callable[[], datetime], *,
-                 reload_interval: float = 1.0, token_as_username: bool = False) -> None:
-        super().__init__(uow, sealer, prefix_template, clock,
-                         token_as_username=token_as_username)
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        files: AccountFiles,
+        sealer: Sealer,
+        prefix_template: str,
+        clock: Callable[[], datetime],
+        *,
+        reload_interval: float = 1.0,
+        token_as_username: bool = False,
+    ) -> None:
+        super().__init__(uow, sealer, prefix_template, clock, token_as_username=token_as_username)
         self._files = files
         self._interval = reload_interval
         self._last_write = -float("inf")  # time.monotonic() of the last round
@@ -63,13 +69,16 @@ class FileBrokerSync(AccountKeeper):
     def _topics(self, device_id: uuid.UUID) -> tuple[str, ...]:
         return (f"{topic_prefix(self._template, device_id)}/#",)
 
-    def _entry(self, a: BrokerAccount, have: Entry | None, *, rehash: bool = False
-               ) -> Entry:
+    def _entry(self, a: BrokerAccount, have: Entry | None, *, rehash: bool = False) -> Entry:
         """The account's entry: ``have`` when it is already right, else a new one."""
         topics = self._topics(a.device_id)
         password = self._password(a)
-        if have is not None and have.topics == topics and not rehash \
-                and mosquitto_files.password_matches(password, have.hashed):
+        if (
+            have is not None
+            and have.topics == topics
+            and not rehash
+            and mosquitto_files.password_matches(password, have.hashed)
+        ):
             return have
         return Entry(a.username, mosquitto_files.hash_password(password), topics)
 

@@ -61,15 +61,27 @@ class SyncReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.created or self.updated or self.deleted or self.roles_created
-                    or self.roles_fixed or self.roles_deleted)
+        return bool(
+            self.created
+            or self.updated
+            or self.deleted
+            or self.roles_created
+            or self.roles_fixed
+            or self.roles_deleted
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"accounts": self.accounts, "created": len(self.created),
-                "updated": len(self.updated), "deleted": self.deleted,
-                "roles_created": self.roles_created, "roles_fixed": self.roles_fixed,
-                "roles_deleted": self.roles_deleted, "errors": self.errors,
-                "dry_run": self.dry_run}
+        return {
+            "accounts": self.accounts,
+            "created": len(self.created),
+            "updated": len(self.updated),
+            "deleted": self.deleted,
+            "roles_created": self.roles_created,
+            "roles_fixed": self.roles_fixed,
+            "roles_deleted": self.roles_deleted,
+            "errors": self.errors,
+            "dry_run": self.dry_run,
+        }
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -96,8 +108,9 @@ class Plan:
         """The device's recorded accounts it no longer has. A name another account of this
         round takes over is not among them: it is that account's now, not removed."""
         keep = {a.digest for a in self.wanted[device_id]}
-        return [r for r in self.have[device_id]
-                if r.digest not in keep and r.digest not in self.claimed]
+        return [
+            r for r in self.have[device_id] if r.digest not in keep and r.digest not in self.claimed
+        ]
 
 
 @dataclass
@@ -115,9 +128,15 @@ class AccountKeeper(ABC):
 
     needs_passwords = True  # the broker is given passwords (EMQX's way asks instead)
 
-    def __init__(self, uow: Callable[[], UnitOfWork], sealer: Sealer | None,
-                 prefix_template: str, clock: Callable[[], datetime], *,
-                 token_as_username: bool = False) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        sealer: Sealer | None,
+        prefix_template: str,
+        clock: Callable[[], datetime],
+        *,
+        token_as_username: bool = False,
+    ) -> None:
         self._uow = uow
         self._sealer = sealer
         self._template = prefix_template
@@ -142,10 +161,17 @@ class AccountKeeper(ABC):
             if c.secret_sealed is None:
                 return None
             secret = self._unseal(c.secret_sealed)
-        return account_for(CredentialType(c.type), device_id=c.device_id,
-                           credential_id=c.credential_id, lookup=c.lookup,
-                           client_id=c.client_id, serial=c.serial, secret=secret,
-                           token_as_username=self._token_as_username, issued_at=c.created_at)
+        return account_for(
+            CredentialType(c.type),
+            device_id=c.device_id,
+            credential_id=c.credential_id,
+            lookup=c.lookup,
+            client_id=c.client_id,
+            serial=c.serial,
+            secret=secret,
+            token_as_username=self._token_as_username,
+            issued_at=c.created_at,
+        )
 
     def _accounts(self, found: list[BrokerCredential]) -> list[BrokerAccount]:
         return [a for c in found if (a := self._account(c)) is not None]
@@ -174,8 +200,7 @@ class AccountKeeper(ABC):
 
     # ------------------------------------------------------------------------ naming
 
-    async def _rivals(self, uow: UnitOfWork, accounts: list[BrokerAccount]
-                      ) -> list[BrokerAccount]:
+    async def _rivals(self, uow: UnitOfWork, accounts: list[BrokerAccount]) -> list[BrokerAccount]:
         """The other active credentials that want one of these accounts' names."""
         names = {a.username for a in accounts}
         if not names:
@@ -183,16 +208,23 @@ class AccountKeeper(ABC):
         mine = {a.credential_id for a in accounts}
         found = await uow.broker.claimants(
             name_keys(names, token_as_username=self._token_as_username),
-            sealed_only=self._sealed_only)
-        return [a for a in self._accounts([c for c in found if c.credential_id not in mine])
-                if a.username in names]
+            sealed_only=self._sealed_only,
+        )
+        return [
+            a
+            for a in self._accounts([c for c in found if c.credential_id not in mine])
+            if a.username in names
+        ]
 
     @staticmethod
     def _holding(accounts: list[BrokerAccount], rivals: list[BrokerAccount]) -> Holding:
         holders = name_holders([*accounts, *rivals])
         held = [a for a in accounts if holders[a.username].credential_id == a.credential_id]
-        blocked = {a.device_id: name_taken(holders[a.username]) for a in accounts
-                   if holders[a.username].credential_id != a.credential_id}
+        blocked = {
+            a.device_id: name_taken(holders[a.username])
+            for a in accounts
+            if holders[a.username].credential_id != a.credential_id
+        }
         return Holding(held, blocked)
 
     # ----------------------------------------------------------------------- incremental
@@ -210,25 +242,33 @@ class AccountKeeper(ABC):
     async def _apply(self, plan: Plan) -> Applied:
         """Make these devices' accounts on the broker the ones the plan asks for."""
 
-    async def _load(self, device_ids: list[uuid.UUID]
-                    ) -> tuple[Plan, set[uuid.UUID]]:
+    async def _load(self, device_ids: list[uuid.UUID]) -> tuple[Plan, set[uuid.UUID]]:
         """The round's plan, and the devices (outside it) whose recorded accounts it takes
         over: they are queued again, to wait with the reason."""
         async with self._uow().read() as uow:
-            accounts = self._accounts(await uow.broker.credentials(
-                device_ids, sealed_only=self._sealed_only))
+            accounts = self._accounts(
+                await uow.broker.credentials(device_ids, sealed_only=self._sealed_only)
+            )
             recorded = await uow.broker.recorded(device_ids)
             holding = self._holding(accounts, await self._rivals(uow, accounts))
             others = await uow.broker.recorded_digests([a.digest for a in holding.holders])
-        plan = Plan(device_ids, {d: [] for d in device_ids}, {d: [] for d in device_ids},
-                    holding.blocked, {a.digest for a in holding.holders})
+        plan = Plan(
+            device_ids,
+            {d: [] for d in device_ids},
+            {d: [] for d in device_ids},
+            holding.blocked,
+            {a.digest for a in holding.holders},
+        )
         for a in holding.holders:
             plan.wanted[a.device_id].append(a)
         for r in recorded:
             plan.have[r.device_id].append(r)
         taking = {a.digest: a.credential_id for a in holding.holders}
-        displaced = {r.device_id for r in others
-                     if r.device_id not in plan.wanted and r.credential_id != taking[r.digest]}
+        displaced = {
+            r.device_id
+            for r in others
+            if r.device_id not in plan.wanted and r.credential_id != taking[r.digest]
+        }
         return plan, displaced
 
     async def _apply_pending(self, limit: int) -> int:
@@ -254,12 +294,16 @@ class AccountKeeper(ABC):
             if failures:
                 tries = await uow.broker.pending.attempts(list(failures))
                 for device_id, error in failures.items():
-                    await uow.broker.pending.failed(device_id, error,
-                                                    now + retry_delay(tries.get(device_id, 0)))
+                    await uow.broker.pending.failed(
+                        device_id, error, now + retry_delay(tries.get(device_id, 0))
+                    )
             await uow.commit()
         if failures:
-            log.warning("broker: %d device(s) not in step yet (%s); retrying with backoff",
-                        len(failures), next(iter(failures.values())))
+            log.warning(
+                "broker: %d device(s) not in step yet (%s); retrying with backoff",
+                len(failures),
+                next(iter(failures.values())),
+            )
         return len(done)
 
     # -------------------------------------------------------------------- reconciliation
@@ -281,15 +325,15 @@ class AccountKeeper(ABC):
         after: uuid.UUID | None = None
         while True:
             async with self._uow().read() as uow:
-                page = await uow.broker.all_credentials(after, PAGE,
-                                                        sealed_only=self._sealed_only)
+                page = await uow.broker.all_credentials(after, PAGE, sealed_only=self._sealed_only)
             out += self._accounts(page)
             if len(page) < PAGE:
                 return self._holding(out, [])
             after = page[-1].credential_id
 
-    async def _record_all(self, holding: Holding, report: SyncReport, *,
-                          keep: set[str] | None = None) -> None:
+    async def _record_all(
+        self, holding: Holding, report: SyncReport, *, keep: set[str] | None = None
+    ) -> None:
         """Make provisiond's record of broker accounts the wanted set (and ``keep``: stale
         ones not yet removed); queue the devices that wait for a name, with the reason
         (`provisiond broker status` shows them)."""
@@ -301,13 +345,18 @@ class AccountKeeper(ABC):
             wanted = {a.digest for a in holding.holders} | (keep or set())
             await uow.broker.forget(sorted(set(have) - wanted))
             await uow.broker.record(
-                [self._record(a) for a in holding.holders
-                 if a.digest not in have or have[a.digest].credential_id != a.credential_id],
-                now)
+                [
+                    self._record(a)
+                    for a in holding.holders
+                    if a.digest not in have or have[a.digest].credential_id != a.credential_id
+                ],
+                now,
+            )
             if holding.blocked:
                 await uow.broker.pending.mark(holding.blocked)
                 tries = await uow.broker.pending.attempts(list(holding.blocked))
                 for device_id, why in holding.blocked.items():
                     await uow.broker.pending.failed(
-                        device_id, why, now + retry_delay(tries.get(device_id, 0)))
+                        device_id, why, now + retry_delay(tries.get(device_id, 0))
+                    )
             await uow.commit()

@@ -47,13 +47,16 @@ def answers_to(c: BrokerCredential, name: str, *, token_as_username: bool) -> bo
     if c.type != CredentialType.ACCESS_TOKEN.value:
         return False
     if not token_as_username:
-        return c.serial == name if c.lookup is not None else token_selector(
-            c.credential_id) == name
+        return c.serial == name if c.lookup is not None else token_selector(c.credential_id) == name
     if c.lookup is not None:  # a token the device chose: found by its hash
         return tokens_equal(c.lookup, hash_token(name))
     parts = split_token(name)
-    return (parts is not None and parts[0] == c.credential_id and c.secret_hash is not None
-            and tokens_equal(c.secret_hash, hash_token(parts[1])))
+    return (
+        parts is not None
+        and parts[0] == c.credential_id
+        and c.secret_hash is not None
+        and tokens_equal(c.secret_hash, hash_token(parts[1]))
+    )
 
 
 def rank(c: BrokerCredential) -> tuple[datetime, uuid.UUID]:
@@ -61,9 +64,9 @@ def rank(c: BrokerCredential) -> tuple[datetime, uuid.UUID]:
     return (c.created_at, c.credential_id)
 
 
-def holder(candidates: Iterable[BrokerCredential], name: str, *, token_as_username: bool
-           ) -> BrokerCredential | None:
+def holder(
+    candidates: Iterable[BrokerCredential], name: str, *, token_as_username: bool
+) -> BrokerCredential | None:
     """The credential that holds ``name``: the first issued of those answering to it."""
-    answering = [c for c in candidates if answers_to(c, name,
-                                                     token_as_username=token_as_username)]
+    answering = [c for c in candidates if answers_to(c, name, token_as_username=token_as_username)]
     return min(answering, key=rank) if answering else None

@@ -30,13 +30,14 @@ from provisiond.protocols import thingsboard as tb
 from provisiond.services.certificates import CertificateRefused
 from provisiond.store.profiles import StoredCa
 
-NO_PROOF = ("a certificate the device brings needs its proof: a signature by its key in "
-            "certificateProof, or a profile whose device_ca issued it")
+NO_PROOF = (
+    "a certificate the device brings needs its proof: a signature by its key in "
+    "certificateProof, or a profile whose device_ca issued it"
+)
 BAD_PROOF = "certificateProof is not a signature by the certificate's key"
 
 
-def verify_signature(certificate: x509.Certificate, signature_b64: str,
-                     message: bytes) -> bool:
+def verify_signature(certificate: x509.Certificate, signature_b64: str, message: bytes) -> bool:
     """Whether ``signature_b64`` (base64) is a signature of ``message`` by the certificate's
     key: ECDSA with SHA-256, or RSA PKCS#1 v1.5 with SHA-256."""
     try:
@@ -73,19 +74,27 @@ def _common_name(certificate: x509.Certificate) -> str:
     return str(names[0].value) if names else ""
 
 
-def check_possession(certificate: x509.Certificate, request: tb.ProvisionRequest, *,
-                     serial: str, device_ca: StoredCa | None, now: datetime) -> None:
+def check_possession(
+    certificate: x509.Certificate,
+    request: tb.ProvisionRequest,
+    *,
+    serial: str,
+    device_ca: StoredCa | None,
+    now: datetime,
+) -> None:
     """Accept a certificate the device brings only with the proof described above; else
     :class:`CertificateRefused` saying what is missing."""
     if device_ca is not None and issued_by(certificate, device_ca.certificate_pem, now):
         name = _common_name(certificate)
         if normalise_serial(name) != serial:
-            raise CertificateRefused(f"the certificate's subject CN {name!r} is not the "
-                                     f"device's serial {serial}")
+            raise CertificateRefused(
+                f"the certificate's subject CN {name!r} is not the device's serial {serial}"
+            )
         return
     if request.certificate_proof is None:
         raise CertificateRefused(NO_PROOF)
-    message = tb.proof_message(tb.CERTIFICATE_PROOF, request.key, request.device_name,
-                               request.certificate)
+    message = tb.proof_message(
+        tb.CERTIFICATE_PROOF, request.key, request.device_name, request.certificate
+    )
     if not verify_signature(certificate, request.certificate_proof, message):
         raise CertificateRefused(BAD_PROOF)

@@ -63,8 +63,9 @@ def _bad(field: str, message: str) -> InvalidInput:
 def public_key_sha256(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> str:
     """The SHA-256 (hex) of a public key's SubjectPublicKeyInfo: which key a certificate or
     a CSR holds, whatever else differs."""
-    der = key.public_bytes(serialization.Encoding.DER,
-                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(der).hexdigest()
 
 
@@ -74,18 +75,28 @@ def fingerprint(certificate: x509.Certificate) -> str:
 
 def _info(ca: StoredCa) -> CaInfo:
     cert = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
-    return CaInfo(ca.name, cert.subject.rfc4514_string(), cert.not_valid_after_utc,
-                  fingerprint(cert), ca.certificate_pem, ca.key_encrypted, ca.created_at,
-                  ca.private_key_pem is not None)
+    return CaInfo(
+        ca.name,
+        cert.subject.rfc4514_string(),
+        cert.not_valid_after_utc,
+        fingerprint(cert),
+        ca.certificate_pem,
+        ca.key_encrypted,
+        ca.created_at,
+        ca.private_key_pem is not None,
+    )
 
 
-def _encryption(passphrase: str | None, production: bool
-                ) -> serialization.KeySerializationEncryption:
+def _encryption(
+    passphrase: str | None, production: bool
+) -> serialization.KeySerializationEncryption:
     if passphrase:
         return serialization.BestAvailableEncryption(passphrase.encode())
     if production:
-        raise ConfigurationError("set ca_key_passphrase (PROVISIOND_CA_KEY_PASSPHRASE): in "
-                                 "production CA keys are stored encrypted")
+        raise ConfigurationError(
+            "set ca_key_passphrase (PROVISIOND_CA_KEY_PASSPHRASE): in "
+            "production CA keys are stored encrypted"
+        )
     log.warning("ca_key_passphrase is not set: the CA's private key is stored unencrypted")
     return serialization.NoEncryption()
 
@@ -97,9 +108,18 @@ def _check_name(name: str) -> str:
     return name
 
 
-async def create_ca(uow: UnitOfWork, *, scope: Scope, name: str,
-                    common_name: str | None = None, days: int = 3650, passphrase: str | None,
-                    production: bool, actor: str, now: datetime) -> CaInfo:
+async def create_ca(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    name: str,
+    common_name: str | None = None,
+    days: int = 3650,
+    passphrase: str | None,
+    production: bool,
+    actor: str,
+    now: datetime,
+) -> CaInfo:
     """A new CA: an EC P-256 key and a self-signed CA certificate (operator-wide admins
     only: CAs are global)."""
     name = _check_name(name)
@@ -107,19 +127,35 @@ async def create_ca(uow: UnitOfWork, *, scope: Scope, name: str,
     if not 1 <= days <= 2 * CERTIFICATE_DAYS_MAX:
         raise _bad("days", f"must be between 1 and {2 * CERTIFICATE_DAYS_MAX}")
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                            (common_name or f"provisiond {name} CA")[:64])])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, (common_name or f"provisiond {name} CA")[:64])]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return await _store(uow, name, cert, key, passphrase, production, actor, now)
 
 
@@ -139,53 +175,79 @@ def _ca_certificate(certificate_pem: str) -> x509.Certificate:
     return cert
 
 
-async def register_ca_certificate(uow: UnitOfWork, *, scope: Scope, name: str,
-                                  certificate_pem: str, actor: str, now: datetime) -> CaInfo:
+async def register_ca_certificate(
+    uow: UnitOfWork, *, scope: Scope, name: str, certificate_pem: str, actor: str, now: datetime
+) -> CaInfo:
     """A CA known by its certificate only (a manufacturer's): it signs nothing here, it
     vouches for the certificates devices bring (a profile's ``device_ca``)."""
     name = _check_name(name)
     require_operator(scope, "registering certificate authorities")
     cert = _ca_certificate(certificate_pem)
-    ca = StoredCa(new_id(), name, cert.public_bytes(serialization.Encoding.PEM).decode(),
-                  None, False, now)
+    ca = StoredCa(
+        new_id(), name, cert.public_bytes(serialization.Encoding.PEM).decode(), None, False, now
+    )
     return await _add(uow, ca, cert, actor, now)
 
 
-async def import_ca(uow: UnitOfWork, *, name: str, certificate_pem: str, key_pem: str,
-                    key_password: str | None, passphrase: str | None, production: bool,
-                    actor: str, now: datetime) -> CaInfo:
+async def import_ca(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    certificate_pem: str,
+    key_pem: str,
+    key_password: str | None,
+    passphrase: str | None,
+    production: bool,
+    actor: str,
+    now: datetime,
+) -> CaInfo:
     """An existing CA: its certificate (a CA certificate) and the matching private key."""
     name = _check_name(name)
     cert = _ca_certificate(certificate_pem)
     try:
         key = serialization.load_pem_private_key(
-            key_pem.encode(), key_password.encode() if key_password else None)
+            key_pem.encode(), key_password.encode() if key_password else None
+        )
     except (ValueError, TypeError) as err:
         raise _bad("key", f"cannot be read: {err}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         raise _bad("key", "must be an EC or RSA private key")
     if key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
-            cert.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo):
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) != cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ):
         raise _bad("key", "does not match the certificate")
     return await _store(uow, name, cert, key, passphrase, production, actor, now)
 
 
-async def _store(uow: UnitOfWork, name: str, cert: x509.Certificate,
-                 key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, passphrase: str | None,
-                 production: bool, actor: str, now: datetime) -> CaInfo:
+async def _store(
+    uow: UnitOfWork,
+    name: str,
+    cert: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey,
+    passphrase: str | None,
+    production: bool,
+    actor: str,
+    now: datetime,
+) -> CaInfo:
     encryption = _encryption(passphrase, production)
     ca = StoredCa(
-        new_id(), name, cert.public_bytes(serialization.Encoding.PEM).decode(),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          encryption).decode(),
-        bool(passphrase), now)
+        new_id(),
+        name,
+        cert.public_bytes(serialization.Encoding.PEM).decode(),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        ).decode(),
+        bool(passphrase),
+        now,
+    )
     return await _add(uow, ca, cert, actor, now)
 
 
-async def _add(uow: UnitOfWork, ca: StoredCa, cert: x509.Certificate, actor: str,
-               now: datetime) -> CaInfo:
+async def _add(
+    uow: UnitOfWork, ca: StoredCa, cert: x509.Certificate, actor: str, now: datetime
+) -> CaInfo:
     name = ca.name
     async with uow:
         exists = CaExists(f"a certificate authority {name!r} already exists", name=name)
@@ -193,9 +255,18 @@ async def _add(uow: UnitOfWork, ca: StoredCa, cert: x509.Certificate, actor: str
         if await uow.cas.find_by_name(name) is not None:
             raise exists
         await uow.cas.add(ca)
-        await uow.events.add(NewEvent(EventType.CA_CREATED, now, actor,
-                                      data={"name": name, "fingerprint": fingerprint(cert),
-                                            "can_sign": ca.private_key_pem is not None}))
+        await uow.events.add(
+            NewEvent(
+                EventType.CA_CREATED,
+                now,
+                actor,
+                data={
+                    "name": name,
+                    "fingerprint": fingerprint(cert),
+                    "can_sign": ca.private_key_pem is not None,
+                },
+            )
+        )
         await uow.commit()
     return _info(ca)
 
@@ -219,9 +290,16 @@ class CertificateRefused(ValueError):
 
 def _key_usage(key_encipherment: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
-        digital_signature=True, key_encipherment=key_encipherment, content_commitment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-        encipher_only=False, decipher_only=False)
+        digital_signature=True,
+        key_encipherment=key_encipherment,
+        content_commitment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 # What every device certificate carries, built once (each costs more than the signature).
@@ -256,8 +334,7 @@ def authority_key_identifier(certificate: x509.Certificate) -> x509.AuthorityKey
     try:
         ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            certificate.public_key())  # type: ignore[arg-type]
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(certificate.public_key())  # type: ignore[arg-type]
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
@@ -265,15 +342,27 @@ def _published(ca_name: str, urls: PkiUrls) -> tuple[x509.ExtensionType, ...]:
     """The CRL distribution point and authority information access of ``ca_name``'s
     certificates."""
     return (
-        x509.CRLDistributionPoints([x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(urls.crl(ca_name))],
-            relative_name=None, reasons=None, crl_issuer=None)]),
-        x509.AuthorityInformationAccess([
-            x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
-                                   x509.UniformResourceIdentifier(urls.ocsp)),
-            x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
-                                   x509.UniformResourceIdentifier(urls.ca_certificate(ca_name))),
-        ]),
+        x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(urls.crl(ca_name))],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        ),
+        x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp)
+                ),
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(urls.ca_certificate(ca_name)),
+                ),
+            ]
+        ),
     )
 
 
@@ -287,26 +376,32 @@ class Signer:
     published: tuple[x509.ExtensionType, ...] = ()  # where revocation is published
 
     @classmethod
-    def load(cls, ca: StoredCa, passphrase: str | None, urls: PkiUrls | None = None
-             ) -> Signer:
+    def load(cls, ca: StoredCa, passphrase: str | None, urls: PkiUrls | None = None) -> Signer:
         if ca.private_key_pem is None:
-            raise ConfigurationError(f"CA {ca.name!r} is a manufacturer's CA (a certificate "
-                                     "without its key): it cannot sign")
+            raise ConfigurationError(
+                f"CA {ca.name!r} is a manufacturer's CA (a certificate "
+                "without its key): it cannot sign"
+            )
         try:
             key = serialization.load_pem_private_key(
                 ca.private_key_pem.encode(),
-                passphrase.encode() if ca.key_encrypted and passphrase else None)
+                passphrase.encode() if ca.key_encrypted and passphrase else None,
+            )
         except (ValueError, TypeError) as err:
-            raise ConfigurationError(f"the key of CA {ca.name!r} cannot be decrypted: check "
-                                     f"ca_key_passphrase ({err})") from None
+            raise ConfigurationError(
+                f"the key of CA {ca.name!r} cannot be decrypted: check ca_key_passphrase ({err})"
+            ) from None
         if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
             raise ConfigurationError(f"the key of CA {ca.name!r} is not EC or RSA")
         certificate = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
-        return cls(certificate, key, authority_key_identifier(certificate),
-                   _published(ca.name, urls) if urls is not None else ())
+        return cls(
+            certificate,
+            key,
+            authority_key_identifier(certificate),
+            _published(ca.name, urls) if urls is not None else (),
+        )
 
-    def sign(self, csr_pem: str, *, serial: str, days: int, now: datetime
-             ) -> x509.Certificate:
+    def sign(self, csr_pem: str, *, serial: str, days: int, now: datetime) -> x509.Certificate:
         return self.issue(check_csr(csr_pem, serial=serial), days=days, now=now)
 
     def issue(self, csr: CheckedCsr, *, days: int, now: datetime) -> x509.Certificate:
@@ -315,13 +410,16 @@ class Signer:
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, csr.serial)]))
-            .issuer_name(self.certificate.subject).public_key(public_key)
+            .issuer_name(self.certificate.subject)
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - BACKDATE).not_valid_after(now + timedelta(days=days))
+            .not_valid_before(now - BACKDATE)
+            .not_valid_after(now + timedelta(days=days))
             .add_extension(_LEAF, critical=True)
             .add_extension(_USAGE[isinstance(public_key, rsa.RSAPublicKey)], critical=True)
             .add_extension(_CLIENT_AUTH, critical=False)
-            .add_extension(self.authority, critical=False))
+            .add_extension(self.authority, critical=False)
+        )
         for extension in self.published:
             builder = builder.add_extension(extension, critical=False)
         return builder.sign(self.key, hashes.SHA256())
@@ -349,8 +447,9 @@ def check_csr(csr_pem: str, *, serial: str) -> CheckedCsr:
     names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     common_name = str(names[0].value) if names else ""
     if normalise_serial(common_name) != serial:
-        raise CertificateRefused(f"the CSR's subject CN {common_name!r} is not the "
-                                 f"device's serial {serial}")
+        raise CertificateRefused(
+            f"the CSR's subject CN {common_name!r} is not the device's serial {serial}"
+        )
     if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
         raise CertificateRefused("the CSR's key must be EC or RSA")
     return CheckedCsr(serial, public_key)
@@ -362,8 +461,7 @@ def _check_key(key: object) -> None:
             raise CertificateRefused("an EC key must be on P-256 or P-384")
     elif isinstance(key, rsa.RSAPublicKey):
         if key.key_size < 2048:
-            raise CertificateRefused(f"an RSA key must have at least 2048 bits, not "
-                                     f"{key.key_size}")
+            raise CertificateRefused(f"an RSA key must have at least 2048 bits, not {key.key_size}")
     else:
         raise CertificateRefused("the key must be EC (P-256, P-384) or RSA (2048+ bits)")
 
@@ -381,9 +479,11 @@ def device_certificate(pem: str, *, now: datetime) -> x509.Certificate:
         raise CertificateRefused("the certificate is not PEM (BEGIN CERTIFICATE)") from None
     _check_key(cert.public_key())
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-        raise CertificateRefused(f"the certificate is not valid now (valid "
-                                 f"{cert.not_valid_before_utc:%Y-%m-%d} to "
-                                 f"{cert.not_valid_after_utc:%Y-%m-%d})")
+        raise CertificateRefused(
+            f"the certificate is not valid now (valid "
+            f"{cert.not_valid_before_utc:%Y-%m-%d} to "
+            f"{cert.not_valid_after_utc:%Y-%m-%d})"
+        )
     return cert  # its subject names the device however its maker chose
 
 

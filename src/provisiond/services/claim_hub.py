@@ -31,9 +31,11 @@ class ClaimHub:
         """A place for one more open event stream of this user, given back by calling the
         result (once); TooManyRequests when the user holds ``limit`` already."""
         if self._streams[user_id] >= limit:
-            raise TooManyRequests(f"at most {limit} event streams may be open at once "
-                                  "(setting event_streams_per_user); close another page",
-                                  retry_after=5)
+            raise TooManyRequests(
+                f"at most {limit} event streams may be open at once "
+                "(setting event_streams_per_user); close another page",
+                retry_after=5,
+            )
         self._streams[user_id] += 1
         held = True
 

@@ -31,8 +31,12 @@ def describe(text: str) -> Code:
 def _invalid(err: PayloadError, field: str) -> InvalidInput:
     where = f" (at character {err.position + 1})" if err.position is not None else ""
     message = f"this looks like a {codes.FORMATS[err.format_name].TITLE} but {err.message}"
-    return InvalidInput(message + where, problems=[Problem(message + where, field=field)],
-                        format=err.format_name, position=err.position)
+    return InvalidInput(
+        message + where,
+        problems=[Problem(message + where, field=field)],
+        format=err.format_name,
+        position=err.position,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +65,9 @@ def make(fmt: str, serial: str, options: MakeOptions) -> Code:
     try:
         device = SerialCode.parse(serial)
     except PayloadError as err:
-        raise InvalidInput(f"SERIAL: {err.message}",
-                           problems=[Problem(err.message, field="SERIAL")]) from None
+        raise InvalidInput(
+            f"SERIAL: {err.message}", problems=[Problem(err.message, field="SERIAL")]
+        ) from None
     fmt = fmt.strip().lower()
     try:
         if fmt == "serial":
@@ -72,33 +77,54 @@ def make(fmt: str, serial: str, options: MakeOptions) -> Code:
             return DeviceUrl.parse(DeviceUrl(base, device.serial, options.claim_code).render())
         if fmt == "lorawan":
             dev_eui = options.dev_eui or device.serial
-            code = LoRaWanCode(join_eui=(options.join_eui or "0" * 16).upper(),
-                               dev_eui=dev_eui.upper(), profile_id=options.profile_id.upper(),
-                               owner_token=options.owner_token,
-                               serial_number="" if options.dev_eui is None else device.serial)
+            code = LoRaWanCode(
+                join_eui=(options.join_eui or "0" * 16).upper(),
+                dev_eui=dev_eui.upper(),
+                profile_id=options.profile_id.upper(),
+                owner_token=options.owner_token,
+                serial_number="" if options.dev_eui is None else device.serial,
+            )
             return LoRaWanCode.parse(code.render())
         if fmt == "esp":
             name = options.esp_name or EspProvCode.default_name(device.serial)
-            return EspProvCode.parse(EspProvCode(name=name, transport=options.transport,
-                                                 pop=options.pop,
-                                                 username=options.username).render())
+            return EspProvCode.parse(
+                EspProvCode(
+                    name=name,
+                    transport=options.transport,
+                    pop=options.pop,
+                    username=options.username,
+                ).render()
+            )
         if fmt == "matter":
             if options.passcode is None or options.discriminator is None:
-                problem = Problem("a Matter code needs --passcode and --discriminator "
-                                  "(the device's own)", field="--passcode")
+                problem = Problem(
+                    "a Matter code needs --passcode and --discriminator (the device's own)",
+                    field="--passcode",
+                )
                 raise InvalidInput(str(problem), problems=[problem])
-            return MatterQr.parse(MatterQr(options.vendor_id, options.product_id,
-                                           options.discriminator, options.passcode,
-                                           options.flow, options.discovery).render())
+            return MatterQr.parse(
+                MatterQr(
+                    options.vendor_id,
+                    options.product_id,
+                    options.discriminator,
+                    options.passcode,
+                    options.flow,
+                    options.discovery,
+                ).render()
+            )
     except PayloadError as err:
-        raise InvalidInput(f"{fmt}: {err.message}",
-                           problems=[Problem(err.message, field="--format")]) from None
+        raise InvalidInput(
+            f"{fmt}: {err.message}", problems=[Problem(err.message, field="--format")]
+        ) from None
     except (ValueError, OverflowError) as err:
-        raise InvalidInput(f"{fmt}: {err}", problems=[Problem(str(err), field="--format")]
-                           ) from None
+        raise InvalidInput(
+            f"{fmt}: {err}", problems=[Problem(str(err), field="--format")]
+        ) from None
     allowed = ", ".join(MAKE_FORMATS)
-    raise InvalidInput(f"--format {fmt!r} is not one of {allowed}",
-                       problems=[Problem(f"use one of {allowed}", field="--format")])
+    raise InvalidInput(
+        f"--format {fmt!r} is not one of {allowed}",
+        problems=[Problem(f"use one of {allowed}", field="--format")],
+    )
 
 
 def scanned_serial(text: str, *, field: str = "serial") -> str:
@@ -114,9 +140,10 @@ def scanned_serial(text: str, *, field: str = "serial") -> str:
         return code.dev_eui
     if isinstance(code, ClaimCode):
         return SerialCode.parse(text).serial  # typed into the serial box: take it as one
-    what = {"esp": "an ESP Wi-Fi provisioning code (it sets up the device's Wi-Fi)",
-            "matter-qr": "a Matter pairing code (it adds the device to a smart-home app)",
-            "matter-manual": "a Matter pairing code (it adds the device to a smart-home app)"
-            }.get(code.FORMAT, f"a {code.TITLE}")
+    what = {
+        "esp": "an ESP Wi-Fi provisioning code (it sets up the device's Wi-Fi)",
+        "matter-qr": "a Matter pairing code (it adds the device to a smart-home app)",
+        "matter-manual": "a Matter pairing code (it adds the device to a smart-home app)",
+    }.get(code.FORMAT, f"a {code.TITLE}")
     message = f"this is {what}, not the device's label; scan the label with its serial"
     raise InvalidInput(message, problems=[Problem(message, field=field)], format=code.FORMAT)

@@ -43,11 +43,12 @@ class Rotated:
     client_id: str | None = None  # MQTT basic
 
     def as_dict(self) -> dict[str, str | None]:
-        out: dict[str, str | None] = {"type": self.credential.type.value,
-                                      "credential_id": str(self.credential.id)}
+        out: dict[str, str | None] = {
+            "type": self.credential.type.value,
+            "credential_id": str(self.credential.id),
+        }
         if self.credential.type is CredentialType.MQTT_BASIC:
-            out |= {"client_id": self.client_id, "username": self.username,
-                    "password": self.secret}
+            out |= {"client_id": self.client_id, "username": self.username, "password": self.secret}
         else:
             out["secret"] = self.secret
         return out
@@ -62,17 +63,26 @@ async def list_credentials(uow: UnitOfWork, *, serial: str) -> list[Credential]:
         return await uow.credentials.for_device(device.id)
 
 
-async def rotate_credentials(uow: UnitOfWork, *, scope: Scope, serial: str,
-                             kind: CredentialType | None, actor: str, now: datetime,
-                             sealer: Sealer | None = None) -> Rotated:
+async def rotate_credentials(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    serial: str,
+    kind: CredentialType | None,
+    actor: str,
+    now: datetime,
+    sealer: Sealer | None = None,
+) -> Rotated:
     """A new credential for the device; its active token and MQTT credentials are revoked.
     Installers may (re-commissioning a device in the field), within their subtree."""
     serial = parse_serial(serial)
     require(scope, Role.INSTALLER, "rotating credentials")
     if kind is not None and kind not in ROTATABLE:
-        message = (f"{kind.value} credentials are not rotated here: "
-                   + ("the device provisions again with a new CSR" if kind is CredentialType.X509
-                      else "LoRaWAN root keys are the radio's identity"))
+        message = f"{kind.value} credentials are not rotated here: " + (
+            "the device provisions again with a new CSR"
+            if kind is CredentialType.X509
+            else "LoRaWAN root keys are the radio's identity"
+        )
         raise InvalidInput(message, problems=[Problem(message, field="type")])
     async with uow:
         device = await device_in_scope(uow, scope, serial)
@@ -82,58 +92,96 @@ async def rotate_credentials(uow: UnitOfWork, *, scope: Scope, serial: str,
         credential = Credential(new_id(), device.id, kind, now)
         if kind is CredentialType.ACCESS_TOKEN:
             secret, verifier_hash = new_split_token(credential.id)
-            await uow.credentials.add(credential, lookup=None, secret_hash=verifier_hash,
-                                      secret_sealed=sealer.seal(secret) if sealer else None)
+            await uow.credentials.add(
+                credential,
+                lookup=None,
+                secret_hash=verifier_hash,
+                secret_sealed=sealer.seal(secret) if sealer else None,
+            )
             rotated = Rotated(credential, serial, secret)
         else:
             old = next((c for c in reversed(active) if c.type is kind), None)
             client_id = (await uow.credentials.client_id(old.id) if old else None) or serial
             username = f"{serial[:40]}-{secrets.token_hex(4).upper()}"
             password = secrets.token_urlsafe(24)
-            await uow.credentials.add(credential, lookup=username,
-                                      secret_hash=hash_token(password), client_id=client_id,
-                                      secret_sealed=sealer.seal(password) if sealer else None)
+            await uow.credentials.add(
+                credential,
+                lookup=username,
+                secret_hash=hash_token(password),
+                client_id=client_id,
+                secret_sealed=sealer.seal(password) if sealer else None,
+            )
             rotated = Rotated(credential, serial, password, username, client_id)
         replaced = active  # one MQTT identity at a time, whichever kind it was
         for c in replaced:
             await uow.credentials.revoke(c.id, now, RevocationReason.SUPERSEDED)
         if replaced:
-            await uow.events.add(NewEvent(
-                EventType.CREDENTIALS_REVOKED, now, actor, device_id=device.id, serial=serial,
+            await uow.events.add(
+                NewEvent(
+                    EventType.CREDENTIALS_REVOKED,
+                    now,
+                    actor,
+                    device_id=device.id,
+                    serial=serial,
+                    group_id=device.group_id,
+                    data={"credential_ids": [str(c.id) for c in replaced], "reason": "rotated"},
+                )
+            )
+        await uow.events.add(
+            NewEvent(
+                EventType.CREDENTIALS_ISSUED,
+                now,
+                actor,
+                device_id=device.id,
+                serial=serial,
                 group_id=device.group_id,
-                data={"credential_ids": [str(c.id) for c in replaced], "reason": "rotated"}))
-        await uow.events.add(NewEvent(
-            EventType.CREDENTIALS_ISSUED, now, actor, device_id=device.id, serial=serial,
-            group_id=device.group_id,
-            data={"type": kind.value, "credential_id": str(credential.id), "rotated": True}))
+                data={"type": kind.value, "credential_id": str(credential.id), "rotated": True},
+            )
+        )
         await uow.commit()
     return rotated
 
 
-async def revoke_credentials(uow: UnitOfWork, *, scope: Scope, serial: str, actor: str,
-                             now: datetime) -> list[Credential]:
+async def revoke_credentials(
+    uow: UnitOfWork, *, scope: Scope, serial: str, actor: str, now: datetime
+) -> list[Credential]:
     """Revoke every active credential the device connects with; the ones revoked."""
     serial = parse_serial(serial)
     require(scope, Role.ADMIN, "revoking credentials")
     async with uow:
         device = await device_in_scope(uow, scope, serial)
         held = await uow.credentials.for_device(device.id)
-        revoked = [c for c in held
-                   if c.revoked_at is None and c.type is not CredentialType.LORAWAN]
+        revoked = [c for c in held if c.revoked_at is None and c.type is not CredentialType.LORAWAN]
         for c in revoked:
             await uow.credentials.revoke(c.id, now)
         if revoked:
-            await uow.events.add(NewEvent(
-                EventType.CREDENTIALS_REVOKED, now, actor, device_id=device.id, serial=serial,
-                group_id=device.group_id,
-                data={"credential_ids": [str(c.id) for c in revoked], "reason": "revoked"}))
+            await uow.events.add(
+                NewEvent(
+                    EventType.CREDENTIALS_REVOKED,
+                    now,
+                    actor,
+                    device_id=device.id,
+                    serial=serial,
+                    group_id=device.group_id,
+                    data={"credential_ids": [str(c.id) for c in revoked], "reason": "revoked"},
+                )
+            )
         await uow.commit()
     return revoked
 
 
-async def replace_lorawan_keys(uow: UnitOfWork, *, serial: str, dev_eui: str, join_eui: str,
-                               app_key: str, actor: str, now: datetime, sealer: Sealer,
-                               nwk_key: str | None = None) -> Credential:
+async def replace_lorawan_keys(
+    uow: UnitOfWork,
+    *,
+    serial: str,
+    dev_eui: str,
+    join_eui: str,
+    app_key: str,
+    actor: str,
+    now: datetime,
+    sealer: Sealer,
+    nwk_key: str | None = None,
+) -> Credential:
     """Swapped hardware: the device's LoRaWAN identity becomes this DevEUI, JoinEUI and
     AppKey (and NwkKey, for LoRaWAN 1.1) — the old one is revoked; provisiond's device keeps
     its serial and history, and The Things Stack gets the new end device in place of the old
@@ -143,19 +191,27 @@ async def replace_lorawan_keys(uow: UnitOfWork, *, serial: str, dev_eui: str, jo
     if nwk_key is not None:
         given.append(("nwk_key", nwk_key, 32))
     cleaned = {name: clean_hex(value, digits) for name, value, digits in given}
-    problems = [Problem(f"must be {digits} hexadecimal digits", name)
-                for name, _value, digits in given if cleaned[name] is None]
+    problems = [
+        Problem(f"must be {digits} hexadecimal digits", name)
+        for name, _value, digits in given
+        if cleaned[name] is None
+    ]
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
-    new_eui, new_join, new_key = (cleaned["dev_eui"] or "", cleaned["join_eui"] or "",
-                                  cleaned["app_key"] or "")
+    new_eui, new_join, new_key = (
+        cleaned["dev_eui"] or "",
+        cleaned["join_eui"] or "",
+        cleaned["app_key"] or "",
+    )
     async with uow:
         device = await uow.devices.find_by_serial(serial)
         if device is None:
             raise DeviceNotFound(f"no device {serial}", serial=serial)
         if await uow.credentials.lookup_taken(CredentialType.LORAWAN, new_eui):
-            raise InvalidInput(f"DevEUI {new_eui} is (or was) another LoRaWAN credential's",
-                               problems=[Problem("is already in use", "dev_eui")])
+            raise InvalidInput(
+                f"DevEUI {new_eui} is (or was) another LoRaWAN credential's",
+                problems=[Problem("is already in use", "dev_eui")],
+            )
         held = await uow.credentials.for_device(device.id)
         old = [c for c in held if c.type is CredentialType.LORAWAN and c.revoked_at is None]
         for c in old:
@@ -165,10 +221,21 @@ async def replace_lorawan_keys(uow: UnitOfWork, *, serial: str, dev_eui: str, jo
         if cleaned.get("nwk_key"):
             await uow.tts.set_nwk_key(credential.id, sealer.seal(cleaned["nwk_key"] or ""))
         await uow.devices.set_tag(device, "join_eui", new_join)
-        await uow.events.add(NewEvent(
-            EventType.CREDENTIALS_ISSUED, now, actor, device_id=device.id, serial=serial,
-            group_id=device.group_id,
-            data={"type": CredentialType.LORAWAN.value, "credential_id": str(credential.id),
-                  "dev_eui": new_eui, "replaced": [str(c.id) for c in old]}))
+        await uow.events.add(
+            NewEvent(
+                EventType.CREDENTIALS_ISSUED,
+                now,
+                actor,
+                device_id=device.id,
+                serial=serial,
+                group_id=device.group_id,
+                data={
+                    "type": CredentialType.LORAWAN.value,
+                    "credential_id": str(credential.id),
+                    "dev_eui": new_eui,
+                    "replaced": [str(c.id) for c in old],
+                },
+            )
+        )
         await uow.commit()
     return credential

@@ -36,8 +36,9 @@ class CrlFiles(Protocol):
 
 
 class CrlPublisher:
-    def __init__(self, uow: Callable[[], UnitOfWork], files: CrlFiles,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, uow: Callable[[], UnitOfWork], files: CrlFiles, clock: Callable[[], datetime]
+    ) -> None:
         self._uow = uow
         self._files = files
         self._clock = clock
@@ -52,8 +53,11 @@ class CrlPublisher:
         numbers). BrokerUnavailable if the broker could not be told: it is told again
         later, with backoff (Mosquitto not running yet does not fill the log)."""
         async with self._uow().read() as uow:
-            numbers = {s.name: s.number for s in await uow.certificates.crl_states()
-                       if s.signs and s.number > 0}
+            numbers = {
+                s.name: s.number
+                for s in await uow.certificates.crl_states()
+                if s.signs and s.number > 0
+            }
             changed = {name for name, n in numbers.items() if self._written.get(name) != n}
             if not changed and not self._reload_owed:
                 return 0

@@ -64,10 +64,12 @@ def _demo_csv() -> bytes:
         # first ten need their claim button pressed (profile "generators")
         profile = DEMO_PROFILE if n <= 10 else ""
         lines.append(f"KAN-GW-{n:04d},,UNO-2483G,,{profile},2.{n % 3}.0")
-    claimed = [("KAN-GW-0101", "KP001", "Kanarra/Sadler-Isberg/West/Anaheim"),
-               ("KAN-GW-0102", "LA-North", "Kanarra/Sadler-Isberg/West/Los Angeles"),
-               ("KAN-GW-0103", "Boston-1", "Kanarra/Sadler-Isberg/East/Boston"),
-               ("KAN-GW-0104", "Dallas-A", "Kanarra/Tekton Health/Central/Dallas")]
+    claimed = [
+        ("KAN-GW-0101", "KP001", "Kanarra/Sadler-Isberg/West/Anaheim"),
+        ("KAN-GW-0102", "LA-North", "Kanarra/Sadler-Isberg/West/Los Angeles"),
+        ("KAN-GW-0103", "Boston-1", "Kanarra/Sadler-Isberg/East/Boston"),
+        ("KAN-GW-0104", "Dallas-A", "Kanarra/Tekton Health/Central/Dallas"),
+    ]
     for serial, name, group in claimed:
         lines.append(f"{serial},{name},KG-450,{group},,3.1.0")
     return ("\n".join(lines) + "\n").encode()
@@ -81,23 +83,39 @@ async def is_empty(uow: UnitOfWork) -> bool:
 async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datetime) -> DemoSeed:
     """Create the demo organisation. Call on an empty database only (see :func:`is_empty`)."""
     for path in GROUPS:
-        await directory.create_group(new_uow(), scope=OPERATOR, path=path, actor=actor,
-                                     now=now)
+        await directory.create_group(new_uow(), scope=OPERATOR, path=path, actor=actor, now=now)
     for name, description in MODELS:
-        await directory.add_model(new_uow(), scope=OPERATOR, name=name,
-                                  description=description, actor=actor, now=now)
+        await directory.add_model(
+            new_uow(), scope=OPERATOR, name=name, description=description, actor=actor, now=now
+        )
     passwords = {}
     for email, role, group in USERS:
         password = secrets.token_urlsafe(12)
-        await directory.create_user(new_uow(), scope=OPERATOR, email=email, password=password,
-                                    role=role, group=group, actor=actor, now=now)
+        await directory.create_user(
+            new_uow(),
+            scope=OPERATOR,
+            email=email,
+            password=password,
+            role=role,
+            group=group,
+            actor=actor,
+            now=now,
+        )
         passwords[email] = password
-    await profiles.create_profile(new_uow(), scope=OPERATOR, name=DEMO_PROFILE,
-                                  claim_proof="button", actor=actor, now=now)
+    await profiles.create_profile(
+        new_uow(), scope=OPERATOR, name=DEMO_PROFILE, claim_proof="button", actor=actor, now=now
+    )
     sink = _MemorySink()
     await register_devices(
-        new_uow(), scope=OPERATOR, items=read_import(io.BytesIO(_demo_csv()), ImportFormat.CSV),
-        options=ImportOptions(source="demo"), sink=sink, actor=actor, now=now)
-    _, token = await directory.create_token(new_uow(), scope=OPERATOR, name="demo", actor=actor,
-                                            now=now)
+        new_uow(),
+        scope=OPERATOR,
+        items=read_import(io.BytesIO(_demo_csv()), ImportFormat.CSV),
+        options=ImportOptions(source="demo"),
+        sink=sink,
+        actor=actor,
+        now=now,
+    )
+    _, token = await directory.create_token(
+        new_uow(), scope=OPERATOR, name="demo", actor=actor, now=now
+    )
     return DemoSeed(token, passwords, sink.rows)

@@ -42,13 +42,19 @@ class DestinationRefused(Exception):
 async def system_resolver(host: str, port: int) -> list[str]:
     """Every address the system's resolver has for ``host`` (getaddrinfo, A and AAAA)."""
     answers = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
     return [str(sockaddr[0]) for *_, sockaddr in answers]
 
 
 class DestinationGuard:
-    def __init__(self, allow: AllowList, resolver: Resolver = system_resolver, *,
-                 resolve_seconds: float = RESOLVE_SECONDS) -> None:
+    def __init__(
+        self,
+        allow: AllowList,
+        resolver: Resolver = system_resolver,
+        *,
+        resolve_seconds: float = RESOLVE_SECONDS,
+    ) -> None:
         self.allow = allow
         self._resolver = resolver
         self._resolve_seconds = resolve_seconds
@@ -103,10 +109,11 @@ class DestinationGuard:
         try:
             await self.addresses(host, port)
         except DestinationRefused as err:
-            problem = (f"must be a public destination: {err}; an intranet receiver needs "
-                       f"webhook_allow_networks or webhook_allow_hosts")
-            raise InvalidInput(f"url {problem}", problems=[Problem(problem, field="url")]
-                               ) from None
+            problem = (
+                f"must be a public destination: {err}; an intranet receiver needs "
+                f"webhook_allow_networks or webhook_allow_hosts"
+            )
+            raise InvalidInput(f"url {problem}", problems=[Problem(problem, field="url")]) from None
         except (OSError, TimeoutError):
             pass
 

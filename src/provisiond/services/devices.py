@@ -60,8 +60,10 @@ class Resolver:
             self._models = await self._uow.models.all_by_lower_name()
         found = self._models.get(name.strip().lower())
         if found is None:
-            return Problem(f"{name!r} is not in the model catalogue "
-                           "(add it with `provisiond models add`)", field="model")
+            return Problem(
+                f"{name!r} is not in the model catalogue (add it with `provisiond models add`)",
+                field="model",
+            )
         return found
 
     async def group(self, text: str) -> Group | Problem:
@@ -72,10 +74,12 @@ class Resolver:
             except InvalidInput as err:
                 cached = Problem(err.problems[0].message, field="group")
             else:
-                group = await self._uow.groups.find_by_path(path) \
-                    if self._scope.covers(path) else None
-                cached = group or Problem(f"no group {path!r} (create it with "
-                                          "`provisiond groups create`)", field="group")
+                group = (
+                    await self._uow.groups.find_by_path(path) if self._scope.covers(path) else None
+                )
+                cached = group or Problem(
+                    f"no group {path!r} (create it with `provisiond groups create`)", field="group"
+                )
             self._groups[text] = cached
         return cached
 
@@ -85,8 +89,10 @@ class Resolver:
             found = await self._uow.profiles.find_by_name(name.strip())
             if found is not None and not self._scope.covers(found.group_path):
                 found = None
-            cached = found or Problem(f"no profile {name.strip()!r} (create it with "
-                                      "`provisiond profiles create`)", field="profile")
+            cached = found or Problem(
+                f"no profile {name.strip()!r} (create it with `provisiond profiles create`)",
+                field="profile",
+            )
             self._profiles[name] = cached
         return cached
 
@@ -106,19 +112,29 @@ class Resolver:
         return cached
 
 
-def issue_access_token(device_id: uuid.UUID, serial: str, now: datetime
-                       ) -> tuple[IssuedCredential, str]:
+def issue_access_token(
+    device_id: uuid.UUID, serial: str, now: datetime
+) -> tuple[IssuedCredential, str]:
     """A new access-token credential and the SHA-256 of its verifier (what is stored)."""
     credential = Credential(new_id(), device_id, CredentialType.ACCESS_TOKEN, now)
     secret, verifier_hash = new_split_token(credential.id)
     return IssuedCredential(credential, serial, secret), verifier_hash
 
 
-async def create_device(uow: UnitOfWork, *, scope: Scope, serial: str, name: str | None = None,
-                        model: str | None = None, group: str | None = None,
-                        owner: str | None = None, tags: dict[str, str] | None = None,
-                        actor: str, now: datetime, sealer: Sealer | None = None
-                        ) -> tuple[Device, IssuedCredential]:
+async def create_device(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    serial: str,
+    name: str | None = None,
+    model: str | None = None,
+    group: str | None = None,
+    owner: str | None = None,
+    tags: dict[str, str] | None = None,
+    actor: str,
+    now: datetime,
+    sealer: Sealer | None = None,
+) -> tuple[Device, IssuedCredential]:
     """Register one device with a fresh access token; with a group or owner, claim it too.
     A scoped caller (installer or admin) registers into its subtree only: ungrouped stock
     is the operator's."""
@@ -126,16 +142,19 @@ async def create_device(uow: UnitOfWork, *, scope: Scope, serial: str, name: str
     name = parse_name(name) if name and name.strip() else serial
     clean_tags = parse_tags(tags or {})
     if group and owner:
-        raise InvalidInput("give a group or an owner, not both",
-                           problems=[Problem("give a group or an owner, not both", "owner")])
+        raise InvalidInput(
+            "give a group or an owner, not both",
+            problems=[Problem("give a group or an owner, not both", "owner")],
+        )
     require(scope, Role.INSTALLER, "registering devices")
     if not group and not owner:
         require_group(scope, None, "registering a device")
     async with uow:
         uow.conflicts_as(DeviceExists(f"device {serial} is already registered", serial=serial))
         resolve = Resolver(uow, scope)
-        model_obj = _require(await resolve.model(parse_model_name(model)),
-                             ModelNotFound) if model else None
+        model_obj = (
+            _require(await resolve.model(parse_model_name(model)), ModelNotFound) if model else None
+        )
         group_obj = _require(await resolve.group(group), GroupNotFound) if group else None
         owner_obj = _require(await resolve.owner(owner), UserNotFound) if owner else None
         if await uow.devices.find_by_serial(serial) is not None:
@@ -143,59 +162,117 @@ async def create_device(uow: UnitOfWork, *, scope: Scope, serial: str, name: str
         claimed = group_obj is not None or owner_obj is not None
         group_id = owner_obj.group_id if owner_obj else (group_obj.id if group_obj else None)
         device = Device(
-            id=new_id(), serial=serial, name=name,
+            id=new_id(),
+            serial=serial,
+            name=name,
             model=model_obj.name if model_obj else None,
             state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
             group_id=group_id,
-            group_path=owner_obj.group_path if owner_obj else (group_obj.path if group_obj else None),
+            group_path=owner_obj.group_path
+            if owner_obj
+            else (group_obj.path if group_obj else None),
             owner_user_id=owner_obj.id if owner_obj else None,
             owner_email=owner_obj.email if owner_obj else None,
-            created_at=now, updated_at=now, claimed_at=now if claimed else None, tags=clean_tags,
+            created_at=now,
+            updated_at=now,
+            claimed_at=now if claimed else None,
+            tags=clean_tags,
         )
-        event_id = await uow.events.add(NewEvent(
-            EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
-            group_id=group_id,
-            data={"name": name, "model": device.model, "state": device.state.value,
-                  "group": device.group_path, "owner": device.owner_email},
-        ))
-        await uow.devices.add(device, model_id=model_obj.id if model_obj else None,
-                              registered_event_id=event_id)
+        event_id = await uow.events.add(
+            NewEvent(
+                EventType.DEVICE_REGISTERED,
+                now,
+                actor,
+                device_id=device.id,
+                serial=serial,
+                group_id=group_id,
+                data={
+                    "name": name,
+                    "model": device.model,
+                    "state": device.state.value,
+                    "group": device.group_path,
+                    "owner": device.owner_email,
+                },
+            )
+        )
+        await uow.devices.add(
+            device, model_id=model_obj.id if model_obj else None, registered_event_id=event_id
+        )
         issued, verifier_hash = issue_access_token(device.id, serial, now)
-        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash,
-                                  secret_sealed=sealer.seal(issued.secret) if sealer else None)
+        await uow.credentials.add(
+            issued.credential,
+            lookup=None,
+            secret_hash=verifier_hash,
+            secret_sealed=sealer.seal(issued.secret) if sealer else None,
+        )
         await uow.commit()
     return device, issued
 
 
-def profile_device(profile: Profile, *, serial: str, name: str, actor: str, now: datetime,
-                   model: DeviceModel | None = None, data: dict[str, Any] | None = None
-                   ) -> tuple[Device, uuid.UUID | None, NewEvent]:
+def profile_device(
+    profile: Profile,
+    *,
+    serial: str,
+    name: str,
+    actor: str,
+    now: datetime,
+    model: DeviceModel | None = None,
+    data: dict[str, Any] | None = None,
+) -> tuple[Device, uuid.UUID | None, NewEvent]:
     """A device a profile creates (self-provisioning, registration tokens): of ``model``
     (default: the profile's), claimed for the profile's group when it has one; with its model
     id and its ``device.registered`` event (``data`` adds to it)."""
-    model_id, model_name = (model.id, model.name) if model else (profile.model_id,
-                                                                 profile.model)
+    model_id, model_name = (model.id, model.name) if model else (profile.model_id, profile.model)
     claimed = profile.group_id is not None
     device = Device(
-        id=new_id(), serial=serial, name=name, model=model_name,
+        id=new_id(),
+        serial=serial,
+        name=name,
+        model=model_name,
         state=DeviceState.CLAIMED if claimed else DeviceState.REGISTERED,
-        group_id=profile.group_id, group_path=profile.group_path, owner_user_id=None,
-        owner_email=None, created_at=now, updated_at=now, claimed_at=now if claimed else None)
-    event = NewEvent(
-        EventType.DEVICE_REGISTERED, now, actor, device_id=device.id, serial=serial,
         group_id=profile.group_id,
-        data={"name": name, "model": device.model, "state": device.state.value,
-              "group": device.group_path, "profile": profile.name, **(data or {})})
+        group_path=profile.group_path,
+        owner_user_id=None,
+        owner_email=None,
+        created_at=now,
+        updated_at=now,
+        claimed_at=now if claimed else None,
+    )
+    event = NewEvent(
+        EventType.DEVICE_REGISTERED,
+        now,
+        actor,
+        device_id=device.id,
+        serial=serial,
+        group_id=profile.group_id,
+        data={
+            "name": name,
+            "model": device.model,
+            "state": device.state.value,
+            "group": device.group_path,
+            "profile": profile.name,
+            **(data or {}),
+        },
+    )
     return device, model_id, event
 
 
-async def add_profile_device(uow: UnitOfWork, profile: Profile, *, serial: str, name: str,
-                             actor: str, now: datetime, model: DeviceModel | None = None,
-                             data: dict[str, Any] | None = None) -> Device:
+async def add_profile_device(
+    uow: UnitOfWork,
+    profile: Profile,
+    *,
+    serial: str,
+    name: str,
+    actor: str,
+    now: datetime,
+    model: DeviceModel | None = None,
+    data: dict[str, Any] | None = None,
+) -> Device:
     """Register a device a profile creates (see :func:`profile_device`) in the open
     transaction, with its event."""
-    device, model_id, event = profile_device(profile, serial=serial, name=name, actor=actor,
-                                             now=now, model=model, data=data)
+    device, model_id, event = profile_device(
+        profile, serial=serial, name=name, actor=actor, now=now, model=model, data=data
+    )
     event_id = await uow.events.add(event)
     await uow.devices.add(device, model_id=model_id, registered_event_id=event_id)
     return device
@@ -223,24 +300,33 @@ async def get_device(uow: UnitOfWork, *, scope: Scope, serial: str) -> Device:
         return await device_in_scope(uow, scope, serial)
 
 
-async def get_device_detail(uow: UnitOfWork, *, scope: Scope, serial: str
-                            ) -> tuple[Device, list[Credential], list[Event]]:
+async def get_device_detail(
+    uow: UnitOfWork, *, scope: Scope, serial: str
+) -> tuple[Device, list[Credential], list[Event]]:
     """A device with its credentials (never their secrets) and its onboarding timeline."""
     serial = parse_serial(serial)
     async with uow.read():
         device = await device_in_scope(uow, scope, serial)
         creds = await uow.credentials.for_device(device.id)
         registered = await uow.devices.registered_event_id(device.id)
-        events = await uow.events.find(device_id=device.id,
-                                       include_ids=[registered] if registered else ())
+        events = await uow.events.find(
+            device_id=device.id, include_ids=[registered] if registered else ()
+        )
     return device, creds, readable(scope, events)
 
 
-async def list_devices(uow: UnitOfWork, *, scope: Scope, group: str | None = None,
-                       state: str | None = None, model: str | None = None,
-                       tags: dict[str, str] | None = None, serial_prefix: str | None = None,
-                       cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
-                       ) -> Page[Device]:
+async def list_devices(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    group: str | None = None,
+    state: str | None = None,
+    model: str | None = None,
+    tags: dict[str, str] | None = None,
+    serial_prefix: str | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE_DEFAULT,
+) -> Page[Device]:
     """One page of the devices in the caller's scope (or the subtree ``group`` within it) in
     serial order, filtered; ``next_cursor`` fetches the next page."""
     problems: list[Problem] = []
@@ -268,25 +354,37 @@ async def list_devices(uow: UnitOfWork, *, scope: Scope, group: str | None = Non
             model_id = found.id
         if path is not None:
             await group_in_scope(uow, scope, path)
-        flt = DeviceFilter(group=path or scope.group_path, state=parsed_state, model_id=model_id,
-                           tags=dict(tags or {}), serial_prefix=prefix)
+        flt = DeviceFilter(
+            group=path or scope.group_path,
+            state=parsed_state,
+            model_id=model_id,
+            tags=dict(tags or {}),
+            serial_prefix=prefix,
+        )
         items = await uow.devices.search(flt, after=after, limit=limit + 1)
     return page_of(items, limit, lambda d: d.serial)
 
 
-async def delete_device(uow: UnitOfWork, *, scope: Scope, serial: str, actor: str,
-                        now: datetime) -> Device:
+async def delete_device(
+    uow: UnitOfWork, *, scope: Scope, serial: str, actor: str, now: datetime
+) -> Device:
     """Delete a device with its tags and credentials; the audit log keeps its history."""
     serial = parse_serial(serial)
     require(scope, Role.ADMIN, "deleting devices")
     async with uow:
         device = await device_in_scope(uow, scope, serial)
         await uow.devices.delete(device.id, now)
-        await uow.events.add(NewEvent(
-            EventType.DEVICE_DELETED, now, actor, device_id=device.id, serial=serial,
-            group_id=device.group_id,
-            data={"name": device.name, "state": device.state.value, "group": device.group_path},
-        ))
+        await uow.events.add(
+            NewEvent(
+                EventType.DEVICE_DELETED,
+                now,
+                actor,
+                device_id=device.id,
+                serial=serial,
+                group_id=device.group_id,
+                data={"name": device.name, "state": device.state.value, "group": device.group_path},
+            )
+        )
         await uow.commit()
     return device
 
@@ -313,12 +411,16 @@ async def authenticate_device(uow: UnitOfWork, *, token: str, now: datetime) -> 
         if parts is not None:
             credential_id, verifier = parts
             found = await uow.credentials.find_active_by_id(credential_id)
-            if found is not None and found[1] is not None \
-                    and tokens_equal(found[1], hash_token(verifier)):
+            if (
+                found is not None
+                and found[1] is not None
+                and tokens_equal(found[1], hash_token(verifier))
+            ):
                 credential = found[0]
         if credential is None:
-            chosen = await uow.credentials.find_active_by_lookup(CredentialType.ACCESS_TOKEN,
-                                                                 hash_token(token))
+            chosen = await uow.credentials.find_active_by_lookup(
+                CredentialType.ACCESS_TOKEN, hash_token(token)
+            )
             credential = chosen[0] if chosen else None
         if credential is None:
             raise refused

@@ -34,8 +34,9 @@ from provisiond.store.uow import UnitOfWork
 # ----------------------------------------------------------------------------- groups
 
 
-async def create_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str, now: datetime,
-                       exist_ok: bool = True) -> tuple[Group, list[Group]]:
+async def create_group(
+    uow: UnitOfWork, *, scope: Scope, path: str, actor: str, now: datetime, exist_ok: bool = True
+) -> tuple[Group, list[Group]]:
     """Create ``path`` and any missing parents (like ``mkdir -p``), within the caller's
     subtree.
 
@@ -54,11 +55,20 @@ async def create_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str, 
         for depth, step in enumerate(lineage(path)):
             group = existing.get(step)
             if group is None:
-                group = Group(uuid.uuid4(), step.rsplit("/", 1)[-1], step,
-                              parent.id if parent else None, depth, now)
+                group = Group(
+                    uuid.uuid4(),
+                    step.rsplit("/", 1)[-1],
+                    step,
+                    parent.id if parent else None,
+                    depth,
+                    now,
+                )
                 await uow.groups.add(group)
-                await uow.events.add(NewEvent(EventType.GROUP_CREATED, now, actor,
-                                              group_id=group.id, data={"path": step}))
+                await uow.events.add(
+                    NewEvent(
+                        EventType.GROUP_CREATED, now, actor, group_id=group.id, data={"path": step}
+                    )
+                )
                 created.append(group)
             parent = group
         await uow.commit()
@@ -81,9 +91,14 @@ async def _listed_subtree(uow: UnitOfWork, scope: Scope, under: str | None) -> s
     return (await group_in_scope(uow, scope, parse_group_path(under))).path
 
 
-async def list_groups(uow: UnitOfWork, *, scope: Scope, under: str | None = None,
-                      cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
-                      ) -> Page[tuple[Group, int]]:
+async def list_groups(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    under: str | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE_DEFAULT,
+) -> Page[tuple[Group, int]]:
     """A page of the groups in the caller's subtree (or the subtree ``under``) in path
     order, with the number of devices directly in each."""
     after = start(cursor, limit)
@@ -94,8 +109,9 @@ async def list_groups(uow: UnitOfWork, *, scope: Scope, under: str | None = None
     return page_of([(g, counts.get(g.id, 0)) for g in groups], limit, lambda r: r[0].path)
 
 
-async def delete_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str,
-                       now: datetime) -> Group:
+async def delete_group(
+    uow: UnitOfWork, *, scope: Scope, path: str, actor: str, now: datetime
+) -> Group:
     """Delete an empty group: no subgroups, users, devices, profiles or unrevoked tokens
     (its revoked tokens go with it)."""
     path = parse_group_path(path)
@@ -107,8 +123,16 @@ async def delete_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str,
             held = ", ".join(f"{n} {what}" for what, n in usage.items() if n)
             raise GroupNotEmpty(f"group {path!r} still has {held}", path=path, usage=usage)
         await uow.groups.delete(group.id)
-        await uow.events.add(NewEvent(EventType.GROUP_DELETED, now, actor, group_id=group.id,
-                                      group_path=group.path, data={"path": path}))
+        await uow.events.add(
+            NewEvent(
+                EventType.GROUP_DELETED,
+                now,
+                actor,
+                group_id=group.id,
+                group_path=group.path,
+                data={"path": path},
+            )
+        )
         await uow.commit()
     return group
 
@@ -116,8 +140,17 @@ async def delete_group(uow: UnitOfWork, *, scope: Scope, path: str, actor: str,
 # ----------------------------------------------------------------------------- users
 
 
-async def create_user(uow: UnitOfWork, *, scope: Scope, email: str, password: str,
-                      role: str, group: str, actor: str, now: datetime) -> User:
+async def create_user(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    email: str,
+    password: str,
+    role: str,
+    group: str,
+    actor: str,
+    now: datetime,
+) -> User:
     """A user in a group of the caller's subtree, with no higher role than the caller's."""
     email = parse_email(email)
     parsed_role = parse_role(role)
@@ -133,14 +166,22 @@ async def create_user(uow: UnitOfWork, *, scope: Scope, email: str, password: st
             raise UserExists(f"a user {email!r} already exists", email=email)
         user = User(uuid.uuid4(), email, parsed_role, grp.id, grp.path, now)
         await uow.users.add(user, password_hash)
-        await uow.events.add(NewEvent(EventType.USER_CREATED, now, actor, group_id=grp.id,
-                                      data={"email": email, "role": parsed_role.value}))
+        await uow.events.add(
+            NewEvent(
+                EventType.USER_CREATED,
+                now,
+                actor,
+                group_id=grp.id,
+                data={"email": email, "role": parsed_role.value},
+            )
+        )
         await uow.commit()
     return user
 
 
-async def set_user_disabled(uow: UnitOfWork, *, scope: Scope, email: str, disabled: bool,
-                            actor: str, now: datetime) -> tuple[User, int]:
+async def set_user_disabled(
+    uow: UnitOfWork, *, scope: Scope, email: str, disabled: bool, actor: str, now: datetime
+) -> tuple[User, int]:
     """Disable a user (sign-in refused, every session ended at once) or enable them again;
     the user and how many sessions were ended. Idempotent: disabling a disabled user changes
     nothing and records nothing."""
@@ -154,16 +195,27 @@ async def set_user_disabled(uow: UnitOfWork, *, scope: Scope, email: str, disabl
             return user, 0
         await uow.users.set_disabled(user.id, now if disabled else None)
         ended = await uow.sessions.delete_for_user(user.id) if disabled else 0
-        await uow.events.add(NewEvent(
-            EventType.USER_DISABLED if disabled else EventType.USER_ENABLED, now, actor,
-            group_id=user.group_id, data={"email": email, **(
-                {"sessions_ended": ended} if disabled else {})}))
+        await uow.events.add(
+            NewEvent(
+                EventType.USER_DISABLED if disabled else EventType.USER_ENABLED,
+                now,
+                actor,
+                group_id=user.group_id,
+                data={"email": email, **({"sessions_ended": ended} if disabled else {})},
+            )
+        )
         await uow.commit()
     return replace(user, disabled_at=now if disabled else None), ended
 
 
-async def list_users(uow: UnitOfWork, *, scope: Scope, under: str | None = None,
-                     cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT) -> Page[User]:
+async def list_users(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    under: str | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE_DEFAULT,
+) -> Page[User]:
     """A page of the users of the caller's subtree (or of ``under``), in e-mail order."""
     after = start(cursor, limit)
     async with uow.read():
@@ -175,8 +227,9 @@ async def list_users(uow: UnitOfWork, *, scope: Scope, under: str | None = None,
 # ----------------------------------------------------------------------------- models
 
 
-async def add_model(uow: UnitOfWork, *, scope: Scope, name: str, description: str = "",
-                    actor: str, now: datetime) -> DeviceModel:
+async def add_model(
+    uow: UnitOfWork, *, scope: Scope, name: str, description: str = "", actor: str, now: datetime
+) -> DeviceModel:
     """Add a model to the catalogue (global: operator-wide admins only; everyone reads it)."""
     name = parse_model_name(name, field="name")
     description = parse_model_description(description)
@@ -187,8 +240,11 @@ async def add_model(uow: UnitOfWork, *, scope: Scope, name: str, description: st
             raise ModelExists(f"model {name!r} already exists", name=name)
         model = DeviceModel(uuid.uuid4(), name, description, now)
         await uow.models.add(model)
-        await uow.events.add(NewEvent(EventType.MODEL_ADDED, now, actor,
-                                      data={"name": name, "description": description}))
+        await uow.events.add(
+            NewEvent(
+                EventType.MODEL_ADDED, now, actor, data={"name": name, "description": description}
+            )
+        )
         await uow.commit()
     return model
 
@@ -198,8 +254,9 @@ async def list_models(uow: UnitOfWork) -> list[DeviceModel]:
         return await uow.models.list()
 
 
-async def delete_model(uow: UnitOfWork, *, scope: Scope, name: str, actor: str,
-                       now: datetime) -> DeviceModel:
+async def delete_model(
+    uow: UnitOfWork, *, scope: Scope, name: str, actor: str, now: datetime
+) -> DeviceModel:
     name = parse_model_name(name, field="name")
     require_operator(scope, "changing the model catalogue")
     async with uow:
@@ -211,8 +268,11 @@ async def delete_model(uow: UnitOfWork, *, scope: Scope, name: str, actor: str,
             raise ModelInUse(f"{count} devices are of model {name!r}", name=name, devices=count)
         profiles = await uow.models.profile_count(model.id)
         if profiles:
-            raise ModelInUse(f"{profiles} provisioning profiles create devices of model "
-                             f"{name!r}", name=name, profiles=profiles)
+            raise ModelInUse(
+                f"{profiles} provisioning profiles create devices of model {name!r}",
+                name=name,
+                profiles=profiles,
+            )
         await uow.models.delete(model.id)
         await uow.events.add(NewEvent(EventType.MODEL_DELETED, now, actor, data={"name": name}))
         await uow.commit()
@@ -226,17 +286,28 @@ def _require_narrower(scope: Scope, wanted: Scope, what: str) -> None:
     """A caller never makes a token or user broader than itself (a wider subtree or a higher
     role); a group outside its subtree is refused as missing by the lookup that follows."""
     if wanted.group_path is None and not scope.operator_wide:
-        raise Forbidden(f"this caller's scope is the subtree {scope.group_path!r}: it cannot "
-                        f"make {what} that is operator-wide; name a group within it")
+        raise Forbidden(
+            f"this caller's scope is the subtree {scope.group_path!r}: it cannot "
+            f"make {what} that is operator-wide; name a group within it"
+        )
     if not scope.may(wanted.role):
-        raise Forbidden(f"a {scope.role} cannot make {what} with the {wanted.role} role",
-                        role=scope.role.value)
+        raise Forbidden(
+            f"a {scope.role} cannot make {what} with the {wanted.role} role", role=scope.role.value
+        )
 
 
-async def create_token(uow: UnitOfWork, *, scope: Scope, name: str, role: str = "admin",
-                       group: str | None = None, expires: str | None = None,
-                       not_after: datetime | None = None, actor: str, now: datetime
-                       ) -> tuple[ApiToken, str]:
+async def create_token(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    name: str,
+    role: str = "admin",
+    group: str | None = None,
+    expires: str | None = None,
+    not_after: datetime | None = None,
+    actor: str,
+    now: datetime,
+) -> tuple[ApiToken, str]:
     """A new operator token with a role over a group's subtree (None: operator-wide) and an
     optional expiry. The secret is returned here and never again.
 
@@ -251,27 +322,46 @@ async def create_token(uow: UnitOfWork, *, scope: Scope, name: str, role: str = 
     require(scope, Role.ADMIN, "creating tokens")
     _require_narrower(scope, Scope(parsed_role, path), "a token")
     if not_after is not None and (expires_at is None or expires_at > not_after):
-        raise Forbidden("this token expires at " + not_after.isoformat() + ": it cannot make "
-                        "a token that outlives it")
+        raise Forbidden(
+            "this token expires at " + not_after.isoformat() + ": it cannot make "
+            "a token that outlives it"
+        )
     secret, secret_hash = new_token(PREFIX, 32)
     async with uow:
         uow.conflicts_as(TokenExists(f"a token {name!r} already exists", name=name))
         grp = await group_in_scope(uow, scope, path) if path else None
         if await uow.tokens.find_by_name(name) is not None:
             raise TokenExists(f"a token {name!r} already exists", name=name)
-        token = ApiToken(uuid.uuid4(), name, now, role=parsed_role,
-                         group_path=grp.path if grp else None, expires_at=expires_at)
+        token = ApiToken(
+            uuid.uuid4(),
+            name,
+            now,
+            role=parsed_role,
+            group_path=grp.path if grp else None,
+            expires_at=expires_at,
+        )
         await uow.tokens.add(token, secret_hash, grp.id if grp else None)
-        await uow.events.add(NewEvent(
-            EventType.TOKEN_CREATED, now, actor, group_id=grp.id if grp else None,
-            data={"name": name, "role": parsed_role.value, "group": token.group_path,
-                  "expires_at": expires_at.isoformat() if expires_at else None}))
+        await uow.events.add(
+            NewEvent(
+                EventType.TOKEN_CREATED,
+                now,
+                actor,
+                group_id=grp.id if grp else None,
+                data={
+                    "name": name,
+                    "role": parsed_role.value,
+                    "group": token.group_path,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
+            )
+        )
         await uow.commit()
     return token, secret
 
 
-async def list_tokens(uow: UnitOfWork, *, scope: Scope, cursor: str | None = None,
-                      limit: int = PAGE_SIZE_DEFAULT) -> Page[ApiToken]:
+async def list_tokens(
+    uow: UnitOfWork, *, scope: Scope, cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
+) -> Page[ApiToken]:
     """A page of the tokens scoped within the caller's subtree (all for an operator-wide
     caller), in name order; revoked and expired ones included."""
     after = start(cursor, limit)
@@ -280,18 +370,25 @@ async def list_tokens(uow: UnitOfWork, *, scope: Scope, cursor: str | None = Non
     return page_of(tokens, limit, lambda t: t.name)
 
 
-async def revoke_token(uow: UnitOfWork, *, scope: Scope, name: str, actor: str,
-                       now: datetime) -> ApiToken:
+async def revoke_token(
+    uow: UnitOfWork, *, scope: Scope, name: str, actor: str, now: datetime
+) -> ApiToken:
     name = parse_token_name(name)
     require(scope, Role.ADMIN, "revoking tokens")
     async with uow:
         token = await uow.tokens.find_by_name(name)
-        if token is None or token.revoked_at is not None \
-                or not scope.covers(token.group_path):
+        if token is None or token.revoked_at is not None or not scope.covers(token.group_path):
             raise TokenNotFound(f"no active token {name!r}", name=name)
         await uow.tokens.revoke(token.id, now)
-        await uow.events.add(NewEvent(EventType.TOKEN_REVOKED, now, actor,
-                                      group_path=token.group_path, data={"name": name}))
+        await uow.events.add(
+            NewEvent(
+                EventType.TOKEN_REVOKED,
+                now,
+                actor,
+                group_path=token.group_path,
+                data={"name": name},
+            )
+        )
         await uow.commit()
     return token
 

@@ -43,11 +43,17 @@ class SessionAdmin(Protocol):
 class EmqxSessions(AccountKeeper):
     needs_passwords = False  # EMQX asks provisiond; only the names are kept
 
-    def __init__(self, uow: Callable[[], UnitOfWork], admin: SessionAdmin,
-                 sealer: Sealer | None, prefix_template: str, clock: Callable[[], datetime],
-                 *, token_as_username: bool = False) -> None:
-        super().__init__(uow, sealer, prefix_template, clock,
-                         token_as_username=token_as_username)
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        admin: SessionAdmin,
+        sealer: Sealer | None,
+        prefix_template: str,
+        clock: Callable[[], datetime],
+        *,
+        token_as_username: bool = False,
+    ) -> None:
+        super().__init__(uow, sealer, prefix_template, clock, token_as_username=token_as_username)
         self._admin = admin
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
@@ -92,8 +98,9 @@ class EmqxSessions(AccountKeeper):
         if dry_run:
             return report
         failed: set[str] = set()
-        for r, why in zip(stale, await asyncio.gather(*(self._kick(r) for r in stale)),
-                          strict=True):
+        for r, why in zip(
+            stale, await asyncio.gather(*(self._kick(r) for r in stale)), strict=True
+        ):
             if why is not None:
                 failed.add(r.digest)
                 report.errors.append(f"device {r.device_id}: {why}")

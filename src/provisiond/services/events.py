@@ -46,8 +46,10 @@ def decode_cursor(cursor: str) -> int:
         raw = ""
     if raw.startswith("e:") and raw[2:].isdigit() and len(raw) < 24:
         return int(raw[2:])
-    raise InvalidCursor("the page cursor is not one provisiond gave out",
-                        problems=[Problem("is not a cursor from a previous page", "cursor")])
+    raise InvalidCursor(
+        "the page cursor is not one provisiond gave out",
+        problems=[Problem("is not a cursor from a previous page", "cursor")],
+    )
 
 
 def parse_time(text: str, *, now: datetime, field: str) -> datetime:
@@ -60,8 +62,9 @@ def parse_time(text: str, *, now: datetime, field: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        problem = Problem("is not a time: give ISO 8601 (2026-05-01T12:00:00Z) or an age "
-                          "(15m, 2h, 7d)", field)
+        problem = Problem(
+            "is not a time: give ISO 8601 (2026-05-01T12:00:00Z) or an age (15m, 2h, 7d)", field
+        )
         raise InvalidInput(str(problem), problems=[problem]) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
@@ -70,8 +73,12 @@ def _kinds(kinds: Sequence[str], problems: list[Problem]) -> tuple[EventType, ..
     known = {t.value: t for t in EventType}
     wrong = [k for k in kinds if k.strip() not in known]
     if wrong:
-        problems.append(Problem(f"{', '.join(map(repr, wrong))}: not an event kind; one of "
-                                f"{', '.join(known)}", "kind"))
+        problems.append(
+            Problem(
+                f"{', '.join(map(repr, wrong))}: not an event kind; one of {', '.join(known)}",
+                "kind",
+            )
+        )
     return tuple(dict.fromkeys(known[k.strip()] for k in kinds if k.strip() in known))
 
 
@@ -81,9 +88,16 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def event_filter(scope: Scope, *, serial: str | None = None, group: str | None = None,
-                 actor: str | None = None, kinds: Sequence[str] = (),
-                 since: datetime | None = None, until: datetime | None = None) -> EventFilter:
+def event_filter(
+    scope: Scope,
+    *,
+    serial: str | None = None,
+    group: str | None = None,
+    actor: str | None = None,
+    kinds: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> EventFilter:
     """The filter a caller with ``scope`` asked for, checked (every problem at once). A
     group outside the scope matches nothing, as a group that never had an event: whether
     another customer's group exists is not told."""
@@ -117,15 +131,30 @@ def event_filter(scope: Scope, *, serial: str | None = None, group: str | None =
         subtrees = (scope.group_path,)
         # a group above the scope: the scope's part of it; beside it: nothing
         nothing = path is not None and not within(scope.group_path, path)
-    return EventFilter(subtrees=subtrees, serial=clean_serial, actor=clean_actor,
-                       types=types, since=since, until=until, nothing=nothing)
+    return EventFilter(
+        subtrees=subtrees,
+        serial=clean_serial,
+        actor=clean_actor,
+        types=types,
+        since=since,
+        until=until,
+        nothing=nothing,
+    )
 
 
-async def list_events(uow: UnitOfWork, *, scope: Scope, serial: str | None = None,
-                      group: str | None = None, actor: str | None = None,
-                      kinds: Sequence[str] = (), since: datetime | None = None,
-                      until: datetime | None = None, cursor: str | None = None,
-                      limit: int = PAGE_SIZE_DEFAULT) -> Page[Event]:
+async def list_events(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    serial: str | None = None,
+    group: str | None = None,
+    actor: str | None = None,
+    kinds: Sequence[str] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE_DEFAULT,
+) -> Page[Event]:
     """One page of the events ``scope`` may read, newest first; ``next_cursor`` fetches
     the next (older) page. Filters: device serial (a deleted device's too), group subtree,
     actor, kinds, time (``since`` inclusive, ``until`` exclusive)."""
@@ -133,8 +162,9 @@ async def list_events(uow: UnitOfWork, *, scope: Scope, serial: str | None = Non
         problem = Problem(f"must be between 1 and {PAGE_SIZE_MAX}", "limit")
         raise InvalidInput(str(problem), problems=[problem])
     before = decode_cursor(cursor) if cursor else None
-    flt = event_filter(scope, serial=serial, group=group, actor=actor, kinds=kinds,
-                       since=since, until=until)
+    flt = event_filter(
+        scope, serial=serial, group=group, actor=actor, kinds=kinds, since=since, until=until
+    )
     async with uow.read():
         items = await uow.events.search(flt, before=before, limit=limit + 1)
     more = len(items) > limit
@@ -204,10 +234,16 @@ class EventFollower:
             return await uow.events.matching(self.flt, fresh) if fresh else []
 
 
-async def tail_events(uow: Callable[[], UnitOfWork], *, scope: Scope,
-                      serial: str | None = None, group: str | None = None,
-                      actor: str | None = None, kinds: Sequence[str] = (),
-                      limit: int = 10) -> tuple[list[Event], EventFollower]:
+async def tail_events(
+    uow: Callable[[], UnitOfWork],
+    *,
+    scope: Scope,
+    serial: str | None = None,
+    group: str | None = None,
+    actor: str | None = None,
+    kinds: Sequence[str] = (),
+    limit: int = 10,
+) -> tuple[list[Event], EventFollower]:
     """The last ``limit`` events ``scope`` may read (oldest first), and a follower that
     returns every one committed after them."""
     if not 0 <= limit <= PAGE_SIZE_MAX:

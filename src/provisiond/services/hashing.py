@@ -72,14 +72,16 @@ def new_split_tokens(credential_id_hexes: list[str]) -> list[tuple[str, str]]:
     """
     n = len(credential_id_hexes)
     selectors = base64.urlsafe_b64encode(
-        bytes.fromhex("0000".join(credential_id_hexes) + "0000")).decode()
+        bytes.fromhex("0000".join(credential_id_hexes) + "0000")
+    ).decode()
     verifiers = base64.urlsafe_b64encode(_secrets.token_bytes(18 * n)).decode()
     sha256 = hashlib.sha256
     out = []
     for i in range(n):
-        verifier = verifiers[24 * i:24 * i + 24]
-        out.append((f"{selectors[24 * i:24 * i + 22]}.{verifier}",
-                    sha256(verifier.encode()).hexdigest()))
+        verifier = verifiers[24 * i : 24 * i + 24]
+        out.append(
+            (f"{selectors[24 * i : 24 * i + 22]}.{verifier}", sha256(verifier.encode()).hexdigest())
+        )
     return out
 
 
@@ -141,18 +143,19 @@ def _lower_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _ARGON2_NICE)
 
 
-_argon2_pool = ThreadPoolExecutor(max_workers=_ARGON2_THREADS, thread_name_prefix="argon2",
-                                  initializer=_lower_priority)
+_argon2_pool = ThreadPoolExecutor(
+    max_workers=_ARGON2_THREADS, thread_name_prefix="argon2", initializer=_lower_priority
+)
 
 
 async def hash_password_off_loop(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, hash_password,
-                                                            password)
+    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, hash_password, password)
 
 
 async def verify_password_off_loop(password_hash: str | None, password: str) -> bool:
-    return await asyncio.get_running_loop().run_in_executor(_argon2_pool, verify_password,
-                                                            password_hash, password)
+    return await asyncio.get_running_loop().run_in_executor(
+        _argon2_pool, verify_password, password_hash, password
+    )
 
 
 def hash_password(password: str) -> str:
@@ -169,6 +172,8 @@ def needs_rehash(password_hash: str) -> bool:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False

@@ -52,7 +52,7 @@ def new_id_hexes(n: int) -> list[str]:
         slot_ms = ms + (slot >> 12)
         if slot_ms != prefix_ms:
             prefix_ms, prefix = slot_ms, f"{slot_ms:012x}7"
-        r = random_hex[16 * i:16 * i + 16]
+        r = random_hex[16 * i : 16 * i + 16]
         out.append(f"{prefix}{slot & 0xFFF:03x}{_VARIANT_DIGIT[r[0]]}{r[1:]}")
     return out
 

@@ -101,11 +101,12 @@ def _read_csv(text: io.TextIOWrapper) -> Iterator[Item]:
             return
         except csv.Error as err:
             if "unexpected end of data" in str(err):  # the file ends inside quotes
-                yield Problem("the CSV is malformed: a quoted cell starts on this line and is "
-                              "never closed", line=start)
+                yield Problem(
+                    "the CSV is malformed: a quoted cell starts on this line and is never closed",
+                    line=start,
+                )
             else:
-                yield Problem(f"the CSV is malformed: {err}",
-                              line=reader.line_num + header_line)
+                yield Problem(f"the CSV is malformed: {err}", line=reader.line_num + header_line)
             return
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # a blank line

@@ -116,8 +116,7 @@ def chose(request: tb.ProvisionRequest) -> bool:
     return request.device_chose_credentials and not is_csr(request.certificate or "")
 
 
-def make_credential(tx: ProvisionTx, job: Job, device_id: uuid.UUID
-                    ) -> Issued | ProvisionAnswer:
+def make_credential(tx: ProvisionTx, job: Job, device_id: uuid.UUID) -> Issued | ProvisionAnswer:
     """The credential to issue (nothing written yet), or the refusal."""
     credential = Credential(new_id(), device_id, job.ctype, job.now)
     request, serial = job.request, job.serial
@@ -136,19 +135,23 @@ def make_credential(tx: ProvisionTx, job: Job, device_id: uuid.UUID
         username, password = request.username, request.password
         # another device's serial is the broker user name of a token that device chose
         if tx.lookup_taken(job.ctype, username) or (
-                username != serial and tx.serial_taken(username)):
-            return refuse(tb.FAILURE, "this MQTT user name is in use by another device",
-                          serial)
+            username != serial and tx.serial_taken(username)
+        ):
+            return refuse(tb.FAILURE, "this MQTT user name is in use by another device", serial)
     else:
         username, password = f"{serial[:40]}-{random_text(8)}", secrets.token_urlsafe(24)
     client_id = request.client_id or serial
-    return Issued(credential, {"clientId": client_id, "userName": username,
-                               "password": password},
-                  username, hash_token(password), client_id, broker_secret=password)
+    return Issued(
+        credential,
+        {"clientId": client_id, "userName": username, "password": password},
+        username,
+        hash_token(password),
+        client_id,
+        broker_secret=password,
+    )
 
 
-def _certificate(tx: ProvisionTx, job: Job, credential: Credential
-                 ) -> Issued | ProvisionAnswer:
+def _certificate(tx: ProvisionTx, job: Job, credential: Credential) -> Issued | ProvisionAnswer:
     profile, serial, now = job.profile, job.serial, job.now
     pem = job.request.certificate or ""
     ca_id: uuid.UUID | None = None
@@ -156,14 +159,17 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
         if is_csr(pem):
             ca = tx.ca(profile.ca_id) if profile.ca_id else None
             if ca is None:
-                return refuse(tb.FAILURE, "this profile's certificate authority is gone",
-                              serial)
+                return refuse(tb.FAILURE, "this profile's certificate authority is gone", serial)
             if isinstance(job.csr, CertificateRefused):
                 raise job.csr
-            checked = (job.csr if job.csr is not None and job.csr.serial == serial
-                       else check_csr(pem, serial=serial))
+            checked = (
+                job.csr
+                if job.csr is not None and job.csr.serial == serial
+                else check_csr(pem, serial=serial)
+            )
             cert = job.policy.signers.get(ca, job.policy.ca_passphrase).issue(
-                checked, days=profile.certificate_days, now=now)
+                checked, days=profile.certificate_days, now=now
+            )
             ca_id = ca.id
         else:
             cert = device_certificate(pem, now=now)
@@ -175,25 +181,50 @@ def _certificate(tx: ProvisionTx, job: Job, credential: Credential
     if tx.lookup_taken(job.ctype, lookup):
         return refuse(tb.FAILURE, "this certificate is in use by another device", serial)
     cert_pem = cert.public_bytes(Encoding.PEM).decode()
-    register = None if ca_id is None else IssuedCertificate(
-        ca_id, serial_hex(cert.serial_number), credential.id, credential.device_id, serial,
-        cert_pem, cert.not_valid_before_utc, cert.not_valid_after_utc)
+    register = (
+        None
+        if ca_id is None
+        else IssuedCertificate(
+            ca_id,
+            serial_hex(cert.serial_number),
+            credential.id,
+            credential.device_id,
+            serial,
+            cert_pem,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+        )
+    )
     return Issued(credential, cert_pem, lookup, None, certificate=register)
 
 
-def store_credential(tx: ProvisionTx, job: Job, issued: Issued,
-                     group_id: uuid.UUID | None) -> None:
+def store_credential(tx: ProvisionTx, job: Job, issued: Issued, group_id: uuid.UUID | None) -> None:
     credential, sealer = issued.credential, job.policy.broker_sealer
-    sealed = (sealer.seal(issued.broker_secret)
-              if sealer is not None and issued.broker_secret is not None else None)
-    tx.add_credential(credential, lookup=issued.lookup, secret_hash=issued.secret_hash,
-                      client_id=issued.client_id, secret_sealed=sealed)
+    sealed = (
+        sealer.seal(issued.broker_secret)
+        if sealer is not None and issued.broker_secret is not None
+        else None
+    )
+    tx.add_credential(
+        credential,
+        lookup=issued.lookup,
+        secret_hash=issued.secret_hash,
+        client_id=issued.client_id,
+        secret_sealed=sealed,
+    )
     if issued.certificate is not None:
         tx.add_certificate(issued.certificate)
-    tx.add_event(NewEvent(EventType.CREDENTIALS_ISSUED, job.now, "provisioning",
-                          device_id=credential.device_id, serial=job.serial,
-                          group_id=group_id, data={"type": credential.type.value,
-                                "credential_id": str(credential.id)}))
+    tx.add_event(
+        NewEvent(
+            EventType.CREDENTIALS_ISSUED,
+            job.now,
+            "provisioning",
+            device_id=credential.device_id,
+            serial=job.serial,
+            group_id=group_id,
+            data={"type": credential.type.value, "credential_id": str(credential.id)},
+        )
+    )
 
 
 def provisioned(job: Job, issued: Issued) -> Provisioned:
@@ -202,20 +233,37 @@ def provisioned(job: Job, issued: Issued) -> Provisioned:
     key = job.request.retry_key
     if key is None:
         return Provisioned(job.profile.id, issued.credential.id)
-    return Provisioned(job.profile.id, issued.credential.id, hash_retry_key(key),
-                       seal_answer(key, issued.credential.device_id, issued.value))
+    return Provisioned(
+        job.profile.id,
+        issued.credential.id,
+        hash_retry_key(key),
+        seal_answer(key, issued.credential.device_id, issued.value),
+    )
 
 
-def revoke_others(tx: ProvisionTx, job: Job, device_id: uuid.UUID, group_id: uuid.UUID | None,
-                  keep: uuid.UUID, reason: str) -> list[uuid.UUID]:
+def revoke_others(
+    tx: ProvisionTx,
+    job: Job,
+    device_id: uuid.UUID,
+    group_id: uuid.UUID | None,
+    keep: uuid.UUID,
+    reason: str,
+) -> list[uuid.UUID]:
     """Revoke every credential the device connects with but ``keep`` (LoRaWAN root keys
     stay: they are the radio's identity), with the ``credentials.revoked`` event."""
     revoked = [c for c, _ in tx.active_credentials(device_id) if c != keep]
     for credential_id in revoked:
         tx.revoke_credential(credential_id, job.now, RevocationReason.SUPERSEDED)
     if revoked:
-        tx.add_event(NewEvent(
-            EventType.CREDENTIALS_REVOKED, job.now, job.actor, device_id=device_id,
-            serial=job.serial, group_id=group_id,
-            data={"credential_ids": [str(c) for c in revoked], "reason": reason}))
+        tx.add_event(
+            NewEvent(
+                EventType.CREDENTIALS_REVOKED,
+                job.now,
+                job.actor,
+                device_id=device_id,
+                serial=job.serial,
+                group_id=group_id,
+                data={"credential_ids": [str(c) for c in revoked], "reason": reason},
+            )
+        )
     return revoked

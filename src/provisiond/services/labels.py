@@ -69,19 +69,24 @@ SHEETS = {
     # US Letter, 3 x 10 labels of 2.625 x 1 in (Avery 5160)
     "letter-3x10": Sheet("letter-3x10", 612, 792, 3, 10, 189, 72, 13.5, 36, gap_x=9),
     # one 62 x 29 mm label per page (Brother DK-11209)
-    "single-62mm": Sheet("single-62mm", 62 * MM, 29 * MM, 1, 1, 62 * MM, 29 * MM, 0, 0,
-                         outline=False),
+    "single-62mm": Sheet(
+        "single-62mm", 62 * MM, 29 * MM, 1, 1, 62 * MM, 29 * MM, 0, 0, outline=False
+    ),
 }
 LABEL_FORMATS = ("url", "serial", "lorawan", "esp", "matter")
 # Formats whose code carries a device secret provisiond does not store: the proof of
 # possession (ESP), the setup passcode (Matter). They come from the manufacturing file.
 SECRET_FORMATS = ("esp", "matter")
 SECRETS_COLUMNS = {
-    "esp": ("serial, pop (required); name (default PROV_ and the serial's last 6), "
-            "transport (softap or ble), username (security 2)"),
-    "matter": ("serial, passcode, discriminator, vendor_id, product_id (required); flow "
-               "(standard, user-intent, custom), discovery (ble, soft-ap, on-network, "
-               "joined with +)"),
+    "esp": (
+        "serial, pop (required); name (default PROV_ and the serial's last 6), "
+        "transport (softap or ble), username (security 2)"
+    ),
+    "matter": (
+        "serial, passcode, discriminator, vendor_id, product_id (required); flow "
+        "(standard, user-intent, custom), discovery (ble, soft-ap, on-network, "
+        "joined with +)"
+    ),
 }
 
 
@@ -98,18 +103,28 @@ class LabelOptions:
 def check_options(options: LabelOptions) -> Sheet:
     problems = []
     if options.sheet not in SHEETS:
-        problems.append(Problem(f"{options.sheet!r} is not a sheet; use one of "
-                                f"{', '.join(SHEETS)}", field="--sheet"))
+        problems.append(
+            Problem(
+                f"{options.sheet!r} is not a sheet; use one of {', '.join(SHEETS)}", field="--sheet"
+            )
+        )
     if options.code_format not in LABEL_FORMATS:
-        problems.append(Problem(f"{options.code_format!r} cannot be printed; use one of "
-                                f"{', '.join(LABEL_FORMATS)}", field="--format"))
+        problems.append(
+            Problem(
+                f"{options.code_format!r} cannot be printed; use one of {', '.join(LABEL_FORMATS)}",
+                field="--format",
+            )
+        )
     elif options.code_format in SECRET_FORMATS and options.device_codes is None:
-        what = ("proof of possession" if options.code_format == "esp"
-                else "setup passcode")
-        problems.append(Problem(
-            f"{options.code_format} labels carry each device's {what}, a secret provisiond "
-            f"does not store: give --secrets FILE, the manufacturing file with "
-            f"{SECRETS_COLUMNS[options.code_format]}", field="--secrets"))
+        what = "proof of possession" if options.code_format == "esp" else "setup passcode"
+        problems.append(
+            Problem(
+                f"{options.code_format} labels carry each device's {what}, a secret provisiond "
+                f"does not store: give --secrets FILE, the manufacturing file with "
+                f"{SECRETS_COLUMNS[options.code_format]}",
+                field="--secrets",
+            )
+        )
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
     return SHEETS[options.sheet]
@@ -133,8 +148,9 @@ def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
     """The ESP or Matter code of each device in a manufacturing file (CSV with a header),
     checked whole: every problem is listed with its line, and nothing is printed if any."""
     if code_format not in SECRET_FORMATS:
-        problem = Problem(f"--secrets is for esp and matter labels, not {code_format}",
-                          field="--secrets")
+        problem = Problem(
+            f"--secrets is for esp and matter labels, not {code_format}", field="--secrets"
+        )
         raise InvalidInput(str(problem), problems=[problem])
     codes: dict[str, Code] = {}
     seen: set[str] = set()
@@ -143,26 +159,36 @@ def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
             header = [h.strip().lower() for h in next(reader, [])]
-            needed = (("serial", "pop") if code_format == "esp" else
-                      ("serial", "passcode", "discriminator", "vendor_id", "product_id"))
+            needed = (
+                ("serial", "pop")
+                if code_format == "esp"
+                else ("serial", "passcode", "discriminator", "vendor_id", "product_id")
+            )
             missing = [c for c in needed if c not in header]
             if missing:
-                problem = Problem(f"{path}: no column {', '.join(missing)} (a {code_format} "
-                                  f"file has {SECRETS_COLUMNS[code_format]})", line=1,
-                                  field="--secrets")
+                problem = Problem(
+                    f"{path}: no column {', '.join(missing)} (a {code_format} "
+                    f"file has {SECRETS_COLUMNS[code_format]})",
+                    line=1,
+                    field="--secrets",
+                )
                 raise InvalidInput(str(problem), problems=[problem])
             for line, values in enumerate(reader, start=2):
                 if not any(v.strip() for v in values):
                     continue
-                row = {k: (values[i].strip() if i < len(values) else "")
-                       for i, k in enumerate(header)}
+                row = {
+                    k: (values[i].strip() if i < len(values) else "") for i, k in enumerate(header)
+                }
                 try:
                     serial = parse_serial(row["serial"])
                     if serial in seen:
                         raise ValueError(f"{serial} appears twice")
                     seen.add(serial)
-                    codes[serial] = (_esp_code(serial, row) if code_format == "esp"
-                                     else _matter_code(serial, row))
+                    codes[serial] = (
+                        _esp_code(serial, row)
+                        if code_format == "esp"
+                        else _matter_code(serial, row)
+                    )
                 except (InvalidInput, ValueError) as err:
                     problems.append(Problem(str(err), line=line, field="--secrets"))
     except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -178,9 +204,16 @@ def read_device_secrets(path: Path, code_format: str) -> dict[str, Code]:
 def _esp_code(serial: str, row: dict[str, str]) -> Code:
     if not row.get("pop"):
         raise ValueError("pop is empty (the device's proof of possession)")
-    return _made("esp", serial, MakeOptions(
-        esp_name=row.get("name") or None, transport=(row.get("transport") or "softap").lower(),
-        pop=row["pop"], username=row.get("username", "")))
+    return _made(
+        "esp",
+        serial,
+        MakeOptions(
+            esp_name=row.get("name") or None,
+            transport=(row.get("transport") or "softap").lower(),
+            pop=row["pop"],
+            username=row.get("username", ""),
+        ),
+    )
 
 
 _DISCOVERY_BITS = {name: bit for bit, name in MATTER_DISCOVERY.items()}
@@ -203,13 +236,22 @@ def _matter_code(serial: str, row: dict[str, str]) -> Code:
     for part in (row.get("discovery") or "ble").lower().replace("|", "+").split("+"):
         name = part.strip()
         if name not in _DISCOVERY_BITS:
-            raise ValueError(f"discovery {name!r}: one of "
-                             f"{', '.join(_DISCOVERY_BITS)} (joined with +)")
+            raise ValueError(
+                f"discovery {name!r}: one of {', '.join(_DISCOVERY_BITS)} (joined with +)"
+            )
         discovery |= _DISCOVERY_BITS[name]
-    return _made("matter", serial, MakeOptions(
-        vendor_id=number("vendor_id", 0xFFFF), product_id=number("product_id", 0xFFFF),
-        discriminator=number("discriminator", 0xFFF), passcode=number("passcode", 0x7FFFFFF),
-        flow=MATTER_FLOWS.index(flow_text), discovery=discovery))
+    return _made(
+        "matter",
+        serial,
+        MakeOptions(
+            vendor_id=number("vendor_id", 0xFFFF),
+            product_id=number("product_id", 0xFFFF),
+            discriminator=number("discriminator", 0xFFF),
+            passcode=number("passcode", 0x7FFFFFF),
+            flow=MATTER_FLOWS.index(flow_text),
+            discovery=discovery,
+        ),
+    )
 
 
 def _made(code_format: str, serial: str, options: MakeOptions) -> Code:
@@ -226,31 +268,37 @@ def device_code(device: Device, options: LabelOptions) -> Code:
     if options.code_format in SECRET_FORMATS:
         found = (options.device_codes or {}).get(device.serial)
         if found is None:
-            problem = Problem(f"{device.serial} has no row in the --secrets file",
-                              field="--secrets")
-            raise InvalidInput(f"{problem}: print only the devices it lists (--serial-prefix, "
-                               "--tag, --group) or add the device", problems=[problem])
+            problem = Problem(
+                f"{device.serial} has no row in the --secrets file", field="--secrets"
+            )
+            raise InvalidInput(
+                f"{problem}: print only the devices it lists (--serial-prefix, "
+                "--tag, --group) or add the device",
+                problems=[problem],
+            )
         return found
     try:
         if options.code_format == "serial":
             return SerialCode(device.serial)
         if options.code_format == "lorawan":
             join_eui = device.tags.get("join_eui", options.join_eui)  # a LoRaWAN import's
-            return LoRaWanCode.parse(LoRaWanCode(join_eui.upper(), device.serial,
-                                                 "00000000").render())
+            return LoRaWanCode.parse(
+                LoRaWanCode(join_eui.upper(), device.serial, "00000000").render()
+            )
         return DeviceUrl(options.public_url.rstrip("/"), device.serial)
     except PayloadError as err:
-        raise InvalidInput(f"{device.serial}: {err.message} (LoRaWAN labels need the serial "
-                           "to be the DevEUI)", problems=[Problem(err.message,
-                                                                  field=device.serial)]
-                           ) from None
+        raise InvalidInput(
+            f"{device.serial}: {err.message} (LoRaWAN labels need the serial to be the DevEUI)",
+            problems=[Problem(err.message, field=device.serial)],
+        ) from None
 
 
 _DARK_RUN = re.compile(rb"[\x01-\xff]+")
 
 
-def qr_rects(matrix: list[bytes], x: float, y: float, size: float
-             ) -> list[tuple[float, float, float, float]]:
+def qr_rects(
+    matrix: list[bytes], x: float, y: float, size: float
+) -> list[tuple[float, float, float, float]]:
     """The dark modules of a QR matrix, with its 4-module quiet zone, fitted in a ``size``
     square at (x, y), one rectangle per horizontal run."""
     module = size / (len(matrix) + 8)
@@ -258,8 +306,9 @@ def qr_rects(matrix: list[bytes], x: float, y: float, size: float
     for r, row in enumerate(matrix):
         top = y + size - (r + 5) * module
         for run in _DARK_RUN.finditer(row):
-            rects.append((x + (run.start() + 4) * module, top,
-                          (run.end() - run.start()) * module, module))
+            rects.append(
+                (x + (run.start() + 4) * module, top, (run.end() - run.start()) * module, module)
+            )
     return rects
 
 
@@ -298,8 +347,15 @@ def label_note(code: Code) -> str:
     return f"Setup {d[:4]}-{d[4:7]}-{d[7:11]}{ids}"
 
 
-def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,
-               matrix: list[bytes], claim_code: str | None, note: str = "") -> None:
+def draw_label(
+    page: Page,
+    sheet: Sheet,
+    slot: int,
+    device: Device,
+    matrix: list[bytes],
+    claim_code: str | None,
+    note: str = "",
+) -> None:
     col, row = slot % sheet.columns, slot // sheet.columns
     x = sheet.left + col * (sheet.label_width + sheet.gap_x)
     y = sheet.page_height - sheet.top - (row + 1) * sheet.label_height - row * sheet.gap_y
@@ -321,15 +377,23 @@ def draw_label(page: Page, sheet: Sheet, slot: int, device: Device,
     for text in (device.model or "", note, f"Claim {claim_code}" if claim_code else ""):
         if text:
             line -= small * 1.5
-            page.text(tx, line, small, text[:int(room / (0.5 * small)) or 1])
+            page.text(tx, line, small, text[: int(room / (0.5 * small)) or 1])
 
 
-async def write_labels(uow_factory: Callable[[], UnitOfWork], out: BinaryIO,
-                       options: LabelOptions, *, scope: Scope, group: str | None = None,
-                       state: str | None = None, model: str | None = None,
-                       tags: dict[str, str] | None = None, serial_prefix: str | None = None,
-                       progress: Callable[[int], None] | None = None,
-                       executor: Executor | None = None) -> int:
+async def write_labels(
+    uow_factory: Callable[[], UnitOfWork],
+    out: BinaryIO,
+    options: LabelOptions,
+    *,
+    scope: Scope,
+    group: str | None = None,
+    state: str | None = None,
+    model: str | None = None,
+    tags: dict[str, str] | None = None,
+    serial_prefix: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
+) -> int:
     """Write a PDF of labels for the matching devices; returns how many. With an executor,
     QR codes are encoded there, one listing page ahead of the drawing."""
     sheet = check_options(options)
@@ -338,13 +402,19 @@ async def write_labels(uow_factory: Callable[[], UnitOfWork], out: BinaryIO,
     with StreamingPdf(out, sheet.page_width, sheet.page_height) as pdf:
         sheets = _Sheets(pdf, sheet)
         pending: tuple[list[Device], Any] | None = None
-        async for batch in _device_pages(uow_factory, scope=scope, group=group, state=state,
-                                         model=model, tags=tags, serial_prefix=serial_prefix):
+        async for batch in _device_pages(
+            uow_factory,
+            scope=scope,
+            group=group,
+            state=state,
+            model=model,
+            tags=tags,
+            serial_prefix=serial_prefix,
+        ):
             texts = [device_code(d, options).render() for d in batch]
             started = encoder.start(texts)
             if pending is not None:
-                written += sheets.draw(pending[0], encoder.result(pending[1]), options,
-                                       progress)
+                written += sheets.draw(pending[0], encoder.result(pending[1]), options, progress)
             pending = (batch, started)
         if pending is not None:
             written += sheets.draw(pending[0], encoder.result(pending[1]), options, progress)
@@ -361,14 +431,26 @@ class _Sheets:
         self.page = Page()
         self.slot = 0
 
-    def draw(self, devices: list[Device], matrices: list[list[bytes]], options: LabelOptions,
-             progress: Callable[[int], None] | None) -> int:
+    def draw(
+        self,
+        devices: list[Device],
+        matrices: list[list[bytes]],
+        options: LabelOptions,
+        progress: Callable[[int], None] | None,
+    ) -> int:
         codes = options.claim_codes or {}
         device_codes = options.device_codes or {}
         for device, matrix in zip(devices, matrices, strict=True):
             found = device_codes.get(device.serial)
-            draw_label(self.page, self.sheet, self.slot, device, matrix,
-                       codes.get(device.serial), label_note(found) if found else "")
+            draw_label(
+                self.page,
+                self.sheet,
+                self.slot,
+                device,
+                matrix,
+                codes.get(device.serial),
+                label_note(found) if found else "",
+            )
             self.slot += 1
             if self.slot == self.sheet.per_page:
                 self.pdf.add_page(self.page)
@@ -382,15 +464,29 @@ class _Sheets:
             self.pdf.add_page(self.page)
 
 
-async def _device_pages(uow_factory: Callable[[], UnitOfWork], *, scope: Scope,
-                        group: str | None,
-                        state: str | None, model: str | None, tags: dict[str, str] | None,
-                        serial_prefix: str | None) -> AsyncIterator[list[Device]]:
+async def _device_pages(
+    uow_factory: Callable[[], UnitOfWork],
+    *,
+    scope: Scope,
+    group: str | None,
+    state: str | None,
+    model: str | None,
+    tags: dict[str, str] | None,
+    serial_prefix: str | None,
+) -> AsyncIterator[list[Device]]:
     cursor = None
     while True:
-        page = await list_devices(uow_factory(), scope=scope, group=group, state=state,
-                                  model=model, tags=tags, serial_prefix=serial_prefix,
-                                  cursor=cursor, limit=500)
+        page = await list_devices(
+            uow_factory(),
+            scope=scope,
+            group=group,
+            state=state,
+            model=model,
+            tags=tags,
+            serial_prefix=serial_prefix,
+            cursor=cursor,
+            limit=500,
+        )
         if page.items:
             yield page.items
         if page.next_cursor is None:

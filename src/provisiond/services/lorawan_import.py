@@ -39,9 +39,17 @@ from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
 TR005 = "lorawan-tr005"
-_COLUMNS = {"deviceeui": "dev_eui", "deveui": "dev_eui", "joineui": "join_eui",
-            "appeui": "join_eui", "applicationeui": "join_eui", "applicationkey": "app_key",
-            "appkey": "app_key", "networkkey": "nwk_key", "nwkkey": "nwk_key"}
+_COLUMNS = {
+    "deviceeui": "dev_eui",
+    "deveui": "dev_eui",
+    "joineui": "join_eui",
+    "appeui": "join_eui",
+    "applicationeui": "join_eui",
+    "applicationkey": "app_key",
+    "appkey": "app_key",
+    "networkkey": "nwk_key",
+    "nwkkey": "nwk_key",
+}
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
@@ -75,8 +83,11 @@ def clean_hex(value: str, digits: int) -> str | None:
     return value.upper() if len(value) == digits and _HEX.fullmatch(value) else None
 
 
-_REQUIRED = (("dev_eui", "Device EUI", 16), ("join_eui", "Join EUI", 16),
-             ("app_key", "Application Key", 32))
+_REQUIRED = (
+    ("dev_eui", "Device EUI", 16),
+    ("join_eui", "Join EUI", 16),
+    ("app_key", "Application Key", 32),
+)
 
 
 def _checked(number: int, values: dict[str, str]) -> tuple[LoRaWanRow | None, list[Problem]]:
@@ -86,19 +97,24 @@ def _checked(number: int, values: dict[str, str]) -> tuple[LoRaWanRow | None, li
     for key, title, digits in _REQUIRED:
         value = clean_hex(values[key], digits)
         if value is None:
-            problems.append(Problem(f"must be {digits} hexadecimal digits", field=title,
-                                    line=number))
+            problems.append(
+                Problem(f"must be {digits} hexadecimal digits", field=title, line=number)
+            )
         clean[key] = value or ""
     nwk_key = None
     if values.get("nwk_key"):
         nwk_key = clean_hex(values["nwk_key"], 32)
         if nwk_key is None:
-            problems.append(Problem("must be 32 hexadecimal digits (or empty: a LoRaWAN 1.0.x "
-                                    "device)", field="Network Key", line=number))
+            problems.append(
+                Problem(
+                    "must be 32 hexadecimal digits (or empty: a LoRaWAN 1.0.x device)",
+                    field="Network Key",
+                    line=number,
+                )
+            )
     if problems:
         return None, problems
-    return LoRaWanRow(number, clean["dev_eui"], clean["join_eui"], clean["app_key"],
-                      nwk_key), []
+    return LoRaWanRow(number, clean["dev_eui"], clean["join_eui"], clean["app_key"], nwk_key), []
 
 
 def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
@@ -108,25 +124,34 @@ def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
     try:
         reader = csv.reader(text)
         header = next(reader, [])
-        columns = {_COLUMNS[k]: i for i, h in enumerate(header)
-                   if (k := _column_key(h)) in _COLUMNS}
-        problems += [Problem(f"there is no {title!r} column", line=1)
-                     for need, title, _digits in _REQUIRED if need not in columns]
+        columns = {
+            _COLUMNS[k]: i for i, h in enumerate(header) if (k := _column_key(h)) in _COLUMNS
+        }
+        problems += [
+            Problem(f"there is no {title!r} column", line=1)
+            for need, title, _digits in _REQUIRED
+            if need not in columns
+        ]
         if problems:
             return rows, problems
         seen: dict[str, int] = {}
         for number, cells in enumerate(reader, start=2):
             if not any(c.strip() for c in cells):
                 continue
-            row, wrong = _checked(number, {k: (cells[i].strip() if i < len(cells) else "")
-                                           for k, i in columns.items()})
+            row, wrong = _checked(
+                number,
+                {k: (cells[i].strip() if i < len(cells) else "") for k, i in columns.items()},
+            )
             problems += wrong
             if row is None:
                 continue
             first = seen.setdefault(row.dev_eui, number)
             if first != number:
-                problems.append(Problem(f"{row.dev_eui} is also on line {first}",
-                                        field="Device EUI", line=number))
+                problems.append(
+                    Problem(
+                        f"{row.dev_eui} is also on line {first}", field="Device EUI", line=number
+                    )
+                )
                 continue
             rows.append(row)
     except UnicodeDecodeError:
@@ -136,49 +161,90 @@ def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
     return rows, problems
 
 
-async def register_lorawan(uow: UnitOfWork, *, stream: IO[bytes], sealer: Sealer,
-                           sink: CredentialSink, actor: str, now: datetime,
-                           group: str | None = None, model: str | None = None,
-                           profile: str | None = None, source: str = "") -> ImportResult:
+async def register_lorawan(
+    uow: UnitOfWork,
+    *,
+    stream: IO[bytes],
+    sealer: Sealer,
+    sink: CredentialSink,
+    actor: str,
+    now: datetime,
+    group: str | None = None,
+    model: str | None = None,
+    profile: str | None = None,
+    source: str = "",
+) -> ImportResult:
     """Register every row of a LoRaWAN static-token file, or none of them."""
     rows, problems = read_rows(stream)
     if not problems and not rows:
         problems.append(Problem("the file has a header but no devices", line=2))
     async with uow:
-        uow.conflicts_as(DeviceExists("another import registered some of these DevEUIs at the "
-                                      "same time; nothing was imported"))
+        uow.conflicts_as(
+            DeviceExists(
+                "another import registered some of these DevEUIs at the "
+                "same time; nothing was imported"
+            )
+        )
         group_obj, model_obj, profile_obj = await resolve_defaults(
             Resolver(uow, Scope.operator()),  # the command line's import: operator-wide
-            group=group, model=model, profile=profile)
+            group=group,
+            model=model,
+            profile=profile,
+        )
         existing = await uow.bulk.existing_serials([r.dev_eui for r in rows])
-        problems += [Problem(f"{r.dev_eui} is already registered", field="Device EUI",
-                             line=r.line) for r in rows if r.dev_eui in existing]
+        problems += [
+            Problem(f"{r.dev_eui} is already registered", field="Device EUI", line=r.line)
+            for r in rows
+            if r.dev_eui in existing
+        ]
         if problems:
             listed = ImportProblems(len(problems))
             for problem in problems:
                 listed.add(problem)
             raise listed.error()
-        event_id = await uow.events.add(NewEvent(  # every row goes to group_obj
-            EventType.DEVICES_IMPORTED, now, actor,
-            group_id=group_obj.id if group_obj else None,
-            group_path=group_obj.path if group_obj else None,
-            data={"source": source, "format": "lorawan", "imported": len(rows),
-                  "group": group, "model": model, "profile": profile}))
+        event_id = await uow.events.add(
+            NewEvent(  # every row goes to group_obj
+                EventType.DEVICES_IMPORTED,
+                now,
+                actor,
+                group_id=group_obj.id if group_obj else None,
+                group_path=group_obj.path if group_obj else None,
+                data={
+                    "source": source,
+                    "format": "lorawan",
+                    "imported": len(rows),
+                    "group": group,
+                    "model": model,
+                    "profile": profile,
+                },
+            )
+        )
         for row in rows:
             device = Device(
-                id=new_id(), serial=row.dev_eui, name=row.dev_eui,
+                id=new_id(),
+                serial=row.dev_eui,
+                name=row.dev_eui,
                 model=model_obj.name if model_obj else None,
                 state=DeviceState.CLAIMED if group_obj else DeviceState.REGISTERED,
                 group_id=group_obj.id if group_obj else None,
-                group_path=group_obj.path if group_obj else None, owner_user_id=None,
-                owner_email=None, created_at=now, updated_at=now,
-                claimed_at=now if group_obj else None, tags={"join_eui": row.join_eui})
-            await uow.devices.add(device, model_id=model_obj.id if model_obj else None,
-                                  registered_event_id=event_id,
-                                  profile_id=profile_obj.id if profile_obj else None)
+                group_path=group_obj.path if group_obj else None,
+                owner_user_id=None,
+                owner_email=None,
+                created_at=now,
+                updated_at=now,
+                claimed_at=now if group_obj else None,
+                tags={"join_eui": row.join_eui},
+            )
+            await uow.devices.add(
+                device,
+                model_id=model_obj.id if model_obj else None,
+                registered_event_id=event_id,
+                profile_id=profile_obj.id if profile_obj else None,
+            )
             credential = Credential(new_id(), device.id, CredentialType.LORAWAN, now)
-            await uow.credentials.add(credential, lookup=row.dev_eui,
-                                      secret_sealed=sealer.seal(row.app_key))
+            await uow.credentials.add(
+                credential, lookup=row.dev_eui, secret_sealed=sealer.seal(row.app_key)
+            )
             if row.nwk_key is not None:
                 await uow.tts.set_nwk_key(credential.id, sealer.seal(row.nwk_key))
             code = LoRaWanCode(row.join_eui, row.dev_eui, "00000000")

@@ -51,8 +51,7 @@ class Asker:
     token_as_username: bool = False
 
 
-def _secret_matches(c: BrokerCredential, password: str | None, token_as_username: bool
-                    ) -> bool:
+def _secret_matches(c: BrokerCredential, password: str | None, token_as_username: bool) -> bool:
     """Whether ``password`` is the credential's secret (constant time)."""
     if c.type == CredentialType.ACCESS_TOKEN.value and token_as_username:
         return True  # the name was the token, checked already; any password (ThingsBoard)
@@ -62,8 +61,12 @@ def _secret_matches(c: BrokerCredential, password: str | None, token_as_username
         expected = c.secret_hash if c.type == CredentialType.MQTT_BASIC.value else c.lookup
         return expected is not None and tokens_equal(expected, hash_token(password))
     parts = split_token(password)
-    return (parts is not None and parts[0] == c.credential_id and c.secret_hash is not None
-            and tokens_equal(c.secret_hash, hash_token(parts[1])))
+    return (
+        parts is not None
+        and parts[0] == c.credential_id
+        and c.secret_hash is not None
+        and tokens_equal(c.secret_hash, hash_token(parts[1]))
+    )
 
 
 async def _provisionds(uow: UnitOfWork, name: str) -> bool:
@@ -74,25 +77,32 @@ async def _provisionds(uow: UnitOfWork, name: str) -> bool:
     return await uow.credentials.lookup_taken(CredentialType.MQTT_BASIC, name)
 
 
-async def _identify(uow: UnitOfWork, asker: Asker
-                    ) -> tuple[Verdict, BrokerCredential | None]:
+async def _identify(uow: UnitOfWork, asker: Asker) -> tuple[Verdict, BrokerCredential | None]:
     """The credential the client names (its binding checked), or the verdict without one."""
     found = await uow.broker.claimants(
-        name_keys([asker.username], token_as_username=asker.token_as_username),
-        sealed_only=False)
+        name_keys([asker.username], token_as_username=asker.token_as_username), sealed_only=False
+    )
     held = holder(found, asker.username, token_as_username=asker.token_as_username)
     if held is None:
         provisionds = await _provisionds(uow, asker.username)
         return (Verdict.DENY if provisionds else Verdict.IGNORE), None
-    if held.type == CredentialType.MQTT_BASIC.value and held.client_id \
-            and asker.client_id != held.client_id:
+    if (
+        held.type == CredentialType.MQTT_BASIC.value
+        and held.client_id
+        and asker.client_id != held.client_id
+    ):
         return Verdict.DENY, None
     return Verdict.ALLOW, held
 
 
-async def authenticate(uow: UnitOfWork, *, asker: Asker, password: str | None,
-                       now: datetime, keep_name: Callable[[str], str] | None = None
-                       ) -> tuple[Verdict, MqttDevice | None]:
+async def authenticate(
+    uow: UnitOfWork,
+    *,
+    asker: Asker,
+    password: str | None,
+    now: datetime,
+    keep_name: Callable[[str], str] | None = None,
+) -> tuple[Verdict, MqttDevice | None]:
     """The verdict on a connecting client, and the device it is when allowed.
 
     ``keep_name`` (when provisiond ends EMQX sessions, services/emqx_sessions.py): how to
@@ -107,21 +117,27 @@ async def authenticate(uow: UnitOfWork, *, asker: Asker, password: str | None,
         return verdict, None
     if not _secret_matches(held, password, asker.token_as_username):
         return Verdict.DENY, None
-    device = MqttDevice(held.device_id, held.serial, held.credential_id,
-                        held.first_used_at is None)
+    device = MqttDevice(held.device_id, held.serial, held.credential_id, held.first_used_at is None)
     if device.first_use:
         async with uow:
             await uow.credentials.mark_first_use(device.credential_id, now)
             if keep_name is not None:
-                await uow.broker.record([RecordedAccount(
-                    username_digest(asker.username), held.device_id, held.credential_id,
-                    keep_name(asker.username))], now)
+                await uow.broker.record(
+                    [
+                        RecordedAccount(
+                            username_digest(asker.username),
+                            held.device_id,
+                            held.credential_id,
+                            keep_name(asker.username),
+                        )
+                    ],
+                    now,
+                )
             await uow.commit()
     return Verdict.ALLOW, device
 
 
-async def authorise(uow: UnitOfWork, *, asker: Asker, topic: str, prefix_template: str
-                    ) -> Verdict:
+async def authorise(uow: UnitOfWork, *, asker: Asker, topic: str, prefix_template: str) -> Verdict:
     """May this (already authenticated) client publish or subscribe to ``topic``?"""
     if not asker.username:
         return Verdict.IGNORE

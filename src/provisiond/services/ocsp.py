@@ -37,7 +37,11 @@ NONCE_MAX_BYTES = 128
 CA_RELOAD = timedelta(seconds=5)  # an unknown issuer reloads the CAs at most this often
 _ALGORITHMS: tuple[hashes.HashAlgorithm, ...] = (
     hashes.SHA1(),  # noqa: S303 - RFC 6960 CertID: what most clients send
-    hashes.SHA224(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512())
+    hashes.SHA224(),
+    hashes.SHA256(),
+    hashes.SHA384(),
+    hashes.SHA512(),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +53,9 @@ class OcspAnswer:
 
 
 def _failure(status: ocsp.OCSPResponseStatus) -> OcspAnswer:
-    return OcspAnswer(ocsp.OCSPResponseBuilder.build_unsuccessful(status)
-                      .public_bytes(serialization.Encoding.DER))
+    return OcspAnswer(
+        ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+    )
 
 
 def _der_length(der: bytes, at: int) -> tuple[int, int]:
@@ -60,18 +65,19 @@ def _der_length(der: bytes, at: int) -> tuple[int, int]:
     if first < 0x80:
         return first, at + 1
     count = first & 0x7F
-    return int.from_bytes(der[at + 1:at + 1 + count], "big"), at + 1 + count
+    return int.from_bytes(der[at + 1 : at + 1 + count], "big"), at + 1 + count
 
 
 def subject_public_key(certificate: x509.Certificate) -> bytes:
     """The subjectPublicKey BIT STRING's bits (what an OCSP issuerKeyHash hashes): walk
     SubjectPublicKeyInfo = SEQUENCE { AlgorithmIdentifier, BIT STRING }."""
-    der = certificate.public_key().public_bytes(serialization.Encoding.DER,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     _, at = _der_length(der, 1)  # into the outer SEQUENCE
     length, content = _der_length(der, at + 1)  # the AlgorithmIdentifier: skipped
     length, content = _der_length(der, content + length + 1)  # the BIT STRING
-    return der[content + 1:content + length]  # after its unused-bits octet
+    return der[content + 1 : content + length]  # after its unused-bits octet
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
@@ -89,9 +95,14 @@ def issuer_keys(ca: StoredCa) -> list[tuple[str, bytes, bytes]]:
 
 
 class OcspResponder:
-    def __init__(self, uow: Callable[[], UnitOfWork], signers: SignerCache,
-                 passphrase: str | None, validity: timedelta,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        signers: SignerCache,
+        passphrase: str | None,
+        validity: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._uow = uow
         self._signers = signers
         self._passphrase = passphrase
@@ -120,8 +131,9 @@ class OcspResponder:
             log.error("OCSP: %s", err)
             return _failure(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
 
-    async def _answer(self, request: ocsp.OCSPRequest, algorithm: str, nonce: bytes | None
-                      ) -> OcspAnswer:
+    async def _answer(
+        self, request: ocsp.OCSPRequest, algorithm: str, nonce: bytes | None
+    ) -> OcspAnswer:
         key = (algorithm, request.issuer_name_hash, request.issuer_key_hash)
         ca = await self._issuer(key)
         if ca is None or ca.private_key_pem is None:
@@ -136,18 +148,26 @@ class OcspResponder:
             status, revoked_at = ocsp.OCSPCertStatus.GOOD, None
         else:
             status, revoked_at = ocsp.OCSPCertStatus.REVOKED, issued.revoked_at
-        builder = ocsp.OCSPResponseBuilder().add_response_by_hash(
-            issuer_name_hash=request.issuer_name_hash, issuer_key_hash=request.issuer_key_hash,
-            serial_number=request.serial_number, algorithm=request.hash_algorithm,
-            cert_status=status, this_update=now, next_update=now + self._validity,
-            revocation_time=revoked_at,
-            revocation_reason=reason_flag(issued.revocation_reason)
-            if issued is not None and revoked_at is not None else None,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, signer.certificate)
+        builder = (
+            ocsp.OCSPResponseBuilder()
+            .add_response_by_hash(
+                issuer_name_hash=request.issuer_name_hash,
+                issuer_key_hash=request.issuer_key_hash,
+                serial_number=request.serial_number,
+                algorithm=request.hash_algorithm,
+                cert_status=status,
+                this_update=now,
+                next_update=now + self._validity,
+                revocation_time=revoked_at,
+                revocation_reason=reason_flag(issued.revocation_reason)
+                if issued is not None and revoked_at is not None
+                else None,
+            )
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.certificate)
+        )
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        body = builder.sign(signer.key, hashes.SHA256()).public_bytes(
-            serialization.Encoding.DER)
+        body = builder.sign(signer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
         return OcspAnswer(body, now + self._validity, now, cacheable=nonce is None)
 
     async def _issuer(self, key: tuple[str, bytes, bytes]) -> StoredCa | None:

@@ -15,14 +15,24 @@ from provisiond.domain.events import Event, EventType
 from provisiond.store.uow import UnitOfWork
 
 # The events after which an integration must look at the device again, by integration.
-BROKER_EVENTS = frozenset({
-    EventType.DEVICE_REGISTERED, EventType.DEVICE_PROVISIONED, EventType.DEVICE_DELETED,
-    EventType.CREDENTIALS_ISSUED, EventType.CREDENTIALS_REVOKED,
-})
-TTS_EVENTS = frozenset({
-    EventType.DEVICE_CLAIMED, EventType.DEVICE_RELEASED, EventType.DEVICE_DELETED,
-    EventType.CREDENTIALS_ISSUED, EventType.CREDENTIALS_REVOKED,
-})
+BROKER_EVENTS = frozenset(
+    {
+        EventType.DEVICE_REGISTERED,
+        EventType.DEVICE_PROVISIONED,
+        EventType.DEVICE_DELETED,
+        EventType.CREDENTIALS_ISSUED,
+        EventType.CREDENTIALS_REVOKED,
+    }
+)
+TTS_EVENTS = frozenset(
+    {
+        EventType.DEVICE_CLAIMED,
+        EventType.DEVICE_RELEASED,
+        EventType.DEVICE_DELETED,
+        EventType.CREDENTIALS_ISSUED,
+        EventType.CREDENTIALS_REVOKED,
+    }
+)
 WORK = {"broker": BROKER_EVENTS, "tts": TTS_EVENTS}
 
 # What else consumes the batch in the same transaction (webhook fan-out).
@@ -30,8 +40,13 @@ Consumer = Callable[[UnitOfWork, Sequence[Event]], Awaitable[None]]
 
 
 class Dispatcher:
-    def __init__(self, uow: Callable[[], UnitOfWork], *, work: Sequence[str] = (),
-                 consumers: Sequence[Consumer] = ()) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        *,
+        work: Sequence[str] = (),
+        consumers: Sequence[Consumer] = (),
+    ) -> None:
         """``work``: the integrations in use ("broker", "tts"), whose devices are queued."""
         self._uow = uow
         self._work = {kind: WORK[kind] for kind in work}
@@ -57,8 +72,9 @@ class Dispatcher:
                 return 0
             for kind, types in self._work.items():
                 pending = uow.pending(kind)
-                await pending.mark(e.device_id for e in batch
-                                   if e.type in types and e.device_id is not None)
+                await pending.mark(
+                    e.device_id for e in batch if e.type in types and e.device_id is not None
+                )
                 for e in batch:
                     if e.type is EventType.DEVICES_IMPORTED:
                         await pending.mark_imported(e.id)

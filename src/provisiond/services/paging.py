@@ -36,8 +36,10 @@ def decode_cursor(cursor: str) -> str:
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raw = ""
     if not raw.startswith("s:"):
-        raise InvalidCursor("the page cursor is not one provisiond gave out",
-                            problems=[Problem("is not a cursor from a previous page", "cursor")])
+        raise InvalidCursor(
+            "the page cursor is not one provisiond gave out",
+            problems=[Problem("is not a cursor from a previous page", "cursor")],
+        )
     return raw[2:]
 
 
@@ -72,4 +74,3 @@ async def every_page(fetch: Callable[[str | None, int], Awaitable[Page[T]]]) -> 
         if page.next_cursor is None:
             return items
         cursor = page.next_cursor
-

@@ -100,17 +100,31 @@ class _Checks:
 
 
 async def create_profile(
-    uow: UnitOfWork, *, scope: Scope, name: str, strategy: str = "allow-create",
-    key: str | None = None, secret: str | None = None, group: str | None = None,
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    name: str,
+    strategy: str = "allow-create",
+    key: str | None = None,
+    secret: str | None = None,
+    group: str | None = None,
     model: str | None = None,
-    credentials: Sequence[str] = (), rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
+    credentials: Sequence[str] = (),
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
-    jwt_public_key: str | None = None, ca: str | None = None, certificate_days: int = 365,
-    claim_proof: str | None = None, claim_window: int | None = None,
-    release_policy: str = "keep", network: dict[str, Any] | None = None,
+    jwt_public_key: str | None = None,
+    ca: str | None = None,
+    certificate_days: int = 365,
+    claim_proof: str | None = None,
+    claim_window: int | None = None,
+    release_policy: str = "keep",
+    network: dict[str, Any] | None = None,
     reprovision: str = ReprovisionPolicy.NEVER.value,
     device_secret_min_length: int = DEVICE_SECRET_MIN_LENGTH_DEFAULT,
-    device_ca: str | None = None, sealer: Sealer | None = None, actor: str, now: datetime,
+    device_ca: str | None = None,
+    sealer: Sealer | None = None,
+    actor: str,
+    now: datetime,
 ) -> ProfileWithSecret:
     """A new, enabled profile. Every input problem is reported at once; nothing is created
     then. Key and secret are generated when not given; the secret is stored hashed, and the
@@ -123,45 +137,53 @@ async def create_profile(
     name_ = check(lambda: parse_profile_name(name), "")
     strategy_ = check(lambda: parse_strategy(strategy), Strategy.ALLOW_CREATE)
     key_ = check(lambda: parse_key(key, field="key"), "") if key is not None else generate_key()
-    secret_ = (check(lambda: parse_key(secret, field="secret"), "") if secret is not None
-               else generate_key())
+    secret_ = (
+        check(lambda: parse_key(secret, field="secret"), "")
+        if secret is not None
+        else generate_key()
+    )
     no_types: tuple[CredentialType, ...] = ()
     types = check(lambda: parse_credential_types(tuple(credentials)), no_types)
     rate = check(lambda: parse_rate(rate_per_minute, field="rate_per_minute"), 0)
-    source_rate = check(lambda: parse_rate(source_rate_per_minute,
-                                           field="source_rate_per_minute"), 0)
+    source_rate = check(
+        lambda: parse_rate(source_rate_per_minute, field="source_rate_per_minute"), 0
+    )
     path = check(lambda: parse_group_path(group), None) if group else None
     model_name = check(lambda: parse_model_name(model), None) if model else None
-    public_key = check(lambda: parse_public_key(jwt_public_key), None) \
-        if jwt_public_key else None
+    public_key = check(lambda: parse_public_key(jwt_public_key), None) if jwt_public_key else None
     if not 1 <= certificate_days <= CERTIFICATE_DAYS_MAX:
-        check.problems.append(Problem(f"must be between 1 and {CERTIFICATE_DAYS_MAX}",
-                                      field="certificate_days"))
+        check.problems.append(
+            Problem(f"must be between 1 and {CERTIFICATE_DAYS_MAX}", field="certificate_days")
+        )
     if key_ and key_ == secret_:
         check.problems.append(Problem("must differ from the key", field="secret"))
     proof = check(lambda: parse_claim_proof(claim_proof), None) if claim_proof else None
-    window = (check(lambda: check_claim_window(claim_window), None)
-              if claim_window is not None else None)
+    window = (
+        check(lambda: check_claim_window(claim_window), None) if claim_window is not None else None
+    )
     policy = check(lambda: parse_release_policy(release_policy), ReleasePolicy.KEEP)
     lorawan = check(lambda: parse_network_settings(**(network or {})), NetworkSettings())
     reprovision_ = check(lambda: parse_reprovision_policy(reprovision), ReprovisionPolicy.NEVER)
     secret_min = check(lambda: parse_device_secret_min_length(device_secret_min_length), 0)
     if check.problems:
         n = len(check.problems)
-        detail = (str(check.problems[0]) if n == 1
-                  else f"{n} problems; the profile was not created")
+        detail = str(check.problems[0]) if n == 1 else f"{n} problems; the profile was not created"
         raise InvalidInput(detail, problems=check.problems)
 
     async with uow:
-        exists = ProfileExists(f"a profile named {name_!r} or with this key already exists",
-                               name=name_)
+        exists = ProfileExists(
+            f"a profile named {name_!r} or with this key already exists", name=name_
+        )
         uow.conflicts_as(exists)
         taken = await uow.profiles.name_or_key_taken(name_, key_)
         if taken == "name":
             raise ProfileExists(f"a profile named {name_!r} already exists", name=name_)
         if taken == "key":
-            raise ProfileExists("another profile has this provision key; choose another or "
-                                "leave --key out to have one generated", field="key")
+            raise ProfileExists(
+                "another profile has this provision key; choose another or "
+                "leave --key out to have one generated",
+                field="key",
+            )
         group_ = await group_in_scope(uow, scope, path) if path else None
         model_ = await uow.models.find_by_name(model_name) if model_name else None
         if model_name and model_ is None:
@@ -169,30 +191,59 @@ async def create_profile(
         ca_ = await _signing_ca(uow, ca)
         device_ca_ = await _ca(uow, device_ca, "device_ca")
         profile = Profile(
-            id=new_id(), name=name_, key=key_, strategy=strategy_,
-            group_id=group_.id if group_ else None, group_path=group_.path if group_ else None,
-            model_id=model_.id if model_ else None, model=model_.name if model_ else None,
-            credential_types=types, rate_per_minute=rate,
-            source_rate_per_minute=source_rate, enabled=True, created_at=now, updated_at=now,
-            secret_rotated_at=now, jwt_public_key=public_key,
-            ca_id=ca_.id if ca_ else None, ca_name=ca_.name if ca_ else None,
-            certificate_days=certificate_days, claim_proof=proof,
-            claim_window_seconds=window, release_policy=policy, network=lorawan,
-            reprovision=reprovision_, device_secret_min_length=secret_min,
+            id=new_id(),
+            name=name_,
+            key=key_,
+            strategy=strategy_,
+            group_id=group_.id if group_ else None,
+            group_path=group_.path if group_ else None,
+            model_id=model_.id if model_ else None,
+            model=model_.name if model_ else None,
+            credential_types=types,
+            rate_per_minute=rate,
+            source_rate_per_minute=source_rate,
+            enabled=True,
+            created_at=now,
+            updated_at=now,
+            secret_rotated_at=now,
+            jwt_public_key=public_key,
+            ca_id=ca_.id if ca_ else None,
+            ca_name=ca_.name if ca_ else None,
+            certificate_days=certificate_days,
+            claim_proof=proof,
+            claim_window_seconds=window,
+            release_policy=policy,
+            network=lorawan,
+            reprovision=reprovision_,
+            device_secret_min_length=secret_min,
             device_ca_id=device_ca_.id if device_ca_ else None,
             device_ca_name=device_ca_.name if device_ca_ else None,
         )
-        await uow.profiles.add(profile, hash_profile_secret(secret_),
-                               _seal_jwt_key(sealer, secret_))
-        await uow.events.add(NewEvent(
-            EventType.PROFILE_CREATED, now, actor, group_id=profile.group_id,
-            data={"name": name_, "strategy": strategy_.value, "group": profile.group_path,
-                  "model": profile.model,
-                  "credentials": [t.value for t in types],
-                  "claim_proof": proof.value if proof else None, "claim_window": window,
-                  "release_policy": policy.value, "lorawan": lorawan.to_json() or None,
-                  "reprovision": reprovision_.value, "device_secret_min_length": secret_min,
-                  "device_ca": profile.device_ca_name}))
+        await uow.profiles.add(
+            profile, hash_profile_secret(secret_), _seal_jwt_key(sealer, secret_)
+        )
+        await uow.events.add(
+            NewEvent(
+                EventType.PROFILE_CREATED,
+                now,
+                actor,
+                group_id=profile.group_id,
+                data={
+                    "name": name_,
+                    "strategy": strategy_.value,
+                    "group": profile.group_path,
+                    "model": profile.model,
+                    "credentials": [t.value for t in types],
+                    "claim_proof": proof.value if proof else None,
+                    "claim_window": window,
+                    "release_policy": policy.value,
+                    "lorawan": lorawan.to_json() or None,
+                    "reprovision": reprovision_.value,
+                    "device_secret_min_length": secret_min,
+                    "device_ca": profile.device_ca_name,
+                },
+            )
+        )
         await uow.commit()
     return ProfileWithSecret(profile, secret_)
 
@@ -214,64 +265,101 @@ async def _signing_ca(uow: UnitOfWork, name: str | None) -> StoredCa | None:
     """The CA that signs this profile's device CSRs: one whose key provisiond holds."""
     found = await _ca(uow, name, "ca")
     if found is not None and found.private_key_pem is None:
-        problem = Problem(f"CA {found.name!r} is known by its certificate only and cannot "
-                          "sign; give it as device_ca to vouch for certificates devices bring",
-                          field="ca")
+        problem = Problem(
+            f"CA {found.name!r} is known by its certificate only and cannot "
+            "sign; give it as device_ca to vouch for certificates devices bring",
+            field="ca",
+        )
         raise InvalidInput(str(problem), problems=[problem])
     return found
 
 
-async def update_profile(uow: UnitOfWork, *, scope: Scope, name: str,
-                         reprovision: str | None = None,
-                         device_secret_min_length: int | None = None,
-                         device_ca: str | None = None, clear_device_ca: bool = False,
-                         actor: str, now: datetime) -> Profile:
+async def update_profile(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    name: str,
+    reprovision: str | None = None,
+    device_secret_min_length: int | None = None,
+    device_ca: str | None = None,
+    clear_device_ca: bool = False,
+    actor: str,
+    now: datetime,
+) -> Profile:
     """Change a profile's identity rules: its reprovisioning policy, the shortest secret a
     device may choose, the manufacturer CA that vouches for certificates devices bring.
     What is not given stays; every problem is reported at once; one event records it."""
     name = parse_profile_name(name)
     require(scope, Role.ADMIN, "changing profiles")
     check = _Checks()
-    policy = (check(lambda: parse_reprovision_policy(reprovision), None)
-              if reprovision is not None else None)
-    secret_min = (check(lambda: parse_device_secret_min_length(device_secret_min_length), None)
-                  if device_secret_min_length is not None else None)
+    policy = (
+        check(lambda: parse_reprovision_policy(reprovision), None)
+        if reprovision is not None
+        else None
+    )
+    secret_min = (
+        check(lambda: parse_device_secret_min_length(device_secret_min_length), None)
+        if device_secret_min_length is not None
+        else None
+    )
     if device_ca is not None and clear_device_ca:
-        check.problems.append(Problem("give a device CA or remove it, not both",
-                                      field="device_ca"))
+        check.problems.append(Problem("give a device CA or remove it, not both", field="device_ca"))
     if check.problems:
         raise InvalidInput("; ".join(str(p) for p in check.problems), problems=check.problems)
     async with uow:
         profile = await _existing(uow, scope, name)
         ca_ = await _ca(uow, device_ca, "device_ca")
         changed = replace(
-            profile, reprovision=policy or profile.reprovision,
+            profile,
+            reprovision=policy or profile.reprovision,
             device_secret_min_length=secret_min or profile.device_secret_min_length,
             device_ca_id=None if clear_device_ca else ca_.id if ca_ else profile.device_ca_id,
-            device_ca_name=(None if clear_device_ca else ca_.name if ca_
-                            else profile.device_ca_name),
-            updated_at=now)
+            device_ca_name=(
+                None if clear_device_ca else ca_.name if ca_ else profile.device_ca_name
+            ),
+            updated_at=now,
+        )
         if changed == replace(profile, updated_at=now):
             return profile
         await uow.profiles.set_identity_rules(changed, now)
-        await uow.events.add(NewEvent(EventType.PROFILE_UPDATED, now, actor,
-                                      group_id=profile.group_id, data={
-            "name": name, "reprovision": changed.reprovision.value,
-            "device_secret_min_length": changed.device_secret_min_length,
-            "device_ca": changed.device_ca_name}))
+        await uow.events.add(
+            NewEvent(
+                EventType.PROFILE_UPDATED,
+                now,
+                actor,
+                group_id=profile.group_id,
+                data={
+                    "name": name,
+                    "reprovision": changed.reprovision.value,
+                    "device_secret_min_length": changed.device_secret_min_length,
+                    "device_ca": changed.device_ca_name,
+                },
+            )
+        )
         await uow.commit()
     return changed
 
 
 # ThingsBoard's provision strategies, as its profile request names them.
-THINGSBOARD_STRATEGIES = {"CHECK_NEW_DEVICE": Strategy.ALLOW_CREATE,
-                          "CHECK_PRE_PROVISIONED_DEVICE": Strategy.PRE_PROVISIONED}
+THINGSBOARD_STRATEGIES = {
+    "CHECK_NEW_DEVICE": Strategy.ALLOW_CREATE,
+    "CHECK_PRE_PROVISIONED_DEVICE": Strategy.PRE_PROVISIONED,
+}
 
 
 async def create_thingsboard_profile(
-    uow: UnitOfWork, *, scope: Scope, key: str | None, secret: str | None, strategy: str | None,
-    customer_id: str | None, group_name: str | None, actor: str, now: datetime,
-    customer_entity_type: str | None = None, sealer: Sealer | None = None,
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    key: str | None,
+    secret: str | None,
+    strategy: str | None,
+    customer_id: str | None,
+    group_name: str | None,
+    actor: str,
+    now: datetime,
+    customer_entity_type: str | None = None,
+    sealer: Sealer | None = None,
 ) -> ProfileWithSecret:
     """A profile from ThingsBoard's profile request (``POST /api/device/provision``).
 
@@ -285,8 +373,12 @@ async def create_thingsboard_profile(
     if strategy is not None:
         if strategy not in THINGSBOARD_STRATEGIES:
             allowed = ", ".join(THINGSBOARD_STRATEGIES)
-            check.problems.append(Problem(f"{strategy!r} is not a strategy; use {allowed}",
-                                          field="strategy.validationStrategyType"))
+            check.problems.append(
+                Problem(
+                    f"{strategy!r} is not a strategy; use {allowed}",
+                    field="strategy.validationStrategyType",
+                )
+            )
         else:
             mapped = THINGSBOARD_STRATEGIES[strategy]
     if customer_entity_type not in (None, "CUSTOMER"):
@@ -296,8 +388,9 @@ async def create_thingsboard_profile(
         try:
             customer = uuid.UUID(customer_id)
         except ValueError:
-            check.problems.append(Problem(f"{customer_id!r} is not a group id (a UUID)",
-                                          field="customerId.id"))
+            check.problems.append(
+                Problem(f"{customer_id!r} is not a group id (a UUID)", field="customerId.id")
+            )
     path = check(lambda: parse_group_path(group_name), None) if group_name else None
     if check.problems:
         raise InvalidInput("; ".join(str(p) for p in check.problems), problems=check.problems)
@@ -305,22 +398,33 @@ async def create_thingsboard_profile(
         async with uow.read():
             group = await uow.groups.find_by_id(customer)
         if group is None or not scope.covers(group.path):
-            raise GroupNotFound(f"no group with id {customer} (customerId.id)",
-                                field="customerId.id")
+            raise GroupNotFound(
+                f"no group with id {customer} (customerId.id)", field="customerId.id"
+            )
         if path is None:
             path = group.path
         elif not (path == group.path or path.startswith(group.path + "/")):
-            problem = Problem(f"group {path!r} is not in the customer's group {group.path!r}",
-                              field="groupName")
+            problem = Problem(
+                f"group {path!r} is not in the customer's group {group.path!r}", field="groupName"
+            )
             raise InvalidInput(str(problem), problems=[problem])
     return await create_profile(
-        uow, name=f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}",
-        strategy=mapped.value, key=key, secret=secret, group=path, sealer=sealer, actor=actor,
-        now=now, scope=scope)
+        uow,
+        name=f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}",
+        strategy=mapped.value,
+        key=key,
+        secret=secret,
+        group=path,
+        sealer=sealer,
+        actor=actor,
+        now=now,
+        scope=scope,
+    )
 
 
-async def list_profiles(uow: UnitOfWork, *, scope: Scope, cursor: str | None = None,
-                        limit: int = PAGE_SIZE_DEFAULT) -> Page[Profile]:
+async def list_profiles(
+    uow: UnitOfWork, *, scope: Scope, cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
+) -> Page[Profile]:
     """A page of the profiles of the caller's subtree (all for an operator-wide caller;
     profiles without a group are the operator's), in name order."""
     after = start(cursor, limit)
@@ -344,8 +448,9 @@ async def get_profile(uow: UnitOfWork, *, scope: Scope, name: str) -> Profile:
         return await _existing(uow, scope, name)
 
 
-async def set_profile_enabled(uow: UnitOfWork, *, scope: Scope, name: str, enabled: bool,
-                              actor: str, now: datetime) -> Profile:
+async def set_profile_enabled(
+    uow: UnitOfWork, *, scope: Scope, name: str, enabled: bool, actor: str, now: datetime
+) -> Profile:
     """Enable or disable a profile (a disabled profile provisions nothing). Idempotent: a
     profile already in that state is returned unchanged, with no event."""
     name = parse_profile_name(name)
@@ -356,14 +461,16 @@ async def set_profile_enabled(uow: UnitOfWork, *, scope: Scope, name: str, enabl
             return profile
         await uow.profiles.set_enabled(profile.id, enabled, now)
         event = EventType.PROFILE_ENABLED if enabled else EventType.PROFILE_DISABLED
-        await uow.events.add(NewEvent(event, now, actor, group_id=profile.group_id,
-                                      data={"name": name}))
+        await uow.events.add(
+            NewEvent(event, now, actor, group_id=profile.group_id, data={"name": name})
+        )
         await uow.commit()
     return replace(profile, enabled=enabled, updated_at=now)
 
 
-async def set_profile_jwt_key(uow: UnitOfWork, *, scope: Scope, name: str,
-                              public_key: str | None, actor: str, now: datetime) -> Profile:
+async def set_profile_jwt_key(
+    uow: UnitOfWork, *, scope: Scope, name: str, public_key: str | None, actor: str, now: datetime
+) -> Profile:
     """Register (or replace) the ES256 public key that registration tokens of this profile
     are signed with; None removes it (the profile then accepts HS256 tokens)."""
     name = parse_profile_name(name)
@@ -372,17 +479,29 @@ async def set_profile_jwt_key(uow: UnitOfWork, *, scope: Scope, name: str,
     async with uow:
         profile = await _existing(uow, scope, name)
         await uow.profiles.set_jwt_public_key(profile.id, pem, now)
-        await uow.events.add(NewEvent(EventType.PROFILE_JWT_KEY_SET, now, actor,
-                                      group_id=profile.group_id,
-                                      data={"name": name, "algorithm":
-                                            "ES256" if pem else "HS256"}))
+        await uow.events.add(
+            NewEvent(
+                EventType.PROFILE_JWT_KEY_SET,
+                now,
+                actor,
+                group_id=profile.group_id,
+                data={"name": name, "algorithm": "ES256" if pem else "HS256"},
+            )
+        )
         await uow.commit()
     return replace(profile, jwt_public_key=pem, updated_at=now)
 
 
-async def rotate_profile_secret(uow: UnitOfWork, *, scope: Scope, name: str,
-                                secret: str | None = None, sealer: Sealer | None = None,
-                                actor: str, now: datetime) -> ProfileWithSecret:
+async def rotate_profile_secret(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    name: str,
+    secret: str | None = None,
+    sealer: Sealer | None = None,
+    actor: str,
+    now: datetime,
+) -> ProfileWithSecret:
     """Give a profile a new secret (generated unless given); the old one stops working at
     once. Firmware carrying the old secret can no longer provision."""
     name = parse_profile_name(name)
@@ -393,13 +512,20 @@ async def rotate_profile_secret(uow: UnitOfWork, *, scope: Scope, name: str,
         if new_secret == profile.key:
             problem = Problem("must differ from the key", field="secret")
             raise InvalidInput(str(problem), problems=[problem])
-        await uow.profiles.set_secret(profile.id, hash_profile_secret(new_secret),
-                                      _seal_jwt_key(sealer, new_secret), now)
-        await uow.events.add(NewEvent(EventType.PROFILE_SECRET_ROTATED, now, actor,
-                                      group_id=profile.group_id, data={"name": name}))
+        await uow.profiles.set_secret(
+            profile.id, hash_profile_secret(new_secret), _seal_jwt_key(sealer, new_secret), now
+        )
+        await uow.events.add(
+            NewEvent(
+                EventType.PROFILE_SECRET_ROTATED,
+                now,
+                actor,
+                group_id=profile.group_id,
+                data={"name": name},
+            )
+        )
         await uow.commit()
-    return ProfileWithSecret(replace(profile, secret_rotated_at=now, updated_at=now),
-                             new_secret)
+    return ProfileWithSecret(replace(profile, secret_rotated_at=now, updated_at=now), new_secret)
 
 
 async def seal_registration_keys(uow: UnitOfWork, sealer: Sealer) -> int:

@@ -72,30 +72,53 @@ from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
 from provisiond.store.provision_writer import ProvisionState, ProvisionTx, ProvisionWriter
 
-__all__ = ["MAX_REQUEST_BYTES", "ProvisionAnswer", "ProvisionPolicy", "policy_from",
-           "provision", "provision_payload"]
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "ProvisionAnswer",
+    "ProvisionPolicy",
+    "policy_from",
+    "provision",
+    "provision_payload",
+]
 
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-async def provision_payload(writer: ProvisionWriter, limiter: RateLimiter, *, payload: bytes,
-                            source: str, policy: ProvisionPolicy, now: datetime,
-                            transport: str = "http") -> ProvisionAnswer:
+async def provision_payload(
+    writer: ProvisionWriter,
+    limiter: RateLimiter,
+    *,
+    payload: bytes,
+    source: str,
+    policy: ProvisionPolicy,
+    now: datetime,
+    transport: str = "http",
+) -> ProvisionAnswer:
     """Answer one provision request as a transport received it (JSON bytes)."""
     if len(payload) > MAX_REQUEST_BYTES:
-        return ProvisionAnswer(tb.failure(tb.FAILURE, f"the request is larger than "
-                                          f"{MAX_REQUEST_BYTES} bytes"), too_large=True)
+        return ProvisionAnswer(
+            tb.failure(tb.FAILURE, f"the request is larger than {MAX_REQUEST_BYTES} bytes"),
+            too_large=True,
+        )
     try:
         body = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return refuse(tb.FAILURE, "the request is not valid JSON")
-    return await provision(writer, limiter, body=body, source=source, policy=policy, now=now,
-                           transport=transport)
+    return await provision(
+        writer, limiter, body=body, source=source, policy=policy, now=now, transport=transport
+    )
 
 
-async def provision(writer: ProvisionWriter, limiter: RateLimiter, *, body: object,
-                    source: str, policy: ProvisionPolicy, now: datetime,
-                    transport: str = "http") -> ProvisionAnswer:
+async def provision(
+    writer: ProvisionWriter,
+    limiter: RateLimiter,
+    *,
+    body: object,
+    source: str,
+    policy: ProvisionPolicy,
+    now: datetime,
+    transport: str = "http",
+) -> ProvisionAnswer:
     """Answer one provision request (already decoded from JSON).
 
     Everything after parsing runs as one job on the provisioning writer (one transaction per
@@ -118,16 +141,34 @@ async def provision(writer: ProvisionWriter, limiter: RateLimiter, *, body: obje
             csr = check_csr(request.certificate, serial=named)
         except CertificateRefused as refused:
             csr = refused
-    return await writer.run(partial(_provision, request=request, named=named, csr=csr,
-                                    limiter=limiter, source=source, policy=policy, now=now,
-                                    transport=transport),
-                            serial=named if isinstance(named, str) else None)
+    return await writer.run(
+        partial(
+            _provision,
+            request=request,
+            named=named,
+            csr=csr,
+            limiter=limiter,
+            source=source,
+            policy=policy,
+            now=now,
+            transport=transport,
+        ),
+        serial=named if isinstance(named, str) else None,
+    )
 
 
-def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest,
-               named: str | InvalidInput | None, csr: CheckedCsr | CertificateRefused | None,
-               limiter: RateLimiter, source: str, policy: ProvisionPolicy, now: datetime,
-               transport: str) -> ProvisionAnswer:
+def _provision(
+    tx: ProvisionTx,
+    *,
+    request: tb.ProvisionRequest,
+    named: str | InvalidInput | None,
+    csr: CheckedCsr | CertificateRefused | None,
+    limiter: RateLimiter,
+    source: str,
+    policy: ProvisionPolicy,
+    now: datetime,
+    transport: str,
+) -> ProvisionAnswer:
     profile = _profile(tx, request)
     if profile is None:
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
@@ -135,13 +176,18 @@ def _provision(tx: ProvisionTx, *, request: tb.ProvisionRequest,
             return _too_many(wait)
         log_refused("provisioning", "unknown provision key or wrong secret", source=source)
         return refuse(tb.NOT_FOUND, "Provision data was not found!")
-    wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
-               limiter.take(("source", profile.id, source), profile.source_rate_per_minute))
+    wait = max(
+        limiter.take(("profile", profile.id), profile.rate_per_minute),
+        limiter.take(("source", profile.id, source), profile.source_rate_per_minute),
+    )
     if wait:
         return _too_many(wait)
 
-    ctype = (TB_TYPES[request.credentials_type] if request.credentials_type
-             else profile.credential_types[0])
+    ctype = (
+        TB_TYPES[request.credentials_type]
+        if request.credentials_type
+        else profile.credential_types[0]
+    )
     problem = _request_problem(profile, request, ctype)
     if problem:
         return refuse(tb.FAILURE, problem)
@@ -163,28 +209,35 @@ def _profile(tx: ProvisionTx, request: tb.ProvisionRequest) -> Profile | None:
 
 
 def _too_many(wait: float) -> ProvisionAnswer:
-    return ProvisionAnswer(tb.failure(tb.FAILURE, f"Too many provision requests: retry in "
-                                      f"{wait:.0f} s"), retry_after=wait)
+    return ProvisionAnswer(
+        tb.failure(tb.FAILURE, f"Too many provision requests: retry in {wait:.0f} s"),
+        retry_after=wait,
+    )
 
 
-def _request_problem(profile: Profile, request: tb.ProvisionRequest,
-                     ctype: CredentialType) -> str | None:
+def _request_problem(
+    profile: Profile, request: tb.ProvisionRequest, ctype: CredentialType
+) -> str | None:
     if ctype not in profile.credential_types:
         allowed = ", ".join(TB_NAMES[t].value for t in profile.credential_types)
-        return (f"{TB_NAMES[ctype].value} credentials are not handed out by this profile; "
-                f"ask for {allowed}")
+        return (
+            f"{TB_NAMES[ctype].value} credentials are not handed out by this profile; "
+            f"ask for {allowed}"
+        )
     if ctype is CredentialType.X509 and not request.certificate:
         return "X509_CERTIFICATE needs a CSR or a certificate (PEM) in hash"
-    if ctype is CredentialType.X509 and is_csr(request.certificate or "") \
-            and profile.ca_id is None:
-        return "this profile has no certificate authority to sign CSRs; send a certificate " \
-               "instead"
+    if ctype is CredentialType.X509 and is_csr(request.certificate or "") and profile.ca_id is None:
+        return "this profile has no certificate authority to sign CSRs; send a certificate instead"
     shortest = profile.device_secret_min_length
-    if (request.credentials_type is tb.TbCredentialsType.ACCESS_TOKEN and request.token
-            and len(request.token) < shortest):
+    if (
+        request.credentials_type is tb.TbCredentialsType.ACCESS_TOKEN
+        and request.token
+        and len(request.token) < shortest
+    ):
         return f"token must be {_length_rule(shortest)}"
     if request.credentials_type is tb.TbCredentialsType.MQTT_BASIC and (
-            request.username or request.password or request.client_id):
+        request.username or request.password or request.client_id
+    ):
         if not request.username or not request.password:
             return "MQTT_BASIC credentials chosen by the device need username and password"
         if len(request.password) < shortest:
@@ -201,8 +254,9 @@ def _provision_device(tx: ProvisionTx, job: Job) -> ProvisionAnswer:
     state = tx.provision_state(job.serial)
     if state is None:
         if job.profile.strategy is Strategy.PRE_PROVISIONED:
-            return refuse(tb.FAILURE, f"Device {job.serial} was not registered beforehand",
-                          job.serial)
+            return refuse(
+                tb.FAILURE, f"Device {job.serial} was not registered beforehand", job.serial
+            )
         return _create(tx, job)
     if state.provisioned_at is not None:
         return reprovisioning.answer_repeat(tx, job, state)
@@ -217,14 +271,18 @@ def _create(tx: ProvisionTx, job: Job) -> ProvisionAnswer:
     """A new device (allow-create), provisioned with its first credential."""
     name = job.request.device_name
     device, model_id, registered = profile_device(
-        job.profile, serial=job.serial,
-        name=job.serial if name is None else name.strip()[:NAME_MAX], actor=job.actor,
-        now=job.now)
+        job.profile,
+        serial=job.serial,
+        name=job.serial if name is None else name.strip()[:NAME_MAX],
+        actor=job.actor,
+        now=job.now,
+    )
     issued = make_credential(tx, job, device.id)
     if isinstance(issued, ProvisionAnswer):
         return issued
-    tx.add_device(device, model_id=model_id, registered=registered,
-                  provisioned=provisioned(job, issued))
+    tx.add_device(
+        device, model_id=model_id, registered=registered, provisioned=provisioned(job, issued)
+    )
     store_credential(tx, job, issued, device.group_id)
     _provisioned_event(tx, job, issued, device.group_id, created=True)
     return succeed(job, issued.value)
@@ -237,26 +295,43 @@ def _first(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:
     if isinstance(issued, ProvisionAnswer):
         return issued
     store_credential(tx, job, issued, state.group_id)
-    tx.mark_provisioned(state.device_id, provisioned(job, issued), replacing=None,
-                        now=job.now)
-    revoke_others(tx, job, state.device_id, state.group_id, keep=issued.credential.id,
-                  reason="provisioned")
+    tx.mark_provisioned(state.device_id, provisioned(job, issued), replacing=None, now=job.now)
+    revoke_others(
+        tx, job, state.device_id, state.group_id, keep=issued.credential.id, reason="provisioned"
+    )
     _provisioned_event(tx, job, issued, state.group_id, created=False)
     return succeed(job, issued.value)
 
 
-def _provisioned_event(tx: ProvisionTx, job: Job, issued: Issued,
-                       group_id: uuid.UUID | None, *, created: bool) -> None:
-    tx.add_event(NewEvent(
-        EventType.DEVICE_PROVISIONED, job.now, job.actor,
-        device_id=issued.credential.device_id, serial=job.serial, group_id=group_id,
-        data={"profile": job.profile.name, "credentials": job.ctype.value,
-              "created": created, "device_chose_credentials": chose(job.request),
-              "transport": job.transport, "source": job.source}))
+def _provisioned_event(
+    tx: ProvisionTx, job: Job, issued: Issued, group_id: uuid.UUID | None, *, created: bool
+) -> None:
+    tx.add_event(
+        NewEvent(
+            EventType.DEVICE_PROVISIONED,
+            job.now,
+            job.actor,
+            device_id=issued.credential.device_id,
+            serial=job.serial,
+            group_id=group_id,
+            data={
+                "profile": job.profile.name,
+                "credentials": job.ctype.value,
+                "created": created,
+                "device_chose_credentials": chose(job.request),
+                "transport": job.transport,
+                "source": job.source,
+            },
+        )
+    )
 
 
-def policy_from(unknown_source_rate: int, ca_passphrase: str | None = None,
-                signers: SignerCache | None = None,
-                broker_sealer: Sealer | None = None) -> ProvisionPolicy:
-    return ProvisionPolicy(unknown_source_rate, ca_passphrase, signers or SignerCache(),
-                           broker_sealer)
+def policy_from(
+    unknown_source_rate: int,
+    ca_passphrase: str | None = None,
+    signers: SignerCache | None = None,
+    broker_sealer: Sealer | None = None,
+) -> ProvisionPolicy:
+    return ProvisionPolicy(
+        unknown_source_rate, ca_passphrase, signers or SignerCache(), broker_sealer
+    )

@@ -33,8 +33,9 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self._clock = clock
         self._buckets: dict[Hashable, _Bucket] = {}
         self._lock = threading.Lock()
@@ -56,8 +57,7 @@ class RateLimiter:
                     self._forget_full(now)
                 bucket = self._buckets[key] = _Bucket(capacity, now)
             else:
-                bucket.tokens = min(capacity,
-                                    bucket.tokens + (now - bucket.updated) * per_second)
+                bucket.tokens = min(capacity, bucket.tokens + (now - bucket.updated) * per_second)
                 bucket.updated = now
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
@@ -77,17 +77,29 @@ class RateLimiter:
             del self._buckets[k]
         if not idle:
             for k, _ in sorted(self._buckets.items(), key=lambda kv: kv[1].updated)[
-                    :len(self._buckets) // 2]:
+                : len(self._buckets) // 2
+            ]:
                 del self._buckets[k]
 
 
 def _log_throttled(key: Hashable, rate_per_minute: int, wait: float) -> None:
     parts = list(key) if isinstance(key, tuple) else [key]
     limit, subject = str(parts[0]), " ".join(str(p) for p in parts[1:])
-    log.warning("throttled %s %s: over %d a minute; refused until a request is allowed "
-                "again (next in %.0f s)", limit, subject, rate_per_minute, wait,
-                extra={"event": "throttled", "limit": limit, "subject": subject,
-                       "rate_per_minute": rate_per_minute, "retry_after": round(wait, 1)})
+    log.warning(
+        "throttled %s %s: over %d a minute; refused until a request is allowed "
+        "again (next in %.0f s)",
+        limit,
+        subject,
+        rate_per_minute,
+        wait,
+        extra={
+            "event": "throttled",
+            "limit": limit,
+            "subject": subject,
+            "rate_per_minute": rate_per_minute,
+            "retry_after": round(wait, 1),
+        },
+    )
 
 
 def log_refused(what: str, reason: str, **subject: object) -> None:
@@ -95,6 +107,15 @@ def log_refused(what: str, reason: str, **subject: object) -> None:
     provisioning key — by its subject (address, user, serial), never by what was guessed.
     Each is also counted by a limit, whose first refusal is logged as ``throttled``."""
     described = " ".join(f"{k}={v}" for k, v in subject.items())
-    log.warning("refused %s: %s (%s)", what, reason, described,
-                extra={"event": "refused", "limit": what, "reason": reason,
-                       **{k: str(v) for k, v in subject.items()}})
+    log.warning(
+        "refused %s: %s (%s)",
+        what,
+        reason,
+        described,
+        extra={
+            "event": "refused",
+            "limit": what,
+            "reason": reason,
+            **{k: str(v) for k, v in subject.items()},
+        },
+    )

@@ -100,9 +100,9 @@ class ImportResult:
     skipped: int
 
 
-async def resolve_defaults(resolver: Resolver, *, group: str | None, model: str | None,
-                           profile: str | None
-                           ) -> tuple[Group | None, DeviceModel | None, Profile | None]:
+async def resolve_defaults(
+    resolver: Resolver, *, group: str | None, model: str | None, profile: str | None
+) -> tuple[Group | None, DeviceModel | None, Profile | None]:
     """The group, model and profile an import's options name (--group, --model, --profile),
     or the not-found error of the first that does not exist."""
     found_group = found_model = found_profile = None
@@ -143,10 +143,14 @@ class ImportProblems:
     def error(self) -> ImportInvalid:
         self.items.sort(key=lambda p: p.line or 0)
         plural = "s" if self.total != 1 else ""
-        listed = (f" (the first {len(self.items)} are listed)"
-                  if self.total > len(self.items) else "")
-        return ImportInvalid(f"{self.total} problem{plural} found; nothing was imported{listed}",
-                             problems=self.items, problem_count=self.total)
+        listed = (
+            f" (the first {len(self.items)} are listed)" if self.total > len(self.items) else ""
+        )
+        return ImportInvalid(
+            f"{self.total} problem{plural} found; nothing was imported{listed}",
+            problems=self.items,
+            problem_count=self.total,
+        )
 
 
 @dataclass(slots=True)
@@ -180,12 +184,19 @@ def credential_csv(rows: Sequence[SecretRow]) -> str:
     would run, none holds a separator or a quote), and a batch that fails them is written
     cell by cell.
     """
-    text = "".join([f"{serial},{device},{kind},{secret}\r\n"
-                    for serial, device, kind, secret in rows])
+    text = "".join(
+        [f"{serial},{device},{kind},{secret}\r\n" for serial, device, kind, secret in rows]
+    )
     n = len(rows)
-    if (text.count(",") == 3 * n and text.count("\n") == n and text.count("\r") == n
-            and '"' not in text and "=" not in text and "@" not in text
-            and min(chain.from_iterable(rows), default=".") >= "."):
+    if (
+        text.count(",") == 3 * n
+        and text.count("\n") == n
+        and text.count("\r") == n
+        and '"' not in text
+        and "=" not in text
+        and "@" not in text
+        and min(chain.from_iterable(rows), default=".") >= "."
+    ):
         # no cell starts below '.' (- + ' TAB CR and the empty cell all sort below it)
         return text
     return csv_lines(rows)
@@ -196,8 +207,15 @@ def _hex(value: uuid.UUID | None) -> str | None:
 
 
 class _Importer:
-    def __init__(self, uow: UnitOfWork, options: ImportOptions, sink: CredentialSink,
-                 event_id: int, now: datetime, scope: Scope) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        options: ImportOptions,
+        sink: CredentialSink,
+        event_id: int,
+        now: datetime,
+        scope: Scope,
+    ) -> None:
         self.uow = uow
         self.options = options
         self.sink = sink
@@ -215,30 +233,59 @@ class _Importer:
     async def load_defaults(self) -> None:
         o = self.options
         self.default_group, self.default_model, self.default_profile = await resolve_defaults(
-            self.resolver, group=o.group, model=o.model, profile=o.profile)
+            self.resolver, group=o.group, model=o.model, profile=o.profile
+        )
 
-    async def _placement(self, model_name: str | None, group_path: str | None,
-                         owner_email: str | None, profile_name: str | None) -> _Placement:
+    async def _placement(
+        self,
+        model_name: str | None,
+        group_path: str | None,
+        owner_email: str | None,
+        profile_name: str | None,
+    ) -> _Placement:
         """Where a record with these cells goes, or the problems (without a line)."""
         model = await self.resolver.model(model_name) if model_name else self.default_model
         owner = await self.resolver.owner(owner_email) if owner_email else None
-        group = (await self.resolver.group(group_path) if group_path
-                 else None if owner_email else self.default_group)
-        profile = (await self.resolver.profile(profile_name) if profile_name
-                   else self.default_profile)
-        if (isinstance(model, Problem) or isinstance(group, Problem)
-                or isinstance(owner, Problem) or isinstance(profile, Problem)):
+        group = (
+            await self.resolver.group(group_path)
+            if group_path
+            else None
+            if owner_email
+            else self.default_group
+        )
+        profile = (
+            await self.resolver.profile(profile_name) if profile_name else self.default_profile
+        )
+        if (
+            isinstance(model, Problem)
+            or isinstance(group, Problem)
+            or isinstance(owner, Problem)
+            or isinstance(profile, Problem)
+        ):
             return [p for p in (model, group, owner, profile) if isinstance(p, Problem)]
         group_id = owner.group_id if owner else group.id if group else None
         if group_id is None and not self.scope.operator_wide:
-            return [Problem(f"this caller's scope is the subtree {self.scope.group_path!r}: "
-                            "give each device a group or an owner within it", field="group")]
+            return [
+                Problem(
+                    f"this caller's scope is the subtree {self.scope.group_path!r}: "
+                    "give each device a group or an owner within it",
+                    field="group",
+                )
+            ]
         state = DeviceState.CLAIMED if group_id else DeviceState.REGISTERED
-        proof = (profile.claim_proof if profile and profile.claim_proof
-                 else self.options.default_claim_proof)
-        return (_hex(model.id) if model else None, _hex(group_id),
-                _hex(owner.id) if owner else None, state.value,
-                _hex(profile.id) if profile else None, proof is ClaimProof.CODE)
+        proof = (
+            profile.claim_proof
+            if profile and profile.claim_proof
+            else self.options.default_claim_proof
+        )
+        return (
+            _hex(model.id) if model else None,
+            _hex(group_id),
+            _hex(owner.id) if owner else None,
+            state.value,
+            _hex(profile.id) if profile else None,
+            proof is ClaimProof.CODE,
+        )
 
     async def flush(self, batch: list[ImportRecord], made: _Secrets, existing: set[str]) -> None:
         """Write one batch (``existing``: which of its serials are registered): resolve the
@@ -259,9 +306,13 @@ class _Importer:
                 if self.options.skip_existing:
                     self.skipped += 1
                 else:
-                    self.problems.add(Problem(f"{rec.serial} is already registered "
-                                              "(--skip-existing skips such rows)",
-                                              field="serial", line=rec.line))
+                    self.problems.add(
+                        Problem(
+                            f"{rec.serial} is already registered (--skip-existing skips such rows)",
+                            field="serial",
+                            line=rec.line,
+                        )
+                    )
                 continue
             key = (rec.model, rec.group, rec.owner, rec.profile)
             placed = placements.get(key)
@@ -281,13 +332,32 @@ class _Importer:
                 code = new_claim_code(self.options.claim_code_length)
                 code_hash = hash_claim_code(normalise_claim_code(code))
                 secrets.append((rec.serial, device_text, CLAIM_CODE, code))
-            devices.append((device_id, rec.serial, rec.name, model_id, state, group_id, owner_id,
-                            profile_id, code_hash))
+            devices.append(
+                (
+                    device_id,
+                    rec.serial,
+                    rec.name,
+                    model_id,
+                    state,
+                    group_id,
+                    owner_id,
+                    profile_id,
+                    code_hash,
+                )
+            )
             if rec.tags:
                 tags.extend((device_id, rec.serial, k, v) for k, v in rec.tags.items())
             token, verifier_hash = made.tokens[i]
-            creds.append((made.credential_ids[i], device_id, ACCESS_TOKEN, None, verifier_hash,
-                          sealer.seal(token) if sealer is not None else None))
+            creds.append(
+                (
+                    made.credential_ids[i],
+                    device_id,
+                    ACCESS_TOKEN,
+                    None,
+                    verifier_hash,
+                    sealer.seal(token) if sealer is not None else None,
+                )
+            )
             secrets.append((rec.serial, device_text, ACCESS_TOKEN, token))
             self.claimed += group_id is not None
         if devices and not self.problems:
@@ -296,9 +366,16 @@ class _Importer:
             await self.uow.bulk.write(devices, tags, creds, event_id=self.event_id, now=self.now)
 
 
-async def register_devices(uow: UnitOfWork, *, scope: Scope, items: Iterable[Item],
-                           options: ImportOptions, sink: CredentialSink, actor: str,
-                           now: datetime) -> ImportResult:
+async def register_devices(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    items: Iterable[Item],
+    options: ImportOptions,
+    sink: CredentialSink,
+    actor: str,
+    now: datetime,
+) -> ImportResult:
     """Register every record of an import file, or none of them.
 
     A scoped caller (installer or admin) places every device in its subtree; groups,
@@ -308,11 +385,15 @@ async def register_devices(uow: UnitOfWork, *, scope: Scope, items: Iterable[Ite
     """
     require(scope, Role.INSTALLER, "registering devices")
     async with uow:
-        uow.conflicts_as(DeviceExists(
-            "another import or request registered some of these serials at the same time; "
-            "nothing was imported: run the import again (with --skip-existing to skip them)"))
-        event_id = await uow.events.add(NewEvent(EventType.DEVICES_IMPORTED, now, actor,
-                                                 data={"source": options.source}))
+        uow.conflicts_as(
+            DeviceExists(
+                "another import or request registered some of these serials at the same time; "
+                "nothing was imported: run the import again (with --skip-existing to skip them)"
+            )
+        )
+        event_id = await uow.events.add(
+            NewEvent(EventType.DEVICES_IMPORTED, now, actor, data={"source": options.source})
+        )
         importer = _Importer(uow, options, sink, event_id, now, scope)
         producer = _Producer(items, options.batch_size, uow.bulk.turn_every)
         await importer.load_defaults()
@@ -339,11 +420,18 @@ async def register_devices(uow: UnitOfWork, *, scope: Scope, items: Iterable[Ite
         if problems:
             raise problems.error()
         result = ImportResult(event_id, importer.imported, importer.claimed, importer.skipped)
-        await uow.bulk.finish_event(event_id, {
-            "source": options.source, "imported": result.imported, "claimed": result.claimed,
-            "skipped": result.skipped, "group": options.group, "model": options.model,
-            "profile": options.profile,
-        })
+        await uow.bulk.finish_event(
+            event_id,
+            {
+                "source": options.source,
+                "imported": result.imported,
+                "claimed": result.claimed,
+                "skipped": result.skipped,
+                "group": options.group,
+                "model": options.model,
+                "profile": options.profile,
+            },
+        )
         sink.prepare()
         await uow.commit()
         sink.commit()
@@ -407,8 +495,13 @@ class _Producer:
                     if first == rec.line:
                         records.append(rec)
                     else:
-                        problems.append(Problem(f"{rec.serial} is also on line {first}",
-                                                field="serial", line=rec.line))
+                        problems.append(
+                            Problem(
+                                f"{rec.serial} is also on line {first}",
+                                field="serial",
+                                line=rec.line,
+                            )
+                        )
             if len(records) >= self.batch_size or len(problems) >= self.batch_size:
                 break
         return _Batch(records, _make_secrets(records), problems)

@@ -60,12 +60,12 @@ def parse_public_key(pem: str, *, field: str = "jwt_public_key") -> str:
     except (ValueError, TypeError, binascii.Error) as err:
         problem = Problem(f"is not a PEM public key: {err}", field=field)
         raise InvalidInput(str(problem), problems=[problem]) from None
-    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve,
-                                                                          ec.SECP256R1):
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         problem = Problem("must be an EC public key on P-256 (ES256)", field=field)
         raise InvalidInput(str(problem), problems=[problem])
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 def algorithm_for(profile: Profile) -> str:
@@ -77,12 +77,12 @@ def _nobodys_key() -> str:
     """A public key nobody holds the private half of: what a token naming no profile is
     checked against, so that it costs what a bad signature costs."""
     public = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return public.public_bytes(serialization.Encoding.PEM,
-                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
-async def _verifier(uow: UnitOfWork, kid: str, keys: Sealer
-                    ) -> tuple[Profile | None, str, Any]:
+async def _verifier(uow: UnitOfWork, kid: str, keys: Sealer) -> tuple[Profile | None, str, Any]:
     """The enabled profile of this kid (or None), its algorithm and verifying key."""
     async with uow.read():
         found = await uow.profiles.find_by_key(kid)
@@ -103,18 +103,28 @@ class Registered:
     credential: IssuedCredential
 
 
-async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: str,
-                              source: str, unknown_source_rate_per_minute: int,
-                              now: datetime, keys: Sealer,
-                              sealer: Sealer | None = None) -> Registered:
+async def register_with_token(
+    uow: UnitOfWork,
+    limiter: RateLimiter,
+    *,
+    token: str,
+    source: str,
+    unknown_source_rate_per_minute: int,
+    now: datetime,
+    keys: Sealer,
+    sealer: Sealer | None = None,
+) -> Registered:
     """Create the device a registration token names, with a fresh access token. ``keys``
     opens the profiles' sealed HS256 keys; ``sealer`` keeps the new token for the broker."""
+
     def refused(message: str) -> ProvisiondError:
         """The refusal, or 429 once this address has been refused too often."""
         wait = limiter.take(("registration-refused", source), unknown_source_rate_per_minute)
         if wait:
-            return TooManyRequests(f"too many refused registrations: retry in {wait:.0f} s",
-                                   retry_after=max(1, round(wait)))
+            return TooManyRequests(
+                f"too many refused registrations: retry in {wait:.0f} s",
+                retry_after=max(1, round(wait)),
+            )
         log_refused("registration", message, source=source)
         return RegistrationRefused(message)
 
@@ -127,8 +137,13 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
         raise refused("the token's header has no kid (the profile's provision key)")
     profile, expected, key = await _verifier(uow, kid, keys)
     try:  # PyJWT checks exp and the claims only once the signature verified
-        claims = jwt.decode(token, key, algorithms=[expected], leeway=LEEWAY,
-                            options={"require": ["exp", "jti", "serial"]})
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[expected],
+            leeway=LEEWAY,
+            options={"require": ["exp", "jti", "serial"]},
+        )
     except jwt.ExpiredSignatureError:
         raise refused("the token has expired") from None
     except jwt.MissingRequiredClaimError as err:
@@ -137,21 +152,26 @@ async def register_with_token(uow: UnitOfWork, limiter: RateLimiter, *, token: s
         raise refused(NOT_SIGNED) from None
     if profile is None:  # nobody's key verified it: cannot happen, answered alike anyway
         raise refused(NOT_SIGNED)
-    wait = max(limiter.take(("profile", profile.id), profile.rate_per_minute),
-               limiter.take(("source", profile.id, source), profile.source_rate_per_minute))
+    wait = max(
+        limiter.take(("profile", profile.id), profile.rate_per_minute),
+        limiter.take(("source", profile.id, source), profile.source_rate_per_minute),
+    )
     if wait:
-        raise TooManyRequests(f"too many registrations: retry in {wait:.0f} s",
-                              retry_after=max(1, round(wait)))
+        raise TooManyRequests(
+            f"too many registrations: retry in {wait:.0f} s", retry_after=max(1, round(wait))
+        )
     return await _register(uow, profile, claims, now, sealer)
 
 
-async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
-                    now: datetime, sealer: Sealer | None) -> Registered:
+async def _register(
+    uow: UnitOfWork, profile: Profile, claims: dict[str, Any], now: datetime, sealer: Sealer | None
+) -> Registered:
     problems: list[Problem] = []
     expires = datetime.fromtimestamp(int(claims["exp"]), UTC)
     if expires - now > MAX_LIFETIME + LEEWAY:
-        raise RegistrationRefused("the token's exp is more than a day ahead: registration "
-                                  "tokens must be short-lived")
+        raise RegistrationRefused(
+            "the token's exp is more than a day ahead: registration tokens must be short-lived"
+        )
     jti = claims["jti"]
     if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX:
         problems.append(Problem(f"must be a string of 1 to {JTI_MAX} characters", "jti"))
@@ -175,21 +195,41 @@ async def _register(uow: UnitOfWork, profile: Profile, claims: dict[str, Any],
         await uow.profiles.use_registration_token(profile.id, jti, expires, now)
         model = await uow.models.find_by_name(model_name) if model_name else None
         if model_name and model is None:
-            raise ModelNotFound(f"no model {model_name!r} in the catalogue (claim model)",
-                                name=model_name)
+            raise ModelNotFound(
+                f"no model {model_name!r} in the catalogue (claim model)", name=model_name
+            )
         if await uow.devices.find_by_serial(serial) is not None:
             raise DeviceExists(f"device {serial} is already registered", serial=serial)
-        device = await add_profile_device(uow, profile, serial=serial, name=serial,
-                                          model=model, actor=actor, now=now,
-                                          data={"registration_token": jti})
+        device = await add_profile_device(
+            uow,
+            profile,
+            serial=serial,
+            name=serial,
+            model=model,
+            actor=actor,
+            now=now,
+            data={"registration_token": jti},
+        )
         issued, verifier_hash = issue_access_token(device.id, serial, now)
-        await uow.credentials.add(issued.credential, lookup=None, secret_hash=verifier_hash,
-                                  secret_sealed=sealer.seal(issued.secret) if sealer else None)
-        await uow.devices.mark_provisioned(device.id, profile_id=profile.id,
-                                           credential_id=issued.credential.id, now=now)
-        await uow.events.add(NewEvent(EventType.CREDENTIALS_ISSUED, now, actor,
-                                      device_id=device.id, serial=serial,
-                                      group_id=device.group_id,
-                                      data={"type": issued.credential.type.value}))
+        await uow.credentials.add(
+            issued.credential,
+            lookup=None,
+            secret_hash=verifier_hash,
+            secret_sealed=sealer.seal(issued.secret) if sealer else None,
+        )
+        await uow.devices.mark_provisioned(
+            device.id, profile_id=profile.id, credential_id=issued.credential.id, now=now
+        )
+        await uow.events.add(
+            NewEvent(
+                EventType.CREDENTIALS_ISSUED,
+                now,
+                actor,
+                device_id=device.id,
+                serial=serial,
+                group_id=device.group_id,
+                data={"type": issued.credential.type.value},
+            )
+        )
         await uow.commit()
     return Registered(device, issued)

@@ -64,16 +64,26 @@ from provisiond.services.retry_keys import hash_retry_key, open_answer
 from provisiond.store.provision_writer import ProvisionState, ProvisionTx
 
 
-def refuse_repeat(tx: ProvisionTx, job: Job, state: ProvisionState,
-                  reason: str) -> ProvisionAnswer:
+def refuse_repeat(tx: ProvisionTx, job: Job, state: ProvisionState, reason: str) -> ProvisionAnswer:
     """ThingsBoard's answer to a name that exists, and the audit event saying why."""
-    tx.add_event(NewEvent(
-        EventType.DEVICE_REPROVISION_REFUSED, job.now, job.actor, device_id=state.device_id,
-        serial=job.serial, group_id=state.group_id,
-        data={"profile": job.profile.name, "reason": reason, "credentials": job.ctype.value,
-              "transport": job.transport, "source": job.source}))
-    log_refused("provisioning", f"device {job.serial} asked again: {reason}",
-                source=job.source)
+    tx.add_event(
+        NewEvent(
+            EventType.DEVICE_REPROVISION_REFUSED,
+            job.now,
+            job.actor,
+            device_id=state.device_id,
+            serial=job.serial,
+            group_id=state.group_id,
+            data={
+                "profile": job.profile.name,
+                "reason": reason,
+                "credentials": job.ctype.value,
+                "transport": job.transport,
+                "source": job.source,
+            },
+        )
+    )
+    log_refused("provisioning", f"device {job.serial} asked again: {reason}", source=job.source)
     return refuse(tb.FAILURE, tb.FAILED, job.serial)
 
 
@@ -89,14 +99,21 @@ def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> Provision
     if request.retry_key is not None and state.retry_hash is not None:
         if not tokens_equal(hash_retry_key(request.retry_key), state.retry_hash):
             return refuse_repeat(tx, job, state, "not its retry key")
-        value = (open_answer(request.retry_key, state.device_id, state.answer_sealed or "")
-                 if held else None)
+        value = (
+            open_answer(request.retry_key, state.device_id, state.answer_sealed or "")
+            if held
+            else None
+        )
         if value is not None:
             return _confirm(tx, job, state, value, "retry-key")
         if policy is ReprovisionPolicy.FACTORY_RESET:
             return _replace(tx, job, state, "retry-key")
-        return refuse_repeat(tx, job, state, "the credential its retry key protects was "
-                                             "revoked, or another type is asked for")
+        return refuse_repeat(
+            tx,
+            job,
+            state,
+            "the credential its retry key protects was revoked, or another type is asked for",
+        )
     if held and chose(request):
         problem = _same_choice(tx, job, state)
         if problem:
@@ -120,36 +137,65 @@ def _same_key(pem: str, csr: CheckedCsr) -> bool:
     return public_key_sha256(held) == public_key_sha256(csr.public_key)  # type: ignore[arg-type]
 
 
-def _confirm(tx: ProvisionTx, job: Job, state: ProvisionState, value: Value,
-             proof: str) -> ProvisionAnswer:
+def _confirm(
+    tx: ProvisionTx, job: Job, state: ProvisionState, value: Value, proof: str
+) -> ProvisionAnswer:
     """The device proved it: the answer is the credential it already has."""
-    tx.add_event(NewEvent(
-        EventType.DEVICE_PROVISIONED, job.now, job.actor, device_id=state.device_id,
-        serial=job.serial, group_id=state.group_id,
-        data={"profile": job.profile.name, "credentials": job.ctype.value, "repeated": True,
-              "proof": proof, "transport": job.transport, "source": job.source}))
+    tx.add_event(
+        NewEvent(
+            EventType.DEVICE_PROVISIONED,
+            job.now,
+            job.actor,
+            device_id=state.device_id,
+            serial=job.serial,
+            group_id=state.group_id,
+            data={
+                "profile": job.profile.name,
+                "credentials": job.ctype.value,
+                "repeated": True,
+                "proof": proof,
+                "transport": job.transport,
+                "source": job.source,
+            },
+        )
+    )
     return succeed(job, value)
 
 
-def _replace(tx: ProvisionTx, job: Job, state: ProvisionState,
-             proof: str) -> ProvisionAnswer:
+def _replace(tx: ProvisionTx, job: Job, state: ProvisionState, proof: str) -> ProvisionAnswer:
     """A factory reset: new credentials, every other one revoked."""
     issued = make_credential(tx, job, state.device_id)
     if isinstance(issued, ProvisionAnswer):
         return issued
     store_credential(tx, job, issued, state.group_id)
-    tx.mark_provisioned(state.device_id, provisioned(job, issued),
-                        replacing=state.credential.id if state.credential else None,
-                        now=job.now)
-    revoked = revoke_others(tx, job, state.device_id, state.group_id,
-                            keep=issued.credential.id, reason="factory reset")
-    tx.add_event(NewEvent(
-        EventType.DEVICE_PROVISIONED, job.now, job.actor, device_id=state.device_id,
-        serial=job.serial, group_id=state.group_id,
-        data={"profile": job.profile.name, "credentials": job.ctype.value,
-              "factory_reset": True, "proof": proof,
-              "revoked_credential_ids": [str(c) for c in revoked],
-              "transport": job.transport, "source": job.source}))
+    tx.mark_provisioned(
+        state.device_id,
+        provisioned(job, issued),
+        replacing=state.credential.id if state.credential else None,
+        now=job.now,
+    )
+    revoked = revoke_others(
+        tx, job, state.device_id, state.group_id, keep=issued.credential.id, reason="factory reset"
+    )
+    tx.add_event(
+        NewEvent(
+            EventType.DEVICE_PROVISIONED,
+            job.now,
+            job.actor,
+            device_id=state.device_id,
+            serial=job.serial,
+            group_id=state.group_id,
+            data={
+                "profile": job.profile.name,
+                "credentials": job.ctype.value,
+                "factory_reset": True,
+                "proof": proof,
+                "revoked_credential_ids": [str(c) for c in revoked],
+                "transport": job.transport,
+                "source": job.source,
+            },
+        )
+    )
     return succeed(job, issued.value)
 
 
@@ -163,21 +209,31 @@ def _same_choice(tx: ProvisionTx, job: Job, state: ProvisionState) -> str | None
             cert = device_certificate(request.certificate or "", now=job.now)
             if fingerprint(cert) != state.credential_lookup:
                 return "another certificate"
-            check_possession(cert, request, serial=job.serial, now=job.now,
-                             device_ca=tx.ca(profile.device_ca_id) if profile.device_ca_id
-                             else None)
+            check_possession(
+                cert,
+                request,
+                serial=job.serial,
+                now=job.now,
+                device_ca=tx.ca(profile.device_ca_id) if profile.device_ca_id else None,
+            )
         except CertificateRefused as err:
             return str(err)
         return None
     if job.ctype is CredentialType.ACCESS_TOKEN:
-        same = (request.token is not None and state.credential_lookup is not None
-                and tokens_equal(hash_token(request.token), state.credential_lookup))
+        same = (
+            request.token is not None
+            and state.credential_lookup is not None
+            and tokens_equal(hash_token(request.token), state.credential_lookup)
+        )
         return None if same else "another token"
-    same = (request.username is not None and request.password is not None
-            and request.username == state.credential_lookup
-            and state.credential_secret_hash is not None
-            and tokens_equal(hash_token(request.password), state.credential_secret_hash)
-            and (request.client_id or job.serial) == state.credential_client_id)
+    same = (
+        request.username is not None
+        and request.password is not None
+        and request.username == state.credential_lookup
+        and state.credential_secret_hash is not None
+        and tokens_equal(hash_token(request.password), state.credential_secret_hash)
+        and (request.client_id or job.serial) == state.credential_client_id
+    )
     return None if same else "other MQTT credentials"
 
 
@@ -187,16 +243,18 @@ def _chosen_value(job: Job, state: ProvisionState) -> Value:
         return request.token or ""
     if job.ctype is CredentialType.X509:
         return request.certificate or ""
-    return {"clientId": state.credential_client_id, "userName": request.username,
-            "password": request.password}
+    return {
+        "clientId": state.credential_client_id,
+        "userName": request.username,
+        "password": request.password,
+    }
 
 
 def _current_certificate_problem(job: Job, state: ProvisionState) -> str | None:
     """Why ``reprovisionProof`` does not prove the device holds its current certificate's
     key (None: it does)."""
     current, request = state.credential, job.request
-    if current is None or current.revoked_at is not None \
-            or current.type is not CredentialType.X509:
+    if current is None or current.revoked_at is not None or current.type is not CredentialType.X509:
         return "reprovisionProof needs an active certificate to prove"
     try:
         cert: Any = x509.load_pem_x509_certificate((request.current_certificate or "").encode())
@@ -204,8 +262,9 @@ def _current_certificate_problem(job: Job, state: ProvisionState) -> str | None:
         return "currentCertificate is not a PEM certificate"
     if fingerprint(cert) != state.credential_lookup:
         return "currentCertificate is not the device's certificate"
-    message = tb.proof_message(tb.REPROVISION_PROOF, request.key, request.device_name,
-                               request.certificate)
+    message = tb.proof_message(
+        tb.REPROVISION_PROOF, request.key, request.device_name, request.certificate
+    )
     if not verify_signature(cert, request.reprovision_proof or "", message):
         return "reprovisionProof is not a signature by the current certificate's key"
     return None

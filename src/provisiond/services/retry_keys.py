@@ -35,8 +35,9 @@ def hash_retry_key(retry_key: str) -> str:
 
 
 def _aead(retry_key: str, device_id: uuid.UUID) -> AESGCM:
-    key = HKDF(hashes.SHA256(), 32, salt=None,
-               info=_KEY_CONTEXT + device_id.bytes).derive(retry_key.encode())
+    key = HKDF(hashes.SHA256(), 32, salt=None, info=_KEY_CONTEXT + device_id.bytes).derive(
+        retry_key.encode()
+    )
     return AESGCM(key)
 
 
@@ -53,7 +54,7 @@ def open_answer(retry_key: str, device_id: uuid.UUID, sealed: str) -> Any | None
     if not sealed.startswith(_PREFIX):
         return None
     try:
-        raw = base64.b64decode(sealed[len(_PREFIX):], validate=True)
+        raw = base64.b64decode(sealed[len(_PREFIX) :], validate=True)
         plain = _aead(retry_key, device_id).decrypt(raw[:12], raw[12:], device_id.bytes)
     except (InvalidTag, ValueError, binascii.Error):
         return None

@@ -105,8 +105,11 @@ async def request_crls(uow: UnitOfWork, events: Sequence[Event]) -> None:
 
 
 def _entry(cert: IssuedCertificate, revoked_at: datetime) -> x509.RevokedCertificate:
-    builder = (x509.RevokedCertificateBuilder().serial_number(int(cert.serial_number, 16))
-               .revocation_date(revoked_at))
+    builder = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(int(cert.serial_number, 16))
+        .revocation_date(revoked_at)
+    )
     flag = reason_flag(cert.revocation_reason)
     if flag is not None:
         builder = builder.add_extension(x509.CRLReason(flag), critical=False)
@@ -117,27 +120,40 @@ def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def build_crls(signer: Signer, revoked: Sequence[IssuedCertificate], *, number: int,
-               now: datetime, validity: timedelta, url: str
-               ) -> tuple[x509.CertificateRevocationList, x509.CertificateRevocationList]:
+def build_crls(
+    signer: Signer,
+    revoked: Sequence[IssuedCertificate],
+    *,
+    number: int,
+    now: datetime,
+    validity: timedelta,
+    url: str,
+) -> tuple[x509.CertificateRevocationList, x509.CertificateRevocationList]:
     """The CA's complete CRL and the same for its distribution point ``url`` (with an
     Issuing Distribution Point), both numbered ``number``, valid from ``now``."""
-    entries = [_entry(cert, cert.revoked_at) for cert in revoked
-               if cert.revoked_at is not None]
-    common = [x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
-              x509.Extension(x509.AuthorityKeyIdentifier.oid, False, signer.authority)]
+    entries = [_entry(cert, cert.revoked_at) for cert in revoked if cert.revoked_at is not None]
+    common = [
+        x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+        x509.Extension(x509.AuthorityKeyIdentifier.oid, False, signer.authority),
+    ]
     point = x509.IssuingDistributionPoint(
-        full_name=[x509.UniformResourceIdentifier(url)], relative_name=None,
-        only_contains_user_certs=True, only_contains_ca_certs=False, only_some_reasons=None,
-        indirect_crl=False, only_contains_attribute_certs=False)
+        full_name=[x509.UniformResourceIdentifier(url)],
+        relative_name=None,
+        only_contains_user_certs=True,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
 
-    def sign(extensions: list[x509.Extension[x509.ExtensionType]]
-             ) -> x509.CertificateRevocationList:
+    def sign(
+        extensions: list[x509.Extension[x509.ExtensionType]],
+    ) -> x509.CertificateRevocationList:
         # the constructor takes the entries at once (add_revoked_certificate copies the
         # list each time: quadratic in the number of revoked certificates)
         return x509.CertificateRevocationListBuilder(
-            signer.certificate.subject, _naive(now), _naive(now + validity), extensions,
-            entries).sign(signer.key, hashes.SHA256())
+            signer.certificate.subject, _naive(now), _naive(now + validity), extensions, entries
+        ).sign(signer.key, hashes.SHA256())
 
     return sign(common), sign([*common, x509.Extension(point.oid, True, point)])
 
@@ -154,16 +170,22 @@ def distribution_point(crl_pem: str) -> str | None:
     except x509.ExtensionNotFound:
         return None
     names = point.full_name or []
-    return next((str(n.value) for n in names
-                 if isinstance(n, x509.UniformResourceIdentifier)), None)
+    return next(
+        (str(n.value) for n in names if isinstance(n, x509.UniformResourceIdentifier)), None
+    )
 
 
 class CrlMaker:
     """Makes the CRLs that are due (see the module's docstring): the ``crl`` loop."""
 
-    def __init__(self, uow: Callable[[], UnitOfWork], signers: SignerCache,
-                 passphrase: str | None, policy: CrlPolicy,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        signers: SignerCache,
+        passphrase: str | None,
+        policy: CrlPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._uow = uow
         self._signers = signers
         self._passphrase = passphrase
@@ -195,8 +217,7 @@ class CrlMaker:
     async def make(self, name: str) -> PublishedCrl:
         """The CA's current CRL, made now if it is due (``provisiond cas crl``)."""
         async with self._uow().read() as uow:
-            state = next((s for s in await uow.certificates.crl_states() if s.name == name),
-                         None)
+            state = next((s for s in await uow.certificates.crl_states() if s.name == name), None)
         if state is None:
             raise CaNotFound(f"no certificate authority {name!r}", name=name)
         if await self._due(state, self._clock()):
@@ -228,18 +249,30 @@ class CrlMaker:
         signer = self._signers.get(ca, self._passphrase)
         number, validity = state.number + 1, self._policy.validity
         complete, point = await asyncio.to_thread(
-            build_crls, signer, revoked, number=number, now=now, validity=validity,
-            url=self._policy.urls.crl(ca.name))
-        new = NewCrl(number, _pem(complete), _pem(point), now, now + validity,
-                     covers=state.requested)
+            build_crls,
+            signer,
+            revoked,
+            number=number,
+            now=now,
+            validity=validity,
+            url=self._policy.urls.crl(ca.name),
+        )
+        new = NewCrl(
+            number, _pem(complete), _pem(point), now, now + validity, covers=state.requested
+        )
         async with self._uow() as uow:
             saved = await uow.certificates.save_crl(state.ca_id, new)
             await uow.commit()
         if not saved:
             return 0  # another instance saved this number first: look again next time
         self._checked.add(state.ca_id)
-        log.info("CRL %d of CA %s: %d revoked certificates, valid until %s", number,
-                 ca.name, len(revoked), new.next_update.isoformat(timespec="seconds"))
+        log.info(
+            "CRL %d of CA %s: %d revoked certificates, valid until %s",
+            number,
+            ca.name,
+            len(revoked),
+            new.next_update.isoformat(timespec="seconds"),
+        )
         return 1
 
 
@@ -251,14 +284,18 @@ async def current_crl(uow: UnitOfWork, *, name: str) -> PublishedCrl:
     if crl is None:
         raise CaNotFound(f"no certificate authority {name!r}", name=name)
     if not crl.signs:
-        raise CaNotFound(f"CA {name!r} is a manufacturer's CA: provisiond publishes no CRL "
-                         "for it", name=name)
-    if (crl.pem is None or crl.dp_pem is None or crl.this_update is None
-            or crl.next_update is None):
-        raise Unavailable(f"the first CRL of CA {name!r} is not made yet: `provisiond "
-                          "serve` makes it within seconds", retry_after=1)
-    return PublishedCrl(crl.ca_name, crl.number, crl.pem, crl.dp_pem, crl.this_update,
-                        crl.next_update)
+        raise CaNotFound(
+            f"CA {name!r} is a manufacturer's CA: provisiond publishes no CRL for it", name=name
+        )
+    if crl.pem is None or crl.dp_pem is None or crl.this_update is None or crl.next_update is None:
+        raise Unavailable(
+            f"the first CRL of CA {name!r} is not made yet: `provisiond "
+            "serve` makes it within seconds",
+            retry_after=1,
+        )
+    return PublishedCrl(
+        crl.ca_name, crl.number, crl.pem, crl.dp_pem, crl.this_update, crl.next_update
+    )
 
 
 def der_of(pem: str) -> bytes:

@@ -22,16 +22,19 @@ from provisiond.store.uow import UnitOfWork
 def require(scope: Scope, role: Role, doing: str) -> None:
     """``doing`` needs at least ``role``."""
     if not scope.may(role):
-        raise Forbidden(f"{doing} needs the {role} role; this caller is a {scope.role}",
-                        role=scope.role.value)
+        raise Forbidden(
+            f"{doing} needs the {role} role; this caller is a {scope.role}", role=scope.role.value
+        )
 
 
 def require_operator(scope: Scope, doing: str) -> None:
     """``doing`` changes something global: operator-wide admins only."""
     require(scope, Role.ADMIN, doing)
     if not scope.operator_wide:
-        raise Forbidden(f"{doing} is for operator-wide admins; this caller's scope is the "
-                        f"subtree {scope.group_path!r}")
+        raise Forbidden(
+            f"{doing} is for operator-wide admins; this caller's scope is the "
+            f"subtree {scope.group_path!r}"
+        )
 
 
 def require_group(scope: Scope, path: str | None, doing: str) -> None:
@@ -39,11 +42,12 @@ def require_group(scope: Scope, path: str | None, doing: str) -> None:
     operator-wide): it must be within the caller's subtree. Refused alike whether or not
     the group exists."""
     if path is None and not scope.operator_wide:
-        raise Forbidden(f"{doing}: this caller's scope is the subtree {scope.group_path!r}; "
-                        "name a group within it")
+        raise Forbidden(
+            f"{doing}: this caller's scope is the subtree {scope.group_path!r}; "
+            "name a group within it"
+        )
     if not scope.covers(path):
-        raise Forbidden(f"{doing}: {path!r} is outside this caller's subtree "
-                        f"{scope.group_path!r}")
+        raise Forbidden(f"{doing}: {path!r} is outside this caller's subtree {scope.group_path!r}")
 
 
 async def group_in_scope(uow: UnitOfWork, scope: Scope, path: str) -> Group:

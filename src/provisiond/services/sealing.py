@@ -36,9 +36,10 @@ def in_clear(value: str) -> str:
 def read_in_clear(value: str) -> str:
     """A value :func:`in_clear` stored (ConfigurationError for a sealed one)."""
     if not value.startswith(PLAIN):
-        raise ConfigurationError("this secret is sealed: set device_key_passphrase to the "
-                                 "passphrase it was sealed with")
-    return value[len(PLAIN):]
+        raise ConfigurationError(
+            "this secret is sealed: set device_key_passphrase to the passphrase it was sealed with"
+        )
+    return value[len(PLAIN) :]
 
 
 @lru_cache(maxsize=256)
@@ -51,7 +52,8 @@ class Sealer:
         if passphrase is None and production:
             raise ConfigurationError(
                 "set device_key_passphrase (PROVISIOND_DEVICE_KEY_PASSPHRASE): in production "
-                "device keys are stored encrypted")
+                "device keys are stored encrypted"
+            )
         self._passphrase = passphrase
         self._salt = os.urandom(16)
         self._warned = False
@@ -64,25 +66,26 @@ class Sealer:
     def seal(self, secret: str) -> str:
         if self._passphrase is None:
             if not self._warned:
-                log.warning("device_key_passphrase is not set: device keys are stored "
-                            "unencrypted")
+                log.warning("device_key_passphrase is not set: device keys are stored unencrypted")
                 self._warned = True
             return PLAIN + secret
         nonce = os.urandom(12)
-        sealed = AESGCM(_key(self._passphrase, self._salt)).encrypt(
-            nonce, secret.encode(), _AAD)
+        sealed = AESGCM(_key(self._passphrase, self._salt)).encrypt(nonce, secret.encode(), _AAD)
         return SEALED + base64.b64encode(self._salt + nonce + sealed).decode()
 
     def unseal(self, value: str) -> str:
         if value.startswith(PLAIN):
-            return value[len(PLAIN):]
+            return value[len(PLAIN) :]
         if not value.startswith(SEALED) or self._passphrase is None:
-            raise ConfigurationError("this secret is sealed: set device_key_passphrase to the "
-                                     "passphrase it was sealed with")
-        raw = base64.b64decode(value[len(SEALED):])
+            raise ConfigurationError(
+                "this secret is sealed: set device_key_passphrase to the "
+                "passphrase it was sealed with"
+            )
+        raw = base64.b64decode(value[len(SEALED) :])
         salt, nonce, sealed = raw[:16], raw[16:28], raw[28:]
         try:
             return AESGCM(_key(self._passphrase, salt)).decrypt(nonce, sealed, _AAD).decode()
         except InvalidTag:
-            raise ConfigurationError("device_key_passphrase does not open this secret (it "
-                                     "was sealed with another)") from None
+            raise ConfigurationError(
+                "device_key_passphrase does not open this secret (it was sealed with another)"
+            ) from None

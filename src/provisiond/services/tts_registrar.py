@@ -53,23 +53,29 @@ class Foreign(Exception):
 
 
 def _adopt_hint(serial: str) -> str:
-    return (f"delete it in The Things Stack, or take it over with "
-            f"`provisiond lorawan adopt {serial}`")
+    return (
+        f"delete it in The Things Stack, or take it over with `provisiond lorawan adopt {serial}`"
+    )
 
 
 class Registrar:
     def __init__(self, client: TtsClient) -> None:
         self._client = client
 
-    async def send(self, call: api.Call, *, absent_ok: bool = False,
-                   conflict_ok: bool = False) -> api.Answer:
+    async def send(
+        self, call: api.Call, *, absent_ok: bool = False, conflict_ok: bool = False
+    ) -> api.Answer:
         answer = await self._client.call(call)
-        if answer.ok or (absent_ok and answer.status == 404) or (
-                conflict_ok and answer.status == 409):
+        if (
+            answer.ok
+            or (absent_ok and answer.status == 404)
+            or (conflict_ok and answer.status == 409)
+        ):
             return answer
         path = call.path.split("?")[0]
-        what = f"{call.method} {path}: " + (f"{answer.status} {answer.text}" if answer.status
-                                           else answer.text or "no answer")
+        what = f"{call.method} {path}: " + (
+            f"{answer.status} {answer.text}" if answer.status else answer.text or "no answer"
+        )
         raise Transient(what) if api.transient(answer.status) else Permanent(what)
 
     async def read(self, application_id: str, device_id: str) -> api.StoredEndDevice | None:
@@ -104,8 +110,7 @@ class Registrar:
             raise
         return device
 
-    async def _take_own(self, device: EndDevice, answer: api.Answer, *, legacy: bool
-                        ) -> EndDevice:
+    async def _take_own(self, device: EndDevice, answer: api.Answer, *, legacy: bool) -> EndDevice:
         """After a 409 from the Identity Server: the holder, updated, if it is ours."""
         error = api.parse_error(answer.body)
         application_id, holder = device.application_id, device.device_id
@@ -113,28 +118,44 @@ class Registrar:
             application_id = error.attributes.get("application_id", "")
             holder = error.attributes.get("device_id", "")
             if not holder:
-                raise Foreign(f"DevEUI {device.dev_eui} is registered as another end device "
-                              "(The Things Stack did not say which): delete it there",
-                              "", "")
+                raise Foreign(
+                    f"DevEUI {device.dev_eui} is registered as another end device "
+                    "(The Things Stack did not say which): delete it there",
+                    "",
+                    "",
+                )
             if application_id != device.application_id:
                 raise Foreign(
                     f"DevEUI {device.dev_eui} is registered as {holder} in application "
                     f"{application_id}: delete it there, or give the device's profile that "
                     "application (provisiond registers end devices in the profile's "
-                    "application only)", application_id, holder)
+                    "application only)",
+                    application_id,
+                    holder,
+                )
         found = await self.read(application_id, holder)
         if found is None:
-            raise Transient(f"end device {holder} in application {application_id} was there "
-                            "and is gone: tried again")
+            raise Transient(
+                f"end device {holder} in application {application_id} was there "
+                "and is gone: tried again"
+            )
         same_id = holder == device.device_id
-        if not is_ours(found.attributes, device.owner, legacy=legacy and same_id,
-                       serial=device.serial):
+        if not is_ours(
+            found.attributes, device.owner, legacy=legacy and same_id, serial=device.serial
+        ):
             because = not_ours_because(found.attributes)
-            what = (f"end device {holder} in application {application_id} exists" if same_id
-                    else f"DevEUI {device.dev_eui} is registered as {holder} in application "
-                         f"{application_id}")
-            raise Foreign(f"{what} and provisiond did not create it ({because}): "
-                          + _adopt_hint(device.serial), application_id, holder)
+            what = (
+                f"end device {holder} in application {application_id} exists"
+                if same_id
+                else f"DevEUI {device.dev_eui} is registered as {holder} in application "
+                f"{application_id}"
+            )
+            raise Foreign(
+                f"{what} and provisiond did not create it ({because}): "
+                + _adopt_hint(device.serial),
+                application_id,
+                holder,
+            )
         device = replace(device, device_id=holder)
         await self.send(api.update_in_identity_server(device, found.attributes))
         return device
@@ -150,14 +171,18 @@ class Registrar:
         return Foreign(
             f"the {api.COMPONENT_NAMES[component]} holds DevEUI {device.dev_eui} as {holder} "
             f"in application {application_id}, and provisiond did not create it: delete it "
-            f"from the {api.COMPONENT_NAMES[component]}", application_id, holder)
+            f"from the {api.COMPONENT_NAMES[component]}",
+            application_id,
+            holder,
+        )
 
     async def _undo(self, device: EndDevice, err: Exception) -> None:
         try:
             await self.remove(device.application_id, device.device_id)
         except (Permanent, Transient) as undo:
-            raise Permanent(f"{err}; rolling back failed too ({undo}): the next sync removes "
-                            "or completes it") from err
+            raise Permanent(
+                f"{err}; rolling back failed too ({undo}): the next sync removes or completes it"
+            ) from err
 
     async def remove(self, application_id: str, device_id: str) -> None:
         """Delete from every component, the Identity Server last (404s are fine). Only for
@@ -165,16 +190,25 @@ class Registrar:
         for call in api.remove(application_id, device_id):
             await self.send(call, absent_ok=True)
 
-    async def remove_own(self, application_id: str, device_id: str, owner: uuid.UUID, *,
-                         legacy: bool = False, serial: str | None = None) -> str | None:
+    async def remove_own(
+        self,
+        application_id: str,
+        device_id: str,
+        owner: uuid.UUID,
+        *,
+        legacy: bool = False,
+        serial: str | None = None,
+    ) -> str | None:
         """Delete the end device if it is provisiond's device ``owner``'s; otherwise leave
         it and say why (None: removed, or nothing there)."""
         found = await self.read(application_id, device_id)
         if found is None:
             return None
         if not is_ours(found.attributes, owner, legacy=legacy, serial=serial):
-            return (f"end device {device_id} in application {application_id}: provisiond did "
-                    f"not create it ({not_ours_because(found.attributes)}); left as it is")
+            return (
+                f"end device {device_id} in application {application_id}: provisiond did "
+                f"not create it ({not_ours_because(found.attributes)}); left as it is"
+            )
         await self.remove(application_id, device_id)
         return None
 

@@ -82,20 +82,32 @@ def parse_webhook_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text.strip())
     except ValueError:
-        raise InvalidInput(f"{text!r} is not a webhook id",
-                           problems=[Problem("is not a webhook id (a UUID)", "id")]) from None
+        raise InvalidInput(
+            f"{text!r} is not a webhook id",
+            problems=[Problem("is not a webhook id (a UUID)", "id")],
+        ) from None
 
 
-async def create_webhook(uow: UnitOfWork, *, scope: Scope, group: str | None, url: str,
-                         events: list[str] | None, actor: str, now: datetime, sealer: Sealer,
-                         guard: DestinationGuard) -> tuple[Webhook, str]:
+async def create_webhook(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    group: str | None,
+    url: str,
+    events: list[str] | None,
+    actor: str,
+    now: datetime,
+    sealer: Sealer,
+    guard: DestinationGuard,
+) -> tuple[Webhook, str]:
     """A new webhook for a group of the caller's subtree, and its signing secret (shown
     once, kept sealed). ``group`` None: an operator-wide webhook (every event, those of no
     group too), which only an operator-wide ``scope`` may create. ``guard`` refuses a URL
     that is not a public destination (deliveries check it again)."""
     if group is None and not scope.operator_wide:
-        raise Forbidden("only an operator-wide caller may create an operator-wide webhook; "
-                        "give a group")
+        raise Forbidden(
+            "only an operator-wide caller may create an operator-wide webhook; give a group"
+        )
     path = parse_group_path(group) if group is not None else None
     clean_url = parse_url(url)
     types = parse_events(events)
@@ -104,13 +116,24 @@ async def create_webhook(uow: UnitOfWork, *, scope: Scope, group: str | None, ur
     secret = "whsec_" + secrets.token_urlsafe(32)
     async with uow:
         found = await group_in_scope(uow, scope, path) if path is not None else None
-        webhook = Webhook(new_id(), found.id if found else None, path, clean_url, types, True,
-                          None, 0, now)
+        webhook = Webhook(
+            new_id(), found.id if found else None, path, clean_url, types, True, None, 0, now
+        )
         await uow.webhooks.add(webhook, sealer.seal(secret))
-        await uow.events.add(NewEvent(
-            EventType.WEBHOOK_CREATED, now, actor, group_id=webhook.group_id, group_path=path,
-            data={"webhook_id": str(webhook.id), "url": clean_url,
-                  "events": [t.value for t in types]}))
+        await uow.events.add(
+            NewEvent(
+                EventType.WEBHOOK_CREATED,
+                now,
+                actor,
+                group_id=webhook.group_id,
+                group_path=path,
+                data={
+                    "webhook_id": str(webhook.id),
+                    "url": clean_url,
+                    "events": [t.value for t in types],
+                },
+            )
+        )
         await uow.commit()
     return webhook, secret
 
@@ -127,85 +150,136 @@ def _webhook_cursor(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
-        raise InvalidCursor("the page cursor is not one provisiond gave out",
-                            problems=[Problem("is not a cursor from a previous page",
-                                              "cursor")]) from None
+        raise InvalidCursor(
+            "the page cursor is not one provisiond gave out",
+            problems=[Problem("is not a cursor from a previous page", "cursor")],
+        ) from None
 
 
-async def list_webhooks(uow: UnitOfWork, *, scope: Scope, group: str | None = None,
-                        cursor: str | None = None, limit: int = PAGE_SIZE_DEFAULT
-                        ) -> Page[Webhook]:
+async def list_webhooks(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    group: str | None = None,
+    cursor: str | None = None,
+    limit: int = PAGE_SIZE_DEFAULT,
+) -> Page[Webhook]:
     """A page of the webhooks of the caller's subtree (or of ``group``'s), oldest first."""
     after = start(cursor, limit)
     async with uow.read():
-        subtree = (await group_in_scope(uow, scope, parse_group_path(group))).path \
-            if group else scope.group_path
+        subtree = (
+            (await group_in_scope(uow, scope, parse_group_path(group))).path
+            if group
+            else scope.group_path
+        )
         hooks = await uow.webhooks.in_subtree(
-            subtree, after=_webhook_cursor(after) if after else None, limit=limit + 1)
+            subtree, after=_webhook_cursor(after) if after else None, limit=limit + 1
+        )
     return page_of(hooks, limit, lambda w: str(w.id))
 
 
-async def get_webhook(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID
-                      ) -> tuple[Webhook, dict[str, int]]:
+async def get_webhook(
+    uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID
+) -> tuple[Webhook, dict[str, int]]:
     async with uow.read():
         webhook = await _find(uow, webhook_id, scope)
         return webhook, await uow.webhooks.counts(webhook_id)
 
 
-async def set_webhook_enabled(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID,
-                              enabled: bool, actor: str, now: datetime) -> Webhook:
+async def set_webhook_enabled(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    webhook_id: uuid.UUID,
+    enabled: bool,
+    actor: str,
+    now: datetime,
+) -> Webhook:
     require(scope, Role.ADMIN, "enabling and disabling webhooks")
     async with uow:
         webhook = await _find(uow, webhook_id, scope)
-        await uow.webhooks.set_enabled(webhook_id, enabled,
-                                       None if enabled else f"disabled by {actor}")
-        await uow.events.add(NewEvent(
-            EventType.WEBHOOK_ENABLED if enabled else EventType.WEBHOOK_DISABLED, now, actor,
-            group_id=webhook.group_id, group_path=webhook.group_path,
-            data={"webhook_id": str(webhook_id)}))
+        await uow.webhooks.set_enabled(
+            webhook_id, enabled, None if enabled else f"disabled by {actor}"
+        )
+        await uow.events.add(
+            NewEvent(
+                EventType.WEBHOOK_ENABLED if enabled else EventType.WEBHOOK_DISABLED,
+                now,
+                actor,
+                group_id=webhook.group_id,
+                group_path=webhook.group_path,
+                data={"webhook_id": str(webhook_id)},
+            )
+        )
         await uow.commit()
         return await _find(uow, webhook_id, scope)
 
 
-async def delete_webhook(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID, actor: str,
-                         now: datetime) -> Webhook:
+async def delete_webhook(
+    uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID, actor: str, now: datetime
+) -> Webhook:
     require(scope, Role.ADMIN, "deleting webhooks")
     async with uow:
         webhook = await _find(uow, webhook_id, scope)
         await uow.webhooks.delete(webhook_id)
-        await uow.events.add(NewEvent(
-            EventType.WEBHOOK_DELETED, now, actor, group_id=webhook.group_id,
-            group_path=webhook.group_path,
-            data={"webhook_id": str(webhook_id), "url": webhook.url}))
+        await uow.events.add(
+            NewEvent(
+                EventType.WEBHOOK_DELETED,
+                now,
+                actor,
+                group_id=webhook.group_id,
+                group_path=webhook.group_path,
+                data={"webhook_id": str(webhook_id), "url": webhook.url},
+            )
+        )
         await uow.commit()
     return webhook
 
 
-async def list_deliveries(uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID,
-                          status: str | None = None, before: int | None = None,
-                          limit: int = 50) -> list[Delivery]:
+async def list_deliveries(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    webhook_id: uuid.UUID,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
     """The webhook's delivery log, newest first."""
     try:
         wanted = DeliveryStatus(status) if status else None
     except ValueError:
-        raise InvalidInput(f"status {status!r}: pending, delivered or failed",
-                           problems=[Problem("pending, delivered or failed", "status")]
-                           ) from None
+        raise InvalidInput(
+            f"status {status!r}: pending, delivered or failed",
+            problems=[Problem("pending, delivered or failed", "status")],
+        ) from None
     async with uow.read():
         await _find(uow, webhook_id, scope)
-        return await uow.webhooks.deliveries(webhook_id, status=wanted, before=before,
-                                             limit=limit)
+        return await uow.webhooks.deliveries(webhook_id, status=wanted, before=before, limit=limit)
 
 
 # --------------------------------------------------------------------------- fan-out
 
 
-def event_body(event_id: int, event_type: str, at: datetime, actor: str,
-               device: dict[str, Any] | None, group: str | None, data: dict[str, Any]
-               ) -> dict[str, Any]:
+def event_body(
+    event_id: int,
+    event_type: str,
+    at: datetime,
+    actor: str,
+    device: dict[str, Any] | None,
+    group: str | None,
+    data: dict[str, Any],
+) -> dict[str, Any]:
     """What a receiver gets (docs/webhooks.md)."""
-    return {"event_id": event_id, "type": event_type, "at": at.isoformat(), "actor": actor,
-            "device": device, "group": group, "data": data}
+    return {
+        "event_id": event_id,
+        "type": event_type,
+        "at": at.isoformat(),
+        "actor": actor,
+        "device": device,
+        "group": group,
+        "data": data,
+    }
 
 
 async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
@@ -218,15 +292,30 @@ async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
         return
     rows: list[dict[str, Any]] = []
 
-    def add(event_type: EventType, group_path: str | None, body: dict[str, Any],
-            event_id: int, at: datetime) -> None:
+    def add(
+        event_type: EventType,
+        group_path: str | None,
+        body: dict[str, Any],
+        event_id: int,
+        at: datetime,
+    ) -> None:
         for webhook in hooks:
-            if (event_type in webhook.events and webhook.created_at <= at
-                    and receives(webhook.group_path, group_path)):
-                rows.append({"webhook_id": webhook.id, "event_id": event_id,
-                             "event_type": event_type.value, "body": body,
-                             "status": DeliveryStatus.PENDING.value, "attempts": 0,
-                             "created_at": at})
+            if (
+                event_type in webhook.events
+                and webhook.created_at <= at
+                and receives(webhook.group_path, group_path)
+            ):
+                rows.append(
+                    {
+                        "webhook_id": webhook.id,
+                        "event_id": event_id,
+                        "event_type": event_type.value,
+                        "body": body,
+                        "status": DeliveryStatus.PENDING.value,
+                        "attempts": 0,
+                        "created_at": at,
+                    }
+                )
 
     for e in events:
         if e.type is EventType.DEVICES_IMPORTED:
@@ -235,22 +324,39 @@ async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
             after: uuid.UUID | None = None
             while page := await uow.webhooks.imported_devices(e.id, after, IMPORT_PAGE):
                 for d in page:
-                    registered = {"id": str(d.id), "serial": d.serial, "name": d.name,
-                                  "state": d.state}
-                    add(EventType.DEVICE_REGISTERED, d.group_path,
-                        event_body(e.id, EventType.DEVICE_REGISTERED.value, e.at, e.actor,
-                                   registered, d.group_path,
-                                   {"import": e.data.get("source")}),
-                        e.id, e.at)
+                    registered = {
+                        "id": str(d.id),
+                        "serial": d.serial,
+                        "name": d.name,
+                        "state": d.state,
+                    }
+                    add(
+                        EventType.DEVICE_REGISTERED,
+                        d.group_path,
+                        event_body(
+                            e.id,
+                            EventType.DEVICE_REGISTERED.value,
+                            e.at,
+                            e.actor,
+                            registered,
+                            d.group_path,
+                            {"import": e.data.get("source")},
+                        ),
+                        e.id,
+                        e.at,
+                    )
                 after = page[-1].id
                 await uow.webhooks.enqueue(rows)
                 rows.clear()
             continue
-        device = ({"id": str(e.device_id), "serial": e.serial}
-                  if e.device_id is not None else None)
-        add(e.type, e.group_path,
+        device = {"id": str(e.device_id), "serial": e.serial} if e.device_id is not None else None
+        add(
+            e.type,
+            e.group_path,
             event_body(e.id, e.type.value, e.at, e.actor, device, e.group_path, e.data),
-            e.id, e.at)
+            e.id,
+            e.at,
+        )
     await uow.webhooks.enqueue(rows)
 
 
@@ -258,8 +364,14 @@ async def fan_out(uow: UnitOfWork, events: Sequence[Event]) -> None:
 
 
 class WebhookDeliverer:
-    def __init__(self, uow: Callable[[], UnitOfWork], sender: Sender, sealer: Sealer,
-                 policy: WebhookPolicy, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        sender: Sender,
+        sealer: Sealer,
+        policy: WebhookPolicy,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._uow = uow
         self._sender = sender
         self._sealer = sealer
@@ -285,14 +397,18 @@ class WebhookDeliverer:
             return 0
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def attempt(delivery: Delivery, url: str, body: Any
-                          ) -> tuple[Delivery, int | None, str | None]:
+        async def attempt(
+            delivery: Delivery, url: str, body: Any
+        ) -> tuple[Delivery, int | None, str | None]:
             payload = orjson.dumps(body)
-            headers = {"Content-Type": "application/json",
-                       EVENT_HEADER: delivery.event_type,
-                       DELIVERY_HEADER: str(delivery.id),
-                       SIGNATURE_HEADER: sign(self._secrets.get(delivery.webhook_id, ""),
-                                              int(time.time()), payload)}
+            headers = {
+                "Content-Type": "application/json",
+                EVENT_HEADER: delivery.event_type,
+                DELIVERY_HEADER: str(delivery.id),
+                SIGNATURE_HEADER: sign(
+                    self._secrets.get(delivery.webhook_id, ""), int(time.time()), payload
+                ),
+            }
             async with gate:
                 try:
                     code = await self._sender.post(url, payload, headers)
@@ -317,10 +433,14 @@ class WebhookDeliverer:
                     by_code.setdefault(code, []).append(delivery.id)
                     continue
                 tries = delivery.attempts + 1
-                retry = (now + backoff(tries) if tries < self._policy.max_attempts else None)
-                await uow.webhooks.attempt_failed(delivery.id, status_code=code,
-                                                  error=error or "failed",
-                                                  next_attempt_at=retry, now=now)
+                retry = now + backoff(tries) if tries < self._policy.max_attempts else None
+                await uow.webhooks.attempt_failed(
+                    delivery.id,
+                    status_code=code,
+                    error=error or "failed",
+                    next_attempt_at=retry,
+                    now=now,
+                )
             for code, ids in by_code.items():
                 await uow.webhooks.delivered(ids, code, now)
             for webhook_id, errors in per_hook.items():
@@ -332,17 +452,27 @@ class WebhookDeliverer:
                     tail += 1
                 delivered = sum(e is None for e in errors)
                 disabled = await uow.webhooks.record_outcomes(
-                    webhook_id, delivered=delivered, failed=tail,
+                    webhook_id,
+                    delivered=delivered,
+                    failed=tail,
                     disable_after=self._policy.disable_after,
-                    last_error=next((e for e in reversed(errors) if e), None))
+                    last_error=next((e for e in reversed(errors) if e), None),
+                )
                 if disabled:
                     webhook = await uow.webhooks.find(webhook_id)
-                    await uow.events.add(NewEvent(
-                        EventType.WEBHOOK_DISABLED, now, "provisiond",
-                        group_id=webhook.group_id if webhook else None,
-                        group_path=webhook.group_path if webhook else None,
-                        data={"webhook_id": str(webhook_id),
-                              "reason": webhook.disabled_reason if webhook else None}))
+                    await uow.events.add(
+                        NewEvent(
+                            EventType.WEBHOOK_DISABLED,
+                            now,
+                            "provisiond",
+                            group_id=webhook.group_id if webhook else None,
+                            group_path=webhook.group_path if webhook else None,
+                            data={
+                                "webhook_id": str(webhook_id),
+                                "reason": webhook.disabled_reason if webhook else None,
+                            },
+                        )
+                    )
             await uow.commit()
 
     async def _prune(self, now: datetime) -> None:

@@ -32,20 +32,37 @@ from provisiond.store.schema import events
 from provisiond.store.types import sqlite_timestamp
 
 DEVICE_COLUMNS = (
-    "id", "serial", "name", "model_id", "state", "group_id", "owner_user_id", "profile_id",
-    "claim_code_hash", "registered_event_id", "created_at", "updated_at", "claimed_at",
+    "id",
+    "serial",
+    "name",
+    "model_id",
+    "state",
+    "group_id",
+    "owner_user_id",
+    "profile_id",
+    "claim_code_hash",
+    "registered_event_id",
+    "created_at",
+    "updated_at",
+    "claimed_at",
 )
 TAG_COLUMNS = ("device_id", "serial", "key", "value")
-CREDENTIAL_COLUMNS = ("id", "device_id", "type", "lookup", "secret_hash", "secret_sealed",
-                      "created_at")
+CREDENTIAL_COLUMNS = (
+    "id",
+    "device_id",
+    "type",
+    "lookup",
+    "secret_hash",
+    "secret_sealed",
+    "created_at",
+)
 
 # (id, serial, name, model_id, state, group_id, owner_user_id, profile_id, claim_code_hash).
 # Every row of one import shares
 # the import's event and timestamp, given to write(); claimed devices get claimed_at = now.
 # Ids are UUID.hex strings (32 hex digits): what SQLite stores, and what PostgreSQL's uuid
 # input reads; the import makes a million of them, and UUID objects would cost a second more.
-DeviceRow = tuple[str, str, str, str | None, str, str | None, str | None, str | None,
-                  str | None]
+DeviceRow = tuple[str, str, str, str | None, str, str | None, str | None, str | None, str | None]
 TagRow = tuple[str, str, str, str]  # (device_id, serial, key, value)
 # (id, device_id, type, lookup, secret_hash, secret_sealed)
 CredentialRow = tuple[str, str, str, str | None, str | None, str | None]
@@ -60,32 +77,39 @@ def _copy_text(value: str) -> str:
     (ids, serials, states and hashes never hold them; names and tags may)."""
     if _COPY_SPECIAL.search(value) is None:
         return value
-    return (value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            .replace("\r", "\\r"))
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 def _copy_optional(value: str | None) -> str:
     return _NULL if value is None else _copy_text(value)
 
 
-def _json_insert(table: str, columns: Sequence[str], row_width: int,
-                 constants: Sequence[str]) -> str:
+def _json_insert(
+    table: str, columns: Sequence[str], row_width: int, constants: Sequence[str]
+) -> str:
     """``INSERT INTO table (columns) SELECT value->>0, …, constants FROM json_each(?1)``: the
     first ``row_width`` columns come from each JSON array, the rest are SQL expressions of the
     bound constants (?2, ?3)."""
     picks = [f"value->>{i}" for i in range(row_width)]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names
-            f"SELECT {', '.join([*picks, *constants])} FROM json_each(?1)")
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 - fixed names
+        f"SELECT {', '.join([*picks, *constants])} FROM json_each(?1)"
+    )
 
 
 # ?1 the batch's rows as JSON arrays, ?2 the import's event id, ?3 its timestamp.
-_SQLITE_DEVICES = _json_insert("devices", DEVICE_COLUMNS, 9, [
-    "?2", "?3", "?3", "CASE WHEN value->>5 IS NULL THEN NULL ELSE ?3 END"])
+_SQLITE_DEVICES = _json_insert(
+    "devices",
+    DEVICE_COLUMNS,
+    9,
+    ["?2", "?3", "?3", "CASE WHEN value->>5 IS NULL THEN NULL ELSE ?3 END"],
+)
 _SQLITE_TAGS = _json_insert("device_tags", TAG_COLUMNS, 4, [])
 _SQLITE_CREDENTIALS = _json_insert("credentials", CREDENTIAL_COLUMNS, 6, ["?3"])
 # Compact, without the circularity check: a third less time than json.dumps for row lists.
-_to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False,
-                            separators=(",", ":")).encode
+_to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":")).encode
 _SQLITE_EXISTING = "SELECT serial FROM devices WHERE serial IN (SELECT value FROM json_each(?))"
 
 
@@ -149,8 +173,7 @@ class BulkDeviceWriter:
 
     async def _sqlite_existing(self, serials: list[str]) -> set[str]:
         driver = await self._driver()
-        rows = await driver.execute_fetchall(
-            _SQLITE_EXISTING, (_to_json(serials),))
+        rows = await driver.execute_fetchall(_SQLITE_EXISTING, (_to_json(serials),))
         return {r[0] for r in rows}
 
     async def postgres_existing(self, serials: Sequence[str]) -> set[str]:
@@ -159,8 +182,9 @@ class BulkDeviceWriter:
             # Never prepared: a plan cached while the import's table was small (a sequential
             # scan) would be kept as it grows inside the transaction, each lookup then reading
             # every device imported so far.
-            await cur.execute("SELECT serial FROM devices WHERE serial = ANY(%s)",
-                              (list(serials),), prepare=False)
+            await cur.execute(
+                "SELECT serial FROM devices WHERE serial = ANY(%s)", (list(serials),), prepare=False
+            )
             return {r[0] for r in await cur.fetchall()}
 
     def _queue(self, work: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
@@ -168,23 +192,31 @@ class BulkDeviceWriter:
         self._queued.append(future)
         return future
 
-    async def write(self, device_rows: Sequence[DeviceRow], tag_rows: Sequence[TagRow],
-                    credential_rows: Sequence[CredentialRow], *, event_id: int,
-                    now: datetime) -> None:
+    async def write(
+        self,
+        device_rows: Sequence[DeviceRow],
+        tag_rows: Sequence[TagRow],
+        credential_rows: Sequence[CredentialRow],
+        *,
+        event_id: int,
+        now: datetime,
+    ) -> None:
         """Insert one batch: wait for the previous one, start this one and return;
         :meth:`drain` waits for the last. Meanwhile the caller gives the event loop a turn
         every :attr:`turn_every` records."""
         await self.drain()
         driver = await self._driver()
         if self._sqlite:
-            self._sqlite_queue(driver, device_rows, tag_rows, credential_rows, event_id,
-                               sqlite_timestamp(now))
+            self._sqlite_queue(
+                driver, device_rows, tag_rows, credential_rows, event_id, sqlite_timestamp(now)
+            )
         else:
             lookups, self._lookups = self._lookups, []
             for pending in lookups:
                 await pending.resolve()
-            self._queue(self._copy_write(driver, device_rows, tag_rows, credential_rows,
-                                         event_id, now))
+            self._queue(
+                self._copy_write(driver, device_rows, tag_rows, credential_rows, event_id, now)
+            )
         # Let the work start: SQLite's statements go on the driver thread's queue, in order;
         # the COPY sends what the connection takes.
         await asyncio.sleep(0)
@@ -212,36 +244,67 @@ class BulkDeviceWriter:
         self._lookups = []
         await asyncio.gather(*queued, return_exceptions=True)
 
-    def _sqlite_queue(self, driver: Any, device_rows: Sequence[DeviceRow],
-                      tag_rows: Sequence[TagRow], credential_rows: Sequence[CredentialRow],
-                      event_id: int, now: str) -> None:
+    def _sqlite_queue(
+        self,
+        driver: Any,
+        device_rows: Sequence[DeviceRow],
+        tag_rows: Sequence[TagRow],
+        credential_rows: Sequence[CredentialRow],
+        event_id: int,
+        now: str,
+    ) -> None:
         # SQLAlchemy's Uuid stores 32 hex digits on SQLite; UtcDateTime stores naive UTC text.
         for statement, rows, constants in (
-                (_SQLITE_DEVICES, device_rows, (event_id, now)), (_SQLITE_TAGS, tag_rows, ()),
-                (_SQLITE_CREDENTIALS, credential_rows, (None, now))):
+            (_SQLITE_DEVICES, device_rows, (event_id, now)),
+            (_SQLITE_TAGS, tag_rows, ()),
+            (_SQLITE_CREDENTIALS, credential_rows, (None, now)),
+        ):
             if rows:
-                self._queue(driver.execute(
-                    statement, (_to_json(rows), *constants)))
+                self._queue(driver.execute(statement, (_to_json(rows), *constants)))
 
-    async def _copy_write(self, driver: Any, device_rows: Sequence[DeviceRow],
-                          tag_rows: Sequence[TagRow], credential_rows: Sequence[CredentialRow],
-                          event_id: int, now: datetime) -> None:
+    async def _copy_write(
+        self,
+        driver: Any,
+        device_rows: Sequence[DeviceRow],
+        tag_rows: Sequence[TagRow],
+        credential_rows: Sequence[CredentialRow],
+        event_id: int,
+        now: datetime,
+    ) -> None:
         # COPY's text format, made here in one pass per table: three times faster than
         # psycopg's write_row for these rows, and this time is not overlapped with the
         # server's (docs/performance.md).
         at = now.isoformat()
-        await self._copy(driver, "devices", DEVICE_COLUMNS, [
-            f"{i}\t{serial}\t{_copy_text(name)}\t{model or _NULL}\t{state}\t{group or _NULL}\t"
-            f"{owner or _NULL}\t{profile or _NULL}\t{code or _NULL}\t{event_id}\t{at}\t{at}\t"
-            f"{at if group else _NULL}\n"
-            for i, serial, name, model, state, group, owner, profile, code in device_rows])
-        await self._copy(driver, "device_tags", TAG_COLUMNS, [
-            f"{device}\t{serial}\t{_copy_text(key)}\t{_copy_text(value)}\n"
-            for device, serial, key, value in tag_rows])
-        await self._copy(driver, "credentials", CREDENTIAL_COLUMNS, [
-            f"{i}\t{device}\t{kind}\t{_copy_optional(lookup)}\t{_copy_optional(digest)}\t"
-            f"{_copy_optional(sealed)}\t{at}\n"
-            for i, device, kind, lookup, digest, sealed in credential_rows])
+        await self._copy(
+            driver,
+            "devices",
+            DEVICE_COLUMNS,
+            [
+                f"{i}\t{serial}\t{_copy_text(name)}\t{model or _NULL}\t{state}\t{group or _NULL}\t"
+                f"{owner or _NULL}\t{profile or _NULL}\t{code or _NULL}\t{event_id}\t{at}\t{at}\t"
+                f"{at if group else _NULL}\n"
+                for i, serial, name, model, state, group, owner, profile, code in device_rows
+            ],
+        )
+        await self._copy(
+            driver,
+            "device_tags",
+            TAG_COLUMNS,
+            [
+                f"{device}\t{serial}\t{_copy_text(key)}\t{_copy_text(value)}\n"
+                for device, serial, key, value in tag_rows
+            ],
+        )
+        await self._copy(
+            driver,
+            "credentials",
+            CREDENTIAL_COLUMNS,
+            [
+                f"{i}\t{device}\t{kind}\t{_copy_optional(lookup)}\t{_copy_optional(digest)}\t"
+                f"{_copy_optional(sealed)}\t{at}\n"
+                for i, device, kind, lookup, digest, sealed in credential_rows
+            ],
+        )
 
     @staticmethod
     async def _copy(driver: Any, table: str, columns: Sequence[str], lines: list[str]) -> None:

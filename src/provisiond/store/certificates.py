@@ -90,10 +90,17 @@ def serial_hex(serial_number: int) -> str:
 
 def _from_row(row: Any) -> IssuedCertificate:
     return IssuedCertificate(
-        row.ca_id, row.serial_number, row.credential_id, row.device_id, row.device_serial,
-        row.certificate_pem, row.not_before, row.not_after,
+        row.ca_id,
+        row.serial_number,
+        row.credential_id,
+        row.device_id,
+        row.device_serial,
+        row.certificate_pem,
+        row.not_before,
+        row.not_after,
         row.revoked_at,
-        RevocationReason(row.revocation_reason) if row.revocation_reason else None)
+        RevocationReason(row.revocation_reason) if row.revocation_reason else None,
+    )
 
 
 class CertificateRepository:
@@ -101,39 +108,61 @@ class CertificateRepository:
         self._conn = conn
 
     async def add(self, cert: IssuedCertificate) -> None:
-        await self._conn.execute(insert(issued_certificates).values(
-            ca_id=cert.ca_id, serial_number=cert.serial_number,
-            credential_id=cert.credential_id, device_id=cert.device_id,
-            device_serial=cert.device_serial,
-            certificate_pem=cert.certificate_pem, not_before=cert.not_before,
-            not_after=cert.not_after))
+        await self._conn.execute(
+            insert(issued_certificates).values(
+                ca_id=cert.ca_id,
+                serial_number=cert.serial_number,
+                credential_id=cert.credential_id,
+                device_id=cert.device_id,
+                device_serial=cert.device_serial,
+                certificate_pem=cert.certificate_pem,
+                not_before=cert.not_before,
+                not_after=cert.not_after,
+            )
+        )
 
     async def find(self, ca_id: uuid.UUID, serial_number: str) -> IssuedCertificate | None:
-        row = (await self._conn.execute(select(issued_certificates).where(
-            issued_certificates.c.ca_id == ca_id,
-            issued_certificates.c.serial_number == serial_number))).first()
+        row = (
+            await self._conn.execute(
+                select(issued_certificates).where(
+                    issued_certificates.c.ca_id == ca_id,
+                    issued_certificates.c.serial_number == serial_number,
+                )
+            )
+        ).first()
         return _from_row(row) if row else None
 
     async def for_credential(self, credential_id: uuid.UUID) -> IssuedCertificate | None:
-        row = (await self._conn.execute(select(issued_certificates).where(
-            issued_certificates.c.credential_id == credential_id))).first()
+        row = (
+            await self._conn.execute(
+                select(issued_certificates).where(
+                    issued_certificates.c.credential_id == credential_id
+                )
+            )
+        ).first()
         return _from_row(row) if row else None
 
     async def revoked(self, ca_id: uuid.UUID, now: datetime) -> list[IssuedCertificate]:
         """The CA's revoked certificates that have not expired yet (what its CRL lists)."""
-        rows = await self._conn.execute(select(issued_certificates).where(
-            issued_certificates.c.ca_id == ca_id,
-            issued_certificates.c.revoked_at.is_not(None),
-            issued_certificates.c.not_after > now)
-            .order_by(issued_certificates.c.revoked_at, issued_certificates.c.serial_number))
+        rows = await self._conn.execute(
+            select(issued_certificates)
+            .where(
+                issued_certificates.c.ca_id == ca_id,
+                issued_certificates.c.revoked_at.is_not(None),
+                issued_certificates.c.not_after > now,
+            )
+            .order_by(issued_certificates.c.revoked_at, issued_certificates.c.serial_number)
+        )
         return [_from_row(r) for r in rows]
 
-    async def revoke_credential(self, credential_id: uuid.UUID, now: datetime,
-                                reason: RevocationReason) -> None:
+    async def revoke_credential(
+        self, credential_id: uuid.UUID, now: datetime, reason: RevocationReason
+    ) -> None:
         await self._revoke(issued_certificates.c.credential_id == credential_id, now, reason)
 
-    async def revoke_device(self, device_id: uuid.UUID, now: datetime,
-                            reason: RevocationReason) -> None:
+    async def revoke_device(
+        self, device_id: uuid.UUID, now: datetime, reason: RevocationReason
+    ) -> None:
         await self._revoke(issued_certificates.c.device_id == device_id, now, reason)
 
     async def _revoke(self, which: Any, now: datetime, reason: RevocationReason) -> None:
@@ -141,14 +170,15 @@ class CertificateRepository:
         await self._conn.execute(
             update(issued_certificates)
             .where(which, issued_certificates.c.revoked_at.is_(None))
-            .values(revoked_at=now, revocation_reason=reason.value))
+            .values(revoked_at=now, revocation_reason=reason.value)
+        )
 
     async def cas_revoking_since(self, since: datetime) -> list[uuid.UUID]:
         """The CAs that revoked a certificate at ``since`` or later: one seek per CA in the
         index of revocations, however many certificates there are."""
         revoked = select(issued_certificates.c.ca_id).where(
-            issued_certificates.c.ca_id == _cas.c.id,
-            issued_certificates.c.revoked_at >= since)
+            issued_certificates.c.ca_id == _cas.c.id, issued_certificates.c.revoked_at >= since
+        )
         rows = await self._conn.execute(select(_cas.c.id).where(revoked.exists()))
         return [r[0] for r in rows]
 
@@ -157,30 +187,54 @@ class CertificateRepository:
     async def request_crls(self, ca_ids: list[uuid.UUID]) -> None:
         """Ask for a new CRL of each of these CAs (their revocations changed)."""
         await self._conn.execute(
-            update(_cas).where(_cas.c.id.in_(ca_ids))
-            .values(crl_requested=_cas.c.crl_requested + 1))
+            update(_cas).where(_cas.c.id.in_(ca_ids)).values(crl_requested=_cas.c.crl_requested + 1)
+        )
 
     async def crl_states(self) -> list[CrlState]:
-        rows = await self._conn.execute(select(
-            _cas.c.id, _cas.c.name, _cas.c.private_key_pem.is_not(None), _cas.c.crl_number,
-            _cas.c.crl_requested, _cas.c.crl_covers, _cas.c.crl_this_update,
-            _cas.c.crl_next_update).order_by(_cas.c.name))
+        rows = await self._conn.execute(
+            select(
+                _cas.c.id,
+                _cas.c.name,
+                _cas.c.private_key_pem.is_not(None),
+                _cas.c.crl_number,
+                _cas.c.crl_requested,
+                _cas.c.crl_covers,
+                _cas.c.crl_this_update,
+                _cas.c.crl_next_update,
+            ).order_by(_cas.c.name)
+        )
         return [CrlState(*r) for r in rows]
 
     async def crl(self, ca_name: str) -> StoredCrl | None:
         """The CA's current CRL (None: no such CA)."""
-        row = (await self._conn.execute(select(
-            _cas.c.name, _cas.c.private_key_pem.is_not(None), _cas.c.crl_number,
-            _cas.c.crl_pem, _cas.c.crl_dp_pem, _cas.c.crl_this_update,
-            _cas.c.crl_next_update).where(_cas.c.name == ca_name))).first()
+        row = (
+            await self._conn.execute(
+                select(
+                    _cas.c.name,
+                    _cas.c.private_key_pem.is_not(None),
+                    _cas.c.crl_number,
+                    _cas.c.crl_pem,
+                    _cas.c.crl_dp_pem,
+                    _cas.c.crl_this_update,
+                    _cas.c.crl_next_update,
+                ).where(_cas.c.name == ca_name)
+            )
+        ).first()
         return StoredCrl(*row) if row else None
 
     async def save_crl(self, ca_id: uuid.UUID, crl: NewCrl) -> bool:
         """Make ``crl`` the CA's current one, unless another was saved since the one it
         follows (``crl.number - 1``): then False, and nothing changes."""
         done = await self._conn.execute(
-            update(_cas).where(_cas.c.id == ca_id, _cas.c.crl_number == crl.number - 1)
-            .values(crl_number=crl.number, crl_pem=crl.pem, crl_dp_pem=crl.dp_pem,
-                    crl_this_update=crl.this_update, crl_next_update=crl.next_update,
-                    crl_covers=crl.covers))
+            update(_cas)
+            .where(_cas.c.id == ca_id, _cas.c.crl_number == crl.number - 1)
+            .values(
+                crl_number=crl.number,
+                crl_pem=crl.pem,
+                crl_dp_pem=crl.dp_pem,
+                crl_this_update=crl.this_update,
+                crl_next_update=crl.next_update,
+                crl_covers=crl.covers,
+            )
+        )
         return bool(done.rowcount)

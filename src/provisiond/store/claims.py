@@ -61,14 +61,26 @@ class ClaimableDevice:
 
 
 def _claim(row: Any) -> Claim:
-    return Claim(row.id, row.device_id, row.serial, row.user_id, ClaimTarget(row.target),
-                 ClaimProof(row.proof), ClaimStatus(row.status), row.started_at, row.expires_at,
-                 row.proven_at, row.ended_at, row.code_attempts)
+    return Claim(
+        row.id,
+        row.device_id,
+        row.serial,
+        row.user_id,
+        ClaimTarget(row.target),
+        ClaimProof(row.proof),
+        ClaimStatus(row.status),
+        row.started_at,
+        row.expires_at,
+        row.proven_at,
+        row.ended_at,
+        row.code_attempts,
+    )
 
 
 def _claim_query() -> Any:
-    return (select(claims, devices.c.serial, devices.c.name.label("device_name"))
-            .join(devices, devices.c.id == claims.c.device_id))
+    return select(claims, devices.c.serial, devices.c.name.label("device_name")).join(
+        devices, devices.c.id == claims.c.device_id
+    )
 
 
 class ClaimRepository:
@@ -76,84 +88,142 @@ class ClaimRepository:
         self._conn = conn
 
     # devices -----------------------------------------------------------------------------
-    async def device(self, serial: str, *, claimer: Scope | None = None
-                     ) -> ClaimableDevice | None:
+    async def device(self, serial: str, *, claimer: Scope | None = None) -> ClaimableDevice | None:
         """The device, or None; with ``claimer``, None also for a claimed device that scope
         does not cover (an unclaimed one is anyone's to claim): a device of another customer
         is then the same query and the same answer as a missing serial."""
         d, p = devices, provision_profiles
         query = (
-            select(d.c.id, d.c.serial, d.c.name, d.c.state, d.c.group_id,
-                   groups.c.path.label("group_path"), d.c.owner_user_id, p.c.claim_proof,
-                   p.c.claim_window_seconds, p.c.release_policy, d.c.claim_code_hash,
-                   d.c.claim_secret_hash, d.c.claim_secret_expires_at)
+            select(
+                d.c.id,
+                d.c.serial,
+                d.c.name,
+                d.c.state,
+                d.c.group_id,
+                groups.c.path.label("group_path"),
+                d.c.owner_user_id,
+                p.c.claim_proof,
+                p.c.claim_window_seconds,
+                p.c.release_policy,
+                d.c.claim_code_hash,
+                d.c.claim_secret_hash,
+                d.c.claim_secret_expires_at,
+            )
             .select_from(d)
             .outerjoin(groups, groups.c.id == d.c.group_id)
             .outerjoin(p, p.c.id == d.c.profile_id)
-            .where(d.c.serial == serial))
+            .where(d.c.serial == serial)
+        )
         if claimer is not None:
             query = query.where(or_(d.c.state != "claimed", covered_by(claimer)))
         row = (await self._conn.execute(query)).first()
         if row is None:
             return None
         return ClaimableDevice(
-            row.id, row.serial, row.name, row.state, row.group_id, row.group_path,
-            row.owner_user_id, ClaimProof(row.claim_proof) if row.claim_proof else None,
-            row.claim_window_seconds, ReleasePolicy(row.release_policy or "keep"),
-            row.claim_code_hash, row.claim_secret_hash, row.claim_secret_expires_at)
+            row.id,
+            row.serial,
+            row.name,
+            row.state,
+            row.group_id,
+            row.group_path,
+            row.owner_user_id,
+            ClaimProof(row.claim_proof) if row.claim_proof else None,
+            row.claim_window_seconds,
+            ReleasePolicy(row.release_policy or "keep"),
+            row.claim_code_hash,
+            row.claim_secret_hash,
+            row.claim_secret_expires_at,
+        )
 
-    async def take_device(self, device_id: uuid.UUID, *, group_id: uuid.UUID,
-                          owner_user_id: uuid.UUID | None, name: str | None,
-                          model_id: uuid.UUID | None, now: datetime) -> bool:
+    async def take_device(
+        self,
+        device_id: uuid.UUID,
+        *,
+        group_id: uuid.UUID,
+        owner_user_id: uuid.UUID | None,
+        name: str | None,
+        model_id: uuid.UUID | None,
+        now: datetime,
+    ) -> bool:
         """Make an unowned device claimed; False when it is owned already (a race lost)."""
-        values: dict[str, Any] = {"state": "claimed", "group_id": group_id,
-                                  "owner_user_id": owner_user_id, "claimed_at": now,
-                                  "updated_at": now, "claim_secret_hash": None,
-                                  "claim_secret_expires_at": None}
+        values: dict[str, Any] = {
+            "state": "claimed",
+            "group_id": group_id,
+            "owner_user_id": owner_user_id,
+            "claimed_at": now,
+            "updated_at": now,
+            "claim_secret_hash": None,
+            "claim_secret_expires_at": None,
+        }
         if name is not None:
             values["name"] = name
         if model_id is not None:
             values["model_id"] = model_id
         result = await self._conn.execute(
-            update(devices).where(devices.c.id == device_id,
-                                  devices.c.state.in_(["registered", "released"]))
-            .values(**values))
+            update(devices)
+            .where(devices.c.id == device_id, devices.c.state.in_(["registered", "released"]))
+            .values(**values)
+        )
         return bool(result.rowcount == 1)
 
-    async def release_device(self, device_id: uuid.UUID, *, reset_from_event: int | None,
-                             serial: str, now: datetime) -> bool:
+    async def release_device(
+        self, device_id: uuid.UUID, *, reset_from_event: int | None, serial: str, now: datetime
+    ) -> bool:
         """Make a claimed device released (unowned); with ``reset_from_event``, clear its tags
         and name and start its timeline at that event. False when it was not claimed."""
-        values: dict[str, Any] = {"state": "released", "group_id": None,
-                                  "owner_user_id": None, "claimed_at": None,
-                                  "updated_at": now}
+        values: dict[str, Any] = {
+            "state": "released",
+            "group_id": None,
+            "owner_user_id": None,
+            "claimed_at": None,
+            "updated_at": now,
+        }
         if reset_from_event is not None:
             values.update(history_since_event_id=reset_from_event, name=serial)
         result = await self._conn.execute(
-            update(devices).where(devices.c.id == device_id, devices.c.state == "claimed")
-            .values(**values))
+            update(devices)
+            .where(devices.c.id == device_id, devices.c.state == "claimed")
+            .values(**values)
+        )
         if result.rowcount != 1:
             return False
         if reset_from_event is not None:
-            await self._conn.execute(delete(device_tags).where(device_tags.c.device_id
-                                                               == device_id))
+            await self._conn.execute(
+                delete(device_tags).where(device_tags.c.device_id == device_id)
+            )
         return True
 
-    async def open_device_window(self, device_id: uuid.UUID, secret_hash: str,
-                                 expires_at: datetime) -> None:
-        await self._conn.execute(update(devices).where(devices.c.id == device_id).values(
-            claim_secret_hash=secret_hash, claim_secret_expires_at=expires_at))
+    async def open_device_window(
+        self, device_id: uuid.UUID, secret_hash: str, expires_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(claim_secret_hash=secret_hash, claim_secret_expires_at=expires_at)
+        )
 
     async def history_since(self, device_id: uuid.UUID) -> int | None:
-        return (await self._conn.execute(select(devices.c.history_since_event_id)
-                                         .where(devices.c.id == device_id))).scalar()
+        return (
+            await self._conn.execute(
+                select(devices.c.history_since_event_id).where(devices.c.id == device_id)
+            )
+        ).scalar()
 
     # claims ------------------------------------------------------------------------------
     async def add(self, claim: Claim, address: str) -> None:
-        await self._conn.execute(insert(claims).values(
-            id=claim.id, device_id=claim.device_id, user_id=claim.user_id,
-            target=claim.target.value, proof=claim.proof.value, status=claim.status.value,
-            started_at=claim.started_at, expires_at=claim.expires_at, address=address[:64]))
+        await self._conn.execute(
+            insert(claims).values(
+                id=claim.id,
+                device_id=claim.device_id,
+                user_id=claim.user_id,
+                target=claim.target.value,
+                proof=claim.proof.value,
+                status=claim.status.value,
+                started_at=claim.started_at,
+                expires_at=claim.expires_at,
+                address=address[:64],
+            )
+        )
 
     async def find(self, claim_id: uuid.UUID) -> Claim | None:
         found = await self.find_named(claim_id)
@@ -166,17 +236,30 @@ class ClaimRepository:
 
     async def live_for_device(self, device_id: uuid.UUID) -> Claim | None:
         """The device's open or proven claim (its window may have closed since)."""
-        row = (await self._conn.execute(_claim_query().where(
-            claims.c.device_id == device_id, claims.c.status.in_(_LIVE)))).first()
+        row = (
+            await self._conn.execute(
+                _claim_query().where(claims.c.device_id == device_id, claims.c.status.in_(_LIVE))
+            )
+        ).first()
         return _claim(row) if row else None
 
     async def for_device(self, device_id: uuid.UUID, limit: int = 50) -> list[Claim]:
-        rows = await self._conn.execute(_claim_query().where(claims.c.device_id == device_id)
-                                        .order_by(claims.c.started_at.desc()).limit(limit))
+        rows = await self._conn.execute(
+            _claim_query()
+            .where(claims.c.device_id == device_id)
+            .order_by(claims.c.started_at.desc())
+            .limit(limit)
+        )
         return [_claim(r) for r in rows]
 
-    async def set_status(self, claim_id: uuid.UUID, status: ClaimStatus, now: datetime, *,
-                         was: tuple[ClaimStatus, ...]) -> bool:
+    async def set_status(
+        self,
+        claim_id: uuid.UUID,
+        status: ClaimStatus,
+        now: datetime,
+        *,
+        was: tuple[ClaimStatus, ...],
+    ) -> bool:
         """Move a claim from one of the ``was`` statuses; False when it had left them."""
         values: dict[str, Any] = {"status": status.value}
         if status is ClaimStatus.PROVEN:
@@ -184,15 +267,25 @@ class ClaimRepository:
         elif status not in LIVE:
             values["ended_at"] = now
         result = await self._conn.execute(
-            update(claims).where(claims.c.id == claim_id,
-                                 claims.c.status.in_([s.value for s in was])).values(**values))
+            update(claims)
+            .where(claims.c.id == claim_id, claims.c.status.in_([s.value for s in was]))
+            .values(**values)
+        )
         return bool(result.rowcount == 1)
 
     async def count_wrong_proof(self, claim_id: uuid.UUID) -> int:
-        await self._conn.execute(update(claims).where(claims.c.id == claim_id).values(
-            code_attempts=claims.c.code_attempts + 1))
-        return int((await self._conn.execute(
-            select(claims.c.code_attempts).where(claims.c.id == claim_id))).scalar_one())
+        await self._conn.execute(
+            update(claims)
+            .where(claims.c.id == claim_id)
+            .values(code_attempts=claims.c.code_attempts + 1)
+        )
+        return int(
+            (
+                await self._conn.execute(
+                    select(claims.c.code_attempts).where(claims.c.id == claim_id)
+                )
+            ).scalar_one()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,33 +318,66 @@ class SessionRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, session_id: str, user_id: uuid.UUID, csrf: str, *, now: datetime,
-                  expires_at: datetime, address: str) -> None:
-        await self._conn.execute(insert(web_sessions).values(
-            id=session_id, user_id=user_id, csrf=csrf, created_at=now, last_seen_at=now,
-            expires_at=expires_at, address=address[:64]))
+    async def add(
+        self,
+        session_id: str,
+        user_id: uuid.UUID,
+        csrf: str,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        address: str,
+    ) -> None:
+        await self._conn.execute(
+            insert(web_sessions).values(
+                id=session_id,
+                user_id=user_id,
+                csrf=csrf,
+                created_at=now,
+                last_seen_at=now,
+                expires_at=expires_at,
+                address=address[:64],
+            )
+        )
 
     async def find(self, session_id: str) -> StoredSession | None:
         s = web_sessions
-        row = (await self._conn.execute(
-            user_query().add_columns(s.c.csrf, s.c.created_at.label("session_created_at"),
-                                     s.c.last_seen_at, s.c.expires_at)
-            .join(s, s.c.user_id == users.c.id).where(s.c.id == session_id))).first()
+        row = (
+            await self._conn.execute(
+                user_query()
+                .add_columns(
+                    s.c.csrf,
+                    s.c.created_at.label("session_created_at"),
+                    s.c.last_seen_at,
+                    s.c.expires_at,
+                )
+                .join(s, s.c.user_id == users.c.id)
+                .where(s.c.id == session_id)
+            )
+        ).first()
         if row is None:
             return None
-        return StoredSession(session_id, user_from_row(row), row.csrf, row.session_created_at,
-                             row.last_seen_at, row.expires_at)
+        return StoredSession(
+            session_id,
+            user_from_row(row),
+            row.csrf,
+            row.session_created_at,
+            row.last_seen_at,
+            row.expires_at,
+        )
 
     async def touch(self, session_id: str, now: datetime) -> None:
-        await self._conn.execute(update(web_sessions).where(web_sessions.c.id == session_id)
-                                 .values(last_seen_at=now))
+        await self._conn.execute(
+            update(web_sessions).where(web_sessions.c.id == session_id).values(last_seen_at=now)
+        )
 
     async def delete(self, session_id: str) -> None:
         await self._conn.execute(delete(web_sessions).where(web_sessions.c.id == session_id))
 
     async def delete_for_user(self, user_id: uuid.UUID) -> int:
-        result = await self._conn.execute(delete(web_sessions)
-                                          .where(web_sessions.c.user_id == user_id))
+        result = await self._conn.execute(
+            delete(web_sessions).where(web_sessions.c.user_id == user_id)
+        )
         return int(result.rowcount or 0)
 
     async def purge_expired(self, now: datetime) -> None:
@@ -264,9 +390,19 @@ class SessionRepository:
             return None
         return LoginRecord(user_from_row(row), row.password_hash)
 
-    async def charge(self, email: str, address: str, *, now: datetime, budget: int,
-                     lock_until: datetime, forget_before: datetime, known_after: datetime,
-                     account_threshold: int, account_next: datetime) -> Charge:
+    async def charge(
+        self,
+        email: str,
+        address: str,
+        *,
+        now: datetime,
+        budget: int,
+        lock_until: datetime,
+        forget_before: datetime,
+        known_after: datetime,
+        account_threshold: int,
+        account_next: datetime,
+    ) -> Charge:
         """Count an attempt to sign in as ``email`` from ``address``, atomically (one
         statement per count: concurrent attempts, on any instance, each see their own).
 
@@ -278,71 +414,105 @@ class SessionRepository:
         moves to ``account_next``."""
         a = sign_in_addresses
         address = address[:64]
-        stale = or_(and_(a.c.locked_until.is_not(None), a.c.locked_until <= now),
-                    and_(a.c.locked_until.is_(None), a.c.updated_at <= forget_before))
+        stale = or_(
+            and_(a.c.locked_until.is_not(None), a.c.locked_until <= now),
+            and_(a.c.locked_until.is_(None), a.c.updated_at <= forget_before),
+        )
         first_lock = lock_until if budget <= 1 else None
-        upsert = self._insert(a).values(email=email, address=address, failures=1,
-                                          locked_until=first_lock, updated_at=now)
-        row = (await self._conn.execute(upsert.on_conflict_do_update(
-            index_elements=[a.c.email, a.c.address], set_={
-                "failures": case((stale, 1), else_=a.c.failures + 1),
-                "locked_until": case(
-                    (stale, first_lock),
-                    (and_(a.c.locked_until.is_(None), a.c.failures + 1 >= budget),
-                     lock_until),
-                    else_=a.c.locked_until),
-                "updated_at": now})
-            .returning(a.c.failures, a.c.signed_in_at))).one()
+        upsert = self._insert(a).values(
+            email=email, address=address, failures=1, locked_until=first_lock, updated_at=now
+        )
+        row = (
+            await self._conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[a.c.email, a.c.address],
+                    set_={
+                        "failures": case((stale, 1), else_=a.c.failures + 1),
+                        "locked_until": case(
+                            (stale, first_lock),
+                            (
+                                and_(a.c.locked_until.is_(None), a.c.failures + 1 >= budget),
+                                lock_until,
+                            ),
+                            else_=a.c.locked_until,
+                        ),
+                        "updated_at": now,
+                    },
+                ).returning(a.c.failures, a.c.signed_in_at)
+            )
+        ).one()
         known = row.signed_in_at is not None and row.signed_in_at > known_after
         if row.failures > budget:
             return Charge(row.failures, known, None)
         u = users
-        allowed = or_(u.c.failed_logins < account_threshold, u.c.locked_until.is_(None),
-                      u.c.locked_until <= now)
-        counted = (await self._conn.execute(
-            update(u).where(u.c.email == email, true() if known else allowed)
-            .values(failed_logins=u.c.failed_logins + 1, locked_until=case(
-                (u.c.failed_logins + 1 >= account_threshold, account_next),
-                else_=u.c.locked_until))
-            .returning(u.c.failed_logins))).scalar_one_or_none()
+        allowed = or_(
+            u.c.failed_logins < account_threshold,
+            u.c.locked_until.is_(None),
+            u.c.locked_until <= now,
+        )
+        counted = (
+            await self._conn.execute(
+                update(u)
+                .where(u.c.email == email, true() if known else allowed)
+                .values(
+                    failed_logins=u.c.failed_logins + 1,
+                    locked_until=case(
+                        (u.c.failed_logins + 1 >= account_threshold, account_next),
+                        else_=u.c.locked_until,
+                    ),
+                )
+                .returning(u.c.failed_logins)
+            )
+        ).scalar_one_or_none()
         return Charge(row.failures, known, counted)
 
-    async def signed_in(self, user_id: uuid.UUID, email: str, address: str,
-                        now: datetime) -> None:
+    async def signed_in(self, user_id: uuid.UUID, email: str, address: str, now: datetime) -> None:
         """A sign-in succeeded: the account's and this address's counts start again (rows
         in the order :meth:`charge` takes them, so the two never wait on each other)."""
         a = sign_in_addresses
         values = {"failures": 0, "locked_until": None, "signed_in_at": now, "updated_at": now}
         await self._conn.execute(
-            self._insert(a).values(email=email, address=address[:64], **values)
-            .on_conflict_do_update(index_elements=[a.c.email, a.c.address], set_=values))
-        await self._conn.execute(update(users).where(users.c.id == user_id).values(
-            failed_logins=0, locked_until=None))
+            self._insert(a)
+            .values(email=email, address=address[:64], **values)
+            .on_conflict_do_update(index_elements=[a.c.email, a.c.address], set_=values)
+        )
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(failed_logins=0, locked_until=None)
+        )
 
     def _insert(self, table: Any) -> Any:
         """INSERT in the connection's dialect (for its ON CONFLICT)."""
         return (postgresql if self._conn.dialect.name == "postgresql" else sqlite).insert(table)
 
-    async def forget_addresses(self, *, forget_before: datetime, known_after: datetime,
-                               limit: int) -> int:
+    async def forget_addresses(
+        self, *, forget_before: datetime, known_after: datetime, limit: int
+    ) -> int:
         """Drop up to ``limit`` rows that no longer count: no attempt since
         ``forget_before`` (a lock, shorter, is over) and no sign-in since ``known_after``.
         Rows a sign-in holds are skipped (PostgreSQL): this never waits on one."""
         a = sign_in_addresses
-        stale = (select(a.c.email, a.c.address)
-                 .where(a.c.updated_at < forget_before,
-                        or_(a.c.signed_in_at.is_(None), a.c.signed_in_at <= known_after))
-                 .limit(limit).with_for_update(skip_locked=True))
+        stale = (
+            select(a.c.email, a.c.address)
+            .where(
+                a.c.updated_at < forget_before,
+                or_(a.c.signed_in_at.is_(None), a.c.signed_in_at <= known_after),
+            )
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
         result = await self._conn.execute(
-            delete(a).where(tuple_(a.c.email, a.c.address).in_(stale)))
+            delete(a).where(tuple_(a.c.email, a.c.address).in_(stale))
+        )
         return int(result.rowcount or 0)
 
     async def replace_password_hash(self, user_id: uuid.UUID, old: str, new: str) -> bool:
         """Store ``new`` as the user's password hash if it is still ``old`` (a password
         changed meanwhile is kept)."""
         result = await self._conn.execute(
-            update(users).where(users.c.id == user_id, users.c.password_hash == old)
-            .values(password_hash=new))
+            update(users)
+            .where(users.c.id == user_id, users.c.password_hash == old)
+            .values(password_hash=new)
+        )
         return bool(result.rowcount)
 
 
@@ -366,7 +536,8 @@ class InsightRepository:
 
     def _scope(self, under: str, with_stock: bool) -> Any:
         in_subtree = devices.c.group_id.in_(
-            select(groups.c.id).where(subtree_clause(groups.c.path, under)))
+            select(groups.c.id).where(subtree_clause(groups.c.path, under))
+        )
         return or_(in_subtree, devices.c.group_id.is_(None)) if with_stock else in_subtree
 
     async def funnel(self, under: str, *, with_stock: bool, since: datetime) -> Funnel:
@@ -377,13 +548,20 @@ class InsightRepository:
         for i, name in enumerate(_FUNNEL_COLUMNS):
             column = devices.c[name]
             before = await self._conn.execute(
-                select(func.count()).select_from(devices).where(scope, column < since))
+                select(func.count()).select_from(devices).where(scope, column < since)
+            )
             base.append(int(before.scalar_one()))
-            day = (func.substr(column, 1, 10) if sqlite
-                   else func.to_char(func.timezone("UTC", column), "YYYY-MM-DD"))
+            day = (
+                func.substr(column, 1, 10)
+                if sqlite
+                else func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
+            )
             rows = await self._conn.execute(
-                select(day.label("day"), func.count()).select_from(devices)
-                .where(scope, column >= since).group_by(day))
+                select(day.label("day"), func.count())
+                .select_from(devices)
+                .where(scope, column >= since)
+                .group_by(day)
+            )
             for d, n in rows:
                 days.setdefault(str(d), [0, 0, 0])[i] = int(n)
         return Funnel((base[0], base[1], base[2]), days)
@@ -391,8 +569,11 @@ class InsightRepository:
     async def latest_events(self, under: str, limit: int = 20) -> list[Event]:
         """The subtree's latest events (by the path each event keeps, as the audit log)."""
         rows = await self._conn.execute(
-            select(events).where(subtree_clause(events.c.group_path, under))
-            .order_by(events.c.id.desc()).limit(limit))
+            select(events)
+            .where(subtree_clause(events.c.group_path, under))
+            .order_by(events.c.id.desc())
+            .limit(limit)
+        )
         return [event_from_row(r) for r in rows]
 
 
@@ -402,21 +583,37 @@ class AssociationRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, token_id: uuid.UUID, user_id: uuid.UUID, secret_hash: str,
-                  now: datetime, expires_at: datetime) -> None:
-        await self._conn.execute(insert(association_tokens).values(
-            id=token_id, user_id=user_id, secret_hash=secret_hash, created_at=now,
-            expires_at=expires_at))
+    async def add(
+        self,
+        token_id: uuid.UUID,
+        user_id: uuid.UUID,
+        secret_hash: str,
+        now: datetime,
+        expires_at: datetime,
+    ) -> None:
+        await self._conn.execute(
+            insert(association_tokens).values(
+                id=token_id,
+                user_id=user_id,
+                secret_hash=secret_hash,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
 
-    async def take(self, user_id: uuid.UUID, secret_hash: str, device_id: uuid.UUID,
-                   now: datetime) -> bool:
+    async def take(
+        self, user_id: uuid.UUID, secret_hash: str, device_id: uuid.UUID, now: datetime
+    ) -> bool:
         """Use the token once: whether it was there, the user's, live and unused."""
         result = await self._conn.execute(
             update(association_tokens)
-            .where(association_tokens.c.user_id == user_id,
-                   association_tokens.c.secret_hash == secret_hash,
-                   association_tokens.c.used_at.is_(None),
-                   association_tokens.c.expires_at > now)
+            .where(
+                association_tokens.c.user_id == user_id,
+                association_tokens.c.secret_hash == secret_hash,
+                association_tokens.c.used_at.is_(None),
+                association_tokens.c.expires_at > now,
+            )
             .values(used_at=now, device_id=device_id)
-            .returning(association_tokens.c.id))
+            .returning(association_tokens.c.id)
+        )
         return result.first() is not None

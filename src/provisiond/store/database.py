@@ -58,9 +58,12 @@ def ensure_sqlite_dir(url: URL) -> None:
 def sqlite_pragmas(options: DatabaseOptions) -> list[str]:
     """What every provisiond connection to a SQLite file runs first."""
     # The busy timeout first: even switching to WAL may meet another connection's lock.
-    return [f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}",
-            "PRAGMA journal_mode=WAL", f"PRAGMA synchronous={options.sqlite_synchronous}",
-            "PRAGMA foreign_keys=ON"]
+    return [
+        f"PRAGMA busy_timeout={int(options.sqlite_busy_timeout_ms)}",
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={options.sqlite_synchronous}",
+        "PRAGMA foreign_keys=ON",
+    ]
 
 
 def install_sqlite_pragmas(sync_engine: Any, options: DatabaseOptions) -> None:
@@ -111,8 +114,10 @@ def unavailable(message: str) -> Unavailable:
         return Unavailable("the database is busy; try again", retry_after=1)
     if "disk is full" in lowered or "no space left" in lowered:
         # SQLite's SQLITE_FULL, PostgreSQL's "could not extend file … No space left"
-        return Unavailable("the database's disk is full: nothing was written. Free space "
-                           "on it, then try again", retry_after=30)
+        return Unavailable(
+            "the database's disk is full: nothing was written. Free space on it, then try again",
+            retry_after=30,
+        )
     return Unavailable(f"the database is unavailable: {message.strip()}", retry_after=5)
 
 

@@ -56,9 +56,15 @@ class DeviceFilter:
 def _device_query() -> Any:
     return (
         select(
-            devices.c.id, devices.c.serial, devices.c.name, devices.c.state,
-            devices.c.group_id, devices.c.owner_user_id, devices.c.created_at,
-            devices.c.updated_at, devices.c.claimed_at,
+            devices.c.id,
+            devices.c.serial,
+            devices.c.name,
+            devices.c.state,
+            devices.c.group_id,
+            devices.c.owner_user_id,
+            devices.c.created_at,
+            devices.c.updated_at,
+            devices.c.claimed_at,
             device_models.c.name.label("model"),
             groups.c.path.label("group_path"),
             users.c.email.label("owner_email"),
@@ -95,12 +101,15 @@ def _per_group_union(groups_n: int, params: tuple[str, ...]) -> TextualSelect:
     parts = " UNION ALL ".join(
         f"SELECT * FROM (SELECT serial, id FROM devices WHERE group_id = :g{i}{where}"  # noqa: S608
         f" ORDER BY serial LIMIT :limit) AS p{i}"
-        for i in range(groups_n))
+        for i in range(groups_n)
+    )
     uuid_params = [f"g{i}" for i in range(groups_n)]
     uuid_params += [p for p in ("model_id", "owner_user_id") if p in params]
-    return (text(f"{parts} ORDER BY serial LIMIT :limit")
-            .bindparams(*(bindparam(p, type_=Uuid) for p in uuid_params))
-            .columns(serial=String, id=Uuid))
+    return (
+        text(f"{parts} ORDER BY serial LIMIT :limit")
+        .bindparams(*(bindparam(p, type_=Uuid) for p in uuid_params))
+        .columns(serial=String, id=Uuid)
+    )
 
 
 def _serial_range(column: Any, prefix: str | None, after: str | None) -> list[Any]:
@@ -122,10 +131,18 @@ def covered_by(scope: Scope) -> Any:
 
 def _device(row: Any, tags: dict[str, str]) -> Device:
     return Device(
-        id=row.id, serial=row.serial, name=row.name, model=row.model,
-        state=DeviceState(row.state), group_id=row.group_id, group_path=row.group_path,
-        owner_user_id=row.owner_user_id, owner_email=row.owner_email,
-        created_at=row.created_at, updated_at=row.updated_at, claimed_at=row.claimed_at,
+        id=row.id,
+        serial=row.serial,
+        name=row.name,
+        model=row.model,
+        state=DeviceState(row.state),
+        group_id=row.group_id,
+        group_path=row.group_path,
+        owner_user_id=row.owner_user_id,
+        owner_email=row.owner_email,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        claimed_at=row.claimed_at,
         tags=tags,
     )
 
@@ -153,8 +170,7 @@ class DeviceRepository:
             return None
         return _device(row, (await self._tags([row.id]))[row.id])
 
-    async def find_by_serial(self, serial: str, *, seen_by: Scope | None = None
-                             ) -> Device | None:
+    async def find_by_serial(self, serial: str, *, seen_by: Scope | None = None) -> Device | None:
         """The device, or None; with ``seen_by``, None also when that scope does not cover
         it. The subtree is part of the query, so a device outside it costs what a missing
         serial costs: no row comes back, and its tags are not read."""
@@ -175,8 +191,11 @@ class DeviceRepository:
         page = await self._page(flt, after, limit)
         if not page:
             return []
-        rows = (await self._conn.execute(
-            _device_query().where(devices.c.id.in_(page)).order_by(devices.c.serial))).all()
+        rows = (
+            await self._conn.execute(
+                _device_query().where(devices.c.id.in_(page)).order_by(devices.c.serial)
+            )
+        ).all()
         tags = await self._tags([r.id for r in rows])
         return [_device(r, tags[r.id]) for r in rows]
 
@@ -201,27 +220,44 @@ class DeviceRepository:
         tags = list(flt.tags.items())
         for key, value in tags[1:]:
             other = device_tags.alias()
-            conditions.append(exists().where(other.c.device_id == devices.c.id,
-                                             other.c.key == key, other.c.value == value))
+            conditions.append(
+                exists().where(
+                    other.c.device_id == devices.c.id, other.c.key == key, other.c.value == value
+                )
+            )
         if tags:
             key, value = tags[0]
             tag = device_tags
-            query = (select(tag.c.device_id)
-                     .select_from(tag.join(devices, devices.c.id == tag.c.device_id))
-                     .where(tag.c.key == key, tag.c.value == value, *conditions,
-                            *_serial_range(tag.c.serial, flt.serial_prefix, after)))
+            query = (
+                select(tag.c.device_id)
+                .select_from(tag.join(devices, devices.c.id == tag.c.device_id))
+                .where(
+                    tag.c.key == key,
+                    tag.c.value == value,
+                    *conditions,
+                    *_serial_range(tag.c.serial, flt.serial_prefix, after),
+                )
+            )
             if flt.group is not None:
-                query = query.where(devices.c.group_id.in_(
-                    select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))))
+                query = query.where(
+                    devices.c.group_id.in_(
+                        select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
+                    )
+                )
             rows = await self._conn.execute(query.order_by(tag.c.serial).limit(limit))
             return [r[0] for r in rows]
         conditions.extend(_serial_range(serial, flt.serial_prefix, after))
         if flt.group is None:
             rows = await self._conn.execute(
-                select(devices.c.id).where(*conditions).order_by(serial).limit(limit))
+                select(devices.c.id).where(*conditions).order_by(serial).limit(limit)
+            )
             return [r[0] for r in rows]
-        group_ids = [r[0] for r in await self._conn.execute(
-            select(groups.c.id).where(subtree_clause(groups.c.path, flt.group)))]
+        group_ids = [
+            r[0]
+            for r in await self._conn.execute(
+                select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
+            )
+        ]
         params: dict[str, Any] = {"limit": limit}
         if flt.state is not None:
             params["state"] = flt.state.value
@@ -236,45 +272,66 @@ class DeviceRepository:
             params["after"] = after
         found: list[tuple[str, uuid.UUID]] = []
         for start in range(0, len(group_ids), _GROUPS_PER_QUERY):
-            chunk = group_ids[start:start + _GROUPS_PER_QUERY]
+            chunk = group_ids[start : start + _GROUPS_PER_QUERY]
             statement = _per_group_union(len(chunk), tuple(sorted(params)))
             rows = await self._conn.execute(
-                statement, {**params, **{f"g{i}": g for i, g in enumerate(chunk)}})
+                statement, {**params, **{f"g{i}": g for i, g in enumerate(chunk)}}
+            )
             found = list(heapq.merge(found, [(r[0], r[1]) for r in rows]))[:limit]
         return [device_id for _, device_id in found]
 
-    async def add(self, device: Device, *, model_id: uuid.UUID | None,
-                  registered_event_id: int | None,
-                  profile_id: uuid.UUID | None = None) -> None:
+    async def add(
+        self,
+        device: Device,
+        *,
+        model_id: uuid.UUID | None,
+        registered_event_id: int | None,
+        profile_id: uuid.UUID | None = None,
+    ) -> None:
         await self._conn.execute(
             insert(devices).values(
-                id=device.id, serial=device.serial, name=device.name, model_id=model_id,
+                id=device.id,
+                serial=device.serial,
+                name=device.name,
+                model_id=model_id,
                 profile_id=profile_id,
-                state=device.state.value, group_id=device.group_id,
-                owner_user_id=device.owner_user_id, registered_event_id=registered_event_id,
-                created_at=device.created_at, updated_at=device.updated_at,
+                state=device.state.value,
+                group_id=device.group_id,
+                owner_user_id=device.owner_user_id,
+                registered_event_id=registered_event_id,
+                created_at=device.created_at,
+                updated_at=device.updated_at,
                 claimed_at=device.claimed_at,
             )
         )
         if device.tags:
             await self._conn.execute(
                 insert(device_tags),
-                [{"device_id": device.id, "serial": device.serial, "key": k, "value": v}
-                 for k, v in device.tags.items()],
+                [
+                    {"device_id": device.id, "serial": device.serial, "key": k, "value": v}
+                    for k, v in device.tags.items()
+                ],
             )
 
     async def set_tag(self, device: Device, key: str, value: str) -> None:
-        await self._conn.execute(device_tags.delete().where(
-            device_tags.c.device_id == device.id, device_tags.c.key == key))
-        await self._conn.execute(insert(device_tags).values(
-            device_id=device.id, serial=device.serial, key=key, value=value))
+        await self._conn.execute(
+            device_tags.delete().where(
+                device_tags.c.device_id == device.id, device_tags.c.key == key
+            )
+        )
+        await self._conn.execute(
+            insert(device_tags).values(
+                device_id=device.id, serial=device.serial, key=key, value=value
+            )
+        )
 
     async def delete(self, device_id: uuid.UUID, now: datetime) -> None:
         # Tags and credentials go with the device (ON DELETE CASCADE), explicitly too, so
         # SQLite databases opened without foreign_keys=ON stay clean. Its certificates stay
         # in their CA's register, revoked (the CRL lists them until they expire).
         await CertificateRepository(self._conn).revoke_device(
-            device_id, now, RevocationReason.CESSATION_OF_OPERATION)
+            device_id, now, RevocationReason.CESSATION_OF_OPERATION
+        )
         await self._conn.execute(device_tags.delete().where(device_tags.c.device_id == device_id))
         await self._conn.execute(credentials.delete().where(credentials.c.device_id == device_id))
         await self._conn.execute(devices.delete().where(devices.c.id == device_id))
@@ -285,12 +342,24 @@ class DeviceRepository:
         )
         return [r[0] for r in rows]
 
-    async def mark_provisioned(self, device_id: uuid.UUID, *, profile_id: uuid.UUID,
-                               credential_id: uuid.UUID, now: datetime) -> None:
+    async def mark_provisioned(
+        self,
+        device_id: uuid.UUID,
+        *,
+        profile_id: uuid.UUID,
+        credential_id: uuid.UUID,
+        now: datetime,
+    ) -> None:
         await self._conn.execute(
-            update(devices).where(devices.c.id == device_id)
-            .values(profile_id=profile_id, provisioned_at=now,
-                    provision_credential_id=credential_id, updated_at=now))
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(
+                profile_id=profile_id,
+                provisioned_at=now,
+                provision_credential_id=credential_id,
+                updated_at=now,
+            )
+        )
 
     async def registered_event_id(self, device_id: uuid.UUID) -> int | None:
         result = await self._conn.execute(
@@ -300,93 +369,143 @@ class DeviceRepository:
 
 
 def _credential(row: Any) -> Credential:
-    return Credential(row.id, row.device_id, CredentialType(row.type), row.created_at,
-                      row.revoked_at, row.first_used_at)
+    return Credential(
+        row.id,
+        row.device_id,
+        CredentialType(row.type),
+        row.created_at,
+        row.revoked_at,
+        row.first_used_at,
+    )
 
 
 class CredentialRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def add(self, credential: Credential, *, lookup: str | None,
-                  secret_hash: str | None = None, client_id: str | None = None,
-                  secret_sealed: str | None = None) -> None:
+    async def add(
+        self,
+        credential: Credential,
+        *,
+        lookup: str | None,
+        secret_hash: str | None = None,
+        client_id: str | None = None,
+        secret_sealed: str | None = None,
+    ) -> None:
         await self._conn.execute(
             insert(credentials).values(
-                id=credential.id, device_id=credential.device_id, type=credential.type.value,
-                lookup=lookup, secret_hash=secret_hash, client_id=client_id,
+                id=credential.id,
+                device_id=credential.device_id,
+                type=credential.type.value,
+                lookup=lookup,
+                secret_hash=secret_hash,
+                client_id=client_id,
                 secret_sealed=secret_sealed,
                 created_at=credential.created_at,
             )
         )
 
-    async def revoke(self, credential_id: uuid.UUID, now: datetime,
-                     reason: RevocationReason = RevocationReason.UNSPECIFIED) -> None:
+    async def revoke(
+        self,
+        credential_id: uuid.UUID,
+        now: datetime,
+        reason: RevocationReason = RevocationReason.UNSPECIFIED,
+    ) -> None:
         """Revoke; a revoked MQTT secret is no longer kept (broker_accounts says what to
         remove from the broker); a certificate a CA of ours issued is revoked in its register
         (the CRL lists it)."""
         mqtt = credentials.c.type.in_(["access-token", "mqtt-basic"])
         await self._conn.execute(
-            update(credentials).where(credentials.c.id == credential_id,
-                                      credentials.c.revoked_at.is_(None))
-            .values(revoked_at=now, secret_sealed=case(
-                (mqtt, null()), else_=credentials.c.secret_sealed)))
+            update(credentials)
+            .where(credentials.c.id == credential_id, credentials.c.revoked_at.is_(None))
+            .values(
+                revoked_at=now,
+                secret_sealed=case((mqtt, null()), else_=credentials.c.secret_sealed),
+            )
+        )
         await CertificateRepository(self._conn).revoke_credential(credential_id, now, reason)
 
     async def mark_first_use(self, credential_id: uuid.UUID, now: datetime) -> None:
         await self._conn.execute(
-            update(credentials).where(credentials.c.id == credential_id,
-                                      credentials.c.first_used_at.is_(None))
-            .values(first_used_at=now))
+            update(credentials)
+            .where(credentials.c.id == credential_id, credentials.c.first_used_at.is_(None))
+            .values(first_used_at=now)
+        )
 
     async def lookup_taken(self, ctype: CredentialType, lookup: str) -> bool:
         """Whether any credential of this type, revoked or not, has this lookup value."""
-        row = (await self._conn.execute(
-            select(credentials.c.id).where(credentials.c.type == ctype.value,
-                                           credentials.c.lookup == lookup))).first()
+        row = (
+            await self._conn.execute(
+                select(credentials.c.id).where(
+                    credentials.c.type == ctype.value, credentials.c.lookup == lookup
+                )
+            )
+        ).first()
         return row is not None
 
-    async def find_active_by_lookup(self, ctype: CredentialType, lookup: str
-                                    ) -> tuple[Credential, str | None] | None:
+    async def find_active_by_lookup(
+        self, ctype: CredentialType, lookup: str
+    ) -> tuple[Credential, str | None] | None:
         """An unrevoked credential found by its lookup value, and its secret hash."""
-        row = (await self._conn.execute(
-            select(credentials).where(credentials.c.type == ctype.value,
-                                      credentials.c.lookup == lookup,
-                                      credentials.c.revoked_at.is_(None)))).first()
+        row = (
+            await self._conn.execute(
+                select(credentials).where(
+                    credentials.c.type == ctype.value,
+                    credentials.c.lookup == lookup,
+                    credentials.c.revoked_at.is_(None),
+                )
+            )
+        ).first()
         return (_credential(row), row.secret_hash) if row else None
 
     async def sealed_secret(self, ctype: CredentialType, lookup: str) -> str | None:
         """The sealed secret of the active credential of this type and lookup."""
-        return (await self._conn.execute(
-            select(credentials.c.secret_sealed).where(
-                credentials.c.type == ctype.value, credentials.c.lookup == lookup,
-                credentials.c.revoked_at.is_(None)))).scalar()
+        return (
+            await self._conn.execute(
+                select(credentials.c.secret_sealed).where(
+                    credentials.c.type == ctype.value,
+                    credentials.c.lookup == lookup,
+                    credentials.c.revoked_at.is_(None),
+                )
+            )
+        ).scalar()
 
     async def client_id(self, credential_id: uuid.UUID) -> str | None:
-        return (await self._conn.execute(select(credentials.c.client_id).where(
-            credentials.c.id == credential_id))).scalar()
+        return (
+            await self._conn.execute(
+                select(credentials.c.client_id).where(credentials.c.id == credential_id)
+            )
+        ).scalar()
 
     async def for_device(self, device_id: uuid.UUID) -> list[Credential]:
         rows = await self._conn.execute(
-            select(credentials).where(credentials.c.device_id == device_id)
+            select(credentials)
+            .where(credentials.c.device_id == device_id)
             .order_by(credentials.c.created_at)
         )
         return [_credential(r) for r in rows]
 
-    async def find_active_by_id(self, credential_id: uuid.UUID
-                                ) -> tuple[Credential, str | None] | None:
+    async def find_active_by_id(
+        self, credential_id: uuid.UUID
+    ) -> tuple[Credential, str | None] | None:
         """An unrevoked credential and its secret hash."""
-        row = (await self._conn.execute(
-            select(credentials).where(credentials.c.id == credential_id,
-                                      credentials.c.revoked_at.is_(None))
-        )).first()
+        row = (
+            await self._conn.execute(
+                select(credentials).where(
+                    credentials.c.id == credential_id, credentials.c.revoked_at.is_(None)
+                )
+            )
+        ).first()
         return (_credential(row), row.secret_hash) if row else None
 
     async def find_active(self, ctype: CredentialType, lookup: str) -> Credential | None:
-        row = (await self._conn.execute(
-            select(credentials).where(
-                credentials.c.type == ctype.value, credentials.c.lookup == lookup,
-                credentials.c.revoked_at.is_(None),
+        row = (
+            await self._conn.execute(
+                select(credentials).where(
+                    credentials.c.type == ctype.value,
+                    credentials.c.lookup == lookup,
+                    credentials.c.revoked_at.is_(None),
+                )
             )
-        )).first()
+        ).first()
         return _credential(row) if row else None

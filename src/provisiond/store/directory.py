@@ -70,13 +70,18 @@ class GroupRepository:
     async def add(self, group: Group) -> None:
         await self._conn.execute(
             insert(groups).values(
-                id=group.id, parent_id=group.parent_id, name=group.name, path=group.path,
-                depth=group.depth, created_at=group.created_at,
+                id=group.id,
+                parent_id=group.parent_id,
+                name=group.name,
+                path=group.path,
+                depth=group.depth,
+                created_at=group.created_at,
             )
         )
 
-    async def list(self, under: str | None = None, *, after: str | None = None,
-                   limit: int | None = None) -> list[Group]:
+    async def list(
+        self, under: str | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[Group]:
         """Groups in path order (one subtree; after the path ``after``; ``limit`` of them)."""
         query = keyset(select(groups), groups.c.path, after, limit)
         if under is not None:
@@ -97,6 +102,7 @@ class GroupRepository:
     async def usage(self, group_id: uuid.UUID) -> dict[str, int]:
         """How many subgroups, users, devices and profiles hang on a group (to refuse
         deleting it)."""
+
         async def count(table: Any, column: Any) -> int:
             result = await self._conn.execute(
                 select(func.count()).select_from(table).where(column == group_id)
@@ -108,10 +114,15 @@ class GroupRepository:
             "users": await count(users, users.c.group_id),
             "devices": await count(devices, devices.c.group_id),
             "profiles": await count(provision_profiles, provision_profiles.c.group_id),
-            "tokens": int((await self._conn.execute(
-                select(func.count()).select_from(api_tokens).where(
-                    api_tokens.c.group_id == group_id, api_tokens.c.revoked_at.is_(None))
-            )).scalar_one()),
+            "tokens": int(
+                (
+                    await self._conn.execute(
+                        select(func.count())
+                        .select_from(api_tokens)
+                        .where(api_tokens.c.group_id == group_id, api_tokens.c.revoked_at.is_(None))
+                    )
+                ).scalar_one()
+            ),
         }
 
     async def delete(self, group_id: uuid.UUID) -> None:
@@ -128,8 +139,15 @@ def user_query() -> Any:
 
 
 def user_from_row(row: Any) -> User:
-    return User(row.id, row.email, Role(row.role), row.group_id, row.group_path, row.created_at,
-                row.disabled_at)
+    return User(
+        row.id,
+        row.email,
+        Role(row.role),
+        row.group_id,
+        row.group_path,
+        row.created_at,
+        row.disabled_at,
+    )
 
 
 class UserRepository:
@@ -159,17 +177,21 @@ class UserRepository:
     async def add(self, user: User, password_hash: str) -> None:
         await self._conn.execute(
             insert(users).values(
-                id=user.id, email=user.email, password_hash=password_hash, role=user.role.value,
-                group_id=user.group_id, created_at=user.created_at,
+                id=user.id,
+                email=user.email,
+                password_hash=password_hash,
+                role=user.role.value,
+                group_id=user.group_id,
+                created_at=user.created_at,
             )
         )
 
     async def set_disabled(self, user_id: uuid.UUID, at: datetime | None) -> None:
-        await self._conn.execute(update(users).where(users.c.id == user_id)
-                                 .values(disabled_at=at))
+        await self._conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=at))
 
-    async def list(self, under: str | None = None, *, after: str | None = None,
-                   limit: int | None = None) -> list[User]:
+    async def list(
+        self, under: str | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[User]:
         """Users in e-mail order (one subtree; after ``after``; ``limit`` of them)."""
         query = keyset(user_query(), users.c.email, after, limit)
         if under is not None:
@@ -197,7 +219,9 @@ class ModelRepository:
     async def add(self, model: DeviceModel) -> None:
         await self._conn.execute(
             insert(device_models).values(
-                id=model.id, name=model.name, description=model.description,
+                id=model.id,
+                name=model.name,
+                description=model.description,
                 created_at=model.created_at,
             )
         )
@@ -214,7 +238,8 @@ class ModelRepository:
 
     async def profile_count(self, model_id: uuid.UUID) -> int:
         result = await self._conn.execute(
-            select(func.count()).select_from(provision_profiles)
+            select(func.count())
+            .select_from(provision_profiles)
             .where(provision_profiles.c.model_id == model_id)
         )
         return int(result.scalar_one())
@@ -224,14 +249,23 @@ class ModelRepository:
 
 
 def _token(row: Any) -> ApiToken:
-    return ApiToken(row.id, row.name, row.created_at, row.last_used_at, row.revoked_at,
-                    Role(row.role), row.group_path, row.expires_at)
+    return ApiToken(
+        row.id,
+        row.name,
+        row.created_at,
+        row.last_used_at,
+        row.revoked_at,
+        Role(row.role),
+        row.group_path,
+        row.expires_at,
+    )
 
 
 def _token_query() -> Any:
     """Tokens with their group's path (NULL: operator-wide)."""
     return select(api_tokens, groups.c.path.label("group_path")).select_from(
-        api_tokens.outerjoin(groups, groups.c.id == api_tokens.c.group_id))
+        api_tokens.outerjoin(groups, groups.c.id == api_tokens.c.group_id)
+    )
 
 
 class TokenRepository:
@@ -253,13 +287,19 @@ class TokenRepository:
     async def add(self, token: ApiToken, token_hash: str, group_id: uuid.UUID | None) -> None:
         await self._conn.execute(
             insert(api_tokens).values(
-                id=token.id, name=token.name, token_hash=token_hash, created_at=token.created_at,
-                role=token.role.value, group_id=group_id, expires_at=token.expires_at,
+                id=token.id,
+                name=token.name,
+                token_hash=token_hash,
+                created_at=token.created_at,
+                role=token.role.value,
+                group_id=group_id,
+                expires_at=token.expires_at,
             )
         )
 
-    async def list(self, under: str | None = None, *, after: str | None = None,
-                   limit: int | None = None) -> list[ApiToken]:
+    async def list(
+        self, under: str | None = None, *, after: str | None = None, limit: int | None = None
+    ) -> list[ApiToken]:
         """Tokens in name order: all, or those scoped within ``under`` (never the
         operator-wide ones); after the name ``after``; ``limit`` of them."""
         query = keyset(_token_query(), api_tokens.c.name, after, limit)

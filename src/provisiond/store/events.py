@@ -21,8 +21,17 @@ from provisiond.store.schema import events, groups
 
 
 def event_from_row(row: Any) -> Event:
-    return Event(row.id, EventType(row.type), row.at, row.actor, row.device_id, row.serial,
-                 row.group_id, dict(row.data), row.group_path)
+    return Event(
+        row.id,
+        EventType(row.type),
+        row.at,
+        row.actor,
+        row.device_id,
+        row.serial,
+        row.group_id,
+        dict(row.data),
+        row.group_path,
+    )
 
 
 def _group_path_of(event: NewEvent) -> Any:
@@ -70,17 +79,30 @@ class EventRepository:
 
     async def add(self, event: NewEvent) -> int:
         result = await self._conn.execute(
-            insert(events).values(
-                type=event.type.value, at=event.at, actor=event.actor, device_id=event.device_id,
-                serial=event.serial, group_id=event.group_id, data=event.data,
+            insert(events)
+            .values(
+                type=event.type.value,
+                at=event.at,
+                actor=event.actor,
+                device_id=event.device_id,
+                serial=event.serial,
+                group_id=event.group_id,
+                data=event.data,
                 group_path=_group_path_of(event),
-            ).returning(events.c.id)
+            )
+            .returning(events.c.id)
         )
         return int(result.scalar_one())
 
-    async def find(self, *, device_id: uuid.UUID | None = None,
-                   types: Iterable[EventType] | None = None, include_ids: Sequence[int] = (),
-                   after: int | None = None, limit: int = 100) -> list[Event]:
+    async def find(
+        self,
+        *,
+        device_id: uuid.UUID | None = None,
+        types: Iterable[EventType] | None = None,
+        include_ids: Sequence[int] = (),
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[Event]:
         query = select(events)
         if device_id is not None:
             cond = events.c.device_id == device_id
@@ -114,8 +136,9 @@ class EventRepository:
         cond = events.c.id > after
         if also:
             cond = or_(cond, events.c.id.in_(list(also)))
-        rows = await self._conn.execute(select(events.c.id).where(cond)
-                                        .order_by(events.c.id).limit(limit))
+        rows = await self._conn.execute(
+            select(events.c.id).where(cond).order_by(events.c.id).limit(limit)
+        )
         return [int(r[0]) for r in rows]
 
     async def matching(self, flt: EventFilter, ids: Sequence[int]) -> list[Event]:

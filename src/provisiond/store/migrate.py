@@ -97,5 +97,6 @@ def check_current(database_url: str) -> None:
         raise SchemaOutdated(
             f"the database is at schema revision {current or 'none'}, this provisiond needs "
             f"{head}: run `provisiond db upgrade` (or `provisiond serve --migrate`)",
-            current=current, head=head,
+            current=current,
+            head=head,
         )

@@ -82,38 +82,50 @@ _STATE = (
     " FROM devices d LEFT JOIN credentials c ON c.id = d.provision_credential_id"
     " WHERE d.serial = ?"
 )
-_ACTIVE = ("SELECT id, type FROM credentials WHERE device_id = ? AND revoked_at IS NULL"
-           " AND type <> 'lorawan' ORDER BY created_at")
-_CERTIFICATE = ("SELECT certificate_pem FROM issued_certificates"
-                " WHERE credential_id = ? AND revoked_at IS NULL")
-_CA = ("SELECT id, name, certificate_pem, private_key_pem, key_encrypted, created_at"
-       " FROM certificate_authorities WHERE id = ?")
+_ACTIVE = (
+    "SELECT id, type FROM credentials WHERE device_id = ? AND revoked_at IS NULL"
+    " AND type <> 'lorawan' ORDER BY created_at"
+)
+_CERTIFICATE = (
+    "SELECT certificate_pem FROM issued_certificates WHERE credential_id = ? AND revoked_at IS NULL"
+)
+_CA = (
+    "SELECT id, name, certificate_pem, private_key_pem, key_encrypted, created_at"
+    " FROM certificate_authorities WHERE id = ?"
+)
 _LOOKUP_TAKEN = "SELECT 1 FROM credentials WHERE type = ? AND lookup = ? LIMIT 1"
 _SERIAL_TAKEN = "SELECT 1 FROM devices WHERE serial = ?"
 _EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, group_path, data"
 # group_path: the one given, else the path of group_id now (the event keeps it)
-_EVENT_VALUES = ("?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT path FROM groups WHERE id = ?)),"
-                 " {data}")
+_EVENT_VALUES = "?, ?, ?, ?, ?, ?, COALESCE(?, (SELECT path FROM groups WHERE id = ?)), {data}"
 _ADD_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES ({_EVENT_VALUES.format(data='?')})"  # noqa: S608
-_ADD_EVENT_PG = (f"INSERT INTO events ({_EVENT_COLUMNS})"  # noqa: S608
-                 f" VALUES ({_EVENT_VALUES.format(data='?::jsonb')})")
+_ADD_EVENT_PG = (
+    f"INSERT INTO events ({_EVENT_COLUMNS})"  # noqa: S608
+    f" VALUES ({_EVENT_VALUES.format(data='?::jsonb')})"
+)
 _DEVICE_COLUMNS = (
     "id, serial, name, model_id, state, group_id, owner_user_id, created_at, updated_at,"
     " claimed_at, profile_id, provisioned_at, provision_credential_id, provision_retry_hash,"
     " provision_answer_sealed, registered_event_id"
 )
-_ADD_DEVICE = (f"INSERT INTO devices ({_DEVICE_COLUMNS})"  # noqa: S608
-               " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_ADD_DEVICE = (
+    f"INSERT INTO devices ({_DEVICE_COLUMNS})"  # noqa: S608
+    " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _ADD_CREDENTIAL = (
     "INSERT INTO credentials (id, device_id, type, lookup, secret_hash, client_id,"
     " secret_sealed, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A revoked MQTT secret is no longer kept (the broker account's record says what to remove).
-_REVOKE = ("UPDATE credentials SET revoked_at = ?, secret_sealed = CASE WHEN type IN"
-           " ('access-token', 'mqtt-basic') THEN NULL ELSE secret_sealed END"
-           " WHERE id = ? AND revoked_at IS NULL")
-_REVOKE_CERTIFICATE = ("UPDATE issued_certificates SET revoked_at = ?, revocation_reason = ?"
-                       " WHERE credential_id = ? AND revoked_at IS NULL")
+_REVOKE = (
+    "UPDATE credentials SET revoked_at = ?, secret_sealed = CASE WHEN type IN"
+    " ('access-token', 'mqtt-basic') THEN NULL ELSE secret_sealed END"
+    " WHERE id = ? AND revoked_at IS NULL"
+)
+_REVOKE_CERTIFICATE = (
+    "UPDATE issued_certificates SET revoked_at = ?, revocation_reason = ?"
+    " WHERE credential_id = ? AND revoked_at IS NULL"
+)
 _ADD_CERTIFICATE = (
     "INSERT INTO issued_certificates (ca_id, serial_number, credential_id, device_id,"
     " device_serial, certificate_pem, not_before, not_after)"
@@ -253,16 +265,36 @@ class ProvisionTx:
         found = None
         if row is not None:
             at, ids = self._at, self._id_out
-            profile = profile_from_row(SimpleNamespace(
-                id=self._uid(row[0]), name=row[1], key=row[2], strategy=row[4],
-                group_id=ids(row[5]), group_path=row[6], model_id=ids(row[7]), model=row[8],
-                credential_types=row[9], rate_per_minute=row[10],
-                source_rate_per_minute=row[11], enabled=bool(row[12]), created_at=at(row[13]),
-                updated_at=at(row[14]), secret_rotated_at=at(row[15]), jwt_public_key=row[16],
-                ca_id=ids(row[17]), ca_name=row[18], certificate_days=row[19],
-                claim_proof=row[20], claim_window_seconds=row[21], release_policy=row[22],
-                reprovision_policy=row[23], device_secret_min_length=row[24],
-                device_ca_id=ids(row[25]), device_ca_name=row[26]))
+            profile = profile_from_row(
+                SimpleNamespace(
+                    id=self._uid(row[0]),
+                    name=row[1],
+                    key=row[2],
+                    strategy=row[4],
+                    group_id=ids(row[5]),
+                    group_path=row[6],
+                    model_id=ids(row[7]),
+                    model=row[8],
+                    credential_types=row[9],
+                    rate_per_minute=row[10],
+                    source_rate_per_minute=row[11],
+                    enabled=bool(row[12]),
+                    created_at=at(row[13]),
+                    updated_at=at(row[14]),
+                    secret_rotated_at=at(row[15]),
+                    jwt_public_key=row[16],
+                    ca_id=ids(row[17]),
+                    ca_name=row[18],
+                    certificate_days=row[19],
+                    claim_proof=row[20],
+                    claim_window_seconds=row[21],
+                    release_policy=row[22],
+                    reprovision_policy=row[23],
+                    device_secret_min_length=row[24],
+                    device_ca_id=ids(row[25]),
+                    device_ca_name=row[26],
+                )
+            )
             found = (profile, str(row[3]))
         self._profiles[key] = found
         return found
@@ -271,9 +303,20 @@ class ProvisionTx:
         """A certificate authority (read once per batch)."""
         if ca_id not in self._cas:
             row = self._one(_CA, (self._id_in(ca_id),))
-            self._cas[ca_id] = None if row is None else ca_from_row(SimpleNamespace(
-                id=self._uid(row[0]), name=row[1], certificate_pem=row[2],
-                private_key_pem=row[3], key_encrypted=bool(row[4]), created_at=self._at(row[5])))
+            self._cas[ca_id] = (
+                None
+                if row is None
+                else ca_from_row(
+                    SimpleNamespace(
+                        id=self._uid(row[0]),
+                        name=row[1],
+                        certificate_pem=row[2],
+                        private_key_pem=row[3],
+                        key_encrypted=bool(row[4]),
+                        created_at=self._at(row[5]),
+                    )
+                )
+            )
         return self._cas[ca_id]
 
     def provision_state(self, serial: str) -> ProvisionState | None:
@@ -286,10 +329,27 @@ class ProvisionTx:
         device_id = self._uid(row[0])
         credential = None
         if row[4] is not None:
-            credential = Credential(self._uid(row[4]), device_id, CredentialType(row[5]),
-                                    self._at(row[6]), ts(row[7]), ts(row[8]))
-        return ProvisionState(device_id, row[1], ids(row[2]), ts(row[3]), credential, row[9],
-                              row[10], row[11], ids(row[12]), row[13], row[14])
+            credential = Credential(
+                self._uid(row[4]),
+                device_id,
+                CredentialType(row[5]),
+                self._at(row[6]),
+                ts(row[7]),
+                ts(row[8]),
+            )
+        return ProvisionState(
+            device_id,
+            row[1],
+            ids(row[2]),
+            ts(row[3]),
+            credential,
+            row[9],
+            row[10],
+            row[11],
+            ids(row[12]),
+            row[13],
+            row[14],
+        )
 
     def active_credentials(self, device_id: uuid.UUID) -> list[tuple[uuid.UUID, CredentialType]]:
         """The device's credentials that are not revoked (LoRaWAN root keys aside)."""
@@ -313,67 +373,136 @@ class ProvisionTx:
     # writes ------------------------------------------------------------------------------
     def _event_params(self, event: NewEvent) -> tuple[Any, ...]:
         group_id = self._id_in(event.group_id)
-        return (event.type.value, self._ts_in(event.at), event.actor,
-                self._id_in(event.device_id), event.serial, group_id, event.group_path,
-                group_id, self._json_in(event.data))
+        return (
+            event.type.value,
+            self._ts_in(event.at),
+            event.actor,
+            self._id_in(event.device_id),
+            event.serial,
+            group_id,
+            event.group_path,
+            group_id,
+            self._json_in(event.data),
+        )
 
     def add_event(self, event: NewEvent) -> None:
         """An event, written at the end of the batch (ids still follow each device's order:
         only the device.registered event of add_device is written at once)."""
         self._events.append(self._event_params(event))
 
-    def _device_params(self, device: Device, model_id: uuid.UUID | None,
-                       provisioned: Provisioned | None) -> tuple[Any, ...]:
+    def _device_params(
+        self, device: Device, model_id: uuid.UUID | None, provisioned: Provisioned | None
+    ) -> tuple[Any, ...]:
         i, t = self._id_in, self._ts_in
         p = provisioned
-        return (i(device.id), device.serial, device.name, i(model_id), device.state.value,
-                i(device.group_id), t(device.created_at), t(device.updated_at),
-                t(device.claimed_at), i(p.profile_id) if p else None,
-                t(device.created_at) if p else None, i(p.credential_id) if p else None,
-                p.retry_hash if p else None, p.answer_sealed if p else None)
+        return (
+            i(device.id),
+            device.serial,
+            device.name,
+            i(model_id),
+            device.state.value,
+            i(device.group_id),
+            t(device.created_at),
+            t(device.updated_at),
+            t(device.claimed_at),
+            i(p.profile_id) if p else None,
+            t(device.created_at) if p else None,
+            i(p.credential_id) if p else None,
+            p.retry_hash if p else None,
+            p.answer_sealed if p else None,
+        )
 
-    def add_device(self, device: Device, *, model_id: uuid.UUID | None,
-                   registered: NewEvent, provisioned: Provisioned | None = None) -> None:
+    def add_device(
+        self,
+        device: Device,
+        *,
+        model_id: uuid.UUID | None,
+        registered: NewEvent,
+        provisioned: Provisioned | None = None,
+    ) -> None:
         """A new device (no tags, no owner) with its ``device.registered`` event; with
         ``provisioned``, already provisioned (at its creation)."""
         self._run(_ADD_EVENT, self._event_params(registered))
-        self._run(_ADD_DEVICE, (*self._device_params(device, model_id, provisioned),
-                                self._cur.lastrowid))
+        self._run(
+            _ADD_DEVICE, (*self._device_params(device, model_id, provisioned), self._cur.lastrowid)
+        )
 
-    def add_credential(self, credential: Credential, *, lookup: str | None,
-                       secret_hash: str | None, client_id: str | None = None,
-                       secret_sealed: str | None = None) -> None:
-        self._run(_ADD_CREDENTIAL, (
-            self._id_in(credential.id), self._id_in(credential.device_id),
-            credential.type.value, lookup, secret_hash, client_id, secret_sealed,
-            self._ts_in(credential.created_at)))
+    def add_credential(
+        self,
+        credential: Credential,
+        *,
+        lookup: str | None,
+        secret_hash: str | None,
+        client_id: str | None = None,
+        secret_sealed: str | None = None,
+    ) -> None:
+        self._run(
+            _ADD_CREDENTIAL,
+            (
+                self._id_in(credential.id),
+                self._id_in(credential.device_id),
+                credential.type.value,
+                lookup,
+                secret_hash,
+                client_id,
+                secret_sealed,
+                self._ts_in(credential.created_at),
+            ),
+        )
 
-    def revoke_credential(self, credential_id: uuid.UUID, now: datetime,
-                          reason: RevocationReason = RevocationReason.SUPERSEDED) -> None:
+    def revoke_credential(
+        self,
+        credential_id: uuid.UUID,
+        now: datetime,
+        reason: RevocationReason = RevocationReason.SUPERSEDED,
+    ) -> None:
         """Revoke a credential (and its certificate in its CA's register)."""
         self._flush_certificates()
         self._run(_REVOKE, (self._ts_in(now), self._id_in(credential_id)))
-        self._run(_REVOKE_CERTIFICATE, (self._ts_in(now), reason.value,
-                                        self._id_in(credential_id)))
+        self._run(_REVOKE_CERTIFICATE, (self._ts_in(now), reason.value, self._id_in(credential_id)))
 
     def add_certificate(self, cert: IssuedCertificate) -> None:
         """A certificate one of provisiond's CAs just issued, in that CA's register (written
         with the batch's others, in one statement)."""
         i, t = self._id_in, self._ts_in
-        self._certificates.append((
-            i(cert.ca_id), cert.serial_number, i(cert.credential_id), i(cert.device_id),
-            cert.device_serial, cert.certificate_pem,
-            t(cert.not_before), t(cert.not_after)))
+        self._certificates.append(
+            (
+                i(cert.ca_id),
+                cert.serial_number,
+                i(cert.credential_id),
+                i(cert.device_id),
+                cert.device_serial,
+                cert.certificate_pem,
+                t(cert.not_before),
+                t(cert.not_after),
+            )
+        )
 
-    def mark_provisioned(self, device_id: uuid.UUID, provisioned: Provisioned, *,
-                         replacing: uuid.UUID | None, now: datetime) -> None:
+    def mark_provisioned(
+        self,
+        device_id: uuid.UUID,
+        provisioned: Provisioned,
+        *,
+        replacing: uuid.UUID | None,
+        now: datetime,
+    ) -> None:
         """The device is provisioned with ``provisioned.credential_id`` in place of
         ``replacing`` (the credential it had when the job read it, or None);
         :class:`ProvisionConflict` if it has another by now."""
         t, i, p = self._ts_in, self._id_in, provisioned
-        row = self._one(_MARK_PROVISIONED, (
-            i(p.profile_id), t(now), i(p.credential_id), p.retry_hash, p.answer_sealed,
-            t(now), i(device_id), i(replacing)))
+        row = self._one(
+            _MARK_PROVISIONED,
+            (
+                i(p.profile_id),
+                t(now),
+                i(p.credential_id),
+                p.retry_hash,
+                p.answer_sealed,
+                t(now),
+                i(device_id),
+                i(replacing),
+            ),
+        )
         if row is None:
             raise ProvisionConflict(f"device {device_id} was provisioned meanwhile")
 
@@ -391,8 +520,9 @@ class _PostgresTx(ProvisionTx):
     def prefetch(self, serials: list[str]) -> None:
         if not serials:
             return
-        rows = self._cur.execute(_pg(_STATE.replace("d.serial = ?", "d.serial = ANY(?)")),
-                                 (serials,)).fetchall()
+        rows = self._cur.execute(
+            _pg(_STATE.replace("d.serial = ?", "d.serial = ANY(?)")), (serials,)
+        ).fetchall()
         self._states = {row[1]: row for row in rows}
         for serial in serials:
             self._states.setdefault(serial, None)
@@ -426,22 +556,33 @@ class _PostgresTx(ProvisionTx):
     def _run(self, sql: str, params: tuple[Any, ...]) -> None:
         self._cur.execute(_pg(sql), params)
 
-    def add_device(self, device: Device, *, model_id: uuid.UUID | None,
-                   registered: NewEvent, provisioned: Provisioned | None = None) -> None:
+    def add_device(
+        self,
+        device: Device,
+        *,
+        model_id: uuid.UUID | None,
+        registered: NewEvent,
+        provisioned: Provisioned | None = None,
+    ) -> None:
         # One statement, one round trip: the event's id goes straight into the device row.
         self._run(
             f"WITH e AS ({_ADD_EVENT_PG}"  # noqa: S608
             f" RETURNING id) INSERT INTO devices ({_DEVICE_COLUMNS})"
             " SELECT ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, e.id FROM e",
-            (*self._event_params(registered),
-             *self._device_params(device, model_id, provisioned)))
+            (*self._event_params(registered), *self._device_params(device, model_id, provisioned)),
+        )
 
 
 class _Job(Generic[T]):
     __slots__ = ("failed", "fn", "future", "loop", "outcome", "serial")
 
-    def __init__(self, fn: Callable[[ProvisionTx], T], future: asyncio.Future[T],
-                 loop: asyncio.AbstractEventLoop, serial: str | None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[ProvisionTx], T],
+        future: asyncio.Future[T],
+        loop: asyncio.AbstractEventLoop,
+        serial: str | None,
+    ) -> None:
         self.fn = fn
         self.serial = serial
         self.future = future
@@ -482,15 +623,17 @@ class WalCheckpointer:
     the writer's next transaction starts the log again from its beginning.
     """
 
-    def __init__(self, path: str, options: DatabaseOptions, *,
-                 interval: float = CHECKPOINT_EVERY) -> None:
+    def __init__(
+        self, path: str, options: DatabaseOptions, *, interval: float = CHECKPOINT_EVERY
+    ) -> None:
         self._path = path
         self._options = options
         self._interval = interval
         self._due = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="provisiond-checkpoint",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="provisiond-checkpoint", daemon=True
+        )
         self._done = threading.Condition()
         self._warned_at = -WARN_EVERY
         self.commits = 0  # commits the writer reported
@@ -524,8 +667,7 @@ class WalCheckpointer:
                     if conn is None:
                         conn = _sqlite_connect(self._path, self._options)
                     commits = self.commits
-                    busy, frames, copied = conn.execute(
-                        "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if busy == 0 and frames == copied:
                         self.copied = commits
                 except sqlite3.Error as err:
@@ -536,8 +678,11 @@ class WalCheckpointer:
                     now = time.monotonic()
                     if now - self._warned_at >= WARN_EVERY:
                         self._warned_at = now
-                        log.warning("cannot checkpoint the SQLite write-ahead log: %s", err,
-                                    extra={"event": "checkpoint-failing"})
+                        log.warning(
+                            "cannot checkpoint the SQLite write-ahead log: %s",
+                            err,
+                            extra={"event": "checkpoint-failing"},
+                        )
                     self._due.set()  # try again after the interval
                 with self._done:
                     self._done.notify_all()
@@ -581,8 +726,9 @@ class ProvisionWriter:
         """``serial``: the device the job will probably read (a hint, for prefetching)."""
         return await self.submit(fn, serial=serial)
 
-    def submit(self, fn: Callable[[ProvisionTx], T], *, serial: str | None = None
-               ) -> asyncio.Future[T]:
+    def submit(
+        self, fn: Callable[[ProvisionTx], T], *, serial: str | None = None
+    ) -> asyncio.Future[T]:
         """Queue the job now; the future completes as :meth:`run` returns."""
         if self._closed:
             raise Unavailable("the service is shutting down", retry_after=5)
@@ -596,8 +742,9 @@ class ProvisionWriter:
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="provisiond-writer",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="provisiond-writer", daemon=True
+                )
                 self._thread.start()
 
     async def close(self) -> None:
@@ -643,8 +790,10 @@ class ProvisionWriter:
             except queue.Empty:
                 break
             if job is not _STOP:
-                job.outcome, job.failed = Unavailable("the service is shutting down",
-                                                      retry_after=5), True
+                job.outcome, job.failed = (
+                    Unavailable("the service is shutting down", retry_after=5),
+                    True,
+                )
                 left.append(job)
         self._answer(left)
 
@@ -721,9 +870,12 @@ class ProvisionWriter:
             now = time.monotonic()
             if now - self._warned_at >= WARN_EVERY:  # once in a while, not per request
                 self._warned_at = now
-                log.warning("provisioning cannot write: %s (%s); devices are answered 503 "
-                            "until it can", failure.detail, str(err).strip(),
-                            extra={"event": "database-failing"})
+                log.warning(
+                    "provisioning cannot write: %s (%s); devices are answered 503 until it can",
+                    failure.detail,
+                    str(err).strip(),
+                    extra={"event": "database-failing"},
+                )
             return failure
         return err
 

@@ -91,8 +91,9 @@ devices = Table(
     Column("claimed_at", UtcDateTime, nullable=True),
     # Self-provisioning: the profile the device provisioned with, when, and the credential it
     # was given then (pending until first used: see services/provisioning.py).
-    Column("profile_id", Uuid, ForeignKey("provision_profiles.id", ondelete="RESTRICT"),
-           nullable=True),
+    Column(
+        "profile_id", Uuid, ForeignKey("provision_profiles.id", ondelete="RESTRICT"), nullable=True
+    ),
     Column("provisioned_at", UtcDateTime, nullable=True),
     Column("provision_credential_id", Uuid, nullable=True),
     # Claiming: the SHA-256 of the claim code printed on its label; the window a device opened
@@ -108,16 +109,23 @@ devices = Table(
     Column("provision_retry_hash", String(64), nullable=True),
     Column("provision_answer_sealed", String(8192), nullable=True),
     CheckConstraint("state IN ('registered', 'claimed', 'released')", name="state"),
-    CheckConstraint(
-        "(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"
-    ),
+    CheckConstraint("(state = 'claimed') = (group_id IS NOT NULL)", name="claimed_has_group"),
     # Partial indexes: unclaimed stock (most devices at import time) costs them nothing.
-    Index(None, "group_id", "serial", sqlite_where=text("group_id IS NOT NULL"),
-          postgresql_where=text("group_id IS NOT NULL")),
+    Index(
+        None,
+        "group_id",
+        "serial",
+        sqlite_where=text("group_id IS NOT NULL"),
+        postgresql_where=text("group_id IS NOT NULL"),
+    ),
     Index(None, "state", "serial"),
     Index(None, "model_id", "serial"),
-    Index(None, "owner_user_id", sqlite_where=text("owner_user_id IS NOT NULL"),
-          postgresql_where=text("owner_user_id IS NOT NULL")),
+    Index(
+        None,
+        "owner_user_id",
+        sqlite_where=text("owner_user_id IS NOT NULL"),
+        postgresql_where=text("owner_user_id IS NOT NULL"),
+    ),
 )
 
 device_tags = Table(
@@ -152,8 +160,14 @@ credentials = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("first_used_at", UtcDateTime, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
-    Index(None, "type", "lookup", unique=True, sqlite_where=text("lookup IS NOT NULL"),
-          postgresql_where=text("lookup IS NOT NULL")),
+    Index(
+        None,
+        "type",
+        "lookup",
+        unique=True,
+        sqlite_where=text("lookup IS NOT NULL"),
+        postgresql_where=text("lookup IS NOT NULL"),
+    ),
     Index(None, "device_id"),
 )
 
@@ -220,9 +234,13 @@ issued_certificates = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("revocation_reason", String(32), nullable=True),  # RFC 5280 CRLReason name
     Index(None, "device_id"),
-    Index("ix_issued_certificates_revoked", "ca_id", "revoked_at",
-          sqlite_where=text("revoked_at IS NOT NULL"),
-          postgresql_where=text("revoked_at IS NOT NULL")),
+    Index(
+        "ix_issued_certificates_revoked",
+        "ca_id",
+        "revoked_at",
+        sqlite_where=text("revoked_at IS NOT NULL"),
+        postgresql_where=text("revoked_at IS NOT NULL"),
+    ),
 )
 
 provision_profiles = Table(
@@ -235,8 +253,7 @@ provision_profiles = Table(
     Column("secret_hash", String(64), nullable=False),
     Column("strategy", String(16), nullable=False),
     Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
-    Column("model_id", Uuid, ForeignKey("device_models.id", ondelete="RESTRICT"),
-           nullable=True),
+    Column("model_id", Uuid, ForeignKey("device_models.id", ondelete="RESTRICT"), nullable=True),
     Column("credential_types", String(64), nullable=False),  # comma-separated, in order
     Column("rate_per_minute", Integer, nullable=False),
     Column("source_rate_per_minute", Integer, nullable=False),
@@ -247,8 +264,9 @@ provision_profiles = Table(
     # Signed-token registration: the manufacturer's ES256 public key (PEM), when registered.
     Column("jwt_public_key", String(1024), nullable=True),
     # X.509: the CA that signs device CSRs, and for how long its certificates last.
-    Column("ca_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="RESTRICT"),
-           nullable=True),
+    Column(
+        "ca_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="RESTRICT"), nullable=True
+    ),
     Column("certificate_days", Integer, nullable=False, server_default=text("365")),
     # Claiming by people: the proof a claim needs (NULL: the instance default), how long the
     # claim window lasts (NULL: the instance default), what a release keeps.
@@ -262,14 +280,19 @@ provision_profiles = Table(
     # may choose, and the manufacturer CA that vouches for certificates devices bring.
     Column("reprovision_policy", String(16), nullable=False, server_default=text("'never'")),
     Column("device_secret_min_length", Integer, nullable=False, server_default=text("16")),
-    Column("device_ca_id", Uuid, ForeignKey("certificate_authorities.id", ondelete="RESTRICT"),
-           nullable=True),
+    Column(
+        "device_ca_id",
+        Uuid,
+        ForeignKey("certificate_authorities.id", ondelete="RESTRICT"),
+        nullable=True,
+    ),
     # Signed-token registration with HS256: the key, sealed (services/sealing.py), so that
     # nothing in a copy of the database verifies or mints a token.
     Column("jwt_key_sealed", String(512), nullable=True),
     CheckConstraint("strategy IN ('allow-create', 'pre-provisioned')", name="strategy"),
-    CheckConstraint("reprovision_policy IN ('never', 'with-proof', 'factory-reset')",
-                    name="reprovision_policy"),
+    CheckConstraint(
+        "reprovision_policy IN ('never', 'with-proof', 'factory-reset')", name="reprovision_policy"
+    ),
 )
 
 # The ids (jti) of registration tokens already used, so none is used twice; kept until the
@@ -277,8 +300,12 @@ provision_profiles = Table(
 registration_tokens = Table(
     "registration_tokens",
     metadata,
-    Column("profile_id", Uuid, ForeignKey("provision_profiles.id", ondelete="CASCADE"),
-           primary_key=True),
+    Column(
+        "profile_id",
+        Uuid,
+        ForeignKey("provision_profiles.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
     Column("jti", String(128), primary_key=True),
     Column("expires_at", UtcDateTime, nullable=False),
     Column("used_at", UtcDateTime, nullable=False),
@@ -305,11 +332,15 @@ claims = Table(
     Column("address", String(64), nullable=False),
     CheckConstraint("target IN ('me', 'group')", name="target"),
     CheckConstraint(
-        "status IN ('open', 'proven', 'completed', 'expired', 'failed', 'cancelled')",
-        name="status"),
-    Index("uq_claims_live_device", "device_id", unique=True,
-          sqlite_where=text("status IN ('open', 'proven')"),
-          postgresql_where=text("status IN ('open', 'proven')")),
+        "status IN ('open', 'proven', 'completed', 'expired', 'failed', 'cancelled')", name="status"
+    ),
+    Index(
+        "uq_claims_live_device",
+        "device_id",
+        unique=True,
+        sqlite_where=text("status IN ('open', 'proven')"),
+        postgresql_where=text("status IN ('open', 'proven')"),
+    ),
     Index(None, "device_id", "started_at"),
     Index(None, "user_id", "started_at"),
 )
@@ -371,9 +402,16 @@ events = Table(
 # Events other parts must act on (broker accounts, webhooks), queued by a trigger on events in
 # the transaction that wrote the event (migration 0008), and deleted once acted on.
 OUTBOX_EVENT_TYPES = (
-    "device.registered", "devices.imported", "device.provisioned", "device.deleted",
-    "device.claimed", "device.released", "credentials.issued", "credentials.revoked",
-    "claim.started", "claim.proven",
+    "device.registered",
+    "devices.imported",
+    "device.provisioned",
+    "device.deleted",
+    "device.claimed",
+    "device.released",
+    "credentials.issued",
+    "credentials.revoked",
+    "claim.started",
+    "claim.proven",
 )
 outbox = Table(
     "outbox",

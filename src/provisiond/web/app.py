@@ -42,8 +42,9 @@ operator tokens and bulk registration. Every route under /api/v1 needs an operat
 problem documents (`application/problem+json`) with a stable `code`."""
 
 
-def build_app(settings: Settings,
-              container_factory: Callable[[], AbstractAsyncContextManager[Container]]) -> FastAPI:
+def build_app(
+    settings: Settings, container_factory: Callable[[], AbstractAsyncContextManager[Container]]
+) -> FastAPI:
     configure_logging(settings)
 
     @asynccontextmanager
@@ -52,13 +53,21 @@ def build_app(settings: Settings,
         async with container_factory() as container:
             app.state.container = container
             s = container.settings
-            context = (await coap.start(container, s.host, s.coap_port)
-                       if s.coap_port is not None else None)
-            listener = (await mqtt_listener.start(container, s.host, s.mqtt_port,
-                                                  _mqtt_tls(s), mqtt_listener.Limits.of(s))
-                        if s.mqtt_enabled else None)
-            app.state.mqtt_port = (listener.sockets[0].getsockname()[1]
-                                   if listener is not None else None)
+            context = (
+                await coap.start(container, s.host, s.coap_port)
+                if s.coap_port is not None
+                else None
+            )
+            listener = (
+                await mqtt_listener.start(
+                    container, s.host, s.mqtt_port, _mqtt_tls(s), mqtt_listener.Limits.of(s)
+                )
+                if s.mqtt_enabled
+                else None
+            )
+            app.state.mqtt_port = (
+                listener.sockets[0].getsockname()[1] if listener is not None else None
+            )
             try:
                 async with container.background():
                     yield
@@ -69,21 +78,41 @@ def build_app(settings: Settings,
                 if context is not None:
                     await context.shutdown()
 
-    app = ProvisiondApp(title="provisiond", version=__version__, description=DESCRIPTION,
-                        lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = ProvisiondApp(
+        title="provisiond",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
     app.state.metrics = Metrics()
     if settings.trusted_proxies:
         app.client_addresses = ClientAddresses(settings.trusted_proxies)
     problems.install(app)
     pages.install(app)
     # imports first: /devices/import is a static path
-    for module in (imports, devices, directory, profiles, cas, webhooks, events, thingsboard,
-                   device_api, hooks, pki, pages):
+    for module in (
+        imports,
+        devices,
+        directory,
+        profiles,
+        cas,
+        webhooks,
+        events,
+        thingsboard,
+        device_api,
+        hooks,
+        pki,
+        pages,
+    ):
         app.include_router(module.router)
     app.body_limits = BodyLimits(
-        settings, operator_paths((imports, devices, directory, profiles, cas, webhooks,
-                                  thingsboard)),
-        import_path=IMPORT_PATH, provision_path=device_api.PROVISION_PATH)
+        settings,
+        operator_paths((imports, devices, directory, profiles, cas, webhooks, thingsboard)),
+        import_path=IMPORT_PATH,
+        provision_path=device_api.PROVISION_PATH,
+    )
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)
     app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)
@@ -122,8 +151,12 @@ class ProvisiondApp(FastAPI):
             scope["app"] = self
             response = await device_api.provision_response(Request(scope, receive))
             await response(scope, receive, send)
-            self.state.metrics.observe("POST", device_api.PROVISION_PATH,
-                                       response.status_code, time.perf_counter() - started)
+            self.state.metrics.observe(
+                "POST",
+                device_api.PROVISION_PATH,
+                response.status_code,
+                time.perf_counter() - started,
+            )
             return
         await super().__call__(scope, receive, send)
 
@@ -146,8 +179,7 @@ def _health_routes(app: FastAPI) -> None:
         """The process is alive (no dependency is checked)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"],
-             responses=problems.responses(Unavailable))
+    @app.get("/readyz", tags=["operations"], responses=problems.responses(Unavailable))
     async def readyz(c: ContainerDep) -> dict[str, str]:
         """The database answers: this instance can take traffic."""
         await check_ready(c.uow())

@@ -44,13 +44,20 @@ class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
         block1 = request.opt.block1
         if block1 is not None and block1.start + len(request.payload) > MAX_REQUEST_BYTES:
             raise aiocoap.error.RequestEntityTooLarge(
-                f"the request is larger than {MAX_REQUEST_BYTES} bytes")
+                f"the request is larger than {MAX_REQUEST_BYTES} bytes"
+            )
         return True
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
         answer = await provision_payload(
-            self.c.provision_writer, self.c.limiter, payload=request.payload, source=_host(request),
-            policy=self.c.provision_policy, now=self.c.now(), transport="coap")
+            self.c.provision_writer,
+            self.c.limiter,
+            payload=request.payload,
+            source=_host(request),
+            policy=self.c.provision_policy,
+            now=self.c.now(),
+            transport="coap",
+        )
         if answer.too_large:
             return _answer(answer.body, aiocoap.REQUEST_ENTITY_TOO_LARGE)
         if answer.retry_after:
@@ -76,5 +83,6 @@ async def start(container: Container, host: str, port: int) -> aiocoap.Context:
     site = aiocoap.resource.Site()
     site.add_resource(["api", "v1", "provision"], _Provision(container))
     transports = [t for t in get_default_servertransports() if t in UDP_TRANSPORTS]
-    return await aiocoap.Context.create_server_context(site, bind=(host, port),
-                                                       transports=transports)
+    return await aiocoap.Context.create_server_context(
+        site, bind=(host, port), transports=transports
+    )

@@ -84,8 +84,11 @@ async def get_operator(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
-    secret = credentials.credentials if credentials is not None and \
-        credentials.scheme.lower() == "bearer" else None
+    secret = (
+        credentials.credentials
+        if credentials is not None and credentials.scheme.lower() == "bearer"
+        else None
+    )
     if secret is None:
         # ThingsBoard's REST clients send their bearer token in X-Authorization.
         scheme, _, value = request.headers.get("x-authorization", "").partition(" ")
@@ -103,7 +106,6 @@ async def get_container(request: Request) -> Container:
 
 ContainerDep = Annotated[Container, Depends(get_container)]
 OperatorDep = Annotated[ApiToken, Depends(get_operator)]
-
 
 
 def actor(token: ApiToken) -> str:

@@ -46,23 +46,45 @@ def _source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _json(body: dict[str, object], status: int = 200,
-          headers: dict[str, str] | None = None) -> Response:
+def _json(
+    body: dict[str, object], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     # served before the middleware (ProvisiondApp): the baseline headers are set here
-    return Response(orjson.dumps(body), status_code=status,
-                    headers={**BASELINE_HEADERS, **(headers or {})},
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        headers={**BASELINE_HEADERS, **(headers or {})},
+        media_type="application/json",
+    )
 
 
-@router.post(PROVISION_PATH, openapi_extra={"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "object", "properties": {
-        "deviceName": {"type": "string"}, "provisionDeviceKey": {"type": "string"},
-        "provisionDeviceSecret": {"type": "string"},
-        "credentialsType": {"enum": [t.value for t in tb.TbCredentialsType]},
-        "token": {"type": "string"}, "clientId": {"type": "string"},
-        "username": {"type": "string"}, "password": {"type": "string"},
-        "hash": {"type": "string"}},
-        "required": ["provisionDeviceKey", "provisionDeviceSecret"]}}}}})
+@router.post(
+    PROVISION_PATH,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "deviceName": {"type": "string"},
+                            "provisionDeviceKey": {"type": "string"},
+                            "provisionDeviceSecret": {"type": "string"},
+                            "credentialsType": {"enum": [t.value for t in tb.TbCredentialsType]},
+                            "token": {"type": "string"},
+                            "clientId": {"type": "string"},
+                            "username": {"type": "string"},
+                            "password": {"type": "string"},
+                            "hash": {"type": "string"},
+                        },
+                        "required": ["provisionDeviceKey", "provisionDeviceSecret"],
+                    }
+                }
+            },
+        }
+    },
+)
 async def provision_device(request: Request) -> Response:
     """Self-provisioning, compatible with ThingsBoard's device API: the device presents a
     profile's key and secret and receives its credentials (see docs/provisioning.md)."""
@@ -81,14 +103,21 @@ async def provision_response(request: Request) -> Response:
     c: Container = request.app.state.container
     try:
         answer = await provision_payload(
-            c.provision_writer, c.limiter, payload=raw, source=_source(request),
-            policy=c.provision_policy, now=c.now(), transport="http")
+            c.provision_writer,
+            c.limiter,
+            payload=raw,
+            source=_source(request),
+            policy=c.provision_policy,
+            now=c.now(),
+            transport="http",
+        )
     except ProvisiondError as err:
         return problem_response(err, request)
     except Exception as err:
         log.error("unexpected failure on POST %s", PROVISION_PATH, exc_info=err)
-        return problem_response(ProvisiondError("an unexpected error happened; it was "
-                                                "logged"), request)
+        return problem_response(
+            ProvisiondError("an unexpected error happened; it was logged"), request
+        )
     if answer.too_large:
         return _json(answer.body, 413)
     if answer.retry_after:
@@ -110,22 +139,36 @@ class Registered(BaseModel):
     token: str = Field(description="key.secret: the access token to connect with")
 
 
-@router.post("/api/v1/register", status_code=201, response_model=Registered,
-             responses=responses(RegistrationRefused, DeviceExists, ModelNotFound,
-                                 TooManyRequests))
+@router.post(
+    "/api/v1/register",
+    status_code=201,
+    response_model=Registered,
+    responses=responses(RegistrationRefused, DeviceExists, ModelNotFound, TooManyRequests),
+)
 async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> Registered:
     """Signed-token registration: a JWT from the manufacturer (header `kid` = the profile's
     provision key; claims `serial`, optional `model`, `exp`, `jti`) creates the device and
     answers its id and access token (see docs/provisioning.md)."""
     done = await register_with_token(
-        c.uow(), c.limiter, token=body.token,
-        source=_source(request), unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
-        now=c.now(), keys=c.sealer, sealer=c.broker_sealer)
+        c.uow(),
+        c.limiter,
+        token=body.token,
+        source=_source(request),
+        unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
+        now=c.now(),
+        keys=c.sealer,
+        sealer=c.broker_sealer,
+    )
     issued = done.credential
     key, _, secret = issued.secret.partition(".")
-    return Registered(deviceId=str(done.device.id), serial=done.device.serial,
-                      credentialsType=issued.credential.type.value, key=key, secret=secret,
-                      token=issued.secret)
+    return Registered(
+        deviceId=str(done.device.id),
+        serial=done.device.serial,
+        credentialsType=issued.credential.type.value,
+        key=key,
+        secret=secret,
+        token=issued.secret,
+    )
 
 
 class ButtonPressed(BaseModel):
@@ -133,8 +176,11 @@ class ButtonPressed(BaseModel):
     claim: str | None = Field(None, description="the claim it proved")
 
 
-@router.post("/api/v1/{access_token}/claim/button", response_model=ButtonPressed,
-             responses=responses(Unauthenticated))
+@router.post(
+    "/api/v1/{access_token}/claim/button",
+    response_model=ButtonPressed,
+    responses=responses(Unauthenticated),
+)
 async def claim_button(access_token: str, c: ContainerDep) -> ButtonPressed:
     """The device's claim button was pressed: it proves the open claim of a person who chose
     the device, if one waits inside its window (see docs/claiming.md). A press with no claim
@@ -154,15 +200,22 @@ class ClaimWindowOpened(BaseModel):
     expiresAt: int = Field(description="when the window closes, ms since the Unix epoch")
 
 
-@router.post("/api/v1/{access_token}/claim", response_model=ClaimWindowOpened,
-             responses=responses(Unauthenticated, InvalidInput, DeviceAlreadyClaimed))
-async def claim_window(access_token: str, body: ClaimWindow, c: ContainerDep
-                       ) -> ClaimWindowOpened:
+@router.post(
+    "/api/v1/{access_token}/claim",
+    response_model=ClaimWindowOpened,
+    responses=responses(Unauthenticated, InvalidInput, DeviceAlreadyClaimed),
+)
+async def claim_window(access_token: str, body: ClaimWindow, c: ContainerDep) -> ClaimWindowOpened:
     """ThingsBoard's device claiming: the device allows itself to be claimed by whoever
     types `secretKey` within `durationMs` (a device-secret proof)."""
     device = await authenticate_device(c.uow(), token=access_token, now=c.now())
-    expires_at = await open_device_window(c.uow(), device_id=device.id, secret=body.secretKey,
-                                          duration_ms=body.durationMs, now=c.now())
+    expires_at = await open_device_window(
+        c.uow(),
+        device_id=device.id,
+        secret=body.secretKey,
+        duration_ms=body.durationMs,
+        now=c.now(),
+    )
     return ClaimWindowOpened(expiresAt=int(expires_at.timestamp() * 1000))
 
 
@@ -177,14 +230,17 @@ class Associated(BaseModel):
     serial: str
 
 
-@router.post("/api/v1/{access_token}/association", response_model=Associated,
-             responses=responses(Unauthenticated, ClaimClosed, DeviceAlreadyClaimed))
-async def user_association(access_token: str, body: UserMapping, c: ContainerDep
-                           ) -> Associated:
+@router.post(
+    "/api/v1/{access_token}/association",
+    response_model=Associated,
+    responses=responses(Unauthenticated, ClaimClosed, DeviceAlreadyClaimed),
+)
+async def user_association(access_token: str, body: UserMapping, c: ContainerDep) -> Associated:
     """The device reports the user mapping it got during Wi-Fi provisioning (ESP RainMaker's
     user-node association, `provisiond wifi provision --claim EMAIL`): it is claimed for
     that user. The token works once, within 15 minutes."""
     device = await authenticate_device(c.uow(), token=access_token, now=c.now())
-    serial = await associate(c.uow(), device=device, user_id=body.user_id,
-                             secret_key=body.secret_key, now=c.now())
+    serial = await associate(
+        c.uow(), device=device, user_id=body.user_id, secret_key=body.secret_key, now=c.now()
+    )
     return Associated(claimed=True, serial=serial)

@@ -34,16 +34,21 @@ from provisiond.web.problems import responses
 router = APIRouter(prefix="/hooks/emqx", tags=["broker hooks"])
 
 
-CLIENT_ID = Field(description="`${clientid}`: required, so that MQTT-basic credentials "
-                              "stay bound to their client id", max_length=65535)
+CLIENT_ID = Field(
+    description="`${clientid}`: required, so that MQTT-basic credentials "
+    "stay bound to their client id",
+    max_length=65535,
+)
 
 
 def _filled(value: str | None) -> str | None:
     """A placeholder EMQX did not fill in (``${…}`` sent as it is) is a mistake in the
     configuration, not a value."""
     if value is not None and value.startswith("${") and value.endswith("}"):
-        raise ValueError(f"is the placeholder {value} itself: EMQX did not fill it in "
-                         "(check its spelling in EMQX's configuration)")
+        raise ValueError(
+            f"is the placeholder {value} itself: EMQX did not fill it in "
+            "(check its spelling in EMQX's configuration)"
+        )
     return value
 
 
@@ -71,8 +76,9 @@ class HookAnswer(BaseModel):
     is_superuser: bool = False
     client_attrs: dict[str, str] | None = None
     acl: list[dict[str, Any]] | None = None
-    expire_at: int | None = Field(None, description="Unix seconds: when the session must "
-                                                    "authenticate again (EMQX 5.8+)")
+    expire_at: int | None = Field(
+        None, description="Unix seconds: when the session must authenticate again (EMQX 5.8+)"
+    )
 
 
 def _check_caller(request: Request, c: Any) -> None:
@@ -82,7 +88,8 @@ def _check_caller(request: Request, c: Any) -> None:
     if b.hook_secret is not None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode(), b.hook_secret.get_secret_value().encode()):
+            given.strip().encode(), b.hook_secret.get_secret_value().encode()
+        ):
             raise Unauthenticated("send Authorization: Bearer <broker__hook_secret>")
         return
     host = request.client.host if request.client else ""
@@ -101,8 +108,9 @@ async def _body(request: Request, model: type[BaseModel]) -> Any:
     except orjson.JSONDecodeError as err:
         raise InvalidInput(f"the body is not JSON: {err}") from None
     except ValidationError as err:
-        problems = [Problem(e["msg"], field=".".join(map(str, e["loc"])) or None)
-                    for e in err.errors()]
+        problems = [
+            Problem(e["msg"], field=".".join(map(str, e["loc"])) or None) for e in err.errors()
+        ]
         raise InvalidInput("the body is not a hook request", problems=problems) from None
 
 
@@ -111,38 +119,54 @@ def _asker(b: BrokerSettings, username: str | None, client_id: str) -> Asker:
 
 
 def _answer(body: HookAnswer) -> Response:
-    return Response(orjson.dumps(body.model_dump(exclude_none=True)),
-                    media_type="application/json")
+    return Response(orjson.dumps(body.model_dump(exclude_none=True)), media_type="application/json")
 
 
-@router.post("/authn", response_model=HookAnswer,
-             responses=responses(InvalidInput, Unauthenticated, Forbidden))
+@router.post(
+    "/authn",
+    response_model=HookAnswer,
+    responses=responses(InvalidInput, Unauthenticated, Forbidden),
+)
 async def emqx_authn(request: Request, c: ContainerDep) -> Response:
     """EMQX asks whether a connecting client is a device (HTTP authentication)."""
     _check_caller(request, c)
     body: AuthnRequest = await _body(request, AuthnRequest)
     b = c.settings.broker
     now = c.now()
-    verdict, device = await authenticate(c.uow(), asker=_asker(b, body.username, body.clientid),
-                                         password=body.password, now=now,
-                                         keep_name=c.broker_name_keeper)
+    verdict, device = await authenticate(
+        c.uow(),
+        asker=_asker(b, body.username, body.clientid),
+        password=body.password,
+        now=now,
+        keep_name=c.broker_name_keeper,
+    )
     if verdict is not Verdict.ALLOW or device is None:
         return _answer(HookAnswer(result=verdict.value))
     prefix = topic_prefix(b.topic_prefix, device.device_id)
-    return _answer(HookAnswer(
-        result="allow", client_attrs={"device_id": str(device.device_id),
-                                      "serial": device.serial},
-        acl=device_acl(prefix),
-        expire_at=session_expiry(now, b.session_max_seconds, body.clientid)))
+    return _answer(
+        HookAnswer(
+            result="allow",
+            client_attrs={"device_id": str(device.device_id), "serial": device.serial},
+            acl=device_acl(prefix),
+            expire_at=session_expiry(now, b.session_max_seconds, body.clientid),
+        )
+    )
 
 
-@router.post("/authz", response_model=HookAnswer,
-             responses=responses(InvalidInput, Unauthenticated, Forbidden))
+@router.post(
+    "/authz",
+    response_model=HookAnswer,
+    responses=responses(InvalidInput, Unauthenticated, Forbidden),
+)
 async def emqx_authz(request: Request, c: ContainerDep) -> Response:
     """EMQX asks whether a client may publish or subscribe to a topic (authorisation)."""
     _check_caller(request, c)
     body: AuthzRequest = await _body(request, AuthzRequest)
     b = c.settings.broker
-    verdict = await authorise(c.uow(), asker=_asker(b, body.username, body.clientid),
-                              topic=body.topic, prefix_template=b.topic_prefix)
+    verdict = await authorise(
+        c.uow(),
+        asker=_asker(b, body.username, body.clientid),
+        topic=body.topic,
+        prefix_template=b.topic_prefix,
+    )
     return _answer(HookAnswer(result=verdict.value))

@@ -95,14 +95,18 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._phase is _Phase.WAITING:
             seen = self._header_tail + data
             end = seen.find(b"\r\n\r\n")
-            self._header_bytes += (len(data) if end < 0
-                                   else end + 4 - len(self._header_tail))
+            self._header_bytes += len(data) if end < 0 else end + 4 - len(self._header_tail)
             self._header_tail = seen[-3:]
             if self._header_bytes > self.max_header_bytes:
                 if not self.transport.is_closing():
-                    self.transport.write(raw_problem(HeadersTooLarge(
-                        f"the request line and headers are over {self.max_header_bytes} "
-                        "bytes (setting http_max_header_bytes)")))
+                    self.transport.write(
+                        raw_problem(
+                            HeadersTooLarge(
+                                f"the request line and headers are over {self.max_header_bytes} "
+                                "bytes (setting http_max_header_bytes)"
+                            )
+                        )
+                    )
                     self.transport.close()
                 return
         super().data_received(data)
@@ -156,8 +160,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         paused = self._body_heard + self.body_seconds
         if not self.body_rate:
             return paused
-        return min(paused, self._body_since + self.body_seconds
-                   + self._body_bytes / self.body_rate)
+        return min(paused, self._body_since + self.body_seconds + self._body_bytes / self.body_rate)
 
     def _arm(self, due: float) -> None:
         self._cancel()
@@ -184,27 +187,37 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-_BUSY = Unavailable("every connection is in use (setting http_max_connections)",
-                    retry_after=1)
+_BUSY = Unavailable("every connection is in use (setting http_max_connections)", retry_after=1)
 _AT_CAP = raw_problem(_BUSY, {"Retry-After": "1"})
 _AT_CAP_BODY = orjson.dumps(_BUSY.to_problem())
 
 
 def _health_only(app: Any) -> Any:
     """The app for a connection past the cap: the health paths, then close; 503 else."""
+
     async def health_only(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in HEALTH_PATHS:
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/problem+json"),
-                                    (b"content-length", b"%d" % len(_AT_CAP_BODY)),
-                                    (b"connection", b"close"), (b"retry-after", b"1")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/problem+json"),
+                        (b"content-length", b"%d" % len(_AT_CAP_BODY)),
+                        (b"connection", b"close"),
+                        (b"retry-after", b"1"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": _AT_CAP_BODY})
             return
 
         async def closing(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"connection", b"close")]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"connection", b"close")],
+                }
             await send(message)
 
         await app(scope, receive, closing)
@@ -214,12 +227,14 @@ def _health_only(app: Any) -> Any:
 
 def protocol_class(settings: Settings, caps: Caps) -> type[LimitedHttpProtocol]:
     """The protocol class of one server, bound to its own gate."""
-    attrs = {"gate": Gate[LimitedHttpProtocol](caps.http_connections),
-             "reserve": Gate[LimitedHttpProtocol](caps.http_reserved),
-             "header_seconds": settings.http_header_timeout_seconds,
-             "body_seconds": settings.http_body_timeout_seconds,
-             "body_rate": settings.http_body_min_rate,
-             "max_header_bytes": settings.http_max_header_bytes}
+    attrs = {
+        "gate": Gate[LimitedHttpProtocol](caps.http_connections),
+        "reserve": Gate[LimitedHttpProtocol](caps.http_reserved),
+        "header_seconds": settings.http_header_timeout_seconds,
+        "body_seconds": settings.http_body_timeout_seconds,
+        "body_rate": settings.http_body_min_rate,
+        "max_header_bytes": settings.http_max_header_bytes,
+    }
     return type("ProvisiondHttpProtocol", (LimitedHttpProtocol,), attrs)
 
 
@@ -227,5 +242,9 @@ def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options for `provisiond serve`: this protocol, a backlog the descriptor
     budget counts, no WebSocket upgrade (nothing here speaks it)."""
     caps = fit_descriptors(settings)
-    return {"http": protocol_class(settings, caps), "ws": "none", "backlog": HTTP_BACKLOG,
-            "timeout_keep_alive": KEEP_ALIVE_SECONDS}
+    return {
+        "http": protocol_class(settings, caps),
+        "ws": "none",
+        "backlog": HTTP_BACKLOG,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+    }

@@ -67,8 +67,11 @@ class Gate(Generic[C]):
     def admit(self, conn: C, source: Hashable = None) -> bool:
         """Let ``conn`` in (as idle), evicting the longest idle one at a full cap; False:
         refused, every connection at the cap is busy."""
-        if (self.per_source is not None and self._count[source] >= self.per_source
-                and not self._evict(self._idle_from.get(source))):
+        if (
+            self.per_source is not None
+            and self._count[source] >= self.per_source
+            and not self._evict(self._idle_from.get(source))
+        ):
             return False
         if len(self._source) >= self.total and not self._evict(self._idle):
             return False
@@ -159,8 +162,13 @@ class Caps:
 
 def descriptors_needed(settings: Settings) -> int:
     mqtt = settings.mqtt_max_sessions + MQTT_BACKLOG if settings.mqtt_enabled else 0
-    return (OTHER_DESCRIPTORS + HTTP_BACKLOG + settings.http_max_connections
-            + settings.http_reserved_connections + mqtt)
+    return (
+        OTHER_DESCRIPTORS
+        + HTTP_BACKLOG
+        + settings.http_max_connections
+        + settings.http_reserved_connections
+        + mqtt
+    )
 
 
 def plan_caps(settings: Settings, limit: int | None = None) -> Caps:
@@ -181,8 +189,9 @@ def plan_caps(settings: Settings, limit: int | None = None) -> Caps:
         mqtt = lowered
     else:
         limit = max(limit, needed) if limit == resource.RLIM_INFINITY else limit
-    return Caps(http, settings.http_reserved_connections, mqtt, min(mqtt, per_address),
-                limit, needed)
+    return Caps(
+        http, settings.http_reserved_connections, mqtt, min(mqtt, per_address), limit, needed
+    )
 
 
 def fit_descriptors(settings: Settings) -> Caps:
@@ -196,16 +205,26 @@ def fit_descriptors(settings: Settings) -> Caps:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     caps = plan_caps(settings)
     if caps.lowered:
-        mqtt = (f" + mqtt_max_sessions {settings.mqtt_max_sessions} + {MQTT_BACKLOG} "
-                "backlog" if settings.mqtt_enabled else "")
+        mqtt = (
+            f" + mqtt_max_sessions {settings.mqtt_max_sessions} + {MQTT_BACKLOG} backlog"
+            if settings.mqtt_enabled
+            else ""
+        )
         log.warning(
             "the descriptor limit (RLIMIT_NOFILE, systemd LimitNOFILE) is %d, below the %d "
             "the caps need (http_max_connections %d + http_reserved_connections %d + %d "
             "backlog%s + %d other): serving with http_max_connections %d%s; raise the "
-            "limit (docs/deployment.md)", caps.limit, caps.needed,
-            settings.http_max_connections, settings.http_reserved_connections, HTTP_BACKLOG,
-            mqtt, OTHER_DESCRIPTORS, caps.http_connections,
-            f", mqtt_max_sessions {caps.mqtt_sessions}" if settings.mqtt_enabled else "")
+            "limit (docs/deployment.md)",
+            caps.limit,
+            caps.needed,
+            settings.http_max_connections,
+            settings.http_reserved_connections,
+            HTTP_BACKLOG,
+            mqtt,
+            OTHER_DESCRIPTORS,
+            caps.http_connections,
+            f", mqtt_max_sessions {caps.mqtt_sessions}" if settings.mqtt_enabled else "",
+        )
     return caps
 
 
@@ -216,9 +235,13 @@ def raw_problem(err: ProvisiondError, headers: dict[str, str] | None = None) -> 
     """A whole HTTP/1.1 answer carrying ``err``'s problem document, closing the connection:
     for refusals made before any request is read (the server's protocol writes it)."""
     body = orjson.dumps(err.to_problem())
-    lines = [f"HTTP/1.1 {err.status} {HTTPStatus(err.status).phrase}", f"content-type: {PROBLEM_JSON}",
-             f"content-length: {len(body)}", "connection: close",
-             *(f"{k}: {v}" for k, v in {**BASELINE_HEADERS, **(headers or {})}.items())]
+    lines = [
+        f"HTTP/1.1 {err.status} {HTTPStatus(err.status).phrase}",
+        f"content-type: {PROBLEM_JSON}",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{k}: {v}" for k, v in {**BASELINE_HEADERS, **(headers or {})}.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
@@ -234,8 +257,13 @@ class BodyLimits:
     a byte of it is read; a chunked one is read up to the limit (at most that much held) and
     handed on whole. A refusal closes the connection, so the rest is never read."""
 
-    def __init__(self, settings: Settings, operator_paths: Iterable[str],
-                 import_path: str, provision_path: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        operator_paths: Iterable[str],
+        import_path: str,
+        provision_path: str,
+    ) -> None:
         self.public = settings.http_public_max_body_bytes
         self.operator = settings.http_max_body_bytes
         self.imports = settings.api_max_body_bytes
@@ -289,12 +317,16 @@ class BodyLimits:
             body = orjson.dumps(tb.failure(tb.FAILURE, message))
             media = "application/json"
         else:
-            body = orjson.dumps(PayloadTooLarge(message, limit=limit).to_problem(
-                instance=scope["path"]))
+            body = orjson.dumps(
+                PayloadTooLarge(message, limit=limit).to_problem(instance=scope["path"])
+            )
             media = PROBLEM_JSON
-        headers = [(b"content-type", media.encode()), (b"content-length", b"%d" % len(body)),
-                   (b"connection", b"close"),
-                   *((k.lower().encode(), v.encode()) for k, v in BASELINE_HEADERS.items())]
+        headers = [
+            (b"content-type", media.encode()),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+            *((k.lower().encode(), v.encode()) for k, v in BASELINE_HEADERS.items()),
+        ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -328,10 +360,13 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 def _closing_on_413(send: Send) -> Send:
     """The import refuses a chunked body over its limit itself: then close, unread."""
+
     async def closing(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] == 413:
-            message = {**message, "headers": [*message.get("headers", []),
-                                              (b"connection", b"close")]}
+            message = {
+                **message,
+                "headers": [*message.get("headers", []), (b"connection", b"close")],
+            }
         await send(message)
 
     return closing

@@ -54,8 +54,13 @@ class Limits:
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         caps = plan_caps(settings)  # fitted to the descriptor limit, as the HTTP server's
-        return cls(settings.mqtt_connect_timeout_seconds, settings.mqtt_idle_seconds,
-                   settings.mqtt_session_seconds, caps.mqtt_sessions, caps.mqtt_per_address)
+        return cls(
+            settings.mqtt_connect_timeout_seconds,
+            settings.mqtt_idle_seconds,
+            settings.mqtt_session_seconds,
+            caps.mqtt_sessions,
+            caps.mqtt_per_address,
+        )
 
 
 class _Session(asyncio.Protocol):
@@ -112,8 +117,9 @@ class _Session(asyncio.Protocol):
                         self._end()
                         return
                     self.connected = True
-                    self.idle = min(packet.keepalive * 1.5 or self.limits.idle_seconds,
-                                    self.limits.idle_seconds)
+                    self.idle = min(
+                        packet.keepalive * 1.5 or self.limits.idle_seconds, self.limits.idle_seconds
+                    )
                     self._arm()
                 elif not self._handle(packet):
                     self._end()
@@ -185,8 +191,11 @@ class _Session(asyncio.Protocol):
             return True
         if isinstance(packet, mqtt.Publish):
             if packet.topic != REQUEST_TOPIC or self.answered:
-                self._close(mqtt.TOPIC_NAME_INVALID if packet.topic != REQUEST_TOPIC
-                            else mqtt.NOT_AUTHORIZED)
+                self._close(
+                    mqtt.TOPIC_NAME_INVALID
+                    if packet.topic != REQUEST_TOPIC
+                    else mqtt.NOT_AUTHORIZED
+                )
                 return False
             if packet.qos == 1 and packet.packet_id is not None:
                 self._send(mqtt.encode_puback(self.level, packet.packet_id))
@@ -200,16 +209,21 @@ class _Session(asyncio.Protocol):
             self._send(mqtt.encode_pingresp())
             return True
         if isinstance(packet, mqtt.Unsubscribe):
-            self._send(mqtt.encode_unsuback(self.level, packet.packet_id,
-                                            len(packet.filters)))
+            self._send(mqtt.encode_unsuback(self.level, packet.packet_id, len(packet.filters)))
             return True
         # a PUBACK of our answer keeps the session; DISCONNECT or a second CONNECT ends it
         return isinstance(packet, mqtt.PubAck)
 
     async def _answer(self, payload: bytes) -> bytes:
         answer = await provision_payload(
-            self.c.provision_writer, self.c.limiter, payload=payload, source=self.source,
-            policy=self.c.provision_policy, now=self.c.now(), transport="mqtt")
+            self.c.provision_writer,
+            self.c.limiter,
+            payload=payload,
+            source=self.source,
+            policy=self.c.provision_policy,
+            now=self.c.now(),
+            transport="mqtt",
+        )
         return orjson.dumps(answer.body)
 
     def _answered(self, task: asyncio.Task[bytes]) -> None:
@@ -235,8 +249,7 @@ class _Session(asyncio.Protocol):
     def _deliver(self, answer: bytes) -> None:
         self.pending = None
         qos = self.subscribed_qos or 0
-        self._send(mqtt.encode_publish(self.level, RESPONSE_TOPIC, answer, qos,
-                                       1 if qos else None))
+        self._send(mqtt.encode_publish(self.level, RESPONSE_TOPIC, answer, qos, 1 if qos else None))
 
     def _send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -256,12 +269,17 @@ class _Session(asyncio.Protocol):
 _answering: set[asyncio.Task[bytes]] = set()  # provisioning in flight: kept until done
 
 
-async def start(container: Container, host: str, port: int,
-                tls: ssl.SSLContext | None = None,
-                limits: Limits | None = None) -> asyncio.Server:
+async def start(
+    container: Container,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None = None,
+    limits: Limits | None = None,
+) -> asyncio.Server:
     """Serve provisioning sessions; ``server.close()`` and ``await server.wait_closed()``
     stop it."""
     limits = limits or Limits()
     gate = Gate[_Session](limits.max_sessions, limits.max_per_address)
     return await asyncio.get_running_loop().create_server(
-        lambda: _Session(container, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG)
+        lambda: _Session(container, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
+    )

@@ -52,8 +52,9 @@ class TextFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format is LogFormat.JSON
-                         else TextFormatter())
+    handler.setFormatter(
+        JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter()
+    )
     root = logging.getLogger("provisiond")
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
@@ -63,43 +64,75 @@ def configure_logging(settings: Settings) -> None:
 def server_log_config(settings: Settings) -> dict[str, Any]:
     """uvicorn's logging, in provisiond's format: with ``log_format = "json"`` its start,
     stop and error lines are JSON like every other line."""
-    formatter = ("provisiond.web.observability.JsonFormatter"
-                 if settings.log_format is LogFormat.JSON
-                 else "provisiond.web.observability.TextFormatter")
+    formatter = (
+        "provisiond.web.observability.JsonFormatter"
+        if settings.log_format is LogFormat.JSON
+        else "provisiond.web.observability.TextFormatter"
+    )
     level = settings.log_level.upper()
     return {
-        "version": 1, "disable_existing_loggers": False,
+        "version": 1,
+        "disable_existing_loggers": False,
         "formatters": {"provisiond": {"()": formatter}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "provisiond",
-                                "stream": "ext://sys.stderr"}},
-        "loggers": {name: {"handlers": ["stderr"], "level": level, "propagate": False}
-                    for name in ("uvicorn", "uvicorn.error", "uvicorn.access")},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "provisiond",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            name: {"handlers": ["stderr"], "level": level, "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
+        },
     }
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("provisiond_http_requests_total", "HTTP requests",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("provisiond_http_request_duration_seconds",
-                                 "HTTP request duration", ["method", "route"],
-                                 registry=self.registry,
-                                 buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5))
-        self.imported = Counter("provisiond_devices_imported_total",
-                                "Devices registered by bulk imports", registry=self.registry)
-        self.import_failures = Counter("provisiond_imports_refused_total",
-                                       "Bulk imports refused for bad input",
-                                       registry=self.registry)
+        self.requests = Counter(
+            "provisiond_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "provisiond_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
+        )
+        self.imported = Counter(
+            "provisiond_devices_imported_total",
+            "Devices registered by bulk imports",
+            registry=self.registry,
+        )
+        self.import_failures = Counter(
+            "provisiond_imports_refused_total",
+            "Bulk imports refused for bad input",
+            registry=self.registry,
+        )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count, time and log one request."""
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
         if log.isEnabledFor(logging.INFO):
-            log.info("%s %s %s %.1f ms", method, route, status, seconds * 1000, extra={
-                "method": method, "route": route, "status": status,
-                "duration_ms": round(seconds * 1000, 2)})
+            log.info(
+                "%s %s %s %.1f ms",
+                method,
+                route,
+                status,
+                seconds * 1000,
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                },
+            )
 
 
 def route_template(app: Any, scope: Scope) -> str:
@@ -139,5 +172,9 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.observe(scope["method"], route_template(self.router, scope), status,
-                                 time.perf_counter() - started)
+            self.metrics.observe(
+                scope["method"],
+                route_template(self.router, scope),
+                status,
+                time.perf_counter() - started,
+            )

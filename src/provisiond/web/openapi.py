@@ -27,7 +27,9 @@ def document() -> dict[str, Any]:
 
 
 def render() -> str:
-    return orjson.dumps(document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    return (
+        orjson.dumps(document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    )
 
 
 if __name__ == "__main__":

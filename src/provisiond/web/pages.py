@@ -49,17 +49,20 @@ from provisiond.web.problems import retry_after
 
 router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).parent
-templates = Jinja2Templates(env=jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True))
+templates = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+)
 STATIC_DIR = HERE / "static"
 
 SESSION_COOKIE = "provisiond_session"
 LOGIN_COOKIE = "provisiond_login"  # CSRF for the sign-in form (no session yet)
 KEEPALIVE_SECONDS = 15.0
 SECURITY_HEADERS = {
-    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data:; "
-                                "media-src 'self' blob: mediastream:; object-src 'none'; "
-                                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; "
+        "media-src 'self' blob: mediastream:; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -71,8 +74,9 @@ SECURITY_HEADERS = {
 class PageError(Exception):
     """Render an error page (status, message) instead of the page asked for."""
 
-    def __init__(self, status: int, title: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, title: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.title = title
@@ -111,17 +115,21 @@ class Page:
         form = await self.request.form()
         given = str(form.get("csrf", ""))
         if not hmac.compare_digest(given.encode(), self.csrf.encode()):
-            raise PageError(403, "Form expired", "This form has expired or did not come from "
-                                                 "provisiond. Reload the page and try again.")
+            raise PageError(
+                403,
+                "Form expired",
+                "This form has expired or did not come from "
+                "provisiond. Reload the page and try again.",
+            )
         return form
 
 
-def render(request: Request, template: str, status: int = 200, **context: Any
-           ) -> HTMLResponse:
+def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("user", None)
     context.setdefault("csrf", "")
-    response: HTMLResponse = templates.TemplateResponse(request, template, context,
-                                                        status_code=status)
+    response: HTMLResponse = templates.TemplateResponse(
+        request, template, context, status_code=status
+    )
     response.headers.update(SECURITY_HEADERS)
     return response
 
@@ -139,8 +147,13 @@ def _redirect(path: str) -> RedirectResponse:
 async def current_page(request: Request) -> Page:
     container = container_of(request)
     token = request.cookies.get(SESSION_COOKIE, "")
-    session = await accounts.session_for(container.uow(), container.session_policy,
-                                         token=token, now=container.now()) if token else None
+    session = (
+        await accounts.session_for(
+            container.uow(), container.session_policy, token=token, now=container.now()
+        )
+        if token
+        else None
+    )
     if session is None:
         path = request.url.path
         raise SignInNeeded(path + (f"?{request.url.query}" if request.url.query else ""))
@@ -174,12 +187,10 @@ async def _error_page(request: Request, status: int, title: str, message: str) -
     token = request.cookies.get(SESSION_COOKIE, "")
     if token:
         c = container_of(request)
-        session = await accounts.session_for(c.uow(), c.session_policy, token=token,
-                                             now=c.now())
+        session = await accounts.session_for(c.uow(), c.session_policy, token=token, now=c.now())
         if session is not None:
             user, csrf = session.user, session.csrf
-    return render(request, "error.html", status, user=user, csrf=csrf, title=title,
-                  message=message)
+    return render(request, "error.html", status, user=user, csrf=csrf, title=title, message=message)
 
 
 def _retry_after(response: Response, err: Exception) -> Response:
@@ -205,8 +216,7 @@ def _safe_next(value: str | None) -> str:
 @router.get("/login")
 async def login_form(request: Request, next: str | None = None) -> Response:
     token = secrets.token_urlsafe(24)
-    response = render(request, "login.html", login_csrf=token, next=_safe_next(next),
-                      email="")
+    response = render(request, "login.html", login_csrf=token, next=_safe_next(next), email="")
     _set_cookie(request, response, LOGIN_COOKIE, token, max_age=3600)
     return response
 
@@ -220,35 +230,67 @@ async def login(request: Request) -> Response:
     given = str(form.get("login_csrf", ""))
     expected = request.cookies.get(LOGIN_COOKIE, "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise PageError(403, "Form expired", "The sign-in form expired. Reload the page and "
-                                             "try again.")
+        raise PageError(
+            403, "Form expired", "The sign-in form expired. Reload the page and try again."
+        )
     try:
-        signed = await accounts.sign_in(c.uow(), c.limiter, c.session_policy, email=email,
-                                        password=str(form.get("password", "")),
-                                        address=_address(request), now=c.now())
+        signed = await accounts.sign_in(
+            c.uow(),
+            c.limiter,
+            c.session_policy,
+            email=email,
+            password=str(form.get("password", "")),
+            address=_address(request),
+            now=c.now(),
+        )
     except (Unauthenticated, TooManyRequests, InvalidInput) as err:
-        status = 429 if isinstance(err, TooManyRequests) else 401 if isinstance(
-            err, Unauthenticated) else 422
-        return _retry_after(render(request, "login.html", status, login_csrf=expected,
-                                   next=next_path, email=email, error=err.detail), err)
+        status = (
+            429
+            if isinstance(err, TooManyRequests)
+            else 401
+            if isinstance(err, Unauthenticated)
+            else 422
+        )
+        return _retry_after(
+            render(
+                request,
+                "login.html",
+                status,
+                login_csrf=expected,
+                next=next_path,
+                email=email,
+                error=err.detail,
+            ),
+            err,
+        )
     response = _redirect(next_path)
-    _set_cookie(request, response, SESSION_COOKIE, signed.token,
-                max_age=int(c.session_policy.lifetime.total_seconds()))
+    _set_cookie(
+        request,
+        response,
+        SESSION_COOKIE,
+        signed.token,
+        max_age=int(c.session_policy.lifetime.total_seconds()),
+    )
     _delete_cookie(request, response, LOGIN_COOKIE)
     return response
 
 
 def _delete_cookie(request: Request, response: Response, name: str) -> None:
     """Expire a cookie with the flags it was set with."""
-    response.delete_cookie(name, path="/", secure=container_of(request).settings.secure_cookies,
-                           httponly=True, samesite="lax")
+    response.delete_cookie(
+        name,
+        path="/",
+        secure=container_of(request).settings.secure_cookies,
+        httponly=True,
+        samesite="lax",
+    )
 
 
-def _set_cookie(request: Request, response: Response, name: str, value: str,
-                max_age: int) -> None:
+def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
     secure = container_of(request).settings.secure_cookies
-    response.set_cookie(name, value, max_age=max_age, path="/", secure=secure, httponly=True,
-                        samesite="lax")
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", secure=secure, httponly=True, samesite="lax"
+    )
 
 
 @router.post("/logout")
@@ -271,8 +313,11 @@ async def home(request: Request) -> Response:
 
 def _claimer(page: Page) -> None:
     if not page.user.role.may_claim:
-        raise PageError(403, "Not allowed", "Your role may look at devices but not register "
-                                            "them. Ask an admin of your group.")
+        raise PageError(
+            403,
+            "Not allowed",
+            "Your role may look at devices but not register them. Ask an admin of your group.",
+        )
 
 
 @router.get("/provision")
@@ -291,16 +336,31 @@ async def provision(page: PageDep) -> Response:
     try:
         serial = scanned_serial(raw) if raw.strip() else raw
         started = await claiming.start_claim(
-            c.uow(), c.limiter, c.claim_policy, user=page.user, serial=serial, target=target,
-            address=_address(page.request), now=c.now())
+            c.uow(),
+            c.limiter,
+            c.claim_policy,
+            user=page.user,
+            serial=serial,
+            target=target,
+            address=_address(page.request),
+            now=c.now(),
+        )
     except DeviceNotFound:
         raise not_found() from None
     except Forbidden as err:
         raise PageError(403, "Not allowed", err.detail) from None
     except (InvalidInput, ClaimInProgress, DeviceAlreadyClaimed, TooManyRequests) as err:
-        return _retry_after(page.render(
-            "provision.html", err.status, serial=raw, target=target, error=err.detail,
-            problems={p.field: p.message for p in err.problems if p.field}), err)
+        return _retry_after(
+            page.render(
+                "provision.html",
+                err.status,
+                serial=raw,
+                target=target,
+                error=err.detail,
+                problems={p.field: p.message for p in err.problems if p.field},
+            ),
+            err,
+        )
     if started.claim is None:
         return _redirect(f"/devices/{quote(started.serial)}")
     return _redirect(f"/claims/{started.claim.id}")
@@ -313,8 +373,7 @@ def _claim_id(text: str) -> uuid.UUID:
         raise PageError(404, "Not found", "There is no such claim.") from None
 
 
-async def _claim_page(page: Page, claim_id: uuid.UUID, status: int = 200, **extra: Any
-                      ) -> Response:
+async def _claim_page(page: Page, claim_id: uuid.UUID, status: int = 200, **extra: Any) -> Response:
     c = page.container
     try:
         view = await claiming.view_claim(c.uow(), page.user, claim_id)
@@ -322,9 +381,17 @@ async def _claim_page(page: Page, claim_id: uuid.UUID, status: int = 200, **extr
         raise PageError(404, "Not found", "There is no such claim.") from None
     now = c.now()
     claim = view.claim
-    return page.render("claim.html", status, claim=claim, view=view,
-                       shown=claim.shown_status(now), seconds_left=claim.seconds_left(now),
-                       Status=ClaimStatus, Proof=ClaimProof, **extra)
+    return page.render(
+        "claim.html",
+        status,
+        claim=claim,
+        view=view,
+        shown=claim.shown_status(now),
+        seconds_left=claim.seconds_left(now),
+        Status=ClaimStatus,
+        Proof=ClaimProof,
+        **extra,
+    )
 
 
 @router.get("/claims/{claim_id}")
@@ -339,13 +406,20 @@ async def claim_proof(page: PageDep, claim_id: str) -> Response:
     form = await page.form()
     c = page.container
     try:
-        await claiming.prove(c.uow(), c.limiter, c.hub, c.claim_policy, user=page.user,
-                             claim_id=cid, code=str(form.get("code", "")), now=c.now())
+        await claiming.prove(
+            c.uow(),
+            c.limiter,
+            c.hub,
+            c.claim_policy,
+            user=page.user,
+            claim_id=cid,
+            code=str(form.get("code", "")),
+            now=c.now(),
+        )
     except ClaimNotFound:
         raise PageError(404, "Not found", "There is no such claim.") from None
     except (InvalidInput, ClaimClosed, TooManyRequests) as err:
-        return _retry_after(await _claim_page(page, cid, err.status, proof_error=err.detail),
-                            err)
+        return _retry_after(await _claim_page(page, cid, err.status, proof_error=err.detail), err)
     return _redirect(f"/claims/{cid}")
 
 
@@ -357,17 +431,29 @@ async def claim_finish(page: PageDep, claim_id: str) -> Response:
     c = page.container
     values = {k: str(form.get(k, "")) for k in ("name", "group", "model")}
     try:
-        serial = await claiming.finish_claim(c.uow(), c.hub, user=page.user, claim_id=cid,
-                                             name=values["name"], group_id=values["group"],
-                                             model=values["model"], now=c.now())
+        serial = await claiming.finish_claim(
+            c.uow(),
+            c.hub,
+            user=page.user,
+            claim_id=cid,
+            name=values["name"],
+            group_id=values["group"],
+            model=values["model"],
+            now=c.now(),
+        )
     except ClaimNotFound:
         raise PageError(404, "Not found", "There is no such claim.") from None
     except Forbidden as err:
         raise PageError(403, "Not allowed", err.detail) from None
     except (InvalidInput, ClaimClosed, DeviceAlreadyClaimed) as err:
-        return await _claim_page(page, cid, err.status, error=err.detail, values=values,
-                                 problems={p.field: p.message for p in err.problems
-                                           if p.field})
+        return await _claim_page(
+            page,
+            cid,
+            err.status,
+            error=err.detail,
+            values=values,
+            problems={p.field: p.message for p in err.problems if p.field},
+        )
     return _redirect(f"/devices/{quote(serial)}")
 
 
@@ -412,8 +498,7 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
                 return
             now = c.now()
             status = claim.shown_status(now)
-            yield _sse("state", {"status": status.value,
-                                 "seconds_left": claim.seconds_left(now)})
+            yield _sse("state", {"status": status.value, "seconds_left": claim.seconds_left(now)})
             if status not in (ClaimStatus.OPEN, ClaimStatus.PROVEN):
                 return
             while True:
@@ -422,8 +507,9 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
                     yield _sse("expired", {})
                     return
                 try:
-                    event = await asyncio.wait_for(queue.get(),
-                                                   timeout=min(KEEPALIVE_SECONDS, left))
+                    event = await asyncio.wait_for(
+                        queue.get(), timeout=min(KEEPALIVE_SECONDS, left)
+                    )
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
@@ -440,8 +526,9 @@ class _HeldStream(StreamingResponse):
     however it ends: the response is always called once returned, the generator may never
     start."""
 
-    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None],
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, content: AsyncIterator[bytes], release: Callable[[], None], **kwargs: Any
+    ) -> None:
         super().__init__(content, **kwargs)
         self.release = release
 
@@ -459,13 +546,12 @@ class _HeldStream(StreamingResponse):
 async def devices_page(page: PageDep, q: str = "", cursor: str | None = None) -> Response:
     c = page.container
     try:
-        result = await list_devices(c.uow(), scope=page.user.scope,
-                                    serial_prefix=q.strip() or None, cursor=cursor, limit=50)
+        result = await list_devices(
+            c.uow(), scope=page.user.scope, serial_prefix=q.strip() or None, cursor=cursor, limit=50
+        )
     except InvalidInput as err:
-        return page.render("devices.html", 422, devices=[], q=q, next_cursor=None,
-                           error=err.detail)
-    return page.render("devices.html", devices=result.items, q=q,
-                       next_cursor=result.next_cursor)
+        return page.render("devices.html", 422, devices=[], q=q, next_cursor=None, error=err.detail)
+    return page.render("devices.html", devices=result.items, q=q, next_cursor=result.next_cursor)
 
 
 @router.get("/devices/{serial}")
@@ -473,15 +559,23 @@ async def device_page(page: PageDep, serial: str) -> Response:
     c = page.container
     try:
         device, events, claims = await claiming.device_timeline(
-            c.uow(), c.limiter, c.claim_policy, page.user, serial)
+            c.uow(), c.limiter, c.claim_policy, page.user, serial
+        )
     except DeviceNotFound:
         raise not_found() from None
     except TooManyRequests as err:
         raise PageError(429, "Slow down", err.detail, headers=retry_after(err)) from None
-    may_release = (device.owner_user_id == page.user.id or page.user.role is Role.ADMIN) \
-        and device.state == "claimed"
-    return page.render("device.html", device=device, events=events, claims=claims,
-                       may_release=may_release, now=c.now())
+    may_release = (
+        device.owner_user_id == page.user.id or page.user.role is Role.ADMIN
+    ) and device.state == "claimed"
+    return page.render(
+        "device.html",
+        device=device,
+        events=events,
+        claims=claims,
+        may_release=may_release,
+        now=c.now(),
+    )
 
 
 @router.post("/devices/{serial}/release")
@@ -489,8 +583,14 @@ async def device_release(page: PageDep, serial: str) -> Response:
     await page.form()
     c = page.container
     try:
-        await claiming.release_device(c.uow(), user=page.user, serial=serial, now=c.now(),
-                                      limiter=c.limiter, policy=c.claim_policy)
+        await claiming.release_device(
+            c.uow(),
+            user=page.user,
+            serial=serial,
+            now=c.now(),
+            limiter=c.limiter,
+            policy=c.claim_policy,
+        )
     except DeviceNotFound:
         raise not_found() from None
     except TooManyRequests as err:
@@ -506,9 +606,14 @@ async def label(page: PageDep, serial: str) -> Response:
     serial filled in; starting the claim is a POST) for one who may claim it."""
     c = page.container
     try:
-        where = await claiming.label_target(c.uow(), c.limiter, c.claim_policy,
-                                            user=page.user, serial_text=serial,
-                                            address=_address(page.request))
+        where = await claiming.label_target(
+            c.uow(),
+            c.limiter,
+            c.claim_policy,
+            user=page.user,
+            serial_text=serial,
+            address=_address(page.request),
+        )
     except DeviceNotFound:
         raise not_found() from None
     except TooManyRequests as err:
@@ -534,21 +639,36 @@ def _funnel_chart(view: claiming.Overview) -> dict[str, Any]:
     n = len(view.days)
 
     def points(series: list[int]) -> str:
-        return " ".join(f"{i * 300 / max(n - 1, 1):.1f},{118 - v * 110 / top:.1f}"
-                        for i, v in enumerate(series))
+        return " ".join(
+            f"{i * 300 / max(n - 1, 1):.1f},{118 - v * 110 / top:.1f}" for i, v in enumerate(series)
+        )
 
-    return {"top": top, "registered": points(view.registered),
-            "provisioned": points(view.provisioned), "claimed": points(view.claimed)}
+    return {
+        "top": top,
+        "registered": points(view.registered),
+        "provisioned": points(view.provisioned),
+        "claimed": points(view.claimed),
+    }
 
 
 @router.get("/manifest.webmanifest")
 async def manifest() -> Response:
     body = {
-        "name": "provisiond", "short_name": "provisiond", "start_url": "/provision",
-        "scope": "/", "display": "standalone", "background_color": "#ffffff",
-        "theme_color": "#0d6efd", "description": "Claim and onboard devices",
-        "icons": [{"src": "/static/icon.svg", "sizes": "any", "type": "image/svg+xml",
-                   "purpose": "any maskable"}],
+        "name": "provisiond",
+        "short_name": "provisiond",
+        "start_url": "/provision",
+        "scope": "/",
+        "display": "standalone",
+        "background_color": "#ffffff",
+        "theme_color": "#0d6efd",
+        "description": "Claim and onboard devices",
+        "icons": [
+            {
+                "src": "/static/icon.svg",
+                "sizes": "any",
+                "type": "image/svg+xml",
+                "purpose": "any maskable",
+            }
+        ],
     }
     return Response(orjson.dumps(body), media_type="application/manifest+json")
-

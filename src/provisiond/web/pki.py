@@ -44,8 +44,9 @@ def _http_date(moment: datetime) -> str:
     return format_datetime(moment, usegmt=True)
 
 
-def _document(request: Request, body: bytes, media_type: str, tag: str,
-              modified: datetime | None) -> Response:
+def _document(
+    request: Request, body: bytes, media_type: str, tag: str, modified: datetime | None
+) -> Response:
     """``body``, or 304 when the client holds this version (``tag``) already. Caches may
     keep it but must ask again before using it (a revocation may come any time)."""
     headers = {"ETag": f'"{tag}"', "Cache-Control": "public, no-cache"}
@@ -56,21 +57,32 @@ def _document(request: Request, body: bytes, media_type: str, tag: str,
     return Response(body, media_type=media_type, headers=headers)
 
 
-@router.get("/crl/{name}.crl", response_class=Response,
-            responses={**_content(PKIX_CRL, "The CA's CRL (DER), with an Issuing "
-                                            "Distribution Point naming this URL"),
-                       **responses(CaNotFound, Unavailable)})
+@router.get(
+    "/crl/{name}.crl",
+    response_class=Response,
+    responses={
+        **_content(
+            PKIX_CRL, "The CA's CRL (DER), with an Issuing Distribution Point naming this URL"
+        ),
+        **responses(CaNotFound, Unavailable),
+    },
+)
 async def crl_der(name: str, request: Request, c: ContainerDep) -> Response:
     """The CA's current CRL, as its certificates' CRL distribution point names it."""
     crl = await revocation.current_crl(c.uow(), name=name)
-    return _document(request, revocation.der_of(crl.dp_pem), PKIX_CRL,
-                     f"{crl.number}-dp", crl.this_update)
+    return _document(
+        request, revocation.der_of(crl.dp_pem), PKIX_CRL, f"{crl.number}-dp", crl.this_update
+    )
 
 
-@router.get("/crl/{name}.pem", response_class=Response,
-            responses={**_content(PEM, "The CA's complete CRL (PEM), as the CRL files "
-                                       "hold it"),
-                       **responses(CaNotFound, Unavailable)})
+@router.get(
+    "/crl/{name}.pem",
+    response_class=Response,
+    responses={
+        **_content(PEM, "The CA's complete CRL (PEM), as the CRL files hold it"),
+        **responses(CaNotFound, Unavailable),
+    },
+)
 async def crl_pem(name: str, request: Request, c: ContainerDep) -> Response:
     """The CA's current CRL in PEM, without an Issuing Distribution Point: what a broker's
     CRL file (Mosquitto's `crlfile`) should hold."""
@@ -78,19 +90,24 @@ async def crl_pem(name: str, request: Request, c: ContainerDep) -> Response:
     return _document(request, crl.pem.encode(), PEM, str(crl.number), crl.this_update)
 
 
-@router.get("/ca/{name}.crt", response_class=Response,
-            responses={**_content(PKIX_CERT, "The CA's certificate (DER)"),
-                       **responses(CaNotFound)})
+@router.get(
+    "/ca/{name}.crt",
+    response_class=Response,
+    responses={**_content(PKIX_CERT, "The CA's certificate (DER)"), **responses(CaNotFound)},
+)
 async def ca_der(name: str, request: Request, c: ContainerDep) -> Response:
     """The CA's certificate, as its certificates' authority information access names it."""
     ca = await certificates.get_ca(c.uow(), name=name)
-    return _document(request, revocation.der_of(ca.certificate_pem), PKIX_CERT,
-                     ca.fingerprint, None)
+    return _document(
+        request, revocation.der_of(ca.certificate_pem), PKIX_CERT, ca.fingerprint, None
+    )
 
 
-@router.get("/ca/{name}.pem", response_class=Response,
-            responses={**_content(PEM, "The CA's certificate (PEM)"),
-                       **responses(CaNotFound)})
+@router.get(
+    "/ca/{name}.pem",
+    response_class=Response,
+    responses={**_content(PEM, "The CA's certificate (PEM)"), **responses(CaNotFound)},
+)
 async def ca_pem(name: str, request: Request, c: ContainerDep) -> Response:
     """The CA's certificate in PEM (a broker's `cafile`)."""
     ca = await certificates.get_ca(c.uow(), name=name)
@@ -102,20 +119,28 @@ def _ocsp_response(answer: OcspAnswer, *, get: bool) -> Response:
     if get and answer.cacheable and answer.next_update and answer.this_update:
         # RFC 5019 6.2: a GET answer may be cached until its nextUpdate
         age = int((answer.next_update - answer.this_update).total_seconds())
-        headers = {"Cache-Control": f"max-age={age}, public, no-transform, must-revalidate",
-                   "Last-Modified": _http_date(answer.this_update),
-                   "Expires": _http_date(answer.next_update),
-                   "ETag": f'"{hashlib.sha1(answer.body).hexdigest()}"'}  # noqa: S324 - RFC 5019
+        headers = {
+            "Cache-Control": f"max-age={age}, public, no-transform, must-revalidate",
+            "Last-Modified": _http_date(answer.this_update),
+            "Expires": _http_date(answer.next_update),
+            "ETag": f'"{hashlib.sha1(answer.body).hexdigest()}"',  # noqa: S324 - RFC 5019
+        }
     else:
         headers = {"Cache-Control": "no-store"}
     return Response(answer.body, media_type=OCSP_RESPONSE, headers=headers)
 
 
-@router.post("/ocsp", response_class=Response,
-             responses={**_content(OCSP_RESPONSE, "The OCSP response (DER)"),
-                        **responses(PayloadTooLarge)},
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}}}})
+@router.post(
+    "/ocsp",
+    response_class=Response,
+    responses={**_content(OCSP_RESPONSE, "The OCSP response (DER)"), **responses(PayloadTooLarge)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def ocsp_post(request: Request, c: ContainerDep) -> Response:
     """OCSP (RFC 6960): the status of one certificate of a provisiond CA, signed by that
     CA. A request that cannot be read is answered `malformedRequest`."""
@@ -123,13 +148,17 @@ async def ocsp_post(request: Request, c: ContainerDep) -> Response:
     async for chunk in request.stream():
         body += chunk
         if len(body) > MAX_REQUEST_BYTES:
-            raise PayloadTooLarge(f"an OCSP request is at most {MAX_REQUEST_BYTES} bytes",
-                                  limit=MAX_REQUEST_BYTES)
+            raise PayloadTooLarge(
+                f"an OCSP request is at most {MAX_REQUEST_BYTES} bytes", limit=MAX_REQUEST_BYTES
+            )
     return _ocsp_response(await c.ocsp.respond(bytes(body)), get=False)
 
 
-@router.get("/ocsp/{encoded:path}", response_class=Response,
-            responses=_content(OCSP_RESPONSE, "The OCSP response (DER)"))
+@router.get(
+    "/ocsp/{encoded:path}",
+    response_class=Response,
+    responses=_content(OCSP_RESPONSE, "The OCSP response (DER)"),
+)
 async def ocsp_get(encoded: str, c: ContainerDep) -> Response:
     """OCSP by GET (RFC 6960 A.1): the request, DER, base64 then URL-encoded, as the path."""
     try:

@@ -66,8 +66,10 @@ async def _provisiond_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):
         raise exc
-    problems = [Problem(str(e.get("msg", "is invalid")), field=_field(tuple(e.get("loc", ()))))
-                for e in exc.errors()]
+    problems = [
+        Problem(str(e.get("msg", "is invalid")), field=_field(tuple(e.get("loc", ()))))
+        for e in exc.errors()
+    ]
     detail = "; ".join(str(p) for p in problems) or "the request is invalid"
     return problem_response(InvalidInput(detail, problems=problems), request)
 
@@ -79,8 +81,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         err = RouteNotFound(f"nothing at {request.url.path}")
     elif exc.status_code == 405:
-        err = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}",
-                               allow=(exc.headers or {}).get("Allow", ""))
+        err = MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}",
+            allow=(exc.headers or {}).get("Allow", ""),
+        )
     else:
         err = ProvisiondError(str(exc.detail))
         err.status = exc.status_code  # type: ignore[misc]
@@ -89,8 +93,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.error("unexpected failure on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(ProvisiondError("an unexpected error happened; it was logged"),
-                            request)
+    return problem_response(ProvisiondError("an unexpected error happened; it was logged"), request)
 
 
 def install(app: FastAPI) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 from provisiond.errors import WifiProvisioningFailed
 
 USER_DESCRIPTION = "2901"
-NO_BLE = ("install the bleak package and make sure this computer has a working Bluetooth "
-          "adapter, or use the device's soft access point")
+NO_BLE = (
+    "install the bleak package and make sure this computer has a working Bluetooth "
+    "adapter, or use the device's soft access point"
+)
 
 
 class BleTransport:
@@ -37,7 +39,8 @@ class BleTransport:
             if device is None:
                 raise WifiProvisioningFailed(
                     f"no device named {self.name} is advertising",
-                    "is it in provisioning mode, and near this computer?")
+                    "is it in provisioning mode, and near this computer?",
+                )
             self._client = BleakClient(device, timeout=self._timeout)
             await self._client.connect()
             for service in self._client.services:
@@ -46,15 +49,16 @@ class BleTransport:
                         if USER_DESCRIPTION not in str(descriptor.uuid)[:9]:
                             continue
                         raw = await self._client.read_gatt_descriptor(descriptor.handle)
-                        self._endpoints[bytes(raw).decode(errors="replace")] = \
-                            characteristic.uuid
+                        self._endpoints[bytes(raw).decode(errors="replace")] = characteristic.uuid
         except WifiProvisioningFailed:
             raise
         except Exception as err:  # bleak's backends (BlueZ/D-Bus, WinRT, CoreBluetooth) differ
             raise WifiProvisioningFailed(f"Bluetooth: {err}", NO_BLE) from None
         if not self._endpoints:
-            raise WifiProvisioningFailed(f"{self.name} lists no provisioning endpoints",
-                                         "is it an ESP device in provisioning mode?")
+            raise WifiProvisioningFailed(
+                f"{self.name} lists no provisioning endpoints",
+                "is it an ESP device in provisioning mode?",
+            )
 
     async def post(self, endpoint: str, body: bytes) -> bytes:
         if self._client is None:

@@ -116,8 +116,9 @@ class BrowserSession:
     busy: bool = False
 
 
-def build_app(client: ProvisioningClient, session: BrowserSession, *, limit: float,
-              port_of: Any) -> web.Application:
+def build_app(
+    client: ProvisioningClient, session: BrowserSession, *, limit: float, port_of: Any
+) -> web.Application:
     app = web.Application()
 
     def check(request: web.Request) -> None:
@@ -129,9 +130,14 @@ def build_app(client: ProvisioningClient, session: BrowserSession, *, limit: flo
     async def page(request: web.Request) -> web.Response:
         check(request)
         html = PAGE.format(device=client.device, token=session.token)
-        return web.Response(text=html, content_type="text/html",
-                            headers={"Content-Security-Policy": "default-src 'self'; "
-                                     "style-src 'unsafe-inline'", "Cache-Control": "no-store"})
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            headers={
+                "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'",
+                "Cache-Control": "no-store",
+            },
+        )
 
     async def script(request: web.Request) -> web.Response:
         check(request)
@@ -143,8 +149,12 @@ def build_app(client: ProvisioningClient, session: BrowserSession, *, limit: flo
             found = await client.scan()
         except WifiProvisioningFailed as err:
             return web.json_response({"error": str(err)}, status=502)
-        return web.json_response([{"ssid": n.ssid, "rssi": n.rssi, "channel": n.channel,
-                                   "security": n.auth_name} for n in found])
+        return web.json_response(
+            [
+                {"ssid": n.ssid, "rssi": n.rssi, "channel": n.channel, "security": n.auth_name}
+                for n in found
+            ]
+        )
 
     async def provision(request: web.Request) -> web.Response:
         check(request)
@@ -152,15 +162,18 @@ def build_app(client: ProvisioningClient, session: BrowserSession, *, limit: flo
         if session.busy:
             return web.json_response({"error": "already provisioning"}, status=409)
         session.busy = True
-        asyncio.get_running_loop().create_task(_provision(
-            client, session, str(body.get("ssid", "")), str(body.get("passphrase", "")),
-            limit))
+        asyncio.get_running_loop().create_task(
+            _provision(
+                client, session, str(body.get("ssid", "")), str(body.get("passphrase", "")), limit
+            )
+        )
         return web.json_response({"started": True}, status=202)
 
     async def events(request: web.Request) -> web.StreamResponse:
         check(request)
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-store"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+        )
         await response.prepare(request)
         async for update in _updates(session):
             await response.write(f"data: {json.dumps(update)}\n\n".encode())
@@ -184,17 +197,23 @@ async def _updates(session: BrowserSession) -> AsyncIterator[dict[str, Any]]:
             return
 
 
-async def _provision(client: ProvisioningClient, session: BrowserSession, ssid: str,
-                     passphrase: str, limit: float) -> None:
+async def _provision(
+    client: ProvisioningClient, session: BrowserSession, ssid: str, passphrase: str, limit: float
+) -> None:
     try:
         await client.configure(ssid, passphrase)
+
         def progress(status: Any, seconds: float) -> None:
             if status.state.value not in ("connected", "failed"):  # the end comes below
                 session.updates.put_nowait({"state": status.state.value, "seconds": seconds})
 
         outcome = await client.wait_connected(limit=limit, progress=progress)
-        result: dict[str, Any] = {"state": "connected", "ssid": ssid,
-                                  "ip4": outcome.status.ip4, "seconds": outcome.seconds}
+        result: dict[str, Any] = {
+            "state": "connected",
+            "ssid": ssid,
+            "ip4": outcome.status.ip4,
+            "seconds": outcome.seconds,
+        }
     except WifiProvisioningFailed as err:
         message = str(err).split(" — try: ", 1)[0]
         result = {"state": "failed", "message": message, "hint": err.hint, "seconds": 0.0}
@@ -205,13 +224,13 @@ async def _provision(client: ProvisioningClient, session: BrowserSession, ssid: 
         session.done.set()
 
 
-async def hand_over(client: ProvisioningClient, *, limit: float,
-                    opened: Any) -> dict[str, Any]:
+async def hand_over(client: ProvisioningClient, *, limit: float, opened: Any) -> dict[str, Any]:
     """Serve the page until the device has joined; ``opened(url)`` is told where."""
     session = BrowserSession()
     holder: dict[str, int] = {}
-    runner = web.AppRunner(build_app(client, session, limit=limit,
-                                     port_of=lambda: holder["port"]), access_log=None)
+    runner = web.AppRunner(
+        build_app(client, session, limit=limit, port_of=lambda: holder["port"]), access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

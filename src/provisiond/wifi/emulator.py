@@ -49,8 +49,9 @@ class SimulatedNetwork:
 DEFAULT_NETWORKS = (
     SimulatedNetwork("Kanarra Ops", "correct horse battery", 6, -48),
     SimulatedNetwork("Kanarra Guest", "", 11, -67, auth=0, bssid=b"\x24\x0a\xc4\x00\x00\x02"),
-    SimulatedNetwork("Warehouse 5GHz-only", "staple", 36, -71, reachable=False,
-                     bssid=b"\x24\x0a\xc4\x00\x00\x03"),
+    SimulatedNetwork(
+        "Warehouse 5GHz-only", "staple", 36, -71, reachable=False, bssid=b"\x24\x0a\xc4\x00\x00\x03"
+    ),
 )
 
 
@@ -64,11 +65,17 @@ def load_networks(path: Path) -> tuple[SimulatedNetwork, ...]:
     for n, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("ssid"), str):
             raise ValueError(f"{path}: network {n + 1} has no ssid")
-        out.append(SimulatedNetwork(
-            item["ssid"], str(item.get("passphrase", "")), int(item.get("channel", 6)),
-            int(item.get("rssi", -60)), int(item.get("auth", 3 if item.get("passphrase")
-                                                     else 0)),
-            bytes([0x24, 0x0A, 0xC4, 0, 0, n + 1]), bool(item.get("reachable", True))))
+        out.append(
+            SimulatedNetwork(
+                item["ssid"],
+                str(item.get("passphrase", "")),
+                int(item.get("channel", 6)),
+                int(item.get("rssi", -60)),
+                int(item.get("auth", 3 if item.get("passphrase") else 0)),
+                bytes([0x24, 0x0A, 0xC4, 0, 0, n + 1]),
+                bool(item.get("reachable", True)),
+            )
+        )
     return tuple(out)
 
 
@@ -122,8 +129,7 @@ class EmulatedDevice:
             return security.Sec0Device()
         if c.security == 1:
             return security.Sec1Device(c.pop)
-        return security.Sec2Device(c.username, self.salt, self.verifier,
-                                   patch_level=c.patch_level)
+        return security.Sec2Device(c.username, self.salt, self.verifier, patch_level=c.patch_level)
 
     def version(self) -> bytes:
         caps = ["wifi_scan"]
@@ -131,10 +137,10 @@ class EmulatedDevice:
             caps.append("no_sec")
         if self.cfg.security == 1 and not self.cfg.pop:
             caps.append("no_pop")
-        extra = {"rmaker": {"ver": "v1.1", "cap": ["wifi_scan"]}} if self.cfg.rainmaker \
-            else {}
-        return wifi.render_version(wifi.Version(VERSION, self.cfg.security,
-                                                self.cfg.patch_level, tuple(caps), extra))
+        extra = {"rmaker": {"ver": "v1.1", "cap": ["wifi_scan"]}} if self.cfg.rainmaker else {}
+        return wifi.render_version(
+            wifi.Version(VERSION, self.cfg.security, self.cfg.patch_level, tuple(caps), extra)
+        )
 
     # ------------------------------------------------------------------ radio
 
@@ -148,31 +154,33 @@ class EmulatedDevice:
             return wifi.StationStatus(wifi.StationState.CONNECTING)
         forced = self.cfg.outcome
         if forced == "auth-error":
-            return wifi.StationStatus(wifi.StationState.FAILED,
-                                      reason=wifi.FailReason.AUTH_ERROR)
+            return wifi.StationStatus(wifi.StationState.FAILED, reason=wifi.FailReason.AUTH_ERROR)
         if forced == "network-not-found":
-            return wifi.StationStatus(wifi.StationState.FAILED,
-                                      reason=wifi.FailReason.NOT_FOUND)
+            return wifi.StationStatus(wifi.StationState.FAILED, reason=wifi.FailReason.NOT_FOUND)
         if forced == "connected":
-            return wifi.StationStatus(wifi.StationState.CONNECTED, ip4="192.168.1.42",
-                                      ssid=self.ssid)
+            return wifi.StationStatus(
+                wifi.StationState.CONNECTED, ip4="192.168.1.42", ssid=self.ssid
+            )
         network = next((n for n in self.cfg.networks if n.ssid == self.ssid), None)
         if network is None or not network.reachable:
-            return wifi.StationStatus(wifi.StationState.FAILED,
-                                      reason=wifi.FailReason.NOT_FOUND)
+            return wifi.StationStatus(wifi.StationState.FAILED, reason=wifi.FailReason.NOT_FOUND)
         if network.auth != 0 and network.passphrase != self.passphrase:
-            return wifi.StationStatus(wifi.StationState.FAILED,
-                                      reason=wifi.FailReason.AUTH_ERROR)
-        return wifi.StationStatus(wifi.StationState.CONNECTED, ip4="192.168.1.42",
-                                  ssid=network.ssid)
+            return wifi.StationStatus(wifi.StationState.FAILED, reason=wifi.FailReason.AUTH_ERROR)
+        return wifi.StationStatus(
+            wifi.StationState.CONNECTED, ip4="192.168.1.42", ssid=network.ssid
+        )
 
     def scan_finished(self) -> bool:
-        return self.scan_started_at is not None and \
-            time.monotonic() - self.scan_started_at >= self._scaled(SCAN_SECONDS)
+        return (
+            self.scan_started_at is not None
+            and time.monotonic() - self.scan_started_at >= self._scaled(SCAN_SECONDS)
+        )
 
     def visible(self) -> list[wifi.Network]:
-        return [wifi.Network(n.ssid, n.channel, n.rssi, n.bssid, n.auth)
-                for n in sorted(self.cfg.networks, key=lambda n: n.rssi, reverse=True)]
+        return [
+            wifi.Network(n.ssid, n.channel, n.rssi, n.bssid, n.auth)
+            for n in sorted(self.cfg.networks, key=lambda n: n.rssi, reverse=True)
+        ]
 
     # ------------------------------------------------------------- endpoints
 
@@ -180,8 +188,7 @@ class EmulatedDevice:
         m = wifi.parse_config_request(request)
         if m.msg == config_pb2.TypeCmdSetConfig:
             ssid = m.cmd_set_config.ssid.decode(errors="replace")
-            self.ssid, self.passphrase = ssid, m.cmd_set_config.passphrase.decode(
-                errors="replace")
+            self.ssid, self.passphrase = ssid, m.cmd_set_config.passphrase.decode(errors="replace")
             self.applied_at = None
             self.log.append(f"config {ssid}")
             return wifi.config_answer(config_pb2.TypeRespSetConfig)
@@ -199,16 +206,22 @@ class EmulatedDevice:
     async def report_mapping(self) -> None:
         """Tell provisiond who the device now belongs to (once)."""
         c = self.cfg
-        if self.reported is not None or self.user_mapping is None or not c.report_to \
-                or not c.device_token:
+        if (
+            self.reported is not None
+            or self.user_mapping is None
+            or not c.report_to
+            or not c.device_token
+        ):
             return
         import aiohttp
 
         user_id, secret = self.user_mapping
         url = f"{c.report_to.rstrip('/')}/api/v1/{c.device_token}/association"
         try:
-            async with aiohttp.ClientSession() as http, http.post(
-                    url, json={"user_id": user_id, "secret_key": secret}) as answer:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(url, json={"user_id": user_id, "secret_key": secret}) as answer,
+            ):
                 self.reported = {"status": answer.status, "body": await answer.json()}
         except (aiohttp.ClientError, ValueError) as err:
             self.reported = {"status": None, "body": str(err)}
@@ -223,14 +236,16 @@ class EmulatedDevice:
             return wifi.scan_answer(scan_pb2.TypeRespScanStart)
         if m.msg == scan_pb2.TypeCmdScanStatus:
             done = self.scan_finished()
-            return wifi.scan_answer(scan_pb2.TypeRespScanStatus, finished=done,
-                                    count=len(self.cfg.networks) if done else 0)
+            return wifi.scan_answer(
+                scan_pb2.TypeRespScanStatus,
+                finished=done,
+                count=len(self.cfg.networks) if done else 0,
+            )
         start, count = m.cmd_scan_result.start_index, m.cmd_scan_result.count
         found = self.visible()
         if not self.scan_finished() or start + count > len(found):
             return wifi.scan_answer(scan_pb2.TypeRespScanResult, status=4)
-        return wifi.scan_answer(scan_pb2.TypeRespScanResult,
-                                networks=found[start:start + count])
+        return wifi.scan_answer(scan_pb2.TypeRespScanResult, networks=found[start : start + count])
 
     async def ctrl(self, request: bytes) -> bytes:
         kind = wifi.parse_ctrl_request(request)
@@ -297,8 +312,10 @@ def build_app(device: EmulatedDevice) -> web.Application:
                 device.sessions.pop(key or "", None)
                 device.log.append(f"request refused: {err}")
                 raise web.HTTPInternalServerError(text="Failed to execute handler") from None
-            return web.Response(body=cipher.encrypt(answer),
-                                content_type="application/octet-stream")
+            return web.Response(
+                body=cipher.encrypt(answer), content_type="application/octet-stream"
+            )
+
         return run
 
     app.router.add_post("/proto-ver", proto_ver)

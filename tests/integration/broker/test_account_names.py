@@ -29,8 +29,9 @@ from tests.support.mosquitto import Broker, Device
 OPERATOR = Scope.operator()
 
 
-def connects(broker: Broker, username: str, password: str, client_id: str = "", *,
-             wait: bool = False) -> int:
+def connects(
+    broker: Broker, username: str, password: str, client_id: str = "", *, wait: bool = False
+) -> int:
     """The CONNACK code; ``wait``: until Mosquitto has read its files again (at most 10 s)."""
     for _ in range(100 if wait else 1):
         rc, device = connect(broker, username, password, client_id)
@@ -49,8 +50,12 @@ async def sync(c: Container, dry_run: bool = False) -> dict[str, Any]:
 def names_on(broker: Broker) -> set[str]:
     if broker.files:
         from provisiond.protocols import mosquitto_files
-        return set(mosquitto_files.parse(broker.password_file.read_text(),
-                                         broker.acl_file.read_text()).accounts)
+
+        return set(
+            mosquitto_files.parse(
+                broker.password_file.read_text(), broker.acl_file.read_text()
+            ).accounts
+        )
     (group,) = [g for g in broker.saved()["groups"] if g["groupname"] == "provisiond-devices"]
     return {c["username"] for c in group["clients"]}
 
@@ -78,24 +83,29 @@ def moved_to_the_new_names(old: Settings, new: Settings, broker: Broker) -> None
         assert connects(broker, token, token) in REFUSED
 
     async def rotate_one(c: Container) -> int:  # the incremental path goes on from there
-        await revoke_credentials(c.uow(), scope=OPERATOR,
-                                 serial="MIG-0", actor="tests", now=c.now())
+        await revoke_credentials(
+            c.uow(), scope=OPERATOR, serial="MIG-0", actor="tests", now=c.now()
+        )
         return await settle(c)
 
     within(new, rotate_one)
     assert names_on(broker) == {name(t) for t in tokens[1:]}
 
 
-def test_sync_moves_dynsec_accounts_to_the_new_names(database_url: str,
-                                                     broker: Broker) -> None:
-    moved_to_the_new_names(dynsec_settings(database_url, broker, token_as_username=True),
-                           dynsec_settings(database_url, broker), broker)
+def test_sync_moves_dynsec_accounts_to_the_new_names(database_url: str, broker: Broker) -> None:
+    moved_to_the_new_names(
+        dynsec_settings(database_url, broker, token_as_username=True),
+        dynsec_settings(database_url, broker),
+        broker,
+    )
 
 
-def test_sync_moves_file_accounts_to_the_new_names(database_url: str,
-                                                   files_broker: Broker) -> None:
-    moved_to_the_new_names(files_settings(database_url, files_broker, token_as_username=True),
-                           files_settings(database_url, files_broker), files_broker)
+def test_sync_moves_file_accounts_to_the_new_names(database_url: str, files_broker: Broker) -> None:
+    moved_to_the_new_names(
+        files_settings(database_url, files_broker, token_as_username=True),
+        files_settings(database_url, files_broker),
+        files_broker,
+    )
 
 
 CHOSEN = "a token the device chose for itself 02"
@@ -104,48 +114,87 @@ CHOSEN = "a token the device chose for itself 02"
 async def colliding_fleet(c: Container) -> dict[str, Any]:
     """Two collisions, each made the only way there is: by a device choosing its MQTT user
     name (or its token) — a third refused at once — and a bystander."""
-    profile = await create_profile(c.uow(), scope=OPERATOR, name="mixed",
-                                   credentials=["access-token", "mqtt-basic"],
-                                   actor="tests", now=c.now())
+    profile = await create_profile(
+        c.uow(),
+        scope=OPERATOR,
+        name="mixed",
+        credentials=["access-token", "mqtt-basic"],
+        actor="tests",
+        now=c.now(),
+    )
     key, secret = profile.profile.key, profile.secret
     made: dict[str, Any] = {}
     # 1. a token provisiond issued; later someone chooses its public half as MQTT user name
     _, made["issued"] = await make_device(c, "COL-A")
-    await provisioned(c, key, secret, deviceName="COL-B", credentialsType="MQTT_BASIC",
-                      clientId="col-b", username=name(made["issued"].secret),
-                      password="the squatter's password 1")
+    await provisioned(
+        c,
+        key,
+        secret,
+        deviceName="COL-B",
+        credentialsType="MQTT_BASIC",
+        clientId="col-b",
+        username=name(made["issued"].secret),
+        password="the squatter's password 1",
+    )
     # 2. a device chose its token (named by its serial); an MQTT user name equal to that
     #    serial is refused when it is chosen: no collision is made
-    await provisioned(c, key, secret, deviceName="COL-C", credentialsType="ACCESS_TOKEN",
-                      token=CHOSEN)
-    made["refused"] = (await provision(
-        c.provision_writer, c.limiter, body={
-            "provisionDeviceKey": key, "provisionDeviceSecret": secret, "deviceName": "COL-D",
-            "credentialsType": "MQTT_BASIC", "clientId": "col-d", "username": "COL-C",
-            "password": "another password 12"},
-        source="127.0.0.1", policy=c.provision_policy, now=c.now())).body
+    await provisioned(
+        c, key, secret, deviceName="COL-C", credentialsType="ACCESS_TOKEN", token=CHOSEN
+    )
+    made["refused"] = (
+        await provision(
+            c.provision_writer,
+            c.limiter,
+            body={
+                "provisionDeviceKey": key,
+                "provisionDeviceSecret": secret,
+                "deviceName": "COL-D",
+                "credentialsType": "MQTT_BASIC",
+                "clientId": "col-d",
+                "username": "COL-C",
+                "password": "another password 12",
+            },
+            source="127.0.0.1",
+            policy=c.provision_policy,
+            now=c.now(),
+        )
+    ).body
     # 3. an MQTT user name first; later a device whose serial it is chooses its token
-    await provisioned(c, key, secret, deviceName="COL-E", credentialsType="MQTT_BASIC",
-                      clientId="col-e", username="COL-F", password="the early password 1")
-    await provisioned(c, key, secret, deviceName="COL-F", credentialsType="ACCESS_TOKEN",
-                      token=CHOSEN + "-f")
+    await provisioned(
+        c,
+        key,
+        secret,
+        deviceName="COL-E",
+        credentialsType="MQTT_BASIC",
+        clientId="col-e",
+        username="COL-F",
+        password="the early password 1",
+    )
+    await provisioned(
+        c, key, secret, deviceName="COL-F", credentialsType="ACCESS_TOKEN", token=CHOSEN + "-f"
+    )
     _, made["bystander"] = await make_device(c, "COL-G")
     made["done"] = await settle(c)
     async with c.uow().read() as uow:
         made["pending"] = await uow.broker.pending.listed()
-        serials = {d: (await uow.devices.find_by_id(d)).serial  # type: ignore[union-attr]
-                   for d, _, _, _ in made["pending"]}
+        serials = {
+            d: (await uow.devices.find_by_id(d)).serial  # type: ignore[union-attr]
+            for d, _, _, _ in made["pending"]
+        }
     made["waiting"] = {serials[d]: error for d, _, _, error in made["pending"]}
     return made
 
 
-def test_a_user_name_two_credentials_want_goes_to_the_first(database_url: str,
-                                                           broker: Broker) -> None:
+def test_a_user_name_two_credentials_want_goes_to_the_first(
+    database_url: str, broker: Broker
+) -> None:
     settings = dynsec_settings(database_url, broker)
     made = within(settings, colliding_fleet)
     issued = made["issued"]
-    assert made["refused"] == {"status": "FAILURE",
-                               "errorMsg": "this MQTT user name is in use by another device"}
+    assert made["refused"] == {
+        "status": "FAILURE",
+        "errorMsg": "this MQTT user name is in use by another device",
+    }
     assert made["done"] == 4  # A, C, E and the bystander G
     assert set(made["waiting"]) == {"COL-B", "COL-F"}
     for serial, error in made["waiting"].items():
@@ -157,8 +206,7 @@ def test_a_user_name_two_credentials_want_goes_to_the_first(database_url: str,
     assert len(usernames) == len(set(usernames))
     # the holders connect; the later claimants' passwords open nothing
     assert connects(broker, name(issued.secret), issued.secret) == 0
-    assert connects(broker, name(issued.secret), "the squatter's password 1",
-                    "col-b") in REFUSED
+    assert connects(broker, name(issued.secret), "the squatter's password 1", "col-b") in REFUSED
     assert connects(broker, "COL-C", CHOSEN) == 0
     assert connects(broker, "COL-F", "the early password 1", "col-e") == 0
     assert connects(broker, "COL-F", CHOSEN + "-f") in REFUSED
@@ -173,8 +221,9 @@ def test_a_user_name_two_credentials_want_goes_to_the_first(database_url: str,
 
     # the holder of the name COL-F goes: the waiting device gets it at its next attempt
     async def free(c: Container) -> int:
-        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="COL-E", actor="tests",
-                                           now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial="COL-E", actor="tests", now=c.now()
+        )
         await settle(c)
         later = c.now() + RETRY_MAX + timedelta(seconds=1)
         c.clock = lambda: later

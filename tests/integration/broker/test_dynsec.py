@@ -35,9 +35,16 @@ T = TypeVar("T")
 
 
 def settings_for(database_url: str, broker: Broker, **broker_extra: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         broker={"kind": "mosquitto-dynsec", "url": broker.url,
-                                 "timeout_seconds": 5, **broker_extra})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "mosquitto-dynsec",
+            "url": broker.url,
+            "timeout_seconds": 5,
+            **broker_extra,
+        },
+    )
 
 
 async def admin_run(broker: Broker, commands: list[dict[str, Any]]) -> list[dynsec.Response]:
@@ -48,8 +55,9 @@ async def admin_run(broker: Broker, commands: list[dict[str, Any]]) -> list[dyns
         await admin.close()
 
 
-def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
-                                                            broker: Broker) -> None:
+def test_a_token_device_connects_and_stays_under_its_prefix(
+    database_url: str, broker: Broker
+) -> None:
     settings = settings_for(database_url, broker)
 
     async def work(c: Container) -> tuple[Any, Any]:
@@ -86,8 +94,7 @@ def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
     assert rc in REFUSED
 
 
-def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
-                                                        broker: Broker) -> None:
+def test_revoke_rotate_and_delete_take_the_account_away(database_url: str, broker: Broker) -> None:
     settings = settings_for(database_url, broker)
 
     async def first(c: Container) -> Any:
@@ -104,13 +111,21 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
         assert rc == 0
 
     async def change(c: Container) -> Any:
-        await revoke_credentials(c.uow(), scope=OPERATOR,
-                                 serial="BRK-R1", actor="tests", now=c.now())
-        rotated = await rotate_credentials(c.uow(), scope=OPERATOR,
-                                           serial="BRK-R2", kind=None, actor="tests",
-                                           now=c.now(), sealer=c.broker_sealer)
-        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="BRK-R3", actor="tests",
-                                           now=c.now())
+        await revoke_credentials(
+            c.uow(), scope=OPERATOR, serial="BRK-R1", actor="tests", now=c.now()
+        )
+        rotated = await rotate_credentials(
+            c.uow(),
+            scope=OPERATOR,
+            serial="BRK-R2",
+            kind=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.broker_sealer,
+        )
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial="BRK-R3", actor="tests", now=c.now()
+        )
         await settle(c)
         async with c.uow().read() as uow:
             return rotated, await uow.broker.count()
@@ -129,15 +144,22 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
     assert sum(r.startswith("provisiond-device-") for r in roles) == 1
 
 
-def test_mqtt_basic_accounts_are_bound_to_their_client_id(database_url: str,
-                                                          broker: Broker) -> None:
+def test_mqtt_basic_accounts_are_bound_to_their_client_id(
+    database_url: str, broker: Broker
+) -> None:
     settings = settings_for(database_url, broker)
 
     async def work(c: Container) -> Any:
         await make_device(c, "BRK-M1")
-        rotated = await rotate_credentials(c.uow(), scope=OPERATOR, serial="BRK-M1",
-                                           kind=CredentialType.MQTT_BASIC, actor="tests",
-                                           now=c.now(), sealer=c.broker_sealer)
+        rotated = await rotate_credentials(
+            c.uow(),
+            scope=OPERATOR,
+            serial="BRK-M1",
+            kind=CredentialType.MQTT_BASIC,
+            actor="tests",
+            now=c.now(),
+            sealer=c.broker_sealer,
+        )
         await settle(c)
         return rotated
 
@@ -172,9 +194,14 @@ def test_a_bulk_import_gets_every_account(database_url: str, broker: Broker) -> 
 
     async def work(c: Container) -> int:
         await register_devices(
-            c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
-            options=ImportOptions(broker_sealer=c.broker_sealer), sink=Sink(),
-            actor="tests", now=c.now())
+            c.uow(),
+            scope=OPERATOR,
+            items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+            options=ImportOptions(broker_sealer=c.broker_sealer),
+            sink=Sink(),
+            actor="tests",
+            now=c.now(),
+        )
         return await settle(c)
 
     assert within(settings, work) == 120
@@ -186,8 +213,9 @@ def test_a_bulk_import_gets_every_account(database_url: str, broker: Broker) -> 
     assert rc == 0
 
 
-def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(database_url: str,
-                                                              broker: Broker) -> None:
+def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(
+    database_url: str, broker: Broker
+) -> None:
     settings = settings_for(database_url, broker)
 
     async def setup(c: Container) -> Any:
@@ -198,20 +226,30 @@ def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(database_url: str,
     made = within(settings, setup)
     (_, t0), (d1, t1), (_, t2), (_, t3) = made
     stray = f"stray-{uuid.uuid4().hex[:6]}"
-    answers = asyncio.run(admin_run(broker, [
-        dynsec.delete_client(name(t0.secret)),  # lost by the broker
-        dynsec.remove_client_role(name(t1.secret), f"provisiond-device-{d1.id}"),  # role lost
-        dynsec.delete_role(f"provisiond-device-{d1.id}"),
-        dynsec.create_client(stray, "pw", groups=["provisiond-devices"]),  # not ours any more
-        dynsec.create_client("someone-elses", "pw"),  # not provisiond's: left alone
-        dynsec.create_role(f"provisiond-device-{uuid.uuid4()}", []),  # orphan role
-    ]))
+    answers = asyncio.run(
+        admin_run(
+            broker,
+            [
+                dynsec.delete_client(name(t0.secret)),  # lost by the broker
+                dynsec.remove_client_role(
+                    name(t1.secret), f"provisiond-device-{d1.id}"
+                ),  # role lost
+                dynsec.delete_role(f"provisiond-device-{d1.id}"),
+                dynsec.create_client(
+                    stray, "pw", groups=["provisiond-devices"]
+                ),  # not ours any more
+                dynsec.create_client("someone-elses", "pw"),  # not provisiond's: left alone
+                dynsec.create_role(f"provisiond-device-{uuid.uuid4()}", []),  # orphan role
+            ],
+        )
+    )
     assert all(a.ok for a in answers), answers
 
     async def drift_in_registry(c: Container) -> None:
         # deleted while provisiond's background work was not running: no settle
-        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="BRK-S3", actor="tests",
-                                           now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial="BRK-S3", actor="tests", now=c.now()
+        )
 
     within(settings, drift_in_registry)
 
@@ -222,23 +260,44 @@ def test_sync_repairs_a_broker_that_drifted_and_is_idempotent(database_url: str,
     dry = within(settings, lambda c: sync(c, True))
     assert dry["dry_run"] is True
     report = within(settings, sync)
-    assert {k: report[k] for k in ("accounts", "created", "updated", "deleted",
-                                   "roles_created", "roles_deleted", "errors")} == {
-        "accounts": 3, "created": 1, "updated": 1, "deleted": 2, "roles_created": 1,
-        "roles_deleted": 2, "errors": []}
-    assert {k: dry[k] for k in ("created", "updated", "deleted", "roles_created",
-                                "roles_deleted")} == {k: report[k] for k in (
-        "created", "updated", "deleted", "roles_created", "roles_deleted")}
+    assert {
+        k: report[k]
+        for k in (
+            "accounts",
+            "created",
+            "updated",
+            "deleted",
+            "roles_created",
+            "roles_deleted",
+            "errors",
+        )
+    } == {
+        "accounts": 3,
+        "created": 1,
+        "updated": 1,
+        "deleted": 2,
+        "roles_created": 1,
+        "roles_deleted": 2,
+        "errors": [],
+    }
+    assert {
+        k: dry[k] for k in ("created", "updated", "deleted", "roles_created", "roles_deleted")
+    } == {k: report[k] for k in ("created", "updated", "deleted", "roles_created", "roles_deleted")}
     again = within(settings, sync)
-    assert (again["created"], again["updated"], again["deleted"], again["roles_created"],
-            again["roles_fixed"], again["roles_deleted"]) == (0, 0, 0, 0, 0, 0)
+    assert (
+        again["created"],
+        again["updated"],
+        again["deleted"],
+        again["roles_created"],
+        again["roles_fixed"],
+        again["roles_deleted"],
+    ) == (0, 0, 0, 0, 0, 0)
 
     for token, ok in ((t0, True), (t1, True), (t2, True), (t3, False)):
         rc, device = connect(broker, name(token.secret), token.secret)
         if ok:
             assert rc == 0
-            assert device.subscribe(f"devices/{made[[t0, t1, t2, t3].index(token)][0].id}/x") \
-                < 0x80
+            assert device.subscribe(f"devices/{made[[t0, t1, t2, t3].index(token)][0].id}/x") < 0x80
         else:
             assert rc in REFUSED
         device.close()
@@ -272,8 +331,7 @@ def test_a_changed_topic_prefix_is_applied_by_sync(database_url: str, broker: Br
         device.close()
 
 
-def test_accounts_catch_up_after_the_broker_was_away(database_url: str,
-                                                     broker: Broker) -> None:
+def test_accounts_catch_up_after_the_broker_was_away(database_url: str, broker: Broker) -> None:
     settings = settings_for(database_url, broker)
     broker.stop()
 
@@ -320,9 +378,14 @@ def test_an_unreachable_broker_is_a_clear_error(sqlite_url: str, tmp_path: Path)
     from provisiond.errors import BrokerUnavailable
     from tests.support.mosquitto import free_port
 
-    settings = load_settings(database_url=sqlite_url, broker={
-        "kind": "mosquitto-dynsec", "url": f"mqtt://a:b@127.0.0.1:{free_port()}",
-        "timeout_seconds": 2})
+    settings = load_settings(
+        database_url=sqlite_url,
+        broker={
+            "kind": "mosquitto-dynsec",
+            "url": f"mqtt://a:b@127.0.0.1:{free_port()}",
+            "timeout_seconds": 2,
+        },
+    )
 
     async def work(c: Container) -> None:
         async with c.broker_sync() as s:
@@ -339,20 +402,27 @@ def test_the_admin_connection_speaks_tls(database_url: str, tmp_path: Path) -> N
     if not available():
         pytest.skip("no mosquitto")
     with dynsec_broker(tmp_path / "tls-broker", tls=True) as tls_broker:
-        url = (f"mqtts://{tls_broker.admin}:{tls_broker.password}@127.0.0.1:"
-               f"{tls_broker.tls_port}")
+        url = f"mqtts://{tls_broker.admin}:{tls_broker.password}@127.0.0.1:{tls_broker.tls_port}"
 
         async def sync(c: Container) -> dict[str, Any]:
             await make_device(c, "BRK-TLS")
             async with c.broker_sync() as s:
                 return (await s.reconcile()).as_dict()
 
-        trusted = load_settings(database_url=database_url, broker={
-            "kind": "mosquitto-dynsec", "url": url, "tls_ca_file": str(tls_broker.tls_ca),
-            "timeout_seconds": 5})
+        trusted = load_settings(
+            database_url=database_url,
+            broker={
+                "kind": "mosquitto-dynsec",
+                "url": url,
+                "tls_ca_file": str(tls_broker.tls_ca),
+                "timeout_seconds": 5,
+            },
+        )
         assert within(trusted, sync)["created"] == 1
-        untrusted = load_settings(database_url=database_url, broker={
-            "kind": "mosquitto-dynsec", "url": url, "timeout_seconds": 5})
+        untrusted = load_settings(
+            database_url=database_url,
+            broker={"kind": "mosquitto-dynsec", "url": url, "timeout_seconds": 5},
+        )
 
         async def again(c: Container) -> None:
             async with c.broker_sync() as s:

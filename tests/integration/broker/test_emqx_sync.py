@@ -27,9 +27,18 @@ OPERATOR = Scope.operator()
 
 
 def settings_for(database_url: str, emqx: EmqxStandIn, **extra: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "emqx", "emqx_api_url": emqx.url, "emqx_api_key": emqx.key,
-        "emqx_api_secret": emqx.secret, "timeout_seconds": 2, **extra})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "emqx",
+            "emqx_api_url": emqx.url,
+            "emqx_api_key": emqx.key,
+            "emqx_api_secret": emqx.secret,
+            "timeout_seconds": 2,
+            **extra,
+        },
+    )
 
 
 def online(emqx: EmqxStandIn, clientid: str, username: str) -> None:
@@ -43,8 +52,9 @@ async def sync(c: Container, dry_run: bool = False) -> dict[str, Any]:
         return (await s.reconcile(dry_run=dry_run)).as_dict()
 
 
-def test_sync_ends_the_sessions_of_names_no_longer_active(database_url: str,
-                                                          emqx: EmqxStandIn) -> None:
+def test_sync_ends_the_sessions_of_names_no_longer_active(
+    database_url: str, emqx: EmqxStandIn
+) -> None:
     settings = settings_for(database_url, emqx)
 
     async def setup(c: Container) -> list[str]:
@@ -60,8 +70,9 @@ def test_sync_ends_the_sessions_of_names_no_longer_active(database_url: str,
 
     async def behind_its_back(c: Container) -> None:  # no background loop running
         await revoke_credentials(c.uow(), scope=OPERATOR, serial="EX-0", actor="tests", now=c.now())
-        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="EX-1", actor="tests",
-                                           now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial="EX-1", actor="tests", now=c.now()
+        )
 
     within(settings, behind_its_back)
     dry = within(settings, lambda c: sync(c, True))
@@ -75,8 +86,9 @@ def test_sync_ends_the_sessions_of_names_no_longer_active(database_url: str,
     assert (again["deleted"], again["errors"]) == (0, [])
 
 
-def test_the_incremental_path_waits_for_emqx_and_catches_up(database_url: str,
-                                                           emqx: EmqxStandIn) -> None:
+def test_the_incremental_path_waits_for_emqx_and_catches_up(
+    database_url: str, emqx: EmqxStandIn
+) -> None:
     settings = settings_for(database_url, emqx)
 
     async def setup(c: Container) -> str:
@@ -112,8 +124,11 @@ def test_the_incremental_path_waits_for_emqx_and_catches_up(database_url: str,
 
 def test_a_refused_api_key_is_a_clear_reason(database_url: str, emqx: EmqxStandIn) -> None:
     wrong = EmqxApi(emqx.url, emqx.key, "not the secret", timeout=2)
-    with pytest.raises(BrokerUnavailable, match=r"refused provisiond \(HTTP 401 "
-                                                r"BAD_API_KEY_OR_SECRET.*emqx_api_secret"):
+    with pytest.raises(
+        BrokerUnavailable,
+        match=r"refused provisiond \(HTTP 401 "
+        r"BAD_API_KEY_OR_SECRET.*emqx_api_secret",
+    ):
         asyncio.run(_kick(wrong, "someone"))
     settings = settings_for(database_url, emqx)
 
@@ -123,9 +138,16 @@ def test_a_refused_api_key_is_a_clear_reason(database_url: str, emqx: EmqxStandI
         await revoke_credentials(c.uow(), scope=OPERATOR, serial="EX-K", actor="tests", now=c.now())
 
     within(settings, setup)
-    refused = load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "emqx", "emqx_api_url": emqx.url, "emqx_api_key": emqx.key,
-        "emqx_api_secret": "not the secret"})
+    refused = load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "emqx",
+            "emqx_api_url": emqx.url,
+            "emqx_api_key": emqx.key,
+            "emqx_api_secret": "not the secret",
+        },
+    )
 
     async def attempt(c: Container) -> Any:
         await settle(c)
@@ -152,22 +174,37 @@ async def _kick(api: EmqxApi, username: str) -> int:
 def test_the_api_settings_go_together(sqlite_url: str) -> None:
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="needs broker__emqx_api_key and "
-                                              "broker__emqx_api_secret"):
-        load_settings(database_url=sqlite_url, broker={
-            "kind": "emqx", "emqx_api_url": "http://emqx:18083"})
+    with pytest.raises(
+        ValidationError, match="needs broker__emqx_api_key and broker__emqx_api_secret"
+    ):
+        load_settings(
+            database_url=sqlite_url, broker={"kind": "emqx", "emqx_api_url": "http://emqx:18083"}
+        )
     with pytest.raises(ValidationError, match="are for broker__kind=emqx"):
-        load_settings(database_url=sqlite_url, broker={
-            "kind": "none", "emqx_api_url": "http://emqx:18083", "emqx_api_key": "k",
-            "emqx_api_secret": "s"})
+        load_settings(
+            database_url=sqlite_url,
+            broker={
+                "kind": "none",
+                "emqx_api_url": "http://emqx:18083",
+                "emqx_api_key": "k",
+                "emqx_api_secret": "s",
+            },
+        )
     with pytest.raises(ValidationError, match="without credentials"):
-        load_settings(database_url=sqlite_url, broker={
-            "kind": "emqx", "emqx_api_url": "http://k:s@emqx:18083", "emqx_api_key": "k",
-            "emqx_api_secret": "s"})
+        load_settings(
+            database_url=sqlite_url,
+            broker={
+                "kind": "emqx",
+                "emqx_api_url": "http://k:s@emqx:18083",
+                "emqx_api_key": "k",
+                "emqx_api_secret": "s",
+            },
+        )
 
 
 def test_a_credential_revoked_before_any_round_still_has_its_sessions_ended(
-        database_url: str, emqx: EmqxStandIn) -> None:
+    database_url: str, emqx: EmqxStandIn
+) -> None:
     """The hook records a credential's user name at its first connection, so a device that
     connects and is revoked before the background round ever saw its credential is still
     kicked."""
@@ -177,13 +214,18 @@ def test_a_credential_revoked_before_any_round_still_has_its_sessions_ended(
 
     async def work(c: Container) -> Any:
         _, issued = await make_device(c, "EX-FAST")  # no round runs: nothing recorded
-        verdict, _ = await authenticate(c.uow(), asker=Asker(name(issued.secret), "c-fast"),
-                                        password=issued.secret, now=c.now(),
-                                        keep_name=c.broker_name_keeper)
+        verdict, _ = await authenticate(
+            c.uow(),
+            asker=Asker(name(issued.secret), "c-fast"),
+            password=issued.secret,
+            now=c.now(),
+            keep_name=c.broker_name_keeper,
+        )
         assert verdict is Verdict.ALLOW
         online(emqx, "c-fast", name(issued.secret))
-        await revoke_credentials(c.uow(), scope=OPERATOR,
-                                 serial="EX-FAST", actor="tests", now=c.now())
+        await revoke_credentials(
+            c.uow(), scope=OPERATOR, serial="EX-FAST", actor="tests", now=c.now()
+        )
         return await settle(c)
 
     assert within(settings, work) == 1

@@ -32,17 +32,27 @@ OPERATOR = Scope.operator()
 
 
 def settings_for(database_url: str, broker: Broker, **extra: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "mosquitto-files", "password_file": str(broker.password_file),
-        "acl_file": str(broker.acl_file), "pid_file": str(broker.pid_file),
-        "reload_interval_seconds": 0, **extra})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "mosquitto-files",
+            "password_file": str(broker.password_file),
+            "acl_file": str(broker.acl_file),
+            "pid_file": str(broker.pid_file),
+            "reload_interval_seconds": 0,
+            **extra,
+        },
+    )
 
 
 def operator_part_kept(broker: Broker) -> None:
     assert broker.password_file.read_text().startswith(
-        f"# the operator's accounts\n{broker.admin}:$7$")
+        f"# the operator's accounts\n{broker.admin}:$7$"
+    )
     assert broker.acl_file.read_text().startswith(
-        f"# the operator's rules\nuser {broker.admin}\ntopic readwrite #\n")
+        f"# the operator's rules\nuser {broker.admin}\ntopic readwrite #\n"
+    )
 
 
 def reloaded(broker: Broker, username: str, password: str, *, accepted: bool) -> int:
@@ -57,8 +67,9 @@ def reloaded(broker: Broker, username: str, password: str, *, accepted: bool) ->
     return rc
 
 
-def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
-                                                            files_broker: Broker) -> None:
+def test_a_token_device_connects_and_stays_under_its_prefix(
+    database_url: str, files_broker: Broker
+) -> None:
     broker = files_broker
     settings = settings_for(database_url, broker)
 
@@ -98,8 +109,9 @@ def test_a_token_device_connects_and_stays_under_its_prefix(database_url: str,
     assert rc in REFUSED
 
 
-def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
-                                                        files_broker: Broker) -> None:
+def test_revoke_rotate_and_delete_take_the_account_away(
+    database_url: str, files_broker: Broker
+) -> None:
     broker = files_broker
     settings = settings_for(database_url, broker)
 
@@ -117,13 +129,21 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
     assert rc == 0
 
     async def change(c: Container) -> Any:
-        await revoke_credentials(c.uow(), scope=OPERATOR,
-                                 serial="MF-R1", actor="tests", now=c.now())
-        rotated = await rotate_credentials(c.uow(), scope=OPERATOR, serial="MF-R2",
-                                           kind=CredentialType.MQTT_BASIC, actor="tests",
-                                           now=c.now(), sealer=c.broker_sealer)
-        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="MF-R3", actor="tests",
-                                           now=c.now())
+        await revoke_credentials(
+            c.uow(), scope=OPERATOR, serial="MF-R1", actor="tests", now=c.now()
+        )
+        rotated = await rotate_credentials(
+            c.uow(),
+            scope=OPERATOR,
+            serial="MF-R2",
+            kind=CredentialType.MQTT_BASIC,
+            actor="tests",
+            now=c.now(),
+            sealer=c.broker_sealer,
+        )
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial="MF-R3", actor="tests", now=c.now()
+        )
         await settle(c)
         async with c.uow().read() as uow:
             return rotated, await uow.broker.count()
@@ -139,14 +159,14 @@ def test_revoke_rotate_and_delete_take_the_account_away(database_url: str,
     assert rotated.username is not None
     assert reloaded(broker, rotated.username, rotated.secret, accepted=True) == 0
     assert recorded == 1
-    files = mosquitto_files.parse(broker.password_file.read_text(),
-                                  broker.acl_file.read_text())
+    files = mosquitto_files.parse(broker.password_file.read_text(), broker.acl_file.read_text())
     assert list(files.accounts) == [rotated.username]
     operator_part_kept(broker)
 
 
-def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
-                                                           files_broker: Broker) -> None:
+def test_sync_repairs_files_that_drifted_and_is_idempotent(
+    database_url: str, files_broker: Broker
+) -> None:
     broker = files_broker
     settings = settings_for(database_url, broker)
 
@@ -157,21 +177,25 @@ def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
 
     made = within(settings, setup)
     (_, t0), (_, t1), (d2, t2), (_, t3) = made
-    files = mosquitto_files.parse(broker.password_file.read_text(),
-                                  broker.acl_file.read_text())
+    files = mosquitto_files.parse(broker.password_file.read_text(), broker.acl_file.read_text())
     del files.accounts[name(t0.secret)]  # lost
-    files.accounts[name(t1.secret)] = Entry(name(t1.secret), mosquitto_files.hash_password("old"),
-                                            files.accounts[name(t1.secret)].topics)  # outdated password
-    files.accounts[name(t2.secret)] = Entry(name(t2.secret), files.accounts[name(t2.secret)].hashed,
-                                      ("#",))  # rules widened by hand
+    files.accounts[name(t1.secret)] = Entry(
+        name(t1.secret),
+        mosquitto_files.hash_password("old"),
+        files.accounts[name(t1.secret)].topics,
+    )  # outdated password
+    files.accounts[name(t2.secret)] = Entry(
+        name(t2.secret), files.accounts[name(t2.secret)].hashed, ("#",)
+    )  # rules widened by hand
     files.accounts["stray"] = Entry("stray", mosquitto_files.hash_password("pw"), ("#",))
     password_text, acl_text = mosquitto_files.render(files)
     broker.password_file.write_text(password_text)
     broker.acl_file.write_text(acl_text)
 
     async def drift_in_registry(c: Container) -> None:
-        await device_service.delete_device(c.uow(), scope=OPERATOR, serial="MF-S3", actor="tests",
-                                           now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial="MF-S3", actor="tests", now=c.now()
+        )
 
     within(settings, drift_in_registry)
 
@@ -186,7 +210,8 @@ def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
     summary = {k: report[k] for k in ("accounts", "created", "updated", "deleted", "errors")}
     assert summary == {"accounts": 3, "created": 1, "updated": 2, "deleted": 2, "errors": []}
     assert {k: dry[k] for k in ("created", "updated", "deleted")} == {
-        k: report[k] for k in ("created", "updated", "deleted")}
+        k: report[k] for k in ("created", "updated", "deleted")
+    }
     after = broker.password_file.read_text(), broker.acl_file.read_text()
     again = within(settings, sync)
     assert (again["created"], again["updated"], again["deleted"]) == (0, 0, 0)
@@ -201,12 +226,12 @@ def test_sync_repairs_files_that_drifted_and_is_idempotent(database_url: str,
     rc, device = connect(broker, "stray", "pw")
     device.close()
     assert rc in REFUSED
-    assert mosquitto_files.parse(*after).accounts[name(t2.secret)].topics == (
-        f"devices/{d2.id}/#",)
+    assert mosquitto_files.parse(*after).accounts[name(t2.secret)].topics == (f"devices/{d2.id}/#",)
 
 
 def test_a_user_name_the_files_cannot_hold_is_reported_and_others_go_on(
-        database_url: str, files_broker: Broker) -> None:
+    database_url: str, files_broker: Broker
+) -> None:
     """A device may bring its own MQTT user name; one with a ':' cannot be a line of the
     password file: that device waits with the reason, the others get their accounts."""
     broker = files_broker
@@ -214,12 +239,20 @@ def test_a_user_name_the_files_cannot_hold_is_reported_and_others_go_on(
 
     async def work(c: Container) -> Any:
         bad, _ = await make_device(c, "MF-U1")
-        rotated = await rotate_credentials(c.uow(), scope=OPERATOR, serial="MF-U1",
-                                           kind=CredentialType.MQTT_BASIC, actor="tests",
-                                           now=c.now(), sealer=c.broker_sealer)
+        rotated = await rotate_credentials(
+            c.uow(),
+            scope=OPERATOR,
+            serial="MF-U1",
+            kind=CredentialType.MQTT_BASIC,
+            actor="tests",
+            now=c.now(),
+            sealer=c.broker_sealer,
+        )
         async with c.database.engine.begin() as conn:  # as if the device had chosen it
-            await conn.execute(text("UPDATE credentials SET lookup = 'site:7' "
-                                    "WHERE lookup = :name"), {"name": rotated.username})
+            await conn.execute(
+                text("UPDATE credentials SET lookup = 'site:7' WHERE lookup = :name"),
+                {"name": rotated.username},
+            )
         _, good = await make_device(c, "MF-U2")
         done = await settle(c)
         async with c.uow().read() as uow:
@@ -235,7 +268,8 @@ def test_a_user_name_the_files_cannot_hold_is_reported_and_others_go_on(
 
 
 def test_a_failed_reload_is_retried_until_mosquitto_reads_the_files(
-        database_url: str, files_broker: Broker, tmp_path: Path) -> None:
+    database_url: str, files_broker: Broker, tmp_path: Path
+) -> None:
     broker = files_broker
     missing = tmp_path / "nowhere.pid"
     settings = settings_for(database_url, broker, pid_file=str(missing))
@@ -277,6 +311,7 @@ def test_writers_of_the_same_files_take_turns(tmp_path: Path) -> None:
         def edit(files: Files) -> tuple[bool, None]:
             files.accounts[name] = Entry(name, "$7$101$c2FsdA==$aGFzaA==", (f"d/{name}/#",))
             return True, None
+
         return edit
 
     async def writer(files: MosquittoFiles, prefix: str) -> None:
@@ -284,8 +319,9 @@ def test_writers_of_the_same_files_take_turns(tmp_path: Path) -> None:
             await files.change(adder(f"{prefix}-{i}"))
 
     async def main() -> None:
-        await asyncio.gather(*(writer(w, f"w{n}-{t}") for n, w in enumerate(writers)
-                               for t in range(2)))
+        await asyncio.gather(
+            *(writer(w, f"w{n}-{t}") for n, w in enumerate(writers) for t in range(2))
+        )
 
     asyncio.run(main())
     files = mosquitto_files.parse(passwords.read_text(), acl.read_text())
@@ -294,17 +330,22 @@ def test_writers_of_the_same_files_take_turns(tmp_path: Path) -> None:
     assert all(e.topics == (f"d/{e.username}/#",) for e in files.accounts.values())
 
 
-def test_the_files_kind_needs_its_files_and_a_way_to_reload(sqlite_url: str,
-                                                            tmp_path: Path) -> None:
+def test_the_files_kind_needs_its_files_and_a_way_to_reload(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="needs broker__password_file and "
-                                              "broker__acl_file"):
+    with pytest.raises(ValidationError, match="needs broker__password_file and broker__acl_file"):
         load_settings(database_url=sqlite_url, broker={"kind": "mosquitto-files"})
     with pytest.raises(ValidationError, match=r"broker__pid_file .* or broker__reload_command"):
-        load_settings(database_url=sqlite_url, broker={
-            "kind": "mosquitto-files", "password_file": str(tmp_path / "p"),
-            "acl_file": str(tmp_path / "a")})
+        load_settings(
+            database_url=sqlite_url,
+            broker={
+                "kind": "mosquitto-files",
+                "password_file": str(tmp_path / "p"),
+                "acl_file": str(tmp_path / "a"),
+            },
+        )
 
 
 def test_a_reload_command_that_fails_is_reported_with_its_output(tmp_path: Path) -> None:
@@ -313,19 +354,24 @@ def test_a_reload_command_that_fails_is_reported_with_its_output(tmp_path: Path)
     script = tmp_path / "reload"
     script.write_text("#!/bin/sh\necho 'mosquitto.service not loaded' >&2\nexit 5\n")
     script.chmod(0o755)
-    files = MosquittoFiles(tmp_path / "passwords", tmp_path / "acl",
-                           reload_command=f"{script} --now")
+    files = MosquittoFiles(
+        tmp_path / "passwords", tmp_path / "acl", reload_command=f"{script} --now"
+    )
 
     def add(f: Files) -> tuple[bool, None]:
         f.accounts["tok"] = Entry("tok", mosquitto_files.hash_password("pw"), ("d/1/#",))
         return True, None
 
-    with pytest.raises(BrokerUnavailable, match=r"the reload command exited 5: "
-                                                r"mosquitto.service not loaded"):
+    with pytest.raises(
+        BrokerUnavailable,
+        match=r"the reload command exited 5: "
+        r"mosquitto.service not loaded",
+    ):
         asyncio.run(files.change(add))
     assert "tok:$7$101$" in (tmp_path / "passwords").read_text()  # written; reload owed
     assert (tmp_path / "passwords").stat().st_mode & 0o777 == 0o640
-    missing = MosquittoFiles(tmp_path / "passwords", tmp_path / "acl",
-                             reload_command=str(tmp_path / "no-such-command"))
+    missing = MosquittoFiles(
+        tmp_path / "passwords", tmp_path / "acl", reload_command=str(tmp_path / "no-such-command")
+    )
     with pytest.raises(BrokerUnavailable, match="the reload command failed"):
         asyncio.run(missing.change(lambda _: (False, None), reload=True))

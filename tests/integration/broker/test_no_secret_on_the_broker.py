@@ -83,10 +83,14 @@ class Sink:
 
 
 async def provisioned(c: Container, key: str, secret: str, **body: Any) -> dict[str, Any]:
-    answer = await provision(c.provision_writer, c.limiter,
-                             body={"provisionDeviceKey": key, "provisionDeviceSecret": secret,
-                                   **body}, source="127.0.0.1", policy=c.provision_policy,
-                             now=c.now())
+    answer = await provision(
+        c.provision_writer,
+        c.limiter,
+        body={"provisionDeviceKey": key, "provisionDeviceSecret": secret, **body},
+        source="127.0.0.1",
+        policy=c.provision_policy,
+        now=c.now(),
+    )
     assert answer.succeeded, answer.body
     return answer.body
 
@@ -96,48 +100,75 @@ async def run_fleet(c: Container) -> list[Login]:
     logins: list[Login] = []
     sink = Sink()
     rows = "serial\n" + "".join(f"FLT-I{i:02d}\n" for i in range(8))
-    await register_devices(c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()),
-                                                      ImportFormat.CSV),
-                           options=ImportOptions(broker_sealer=c.broker_sealer), sink=sink,
-                           actor="tests", now=c.now())
+    await register_devices(
+        c.uow(),
+        scope=OPERATOR,
+        items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+        options=ImportOptions(broker_sealer=c.broker_sealer),
+        sink=sink,
+        actor="tests",
+        now=c.now(),
+    )
     logins += [token_login(serial, token) for serial, _, _, token in sink.rows]
     _, created = await make_device(c, "FLT-C1")
     logins.append(token_login("FLT-C1", created.secret))
     await make_device(c, "FLT-C2")
-    basic = await rotate_credentials(c.uow(), scope=OPERATOR,
-                                     serial="FLT-C2", kind=CredentialType.MQTT_BASIC,
-                                     actor="tests", now=c.now(), sealer=c.broker_sealer)
+    basic = await rotate_credentials(
+        c.uow(),
+        scope=OPERATOR,
+        serial="FLT-C2",
+        kind=CredentialType.MQTT_BASIC,
+        actor="tests",
+        now=c.now(),
+        sealer=c.broker_sealer,
+    )
     assert basic.username is not None
     assert basic.client_id is not None
     logins.append(Login("FLT-C2", basic.username, basic.secret, basic.client_id))
 
-    profile = await create_profile(c.uow(), scope=OPERATOR, name="fleet",
-                                   credentials=["access-token", "mqtt-basic"],
-                                   actor="tests", now=c.now())
+    profile = await create_profile(
+        c.uow(),
+        scope=OPERATOR,
+        name="fleet",
+        credentials=["access-token", "mqtt-basic"],
+        actor="tests",
+        now=c.now(),
+    )
     key, secret = profile.profile.key, profile.secret
     issued = await provisioned(c, key, secret, deviceName="FLT-P1")
     logins.append(token_login("FLT-P1", issued["credentialsValue"]))
-    await provisioned(c, key, secret, deviceName="FLT-P2", credentialsType="ACCESS_TOKEN",
-                      token=CHOSEN_TOKEN)
+    await provisioned(
+        c, key, secret, deviceName="FLT-P2", credentialsType="ACCESS_TOKEN", token=CHOSEN_TOKEN
+    )
     logins.append(token_login("FLT-P2", CHOSEN_TOKEN))
-    generated = (await provisioned(c, key, secret, deviceName="FLT-P3",
-                                   credentialsType="MQTT_BASIC"))["credentialsValue"]
-    logins.append(Login("FLT-P3", generated["userName"], generated["password"],
-                        generated["clientId"]))
-    await provisioned(c, key, secret, deviceName="FLT-P4", credentialsType="MQTT_BASIC",
-                      clientId="flt-p4", username="site7-meter", password=CHOSEN_PASSWORD)
+    generated = (
+        await provisioned(c, key, secret, deviceName="FLT-P3", credentialsType="MQTT_BASIC")
+    )["credentialsValue"]
+    logins.append(
+        Login("FLT-P3", generated["userName"], generated["password"], generated["clientId"])
+    )
+    await provisioned(
+        c,
+        key,
+        secret,
+        deviceName="FLT-P4",
+        credentialsType="MQTT_BASIC",
+        clientId="flt-p4",
+        username="site7-meter",
+        password=CHOSEN_PASSWORD,
+    )
     logins.append(Login("FLT-P4", "site7-meter", CHOSEN_PASSWORD, "flt-p4"))
     assert await settle(c) == len(logins)
     return logins
 
 
-def connects(broker: Broker, login: Login, *, username: str | None = None,
-             wait: bool = False) -> int:
+def connects(
+    broker: Broker, login: Login, *, username: str | None = None, wait: bool = False
+) -> int:
     """The CONNACK code of the device's connection; ``wait``: until Mosquitto has read its
     files again (SIGHUP is asynchronous), at most 10 s."""
     for _ in range(100 if wait else 1):
-        rc, device = connect(broker, username or login.username, login.password,
-                             login.client_id)
+        rc, device = connect(broker, username or login.username, login.password, login.client_id)
         device.close()
         if rc == 0 or not wait:
             return rc
@@ -148,20 +179,32 @@ def connects(broker: Broker, login: Login, *, username: str | None = None,
 def leaked(logins: list[Login], places: dict[str, str]) -> list[str]:
     """Every (secret, place) where a device's secret appears."""
     secrets = {s for login in logins for s in login.secrets}
-    return sorted(f"{s!r} in {where}" for where, text in places.items()
-                  for s in secrets if s in text)
+    return sorted(
+        f"{s!r} in {where}" for where, text in places.items() for s in secrets if s in text
+    )
 
 
 def dynsec_settings(database_url: str, broker: Broker, **extra: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "mosquitto-dynsec", "url": broker.url, "timeout_seconds": 5, **extra})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={"kind": "mosquitto-dynsec", "url": broker.url, "timeout_seconds": 5, **extra},
+    )
 
 
 def files_settings(database_url: str, broker: Broker, **extra: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "mosquitto-files", "password_file": str(broker.password_file),
-        "acl_file": str(broker.acl_file), "pid_file": str(broker.pid_file),
-        "reload_interval_seconds": 0, **extra})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "mosquitto-files",
+            "password_file": str(broker.password_file),
+            "acl_file": str(broker.acl_file),
+            "pid_file": str(broker.pid_file),
+            "reload_interval_seconds": 0,
+            **extra,
+        },
+    )
 
 
 @pytest.fixture
@@ -178,8 +221,9 @@ def verbose_files_broker(tmp_path: Any) -> Any:
         yield b
 
 
-def test_the_dynsec_broker_holds_no_device_secret(database_url: str,
-                                                  verbose_broker: Broker) -> None:
+def test_the_dynsec_broker_holds_no_device_secret(
+    database_url: str, verbose_broker: Broker
+) -> None:
     broker = verbose_broker
     logins = within(dynsec_settings(database_url, broker), run_fleet)
     (listed,) = asyncio_run_list(broker)
@@ -196,12 +240,15 @@ def test_the_dynsec_broker_holds_no_device_secret(database_url: str,
     assert not leaked(logins, {"mosquitto.log": log})
 
 
-def test_the_files_broker_holds_no_device_secret(database_url: str,
-                                                 verbose_files_broker: Broker) -> None:
+def test_the_files_broker_holds_no_device_secret(
+    database_url: str, verbose_files_broker: Broker
+) -> None:
     broker = verbose_files_broker
     logins = within(files_settings(database_url, broker), run_fleet)
-    places = {"password file": broker.password_file.read_text(),
-              "ACL file": broker.acl_file.read_text()}
+    places = {
+        "password file": broker.password_file.read_text(),
+        "ACL file": broker.acl_file.read_text(),
+    }
     assert not leaked(logins, places)
     for login in logins:
         assert connects(broker, login, wait=True) == 0, login.serial
@@ -223,8 +270,7 @@ def asyncio_run_list(broker: Broker) -> tuple[str]:
 
 
 @pytest.mark.parametrize("kind", ["mosquitto-dynsec", "mosquitto-files"])
-def test_token_as_username_is_an_explicit_opt_in(sqlite_url: str, tmp_path: Any,
-                                                 kind: str) -> None:
+def test_token_as_username_is_an_explicit_opt_in(sqlite_url: str, tmp_path: Any, kind: str) -> None:
     """ThingsBoard's convention for firmware that can send nothing else: the token is the
     user name (and, Mosquitto wanting one, the password)."""
     need(available(), "no mosquitto with the dynamic security plugin")
@@ -232,7 +278,8 @@ def test_token_as_username_is_an_explicit_opt_in(sqlite_url: str, tmp_path: Any,
     make = files_broker if files else dynsec_broker
     with make(tmp_path / kind) as broker:
         settings = (files_settings if files else dynsec_settings)(
-            sqlite_url, broker, token_as_username=True)
+            sqlite_url, broker, token_as_username=True
+        )
 
         async def work(c: Container) -> Any:
             made = await make_device(c, "TB-1")

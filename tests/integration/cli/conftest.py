@@ -38,8 +38,17 @@ def cli(database_url: str) -> Cli:
     c("groups", "create", "Kanarra/Sadler-Isberg/West/Anaheim")
     c("groups", "create", "Kanarra/Tekton Health")
     c("models", "add", "UNO-2483G", "--description", "gateway")
-    c("users", "create", "tech@example.com", "--group", "Kanarra/Sadler-Isberg",
-      "--role", "installer", "--password-stdin", input="correct horse battery\n")
+    c(
+        "users",
+        "create",
+        "tech@example.com",
+        "--group",
+        "Kanarra/Sadler-Isberg",
+        "--role",
+        "installer",
+        "--password-stdin",
+        input="correct horse battery\n",
+    )
     return c
 
 
@@ -51,5 +60,3 @@ def write(path: Path, text: str | bytes) -> Path:
 def read_creds(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-

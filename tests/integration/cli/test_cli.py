@@ -14,18 +14,29 @@ from tests.integration.cli.conftest import Cli, read_creds, runner, write
 
 
 def test_import_registers_claims_and_writes_credentials_once(cli: Cli, tmp_path: Path) -> None:
-    src = write(tmp_path / "batch.csv",
-                "serial,name,model,group,owner,firmware\n"
-                "70b3 d57e d000 0001,Gen 1,uno-2483g,,,2.1\n"
-                "70B3D57ED0000002,,,Kanarra/Tekton Health,,\n"
-                "70B3D57ED0000003,,,,tech@example.com,2.2\n")
+    src = write(
+        tmp_path / "batch.csv",
+        "serial,name,model,group,owner,firmware\n"
+        "70b3 d57e d000 0001,Gen 1,uno-2483g,,,2.1\n"
+        "70B3D57ED0000002,,,Kanarra/Tekton Health,,\n"
+        "70B3D57ED0000003,,,,tech@example.com,2.2\n",
+    )
     creds = tmp_path / "creds.csv"
     out = cli.json("devices", "import", str(src), "--credentials-out", str(creds))
-    assert out == {"imported": 3, "claimed": 2, "skipped": 0, "event_id": out["event_id"],  # type: ignore[index]
-                   "credentials_file": str(creds), "seconds": out["seconds"]}  # type: ignore[index]
+    assert out == {
+        "imported": 3,
+        "claimed": 2,
+        "skipped": 0,
+        "event_id": out["event_id"],  # type: ignore[index]
+        "credentials_file": str(creds),
+        "seconds": out["seconds"],
+    }  # type: ignore[index]
     rows = read_creds(creds)
-    assert [r["serial"] for r in rows] == ["70B3D57ED0000001", "70B3D57ED0000002",
-                                           "70B3D57ED0000003"]
+    assert [r["serial"] for r in rows] == [
+        "70B3D57ED0000001",
+        "70B3D57ED0000002",
+        "70B3D57ED0000003",
+    ]
     assert {r["credential_type"] for r in rows} == {"access-token"}
     assert len({r["secret"] for r in rows}) == 3
     assert (creds.stat().st_mode & 0o777) == 0o600
@@ -34,32 +45,45 @@ def test_import_registers_claims_and_writes_credentials_once(cli: Cli, tmp_path:
     assert isinstance(one, dict)
     assert one["id"] == rows[0]["device_id"]
     assert (one["name"], one["model"], one["state"], one["tags"]) == (
-        "Gen 1", "UNO-2483G", "registered", {"firmware": "2.1"})
+        "Gen 1",
+        "UNO-2483G",
+        "registered",
+        {"firmware": "2.1"},
+    )
     assert rows[0]["secret"] not in json.dumps(one)
     two = cli.json("devices", "show", "70B3D57ED0000002")
     three = cli.json("devices", "show", "70B3D57ED0000003")
     assert isinstance(two, dict)
     assert isinstance(three, dict)
     assert (two["state"], two["owner_kind"], two["group"]) == (
-        "claimed", "group", "Kanarra/Tekton Health")
+        "claimed",
+        "group",
+        "Kanarra/Tekton Health",
+    )
     assert (three["state"], three["owner_kind"], three["owner"], three["group"]) == (
-        "claimed", "user", "tech@example.com", "Kanarra/Sadler-Isberg")
+        "claimed",
+        "user",
+        "tech@example.com",
+        "Kanarra/Sadler-Isberg",
+    )
     assert [e["type"] for e in one["events"]] == ["devices.imported"]
 
 
 def test_failed_import_lists_every_problem_and_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     cli("devices", "create", "EXISTS-1")
     before = cli.serials()
-    src = write(tmp_path / "bad.csv",
-                b"serial,name,model,group\n"
-                b"A1,ok,,\n"
-                b"EXISTS-1,,,\n"
-                b"A1,again,,\n"
-                b"A2,,NOPE,\n"
-                b"A3,,,Nowhere/Else\n"
-                b"A4,\xff\xfe,,\n"
-                b"A5,too,many,cells,here\n"
-                b"A6," + b"n" * 129 + b",,\n")
+    src = write(
+        tmp_path / "bad.csv",
+        b"serial,name,model,group\n"
+        b"A1,ok,,\n"
+        b"EXISTS-1,,,\n"
+        b"A1,again,,\n"
+        b"A2,,NOPE,\n"
+        b"A3,,,Nowhere/Else\n"
+        b"A4,\xff\xfe,,\n"
+        b"A5,too,many,cells,here\n"
+        b"A6," + b"n" * 129 + b",,\n",
+    )
     creds = tmp_path / "creds.csv"
     result = cli("devices", "import", str(src), "--credentials-out", str(creds), code=2)
     lines = result.stderr.splitlines()
@@ -80,8 +104,15 @@ def test_failed_import_lists_every_problem_and_changes_nothing(cli: Cli, tmp_pat
 
 def test_import_json_error_document(cli: Cli, tmp_path: Path) -> None:
     src = write(tmp_path / "bad.jsonl", '{"serial": "J1"}\n[1, 2]\n{"serial": "J1"}\nnot json\n')
-    result = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"),
-                 "--json", code=2)
+    result = cli(
+        "devices",
+        "import",
+        str(src),
+        "--credentials-out",
+        str(tmp_path / "c.csv"),
+        "--json",
+        code=2,
+    )
     doc = json.loads(result.stdout)
     assert doc["code"] == "import-invalid"
     assert doc["status"] == 422
@@ -97,8 +128,14 @@ def test_skip_existing_makes_reruns_idempotent(cli: Cli, tmp_path: Path) -> None
     src = write(tmp_path / "b.csv", "serial\nS1\nS2\n")
     cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c1.csv"))
     src2 = write(tmp_path / "b2.csv", "serial\nS1\nS2\nS3\n")
-    out = cli.json("devices", "import", str(src2), "--credentials-out", str(tmp_path / "c2.csv"),
-                   "--skip-existing")
+    out = cli.json(
+        "devices",
+        "import",
+        str(src2),
+        "--credentials-out",
+        str(tmp_path / "c2.csv"),
+        "--skip-existing",
+    )
     assert isinstance(out, dict)
     assert (out["imported"], out["skipped"]) == (1, 2)
     assert [r["serial"] for r in read_creds(tmp_path / "c2.csv")] == ["S3"]
@@ -119,18 +156,37 @@ def test_credentials_file_is_never_overwritten_silently(cli: Cli, tmp_path: Path
 
 def test_import_defaults_and_unknown_defaults(cli: Cli, tmp_path: Path) -> None:
     src = write(tmp_path / "b.csv", "serial;name\nD1;first\nD2;second\n")  # semicolons
-    cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"),
-        "--group", "Kanarra/Sadler-Isberg/West", "--model", "UNO-2483G")
+    cli(
+        "devices",
+        "import",
+        str(src),
+        "--credentials-out",
+        str(tmp_path / "c.csv"),
+        "--group",
+        "Kanarra/Sadler-Isberg/West",
+        "--model",
+        "UNO-2483G",
+    )
     assert cli.serials("--group", "Kanarra/Sadler-Isberg", "--model", "UNO-2483G") == ["D1", "D2"]
-    result = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "d.csv"),
-                 "--model", "Nope", code=4)
+    result = cli(
+        "devices",
+        "import",
+        str(src),
+        "--credentials-out",
+        str(tmp_path / "d.csv"),
+        "--model",
+        "Nope",
+        code=4,
+    )
     assert result.stderr.startswith("error[model-not-found]: --model:")
 
 
 def test_list_filters_and_pages(cli: Cli, tmp_path: Path) -> None:
-    rows = "\n".join(f"P{n:03d},,{'UNO-2483G' if n % 2 else ''},"
-                     f"{'Kanarra/Tekton Health' if n % 3 == 0 else ''},{n % 5}"
-                     for n in range(1, 31))
+    rows = "\n".join(
+        f"P{n:03d},,{'UNO-2483G' if n % 2 else ''},"
+        f"{'Kanarra/Tekton Health' if n % 3 == 0 else ''},{n % 5}"
+        for n in range(1, 31)
+    )
     src = write(tmp_path / "b.csv", "serial,name,model,group,bucket\n" + rows + "\n")
     cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"))
     page = cli.json("devices", "list", "--limit", "7")
@@ -150,18 +206,20 @@ def test_list_filters_and_pages(cli: Cli, tmp_path: Path) -> None:
     assert cli.serials("--tag", "bucket=0") == [f"P{n:03d}" for n in range(5, 31, 5)]
     assert cli.serials("--state", "claimed") == [f"P{n:03d}" for n in range(3, 31, 3)]
     assert cli.serials("--model", "uno-2483g", "--tag", "bucket=1") == ["P001", "P011", "P021"]
-    assert cli.serials("--group", "Kanarra/Tekton Health", "--tag", "bucket=3") == ["P003",
-                                                                                   "P018"]
+    assert cli.serials("--group", "Kanarra/Tekton Health", "--tag", "bucket=3") == ["P003", "P018"]
     bad = cli("devices", "list", "--state", "lost", code=2)
     assert "state: 'lost' is not a state" in bad.stderr
     bad = cli("devices", "list", "--cursor", "garbage!", code=2)
     assert bad.stderr.startswith("error[invalid-cursor]")
 
 
-def test_export_reimports_into_another_database(cli: Cli, tmp_path: Path,
-                                                sqlite_template: Path) -> None:
-    src = write(tmp_path / "b.csv", "serial,name,model,group,fw\nE1,One,UNO-2483G,,1\n"
-                                    "E2,Two,,Kanarra/Tekton Health,\n")
+def test_export_reimports_into_another_database(
+    cli: Cli, tmp_path: Path, sqlite_template: Path
+) -> None:
+    src = write(
+        tmp_path / "b.csv",
+        "serial,name,model,group,fw\nE1,One,UNO-2483G,,1\nE2,Two,,Kanarra/Tekton Health,\n",
+    )
     cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c.csv"))
     exported = tmp_path / "export.csv"
     cli("devices", "export", "--out", str(exported))
@@ -180,13 +238,23 @@ def test_export_reimports_into_another_database(cli: Cli, tmp_path: Path,
     assert isinstance(mine, dict)
     assert isinstance(theirs, dict)
     strip = ("id", "created_at", "updated_at", "claimed_at")
-    assert ([{k: v for k, v in d.items() if k not in strip} for d in mine["items"]]
-            == [{k: v for k, v in d.items() if k not in strip} for d in theirs["items"]])
+    assert [{k: v for k, v in d.items() if k not in strip} for d in mine["items"]] == [
+        {k: v for k, v in d.items() if k not in strip} for d in theirs["items"]
+    ]
 
 
 def test_create_show_delete_device(cli: Cli) -> None:
-    out = cli.json("devices", "create", " ab 12 ", "--name", "Pump", "--tag", "site=north",
-                   "--owner", "tech@example.com")
+    out = cli.json(
+        "devices",
+        "create",
+        " ab 12 ",
+        "--name",
+        "Pump",
+        "--tag",
+        "site=north",
+        "--owner",
+        "tech@example.com",
+    )
     assert isinstance(out, dict)
     assert (out["serial"], out["state"], out["owner"]) == ("AB12", "claimed", "tech@example.com")
     secret = out["credential"]["secret"]
@@ -205,8 +273,12 @@ def test_groups_users_models_tokens(cli: Cli) -> None:
     groups = cli.json("groups", "list")
     assert isinstance(groups, list)
     assert [g["path"] for g in groups] == [
-        "Kanarra", "Kanarra/Sadler-Isberg", "Kanarra/Sadler-Isberg/West",
-        "Kanarra/Sadler-Isberg/West/Anaheim", "Kanarra/Tekton Health"]
+        "Kanarra",
+        "Kanarra/Sadler-Isberg",
+        "Kanarra/Sadler-Isberg/West",
+        "Kanarra/Sadler-Isberg/West/Anaheim",
+        "Kanarra/Tekton Health",
+    ]
     sub = cli.json("groups", "list", "--under", "Kanarra/Sadler-Isberg/West")
     assert isinstance(sub, list)
     assert len(sub) == 2
@@ -214,11 +286,31 @@ def test_groups_users_models_tokens(cli: Cli) -> None:
     assert busy.stderr.startswith("error[group-not-empty]")
     cli("groups", "delete", "Kanarra/Sadler-Isberg/West/Anaheim")
 
-    bad_role = cli("users", "create", "x@example.com", "--group", "Kanarra", "--role", "boss",
-                   "--password-stdin", input="long enough pw\n", code=2)
+    bad_role = cli(
+        "users",
+        "create",
+        "x@example.com",
+        "--group",
+        "Kanarra",
+        "--role",
+        "boss",
+        "--password-stdin",
+        input="long enough pw\n",
+        code=2,
+    )
     assert "role 'boss' is not a role" in bad_role.stderr
-    short = cli("users", "create", "x@example.com", "--group", "Kanarra", "--role", "viewer",
-                "--password-stdin", input="short\n", code=2)
+    short = cli(
+        "users",
+        "create",
+        "x@example.com",
+        "--group",
+        "Kanarra",
+        "--role",
+        "viewer",
+        "--password-stdin",
+        input="short\n",
+        code=2,
+    )
     assert "password must be at least 8 characters" in short.stderr
     users = cli.json("users", "list")
     assert isinstance(users, list)
@@ -253,21 +345,41 @@ def test_scoped_tokens(cli: Cli) -> None:
     wide = cli.json("tokens", "create", "ops")
     assert isinstance(wide, dict)
     assert (wide["role"], wide["group"], wide["expires_at"]) == ("admin", None, None)
-    site = cli.json("tokens", "create", "tekton-viewer", "--group", "Kanarra/Tekton Health",
-                    "--role", "viewer", "--expires", "30d")
+    site = cli.json(
+        "tokens",
+        "create",
+        "tekton-viewer",
+        "--group",
+        "Kanarra/Tekton Health",
+        "--role",
+        "viewer",
+        "--expires",
+        "30d",
+    )
     assert isinstance(site, dict)
     assert (site["role"], site["group"]) == ("viewer", "Kanarra/Tekton Health")
     assert site["expires_at"] is not None
-    dated = cli.json("tokens", "create", "until-2099", "--role", "installer",
-                     "--group", "Kanarra", "--expires", "2099-01-31")
+    dated = cli.json(
+        "tokens",
+        "create",
+        "until-2099",
+        "--role",
+        "installer",
+        "--group",
+        "Kanarra",
+        "--expires",
+        "2099-01-31",
+    )
     assert isinstance(dated, dict)
     assert dated["expires_at"].startswith("2099-01-31T00:00:00")
 
     listed = cli.json("tokens", "list")
     assert isinstance(listed, list)
     assert [(t["name"], t["role"], t["group"]) for t in listed] == [
-        ("ops", "admin", None), ("tekton-viewer", "viewer", "Kanarra/Tekton Health"),
-        ("until-2099", "installer", "Kanarra")]
+        ("ops", "admin", None),
+        ("tekton-viewer", "viewer", "Kanarra/Tekton Health"),
+        ("until-2099", "installer", "Kanarra"),
+    ]
     assert "ops" in cli("tokens", "list").stdout
 
     bad = cli("tokens", "create", "x", "--expires", "soon", code=2)
@@ -293,15 +405,26 @@ def test_db_and_config_commands(tmp_path: Path) -> None:
     assert c.json("db", "current") == {"current": None, "head": head, "up_to_date": False}
     c("db", "upgrade")
     assert c.json("db", "current") == {"current": head, "head": head, "up_to_date": True}
-    masked = runner.invoke(app, ["config", "show", "--json", "--database",
-                                 "postgresql://svc:hunter2@db.internal/provisiond"])
+    masked = runner.invoke(
+        app,
+        [
+            "config",
+            "show",
+            "--json",
+            "--database",
+            "postgresql://svc:hunter2@db.internal/provisiond",
+        ],
+    )
     assert masked.exit_code == 0
-    assert json.loads(masked.stdout)["database_url"] == "postgresql://svc:***@db.internal/provisiond"
+    assert (
+        json.loads(masked.stdout)["database_url"] == "postgresql://svc:***@db.internal/provisiond"
+    )
     assert "hunter2" not in masked.stdout
 
 
-def test_every_error_renders_with_its_code_and_exit_status(capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
+def test_every_error_renders_with_its_code_and_exit_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import typer
 
     from provisiond.cli.common import Common, fail
@@ -316,8 +439,9 @@ def test_every_error_renders_with_its_code_and_exit_status(capsys: pytest.Captur
         assert json.loads(captured.out)["code"] == code
 
 
-def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_seeds_once_and_its_secrets_work(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
     from provisiond.bootstrap import open_container
@@ -338,11 +462,13 @@ def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
 
     async def check() -> None:
         async with open_container(load_settings(database_url=database_url)) as container:
-            device = await devices.authenticate_device(container.uow(), token=creds[0]["secret"],
-                                                        now=container.now())
+            device = await devices.authenticate_device(
+                container.uow(), token=creds[0]["secret"], now=container.now()
+            )
             assert device.serial == creds[0]["serial"]
-            operator = await directory.authenticate_token(container.uow(), secret=token,
-                                                          now=container.now())
+            operator = await directory.authenticate_token(
+                container.uow(), secret=token, now=container.now()
+            )
             assert operator.name == "demo"
             users = (await directory.list_users(container.uow(), scope=Scope.operator())).items
             assert len(users) == 3
@@ -358,8 +484,8 @@ def test_demo_seeds_once_and_its_secrets_work(database_url: str, tmp_path: Path,
 
 
 def test_a_failure_after_the_commit_keeps_the_credentials(
-        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     from provisiond.services import registration
     from provisiond.store.bulk import BulkDeviceWriter
 
@@ -377,28 +503,64 @@ def test_a_failure_after_the_commit_keeps_the_credentials(
 
 
 def test_import_under_profiles_gives_claim_codes_where_the_proof_needs_them(
-        cli: Cli, tmp_path: Path) -> None:
-    made = cli.json("profiles", "create", "labels", "--claim-proof", "code",
-                    "--claim-window", "600", "--release-policy", "reset")
+    cli: Cli, tmp_path: Path
+) -> None:
+    made = cli.json(
+        "profiles",
+        "create",
+        "labels",
+        "--claim-proof",
+        "code",
+        "--claim-window",
+        "600",
+        "--release-policy",
+        "reset",
+    )
     assert isinstance(made, dict)
     assert (made["claim_proof"], made["claim_window_seconds"], made["release_policy"]) == (
-        "code", 600, "reset")
+        "code",
+        600,
+        "reset",
+    )
     cli("profiles", "create", "buttons", "--claim-proof", "button")
     src = write(tmp_path / "batch.csv", "serial,profile\nL-1,\nL-2,buttons\nL-3,labels\n")
     out = tmp_path / "creds.csv"
     cli("devices", "import", str(src), "--credentials-out", str(out), "--profile", "labels")
     rows = read_creds(out)
     assert sorted((r["serial"], r["credential_type"]) for r in rows) == [
-        ("L-1", "access-token"), ("L-1", "claim-code"), ("L-2", "access-token"),
-        ("L-3", "access-token"), ("L-3", "claim-code")]
+        ("L-1", "access-token"),
+        ("L-1", "claim-code"),
+        ("L-2", "access-token"),
+        ("L-3", "access-token"),
+        ("L-3", "claim-code"),
+    ]
     codes = [r["secret"] for r in rows if r["credential_type"] == "claim-code"]
     assert len(set(codes)) == 2
     assert all(len(c.replace("-", "")) == 12 for c in codes)
     # bad options name what is wrong and change nothing
-    bad = cli("profiles", "create", "x", "--claim-proof", "smile", "--claim-window", "5",
-              "--release-policy", "burn", code=2)
+    bad = cli(
+        "profiles",
+        "create",
+        "x",
+        "--claim-proof",
+        "smile",
+        "--claim-window",
+        "5",
+        "--release-policy",
+        "burn",
+        code=2,
+    )
     for text in ("claim_proof", "claim_window", "release_policy"):
         assert text in bad.stderr
-    bad = cli("devices", "import", str(src), "--credentials-out", str(tmp_path / "c2.csv"),
-              "--profile", "nope", "--skip-existing", code=4)
+    bad = cli(
+        "devices",
+        "import",
+        str(src),
+        "--credentials-out",
+        str(tmp_path / "c2.csv"),
+        "--profile",
+        "nope",
+        "--skip-existing",
+        code=4,
+    )
     assert "no profile 'nope'" in bad.stderr

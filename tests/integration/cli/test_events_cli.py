@@ -33,9 +33,18 @@ def test_events_list_filters_and_pages(cli: Cli) -> None:
     assert isinstance(one, dict)
     assert [(e["type"], e["group"]) for e in one["items"]] == [
         ("device.deleted", "Kanarra/Tekton Health"),
-        ("device.registered", "Kanarra/Tekton Health")]
-    tekton = cli.json("events", "list", "--group", "Kanarra/Tekton Health", "--kind",
-                      "group.created", "--kind", "device.deleted")
+        ("device.registered", "Kanarra/Tekton Health"),
+    ]
+    tekton = cli.json(
+        "events",
+        "list",
+        "--group",
+        "Kanarra/Tekton Health",
+        "--kind",
+        "group.created",
+        "--kind",
+        "device.deleted",
+    )
     assert isinstance(tekton, dict)
     assert [e["type"] for e in tekton["items"]] == ["device.deleted", "group.created"]
     page = cli.json("events", "list", "--limit", "2", "--since", "1h")
@@ -61,8 +70,15 @@ def test_operator_wide_webhooks_from_the_cli(cli: Cli) -> None:
     listed = cli.json("webhooks", "list")
     assert [w["group"] for w in listed] == [None]  # type: ignore[union-attr]
     cli("webhooks", "add", "https://93.184.215.14/x", code=2)  # neither
-    cli("webhooks", "add", "https://93.184.215.14/x", "--operator-wide", "--group", "Kanarra",
-        code=2)  # both
+    cli(
+        "webhooks",
+        "add",
+        "https://93.184.215.14/x",
+        "--operator-wide",
+        "--group",
+        "Kanarra",
+        code=2,
+    )  # both
 
 
 class Lines:
@@ -72,8 +88,9 @@ class Lines:
         self._lines: queue.Queue[str] = queue.Queue()
         assert process.stdout is not None
         stdout = process.stdout
-        threading.Thread(target=lambda: [self._lines.put(line) for line in stdout],
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: [self._lines.put(line) for line in stdout], daemon=True
+        ).start()
 
     def next(self) -> dict[str, Any]:
         return json.loads(self._lines.get(timeout=WAIT))  # type: ignore[no-any-return]
@@ -83,9 +100,24 @@ def test_tail_follow_prints_events_committed_after_it_started(cli: Cli) -> None:
     cli("devices", "create", "BEFORE-1")
     env = {**os.environ, "PROVISIOND_DATABASE_URL": cli.url}
     process = subprocess.Popen(
-        [sys.executable, "-m", "provisiond", "events", "tail", "--follow", "--json",
-         "--lines", "1", "--interval", "0.1"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "provisiond",
+            "events",
+            "tail",
+            "--follow",
+            "--json",
+            "--lines",
+            "1",
+            "--interval",
+            "0.1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lines = Lines(process)
         assert lines.next()["serial"] == "BEFORE-1"  # it has started: the latest event
@@ -93,7 +125,10 @@ def test_tail_follow_prints_events_committed_after_it_started(cli: Cli) -> None:
         cli("groups", "create", "Kanarra/Later")
         after = lines.next()
         assert (after["type"], after["serial"], after["group"]) == (
-            "device.registered", "AFTER-1", "Kanarra/Tekton Health")
+            "device.registered",
+            "AFTER-1",
+            "Kanarra/Tekton Health",
+        )
         later = lines.next()
         assert (later["type"], later["group"]) == ("group.created", "Kanarra/Later")
     finally:
@@ -109,15 +144,16 @@ def test_a_follower_sees_an_event_whose_transaction_commits_late(postgres_url: s
     first may commit last. The follower looks at the missing id again and prints it."""
 
     async def work(c: Container) -> list[list[str]]:
-        _, follower = await service.tail_events(c.uow, scope=Scope.operator(),
-                                                limit=0)
+        _, follower = await service.tail_events(c.uow, scope=Scope.operator(), limit=0)
         seen: list[list[str]] = []
         slow = c.uow()
         async with slow:
-            await slow.events.add(NewEvent(EventType.MODEL_ADDED, c.now(), "slow",
-                                           data={"name": "late"}))
-            await directory.create_group(c.uow(), scope=Scope.operator(), path="Quick",
-                                         actor="quick", now=c.now())
+            await slow.events.add(
+                NewEvent(EventType.MODEL_ADDED, c.now(), "slow", data={"name": "late"})
+            )
+            await directory.create_group(
+                c.uow(), scope=Scope.operator(), path="Quick", actor="quick", now=c.now()
+            )
             seen.append([e.actor for e in await follower.poll()])
             await slow.commit()
         seen.append([e.actor for e in await follower.poll()])

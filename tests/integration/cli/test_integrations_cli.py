@@ -39,8 +39,11 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
 
     status = managed.json("broker", "status")
     assert isinstance(status, dict)
-    assert (status["kind"], status["accounts"], status["events_queued"]) == \
-        ("mosquitto-dynsec", 0, 1)
+    assert (status["kind"], status["accounts"], status["events_queued"]) == (
+        "mosquitto-dynsec",
+        0,
+        1,
+    )
 
     dry = managed.json("broker", "sync", "--dry-run")
     assert isinstance(dry, dict)
@@ -77,8 +80,9 @@ def test_broker_sync_status_rotate_and_revoke(managed: Cli, broker: Broker) -> N
     managed("devices", "rotate", "NO-SUCH", code=4)
 
 
-def test_broker_sync_and_status_with_mosquittos_files(cli: Cli, files_broker: Broker,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_broker_sync_and_status_with_mosquittos_files(
+    cli: Cli, files_broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     broker = files_broker
     monkeypatch.setenv("PROVISIOND_BROKER__KIND", "mosquitto-files")
     monkeypatch.setenv("PROVISIOND_BROKER__PASSWORD_FILE", str(broker.password_file))
@@ -103,8 +107,7 @@ def test_broker_sync_and_status_with_mosquittos_files(cli: Cli, files_broker: Br
     assert connects(broker, name(token), token)
     again = cli.json("broker", "sync")
     assert isinstance(again, dict)
-    assert (again["accounts"], again["created"], again["updated"], again["deleted"]) == \
-        (1, 0, 0, 0)
+    assert (again["accounts"], again["created"], again["updated"], again["deleted"]) == (1, 0, 0, 0)
     status = cli.json("broker", "status")
     assert isinstance(status, dict)
     assert (status["kind"], status["accounts"]) == ("mosquitto-files", 1)
@@ -122,9 +125,17 @@ def test_broker_commands_say_when_no_broker_is_configured(cli: Cli) -> None:
 
 
 def test_webhooks_from_the_cli(cli: Cli) -> None:
-    added = cli.json("webhooks", "add", "https://hooks.example.com/provisiond",
-                     "--group", "Kanarra/Sadler-Isberg", "--event", "device.claimed",
-                     "--event", "device.released")
+    added = cli.json(
+        "webhooks",
+        "add",
+        "https://hooks.example.com/provisiond",
+        "--group",
+        "Kanarra/Sadler-Isberg",
+        "--event",
+        "device.claimed",
+        "--event",
+        "device.released",
+    )
     assert isinstance(added, dict)
     assert added["secret"].startswith("whsec_")
     assert added["events"] == ["device.claimed", "device.released"]
@@ -144,10 +155,17 @@ def test_webhooks_from_the_cli(cli: Cli) -> None:
     bad_url = cli("webhooks", "add", "ftp://x", "--group", "Kanarra", code=2)
     assert "url must be an http:// or https:// URL" in bad_url.stderr
     private = cli("webhooks", "add", "http://0x7f.1:6379/", "--group", "Kanarra", code=2)
-    assert "url must be a public destination: 127.0.0.1 is a loopback address" in \
-        private.stderr
-    bad_event = cli("webhooks", "add", "https://x.example", "--group", "Kanarra",
-                    "--event", "device.exploded", code=2)
+    assert "url must be a public destination: 127.0.0.1 is a loopback address" in private.stderr
+    bad_event = cli(
+        "webhooks",
+        "add",
+        "https://x.example",
+        "--group",
+        "Kanarra",
+        "--event",
+        "device.exploded",
+        code=2,
+    )
     assert "unknown event(s) 'device.exploded'" in bad_event.stderr
     cli("webhooks", "add", "https://x.example", "--group", "Nowhere", code=4)
     cli("webhooks", "show", "not-an-id", code=2)
@@ -157,24 +175,47 @@ def test_webhooks_from_the_cli(cli: Cli) -> None:
 
 
 def test_lorawan_devices_in_the_things_stack_from_the_cli(
-        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cli("lorawan", "sync", code=3)  # not configured yet
     with tts_standin({"kanarra-meters"}) as standin:
         monkeypatch.setenv("PROVISIOND_TTS__URL", standin.url)
         monkeypatch.setenv("PROVISIOND_TTS__API_KEY", standin.api_key)
         monkeypatch.setenv("PROVISIOND_TTS__APPLICATION_ID", "kanarra-meters")
-        profile = cli.json("profiles", "create", "meters", "--frequency-plan",
-                           "EU_863_870_TTN", "--class-c", "--lorawan-version", "MAC_V1_0_4")
+        profile = cli.json(
+            "profiles",
+            "create",
+            "meters",
+            "--frequency-plan",
+            "EU_863_870_TTN",
+            "--class-c",
+            "--lorawan-version",
+            "MAC_V1_0_4",
+        )
         assert isinstance(profile, dict)
-        assert profile["lorawan"] == {"frequency_plan_id": "EU_863_870_TTN",
-                                      "lorawan_version": "MAC_V1_0_4",
-                                      "supports_class_c": True}
+        assert profile["lorawan"] == {
+            "frequency_plan_id": "EU_863_870_TTN",
+            "lorawan_version": "MAC_V1_0_4",
+            "supports_class_c": True,
+        }
         bad = cli("profiles", "create", "bad", "--lorawan-version", "MAC_V9", code=2)
         assert "lorawan_version" in bad.stderr
-        rows = write(tmp_path / "meters.csv", "Device EUI, Join EUI, Application Key\n"
-                     "0018B20000000201, 70B3D57ED0000010, 2B7E151628AED2A6ABF7158809CF4F3C\n")
-        cli("devices", "import", str(rows), "--credentials-out", str(tmp_path / "c.csv"),
-            "--group", "Kanarra/Tekton Health", "--profile", "meters")
+        rows = write(
+            tmp_path / "meters.csv",
+            "Device EUI, Join EUI, Application Key\n"
+            "0018B20000000201, 70B3D57ED0000010, 2B7E151628AED2A6ABF7158809CF4F3C\n",
+        )
+        cli(
+            "devices",
+            "import",
+            str(rows),
+            "--credentials-out",
+            str(tmp_path / "c.csv"),
+            "--group",
+            "Kanarra/Tekton Health",
+            "--profile",
+            "meters",
+        )
         report = cli.json("lorawan", "sync")
         assert isinstance(report, dict)
         assert len(report["registered"]) == 1
@@ -185,20 +226,44 @@ def test_lorawan_devices_in_the_things_stack_from_the_cli(
         status = cli.json("lorawan", "status")
         assert isinstance(status, dict)
         assert [d["status"] for d in status["devices"]] == ["registered"]
-        cli("lorawan", "replace", "0018B20000000201", "--dev-eui", "0018B20000000299",
-            "--join-eui", "70B3D57ED0000010", "--app-key-stdin",
-            input="000102030405060708090A0B0C0D0E0F\n")
+        cli(
+            "lorawan",
+            "replace",
+            "0018B20000000201",
+            "--dev-eui",
+            "0018B20000000299",
+            "--join-eui",
+            "70B3D57ED0000010",
+            "--app-key-stdin",
+            input="000102030405060708090A0B0C0D0E0F\n",
+        )
         again = cli.json("lorawan", "sync")
         assert isinstance(again, dict)
         assert (len(again["registered"]), len(again["removed"])) == (1, 1)
         assert standin.devices("is") == {"eui-0018b20000000299"}
-        refused = cli("lorawan", "replace", "0018B20000000201", "--dev-eui", "12",
-                      "--join-eui", "70B3D57ED0000010", code=2)
+        refused = cli(
+            "lorawan",
+            "replace",
+            "0018B20000000201",
+            "--dev-eui",
+            "12",
+            "--join-eui",
+            "70B3D57ED0000010",
+            code=2,
+        )
         assert "--app-key-stdin" in refused.stderr
         standin.fail("is", 400, method="POST")
-        cli("lorawan", "replace", "0018B20000000201", "--dev-eui", "0018B20000000300",
-            "--join-eui", "70B3D57ED0000010", "--app-key-stdin",
-            input="000102030405060708090A0B0C0D0E0F\n")
+        cli(
+            "lorawan",
+            "replace",
+            "0018B20000000201",
+            "--dev-eui",
+            "0018B20000000300",
+            "--join-eui",
+            "70B3D57ED0000010",
+            "--app-key-stdin",
+            input="000102030405060708090A0B0C0D0E0F\n",
+        )
         failed = cli("lorawan", "sync", code=7)
         assert "400" in failed.stderr
 
@@ -211,8 +276,12 @@ def test_broker_sync_and_status_with_emqx(cli: Cli, monkeypatch: pytest.MonkeyPa
     emqx = EmqxStandIn()
     emqx.start()
     try:
-        for key, value in (("KIND", "emqx"), ("EMQX_API_URL", emqx.url),
-                           ("EMQX_API_KEY", emqx.key), ("EMQX_API_SECRET", emqx.secret)):
+        for key, value in (
+            ("KIND", "emqx"),
+            ("EMQX_API_URL", emqx.url),
+            ("EMQX_API_KEY", emqx.key),
+            ("EMQX_API_SECRET", emqx.secret),
+        ):
             monkeypatch.setenv(f"PROVISIOND_BROKER__{key}", value)
         created = cli.json("devices", "create", "CLI-E1")
         assert isinstance(created, dict)

@@ -16,8 +16,15 @@ from provisiond import __version__
 
 def provisiond(*args: str, database: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
-    return subprocess.run([sys.executable, "-m", "provisiond", *args], input=stdin, text=True,
-                          capture_output=True, env=env, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "provisiond", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_version() -> None:
@@ -25,11 +32,19 @@ def test_version() -> None:
     assert (result.returncode, result.stdout.strip()) == (0, f"provisiond {__version__}")
 
 
-def test_import_from_standard_input_through_the_environment_url(sqlite_url: str,
-                                                                 tmp_path: Path) -> None:
+def test_import_from_standard_input_through_the_environment_url(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     creds = tmp_path / "creds.csv"
-    result = provisiond("devices", "import", "-", "--credentials-out", str(creds),
-                        database=sqlite_url, stdin="serial,colour\nP1,red\nP2,blue\n")
+    result = provisiond(
+        "devices",
+        "import",
+        "-",
+        "--credentials-out",
+        str(creds),
+        database=sqlite_url,
+        stdin="serial,colour\nP1,red\nP2,blue\n",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith("imported 2 devices (0 claimed, 0 skipped)")
@@ -54,13 +69,23 @@ def test_progress_bar_on_a_terminal_only(sqlite_url: str, tmp_path: Path) -> Non
     src = tmp_path / "batch.csv"
     src.write_text("serial\n" + "".join(f"T{n}\n" for n in range(2000)))
     controller, terminal = pty.openpty()
-    env = {**os.environ, "PROVISIOND_DATABASE_URL": sqlite_url, "TERM": "xterm",
-           "COLUMNS": "100"}
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": sqlite_url, "TERM": "xterm", "COLUMNS": "100"}
     env.pop("NO_COLOR", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "provisiond", "devices", "import", str(src),
-         "--credentials-out", str(tmp_path / "creds.csv")],
-        stdout=subprocess.PIPE, stderr=terminal, env=env)
+        [
+            sys.executable,
+            "-m",
+            "provisiond",
+            "devices",
+            "import",
+            str(src),
+            "--credentials-out",
+            str(tmp_path / "creds.csv"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env=env,
+    )
     os.close(terminal)
     seen = b""
     while True:  # read the terminal until the process closes it
@@ -79,7 +104,14 @@ def test_progress_bar_on_a_terminal_only(sqlite_url: str, tmp_path: Path) -> Non
     assert process.stdout is not None
     assert process.stdout.read() == b""
     # and none without a terminal (the other tests capture stderr as a pipe)
-    plain = provisiond("devices", "import", str(src), "--credentials-out",
-                       str(tmp_path / "again.csv"), "--skip-existing", database=sqlite_url)
+    plain = provisiond(
+        "devices",
+        "import",
+        str(src),
+        "--credentials-out",
+        str(tmp_path / "again.csv"),
+        "--skip-existing",
+        database=sqlite_url,
+    )
     assert "importing" not in plain.stderr
     assert plain.stderr.startswith("imported 0 devices (0 claimed, 2,000 skipped)")

@@ -34,8 +34,10 @@ def authenticate(url: str, key: str, secret: str) -> str | None:
 
 def stored(url: str, sql: str) -> list[tuple[object, ...]]:
     async def main() -> list[tuple[object, ...]]:
-        async with open_container(load_settings(database_url=url)) as c, \
-                c.database.engine.connect() as conn:
+        async with (
+            open_container(load_settings(database_url=url)) as c,
+            c.database.engine.connect() as conn,
+        ):
             return [tuple(r) for r in await conn.execute(text(sql))]
 
     return asyncio.run(main())
@@ -50,11 +52,21 @@ def cli(database_url: str) -> Cli:
 
 
 def test_create_prints_key_and_secret_once_and_stores_a_hash(cli: Cli) -> None:
-    made = cli("profiles", "create", "gateways", "--group", "Kanarra/Gateways", "--model",
-               "uno-2483g", "--credentials", "mqtt-basic,access-token", "--credentials", "x509")
+    made = cli(
+        "profiles",
+        "create",
+        "gateways",
+        "--group",
+        "Kanarra/Gateways",
+        "--model",
+        "uno-2483g",
+        "--credentials",
+        "mqtt-basic,access-token",
+        "--credentials",
+        "x509",
+    )
     lines = made.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["provisionDeviceKey",
-                                                   "provisionDeviceSecret"]
+    assert [line.split()[0] for line in lines] == ["provisionDeviceKey", "provisionDeviceSecret"]
     key, secret = (line.split()[1] for line in lines)
     assert GENERATED.fullmatch(key)
     assert GENERATED.fullmatch(secret)
@@ -63,13 +75,20 @@ def test_create_prints_key_and_secret_once_and_stores_a_hash(cli: Cli) -> None:
 
     shown = cli.json("profiles", "show", "gateways")
     assert isinstance(shown, dict)
-    assert {k: shown[k] for k in ("name", "key", "strategy", "group", "model", "credentials",
-                                  "enabled")} == {
-        "name": "gateways", "key": key, "strategy": "allow-create",
-        "group": "Kanarra/Gateways", "model": "UNO-2483G",
-        "credentials": ["mqtt-basic", "access-token", "x509"], "enabled": True}
-    everything = json.dumps(cli.json("profiles", "list")) + cli("profiles", "show",
-                                                                 "gateways").stdout
+    assert {
+        k: shown[k] for k in ("name", "key", "strategy", "group", "model", "credentials", "enabled")
+    } == {
+        "name": "gateways",
+        "key": key,
+        "strategy": "allow-create",
+        "group": "Kanarra/Gateways",
+        "model": "UNO-2483G",
+        "credentials": ["mqtt-basic", "access-token", "x509"],
+        "enabled": True,
+    }
+    everything = (
+        json.dumps(cli.json("profiles", "list")) + cli("profiles", "show", "gateways").stdout
+    )
     assert secret not in everything
     rows = stored(cli.url, "SELECT secret_hash FROM provision_profiles")
     assert secret not in str(rows)
@@ -80,19 +99,54 @@ def test_create_prints_key_and_secret_once_and_stores_a_hash(cli: Cli) -> None:
 
 
 def test_given_key_and_secret_and_every_bad_input(cli: Cli) -> None:
-    cli("profiles", "create", "line-2", "--strategy", "pre-provisioned", "--key",
-        "factory-line-2-key", "--secret-stdin", input="line-2-secret-value\n")
+    cli(
+        "profiles",
+        "create",
+        "line-2",
+        "--strategy",
+        "pre-provisioned",
+        "--key",
+        "factory-line-2-key",
+        "--secret-stdin",
+        input="line-2-secret-value\n",
+    )
     assert authenticate(cli.url, "factory-line-2-key", "line-2-secret-value") == "line-2"
 
-    bad = cli("profiles", "create", "bad name", "--strategy", "sometimes", "--key", "short",
-              "--credentials", "lorawan", "--rate-limit", "0", "--json", code=2)
+    bad = cli(
+        "profiles",
+        "create",
+        "bad name",
+        "--strategy",
+        "sometimes",
+        "--key",
+        "short",
+        "--credentials",
+        "lorawan",
+        "--rate-limit",
+        "0",
+        "--json",
+        code=2,
+    )
     doc = json.loads(bad.stdout)
     assert doc["code"] == "invalid-input"
     assert doc["detail"] == "5 problems; the profile was not created"
     assert [e["field"] for e in doc["errors"]] == [
-        "name", "strategy", "key", "credentials", "rate_per_minute"]
-    same = cli("profiles", "create", "x-profile", "--key", "same-value-1", "--secret",
-               "same-value-1", code=2)
+        "name",
+        "strategy",
+        "key",
+        "credentials",
+        "rate_per_minute",
+    ]
+    same = cli(
+        "profiles",
+        "create",
+        "x-profile",
+        "--key",
+        "same-value-1",
+        "--secret",
+        "same-value-1",
+        code=2,
+    )
     assert "secret: must differ from the key" in same.stderr
 
     taken_name = cli("profiles", "create", "line-2", code=5)
@@ -100,11 +154,14 @@ def test_given_key_and_secret_and_every_bad_input(cli: Cli) -> None:
     taken_key = cli("profiles", "create", "other", "--key", "factory-line-2-key", code=5)
     assert "another profile has this provision key" in taken_key.stderr
     assert cli("profiles", "create", "g", "--group", "Nowhere", code=4).stderr.startswith(
-        "error[group-not-found]")
+        "error[group-not-found]"
+    )
     assert cli("profiles", "create", "m", "--model", "NOPE", code=4).stderr.startswith(
-        "error[model-not-found]")
+        "error[model-not-found]"
+    )
     assert cli("profiles", "show", "missing", code=4).stderr == (
-        "error[profile-not-found]: no profile 'missing'\n")
+        "error[profile-not-found]: no profile 'missing'\n"
+    )
     names = cli.json("profiles", "list")
     assert isinstance(names, list)
     assert [p["name"] for p in names] == ["line-2"]
@@ -129,10 +186,16 @@ def test_disable_enable_and_rotate(cli: Cli) -> None:
     assert authenticate(cli.url, key, new) == "gw"
     assert authenticate(cli.url, "no-such-key", new) is None
     assert authenticate(cli.url, key, new + "x") is None
-    types = [r[0] for r in stored(cli.url, "SELECT type FROM events WHERE type LIKE "
-                                           "'profile.%' ORDER BY id")]
-    assert types == ["profile.created", "profile.disabled", "profile.enabled",
-                     "profile.secret-rotated"]
+    types = [
+        r[0]
+        for r in stored(cli.url, "SELECT type FROM events WHERE type LIKE 'profile.%' ORDER BY id")
+    ]
+    assert types == [
+        "profile.created",
+        "profile.disabled",
+        "profile.enabled",
+        "profile.secret-rotated",
+    ]
 
 
 def test_a_profile_holds_its_group_and_model(cli: Cli) -> None:
@@ -144,12 +207,17 @@ def test_a_profile_holds_its_group_and_model(cli: Cli) -> None:
 def test_the_same_key_created_twice_at_once(database_url: str) -> None:
     async def work(c: object, i: int) -> object:
         return await profiles.create_profile(
-            c.uow(), scope=OPERATOR,
-            name=f"p{i}", key="contested-key-1", actor="t",  # type: ignore[attr-defined]
-            now=c.now())  # type: ignore[attr-defined]
+            c.uow(),
+            scope=OPERATOR,
+            name=f"p{i}",
+            key="contested-key-1",
+            actor="t",  # type: ignore[attr-defined]
+            now=c.now(),
+        )  # type: ignore[attr-defined]
 
     results = race(database_url, work, n=3)
     assert sum(not isinstance(r, Exception) for r in results) == 1, results
-    assert all(isinstance(r, ProfileExists) for r in results if isinstance(r, Exception)), \
-        [repr(r) for r in results]
+    assert all(isinstance(r, ProfileExists) for r in results if isinstance(r, Exception)), [
+        repr(r) for r in results
+    ]
     assert len(stored(database_url, "SELECT id FROM provision_profiles")) == 1

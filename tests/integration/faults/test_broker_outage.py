@@ -19,9 +19,16 @@ DEVICES = 20
 
 @pytest.fixture
 def server_settings(sqlite_url: str, broker: Broker) -> Settings:
-    return load_settings(database_url=sqlite_url, log_level="warning",
-                         broker={"kind": "mosquitto-dynsec", "url": broker.url,
-                                 "timeout_seconds": 2, "sync_interval_seconds": 1})
+    return load_settings(
+        database_url=sqlite_url,
+        log_level="warning",
+        broker={
+            "kind": "mosquitto-dynsec",
+            "url": broker.url,
+            "timeout_seconds": 2,
+            "sync_interval_seconds": 1,
+        },
+    )
 
 
 def connects(broker: Broker, token: str) -> bool:
@@ -33,7 +40,10 @@ def connects(broker: Broker, token: str) -> bool:
 
 
 def test_provisioning_goes_on_without_the_broker_and_accounts_catch_up(
-        server: Server, api: httpx.Client, broker: Broker) -> None:  # noqa: F811
+    server: Server,  # noqa: F811
+    api: httpx.Client,  # noqa: F811
+    broker: Broker,
+) -> None:
     key, secret = make_profile(api, rate_per_minute=100_000)
     first = provision(server, key, secret, deviceName="BRK-000")
     assert first["status"] == "SUCCESS"
@@ -50,8 +60,10 @@ def test_provisioning_goes_on_without_the_broker_and_accounts_catch_up(
         tokens[f"BRK-{n:03d}"] = answer["credentialsValue"]
     # the accounts wait in the database (queued from the outbox), not in memory
     deadline = time.monotonic() + 30
-    query = ("SELECT d.serial FROM pending_work p JOIN devices d ON d.id = p.device_id "
-             "WHERE p.kind = 'broker'")
+    query = (
+        "SELECT d.serial FROM pending_work p JOIN devices d ON d.id = p.device_id "
+        "WHERE p.kind = 'broker'"
+    )
     while not set(tokens) <= {serial for (serial,) in sql(server, query)}:
         assert time.monotonic() < deadline, sql(server, query)
         time.sleep(0.1)

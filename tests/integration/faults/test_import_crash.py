@@ -23,8 +23,20 @@ def database_file(sqlite_url: str) -> Path:
 
 
 def import_command(db: Path, spreadsheet: Path, creds: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "provisiond", "devices", "import", str(spreadsheet),
-            "--credentials-out", str(creds), "--database", f"sqlite:///{db}", "--json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "provisiond",
+        "devices",
+        "import",
+        str(spreadsheet),
+        "--credentials-out",
+        str(creds),
+        "--database",
+        f"sqlite:///{db}",
+        "--json",
+        *extra,
+    ]
 
 
 def size(path: Path) -> int:
@@ -47,23 +59,25 @@ def committed(db: Path) -> bool:
 # When to kill: each waits for something the import does, then the kill lands mid-step.
 TRIGGERS: dict[str, Callable[[Path, Path], bool]] = {
     "while writing the credentials file": lambda _, creds: any(
-        size(t) > 200_000 for t in temporary_credentials(creds)),
-    "while writing the database": lambda db, _: size(db.with_name(db.name + "-wal"))
-    > 2_000_000,
+        size(t) > 200_000 for t in temporary_credentials(creds)
+    ),
+    "while writing the database": lambda db, _: size(db.with_name(db.name + "-wal")) > 2_000_000,
     "just after the commit": lambda db, _: committed(db),
 }
 
 
 @pytest.mark.parametrize("moment", list(TRIGGERS))
 def test_an_import_killed_midway_happened_whole_or_not_at_all(
-        moment: str, sqlite_url: str, tmp_path: Path) -> None:
+    moment: str, sqlite_url: str, tmp_path: Path
+) -> None:
     db = database_file(sqlite_url)
     spreadsheet = tmp_path / "batch.csv"
     spreadsheet.write_text("serial,fw\n" + "".join(f"CRS-{n:06d},1.0\n" for n in range(ROWS)))
     creds = tmp_path / "creds.csv"
     trigger = TRIGGERS[moment]
-    proc = subprocess.Popen(import_command(db, spreadsheet, creds), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        import_command(db, spreadsheet, creds), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while not trigger(db, creds) and proc.poll() is None:
         assert time.monotonic() < deadline, "the import never got there"
@@ -76,8 +90,9 @@ def test_an_import_killed_midway_happened_whole_or_not_at_all(
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         devices = conn.execute("SELECT count(*) FROM devices").fetchone()[0]
         credentials = conn.execute("SELECT count(*) FROM credentials").fetchone()[0]
-        imported = conn.execute("SELECT count(*) FROM events WHERE type = 'devices.imported'"
-                                ).fetchone()[0]
+        imported = conn.execute(
+            "SELECT count(*) FROM events WHERE type = 'devices.imported'"
+        ).fetchone()[0]
     assert (devices, credentials, imported) in ((0, 0, 0), (ROWS, ROWS, 1)), moment
     assert (devices == ROWS) == (moment == "just after the commit")
     leftovers = temporary_credentials(creds)
@@ -93,8 +108,10 @@ def test_an_import_killed_midway_happened_whole_or_not_at_all(
         written = creds if creds.exists() else leftovers[0]
         assert len(written.read_text().splitlines()) == ROWS + 1
         shutil.move(written, creds)
-        again = subprocess.run(import_command(db, spreadsheet, tmp_path / "again.csv",
-                                              "--skip-existing"), capture_output=True)
+        again = subprocess.run(
+            import_command(db, spreadsheet, tmp_path / "again.csv", "--skip-existing"),
+            capture_output=True,
+        )
         assert again.returncode == 0, again.stderr
     lines = creds.read_text().splitlines()
     assert len(lines) == ROWS + 1

@@ -28,8 +28,11 @@ WORKERS = 8
 
 @pytest.fixture
 def instances(postgres_url: str) -> Iterator[tuple[Instance, Instance]]:
-    env = {"PROVISIOND_CLAIM_RATE_PER_MINUTE": "100000",
-           "PROVISIOND_LOGIN_RATE_PER_MINUTE": "100000", "PROVISIOND_LOG_LEVEL": "warning"}
+    env = {
+        "PROVISIOND_CLAIM_RATE_PER_MINUTE": "100000",
+        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "100000",
+        "PROVISIOND_LOG_LEVEL": "warning",
+    }
     a, b = Instance(postgres_url, env=env), Instance(postgres_url, env=env)
     try:
         yield a, b
@@ -71,23 +74,44 @@ class Retrying:
 
 
 def test_a_storm_survives_an_instance_killed_in_the_middle(
-        instances: tuple[Instance, Instance], postgres_url: str) -> None:
+    instances: tuple[Instance, Instance], postgres_url: str
+) -> None:
     a, b = instances
     token = make_token(load_settings(database_url=postgres_url))
-    with httpx.Client(base_url=b.url, headers={"Authorization": f"Bearer {token}"},
-                      timeout=60) as api:
+    with httpx.Client(
+        base_url=b.url, headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as api:
         assert api.post("/api/v1/groups", json={"path": "Org"}).status_code == 201
-        profile = api.post("/api/v1/profiles", json={
-            "name": "gw", "rate_per_minute": 1_000_000, "source_rate_per_minute": 1_000_000,
-            "reprovision": "with-proof"}).json()
+        profile = api.post(
+            "/api/v1/profiles",
+            json={
+                "name": "gw",
+                "rate_per_minute": 1_000_000,
+                "source_rate_per_minute": 1_000_000,
+                "reprovision": "with-proof",
+            },
+        ).json()
         rows = "serial\n" + "".join(f"CLM-{n:03d}\n" for n in range(CLAIMED))
-        assert api.post("/api/v1/devices/import", content=rows,
-                        headers={"Content-Type": "text/csv"}).status_code == 201
+        assert (
+            api.post(
+                "/api/v1/devices/import", content=rows, headers={"Content-Type": "text/csv"}
+            ).status_code
+            == 201
+        )
         people = [f"p{n}@org.example" for n in range(2 * CLAIMED)]
         for email in people:
-            assert api.post("/api/v1/users", json={"email": email, "password": PASSWORD,
-                                                   "role": "installer", "group": "Org"}
-                            ).status_code == 201
+            assert (
+                api.post(
+                    "/api/v1/users",
+                    json={
+                        "email": email,
+                        "password": PASSWORD,
+                        "role": "installer",
+                        "group": "Org",
+                    },
+                ).status_code
+                == 201
+            )
 
     answers: dict[str, dict[str, Any]] = {}
     claims: dict[str, int] = {}
@@ -100,10 +124,15 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
         start.wait()
         for n in range(w, DEVICES, WORKERS):
             serial = f"STM-{n:04d}"
-            r = client.post("/api/v1/provision", {
-                "provisionDeviceKey": profile["key"],
-                "provisionDeviceSecret": profile["secret"], "deviceName": serial,
-                "retryKey": f"retry-key-of-{serial}-{w:02d}-kept-by-it"})
+            r = client.post(
+                "/api/v1/provision",
+                {
+                    "provisionDeviceKey": profile["key"],
+                    "provisionDeviceSecret": profile["secret"],
+                    "deviceName": serial,
+                    "retryKey": f"retry-key-of-{serial}-{w:02d}-kept-by-it",
+                },
+            )
             assert r.status_code == 200, r.text
             answers[serial] = r.json()
             progress.release()
@@ -112,7 +141,7 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
 
     def claimer(group: int) -> None:
         start.wait()
-        for email in people[group * 10:(group + 1) * 10]:
+        for email in people[group * 10 : (group + 1) * 10]:
             n = people.index(email)
             serial = f"CLM-{n % CLAIMED:03d}"
             for attempt in itertools.count():
@@ -151,9 +180,12 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
     # its answer holds (a retry with its retry key got the answer A committed, never sent)
     values = [x["credentialsValue"] for x in answers.values()]
     assert len(set(values)) == DEVICES
-    per_device = sql(url, "SELECT d.serial, count(*) FROM credentials c JOIN devices d ON "
-                          "d.id = c.device_id WHERE c.revoked_at IS NULL AND d.serial LIKE "
-                          "'STM-%' GROUP BY d.serial")
+    per_device = sql(
+        url,
+        "SELECT d.serial, count(*) FROM credentials c JOIN devices d ON "
+        "d.id = c.device_id WHERE c.revoked_at IS NULL AND d.serial LIKE "
+        "'STM-%' GROUP BY d.serial",
+    )
     assert sorted(per_device) == [(f"STM-{n:04d}", 1) for n in range(DEVICES)]
     with httpx.Client(base_url=b.url, timeout=30) as device:
         for serial, x in answers.items():
@@ -161,14 +193,20 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
             assert r.status_code == 200, (serial, r.text)  # the answered credential works
     # claims: each device went to exactly one of the two people who wanted it, once
     assert len(claims) == 2 * CLAIMED
-    owners = sql(url, "SELECT d.serial, u.email FROM devices d JOIN users u ON "
-                      "u.id = d.owner_user_id WHERE d.serial LIKE 'CLM-%'")
+    owners = sql(
+        url,
+        "SELECT d.serial, u.email FROM devices d JOIN users u ON "
+        "u.id = d.owner_user_id WHERE d.serial LIKE 'CLM-%'",
+    )
     assert len(owners) == CLAIMED
     for serial, email in owners:
         n = int(serial.split("-")[1])
         assert email in (people[n], people[n + CLAIMED])
-    claimed = sql(url, "SELECT serial, count(*) FROM events WHERE type = 'device.claimed' "
-                       "AND serial LIKE 'CLM-%' GROUP BY serial")
+    claimed = sql(
+        url,
+        "SELECT serial, count(*) FROM events WHERE type = 'device.claimed' "
+        "AND serial LIKE 'CLM-%' GROUP BY serial",
+    )
     assert sorted(claimed) == [(f"CLM-{n:03d}", 1) for n in range(CLAIMED)]
     winners = {email for _, email in owners}
     for email, status in claims.items():

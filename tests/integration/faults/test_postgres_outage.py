@@ -49,12 +49,12 @@ def test_requests_fail_fast_during_an_outage_and_the_service_recovers(cluster: C
     provisiond(url, "db", "upgrade")
     token = json.loads(provisiond(url, "tokens", "create", "ops", "--json"))["secret"]
     instance = Instance(url)
-    api = httpx.Client(base_url=instance.url, timeout=15,
-                       headers={"Authorization": f"Bearer {token}"})
+    api = httpx.Client(
+        base_url=instance.url, timeout=15, headers={"Authorization": f"Bearer {token}"}
+    )
     try:
         profile = api.post("/api/v1/profiles", json={"name": "gw"}).json()
-        body = {"provisionDeviceKey": profile["key"],
-                "provisionDeviceSecret": profile["secret"]}
+        body = {"provisionDeviceKey": profile["key"], "provisionDeviceSecret": profile["secret"]}
         answers: list[tuple[str, int, dict[str, object]]] = []
         stop = threading.Event()
 
@@ -74,8 +74,11 @@ def test_requests_fail_fast_during_an_outage_and_the_service_recovers(cluster: C
             time.sleep(0.05)
         cluster.stop()
         down_at = len(answers)
-        during = {"readyz": api.get("/readyz"), "list": api.get("/api/v1/devices"),
-                  "create": api.post("/api/v1/devices", json={"serial": "DURING-1"})}
+        during = {
+            "readyz": api.get("/readyz"),
+            "list": api.get("/api/v1/devices"),
+            "create": api.post("/api/v1/devices", json={"serial": "DURING-1"}),
+        }
         time.sleep(OUTAGE_SECONDS)
         outage = answers[down_at:]
         cluster.start()
@@ -108,5 +111,4 @@ def test_requests_fail_fast_during_an_outage_and_the_service_recovers(cluster: C
     succeeded = {s for s, status, a in answers if status == 200 and a["status"] == "SUCCESS"}
     assert count(url, "SELECT count(*) FROM devices") == len(succeeded)
     assert count(url, "SELECT count(*) FROM devices WHERE serial = 'DURING-1'") == 0
-    assert count(url, "SELECT count(*) FROM credentials WHERE revoked_at IS NULL") == \
-        len(succeeded)
+    assert count(url, "SELECT count(*) FROM credentials WHERE revoked_at IS NULL") == len(succeeded)

@@ -42,41 +42,68 @@ class Clock:
 
 @asynccontextmanager
 async def container(database_url: str, clock: Clock) -> AsyncIterator[Container]:
-    settings = load_settings(database_url=database_url, ca_key_passphrase=PASSPHRASE,
-                             public_url="https://provision.example.com",
-                             crl_validity_hours=48, crl_refresh_hours=12)
+    settings = load_settings(
+        database_url=database_url,
+        ca_key_passphrase=PASSPHRASE,
+        public_url="https://provision.example.com",
+        crl_validity_hours=48,
+        crl_refresh_hours=12,
+    )
     async with open_container(settings) as c:
         c.clock = clock
         yield c
 
 
 async def new_ca(c: Container, name: str = "devices") -> uuid.UUID:
-    await create_ca(c.uow(), scope=OPERATOR, name=name, passphrase=PASSPHRASE, production=False,
-                    actor="tests", now=c.now())
+    await create_ca(
+        c.uow(),
+        scope=OPERATOR,
+        name=name,
+        passphrase=PASSPHRASE,
+        production=False,
+        actor="tests",
+        now=c.now(),
+    )
     async with c.uow().read() as uow:
         ca = await uow.cas.find_by_name(name)
     assert ca is not None
     return ca.id
 
 
-async def issue(c: Container, ca_id: uuid.UUID, serial_number: int, *, days: int = 30,
-                revoked: RevocationReason | None = None, device_id: uuid.UUID | None = None
-                ) -> uuid.UUID:
+async def issue(
+    c: Container,
+    ca_id: uuid.UUID,
+    serial_number: int,
+    *,
+    days: int = 30,
+    revoked: RevocationReason | None = None,
+    device_id: uuid.UUID | None = None,
+) -> uuid.UUID:
     """A certificate in the CA's register (revoked now with ``revoked``); its device."""
     device_id = device_id or uuid.uuid4()
     credential_id = uuid.uuid4()
     async with c.uow() as uow:
-        await uow.certificates.add(IssuedCertificate(
-            ca_id, format(serial_number, "x"), credential_id, device_id, "DEV",
-            "PEM", c.now() - timedelta(days=1), c.now() + timedelta(days=days)))
+        await uow.certificates.add(
+            IssuedCertificate(
+                ca_id,
+                format(serial_number, "x"),
+                credential_id,
+                device_id,
+                "DEV",
+                "PEM",
+                c.now() - timedelta(days=1),
+                c.now() + timedelta(days=days),
+            )
+        )
         if revoked is not None:
             await uow.certificates.revoke_credential(credential_id, c.now(), revoked)
         await uow.commit()
     return device_id
 
 
-async def revoked_event(c: Container, device_id: uuid.UUID,
-                        kind: EventType = EventType.CREDENTIALS_REVOKED) -> None:
+async def revoked_event(
+    c: Container, device_id: uuid.UUID, kind: EventType = EventType.CREDENTIALS_REVOKED
+) -> None:
     """What the outbox's dispatcher hands its consumers after a revocation."""
     async with c.uow() as uow:
         await request_crls(uow, [Event(1, kind, c.now(), "tests", device_id, "DEV", None, {})])
@@ -100,14 +127,16 @@ def listed(crl: x509.CertificateRevocationList) -> dict[int, str | None]:
     for entry in crl:
         try:
             out[entry.serial_number] = entry.extensions.get_extension_for_class(
-                x509.CRLReason).value.reason.name
+                x509.CRLReason
+            ).value.reason.name
         except x509.ExtensionNotFound:
             out[entry.serial_number] = None
     return out
 
 
 def test_a_crl_lists_the_revoked_unexpired_certificates_with_their_reasons(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     async def main() -> None:
         clock = Clock()
         async with container(database_url, clock) as c:
@@ -118,18 +147,22 @@ def test_a_crl_lists_the_revoked_unexpired_certificates_with_their_reasons(
             assert await c.crl_maker.refresh() == 1  # the new CA's first CRL: empty
             first = await current(c)
             assert (first.number, first.this_update, first.next_update) == (
-                1, T0, T0 + timedelta(hours=48))
+                1,
+                T0,
+                T0 + timedelta(hours=48),
+            )
             assert listed(parsed(first.pem)) == {}
 
             await issue(c, ca_id, 0x10)  # still good
             device = await issue(c, ca_id, 0x11, revoked=RevocationReason.UNSPECIFIED)
             await issue(c, ca_id, 0x12, revoked=RevocationReason.SUPERSEDED, device_id=device)
-            await issue(c, ca_id, 0x13, revoked=RevocationReason.CESSATION_OF_OPERATION,
-                        device_id=device)
-            await issue(c, ca_id, 0x14, revoked=RevocationReason.KEY_COMPROMISE,
-                        device_id=device)
-            await issue(c, ca_id, 0x15, days=0, revoked=RevocationReason.SUPERSEDED,
-                        device_id=device)  # expires now: no longer listed
+            await issue(
+                c, ca_id, 0x13, revoked=RevocationReason.CESSATION_OF_OPERATION, device_id=device
+            )
+            await issue(c, ca_id, 0x14, revoked=RevocationReason.KEY_COMPROMISE, device_id=device)
+            await issue(
+                c, ca_id, 0x15, days=0, revoked=RevocationReason.SUPERSEDED, device_id=device
+            )  # expires now: no longer listed
             assert await c.crl_maker.refresh() == 0  # nothing asked for a new one yet
             await revoked_event(c, device)
             clock.now += timedelta(minutes=1)
@@ -138,26 +171,37 @@ def test_a_crl_lists_the_revoked_unexpired_certificates_with_their_reasons(
             crl = await current(c)
             complete, point = parsed(crl.pem), parsed(crl.dp_pem)
             assert crl.number == 2
-            assert listed(complete) == listed(point) == {
-                0x11: None,  # RFC 5280: "unspecified" is left out
-                0x12: "superseded", 0x13: "cessation_of_operation", 0x14: "key_compromise"}
+            assert (
+                listed(complete)
+                == listed(point)
+                == {
+                    0x11: None,  # RFC 5280: "unspecified" is left out
+                    0x12: "superseded",
+                    0x13: "cessation_of_operation",
+                    0x14: "key_compromise",
+                }
+            )
             for one in (complete, point):
                 assert one.issuer == ca_cert.subject
                 assert one.is_signature_valid(ca_cert.public_key())  # type: ignore[arg-type]
                 assert one.last_update_utc == T0 + timedelta(minutes=1)
                 assert one.next_update_utc == T0 + timedelta(minutes=1, hours=48)
-                assert one.extensions.get_extension_for_class(
-                    x509.CRLNumber).value.crl_number == 2
-                assert one.extensions.get_extension_for_class(
-                    x509.AuthorityKeyIdentifier).value.key_identifier == \
-                    ca_cert.extensions.get_extension_for_class(
-                        x509.SubjectKeyIdentifier).value.digest
-                assert one.get_revoked_certificate_by_serial_number(0x11) \
-                    .revocation_date_utc == T0
+                assert one.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+                assert (
+                    one.extensions.get_extension_for_class(
+                        x509.AuthorityKeyIdentifier
+                    ).value.key_identifier
+                    == ca_cert.extensions.get_extension_for_class(
+                        x509.SubjectKeyIdentifier
+                    ).value.digest
+                )
+                assert one.get_revoked_certificate_by_serial_number(0x11).revocation_date_utc == T0
             # the files' form names no distribution point; the URL's names that URL
             assert distribution_point(crl.pem or "") is None
-            assert distribution_point(crl.dp_pem or "") == \
-                "https://provision.example.com/crl/devices.crl"
+            assert (
+                distribution_point(crl.dp_pem or "")
+                == "https://provision.example.com/crl/devices.crl"
+            )
             idp = point.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
             assert idp.critical
             assert idp.value.only_contains_user_certs
@@ -215,6 +259,7 @@ def test_only_revocations_ask_for_a_new_crl(database_url: str) -> None:
 def test_crl_numbers_go_up_by_one_whichever_maker_makes_them(database_url: str) -> None:
     """Makers of two instances at once (a lease that changed hands mid-way): each number
     is saved once, and a revocation either saw makes its way into a later CRL."""
+
     async def main() -> tuple[list[int], int, dict[int, str | None]]:
         clock = Clock()
         async with container(database_url, clock) as a, container(database_url, clock) as b:
@@ -240,42 +285,72 @@ def test_a_manufacturers_ca_has_no_crl_and_is_not_answered_for(database_url: str
     says provisiond is not its responder."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ACME factory CA")])
-    acme = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(7).not_valid_before(T0)
-            .not_valid_after(T0 + timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
+    acme = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(T0)
+        .not_valid_after(T0 + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
 
     async def main() -> tuple[int, str, ocsp.OCSPResponseStatus]:
         clock = Clock()
         async with container(database_url, clock) as c:
             await new_ca(c)
             async with c.uow() as uow:
-                await uow.cas.add(StoredCa(
-                    uuid.uuid4(), "acme-factory",
-                    acme.public_bytes(serialization.Encoding.PEM).decode(), None, False, T0))
+                await uow.cas.add(
+                    StoredCa(
+                        uuid.uuid4(),
+                        "acme-factory",
+                        acme.public_bytes(serialization.Encoding.PEM).decode(),
+                        None,
+                        False,
+                        T0,
+                    )
+                )
                 await uow.commit()
             made = await c.crl_maker.refresh()  # "devices"' only
             with pytest.raises(CaNotFound) as refused:
                 await current_crl(c.uow(), name="acme-factory")
-            request = (ocsp.OCSPRequestBuilder().add_certificate(acme, acme, hashes.SHA256())
-                       .build().public_bytes(serialization.Encoding.DER))
+            request = (
+                ocsp.OCSPRequestBuilder()
+                .add_certificate(acme, acme, hashes.SHA256())
+                .build()
+                .public_bytes(serialization.Encoding.DER)
+            )
             answer = await c.ocsp.respond(request)
-            return made, refused.value.detail, ocsp.load_der_ocsp_response(
-                answer.body).response_status
+            return (
+                made,
+                refused.value.detail,
+                ocsp.load_der_ocsp_response(answer.body).response_status,
+            )
 
     assert asyncio.run(main()) == (
-        1, "CA 'acme-factory' is a manufacturer's CA: provisiond publishes no CRL for it",
-        ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        1,
+        "CA 'acme-factory' is a manufacturer's CA: provisiond publishes no CRL for it",
+        ocsp.OCSPResponseStatus.UNAUTHORIZED,
+    )
 
 
 def test_a_key_that_cannot_be_decrypted_holds_up_no_other_ca(
-        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     async def main() -> int:
         clock = Clock()
         async with container(database_url, clock) as c:
-            await create_ca(c.uow(), scope=OPERATOR, name="old", passphrase="another passphrase",
-                            production=False, actor="tests", now=T0)
+            await create_ca(
+                c.uow(),
+                scope=OPERATOR,
+                name="old",
+                passphrase="another passphrase",
+                production=False,
+                actor="tests",
+                now=T0,
+            )
             await new_ca(c)
             made = await c.crl_maker.refresh()
             assert (await current(c)).number == 1
@@ -298,8 +373,11 @@ def test_a_new_public_url_makes_a_new_crl(database_url: str) -> None:
             await new_ca(c)
             await c.crl_maker.refresh()
             urls.append(distribution_point((await current(c)).dp_pem or ""))
-        settings = load_settings(database_url=database_url, ca_key_passphrase=PASSPHRASE,
-                                 public_url="https://pki.example.net/")
+        settings = load_settings(
+            database_url=database_url,
+            ca_key_passphrase=PASSPHRASE,
+            public_url="https://pki.example.net/",
+        )
         async with open_container(settings) as moved:
             moved.clock = clock
             assert await moved.crl_maker.refresh() == 1
@@ -307,5 +385,7 @@ def test_a_new_public_url_makes_a_new_crl(database_url: str) -> None:
             assert await moved.crl_maker.refresh() == 0  # checked once: now it is right
         return urls
 
-    assert asyncio.run(main()) == ["https://provision.example.com/crl/devices.crl",
-                                   "https://pki.example.net/crl/devices.crl"]
+    assert asyncio.run(main()) == [
+        "https://provision.example.com/crl/devices.crl",
+        "https://pki.example.net/crl/devices.crl",
+    ]

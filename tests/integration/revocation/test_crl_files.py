@@ -27,22 +27,30 @@ from tests.integration.revocation.test_crl import T0, Clock, container, issue, n
 def signer(name: str) -> Signer:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(T0)
-            .not_valid_after(T0 + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(T0)
+        .not_valid_after(T0 + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return Signer(cert, key, authority_key_identifier(cert))
 
 
 def crl_pem(ca: Signer, number: int) -> str:
-    complete, _ = build_crls(ca, [], number=number, now=T0, validity=timedelta(days=1),
-                             url="http://x/crl/a.crl")
+    complete, _ = build_crls(
+        ca, [], number=number, now=T0, validity=timedelta(days=1), url="http://x/crl/a.crl"
+    )
     return complete.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def test_files_are_replaced_whole_and_never_by_an_older_crl(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory = tmp_path / "crls"  # made when first written
     files = CrlDirectory(directory, Reloader(None, None, 5))
     a, b = signer("a"), signer("b")
@@ -59,7 +67,11 @@ def test_files_are_replaced_whole_and_never_by_an_older_crl(
     assert (directory / "a.crl.pem").read_text() == a2
     assert (directory / "crls.pem").read_text() == a2 + b1
     assert sorted(p.name for p in directory.iterdir()) == [
-        ".crls.lock", "a.crl.pem", "b.crl.pem", "crls.pem"]  # no temporary file left
+        ".crls.lock",
+        "a.crl.pem",
+        "b.crl.pem",
+        "crls.pem",
+    ]  # no temporary file left
 
     # an instance a second behind (CRL 1) does not undo CRL 2; the same again is no change
     assert files.write({"a": (1, a1)}, ["a", "b"]) is False
@@ -75,11 +87,16 @@ def test_files_are_replaced_whole_and_never_by_an_older_crl(
         files.write({"a": (3, crl_pem(a, 3))}, ["a", "b"])
     assert (directory / "a.crl.pem").read_text() == a2
     assert sorted(p.name for p in directory.iterdir()) == [
-        ".crls.lock", "a.crl.pem", "b.crl.pem", "crls.pem"]
+        ".crls.lock",
+        "a.crl.pem",
+        "b.crl.pem",
+        "crls.pem",
+    ]
 
 
 def test_the_publisher_writes_changed_crls_and_retries_a_failed_reload(
-        database_url: str, tmp_path: Path) -> None:
+    database_url: str, tmp_path: Path
+) -> None:
     flag, log = tmp_path / "mosquitto-up", tmp_path / "reloads"
     # the operator's reload command: fails until "Mosquitto" is up
     reloader = Reloader(None, f"sh -c 'test -e {flag} && echo reloaded >> {log}'", 10)

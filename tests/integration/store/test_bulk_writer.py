@@ -32,8 +32,9 @@ def rows(*serials: str) -> tuple[list[DeviceRow], list[TagRow], list[CredentialR
     creds: list[CredentialRow] = []
     for i, serial in enumerate(serials):
         device, credential = ids[2 * i], ids[2 * i + 1]
-        found.append((device, serial, f"{serial} {AWKWARD}", None, "registered", None, None,
-                      None, None))
+        found.append(
+            (device, serial, f"{serial} {AWKWARD}", None, "registered", None, None, None, None)
+        )
         tags.append((device, serial, "line", f"L{i} {AWKWARD}"))
         creds.append((credential, device, "access-token", None, "0" * 64, None))
     return found, tags, creds
@@ -61,7 +62,8 @@ def test_lookups_see_the_batches_queued_before_them(database_url: str) -> None:
 
 
 def test_a_batch_that_fails_after_write_returned_rolls_the_whole_import_back(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     """A serial registered already reaches the insert only if the import's own check
     missed it; the unique constraint then fails the batch when the driver runs it, after
     ``write`` returned (SQLite), and the unit of work reports the conflict."""
@@ -90,7 +92,8 @@ def test_a_batch_that_fails_after_write_returned_rolls_the_whole_import_back(
 
 
 def test_a_failure_elsewhere_waits_for_queued_batches_then_rolls_them_back(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     async def import_that_fails(uow: UnitOfWork) -> None:
         async with uow:
             event = await uow.events.add(NewEvent(EventType.DEVICES_IMPORTED, NOW, "t"))
@@ -121,20 +124,28 @@ def test_an_import_of_several_batches_writes_every_device_once(database_url: str
     from provisiond.services.registration import ImportOptions, register_devices
     from tests.integration.store.test_device_tokens import Sink
 
-    body = "serial,name,colour\n" + "".join(f"S{n:05d},Device {n},c{n % 30}\n"
-                                           for n in range(10_500))
+    body = "serial,name,colour\n" + "".join(
+        f"S{n:05d},Device {n},c{n % 30}\n" for n in range(10_500)
+    )
 
     async def scenario() -> tuple[int, int, list[str], str]:
         async with open_container(load_settings(database_url=database_url)) as c:
             sink = Sink()
             result = await register_devices(
-                c.uow(), scope=OPERATOR,
+                c.uow(),
+                scope=OPERATOR,
                 items=read_import(io.BytesIO(body.encode()), ImportFormat.CSV),
-                options=ImportOptions(batch_size=6_000), sink=sink, actor="t", now=NOW)
-            page = await devices.list_devices(c.uow(), scope=OPERATOR,
-                                              tags={"colour": "c3"}, limit=500)
-            last = await devices.authenticate_device(c.uow(), token=sink.secrets["S10499"],
-                                                     now=c.now())
+                options=ImportOptions(batch_size=6_000),
+                sink=sink,
+                actor="t",
+                now=NOW,
+            )
+            page = await devices.list_devices(
+                c.uow(), scope=OPERATOR, tags={"colour": "c3"}, limit=500
+            )
+            last = await devices.authenticate_device(
+                c.uow(), token=sink.secrets["S10499"], now=c.now()
+            )
             return result.imported, len(sink.secrets), [d.serial for d in page.items], last.serial
 
     imported, secrets, coloured, last = asyncio.run(scenario())

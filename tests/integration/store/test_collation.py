@@ -33,11 +33,45 @@ OPERATOR = Scope.operator()
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 UNDER = "Acme"
 INSIDE = ["Acme", "Acme/West", "Acme/West/Anaheim", "Acme/Wëst & Co", "Acme/Wëst & Co/Ünïcode~1"]
-OUTSIDE = ["Acme&Partners", "Acme&Partners/Site", "Acme+Co", "Acme#1", "Acme$", "Acme%",
-           "Acme~", "Acme=", "Acme.", "Acme.x/Acme", "Acme Co", "Acme-Co", "Acme_x", "Acmé",
-           "ACME", "acme", "Acme0", "Acme!", "Acme'", "Acme(1)", "Acme,", "Acme;", "Acme:",
-           "Acme?", "Acme@", "Acme[", "Acme\\", "Acme^", "Acme`", "Acme{", "Acme|", "Acme}",
-           "Acme\u200b", "Acme\u03b1", "Acme\u03a9", "Bcme", "Abme"]
+OUTSIDE = [
+    "Acme&Partners",
+    "Acme&Partners/Site",
+    "Acme+Co",
+    "Acme#1",
+    "Acme$",
+    "Acme%",
+    "Acme~",
+    "Acme=",
+    "Acme.",
+    "Acme.x/Acme",
+    "Acme Co",
+    "Acme-Co",
+    "Acme_x",
+    "Acmé",
+    "ACME",
+    "acme",
+    "Acme0",
+    "Acme!",
+    "Acme'",
+    "Acme(1)",
+    "Acme,",
+    "Acme;",
+    "Acme:",
+    "Acme?",
+    "Acme@",
+    "Acme[",
+    "Acme\\",
+    "Acme^",
+    "Acme`",
+    "Acme{",
+    "Acme|",
+    "Acme}",
+    "Acme\u200b",
+    "Acme\u03b1",
+    "Acme\u03a9",
+    "Bcme",
+    "Abme",
+]
 LOCALES = {
     "icu": "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
     "glibc": "LOCALE 'en_US.UTF-8'",
@@ -46,7 +80,7 @@ LOCALES = {
 
 def _create(server: str, name: str, locale: str) -> None:
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' {locale}')
+        conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' {locale}")
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +100,11 @@ def locale_server(postgres_template: str) -> Iterator[str]:
             try:
                 _create(cluster.url, name, LOCALES["glibc"])
             except psycopg.errors.WrongObjectType as e:
-                need(False, f"PostgreSQL cannot create an en_US.UTF-8 database ({e}); "
-                            "generate the locale: locale-gen en_US.UTF-8 (scripts/test does)")
+                need(
+                    False,
+                    f"PostgreSQL cannot create an en_US.UTF-8 database ({e}); "
+                    "generate the locale: locale-gen en_US.UTF-8 (scripts/test does)",
+                )
             yield cluster.url
         return
     with psycopg.connect(postgres_template, autocommit=True) as conn:
@@ -109,16 +146,36 @@ async def _check(collated_url: str) -> None:
     async with open_container(load_settings(database_url=collated_url)) as c:
         for i, path in enumerate(INSIDE + OUTSIDE):
             await directory.create_group(c.uow(), scope=OPERATOR, path=path, actor="t", now=NOW)
-            await devices.create_device(c.uow(), scope=OPERATOR, serial=f"D{i:03d}", group=path,
-                                        tags={"k": "v"},
-                                        actor="t", now=NOW)
-            await directory.create_user(c.uow(), scope=OPERATOR, email=f"u{i}@example.com",
-                                        password="correct horse battery", role="viewer",
-                                        group=path, actor="t", now=NOW)
-            await webhooks.create_webhook(c.uow(), scope=OPERATOR, group=path,
-                                          url=f"https://h{i}.example/",
-                                          events=None, actor="t", now=NOW,
-                                          sealer=c.sealer, guard=c.webhook_guard)
+            await devices.create_device(
+                c.uow(),
+                scope=OPERATOR,
+                serial=f"D{i:03d}",
+                group=path,
+                tags={"k": "v"},
+                actor="t",
+                now=NOW,
+            )
+            await directory.create_user(
+                c.uow(),
+                scope=OPERATOR,
+                email=f"u{i}@example.com",
+                password="correct horse battery",
+                role="viewer",
+                group=path,
+                actor="t",
+                now=NOW,
+            )
+            await webhooks.create_webhook(
+                c.uow(),
+                scope=OPERATOR,
+                group=path,
+                url=f"https://h{i}.example/",
+                events=None,
+                actor="t",
+                now=NOW,
+                sealer=c.sealer,
+                guard=c.webhook_guard,
+            )
         inside_serials = {f"D{i:03d}" for i, _ in enumerate(INSIDE)}
         inside_emails = {f"u{i}@example.com" for i, _ in enumerate(INSIDE)}
 
@@ -128,13 +185,15 @@ async def _check(collated_url: str) -> None:
             assert {u.email for u in await uow.users.list(UNDER)} == inside_emails
             ids = await uow.devices.search(DeviceFilter(group=UNDER), after=None, limit=500)
             assert {d.serial for d in ids} == inside_serials
-            ids = await uow.devices.search(DeviceFilter(group=UNDER, tags={"k": "v"}),
-                                           after=None, limit=500)
+            ids = await uow.devices.search(
+                DeviceFilter(group=UNDER, tags={"k": "v"}), after=None, limit=500
+            )
             assert {d.serial for d in ids} == inside_serials
             hooks = await uow.webhooks.in_subtree(UNDER)
             assert len(hooks) == len(INSIDE)
-            funnel = await uow.insights.funnel(UNDER, with_stock=False,
-                                               since=NOW - timedelta(days=1))
+            funnel = await uow.insights.funnel(
+                UNDER, with_stock=False, since=NOW - timedelta(days=1)
+            )
             assert funnel.base[0] + sum(d[0] for d in funnel.days.values()) == len(INSIDE)
             events = await uow.insights.latest_events(UNDER, limit=500)
             assert {e.serial for e in events if e.serial} <= inside_serials

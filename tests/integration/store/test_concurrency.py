@@ -33,7 +33,6 @@ class Sink:
     def prepare(self) -> None:
         self.prepared = True
 
-
     def commit(self) -> None:
         pass
 
@@ -73,14 +72,22 @@ def all_serials(database_url: str) -> list[str]:
 
 
 def test_two_overlapping_imports_one_wins_whole(database_url: str) -> None:
-    files = [b"serial\n" + b"".join(f"R{n:04d}\n".encode() for n in range(0, 300)),
-             b"serial\n" + b"".join(f"R{n:04d}\n".encode() for n in range(200, 400))]
+    files = [
+        b"serial\n" + b"".join(f"R{n:04d}\n".encode() for n in range(0, 300)),
+        b"serial\n" + b"".join(f"R{n:04d}\n".encode() for n in range(200, 400)),
+    ]
     sinks = [Sink(), Sink()]
 
     async def work(c: Any, i: int) -> object:
         return await register_devices(
-            c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(files[i]), ImportFormat.CSV),
-            options=ImportOptions(batch_size=50), sink=sinks[i], actor=f"t{i}", now=NOW)
+            c.uow(),
+            scope=OPERATOR,
+            items=read_import(io.BytesIO(files[i]), ImportFormat.CSV),
+            options=ImportOptions(batch_size=50),
+            sink=sinks[i],
+            actor=f"t{i}",
+            now=NOW,
+        )
 
     results = race(database_url, work)
     failures = [r for r in results if isinstance(r, Exception)]
@@ -95,8 +102,9 @@ def test_two_overlapping_imports_one_wins_whole(database_url: str) -> None:
 
 def test_same_serial_created_twice_at_once(database_url: str) -> None:
     async def work(c: Any, _: int) -> object:
-        return await devices.create_device(c.uow(), scope=OPERATOR,
-                                           serial="SAME-1", actor="t", now=NOW)
+        return await devices.create_device(
+            c.uow(), scope=OPERATOR, serial="SAME-1", actor="t", now=NOW
+        )
 
     results = race(database_url, work, n=4)
     assert sum(not isinstance(r, Exception) for r in results) == 1, results
@@ -106,8 +114,9 @@ def test_same_serial_created_twice_at_once(database_url: str) -> None:
 
 def test_same_group_created_at_once(database_url: str) -> None:
     async def work(c: Any, _: int) -> object:
-        return await directory.create_group(c.uow(), scope=OPERATOR,
-                                            path="Org/Region/Site", actor="t", now=NOW)
+        return await directory.create_group(
+            c.uow(), scope=OPERATOR, path="Org/Region/Site", actor="t", now=NOW
+        )
 
     results = race(database_url, work, n=4)
     # Each caller either created the group or was told a concurrent caller did.

@@ -32,7 +32,6 @@ class Sink:
     def prepare(self) -> None:
         return None
 
-
     def commit(self) -> None:
         pass
 
@@ -40,13 +39,19 @@ class Sink:
 def test_every_issued_token_works_and_only_for_its_device(database_url: str) -> None:
     async def scenario() -> None:
         async with open_container(load_settings(database_url=database_url)) as c:
-            _, issued = await devices.create_device(c.uow(), scope=OPERATOR,
-                                                    serial="T1", actor="t", now=NOW)
+            _, issued = await devices.create_device(
+                c.uow(), scope=OPERATOR, serial="T1", actor="t", now=NOW
+            )
             sink = Sink()
             await register_devices(
-                c.uow(), scope=OPERATOR,
+                c.uow(),
+                scope=OPERATOR,
                 items=read_import(io.BytesIO(b"serial\nT2\nT3\n"), ImportFormat.CSV),
-                options=ImportOptions(batch_size=1), sink=sink, actor="t", now=NOW)
+                options=ImportOptions(batch_size=1),
+                sink=sink,
+                actor="t",
+                now=NOW,
+            )
             tokens = {"T1": issued.secret, **sink.secrets}
             for serial, token in tokens.items():
                 device = await devices.authenticate_device(c.uow(), token=token, now=c.now())
@@ -55,7 +60,9 @@ def test_every_issued_token_works_and_only_for_its_device(database_url: str) -> 
             forged = [
                 f"{selector}.{verifier[:-1]}{'A' if verifier[-1] != 'A' else 'B'}",
                 f"{tokens['T3'].partition('.')[0]}.{verifier}",  # T2's verifier, T3's id
-                verifier, "", "x" * 45,
+                verifier,
+                "",
+                "x" * 45,
             ]
             for token in forged:
                 with pytest.raises(Unauthenticated):

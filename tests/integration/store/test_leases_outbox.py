@@ -19,10 +19,12 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 def test_a_lease_has_one_holder_until_it_expires(database_url: str) -> None:
     async def main() -> list[object]:
         async with open_container(load_settings(database_url=database_url)) as c:
+
             async def take(holder: str, at: datetime) -> bool:
                 async with c.uow() as uow:
-                    held = await uow.leases.acquire("outbox", holder, at,
-                                                    at + timedelta(seconds=30))
+                    held = await uow.leases.acquire(
+                        "outbox", holder, at, at + timedelta(seconds=30)
+                    )
                     await uow.commit()
                     return held
 
@@ -47,17 +49,20 @@ def test_the_outbox_receives_exactly_the_events_integrations_use(database_url: s
     async def main() -> tuple[list[str], int]:
         async with open_container(load_settings(database_url=database_url)) as c:
             async with c.uow() as uow:
-                for kind in (EventType.DEVICE_CLAIMED, EventType.USER_SIGNED_IN,
-                             EventType.CREDENTIALS_REVOKED, EventType.GROUP_CREATED,
-                             EventType.DEVICES_IMPORTED):
+                for kind in (
+                    EventType.DEVICE_CLAIMED,
+                    EventType.USER_SIGNED_IN,
+                    EventType.CREDENTIALS_REVOKED,
+                    EventType.GROUP_CREATED,
+                    EventType.DEVICES_IMPORTED,
+                ):
                     await uow.events.add(NewEvent(kind, T0, "tests"))
                 await uow.commit()
             async with c.uow() as uow:  # rolled back: nothing queued
                 await uow.events.add(NewEvent(EventType.DEVICE_DELETED, T0, "tests"))
             async with c.uow().read() as uow:
                 queued = await uow.outbox.take(100)
-                return ([e.type.value for _, e in queued if e is not None],
-                        await uow.outbox.size())
+                return ([e.type.value for _, e in queued if e is not None], await uow.outbox.size())
 
     types, size = asyncio.run(main())
     assert types == ["device.claimed", "credentials.revoked", "devices.imported"]
@@ -80,6 +85,7 @@ def test_background_work_runs_in_one_instance_at_a_time(database_url: str) -> No
                     if len(ran) >= 40:
                         done.set()
                     return 0
+
                 return Loop(loop_name, step, idle=0.01, lease="shared")
 
             first = Background(c.uow, c.now, [worker("a", "one"), worker("a", "two")])
@@ -119,6 +125,7 @@ def test_instances_count_each_other_and_share_rate_limits(database_url: str) -> 
                         both.set()
                     if i == 0 and seen[0][-1] == 1 and both.is_set():
                         alone.set()
+
                 return record
 
             instances = []
@@ -142,8 +149,9 @@ def test_instances_count_each_other_and_share_rate_limits(database_url: str) -> 
     assert refused_after > 0  # the 31st request of a 60/min limit shared by two: refused
 
 
-def test_stopping_lets_a_step_in_progress_finish(sqlite_url: str,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stopping_lets_a_step_in_progress_finish(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """stop() waits for the step a loop is in (its transaction ends as written, not cut
     by cancellation); a step that outlasts the grace period is cancelled."""
     from provisiond.services import background
@@ -174,8 +182,9 @@ def test_stopping_lets_a_step_in_progress_finish(sqlite_url: str,
                     raise
                 return 1
 
-            b = Background(c.uow, c.now, [Loop("finishing", step, idle=0.01),
-                                          Loop("stuck", never, idle=0.01)])
+            b = Background(
+                c.uow, c.now, [Loop("finishing", step, idle=0.01), Loop("stuck", never, idle=0.01)]
+            )
             await b.start()
             await asyncio.wait_for(asyncio.gather(inside.wait(), stuck_inside.wait()), 30)
             stopping = asyncio.create_task(b.stop())

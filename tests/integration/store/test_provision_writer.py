@@ -36,22 +36,27 @@ async def container(database_url: str) -> AsyncIterator[Container]:
 
 
 def new_device(serial: str) -> tuple[Device, NewEvent]:
-    device = Device(new_id(), serial, serial, None, DeviceState.REGISTERED, None, None, None,
-                    None, NOW, NOW)
-    return device, NewEvent(EventType.DEVICE_REGISTERED, NOW, "test", device_id=device.id,
-                            serial=serial)
+    device = Device(
+        new_id(), serial, serial, None, DeviceState.REGISTERED, None, None, None, None, NOW, NOW
+    )
+    return device, NewEvent(
+        EventType.DEVICE_REGISTERED, NOW, "test", device_id=device.id, serial=serial
+    )
 
 
 def add(serial: str, *, then: Callable[[], None] | None = None) -> Callable[[ProvisionTx], str]:
     """A job registering ``serial`` with two events; ``then`` runs after its writes."""
+
     def job(tx: ProvisionTx) -> str:
         device, registered = new_device(serial)
         tx.add_device(device, model_id=None, registered=registered)
-        tx.add_event(NewEvent(EventType.DEVICE_PROVISIONED, NOW, "test", device_id=device.id,
-                              serial=serial))
+        tx.add_event(
+            NewEvent(EventType.DEVICE_PROVISIONED, NOW, "test", device_id=device.id, serial=serial)
+        )
         if then is not None:
             then()
         return serial
+
     return job
 
 
@@ -91,8 +96,10 @@ def test_waiting_jobs_share_one_transaction(database_url: str) -> None:
             # the blocker's batch, then all twenty in one transaction and one commit
             assert c.provision_writer.batches - before == 2
             assert await registered(c) == [f"G-{i:02}" for i in range(20)]
-            assert await events_of(c, "G-07") == [EventType.DEVICE_REGISTERED,
-                                                 EventType.DEVICE_PROVISIONED]
+            assert await events_of(c, "G-07") == [
+                EventType.DEVICE_REGISTERED,
+                EventType.DEVICE_PROVISIONED,
+            ]
 
     asyncio.run(main())
 
@@ -105,14 +112,17 @@ def test_a_failing_job_fails_alone(database_url: str) -> None:
         async with container(database_url) as c:
             gate = threading.Event()
             blocker = await held(c, gate)
-            jobs = [c.provision_writer.submit(add(f"F-{i:02}", then=boom if i == 5 else None))
-                    for i in range(10)]
+            jobs = [
+                c.provision_writer.submit(add(f"F-{i:02}", then=boom if i == 5 else None))
+                for i in range(10)
+            ]
             gate.set()
             results = await asyncio.gather(*jobs, return_exceptions=True)
             await blocker
             assert isinstance(results[5], ValueError)
-            assert [r for i, r in enumerate(results) if i != 5] == \
-                [f"F-{i:02}" for i in range(10) if i != 5]
+            assert [r for i, r in enumerate(results) if i != 5] == [
+                f"F-{i:02}" for i in range(10) if i != 5
+            ]
             # its writes were rolled back, nobody else's
             assert await registered(c) == [f"F-{i:02}" for i in range(10) if i != 5]
 
@@ -126,8 +136,9 @@ def test_a_constraint_violation_is_the_violators_only(database_url: str) -> None
             blocker = await held(c, gate)
             # two jobs write the same serial (provisioning reads first and never does this;
             # another process can): the batch is rolled back, each job runs again alone
-            jobs = [c.provision_writer.submit(add(serial))
-                    for serial in ("C-1", "C-2", "C-1", "C-3")]
+            jobs = [
+                c.provision_writer.submit(add(serial)) for serial in ("C-1", "C-2", "C-1", "C-3")
+            ]
             gate.set()
             results = await asyncio.gather(*jobs, return_exceptions=True)
             await blocker
@@ -206,7 +217,8 @@ def test_sqlite_log_is_copied_back_beside_the_writer(sqlite_url: str, tmp_path: 
             alone = sqlite3.connect(tmp_path / "alone.db")
             try:
                 count = alone.execute(
-                    "SELECT count(*) FROM devices WHERE serial LIKE 'W-%'").fetchone()[0]
+                    "SELECT count(*) FROM devices WHERE serial LIKE 'W-%'"
+                ).fetchone()[0]
             finally:
                 alone.close()
             assert count == 300

@@ -22,9 +22,11 @@ OPERATOR = Scope.operator()
 
 APP_KEY = "2B7E151628AED2A6ABF7158809CF4F3C"
 JOIN_EUI = "70B3D57ED0000010"
-ROWS = ("Device EUI, Join EUI, Application Key\n"
-        f"0018B20000000101, {JOIN_EUI}, {APP_KEY}\n"
-        f"0018B20000000102, {JOIN_EUI}, 000102030405060708090A0B0C0D0E0F\n")
+ROWS = (
+    "Device EUI, Join EUI, Application Key\n"
+    f"0018B20000000101, {JOIN_EUI}, {APP_KEY}\n"
+    f"0018B20000000102, {JOIN_EUI}, 000102030405060708090A0B0C0D0E0F\n"
+)
 
 
 @pytest.fixture
@@ -33,12 +35,22 @@ def standin() -> Iterator[StandIn]:
         yield s
 
 
-def settings_for(database_url: str, standin: StandIn, *, passphrase: str | None = None,
-                 **tts: Any) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         device_key_passphrase=passphrase, tts={
-        "url": standin.url, "api_key": standin.api_key, "application_id": "kanarra-meters",
-        "frequency_plan_id": "EU_863_870_TTN", "timeout_seconds": 5, **tts})
+def settings_for(
+    database_url: str, standin: StandIn, *, passphrase: str | None = None, **tts: Any
+) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        device_key_passphrase=passphrase,
+        tts={
+            "url": standin.url,
+            "api_key": standin.api_key,
+            "application_id": "kanarra-meters",
+            "frequency_plan_id": "EU_863_870_TTN",
+            "timeout_seconds": 5,
+            **tts,
+        },
+    )
 
 
 async def settle(c: Container) -> int:
@@ -53,10 +65,20 @@ async def settle(c: Container) -> int:
     return handled
 
 
-async def import_meters(c: Container, group: str | None = "Kanarra/Meters",
-                        profile: str | None = None, rows: str = ROWS) -> None:
-    await directory.create_group(c.uow(), scope=OPERATOR,
-                                 path="Kanarra/Meters", actor="tests", now=c.now())
-    await register_lorawan(c.uow(), stream=io.BytesIO(rows.encode()), sealer=c.sealer,
-                           sink=NullSink(), actor="tests", now=c.now(), group=group,
-                           profile=profile, source="meters.csv")
+async def import_meters(
+    c: Container, group: str | None = "Kanarra/Meters", profile: str | None = None, rows: str = ROWS
+) -> None:
+    await directory.create_group(
+        c.uow(), scope=OPERATOR, path="Kanarra/Meters", actor="tests", now=c.now()
+    )
+    await register_lorawan(
+        c.uow(),
+        stream=io.BytesIO(rows.encode()),
+        sealer=c.sealer,
+        sink=NullSink(),
+        actor="tests",
+        now=c.now(),
+        group=group,
+        profile=profile,
+        source="meters.csv",
+    )

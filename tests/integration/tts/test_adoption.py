@@ -51,8 +51,9 @@ async def adopt(c: Container, serial: str = FIRST) -> dict[str, Any]:
 
 
 async def device_id_of(c: Container, serial: str) -> str:
-    device, _creds, _events = await device_service.get_device_detail(c.uow(), scope=OPERATOR,
-                                                                     serial=serial)
+    device, _creds, _events = await device_service.get_device_detail(
+        c.uow(), scope=OPERATOR, serial=serial
+    )
     return str(device.id)
 
 
@@ -70,8 +71,13 @@ async def forget_records(c: Container) -> None:
 
 
 def test_adopting_an_end_device_with_the_same_id(database_url: str, standin: StandIn) -> None:
-    standin.plant(FIRST_ID, dev_eui=FIRST, join_eui=JOIN_EUI, name="Field trial meter",
-                  attributes={"owner": "field-team"})
+    standin.plant(
+        FIRST_ID,
+        dev_eui=FIRST,
+        join_eui=JOIN_EUI,
+        name="Field trial meter",
+        attributes={"owner": "field-team"},
+    )
     settings = settings_for(database_url, standin)
 
     async def work(c: Container) -> Any:
@@ -81,27 +87,46 @@ def test_adopting_an_end_device_with_the_same_id(database_url: str, standin: Sta
         return result, await device_id_of(c, FIRST), await state(c)
 
     result, owner, (records, pending, events) = within(settings, work)
-    assert result == {"serial": FIRST, "application_id": "kanarra-meters",
-                      "end_device_id": FIRST_ID, "status": "registered", "error": None}
+    assert result == {
+        "serial": FIRST,
+        "application_id": "kanarra-meters",
+        "end_device_id": FIRST_ID,
+        "status": "registered",
+        "error": None,
+    }
     identity = standin.end_device(FIRST_ID)
     assert identity is not None
-    assert identity["attributes"] == {"owner": "field-team", "provisiond-device-id": owner,
-                                      "provisiond-serial": FIRST}  # theirs kept, ours added
+    assert identity["attributes"] == {
+        "owner": "field-team",
+        "provisiond-device-id": owner,
+        "provisiond-serial": FIRST,
+    }  # theirs kept, ours added
     assert standin.end_device(FIRST_ID, "js")["root_keys"]["app_key"]["key"] == APP_KEY  # type: ignore[index]
     assert (records[FIRST].status, records[FIRST].origin) == ("registered", "adopted")
     assert pending == []
     [adopted] = kinds(events, "lorawan.adopted")
     assert (adopted.actor, adopted.serial, adopted.data["end_device_id"]) == (
-        "cli:ops", FIRST, FIRST_ID)
+        "cli:ops",
+        FIRST,
+        FIRST_ID,
+    )
     assert adopted.data["attributes_before"] == {"owner": "field-team"}
     assert adopted.group_id is not None  # seen in the device's group's scope
-    assert [e.type.value for e in events].index("lorawan.registered") < \
-        [e.type.value for e in events].index("lorawan.adopted")  # latest first
+    assert [e.type.value for e in events].index("lorawan.registered") < [
+        e.type.value for e in events
+    ].index("lorawan.adopted")  # latest first
 
     async def release(c: Container) -> Any:
-        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
-                                            password="correct horse battery", role="admin",
-                                            group="Kanarra", actor="tests", now=c.now())
+        admin = await directory.create_user(
+            c.uow(),
+            scope=OPERATOR,
+            email="boss@kanarra.example",
+            password="correct horse battery",
+            role="admin",
+            group="Kanarra",
+            actor="tests",
+            now=c.now(),
+        )
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
         await settle(c)
         return await state(c)
@@ -113,7 +138,8 @@ def test_adopting_an_end_device_with_the_same_id(database_url: str, standin: Sta
 
 
 def test_adopting_an_end_device_under_another_id_and_finding_it_after_a_restore(
-        database_url: str, standin: StandIn) -> None:
+    database_url: str, standin: StandIn
+) -> None:
     standin.plant("meter-kitchen", dev_eui=FIRST, join_eui=JOIN_EUI, name="Kitchen meter")
     settings = settings_for(database_url, standin)
 
@@ -127,8 +153,7 @@ def test_adopting_an_end_device_under_another_id_and_finding_it_after_a_restore(
 
     result, in_step, (records, _pending, _events) = within(settings, work)
     assert (result["end_device_id"], result["status"]) == ("meter-kitchen", "registered")
-    assert (records[FIRST].end_device_id, records[FIRST].origin) == ("meter-kitchen",
-                                                                     "adopted")
+    assert (records[FIRST].end_device_id, records[FIRST].origin) == ("meter-kitchen", "adopted")
     assert in_step["registered"] == []
     assert in_step["waiting"] == {}
     for component in ("is", "js", "ns", "as"):  # no eui-… beside it
@@ -147,13 +172,13 @@ def test_adopting_an_end_device_under_another_id_and_finding_it_after_a_restore(
     report, (records, _pending, _events) = within(settings, restored)
     assert len(report["registered"]) == 2
     assert report["waiting"] == {}
-    assert (records[FIRST].end_device_id, records[FIRST].status) == ("meter-kitchen",
-                                                                     "registered")
+    assert (records[FIRST].end_device_id, records[FIRST].status) == ("meter-kitchen", "registered")
     assert standin.devices("is") == {"meter-kitchen", SECOND_ID}
 
     async def delete(c: Container) -> Any:
-        await device_service.delete_device(c.uow(), scope=OPERATOR,
-                                           serial=FIRST, actor="tests", now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial=FIRST, actor="tests", now=c.now()
+        )
         await settle(c)
         return await state(c)
 
@@ -162,8 +187,7 @@ def test_adopting_an_end_device_under_another_id_and_finding_it_after_a_restore(
     assert [e.serial for e in kinds(events, "lorawan.removed")] == [FIRST]
 
 
-def test_a_restored_database_finds_its_own_end_devices(database_url: str,
-                                                       standin: StandIn) -> None:
+def test_a_restored_database_finds_its_own_end_devices(database_url: str, standin: StandIn) -> None:
     settings = settings_for(database_url, standin)
 
     async def work(c: Container) -> Any:
@@ -180,11 +204,15 @@ def test_a_restored_database_finds_its_own_end_devices(database_url: str,
     assert {r.status for r in records.values()} == {"registered"}
     assert kinds(events, "lorawan.conflict") == []
     assert [r.method for r in standin.requests if r.component == "is"][-3:] == [
-        "POST", "GET", "PUT"]  # 409: read the mark, then update its own
+        "POST",
+        "GET",
+        "PUT",
+    ]  # 409: read the mark, then update its own
 
 
 def test_end_devices_registered_before_the_mark_are_still_provisionds(
-        database_url: str, standin: StandIn) -> None:
+    database_url: str, standin: StandIn
+) -> None:
     settings = settings_for(database_url, standin)
 
     def strip_marks() -> None:  # what provisiond wrote before the mark: the serial only
@@ -203,8 +231,9 @@ def test_end_devices_registered_before_the_mark_are_still_provisionds(
     strip_marks()
 
     async def delete_then_sync(c: Container) -> Any:
-        await device_service.delete_device(c.uow(), scope=OPERATOR,
-                                           serial=SECOND, actor="tests", now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial=SECOND, actor="tests", now=c.now()
+        )
         await settle(c)
         async with c.tts_sync() as tts:
             marked = (await tts.sync_all()).as_dict()
@@ -234,7 +263,8 @@ def test_end_devices_registered_before_the_mark_are_still_provisionds(
 
 
 def test_adoption_is_refused_when_there_is_nothing_to_adopt_or_it_cannot_be_this_device(
-        database_url: str, standin: StandIn) -> None:
+    database_url: str, standin: StandIn
+) -> None:
     settings = settings_for(database_url, standin)
     standin.plant("spare-7", dev_eui=SECOND, join_eui=JOIN_EUI, application="kanarra-spare")
 
@@ -242,7 +272,7 @@ def test_adoption_is_refused_when_there_is_nothing_to_adopt_or_it_cannot_be_this
         before = (len(standin.requests), await state(c))
         with pytest.raises(ProvisiondError) as err:
             await adopt(c, serial)
-        writes = [r for r in standin.requests[before[0]:] if r.method != "GET"]
+        writes = [r for r in standin.requests[before[0] :] if r.method != "GET"]
         assert writes == []  # nothing changed in The Things Stack …
         assert await state(c) == before[1]  # … nor here: no record, no event
         return err.value
@@ -257,15 +287,26 @@ def test_adoption_is_refused_when_there_is_nothing_to_adopt_or_it_cannot_be_this
         standin.plant(FIRST_ID, dev_eui=FIRST, join_eui="70B3D57ED0000099")
         refused.append(await refusal(c))  # another radio's EUIs under its ID
         standin.forget(FIRST_ID)
-        standin.plant(FIRST_ID, dev_eui=FIRST, join_eui=JOIN_EUI,
-                      attributes={f"tag-{n}": "x" for n in range(10)})
+        standin.plant(
+            FIRST_ID,
+            dev_eui=FIRST,
+            join_eui=JOIN_EUI,
+            attributes={f"tag-{n}": "x" for n in range(10)},
+        )
         refused.append(await refusal(c))  # no room for the mark
         refused.append(await refusal(c, SECOND))  # in another application
         standin.fail("is", 503, method="GET")
         refused.append(await refusal(c))  # The Things Stack does not answer
-        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="ops@kanarra.example",
-                                            password="correct horse battery", role="admin",
-                                            group="Kanarra", actor="tests", now=c.now())
+        admin = await directory.create_user(
+            c.uow(),
+            scope=OPERATOR,
+            email="ops@kanarra.example",
+            password="correct horse battery",
+            role="admin",
+            group="Kanarra",
+            actor="tests",
+            now=c.now(),
+        )
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
         await settle(c)
         refused.append(await refusal(c))  # released: provisiond registers it no more
@@ -273,13 +314,20 @@ def test_adoption_is_refused_when_there_is_nothing_to_adopt_or_it_cannot_be_this
 
     refused = within(settings, work)
     assert [kind for kind, _ in refused] == [
-        DeviceNotFound, NothingToAdopt, NothingToAdopt, AdoptionRefused, AdoptionRefused,
-        AdoptionRefused, TtsUnavailable, InvalidTransition]
+        DeviceNotFound,
+        NothingToAdopt,
+        NothingToAdopt,
+        AdoptionRefused,
+        AdoptionRefused,
+        AdoptionRefused,
+        TtsUnavailable,
+        InvalidTransition,
+    ]
     details = [detail for _, detail in refused]
-    assert f"end device {FIRST_ID} in application kanarra-meters is provisiond's already" \
-        in details[1]
-    assert f"has no end device {FIRST_ID} in application kanarra-meters to adopt" \
-        in details[2]
+    assert (
+        f"end device {FIRST_ID} in application kanarra-meters is provisiond's already" in details[1]
+    )
+    assert f"has no end device {FIRST_ID} in application kanarra-meters to adopt" in details[2]
     assert "JoinEUI 70B3D57ED0000099" in details[3]
     assert "10 attributes" in details[4]
     assert "spare-7, is in application kanarra-spare" in details[5]

@@ -24,8 +24,9 @@ FIRST, SECOND = "0018B20000000101", "0018B20000000102"
 FIRST_ID, SECOND_ID = "eui-0018b20000000101", "eui-0018b20000000102"
 
 
-def snapshot(standin: StandIn, device_id: str, application: str = "kanarra-meters"
-             ) -> dict[str, Any]:
+def snapshot(
+    standin: StandIn, device_id: str, application: str = "kanarra-meters"
+) -> dict[str, Any]:
     return {c: standin.end_device(device_id, c, application) for c in COMPONENTS}
 
 
@@ -40,10 +41,16 @@ def kinds(events: list[Any], kind: str) -> list[Any]:
     return [e for e in events if e.type.value == kind]
 
 
-def test_a_foreign_end_device_with_the_same_id_is_left_as_it_is(database_url: str,
-                                                                standin: StandIn) -> None:
-    standin.plant(FIRST_ID, dev_eui=FIRST, join_eui=JOIN_EUI, name="Field trial meter",
-                  attributes={"owner": "field-team"})
+def test_a_foreign_end_device_with_the_same_id_is_left_as_it_is(
+    database_url: str, standin: StandIn
+) -> None:
+    standin.plant(
+        FIRST_ID,
+        dev_eui=FIRST,
+        join_eui=JOIN_EUI,
+        name="Field trial meter",
+        attributes={"owner": "field-team"},
+    )
     before = snapshot(standin, FIRST_ID)
     settings = settings_for(database_url, standin)
 
@@ -70,9 +77,16 @@ def test_a_foreign_end_device_with_the_same_id_is_left_as_it_is(database_url: st
     async def again_then_release(c: Container) -> Any:
         async with c.tts_sync() as tts:
             report = (await tts.sync_all()).as_dict()
-        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
-                                            password="correct horse battery", role="admin",
-                                            group="Kanarra", actor="tests", now=c.now())
+        admin = await directory.create_user(
+            c.uow(),
+            scope=OPERATOR,
+            email="boss@kanarra.example",
+            password="correct horse battery",
+            role="admin",
+            group="Kanarra",
+            actor="tests",
+            now=c.now(),
+        )
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
         await settle(c)
         return report, await state(c)
@@ -86,7 +100,8 @@ def test_a_foreign_end_device_with_the_same_id_is_left_as_it_is(database_url: st
 
 
 def test_release_and_delete_leave_an_end_device_someone_else_registered_since(
-        database_url: str, standin: StandIn) -> None:
+    database_url: str, standin: StandIn
+) -> None:
     settings = settings_for(database_url, standin)
 
     async def register(c: Container) -> None:
@@ -98,18 +113,31 @@ def test_release_and_delete_leave_an_end_device_someone_else_registered_since(
     # since then the field team deleted both in the Console and registered their own
     for device_id, dev_eui in ((FIRST_ID, FIRST), (SECOND_ID, SECOND)):
         standin.forget(device_id)
-        standin.plant(device_id, dev_eui=dev_eui, join_eui=JOIN_EUI, name="Theirs now",
-                      attributes={"owner": "field-team"})
+        standin.plant(
+            device_id,
+            dev_eui=dev_eui,
+            join_eui=JOIN_EUI,
+            name="Theirs now",
+            attributes={"owner": "field-team"},
+        )
     before = {d: snapshot(standin, d) for d in (FIRST_ID, SECOND_ID)}
     standin.requests.clear()
 
     async def release_and_delete(c: Container) -> Any:
-        admin = await directory.create_user(c.uow(), scope=OPERATOR, email="boss@kanarra.example",
-                                            password="correct horse battery", role="admin",
-                                            group="Kanarra", actor="tests", now=c.now())
+        admin = await directory.create_user(
+            c.uow(),
+            scope=OPERATOR,
+            email="boss@kanarra.example",
+            password="correct horse battery",
+            role="admin",
+            group="Kanarra",
+            actor="tests",
+            now=c.now(),
+        )
         await release_device(c.uow(), user=admin, serial=FIRST, now=c.now())
-        await device_service.delete_device(c.uow(), scope=OPERATOR,
-                                           serial=SECOND, actor="tests", now=c.now())
+        await device_service.delete_device(
+            c.uow(), scope=OPERATOR, serial=SECOND, actor="tests", now=c.now()
+        )
         await settle(c)
         return await state(c)
 
@@ -124,8 +152,9 @@ def test_release_and_delete_leave_an_end_device_someone_else_registered_since(
     assert kinds(events, "lorawan.removed") == []
 
 
-def test_a_deveui_registered_under_another_id_is_not_taken(database_url: str,
-                                                           standin: StandIn) -> None:
+def test_a_deveui_registered_under_another_id_is_not_taken(
+    database_url: str, standin: StandIn
+) -> None:
     # the first meter is already "meter-kitchen" here; the second, in another application
     standin.plant("meter-kitchen", dev_eui=FIRST, join_eui=JOIN_EUI, name="Kitchen meter")
     standin.plant("spare-7", dev_eui=SECOND, join_eui=JOIN_EUI, application="kanarra-spare")
@@ -138,23 +167,30 @@ def test_a_deveui_registered_under_another_id_is_not_taken(database_url: str,
         return await state(c)
 
     records, pending, events = within(settings, work)
-    assert (snapshot(standin, "meter-kitchen"),
-            snapshot(standin, "spare-7", "kanarra-spare")) == before
+    assert (
+        snapshot(standin, "meter-kitchen"),
+        snapshot(standin, "spare-7", "kanarra-spare"),
+    ) == before
     for component in COMPONENTS:  # nothing half-registered beside them
         assert standin.devices(component, "kanarra-meters") <= {"meter-kitchen"}
     # read to see whose they are; the only writes are the two refused creates
-    assert [(r.method, r.component, r.status) for r in standin.requests
-            if r.method != "GET"] == [("POST", "is", 409), ("POST", "is", 409)]
+    assert [(r.method, r.component, r.status) for r in standin.requests if r.method != "GET"] == [
+        ("POST", "is", 409),
+        ("POST", "is", 409),
+    ]
     assert (records[FIRST].status, records[SECOND].status) == ("conflict", "conflict")
-    assert "DevEUI 0018B20000000101 is registered as meter-kitchen in application " \
+    assert (
+        "DevEUI 0018B20000000101 is registered as meter-kitchen in application "
         "kanarra-meters" in (records[FIRST].last_error or "")
+    )
     assert "as spare-7 in application kanarra-spare" in (records[SECOND].last_error or "")
     assert pending == []
     assert len(kinds(events, "lorawan.conflict")) == 2
 
 
 def test_a_deveui_a_join_server_holds_under_another_id_is_not_taken(
-        database_url: str, standin: StandIn) -> None:
+    database_url: str, standin: StandIn
+) -> None:
     # only the Join Server knows it (its Identity Server record was deleted, or it is a
     # Join Server of its own): the Join Server refuses our end device
     standin.plant("old-meter", dev_eui=FIRST, join_eui=JOIN_EUI, components=["js"])
@@ -169,10 +205,16 @@ def test_a_deveui_a_join_server_holds_under_another_id_is_not_taken(
     records, pending, _events = within(settings, work)
     assert snapshot(standin, "old-meter") == before
     assert standin.devices("is") == {SECOND_ID}  # what this attempt created is gone again
-    assert standin.writes(FIRST_ID) == [("POST", "is", 201), ("PUT", "js", 409),
-                                        ("DELETE", "as", 404), ("DELETE", "ns", 404),
-                                        ("DELETE", "js", 404), ("DELETE", "is", 200)]
+    assert standin.writes(FIRST_ID) == [
+        ("POST", "is", 201),
+        ("PUT", "js", 409),
+        ("DELETE", "as", 404),
+        ("DELETE", "ns", 404),
+        ("DELETE", "js", 404),
+        ("DELETE", "is", 200),
+    ]
     assert records[FIRST].status == "conflict"
     assert "the Join Server holds DevEUI 0018B20000000101 as old-meter" in (
-        records[FIRST].last_error or "")
+        records[FIRST].last_error or ""
+    )
     assert pending == []

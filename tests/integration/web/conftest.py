@@ -46,9 +46,9 @@ class Server:
 def make_token(settings: Settings, name: str = "tests") -> str:
     async def create() -> str:
         async with open_container(settings) as c:
-            _, secret = await directory.create_token(c.uow(), scope=OPERATOR,
-                                                     name=name, actor="tests",
-                                                     now=c.now())
+            _, secret = await directory.create_token(
+                c.uow(), scope=OPERATOR, name=name, actor="tests", now=c.now()
+            )
             return secret
 
     return asyncio.run(create())
@@ -63,9 +63,15 @@ def server_settings(database_url: str) -> Settings:
 def server(server_settings: Settings) -> Iterator[Server]:
     port = free_port()
     app = create_app(server_settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False, lifespan="on",
-                            proxy_headers=False)  # as `serve`: the app finds the client
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        proxy_headers=False,
+    )  # as `serve`: the app finds the client
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -79,8 +85,7 @@ def server(server_settings: Settings) -> Iterator[Server]:
     if not uv.started:
         pytest.fail("the server did not start")
     try:
-        yield Server(f"http://127.0.0.1:{port}", make_token(server_settings), server_settings,
-                     app)
+        yield Server(f"http://127.0.0.1:{port}", make_token(server_settings), server_settings, app)
     finally:
         uv.should_exit = True
         thread.join(timeout=30)

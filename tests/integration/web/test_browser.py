@@ -37,7 +37,7 @@ def write_y4m(path: Path, text: str, width: int = 640, height: int = 480) -> Non
     left, top = (width - modules * scale) // 2, (height - modules * scale) // 2
     for y, row in enumerate(qr.matrix_iter(scale=scale, border=4)):
         start = (top + y) * width + left
-        luma[start:start + len(row)] = bytes(16 if dark else 235 for dark in row)
+        luma[start : start + len(row)] = bytes(16 if dark else 235 for dark in row)
     chroma = bytes([128]) * (width // 2 * height // 2)
     with path.open("wb") as f:
         f.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
@@ -61,39 +61,68 @@ def shots(tmp_path: Path) -> Path:
     return out
 
 
-def test_claim_a_device_with_the_phone_camera(server: Server, api: httpx.Client, chromium: str,
-                                              shots: Path, tmp_path: Path) -> None:
+def test_claim_a_device_with_the_phone_camera(
+    server: Server, api: httpx.Client, chromium: str, shots: Path, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     for path in ("Kanarra/Sadler-Isberg/West/Anaheim", "Kanarra/Sadler-Isberg/West/Irvine"):
         assert api.post("/api/v1/groups", json={"path": path}).status_code == 201
-    assert api.post("/api/v1/models", json={"name": "UNO-2483G",
-                                            "description": "Advantech gateway"}
-                    ).status_code == 201
-    assert api.post("/api/v1/users", json={"email": "tech@kanarra.example",
-                                           "password": PASSWORD, "role": "installer",
-                                           "group": "Kanarra/Sadler-Isberg"}).status_code == 201
-    assert api.post("/api/v1/profiles", json={"name": "generators", "claim_proof": "button"}
-                    ).status_code == 201
-    r = api.post("/api/v1/devices/import", params={"profile": "generators"},
-                 content="serial,firmware\nGEN-7QX2-4K,1.4\n",
-                 headers={"Content-Type": "text/csv"})
+    assert (
+        api.post(
+            "/api/v1/models", json={"name": "UNO-2483G", "description": "Advantech gateway"}
+        ).status_code
+        == 201
+    )
+    assert (
+        api.post(
+            "/api/v1/users",
+            json={
+                "email": "tech@kanarra.example",
+                "password": PASSWORD,
+                "role": "installer",
+                "group": "Kanarra/Sadler-Isberg",
+            },
+        ).status_code
+        == 201
+    )
+    assert (
+        api.post(
+            "/api/v1/profiles", json={"name": "generators", "claim_proof": "button"}
+        ).status_code
+        == 201
+    )
+    r = api.post(
+        "/api/v1/devices/import",
+        params={"profile": "generators"},
+        content="serial,firmware\nGEN-7QX2-4K,1.4\n",
+        headers={"Content-Type": "text/csv"},
+    )
     assert r.status_code == 201, r.text
     token = next(csv.DictReader(io.StringIO(r.text)))["secret"]
     video = tmp_path / "label.y4m"
     write_y4m(video, f"{server.url}/d/GEN-7QX2-4K")
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={video}"])
-        context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True,
-                                      has_touch=True)
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-video-capture={video}",
+            ],
+        )
+        context = browser.new_context(
+            viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+        )
         context.grant_permissions(["camera"], origin=server.url)
         page = context.new_page()
         refused: list[str] = []  # what the Content-Security-Policy blocked (nothing, we hope)
-        page.on("console", lambda m: refused.append(m.text)
-                if "Content Security Policy" in m.text else None)
+        page.on(
+            "console",
+            lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+        )
 
         page.goto(f"{server.url}/provision")  # not signed in: sign in first, then back here
         page.fill("#email", "tech@kanarra.example")
@@ -136,20 +165,40 @@ def test_claim_a_device_with_the_phone_camera(server: Server, api: httpx.Client,
 
     device = api.get("/api/v1/devices/GEN-7QX2-4K").json()
     assert (device["state"], device["owner"], device["group"], device["model"]) == (
-        "claimed", "tech@kanarra.example", "Kanarra/Sadler-Isberg/West/Anaheim", "UNO-2483G")
+        "claimed",
+        "tech@kanarra.example",
+        "Kanarra/Sadler-Isberg/West/Anaheim",
+        "UNO-2483G",
+    )
     assert seen_after < 5  # measured for the record; the bound is in benchmarks/
 
 
-def test_the_typed_serial_path_works_without_javascript(server: Server, api: httpx.Client,
-                                                       chromium: str, shots: Path) -> None:
+def test_the_typed_serial_path_works_without_javascript(
+    server: Server, api: httpx.Client, chromium: str, shots: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     assert api.post("/api/v1/groups", json={"path": "Kanarra"}).status_code == 201
-    assert api.post("/api/v1/users", json={"email": "tech@kanarra.example",
-                                           "password": PASSWORD, "role": "admin",
-                                           "group": "Kanarra"}).status_code == 201
-    assert api.post("/api/v1/devices/import", content="serial\nPLAIN-0001\n",
-                    headers={"Content-Type": "text/csv"}).status_code == 201
+    assert (
+        api.post(
+            "/api/v1/users",
+            json={
+                "email": "tech@kanarra.example",
+                "password": PASSWORD,
+                "role": "admin",
+                "group": "Kanarra",
+            },
+        ).status_code
+        == 201
+    )
+    assert (
+        api.post(
+            "/api/v1/devices/import",
+            content="serial\nPLAIN-0001\n",
+            headers={"Content-Type": "text/csv"},
+        ).status_code
+        == 201
+    )
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         context = browser.new_context(viewport=PHONE, java_script_enabled=False)

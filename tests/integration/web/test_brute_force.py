@@ -23,10 +23,15 @@ __all__ = ["fleet"]  # a fixture these tests use
 
 @pytest.fixture
 def server_settings(sqlite_url: str) -> Settings:
-    return load_settings(database_url=sqlite_url, log_level="warning",
-                         claim_rate_per_minute=4, claim_code_attempts_per_minute=3,
-                         login_rate_per_minute=5, login_failures_before_lockout=3,
-                         provision_unknown_source_rate_per_minute=4)
+    return load_settings(
+        database_url=sqlite_url,
+        log_level="warning",
+        claim_rate_per_minute=4,
+        claim_code_attempts_per_minute=3,
+        login_rate_per_minute=5,
+        login_failures_before_lockout=3,
+        provision_unknown_source_rate_per_minute=4,
+    )
 
 
 @pytest.fixture
@@ -36,15 +41,17 @@ def security_log() -> Iterator[Records]:
 
 
 def test_password_guessing_locks_the_account_then_throttles_the_address(
-        server: Server, fleet: dict[str, str], security_log: Records) -> None:
+    server: Server, fleet: dict[str, str], security_log: Records
+) -> None:
     guesses = [f"guess number {n}" for n in range(7)]
     statuses = [Browser(server).sign_in("tech@kanarra.example", g).status_code for g in guesses]
     # 3 wrong passwords lock the account (still 401: a locked account looks the same),
     # the address's 5 a minute are spent by the 5th, then 429 with Retry-After
     assert statuses == [401] * 5 + [429] * 2
     refused = security_log.of("refused", "sign-in")
-    assert [r.__dict__["reason"] for r in refused] == ["wrong password"] * 3 + \
-        ["account locked"] * 2
+    assert [r.__dict__["reason"] for r in refused] == ["wrong password"] * 3 + [
+        "account locked"
+    ] * 2
     assert all(r.__dict__["user"] == "tech@kanarra.example" for r in refused)
     throttled = security_log.of("throttled", "sign-in")
     assert len(throttled) == 1  # once per run of refusals, however many follow
@@ -56,7 +63,8 @@ def test_password_guessing_locks_the_account_then_throttles_the_address(
 
 
 def test_serial_enumeration_by_claims_and_label_urls_is_throttled(
-        server: Server, fleet: dict[str, str], security_log: Records) -> None:
+    server: Server, fleet: dict[str, str], security_log: Records
+) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     # a label URL tells an unclaimed device from a missing one: it costs a claim attempt
     assert tech.get("/d/PLAIN-1").status_code == 200
@@ -74,15 +82,14 @@ def test_serial_enumeration_by_claims_and_label_urls_is_throttled(
 
 
 def test_claim_code_guessing_is_throttled_per_user(
-        server: Server, fleet: dict[str, str], security_log: Records) -> None:
+    server: Server, fleet: dict[str, str], security_log: Records
+) -> None:
     tech = signed_in(server, "tech@kanarra.example")
-    claim_path = tech.post("/provision", {"serial": "SEC-1", "target": "me"}
-                           ).headers["location"]
+    claim_path = tech.post("/provision", {"serial": "SEC-1", "target": "me"}).headers["location"]
     guesses = ["tulip", "rose", "daisy", "poppy"]
     statuses = [tech.post(f"{claim_path}/proof", {"code": g}).status_code for g in guesses]
     assert statuses == [422, 422, 422, 429]  # 3 a minute (WRONG_PROOFS_MAX is 5)
-    assert "too many codes tried" in tech.post(f"{claim_path}/proof",
-                                               {"code": "lily"}).text
+    assert "too many codes tried" in tech.post(f"{claim_path}/proof", {"code": "lily"}).text
     refused = security_log.of("refused", "claim-proof")
     assert len(refused) == 3
     assert {r.__dict__["serial"] for r in refused} == {"SEC-1"}
@@ -91,12 +98,17 @@ def test_claim_code_guessing_is_throttled_per_user(
 
 
 def test_provisioning_secret_guessing_is_throttled_per_address(
-        server: Server, api: httpx.Client, security_log: Records) -> None:
+    server: Server, api: httpx.Client, security_log: Records
+) -> None:
     key, secret = make_profile(api)
     guesses = [f"guess-{n}-of-the-secret" for n in range(6)]
-    answers = [httpx.post(server.url + URL, json={"provisionDeviceKey": key,
-                                                  "provisionDeviceSecret": g,
-                                                  "deviceName": "G1"}) for g in guesses]
+    answers = [
+        httpx.post(
+            server.url + URL,
+            json={"provisionDeviceKey": key, "provisionDeviceSecret": g, "deviceName": "G1"},
+        )
+        for g in guesses
+    ]
     assert [a.status_code for a in answers] == [200] * 4 + [429] * 2
     assert [a.json()["status"] for a in answers[:4]] == ["NOT_FOUND"] * 4
     assert all(int(a.headers["retry-after"]) >= 1 for a in answers[4:])
@@ -106,16 +118,20 @@ def test_provisioning_secret_guessing_is_throttled_per_address(
     assert len(security_log.of("throttled", "unknown")) == 1
     assert not any(g in security_log.text() for g in [*guesses, secret])
     # the guessing address is slowed, not locked out: the right secret still provisions
-    right = httpx.post(server.url + URL, json={"provisionDeviceKey": key,
-                                               "provisionDeviceSecret": secret,
-                                               "deviceName": "G1"})
+    right = httpx.post(
+        server.url + URL,
+        json={"provisionDeviceKey": key, "provisionDeviceSecret": secret, "deviceName": "G1"},
+    )
     assert right.json()["status"] == "SUCCESS"
 
 
 def test_registration_token_guessing_is_throttled_per_address(
-        server: Server, security_log: Records) -> None:
-    answers = [httpx.post(server.url + "/api/v1/register", json={"token": f"forged.{n}.jwt"})
-               for n in range(6)]
+    server: Server, security_log: Records
+) -> None:
+    answers = [
+        httpx.post(server.url + "/api/v1/register", json={"token": f"forged.{n}.jwt"})
+        for n in range(6)
+    ]
     assert [a.status_code for a in answers[:4]] == [answers[0].status_code] * 4
     assert answers[0].json()["code"] == "registration-refused"
     assert [a.status_code for a in answers[4:]] == [429, 429]

@@ -58,13 +58,22 @@ def many_descriptors() -> Iterator[None]:
 class Served:
     """`provisiond serve` in a process of its own, with a descriptor limit of its own."""
 
-    def __init__(self, database: str, log: Path, limit: tuple[int, int] | None,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        database: str,
+        log: Path,
+        limit: tuple[int, int] | None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port, self.mqtt_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        environment = {**os.environ, "PROVISIOND_DATABASE_URL": database,
-                       "PROVISIOND_MQTT_PORT": str(self.mqtt_port), **(env or {})}
+        environment = {
+            **os.environ,
+            "PROVISIOND_DATABASE_URL": database,
+            "PROVISIOND_MQTT_PORT": str(self.mqtt_port),
+            **(env or {}),
+        }
 
         def limited() -> None:
             if limit is not None:
@@ -73,8 +82,11 @@ class Served:
         with log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "provisiond", "serve", "--port", str(self.port)],
-                env=environment, stdout=sink, stderr=subprocess.STDOUT,
-                preexec_fn=limited)  # only setrlimit, before exec
+                env=environment,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                preexec_fn=limited,
+            )  # only setrlimit, before exec
         if not wait_ready(self.url, self.process):
             self.stop()
             raise AssertionError("provisiond serve did not start:\n" + log.read_text())
@@ -103,9 +115,13 @@ class Served:
 
 
 def profile(database: str) -> tuple[str, str]:
-    made = subprocess.run([sys.executable, "-m", "provisiond", "profiles", "create", "gw",
-                           "--json"], env={**os.environ, "PROVISIOND_DATABASE_URL": database},
-                          capture_output=True, text=True, check=True)
+    made = subprocess.run(
+        [sys.executable, "-m", "provisiond", "profiles", "create", "gw", "--json"],
+        env={**os.environ, "PROVISIOND_DATABASE_URL": database},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     doc = json.loads(made.stdout)
     return doc["key"], doc["secret"]
 
@@ -123,11 +139,13 @@ def systemd_served(sqlite_url: str, tmp_path: Path) -> Iterator[Served]:
 # ------------------------------------------------------------------------------ the floods
 
 
-async def _open(port: int, source: str = "127.0.0.1"
-                ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+async def _open(
+    port: int, source: str = "127.0.0.1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
     try:
         return await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), 5)
+            asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0)), 5
+        )
     except (OSError, TimeoutError):
         return None  # the server's accept queue is full: it accepts no one
 
@@ -148,8 +166,7 @@ async def idle_mqtt(port: int, count: int) -> list[asyncio.StreamWriter]:
     return [w for w in await asyncio.gather(*(one(n) for n in range(count))) if w]
 
 
-async def slow_http(port: int, count: int, connected: asyncio.Event,
-                    stop: asyncio.Event) -> None:
+async def slow_http(port: int, count: int, connected: asyncio.Event, stop: asyncio.Event) -> None:
     """``count`` clients sending a request's headers one line a second, until ``stop``."""
     opened = [o for o in await asyncio.gather(*(_open(port) for _ in range(count))) if o]
     writers = [w for _, w in opened]
@@ -172,10 +189,14 @@ async def mqtt_provision(port: int, key: str, secret: str, name: str) -> dict[st
     opened = await _open(port, "127.0.0.1")
     assert opened is not None, "the MQTT listener accepts no one"
     reader, writer = opened
-    request = json.dumps({"deviceName": name, "provisionDeviceKey": key,
-                          "provisionDeviceSecret": secret}).encode()
-    writer.write(connect_packet(4, "provision") + subscribe_packet(4, "/provision/response")
-                 + mqtt.encode_publish(4, "/provision/request", request, 1, 7))
+    request = json.dumps(
+        {"deviceName": name, "provisionDeviceKey": key, "provisionDeviceSecret": secret}
+    ).encode()
+    writer.write(
+        connect_packet(4, "provision")
+        + subscribe_packet(4, "/provision/response")
+        + mqtt.encode_publish(4, "/provision/request", request, 1, 7)
+    )
     buffer = bytearray()
     try:
         while True:
@@ -190,7 +211,8 @@ async def mqtt_provision(port: int, key: str, secret: str, name: str) -> dict[st
 
 
 def test_idle_mqtt_sessions_and_slow_http_clients_do_not_take_the_service_down(
-        systemd_served: Served, sqlite_url: str) -> None:
+    systemd_served: Served, sqlite_url: str
+) -> None:
     """2,000 idle MQTT connections and 1,000 clients sending a header line a second, at
     once, against a server limited to 1,024 descriptors: /healthz, a provisioning over
     HTTP and one over MQTT each still answer within a second."""
@@ -205,23 +227,29 @@ def test_idle_mqtt_sessions_and_slow_http_clients_do_not_take_the_service_down(
         await asyncio.wait_for(connected.wait(), 60)
         descriptors = served.descriptors()
         try:
-            async with httpx.AsyncClient(base_url=served.url, timeout=1.0,
-                                         limits=httpx.Limits(max_keepalive_connections=0)
-                                         ) as client:
+            async with httpx.AsyncClient(
+                base_url=served.url, timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0)
+            ) as client:
                 started = time.perf_counter()
                 health = await client.get("/healthz")
                 latencies["healthz"] = time.perf_counter() - started
                 assert health.status_code == 200
                 started = time.perf_counter()
-                provisioned = await client.post("/api/v1/provision", json={
-                    "deviceName": "under-siege-1", "provisionDeviceKey": key,
-                    "provisionDeviceSecret": secret})
+                provisioned = await client.post(
+                    "/api/v1/provision",
+                    json={
+                        "deviceName": "under-siege-1",
+                        "provisionDeviceKey": key,
+                        "provisionDeviceSecret": secret,
+                    },
+                )
                 latencies["provision over HTTP"] = time.perf_counter() - started
                 assert provisioned.status_code == 200, provisioned.text
                 assert provisioned.json()["status"] == "SUCCESS"
             started = time.perf_counter()
-            answer = await asyncio.wait_for(mqtt_provision(
-                served.mqtt_port, key, secret, "under-siege-2"), 1.0)
+            answer = await asyncio.wait_for(
+                mqtt_provision(served.mqtt_port, key, secret, "under-siege-2"), 1.0
+            )
             latencies["provision over MQTT"] = time.perf_counter() - started
             assert answer["status"] == "SUCCESS"
         finally:
@@ -234,10 +262,14 @@ def test_idle_mqtt_sessions_and_slow_http_clients_do_not_take_the_service_down(
     try:
         descriptors = asyncio.run(attack_and_check())
     except (TimeoutError, httpx.TransportError) as err:
-        raise AssertionError(f"the service did not answer under the flood ({err!r}); "
-                             f"answered: {latencies}") from err
-    sys.stdout.write(f"\nunder the flood: {descriptors} descriptors open; " + ", ".join(
-        f"{k} {v * 1000:.0f} ms" for k, v in latencies.items()) + "\n")
+        raise AssertionError(
+            f"the service did not answer under the flood ({err!r}); answered: {latencies}"
+        ) from err
+    sys.stdout.write(
+        f"\nunder the flood: {descriptors} descriptors open; "
+        + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in latencies.items())
+        + "\n"
+    )
     assert descriptors < SYSTEMD_LIMIT
     log = served.log.read_text()
     assert "the descriptor limit (RLIMIT_NOFILE, systemd LimitNOFILE) is 1024" in log
@@ -245,15 +277,18 @@ def test_idle_mqtt_sessions_and_slow_http_clients_do_not_take_the_service_down(
 
 
 def test_a_200_mb_body_to_an_open_route_is_refused_before_it_is_read(
-        systemd_served: Served) -> None:
+    systemd_served: Served,
+) -> None:
     """POST /api/v1/register needs no token: a 200 MB body is answered 413 (a problem
     document) as soon as its headers are in, the connection closes and the server's memory
     does not grow by the body; a chunked one is cut at the limit the same way."""
     served = systemd_served
     before = served.peak_memory()
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
-        s.sendall(b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
-                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (200 * MB))
+        s.sendall(
+            b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (200 * MB)
+        )
         sent, closed = _send_body(s, 200 * MB)
         early = _read_answer(s)
     grown = served.peak_memory() - before
@@ -266,8 +301,10 @@ def test_a_200_mb_body_to_an_open_route_is_refused_before_it_is_read(
     assert "http_public_max_body_bytes" in doc["detail"]
 
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as s:
-        s.sendall(b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
-                  b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        s.sendall(
+            b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         chunk = b"%x\r\n%s\r\n" % (MB, b" " * MB)
         sent, closed = _send_body(s, 200 * MB, chunk)
         status, doc = _read_answer(s)
@@ -282,8 +319,9 @@ def test_each_route_has_its_body_limit(server: Server) -> None:
     """64 KiB without an operator token (the device API answers in its own shape), 1 MiB on
     the operator API; the refusal closes the connection."""
     big, bigger = b"x" * (65 * 1024), b"x" * (1024 * 1024 + 1)
-    with httpx.Client(base_url=server.url, timeout=30,
-                      headers={"Authorization": f"Bearer {server.token}"}) as client:
+    with httpx.Client(
+        base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {server.token}"}
+    ) as client:
         provision = client.post("/api/v1/provision", content=big)
         assert provision.status_code == 413
         assert provision.headers["connection"] == "close"
@@ -293,11 +331,13 @@ def test_each_route_has_its_body_limit(server: Server) -> None:
             refused = client.post(path, content=big)
             assert refused.status_code == 413, path
             assert refused.json()["code"] == "payload-too-large"
-        operator = client.post("/api/v1/groups", content=big,
-                               headers={"Content-Type": "application/json"})
+        operator = client.post(
+            "/api/v1/groups", content=big, headers={"Content-Type": "application/json"}
+        )
         assert operator.status_code == 422  # read, and found not to be JSON
-        refused = client.post("/api/v1/groups", content=bigger,
-                              headers={"Content-Type": "application/json"})
+        refused = client.post(
+            "/api/v1/groups", content=bigger, headers={"Content-Type": "application/json"}
+        )
         assert refused.status_code == 413
         assert "http_max_body_bytes" in refused.json()["detail"]
 
@@ -328,11 +368,17 @@ def _read_answer(s: socket.socket) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture
 def impatient(sqlite_url: str, tmp_path: Path) -> Iterator[Served]:
-    served = Served(sqlite_url, tmp_path / "serve.log", None, {
-        "PROVISIOND_HTTP_HEADER_TIMEOUT_SECONDS": "2",
-        "PROVISIOND_HTTP_BODY_TIMEOUT_SECONDS": "2",
-        "PROVISIOND_HTTP_MAX_CONNECTIONS": "16",
-        "PROVISIOND_HTTP_RESERVED_CONNECTIONS": "2"})
+    served = Served(
+        sqlite_url,
+        tmp_path / "serve.log",
+        None,
+        {
+            "PROVISIOND_HTTP_HEADER_TIMEOUT_SECONDS": "2",
+            "PROVISIOND_HTTP_BODY_TIMEOUT_SECONDS": "2",
+            "PROVISIOND_HTTP_MAX_CONNECTIONS": "16",
+            "PROVISIOND_HTTP_RESERVED_CONNECTIONS": "2",
+        },
+    )
     try:
         yield served
     finally:
@@ -368,8 +414,10 @@ def test_a_body_that_trickles_is_cut_off(impatient: Served) -> None:
     """The headers in at once, then a byte of body every half second: below
     http_body_min_rate once http_body_timeout_seconds have passed."""
     with socket.create_connection(("127.0.0.1", impatient.port)) as s:
-        s.sendall(b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
-                  b"Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n")
+        s.sendall(
+            b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n"
+        )
         held = _held_for(s, b" ")
     assert 1.5 <= held < 10, held
 
@@ -401,8 +449,10 @@ def test_healthz_answers_when_every_connection_is_busy(impatient: Served) -> Non
     try:
         for _ in range(16):
             s = socket.create_connection(("127.0.0.1", impatient.port), timeout=10)
-            s.sendall(b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
-                      b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            s.sendall(
+                b"POST /api/v1/register HTTP/1.1\r\nHost: provisiond\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
             busy.append(s)
         with httpx.Client(base_url=impatient.url, timeout=1.0) as client:
             assert client.get("/healthz").status_code == 200
@@ -417,8 +467,9 @@ def test_healthz_answers_when_every_connection_is_busy(impatient: Served) -> Non
             s.close()
 
 
-def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(sqlite_url: str,
-                                                                tmp_path: Path) -> None:
+def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(
+    sqlite_url: str, tmp_path: Path
+) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 16384:
         pytest.skip(f"the hard descriptor limit here ({hard}) is below what the caps need")
@@ -437,9 +488,13 @@ def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(sqlite_url: str,
 @pytest.fixture
 def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
     """Small caps and short deadlines; a test may change them (indirect parametrize)."""
-    given = {"mqtt_connect_timeout_seconds": 1, "mqtt_idle_seconds": 30,
-             "mqtt_max_sessions": 16, "mqtt_max_sessions_per_address": 4,
-             **getattr(request, "param", {})}
+    given = {
+        "mqtt_connect_timeout_seconds": 1,
+        "mqtt_idle_seconds": 30,
+        "mqtt_max_sessions": 16,
+        "mqtt_max_sessions_per_address": 4,
+        **getattr(request, "param", {}),
+    }
     return load_settings(database_url=database_url, log_level="warning", **given)
 
 
@@ -469,25 +524,31 @@ def test_idle_mqtt_connections_are_closed(server: Server, connect: bool) -> None
 def _sessions(server: Server, sources: list[str]) -> list[socket.socket]:
     out = []
     for source in sources:
-        s = socket.create_connection(("127.0.0.1", server.mqtt_port), timeout=10,
-                                     source_address=(source, 0))
+        s = socket.create_connection(
+            ("127.0.0.1", server.mqtt_port), timeout=10, source_address=(source, 0)
+        )
         s.sendall(connect_packet(5, "provision", keepalive=60))
         assert read_packets(s, 1)[0][0] == mqtt.CONNACK
         out.append(s)
     return out
 
 
-def test_an_address_at_its_cap_gives_up_its_idlest_session(server: Server,
-                                                           api: httpx.Client) -> None:
+def test_an_address_at_its_cap_gives_up_its_idlest_session(
+    server: Server, api: httpx.Client
+) -> None:
     key, secret = make_profile(api)
     idle = _sessions(server, ["127.0.0.1"] * 4)
     other = _sessions(server, ["127.0.3.1"])
     try:
         with socket.create_connection(("127.0.0.1", server.mqtt_port), timeout=10) as s:
-            request = json.dumps({"deviceName": "fifth", "provisionDeviceKey": key,
-                                  "provisionDeviceSecret": secret}).encode()
-            s.sendall(connect_packet(4, "provision") + subscribe_packet(4, "/provision/response")
-                      + mqtt.encode_publish(4, "/provision/request", request, 1, 7))
+            request = json.dumps(
+                {"deviceName": "fifth", "provisionDeviceKey": key, "provisionDeviceSecret": secret}
+            ).encode()
+            s.sendall(
+                connect_packet(4, "provision")
+                + subscribe_packet(4, "/provision/response")
+                + mqtt.encode_publish(4, "/provision/request", request, 1, 7)
+            )
             assert answer_of(4, read_packets(s, 4)[3][1], qos=1)["status"] == "SUCCESS"
         # the first (idlest) of the four was told the server is busy, then closed
         assert read_packets(idle[0], 2) == [(mqtt.DISCONNECT, bytes([0x89, 0]))]
@@ -533,11 +594,15 @@ def test_coap_is_udp_only_and_bounds_a_blockwise_request(server: Server) -> None
         codes = []
         try:
             for n in range(blocks):
-                request = aiocoap.Message(code=aiocoap.POST, payload=b" " * 1024,
-                                          uri=f"coap://127.0.0.1:{port}/api/v1/provision")
+                request = aiocoap.Message(
+                    code=aiocoap.POST,
+                    payload=b" " * 1024,
+                    uri=f"coap://127.0.0.1:{port}/api/v1/provision",
+                )
                 request.opt.block1 = BlockOption.BlockwiseTuple(n, n < blocks - 1, 6)
                 answer = await asyncio.wait_for(
-                    context.request(request, handle_blockwise=False).response, 30)
+                    context.request(request, handle_blockwise=False).response, 30
+                )
                 codes.append(answer.code)
                 if answer.code != aiocoap.CONTINUE:
                     break

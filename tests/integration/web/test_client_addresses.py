@@ -15,9 +15,11 @@ import pytest
 
 from tests.support.processes import Instance
 
-LIMITS = {"PROVISIOND_LOGIN_RATE_PER_MINUTE": "3",
-          "PROVISIOND_PROVISION_UNKNOWN_SOURCE_RATE_PER_MINUTE": "3",
-          "PROVISIOND_LOG_LEVEL": "warning"}
+LIMITS = {
+    "PROVISIOND_LOGIN_RATE_PER_MINUTE": "3",
+    "PROVISIOND_PROVISION_UNKNOWN_SOURCE_RATE_PER_MINUTE": "3",
+    "PROVISIOND_LOG_LEVEL": "warning",
+}
 
 
 def sign_in(url: str, email: str, headers: dict[str, str]) -> int:
@@ -25,8 +27,9 @@ def sign_in(url: str, email: str, headers: dict[str, str]) -> int:
     with httpx.Client(base_url=url, timeout=30, headers=headers) as browser:
         page = browser.get("/login")
         token = page.cookies["provisiond_login"]
-        return browser.post("/login", data={"email": email, "password": "guess",
-                                            "login_csrf": token}).status_code
+        return browser.post(
+            "/login", data={"email": email, "password": "guess", "login_csrf": token}
+        ).status_code
 
 
 @pytest.fixture
@@ -47,16 +50,23 @@ def proxied(sqlite_url: str, tmp_path: Path) -> Iterator[Instance]:
     instance.stop()
 
 
-def test_a_forged_forwarded_for_does_not_change_the_counted_address(
-        direct: Instance) -> None:
+def test_a_forged_forwarded_for_does_not_change_the_counted_address(direct: Instance) -> None:
     # every attempt claims another address, in each header a proxy might send
     forged = [{"X-Forwarded-For": f"198.51.100.{n}"} for n in range(1, 4)] + [
-        {"Forwarded": "for=198.51.100.9"}, {"X-Real-IP": "198.51.100.10"}]
+        {"Forwarded": "for=198.51.100.9"},
+        {"X-Real-IP": "198.51.100.10"},
+    ]
     statuses = [sign_in(direct.url, "nobody@example.com", h) for h in forged]
     assert statuses == [401, 401, 401, 429, 429]  # one address: 127.0.0.1, 3 a minute
-    guesses = [httpx.post(f"{direct.url}/api/v1/provision", timeout=30, json={
-        "provisionDeviceKey": "k", "provisionDeviceSecret": "s", "deviceName": "D1"},
-        headers={"X-Forwarded-For": f"203.0.113.{n}"}) for n in range(1, 5)]
+    guesses = [
+        httpx.post(
+            f"{direct.url}/api/v1/provision",
+            timeout=30,
+            json={"provisionDeviceKey": "k", "provisionDeviceSecret": "s", "deviceName": "D1"},
+            headers={"X-Forwarded-For": f"203.0.113.{n}"},
+        )
+        for n in range(1, 5)
+    ]
     assert [g.status_code for g in guesses] == [200, 200, 200, 429]
     direct.stop()
     assert direct.log is not None
@@ -71,10 +81,8 @@ def test_clients_behind_a_trusted_proxy_are_counted_apart(proxied: Instance) -> 
     a = {"X-Forwarded-For": "192.0.2.10"}
     # b put a forged address in front; the proxy appended the one it saw (read from the right)
     b = {"X-Forwarded-For": "192.0.2.10, 192.0.2.20"}
-    assert [sign_in(proxied.url, "nobody@example.com", a) for _ in range(4)] == \
-        [401, 401, 401, 429]
-    assert [sign_in(proxied.url, "nobody@example.com", b) for _ in range(4)] == \
-        [401, 401, 401, 429]
+    assert [sign_in(proxied.url, "nobody@example.com", a) for _ in range(4)] == [401, 401, 401, 429]
+    assert [sign_in(proxied.url, "nobody@example.com", b) for _ in range(4)] == [401, 401, 401, 429]
     # the proxy itself (no header) is a client of its own; Forwarded and X-Real-IP are ignored
     assert sign_in(proxied.url, "nobody@example.com", {"X-Real-IP": "192.0.2.10"}) == 401
     assert sign_in(proxied.url, "nobody@example.com", {"Forwarded": "for=192.0.2.30"}) == 401
@@ -87,8 +95,7 @@ def test_clients_behind_a_trusted_proxy_are_counted_apart(proxied: Instance) -> 
     assert "192.0.2.30" not in log
 
 
-def test_a_proxied_request_is_not_a_loopback_hook_caller(sqlite_url: str,
-                                                         tmp_path: Path) -> None:
+def test_a_proxied_request_is_not_a_loopback_hook_caller(sqlite_url: str, tmp_path: Path) -> None:
     """The EMQX hooks answer loopback callers without a secret. Behind a proxy on the same
     host every request reaches provisiond from loopback: a request that a proxy forwarded
     is not the local broker, whether or not the proxy is trusted."""
@@ -98,8 +105,11 @@ def test_a_proxied_request_is_not_a_loopback_hook_caller(sqlite_url: str,
         hook = f"{instance.url}/hooks/emqx/authn"
         body = {"clientid": "c", "username": "u", "password": "p"}
         assert httpx.post(hook, json=body, timeout=30).status_code == 200
-        for header in ({"X-Forwarded-For": "127.0.0.1"}, {"Forwarded": "for=127.0.0.1"},
-                       {"X-Real-IP": "127.0.0.1"}):
+        for header in (
+            {"X-Forwarded-For": "127.0.0.1"},
+            {"Forwarded": "for=127.0.0.1"},
+            {"X-Real-IP": "127.0.0.1"},
+        ):
             assert httpx.post(hook, json=body, headers=header, timeout=30).status_code == 403
     finally:
         instance.stop()

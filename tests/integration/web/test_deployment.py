@@ -45,29 +45,43 @@ def test_the_container_file_and_the_unit_start_provisiond_as_compose_does() -> N
 
 
 def test_the_compose_services_provisiond_runs_and_manages_the_broker(
-        postgres_url: str, broker: Broker) -> None:
+    postgres_url: str, broker: Broker
+) -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     service = compose["services"]["provisiond"]
     env = {**os.environ, **{k: str(v) for k, v in service["environment"].items()}}
     assert "CHANGE-ME" in env["PROVISIOND_DATABASE_URL"]  # what a deployer must replace
-    env |= {"PROVISIOND_DATABASE_URL": postgres_url, "PROVISIOND_BROKER__URL": broker.url,
-            "PROVISIOND_PORT": str(free_port()), "PROVISIOND_MQTT_PORT": "0"}
+    env |= {
+        "PROVISIOND_DATABASE_URL": postgres_url,
+        "PROVISIOND_BROKER__URL": broker.url,
+        "PROVISIOND_PORT": str(free_port()),
+        "PROVISIOND_MQTT_PORT": "0",
+    }
     port = env["PROVISIOND_PORT"]
-    proc = subprocess.Popen(provisiond_argv(service["command"]), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        provisiond_argv(service["command"]),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         if not wait_ready(f"http://127.0.0.1:{port}", proc):
-            raise AssertionError("the compose command did not come up:\n" +
-                                 (proc.stderr.read().decode() if proc.stderr else ""))
+            raise AssertionError(
+                "the compose command did not come up:\n"
+                + (proc.stderr.read().decode() if proc.stderr else "")
+            )
         deadline = time.monotonic() + 60
         while True:  # the start-up reconciliation made provisiond's group on the broker
-            if any(g["groupname"] == "provisiond-devices"
-                   for g in broker.saved().get("groups", [])):
+            if any(
+                g["groupname"] == "provisiond-devices" for g in broker.saved().get("groups", [])
+            ):
                 break
             if time.monotonic() > deadline:
                 proc.terminate()
-                raise AssertionError("the broker was not reconciled at start-up:\n" +
-                                     (proc.communicate(timeout=30)[1] or b"").decode())
+                raise AssertionError(
+                    "the broker was not reconciled at start-up:\n"
+                    + (proc.communicate(timeout=30)[1] or b"").decode()
+                )
             time.sleep(0.1)
     finally:
         proc.terminate()

@@ -22,10 +22,13 @@ from tests.support.mosquitto import Broker, Device
 
 @pytest.fixture
 def server_settings(database_url: str, broker: Broker) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         claim_rate_per_minute=1000, login_rate_per_minute=1000,
-                         broker={"kind": "mosquitto-dynsec", "url": broker.url,
-                                 "timeout_seconds": 5})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        claim_rate_per_minute=1000,
+        login_rate_per_minute=1000,
+        broker={"kind": "mosquitto-dynsec", "url": broker.url, "timeout_seconds": 5},
+    )
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 30) -> None:
@@ -52,8 +55,12 @@ def online(broker: Broker, token: str) -> Device:
     return holder["d"]
 
 
-def test_an_mqtt_button_press_proves_the_claim(server: Server, fleet: dict[str, str],  # noqa: F811
-                                               api: httpx.Client, broker: Broker) -> None:
+def test_an_mqtt_button_press_proves_the_claim(
+    server: Server,
+    fleet: dict[str, str],  # noqa: F811
+    api: httpx.Client,
+    broker: Broker,
+) -> None:
     subscriber = server.app.state.container.device_events
     assert subscriber is not None
     wait_until(subscriber.subscribed.is_set)
@@ -66,8 +73,9 @@ def test_an_mqtt_button_press_proves_the_claim(server: Server, fleet: dict[str, 
         claim_path = r.headers["location"]
         events: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
         ready = threading.Event()
-        threading.Thread(target=read_events, args=(server, tech, claim_path, events, ready),
-                         daemon=True).start()
+        threading.Thread(
+            target=read_events, args=(server, tech, claim_path, events, ready), daemon=True
+        ).start()
         assert ready.wait(10)
         assert events.get(timeout=5)[1]["status"] == "open"
 
@@ -83,17 +91,20 @@ def test_an_mqtt_button_press_proves_the_claim(server: Server, fleet: dict[str, 
         device.close()
 
 
-def test_an_mqtt_claim_request_opens_a_device_window(server: Server,
-                                                     fleet: dict[str, str],  # noqa: F811
-                                                     api: httpx.Client,
-                                                     broker: Broker) -> None:
+def test_an_mqtt_claim_request_opens_a_device_window(
+    server: Server,
+    fleet: dict[str, str],  # noqa: F811
+    api: httpx.Client,
+    broker: Broker,
+) -> None:
     subscriber = server.app.state.container.device_events
     wait_until(subscriber.subscribed.is_set)
     sec = api.get("/api/v1/devices/SEC-1").json()
     device = online(broker, fleet["SEC-1"])
     try:
-        device.publish(f"devices/{sec['id']}/claim",
-                       b'{"secretKey": "s3cret-from-mqtt", "durationMs": 60000}')
+        device.publish(
+            f"devices/{sec['id']}/claim", b'{"secretKey": "s3cret-from-mqtt", "durationMs": 60000}'
+        )
         device.publish(f"devices/{sec['id']}/claim", b'{"secretKey": "", "durationMs": 5}')
 
         def opened() -> bool:
@@ -109,8 +120,10 @@ def test_an_mqtt_claim_request_opens_a_device_window(server: Server,
     try:
         handled = subscriber.counts["handled"]
         other.publish(f"devices/{sec['id']}/claim/button", b"")
-        other.publish(f"devices/{api.get('/api/v1/devices/PLAIN-1').json()['id']}/claim",
-                      b'{"secretKey": "plain-secret", "durationMs": 60000}')
+        other.publish(
+            f"devices/{api.get('/api/v1/devices/PLAIN-1').json()['id']}/claim",
+            b'{"secretKey": "plain-secret", "durationMs": 60000}',
+        )
         wait_until(lambda: subscriber.counts["handled"] >= handled + 1)
         # had the refused publish gone through, it would have been handled first
         assert subscriber.counts["handled"] == handled + 1
@@ -118,10 +131,12 @@ def test_an_mqtt_claim_request_opens_a_device_window(server: Server,
         other.close()
 
 
-def test_the_subscriber_reconnects_after_the_broker_restarts(server: Server,
-                                                             fleet: dict[str, str],  # noqa: F811
-                                                             api: httpx.Client,
-                                                             broker: Broker) -> None:
+def test_the_subscriber_reconnects_after_the_broker_restarts(
+    server: Server,
+    fleet: dict[str, str],  # noqa: F811
+    api: httpx.Client,
+    broker: Broker,
+) -> None:
     subscriber = server.app.state.container.device_events
     wait_until(subscriber.subscribed.is_set)
     device = online(broker, fleet["PLAIN-2"])  # its account exists before the restart

@@ -34,8 +34,7 @@ def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settin
 
 
 def hook(server: Server, name: str, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return httpx.post(f"{server.url}/hooks/emqx/{name}", json=body, headers=headers,
-                      timeout=30)
+    return httpx.post(f"{server.url}/hooks/emqx/{name}", json=body, headers=headers, timeout=30)
 
 
 def verdict(server: Server, name: str, body: dict[str, Any]) -> str:
@@ -46,7 +45,8 @@ def verdict(server: Server, name: str, body: dict[str, Any]) -> str:
 
 
 def test_token_devices_are_authenticated_and_kept_under_their_prefix(
-        server: Server, api: httpx.Client) -> None:
+    server: Server, api: httpx.Client
+) -> None:
     a = api.post("/api/v1/devices", json={"serial": "EMQ-A"}).json()
     b = api.post("/api/v1/devices", json={"serial": "EMQ-B"}).json()
     token = a["credential"]["secret"]
@@ -60,8 +60,7 @@ def test_token_devices_are_authenticated_and_kept_under_their_prefix(
     assert body["result"] == "allow"
     assert body["is_superuser"] is False
     assert body["client_attrs"] == {"device_id": a["id"], "serial": "EMQ-A"}
-    assert {"permission": "allow", "action": "all", "topic": f"devices/{a['id']}/#"} \
-        in body["acl"]
+    assert {"permission": "allow", "action": "all", "topic": f"devices/{a['id']}/#"} in body["acl"]
     assert body["acl"][-1] == {"permission": "deny", "action": "all", "topic": "#"}
     # the session must authenticate again within session_max_seconds (less a spread)
     assert before + 3600 - 360 <= body["expire_at"] <= int(time.time()) + 3600
@@ -69,18 +68,26 @@ def test_token_devices_are_authenticated_and_kept_under_their_prefix(
     wrong = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert verdict(server, "authn", {**login, "password": wrong}) == "deny"
     assert verdict(server, "authn", {**login, "password": ""}) == "deny"
-    assert verdict(server, "authn", {**login, "password": b["credential"]["secret"]}) \
-        == "deny"
+    assert verdict(server, "authn", {**login, "password": b["credential"]["secret"]}) == "deny"
     # the token as the user name is ThingsBoard's convention: refused unless opted in
-    assert verdict(server, "authn", {"username": token, "password": token,
-                                     "clientid": "any"}) == "deny"
-    assert verdict(server, "authn", {"username": "dashboard-admin", "password": "x",
-                                     "clientid": "any"}) == "ignore"
+    assert (
+        verdict(server, "authn", {"username": token, "password": token, "clientid": "any"})
+        == "deny"
+    )
+    assert (
+        verdict(
+            server, "authn", {"username": "dashboard-admin", "password": "x", "clientid": "any"}
+        )
+        == "ignore"
+    )
     assert verdict(server, "authn", {"password": "x", "clientid": "any"}) == "ignore"
 
     def authz(topic: str, username: str = name(token)) -> str:
-        return verdict(server, "authz", {"username": username, "clientid": "any",
-                                         "topic": topic, "action": "publish"})
+        return verdict(
+            server,
+            "authz",
+            {"username": username, "clientid": "any", "topic": topic, "action": "publish"},
+        )
 
     assert authz(f"devices/{a['id']}/telemetry") == "allow"
     assert authz(f"devices/{a['id']}/#") == "allow"
@@ -96,54 +103,79 @@ def test_token_devices_are_authenticated_and_kept_under_their_prefix(
     assert authz(f"devices/{a['id']}/telemetry") == "deny"
 
 
-def test_a_token_the_device_chose_is_named_by_its_serial(server: Server,
-                                                         api: httpx.Client) -> None:
+def test_a_token_the_device_chose_is_named_by_its_serial(server: Server, api: httpx.Client) -> None:
     key, secret = make_profile(api, name="chosen")
-    answer = provision(server, key, secret, deviceName="EMQ-C",
-                       credentialsType="ACCESS_TOKEN", token=CHOSEN)
+    answer = provision(
+        server, key, secret, deviceName="EMQ-C", credentialsType="ACCESS_TOKEN", token=CHOSEN
+    )
     assert answer["status"] == "SUCCESS"
-    assert verdict(server, "authn", {"username": "EMQ-C", "password": CHOSEN,
-                                     "clientid": "c"}) == "allow"
-    assert verdict(server, "authn", {"username": "EMQ-C", "password": CHOSEN + "x",
-                                     "clientid": "c"}) == "deny"
-    assert verdict(server, "authn", {"username": CHOSEN, "password": CHOSEN,
-                                     "clientid": "c"}) == "ignore"  # not a name of ours
+    assert (
+        verdict(server, "authn", {"username": "EMQ-C", "password": CHOSEN, "clientid": "c"})
+        == "allow"
+    )
+    assert (
+        verdict(server, "authn", {"username": "EMQ-C", "password": CHOSEN + "x", "clientid": "c"})
+        == "deny"
+    )
+    assert (
+        verdict(server, "authn", {"username": CHOSEN, "password": CHOSEN, "clientid": "c"})
+        == "ignore"
+    )  # not a name of ours
 
 
-def test_of_two_credentials_wanting_one_name_the_first_holds_it(server: Server,
-                                                                api: httpx.Client) -> None:
+def test_of_two_credentials_wanting_one_name_the_first_holds_it(
+    server: Server, api: httpx.Client
+) -> None:
     first = api.post("/api/v1/devices", json={"serial": "EMQ-F"}).json()
     token = first["credential"]["secret"]
     key, secret = make_profile(api, name="squat", credentials=["mqtt-basic"])
-    squat = provision(server, key, secret, deviceName="EMQ-S", credentialsType="MQTT_BASIC",
-                      clientId="emq-s", username=name(token), password="a squatter's pw 01")
+    squat = provision(
+        server,
+        key,
+        secret,
+        deviceName="EMQ-S",
+        credentialsType="MQTT_BASIC",
+        clientId="emq-s",
+        username=name(token),
+        password="a squatter's pw 01",
+    )
     assert squat["status"] == "SUCCESS"  # provisioning let it through; the name did not
-    assert verdict(server, "authn", {"username": name(token), "password": "a squatter's pw 01",
-                                     "clientid": "emq-s"}) == "deny"
-    assert verdict(server, "authn", {"username": name(token), "password": token,
-                                     "clientid": "emq-s"}) == "allow"
+    assert (
+        verdict(
+            server,
+            "authn",
+            {"username": name(token), "password": "a squatter's pw 01", "clientid": "emq-s"},
+        )
+        == "deny"
+    )
+    assert (
+        verdict(server, "authn", {"username": name(token), "password": token, "clientid": "emq-s"})
+        == "allow"
+    )
 
 
 @pytest.mark.token_as_username
 def test_token_as_username_is_thingsboards_opt_in(server: Server, api: httpx.Client) -> None:
     token = api.post("/api/v1/devices", json={"serial": "EMQ-TB"}).json()["credential"]["secret"]
-    assert verdict(server, "authn", {"username": token, "password": "", "clientid": "x"}) \
-        == "allow"  # any password, as ThingsBoard
-    assert verdict(server, "authn", {"username": name(token), "password": token,
-                                     "clientid": "x"}) == "deny"
+    assert (
+        verdict(server, "authn", {"username": token, "password": "", "clientid": "x"}) == "allow"
+    )  # any password, as ThingsBoard
+    assert (
+        verdict(server, "authn", {"username": name(token), "password": token, "clientid": "x"})
+        == "deny"
+    )
 
 
-def test_mqtt_basic_devices_need_their_password_and_client_id(server: Server,
-                                                              api: httpx.Client) -> None:
+def test_mqtt_basic_devices_need_their_password_and_client_id(
+    server: Server, api: httpx.Client
+) -> None:
     api.post("/api/v1/devices", json={"serial": "EMQ-M"})
-    rotated = api.post("/api/v1/devices/EMQ-M/credentials/rotate",
-                       params={"type": "mqtt-basic"})
+    rotated = api.post("/api/v1/devices/EMQ-M/credentials/rotate", params={"type": "mqtt-basic"})
     assert rotated.status_code == 200, rotated.text
     creds = rotated.json()
     assert creds["type"] == "mqtt-basic"
     assert creds["client_id"] == "EMQ-M"
-    good = {"username": creds["username"], "password": creds["password"],
-            "clientid": "EMQ-M"}
+    good = {"username": creds["username"], "password": creds["password"], "clientid": "EMQ-M"}
     assert verdict(server, "authn", good) == "allow"
     assert verdict(server, "authn", {**good, "password": "nope"}) == "deny"
     assert verdict(server, "authn", {**good, "clientid": "other"}) == "deny"
@@ -156,8 +188,12 @@ def test_mqtt_basic_devices_need_their_password_and_client_id(server: Server,
 
 
 def test_malformed_hook_requests_are_refused_clearly(server: Server) -> None:
-    answer = httpx.post(f"{server.url}/hooks/emqx/authz", content=b"{not json",
-                        headers={"content-type": "application/json"}, timeout=30)
+    answer = httpx.post(
+        f"{server.url}/hooks/emqx/authz",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
     assert answer.status_code == 422
     assert answer.json()["code"] == "invalid-input"
     missing = hook(server, "authz", {"username": "x", "clientid": "c"})
@@ -166,8 +202,9 @@ def test_malformed_hook_requests_are_refused_clearly(server: Server) -> None:
 
 
 @pytest.mark.parametrize("hook_name", ["authn", "authz"])
-def test_a_request_without_clientid_is_refused_naming_the_field(server: Server,
-                                                                hook_name: str) -> None:
+def test_a_request_without_clientid_is_refused_naming_the_field(
+    server: Server, hook_name: str
+) -> None:
     body: dict[str, Any] = {"username": "u", "password": "p", "topic": "t/1"}
     missing = hook(server, hook_name, body)
     assert missing.status_code == 422
@@ -179,15 +216,17 @@ def test_a_request_without_clientid_is_refused_naming_the_field(server: Server,
     assert "EMQX did not fill it in" in problem["message"]
 
 
-def test_emqx_without_clientid_in_its_template_lets_no_device_in(server: Server,
-                                                                 api: httpx.Client) -> None:
+def test_emqx_without_clientid_in_its_template_lets_no_device_in(
+    server: Server, api: httpx.Client
+) -> None:
     """The stand-in renders EMQX's body template as EMQX does: with ``${clientid}``
     forgotten, the hook's 422 is EMQX's "ignore", and provisiond being the last
     authenticator the connection is refused — loudly, instead of an MQTT-basic credential
     working under any client id."""
     api.post("/api/v1/devices", json={"serial": "EMQ-N"})
-    basic = api.post("/api/v1/devices/EMQ-N/credentials/rotate",
-                     params={"type": "mqtt-basic"}).json()
+    basic = api.post(
+        "/api/v1/devices/EMQ-N/credentials/rotate", params={"type": "mqtt-basic"}
+    ).json()
     emqx = EmqxStandIn()
     emqx.hook_url = server.url
     assert emqx.connect("EMQ-N", basic["username"], basic["password"]) == "allow"
@@ -210,4 +249,3 @@ def test_a_hook_secret_is_required_when_set(server: Server) -> None:
     answer = hook(server, "authn", body, Authorization="Bearer s3cret-hook")
     assert answer.status_code == 200
     assert answer.json()["result"] == "ignore"
-

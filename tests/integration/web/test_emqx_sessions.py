@@ -24,9 +24,17 @@ from tests.support.emqx import EmqxStandIn
 
 @pytest.fixture
 def server_settings(database_url: str, emqx: EmqxStandIn) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "emqx", "emqx_api_url": emqx.url, "emqx_api_key": emqx.key,
-        "emqx_api_secret": emqx.secret, "timeout_seconds": 2})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "emqx",
+            "emqx_api_url": emqx.url,
+            "emqx_api_key": emqx.key,
+            "emqx_api_secret": emqx.secret,
+            "timeout_seconds": 2,
+        },
+    )
 
 
 @pytest.fixture
@@ -58,11 +66,13 @@ def token_of(api: httpx.Client, serial: str) -> str:
 
 
 def test_revoke_rotate_and_delete_end_that_devices_sessions(
-        online: EmqxStandIn, api: httpx.Client, server: Server) -> None:
+    online: EmqxStandIn, api: httpx.Client, server: Server
+) -> None:
     emqx = online
     tokens = {serial: token_of(api, serial) for serial in ("EM-R", "EM-T", "EM-D", "EM-X")}
-    basic = api.post("/api/v1/devices/EM-X/credentials/rotate",
-                     params={"type": "mqtt-basic"}).json()
+    basic = api.post(
+        "/api/v1/devices/EM-X/credentials/rotate", params={"type": "mqtt-basic"}
+    ).json()
     tokens.pop("EM-X")
     bystander = token_of(api, "EM-BY")
     for serial, token in tokens.items():
@@ -95,8 +105,9 @@ def test_revoke_rotate_and_delete_end_that_devices_sessions(
     assert emqx.username_of(basic["client_id"]) == again["username"]
 
 
-def test_sessions_end_once_emqx_is_back(online: EmqxStandIn, api: httpx.Client,
-                                        server: Server) -> None:
+def test_sessions_end_once_emqx_is_back(
+    online: EmqxStandIn, api: httpx.Client, server: Server
+) -> None:
     emqx = online
     token = token_of(api, "EM-AWAY")
     assert emqx.connect("c-away", name(token), token) == "allow"
@@ -106,6 +117,7 @@ def test_sessions_end_once_emqx_is_back(online: EmqxStandIn, api: httpx.Client,
     def waiting() -> bool:
         rows = pending(server)
         return bool(rows) and rows[0][3] is not None
+
     wait_until(waiting)
     ((_, attempts, _, error),) = pending(server)
     assert attempts >= 1  # and retried with backoff (1 s, 2 s, … at most 10 minutes)

@@ -39,37 +39,66 @@ SAMPLES = 2
 @pytest.fixture
 def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
     lookups = getattr(request, "param", 100_000)  # device lookups that find nothing, a minute
-    return load_settings(database_url=database_url, log_level="warning",
-                         login_rate_per_minute=1000, claim_rate_per_minute=100_000,
-                         device_lookup_rate_per_minute=lookups)
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        login_rate_per_minute=1000,
+        claim_rate_per_minute=100_000,
+        device_lookup_rate_per_minute=lookups,
+    )
 
 
 @pytest.fixture
 def customers(api: httpx.Client) -> None:
     for path in ("Acme/Plant", "Rival"):
         assert api.post("/api/v1/groups", json={"path": path}).status_code == 201
-    assert api.post("/api/v1/users", json={"email": "eve@rival.example", "password": PASSWORD,
-                                           "role": "admin", "group": "Rival"}
-                    ).status_code == 201
-    assert api.post("/api/v1/users", json={"email": "bob@rival.example",
-                                           "password": PASSWORD, "role": "installer",
-                                           "group": "Rival"}).status_code == 201
-    r = api.post("/api/v1/devices", json={"serial": FOREIGN, "group": "Acme/Plant",
-                                          "name": "boiler", "tags": {"site": "north",
-                                                                     "floor": "2"}})
+    assert (
+        api.post(
+            "/api/v1/users",
+            json={
+                "email": "eve@rival.example",
+                "password": PASSWORD,
+                "role": "admin",
+                "group": "Rival",
+            },
+        ).status_code
+        == 201
+    )
+    assert (
+        api.post(
+            "/api/v1/users",
+            json={
+                "email": "bob@rival.example",
+                "password": PASSWORD,
+                "role": "installer",
+                "group": "Rival",
+            },
+        ).status_code
+        == 201
+    )
+    r = api.post(
+        "/api/v1/devices",
+        json={
+            "serial": FOREIGN,
+            "group": "Acme/Plant",
+            "name": "boiler",
+            "tags": {"site": "north", "floor": "2"},
+        },
+    )
     assert r.status_code == 201, r.text
-    assert api.post("/api/v1/devices", json={"serial": OWN, "group": "Rival"}
-                    ).status_code == 201
+    assert api.post("/api/v1/devices", json={"serial": OWN, "group": "Rival"}).status_code == 201
 
 
 @pytest.mark.parametrize("server_settings", [3], indirect=True)
 def test_device_lookups_that_find_nothing_are_throttled_per_user(
-        server: Server, customers: None) -> None:
+    server: Server, customers: None
+) -> None:
     with captured("provisiond.security") as log:
         eve = signed_in(server, "eve@rival.example")
         # 3 a minute: a missing serial and another customer's device cost one each
-        assert [eve.get(f"/devices/{s}").status_code
-                for s in (MISSING, FOREIGN, "ACME-00000003")] == [404] * 3
+        assert [
+            eve.get(f"/devices/{s}").status_code for s in (MISSING, FOREIGN, "ACME-00000003")
+        ] == [404] * 3
         slow = eve.get(f"/devices/{FOREIGN}")
         assert slow.status_code == 429
         assert "Slow down" in slow.text
@@ -90,16 +119,17 @@ def test_device_lookups_that_find_nothing_are_throttled_per_user(
 ROUTES = {
     "device page": lambda b, serial: b.http.get(f"/devices/{serial}"),
     "label URL": lambda b, serial: b.http.get(f"/d/{serial}"),
-    "release": lambda b, serial: b.http.post(f"/devices/{serial}/release",
-                                             data={"csrf": b.csrf}),
-    "start claim": lambda b, serial: b.http.post("/provision", data={
-        "csrf": b.csrf, "serial": serial, "target": "me"}),
+    "release": lambda b, serial: b.http.post(f"/devices/{serial}/release", data={"csrf": b.csrf}),
+    "start claim": lambda b, serial: b.http.post(
+        "/provision", data={"csrf": b.csrf, "serial": serial, "target": "me"}
+    ),
 }
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_another_customers_device_answers_like_a_missing_serial(
-        server: Server, customers: None, route: str) -> None:
+    server: Server, customers: None, route: str
+) -> None:
     eve = signed_in(server, "eve@rival.example")
     send = ROUTES[route]
     foreign = send(eve, FOREIGN)
@@ -121,6 +151,7 @@ def test_another_customers_device_answers_like_a_missing_serial(
         if not results[-1].differs(ALPHA, TOLERANCE):
             break  # this sample could not tell them apart
     else:
-        pytest.fail(f"{route}: a device of another customer answers differently from a "
-                    "missing serial in every sample:\n"
-                    + "\n".join(r.describe() for r in results))
+        pytest.fail(
+            f"{route}: a device of another customer answers differently from a "
+            "missing serial in every sample:\n" + "\n".join(r.describe() for r in results)
+        )

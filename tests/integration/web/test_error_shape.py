@@ -23,8 +23,9 @@ def test_every_error_class_renders_as_problem_json() -> None:
         raise REGISTRY[code](f"{code} happened", problems=[Problem("here", field="f", line=3)])
 
     async def call_all() -> dict[str, httpx.Response]:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
             return {code: await client.get(f"/boom/{code}") for code in REGISTRY}
 
     for code, response in asyncio.run(call_all()).items():
@@ -33,9 +34,14 @@ def test_every_error_class_renders_as_problem_json() -> None:
         assert response.headers["content-type"] == "application/problem+json"
         doc = response.json()
         assert doc == {
-            "type": f"urn:provisiond:error:{code}", "title": cls.title, "status": cls.status,
-            "detail": f"{code} happened", "code": code, "retryable": cls.retryable,
-            "instance": f"/boom/{code}", "errors": [{"message": "here", "field": "f", "line": 3}],
+            "type": f"urn:provisiond:error:{code}",
+            "title": cls.title,
+            "status": cls.status,
+            "detail": f"{code} happened",
+            "code": code,
+            "retryable": cls.retryable,
+            "instance": f"/boom/{code}",
+            "errors": [{"message": "here", "field": "f", "line": 3}],
         }
         if issubclass(cls, Unavailable):
             assert response.headers["retry-after"] == "5"
@@ -47,7 +53,8 @@ def test_committed_openapi_document_is_current() -> None:
     committed = orjson.loads((ROOT / "docs" / "openapi.json").read_bytes())
     assert committed == orjson.loads(openapi.render()), (
         "the API changed: run `python -m provisiond.web.openapi > docs/openapi.json` "
-        "and review the difference")
+        "and review the difference"
+    )
 
 
 def test_every_error_code_is_documented() -> None:

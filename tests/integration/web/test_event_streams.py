@@ -16,20 +16,26 @@ from tests.integration.web.test_pages import fleet, signed_in  # noqa: F401
 
 @pytest.fixture
 def server_settings(database_url: str) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         claim_rate_per_minute=1000, login_rate_per_minute=1000,
-                         event_streams_per_user=2)
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        claim_rate_per_minute=1000,
+        login_rate_per_minute=1000,
+        event_streams_per_user=2,
+    )
 
 
-def open_stream(stack: ExitStack, server: Server, cookies: httpx.Cookies,
-                path: str) -> httpx.Response:
-    client = stack.enter_context(httpx.Client(base_url=server.url, cookies=cookies,
-                                              timeout=10))
+def open_stream(
+    stack: ExitStack, server: Server, cookies: httpx.Cookies, path: str
+) -> httpx.Response:
+    client = stack.enter_context(httpx.Client(base_url=server.url, cookies=cookies, timeout=10))
     return stack.enter_context(client.stream("GET", f"{path}/events"))
 
 
 def test_a_user_holds_a_bounded_number_of_event_streams(
-        server: Server, fleet: dict[str, str]) -> None:  # noqa: F811
+    server: Server,
+    fleet: dict[str, str],  # noqa: F811
+) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     mine = tech.post("/provision", {"serial": "BTN-1", "target": "me"}).headers["location"]
     other = signed_in(server, "tech2@kanarra.example")

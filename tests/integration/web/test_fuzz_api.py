@@ -21,16 +21,24 @@ schemathesis.serializer.alias("application/ocsp-request", "application/octet-str
 
 @pytest.fixture
 def server_settings(sqlite_url: str) -> Settings:
-    return load_settings(database_url=sqlite_url, log_level="error",
-                         provision_unknown_source_rate_per_minute=100_000,
-                         claim_rate_per_minute=100_000, login_rate_per_minute=100_000)
+    return load_settings(
+        database_url=sqlite_url,
+        log_level="error",
+        provision_unknown_source_rate_per_minute=100_000,
+        claim_rate_per_minute=100_000,
+        login_rate_per_minute=100_000,
+    )
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_no_input_makes_a_server_error(case: schemathesis.Case, server: Server) -> None:
-    response = case.call(base_url=server.url,
-                         headers={"Authorization": f"Bearer {server.token}"}, timeout=30)
-    assert response.status_code < 500, (case.method, case.path, response.status_code,
-                                        response.text[:500])
+    response = case.call(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.token}"}, timeout=30
+    )
+    assert response.status_code < 500, (
+        case.method,
+        case.path,
+        response.status_code,
+        response.text[:500],
+    )

@@ -26,10 +26,12 @@ def hook_receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def server_settings(database_url: str, broker: Broker) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         broker={"kind": "mosquitto-dynsec", "url": broker.url,
-                                 "timeout_seconds": 5},
-                         webhook_allow_networks=["127.0.0.1"])  # the receiver's
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={"kind": "mosquitto-dynsec", "url": broker.url, "timeout_seconds": 5},
+        webhook_allow_networks=["127.0.0.1"],
+    )  # the receiver's
 
 
 def wait_until(check: object, timeout: float = 30) -> None:
@@ -42,10 +44,13 @@ def wait_until(check: object, timeout: float = 30) -> None:
 
 
 def test_serve_makes_broker_accounts_and_delivers_webhooks(
-        api: httpx.Client, broker: Broker, hook_receiver: Receiver) -> None:
+    api: httpx.Client, broker: Broker, hook_receiver: Receiver
+) -> None:
     assert api.post("/api/v1/groups", json={"path": "Org/Site"}).status_code == 201
-    hook = api.post("/api/v1/webhooks", json={"group": "Org", "url": hook_receiver.url,
-                                              "events": ["device.registered"]})
+    hook = api.post(
+        "/api/v1/webhooks",
+        json={"group": "Org", "url": hook_receiver.url, "events": ["device.registered"]},
+    )
     assert hook.status_code == 201, hook.text
     assert hook.json()["secret"].startswith("whsec_")
     created = api.post("/api/v1/devices", json={"serial": "SRV-1", "group": "Org/Site"})
@@ -74,12 +79,11 @@ def test_serve_makes_broker_accounts_and_delivers_webhooks(
 
 
 def test_self_provisioned_devices_get_their_broker_account(
-        server: Server, api: httpx.Client, broker: Broker) -> None:
+    server: Server, api: httpx.Client, broker: Broker
+) -> None:
     key, secret = make_profile(api, name="gw", credentials=["mqtt-basic", "access-token"])
-    basic = provision(server, key, secret, deviceName="SELF-1",
-                      credentialsType="MQTT_BASIC")
-    token = provision(server, key, secret, deviceName="SELF-2",
-                      credentialsType="ACCESS_TOKEN")
+    basic = provision(server, key, secret, deviceName="SELF-1", credentialsType="MQTT_BASIC")
+    token = provision(server, key, secret, deviceName="SELF-2", credentialsType="ACCESS_TOKEN")
     assert basic["status"] == token["status"] == "SUCCESS"
     creds = basic["credentialsValue"]
 

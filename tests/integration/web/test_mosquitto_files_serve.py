@@ -18,18 +18,33 @@ from tests.support.mosquitto import Broker, Device
 
 @pytest.fixture
 def server_settings(database_url: str, files_broker: Broker) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning", broker={
-        "kind": "mosquitto-files", "password_file": str(files_broker.password_file),
-        "acl_file": str(files_broker.acl_file), "pid_file": str(files_broker.pid_file)})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "mosquitto-files",
+            "password_file": str(files_broker.password_file),
+            "acl_file": str(files_broker.acl_file),
+            "pid_file": str(files_broker.pid_file),
+        },
+    )
 
 
 def test_self_provisioned_devices_get_their_account_in_the_files(
-        server: Server, api: httpx.Client, files_broker: Broker) -> None:
+    server: Server, api: httpx.Client, files_broker: Broker
+) -> None:
     broker = files_broker
     key, secret = make_profile(api, name="files", credentials=["mqtt-basic", "access-token"])
-    answers = [provision(server, key, secret, deviceName=f"FILES-{i}",
-                         credentialsType="MQTT_BASIC" if i % 2 else "ACCESS_TOKEN")
-               for i in range(20)]
+    answers = [
+        provision(
+            server,
+            key,
+            secret,
+            deviceName=f"FILES-{i}",
+            credentialsType="MQTT_BASIC" if i % 2 else "ACCESS_TOKEN",
+        )
+        for i in range(20)
+    ]
     assert {a["status"] for a in answers} == {"SUCCESS"}
 
     def connects(username: str, password: str) -> bool:
@@ -40,8 +55,7 @@ def test_self_provisioned_devices_get_their_account_in_the_files(
             device.close()
 
     def written() -> mosquitto_files.Files:
-        return mosquitto_files.parse(broker.password_file.read_text(),
-                                     broker.acl_file.read_text())
+        return mosquitto_files.parse(broker.password_file.read_text(), broker.acl_file.read_text())
 
     wait_until(lambda: len(written().accounts) == 20)
     files = written()

@@ -24,8 +24,9 @@ def session(server: Server) -> socket.socket:
     return s
 
 
-def connect_packet(level: int, username: str | None, client_id: str = "",
-                   keepalive: int = 30) -> bytes:
+def connect_packet(
+    level: int, username: str | None, client_id: str = "", keepalive: int = 30
+) -> bytes:
     flags = 0x02 | (0x80 if username is not None else 0)
     body = mqtt._text("MQTT") + bytes([level, flags]) + keepalive.to_bytes(2, "big")
     if level == 5:
@@ -38,8 +39,10 @@ def connect_packet(level: int, username: str | None, client_id: str = "",
 
 def subscribe_packet(level: int, topic: str, packet_id: int = 1, qos: int = 1) -> bytes:
     props = b"\x00" if level == 5 else b""
-    return mqtt._packet((mqtt.SUBSCRIBE << 4) | 2, packet_id.to_bytes(2, "big") + props
-                        + mqtt._text(topic) + bytes([qos]))
+    return mqtt._packet(
+        (mqtt.SUBSCRIBE << 4) | 2,
+        packet_id.to_bytes(2, "big") + props + mqtt._text(topic) + bytes([qos]),
+    )
 
 
 def read_packets(s: socket.socket, count: int) -> list[tuple[int, bytes]]:
@@ -71,29 +74,39 @@ def answer_of(level: int, body: bytes, qos: int) -> dict[str, Any]:
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_thingsboards_device_sdk_provisions_unchanged(server: Server, api: httpx.Client) -> None:
     key, secret = make_profile(api)
-    credentials = TBDeviceMqttClient.provision("127.0.0.1", key, secret,
-                                               port=server.mqtt_port, device_name="sdk-1")
-    assert (credentials["status"], credentials["credentialsType"]) == ("SUCCESS",
-                                                                       "ACCESS_TOKEN")
+    credentials = TBDeviceMqttClient.provision(
+        "127.0.0.1", key, secret, port=server.mqtt_port, device_name="sdk-1"
+    )
+    assert (credentials["status"], credentials["credentialsType"]) == ("SUCCESS", "ACCESS_TOKEN")
     assert use_token(server, credentials["credentialsValue"]) == "SDK-1"
     assert api.get("/api/v1/devices/SDK-1").status_code == 200  # one registry
-    chosen = TBDeviceMqttClient.provision("127.0.0.1", key, secret, port=server.mqtt_port,
-                                          device_name="sdk-2",
-                                          access_token="sdk-2-chosen-token-123")
+    chosen = TBDeviceMqttClient.provision(
+        "127.0.0.1",
+        key,
+        secret,
+        port=server.mqtt_port,
+        device_name="sdk-2",
+        access_token="sdk-2-chosen-token-123",
+    )
     assert chosen["credentialsValue"] == "sdk-2-chosen-token-123"
 
 
 @pytest.mark.parametrize("level", [4, 5])
-def test_raw_session_request_before_suback_and_refusals(server: Server, api: httpx.Client,
-                                                        level: int) -> None:
+def test_raw_session_request_before_suback_and_refusals(
+    server: Server, api: httpx.Client, level: int
+) -> None:
     key, secret = make_profile(api)
-    request = json.dumps({"deviceName": f"raw-{level}", "provisionDeviceKey": key,
-                          "provisionDeviceSecret": secret}).encode()
+    request = json.dumps(
+        {"deviceName": f"raw-{level}", "provisionDeviceKey": key, "provisionDeviceSecret": secret}
+    ).encode()
     with session(server) as s:
         # CONNECT, SUBSCRIBE and PUBLISH in one write: the request before the SUBACK
         publish = mqtt.encode_publish(level, "/provision/request", request, 1, 7)
-        s.sendall(connect_packet(level, "provision") + subscribe_packet(level,
-                  "/provision/response") + publish)
+        s.sendall(
+            connect_packet(level, "provision")
+            + subscribe_packet(level, "/provision/response")
+            + publish
+        )
         packets = read_packets(s, 4)
         kinds = [k for k, _ in packets]
         assert kinds == [mqtt.CONNACK, mqtt.SUBACK, mqtt.PUBACK, mqtt.PUBLISH], kinds
@@ -110,9 +123,11 @@ def test_raw_session_request_before_suback_and_refusals(server: Server, api: htt
         assert read_packets(s, 1) == []  # and the connection closed
 
     with session(server) as s:  # another topic ends the session
-        s.sendall(connect_packet(level, "provision")
-                  + subscribe_packet(level, "devices/#")
-                  + mqtt.encode_publish(level, "devices/x", b"{}"))
+        s.sendall(
+            connect_packet(level, "provision")
+            + subscribe_packet(level, "devices/#")
+            + mqtt.encode_publish(level, "devices/x", b"{}")
+        )
         packets = read_packets(s, 4)
         assert packets[1][0] == mqtt.SUBACK
         assert packets[1][1][-1] == 0x80  # refused subscription
@@ -164,30 +179,44 @@ def test_a_peer_that_never_reads_is_not_read_either(server: Server, api: httpx.C
         assert blocked, f"the listener kept reading: {sent} bytes taken"
         assert sent < 16 * 1024 * 1024  # about 3.5 MB here: the kernel buffers both ways
     key, secret = make_profile(api, name="after-flood")
-    request = json.dumps({"deviceName": "after-flood", "provisionDeviceKey": key,
-                          "provisionDeviceSecret": secret}).encode()
+    request = json.dumps(
+        {"deviceName": "after-flood", "provisionDeviceKey": key, "provisionDeviceSecret": secret}
+    ).encode()
     with session(server) as s:
-        s.sendall(connect_packet(4, "provision") + subscribe_packet(4, "/provision/response")
-                  + mqtt.encode_publish(4, "/provision/request", request, 1, 7))
+        s.sendall(
+            connect_packet(4, "provision")
+            + subscribe_packet(4, "/provision/response")
+            + mqtt.encode_publish(4, "/provision/request", request, 1, 7)
+        )
         packets = read_packets(s, 4)
         assert answer_of(4, packets[3][1], qos=1)["status"] == "SUCCESS"
 
 
-def test_concurrent_sessions_each_get_their_own_answer(server: Server,
-                                                       api: httpx.Client) -> None:
+def test_concurrent_sessions_each_get_their_own_answer(server: Server, api: httpx.Client) -> None:
     key, secret = make_profile(api)
     answers: dict[int, dict[str, Any]] = {}
     barrier = threading.Barrier(12)
 
     def device(n: int) -> None:
         with session(server) as s:
-            s.sendall(connect_packet(4, "provision") + subscribe_packet(4,
-                      "/provision/response", qos=0))
+            s.sendall(
+                connect_packet(4, "provision") + subscribe_packet(4, "/provision/response", qos=0)
+            )
             read_packets(s, 2)
             barrier.wait()
-            s.sendall(mqtt.encode_publish(4, "/provision/request", json.dumps({
-                "deviceName": f"c-{n}", "provisionDeviceKey": key,
-                "provisionDeviceSecret": secret}).encode()))
+            s.sendall(
+                mqtt.encode_publish(
+                    4,
+                    "/provision/request",
+                    json.dumps(
+                        {
+                            "deviceName": f"c-{n}",
+                            "provisionDeviceKey": key,
+                            "provisionDeviceSecret": secret,
+                        }
+                    ).encode(),
+                )
+            )
             answers[n] = answer_of(4, read_packets(s, 1)[0][1], qos=0)
 
     threads = [threading.Thread(target=device, args=(n,)) for n in range(12)]
@@ -195,5 +224,6 @@ def test_concurrent_sessions_each_get_their_own_answer(server: Server,
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert sorted(use_token(server, a["credentialsValue"]) for a in answers.values()) == \
-        sorted(f"C-{n}" for n in range(12))
+    assert sorted(use_token(server, a["credentialsValue"]) for a in answers.values()) == sorted(
+        f"C-{n}" for n in range(12)
+    )

@@ -30,16 +30,22 @@ OCSP_REQUEST = {"Content-Type": "application/ocsp-request"}
 
 @pytest.fixture
 def server_settings(database_url: str) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         ca_key_passphrase="correct horse battery staple",
-                         ocsp_validity_seconds=600)
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        ca_key_passphrase="correct horse battery staple",
+        ocsp_validity_seconds=600,
+    )
 
 
-def request(cert: x509.Certificate, issuer: x509.Certificate, *,
-            algorithm: hashes.HashAlgorithm | None = None, nonce: bytes | None = None
-            ) -> bytes:
-    builder = ocsp.OCSPRequestBuilder().add_certificate(
-        cert, issuer, algorithm or hashes.SHA1())  # noqa: S303 - what clients send
+def request(
+    cert: x509.Certificate,
+    issuer: x509.Certificate,
+    *,
+    algorithm: hashes.HashAlgorithm | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm or hashes.SHA1())  # noqa: S303 - what clients send
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)
@@ -58,30 +64,37 @@ def verified(response: ocsp.OCSPResponse, ca: x509.Certificate) -> ocsp.OCSPResp
     assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
     key = ca.public_key()
     assert isinstance(key, ec.EllipticCurvePublicKey)
-    key.verify(response.signature, response.tbs_response_bytes,
-               ec.ECDSA(response.signature_hash_algorithm))  # type: ignore[arg-type]
-    assert response.responder_key_hash == \
-        x509.SubjectKeyIdentifier.from_public_key(key).digest
+    key.verify(
+        response.signature, response.tbs_response_bytes, ec.ECDSA(response.signature_hash_algorithm)
+    )  # type: ignore[arg-type]
+    assert response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(key).digest
     return response
 
 
 @pytest.fixture
-def devices(server: Server, api: httpx.Client, tmp_path: Path
-            ) -> tuple[x509.Certificate, list[x509.Certificate]]:
+def devices(
+    server: Server, api: httpx.Client, tmp_path: Path
+) -> tuple[x509.Certificate, list[x509.Certificate]]:
     """The CA "devices" and three certificates it issued (CAM-0001 to CAM-0003)."""
     ca_doc = api.post("/api/v1/cas", json={"name": "devices"}).json()
     key, secret = make_profile(api, name="cams", credentials=["x509"], ca="devices")
     certs = []
     for i in (1, 2, 3):
-        answer = provision(server, key, secret, deviceName=f"CAM-000{i}",
-                           credentialsType="X509_CERTIFICATE", hash=csr(f"CAM-000{i}"))
+        answer = provision(
+            server,
+            key,
+            secret,
+            deviceName=f"CAM-000{i}",
+            credentialsType="X509_CERTIFICATE",
+            hash=csr(f"CAM-000{i}"),
+        )
         certs.append(x509.load_pem_x509_certificate(answer["credentialsValue"].encode()))
     return x509.load_pem_x509_certificate(ca_doc["certificate"].encode()), certs
 
 
-def test_good_revoked_and_unknown(server: Server, api: httpx.Client,
-                                  devices: tuple[x509.Certificate, list[x509.Certificate]]
-                                  ) -> None:
+def test_good_revoked_and_unknown(
+    server: Server, api: httpx.Client, devices: tuple[x509.Certificate, list[x509.Certificate]]
+) -> None:
     ca, (good, revoked, deleted) = devices
     nonce = os.urandom(32)
     answer = verified(post(server, request(good, ca, nonce=nonce)), ca)
@@ -100,16 +113,25 @@ def test_good_revoked_and_unknown(server: Server, api: httpx.Client,
     assert answer.revocation_time_utc is not None
     answer = verified(post(server, request(deleted, ca)), ca)
     assert (answer.certificate_status, answer.revocation_reason) == (
-        ocsp.OCSPCertStatus.REVOKED, x509.ReasonFlags.cessation_of_operation)
+        ocsp.OCSPCertStatus.REVOKED,
+        x509.ReasonFlags.cessation_of_operation,
+    )
     with pytest.raises(x509.ExtensionNotFound):  # no nonce asked, none given
         answer.extensions.get_extension_for_class(x509.OCSPNonce)
 
     # a serial number this CA never issued
     stranger = x509.load_pem_x509_certificate(self_signed("CAM-0009").encode())
-    never = (ocsp.OCSPRequestBuilder().add_certificate_by_hash(
-        issuer_name_hash=request_hashes(good, ca)[0], issuer_key_hash=request_hashes(good, ca)[1],
-        serial_number=stranger.serial_number, algorithm=hashes.SHA1())  # noqa: S303
-        .build().public_bytes(serialization.Encoding.DER))
+    never = (
+        ocsp.OCSPRequestBuilder()
+        .add_certificate_by_hash(
+            issuer_name_hash=request_hashes(good, ca)[0],
+            issuer_key_hash=request_hashes(good, ca)[1],
+            serial_number=stranger.serial_number,
+            algorithm=hashes.SHA1(),  # noqa: S303
+        )
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+    )
     answer = verified(post(server, never), ca)
     assert answer.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
 
@@ -119,9 +141,9 @@ def request_hashes(cert: x509.Certificate, issuer: x509.Certificate) -> tuple[by
     return built.issuer_name_hash, built.issuer_key_hash
 
 
-def test_get_requests_and_refusals(server: Server,
-                                   devices: tuple[x509.Certificate, list[x509.Certificate]]
-                                   ) -> None:
+def test_get_requests_and_refusals(
+    server: Server, devices: tuple[x509.Certificate, list[x509.Certificate]]
+) -> None:
     ca, (good, _, _) = devices
     encoded = quote(base64.b64encode(request(good, ca)).decode(), safe="")
     r = httpx.get(f"{server.url}/ocsp/{encoded}")
@@ -132,38 +154,65 @@ def test_get_requests_and_refusals(server: Server,
 
     def status(body: bytes) -> ocsp.OCSPResponseStatus:
         return ocsp.load_der_ocsp_response(
-            httpx.post(f"{server.url}/ocsp", content=body).content).response_status
+            httpx.post(f"{server.url}/ocsp", content=body).content
+        ).response_status
 
     malformed = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     assert status(b"") is malformed
     assert status(b"\x30\x03\x02\x01\x01") is malformed
     assert status(request(good, ca, nonce=os.urandom(129))) is malformed  # RFC 8954
-    assert ocsp.load_der_ocsp_response(
-        httpx.get(f"{server.url}/ocsp/not*base64").content).response_status is malformed
+    assert (
+        ocsp.load_der_ocsp_response(
+            httpx.get(f"{server.url}/ocsp/not*base64").content
+        ).response_status
+        is malformed
+    )
     # an issuer provisiond does not hold the key of
     stranger = x509.load_pem_x509_certificate(self_signed("somebody").encode())
     assert status(request(stranger, stranger)) is ocsp.OCSPResponseStatus.UNAUTHORIZED
-    problem(httpx.post(f"{server.url}/ocsp", content=b"0" * (16 * 1024 + 1)), 413,
-            "payload-too-large")
+    problem(
+        httpx.post(f"{server.url}/ocsp", content=b"0" * (16 * 1024 + 1)), 413, "payload-too-large"
+    )
 
 
-def openssl_ocsp(server: Server, tmp_path: Path, ca: x509.Certificate,
-                 cert: x509.Certificate) -> str:
+def openssl_ocsp(
+    server: Server, tmp_path: Path, ca: x509.Certificate, cert: x509.Certificate
+) -> str:
     files = {}
     for name, item in (("ca", ca), ("device", cert)):
         files[name] = tmp_path / f"{name}.pem"
         files[name].write_bytes(item.public_bytes(serialization.Encoding.PEM))
     done = subprocess.run(
-        ["openssl", "ocsp", "-issuer", files["ca"], "-cert", files["device"], "-url",
-         f"{server.url}/ocsp", "-CAfile", files["ca"], "-timeout", "20"],
-        capture_output=True, text=True, timeout=60, check=False)
+        [
+            "openssl",
+            "ocsp",
+            "-issuer",
+            files["ca"],
+            "-cert",
+            files["device"],
+            "-url",
+            f"{server.url}/ocsp",
+            "-CAfile",
+            files["ca"],
+            "-timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Response verify OK" in done.stderr + done.stdout  # signed by the CA, nonce echoed
     return done.stdout
 
 
-def test_openssl_ocsp_agrees(server: Server, api: httpx.Client, tmp_path: Path,
-                             devices: tuple[x509.Certificate, list[x509.Certificate]]) -> None:
+def test_openssl_ocsp_agrees(
+    server: Server,
+    api: httpx.Client,
+    tmp_path: Path,
+    devices: tuple[x509.Certificate, list[x509.Certificate]],
+) -> None:
     need(shutil.which("openssl") is not None, "openssl is not installed")
     ca, (good, revoked, _) = devices
     assert "device.pem: good" in openssl_ocsp(server, tmp_path, ca, good)

@@ -39,18 +39,36 @@ def populate(api: httpx.Client) -> None:
     for i in range(N):
         group = f"Org/Site-{i}"
         assert api.post("/api/v1/groups", json={"path": group}).status_code == 201
-        assert api.post("/api/v1/users", json={
-            "email": f"u{i}@org.example", "password": "long enough password", "role": "viewer",
-            "group": group}).status_code == 201
-        assert api.post("/api/v1/profiles", json={"name": f"line-{i}", "group": group}
-                        ).status_code == 201
-        assert api.post("/api/v1/tokens", json={"name": f"t-{i}", "role": "viewer",
-                                                "group": group}).status_code == 201
-        assert api.post("/api/v1/devices", json={"serial": f"DEV-{i}", "group": group}
-                        ).status_code == 201
+        assert (
+            api.post(
+                "/api/v1/users",
+                json={
+                    "email": f"u{i}@org.example",
+                    "password": "long enough password",
+                    "role": "viewer",
+                    "group": group,
+                },
+            ).status_code
+            == 201
+        )
+        assert (
+            api.post("/api/v1/profiles", json={"name": f"line-{i}", "group": group}).status_code
+            == 201
+        )
+        assert (
+            api.post(
+                "/api/v1/tokens", json={"name": f"t-{i}", "role": "viewer", "group": group}
+            ).status_code
+            == 201
+        )
+        assert (
+            api.post("/api/v1/devices", json={"serial": f"DEV-{i}", "group": group}).status_code
+            == 201
+        )
         # after the device, so nothing is ever delivered to it
-        assert api.post("/api/v1/webhooks", json={"group": group, "url": RECEIVER}
-                        ).status_code == 201
+        assert (
+            api.post("/api/v1/webhooks", json={"group": group, "url": RECEIVER}).status_code == 201
+        )
 
 
 LISTINGS = {  # path: the key a listing is ordered by
@@ -65,7 +83,8 @@ LISTINGS = {  # path: the key a listing is ordered by
 
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_every_listing_pages_through_everything_once_in_order(
-        api: httpx.Client, limit: int) -> None:
+    api: httpx.Client, limit: int
+) -> None:
     populate(api)
     for path, key in LISTINGS.items():
         whole = api.get(path, params={"limit": "500"}).json()
@@ -86,17 +105,20 @@ def test_bad_cursors_and_limits_are_refused_naming_the_field(api: httpx.Client) 
             assert doc["errors"][0]["field"] == "limit"  # type: ignore[index]
 
 
-def test_a_scoped_token_pages_through_its_subtree_only(server: Server, api: httpx.Client
-                                                       ) -> None:
+def test_a_scoped_token_pages_through_its_subtree_only(server: Server, api: httpx.Client) -> None:
     populate(api)
     for i in range(3):
-        assert api.post("/api/v1/groups", json={"path": f"Org/Site-1/Room-{i}"}
-                        ).status_code == 201
-    made = api.post("/api/v1/tokens", json={"name": "site-1", "role": "viewer",
-                                            "group": "Org/Site-1"}).json()
+        assert api.post("/api/v1/groups", json={"path": f"Org/Site-1/Room-{i}"}).status_code == 201
+    made = api.post(
+        "/api/v1/tokens", json={"name": "site-1", "role": "viewer", "group": "Org/Site-1"}
+    ).json()
     with server.client(made["secret"]) as site:
         assert [g["path"] for g in walk(site, "/api/v1/groups", 1)] == [
-            "Org/Site-1", "Org/Site-1/Room-0", "Org/Site-1/Room-1", "Org/Site-1/Room-2"]
+            "Org/Site-1",
+            "Org/Site-1/Room-0",
+            "Org/Site-1/Room-1",
+            "Org/Site-1/Room-2",
+        ]
         assert [u["email"] for u in walk(site, "/api/v1/users", 1)] == ["u1@org.example"]
         assert [p["name"] for p in walk(site, "/api/v1/profiles", 1)] == ["line-1"]
         assert [w["group"] for w in walk(site, "/api/v1/webhooks", 1)] == ["Org/Site-1"]

@@ -22,8 +22,9 @@ FAILED = {"status": "FAILURE", "errorMsg": "Failed to provision device!"}  # Thi
 
 @pytest.fixture
 def server_settings(database_url: str) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         provision_unknown_source_rate_per_minute=6)
+    return load_settings(
+        database_url=database_url, log_level="warning", provision_unknown_source_rate_per_minute=6
+    )
 
 
 def make_profile(api: httpx.Client, **body: Any) -> tuple[str, str]:
@@ -33,8 +34,9 @@ def make_profile(api: httpx.Client, **body: Any) -> tuple[str, str]:
 
 
 def provision(server: Server, key: str, secret: str, **extra: Any) -> dict[str, Any]:
-    r = httpx.post(server.url + URL, json={"provisionDeviceKey": key,
-                                           "provisionDeviceSecret": secret, **extra})
+    r = httpx.post(
+        server.url + URL, json={"provisionDeviceKey": key, "provisionDeviceSecret": secret, **extra}
+    )
     assert r.status_code == 200, r.text
     answer: dict[str, Any] = r.json()
     if answer["status"] != "SUCCESS":
@@ -44,6 +46,7 @@ def provision(server: Server, key: str, secret: str, **extra: Any) -> dict[str, 
 
 def use_token(server: Server, token: str) -> str:
     """Authenticate as the device (its first use of the credential); its serial."""
+
     async def main() -> str:
         async with open_container(server.settings) as c:
             return (await devices.authenticate_device(c.uow(), token=token, now=c.now())).serial
@@ -59,8 +62,7 @@ def sql(server: Server, query: str) -> list[tuple[Any, ...]]:
     return asyncio.run(main())
 
 
-def test_allow_create_access_token_and_a_second_request(server: Server,
-                                                         api: httpx.Client) -> None:
+def test_allow_create_access_token_and_a_second_request(server: Server, api: httpx.Client) -> None:
     api.post("/api/v1/groups", json={"path": "Kanarra/Gateways"})
     api.post("/api/v1/models", json={"name": "UNO-2483G"})
     key, secret = make_profile(api, group="Kanarra/Gateways", model="UNO-2483G")
@@ -69,7 +71,11 @@ def test_allow_create_access_token_and_a_second_request(server: Server,
     assert (first["status"], first["credentialsType"]) == ("SUCCESS", "ACCESS_TOKEN")
     device = api.get("/api/v1/devices/GW0001").json()
     assert (device["state"], device["group"], device["model"], device["name"]) == (
-        "claimed", "Kanarra/Gateways", "UNO-2483G", "gw 0001")
+        "claimed",
+        "Kanarra/Gateways",
+        "UNO-2483G",
+        "gw 0001",
+    )
 
     # A name provisions once (ThingsBoard's contract): a second request, used credential or
     # not, is refused and changes nothing but the audit log. What a repeat may prove under
@@ -77,16 +83,26 @@ def test_allow_create_access_token_and_a_second_request(server: Server,
     assert provision(server, key, secret, deviceName="GW0001") == FAILED
     assert use_token(server, first["credentialsValue"]) == "GW0001"
     assert provision(server, key, secret, deviceName="GW0001") == FAILED
-    active = sql(server, "SELECT count(*) FROM credentials c JOIN devices d ON d.id = "
-                         "c.device_id WHERE d.serial = 'GW0001' AND c.revoked_at IS NULL")
+    active = sql(
+        server,
+        "SELECT count(*) FROM credentials c JOIN devices d ON d.id = "
+        "c.device_id WHERE d.serial = 'GW0001' AND c.revoked_at IS NULL",
+    )
     assert active == [(1,)]
-    events = [r[0] for r in sql(server, "SELECT type FROM events WHERE serial = 'GW0001' "
-                                        "ORDER BY id")]
-    assert events == ["device.registered", "credentials.issued", "device.provisioned",
-                      "device.reprovision-refused", "device.reprovision-refused"]
+    events = [
+        r[0] for r in sql(server, "SELECT type FROM events WHERE serial = 'GW0001' ORDER BY id")
+    ]
+    assert events == [
+        "device.registered",
+        "credentials.issued",
+        "device.provisioned",
+        "device.reprovision-refused",
+        "device.reprovision-refused",
+    ]
     # every one of them belongs to the device's subtree (credentials.issued had none)
     assert sql(server, "SELECT DISTINCT group_path FROM events WHERE serial = 'GW0001'") == [
-        ("Kanarra/Gateways",)]
+        ("Kanarra/Gateways",)
+    ]
 
 
 def test_refusals_answer_in_thingsboards_form(server: Server, api: httpx.Client) -> None:
@@ -100,8 +116,11 @@ def test_refusals_answer_in_thingsboards_form(server: Server, api: httpx.Client)
     api.post("/api/v1/profiles/gw/enable")
 
     def failure(body: object) -> str:
-        r = httpx.post(server.url + URL, content=body if isinstance(body, bytes) else None,
-                       json=None if isinstance(body, bytes) else body)
+        r = httpx.post(
+            server.url + URL,
+            content=body if isinstance(body, bytes) else None,
+            json=None if isinstance(body, bytes) else body,
+        )
         assert r.status_code == 200
         answer = r.json()
         assert answer["status"] == "FAILURE", answer
@@ -113,12 +132,14 @@ def test_refusals_answer_in_thingsboards_form(server: Server, api: httpx.Client)
     assert "credentialsType 'PSK'" in failure({**base, "credentialsType": "PSK"})
     assert failure({**base, "deviceName": "bad/name"}).startswith("deviceName contains '/'")
     assert failure({**base, "credentialsType": "MQTT_BASIC"}) == (
-        "MQTT_BASIC credentials are not handed out by this profile; ask for ACCESS_TOKEN")
+        "MQTT_BASIC credentials are not handed out by this profile; ask for ACCESS_TOKEN"
+    )
     assert failure({**base, "credentialsType": "ACCESS_TOKEN", "token": "short"}) == (
-        "token must be at least 16 characters (this profile's device_secret_min_length)")
+        "token must be at least 16 characters (this profile's device_secret_min_length)"
+    )
     assert failure({**base, "retryKey": "too-short"}) == (
-        "retryKey must be at least 22 characters: 16 random bytes or more, generated by the "
-        "device")
+        "retryKey must be at least 22 characters: 16 random bytes or more, generated by the device"
+    )
     assert failure({**base, "deviceName": 5}) == "deviceName must be a string"
     assert sql(server, "SELECT count(*) FROM devices") == [(0,)]  # nothing was created
 
@@ -139,11 +160,19 @@ def test_mqtt_basic_generated_and_chosen(server: Server, api: httpx.Client) -> N
     stored = sql(server, "SELECT lookup, secret_hash, client_id FROM credentials")
     assert value["password"] not in str(stored)
 
-    chosen = {"deviceName": "M2", "credentialsType": "MQTT_BASIC", "clientId": "m2-client",
-              "username": "m2-user", "password": "m2-password-long-enough"}
+    chosen = {
+        "deviceName": "M2",
+        "credentialsType": "MQTT_BASIC",
+        "clientId": "m2-client",
+        "username": "m2-user",
+        "password": "m2-password-long-enough",
+    }
     ok = provision(server, key, secret, **chosen)
-    assert ok["credentialsValue"] == {"clientId": "m2-client", "userName": "m2-user",
-                                      "password": "m2-password-long-enough"}
+    assert ok["credentialsValue"] == {
+        "clientId": "m2-client",
+        "userName": "m2-user",
+        "password": "m2-password-long-enough",
+    }
     assert provision(server, key, secret, **chosen) == FAILED  # once (test_identity.py)
     taken = provision(server, key, secret, **{**chosen, "deviceName": "M3"})
     assert taken["errorMsg"] == "this MQTT user name is in use by another device"
@@ -152,25 +181,33 @@ def test_mqtt_basic_generated_and_chosen(server: Server, api: httpx.Client) -> N
     assert squat["errorMsg"] == "this MQTT user name is in use by another device"
     own = provision(server, key, secret, **{**chosen, "deviceName": "M6", "username": "M6"})
     assert own["credentialsValue"]["userName"] == "M6"  # its own serial is its to use
-    short = provision(server, key, secret, **{**chosen, "deviceName": "M4", "username": "u4",
-                                              "password": "short"})
-    assert short["errorMsg"] == ("password must be at least 16 characters (this profile's "
-                                 "device_secret_min_length)")
+    short = provision(
+        server, key, secret, **{**chosen, "deviceName": "M4", "username": "u4", "password": "short"}
+    )
+    assert short["errorMsg"] == (
+        "password must be at least 16 characters (this profile's device_secret_min_length)"
+    )
 
     token = "device-chosen-token-0001"
-    mine = provision(server, key, secret, deviceName="T1", credentialsType="ACCESS_TOKEN",
-                     token=token)
+    mine = provision(
+        server, key, secret, deviceName="T1", credentialsType="ACCESS_TOKEN", token=token
+    )
     assert mine["credentialsValue"] == token
     assert token not in str(sql(server, "SELECT lookup, secret_hash FROM credentials"))
     assert use_token(server, token) == "T1"
-    assert provision(server, key, secret, deviceName="T2", credentialsType="ACCESS_TOKEN",
-                     token=token)["errorMsg"] == "this token is in use by another device"
+    assert (
+        provision(
+            server, key, secret, deviceName="T2", credentialsType="ACCESS_TOKEN", token=token
+        )["errorMsg"]
+        == "this token is in use by another device"
+    )
 
 
 def test_pre_provisioned(server: Server, api: httpx.Client) -> None:
     key, secret = make_profile(api, strategy="pre-provisioned")
     assert provision(server, key, secret, deviceName="P1")["errorMsg"] == (
-        "Device P1 was not registered beforehand")
+        "Device P1 was not registered beforehand"
+    )
     assert api.post("/api/v1/devices", json={"serial": "P1"}).status_code == 201
     ok = provision(server, key, secret, deviceName="p1")
     assert ok["status"] == "SUCCESS"
@@ -186,17 +223,23 @@ def test_rate_limits_answer_429_with_retry_after(server: Server, api: httpx.Clie
     key, secret = make_profile(api, source_rate_per_minute=3)
     for n in range(3):
         assert provision(server, key, secret, deviceName=f"R{n}")["status"] == "SUCCESS"
-    limited = httpx.post(server.url + URL, json={
-        "provisionDeviceKey": key, "provisionDeviceSecret": secret, "deviceName": "R9"})
+    limited = httpx.post(
+        server.url + URL,
+        json={"provisionDeviceKey": key, "provisionDeviceSecret": secret, "deviceName": "R9"},
+    )
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["status"] == "FAILURE"
     assert limited.json()["errorMsg"].startswith("Too many provision requests")
 
     # Guessing: 6 wrong attempts a minute per address (this server's setting), then 429.
-    codes = [httpx.post(server.url + URL, json={"provisionDeviceKey": key,
-                                                "provisionDeviceSecret": f"guess-{n}"}
-                        ).status_code for n in range(8)]
+    codes = [
+        httpx.post(
+            server.url + URL,
+            json={"provisionDeviceKey": key, "provisionDeviceSecret": f"guess-{n}"},
+        ).status_code
+        for n in range(8)
+    ]
     assert codes == [200] * 6 + [429] * 2
 
 
@@ -212,9 +255,14 @@ def test_storm_of_concurrent_requests(server: Server, api: httpx.Client) -> None
         with httpx.Client(base_url=server.url, timeout=60) as client:
             barrier.wait()
             for i in range(w, len(names), 8):
-                r = client.post(URL, json={"provisionDeviceKey": key,
-                                           "provisionDeviceSecret": secret,
-                                           "deviceName": names[i]})
+                r = client.post(
+                    URL,
+                    json={
+                        "provisionDeviceKey": key,
+                        "provisionDeviceSecret": secret,
+                        "deviceName": names[i],
+                    },
+                )
                 answers[i] = r.json()
 
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
@@ -227,8 +275,11 @@ def test_storm_of_concurrent_requests(server: Server, api: httpx.Client) -> None
     assert sorted(won) == sorted(set(names))  # one SUCCESS per name
     assert [a for a in answers.values() if a["status"] != "SUCCESS"] == [FAILED] * 40
     assert sql(server, "SELECT count(*) FROM devices") == [(40,)]
-    per_device = sql(server, "SELECT d.serial, count(*) FROM credentials c JOIN devices d ON "
-                             "d.id = c.device_id WHERE c.revoked_at IS NULL GROUP BY d.serial")
+    per_device = sql(
+        server,
+        "SELECT d.serial, count(*) FROM credentials c JOIN devices d ON "
+        "d.id = c.device_id WHERE c.revoked_at IS NULL GROUP BY d.serial",
+    )
     assert sorted(per_device) == [(n, 1) for n in sorted(set(names))]
     for name, answer in won.items():
         assert use_token(server, answer["credentialsValue"]) == name

@@ -27,17 +27,32 @@ PUBLIC = "https://provision.example.com"
 
 @pytest.fixture
 def server_settings(database_url: str, tmp_path: Path) -> Settings:
-    return load_settings(database_url=database_url, log_level="warning",
-                         ca_key_passphrase="correct horse battery staple",
-                         public_url=PUBLIC, crl_dir=str(tmp_path / "crls"))
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        ca_key_passphrase="correct horse battery staple",
+        public_url=PUBLIC,
+        crl_dir=str(tmp_path / "crls"),
+    )
 
 
-def issue(server: Server, key: str, secret: str, serial: str,
-          device_key: ec.EllipticCurvePrivateKey | None = None, **extra: str
-          ) -> x509.Certificate:
-    answer = provision(server, key, secret, deviceName=serial,
-                       credentialsType="X509_CERTIFICATE", hash=csr(serial, device_key),
-                       **extra)
+def issue(
+    server: Server,
+    key: str,
+    secret: str,
+    serial: str,
+    device_key: ec.EllipticCurvePrivateKey | None = None,
+    **extra: str,
+) -> x509.Certificate:
+    answer = provision(
+        server,
+        key,
+        secret,
+        deviceName=serial,
+        credentialsType="X509_CERTIFICATE",
+        hash=csr(serial, device_key),
+        **extra,
+    )
     assert answer["status"] == "SUCCESS", answer
     return x509.load_pem_x509_certificate(answer["credentialsValue"].encode())
 
@@ -67,23 +82,25 @@ def number(crl: x509.CertificateRevocationList) -> int:
 
 
 def test_certificates_name_where_their_revocation_is_published(
-        server: Server, api: httpx.Client) -> None:
+    server: Server, api: httpx.Client
+) -> None:
     ca_doc = api.post("/api/v1/cas", json={"name": "devices"}).json()
     ca = x509.load_pem_x509_certificate(ca_doc["certificate"].encode())
     key, secret = make_profile(api, name="cams", credentials=["x509"], ca="devices")
     cert = issue(server, key, secret, "CAM-0001")
 
     points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert [n.value for p in points for n in p.full_name or []] == [
-        f"{PUBLIC}/crl/devices.crl"]
+    assert [n.value for p in points for n in p.full_name or []] == [f"{PUBLIC}/crl/devices.crl"]
     access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert {(a.access_method, a.access_location.value) for a in access} == {
         (AuthorityInformationAccessOID.OCSP, f"{PUBLIC}/ocsp"),
-        (AuthorityInformationAccessOID.CA_ISSUERS, f"{PUBLIC}/ca/devices.crt")}
+        (AuthorityInformationAccessOID.CA_ISSUERS, f"{PUBLIC}/ca/devices.crt"),
+    }
     # the authority key identifier is the CA's subject key identifier
-    assert cert.extensions.get_extension_for_class(
-        x509.AuthorityKeyIdentifier).value.key_identifier == \
-        ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    assert (
+        cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        == ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    )
 
     # what those addresses serve, without a token
     issuer = httpx.get(server.url + urlsplit(f"{PUBLIC}/ca/devices.crt").path)
@@ -93,8 +110,7 @@ def test_certificates_name_where_their_revocation_is_published(
     wait_until(lambda: httpx.get(f"{server.url}/crl/devices.crl").status_code == 200)
     served = httpx.get(server.url + urlsplit(points[0].full_name[0].value).path)  # type: ignore[index]
     assert served.status_code == 200
-    assert x509.load_der_x509_crl(served.content).is_signature_valid(
-        ca.public_key())  # type: ignore[arg-type]
+    assert x509.load_der_x509_crl(served.content).is_signature_valid(ca.public_key())  # type: ignore[arg-type]
 
     problem(httpx.get(f"{server.url}/crl/nope.crl"), 404, "ca-not-found")
     problem(httpx.get(f"{server.url}/crl/nope.pem"), 404, "ca-not-found")
@@ -102,15 +118,17 @@ def test_certificates_name_where_their_revocation_is_published(
 
 
 def test_the_crl_follows_revocations_within_seconds(
-        server: Server, api: httpx.Client, server_settings: Settings) -> None:
+    server: Server, api: httpx.Client, server_settings: Settings
+) -> None:
     ca_doc = api.post("/api/v1/cas", json={"name": "devices"}).json()
     ca = x509.load_pem_x509_certificate(ca_doc["certificate"].encode())
-    key, secret = make_profile(api, name="cams", credentials=["x509"], ca="devices",
-                               reprovision="factory-reset")
+    key, secret = make_profile(
+        api, name="cams", credentials=["x509"], ca="devices", reprovision="factory-reset"
+    )
     element = ec.generate_private_key(ec.SECP256R1())  # CAM-0002's key survives a reset
     revoked, reissued, deleted, kept = (
-        issue(server, key, secret, f"CAM-000{i}", element if i == 2 else None)
-        for i in range(1, 5))
+        issue(server, key, secret, f"CAM-000{i}", element if i == 2 else None) for i in range(1, 5)
+    )
     wait_until(lambda: httpx.get(f"{server.url}/crl/devices.crl").status_code == 200)
     first = crl(server)
     assert len(first) == 0
@@ -122,11 +140,16 @@ def test_the_crl_follows_revocations_within_seconds(
     # first is superseded
     fresh = csr("CAM-0002")
     current = reissued.public_bytes(serialization.Encoding.PEM).decode()
-    answer = provision(server, key, secret, deviceName="CAM-0002",
-                       credentialsType="X509_CERTIFICATE", hash=fresh,
-                       currentCertificate=current,
-                       reprovisionProof=proof(element, key, "CAM-0002", fresh,
-                                              "provisiond-reprovision-proof"))
+    answer = provision(
+        server,
+        key,
+        secret,
+        deviceName="CAM-0002",
+        credentialsType="X509_CERTIFICATE",
+        hash=fresh,
+        currentCertificate=current,
+        reprovisionProof=proof(element, key, "CAM-0002", fresh, "provisiond-reprovision-proof"),
+    )
     assert answer["status"] == "SUCCESS", answer
     assert answer["credentialsValue"] != current
     wait_until(lambda: reason(crl(server), reissued) == "superseded")

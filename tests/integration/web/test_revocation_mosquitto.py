@@ -43,24 +43,38 @@ def broker_dir(tmp_path: Path) -> Path:
 def server_settings(database_url: str, crl_dir: Path, broker_dir: Path) -> Settings:
     need(mosquitto_available(), "mosquitto is not installed")
     # provisiond writes each CA's CRL into crl_dir and sends Mosquitto SIGHUP (its pid_file)
-    return load_settings(database_url=database_url, log_level="warning",
-                         ca_key_passphrase="correct horse battery staple",
-                         crl_dir=str(crl_dir),
-                         broker={"pid_file": str(broker_dir / "mosquitto.pid")})
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        ca_key_passphrase="correct horse battery staple",
+        crl_dir=str(crl_dir),
+        broker={"pid_file": str(broker_dir / "mosquitto.pid")},
+    )
 
 
-def device_files(directory: Path, serial: str, server: Server, key: str, secret: str
-                 ) -> tuple[Path, Path]:
+def device_files(
+    directory: Path, serial: str, server: Server, key: str, secret: str
+) -> tuple[Path, Path]:
     """Provision ``serial`` with a CSR; its certificate and key files."""
     private = ec.generate_private_key(ec.SECP256R1())
-    answer = provision(server, key, secret, deviceName=serial,
-                       credentialsType="X509_CERTIFICATE", hash=csr(serial, private))
+    answer = provision(
+        server,
+        key,
+        secret,
+        deviceName=serial,
+        credentialsType="X509_CERTIFICATE",
+        hash=csr(serial, private),
+    )
     assert answer["status"] == "SUCCESS", answer
     cert, key_file = directory / f"{serial}.pem", directory / f"{serial}.key"
     cert.write_text(answer["credentialsValue"])
-    key_file.write_bytes(private.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+    key_file.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert, key_file
 
 
@@ -93,8 +107,8 @@ def connect(broker: Broker, cert: Path, key: Path, *, tls12: bool = False) -> st
 
 
 def test_mosquitto_refuses_a_revoked_device_certificate(
-        server: Server, api: httpx.Client, tmp_path: Path, crl_dir: Path,
-        broker_dir: Path) -> None:
+    server: Server, api: httpx.Client, tmp_path: Path, crl_dir: Path, broker_dir: Path
+) -> None:
     made = api.post("/api/v1/cas", json={"name": "devices"})
     assert made.status_code == 201, made.text
     ca_file = tmp_path / "devices-ca.pem"
@@ -110,8 +124,10 @@ def test_mosquitto_refuses_a_revoked_device_certificate(
         assert connect(broker, *revoked) == "connected"
         assert connect(broker, *kept) == "connected"
 
-        result = CliRunner().invoke(cli_app, ["devices", "revoke", "CAM-0001", "--database",
-                                              server.settings.effective_database_url])
+        result = CliRunner().invoke(
+            cli_app,
+            ["devices", "revoke", "CAM-0001", "--database", server.settings.effective_database_url],
+        )
         assert result.exit_code == 0, result.output
 
         # serve writes the new CRL and has Mosquitto read it: within seconds, no restart

@@ -22,8 +22,7 @@ def cookie_secure() -> bool | None:
 
 @pytest.fixture
 def server_settings(sqlite_url: str, cookie_secure: bool | None) -> Settings:
-    return load_settings(database_url=sqlite_url, log_level="warning",
-                         cookie_secure=cookie_secure)
+    return load_settings(database_url=sqlite_url, log_level="warning", cookie_secure=cookie_secure)
 
 
 def csp(header: str) -> dict[str, list[str]]:
@@ -55,32 +54,51 @@ def test_every_page_is_locked_down(server: Server, fleet: dict[str, str]) -> Non
     anon = Browser(server)
     pages = {path: anon.http.get(path) for path in ("/login",)}
     tech = signed_in(server, "tech@kanarra.example")
-    claim_path = tech.post("/provision", {"serial": "CODE-1", "target": "me"}
-                           ).headers["location"]
+    claim_path = tech.post("/provision", {"serial": "CODE-1", "target": "me"}).headers["location"]
     assert tech.post("/provision", {"serial": "PLAIN-1", "target": "me"}).status_code == 303
-    for path in ("/devices", "/devices/PLAIN-1", "/devices/NOPE-1", "/provision", "/d/PLAIN-2",
-                 claim_path, "/claims/not-a-claim"):
+    for path in (
+        "/devices",
+        "/devices/PLAIN-1",
+        "/devices/NOPE-1",
+        "/provision",
+        "/d/PLAIN-2",
+        claim_path,
+        "/claims/not-a-claim",
+    ):
         pages[path] = tech.http.get(path)
     admin = signed_in(server, "boss@kanarra.example")
     pages["/overview"] = admin.http.get("/overview")
     assert {p: r.status_code for p, r in pages.items()} == {
-        "/login": 200, "/devices": 200, "/devices/PLAIN-1": 200,
-        "/devices/NOPE-1": 404, "/provision": 200, "/d/PLAIN-2": 200, claim_path: 200,
-        "/claims/not-a-claim": 404, "/overview": 200}
+        "/login": 200,
+        "/devices": 200,
+        "/devices/PLAIN-1": 200,
+        "/devices/NOPE-1": 404,
+        "/provision": 200,
+        "/d/PLAIN-2": 200,
+        claim_path: 200,
+        "/claims/not-a-claim": 404,
+        "/overview": 200,
+    }
     for path, r in pages.items():
         assert_safe_page(dict(r.headers), r.text, path)
 
 
 @pytest.mark.parametrize("cookie_secure", [True])  # as in production, behind TLS
-def test_cookies_are_http_only_same_site_and_secure(server: Server,
-                                                    fleet: dict[str, str]) -> None:
+def test_cookies_are_http_only_same_site_and_secure(server: Server, fleet: dict[str, str]) -> None:
     b = Browser(server)
     form = b.http.get("/login")
     login = form.cookies["provisiond_login"]
     # a Secure cookie is not sent back over plain HTTP: send it by hand
-    r = httpx.post(server.url + "/login", headers={"Cookie": f"provisiond_login={login}"},
-                   data={"email": "tech@kanarra.example", "password": PASSWORD,
-                         "login_csrf": login, "next": "/devices"})
+    r = httpx.post(
+        server.url + "/login",
+        headers={"Cookie": f"provisiond_login={login}"},
+        data={
+            "email": "tech@kanarra.example",
+            "password": PASSWORD,
+            "login_csrf": login,
+            "next": "/devices",
+        },
+    )
     assert r.status_code == 303
     cookies = form.headers.get_list("set-cookie") + r.headers.get_list("set-cookie")
     names = {c.split("=", 1)[0] for c in cookies}
@@ -91,14 +109,18 @@ def test_cookies_are_http_only_same_site_and_secure(server: Server,
 
 
 def test_api_answers_are_not_sniffed_framed_or_referred(server: Server) -> None:
-    answers = [httpx.get(server.url + "/api/v1/devices"),  # 401, a problem document
-               httpx.get(server.url + "/nowhere"),  # 404 from the router
-               httpx.get(server.url + "/healthz"),
-               httpx.post(server.url + "/api/v1/provision", json={}),  # the hot path
-               httpx.post(server.url + "/api/v1/provision", content=b"{")]
+    answers = [
+        httpx.get(server.url + "/api/v1/devices"),  # 401, a problem document
+        httpx.get(server.url + "/nowhere"),  # 404 from the router
+        httpx.get(server.url + "/healthz"),
+        httpx.post(server.url + "/api/v1/provision", json={}),  # the hot path
+        httpx.post(server.url + "/api/v1/provision", content=b"{"),
+    ]
     assert [a.status_code for a in answers] == [401, 404, 200, 200, 200]
     for a in answers:
         assert a.headers["x-content-type-options"] == "nosniff", a.url
         assert csp(a.headers["content-security-policy"]) == {
-            "default-src": ["'none'"], "frame-ancestors": ["'none'"]}, a.url
+            "default-src": ["'none'"],
+            "frame-ancestors": ["'none'"],
+        }, a.url
         assert a.headers["referrer-policy"] == "no-referrer", a.url

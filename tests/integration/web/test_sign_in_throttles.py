@@ -29,8 +29,12 @@ EMAIL = "tech@kanarra.example"
 def browser(url: str, address: str = "127.0.0.1") -> httpx.Client:
     """A browser on this host, its connections from ``address`` (all of 127/8 is loopback:
     each is another client to the server, no proxy needed)."""
-    return httpx.Client(base_url=url, timeout=60, follow_redirects=False,
-                        transport=httpx.HTTPTransport(local_address=address))
+    return httpx.Client(
+        base_url=url,
+        timeout=60,
+        follow_redirects=False,
+        transport=httpx.HTTPTransport(local_address=address),
+    )
 
 
 def login_form(http: httpx.Client) -> str:
@@ -43,8 +47,9 @@ def login_form(http: httpx.Client) -> str:
 def sign_in(url: str, password: str, address: str = "127.0.0.1") -> int:
     with browser(url, address) as http:
         token = login_form(http)
-        return http.post("/login", data={"email": EMAIL, "password": password,
-                                          "login_csrf": token}).status_code
+        return http.post(
+            "/login", data={"email": EMAIL, "password": password, "login_csrf": token}
+        ).status_code
 
 
 def at_once(urls: list[str], passwords: list[str]) -> list[int]:
@@ -57,8 +62,9 @@ def at_once(urls: list[str], passwords: list[str]) -> list[int]:
         with browser(urls[i % len(urls)]) as http:
             token = login_form(http)
             barrier.wait(timeout=60)
-            statuses[i] = http.post("/login", data={
-                "email": EMAIL, "password": passwords[i], "login_csrf": token}).status_code
+            statuses[i] = http.post(
+                "/login", data={"email": EMAIL, "password": passwords[i], "login_csrf": token}
+            ).status_code
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(passwords))]
     for t in threads:
@@ -71,21 +77,26 @@ def at_once(urls: list[str], passwords: list[str]) -> list[int]:
 def add_user(server: Server) -> None:
     with server.client() as api:
         assert api.post("/api/v1/groups", json={"path": "Kanarra"}).status_code == 201
-        r = api.post("/api/v1/users", json={"email": EMAIL, "password": PASSWORD,
-                                            "role": "installer", "group": "Kanarra"})
+        r = api.post(
+            "/api/v1/users",
+            json={"email": EMAIL, "password": PASSWORD, "role": "installer", "group": "Kanarra"},
+        )
         assert r.status_code == 201, r.text
 
 
 @pytest.fixture
 def server_settings(request: pytest.FixtureRequest, database_url: str) -> Settings:
-    limits = {"login_failures_before_lockout": 5, "login_account_failures_before_slowdown": 40,
-              **getattr(request, "param", {})}
-    return load_settings(database_url=database_url, log_level="warning",
-                         login_rate_per_minute=1000, **limits)
+    limits = {
+        "login_failures_before_lockout": 5,
+        "login_account_failures_before_slowdown": 40,
+        **getattr(request, "param", {}),
+    }
+    return load_settings(
+        database_url=database_url, log_level="warning", login_rate_per_minute=1000, **limits
+    )
 
 
-def test_twenty_wrong_passwords_at_once_lock_the_account_for_their_address(
-        server: Server) -> None:
+def test_twenty_wrong_passwords_at_once_lock_the_account_for_their_address(server: Server) -> None:
     add_user(server)
     statuses = at_once([server.url], [f"guess {n}" for n in range(20)])
     assert statuses == [401] * 20
@@ -96,12 +107,14 @@ def test_twenty_wrong_passwords_at_once_lock_the_account_for_their_address(
 
 
 @pytest.mark.postgres
-def test_twenty_wrong_passwords_at_once_across_two_instances_lock_it(
-        postgres_url: str) -> None:
+def test_twenty_wrong_passwords_at_once_across_two_instances_lock_it(postgres_url: str) -> None:
     settings = load_settings(database_url=postgres_url)
     token = make_token(settings)
-    env = {"PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000", "PROVISIOND_LOG_LEVEL": "warning",
-           "PROVISIOND_LOGIN_ACCOUNT_FAILURES_BEFORE_SLOWDOWN": "40"}
+    env = {
+        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000",
+        "PROVISIOND_LOG_LEVEL": "warning",
+        "PROVISIOND_LOGIN_ACCOUNT_FAILURES_BEFORE_SLOWDOWN": "40",
+    }
     instances = [Instance(postgres_url, env=env) for _ in range(2)]
     try:
         a, b = (Server(i.url, token, settings) for i in instances)
@@ -115,17 +128,29 @@ def test_twenty_wrong_passwords_at_once_across_two_instances_lock_it(
             instance.stop()
 
 
-@pytest.mark.parametrize("server_settings", [{
-    "login_failures_before_lockout": 2, "login_account_failures_before_slowdown": 4,
-    "login_account_slowdown_seconds": 3600}], indirect=True)
+@pytest.mark.parametrize(
+    "server_settings",
+    [
+        {
+            "login_failures_before_lockout": 2,
+            "login_account_failures_before_slowdown": 4,
+            "login_account_slowdown_seconds": 3600,
+        }
+    ],
+    indirect=True,
+)
 def test_guesses_from_many_addresses_slow_the_account_down_but_not_for_its_owner(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     add_user(server)
     owner = "127.0.0.9"
     assert sign_in(server.url, PASSWORD, address=owner) == 303  # a known address
     for guesser in ("127.0.0.2", "127.0.0.3"):  # 2 each: both locked, the account at 4
-        assert [sign_in(server.url, f"guess {n}", address=guesser) for n in range(3)] == \
-            [401, 401, 401]
+        assert [sign_in(server.url, f"guess {n}", address=guesser) for n in range(3)] == [
+            401,
+            401,
+            401,
+        ]
     # slowed: one password check an hour from addresses it was never signed in from (the
     # hour started with the 4th wrong password) ...
     assert sign_in(server.url, "guess 7", address="127.0.0.4") == 401
@@ -137,8 +162,7 @@ def test_guesses_from_many_addresses_slow_the_account_down_but_not_for_its_owner
     assert sign_in(server.url, PASSWORD, address="127.0.0.5") == 303
 
 
-def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(
-        server: Server) -> None:
+def test_a_password_hashed_with_other_parameters_is_rehashed_at_sign_in(server: Server) -> None:
     add_user(server)
     old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)
 

@@ -33,10 +33,18 @@ RECEIVER = "https://93.184.215.14/hook"  # never called: the webhooks are disabl
 A_GROUP, B_GROUP, MISSING_GROUP = "Acme/West", "Bolt/East", "Nowhere/East"
 A_DEVICE, B_DEVICE, STOCK, MISSING_DEVICE = "ACME-0001", "BOLT-0001", "STOCK-0001", "NONE-0001"
 A_USER, B_USER, MISSING_USER = "ann@acme.example", "bob@bolt.example", "nobody@none.example"
-A_PROFILE, B_PROFILE, STOCK_PROFILE, MISSING_PROFILE = ("acme-line", "bolt-line",
-                                                       "stock-line", "none-line")
-A_TOKEN, B_TOKEN, OPERATOR_TOKEN, MISSING_TOKEN = ("acme-admin", "bolt-admin", "tests",
-                                                   "none-token")
+A_PROFILE, B_PROFILE, STOCK_PROFILE, MISSING_PROFILE = (
+    "acme-line",
+    "bolt-line",
+    "stock-line",
+    "none-line",
+)
+A_TOKEN, B_TOKEN, OPERATOR_TOKEN, MISSING_TOKEN = (
+    "acme-admin",
+    "bolt-admin",
+    "tests",
+    "none-token",
+)
 PASSWORD = "correct horse battery"
 
 
@@ -60,8 +68,14 @@ class Req:
     headers: dict[str, str] | None = None
 
     def send(self, client: httpx.Client) -> httpx.Response:
-        return client.request(self.method, self.url, json=self.json, params=self.params,
-                              content=self.content, headers=self.headers)
+        return client.request(
+            self.method,
+            self.url,
+            json=self.json,
+            params=self.params,
+            content=self.content,
+            headers=self.headers,
+        )
 
 
 Make = Callable[[World], Req]
@@ -69,6 +83,7 @@ Make = Callable[[World], Req]
 
 def req(method: str, url: str, **kw: Any) -> Make:
     """A request whose url and body may name run-time ids: ``{acme_hook}``, ``{bolt_id}``."""
+
     def make(w: World) -> Req:
         def fill(value: Any) -> Any:
             if isinstance(value, str):
@@ -76,7 +91,9 @@ def req(method: str, url: str, **kw: Any) -> Make:
             if isinstance(value, dict):
                 return {k: fill(v) for k, v in value.items()}
             return value
+
         return Req(method, fill(url), **{k: fill(v) for k, v in kw.items()})
+
     return make
 
 
@@ -123,6 +140,7 @@ class Row:
 
 def same(method: str, template: str, theirs: str, missing: str, **kw: Any) -> Same:
     """``template`` with ``{name}`` filled with B's name, then with a missing one."""
+
     def fill(name: str) -> Make:
         def value(v: Any) -> Any:
             if isinstance(v, str):
@@ -130,27 +148,36 @@ def same(method: str, template: str, theirs: str, missing: str, **kw: Any) -> Sa
             if isinstance(v, dict):
                 return {k: value(x) for k, x in v.items()}
             return v
-        return req(method, template.replace("{name}", name),
-                   **{k: value(v) for k, v in kw.items()})
+
+        return req(method, template.replace("{name}", name), **{k: value(v) for k, v in kw.items()})
+
     return Same(fill(theirs), fill(missing), (theirs, missing))
 
 
 def device_same(method: str, suffix: str = "", **kw: Any) -> tuple[Same, ...]:
     url = "/api/v1/devices/{name}" + suffix
-    return (same(method, url, B_DEVICE, MISSING_DEVICE, **kw),
-            same(method, url, STOCK, MISSING_DEVICE, **kw))
+    return (
+        same(method, url, B_DEVICE, MISSING_DEVICE, **kw),
+        same(method, url, STOCK, MISSING_DEVICE, **kw),
+    )
 
 
 def profile_same(method: str, suffix: str = "", **kw: Any) -> tuple[Same, ...]:
     url = "/api/v1/profiles/{name}" + suffix
-    return (same(method, url, B_PROFILE, MISSING_PROFILE, **kw),
-            same(method, url, STOCK_PROFILE, MISSING_PROFILE, **kw))
+    return (
+        same(method, url, B_PROFILE, MISSING_PROFILE, **kw),
+        same(method, url, STOCK_PROFILE, MISSING_PROFILE, **kw),
+    )
 
 
 def hook_same(method: str, suffix: str = "") -> tuple[Same, ...]:
-    return (Same(req(method, "/api/v1/webhooks/{bolt_hook}" + suffix),
-                 req(method, "/api/v1/webhooks/{missing_hook}" + suffix),
-                 ("{bolt_hook}", "{missing_hook}")),)
+    return (
+        Same(
+            req(method, "/api/v1/webhooks/{bolt_hook}" + suffix),
+            req(method, "/api/v1/webhooks/{missing_hook}" + suffix),
+            ("{bolt_hook}", "{missing_hook}"),
+        ),
+    )
 
 
 def import_body(cells: str) -> str:
@@ -159,152 +186,291 @@ def import_body(cells: str) -> str:
 
 ROWS: dict[str, Row] = {
     # ------------------------------------------------------------------------- devices
-    "GET /api/v1/devices": Row((
-        Hidden(req("GET", "/api/v1/devices"), (B_DEVICE, STOCK)),
-        same("GET", "/api/v1/devices", B_GROUP, MISSING_GROUP, params={"group": "{name}"}),
-    )),
-    "POST /api/v1/devices": Row((
-        same("POST", "/api/v1/devices", B_GROUP, MISSING_GROUP,
-             json={"serial": "NEW-0001", "group": "{name}"}),
-        same("POST", "/api/v1/devices", B_USER, MISSING_USER,
-             json={"serial": "NEW-0001", "owner": "{name}"}),
-        Refused(req("POST", "/api/v1/devices", json={"serial": "NEW-0001"})),  # stock
-    ), write=req("POST", "/api/v1/devices", json={"serial": "NEW-0002", "group": A_GROUP})),
-    "POST /api/v1/devices/import": Row((
-        same("POST", "/api/v1/devices/import", B_GROUP, MISSING_GROUP,
-             content=import_body("{name},,"), headers=CSV),
-        same("POST", "/api/v1/devices/import", B_USER, MISSING_USER,
-             content=import_body(",{name},"), headers=CSV),
-        same("POST", "/api/v1/devices/import", B_PROFILE, MISSING_PROFILE,
-             content=import_body(f"{A_GROUP},,{{name}}"), headers=CSV),
-        same("POST", "/api/v1/devices/import", B_GROUP, MISSING_GROUP,
-             content="serial\nNEW-0001\n", headers=CSV, params={"group": "{name}"}),
-    ), write=req("POST", "/api/v1/devices/import", content=import_body(f"{A_GROUP},,"),
-                 headers=CSV)),
+    "GET /api/v1/devices": Row(
+        (
+            Hidden(req("GET", "/api/v1/devices"), (B_DEVICE, STOCK)),
+            same("GET", "/api/v1/devices", B_GROUP, MISSING_GROUP, params={"group": "{name}"}),
+        )
+    ),
+    "POST /api/v1/devices": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/devices",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"serial": "NEW-0001", "group": "{name}"},
+            ),
+            same(
+                "POST",
+                "/api/v1/devices",
+                B_USER,
+                MISSING_USER,
+                json={"serial": "NEW-0001", "owner": "{name}"},
+            ),
+            Refused(req("POST", "/api/v1/devices", json={"serial": "NEW-0001"})),  # stock
+        ),
+        write=req("POST", "/api/v1/devices", json={"serial": "NEW-0002", "group": A_GROUP}),
+    ),
+    "POST /api/v1/devices/import": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/devices/import",
+                B_GROUP,
+                MISSING_GROUP,
+                content=import_body("{name},,"),
+                headers=CSV,
+            ),
+            same(
+                "POST",
+                "/api/v1/devices/import",
+                B_USER,
+                MISSING_USER,
+                content=import_body(",{name},"),
+                headers=CSV,
+            ),
+            same(
+                "POST",
+                "/api/v1/devices/import",
+                B_PROFILE,
+                MISSING_PROFILE,
+                content=import_body(f"{A_GROUP},,{{name}}"),
+                headers=CSV,
+            ),
+            same(
+                "POST",
+                "/api/v1/devices/import",
+                B_GROUP,
+                MISSING_GROUP,
+                content="serial\nNEW-0001\n",
+                headers=CSV,
+                params={"group": "{name}"},
+            ),
+        ),
+        write=req(
+            "POST", "/api/v1/devices/import", content=import_body(f"{A_GROUP},,"), headers=CSV
+        ),
+    ),
     "GET /api/v1/devices/{serial}": Row(device_same("GET")),
-    "DELETE /api/v1/devices/{serial}": Row(device_same("DELETE"),
-                                           write=req("DELETE", f"/api/v1/devices/{A_DEVICE}")),
+    "DELETE /api/v1/devices/{serial}": Row(
+        device_same("DELETE"), write=req("DELETE", f"/api/v1/devices/{A_DEVICE}")
+    ),
     "POST /api/v1/devices/{serial}/credentials/revoke": Row(
         device_same("POST", "/credentials/revoke"),
-        write=req("POST", f"/api/v1/devices/{A_DEVICE}/credentials/revoke")),
+        write=req("POST", f"/api/v1/devices/{A_DEVICE}/credentials/revoke"),
+    ),
     "POST /api/v1/devices/{serial}/credentials/rotate": Row(
         device_same("POST", "/credentials/rotate"),
-        write=req("POST", f"/api/v1/devices/{A_DEVICE}/credentials/rotate")),
+        write=req("POST", f"/api/v1/devices/{A_DEVICE}/credentials/rotate"),
+    ),
     # -------------------------------------------------------------------------- groups
-    "GET /api/v1/groups": Row((
-        Hidden(req("GET", "/api/v1/groups"), ('"Bolt', '"Nowhere')),
-        same("GET", "/api/v1/groups", B_GROUP, MISSING_GROUP, params={"under": "{name}"}),
-    )),
-    "POST /api/v1/groups": Row((
-        same("POST", "/api/v1/groups", f"{B_GROUP}/New", f"{MISSING_GROUP}/New",
-             json={"path": "{name}"}),
-        same("POST", "/api/v1/groups", B_GROUP, MISSING_GROUP, json={"path": "{name}"}),
-    ), write=req("POST", "/api/v1/groups", json={"path": f"{A_GROUP}/New"})),
+    "GET /api/v1/groups": Row(
+        (
+            Hidden(req("GET", "/api/v1/groups"), ('"Bolt', '"Nowhere')),
+            same("GET", "/api/v1/groups", B_GROUP, MISSING_GROUP, params={"under": "{name}"}),
+        )
+    ),
+    "POST /api/v1/groups": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/groups",
+                f"{B_GROUP}/New",
+                f"{MISSING_GROUP}/New",
+                json={"path": "{name}"},
+            ),
+            same("POST", "/api/v1/groups", B_GROUP, MISSING_GROUP, json={"path": "{name}"}),
+        ),
+        write=req("POST", "/api/v1/groups", json={"path": f"{A_GROUP}/New"}),
+    ),
     "DELETE /api/v1/groups/{path}": Row(
         (same("DELETE", "/api/v1/groups/{name}", "Bolt/Empty", MISSING_GROUP),),
-        write=req("DELETE", "/api/v1/groups/Acme/Empty")),
+        write=req("DELETE", "/api/v1/groups/Acme/Empty"),
+    ),
     # --------------------------------------------------------------------------- users
-    "GET /api/v1/users": Row((
-        Hidden(req("GET", "/api/v1/users"), (B_USER,)),
-        same("GET", "/api/v1/users", B_GROUP, MISSING_GROUP, params={"under": "{name}"}),
-    )),
-    "POST /api/v1/users": Row((
-        same("POST", "/api/v1/users", B_GROUP, MISSING_GROUP,
-             json={"email": "new@bolt.example", "password": PASSWORD, "role": "viewer",
-                   "group": "{name}"}),
-    ), write=req("POST", "/api/v1/users", json={"email": "new@acme.example",
-                                                 "password": PASSWORD, "role": "viewer",
-                                                 "group": A_GROUP})),
+    "GET /api/v1/users": Row(
+        (
+            Hidden(req("GET", "/api/v1/users"), (B_USER,)),
+            same("GET", "/api/v1/users", B_GROUP, MISSING_GROUP, params={"under": "{name}"}),
+        )
+    ),
+    "POST /api/v1/users": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/users",
+                B_GROUP,
+                MISSING_GROUP,
+                json={
+                    "email": "new@bolt.example",
+                    "password": PASSWORD,
+                    "role": "viewer",
+                    "group": "{name}",
+                },
+            ),
+        ),
+        write=req(
+            "POST",
+            "/api/v1/users",
+            json={
+                "email": "new@acme.example",
+                "password": PASSWORD,
+                "role": "viewer",
+                "group": A_GROUP,
+            },
+        ),
+    ),
     "POST /api/v1/users/{email}/disable": Row(
         (same("POST", "/api/v1/users/{name}/disable", B_USER, MISSING_USER),),
-        write=req("POST", f"/api/v1/users/{A_USER}/disable")),
+        write=req("POST", f"/api/v1/users/{A_USER}/disable"),
+    ),
     "POST /api/v1/users/{email}/enable": Row(
         (same("POST", "/api/v1/users/{name}/enable", B_USER, MISSING_USER),),
-        write=req("POST", f"/api/v1/users/{A_USER}/enable")),
+        write=req("POST", f"/api/v1/users/{A_USER}/enable"),
+    ),
     # -------------------------------------------------------------------------- models
     "GET /api/v1/models": Row((Open(req("GET", "/api/v1/models")),)),
-    "POST /api/v1/models": Row((Refused(req("POST", "/api/v1/models",
-                                            json={"name": "Bolt-Model"})),),
-                               write=req("POST", "/api/v1/models", json={"name": "Acme-M"})),
-    "DELETE /api/v1/models/{name}": Row((Refused(req("DELETE", "/api/v1/models/Unused")),),
-                                        write=req("DELETE", "/api/v1/models/Unused")),
+    "POST /api/v1/models": Row(
+        (Refused(req("POST", "/api/v1/models", json={"name": "Bolt-Model"})),),
+        write=req("POST", "/api/v1/models", json={"name": "Acme-M"}),
+    ),
+    "DELETE /api/v1/models/{name}": Row(
+        (Refused(req("DELETE", "/api/v1/models/Unused")),),
+        write=req("DELETE", "/api/v1/models/Unused"),
+    ),
     # ------------------------------------------------------------------------ profiles
-    "GET /api/v1/profiles": Row((Hidden(req("GET", "/api/v1/profiles"),
-                                        (B_PROFILE, STOCK_PROFILE)),)),
-    "POST /api/v1/profiles": Row((
-        same("POST", "/api/v1/profiles", B_GROUP, MISSING_GROUP,
-             json={"name": "new-line", "group": "{name}"}),
-        Refused(req("POST", "/api/v1/profiles", json={"name": "new-line"})),  # no group
-    ), write=req("POST", "/api/v1/profiles", json={"name": "new-line", "group": A_GROUP})),
+    "GET /api/v1/profiles": Row(
+        (Hidden(req("GET", "/api/v1/profiles"), (B_PROFILE, STOCK_PROFILE)),)
+    ),
+    "POST /api/v1/profiles": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/profiles",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"name": "new-line", "group": "{name}"},
+            ),
+            Refused(req("POST", "/api/v1/profiles", json={"name": "new-line"})),  # no group
+        ),
+        write=req("POST", "/api/v1/profiles", json={"name": "new-line", "group": A_GROUP}),
+    ),
     "GET /api/v1/profiles/{name}": Row(profile_same("GET")),
     "PATCH /api/v1/profiles/{name}": Row(
         profile_same("PATCH", json={"reprovision": "with-proof"}),
-        write=req("PATCH", f"/api/v1/profiles/{A_PROFILE}", json={"reprovision": "never"})),
+        write=req("PATCH", f"/api/v1/profiles/{A_PROFILE}", json={"reprovision": "never"}),
+    ),
     "POST /api/v1/profiles/{name}/disable": Row(
-        profile_same("POST", "/disable"),
-        write=req("POST", f"/api/v1/profiles/{A_PROFILE}/disable")),
+        profile_same("POST", "/disable"), write=req("POST", f"/api/v1/profiles/{A_PROFILE}/disable")
+    ),
     "POST /api/v1/profiles/{name}/enable": Row(
-        profile_same("POST", "/enable"),
-        write=req("POST", f"/api/v1/profiles/{A_PROFILE}/enable")),
+        profile_same("POST", "/enable"), write=req("POST", f"/api/v1/profiles/{A_PROFILE}/enable")
+    ),
     "PUT /api/v1/profiles/{name}/jwt-key": Row(
         profile_same("PUT", "/jwt-key", json={"public_key": None}),
-        write=req("PUT", f"/api/v1/profiles/{A_PROFILE}/jwt-key", json={"public_key": None})),
+        write=req("PUT", f"/api/v1/profiles/{A_PROFILE}/jwt-key", json={"public_key": None}),
+    ),
     "POST /api/v1/profiles/{name}/rotate-secret": Row(
         profile_same("POST", "/rotate-secret"),
-        write=req("POST", f"/api/v1/profiles/{A_PROFILE}/rotate-secret")),
-    "POST /api/device/provision": Row((  # ThingsBoard's profile request
-        Same(req("POST", "/api/device/provision",
-                 json={"customerId": {"entityType": "CUSTOMER", "id": "{bolt_id}"}}),
-             req("POST", "/api/device/provision",
-                 json={"customerId": {"entityType": "CUSTOMER", "id": "{missing_id}"}}),
-             ("{bolt_id}", "{missing_id}")),
-        same("POST", "/api/device/provision", "Bolt", "Nowhere", json={"groupName": "{name}"}),
-        Refused(req("POST", "/api/device/provision", json={})),  # a profile without a group
-    ), write=req("POST", "/api/device/provision", json={"groupName": A_GROUP})),
+        write=req("POST", f"/api/v1/profiles/{A_PROFILE}/rotate-secret"),
+    ),
+    "POST /api/device/provision": Row(
+        (  # ThingsBoard's profile request
+            Same(
+                req(
+                    "POST",
+                    "/api/device/provision",
+                    json={"customerId": {"entityType": "CUSTOMER", "id": "{bolt_id}"}},
+                ),
+                req(
+                    "POST",
+                    "/api/device/provision",
+                    json={"customerId": {"entityType": "CUSTOMER", "id": "{missing_id}"}},
+                ),
+                ("{bolt_id}", "{missing_id}"),
+            ),
+            same("POST", "/api/device/provision", "Bolt", "Nowhere", json={"groupName": "{name}"}),
+            Refused(req("POST", "/api/device/provision", json={})),  # a profile without a group
+        ),
+        write=req("POST", "/api/device/provision", json={"groupName": A_GROUP}),
+    ),
     # -------------------------------------------------------------------------- tokens
-    "GET /api/v1/tokens": Row((Hidden(req("GET", "/api/v1/tokens"),
-                                      (B_TOKEN, f'"{OPERATOR_TOKEN}"')),)),
-    "POST /api/v1/tokens": Row((
-        same("POST", "/api/v1/tokens", B_GROUP, MISSING_GROUP,
-             json={"name": "new-token", "role": "viewer", "group": "{name}"}),
-        Refused(req("POST", "/api/v1/tokens", json={"name": "new-token"})),  # operator-wide
-    ), write=req("POST", "/api/v1/tokens", json={"name": "new-token", "role": "viewer",
-                                                  "group": A_GROUP})),
-    "DELETE /api/v1/tokens/{name}": Row((
-        same("DELETE", "/api/v1/tokens/{name}", B_TOKEN, MISSING_TOKEN),
-        same("DELETE", "/api/v1/tokens/{name}", OPERATOR_TOKEN, MISSING_TOKEN),
-    ), write=req("DELETE", "/api/v1/tokens/acme-viewer")),
+    "GET /api/v1/tokens": Row(
+        (Hidden(req("GET", "/api/v1/tokens"), (B_TOKEN, f'"{OPERATOR_TOKEN}"')),)
+    ),
+    "POST /api/v1/tokens": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/tokens",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"name": "new-token", "role": "viewer", "group": "{name}"},
+            ),
+            Refused(req("POST", "/api/v1/tokens", json={"name": "new-token"})),  # operator-wide
+        ),
+        write=req(
+            "POST", "/api/v1/tokens", json={"name": "new-token", "role": "viewer", "group": A_GROUP}
+        ),
+    ),
+    "DELETE /api/v1/tokens/{name}": Row(
+        (
+            same("DELETE", "/api/v1/tokens/{name}", B_TOKEN, MISSING_TOKEN),
+            same("DELETE", "/api/v1/tokens/{name}", OPERATOR_TOKEN, MISSING_TOKEN),
+        ),
+        write=req("DELETE", "/api/v1/tokens/acme-viewer"),
+    ),
     # ------------------------------------------------------------------------ webhooks
-    "GET /api/v1/webhooks": Row((
-        Hidden(req("GET", "/api/v1/webhooks"), ("{bolt_hook}",)),
-        same("GET", "/api/v1/webhooks", "Bolt", "Nowhere", params={"under": "{name}"}),
-    )),
-    "POST /api/v1/webhooks": Row((
-        same("POST", "/api/v1/webhooks", B_GROUP, MISSING_GROUP,
-             json={"group": "{name}", "url": RECEIVER}),
-    ), write=req("POST", "/api/v1/webhooks", json={"group": A_GROUP, "url": RECEIVER})),
+    "GET /api/v1/webhooks": Row(
+        (
+            Hidden(req("GET", "/api/v1/webhooks"), ("{bolt_hook}",)),
+            same("GET", "/api/v1/webhooks", "Bolt", "Nowhere", params={"under": "{name}"}),
+        )
+    ),
+    "POST /api/v1/webhooks": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/webhooks",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"group": "{name}", "url": RECEIVER},
+            ),
+        ),
+        write=req("POST", "/api/v1/webhooks", json={"group": A_GROUP, "url": RECEIVER}),
+    ),
     "GET /api/v1/webhooks/{webhook_id}": Row(hook_same("GET")),
     "DELETE /api/v1/webhooks/{webhook_id}": Row(
-        hook_same("DELETE"), write=req("DELETE", "/api/v1/webhooks/{acme_hook}")),
+        hook_same("DELETE"), write=req("DELETE", "/api/v1/webhooks/{acme_hook}")
+    ),
     "GET /api/v1/webhooks/{webhook_id}/deliveries": Row(hook_same("GET", "/deliveries")),
     "POST /api/v1/webhooks/{webhook_id}/disable": Row(
-        hook_same("POST", "/disable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/disable")),
+        hook_same("POST", "/disable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/disable")
+    ),
     "POST /api/v1/webhooks/{webhook_id}/enable": Row(
-        hook_same("POST", "/enable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/enable")),
+        hook_same("POST", "/enable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/enable")
+    ),
     # -------------------------------------------------------------------------- events
     # The audit log: B's events and the ungrouped ones stay out of A's answer, whatever
     # the filters name (a group or serial outside the scope answers an empty page).
-    "GET /api/v1/events": Row((
-        Hidden(req("GET", "/api/v1/events", params={"limit": 500}),
-               (B_DEVICE, STOCK, B_GROUP, B_USER, B_PROFILE, B_TOKEN)),
-        Hidden(req("GET", "/api/v1/events", params={"group": B_GROUP}), (B_DEVICE, B_GROUP)),
-        Hidden(req("GET", "/api/v1/events", params={"serial": B_DEVICE}), (B_DEVICE,)),
-        Hidden(req("GET", "/api/v1/events", params={"serial": STOCK}), (STOCK,)),
-    )),
+    "GET /api/v1/events": Row(
+        (
+            Hidden(
+                req("GET", "/api/v1/events", params={"limit": 500}),
+                (B_DEVICE, STOCK, B_GROUP, B_USER, B_PROFILE, B_TOKEN),
+            ),
+            Hidden(req("GET", "/api/v1/events", params={"group": B_GROUP}), (B_DEVICE, B_GROUP)),
+            Hidden(req("GET", "/api/v1/events", params={"serial": B_DEVICE}), (B_DEVICE,)),
+            Hidden(req("GET", "/api/v1/events", params={"serial": STOCK}), (STOCK,)),
+        )
+    ),
     # ---------------------------------------------------------- certificate authorities
     "GET /api/v1/cas": Row((Open(req("GET", "/api/v1/cas")),)),
-    "POST /api/v1/cas": Row((Refused(req("POST", "/api/v1/cas", json={"name": "bolt-ca"})),),
-                            write=req("POST", "/api/v1/cas", json={"name": "acme-ca"})),
+    "POST /api/v1/cas": Row(
+        (Refused(req("POST", "/api/v1/cas", json={"name": "bolt-ca"})),),
+        write=req("POST", "/api/v1/cas", json={"name": "acme-ca"}),
+    ),
     "GET /api/v1/cas/{name}": Row((Open(req("GET", "/api/v1/cas/fleet-ca")),)),
     # ----------------------------------------------- device-facing and public: no token
     "POST /api/v1/provision": Row(public="devices: a profile's key and secret"),
@@ -328,8 +494,11 @@ ROWS: dict[str, Row] = {
 
 def operations() -> dict[str, dict[str, Any]]:
     doc = json.loads(OPENAPI.read_text())
-    return {f"{method.upper()} {path}": op for path, ops in doc["paths"].items()
-            for method, op in ops.items()}
+    return {
+        f"{method.upper()} {path}": op
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
 
 
 def test_every_operation_has_a_row() -> None:
@@ -354,11 +523,15 @@ def ok(response: httpx.Response) -> Any:
     return response.json() if response.content else None
 
 
-def mint(operator: httpx.Client, name: str, role: str, group: str | None,
-         **extra: Any) -> str:
+def mint(operator: httpx.Client, name: str, role: str, group: str | None, **extra: Any) -> str:
     """A token the operator scopes to ``group`` (None: operator-wide)."""
-    return str(ok(operator.post("/api/v1/tokens", json={"name": name, "role": role,
-                                                         "group": group, **extra}))["secret"])
+    return str(
+        ok(
+            operator.post(
+                "/api/v1/tokens", json={"name": name, "role": role, "group": group, **extra}
+            )
+        )["secret"]
+    )
 
 
 def build_world(server: Server, operator: httpx.Client) -> World:
@@ -369,11 +542,18 @@ def build_world(server: Server, operator: httpx.Client) -> World:
     for group in (A_GROUP, B_GROUP, "Acme/Empty", "Bolt/Empty"):
         ok(operator.post("/api/v1/groups", json={"path": group}))
     for email, group in ((A_USER, A_GROUP), (B_USER, B_GROUP)):
-        ok(operator.post("/api/v1/users", json={"email": email, "password": PASSWORD,
-                                                "role": "installer", "group": group}))
+        ok(
+            operator.post(
+                "/api/v1/users",
+                json={"email": email, "password": PASSWORD, "role": "installer", "group": group},
+            )
+        )
     for serial, group in ((A_DEVICE, A_GROUP), (B_DEVICE, B_GROUP), (STOCK, None)):
-        ok(operator.post("/api/v1/devices", json={"serial": serial, "model": "Sensor",
-                                                  "group": group}))
+        ok(
+            operator.post(
+                "/api/v1/devices", json={"serial": serial, "model": "Sensor", "group": group}
+            )
+        )
     for name, group in ((A_PROFILE, "Acme"), (B_PROFILE, "Bolt"), (STOCK_PROFILE, None)):
         ok(operator.post("/api/v1/profiles", json={"name": name, "group": group}))
     for key, group in (("acme_hook", "Acme"), ("bolt_hook", "Bolt")):
@@ -415,8 +595,10 @@ def check(w: World, op: str, c: Check) -> str | None:
         if b.status_code not in (403, 404, 422):  # 422: an import's row names it
             return f"{op} naming {names[1]}: {b.status_code} {b.text[:200]}"
         if got != expected:
-            return f"{op} naming {names[0]}: {a.status_code} {a.text[:300]} (missing: " \
-                   f"{b.status_code} {b.text[:300]})"
+            return (
+                f"{op} naming {names[0]}: {a.status_code} {a.text[:300]} (missing: "
+                f"{b.status_code} {b.text[:300]})"
+            )
     elif isinstance(c, Hidden):
         r = c.listing(w).send(w.admin)
         absent = [x.format(**w.ids) for x in c.absent]
@@ -435,8 +617,12 @@ def check(w: World, op: str, c: Check) -> str | None:
 
 
 def test_a_token_scoped_to_one_customer_cannot_reach_another(world: World) -> None:
-    wrong = [problem for op, row in ROWS.items() for c in row.checks
-             if (problem := check(world, op, c)) is not None]
+    wrong = [
+        problem
+        for op, row in ROWS.items()
+        for c in row.checks
+        if (problem := check(world, op, c)) is not None
+    ]
     assert not wrong, "\n".join(wrong)
     # B's things are all there, unchanged
     op = world.operator
@@ -478,68 +664,112 @@ def test_a_viewer_token_cannot_write(world: World) -> None:
 
 
 def code(response: httpx.Response) -> tuple[int, str | None]:
-    return response.status_code, (response.json().get("code") if response.status_code >= 400
-                                   else None)
+    return response.status_code, (
+        response.json().get("code") if response.status_code >= 400 else None
+    )
 
 
 def test_a_token_never_makes_a_broader_token_or_user(server: Server, world: World) -> None:
     admin, op = world.admin, world.operator
     # narrower: a viewer of a site of its subtree, which sees that site only
-    made = ok(admin.post("/api/v1/tokens", json={"name": "west-viewer", "role": "viewer",
-                                                 "group": A_GROUP}))
+    made = ok(
+        admin.post(
+            "/api/v1/tokens", json={"name": "west-viewer", "role": "viewer", "group": A_GROUP}
+        )
+    )
     assert (made["role"], made["group"], made["expires_at"]) == ("viewer", A_GROUP, None)
     with server.client(made["secret"]) as west:
         assert [g["path"] for g in ok(west.get("/api/v1/groups"))["items"]] == [A_GROUP]
-        assert code(west.post("/api/v1/tokens", json={"name": "x", "role": "viewer",
-                                                      "group": A_GROUP})) == (403, "forbidden")
+        assert code(
+            west.post("/api/v1/tokens", json={"name": "x", "role": "viewer", "group": A_GROUP})
+        ) == (403, "forbidden")
     # broader: operator-wide, or outside its subtree (as if that group did not exist)
     assert code(admin.post("/api/v1/tokens", json={"name": "x"})) == (403, "forbidden")
     assert code(admin.post("/api/v1/tokens", json={"name": "x", "group": "Bolt"})) == (
-        404, "group-not-found")
-    assert code(admin.post("/api/v1/users", json={
-        "email": "x@bolt.example", "password": PASSWORD, "role": "admin", "group": "Bolt"})
+        404,
+        "group-not-found",
+    )
+    assert code(
+        admin.post(
+            "/api/v1/users",
+            json={
+                "email": "x@bolt.example",
+                "password": PASSWORD,
+                "role": "admin",
+                "group": "Bolt",
+            },
+        )
     ) == (404, "group-not-found")
 
     west_admin = server.client(mint(op, "west-admin", "admin", A_GROUP))
     installer = server.client(mint(op, "acme-installer", "installer", "Acme"))
     with west_admin, installer:
         # a site's admin cannot reach up to its customer
-        assert code(west_admin.post("/api/v1/tokens", json={
-            "name": "x", "role": "viewer", "group": "Acme"})) == (404, "group-not-found")
-        assert code(west_admin.post("/api/v1/users", json={
-            "email": "x@acme.example", "password": PASSWORD, "role": "viewer",
-            "group": "Acme"})) == (404, "group-not-found")
+        assert code(
+            west_admin.post("/api/v1/tokens", json={"name": "x", "role": "viewer", "group": "Acme"})
+        ) == (404, "group-not-found")
+        assert code(
+            west_admin.post(
+                "/api/v1/users",
+                json={
+                    "email": "x@acme.example",
+                    "password": PASSWORD,
+                    "role": "viewer",
+                    "group": "Acme",
+                },
+            )
+        ) == (404, "group-not-found")
         # an installer makes neither tokens nor users, not even narrower ones
-        assert code(installer.post("/api/v1/tokens", json={
-            "name": "x", "role": "viewer", "group": A_GROUP})) == (403, "forbidden")
-        assert code(installer.post("/api/v1/users", json={
-            "email": "x@acme.example", "password": PASSWORD, "role": "viewer",
-            "group": A_GROUP})) == (403, "forbidden")
+        assert code(
+            installer.post("/api/v1/tokens", json={"name": "x", "role": "viewer", "group": A_GROUP})
+        ) == (403, "forbidden")
+        assert code(
+            installer.post(
+                "/api/v1/users",
+                json={
+                    "email": "x@acme.example",
+                    "password": PASSWORD,
+                    "role": "viewer",
+                    "group": A_GROUP,
+                },
+            )
+        ) == (403, "forbidden")
         # an installer registers devices in its subtree and re-commissions them...
         ok(installer.post("/api/v1/devices", json={"serial": "INST-0001", "group": A_GROUP}))
         ok(installer.post("/api/v1/devices/INST-0001/credentials/rotate"))
         # ...but deletes nothing and revokes nothing
         assert code(installer.delete("/api/v1/devices/INST-0001")) == (403, "forbidden")
         assert code(installer.post("/api/v1/devices/INST-0001/credentials/revoke")) == (
-            403, "forbidden")
+            403,
+            "forbidden",
+        )
     names = {t["name"] for t in ok(op.get("/api/v1/tokens"))["items"]}
     assert "x" not in names
     users = {u["email"] for u in ok(op.get("/api/v1/users"))["items"]}
     assert not users & {"x@acme.example", "x@bolt.example"}
 
 
-def test_a_token_that_expires_makes_none_that_outlives_it(server: Server, world: World
-                                                          ) -> None:
+def test_a_token_that_expires_makes_none_that_outlives_it(server: Server, world: World) -> None:
     op = world.operator
-    made = ok(op.post("/api/v1/tokens", json={"name": "temp", "role": "admin",
-                                              "group": "Acme", "expires": "7d"}))
+    made = ok(
+        op.post(
+            "/api/v1/tokens",
+            json={"name": "temp", "role": "admin", "group": "Acme", "expires": "7d"},
+        )
+    )
     with server.client(made["secret"]) as temp:
-        child = ok(temp.post("/api/v1/tokens", json={"name": "temp-child", "role": "viewer",
-                                                     "group": "Acme"}))
+        child = ok(
+            temp.post(
+                "/api/v1/tokens", json={"name": "temp-child", "role": "viewer", "group": "Acme"}
+            )
+        )
         assert child["expires_at"] == made["expires_at"]  # inherited
-        assert code(temp.post("/api/v1/tokens", json={
-            "name": "x", "role": "viewer", "group": "Acme", "expires": "30d"})) == (
-            403, "forbidden")
+        assert code(
+            temp.post(
+                "/api/v1/tokens",
+                json={"name": "x", "role": "viewer", "group": "Acme", "expires": "30d"},
+            )
+        ) == (403, "forbidden")
     bad = op.post("/api/v1/tokens", json={"name": "x", "expires": "yesterday"})
     assert code(bad) == (422, "invalid-input")
     assert bad.json()["errors"][0]["field"] == "expires"
@@ -556,8 +786,13 @@ def test_an_expired_token_is_refused_as_unknown(server: Server, api: httpx.Clien
     async def expired() -> str:  # made two hours ago, for one hour
         async with open_container(server.settings) as c:
             _, secret = await directory.create_token(
-                c.uow(), scope=Scope.operator(), name="expired", expires="1h",
-                actor="tests", now=c.now() - timedelta(hours=2))
+                c.uow(),
+                scope=Scope.operator(),
+                name="expired",
+                expires="1h",
+                actor="tests",
+                now=c.now() - timedelta(hours=2),
+            )
             return secret
 
     secret = asyncio.run(expired())

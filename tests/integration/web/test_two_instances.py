@@ -25,8 +25,11 @@ pytestmark = pytest.mark.postgres
 def instances(postgres_url: str) -> Iterator[tuple[Server, Server]]:
     settings = load_settings(database_url=postgres_url, log_level="warning")
     token = make_token(settings)
-    env = {"PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000",
-           "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000", "PROVISIOND_LOG_LEVEL": "warning"}
+    env = {
+        "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000",
+        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000",
+        "PROVISIOND_LOG_LEVEL": "warning",
+    }
     started = [Instance(postgres_url, env=env) for _ in range(2)]
     try:
         yield tuple(Server(i.url, token, settings) for i in started)  # type: ignore[misc]
@@ -36,17 +39,36 @@ def instances(postgres_url: str) -> Iterator[tuple[Server, Server]]:
 
 
 def test_a_claim_started_on_one_instance_is_proven_through_the_other(
-        instances: tuple[Server, Server]) -> None:
+    instances: tuple[Server, Server],
+) -> None:
     a, b = instances
     with a.client() as api:
         assert api.post("/api/v1/groups", json={"path": "Kanarra/West"}).status_code == 201
-        assert api.post("/api/v1/users", json={
-            "email": "tech@kanarra.example", "password": PASSWORD, "role": "installer",
-            "group": "Kanarra"}).status_code == 201
-        assert api.post("/api/v1/profiles", json={"name": "p-button", "claim_proof": "button",
-                                                  "claim_window": 120}).status_code == 201
-        made = api.post("/api/v1/devices/import", content="serial\nBTN-9\n",
-                        params={"profile": "p-button"}, headers={"Content-Type": "text/csv"})
+        assert (
+            api.post(
+                "/api/v1/users",
+                json={
+                    "email": "tech@kanarra.example",
+                    "password": PASSWORD,
+                    "role": "installer",
+                    "group": "Kanarra",
+                },
+            ).status_code
+            == 201
+        )
+        assert (
+            api.post(
+                "/api/v1/profiles",
+                json={"name": "p-button", "claim_proof": "button", "claim_window": 120},
+            ).status_code
+            == 201
+        )
+        made = api.post(
+            "/api/v1/devices/import",
+            content="serial\nBTN-9\n",
+            params={"profile": "p-button"},
+            headers={"Content-Type": "text/csv"},
+        )
         assert made.status_code == 201, made.text
         device_token = next(csv.DictReader(io.StringIO(made.text)))["secret"]
 
@@ -57,8 +79,9 @@ def test_a_claim_started_on_one_instance_is_proven_through_the_other(
     claim_path = started.headers["location"]
     events: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
     ready = threading.Event()
-    threading.Thread(target=read_events, args=(a, tech, claim_path, events, ready),
-                     daemon=True).start()
+    threading.Thread(
+        target=read_events, args=(a, tech, claim_path, events, ready), daemon=True
+    ).start()
     assert ready.wait(10)
     assert events.get(timeout=5)[1]["status"] == "open"
 
@@ -71,8 +94,9 @@ def test_a_claim_started_on_one_instance_is_proven_through_the_other(
     tech.http.close()
 
 
-def _race(a: Server, b: Server, key: str, secret: str, names: list[str]
-          ) -> dict[tuple[str, str], dict[str, object]]:
+def _race(
+    a: Server, b: Server, key: str, secret: str, names: list[str]
+) -> dict[tuple[str, str], dict[str, object]]:
     """Each name sent to both instances at once (four clients each); every answer."""
     answers: dict[tuple[str, str], dict[str, object]] = {}
     barrier = threading.Barrier(8)
@@ -81,13 +105,21 @@ def _race(a: Server, b: Server, key: str, secret: str, names: list[str]
         with httpx.Client(base_url=server.url, timeout=60) as client:
             barrier.wait()
             for name in names[lane::4]:
-                r = client.post("/api/v1/provision", json={
-                    "provisionDeviceKey": key, "provisionDeviceSecret": secret,
-                    "deviceName": name})
+                r = client.post(
+                    "/api/v1/provision",
+                    json={
+                        "provisionDeviceKey": key,
+                        "provisionDeviceSecret": secret,
+                        "deviceName": name,
+                    },
+                )
                 answers[(server.url, name)] = r.json()
 
-    threads = [threading.Thread(target=worker, args=(server, lane))
-               for lane in range(4) for server in (a, b)]
+    threads = [
+        threading.Thread(target=worker, args=(server, lane))
+        for lane in range(4)
+        for server in (a, b)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -98,21 +130,31 @@ def _race(a: Server, b: Server, key: str, secret: str, names: list[str]
 
 @pytest.mark.parametrize("strategy", ["allow-create", "pre-provisioned"])
 def test_the_same_names_on_two_instances_at_once_succeed_once_each(
-        instances: tuple[Server, Server], strategy: str) -> None:
+    instances: tuple[Server, Server], strategy: str
+) -> None:
     """A factory mistake (two devices sharing a name), or an attacker racing the real
     device: each name arrives on both instances at the same instant. Exactly one SUCCESS per
     name, one device, one credential; the other hears ThingsBoard's FAILURE."""
     a, b = instances
     names = [f"RACE-{n:03d}" for n in range(200)]
     with a.client() as api:
-        made = api.post("/api/v1/profiles", json={
-            "name": "race", "strategy": strategy, "rate_per_minute": 100000,
-            "source_rate_per_minute": 100000})
+        made = api.post(
+            "/api/v1/profiles",
+            json={
+                "name": "race",
+                "strategy": strategy,
+                "rate_per_minute": 100000,
+                "source_rate_per_minute": 100000,
+            },
+        )
         assert made.status_code == 201, made.text
         if strategy == "pre-provisioned":
-            imported = api.post("/api/v1/devices/import", params={"profile": "race"},
-                                content="serial\n" + "\n".join(names) + "\n",
-                                headers={"Content-Type": "text/csv"})
+            imported = api.post(
+                "/api/v1/devices/import",
+                params={"profile": "race"},
+                content="serial\n" + "\n".join(names) + "\n",
+                headers={"Content-Type": "text/csv"},
+            )
             assert imported.status_code == 201, imported.text
     key, secret = made.json()["key"], made.json()["secret"]
     answers = _race(a, b, key, secret, names)

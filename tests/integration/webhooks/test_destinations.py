@@ -52,12 +52,12 @@ def resolving(c: Container, names: Names) -> None:
     c.webhook_guard = DestinationGuard(c.settings.webhook_allow_list, names)
 
 
-async def deliver(c: Container, *, seconds: float = 5,
-                  ssl_context: ssl.SSLContext | None = None) -> int:
+async def deliver(
+    c: Container, *, seconds: float = 5, ssl_context: ssl.SSLContext | None = None
+) -> int:
     sender = HttpSender(seconds, guard=c.webhook_guard, ssl_context=ssl_context)
     try:
-        return await WebhookDeliverer(c.uow, sender, c.sealer, WebhookPolicy(),
-                                      c.now).deliver()
+        return await WebhookDeliverer(c.uow, sender, c.sealer, WebhookPolicy(), c.now).deliver()
     finally:
         await sender.close()
 
@@ -67,15 +67,23 @@ OPERATOR = Scope.operator()
 
 async def hook_for(c: Container, url: str) -> Any:
     webhook, _ = await service.create_webhook(
-        c.uow(), scope=OPERATOR, group="Org", url=url, events=["device.registered"],
+        c.uow(),
+        scope=OPERATOR,
+        group="Org",
+        url=url,
+        events=["device.registered"],
         actor="tests",
-        now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
+        now=c.now(),
+        sealer=c.sealer,
+        guard=c.webhook_guard,
+    )
     return webhook
 
 
 async def register(c: Container, serial: str) -> None:
-    await device_service.create_device(c.uow(), scope=OPERATOR, serial=serial, group="Org/East",
-                                       actor="tests", now=c.now())
+    await device_service.create_device(
+        c.uow(), scope=OPERATOR, serial=serial, group="Org/East", actor="tests", now=c.now()
+    )
     await dispatch(c)
 
 
@@ -106,8 +114,7 @@ def test_no_spelling_of_a_forbidden_destination_makes_a_webhook(database_url: st
 # ------------------------------------------------------------------- delivery
 
 
-def test_dns_rebinding_is_refused_at_delivery(database_url: str,
-                                              hook_receiver: Receiver) -> None:
+def test_dns_rebinding_is_refused_at_delivery(database_url: str, hook_receiver: Receiver) -> None:
     """Public when the webhook is made, loopback when it is delivered: refused, and not a
     connection reaches the receiver."""
     names = Names({"rebind.test": [PUBLIC_V4]})
@@ -125,8 +132,11 @@ def test_dns_rebinding_is_refused_at_delivery(database_url: str,
     attempted, log = within(load_settings(database_url=database_url), work)
     assert attempted == 1
     (delivery,) = log
-    assert (delivery.status.value, delivery.attempts, delivery.last_status_code) == \
-        ("pending", 1, None)
+    assert (delivery.status.value, delivery.attempts, delivery.last_status_code) == (
+        "pending",
+        1,
+        None,
+    )
     assert delivery.last_error == "not sent: rebind.test resolves to a loopback address"
     assert names.asked.count("rebind.test") == 2  # at creation, and at delivery
     assert hook_receiver.connections == 0
@@ -134,12 +144,12 @@ def test_dns_rebinding_is_refused_at_delivery(database_url: str,
 
 
 def test_an_allowed_intranet_receiver_gets_the_name_it_was_given(
-        database_url: str, hook_receiver: Receiver) -> None:
+    database_url: str, hook_receiver: Receiver
+) -> None:
     """The connection goes to the address that was checked, the request carries the name."""
     names = Names({"intranet.test": ["127.0.0.1"]})
     port = hook_receiver.url.split(":")[2].split("/")[0]
-    settings = load_settings(database_url=database_url,
-                             webhook_allow_networks=["127.0.0.0/8"])
+    settings = load_settings(database_url=database_url, webhook_allow_networks=["127.0.0.0/8"])
 
     async def work(c: Container) -> Any:
         resolving(c, names)
@@ -157,7 +167,8 @@ def test_an_allowed_intranet_receiver_gets_the_name_it_was_given(
 
 @pytest.mark.parametrize("certified", ["hooks.test", "other.test"])
 def test_tls_is_verified_for_the_name_not_the_address(
-        sqlite_url: str, tmp_path: Path, certified: str) -> None:
+    sqlite_url: str, tmp_path: Path, certified: str
+) -> None:
     """The certificate is checked against the URL's name (its SNI), not the pinned address
     (which the certificate names too, so a check against it would pass)."""
     ca, cert, key = write_tls_files(tmp_path, names=(certified,))
@@ -185,8 +196,7 @@ def test_tls_is_verified_for_the_name_not_the_address(
 
 
 def test_redirects_are_not_followed(database_url: str, hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url,
-                             webhook_allow_networks=["127.0.0.0/8"])
+    settings = load_settings(database_url=database_url, webhook_allow_networks=["127.0.0.0/8"])
     with receiver() as elsewhere:
         hook_receiver.answer = lambda _n: 307
         hook_receiver.headers = {"Location": elsewhere.url}
@@ -199,8 +209,10 @@ def test_redirects_are_not_followed(database_url: str, hook_receiver: Receiver) 
             return await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
         (delivery,) = within(settings, work)
-        assert (delivery.last_status_code, delivery.last_error) == \
-            (307, "the receiver answered 307")
+        assert (delivery.last_status_code, delivery.last_error) == (
+            307,
+            "the receiver answered 307",
+        )
         assert len(hook_receiver.wait_for(1)) == 1
         assert elsewhere.connections == 0
 
@@ -209,8 +221,9 @@ def test_redirects_are_not_followed(database_url: str, hook_receiver: Receiver) 
 
 
 @contextlib.contextmanager
-def raw_server(answer: bytes | None, *, then: bytes = b"", repeat: int = 0
-               ) -> Iterator[tuple[str, dict[str, int]]]:
+def raw_server(
+    answer: bytes | None, *, then: bytes = b"", repeat: int = 0
+) -> Iterator[tuple[str, dict[str, int]]]:
     """A TCP server on loopback that sends ``answer`` (None: nothing) then ``then``
     ``repeat`` times to every connection, and holds it open until the client closes;
     counts the bytes it got out."""
@@ -251,15 +264,20 @@ def raw_server(answer: bytes | None, *, then: bytes = b"", repeat: int = 0
 def test_the_log_tells_a_class_of_failure_not_what_the_port_said(database_url: str) -> None:
     """A closed port and one that answers something other than HTTP read the same; a
     silent one times out; nothing of what the socket met is recorded."""
-    settings: Settings = load_settings(database_url=database_url,
-                                       webhook_allow_networks=["127.0.0.0/8"])
+    settings: Settings = load_settings(
+        database_url=database_url, webhook_allow_networks=["127.0.0.0/8"]
+    )
     banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
-    with raw_server(banner) as (ssh, _), raw_server(None) as (silent, _), \
-            receiver() as failing:
+    with raw_server(banner) as (ssh, _), raw_server(None) as (silent, _), receiver() as failing:
         failing.answer = lambda _n: 500
         closed = f"http://127.0.0.1:{free_port()}/hook"
-        urls = {"closed": closed, "ssh": ssh, "silent": silent, "500": failing.url,
-                "unknown": "https://nowhere.test/hook"}
+        urls = {
+            "closed": closed,
+            "ssh": ssh,
+            "silent": silent,
+            "500": failing.url,
+            "unknown": "https://nowhere.test/hook",
+        }
 
         async def work(c: Container) -> dict[str, Any]:
             resolving(c, Names({}))
@@ -267,16 +285,20 @@ def test_the_log_tells_a_class_of_failure_not_what_the_port_said(database_url: s
             hooks = {k: await hook_for(c, url) for k, url in urls.items()}
             await register(c, "PS-1")
             await deliver(c, seconds=1)  # the silent port's wait
-            return {k: (await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=h.id))[0]
-                    for k, h in hooks.items()}
+            return {
+                k: (await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=h.id))[0]
+                for k, h in hooks.items()
+            }
 
         log = within(settings, work)
     told = {k: (d.last_status_code, d.last_error) for k, d in log.items()}
-    assert told == {"closed": (None, "cannot reach the receiver"),
-                    "ssh": (None, "cannot reach the receiver"),
-                    "silent": (None, "no answer in time"),
-                    "500": (500, "the receiver answered 500"),
-                    "unknown": (None, "the host name does not resolve")}
+    assert told == {
+        "closed": (None, "cannot reach the receiver"),
+        "ssh": (None, "cannot reach the receiver"),
+        "silent": (None, "no answer in time"),
+        "500": (500, "the receiver answered 500"),
+        "unknown": (None, "the host name does not resolve"),
+    }
 
 
 def test_a_long_answer_is_not_read_on(sqlite_url: str) -> None:
@@ -285,6 +307,7 @@ def test_a_long_answer_is_not_read_on(sqlite_url: str) -> None:
     head = b"HTTP/1.1 500 Oops\r\nContent-Length: 1073741824\r\n\r\n"
     chunk = b"x" * (1 << 20)
     with raw_server(head, then=chunk, repeat=128) as (url, counts):
+
         async def work(c: Container) -> Any:
             await org(c)
             hook = await hook_for(c, url)
@@ -293,17 +316,18 @@ def test_a_long_answer_is_not_read_on(sqlite_url: str) -> None:
             return await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
 
         (delivery,) = within(settings, work)
-    assert (delivery.last_status_code, delivery.last_error) == \
-        (500, "the receiver answered 500")
+    assert (delivery.last_status_code, delivery.last_error) == (500, "the receiver answered 500")
     assert counts["sent"] < 32 * len(chunk)  # what the socket buffers took, at most
 
 
 def test_the_allow_list_is_a_setting(database_url: str) -> None:
-    settings = load_settings(database_url=database_url,
-                             webhook_allow_networks=["10.20.0.0/16", "::1"],
-                             webhook_allow_hosts=["*.corp.example"])
-    assert settings.webhook_allow_list == AllowList.parse(["10.20.0.0/16", "::1"],
-                                                          ["*.corp.example"])
+    settings = load_settings(
+        database_url=database_url,
+        webhook_allow_networks=["10.20.0.0/16", "::1"],
+        webhook_allow_hosts=["*.corp.example"],
+    )
+    assert settings.webhook_allow_list == AllowList.parse(
+        ["10.20.0.0/16", "::1"], ["*.corp.example"]
+    )
     with pytest.raises(ValueError, match="webhook_allow_networks"):
         load_settings(database_url=database_url, webhook_allow_networks=["10.20.0.0/99"])
-

@@ -36,8 +36,9 @@ async def dispatch(c: Container) -> None:
 
 
 async def queued(c: Container, webhook_id: Any) -> list[str]:
-    log = await service.list_deliveries(c.uow(), scope=Scope.operator(), webhook_id=webhook_id,
-                                        limit=500)
+    log = await service.list_deliveries(
+        c.uow(), scope=Scope.operator(), webhook_id=webhook_id, limit=500
+    )
     return sorted(d.event_type for d in log)
 
 
@@ -46,29 +47,60 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
 
     async def work(c: Container) -> tuple[list[str], list[str]]:
         for path in ("Acme/Site", "Globex/Plant"):
-            await directory.create_group(c.uow(), scope=Scope.operator(), path=path,
-                                         actor="tests", now=c.now())
+            await directory.create_group(
+                c.uow(), scope=Scope.operator(), path=path, actor="tests", now=c.now()
+            )
         acme, _ = await service.create_webhook(
-            c.uow(), guard=c.webhook_guard, group="Acme", url=ACME_URL, events=None,
-                  actor="tests", now=c.now(),
-            sealer=c.sealer, scope=OPERATOR)
+            c.uow(),
+            guard=c.webhook_guard,
+            group="Acme",
+            url=ACME_URL,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            scope=OPERATOR,
+        )
         globex, _ = await service.create_webhook(
-            c.uow(), guard=c.webhook_guard, group="Globex", url=GLOBEX_URL, events=None,
-                  actor="tests",
-            now=c.now(), sealer=c.sealer, scope=OPERATOR)
+            c.uow(),
+            guard=c.webhook_guard,
+            group="Globex",
+            url=GLOBEX_URL,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            scope=OPERATOR,
+        )
         alice = await directory.create_user(
-            c.uow(), scope=Scope.operator(), email="alice@acme.example",
-                  password="correct horse battery",
-            role="installer", group="Acme", actor="tests", now=c.now())
+            c.uow(),
+            scope=Scope.operator(),
+            email="alice@acme.example",
+            password="correct horse battery",
+            role="installer",
+            group="Acme",
+            actor="tests",
+            now=c.now(),
+        )
         # stock: registered, in no group, nobody's yet
-        device, _ = await device_service.create_device(c.uow(), scope=Scope.operator(),
-                                                       serial="STOCK-1",
-                                                       actor="tests", now=c.now())
+        device, _ = await device_service.create_device(
+            c.uow(), scope=Scope.operator(), serial="STOCK-1", actor="tests", now=c.now()
+        )
         policy = replace(c.claim_policy, default_proof=ClaimProof.BUTTON)
-        await claiming.start_claim(c.uow(), c.limiter, policy, user=alice, serial="STOCK-1",
-                                   target="group", address="127.0.0.1", now=c.now())
-        assert await claiming.press_button(c.uow(), c.hub, device_id=device.id,
-                                           now=c.now()) is not None
+        await claiming.start_claim(
+            c.uow(),
+            c.limiter,
+            policy,
+            user=alice,
+            serial="STOCK-1",
+            target="group",
+            address="127.0.0.1",
+            now=c.now(),
+        )
+        assert (
+            await claiming.press_button(c.uow(), c.hub, device_id=device.id, now=c.now())
+            is not None
+        )
         await dispatch(c)
         return await queued(c, acme.id), await queued(c, globex.id)
 
@@ -78,34 +110,62 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
 
 
 def test_operator_wide_webhooks_get_every_event_and_only_operators_make_them(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     settings = load_settings(database_url=database_url)
 
     async def work(c: Container) -> tuple[list[str], list[str], list[Any]]:
-        await directory.create_group(c.uow(), scope=Scope.operator(), path="Acme/Site",
-                                     actor="tests", now=c.now())
+        await directory.create_group(
+            c.uow(), scope=Scope.operator(), path="Acme/Site", actor="tests", now=c.now()
+        )
         with pytest.raises(Forbidden):  # a customer's admin may not see other customers'
             await service.create_webhook(
-                c.uow(), guard=c.webhook_guard, group=None, url=ACME_URL, events=None,
-                      actor="tests", now=c.now(),
-                sealer=c.sealer, scope=Scope(Role.ADMIN, "Acme"))
+                c.uow(),
+                guard=c.webhook_guard,
+                group=None,
+                url=ACME_URL,
+                events=None,
+                actor="tests",
+                now=c.now(),
+                sealer=c.sealer,
+                scope=Scope(Role.ADMIN, "Acme"),
+            )
         everything, _ = await service.create_webhook(
-            c.uow(), guard=c.webhook_guard, group=None, url=GLOBEX_URL, events=None,
-                  actor="tests", now=c.now(),
-            sealer=c.sealer, scope=OPERATOR)
+            c.uow(),
+            guard=c.webhook_guard,
+            group=None,
+            url=GLOBEX_URL,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            scope=OPERATOR,
+        )
         site, _ = await service.create_webhook(
-            c.uow(), guard=c.webhook_guard, group="Acme/Site", url=ACME_URL, events=None,
-                  actor="tests",
-            now=c.now(), sealer=c.sealer, scope=OPERATOR)
-        await device_service.create_device(c.uow(), scope=Scope.operator(), serial="STOCK-2",
-                                           actor="tests",
-                                           now=c.now())
-        await device_service.create_device(c.uow(), scope=Scope.operator(), serial="SITE-1",
-                                           group="Acme/Site",
-                                           actor="tests", now=c.now())
-        await device_service.delete_device(c.uow(), scope=Scope.operator(), serial="SITE-1",
-                                           actor="tests",
-                                           now=c.now())
+            c.uow(),
+            guard=c.webhook_guard,
+            group="Acme/Site",
+            url=ACME_URL,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            scope=OPERATOR,
+        )
+        await device_service.create_device(
+            c.uow(), scope=Scope.operator(), serial="STOCK-2", actor="tests", now=c.now()
+        )
+        await device_service.create_device(
+            c.uow(),
+            scope=Scope.operator(),
+            serial="SITE-1",
+            group="Acme/Site",
+            actor="tests",
+            now=c.now(),
+        )
+        await device_service.delete_device(
+            c.uow(), scope=Scope.operator(), serial="SITE-1", actor="tests", now=c.now()
+        )
         await dispatch(c)
         hooks = await service.list_webhooks(c.uow(), scope=Scope.operator())
         return await queued(c, everything.id), await queued(c, site.id), hooks
@@ -113,5 +173,7 @@ def test_operator_wide_webhooks_get_every_event_and_only_operators_make_them(
     everything, site, hooks = within(settings, work)
     assert everything == ["device.deleted", "device.registered", "device.registered"]
     assert site == ["device.deleted", "device.registered"]
-    assert [(w.group_path, w.operator_wide) for w in hooks.items] == [(None, True),
-                                                                ("Acme/Site", False)]
+    assert [(w.group_path, w.operator_wide) for w in hooks.items] == [
+        (None, True),
+        ("Acme/Site", False),
+    ]

@@ -57,8 +57,7 @@ def intranet(database_url: str) -> Settings:
 async def deliver(c: Container, policy: WebhookPolicy | None = None) -> int:
     sender = HttpSender(5, guard=c.webhook_guard)
     try:
-        deliverer = WebhookDeliverer(c.uow, sender, c.sealer, policy or WebhookPolicy(),
-                                     c.now)
+        deliverer = WebhookDeliverer(c.uow, sender, c.sealer, policy or WebhookPolicy(), c.now)
         return await deliverer.deliver()
     finally:
         await sender.close()
@@ -69,25 +68,46 @@ async def org(c: Container) -> None:
         await directory.create_group(c.uow(), scope=OPERATOR, path=path, actor="tests", now=c.now())
 
 
-def test_events_reach_the_groups_webhooks_signed(database_url: str,
-                                                 hook_receiver: Receiver) -> None:
+def test_events_reach_the_groups_webhooks_signed(
+    database_url: str, hook_receiver: Receiver
+) -> None:
     settings = intranet(database_url)
 
     async def work(c: Container) -> Any:
         await org(c)
         west, secret = await service.create_webhook(
-            c.uow(), scope=OPERATOR,
-            group="Org/West", url=hook_receiver.url, events=None, actor="tests",
-            now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
+            c.uow(),
+            scope=OPERATOR,
+            group="Org/West",
+            url=hook_receiver.url,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         only_claims, _ = await service.create_webhook(
-            c.uow(), scope=OPERATOR, group="Org", url=hook_receiver.url + "/claims",
-            events=["device.claimed"], actor="tests", now=c.now(), sealer=c.sealer,
-            guard=c.webhook_guard)
+            c.uow(),
+            scope=OPERATOR,
+            group="Org",
+            url=hook_receiver.url + "/claims",
+            events=["device.claimed"],
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         device, _ = await device_service.create_device(
-            c.uow(), scope=OPERATOR,
-            serial="WH-1", group="Org/West/Anaheim", actor="tests", now=c.now())
-        await device_service.create_device(c.uow(), scope=OPERATOR, serial="WH-2", group="Org/East",
-                                           actor="tests", now=c.now())
+            c.uow(),
+            scope=OPERATOR,
+            serial="WH-1",
+            group="Org/West/Anaheim",
+            actor="tests",
+            now=c.now(),
+        )
+        await device_service.create_device(
+            c.uow(), scope=OPERATOR, serial="WH-2", group="Org/East", actor="tests", now=c.now()
+        )
         await dispatch(c)
         attempted = await deliver(c)
         log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=west.id)
@@ -99,12 +119,15 @@ def test_events_reach_the_groups_webhooks_signed(database_url: str,
     assert request.path == "/hook"
     assert request.headers["content-type"] == "application/json"
     assert request.headers["x-provisiond-event"] == "device.registered"
-    assert verify(secret, request.headers["x-provisiond-signature"], request.body,
-                  now=int(time.time()))
-    assert not verify("whsec_wrong", request.headers["x-provisiond-signature"], request.body,
-                      now=int(time.time()))
-    assert not verify(secret, request.headers["x-provisiond-signature"], request.body + b" ",
-                      now=int(time.time()))
+    assert verify(
+        secret, request.headers["x-provisiond-signature"], request.body, now=int(time.time())
+    )
+    assert not verify(
+        "whsec_wrong", request.headers["x-provisiond-signature"], request.body, now=int(time.time())
+    )
+    assert not verify(
+        secret, request.headers["x-provisiond-signature"], request.body + b" ", now=int(time.time())
+    )
     body = json.loads(request.body)
     assert body["type"] == "device.registered"
     assert body["device"] == {"id": str(device.id), "serial": "WH-1"}
@@ -112,13 +135,17 @@ def test_events_reach_the_groups_webhooks_signed(database_url: str,
     assert body["actor"] == "tests"
     (delivery,) = log
     assert request.headers["x-provisiond-delivery"] == str(delivery.id)
-    assert (delivery.status.value, delivery.attempts, delivery.last_status_code) == \
-        ("delivered", 1, 200)
+    assert (delivery.status.value, delivery.attempts, delivery.last_status_code) == (
+        "delivered",
+        1,
+        200,
+    )
     assert delivery.event_id == body["event_id"]
 
 
-def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
-                                                         hook_receiver: Receiver) -> None:
+def test_failures_are_retried_with_backoff_then_given_up(
+    database_url: str, hook_receiver: Receiver
+) -> None:
     settings = intranet(database_url)
     hook_receiver.answer = lambda n: 500 if n in (0, 2, 3, 4) else 200
     start = datetime.now().astimezone()
@@ -129,12 +156,19 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
         c.clock = lambda: clock["now"]
         await org(c)
         hook, _ = await service.create_webhook(
-            c.uow(), scope=OPERATOR,
-            group="Org", url=hook_receiver.url, events=["device.registered"],
-            actor="tests", now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
-        await device_service.create_device(c.uow(), scope=OPERATOR,
-                                           serial="WH-R1", group="Org/East",
-                                           actor="tests", now=c.now())
+            c.uow(),
+            scope=OPERATOR,
+            group="Org",
+            url=hook_receiver.url,
+            events=["device.registered"],
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
+        await device_service.create_device(
+            c.uow(), scope=OPERATOR, serial="WH-R1", group="Org/East", actor="tests", now=c.now()
+        )
         await dispatch(c)
         steps = [await deliver(c, policy)]  # 500
         (first,) = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
@@ -143,9 +177,9 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
         steps.append(await deliver(c, policy))  # 200
         (second,) = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         # a second event meets three 500s: failed for good after max_attempts
-        await device_service.create_device(c.uow(), scope=OPERATOR,
-                                           serial="WH-R2", group="Org/East",
-                                           actor="tests", now=c.now())
+        await device_service.create_device(
+            c.uow(), scope=OPERATOR, serial="WH-R2", group="Org/East", actor="tests", now=c.now()
+        )
         await dispatch(c)
         for wait in (0, 1, 2):
             clock["now"] += timedelta(seconds=wait)
@@ -153,8 +187,9 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
         clock["now"] += timedelta(hours=2)
         steps.append(await deliver(c, policy))  # nothing left to try
         log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
-        failed = await service.list_deliveries(c.uow(), scope=OPERATOR,
-                                               webhook_id=hook.id, status="failed")
+        failed = await service.list_deliveries(
+            c.uow(), scope=OPERATOR, webhook_id=hook.id, status="failed"
+        )
         return first, second, steps, log, failed
 
     first, second, steps, log, failed = within(settings, work)
@@ -171,7 +206,8 @@ def test_failures_are_retried_with_backoff_then_given_up(database_url: str,
 
 
 def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
-        database_url: str, hook_receiver: Receiver) -> None:
+    database_url: str, hook_receiver: Receiver
+) -> None:
     settings = intranet(database_url)
     clock = {"now": datetime.now().astimezone()}
     policy = WebhookPolicy(max_attempts=10, disable_after=3)
@@ -181,29 +217,45 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         c.clock = lambda: clock["now"]
         await org(c)
         hook, _ = await service.create_webhook(
-            c.uow(), scope=OPERATOR, group="Org", url=dead, events=None, actor="tests",
-            now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
+            c.uow(),
+            scope=OPERATOR,
+            group="Org",
+            url=dead,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         for i in range(3):
-            await device_service.create_device(c.uow(), scope=OPERATOR,
-                                               serial=f"WH-D{i}", group="Org/East",
-                                               actor="tests", now=c.now())
+            await device_service.create_device(
+                c.uow(),
+                scope=OPERATOR,
+                serial=f"WH-D{i}",
+                group="Org/East",
+                actor="tests",
+                now=c.now(),
+            )
         await dispatch(c)
         assert await deliver(c, policy) == 3
         disabled, _ = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
-        await device_service.create_device(c.uow(), scope=OPERATOR,
-                                           serial="WH-D9", group="Org/East",
-                                           actor="tests", now=c.now())
+        await device_service.create_device(
+            c.uow(), scope=OPERATOR, serial="WH-D9", group="Org/East", actor="tests", now=c.now()
+        )
         await dispatch(c)
         clock["now"] += timedelta(hours=2)
         idle = await deliver(c, policy)  # disabled: nothing is sent, events still queue
         _, counts = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         async with c.uow() as uow:  # the receiver is fixed: point the webhook at it
             from provisiond.store.schema import webhooks
+
             await uow._conn.execute(  # type: ignore[union-attr]
-                webhooks.update().values(url=hook_receiver.url))
+                webhooks.update().values(url=hook_receiver.url)
+            )
             await uow.commit()
-        await service.set_webhook_enabled(c.uow(), scope=OPERATOR, webhook_id=hook.id, enabled=True,
-                                          actor="tests", now=c.now())
+        await service.set_webhook_enabled(
+            c.uow(), scope=OPERATOR, webhook_id=hook.id, enabled=True, actor="tests", now=c.now()
+        )
         resumed = await deliver(c, policy)
         enabled, final = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         async with c.uow().read() as uow:
@@ -230,18 +282,36 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
 
     async def before(c: Container) -> None:
         await org(c)
-        await service.create_webhook(c.uow(), scope=OPERATOR, group="Org", url=hook_receiver.url,
-                                     events=None, actor="tests", now=c.now(), sealer=c.sealer,
-                                     guard=c.webhook_guard)
+        await service.create_webhook(
+            c.uow(),
+            scope=OPERATOR,
+            group="Org",
+            url=hook_receiver.url,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         for i in range(5):
-            await device_service.create_device(c.uow(), scope=OPERATOR,
-                                               serial=f"WH-L{i}", group="Org/East",
-                                               actor="tests", now=c.now())
+            await device_service.create_device(
+                c.uow(),
+                scope=OPERATOR,
+                serial=f"WH-L{i}",
+                group="Org/East",
+                actor="tests",
+                now=c.now(),
+            )
         await dispatch(c)  # fanned out, the process "stops" before delivering
         for i in range(5, 8):  # more events, not even fanned out
-            await device_service.create_device(c.uow(), scope=OPERATOR,
-                                               serial=f"WH-L{i}", group="Org/East",
-                                               actor="tests", now=c.now())
+            await device_service.create_device(
+                c.uow(),
+                scope=OPERATOR,
+                serial=f"WH-L{i}",
+                group="Org/East",
+                actor="tests",
+                now=c.now(),
+            )
 
     within(settings, before)
 
@@ -250,56 +320,82 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
         return await deliver(c)
 
     assert within(settings, after) == 8
-    serials = sorted(json.loads(r.body)["device"]["serial"]
-                     for r in hook_receiver.wait_for(8))
+    serials = sorted(json.loads(r.body)["device"]["serial"] for r in hook_receiver.wait_for(8))
     assert serials == [f"WH-L{i}" for i in range(8)]
     assert within(settings, after) == 0  # delivered once
 
 
-def test_a_bulk_import_is_delivered_device_by_device(database_url: str,
-                                                     hook_receiver: Receiver) -> None:
+def test_a_bulk_import_is_delivered_device_by_device(
+    database_url: str, hook_receiver: Receiver
+) -> None:
     settings = intranet(database_url)
     rows = "serial,group\n" + "".join(
-        f"WH-I{i:03d},{'Org/West' if i % 2 else 'Org/East'}\n" for i in range(60))
-
+        f"WH-I{i:03d},{'Org/West' if i % 2 else 'Org/East'}\n" for i in range(60)
+    )
 
     async def work(c: Container) -> int:
         await org(c)
-        await service.create_webhook(c.uow(), scope=OPERATOR,
-                                     group="Org/West", url=hook_receiver.url,
-                                     events=["device.registered"], actor="tests",
-                                     now=c.now(), sealer=c.sealer, guard=c.webhook_guard)
+        await service.create_webhook(
+            c.uow(),
+            scope=OPERATOR,
+            group="Org/West",
+            url=hook_receiver.url,
+            events=["device.registered"],
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         await register_devices(
-            c.uow(), scope=OPERATOR, items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
-            options=ImportOptions(source="factory.csv"), sink=NullSink(), actor="tests",
-            now=c.now())
+            c.uow(),
+            scope=OPERATOR,
+            items=read_import(io.BytesIO(rows.encode()), ImportFormat.CSV),
+            options=ImportOptions(source="factory.csv"),
+            sink=NullSink(),
+            actor="tests",
+            now=c.now(),
+        )
         await dispatch(c)
         return await deliver(c)
 
     assert within(settings, work) == 30
     bodies = [json.loads(r.body) for r in hook_receiver.wait_for(30)]
     assert sorted(b["device"]["serial"] for b in bodies) == [
-        f"WH-I{i:03d}" for i in range(60) if i % 2]
+        f"WH-I{i:03d}" for i in range(60) if i % 2
+    ]
     assert {b["group"] for b in bodies} == {"Org/West"}
     assert {b["data"]["import"] for b in bodies} == {"factory.csv"}
 
 
-def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
-                                                         hook_receiver: Receiver) -> None:
+def test_two_dispatchers_at_once_fan_each_event_out_once(
+    database_url: str, hook_receiver: Receiver
+) -> None:
     """Two dispatchers reading the queue at the same time (one took over the other's lease
     while the other still ran): each event becomes one delivery, none is lost."""
     settings = intranet(database_url)
 
     async def work(c: Container) -> tuple[list[int], list[Any]]:
         await org(c)
-        hook, _ = await service.create_webhook(c.uow(), scope=OPERATOR,
-                                               group="Org", url=hook_receiver.url,
-                                               events=None, actor="tests", now=c.now(),
-                                               sealer=c.sealer, guard=c.webhook_guard)
+        hook, _ = await service.create_webhook(
+            c.uow(),
+            scope=OPERATOR,
+            group="Org",
+            url=hook_receiver.url,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
         for i in range(60):
-            await device_service.create_device(c.uow(), scope=OPERATOR,
-                                               serial=f"WH-R{i}", group="Org/East",
-                                               actor="tests", now=c.now())
+            await device_service.create_device(
+                c.uow(),
+                scope=OPERATOR,
+                serial=f"WH-R{i}",
+                group="Org/East",
+                actor="tests",
+                now=c.now(),
+            )
         dispatchers = [Dispatcher(c.uow, consumers=[service.fan_out]) for _ in range(2)]
         handled: list[int] = []
 
@@ -310,8 +406,9 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(database_url: str,
                     return
 
         await asyncio.gather(*(drain(d) for d in dispatchers))
-        return handled, await service.list_deliveries(c.uow(), scope=OPERATOR,
-                                                      webhook_id=hook.id, limit=100)
+        return handled, await service.list_deliveries(
+            c.uow(), scope=OPERATOR, webhook_id=hook.id, limit=100
+        )
 
     handled, log = within(settings, work)
     assert sum(handled) == 60  # every event handled by exactly one of the two
@@ -325,7 +422,8 @@ async def queued(c: Container) -> int:
 
 
 def test_a_new_webhook_does_not_receive_the_backlog_queued_before_it(
-        database_url: str, hook_receiver: Receiver) -> None:
+    database_url: str, hook_receiver: Receiver
+) -> None:
     """Events still waiting for the dispatcher when a webhook is created happened before
     it: the webhook never receives them (CI once saw a fresh webhook count a failure for a
     device created just before it)."""
@@ -333,14 +431,28 @@ def test_a_new_webhook_does_not_receive_the_backlog_queued_before_it(
 
     async def work(c: Container) -> tuple[int, int]:
         await org(c)
-        await device_service.create_device(c.uow(), scope=OPERATOR, serial="WH-BEFORE",
-                                           group="Org/East", actor="tests", now=c.now())
-        hook, _ = await service.create_webhook(c.uow(), scope=OPERATOR, group="Org",
-                                               url=hook_receiver.url, events=None,
-                                               actor="tests", now=c.now(),
-                                               sealer=c.sealer, guard=c.webhook_guard)
-        await device_service.create_device(c.uow(), scope=OPERATOR, serial="WH-AFTER",
-                                           group="Org/East", actor="tests", now=c.now())
+        await device_service.create_device(
+            c.uow(),
+            scope=OPERATOR,
+            serial="WH-BEFORE",
+            group="Org/East",
+            actor="tests",
+            now=c.now(),
+        )
+        hook, _ = await service.create_webhook(
+            c.uow(),
+            scope=OPERATOR,
+            group="Org",
+            url=hook_receiver.url,
+            events=None,
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+            guard=c.webhook_guard,
+        )
+        await device_service.create_device(
+            c.uow(), scope=OPERATOR, serial="WH-AFTER", group="Org/East", actor="tests", now=c.now()
+        )
         await dispatch(c)
         sent = await deliver(c)
         log = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)

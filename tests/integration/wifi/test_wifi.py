@@ -46,11 +46,16 @@ def running(cfg: DeviceConfig) -> Iterator[tuple[EmulatedDevice, int]]:
         thread.join(10)
 
 
-async def provision(port: int, *, pop: str | None = "abcd1234", username: str | None = None,
-                    password: str | None = None, ssid: str = "Kanarra Ops",
-                    passphrase: str = "correct horse battery",  # noqa: S107 (the emulator's)
-                    level: int | None = None
-                    ) -> tuple[list[wifi.Network], wifi.StationStatus]:
+async def provision(
+    port: int,
+    *,
+    pop: str | None = "abcd1234",
+    username: str | None = None,
+    password: str | None = None,
+    ssid: str = "Kanarra Ops",
+    passphrase: str = "correct horse battery",  # noqa: S107 (the emulator's)
+    level: int | None = None,
+) -> tuple[list[wifi.Network], wifi.StationStatus]:
     async with ProvisioningClient(f"127.0.0.1:{port}", timeout=5) as client:
         await client.read_version()
         await client.open_session(client.choose_security(level, pop, username, password))
@@ -60,13 +65,17 @@ async def provision(port: int, *, pop: str | None = "abcd1234", username: str | 
         return found, outcome.status
 
 
-@pytest.mark.parametrize("cfg", [
-    DeviceConfig(security=0, delay_scale=FAST),
-    DeviceConfig(security=1, delay_scale=FAST),
-    DeviceConfig(security=1, pop=None, delay_scale=FAST),
-    DeviceConfig(security=2, patch_level=0, delay_scale=FAST),
-    DeviceConfig(security=2, delay_scale=FAST),
-], ids=["sec0", "sec1", "sec1-no-pop", "sec2-patch0", "sec2-patch1"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        DeviceConfig(security=0, delay_scale=FAST),
+        DeviceConfig(security=1, delay_scale=FAST),
+        DeviceConfig(security=1, pop=None, delay_scale=FAST),
+        DeviceConfig(security=2, patch_level=0, delay_scale=FAST),
+        DeviceConfig(security=2, delay_scale=FAST),
+    ],
+    ids=["sec0", "sec1", "sec1-no-pop", "sec2-patch0", "sec2-patch1"],
+)
 def test_provisioning_connects_at_every_security_level(cfg: DeviceConfig) -> None:
     with running(cfg) as (device, port):
         found, status = asyncio.run(provision(port, username="wifiprov", password="abcd1234"))
@@ -77,24 +86,28 @@ def test_provisioning_connects_at_every_security_level(cfg: DeviceConfig) -> Non
     assert device.log[-2:] == ["config Kanarra Ops", "apply"]
 
 
-@pytest.mark.parametrize(("ssid", "passphrase", "wrong", "hint"), [
-    ("Kanarra Ops", "wrong", "passphrase was refused", "check the passphrase"),
-    ("Nowhere", "x", "network was not found", "2.4 GHz"),
-    ("Warehouse 5GHz-only", "staple", "network was not found", "in range"),
-])
-def test_failures_say_what_failed_and_what_to_try(ssid: str, passphrase: str, wrong: str,
-                                                  hint: str) -> None:
-    with running(DeviceConfig(delay_scale=FAST)) as (_, port), \
-            pytest.raises(WifiError) as err:
+@pytest.mark.parametrize(
+    ("ssid", "passphrase", "wrong", "hint"),
+    [
+        ("Kanarra Ops", "wrong", "passphrase was refused", "check the passphrase"),
+        ("Nowhere", "x", "network was not found", "2.4 GHz"),
+        ("Warehouse 5GHz-only", "staple", "network was not found", "in range"),
+    ],
+)
+def test_failures_say_what_failed_and_what_to_try(
+    ssid: str, passphrase: str, wrong: str, hint: str
+) -> None:
+    with running(DeviceConfig(delay_scale=FAST)) as (_, port), pytest.raises(WifiError) as err:
         asyncio.run(provision(port, ssid=ssid, passphrase=passphrase))
     assert wrong in str(err.value)
     assert hint in err.value.hint
 
 
 def test_wrong_secrets_are_refused_and_no_credentials_leave() -> None:
-    for cfg, kwargs in ((DeviceConfig(delay_scale=FAST), {"pop": "wrong-pop"}),
-                        (DeviceConfig(security=2, delay_scale=FAST),
-                         {"username": "wifiprov", "password": "wrong"})):
+    for cfg, kwargs in (
+        (DeviceConfig(delay_scale=FAST), {"pop": "wrong-pop"}),
+        (DeviceConfig(security=2, delay_scale=FAST), {"username": "wifiprov", "password": "wrong"}),
+    ):
         with running(cfg) as (device, port):
             with pytest.raises(WifiError, match=r"refused the session|no secure session"):
                 asyncio.run(provision(port, **kwargs))
@@ -103,8 +116,10 @@ def test_wrong_secrets_are_refused_and_no_credentials_leave() -> None:
 
 
 def test_a_missing_pop_and_an_absent_device_are_explained() -> None:
-    with running(DeviceConfig(delay_scale=FAST)) as (_, port), \
-            pytest.raises(WifiError, match="needs its proof of possession"):
+    with (
+        running(DeviceConfig(delay_scale=FAST)) as (_, port),
+        pytest.raises(WifiError, match="needs its proof of possession"),
+    ):
         asyncio.run(provision(port, pop=None))
     with running(DeviceConfig(delay_scale=FAST)) as (_, port):
         pass  # stopped: nothing listens on that port any more
@@ -131,23 +146,28 @@ def test_user_association_and_reset() -> None:
     assert device.log[-1] == "reset"
 
 
-@pytest.mark.parametrize("cfg", [DeviceConfig(security=0, delay_scale=FAST),
-                                 DeviceConfig(security=1, delay_scale=FAST),
-                                 DeviceConfig(security=2, delay_scale=FAST),
-                                 DeviceConfig(security=2, patch_level=0, delay_scale=FAST)],
-                         ids=["sec0", "sec1", "sec2", "sec2-patch0"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        DeviceConfig(security=0, delay_scale=FAST),
+        DeviceConfig(security=1, delay_scale=FAST),
+        DeviceConfig(security=2, delay_scale=FAST),
+        DeviceConfig(security=2, patch_level=0, delay_scale=FAST),
+    ],
+    ids=["sec0", "sec1", "sec2", "sec2-patch0"],
+)
 def test_espressifs_client_provisions_the_emulator(cfg: DeviceConfig) -> None:
     with running(cfg) as (device, port):
         transport = prov_util.get_transport("softap", f"127.0.0.1:{port}")
         version = wifi.parse_version(prov_util.get_version(transport).encode("latin-1"))
         assert version.security == cfg.security
-        sec = prov_util.get_security(cfg.security, cfg.patch_level, "wifiprov", "abcd1234",
-                                     "abcd1234")
+        sec = prov_util.get_security(
+            cfg.security, cfg.patch_level, "wifiprov", "abcd1234", "abcd1234"
+        )
         assert prov_util.establish_session(transport, sec)
         aps = prov_util.scan_wifi_APs("softap", transport, sec)
         assert "Kanarra Ops" in [ap["ssid"] for ap in aps]
-        assert prov_util.send_wifi_config(transport, sec, "Kanarra Ops",
-                                          "correct horse battery")
+        assert prov_util.send_wifi_config(transport, sec, "Kanarra Ops", "correct horse battery")
         assert prov_util.apply_wifi_config(transport, sec)
         state = "connecting"
         while state == "connecting":  # the emulator connects after its (scaled) delay
@@ -214,8 +234,9 @@ def test_the_browser_page_lists_networks_and_follows_the_device(tmp_path: Any) -
             expect(page.get_by_text("check the passphrase")).to_be_visible(timeout=15_000)
             page.get_by_label("Passphrase").fill("correct horse battery")
             page.get_by_role("button", name="Connect the device").click()
-            expect(page.get_by_text("Connected to Kanarra Ops, address 192.168.1.42")
-                   ).to_be_visible(timeout=15_000)
+            expect(
+                page.get_by_text("Connected to Kanarra Ops, address 192.168.1.42")
+            ).to_be_visible(timeout=15_000)
             browser.close()
         worker.join(15)
     assert outcome["state"] == "connected"
@@ -236,11 +257,9 @@ def test_malformed_or_hostile_device_replies_are_refused(reply: bytes) -> None:
     async def run() -> None:
         runner = await serve(device, "127.0.0.1", 0)
         try:
-            async with ProvisioningClient(f"127.0.0.1:{bound_port(runner)}",
-                                          timeout=5) as client:
+            async with ProvisioningClient(f"127.0.0.1:{bound_port(runner)}", timeout=5) as client:
                 await client.read_version()
-                await client.open_session(client.choose_security(None, "abcd1234", None,
-                                                                 None))
+                await client.open_session(client.choose_security(None, "abcd1234", None, None))
                 with pytest.raises(WifiError, match="did not take the settings"):
                     await client.configure("Kanarra Ops", "correct horse battery")
         finally:
@@ -250,9 +269,13 @@ def test_malformed_or_hostile_device_replies_are_refused(reply: bytes) -> None:
     loop.close()
 
 
-@pytest.mark.parametrize(("outcome", "expected"), [
-    ("auth-error", "passphrase was refused"), ("network-not-found", "network was not found")])
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [("auth-error", "passphrase was refused"), ("network-not-found", "network was not found")],
+)
 def test_a_forced_outcome_is_what_the_client_reports(outcome: str, expected: str) -> None:
-    with running(DeviceConfig(delay_scale=FAST, outcome=outcome)) as (_, port), \
-            pytest.raises(WifiError, match=expected):
+    with (
+        running(DeviceConfig(delay_scale=FAST, outcome=outcome)) as (_, port),
+        pytest.raises(WifiError, match=expected),
+    ):
         asyncio.run(provision(port))  # the right passphrase, yet it fails as told

@@ -18,11 +18,32 @@ from provisiond.protocols.codes.matter import MatterManualCode, MatterQr
 from provisiond.protocols.codes.serial import SerialCode
 from provisiond.protocols.codes.url import DeviceUrl
 
-__all__ = ["FORMATS", "ClaimCode", "Code", "DeviceUrl", "EspProvCode", "LoRaWanCode",
-           "MatterManualCode", "MatterQr", "PayloadError", "SerialCode", "parse"]
+__all__ = [
+    "FORMATS",
+    "ClaimCode",
+    "Code",
+    "DeviceUrl",
+    "EspProvCode",
+    "LoRaWanCode",
+    "MatterManualCode",
+    "MatterQr",
+    "PayloadError",
+    "SerialCode",
+    "parse",
+]
 
-FORMATS: dict[str, type[Code]] = {c.FORMAT: c for c in (
-    SerialCode, DeviceUrl, LoRaWanCode, EspProvCode, MatterQr, MatterManualCode, ClaimCode)}
+FORMATS: dict[str, type[Code]] = {
+    c.FORMAT: c
+    for c in (
+        SerialCode,
+        DeviceUrl,
+        LoRaWanCode,
+        EspProvCode,
+        MatterQr,
+        MatterManualCode,
+        ClaimCode,
+    )
+}
 
 _MANUAL = re.compile(r"[0-9][0-9 \-]{9,25}")
 _CLAIM = re.compile(r"[2-9A-Z]{4}(?:-[2-9A-Z]{4})*-[2-9A-Z]{1,4}")

@@ -33,10 +33,14 @@ class Code(Protocol):
 def check_hex(format_name: str, text: str, digits: int, what: str, offset: int) -> int:
     """``text`` as a number of exactly ``digits`` hex digits, or PayloadError naming it."""
     if len(text) != digits:
-        raise PayloadError(format_name, f"the {what} must be {digits} hexadecimal digits, "
-                                        f"not {len(text)}", offset)
+        raise PayloadError(
+            format_name, f"the {what} must be {digits} hexadecimal digits, not {len(text)}", offset
+        )
     for i, ch in enumerate(text):
         if ch not in "0123456789abcdefABCDEF":
-            raise PayloadError(format_name, f"the {what} holds {ch!r}, which is not a "
-                                            "hexadecimal digit", offset + i)
+            raise PayloadError(
+                format_name,
+                f"the {what} holds {ch!r}, which is not a hexadecimal digit",
+                offset + i,
+            )
     return int(text, 16)

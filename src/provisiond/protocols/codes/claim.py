@@ -23,11 +23,12 @@ class ClaimCode:
         try:
             return cls(normalise_claim_code(text))
         except InvalidInput as err:
-            raise PayloadError(cls.FORMAT, err.problems[0].message if err.problems
-                               else err.detail) from None
+            raise PayloadError(
+                cls.FORMAT, err.problems[0].message if err.problems else err.detail
+            ) from None
 
     def render(self) -> str:
-        return "-".join(self.code[i:i + 4] for i in range(0, len(self.code), 4))
+        return "-".join(self.code[i : i + 4] for i in range(0, len(self.code), 4))
 
     def fields(self) -> dict[str, Any]:
         return {"code": self.render()}

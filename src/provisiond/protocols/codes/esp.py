@@ -20,8 +20,14 @@ from provisiond.protocols.codes.base import PayloadError
 TRANSPORTS = ("softap", "ble", "on-network")
 _KEYS = ("ver", "name", "pop", "transport", "username", "password", "security")
 # "key" : "value" where the value runs to the quote that precedes the next key or the end
-_LOOSE = re.compile(r'"(' + "|".join(_KEYS) + r')"\s*:\s*"(.*?)"\s*(?=,\s*"(?:'
-                    + "|".join(_KEYS) + r')"\s*:|\}\s*$)', re.DOTALL)
+_LOOSE = re.compile(
+    r'"('
+    + "|".join(_KEYS)
+    + r')"\s*:\s*"(.*?)"\s*(?=,\s*"(?:'
+    + "|".join(_KEYS)
+    + r')"\s*:|\}\s*$)',
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +54,11 @@ class EspProvCode:
         if not text.startswith("{"):
             raise PayloadError(cls.FORMAT, "does not start with '{'", 0)
         if not text.endswith("}"):
-            raise PayloadError(cls.FORMAT, "does not end with '}': cut short? (ESP-IDF's "
-                                           "example writes it into 150 bytes)", len(text) - 1)
+            raise PayloadError(
+                cls.FORMAT,
+                "does not end with '}': cut short? (ESP-IDF's example writes it into 150 bytes)",
+                len(text) - 1,
+            )
         try:
             data = json.loads(text)
             values = dict(data) if isinstance(data, dict) else None
@@ -65,14 +74,18 @@ class EspProvCode:
         name = str(values.get("name", ""))
         transport = str(values.get("transport", "")).lower()
         if not name:
-            raise PayloadError(cls.FORMAT, "has no \"name\" (the device's provisioning name)")
+            raise PayloadError(cls.FORMAT, 'has no "name" (the device\'s provisioning name)')
         if transport not in TRANSPORTS:
             shown = repr(transport) if transport else "none"
             raise PayloadError(cls.FORMAT, f"transport {shown}; expected softap or ble")
-        return cls(name=name, transport=transport, pop=str(values.get("pop", "")
-                                                              or values.get("password", "")),
-                   username=str(values.get("username", "")),
-                   version=str(values.get("ver", "v1")), security=str(values.get("security", "")))
+        return cls(
+            name=name,
+            transport=transport,
+            pop=str(values.get("pop", "") or values.get("password", "")),
+            username=str(values.get("username", "")),
+            version=str(values.get("ver", "v1")),
+            security=str(values.get("security", "")),
+        )
 
     def render(self) -> str:
         data: dict[str, str] = {"ver": self.version, "name": self.name}
@@ -86,7 +99,11 @@ class EspProvCode:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     def fields(self) -> dict[str, Any]:
-        return {"name": self.name, "transport": self.transport, "pop": self.pop or None,
-                "username": self.username or None, "version": self.version,
-                "security": self.security or ("2" if self.username else "1" if self.pop
-                                              else "0")}
+        return {
+            "name": self.name,
+            "transport": self.transport,
+            "pop": self.pop or None,
+            "username": self.username or None,
+            "version": self.version,
+            "security": self.security or ("2" if self.username else "1" if self.pop else "0"),
+        }

@@ -21,8 +21,10 @@ from provisiond.protocols.codes.base import PayloadError, check_hex
 _OPTIONAL = {"O": "owner_token", "S": "serial_number", "P": "proprietary", "C": "checksum"}
 _DRAFT_OPTIONAL = {"V": "owner_token", "S": "serial_number", "P": "proprietary"}
 # The common case in one match; anything else goes the slow way, which says what is wrong.
-_FAST = re.compile(r"LW:D0:([0-9A-Fa-f]{16}):([0-9A-Fa-f]{16}):([0-9A-Fa-f]{8})"
-                   r"((?::[OSPCosp][^:]*)*)")
+_FAST = re.compile(
+    r"LW:D0:([0-9A-Fa-f]{16}):([0-9A-Fa-f]{16}):([0-9A-Fa-f]{8})"
+    r"((?::[OSPCosp][^:]*)*)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,7 @@ class LoRaWanCode:
         if upper.startswith("URN:DEV:LW:"):
             return cls._parse_draft3(text)
         if upper.startswith("LW:"):
-            raise PayloadError(cls.FORMAT, f"schema {text[3:5]!r} is unknown; TR005 "
-                                           "defines D0", 3)
+            raise PayloadError(cls.FORMAT, f"schema {text[3:5]!r} is unknown; TR005 defines D0", 3)
         raise PayloadError(cls.FORMAT, "does not start with LW:D0:")
 
     @classmethod
@@ -86,8 +87,9 @@ class LoRaWanCode:
     def _parse_final_slowly(cls, text: str) -> LoRaWanCode:
         parts = text.split(":")
         if len(parts) < 5:
-            raise PayloadError(cls.FORMAT, "needs JoinEUI, DevEUI and ProfileID after "
-                                           "LW:D0:", len(text))
+            raise PayloadError(
+                cls.FORMAT, "needs JoinEUI, DevEUI and ProfileID after LW:D0:", len(text)
+            )
         offsets = [sum(len(p) + 1 for p in parts[:i]) for i in range(len(parts))]
         join, dev, profile = cls._ids(parts[2:5], offsets[2:5])
         optional: dict[str, str] = {}
@@ -96,8 +98,11 @@ class LoRaWanCode:
                 continue
             key = _OPTIONAL.get(part[0].upper())
             if key is None:
-                raise PayloadError(cls.FORMAT, f"unknown optional field {part[0]!r} (TR005 "
-                                               "has O, S, P and C)", offset)
+                raise PayloadError(
+                    cls.FORMAT,
+                    f"unknown optional field {part[0]!r} (TR005 has O, S, P and C)",
+                    offset,
+                )
             if key in optional and part[1:]:
                 raise PayloadError(cls.FORMAT, f"field {part[0]!r} appears twice", offset)
             if part[1:]:
@@ -108,8 +113,9 @@ class LoRaWanCode:
     def _parse_draft2(cls, text: str) -> LoRaWanCode:
         parts = text.split(":", 6)
         if len(parts) < 6:
-            raise PayloadError(cls.FORMAT, "needs JoinEUI, DevEUI and ProfileID after "
-                                           "URN:LW:DP:", len(text))
+            raise PayloadError(
+                cls.FORMAT, "needs JoinEUI, DevEUI and ProfileID after URN:LW:DP:", len(text)
+            )
         offsets = [sum(len(p) + 1 for p in parts[:i]) for i in range(len(parts))]
         join, dev, profile = cls._ids(parts[3:6], offsets[3:6])
         exts = parts[6].replace("%25", "%").split("%") if len(parts) == 7 else []
@@ -124,18 +130,22 @@ class LoRaWanCode:
             if len(ext) > 1:
                 key = _DRAFT_OPTIONAL.get(ext[0].upper())
                 if key is None:
-                    raise PayloadError(cls.FORMAT, f"unknown field {ext[0]!r} in {draft} (it "
-                                                   "has V, S and P)", offset)
+                    raise PayloadError(
+                        cls.FORMAT,
+                        f"unknown field {ext[0]!r} in {draft} (it has V, S and P)",
+                        offset,
+                    )
                 fields[key] = ext[1:]
         return fields
 
     @classmethod
     def _parse_draft3(cls, text: str) -> LoRaWanCode:
-        body = text[len("URN:DEV:LW:"):]
+        body = text[len("URN:DEV:LW:") :]
         parts = body.split("_")
         if len(parts) < 3:
-            raise PayloadError(cls.FORMAT, "needs JoinEUI_DevEUI_ProfileID after "
-                                           "URN:DEV:LW:", len(text))
+            raise PayloadError(
+                cls.FORMAT, "needs JoinEUI_DevEUI_ProfileID after URN:DEV:LW:", len(text)
+            )
         base = len("URN:DEV:LW:")
         offsets = [base + sum(len(p) + 1 for p in parts[:i]) for i in range(len(parts))]
         join, dev, profile = cls._ids(parts[:3], offsets[:3])
@@ -152,10 +162,14 @@ class LoRaWanCode:
         return text
 
     def fields(self) -> dict[str, Any]:
-        return {"join_eui": self.join_eui, "dev_eui": self.dev_eui,
-                "vendor_id": self.profile_id[:4], "vendor_profile_id": self.profile_id[4:],
-                "owner_token": self.owner_token or None,
-                "serial_number": self.serial_number or None,
-                "proprietary": self.proprietary or None,
-                "checksum": (f"{self.checksum} (not verified)" if self.checksum else None),
-                "written_as": self.draft or "TR005"}
+        return {
+            "join_eui": self.join_eui,
+            "dev_eui": self.dev_eui,
+            "vendor_id": self.profile_id[:4],
+            "vendor_profile_id": self.profile_id[4:],
+            "owner_token": self.owner_token or None,
+            "serial_number": self.serial_number or None,
+            "proprietary": self.proprietary or None,
+            "checksum": (f"{self.checksum} (not verified)" if self.checksum else None),
+            "written_as": self.draft or "TR005",
+        }

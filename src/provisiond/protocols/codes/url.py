@@ -13,8 +13,10 @@ from provisiond.domain.serials import normalise_serial, serial_problem
 from provisiond.protocols.codes.base import PayloadError
 
 # The common case (no escapes, no other query): one match; the rest goes through urlsplit.
-_FAST = re.compile(r"(https?)://([A-Za-z0-9.\-]+(?::[0-9]+)?)((?:/[A-Za-z0-9._\-]+)*)"
-                   r"/d/([A-Za-z0-9._:\-]+)/?(?:\?code=([A-Za-z0-9\-]*))?")
+_FAST = re.compile(
+    r"(https?)://([A-Za-z0-9.\-]+(?::[0-9]+)?)((?:/[A-Za-z0-9._\-]+)*)"
+    r"/d/([A-Za-z0-9._:\-]+)/?(?:\?code=([A-Za-z0-9\-]*))?"
+)
 _SERIAL = re.compile(r"[A-Z0-9._:\-]{1,64}")
 
 
@@ -35,17 +37,23 @@ class DeviceUrl:
             scheme, host, prefix, raw_serial, code = fast.groups()
             serial = raw_serial.upper()
             if _SERIAL.fullmatch(serial):
-                return cls(f"{scheme.lower()}://{host.lower()}{prefix}", serial,
-                           code.upper() if code else None)
+                return cls(
+                    f"{scheme.lower()}://{host.lower()}{prefix}",
+                    serial,
+                    code.upper() if code else None,
+                )
         parts = urlsplit(text)
         if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise PayloadError(cls.FORMAT, "not an http(s) URL with a host")
         path = parts.path
         marker = path.rfind("/d/")
         if marker < 0:
-            raise PayloadError(cls.FORMAT, "the path has no /d/{serial}",
-                               text.find(parts.netloc) + len(parts.netloc))
-        raw = unquote(path[marker + 3:]).rstrip("/")
+            raise PayloadError(
+                cls.FORMAT,
+                "the path has no /d/{serial}",
+                text.find(parts.netloc) + len(parts.netloc),
+            )
+        raw = unquote(path[marker + 3 :]).rstrip("/")
         serial = normalise_serial(raw)
         problem = serial_problem(serial)
         if problem is not None:

@@ -72,8 +72,9 @@ class _Ctr:
     """One AES-256-CTR keystream for both directions (security 1)."""
 
     def __init__(self, key: bytes, counter_block: bytes) -> None:
-        self._stream: CipherContext = Cipher(algorithms.AES(key),
-                                             modes.CTR(counter_block)).encryptor()
+        self._stream: CipherContext = Cipher(
+            algorithms.AES(key), modes.CTR(counter_block)
+        ).encryptor()
 
     def encrypt(self, data: bytes) -> bytes:
         return self._stream.update(data)
@@ -105,8 +106,9 @@ class _Gcm:
         try:
             out = self._aead.decrypt(bytes(self._nonce), data, None)
         except InvalidTag:
-            raise SessionError("a message failed its integrity check (wrong session, or "
-                               "tampered with)") from None
+            raise SessionError(
+                "a message failed its integrity check (wrong session, or tampered with)"
+            ) from None
         self._next()
         return out
 
@@ -155,8 +157,9 @@ class Sec0Client:
 class Sec1Client:
     version = 1
 
-    def __init__(self, pop: str | bytes | None, private_key: X25519PrivateKey | None = None
-                 ) -> None:
+    def __init__(
+        self, pop: str | bytes | None, private_key: X25519PrivateKey | None = None
+    ) -> None:
         self._pop = pop.encode() if isinstance(pop, str) else pop
         self._key = private_key or X25519PrivateKey.generate()
         self._public = self._key.public_key().public_bytes(*_RAW)
@@ -191,12 +194,15 @@ class Sec1Client:
         if m.sec1.msg == sec1.Session_Response1 and self._pending is not None:
             r1 = m.sec1.sr1
             if r1.status != SUCCESS:
-                raise SessionError("the device refused the proof of possession: check the "
-                                   "PoP (on the device's label or QR code)")
-            if not hmac.compare_digest(self._pending.decrypt(r1.device_verify_data),
-                                       self._public):
-                raise SessionError("the device could not prove the session key: a wrong "
-                                   "proof of possession, or not the device you meant")
+                raise SessionError(
+                    "the device refused the proof of possession: check the "
+                    "PoP (on the device's label or QR code)"
+                )
+            if not hmac.compare_digest(self._pending.decrypt(r1.device_verify_data), self._public):
+                raise SessionError(
+                    "the device could not prove the session key: a wrong "
+                    "proof of possession, or not the device you meant"
+                )
             self.cipher = self._pending
             return None
         raise SessionError(f"unexpected security 1 message {m.sec1.msg}")
@@ -205,10 +211,12 @@ class Sec1Client:
 class Sec2Client:
     version = 2
 
-    def __init__(self, username: str, password: str, a: int | None = None,
-                 patch_level: int = 1) -> None:
+    def __init__(
+        self, username: str, password: str, a: int | None = None, patch_level: int = 1
+    ) -> None:
         if a is None:
             import secrets
+
             a = secrets.randbits(256) | (1 << 255)
         self._srp = srp.SrpClient(username, password, a)
         self._username = username
@@ -239,8 +247,10 @@ class Sec2Client:
         if m.sec2.msg == sec2.S2Session_Response1:
             r1 = m.sec2.sr1
             if r1.status != SUCCESS:
-                raise SessionError("the device refused the user name or password (security "
-                                   "2): check them on the device's label")
+                raise SessionError(
+                    "the device refused the user name or password (security "
+                    "2): check them on the device's label"
+                )
             try:
                 key = self._srp.check(r1.device_proof)
             except srp.SrpError as err:
@@ -280,8 +290,12 @@ class Sec0Device:
 class Sec1Device:
     version = 1
 
-    def __init__(self, pop: str | bytes | None, private_key: X25519PrivateKey | None = None,
-                 device_random: bytes | None = None) -> None:
+    def __init__(
+        self,
+        pop: str | bytes | None,
+        private_key: X25519PrivateKey | None = None,
+        device_random: bytes | None = None,
+    ) -> None:
         import os
 
         self._pop = pop.encode() if isinstance(pop, str) else pop
@@ -325,8 +339,15 @@ class Sec1Device:
 class Sec2Device:
     version = 2
 
-    def __init__(self, username: str, salt: bytes, verifier: bytes, b: int | None = None,
-                 nonce: bytes | None = None, patch_level: int = 1) -> None:
+    def __init__(
+        self,
+        username: str,
+        salt: bytes,
+        verifier: bytes,
+        b: int | None = None,
+        nonce: bytes | None = None,
+        patch_level: int = 1,
+    ) -> None:
         import os
         import secrets
 

@@ -33,10 +33,16 @@ USER_MAPPING = "cloud_user_assoc"
 
 SSID_MAX = 32
 PASSPHRASE_MAX = 64
-AUTH_MODES: dict[int, str] = {wifi.Open: "open", wifi.WEP: "WEP", wifi.WPA_PSK: "WPA",
-              wifi.WPA2_PSK: "WPA2", wifi.WPA_WPA2_PSK: "WPA/WPA2",
-              wifi.WPA2_ENTERPRISE: "WPA2 Enterprise", wifi.WPA3_PSK: "WPA3",
-              wifi.WPA2_WPA3_PSK: "WPA2/WPA3"}
+AUTH_MODES: dict[int, str] = {
+    wifi.Open: "open",
+    wifi.WEP: "WEP",
+    wifi.WPA_PSK: "WPA",
+    wifi.WPA2_PSK: "WPA2",
+    wifi.WPA_WPA2_PSK: "WPA/WPA2",
+    wifi.WPA2_ENTERPRISE: "WPA2 Enterprise",
+    wifi.WPA3_PSK: "WPA3",
+    wifi.WPA2_WPA3_PSK: "WPA2/WPA3",
+}
 
 
 class ProtocolError(ValueError):
@@ -106,8 +112,7 @@ def _parse(message: Message, data: bytes, what: str) -> Any:
 
 def _ok(status: int, what: str) -> None:
     if status != constants.Success:
-        name = constants.Status.Name(status) if status in constants.Status.values() \
-            else str(status)
+        name = constants.Status.Name(status) if status in constants.Status.values() else str(status)
         raise ProtocolError(f"the device refused {what} ({name})")
 
 
@@ -132,15 +137,17 @@ def parse_version(data: bytes) -> Version:
         raise ProtocolError("the proto-ver answer is not JSON") from None
     prov = document.get("prov") if isinstance(document, dict) else None
     if not isinstance(prov, dict):
-        raise ProtocolError("the proto-ver answer has no \"prov\" section")
+        raise ProtocolError('the proto-ver answer has no "prov" section')
     caps = prov.get("cap", [])
     security = prov.get("sec_ver")
     patch = prov.get("sec_patch_ver", 0)
     return Version(
-        str(prov.get("ver", "")), security if isinstance(security, int) else None,
+        str(prov.get("ver", "")),
+        security if isinstance(security, int) else None,
         patch if isinstance(patch, int) else 0,
         tuple(c for c in caps if isinstance(c, str)) if isinstance(caps, list) else (),
-        {k: v for k, v in document.items() if k != "prov"})
+        {k: v for k, v in document.items() if k != "prov"},
+    )
 
 
 def render_version(version: Version) -> bytes:
@@ -191,13 +198,17 @@ def parse_config_answer(data: bytes, expected: int) -> Any:
 
 
 def check_set_config(data: bytes) -> None:
-    _ok(parse_config_answer(data, config.TypeRespSetConfig).resp_set_config.status,
-        "the network settings")
+    _ok(
+        parse_config_answer(data, config.TypeRespSetConfig).resp_set_config.status,
+        "the network settings",
+    )
 
 
 def check_apply_config(data: bytes) -> None:
-    _ok(parse_config_answer(data, config.TypeRespApplyConfig).resp_apply_config.status,
-        "to apply the settings")
+    _ok(
+        parse_config_answer(data, config.TypeRespApplyConfig).resp_apply_config.status,
+        "to apply the settings",
+    )
 
 
 def parse_status(data: bytes) -> StationStatus:
@@ -205,15 +216,20 @@ def parse_status(data: bytes) -> StationStatus:
     _ok(r.status, "its status")
     if r.sta_state == wifi.Connected:
         c = r.connected
-        return StationStatus(StationState.CONNECTED, ip4=c.ip4_addr or None,
-                             ssid=c.ssid.decode(errors="replace") or None)
+        return StationStatus(
+            StationState.CONNECTED,
+            ip4=c.ip4_addr or None,
+            ssid=c.ssid.decode(errors="replace") or None,
+        )
     if r.sta_state == wifi.Connecting:
-        left = r.attempt_failed.attempts_remaining if r.WhichOneof("state") == \
-            "attempt_failed" else None
+        left = (
+            r.attempt_failed.attempts_remaining
+            if r.WhichOneof("state") == "attempt_failed"
+            else None
+        )
         return StationStatus(StationState.CONNECTING, attempts_remaining=left)
     if r.sta_state == wifi.ConnectionFailed:
-        reason = (FailReason.AUTH_ERROR if r.fail_reason == wifi.AuthError
-                  else FailReason.NOT_FOUND)
+        reason = FailReason.AUTH_ERROR if r.fail_reason == wifi.AuthError else FailReason.NOT_FOUND
         return StationStatus(StationState.FAILED, reason=reason)
     if r.sta_state == wifi.Disconnected:
         return StationStatus(StationState.DISCONNECTED)
@@ -225,8 +241,7 @@ def parse_status(data: bytes) -> StationStatus:
 
 def parse_config_request(data: bytes) -> Any:
     m = _parse(config.WiFiConfigPayload(), data, "prov-config")
-    if m.msg not in (config.TypeCmdGetStatus, config.TypeCmdSetConfig,
-                     config.TypeCmdApplyConfig):
+    if m.msg not in (config.TypeCmdGetStatus, config.TypeCmdSetConfig, config.TypeCmdApplyConfig):
         raise ProtocolError(f"prov-config message {m.msg} is not a command")
     return m
 
@@ -257,8 +272,9 @@ def status_answer(status: StationStatus, *, channel: int = 0, bssid: bytes = b""
             r.attempt_failed.attempts_remaining = status.attempts_remaining
     elif status.state is StationState.FAILED:
         r.sta_state = wifi.ConnectionFailed
-        r.fail_reason = (wifi.AuthError if status.reason is FailReason.AUTH_ERROR
-                         else wifi.NetworkNotFound)
+        r.fail_reason = (
+            wifi.AuthError if status.reason is FailReason.AUTH_ERROR else wifi.NetworkNotFound
+        )
     else:
         r.sta_state = wifi.Disconnected
     return bytes(m.SerializeToString())
@@ -271,8 +287,9 @@ def _scan(msg: Any) -> Any:
     return scan.WiFiScanPayload(msg=msg)
 
 
-def scan_start(*, blocking: bool = True, passive: bool = False, group_channels: int = 5,
-               period_ms: int = 120) -> bytes:
+def scan_start(
+    *, blocking: bool = True, passive: bool = False, group_channels: int = 5, period_ms: int = 120
+) -> bytes:
     m = _scan(scan.TypeCmdScanStart)
     m.cmd_scan_start.blocking = blocking
     m.cmd_scan_start.passive = passive
@@ -309,8 +326,16 @@ def parse_scan_status(data: bytes) -> tuple[bool, int]:
 
 def parse_scan_results(data: bytes) -> list[Network]:
     entries = parse_scan_answer(data, scan.TypeRespScanResult).resp_scan_result.entries
-    return [Network(e.ssid.decode(errors="replace"), int(e.channel), int(e.rssi),
-                    bytes(e.bssid), int(e.auth)) for e in entries]
+    return [
+        Network(
+            e.ssid.decode(errors="replace"),
+            int(e.channel),
+            int(e.rssi),
+            bytes(e.bssid),
+            int(e.auth),
+        )
+        for e in entries
+    ]
 
 
 def parse_scan_request(data: bytes) -> Any:
@@ -320,9 +345,14 @@ def parse_scan_request(data: bytes) -> Any:
     return m
 
 
-def scan_answer(kind: int, *, finished: bool = False, count: int = 0,
-                networks: list[Network] | None = None,
-                status: int = constants.Success) -> bytes:
+def scan_answer(
+    kind: int,
+    *,
+    finished: bool = False,
+    count: int = 0,
+    networks: list[Network] | None = None,
+    status: int = constants.Success,
+) -> bytes:
     m = _scan(kind)
     m.status = status
     if kind == scan.TypeRespScanStart:
@@ -335,7 +365,12 @@ def scan_answer(kind: int, *, finished: bool = False, count: int = 0,
         for n in networks or []:
             e = m.resp_scan_result.entries.add()
             e.ssid, e.channel, e.rssi, e.bssid, e.auth = (
-                n.ssid.encode(), n.channel, n.rssi, n.bssid, n.auth)
+                n.ssid.encode(),
+                n.channel,
+                n.rssi,
+                n.bssid,
+                n.auth,
+            )
     return bytes(m.SerializeToString())
 
 
@@ -369,8 +404,9 @@ def parse_ctrl_request(data: bytes) -> int:
 
 
 def ctrl_answer(request_kind: int, status: Any = constants.Success) -> bytes:
-    kind = (ctrl.TypeRespCtrlReset if request_kind == ctrl.TypeCmdCtrlReset
-            else ctrl.TypeRespCtrlReprov)
+    kind = (
+        ctrl.TypeRespCtrlReset if request_kind == ctrl.TypeCmdCtrlReset else ctrl.TypeRespCtrlReprov
+    )
     m = ctrl.WiFiCtrlPayload(msg=kind, status=status)
     if kind == ctrl.TypeRespCtrlReset:
         m.resp_ctrl_reset.SetInParent()

@@ -21,10 +21,14 @@ class CaCreate(BaseModel):
     name: str
     common_name: str | None = None
     days: int = Field(3650, description="how long the CA is valid")
-    certificate: str | None = Field(None, description=(
-        "PEM of an existing CA certificate to register without its key (a manufacturer's "
-        "CA, to vouch for the certificates devices bring: a profile's `device_ca`); absent: "
-        "a new CA is made"))
+    certificate: str | None = Field(
+        None,
+        description=(
+            "PEM of an existing CA certificate to register without its key (a manufacturer's "
+            "CA, to vouch for the certificates devices bring: a profile's `device_ca`); absent: "
+            "a new CA is made"
+        ),
+    )
 
 
 class CaRead(BaseModel):
@@ -35,31 +39,56 @@ class CaRead(BaseModel):
     key_encrypted: bool
     created_at: datetime
     certificate: str = Field(description="PEM: give it to brokers as their CA file")
-    can_sign: bool = Field(description="false: known by its certificate only (it vouches "
-                                       "for devices' certificates, it signs nothing here)")
+    can_sign: bool = Field(
+        description="false: known by its certificate only (it vouches "
+        "for devices' certificates, it signs nothing here)"
+    )
 
     @classmethod
     def of(cls, ca: CaInfo) -> CaRead:
-        return cls(name=ca.name, subject=ca.subject, not_after=ca.not_after,
-                   fingerprint_sha256=ca.fingerprint, key_encrypted=ca.key_encrypted,
-                   created_at=ca.created_at, certificate=ca.certificate_pem,
-                   can_sign=ca.can_sign)
+        return cls(
+            name=ca.name,
+            subject=ca.subject,
+            not_after=ca.not_after,
+            fingerprint_sha256=ca.fingerprint,
+            key_encrypted=ca.key_encrypted,
+            created_at=ca.created_at,
+            certificate=ca.certificate_pem,
+            can_sign=ca.can_sign,
+        )
 
 
-@router.post("/cas", status_code=201, response_model=CaRead,
-             responses=responses(CaExists, Forbidden))
+@router.post(
+    "/cas", status_code=201, response_model=CaRead, responses=responses(CaExists, Forbidden)
+)
 async def create_ca(body: CaCreate, c: ContainerDep, op: OperatorDep) -> CaRead:
     """A new CA (EC P-256, self-signed; its key never leaves the server), or with
     `certificate` a CA registered by its certificate only. Operator-wide admin tokens
     only: CAs are global."""
     if body.certificate is not None:
-        return CaRead.of(await certificates.register_ca_certificate(
-            c.uow(), scope=op.scope, name=body.name, certificate_pem=body.certificate,
-            actor=actor(op), now=c.now()))
-    return CaRead.of(await certificates.create_ca(
-        c.uow(), scope=op.scope, name=body.name, common_name=body.common_name, days=body.days,
-        passphrase=c.settings.ca_passphrase, production=c.settings.production,
-        actor=actor(op), now=c.now()))
+        return CaRead.of(
+            await certificates.register_ca_certificate(
+                c.uow(),
+                scope=op.scope,
+                name=body.name,
+                certificate_pem=body.certificate,
+                actor=actor(op),
+                now=c.now(),
+            )
+        )
+    return CaRead.of(
+        await certificates.create_ca(
+            c.uow(),
+            scope=op.scope,
+            name=body.name,
+            common_name=body.common_name,
+            days=body.days,
+            passphrase=c.settings.ca_passphrase,
+            production=c.settings.production,
+            actor=actor(op),
+            now=c.now(),
+        )
+    )
 
 
 @router.get("/cas", response_model=list[CaRead])

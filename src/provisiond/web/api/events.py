@@ -18,25 +18,42 @@ router = APIRouter(prefix="/api/v1", tags=["events"])
 
 @router.get("/events", response_model=EventPage, responses=responses(InvalidInput))
 async def list_events(
-    request: Request, response: Response, c: ContainerDep, op: OperatorDep,
+    request: Request,
+    response: Response,
+    c: ContainerDep,
+    op: OperatorDep,
     serial: str | None = Query(None, description="one device's (a deleted one's too)"),
     group: str | None = Query(None, description="a group path: its whole subtree"),
     actor: str | None = Query(None, description="e.g. `token:ci`, `user:ann@example.com`"),
-    kind: list[str] = Query(default_factory=list,  # noqa: B008
-                            description="an event type, e.g. `device.claimed`; repeat for "
-                                        "any of several"),
-    since: datetime | None = Query(None,  # noqa: B008
-                                   description="at or after (ISO 8601; no zone: UTC)"),
-    until: datetime | None = Query(None,  # noqa: B008
-                                   description="before (ISO 8601; no zone: UTC)"),
+    kind: list[str] = Query(  # noqa: B008
+        default_factory=list,
+        description="an event type, e.g. `device.claimed`; repeat for any of several",
+    ),
+    since: datetime | None = Query(  # noqa: B008
+        None,
+        description="at or after (ISO 8601; no zone: UTC)",
+    ),
+    until: datetime | None = Query(  # noqa: B008
+        None,
+        description="before (ISO 8601; no zone: UTC)",
+    ),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
     limit: int = Query(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX),
 ) -> EventPage:
     """The events the token's scope covers, newest first, one page at a time (keyset
     pagination). Events of no group are listed to operator-wide tokens only."""
     page = await service.list_events(
-        c.uow(), scope=op.scope, serial=serial, group=group, actor=actor, kinds=kind,
-        since=since, until=until, cursor=cursor, limit=limit)
+        c.uow(),
+        scope=op.scope,
+        serial=serial,
+        group=group,
+        actor=actor,
+        kinds=kind,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
     if page.next_cursor:
         url = request.url.include_query_params(cursor=page.next_cursor)
         response.headers["Link"] = f'<{url}>; rel="next"'

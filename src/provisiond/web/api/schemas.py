@@ -43,8 +43,15 @@ class GroupRead(BaseModel):
 
     @classmethod
     def of(cls, g: Group, devices: int | None = None) -> GroupRead:
-        return cls(id=g.id, path=g.path, name=g.name, parent=g.parent_path, depth=g.depth,
-                   devices=devices, created_at=g.created_at)
+        return cls(
+            id=g.id,
+            path=g.path,
+            name=g.name,
+            parent=g.parent_path,
+            depth=g.depth,
+            devices=devices,
+            created_at=g.created_at,
+        )
 
 
 class GroupCreated(GroupRead):
@@ -65,12 +72,19 @@ class UserRead(BaseModel):
     group: str
     created_at: datetime
     disabled_at: datetime | None = Field(
-        None, description="when an operator disabled the user (sign-in refused); null: active")
+        None, description="when an operator disabled the user (sign-in refused); null: active"
+    )
 
     @classmethod
     def of(cls, u: User) -> UserRead:
-        return cls(id=u.id, email=u.email, role=u.role.value, group=u.group_path,
-                   created_at=u.created_at, disabled_at=u.disabled_at)
+        return cls(
+            id=u.id,
+            email=u.email,
+            role=u.role.value,
+            group=u.group_path,
+            created_at=u.created_at,
+            disabled_at=u.disabled_at,
+        )
 
 
 class UserDisabled(UserRead):
@@ -95,14 +109,23 @@ class ModelRead(BaseModel):
 
 class TokenCreate(Body):
     name: str
-    role: str = Field("admin", description="admin, installer or viewer: no higher than the "
-                                           "caller's")
-    group: str | None = Field(None, description=(
-        "the group whose subtree the token may reach (a path); absent: operator-wide, "
-        "which only an operator-wide caller may make"))
-    expires: str | None = Field(None, description=(
-        "a span from now (`12h`, `30d`, `8w`) or an ISO date or date-time; absent: never, "
-        "or the caller's own expiry when it has one"))
+    role: str = Field(
+        "admin", description="admin, installer or viewer: no higher than the caller's"
+    )
+    group: str | None = Field(
+        None,
+        description=(
+            "the group whose subtree the token may reach (a path); absent: operator-wide, "
+            "which only an operator-wide caller may make"
+        ),
+    )
+    expires: str | None = Field(
+        None,
+        description=(
+            "a span from now (`12h`, `30d`, `8w`) or an ISO date or date-time; absent: never, "
+            "or the caller's own expiry when it has one"
+        ),
+    )
 
 
 class TokenRead(BaseModel):
@@ -117,9 +140,16 @@ class TokenRead(BaseModel):
 
     @classmethod
     def of(cls, t: ApiToken) -> TokenRead:
-        return cls(id=t.id, name=t.name, role=t.role.value, group=t.group_path,
-                   expires_at=t.expires_at, created_at=t.created_at,
-                   last_used_at=t.last_used_at, revoked_at=t.revoked_at)
+        return cls(
+            id=t.id,
+            name=t.name,
+            role=t.role.value,
+            group=t.group_path,
+            expires_at=t.expires_at,
+            created_at=t.created_at,
+            last_used_at=t.last_used_at,
+            revoked_at=t.revoked_at,
+        )
 
 
 class TokenCreated(TokenRead):
@@ -140,44 +170,72 @@ class ProfileCreate(Body):
     strategy: str = Field("allow-create", description="`allow-create` or `pre-provisioned`")
     key: str | None = Field(None, description="the provision key; generated when absent")
     secret: str | None = Field(None, description="the provision secret; generated when absent")
-    group: str | None = Field(None, description="devices this profile creates are claimed "
-                                                "for this group (a path)")
+    group: str | None = Field(
+        None, description="devices this profile creates are claimed for this group (a path)"
+    )
     model: str | None = Field(None, description="the model of devices this profile creates")
-    credentials: list[str] = Field(default_factory=list, description=(
-        "credential types handed out (`access-token`, `mqtt-basic`, `x509`); the first is "
-        "the default; empty: `access-token`"))
+    credentials: list[str] = Field(
+        default_factory=list,
+        description=(
+            "credential types handed out (`access-token`, `mqtt-basic`, `x509`); the first is "
+            "the default; empty: `access-token`"
+        ),
+    )
     rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
     source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE
-    jwt_public_key: str | None = Field(None, description=(
-        "PEM of the ES256 (P-256) public key that signs registration tokens; without it "
-        "they are HS256, keyed with the SHA-256 of the secret"))
+    jwt_public_key: str | None = Field(
+        None,
+        description=(
+            "PEM of the ES256 (P-256) public key that signs registration tokens; without it "
+            "they are HS256, keyed with the SHA-256 of the secret"
+        ),
+    )
     ca: str | None = Field(None, description="the certificate authority that signs CSRs")
-    reprovision: str = Field("never", description=(
-        "whether a device already provisioned may provision again: `never` (ThingsBoard's "
-        "contract), `with-proof` (a repeat that proves it is the first requester), "
-        "`factory-reset` (also new credentials for a device that proves itself)"))
+    reprovision: str = Field(
+        "never",
+        description=(
+            "whether a device already provisioned may provision again: `never` (ThingsBoard's "
+            "contract), `with-proof` (a repeat that proves it is the first requester), "
+            "`factory-reset` (also new credentials for a device that proves itself)"
+        ),
+    )
     device_secret_min_length: int = Field(
-        DEVICE_SECRET_MIN_LENGTH_DEFAULT, description="the shortest token or MQTT password "
-                                                      "a device may choose (1 to 128)")
-    device_ca: str | None = Field(None, description=(
-        "a CA (e.g. the manufacturer's, registered by its certificate) whose certificates "
-        "devices may bring without a signature proof"))
+        DEVICE_SECRET_MIN_LENGTH_DEFAULT,
+        description="the shortest token or MQTT password a device may choose (1 to 128)",
+    )
+    device_ca: str | None = Field(
+        None,
+        description=(
+            "a CA (e.g. the manufacturer's, registered by its certificate) whose certificates "
+            "devices may bring without a signature proof"
+        ),
+    )
     certificate_days: int = Field(365, description="lifetime of the certificates it signs")
-    claim_proof: str | None = Field(None, description=(
-        "how people prove they hold a device to claim it: `none`, `button`, `code` or "
-        "`device-secret`; absent: the instance's `claim_proof` setting"))
-    claim_window: int | None = Field(None, description=(
-        "seconds a claim stays open; absent: the instance's `claim_window_seconds`"))
-    release_policy: str = Field("keep", description="`keep` or `reset`: what a release "
-                                                    "keeps of tags and history")
-    lorawan: LorawanNetwork | None = Field(None, description=(
-        "The Things Stack settings of its LoRaWAN devices (unset fields: the instance's "
-        "`tts__*` settings)"))
+    claim_proof: str | None = Field(
+        None,
+        description=(
+            "how people prove they hold a device to claim it: `none`, `button`, `code` or "
+            "`device-secret`; absent: the instance's `claim_proof` setting"
+        ),
+    )
+    claim_window: int | None = Field(
+        None,
+        description=("seconds a claim stays open; absent: the instance's `claim_window_seconds`"),
+    )
+    release_policy: str = Field(
+        "keep", description="`keep` or `reset`: what a release keeps of tags and history"
+    )
+    lorawan: LorawanNetwork | None = Field(
+        None,
+        description=(
+            "The Things Stack settings of its LoRaWAN devices (unset fields: the instance's "
+            "`tts__*` settings)"
+        ),
+    )
 
 
 class ProfileUpdate(Body):
-    reprovision: str | None = Field(None, description="`never`, `with-proof` or "
-                                                      "`factory-reset`")
+    reprovision: str | None = Field(None, description="`never`, `with-proof` or `factory-reset`")
     device_secret_min_length: int | None = Field(None, description="1 to 128")
     device_ca: str | None = Field(None, description="a CA's name; null removes it")
 
@@ -213,25 +271,35 @@ class ProfileRead(BaseModel):
     lorawan: dict[str, Any] = Field(description="The Things Stack settings it sets")
     reprovision: str = Field(description="`never`, `with-proof` or `factory-reset`")
     device_secret_min_length: int
-    device_ca: str | None = Field(description="the CA vouching for certificates devices "
-                                              "bring")
+    device_ca: str | None = Field(description="the CA vouching for certificates devices bring")
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
-        return cls(id=p.id, name=p.name, key=p.key, strategy=p.strategy.value,
-                   group=p.group_path, model=p.model,
-                   credentials=[t.value for t in p.credential_types],
-                   rate_per_minute=p.rate_per_minute,
-                   source_rate_per_minute=p.source_rate_per_minute, enabled=p.enabled,
-                   created_at=p.created_at, updated_at=p.updated_at,
-                   secret_rotated_at=p.secret_rotated_at,
-                   registration_algorithm="ES256" if p.jwt_public_key else "HS256",
-                   ca=p.ca_name, certificate_days=p.certificate_days,
-                   claim_proof=p.claim_proof.value if p.claim_proof else None,
-                   claim_window=p.claim_window_seconds, release_policy=p.release_policy.value,
-                   lorawan=p.network.to_json(), reprovision=p.reprovision.value,
-                   device_secret_min_length=p.device_secret_min_length,
-                   device_ca=p.device_ca_name)
+        return cls(
+            id=p.id,
+            name=p.name,
+            key=p.key,
+            strategy=p.strategy.value,
+            group=p.group_path,
+            model=p.model,
+            credentials=[t.value for t in p.credential_types],
+            rate_per_minute=p.rate_per_minute,
+            source_rate_per_minute=p.source_rate_per_minute,
+            enabled=p.enabled,
+            created_at=p.created_at,
+            updated_at=p.updated_at,
+            secret_rotated_at=p.secret_rotated_at,
+            registration_algorithm="ES256" if p.jwt_public_key else "HS256",
+            ca=p.ca_name,
+            certificate_days=p.certificate_days,
+            claim_proof=p.claim_proof.value if p.claim_proof else None,
+            claim_window=p.claim_window_seconds,
+            release_policy=p.release_policy.value,
+            lorawan=p.network.to_json(),
+            reprovision=p.reprovision.value,
+            device_secret_min_length=p.device_secret_min_length,
+            device_ca=p.device_ca_name,
+        )
 
 
 class ProfileWithSecret(ProfileRead):
@@ -263,10 +331,20 @@ class DeviceRead(BaseModel):
 
     @classmethod
     def of(cls, d: Device) -> DeviceRead:
-        return cls(id=d.id, serial=d.serial, name=d.name, model=d.model, state=d.state.value,
-                   group=d.group_path, owner_kind=d.owner_kind,
-                   owner=d.owner_email if d.owner_user_id else d.group_path, tags=d.tags,
-                   created_at=d.created_at, updated_at=d.updated_at, claimed_at=d.claimed_at)
+        return cls(
+            id=d.id,
+            serial=d.serial,
+            name=d.name,
+            model=d.model,
+            state=d.state.value,
+            group=d.group_path,
+            owner_kind=d.owner_kind,
+            owner=d.owner_email if d.owner_user_id else d.group_path,
+            tags=d.tags,
+            created_at=d.created_at,
+            updated_at=d.updated_at,
+            claimed_at=d.claimed_at,
+        )
 
 
 class CredentialRead(BaseModel):
@@ -297,13 +375,23 @@ class EventRead(BaseModel):
     serial: str | None
     data: dict[str, Any]
     device_id: uuid.UUID | None = None
-    group: str | None = Field(None, description="the subtree it belongs to, as it was "
-                                                "then; null: operator-wide readers only")
+    group: str | None = Field(
+        None,
+        description="the subtree it belongs to, as it was then; null: operator-wide readers only",
+    )
 
     @classmethod
     def of(cls, e: Event) -> EventRead:
-        return cls(id=e.id, type=e.type.value, at=e.at, actor=e.actor, serial=e.serial,
-                   data=e.data, device_id=e.device_id, group=e.group_path)
+        return cls(
+            id=e.id,
+            type=e.type.value,
+            at=e.at,
+            actor=e.actor,
+            serial=e.serial,
+            data=e.data,
+            device_id=e.device_id,
+            group=e.group_path,
+        )
 
 
 class EventPage(BaseModel):
@@ -350,7 +438,8 @@ class ImportSummary(BaseModel):
     skipped: int
     event_id: int
     credentials: list[dict[str, str]] = Field(
-        description="serial, device_id, credential_type, secret — shown in this answer only")
+        description="serial, device_id, credential_type, secret — shown in this answer only"
+    )
 
 
 class RotatedCredentialRead(BaseModel):
@@ -369,14 +458,17 @@ class RevokedCredentials(BaseModel):
 class WebhookCreate(Body):
     group: str | None = Field(
         description="the group whose events (its subtree) it receives; `null`: "
-                    "operator-wide (every event, those of no group too), for an "
-                    "operator-wide token only")
+        "operator-wide (every event, those of no group too), for an "
+        "operator-wide token only"
+    )
     url: str = Field(description="http:// or https://; deliveries are POSTed here")
     events: list[str] | None = Field(
-        None, description="event types (default: all of device.registered, "
-                          "device.provisioned, claim.started, claim.proven, device.claimed, "
-                          "device.released, credentials.issued, credentials.revoked, "
-                          "device.deleted)")
+        None,
+        description="event types (default: all of device.registered, "
+        "device.provisioned, claim.started, claim.proven, device.claimed, "
+        "device.released, credentials.issued, credentials.revoked, "
+        "device.deleted)",
+    )
 
 
 class WebhookRead(BaseModel):
@@ -389,14 +481,22 @@ class WebhookRead(BaseModel):
     consecutive_failures: int
     created_at: datetime
     deliveries: dict[str, int] | None = Field(
-        None, description="deliveries in the log by status (one webhook's read only)")
+        None, description="deliveries in the log by status (one webhook's read only)"
+    )
 
     @classmethod
     def of(cls, w: Webhook, counts: dict[str, int] | None = None) -> WebhookRead:
-        return cls(id=w.id, group=w.group_path, url=w.url, events=[e.value for e in w.events],
-                   enabled=w.enabled, disabled_reason=w.disabled_reason,
-                   consecutive_failures=w.consecutive_failures, created_at=w.created_at,
-                   deliveries=counts)
+        return cls(
+            id=w.id,
+            group=w.group_path,
+            url=w.url,
+            events=[e.value for e in w.events],
+            enabled=w.enabled,
+            disabled_reason=w.disabled_reason,
+            consecutive_failures=w.consecutive_failures,
+            created_at=w.created_at,
+            deliveries=counts,
+        )
 
 
 class WebhookPage(BaseModel):
@@ -422,7 +522,15 @@ class DeliveryRead(BaseModel):
 
     @classmethod
     def of(cls, d: Delivery) -> DeliveryRead:
-        return cls(id=d.id, event_id=d.event_id, event_type=d.event_type, status=d.status.value,
-                   attempts=d.attempts, next_attempt_at=d.next_attempt_at,
-                   last_status_code=d.last_status_code, last_error=d.last_error,
-                   created_at=d.created_at, finished_at=d.finished_at)
+        return cls(
+            id=d.id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=d.status.value,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_status_code=d.last_status_code,
+            last_error=d.last_error,
+            created_at=d.created_at,
+            finished_at=d.finished_at,
+        )

@@ -63,10 +63,14 @@ class TbProfile(BaseModel):
     name: str = Field(description="the provisiond profile this request created")
 
 
-@router.post("/api/device/provision", response_model=TbProfile,
-             responses=responses(ProfileExists, GroupNotFound, Forbidden))
-async def create_profile(c: ContainerDep, op: OperatorDep,
-                         body: TbProfileRequest | None = None) -> Any:
+@router.post(
+    "/api/device/provision",
+    response_model=TbProfile,
+    responses=responses(ProfileExists, GroupNotFound, Forbidden),
+)
+async def create_profile(
+    c: ContainerDep, op: OperatorDep, body: TbProfileRequest | None = None
+) -> Any:
     """ThingsBoard's provision profile request: a profile (key and secret generated when
     absent), `customerId` / `groupName` naming a provisiond group, the strategy
     `CHECK_NEW_DEVICE` (allow-create, the default) or `CHECK_PRE_PROVISIONED_DEVICE`."""
@@ -74,20 +78,36 @@ async def create_profile(c: ContainerDep, op: OperatorDep,
     creds = body.credentials or ProfileCredentials()
     customer = body.customerId
     made = await service.create_thingsboard_profile(
-        c.uow(), scope=op.scope, key=creds.provisionProfileKey, secret=creds.provisionProfileSecret,
+        c.uow(),
+        scope=op.scope,
+        key=creds.provisionProfileKey,
+        secret=creds.provisionProfileSecret,
         strategy=body.strategy.validationStrategyType if body.strategy else None,
         customer_id=customer.id if customer else None,
         customer_entity_type=customer.entityType if customer else None,
-        group_name=body.groupName, sealer=c.sealer, actor=actor(op), now=c.now())
+        group_name=body.groupName,
+        sealer=c.sealer,
+        actor=actor(op),
+        now=c.now(),
+    )
     p = made.profile
     return TbProfile(
         id={"entityType": "PROVISION_PROFILE", "id": str(p.id)},
         createdTime=int(p.created_at.timestamp() * 1000),
         tenantId={"entityType": "TENANT", "id": NULL_UUID},
         # the customer asked for, else the profile's group stands for it
-        customerId={"entityType": "CUSTOMER",
-                    "id": (customer.id if customer and customer.id
-                           else str(p.group_id) if p.group_id else NULL_UUID)},
+        customerId={
+            "entityType": "CUSTOMER",
+            "id": (
+                customer.id
+                if customer and customer.id
+                else str(p.group_id)
+                if p.group_id
+                else NULL_UUID
+            ),
+        },
         credentials={"provisionProfileKey": p.key, "provisionProfileSecret": made.secret},
         strategy={"validationStrategyType": _TB_STRATEGY[Strategy(p.strategy)]},
-        groupName=p.group_path, name=p.name)
+        groupName=p.group_path,
+        name=p.name,
+    )
