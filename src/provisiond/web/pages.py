@@ -42,9 +42,10 @@ from provisiond.errors import (
 )
 from provisiond.services import accounts, claiming
 from provisiond.services.codes import scanned_serial
+from provisiond.services.container import Container
 from provisiond.services.devices import list_devices
 from provisiond.store.claims import StoredSession
-from provisiond.web.deps import Container, container_of
+from provisiond.web.deps import container_of
 from provisiond.web.problems import retry_after
 
 router = APIRouter(include_in_schema=False)
