@@ -91,7 +91,6 @@ def build_app(
     if settings.trusted_proxies:
         app.client_addresses = ClientAddresses(settings.trusted_proxies)
     problems.install(app)
-    pages.install(app)
     # imports first: /devices/import is a static path
     for module in (
         imports,
