@@ -25,6 +25,7 @@ from provisiond.services.broker_keeper import AccountKeeper
 from provisiond.services.certificates import PkiUrls, SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
+from provisiond.services.container import Container as ContainerInterface
 from provisiond.services.crl_files import CrlPublisher
 from provisiond.services.destinations import DestinationGuard
 from provisiond.services.emqx_sessions import EmqxSessions
@@ -56,7 +57,7 @@ def utc_now() -> datetime:
 
 
 @dataclass
-class Container:
+class Container(ContainerInterface):
     settings: Settings
     database: Database
     clock: Callable[[], datetime] = field(default=utc_now)

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from provisiond import __version__
 from provisiond.errors import Unavailable
 from provisiond.services import hashing
+from provisiond.services.container import Container
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
 from provisiond.web import coap, device_api, hooks, mqtt_listener, pages, pki, problems
@@ -30,7 +31,7 @@ from provisiond.web.api import (
     webhooks,
 )
 from provisiond.web.client_address import ClientAddresses
-from provisiond.web.deps import Container, ContainerDep
+from provisiond.web.deps import ContainerDep
 from provisiond.web.headers import BaselineHeadersMiddleware
 from provisiond.web.limits import BodyLimits
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
@@ -90,7 +91,6 @@ def build_app(
     if settings.trusted_proxies:
         app.client_addresses = ClientAddresses(settings.trusted_proxies)
     problems.install(app)
-    pages.install(app)
     # imports first: /devices/import is a static path
     for module in (
         imports,

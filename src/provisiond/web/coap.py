@@ -27,7 +27,7 @@ from aiocoap.defaults import get_default_servertransports
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 
 if TYPE_CHECKING:
-    from provisiond.web.deps import Container
+    from provisiond.services.container import Container
 
 JSON_FORMAT = 50  # application/json
 

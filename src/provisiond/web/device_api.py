@@ -30,10 +30,11 @@ from provisiond.errors import (
 )
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.claiming import associate, open_device_window, press_button
+from provisiond.services.container import Container
 from provisiond.services.devices import authenticate_device
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
 from provisiond.services.registration_tokens import register_with_token
-from provisiond.web.deps import Container, ContainerDep
+from provisiond.web.deps import ContainerDep
 from provisiond.web.headers import BASELINE_HEADERS
 from provisiond.web.problems import problem_response, responses
 

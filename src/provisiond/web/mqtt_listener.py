@@ -32,8 +32,8 @@ from provisiond.services.provisioning import provision_payload
 from provisiond.web.limits import MQTT_BACKLOG, Gate, plan_caps, source_of
 
 if TYPE_CHECKING:
+    from provisiond.services.container import Container
     from provisiond.settings import Settings
-    from provisiond.web.deps import Container
 
 log = logging.getLogger(__name__)
 REQUEST_TOPIC = "/provision/request"

@@ -1,0 +1,72 @@
+"""What the adapters get from the composition root: the typed interface of
+``bootstrap.Container``, which declares it as its base, so mypy checks the two agree.
+
+The adapters (web/, and the device transports) sit below the composition root and may not
+import it (the layers contract); they name this interface instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from provisiond.services.accounts import SessionPolicy
+from provisiond.services.certificates import SignerCache
+from provisiond.services.claim_hub import ClaimHub
+from provisiond.services.claiming import ClaimPolicy
+from provisiond.services.destinations import DestinationGuard
+from provisiond.services.ocsp import OcspResponder
+from provisiond.services.provisioning import ProvisionPolicy
+from provisiond.services.ratelimit import RateLimiter
+from provisiond.services.sealing import Sealer
+from provisiond.settings import Settings
+from provisiond.store.provision_writer import ProvisionWriter
+from provisiond.store.uow import UnitOfWork
+
+
+class Container(Protocol):
+    """The settings, policies and shared objects of one running provisiond."""
+
+    settings: Settings
+    limiter: RateLimiter
+    signers: SignerCache
+    hub: ClaimHub
+
+    def uow(self) -> UnitOfWork: ...
+
+    @property
+    def provision_writer(self) -> ProvisionWriter: ...
+
+    @property
+    def provision_policy(self) -> ProvisionPolicy: ...
+
+    @property
+    def claim_policy(self) -> ClaimPolicy: ...
+
+    @property
+    def session_policy(self) -> SessionPolicy: ...
+
+    @property
+    def ocsp(self) -> OcspResponder: ...
+
+    def now(self) -> datetime: ...
+
+    def background(self) -> AbstractAsyncContextManager[object]:
+        """The background loops of a server (outbox, broker accounts, webhooks)."""
+        ...
+
+    @property
+    def broker_sealer(self) -> Sealer | None: ...
+
+    @property
+    def sealer(self) -> Sealer: ...
+
+    @property
+    def webhook_guard(self) -> DestinationGuard: ...
+
+    @property
+    def broker_name_keeper(self) -> Callable[[str], str] | None:
+        """How the EMQX hook records a user name at a credential's first use (None: not)."""
+        ...
