@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -31,7 +31,7 @@ from provisiond.services.destinations import DestinationGuard
 from provisiond.services.emqx_sessions import EmqxSessions
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.outbox import Dispatcher
-from provisiond.services.provisioning import ProvisionPolicy, policy_from
+from provisiond.services.provisioning import Provisioner, ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.revocation import CrlMaker, CrlPolicy, request_crls
 from provisiond.services.sealing import Sealer, in_clear
@@ -113,6 +113,12 @@ class Container(ContainerInterface):
             self.signers,
             self.broker_sealer,
         )
+
+    @cached_property
+    def provisioner(self) -> Provisioner:
+        """Provisioning as every transport calls it (HTTP, MQTT, CoAP): one rate limiter, one
+        writer, one policy; the clock read at each request (tests set ``clock``)."""
+        return Provisioner(self.provision_writer, self.limiter, self.provision_policy, self.now)
 
     @cached_property
     def claim_policy(self) -> ClaimPolicy:
@@ -499,11 +505,66 @@ def database_revision(settings: Settings) -> tuple[str | None, str]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The ASGI app, with its own container opened at startup and closed at shutdown."""
-    from provisiond.web.app import build_app
+    """The server `serve` runs: the HTTP app, with its own container opened at startup and
+    closed at shutdown, and the device transports the settings ask for (MQTT, CoAP) serving
+    beside it on that container for as long (``app.state.mqtt_port``: the MQTT port bound)."""
 
-    app: FastAPI = build_app(settings, lambda: open_container(settings))
+    @asynccontextmanager
+    async def serving() -> AsyncIterator[Container]:
+        async with (
+            open_container(settings) as container,
+            device_transports(container) as mqtt_port,
+        ):
+            app.state.mqtt_port = mqtt_port
+            yield container
+
+    app = compose_app(settings, serving)
     return app
+
+
+def compose_app(
+    settings: Settings, container_factory: Callable[[], AbstractAsyncContextManager[Any]]
+) -> FastAPI:
+    """The HTTP app (web/) with the device API's routes (transports/http) on it."""
+    from provisiond.transports.http import routes as device_http
+    from provisiond.web.app import FastRoute, build_app
+    from provisiond.web.problems import responses
+
+    app: FastAPI = build_app(
+        settings,
+        container_factory,
+        device_routers=[device_http.build_router(responses)],
+        fast_route=FastRoute(device_http.PROVISION_PATH, device_http.provision_response),
+    )
+    return app
+
+
+@asynccontextmanager
+async def device_transports(container: Container) -> AsyncIterator[int | None]:
+    """The device transports beside the HTTP server, as the settings ask: the CoAP device
+    API (``coap_port``), the MQTT provisioning listener (``mqtt_enabled``, ``mqtt_port``);
+    yields the MQTT port bound (None: not served). Both stop when the block ends."""
+    from provisiond.transports.coap import server as coap
+    from provisiond.transports.mqtt import listener as mqtt
+
+    s = container.settings
+    async with AsyncExitStack() as stack:
+        if s.coap_port is not None:
+            context = await coap.start(container.provisioner, s.host, s.coap_port)
+            stack.push_async_callback(context.shutdown)
+        if not s.mqtt_enabled:
+            yield None
+            return
+        server = await mqtt.start(
+            container.provisioner, s.host, s.mqtt_port, mqtt.tls_context(s), mqtt.Limits.of(s)
+        )
+
+        async def close() -> None:
+            server.close()
+            await server.wait_closed()
+
+        stack.push_async_callback(close)
+        yield server.sockets[0].getsockname()[1]
 
 
 def server_log_config(settings: Settings) -> dict[str, Any]:

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisiond.settings import Settings
-from provisiond.web.limits import (
+from provisiond.services.connection_caps import (
     HTTP_BACKLOG,
     MQTT_BACKLOG,
     OTHER_DESCRIPTORS,
@@ -19,6 +18,7 @@ from provisiond.web.limits import (
     plan_caps,
     source_of,
 )
+from provisiond.settings import Settings
 
 
 class Conn:

@@ -1,7 +1,7 @@
 """What the adapters get from the composition root: the typed interface of
 ``bootstrap.Container``, which declares it as its base, so mypy checks the two agree.
 
-The adapters (web/, and the device transports) sit below the composition root and may not
+The adapters (web/ and transports/) sit below the composition root and may not
 import it (the layers contract); they name this interface instead.
 """
 
@@ -18,11 +18,10 @@ from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claiming import ClaimPolicy
 from provisiond.services.destinations import DestinationGuard
 from provisiond.services.ocsp import OcspResponder
-from provisiond.services.provisioning import ProvisionPolicy
+from provisiond.services.provisioning import Provisioner
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.sealing import Sealer
 from provisiond.settings import Settings
-from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.uow import UnitOfWork
 
 
@@ -37,10 +36,9 @@ class Container(Protocol):
     def uow(self) -> UnitOfWork: ...
 
     @property
-    def provision_writer(self) -> ProvisionWriter: ...
-
-    @property
-    def provision_policy(self) -> ProvisionPolicy: ...
+    def provisioner(self) -> Provisioner:
+        """The one entry point of every device-facing transport."""
+        ...
 
     @property
     def claim_policy(self) -> ClaimPolicy: ...

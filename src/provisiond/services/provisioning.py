@@ -1,5 +1,6 @@
 """Device self-provisioning: a device presents a profile's key and secret and gets its
-credentials (ThingsBoard's provisioning contract; every transport calls :func:`provision`).
+credentials (ThingsBoard's provisioning contract; every transport calls
+:meth:`Provisioner.answer`).
 
 The rules, in order:
 
@@ -30,6 +31,8 @@ at once, on one instance or two, make one device and one ``SUCCESS``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -76,12 +79,56 @@ __all__ = [
     "MAX_REQUEST_BYTES",
     "ProvisionAnswer",
     "ProvisionPolicy",
+    "Provisioner",
+    "Source",
     "policy_from",
     "provision",
     "provision_payload",
 ]
 
 MAX_REQUEST_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a provision request came from: what differs from one transport to another."""
+
+    transport: str  # "http", "mqtt", "coap": recorded in the device.provisioned event
+    address: str  # the client's address, as rate limits count it ("unknown" if none)
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioner:
+    """Provisioning as the transports call it, with what is the same for the whole process
+    (the writer, the rate limiter, the policy, the clock) bound once by the container."""
+
+    writer: ProvisionWriter
+    limiter: RateLimiter
+    policy: ProvisionPolicy
+    clock: Callable[[], datetime]
+
+    async def answer(self, payload: bytes | object, source: Source) -> ProvisionAnswer:
+        """Answer one provision request: JSON bytes as a transport received them, or the
+        request already decoded from JSON."""
+        if isinstance(payload, bytes | bytearray):
+            return await provision_payload(
+                self.writer,
+                self.limiter,
+                payload=bytes(payload),
+                source=source.address,
+                policy=self.policy,
+                now=self.clock(),
+                transport=source.transport,
+            )
+        return await provision(
+            self.writer,
+            self.limiter,
+            body=payload,
+            source=source.address,
+            policy=self.policy,
+            now=self.clock(),
+            transport=source.transport,
+        )
 
 
 async def provision_payload(

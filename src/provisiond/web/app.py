@@ -1,25 +1,30 @@
-"""The ASGI application: admin API, health, readiness and metrics."""
+"""The ASGI application: admin API, health, readiness and metrics.
+
+The device API's routes (transports/http) are not this package's: bootstrap.py hands them to
+:func:`build_app`, with the provisioning path to answer first (:class:`FastRoute`).
+"""
 
 from __future__ import annotations
 
-import ssl
+import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from provisiond import __version__
-from provisiond.errors import Unavailable
+from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.services import hashing
 from provisiond.services.container import Container
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
-from provisiond.web import coap, device_api, hooks, mqtt_listener, pages, pki, problems
+from provisiond.web import hooks, pages, pki, problems
 from provisiond.web.api import (
     cas,
     devices,
@@ -32,7 +37,7 @@ from provisiond.web.api import (
 )
 from provisiond.web.client_address import ClientAddresses
 from provisiond.web.deps import ContainerDep
-from provisiond.web.headers import BaselineHeadersMiddleware
+from provisiond.web.headers import BASELINE_HEADERS, BaselineHeadersMiddleware
 from provisiond.web.limits import BodyLimits
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
 
@@ -41,11 +46,28 @@ DESCRIPTION = """The provisiond admin API: devices, groups, users, the model cat
 operator tokens and bulk registration. Every route under /api/v1 needs an operator token
 (`Authorization: Bearer pvd_…`, made with `provisiond tokens create`). Failures are RFC 9457
 problem documents (`application/problem+json`) with a stable `code`."""
+log = logging.getLogger("provisiond.http")
+
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """A ``POST`` path answered before the app's routing and middleware (the device API's
+    provisioning): ``answer`` renders the success; a failure it raises is answered here as a
+    problem document, and either gets the baseline headers."""
+
+    path: str
+    answer: Callable[[Request], Awaitable[Response]]
 
 
 def build_app(
-    settings: Settings, container_factory: Callable[[], AbstractAsyncContextManager[Container]]
+    settings: Settings,
+    container_factory: Callable[[], AbstractAsyncContextManager[Container]],
+    *,
+    device_routers: Sequence[APIRouter] = (),
+    fast_route: FastRoute | None = None,
 ) -> FastAPI:
+    """The app; ``device_routers`` are served after the admin API (bootstrap gives the
+    device API's), ``fast_route`` before everything."""
     configure_logging(settings)
 
     @asynccontextmanager
@@ -53,31 +75,8 @@ def build_app(
         hashing.warm_up()  # before the first sign-in, so an unknown user's is no slower
         async with container_factory() as container:
             app.state.container = container
-            s = container.settings
-            context = (
-                await coap.start(container, s.host, s.coap_port)
-                if s.coap_port is not None
-                else None
-            )
-            listener = (
-                await mqtt_listener.start(
-                    container, s.host, s.mqtt_port, _mqtt_tls(s), mqtt_listener.Limits.of(s)
-                )
-                if s.mqtt_enabled
-                else None
-            )
-            app.state.mqtt_port = (
-                listener.sockets[0].getsockname()[1] if listener is not None else None
-            )
-            try:
-                async with container.background():
-                    yield
-            finally:
-                if listener is not None:
-                    listener.close()
-                    await listener.wait_closed()
-                if context is not None:
-                    await context.shutdown()
+            async with container.background():
+                yield
 
     app = ProvisiondApp(
         title="provisiond",
@@ -101,17 +100,18 @@ def build_app(
         webhooks,
         events,
         thingsboard,
-        device_api,
-        hooks,
-        pki,
-        pages,
     ):
         app.include_router(module.router)
+    for router in device_routers:
+        app.include_router(router)
+    for module in (hooks, pki, pages):
+        app.include_router(module.router)
+    app.fast_route = fast_route
     app.body_limits = BodyLimits(
         settings,
         operator_paths((imports, devices, directory, profiles, cas, webhooks, thingsboard)),
         import_path=IMPORT_PATH,
-        provision_path=device_api.PROVISION_PATH,
+        provision_path=fast_route.path if fast_route else None,
     )
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)
@@ -125,8 +125,8 @@ class ProvisiondApp(FastAPI):
 
     ``POST /api/v1/provision`` is what a fleet of devices calls at once; FastAPI's routing,
     dependency injection and middleware stack cost several times the provisioning itself
-    (benchmarks/provision_http.py), so that one path is answered here, by the same function
-    the documented route calls, and counted in the same metrics.
+    (benchmarks/provision_http.py), so that one path (the :class:`FastRoute`) is answered
+    here, by the same function the documented route calls, and counted in the same metrics.
 
     Before anything reads it, a request's client address is set to the client behind the
     trusted proxies, if any (web/client_address.py).
@@ -134,6 +134,7 @@ class ProvisiondApp(FastAPI):
 
     body_limits: BodyLimits | None = None
     client_addresses: ClientAddresses | None = None
+    fast_route: FastRoute | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.client_addresses is not None and scope["type"] != "lifespan":
@@ -146,19 +147,33 @@ class ProvisiondApp(FastAPI):
             await self._http(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == device_api.PROVISION_PATH and scope["method"] == "POST":
+        fast = self.fast_route
+        if fast is not None and scope["path"] == fast.path and scope["method"] == "POST":
             started = time.perf_counter()
             scope["app"] = self
-            response = await device_api.provision_response(Request(scope, receive))
+            response = await _answer_first(fast, Request(scope, receive))
             await response(scope, receive, send)
             self.state.metrics.observe(
-                "POST",
-                device_api.PROVISION_PATH,
-                response.status_code,
-                time.perf_counter() - started,
+                "POST", fast.path, response.status_code, time.perf_counter() - started
             )
             return
         await super().__call__(scope, receive, send)
+
+
+async def _answer_first(fast: FastRoute, request: Request) -> Response:
+    """The fast route's answer; its failures answered as the exception handlers would."""
+    try:
+        response = await fast.answer(request)
+    except ProvisiondError as err:
+        return problems.problem_response(err, request)
+    except Exception as err:
+        log.error("unexpected failure on POST %s", fast.path, exc_info=err)
+        return problems.problem_response(
+            ProvisiondError("an unexpected error happened; it was logged"), request
+        )
+    # served before the middleware (BaselineHeadersMiddleware): the headers are set here
+    response.headers.update(BASELINE_HEADERS)
+    return response
 
 
 def operator_paths(modules: Iterable[Any]) -> set[str]:
@@ -190,11 +205,3 @@ def _health_routes(app: FastAPI) -> None:
         """Prometheus metrics of this process."""
         registry: Any = request.app.state.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def _mqtt_tls(settings: Settings) -> ssl.SSLContext | None:
-    if settings.mqtt_tls_cert is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
-    return context

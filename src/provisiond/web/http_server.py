@@ -11,10 +11,11 @@ health check included — while every slow connection stays open. This protocol:
 - closes one whose body pauses longer than ``http_body_timeout_seconds`` or, past that
   time, averages less than ``http_body_min_rate`` bytes a second (time while reading is
   paused because the app has not taken what came does not count);
-- holds at most ``http_max_connections`` through a :class:`~provisiond.web.limits.Gate`:
-  at the cap a new connection takes the place of the one idle longest (no request in
-  hand); when all are busy, up to ``http_reserved_connections`` more may ask /healthz,
-  /readyz or /metrics only, and past those a connection is answered 503 and closed.
+- holds at most ``http_max_connections`` through a gate
+  (:class:`~provisiond.services.connection_caps.Gate`): at the cap a new connection takes
+  the place of the one idle longest (no request in hand); when all are busy, up to
+  ``http_reserved_connections`` more may ask /healthz, /readyz or /metrics only, and past
+  those a connection is answered 503 and closed.
 
 uvicorn's protocol is subclassed at its documented seams (``Config(http=...)``, the
 parser callbacks); the subclass is bound to one server's gate by :func:`server_options`.
@@ -30,8 +31,9 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from provisiond.errors import HeadersTooLarge, Unavailable
+from provisiond.services.connection_caps import HTTP_BACKLOG, Caps, Gate, fit_descriptors
 from provisiond.settings import Settings
-from provisiond.web.limits import HTTP_BACKLOG, Caps, Gate, fit_descriptors, raw_problem
+from provisiond.web.limits import raw_problem
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 KEEP_ALIVE_SECONDS = 5  # uvicorn's default, named here: the idle deadline counts it

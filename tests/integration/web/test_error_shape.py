@@ -9,14 +9,14 @@ from pathlib import Path
 import httpx
 import orjson
 
+from provisiond import openapi
 from provisiond.errors import REGISTRY, Problem, Unauthenticated, Unavailable
-from provisiond.web import openapi
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_error_class_renders_as_problem_json() -> None:
-    app = openapi.build_app(openapi.Settings(database_url="sqlite://"), None)  # type: ignore[arg-type]
+    app = openapi.compose_app(openapi.Settings(database_url="sqlite://"), None)  # type: ignore[arg-type]
 
     @app.get("/boom/{code}")
     async def boom(code: str) -> None:
@@ -52,7 +52,7 @@ def test_every_error_class_renders_as_problem_json() -> None:
 def test_committed_openapi_document_is_current() -> None:
     committed = orjson.loads((ROOT / "docs" / "openapi.json").read_bytes())
     assert committed == orjson.loads(openapi.render()), (
-        "the API changed: run `python -m provisiond.web.openapi > docs/openapi.json` "
+        "the API changed: run `python -m provisiond.openapi > docs/openapi.json` "
         "and review the difference"
     )
 

@@ -6,15 +6,19 @@ except a rate-limited request: 429 with ``Retry-After`` and a ``FAILURE`` body.
 
 ``POST /api/v1/register`` trades a manufacturer-signed registration token (JWT) for a new
 device and its access token; errors are problem documents like the admin API's.
+
+The HTTP app serves these routes on its port (bootstrap.py adds them, with the app's own way
+of documenting problem answers); provisioning is its hot path, answered before the app's
+routing (web/app.py, ``FastRoute``).
 """
 
 from __future__ import annotations
 
-import logging
 import math
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.errors import (
@@ -32,15 +36,27 @@ from provisiond.protocols import thingsboard as tb
 from provisiond.services.claiming import associate, open_device_window, press_button
 from provisiond.services.container import Container
 from provisiond.services.devices import authenticate_device
-from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
+from provisiond.services.provisioning import MAX_REQUEST_BYTES, Source
 from provisiond.services.registration_tokens import register_with_token
-from provisiond.web.deps import ContainerDep
-from provisiond.web.headers import BASELINE_HEADERS
-from provisiond.web.problems import problem_response, responses
 
-router = APIRouter(tags=["device API"])
-log = logging.getLogger("provisiond.http")
+if TYPE_CHECKING:
+    pass
+
 PROVISION_PATH = "/api/v1/provision"
+
+
+class Responses(Protocol):
+    """How the HTTP app documents a route's problem answers (web/problems.py's)."""
+
+    def __call__(self, *errors: type[ProvisiondError]) -> dict[int | str, dict[str, Any]]: ...
+
+
+def container_of(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(container_of)]
 
 
 def _source(request: Request) -> str:
@@ -50,42 +66,37 @@ def _source(request: Request) -> str:
 def _json(
     body: dict[str, object], status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    # served before the middleware (ProvisiondApp): the baseline headers are set here
     return Response(
-        orjson.dumps(body),
-        status_code=status,
-        headers={**BASELINE_HEADERS, **(headers or {})},
-        media_type="application/json",
+        orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
     )
 
 
-@router.post(
-    PROVISION_PATH,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "deviceName": {"type": "string"},
-                            "provisionDeviceKey": {"type": "string"},
-                            "provisionDeviceSecret": {"type": "string"},
-                            "credentialsType": {"enum": [t.value for t in tb.TbCredentialsType]},
-                            "token": {"type": "string"},
-                            "clientId": {"type": "string"},
-                            "username": {"type": "string"},
-                            "password": {"type": "string"},
-                            "hash": {"type": "string"},
-                        },
-                        "required": ["provisionDeviceKey", "provisionDeviceSecret"],
-                    }
+PROVISION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "deviceName": {"type": "string"},
+                        "provisionDeviceKey": {"type": "string"},
+                        "provisionDeviceSecret": {"type": "string"},
+                        "credentialsType": {"enum": [t.value for t in tb.TbCredentialsType]},
+                        "token": {"type": "string"},
+                        "clientId": {"type": "string"},
+                        "username": {"type": "string"},
+                        "password": {"type": "string"},
+                        "hash": {"type": "string"},
+                    },
+                    "required": ["provisionDeviceKey", "provisionDeviceSecret"],
                 }
-            },
-        }
-    },
-)
+            }
+        },
+    }
+}
+
+
 async def provision_device(request: Request) -> Response:
     """Self-provisioning, compatible with ThingsBoard's device API: the device presents a
     profile's key and secret and receives its credentials (see docs/provisioning.md)."""
@@ -93,32 +104,17 @@ async def provision_device(request: Request) -> Response:
 
 
 async def provision_response(request: Request) -> Response:
-    """The answer to ``POST /api/v1/provision``. The app serves that path here directly,
-    before its routing and middleware (see ProvisiondApp): this is the hot path of a
-    provisioning storm. Failures are answered here too, as the exception handlers would."""
+    """The answer to ``POST /api/v1/provision``. The app serves that path with this directly,
+    before its routing and middleware (see web/app.py's ProvisiondApp): this is the hot path
+    of a provisioning storm. The app adds the baseline headers, and answers a failure
+    raised here as a problem document."""
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_REQUEST_BYTES:
             break  # enough to refuse it: the rest is not read
     c: Container = request.app.state.container
-    try:
-        answer = await provision_payload(
-            c.provision_writer,
-            c.limiter,
-            payload=raw,
-            source=_source(request),
-            policy=c.provision_policy,
-            now=c.now(),
-            transport="http",
-        )
-    except ProvisiondError as err:
-        return problem_response(err, request)
-    except Exception as err:
-        log.error("unexpected failure on POST %s", PROVISION_PATH, exc_info=err)
-        return problem_response(
-            ProvisiondError("an unexpected error happened; it was logged"), request
-        )
+    answer = await c.provisioner.answer(raw, Source("http", _source(request)))
     if answer.too_large:
         return _json(answer.body, 413)
     if answer.retry_after:
@@ -140,12 +136,6 @@ class Registered(BaseModel):
     token: str = Field(description="key.secret: the access token to connect with")
 
 
-@router.post(
-    "/api/v1/register",
-    status_code=201,
-    response_model=Registered,
-    responses=responses(RegistrationRefused, DeviceExists, ModelNotFound, TooManyRequests),
-)
 async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> Registered:
     """Signed-token registration: a JWT from the manufacturer (header `kid` = the profile's
     provision key; claims `serial`, optional `model`, `exp`, `jti`) creates the device and
@@ -177,11 +167,6 @@ class ButtonPressed(BaseModel):
     claim: str | None = Field(None, description="the claim it proved")
 
 
-@router.post(
-    "/api/v1/{access_token}/claim/button",
-    response_model=ButtonPressed,
-    responses=responses(Unauthenticated),
-)
 async def claim_button(access_token: str, c: ContainerDep) -> ButtonPressed:
     """The device's claim button was pressed: it proves the open claim of a person who chose
     the device, if one waits inside its window (see docs/claiming.md). A press with no claim
@@ -201,11 +186,6 @@ class ClaimWindowOpened(BaseModel):
     expiresAt: int = Field(description="when the window closes, ms since the Unix epoch")
 
 
-@router.post(
-    "/api/v1/{access_token}/claim",
-    response_model=ClaimWindowOpened,
-    responses=responses(Unauthenticated, InvalidInput, DeviceAlreadyClaimed),
-)
 async def claim_window(access_token: str, body: ClaimWindow, c: ContainerDep) -> ClaimWindowOpened:
     """ThingsBoard's device claiming: the device allows itself to be claimed by whoever
     types `secretKey` within `durationMs` (a device-secret proof)."""
@@ -231,11 +211,6 @@ class Associated(BaseModel):
     serial: str
 
 
-@router.post(
-    "/api/v1/{access_token}/association",
-    response_model=Associated,
-    responses=responses(Unauthenticated, ClaimClosed, DeviceAlreadyClaimed),
-)
 async def user_association(access_token: str, body: UserMapping, c: ContainerDep) -> Associated:
     """The device reports the user mapping it got during Wi-Fi provisioning (ESP RainMaker's
     user-node association, `provisiond wifi provision --claim EMAIL`): it is claimed for
@@ -245,3 +220,41 @@ async def user_association(access_token: str, body: UserMapping, c: ContainerDep
         c.uow(), device=device, user_id=body.user_id, secret_key=body.secret_key, now=c.now()
     )
     return Associated(claimed=True, serial=serial)
+
+
+def build_router(responses: Responses) -> APIRouter:
+    """The device API's routes; ``responses`` documents each route's problem answers."""
+    router = APIRouter(tags=["device API"])
+    router.add_api_route(
+        PROVISION_PATH, provision_device, methods=["POST"], openapi_extra=PROVISION_BODY
+    )
+    router.add_api_route(
+        "/api/v1/register",
+        register,
+        methods=["POST"],
+        status_code=201,
+        response_model=Registered,
+        responses=responses(RegistrationRefused, DeviceExists, ModelNotFound, TooManyRequests),
+    )
+    router.add_api_route(
+        "/api/v1/{access_token}/claim/button",
+        claim_button,
+        methods=["POST"],
+        response_model=ButtonPressed,
+        responses=responses(Unauthenticated),
+    )
+    router.add_api_route(
+        "/api/v1/{access_token}/claim",
+        claim_window,
+        methods=["POST"],
+        response_model=ClaimWindowOpened,
+        responses=responses(Unauthenticated, InvalidInput, DeviceAlreadyClaimed),
+    )
+    router.add_api_route(
+        "/api/v1/{access_token}/association",
+        user_association,
+        methods=["POST"],
+        response_model=Associated,
+        responses=responses(Unauthenticated, ClaimClosed, DeviceAlreadyClaimed),
+    )
+    return router

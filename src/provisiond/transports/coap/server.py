@@ -16,7 +16,7 @@ limit, rather than assembled without bound.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiocoap
 import aiocoap.error
@@ -24,10 +24,7 @@ import aiocoap.resource
 import orjson
 from aiocoap.defaults import get_default_servertransports
 
-from provisiond.services.provisioning import MAX_REQUEST_BYTES, provision_payload
-
-if TYPE_CHECKING:
-    from provisiond.services.container import Container
+from provisiond.services.provisioning import MAX_REQUEST_BYTES, Provisioner, Source
 
 JSON_FORMAT = 50  # application/json
 
@@ -36,9 +33,9 @@ UDP_TRANSPORTS = ("udp6", "simple6", "simplesocketserver")  # aiocoap's, by plat
 
 
 class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
-    def __init__(self, container: Container) -> None:
+    def __init__(self, provisioner: Provisioner) -> None:
         super().__init__()
-        self.c = container
+        self.provisioner = provisioner
 
     async def needs_blockwise_assembly(self, request: aiocoap.Message) -> bool:
         block1 = request.opt.block1
@@ -49,15 +46,7 @@ class _Provision(aiocoap.resource.Resource):  # type: ignore[misc]
         return True
 
     async def render_post(self, request: aiocoap.Message) -> aiocoap.Message:
-        answer = await provision_payload(
-            self.c.provision_writer,
-            self.c.limiter,
-            payload=request.payload,
-            source=_host(request),
-            policy=self.c.provision_policy,
-            now=self.c.now(),
-            transport="coap",
-        )
+        answer = await self.provisioner.answer(request.payload, Source("coap", _host(request)))
         if answer.too_large:
             return _answer(answer.body, aiocoap.REQUEST_ENTITY_TOO_LARGE)
         if answer.retry_after:
@@ -78,10 +67,10 @@ def _answer(body: dict[str, Any], code: Any = aiocoap.CONTENT) -> aiocoap.Messag
     return aiocoap.Message(code=code, payload=orjson.dumps(body), content_format=JSON_FORMAT)
 
 
-async def start(container: Container, host: str, port: int) -> aiocoap.Context:
+async def start(provisioner: Provisioner, host: str, port: int) -> aiocoap.Context:
     """Serve the CoAP device API; ``await context.shutdown()`` stops it."""
     site = aiocoap.resource.Site()
-    site.add_resource(["api", "v1", "provision"], _Provision(container))
+    site.add_resource(["api", "v1", "provision"], _Provision(provisioner))
     transports = [t for t in get_default_servertransports() if t in UDP_TRANSPORTS]
     return await aiocoap.Context.create_server_context(
         site, bind=(host, port), transports=transports

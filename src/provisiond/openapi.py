@@ -1,7 +1,8 @@
-"""Print the OpenAPI document: `python -m provisiond.web.openapi > docs/openapi.json`.
+"""Print the OpenAPI document: `python -m provisiond.openapi > docs/openapi.json`.
 
 docs/openapi.json is committed and compared with the live app in a test, so every change to
-the API is a deliberate one.
+the API is a deliberate one. The app is composed as `serve` composes it (bootstrap.py): the
+HTTP app with the device API's routes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from provisiond.bootstrap import compose_app
 from provisiond.settings import Settings
-from provisiond.web.app import build_app
 
 
 def document() -> dict[str, Any]:
@@ -22,7 +23,7 @@ def document() -> dict[str, Any]:
     async def no_container() -> AsyncIterator[Any]:
         yield None
 
-    app = build_app(Settings(database_url="sqlite://"), no_container)
+    app = compose_app(Settings(database_url="sqlite://"), no_container)
     return app.openapi()
 
 

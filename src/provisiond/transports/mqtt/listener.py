@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING, cast
 import orjson
 
 from provisiond.protocols import mqtt
-from provisiond.services.provisioning import provision_payload
-from provisiond.web.limits import MQTT_BACKLOG, Gate, plan_caps, source_of
+from provisiond.services.connection_caps import MQTT_BACKLOG, Gate, plan_caps, source_of
+from provisiond.services.provisioning import Provisioner, Source
 
 if TYPE_CHECKING:
-    from provisiond.services.container import Container
     from provisiond.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,8 +67,8 @@ class _Session(asyncio.Protocol):
     per connection: a session is a handful of small packets). Only the provisioning itself
     runs as a task; reading stops while the peer does not read what it is sent."""
 
-    def __init__(self, container: Container, limits: Limits, gate: Gate[_Session]) -> None:
-        self.c = container
+    def __init__(self, provisioner: Provisioner, limits: Limits, gate: Gate[_Session]) -> None:
+        self.provisioner = provisioner
         self.loop = asyncio.get_running_loop()
         self.limits = limits
         self.gate = gate
@@ -215,15 +214,7 @@ class _Session(asyncio.Protocol):
         return isinstance(packet, mqtt.PubAck)
 
     async def _answer(self, payload: bytes) -> bytes:
-        answer = await provision_payload(
-            self.c.provision_writer,
-            self.c.limiter,
-            payload=payload,
-            source=self.source,
-            policy=self.c.provision_policy,
-            now=self.c.now(),
-            transport="mqtt",
-        )
+        answer = await self.provisioner.answer(payload, Source("mqtt", self.source))
         return orjson.dumps(answer.body)
 
     def _answered(self, task: asyncio.Task[bytes]) -> None:
@@ -269,8 +260,17 @@ class _Session(asyncio.Protocol):
 _answering: set[asyncio.Task[bytes]] = set()  # provisioning in flight: kept until done
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The listener's TLS (settings ``mqtt_tls_cert`` and ``mqtt_tls_key``), else None."""
+    if settings.mqtt_tls_cert is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    return context
+
+
 async def start(
-    container: Container,
+    provisioner: Provisioner,
     host: str,
     port: int,
     tls: ssl.SSLContext | None = None,
@@ -281,5 +281,5 @@ async def start(
     limits = limits or Limits()
     gate = Gate[_Session](limits.max_sessions, limits.max_per_address)
     return await asyncio.get_running_loop().create_server(
-        lambda: _Session(container, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
+        lambda: _Session(provisioner, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
     )

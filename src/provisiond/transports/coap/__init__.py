@@ -1,0 +1,1 @@
+"""The CoAP device API: ThingsBoard's provisioning request over UDP (aiocoap)."""

@@ -1,0 +1,1 @@
+"""The device API over HTTP: provisioning, token registration, claim button and windows."""

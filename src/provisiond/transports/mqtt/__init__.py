@@ -1,0 +1,1 @@
+"""The MQTT provisioning listener (a dedicated endpoint, not a general broker)."""
