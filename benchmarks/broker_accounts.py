@@ -47,7 +47,7 @@ from common import (
 sys.path.insert(0, str(ROOT))
 from tests.support.mosquitto import Broker, Device, dynsec_broker, files_broker
 
-from provisiond.protocols import mosquitto_files
+from provisiond.integrations.mosquitto_files import protocol as mosquitto_files
 
 
 async def provision_all(

@@ -23,8 +23,8 @@ from common import ROOT, machine
 sys.path.insert(0, str(ROOT))
 from tests.support.mosquitto import dynsec_broker
 
-from provisiond.integrations.mosquitto import DynsecAdmin
-from provisiond.protocols import dynsec
+from provisiond.integrations.mosquitto_dynsec import protocol as dynsec
+from provisiond.integrations.mosquitto_dynsec.admin import DynsecAdmin
 
 
 async def run(url: str, accounts: int, step: int) -> None:

@@ -41,7 +41,7 @@ from tests.support.containers import NullSink
 async def measure(database: str, url: str, events: int) -> float:
     from provisiond.bootstrap import open_container
     from provisiond.domain.scope import Scope
-    from provisiond.integrations.webhooks import HttpSender
+    from provisiond.integrations.webhooks.sender import HttpSender
     from provisiond.services import directory, webhooks
     from provisiond.services.import_formats import ImportFormat, read_import
     from provisiond.services.outbox import Dispatcher

@@ -16,11 +16,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provisiond.errors import BrokerNotConfigured, TtsNotConfigured
+from provisiond.errors import BrokerNotConfigured
+from provisiond.integrations.integration import NO_BROKER_KEPT
+from provisiond.integrations.registry import BROKER_KEEPERS, INTEGRATIONS, TTS
 from provisiond.services.accounts import SessionPolicy, forget_sign_in_addresses
 from provisiond.services.background import INSTANCE_PREFIX, Background, Loop
-from provisiond.services.broker import BrokerSync
-from provisiond.services.broker_files import FileBrokerSync
 from provisiond.services.broker_keeper import AccountKeeper
 from provisiond.services.certificates import PkiUrls, SignerCache
 from provisiond.services.claim_hub import ClaimHub
@@ -28,16 +28,14 @@ from provisiond.services.claiming import ClaimPolicy, open_device_window, press_
 from provisiond.services.container import Container as ContainerInterface
 from provisiond.services.crl_files import CrlPublisher
 from provisiond.services.destinations import DestinationGuard
-from provisiond.services.emqx_sessions import EmqxSessions
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import Provisioner, ProvisionPolicy, policy_from
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.revocation import CrlMaker, CrlPolicy, request_crls
 from provisiond.services.sealing import Sealer, in_clear
-from provisiond.services.tts import Addresses, TtsSync
-from provisiond.services.webhooks import WebhookDeliverer, WebhookPolicy, fan_out
-from provisiond.settings import BrokerKind, Settings
+from provisiond.services.webhooks import fan_out
+from provisiond.settings import Settings
 from provisiond.store import migrate
 from provisiond.store.database import DatabaseOptions, create_engine
 from provisiond.store.provision_writer import ProvisionWriter
@@ -48,6 +46,7 @@ if TYPE_CHECKING:
 
     from provisiond.integrations.device_events import DeviceEventSubscriber
     from provisiond.integrations.pg_notify import PgClaimRelay
+    from provisiond.integrations.tts.sync import TtsSync
     from provisiond.wifi.client import ProvisioningClient
     from provisiond.wifi.emulator import DeviceConfig
 
@@ -163,24 +162,17 @@ class Container(ContainerInterface):
         return DestinationGuard(self.settings.webhook_allow_list)
 
     @property
-    def manages_broker(self) -> bool:
-        return self.settings.broker.kind in (
-            BrokerKind.MOSQUITTO_DYNSEC,
-            BrokerKind.MOSQUITTO_FILES,
-        )
-
-    @property
     def keeps_broker(self) -> bool:
         """Whether background work keeps the broker in step: Mosquitto's accounts, or the
         EMQX sessions of credentials no longer active (with EMQX's API configured)."""
-        return self.manages_broker or self.settings.broker.emqx_api
+        return any(i.enabled(self.settings) for i in BROKER_KEEPERS)
 
     @property
     def broker_sealer(self) -> Sealer | None:
         """The sealer for MQTT secrets when the broker must be given them (Mosquitto's
         accounts) or named by them (EMQX's sessions, with token_as_username), else None."""
-        b = self.settings.broker
-        return self.sealer if self.manages_broker or (b.emqx_api and b.token_as_username) else None
+        sealed = any(i.seals_secrets(self.settings) for i in INTEGRATIONS)
+        return self.sealer if sealed else None
 
     @cached_property
     def broker_name_keeper(self) -> Callable[[str], str] | None:
@@ -194,45 +186,17 @@ class Container(ContainerInterface):
     @asynccontextmanager
     async def broker_sync(self) -> AsyncIterator[AccountKeeper]:
         """The broker reconciler, connected (BrokerNotConfigured without a kept broker)."""
-        from provisiond.integrations.mosquitto import DynsecAdmin, tls_context
-
-        b = self.settings.broker
-        if b.kind is BrokerKind.MOSQUITTO_FILES:
-            yield self._file_broker_sync()
-            return
-        if b.emqx_api:
-            async with self._emqx_sessions() as sessions:
-                yield sessions
-            return
-        if not self.manages_broker or b.password_url is None:
-            raise BrokerNotConfigured(
-                "no broker is kept in step: set broker__kind=mosquitto-dynsec and "
-                "broker__url (PROVISIOND_BROKER__KIND, PROVISIOND_BROKER__URL), "
-                "broker__kind=mosquitto-files and its files, or broker__kind=emqx and "
-                "broker__emqx_api_url with its key"
-            )
-        tls = (
-            tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
-            if b.password_url.startswith("mqtts:")
-            else None
-        )
-        admin = DynsecAdmin(b.password_url, timeout=b.timeout_seconds, tls=tls)
-        try:
-            yield BrokerSync(
-                self.uow,
-                admin,
-                self.sealer,
-                b.topic_prefix,
-                self.now,
-                token_as_username=b.token_as_username,
-            )
-        finally:
-            await admin.close()
+        for integration in BROKER_KEEPERS:
+            if integration.enabled(self.settings):
+                async with integration.open(self) as keeper:
+                    yield keeper
+                return
+        raise BrokerNotConfigured(NO_BROKER_KEPT)
 
     def _crl_publisher(self) -> CrlPublisher | None:
         """This instance's CRL files, when crl_dir is set."""
         from provisiond.integrations.crl_files import CrlDirectory
-        from provisiond.integrations.mosquitto_files import Reloader
+        from provisiond.integrations.mosquitto_files.files import Reloader
 
         s = self.settings
         if s.crl_dir is None:
@@ -241,94 +205,9 @@ class Container(ContainerInterface):
         reloader = Reloader(b.pid_file, b.reload_command, b.timeout_seconds)
         return CrlPublisher(self.uow, CrlDirectory(s.crl_dir, reloader), self.now)
 
-    @asynccontextmanager
-    async def _emqx_sessions(self) -> AsyncIterator[EmqxSessions]:
-        from provisiond.integrations.emqx import EmqxApi
-        from provisiond.integrations.mosquitto import tls_context
-
-        b = self.settings.broker
-        if b.emqx_api_url is None or b.emqx_api_key is None or b.emqx_api_secret is None:
-            raise BrokerNotConfigured(
-                "broker__emqx_api_url needs broker__emqx_api_key and broker__emqx_api_secret"
-            )  # the settings refuse it too
-        tls = (
-            tls_context(b.tls_ca_file, b.tls_cert_file, b.tls_key_file)
-            if b.emqx_api_url.startswith("https:")
-            else None
-        )
-        api = EmqxApi(
-            b.emqx_api_url,
-            b.emqx_api_key,
-            b.emqx_api_secret.get_secret_value(),
-            timeout=b.timeout_seconds,
-            tls=tls,
-        )
-        # names that are no token are recorded in clear: no passphrase is needed for them
-        sealer = self.sealer if b.token_as_username or self.settings.device_key_passphrase else None
-        try:
-            yield EmqxSessions(
-                self.uow,
-                api,
-                sealer,
-                b.topic_prefix,
-                self.now,
-                token_as_username=b.token_as_username,
-            )
-        finally:
-            await api.close()
-
-    def _file_broker_sync(self) -> FileBrokerSync:
-        from provisiond.integrations.mosquitto_files import MosquittoFiles
-
-        b = self.settings.broker
-        if b.password_file is None or b.acl_file is None:  # the settings refuse it too
-            raise BrokerNotConfigured(
-                "broker__kind=mosquitto-files needs broker__password_file and broker__acl_file"
-            )
-        files = MosquittoFiles(
-            b.password_file,
-            b.acl_file,
-            pid_file=b.pid_file,
-            reload_command=b.reload_command,
-            timeout=b.timeout_seconds,
-        )
-        return FileBrokerSync(
-            self.uow,
-            files,
-            self.sealer,
-            b.topic_prefix,
-            self.now,
-            reload_interval=b.reload_interval_seconds,
-            token_as_username=b.token_as_username,
-        )
-
-    @asynccontextmanager
-    async def tts_sync(self) -> AsyncIterator[TtsSync]:
-        """The Things Stack registrar (TtsNotConfigured without tts__url)."""
-        from provisiond.integrations.tts import HttpTtsClient
-
-        t = self.settings.tts
-        if t.url is None or t.api_key is None:
-            raise TtsNotConfigured(
-                "The Things Stack is not configured: set tts__url and "
-                "tts__api_key (PROVISIOND_TTS__URL, PROVISIOND_TTS__API_KEY)"
-            )
-        client = HttpTtsClient(t.url, t.api_key.get_secret_value(), timeout=t.timeout_seconds)
-        try:
-            yield TtsSync(
-                self.uow,
-                client,
-                self.sealer,
-                t.network,
-                Addresses(
-                    t.address(t.network_server_address),
-                    t.address(t.application_server_address),
-                    t.address(t.join_server_address),
-                ),
-                self.now,
-            )
-        finally:
-            await client.close()
+    def tts_sync(self) -> AbstractAsyncContextManager[TtsSync]:
+        """The Things Stack registrar, connected (TtsNotConfigured without tts__url)."""
+        return TTS.open(self)
 
     async def _relay_claim_events(self, stack: AsyncExitStack) -> None:
         """Claim events reach the pages of every instance on this PostgreSQL."""
@@ -348,7 +227,7 @@ class Container(ContainerInterface):
     async def _listen_for_device_events(self, stack: AsyncExitStack) -> None:
         """Hear claim buttons and claim windows from devices through the broker."""
         from provisiond.integrations.device_events import DeviceEventSubscriber
-        from provisiond.integrations.mosquitto import tls_context
+        from provisiond.integrations.mqtt import tls_context
 
         b = self.settings.broker
         url = b.password_url or ""
@@ -383,62 +262,38 @@ class Container(ContainerInterface):
 
         stack.push_async_callback(stop)
 
+    def _core_loops(self, work: list[str]) -> list[Loop]:
+        """The loops every `serve` runs: the outbox (queueing ``work`` for the integrations in
+        use), CRLs, sign-in counts."""
+
+        async def make_crls() -> int:
+            await self.crl_maker.refresh()
+            return 0  # at most one pass a second, however often revocations come
+
+        return [
+            Loop(
+                "outbox",
+                Dispatcher(self.uow, work=work, consumers=[fan_out, request_crls]).dispatch,
+                idle=0.25,
+            ),
+            Loop("crl", make_crls, idle=1.0),
+            Loop(
+                "sign-in-counts",
+                lambda: forget_sign_in_addresses(self.uow(), self.session_policy, now=self.now()),
+                idle=60.0,
+            ),
+        ]
+
     @asynccontextmanager
     async def background(self) -> AsyncIterator[Background]:
-        """The background loops of `serve`: the outbox, broker accounts, reconciliation."""
+        """The background loops of `serve`: the outbox, each integration in use (webhooks,
+        The Things Stack, the broker's accounts and their reconciliation)."""
         async with AsyncExitStack() as stack:
-            from provisiond.integrations.webhooks import HttpSender
-
-            s = self.settings
-            sender = HttpSender(s.webhook_timeout_seconds, guard=self.webhook_guard)
-            stack.push_async_callback(sender.close)
-            deliverer = WebhookDeliverer(
-                self.uow,
-                sender,
-                self.sealer,
-                WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after, s.webhook_log_days),
-                self.now,
-            )
-            work = [
-                kind
-                for kind, used in (("broker", self.keeps_broker), ("tts", s.tts.enabled))
-                if used
-            ]
-
-            async def make_crls() -> int:
-                await self.crl_maker.refresh()
-                return 0  # at most one pass a second, however often revocations come
-
-            loops = [
-                Loop(
-                    "outbox",
-                    Dispatcher(self.uow, work=work, consumers=[fan_out, request_crls]).dispatch,
-                    idle=0.25,
-                ),
-                Loop("webhooks", deliverer.deliver, idle=0.25),
-                Loop("crl", make_crls, idle=1.0),
-                Loop(
-                    "sign-in-counts",
-                    lambda: forget_sign_in_addresses(
-                        self.uow(), self.session_policy, now=self.now()
-                    ),
-                    idle=60.0,
-                ),
-            ]
-            if s.tts.enabled:
-                tts = await stack.enter_async_context(self.tts_sync())
-                loops.append(Loop("tts", tts.apply_pending, idle=0.5))
-            if self.keeps_broker:
-                sync = await stack.enter_async_context(self.broker_sync())
-                loops.append(Loop("broker", sync.apply_pending, idle=0.25))
-                interval = self.settings.broker.sync_interval_seconds
-                if interval > 0:
-
-                    async def reconcile() -> int:
-                        await sync.reconcile()
-                        return 0
-
-                    loops.append(Loop("broker-reconcile", reconcile, idle=interval, lease="broker"))
+            enabled = [i for i in INTEGRATIONS if i.enabled(self.settings)]
+            loops = self._core_loops([i.work for i in enabled if i.work is not None])
+            for integration in enabled:
+                keeper = await stack.enter_async_context(integration.open(self))
+                loops.extend(integration.loops(keeper, self.settings))
             if self.settings.broker.password_url is not None:
                 await self._listen_for_device_events(stack)
             if self.database.dialect == "postgresql":

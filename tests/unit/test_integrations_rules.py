@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from provisiond.domain import broker, webhooks
 from provisiond.domain.credentials import CredentialType, selector_credential, token_selector
 from provisiond.errors import InvalidInput
-from provisiond.protocols import dynsec
+from provisiond.integrations.mosquitto_dynsec import protocol as dynsec
 from provisiond.services.hashing import new_split_token, split_token
 from provisiond.store import schema
 

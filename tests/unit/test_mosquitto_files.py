@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from provisiond.protocols.mosquitto_files import (
+from provisiond.integrations.mosquitto_files.protocol import (
     MARKER,
     Entry,
     Files,

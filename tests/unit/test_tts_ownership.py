@@ -18,7 +18,7 @@ from provisiond.domain.tts import (
     NetworkSettings,
     is_ours,
 )
-from provisiond.protocols import tts as api
+from provisiond.integrations.tts import protocol as api
 from tests.support.tts_standin import tts_error
 
 OWNER = uuid.UUID("7b0c1c2e-8d43-4a64-9f0e-3f1d2a6b5c4d")

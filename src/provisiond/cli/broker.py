@@ -9,7 +9,7 @@ import typer
 from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
-from provisiond.services.broker import broker_status
+from provisiond.services.broker_keeper import broker_status
 
 app = typer.Typer(
     help="The MQTT broker's device accounts (Mosquitto: its dynamic security "

@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 
 from provisiond.errors import BrokerUnavailable
-from provisiond.integrations.mosquitto_files import Reloader, replace_file
+from provisiond.integrations.mosquitto_files.files import Reloader, replace_file
 
 BUNDLE = "crls.pem"
 MODE = 0o644  # a CRL is public

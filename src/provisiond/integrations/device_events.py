@@ -28,7 +28,7 @@ import orjson
 
 from provisiond.domain.broker import device_in_topic, event_filter
 from provisiond.errors import ProvisiondError
-from provisiond.integrations.mosquitto import parse_broker_url
+from provisiond.integrations.mqtt import parse_broker_url
 
 log = logging.getLogger(__name__)
 BUTTON = "claim/button"

@@ -16,9 +16,10 @@ credential issued first): a device whose name another credential holds waits in
 provisiond records the accounts it made (``broker_accounts``), so those of revoked
 credentials and deleted devices can be found and removed.
 
-The subclasses: services/broker.py (Mosquitto's dynamic security plugin), services/
-broker_files.py (Mosquitto's password and ACL files), services/emqx_sessions.py (EMQX, which
-asks provisiond: there the round ends the sessions of credentials no longer active).
+The subclasses, one per integration: integrations/mosquitto_dynsec/keeper.py (Mosquitto's
+dynamic security plugin), integrations/mosquitto_files/keeper.py (Mosquitto's password and
+ACL files), integrations/emqx/sessions.py (EMQX, which asks provisiond: there the round ends
+the sessions of credentials no longer active).
 """
 
 from __future__ import annotations
@@ -360,3 +361,24 @@ class AccountKeeper(ABC):
                         device_id, why, now + retry_delay(tries.get(device_id, 0))
                     )
             await uow.commit()
+
+
+async def broker_status(uow: UnitOfWork) -> dict[str, Any]:
+    """What `provisiond broker status` shows: accounts made, events queued, devices waiting."""
+    async with uow.read():
+        pending = await uow.broker.pending.listed()
+        accounts = await uow.broker.count()
+        queued = await uow.outbox.size()
+    return {
+        "accounts": accounts,
+        "events_queued": queued,
+        "pending": [
+            {
+                "device_id": str(d),
+                "attempts": a,
+                "next_attempt_at": n.isoformat() if n else None,
+                "error": e,
+            }
+            for d, a, n, e in pending
+        ],
+    }

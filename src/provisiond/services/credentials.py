@@ -5,7 +5,7 @@ and password and the same client id; by default the kind the device has) and rev
 access tokens and MQTT credentials it had, in one transaction; the new secret is in the
 answer only. Revocation ends every credential a device
 connects with (LoRaWAN root keys stay: they are the radio's identity, not a login). The
-broker's accounts follow both through the outbox (services/broker.py).
+broker's accounts follow both through the outbox (integrations/mosquitto_dynsec/keeper.py).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ async def authenticate(
 ) -> tuple[Verdict, MqttDevice | None]:
     """The verdict on a connecting client, and the device it is when allowed.
 
-    ``keep_name`` (when provisiond ends EMQX sessions, services/emqx_sessions.py): how to
+    ``keep_name`` (when provisiond ends EMQX sessions, integrations/emqx/sessions.py): how to
     record the user name of a credential used for the first time — sealed if it is a token
     — in the transaction that marks the first use, so that a credential revoked before any
     background round recorded it still has its sessions found."""

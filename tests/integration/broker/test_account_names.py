@@ -49,7 +49,7 @@ async def sync(c: Container, dry_run: bool = False) -> dict[str, Any]:
 
 def names_on(broker: Broker) -> set[str]:
     if broker.files:
-        from provisiond.protocols import mosquitto_files
+        from provisiond.integrations.mosquitto_files import protocol as mosquitto_files
 
         return set(
             mosquitto_files.parse(

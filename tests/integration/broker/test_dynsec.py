@@ -18,8 +18,8 @@ import pytest
 from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.scope import Scope
-from provisiond.integrations.mosquitto import DynsecAdmin
-from provisiond.protocols import dynsec
+from provisiond.integrations.mosquitto_dynsec import protocol as dynsec
+from provisiond.integrations.mosquitto_dynsec.admin import DynsecAdmin
 from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import

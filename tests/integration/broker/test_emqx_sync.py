@@ -14,7 +14,7 @@ import pytest
 from provisiond.bootstrap import Container
 from provisiond.domain.scope import Scope
 from provisiond.errors import BrokerUnavailable
-from provisiond.integrations.emqx import EmqxApi
+from provisiond.integrations.emqx.api import EmqxApi
 from provisiond.services import devices as device_service
 from provisiond.services.broker_keeper import RETRY_MAX
 from provisiond.services.credentials import revoke_credentials

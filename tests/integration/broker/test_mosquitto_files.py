@@ -18,9 +18,9 @@ from sqlalchemy import text
 from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.scope import Scope
-from provisiond.integrations.mosquitto_files import MosquittoFiles
-from provisiond.protocols import mosquitto_files
-from provisiond.protocols.mosquitto_files import Entry, Files
+from provisiond.integrations.mosquitto_files import protocol as mosquitto_files
+from provisiond.integrations.mosquitto_files.files import MosquittoFiles
+from provisiond.integrations.mosquitto_files.protocol import Entry, Files
 from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.settings import Settings, load_settings

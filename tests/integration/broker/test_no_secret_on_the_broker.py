@@ -262,7 +262,7 @@ def test_the_files_broker_holds_no_device_secret(
 def asyncio_run_list(broker: Broker) -> tuple[str]:
     import asyncio
 
-    from provisiond.protocols import dynsec
+    from provisiond.integrations.mosquitto_dynsec import protocol as dynsec
 
     (answer,) = asyncio.run(admin_run(broker, [dynsec.list_clients()]))
     assert answer.ok, answer.error

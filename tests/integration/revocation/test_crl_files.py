@@ -16,7 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from provisiond.errors import BrokerUnavailable
 from provisiond.integrations.crl_files import CrlDirectory
-from provisiond.integrations.mosquitto_files import Reloader
+from provisiond.integrations.mosquitto_files.files import Reloader
 from provisiond.services.certificates import Signer, authority_key_identifier
 from provisiond.services.crl_files import CrlPublisher
 from provisiond.services.revocation import build_crls

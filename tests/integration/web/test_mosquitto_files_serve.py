@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from provisiond.protocols import mosquitto_files
+from provisiond.integrations.mosquitto_files import protocol as mosquitto_files
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 from tests.integration.web.test_integrations_serve import wait_until

@@ -22,7 +22,7 @@ from provisiond.bootstrap import Container
 from provisiond.domain.destinations import AllowList
 from provisiond.domain.scope import Scope
 from provisiond.errors import InvalidInput
-from provisiond.integrations.webhooks import HttpSender
+from provisiond.integrations.webhooks.sender import HttpSender
 from provisiond.services import devices as device_service
 from provisiond.services import webhooks as service
 from provisiond.services.destinations import DestinationGuard

@@ -17,7 +17,7 @@ import pytest
 from provisiond.bootstrap import Container
 from provisiond.domain.scope import Scope
 from provisiond.domain.webhooks import verify
-from provisiond.integrations.webhooks import HttpSender
+from provisiond.integrations.webhooks.sender import HttpSender
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services import webhooks as service

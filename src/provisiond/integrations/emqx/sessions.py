@@ -30,7 +30,7 @@ CONCURRENCY = 8  # kicks in flight at once
 
 
 class SessionAdmin(Protocol):
-    """What ends a user name's sessions on the broker (integrations/emqx.py)."""
+    """What ends a user name's sessions on the broker (integrations/emqx/api.py)."""
 
     async def kick_username(self, username: str) -> int:
         """End every session of this user name; how many (BrokerUnavailable if the broker

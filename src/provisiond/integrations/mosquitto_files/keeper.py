@@ -29,8 +29,8 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from provisiond.domain.broker import BrokerAccount, topic_prefix
-from provisiond.protocols import mosquitto_files
-from provisiond.protocols.mosquitto_files import Entry, Files
+from provisiond.integrations.mosquitto_files import protocol as mosquitto_files
+from provisiond.integrations.mosquitto_files.protocol import Entry, Files
 from provisiond.services.broker_keeper import AccountKeeper, Applied, Plan, SyncReport
 from provisiond.services.sealing import Sealer
 from provisiond.store.integrations import RecordedAccount

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from provisiond.errors import BrokerUnavailable
-from provisiond.protocols import mosquitto_files
+from provisiond.integrations.mosquitto_files import protocol as mosquitto_files
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

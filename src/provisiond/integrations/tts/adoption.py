@@ -1,7 +1,7 @@
 """Adoption: an operator's explicit decision that provisiond takes over an end device in The
 Things Stack it did not create — the one holding the device's ID or DevEUI (what a
 ``conflict`` names). These are the checks before provisiond writes its mark on it; the
-taking over itself is :meth:`provisiond.services.tts.TtsSync.adopt`.
+taking over itself is :meth:`provisiond.integrations.tts.sync.TtsSync.adopt`.
 
 Refused, with the reason: an unknown device, one that is not claimed or has no LoRaWAN keys
 (it would not be registered at all), an end device that is not there or is provisiond's
@@ -22,7 +22,7 @@ from provisiond.errors import (
     InvalidTransition,
     NothingToAdopt,
 )
-from provisiond.protocols.tts import StoredEndDevice
+from provisiond.integrations.tts.protocol import StoredEndDevice
 from provisiond.store.tts import LorawanDevice, TtsRecord
 from provisiond.store.uow import UnitOfWork
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from provisiond.domain.tts import EndDevice, is_ours, not_ours_because
-from provisiond.protocols import tts as api
+from provisiond.integrations.tts import protocol as api
 
 
 class TtsClient(Protocol):

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from provisiond import __version__
-from provisiond.protocols.tts import Answer, Call
+from provisiond.integrations.tts.protocol import Answer, Call
 
 
 class HttpTtsClient:

@@ -4,8 +4,8 @@
 Every account provisiond manages is in the broker group ``provisiond-devices`` and has one
 role, ``provisiond-device-<device id>``, whose ACLs allow the device's topic prefix only.
 What the ways of keeping a broker share — the queue, the records, who holds a user name —
-is in services/broker_keeper.py; ``services.broker_files`` writes Mosquitto's password and
-ACL files instead (``mosquitto-files``), ``services.emqx_sessions`` ends EMQX sessions.
+is in services/broker_keeper.py; integrations/mosquitto_files/ writes Mosquitto's password
+and ACL files instead (``mosquitto-files``), integrations/emqx/ ends EMQX sessions.
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ from provisiond.domain.broker import (
     topic_prefix,
 )
 from provisiond.errors import BrokerUnavailable
-from provisiond.protocols import dynsec
+from provisiond.integrations.mosquitto_dynsec import protocol as dynsec
 from provisiond.services.broker_keeper import AccountKeeper, Applied, Plan, SyncReport
-from provisiond.services.broker_keeper import retry_delay as retry_delay  # services/tts.py
 from provisiond.services.sealing import Sealer
 from provisiond.store.integrations import RecordedAccount
 from provisiond.store.uow import UnitOfWork
@@ -277,24 +276,3 @@ def _client_matches(client: dict[str, Any], a: BrokerAccount) -> bool:
         and DEVICE_GROUP in dynsec.names(client.get("groups"), "groupname")
         and (client.get("clientid") or None) == a.client_id
     )
-
-
-async def broker_status(uow: UnitOfWork) -> dict[str, Any]:
-    """What `provisiond broker status` shows: accounts made, events queued, devices waiting."""
-    async with uow.read():
-        pending = await uow.broker.pending.listed()
-        accounts = await uow.broker.count()
-        queued = await uow.outbox.size()
-    return {
-        "accounts": accounts,
-        "events_queued": queued,
-        "pending": [
-            {
-                "device_id": str(d),
-                "attempts": a,
-                "next_attempt_at": n.isoformat() if n else None,
-                "error": e,
-            }
-            for d, a, n, e in pending
-        ],
-    }
