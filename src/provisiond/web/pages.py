@@ -43,7 +43,7 @@ from provisiond.errors import (
 from provisiond.services import accounts, claiming
 from provisiond.services.codes import scanned_serial
 from provisiond.services.devices import list_devices
-from provisiond.store.claims import StoredSession
+from provisiond.store.sessions import StoredSession
 from provisiond.web.deps import Container, container_of
 from provisiond.web.problems import retry_after
 
