@@ -8,10 +8,12 @@ claim (admins, installers) may also start claims on unowned (registered or relea
 devices, whose serial they must have.
 
 Every change is one transaction with its audit event; claim events reach open claim pages
-through the :class:`~provisiond.services.claim_hub.ClaimHub` after the commit. Two people
-claiming one device at once: the partial unique index on live claims admits one claim, and
-the guarded update of the device (``WHERE state IN ('registered', 'released')``) admits one
-owner; the other gets a conflict.
+through the :class:`~provisiond.services.claim_hub.ClaimHub` after the commit. Claims and
+devices move only along the domain's tables (:data:`~provisiond.domain.claims.CLAIM_LIFECYCLE`,
+:data:`~provisiond.domain.device.LIFECYCLE`): services ask them before moving, and the store's
+guarded updates admit only the moves they name. Two people claiming one device at once: the
+partial unique index on live claims admits one claim, and the guarded update of the device
+(``WHERE state IN`` the states a claim may leave) admits one owner; the other gets a conflict.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any
 
 from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.claims import (
+    CLAIM_LIFECYCLE,
     DEVICE_WINDOW_MAX_SECONDS,
-    LIVE,
     WRONG_PROOFS_MAX,
     Claim,
+    ClaimAction,
     ClaimProof,
     ClaimStatus,
     ClaimTarget,
@@ -34,7 +37,7 @@ from provisiond.domain.claims import (
     normalise_claim_code,
     parse_target,
 )
-from provisiond.domain.device import Device, DeviceState, name_problem
+from provisiond.domain.device import LIFECYCLE, Device, DeviceAction, name_problem
 from provisiond.domain.events import Event, EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.serials import parse_serial
@@ -177,7 +180,11 @@ async def label_target(
         policy.claim_rate_per_minute,
         "claim attempts",
     )
-    if device is not None and device.state != DeviceState.CLAIMED and user.role.may_claim:
+    if (
+        device is not None
+        and LIFECYCLE.allows(device.state, DeviceAction.CLAIM)
+        and user.role.may_claim
+    ):
         return "claim"
     log_refused("claim", "no such device to claim", user=user.email, address=address, serial=serial)
     raise DeviceNotFound(NOT_FOUND)
@@ -249,14 +256,13 @@ async def start_claim(
         )
         uow.conflicts_as(in_progress)
         device = await uow.claims.device(serial, claimer=user.scope)
-        if device is None or (
-            device.state == DeviceState.CLAIMED and not visible(user, device.group_path)
-        ):
+        claimable = device is not None and LIFECYCLE.allows(device.state, DeviceAction.CLAIM)
+        if device is None or (not claimable and not visible(user, device.group_path)):
             log_refused(
                 "claim", "no such device to claim", user=user.email, address=address, serial=serial
             )
             raise DeviceNotFound(NOT_FOUND)
-        if device.state == DeviceState.CLAIMED:
+        if not claimable:
             raise DeviceAlreadyClaimed(f"{serial} is claimed already", serial=serial)
         proof, window = _effective(device, policy)
         if proof is ClaimProof.NONE:
@@ -284,7 +290,7 @@ async def start_claim(
                     retry_after=live.seconds_left(now),
                 )
             await _end(
-                uow, live, ClaimStatus.EXPIRED, EventType.CLAIM_EXPIRED, now, actor="provisiond"
+                uow, live, ClaimAction.EXPIRE, EventType.CLAIM_EXPIRED, now, actor="provisiond"
             )
         claim = Claim(
             new_id(),
@@ -329,14 +335,15 @@ async def _claimer_group(uow: UnitOfWork, claim: Claim) -> dict[str, Any]:
 async def _end(
     uow: UnitOfWork,
     claim: Claim,
-    status: ClaimStatus,
+    action: ClaimAction,
     event: EventType,
     now: datetime,
     *,
     actor: str,
     data: dict[str, Any] | None = None,
 ) -> bool:
-    if not await uow.claims.set_status(claim.id, status, now, was=LIVE):
+    """Apply ``action`` to a live claim, with its event; False when the claim had moved."""
+    if not await uow.claims.move(claim.id, action, now):
         return False
     await uow.events.add(
         NewEvent(
@@ -431,11 +438,11 @@ async def press_button(
         if (
             claim is None
             or claim.proof is not ClaimProof.BUTTON
-            or claim.status is not ClaimStatus.OPEN
+            or not CLAIM_LIFECYCLE.allows(claim.status, ClaimAction.PROVE)
             or not claim.live(now)
         ):
             return None
-        await uow.claims.set_status(claim.id, ClaimStatus.PROVEN, now, was=(ClaimStatus.OPEN,))
+        await uow.claims.move(claim.id, ClaimAction.PROVE, now)
         await uow.events.add(
             NewEvent(
                 EventType.CLAIM_PROVEN,
@@ -478,7 +485,7 @@ async def open_device_window(
         device = await uow.devices.find_by_id(device_id)
         if device is None:
             raise DeviceNotFound("the device was deleted")
-        if device.state == DeviceState.CLAIMED:
+        if not LIFECYCLE.allows(device.state, DeviceAction.CLAIM):
             raise DeviceAlreadyClaimed(
                 f"{device.serial} is claimed already; release it first", serial=device.serial
             )
@@ -547,7 +554,7 @@ async def prove(
                 and tokens_equal(hash_token(code), expected)
             )
         if right:
-            await uow.claims.set_status(claim.id, ClaimStatus.PROVEN, now, was=(ClaimStatus.OPEN,))
+            await uow.claims.move(claim.id, ClaimAction.PROVE, now)
             await uow.events.add(
                 NewEvent(
                     EventType.CLAIM_PROVEN,
@@ -587,7 +594,7 @@ async def prove(
                 await _end(
                     uow,
                     claim,
-                    ClaimStatus.FAILED,
+                    ClaimAction.FAIL,
                     EventType.CLAIM_FAILED,
                     now,
                     actor=_actor(user),
@@ -641,7 +648,7 @@ async def finish_claim(
         if not claim.live(now):
             raise ClaimClosed("the claim window has closed; scan the device to start again")
         problems: list[Problem] = []
-        if claim.status is not ClaimStatus.PROVEN:
+        if not CLAIM_LIFECYCLE.allows(claim.status, ClaimAction.FINISH):
             problems.append(Problem("prove you hold the device first", field="proof"))
         clean_name = name.strip()
         if not clean_name:
@@ -672,9 +679,7 @@ async def finish_claim(
             claim=claim,
             now=now,
         )
-        if not await uow.claims.set_status(
-            claim.id, ClaimStatus.COMPLETED, now, was=(ClaimStatus.PROVEN,)
-        ):
+        if not await uow.claims.move(claim.id, ClaimAction.FINISH, now):
             raise ClaimClosed("this claim changed meanwhile; reload the page")
         await uow.commit()
     hub.publish(claim.id, {"event": "completed", "at": now.isoformat(), "serial": claim.serial})
@@ -687,7 +692,7 @@ async def cancel_claim(
     async with uow:
         claim = await _own_claim(uow, user, claim_id)
         ended = await _end(
-            uow, claim, ClaimStatus.CANCELLED, EventType.CLAIM_CANCELLED, now, actor=_actor(user)
+            uow, claim, ClaimAction.CANCEL, EventType.CLAIM_CANCELLED, now, actor=_actor(user)
         )
         await uow.commit()
     if ended:
@@ -713,7 +718,7 @@ async def release_device(
         device = await uow.claims.device(device_view.serial)
         if device is None or not visible(user, device.group_path):
             raise DeviceNotFound(NOT_FOUND)
-        if device.state != DeviceState.CLAIMED:
+        if not LIFECYCLE.allows(device.state, DeviceAction.RELEASE):
             raise DeviceAlreadyClaimed(f"{device.serial} is not claimed")
         event_id = await uow.events.add(
             NewEvent(
@@ -836,7 +841,7 @@ async def associate(
         claimable = await uow.claims.device(device.serial)
         if claimable is None:
             raise DeviceNotFound("the device was deleted")
-        if claimable.state == DeviceState.CLAIMED:
+        if not LIFECYCLE.allows(claimable.state, DeviceAction.CLAIM):
             raise DeviceAlreadyClaimed(
                 f"{device.serial} is claimed already; release it first", serial=device.serial
             )

@@ -1,5 +1,5 @@
 """Queries for claims and the devices they claim, the overview's figures and association
-tokens."""
+tokens. Guarded updates move claims and devices only along the domain's transition tables."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.claims import (
+    CLAIM_LIFECYCLE,
     LIVE,
     Claim,
+    ClaimAction,
     ClaimProof,
     ClaimStatus,
     ClaimTarget,
     ReleasePolicy,
 )
+from provisiond.domain.device import LIFECYCLE, DeviceAction, DeviceState
 from provisiond.domain.events import Event
 from provisiond.domain.scope import Scope
 from provisiond.store.devices import covered_by, event_from_row
@@ -36,6 +39,10 @@ from provisiond.store.schema import (
 _LIVE = [s.value for s in LIVE]
 
 
+def _values(states: tuple[DeviceState, ...] | tuple[ClaimStatus, ...]) -> list[str]:
+    return [s.value for s in states]
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimableDevice:
     """What claiming needs to know of a device: where it is, and how its profile says it is
@@ -44,7 +51,7 @@ class ClaimableDevice:
     id: uuid.UUID
     serial: str
     name: str
-    state: str
+    state: DeviceState
     group_id: uuid.UUID | None
     group_path: str | None
     owner_user_id: uuid.UUID | None
@@ -111,7 +118,8 @@ class ClaimRepository:
             .where(d.c.serial == serial)
         )
         if claimer is not None:
-            query = query.where(or_(d.c.state != "claimed", covered_by(claimer)))
+            claimable = d.c.state.in_(_values(LIFECYCLE.sources(DeviceAction.CLAIM)))
+            query = query.where(or_(claimable, covered_by(claimer)))
         row = (await self._conn.execute(query)).first()
         if row is None:
             return None
@@ -119,7 +127,7 @@ class ClaimRepository:
             row.id,
             row.serial,
             row.name,
-            row.state,
+            DeviceState(row.state),
             row.group_id,
             row.group_path,
             row.owner_user_id,
@@ -142,8 +150,9 @@ class ClaimRepository:
         now: datetime,
     ) -> bool:
         """Make an unowned device claimed; False when it is owned already (a race lost)."""
+        claim = DeviceAction.CLAIM
         values: dict[str, Any] = {
-            "state": "claimed",
+            "state": LIFECYCLE.target(claim).value,
             "group_id": group_id,
             "owner_user_id": owner_user_id,
             "claimed_at": now,
@@ -157,7 +166,10 @@ class ClaimRepository:
             values["model_id"] = model_id
         result = await self._conn.execute(
             update(devices)
-            .where(devices.c.id == device_id, devices.c.state.in_(["registered", "released"]))
+            .where(
+                devices.c.id == device_id,
+                devices.c.state.in_(_values(LIFECYCLE.sources(claim))),
+            )
             .values(**values)
         )
         return bool(result.rowcount == 1)
@@ -167,8 +179,9 @@ class ClaimRepository:
     ) -> bool:
         """Make a claimed device released (unowned); with ``reset_from_event``, clear its tags
         and name and start its timeline at that event. False when it was not claimed."""
+        release = DeviceAction.RELEASE
         values: dict[str, Any] = {
-            "state": "released",
+            "state": LIFECYCLE.target(release).value,
             "group_id": None,
             "owner_user_id": None,
             "claimed_at": None,
@@ -178,7 +191,10 @@ class ClaimRepository:
             values.update(history_since_event_id=reset_from_event, name=serial)
         result = await self._conn.execute(
             update(devices)
-            .where(devices.c.id == device_id, devices.c.state == "claimed")
+            .where(
+                devices.c.id == device_id,
+                devices.c.state.in_(_values(LIFECYCLE.sources(release))),
+            )
             .values(**values)
         )
         if result.rowcount != 1:
@@ -248,15 +264,9 @@ class ClaimRepository:
         )
         return [_claim(r) for r in rows]
 
-    async def set_status(
-        self,
-        claim_id: uuid.UUID,
-        status: ClaimStatus,
-        now: datetime,
-        *,
-        was: tuple[ClaimStatus, ...],
-    ) -> bool:
-        """Move a claim from one of the ``was`` statuses; False when it had left them."""
+    async def move(self, claim_id: uuid.UUID, action: ClaimAction, now: datetime) -> bool:
+        """Apply ``action`` to a claim whose status allows it; False when it did not."""
+        status = CLAIM_LIFECYCLE.target(action)
         values: dict[str, Any] = {"status": status.value}
         if status is ClaimStatus.PROVEN:
             values["proven_at"] = now
@@ -264,7 +274,10 @@ class ClaimRepository:
             values["ended_at"] = now
         result = await self._conn.execute(
             update(claims)
-            .where(claims.c.id == claim_id, claims.c.status.in_([s.value for s in was]))
+            .where(
+                claims.c.id == claim_id,
+                claims.c.status.in_(_values(CLAIM_LIFECYCLE.sources(action))),
+            )
             .values(**values)
         )
         return bool(result.rowcount == 1)
