@@ -15,7 +15,7 @@ from provisiond.errors import Unauthenticated
 from provisiond.services.accounts import SessionPolicy
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
-from provisiond.services.claiming import ClaimPolicy
+from provisiond.services.claims.policy import ClaimPolicy
 from provisiond.services.destinations import DestinationGuard
 from provisiond.services.directory import authenticate_token
 from provisiond.services.ocsp import OcspResponder

@@ -40,7 +40,8 @@ from provisiond.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from provisiond.services import accounts, claiming
+from provisiond.services import accounts
+from provisiond.services.claims import claiming, overview, ownership, proofs, visibility
 from provisiond.services.codes import scanned_serial
 from provisiond.services.devices import list_devices
 from provisiond.store.sessions import StoredSession
@@ -406,7 +407,7 @@ async def claim_proof(page: PageDep, claim_id: str) -> Response:
     form = await page.form()
     c = page.container
     try:
-        await claiming.prove(
+        await proofs.prove(
             c.uow(),
             c.limiter,
             c.hub,
@@ -558,7 +559,7 @@ async def devices_page(page: PageDep, q: str = "", cursor: str | None = None) ->
 async def device_page(page: PageDep, serial: str) -> Response:
     c = page.container
     try:
-        device, events, claims = await claiming.device_timeline(
+        device, events, claims = await visibility.device_timeline(
             c.uow(), c.limiter, c.claim_policy, page.user, serial
         )
     except DeviceNotFound:
@@ -583,7 +584,7 @@ async def device_release(page: PageDep, serial: str) -> Response:
     await page.form()
     c = page.container
     try:
-        await claiming.release_device(
+        await ownership.release_device(
             c.uow(),
             user=page.user,
             serial=serial,
@@ -606,7 +607,7 @@ async def label(page: PageDep, serial: str) -> Response:
     serial filled in; starting the claim is a POST) for one who may claim it."""
     c = page.container
     try:
-        where = await claiming.label_target(
+        where = await visibility.label_target(
             c.uow(),
             c.limiter,
             c.claim_policy,
@@ -627,13 +628,13 @@ async def label(page: PageDep, serial: str) -> Response:
 async def overview_page(page: PageDep) -> Response:
     c = page.container
     try:
-        view = await claiming.overview(c.uow(), user=page.user, now=c.now())
+        view = await overview.overview(c.uow(), user=page.user, now=c.now())
     except Forbidden as err:
         raise PageError(403, "Not allowed", err.detail) from None
     return page.render("overview.html", view=view, chart=_funnel_chart(view))
 
 
-def _funnel_chart(view: claiming.Overview) -> dict[str, Any]:
+def _funnel_chart(view: overview.Overview) -> dict[str, Any]:
     """Polylines of the three cumulative series, in a 300x120 SVG viewBox."""
     top = max([*view.registered, *view.provisioned, *view.claimed, 1])
     n = len(view.days)
