@@ -24,7 +24,8 @@ from provisiond.services.background import INSTANCE_PREFIX, Background, Loop
 from provisiond.services.broker_keeper import AccountKeeper
 from provisiond.services.certificates import PkiUrls, SignerCache
 from provisiond.services.claim_hub import ClaimHub
-from provisiond.services.claiming import ClaimPolicy, open_device_window, press_button
+from provisiond.services.claims.policy import ClaimPolicy
+from provisiond.services.claims.windows import open_device_window, press_button
 from provisiond.services.container import Container as ContainerInterface
 from provisiond.services.crl_files import CrlPublisher
 from provisiond.services.destinations import DestinationGuard

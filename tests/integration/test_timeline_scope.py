@@ -19,7 +19,8 @@ from provisiond.domain.claims import Claim, ClaimProof, ClaimStatus, ClaimTarget
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role
-from provisiond.services import claiming, devices, directory
+from provisiond.services import devices, directory
+from provisiond.services.claims import visibility
 from provisiond.settings import load_settings
 from tests.support.containers import within
 
@@ -101,7 +102,7 @@ async def history(c: Container) -> dict[str, list[str]]:
         c.uow(), scope=Scope(Role.ADMIN, "Globex"), serial="KEPT-1"
     )
     _, _, api_operator = await devices.get_device_detail(c.uow(), scope=OPERATOR, serial="KEPT-1")
-    _, page_globex, claims = await claiming.device_timeline(
+    _, page_globex, claims = await visibility.device_timeline(
         c.uow(), c.limiter, c.claim_policy, user, "KEPT-1"
     )
     return {

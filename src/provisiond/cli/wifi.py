@@ -32,7 +32,7 @@ from provisiond.cli.common import (
 from provisiond.errors import InvalidInput, Problem, ProvisiondError, WifiProvisioningFailed
 from provisiond.protocols.codes.base import PayloadError
 from provisiond.protocols.codes.esp import EspProvCode
-from provisiond.services.claiming import issue_association
+from provisiond.services.claims.associations import issue_association
 
 app = typer.Typer(
     help="Wi-Fi for ESP devices: provision one over its soft access point, or emulate one.",

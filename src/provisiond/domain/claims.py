@@ -15,6 +15,10 @@ many wrong codes) or cancelled.
 
     open --prove--> proven --finish--> completed
     open|proven --window closes--> expired       open --too many wrong codes--> failed
+
+These moves are one table, :data:`CLAIM_TRANSITIONS` (as the device lifecycle's): services ask
+:data:`CLAIM_LIFECYCLE` whether a claim may move, and the store's guarded update of a claim's
+status takes the statuses it moves from (and the one it writes) from it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from provisiond.errors import InvalidInput, Problem
+from provisiond.domain.state_machine import StateMachine
+from provisiond.errors import ClaimClosed, InvalidInput, Problem
 
 
 class ClaimProof(StrEnum):
@@ -54,7 +59,35 @@ class ClaimStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-LIVE = (ClaimStatus.OPEN, ClaimStatus.PROVEN)
+class ClaimAction(StrEnum):
+    PROVE = "prove"  # the device's button, the claim code or the device's secret
+    FINISH = "finish"  # the user names and places the device: it is claimed
+    EXPIRE = "expire"  # the window closed
+    FAIL = "fail"  # too many wrong codes
+    CANCEL = "cancel"  # the user gave up
+
+
+CLAIM_TRANSITIONS: dict[tuple[ClaimStatus, ClaimAction], ClaimStatus] = {
+    (ClaimStatus.OPEN, ClaimAction.PROVE): ClaimStatus.PROVEN,
+    (ClaimStatus.OPEN, ClaimAction.EXPIRE): ClaimStatus.EXPIRED,
+    (ClaimStatus.OPEN, ClaimAction.FAIL): ClaimStatus.FAILED,
+    (ClaimStatus.OPEN, ClaimAction.CANCEL): ClaimStatus.CANCELLED,
+    (ClaimStatus.PROVEN, ClaimAction.FINISH): ClaimStatus.COMPLETED,
+    (ClaimStatus.PROVEN, ClaimAction.EXPIRE): ClaimStatus.EXPIRED,
+    # A wrong code counted while another tab proved the claim still fails it.
+    (ClaimStatus.PROVEN, ClaimAction.FAIL): ClaimStatus.FAILED,
+    (ClaimStatus.PROVEN, ClaimAction.CANCEL): ClaimStatus.CANCELLED,
+}
+
+
+def _refuse(status: ClaimStatus, action: ClaimAction) -> ClaimClosed:
+    return ClaimClosed(f"cannot {action} a claim that is {status}")
+
+
+CLAIM_LIFECYCLE = StateMachine(CLAIM_TRANSITIONS, _refuse)
+
+#: The statuses a claim may leave: open and proven. At most one live claim per device.
+LIVE = CLAIM_LIFECYCLE.active()
 CLAIM_WINDOW_MIN = 30
 CLAIM_WINDOW_MAX = 24 * 3600
 #: Wrong claim codes or secrets a claim survives; the next one fails it.

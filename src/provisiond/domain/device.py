@@ -1,7 +1,9 @@
 """Devices and their lifecycle.
 
 The lifecycle is one table: ``(state, action) -> next state``. Anything not in the table is
-refused with :class:`~provisiond.errors.InvalidTransition`.
+refused with :class:`~provisiond.errors.InvalidTransition`. Services ask :data:`LIFECYCLE`
+whether a device may be claimed or released; the store's guarded updates take the states
+they move a device from (and to) from it.
 
     registered --claim--> claimed --release--> released --claim--> claimed
 
@@ -19,6 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from provisiond.domain.limits import NAME_MAX, TAG_KEY_MAX, TAG_VALUE_MAX, TAGS_PER_DEVICE_MAX
+from provisiond.domain.state_machine import StateMachine
 from provisiond.domain.text import has_control_chars
 from provisiond.errors import InvalidInput, InvalidTransition, Problem
 
@@ -41,13 +44,17 @@ TRANSITIONS: dict[tuple[DeviceState, DeviceAction], DeviceState] = {
 }
 
 
+def _refuse(state: DeviceState, action: DeviceAction) -> InvalidTransition:
+    return InvalidTransition(
+        f"a {state} device cannot be {action}ed", state=str(state), action=str(action)
+    )
+
+
+LIFECYCLE = StateMachine(TRANSITIONS, _refuse)
+
+
 def next_state(state: DeviceState, action: DeviceAction) -> DeviceState:
-    try:
-        return TRANSITIONS[(state, action)]
-    except KeyError:
-        raise InvalidTransition(
-            f"a {state} device cannot be {action}ed", state=str(state), action=str(action)
-        ) from None
+    return LIFECYCLE.apply(state, action)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from provisiond.services.hashing import (
     verify_password_off_loop,
 )
 from provisiond.services.ratelimit import RateLimiter, log_refused
-from provisiond.store.claims import Charge, LoginRecord, StoredSession
+from provisiond.store.sessions import Charge, LoginRecord, StoredSession
 from provisiond.store.uow import UnitOfWork
 
 SIGN_IN_REFUSED = "wrong e-mail or password, or the account is locked for a while"

@@ -15,7 +15,7 @@ from typing import Protocol
 from provisiond.services.accounts import SessionPolicy
 from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
-from provisiond.services.claiming import ClaimPolicy
+from provisiond.services.claims.policy import ClaimPolicy
 from provisiond.services.destinations import DestinationGuard
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.provisioning import Provisioner

@@ -27,12 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.store.bulk import BulkDeviceWriter
 from provisiond.store.certificates import CertificateRepository
-from provisiond.store.claims import (
-    AssociationRepository,
-    ClaimRepository,
-    InsightRepository,
-    SessionRepository,
-)
+from provisiond.store.claims import AssociationRepository, ClaimRepository, InsightRepository
 from provisiond.store.database import DatabaseOptions, translate
 from provisiond.store.devices import CredentialRepository, DeviceRepository, EventRepository
 from provisiond.store.directory import (
@@ -49,6 +44,7 @@ from provisiond.store.integrations import (
 )
 from provisiond.store.profiles import CaRepository, ProfileRepository
 from provisiond.store.provision_writer import ProvisionWriter
+from provisiond.store.sessions import SessionRepository
 from provisiond.store.tts import TtsRepository
 from provisiond.store.webhooks import WebhookRepository
 

@@ -11,7 +11,7 @@ from provisiond.bootstrap import open_container
 from provisiond.domain.scope import Scope
 from provisiond.services.accounts import forget_sign_in_addresses
 from provisiond.settings import load_settings
-from provisiond.store.claims import Charge
+from provisiond.store.sessions import Charge
 from tests.integration.store.test_concurrency import race
 
 NOW = datetime(2026, 12, 8, 12, 0, tzinfo=UTC)

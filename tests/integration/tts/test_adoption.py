@@ -22,7 +22,7 @@ from provisiond.errors import (
 )
 from provisiond.services import devices as device_service
 from provisiond.services import directory
-from provisiond.services.claiming import release_device
+from provisiond.services.claims.ownership import release_device
 from provisiond.store.schema import tts_devices
 from tests.integration.tts.conftest import (
     APP_KEY,

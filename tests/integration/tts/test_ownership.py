@@ -12,7 +12,7 @@ from provisiond.bootstrap import Container
 from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services import directory
-from provisiond.services.claiming import release_device
+from provisiond.services.claims.ownership import release_device
 from provisiond.store.tts import TtsRecord
 from tests.integration.tts.conftest import JOIN_EUI, import_meters, settings_for, settle
 from tests.support.containers import within

@@ -14,7 +14,7 @@ from provisiond.bootstrap import Container
 from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services import directory
-from provisiond.services.claiming import release_device
+from provisiond.services.claims.ownership import release_device
 from provisiond.services.credentials import replace_lorawan_keys
 from provisiond.services.profiles import create_profile
 from tests.integration.tts.conftest import APP_KEY, import_meters, settings_for, settle

@@ -16,9 +16,10 @@ from provisiond.domain.claims import ClaimProof
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role
 from provisiond.errors import Forbidden
-from provisiond.services import claiming, directory
 from provisiond.services import devices as device_service
+from provisiond.services import directory
 from provisiond.services import webhooks as service
+from provisiond.services.claims import claiming, windows
 from provisiond.services.outbox import Dispatcher
 from provisiond.settings import load_settings
 from tests.support.containers import within
@@ -98,8 +99,7 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
             now=c.now(),
         )
         assert (
-            await claiming.press_button(c.uow(), c.hub, device_id=device.id, now=c.now())
-            is not None
+            await windows.press_button(c.uow(), c.hub, device_id=device.id, now=c.now()) is not None
         )
         await dispatch(c)
         return await queued(c, acme.id), await queued(c, globex.id)

@@ -33,7 +33,8 @@ from provisiond.errors import (
     Unauthenticated,
 )
 from provisiond.protocols import thingsboard as tb
-from provisiond.services.claiming import associate, open_device_window, press_button
+from provisiond.services.claims.associations import associate
+from provisiond.services.claims.windows import open_device_window, press_button
 from provisiond.services.container import Container
 from provisiond.services.devices import authenticate_device
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, Source

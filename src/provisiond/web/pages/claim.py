@@ -25,8 +25,8 @@ from provisiond.errors import (
     InvalidInput,
     TooManyRequests,
 )
-from provisiond.services import claiming
 from provisiond.services.claim_events import ClaimEvent, follow_claim
+from provisiond.services.claims import claiming, proofs
 from provisiond.services.codes import scanned_serial
 from provisiond.web.pages.rendering import (
     SECURITY_HEADERS,
@@ -130,7 +130,7 @@ async def claim_proof(page: PageDep, claim_id: str) -> Response:
     form = await page.form()
     c = page.container
     try:
-        await claiming.prove(
+        await proofs.prove(
             c.uow(),
             c.limiter,
             c.hub,

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from provisiond.domain.users import Role
 from provisiond.errors import DeviceAlreadyClaimed, Forbidden, InvalidInput
-from provisiond.services import claiming
+from provisiond.services.claims import ownership, visibility
 from provisiond.services.devices import list_devices
 from provisiond.web.pages.rendering import (
     PageDep,
@@ -37,7 +37,7 @@ async def devices_page(page: PageDep, q: str = "", cursor: str | None = None) ->
 @router.get("/devices/{serial}")
 async def device_page(page: PageDep, serial: str) -> Response:
     c = page.container
-    device, events, claims = await claiming.device_timeline(
+    device, events, claims = await visibility.device_timeline(
         c.uow(), c.limiter, c.claim_policy, page.user, serial
     )
     may_release = (
@@ -58,7 +58,7 @@ async def device_page(page: PageDep, serial: str) -> Response:
 async def device_release(page: PageDep, serial: str) -> Response:
     await page.form()
     c = page.container
-    await claiming.release_device(
+    await ownership.release_device(
         c.uow(),
         user=page.user,
         serial=serial,
@@ -74,7 +74,7 @@ async def label(page: PageDep, serial: str) -> Response:
     """A label's URL: the device's page for a user who may see it, the claim form (with the
     serial filled in; starting the claim is a POST) for one who may claim it."""
     c = page.container
-    where = await claiming.label_target(
+    where = await visibility.label_target(
         c.uow(),
         c.limiter,
         c.claim_policy,

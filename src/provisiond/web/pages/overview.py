@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from provisiond.services import claiming
+from provisiond.services.claims import overview
 from provisiond.web.pages.rendering import PageDep, PageRoute
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
@@ -16,11 +16,11 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 @router.get("/overview")
 async def overview_page(page: PageDep) -> Response:
     c = page.container
-    view = await claiming.overview(c.uow(), user=page.user, now=c.now())
+    view = await overview.overview(c.uow(), user=page.user, now=c.now())
     return page.render("overview.html", view=view, chart=_funnel_chart(view))
 
 
-def _funnel_chart(view: claiming.Overview) -> dict[str, Any]:
+def _funnel_chart(view: overview.Overview) -> dict[str, Any]:
     """Polylines of the three cumulative series, in a 300x120 SVG viewBox."""
     top = max([*view.registered, *view.provisioned, *view.claimed, 1])
     n = len(view.days)
