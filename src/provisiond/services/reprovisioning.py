@@ -113,12 +113,11 @@ def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> Provision
             "the credential its retry key protects was revoked, or another type is asked for",
         )
     if held and chose(request):
-        problem = HANDLERS[job.ctype].reissue_problem(tx, job, state)
+        chosen = HANDLERS[job.ctype]  # the same credential again, by its type's rule
+        problem = chosen.reissue_problem(tx, job, state)
         if problem:
             return refuse_repeat(tx, job, state, problem)
-        return _confirm(
-            tx, job, state, HANDLERS[job.ctype].chosen_value(job, state), "same-credential"
-        )
+        return _confirm(tx, job, state, chosen.chosen_value(job, state), "same-credential")
     if held and isinstance(job.csr, CheckedCsr) and current is not None:
         pem = tx.certificate(current.id)
         if pem is not None and _same_key(pem, job.csr):
