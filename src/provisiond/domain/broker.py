@@ -34,9 +34,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from provisiond.domain.credentials import CredentialType, token_selector
+from provisiond.domain.credentials import (
+    BrokerLogin,
+    CredentialType,
+    kind_of,
+    token_selector,
+    types_where,
+)
 
-BROKER_TYPES = frozenset({CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC})
+#: The credential types with an account on the broker (domain/credentials.py's table).
+BROKER_TYPES = frozenset(types_where(lambda k: k.broker_account is not BrokerLogin.NONE))
 DEVICE_GROUP = "provisiond-devices"  # every account provisiond manages is in this group
 ROLE_PREFIX = "provisiond-device-"
 PREFIX_PLACEHOLDER = "{device_id}"
@@ -74,11 +81,12 @@ def account_name(
 ) -> str | None:
     """The user name a credential connects with (None: it has no account, or its name is a
     token not known here)."""
-    if ctype is CredentialType.ACCESS_TOKEN:
+    login = kind_of(ctype).broker_account
+    if login is BrokerLogin.TOKEN:
         if token_as_username:
             return secret
         return serial if lookup is not None else token_selector(credential_id)
-    if ctype is CredentialType.MQTT_BASIC:
+    if login is BrokerLogin.BASIC:
         return lookup or None
     return None
 
@@ -106,7 +114,7 @@ def account_for(
     )
     if name is None:
         return None
-    basic = ctype is CredentialType.MQTT_BASIC
+    basic = kind_of(ctype).broker_account is BrokerLogin.BASIC
     return BrokerAccount(
         name,
         secret,

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from provisiond.domain.claims import ClaimProof, ReleasePolicy
-from provisiond.domain.credentials import CredentialType
+from provisiond.domain.credentials import PROVISIONABLE, CredentialType
 from provisiond.domain.limits import (
     DEVICE_SECRET_MIN_LENGTH_DEFAULT,
     DEVICE_SECRET_MIN_LENGTH_MAX,
@@ -32,9 +32,6 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 # Keys and secrets travel in JSON and MQTT payloads, typed into firmware configs: visible
 # ASCII without spaces or quotes.
 _KEY = re.compile(r"[A-Za-z0-9_.:~+/=\-]+")
-
-#: The credential types a profile can hand out on provisioning.
-PROVISIONABLE = (CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC, CredentialType.X509)
 
 DEFAULT_RATE_PER_MINUTE = 60_000
 DEFAULT_SOURCE_RATE_PER_MINUTE = 600

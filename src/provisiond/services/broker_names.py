@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from provisiond.domain.credentials import CredentialType, selector_credential, token_selector
+from provisiond.domain.credentials import selector_credential
 from provisiond.domain.serials import serial_problem
-from provisiond.services.hashing import hash_token, split_token, tokens_equal
+from provisiond.services.credential_kinds import handler
+from provisiond.services.hashing import hash_token, split_token
 from provisiond.store.integrations import BrokerCredential, NameKeys
 
 
@@ -40,23 +41,10 @@ def name_keys(names: Iterable[str], *, token_as_username: bool) -> NameKeys:
 
 
 def answers_to(c: BrokerCredential, name: str, *, token_as_username: bool) -> bool:
-    """Whether the credential's account has this user name. With ``token_as_username`` a
-    token's name is the token itself, so this checks the token (in constant time)."""
-    if c.type == CredentialType.MQTT_BASIC.value:
-        return c.lookup == name
-    if c.type != CredentialType.ACCESS_TOKEN.value:
-        return False
-    if not token_as_username:
-        return c.serial == name if c.lookup is not None else token_selector(c.credential_id) == name
-    if c.lookup is not None:  # a token the device chose: found by its hash
-        return tokens_equal(c.lookup, hash_token(name))
-    parts = split_token(name)
-    return (
-        parts is not None
-        and parts[0] == c.credential_id
-        and c.secret_hash is not None
-        and tokens_equal(c.secret_hash, hash_token(parts[1]))
-    )
+    """Whether the credential's account has this user name (its type's rule,
+    services/credential_kinds.py). With ``token_as_username`` a token's name is the token
+    itself, so this checks the token (in constant time)."""
+    return handler(c.type).answers_to(c, name, token_as_username=token_as_username)
 
 
 def rank(c: BrokerCredential) -> tuple[datetime, uuid.UUID]:

@@ -10,48 +10,22 @@ broker's accounts follow both through the outbox (integrations/mosquitto_dynsec/
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
-from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.credentials import KINDS, ROTATABLE, Credential, CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
 from provisiond.domain.users import Role
 from provisiond.errors import DeviceNotFound, InvalidInput, Problem
+from provisiond.services.credential_kinds import HANDLERS, Rotated
 from provisiond.services.devices import device_in_scope
-from provisiond.services.hashing import hash_token, new_split_token
 from provisiond.services.ids import new_id
 from provisiond.services.lorawan_import import clean_hex
 from provisiond.services.scoping import require
 from provisiond.services.sealing import Sealer
 from provisiond.store.certificates import RevocationReason
 from provisiond.store.uow import UnitOfWork
-
-ROTATABLE = (CredentialType.ACCESS_TOKEN, CredentialType.MQTT_BASIC)
-
-
-@dataclass(frozen=True, slots=True)
-class Rotated:
-    """The new credential with its secret: the only time it exists in clear."""
-
-    credential: Credential
-    serial: str
-    secret: str  # the access token, or the MQTT password
-    username: str | None = None  # MQTT basic
-    client_id: str | None = None  # MQTT basic
-
-    def as_dict(self) -> dict[str, str | None]:
-        out: dict[str, str | None] = {
-            "type": self.credential.type.value,
-            "credential_id": str(self.credential.id),
-        }
-        if self.credential.type is CredentialType.MQTT_BASIC:
-            out |= {"client_id": self.client_id, "username": self.username, "password": self.secret}
-        else:
-            out["secret"] = self.secret
-        return out
 
 
 async def list_credentials(uow: UnitOfWork, *, serial: str) -> list[Credential]:
@@ -77,12 +51,8 @@ async def rotate_credentials(
     Installers may (re-commissioning a device in the field), within their subtree."""
     serial = parse_serial(serial)
     require(scope, Role.INSTALLER, "rotating credentials")
-    if kind is not None and kind not in ROTATABLE:
-        message = f"{kind.value} credentials are not rotated here: " + (
-            "the device provisions again with a new CSR"
-            if kind is CredentialType.X509
-            else "LoRaWAN root keys are the radio's identity"
-        )
+    if kind is not None and not KINDS[kind].rotatable:
+        message = f"{kind.value} credentials are not rotated here: {KINDS[kind].not_rotated}"
         raise InvalidInput(message, problems=[Problem(message, field="type")])
     async with uow:
         device = await device_in_scope(uow, scope, serial)
@@ -90,28 +60,9 @@ async def rotate_credentials(
         active = [c for c in held if c.revoked_at is None and c.type in ROTATABLE]
         kind = kind or (active[-1].type if active else CredentialType.ACCESS_TOKEN)
         credential = Credential(new_id(), device.id, kind, now)
-        if kind is CredentialType.ACCESS_TOKEN:
-            secret, verifier_hash = new_split_token(credential.id)
-            await uow.credentials.add(
-                credential,
-                lookup=None,
-                secret_hash=verifier_hash,
-                secret_sealed=sealer.seal(secret) if sealer else None,
-            )
-            rotated = Rotated(credential, serial, secret)
-        else:
-            old = next((c for c in reversed(active) if c.type is kind), None)
-            client_id = (await uow.credentials.client_id(old.id) if old else None) or serial
-            username = f"{serial[:40]}-{secrets.token_hex(4).upper()}"
-            password = secrets.token_urlsafe(24)
-            await uow.credentials.add(
-                credential,
-                lookup=username,
-                secret_hash=hash_token(password),
-                client_id=client_id,
-                secret_sealed=sealer.seal(password) if sealer else None,
-            )
-            rotated = Rotated(credential, serial, password, username, client_id)
+        rotated = await HANDLERS[kind].rotate(
+            uow, credential=credential, serial=serial, active=active, sealer=sealer
+        )
         replaced = active  # one MQTT identity at a time, whichever kind it was
         for c in replaced:
             await uow.credentials.revoke(c.id, now, RevocationReason.SUPERSEDED)
@@ -151,7 +102,7 @@ async def revoke_credentials(
     async with uow:
         device = await device_in_scope(uow, scope, serial)
         held = await uow.credentials.for_device(device.id)
-        revoked = [c for c in held if c.revoked_at is None and c.type is not CredentialType.LORAWAN]
+        revoked = [c for c in held if c.revoked_at is None and KINDS[c.type].revoke]
         for c in revoked:
             await uow.credentials.revoke(c.id, now)
         if revoked:

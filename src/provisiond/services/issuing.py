@@ -1,7 +1,7 @@
 """What self-provisioning hands a device, and how it is written: the answer in
-ThingsBoard's form, the credential to issue (generated, chosen by the device, or a
-certificate), and its rows. Shared by services/provisioning.py (a first provisioning) and
-services/reprovisioning.py (a repeat)."""
+ThingsBoard's form, a certificate to issue (the other types are issued by their handlers in
+services/credential_kinds.py), and its rows. Shared by services/provisioning.py (a first
+provisioning) and services/reprovisioning.py (a repeat)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.credentials import KINDS, Credential, CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.profiles import Profile
 from provisiond.protocols import thingsboard as tb
@@ -28,19 +28,18 @@ from provisiond.services.certificates import (
     fingerprint,
     is_csr,
 )
-from provisiond.services.hashing import hash_token, new_split_token
-from provisiond.services.ids import new_id
 from provisiond.services.retry_keys import hash_retry_key, seal_answer
 from provisiond.services.sealing import Sealer
 from provisiond.store.certificates import IssuedCertificate, RevocationReason, serial_hex
 from provisiond.store.provision_writer import Provisioned, ProvisionTx
 
-TB_TYPES = {
-    tb.TbCredentialsType.ACCESS_TOKEN: CredentialType.ACCESS_TOKEN,
-    tb.TbCredentialsType.MQTT_BASIC: CredentialType.MQTT_BASIC,
-    tb.TbCredentialsType.X509_CERTIFICATE: CredentialType.X509,
+# ThingsBoard's name of each type provisioning issues (domain/credentials.py's table)
+TB_NAMES = {
+    t: tb.TbCredentialsType(k.thingsboard_name)
+    for t, k in KINDS.items()
+    if k.thingsboard_name is not None
 }
-TB_NAMES = {v: k for k, v in TB_TYPES.items()}
+TB_TYPES = {v: k for k, v in TB_NAMES.items()}
 _BASE32 = string.ascii_uppercase + "234567"
 
 Value = str | dict[str, str | None]  # what the device is told: a token, a PEM, MQTT basic
@@ -116,42 +115,11 @@ def chose(request: tb.ProvisionRequest) -> bool:
     return request.device_chose_credentials and not is_csr(request.certificate or "")
 
 
-def make_credential(tx: ProvisionTx, job: Job, device_id: uuid.UUID) -> Issued | ProvisionAnswer:
-    """The credential to issue (nothing written yet), or the refusal."""
-    credential = Credential(new_id(), device_id, job.ctype, job.now)
-    request, serial = job.request, job.serial
-    if job.ctype is CredentialType.X509:
-        return _certificate(tx, job, credential)
-    if job.ctype is CredentialType.ACCESS_TOKEN:
-        if request.token:
-            lookup = hash_token(request.token)
-            if tx.lookup_taken(job.ctype, lookup):
-                return refuse(tb.FAILURE, "this token is in use by another device", serial)
-            return Issued(credential, request.token, lookup, None, broker_secret=request.token)
-        token, verifier_hash = new_split_token(credential.id)
-        return Issued(credential, token, None, verifier_hash, broker_secret=token)
-    # MQTT basic
-    if request.username and request.password:
-        username, password = request.username, request.password
-        # another device's serial is the broker user name of a token that device chose
-        if tx.lookup_taken(job.ctype, username) or (
-            username != serial and tx.serial_taken(username)
-        ):
-            return refuse(tb.FAILURE, "this MQTT user name is in use by another device", serial)
-    else:
-        username, password = f"{serial[:40]}-{random_text(8)}", secrets.token_urlsafe(24)
-    client_id = request.client_id or serial
-    return Issued(
-        credential,
-        {"clientId": client_id, "userName": username, "password": password},
-        username,
-        hash_token(password),
-        client_id,
-        broker_secret=password,
-    )
-
-
-def _certificate(tx: ProvisionTx, job: Job, credential: Credential) -> Issued | ProvisionAnswer:
+def issue_certificate(
+    tx: ProvisionTx, job: Job, credential: Credential
+) -> Issued | ProvisionAnswer:
+    """A certificate for the device: signed from its CSR by the profile's CA, or the one it
+    brought, with its proof of possession."""
     profile, serial, now = job.profile, job.serial, job.now
     pem = job.request.certificate or ""
     ca_id: uuid.UUID | None = None

@@ -21,11 +21,15 @@ from datetime import datetime
 from enum import StrEnum
 
 from provisiond.domain.broker import topic_prefix, topic_within, username_digest
-from provisiond.domain.credentials import CredentialType, selector_credential
+from provisiond.domain.credentials import BrokerLogin, kind_of, selector_credential, types_where
 from provisiond.services.broker_names import holder, name_keys
-from provisiond.services.hashing import hash_token, split_token, tokens_equal
+from provisiond.services.credential_kinds import handler
+from provisiond.services.hashing import split_token
 from provisiond.store.integrations import BrokerCredential, RecordedAccount
 from provisiond.store.uow import UnitOfWork
+
+# the types whose lookup is a broker user name (MQTT basic)
+BASIC_TYPES = types_where(lambda k: k.broker_account is BrokerLogin.BASIC)
 
 
 class Verdict(StrEnum):
@@ -53,20 +57,7 @@ class Asker:
 
 def _secret_matches(c: BrokerCredential, password: str | None, token_as_username: bool) -> bool:
     """Whether ``password`` is the credential's secret (constant time)."""
-    if c.type == CredentialType.ACCESS_TOKEN.value and token_as_username:
-        return True  # the name was the token, checked already; any password (ThingsBoard)
-    if password is None:
-        return False
-    if c.type == CredentialType.MQTT_BASIC.value or c.lookup is not None:
-        expected = c.secret_hash if c.type == CredentialType.MQTT_BASIC.value else c.lookup
-        return expected is not None and tokens_equal(expected, hash_token(password))
-    parts = split_token(password)
-    return (
-        parts is not None
-        and parts[0] == c.credential_id
-        and c.secret_hash is not None
-        and tokens_equal(c.secret_hash, hash_token(parts[1]))
-    )
+    return handler(c.type).secret_matches(c, password, token_as_username=token_as_username)
 
 
 async def _provisionds(uow: UnitOfWork, name: str) -> bool:
@@ -74,7 +65,10 @@ async def _provisionds(uow: UnitOfWork, name: str) -> bool:
     shape, or an MQTT user name it issued once."""
     if selector_credential(name) is not None or split_token(name) is not None:
         return True
-    return await uow.credentials.lookup_taken(CredentialType.MQTT_BASIC, name)
+    for ctype in BASIC_TYPES:
+        if await uow.credentials.lookup_taken(ctype, name):
+            return True
+    return False
 
 
 async def _identify(uow: UnitOfWork, asker: Asker) -> tuple[Verdict, BrokerCredential | None]:
@@ -87,7 +81,7 @@ async def _identify(uow: UnitOfWork, asker: Asker) -> tuple[Verdict, BrokerCrede
         provisionds = await _provisionds(uow, asker.username)
         return (Verdict.DENY if provisionds else Verdict.IGNORE), None
     if (
-        held.type == CredentialType.MQTT_BASIC.value
+        kind_of(held.type).broker_account is BrokerLogin.BASIC
         and held.client_id
         and asker.client_id != held.client_id
     ):

@@ -53,6 +53,7 @@ from provisiond.services.certificates import (
     check_csr,
     is_csr,
 )
+from provisiond.services.credential_kinds import HANDLERS, make_credential
 from provisiond.services.devices import profile_device
 from provisiond.services.issuing import (
     TB_NAMES,
@@ -62,7 +63,6 @@ from provisiond.services.issuing import (
     ProvisionAnswer,
     ProvisionPolicy,
     chose,
-    make_credential,
     provisioned,
     random_text,
     refuse,
@@ -271,29 +271,7 @@ def _request_problem(
             f"{TB_NAMES[ctype].value} credentials are not handed out by this profile; "
             f"ask for {allowed}"
         )
-    if ctype is CredentialType.X509 and not request.certificate:
-        return "X509_CERTIFICATE needs a CSR or a certificate (PEM) in hash"
-    if ctype is CredentialType.X509 and is_csr(request.certificate or "") and profile.ca_id is None:
-        return "this profile has no certificate authority to sign CSRs; send a certificate instead"
-    shortest = profile.device_secret_min_length
-    if (
-        request.credentials_type is tb.TbCredentialsType.ACCESS_TOKEN
-        and request.token
-        and len(request.token) < shortest
-    ):
-        return f"token must be {_length_rule(shortest)}"
-    if request.credentials_type is tb.TbCredentialsType.MQTT_BASIC and (
-        request.username or request.password or request.client_id
-    ):
-        if not request.username or not request.password:
-            return "MQTT_BASIC credentials chosen by the device need username and password"
-        if len(request.password) < shortest:
-            return f"password must be {_length_rule(shortest)}"
-    return None
-
-
-def _length_rule(shortest: int) -> str:
-    return f"at least {shortest} characters (this profile's device_secret_min_length)"
+    return HANDLERS[ctype].request_problem(profile, request)
 
 
 def _provision_device(tx: ProvisionTx, job: Job) -> ProvisionAnswer:

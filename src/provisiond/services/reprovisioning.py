@@ -38,21 +38,19 @@ from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.profiles import ReprovisionPolicy
 from provisiond.protocols import thingsboard as tb
-from provisiond.services.certificate_proofs import check_possession, verify_signature
+from provisiond.services.certificate_proofs import verify_signature
 from provisiond.services.certificates import (
-    CertificateRefused,
     CheckedCsr,
-    device_certificate,
     fingerprint,
     public_key_sha256,
 )
-from provisiond.services.hashing import hash_token, tokens_equal
+from provisiond.services.credential_kinds import HANDLERS, make_credential
+from provisiond.services.hashing import tokens_equal
 from provisiond.services.issuing import (
     Job,
     ProvisionAnswer,
     Value,
     chose,
-    make_credential,
     provisioned,
     refuse,
     revoke_others,
@@ -115,10 +113,11 @@ def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> Provision
             "the credential its retry key protects was revoked, or another type is asked for",
         )
     if held and chose(request):
-        problem = _same_choice(tx, job, state)
+        chosen = HANDLERS[job.ctype]  # the same credential again, by its type's rule
+        problem = chosen.reissue_problem(tx, job, state)
         if problem:
             return refuse_repeat(tx, job, state, problem)
-        return _confirm(tx, job, state, _chosen_value(job, state), "same-credential")
+        return _confirm(tx, job, state, chosen.chosen_value(job, state), "same-credential")
     if held and isinstance(job.csr, CheckedCsr) and current is not None:
         pem = tx.certificate(current.id)
         if pem is not None and _same_key(pem, job.csr):
@@ -197,57 +196,6 @@ def _replace(tx: ProvisionTx, job: Job, state: ProvisionState, proof: str) -> Pr
         )
     )
     return succeed(job, issued.value)
-
-
-def _same_choice(tx: ProvisionTx, job: Job, state: ProvisionState) -> str | None:
-    """Why the credential this repeat chose is not the one the device holds (None: it is).
-    A certificate needs its proof of possession again: it is public."""
-    request = job.request
-    if job.ctype is CredentialType.X509:
-        profile = job.profile
-        try:
-            cert = device_certificate(request.certificate or "", now=job.now)
-            if fingerprint(cert) != state.credential_lookup:
-                return "another certificate"
-            check_possession(
-                cert,
-                request,
-                serial=job.serial,
-                now=job.now,
-                device_ca=tx.ca(profile.device_ca_id) if profile.device_ca_id else None,
-            )
-        except CertificateRefused as err:
-            return str(err)
-        return None
-    if job.ctype is CredentialType.ACCESS_TOKEN:
-        same = (
-            request.token is not None
-            and state.credential_lookup is not None
-            and tokens_equal(hash_token(request.token), state.credential_lookup)
-        )
-        return None if same else "another token"
-    same = (
-        request.username is not None
-        and request.password is not None
-        and request.username == state.credential_lookup
-        and state.credential_secret_hash is not None
-        and tokens_equal(hash_token(request.password), state.credential_secret_hash)
-        and (request.client_id or job.serial) == state.credential_client_id
-    )
-    return None if same else "other MQTT credentials"
-
-
-def _chosen_value(job: Job, state: ProvisionState) -> Value:
-    request = job.request
-    if job.ctype is CredentialType.ACCESS_TOKEN:
-        return request.token or ""
-    if job.ctype is CredentialType.X509:
-        return request.certificate or ""
-    return {
-        "clientId": state.credential_client_id,
-        "userName": request.username,
-        "password": request.password,
-    }
 
 
 def _current_certificate_problem(job: Job, state: ProvisionState) -> str | None:

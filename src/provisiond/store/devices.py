@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.credentials import Credential, CredentialType, types_where
 from provisiond.domain.device import Device, DeviceState
 from provisiond.domain.scope import Scope
 from provisiond.store.certificates import CertificateRepository, RevocationReason
@@ -414,7 +414,7 @@ class CredentialRepository:
         """Revoke; a revoked MQTT secret is no longer kept (broker_accounts says what to
         remove from the broker); a certificate a CA of ours issued is revoked in its register
         (the CRL lists it)."""
-        mqtt = credentials.c.type.in_(["access-token", "mqtt-basic"])
+        mqtt = credentials.c.type.in_([t.value for t in types_where(lambda k: k.sealed_for_broker)])
         await self._conn.execute(
             update(credentials)
             .where(credentials.c.id == credential_id, credentials.c.revoked_at.is_(None))

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.broker import BROKER_TYPES
-from provisiond.domain.credentials import CredentialType
+from provisiond.domain.credentials import BrokerLogin, types_where
 from provisiond.domain.events import Event
 from provisiond.store.devices import event_from_row
 from provisiond.store.schema import (
@@ -71,6 +71,11 @@ class RecordedAccount:
     device_id: uuid.UUID
     credential_id: uuid.UUID
     username_sealed: str
+
+
+def _login_types(login: BrokerLogin) -> list[str]:
+    """The stored values of the credential types that are this kind of broker login."""
+    return [t.value for t in types_where(lambda k: k.broker_account is login)]
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[list[Any]]:
@@ -262,8 +267,8 @@ class BrokerRepository:
     ) -> list[BrokerCredential]:
         """The active broker credentials that may want one of some user names: a superset
         (the caller names each and keeps the equal ones), found by index."""
-        token = credentials.c.type == CredentialType.ACCESS_TOKEN.value
-        basic = credentials.c.type == CredentialType.MQTT_BASIC.value
+        token = credentials.c.type.in_(_login_types(BrokerLogin.TOKEN))
+        basic = credentials.c.type.in_(_login_types(BrokerLogin.BASIC))
         lookup = credentials.c.lookup
         wheres: list[tuple[Sequence[Any], Callable[[list[Any]], Any]]] = [
             (keys.credential_ids, lambda c: and_(token, lookup.is_(None), credentials.c.id.in_(c))),

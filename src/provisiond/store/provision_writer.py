@@ -45,7 +45,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from sqlalchemy.engine import URL
 
-from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.credentials import Credential, CredentialKind, CredentialType, types_where
 from provisiond.domain.device import Device
 from provisiond.domain.events import NewEvent
 from provisiond.domain.profiles import Profile
@@ -82,9 +82,17 @@ _STATE = (
     " FROM devices d LEFT JOIN credentials c ON c.id = d.provision_credential_id"
     " WHERE d.serial = ?"
 )
+
+
+def _types_sql(wanted: Callable[[CredentialKind], bool]) -> str:
+    """The stored values of the types whose row (domain/credentials.py) satisfies ``wanted``,
+    as an SQL list of literals: enum values, never input."""
+    return ", ".join(f"'{t.value}'" for t in types_where(wanted))
+
+
 _ACTIVE = (
-    "SELECT id, type FROM credentials WHERE device_id = ? AND revoked_at IS NULL"
-    " AND type <> 'lorawan' ORDER BY created_at"
+    "SELECT id, type FROM credentials WHERE device_id = ? AND revoked_at IS NULL"  # noqa: S608
+    f" AND type IN ({_types_sql(lambda k: k.revoke)}) ORDER BY created_at"
 )
 _CERTIFICATE = (
     "SELECT certificate_pem FROM issued_certificates WHERE credential_id = ? AND revoked_at IS NULL"
@@ -118,8 +126,8 @@ _ADD_CREDENTIAL = (
 )
 # A revoked MQTT secret is no longer kept (the broker account's record says what to remove).
 _REVOKE = (
-    "UPDATE credentials SET revoked_at = ?, secret_sealed = CASE WHEN type IN"
-    " ('access-token', 'mqtt-basic') THEN NULL ELSE secret_sealed END"
+    "UPDATE credentials SET revoked_at = ?, secret_sealed = CASE WHEN type IN"  # noqa: S608
+    f" ({_types_sql(lambda k: k.sealed_for_broker)}) THEN NULL ELSE secret_sealed END"
     " WHERE id = ? AND revoked_at IS NULL"
 )
 _REVOKE_CERTIFICATE = (
