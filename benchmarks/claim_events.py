@@ -36,6 +36,7 @@ PASSWORD = "benchmark password"  # a throwaway benchmark user's
 async def seed(database: str, pages: int) -> dict[str, str]:
     """The organisation, user, profile and devices; returns serial -> access token."""
     from provisiond.bootstrap import open_container
+    from provisiond.domain.profiles import ProfileSpec
     from provisiond.domain.scope import Scope
     from provisiond.services import directory, profiles
     from provisiond.services.import_formats import ImportFormat, read_import
@@ -76,9 +77,7 @@ async def seed(database: str, pages: int) -> dict[str, str]:
         await profiles.create_profile(
             c.uow(),
             scope=Scope.operator(),
-            name="buttons",
-            claim_proof="button",
-            claim_window=3600,
+            spec=ProfileSpec("buttons", claim_proof="button", claim_window=3600),
             actor="bench",
             now=c.now(),
         )

@@ -44,6 +44,7 @@ from common import (
 
 async def seed(database: str) -> None:
     from provisiond.bootstrap import open_container
+    from provisiond.domain.profiles import ProfileSpec
     from provisiond.domain.scope import Scope
     from provisiond.services import directory, profiles
     from provisiond.settings import load_settings
@@ -62,8 +63,7 @@ async def seed(database: str) -> None:
         await profiles.create_profile(
             c.uow(),
             scope=Scope.operator(),
-            name="buttons",
-            claim_proof="button",
+            spec=ProfileSpec("buttons", claim_proof="button"),
             actor="bench",
             now=c.now(),
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from provisiond.bootstrap import Container
 from provisiond.domain.claims import Claim, ClaimProof, ClaimStatus, ClaimTarget
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role
@@ -41,7 +42,7 @@ async def history(c: Container) -> dict[str, list[str]]:
         now=NOW,
     )
     device, _ = await devices.create_device(
-        c.uow(), scope=OPERATOR, serial="KEPT-1", group="Globex/Site", actor="t", now=NOW
+        c.uow(), scope=OPERATOR, spec=DeviceSpec("KEPT-1", group="Globex/Site"), actor="t", now=NOW
     )
     amy = await directory.create_user(
         c.uow(),

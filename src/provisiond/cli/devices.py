@@ -32,6 +32,7 @@ from provisiond.cli.common import (
 )
 from provisiond.domain.broker import topic_prefix
 from provisiond.domain.credentials import CredentialType
+from provisiond.domain.device import DeviceSpec
 from provisiond.errors import InvalidInput, Problem
 from provisiond.protocols.csv_cells import csv_line
 from provisiond.services import devices as device_service
@@ -442,12 +443,7 @@ def create(
         lambda c: device_service.create_device(
             c.uow(),
             scope=OPERATOR,
-            serial=serial,
-            name=name,
-            model=model,
-            group=group,
-            owner=owner,
-            tags=tags,
+            spec=DeviceSpec(serial, name, model, group, owner, tags),
             actor=actor(),
             now=c.now(),
             sealer=c.broker_sealer,

@@ -21,7 +21,12 @@ from provisiond.cli.common import (
     run,
 )
 from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
-from provisiond.domain.profiles import DEFAULT_RATE_PER_MINUTE, DEFAULT_SOURCE_RATE_PER_MINUTE
+from provisiond.domain.profiles import (
+    DEFAULT_RATE_PER_MINUTE,
+    DEFAULT_SOURCE_RATE_PER_MINUTE,
+    ProfileChanges,
+    ProfileSpec,
+)
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import profiles as service
 from provisiond.services.paging import every_page
@@ -216,41 +221,38 @@ def create(
     """Create a provisioning profile and print its key and secret (the secret only now)."""
     common = Common(database, config, json, debug)
     given_secret = _secret(common, secret, secret_stdin)
-    pem = jwt_public_key.read_text() if jwt_public_key else None
+    spec = ProfileSpec(
+        name,
+        strategy,
+        key=key,
+        secret=given_secret,
+        group=group,
+        model=model,
+        credentials=credentials or (),
+        rate_per_minute=rate_limit,
+        source_rate_per_minute=source_rate_limit,
+        jwt_public_key=jwt_public_key.read_text() if jwt_public_key else None,
+        ca=ca,
+        certificate_days=certificate_days,
+        claim_proof=claim_proof,
+        claim_window=claim_window,
+        release_policy=release_policy,
+        lorawan={
+            "application_id": tts_application,
+            "frequency_plan_id": frequency_plan,
+            "lorawan_version": lorawan_version,
+            "lorawan_phy_version": lorawan_phy_version,
+            "supports_class_b": class_b,
+            "supports_class_c": class_c,
+        },
+        reprovision=reprovision,
+        device_secret_min_length=device_secret_min_length,
+        device_ca=device_ca,
+    )
     made = run(
         common,
         lambda c: service.create_profile(
-            c.uow(),
-            scope=OPERATOR,
-            name=name,
-            strategy=strategy,
-            key=key,
-            secret=given_secret,
-            group=group,
-            model=model,
-            credentials=credentials or (),
-            rate_per_minute=rate_limit,
-            source_rate_per_minute=source_rate_limit,
-            jwt_public_key=pem,
-            ca=ca,
-            certificate_days=certificate_days,
-            claim_proof=claim_proof,
-            claim_window=claim_window,
-            release_policy=release_policy,
-            network={
-                "application_id": tts_application,
-                "frequency_plan_id": frequency_plan,
-                "lorawan_version": lorawan_version,
-                "lorawan_phy_version": lorawan_phy_version,
-                "supports_class_b": class_b,
-                "supports_class_c": class_c,
-            },
-            reprovision=reprovision,
-            device_secret_min_length=device_secret_min_length,
-            device_ca=device_ca,
-            sealer=c.sealer,
-            actor=actor(),
-            now=c.now(),
+            c.uow(), scope=OPERATOR, spec=spec, sealer=c.sealer, actor=actor(), now=c.now()
         ),
     )
     _print_with_secret(common, made, "created")
@@ -286,10 +288,9 @@ def update(
             c.uow(),
             scope=OPERATOR,
             name=name,
-            reprovision=reprovision,
-            device_secret_min_length=device_secret_min_length,
-            device_ca=device_ca,
-            clear_device_ca=no_device_ca,
+            changes=ProfileChanges(
+                reprovision, device_secret_min_length, device_ca, clear_device_ca=no_device_ca
+            ),
             actor=actor(),
             now=c.now(),
         ),

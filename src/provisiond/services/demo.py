@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
 from provisiond.services import directory, profiles
 from provisiond.services.import_formats import ImportFormat, read_import
@@ -103,7 +104,11 @@ async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datet
         )
         passwords[email] = password
     await profiles.create_profile(
-        new_uow(), scope=OPERATOR, name=DEMO_PROFILE, claim_proof="button", actor=actor, now=now
+        new_uow(),
+        scope=OPERATOR,
+        spec=ProfileSpec(DEMO_PROFILE, claim_proof="button"),
+        actor=actor,
+        now=now,
     )
     sink = _MemorySink()
     await register_devices(

@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope, within
 from provisiond.services import devices, directory, webhooks
 from provisiond.settings import load_settings
@@ -149,9 +150,7 @@ async def _check(collated_url: str) -> None:
             await devices.create_device(
                 c.uow(),
                 scope=OPERATOR,
-                serial=f"D{i:03d}",
-                group=path,
-                tags={"k": "v"},
+                spec=DeviceSpec(f"D{i:03d}", group=path, tags={"k": "v"}),
                 actor="t",
                 now=NOW,
             )

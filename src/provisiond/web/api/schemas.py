@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.credentials import Credential
-from provisiond.domain.device import Device
+from provisiond.domain.device import Device, DeviceSpec
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
 from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
@@ -18,6 +18,8 @@ from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_SOURCE_RATE_PER_MINUTE,
     Profile,
+    ProfileChanges,
+    ProfileSpec,
 )
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import User
@@ -233,11 +235,18 @@ class ProfileCreate(Body):
         ),
     )
 
+    def spec(self) -> ProfileSpec:
+        return ProfileSpec(**self.model_dump())
+
 
 class ProfileUpdate(Body):
     reprovision: str | None = Field(None, description="`never`, `with-proof` or `factory-reset`")
     device_secret_min_length: int | None = Field(None, description="1 to 128")
     device_ca: str | None = Field(None, description="a CA's name; null removes it")
+
+    def changes(self) -> ProfileChanges:
+        removed = "device_ca" in self.model_fields_set and self.device_ca is None
+        return ProfileChanges(**self.model_dump(), clear_device_ca=removed)
 
 
 class ProfileJwtKey(Body):
@@ -313,6 +322,9 @@ class DeviceCreate(Body):
     group: str | None = Field(None, description="claim the device for this group")
     owner: str | None = Field(None, description="claim the device for this user (e-mail)")
     tags: dict[str, str] = Field(default_factory=dict)
+
+    def spec(self) -> DeviceSpec:
+        return DeviceSpec(**self.model_dump())
 
 
 class DeviceRead(BaseModel):
