@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -33,6 +34,7 @@ from provisiond.cli.common import (
 from provisiond.domain.broker import topic_prefix
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.device import DeviceSpec
+from provisiond.domain.rendering import device_fields
 from provisiond.errors import InvalidInput, Problem
 from provisiond.protocols.csv_cells import csv_line
 from provisiond.services import devices as device_service
@@ -327,7 +329,7 @@ def list_(
     devices, next_cursor = run(common, work)
     if json:
         output.print_json(
-            {"items": [output.device_dict(d) for d in devices], "next_cursor": next_cursor}
+            {"items": [device_fields(d) for d in devices], "next_cursor": next_cursor}
         )
         return
     output.table(
@@ -391,17 +393,17 @@ def show(
         else None
     )
     if json:
-        out = output.device_dict(device)
+        out = device_fields(device)
         out["topic_prefix"] = prefix
         out["the_things_stack"] = tts
         out["credentials"] = [output.credential_dict(cr) for cr in creds]
         out["events"] = [output.event_dict(e) for e in events]
         output.print_json(out)
         return
-    d = output.device_dict(device)
+    d = device_fields(device)
     output.table(
         ["field", "value"],
-        [(k, v) for k, v in d.items() if k != "tags"],
+        [(k, v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items() if k != "tags"],
         title=f"device {device.serial}",
     )
     if device.tags:
@@ -450,7 +452,7 @@ def create(
         ),
     )
     if json:
-        out = output.device_dict(device)
+        out = device_fields(device)
         out["credential"] = {"type": issued.credential.type.value, "secret": issued.secret}
         output.print_json(out)
         return
@@ -553,7 +555,7 @@ def delete(
         ),
     )
     if json:
-        output.print_json(output.device_dict(device))
+        output.print_json(device_fields(device))
     else:
         output.success(f"deleted {device.serial}")
 
@@ -623,7 +625,7 @@ class _ExportWriter:
 
     def write(self, device: Any) -> None:
         if self.fmt is ImportFormat.JSONL:
-            self.target.write(orjson.dumps(output.device_dict(device)).decode() + "\n")
+            self.target.write(orjson.dumps(device_fields(device)).decode() + "\n")
             return
         owner = device.owner_email or ""
         group = device.group_path if not owner and device.group_path else ""

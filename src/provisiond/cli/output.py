@@ -13,7 +13,6 @@ from rich.text import Text
 
 from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.credentials import Credential
-from provisiond.domain.device import Device
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
 from provisiond.domain.profiles import Profile
@@ -62,23 +61,6 @@ def table(
 
 
 # ----------------------------------------------------------------------------- to dicts
-
-
-def device_dict(d: Device) -> dict[str, Any]:
-    return {
-        "id": str(d.id),
-        "serial": d.serial,
-        "name": d.name,
-        "model": d.model,
-        "state": d.state.value,
-        "group": d.group_path,
-        "owner_kind": d.owner_kind,
-        "owner": d.owner_email if d.owner_user_id else d.group_path,
-        "tags": d.tags,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "claimed_at": d.claimed_at.isoformat() if d.claimed_at else None,
-    }
 
 
 def group_dict(g: Group, devices: int | None = None) -> dict[str, Any]:

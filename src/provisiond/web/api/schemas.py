@@ -21,6 +21,7 @@ from provisiond.domain.profiles import (
     ProfileChanges,
     ProfileSpec,
 )
+from provisiond.domain.rendering import device_fields
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import User
 from provisiond.domain.webhooks import Delivery, Webhook
@@ -343,20 +344,7 @@ class DeviceRead(BaseModel):
 
     @classmethod
     def of(cls, d: Device) -> DeviceRead:
-        return cls(
-            id=d.id,
-            serial=d.serial,
-            name=d.name,
-            model=d.model,
-            state=d.state.value,
-            group=d.group_path,
-            owner_kind=d.owner_kind,
-            owner=d.owner_email if d.owner_user_id else d.group_path,
-            tags=d.tags,
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            claimed_at=d.claimed_at,
-        )
+        return cls(**device_fields(d))
 
 
 class CredentialRead(BaseModel):
