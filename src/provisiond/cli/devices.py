@@ -21,12 +21,9 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
     collect_pages,
+    common_options,
     fail,
     parse_tag_options,
     run,
@@ -133,7 +130,9 @@ def _open_input(path: str) -> tuple[IO[bytes], int | None]:
 
 
 @app.command("import")
+@common_options()
 def import_(
+    common: Common,
     file: Annotated[str, typer.Argument(help="CSV or JSON-lines file; - reads standard input.")],
     credentials_out: Annotated[
         Path,
@@ -168,20 +167,15 @@ def import_(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing credentials file.")
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Register devices in bulk from a spreadsheet: all of them, or none when anything is wrong."""
-    common = Common(database, config, json, debug)
     try:
         import_format = ImportFormat.parse(fmt) if fmt else ImportFormat.guess(file)
         stream, size = _open_input(file)
         sink = CredentialsFile(credentials_out, overwrite=overwrite)
     except InvalidInput as err:
         fail(common, err)
-    show_progress = not json and output.stderr.is_terminal
+    show_progress = not common.json and output.stderr.is_terminal
     started = time.perf_counter()
     try:
         with _progress(show_progress, size) as advance:
@@ -291,7 +285,9 @@ def _report_import(common: Common, result: Any, creds: Path, seconds: float) -> 
 
 
 @app.command("list")
+@common_options()
 def list_(
+    common: Common,
     group: GroupFilter = None,
     state: StateFilter = None,
     model: ModelFilter = None,
@@ -300,13 +296,8 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", help="Devices per page (1-500).")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just one.")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """List devices in serial order, filtered by group subtree, state, model and tags."""
-    common = Common(database, config, json, debug)
     tags = parse_tag_options(tag)
 
     async def work(c: Container) -> tuple[list[Any], str | None]:
@@ -327,7 +318,7 @@ def list_(
         )
 
     devices, next_cursor = run(common, work)
-    if json:
+    if common.json:
         output.print_json(
             {"items": [device_fields(d) for d in devices], "next_cursor": next_cursor}
         )
@@ -352,15 +343,12 @@ def list_(
 
 
 @app.command("show")
+@common_options()
 def show(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The device's serial (normalised).")],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """One device: fields, tags, credentials (never their secrets) and its timeline."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> tuple[Any, Any, Any, str, Any]:
         device, creds, events = await device_service.get_device_detail(
@@ -392,7 +380,7 @@ def show(
         if network
         else None
     )
-    if json:
+    if common.json:
         out = device_fields(device)
         out["topic_prefix"] = prefix
         out["the_things_stack"] = tts
@@ -425,20 +413,17 @@ def show(
 
 
 @app.command("create")
+@common_options()
 def create(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The serial printed on the device.")],
     name: Annotated[str | None, typer.Option("--name")] = None,
     model: Annotated[str | None, typer.Option("--model")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Claim it for this group.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Claim it for this user.")] = None,
     tag: TagFilter = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Register one device and print its access token (shown once)."""
-    common = Common(database, config, json, debug)
     tags = parse_tag_options(tag)
     device, issued = run(
         common,
@@ -451,7 +436,7 @@ def create(
             sealer=c.broker_sealer,
         ),
     )
-    if json:
+    if common.json:
         out = device_fields(device)
         out["credential"] = {"type": issued.credential.type.value, "secret": issued.secret}
         output.print_json(out)
@@ -462,7 +447,9 @@ def create(
 
 
 @app.command("rotate")
+@common_options()
 def rotate(
+    common: Common,
     serial: Annotated[str, typer.Argument()],
     kind: Annotated[
         str | None,
@@ -470,13 +457,8 @@ def rotate(
             "--type", help="access-token or mqtt-basic (default: the kind the device has)."
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Issue the device a new credential and revoke the one it replaces (shown once)."""
-    common = Common(database, config, json, debug)
     try:
         ctype = CredentialType(kind) if kind else None
     except ValueError:
@@ -499,7 +481,7 @@ def rotate(
             sealer=c.broker_sealer,
         ),
     )
-    if json:
+    if common.json:
         output.print_json({"serial": done.serial, **done.as_dict()})
         return
     output.success(f"{done.serial}: new {done.credential.type} credential; the old one is revoked")
@@ -510,22 +492,19 @@ def rotate(
 
 
 @app.command("revoke")
+@common_options()
 def revoke(
+    common: Common,
     serial: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Revoke every credential the device connects with (its broker accounts go too)."""
-    common = Common(database, config, json, debug)
     revoked = run(
         common,
         lambda c: revoke_credentials(
             c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(
             {"serial": serial, "revoked": [output.credential_dict(cr) for cr in revoked]}
         )
@@ -536,16 +515,13 @@ def revoke(
 
 
 @app.command("delete")
+@common_options()
 def delete(
+    common: Common,
     serial: Annotated[str, typer.Argument()],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Delete a device and its credentials. Its history stays in the audit log."""
-    common = Common(database, config, json, debug)
     if not yes and not typer.confirm(f"delete device {serial} and its credentials?"):
         raise typer.Exit(1)
     device = run(
@@ -554,14 +530,16 @@ def delete(
             c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(device_fields(device))
     else:
         output.success(f"deleted {device.serial}")
 
 
 @app.command("export")
+@common_options(json=False)
 def export(
+    common: Common,
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: stdout).")
     ] = None,
@@ -570,12 +548,8 @@ def export(
     state: StateFilter = None,
     model: ModelFilter = None,
     tag: TagFilter = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Write devices (never secrets) as CSV in the import format, or as JSON lines."""
-    common = Common(database, config, False, debug)
     tags = parse_tag_options(tag)
     try:
         export_format = ImportFormat.parse(fmt)
