@@ -38,6 +38,7 @@ async def seed(database: str, pages: int) -> dict[str, str]:
     from provisiond.bootstrap import open_container
     from provisiond.domain.profiles import ProfileSpec
     from provisiond.domain.scope import Scope
+    from provisiond.domain.users import UserSpec
     from provisiond.services import directory, profiles
     from provisiond.services.import_formats import ImportFormat, read_import
     from provisiond.services.registration import ImportOptions, register_devices
@@ -67,10 +68,9 @@ async def seed(database: str, pages: int) -> dict[str, str]:
         await directory.create_user(
             c.uow(),
             scope=Scope.operator(),
-            email="tech@kanarra.example",
-            password=PASSWORD,
-            role="installer",
-            group="Kanarra",
+            spec=UserSpec(
+                "tech@kanarra.example", password=PASSWORD, role="installer", group="Kanarra"
+            ),
             actor="bench",
             now=c.now(),
         )

@@ -46,6 +46,7 @@ async def seed(database: str) -> None:
     from provisiond.bootstrap import open_container
     from provisiond.domain.profiles import ProfileSpec
     from provisiond.domain.scope import Scope
+    from provisiond.domain.users import UserSpec
     from provisiond.services import directory, profiles
     from provisiond.settings import load_settings
 
@@ -53,10 +54,9 @@ async def seed(database: str) -> None:
         await directory.create_user(
             c.uow(),
             scope=Scope.operator(),
-            email="tech@kanarra.example",
-            password=PASSWORD,
-            role="installer",
-            group="Kanarra",
+            spec=UserSpec(
+                "tech@kanarra.example", password=PASSWORD, role="installer", group="Kanarra"
+            ),
             actor="bench",
             now=c.now(),
         )

@@ -19,7 +19,7 @@ from provisiond.domain.claims import Claim, ClaimProof, ClaimStatus, ClaimTarget
 from provisiond.domain.device import DeviceSpec
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
-from provisiond.domain.users import Role
+from provisiond.domain.users import Role, UserSpec
 from provisiond.services import claiming, devices, directory
 from provisiond.settings import load_settings
 from tests.support.containers import within
@@ -34,10 +34,9 @@ async def history(c: Container) -> dict[str, list[str]]:
     user = await directory.create_user(
         c.uow(),
         scope=OPERATOR,
-        email="gina@globex.example",
-        password="correct horse battery",
-        role="admin",
-        group="Globex",
+        spec=UserSpec(
+            "gina@globex.example", password="correct horse battery", role="admin", group="Globex"
+        ),
         actor="t",
         now=NOW,
     )
@@ -47,10 +46,9 @@ async def history(c: Container) -> dict[str, list[str]]:
     amy = await directory.create_user(
         c.uow(),
         scope=OPERATOR,
-        email="amy@acme.example",
-        password="correct horse battery",
-        role="admin",
-        group="Acme",
+        spec=UserSpec(
+            "amy@acme.example", password="correct horse battery", role="admin", group="Acme"
+        ),
         actor="t",
         now=NOW,
     )

@@ -16,7 +16,8 @@ from provisiond.cli.common import (
     fail,
     run,
 )
-from provisiond.domain.tokens import ApiToken
+from provisiond.domain.tokens import ApiToken, TokenSpec
+from provisiond.domain.users import UserSpec
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import directory
 from provisiond.services.paging import every_page
@@ -123,10 +124,7 @@ def users_create(
         lambda c: directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email=email,
-            password=password,
-            role=role,
-            group=group,
+            spec=UserSpec(email, password, role, group),
             actor=actor(),
             now=c.now(),
         ),
@@ -281,10 +279,7 @@ def tokens_create(
         lambda c: directory.create_token(
             c.uow(),
             scope=OPERATOR,
-            name=name,
-            role=role,
-            group=group,
-            expires=expires,
+            spec=TokenSpec(name, role, group, expires),
             actor=actor(),
             now=c.now(),
         ),

@@ -13,6 +13,7 @@ import pytest
 from provisiond.bootstrap import Container
 from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
+from provisiond.domain.users import UserSpec
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claiming import release_device
@@ -240,10 +241,12 @@ def test_release_and_delete_remove_the_end_device(database_url: str, standin: St
         admin = await directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email="boss@kanarra.example",
-            password="correct horse battery",
-            role="admin",
-            group="Kanarra",
+            spec=UserSpec(
+                "boss@kanarra.example",
+                password="correct horse battery",
+                role="admin",
+                group="Kanarra",
+            ),
             actor="tests",
             now=c.now(),
         )

@@ -15,7 +15,7 @@ from provisiond.bootstrap import Container
 from provisiond.domain.claims import ClaimProof
 from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
-from provisiond.domain.users import Role
+from provisiond.domain.users import Role, UserSpec
 from provisiond.errors import Forbidden
 from provisiond.services import claiming, directory
 from provisiond.services import devices as device_service
@@ -76,10 +76,12 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
         alice = await directory.create_user(
             c.uow(),
             scope=Scope.operator(),
-            email="alice@acme.example",
-            password="correct horse battery",
-            role="installer",
-            group="Acme",
+            spec=UserSpec(
+                "alice@acme.example",
+                password="correct horse battery",
+                role="installer",
+                group="Acme",
+            ),
             actor="tests",
             now=c.now(),
         )

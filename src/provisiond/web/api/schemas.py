@@ -22,8 +22,8 @@ from provisiond.domain.profiles import (
     ProfileSpec,
 )
 from provisiond.domain.rendering import device_fields
-from provisiond.domain.tokens import ApiToken
-from provisiond.domain.users import User
+from provisiond.domain.tokens import ApiToken, TokenSpec
+from provisiond.domain.users import User, UserSpec
 from provisiond.domain.webhooks import Delivery, Webhook
 
 
@@ -66,6 +66,9 @@ class UserCreate(Body):
     password: str = Field(min_length=1)
     role: str = Field(description="admin, installer or viewer")
     group: str = Field(description="path of the user's group")
+
+    def spec(self) -> UserSpec:
+        return UserSpec(**self.model_dump())
 
 
 class UserRead(BaseModel):
@@ -129,6 +132,9 @@ class TokenCreate(Body):
             "or the caller's own expiry when it has one"
         ),
     )
+
+    def spec(self) -> TokenSpec:
+        return TokenSpec(**self.model_dump())
 
 
 class TokenRead(BaseModel):
