@@ -21,7 +21,7 @@ from provisiond.domain.profiles import (
     ProfileChanges,
     ProfileSpec,
 )
-from provisiond.domain.rendering import device_fields
+from provisiond.domain.rendering import device_fields, profile_fields
 from provisiond.domain.tokens import ApiToken, TokenSpec
 from provisiond.domain.users import User, UserSpec
 from provisiond.domain.webhooks import Delivery, Webhook
@@ -291,31 +291,7 @@ class ProfileRead(BaseModel):
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
-        return cls(
-            id=p.id,
-            name=p.name,
-            key=p.key,
-            strategy=p.strategy.value,
-            group=p.group_path,
-            model=p.model,
-            credentials=[t.value for t in p.credential_types],
-            rate_per_minute=p.rate_per_minute,
-            source_rate_per_minute=p.source_rate_per_minute,
-            enabled=p.enabled,
-            created_at=p.created_at,
-            updated_at=p.updated_at,
-            secret_rotated_at=p.secret_rotated_at,
-            registration_algorithm="ES256" if p.jwt_public_key else "HS256",
-            ca=p.ca_name,
-            certificate_days=p.certificate_days,
-            claim_proof=p.claim_proof.value if p.claim_proof else None,
-            claim_window=p.claim_window_seconds,
-            release_policy=p.release_policy.value,
-            lorawan=p.network.to_json(),
-            reprovision=p.reprovision.value,
-            device_secret_min_length=p.device_secret_min_length,
-            device_ca=p.device_ca_name,
-        )
+        return cls(**profile_fields(p))
 
 
 class ProfileWithSecret(ProfileRead):
