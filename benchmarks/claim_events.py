@@ -36,7 +36,9 @@ PASSWORD = "benchmark password"  # a throwaway benchmark user's
 async def seed(database: str, pages: int) -> dict[str, str]:
     """The organisation, user, profile and devices; returns serial -> access token."""
     from provisiond.bootstrap import open_container
+    from provisiond.domain.profiles import ProfileSpec
     from provisiond.domain.scope import Scope
+    from provisiond.domain.users import UserSpec
     from provisiond.services import directory, profiles
     from provisiond.services.import_formats import ImportFormat, read_import
     from provisiond.services.registration import ImportOptions, register_devices
@@ -66,19 +68,16 @@ async def seed(database: str, pages: int) -> dict[str, str]:
         await directory.create_user(
             c.uow(),
             scope=Scope.operator(),
-            email="tech@kanarra.example",
-            password=PASSWORD,
-            role="installer",
-            group="Kanarra",
+            spec=UserSpec(
+                "tech@kanarra.example", password=PASSWORD, role="installer", group="Kanarra"
+            ),
             actor="bench",
             now=c.now(),
         )
         await profiles.create_profile(
             c.uow(),
             scope=Scope.operator(),
-            name="buttons",
-            claim_proof="button",
-            claim_window=3600,
+            spec=ProfileSpec("buttons", claim_proof="button", claim_window=3600),
             actor="bench",
             now=c.now(),
         )

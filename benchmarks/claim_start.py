@@ -44,7 +44,9 @@ from common import (
 
 async def seed(database: str) -> None:
     from provisiond.bootstrap import open_container
+    from provisiond.domain.profiles import ProfileSpec
     from provisiond.domain.scope import Scope
+    from provisiond.domain.users import UserSpec
     from provisiond.services import directory, profiles
     from provisiond.settings import load_settings
 
@@ -52,18 +54,16 @@ async def seed(database: str) -> None:
         await directory.create_user(
             c.uow(),
             scope=Scope.operator(),
-            email="tech@kanarra.example",
-            password=PASSWORD,
-            role="installer",
-            group="Kanarra",
+            spec=UserSpec(
+                "tech@kanarra.example", password=PASSWORD, role="installer", group="Kanarra"
+            ),
             actor="bench",
             now=c.now(),
         )
         await profiles.create_profile(
             c.uow(),
             scope=Scope.operator(),
-            name="buttons",
-            claim_proof="button",
+            spec=ProfileSpec("buttons", claim_proof="button"),
             actor="bench",
             now=c.now(),
         )

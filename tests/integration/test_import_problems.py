@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from provisiond.bootstrap import open_container
 from provisiond.domain.scope import Scope
+from provisiond.domain.users import UserSpec
 from provisiond.errors import ImportInvalid
 from provisiond.services import directory
 from provisiond.services.import_formats import ImportFormat, read_import
@@ -138,10 +139,9 @@ def run_import(database_url: str, data: bytes, fmt: ImportFormat) -> list[str]:
             await directory.create_user(
                 c.uow(),
                 scope=OPERATOR,
-                email="tech@example.com",
-                password="correct horse",
-                role="installer",
-                group="Org",
+                spec=UserSpec(
+                    "tech@example.com", password="correct horse", role="installer", group="Org"
+                ),
                 actor="t",
                 now=NOW,
             )

@@ -16,9 +16,10 @@ from typing import Any
 
 from provisiond.bootstrap import Container
 from provisiond.domain.claims import Claim, ClaimProof, ClaimStatus, ClaimTarget
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
-from provisiond.domain.users import Role
+from provisiond.domain.users import Role, UserSpec
 from provisiond.services import devices, directory
 from provisiond.services.claims import visibility
 from provisiond.settings import load_settings
@@ -34,23 +35,21 @@ async def history(c: Container) -> dict[str, list[str]]:
     user = await directory.create_user(
         c.uow(),
         scope=OPERATOR,
-        email="gina@globex.example",
-        password="correct horse battery",
-        role="admin",
-        group="Globex",
+        spec=UserSpec(
+            "gina@globex.example", password="correct horse battery", role="admin", group="Globex"
+        ),
         actor="t",
         now=NOW,
     )
     device, _ = await devices.create_device(
-        c.uow(), scope=OPERATOR, serial="KEPT-1", group="Globex/Site", actor="t", now=NOW
+        c.uow(), scope=OPERATOR, spec=DeviceSpec("KEPT-1", group="Globex/Site"), actor="t", now=NOW
     )
     amy = await directory.create_user(
         c.uow(),
         scope=OPERATOR,
-        email="amy@acme.example",
-        password="correct horse battery",
-        role="admin",
-        group="Acme",
+        spec=UserSpec(
+            "amy@acme.example", password="correct horse battery", role="admin", group="Acme"
+        ),
         actor="t",
         now=NOW,
     )

@@ -6,6 +6,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from provisiond.bootstrap import Container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services.outbox import Dispatcher
@@ -35,7 +36,12 @@ def name(token: str) -> str:
 
 def make_device(c: Container, serial: str) -> Awaitable[Any]:
     return device_service.create_device(
-        c.uow(), scope=OPERATOR, serial=serial, actor="tests", now=c.now(), sealer=c.broker_sealer
+        c.uow(),
+        scope=OPERATOR,
+        spec=DeviceSpec(serial),
+        actor="tests",
+        now=c.now(),
+        sealer=c.broker_sealer,
     )
 
 

@@ -27,11 +27,8 @@ from provisiond.cli.cas import app as ca_app
 from provisiond.cli.codes import app as codes_app
 from provisiond.cli.common import (
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     guard,
     run,
 )
@@ -163,7 +160,9 @@ def _serve(
 
 
 @app.command()
+@common_options(json=False)
 def serve(
+    common: Common,
     host: HostOpt = None,
     port: PortOpt = None,
     log_level: Annotated[str | None, typer.Option("--log-level")] = None,
@@ -192,12 +191,8 @@ def serve(
             help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Serve the REST API, the device API, health and metrics (HTTP; CoAP when asked)."""
-    common = Common(database, config, False, debug)
     if migrate:
         guard(common, lambda: upgrade_database(common.settings()))
     else:
@@ -206,16 +201,14 @@ def serve(
 
 
 @app.command("demo")
+@common_options(json=False)
 def demo_command(
+    common: Common,
     host: HostOpt = None,
     port: PortOpt = None,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only, do not serve.")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Set up the database with a small demo organisation, then serve it."""
-    common = Common(database, config, False, debug)
     settings = guard(common, lambda: common.settings(host=host, port=port))
     guard(common, lambda: upgrade_database(settings))
 
@@ -258,14 +251,12 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
 
 
 @db.command("upgrade")
+@common_options(json=False)
 def db_upgrade(
+    common: Common,
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Create or upgrade the schema (safe to run again)."""
-    common = Common(database, config, False, debug)
     settings = guard(common, common.settings)
     guard(common, lambda: upgrade_database(settings, revision))
     current, head = guard(common, lambda: database_revision(settings))
@@ -279,15 +270,13 @@ def db_upgrade(
 
 
 @db.command("downgrade")
+@common_options(json=False)
 def db_downgrade(
+    common: Common,
     revision: Annotated[str, typer.Argument(help="Target revision ('base' drops everything).")],
     yes: Annotated[bool, typer.Option("--yes", "-y")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Downgrade the schema. Data of dropped tables is lost."""
-    common = Common(database, config, False, debug)
     if not yes and not typer.confirm(f"downgrade to {revision}? data may be lost"):
         raise typer.Exit(1)
     settings = guard(common, common.settings)
@@ -296,16 +285,11 @@ def db_downgrade(
 
 
 @db.command("current")
-def db_current(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def db_current(common: Common) -> None:
     """The schema revision of the database, and the one this provisiond needs."""
-    common = Common(database, config, json, debug)
     current, head = guard(common, lambda: database_revision(common.settings()))
-    if json:
+    if common.json:
         output.print_json({"current": current, "head": head, "up_to_date": current == head})
     else:
         output.stdout.print(
@@ -318,16 +302,11 @@ def db_current(
 
 
 @config_app.command("show")
-def config_show(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def config_show(common: Common) -> None:
     """Print the effective settings, secrets masked."""
-    common = Common(database, config, json, debug)
     masked = guard(common, lambda: common.settings().masked())
-    if json:
+    if common.json:
         output.print_json(masked)
     else:
         output.table(["setting", "value"], sorted(masked.items()))

@@ -8,7 +8,7 @@ import typer
 
 from provisiond.bootstrap import Container
 from provisiond.cli import output
-from provisiond.cli.common import Common, ConfigOpt, DatabaseOpt, DebugOpt, JsonOpt, run
+from provisiond.cli.common import Common, common_options, run
 from provisiond.services.broker_keeper import broker_status
 
 app = typer.Typer(
@@ -20,7 +20,9 @@ app = typer.Typer(
 
 
 @app.command("sync")
+@common_options()
 def sync(
+    common: Common,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
     ] = False,
@@ -31,10 +33,6 @@ def sync(
             help="Set every account's password again (a broker restored from an old backup).",
         ),
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Make the broker's accounts (and roles) match the registry, and say what changed.
 
@@ -42,7 +40,6 @@ def sync(
     new names. With EMQX: record every active credential's user name and end the sessions
     of the names no longer active. Safe to run at any time and as often as wanted: a second
     run changes nothing."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> dict[str, Any]:
         async with c.broker_sync() as broker:
@@ -50,7 +47,7 @@ def sync(
         return {"kind": c.settings.broker.kind.value, **report.as_dict()}
 
     report = run(common, work)
-    if json:
+    if common.json:
         output.print_json(report)
     else:
         verb = "would be" if dry_run else "were"
@@ -79,20 +76,15 @@ def sync(
 
 
 @app.command("status")
-def status(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def status(common: Common) -> None:
     """Devices waiting for their broker accounts, and the accounts provisiond made."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> dict[str, Any]:
         return {"kind": c.settings.broker.kind.value, **await broker_status(c.uow())}
 
     state = run(common, work)
-    if json:
+    if common.json:
         output.print_json(state)
         return
     made = "user name(s) recorded" if state["kind"] == "emqx" else "account(s) made"

@@ -12,11 +12,8 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     run,
 )
 from provisiond.services import certificates
@@ -58,19 +55,16 @@ def _report(common: Common, ca: CaInfo, what: str) -> None:
 
 
 @app.command("create")
+@common_options()
 def create(
+    common: Common,
     name: NameArg,
     common_name: Annotated[
         str | None, typer.Option("--common-name", help="The CA certificate's subject CN.")
     ] = None,
     days: Annotated[int, typer.Option("--days", help="How long the CA is valid.")] = 3650,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Create a CA (EC P-256 key, self-signed) and print its certificate (for brokers)."""
-    common = Common(database, config, json, debug)
     ca = run(
         common,
         lambda c: certificates.create_ca(
@@ -89,7 +83,9 @@ def create(
 
 
 @app.command("import")
+@common_options()
 def import_(
+    common: Common,
     name: NameArg,
     certificate: Annotated[
         Path, typer.Option("--cert", exists=True, dir_okay=False, help="The CA certificate (PEM).")
@@ -111,14 +107,9 @@ def import_(
             help="The key file is encrypted: read its password from standard input.",
         ),
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Import an existing CA: its certificate and the matching private key (or its
     certificate only)."""
-    common = Common(database, config, json, debug)
     if key is None:
         ca = run(
             common,
@@ -152,16 +143,11 @@ def import_(
 
 
 @app.command("list")
-def list_(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def list_(common: Common) -> None:
     """Certificate authorities (never their keys)."""
-    common = Common(database, config, json, debug)
     rows = run(common, lambda c: certificates.list_cas(c.uow()))
-    if json:
+    if common.json:
         output.print_json([_dict(ca) for ca in rows])
         return
     output.table(
@@ -183,35 +169,29 @@ def list_(
 
 
 @app.command("show")
+@common_options()
 def show(
+    common: Common,
     name: NameArg,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Print a CA's certificate (PEM), e.g. for a broker's cafile."""
-    common = Common(database, config, json, debug)
     ca = run(common, lambda c: certificates.get_ca(c.uow(), name=name))
-    if json:
+    if common.json:
         output.print_json(_dict(ca))
     else:
         output.stdout.print(ca.certificate_pem, end="", markup=False, highlight=False)
 
 
 @app.command("crl")
+@common_options()
 def crl(
+    common: Common,
     name: NameArg,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Print a CA's current CRL (PEM, as Mosquitto's crlfile reads it), made first if it is
     due; e.g. the first file, before Mosquitto starts (serve keeps crl_dir's up to date)."""
-    common = Common(database, config, json, debug)
     current = run(common, lambda c: c.crl_maker.make(name))
-    if json:
+    if common.json:
         output.print_json(
             {
                 "name": current.ca_name,

@@ -9,7 +9,7 @@ import segno
 import typer
 
 from provisiond.cli import output
-from provisiond.cli.common import Common, ConfigOpt, DebugOpt, JsonOpt, fail, guard
+from provisiond.cli.common import Common, common_options, fail, guard
 from provisiond.errors import InvalidInput, ProvisiondError
 from provisiond.services import codes as service
 
@@ -19,15 +19,14 @@ app = typer.Typer(
 
 
 @app.command("parse")
+@common_options(database=False, config=False)
 def parse(
+    common: Common,
     text: Annotated[str, typer.Argument(help="The text a QR code or label carries.")],
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Say which format a code is and what it holds (or exactly what is wrong with it)."""
-    common = Common(json=json, debug=debug)
     code = guard(common, lambda: service.describe(text))
-    if json:
+    if common.json:
         output.print_json(
             {
                 "format": code.FORMAT,
@@ -48,7 +47,9 @@ def parse(
 
 
 @app.command("make")
+@common_options(database=False)
 def make(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The device's serial.")],
     fmt: Annotated[
         str, typer.Option("--format", help="url, serial, lorawan, esp or matter.")
@@ -101,12 +102,8 @@ def make(
         Path | None,
         typer.Option("--png", help="Also write the QR code as PNG to this file.", dir_okay=False),
     ] = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Print a device's onboarding code (and write it as a QR image with --svg/--png)."""
-    common = Common(config=config, json=json, debug=debug)
     public_url = base_url or guard(common, lambda: common.settings()).effective_public_url
     options = service.MakeOptions(
         public_url=public_url,
@@ -138,7 +135,7 @@ def make(
         fail(common, InvalidInput(problem))
     except ProvisiondError as err:  # pragma: no cover - segno raises its own errors only
         fail(common, err)
-    if json:
+    if common.json:
         output.print_json({"format": code.FORMAT, "text": text, "fields": code.fields()})
     else:
         output.stdout.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
+import inspect
 import os
 import sys
 import traceback
@@ -64,6 +66,58 @@ class Common:
                 for e in err.errors()
             )
             raise ConfigurationError(f"invalid settings: {problems}") from err
+
+
+_OPTIONS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default), in help order
+    "database": (DatabaseOpt, None),
+    "config": (ConfigOpt, None),
+    "json": (JsonOpt, False),
+    "debug": (DebugOpt, False),
+}
+Command = Callable[..., None]
+
+
+def common_options(
+    *, database: bool = True, config: bool = True, json: bool = True, debug: bool = True
+) -> Callable[[Command], Command]:
+    """Give a command the shared options, declared here once: the command takes ``common:
+    Common`` and Typer sees, after its own options, ``--database``, ``--config``, ``--json``
+    and ``--debug`` (those not turned off here)."""
+    wanted = [
+        name
+        for name, on in (
+            ("database", database),
+            ("config", config),
+            ("json", json),
+            ("debug", debug),
+        )
+        if on
+    ]
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "common"]
+        shared = [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=_OPTIONS[name][1],
+                annotation=_OPTIONS[name][0],
+            )
+            for name in wanted
+        ]
+
+        @functools.wraps(command)
+        def with_common(**kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in wanted}
+            command(common=Common(**given), **kwargs)
+
+        parameters = [*own, *shared]
+        with_common.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_common.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_common
+
+    return decorate
 
 
 def actor() -> str:

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -20,18 +21,17 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
     collect_pages,
+    common_options,
     fail,
     parse_tag_options,
     run,
 )
 from provisiond.domain.broker import topic_prefix
 from provisiond.domain.credentials import CredentialType
+from provisiond.domain.device import DeviceSpec
+from provisiond.domain.rendering import device_fields
 from provisiond.errors import InvalidInput, Problem
 from provisiond.protocols.csv_cells import csv_line
 from provisiond.services import devices as device_service
@@ -130,7 +130,9 @@ def _open_input(path: str) -> tuple[IO[bytes], int | None]:
 
 
 @app.command("import")
+@common_options()
 def import_(
+    common: Common,
     file: Annotated[str, typer.Argument(help="CSV or JSON-lines file; - reads standard input.")],
     credentials_out: Annotated[
         Path,
@@ -165,20 +167,15 @@ def import_(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing credentials file.")
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Register devices in bulk from a spreadsheet: all of them, or none when anything is wrong."""
-    common = Common(database, config, json, debug)
     try:
         import_format = ImportFormat.parse(fmt) if fmt else ImportFormat.guess(file)
         stream, size = _open_input(file)
         sink = CredentialsFile(credentials_out, overwrite=overwrite)
     except InvalidInput as err:
         fail(common, err)
-    show_progress = not json and output.stderr.is_terminal
+    show_progress = not common.json and output.stderr.is_terminal
     started = time.perf_counter()
     try:
         with _progress(show_progress, size) as advance:
@@ -288,7 +285,9 @@ def _report_import(common: Common, result: Any, creds: Path, seconds: float) -> 
 
 
 @app.command("list")
+@common_options()
 def list_(
+    common: Common,
     group: GroupFilter = None,
     state: StateFilter = None,
     model: ModelFilter = None,
@@ -297,13 +296,8 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", help="Devices per page (1-500).")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just one.")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """List devices in serial order, filtered by group subtree, state, model and tags."""
-    common = Common(database, config, json, debug)
     tags = parse_tag_options(tag)
 
     async def work(c: Container) -> tuple[list[Any], str | None]:
@@ -324,9 +318,9 @@ def list_(
         )
 
     devices, next_cursor = run(common, work)
-    if json:
+    if common.json:
         output.print_json(
-            {"items": [output.device_dict(d) for d in devices], "next_cursor": next_cursor}
+            {"items": [device_fields(d) for d in devices], "next_cursor": next_cursor}
         )
         return
     output.table(
@@ -349,15 +343,12 @@ def list_(
 
 
 @app.command("show")
+@common_options()
 def show(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The device's serial (normalised).")],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """One device: fields, tags, credentials (never their secrets) and its timeline."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> tuple[Any, Any, Any, str, Any]:
         device, creds, events = await device_service.get_device_detail(
@@ -389,18 +380,18 @@ def show(
         if network
         else None
     )
-    if json:
-        out = output.device_dict(device)
+    if common.json:
+        out = device_fields(device)
         out["topic_prefix"] = prefix
         out["the_things_stack"] = tts
         out["credentials"] = [output.credential_dict(cr) for cr in creds]
         out["events"] = [output.event_dict(e) for e in events]
         output.print_json(out)
         return
-    d = output.device_dict(device)
+    d = device_fields(device)
     output.table(
         ["field", "value"],
-        [(k, v) for k, v in d.items() if k != "tags"],
+        [(k, v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items() if k != "tags"],
         title=f"device {device.serial}",
     )
     if device.tags:
@@ -422,39 +413,31 @@ def show(
 
 
 @app.command("create")
+@common_options()
 def create(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The serial printed on the device.")],
     name: Annotated[str | None, typer.Option("--name")] = None,
     model: Annotated[str | None, typer.Option("--model")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Claim it for this group.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Claim it for this user.")] = None,
     tag: TagFilter = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Register one device and print its access token (shown once)."""
-    common = Common(database, config, json, debug)
     tags = parse_tag_options(tag)
     device, issued = run(
         common,
         lambda c: device_service.create_device(
             c.uow(),
             scope=OPERATOR,
-            serial=serial,
-            name=name,
-            model=model,
-            group=group,
-            owner=owner,
-            tags=tags,
+            spec=DeviceSpec(serial, name, model, group, owner, tags),
             actor=actor(),
             now=c.now(),
             sealer=c.broker_sealer,
         ),
     )
-    if json:
-        out = output.device_dict(device)
+    if common.json:
+        out = device_fields(device)
         out["credential"] = {"type": issued.credential.type.value, "secret": issued.secret}
         output.print_json(out)
         return
@@ -464,7 +447,9 @@ def create(
 
 
 @app.command("rotate")
+@common_options()
 def rotate(
+    common: Common,
     serial: Annotated[str, typer.Argument()],
     kind: Annotated[
         str | None,
@@ -472,13 +457,8 @@ def rotate(
             "--type", help="access-token or mqtt-basic (default: the kind the device has)."
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Issue the device a new credential and revoke the one it replaces (shown once)."""
-    common = Common(database, config, json, debug)
     try:
         ctype = CredentialType(kind) if kind else None
     except ValueError:
@@ -501,7 +481,7 @@ def rotate(
             sealer=c.broker_sealer,
         ),
     )
-    if json:
+    if common.json:
         output.print_json({"serial": done.serial, **done.as_dict()})
         return
     output.success(f"{done.serial}: new {done.credential.type} credential; the old one is revoked")
@@ -512,22 +492,19 @@ def rotate(
 
 
 @app.command("revoke")
+@common_options()
 def revoke(
+    common: Common,
     serial: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Revoke every credential the device connects with (its broker accounts go too)."""
-    common = Common(database, config, json, debug)
     revoked = run(
         common,
         lambda c: revoke_credentials(
             c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(
             {"serial": serial, "revoked": [output.credential_dict(cr) for cr in revoked]}
         )
@@ -538,16 +515,13 @@ def revoke(
 
 
 @app.command("delete")
+@common_options()
 def delete(
+    common: Common,
     serial: Annotated[str, typer.Argument()],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Delete a device and its credentials. Its history stays in the audit log."""
-    common = Common(database, config, json, debug)
     if not yes and not typer.confirm(f"delete device {serial} and its credentials?"):
         raise typer.Exit(1)
     device = run(
@@ -556,14 +530,16 @@ def delete(
             c.uow(), scope=OPERATOR, serial=serial, actor=actor(), now=c.now()
         ),
     )
-    if json:
-        output.print_json(output.device_dict(device))
+    if common.json:
+        output.print_json(device_fields(device))
     else:
         output.success(f"deleted {device.serial}")
 
 
 @app.command("export")
+@common_options(json=False)
 def export(
+    common: Common,
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: stdout).")
     ] = None,
@@ -572,12 +548,8 @@ def export(
     state: StateFilter = None,
     model: ModelFilter = None,
     tag: TagFilter = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Write devices (never secrets) as CSV in the import format, or as JSON lines."""
-    common = Common(database, config, False, debug)
     tags = parse_tag_options(tag)
     try:
         export_format = ImportFormat.parse(fmt)
@@ -627,7 +599,7 @@ class _ExportWriter:
 
     def write(self, device: Any) -> None:
         if self.fmt is ImportFormat.JSONL:
-            self.target.write(orjson.dumps(output.device_dict(device)).decode() + "\n")
+            self.target.write(orjson.dumps(device_fields(device)).decode() + "\n")
             return
         owner = device.owner_email or ""
         group = device.group_path if not owner and device.group_path else ""

@@ -11,15 +11,13 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     fail,
     run,
 )
-from provisiond.domain.tokens import ApiToken
+from provisiond.domain.tokens import ApiToken, TokenSpec
+from provisiond.domain.users import UserSpec
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import directory
 from provisiond.services.paging import every_page
@@ -33,22 +31,19 @@ tokens = typer.Typer(help="Operator API tokens for the REST API.", no_args_is_he
 
 
 @groups.command("create")
+@common_options()
 def groups_create(
+    common: Common,
     path: Annotated[str, typer.Argument(help="e.g. Sadler-Isberg/West/Anaheim")],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Create a group and any missing parents (like mkdir -p)."""
-    common = Common(database, config, json, debug)
     group, created = run(
         common,
         lambda c: directory.create_group(
             c.uow(), scope=OPERATOR, path=path, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json({**output.group_dict(group), "created": [g.path for g in created]})
     elif created:
         output.success("created " + ", ".join(g.path for g in created))
@@ -57,15 +52,12 @@ def groups_create(
 
 
 @groups.command("list")
+@common_options()
 def groups_list(
+    common: Common,
     under: Annotated[str | None, typer.Option("--under", help="Only this subtree.")] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """The group tree, with the number of devices directly in each group."""
-    common = Common(database, config, json, debug)
     rows = run(
         common,
         lambda c: every_page(
@@ -74,29 +66,26 @@ def groups_list(
             )
         ),
     )
-    if json:
+    if common.json:
         output.print_json([output.group_dict(g, n) for g, n in rows])
         return
     output.table(["group", "devices"], [("  " * g.depth + g.name, n) for g, n in rows])
 
 
 @groups.command("delete")
+@common_options()
 def groups_delete(
+    common: Common,
     path: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Delete an empty group (no subgroups, users or devices)."""
-    common = Common(database, config, json, debug)
     group = run(
         common,
         lambda c: directory.delete_group(
             c.uow(), scope=OPERATOR, path=path, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.group_dict(group))
     else:
         output.success(f"deleted {group.path}")
@@ -118,50 +107,41 @@ def _read_password(common: Common, from_stdin: bool) -> str:
 
 
 @users.command("create")
+@common_options()
 def users_create(
+    common: Common,
     email: Annotated[str, typer.Argument()],
     group: Annotated[str, typer.Option("--group", help="The group the user belongs to.")],
     role: Annotated[str, typer.Option("--role", help="admin, installer or viewer.")],
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Create a user who signs in with e-mail and password."""
-    common = Common(database, config, json, debug)
     password = _read_password(common, password_stdin)
     user = run(
         common,
         lambda c: directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email=email,
-            password=password,
-            role=role,
-            group=group,
+            spec=UserSpec(email, password, role, group),
             actor=actor(),
             now=c.now(),
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.user_dict(user))
     else:
         output.success(f"created {user.role} {user.email} in {user.group_path}")
 
 
 @users.command("list")
+@common_options()
 def users_list(
+    common: Common,
     under: Annotated[str | None, typer.Option("--under", help="Only this subtree.")] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Users, with their role and group."""
-    common = Common(database, config, json, debug)
     rows = run(
         common,
         lambda c: every_page(
@@ -170,7 +150,7 @@ def users_list(
             )
         ),
     )
-    if json:
+    if common.json:
         output.print_json([output.user_dict(u) for u in rows])
         return
     output.table(
@@ -180,45 +160,39 @@ def users_list(
 
 
 @users.command("disable")
+@common_options()
 def users_disable(
+    common: Common,
     email: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Disable a user: sign-in refused, every session ended at once. Their claims and
     devices stay in the audit log and stay theirs until released."""
-    common = Common(database, config, json, debug)
     user, ended = run(
         common,
         lambda c: directory.set_user_disabled(
             c.uow(), scope=OPERATOR, email=email, disabled=True, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json({**output.user_dict(user), "sessions_ended": ended})
     else:
         output.success(f"disabled {user.email} ({ended} session(s) ended)")
 
 
 @users.command("enable")
+@common_options()
 def users_enable(
+    common: Common,
     email: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Let a disabled user sign in again."""
-    common = Common(database, config, json, debug)
     user, _ = run(
         common,
         lambda c: directory.set_user_disabled(
             c.uow(), scope=OPERATOR, email=email, disabled=False, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.user_dict(user))
     else:
         output.success(f"enabled {user.email}")
@@ -228,61 +202,50 @@ def users_enable(
 
 
 @models.command("add")
+@common_options()
 def models_add(
+    common: Common,
     name: Annotated[str, typer.Argument()],
     description: Annotated[str, typer.Option("--description")] = "",
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Add a device model to the catalogue."""
-    common = Common(database, config, json, debug)
     model = run(
         common,
         lambda c: directory.add_model(
             c.uow(), scope=OPERATOR, name=name, description=description, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.model_dict(model))
     else:
         output.success(f"added model {model.name}")
 
 
 @models.command("list")
-def models_list(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def models_list(common: Common) -> None:
     """The model catalogue."""
-    common = Common(database, config, json, debug)
     rows = run(common, lambda c: directory.list_models(c.uow()))
-    if json:
+    if common.json:
         output.print_json([output.model_dict(m) for m in rows])
         return
     output.table(["model", "description"], [(m.name, m.description) for m in rows])
 
 
 @models.command("delete")
+@common_options()
 def models_delete(
+    common: Common,
     name: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Remove a model no device uses."""
-    common = Common(database, config, json, debug)
     model = run(
         common,
         lambda c: directory.delete_model(
             c.uow(), scope=OPERATOR, name=name, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.model_dict(model))
     else:
         output.success(f"deleted model {model.name}")
@@ -292,7 +255,9 @@ def models_delete(
 
 
 @tokens.command("create")
+@common_options()
 def tokens_create(
+    common: Common,
     name: Annotated[str, typer.Argument(help="What the token is for, e.g. factory-line-2.")],
     group: Annotated[
         str | None,
@@ -307,27 +272,19 @@ def tokens_create(
             "date-time. Default: never.",
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Create an operator API token and print it once."""
-    common = Common(database, config, json, debug)
     token, secret = run(
         common,
         lambda c: directory.create_token(
             c.uow(),
             scope=OPERATOR,
-            name=name,
-            role=role,
-            group=group,
-            expires=expires,
+            spec=TokenSpec(name, role, group, expires),
             actor=actor(),
             now=c.now(),
         ),
     )
-    if json:
+    if common.json:
         output.print_json({**output.token_dict(token), "secret": secret})
         return
     output.stdout.print(secret, markup=False, highlight=False)
@@ -344,14 +301,9 @@ def _scope_text(token: ApiToken) -> str:
 
 
 @tokens.command("list")
-def tokens_list(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def tokens_list(common: Common) -> None:
     """API tokens (never their secrets)."""
-    common = Common(database, config, json, debug)
     rows = run(
         common,
         lambda c: every_page(
@@ -360,7 +312,7 @@ def tokens_list(
             )
         ),
     )
-    if json:
+    if common.json:
         output.print_json([output.token_dict(t) for t in rows])
         return
     output.table(
@@ -381,22 +333,19 @@ def tokens_list(
 
 
 @tokens.command("revoke")
+@common_options()
 def tokens_revoke(
+    common: Common,
     name: Annotated[str, typer.Argument()],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Revoke an API token at once."""
-    common = Common(database, config, json, debug)
     token = run(
         common,
         lambda c: directory.revoke_token(
             c.uow(), scope=OPERATOR, name=name, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.token_dict(token))
     else:
         output.success(f"revoked {token.name}")

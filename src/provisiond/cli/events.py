@@ -16,11 +16,8 @@ from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import (
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     collect_pages,
+    common_options,
     run,
 )
 from provisiond.domain.events import Event
@@ -70,7 +67,9 @@ def _emit(events: Sequence[Event], json: bool) -> None:
 
 
 @app.command("list")
+@common_options()
 def list_(
+    common: Common,
     serial: SerialOpt = None,
     group: GroupOpt = None,
     actor: ActorOpt = None,
@@ -87,13 +86,8 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", help="Events per page (1-500).")] = 50,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Continue after a page.")] = None,
     all_pages: Annotated[bool, typer.Option("--all", help="Every page, not just one.")] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """List events, newest first, filtered by device, subtree, actor, kind and time."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> tuple[list[Event], str | None]:
         now = c.now()
@@ -117,7 +111,7 @@ def list_(
         )
 
     events, next_cursor = run(common, work)
-    if json:
+    if common.json:
         output.print_json(
             {"items": [output.event_dict(e) for e in events], "next_cursor": next_cursor}
         )
@@ -142,7 +136,9 @@ def list_(
 
 
 @app.command("tail")
+@common_options()
 def tail(
+    common: Common,
     follow: Annotated[
         bool,
         typer.Option(
@@ -160,15 +156,10 @@ def tail(
     interval: Annotated[
         float, typer.Option("--interval", min=0.1, max=60, help="Seconds between looks at the log.")
     ] = 1.0,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Print the latest events; with --follow, each one committed later, until Ctrl-C.
 
     Oldest first, one a line (--json: JSON lines)."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> None:
         last, follower = await service.tail_events(
@@ -180,9 +171,9 @@ def tail(
             kinds=kind or (),
             limit=lines,
         )
-        _emit(last, json)
+        _emit(last, common.json)
         if follow:
-            await _follow(follower, json, interval)
+            await _follow(follower, common.json, interval)
 
     run(common, work)
 

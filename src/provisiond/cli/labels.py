@@ -18,10 +18,7 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
+    common_options,
     fail,
     parse_tag_options,
     run,
@@ -31,7 +28,9 @@ from provisiond.services import devices as device_service
 from provisiond.services import labels as service
 
 
+@common_options()
 def labels(
+    common: Common,
     out: Annotated[
         Path,
         typer.Option(
@@ -99,13 +98,8 @@ def labels(
             "--base-url", help="url: this service's address (default: the public_url setting)."
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Print labels: the QR code, the serial, the model and the claim code of each device."""
-    common = Common(database, config, json, debug)
     code_format = fmt.strip().lower()
     try:
         tags = parse_tag_options(tag)
@@ -139,7 +133,7 @@ def labels(
         problem = Problem("write labels to a .pdf (or one label to .svg or .png)", field="--out")
         fail(common, InvalidInput(str(problem), problems=[problem]))
     prefix = serial_prefix if serial is None else serial
-    show = not json and output.stderr.is_terminal
+    show = not common.json and output.stderr.is_terminal
     directory = out.resolve().parent
     if not directory.is_dir():
         problem = Problem(f"directory {directory} does not exist", field="--out")

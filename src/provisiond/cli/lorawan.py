@@ -11,11 +11,8 @@ from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import (
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     fail,
     run,
 )
@@ -30,22 +27,17 @@ app = typer.Typer(
 
 
 @app.command("sync")
-def sync(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def sync(common: Common) -> None:
     """Register every claimed LoRaWAN device in The Things Stack and remove the ones no
     longer claimed, now; say what changed (safe to repeat)."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> dict[str, Any]:
         async with c.tts_sync() as tts:
             return (await tts.sync_all()).as_dict()
 
     report = run(common, work)
-    if json:
+    if common.json:
         output.print_json(report)
     else:
         output.table(
@@ -72,19 +64,14 @@ def sync(
 
 
 @app.command("status")
-def status(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def status(common: Common) -> None:
     """What provisiond registered in The Things Stack, what failed, what waits for an
     operator (conflict: an end device provisiond did not create is in the way), what is
     queued."""
-    common = Common(database, config, json, debug)
 
     state = run(common, lambda c: tts_status(c.uow()))
-    if json:
+    if common.json:
         output.print_json(state)
         return
     output.table(
@@ -125,25 +112,22 @@ def status(
 
 
 @app.command("adopt")
+@common_options()
 def adopt(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The device whose end device to take over.")],
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Take over the end device in The Things Stack that holds this device's ID or DevEUI
     and that provisiond did not create (the device waits in conflict): provisiond marks it
     as its own, registers it with the device's keys and settings, and from then on removes
     it when the device is released or deleted. Recorded as a lorawan.adopted event."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Container) -> dict[str, Any]:
         async with c.tts_sync() as tts:
             return await tts.adopt(serial=serial, actor=actor())
 
     result = run(common, work)
-    if json:
+    if common.json:
         output.print_json(result)
     elif result["status"] == "registered":
         output.success(
@@ -162,7 +146,9 @@ def adopt(
 
 
 @app.command("replace")
+@common_options()
 def replace(
+    common: Common,
     serial: Annotated[str, typer.Argument(help="The device whose radio was swapped.")],
     dev_eui: Annotated[str, typer.Option("--dev-eui", help="The new DevEUI (16 hex digits).")],
     join_eui: Annotated[str, typer.Option("--join-eui", help="The new JoinEUI.")],
@@ -180,17 +166,12 @@ def replace(
             "next line of standard input, after the AppKey.",
         ),
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Swapped hardware: give the device a new DevEUI, JoinEUI and AppKey. The device keeps
     its serial and history; The Things Stack gets the new end device, the old one goes.
 
     A LoRaWAN 1.1 device's NwkKey follows the AppKey on standard input (--nwk-key-stdin).
     """
-    common = Common(database, config, json, debug)
     if not app_key_stdin:
         fail(
             common,
@@ -216,7 +197,7 @@ def replace(
             sealer=c.sealer,
         ),
     )
-    if json:
+    if common.json:
         output.print_json(
             {"serial": serial, "credential_id": str(credential.id), "type": credential.type.value}
         )

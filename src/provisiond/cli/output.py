@@ -13,10 +13,10 @@ from rich.text import Text
 
 from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.credentials import Credential
-from provisiond.domain.device import Device
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
 from provisiond.domain.profiles import Profile
+from provisiond.domain.rendering import profile_fields
 from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import User
 from provisiond.errors import ProvisiondError
@@ -62,23 +62,6 @@ def table(
 
 
 # ----------------------------------------------------------------------------- to dicts
-
-
-def device_dict(d: Device) -> dict[str, Any]:
-    return {
-        "id": str(d.id),
-        "serial": d.serial,
-        "name": d.name,
-        "model": d.model,
-        "state": d.state.value,
-        "group": d.group_path,
-        "owner_kind": d.owner_kind,
-        "owner": d.owner_email if d.owner_user_id else d.group_path,
-        "tags": d.tags,
-        "created_at": d.created_at.isoformat(),
-        "updated_at": d.updated_at.isoformat(),
-        "claimed_at": d.claimed_at.isoformat() if d.claimed_at else None,
-    }
 
 
 def group_dict(g: Group, devices: int | None = None) -> dict[str, Any]:
@@ -129,30 +112,11 @@ def token_dict(t: ApiToken) -> dict[str, Any]:
 
 
 def profile_dict(p: Profile) -> dict[str, Any]:
+    """The profile as the API answers it (domain.rendering), but for one key the CLI has
+    always named differently: ``claim_window_seconds`` for the API's ``claim_window``."""
     return {
-        "id": str(p.id),
-        "name": p.name,
-        "key": p.key,
-        "strategy": p.strategy.value,
-        "group": p.group_path,
-        "model": p.model,
-        "credentials": [t.value for t in p.credential_types],
-        "rate_per_minute": p.rate_per_minute,
-        "source_rate_per_minute": p.source_rate_per_minute,
-        "enabled": p.enabled,
-        "created_at": p.created_at.isoformat(),
-        "updated_at": p.updated_at.isoformat(),
-        "secret_rotated_at": p.secret_rotated_at.isoformat(),
-        "registration_algorithm": "ES256" if p.jwt_public_key else "HS256",
-        "ca": p.ca_name,
-        "certificate_days": p.certificate_days,
-        "claim_proof": p.claim_proof.value if p.claim_proof else None,
-        "claim_window_seconds": p.claim_window_seconds,
-        "release_policy": p.release_policy.value,
-        "lorawan": p.network.to_json(),
-        "reprovision": p.reprovision.value,
-        "device_secret_min_length": p.device_secret_min_length,
-        "device_ca": p.device_ca_name,
+        ("claim_window_seconds" if k == "claim_window" else k): v
+        for k, v in profile_fields(p).items()
     }
 
 

@@ -12,16 +12,18 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     fail,
     run,
 )
 from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
-from provisiond.domain.profiles import DEFAULT_RATE_PER_MINUTE, DEFAULT_SOURCE_RATE_PER_MINUTE
+from provisiond.domain.profiles import (
+    DEFAULT_RATE_PER_MINUTE,
+    DEFAULT_SOURCE_RATE_PER_MINUTE,
+    ProfileChanges,
+    ProfileSpec,
+)
 from provisiond.errors import InvalidInput, Problem
 from provisiond.services import profiles as service
 from provisiond.services.paging import every_page
@@ -90,7 +92,9 @@ DeviceCaOpt = Annotated[
 
 
 @app.command("create")
+@common_options()
 def create(
+    common: Common,
     name: NameArg,
     strategy: Annotated[
         str,
@@ -208,56 +212,50 @@ def create(
     reprovision: ReprovisionOpt = "never",
     device_secret_min_length: SecretMinOpt = DEVICE_SECRET_MIN_LENGTH_DEFAULT,
     device_ca: DeviceCaOpt = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Create a provisioning profile and print its key and secret (the secret only now)."""
-    common = Common(database, config, json, debug)
     given_secret = _secret(common, secret, secret_stdin)
-    pem = jwt_public_key.read_text() if jwt_public_key else None
+    spec = ProfileSpec(
+        name,
+        strategy,
+        key=key,
+        secret=given_secret,
+        group=group,
+        model=model,
+        credentials=credentials or (),
+        rate_per_minute=rate_limit,
+        source_rate_per_minute=source_rate_limit,
+        jwt_public_key=jwt_public_key.read_text() if jwt_public_key else None,
+        ca=ca,
+        certificate_days=certificate_days,
+        claim_proof=claim_proof,
+        claim_window=claim_window,
+        release_policy=release_policy,
+        lorawan={
+            "application_id": tts_application,
+            "frequency_plan_id": frequency_plan,
+            "lorawan_version": lorawan_version,
+            "lorawan_phy_version": lorawan_phy_version,
+            "supports_class_b": class_b,
+            "supports_class_c": class_c,
+        },
+        reprovision=reprovision,
+        device_secret_min_length=device_secret_min_length,
+        device_ca=device_ca,
+    )
     made = run(
         common,
         lambda c: service.create_profile(
-            c.uow(),
-            scope=OPERATOR,
-            name=name,
-            strategy=strategy,
-            key=key,
-            secret=given_secret,
-            group=group,
-            model=model,
-            credentials=credentials or (),
-            rate_per_minute=rate_limit,
-            source_rate_per_minute=source_rate_limit,
-            jwt_public_key=pem,
-            ca=ca,
-            certificate_days=certificate_days,
-            claim_proof=claim_proof,
-            claim_window=claim_window,
-            release_policy=release_policy,
-            network={
-                "application_id": tts_application,
-                "frequency_plan_id": frequency_plan,
-                "lorawan_version": lorawan_version,
-                "lorawan_phy_version": lorawan_phy_version,
-                "supports_class_b": class_b,
-                "supports_class_c": class_c,
-            },
-            reprovision=reprovision,
-            device_secret_min_length=device_secret_min_length,
-            device_ca=device_ca,
-            sealer=c.sealer,
-            actor=actor(),
-            now=c.now(),
+            c.uow(), scope=OPERATOR, spec=spec, sealer=c.sealer, actor=actor(), now=c.now()
         ),
     )
     _print_with_secret(common, made, "created")
 
 
 @app.command("update")
+@common_options()
 def update(
+    common: Common,
     name: NameArg,
     reprovision: Annotated[
         str | None, typer.Option("--reprovision", help=_REPROVISION_HELP)
@@ -273,28 +271,22 @@ def update(
             help="Forget the device CA: brought certificates then need a signature proof.",
         ),
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Change a profile's identity rules (what is not given stays)."""
-    common = Common(database, config, json, debug)
     p = run(
         common,
         lambda c: service.update_profile(
             c.uow(),
             scope=OPERATOR,
             name=name,
-            reprovision=reprovision,
-            device_secret_min_length=device_secret_min_length,
-            device_ca=device_ca,
-            clear_device_ca=no_device_ca,
+            changes=ProfileChanges(
+                reprovision, device_secret_min_length, device_ca, clear_device_ca=no_device_ca
+            ),
             actor=actor(),
             now=c.now(),
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.profile_dict(p))
     else:
         output.success(
@@ -305,14 +297,9 @@ def update(
 
 
 @app.command("list")
-def list_(
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
-) -> None:
+@common_options()
+def list_(common: Common) -> None:
     """Provisioning profiles (never their secrets)."""
-    common = Common(database, config, json, debug)
     rows = run(
         common,
         lambda c: every_page(
@@ -321,7 +308,7 @@ def list_(
             )
         ),
     )
-    if json:
+    if common.json:
         output.print_json([output.profile_dict(p) for p in rows])
         return
     output.table(
@@ -342,17 +329,14 @@ def list_(
 
 
 @app.command("show")
+@common_options()
 def show(
+    common: Common,
     name: NameArg,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """One profile (never its secret)."""
-    common = Common(database, config, json, debug)
     p = run(common, lambda c: service.get_profile(c.uow(), scope=OPERATOR, name=name))
-    if json:
+    if common.json:
         output.print_json(output.profile_dict(p))
         return
     output.table(
@@ -387,58 +371,48 @@ def show(
     )
 
 
-def _set_enabled(
-    name: str, enabled: bool, database: str | None, config: Path | None, json: bool, debug: bool
-) -> None:
-    common = Common(database, config, json, debug)
+def _set_enabled(common: Common, name: str, enabled: bool) -> None:
     p = run(
         common,
         lambda c: service.set_profile_enabled(
             c.uow(), scope=OPERATOR, name=name, enabled=enabled, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.profile_dict(p))
     else:
         output.success(f"profile {p.name} is {'enabled' if p.enabled else 'disabled'}")
 
 
 @app.command("disable")
+@common_options()
 def disable(
+    common: Common,
     name: NameArg,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Stop a profile: devices presenting its key and secret are refused."""
-    _set_enabled(name, False, database, config, json, debug)
+    _set_enabled(common, name, False)
 
 
 @app.command("enable")
+@common_options()
 def enable(
+    common: Common,
     name: NameArg,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Let a disabled profile provision again."""
-    _set_enabled(name, True, database, config, json, debug)
+    _set_enabled(common, name, True)
 
 
 @app.command("rotate-secret")
+@common_options()
 def rotate_secret(
+    common: Common,
     name: NameArg,
     secret: SecretOpt = None,
     secret_stdin: SecretStdinOpt = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Give a profile a new secret; the old one stops working at once."""
-    common = Common(database, config, json, debug)
     given_secret = _secret(common, secret, secret_stdin)
     made = run(
         common,
@@ -456,7 +430,9 @@ def rotate_secret(
 
 
 @app.command("jwt-key")
+@common_options()
 def jwt_key(
+    common: Common,
     name: NameArg,
     public_key: Annotated[
         Path | None,
@@ -467,13 +443,8 @@ def jwt_key(
     remove: Annotated[
         bool, typer.Option("--remove", help="Forget the key: registration tokens are then HS256.")
     ] = False,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Register the public key that signs this profile's registration tokens (ES256)."""
-    common = Common(database, config, json, debug)
     if (public_key is None) == (not remove):
         problem = Problem("give a public key file or --remove", field="public_key")
         fail(common, InvalidInput(str(problem), problems=[problem]))
@@ -484,7 +455,7 @@ def jwt_key(
             c.uow(), scope=OPERATOR, name=name, public_key=pem, actor=actor(), now=c.now()
         ),
     )
-    if json:
+    if common.json:
         output.print_json(output.profile_dict(p))
     else:
         output.success(

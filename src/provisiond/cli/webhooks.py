@@ -10,11 +10,8 @@ from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     run,
 )
 from provisiond.domain.webhooks import EVENTS, Delivery, Webhook
@@ -59,7 +56,9 @@ def delivery_dict(d: Delivery) -> dict[str, Any]:
 
 
 @app.command("add")
+@common_options()
 def add(
+    common: Common,
     url: Annotated[str, typer.Argument(help="http:// or https:// URL to POST events to.")],
     group: Annotated[
         str | None, typer.Option("--group", help="Whose events (the subtree).")
@@ -78,17 +77,12 @@ def add(
             f"{', '.join(e.value for e in EVENTS)}).",
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Subscribe a URL to a group's events; prints the signing secret (shown once)."""
     if (group is None) == (not operator_wide):
         raise typer.BadParameter(
             "give --group PATH or --operator-wide (one of them)", param_hint="--group"
         )
-    common = Common(database, config, json, debug)
     webhook, secret = run(
         common,
         lambda c: service.create_webhook(
@@ -103,7 +97,7 @@ def add(
             guard=c.webhook_guard,
         ),
     )
-    if json:
+    if common.json:
         output.print_json({**webhook_dict(webhook), "secret": secret})
         return
     output.success(
@@ -114,15 +108,12 @@ def add(
 
 
 @app.command("list")
+@common_options()
 def list_(
+    common: Common,
     group: Annotated[str | None, typer.Option("--group", help="Only this subtree.")] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Every webhook, with whether it is enabled."""
-    common = Common(database, config, json, debug)
     hooks = run(
         common,
         lambda c: every_page(
@@ -131,7 +122,7 @@ def list_(
             )
         ),
     )
-    if json:
+    if common.json:
         output.print_json([webhook_dict(w) for w in hooks])
         return
     output.table(
@@ -150,19 +141,16 @@ def list_(
 
 
 @app.command("show")
+@common_options()
 def show(
+    common: Common,
     webhook_id: WebhookId,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Deliveries to list.")] = 20,
     status: Annotated[
         str | None, typer.Option("--status", help="Only pending, delivered or failed deliveries.")
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """One webhook and its latest deliveries (the delivery log)."""
-    common = Common(database, config, json, debug)
 
     async def work(c: Any) -> Any:
         wid = service.parse_webhook_id(webhook_id)
@@ -173,7 +161,7 @@ def show(
         return webhook, counts, log
 
     webhook, counts, log = run(common, work)
-    if json:
+    if common.json:
         output.print_json(
             {**webhook_dict(webhook, counts), "latest": [delivery_dict(d) for d in log]}
         )
@@ -220,39 +208,32 @@ def _switch(webhook_id: str, enabled: bool, common: Common) -> None:
 
 
 @app.command("enable")
+@common_options()
 def enable(
+    common: Common,
     webhook_id: WebhookId,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Enable a webhook (again); its pending deliveries are retried at once."""
-    _switch(webhook_id, True, Common(database, config, json, debug))
+    _switch(webhook_id, True, common)
 
 
 @app.command("disable")
+@common_options()
 def disable(
+    common: Common,
     webhook_id: WebhookId,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Stop delivering; events keep being queued for it."""
-    _switch(webhook_id, False, Common(database, config, json, debug))
+    _switch(webhook_id, False, common)
 
 
 @app.command("delete")
+@common_options()
 def delete(
+    common: Common,
     webhook_id: WebhookId,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Delete a webhook and its delivery log."""
-    common = Common(database, config, json, debug)
     webhook = run(
         common,
         lambda c: service.delete_webhook(
@@ -263,7 +244,7 @@ def delete(
             now=c.now(),
         ),
     )
-    if json:
+    if common.json:
         output.print_json(webhook_dict(webhook))
     else:
         output.success(f"deleted webhook {webhook.id}")

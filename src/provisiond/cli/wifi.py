@@ -21,11 +21,8 @@ from provisiond.bootstrap import (
 from provisiond.cli import output
 from provisiond.cli.common import (
     Common,
-    ConfigOpt,
-    DatabaseOpt,
-    DebugOpt,
-    JsonOpt,
     actor,
+    common_options,
     fail,
     run,
 )
@@ -46,7 +43,9 @@ def _failed(common: Common, message: str, hint: str = "") -> NoReturn:
 
 
 @app.command("provision")
+@common_options()
 def provision(
+    common: Common,
     pop: Annotated[
         str | None,
         typer.Argument(
@@ -111,8 +110,6 @@ def provision(
             "Wi-Fi (ESP RainMaker's user-node mapping).",
         ),
     ] = None,
-    database: DatabaseOpt = None,
-    config: ConfigOpt = None,
     browser: Annotated[
         bool,
         typer.Option(
@@ -121,12 +118,9 @@ def provision(
             "(its address is printed, and opened when there is a browser).",
         ),
     ] = False,
-    json: JsonOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Send a network name and passphrase to an ESP32 in provisioning mode, apply them and
     follow it until it has joined (or say what went wrong and what to try)."""
-    common = Common(database, config, json, debug)
     if qr:
         try:
             code = EspProvCode.parse(qr)
@@ -174,7 +168,7 @@ def provision(
         )
     except ProvisiondError as err:
         fail(common, err)
-    if json:
+    if common.json:
         output.print_json(result)
     else:
         output.success(
@@ -263,7 +257,9 @@ async def _choose_network(common: Common, client: Any) -> str:
 
 
 @app.command("emulate")
+@common_options(database=False, config=False, json=False)
 def emulate(
+    common: Common,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")
@@ -314,11 +310,9 @@ def emulate(
         str | None,
         typer.Option("--device-token", help="The emulated device's access token in provisiond."),
     ] = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Run an emulated ESP32 in provisioning mode (HTTP, like its soft access point), for
     demos, tests and firmware teams. It prints its QR payload; Ctrl-C stops it."""
-    common = Common(None, None, False, debug)
     if outcome not in ("auto", "connected", "auth-error", "network-not-found"):
         fail(
             common,

@@ -82,6 +82,20 @@ class Device:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """What registering one device takes, as given (unchecked): the CLI's options and the
+    API's body both build one; services.devices.create_device checks it. With a group (a
+    path) or an owner (a user's e-mail) the device is claimed too."""
+
+    serial: str
+    name: str | None = None  # None or blank: the serial
+    model: str | None = None
+    group: str | None = None
+    owner: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 # Columns of an import file (and fields of the create API) that are not tags.
 RESERVED_FIELDS = frozenset({"serial", "name", "model", "group", "owner", "profile", "id"})
 

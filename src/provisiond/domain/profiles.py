@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from provisiond.domain.claims import ClaimProof, ReleasePolicy
 from provisiond.domain.credentials import PROVISIONABLE, CredentialType
@@ -82,6 +84,44 @@ class Profile:
     device_secret_min_length: int = DEVICE_SECRET_MIN_LENGTH_DEFAULT  # chosen tokens/passwords
     device_ca_id: uuid.UUID | None = None  # the manufacturer CA vouching for brought certs
     device_ca_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSpec:
+    """What creating a profile takes, as given (unchecked): the CLI's options and the API's
+    body both build one, services.profiles.create_profile checks every field at once.
+    None and empty values mean "generate" (key, secret) or "the instance default"."""
+
+    name: str
+    strategy: str = Strategy.ALLOW_CREATE.value
+    key: str | None = None
+    secret: str | None = None
+    group: str | None = None  # a group path
+    model: str | None = None
+    credentials: Sequence[str] = ()  # credential type names; the first is the default
+    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE
+    source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE
+    jwt_public_key: str | None = None  # PEM
+    ca: str | None = None  # the CA that signs CSRs, by name
+    certificate_days: int = 365
+    claim_proof: str | None = None
+    claim_window: int | None = None  # seconds
+    release_policy: str = ReleasePolicy.KEEP.value
+    lorawan: Mapping[str, Any] | None = None  # domain.tts.parse_network_settings' arguments
+    reprovision: str = ReprovisionPolicy.NEVER.value
+    device_secret_min_length: int = DEVICE_SECRET_MIN_LENGTH_DEFAULT
+    device_ca: str | None = None  # the CA vouching for certificates devices bring, by name
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanges:
+    """What updating a profile's identity rules takes, as given: None leaves a field as it
+    is; ``clear_device_ca`` removes the device CA."""
+
+    reprovision: str | None = None
+    device_secret_min_length: int | None = None
+    device_ca: str | None = None
+    clear_device_ca: bool = False
 
 
 def _fail(field: str, problem: str) -> InvalidInput:

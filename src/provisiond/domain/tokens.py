@@ -19,6 +19,17 @@ PREFIX = "pvd_"
 
 
 @dataclass(frozen=True, slots=True)
+class TokenSpec:
+    """What creating an operator token takes, as given (unchecked): the CLI's options and
+    the API's body both build one; services.directory.create_token checks it."""
+
+    name: str
+    role: str = Role.ADMIN.value
+    group: str | None = None  # None: operator-wide
+    expires: str | None = None  # a span from now (12h, 30d, 8w) or an ISO date or date-time
+
+
+@dataclass(frozen=True, slots=True)
 class ApiToken:
     id: uuid.UUID
     name: str

@@ -29,6 +29,17 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class UserSpec:
+    """What creating a user takes, as given (unchecked): the CLI's options and the API's
+    body both build one; services.directory.create_user checks it."""
+
+    email: str
+    password: str
+    role: str  # admin, installer or viewer
+    group: str  # the path of the user's group
+
+
+@dataclass(frozen=True, slots=True)
 class User:
     id: uuid.UUID
     email: str

@@ -12,7 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
+from provisiond.domain.tokens import TokenSpec
+from provisiond.domain.users import UserSpec
 from provisiond.services import directory, profiles
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, SecretRow, register_devices
@@ -94,16 +97,17 @@ async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datet
         await directory.create_user(
             new_uow(),
             scope=OPERATOR,
-            email=email,
-            password=password,
-            role=role,
-            group=group,
+            spec=UserSpec(email, password, role, group),
             actor=actor,
             now=now,
         )
         passwords[email] = password
     await profiles.create_profile(
-        new_uow(), scope=OPERATOR, name=DEMO_PROFILE, claim_proof="button", actor=actor, now=now
+        new_uow(),
+        scope=OPERATOR,
+        spec=ProfileSpec(DEMO_PROFILE, claim_proof="button"),
+        actor=actor,
+        now=now,
     )
     sink = _MemorySink()
     await register_devices(
@@ -116,6 +120,6 @@ async def seed_demo(new_uow: Callable[[], UnitOfWork], *, actor: str, now: datet
         now=now,
     )
     _, token = await directory.create_token(
-        new_uow(), scope=OPERATOR, name="demo", actor=actor, now=now
+        new_uow(), scope=OPERATOR, spec=TokenSpec("demo"), actor=actor, now=now
     )
     return DemoSeed(token, passwords, sink.rows)

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from provisiond.domain.catalog import DeviceModel, parse_model_name
 from provisiond.domain.credentials import Credential, CredentialType, IssuedCredential
-from provisiond.domain.device import Device, DeviceState, parse_name, parse_tags
+from provisiond.domain.device import Device, DeviceSpec, DeviceState, parse_name, parse_tags
 from provisiond.domain.events import Event, EventType, NewEvent
 from provisiond.domain.groups import Group, parse_group_path
 from provisiond.domain.limits import PAGE_SIZE_DEFAULT
@@ -125,12 +125,7 @@ async def create_device(
     uow: UnitOfWork,
     *,
     scope: Scope,
-    serial: str,
-    name: str | None = None,
-    model: str | None = None,
-    group: str | None = None,
-    owner: str | None = None,
-    tags: dict[str, str] | None = None,
+    spec: DeviceSpec,
     actor: str,
     now: datetime,
     sealer: Sealer | None = None,
@@ -138,9 +133,10 @@ async def create_device(
     """Register one device with a fresh access token; with a group or owner, claim it too.
     A scoped caller (installer or admin) registers into its subtree only: ungrouped stock
     is the operator's."""
-    serial = parse_serial(serial)
-    name = parse_name(name) if name and name.strip() else serial
-    clean_tags = parse_tags(tags or {})
+    serial = parse_serial(spec.serial)
+    name = parse_name(spec.name) if spec.name and spec.name.strip() else serial
+    clean_tags = parse_tags(spec.tags)
+    model, group, owner = spec.model, spec.group, spec.owner
     if group and owner:
         raise InvalidInput(
             "give a group or an owner, not both",

@@ -11,8 +11,8 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group, lineage, parse_group_path
 from provisiond.domain.limits import PAGE_SIZE_DEFAULT
 from provisiond.domain.scope import Scope
-from provisiond.domain.tokens import PREFIX, ApiToken, parse_expiry, parse_token_name
-from provisiond.domain.users import Role, User, check_password, parse_email, parse_role
+from provisiond.domain.tokens import PREFIX, ApiToken, TokenSpec, parse_expiry, parse_token_name
+from provisiond.domain.users import Role, User, UserSpec, check_password, parse_email, parse_role
 from provisiond.errors import (
     Forbidden,
     GroupExists,
@@ -144,18 +144,16 @@ async def create_user(
     uow: UnitOfWork,
     *,
     scope: Scope,
-    email: str,
-    password: str,
-    role: str,
-    group: str,
+    spec: UserSpec,
     actor: str,
     now: datetime,
 ) -> User:
     """A user in a group of the caller's subtree, with no higher role than the caller's."""
-    email = parse_email(email)
-    parsed_role = parse_role(role)
+    email = parse_email(spec.email)
+    parsed_role = parse_role(spec.role)
+    password = spec.password
     check_password(password)
-    path = parse_group_path(group)
+    path = parse_group_path(spec.group)
     require(scope, Role.ADMIN, "creating users")
     _require_narrower(scope, Scope(parsed_role, path), "a user")
     password_hash = await hash_password_off_loop(password)  # slow: before the transaction
@@ -300,10 +298,7 @@ async def create_token(
     uow: UnitOfWork,
     *,
     scope: Scope,
-    name: str,
-    role: str = "admin",
-    group: str | None = None,
-    expires: str | None = None,
+    spec: TokenSpec,
     not_after: datetime | None = None,
     actor: str,
     now: datetime,
@@ -315,10 +310,10 @@ async def create_token(
     no later than ``not_after`` (the calling token's own expiry, which it inherits when
     ``expires`` is absent).
     """
-    name = parse_token_name(name)
-    parsed_role = parse_role(role)
-    path = parse_group_path(group) if group else None
-    expires_at = parse_expiry(expires, now=now) if expires else not_after
+    name = parse_token_name(spec.name)
+    parsed_role = parse_role(spec.role)
+    path = parse_group_path(spec.group) if spec.group else None
+    expires_at = parse_expiry(spec.expires, now=now) if spec.expires else not_after
     require(scope, Role.ADMIN, "creating tokens")
     _require_narrower(scope, Scope(parsed_role, path), "a token")
     if not_after is not None and (expires_at is None or expires_at > not_after):

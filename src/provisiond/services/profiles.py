@@ -6,10 +6,10 @@ from __future__ import annotations
 import secrets
 import string
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from provisiond.domain.catalog import parse_model_name
 from provisiond.domain.claims import (
@@ -21,15 +21,11 @@ from provisiond.domain.claims import (
 from provisiond.domain.credentials import CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import parse_group_path
-from provisiond.domain.limits import (
-    CERTIFICATE_DAYS_MAX,
-    DEVICE_SECRET_MIN_LENGTH_DEFAULT,
-    PAGE_SIZE_DEFAULT,
-)
+from provisiond.domain.limits import CERTIFICATE_DAYS_MAX, PAGE_SIZE_DEFAULT
 from provisiond.domain.profiles import (
-    DEFAULT_RATE_PER_MINUTE,
-    DEFAULT_SOURCE_RATE_PER_MINUTE,
     Profile,
+    ProfileChanges,
+    ProfileSpec,
     ReprovisionPolicy,
     Strategy,
     parse_credential_types,
@@ -103,25 +99,7 @@ async def create_profile(
     uow: UnitOfWork,
     *,
     scope: Scope,
-    name: str,
-    strategy: str = "allow-create",
-    key: str | None = None,
-    secret: str | None = None,
-    group: str | None = None,
-    model: str | None = None,
-    credentials: Sequence[str] = (),
-    rate_per_minute: int = DEFAULT_RATE_PER_MINUTE,
-    source_rate_per_minute: int = DEFAULT_SOURCE_RATE_PER_MINUTE,
-    jwt_public_key: str | None = None,
-    ca: str | None = None,
-    certificate_days: int = 365,
-    claim_proof: str | None = None,
-    claim_window: int | None = None,
-    release_policy: str = "keep",
-    network: dict[str, Any] | None = None,
-    reprovision: str = ReprovisionPolicy.NEVER.value,
-    device_secret_min_length: int = DEVICE_SECRET_MIN_LENGTH_DEFAULT,
-    device_ca: str | None = None,
+    spec: ProfileSpec,
     sealer: Sealer | None = None,
     actor: str,
     now: datetime,
@@ -131,11 +109,12 @@ async def create_profile(
     HS256 key of its registration tokens sealed with ``sealer`` (device_key_passphrase).
     A scoped admin makes profiles for groups of its subtree only."""
     require(scope, Role.ADMIN, "creating profiles")
-    if not group:
+    if not spec.group:
         require_group(scope, None, "a profile without a group")
     check = _Checks()
-    name_ = check(lambda: parse_profile_name(name), "")
-    strategy_ = check(lambda: parse_strategy(strategy), Strategy.ALLOW_CREATE)
+    name_ = check(lambda: parse_profile_name(spec.name), "")
+    strategy_ = check(lambda: parse_strategy(spec.strategy), Strategy.ALLOW_CREATE)
+    key, secret = spec.key, spec.secret
     key_ = check(lambda: parse_key(key, field="key"), "") if key is not None else generate_key()
     secret_ = (
         check(lambda: parse_key(secret, field="secret"), "")
@@ -143,28 +122,32 @@ async def create_profile(
         else generate_key()
     )
     no_types: tuple[CredentialType, ...] = ()
-    types = check(lambda: parse_credential_types(tuple(credentials)), no_types)
-    rate = check(lambda: parse_rate(rate_per_minute, field="rate_per_minute"), 0)
+    types = check(lambda: parse_credential_types(tuple(spec.credentials)), no_types)
+    rate = check(lambda: parse_rate(spec.rate_per_minute, field="rate_per_minute"), 0)
     source_rate = check(
-        lambda: parse_rate(source_rate_per_minute, field="source_rate_per_minute"), 0
+        lambda: parse_rate(spec.source_rate_per_minute, field="source_rate_per_minute"), 0
     )
+    group, model, pem = spec.group, spec.model, spec.jwt_public_key
     path = check(lambda: parse_group_path(group), None) if group else None
     model_name = check(lambda: parse_model_name(model), None) if model else None
-    public_key = check(lambda: parse_public_key(jwt_public_key), None) if jwt_public_key else None
-    if not 1 <= certificate_days <= CERTIFICATE_DAYS_MAX:
+    public_key = check(lambda: parse_public_key(pem), None) if pem else None
+    if not 1 <= spec.certificate_days <= CERTIFICATE_DAYS_MAX:
         check.problems.append(
             Problem(f"must be between 1 and {CERTIFICATE_DAYS_MAX}", field="certificate_days")
         )
     if key_ and key_ == secret_:
         check.problems.append(Problem("must differ from the key", field="secret"))
+    claim_proof, claim_window = spec.claim_proof, spec.claim_window
     proof = check(lambda: parse_claim_proof(claim_proof), None) if claim_proof else None
     window = (
         check(lambda: check_claim_window(claim_window), None) if claim_window is not None else None
     )
-    policy = check(lambda: parse_release_policy(release_policy), ReleasePolicy.KEEP)
-    lorawan = check(lambda: parse_network_settings(**(network or {})), NetworkSettings())
-    reprovision_ = check(lambda: parse_reprovision_policy(reprovision), ReprovisionPolicy.NEVER)
-    secret_min = check(lambda: parse_device_secret_min_length(device_secret_min_length), 0)
+    policy = check(lambda: parse_release_policy(spec.release_policy), ReleasePolicy.KEEP)
+    lorawan = check(lambda: parse_network_settings(**(spec.lorawan or {})), NetworkSettings())
+    reprovision_ = check(
+        lambda: parse_reprovision_policy(spec.reprovision), ReprovisionPolicy.NEVER
+    )
+    secret_min = check(lambda: parse_device_secret_min_length(spec.device_secret_min_length), 0)
     if check.problems:
         n = len(check.problems)
         detail = str(check.problems[0]) if n == 1 else f"{n} problems; the profile was not created"
@@ -188,8 +171,8 @@ async def create_profile(
         model_ = await uow.models.find_by_name(model_name) if model_name else None
         if model_name and model_ is None:
             raise ModelNotFound(f"no model {model_name!r} in the catalogue", name=model_name)
-        ca_ = await _signing_ca(uow, ca)
-        device_ca_ = await _ca(uow, device_ca, "device_ca")
+        ca_ = await _signing_ca(uow, spec.ca)
+        device_ca_ = await _ca(uow, spec.device_ca, "device_ca")
         profile = Profile(
             id=new_id(),
             name=name_,
@@ -209,7 +192,7 @@ async def create_profile(
             jwt_public_key=public_key,
             ca_id=ca_.id if ca_ else None,
             ca_name=ca_.name if ca_ else None,
-            certificate_days=certificate_days,
+            certificate_days=spec.certificate_days,
             claim_proof=proof,
             claim_window_seconds=window,
             release_policy=policy,
@@ -279,10 +262,7 @@ async def update_profile(
     *,
     scope: Scope,
     name: str,
-    reprovision: str | None = None,
-    device_secret_min_length: int | None = None,
-    device_ca: str | None = None,
-    clear_device_ca: bool = False,
+    changes: ProfileChanges,
     actor: str,
     now: datetime,
 ) -> Profile:
@@ -291,6 +271,8 @@ async def update_profile(
     What is not given stays; every problem is reported at once; one event records it."""
     name = parse_profile_name(name)
     require(scope, Role.ADMIN, "changing profiles")
+    reprovision, device_secret_min_length = changes.reprovision, changes.device_secret_min_length
+    device_ca, clear_device_ca = changes.device_ca, changes.clear_device_ca
     check = _Checks()
     policy = (
         check(lambda: parse_reprovision_policy(reprovision), None)
@@ -408,13 +390,10 @@ async def create_thingsboard_profile(
                 f"group {path!r} is not in the customer's group {group.path!r}", field="groupName"
             )
             raise InvalidInput(str(problem), problems=[problem])
+    name = f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}"
     return await create_profile(
         uow,
-        name=f"tb-{''.join(secrets.choice(_LOWER) for _ in range(8))}",
-        strategy=mapped.value,
-        key=key,
-        secret=secret,
-        group=path,
+        spec=ProfileSpec(name, mapped.value, key=key, secret=secret, group=path),
         sealer=sealer,
         actor=actor,
         now=now,

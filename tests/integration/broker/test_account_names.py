@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from provisiond.bootstrap import Container
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
 from provisiond.services import devices as device_service
 from provisiond.services.broker_keeper import RETRY_MAX
@@ -117,8 +118,7 @@ async def colliding_fleet(c: Container) -> dict[str, Any]:
     profile = await create_profile(
         c.uow(),
         scope=OPERATOR,
-        name="mixed",
-        credentials=["access-token", "mqtt-basic"],
+        spec=ProfileSpec("mixed", credentials=["access-token", "mqtt-basic"]),
         actor="tests",
         now=c.now(),
     )

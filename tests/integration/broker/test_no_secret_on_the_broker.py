@@ -20,6 +20,7 @@ import pytest
 
 from provisiond.bootstrap import Container
 from provisiond.domain.credentials import CredentialType
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
 from provisiond.services.credentials import rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
@@ -129,8 +130,7 @@ async def run_fleet(c: Container) -> list[Login]:
     profile = await create_profile(
         c.uow(),
         scope=OPERATOR,
-        name="fleet",
-        credentials=["access-token", "mqtt-basic"],
+        spec=ProfileSpec("fleet", credentials=["access-token", "mqtt-basic"]),
         actor="tests",
         now=c.now(),
     )

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
 from provisiond.errors import ProfileExists
 from provisiond.services import profiles
@@ -209,8 +210,7 @@ def test_the_same_key_created_twice_at_once(database_url: str) -> None:
         return await profiles.create_profile(
             c.uow(),
             scope=OPERATOR,
-            name=f"p{i}",
-            key="contested-key-1",
+            spec=ProfileSpec(f"p{i}", key="contested-key-1"),
             actor="t",  # type: ignore[attr-defined]
             now=c.now(),
         )  # type: ignore[attr-defined]

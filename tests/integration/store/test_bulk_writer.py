@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
 from provisiond.errors import DeviceExists
@@ -70,7 +71,9 @@ def test_a_batch_that_fails_after_write_returned_rolls_the_whole_import_back(
 
     async def scenario() -> tuple[bool, list[str]]:
         async with open_container(load_settings(database_url=database_url)) as c:
-            await devices.create_device(c.uow(), scope=OPERATOR, serial="TAKEN", actor="t", now=NOW)
+            await devices.create_device(
+                c.uow(), scope=OPERATOR, spec=DeviceSpec("TAKEN"), actor="t", now=NOW
+            )
             uow = c.uow()
             reported = False
             try:

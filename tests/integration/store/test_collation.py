@@ -21,7 +21,9 @@ import psycopg
 import pytest
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope, within
+from provisiond.domain.users import UserSpec
 from provisiond.services import devices, directory, webhooks
 from provisiond.settings import load_settings
 from provisiond.store import migrate
@@ -149,19 +151,16 @@ async def _check(collated_url: str) -> None:
             await devices.create_device(
                 c.uow(),
                 scope=OPERATOR,
-                serial=f"D{i:03d}",
-                group=path,
-                tags={"k": "v"},
+                spec=DeviceSpec(f"D{i:03d}", group=path, tags={"k": "v"}),
                 actor="t",
                 now=NOW,
             )
             await directory.create_user(
                 c.uow(),
                 scope=OPERATOR,
-                email=f"u{i}@example.com",
-                password="correct horse battery",
-                role="viewer",
-                group=path,
+                spec=UserSpec(
+                    f"u{i}@example.com", password="correct horse battery", role="viewer", group=path
+                ),
                 actor="t",
                 now=NOW,
             )

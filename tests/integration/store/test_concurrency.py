@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.errors import DeviceExists, GroupExists, ImportInvalid
 from provisiond.services import devices, directory
@@ -103,7 +104,7 @@ def test_two_overlapping_imports_one_wins_whole(database_url: str) -> None:
 def test_same_serial_created_twice_at_once(database_url: str) -> None:
     async def work(c: Any, _: int) -> object:
         return await devices.create_device(
-            c.uow(), scope=OPERATOR, serial="SAME-1", actor="t", now=NOW
+            c.uow(), scope=OPERATOR, spec=DeviceSpec("SAME-1"), actor="t", now=NOW
         )
 
     results = race(database_url, work, n=4)

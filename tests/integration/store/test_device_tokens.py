@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from provisiond.bootstrap import open_container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.errors import Unauthenticated
 from provisiond.services import devices
@@ -40,7 +41,7 @@ def test_every_issued_token_works_and_only_for_its_device(database_url: str) -> 
     async def scenario() -> None:
         async with open_container(load_settings(database_url=database_url)) as c:
             _, issued = await devices.create_device(
-                c.uow(), scope=OPERATOR, serial="T1", actor="t", now=NOW
+                c.uow(), scope=OPERATOR, spec=DeviceSpec("T1"), actor="t", now=NOW
             )
             sink = Sink()
             await register_devices(

@@ -9,6 +9,7 @@ from typing import Any
 
 from provisiond.bootstrap import open_container
 from provisiond.domain.scope import Scope
+from provisiond.domain.users import UserSpec
 from provisiond.services.accounts import forget_sign_in_addresses
 from provisiond.settings import load_settings
 from provisiond.store.sessions import Charge
@@ -53,10 +54,7 @@ async def add_user(c: Any) -> Any:
     return await directory.create_user(
         c.uow(),
         scope=Scope.operator(),
-        email=EMAIL,
-        password="pw-pw-pw-pw",
-        role="installer",
-        group="Kanarra",
+        spec=UserSpec(EMAIL, password="pw-pw-pw-pw", role="installer", group="Kanarra"),
         actor="tests",
         now=NOW,
     )

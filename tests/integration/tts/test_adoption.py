@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from provisiond.bootstrap import Container
 from provisiond.domain.scope import Scope
+from provisiond.domain.users import UserSpec
 from provisiond.errors import (
     AdoptionRefused,
     DeviceNotFound,
@@ -120,10 +121,12 @@ def test_adopting_an_end_device_with_the_same_id(database_url: str, standin: Sta
         admin = await directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email="boss@kanarra.example",
-            password="correct horse battery",
-            role="admin",
-            group="Kanarra",
+            spec=UserSpec(
+                "boss@kanarra.example",
+                password="correct horse battery",
+                role="admin",
+                group="Kanarra",
+            ),
             actor="tests",
             now=c.now(),
         )
@@ -300,10 +303,12 @@ def test_adoption_is_refused_when_there_is_nothing_to_adopt_or_it_cannot_be_this
         admin = await directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email="ops@kanarra.example",
-            password="correct horse battery",
-            role="admin",
-            group="Kanarra",
+            spec=UserSpec(
+                "ops@kanarra.example",
+                password="correct horse battery",
+                role="admin",
+                group="Kanarra",
+            ),
             actor="tests",
             now=c.now(),
         )

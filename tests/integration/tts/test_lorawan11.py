@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from provisiond.bootstrap import Container
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
 from provisiond.errors import ImportInvalid, InvalidInput
 from provisiond.services.credentials import replace_lorawan_keys
@@ -36,8 +37,9 @@ async def profile(c: Container, version: str, phy: str) -> None:
     await create_profile(
         c.uow(),
         scope=OPERATOR,
-        name="meters",
-        network={"lorawan_version": version, "lorawan_phy_version": phy},
+        spec=ProfileSpec(
+            "meters", lorawan={"lorawan_version": version, "lorawan_phy_version": phy}
+        ),
         actor="tests",
         now=c.now(),
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 from provisiond.bootstrap import Container
 from provisiond.domain.scope import Scope
+from provisiond.domain.users import UserSpec
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claims.ownership import release_device
@@ -80,10 +81,12 @@ def test_a_foreign_end_device_with_the_same_id_is_left_as_it_is(
         admin = await directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email="boss@kanarra.example",
-            password="correct horse battery",
-            role="admin",
-            group="Kanarra",
+            spec=UserSpec(
+                "boss@kanarra.example",
+                password="correct horse battery",
+                role="admin",
+                group="Kanarra",
+            ),
             actor="tests",
             now=c.now(),
         )
@@ -127,10 +130,12 @@ def test_release_and_delete_leave_an_end_device_someone_else_registered_since(
         admin = await directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email="boss@kanarra.example",
-            password="correct horse battery",
-            role="admin",
-            group="Kanarra",
+            spec=UserSpec(
+                "boss@kanarra.example",
+                password="correct horse battery",
+                role="admin",
+                group="Kanarra",
+            ),
             actor="tests",
             now=c.now(),
         )

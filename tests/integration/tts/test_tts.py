@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
+from provisiond.domain.users import UserSpec
 from provisiond.services import devices as device_service
 from provisiond.services import directory
 from provisiond.services.claims.ownership import release_device
@@ -162,14 +164,16 @@ def test_a_profile_sets_the_network_and_an_existing_record_is_updated(
         await create_profile(
             c.uow(),
             scope=OPERATOR,
-            name="meters",
-            network={
-                "application_id": "kanarra-spare",
-                "frequency_plan_id": "US_902_928_FSB_2",
-                "lorawan_version": "MAC_V1_0_4",
-                "lorawan_phy_version": "RP002_V1_0_3",
-                "supports_class_b": True,
-            },
+            spec=ProfileSpec(
+                "meters",
+                lorawan={
+                    "application_id": "kanarra-spare",
+                    "frequency_plan_id": "US_902_928_FSB_2",
+                    "lorawan_version": "MAC_V1_0_4",
+                    "lorawan_phy_version": "RP002_V1_0_3",
+                    "supports_class_b": True,
+                },
+            ),
             actor="tests",
             now=c.now(),
         )
@@ -237,10 +241,12 @@ def test_release_and_delete_remove_the_end_device(database_url: str, standin: St
         admin = await directory.create_user(
             c.uow(),
             scope=OPERATOR,
-            email="boss@kanarra.example",
-            password="correct horse battery",
-            role="admin",
-            group="Kanarra",
+            spec=UserSpec(
+                "boss@kanarra.example",
+                password="correct horse battery",
+                role="admin",
+                group="Kanarra",
+            ),
             actor="tests",
             now=c.now(),
         )

@@ -15,6 +15,7 @@ import uvicorn
 
 from provisiond.bootstrap import create_app, open_container
 from provisiond.domain.scope import Scope
+from provisiond.domain.tokens import TokenSpec
 from provisiond.services import directory
 from provisiond.settings import Settings, load_settings
 
@@ -47,7 +48,7 @@ def make_token(settings: Settings, name: str = "tests") -> str:
     async def create() -> str:
         async with open_container(settings) as c:
             _, secret = await directory.create_token(
-                c.uow(), scope=OPERATOR, name=name, actor="tests", now=c.now()
+                c.uow(), scope=OPERATOR, spec=TokenSpec(name), actor="tests", now=c.now()
             )
             return secret
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role
 from provisiond.services import devices as device_service
@@ -128,8 +129,7 @@ def test_a_scope_reads_its_subtree_only_and_its_pages_are_full(server_settings: 
             await device_service.create_device(
                 c.uow(),
                 scope=Scope.operator(),
-                serial=f"AC-{i}",
-                group="Acme/West",
+                spec=DeviceSpec(f"AC-{i}", group="Acme/West"),
                 actor="tests",
                 now=c.now(),
             )
@@ -137,21 +137,19 @@ def test_a_scope_reads_its_subtree_only_and_its_pages_are_full(server_settings: 
             await device_service.create_device(
                 c.uow(),
                 scope=Scope.operator(),
-                serial=f"GX-{i}",
-                group="Globex",
+                spec=DeviceSpec(f"GX-{i}", group="Globex"),
                 actor="tests",
                 now=c.now(),
             )
         await device_service.create_device(
             c.uow(),
             scope=Scope.operator(),
-            serial="AP-1",
-            group="Acme&Partners",
+            spec=DeviceSpec("AP-1", group="Acme&Partners"),
             actor="tests",
             now=c.now(),
         )
         await device_service.create_device(
-            c.uow(), scope=Scope.operator(), serial="STOCK-1", actor="tests", now=c.now()
+            c.uow(), scope=Scope.operator(), spec=DeviceSpec("STOCK-1"), actor="tests", now=c.now()
         )
         acme = Scope(Role.VIEWER, "Acme")
         return {
@@ -192,8 +190,7 @@ async def _deleted_group(c: Container) -> tuple[list[str], list[str]]:
     await device_service.create_device(
         c.uow(),
         scope=Scope.operator(),
-        serial="OLD-1",
-        group="Acme/Old",
+        spec=DeviceSpec("OLD-1", group="Acme/Old"),
         actor="tests",
         now=c.now(),
     )

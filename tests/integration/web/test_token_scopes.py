@@ -781,6 +781,7 @@ def test_an_expired_token_is_refused_as_unknown(server: Server, api: httpx.Clien
 
     from provisiond.bootstrap import open_container
     from provisiond.domain.scope import Scope
+    from provisiond.domain.tokens import TokenSpec
     from provisiond.services import directory
 
     async def expired() -> str:  # made two hours ago, for one hour
@@ -788,8 +789,7 @@ def test_an_expired_token_is_refused_as_unknown(server: Server, api: httpx.Clien
             _, secret = await directory.create_token(
                 c.uow(),
                 scope=Scope.operator(),
-                name="expired",
-                expires="1h",
+                spec=TokenSpec("expired", expires="1h"),
                 actor="tests",
                 now=c.now() - timedelta(hours=2),
             )

@@ -20,6 +20,7 @@ import pytest
 
 from provisiond.bootstrap import Container
 from provisiond.domain.destinations import AllowList
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.errors import InvalidInput
 from provisiond.integrations.webhooks.sender import HttpSender
@@ -82,7 +83,11 @@ async def hook_for(c: Container, url: str) -> Any:
 
 async def register(c: Container, serial: str) -> None:
     await device_service.create_device(
-        c.uow(), scope=OPERATOR, serial=serial, group="Org/East", actor="tests", now=c.now()
+        c.uow(),
+        scope=OPERATOR,
+        spec=DeviceSpec(serial, group="Org/East"),
+        actor="tests",
+        now=c.now(),
     )
     await dispatch(c)
 

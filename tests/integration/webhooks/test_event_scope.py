@@ -13,8 +13,9 @@ import pytest
 
 from provisiond.bootstrap import Container
 from provisiond.domain.claims import ClaimProof
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
-from provisiond.domain.users import Role
+from provisiond.domain.users import Role, UserSpec
 from provisiond.errors import Forbidden
 from provisiond.services import devices as device_service
 from provisiond.services import directory
@@ -76,16 +77,18 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
         alice = await directory.create_user(
             c.uow(),
             scope=Scope.operator(),
-            email="alice@acme.example",
-            password="correct horse battery",
-            role="installer",
-            group="Acme",
+            spec=UserSpec(
+                "alice@acme.example",
+                password="correct horse battery",
+                role="installer",
+                group="Acme",
+            ),
             actor="tests",
             now=c.now(),
         )
         # stock: registered, in no group, nobody's yet
         device, _ = await device_service.create_device(
-            c.uow(), scope=Scope.operator(), serial="STOCK-1", actor="tests", now=c.now()
+            c.uow(), scope=Scope.operator(), spec=DeviceSpec("STOCK-1"), actor="tests", now=c.now()
         )
         policy = replace(c.claim_policy, default_proof=ClaimProof.BUTTON)
         await claiming.start_claim(
@@ -153,13 +156,12 @@ def test_operator_wide_webhooks_get_every_event_and_only_operators_make_them(
             scope=OPERATOR,
         )
         await device_service.create_device(
-            c.uow(), scope=Scope.operator(), serial="STOCK-2", actor="tests", now=c.now()
+            c.uow(), scope=Scope.operator(), spec=DeviceSpec("STOCK-2"), actor="tests", now=c.now()
         )
         await device_service.create_device(
             c.uow(),
             scope=Scope.operator(),
-            serial="SITE-1",
-            group="Acme/Site",
+            spec=DeviceSpec("SITE-1", group="Acme/Site"),
             actor="tests",
             now=c.now(),
         )

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from provisiond.bootstrap import Container
+from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.domain.webhooks import verify
 from provisiond.integrations.webhooks.sender import HttpSender
@@ -100,13 +101,16 @@ def test_events_reach_the_groups_webhooks_signed(
         device, _ = await device_service.create_device(
             c.uow(),
             scope=OPERATOR,
-            serial="WH-1",
-            group="Org/West/Anaheim",
+            spec=DeviceSpec("WH-1", group="Org/West/Anaheim"),
             actor="tests",
             now=c.now(),
         )
         await device_service.create_device(
-            c.uow(), scope=OPERATOR, serial="WH-2", group="Org/East", actor="tests", now=c.now()
+            c.uow(),
+            scope=OPERATOR,
+            spec=DeviceSpec("WH-2", group="Org/East"),
+            actor="tests",
+            now=c.now(),
         )
         await dispatch(c)
         attempted = await deliver(c)
@@ -167,7 +171,11 @@ def test_failures_are_retried_with_backoff_then_given_up(
             guard=c.webhook_guard,
         )
         await device_service.create_device(
-            c.uow(), scope=OPERATOR, serial="WH-R1", group="Org/East", actor="tests", now=c.now()
+            c.uow(),
+            scope=OPERATOR,
+            spec=DeviceSpec("WH-R1", group="Org/East"),
+            actor="tests",
+            now=c.now(),
         )
         await dispatch(c)
         steps = [await deliver(c, policy)]  # 500
@@ -178,7 +186,11 @@ def test_failures_are_retried_with_backoff_then_given_up(
         (second,) = await service.list_deliveries(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         # a second event meets three 500s: failed for good after max_attempts
         await device_service.create_device(
-            c.uow(), scope=OPERATOR, serial="WH-R2", group="Org/East", actor="tests", now=c.now()
+            c.uow(),
+            scope=OPERATOR,
+            spec=DeviceSpec("WH-R2", group="Org/East"),
+            actor="tests",
+            now=c.now(),
         )
         await dispatch(c)
         for wait in (0, 1, 2):
@@ -231,8 +243,7 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
             await device_service.create_device(
                 c.uow(),
                 scope=OPERATOR,
-                serial=f"WH-D{i}",
-                group="Org/East",
+                spec=DeviceSpec(f"WH-D{i}", group="Org/East"),
                 actor="tests",
                 now=c.now(),
             )
@@ -240,7 +251,11 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         assert await deliver(c, policy) == 3
         disabled, _ = await service.get_webhook(c.uow(), scope=OPERATOR, webhook_id=hook.id)
         await device_service.create_device(
-            c.uow(), scope=OPERATOR, serial="WH-D9", group="Org/East", actor="tests", now=c.now()
+            c.uow(),
+            scope=OPERATOR,
+            spec=DeviceSpec("WH-D9", group="Org/East"),
+            actor="tests",
+            now=c.now(),
         )
         await dispatch(c)
         clock["now"] += timedelta(hours=2)
@@ -297,8 +312,7 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
             await device_service.create_device(
                 c.uow(),
                 scope=OPERATOR,
-                serial=f"WH-L{i}",
-                group="Org/East",
+                spec=DeviceSpec(f"WH-L{i}", group="Org/East"),
                 actor="tests",
                 now=c.now(),
             )
@@ -307,8 +321,7 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
             await device_service.create_device(
                 c.uow(),
                 scope=OPERATOR,
-                serial=f"WH-L{i}",
-                group="Org/East",
+                spec=DeviceSpec(f"WH-L{i}", group="Org/East"),
                 actor="tests",
                 now=c.now(),
             )
@@ -391,8 +404,7 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(
             await device_service.create_device(
                 c.uow(),
                 scope=OPERATOR,
-                serial=f"WH-R{i}",
-                group="Org/East",
+                spec=DeviceSpec(f"WH-R{i}", group="Org/East"),
                 actor="tests",
                 now=c.now(),
             )
@@ -434,8 +446,7 @@ def test_a_new_webhook_does_not_receive_the_backlog_queued_before_it(
         await device_service.create_device(
             c.uow(),
             scope=OPERATOR,
-            serial="WH-BEFORE",
-            group="Org/East",
+            spec=DeviceSpec("WH-BEFORE", group="Org/East"),
             actor="tests",
             now=c.now(),
         )
@@ -451,7 +462,11 @@ def test_a_new_webhook_does_not_receive_the_backlog_queued_before_it(
             guard=c.webhook_guard,
         )
         await device_service.create_device(
-            c.uow(), scope=OPERATOR, serial="WH-AFTER", group="Org/East", actor="tests", now=c.now()
+            c.uow(),
+            scope=OPERATOR,
+            spec=DeviceSpec("WH-AFTER", group="Org/East"),
+            actor="tests",
+            now=c.now(),
         )
         await dispatch(c)
         sent = await deliver(c)

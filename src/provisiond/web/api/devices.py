@@ -61,12 +61,7 @@ async def create_device(body: DeviceCreate, c: ContainerDep, op: OperatorDep) ->
     device, issued = await device_service.create_device(
         c.uow(),
         scope=op.scope,
-        serial=body.serial,
-        name=body.name,
-        model=body.model,
-        group=body.group,
-        owner=body.owner,
-        tags=body.tags,
+        spec=body.spec(),
         actor=actor(op),
         now=c.now(),
         sealer=c.broker_sealer,

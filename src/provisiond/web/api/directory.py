@@ -110,10 +110,7 @@ async def create_user(body: UserCreate, c: ContainerDep, op: OperatorDep) -> Use
     user = await directory.create_user(
         c.uow(),
         scope=op.scope,
-        email=body.email,
-        password=body.password,
-        role=body.role,
-        group=body.group,
+        spec=body.spec(),
         actor=actor(op),
         now=c.now(),
     )
@@ -219,10 +216,7 @@ async def create_token(body: TokenCreate, c: ContainerDep, op: OperatorDep) -> T
     token, secret = await directory.create_token(
         c.uow(),
         scope=op.scope,
-        name=body.name,
-        role=body.role,
-        group=body.group,
-        expires=body.expires,
+        spec=body.spec(),
         not_after=op.expires_at,
         actor=actor(op),
         now=c.now(),

@@ -45,30 +45,7 @@ async def create_profile(
     """Create a provisioning profile. Its secret is in this answer only. A scoped admin
     token creates profiles for groups of its subtree."""
     made = await service.create_profile(
-        c.uow(),
-        scope=op.scope,
-        name=body.name,
-        strategy=body.strategy,
-        key=body.key,
-        secret=body.secret,
-        group=body.group,
-        model=body.model,
-        credentials=body.credentials,
-        rate_per_minute=body.rate_per_minute,
-        source_rate_per_minute=body.source_rate_per_minute,
-        jwt_public_key=body.jwt_public_key,
-        ca=body.ca,
-        certificate_days=body.certificate_days,
-        claim_proof=body.claim_proof,
-        claim_window=body.claim_window,
-        release_policy=body.release_policy,
-        network=body.lorawan.model_dump() if body.lorawan else None,
-        reprovision=body.reprovision,
-        device_secret_min_length=body.device_secret_min_length,
-        device_ca=body.device_ca,
-        sealer=c.sealer,
-        actor=actor(op),
-        now=c.now(),
+        c.uow(), scope=op.scope, spec=body.spec(), sealer=c.sealer, actor=actor(op), now=c.now()
     )
     return _with_secret(made)
 
@@ -105,18 +82,9 @@ async def update_profile(
     """Change the profile's identity rules (what is absent stays): its reprovisioning
     policy, the shortest token or password a device may choose, its device CA (null
     removes it)."""
-    given = body.model_fields_set
     return ProfileRead.of(
         await service.update_profile(
-            c.uow(),
-            scope=op.scope,
-            name=name,
-            reprovision=body.reprovision,
-            device_secret_min_length=body.device_secret_min_length,
-            device_ca=body.device_ca,
-            clear_device_ca="device_ca" in given and body.device_ca is None,
-            actor=actor(op),
-            now=c.now(),
+            c.uow(), scope=op.scope, name=name, changes=body.changes(), actor=actor(op), now=c.now()
         )
     )
 

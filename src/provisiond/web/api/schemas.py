@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.credentials import Credential
-from provisiond.domain.device import Device
+from provisiond.domain.device import Device, DeviceSpec
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
 from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
@@ -18,9 +18,12 @@ from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
     DEFAULT_SOURCE_RATE_PER_MINUTE,
     Profile,
+    ProfileChanges,
+    ProfileSpec,
 )
-from provisiond.domain.tokens import ApiToken
-from provisiond.domain.users import User
+from provisiond.domain.rendering import device_fields, profile_fields
+from provisiond.domain.tokens import ApiToken, TokenSpec
+from provisiond.domain.users import User, UserSpec
 from provisiond.domain.webhooks import Delivery, Webhook
 
 
@@ -63,6 +66,9 @@ class UserCreate(Body):
     password: str = Field(min_length=1)
     role: str = Field(description="admin, installer or viewer")
     group: str = Field(description="path of the user's group")
+
+    def spec(self) -> UserSpec:
+        return UserSpec(**self.model_dump())
 
 
 class UserRead(BaseModel):
@@ -126,6 +132,9 @@ class TokenCreate(Body):
             "or the caller's own expiry when it has one"
         ),
     )
+
+    def spec(self) -> TokenSpec:
+        return TokenSpec(**self.model_dump())
 
 
 class TokenRead(BaseModel):
@@ -233,11 +242,18 @@ class ProfileCreate(Body):
         ),
     )
 
+    def spec(self) -> ProfileSpec:
+        return ProfileSpec(**self.model_dump())
+
 
 class ProfileUpdate(Body):
     reprovision: str | None = Field(None, description="`never`, `with-proof` or `factory-reset`")
     device_secret_min_length: int | None = Field(None, description="1 to 128")
     device_ca: str | None = Field(None, description="a CA's name; null removes it")
+
+    def changes(self) -> ProfileChanges:
+        removed = "device_ca" in self.model_fields_set and self.device_ca is None
+        return ProfileChanges(**self.model_dump(), clear_device_ca=removed)
 
 
 class ProfileJwtKey(Body):
@@ -275,31 +291,7 @@ class ProfileRead(BaseModel):
 
     @classmethod
     def of(cls, p: Profile) -> ProfileRead:
-        return cls(
-            id=p.id,
-            name=p.name,
-            key=p.key,
-            strategy=p.strategy.value,
-            group=p.group_path,
-            model=p.model,
-            credentials=[t.value for t in p.credential_types],
-            rate_per_minute=p.rate_per_minute,
-            source_rate_per_minute=p.source_rate_per_minute,
-            enabled=p.enabled,
-            created_at=p.created_at,
-            updated_at=p.updated_at,
-            secret_rotated_at=p.secret_rotated_at,
-            registration_algorithm="ES256" if p.jwt_public_key else "HS256",
-            ca=p.ca_name,
-            certificate_days=p.certificate_days,
-            claim_proof=p.claim_proof.value if p.claim_proof else None,
-            claim_window=p.claim_window_seconds,
-            release_policy=p.release_policy.value,
-            lorawan=p.network.to_json(),
-            reprovision=p.reprovision.value,
-            device_secret_min_length=p.device_secret_min_length,
-            device_ca=p.device_ca_name,
-        )
+        return cls(**profile_fields(p))
 
 
 class ProfileWithSecret(ProfileRead):
@@ -313,6 +305,9 @@ class DeviceCreate(Body):
     group: str | None = Field(None, description="claim the device for this group")
     owner: str | None = Field(None, description="claim the device for this user (e-mail)")
     tags: dict[str, str] = Field(default_factory=dict)
+
+    def spec(self) -> DeviceSpec:
+        return DeviceSpec(**self.model_dump())
 
 
 class DeviceRead(BaseModel):
@@ -331,20 +326,7 @@ class DeviceRead(BaseModel):
 
     @classmethod
     def of(cls, d: Device) -> DeviceRead:
-        return cls(
-            id=d.id,
-            serial=d.serial,
-            name=d.name,
-            model=d.model,
-            state=d.state.value,
-            group=d.group_path,
-            owner_kind=d.owner_kind,
-            owner=d.owner_email if d.owner_user_id else d.group_path,
-            tags=d.tags,
-            created_at=d.created_at,
-            updated_at=d.updated_at,
-            claimed_at=d.claimed_at,
-        )
+        return cls(**device_fields(d))
 
 
 class CredentialRead(BaseModel):
