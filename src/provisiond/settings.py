@@ -3,15 +3,19 @@
 Precedence, highest first: command-line flags (passed as keyword arguments), environment
 variables (``PROVISIOND_*``, nested with ``__``), the TOML config file named by
 ``PROVISIOND_CONFIG_FILE`` (or ``--config``), then the defaults below. Every field is listed
-in docs/configuration.md; a test keeps the two in step.
+in docs/configuration.md; a test keeps the two in step. Settings of one concern are grouped
+(``claims``, ``sessions``, ``limits`` …: ``PROVISIOND_CLAIMS__WINDOW_SECONDS``, a ``[claims]``
+table); the flat names they had before still work (``RENAMED``).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_origin
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -23,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -40,9 +45,10 @@ from provisiond.domain.claims import (
 )
 from provisiond.domain.destinations import AllowList
 from provisiond.domain.tts import NetworkSettings, parse_network_settings
-from provisiond.errors import InvalidInput
+from provisiond.errors import ConfigurationError, InvalidInput
 
 CONFIG_FILE_ENV = "PROVISIOND_CONFIG_FILE"
+logger = logging.getLogger(__name__)
 
 
 class Environment(StrEnum):
@@ -288,46 +294,13 @@ class TtsSettings(BaseModel):
         )
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "provisiond"
+class ProvisioningSettings(BaseModel):
+    """How devices reach provisiond to provision: the MQTT listener, CoAP, and the throttle
+    of unknown sources (``PROVISIOND_PROVISIONING__MQTT_PORT`` …; ``[provisioning]`` in the
+    file)."""
 
+    model_config = ConfigDict(extra="forbid")
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="PROVISIOND_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        validate_default=True,
-    )
-
-    environment: Environment = Field(
-        Environment.DEVELOPMENT,
-        description=(
-            "`development` or `production`. Production refuses settings that can lose "
-            "committed data (`sqlite_synchronous=NORMAL`)."
-        ),
-    )
-    data_dir: Path = Field(
-        default_factory=default_data_dir,
-        description="Where the default SQLite database lives.",
-    )
-    database_url: str | None = Field(
-        None,
-        description=(
-            "SQLAlchemy URL of the database: `sqlite:///PATH` or "
-            "`postgresql://USER@HOST:PORT/DB`. Default: `provisiond.db` in the data directory."
-        ),
-    )
-    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
-    public_url: str | None = Field(
-        None,
-        description="The address people, labels and brokers reach this service at "
-        "(device URLs on labels; the CRL and OCSP addresses written into "
-        "every device certificate), e.g. `https://provision.example.com`. "
-        "Default: `http://HOST:PORT`.",
-    )
-    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
     mqtt_enabled: bool = Field(True, description="Serve the MQTT provisioning listener.")
     mqtt_port: int = Field(
         1884, ge=0, le=65535, description="TCP port of the MQTT provisioning listener (0: any)."
@@ -345,95 +318,43 @@ class Settings(BaseSettings):
         le=65535,
         description="UDP port of the CoAP device API (5683 is CoAP's); none: no CoAP.",
     )
-    log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`.")
-    log_format: LogFormat = Field(
-        LogFormat.TEXT, description="`text` for people, `json` for log collectors."
-    )
-    sqlite_synchronous: SqliteSynchronous = Field(
-        SqliteSynchronous.FULL,
-        description="SQLite `synchronous` pragma. FULL survives power loss; NORMAL is faster.",
-    )
-    sqlite_busy_timeout_ms: int = Field(
-        10_000, ge=0, description="How long an SQLite writer waits for the lock, in ms."
-    )
-    sqlite_page_size: int = Field(
-        4096,
-        description="Page size, in bytes, of an SQLite file `db upgrade` creates (a file "
-        "keeps the size it was made with). Larger pages import faster and provision slower.",
-    )
-    database_pool_size: int = Field(
-        10, ge=1, description="Connections kept open to PostgreSQL per process."
-    )
-    import_batch_size: int = Field(
-        20_000, ge=1, le=100_000, description="Rows written per statement during bulk import."
-    )
-    import_max_problems: int = Field(
-        1_000, ge=1, description="Problems listed by a failed import before summarising."
-    )
-    provision_unknown_source_rate_per_minute: int = Field(
+    unknown_source_rate_per_minute: int = Field(
         60,
         ge=1,
         description="Provision requests per minute one address may make with "
         "unknown or wrong profile credentials.",
     )
-    ca_key_passphrase: SecretStr | None = Field(
-        None,
-        description="Encrypts the private keys of certificate authorities in the "
-        "database (required in production to create or import one).",
-    )
-    crl_dir: Path | None = Field(
-        None,
-        description="A directory where `serve` writes each CA's CRL (PEM) for the "
-        "broker: `NAME.crl.pem`, and every CA's in `crls.pem` (Mosquitto's "
-        "`crlfile`); it then makes Mosquitto read it (broker__pid_file or "
-        "broker__reload_command). None: no files (the CRLs are still "
-        "served over HTTP).",
-    )
-    crl_validity_hours: float = Field(
-        168.0,
-        ge=1,
-        le=24 * 366,
-        description="How long a CRL is valid (its nextUpdate): a broker holding a CRL past "
-        "then refuses every certificate of its CA.",
-    )
-    crl_refresh_hours: float = Field(
-        24.0,
-        gt=0,
-        description="A CA's CRL is made again this long after the last one even "
-        "when nothing was revoked (at most half of "
-        "crl_validity_hours), so it never expires while provisiond "
-        "runs.",
-    )
-    ocsp_validity_seconds: int = Field(
-        300,
-        ge=10,
-        le=7 * 86_400,
-        description="How long an OCSP answer is valid (its nextUpdate): how long a client "
-        "may cache it.",
-    )
-    claim_proof: ClaimProof = Field(
+
+
+class ClaimSettings(BaseModel):
+    """Claiming defaults and throttles (``PROVISIOND_CLAIMS__WINDOW_SECONDS`` …; ``[claims]``
+    in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    proof: ClaimProof = Field(
         ClaimProof.NONE,
         description="The proof of possession a claim needs when the device's profile does "
         "not say (or it has none): `none`, `button`, `code` or `device-secret`.",
     )
-    claim_window_seconds: int = Field(
+    window_seconds: int = Field(
         300,
         ge=CLAIM_WINDOW_MIN,
         le=CLAIM_WINDOW_MAX,
         description="How long a claim stays open for its proof and finish, when the "
         "device's profile does not say.",
     )
-    claim_code_length: int = Field(
+    code_length: int = Field(
         CODE_LENGTH,
         ge=8,
         le=24,
         description="Characters of the claim codes an import generates, check character "
         "included (each other one carries 4.95 bits: 12 give 54 bits).",
     )
-    claim_rate_per_minute: int = Field(
+    rate_per_minute: int = Field(
         20, ge=1, description="Claims one user may start per minute, and one address."
     )
-    claim_code_attempts_per_minute: int = Field(
+    code_attempts_per_minute: int = Field(
         10, ge=1, description="Claim codes or device secrets one user may try per minute."
     )
     device_lookup_rate_per_minute: int = Field(
@@ -442,8 +363,16 @@ class Settings(BaseSettings):
         description="Device pages one user may ask for per minute that find "
         "nothing (a missing serial, or another customer's device).",
     )
-    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
-    session_idle_minutes: float = Field(120.0, gt=0, description="A session unused this long ends.")
+
+
+class SessionSettings(BaseModel):
+    """Sign-in sessions of the pages and the sign-in throttles
+    (``PROVISIOND_SESSIONS__HOURS`` …; ``[sessions]`` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+    idle_minutes: float = Field(120.0, gt=0, description="A session unused this long ends.")
     cookie_secure: bool | None = Field(
         None,
         description="Mark the session cookie Secure (HTTPS only). Default: yes in "
@@ -474,55 +403,69 @@ class Settings(BaseSettings):
         description="A slowed-down account checks one password per this many seconds from "
         "addresses it has not been signed in from.",
     )
-    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
-        default_factory=list,
-        description="Addresses or networks (CIDR) of the proxies and load balancers in front "
-        "of provisiond, whose X-Forwarded-For names the client; none: the header "
-        "is ignored and the connection's address is the client's.",
-    )
-    device_key_passphrase: SecretStr | None = Field(
-        None,
-        description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
-        "AppKeys); required in production to import them.",
-    )
-    broker: BrokerSettings = Field(
-        default_factory=BrokerSettings, description="The user's MQTT broker (`broker__*` below)."
-    )
-    tts: TtsSettings = Field(
-        default_factory=TtsSettings, description="The Things Stack (`tts__*` below)."
-    )
-    webhook_timeout_seconds: float = Field(
+
+
+class WebhookSettings(BaseModel):
+    """Webhook deliveries and where they may go (``PROVISIOND_WEBHOOKS__TIMEOUT_SECONDS`` …;
+    ``[webhooks]`` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout_seconds: float = Field(
         10.0, gt=0, le=120, description="How long a webhook receiver has to answer."
     )
-    webhook_max_attempts: int = Field(
+    max_attempts: int = Field(
         12,
         ge=1,
         le=100,
         description="Deliveries of one event tried before it is marked failed (backoff "
         "doubles from 1 s to at most 1 h).",
     )
-    webhook_disable_after: int = Field(
+    disable_after: int = Field(
         50, ge=1, description="Failed deliveries in a row after which a webhook is disabled."
     )
-    webhook_log_days: int = Field(
+    log_days: int = Field(
         14, ge=1, description="How long finished deliveries stay in a webhook's log."
     )
-    webhook_allow_networks: list[str] = Field(
+    allow_networks: list[str] = Field(
         default_factory=list,
         description="Networks (CIDR, e.g. `10.20.0.0/16`, or single addresses) webhooks may "
         "reach although they are not public: intranet receivers. Default: none "
         "(only public addresses).",
     )
-    webhook_allow_hosts: list[str] = Field(
+    allow_hosts: list[str] = Field(
         default_factory=list,
         description="Host names webhooks may reach whatever they resolve to (`*.corp.example`"
         ": every name under it). Default: none.",
     )
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _allow_networks(cls, value: list[str]) -> list[str]:
+        AllowList.parse(networks=value)
+        return value
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: list[str]) -> list[str]:
+        AllowList.parse(hosts=value)
+        return value
+
+    @property
+    def allow_list(self) -> AllowList:
+        return AllowList.parse(self.allow_networks, self.allow_hosts)
+
+
+class LimitSettings(BaseModel):
+    """Caps: nothing unauthenticated holds unbounded sockets, memory or time
+    (docs/security.md#caps; ``PROVISIOND_LIMITS__HTTP_MAX_CONNECTIONS`` …; ``[limits]`` in the
+    file). `serve` lowers the connection caps to fit its descriptor limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
     api_max_body_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Largest request body the API accepts (imports)."
     )
-    # Caps: nothing unauthenticated holds unbounded sockets, memory or time
-    # (docs/security.md#caps). `serve` lowers the connection caps to fit its descriptor limit.
     http_max_connections: int = Field(
         4096,
         ge=16,
@@ -594,23 +537,146 @@ class Settings(BaseSettings):
         256, ge=1, description="MQTT sessions open at once from one address (IPv6: one /64)."
     )
 
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "provisiond"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PROVISIOND_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT,
+        description=(
+            "`development` or `production`. Production refuses settings that can lose "
+            "committed data (`sqlite_synchronous=NORMAL`)."
+        ),
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the default SQLite database lives.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the database: `sqlite:///PATH` or "
+            "`postgresql://USER@HOST:PORT/DB`. Default: `provisiond.db` in the data directory."
+        ),
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    public_url: str | None = Field(
+        None,
+        description="The address people, labels and brokers reach this service at "
+        "(device URLs on labels; the CRL and OCSP addresses written into "
+        "every device certificate), e.g. `https://provision.example.com`. "
+        "Default: `http://HOST:PORT`.",
+    )
+    port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
+    provisioning: ProvisioningSettings = Field(
+        default_factory=ProvisioningSettings,
+        description="Device provisioning (`provisioning__*` below).",
+    )
+    log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`.")
+    log_format: LogFormat = Field(
+        LogFormat.TEXT, description="`text` for people, `json` for log collectors."
+    )
+    sqlite_synchronous: SqliteSynchronous = Field(
+        SqliteSynchronous.FULL,
+        description="SQLite `synchronous` pragma. FULL survives power loss; NORMAL is faster.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        10_000, ge=0, description="How long an SQLite writer waits for the lock, in ms."
+    )
+    sqlite_page_size: int = Field(
+        4096,
+        description="Page size, in bytes, of an SQLite file `db upgrade` creates (a file "
+        "keeps the size it was made with). Larger pages import faster and provision slower.",
+    )
+    database_pool_size: int = Field(
+        10, ge=1, description="Connections kept open to PostgreSQL per process."
+    )
+    import_batch_size: int = Field(
+        20_000, ge=1, le=100_000, description="Rows written per statement during bulk import."
+    )
+    import_max_problems: int = Field(
+        1_000, ge=1, description="Problems listed by a failed import before summarising."
+    )
+    ca_key_passphrase: SecretStr | None = Field(
+        None,
+        description="Encrypts the private keys of certificate authorities in the "
+        "database (required in production to create or import one).",
+    )
+    crl_dir: Path | None = Field(
+        None,
+        description="A directory where `serve` writes each CA's CRL (PEM) for the "
+        "broker: `NAME.crl.pem`, and every CA's in `crls.pem` (Mosquitto's "
+        "`crlfile`); it then makes Mosquitto read it (broker__pid_file or "
+        "broker__reload_command). None: no files (the CRLs are still "
+        "served over HTTP).",
+    )
+    crl_validity_hours: float = Field(
+        168.0,
+        ge=1,
+        le=24 * 366,
+        description="How long a CRL is valid (its nextUpdate): a broker holding a CRL past "
+        "then refuses every certificate of its CA.",
+    )
+    crl_refresh_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A CA's CRL is made again this long after the last one even "
+        "when nothing was revoked (at most half of "
+        "crl_validity_hours), so it never expires while provisiond "
+        "runs.",
+    )
+    ocsp_validity_seconds: int = Field(
+        300,
+        ge=10,
+        le=7 * 86_400,
+        description="How long an OCSP answer is valid (its nextUpdate): how long a client "
+        "may cache it.",
+    )
+    claims: ClaimSettings = Field(
+        default_factory=ClaimSettings, description="Claiming (`claims__*` below)."
+    )
+    sessions: SessionSettings = Field(
+        default_factory=SessionSettings, description="Sign-in sessions (`sessions__*` below)."
+    )
+    trusted_proxies: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (CIDR) of the proxies and load balancers in front "
+        "of provisiond, whose X-Forwarded-For names the client; none: the header "
+        "is ignored and the connection's address is the client's.",
+    )
+    device_key_passphrase: SecretStr | None = Field(
+        None,
+        description="Encrypts device keys provisiond keeps to hand on later (LoRaWAN "
+        "AppKeys); required in production to import them.",
+    )
+    broker: BrokerSettings = Field(
+        default_factory=BrokerSettings, description="The user's MQTT broker (`broker__*` below)."
+    )
+    tts: TtsSettings = Field(
+        default_factory=TtsSettings, description="The Things Stack (`tts__*` below)."
+    )
+    webhooks: WebhookSettings = Field(
+        default_factory=WebhookSettings, description="Webhooks (`webhooks__*` below)."
+    )
+    limits: LimitSettings = Field(
+        default_factory=LimitSettings, description="Caps (`limits__*` below)."
+    )
+
     @field_validator("sqlite_page_size")
     @classmethod
     def _page_size(cls, value: int) -> int:
         if value not in {4096, 8192, 16384, 32768, 65536}:
             raise ValueError("must be 4096, 8192, 16384, 32768 or 65536")
-        return value
-
-    @field_validator("webhook_allow_networks")
-    @classmethod
-    def _allow_networks(cls, value: list[str]) -> list[str]:
-        AllowList.parse(networks=value)
-        return value
-
-    @field_validator("webhook_allow_hosts")
-    @classmethod
-    def _allow_hosts(cls, value: list[str]) -> list[str]:
-        AllowList.parse(hosts=value)
         return value
 
     @field_validator("trusted_proxies", mode="before")
@@ -672,10 +738,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            _Renamed(settings_cls, init_settings, where="arguments"),
+            _Renamed(settings_cls, env_settings, where="environment", environment=True),
+        ]
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file))
+            sources.append(_Renamed(settings_cls, toml, where=config_file))
         return tuple(sources)
 
     @property
@@ -684,16 +754,13 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        return self.production if self.cookie_secure is None else self.cookie_secure
+        secure = self.sessions.cookie_secure
+        return self.production if secure is None else secure
 
     @property
     def ca_passphrase(self) -> str | None:
         """The CA key passphrase in clear, for the code that encrypts and decrypts keys."""
         return self.ca_key_passphrase.get_secret_value() if self.ca_key_passphrase else None
-
-    @property
-    def webhook_allow_list(self) -> AllowList:
-        return AllowList.parse(self.webhook_allow_networks, self.webhook_allow_hosts)
 
     @property
     def effective_public_url(self) -> str:
@@ -721,6 +788,133 @@ class Settings(BaseSettings):
         if self.tts.api_key is not None:
             out["tts"]["api_key"] = "***"
         return out
+
+
+# Settings that moved into a group: old flat name -> (group, field). The old names keep
+# working from every source (keyword arguments, PROVISIOND_OLD_NAME, a config file's
+# `old_name = …`); the environment and the config file log a deprecation warning, once per
+# name, naming the new one. Old and new name both given in one source is an error naming
+# both; across sources the usual precedence holds (arguments > environment > file).
+RENAMED: dict[str, tuple[str, str]] = {
+    "mqtt_enabled": ("provisioning", "mqtt_enabled"),
+    "mqtt_port": ("provisioning", "mqtt_port"),
+    "mqtt_tls_cert": ("provisioning", "mqtt_tls_cert"),
+    "mqtt_tls_key": ("provisioning", "mqtt_tls_key"),
+    "mqtt_session_seconds": ("provisioning", "mqtt_session_seconds"),
+    "coap_port": ("provisioning", "coap_port"),
+    "provision_unknown_source_rate_per_minute": ("provisioning", "unknown_source_rate_per_minute"),
+    "claim_proof": ("claims", "proof"),
+    "claim_window_seconds": ("claims", "window_seconds"),
+    "claim_code_length": ("claims", "code_length"),
+    "claim_rate_per_minute": ("claims", "rate_per_minute"),
+    "claim_code_attempts_per_minute": ("claims", "code_attempts_per_minute"),
+    "device_lookup_rate_per_minute": ("claims", "device_lookup_rate_per_minute"),
+    "session_hours": ("sessions", "hours"),
+    "session_idle_minutes": ("sessions", "idle_minutes"),
+    "cookie_secure": ("sessions", "cookie_secure"),
+    "login_failures_before_lockout": ("sessions", "login_failures_before_lockout"),
+    "login_lockout_minutes": ("sessions", "login_lockout_minutes"),
+    "login_rate_per_minute": ("sessions", "login_rate_per_minute"),
+    "login_account_failures_before_slowdown": (
+        "sessions",
+        "login_account_failures_before_slowdown",
+    ),
+    "login_account_slowdown_seconds": ("sessions", "login_account_slowdown_seconds"),
+    "webhook_timeout_seconds": ("webhooks", "timeout_seconds"),
+    "webhook_max_attempts": ("webhooks", "max_attempts"),
+    "webhook_disable_after": ("webhooks", "disable_after"),
+    "webhook_log_days": ("webhooks", "log_days"),
+    "webhook_allow_networks": ("webhooks", "allow_networks"),
+    "webhook_allow_hosts": ("webhooks", "allow_hosts"),
+    "api_max_body_bytes": ("limits", "api_max_body_bytes"),
+    "http_max_connections": ("limits", "http_max_connections"),
+    "http_reserved_connections": ("limits", "http_reserved_connections"),
+    "http_header_timeout_seconds": ("limits", "http_header_timeout_seconds"),
+    "http_max_header_bytes": ("limits", "http_max_header_bytes"),
+    "http_body_timeout_seconds": ("limits", "http_body_timeout_seconds"),
+    "http_body_min_rate": ("limits", "http_body_min_rate"),
+    "http_public_max_body_bytes": ("limits", "http_public_max_body_bytes"),
+    "http_max_body_bytes": ("limits", "http_max_body_bytes"),
+    "event_streams_per_user": ("limits", "event_streams_per_user"),
+    "mqtt_connect_timeout_seconds": ("limits", "mqtt_connect_timeout_seconds"),
+    "mqtt_idle_seconds": ("limits", "mqtt_idle_seconds"),
+    "mqtt_max_sessions": ("limits", "mqtt_max_sessions"),
+    "mqtt_max_sessions_per_address": ("limits", "mqtt_max_sessions_per_address"),
+}
+_warned: set[str] = set()
+
+
+def _old_environment() -> dict[str, Any]:
+    """``PROVISIOND_<OLD_NAME>`` variables (the environment source reads only fields)."""
+    found: dict[str, Any] = {}
+    for key, value in os.environ.items():
+        name = key.lower().removeprefix("provisiond_")
+        if key.lower().startswith("provisiond_") and name in RENAMED:
+            group, field = RENAMED[name]
+            model: type[BaseModel] = Settings.model_fields[group].annotation  # type: ignore[assignment]
+            complex_value = get_origin(model.model_fields[field].annotation) is list
+            found[name] = json.loads(value) if complex_value else value
+    return found
+
+
+def moved(values: dict[str, Any], *, where: str, warn: bool) -> dict[str, Any]:
+    """*values* (one source's) with old flat names and ``group__field`` keys put in their
+    group; raises ConfigurationError when a setting is given under both names."""
+    out = dict(values)
+    for key in list(out):
+        if key in RENAMED:
+            group, field = RENAMED[key]
+        elif "__" in key:
+            group, _, field = key.partition("__")
+        else:
+            continue
+        value = out.pop(key)
+        target = out.get(group, {})
+        if isinstance(target, BaseModel):
+            target = target.model_dump(exclude_unset=True)
+        target = out[group] = dict(target)
+        new = f"{group}__{field}"
+        if field in target:
+            raise ConfigurationError(f"{where}: {key} and {new} are the same setting: give one")
+        target[field] = value
+        if warn and key in RENAMED and key not in _warned:
+            _warned.add(key)
+            logger.warning(
+                "setting %s is deprecated: it is now %s (environment PROVISIOND_%s, or %s "
+                "in the config file's [%s] table)",
+                key,
+                new,
+                new.upper(),
+                field,
+                group,
+            )
+    return out
+
+
+class _Renamed(PydanticBaseSettingsSource):
+    """A settings source with the moved settings (RENAMED) put where they now live."""
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        source: PydanticBaseSettingsSource,
+        *,
+        where: str,
+        environment: bool = False,
+    ) -> None:
+        super().__init__(settings_cls)
+        self.source = source
+        self.where = where  # for messages: "arguments", "environment" or the file's name
+        self.environment = environment
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.source()
+        if self.environment:
+            values = {**_old_environment(), **values}
+        return moved(values, where=self.where, warn=self.where != "arguments")
 
 
 def mask_url(url: str) -> str:
