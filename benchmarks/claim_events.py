@@ -189,7 +189,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    os.environ["PROVISIOND_CLAIM_RATE_PER_MINUTE"] = str(10 * args.pages)
+    os.environ["PROVISIOND_CLAIMS__RATE_PER_MINUTE"] = str(10 * args.pages)
     print(json.dumps({"machine": machine()}), flush=True)
 
     def one(backend: str, _round: int) -> dict[str, Any]:

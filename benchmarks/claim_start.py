@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
-    os.environ["PROVISIOND_CLAIM_RATE_PER_MINUTE"] = "1000000"
+    os.environ["PROVISIOND_CLAIMS__RATE_PER_MINUTE"] = "1000000"
     print(json.dumps({"machine": machine()}), flush=True)
     source = device_csv(args.devices)
     free = unclaimed_serials(source)

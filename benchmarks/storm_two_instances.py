@@ -62,9 +62,9 @@ def start_instance(database: str) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         **os.environ,
         "PROVISIOND_DATABASE_URL": database,
-        "PROVISIOND_MQTT_ENABLED": "false",
-        "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000000",
-        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000000",
+        "PROVISIOND_PROVISIONING__MQTT_ENABLED": "false",
+        "PROVISIOND_CLAIMS__RATE_PER_MINUTE": "1000000",
+        "PROVISIOND_SESSIONS__LOGIN_RATE_PER_MINUTE": "1000000",
     }
     proc = subprocess.Popen(
         [*PROVISIOND, "serve", "--port", str(port), "--log-level", "warning"], env=env

@@ -50,7 +50,7 @@ async def measure(database: str, url: str, events: int) -> float:
 
     async with open_container(
         load_settings(
-            database_url=database, log_level="warning", webhook_allow_networks=["127.0.0.1"]
+            database_url=database, log_level="warning", webhooks__allow_networks=["127.0.0.1"]
         )
     ) as c:
         await directory.create_group(

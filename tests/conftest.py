@@ -26,7 +26,7 @@ from tests.support.postgres import postgres_server, with_database
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Servers the tests start (in process or as processes) take any free port for MQTT, so they
 # never meet each other, or a listener already on this machine, at the default 1884.
-os.environ.setdefault("PROVISIOND_MQTT_PORT", "0")
+os.environ.setdefault("PROVISIOND_PROVISIONING__MQTT_PORT", "0")
 TEMPLATE = f"provisiond_tpl_{os.getpid()}"
 
 

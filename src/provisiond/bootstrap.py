@@ -108,7 +108,7 @@ class Container(ContainerInterface):
         """The provisioning rules' settings, the same for every transport (made once)."""
         s = self.settings
         return policy_from(
-            s.provision_unknown_source_rate_per_minute,
+            s.provisioning.unknown_source_rate_per_minute,
             s.ca_passphrase,
             self.signers,
             self.broker_sealer,
@@ -124,24 +124,24 @@ class Container(ContainerInterface):
     def claim_policy(self) -> ClaimPolicy:
         s = self.settings
         return ClaimPolicy(
-            s.claim_proof,
-            s.claim_window_seconds,
-            s.claim_rate_per_minute,
-            s.claim_code_attempts_per_minute,
-            s.device_lookup_rate_per_minute,
+            s.claims.proof,
+            s.claims.window_seconds,
+            s.claims.rate_per_minute,
+            s.claims.code_attempts_per_minute,
+            s.claims.device_lookup_rate_per_minute,
         )
 
     @cached_property
     def session_policy(self) -> SessionPolicy:
         s = self.settings
         return SessionPolicy(
-            timedelta(hours=s.session_hours),
-            timedelta(minutes=s.session_idle_minutes),
-            s.login_failures_before_lockout,
-            timedelta(minutes=s.login_lockout_minutes),
-            s.login_rate_per_minute,
-            s.login_account_failures_before_slowdown,
-            timedelta(seconds=s.login_account_slowdown_seconds),
+            timedelta(hours=s.sessions.hours),
+            timedelta(minutes=s.sessions.idle_minutes),
+            s.sessions.login_failures_before_lockout,
+            timedelta(minutes=s.sessions.login_lockout_minutes),
+            s.sessions.login_rate_per_minute,
+            s.sessions.login_account_failures_before_slowdown,
+            timedelta(seconds=s.sessions.login_account_slowdown_seconds),
         )
 
     def now(self) -> datetime:
@@ -160,7 +160,7 @@ class Container(ContainerInterface):
     def webhook_guard(self) -> DestinationGuard:
         """Where webhooks may send: public addresses and the allow-list (tests replace it
         to resolve names their own way)."""
-        return DestinationGuard(self.settings.webhook_allow_list)
+        return DestinationGuard(self.settings.webhooks.allow_list)
 
     @property
     def keeps_broker(self) -> bool:
@@ -405,14 +405,18 @@ async def device_transports(container: Container) -> AsyncIterator[int | None]:
 
     s = container.settings
     async with AsyncExitStack() as stack:
-        if s.coap_port is not None:
-            context = await coap.start(container.provisioner, s.host, s.coap_port)
+        if s.provisioning.coap_port is not None:
+            context = await coap.start(container.provisioner, s.host, s.provisioning.coap_port)
             stack.push_async_callback(context.shutdown)
-        if not s.mqtt_enabled:
+        if not s.provisioning.mqtt_enabled:
             yield None
             return
         server = await mqtt.start(
-            container.provisioner, s.host, s.mqtt_port, mqtt.tls_context(s), mqtt.Limits.of(s)
+            container.provisioner,
+            s.host,
+            s.provisioning.mqtt_port,
+            mqtt.tls_context(s),
+            mqtt.Limits.of(s),
         )
 
         async def close() -> None:

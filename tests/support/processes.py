@@ -45,7 +45,7 @@ class Instance:
         environment = {
             **os.environ,
             "PROVISIOND_DATABASE_URL": database,
-            "PROVISIOND_MQTT_ENABLED": "false",
+            "PROVISIOND_PROVISIONING__MQTT_ENABLED": "false",
             **(env or {}),
         }
         sink = log.open("ab") if log else subprocess.DEVNULL

@@ -123,7 +123,7 @@ def test_caps_fit_the_descriptor_limit() -> None:
     assert fixed + tight.http_connections + tight.mqtt_sessions <= 1024
     assert tight.http_connections == tight.mqtt_sessions  # lowered in proportion
     assert tight.mqtt_per_address == 256 * tight.mqtt_sessions // 4096  # the same share
-    no_mqtt = plan_caps(Settings(database_url="sqlite://", mqtt_enabled=False), 1024)
+    no_mqtt = plan_caps(Settings(database_url="sqlite://", provisioning__mqtt_enabled=False), 1024)
     assert OTHER_DESCRIPTORS + HTTP_BACKLOG + 16 + no_mqtt.http_connections <= 1024
     assert no_mqtt.http_connections > tight.http_connections
     assert not plan_caps(settings, resource.RLIM_INFINITY).lowered

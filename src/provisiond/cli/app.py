@@ -116,20 +116,20 @@ def _serve(
             host=host,
             port=port,
             log_level=log_level,
-            coap_port=coap_port,
-            mqtt_port=mqtt_port,
-            mqtt_enabled=mqtt,
+            provisioning__coap_port=coap_port,
+            provisioning__mqtt_port=mqtt_port,
+            provisioning__mqtt_enabled=mqtt,
         ),
     )
     application = guard(common, lambda: create_app(settings))
     extra = (
-        f", MQTT provisioning on {settings.host}:{settings.mqtt_port}"
-        if settings.mqtt_enabled
+        f", MQTT provisioning on {settings.host}:{settings.provisioning.mqtt_port}"
+        if settings.provisioning.mqtt_enabled
         else ""
     )
     extra += (
-        f", CoAP on coap://{settings.host}:{settings.coap_port}"
-        if settings.coap_port is not None
+        f", CoAP on coap://{settings.host}:{settings.provisioning.coap_port}"
+        if settings.provisioning.coap_port is not None
         else ""
     )
     banner = (
@@ -173,7 +173,7 @@ def serve(
         int | None,
         typer.Option(
             "--mqtt-port",
-            envvar="PROVISIOND_MQTT_PORT",
+            envvar="PROVISIOND_PROVISIONING__MQTT_PORT",
             help="TCP port of the MQTT provisioning listener (default 1884).",
         ),
     ] = None,
@@ -187,7 +187,7 @@ def serve(
         int | None,
         typer.Option(
             "--coap-port",
-            envvar="PROVISIOND_COAP_PORT",
+            envvar="PROVISIOND_PROVISIONING__COAP_PORT",
             help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
         ),
     ] = None,

@@ -160,7 +160,7 @@ def create(
             "--claim-proof",
             help="How people prove they hold a device to claim it: none, "
             "button, code or device-secret (default: the instance's "
-            "claim_proof setting).",
+            "claims__proof setting).",
         ),
     ] = None,
     claim_window: Annotated[
@@ -168,7 +168,7 @@ def create(
         typer.Option(
             "--claim-window",
             help="Seconds a claim stays open for its proof and finish "
-            "(default: the instance's claim_window_seconds).",
+            "(default: the instance's claims__window_seconds).",
         ),
     ] = None,
     release_policy: Annotated[

@@ -1,8 +1,8 @@
 """Signing in and out of the pages: passwords, sessions, throttles and lock-out.
 
 A session is a random token in an HttpOnly cookie; the database keeps its SHA-256, the user,
-a CSRF token for the session's forms, and when it ends (``session_hours`` after sign-in, or
-``session_idle_minutes`` after its last use). Every outcome is an audit event. A failed
+a CSRF token for the session's forms, and when it ends (``sessions__hours`` after sign-in, or
+``sessions__idle_minutes`` after its last use). Every outcome is an audit event. A failed
 sign-in says the same whatever was wrong, so e-mail addresses cannot be probed.
 
 Guessing is held back three ways (docs/security.md, "Sign-in"):

@@ -154,12 +154,16 @@ class Caps:
 
 
 def descriptors_needed(settings: Settings) -> int:
-    mqtt = settings.mqtt_max_sessions + MQTT_BACKLOG if settings.mqtt_enabled else 0
+    mqtt = (
+        settings.limits.mqtt_max_sessions + MQTT_BACKLOG
+        if settings.provisioning.mqtt_enabled
+        else 0
+    )
     return (
         OTHER_DESCRIPTORS
         + HTTP_BACKLOG
-        + settings.http_max_connections
-        + settings.http_reserved_connections
+        + settings.limits.http_max_connections
+        + settings.limits.http_reserved_connections
         + mqtt
     )
 
@@ -171,11 +175,11 @@ def plan_caps(settings: Settings, limit: int | None = None) -> Caps:
     if limit is None:
         limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     needed = descriptors_needed(settings)
-    http, mqtt = settings.http_max_connections, settings.mqtt_max_sessions
-    per_address = settings.mqtt_max_sessions_per_address
+    http, mqtt = settings.limits.http_max_connections, settings.limits.mqtt_max_sessions
+    per_address = settings.limits.mqtt_max_sessions_per_address
     if limit != resource.RLIM_INFINITY and limit < needed:
-        room = limit - (needed - http - (mqtt if settings.mqtt_enabled else 0))
-        wanted = http + (mqtt if settings.mqtt_enabled else 0)
+        room = limit - (needed - http - (mqtt if settings.provisioning.mqtt_enabled else 0))
+        wanted = http + (mqtt if settings.provisioning.mqtt_enabled else 0)
         http = max(LEAST_CAP, http * room // wanted)
         lowered = max(LEAST_CAP, mqtt * room // wanted)
         per_address = max(1, per_address * lowered // mqtt)  # the same share of the whole
@@ -183,7 +187,7 @@ def plan_caps(settings: Settings, limit: int | None = None) -> Caps:
     else:
         limit = max(limit, needed) if limit == resource.RLIM_INFINITY else limit
     return Caps(
-        http, settings.http_reserved_connections, mqtt, min(mqtt, per_address), limit, needed
+        http, settings.limits.http_reserved_connections, mqtt, min(mqtt, per_address), limit, needed
     )
 
 
@@ -199,8 +203,8 @@ def fit_descriptors(settings: Settings) -> Caps:
     caps = plan_caps(settings)
     if caps.lowered:
         mqtt = (
-            f" + mqtt_max_sessions {settings.mqtt_max_sessions} + {MQTT_BACKLOG} backlog"
-            if settings.mqtt_enabled
+            f" + mqtt_max_sessions {settings.limits.mqtt_max_sessions} + {MQTT_BACKLOG} backlog"
+            if settings.provisioning.mqtt_enabled
             else ""
         )
         log.warning(
@@ -210,12 +214,14 @@ def fit_descriptors(settings: Settings) -> Caps:
             "limit (docs/deployment.md)",
             caps.limit,
             caps.needed,
-            settings.http_max_connections,
-            settings.http_reserved_connections,
+            settings.limits.http_max_connections,
+            settings.limits.http_reserved_connections,
             HTTP_BACKLOG,
             mqtt,
             OTHER_DESCRIPTORS,
             caps.http_connections,
-            f", mqtt_max_sessions {caps.mqtt_sessions}" if settings.mqtt_enabled else "",
+            f", mqtt_max_sessions {caps.mqtt_sessions}"
+            if settings.provisioning.mqtt_enabled
+            else "",
         )
     return caps

@@ -111,7 +111,7 @@ class DestinationGuard:
         except DestinationRefused as err:
             problem = (
                 f"must be a public destination: {err}; an intranet receiver needs "
-                f"webhook_allow_networks or webhook_allow_hosts"
+                f"webhooks__allow_networks or webhooks__allow_hosts"
             )
             raise InvalidInput(f"url {problem}", problems=[Problem(problem, field="url")]) from None
         except (OSError, TimeoutError):

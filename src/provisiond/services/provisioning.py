@@ -5,7 +5,7 @@ credentials (ThingsBoard's provisioning contract; every transport calls
 The rules, in order:
 
 1. Rate limits. Requests with unknown or wrong profile credentials are limited per source
-   address (``provision_unknown_source_rate_per_minute``); requests with a valid profile by
+   address (``provisioning__unknown_source_rate_per_minute``); requests with a valid profile by
    the profile's own limits, for the profile as a whole and per address. A refused request
    says when to retry.
 2. The key and secret must name an enabled profile (else ``NOT_FOUND``, the same answer for a

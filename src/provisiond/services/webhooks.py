@@ -4,8 +4,8 @@ Fan-out runs in the outbox dispatcher's transaction (services/outbox.py): every 
 webhook subscribes to becomes a pending delivery row in the same commit that takes the
 event off the outbox, so none is lost across a restart. The deliverer POSTs due deliveries
 concurrently, signs each (domain/webhooks.py), and records every attempt: 2xx delivers;
-anything else is retried with exponential backoff until ``webhook_max_attempts``; after
-``webhook_disable_after`` failures in a row the webhook is disabled with the reason, its
+anything else is retried with exponential backoff until ``webhooks__max_attempts``; after
+``webhooks__disable_after`` failures in a row the webhook is disabled with the reason, its
 pending deliveries kept for when it is enabled again.
 """
 

@@ -232,10 +232,10 @@ def protocol_class(settings: Settings, caps: Caps) -> type[LimitedHttpProtocol]:
     attrs = {
         "gate": Gate[LimitedHttpProtocol](caps.http_connections),
         "reserve": Gate[LimitedHttpProtocol](caps.http_reserved),
-        "header_seconds": settings.http_header_timeout_seconds,
-        "body_seconds": settings.http_body_timeout_seconds,
-        "body_rate": settings.http_body_min_rate,
-        "max_header_bytes": settings.http_max_header_bytes,
+        "header_seconds": settings.limits.http_header_timeout_seconds,
+        "body_seconds": settings.limits.http_body_timeout_seconds,
+        "body_rate": settings.limits.http_body_min_rate,
+        "max_header_bytes": settings.limits.http_max_header_bytes,
     }
     return type("ProvisiondHttpProtocol", (LimitedHttpProtocol,), attrs)
 

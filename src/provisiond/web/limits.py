@@ -58,9 +58,9 @@ class BodyLimits:
         import_path: str,
         provision_path: str | None,
     ) -> None:
-        self.public = settings.http_public_max_body_bytes
-        self.operator = settings.http_max_body_bytes
-        self.imports = settings.api_max_body_bytes
+        self.public = settings.limits.http_public_max_body_bytes
+        self.operator = settings.limits.http_max_body_bytes
+        self.imports = settings.limits.api_max_body_bytes
         self.least = min(self.public, self.operator, self.imports)
         self.operator_paths = frozenset(operator_paths)
         self.import_path = import_path

@@ -142,7 +142,7 @@ def test_production_refuses_keys_it_could_not_seal(
 def test_claim_code_length_is_a_setting(
     cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PROVISIOND_CLAIM_CODE_LENGTH", "20")
+    monkeypatch.setenv("PROVISIOND_CLAIMS__CODE_LENGTH", "20")
     cli("profiles", "create", "long-codes", "--claim-proof", "code")
     out = tmp_path / "c.csv"
     cli(

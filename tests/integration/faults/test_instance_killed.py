@@ -29,8 +29,8 @@ WORKERS = 8
 @pytest.fixture
 def instances(postgres_url: str) -> Iterator[tuple[Instance, Instance]]:
     env = {
-        "PROVISIOND_CLAIM_RATE_PER_MINUTE": "100000",
-        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "100000",
+        "PROVISIOND_CLAIMS__RATE_PER_MINUTE": "100000",
+        "PROVISIOND_SESSIONS__LOGIN_RATE_PER_MINUTE": "100000",
         "PROVISIOND_LOG_LEVEL": "warning",
     }
     a, b = Instance(postgres_url, env=env), Instance(postgres_url, env=env)

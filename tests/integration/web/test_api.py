@@ -265,7 +265,7 @@ def test_body_over_the_cap_is_refused(server: Server, database_url: str) -> None
     from provisiond.bootstrap import create_app
     from provisiond.settings import load_settings
 
-    small = load_settings(database_url=database_url, api_max_body_bytes=1024)
+    small = load_settings(database_url=database_url, limits__api_max_body_bytes=1024)
     app = create_app(small)
     transport = httpx.ASGITransport(app=app)
 

@@ -26,11 +26,11 @@ def server_settings(sqlite_url: str) -> Settings:
     return load_settings(
         database_url=sqlite_url,
         log_level="warning",
-        claim_rate_per_minute=4,
-        claim_code_attempts_per_minute=3,
-        login_rate_per_minute=5,
-        login_failures_before_lockout=3,
-        provision_unknown_source_rate_per_minute=4,
+        claims__rate_per_minute=4,
+        claims__code_attempts_per_minute=3,
+        sessions__login_rate_per_minute=5,
+        sessions__login_failures_before_lockout=3,
+        provisioning__unknown_source_rate_per_minute=4,
     )
 
 

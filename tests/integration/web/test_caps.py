@@ -71,7 +71,7 @@ class Served:
         environment = {
             **os.environ,
             "PROVISIOND_DATABASE_URL": database,
-            "PROVISIOND_MQTT_PORT": str(self.mqtt_port),
+            "PROVISIOND_PROVISIONING__MQTT_PORT": str(self.mqtt_port),
             **(env or {}),
         }
 
@@ -373,10 +373,10 @@ def impatient(sqlite_url: str, tmp_path: Path) -> Iterator[Served]:
         tmp_path / "serve.log",
         None,
         {
-            "PROVISIOND_HTTP_HEADER_TIMEOUT_SECONDS": "2",
-            "PROVISIOND_HTTP_BODY_TIMEOUT_SECONDS": "2",
-            "PROVISIOND_HTTP_MAX_CONNECTIONS": "16",
-            "PROVISIOND_HTTP_RESERVED_CONNECTIONS": "2",
+            "PROVISIOND_LIMITS__HTTP_HEADER_TIMEOUT_SECONDS": "2",
+            "PROVISIOND_LIMITS__HTTP_BODY_TIMEOUT_SECONDS": "2",
+            "PROVISIOND_LIMITS__HTTP_MAX_CONNECTIONS": "16",
+            "PROVISIOND_LIMITS__HTTP_RESERVED_CONNECTIONS": "2",
         },
     )
     try:
@@ -489,10 +489,10 @@ def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(
 def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
     """Small caps and short deadlines; a test may change them (indirect parametrize)."""
     given = {
-        "mqtt_connect_timeout_seconds": 1,
-        "mqtt_idle_seconds": 30,
-        "mqtt_max_sessions": 16,
-        "mqtt_max_sessions_per_address": 4,
+        "limits__mqtt_connect_timeout_seconds": 1,
+        "limits__mqtt_idle_seconds": 30,
+        "limits__mqtt_max_sessions": 16,
+        "limits__mqtt_max_sessions_per_address": 4,
         **getattr(request, "param", {}),
     }
     return load_settings(database_url=database_url, log_level="warning", **given)
@@ -509,7 +509,7 @@ def _closed_within(s: socket.socket, limit: float = 10.0) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("server_settings", [{"mqtt_idle_seconds": 1}], indirect=True)
+@pytest.mark.parametrize("server_settings", [{"limits__mqtt_idle_seconds": 1}], indirect=True)
 @pytest.mark.parametrize("connect", [False, True], ids=["no-connect", "keepalive-0"])
 def test_idle_mqtt_connections_are_closed(server: Server, connect: bool) -> None:
     """A connection that never sends CONNECT, and a session with keep-alive 0 that says
@@ -577,11 +577,13 @@ def test_at_the_total_cap_the_idlest_session_anywhere_goes(server: Server) -> No
 # ------------------------------------------------------------------------------------ CoAP
 
 
-@pytest.mark.parametrize("server_settings", [{"coap_port": free_udp_port()}], indirect=True)
+@pytest.mark.parametrize(
+    "server_settings", [{"provisioning__coap_port": free_udp_port()}], indirect=True
+)
 def test_coap_is_udp_only_and_bounds_a_blockwise_request(server: Server) -> None:
     """No CoAP-over-TCP or -WebSocket listeners (connections without caps) beside the UDP
     port; a request sent in blocks is refused (4.13) once past 64 KiB, not assembled."""
-    port = server.settings.coap_port
+    port = server.settings.provisioning.coap_port
     assert port is not None
     for tcp_port in (port, port + 3000):  # aiocoap's TCP, and its WebSocket, ports
         with pytest.raises(ConnectionRefusedError):

@@ -36,8 +36,8 @@ def server_settings(database_url: str) -> Settings:
     return load_settings(
         database_url=database_url,
         log_level="warning",
-        coap_port=free_udp_port(),
-        provision_unknown_source_rate_per_minute=3,
+        provisioning__coap_port=free_udp_port(),
+        provisioning__unknown_source_rate_per_minute=3,
     )
 
 
@@ -48,7 +48,7 @@ def coap_post(server: Server, payload: bytes) -> tuple[Any, dict[str, Any], int 
             request = aiocoap.Message(
                 code=aiocoap.POST,
                 payload=payload,
-                uri=f"coap://127.0.0.1:{server.settings.coap_port}/api/v1/provision",
+                uri=f"coap://127.0.0.1:{server.settings.provisioning.coap_port}/api/v1/provision",
             )
             response = await asyncio.wait_for(context.request(request).response, 30)
             return response.code, json.loads(response.payload), response.opt.max_age

@@ -55,7 +55,7 @@ def test_the_compose_services_provisiond_runs_and_manages_the_broker(
         "PROVISIOND_DATABASE_URL": postgres_url,
         "PROVISIOND_BROKER__URL": broker.url,
         "PROVISIOND_PORT": str(free_port()),
-        "PROVISIOND_MQTT_PORT": "0",
+        "PROVISIOND_PROVISIONING__MQTT_PORT": "0",
     }
     port = env["PROVISIOND_PORT"]
     proc = subprocess.Popen(

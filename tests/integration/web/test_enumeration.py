@@ -42,9 +42,9 @@ def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settin
     return load_settings(
         database_url=database_url,
         log_level="warning",
-        login_rate_per_minute=1000,
-        claim_rate_per_minute=100_000,
-        device_lookup_rate_per_minute=lookups,
+        sessions__login_rate_per_minute=1000,
+        claims__rate_per_minute=100_000,
+        claims__device_lookup_rate_per_minute=lookups,
     )
 
 

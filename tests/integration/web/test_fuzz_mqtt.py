@@ -33,9 +33,9 @@ def server_settings(sqlite_url: str) -> Settings:
     return load_settings(
         database_url=sqlite_url,
         log_level="error",
-        provision_unknown_source_rate_per_minute=100_000,
-        claim_rate_per_minute=100_000,
-        login_rate_per_minute=100_000,
+        provisioning__unknown_source_rate_per_minute=100_000,
+        claims__rate_per_minute=100_000,
+        sessions__login_rate_per_minute=100_000,
     )
 
 

@@ -30,7 +30,7 @@ def server_settings(database_url: str, broker: Broker) -> Settings:
         database_url=database_url,
         log_level="warning",
         broker={"kind": "mosquitto-dynsec", "url": broker.url, "timeout_seconds": 5},
-        webhook_allow_networks=["127.0.0.1"],
+        webhooks__allow_networks=["127.0.0.1"],
     )  # the receiver's
 
 

@@ -35,8 +35,8 @@ def server_settings(database_url: str, tls_files: tuple[Path, Path, Path]) -> Se
     return load_settings(
         database_url=database_url,
         log_level="warning",
-        mqtt_tls_cert=str(cert),
-        mqtt_tls_key=str(key),
+        provisioning__mqtt_tls_cert=str(cert),
+        provisioning__mqtt_tls_key=str(key),
     )
 
 

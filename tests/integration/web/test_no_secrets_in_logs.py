@@ -67,7 +67,7 @@ def test_no_secret_issued_or_guessed_appears_in_the_logs(
         "PROVISIOND_BROKER__KIND": "mosquitto-dynsec",
         "PROVISIOND_BROKER__URL": broker.url,
         "PROVISIOND_BROKER__SYNC_INTERVAL_SECONDS": "1",
-        "PROVISIOND_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1"]',  # the receiver's
+        "PROVISIOND_WEBHOOKS__ALLOW_NETWORKS": '["127.0.0.1"]',  # the receiver's
         "PROVISIOND_DEVICE_KEY_PASSPHRASE": "a passphrase of the tests 1",
     }
     secrets: set[str] = {broker.password, "a passphrase of the tests 1", PASSWORD}
@@ -80,8 +80,8 @@ def test_no_secret_issued_or_guessed_appears_in_the_logs(
         log=log,
         env={
             **{k: v for k, v in env.items() if k.startswith("PROVISIOND_")},
-            "PROVISIOND_MQTT_ENABLED": "true",
-            "PROVISIOND_MQTT_PORT": str(mqtt_port),
+            "PROVISIOND_PROVISIONING__MQTT_ENABLED": "true",
+            "PROVISIOND_PROVISIONING__MQTT_PORT": str(mqtt_port),
         },
     )
     server = Server(instance.url, token, None)  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ def server_settings(sqlite_url: str) -> Settings:
     return load_settings(
         database_url=sqlite_url,
         log_level="warning",
-        claim_rate_per_minute=3,
-        login_rate_per_minute=4,
+        claims__rate_per_minute=3,
+        sessions__login_rate_per_minute=4,
     )
 
 

@@ -32,8 +32,8 @@ def server_settings(database_url: str) -> Settings:
     return load_settings(
         database_url=database_url,
         log_level="warning",
-        claim_rate_per_minute=1000,
-        login_rate_per_minute=1000,
+        claims__rate_per_minute=1000,
+        sessions__login_rate_per_minute=1000,
     )
 
 

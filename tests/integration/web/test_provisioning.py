@@ -23,7 +23,9 @@ FAILED = {"status": "FAILURE", "errorMsg": "Failed to provision device!"}  # Thi
 @pytest.fixture
 def server_settings(database_url: str) -> Settings:
     return load_settings(
-        database_url=database_url, log_level="warning", provision_unknown_source_rate_per_minute=6
+        database_url=database_url,
+        log_level="warning",
+        provisioning__unknown_source_rate_per_minute=6,
     )
 
 

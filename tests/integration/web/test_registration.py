@@ -34,7 +34,7 @@ def server_settings(database_url: str) -> Settings:
     return load_settings(
         database_url=database_url,
         log_level="warning",
-        provision_unknown_source_rate_per_minute=1000,
+        provisioning__unknown_source_rate_per_minute=1000,
         device_key_passphrase="registration keys stay sealed",
     )
 

@@ -22,7 +22,9 @@ def cookie_secure() -> bool | None:
 
 @pytest.fixture
 def server_settings(sqlite_url: str, cookie_secure: bool | None) -> Settings:
-    return load_settings(database_url=sqlite_url, log_level="warning", cookie_secure=cookie_secure)
+    return load_settings(
+        database_url=sqlite_url, log_level="warning", sessions__cookie_secure=cookie_secure
+    )
 
 
 def csp(header: str) -> dict[str, list[str]]:

@@ -87,12 +87,15 @@ def add_user(server: Server) -> None:
 @pytest.fixture
 def server_settings(request: pytest.FixtureRequest, database_url: str) -> Settings:
     limits = {
-        "login_failures_before_lockout": 5,
-        "login_account_failures_before_slowdown": 40,
+        "sessions__login_failures_before_lockout": 5,
+        "sessions__login_account_failures_before_slowdown": 40,
         **getattr(request, "param", {}),
     }
     return load_settings(
-        database_url=database_url, log_level="warning", login_rate_per_minute=1000, **limits
+        database_url=database_url,
+        log_level="warning",
+        sessions__login_rate_per_minute=1000,
+        **limits,
     )
 
 
@@ -111,9 +114,9 @@ def test_twenty_wrong_passwords_at_once_across_two_instances_lock_it(postgres_ur
     settings = load_settings(database_url=postgres_url)
     token = make_token(settings)
     env = {
-        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000",
+        "PROVISIOND_SESSIONS__LOGIN_RATE_PER_MINUTE": "1000",
         "PROVISIOND_LOG_LEVEL": "warning",
-        "PROVISIOND_LOGIN_ACCOUNT_FAILURES_BEFORE_SLOWDOWN": "40",
+        "PROVISIOND_SESSIONS__LOGIN_ACCOUNT_FAILURES_BEFORE_SLOWDOWN": "40",
     }
     instances = [Instance(postgres_url, env=env) for _ in range(2)]
     try:
@@ -132,9 +135,9 @@ def test_twenty_wrong_passwords_at_once_across_two_instances_lock_it(postgres_ur
     "server_settings",
     [
         {
-            "login_failures_before_lockout": 2,
-            "login_account_failures_before_slowdown": 4,
-            "login_account_slowdown_seconds": 3600,
+            "sessions__login_failures_before_lockout": 2,
+            "sessions__login_account_failures_before_slowdown": 4,
+            "sessions__login_account_slowdown_seconds": 3600,
         }
     ],
     indirect=True,

@@ -26,8 +26,8 @@ def instances(postgres_url: str) -> Iterator[tuple[Server, Server]]:
     settings = load_settings(database_url=postgres_url, log_level="warning")
     token = make_token(settings)
     env = {
-        "PROVISIOND_CLAIM_RATE_PER_MINUTE": "1000",
-        "PROVISIOND_LOGIN_RATE_PER_MINUTE": "1000",
+        "PROVISIOND_CLAIMS__RATE_PER_MINUTE": "1000",
+        "PROVISIOND_SESSIONS__LOGIN_RATE_PER_MINUTE": "1000",
         "PROVISIOND_LOG_LEVEL": "warning",
     }
     started = [Instance(postgres_url, env=env) for _ in range(2)]

@@ -50,7 +50,7 @@ def hook_receiver() -> Iterator[Receiver]:
 
 def resolving(c: Container, names: Names) -> None:
     """Make the container's webhooks resolve names with ``names``."""
-    c.webhook_guard = DestinationGuard(c.settings.webhook_allow_list, names)
+    c.webhook_guard = DestinationGuard(c.settings.webhooks.allow_list, names)
 
 
 async def deliver(
@@ -154,7 +154,7 @@ def test_an_allowed_intranet_receiver_gets_the_name_it_was_given(
     """The connection goes to the address that was checked, the request carries the name."""
     names = Names({"intranet.test": ["127.0.0.1"]})
     port = hook_receiver.url.split(":")[2].split("/")[0]
-    settings = load_settings(database_url=database_url, webhook_allow_networks=["127.0.0.0/8"])
+    settings = load_settings(database_url=database_url, webhooks__allow_networks=["127.0.0.0/8"])
 
     async def work(c: Container) -> Any:
         resolving(c, names)
@@ -178,7 +178,7 @@ def test_tls_is_verified_for_the_name_not_the_address(
     (which the certificate names too, so a check against it would pass)."""
     ca, cert, key = write_tls_files(tmp_path, names=(certified,))
     names = Names({"hooks.test": ["127.0.0.1"]})
-    settings = load_settings(database_url=sqlite_url, webhook_allow_networks=["127.0.0.1"])
+    settings = load_settings(database_url=sqlite_url, webhooks__allow_networks=["127.0.0.1"])
     with receiver(tls=(str(cert), str(key))) as r:
         port = r.url.split(":")[2].split("/")[0]
 
@@ -201,7 +201,7 @@ def test_tls_is_verified_for_the_name_not_the_address(
 
 
 def test_redirects_are_not_followed(database_url: str, hook_receiver: Receiver) -> None:
-    settings = load_settings(database_url=database_url, webhook_allow_networks=["127.0.0.0/8"])
+    settings = load_settings(database_url=database_url, webhooks__allow_networks=["127.0.0.0/8"])
     with receiver() as elsewhere:
         hook_receiver.answer = lambda _n: 307
         hook_receiver.headers = {"Location": elsewhere.url}
@@ -270,7 +270,7 @@ def test_the_log_tells_a_class_of_failure_not_what_the_port_said(database_url: s
     """A closed port and one that answers something other than HTTP read the same; a
     silent one times out; nothing of what the socket met is recorded."""
     settings: Settings = load_settings(
-        database_url=database_url, webhook_allow_networks=["127.0.0.0/8"]
+        database_url=database_url, webhooks__allow_networks=["127.0.0.0/8"]
     )
     banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
     with raw_server(banner) as (ssh, _), raw_server(None) as (silent, _), receiver() as failing:
@@ -308,7 +308,7 @@ def test_the_log_tells_a_class_of_failure_not_what_the_port_said(database_url: s
 
 def test_a_long_answer_is_not_read_on(sqlite_url: str) -> None:
     """A receiver cannot make a delivery read (and hold) an endless answer."""
-    settings = load_settings(database_url=sqlite_url, webhook_allow_networks=["127.0.0.1"])
+    settings = load_settings(database_url=sqlite_url, webhooks__allow_networks=["127.0.0.1"])
     head = b"HTTP/1.1 500 Oops\r\nContent-Length: 1073741824\r\n\r\n"
     chunk = b"x" * (1 << 20)
     with raw_server(head, then=chunk, repeat=128) as (url, counts):
@@ -328,11 +328,11 @@ def test_a_long_answer_is_not_read_on(sqlite_url: str) -> None:
 def test_the_allow_list_is_a_setting(database_url: str) -> None:
     settings = load_settings(
         database_url=database_url,
-        webhook_allow_networks=["10.20.0.0/16", "::1"],
-        webhook_allow_hosts=["*.corp.example"],
+        webhooks__allow_networks=["10.20.0.0/16", "::1"],
+        webhooks__allow_hosts=["*.corp.example"],
     )
-    assert settings.webhook_allow_list == AllowList.parse(
+    assert settings.webhooks.allow_list == AllowList.parse(
         ["10.20.0.0/16", "::1"], ["*.corp.example"]
     )
-    with pytest.raises(ValueError, match="webhook_allow_networks"):
-        load_settings(database_url=database_url, webhook_allow_networks=["10.20.0.0/99"])
+    with pytest.raises(ValueError, match=r"webhooks\.allow_networks"):
+        load_settings(database_url=database_url, webhooks__allow_networks=["10.20.0.0/99"])

@@ -52,7 +52,7 @@ async def dispatch(c: Container) -> None:
 def intranet(database_url: str) -> Settings:
     """The receiver is on loopback: an intranet receiver, allowed by the allow-list (which
     these tests thereby prove works)."""
-    return load_settings(database_url=database_url, webhook_allow_networks=["127.0.0.0/8"])
+    return load_settings(database_url=database_url, webhooks__allow_networks=["127.0.0.0/8"])
 
 
 async def deliver(c: Container, policy: WebhookPolicy | None = None) -> int:

@@ -21,13 +21,13 @@ async def open_webhooks(c: Wiring) -> AsyncIterator[WebhookDeliverer]:
     from provisiond.integrations.webhooks.sender import HttpSender
 
     s = c.settings
-    sender = HttpSender(s.webhook_timeout_seconds, guard=c.webhook_guard)
+    sender = HttpSender(s.webhooks.timeout_seconds, guard=c.webhook_guard)
     try:
         yield WebhookDeliverer(
             c.uow,
             sender,
             c.sealer,
-            WebhookPolicy(s.webhook_max_attempts, s.webhook_disable_after, s.webhook_log_days),
+            WebhookPolicy(s.webhooks.max_attempts, s.webhooks.disable_after, s.webhooks.log_days),
             c.now,
         )
     finally:

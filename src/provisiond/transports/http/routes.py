@@ -146,7 +146,7 @@ async def register(body: RegisterRequest, request: Request, c: ContainerDep) -> 
         c.limiter,
         token=body.token,
         source=_source(request),
-        unknown_source_rate_per_minute=c.settings.provision_unknown_source_rate_per_minute,
+        unknown_source_rate_per_minute=c.settings.provisioning.unknown_source_rate_per_minute,
         now=c.now(),
         keys=c.sealer,
         sealer=c.broker_sealer,

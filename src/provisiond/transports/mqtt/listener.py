@@ -54,9 +54,9 @@ class Limits:
     def of(cls, settings: Settings) -> Limits:
         caps = plan_caps(settings)  # fitted to the descriptor limit, as the HTTP server's
         return cls(
-            settings.mqtt_connect_timeout_seconds,
-            settings.mqtt_idle_seconds,
-            settings.mqtt_session_seconds,
+            settings.limits.mqtt_connect_timeout_seconds,
+            settings.limits.mqtt_idle_seconds,
+            settings.provisioning.mqtt_session_seconds,
             caps.mqtt_sessions,
             caps.mqtt_per_address,
         )
@@ -262,10 +262,10 @@ _answering: set[asyncio.Task[bytes]] = set()  # provisioning in flight: kept unt
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     """The listener's TLS (settings ``mqtt_tls_cert`` and ``mqtt_tls_key``), else None."""
-    if settings.mqtt_tls_cert is None:
+    if settings.provisioning.mqtt_tls_cert is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.mqtt_tls_cert, settings.mqtt_tls_key)
+    context.load_cert_chain(settings.provisioning.mqtt_tls_cert, settings.provisioning.mqtt_tls_key)
     return context
 
 

@@ -120,14 +120,14 @@ async def import_devices(
         if format
         else ImportFormat.guess(None, request.headers.get("content-type"))
     )
-    body = await spool_body(request, c.settings.api_max_body_bytes)
+    body = await spool_body(request, c.settings.limits.api_max_body_bytes)
     sink = SpooledCredentials()
     options = ImportOptions(
         group=group,
         model=model,
         profile=profile,
-        default_claim_proof=c.settings.claim_proof,
-        claim_code_length=c.settings.claim_code_length,
+        default_claim_proof=c.settings.claims.proof,
+        claim_code_length=c.settings.claims.code_length,
         skip_existing=skip_existing,
         source=f"api:{actor(op)}",
         batch_size=c.settings.import_batch_size,

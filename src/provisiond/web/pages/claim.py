@@ -199,7 +199,7 @@ async def claim_events(page: PageDep, claim_id: str) -> Response:
     cid = _claim_id(claim_id)
     c = page.container
     await claiming.get_claim(c.uow(), page.user, cid)  # only the claimer may listen
-    release = c.hub.hold_stream(page.user.id, c.settings.event_streams_per_user)
+    release = c.hub.hold_stream(page.user.id, c.settings.limits.event_streams_per_user)
 
     async def stream() -> AsyncIterator[bytes]:
         events = follow_claim(
