@@ -30,19 +30,22 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from provisiond.errors import HeadersTooLarge, Unavailable
+from provisiond.errors import HeadersTooLarge, ProvisiondError, Unavailable
 from provisiond.services.connection_caps import HTTP_BACKLOG, Caps, Gate, fit_descriptors
 from provisiond.settings import Settings
 from provisiond.web.limits import raw_problem
 
 HEALTH_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 KEEP_ALIVE_SECONDS = 5  # uvicorn's default, named here: the idle deadline counts it
+LINGER_SECONDS = 2.0  # after a refusal: how long what the client still sends is dropped
+LINGER_BYTES = 1024 * 1024  # … and how much of it, before the connection is closed anyway
 
 
 class _Phase(Enum):
     WAITING = "waiting"  # for a request's line and headers (idle: evictable)
     BODY = "body"  # reading its body
     ANSWERING = "answering"  # the app has it
+    CLOSING = "closing"  # refused: the answer is out, what still comes is dropped
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -58,6 +61,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._phase = _Phase.WAITING
         self._timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._discarded = 0  # bytes dropped after a refusal
         self._header_tail = b""  # the last bytes read while waiting: a CRLFCRLF may span reads
         self._body_since = 0.0
         self._body_heard = 0.0
@@ -100,18 +104,37 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._header_bytes += len(data) if end < 0 else end + 4 - len(self._header_tail)
             self._header_tail = seen[-3:]
             if self._header_bytes > self.max_header_bytes:
-                if not self.transport.is_closing():
-                    self.transport.write(
-                        raw_problem(
-                            HeadersTooLarge(
-                                f"the request line and headers are over {self.max_header_bytes} "
-                                "bytes (setting http_max_header_bytes)"
-                            )
-                        )
+                self._refuse(
+                    HeadersTooLarge(
+                        f"the request line and headers are over {self.max_header_bytes} "
+                        "bytes (setting http_max_header_bytes)"
                     )
-                    self.transport.close()
+                )
                 return
+        elif self._phase is _Phase.CLOSING:
+            self._discarded += len(data)
+            if self._discarded > LINGER_BYTES:
+                self.transport.close()
+            return
         super().data_received(data)
+
+    def _refuse(self, error: ProvisiondError) -> None:
+        """Answer ``error`` and close without losing the answer: closing a socket with
+        unread input resets the connection, and a client still sending would read the reset
+        instead of the answer. So the sending side is shut, what still comes is read and
+        dropped for a moment (at most LINGER_BYTES), then the connection is closed."""
+        if self.transport.is_closing():
+            return
+        self.transport.write(raw_problem(error))
+        self._phase = _Phase.CLOSING
+        self._discarded = 0
+        if self._held_by is not None:  # still counted, but the first to make room
+            self._held_by.idle(self)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._wait(LINGER_SECONDS)
+        else:
+            self.transport.close()
 
     # ---------------------------------------------------------------- parser callbacks
 

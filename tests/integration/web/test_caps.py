@@ -422,14 +422,18 @@ def test_a_body_that_trickles_is_cut_off(impatient: Served) -> None:
     assert 1.5 <= held < 10, held
 
 
-@pytest.mark.parametrize("writes", ["line by line", "in one write"])
+@pytest.mark.parametrize("writes", ["line by line", "in one write", "and on past the limit"])
 def test_headers_past_the_limit_are_answered_431(impatient: Served, writes: str) -> None:
     """Over the limit whether the headers trickle in or arrive whole in one read (CI once
     saw 64 small writes coalesce into one read and the request answered 200)."""
     lines = [b"X-Big-%d: %s\r\n" % (n, b"x" * 1024) for n in range(40)] + [b"\r\n"]
     with socket.create_connection(("127.0.0.1", impatient.port), timeout=10) as s:
         try:
-            if writes == "in one write":
+            if writes == "and on past the limit":  # the answer must survive the excess
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: provisiond\r\n")
+                for line in lines[:-1] * 8:
+                    s.sendall(line)
+            elif writes == "in one write":
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: provisiond\r\n" + b"".join(lines))
             else:
                 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: provisiond\r\n")
