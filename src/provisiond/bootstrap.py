@@ -449,7 +449,7 @@ def wifi_client(device: str, *, timeout: float, ble_name: str | None = None) -> 
     return ProvisioningClient(device, timeout=timeout, ble_name=ble_name)
 
 
-def wifi_emulator_config(
+def wifi_emulator_config(  # noqa: PLR0913 - one parameter per emulator option, passed through from the CLI
     *,
     security: int,
     pop: str | None,

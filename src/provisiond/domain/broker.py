@@ -91,7 +91,7 @@ def account_name(
     return None
 
 
-def account_for(
+def account_for(  # noqa: PLR0913 - every input of the account is a plain value: pure, no object to group them in
     ctype: CredentialType,
     *,
     device_id: uuid.UUID,

@@ -171,7 +171,7 @@ def parse_record(
 _SERIAL = re.compile(r"[A-Z0-9._:\-]+")
 
 
-def _problems(
+def _problems(  # noqa: C901 - one check per column of an import row, read top to bottom
     serial: str, name: str, texts: dict[str, str], tags: dict[str, str], line: int
 ) -> list[Problem]:
     """Everything wrong with a record that the fast check refused (maybe nothing: text such

@@ -1,7 +1,8 @@
 """The one JSON shape of a domain object that more than one adapter shows.
 
 The admin API (``DeviceRead``, ``ProfileRead``) and the command line (``--json``) render a
-device and a profile from the same dicts. Ids and times stay Python values (``uuid.UUID``, ``datetime``): each adapter's
+device and a profile from the same dicts. Ids and times stay Python values (``uuid.UUID``,
+``datetime``): each adapter's
 encoder writes them (pydantic for the API, orjson for the CLI), so the fields and what they
 hold are defined once and neither output changes.
 """

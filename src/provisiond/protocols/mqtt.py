@@ -147,7 +147,7 @@ class PacketReader:
     def _frame(self) -> tuple[int, bytes] | None:
         return take_frame(self._buffer, self.max_packet)
 
-    def _parse(self, header: int, body: bytes) -> Packet:
+    def _parse(self, header: int, body: bytes) -> Packet:  # noqa: C901, PLR0912 - one branch per MQTT packet type, as the specification lists them
         kind, flags = header >> 4, header & 0x0F
         c = _Cursor(body)
         if kind == CONNECT:

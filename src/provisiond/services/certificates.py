@@ -108,7 +108,7 @@ def _check_name(name: str) -> str:
     return name
 
 
-async def create_ca(
+async def create_ca(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and a CA's own fields
     uow: UnitOfWork,
     *,
     scope: Scope,
@@ -189,7 +189,7 @@ async def register_ca_certificate(
     return await _add(uow, ca, cert, actor, now)
 
 
-async def import_ca(
+async def import_ca(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and a CA's own fields
     uow: UnitOfWork,
     *,
     name: str,

@@ -121,7 +121,7 @@ async def revoke_credentials(
     return revoked
 
 
-async def replace_lorawan_keys(
+async def replace_lorawan_keys(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the LoRaWAN keys
     uow: UnitOfWork,
     *,
     serial: str,

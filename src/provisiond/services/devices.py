@@ -311,7 +311,7 @@ async def get_device_detail(
     return device, creds, readable(scope, events)
 
 
-async def list_devices(
+async def list_devices(  # noqa: PLR0913 - the listing's filters, each optional, as the API and CLI offer them
     uow: UnitOfWork,
     *,
     scope: Scope,

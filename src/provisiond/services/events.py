@@ -88,7 +88,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def event_filter(
+def event_filter(  # noqa: C901 - one clause per optional filter of the events listing
     scope: Scope,
     *,
     serial: str | None = None,
@@ -142,7 +142,7 @@ def event_filter(
     )
 
 
-async def list_events(
+async def list_events(  # noqa: PLR0913 - the listing's filters, each optional, as the API and CLI offer them
     uow: UnitOfWork,
     *,
     scope: Scope,

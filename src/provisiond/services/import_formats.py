@@ -75,7 +75,7 @@ def _sniff_delimiter(header_line: str) -> str:
     return ";" if header_line.count(";") > header_line.count(",") else ","
 
 
-def _read_csv(text: io.TextIOWrapper) -> Iterator[Item]:
+def _read_csv(text: io.TextIOWrapper) -> Iterator[Item]:  # noqa: C901 - one check per way a CSV line can be malformed, each naming the line
     header_line = 1
     first = text.readline()
     while first and not first.strip():
@@ -118,7 +118,7 @@ def _read_csv(text: io.TextIOWrapper) -> Iterator[Item]:
         yield RawRecord(start, dict(zip(names, row, strict=True)), columns)
 
 
-def _read_jsonl(text: io.TextIOWrapper) -> Iterator[Item]:
+def _read_jsonl(text: io.TextIOWrapper) -> Iterator[Item]:  # noqa: C901, PLR0912 - one check per way a JSON line can be malformed, each naming the line
     cache: dict[tuple[str, ...], tuple[Columns, list[Problem]]] = {}
     seen_any = False
     for number, raw in enumerate(text, start=1):

@@ -380,7 +380,7 @@ def draw_label(
             page.text(tx, line, small, text[: int(room / (0.5 * small)) or 1])
 
 
-async def write_labels(
+async def write_labels(  # noqa: PLR0913 - the label sheet's layout options, each optional, as the CLI offers them
     uow_factory: Callable[[], UnitOfWork],
     out: BinaryIO,
     options: LabelOptions,

@@ -7,8 +7,8 @@ they must later be handed to a network server, so they are encrypted, not hashed
 TR005 QR code written to the credentials file. Header names are matched leniently (case,
 spaces, underscores; AppEUI for Join EUI, AppKey for Application Key, NwkKey for Network Key).
 EUIs are 16 hex digits and the keys 32, normalised to upper case; the Network Key column is
-optional, and an empty cell in it means a LoRaWAN 1.0.x device. Like every import it is one transaction, and a file with any problem imports
-nothing and lists every problem with its line.
+optional, and an empty cell in it means a LoRaWAN 1.0.x device. Like every import it is one
+transaction, and a file with any problem imports nothing and lists every problem with its line.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
     return rows, problems
 
 
-async def register_lorawan(
+async def register_lorawan(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the import's options
     uow: UnitOfWork,
     *,
     stream: IO[bytes],

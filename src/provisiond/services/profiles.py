@@ -95,7 +95,7 @@ class _Checks:
             return placeholder
 
 
-async def create_profile(
+async def create_profile(  # noqa: PLR0915 - one validation per profile field, in the transaction that writes them
     uow: UnitOfWork,
     *,
     scope: Scope,
@@ -329,7 +329,7 @@ THINGSBOARD_STRATEGIES = {
 }
 
 
-async def create_thingsboard_profile(
+async def create_thingsboard_profile(  # noqa: C901, PLR0913 - ThingsBoard's profile request maps field by field onto a profile
     uow: UnitOfWork,
     *,
     scope: Scope,

@@ -204,7 +204,7 @@ async def provision(
     )
 
 
-def _provision(
+def _provision(  # noqa: PLR0913 - the request and everything the writer thread needs, bound once per request
     tx: ProvisionTx,
     *,
     request: tb.ProvisionRequest,

@@ -287,7 +287,7 @@ class _Importer:
             proof is ClaimProof.CODE,
         )
 
-    async def flush(self, batch: list[ImportRecord], made: _Secrets, existing: set[str]) -> None:
+    async def flush(self, batch: list[ImportRecord], made: _Secrets, existing: set[str]) -> None:  # noqa: C901, PLR0912 - one branch per outcome of an import row (new, existing, duplicate, refused)
         """Write one batch (``existing``: which of its serials are registered): resolve the
         placements, insert."""
         if not batch:

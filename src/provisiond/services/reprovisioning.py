@@ -85,7 +85,7 @@ def refuse_repeat(tx: ProvisionTx, job: Job, state: ProvisionState, reason: str)
     return refuse(tb.FAILURE, tb.FAILED, job.serial)
 
 
-def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:
+def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:  # noqa: C901 - one branch per proof a repeated provisioning may bring (issue 19's policy)
     """The answer to a provisioning request for a device provisioned already."""
     policy = job.profile.reprovision
     if policy is ReprovisionPolicy.NEVER:

@@ -15,8 +15,8 @@ When a new CRL is made:
 
 - a revocation: the outbox's consumer :func:`request_crls` sees the events that may revoke
   a certificate (``credentials.revoked`` — every revocation writes one: a revoke, a
-  rotation, a factory reset — and ``device.deleted``) and counts up ``crl_requested`` of every CA that revoked one since the earliest
-  of them, in the dispatcher's transaction;
+  rotation, a factory reset — and ``device.deleted``) and counts up ``crl_requested`` of
+  every CA that revoked one since the earliest of them, in the dispatcher's transaction;
 - :class:`CrlMaker` (under the ``crl`` lease: one instance at a time) looks every second and
   makes a CRL for each CA whose count moved, that has none, or whose CRL is
   ``crl_refresh_hours`` old, so that it never reaches its nextUpdate while provisiond runs.

@@ -88,7 +88,7 @@ def parse_webhook_id(text: str) -> uuid.UUID:
         ) from None
 
 
-async def create_webhook(
+async def create_webhook(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the webhook's fields
     uow: UnitOfWork,
     *,
     scope: Scope,

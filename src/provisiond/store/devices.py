@@ -94,8 +94,8 @@ def _per_group_union(groups_n: int, params: tuple[str, ...]) -> TextualSelect:
     """Up to ``limit`` devices from each of ``groups_n`` groups (parameters g0, g1 ...), each
     read in serial order from the (group_id, serial) index, merged into the first ``limit``.
 
-    Written as SQL text (from fixed fragments: no user text) and cached by shape: built with SQLAlchemy constructs, a 50-group
-    statement took longer to build than to run.
+    Written as SQL text (from fixed fragments: no user text) and cached by shape: built with
+    SQLAlchemy constructs, a 50-group statement took longer to build than to run.
     """
     where = "".join(f" AND {_GROUP_CONDITIONS[p]}" for p in params if p in _GROUP_CONDITIONS)
     parts = " UNION ALL ".join(
@@ -199,7 +199,7 @@ class DeviceRepository:
         tags = await self._tags([r.id for r in rows])
         return [_device(r, tags[r.id]) for r in rows]
 
-    async def _page(self, flt: DeviceFilter, after: str | None, limit: int) -> list[uuid.UUID]:
+    async def _page(self, flt: DeviceFilter, after: str | None, limit: int) -> list[uuid.UUID]:  # noqa: C901, PLR0912 - one optional WHERE clause per filter of the device listing
         """The ids of one page, choosing the index that yields matches in serial order.
 
         - a tag filter reads the tag's (key, value, serial) range;

@@ -116,7 +116,7 @@ class BrowserSession:
     busy: bool = False
 
 
-def build_app(
+def build_app(  # noqa: C901 - the hand-over page's routes, defined as closures over one session
     client: ProvisioningClient, session: BrowserSession, *, limit: float, port_of: Any
 ) -> web.Application:
     app = web.Application()

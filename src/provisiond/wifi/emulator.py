@@ -264,7 +264,7 @@ class EmulatedDevice:
         return wifi.user_mapping_answer(self.cfg.node_id, ok)
 
 
-def build_app(device: EmulatedDevice) -> web.Application:
+def build_app(device: EmulatedDevice) -> web.Application:  # noqa: C901 - the emulated device's protocomm endpoints, as closures over one device
     app = web.Application()
 
     def cookie_of(request: web.Request) -> str | None:

@@ -91,7 +91,8 @@ def test_failed_import_lists_every_problem_and_changes_nothing(cli: Cli, tmp_pat
     assert lines[1:] == [
         "  line 3, serial: EXISTS-1 is already registered (--skip-existing skips such rows)",
         "  line 4, serial: A1 is also on line 2",
-        "  line 5, model: 'NOPE' is not in the model catalogue (add it with `provisiond models add`)",
+        "  line 5, model: 'NOPE' is not in the model catalogue"
+        " (add it with `provisiond models add`)",
         "  line 6, group: no group 'Nowhere/Else' (create it with `provisiond groups create`)",
         "  line 7: contains bytes that are not valid UTF-8",
         "  line 8: has 5 cells; the header has 4",

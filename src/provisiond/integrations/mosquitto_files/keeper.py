@@ -127,7 +127,7 @@ class FileBrokerSync(AccountKeeper):
 
     # -------------------------------------------------------------------- reconciliation
 
-    async def _reconcile(self, dry_run: bool, passwords: bool) -> SyncReport:
+    async def _reconcile(self, dry_run: bool, passwords: bool) -> SyncReport:  # noqa: C901 - the files' state against ours, one branch per difference
         report = SyncReport(dry_run=dry_run)
         holding = await self._wanted_accounts()
         wanted = holding.holders

@@ -53,8 +53,8 @@ def parse(text: str) -> Code:
     """The code this text is, by its shape: a prefix decides (``http(s)://`` a device URL,
     ``LW:``/``URN:LW:``/``URN:DEV:LW:`` LoRaWAN, ``MT:`` Matter, ``{`` ESP); then digits with a
     valid Verhoeff check are a Matter manual code, groups of four (``XXXX-XXXX-XXXX``) with a
-    valid check character a claim code; anything else is a serial. A text with a known prefix that is
-    not valid raises that format's error, not a serial's."""
+    valid check character a claim code; anything else is a serial. A text with a known prefix
+    that is not valid raises that format's error, not a serial's."""
     stripped = text.strip()
     head = stripped[:12].upper()
     if head.startswith(("HTTP://", "HTTPS://")):

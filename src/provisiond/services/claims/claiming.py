@@ -279,7 +279,7 @@ async def view_claim(uow: UnitOfWork, user: User, claim_id: uuid.UUID) -> ClaimV
     return ClaimView(found[0], found[1], leaves_of(groups), models)
 
 
-async def finish_claim(
+async def finish_claim(  # noqa: C901 - the claim's outcomes (target, group, window, broker) in one transaction
     uow: UnitOfWork,
     hub: ClaimHub,
     *,

@@ -24,7 +24,7 @@ def actor(user: User) -> str:
     return f"user:{user.email}"
 
 
-async def take_device(
+async def take_device(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the claim's facts
     uow: UnitOfWork,
     device: ClaimableDevice,
     *,
