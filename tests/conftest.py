@@ -4,6 +4,10 @@
 template is built once per session (SQLite: a file copied per test; PostgreSQL: a database
 cloned with CREATE DATABASE … TEMPLATE), so each test starts from an empty, current schema.
 Without a PostgreSQL server the postgresql cases are skipped locally and fail when CI=true.
+
+In CI (CI=true) every skip is a failure: a test that CI does not run proves nothing, and a
+skip hides a missing install step (pytest_runtest_makereport below). There is no allow-list;
+add one here, with the reason, only for a skip that is right on every CI machine.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -28,12 +33,54 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # never meet each other, or a listener already on this machine, at the default 1884.
 os.environ.setdefault("PROVISIOND_PROVISIONING__MQTT_PORT", "0")
 TEMPLATE = f"provisiond_tpl_{os.getpid()}"
+ReportT = TypeVar("ReportT", pytest.TestReport, pytest.CollectReport)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only")
     config.addinivalue_line("markers", "hook_secret(value): serve the EMQX hooks with a secret")
     config.addinivalue_line("markers", "token_as_username: serve with broker__token_as_username")
+
+
+POSTGRES_PARAMS = {"postgresql", "icu", "glibc"}  # database_url's, collated_url's backends
+POSTGRES_FIXTURES = {"postgres_template", "postgres_url", "locale_server"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every case that runs on PostgreSQL ``postgres`` (its backend parameter, or a
+    PostgreSQL fixture it asks for), so ``-m "not postgres"`` runs the SQLite cases only."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if POSTGRES_PARAMS.intersection(map(str, params.values())) or fixtures & POSTGRES_FIXTURES:
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI, a skipped test (setup or call, whatever skipped it) is reported as failed."""
+    report: pytest.TestReport = yield
+    return _no_skip_in_ci(report)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """In CI, a module that skips itself (pytest.skip(allow_module_level=True),
+    importorskip) is a collection error."""
+    report: pytest.CollectReport = yield
+    return _no_skip_in_ci(report)
+
+
+def _no_skip_in_ci(report: ReportT) -> ReportT:
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"
+    return report
 
 
 @pytest.fixture(scope="session")

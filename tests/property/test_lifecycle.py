@@ -9,6 +9,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from provisiond.domain.device import TRANSITIONS, DeviceAction, DeviceState, next_state
 from provisiond.errors import InvalidTransition
 
+pytestmark = pytest.mark.slow  # property-based
+
 
 class Lifecycle(RuleBasedStateMachine):
     """Ownership alternates: claim only when unowned, release only when claimed."""

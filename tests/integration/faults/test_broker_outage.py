@@ -14,6 +14,8 @@ from tests.integration.web.test_provisioning import make_profile, provision, sql
 from tests.support.broker_accounts import name
 from tests.support.mosquitto import Broker, Device
 
+pytestmark = pytest.mark.slow  # a fault
+
 DEVICES = 20
 
 

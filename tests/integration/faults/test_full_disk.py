@@ -20,6 +20,8 @@ import pytest
 from tests.support.processes import Instance
 from tests.support.processes import provisiond as run_cli
 
+pytestmark = pytest.mark.slow  # a fault
+
 DISK_BYTES = 8 * 1024 * 1024
 
 

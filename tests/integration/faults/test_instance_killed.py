@@ -20,7 +20,7 @@ from tests.integration.web.conftest import Server, make_token
 from tests.integration.web.test_pages import PASSWORD, Browser
 from tests.support.processes import Instance
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a fault
 DEVICES = 400  # provisioning themselves
 CLAIMED = 30  # imported devices, each wanted by two people at once
 WORKERS = 8

@@ -17,7 +17,7 @@ from tests.support.postgres import Cluster, throwaway_cluster
 from tests.support.processes import Instance
 from tests.support.processes import provisiond as run_cli
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a fault
 OUTAGE_SECONDS = 10  # the fault's length, not a wait for something to happen
 
 

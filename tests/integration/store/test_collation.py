@@ -140,6 +140,7 @@ def test_the_names_outside_really_sort_inside_the_old_range() -> None:
     assert all(within(p, UNDER) for p in INSIDE)
 
 
+@pytest.mark.slow
 def test_every_subtree_query_returns_exactly_the_subtree(collated_url: str) -> None:
     asyncio.run(_check(collated_url))
 

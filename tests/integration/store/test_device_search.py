@@ -119,6 +119,7 @@ async def walk(c: Container, page_size: int, **flt: object) -> list[str]:
         cursor = page.next_cursor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("groups_per_query", [200, 2])
 def test_every_filter_combination_pages_through_exactly_the_matches(
     database_url: str, groups_per_query: int, monkeypatch: pytest.MonkeyPatch

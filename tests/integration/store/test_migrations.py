@@ -57,6 +57,7 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_upgrade_check_downgrade_upgrade(empty_database: str) -> None:
     with pytest.raises(SchemaOutdated, match="run `provisiond db upgrade`"):
         migrate.check_current(empty_database)

@@ -23,6 +23,8 @@ import segno
 from tests.conftest import IN_CI
 from tests.integration.web.conftest import Server
 
+pytestmark = pytest.mark.slow  # a real browser
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}

@@ -210,6 +210,7 @@ async def mqtt_provision(port: int, key: str, secret: str, name: str) -> dict[st
         writer.close()
 
 
+@pytest.mark.slow
 def test_idle_mqtt_sessions_and_slow_http_clients_do_not_take_the_service_down(
     systemd_served: Served, sqlite_url: str
 ) -> None:
@@ -276,6 +277,7 @@ def test_idle_mqtt_sessions_and_slow_http_clients_do_not_take_the_service_down(
     assert "serving with http_max_connections" in log
 
 
+@pytest.mark.slow
 def test_a_200_mb_body_to_an_open_route_is_refused_before_it_is_read(
     systemd_served: Served,
 ) -> None:
@@ -403,6 +405,7 @@ def _held_for(s: socket.socket, line: bytes, limit: float = 30.0) -> float:
     raise AssertionError(f"the server still held the connection after {limit} s")
 
 
+@pytest.mark.slow
 def test_a_slowloris_client_is_cut_off_at_the_header_timeout(impatient: Served) -> None:
     with socket.create_connection(("127.0.0.1", impatient.port)) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: provisiond\r\n")
@@ -410,6 +413,7 @@ def test_a_slowloris_client_is_cut_off_at_the_header_timeout(impatient: Served) 
     assert 1.5 <= held < 10, held  # http_header_timeout_seconds = 2
 
 
+@pytest.mark.slow
 def test_a_body_that_trickles_is_cut_off(impatient: Served) -> None:
     """The headers in at once, then a byte of body every half second: below
     http_body_min_rate once http_body_timeout_seconds have passed."""
@@ -422,6 +426,7 @@ def test_a_body_that_trickles_is_cut_off(impatient: Served) -> None:
     assert 1.5 <= held < 10, held
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writes", ["line by line", "in one write", "and on past the limit"])
 def test_headers_past_the_limit_are_answered_431(impatient: Served, writes: str) -> None:
     """Over the limit whether the headers trickle in or arrive whole in one read (CI once
@@ -446,6 +451,7 @@ def test_headers_past_the_limit_are_answered_431(impatient: Served, writes: str)
     assert doc["code"] == "headers-too-large"
 
 
+@pytest.mark.slow
 def test_healthz_answers_when_every_connection_is_busy(impatient: Served) -> None:
     """16 connections (the cap) each in the middle of a request body: none can be evicted.
     /healthz still answers, on a reserved connection; anything else there is a 503."""
@@ -471,6 +477,7 @@ def test_healthz_answers_when_every_connection_is_busy(impatient: Served) -> Non
             s.close()
 
 
+@pytest.mark.slow
 def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -491,7 +498,9 @@ def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(
 
 @pytest.fixture
 def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
-    """Small caps and short deadlines; a test may change them (indirect parametrize)."""
+    """Small caps and short deadlines; a test may change them (indirect parametrize; a
+    callable value is called here, so a free port is taken when the test runs, not when the
+    tests are collected, minutes earlier in another pytest-xdist process)."""
     given = {
         "limits__mqtt_connect_timeout_seconds": 1,
         "limits__mqtt_idle_seconds": 30,
@@ -499,6 +508,7 @@ def server_settings(database_url: str, request: pytest.FixtureRequest) -> Settin
         "limits__mqtt_max_sessions_per_address": 4,
         **getattr(request, "param", {}),
     }
+    given = {k: v() if callable(v) else v for k, v in given.items()}
     return load_settings(database_url=database_url, log_level="warning", **given)
 
 
@@ -582,7 +592,7 @@ def test_at_the_total_cap_the_idlest_session_anywhere_goes(server: Server) -> No
 
 
 @pytest.mark.parametrize(
-    "server_settings", [{"provisioning__coap_port": free_udp_port()}], indirect=True
+    "server_settings", [{"provisioning__coap_port": free_udp_port}], indirect=True
 )
 def test_coap_is_udp_only_and_bounds_a_blockwise_request(server: Server) -> None:
     """No CoAP-over-TCP or -WebSocket listeners (connections without caps) beside the UDP

@@ -44,6 +44,7 @@ def test_the_container_file_and_the_unit_start_provisiond_as_compose_does() -> N
     assert (DEPLOY / "mosquitto.conf").read_text().count("mosquitto_dynamic_security") == 1
 
 
+@pytest.mark.slow
 def test_the_compose_services_provisiond_runs_and_manages_the_broker(
     postgres_url: str, broker: Broker
 ) -> None:

@@ -89,6 +89,7 @@ def customers(api: httpx.Client) -> None:
     assert api.post("/api/v1/devices", json={"serial": OWN, "group": "Rival"}).status_code == 201
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server_settings", [3], indirect=True)
 def test_device_lookups_that_find_nothing_are_throttled_per_user(
     server: Server, customers: None
@@ -126,6 +127,7 @@ ROUTES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("route", list(ROUTES))
 def test_another_customers_device_answers_like_a_missing_serial(
     server: Server, customers: None, route: str

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, settings
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
 
+pytestmark = pytest.mark.slow  # fuzzing
+
 ROOT = Path(__file__).resolve().parents[3]
 schema = schemathesis.openapi.from_dict(json.loads((ROOT / "docs" / "openapi.json").read_text()))
 # an OCSP request is binary (DER): sent as the bytes generated

@@ -23,6 +23,8 @@ from tests.integration.web.test_pages import Browser
 from tests.integration.web.test_provisioning import make_profile
 from tests.support.logs import Records, captured
 
+pytestmark = pytest.mark.slow  # fuzzing
+
 FUZZ = settings(
     max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
 )

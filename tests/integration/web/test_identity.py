@@ -547,6 +547,7 @@ def test_factory_reset_gives_a_device_that_proves_itself_new_credentials(
     assert events_of(server, "FR-2").count("credentials.revoked") == 1
 
 
+@pytest.mark.slow
 def test_simultaneous_requests_never_answer_a_dead_credential(
     server: Server, api: httpx.Client
 ) -> None:

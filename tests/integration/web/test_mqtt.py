@@ -136,6 +136,7 @@ def test_raw_session_request_before_suback_and_refusals(
         assert len(packets) == (3 if level == 5 else 2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("level", [4, 5])
 def test_idle_sessions_are_closed(server: Server, level: int) -> None:
     """Past 1.5 x its keepalive without a packet, a session is closed (MQTT 5 says why);

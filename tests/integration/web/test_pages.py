@@ -181,6 +181,7 @@ def test_a_form_without_the_login_token_is_refused(server: Server, fleet: dict[s
         assert "provisiond_session" not in r.headers.get("set-cookie", "")
 
 
+@pytest.mark.slow
 def test_wrong_passwords_lock_the_account(
     server: Server, fleet: dict[str, str], browser: Browser, api: httpx.Client
 ) -> None:

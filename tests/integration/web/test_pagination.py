@@ -81,6 +81,7 @@ LISTINGS = {  # path: the key a listing is ordered by
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("limit", [1, 2, 3])
 def test_every_listing_pages_through_everything_once_in_order(
     api: httpx.Client, limit: int
@@ -105,6 +106,7 @@ def test_bad_cursors_and_limits_are_refused_naming_the_field(api: httpx.Client) 
             assert doc["errors"][0]["field"] == "limit"  # type: ignore[index]
 
 
+@pytest.mark.slow
 def test_a_scoped_token_pages_through_its_subtree_only(server: Server, api: httpx.Client) -> None:
     populate(api)
     for i in range(3):

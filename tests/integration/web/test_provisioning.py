@@ -245,6 +245,7 @@ def test_rate_limits_answer_429_with_retry_after(server: Server, api: httpx.Clie
     assert codes == [200] * 6 + [429] * 2
 
 
+@pytest.mark.slow
 def test_storm_of_concurrent_requests(server: Server, api: httpx.Client) -> None:
     """40 devices asking twice each, all at once: 40 devices, one SUCCESS each, and the
     credential it answered is the device's one working credential."""

@@ -99,6 +99,7 @@ def server_settings(request: pytest.FixtureRequest, database_url: str) -> Settin
     )
 
 
+@pytest.mark.slow
 def test_twenty_wrong_passwords_at_once_lock_the_account_for_their_address(server: Server) -> None:
     add_user(server)
     statuses = at_once([server.url], [f"guess {n}" for n in range(20)])
@@ -109,6 +110,7 @@ def test_twenty_wrong_passwords_at_once_lock_the_account_for_their_address(serve
     assert sign_in(server.url, PASSWORD, address="127.0.0.2") == 303
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_twenty_wrong_passwords_at_once_across_two_instances_lock_it(postgres_url: str) -> None:
     settings = load_settings(database_url=postgres_url)

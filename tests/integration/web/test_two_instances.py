@@ -18,7 +18,7 @@ from tests.integration.web.conftest import Server, make_token
 from tests.integration.web.test_pages import PASSWORD, Browser, read_events
 from tests.support.processes import Instance
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # two server processes racing
 
 
 @pytest.fixture

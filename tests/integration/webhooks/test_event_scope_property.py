@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,8 @@ from provisiond.services.events import event_filter
 from provisiond.services.webhooks import fan_out
 from provisiond.settings import load_settings
 from provisiond.store.uow import UnitOfWork
+
+pytestmark = pytest.mark.slow  # property-based
 
 NAMES = [
     "Acme",

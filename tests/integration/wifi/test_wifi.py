@@ -185,6 +185,7 @@ def test_espressifs_client_with_a_wrong_pop_gets_nothing_through() -> None:
     assert device.ssid is None
 
 
+@pytest.mark.slow
 def test_the_browser_page_lists_networks_and_follows_the_device(tmp_path: Any) -> None:
     """--browser: the page in headless Chromium, against the emulator."""
     import shutil
