@@ -5,6 +5,7 @@ esp_prov client), deterministic replays, refusals, and the endpoint message code
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from typing import Any
 
@@ -17,6 +18,8 @@ from rmaker_tools.common.security.security2 import Security2
 from rmaker_tools.common.security.srp6a import generate_salt_and_verifier
 
 from provisiond.protocols.espprov import security, srp, wifi
+from provisiond.protocols.espprov.messages import espprov_sec2_pb2 as sec2_pb2
+from provisiond.protocols.espprov.messages import espprov_session_pb2 as session_pb2
 
 POP = "abcd1234"
 
@@ -260,3 +263,171 @@ def test_our_client_replays_espressifs_recorded_transcripts_byte_for_byte() -> N
             client.cipher.encrypt(wifi.set_config(vectors["ssid"], vectors["passphrase"])).hex()
             == recorded["set_config"]
         ), name
+
+
+# ------------------------------------------------------------------ SRP leading zero bytes
+#
+# Every SRP number (the salt, A, B, S) starts with a zero byte about 1 time in 256, and a
+# side that drops or keeps that byte where the other does not fails the handshake. Fixed
+# secrets below give each value its leading zero (the tests check they still do), so the
+# 1-in-256 cases run every time, against Espressif's client and against ESP-IDF's device.
+
+SALT = b"salt-16-bytes!!!"
+SALT_00 = b"\x00" + SALT[1:]  # a salt ESP's tools never make, but one a device could carry
+A_OK = (1 << 255) | 1  # esp_prov's a: 32 random bytes, the top bit set
+A_00 = (1 << 255) | 68  # A = g^a mod N is 383 bytes long
+B_OK = 1
+B_00 = 1752  # with SALT's verifier, B is 383 bytes long
+B_S_00 = 276  # with A_OK and SALT's verifier, S is 383 bytes long
+CASES = {
+    "none": (SALT, A_OK, B_OK),
+    "A": (SALT, A_00, B_OK),
+    "B": (SALT, A_OK, B_00),
+    "S": (SALT, A_OK, B_S_00),
+}
+
+
+def _bytes(n: int) -> bytes:
+    """Big-endian, no leading zero bytes (mbedTLS's mpi_write_binary at mpi_size)."""
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
+
+
+class EspIdfDevice:
+    """The device's side of security 2 as ESP-IDF computes it, transliterated from
+    components/protocomm/src/crypto/srp6a/esp_srp.c (esp_srp_set_salt_verifier,
+    esp_srp_srv_pubkey_from_salt_verifier, esp_srp_get_session_key,
+    esp_srp_exchange_proofs) and security2.c's checks: a reference for our client."""
+
+    def __init__(self, salt: bytes, verifier: bytes, b: int) -> None:
+        from rmaker_tools.common.security.srp6a import NG_3072, get_ng
+
+        self.n, self.g = get_ng(NG_3072)
+        self.bytes_n, self.bytes_g = _bytes(self.n), _bytes(self.g)
+        self.len_n = len(self.bytes_n)
+        self.salt, self.v, self.b = salt, int.from_bytes(verifier, "big"), b
+        k = self._padded_hash(self.bytes_n, self.bytes_g)
+        self.bytes_b = _bytes((k * self.v + pow(self.g, b, self.n)) % self.n)
+        self.bytes_a = b""
+        self.key = b""
+
+    def _padded_hash(self, a: bytes, b: bytes) -> int:
+        pad_a, pad_b = bytes(self.len_n - len(a)), bytes(self.len_n - len(b))
+        return int.from_bytes(hashlib.sha512(pad_a + a + pad_b + b).digest(), "big")
+
+    def get_session_key(self, bytes_a: bytes) -> None:
+        if len(bytes_a) != 384:  # security2.c: PUBLIC_KEY_LEN
+            raise security.SessionError("Invalid public key length")
+        a_pub = int.from_bytes(bytes_a, "big")
+        if a_pub % self.n == 0:
+            raise security.SessionError("A mod N == 0")
+        u = self._padded_hash(bytes_a, self.bytes_b)
+        s = pow(a_pub * pow(self.v, u, self.n) % self.n, self.b, self.n)
+        self.bytes_a, self.key = bytes_a, hashlib.sha512(_bytes(s)).digest()
+
+    def exchange_proofs(self, username: bytes, client_proof: bytes) -> bytes:
+        h = hashlib.sha512
+        hash_n, hash_g = h(self.bytes_n).digest(), h(bytes(self.len_n - 1) + b"\x05").digest()
+        xored = bytes(x ^ y for x, y in zip(hash_n, hash_g, strict=True))
+        m = h(xored + h(username).digest() + self.salt + self.bytes_a + self.bytes_b + self.key)
+        if m.digest() != client_proof:
+            raise security.SessionError("Failed to validate user proof")
+        return h(self.bytes_a + m.digest() + self.key).digest()
+
+    def respond(self, request: bytes) -> bytes:
+        """security2.c's two steps, in protobuf (patch level 1, nonce all zeros)."""
+        m = security.parse_session(request, 2)
+        out = session_pb2.SessionData(sec_ver=session_pb2.SecScheme2)
+        if m.sec2.msg == sec2_pb2.S2Session_Command0:
+            self.get_session_key(m.sec2.sc0.client_pubkey)
+            self.username = m.sec2.sc0.client_username
+            out.sec2.msg = sec2_pb2.S2Session_Response0
+            out.sec2.sr0.device_pubkey = self.bytes_b
+            out.sec2.sr0.device_salt = self.salt
+        else:
+            out.sec2.msg = sec2_pb2.S2Session_Response1
+            out.sec2.sr1.device_proof = self.exchange_proofs(self.username, m.sec2.sc1.client_proof)
+            out.sec2.sr1.device_nonce = bytes(12)
+        return out.SerializeToString()
+
+
+def esp_idf_verifier(salt: bytes, username: str, password: str) -> bytes:
+    """esp_srp.c's calculate_x and v = g^x, as _esp_srp_gen_salt_verifier makes them."""
+    inner = hashlib.sha512(f"{username}:{password}".encode()).digest()
+    x = int.from_bytes(hashlib.sha512(salt + inner).digest(), "big")
+    return _bytes(pow(srp.G, x, srp.N))
+
+
+def short(n: int) -> bool:
+    return n < 1 << (8 * 383)  # a 3072-bit group element with a leading zero byte
+
+
+def test_the_fixed_secrets_still_give_each_value_a_leading_zero() -> None:
+    v = int.from_bytes(srp.verifier(SALT, "wifiprov", POP), "big")
+    client = srp.SrpClient("wifiprov", POP, A_OK)
+    assert not short(client.A)
+    assert short(srp.SrpClient("wifiprov", POP, A_00).A)
+    assert not short(srp.SrpDevice("wifiprov", SALT, _bytes(v), B_OK).B)
+    assert short(srp.SrpDevice("wifiprov", SALT, _bytes(v), B_00).B)
+    device = srp.SrpDevice("wifiprov", SALT, _bytes(v), B_S_00)
+    assert not short(device.B)
+    u = int.from_bytes(
+        hashlib.sha512(client.A.to_bytes(384, "big") + device.B.to_bytes(384, "big")).digest(),
+        "big",
+    )
+    assert short(pow(client.A * pow(v, u, srp.N) % srp.N, B_S_00, srp.N))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_espressifs_client_gets_into_our_device_whatever_the_leading_zeros(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rmaker_tools.common.security import srp6a
+
+    salt, a, b = CASES[case]
+    monkeypatch.setattr(srp6a, "get_random_of_length", lambda _nbytes: a)
+    device = security.Sec2Device("wifiprov", salt, srp.verifier(salt, "wifiprov", POP), b=b)
+    theirs = esp_client(Security2(1, "wifiprov", POP, False), device)
+    assert theirs.srp6a_ctx.a == a
+    assert device.cipher is not None
+    assert exchange(theirs.encrypt_data, device.cipher.decrypt, b"hello") == b"hello"
+    assert exchange(device.cipher.encrypt, theirs.decrypt_data, b"world") == b"world"
+
+
+@pytest.mark.parametrize("case", [*CASES, "salt"])
+def test_our_client_gets_into_esp_idf_and_our_device_whatever_the_leading_zeros(
+    case: str,
+) -> None:
+    salt, a, b = CASES[case] if case != "salt" else (SALT_00, A_OK, B_OK)
+    verifier = esp_idf_verifier(salt, "wifiprov", POP)
+    assert verifier == srp.verifier(salt, "wifiprov", POP)  # H(I:p) has no leading zero
+    reference = EspIdfDevice(salt, verifier, b)
+    client = security.Sec2Client("wifiprov", POP, a=a)
+    drive(client, reference)  # type: ignore[arg-type]
+    assert client.cipher is not None
+    ours = security.Sec2Device("wifiprov", salt, verifier, b=b, nonce=bytes(12))
+    client = security.Sec2Client("wifiprov", POP, a=a)
+    drive(client, ours)
+    assert client.cipher is not None
+    assert ours.cipher is not None
+    assert ours.cipher.decrypt(client.cipher.encrypt(b"hello")) == b"hello"
+
+
+def test_the_emulators_salt_never_starts_with_a_zero_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The emulator drew 16 random bytes for its salt; 1 time in 256 they began with 0x00,
+    which Espressif's client drops (it reads the salt as a number) before it hashes x, so
+    its x, and everything after, disagreed with the emulator's verifier."""
+    import secrets
+
+    from provisiond.wifi.emulator import DeviceConfig, EmulatedDevice
+
+    draws = iter([SALT_00, SALT])
+    real = secrets.token_bytes
+    monkeypatch.setattr(secrets, "token_bytes", lambda n=None: next(draws) if n == 16 else real(n))
+    emulated = EmulatedDevice(DeviceConfig(security=2))
+    device = emulated.new_handshake()
+    esp_client(Security2(1, "wifiprov", POP, False), device)
+    assert device.cipher is not None
+    assert len(emulated.salt) == 16
+    assert emulated.salt[0] != 0

@@ -117,7 +117,7 @@ class EmulatedDevice:
         self.scan_started_at: float | None = None
         self.user_mapping: tuple[str, str] | None = None
         self.reported: dict[str, Any] | None = None
-        self.salt = secrets.token_bytes(16)
+        self.salt = srp.new_salt()
         self.verifier = srp.verifier(self.salt, cfg.username, cfg.password)
         self.log: list[str] = []  # what happened, for tests and the console
 

@@ -1,13 +1,20 @@
 """SRP-6a as ESP-IDF's security 2 uses it: SHA-512 and the 3072-bit group of RFC 5054.
 
-The byte encodings follow ESP-IDF (esp_srp) and its host tool (esp_prov), which is what an
-ESP32 checks: numbers are big-endian without leading zeros, except where padded to the
-modulus' width (k, u); the proofs are
+The byte encodings are ESP-IDF's (components/protocomm/src/crypto/srp6a/esp_srp.c), which
+is what an ESP32 checks:
 
     x  = H(s | H(I ":" p))
     k  = H(N | PAD(g)),  u = H(PAD(A) | PAD(B))
     K  = H(S)
     M1 = H(H(N) xor H(PAD(g)) | H(I) | s | A | B | K),   M2 = H(A | M1 | K)
+
+where s, A and B are hashed exactly as they were sent (the device hashes the bytes it holds
+and received), and the numbers the device computes (B, S, v) are big-endian without leading
+zero bytes. A is sent at the modulus' width, 384 bytes: security2.c refuses any other
+length. Espressif's host tool (esp_prov) instead sends A and reads the salt as numbers,
+without leading zeros; the device here takes that too, hashing what it received, so both
+sides agree with either client. No Espressif tool makes a salt with a leading zero byte
+(esp_prov would drop it when it hashes x), and new_salt() does not either.
 
 Secrets and randoms are parameters, so a recorded exchange replays byte for byte.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 # RFC 5054, appendix A: the 3072-bit group, generator 5.
@@ -33,6 +41,7 @@ N = int(
 )
 G = 5
 WIDTH = (N.bit_length() + 7) // 8  # 384 bytes
+SALT_LENGTH = 16  # security2.c's
 
 
 class SrpError(ValueError):
@@ -40,11 +49,22 @@ class SrpError(ValueError):
 
 
 def to_bytes(n: int) -> bytes:
+    """Big-endian without leading zero bytes (mbedTLS's write_binary at mpi_size)."""
     return n.to_bytes(max(1, (n.bit_length() + 7) // 8), "big")
 
 
 def _pad(data: bytes) -> bytes:
     return bytes(WIDTH - len(data)) + data
+
+
+def new_salt(length: int = SALT_LENGTH) -> bytes:
+    """A random salt whose first byte is not zero, like every salt Espressif's tools make:
+    esp_prov reads the salt as a number, so a leading zero byte would be missing from its x
+    and it could never log in (1 salt in 256)."""
+    while True:
+        salt = secrets.token_bytes(length)
+        if salt[0]:
+            return salt
 
 
 def _h(*parts: bytes) -> bytes:
@@ -62,6 +82,10 @@ K_MULTIPLIER = _hi(to_bytes(N), _pad(to_bytes(G)))
 
 
 def private_x(salt: bytes, username: str, password: str) -> int:
+    # The salt as it is stored and sent (esp_srp.c). H(I:p) goes in as a number, as esp_prov,
+    # whose generator makes the verifiers devices carry, hashes it: without leading zero
+    # bytes (esp_srp.c's own generator keeps all 64 bytes; the two differ for 1 password in
+    # 256, and esp_prov is the client those devices are made for).
     inner = _hi(f"{username}:{password}".encode())
     return _hi(salt, to_bytes(inner))
 
@@ -75,16 +99,15 @@ def _scramble(a_pub: int, b_pub: int) -> int:
     return _hi(_pad(to_bytes(a_pub)), _pad(to_bytes(b_pub)))
 
 
-def _m1(username: str, salt: bytes, a_pub: int, b_pub: int, key: bytes) -> bytes:
+def _m1(username: str, salt: bytes, a_sent: bytes, b_sent: bytes, key: bytes) -> bytes:
+    """The client's proof; s, A and B exactly as they went over the wire (esp_srp.c)."""
     hn, hg = _h(to_bytes(N)), _h(_pad(to_bytes(G)))
     xored = bytes(x ^ y for x, y in zip(hn, hg, strict=True))
-    # ESP's host tool writes the salt as a number: without its leading zero bytes
-    salt_number = to_bytes(int.from_bytes(salt, "big"))
-    return _h(xored, _h(username.encode()), salt_number, to_bytes(a_pub), to_bytes(b_pub), key)
+    return _h(xored, _h(username.encode()), salt, a_sent, b_sent, key)
 
 
-def _m2(a_pub: int, m1: bytes, key: bytes) -> bytes:
-    return _h(to_bytes(a_pub), m1, key)
+def _m2(a_sent: bytes, m1: bytes, key: bytes) -> bytes:
+    return _h(a_sent, m1, key)
 
 
 @dataclass
@@ -102,7 +125,8 @@ class SrpClient:
 
     @property
     def public(self) -> bytes:
-        return to_bytes(self.A)
+        """A at the modulus' width: ESP-IDF refuses a public key that is not 384 bytes."""
+        return self.A.to_bytes(WIDTH, "big")
 
     def proof(self, salt: bytes, device_public: bytes) -> bytes:
         """M1, given the device's salt and B (SrpError if B is unusable)."""
@@ -115,8 +139,8 @@ class SrpClient:
         x = private_x(salt, self.username, self.password)
         s = pow((b_pub - K_MULTIPLIER * pow(G, x, N)) % N, self.a + u * x, N)
         self.key = _h(to_bytes(s))
-        m1 = _m1(self.username, salt, self.A, b_pub, self.key)
-        self._m2 = _m2(self.A, m1, self.key)
+        m1 = _m1(self.username, salt, self.public, device_public, self.key)
+        self._m2 = _m2(self.public, m1, self.key)
         return m1
 
     def check(self, device_proof: bytes) -> bytes:
@@ -142,26 +166,30 @@ class SrpDevice:
         self._v = v
         self.B = (K_MULTIPLIER * v + pow(G, self.b, N)) % N
         self.key: bytes | None = None
-        self._a_pub: int | None = None
+        self._a_sent: bytes | None = None
 
     @property
     def public(self) -> bytes:
         return to_bytes(self.B)
 
     def start(self, client_public: bytes) -> None:
+        """Take A. ESP-IDF takes only 384 bytes; shorter is taken too (esp_prov sends A
+        without its leading zero bytes) and hashed as received, so either client agrees."""
+        if len(client_public) > WIDTH:
+            raise SrpError(f"the client's public key is longer than {WIDTH} bytes")
         a_pub = int.from_bytes(client_public, "big")
         if a_pub % N == 0:
             raise SrpError("the client's public key is not usable (A mod N is 0)")
         u = _scramble(a_pub, self.B)
         s = pow(a_pub * pow(self._v, u, N) % N, self.b, N)
         self.key = _h(to_bytes(s))
-        self._a_pub = a_pub
+        self._a_sent = bytes(client_public)
 
     def verify(self, client_proof: bytes) -> bytes:
         """M2, once the client's M1 is right (SrpError: a wrong password)."""
-        if self.key is None or self._a_pub is None:
+        if self.key is None or self._a_sent is None:
             raise SrpError("no public key from the client yet")
-        expected = _m1(self.username, self.salt, self._a_pub, self.B, self.key)
+        expected = _m1(self.username, self.salt, self._a_sent, self.public, self.key)
         if not hmac.compare_digest(expected, client_proof):
             raise SrpError("the client's proof is wrong (wrong user name or password)")
-        return _m2(self._a_pub, client_proof, self.key)
+        return _m2(self._a_sent, client_proof, self.key)
