@@ -6,7 +6,7 @@ import gc
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -309,7 +309,19 @@ def config_show(common: Common) -> None:
     if common.json:
         output.print_json(masked)
     else:
-        output.table(["setting", "value"], sorted(masked.items()))
+        output.table(["setting", "value"], sorted(_setting_rows(masked)))
+
+
+def _setting_rows(masked: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """One row per setting: a group's (``claims``, ``broker`` …) as ``claims.window_seconds``,
+    the names of its ``[claims]`` table in the configuration file."""
+    rows: list[tuple[str, Any]] = []
+    for name, value in masked.items():
+        if isinstance(value, dict):
+            rows.extend(_setting_rows(value, f"{prefix}{name}."))
+        else:
+            rows.append((f"{prefix}{name}", value))
+    return rows
 
 
 def main() -> None:

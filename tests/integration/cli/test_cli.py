@@ -421,6 +421,16 @@ def test_db_and_config_commands(tmp_path: Path) -> None:
         json.loads(masked.stdout)["database_url"] == "postgresql://svc:***@db.internal/provisiond"
     )
     assert "hunter2" not in masked.stdout
+    table = runner.invoke(app, ["config", "show", "--database", url], env={"COLUMNS": "200"})
+    assert table.exit_code == 0
+    rows = {
+        line.split("│")[1].strip(): line.split("│")[2].strip()
+        for line in table.stdout.splitlines()
+        if line.count("│") == 3
+    }
+    assert rows["claims.window_seconds"] == "300"  # a group's settings, one row each
+    assert rows["broker.kind"] == "none"
+    assert not any(value.startswith("{") for value in rows.values())
 
 
 def test_every_error_renders_with_its_code_and_exit_status(
