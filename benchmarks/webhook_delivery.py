@@ -41,6 +41,7 @@ from tests.support.containers import NullSink
 async def measure(database: str, url: str, events: int) -> float:
     from provisiond.bootstrap import open_container
     from provisiond.domain.scope import Scope
+    from provisiond.domain.webhooks import WebhookSpec
     from provisiond.integrations.webhooks.sender import HttpSender
     from provisiond.services import directory, webhooks
     from provisiond.services.import_formats import ImportFormat, read_import
@@ -59,9 +60,7 @@ async def measure(database: str, url: str, events: int) -> float:
         await webhooks.create_webhook(
             c.uow(),
             scope=Scope.operator(),
-            group="Bench",
-            url=url,
-            events=["device.registered"],
+            spec=WebhookSpec(group="Bench", url=url, events=["device.registered"]),
             actor="bench",
             now=c.now(),
             sealer=c.sealer,

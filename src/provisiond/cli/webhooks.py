@@ -14,7 +14,7 @@ from provisiond.cli.common import (
     common_options,
     run,
 )
-from provisiond.domain.webhooks import EVENTS, Delivery, Webhook
+from provisiond.domain.webhooks import EVENTS, Delivery, Webhook, WebhookSpec
 from provisiond.services import webhooks as service
 from provisiond.services.paging import every_page
 
@@ -88,9 +88,7 @@ def add(
         lambda c: service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group=group,
-            url=url,
-            events=event,
+            spec=WebhookSpec(group=group, url=url, events=event),
             actor=actor(),
             now=c.now(),
             sealer=c.sealer,

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -59,6 +60,16 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"  # every attempt failed
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSpec:
+    """What creating a webhook takes, as given (unchecked): the CLI's options and the API's
+    body both build one; services.webhooks.create_webhook checks it."""
+
+    group: str | None  # a group path; None: operator-wide (every event, those of no group too)
+    url: str
+    events: Sequence[str] | None = None  # event type names; None or empty: all of EVENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +140,7 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
-def parse_events(names: list[str] | None) -> tuple[EventType, ...]:
+def parse_events(names: Sequence[str] | None) -> tuple[EventType, ...]:
     """The event types asked for (all of them when none are named)."""
     if not names:
         return EVENTS

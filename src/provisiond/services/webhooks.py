@@ -34,6 +34,7 @@ from provisiond.domain.webhooks import (
     Delivery,
     DeliveryStatus,
     Webhook,
+    WebhookSpec,
     backoff,
     parse_events,
     parse_url,
@@ -88,29 +89,27 @@ def parse_webhook_id(text: str) -> uuid.UUID:
         ) from None
 
 
-async def create_webhook(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the webhook's fields
+async def create_webhook(
     uow: UnitOfWork,
     *,
     scope: Scope,
-    group: str | None,
-    url: str,
-    events: list[str] | None,
+    spec: WebhookSpec,
     actor: str,
     now: datetime,
     sealer: Sealer,
     guard: DestinationGuard,
 ) -> tuple[Webhook, str]:
     """A new webhook for a group of the caller's subtree, and its signing secret (shown
-    once, kept sealed). ``group`` None: an operator-wide webhook (every event, those of no
-    group too), which only an operator-wide ``scope`` may create. ``guard`` refuses a URL
-    that is not a public destination (deliveries check it again)."""
-    if group is None and not scope.operator_wide:
+    once, kept sealed). ``spec.group`` None: an operator-wide webhook (every event, those
+    of no group too), which only an operator-wide ``scope`` may create. ``guard`` refuses a
+    URL that is not a public destination (deliveries check it again)."""
+    if spec.group is None and not scope.operator_wide:
         raise Forbidden(
             "only an operator-wide caller may create an operator-wide webhook; give a group"
         )
-    path = parse_group_path(group) if group is not None else None
-    clean_url = parse_url(url)
-    types = parse_events(events)
+    path = parse_group_path(spec.group) if spec.group is not None else None
+    clean_url = parse_url(spec.url)
+    types = parse_events(spec.events)
     require(scope, Role.ADMIN, "creating webhooks")
     await guard.check_url(clean_url)
     secret = "whsec_" + secrets.token_urlsafe(32)

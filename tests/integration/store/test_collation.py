@@ -24,6 +24,7 @@ from provisiond.bootstrap import open_container
 from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope, within
 from provisiond.domain.users import UserSpec
+from provisiond.domain.webhooks import WebhookSpec
 from provisiond.services import devices, directory, webhooks
 from provisiond.settings import load_settings
 from provisiond.store import migrate
@@ -168,9 +169,7 @@ async def _check(collated_url: str) -> None:
             await webhooks.create_webhook(
                 c.uow(),
                 scope=OPERATOR,
-                group=path,
-                url=f"https://h{i}.example/",
-                events=None,
+                spec=WebhookSpec(group=path, url=f"https://h{i}.example/"),
                 actor="t",
                 now=NOW,
                 sealer=c.sealer,

@@ -22,6 +22,7 @@ from provisiond.bootstrap import Container
 from provisiond.domain.destinations import AllowList
 from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
+from provisiond.domain.webhooks import WebhookSpec
 from provisiond.errors import InvalidInput
 from provisiond.integrations.webhooks.sender import HttpSender
 from provisiond.services import devices as device_service
@@ -70,9 +71,7 @@ async def hook_for(c: Container, url: str) -> Any:
     webhook, _ = await service.create_webhook(
         c.uow(),
         scope=OPERATOR,
-        group="Org",
-        url=url,
-        events=["device.registered"],
+        spec=WebhookSpec(group="Org", url=url, events=["device.registered"]),
         actor="tests",
         now=c.now(),
         sealer=c.sealer,

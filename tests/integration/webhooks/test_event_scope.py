@@ -16,6 +16,7 @@ from provisiond.domain.claims import ClaimProof
 from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role, UserSpec
+from provisiond.domain.webhooks import WebhookSpec
 from provisiond.errors import Forbidden
 from provisiond.services import devices as device_service
 from provisiond.services import directory
@@ -55,9 +56,7 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
         acme, _ = await service.create_webhook(
             c.uow(),
             guard=c.webhook_guard,
-            group="Acme",
-            url=ACME_URL,
-            events=None,
+            spec=WebhookSpec(group="Acme", url=ACME_URL),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -66,9 +65,7 @@ def test_a_claim_and_ungrouped_stock_do_not_reach_another_customer(database_url:
         globex, _ = await service.create_webhook(
             c.uow(),
             guard=c.webhook_guard,
-            group="Globex",
-            url=GLOBEX_URL,
-            events=None,
+            spec=WebhookSpec(group="Globex", url=GLOBEX_URL),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -125,9 +122,7 @@ def test_operator_wide_webhooks_get_every_event_and_only_operators_make_them(
             await service.create_webhook(
                 c.uow(),
                 guard=c.webhook_guard,
-                group=None,
-                url=ACME_URL,
-                events=None,
+                spec=WebhookSpec(group=None, url=ACME_URL),
                 actor="tests",
                 now=c.now(),
                 sealer=c.sealer,
@@ -136,9 +131,7 @@ def test_operator_wide_webhooks_get_every_event_and_only_operators_make_them(
         everything, _ = await service.create_webhook(
             c.uow(),
             guard=c.webhook_guard,
-            group=None,
-            url=GLOBEX_URL,
-            events=None,
+            spec=WebhookSpec(group=None, url=GLOBEX_URL),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -147,9 +140,7 @@ def test_operator_wide_webhooks_get_every_event_and_only_operators_make_them(
         site, _ = await service.create_webhook(
             c.uow(),
             guard=c.webhook_guard,
-            group="Acme/Site",
-            url=ACME_URL,
-            events=None,
+            spec=WebhookSpec(group="Acme/Site", url=ACME_URL),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,

@@ -17,7 +17,7 @@ import pytest
 from provisiond.bootstrap import Container
 from provisiond.domain.device import DeviceSpec
 from provisiond.domain.scope import Scope
-from provisiond.domain.webhooks import verify
+from provisiond.domain.webhooks import WebhookSpec, verify
 from provisiond.integrations.webhooks.sender import HttpSender
 from provisiond.services import devices as device_service
 from provisiond.services import directory
@@ -79,9 +79,7 @@ def test_events_reach_the_groups_webhooks_signed(
         west, secret = await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org/West",
-            url=hook_receiver.url,
-            events=None,
+            spec=WebhookSpec(group="Org/West", url=hook_receiver.url),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -90,9 +88,9 @@ def test_events_reach_the_groups_webhooks_signed(
         only_claims, _ = await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org",
-            url=hook_receiver.url + "/claims",
-            events=["device.claimed"],
+            spec=WebhookSpec(
+                group="Org", url=hook_receiver.url + "/claims", events=["device.claimed"]
+            ),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -162,9 +160,7 @@ def test_failures_are_retried_with_backoff_then_given_up(
         hook, _ = await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org",
-            url=hook_receiver.url,
-            events=["device.registered"],
+            spec=WebhookSpec(group="Org", url=hook_receiver.url, events=["device.registered"]),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -231,9 +227,7 @@ def test_a_webhook_is_disabled_after_failures_in_a_row_and_resumes(
         hook, _ = await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org",
-            url=dead,
-            events=None,
+            spec=WebhookSpec(group="Org", url=dead),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -300,9 +294,7 @@ def test_nothing_is_lost_across_a_restart(database_url: str, hook_receiver: Rece
         await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org",
-            url=hook_receiver.url,
-            events=None,
+            spec=WebhookSpec(group="Org", url=hook_receiver.url),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -351,9 +343,7 @@ def test_a_bulk_import_is_delivered_device_by_device(
         await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org/West",
-            url=hook_receiver.url,
-            events=["device.registered"],
+            spec=WebhookSpec(group="Org/West", url=hook_receiver.url, events=["device.registered"]),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -392,9 +382,7 @@ def test_two_dispatchers_at_once_fan_each_event_out_once(
         hook, _ = await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org",
-            url=hook_receiver.url,
-            events=None,
+            spec=WebhookSpec(group="Org", url=hook_receiver.url),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,
@@ -453,9 +441,7 @@ def test_a_new_webhook_does_not_receive_the_backlog_queued_before_it(
         hook, _ = await service.create_webhook(
             c.uow(),
             scope=OPERATOR,
-            group="Org",
-            url=hook_receiver.url,
-            events=None,
+            spec=WebhookSpec(group="Org", url=hook_receiver.url),
             actor="tests",
             now=c.now(),
             sealer=c.sealer,

@@ -24,7 +24,7 @@ from provisiond.domain.profiles import (
 from provisiond.domain.rendering import device_fields, profile_fields
 from provisiond.domain.tokens import ApiToken, TokenSpec
 from provisiond.domain.users import User, UserSpec
-from provisiond.domain.webhooks import Delivery, Webhook
+from provisiond.domain.webhooks import Delivery, Webhook, WebhookSpec
 
 
 class Body(BaseModel):
@@ -451,6 +451,9 @@ class WebhookCreate(Body):
         "device.released, credentials.issued, credentials.revoked, "
         "device.deleted)",
     )
+
+    def spec(self) -> WebhookSpec:
+        return WebhookSpec(**self.model_dump())
 
 
 class WebhookRead(BaseModel):

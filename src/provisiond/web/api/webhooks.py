@@ -32,9 +32,7 @@ async def create_webhook(body: WebhookCreate, c: ContainerDep, op: OperatorDep) 
     webhook, secret = await service.create_webhook(
         c.uow(),
         scope=op.scope,
-        group=body.group,
-        url=body.url,
-        events=body.events,
+        spec=body.spec(),
         actor=actor(op),
         now=c.now(),
         sealer=c.sealer,
