@@ -16,6 +16,7 @@ from provisiond.cli.common import (
     fail,
     run,
 )
+from provisiond.domain.rendering import token_fields, user_fields
 from provisiond.domain.tokens import ApiToken, TokenSpec
 from provisiond.domain.users import UserSpec
 from provisiond.errors import InvalidInput, Problem
@@ -130,7 +131,7 @@ def users_create(
         ),
     )
     if common.json:
-        output.print_json(output.user_dict(user))
+        output.print_json(user_fields(user))
     else:
         output.success(f"created {user.role} {user.email} in {user.group_path}")
 
@@ -151,7 +152,7 @@ def users_list(
         ),
     )
     if common.json:
-        output.print_json([output.user_dict(u) for u in rows])
+        output.print_json([user_fields(u) for u in rows])
         return
     output.table(
         ["email", "role", "group", "status"],
@@ -174,7 +175,7 @@ def users_disable(
         ),
     )
     if common.json:
-        output.print_json({**output.user_dict(user), "sessions_ended": ended})
+        output.print_json({**user_fields(user), "sessions_ended": ended})
     else:
         output.success(f"disabled {user.email} ({ended} session(s) ended)")
 
@@ -193,7 +194,7 @@ def users_enable(
         ),
     )
     if common.json:
-        output.print_json(output.user_dict(user))
+        output.print_json(user_fields(user))
     else:
         output.success(f"enabled {user.email}")
 
@@ -285,7 +286,7 @@ def tokens_create(
         ),
     )
     if common.json:
-        output.print_json({**output.token_dict(token), "secret": secret})
+        output.print_json({**token_fields(token), "secret": secret})
         return
     output.stdout.print(secret, markup=False, highlight=False)
     output.success(
@@ -313,7 +314,7 @@ def tokens_list(common: Common) -> None:
         ),
     )
     if common.json:
-        output.print_json([output.token_dict(t) for t in rows])
+        output.print_json([token_fields(t) for t in rows])
         return
     output.table(
         ["name", "role", "group", "expires", "created", "last used", "revoked"],
@@ -346,6 +347,6 @@ def tokens_revoke(
         ),
     )
     if common.json:
-        output.print_json(output.token_dict(token))
+        output.print_json(token_fields(token))
     else:
         output.success(f"revoked {token.name}")

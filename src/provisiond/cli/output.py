@@ -17,8 +17,6 @@ from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
 from provisiond.domain.profiles import Profile
 from provisiond.domain.rendering import profile_fields
-from provisiond.domain.tokens import ApiToken
-from provisiond.domain.users import User
 from provisiond.errors import ProvisiondError
 
 stdout = Console(soft_wrap=True)
@@ -78,36 +76,12 @@ def group_dict(g: Group, devices: int | None = None) -> dict[str, Any]:
     return out
 
 
-def user_dict(u: User) -> dict[str, Any]:
-    return {
-        "id": str(u.id),
-        "email": u.email,
-        "role": u.role.value,
-        "group": u.group_path,
-        "created_at": u.created_at.isoformat(),
-        "disabled_at": u.disabled_at.isoformat() if u.disabled_at else None,
-    }
-
-
 def model_dict(m: DeviceModel) -> dict[str, Any]:
     return {
         "id": str(m.id),
         "name": m.name,
         "description": m.description,
         "created_at": m.created_at.isoformat(),
-    }
-
-
-def token_dict(t: ApiToken) -> dict[str, Any]:
-    return {
-        "id": str(t.id),
-        "name": t.name,
-        "role": t.role.value,
-        "group": t.group_path,
-        "expires_at": t.expires_at.isoformat() if t.expires_at else None,
-        "created_at": t.created_at.isoformat(),
-        "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None,
-        "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
     }
 
 

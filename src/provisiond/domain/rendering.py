@@ -1,10 +1,13 @@
 """The one JSON shape of a domain object that more than one adapter shows.
 
-The admin API (``DeviceRead``, ``ProfileRead``) and the command line (``--json``) render a
-device and a profile from the same dicts. Ids and times stay Python values (``uuid.UUID``,
-``datetime``): each adapter's
+The admin API (``DeviceRead``, ``ProfileRead``, ``UserRead``, ``TokenRead``) and the
+command line (``--json``) render a device, a profile, a user and a token from the same
+dicts. Ids and times stay Python values (``uuid.UUID``, ``datetime``): each adapter's
 encoder writes them (pydantic for the API, orjson for the CLI), so the fields and what they
 hold are defined once and neither output changes.
+
+A group is not here: the API's ``GroupRead`` always has ``devices`` (null when not
+counted) before ``created_at``, the CLI's ``--json`` only when counted, last.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 
 from provisiond.domain.device import Device
 from provisiond.domain.profiles import Profile
+from provisiond.domain.tokens import ApiToken
+from provisiond.domain.users import User
 
 
 def device_fields(d: Device) -> dict[str, Any]:
@@ -60,4 +65,31 @@ def profile_fields(p: Profile) -> dict[str, Any]:
         "reprovision": p.reprovision.value,
         "device_secret_min_length": p.device_secret_min_length,
         "device_ca": p.device_ca_name,
+    }
+
+
+def user_fields(u: User) -> dict[str, Any]:
+    """A user as the API's user responses and the CLI's ``--json`` show it."""
+    return {
+        "id": u.id,
+        "email": u.email,
+        "role": u.role.value,
+        "group": u.group_path,
+        "created_at": u.created_at,
+        "disabled_at": u.disabled_at,
+    }
+
+
+def token_fields(t: ApiToken) -> dict[str, Any]:
+    """An operator token (never its secret) as the API's token responses and the CLI's
+    ``--json`` show it."""
+    return {
+        "id": t.id,
+        "name": t.name,
+        "role": t.role.value,
+        "group": t.group_path,
+        "expires_at": t.expires_at,
+        "created_at": t.created_at,
+        "last_used_at": t.last_used_at,
+        "revoked_at": t.revoked_at,
     }

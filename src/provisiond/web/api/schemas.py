@@ -21,7 +21,7 @@ from provisiond.domain.profiles import (
     ProfileChanges,
     ProfileSpec,
 )
-from provisiond.domain.rendering import device_fields, profile_fields
+from provisiond.domain.rendering import device_fields, profile_fields, token_fields, user_fields
 from provisiond.domain.tokens import ApiToken, TokenSpec
 from provisiond.domain.users import User, UserSpec
 from provisiond.domain.webhooks import Delivery, Webhook, WebhookSpec
@@ -83,14 +83,7 @@ class UserRead(BaseModel):
 
     @classmethod
     def of(cls, u: User) -> UserRead:
-        return cls(
-            id=u.id,
-            email=u.email,
-            role=u.role.value,
-            group=u.group_path,
-            created_at=u.created_at,
-            disabled_at=u.disabled_at,
-        )
+        return cls(**user_fields(u))
 
 
 class UserDisabled(UserRead):
@@ -149,16 +142,7 @@ class TokenRead(BaseModel):
 
     @classmethod
     def of(cls, t: ApiToken) -> TokenRead:
-        return cls(
-            id=t.id,
-            name=t.name,
-            role=t.role.value,
-            group=t.group_path,
-            expires_at=t.expires_at,
-            created_at=t.created_at,
-            last_used_at=t.last_used_at,
-            revoked_at=t.revoked_at,
-        )
+        return cls(**token_fields(t))
 
 
 class TokenCreated(TokenRead):
