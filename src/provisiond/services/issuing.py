@@ -195,6 +195,35 @@ def store_credential(tx: ProvisionTx, job: Job, issued: Issued, group_id: uuid.U
     )
 
 
+def job_event(
+    tx: ProvisionTx,
+    job: Job,
+    kind: EventType,
+    device_id: uuid.UUID,
+    group_id: uuid.UUID | None,
+    **data: Any,
+) -> None:
+    """The audit event of a provisioning job: the profile, the credential type, the
+    transport and the source, and what ``data`` adds."""
+    tx.add_event(
+        NewEvent(
+            kind,
+            job.now,
+            job.actor,
+            device_id=device_id,
+            serial=job.serial,
+            group_id=group_id,
+            data={
+                "profile": job.profile.name,
+                "credentials": job.ctype.value,
+                **data,
+                "transport": job.transport,
+                "source": job.source,
+            },
+        )
+    )
+
+
 def provisioned(job: Job, issued: Issued) -> Provisioned:
     """The device's provisioning record: the credential, and when the request carried a
     retry key, the key's hash and the answer sealed with it."""

@@ -39,7 +39,7 @@ from functools import partial
 import orjson
 
 from provisiond.domain.credentials import CredentialType
-from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.events import EventType
 from provisiond.domain.limits import NAME_MAX
 from provisiond.domain.profiles import Profile, Strategy
 from provisiond.domain.serials import parse_serial
@@ -63,6 +63,7 @@ from provisiond.services.issuing import (
     ProvisionAnswer,
     ProvisionPolicy,
     chose,
+    job_event,
     provisioned,
     random_text,
     refuse,
@@ -331,23 +332,14 @@ def _first(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:
 def _provisioned_event(
     tx: ProvisionTx, job: Job, issued: Issued, group_id: uuid.UUID | None, *, created: bool
 ) -> None:
-    tx.add_event(
-        NewEvent(
-            EventType.DEVICE_PROVISIONED,
-            job.now,
-            job.actor,
-            device_id=issued.credential.device_id,
-            serial=job.serial,
-            group_id=group_id,
-            data={
-                "profile": job.profile.name,
-                "credentials": job.ctype.value,
-                "created": created,
-                "device_chose_credentials": chose(job.request),
-                "transport": job.transport,
-                "source": job.source,
-            },
-        )
+    job_event(
+        tx,
+        job,
+        EventType.DEVICE_PROVISIONED,
+        issued.credential.device_id,
+        group_id,
+        created=created,
+        device_chose_credentials=chose(job.request),
     )
 
 

@@ -35,7 +35,7 @@ from typing import Any
 from cryptography import x509
 
 from provisiond.domain.credentials import CredentialType
-from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.events import EventType
 from provisiond.domain.profiles import ReprovisionPolicy
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.certificate_proofs import verify_signature
@@ -51,6 +51,7 @@ from provisiond.services.issuing import (
     ProvisionAnswer,
     Value,
     chose,
+    job_event,
     provisioned,
     refuse,
     revoke_others,
@@ -64,22 +65,13 @@ from provisiond.store.provision_writer import ProvisionState, ProvisionTx
 
 def refuse_repeat(tx: ProvisionTx, job: Job, state: ProvisionState, reason: str) -> ProvisionAnswer:
     """ThingsBoard's answer to a name that exists, and the audit event saying why."""
-    tx.add_event(
-        NewEvent(
-            EventType.DEVICE_REPROVISION_REFUSED,
-            job.now,
-            job.actor,
-            device_id=state.device_id,
-            serial=job.serial,
-            group_id=state.group_id,
-            data={
-                "profile": job.profile.name,
-                "reason": reason,
-                "credentials": job.ctype.value,
-                "transport": job.transport,
-                "source": job.source,
-            },
-        )
+    job_event(
+        tx,
+        job,
+        EventType.DEVICE_REPROVISION_REFUSED,
+        state.device_id,
+        state.group_id,
+        reason=reason,
     )
     log_refused("provisioning", f"device {job.serial} asked again: {reason}", source=job.source)
     return refuse(tb.FAILURE, tb.FAILED, job.serial)
@@ -140,23 +132,14 @@ def _confirm(
     tx: ProvisionTx, job: Job, state: ProvisionState, value: Value, proof: str
 ) -> ProvisionAnswer:
     """The device proved it: the answer is the credential it already has."""
-    tx.add_event(
-        NewEvent(
-            EventType.DEVICE_PROVISIONED,
-            job.now,
-            job.actor,
-            device_id=state.device_id,
-            serial=job.serial,
-            group_id=state.group_id,
-            data={
-                "profile": job.profile.name,
-                "credentials": job.ctype.value,
-                "repeated": True,
-                "proof": proof,
-                "transport": job.transport,
-                "source": job.source,
-            },
-        )
+    job_event(
+        tx,
+        job,
+        EventType.DEVICE_PROVISIONED,
+        state.device_id,
+        state.group_id,
+        repeated=True,
+        proof=proof,
     )
     return succeed(job, value)
 
@@ -176,24 +159,15 @@ def _replace(tx: ProvisionTx, job: Job, state: ProvisionState, proof: str) -> Pr
     revoked = revoke_others(
         tx, job, state.device_id, state.group_id, keep=issued.credential.id, reason="factory reset"
     )
-    tx.add_event(
-        NewEvent(
-            EventType.DEVICE_PROVISIONED,
-            job.now,
-            job.actor,
-            device_id=state.device_id,
-            serial=job.serial,
-            group_id=state.group_id,
-            data={
-                "profile": job.profile.name,
-                "credentials": job.ctype.value,
-                "factory_reset": True,
-                "proof": proof,
-                "revoked_credential_ids": [str(c) for c in revoked],
-                "transport": job.transport,
-                "source": job.source,
-            },
-        )
+    job_event(
+        tx,
+        job,
+        EventType.DEVICE_PROVISIONED,
+        state.device_id,
+        state.group_id,
+        factory_reset=True,
+        proof=proof,
+        revoked_credential_ids=[str(c) for c in revoked],
     )
     return succeed(job, issued.value)
 
