@@ -10,6 +10,7 @@ import typer
 from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import (
+    OPERATOR,
     Common,
     actor,
     common_options,
@@ -187,6 +188,7 @@ def replace(
         common,
         lambda c: replace_lorawan_keys(
             c.uow(),
+            scope=OPERATOR,
             serial=serial,
             dev_eui=dev_eui,
             join_eui=join_eui,

@@ -13,11 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from provisiond.domain.credentials import KINDS, ROTATABLE, Credential, CredentialType
+from provisiond.domain.device import Device
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
 from provisiond.domain.users import Role
-from provisiond.errors import DeviceNotFound, InvalidInput, Problem
+from provisiond.errors import InvalidInput, Problem
 from provisiond.services.credential_kinds import HANDLERS, Rotated
 from provisiond.services.devices import device_in_scope
 from provisiond.services.ids import new_id
@@ -26,15 +27,6 @@ from provisiond.services.scoping import require
 from provisiond.services.sealing import Sealer
 from provisiond.store.certificates import RevocationReason
 from provisiond.store.uow import UnitOfWork
-
-
-async def list_credentials(uow: UnitOfWork, *, serial: str) -> list[Credential]:
-    serial = parse_serial(serial)
-    async with uow.read():
-        device = await uow.devices.find_by_serial(serial)
-        if device is None:
-            raise DeviceNotFound(f"no device {serial}", serial=serial)
-        return await uow.credentials.for_device(device.id)
 
 
 async def rotate_credentials(
@@ -63,21 +55,8 @@ async def rotate_credentials(
         rotated = await HANDLERS[kind].rotate(
             uow, credential=credential, serial=serial, active=active, sealer=sealer
         )
-        replaced = active  # one MQTT identity at a time, whichever kind it was
-        for c in replaced:
-            await uow.credentials.revoke(c.id, now, RevocationReason.SUPERSEDED)
-        if replaced:
-            await uow.events.add(
-                NewEvent(
-                    EventType.CREDENTIALS_REVOKED,
-                    now,
-                    actor,
-                    device_id=device.id,
-                    serial=serial,
-                    group_id=device.group_id,
-                    data={"credential_ids": [str(c.id) for c in replaced], "reason": "rotated"},
-                )
-            )
+        # one MQTT identity at a time, whichever kind it was
+        await _revoke(uow, device, active, "rotated", RevocationReason.SUPERSEDED, actor, now)
         await uow.events.add(
             NewEvent(
                 EventType.CREDENTIALS_ISSUED,
@@ -103,27 +82,41 @@ async def revoke_credentials(
         device = await device_in_scope(uow, scope, serial)
         held = await uow.credentials.for_device(device.id)
         revoked = [c for c in held if c.revoked_at is None and KINDS[c.type].revoke]
-        for c in revoked:
-            await uow.credentials.revoke(c.id, now)
-        if revoked:
-            await uow.events.add(
-                NewEvent(
-                    EventType.CREDENTIALS_REVOKED,
-                    now,
-                    actor,
-                    device_id=device.id,
-                    serial=serial,
-                    group_id=device.group_id,
-                    data={"credential_ids": [str(c.id) for c in revoked], "reason": "revoked"},
-                )
-            )
+        await _revoke(uow, device, revoked, "revoked", RevocationReason.UNSPECIFIED, actor, now)
         await uow.commit()
     return revoked
+
+
+async def _revoke(
+    uow: UnitOfWork,
+    device: Device,
+    credentials: list[Credential],
+    why: str,
+    reason: RevocationReason,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Revoke ``credentials`` of ``device`` in the open transaction, with their event."""
+    for c in credentials:
+        await uow.credentials.revoke(c.id, now, reason)
+    if credentials:
+        await uow.events.add(
+            NewEvent(
+                EventType.CREDENTIALS_REVOKED,
+                now,
+                actor,
+                device_id=device.id,
+                serial=device.serial,
+                group_id=device.group_id,
+                data={"credential_ids": [str(c.id) for c in credentials], "reason": why},
+            )
+        )
 
 
 async def replace_lorawan_keys(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the LoRaWAN keys
     uow: UnitOfWork,
     *,
+    scope: Scope,
     serial: str,
     dev_eui: str,
     join_eui: str,
@@ -138,6 +131,7 @@ async def replace_lorawan_keys(  # noqa: PLR0913 - a use case's context (uow, sc
     its serial and history, and The Things Stack gets the new end device in place of the old
     one."""
     serial = parse_serial(serial)
+    require(scope, Role.ADMIN, "replacing LoRaWAN keys")
     given = [("dev_eui", dev_eui, 16), ("join_eui", join_eui, 16), ("app_key", app_key, 32)]
     if nwk_key is not None:
         given.append(("nwk_key", nwk_key, 32))
@@ -155,9 +149,7 @@ async def replace_lorawan_keys(  # noqa: PLR0913 - a use case's context (uow, sc
         cleaned["app_key"] or "",
     )
     async with uow:
-        device = await uow.devices.find_by_serial(serial)
-        if device is None:
-            raise DeviceNotFound(f"no device {serial}", serial=serial)
+        device = await device_in_scope(uow, scope, serial)
         if await uow.credentials.lookup_taken(CredentialType.LORAWAN, new_eui):
             raise InvalidInput(
                 f"DevEUI {new_eui} is (or was) another LoRaWAN credential's",

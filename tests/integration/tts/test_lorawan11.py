@@ -94,6 +94,7 @@ def test_a_1_1_device_gets_its_nwk_key_and_one_without_is_refused(
     async def give_key(c: Container) -> Any:
         await replace_lorawan_keys(
             c.uow(),
+            scope=OPERATOR,
             serial=SECOND,
             dev_eui="0018B20000000199",
             join_eui=JOIN_EUI,
@@ -144,6 +145,7 @@ def test_a_bad_network_key_is_named_and_nothing_is_imported(
         with pytest.raises(InvalidInput) as replaced:
             await replace_lorawan_keys(
                 c.uow(),
+                scope=OPERATOR,
                 serial="NOPE",
                 dev_eui=FIRST,
                 join_eui=JOIN_EUI,

@@ -328,6 +328,48 @@ def test_permanent_refusals_roll_back_and_are_visible(database_url: str, standin
     assert len(within(settings, sync)["registered"]) == 2  # the right was granted meanwhile
 
 
+def test_another_customers_admin_cannot_swap_a_radios_keys(
+    database_url: str, standin: StandIn
+) -> None:
+    """Replacing LoRaWAN keys is scoped in the service: an admin of another customer is told
+    the serial does not exist, a viewer of the device's own site is refused, and the device
+    keeps its one credential either way."""
+    from provisiond.domain.users import Role
+    from provisiond.errors import DeviceNotFound, Forbidden
+
+    settings = settings_for(database_url, standin)
+
+    async def swap(c: Container, scope: Scope) -> None:
+        await replace_lorawan_keys(
+            c.uow(),
+            scope=scope,
+            serial="0018B20000000101",
+            dev_eui="0018B20000000999",
+            join_eui="70B3D57ED0000010",
+            app_key="000102030405060708090a0b0c0d0e0f",
+            actor="tests",
+            now=c.now(),
+            sealer=c.sealer,
+        )
+
+    async def work(c: Container) -> Any:
+        await import_meters(c)
+        outcomes = []
+        for scope in (Scope(Role.ADMIN, "Acme"), Scope(Role.VIEWER, "Kanarra/Meters")):
+            try:
+                await swap(c, scope)
+            except (DeviceNotFound, Forbidden) as err:
+                outcomes.append(type(err))
+        _device, creds, _events = await device_service.get_device_detail(
+            c.uow(), scope=OPERATOR, serial="0018B20000000101"
+        )
+        return outcomes, creds
+
+    outcomes, creds = within(settings, work)
+    assert outcomes == [DeviceNotFound, Forbidden]
+    assert [c.revoked_at is None for c in creds] == [True]
+
+
 def test_a_swapped_radio_replaces_the_end_device_and_keeps_the_history(
     database_url: str, standin: StandIn
 ) -> None:
@@ -338,6 +380,7 @@ def test_a_swapped_radio_replaces_the_end_device_and_keeps_the_history(
         await settle(c)
         await replace_lorawan_keys(
             c.uow(),
+            scope=OPERATOR,
             serial="0018B20000000101",
             dev_eui="00-18-B2-00-00-00-09-99",
             join_eui="70B3D57ED0000010",
@@ -365,6 +408,7 @@ def test_a_swapped_radio_replaces_the_end_device_and_keeps_the_history(
     async def bad(c: Container) -> None:
         await replace_lorawan_keys(
             c.uow(),
+            scope=OPERATOR,
             serial="0018B20000000101",
             dev_eui="XYZ",
             join_eui="70B3D57ED0000010",
