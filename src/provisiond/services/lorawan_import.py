@@ -161,7 +161,7 @@ def read_rows(stream: IO[bytes]) -> tuple[list[LoRaWanRow], list[Problem]]:
     return rows, problems
 
 
-async def register_lorawan(  # noqa: PLR0913 - a use case's context (uow, scope, actor, now) and the import's options
+async def register_lorawan(  # noqa: PLR0913 - the import's context (uow, actor, now), its file, sink and options
     uow: UnitOfWork,
     *,
     stream: IO[bytes],
