@@ -12,6 +12,7 @@ add one here, with the reason, only for a skip that is right on every CI machine
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -21,7 +22,10 @@ from typing import TypeVar
 
 import psycopg
 import pytest
+import typer.testing
+from argon2 import PasswordHasher
 
+from provisiond.services import hashing
 from provisiond.store import migrate
 from tests.support.emqx import EmqxStandIn
 from tests.support.mosquitto import Broker, available, dynsec_broker
@@ -34,12 +38,19 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 os.environ.setdefault("PROVISIOND_PROVISIONING__MQTT_PORT", "0")
 TEMPLATE = f"provisiond_tpl_{os.getpid()}"
 ReportT = TypeVar("ReportT", pytest.TestReport, pytest.CollectReport)
+# typer's CliRunner builds the whole click command tree again for every invoke (~40 ms of CPU
+# for provisiond's commands, thousands of times in the suite); the app does not change once
+# imported, so the tree is built once per app.
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only")
     config.addinivalue_line("markers", "hook_secret(value): serve the EMQX hooks with a secret")
     config.addinivalue_line("markers", "token_as_username: serve with broker__token_as_username")
+    config.addinivalue_line(
+        "markers", "real_password_cost: hash passwords with provisiond's own argon2 parameters"
+    )
 
 
 POSTGRES_PARAMS = {"postgresql", "icu", "glibc"}  # database_url's, collated_url's backends
@@ -115,6 +126,32 @@ def postgres_template() -> Iterator[str]:
         yield server
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+
+
+# argon2 with provisiond's parameters (19 MiB, 2 passes) costs ~20 ms of CPU a password, and
+# the tests make thousands of users and sign-ins: about a tenth of the suite's CPU. The tests
+# run in this process hash with the smallest parameters instead (the same argon2id, the same
+# code paths); a hash made so verifies, and a server in another process (the CLI and serve
+# process tests) uses the real ones. The tests of the parameters themselves, of rehashing and
+# of sign-in throttling are marked real_password_cost.
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("real_password_cost"):
+        hashing._dummy_hash.cache_clear()  # made with the parameters of the test before
+        yield
+        hashing._dummy_hash.cache_clear()
+        return
+    real = hashing._hasher
+    hashing._hasher = CHEAP_HASHER
+    hashing._dummy_hash.cache_clear()
+    try:
+        yield
+    finally:
+        hashing._hasher = real
+        hashing._dummy_hash.cache_clear()
 
 
 @pytest.fixture

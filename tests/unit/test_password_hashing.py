@@ -19,6 +19,8 @@ from provisiond.services.hashing import (
     verify_password_off_loop,
 )
 
+pytestmark = pytest.mark.real_password_cost
+
 
 def test_passwords_are_argon2id_19_mib_2_iterations_1_lane() -> None:
     stored = hash_password("correct horse battery")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,10 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest migration of this code. Reading it loads every migration script (~20 ms),
+    and every command checks it: read once, the scripts do not change while we run."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -136,6 +136,11 @@ class ProvisiondApp(FastAPI):
     client_addresses: ClientAddresses | None = None
     fast_route: FastRoute | None = None
 
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = problems.add_problem_schemas(super().openapi())
+        return self.openapi_schema
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.client_addresses is not None and scope["type"] != "lifespan":
             self.client_addresses.rewrite(scope)

@@ -6,6 +6,8 @@ unexpected exceptions are translated into the same shape. Expected outcomes are 
 
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import math
 from typing import Any
@@ -123,11 +125,42 @@ class ProblemDocument(BaseModel):
 
 
 def responses(*errors: type[ProvisiondError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` for a route: the problem documents it can answer with."""
+    """OpenAPI `responses=` for a route: the problem documents it can answer with.
+
+    The schema is named by reference, not given as a ``model``: FastAPI builds a pydantic
+    validator for every response model of every route of every app it makes (about a third
+    of an app's start-up, ~500 response fields here), and a problem is never validated on
+    its way out. :func:`add_problem_schemas` puts the schema the references name into the
+    document."""
     out: dict[int | str, dict[str, Any]] = {}
     always: tuple[type[ProvisiondError], ...] = (Unauthenticated, InvalidInput, Unavailable)
     for cls in (*always, *errors):
-        entry = out.setdefault(cls.status, {"model": ProblemDocument, "description": ""})
+        entry = out.setdefault(cls.status, {"description": "", "content": _problem_content()})
         codes = [c for c in entry["description"].split(", ") if c]
         entry["description"] = ", ".join([*codes, cls.code])
     return out
+
+
+def _problem_content() -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": "#/components/schemas/ProblemDocument"}}}
+
+
+@functools.cache
+def _problem_schemas() -> dict[str, Any]:
+    """The schemas as FastAPI renders a response model (made once: one validator)."""
+    app = FastAPI()
+
+    @app.get("/", responses={400: {"model": ProblemDocument}})
+    def problem() -> None:  # pragma: no cover - never served
+        return None
+
+    return dict(app.openapi()["components"]["schemas"])
+
+
+def add_problem_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """Put ``ProblemDocument`` (and what it refers to) among an OpenAPI document's schemas."""
+    schemas = {
+        k: copy.deepcopy(v) for k, v in _problem_schemas().items() if k.startswith("Problem")
+    }
+    document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+    return document

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from provisiond.settings import Settings, load_settings
-from tests.integration.web.conftest import Server
+from tests.integration.web.conftest import CLIENT_TLS, Server
 
 PASSWORD = "correct horse battery"
 USERS = {
@@ -99,7 +99,9 @@ class Browser:
     """A person's browser: cookies, and the CSRF token of the last page."""
 
     def __init__(self, server: Server) -> None:
-        self.http = httpx.Client(base_url=server.url, follow_redirects=False, timeout=30)
+        self.http = httpx.Client(
+            base_url=server.url, follow_redirects=False, timeout=30, verify=CLIENT_TLS
+        )
         self.csrf = ""
 
     def get(self, path: str) -> httpx.Response:

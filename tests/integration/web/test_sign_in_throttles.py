@@ -22,6 +22,8 @@ from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server, make_token
 from tests.support.processes import Instance
 
+pytestmark = pytest.mark.real_password_cost
+
 PASSWORD = "correct horse battery"
 EMAIL = "tech@kanarra.example"
 
