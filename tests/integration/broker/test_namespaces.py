@@ -1,0 +1,118 @@
+"""Two provisiond registries (two databases, two containers) on ONE real broker: each keeps
+its own accounts in its own namespace (``broker__namespace``), and neither's ``broker sync``
+touches the other's accounts, roles or file lines — every device of both still connects."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from provisiond.bootstrap import Container
+from provisiond.settings import Settings, load_settings
+from tests.support.broker_accounts import connect, make_device, name, settle
+from tests.support.containers import within
+from tests.support.mosquitto import Broker, Device
+
+
+def dynsec_settings(database_url: str, broker: Broker, namespace: str | None) -> Settings:
+    extra = {} if namespace is None else {"namespace": namespace}
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={"kind": "mosquitto-dynsec", "url": broker.url, "timeout_seconds": 5, **extra},
+    )
+
+
+def files_settings(database_url: str, broker: Broker, namespace: str | None) -> Settings:
+    extra = {} if namespace is None else {"namespace": namespace}
+    return load_settings(
+        database_url=database_url,
+        log_level="warning",
+        broker={
+            "kind": "mosquitto-files",
+            "password_file": str(broker.password_file),
+            "acl_file": str(broker.acl_file),
+            "pid_file": str(broker.pid_file),
+            "reload_interval_seconds": 0,
+            **extra,
+        },
+    )
+
+
+def second_database(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "second.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+async def provision(c: Container, prefix: str) -> list[Any]:
+    made = [await make_device(c, f"{prefix}-{i}") for i in range(3)]
+    await settle(c)
+    return [issued for _, issued in made]
+
+
+async def sync(c: Container) -> dict[str, Any]:
+    async with c.broker_sync() as s:
+        return (await s.reconcile()).as_dict()
+
+
+def connects(broker: Broker, token: str, *, tries: int = 1) -> bool:
+    for attempt in range(tries):  # mosquitto-files: SIGHUP is read asynchronously
+        rc, device = connect(broker, name(token), token)
+        device.close()
+        if rc == 0:
+            return True
+        if attempt + 1 < tries:
+            Device.pause(0.1)
+    return False
+
+
+def test_two_registries_keep_their_accounts_on_one_dynsec_broker(
+    sqlite_url: str, postgres_url: str, broker: Broker
+) -> None:
+    first = dynsec_settings(sqlite_url, broker, None)  # today's names: an existing deployment
+    second = dynsec_settings(postgres_url, broker, "plant-b")
+    tokens_a = within(first, lambda c: provision(c, "NS-A"))
+    tokens_b = within(second, lambda c: provision(c, "NS-B"))
+
+    report_a = within(first, sync)
+    report_b = within(second, sync)
+    again_a = within(first, sync)
+
+    assert (report_a["deleted"], report_a["roles_deleted"]) == (0, 0), report_a
+    assert (report_b["deleted"], report_b["roles_deleted"]) == (0, 0), report_b
+    assert (again_a["deleted"], again_a["roles_deleted"]) == (0, 0), again_a
+    for token in [*tokens_a, *tokens_b]:
+        assert connects(broker, token.secret), token.serial
+    saved = broker.saved()
+    groups = {g["groupname"]: len(g["clients"]) for g in saved["groups"]}
+    assert groups["provisiond-devices"] == 3
+    assert groups["provisiond-plant-b-devices"] == 3
+    roles = [r["rolename"] for r in saved["roles"]]
+    assert sum(r.startswith("provisiond-device-") for r in roles) == 3
+    assert sum(r.startswith("provisiond-plant-b-device-") for r in roles) == 3
+
+
+def test_two_registries_keep_their_accounts_in_one_pair_of_files(
+    sqlite_url: str, sqlite_template: Path, tmp_path: Path, files_broker: Broker
+) -> None:
+    broker = files_broker
+    first = files_settings(sqlite_url, broker, None)
+    second = files_settings(second_database(sqlite_template, tmp_path), broker, "plant-b")
+    tokens_a = within(first, lambda c: provision(c, "NF-A"))
+    tokens_b = within(second, lambda c: provision(c, "NF-B"))
+
+    report_a = within(first, sync)
+    report_b = within(second, sync)
+    again_a = within(first, sync)
+
+    assert report_a["deleted"] == 0, report_a
+    assert report_b["deleted"] == 0, report_b
+    assert again_a["deleted"] == 0, again_a
+    for token in [*tokens_a, *tokens_b]:
+        assert connects(broker, token.secret, tries=50), token.serial
+    password_text = broker.password_file.read_text()
+    assert password_text.startswith(f"# the operator's accounts\n{broker.admin}:$7$")
+    for token in [*tokens_a, *tokens_b]:
+        assert password_text.count(f"\n{name(token.secret)}:$7$") == 1
