@@ -14,12 +14,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
 from provisiond.cli.app import app
 from provisiond.store.migrate import head_revision
+from tests.support.processes import Instance
 
 runner = CliRunner()
 PASSPHRASE = "correct horse battery staple"
@@ -183,16 +185,20 @@ def test_restore_puts_the_backup_in_place_with_its_event(sqlite_url: str, tmp_pa
     assert rows(fresh, "SELECT name FROM provision_profiles") == [("line-1",)]
 
 
-def test_restore_refuses_a_database_in_use(sqlite_url: str, tmp_path: Path) -> None:
+def test_restore_refuses_a_database_a_server_is_using(sqlite_url: str, tmp_path: Path) -> None:
     backup = tmp_path / "b.db"
     cli("backup", str(backup), "--database", sqlite_url)
-    server = sqlite3.connect(database_file(sqlite_url))  # as `serve` holds it open
+    cli("devices", "create", "AFTER-BACKUP", "--database", sqlite_url)
+    server = Instance(sqlite_url)
     try:
-        server.execute("SELECT count(*) FROM devices").fetchall()
         busy = cli("restore", str(backup), "--force", "--database", sqlite_url, code=5)
         assert "error[database-in-use]" in busy.stderr
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
     finally:
-        server.close()
+        server.stop()
+    cli("devices", "show", "AFTER-BACKUP", "--database", sqlite_url)
+    cli("restore", str(backup), "--force", "--database", sqlite_url)  # stopped: it may
+    cli("devices", "show", "AFTER-BACKUP", "--database", sqlite_url, code=4)
 
 
 @pytest.mark.parametrize(

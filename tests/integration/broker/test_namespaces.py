@@ -9,10 +9,17 @@ from pathlib import Path
 from typing import Any
 
 from provisiond.bootstrap import Container
+from provisiond.domain.profiles import ProfileSpec
+from provisiond.domain.scope import Scope
+from provisiond.services.broker_keeper import broker_status
+from provisiond.services.profiles import create_profile
 from provisiond.settings import Settings, load_settings
-from tests.support.broker_accounts import connect, make_device, name, settle
+from tests.integration.broker.test_no_secret_on_the_broker import provisioned
+from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
 from tests.support.mosquitto import Broker, Device
+
+OPERATOR = Scope.operator()
 
 
 def dynsec_settings(database_url: str, broker: Broker, namespace: str | None) -> Settings:
@@ -116,3 +123,73 @@ def test_two_registries_keep_their_accounts_in_one_pair_of_files(
     assert password_text.startswith(f"# the operator's accounts\n{broker.admin}:$7$")
     for token in [*tokens_a, *tokens_b]:
         assert password_text.count(f"\n{name(token.secret)}:$7$") == 1
+
+
+def test_a_changed_namespace_moves_the_registrys_own_accounts(
+    database_url: str, broker: Broker
+) -> None:
+    before = dynsec_settings(database_url, broker, None)
+    after = dynsec_settings(database_url, broker, "moved")
+    tokens = within(before, lambda c: provision(c, "NS-M"))
+
+    report = within(after, sync)
+    moved = (report["updated"], report["roles_created"], report["roles_deleted"])
+    assert moved == (3, 3, 3), report
+    assert report["deleted"] == 0, report
+    assert report["errors"] == []
+    again = within(after, sync)
+    assert (again["created"], again["updated"], again["deleted"]) == (0, 0, 0), again
+    assert (again["roles_created"], again["roles_deleted"]) == (0, 0), again
+    for token in tokens:
+        assert connects(broker, token.secret), token.serial
+    saved = broker.saved()
+    groups = {g["groupname"]: len(g["clients"]) for g in saved["groups"]}
+    assert groups["provisiond-moved-devices"] == 3
+    assert groups.get("provisiond-devices", 0) == 0
+    roles = [r["rolename"] for r in saved["roles"]]
+    assert not [r for r in roles if r.startswith("provisiond-device-")]
+
+
+async def chosen_name(c: Container, serial: str, password: str) -> None:
+    profile = await create_profile(
+        c.uow(),
+        scope=OPERATOR,
+        spec=ProfileSpec("meters", credentials=["mqtt-basic"]),
+        actor="tests",
+        now=c.now(),
+    )
+    await provisioned(
+        c,
+        profile.profile.key,
+        profile.secret,
+        deviceName=serial,
+        credentialsType="MQTT_BASIC",
+        clientId=serial.lower(),
+        username="shared-meter",
+        password=password,
+    )
+    await settle(c)
+
+
+def test_a_user_name_another_registry_holds_is_left_alone(
+    sqlite_url: str, postgres_url: str, broker: Broker
+) -> None:
+    first = dynsec_settings(sqlite_url, broker, None)
+    second = dynsec_settings(postgres_url, broker, "plant-b")
+    within(first, lambda c: chosen_name(c, "METER-A", "first-password-123"))
+    within(second, lambda c: chosen_name(c, "METER-B", "second-password-456"))
+
+    async def waiting(c: Container) -> list[str]:
+        return [p["error"] for p in (await broker_status(c.uow()))["pending"]]
+
+    (why,) = within(second, waiting)
+    assert "another registry" in why
+    report = within(second, sync)
+    assert any("another registry" in e for e in report["errors"]), report
+    assert within(first, sync)["deleted"] == 0
+    rc, device = connect(broker, "shared-meter", "first-password-123", "meter-a")
+    device.close()
+    assert rc == 0
+    rc, device = connect(broker, "shared-meter", "second-password-456", "meter-b")
+    device.close()
+    assert rc in REFUSED

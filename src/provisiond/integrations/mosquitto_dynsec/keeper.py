@@ -289,11 +289,9 @@ class BrokerSync(AccountKeeper):
                 commands.append(self._modify(a))
                 report.updated.append(str(a.credential_id))
                 # its role of a namespace it had before: no client holds it any more
-                commands += [
-                    dynsec.delete_role(r)
-                    for r in _old_roles(client, a.device_id)
-                    if r != self._role(a.device_id)
-                ]
+                old = [r for r in _old_roles(client, a.device_id) if r != self._role(a.device_id)]
+                commands += [dynsec.delete_role(r) for r in old]
+                report.roles_deleted += len(old)
         for username, client in clients.items():
             if username not in usernames and self._group in dynsec.names(
                 client.get("groups"), "groupname"
