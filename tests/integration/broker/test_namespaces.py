@@ -12,11 +12,15 @@ from provisiond.bootstrap import Container
 from provisiond.domain.profiles import ProfileSpec
 from provisiond.domain.scope import Scope
 from provisiond.services.broker_keeper import broker_status
+from provisiond.services.credentials import revoke_credentials
 from provisiond.services.profiles import create_profile
 from provisiond.settings import Settings, load_settings
+from tests.integration.broker.test_emqx_sync import online
+from tests.integration.broker.test_emqx_sync import settings_for as emqx_settings
 from tests.integration.broker.test_no_secret_on_the_broker import provisioned
 from tests.support.broker_accounts import REFUSED, connect, make_device, name, settle
 from tests.support.containers import within
+from tests.support.emqx import EmqxStandIn
 from tests.support.mosquitto import Broker, Device
 
 OPERATOR = Scope.operator()
@@ -193,3 +197,32 @@ def test_a_user_name_another_registry_holds_is_left_alone(
     rc, device = connect(broker, "shared-meter", "second-password-456", "meter-b")
     device.close()
     assert rc in REFUSED
+
+
+def test_two_registries_on_one_emqx_end_only_their_own_sessions(
+    sqlite_url: str, postgres_url: str, emqx: EmqxStandIn
+) -> None:
+    """EMQX needs no namespace: a registry ends only sessions of names its own database
+    recorded."""
+    first = emqx_settings(sqlite_url, emqx)
+    second = emqx_settings(postgres_url, emqx)
+
+    async def setup(c: Container, prefix: str) -> list[str]:
+        return [(await make_device(c, f"{prefix}-{i}"))[1].secret for i in range(2)]
+
+    tokens_a = within(first, lambda c: setup(c, "NE-A"))
+    tokens_b = within(second, lambda c: setup(c, "NE-B"))
+    for token in [*tokens_a, *tokens_b]:
+        online(emqx, f"c-{name(token)}", name(token))
+
+    async def revoke_one(c: Container) -> None:
+        await revoke_credentials(c.uow(), scope=OPERATOR, serial="NE-A-0", actor="t", now=c.now())
+
+    within(first, sync)
+    within(second, sync)
+    within(first, revoke_one)
+    report_a = within(first, sync)
+    report_b = within(second, sync)
+    assert (report_a["deleted"], report_b["deleted"]) == (1, 0)
+    left = {s.username for s in emqx.sessions.values()}
+    assert left == {name(t) for t in [tokens_a[1], *tokens_b]}
