@@ -185,6 +185,7 @@ def test_restore_puts_the_backup_in_place_with_its_event(sqlite_url: str, tmp_pa
     assert rows(fresh, "SELECT name FROM provision_profiles") == [("line-1",)]
 
 
+@pytest.mark.slow  # a real `provisiond serve` starts and stops
 def test_restore_refuses_a_database_a_server_is_using(sqlite_url: str, tmp_path: Path) -> None:
     backup = tmp_path / "b.db"
     cli("backup", str(backup), "--database", sqlite_url)
