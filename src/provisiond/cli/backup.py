@@ -30,6 +30,8 @@ def backup(
     settings = guard(common, common.settings)
     done = guard(common, lambda: service.back_up(settings.effective_database_url, out, force=force))
     encrypts = settings.device_key_passphrase is not None
+    warning = service.SEALED_WARNING if encrypts else service.UNSEALED_WARNING
+    output.stderr.print(f"warning: {warning}", markup=False, highlight=False)
     if common.json:
         output.print_json(
             {
@@ -41,7 +43,6 @@ def backup(
         )
         return
     output.success(f"backed up the {done.backend} database to {done.path} ({done.size} bytes)")
-    output.stderr.print(f"warning: {service.SEALED_WARNING}", markup=False, highlight=False)
 
 
 @common_options()

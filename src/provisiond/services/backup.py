@@ -38,6 +38,11 @@ SEALED_WARNING = (
     "passphrase. Keep the passphrase safe, and apart from the backup"
 )
 
+UNSEALED_WARNING = (
+    "device_key_passphrase is not set: the device secrets provisiond keeps are in the backup "
+    "unencrypted. Keep it as safe as the database"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class BackupDone:
