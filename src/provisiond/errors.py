@@ -344,6 +344,28 @@ class SchemaOutdated(ConfigurationError):
     title = "The database schema is not at the version this provisiond needs"
 
 
+class PassphraseMismatch(ConfigurationError):
+    code = "passphrase-mismatch"
+    title = "device_key_passphrase does not open the backup's sealed secrets"
+
+
+class BackupInvalid(ProvisiondError):
+    code = "backup-invalid"
+    title = "The file is not a provisiond backup this provisiond can restore"
+    status = 422
+    exit_code = 2
+
+
+class TargetExists(Conflict):
+    code = "target-exists"
+    title = "The file or database to write exists already (--force replaces it)"
+
+
+class DatabaseInUse(Conflict):
+    code = "database-in-use"
+    title = "A provisiond server is using the database"
+
+
 class BrokerNotConfigured(ConfigurationError):
     code = "broker-not-configured"
     title = "No broker is configured"

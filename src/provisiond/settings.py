@@ -36,7 +36,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from provisiond.domain.broker import check_prefix_template
+from provisiond.domain.broker import check_namespace, check_prefix_template
 from provisiond.domain.claims import (
     CLAIM_WINDOW_MAX,
     CLAIM_WINDOW_MIN,
@@ -96,6 +96,12 @@ class BrokerSettings(BaseModel):
         "devices/{device_id}",
         description="The topic prefix a device may publish and subscribe under (`/#` is "
         "added); `{device_id}` is the device's id.",
+    )
+    namespace: str = Field(
+        "",
+        description="The registry's own part of a broker several provisiond registries "
+        "share: its accounts, roles and file lines are marked with it, and it creates, "
+        "syncs and deletes only those. Empty: the names of provisiond before namespaces.",
     )
     tls_ca_file: Path | None = Field(
         None, description="CA certificates to verify an `mqtts://` broker (default: the system's)."
@@ -174,6 +180,11 @@ class BrokerSettings(BaseModel):
     @classmethod
     def _prefix(cls, value: str) -> str:
         return check_prefix_template(value)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        return check_namespace(value)
 
     @field_validator("emqx_api_url")
     @classmethod

@@ -22,6 +22,8 @@ from provisiond.bootstrap import (
     upgrade_database,
 )
 from provisiond.cli import output
+from provisiond.cli.backup import backup as backup_command
+from provisiond.cli.backup import restore as restore_command
 from provisiond.cli.broker import app as broker_app
 from provisiond.cli.cas import app as ca_app
 from provisiond.cli.codes import app as codes_app
@@ -68,6 +70,8 @@ app.add_typer(events_app, name="events")
 app.add_typer(lorawan_app, name="lorawan")
 app.add_typer(wifi_app, name="wifi")
 app.command("labels")(labels_command)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 app.add_typer(db, name="db")
 app.add_typer(config_app, name="config")
 

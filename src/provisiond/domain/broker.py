@@ -46,6 +46,7 @@ from provisiond.domain.credentials import (
 BROKER_TYPES = frozenset(types_where(lambda k: k.broker_account is not BrokerLogin.NONE))
 DEVICE_GROUP = "provisiond-devices"  # every account provisiond manages is in this group
 ROLE_PREFIX = "provisiond-device-"
+NAMESPACE_MAX = 32
 PREFIX_PLACEHOLDER = "{device_id}"
 
 
@@ -161,15 +162,45 @@ def session_expiry(now: datetime, max_seconds: int, client_id: str) -> int:
     return int(now.timestamp()) + max_seconds - offset
 
 
-def role_name(device_id: uuid.UUID) -> str:
-    return f"{ROLE_PREFIX}{device_id}"
+def check_namespace(namespace: str) -> str:
+    """The ``broker__namespace`` setting, or ValueError saying what is wrong with it: empty
+    (today's names) or lower-case letters, digits and inner hyphens, at most 32."""
+    if namespace and (
+        len(namespace) > NAMESPACE_MAX
+        or not all(c.isascii() and (c.islower() or c.isdigit() or c == "-") for c in namespace)
+        or namespace.startswith("-")
+        or namespace.endswith("-")
+    ):
+        raise ValueError(
+            f"must be empty or lower-case letters, digits and inner hyphens "
+            f"(at most {NAMESPACE_MAX}), e.g. plant-b"
+        )
+    return namespace
 
 
-def device_of_role(rolename: str) -> uuid.UUID | None:
-    if not rolename.startswith(ROLE_PREFIX):
+def device_group(namespace: str = "") -> str:
+    """The broker group of every account a registry manages: ``provisiond-devices``, or
+    ``provisiond-<namespace>-devices``. Its accounts and roles are all a registry ever lists
+    as its own, so registries in different namespaces share a broker."""
+    return f"provisiond-{namespace}-devices" if namespace else DEVICE_GROUP
+
+
+def role_prefix(namespace: str = "") -> str:
+    return f"provisiond-{namespace}-device-" if namespace else ROLE_PREFIX
+
+
+def role_name(device_id: uuid.UUID, namespace: str = "") -> str:
+    return f"{role_prefix(namespace)}{device_id}"
+
+
+def device_of_role(rolename: str, namespace: str = "") -> uuid.UUID | None:
+    """The device of one of this namespace's roles (None: not one; another namespace's role
+    never parses as one, as its rest is no UUID)."""
+    prefix = role_prefix(namespace)
+    if not rolename.startswith(prefix):
         return None
     try:
-        return uuid.UUID(rolename[len(ROLE_PREFIX) :])
+        return uuid.UUID(rolename[len(prefix) :])
     except ValueError:
         return None
 

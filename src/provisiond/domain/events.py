@@ -58,6 +58,7 @@ class EventType(StrEnum):
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_ENABLED = "webhook.enabled"
     WEBHOOK_DISABLED = "webhook.disabled"
+    DATABASE_RESTORED = "database.restored"  # `provisiond restore` put a backup in place
 
 
 @dataclass(frozen=True, slots=True)

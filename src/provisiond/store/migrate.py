@@ -40,6 +40,15 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    """Every schema revision this provisiond has a migration for (an older database's is
+    one of them; a newer provisiond's is not)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {s.revision for s in scripts.walk_revisions()}
+
+
 def upgrade(database_url: str, revision: str = "head", *, sqlite_page_size: int = 0) -> None:
     """Migrate to ``revision``; an SQLite file created now gets ``sqlite_page_size`` (0: the
     SQLite default)."""

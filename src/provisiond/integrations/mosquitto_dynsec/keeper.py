@@ -3,6 +3,13 @@
 
 Every account provisiond manages is in the broker group ``provisiond-devices`` and has one
 role, ``provisiond-device-<device id>``, whose ACLs allow the device's topic prefix only.
+With ``broker__namespace`` set (several registries on one broker) they are
+``provisiond-<namespace>-devices`` and ``provisiond-<namespace>-device-<device id>``: a
+registry lists, changes and deletes only the clients of its group and the roles of its
+prefix, and leaves a client of another registry's group alone even when it has a name this
+registry wants (reported as an error) — unless the client's role names one of this
+registry's devices: then it is its own account from before a change of namespace, and is
+moved into the new one.
 What the ways of keeping a broker share — the queue, the records, who holds a user name —
 is in services/broker_keeper.py; integrations/mosquitto_files/ writes Mosquitto's password
 and ACL files instead (``mosquitto-files``), integrations/emqx/ ends EMQX sessions.
@@ -18,6 +25,7 @@ from typing import Any, Protocol
 from provisiond.domain.broker import (
     DEVICE_GROUP,
     BrokerAccount,
+    device_group,
     device_of_role,
     role_name,
     topic_prefix,
@@ -54,10 +62,31 @@ class BrokerSync(AccountKeeper):
         clock: Callable[[], datetime],
         *,
         token_as_username: bool = False,
+        namespace: str = "",
     ) -> None:
         super().__init__(uow, sealer, prefix_template, clock, token_as_username=token_as_username)
         self._admin = admin
         self._group_ready = False
+        self._namespace = namespace
+        self._group = device_group(namespace)
+
+    def _role(self, device_id: uuid.UUID) -> str:
+        return role_name(device_id, self._namespace)
+
+    def _foreign(self, client: dict[str, Any], a: BrokerAccount) -> str | None:
+        """Why a client on the broker with ``a``'s user name is not this registry's to
+        change (None: it is in this registry's group, in no provisiond group, or it is this
+        device's account from before a change of namespace)."""
+        groups = dynsec.names(client.get("groups"), "groupname")
+        if self._group in groups:
+            return None
+        others = [g for g in groups if _provisiond_group(g)]
+        if not others or _old_roles(client, a.device_id):
+            return None
+        return (
+            f"credential {a.credential_id}: its user name is held by an account of another "
+            f"registry (broker group {others[0]}); left alone"
+        )
 
     # --------------------------------------------------------------------------- helpers
 
@@ -69,8 +98,8 @@ class BrokerSync(AccountKeeper):
             a.username,
             self._password(a),
             clientid=a.client_id,
-            roles=[role_name(a.device_id)],
-            groups=[DEVICE_GROUP],
+            roles=[self._role(a.device_id)],
+            groups=[self._group],
             textname=f"provisiond device {a.device_id}",
         )
 
@@ -79,8 +108,8 @@ class BrokerSync(AccountKeeper):
             a.username,
             password=self._password(a),
             clientid=a.client_id,
-            roles=[role_name(a.device_id)],
-            groups=[DEVICE_GROUP],
+            roles=[self._role(a.device_id)],
+            groups=[self._group],
         )
 
     async def _run(self, commands: list[dict[str, Any]]) -> list[dynsec.Response]:
@@ -98,12 +127,13 @@ class BrokerSync(AccountKeeper):
     async def ensure_group(self) -> None:
         if self._group_ready:
             return
-        (answer,) = await self._admin.execute(
-            [dynsec.create_group(DEVICE_GROUP, textname="Devices managed by provisiond")]
+        textname = "Devices managed by provisiond" + (
+            f" (namespace {self._namespace})" if self._namespace else ""
         )
+        (answer,) = await self._admin.execute([dynsec.create_group(self._group, textname=textname)])
         if not answer.ok and answer.error not in dynsec.ALREADY:
             raise BrokerUnavailable(
-                f"the broker refused to create group {DEVICE_GROUP}: {answer.error}"
+                f"the broker refused to create group {self._group}: {answer.error}"
             )
         self._group_ready = True
 
@@ -118,7 +148,7 @@ class BrokerSync(AccountKeeper):
         owners: list[tuple[uuid.UUID, str, BrokerAccount | None]] = []  # per command
         for device_id in plan.device_ids:
             if plan.wanted[device_id]:
-                commands.append(dynsec.create_role(role_name(device_id), self._acls(device_id)))
+                commands.append(dynsec.create_role(self._role(device_id), self._acls(device_id)))
                 owners.append((device_id, "role", None))
         for device_id in plan.device_ids:
             for a in plan.wanted[device_id]:
@@ -146,6 +176,7 @@ class BrokerSync(AccountKeeper):
                 retry.append((device_id, account))
             elif answer.error not in dynsec.ALREADY:
                 failures.setdefault(device_id, f"{answer.command}: {answer.error}")
+        retry = await self._takeable(retry, failures)
         modify = [self._modify(a) for _, a in retry]
         for (device_id, account), answer in zip(retry, await self._run(modify), strict=True):
             if answer.ok:
@@ -155,13 +186,31 @@ class BrokerSync(AccountKeeper):
         unroles = [d for d in plan.device_ids if not plan.wanted[d]]
         for device_id, answer in zip(
             unroles,
-            await self._run([dynsec.delete_role(role_name(d)) for d in unroles]),
+            await self._run([dynsec.delete_role(self._role(d)) for d in unroles]),
             strict=True,
         ):
             if not answer.ok and answer.error not in dynsec.GONE:
                 failures.setdefault(device_id, f"{answer.command}: {answer.error}")
         done = [d for d in plan.device_ids if d not in failures]
         return done, failures, created, removed
+
+    async def _takeable(
+        self, existing: list[tuple[uuid.UUID, BrokerAccount]], failures: dict[uuid.UUID, str]
+    ) -> list[tuple[uuid.UUID, BrokerAccount]]:
+        """Of the accounts whose user name a client on the broker has already, those this
+        registry may take over (the others fail with the reason: another registry's)."""
+        if not existing:
+            return []
+        answers = await self._run([dynsec.get_client(a.username) for _, a in existing])
+        out = []
+        for (device_id, a), answer in zip(existing, answers, strict=True):
+            client = answer.data.get("client") if answer.ok else None
+            why = self._foreign(client, a) if isinstance(client, dict) else None
+            if why is None:
+                out.append((device_id, a))
+            else:
+                failures.setdefault(device_id, why)
+        return out
 
     # -------------------------------------------------------------------- reconciliation
 
@@ -178,6 +227,13 @@ class BrokerSync(AccountKeeper):
             total = answer.data.get("totalCount")
             if not page or not isinstance(total, int) or len(items) >= total:
                 return items
+
+    def _client_matches(self, client: dict[str, Any], a: BrokerAccount) -> bool:
+        return (
+            dynsec.names(client.get("roles"), "rolename") == [self._role(a.device_id)]
+            and self._group in dynsec.names(client.get("groups"), "groupname")
+            and (client.get("clientid") or None) == a.client_id
+        )
 
     async def _reconcile(self, dry_run: bool, passwords: bool) -> SyncReport:  # noqa: C901, PLR0912 - the broker's state against ours, one branch per difference
         report = SyncReport(dry_run=dry_run)
@@ -202,7 +258,7 @@ class BrokerSync(AccountKeeper):
         commands: list[dict[str, Any]] = []
         devices_wanted = {a.device_id for a in wanted}
         for device_id in sorted(devices_wanted):
-            name = role_name(device_id)
+            name = self._role(device_id)
             acls = self._acls(device_id)
             if name not in roles:
                 commands.append(dynsec.create_role(name, acls))
@@ -227,11 +283,17 @@ class BrokerSync(AccountKeeper):
             if client is None:
                 commands.append(self._create(a))
                 report.created.append(str(a.credential_id))
-            elif passwords or not _client_matches(client, a):
+            elif (why := self._foreign(client, a)) is not None:
+                report.errors.append(why)
+            elif passwords or not self._client_matches(client, a):
                 commands.append(self._modify(a))
                 report.updated.append(str(a.credential_id))
+                # its role of a namespace it had before: no client holds it any more
+                old = [r for r in _old_roles(client, a.device_id) if r != self._role(a.device_id)]
+                commands += [dynsec.delete_role(r) for r in old]
+                report.roles_deleted += len(old)
         for username, client in clients.items():
-            if username not in usernames and DEVICE_GROUP in dynsec.names(
+            if username not in usernames and self._group in dynsec.names(
                 client.get("groups"), "groupname"
             ):
                 commands.append(dynsec.delete_client(username))
@@ -239,10 +301,11 @@ class BrokerSync(AccountKeeper):
         orphans = [
             r
             for r in roles
-            if (owner := device_of_role(r)) is not None and owner not in devices_wanted
+            if (owner := device_of_role(r, self._namespace)) is not None
+            and owner not in devices_wanted
         ]
         for username, client in clients.items():  # someone else's client holding one
-            if username in usernames or DEVICE_GROUP in dynsec.names(
+            if username in usernames or self._group in dynsec.names(
                 client.get("groups"), "groupname"
             ):
                 continue
@@ -270,9 +333,17 @@ def _acl_set(acls: object) -> set[tuple[str, str, bool]]:
     }
 
 
-def _client_matches(client: dict[str, Any], a: BrokerAccount) -> bool:
-    return (
-        dynsec.names(client.get("roles"), "rolename") == [role_name(a.device_id)]
-        and DEVICE_GROUP in dynsec.names(client.get("groups"), "groupname")
-        and (client.get("clientid") or None) == a.client_id
+def _provisiond_group(groupname: str) -> bool:
+    """Whether a broker group is a provisiond registry's (of any namespace)."""
+    return groupname == DEVICE_GROUP or (
+        groupname.startswith("provisiond-") and groupname.endswith("-devices")
     )
+
+
+def _old_roles(client: dict[str, Any], device_id: uuid.UUID) -> list[str]:
+    """The client's roles that are provisiond's role of this device, in any namespace."""
+    return [
+        r
+        for r in dynsec.names(client.get("roles"), "rolename")
+        if r.startswith("provisiond-") and r.endswith(f"-device-{device_id}")
+    ]

@@ -139,6 +139,10 @@ def remove_client_role(username: str, rolename: str) -> dict[str, Any]:
     return _command("removeClientRole", username=username, rolename=rolename)
 
 
+def get_client(username: str) -> dict[str, Any]:
+    return _command("getClient", username=username)
+
+
 def delete_client(username: str) -> dict[str, Any]:
     return _command("deleteClient", username=username)
 

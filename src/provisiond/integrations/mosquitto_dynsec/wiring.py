@@ -44,6 +44,7 @@ async def open_dynsec(c: Wiring) -> AsyncIterator[BrokerSync]:
             b.topic_prefix,
             c.now,
             token_as_username=b.token_as_username,
+            namespace=b.namespace,
         )
     finally:
         await admin.close()

@@ -39,7 +39,9 @@ class MosquittoFiles:
         pid_file: Path | None = None,
         reload_command: str | None = None,
         timeout: float = 10.0,
+        namespace: str = "",
     ) -> None:
+        self._namespace = namespace
         self.password_file = password_file
         self.acl_file = acl_file
         self._reloader = Reloader(pid_file, reload_command, timeout)
@@ -64,7 +66,9 @@ class MosquittoFiles:
             raise BrokerUnavailable(f"cannot lock Mosquitto's password file: {err}") from err
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            files = mosquitto_files.parse(self._text(self.password_file), self._text(self.acl_file))
+            files = mosquitto_files.parse(
+                self._text(self.password_file), self._text(self.acl_file), self._namespace
+            )
             changed, result = edit(files)
             if changed:
                 password_text, acl_text = mosquitto_files.render(files)

@@ -107,7 +107,7 @@ class FileBrokerSync(AccountKeeper):
                     changed |= files.accounts.pop(gone[r.digest], None) is not None
                     removed.append(r.digest)
                 for a in plan.wanted[device_id]:
-                    why = mosquitto_files.unwritable(a.username)
+                    why = _unwritable(files, a)
                     if why is not None:
                         failures.setdefault(device_id, why)
                         continue
@@ -136,7 +136,7 @@ class FileBrokerSync(AccountKeeper):
         def edit(files: Files) -> tuple[bool, None]:
             usernames = set()
             for a in wanted:
-                why = mosquitto_files.unwritable(a.username)
+                why = _unwritable(files, a)
                 if why is not None:
                     report.errors.append(f"device {a.device_id}: {why}")
                     continue
@@ -160,3 +160,13 @@ class FileBrokerSync(AccountKeeper):
         if not dry_run:
             await self._record_all(holding, report)
         return report
+
+
+def _unwritable(files: Files, a: BrokerAccount) -> str | None:
+    """Why an account cannot be written in this registry's section (None: it can)."""
+    if a.username in files.others:
+        return (
+            "its user name is an account of another registry's section of the files "
+            "(broker__namespace); left alone"
+        )
+    return mosquitto_files.unwritable(a.username)

@@ -2,7 +2,11 @@
 
 provisiond owns the end of each file: everything after :data:`MARKER` is written by it,
 everything before is the operator's (administrative users, other clients) and is kept as it
-is. In the password file each account is one line, ``username:$7$101$<salt>$<hash>`` —
+is. Registries sharing the files (``broker__namespace``) each own a section, from its own
+marker line (:func:`marker`) to the next provisiond marker: the other sections are kept
+as they are, like the operator's part.
+
+In the password file each account is one line, ``username:$7$101$<salt>$<hash>`` —
 PBKDF2-HMAC-SHA512, 101 iterations, a 12-byte salt, as ``mosquitto_passwd`` writes it for
 Mosquitto 2.0. In the ACL file each account is a ``user`` line followed by its ``topic``
 lines. Mosquitto reads both again when it is sent SIGHUP.
@@ -21,6 +25,7 @@ MARKER = (
     "# provisiond: the lines below are written by provisiond (broker__kind="
     "mosquitto-files). Edit above this line only."
 )
+NAMESPACED = "# provisiond namespace {namespace}: the lines below are written by provisiond"
 ITERATIONS = 101
 SALT_BYTES = 12
 
@@ -41,6 +46,23 @@ class Files:
     password_head: str = ""
     acl_head: str = ""
     accounts: dict[str, Entry] = field(default_factory=dict)  # by user name
+    namespace: str = ""
+    password_tail: str = ""  # other registries' sections after this one, kept as they are
+    acl_tail: str = ""
+    others: set[str] = field(default_factory=set)  # user names in other registries' sections
+
+
+def marker(namespace: str = "") -> str:
+    """The line that starts a registry's section (:data:`MARKER` without a namespace)."""
+    if not namespace:
+        return MARKER
+    return NAMESPACED.format(namespace=namespace) + (
+        " (broker__kind=mosquitto-files, broker__namespace). Edit above the first such line only."
+    )
+
+
+def _is_marker(line: str) -> bool:
+    return line.startswith("# provisiond") and "the lines below are written by provisiond" in line
 
 
 def unwritable(username: str) -> str | None:
@@ -84,21 +106,39 @@ def password_matches(password: str, hashed: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
-def _split(text: str) -> tuple[str, list[str]]:
-    """The operator's part (up to and without the marker) and provisiond's lines."""
-    head, found, tail = text.partition(MARKER + "\n")
-    if not found:
-        head, found, tail = text.partition(MARKER)
-    if not found:
-        return text, []
-    return head, tail.splitlines()
+def _split(text: str, namespace: str) -> tuple[str, list[str], str]:
+    """Everything before this registry's marker, the lines of its section, and everything
+    from the next registry's marker on."""
+    lines = text.splitlines(keepends=True)
+    mine = marker(namespace)
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\r\n") == mine), None)
+    if start is None:
+        return text, [], ""
+    end = next(
+        (i for i in range(start + 1, len(lines)) if _is_marker(lines[i])),
+        len(lines),
+    )
+    own = [line.rstrip("\r\n") for line in lines[start + 1 : end]]
+    return "".join(lines[:start]), own, "".join(lines[end:])
 
 
-def parse(password_text: str, acl_text: str) -> Files:
-    """Both files' text as :class:`Files`; lines in provisiond's part that are not its own
-    kind (comments, blank lines, anything unreadable) are dropped at the next write."""
-    password_head, password_lines = _split(password_text)
-    acl_head, acl_lines = _split(acl_text)
+def _usernames(text: str) -> set[str]:
+    """The user names in the password lines of other registries' sections."""
+    names: set[str] = set()
+    inside = False
+    for line in text.splitlines():
+        if _is_marker(line):
+            inside = True
+        elif inside and not line.startswith("#") and ":" in line:
+            names.add(line.partition(":")[0])
+    return names
+
+
+def parse(password_text: str, acl_text: str, namespace: str = "") -> Files:
+    """Both files' text as :class:`Files`; lines in this registry's section that are not its
+    own kind (comments, blank lines, anything unreadable) are dropped at the next write."""
+    password_head, password_lines, password_tail = _split(password_text, namespace)
+    acl_head, acl_lines, acl_tail = _split(acl_text, namespace)
     hashes: dict[str, str] = {}
     for line in password_lines:
         username, colon, hashed = line.partition(":")
@@ -112,7 +152,14 @@ def parse(password_text: str, acl_text: str) -> Files:
             current = topics.setdefault(words[len("user ") :].strip(), [])
         elif words.startswith("topic readwrite ") and current is not None:
             current.append(words[len("topic readwrite ") :].strip())
-    files = Files(password_head, acl_head)
+    files = Files(
+        password_head,
+        acl_head,
+        namespace=namespace,
+        password_tail=password_tail,
+        acl_tail=acl_tail,
+        others=_usernames(password_head) | _usernames(password_tail),
+    )
     for username, hashed in hashes.items():
         files.accounts[username] = Entry(username, hashed, tuple(topics.get(username, ())))
     return files
@@ -125,10 +172,13 @@ def _with_newline(text: str) -> str:
 def render(files: Files) -> tuple[str, str]:
     """The password file's and the ACL file's text."""
     entries = list(files.accounts.values())
-    password = [_with_newline(files.password_head), MARKER, "\n"]
+    mine = marker(files.namespace)
+    password = [_with_newline(files.password_head), mine, "\n"]
     password += [f"{e.username}:{e.hashed}\n" for e in entries]
-    acl = [_with_newline(files.acl_head), MARKER, "\n"]
+    acl = [_with_newline(files.acl_head), mine, "\n"]
     for e in entries:
         acl.append(f"\nuser {e.username}\n")
         acl += [f"topic readwrite {topic}\n" for topic in e.topics]
+    password.append(_with_newline(files.password_tail))
+    acl.append(_with_newline(files.acl_tail))
     return "".join(password), "".join(acl)

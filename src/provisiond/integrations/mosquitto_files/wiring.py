@@ -32,6 +32,7 @@ async def open_files(c: Wiring) -> AsyncIterator[FileBrokerSync]:
         pid_file=b.pid_file,
         reload_command=b.reload_command,
         timeout=b.timeout_seconds,
+        namespace=b.namespace,
     )
     yield FileBrokerSync(
         c.uow,
