@@ -85,6 +85,7 @@ class Lease:
     name: str
     holder: str
     live: bool  # unexpired: its holder runs the work
+    lapsed_seconds: float  # since it expired (0 while live): nobody took it over since
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,14 @@ async def read_backlog(uow: UnitOfWork, now: datetime) -> Backlog:
         broker_waiting=broker,
         tts_waiting=tts_waiting,
         tts_registrations={s: tts.get(s, 0) for s in TTS_STATUSES},
-        leases=[Lease(r.name, r.holder, r.expires_at > now) for r in leases],
+        leases=[
+            Lease(
+                r.name,
+                r.holder,
+                r.expires_at > now,
+                max((now - r.expires_at).total_seconds(), 0.0),
+            )
+            for r in leases
+        ],
         instances=instances,
     )

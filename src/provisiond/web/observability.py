@@ -273,9 +273,17 @@ class BacklogCollector(Collector):
             "the lease has expired (nobody runs that work)",
             labels=["lease", "holder"],
         )
+        lapsed = GaugeMetricFamily(
+            "provisiond_lease_lapsed_seconds",
+            "How long ago a background work lease expired without being taken again (0 "
+            "while held): nobody has run that work since",
+            labels=["lease"],
+        )
         for lease in b.leases:
             leases.add_metric([lease.name, lease.holder], 1 if lease.live else 0)
+            lapsed.add_metric([lease.name], lease.lapsed_seconds)
         yield leases
+        yield lapsed
         yield GaugeMetricFamily(
             "provisiond_instances",
             "provisiond instances alive on this database (their heartbeats)",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from provisiond.settings import Settings, load_settings
-from tests.integration.web.conftest import Server, api, server  # noqa: F401
+from tests.integration.web.conftest import api, server  # noqa: F401 - the fixtures
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -54,8 +54,3 @@ def wait_for(
             shown = {k: v for k, v in samples.items() if not k[0].startswith("provisiond_http")}
             raise AssertionError(f"the metrics never read so: {shown}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def metrics_url(server: Server) -> Iterator[str]:  # noqa: F811
-    yield server.url
