@@ -176,8 +176,11 @@ class Metrics:
         ``provisiond_backlog_up`` 0, when the database does not answer)."""
         try:
             backlog = await read_backlog(container.uow(), container.now())
-        except ProvisiondError as err:
-            log.warning("metrics: the backlog could not be read: %s", err)
+        except ProvisiondError as err:  # the database is away: the counters still answer
+            log.warning("metrics: what waits could not be read: %s", err)
+            backlog = None
+        except Exception:
+            log.exception("metrics: what waits could not be read")
             backlog = None
         self.backlog.latest = backlog
         return generate_latest(self.registry)
