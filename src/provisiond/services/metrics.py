@@ -32,7 +32,7 @@ CLAIM_STEPS = ("start", "prove", "finish", "cancel", "associate")
 
 BROKER_REASONS = ("queued", "broker_unavailable", "name_taken")
 TTS_REASONS = ("queued", "retrying")
-TTS_STATUSES = ("registered", "failed", "conflict")
+TTS_STATUSES = ("failed", "conflict")  # those that wait for an operator
 DELIVERY_STATES = ("pending", "retrying", "failed")
 
 
@@ -108,7 +108,7 @@ async def read_backlog(uow: UnitOfWork, now: datetime) -> Backlog:
         depth, oldest = await uow.backlog.outbox()
         deliveries = await uow.backlog.deliveries()
         waiting = await uow.backlog.waiting(NAME_TAKEN)
-        tts = await uow.backlog.tts_records()
+        tts = await uow.backlog.tts_records(TTS_STATUSES)
         leases = await uow.backlog.leases(INSTANCE_PREFIX)
         instances = await uow.leases.live(INSTANCE_PREFIX, now)
     broker = dict.fromkeys(BROKER_REASONS, 0)

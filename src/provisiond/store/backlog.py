@@ -9,6 +9,7 @@ webhook, per lease, per reason — never per device.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,11 +106,13 @@ class BacklogRepository:
         )
         return [Waiting(r.kind, r.reason, int(r.n)) for r in rows]
 
-    async def tts_records(self) -> dict[str, int]:
-        """provisiond's end devices in The Things Stack, by status (registered, failed,
-        conflict)."""
+    async def tts_records(self, statuses: Sequence[str]) -> dict[str, int]:
+        """provisiond's end devices in The Things Stack of these statuses (not
+        ``registered``: counting every registered device would read them all)."""
         rows = await self._conn.execute(
-            select(tts_devices.c.status, func.count().label("n")).group_by(tts_devices.c.status)
+            select(tts_devices.c.status, func.count().label("n"))
+            .where(tts_devices.c.status.in_(list(statuses)))
+            .group_by(tts_devices.c.status)
         )
         return {r.status: int(r.n) for r in rows}
 

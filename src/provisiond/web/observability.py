@@ -146,9 +146,10 @@ class Metrics:
             ["step", "outcome"],
             registry=self.registry,
         )
+        self._answered: dict[tuple[str, str], Any] = {}
         for transport in ("http", "mqtt", "coap"):  # 0 from the start: rate() sees the 1st
             for outcome in OUTCOMES:
-                self.answers.labels(transport, outcome)
+                self._answered[transport, outcome] = self.answers.labels(transport, outcome)
         for step in CLAIM_STEPS:
             self.claims.labels(step, "success")
         self.instance = Gauge(
@@ -161,7 +162,10 @@ class Metrics:
         self.registry.register(self.backlog)
 
     def provisioning_answered(self, transport: str, outcome: str) -> None:
-        self.answers.labels(transport, outcome).inc()
+        child = self._answered.get((transport, outcome))
+        if child is None:  # the hot path of a storm: the labelled counter looked up once
+            child = self._answered[transport, outcome] = self.answers.labels(transport, outcome)
+        child.inc()
 
     def claim_step(self, step: str, outcome: str) -> None:
         self.claims.labels(step, outcome).inc()
@@ -263,8 +267,9 @@ class BacklogCollector(Collector):
         yield tts_waiting
         tts = GaugeMetricFamily(
             "provisiond_tts_registrations",
-            "provisiond's end devices in The Things Stack, by status: registered, failed "
-            "(refused; see provisiond lorawan status), conflict (waits for an operator)",
+            "provisiond's end devices in The Things Stack that wait for an operator, by "
+            "status: failed (refused; provisiond lorawan status says why), conflict (another "
+            "end device holds the ID or DevEUI)",
             labels=["status"],
         )
         for status, count in b.tts_registrations.items():

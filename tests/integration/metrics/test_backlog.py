@@ -269,5 +269,5 @@ class TestTheThingsStackRefusing:
             )
 
         samples = wait_for(server.url, settled)
-        assert value(samples, "provisiond_tts_registrations", status="registered") == 0
+        assert value(samples, "provisiond_tts_registrations", status="conflict") == 0
         assert value(samples, "provisiond_tts_registrations_waiting", reason="queued") == 0
