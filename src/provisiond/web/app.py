@@ -121,6 +121,7 @@ def build_app(
         operator_paths((imports, devices, directory, profiles, cas, webhooks, thingsboard)),
         import_path=IMPORT_PATH,
         provision_path=fast_route.path if fast_route else None,
+        counts=app.state.metrics,
     )
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)

@@ -102,6 +102,12 @@ def test_every_transport_counts_its_answers_by_outcome_throttled_included(
             "ERROR": 0,
         }
 
+    # refused for its size before it reaches provisioning (web/limits.py): answered, counted
+    big = httpx.post(server.url + URL, content=b"{" + b" " * 70_000 + b"}")
+    assert big.status_code == 413
+    assert big.json()["status"] == "FAILURE"
+    assert answers(scrape(server.url), "http")["FAILURE"] == 2
+
 
 @pytest.fixture
 def installer(server: Server, api: httpx.Client) -> Browser:
