@@ -29,6 +29,7 @@ from provisiond.services.claims.windows import open_device_window, press_button
 from provisiond.services.container import Container as ContainerInterface
 from provisiond.services.crl_files import CrlPublisher
 from provisiond.services.destinations import DestinationGuard
+from provisiond.services.metrics import NO_COUNTS, Counts
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.outbox import Dispatcher
 from provisiond.services.provisioning import Provisioner, ProvisionPolicy, policy_from
@@ -66,6 +67,7 @@ class Container(ContainerInterface):
     hub: ClaimHub = field(default_factory=ClaimHub)
     device_events: DeviceEventSubscriber | None = None  # set by background() with a broker
     claim_relay: PgClaimRelay | None = None  # set by background() on PostgreSQL
+    counts: Counts = NO_COUNTS  # what happened, counted (the server's metrics)
 
     def __post_init__(self) -> None:
         self.signers = SignerCache(self.pki_urls)
@@ -118,7 +120,9 @@ class Container(ContainerInterface):
     def provisioner(self) -> Provisioner:
         """Provisioning as every transport calls it (HTTP, MQTT, CoAP): one rate limiter, one
         writer, one policy; the clock read at each request (tests set ``clock``)."""
-        return Provisioner(self.provision_writer, self.limiter, self.provision_policy, self.now)
+        return Provisioner(
+            self.provision_writer, self.limiter, self.provision_policy, self.now, self.counts
+        )
 
     @cached_property
     def claim_policy(self) -> ClaimPolicy:
@@ -329,14 +333,14 @@ def build_database(settings: Settings) -> Database:
 
 @asynccontextmanager
 async def open_container(
-    settings: Settings, *, check_schema: bool = True
+    settings: Settings, *, check_schema: bool = True, counts: Counts = NO_COUNTS
 ) -> AsyncIterator[Container]:
     """A container for one CLI command or one server process; closes the engine after."""
     if check_schema:
         migrate.check_current(settings.effective_database_url)
     database = build_database(settings)
     try:
-        yield Container(settings, database)
+        yield Container(settings, database, counts=counts)
     finally:
         await database.dispose()
 
@@ -368,7 +372,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def serving() -> AsyncIterator[Container]:
         async with (
-            open_container(settings) as container,
+            open_container(settings, counts=app.state.metrics) as container,
             device_transports(container) as mqtt_port,
         ):
             app.state.mqtt_port = mqtt_port

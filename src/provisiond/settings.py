@@ -467,6 +467,30 @@ class WebhookSettings(BaseModel):
         return AllowList.parse(self.allow_networks, self.allow_hosts)
 
 
+class MetricsSettings(BaseModel):
+    """Who may read ``/metrics`` and where (``PROVISIOND_METRICS__TOKEN`` …; ``[metrics]`` in
+    the file; docs/operations.md lists the metrics)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="A bearer token `/metrics` asks for (`Authorization: Bearer TOKEN`, "
+        "compared in constant time). None: anyone who reaches `/metrics` may read it.",
+    )
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve `/metrics` on this port only (a listener of its own, on "
+        "metrics__host), not on the HTTP server's port. None: on the HTTP server's port.",
+    )
+    host: str | None = Field(
+        None, description="Address the metrics listener binds to. Default: `host`."
+    )
+
+
 class LimitSettings(BaseModel):
     """Caps: nothing unauthenticated holds unbounded sockets, memory or time
     (docs/security.md#caps; ``PROVISIOND_LIMITS__HTTP_MAX_CONNECTIONS`` …; ``[limits]`` in the
@@ -682,6 +706,10 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="Caps (`limits__*` below)."
     )
+    metrics: MetricsSettings = Field(
+        default_factory=MetricsSettings,
+        description="Who may read `/metrics`, and where (`metrics__*` below).",
+    )
 
     @field_validator("sqlite_page_size")
     @classmethod
@@ -798,6 +826,8 @@ class Settings(BaseSettings):
             out["broker"]["emqx_api_secret"] = "***"  # noqa: S105 (a mask)
         if self.tts.api_key is not None:
             out["tts"]["api_key"] = "***"
+        if self.metrics.token is not None:
+            out["metrics"]["token"] = "***"  # noqa: S105 (a mask)
         return out
 
 

@@ -111,6 +111,7 @@ def _serve(
     coap_port: int | None = None,
     mqtt_port: int | None = None,
     mqtt: bool | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     import uvicorn
 
@@ -123,6 +124,7 @@ def _serve(
             provisioning__coap_port=coap_port,
             provisioning__mqtt_port=mqtt_port,
             provisioning__mqtt_enabled=mqtt,
+            metrics__port=metrics_port,
         ),
     )
     application = guard(common, lambda: create_app(settings))
@@ -136,6 +138,9 @@ def _serve(
         if settings.provisioning.coap_port is not None
         else ""
     )
+    if settings.metrics.port is not None:
+        extra += f", metrics on http://{settings.metrics.host or settings.host}"
+        extra += f":{settings.metrics.port}/metrics"
     banner = (
         f"provisiond {__version__} on http://{settings.host}:{settings.port}{extra} "
         f"(database {settings.masked()['database_url']})"
@@ -195,13 +200,21 @@ def serve(
             help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            envvar="PROVISIOND_METRICS__PORT",
+            help="Serve /metrics on this port only, not on the HTTP port (metrics__port).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the REST API, the device API, health and metrics (HTTP; CoAP when asked)."""
     if migrate:
         guard(common, lambda: upgrade_database(common.settings()))
     else:
         guard(common, lambda: check_database(common.settings()))
-    _serve(common, host, port, log_level, coap_port, mqtt_port, mqtt)
+    _serve(common, host, port, log_level, coap_port, mqtt_port, mqtt, metrics_port)
 
 
 @app.command("demo")

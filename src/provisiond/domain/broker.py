@@ -143,11 +143,14 @@ def name_holders(accounts: Iterable[BrokerAccount]) -> dict[str, BrokerAccount]:
     return holders
 
 
+NAME_TAKEN = "its MQTT user name is held by credential "  # how name_taken's reason begins
+
+
 def name_taken(holder: BrokerAccount) -> str:
     """Why an account waits: its user name is held by another credential (the name itself
     is not said: with ``token_as_username`` it is a token)."""
     return (
-        f"its MQTT user name is held by credential {holder.credential_id} of device "
+        f"{NAME_TAKEN}{holder.credential_id} of device "
         f"{holder.device_id}, issued first; revoke one of the two, or give this device "
         "new credentials"
     )

@@ -17,6 +17,7 @@ from provisiond.services.certificates import SignerCache
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claims.policy import ClaimPolicy
 from provisiond.services.destinations import DestinationGuard
+from provisiond.services.metrics import Counts
 from provisiond.services.ocsp import OcspResponder
 from provisiond.services.provisioning import Provisioner
 from provisiond.services.ratelimit import RateLimiter
@@ -32,6 +33,7 @@ class Container(Protocol):
     limiter: RateLimiter
     signers: SignerCache
     hub: ClaimHub
+    counts: Counts  # what happened, counted (the server's metrics)
 
     def uow(self) -> UnitOfWork: ...
 

@@ -71,6 +71,7 @@ from provisiond.services.issuing import (
     store_credential,
     succeed,
 )
+from provisiond.services.metrics import ERROR, NO_COUNTS, Counts, answer_outcome
 from provisiond.services.profiles import check_profile_secret
 from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
@@ -107,10 +108,20 @@ class Provisioner:
     limiter: RateLimiter
     policy: ProvisionPolicy
     clock: Callable[[], datetime]
+    counts: Counts = NO_COUNTS  # each answer counted by transport and outcome
 
     async def answer(self, payload: bytes | object, source: Source) -> ProvisionAnswer:
         """Answer one provision request: JSON bytes as a transport received them, or the
         request already decoded from JSON."""
+        try:
+            answer = await self._answer(payload, source)
+        except Exception:
+            self.counts.provisioning_answered(source.transport, ERROR)
+            raise
+        self.counts.provisioning_answered(source.transport, answer_outcome(answer))
+        return answer
+
+    async def _answer(self, payload: bytes | object, source: Source) -> ProvisionAnswer:
         if isinstance(payload, bytes | bytearray):
             return await provision_payload(
                 self.writer,

@@ -515,6 +515,7 @@ tts_devices = Table(
     Column("foreign_end_device_id", String(64), nullable=True),
     CheckConstraint("status IN ('registered', 'failed', 'conflict')", name="status"),
     CheckConstraint("origin IN ('created', 'adopted', 'legacy')", name="origin"),
+    Index(None, "status"),  # the failed and conflicts, counted at each metrics scrape
 )
 
 # One-time user-node association tokens (ESP RainMaker's user mapping): the host hands the

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
+from provisiond.store.backlog import BacklogRepository
 from provisiond.store.bulk import BulkDeviceWriter
 from provisiond.store.certificates import CertificateRepository
 from provisiond.store.claims import AssociationRepository, ClaimRepository, InsightRepository
@@ -70,6 +71,7 @@ class UnitOfWork:
     webhooks: WebhookRepository
     tts: TtsRepository
     associations: AssociationRepository
+    backlog: BacklogRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -129,6 +131,7 @@ class UnitOfWork:
         self.webhooks = WebhookRepository(conn)
         self.tts = TtsRepository(conn)
         self.associations = AssociationRepository(conn)
+        self.backlog = BacklogRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

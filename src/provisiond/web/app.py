@@ -15,12 +15,12 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from provisiond import __version__
 from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.services import hashing
+from provisiond.services.background import Background
 from provisiond.services.container import Container
 from provisiond.services.health import check_ready
 from provisiond.settings import Settings
@@ -39,6 +39,8 @@ from provisiond.web.client_address import ClientAddresses
 from provisiond.web.deps import ContainerDep
 from provisiond.web.headers import BASELINE_HEADERS, BaselineHeadersMiddleware
 from provisiond.web.limits import BodyLimits
+from provisiond.web.metrics import add_route as add_metrics_route
+from provisiond.web.metrics import own_listener
 from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
 
 IMPORT_PATH = "/api/v1/devices/import"  # streams its body to disk, under its own limit
@@ -73,9 +75,16 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hashing.warm_up()  # before the first sign-in, so an unknown user's is no slower
+        metrics: Metrics = app.state.metrics
         async with container_factory() as container:
             app.state.container = container
-            async with container.background():
+            async with (
+                container.background() as background,
+                own_listener(settings, metrics, container) as metrics_port,
+            ):
+                if isinstance(background, Background):
+                    metrics.held_by(background.holder)
+                app.state.metrics_port = metrics_port
                 yield
 
     app = ProvisiondApp(
@@ -112,9 +121,11 @@ def build_app(
         operator_paths((imports, devices, directory, profiles, cas, webhooks, thingsboard)),
         import_path=IMPORT_PATH,
         provision_path=fast_route.path if fast_route else None,
+        counts=app.state.metrics,
     )
     app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     _health_routes(app)
+    add_metrics_route(app, settings)
     app.add_middleware(RequestLogMiddleware, router=app.router, metrics=app.state.metrics)
     app.add_middleware(BaselineHeadersMiddleware)
     return app
@@ -204,9 +215,3 @@ def _health_routes(app: FastAPI) -> None:
         """The database answers: this instance can take traffic."""
         await check_ready(c.uow())
         return {"status": "ready"}
-
-    @app.get("/metrics", tags=["operations"], response_class=Response)
-    async def metrics(request: Request) -> Response:
-        """Prometheus metrics of this process."""
-        registry: Any = request.app.state.metrics.registry
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -16,6 +16,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from provisiond.errors import PayloadTooLarge, ProvisiondError
 from provisiond.protocols import thingsboard as tb
+from provisiond.services.metrics import NO_COUNTS, Counts
 from provisiond.settings import Settings
 from provisiond.web.headers import BASELINE_HEADERS
 
@@ -57,6 +58,7 @@ class BodyLimits:
         operator_paths: Iterable[str],
         import_path: str,
         provision_path: str | None,
+        counts: Counts = NO_COUNTS,
     ) -> None:
         self.public = settings.limits.http_public_max_body_bytes
         self.operator = settings.limits.http_max_body_bytes
@@ -65,6 +67,7 @@ class BodyLimits:
         self.operator_paths = frozenset(operator_paths)
         self.import_path = import_path
         self.provision_path = provision_path
+        self.counts = counts  # a provision request refused here is answered too: counted
 
     def needs_guard(self, scope: Scope) -> bool:
         """Whether :meth:`guard` has anything to do: a chunked body, or a declared one over
@@ -109,6 +112,7 @@ class BodyLimits:
         message = f"the body is larger than {limit} bytes (setting {setting})"
         if scope["path"] == self.provision_path:  # the device API's own shape
             body = orjson.dumps(tb.failure(tb.FAILURE, message))
+            self.counts.provisioning_answered("http", tb.FAILURE)
             media = "application/json"
         else:
             body = orjson.dumps(

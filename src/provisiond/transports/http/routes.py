@@ -37,6 +37,7 @@ from provisiond.services.claims.associations import associate
 from provisiond.services.claims.windows import open_device_window, press_button
 from provisiond.services.container import Container
 from provisiond.services.devices import authenticate_device
+from provisiond.services.metrics import counted_claim
 from provisiond.services.provisioning import MAX_REQUEST_BYTES, Source
 from provisiond.services.registration_tokens import register_with_token
 
@@ -217,9 +218,10 @@ async def user_association(access_token: str, body: UserMapping, c: ContainerDep
     user-node association, `provisiond wifi provision --claim EMAIL`): it is claimed for
     that user. The token works once, within 15 minutes."""
     device = await authenticate_device(c.uow(), token=access_token, now=c.now())
-    serial = await associate(
-        c.uow(), device=device, user_id=body.user_id, secret_key=body.secret_key, now=c.now()
-    )
+    with counted_claim(c.counts, "associate"):
+        serial = await associate(
+            c.uow(), device=device, user_id=body.user_id, secret_key=body.secret_key, now=c.now()
+        )
     return Associated(claimed=True, serial=serial)
 
 

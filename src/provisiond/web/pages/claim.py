@@ -28,6 +28,7 @@ from provisiond.errors import (
 from provisiond.services.claim_events import ClaimEvent, follow_claim
 from provisiond.services.claims import claiming, proofs
 from provisiond.services.codes import scanned_serial
+from provisiond.services.metrics import counted_claim
 from provisiond.web.pages.rendering import (
     SECURITY_HEADERS,
     Page,
@@ -66,16 +67,17 @@ async def provision(page: PageDep) -> Response:
     target = str(form.get("target", "me")) or "me"
     try:
         serial = scanned_serial(raw) if raw.strip() else raw
-        started = await claiming.start_claim(
-            c.uow(),
-            c.limiter,
-            c.claim_policy,
-            user=page.user,
-            serial=serial,
-            target=target,
-            address=client_address(page.request),
-            now=c.now(),
-        )
+        with counted_claim(c.counts, "start"):
+            started = await claiming.start_claim(
+                c.uow(),
+                c.limiter,
+                c.claim_policy,
+                user=page.user,
+                serial=serial,
+                target=target,
+                address=client_address(page.request),
+                now=c.now(),
+            )
     except (InvalidInput, ClaimInProgress, DeviceAlreadyClaimed, TooManyRequests) as err:
         return with_retry_after(
             page.render(
@@ -130,16 +132,17 @@ async def claim_proof(page: PageDep, claim_id: str) -> Response:
     form = await page.form()
     c = page.container
     try:
-        await proofs.prove(
-            c.uow(),
-            c.limiter,
-            c.hub,
-            c.claim_policy,
-            user=page.user,
-            claim_id=cid,
-            code=str(form.get("code", "")),
-            now=c.now(),
-        )
+        with counted_claim(c.counts, "prove"):
+            await proofs.prove(
+                c.uow(),
+                c.limiter,
+                c.hub,
+                c.claim_policy,
+                user=page.user,
+                claim_id=cid,
+                code=str(form.get("code", "")),
+                now=c.now(),
+            )
     except (InvalidInput, ClaimClosed, TooManyRequests) as err:
         page_again = await _claim_page(page, cid, err.status, proof_error=err.detail)
         return with_retry_after(page_again, err)
@@ -154,16 +157,17 @@ async def claim_finish(page: PageDep, claim_id: str) -> Response:
     c = page.container
     values = {k: str(form.get(k, "")) for k in ("name", "group", "model")}
     try:
-        serial = await claiming.finish_claim(
-            c.uow(),
-            c.hub,
-            user=page.user,
-            claim_id=cid,
-            name=values["name"],
-            group_id=values["group"],
-            model=values["model"],
-            now=c.now(),
-        )
+        with counted_claim(c.counts, "finish"):
+            serial = await claiming.finish_claim(
+                c.uow(),
+                c.hub,
+                user=page.user,
+                claim_id=cid,
+                name=values["name"],
+                group_id=values["group"],
+                model=values["model"],
+                now=c.now(),
+            )
     except (InvalidInput, ClaimClosed, DeviceAlreadyClaimed) as err:
         return await _claim_page(
             page,
@@ -181,7 +185,8 @@ async def claim_cancel(page: PageDep, claim_id: str) -> Response:
     cid = _claim_id(claim_id)
     await page.form()
     c = page.container
-    await claiming.cancel_claim(c.uow(), c.hub, user=page.user, claim_id=cid, now=c.now())
+    with counted_claim(c.counts, "cancel"):
+        await claiming.cancel_claim(c.uow(), c.hub, user=page.user, claim_id=cid, now=c.now())
     return redirect("/provision")
 
 
