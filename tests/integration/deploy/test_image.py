@@ -9,7 +9,6 @@ base images (tests/support/podman.py, docs/deployment.md)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -20,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import need
 from tests.integration.web.conftest import free_port
 from tests.support.deployment import (
-    DEPLOY,
     ROOT,
     compose,
     empty_database,
@@ -36,38 +33,9 @@ from tests.support.deployment import (
     wait_reconciled,
 )
 from tests.support.mosquitto import Broker
-from tests.support.podman import Podman, containers_conf, standin_bases, tools_missing
+from tests.support.podman import Podman
 
 pytestmark = pytest.mark.slow
-TAG = f"localhost/provisiond-test:{hashlib.sha1(str(ROOT).encode()).hexdigest()[:10]}"  # noqa: S324
-
-
-@pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
-    missing = tools_missing()
-    need(not missing, f"the image test needs {', '.join(missing)} (apt-get install them)")
-    return Podman(containers_conf(tmp_path_factory.mktemp("podman")))
-
-
-@pytest.fixture(scope="module")
-def image(podman: Podman) -> str:
-    python, node = standin_bases(podman)
-    podman.run(
-        "build",
-        "--format",
-        "docker",  # podman keeps HEALTHCHECK in Docker-format images only
-        "--pull=never",
-        "--build-arg",
-        f"PYTHON_IMAGE={python}",
-        "--build-arg",
-        f"NODE_IMAGE={node}",
-        "-f",
-        str(DEPLOY / "Containerfile"),
-        "-t",
-        TAG,
-        str(ROOT),
-    )
-    return TAG
 
 
 def _names(requirements: list[str]) -> set[str]:

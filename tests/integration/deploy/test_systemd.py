@@ -1,20 +1,28 @@
-"""deploy/provisiond.service and the Mosquitto reload units. systemd is not PID 1 on the test
-machines, so the units are checked with `systemd-analyze verify` (no warning allowed) and the
-service's command and environment run as a process: its data directory is the one
-StateDirectory= makes writable under ProtectSystem=strict."""
+"""deploy/provisiond.service and the Mosquitto reload units: `systemd-analyze verify` (no
+warning allowed); the service's environment as a process (its data directory is the one
+StateDirectory= makes writable under ProtectSystem=strict); and, systemd not being PID 1 on
+the test machines, the units run under systemd in a podman container: provisiond serves in
+its sandbox, and a device's account written into Mosquitto's files lets it in once the .path
+unit has reloaded Mosquitto."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import need
 from tests.support.deployment import DEPLOY
-from tests.support.podman import tools_missing
+from tests.support.podman import Podman, standin_bases, tools_missing
 
 UNITS = (
     "provisiond.service",
@@ -92,11 +100,112 @@ def test_the_service_keeps_its_data_where_the_sandbox_lets_it_write(tmp_path: Pa
     assert effective["broker"]["password_file"] == watched[0]
 
 
-def test_the_reload_service_reloads_mosquitto_without_provisionds_privileges() -> None:
-    assert settings("provisiond-mosquitto-reload.path", "Unit") == [
-        "provisiond-mosquitto-reload.service"
-    ]
-    assert settings("provisiond-mosquitto-reload.service", "ExecStart") == [
-        "/usr/bin/systemctl reload mosquitto.service"
-    ]
-    assert not settings("provisiond-mosquitto-reload.service", "User")  # root, not provisiond
+# ------------------------------------------------------------- under systemd, in a container
+
+# A host with systemd as PID 1 (in a podman container: systemd is not PID 1 on the test
+# machines), Mosquitto reading the password and ACL files provisiond writes, provisiond
+# installed in /opt/provisiond/.venv (the image's environment, linked there), the settings of
+# docs/deployment.md's mosquitto-files example, and the three units, enabled.
+HOST = """FROM {python}
+RUN apt-get update && apt-get install -y --no-install-recommends systemd systemd-sysv \\
+    mosquitto mosquitto-clients && rm -rf /var/lib/apt/lists/*
+RUN useradd --system --home-dir /var/lib/provisiond --shell /usr/sbin/nologin provisiond \\
+    && install -d -o provisiond -g mosquitto -m 2750 /etc/mosquitto/provisiond \\
+    && for f in passwords acl; do \\
+         install -o provisiond -g mosquitto -m 0640 /dev/null /etc/mosquitto/provisiond/$f; done
+COPY mosquitto.conf /etc/mosquitto/conf.d/provisiond.conf
+COPY provisiond.toml /etc/provisiond/provisiond.toml
+COPY --from={image} /app /app
+RUN mkdir -p /opt/provisiond && ln -s /app/.venv /opt/provisiond/.venv
+COPY units/ /etc/systemd/system/
+RUN systemctl enable provisiond.service provisiond-mosquitto-reload.path
+CMD ["/sbin/init"]
+"""
+MOSQUITTO_CONF = """listener 1883
+allow_anonymous false
+password_file /etc/mosquitto/provisiond/passwords
+acl_file /etc/mosquitto/provisiond/acl
+"""
+
+
+def _settings_toml(text: str) -> str:
+    """The mosquitto-files example of docs/deployment.md (the toml block after its heading)."""
+    section = text.split("**Mosquitto's files", 1)[1]
+    return section.split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def _host_image(podman: Podman, image: str, directory: Path) -> str:
+    docs = (DEPLOY.parent / "docs" / "deployment.md").read_text()
+    (directory / "provisiond.toml").write_text(
+        'device_key_passphrase = "a-passphrase-for-the-test"\n' + _settings_toml(docs)
+    )
+    (directory / "mosquitto.conf").write_text(MOSQUITTO_CONF)
+    (directory / "units").mkdir()
+    for unit in UNITS:
+        shutil.copy(DEPLOY / unit, directory / "units" / unit)
+    python = standin_bases(podman)[0]
+    (directory / "Containerfile").write_text(HOST.format(python=python, image=image))
+    tag = image.replace("provisiond-test:", "provisiond-test-systemd:")
+    podman.run("build", "--pull=never", "-t", tag, str(directory))
+    return tag
+
+
+@pytest.fixture
+def systemd_host(podman: Podman, image: str, tmp_path: Path) -> Iterator[str]:
+    host = _host_image(podman, image, tmp_path)
+    name = f"provisiond-systemd-{uuid.uuid4().hex[:8]}"
+    # SYS_ADMIN: systemd sets up the unit's sandbox (mount namespaces) only with it
+    podman.run("run", "-d", "--name", name, "--systemd=always", "--cap-add", "SYS_ADMIN", host)
+    try:
+        yield name
+    finally:
+        podman.run("rm", "-f", "-t", "5", name, check=False)
+
+
+@pytest.mark.slow
+def test_under_systemd_the_unit_serves_and_the_path_unit_reloads_mosquitto(
+    podman: Podman, systemd_host: str
+) -> None:
+    def host(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return podman.run("exec", systemd_host, *command, check=check)
+
+    deadline = time.monotonic() + 60
+    while host("python3", "/app/healthcheck.py", check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            journal = host("journalctl", "--no-pager", "-u", "provisiond", check=False)
+            raise AssertionError(f"provisiond.service not ready:\n{journal.stdout[-4000:]}")
+        time.sleep(0.5)
+    pid = host("systemctl", "show", "-p", "MainPID", "--value", "provisiond").stdout.strip()
+    mountinfo = host("cat", f"/proc/{pid}/mountinfo").stdout.splitlines()
+    # mount point: its options' first (ro or rw); the later of two mounts on one point wins
+    mounts = {line.split()[4]: line.split()[5].split(",")[0] for line in mountinfo}
+    # ProtectSystem=strict: read-only but for the state directory and ReadWritePaths
+    assert mounts["/"] == "ro"
+    assert mounts["/var/lib/provisiond"] == "rw"
+    assert mounts["/etc/mosquitto/provisiond"] == "rw"
+    owner = host("stat", "-c", "%U", "/var/lib/provisiond/provisiond.db").stdout.strip()
+    assert owner == "provisiond"
+
+    # a device registered with the CLI, as the service's user with the service's settings …
+    created = host(
+        "runuser", "-u", "provisiond", "--", "env",
+        "PROVISIOND_CONFIG_FILE=/etc/provisiond/provisiond.toml",
+        "PROVISIOND_DATA_DIR=/var/lib/provisiond",
+        "/opt/provisiond/.venv/bin/provisiond", "devices", "create", "SN-SYSTEMD-1", "--json",
+    )  # fmt: skip
+    device = json.loads(created.stdout)
+    token = device["credential"]["secret"]
+    publish = (
+        "mosquitto_pub", "-h", "127.0.0.1", "-u", token.split(".")[0], "-P", token,
+        "-t", f"devices/{device['id']}/hello", "-m", "hello",
+    )  # fmt: skip
+    # … connects once serve has written its account and the .path unit has reloaded
+    # Mosquitto (provisiond's own reload_command does nothing)
+    deadline = time.monotonic() + 30
+    while host(*publish, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            journal = host("journalctl", "--no-pager", check=False)
+            raise AssertionError(f"the device was never let in:\n{journal.stdout[-4000:]}")
+        time.sleep(0.5)
+    reloads = host("journalctl", "--no-pager", "-u", "mosquitto").stdout
+    assert "Sent signal SIGHUP to main process" in reloads
