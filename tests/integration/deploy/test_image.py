@@ -86,7 +86,7 @@ def server(postgres_template: str) -> str:
 def container(podman: Podman) -> Iterator[str]:
     name = f"provisiond-test-{uuid.uuid4().hex[:8]}"
     yield name
-    podman.run("rm", "-f", "-t", "5", name, check=False)
+    podman.run("rm", "-f", "-v", "-t", "5", name, check=False)
 
 
 def test_the_image_runs_the_compose_services_of_provisiond(

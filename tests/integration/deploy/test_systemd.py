@@ -159,7 +159,7 @@ def systemd_host(podman: Podman, image: str, tmp_path: Path) -> Iterator[str]:
     try:
         yield name
     finally:
-        podman.run("rm", "-f", "-t", "5", name, check=False)
+        podman.run("rm", "-f", "-v", "-t", "5", name, check=False)
 
 
 @pytest.mark.slow
