@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # some thirty processes, each a Python start
-
 from tests.support.mosquitto import free_port
+
+pytestmark = pytest.mark.slow  # some thirty processes, each a Python start
 
 
 def provisiond(
