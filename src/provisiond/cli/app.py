@@ -227,7 +227,7 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
     creds = data_dir / "demo-credentials.csv"
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="") as f:
-        f.write(csv_lines([("serial", "secret"), *seed.credentials]))
+        f.write(csv_lines([("serial", "secret"), *seed.credentials], end="\n"))
     output.table(
         ["who", "secret (shown once)"],
         [("API token 'demo'", seed.token), *((email, pw) for email, pw in seed.passwords.items())],

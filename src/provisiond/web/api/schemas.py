@@ -326,7 +326,10 @@ class CredentialRead(BaseModel):
 
 class IssuedCredentialRead(BaseModel):
     type: str
-    secret: str = Field(description="shown in this answer only; stored as a SHA-256")
+    secret: str = Field(
+        description="shown in this answer only; stored as a SHA-256 (and, while a broker "
+        "integration must be given it, also sealed with device_key_passphrase)"
+    )
 
 
 class DeviceCreated(DeviceRead):
