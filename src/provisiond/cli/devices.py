@@ -38,7 +38,6 @@ from provisiond.services import devices as device_service
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.lorawan_import import peek_is_lorawan, register_lorawan
-from provisiond.services.sealing import how_secrets_are_kept
 from provisiond.services.registration import (
     SECRET_COLUMNS,
     ImportOptions,
@@ -46,6 +45,7 @@ from provisiond.services.registration import (
     credential_csv,
     register_devices,
 )
+from provisiond.services.sealing import how_secrets_are_kept
 from provisiond.services.tts import tts_registration
 
 app = typer.Typer(

@@ -13,16 +13,25 @@ deliveries go out when it is enabled. Each webhook whose deliveries were queued 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role
 from provisiond.domain.webhooks import DeliveryStatus, Webhook
-from provisiond.errors import DeliveryDelivered, DeliveryNotFound
+from provisiond.errors import DeliveryDelivered, DeliveryNotFound, InvalidInput, Problem
 from provisiond.services.scoping import require
 from provisiond.services.webhooks import find_webhook
 from provisiond.store.uow import UnitOfWork
+
+
+def parse_delivery_id(text: str) -> int:
+    """A delivery's id (a positive whole number, as the delivery log shows it)."""
+    value = text.strip()
+    if not value.isdigit() or int(value) < 1:
+        problem = Problem("is not a delivery id (a whole number from the delivery log)", "id")
+        raise InvalidInput(f"{text!r} {problem.message}", problems=[problem])
+    return int(value)
 
 
 async def redeliver_delivery(
@@ -63,6 +72,8 @@ async def redeliver_failed(
     caller's subtree) created at or after ``since`` (None: any); how many. WebhookNotFound
     when ``webhook_id`` is not there or outside ``scope``."""
     require(scope, Role.ADMIN, "redelivering webhook deliveries")
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)  # a time without a zone is UTC, as everywhere
     total = 0
     async with uow:
         if webhook_id is not None:

@@ -480,6 +480,24 @@ class WebhookCreated(WebhookRead):
     secret: str = Field(description="the HMAC-SHA256 signing key: shown in this answer only")
 
 
+class RedeliverFailed(Body):
+    webhook_id: uuid.UUID | None = Field(
+        None,
+        description="only this webhook's failed deliveries; `null`: every webhook's "
+        "in the token's subtree",
+    )
+    since: datetime | None = Field(
+        None, description="only deliveries created at or after this time (ISO 8601)"
+    )
+
+
+class Redelivered(BaseModel):
+    queued: int = Field(
+        description="failed deliveries queued again (a delivery still pending is not "
+        "queued twice: 0)"
+    )
+
+
 class DeliveryRead(BaseModel):
     id: int
     event_id: int
