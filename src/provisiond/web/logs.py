@@ -34,6 +34,7 @@ LIBRARY_LOGGERS = (
     "aiocoap",
     "coap-server",  # aiocoap's server-side loggers
     "sqlalchemy",
+    "aiosqlite",
     "asyncio",
     "alembic",
     "alembic.runtime.plugins",  # a line per Alembic plugin at each start: noise
@@ -42,7 +43,13 @@ LIBRARY_LOGGERS = (
 )
 
 
-_CHATTY = {"sqlalchemy", "httpx", "asyncio", "alembic.runtime.plugins"}  # warnings up only
+_CHATTY = {
+    "sqlalchemy",
+    "aiosqlite",
+    "httpx",
+    "asyncio",
+    "alembic.runtime.plugins",
+}  # warnings up only
 
 
 class JsonFormatter(logging.Formatter):
@@ -100,7 +107,11 @@ def process_log_config(settings: Settings) -> dict[str, Any]:
         else "provisiond.web.logs.TextFormatter"
     )
     level = settings.log_level.upper()
-    quiet = "WARNING" if level in ("DEBUG", "INFO") else level  # the chatty libraries
+    # Libraries never log at debug level, whatever provisiond's level: their debug lines
+    # carry what provisiond keeps out of its log (aiosqlite's query parameters, the MQTT
+    # client's user names). The chatty ones log warnings and errors only.
+    library = "INFO" if level == "DEBUG" else level
+    quiet = "WARNING" if level in ("DEBUG", "INFO") else level
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -112,13 +123,13 @@ def process_log_config(settings: Settings) -> dict[str, Any]:
                 "stream": "ext://sys.stderr",
             }
         },
-        "root": {"handlers": ["stderr"], "level": level},
+        "root": {"handlers": ["stderr"], "level": library},
         "loggers": {
             "provisiond": {"handlers": ["stderr"], "level": level, "propagate": False},
             **{
                 name: {
                     "handlers": [],
-                    "level": quiet if name in _CHATTY else level,
+                    "level": quiet if name in _CHATTY else library,
                     "propagate": True,
                 }
                 for name in LIBRARY_LOGGERS
