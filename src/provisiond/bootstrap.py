@@ -154,11 +154,7 @@ class Container(ContainerInterface):
     @cached_property
     def sealer(self) -> Sealer:
         """Seals the device secrets provisiond must hand on later (device_key_passphrase)."""
-        s = self.settings
-        return Sealer(
-            s.device_key_passphrase.get_secret_value() if s.device_key_passphrase else None,
-            production=s.production,
-        )
+        return make_sealer(self.settings)
 
     @cached_property
     def webhook_guard(self) -> DestinationGuard:
@@ -345,6 +341,22 @@ async def open_container(
         await database.dispose()
 
 
+def make_sealer(settings: Settings) -> Sealer:
+    """The sealer of the secrets provisiond must hand on later (ConfigurationError in
+    production without device_key_passphrase)."""
+    passphrase = settings.device_key_passphrase
+    return Sealer(
+        passphrase.get_secret_value() if passphrase else None, production=settings.production
+    )
+
+
+def check_serving(settings: Settings) -> None:
+    """Refuse, before the server starts, the settings it could not start with: a
+    ConfigurationError naming the setting (not a traceback from the server's startup).
+    Serving seals webhook secrets and broker passwords: production needs the passphrase."""
+    make_sealer(settings)
+
+
 def check_database(settings: Settings) -> None:
     """Raise SchemaOutdated unless the schema is at this version's head."""
     migrate.check_current(settings.effective_database_url)
@@ -432,10 +444,18 @@ async def device_transports(container: Container) -> AsyncIterator[int | None]:
 
 
 def server_log_config(settings: Settings) -> dict[str, Any]:
-    """The HTTP server's (uvicorn's) logging configuration, in provisiond's log format."""
-    from provisiond.web.observability import server_log_config as config
+    """The process's logging configuration (uvicorn's ``log_config``), in provisiond's log
+    format: the root logger's one handler, every library's logger through it."""
+    from provisiond.web.logs import process_log_config
 
-    return config(settings)
+    return process_log_config(settings)
+
+
+def configure_process_logging(settings: Settings) -> None:
+    """Every line the process logs, libraries' included, in the settings' log format."""
+    from provisiond.web.logs import configure_process_logging as configure
+
+    configure(settings)
 
 
 def http_server_options(settings: Settings) -> dict[str, Any]:

@@ -162,6 +162,11 @@ class WebhookNotFound(NotFound):
     title = "Webhook not found"
 
 
+class DeliveryNotFound(NotFound):
+    code = "delivery-not-found"
+    title = "Webhook delivery not found"
+
+
 class RouteNotFound(NotFound):
     code = "not-found"
     title = "Not found"
@@ -178,6 +183,11 @@ class Conflict(ProvisiondError):
 class DeviceExists(Conflict):
     code = "device-exists"
     title = "A device with this serial is already registered"
+
+
+class DeliveryDelivered(Conflict):
+    code = "delivery-delivered"
+    title = "The webhook delivery was delivered: only failed deliveries are sent again"
 
 
 class GroupExists(Conflict):

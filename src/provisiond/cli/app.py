@@ -14,6 +14,8 @@ from provisiond import __version__
 from provisiond.bootstrap import (
     Container,
     check_database,
+    check_serving,
+    configure_process_logging,
     create_app,
     database_revision,
     downgrade_database,
@@ -44,7 +46,7 @@ from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
 from provisiond.protocols.csv_cells import csv_lines
 from provisiond.services import demo, profiles
-from provisiond.settings import LogFormat
+from provisiond.settings import LogFormat, Settings
 
 app = typer.Typer(
     name="provisiond",
@@ -103,30 +105,9 @@ PortOpt = Annotated[
 ]
 
 
-def _serve(
-    common: Common,
-    host: str | None,
-    port: int | None,
-    log_level: str | None,
-    coap_port: int | None = None,
-    mqtt_port: int | None = None,
-    mqtt: bool | None = None,
-    metrics_port: int | None = None,
-) -> None:
+def _serve(common: Common, settings: Settings) -> None:
     import uvicorn
 
-    settings = guard(
-        common,
-        lambda: common.settings(
-            host=host,
-            port=port,
-            log_level=log_level,
-            provisioning__coap_port=coap_port,
-            provisioning__mqtt_port=mqtt_port,
-            provisioning__mqtt_enabled=mqtt,
-            metrics__port=metrics_port,
-        ),
-    )
     application = guard(common, lambda: create_app(settings))
     extra = (
         f", MQTT provisioning on {settings.host}:{settings.provisioning.mqtt_port}"
@@ -210,11 +191,22 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the REST API, the device API, health and metrics (HTTP; CoAP when asked)."""
-    if migrate:
-        guard(common, lambda: upgrade_database(common.settings()))
-    else:
-        guard(common, lambda: check_database(common.settings()))
-    _serve(common, host, port, log_level, coap_port, mqtt_port, mqtt, metrics_port)
+    settings = guard(
+        common,
+        lambda: common.settings(
+            host=host,
+            port=port,
+            log_level=log_level,
+            provisioning__coap_port=coap_port,
+            provisioning__mqtt_port=mqtt_port,
+            provisioning__mqtt_enabled=mqtt,
+            metrics__port=metrics_port,
+        ),
+    )
+    configure_process_logging(settings)  # before anything logs (the migration does)
+    guard(common, lambda: check_serving(settings))
+    guard(common, lambda: (upgrade_database if migrate else check_database)(settings))
+    _serve(common, settings)
 
 
 @app.command("demo")
@@ -227,6 +219,9 @@ def demo_command(
 ) -> None:
     """Set up the database with a small demo organisation, then serve it."""
     settings = guard(common, lambda: common.settings(host=host, port=port))
+    if not no_serve:
+        configure_process_logging(settings)
+        guard(common, lambda: check_serving(settings))
     guard(common, lambda: upgrade_database(settings))
 
     async def work(c: Container) -> demo.DemoSeed | None:
@@ -240,7 +235,7 @@ def demo_command(
     else:
         _print_seed(seed, settings.data_dir, f"http://{settings.host}:{settings.port}")
     if not no_serve:
-        _serve(common, host, port, None)
+        _serve(common, settings)
 
 
 def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
@@ -248,7 +243,7 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
     creds = data_dir / "demo-credentials.csv"
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="") as f:
-        f.write(csv_lines([("serial", "secret"), *seed.credentials]))
+        f.write(csv_lines([("serial", "secret"), *seed.credentials], end="\n"))
     output.table(
         ["who", "secret (shown once)"],
         [("API token 'demo'", seed.token), *((email, pw) for email, pw in seed.passwords.items())],

@@ -45,6 +45,7 @@ from provisiond.services.registration import (
     credential_csv,
     register_devices,
 )
+from provisiond.services.sealing import how_secrets_are_kept
 from provisiond.services.tts import tts_registration
 
 app = typer.Typer(
@@ -176,6 +177,7 @@ def import_(
     except InvalidInput as err:
         fail(common, err)
     show_progress = not common.json and output.stderr.is_terminal
+    kept: list[str] = []  # how the secrets are kept, in this configuration
     started = time.perf_counter()
     try:
         with _progress(show_progress, size) as advance:
@@ -186,6 +188,7 @@ def import_(
 
             async def work(c: Container) -> Any:
                 if lorawan:  # Blynk-style static tokens: Device EUI, Join EUI, AppKey
+                    kept.append(how_secrets_are_kept(c.sealer, hashed=False))
                     return await register_lorawan(
                         c.uow(),
                         stream=source,
@@ -210,6 +213,7 @@ def import_(
                     max_problems=c.settings.import_max_problems,
                     broker_sealer=c.broker_sealer,
                 )
+                kept.append(how_secrets_are_kept(c.broker_sealer))
                 return await register_devices(
                     c.uow(),
                     scope=OPERATOR,
@@ -226,7 +230,7 @@ def import_(
         raise
     finally:
         stream.close()
-    _report_import(common, result, credentials_out, time.perf_counter() - started)
+    _report_import(common, result, credentials_out, time.perf_counter() - started, kept[-1])
 
 
 class _NoProgress:
@@ -261,7 +265,7 @@ def _progress(enabled: bool, total: int | None) -> Any:
     return _Bar(total) if enabled else _NoProgress()
 
 
-def _report_import(common: Common, result: Any, creds: Path, seconds: float) -> None:
+def _report_import(common: Common, result: Any, creds: Path, seconds: float, kept: str) -> None:
     if common.json:
         output.print_json(
             {
@@ -278,10 +282,7 @@ def _report_import(common: Common, result: Any, creds: Path, seconds: float) -> 
         f"imported {result.imported:,} devices ({result.claimed:,} claimed, "
         f"{result.skipped:,} skipped) in {seconds:.1f} s"
     )
-    output.success(
-        f"credentials: {creds} — keep it safe: the secrets are stored only as "
-        "hashes and cannot be shown again"
-    )
+    output.success(f"credentials: {creds} — keep it safe: {kept}, and cannot be shown again")
 
 
 @app.command("list")
@@ -425,17 +426,20 @@ def create(
 ) -> None:
     """Register one device and print its access token (shown once)."""
     tags = parse_tag_options(tag)
-    device, issued = run(
-        common,
-        lambda c: device_service.create_device(
+    kept: list[str] = []
+
+    async def work(c: Container) -> Any:
+        kept.append(how_secrets_are_kept(c.broker_sealer, one=True))
+        return await device_service.create_device(
             c.uow(),
             scope=OPERATOR,
             spec=DeviceSpec(serial, name, model, group, owner, tags),
             actor=actor(),
             now=c.now(),
             sealer=c.broker_sealer,
-        ),
-    )
+        )
+
+    device, issued = run(common, work)
     if common.json:
         out = device_fields(device)
         out["credential"] = {"type": issued.credential.type.value, "secret": issued.secret}
@@ -443,7 +447,7 @@ def create(
         return
     output.success(f"registered {device.serial} ({device.state})")
     output.stdout.print(f"access token: {issued.secret}", markup=False, highlight=False)
-    output.success("shown once: it is stored only as a hash")
+    output.success(f"shown once: {kept[-1]}")
 
 
 @app.command("rotate")
@@ -469,9 +473,11 @@ def rotate(
                 problems=[Problem("access-token or mqtt-basic", "--type")],
             ),
         )
-    done = run(
-        common,
-        lambda c: rotate_credentials(
+    kept: list[str] = []
+
+    async def work(c: Container) -> Any:
+        kept.append(how_secrets_are_kept(c.broker_sealer, one=True))
+        return await rotate_credentials(
             c.uow(),
             scope=OPERATOR,
             serial=serial,
@@ -479,8 +485,9 @@ def rotate(
             actor=actor(),
             now=c.now(),
             sealer=c.broker_sealer,
-        ),
-    )
+        )
+
+    done = run(common, work)
     if common.json:
         output.print_json({"serial": done.serial, **done.as_dict()})
         return
@@ -488,7 +495,7 @@ def rotate(
     for key, value in done.as_dict().items():
         if key not in ("type", "credential_id"):
             output.stdout.print(f"{key}: {value}", markup=False, highlight=False)
-    output.success("shown once: it is stored only as a hash")
+    output.success(f"shown once: {kept[-1]}")
 
 
 @app.command("revoke")

@@ -23,7 +23,7 @@ from provisiond.cli.common import (
     parse_tag_options,
     run,
 )
-from provisiond.errors import InvalidInput, Problem
+from provisiond.errors import InvalidInput, Problem, ProvisiondError
 from provisiond.services import devices as device_service
 from provisiond.services import labels as service
 
@@ -106,7 +106,7 @@ def labels(
         claim_codes = service.read_claim_codes(codes) if codes else None
         device_codes = service.read_device_secrets(secrets, code_format) if secrets else None
         settings = common.settings()
-    except InvalidInput as err:
+    except ProvisiondError as err:  # bad input, or bad settings
         fail(common, err)
     options = service.LabelOptions(
         sheet=sheet,

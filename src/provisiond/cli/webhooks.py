@@ -6,17 +6,26 @@ from typing import Annotated, Any
 
 import typer
 
+from provisiond.bootstrap import Container
 from provisiond.cli import output
 from provisiond.cli.common import (
     OPERATOR,
     Common,
     actor,
     common_options,
+    fail,
     run,
 )
 from provisiond.domain.webhooks import EVENTS, Delivery, Webhook, WebhookSpec
+from provisiond.errors import InvalidInput, Problem
 from provisiond.services import webhooks as service
+from provisiond.services.events import parse_time
 from provisiond.services.paging import every_page
+from provisiond.services.webhook_redelivery import (
+    parse_delivery_id,
+    redeliver_delivery,
+    redeliver_failed,
+)
 
 app = typer.Typer(
     help="Webhooks: POST a group's events to a URL, signed, retried, logged.", no_args_is_help=True
@@ -246,3 +255,59 @@ def delete(
         output.print_json(webhook_dict(webhook))
     else:
         output.success(f"deleted webhook {webhook.id}")
+
+
+@app.command("redeliver")
+@common_options()
+def redeliver(
+    common: Common,
+    delivery_id: Annotated[
+        str | None,
+        typer.Argument(help="A failed delivery's id (`provisiond webhooks show`)."),
+    ] = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Every failed delivery (of --webhook, else all).")
+    ] = False,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="With --failed: only this webhook's.")
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="With --failed: only those created at or after: ISO 8601 (no zone: UTC) "
+            "or an age: 15m, 2h, 7d.",
+        ),
+    ] = None,
+) -> None:
+    """Send failed deliveries again (ID, or --failed): queued at once with every attempt
+    ahead; a delivery still pending is not queued twice."""
+    if (delivery_id is None) == (not failed) or (delivery_id is not None and (webhook or since)):
+        problem = Problem("give a delivery id, or --failed [--webhook ID] [--since TIME]", "ID")
+        fail(common, InvalidInput(str(problem), problems=[problem]))
+
+    async def work(c: Container) -> int:
+        if delivery_id is not None:
+            return await redeliver_delivery(
+                c.uow(),
+                scope=OPERATOR,
+                delivery_id=parse_delivery_id(delivery_id),
+                actor=actor(),
+                now=c.now(),
+            )
+        return await redeliver_failed(
+            c.uow(),
+            scope=OPERATOR,
+            webhook_id=service.parse_webhook_id(webhook) if webhook else None,
+            since=parse_time(since, now=c.now(), field="--since") if since else None,
+            actor=actor(),
+            now=c.now(),
+        )
+
+    queued = run(common, work)
+    if common.json:
+        output.print_json({"queued": queued})
+    elif delivery_id is not None and not queued:
+        output.success(f"delivery {delivery_id} is still pending: not queued again")
+    else:
+        output.success(f"queued {queued:,} failed deliveries again")

@@ -58,6 +58,7 @@ class EventType(StrEnum):
     WEBHOOK_DELETED = "webhook.deleted"
     WEBHOOK_ENABLED = "webhook.enabled"
     WEBHOOK_DISABLED = "webhook.disabled"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"  # failed deliveries queued again
     DATABASE_RESTORED = "database.restored"  # `provisiond restore` put a backup in place
 
 

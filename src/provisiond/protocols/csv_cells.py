@@ -61,13 +61,14 @@ def _cell(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def csv_line(cells: Sequence[str]) -> str:
-    """One CSV record (RFC 4180, CRLF) of ``cells``, neutralised."""
+def csv_line(cells: Sequence[str], end: str = "\r\n") -> str:
+    """One CSV record (RFC 4180: CRLF; ``end`` "\\n" for files shell scripts read) of
+    ``cells``, neutralised."""
     if len(cells) == 1 and not cells[0]:
-        return '""\r\n'  # as the csv module writes it: a blank line would be no record
-    return ",".join([_cell(c) for c in cells]) + "\r\n"
+        return '""' + end  # as the csv module writes it: a blank line would be no record
+    return ",".join([_cell(c) for c in cells]) + end
 
 
-def csv_lines(rows: Iterable[Sequence[str]]) -> str:
-    """The CSV records of ``rows``, neutralised."""
-    return "".join([csv_line(r) for r in rows])
+def csv_lines(rows: Iterable[Sequence[str]], end: str = "\r\n") -> str:
+    """The CSV records of ``rows``, neutralised, each ending with ``end``."""
+    return "".join([csv_line(r, end) for r in rows])

@@ -174,9 +174,14 @@ _Placement = tuple[str | None, str | None, str | None, str, str | None, bool] | 
 CLAIM_CODE = "claim-code"
 
 
+CREDENTIALS_LINE_END = "\n"
+
+
 def credential_csv(rows: Sequence[SecretRow]) -> str:
-    """The CSV lines (CRLF) of ``rows``, neutralised as every CSV provisiond writes
-    (:mod:`provisiond.protocols.csv_cells`).
+    """The CSV lines of ``rows``, neutralised as every CSV provisiond writes
+    (:mod:`provisiond.protocols.csv_cells`). Lines end with LF, not RFC 4180's CRLF: shell
+    scripts read this file (``cut -d, -f4``, ``IFS=, read``), and a CR would stay in the
+    last cell, the secret.
 
     Serials, ids, types and tokens never need quoting or neutralising, so the lines are
     joined directly (a sixth of the csv module's time, a second per million devices); the
@@ -185,13 +190,13 @@ def credential_csv(rows: Sequence[SecretRow]) -> str:
     cell by cell.
     """
     text = "".join(
-        [f"{serial},{device},{kind},{secret}\r\n" for serial, device, kind, secret in rows]
+        [f"{serial},{device},{kind},{secret}\n" for serial, device, kind, secret in rows]
     )
     n = len(rows)
     if (
         text.count(",") == 3 * n
         and text.count("\n") == n
-        and text.count("\r") == n
+        and "\r" not in text
         and '"' not in text
         and "=" not in text
         and "@" not in text
@@ -199,7 +204,7 @@ def credential_csv(rows: Sequence[SecretRow]) -> str:
     ):
         # no cell starts below '.' (- + ' TAB CR and the empty cell all sort below it)
         return text
-    return csv_lines(rows)
+    return csv_lines(rows, CREDENTIALS_LINE_END)
 
 
 def _hex(value: uuid.UUID | None) -> str | None:

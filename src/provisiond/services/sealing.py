@@ -89,3 +89,18 @@ class Sealer:
             raise ConfigurationError(
                 "device_key_passphrase does not open this secret (it was sealed with another)"
             ) from None
+
+
+def how_secrets_are_kept(sealer: Sealer | None, *, one: bool = False, hashed: bool = True) -> str:
+    """What an operator is told about the secrets just shown, true in each configuration:
+    ``sealer`` None: they are stored only as hashes; else (a broker integration that must be
+    given them, or LoRaWAN keys, ``hashed`` False) also sealed with device_key_passphrase —
+    or, without one (development), kept unencrypted."""
+    it, are = ("it", "is") if one else ("the secrets", "are")
+    hashes = "a hash" if one else "hashes"
+    if sealer is None:
+        return f"{it} {are} stored only as {hashes}"
+    kept = f"stored as {hashes} and also" if hashed else "stored"
+    if sealer.encrypts:
+        return f"{it} {are} {kept} sealed (encrypted with device_key_passphrase)"
+    return f"{it} {are} {kept} unencrypted (set device_key_passphrase to seal them)"

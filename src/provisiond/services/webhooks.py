@@ -137,7 +137,7 @@ async def create_webhook(
     return webhook, secret
 
 
-async def _find(uow: UnitOfWork, webhook_id: uuid.UUID, scope: Scope) -> Webhook:
+async def find_webhook(uow: UnitOfWork, webhook_id: uuid.UUID, scope: Scope) -> Webhook:
     """The webhook; WebhookNotFound, in the same words, also when it is outside ``scope``."""
     webhook = await uow.webhooks.find(webhook_id)
     if webhook is None or not scope.covers(webhook.group_path):
@@ -181,7 +181,7 @@ async def get_webhook(
     uow: UnitOfWork, *, scope: Scope, webhook_id: uuid.UUID
 ) -> tuple[Webhook, dict[str, int]]:
     async with uow.read():
-        webhook = await _find(uow, webhook_id, scope)
+        webhook = await find_webhook(uow, webhook_id, scope)
         return webhook, await uow.webhooks.counts(webhook_id)
 
 
@@ -196,7 +196,7 @@ async def set_webhook_enabled(
 ) -> Webhook:
     require(scope, Role.ADMIN, "enabling and disabling webhooks")
     async with uow:
-        webhook = await _find(uow, webhook_id, scope)
+        webhook = await find_webhook(uow, webhook_id, scope)
         await uow.webhooks.set_enabled(
             webhook_id, enabled, None if enabled else f"disabled by {actor}"
         )
@@ -211,7 +211,7 @@ async def set_webhook_enabled(
             )
         )
         await uow.commit()
-        return await _find(uow, webhook_id, scope)
+        return await find_webhook(uow, webhook_id, scope)
 
 
 async def delete_webhook(
@@ -219,7 +219,7 @@ async def delete_webhook(
 ) -> Webhook:
     require(scope, Role.ADMIN, "deleting webhooks")
     async with uow:
-        webhook = await _find(uow, webhook_id, scope)
+        webhook = await find_webhook(uow, webhook_id, scope)
         await uow.webhooks.delete(webhook_id)
         await uow.events.add(
             NewEvent(
@@ -253,7 +253,7 @@ async def list_deliveries(
             problems=[Problem("pending, delivered or failed", "status")],
         ) from None
     async with uow.read():
-        await _find(uow, webhook_id, scope)
+        await find_webhook(uow, webhook_id, scope)
         return await uow.webhooks.deliveries(webhook_id, status=wanted, before=before, limit=limit)
 
 

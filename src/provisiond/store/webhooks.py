@@ -253,6 +253,43 @@ class WebhookRepository:
             query = query.where(webhook_deliveries.c.id < before)
         return [_delivery(r) for r in await self._conn.execute(query)]
 
+    async def find_delivery(self, delivery_id: int) -> Delivery | None:
+        row = (
+            await self._conn.execute(
+                select(webhook_deliveries).where(webhook_deliveries.c.id == delivery_id)
+            )
+        ).first()
+        return _delivery(row) if row else None
+
+    async def requeue_failed(
+        self,
+        webhook_id: uuid.UUID,
+        *,
+        delivery_id: int | None = None,
+        since: datetime | None = None,
+    ) -> int:
+        """Make the webhook's failed deliveries (that one; those created at or after
+        ``since``) pending again, due now, with every attempt ahead of them; how many. One
+        statement, conditional on the status: one still pending is never queued twice."""
+        query = (
+            update(webhook_deliveries)
+            .where(
+                webhook_deliveries.c.webhook_id == webhook_id,
+                webhook_deliveries.c.status == DeliveryStatus.FAILED.value,
+            )
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=None,
+                finished_at=None,
+            )
+        )
+        if delivery_id is not None:
+            query = query.where(webhook_deliveries.c.id == delivery_id)
+        if since is not None:
+            query = query.where(webhook_deliveries.c.created_at >= since)
+        return int((await self._conn.execute(query)).rowcount or 0)
+
     async def counts(self, webhook_id: uuid.UUID) -> dict[str, int]:
         rows = await self._conn.execute(
             select(webhook_deliveries.c.status, func.count())

@@ -39,9 +39,10 @@ from provisiond.web.client_address import ClientAddresses
 from provisiond.web.deps import ContainerDep
 from provisiond.web.headers import BASELINE_HEADERS, BaselineHeadersMiddleware
 from provisiond.web.limits import BodyLimits
+from provisiond.web.logs import configure_logging
 from provisiond.web.metrics import add_route as add_metrics_route
 from provisiond.web.metrics import own_listener
-from provisiond.web.observability import Metrics, RequestLogMiddleware, configure_logging
+from provisiond.web.observability import Metrics, RequestLogMiddleware
 
 IMPORT_PATH = "/api/v1/devices/import"  # streams its body to disk, under its own limit
 DESCRIPTION = """The provisiond admin API: devices, groups, users, the model catalogue,

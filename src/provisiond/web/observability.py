@@ -1,4 +1,4 @@
-"""Structured logs and Prometheus metrics for the HTTP server.
+"""Request logs and Prometheus metrics for the HTTP server (the log's format: web/logs.py).
 
 One log line per request (method, route template, status, duration) — never headers or
 bodies, so no secret reaches a log. Metrics use a registry per app, so several apps (tests)
@@ -13,12 +13,9 @@ each scrape (:meth:`Metrics.scrape`) so every instance reports the database's tr
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -33,74 +30,8 @@ from provisiond.services.metrics import (
     Backlog,
     read_backlog,
 )
-from provisiond.settings import LogFormat, Settings
 
 log = logging.getLogger("provisiond.http")
-
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        out.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(out, default=str).decode()
-
-
-class TextFormatter(logging.Formatter):
-    """For people: the message alone (the structured fields are in it already)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}: "
-        line += record.getMessage()
-        if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
-        return line
-
-
-def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if settings.log_format is LogFormat.JSON else TextFormatter()
-    )
-    root = logging.getLogger("provisiond")
-    root.handlers[:] = [handler]
-    root.setLevel(settings.log_level.upper())
-    root.propagate = False
-
-
-def server_log_config(settings: Settings) -> dict[str, Any]:
-    """uvicorn's logging, in provisiond's format: with ``log_format = "json"`` its start,
-    stop and error lines are JSON like every other line."""
-    formatter = (
-        "provisiond.web.observability.JsonFormatter"
-        if settings.log_format is LogFormat.JSON
-        else "provisiond.web.observability.TextFormatter"
-    )
-    level = settings.log_level.upper()
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"provisiond": {"()": formatter}},
-        "handlers": {
-            "stderr": {
-                "class": "logging.StreamHandler",
-                "formatter": "provisiond",
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "loggers": {
-            name: {"handlers": ["stderr"], "level": level, "propagate": False}
-            for name in ("uvicorn", "uvicorn.error", "uvicorn.access")
-        },
-    }
 
 
 class Metrics:

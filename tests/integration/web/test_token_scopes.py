@@ -15,6 +15,7 @@ until it says how its scope is checked.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -178,6 +179,21 @@ def hook_same(method: str, suffix: str = "") -> tuple[Same, ...]:
             ("{bolt_hook}", "{missing_hook}"),
         ),
     )
+
+
+def bolt_delivery(w: World) -> Req:
+    """A redelivery of a delivery of Bolt's webhook (a device registered in Bolt queues one;
+    the webhook is disabled, so it stays pending)."""
+    if "bolt_delivery" not in w.ids:
+        ok(w.operator.post("/api/v1/devices", json={"serial": "BOLT-HOOKED", "group": B_GROUP}))
+        deadline = time.monotonic() + 30
+        while not (
+            log := ok(w.operator.get("/api/v1/webhooks/{bolt_hook}/deliveries".format(**w.ids)))
+        ):
+            assert time.monotonic() < deadline, "no delivery was queued for Bolt's webhook"
+            time.sleep(0.05)
+        w.ids["bolt_delivery"] = str(log[0]["id"])
+    return req("POST", "/api/v1/webhooks/deliveries/{bolt_delivery}/redeliver")(w)
 
 
 def import_body(cells: str) -> str:
@@ -448,6 +464,26 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/webhooks/{webhook_id}/disable": Row(
         hook_same("POST", "/disable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/disable")
     ),
+    "POST /api/v1/webhooks/deliveries/{delivery_id}/redeliver": Row(
+        (
+            Same(
+                bolt_delivery,
+                req("POST", "/api/v1/webhooks/deliveries/987654321/redeliver"),
+                ("{bolt_delivery}", "987654321"),
+            ),
+        ),
+        write=req("POST", "/api/v1/webhooks/deliveries/1/redeliver"),
+    ),
+    "POST /api/v1/webhooks/redeliver": Row(
+        (
+            Same(
+                req("POST", "/api/v1/webhooks/redeliver", json={"webhook_id": "{bolt_hook}"}),
+                req("POST", "/api/v1/webhooks/redeliver", json={"webhook_id": "{missing_hook}"}),
+                ("{bolt_hook}", "{missing_hook}"),
+            ),
+        ),
+        write=req("POST", "/api/v1/webhooks/redeliver", json={}),
+    ),
     "POST /api/v1/webhooks/{webhook_id}/enable": Row(
         hook_same("POST", "/enable"), write=req("POST", "/api/v1/webhooks/{acme_hook}/enable")
     ),
@@ -581,8 +617,9 @@ def world(server: Server, api: httpx.Client) -> Iterator[World]:
 
 def body_of(response: httpx.Response, name: str) -> tuple[int, str]:
     """The status and the body with the name asked for (and the path) set aside."""
-    text = response.text.replace(name, "NAME")
-    return response.status_code, text.replace(response.request.url.path, "PATH")
+    # the path first: a short name (a delivery id "1") is also inside "/api/v1/…"
+    text = response.text.replace(response.request.url.path, "PATH")
+    return response.status_code, text.replace(f'"{name}"', '"NAME"').replace(name, "NAME")
 
 
 def check(w: World, op: str, c: Check) -> str | None:

@@ -326,7 +326,10 @@ class CredentialRead(BaseModel):
 
 class IssuedCredentialRead(BaseModel):
     type: str
-    secret: str = Field(description="shown in this answer only; stored as a SHA-256")
+    secret: str = Field(
+        description="shown in this answer only; stored as a SHA-256 (and, while a broker "
+        "integration must be given it, also sealed with device_key_passphrase)"
+    )
 
 
 class DeviceCreated(DeviceRead):
@@ -475,6 +478,24 @@ class WebhookPage(BaseModel):
 
 class WebhookCreated(WebhookRead):
     secret: str = Field(description="the HMAC-SHA256 signing key: shown in this answer only")
+
+
+class RedeliverFailed(Body):
+    webhook_id: uuid.UUID | None = Field(
+        None,
+        description="only this webhook's failed deliveries; `null`: every webhook's "
+        "in the token's subtree",
+    )
+    since: datetime | None = Field(
+        None, description="only deliveries created at or after this time (ISO 8601)"
+    )
+
+
+class Redelivered(BaseModel):
+    queued: int = Field(
+        description="failed deliveries queued again (a delivery still pending is not "
+        "queued twice: 0)"
+    )
 
 
 class DeliveryRead(BaseModel):

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 
-from provisiond.errors import Forbidden, GroupNotFound, InvalidInput, WebhookNotFound
+from provisiond.errors import (
+    DeliveryDelivered,
+    DeliveryNotFound,
+    Forbidden,
+    GroupNotFound,
+    InvalidInput,
+    WebhookNotFound,
+)
+from provisiond.services import webhook_redelivery as redelivery
 from provisiond.services import webhooks as service
 from provisiond.web.api.paging import LIMIT, Cursor, Limit, link_next
 from provisiond.web.api.schemas import (
     DeliveryRead,
+    Redelivered,
+    RedeliverFailed,
     WebhookCreate,
     WebhookCreated,
     WebhookPage,
@@ -148,3 +158,40 @@ async def list_deliveries(
         limit=limit,
     )
     return [DeliveryRead.of(d) for d in rows]
+
+
+@router.post(
+    "/webhooks/deliveries/{delivery_id}/redeliver",
+    response_model=Redelivered,
+    responses=responses(DeliveryNotFound, DeliveryDelivered, Forbidden, InvalidInput),
+)
+async def redeliver_delivery(delivery_id: str, c: ContainerDep, op: OperatorDep) -> Redelivered:
+    """Send a failed delivery again (queued at once, every attempt ahead of it); one still
+    pending is not queued twice (`queued: 0`)."""
+    queued = await redelivery.redeliver_delivery(
+        c.uow(),
+        scope=op.scope,
+        delivery_id=redelivery.parse_delivery_id(delivery_id),
+        actor=actor(op),
+        now=c.now(),
+    )
+    return Redelivered(queued=queued)
+
+
+@router.post(
+    "/webhooks/redeliver",
+    response_model=Redelivered,
+    responses=responses(WebhookNotFound, Forbidden, InvalidInput),
+)
+async def redeliver_failed(body: RedeliverFailed, c: ContainerDep, op: OperatorDep) -> Redelivered:
+    """Send again every failed delivery of a webhook (or of every webhook of the token's
+    subtree), optionally only those created since a time."""
+    queued = await redelivery.redeliver_failed(
+        c.uow(),
+        scope=op.scope,
+        webhook_id=body.webhook_id,
+        since=body.since,
+        actor=actor(op),
+        now=c.now(),
+    )
+    return Redelivered(queued=queued)

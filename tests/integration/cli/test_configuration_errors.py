@@ -1,0 +1,124 @@
+"""A configuration error is one line naming the setting, and exit code 3, from every command
+and whichever source the setting came from (environment, config file, flag) — never a
+traceback. The installed entry point as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.mosquitto import free_port
+
+pytestmark = pytest.mark.slow  # some thirty processes, each a Python start
+
+
+def provisiond(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PROVISIOND_")}
+    return subprocess.run(
+        [sys.executable, "-m", "provisiond", *args],
+        env={**clean, "PROVISIOND_DATA_DIR": str(cwd), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    assert result.returncode == 3, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error[configuration-error]: "), lines[0]
+    for name in named:
+        assert name in lines[0], (name, lines[0])
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> dict[str, str]:
+    env = {"PROVISIOND_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
+    assert provisiond("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    return env
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve", "--port", "0"],
+        ["serve", "--migrate", "--port", "0"],
+        ["demo", "--port", "0"],
+    ],
+)
+def test_serving_in_production_without_the_passphrase(
+    command: list[str], migrated: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**migrated, "PROVISIOND_ENVIRONMENT": "production"}
+    env["PROVISIOND_PORT"] = str(free_port())
+    assert_one_error_line(
+        provisiond(*command, env=env, cwd=tmp_path),
+        "device_key_passphrase",
+        "PROVISIOND_DEVICE_KEY_PASSPHRASE",
+    )
+
+
+def test_production_from_a_config_file(migrated: dict[str, str], tmp_path: Path) -> None:
+    config = tmp_path / "provisiond.toml"
+    config.write_text('environment = "production"\n')
+    assert_one_error_line(
+        provisiond("serve", "--config", str(config), env=migrated, cwd=tmp_path),
+        "device_key_passphrase",
+    )
+
+
+# every command that reads the settings (those that take none are left out)
+COMMANDS = [
+    ["serve"],
+    ["demo", "--no-serve"],
+    ["labels", "--out", "labels.pdf"],
+    ["devices", "list"],
+    ["devices", "import", "-", "--credentials-out", "creds.csv"],
+    ["devices", "show", "X"],
+    ["devices", "export"],
+    ["groups", "list"],
+    ["users", "list"],
+    ["models", "list"],
+    ["tokens", "list"],
+    ["profiles", "list"],
+    ["ca", "list"],
+    ["broker", "status"],
+    ["webhooks", "list"],
+    ["events", "list"],
+    ["lorawan", "status"],
+    ["db", "upgrade"],
+    ["db", "current"],
+    ["config", "show"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))
+def test_an_invalid_value_from_the_environment(command: list[str], tmp_path: Path) -> None:
+    result = provisiond(*command, env={"PROVISIOND_LOG_LEVEL": "loud"}, cwd=tmp_path)
+    assert_one_error_line(result, "log_level")
+
+
+@pytest.mark.parametrize(
+    "command", [["serve"], ["labels", "--out", "labels.pdf"], ["devices", "list"]]
+)
+def test_an_invalid_value_from_a_config_file(command: list[str], tmp_path: Path) -> None:
+    config = tmp_path / "provisiond.toml"
+    config.write_text('port = "eighty"\n')
+    result = provisiond(*command, "--config", str(config), env={}, cwd=tmp_path)
+    assert_one_error_line(result, "port")
+
+
+def test_an_invalid_value_from_a_flag(tmp_path: Path) -> None:
+    assert_one_error_line(
+        provisiond("serve", "--log-level", "loud", env={}, cwd=tmp_path), "log_level"
+    )
