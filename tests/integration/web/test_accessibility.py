@@ -104,6 +104,7 @@ class Audit:
             found = self.page.evaluate(RUN_AXE, list(FAILING_IMPACTS))
             if found:
                 self.violations[f"{what} ({path}, {size})"] = found
+        self.page.set_viewport_size(SIZES["phone"])  # people walk the flow on a phone
         self.checked.append(what)
 
 
