@@ -43,7 +43,10 @@ def main() -> None:
         "--overwrite",
         database=database,
     )
-    env = {"PROVISIOND_DATABASE_URL": database}
+    env = {
+        "PROVISIOND_DATABASE_URL": database,
+        "PROVISIOND_PUBLIC_URL": "https://provision.example.com",
+    }
     out = DATA / "labels.pdf"
     results: dict[str, list[dict[str, float]]] = {"all": [], "tenth": []}
     for round_no in range(1, args.rounds + 1):

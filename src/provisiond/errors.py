@@ -386,6 +386,13 @@ class TtsNotConfigured(ConfigurationError):
     title = "The Things Stack is not configured"
 
 
+class PublicUrlNotConfigured(ConfigurationError):
+    """A code or label that carries this service's URL, and no ``public_url`` to put in it."""
+
+    code = "public-url-not-configured"
+    title = "public_url is not set: device URLs would point nowhere"
+
+
 class WifiProvisioningFailed(ProvisiondError):
     """What failed, and in ``hint`` what to try."""
 

@@ -610,7 +610,8 @@ class Settings(BaseSettings):
         description="The address people, labels and brokers reach this service at "
         "(device URLs on labels; the CRL and OCSP addresses written into "
         "every device certificate), e.g. `https://provision.example.com`. "
-        "Default: `http://HOST:PORT`.",
+        "Unset, device URLs (labels, `codes make`) are refused, and certificates "
+        "get `http://HOST:PORT`.",
     )
     port: int = Field(8000, ge=0, le=65535, description="Port of the HTTP server.")
     provisioning: ProvisioningSettings = Field(

@@ -84,3 +84,15 @@ def test_make_refuses_what_it_cannot_make() -> None:
         "codes", "make", "GEN-7", "--format", "lorawan", "--join-eui", "XYZ", code=2
     )
     assert "DevEUI" in run("codes", "make", "GEN-7", "--format", "lorawan", code=2)
+
+
+def test_make_a_url_needs_the_public_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A device URL starts with the configured public_url; with none, it is refused with the
+    setting to set (not made with http://127.0.0.1:8000)."""
+    monkeypatch.delenv("PROVISIOND_PUBLIC_URL", raising=False)
+    err = run("codes", "make", "GEN-7", code=3)
+    assert err.startswith("error[public-url-not-configured]: ")
+    assert "PROVISIOND_PUBLIC_URL" in err
+    assert run("codes", "make", "GEN-7", "--format", "serial").strip() == "GEN-7"
+    monkeypatch.setenv("PROVISIOND_PUBLIC_URL", "https://provision.example.com")
+    assert run("codes", "make", "gen-7").strip() == "https://provision.example.com/d/GEN-7"

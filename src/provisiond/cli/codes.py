@@ -104,7 +104,7 @@ def make(
     ] = None,
 ) -> None:
     """Print a device's onboarding code (and write it as a QR image with --svg/--png)."""
-    public_url = base_url or guard(common, lambda: common.settings()).effective_public_url
+    public_url = base_url or guard(common, lambda: common.settings()).public_url
     options = service.MakeOptions(
         public_url=public_url,
         claim_code=claim_code,

@@ -111,7 +111,7 @@ def labels(
     options = service.LabelOptions(
         sheet=sheet,
         code_format=code_format,
-        public_url=(base_url or settings.effective_public_url),
+        public_url=(base_url or settings.public_url),
         join_eui=join_eui,
         claim_codes=claim_codes,
         device_codes=device_codes,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from provisiond.errors import InvalidInput, Problem
+from provisiond.errors import InvalidInput, Problem, PublicUrlNotConfigured
 from provisiond.protocols import codes
 from provisiond.protocols.codes import (
     ClaimCode,
@@ -39,9 +39,25 @@ def _invalid(err: PayloadError, field: str) -> InvalidInput:
     )
 
 
+def public_url_of(public_url: str | None) -> str:
+    """The base of device URLs: the configured ``public_url`` (or ``--base-url``), without
+    its trailing slash. With none, PublicUrlNotConfigured saying what to set: a guessed
+    address (the bind address, 127.0.0.1) would put useless URLs on every label."""
+    if not public_url or not public_url.strip():
+        message = (
+            "public_url is not set, and a device URL starts with it: set PROVISIOND_PUBLIC_URL "
+            "(or public_url in the config file) to the address phones reach this service at, "
+            "e.g. https://provision.example.com, or give --base-url; codes without a URL "
+            "(--format serial, lorawan, esp, matter) need none"
+        )
+        problem = Problem("not set (PROVISIOND_PUBLIC_URL)", field="public_url")
+        raise PublicUrlNotConfigured(message, problems=[problem])
+    return public_url.strip().rstrip("/")
+
+
 @dataclass(frozen=True, slots=True)
 class MakeOptions:
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str | None = None  # the url format's base: the public_url setting
     claim_code: str | None = None
     join_eui: str | None = None
     dev_eui: str | None = None
@@ -73,7 +89,7 @@ def make(fmt: str, serial: str, options: MakeOptions) -> Code:
         if fmt == "serial":
             return device
         if fmt == "url":
-            base = options.public_url.rstrip("/")
+            base = public_url_of(options.public_url)
             return DeviceUrl.parse(DeviceUrl(base, device.serial, options.claim_code).render())
         if fmt == "lorawan":
             dev_eui = options.dev_eui or device.serial

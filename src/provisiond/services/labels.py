@@ -36,7 +36,7 @@ from provisiond.protocols.codes.matter import DISCOVERY as MATTER_DISCOVERY
 from provisiond.protocols.codes.matter import FLOWS as MATTER_FLOWS
 from provisiond.protocols.csv_cells import restore
 from provisiond.protocols.pdf import MM, Page, StreamingPdf
-from provisiond.services.codes import MakeOptions, make
+from provisiond.services.codes import MakeOptions, make, public_url_of
 from provisiond.services.devices import list_devices
 from provisiond.store.uow import UnitOfWork
 
@@ -94,7 +94,7 @@ SECRETS_COLUMNS = {
 class LabelOptions:
     sheet: str = "a4-3x8"
     code_format: str = "url"
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str | None = None  # url labels' base: the public_url setting
     join_eui: str = "0000000000000000"
     claim_codes: dict[str, str] | None = None  # serial -> claim code (from an import's file)
     device_codes: dict[str, Code] | None = None  # serial -> ESP or Matter code (--secrets)
@@ -127,6 +127,8 @@ def check_options(options: LabelOptions) -> Sheet:
         )
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
+    if options.code_format == "url":
+        public_url_of(options.public_url)  # refused before anything is written
     return SHEETS[options.sheet]
 
 
@@ -285,7 +287,7 @@ def device_code(device: Device, options: LabelOptions) -> Code:
             return LoRaWanCode.parse(
                 LoRaWanCode(join_eui.upper(), device.serial, "00000000").render()
             )
-        return DeviceUrl(options.public_url.rstrip("/"), device.serial)
+        return DeviceUrl(public_url_of(options.public_url), device.serial)
     except PayloadError as err:
         raise InvalidInput(
             f"{device.serial}: {err.message} (LoRaWAN labels need the serial to be the DevEUI)",

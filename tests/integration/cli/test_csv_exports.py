@@ -126,7 +126,17 @@ def test_the_credentials_file_neutralises_serials_and_keeps_secrets_exact(
     assert asyncio.run(signed_in_serial()) == "-A1"
     # the labels command reads the file back: the serial's claim code is found and printed
     out = tmp_path / "labels.pdf"
-    cli("labels", "--out", str(out), "--codes", str(creds), "--serial-prefix", "-")
+    cli(
+        "labels",
+        "--out",
+        str(out),
+        "--codes",
+        str(creds),
+        "--serial-prefix",
+        "-",
+        "--base-url",
+        "https://provision.example.com",
+    )
     code = next(r[3] for r in rows[1:] if r[0] == "'-A1" and r[2] == "claim-code")
     _, _, words = decode_pdf(out)
     assert f"Claim {code}" in words

@@ -3,9 +3,11 @@ reads), claim codes printed, sheets and single labels, clear refusals."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pypdfium2 as pdfium
+import pytest
 import zxingcpp
 from PIL import Image
 
@@ -247,3 +249,44 @@ def test_esp_and_matter_labels_refuse_bad_secrets_whole(cli: Cli, tmp_path: Path
         code=2,
     ).stderr
     assert "column 'pop' holds a device secret" in leak
+
+
+def test_url_labels_need_the_public_url(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without public_url a URL label is refused, saying which setting to set (it used to
+    point at http://127.0.0.1:8000, useless on a phone); labels without a URL need none."""
+    monkeypatch.delenv("PROVISIOND_PUBLIC_URL", raising=False)
+    cli(
+        "devices",
+        "import",
+        str(write(tmp_path / "d.csv", "serial\nGEN-1\nGEN-2\n")),
+        "--credentials-out",
+        str(tmp_path / "c.csv"),
+    )
+    out = tmp_path / "x.pdf"
+    err = cli("labels", "--out", str(out), code=3).stderr
+    assert err.startswith("error[public-url-not-configured]: ")
+    assert "public_url" in err
+    assert "PROVISIOND_PUBLIC_URL" in err
+    assert "--base-url" in err
+    assert not out.exists()
+    assert list(tmp_path.glob(".x.pdf.*")) == []
+    one = tmp_path / "one.png"
+    problem = json.loads(
+        cli("labels", "--out", str(one), "--serial", "GEN-1", "--json", code=3).stdout
+    )
+    assert (problem["code"], problem["errors"][0]["field"]) == (
+        "public-url-not-configured",
+        "public_url",
+    )
+    assert not one.exists()
+    cli("labels", "--out", str(tmp_path / "serial.pdf"), "--format", "serial")
+    assert decode_pdf(tmp_path / "serial.pdf")[1] == ["GEN-1", "GEN-2"]
+
+    monkeypatch.setenv("PROVISIOND_PUBLIC_URL", "https://provision.example.com/")
+    cli("labels", "--out", str(out))
+    assert decode_pdf(out)[1] == [
+        "https://provision.example.com/d/GEN-1",
+        "https://provision.example.com/d/GEN-2",
+    ]

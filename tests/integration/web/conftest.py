@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,11 +22,14 @@ from provisiond.domain.scope import Scope
 from provisiond.domain.tokens import TokenSpec
 from provisiond.services import directory
 from provisiond.settings import Settings, load_settings
+from tests.conftest import IN_CI
 
 OPERATOR = Scope.operator()
 # One TLS context for the tests' HTTP clients: httpx loads certifi's whole bundle into a new
 # one for every client (~20 ms of CPU), though the servers here speak plain HTTP.
 CLIENT_TLS = ssl.create_default_context()
+# The pages' browser tests drive Debian's Chromium, headless, with Playwright.
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def free_port() -> int:
@@ -124,3 +129,12 @@ def server(server_settings: Settings) -> Iterator[Server]:
 def api(server: Server) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail("Chromium is missing: apt-get install chromium (scripts/test does)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    return CHROMIUM

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -20,12 +19,10 @@ import httpx
 import pytest
 import segno
 
-from tests.conftest import IN_CI
 from tests.integration.web.conftest import Server
 
 pytestmark = pytest.mark.slow  # a real browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
 
@@ -44,15 +41,6 @@ def write_y4m(path: Path, text: str, width: int = 640, height: int = 480) -> Non
     with path.open("wb") as f:
         f.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
         f.write(b"FRAME\n" + bytes(luma) + chroma + chroma)
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        if IN_CI:
-            pytest.fail("Chromium is missing: apt-get install chromium (scripts/test does)")
-        pytest.skip("Chromium is not installed (apt-get install chromium)")
-    return CHROMIUM
 
 
 @pytest.fixture

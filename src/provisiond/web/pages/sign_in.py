@@ -130,7 +130,7 @@ async def manifest() -> Response:
         "scope": "/",
         "display": "standalone",
         "background_color": "#ffffff",
-        "theme_color": "#0d6efd",
+        "theme_color": "#0a58ca",
         "description": "Claim and onboard devices",
         "icons": [
             {
