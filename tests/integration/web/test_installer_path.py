@@ -206,7 +206,7 @@ def test_a_wrong_claim_code_keeps_what_was_typed(
         assert 'aria-describedby="code-error' in field.group(0)
 
 
-def test_the_device_secret_page_explains_the_window_and_an_expired_one_costs_no_try(
+def test_the_device_secret_page_explains_the_window_to_open_first(
     server: Server,
     fleet: dict[str, str],  # noqa: F811
 ) -> None:
@@ -220,6 +220,20 @@ def test_the_device_secret_page_explains_the_window_and_an_expired_one_costs_no_
         assert r.status_code == 422
         assert "has not opened its claim window" in html.unescape(r.text)
         assert "tries left" not in r.text
+    with httpx.Client(base_url=server.url) as device:
+        opened = device.post(
+            f"/api/v1/{fleet['SEC-1']}/claim", json={"secretKey": "sunflower", "durationMs": 60_000}
+        )
+        assert opened.status_code == 200
+    assert tech.post(f"{claim_path}/proof", {"code": "sunflower"}).status_code == 303
+
+
+def test_an_expired_device_window_is_called_expired_and_costs_no_try(
+    server: Server,
+    fleet: dict[str, str],  # noqa: F811
+) -> None:
+    tech = signed_in(server, "tech@kanarra.example")
+    claim_path = start(tech, "SEC-1")
     with httpx.Client(base_url=server.url) as device:
         opened = device.post(
             f"/api/v1/{fleet['SEC-1']}/claim", json={"secretKey": "sunflower", "durationMs": 60_000}
