@@ -239,6 +239,7 @@ class Container(ContainerInterface):
         async def window(device_id: uuid.UUID, secret: object, duration: object) -> object:
             return await open_device_window(
                 self.uow(),
+                self.claim_policy,
                 device_id=device_id,
                 secret=secret,  # type: ignore[arg-type]
                 duration_ms=duration,  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ class ReleasePolicy(StrEnum):
 
 class ClaimTarget(StrEnum):
     ME = "me"  # the user owns the device
-    GROUP = "group"  # the group owns it
+    GROUP = "group"  # the user's group owns it (placed at a site below it)
 
 
 class ClaimStatus(StrEnum):

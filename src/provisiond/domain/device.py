@@ -7,9 +7,11 @@ they move a device from (and to) from it.
 
     registered --claim--> claimed --release--> released --claim--> claimed
 
-A device is *owned* when claimed: by a user (``owner_user_id``, and it sits in that user's
-group) or by a group (``group_id`` alone). Registered and released devices have no owner and
-no group.
+A device is *owned* when claimed: by a user (``owner_user_id``) or by a group (no owning
+user). It sits in a group (``group_id``: its site); a group-owned device is owned by the group
+it sits in, or by the group that claimed it for itself (``owning_group_path``: a claim for
+"my group" places the device at a site below the claimer's group). Registered and released
+devices have no owner and no group.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Device:
     updated_at: datetime
     claimed_at: datetime | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    owning_group_path: str | None = None  # the owning group, when not the one it sits in
 
     @property
     def owner_kind(self) -> str | None:
@@ -80,6 +83,13 @@ class Device:
         if self.group_id is not None:
             return "group"
         return None
+
+    @property
+    def owner_group(self) -> str | None:
+        """The path of the group that owns the device (None: a user owns it, or nobody)."""
+        if self.owner_kind != "group":
+            return None
+        return self.owning_group_path or self.group_path
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ def device_fields(d: Device) -> dict[str, Any]:
         "state": d.state.value,
         "group": d.group_path,
         "owner_kind": d.owner_kind,
-        "owner": d.owner_email if d.owner_user_id else d.group_path,
+        "owner": d.owner_email if d.owner_user_id else d.owner_group,
         "tags": d.tags,
         "created_at": d.created_at,
         "updated_at": d.updated_at,

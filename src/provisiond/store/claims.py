@@ -29,6 +29,7 @@ from provisiond.store.directory import subtree_clause
 from provisiond.store.schema import (
     association_tokens,
     claims,
+    device_models,
     device_tags,
     devices,
     events,
@@ -61,6 +62,7 @@ class ClaimableDevice:
     claim_code_hash: str | None
     claim_secret_hash: str | None
     claim_secret_expires_at: datetime | None
+    model: str | None = None  # the catalogue model it was registered with
 
 
 def _claim(row: Any) -> Claim:
@@ -81,8 +83,15 @@ def _claim(row: Any) -> Claim:
 
 
 def _claim_query() -> Any:
-    return select(claims, devices.c.serial, devices.c.name.label("device_name")).join(
-        devices, devices.c.id == claims.c.device_id
+    return (
+        select(
+            claims,
+            devices.c.serial,
+            devices.c.name.label("device_name"),
+            device_models.c.name.label("device_model"),
+        )
+        .join(devices, devices.c.id == claims.c.device_id)
+        .outerjoin(device_models, device_models.c.id == devices.c.model_id)
     )
 
 
@@ -111,10 +120,12 @@ class ClaimRepository:
                 d.c.claim_code_hash,
                 d.c.claim_secret_hash,
                 d.c.claim_secret_expires_at,
+                device_models.c.name.label("model"),
             )
             .select_from(d)
             .outerjoin(groups, groups.c.id == d.c.group_id)
             .outerjoin(p, p.c.id == d.c.profile_id)
+            .outerjoin(device_models, device_models.c.id == d.c.model_id)
             .where(d.c.serial == serial)
         )
         if claimer is not None:
@@ -137,6 +148,7 @@ class ClaimRepository:
             row.claim_code_hash,
             row.claim_secret_hash,
             row.claim_secret_expires_at,
+            row.model,
         )
 
     async def take_device(
@@ -148,13 +160,17 @@ class ClaimRepository:
         name: str | None,
         model_id: uuid.UUID | None,
         now: datetime,
+        owner_group_id: uuid.UUID | None = None,
     ) -> bool:
-        """Make an unowned device claimed; False when it is owned already (a race lost)."""
+        """Make an unowned device claimed, at ``group_id``, owned by a user, or by a group
+        (``owner_group_id``; None: the group it sits in); False when it is owned already (a
+        race lost)."""
         claim = DeviceAction.CLAIM
         values: dict[str, Any] = {
             "state": LIFECYCLE.target(claim).value,
             "group_id": group_id,
             "owner_user_id": owner_user_id,
+            "owner_group_id": owner_group_id,
             "claimed_at": now,
             "updated_at": now,
             "claim_secret_hash": None,
@@ -184,6 +200,7 @@ class ClaimRepository:
             "state": LIFECYCLE.target(release).value,
             "group_id": None,
             "owner_user_id": None,
+            "owner_group_id": None,
             "claimed_at": None,
             "updated_at": now,
         }
@@ -233,6 +250,7 @@ class ClaimRepository:
                 status=claim.status.value,
                 started_at=claim.started_at,
                 expires_at=claim.expires_at,
+                proven_at=claim.proven_at,
                 address=address[:64],
             )
         )
@@ -241,10 +259,10 @@ class ClaimRepository:
         found = await self.find_named(claim_id)
         return found[0] if found else None
 
-    async def find_named(self, claim_id: uuid.UUID) -> tuple[Claim, str] | None:
-        """A claim and the current name of its device."""
+    async def find_named(self, claim_id: uuid.UUID) -> tuple[Claim, str, str | None] | None:
+        """A claim, the current name of its device and the model it was registered with."""
         row = (await self._conn.execute(_claim_query().where(claims.c.id == claim_id))).first()
-        return (_claim(row), row.device_name) if row else None
+        return (_claim(row), row.device_name, row.device_model) if row else None
 
     async def live_for_device(self, device_id: uuid.UUID) -> Claim | None:
         """The device's open or proven claim (its window may have closed since)."""

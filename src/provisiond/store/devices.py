@@ -53,6 +53,9 @@ class DeviceFilter:
     owner_user_id: uuid.UUID | None = None
 
 
+_owner_groups = groups.alias("owner_groups")
+
+
 def _device_query() -> Any:
     return (
         select(
@@ -68,11 +71,13 @@ def _device_query() -> Any:
             device_models.c.name.label("model"),
             groups.c.path.label("group_path"),
             users.c.email.label("owner_email"),
+            _owner_groups.c.path.label("owning_group_path"),
         )
         .select_from(devices)
         .outerjoin(device_models, device_models.c.id == devices.c.model_id)
         .outerjoin(groups, groups.c.id == devices.c.group_id)
         .outerjoin(users, users.c.id == devices.c.owner_user_id)
+        .outerjoin(_owner_groups, _owner_groups.c.id == devices.c.owner_group_id)
     )
 
 
@@ -140,6 +145,7 @@ def _device(row: Any, tags: dict[str, str]) -> Device:
         group_path=row.group_path,
         owner_user_id=row.owner_user_id,
         owner_email=row.owner_email,
+        owning_group_path=row.owning_group_path,
         created_at=row.created_at,
         updated_at=row.updated_at,
         claimed_at=row.claimed_at,

@@ -113,6 +113,7 @@ class GroupRepository:
             "subgroups": await count(groups, groups.c.parent_id),
             "users": await count(users, users.c.group_id),
             "devices": await count(devices, devices.c.group_id),
+            "owned devices": await count(devices, devices.c.owner_group_id),
             "profiles": await count(provision_profiles, provision_profiles.c.group_id),
             "tokens": int(
                 (

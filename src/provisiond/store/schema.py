@@ -85,6 +85,10 @@ devices = Table(
     Column("state", String(16), nullable=False),
     Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
     Column("owner_user_id", Uuid, ForeignKey("users.id", ondelete="RESTRICT"), nullable=True),
+    # The group that owns a device with no owning user, when it is not the group the device
+    # sits in (group_id, its site): a claim for "my group" owns it by the claimer's group and
+    # places it at a site below. NULL: the group it sits in owns it.
+    Column("owner_group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
     Column("registered_event_id", EventId, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),

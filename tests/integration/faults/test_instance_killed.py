@@ -7,6 +7,7 @@ claim completes twice."""
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -115,6 +116,7 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
 
     answers: dict[str, dict[str, Any]] = {}
     claims: dict[str, int] = {}
+    finished: dict[str, int] = {}
     progress = threading.Semaphore(0)
     start = threading.Barrier(WORKERS + 1 + 2 * CLAIMED // 10)
     failures: list[str] = []
@@ -139,16 +141,39 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
         failures.extend(client.failures)
         client.close()
 
+    def signed_in_at(email: str, n: int) -> Browser | None:
+        person = Browser(Server(a.url if n % 2 else b.url, "", None))  # type: ignore[arg-type]
+        return person if person.sign_in(email).status_code == 303 else None
+
+    def finish(email: str, n: int, claim_path: str, serial: str) -> int:
+        """Name the device and place it (at Org, the one site): 303, or 409 when a finish
+        whose answer was lost with A had finished it."""
+        for attempt in itertools.count():
+            try:
+                person = signed_in_at(email, n + attempt)
+                if person is None:
+                    continue
+                page = person.get(claim_path)
+                site = re.search(r'<option value="([0-9a-f-]{36})"', page.text)
+                if page.status_code == 503 or site is None:
+                    continue
+                r = person.post(f"{claim_path}/finish", {"name": serial, "group": site.group(1)})
+            except httpx.TransportError:
+                failures.append("finish transport")
+                continue
+            if r.status_code != 503:
+                return r.status_code
+        raise AssertionError("unreachable")
+
     def claimer(group: int) -> None:
         start.wait()
         for email in people[group * 10 : (group + 1) * 10]:
             n = people.index(email)
             serial = f"CLM-{n % CLAIMED:03d}"
             for attempt in itertools.count():
-                server = Server(a.url if (n + attempt) % 2 else b.url, "", None)  # type: ignore[arg-type]
                 try:
-                    person = Browser(server)
-                    if person.sign_in(email).status_code != 303:
+                    person = signed_in_at(email, n + attempt)
+                    if person is None:
                         continue
                     r = person.post("/provision", {"serial": serial, "target": "me"})
                 except httpx.TransportError:
@@ -157,6 +182,8 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
                 if r.status_code == 503:
                     continue
                 claims[email] = r.status_code
+                if r.status_code == 303:  # the claim is theirs: no proof, name and place it
+                    finished[email] = finish(email, n + attempt, r.headers["location"], serial)
                 break
 
     threads = [threading.Thread(target=provisioner, args=(w,)) for w in range(WORKERS)]
@@ -211,8 +238,10 @@ def test_a_storm_survives_an_instance_killed_in_the_middle(
     winners = {email for _, email in owners}
     for email, status in claims.items():
         # the winner saw 303, or (its answer lost with A) 409 "claimed already";
-        # the other person 409 (claimed) — never two winners
+        # the other person 409 (claimed, or being claimed) — never two winners
         assert status == 303 or status == 409, (email, status)
         if status == 303:
             assert email in winners
+    # each winner's finish claimed the device (303), or had, its answer lost with A (409)
+    assert all(status in (303, 409) for status in finished.values()), finished
     assert failures, "A was killed while requests were in flight: some had to be retried"

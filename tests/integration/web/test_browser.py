@@ -201,9 +201,22 @@ def test_the_typed_serial_path_works_without_javascript(
         expect(page.locator("#scanner")).to_be_hidden()  # no camera without JavaScript
         page.fill("#serial", " plain-0001 ")
         page.click("text=Continue")
+        # no proof needed: the device is still named and placed at a site
+        page.wait_for_url("**/claims/*")
+        expect(page.locator("#finish-button")).to_be_enabled()
+        page.fill("#name", "Pump 1")
+        page.select_option("#group", label="Kanarra")
+        page.click("#finish-button")
         page.wait_for_url("**/devices/PLAIN-0001")
         expect(page.locator("#device-state")).to_have_text("claimed")
         page.goto(f"{server.url}/overview")
         expect(page.locator("#funnel")).to_contain_text("Claimed")
         page.screenshot(path=shots / "7-overview.png")
+        # release asks first, and says it happened
+        page.goto(f"{server.url}/devices/PLAIN-0001")
+        page.click("#release")
+        expect(page.locator("h1")).to_have_text("Release PLAIN-0001?")
+        page.click("#release-confirm")
+        page.wait_for_url("**/devices?released=PLAIN-0001")
+        expect(page.locator("#released")).to_contain_text("PLAIN-0001 was released")
         browser.close()

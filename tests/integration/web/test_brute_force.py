@@ -84,6 +84,9 @@ def test_serial_enumeration_by_claims_and_label_urls_is_throttled(
 def test_claim_code_guessing_is_throttled_per_user(
     server: Server, fleet: dict[str, str], security_log: Records
 ) -> None:
+    with httpx.Client(base_url=server.url) as device:  # the device opens its window
+        opened = device.post(f"/api/v1/{fleet['SEC-1']}/claim", json={"secretKey": "secret!"})
+        assert opened.status_code == 200
     tech = signed_in(server, "tech@kanarra.example")
     claim_path = tech.post("/provision", {"serial": "SEC-1", "target": "me"}).headers["location"]
     guesses = ["tulip", "rose", "daisy", "poppy"]

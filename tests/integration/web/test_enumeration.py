@@ -120,7 +120,10 @@ def test_device_lookups_that_find_nothing_are_throttled_per_user(
 ROUTES = {
     "device page": lambda b, serial: b.http.get(f"/devices/{serial}"),
     "label URL": lambda b, serial: b.http.get(f"/d/{serial}"),
-    "release": lambda b, serial: b.http.post(f"/devices/{serial}/release", data={"csrf": b.csrf}),
+    "release question": lambda b, serial: b.http.get(f"/devices/{serial}/release"),
+    "release": lambda b, serial: b.http.post(
+        f"/devices/{serial}/release", data={"csrf": b.csrf, "confirm": "yes"}
+    ),
     "start claim": lambda b, serial: b.http.post(
         "/provision", data={"csrf": b.csrf, "serial": serial, "target": "me"}
     ),

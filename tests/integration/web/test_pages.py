@@ -150,6 +150,23 @@ def signed_in(server: Server, email: str) -> Browser:
     return b
 
 
+def finish_simple(
+    person: Browser, serial: str, target: str = "me", site: str = "East", name: str = ""
+) -> httpx.Response:
+    """The simple flow (no proof): scan, then name the device and choose its site."""
+    r = person.post("/provision", {"serial": serial, "target": target})
+    assert r.status_code == 303, r.text[:300]
+    claim_path = r.headers["location"]
+    assert claim_path.startswith("/claims/")
+    page = person.get(claim_path).text
+    leaf = re.search(rf'<option value="([0-9a-f-]{{36}})"[^>]*>{re.escape(site)}<', page)
+    assert leaf is not None
+    return person.post(
+        f"{claim_path}/finish",
+        {"name": name or serial.strip().upper(), "group": leaf.group(1), "model": "UNO-2483G"},
+    )
+
+
 def test_sign_in_sets_a_safe_cookie_and_sign_out_needs_csrf(
     server: Server, fleet: dict[str, str], browser: Browser
 ) -> None:
@@ -196,29 +213,33 @@ def test_wrong_passwords_lock_the_account(
     assert signed_in(server, "tech2@kanarra.example").get("/devices").status_code == 200
 
 
-def test_simple_flow_claims_at_once_for_me_or_my_group(
+def test_simple_flow_names_and_places_the_device_for_me_or_my_group(
     server: Server, fleet: dict[str, str], api: httpx.Client
 ) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     form = tech.get("/provision")
     assert form.status_code == 200
     assert 'name="serial"' in form.text
-    r = tech.post("/provision", {"serial": " plain-1 ", "target": "me"})
+    r = finish_simple(tech, " plain-1 ", name="Pump 1")
     assert (r.status_code, r.headers["location"]) == (303, "/devices/PLAIN-1")
     page = tech.get("/devices/PLAIN-1")
     assert page.status_code == 200
     assert "tech@kanarra.example" in page.text
     assert "device.claimed" in page.text
     device = api.get("/api/v1/devices/PLAIN-1").json()
-    assert (device["state"], device["owner"], device["group"]) == (
+    assert (device["state"], device["owner"], device["group"], device["name"]) == (
         "claimed",
         "tech@kanarra.example",
-        "Kanarra/Sadler-Isberg",
+        "Kanarra/Sadler-Isberg/East",
+        "Pump 1",
     )
-    r = tech.post("/provision", {"serial": "PLAIN-2", "target": "group"})
-    assert r.status_code == 303
+    assert finish_simple(tech, "PLAIN-2", "group").status_code == 303
     device = api.get("/api/v1/devices/PLAIN-2").json()
-    assert (device["owner_kind"], device["group"]) == ("group", "Kanarra/Sadler-Isberg")
+    assert (device["owner_kind"], device["owner"], device["group"]) == (
+        "group",
+        "Kanarra/Sadler-Isberg",
+        "Kanarra/Sadler-Isberg/East",
+    )
     listing = tech.get("/devices")
     assert "PLAIN-1" in listing.text
     assert "PLAIN-2" in listing.text
@@ -249,7 +270,7 @@ def test_missing_and_hidden_devices_get_the_same_404(server: Server, fleet: dict
 
 def test_viewers_see_but_may_not_claim(server: Server, fleet: dict[str, str]) -> None:
     tech = signed_in(server, "tech@kanarra.example")
-    assert tech.post("/provision", {"serial": "PLAIN-1", "target": "group"}).status_code == 303
+    assert finish_simple(tech, "PLAIN-1", "group").status_code == 303
     viewer = signed_in(server, "viewer@kanarra.example")
     listing = viewer.get("/devices")
     assert "PLAIN-1" in listing.text
@@ -444,9 +465,9 @@ def test_device_secret_flow_and_release_with_reset(
     assert r.status_code == 303
     assert api.get("/api/v1/devices/SEC-1").json()["tags"] == {"site": "lot"}
 
-    # release (profile policy: reset); the owner loses access at once
-    tech.get("/devices/SEC-1")
-    assert tech.post("/devices/SEC-1/release").status_code == 303
+    # release (profile policy: reset), confirmed; the owner loses access at once
+    tech.get("/devices/SEC-1/release")
+    assert tech.post("/devices/SEC-1/release", {"confirm": "yes"}).status_code == 303
     assert tech.get("/devices/SEC-1").status_code == 404
     device_now = api.get("/api/v1/devices/SEC-1").json()
     assert (device_now["state"], device_now["tags"], device_now["name"]) == (
@@ -488,13 +509,13 @@ def test_only_the_owner_or_an_admin_releases(
     server: Server, fleet: dict[str, str], api: httpx.Client
 ) -> None:
     tech = signed_in(server, "tech@kanarra.example")
-    assert tech.post("/provision", {"serial": "PLAIN-1", "target": "me"}).status_code == 303
+    assert finish_simple(tech, "PLAIN-1").status_code == 303
     other = signed_in(server, "tech2@kanarra.example")
     assert "Release this device" not in other.get("/devices/PLAIN-1").text
-    assert other.post("/devices/PLAIN-1/release").status_code == 403
+    assert other.post("/devices/PLAIN-1/release", {"confirm": "yes"}).status_code == 403
     boss = signed_in(server, "boss@kanarra.example")
     assert "Release this device" in boss.get("/devices/PLAIN-1").text
-    assert boss.post("/devices/PLAIN-1/release").status_code == 303
+    assert boss.post("/devices/PLAIN-1/release", {"confirm": "yes"}).status_code == 303
     device = api.get("/api/v1/devices/PLAIN-1").json()
     assert (device["state"], device["tags"]) == ("released", {"fw": "1"})  # policy keep
 
@@ -504,11 +525,12 @@ def test_label_url_leads_to_the_device_or_the_claim(server: Server, fleet: dict[
     page = tech.get("/d/PLAIN-1")
     assert page.status_code == 200
     assert 'value="PLAIN-1"' in page.text
-    assert tech.post("/provision", {"serial": "PLAIN-1", "target": "me"}).status_code == 303
+    assert finish_simple(tech, "PLAIN-1").status_code == 303
     assert tech.get("/d/PLAIN-1").headers["location"] == "/devices/PLAIN-1"
     # a scanned label URL is understood by the claim form too
     r = tech.post("/provision", {"serial": f"{server.url}/d/PLAIN-2", "target": "me"})
-    assert r.headers["location"] == "/devices/PLAIN-2"
+    assert r.headers["location"].startswith("/claims/")
+    assert "PLAIN-2" in tech.get(r.headers["location"]).text
     # other codes are named, not mistaken for serials
     r = tech.post("/provision", {"serial": "MT:-8VJ0OMV172PX813210", "target": "me"})
     assert r.status_code == 422
@@ -522,9 +544,7 @@ def test_label_url_leads_to_the_device_or_the_claim(server: Server, fleet: dict[
     assert anon.get("/d/PLAIN-3").headers["location"] == "/login?next=/d/PLAIN-3"
 
 
-def test_two_people_claiming_one_device_at_once(
-    server: Server, fleet: dict[str, str], api: httpx.Client
-) -> None:
+def test_two_people_claiming_one_device_at_once(server: Server, fleet: dict[str, str]) -> None:
     people = [signed_in(server, e) for e in ("tech@kanarra.example", "tech2@kanarra.example")]
     for serial in ("PLAIN-3", "BTN-2"):
         barrier = threading.Barrier(len(people))
@@ -551,17 +571,12 @@ def test_two_people_claiming_one_device_at_once(
         codes = sorted(r.status_code for r in results)
         assert codes == [303, 409], [r.text[:300] for r in results]
         winner = next(r for r in results if r.status_code == 303)
-        if serial == "PLAIN-3":
-            owner = api.get("/api/v1/devices/PLAIN-3").json()["owner"]
-            assert winner.headers["location"] == "/devices/PLAIN-3"
-            assert owner in ("tech@kanarra.example", "tech2@kanarra.example")
-        else:
-            assert winner.headers["location"].startswith("/claims/")
+        assert winner.headers["location"].startswith("/claims/")
 
 
 def test_admin_overview_shows_the_funnel(server: Server, fleet: dict[str, str]) -> None:
     tech = signed_in(server, "tech@kanarra.example")
-    assert tech.post("/provision", {"serial": "PLAIN-1", "target": "me"}).status_code == 303
+    assert finish_simple(tech, "PLAIN-1").status_code == 303
     assert tech.get("/overview").status_code == 403
     boss = signed_in(server, "boss@kanarra.example")
     page = boss.get("/overview")

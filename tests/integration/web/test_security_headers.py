@@ -10,7 +10,7 @@ import pytest
 
 from provisiond.settings import Settings, load_settings
 from tests.integration.web.conftest import Server
-from tests.integration.web.test_pages import PASSWORD, Browser, fleet, signed_in
+from tests.integration.web.test_pages import PASSWORD, Browser, finish_simple, fleet, signed_in
 
 __all__ = ["fleet"]  # a fixture these tests use
 
@@ -57,10 +57,11 @@ def test_every_page_is_locked_down(server: Server, fleet: dict[str, str]) -> Non
     pages = {path: anon.http.get(path) for path in ("/login",)}
     tech = signed_in(server, "tech@kanarra.example")
     claim_path = tech.post("/provision", {"serial": "CODE-1", "target": "me"}).headers["location"]
-    assert tech.post("/provision", {"serial": "PLAIN-1", "target": "me"}).status_code == 303
+    assert finish_simple(tech, "PLAIN-1").status_code == 303
     for path in (
         "/devices",
         "/devices/PLAIN-1",
+        "/devices/PLAIN-1/release",
         "/devices/NOPE-1",
         "/provision",
         "/d/PLAIN-2",
@@ -74,6 +75,7 @@ def test_every_page_is_locked_down(server: Server, fleet: dict[str, str]) -> Non
         "/login": 200,
         "/devices": 200,
         "/devices/PLAIN-1": 200,
+        "/devices/PLAIN-1/release": 200,
         "/devices/NOPE-1": 404,
         "/provision": 200,
         "/d/PLAIN-2": 200,

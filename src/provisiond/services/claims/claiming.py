@@ -26,6 +26,7 @@ from provisiond.domain.device import LIFECYCLE, DeviceAction, name_problem
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.serials import parse_serial
+from provisiond.domain.text import format_wait
 from provisiond.domain.users import User
 from provisiond.errors import (
     ClaimClosed,
@@ -49,10 +50,10 @@ from provisiond.store.uow import UnitOfWork
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """A claim started: ``claim`` when proof is needed, else the device is claimed."""
+    """A claim started (or resumed): the device is claimed when the claim is finished."""
 
     serial: str
-    claim: Claim | None
+    claim: Claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,7 @@ class ClaimView:
     device_name: str
     leaves: list[Group]  # where the device may go: the leaves of the user's subtree
     models: list[DeviceModel]
+    device_model: str | None = None  # the model it was registered with: the form's choice
 
 
 def leaves_of(groups: list[Group]) -> list[Group]:
@@ -95,7 +97,8 @@ async def start_claim(
     address: str,
     now: datetime,
 ) -> Started:
-    """Start claiming a device (the scan). Without a proof requirement, claim it at once."""
+    """Start claiming a device (the scan). Without a proof requirement the claim starts
+    proven: the device is still named and placed at a site (:func:`finish_claim`)."""
     if not user.role.may_claim:
         raise Forbidden("your role may not claim devices")
     take_token(
@@ -121,20 +124,6 @@ async def start_claim(
         if not claimable:
             raise DeviceAlreadyClaimed(f"{serial} is claimed already", serial=serial)
         proof, window = effective(device, policy)
-        if proof is ClaimProof.NONE:
-            await take_device(
-                uow,
-                device,
-                user=user,
-                target=parsed_target,
-                group=None,
-                name=None,
-                model=None,
-                claim=None,
-                now=now,
-            )
-            await uow.commit()
-            return Started(serial, None)
         resumed = await _resumed(uow, device, user=user, now=now)
         if resumed is not None:
             return Started(serial, resumed)  # a second scan resumes the claim
@@ -164,7 +153,8 @@ async def _resumed(
         return live
     if live.live(now):
         raise ClaimInProgress(
-            f"someone else is claiming this device; try again in {live.seconds_left(now)} s",
+            "someone else is claiming this device; "
+            f"try again in {format_wait(live.seconds_left(now))}",
             retry_after=live.seconds_left(now),
         )
     await end_claim(uow, live, ClaimAction.EXPIRE, EventType.CLAIM_EXPIRED, now, actor="provisiond")
@@ -182,6 +172,7 @@ async def _open_claim(
     address: str,
     now: datetime,
 ) -> Claim:
+    needs_proof = proof is not ClaimProof.NONE
     claim = Claim(
         new_id(),
         device.id,
@@ -189,9 +180,10 @@ async def _open_claim(
         user.id,
         target,
         proof,
-        ClaimStatus.OPEN,
+        ClaimStatus.OPEN if needs_proof else ClaimStatus.PROVEN,
         now,
         now + timedelta(seconds=window),
+        proven_at=None if needs_proof else now,
     )
     await uow.claims.add(claim, address)
     await uow.events.add(
@@ -276,10 +268,35 @@ async def view_claim(uow: UnitOfWork, user: User, claim_id: uuid.UUID) -> ClaimV
             raise ClaimNotFound("no such claim of yours")
         groups = await uow.groups.list(user.group_path)
         models = await uow.models.list()
-    return ClaimView(found[0], found[1], leaves_of(groups), models)
+    return ClaimView(found[0], found[1], leaves_of(groups), models, found[2])
 
 
-async def finish_claim(  # noqa: C901 - the claim's outcomes (target, group, window, broker) in one transaction
+def _model_choice(
+    models: dict[str, DeviceModel], *, registered: str | None, posted: str, confirmed: str
+) -> tuple[DeviceModel | None, Problem | None]:
+    """The model a finished claim saves (by lower-case name in ``models``, the catalogue),
+    or the problem with the one posted. Nothing posted keeps the registered model; another
+    model than the registered one needs ``confirmed`` to name it."""
+    kept = models.get(registered.lower()) if registered else None
+    chosen = models.get(posted.strip().lower()) if posted.strip() else kept
+    if chosen is None:
+        if models:
+            return None, Problem("choose a model from the catalogue", field="model")
+        return None, None
+    if (
+        kept is not None
+        and chosen.id != kept.id
+        and confirmed.strip().lower() != chosen.name.lower()
+    ):
+        return None, Problem(
+            f"this device was registered as {kept.name}; check its label, and tick the box "
+            f"below to save {chosen.name} instead",
+            field="model",
+        )
+    return chosen, None
+
+
+async def finish_claim(  # noqa: C901, PLR0913 - the claim's outcomes (target, group, window, broker) and the form's four fields
     uow: UnitOfWork,
     hub: ClaimHub,
     *,
@@ -289,10 +306,12 @@ async def finish_claim(  # noqa: C901 - the claim's outcomes (target, group, win
     group_id: str,
     model: str,
     now: datetime,
+    model_confirmed: str = "",
 ) -> str:
     """Finish a proven claim: the device gets its name, group (a leaf of the user's subtree)
     and model, and its owner. Every field is checked again here; all problems are reported
-    at once. Returns the serial."""
+    at once. A model other than the one the device was registered with is saved only when
+    ``model_confirmed`` names it (never silently). Returns the serial."""
     if not user.role.may_claim:
         raise Forbidden("your role may not claim devices")
     async with uow:
@@ -313,15 +332,19 @@ async def finish_claim(  # noqa: C901 - the claim's outcomes (target, group, win
         group = leaves.get(group_id.strip())
         if group is None:
             problems.append(Problem("choose a site from the list", field="group"))
-        models = {m.name.lower(): m for m in await uow.models.list()}
-        chosen = models.get(model.strip().lower()) if model.strip() else None
-        if models and chosen is None:
-            problems.append(Problem("choose a model from the catalogue", field="model"))
-        if problems:
-            raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
         device = await uow.claims.device(claim.serial)
         if device is None:
             raise ClaimClosed("the device was deleted")
+        chosen, model_problem = _model_choice(
+            {m.name.lower(): m for m in await uow.models.list()},
+            registered=device.model,
+            posted=model,
+            confirmed=model_confirmed,
+        )
+        if model_problem is not None:
+            problems.append(model_problem)
+        if problems:
+            raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
         await take_device(
             uow,
             device,

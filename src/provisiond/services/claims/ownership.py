@@ -4,11 +4,12 @@ lifecycle (:data:`~provisiond.domain.device.LIFECYCLE`): of two takers, one wins
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.claims import Claim, ClaimTarget, ReleasePolicy
-from provisiond.domain.device import LIFECYCLE, DeviceAction
+from provisiond.domain.device import LIFECYCLE, Device, DeviceAction, DeviceState
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
 from provisiond.domain.users import Role, User
@@ -36,15 +37,19 @@ async def take_device(  # noqa: PLR0913 - a use case's context (uow, scope, acto
     claim: Claim | None,
     now: datetime,
 ) -> None:
-    """Claim an unowned device for the user (``target`` me) or their group, with its event;
-    DeviceAlreadyClaimed when someone took it first."""
+    """Claim an unowned device for the user (``target`` me) or the user's group (``target``
+    group: the group the user belongs to owns it, whichever site it is placed at), with its
+    event; it sits at ``group`` (the site; None: the user's group). DeviceAlreadyClaimed
+    when someone took it first."""
     group_id = group.id if group else user.group_id
     group_path = group.path if group else user.group_path
     owner = user.id if target is ClaimTarget.ME else None
+    owner_group = user.group_id if target is ClaimTarget.GROUP else None
     if not await uow.claims.take_device(
         device.id,
         group_id=group_id,
         owner_user_id=owner,
+        owner_group_id=owner_group,
         name=name,
         model_id=model.id if model else None,
         now=now,
@@ -63,6 +68,7 @@ async def take_device(  # noqa: PLR0913 - a use case's context (uow, scope, acto
             data={
                 "group": group_path,
                 "owner": user.email if owner else None,
+                "owner_group": user.group_path if owner_group else None,
                 "target": target.value,
                 "name": name or device.name,
                 "model": model.name if model else None,
@@ -70,6 +76,44 @@ async def take_device(  # noqa: PLR0913 - a use case's context (uow, scope, acto
             },
         )
     )
+
+
+def may_release(user: User, device: Device) -> bool:
+    """Whether the user may release this (visible) device: its owner, or an admin."""
+    return device.state is DeviceState.CLAIMED and (
+        device.owner_user_id == user.id or user.role is Role.ADMIN
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Releasable:
+    """A device the user may release, and what its release keeps (its profile's policy)."""
+
+    device: Device
+    policy: ReleasePolicy
+
+
+async def releasable_device(
+    uow: UnitOfWork,
+    *,
+    user: User,
+    serial: str,
+    limiter: RateLimiter | None = None,
+    policy: ClaimPolicy | None = None,
+) -> Releasable:
+    """The device the user asks to release, before they confirm: DeviceNotFound when they
+    may not see it, Forbidden when it is not theirs to release, DeviceAlreadyClaimed when it
+    is not claimed. Reads only."""
+    device_view = await find_visible_device(uow, user, serial, limiter=limiter, policy=policy)
+    if not (device_view.owner_user_id == user.id or user.role is Role.ADMIN):
+        raise Forbidden("only the device's owner or an admin may release it")
+    async with uow.read():
+        device = await uow.claims.device(device_view.serial)
+    if device is None or not visible(user, device.group_path):
+        raise DeviceNotFound(NOT_FOUND)
+    if not LIFECYCLE.allows(device.state, DeviceAction.RELEASE):
+        raise DeviceAlreadyClaimed(f"{device.serial} is not claimed")
+    return Releasable(device_view, device.release_policy)
 
 
 async def release_device(

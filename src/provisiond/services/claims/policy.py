@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provisiond.domain.claims import ClaimProof
+from provisiond.domain.text import format_wait
 from provisiond.errors import TooManyRequests
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.store.claims import ClaimableDevice
@@ -33,4 +34,6 @@ def take_token(limiter: RateLimiter, keys: list[tuple[Any, ...]], rate: int, wha
     for key in keys:
         wait = limiter.take(key, rate)
         if wait:
-            raise TooManyRequests(f"too many {what}; try again in {wait:.0f} s", retry_after=wait)
+            raise TooManyRequests(
+                f"too many {what}; try again in {format_wait(wait)}", retry_after=wait
+            )

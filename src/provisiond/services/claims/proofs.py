@@ -32,18 +32,41 @@ from provisiond.store.uow import UnitOfWork
 _FIELD = "code"
 
 
+def _refused(message: str) -> InvalidInput:
+    return InvalidInput(message, problems=[Problem(message, field=_FIELD)])
+
+
+def _window_closed(device: ClaimableDevice, now: datetime) -> InvalidInput | None:
+    """Why no device secret can be checked now (the device's window is not open), or None.
+    Nothing is compared then, so the refusal costs no attempt."""
+    if device.claim_secret_hash is None or device.claim_secret_expires_at is None:
+        return _refused(
+            "the device has not opened its claim window yet: have it send its secret "
+            "first, then type that secret here"
+        )
+    if device.claim_secret_expires_at <= now:
+        return _refused(
+            "the device's claim window has expired: have the device open it again "
+            "(it sends its secret anew), then type the secret"
+        )
+    return None
+
+
 def _matches(claim: Claim, device: ClaimableDevice, code: str, now: datetime) -> bool:
-    """Whether ``code`` is the claim's proof. A mistyped claim code (its check character)
-    is refused here, InvalidInput, and costs no attempt."""
+    """Whether ``code`` is the claim's proof. A mistyped claim code (its check character),
+    an empty secret and a device window that is not open are refused here, InvalidInput, and
+    cost no attempt."""
     if claim.proof is ClaimProof.CODE:
         given = hash_claim_code(normalise_claim_code(code, field=_FIELD))
         expected = device.claim_code_hash
         return expected is not None and tokens_equal(given, expected)
+    if not code.strip():
+        raise _refused("type the secret the device opened its claim window with")
+    closed = _window_closed(device, now)
+    if closed is not None:
+        raise closed
     expected = device.claim_secret_hash
-    open_ = device.claim_secret_expires_at is not None and device.claim_secret_expires_at > now
-    return (
-        bool(code) and expected is not None and open_ and tokens_equal(hash_token(code), expected)
-    )
+    return expected is not None and tokens_equal(hash_token(code), expected)
 
 
 async def _proven(uow: UnitOfWork, claim: Claim, user: User, now: datetime) -> None:

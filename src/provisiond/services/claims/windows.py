@@ -19,6 +19,7 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.errors import DeviceAlreadyClaimed, DeviceNotFound, InvalidInput, Problem
 from provisiond.services.claim_hub import ClaimHub
 from provisiond.services.claims.claiming import claimer_group
+from provisiond.services.claims.policy import ClaimPolicy, effective
 from provisiond.services.hashing import hash_token
 from provisiond.store.uow import UnitOfWork
 
@@ -54,11 +55,11 @@ async def press_button(
     return claim
 
 
-def _window_problems(secret: str, duration_ms: int) -> list[Problem]:
+def _window_problems(secret: str, duration_ms: int | None) -> list[Problem]:
     problems = []
     if not isinstance(secret, str) or not secret or len(secret) > 256:
         problems.append(Problem("must be a text of 1 to 256 characters", field="secretKey"))
-    if (
+    if duration_ms is not None and (
         not isinstance(duration_ms, int)
         or isinstance(duration_ms, bool)
         or not (1_000 <= duration_ms <= DEVICE_WINDOW_MAX_SECONDS * 1000)
@@ -73,22 +74,33 @@ def _window_problems(secret: str, duration_ms: int) -> list[Problem]:
 
 
 async def open_device_window(
-    uow: UnitOfWork, *, device_id: uuid.UUID, secret: str, duration_ms: int, now: datetime
+    uow: UnitOfWork,
+    policy: ClaimPolicy,
+    *,
+    device_id: uuid.UUID,
+    secret: str,
+    duration_ms: int | None,
+    now: datetime,
 ) -> datetime:
     """ThingsBoard's device claiming: the device allows claims with ``secret`` for
-    ``duration_ms``. Returns when the window closes."""
+    ``duration_ms`` (optional, as in ThingsBoard: without it, the device's claim window, its
+    profile's or the instance's). Returns when the window closes."""
     problems = _window_problems(secret, duration_ms)
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
-    expires_at = now + timedelta(milliseconds=duration_ms)
     async with uow:
-        device = await uow.devices.find_by_id(device_id)
+        found = await uow.devices.find_by_id(device_id)
+        device = await uow.claims.device(found.serial) if found is not None else None
         if device is None:
             raise DeviceNotFound("the device was deleted")
         if not LIFECYCLE.allows(device.state, DeviceAction.CLAIM):
             raise DeviceAlreadyClaimed(
                 f"{device.serial} is claimed already; release it first", serial=device.serial
             )
+        if duration_ms is None:
+            expires_at = now + timedelta(seconds=effective(device, policy)[1])
+        else:
+            expires_at = now + timedelta(milliseconds=duration_ms)
         await uow.claims.open_device_window(device_id, hash_token(secret), expires_at)
         await uow.events.add(
             NewEvent(

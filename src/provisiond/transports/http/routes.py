@@ -181,7 +181,11 @@ async def claim_button(access_token: str, c: ContainerDep) -> ButtonPressed:
 class ClaimWindow(BaseModel):
     model_config = ConfigDict(extra="ignore")
     secretKey: str = Field(max_length=256, description="what the person claiming must type")
-    durationMs: int = Field(description="how long the window stays open, in milliseconds")
+    durationMs: int | None = Field(
+        None,
+        description="how long the window stays open, in milliseconds (optional, as in "
+        "ThingsBoard: the device's claim window, its profile's or the instance's)",
+    )
 
 
 class ClaimWindowOpened(BaseModel):
@@ -194,6 +198,7 @@ async def claim_window(access_token: str, body: ClaimWindow, c: ContainerDep) ->
     device = await authenticate_device(c.uow(), token=access_token, now=c.now())
     expires_at = await open_device_window(
         c.uow(),
+        c.claim_policy,
         device_id=device.id,
         secret=body.secretKey,
         duration_ms=body.durationMs,

@@ -90,8 +90,6 @@ async def provision(page: PageDep) -> Response:
             ),
             err,
         )
-    if started.claim is None:
-        return redirect(f"/devices/{quote(started.serial)}")
     return redirect(f"/claims/{started.claim.id}")
 
 
@@ -144,7 +142,10 @@ async def claim_proof(page: PageDep, claim_id: str) -> Response:
                 now=c.now(),
             )
     except (InvalidInput, ClaimClosed, TooManyRequests) as err:
-        page_again = await _claim_page(page, cid, err.status, proof_error=err.detail)
+        typed = str(form.get("code", ""))[:256]  # kept in its field, to correct it
+        page_again = await _claim_page(
+            page, cid, err.status, proof_error=err.detail, typed_code=typed
+        )
         return with_retry_after(page_again, err)
     return redirect(f"/claims/{cid}")
 
@@ -155,7 +156,7 @@ async def claim_finish(page: PageDep, claim_id: str) -> Response:
     cid = _claim_id(claim_id)
     form = await page.form()
     c = page.container
-    values = {k: str(form.get(k, "")) for k in ("name", "group", "model")}
+    values = {k: str(form.get(k, "")) for k in ("name", "group", "model", "model_confirmed")}
     try:
         with counted_claim(c.counts, "finish"):
             serial = await claiming.finish_claim(
@@ -166,6 +167,7 @@ async def claim_finish(page: PageDep, claim_id: str) -> Response:
                 name=values["name"],
                 group_id=values["group"],
                 model=values["model"],
+                model_confirmed=values["model_confirmed"],
                 now=c.now(),
             )
     except (InvalidInput, ClaimClosed, DeviceAlreadyClaimed) as err:

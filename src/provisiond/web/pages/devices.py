@@ -7,11 +7,12 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from provisiond.domain.users import Role
+from provisiond.domain.serials import parse_serial
 from provisiond.errors import DeviceAlreadyClaimed, Forbidden, InvalidInput
 from provisiond.services.claims import ownership, visibility
 from provisiond.services.devices import list_devices
 from provisiond.web.pages.rendering import (
+    Page,
     PageDep,
     PageRoute,
     client_address,
@@ -22,16 +23,29 @@ from provisiond.web.pages.rendering import (
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
+def _released(text: str) -> str | None:
+    """The serial a release redirect names, to say it happened (only a serial's shape)."""
+    try:
+        return parse_serial(text) if text else None
+    except InvalidInput:
+        return None
+
+
 @router.get("/devices")
-async def devices_page(page: PageDep, q: str = "", cursor: str | None = None) -> Response:
+async def devices_page(
+    page: PageDep, q: str = "", cursor: str | None = None, released: str = ""
+) -> Response:
     c = page.container
+    done = _released(released)
     try:
         result = await list_devices(
             c.uow(), scope=page.user.scope, serial_prefix=q.strip() or None, cursor=cursor, limit=50
         )
     except InvalidInput as err:
         return page.render("devices.html", 422, devices=[], q=q, next_cursor=None, error=err.detail)
-    return page.render("devices.html", devices=result.items, q=q, next_cursor=result.next_cursor)
+    return page.render(
+        "devices.html", devices=result.items, q=q, next_cursor=result.next_cursor, released=done
+    )
 
 
 @router.get("/devices/{serial}")
@@ -40,23 +54,40 @@ async def device_page(page: PageDep, serial: str) -> Response:
     device, events, claims = await visibility.device_timeline(
         c.uow(), c.limiter, c.claim_policy, page.user, serial
     )
-    may_release = (
-        device.owner_user_id == page.user.id or page.user.role is Role.ADMIN
-    ) and device.state == "claimed"
     return page.render(
         "device.html",
         device=device,
         events=events,
         claims=claims,
-        may_release=may_release,
+        may_release=ownership.may_release(page.user, device),
         now=c.now(),
     )
 
 
+_NOT_RELEASED = {Forbidden: "Not released", DeviceAlreadyClaimed: "Not released"}
+
+
+async def _ask_release(page: Page, serial: str) -> Response:
+    """The question: release this device? (a page of its own: no JavaScript needed)."""
+    c = page.container
+    found = await ownership.releasable_device(
+        c.uow(), user=page.user, serial=serial, limiter=c.limiter, policy=c.claim_policy
+    )
+    return page.render("release.html", device=found.device, policy=found.policy.value)
+
+
+@router.get("/devices/{serial}/release")
+@error_titles(_NOT_RELEASED)
+async def device_release_form(page: PageDep, serial: str) -> Response:
+    return await _ask_release(page, serial)
+
+
 @router.post("/devices/{serial}/release")
-@error_titles({Forbidden: "Not released", DeviceAlreadyClaimed: "Not released"})
+@error_titles(_NOT_RELEASED)
 async def device_release(page: PageDep, serial: str) -> Response:
-    await page.form()
+    form = await page.form()
+    if form.get("confirm") != "yes":  # not confirmed (a stray post): ask, change nothing
+        return await _ask_release(page, serial)
     c = page.container
     await ownership.release_device(
         c.uow(),
@@ -66,7 +97,7 @@ async def device_release(page: PageDep, serial: str) -> Response:
         limiter=c.limiter,
         policy=c.claim_policy,
     )
-    return redirect("/devices")
+    return redirect(f"/devices?released={quote(serial)}")
 
 
 @router.get("/d/{serial}")
