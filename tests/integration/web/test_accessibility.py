@@ -236,12 +236,21 @@ def test_every_page_has_no_serious_accessibility_violation(
     expect(page.locator("#serial")).to_have_class(re.compile("is-invalid"))
     check("claim: start, wrong code scanned")
 
-    # a label's URL, a device claimed at once, its page
+    # a label's URL, a device that needs no proof (named and placed), its page, its release
     page.goto(f"{url}/d/PLAIN-1")
     check("label: claim form")
     page.click("text=Continue")
+    expect(page.locator("#finish-button")).to_be_enabled(timeout=10_000)
+    check("claim: finish, no proof needed")
+    page.fill("#name", "KP001 meter")
+    page.select_option("#group", label="Anaheim")
+    page.click("#finish-button")
     page.wait_for_url("**/devices/PLAIN-1")
     check("device, claimed (may release)")
+    page.click("#release")
+    page.wait_for_url("**/devices/PLAIN-1/release")
+    expect(page.locator("#release-confirm")).to_be_visible()
+    check("device: release, asking to confirm")
 
     # claim code proof: the form, a wrong code
     start_claim("CODE-1")
