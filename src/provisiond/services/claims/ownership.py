@@ -78,11 +78,39 @@ async def take_device(  # noqa: PLR0913 - a use case's context (uow, scope, acto
     )
 
 
+def _owner_or_admin(user: User, device: Device) -> bool:
+    return device.owner_user_id == user.id or user.role is Role.ADMIN
+
+
 def may_release(user: User, device: Device) -> bool:
     """Whether the user may release this (visible) device: its owner, or an admin."""
-    return device.state is DeviceState.CLAIMED and (
-        device.owner_user_id == user.id or user.role is Role.ADMIN
-    )
+    return device.state is DeviceState.CLAIMED and _owner_or_admin(user, device)
+
+
+async def _to_release(
+    uow: UnitOfWork,
+    user: User,
+    serial: str,
+    limiter: RateLimiter | None,
+    policy: ClaimPolicy | None,
+) -> Device:
+    """The visible device the user asks to release: DeviceNotFound when they may not see it,
+    Forbidden when it is not theirs to release."""
+    device = await find_visible_device(uow, user, serial, limiter=limiter, policy=policy)
+    if not _owner_or_admin(user, device):
+        raise Forbidden("only the device's owner or an admin may release it")
+    return device
+
+
+async def _claimed(uow: UnitOfWork, user: User, serial: str) -> ClaimableDevice:
+    """Inside the caller's transaction: the device as it is now, still visible and claimed
+    (DeviceNotFound, DeviceAlreadyClaimed)."""
+    device = await uow.claims.device(serial)
+    if device is None or not visible(user, device.group_path):
+        raise DeviceNotFound(NOT_FOUND)
+    if not LIFECYCLE.allows(device.state, DeviceAction.RELEASE):
+        raise DeviceAlreadyClaimed(f"{device.serial} is not claimed")
+    return device
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +132,9 @@ async def releasable_device(
     """The device the user asks to release, before they confirm: DeviceNotFound when they
     may not see it, Forbidden when it is not theirs to release, DeviceAlreadyClaimed when it
     is not claimed. Reads only."""
-    device_view = await find_visible_device(uow, user, serial, limiter=limiter, policy=policy)
-    if not (device_view.owner_user_id == user.id or user.role is Role.ADMIN):
-        raise Forbidden("only the device's owner or an admin may release it")
+    device_view = await _to_release(uow, user, serial, limiter, policy)
     async with uow.read():
-        device = await uow.claims.device(device_view.serial)
-    if device is None or not visible(user, device.group_path):
-        raise DeviceNotFound(NOT_FOUND)
-    if not LIFECYCLE.allows(device.state, DeviceAction.RELEASE):
-        raise DeviceAlreadyClaimed(f"{device.serial} is not claimed")
+        device = await _claimed(uow, user, device_view.serial)
     return Releasable(device_view, device.release_policy)
 
 
@@ -128,15 +150,9 @@ async def release_device(
     """End the ownership of a device (re-provisioning). The owner, or an admin whose
     subtree holds the device, may; its profile's release policy says what is kept. With a
     limiter (the pages), a serial that finds nothing counts as a device lookup."""
-    device_view = await find_visible_device(uow, user, serial, limiter=limiter, policy=policy)
-    if not (device_view.owner_user_id == user.id or user.role is Role.ADMIN):
-        raise Forbidden("only the device's owner or an admin may release it")
+    device_view = await _to_release(uow, user, serial, limiter, policy)
     async with uow:
-        device = await uow.claims.device(device_view.serial)
-        if device is None or not visible(user, device.group_path):
-            raise DeviceNotFound(NOT_FOUND)
-        if not LIFECYCLE.allows(device.state, DeviceAction.RELEASE):
-            raise DeviceAlreadyClaimed(f"{device.serial} is not claimed")
+        device = await _claimed(uow, user, device_view.serial)
         event_id = await uow.events.add(
             NewEvent(
                 EventType.DEVICE_RELEASED,
