@@ -192,6 +192,20 @@ def role_prefix(namespace: str = "") -> str:
     return f"provisiond-{namespace}-device-" if namespace else ROLE_PREFIX
 
 
+def is_device_group(groupname: str) -> bool:
+    """Whether a broker group is a provisiond registry's (:func:`device_group`, of any
+    namespace)."""
+    return groupname == DEVICE_GROUP or (
+        groupname.startswith("provisiond-") and groupname.endswith("-devices")
+    )
+
+
+def is_device_role(rolename: str, device_id: uuid.UUID) -> bool:
+    """Whether a broker role is provisiond's role of this device (:func:`role_name`, of any
+    namespace)."""
+    return rolename.startswith("provisiond-") and rolename.endswith(f"-device-{device_id}")
+
+
 def role_name(device_id: uuid.UUID, namespace: str = "") -> str:
     return f"{role_prefix(namespace)}{device_id}"
 

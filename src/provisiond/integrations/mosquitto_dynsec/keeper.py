@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from provisiond.domain.broker import (
-    DEVICE_GROUP,
     BrokerAccount,
     device_group,
     device_of_role,
+    is_device_group,
+    is_device_role,
     role_name,
     topic_prefix,
 )
@@ -80,7 +81,7 @@ class BrokerSync(AccountKeeper):
         groups = dynsec.names(client.get("groups"), "groupname")
         if self._group in groups:
             return None
-        others = [g for g in groups if _provisiond_group(g)]
+        others = [g for g in groups if is_device_group(g)]
         if not others or _old_roles(client, a.device_id):
             return None
         return (
@@ -333,17 +334,8 @@ def _acl_set(acls: object) -> set[tuple[str, str, bool]]:
     }
 
 
-def _provisiond_group(groupname: str) -> bool:
-    """Whether a broker group is a provisiond registry's (of any namespace)."""
-    return groupname == DEVICE_GROUP or (
-        groupname.startswith("provisiond-") and groupname.endswith("-devices")
-    )
-
-
 def _old_roles(client: dict[str, Any], device_id: uuid.UUID) -> list[str]:
     """The client's roles that are provisiond's role of this device, in any namespace."""
     return [
-        r
-        for r in dynsec.names(client.get("roles"), "rolename")
-        if r.startswith("provisiond-") and r.endswith(f"-device-{device_id}")
+        r for r in dynsec.names(client.get("roles"), "rolename") if is_device_role(r, device_id)
     ]

@@ -21,11 +21,9 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 
-MARKER = (
-    "# provisiond: the lines below are written by provisiond (broker__kind="
-    "mosquitto-files). Edit above this line only."
-)
-NAMESPACED = "# provisiond namespace {namespace}: the lines below are written by provisiond"
+_WRITTEN = "the lines below are written by provisiond"  # in every section's marker
+MARKER = f"# provisiond: {_WRITTEN} (broker__kind=mosquitto-files). Edit above this line only."
+NAMESPACED = "# provisiond namespace {namespace}: " + _WRITTEN
 ITERATIONS = 101
 SALT_BYTES = 12
 
@@ -62,7 +60,7 @@ def marker(namespace: str = "") -> str:
 
 
 def _is_marker(line: str) -> bool:
-    return line.startswith("# provisiond") and "the lines below are written by provisiond" in line
+    return line.startswith("# provisiond") and _WRITTEN in line
 
 
 def unwritable(username: str) -> str | None:
