@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, inspect, pool
+from sqlalchemy import URL, create_engine, inspect, pool
 
 from provisiond.errors import BackupInvalid, ConfigurationError, DatabaseInUse, Unavailable
 from provisiond.store.database import sync_url
@@ -73,6 +73,22 @@ def _remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
+def _copy(source: Path, temp: Path, *, check: bool) -> str | None:
+    """SQLite's online backup of ``source`` into ``temp`` in one step (one snapshot), as a
+    single file (no -wal beside it); with ``check``, the copy's integrity problem, if any."""
+    src = _connect(source, read_only=True)
+    try:
+        dst = sqlite3.connect(temp, isolation_level=None)
+        try:
+            src.backup(dst)  # pages=-1: one step, one snapshot
+            dst.execute("PRAGMA journal_mode=DELETE")
+            return _integrity(dst) if check else None
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
 def copy_database(source: Path, out: Path) -> None:
     """An online, consistent copy of the SQLite database ``source`` as ``out`` (replaced
     atomically; mode 0600). Unavailable if it cannot be read or written."""
@@ -80,17 +96,7 @@ def copy_database(source: Path, out: Path) -> None:
         raise Unavailable(f"no database at {source}")
     temp = _temp_beside(out)
     try:
-        src = _connect(source, read_only=True)
-        try:
-            dst = sqlite3.connect(temp, isolation_level=None)
-            try:
-                src.backup(dst)  # pages=-1: one step, one snapshot
-                dst.execute("PRAGMA journal_mode=DELETE")  # a single file, no -wal beside it
-                problem = _integrity(dst)
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        problem = _copy(source, temp, check=True)
         if problem is not None:
             raise Unavailable(f"the copy of {source} fails its integrity check: {problem}")
         os.chmod(temp, 0o600)
@@ -153,16 +159,7 @@ def stage_restore(backup: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = _temp_beside(target)
     try:
-        src = _connect(backup, read_only=True)
-        try:
-            dst = sqlite3.connect(temp, isolation_level=None)
-            try:
-                src.backup(dst)
-                dst.execute("PRAGMA journal_mode=DELETE")
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        _copy(backup, temp, check=False)  # checked already (inspect_backup)
     except sqlite3.Error as err:
         _remove(temp)
         raise Unavailable(f"cannot copy {backup} beside {target}: {err}") from err
@@ -223,9 +220,16 @@ _SEALED_VALUE = re.compile(re.escape(SEALED_PREFIX) + r"[A-Za-z0-9+/=]+")
 _TIMEOUT = 3600.0
 
 
-def _libpq_url(database_url: str) -> str:
-    """The URL for PostgreSQL's own tools (libpq: no SQLAlchemy driver name)."""
-    return sync_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+def libpq_target(database_url: str) -> tuple[str, dict[str, str]]:
+    """The URL for PostgreSQL's own tools (libpq: no SQLAlchemy driver name), without the
+    password, and the environment that gives it (``PGPASSWORD``): a command line is
+    readable by every user of the machine (``ps``), the environment only by its owner."""
+    url = sync_url(database_url).set(drivername="postgresql")
+    env = dict(os.environ)
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+    bare = URL.create("postgresql", url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=False), env
 
 
 def _tool(name: str) -> str:
@@ -238,10 +242,12 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(command: list[str], what: str) -> None:
+def _run(command: list[str], what: str, env: dict[str, str]) -> None:
     try:
         # provisiond's own arguments: the tool found on PATH, a URL and file names
-        done = subprocess.run(command, capture_output=True, timeout=_TIMEOUT, check=False)  # noqa: S603
+        done = subprocess.run(  # noqa: S603
+            command, capture_output=True, timeout=_TIMEOUT, check=False, env=env
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise Unavailable(f"{what} failed: {err}") from err
     if done.returncode != 0:
@@ -252,12 +258,10 @@ def _run(command: list[str], what: str) -> None:
 def pg_dump(database_url: str, out: Path) -> None:
     """``pg_dump --format=custom`` of the database to ``out`` (atomically, mode 0600)."""
     tool = _tool("pg_dump")
+    url, env = libpq_target(database_url)
     temp = _temp_beside(out)
     try:
-        _run(
-            [tool, "--format=custom", "--no-owner", f"--file={temp}", _libpq_url(database_url)],
-            "pg_dump",
-        )
+        _run([tool, "--format=custom", "--no-owner", f"--file={temp}", url], "pg_dump", env)
         os.chmod(temp, 0o600)
         _fsync(temp)
         os.replace(temp, out)
@@ -291,9 +295,9 @@ def inspect_dump(path: Path) -> BackupFile:
     sealed: list[str] = []
     for table in dict.fromkeys(t for t, _ in SEALED_COLUMNS):
         if table.encode() in tables:
-            found = _SEALED_VALUE.search(_table_data(tool, path, table))
+            found = _first_sealed(tool, path, table)
             if found is not None:
-                sealed.append(found.group(0))
+                sealed.append(found)
     return BackupFile(rows[0].strip(), sealed)
 
 
@@ -309,6 +313,24 @@ def _table_data(tool: str, path: Path, table: str) -> str:
     return done.stdout.decode(errors="replace")
 
 
+def _first_sealed(tool: str, path: Path, table: str) -> str | None:
+    """The first sealed value in a table of the dump, read line by line: a million devices'
+    credentials are never held in memory, and the reading stops at the first one."""
+    with subprocess.Popen(  # noqa: S603 - pg_restore from PATH, a file name, a table of ours
+        [tool, "--data-only", f"--table={table}", "--file=-", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as reader:
+        for line in reader.stdout or ():
+            found = _SEALED_VALUE.search(line.decode(errors="replace"))
+            if found is not None:
+                reader.kill()
+                return found.group(0)
+        if reader.wait(timeout=_TIMEOUT) != 0:
+            raise BackupInvalid(f"{path}: pg_restore cannot read table {table}")
+    return None
+
+
 def pg_has_tables(database_url: str) -> bool:
     """Whether the database has provisiond's tables already."""
     engine = create_engine(sync_url(database_url), poolclass=pool.NullPool)
@@ -322,6 +344,7 @@ def pg_has_tables(database_url: str) -> bool:
 def pg_restore(database_url: str, backup: Path) -> None:
     """``pg_restore`` the file into the database in one transaction: the tables it holds are
     dropped and created again, or nothing changes."""
+    url, env = libpq_target(database_url)
     _run(
         [
             _tool("pg_restore"),
@@ -330,8 +353,9 @@ def pg_restore(database_url: str, backup: Path) -> None:
             "--no-owner",
             "--single-transaction",
             "--exit-on-error",
-            f"--dbname={_libpq_url(database_url)}",
+            f"--dbname={url}",
             str(backup),
         ],
         "pg_restore",
+        env,
     )

@@ -277,3 +277,36 @@ def test_postgresql_backup_and_restore_use_pg_dump_and_check_the_passphrase(
         profiles = conn.execute("SELECT name FROM provision_profiles").fetchall()
     assert last == ("database.restored",)
     assert profiles == [("line-1",)]
+
+
+def test_the_database_password_never_reaches_a_command_line(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_dump and pg_restore get the password in their environment: a command line is
+    readable by every user of the machine (ps, /proc/PID/cmdline)."""
+    password = "s3cret-Database-Pw"  # trust authentication here: any password is accepted
+    url = postgres_url.replace("postgres@", f"postgres:{password}@", 1)
+    assert password in url
+    sealed_database(url)
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    seen = tmp_path / "seen.txt"
+    for tool in ("pg_dump", "pg_restore"):
+        real = subprocess.run(["which", tool], capture_output=True, text=True, check=True)
+        shim = shims / tool
+        shim.write_text(
+            "#!/bin/sh\n"
+            f'printf "argv %s\\n" "$*" >> {seen}\n'
+            f'printf "env %s\\n" "$PGPASSWORD" >> {seen}\n'
+            f'exec {real.stdout.strip()} "$@"\n'
+        )
+        shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    backup = tmp_path / "b.dump"
+    cli("backup", str(backup), "--database", url)
+    cli("restore", str(backup), "--force", "--database", url)
+    lines = seen.read_text().splitlines()
+    command_lines = [line for line in lines if line.startswith("argv ")]
+    assert any("pg_dump" not in c and "--dbname=" in c for c in command_lines)  # both ran
+    assert [c for c in command_lines if password in c] == []
+    assert f"env {password}" in lines  # the tools still had it
