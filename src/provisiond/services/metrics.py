@@ -23,6 +23,7 @@ from provisiond.errors import ProvisiondError, TooManyRequests
 from provisiond.protocols import thingsboard as tb
 from provisiond.services.background import INSTANCE_PREFIX
 from provisiond.services.issuing import ProvisionAnswer
+from provisiond.store.backlog import DELIVERY_STATES as DELIVERY_STATES  # the web renders them
 from provisiond.store.uow import UnitOfWork
 
 THROTTLED = "THROTTLED"  # a provisioning answer refused by a rate limit (HTTP 429)
@@ -33,7 +34,6 @@ CLAIM_STEPS = ("start", "prove", "finish", "cancel", "associate")
 BROKER_REASONS = ("queued", "broker_unavailable", "name_taken")
 TTS_REASONS = ("queued", "retrying")
 TTS_STATUSES = ("failed", "conflict")  # those that wait for an operator
-DELIVERY_STATES = ("pending", "retrying", "failed")
 
 
 class Counts(Protocol):
@@ -115,8 +115,7 @@ async def read_backlog(uow: UnitOfWork, now: datetime) -> Backlog:
     tts_waiting = dict.fromkeys(TTS_REASONS, 0)
     for w in waiting:
         if w.kind == "broker":
-            reason = "broker_unavailable" if w.reason == "failed" else w.reason
-            broker[reason] = broker.get(reason, 0) + w.count
+            broker["broker_unavailable" if w.reason == "failed" else w.reason] += w.count
         elif w.kind == "tts":
             reason = "queued" if w.reason == "queued" else "retrying"
             tts_waiting[reason] += w.count

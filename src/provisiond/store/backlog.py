@@ -27,6 +27,8 @@ from provisiond.store.schema import (
     webhooks,
 )
 
+DELIVERY_STATES = ("pending", "retrying", "failed")
+
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
@@ -67,7 +69,7 @@ class BacklogRepository:
         """Per webhook (every one, with zeros): its deliveries ``pending`` (not tried yet),
         ``retrying`` (tried, to be tried again) and ``failed`` (given up)."""
         out: dict[uuid.UUID, dict[str, int]] = {
-            r.id: {"pending": 0, "retrying": 0, "failed": 0}
+            r.id: dict.fromkeys(DELIVERY_STATES, 0)
             for r in await self._conn.execute(select(webhooks.c.id))
         }
         state = case(
@@ -85,7 +87,7 @@ class BacklogRepository:
             .group_by(webhook_deliveries.c.webhook_id, state)
         )
         for r in rows:
-            out.setdefault(r.webhook_id, {"pending": 0, "retrying": 0, "failed": 0})[r.state] = r.n
+            out.setdefault(r.webhook_id, dict.fromkeys(DELIVERY_STATES, 0))[r.state] = r.n
         return out
 
     async def waiting(self, name_taken: str) -> list[Waiting]:

@@ -86,11 +86,8 @@ async def own_listener(
     await runner.setup()
     try:
         host = settings.metrics.host or settings.host
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        bound = int(sockets[0].getsockname()[1]) if sockets else port
+        await web.TCPSite(runner, host, port).start()
+        bound = int(runner.addresses[0][1])  # the port taken (0 asks for any)
         log.info("metrics on http://%s:%d%s", host, bound, PATH)
         yield bound
     finally:

@@ -12,6 +12,7 @@ each scrape (:meth:`Metrics.scrape`) so every instance reports the database's tr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -91,6 +92,7 @@ class Metrics:
         )
         self.backlog = BacklogCollector()
         self.registry.register(self.backlog)
+        self._reading: asyncio.Future[Backlog | None] | None = None  # the read under way
 
     def provisioning_answered(self, transport: str, outcome: str) -> None:
         child = self._answered.get((transport, outcome))
@@ -108,17 +110,30 @@ class Metrics:
 
     async def scrape(self, container: Any) -> bytes:
         """The text exposition, with the backlog read from the database now (left out, and
-        ``provisiond_backlog_up`` 0, when the database does not answer)."""
+        ``provisiond_backlog_up`` 0, when the database does not answer).
+
+        Scrapes that arrive while a read is under way share it: a flood of requests on
+        ``/metrics`` (anyone may ask it, without ``metrics__token``) makes one read of the
+        database at a time, not one each."""
+        reading = self._reading
+        if reading is None:
+            reading = self._reading = asyncio.ensure_future(self._read_backlog(container))
+            reading.add_done_callback(self._read_done)
+        self.backlog.latest = await asyncio.shield(reading)  # a scraper gone: the read goes on
+        return generate_latest(self.registry)
+
+    async def _read_backlog(self, container: Any) -> Backlog | None:
         try:
-            backlog = await read_backlog(container.uow(), container.now())
+            return await read_backlog(container.uow(), container.now())
         except ProvisiondError as err:  # the database is away: the counters still answer
             log.warning("metrics: what waits could not be read: %s", err)
-            backlog = None
         except Exception:
             log.exception("metrics: what waits could not be read")
-            backlog = None
-        self.backlog.latest = backlog
-        return generate_latest(self.registry)
+        return None
+
+    def _read_done(self, reading: asyncio.Future[Backlog | None]) -> None:
+        if self._reading is reading:
+            self._reading = None
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count, time and log one request."""
