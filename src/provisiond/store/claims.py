@@ -95,6 +95,53 @@ def _claim_query() -> Any:
     )
 
 
+def _claimable_query() -> Any:
+    d, p = devices, provision_profiles
+    return (
+        select(
+            d.c.id,
+            d.c.serial,
+            d.c.name,
+            d.c.state,
+            d.c.group_id,
+            groups.c.path.label("group_path"),
+            d.c.owner_user_id,
+            p.c.claim_proof,
+            p.c.claim_window_seconds,
+            p.c.release_policy,
+            d.c.claim_code_hash,
+            d.c.claim_secret_hash,
+            d.c.claim_secret_expires_at,
+            device_models.c.name.label("model"),
+        )
+        .select_from(d)
+        .outerjoin(groups, groups.c.id == d.c.group_id)
+        .outerjoin(p, p.c.id == d.c.profile_id)
+        .outerjoin(device_models, device_models.c.id == d.c.model_id)
+    )
+
+
+def _claimable(row: Any) -> ClaimableDevice | None:
+    if row is None:
+        return None
+    return ClaimableDevice(
+        row.id,
+        row.serial,
+        row.name,
+        DeviceState(row.state),
+        row.group_id,
+        row.group_path,
+        row.owner_user_id,
+        ClaimProof(row.claim_proof) if row.claim_proof else None,
+        row.claim_window_seconds,
+        ReleasePolicy(row.release_policy or "keep"),
+        row.claim_code_hash,
+        row.claim_secret_hash,
+        row.claim_secret_expires_at,
+        row.model,
+    )
+
+
 class ClaimRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -104,52 +151,16 @@ class ClaimRepository:
         """The device, or None; with ``claimer``, None also for a claimed device that scope
         does not cover (an unclaimed one is anyone's to claim): a device of another customer
         is then the same query and the same answer as a missing serial."""
-        d, p = devices, provision_profiles
-        query = (
-            select(
-                d.c.id,
-                d.c.serial,
-                d.c.name,
-                d.c.state,
-                d.c.group_id,
-                groups.c.path.label("group_path"),
-                d.c.owner_user_id,
-                p.c.claim_proof,
-                p.c.claim_window_seconds,
-                p.c.release_policy,
-                d.c.claim_code_hash,
-                d.c.claim_secret_hash,
-                d.c.claim_secret_expires_at,
-                device_models.c.name.label("model"),
-            )
-            .select_from(d)
-            .outerjoin(groups, groups.c.id == d.c.group_id)
-            .outerjoin(p, p.c.id == d.c.profile_id)
-            .outerjoin(device_models, device_models.c.id == d.c.model_id)
-            .where(d.c.serial == serial)
-        )
+        query = _claimable_query().where(devices.c.serial == serial)
         if claimer is not None:
-            claimable = d.c.state.in_(_values(LIFECYCLE.sources(DeviceAction.CLAIM)))
+            claimable = devices.c.state.in_(_values(LIFECYCLE.sources(DeviceAction.CLAIM)))
             query = query.where(or_(claimable, covered_by(claimer)))
-        row = (await self._conn.execute(query)).first()
-        if row is None:
-            return None
-        return ClaimableDevice(
-            row.id,
-            row.serial,
-            row.name,
-            DeviceState(row.state),
-            row.group_id,
-            row.group_path,
-            row.owner_user_id,
-            ClaimProof(row.claim_proof) if row.claim_proof else None,
-            row.claim_window_seconds,
-            ReleasePolicy(row.release_policy or "keep"),
-            row.claim_code_hash,
-            row.claim_secret_hash,
-            row.claim_secret_expires_at,
-            row.model,
-        )
+        return _claimable((await self._conn.execute(query)).first())
+
+    async def device_by_id(self, device_id: uuid.UUID) -> ClaimableDevice | None:
+        """The device with this id (one the caller has authenticated), or None."""
+        query = _claimable_query().where(devices.c.id == device_id)
+        return _claimable((await self._conn.execute(query)).first())
 
     async def take_device(
         self,

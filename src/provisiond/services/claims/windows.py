@@ -89,8 +89,7 @@ async def open_device_window(
     if problems:
         raise InvalidInput("; ".join(str(p) for p in problems), problems=problems)
     async with uow:
-        found = await uow.devices.find_by_id(device_id)
-        device = await uow.claims.device(found.serial) if found is not None else None
+        device = await uow.claims.device_by_id(device_id)
         if device is None:
             raise DeviceNotFound("the device was deleted")
         if not LIFECYCLE.allows(device.state, DeviceAction.CLAIM):
