@@ -25,10 +25,10 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from provisiond.settings import Settings, load_settings
 from provisiond.web import pages
 from tests.conftest import IN_CI
 from tests.integration.web.conftest import Server
+from tests.integration.web.test_pages import server_settings  # noqa: F401 (the pages' limits)
 
 AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "correct horse battery"
@@ -106,16 +106,6 @@ class Audit:
                 self.violations[f"{what} ({path}, {size})"] = found
         self.page.set_viewport_size(SIZES["phone"])  # people walk the flow on a phone
         self.checked.append(what)
-
-
-@pytest.fixture
-def server_settings(database_url: str) -> Settings:
-    return load_settings(
-        database_url=database_url,
-        log_level="warning",
-        claims__rate_per_minute=1000,
-        sessions__login_rate_per_minute=1000,
-    )
 
 
 @pytest.fixture
