@@ -46,6 +46,7 @@ from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
 from provisiond.protocols.csv_cells import csv_lines
 from provisiond.services import demo, profiles
+from provisiond.services.registration import CREDENTIALS_LINE_END
 from provisiond.settings import LogFormat, Settings
 
 app = typer.Typer(
@@ -243,7 +244,7 @@ def _print_seed(seed: demo.DemoSeed, data_dir: Path, base_url: str) -> None:
     creds = data_dir / "demo-credentials.csv"
     fd = os.open(creds, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", newline="") as f:
-        f.write(csv_lines([("serial", "secret"), *seed.credentials], end="\n"))
+        f.write(csv_lines([("serial", "secret"), *seed.credentials], CREDENTIALS_LINE_END))
     output.table(
         ["who", "secret (shown once)"],
         [("API token 'demo'", seed.token), *((email, pw) for email, pw in seed.passwords.items())],

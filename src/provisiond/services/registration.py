@@ -174,7 +174,7 @@ _Placement = tuple[str | None, str | None, str | None, str, str | None, bool] | 
 CLAIM_CODE = "claim-code"
 
 
-CREDENTIALS_LINE_END = "\n"
+CREDENTIALS_LINE_END = "\n"  # files of secrets that shell scripts read: no CR in the secret
 
 
 def credential_csv(rows: Sequence[SecretRow]) -> str:
