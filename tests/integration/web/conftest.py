@@ -138,3 +138,28 @@ def chromium() -> str:
             pytest.fail("Chromium is missing: apt-get install chromium (scripts/test does)")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
     return CHROMIUM
+
+
+AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.fixture
+def axe_source() -> str:
+    if not AXE.exists():
+        if IN_CI:
+            pytest.fail(f"{AXE} is missing: scripts/setup installs it (npm ci)")
+        pytest.skip("axe-core is not installed (scripts/setup runs npm ci)")
+    return AXE.read_text()
+
+
+@pytest.fixture
+def browser_page(chromium: str, axe_source: str) -> Iterator[Any]:
+    """A page of a headless Chromium at a phone's size, axe-core loaded in every document."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        context.add_init_script(script=axe_source)  # in every page, before the page's own
+        yield context.new_page()
+        browser.close()

@@ -5,168 +5,45 @@ axe-core comes from the npm registry, pinned in package.json (a development depe
 scripts/setup installs it into node_modules; it is not copied into the static files the app
 serves). The test walks the pages as people do — sign in, claim devices with each proof,
 browse, the error pages — and checks each state it reaches at both sizes. Every GET route of
-web/pages/ must be reached (or be listed in NOT_PAGES with why): a new page is not forgotten.
+web/pages/ walked here must be reached (or be listed in NOT_PAGES with why); a module of
+web/pages/ not walked here is audited by its own test (browsing.Audit): a new page is not
+forgotten.
 """
 
 from __future__ import annotations
 
-import csv
-import importlib
-import io
-import pkgutil
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
 
-from provisiond.web import pages
-from tests.conftest import IN_CI
+from tests.integration.web import browsing
+from tests.integration.web.browsing import (
+    PASSWORD,
+    Audit,
+    organisation,
+    page_modules,
+    routes_of,
+)
 from tests.integration.web.conftest import Server
 from tests.integration.web.test_pages import server_settings  # noqa: F401 (the pages' limits)
 
-AXE = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
-PASSWORD = "correct horse battery"
-SIZES = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
-FAILING_IMPACTS = ("serious", "critical")
-# GET routes of web/pages/ that render no page: what they answer instead.
+HERE = Path(__file__).parent
+# The modules of web/pages/ whose pages this test walks; every other one has a test of its
+# own that audits its routes (`routes_of("<module>")` in tests/integration/web/).
+WALKED = ("sign_in", "claim", "devices", "overview", "console")
+# GET routes walked here that render no page: what they answer instead.
 NOT_PAGES = {
     "/": "a redirect to /devices or /login",
     "/manifest.webmanifest": "the web app manifest (JSON)",
     "/claims/{claim_id}/events": "the claim page's event stream",
 }
 
-# The violations of one page, as plain data (axe's results are large: keep what says what
-# and where).
-RUN_AXE = """async (impacts) => {
-  const results = await axe.run(document, {resultTypes: ["violations"]});
-  return results.violations
-    .filter((v) => impacts.includes(v.impact))
-    .map((v) => ({
-      id: v.id, impact: v.impact, help: v.help, url: v.helpUrl,
-      nodes: v.nodes.map((n) => ({
-        target: n.target.join(" "), html: n.html, summary: n.failureSummary,
-      })),
-    }));
-}"""
 
-
-def get_routes() -> list[APIRoute]:
-    """The GET routes of every module of web/pages/ (each flow's ``router``)."""
-    routes = []
-    for module in pkgutil.iter_modules(pages.__path__):
-        router = getattr(importlib.import_module(f"{pages.__name__}.{module.name}"), "router", None)
-        if router is not None:
-            routes += [r for r in router.routes if isinstance(r, APIRoute) and "GET" in r.methods]
-    return routes
-
-
-def page_routes() -> list[APIRoute]:
-    return [r for r in get_routes() if r.path not in NOT_PAGES]
-
-
-def describe(violations: dict[str, list[dict[str, Any]]]) -> str:
-    """The violations, page by page, readable in a test report."""
-    lines = []
-    for where, found in violations.items():
-        lines.append(f"{where}:")
-        for v in found:
-            lines.append(f"  [{v['impact']}] {v['id']}: {v['help']} ({v['url']})")
-            for node in v["nodes"][:5]:
-                lines.append(f"    at {node['target']}: {node['html'][:160]}")
-                summary = " ".join(node["summary"].split())
-                lines.append(f"      {summary[:300]}")
-            if len(v["nodes"]) > 5:
-                lines.append(f"    … and {len(v['nodes']) - 5} more elements")
-    return "\n".join(lines)
-
-
-@dataclass
-class Audit:
-    """Runs axe on the page's current state at every size; remembers what it saw."""
-
-    page: Any
-    routes: list[APIRoute]
-    violations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    visited: set[str] = field(default_factory=set)
-    checked: list[str] = field(default_factory=list)
-
-    def __call__(self, what: str) -> None:
-        path = urlsplit(self.page.url).path
-        self.visited |= {r.path for r in self.routes if r.path_regex.match(path)}
-        for size, viewport in SIZES.items():
-            self.page.set_viewport_size(viewport)
-            found = self.page.evaluate(RUN_AXE, list(FAILING_IMPACTS))
-            if found:
-                self.violations[f"{what} ({path}, {size})"] = found
-        self.page.set_viewport_size(SIZES["phone"])  # people walk the flow on a phone
-        self.checked.append(what)
-
-
-@pytest.fixture
-def axe_source() -> str:
-    if not AXE.exists():
-        if IN_CI:
-            pytest.fail(f"{AXE} is missing: scripts/setup installs it (npm ci)")
-        pytest.skip("axe-core is not installed (scripts/setup runs npm ci)")
-    return AXE.read_text()
-
-
-def organisation(api: httpx.Client) -> dict[str, str]:
-    """Sites, users of each role, a model, profiles for the proofs, unclaimed devices;
-    returns the button devices' access tokens."""
-    for path in (
-        "Kanarra/Sadler-Isberg/West/Anaheim",
-        "Kanarra/Sadler-Isberg/West/Irvine",
-        "Kanarra/Sadler-Isberg/East",
-    ):
-        assert api.post("/api/v1/groups", json={"path": path}).status_code == 201
-    model = {"name": "UNO-2483G", "description": "Advantech gateway"}
-    assert api.post("/api/v1/models", json=model).status_code == 201
-    for email, role, group in (
-        ("tech@kanarra.example", "installer", "Kanarra/Sadler-Isberg"),
-        ("viewer@kanarra.example", "viewer", "Kanarra/Sadler-Isberg"),
-        ("boss@kanarra.example", "admin", "Kanarra"),
-    ):
-        user = {"email": email, "password": PASSWORD, "role": role, "group": group}
-        assert api.post("/api/v1/users", json=user).status_code == 201
-    for proof in ("button", "code"):
-        profile = {"name": proof, "claim_proof": proof, "claim_window": 600}
-        assert api.post("/api/v1/profiles", json=profile).status_code == 201
-    tokens = {}
-    for profile, rows in (
-        (None, "serial,model\nPLAIN-1,UNO-2483G\n"),
-        ("button", "serial\nBTN-1\nBTN-2\n"),
-        ("code", "serial\nCODE-1\n"),
-    ):
-        r = api.post(
-            "/api/v1/devices/import",
-            params={"profile": profile} if profile else {},
-            content=rows,
-            headers={"Content-Type": "text/csv"},
-        )
-        assert r.status_code == 201, r.text
-        for row in csv.DictReader(io.StringIO(r.text)):
-            if row["credential_type"] == "access-token":
-                tokens[row["serial"]] = row["secret"]
-    return tokens
-
-
-@pytest.fixture
-def browser_page(chromium: str, axe_source: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        context = browser.new_context(viewport=SIZES["phone"])
-        context.add_init_script(script=axe_source)  # in every page, before the page's own
-        yield context.new_page()
-        browser.close()
+def page_routes() -> list[Any]:
+    return [r for r in routes_of(*WALKED) if r.path not in NOT_PAGES]
 
 
 @pytest.mark.slow  # a real browser
@@ -180,10 +57,7 @@ def test_every_page_has_no_serious_accessibility_violation(
     check = Audit(page, page_routes())
 
     def sign_in(email: str, password: str = PASSWORD) -> None:
-        page.goto(f"{url}/login")
-        page.fill("#email", email)
-        page.fill("#password", password)
-        page.click("button[type=submit]")
+        browsing.sign_in(page, url, email, password)
 
     def post_without_csrf(path: str) -> None:
         """A form of an old page: its CSRF token no longer matches."""
@@ -310,17 +184,23 @@ def test_every_page_has_no_serious_accessibility_violation(
     page.goto(f"{url}/overview")
     expect(page.locator("#funnel")).to_contain_text("Claimed")
     check("overview")
+    page.goto(f"{url}/admin")
+    expect(page.locator("#console-sections")).to_contain_text("Profiles")
+    check("console")
 
-    missed = {r.path for r in check.routes} - check.visited
-    assert not missed, f"pages not checked (visit them here, or list them in NOT_PAGES): {missed}"
-    assert not check.violations, (
-        f"{len(check.violations)} of {len(check.checked) * len(SIZES)} page checks found "
-        f"serious or critical accessibility violations:\n{describe(check.violations)}"
-    )
+    check.assert_clean()
 
 
 def test_the_routes_left_out_are_routes() -> None:
     """NOT_PAGES names only routes that exist (a renamed route is then checked again)."""
-    paths = {r.path for r in get_routes()}
+    paths = {r.path for r in routes_of(*WALKED)}
     assert set(NOT_PAGES) <= paths
     assert {"/login", "/devices", "/claims/{claim_id}"} <= {r.path for r in page_routes()}
+
+
+def test_every_page_module_is_audited() -> None:
+    """A module of web/pages/ not walked here has a test that audits its routes."""
+    own = Path(__file__).name
+    tests = "\n".join(p.read_text() for p in HERE.glob("test_*.py") if p.name != own)
+    unaudited = [m for m in page_modules() if m not in WALKED and f'routes_of("{m}")' not in tests]
+    assert not unaudited, f"modules of web/pages/ no browser test audits: {unaudited}"

@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import FormData
 from starlette.templating import Jinja2Templates
 
-from provisiond.domain.users import User
+from provisiond.domain.users import Role, User
 from provisiond.errors import (
     ClaimNotFound,
     DeviceNotFound,
@@ -215,3 +215,45 @@ async def current_page(request: Request) -> Page:
 
 
 PageDep = Annotated[Page, Depends(current_page)]
+
+
+async def current_admin_page(page: PageDep) -> Page:
+    """The signed-in user of a console page: an admin, or the "Not allowed" page. The services
+    check the role and the subtree again on every call; this keeps installers and viewers
+    from even seeing the console's forms."""
+    if page.user.role is not Role.ADMIN:
+        raise Forbidden("The console is for admins. Ask an admin of your group.")
+    return page
+
+
+#: A console page's signed-in admin.
+AdminDep = Annotated[Page, Depends(current_admin_page)]
+
+#: The console's sections, in the order of its navigation (base.html, /admin).
+CONSOLE_SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("/overview", "Overview", "The onboarding funnel: registered, provisioned, claimed."),
+    ("/devices", "Devices", "Every device of your subtree, stock included; bulk actions."),
+    ("/import", "Import", "Register devices from a CSV or JSON lines file."),
+    ("/labels", "Labels", "Print QR labels for devices, as a PDF."),
+    ("/profiles", "Profiles", "How devices register themselves, and how they are claimed."),
+    ("/groups", "Groups", "The organisation tree: customers, regions, sites."),
+    ("/users", "Users", "Who signs in, with which role, in which group; invitations."),
+    ("/models", "Models", "The catalogue of device models."),
+    ("/tokens", "Tokens", "Operator API tokens for the REST API."),
+    ("/webhooks", "Webhooks", "Events sent to your systems, their deliveries."),
+    ("/integrations", "Integrations", "Broker accounts, The Things Stack, the outbox."),
+    ("/audit", "Audit log", "Every change: who, what, when."),
+)
+templates.env.globals["console_sections"] = CONSOLE_SECTIONS
+
+
+def field_errors(err: ProvisiondError) -> dict[str, str]:
+    """The messages of an error by the form field they belong to (``""``: the whole form),
+    for a form that shows each on its field."""
+    out: dict[str, str] = {}
+    for problem in err.problems:
+        key = problem.field or ""
+        out[key] = f"{out[key]}; {problem.message}" if key in out else problem.message
+    if not out:
+        out[""] = err.detail
+    return out
