@@ -42,6 +42,19 @@ NOT_PAGES = {
 }
 
 
+def assert_within_thumb_reach(page: Any, selector: str) -> None:
+    """On a phone, the page's primary action is on screen without scrolling, in the lower
+    half (where a thumb reaches), above the tab bar."""
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.locator(selector).bounding_box()
+    tabbar = page.locator(".tabbar").bounding_box()
+    height = page.viewport_size["height"]
+    assert box is not None
+    assert tabbar is not None
+    assert height / 2 <= box["y"], (box, height)
+    assert box["y"] + box["height"] <= tabbar["y"], (box, tabbar)
+
+
 def page_routes() -> list[Any]:
     return [r for r in routes_of(*WALKED) if r.path not in NOT_PAGES]
 
@@ -95,6 +108,7 @@ def test_every_page_has_no_serious_accessibility_violation(
     check("devices, none yet")
     page.goto(f"{url}/provision")
     check("claim: start")
+    assert_within_thumb_reach(page, "#provision-form button[type=submit]")
     page.fill("#serial", "MT:Y.K90GSY00KA0648G00")
     page.click("text=Continue")
     expect(page.locator("#serial")).to_have_class(re.compile("is-invalid"))
@@ -136,6 +150,7 @@ def test_every_page_has_no_serious_accessibility_violation(
     page.click("#finish-button")
     expect(page.locator("#name")).to_have_class(re.compile("is-invalid"))
     check("claim: finish, problems")
+    assert_within_thumb_reach(page, "#finish-button")
     page.fill("#name", "KP002 generator")
     page.select_option("#group", label="Anaheim")
     page.select_option("#model", label="UNO-2483G — Advantech gateway")
