@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ import segno
 from provisiond.domain.device import Device
 from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
-from provisiond.errors import InvalidInput, Problem
+from provisiond.errors import DeviceNotFound, InvalidInput, Problem
 from provisiond.protocols import qr
 from provisiond.protocols.codes import (
     Code,
@@ -393,25 +393,37 @@ async def write_labels(  # noqa: PLR0913 - the label sheet's layout options, eac
     model: str | None = None,
     tags: dict[str, str] | None = None,
     serial_prefix: str | None = None,
+    serials: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     executor: Executor | None = None,
 ) -> int:
-    """Write a PDF of labels for the matching devices; returns how many. With an executor,
-    QR codes are encoded there, one listing page ahead of the drawing."""
+    """Write a PDF of labels for the matching devices (or for the devices ``serials`` name,
+    in that order: see :func:`selected_devices`); returns how many. With an executor, QR
+    codes are encoded there, one listing page ahead of the drawing. Every refusal comes
+    before the first byte is written."""
     sheet = check_options(options)
+    chosen = (
+        await selected_devices(uow_factory(), scope=scope, serials=serials)
+        if serials is not None
+        else None
+    )
     encoder = QrEncoder(executor)
     written = 0
     with StreamingPdf(out, sheet.page_width, sheet.page_height) as pdf:
         sheets = _Sheets(pdf, sheet)
         pending: tuple[list[Device], Any] | None = None
-        async for batch in _device_pages(
-            uow_factory,
-            scope=scope,
-            group=group,
-            state=state,
-            model=model,
-            tags=tags,
-            serial_prefix=serial_prefix,
+        async for batch in (
+            _chunks(chosen)
+            if chosen is not None
+            else _device_pages(
+                uow_factory,
+                scope=scope,
+                group=group,
+                state=state,
+                model=model,
+                tags=tags,
+                serial_prefix=serial_prefix,
+            )
         ):
             texts = [device_code(d, options).render() for d in batch]
             started = encoder.start(texts)
@@ -464,6 +476,62 @@ class _Sheets:
     def finish(self, written: int) -> None:
         if self.slot or written == 0:
             self.pdf.add_page(self.page)
+
+
+#: The most devices one selection (:func:`selected_devices`) may name.
+MAX_SELECTED = 500
+
+
+async def selected_devices(
+    uow: UnitOfWork, *, scope: Scope, serials: Sequence[str]
+) -> list[Device]:
+    """The devices these serials name, in their order (a serial given twice counts once), all
+    in the caller's scope. A serial that names no device and one outside the scope are
+    refused alike, together, in one :class:`DeviceNotFound` that lists them (field
+    ``serial``): a label run prints all it was asked for, or nothing."""
+    problems: list[Problem] = []
+    wanted: list[str] = []
+    for text in serials:
+        try:
+            serial = parse_serial(text)
+        except InvalidInput as err:
+            problems.append(Problem(f"{text!r}: {err.detail}", field="serial"))
+            continue
+        if serial not in wanted:
+            wanted.append(serial)
+    if not wanted and not problems:
+        problems.append(Problem("choose at least one device", field="serial"))
+    elif len(wanted) > MAX_SELECTED:
+        problems.append(
+            Problem(
+                f"{len(wanted)} devices chosen; at most {MAX_SELECTED} at once "
+                "(provisiond labels prints any number)",
+                field="serial",
+            )
+        )
+    if problems:
+        raise InvalidInput("; ".join(p.message for p in problems), problems=problems)
+    found: list[Device] = []
+    missing: list[str] = []
+    async with uow.read():
+        for serial in wanted:
+            device = await uow.devices.find_by_serial(serial, seen_by=scope)
+            if device is None or not scope.covers(device.group_path):
+                missing.append(serial)
+            else:
+                found.append(device)
+    if missing:
+        message = (
+            f"no device {', '.join(missing)} that you may see (it does not exist, or it is "
+            "outside your groups); nothing was printed"
+        )
+        raise DeviceNotFound(message, problems=[Problem(message, field="serial")])
+    return found
+
+
+async def _chunks(devices: list[Device], size: int = 500) -> AsyncIterator[list[Device]]:
+    for start in range(0, len(devices), size):
+        yield devices[start : start + size]
 
 
 async def _device_pages(
