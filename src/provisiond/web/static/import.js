@@ -133,7 +133,7 @@
     var submitter = event.submitter || buttons[buttons.length - 1];
     data.set("action", submitter.value);
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", form.action);
+    xhr.open("POST", form.getAttribute("action")); // not form.action: the buttons are named so
     xhr.responseType = "blob";
     xhr.upload.addEventListener("progress", function (e) {
       if (e.lengthComputable) { setProgress(e.loaded / e.total); }
