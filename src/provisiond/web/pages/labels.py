@@ -90,7 +90,16 @@ class Choice:
 
 
 def _choice(serials: list[str], sheet: str, code_format: str) -> Choice:
-    return Choice([s for s in serials if s.strip()], sheet.strip(), code_format.strip().lower())
+    choice = Choice([s for s in serials if s.strip()], sheet.strip(), code_format.strip().lower())
+    if choice.code_format not in dict(FORMATS):
+        choice.errors["format"] = (
+            f"{code_format!r} is not a code the console prints: choose "
+            f"{', '.join(dict(FORMATS))} (esp and matter labels carry device secrets provisiond "
+            "does not keep: print them with provisiond labels --secrets)"
+        )
+    if choice.sheet not in SHEETS:
+        choice.errors["sheet"] = f"{sheet!r} is not a sheet: choose {', '.join(SHEETS)}"
+    return choice
 
 
 async def _render(page: Page, choice: Choice, status: int = 200, **context: Any) -> Response:
@@ -157,6 +166,14 @@ async def labels_page(
     return await _render(page, _choice(serials, sheet, format), q=q.strip(), group=group.strip())
 
 
+def _refused_image(message: str) -> Response:
+    """What an image request gets for a choice that cannot be drawn (the page says it on
+    its field and shows no image)."""
+    return Response(
+        message, status_code=422, media_type="text/plain; charset=utf-8", headers=SECURITY_HEADERS
+    )
+
+
 @router.get("/labels/preview.svg")
 async def label_preview(
     page: AdminDep,
@@ -167,20 +184,17 @@ async def label_preview(
     """One device's label as SVG; a device the admin may not see is the "Not found" page, as
     a missing one is."""
     choice = _choice([serial], sheet, format)
+    if choice.errors:
+        return _refused_image("; ".join(choice.errors.values()))
+    options = choice.options(page)
     try:
-        options = choice.options(page)
         check_options(options)
         (device,) = await selected_devices(
             page.container.uow(), scope=page.user.scope, serials=[serial]
         )
         svg = label_svg(device, options)
     except (InvalidInput, PublicUrlNotConfigured) as err:
-        return Response(
-            err.detail,
-            status_code=422,
-            media_type="text/plain; charset=utf-8",
-            headers=SECURITY_HEADERS,
-        )
+        return _refused_image(err.detail)
     return Response(svg, media_type=SVG_TYPE, headers=SECURITY_HEADERS)
 
 
@@ -195,6 +209,8 @@ async def labels_pdf(
     wrong on its field, and no PDF."""
     c = page.container
     choice = _choice(serials, sheet, format)
+    if choice.errors:
+        return await _render(page, choice, 422)
     out = io.BytesIO()
     try:
         count = await write_labels(
