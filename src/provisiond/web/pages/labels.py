@@ -11,6 +11,7 @@ format field.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from provisiond.services.labels import (
     LabelOptions,
     check_options,
     selected_devices,
-    write_labels,
+    write_device_labels,
 )
 from provisiond.web.pages.rendering import SECURITY_HEADERS, AdminDep, Page, PageRoute
 
@@ -39,7 +40,7 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 #: The codes the console prints (esp and matter labels need the manufacturing file of
 #: secrets provisiond does not keep: `provisiond labels --secrets`).
 FORMATS = (
-    ("url", "URL of the device's page (needs public_url)"),
+    ("url", "The device's URL (public_url)"),
     ("serial", "The serial alone"),
     ("lorawan", "LoRaWAN TR005 (the serial is the DevEUI)"),
 )
@@ -211,11 +212,13 @@ async def labels_pdf(
     choice = _choice(serials, sheet, format)
     if choice.errors:
         return await _render(page, choice, 422)
+    options = choice.options(page)
     out = io.BytesIO()
     try:
-        count = await write_labels(
-            c.uow, out, choice.options(page), scope=page.user.scope, serials=choice.serials
-        )
+        check_options(options)
+        chosen = await selected_devices(c.uow(), scope=page.user.scope, serials=choice.serials)
+        # the QR codes are a second or two of CPU for 500 labels: off the event loop
+        count = await asyncio.to_thread(write_device_labels, out, options, chosen)
     except (InvalidInput, PublicUrlNotConfigured, DeviceNotFound) as err:
         choice.refused(err)
         status = 404 if isinstance(err, DeviceNotFound) else 422
