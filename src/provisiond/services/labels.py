@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,7 @@ import segno
 from provisiond.domain.device import Device
 from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
-from provisiond.errors import InvalidInput, Problem
+from provisiond.errors import DeviceNotFound, InvalidInput, Problem
 from provisiond.protocols import qr
 from provisiond.protocols.codes import (
     Code,
@@ -464,6 +464,71 @@ class _Sheets:
     def finish(self, written: int) -> None:
         if self.slot or written == 0:
             self.pdf.add_page(self.page)
+
+
+#: The most devices one selection (:func:`selected_devices`) may name.
+MAX_SELECTED = 500
+
+
+async def selected_devices(
+    uow: UnitOfWork, *, scope: Scope, serials: Sequence[str]
+) -> list[Device]:
+    """The devices these serials name, in their order (a serial given twice counts once), all
+    in the caller's scope. A serial that names no device and one outside the scope are
+    refused alike, together, in one :class:`DeviceNotFound` that lists them (field
+    ``serial``): a label run prints all it was asked for, or nothing."""
+    problems: list[Problem] = []
+    wanted: list[str] = []
+    for text in serials:
+        try:
+            serial = parse_serial(text)
+        except InvalidInput as err:
+            problems.append(Problem(f"{text!r}: {err.detail}", field="serial"))
+            continue
+        if serial not in wanted:
+            wanted.append(serial)
+    if not wanted and not problems:
+        problems.append(Problem("choose at least one device", field="serial"))
+    elif len(wanted) > MAX_SELECTED:
+        problems.append(
+            Problem(
+                f"{len(wanted)} devices chosen; at most {MAX_SELECTED} at once "
+                "(provisiond labels prints any number)",
+                field="serial",
+            )
+        )
+    if problems:
+        raise InvalidInput("; ".join(p.message for p in problems), problems=problems)
+    found: list[Device] = []
+    missing: list[str] = []
+    async with uow.read():
+        for serial in wanted:
+            device = await uow.devices.find_by_serial(serial, seen_by=scope)
+            if device is None or not scope.covers(device.group_path):
+                missing.append(serial)
+            else:
+                found.append(device)
+    if missing:
+        message = (
+            f"no device {', '.join(missing)} that you may see (it does not exist, or it is "
+            "outside your groups); nothing was printed"
+        )
+        raise DeviceNotFound(message, problems=[Problem(message, field="serial")])
+    return found
+
+
+def write_device_labels(out: BinaryIO, options: LabelOptions, devices: Sequence[Device]) -> int:
+    """Write a PDF of the labels of ``devices`` (from :func:`selected_devices`), in their
+    order; returns how many. No database and no event loop: encoding the QR codes is a
+    second or two for 500 labels, so a server runs this in a worker thread."""
+    sheet = check_options(options)
+    codes = [device_code(d, options).render() for d in devices]
+    matrices = QrEncoder.result(QrEncoder().start(codes))
+    with StreamingPdf(out, sheet.page_width, sheet.page_height) as pdf:
+        sheets = _Sheets(pdf, sheet)
+        written = sheets.draw(list(devices), matrices, options, None)
+        sheets.finish(written)
+    return written
 
 
 async def _device_pages(

@@ -100,6 +100,16 @@ class ImportResult:
     skipped: int
 
 
+@dataclass(frozen=True, slots=True)
+class ImportCheck:
+    """What an import would do (a dry run): devices it would register, of them claimed for a
+    group or an owner, and registered serials it would skip."""
+
+    devices: int
+    claimed: int
+    skipped: int
+
+
 async def resolve_defaults(
     resolver: Resolver, *, group: str | None, model: str | None, profile: str | None
 ) -> tuple[Group | None, DeviceModel | None, Profile | None]:
@@ -220,8 +230,10 @@ class _Importer:
         event_id: int,
         now: datetime,
         scope: Scope,
+        write: bool = True,
     ) -> None:
         self.uow = uow
+        self.write = write  # False: a dry run, every check made and nothing written
         self.options = options
         self.sink = sink
         self.event_id = event_id
@@ -329,6 +341,10 @@ class _Importer:
                 continue
             if self.problems:
                 continue  # keep validating, but nothing will be written
+            if not self.write:  # a dry run: counted, no secret made
+                self.imported += 1
+                self.claimed += placed[1] is not None
+                continue
             model_id, group_id, owner_id, state, profile_id, needs_code = placed
             device_id = made.device_ids[i]
             device_text = canonical(device_id)
@@ -400,30 +416,7 @@ async def register_devices(
             NewEvent(EventType.DEVICES_IMPORTED, now, actor, data={"source": options.source})
         )
         importer = _Importer(uow, options, sink, event_id, now, scope)
-        producer = _Producer(items, options.batch_size, uow.bulk.turn_every)
-        await importer.load_defaults()
-        try:
-            # A batch is read and checked while the previous one is written: the write
-            # returns once the batch is on its way (see provisiond.store.bulk).
-            batch = await producer.next_batch()
-            existing = uow.bulk.lookup(batch.serials())
-            while batch:
-                for problem in batch.problems:
-                    importer.problems.add(problem)
-                found = await existing
-                following = await producer.next_batch()
-                existing = uow.bulk.lookup(following.serials())
-                await importer.flush(batch.records, batch.secrets, found)
-                batch = following
-            await uow.bulk.drain()
-        except BaseException:
-            await uow.bulk.discard()
-            raise
-        problems = importer.problems
-        if not problems and producer.records == 0:
-            problems.add(Problem("the file has a header but no devices", line=2))
-        if problems:
-            raise problems.error()
+        await _import_all(uow, importer, _Producer(items, options.batch_size, uow.bulk.turn_every))
         result = ImportResult(event_id, importer.imported, importer.claimed, importer.skipped)
         await uow.bulk.finish_event(
             event_id,
@@ -443,6 +436,67 @@ async def register_devices(
     if result.imported >= STATISTICS_AFTER_ROWS:
         await _refresh_statistics(uow)
     return result
+
+
+async def check_import(
+    uow: UnitOfWork,
+    *,
+    scope: Scope,
+    items: Iterable[Item],
+    options: ImportOptions,
+    now: datetime,
+) -> ImportCheck:
+    """A dry run of :func:`register_devices`: the same checks of every record (its cells,
+    its group, owner, model and profile in the caller's scope, serials repeated in the file or
+    already registered), in a read-only transaction. Nothing is written, not even an audit
+    event, and no secret is made. Raises :class:`ImportInvalid` as the import would."""
+    require(scope, Role.INSTALLER, "registering devices")
+    async with uow.read():
+        importer = _Importer(uow, options, _NoSink(), 0, now, scope, write=False)
+        producer = _Producer(items, options.batch_size, uow.bulk.turn_every, secrets=False)
+        await _import_all(uow, importer, producer)
+    return ImportCheck(importer.imported, importer.claimed, importer.skipped)
+
+
+class _NoSink:
+    """A dry run's sink: it is never given a secret."""
+
+    def add_rows(self, rows: Sequence[SecretRow]) -> None:
+        raise AssertionError(f"a dry run makes no secret ({len(rows)} given)")
+
+    def prepare(self) -> None:
+        return None
+
+    def commit(self) -> None:
+        return None
+
+
+async def _import_all(uow: UnitOfWork, importer: _Importer, producer: _Producer) -> None:
+    """Check every record of the file and (unless a dry run) write them, batch by batch;
+    ImportInvalid listing every problem if any."""
+    await importer.load_defaults()
+    try:
+        # A batch is read and checked while the previous one is written: the write
+        # returns once the batch is on its way (see provisiond.store.bulk).
+        batch = await producer.next_batch()
+        existing = uow.bulk.lookup(batch.serials())
+        while batch:
+            for problem in batch.problems:
+                importer.problems.add(problem)
+            found = await existing
+            following = await producer.next_batch()
+            existing = uow.bulk.lookup(following.serials())
+            await importer.flush(batch.records, batch.secrets, found)
+            batch = following
+        await uow.bulk.drain()
+    except BaseException:
+        await uow.bulk.discard()
+        raise
+    problems = importer.problems
+    if not problems and producer.records == 0:
+        problems.add(Problem("the file has a header but no devices", line=2))
+    if problems:
+        raise problems.error()
 
 
 async def _refresh_statistics(uow: UnitOfWork) -> None:
@@ -474,8 +528,11 @@ class _Producer:
     """Turns the items of an import file into validated batches, with their ids and secrets;
     finds serials repeated within the file."""
 
-    def __init__(self, items: Iterable[Item], batch_size: int, turn_every: int) -> None:
+    def __init__(
+        self, items: Iterable[Item], batch_size: int, turn_every: int, secrets: bool = True
+    ) -> None:
         self.items = iter(items)
+        self.secrets = secrets  # False: a dry run, which makes no ids or secrets
         self.batch_size = batch_size
         self.turn_every = turn_every  # records between two turns of the event loop
         self.seen: dict[str, int] = {}
@@ -509,4 +566,5 @@ class _Producer:
                         )
             if len(records) >= self.batch_size or len(problems) >= self.batch_size:
                 break
-        return _Batch(records, _make_secrets(records), problems)
+        made = _make_secrets(records) if self.secrets else _Secrets([], [], [])
+        return _Batch(records, made, problems)
