@@ -240,6 +240,34 @@ def test_forms_need_csrf_show_messages_on_fields_and_change_nothing(
     assert [m["name"] for m in api.get("/api/v1/models").json()] == ["UNO-2483G"]
 
 
+def test_what_a_page_cannot_read_gets_a_page_not_a_problem_document(
+    server: Server, api: httpx.Client
+) -> None:
+    organisation(api)
+    hook = api.post("/api/v1/webhooks", json={"group": "Kanarra", "url": "https://example.com/h"})
+    boss = signed_in(server, "boss@kanarra.example")
+    for path, params in (
+        ("/tokens", {"cursor": "not-a-cursor"}),
+        ("/webhooks", {"cursor": "not-a-cursor"}),
+        (f"/webhooks/{hook.json()['id']}", {"before": "yesterday"}),
+        (f"/webhooks/{hook.json()['id']}", {"before": "9" * 40}),
+        (f"/webhooks/{hook.json()['id']}", {"status": "lost"}),
+        ("/audit", {"cursor": "not-a-cursor"}),
+    ):
+        r = boss.get(path, **params)
+        assert r.status_code == 422, (path, params)
+        assert r.headers["content-type"].startswith("text/html"), (path, params)
+        assert 'role="alert"' in r.text, (path, params)
+    huge = boss.post(f"/webhooks/{hook.json()['id']}/redeliver", {"delivery": "9" * 40})
+    assert huge.status_code == 404
+    assert huge.headers["content-type"].startswith("text/html")
+    boss.get("/tokens")
+    odd = boss.post("/tokens/revoke", {"name": "no such/token", "confirm": "yes"})
+    absent = boss.post("/tokens/revoke", {"name": "nobody-ci", "confirm": "yes"})
+    assert odd.headers["content-type"].startswith("text/html")
+    assert same_page(odd, absent, "no such/token", "nobody-ci")
+
+
 # --------------------------------------------------------------------------- tokens
 
 

@@ -31,6 +31,7 @@ from provisiond.errors import (
     ModelExists,
     ModelInUse,
     ModelNotFound,
+    Problem,
     ProvisiondError,
     TokenExists,
     TokenNotFound,
@@ -52,6 +53,7 @@ from provisiond.web.pages.rendering import (
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 DELIVERIES_PAGE = 50
+ID_DIGITS = 18  # a delivery id (a 64-bit integer) has at most 18 digits here
 AUDIT_PAGE = 50
 _NOT_FOUND: Titles = {WebhookNotFound: "Not found", DeliveryNotFound: "Not found"}
 
@@ -141,7 +143,11 @@ async def _tokens(
     page: Page, cursor: str | None = None, status: int = 200, **context: Any
 ) -> Response:
     c = page.container
-    listed = await directory.list_tokens(c.uow(), scope=page.user.scope, cursor=cursor)
+    try:
+        listed = await directory.list_tokens(c.uow(), scope=page.user.scope, cursor=cursor)
+    except InvalidInput as err:  # a cursor not from a previous page: the first page
+        listed = await directory.list_tokens(c.uow(), scope=page.user.scope)
+        status, context["refused"] = err.status, err.detail
     return page.render(
         "ops_tokens.html",
         status,
@@ -196,6 +202,10 @@ def _token_errors(err: ProvisiondError) -> dict[str, str]:
 async def revoke_token(page: AdminDep) -> Response:
     form = await page.form()
     name = _text(form, "name")
+    try:
+        name = parse_token_name(name)
+    except InvalidInput:  # no token has such a name: as a missing one, in the same words
+        raise TokenNotFound(f"no active token {name!r}", name=name) from None
     if not _confirmed(form):
         return _ask(
             page,
@@ -220,7 +230,11 @@ async def _webhooks(
     page: Page, cursor: str | None = None, status: int = 200, **context: Any
 ) -> Response:
     c = page.container
-    listed = await webhooks.list_webhooks(c.uow(), scope=page.user.scope, cursor=cursor)
+    try:
+        listed = await webhooks.list_webhooks(c.uow(), scope=page.user.scope, cursor=cursor)
+    except InvalidInput as err:  # a cursor not from a previous page: the first page
+        listed = await webhooks.list_webhooks(c.uow(), scope=page.user.scope)
+        status, context["refused"] = err.status, err.detail
     return page.render(
         "ops_webhooks.html",
         status,
@@ -271,18 +285,21 @@ def _webhook_id(text: str) -> uuid.UUID:
 @router.get("/webhooks/{webhook_id}")
 @error_titles(_NOT_FOUND)
 async def webhook_page(
-    page: AdminDep, webhook_id: str, status: str = "", before: int | None = None, queued: str = ""
+    page: AdminDep, webhook_id: str, status: str = "", before: str = "", queued: str = ""
 ) -> Response:
     c = page.container
     hook_id = _webhook_id(webhook_id)
     webhook, counts = await webhooks.get_webhook(c.uow(), scope=page.user.scope, webhook_id=hook_id)
     try:
+        if before and not (before.isdigit() and len(before) <= ID_DIGITS):
+            problem = Problem("is not a delivery id from the log's previous page", "before")
+            raise InvalidInput(str(problem), problems=[problem])
         log = await webhooks.list_deliveries(
             c.uow(),
             scope=page.user.scope,
             webhook_id=hook_id,
             status=status or None,
-            before=before,
+            before=int(before) if before else None,
             limit=DELIVERIES_PAGE + 1,
         )
     except InvalidInput as err:
@@ -314,6 +331,8 @@ async def redeliver(page: AdminDep, webhook_id: str) -> Response:
     which = _text(form, "delivery")
     if which:
         try:
+            if len(which) > ID_DIGITS:
+                raise InvalidInput("no delivery has so long an id")
             delivery_id = webhook_redelivery.parse_delivery_id(which)
         except InvalidInput:
             raise DeliveryNotFound(f"no delivery {which}", id=which) from None
