@@ -9,15 +9,18 @@ then answers."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from provisiond.domain.users import Role
 from provisiond.settings import Settings, load_settings
 from provisiond.web.pages import operations
 from tests.integration.web import browsing
@@ -57,7 +60,7 @@ class Browser:
         self.csrf = ""
 
     def get(self, path: str, **params: str) -> httpx.Response:
-        r = self.http.get(path, params=params)
+        r = self.http.get(path, params=params or None)
         found = re.search(r'name="csrf" value="([^"]+)"', r.text)
         if found:
             self.csrf = found.group(1)
@@ -268,6 +271,34 @@ def test_what_a_page_cannot_read_gets_a_page_not_a_problem_document(
     assert same_page(odd, absent, "no such/token", "nobody-ci")
 
 
+def test_the_catalogue_form_of_an_operator_wide_admin_shows_its_messages() -> None:
+    """No console user is operator-wide today (a user belongs to a group): the catalogue's
+    forms are drawn for one all the same, with the service's messages on their fields."""
+    from types import SimpleNamespace
+
+    from provisiond.domain.catalog import DeviceModel
+    from provisiond.web.pages.rendering import templates
+
+    operator = SimpleNamespace(email="root@example.com", role=Role.ADMIN, group_path=None)
+    model = DeviceModel(uuid.uuid4(), "UNO-2483G", "Advantech gateway", datetime.now(UTC))
+    html = templates.env.get_template("ops_models.html").render(
+        request=SimpleNamespace(url=SimpleNamespace(path="/models")),
+        user=operator,
+        csrf="t0ken",
+        models=[model],
+        may_change=True,
+        errors={"name": "is empty"},
+        values={"name": "", "description": "LoRaWAN gateway"},
+        refused="3 devices are of model 'UNO-2483G'",
+    )
+    assert 'action="/models"' in html
+    assert 'id="name-error">is empty<' in html
+    assert 'value="LoRaWAN gateway"' in html
+    assert "3 devices are of model &#39;UNO-2483G&#39;" in html
+    assert 'aria-label="Delete UNO-2483G…"' in html
+    assert html.count('name="csrf" value="t0ken"') == 3  # sign out, add, delete
+
+
 # --------------------------------------------------------------------------- tokens
 
 
@@ -403,6 +434,47 @@ def test_an_admin_redelivers_disables_and_deletes_a_webhook(
     assert api.get(f"/api/v1/webhooks/{hook['id']}").status_code == 404
     kinds = [e["type"] for e in api.get("/api/v1/events").json()["items"][:4]]
     assert kinds[:3] == ["webhook.deleted", "webhook.disabled", "webhook.redelivered"]
+
+
+def test_the_audit_log_and_the_delivery_log_are_paged(server: Server, api: httpx.Client) -> None:
+    organisation(api)
+    with receiver() as ok:
+        made = api.post("/api/v1/webhooks", json={"group": "Kanarra", "url": ok.url})
+        hook = made.json()["id"]
+        rows = "serial\n" + "".join(f"PG-{n:03}\n" for n in range(operations.AUDIT_PAGE + 1))
+        r = api.post(
+            "/api/v1/devices/import",
+            params={"group": "Kanarra/Sadler-Isberg"},
+            content=rows,
+            headers={"Content-Type": "text/csv"},
+        )
+        assert r.status_code == 201, r.text
+        ok.wait_for(operations.DELIVERIES_PAGE + 1)
+    for n in range(operations.AUDIT_PAGE):  # events enough for two pages of the log
+        assert api.post("/api/v1/groups", json={"path": f"Kanarra/Site-{n}"}).status_code == 201
+    boss = signed_in(server, "boss@kanarra.example")
+
+    first = boss.get(f"/webhooks/{hook}")
+    shown = re.findall(r'<tr id="delivery-(\d+)"', first.text)
+    assert len(shown) == operations.DELIVERIES_PAGE
+    older = re.search(r'href="(/webhooks/[^"]+before=\d+)">Older deliveries', first.text)
+    assert older is not None
+    rest = re.findall(r'<tr id="delivery-(\d+)"', boss.get(html.unescape(older.group(1))).text)
+    assert len(rest) == 1
+    assert int(rest[0]) < min(map(int, shown))
+
+    log = boss.get("/audit", kind="webhook.created")
+    assert len(re.findall(r'<tr data-type="webhook.created"', log.text)) == 1
+    page, seen = boss.get("/audit"), []
+    while True:
+        seen += re.findall(r"<td class=\"text-nowrap\">(\d{4}-[^<]+)</td>", page.text)
+        link = re.search(r'id="older" href="([^"]+)"', page.text)
+        if link is None:
+            break
+        page = boss.get(html.unescape(link.group(1)))
+        assert page.status_code == 200
+    listed = api.get("/api/v1/events", params={"group": "Kanarra", "limit": 500}).json()
+    assert len(seen) == len(listed["items"]) > operations.AUDIT_PAGE
 
 
 # --------------------------------------------------------------------------- the browser

@@ -406,14 +406,19 @@ async def integrations_page(page: AdminDep) -> Response:
 
 # ----------------------------------------------------------------------------- audit log
 
-_SUBJECT_KEYS = ("name", "email", "path", "url", "webhook_id")
+_SUBJECT_KEYS = ("name", "email", "path", "url")
 
 
-def subject_of(event: Event) -> str:
-    """What an event is about, in a word: its device, else what its data names."""
+def subject_of(event: Event) -> tuple[str, str | None]:
+    """What an event is about, in a word, and its page when it has one: its device, its
+    webhook, else what its data names."""
     if event.serial:
-        return event.serial
-    return next((str(event.data[k]) for k in _SUBJECT_KEYS if event.data.get(k)), "")
+        return event.serial, f"/devices/{quote(event.serial)}"
+    hook = event.data.get("webhook_id")
+    if hook and event.type is not EventType.WEBHOOK_DELETED:
+        name = str(event.data.get("url") or f"webhook {str(hook)[:8]}…")
+        return name, f"/webhooks/{quote(str(hook))}"
+    return next((str(event.data[k]) for k in _SUBJECT_KEYS if event.data.get(k)), ""), None
 
 
 @router.get("/audit")
