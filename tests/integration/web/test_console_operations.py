@@ -238,6 +238,9 @@ def test_forms_need_csrf_show_messages_on_fields_and_change_nothing(
     r = boss.post("/models", {"name": "RAK7268", "description": "LoRaWAN gateway"})
     assert r.status_code == 403
     assert "operator-wide admins" in r.text
+    r = boss.post("/models", {"name": " ", "description": ""})
+    assert r.status_code == 422  # checked before the scope: said where the form would be
+    assert 'id="form-error">is empty<' in r.text
     r = boss.post("/models/delete", {"name": "UNO-2483G", "confirm": "yes"})
     assert r.status_code == 403
     assert [m["name"] for m in api.get("/api/v1/models").json()] == ["UNO-2483G"]
