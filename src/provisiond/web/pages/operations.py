@@ -53,7 +53,7 @@ from provisiond.web.pages.rendering import (
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 DELIVERIES_PAGE = 50
-ID_DIGITS = 18  # a delivery id (a 64-bit integer) has at most 18 digits here
+ID_DIGITS = 18  # any id of at most 18 digits fits a delivery id (a 64-bit integer)
 AUDIT_PAGE = 50
 _NOT_FOUND: Titles = {WebhookNotFound: "Not found", DeliveryNotFound: "Not found"}
 
