@@ -1,0 +1,42 @@
+"""What an admin sees of the integrations: the figures /metrics reports (services/metrics.py
+``read_backlog``, the database's truth shared by every instance), and the deliveries waiting
+for the webhooks of the admin's own subtree.
+
+The backlog's figures about provisiond's machinery — the outbox, the broker accounts and The
+Things Stack registrations waiting, the leases and the instances alive — are provisiond-wide
+counts: they name no device, group or customer. The per-webhook figures do name webhooks, so
+only those the caller's scope covers are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from provisiond.domain.scope import Scope
+from provisiond.domain.users import Role
+from provisiond.domain.webhooks import Webhook
+from provisiond.services.metrics import DELIVERY_STATES, Backlog, read_backlog
+from provisiond.services.scoping import require
+from provisiond.store.uow import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationStatus:
+    backlog: Backlog  # provisiond-wide figures; its ``deliveries`` are not for a page
+    webhooks: list[tuple[Webhook, dict[str, int]]]  # the caller's, DELIVERY_STATES -> count
+
+
+async def integration_status(
+    uow: Callable[[], UnitOfWork], *, scope: Scope, now: datetime
+) -> IntegrationStatus:
+    """The backlog as /metrics reads it, with the webhook figures of ``scope`` only."""
+    require(scope, Role.ADMIN, "reading the integrations' status")
+    backlog = await read_backlog(uow(), now)
+    async with uow().read() as reader:
+        hooks = await reader.webhooks.in_subtree(scope.group_path)
+    empty = dict.fromkeys(DELIVERY_STATES, 0)
+    return IntegrationStatus(
+        backlog, [(w, backlog.deliveries.get(str(w.id), empty)) for w in hooks]
+    )
