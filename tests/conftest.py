@@ -57,14 +57,26 @@ POSTGRES_PARAMS = {"postgresql", "icu", "glibc"}  # database_url's, collated_url
 POSTGRES_FIXTURES = {"postgres_template", "postgres_url", "locale_server"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every case that runs on PostgreSQL ``postgres`` (its backend parameter, or a
-    PostgreSQL fixture it asks for), so ``-m "not postgres"`` runs the SQLite cases only."""
+    PostgreSQL fixture it asks for), so ``-m "not postgres"`` runs the SQLite cases only;
+    leave out the PostgreSQL case of a test marked ``sqlite_only`` (a browser walk of pages
+    whose services are tested on both backends)."""
+    kept, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         fixtures = set(getattr(item, "fixturenames", ()))
+        if params.get("database_url", "sqlite") != "sqlite" and item.get_closest_marker(
+            "sqlite_only"
+        ):
+            dropped.append(item)
+            continue
         if POSTGRES_PARAMS.intersection(map(str, params.values())) or fixtures & POSTGRES_FIXTURES:
             item.add_marker(pytest.mark.postgres)
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(wrapper=True)

@@ -119,7 +119,8 @@ def build_app(
     app.fast_route = fast_route
     app.body_limits = BodyLimits(
         settings,
-        operator_paths((imports, devices, directory, profiles, cas, webhooks, thingsboard)),
+        operator_paths((imports, devices, directory, profiles, cas, webhooks, thingsboard))
+        | {CONSOLE_IMPORT_PATH},  # an admin's file, as large as the operator API's bodies
         import_path=IMPORT_PATH,
         provision_path=fast_route.path if fast_route else None,
         counts=app.state.metrics,
@@ -191,6 +192,10 @@ async def _answer_first(fast: FastRoute, request: Request) -> Response:
     # served before the middleware (BaselineHeadersMiddleware): the headers are set here
     response.headers.update(BASELINE_HEADERS)
     return response
+
+
+#: The console's import form: its body gets the operator API's limit, not a public page's.
+CONSOLE_IMPORT_PATH = "/import"
 
 
 def operator_paths(modules: Iterable[Any]) -> set[str]:

@@ -190,7 +190,6 @@ def test_only_admins_print_labels(server: Server, api: httpx.Client) -> None:
 
 @pytest.mark.slow  # a real browser
 @pytest.mark.sqlite_only  # the page is backend-agnostic; the services are tested on both above
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_console_labels_in_a_browser(
     server: Server, api: httpx.Client, browser_page: Any, tmp_path: Path
 ) -> None:

@@ -494,7 +494,6 @@ def poll(page: Any, until: Callable[[], bool], timeout: float = 30) -> None:
 
 @pytest.mark.slow  # a real browser
 @pytest.mark.sqlite_only  # the pages are backend-agnostic; the tests above run on both
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # (the mark alone runs both)
 def test_the_operations_pages_in_a_browser(
     server: Server, api: httpx.Client, browser_page: Any, flaky: Receiver
 ) -> None:

@@ -67,8 +67,9 @@ class ImportForm:
 
 
 def largest_file(page: Page) -> int:
-    """The largest file the form takes: a page's body limit, less the form around it."""
-    return page.container.settings.limits.http_public_max_body_bytes - FORM_OVERHEAD
+    """The largest file the form takes: the operator API's body limit (web/app.py gives the
+    form that limit, not a public page's), less the form around it."""
+    return page.container.settings.limits.http_max_body_bytes - FORM_OVERHEAD
 
 
 async def _render(page: Page, status: int = 200, **context: Any) -> Response:
@@ -86,7 +87,7 @@ async def _render(page: Page, status: int = 200, **context: Any) -> Response:
         + [(m.name, f"{m.name} — {m.description}" if m.description else m.name) for m in models],
         profile_options=[("", "None")] + [(p.name, p.name) for p in profiles.items],
         max_bytes=largest_file(page),
-        setting="limits.http_public_max_body_bytes",
+        setting="limits.http_max_body_bytes",
         **context,
     )
 
