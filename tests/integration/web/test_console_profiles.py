@@ -223,44 +223,98 @@ def test_a_refused_create_names_its_fields_and_writes_nothing(
     assert written(api) == before
 
 
+def edit_form(**fields: str) -> dict[str, str]:
+    """The edit form as kanarra-gw's page shows it (its values unchanged), then ``fields``."""
+    form = {
+        "reprovision": "never",
+        "device_secret_min_length": "16",
+        "device_ca": "",
+        "ca": "",
+        "certificate_days": "365",
+        "claim_proof": "",
+        "claim_window": "",
+        "release_policy": "keep",
+    }
+    return {**form, **fields}
+
+
 def test_editing_names_its_fields_and_saves(server: Server, api: httpx.Client) -> None:
     customers(api)
     boss = signed_in(server, BOSS)
     r = boss.get("/profiles/kanarra-gw")
     assert r.status_code == 200
-    assert "Identity rules" in r.text
+    assert 'id="rules-form"' in r.text
     before = written(api)
-    rules = {"reprovision": "with-proof", "device_secret_min_length": "0", "device_ca": ""}
-    r = boss.post("/profiles/kanarra-gw/edit", rules)
-    assert r.status_code == 422
-    assert "between 1 and 128" in field_error(r.text, "device_secret_min_length")
-    assert 'value="0"' in r.text
-    r = boss.post("/profiles/kanarra-gw/edit", {**rules, "device_secret_min_length": "x"})
-    assert "not a whole number" in field_error(r.text, "device_secret_min_length")
-    r = boss.post("/profiles/kanarra-gw/edit", {**rules, "reprovision": "always"})
-    assert "not a reprovisioning policy" in field_error(r.text, "reprovision")
-    r = boss.post(
-        "/profiles/kanarra-gw/edit", {**rules, "device_secret_min_length": "8", "device_ca": "x"}
-    )
-    assert r.status_code == 404
-    assert "no certificate authority" in field_error(r.text, "device_ca")
-    assert written(api) == before
-    r = boss.post("/profiles/kanarra-gw/edit", {**rules, "device_secret_min_length": "8"})
-    assert r.status_code == 303
-    assert r.headers["location"] == "/profiles/kanarra-gw?saved=rules"
-    assert profile(api, "kanarra-gw")["device_secret_min_length"] == 8
-    assert profile(api, "kanarra-gw")["reprovision"] == "with-proof"
-    # a device CA attached, then removed (the empty choice)
     r = boss.post(
         "/profiles/kanarra-gw/edit",
-        {**rules, "device_secret_min_length": "8", "device_ca": "factory"},
+        edit_form(
+            device_secret_min_length="0",
+            certificate_days="lots",
+            claim_proof="sometimes",
+            claim_window="5",
+            release_policy="never",
+        ),
+    )
+    assert r.status_code == 422
+    assert "between 1 and 128" in field_error(r.text, "device_secret_min_length")
+    assert "not a whole number" in field_error(r.text, "certificate_days")
+    assert "not a claim proof" in field_error(r.text, "claim_proof")
+    assert "between 30" in field_error(r.text, "claim_window")
+    assert "not a release policy" in field_error(r.text, "release_policy")
+    assert 'value="0"' in r.text  # the form comes back as typed
+    r = boss.post("/profiles/kanarra-gw/edit", edit_form(reprovision="always"))
+    assert "not a reprovisioning policy" in field_error(r.text, "reprovision")
+    r = boss.post("/profiles/kanarra-gw/edit", edit_form(device_ca="x"))
+    assert r.status_code == 404
+    assert "no certificate authority" in field_error(r.text, "device_ca")
+    r = boss.post("/profiles/kanarra-gw/edit", edit_form(ca="x"))
+    assert "no certificate authority" in field_error(r.text, "ca")
+    assert written(api) == before
+    # unchanged: saved, no event
+    assert boss.post("/profiles/kanarra-gw/edit", edit_form()).status_code == 303
+    assert written(api) == before
+
+    changed = edit_form(
+        reprovision="with-proof",
+        device_secret_min_length="8",
+        device_ca="factory",
+        ca="factory",
+        certificate_days="90",
+        claim_proof="button",
+        claim_window="900",
+        release_policy="reset",
+    )
+    r = boss.post("/profiles/kanarra-gw/edit", changed)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/profiles/kanarra-gw?saved=rules"
+    made = profile(api, "kanarra-gw")
+    assert {k: made[k] for k in ("reprovision", "device_secret_min_length", "device_ca")} == {
+        "reprovision": "with-proof",
+        "device_secret_min_length": 8,
+        "device_ca": "factory",
+    }
+    assert {k: made[k] for k in ("ca", "certificate_days", "claim_proof", "claim_window")} == {
+        "ca": "factory",
+        "certificate_days": 90,
+        "claim_proof": "button",
+        "claim_window": 900,
+    }
+    assert made["release_policy"] == "reset"
+    page = boss.get("/profiles/kanarra-gw").text
+    assert 'value="factory" selected' in page
+    assert 'value="button" selected' in page
+    # the empty choices: no CAs, the instance's claim proof and window
+    r = boss.post(
+        "/profiles/kanarra-gw/edit",
+        {**changed, "device_ca": "", "ca": "", "claim_proof": "", "claim_window": ""},
     )
     assert r.status_code == 303
-    assert profile(api, "kanarra-gw")["device_ca"] == "factory"
-    assert 'value="factory" selected' in boss.get("/profiles/kanarra-gw").text
-    r = boss.post("/profiles/kanarra-gw/edit", {**rules, "device_secret_min_length": "8"})
-    assert r.status_code == 303
-    assert profile(api, "kanarra-gw")["device_ca"] is None
+    made = profile(api, "kanarra-gw")
+    assert [made[k] for k in ("device_ca", "ca", "claim_proof", "claim_window")] == [None] * 4
+    assert made["certificate_days"] == 90
+    updates = [e for e in every_page(api) if e["type"] == "profile.updated"]
+    assert len(updates) == 2
+    assert {e["actor"] for e in updates} == {f"user:{BOSS}"}
 
 
 def test_a_jwt_key_is_checked_uploaded_and_removed(server: Server, api: httpx.Client) -> None:
@@ -350,13 +404,7 @@ def test_another_customers_profiles_are_not_found(server: Server, api: httpx.Cli
                 continue
             url = path.replace("{name}", name)
             if path in post_routes():
-                data = {
-                    "confirm": "yes",
-                    "enabled": "no",
-                    "remove": "yes",
-                    "device_secret_min_length": "8",
-                    "reprovision": "never",
-                }
+                data = {**edit_form(), "confirm": "yes", "enabled": "no", "remove": "yes"}
                 r = other.post(url, data)
             else:
                 r = other.get(url)
@@ -371,6 +419,7 @@ def test_another_customers_profiles_are_not_found(server: Server, api: httpx.Cli
 
 @pytest.mark.slow  # a real browser
 @pytest.mark.sqlite_only  # the pages are the same on both; the services are tested on both
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # (the marker selects nothing)
 def test_console_profiles_walk(server: Server, api: httpx.Client, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -395,12 +444,12 @@ def test_console_profiles_walk(server: Server, api: httpx.Client, browser_page: 
     expect(page.locator("#name")).to_have_class(re.compile("is-invalid"))
     expect(page.locator("#claim_window-error")).to_contain_text("between 30")
     check("profiles: new, refused")
+    screenshot(page, "console-profiles-new")
     page.fill("#name", "line-2")
     page.fill("#claim_window", "600")
     page.select_option("#group", "Kanarra/Sadler-Isberg/East")
     page.select_option("#claim_proof", "button")
     page.select_option("#release_policy", "reset")
-    page.select_option("#ca", "factory")
     page.check("#credentials-x509")
     page.click("#create-profile")
     secret = page.locator("#provision-secret")
@@ -412,19 +461,26 @@ def test_console_profiles_walk(server: Server, api: httpx.Client, browser_page: 
     expect(page.locator("h1")).to_have_text("line-2")
     assert shown not in page.content()
     expect(page.locator("#profile-settings")).to_contain_text("button")
+    expect(page.locator("#profile-settings")).to_contain_text("600 s")
 
-    # edit: an error, then fixed; a device CA attached
+    # edit: errors, then fixed; CAs attached, the claim rules changed
     page.fill("#device_secret_min_length", "0")
+    page.fill("#claim_window", "5")
     page.click("#save-rules")
     expect(page.locator("#device_secret_min_length-error")).to_contain_text("between 1 and 128")
+    expect(page.locator("#claim_window-error")).to_contain_text("between 30")
     check("profiles: edit, refused")
     page.fill("#device_secret_min_length", "12")
+    page.fill("#claim_window", "900")
+    page.select_option("#ca", "factory")
     page.select_option("#device_ca", "factory")
+    page.select_option("#claim_proof", "code")
     page.select_option("#reprovision", "with-proof")
     page.click("#save-rules")
     expect(page.locator("#saved")).to_be_visible()
-    expect(page.locator("#device_ca")).to_have_value("factory")
+    expect(page.locator("#ca")).to_have_value("factory")
     expect(page.locator("#device_secret_min_length")).to_have_value("12")
+    expect(page.locator("#profile-settings")).to_contain_text("900 s")
 
     # a registration-token key, uploaded as a file
     page.set_input_files(
@@ -460,8 +516,9 @@ def test_console_profiles_walk(server: Server, api: httpx.Client, browser_page: 
     check("profiles: not found")
     check.assert_clean()
     made = profile(api, "line-2")
-    assert (made["device_ca"], made["device_secret_min_length"], made["enabled"]) == (
+    assert (made["ca"], made["device_ca"], made["device_secret_min_length"]) == (
+        "factory",
         "factory",
         12,
-        False,
     )
+    assert (made["claim_proof"], made["claim_window"], made["enabled"]) == ("code", 900, False)

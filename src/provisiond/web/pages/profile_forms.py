@@ -79,26 +79,23 @@ CREATE_DEFAULTS: dict[str, Any] = {
 }
 
 _STRATEGIES = [
-    (Strategy.ALLOW_CREATE.value, "allow-create: a device not registered yet is created"),
-    (Strategy.PRE_PROVISIONED.value, "pre-provisioned: only devices registered beforehand"),
+    (Strategy.ALLOW_CREATE.value, "allow-create (new devices are created)"),
+    (Strategy.PRE_PROVISIONED.value, "pre-provisioned (registered devices only)"),
 ]
 _REPROVISION = [
-    (ReprovisionPolicy.NEVER.value, "never: a device provisions once (ThingsBoard's contract)"),
-    (ReprovisionPolicy.WITH_PROOF.value, "with-proof: a repeat that proves it is the first"),
-    (
-        ReprovisionPolicy.FACTORY_RESET.value,
-        "factory-reset: also new credentials for a device that proves itself",
-    ),
+    (ReprovisionPolicy.NEVER.value, "never (a device provisions once)"),
+    (ReprovisionPolicy.WITH_PROOF.value, "with-proof (a proven repeat)"),
+    (ReprovisionPolicy.FACTORY_RESET.value, "factory-reset (new credentials, proven)"),
 ]
-_PROOFS = {
-    ClaimProof.NONE: "none: the person names and places the device at once",
-    ClaimProof.BUTTON: "button: a press of the device's claim button",
-    ClaimProof.CODE: "code: the claim code printed on the label",
-    ClaimProof.DEVICE_SECRET: "device-secret: the device opens a window with a secret",
-}
+_PROOFS = [p.value for p in ClaimProof]
+_PROOF_HELP = (
+    "How people prove they hold a device to claim it. none: they name and place it at once; "
+    "button: a press on the device; code: the code printed on the label; device-secret: "
+    "a window the device opens with a secret."
+)
 _RELEASE = [
-    (ReleasePolicy.KEEP.value, "keep: a released device keeps its tags and history"),
-    (ReleasePolicy.RESET.value, "reset: they are cleared for its next owner"),
+    (ReleasePolicy.KEEP.value, "keep"),
+    (ReleasePolicy.RESET.value, "reset"),
 ]
 _TRISTATE = [("", "the instance's setting"), ("yes", "yes"), ("no", "no")]
 
@@ -125,8 +122,8 @@ class Choices:
             "reprovision": _REPROVISION,
             "signing_cas": none + [(n, n) for n in self.signing_cas],
             "cas": none + [(n, n) for n in self.cas],
-            "proofs": [("", f"the instance's default ({self.default_proof})")]
-            + [(p.value, text) for p, text in _PROOFS.items()],
+            "proofs": [("", f"the default ({self.default_proof})")] + [(p, p) for p in _PROOFS],
+            "proof_help": _PROOF_HELP,
             "release": _RELEASE,
             "mac_versions": [("", "the instance's setting")] + [(v, v) for v in MAC_VERSIONS],
             "phy_versions": [("", "the instance's setting")] + [(v, v) for v in PHY_VERSIONS],
@@ -239,16 +236,39 @@ async def spec_of(form: FormData) -> tuple[ProfileSpec, dict[str, str]]:
     return spec, read.unread
 
 
+#: The edit form's fields, as posted (and shown again when refused).
+EDIT_FIELDS = (
+    "reprovision",
+    "device_secret_min_length",
+    "device_ca",
+    "ca",
+    "certificate_days",
+    "claim_proof",
+    "claim_window",
+    "release_policy",
+)
+
+
 def changes_of(form: FormData, profile: Profile) -> tuple[ProfileChanges, dict[str, str]]:
-    """The identity rules form as ``ProfileChanges`` (an empty device CA removes it), and
-    the messages of the fields it could not read (as :func:`spec_of`)."""
+    """The edit form as ``ProfileChanges`` — an empty CA removes it, an empty claim proof
+    or window returns it to the instance's default — and the messages of the fields it
+    could not read (as :func:`spec_of`)."""
     read = _Reader(form)
-    device_ca = read.optional("device_ca")
+    device_ca, ca = read.optional("device_ca"), read.optional("ca")
+    proof, window = read.optional("claim_proof"), read.number("claim_window", optional=True)
     changes = ProfileChanges(
         reprovision=read.text("reprovision"),
         device_secret_min_length=read.count("device_secret_min_length"),
         device_ca=device_ca,
         clear_device_ca=device_ca is None and profile.device_ca_name is not None,
+        ca=ca,
+        clear_ca=ca is None and profile.ca_name is not None,
+        certificate_days=read.count("certificate_days"),
+        claim_proof=proof,
+        clear_claim_proof=proof is None and profile.claim_proof is not None,
+        claim_window=window,
+        clear_claim_window=window is None and profile.claim_window_seconds is not None,
+        release_policy=read.text("release_policy"),
     )
     return changes, read.unread
 
@@ -285,9 +305,14 @@ def errors_of(err: ProvisiondError) -> dict[str, str]:
 
 
 def values_of(profile: Profile) -> dict[str, Any]:
-    """The identity rules form's values: the profile's own."""
+    """The edit form's values: the profile's own."""
     return {
         "reprovision": profile.reprovision.value,
         "device_secret_min_length": str(profile.device_secret_min_length),
         "device_ca": profile.device_ca_name or "",
+        "ca": profile.ca_name or "",
+        "certificate_days": str(profile.certificate_days),
+        "claim_proof": profile.claim_proof.value if profile.claim_proof else "",
+        "claim_window": str(profile.claim_window_seconds or ""),
+        "release_policy": profile.release_policy.value,
     }

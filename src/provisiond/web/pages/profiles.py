@@ -182,7 +182,7 @@ async def profile_edit(page: AdminDep, name: str) -> Response:
             now=c.now(),
         )
     except (InvalidInput, CaNotFound) as err:
-        values = forms.posted_values(form, ("reprovision", "device_secret_min_length", "device_ca"))
+        values = forms.posted_values(form, forms.EDIT_FIELDS)
         errors = {**forms.errors_of(err), **unread}
         return await _profile_page(page, name, err.status, values, errors)
     return redirect(f"{_path(profile)}?saved=rules")
