@@ -389,6 +389,19 @@ def test_disabling_and_enabling(server: Server, api: httpx.Client) -> None:
     assert profile(api, "kanarra-gw")["enabled"] is True
 
 
+def test_every_form_is_refused_without_its_csrf_token(server: Server, api: httpx.Client) -> None:
+    customers(api)
+    boss = signed_in(server, BOSS)
+    before = written(api)
+    data = {**create_form(), **edit_form(), "confirm": "yes", "enabled": "no", "remove": "yes"}
+    for path in post_routes():
+        for csrf in ("", "not-the-token"):
+            r = boss.http.post(path.replace("{name}", "kanarra-gw"), data={**data, "csrf": csrf})
+            assert r.status_code == 403, path
+            assert "Form expired" in r.text
+    assert written(api) == before
+
+
 def test_another_customers_profiles_are_not_found(server: Server, api: httpx.Client) -> None:
     customers(api)
     other = signed_in(server, OTHER)
