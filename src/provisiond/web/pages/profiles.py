@@ -203,14 +203,9 @@ async def profile_jwt_key(page: AdminDep, name: str) -> Response:
             now=c.now(),
         )
     except InvalidInput as err:
-        pasted = {"jwt_public_key": str(form.get("jwt_public_key", ""))}
-        return await _profile_page(
-            page,
-            name,
-            err.status,
-            errors=forms.errors_of(err),
-            jwt_value=pasted["jwt_public_key"],
-        )
+        pasted = forms.posted_values(form, ("jwt_public_key",)).get("jwt_public_key", "")
+        errors = forms.errors_of(err)
+        return await _profile_page(page, name, err.status, errors=errors, jwt_value=pasted)
     return redirect(f"{_path(profile)}?saved=key")
 
 
