@@ -47,6 +47,7 @@ from provisiond.errors import (
     Problem,
     ProfileExists,
     ProfileNotFound,
+    ProfileSecretChanged,
 )
 from provisiond.services.hashing import hash_profile_secret, hs256_key, tokens_equal
 from provisiond.services.ids import new_id
@@ -519,11 +520,14 @@ async def rotate_profile_secret(
     name: str,
     secret: str | None = None,
     sealer: Sealer | None = None,
+    replacing: datetime | None = None,
     actor: str,
     now: datetime,
 ) -> ProfileWithSecret:
     """Give a profile a new secret (generated unless given); the old one stops working at
-    once. Firmware carrying the old secret can no longer provision."""
+    once. Firmware carrying the old secret can no longer provision. With ``replacing`` (the
+    ``secret_rotated_at`` of the secret the caller means to replace), a secret set since —
+    by a repeated request, or by someone else meanwhile — is kept: ProfileSecretChanged."""
     name = parse_profile_name(name)
     new_secret = parse_key(secret, field="secret") if secret is not None else generate_key()
     require(scope, Role.ADMIN, "changing profiles")
@@ -532,9 +536,22 @@ async def rotate_profile_secret(
         if new_secret == profile.key:
             problem = Problem("must differ from the key", field="secret")
             raise InvalidInput(str(problem), problems=[problem])
-        await uow.profiles.set_secret(
-            profile.id, hash_profile_secret(new_secret), _seal_jwt_key(sealer, new_secret), now
+        changed = ProfileSecretChanged(
+            f"the secret of profile {name!r} was changed after "
+            f"{replacing.isoformat() if replacing else 'it was read'}; nothing was changed",
+            name=name,
         )
+        if replacing is not None and profile.secret_rotated_at != replacing:
+            raise changed
+        stored = await uow.profiles.set_secret(
+            profile.id,
+            hash_profile_secret(new_secret),
+            _seal_jwt_key(sealer, new_secret),
+            now,
+            replacing=replacing,
+        )
+        if not stored:
+            raise changed
         await uow.events.add(
             NewEvent(
                 EventType.PROFILE_SECRET_ROTATED,

@@ -188,18 +188,28 @@ class ProfileRepository:
         )
 
     async def set_secret(
-        self, profile_id: uuid.UUID, secret_hash: str, jwt_key_sealed: str, now: datetime
-    ) -> None:
-        await self._conn.execute(
-            update(_p)
-            .where(_p.c.id == profile_id)
-            .values(
+        self,
+        profile_id: uuid.UUID,
+        secret_hash: str,
+        jwt_key_sealed: str,
+        now: datetime,
+        *,
+        replacing: datetime | None = None,
+    ) -> bool:
+        """Store a new secret; with ``replacing``, only over the secret set then (False:
+        another replaced it first, nothing written)."""
+        query = update(_p).where(_p.c.id == profile_id)
+        if replacing is not None:
+            query = query.where(_p.c.secret_rotated_at == replacing)
+        result = await self._conn.execute(
+            query.values(
                 secret_hash=secret_hash,
                 jwt_key_sealed=jwt_key_sealed,
                 secret_rotated_at=now,
                 updated_at=now,
             )
         )
+        return bool(result.rowcount)
 
     async def set_rules(self, profile: Profile, now: datetime) -> None:
         """Store what services.profiles.update_profile changes: the profile's reprovisioning

@@ -3,7 +3,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from provisiond.domain.scope import Scope
+from provisiond.errors import ProfileSecretChanged
+from provisiond.services import profiles
 from tests.integration.cli.conftest import Cli
+from tests.integration.cli.test_profiles import authenticate
+from tests.integration.store.test_concurrency import race
+
+OPERATOR = Scope.operator()
 
 
 def test_update_changes_cas_and_claim_rules_and_reports_every_problem(cli: Cli) -> None:
@@ -55,3 +65,25 @@ def test_update_changes_cas_and_claim_rules_and_reports_every_problem(cli: Cli) 
     events = cli.json("events", "list", "--kind", "profile.updated")
     assert isinstance(events, dict)
     assert len(events["items"]) == 2
+
+
+def test_two_rotations_of_one_secret_at_once(cli: Cli) -> None:
+    """Two admins confirming the rotation of the same secret (or one confirmation sent
+    twice): exactly one new secret, the other refused; on SQLite and PostgreSQL."""
+    made = cli.json("profiles", "create", "gw")
+    assert isinstance(made, dict)
+    shown = datetime.fromisoformat(made["secret_rotated_at"])
+
+    async def work(c: Any, i: int) -> object:
+        return await profiles.rotate_profile_secret(
+            c.uow(), scope=OPERATOR, name="gw", replacing=shown, actor=f"t{i}", now=c.now()
+        )
+
+    results = race(cli.url, work, n=3)
+    won = [r for r in results if isinstance(r, profiles.ProfileWithSecret)]
+    assert len(won) == 1, results
+    assert all(isinstance(r, ProfileSecretChanged) for r in results if r not in won), results
+    assert authenticate(cli.url, made["key"], won[0].secret) == "gw"
+    events = cli.json("events", "list", "--kind", "profile.secret-rotated")
+    assert isinstance(events, dict)
+    assert len(events["items"]) == 1

@@ -7,6 +7,7 @@ service's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -284,6 +285,21 @@ async def jwt_key_of(form: FormData) -> str | None:
         problem = Problem(message, field="jwt_public_key")
         raise InvalidInput(str(problem), problems=[problem])
     return pem
+
+
+# What an unreadable confirmation replaces: a time no secret was set at.
+_NO_SECRET_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def replacing_of(form: FormData) -> datetime:
+    """When the secret that the rotation form was shown with was set (its ``rotated_at``);
+    an unreadable one matches no secret (the rotation is refused as made meanwhile)."""
+    text = form.get("rotated_at", "")
+    try:
+        found = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        found = None
+    return found if found is not None and found.tzinfo is not None else _NO_SECRET_TIME
 
 
 def errors_of(err: ProvisiondError) -> dict[str, str]:

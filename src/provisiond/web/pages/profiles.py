@@ -25,6 +25,7 @@ from provisiond.errors import (
     ModelNotFound,
     ProfileExists,
     ProfileNotFound,
+    ProfileSecretChanged,
 )
 from provisiond.services import certificates, directory
 from provisiond.services import profiles as service
@@ -250,29 +251,30 @@ async def profile_rotate_form(page: AdminDep, name: str) -> Response:
 @_TITLES
 async def profile_rotate(page: AdminDep, name: str) -> Response:
     form = await page.form()
-    c = page.container
-    profile = await service.get_profile(c.uow(), scope=page.user.scope, name=name)
     if form.get("confirm") != "yes":  # not confirmed (a stray post): ask, change nothing
         return await _rotate_form(page, name)
-    if form.get("rotated_at") != profile.secret_rotated_at.isoformat():
-        # This form is older than the secret (sent again by a reload, or another admin
-        # rotated it meanwhile): rotating again would void the secret just shown.
-        stale = {
-            "": "The secret was changed after this form was shown; nothing was changed. "
-            "Rotate it again here only if you mean to."
-        }
-        return await _rotate_form(page, name, 409, stale)
-    secret = str(form.get("secret", "")) or None
+    c = page.container
     try:
         made = await service.rotate_profile_secret(
             c.uow(),
             scope=page.user.scope,
-            name=profile.name,
-            secret=secret,
+            name=name,
+            secret=forms.posted_values(form, ("secret",)).get("secret") or None,
             sealer=c.sealer,
+            replacing=forms.replacing_of(form),
             actor=actor(page.user),
             now=c.now(),
         )
     except InvalidInput as err:
         return await _rotate_form(page, name, err.status, forms.errors_of(err))
+    except ProfileSecretChanged as err:
+        # This confirmation is older than the secret (sent again by a reload, or another
+        # admin rotated it meanwhile): the secret set since is kept.
+        return await _rotate_form(page, name, err.status, {"": _ROTATED_MEANWHILE})
     return _secret_page(page, made, created=False)
+
+
+_ROTATED_MEANWHILE = (
+    "The secret was changed after this page was shown; nothing was changed. "
+    "Rotate it again here only if you mean to."
+)
