@@ -45,17 +45,23 @@ def _path(profile: Profile | str) -> str:
     return f"/profiles/{quote(profile if isinstance(profile, str) else profile.name)}"
 
 
-async def _choices(page: Page) -> forms.Choices:
+async def _choices(page: Page, *, groups: bool = False) -> forms.Choices:
+    """What the forms offer; the admin's groups only for the create form (a profile's group
+    is fixed once created)."""
     c, scope = page.container, page.user.scope
-    groups = await every_page(
-        lambda cursor, limit: directory.list_groups(
-            c.uow(), scope=scope, cursor=cursor, limit=limit
+    in_scope = (
+        await every_page(
+            lambda cursor, limit: directory.list_groups(
+                c.uow(), scope=scope, cursor=cursor, limit=limit
+            )
         )
+        if groups
+        else []
     )
     cas = await certificates.list_cas(c.uow())
     policy = c.claim_policy
     return forms.Choices(
-        groups=[g.path for g, _ in groups],
+        groups=[g.path for g, _ in in_scope],
         models=[
             (m.name, f"{m.name} — {m.description}" if m.description else m.name)
             for m in await directory.list_models(c.uow())
@@ -87,7 +93,7 @@ async def profiles_page(page: AdminDep, cursor: str | None = None) -> Response:
 async def _create_form(
     page: Page, status: int = 200, values: dict[str, Any] | None = None, errors: Any = None
 ) -> Response:
-    choices = await _choices(page)
+    choices = await _choices(page, groups=True)
     shown = {**forms.CREATE_DEFAULTS, **(values or {})}
     if not shown.get("group") and choices.groups:
         shown["group"] = choices.groups[0]
