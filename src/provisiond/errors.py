@@ -261,6 +261,11 @@ class AdoptionRefused(Conflict):
     title = "This end device cannot be adopted"
 
 
+class ProfileSecretChanged(Conflict):
+    code = "profile-secret-changed"
+    title = "The profile's secret was changed meanwhile"
+
+
 # ----------------------------------------------------------------------------- access
 
 

@@ -271,28 +271,79 @@ def update(
             help="Forget the device CA: brought certificates then need a signature proof.",
         ),
     ] = False,
+    ca: Annotated[
+        str | None,
+        typer.Option("--ca", help="The certificate authority that signs devices' CSRs (x509)."),
+    ] = None,
+    no_ca: Annotated[
+        bool, typer.Option("--no-ca", help="Forget the signing CA: CSRs are then refused.")
+    ] = False,
+    certificate_days: Annotated[
+        int | None,
+        typer.Option("--certificate-days", help="Lifetime of the certificates it signs."),
+    ] = None,
+    claim_proof: Annotated[
+        str | None,
+        typer.Option(
+            "--claim-proof",
+            help="How people prove they hold a device: none, button, code, device-secret.",
+        ),
+    ] = None,
+    default_claim_proof: Annotated[
+        bool,
+        typer.Option(
+            "--default-claim-proof", help="Claims need the instance's proof (claims__proof)."
+        ),
+    ] = False,
+    claim_window: Annotated[
+        int | None,
+        typer.Option("--claim-window", help="Seconds a claim stays open for its proof and finish."),
+    ] = None,
+    default_claim_window: Annotated[
+        bool,
+        typer.Option(
+            "--default-claim-window",
+            help="Claims stay open for the instance's window (claims__window_seconds).",
+        ),
+    ] = False,
+    release_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--release-policy",
+            help="keep: a released device keeps its tags and history; reset: they are cleared.",
+        ),
+    ] = None,
 ) -> None:
-    """Change a profile's identity rules (what is not given stays)."""
+    """Change a profile's identity rules, CAs and claim rules (what is not given stays)."""
+    changes = ProfileChanges(
+        reprovision,
+        device_secret_min_length,
+        device_ca,
+        clear_device_ca=no_device_ca,
+        ca=ca,
+        clear_ca=no_ca,
+        certificate_days=certificate_days,
+        claim_proof=claim_proof,
+        clear_claim_proof=default_claim_proof,
+        claim_window=claim_window,
+        clear_claim_window=default_claim_window,
+        release_policy=release_policy,
+    )
     p = run(
         common,
         lambda c: service.update_profile(
-            c.uow(),
-            scope=OPERATOR,
-            name=name,
-            changes=ProfileChanges(
-                reprovision, device_secret_min_length, device_ca, clear_device_ca=no_device_ca
-            ),
-            actor=actor(),
-            now=c.now(),
+            c.uow(), scope=OPERATOR, name=name, changes=changes, actor=actor(), now=c.now()
         ),
     )
     if common.json:
         output.print_json(output.profile_dict(p))
     else:
+        proof = p.claim_proof.value if p.claim_proof else "the default"
         output.success(
             f"profile {p.name}: reprovision {p.reprovision.value}, devices may "
             f"choose secrets of {p.device_secret_min_length}+ characters, device CA "
-            f"{p.device_ca_name or 'none'}"
+            f"{p.device_ca_name or 'none'}, signing CA {p.ca_name or 'none'}, claim proof "
+            f"{proof}, release policy {p.release_policy.value}"
         )
 
 

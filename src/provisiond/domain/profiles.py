@@ -115,13 +115,23 @@ class ProfileSpec:
 
 @dataclass(frozen=True, slots=True)
 class ProfileChanges:
-    """What updating a profile's identity rules takes, as given: None leaves a field as it
-    is; ``clear_device_ca`` removes the device CA."""
+    """What updating a profile takes, as given (unchecked): its identity rules, its signing
+    CA and certificates' lifetime, how its devices are claimed. None leaves a field as it
+    is; a ``clear_`` flag removes the CA, or returns the claim proof or window to the
+    instance's default."""
 
     reprovision: str | None = None
     device_secret_min_length: int | None = None
     device_ca: str | None = None
     clear_device_ca: bool = False
+    ca: str | None = None  # the CA that signs CSRs, by name
+    clear_ca: bool = False
+    certificate_days: int | None = None
+    claim_proof: str | None = None
+    clear_claim_proof: bool = False
+    claim_window: int | None = None  # seconds
+    clear_claim_window: bool = False
+    release_policy: str | None = None
 
 
 def _fail(field: str, problem: str) -> InvalidInput:

@@ -47,6 +47,7 @@ from provisiond.errors import (
     Problem,
     ProfileExists,
     ProfileNotFound,
+    ProfileSecretChanged,
 )
 from provisiond.services.hashing import hash_profile_secret, hs256_key, tokens_equal
 from provisiond.services.ids import new_id
@@ -266,44 +267,70 @@ async def update_profile(
     actor: str,
     now: datetime,
 ) -> Profile:
-    """Change a profile's identity rules: its reprovisioning policy, the shortest secret a
-    device may choose, the manufacturer CA that vouches for certificates devices bring.
-    What is not given stays; every problem is reported at once; one event records it."""
+    """Change a profile's rules: its reprovisioning policy, the shortest secret a device may
+    choose, the manufacturer CA that vouches for certificates devices bring; the CA that
+    signs its devices' CSRs and their certificates' lifetime; the proof its devices' claims
+    need, their window and the release policy. What is not given stays; every problem is
+    reported at once; one event records it."""
     name = parse_profile_name(name)
     require(scope, Role.ADMIN, "changing profiles")
-    reprovision, device_secret_min_length = changes.reprovision, changes.device_secret_min_length
-    device_ca, clear_device_ca = changes.device_ca, changes.clear_device_ca
+    ch = changes
     check = _Checks()
-    policy = (
-        check(lambda: parse_reprovision_policy(reprovision), None)
-        if reprovision is not None
-        else None
-    )
-    secret_min = (
-        check(lambda: parse_device_secret_min_length(device_secret_min_length), None)
-        if device_secret_min_length is not None
-        else None
-    )
-    if device_ca is not None and clear_device_ca:
-        check.problems.append(Problem("give a device CA or remove it, not both", field="device_ca"))
+    policy = _parsed(check, parse_reprovision_policy, ch.reprovision)
+    secret_min = _parsed(check, parse_device_secret_min_length, ch.device_secret_min_length)
+    proof = _parsed(check, parse_claim_proof, ch.claim_proof)
+    window = _parsed(check, check_claim_window, ch.claim_window)
+    release = _parsed(check, parse_release_policy, ch.release_policy)
+    days = ch.certificate_days
+    if days is not None and not 1 <= days <= CERTIFICATE_DAYS_MAX:
+        check.problems.append(
+            Problem(f"must be between 1 and {CERTIFICATE_DAYS_MAX}", field="certificate_days")
+        )
+    for given, cleared, field, what in (
+        (ch.device_ca, ch.clear_device_ca, "device_ca", "a device CA or remove it"),
+        (ch.ca, ch.clear_ca, "ca", "a signing CA or remove it"),
+        (ch.claim_proof, ch.clear_claim_proof, "claim_proof", "a claim proof or the default"),
+        (ch.claim_window, ch.clear_claim_window, "claim_window", "a claim window or the default"),
+    ):
+        if given is not None and cleared:
+            check.problems.append(Problem(f"give {what}, not both", field=field))
     if check.problems:
         raise InvalidInput("; ".join(str(p) for p in check.problems), problems=check.problems)
     async with uow:
         profile = await _existing(uow, scope, name)
-        ca_ = await _ca(uow, device_ca, "device_ca")
+        device_ca_ = await _ca(uow, ch.device_ca, "device_ca")
+        ca_ = await _signing_ca(uow, ch.ca)
         changed = replace(
             profile,
             reprovision=policy or profile.reprovision,
             device_secret_min_length=secret_min or profile.device_secret_min_length,
-            device_ca_id=None if clear_device_ca else ca_.id if ca_ else profile.device_ca_id,
-            device_ca_name=(
-                None if clear_device_ca else ca_.name if ca_ else profile.device_ca_name
+            device_ca_id=(
+                None
+                if ch.clear_device_ca
+                else device_ca_.id
+                if device_ca_
+                else profile.device_ca_id
             ),
+            device_ca_name=(
+                None
+                if ch.clear_device_ca
+                else device_ca_.name
+                if device_ca_
+                else profile.device_ca_name
+            ),
+            ca_id=None if ch.clear_ca else ca_.id if ca_ else profile.ca_id,
+            ca_name=None if ch.clear_ca else ca_.name if ca_ else profile.ca_name,
+            certificate_days=days or profile.certificate_days,
+            claim_proof=None if ch.clear_claim_proof else proof or profile.claim_proof,
+            claim_window_seconds=(
+                None if ch.clear_claim_window else window or profile.claim_window_seconds
+            ),
+            release_policy=release or profile.release_policy,
             updated_at=now,
         )
         if changed == replace(profile, updated_at=now):
             return profile
-        await uow.profiles.set_identity_rules(changed, now)
+        await uow.profiles.set_rules(changed, now)
         await uow.events.add(
             NewEvent(
                 EventType.PROFILE_UPDATED,
@@ -315,11 +342,26 @@ async def update_profile(
                     "reprovision": changed.reprovision.value,
                     "device_secret_min_length": changed.device_secret_min_length,
                     "device_ca": changed.device_ca_name,
+                    "ca": changed.ca_name,
+                    "certificate_days": changed.certificate_days,
+                    "claim_proof": changed.claim_proof.value if changed.claim_proof else None,
+                    "claim_window": changed.claim_window_seconds,
+                    "release_policy": changed.release_policy.value,
                 },
             )
         )
         await uow.commit()
     return changed
+
+
+V = TypeVar("V")
+
+
+def _parsed(check: _Checks, parse: Callable[[V], T], given: V | None) -> T | None:
+    """``given`` parsed (its problems kept by ``check``), or None when not given."""
+    if given is None:
+        return None
+    return check(lambda: parse(given), None)
 
 
 # ThingsBoard's provision strategies, as its profile request names them.
@@ -478,11 +520,14 @@ async def rotate_profile_secret(
     name: str,
     secret: str | None = None,
     sealer: Sealer | None = None,
+    replacing: datetime | None = None,
     actor: str,
     now: datetime,
 ) -> ProfileWithSecret:
     """Give a profile a new secret (generated unless given); the old one stops working at
-    once. Firmware carrying the old secret can no longer provision."""
+    once. Firmware carrying the old secret can no longer provision. With ``replacing`` (the
+    ``secret_rotated_at`` of the secret the caller means to replace), a secret set since —
+    by a repeated request, or by someone else meanwhile — is kept: ProfileSecretChanged."""
     name = parse_profile_name(name)
     new_secret = parse_key(secret, field="secret") if secret is not None else generate_key()
     require(scope, Role.ADMIN, "changing profiles")
@@ -491,9 +536,22 @@ async def rotate_profile_secret(
         if new_secret == profile.key:
             problem = Problem("must differ from the key", field="secret")
             raise InvalidInput(str(problem), problems=[problem])
-        await uow.profiles.set_secret(
-            profile.id, hash_profile_secret(new_secret), _seal_jwt_key(sealer, new_secret), now
+        changed = ProfileSecretChanged(
+            f"the secret of profile {name!r} was changed after "
+            f"{replacing.isoformat() if replacing else 'it was read'}; nothing was changed",
+            name=name,
         )
+        if replacing is not None and profile.secret_rotated_at != replacing:
+            raise changed
+        stored = await uow.profiles.set_secret(
+            profile.id,
+            hash_profile_secret(new_secret),
+            _seal_jwt_key(sealer, new_secret),
+            now,
+            replacing=replacing,
+        )
+        if not stored:
+            raise changed
         await uow.events.add(
             NewEvent(
                 EventType.PROFILE_SECRET_ROTATED,

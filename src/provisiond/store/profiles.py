@@ -188,21 +188,33 @@ class ProfileRepository:
         )
 
     async def set_secret(
-        self, profile_id: uuid.UUID, secret_hash: str, jwt_key_sealed: str, now: datetime
-    ) -> None:
-        await self._conn.execute(
-            update(_p)
-            .where(_p.c.id == profile_id)
-            .values(
+        self,
+        profile_id: uuid.UUID,
+        secret_hash: str,
+        jwt_key_sealed: str,
+        now: datetime,
+        *,
+        replacing: datetime | None = None,
+    ) -> bool:
+        """Store a new secret; with ``replacing``, only over the secret set then (False:
+        another replaced it first, nothing written)."""
+        query = update(_p).where(_p.c.id == profile_id)
+        if replacing is not None:
+            query = query.where(_p.c.secret_rotated_at == replacing)
+        result = await self._conn.execute(
+            query.values(
                 secret_hash=secret_hash,
                 jwt_key_sealed=jwt_key_sealed,
                 secret_rotated_at=now,
                 updated_at=now,
             )
         )
+        return bool(result.rowcount)
 
-    async def set_identity_rules(self, profile: Profile, now: datetime) -> None:
-        """Store the profile's reprovisioning policy, device-secret length and device CA."""
+    async def set_rules(self, profile: Profile, now: datetime) -> None:
+        """Store what services.profiles.update_profile changes: the profile's reprovisioning
+        policy, device-secret length, device CA, signing CA and certificates' lifetime, claim
+        proof, claim window and release policy."""
         await self._conn.execute(
             update(_p)
             .where(_p.c.id == profile.id)
@@ -210,6 +222,11 @@ class ProfileRepository:
                 reprovision_policy=profile.reprovision.value,
                 device_secret_min_length=profile.device_secret_min_length,
                 device_ca_id=profile.device_ca_id,
+                ca_id=profile.ca_id,
+                certificate_days=profile.certificate_days,
+                claim_proof=profile.claim_proof.value if profile.claim_proof else None,
+                claim_window_seconds=profile.claim_window_seconds,
+                release_policy=profile.release_policy.value,
                 updated_at=now,
             )
         )

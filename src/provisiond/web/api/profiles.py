@@ -79,9 +79,10 @@ async def get_profile(name: str, c: ContainerDep, op: OperatorDep) -> ProfileRea
 async def update_profile(
     name: str, body: ProfileUpdate, c: ContainerDep, op: OperatorDep
 ) -> ProfileRead:
-    """Change the profile's identity rules (what is absent stays): its reprovisioning
-    policy, the shortest token or password a device may choose, its device CA (null
-    removes it)."""
+    """Change the profile (what is absent stays): its reprovisioning policy, the shortest
+    token or password a device may choose, its device CA (null removes it), the CA that
+    signs its devices' CSRs (null removes it) and their certificates' lifetime, its claim
+    proof and window (null: the instance's default) and release policy."""
     return ProfileRead.of(
         await service.update_profile(
             c.uow(), scope=op.scope, name=name, changes=body.changes(), actor=actor(op), now=c.now()

@@ -234,10 +234,23 @@ class ProfileUpdate(Body):
     reprovision: str | None = Field(None, description="`never`, `with-proof` or `factory-reset`")
     device_secret_min_length: int | None = Field(None, description="1 to 128")
     device_ca: str | None = Field(None, description="a CA's name; null removes it")
+    ca: str | None = Field(None, description="the CA that signs CSRs; null removes it")
+    certificate_days: int | None = Field(None, description="lifetime of the certificates it signs")
+    claim_proof: str | None = Field(
+        None, description="`none`, `button`, `code` or `device-secret`; null: the instance default"
+    )
+    claim_window: int | None = Field(None, description="seconds; null: the instance default")
+    release_policy: str | None = Field(None, description="`keep` or `reset`")
 
     def changes(self) -> ProfileChanges:
-        removed = "device_ca" in self.model_fields_set and self.device_ca is None
-        return ProfileChanges(**self.model_dump(), clear_device_ca=removed)
+        nulled = {f for f in self.model_fields_set if getattr(self, f) is None}
+        return ProfileChanges(
+            **self.model_dump(),
+            clear_device_ca="device_ca" in nulled,
+            clear_ca="ca" in nulled,
+            clear_claim_proof="claim_proof" in nulled,
+            clear_claim_window="claim_window" in nulled,
+        )
 
 
 class ProfileJwtKey(Body):

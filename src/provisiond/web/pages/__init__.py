@@ -14,6 +14,7 @@ from provisiond.web.pages import (
     labels,
     operations,
     overview,
+    profiles,
     sign_in,
 )
 from provisiond.web.pages.rendering import STATIC_DIR
@@ -29,6 +30,7 @@ FLOWS = (
     imports,
     labels,
     operations,
+    profiles,
 )
 router = APIRouter(include_in_schema=False)
 for _flow in FLOWS:
