@@ -158,7 +158,7 @@ def test_pages_follow_the_order_and_cursors_are_checked(
     for query in (f"{other}&cursor={cursors[0]}", "cursor=bm90LWEtY3Vyc29y", "cursor=%25%25"):
         refused = boss.get(f"/devices?q=BULK&{query}")
         assert refused.status_code == 422
-        assert 'id="cursor-error"' in refused.text or "cursor" in refused.text
+        assert 'id="cursor-error"' in refused.text
 
 
 def test_device_actions(server: Server, api: httpx.Client) -> None:
@@ -239,13 +239,13 @@ def test_bulk_actions_say_what_happened_to_each(server: Server, api: httpx.Clien
     assert 'id="bulk-confirm"' in r.text
     assert "credentials.revoked" not in event_types(api, "KAN-1")
     # moved, each on its own: another customer's serial refused as a missing one is
-    r = bulk(
-        boss, "move", ["KAN-1", "TEK-1", "NO-SUCH-1", "BTN-1"], confirm="yes", group="Kanarra"
-    )
+    r = bulk(boss, "move", ["KAN-1", "TEK-1", "NO-SUCH-1", "BTN-1"], confirm="yes", group="Kanarra")
     assert r.status_code == 200
     outcome = dict(re.findall(r'data-serial="([^"]+)">.*?badge[^>]*>(done|refused)<', r.text, re.S))
     assert outcome == {"KAN-1": "done", "TEK-1": "refused", "NO-SUCH-1": "refused", "BTN-1": "done"}
-    messages = re.findall(r'data-serial="(TEK-1|NO-SUCH-1)">.*?</span></td>\s*<td>([^<]*)<', r.text, re.S)
+    messages = re.findall(
+        r'data-serial="(TEK-1|NO-SUCH-1)">.*?</span></td>\s*<td>([^<]*)<', r.text, re.S
+    )
     assert messages[0][1] == messages[1][1]
     assert api.get("/api/v1/devices/TEK-1").json()["group"] == "Tekton"
     assert "device.moved" in event_types(api, "KAN-1")
@@ -338,6 +338,7 @@ def test_an_admin_reaches_no_other_customers_devices(server: Server, api: httpx.
 
 @pytest.mark.slow  # a real browser
 @pytest.mark.sqlite_only
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # pages: backend-agnostic
 def test_console_devices_pages(server: Server, api: httpx.Client, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -373,7 +374,7 @@ def test_console_devices_pages(server: Server, api: httpx.Client, browser_page: 
     # a device: its timeline in words, its actions
     page.goto(f"{url}/devices/KAN-1")
     expect(page.locator("#timeline")).to_contain_text("Credentials revoked by boss@kanarra.example")
-    page.fill("#name", "")
+    page.fill("#name", "   ")
     page.click("#rename")
     expect(page.locator("#name")).to_have_class(re.compile("is-invalid"))
     check("console devices: device, rename refused")
