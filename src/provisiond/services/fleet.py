@@ -198,7 +198,9 @@ async def list_fleet(uow: UnitOfWork, *, scope: Scope, query: DeviceQuery) -> Pa
     async with uow.read():
         flt = await _filter(uow, scope, query)
         after = _after(query)
-        if query.sort == "serial" and not query.descending:
+        # the serial order of a subtree: each group's (group_id, serial) range, merged
+        # (store/devices.py); with the stock, one read of the serial index, as every order
+        if query.sort == "serial" and not query.descending and not flt.stock:
             items = await uow.devices.search(
                 flt, after=after[1] if after else None, limit=query.limit + 1
             )
