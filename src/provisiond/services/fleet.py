@@ -1,23 +1,19 @@
 """The fleet an admin runs from the console: every device of their subtree, in any order,
-filtered; renaming and moving one; and the bulk actions, device by device.
+filtered; renaming and moving one (the bulk actions: services/fleet_bulk.py).
 
 The console's scope (:func:`console_scope`) is the admin's subtree; an admin of a top-level
 group runs the instance's fleet, so theirs holds the devices of no group too — unclaimed
 stock and released devices — as the overview counts them (services/claims/overview.py).
 Installers and viewers keep their own scope everywhere (their list is
 :func:`provisiond.services.devices.list_devices`).
-
-A bulk action is one transaction per device, each through the use case a single device's
-page calls, each with its audit event: one device refused (not found, not claimed …) does
-not undo the others, and the answer says what happened to each.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,20 +27,14 @@ from provisiond.domain.serials import parse_serial
 from provisiond.domain.users import Role, User
 from provisiond.errors import (
     DeviceAlreadyClaimed,
-    DeviceNotFound,
     InvalidCursor,
     InvalidInput,
     Problem,
     ProvisiondError,
 )
-from provisiond.protocols.csv_cells import csv_lines
-from provisiond.services.claims import ownership
-from provisiond.services.credential_kinds import Rotated
-from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.devices import device_in_scope
 from provisiond.services.paging import Page, decode_cursor, encode_cursor, limit_problem
 from provisiond.services.scoping import group_in_scope, require
-from provisiond.services.sealing import Sealer
 from provisiond.store.devices import SORT_COLUMNS, DeviceFilter
 from provisiond.store.uow import UnitOfWork
 
@@ -320,173 +310,3 @@ async def move_device(
             )
         await uow.commit()
     return device
-
-
-# ---------------------------------------------------------------------------- bulk actions
-
-BULK_MAX = PAGE_SIZE_MAX
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a bulk action did to one device: done, or refused and why."""
-
-    serial: str
-    done: bool
-    message: str
-    rotated: Rotated | None = field(default=None, repr=False)  # its new secret, shown once
-
-
-def parse_serials(values: Sequence[str], *, field: str = "serial") -> list[str]:
-    """The serials a bulk form names, in order, each once; refused when none or too many."""
-    serials = list(dict.fromkeys(v.strip() for v in values if v.strip()))
-    problem = None
-    if not serials:
-        problem = "select at least one device"
-    elif len(serials) > BULK_MAX:
-        problem = f"select at most {BULK_MAX} devices at a time"
-    if problem:
-        raise InvalidInput(problem, problems=[Problem(problem, field)])
-    return serials
-
-
-async def _each(
-    serials: Sequence[str], act: Callable[[str], Awaitable[tuple[str, Rotated | None]]]
-) -> list[Outcome]:
-    out = []
-    for text in serials:
-        try:
-            serial = parse_serial(text)
-        except InvalidInput:
-            out.append(Outcome(text, False, "not a serial"))
-            continue
-        try:
-            message, rotated = await act(serial)
-        except DeviceNotFound:
-            out.append(Outcome(serial, False, NOT_YOURS))
-        except ProvisiondError as err:
-            out.append(Outcome(serial, False, err.detail))
-        else:
-            out.append(Outcome(serial, True, message, rotated))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Fleet:
-    """The context of an admin's bulk action: a new unit of work per device, the admin."""
-
-    uow: Callable[[], UnitOfWork]
-    user: User
-    now: datetime
-    sealer: Sealer | None = None
-
-    @property
-    def scope(self) -> Scope:
-        return console_scope(self.user)
-
-    @property
-    def actor(self) -> str:
-        return ownership.actor(self.user)
-
-
-async def bulk_move(fleet: Fleet, serials: Sequence[str], group: str) -> list[Outcome]:
-    """Move each device to ``group`` (GroupNotFound first, for every device alike, when the
-    group is not in the admin's subtree)."""
-    path = parse_group_path(group)
-    async with fleet.uow().read() as uow:
-        target = await group_in_scope(uow, fleet.scope, path)
-
-    async def move(serial: str) -> tuple[str, None]:
-        await move_device(
-            fleet.uow(),
-            scope=fleet.scope,
-            serial=serial,
-            group=path,
-            actor=fleet.actor,
-            now=fleet.now,
-        )
-        return f"now in {target.path}", None
-
-    return await _each(serials, move)
-
-
-async def bulk_release(fleet: Fleet, serials: Sequence[str]) -> list[Outcome]:
-    async def release(serial: str) -> tuple[str, None]:
-        async with fleet.uow().read() as uow:
-            device = await device_in_scope(uow, fleet.scope, serial)
-        if not LIFECYCLE.allows(device.state, DeviceAction.RELEASE):
-            raise DeviceAlreadyClaimed(f"it is {device.state.value}, not claimed")
-        policy = await ownership.release_device(
-            fleet.uow(), user=fleet.user, serial=serial, now=fleet.now
-        )
-        return ("released, its history cleared" if policy.value == "reset" else "released"), None
-
-    return await _each(serials, release)
-
-
-async def bulk_rotate(fleet: Fleet, serials: Sequence[str]) -> list[Outcome]:
-    async def rotate(serial: str) -> tuple[str, Rotated]:
-        rotated = await rotate_credentials(
-            fleet.uow(),
-            scope=fleet.scope,
-            serial=serial,
-            kind=None,
-            actor=fleet.actor,
-            now=fleet.now,
-            sealer=fleet.sealer,
-        )
-        return f"new {rotated.credential.type.value}", rotated
-
-    return await _each(serials, rotate)
-
-
-async def bulk_revoke(fleet: Fleet, serials: Sequence[str]) -> list[Outcome]:
-    async def revoke(serial: str) -> tuple[str, None]:
-        revoked = await revoke_credentials(
-            fleet.uow(), scope=fleet.scope, serial=serial, actor=fleet.actor, now=fleet.now
-        )
-        n = len(revoked)
-        return (f"{n} credential{'s' if n != 1 else ''} revoked" if n else "none to revoke"), None
-
-    return await _each(serials, revoke)
-
-
-async def export_devices(uow: UnitOfWork, *, scope: Scope, serials: Sequence[str]) -> str:
-    """The CSV of these devices of the scope (no secrets: no credential at all), one line
-    each, in the order given; a serial not in the scope is left out, as a missing one."""
-    rows: list[Sequence[str]] = [EXPORT_COLUMNS]
-    async with uow.read():
-        for text in serials:
-            try:
-                device = await device_in_scope(uow, scope, parse_serial(text))
-            except (DeviceNotFound, InvalidInput):
-                continue
-            rows.append(export_row(device))
-    return csv_lines(rows)
-
-
-EXPORT_COLUMNS = (
-    "serial",
-    "name",
-    "model",
-    "state",
-    "group",
-    "owner",
-    "registered_at",
-    "claimed_at",
-    "tags",
-)
-
-
-def export_row(d: Device) -> tuple[str, ...]:
-    return (
-        d.serial,
-        d.name,
-        d.model or "",
-        d.state.value,
-        d.group_path or "",
-        d.owner_email or d.owner_group or "",
-        d.created_at.isoformat(),
-        d.claimed_at.isoformat() if d.claimed_at else "",
-        "; ".join(f"{k}={v}" for k, v in sorted(d.tags.items())),
-    )

@@ -39,6 +39,7 @@ NOT_PAGES = {
     "/": "a redirect to /devices or /login",
     "/manifest.webmanifest": "the web app manifest (JSON)",
     "/claims/{claim_id}/events": "the claim page's event stream",
+    "/devices/export.csv": "an admin's device list as CSV (a download)",
 }
 
 

@@ -233,6 +233,15 @@ def test_bulk_actions_say_what_happened_to_each(server: Server, api: httpx.Clien
     assert [row["serial"] for row in rows] == ["KAN-1", "PLAIN-1"]
     assert "secret" not in r.text.lower()
     assert rows[0]["tags"] == "floor=1"
+    # the list as filtered, every page of it, as CSV (a GET: it changes nothing)
+    r = boss.get("/devices/export.csv?state=claimed&sort=name&order=desc")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/csv")
+    assert [row["serial"] for row in csv.DictReader(io.StringIO(r.text))] == [
+        "KAN-1", "KAN-2", "KAN-3",
+    ]  # fmt: skip
+    assert signed_in(server, "tech@kanarra.example").get("/devices/export.csv").status_code == 403
+    assert signed_in(server, RIVAL).get("/devices/export.csv?q=KAN").text.count("\n") == 1
     # a destructive action asks first, and a stray POST changes nothing
     r = bulk(boss, "revoke", ["KAN-1", "KAN-2"])
     assert r.status_code == 200
@@ -402,5 +411,6 @@ def test_console_devices_pages(server: Server, api: httpx.Client, browser_page: 
     check.assert_clean(
         excused={
             "/d/{serial}": "a label's URL: walked by test_accessibility.py (installer)",
+            "/devices/export.csv": "the list as CSV, a download (test_bulk_actions_…)",
         }
     )

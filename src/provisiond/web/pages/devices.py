@@ -10,10 +10,10 @@ read.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from provisiond.domain.device import DeviceState
@@ -27,7 +27,7 @@ from provisiond.errors import (
     InvalidInput,
     ProvisiondError,
 )
-from provisiond.services import fleet
+from provisiond.services import fleet, fleet_bulk
 from provisiond.services.claims import ownership, visibility
 from provisiond.services.credentials import revoke_credentials, rotate_credentials
 from provisiond.services.devices import delete_device, list_devices
@@ -61,13 +61,9 @@ def _released(text: str) -> str | None:
         return None
 
 
-@router.get("/devices")
-async def devices_page(  # noqa: PLR0913 - the console list's filters, each optional
-    page: PageDep,
+def asked_query(  # noqa: PLR0913 - the console list's filters, each optional
     q: str = "",
     cursor: str | None = None,
-    released: str = "",
-    deleted: str = "",
     group: str = "",
     state: str = "",
     model: str = "",
@@ -76,23 +72,46 @@ async def devices_page(  # noqa: PLR0913 - the console list's filters, each opti
     name: str = "",
     sort: str = "serial",
     order: str = "asc",
+) -> fleet.DeviceQuery:
+    """The list a page asks for (its query string), as the service takes it (unchecked)."""
+    return fleet.DeviceQuery(
+        group, state, model, profile, (tag,), q, name, sort, order == "desc", cursor
+    )
+
+
+AskedDep = Annotated[fleet.DeviceQuery, Depends(asked_query)]
+
+
+@router.get("/devices")
+async def devices_page(
+    page: PageDep, asked: AskedDep, released: str = "", deleted: str = ""
 ) -> Response:
     done = _released(released)
     if page.user.role is Role.ADMIN:
-        asked = fleet.DeviceQuery(
-            group, state, model, profile, (tag,), q, name, sort, order == "desc", cursor
-        )
         return await _console_list(page, asked, done, _released(deleted))
     c = page.container
+    q = asked.serial_prefix
     try:
         result = await list_devices(
-            c.uow(), scope=page.user.scope, serial_prefix=q.strip() or None, cursor=cursor, limit=50
+            c.uow(),
+            scope=page.user.scope,
+            serial_prefix=q.strip() or None,
+            cursor=asked.cursor,
+            limit=50,
         )
     except InvalidInput as err:
         return page.render("devices.html", 422, devices=[], q=q, next_cursor=None, error=err.detail)
     return page.render(
         "devices.html", devices=result.items, q=q, next_cursor=result.next_cursor, released=done
     )
+
+
+@router.get("/devices/export.csv")
+async def devices_export(page: AdminDep, asked: AskedDep) -> Response:
+    """The list as it is filtered, every page of it (up to EXPORT_MAX devices), as CSV."""
+    c = page.container
+    text = await fleet_bulk.export_fleet(c.uow, scope=fleet.console_scope(page.user), query=asked)
+    return _csv(text)
 
 
 def _filters(asked: fleet.DeviceQuery) -> dict[str, str]:
@@ -376,7 +395,7 @@ async def devices_bulk(page: AdminDep) -> Response:
     action = str(form.get("action", ""))
     chosen = form.getlist("page" if form.get("all") == "page" else "serial")
     try:
-        serials = fleet.parse_serials([str(s) for s in chosen])
+        serials = fleet_bulk.parse_serials([str(s) for s in chosen])
     except InvalidInput as err:
         return page.render(
             "devices_bulk.html", 422, action="", serials=[], errors=field_errors(err)
@@ -411,16 +430,16 @@ async def _ask_bulk(
 
 async def _run_bulk(page: Page, action: str, serials: list[str], group: str) -> Response:
     c = page.container
-    run = fleet.Fleet(c.uow, page.user, c.now(), c.broker_sealer)
+    run = fleet_bulk.Fleet(c.uow, page.user, c.now(), c.broker_sealer)
     try:
         if action == "move":
-            outcomes = await fleet.bulk_move(run, serials, group)
+            outcomes = await fleet_bulk.bulk_move(run, serials, group)
         elif action == "release":
-            outcomes = await fleet.bulk_release(run, serials)
+            outcomes = await fleet_bulk.bulk_release(run, serials)
         elif action == "rotate":
-            outcomes = await fleet.bulk_rotate(run, serials)
+            outcomes = await fleet_bulk.bulk_rotate(run, serials)
         else:
-            outcomes = await fleet.bulk_revoke(run, serials)
+            outcomes = await fleet_bulk.bulk_revoke(run, serials)
     except (InvalidInput, GroupNotFound) as err:
         return await _ask_bulk(page, action, serials, _group_errors(err), 422)
     return page.render(
@@ -430,9 +449,13 @@ async def _run_bulk(page: Page, action: str, serials: list[str], group: str) -> 
 
 async def _export(page: Page, serials: list[str]) -> Response:
     c = page.container
-    text = await fleet.export_devices(
+    text = await fleet_bulk.export_devices(
         c.uow(), scope=fleet.console_scope(page.user), serials=serials
     )
+    return _csv(text)
+
+
+def _csv(text: str) -> Response:
     return Response(
         text,
         media_type="text/csv; charset=utf-8",
