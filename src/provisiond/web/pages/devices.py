@@ -204,7 +204,12 @@ async def device_page(page: PageDep, serial: str, done: str = "") -> Response:
 
 
 async def _console_device(
-    page: Page, serial: str, *, message: str | None = None, status: int = 200, **extra: Any
+    page: Page,
+    serial: str,
+    *,
+    message: str | None = None,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
 ) -> Response:
     """An admin's device page: its facts, timeline and actions (with a form's problems)."""
     c = page.container
@@ -225,8 +230,7 @@ async def _console_device(
         group_options=[("", "Choose a group")]
         + [(g.path, g.path) for g in (await fleet.choices(c.uow(), scope)).groups],
         message=message,
-        errors=extra.pop("errors", {}),
-        **extra,
+        errors=errors or {},
     )
 
 
