@@ -15,6 +15,8 @@ class EventType(StrEnum):
     DEVICE_CLAIMED = "device.claimed"
     DEVICE_RELEASED = "device.released"
     DEVICE_DELETED = "device.deleted"
+    DEVICE_RENAMED = "device.renamed"  # by an admin (the console)
+    DEVICE_MOVED = "device.moved"  # to another group of the admin's subtree (the console)
     CREDENTIALS_ISSUED = "credentials.issued"
     CREDENTIALS_REVOKED = "credentials.revoked"
     DEVICE_PROVISIONED = "device.provisioned"

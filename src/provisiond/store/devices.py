@@ -6,7 +6,7 @@ import functools
 import heapq
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +17,10 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
+    func,
     insert,
     null,
+    or_,
     select,
     text,
     true,
@@ -51,6 +53,9 @@ class DeviceFilter:
     tags: dict[str, str] = field(default_factory=dict)
     serial_prefix: str | None = None
     owner_user_id: uuid.UUID | None = None
+    profile_id: uuid.UUID | None = None
+    name_like: str | None = None  # a LIKE pattern over lower(name), '\\' its escape
+    stock: bool = False  # with ``group``: the devices of no group too (a console's fleet)
 
 
 _owner_groups = groups.alias("owner_groups")
@@ -81,6 +86,14 @@ def _device_query() -> Any:
     )
 
 
+#: The orders of a console listing: its name -> the column (ties: serial order).
+SORT_COLUMNS: dict[str, Any] = {
+    "serial": devices.c.serial,
+    "name": devices.c.name,
+    "state": devices.c.state,
+    "registered": devices.c.created_at,
+}
+
 # SQLite allows 500 terms in a compound SELECT; fewer keep each statement quick to plan.
 _GROUPS_PER_QUERY = 200
 
@@ -89,27 +102,34 @@ _GROUP_CONDITIONS = {
     "state": "state = :state",
     "model_id": "model_id = :model_id",
     "owner_user_id": "owner_user_id = :owner_user_id",
+    "profile_id": "profile_id = :profile_id",
+    "name_like": "lower(name) LIKE :name_like ESCAPE '\\'",
     "prefix_low": "serial >= :prefix_low AND serial < :prefix_high",
     "after": "serial > :after",
 }
+_UUID_PARAMS = ("model_id", "owner_user_id", "profile_id")
 
 
 @functools.lru_cache(maxsize=512)
-def _per_group_union(groups_n: int, params: tuple[str, ...]) -> TextualSelect:
+def _per_group_union(groups_n: int, params: tuple[str, ...], stock: bool = False) -> TextualSelect:
     """Up to ``limit`` devices from each of ``groups_n`` groups (parameters g0, g1 ...), each
-    read in serial order from the (group_id, serial) index, merged into the first ``limit``.
+    read in serial order from the (group_id, serial) index, merged into the first ``limit``;
+    with ``stock``, up to ``limit`` of the devices of no group too (the serial index).
 
     Written as SQL text (from fixed fragments: no user text) and cached by shape: built with
     SQLAlchemy constructs, a 50-group statement took longer to build than to run.
     """
     where = "".join(f" AND {_GROUP_CONDITIONS[p]}" for p in params if p in _GROUP_CONDITIONS)
+    sources = [f"group_id = :g{i}" for i in range(groups_n)]
+    if stock:
+        sources.append("group_id IS NULL")
     parts = " UNION ALL ".join(
-        f"SELECT * FROM (SELECT serial, id FROM devices WHERE group_id = :g{i}{where}"  # noqa: S608
+        f"SELECT * FROM (SELECT serial, id FROM devices WHERE {source}{where}"  # noqa: S608
         f" ORDER BY serial LIMIT :limit) AS p{i}"
-        for i in range(groups_n)
+        for i, source in enumerate(sources)
     )
     uuid_params = [f"g{i}" for i in range(groups_n)]
-    uuid_params += [p for p in ("model_id", "owner_user_id") if p in params]
+    uuid_params += [p for p in _UUID_PARAMS if p in params]
     return (
         text(f"{parts} ORDER BY serial LIMIT :limit")
         .bindparams(*(bindparam(p, type_=Uuid) for p in uuid_params))
@@ -128,9 +148,12 @@ def _serial_range(column: Any, prefix: str | None, after: str | None) -> list[An
 
 def covered_by(scope: Scope) -> Any:
     """SQL for "``scope`` covers the device's group" (the query joins ``groups``; a device
-    without a group is covered by an operator-wide scope only, as :meth:`Scope.covers`)."""
+    without a group is covered by an operator-wide scope, or a console's ``stock`` scope,
+    as :meth:`Scope.covers`)."""
     if scope.group_path is None:
         return true()
+    if scope.stock:
+        return or_(devices.c.group_id.is_(None), subtree_clause(groups.c.path, scope.group_path))
     return subtree_clause(groups.c.path, scope.group_path)
 
 
@@ -205,7 +228,74 @@ class DeviceRepository:
         tags = await self._tags([r.id for r in rows])
         return [_device(r, tags[r.id]) for r in rows]
 
-    async def _page(self, flt: DeviceFilter, after: str | None, limit: int) -> list[uuid.UUID]:  # noqa: C901, PLR0912 - one optional WHERE clause per filter of the device listing
+    async def sorted_page(
+        self,
+        flt: DeviceFilter,
+        *,
+        sort: str,
+        descending: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[Device]:
+        """One page of devices matching ``flt`` in ``sort`` order (a key of
+        :data:`SORT_COLUMNS`; ties in serial order), after the key ``(value, serial)``.
+
+        One statement, ordered and paged by the database (the keyset compared in SQL, with
+        the order's own collation); the (name, serial) and (created_at, serial) indexes
+        (migration 0021) give a large subtree its page without sorting it. The serial order
+        of a console listing is :meth:`search`'s.
+        """
+        column = SORT_COLUMNS[sort]
+        serial = devices.c.serial
+        query = select(devices.c.id).where(*self._conditions(flt))
+        if flt.group is not None:
+            in_subtree = devices.c.group_id.in_(
+                select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
+            )
+            query = query.where(
+                or_(in_subtree, devices.c.group_id.is_(None)) if flt.stock else in_subtree
+            )
+        if after is not None:
+            value, last = after
+            if column is serial:
+                query = query.where(serial < last if descending else serial > last)
+            elif descending:
+                query = query.where(column <= value, or_(column < value, serial < last))
+            else:
+                query = query.where(column >= value, or_(column > value, serial > last))
+        order = (column.desc(), serial.desc()) if descending else (column.asc(), serial.asc())
+        ids = [r[0] for r in await self._conn.execute(query.order_by(*order).limit(limit))]
+        if not ids:
+            return []
+        rows = (await self._conn.execute(_device_query().where(devices.c.id.in_(ids)))).all()
+        tags = await self._tags([r.id for r in rows])
+        place = {device_id: i for i, device_id in enumerate(ids)}
+        return sorted((_device(r, tags[r.id]) for r in rows), key=lambda d: place[d.id])
+
+    @staticmethod
+    def _conditions(flt: DeviceFilter) -> list[Any]:
+        """The WHERE clauses of ``flt`` but its group (a listing's filters)."""
+        equal = {
+            devices.c.state: flt.state.value if flt.state is not None else None,
+            devices.c.model_id: flt.model_id,
+            devices.c.owner_user_id: flt.owner_user_id,
+            devices.c.profile_id: flt.profile_id,
+        }
+        conditions: list[Any] = [c == v for c, v in equal.items() if v is not None]
+        if flt.name_like is not None:
+            conditions.append(func.lower(devices.c.name).like(flt.name_like, escape="\\"))
+        for key, value in flt.tags.items():
+            tag = device_tags.alias()
+            conditions.append(
+                exists().where(
+                    tag.c.device_id == devices.c.id, tag.c.key == key, tag.c.value == value
+                )
+            )
+        if flt.serial_prefix:
+            conditions += _serial_range(devices.c.serial, flt.serial_prefix, None)
+        return conditions
+
+    async def _page(self, flt: DeviceFilter, after: str | None, limit: int) -> list[uuid.UUID]:  # noqa: C901 - one optional WHERE clause per filter of the device listing
         """The ids of one page, choosing the index that yields matches in serial order.
 
         - a tag filter reads the tag's (key, value, serial) range;
@@ -216,21 +306,10 @@ class DeviceRepository:
         Every other criterion filters the rows the chosen index yields.
         """
         serial = devices.c.serial
-        conditions: list[Any] = []
-        if flt.state is not None:
-            conditions.append(devices.c.state == flt.state.value)
-        if flt.model_id is not None:
-            conditions.append(devices.c.model_id == flt.model_id)
-        if flt.owner_user_id is not None:
-            conditions.append(devices.c.owner_user_id == flt.owner_user_id)
         tags = list(flt.tags.items())
-        for key, value in tags[1:]:
-            other = device_tags.alias()
-            conditions.append(
-                exists().where(
-                    other.c.device_id == devices.c.id, other.c.key == key, other.c.value == value
-                )
-            )
+        # every criterion but the group, the serial range and the first tag (which choose
+        # the index read) filters what that index yields
+        conditions = self._conditions(replace(flt, tags=dict(tags[1:]), serial_prefix=None))
         if tags:
             key, value = tags[0]
             tag = device_tags
@@ -245,10 +324,11 @@ class DeviceRepository:
                 )
             )
             if flt.group is not None:
+                in_subtree = devices.c.group_id.in_(
+                    select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
+                )
                 query = query.where(
-                    devices.c.group_id.in_(
-                        select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
-                    )
+                    or_(in_subtree, devices.c.group_id.is_(None)) if flt.stock else in_subtree
                 )
             rows = await self._conn.execute(query.order_by(tag.c.serial).limit(limit))
             return [r[0] for r in rows]
@@ -271,15 +351,22 @@ class DeviceRepository:
             params["model_id"] = flt.model_id
         if flt.owner_user_id is not None:
             params["owner_user_id"] = flt.owner_user_id
+        if flt.profile_id is not None:
+            params["profile_id"] = flt.profile_id
+        if flt.name_like is not None:
+            params["name_like"] = flt.name_like
         if flt.serial_prefix:
             params["prefix_low"] = flt.serial_prefix
             params["prefix_high"] = flt.serial_prefix + "\U0010ffff"
         if after is not None:
             params["after"] = after
         found: list[tuple[str, uuid.UUID]] = []
-        for start in range(0, len(group_ids), _GROUPS_PER_QUERY):
+        for start in range(0, max(len(group_ids), 1), _GROUPS_PER_QUERY):
             chunk = group_ids[start : start + _GROUPS_PER_QUERY]
-            statement = _per_group_union(len(chunk), tuple(sorted(params)))
+            stock = flt.stock and start == 0
+            if not chunk and not stock:
+                break
+            statement = _per_group_union(len(chunk), tuple(sorted(params)), stock)
             rows = await self._conn.execute(
                 statement, {**params, **{f"g{i}": g for i, g in enumerate(chunk)}}
             )
@@ -330,6 +417,20 @@ class DeviceRepository:
                 device_id=device.id, serial=device.serial, key=key, value=value
             )
         )
+
+    async def rename(self, device_id: uuid.UUID, name: str, now: datetime) -> None:
+        await self._conn.execute(
+            update(devices).where(devices.c.id == device_id).values(name=name, updated_at=now)
+        )
+
+    async def move(self, device_id: uuid.UUID, group_id: uuid.UUID, now: datetime) -> bool:
+        """Place a claimed device in another group; False when it is no longer claimed."""
+        result = await self._conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id, devices.c.state == DeviceState.CLAIMED.value)
+            .values(group_id=group_id, updated_at=now)
+        )
+        return bool(result.rowcount == 1)
 
     async def delete(self, device_id: uuid.UUID, now: datetime) -> None:
         # Tags and credentials go with the device (ON DELETE CASCADE), explicitly too, so

@@ -124,6 +124,10 @@ devices = Table(
     ),
     Index(None, "state", "serial"),
     Index(None, "model_id", "serial"),
+    # the console's orders and its profile filter (0021)
+    Index(None, "name", "serial"),
+    Index(None, "created_at", "serial"),
+    Index(None, "profile_id", "serial"),
     Index(
         None,
         "owner_user_id",

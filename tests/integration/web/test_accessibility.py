@@ -39,6 +39,7 @@ NOT_PAGES = {
     "/": "a redirect to /devices or /login",
     "/manifest.webmanifest": "the web app manifest (JSON)",
     "/claims/{claim_id}/events": "the claim page's event stream",
+    "/devices/export.csv": "an admin's device list as CSV (a download)",
 }
 
 
@@ -193,9 +194,14 @@ def test_every_page_has_no_serious_accessibility_violation(
     check("error: not allowed")
     page.click("text=Sign out")
 
-    # an admin: the overview
+    # an admin: the console's device list, a device's delete question, the overview
     sign_in("boss@kanarra.example")
     page.wait_for_url("**/devices")
+    expect(page.locator("#device-filters")).to_be_visible()
+    check("devices, an admin's console list")
+    page.goto(f"{url}/devices/PLAIN-1/delete")
+    expect(page.locator("#delete-confirm")).to_be_visible()
+    check("device: delete, asking to confirm")
     page.goto(f"{url}/overview")
     expect(page.locator("#funnel")).to_contain_text("Claimed")
     check("overview")

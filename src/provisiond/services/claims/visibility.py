@@ -9,6 +9,7 @@ from __future__ import annotations
 from provisiond.domain.claims import Claim
 from provisiond.domain.device import LIFECYCLE, Device, DeviceAction
 from provisiond.domain.events import Event
+from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
 from provisiond.domain.users import User
 from provisiond.errors import DeviceNotFound, InvalidInput
@@ -40,8 +41,11 @@ async def find_visible_device(
     *,
     limiter: RateLimiter | None = None,
     policy: ClaimPolicy | None = None,
+    scope: Scope | None = None,
 ) -> Device:
-    """The device if the user may see it; else DeviceNotFound, whether or not it exists.
+    """The device if the user may see it (within ``scope``, default the user's own: the
+    console's may hold ungrouped devices, services/fleet.py); else DeviceNotFound, whether
+    or not it exists.
 
     A device of another customer and a missing serial take the same path: the user's
     subtree is part of the query, so the database returns no row for either, nothing more
@@ -49,9 +53,10 @@ async def find_visible_device(
     costs one of the user's ``lookup_rate_per_minute``: guessing serials is throttled.
     """
     serial = serial_or_not_found(serial_text)
+    scope = scope or user.scope
     async with uow.read():
-        device = await uow.devices.find_by_serial(serial, seen_by=user.scope)
-    if device is None or not visible(user, device.group_path):
+        device = await uow.devices.find_by_serial(serial, seen_by=scope)
+    if device is None or not scope.covers(device.group_path):
         if limiter is not None and policy is not None:
             take_token(
                 limiter,
@@ -98,11 +103,21 @@ async def label_target(
 
 
 async def device_timeline(
-    uow: UnitOfWork, limiter: RateLimiter, policy: ClaimPolicy, user: User, serial_text: str
+    uow: UnitOfWork,
+    limiter: RateLimiter,
+    policy: ClaimPolicy,
+    user: User,
+    serial_text: str,
+    *,
+    scope: Scope | None = None,
 ) -> tuple[Device, list[Event], list[Claim]]:
-    """A visible device, its onboarding timeline (from its last reset release on) and its
-    claims. A device the user may not see is not read further than a missing one."""
-    device = await find_visible_device(uow, user, serial_text, limiter=limiter, policy=policy)
+    """A visible device (within ``scope``, default the user's), its onboarding timeline
+    (from its last reset release on) and its claims. A device the user may not see is not
+    read further than a missing one."""
+    scope = scope or user.scope
+    device = await find_visible_device(
+        uow, user, serial_text, limiter=limiter, policy=policy, scope=scope
+    )
     async with uow.read():
         since = await uow.claims.history_since(device.id)
         registered = await uow.devices.registered_event_id(device.id)
@@ -114,11 +129,9 @@ async def device_timeline(
         claimers = {i: await uow.users.find_by_id(i) for i in {c.user_id for c in claims}}
     # A device released with its history kept carries its previous owner's events and
     # claim attempts: only those of this user's subtree are theirs to read.
-    events = readable(user.scope, events)
+    events = readable(scope, events)
     claims = [
-        c
-        for c in claims
-        if (u := claimers[c.user_id]) is not None and user.scope.covers(u.group_path)
+        c for c in claims if (u := claimers[c.user_id]) is not None and scope.covers(u.group_path)
     ]
     if since and events:  # reset at a release: that event starts the timeline
         claims = [c for c in claims if c.started_at >= events[0].at]
