@@ -1,5 +1,5 @@
-"""The console's scope (services/fleet.py): an admin's subtree; with the devices of no group
-(stock, released) for an admin of a top-level group only; never an installer's or viewer's."""
+"""The console's scope (services/fleet.py): an admin's subtree, never the devices of no group
+(stock, released: they belong to no customer); never an installer's or viewer's."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ def user(role: Role, group: str) -> User:
     return User(uuid.uuid4(), "x@example.org", role, uuid.uuid4(), group, datetime.now(UTC))
 
 
-def test_a_top_level_admin_runs_the_fleet() -> None:
+def test_a_top_level_admin_sees_their_customer_only() -> None:
     scope = console_scope(user(Role.ADMIN, "Kanarra"))
-    assert scope.covers(None)
+    assert not scope.covers(None)
     assert scope.covers("Kanarra/West")
     assert not scope.covers("Tekton")
     assert not scope.operator_wide

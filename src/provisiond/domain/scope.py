@@ -6,8 +6,7 @@ which holds the database itself, is operator-wide. Services take a ``Scope`` and
 so the REST API, the pages and the CLI cannot disagree about who sees what.
 
 Devices without a group (stock nobody has claimed yet, released devices) belong to no
-customer: only an operator-wide scope sees them — and the console's scope of an admin of a
-top-level group (``stock``), who runs the instance's fleet (services/fleet.py).
+customer: only an operator-wide scope sees them.
 """
 
 from __future__ import annotations
@@ -29,9 +28,6 @@ def within(path: str, under: str) -> bool:
 class Scope:
     role: Role
     group_path: str | None  # None: operator-wide (every group, and ungrouped devices)
-    # Ungrouped devices too (the console of a top-level group's admin; never a token's or a
-    # session's own scope: services/fleet.py makes it for the device pages only).
-    stock: bool = False
 
     @classmethod
     def operator(cls) -> Scope:
@@ -46,9 +42,7 @@ class Scope:
         """This scope may see what sits in the group at ``path`` (None: no group)."""
         if self.group_path is None:
             return True
-        if path is None:
-            return self.stock
-        return within(path, self.group_path)
+        return path is not None and within(path, self.group_path)
 
     def may(self, role: Role) -> bool:
         """This scope's role is at least ``role``."""

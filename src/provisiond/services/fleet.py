@@ -1,9 +1,10 @@
 """The fleet an admin runs from the console: every device of their subtree, in any order,
 filtered; renaming and moving one (the bulk actions: services/fleet_bulk.py).
 
-The console's scope (:func:`console_scope`) is the admin's subtree; an admin of a top-level
-group runs the instance's fleet, so theirs holds the devices of no group too — unclaimed
-stock and released devices — as the overview counts them (services/claims/overview.py).
+The console's scope (:func:`console_scope`) is the admin's subtree: every device in it, in
+every state (imported stock waiting to be claimed included). Devices of no group (stock
+registered without one, released devices) belong to no customer: only operator-wide scopes
+see them (docs/security.md), so no console admin does.
 Installers and viewers keep their own scope everywhere (their list is
 :func:`provisiond.services.devices.list_devices`).
 """
@@ -20,7 +21,7 @@ from typing import Any
 from provisiond.domain.catalog import parse_model_name
 from provisiond.domain.device import LIFECYCLE, Device, DeviceAction, DeviceState, parse_name
 from provisiond.domain.events import EventType, NewEvent
-from provisiond.domain.groups import SEPARATOR, Group, parse_group_path
+from provisiond.domain.groups import Group, parse_group_path
 from provisiond.domain.limits import PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX
 from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
@@ -43,10 +44,10 @@ NOT_YOURS = "no such device, or it is not yours to see"
 
 
 def console_scope(user: User) -> Scope:
-    """The scope of an admin's device pages: their subtree; for an admin of a top-level
-    group, the devices of no group too. Forbidden for installers and viewers."""
+    """The scope of an admin's device pages: their subtree. Forbidden for installers and
+    viewers."""
     require(user.scope, Role.ADMIN, "the console")
-    return Scope(user.role, user.group_path, stock=SEPARATOR not in user.group_path)
+    return user.scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,6 @@ async def _filter(uow: UnitOfWork, scope: Scope, query: DeviceQuery) -> DeviceFi
     prefix = "".join(query.serial_prefix.split()).upper() or None
     return DeviceFilter(
         group=path or scope.group_path,
-        stock=path is None and scope.stock,
         state=state,
         model_id=model_id,
         profile_id=profile_id,
@@ -189,8 +189,8 @@ async def list_fleet(uow: UnitOfWork, *, scope: Scope, query: DeviceQuery) -> Pa
         flt = await _filter(uow, scope, query)
         after = _after(query)
         # the serial order of a subtree: each group's (group_id, serial) range, merged
-        # (store/devices.py); with the stock, one read of the serial index, as every order
-        if query.sort == "serial" and not query.descending and not flt.stock:
+        # (store/devices.py)
+        if query.sort == "serial" and not query.descending:
             items = await uow.devices.search(
                 flt, after=after[1] if after else None, limit=query.limit + 1
             )

@@ -55,7 +55,6 @@ class DeviceFilter:
     owner_user_id: uuid.UUID | None = None
     profile_id: uuid.UUID | None = None
     name_like: str | None = None  # a LIKE pattern over lower(name), '\\' its escape
-    stock: bool = False  # with ``group``: the devices of no group too (a console's fleet)
 
 
 _owner_groups = groups.alias("owner_groups")
@@ -111,18 +110,15 @@ _UUID_PARAMS = ("model_id", "owner_user_id", "profile_id")
 
 
 @functools.lru_cache(maxsize=512)
-def _per_group_union(groups_n: int, params: tuple[str, ...], stock: bool = False) -> TextualSelect:
+def _per_group_union(groups_n: int, params: tuple[str, ...]) -> TextualSelect:
     """Up to ``limit`` devices from each of ``groups_n`` groups (parameters g0, g1 ...), each
-    read in serial order from the (group_id, serial) index, merged into the first ``limit``;
-    with ``stock``, up to ``limit`` of the devices of no group too (the serial index).
+    read in serial order from the (group_id, serial) index, merged into the first ``limit``.
 
     Written as SQL text (from fixed fragments: no user text) and cached by shape: built with
     SQLAlchemy constructs, a 50-group statement took longer to build than to run.
     """
     where = "".join(f" AND {_GROUP_CONDITIONS[p]}" for p in params if p in _GROUP_CONDITIONS)
     sources = [f"group_id = :g{i}" for i in range(groups_n)]
-    if stock:
-        sources.append("group_id IS NULL")
     parts = " UNION ALL ".join(
         f"SELECT * FROM (SELECT serial, id FROM devices WHERE {source}{where}"  # noqa: S608
         f" ORDER BY serial LIMIT :limit) AS p{i}"
@@ -148,12 +144,9 @@ def _serial_range(column: Any, prefix: str | None, after: str | None) -> list[An
 
 def covered_by(scope: Scope) -> Any:
     """SQL for "``scope`` covers the device's group" (the query joins ``groups``; a device
-    without a group is covered by an operator-wide scope, or a console's ``stock`` scope,
-    as :meth:`Scope.covers`)."""
+    without a group is covered by an operator-wide scope only, as :meth:`Scope.covers`)."""
     if scope.group_path is None:
         return true()
-    if scope.stock:
-        return or_(devices.c.group_id.is_(None), subtree_clause(groups.c.path, scope.group_path))
     return subtree_clause(groups.c.path, scope.group_path)
 
 
@@ -252,9 +245,7 @@ class DeviceRepository:
             in_subtree = devices.c.group_id.in_(
                 select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
             )
-            query = query.where(
-                or_(in_subtree, devices.c.group_id.is_(None)) if flt.stock else in_subtree
-            )
+            query = query.where(in_subtree)
         if after is not None:
             value, last = after
             if column is serial:
@@ -327,9 +318,7 @@ class DeviceRepository:
                 in_subtree = devices.c.group_id.in_(
                     select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
                 )
-                query = query.where(
-                    or_(in_subtree, devices.c.group_id.is_(None)) if flt.stock else in_subtree
-                )
+                query = query.where(in_subtree)
             rows = await self._conn.execute(query.order_by(tag.c.serial).limit(limit))
             return [r[0] for r in rows]
         conditions.extend(_serial_range(serial, flt.serial_prefix, after))
@@ -363,10 +352,9 @@ class DeviceRepository:
         found: list[tuple[str, uuid.UUID]] = []
         for start in range(0, max(len(group_ids), 1), _GROUPS_PER_QUERY):
             chunk = group_ids[start : start + _GROUPS_PER_QUERY]
-            stock = flt.stock and start == 0
-            if not chunk and not stock:
+            if not chunk:
                 break
-            statement = _per_group_union(len(chunk), tuple(sorted(params)), stock)
+            statement = _per_group_union(len(chunk), tuple(sorted(params)))
             rows = await self._conn.execute(
                 statement, {**params, **{f"g{i}": g for i, g in enumerate(chunk)}}
             )

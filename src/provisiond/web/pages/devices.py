@@ -1,8 +1,8 @@
 """The devices a user may see: the list, one device's page, releasing it, and a label's URL.
 
-For an admin the list is the console's (services/fleet.py): every device of their subtree,
-stock included for an admin of a top-level group, filtered, searched, sorted, a table on a
-desktop with bulk actions; a device's page carries its actions (rename, move, rotate and
+For an admin the list is the console's (services/fleet.py): every device of their subtree
+in every state (devices of no group belong to no customer: operator-wide only), filtered,
+searched, sorted, a table on a desktop with bulk actions; a device's page carries its actions (rename, move, rotate and
 revoke its credentials, delete). Installers and viewers keep their phone list; the admin
 actions are not shown to them, and their POSTs are refused (AdminDep) before anything is
 read.
@@ -160,7 +160,6 @@ async def _console_list(
         },
         "sort_links": {key: _sort_link(filters, asked, key) for key in SORT_LABELS},
         "asked": asked,
-        "with_stock": scope.stock,
         "released": released,
         "deleted": deleted,
     }

@@ -232,7 +232,7 @@ AdminDep = Annotated[Page, Depends(current_admin_page)]
 #: The console's sections, in the order of its navigation (base.html, /admin).
 CONSOLE_SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("/overview", "Overview", "The onboarding funnel: registered, provisioned, claimed."),
-    ("/devices", "Devices", "Every device of your subtree, stock included; bulk actions."),
+    ("/devices", "Devices", "Every device of your subtree, in every state; bulk actions."),
     ("/import", "Import", "Register devices from a CSV or JSON lines file."),
     ("/labels", "Labels", "Print QR labels for devices, as a PDF."),
     ("/profiles", "Profiles", "How devices register themselves, and how they are claimed."),
