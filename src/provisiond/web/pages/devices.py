@@ -2,10 +2,10 @@
 
 For an admin the list is the console's (services/fleet.py): every device of their subtree
 in every state (devices of no group belong to no customer: operator-wide only), filtered,
-searched, sorted, a table on a desktop with bulk actions; a device's page carries its actions (rename, move, rotate and
-revoke its credentials, delete). Installers and viewers keep their phone list; the admin
-actions are not shown to them, and their POSTs are refused (AdminDep) before anything is
-read.
+searched, sorted, a table on a desktop with bulk actions; a device's page carries its
+actions (rename, move, rotate and revoke its credentials, delete). Installers and viewers
+keep their phone list; the admin actions are not shown to them, and their POSTs are refused
+(AdminDep) before anything is read.
 """
 
 from __future__ import annotations
