@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 from provisiond.domain.events import Event, EventType
 from provisiond.domain.groups import Group
 from provisiond.domain.limits import PAGE_SIZE_MAX
+from provisiond.domain.timeline import sentence
 from provisiond.domain.tokens import TokenSpec, parse_token_name
 from provisiond.domain.webhooks import EVENTS, WebhookSpec
 from provisiond.errors import (
@@ -452,7 +453,7 @@ async def audit_page(
         )
     return page.render(
         "ops_audit.html",
-        events=[(e, subject_of(e)) for e in listed.items],
+        events=[(e, subject_of(e), sentence(e.type, e.actor, e.data)) for e in listed.items],
         next_cursor=listed.next_cursor,
         asked=asked,
         kinds=_KINDS,
