@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from provisiond.web.pages import claim, console, devices, overview, sign_in
+from provisiond.web.pages import claim, console, devices, overview, people, sign_in
 from provisiond.web.pages.rendering import STATIC_DIR
 
 __all__ = ["STATIC_DIR", "router"]
 
 router = APIRouter(include_in_schema=False)
-for _flow in (sign_in, claim, devices, overview, console):
+for _flow in (sign_in, claim, devices, overview, console, people):
     router.include_router(_flow.router)
