@@ -356,7 +356,7 @@ async def _set_disabled(page: Page, email: str, *, disabled: bool) -> Response:
             now=c.now(),
         )
     except Forbidden as err:
-        return await _user_page(page, email, err.status, {"disabled": err.detail})
+        return await _user_page(page, email, err.status, {"": err.detail})
     text = f"{user.email} is disabled ({ended} sessions ended)." if disabled else "Enabled."
     return _user_done(user.email, text)
 
@@ -376,7 +376,7 @@ async def reset_password(page: AdminDep, email: str) -> Response:
             now=c.now(),
         )
     except InvalidInput as err:
-        return await _user_page(page, email, err.status, {"reset": err.detail})
+        return await _user_page(page, email, err.status, {"": err.detail})
     return _issued(page, issued, "Password reset")
 
 
