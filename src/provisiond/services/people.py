@@ -61,11 +61,8 @@ async def group_tree(uow: UnitOfWork, *, scope: Scope) -> list[tuple[Group, int,
         groups = await uow.groups.list(scope.group_path, limit=TREE_MAX)
         ids = [g.id for g in groups]
         devices = await uow.groups.device_counts(ids)
-        users = await uow.users.list(scope.group_path)
-    per_group: dict[object, int] = {}
-    for u in users:
-        per_group[u.group_id] = per_group.get(u.group_id, 0) + 1
-    return [(g, devices.get(g.id, 0), per_group.get(g.id, 0)) for g in groups]
+        users = await uow.users.counts_by_group(ids)
+    return [(g, devices.get(g.id, 0), users.get(g.id, 0)) for g in groups]
 
 
 async def rename_group(

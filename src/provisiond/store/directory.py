@@ -238,6 +238,17 @@ class UserRepository:
     async def set_disabled(self, user_id: uuid.UUID, at: datetime | None) -> None:
         await self._conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=at))
 
+    async def counts_by_group(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many users belong to each of these groups (directly)."""
+        if not group_ids:
+            return {}
+        query = (
+            select(users.c.group_id, func.count())
+            .where(users.c.group_id.in_(list(group_ids)))
+            .group_by(users.c.group_id)
+        )
+        return {gid: int(n) for gid, n in await self._conn.execute(query)}
+
     async def set_role(self, user_id: uuid.UUID, role: Role) -> None:
         await self._conn.execute(update(users).where(users.c.id == user_id).values(role=role.value))
 

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from provisiond.domain.groups import Group
 from provisiond.domain.invitations import InviteSpec, IssuedLink, LinkPurpose
 from provisiond.domain.limits import PASSWORD_MIN
+from provisiond.domain.scope import within
 from provisiond.domain.users import Role, User
 from provisiond.errors import (
     Forbidden,
@@ -133,7 +134,7 @@ async def _group_page(
     c = page.container
     group = await directory.get_group(c.uow(), scope=page.user.scope, path=path)
     rows = await people.group_tree(c.uow(), scope=page.user.scope)
-    parents = [(g.path, g.path) for g, _, _ in rows if not g.path.startswith(group.path)]
+    parents = [(g.path, g.path) for g, _, _ in rows if not within(g.path, group.path)]
     counts = next(((d, u) for g, d, u in rows if g.id == group.id), (0, 0))
     return page.render(
         "people_group.html",
@@ -191,7 +192,10 @@ async def move_group(page: AdminDep) -> Response:
 @router.get("/users")
 async def users_page(page: AdminDep, cursor: str | None = None, done: str = "") -> Response:
     c = page.container
-    found = await directory.list_users(c.uow(), scope=page.user.scope, cursor=cursor, limit=100)
+    try:
+        found = await directory.list_users(c.uow(), scope=page.user.scope, cursor=cursor, limit=100)
+    except InvalidInput:  # a cursor that is not one: the first page
+        found = await directory.list_users(c.uow(), scope=page.user.scope, limit=100)
     pending = await invitations.pending_invitations(c.uow(), scope=page.user.scope, now=c.now())
     return page.render(
         "people_users.html",
