@@ -49,6 +49,7 @@ class EventType(StrEnum):
     USER_DISABLED = "user.disabled"
     USER_ENABLED = "user.enabled"
     USER_INVITED = "user.invited"  # an invitation link was made (and mailed, or shown)
+    USER_INVITATION_REVOKED = "user.invitation-revoked"  # an admin took it back
     USER_ROLE_CHANGED = "user.role-changed"
     USER_MOVED = "user.moved"  # to another group
     USER_PASSWORD_RESET_ISSUED = "user.password-reset-issued"  # a reset link was made

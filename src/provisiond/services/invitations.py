@@ -296,6 +296,37 @@ async def reset_password(
     return user, ended
 
 
+async def revoke_invitation(
+    uow: UnitOfWork, *, scope: Scope, link_id: str, actor: str, now: datetime
+) -> Link:
+    """Take back an invitation into the caller's subtree that was not used yet."""
+    require(scope, Role.ADMIN, "revoking invitations")
+    try:
+        wanted = uuid.UUID(link_id)
+    except ValueError:
+        raise LinkNotValid("no such invitation") from None
+    async with uow:
+        link = await uow.invitations.find_by_id(wanted)
+        if (
+            link is None
+            or link.purpose is not LinkPurpose.INVITATION
+            or not scope.covers(link.group_path)
+            or not await uow.invitations.revoke(link.id, now)
+        ):
+            raise LinkNotValid("no such invitation, or it was used or revoked already")
+        await uow.events.add(
+            NewEvent(
+                EventType.USER_INVITATION_REVOKED,
+                now,
+                actor,
+                group_id=link.group_id,
+                data={"email": link.email},
+            )
+        )
+        await uow.commit()
+    return link
+
+
 async def pending_invitations(uow: UnitOfWork, *, scope: Scope, now: datetime) -> list[Link]:
     """The invitations into the caller's subtree that still work, newest first."""
     require(scope, Role.ADMIN, "listing invitations")

@@ -64,6 +64,23 @@ class InvitationRepository:
         ).first()
         return _link(row) if row else None
 
+    async def find_by_id(self, link_id: uuid.UUID) -> Link | None:
+        row = (await self._conn.execute(_query().where(invitations.c.id == link_id))).first()
+        return _link(row) if row else None
+
+    async def revoke(self, link_id: uuid.UUID, now: datetime) -> bool:
+        """Revoke an unused link; False when it was used or revoked already."""
+        result = await self._conn.execute(
+            update(invitations)
+            .where(
+                invitations.c.id == link_id,
+                invitations.c.used_at.is_(None),
+                invitations.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+        return int(result.rowcount or 0) == 1
+
     async def use(self, link_id: uuid.UUID, now: datetime) -> bool:
         """Mark the link used, if it still may be: True for exactly one caller however many
         use it at once (a guarded update; PostgreSQL re-checks the guard after a concurrent

@@ -69,6 +69,7 @@ CONSOLE_POSTS = [
     "/users/tech@kanarra.example/disable",
     "/users/tech@kanarra.example/enable",
     "/users/tech@kanarra.example/reset-password",
+    "/users/invitations/00000000-0000-0000-0000-000000000000/revoke",
 ]
 PUBLIC = ("/invitations/{token}", "/password-reset/{token}")
 
@@ -251,6 +252,31 @@ def test_an_invitation_without_a_mail_server_is_shown_then_used_once(
     ]
 
 
+def test_an_invitation_is_revoked_by_an_admin_of_its_subtree_only(
+    server: Server, org: dict[str, str]
+) -> None:
+    b = signed_in(server)
+    b.get("/users/invite")
+    r = b.post(
+        "/users/invite", {"email": "gone@kanarra.example", "role": "viewer", "group": "Kanarra"}
+    )
+    path = link_in(r.text).removeprefix(server.url)
+    ((link_id,),) = sql(server, "SELECT id FROM invitations")
+    revoke = f"/users/invitations/{link_id}/revoke"
+    rival = signed_in(server, "rival@tekton.example")
+    rival.get("/users")
+    assert rival.post(revoke).status_code == 404
+    assert Browser(server).http.get(path).status_code == 200  # still works
+    r = b.post(revoke)
+    assert r.status_code == 303
+    assert "gone@kanarra.example" not in b.get("/users").text
+    assert Browser(server).http.get(path).status_code == 404
+    assert b.post(revoke).status_code == 404  # once
+    assert sql(server, "SELECT count(*) FROM events WHERE type = 'user.invitation-revoked'") == [
+        (1,)
+    ]
+
+
 def test_a_password_reset_link_ends_the_users_sessions(server: Server, org: dict[str, str]) -> None:
     tech = signed_in(server, "tech@kanarra.example")
     b = signed_in(server)
@@ -396,6 +422,9 @@ def test_console_people_walk(
     page.goto(f"{url}/users")
     expect(page.locator("#pending-invitations")).to_contain_text("shown@kanarra.example")
     screenshot(page, "console-people-users")
+    page.click("#pending-invitations button[type=submit]")
+    expect(page.locator("#done")).to_contain_text("The invitation of shown@kanarra.example")
+    check("users: an invitation revoked")
 
     # with a mail server: the invitation is mailed; the invited person sets a password
     mailing = server.settings.model_copy(

@@ -33,6 +33,7 @@ from provisiond.errors import (
     TooManyRequests,
     Unauthenticated,
     UserExists,
+    UserNotFound,
 )
 from provisiond.services import accounts, directory, invitations, people
 from provisiond.services.container import Container
@@ -56,6 +57,13 @@ router = APIRouter(include_in_schema=False, route_class=PageRoute)
 ROLES = [(r.value, r.value) for r in Role]
 LINK_COOKIE = "provisiond_link"  # CSRF of a link's form (no session yet)
 FORM_ERRORS = (InvalidInput, GroupExists, GroupNotFound, UserExists, Forbidden)
+# The console's error pages: a group or user that is missing or not in the admin's subtree
+# (the same page for both), input no form field holds (a path's e-mail).
+_TITLES: dict[type[ProvisiondError], str] = {
+    GroupNotFound: "Not found",
+    UserNotFound: "Not found",
+    InvalidInput: "Not valid",
+}
 
 
 def _actor(page: Page) -> str:
@@ -94,11 +102,13 @@ async def _groups_page(
 
 
 @router.get("/groups")
+@error_titles(_TITLES)
 async def groups_page(page: AdminDep, done: str = "") -> Response:
     return await _groups_page(page, done=done[:200])
 
 
 @router.post("/groups")
+@error_titles(_TITLES)
 async def create_group(page: AdminDep) -> Response:
     form = await page.form()
     parent, name = str(form.get("parent", "")), str(form.get("name", ""))
@@ -149,11 +159,13 @@ async def _group_page(
 
 
 @router.get("/groups/edit")
+@error_titles(_TITLES)
 async def group_page(page: AdminDep, path: str = "") -> Response:
     return await _group_page(page, path)
 
 
 @router.post("/groups/rename")
+@error_titles(_TITLES)
 async def rename_group(page: AdminDep) -> Response:
     form = await page.form()
     path, name = str(form.get("path", "")), str(form.get("name", ""))
@@ -168,6 +180,7 @@ async def rename_group(page: AdminDep) -> Response:
 
 
 @router.post("/groups/move")
+@error_titles(_TITLES)
 async def move_group(page: AdminDep) -> Response:
     form = await page.form()
     path, parent = str(form.get("path", "")), str(form.get("parent", ""))
@@ -190,6 +203,7 @@ async def move_group(page: AdminDep) -> Response:
 
 
 @router.get("/users")
+@error_titles(_TITLES)
 async def users_page(page: AdminDep, cursor: str | None = None, done: str = "") -> Response:
     c = page.container
     try:
@@ -227,6 +241,7 @@ async def _invite_form(
 
 
 @router.get("/users/invite")
+@error_titles(_TITLES)
 async def invite_form(page: AdminDep) -> Response:
     return await _invite_form(page, role=Role.INSTALLER.value, group=page.user.group_path)
 
@@ -238,6 +253,7 @@ def _links(c: Container, request: Request) -> invitations.LinkPolicy:
 
 
 @router.post("/users/invite")
+@error_titles(_TITLES)
 async def invite(page: AdminDep) -> Response:
     form = await page.form()
     values = {k: str(form.get(k, "")) for k in ("email", "role", "group")}
@@ -255,6 +271,17 @@ async def invite(page: AdminDep) -> Response:
     except FORM_ERRORS as err:
         return await _invite_form(page, err.status, field_errors(err), **values)
     return _issued(page, issued, "Invitation")
+
+
+@router.post("/users/invitations/{link_id}/revoke")
+@error_titles({**_TITLES, LinkNotValid: "Not found"})
+async def revoke_invitation(page: AdminDep, link_id: str) -> Response:
+    await page.form()
+    c = page.container
+    link = await invitations.revoke_invitation(
+        c.uow(), scope=page.user.scope, link_id=link_id, actor=_actor(page), now=c.now()
+    )
+    return redirect("/users?" + urlencode({"done": f"The invitation of {link.email} is revoked."}))
 
 
 def _issued(page: Page, issued: IssuedLink, what: str) -> Response:
@@ -284,6 +311,7 @@ async def _user_page(
 
 
 @router.get("/users/{email}")
+@error_titles(_TITLES)
 async def user_page(page: AdminDep, email: str, done: str = "") -> Response:
     return await _user_page(page, email, done=done)
 
@@ -293,6 +321,7 @@ def _user_done(email: str, text: str) -> Response:
 
 
 @router.post("/users/{email}/role")
+@error_titles(_TITLES)
 async def change_role(page: AdminDep, email: str) -> Response:
     form = await page.form()
     c = page.container
@@ -312,6 +341,7 @@ async def change_role(page: AdminDep, email: str) -> Response:
 
 
 @router.post("/users/{email}/group")
+@error_titles(_TITLES)
 async def change_group(page: AdminDep, email: str) -> Response:
     form = await page.form()
     c = page.container
@@ -337,11 +367,13 @@ def _on(err: ProvisiondError, name: str) -> dict[str, str]:
 
 
 @router.post("/users/{email}/disable")
+@error_titles(_TITLES)
 async def disable_user(page: AdminDep, email: str) -> Response:
     return await _set_disabled(page, email, disabled=True)
 
 
 @router.post("/users/{email}/enable")
+@error_titles(_TITLES)
 async def enable_user(page: AdminDep, email: str) -> Response:
     return await _set_disabled(page, email, disabled=False)
 
@@ -366,6 +398,7 @@ async def _set_disabled(page: Page, email: str, *, disabled: bool) -> Response:
 
 
 @router.post("/users/{email}/reset-password")
+@error_titles(_TITLES)
 async def reset_password(page: AdminDep, email: str) -> Response:
     await page.form()
     c = page.container
