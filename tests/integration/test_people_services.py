@@ -262,6 +262,28 @@ def test_a_mail_server_that_is_down_leaves_the_link_to_show(org: str) -> None:
     assert isinstance(mailer_for(SmtpSettings()), NoMailer)
 
 
+def test_starttls_is_required_not_skipped_when_the_server_lacks_it(org: str) -> None:
+    """security=starttls against a server without STARTTLS: the mail is not sent in clear
+    (the password and the link would cross the network readable); the link is shown."""
+    with smtp_server() as inbox:
+        plain_only = SmtpMailer(
+            SmtpSettings(
+                host=inbox.host,
+                port=inbox.port,
+                security="starttls",
+                username="provisiond",
+                password="secret",
+                from_address="p@kanarra.example",
+            )
+        )
+        spec = InviteSpec("tls@kanarra.example", "viewer", "Kanarra")
+        issued = run(org, lambda c: invite(c, spec, plain_only))
+        assert inbox.mails == []
+    assert not issued.mailed
+    assert issued.mail_problem
+    assert "STARTTLS" in issued.mail_problem
+
+
 def test_two_people_using_one_invitation_at_once_make_one_account(org: str) -> None:
     issued = run(org, lambda c: invite(c, InviteSpec("race@kanarra.example", "viewer", "Kanarra")))
     token = token_of(issued.url)
