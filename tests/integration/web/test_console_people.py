@@ -202,6 +202,23 @@ def test_another_customers_users_and_groups_are_out_of_reach(
     assert sql(server, "SELECT count(*) FROM groups WHERE path LIKE 'Tekton%'") == [(2,)]
 
 
+def test_a_crafted_link_puts_no_words_of_its_own_on_the_console(
+    server: Server, org: dict[str, str]
+) -> None:
+    b = signed_in(server)
+    for path in (
+        "/groups?done=Your+session+expired:+sign+in+at+evil.example",
+        "/groups?done=created&path=Tekton",  # not in the admin's tree
+        "/users?revoked=call+us+now",
+        "/users/tech@kanarra.example?done=Call+us",
+    ):
+        r = b.get(path)
+        assert r.status_code == 200, path
+        assert 'id="done"' not in r.text, path
+    r = b.get("/groups?done=created&path=Kanarra/Sadler-Isberg")
+    assert "Created Kanarra/Sadler-Isberg." in r.text
+
+
 def link_in(html: str) -> str:
     found = re.search(r'id="link" type="text" value="([^"]+)"', html)
     assert found, html
@@ -390,11 +407,11 @@ def test_console_people_walk(
     check("group: a name taken")
     page.fill("#rename-group #name", "Nord")
     page.click("#rename-group button[type=submit]")
-    expect(page.locator("#done")).to_contain_text("to Kanarra/Sadler-Isberg/Nord")
+    expect(page.locator("#done")).to_contain_text("Renamed: now Kanarra/Sadler-Isberg/Nord")
     page.goto(f"{url}/groups/edit?path=Kanarra/Sadler-Isberg/East")
     page.select_option("#move-group #parent", "Kanarra/Sadler-Isberg/Nord")
     page.click("#move-group button[type=submit]")
-    expect(page.locator("#done")).to_contain_text("to Kanarra/Sadler-Isberg/Nord/East")
+    expect(page.locator("#done")).to_contain_text("Moved: now Kanarra/Sadler-Isberg/Nord/East")
     check("groups: moved")
     screenshot(page, "console-people-groups")
 

@@ -22,7 +22,7 @@ from provisiond.domain.groups import Group
 from provisiond.domain.invitations import InviteSpec, IssuedLink, LinkPurpose
 from provisiond.domain.limits import PASSWORD_MIN
 from provisiond.domain.scope import within
-from provisiond.domain.users import Role, User
+from provisiond.domain.users import Role, User, parse_email
 from provisiond.errors import (
     Forbidden,
     GroupExists,
@@ -91,20 +91,47 @@ def _tree(rows: list[tuple[Group, int, int]]) -> list[Node]:
     return roots
 
 
+# What a redirect after a change says it did: a code and the group it names, never free
+# text from the URL (a crafted link cannot put its words on the console's pages).
+GROUP_DONE = {"created": "Created {}.", "renamed": "Renamed: now {}.", "moved": "Moved: now {}."}
+USER_DONE = {
+    "role": "{u.email} is now {u.role.value}.",
+    "group": "{u.email} is now in {u.group_path}.",
+    "disabled": "{u.email} is disabled: their sessions ended.",
+    "enabled": "{u.email} is enabled.",
+}
+
+
 async def _groups_page(
-    page: Page, status: int = 200, errors: dict[str, str] | None = None, **context: Any
+    page: Page,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    done: tuple[str, str] = ("", ""),
+    **context: Any,
 ) -> Response:
     rows = await people.group_tree(page.container.uow(), scope=page.user.scope)
     paths = [(g.path, g.path) for g, _, _ in rows]
+    code, path = done
+    said = GROUP_DONE[code].format(path) if code in GROUP_DONE and (path, path) in paths else ""
     return page.render(
-        "people_groups.html", status, tree=_tree(rows), paths=paths, errors=errors, **context
+        "people_groups.html",
+        status,
+        tree=_tree(rows),
+        paths=paths,
+        errors=errors,
+        done=said,
+        **context,
     )
+
+
+def _group_done(code: str, path: str) -> Response:
+    return redirect("/groups?" + urlencode({"done": code, "path": path}))
 
 
 @router.get("/groups")
 @error_titles(_TITLES)
-async def groups_page(page: AdminDep, done: str = "") -> Response:
-    return await _groups_page(page, done=done[:200])
+async def groups_page(page: AdminDep, done: str = "", path: str = "") -> Response:
+    return await _groups_page(page, done=(done, path))
 
 
 @router.post("/groups")
@@ -125,7 +152,7 @@ async def create_group(page: AdminDep) -> Response:
         )
     except FORM_ERRORS as err:
         return await _groups_page(page, err.status, _named(err), parent=parent, name=name)
-    return redirect("/groups?" + urlencode({"done": f"Created {group.path}."}))
+    return _group_done("created", group.path)
 
 
 def _named(err: ProvisiondError) -> dict[str, str]:
@@ -176,7 +203,7 @@ async def rename_group(page: AdminDep) -> Response:
         )
     except FORM_ERRORS as err:
         return await _group_page(page, path, err.status, field_errors(err), name=name)
-    return redirect("/groups?" + urlencode({"done": f"Renamed {path} to {group.path}."}))
+    return _group_done("renamed", group.path)
 
 
 @router.post("/groups/move")
@@ -196,7 +223,7 @@ async def move_group(page: AdminDep) -> Response:
         )
     except FORM_ERRORS as err:
         return await _group_page(page, path, err.status, field_errors(err), parent=parent)
-    return redirect("/groups?" + urlencode({"done": f"Moved {path} to {group.path}."}))
+    return _group_done("moved", group.path)
 
 
 # ----------------------------------------------------------------------------- users
@@ -204,7 +231,7 @@ async def move_group(page: AdminDep) -> Response:
 
 @router.get("/users")
 @error_titles(_TITLES)
-async def users_page(page: AdminDep, cursor: str | None = None, done: str = "") -> Response:
+async def users_page(page: AdminDep, cursor: str | None = None, revoked: str = "") -> Response:
     c = page.container
     try:
         found = await directory.list_users(c.uow(), scope=page.user.scope, cursor=cursor, limit=100)
@@ -216,8 +243,15 @@ async def users_page(page: AdminDep, cursor: str | None = None, done: str = "") 
         users=found.items,
         next_cursor=found.next_cursor,
         pending=pending,
-        done=done[:200],
+        done=f"The invitation of {revoked} is revoked." if _is_email(revoked) else "",
     )
+
+
+def _is_email(text: str) -> bool:
+    try:
+        return parse_email(text) == text
+    except InvalidInput:
+        return False
 
 
 async def _group_options(page: Page) -> list[tuple[str, str]]:
@@ -281,7 +315,7 @@ async def revoke_invitation(page: AdminDep, link_id: str) -> Response:
     link = await invitations.revoke_invitation(
         c.uow(), scope=page.user.scope, link_id=link_id, actor=_actor(page), now=c.now()
     )
-    return redirect("/users?" + urlencode({"done": f"The invitation of {link.email} is revoked."}))
+    return redirect("/users?" + urlencode({"revoked": link.email}))
 
 
 def _issued(page: Page, issued: IssuedLink, what: str) -> Response:
@@ -306,7 +340,7 @@ async def _user_page(
         groups=await _group_options(page),
         yourself=person.email == page.user.email,
         errors=errors,
-        done=done[:200],
+        done=USER_DONE[done].format(u=person) if done in USER_DONE else "",
     )
 
 
@@ -316,8 +350,8 @@ async def user_page(page: AdminDep, email: str, done: str = "") -> Response:
     return await _user_page(page, email, done=done)
 
 
-def _user_done(email: str, text: str) -> Response:
-    return redirect(f"/users/{quote(email)}?" + urlencode({"done": text}))
+def _user_done(email: str, code: str) -> Response:
+    return redirect(f"/users/{quote(email)}?" + urlencode({"done": code}))
 
 
 @router.post("/users/{email}/role")
@@ -337,7 +371,7 @@ async def change_role(page: AdminDep, email: str) -> Response:
         )
     except FORM_ERRORS as err:
         return await _user_page(page, email, err.status, _on(err, "role"))
-    return _user_done(user.email, f"{user.email} is now {user.role.value}.")
+    return _user_done(user.email, "role")
 
 
 @router.post("/users/{email}/group")
@@ -357,7 +391,7 @@ async def change_group(page: AdminDep, email: str) -> Response:
         )
     except FORM_ERRORS as err:
         return await _user_page(page, email, err.status, _on(err, "group"))
-    return _user_done(user.email, f"{user.email} is now in {user.group_path}.")
+    return _user_done(user.email, "group")
 
 
 def _on(err: ProvisiondError, name: str) -> dict[str, str]:
@@ -382,7 +416,7 @@ async def _set_disabled(page: Page, email: str, *, disabled: bool) -> Response:
     await page.form()
     c = page.container
     try:
-        user, ended = await people.set_user_disabled(
+        user, _ = await people.set_user_disabled(
             c.uow(),
             scope=page.user.scope,
             email=email,
@@ -393,8 +427,7 @@ async def _set_disabled(page: Page, email: str, *, disabled: bool) -> Response:
         )
     except Forbidden as err:
         return await _user_page(page, email, err.status, {"": err.detail})
-    text = f"{user.email} is disabled ({ended} sessions ended)." if disabled else "Enabled."
-    return _user_done(user.email, text)
+    return _user_done(user.email, "disabled" if disabled else "enabled")
 
 
 @router.post("/users/{email}/reset-password")
