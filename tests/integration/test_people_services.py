@@ -458,12 +458,19 @@ def test_moves_and_renames_that_break_the_tree_or_the_scope_are_refused(org: str
             await people.rename_group(
                 c.uow(), scope=KANARRA, path="Kanarra/West", name="a/b", actor="t", now=NOW
             )
+        # nothing of the refused changes happened: the tree as it was, no event
+        tree = await people.group_tree(c.uow(), scope=OPERATOR)
+        assert [g.path for g, _, _ in tree] == before
         top = await people.move_group(
             c.uow(), scope=OPERATOR, path="Kanarra/West", parent=None, actor="t", now=NOW
         )
         assert top.path == "West"
 
+    before = [p for (p,) in rows(org, "SELECT path FROM groups ORDER BY path")]
     run(org, work)
+    assert rows(
+        org, "SELECT count(*) FROM events WHERE type LIKE 'group.%' AND type != 'group.created'"
+    ) == [(1,)]
 
 
 def test_two_moves_that_would_make_a_cycle_one_wins(org: str) -> None:
