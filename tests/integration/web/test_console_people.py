@@ -5,6 +5,7 @@ walk, with an SMTP server (aiosmtpd) receiving the invitation."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from sqlalchemy import text
 
-from provisiond.bootstrap import create_app
+from provisiond.bootstrap import create_app, open_container
 from provisiond.settings import Settings, load_settings
+from provisiond.web.pages.rendering import SESSION_COOKIE
 from tests.integration.web.browsing import (
     PASSWORD,
     Audit,
@@ -47,6 +50,14 @@ def org(api: httpx.Client) -> dict[str, str]:
     rival = {"email": "rival@tekton.example", "password": PASSWORD, "role": "admin"}
     assert api.post("/api/v1/users", json={**rival, "group": "Tekton"}).status_code == 201
     return tokens
+
+
+def execute(server: Server, statement: str) -> None:
+    async def main() -> None:
+        async with open_container(server.settings) as c, c.database.engine.begin() as conn:
+            await conn.execute(text(statement))
+
+    asyncio.run(main())
 
 
 def signed_in(server: Server, email: str = BOSS) -> Browser:
@@ -292,6 +303,31 @@ def test_an_invitation_is_revoked_by_an_admin_of_its_subtree_only(
     assert sql(server, "SELECT count(*) FROM events WHERE type = 'user.invitation-revoked'") == [
         (1,)
     ]
+
+
+def test_an_expired_invitation_shows_a_clear_page_and_makes_no_account(
+    server: Server, org: dict[str, str]
+) -> None:
+    b = signed_in(server)
+    b.get("/users/invite")
+    r = b.post(
+        "/users/invite", {"email": "late@kanarra.example", "role": "viewer", "group": "Kanarra"}
+    )
+    path = link_in(r.text).removeprefix(server.url)
+    person = Browser(server)
+    csrf = re.search(r'name="link_csrf" value="([^"]+)"', person.http.get(path).text)
+    assert csrf
+    execute(server, "UPDATE invitations SET expires_at = created_at")  # 72 hours later
+    expired = person.http.get(path)
+    assert expired.status_code == 404
+    assert "This link no longer works" in expired.text
+    assert "it expired" in expired.text
+    r = person.http.post(
+        path, data={"password": PASSWORD, "repeat": PASSWORD, "link_csrf": csrf.group(1)}
+    )
+    assert r.status_code == 404
+    assert SESSION_COOKIE not in r.cookies
+    assert sql(server, "SELECT count(*) FROM users WHERE email = 'late@kanarra.example'") == [(0,)]
 
 
 def test_a_password_reset_link_ends_the_users_sessions(server: Server, org: dict[str, str]) -> None:
