@@ -80,14 +80,14 @@ class SmtpMailer:
         s = self._settings
         context = ssl.create_default_context()
         client: smtplib.SMTP
-        if s.security is SmtpSecurity.TLS:
+        if s.security == SmtpSecurity.TLS:
             client = smtplib.SMTP_SSL(
                 self._host, s.port, timeout=s.timeout_seconds, context=context
             )
         else:
             client = smtplib.SMTP(self._host, s.port, timeout=s.timeout_seconds)
         with client:
-            if s.security is SmtpSecurity.STARTTLS:
+            if s.security == SmtpSecurity.STARTTLS:
                 client.starttls(context=context)  # refused when the server does not offer it
             if s.username:
                 client.login(s.username, s.password.get_secret_value() if s.password else "")

@@ -18,7 +18,7 @@ import uvicorn
 from sqlalchemy import text
 
 from provisiond.bootstrap import create_app, open_container
-from provisiond.settings import Settings, load_settings
+from provisiond.settings import Settings, SmtpSettings, load_settings
 from provisiond.web.pages.rendering import SESSION_COOKIE
 from tests.integration.web.browsing import (
     PASSWORD,
@@ -480,18 +480,10 @@ def test_console_people_walk(
     check("users: an invitation revoked")
 
     # with a mail server: the invitation is mailed; the invited person sets a password
-    mailing = server.settings.model_copy(
-        update={
-            "smtp": server.settings.smtp.model_copy(
-                update={
-                    "host": inbox.host,
-                    "port": inbox.port,
-                    "security": "none",
-                    "from_address": "provisiond@kanarra.example",
-                }
-            )
-        }
+    smtp = SmtpSettings(
+        host=inbox.host, port=inbox.port, security="none", from_address="p@kanarra.example"
     )
+    mailing = server.settings.model_copy(update={"smtp": smtp})
     with serving(mailing) as mail_url:
         page.goto(f"{mail_url}/users/invite")  # the session is the database's: still signed in
         page.fill("#email", "mailed@kanarra.example")
