@@ -133,6 +133,8 @@ async def _relocate(
             ids += [g.id for g in above.values() if g.id != group.id]
         locked = await uow.groups.lock(ids)
         group = locked.get(group.id) or _gone(path)
+        if not scope.covers(group.path) or group.path == scope.group_path:
+            _gone(path)  # moved meanwhile, out of this caller's reach
         if target is not None:
             target = locked.get(target.id) or _gone(parent or "")
             if not scope.covers(target.path):
