@@ -172,6 +172,14 @@ class RouteNotFound(NotFound):
     title = "Not found"
 
 
+class LinkNotValid(NotFound):
+    """An invitation or password-reset link that was used, expired, was replaced by a newer
+    one, or never existed: the same answer for each."""
+
+    code = "link-not-valid"
+    title = "The link was used, has expired or does not exist"
+
+
 # ----------------------------------------------------------------------------- conflicts
 
 

@@ -491,6 +491,64 @@ class MetricsSettings(BaseModel):
     )
 
 
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
+class SmtpSettings(BaseModel):
+    """The mail server invitations and password-reset links are sent through
+    (``PROVISIOND_SMTP__HOST`` …; ``[smtp]`` in the file). No host: the console shows the
+    link to the admin, who sends it themselves."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(
+        None,
+        description="Host name of the SMTP server. None: no e-mail is sent; the console "
+        "shows each invitation or reset link to the admin to copy.",
+    )
+    port: int = Field(587, ge=1, le=65535, description="Port of the SMTP server.")
+    security: SmtpSecurity = Field(
+        SmtpSecurity.STARTTLS,
+        description="`starttls` (upgrade a plain connection, port 587), `tls` (TLS from "
+        "the first byte, port 465) or `none` (plain text: a relay on localhost only).",
+    )
+    username: str | None = Field(
+        None, description="User name to authenticate with (None: no authentication)."
+    )
+    password: SecretStr | None = Field(None, description="Password of smtp__username.")
+    from_address: str | None = Field(
+        None,
+        description="The From address of the mails provisiond sends, e.g. "
+        "`provisiond@example.com` (required with smtp__host).",
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="How long one exchange with the SMTP server may take."
+    )
+
+    @model_validator(mode="after")
+    def _from_with_host(self) -> SmtpSettings:
+        if self.host and not self.from_address:
+            raise ValueError("smtp__host needs smtp__from_address (the mails' From)")
+        return self
+
+
+class InvitationSettings(BaseModel):
+    """Invitation and password-reset links (``PROVISIOND_INVITATIONS__HOURS``;
+    ``[invitations]`` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hours: float = Field(
+        72.0,
+        gt=0,
+        le=24 * 30,
+        description="How long an invitation or password-reset link works (once).",
+    )
+
+
 class LimitSettings(BaseModel):
     """Caps: nothing unauthenticated holds unbounded sockets, memory or time
     (docs/security.md#caps; ``PROVISIOND_LIMITS__HTTP_MAX_CONNECTIONS`` …; ``[limits]`` in the
@@ -711,6 +769,14 @@ class Settings(BaseSettings):
         default_factory=MetricsSettings,
         description="Who may read `/metrics`, and where (`metrics__*` below).",
     )
+    smtp: SmtpSettings = Field(
+        default_factory=SmtpSettings,
+        description="The mail server invitations are sent through (`smtp__*` below).",
+    )
+    invitations: InvitationSettings = Field(
+        default_factory=InvitationSettings,
+        description="Invitation and password-reset links (`invitations__*` below).",
+    )
 
     @field_validator("sqlite_page_size")
     @classmethod
@@ -829,6 +895,8 @@ class Settings(BaseSettings):
             out["tts"]["api_key"] = "***"
         if self.metrics.token is not None:
             out["metrics"]["token"] = "***"  # noqa: S105 (a mask)
+        if self.smtp.password is not None:
+            out["smtp"]["password"] = "***"  # noqa: S105 (a mask)
         return out
 
 

@@ -24,6 +24,7 @@ from provisiond.bootstrap import (
     upgrade_database,
 )
 from provisiond.cli import output
+from provisiond.cli import people as _people  # noqa: F401 (adds users invite … and groups move …)
 from provisiond.cli.backup import backup as backup_command
 from provisiond.cli.backup import restore as restore_command
 from provisiond.cli.broker import app as broker_app

@@ -50,6 +50,14 @@ class EventType(StrEnum):
     USER_LOCKED = "user.locked"
     USER_DISABLED = "user.disabled"
     USER_ENABLED = "user.enabled"
+    USER_INVITED = "user.invited"  # an invitation link was made (and mailed, or shown)
+    USER_INVITATION_REVOKED = "user.invitation-revoked"  # an admin took it back
+    USER_ROLE_CHANGED = "user.role-changed"
+    USER_MOVED = "user.moved"  # to another group
+    USER_PASSWORD_RESET_ISSUED = "user.password-reset-issued"  # a reset link was made
+    USER_PASSWORD_CHANGED = "user.password-changed"  # through a reset link
+    GROUP_RENAMED = "group.renamed"
+    GROUP_MOVED = "group.moved"  # under another parent (its subtree with it)
     LORAWAN_REGISTERED = "lorawan.registered"  # in The Things Stack
     LORAWAN_REMOVED = "lorawan.removed"
     LORAWAN_FAILED = "lorawan.failed"

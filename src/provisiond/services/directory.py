@@ -47,7 +47,7 @@ async def create_group(
     require_group(scope, path, "creating a group")
     async with uow:
         uow.conflicts_as(GroupExists(f"group {path!r} was created at the same moment; retry"))
-        existing = await uow.groups.find_many_by_path(lineage(path))
+        existing = await uow.groups.find_many_by_path(lineage(path), lock=True)
         if path in existing and not exist_ok:
             raise GroupExists(f"group {path!r} already exists", path=path)
         created: list[Group] = []

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.catalog import DeviceModel
@@ -61,10 +61,18 @@ class GroupRepository:
         row = (await self._conn.execute(select(groups).where(groups.c.id == group_id))).first()
         return _group(row) if row else None
 
-    async def find_many_by_path(self, paths: Sequence[str]) -> dict[str, Group]:
+    async def find_many_by_path(
+        self, paths: Sequence[str], *, lock: bool = False
+    ) -> dict[str, Group]:
+        """The groups at these paths; ``lock``: kept from being moved or renamed until the
+        transaction ends (PostgreSQL: FOR SHARE; a move waiting for them then finds what
+        this transaction adds below them)."""
         if not paths:
             return {}
-        rows = await self._conn.execute(select(groups).where(groups.c.path.in_(list(paths))))
+        query = select(groups).where(groups.c.path.in_(list(paths)))
+        if lock:
+            query = query.order_by(bytewise(groups.c.path)).with_for_update(read=True)
+        rows = await self._conn.execute(query)
         return {r.path: _group(r) for r in rows}
 
     async def add(self, group: Group) -> None:
@@ -131,6 +139,46 @@ class GroupRepository:
         await self._conn.execute(api_tokens.delete().where(api_tokens.c.group_id == group_id))
         await self._conn.execute(groups.delete().where(groups.c.id == group_id))
 
+    async def lock(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Group]:
+        """Lock these groups for a change of the tree (PostgreSQL: FOR UPDATE, in path order,
+        so two changes lock alike; SQLite has one writer) and read them again, as they are
+        once locked."""
+        query = (
+            select(groups)
+            .where(groups.c.id.in_(list(group_ids)))
+            .order_by(bytewise(groups.c.path))
+            .with_for_update()
+        )
+        return {r.id: _group(r) for r in await self._conn.execute(query)}
+
+    async def deepest_below(self, path: str) -> int:
+        """The depth of the deepest group of the subtree at ``path``."""
+        query = select(func.max(groups.c.depth)).where(subtree_clause(groups.c.path, path))
+        return int((await self._conn.execute(query)).scalar_one() or 0)
+
+    async def move_subtree(
+        self, group_id: uuid.UUID, *, old_path: str, new_path: str, parent_id: uuid.UUID | None
+    ) -> int:
+        """Give the group at ``old_path`` its new path, name and parent, and every group below
+        it the new path as prefix (their depth follows): one statement for the subtree.
+        Devices, users, profiles and tokens name groups by id: they move with them. Returns
+        how many groups moved."""
+        delta = new_path.count(SEPARATOR) - old_path.count(SEPARATOR)
+        result = await self._conn.execute(
+            update(groups)
+            .where(subtree_clause(groups.c.path, old_path))
+            .values(
+                path=literal(new_path) + func.substr(groups.c.path, len(old_path) + 1),
+                depth=groups.c.depth + delta,
+            )
+        )
+        await self._conn.execute(
+            update(groups)
+            .where(groups.c.id == group_id)
+            .values(name=new_path.rsplit(SEPARATOR, 1)[-1], parent_id=parent_id)
+        )
+        return int(result.rowcount or 0)
+
 
 def user_query() -> Any:
     """Users with their group's path (every column of users, and ``group_path``)."""
@@ -189,6 +237,33 @@ class UserRepository:
 
     async def set_disabled(self, user_id: uuid.UUID, at: datetime | None) -> None:
         await self._conn.execute(update(users).where(users.c.id == user_id).values(disabled_at=at))
+
+    async def counts_by_group(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """How many users belong to each of these groups (directly)."""
+        if not group_ids:
+            return {}
+        query = (
+            select(users.c.group_id, func.count())
+            .where(users.c.group_id.in_(list(group_ids)))
+            .group_by(users.c.group_id)
+        )
+        return {gid: int(n) for gid, n in await self._conn.execute(query)}
+
+    async def set_role(self, user_id: uuid.UUID, role: Role) -> None:
+        await self._conn.execute(update(users).where(users.c.id == user_id).values(role=role.value))
+
+    async def set_group(self, user_id: uuid.UUID, group_id: uuid.UUID) -> None:
+        await self._conn.execute(
+            update(users).where(users.c.id == user_id).values(group_id=group_id)
+        )
+
+    async def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        """A new password: the sign-in slow-down of the old one is forgotten with it."""
+        await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id)
+            .values(password_hash=password_hash, failed_logins=0, locked_until=None)
+        )
 
     async def list(
         self, under: str | None = None, *, after: str | None = None, limit: int | None = None

@@ -541,3 +541,31 @@ association_tokens = Table(
     Column("device_id", Uuid, nullable=True),
     Index(None, "user_id"),
 )
+
+# Invitation and password-reset links (domain/invitations.py): single use, expiring; the
+# token is in the mail or on the admin's screen only, the SHA-256 of it here.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("purpose", String(16), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("role", String(16), nullable=True),  # an invitation's
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="CASCADE"), nullable=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    CheckConstraint("purpose IN ('invitation', 'password-reset')", name="purpose"),
+    CheckConstraint(
+        "(purpose = 'invitation' AND role IS NOT NULL AND group_id IS NOT NULL)"
+        " OR (purpose = 'password-reset' AND user_id IS NOT NULL)",
+        name="target",
+    ),
+    Index(None, "email"),
+    Index(None, "group_id"),
+    Index(None, "user_id"),
+)

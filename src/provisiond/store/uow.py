@@ -43,6 +43,7 @@ from provisiond.store.integrations import (
     OutboxRepository,
     PendingWork,
 )
+from provisiond.store.invitations import InvitationRepository
 from provisiond.store.profiles import CaRepository, ProfileRepository
 from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.sessions import SessionRepository
@@ -72,6 +73,7 @@ class UnitOfWork:
     tts: TtsRepository
     associations: AssociationRepository
     backlog: BacklogRepository
+    invitations: InvitationRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -132,6 +134,7 @@ class UnitOfWork:
         self.tts = TtsRepository(conn)
         self.associations = AssociationRepository(conn)
         self.backlog = BacklogRepository(conn)
+        self.invitations = InvitationRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

@@ -14,6 +14,7 @@ from provisiond.web.pages import (
     labels,
     operations,
     overview,
+    people,
     profiles,
     sign_in,
 )
@@ -31,6 +32,7 @@ FLOWS = (
     labels,
     operations,
     profiles,
+    people,
 )
 router = APIRouter(include_in_schema=False)
 for _flow in FLOWS:
