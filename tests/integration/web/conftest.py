@@ -159,7 +159,11 @@ def browser_page(chromium: str, axe_source: str) -> Iterator[Any]:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 390, "height": 844})
+        # Reduced motion: Bootstrap's transitions off, so axe never sees a colour half-way
+        # (a button still fading into its focus colour failed contrast on a loaded machine).
+        context = browser.new_context(
+            viewport={"width": 390, "height": 844}, reduced_motion="reduce"
+        )
         context.add_init_script(script=axe_source)  # in every page, before the page's own
         yield context.new_page()
         browser.close()
