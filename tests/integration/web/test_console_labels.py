@@ -213,7 +213,11 @@ def test_console_labels_in_a_browser(
     expect(page.locator("#label-devices input:checked")).to_have_count(2)
     preview = page.locator("#label-preview img")
     expect(preview).to_have_attribute("alt", "Label of LB-0001")
-    assert page.evaluate("() => document.querySelector('#label-preview img').naturalWidth") > 0
+    # the image loads (its request is the server's SVG): wait for it, then it has a size
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#label-preview img');"
+        " return i !== null && i.complete && i.naturalWidth > 0; }"
+    )
     page.mouse.move(0, 0)
     check("labels: chosen, preview")
     screenshot(page, "console-labels")
