@@ -347,6 +347,31 @@ claims = Table(
     ),
     Index(None, "device_id", "started_at"),
     Index(None, "user_id", "started_at"),
+    Index(None, "status", "started_at"),  # the overview's failed and expired claims (0020)
+)
+
+# The overview's daily summary of devices (migration 0020), kept by triggers on devices in the
+# transaction that changes one: per UTC day of registration, group and model (the nil UUID
+# for none), the devices registered that day and how many of them are provisioned and
+# claimed now; and the claimed ones by time-to-claim bucket (domain/funnel.py).
+funnel_days = Table(
+    "funnel_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("group_key", Uuid, primary_key=True),
+    Column("model_key", Uuid, primary_key=True),
+    Column("registered", BigInteger, nullable=False),
+    Column("provisioned", BigInteger, nullable=False),
+    Column("claimed", BigInteger, nullable=False),
+)
+
+claim_delay_days = Table(
+    "claim_delay_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("group_key", Uuid, primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("claimed", BigInteger, nullable=False),
 )
 
 # Signed-in browsers. The cookie carries a random token; only its SHA-256 is stored.

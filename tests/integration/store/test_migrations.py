@@ -46,6 +46,8 @@ LATER = {
     "association_tokens",
     "issued_certificates",
     "sign_in_addresses",
+    "funnel_days",
+    "claim_delay_days",
 }
 
 
