@@ -19,7 +19,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, create_engine, delete, insert, select, update
 
 from provisiond.bootstrap import open_container
