@@ -80,10 +80,12 @@ def bar_chart(
     *,
     width: int = 640,
     notes: Sequence[str] | None = None,
+    colour_keys: Sequence[str] | None = None,
 ) -> Markup:
     """Horizontal bars: one row per category, one bar per series in it, each bar's value
     at its end (and ``notes[i]`` after the first bar's value: a rate), an x axis of counts
-    below, the legend above."""
+    below, the legend above. With ``colour_keys`` (one series), each category's bar has its
+    own colour and the legend names the categories."""
     label_w = min(220, 16 + 7 * max((len(c) for c in categories), default=4))
     bar_h, gap = 16, 12
     row_h = bar_h * len(series) + gap
@@ -93,7 +95,11 @@ def bar_chart(
     ticks = nice_ticks(peak)
     scale = (right - left) / ticks[-1]
     out = _open(chart_id, title, desc, width, height)
-    out += _legend(series, left, 16)
+    if colour_keys:
+        keyed = [Series(k, c, []) for k, c in zip(colour_keys, categories, strict=True)]
+        out += _legend(keyed, left, 16)
+    else:
+        out += _legend(series, left, 16)
     axis_y = top + row_h * max(len(categories), 1)
     for t in ticks:
         x = left + t * scale
@@ -119,9 +125,10 @@ def bar_chart(
             y = y0 + j * bar_h
             w = value * scale
             note = f" ({notes[i]})" if notes and j == 0 and notes[i] else ""
+            fill = COLOURS[colour_keys[i] if colour_keys else s.name]
             out.append(
                 f'<rect x="{left}" y="{y:.1f}" width="{w:.1f}" height="{bar_h - 2}" '
-                f'fill="{COLOURS[s.name]}"><title>{escape(s.label)}: {_number(value)}</title>'
+                f'fill="{fill}"><title>{escape(s.label)}: {_number(value)}</title>'
                 f"</rect>"
                 f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 5:.1f}" fill="{TEXT}">'
                 f"{_number(value)}{escape(note)}</text>"

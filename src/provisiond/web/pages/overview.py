@@ -68,7 +68,9 @@ def _charts(view: overview.Overview) -> dict[str, Markup]:
         f"({_percent(t.claimed, t.registered)}).",
         ["Registered", "Provisioned", "Claimed"],
         [Series("registered", "devices", [t.registered, t.provisioned, t.claimed])],
+        # rates: shares of the registered
         notes=["", _percent(t.provisioned, t.registered), _percent(t.claimed, t.registered)],
+        colour_keys=[name for name, _ in STAGES],
     )
     stages: list[Series] = [
         Series(name, label.lower(), [getattr(d, name) for d in view.by_day])
