@@ -12,6 +12,7 @@ never drifts from the devices, and another customer's devices and claims never c
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import random
 import uuid
@@ -24,7 +25,7 @@ from sqlalchemy import Engine, create_engine, delete, insert, select, update
 from provisiond.bootstrap import open_container
 from provisiond.domain.claims import ClaimProof, ClaimStatus
 from provisiond.domain.device import DeviceState
-from provisiond.domain.funnel import Counts, delay_bucket, ending_reason
+from provisiond.domain.funnel import DELAY_BOUNDS, Counts, delay_bucket, ending_reason
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role, User, UserSpec
 from provisiond.services import directory
@@ -34,7 +35,16 @@ from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.registration import ImportOptions, register_devices
 from provisiond.settings import load_settings
 from provisiond.store.database import sync_url
-from provisiond.store.schema import claims, device_models, devices, groups, users
+from provisiond.store.schema import (
+    DELAY_BUCKETS,
+    claims,
+    device_models,
+    devices,
+    groups,
+    users,
+)
+
+migration = importlib.import_module("provisiond.store.migrations.versions.0020_funnel_summary")
 
 OPERATOR = Scope.operator()
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -202,6 +212,20 @@ def add_claims(engine: Engine, rng: random.Random) -> None:
                     row["ended_at"] = row["started_at"]
                 seen.add(row["device_id"])
         conn.execute(insert(claims), rows)
+        # claims move on: live ones whose window closed expire (one at a time, and many in a
+        # statement), and a device deleted takes its claims with it (a cascade)
+        stale = [
+            r["id"] for r in rows if r["status"] in ("open", "proven") and r["expires_at"] <= NOW
+        ]
+        for claim_id in stale[:3]:
+            conn.execute(
+                update(claims).where(claims.c.id == claim_id).values(status="expired", ended_at=NOW)
+            )
+        conn.execute(
+            update(claims).where(claims.c.id.in_(stale[3:6])).values(status="expired", ended_at=NOW)
+        )
+        failed = next(r["device_id"] for r in rows if r["status"] == "failed")
+        conn.execute(delete(devices).where(devices.c.id == failed))
 
 
 @dataclass
@@ -282,6 +306,8 @@ def naive(fleet: Fleet, under: str, first: datetime, end: datetime) -> dict[str,
     delays.sort()
     median = delay_bucket(delays[(len(delays) - 1) // 2]) if delays else None
     reasons: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    ends_by_group: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    ends_by_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for c in fleet.claims:
         if not within(c["path"], under) or not first <= c["started_at"] < end:
             continue
@@ -291,7 +317,10 @@ def naive(fleet: Fleet, under: str, first: datetime, end: datetime) -> dict[str,
         if status not in (ClaimStatus.FAILED, ClaimStatus.EXPIRED):
             continue
         why = ending_reason(status, ClaimProof(c["proof"]), proven=c["proven_at"] is not None)
-        reasons[why][0 if status is ClaimStatus.FAILED else 1] += 1
+        which = 0 if status is ClaimStatus.FAILED else 1
+        reasons[why][which] += 1
+        ends_by_group[label(c["path"], under)][which] += 1
+        ends_by_model[c["model"] or "(no model)"][which] += 1
     return {
         "totals": total,
         "by_group": dict(by_group),
@@ -299,6 +328,8 @@ def naive(fleet: Fleet, under: str, first: datetime, end: datetime) -> dict[str,
         "by_day": {k: v for k, v in by_day.items() if v.registered},
         "median": median,
         "reasons": {k: tuple(v) for k, v in reasons.items()},
+        "endings_by_group": {k: tuple(v) for k, v in ends_by_group.items()},
+        "endings_by_model": {k: tuple(v) for k, v in ends_by_model.items()},
     }
 
 
@@ -319,6 +350,8 @@ def seen(view: overview.Overview) -> dict[str, object]:
         "by_day": {d: c for d, c in zip(view.days, view.by_day, strict=True) if c.registered},
         "median": view.median,
         "reasons": {e.label: (e.failed, e.expired) for e in view.by_reason},
+        "endings_by_group": {e.label: (e.failed, e.expired) for e in view.endings_by_group},
+        "endings_by_model": {e.label: (e.failed, e.expired) for e in view.endings_by_model},
     }
 
 
@@ -342,14 +375,16 @@ def test_the_figures_equal_a_naive_count(database_url: str) -> None:
         fleet = read_back(engine)
     finally:
         engine.dispose()
-    compared = 0
+    compared = ended = 0
     for under in ("Org", "Org/A", "Org/B/S1", "Other"):
         for spec in PERIODS:
             view = asyncio.run(figures(database_url, under, spec))
             expected = naive(fleet, under, view.period.start, view.period.end)
             assert seen(view) == expected, (under, spec)
             compared += expected["totals"].registered  # type: ignore[attr-defined]
+            ended += sum(sum(v) for v in expected["reasons"].values())  # type: ignore[attr-defined]
     assert compared > 500  # the periods hold devices: the comparison is not of zeros
+    assert ended > 20  # and claims that failed or expired
     # another customer's devices and claims never count: Other's own figures hold them
     everything = overview.PeriodSpec(first="2026-07-01", last="2026-11-25")
     org, other = (asyncio.run(figures(database_url, u, everything)) for u in ("Org", "Other"))
@@ -358,3 +393,8 @@ def test_the_figures_equal_a_naive_count(database_url: str) -> None:
     assert not {"Other", "X"} & {r.label for r in org.by_group}
     assert "Org" not in {r.label for r in other.by_group}
     assert not any(e.label.startswith(("A", "B")) for e in other.endings_by_group)
+
+
+def test_the_summary_has_a_column_per_time_to_claim_bucket() -> None:
+    assert len(DELAY_BOUNDS) + 1 == DELAY_BUCKETS == len(migration.DELAY_BOUNDS) + 1
+    assert migration.DELAY_BOUNDS == DELAY_BOUNDS

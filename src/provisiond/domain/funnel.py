@@ -15,6 +15,7 @@ lower middle of an even number).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -208,10 +209,11 @@ class Counts:
 @dataclass(frozen=True, slots=True)
 class ClaimEnding:
     """Claims that ended without a claim, alike in who, what and why: the claimer's group,
-    the device's model, ``failed`` or ``expired``, the proof asked and whether it was given."""
+    the device's model (None: none), ``failed`` or ``expired``, the proof asked and whether
+    it was given."""
 
-    group_path: str
-    model: str | None
+    group_id: uuid.UUID | None
+    model_id: uuid.UUID | None
     status: ClaimStatus
     proof: ClaimProof
     proven: bool

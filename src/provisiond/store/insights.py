@@ -12,7 +12,8 @@ summary) count too.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -24,9 +25,10 @@ from provisiond.domain.funnel import ClaimEnding, Counts
 from provisiond.store.devices import event_from_row
 from provisiond.store.directory import subtree_clause
 from provisiond.store.schema import (
+    DELAY_BUCKETS,
     claim_delay_days,
+    claim_endings_days,
     claims,
-    device_models,
     devices,
     events,
     funnel_days,
@@ -36,7 +38,8 @@ from provisiond.store.schema import (
 
 #: The summary's key for "no group" and "no model".
 NIL = uuid.UUID(int=0)
-_ENDED = [ClaimStatus.FAILED.value, ClaimStatus.EXPIRED.value]
+#: How many of the newest events the latest of a busy subtree are looked for in first.
+RECENT_EVENTS = 5000
 _LIVE = [s.value for s in LIVE]
 
 
@@ -98,67 +101,89 @@ class InsightRepository:
     ) -> dict[uuid.UUID | None, dict[int, int]]:
         """The cohort's claimed devices by group and time-to-claim bucket."""
         d = claim_delay_days.c
+        buckets = [d[f"b{i}"] for i in range(DELAY_BUCKETS)]
         rows = await self._conn.execute(
-            select(d.group_key, d.bucket, func.sum(d.claimed))
+            select(d.group_key, *(func.sum(b) for b in buckets))
             .where(*self._days(claim_delay_days, under, with_stock, first, last))
-            .group_by(d.group_key, d.bucket)
+            .group_by(d.group_key)
         )
         out: dict[uuid.UUID | None, dict[int, int]] = {}
-        for g, bucket, n in rows:
-            if n:
-                out.setdefault(_key(g), {})[int(bucket)] = int(n)
+        for g, *counts in rows:
+            found = {i: int(n) for i, n in enumerate(counts) if n}
+            if found:
+                out[_key(g)] = found
         return out
 
     async def claim_endings(
-        self, under: str, *, start: datetime, end: datetime, now: datetime
+        self, under: str, *, first: str, last: str, now: datetime
     ) -> list[ClaimEnding]:
-        """Claims started in [start, end) by users of the subtree that failed or expired (a
-        live claim whose window closed by ``now`` is expired, as Claim.shown_status), by the
-        claimer's group, the device's model, status, proof and whether it was proven."""
+        """Claims by users of the subtree, started from day ``first`` to ``last``, that
+        failed or expired, by the claimer's group, the device's model, status, proof and
+        whether proven: the summary's, and the live claims whose window closed by ``now``
+        (expired, as Claim.shown_status says, though no one has moved them yet)."""
+        e = claim_endings_days.c
+        ended = await self._conn.execute(
+            select(e.group_key, e.model_key, e.status, e.proof, e.proven, func.sum(e.claims))
+            .where(*self._days(claim_endings_days, under, False, first, last))
+            .group_by(e.group_key, e.model_key, e.status, e.proof, e.proven)
+        )
         c = claims.c
         proven = c.proven_at.is_not(None)
-        expired_live = c.status.in_(_LIVE) & (c.expires_at <= now)
-        query = select(
-            groups.c.path,
-            device_models.c.name,
-            c.status.in_(_LIVE).label("live"),
-            c.status,
-            c.proof,
-            proven.label("proven"),
-            func.count(),
-        )
-        rows = await self._conn.execute(
-            query.select_from(
-                claims.join(users, users.c.id == c.user_id)
-                .join(groups, groups.c.id == users.c.group_id)
-                .join(devices, devices.c.id == c.device_id)
-                .outerjoin(device_models, device_models.c.id == devices.c.model_id)
+        live = await self._conn.execute(
+            select(users.c.group_id, devices.c.model_id, c.proof, proven, func.count())
+            .select_from(
+                claims.join(users, users.c.id == c.user_id).join(
+                    devices, devices.c.id == c.device_id
+                )
             )
             .where(
-                c.status.in_([*_ENDED, *_LIVE]),
-                c.started_at >= start,
-                c.started_at < end,
-                or_(c.status.in_(_ENDED), expired_live),
-                subtree_clause(groups.c.path, under),
+                c.status.in_(_LIVE),
+                c.started_at >= _start_of(first),
+                c.started_at < _start_of(last) + timedelta(days=1),
+                c.expires_at <= now,
+                self._in_scope(users.c.group_id, under, False),
             )
-            .group_by(groups.c.path, device_models.c.name, c.status, c.proof, proven)
+            .group_by(users.c.group_id, devices.c.model_id, c.proof, proven)
         )
-        out = []
-        for path, model, live, st, proof, was_proven, n in rows:
-            shown = ClaimStatus.EXPIRED if live else ClaimStatus(st)
-            out.append(ClaimEnding(path, model, shown, ClaimProof(proof), bool(was_proven), int(n)))
-        return out
+        counts: dict[tuple[Any, ...], int] = defaultdict(int)
+        for g, m, status, proof, was_proven, n in ended:
+            counts[(_key(g), _key(m), ClaimStatus(status), proof, bool(was_proven))] += int(n)
+        for g, m, proof, was_proven, n in live:
+            counts[(g, m, ClaimStatus.EXPIRED, proof, bool(was_proven))] += int(n)
+        return [
+            ClaimEnding(g, m, status, ClaimProof(proof), was_proven, n)
+            for (g, m, status, proof, was_proven), n in counts.items()
+            if n
+        ]
 
     async def latest_events(self, under: str, limit: int = 20) -> list[Event]:
-        """The subtree's latest events (by the path each event keeps, as the audit log)."""
-        rows = await self._conn.execute(
-            select(events)
-            .where(subtree_clause(events.c.group_path, under))
-            .order_by(events.c.id.desc())
-            .limit(limit)
+        """The subtree's latest events (by the path each event keeps, as the audit log).
+
+        A busy subtree finds them among the newest RECENT_EVENTS events, read newest first
+        by id (its path compared as an expression, so that no index on it is chosen: SQLite
+        would read every event of the subtree through it and sort them); a quiet one, which
+        has fewer there, through the index on (group_path, id)."""
+        newest = (await self._conn.execute(select(func.max(events.c.id)))).scalar()
+        if newest is None:
+            return []
+        query = select(events).order_by(events.c.id.desc()).limit(limit)
+        recent = await self._conn.execute(
+            query.where(
+                events.c.id > newest - RECENT_EVENTS,
+                subtree_clause(events.c.group_path.concat(""), under),
+            )
         )
+        found = [event_from_row(r) for r in recent]
+        if len(found) == limit:
+            return found
+        rows = await self._conn.execute(query.where(subtree_clause(events.c.group_path, under)))
         return [event_from_row(r) for r in rows]
 
 
 def _key(value: uuid.UUID) -> uuid.UUID | None:
     return None if value == NIL else value
+
+
+def _start_of(day: str) -> datetime:
+    d = date.fromisoformat(day)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)

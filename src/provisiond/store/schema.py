@@ -347,13 +347,17 @@ claims = Table(
     ),
     Index(None, "device_id", "started_at"),
     Index(None, "user_id", "started_at"),
-    Index(None, "status", "started_at"),  # the overview's failed and expired claims (0020)
+    Index(None, "status", "started_at"),  # the overview: live claims whose window closed (0020)
 )
 
-# The overview's daily summary of devices (migration 0020), kept by triggers on devices in the
-# transaction that changes one: per UTC day of registration, group and model (the nil UUID
-# for none), the devices registered that day and how many of them are provisioned and
-# claimed now; and the claimed ones by time-to-claim bucket (domain/funnel.py).
+# The overview's daily summaries (migration 0020), kept by triggers on devices and claims in
+# the transaction that changes one (the nil UUID stands for no group, no model):
+# - per UTC day of registration, group and model, the devices registered that day and how
+#   many of them are provisioned and claimed now;
+# - per day of registration and group, the claimed ones by time-to-claim bucket
+#   (domain/funnel.py DELAY_BOUNDS: b0 under the first bound … b18 past the last);
+# - per UTC day a claim started, claimer's group, device's model, status (failed or
+#   expired), proof and whether proven: the claims that ended without a claim.
 funnel_days = Table(
     "funnel_days",
     metadata,
@@ -365,13 +369,25 @@ funnel_days = Table(
     Column("claimed", BigInteger, nullable=False),
 )
 
+DELAY_BUCKETS = 19
 claim_delay_days = Table(
     "claim_delay_days",
     metadata,
     Column("day", String(10), primary_key=True),
     Column("group_key", Uuid, primary_key=True),
-    Column("bucket", Integer, primary_key=True),
-    Column("claimed", BigInteger, nullable=False),
+    *(Column(f"b{i}", BigInteger, nullable=False) for i in range(DELAY_BUCKETS)),
+)
+
+claim_endings_days = Table(
+    "claim_endings_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("group_key", Uuid, primary_key=True),
+    Column("model_key", Uuid, primary_key=True),
+    Column("status", String(12), primary_key=True),
+    Column("proof", String(16), primary_key=True),
+    Column("proven", Integer, primary_key=True),
+    Column("claims", BigInteger, nullable=False),
 )
 
 # Signed-in browsers. The cookie carries a random token; only its SHA-256 is stored.

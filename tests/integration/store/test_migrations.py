@@ -48,6 +48,7 @@ LATER = {
     "sign_in_addresses",
     "funnel_days",
     "claim_delay_days",
+    "claim_endings_days",
 }
 
 

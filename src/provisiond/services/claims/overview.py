@@ -25,6 +25,7 @@ from provisiond.errors import Forbidden
 from provisiond.store.uow import UnitOfWork
 
 STOCK = "Unclaimed stock"
+NO_MODEL = "(no model)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +114,7 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         delays = await uow.insights.claim_delays(
             under, with_stock=with_stock, first=first, last=last
         )
-        endings = await uow.insights.claim_endings(
-            under, start=period.start, end=period.end, now=now
-        )
+        endings = await uow.insights.claim_endings(under, first=first, last=last, now=now)
         groups = {g.id: g.path for g in await uow.groups.list(under)}
         models = {m.id: m.name for m in await uow.models.list()}
         events = await uow.insights.latest_events(under)
@@ -126,11 +125,14 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         path = groups.get(group_id)
         return child_of(path, under) if path is not None else STOCK
 
+    def model(model_id: uuid.UUID | None) -> str:
+        return models.get(model_id, NO_MODEL) if model_id else NO_MODEL
+
     by_group: dict[str, Counts] = defaultdict(Counts)
     by_model: dict[str, Counts] = defaultdict(Counts)
     for (group_id, model_id), counts in cells.items():
         by_group[place(group_id)] += counts
-        by_model[models.get(model_id, "(no model)") if model_id else "(no model)"] += counts
+        by_model[model(model_id)] += counts
     group_delays: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     all_delays: dict[int, int] = defaultdict(int)
     for group_id, buckets in delays.items():
@@ -151,10 +153,8 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         by_model=[Row(name, counts) for name, counts in sorted(by_model.items())],
         endings=endings,
         by_reason=_tally(endings, lambda e: e.reason),
-        endings_by_group=_tally(
-            endings, lambda e: _group_label(child_of(e.group_path, under), under)
-        ),
-        endings_by_model=_tally(endings, lambda e: e.model or "(no model)"),
+        endings_by_group=_tally(endings, lambda e: _group_label(place(e.group_id), under)),
+        endings_by_model=_tally(endings, lambda e: model(e.model_id)),
         events=events,
         with_stock=with_stock,
     )

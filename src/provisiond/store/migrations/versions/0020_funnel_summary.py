@@ -1,21 +1,24 @@
-"""The overview's daily summary of devices, kept by triggers on devices, and an index on
-claims by status for its failed and expired claims.
+"""The overview's daily summaries, kept by triggers on devices and claims, and an index on
+claims by status (the live claims whose window closed).
 
 ``funnel_days``: per UTC day of registration, group (the device's; the nil UUID for none)
 and model (the nil UUID for none): devices registered that day, and how many of them are
 provisioned and claimed now. ``claim_delay_days``: per day of registration and group, the
-claimed devices by their time-to-claim bucket (domain/funnel.py DELAY_BOUNDS, copied below).
+claimed devices in each time-to-claim bucket (columns b0..b18: domain/funnel.py
+DELAY_BOUNDS, copied below). ``claim_endings_days``: claims that failed or expired, per UTC
+day they started, their claimer's group and their device's model when they ended, status,
+proof and whether they were proven.
 
-Triggers keep both in the transaction that changes a device — whichever path writes it
-(the importer's raw inserts, the provisioning writer, claims, releases, deletions) — so the
-overview sums at most a row per day, group and model instead of counting a million devices.
-SQLite: row triggers (on insert; on update of the five columns that matter, when one
-changed; on delete). PostgreSQL: statement triggers over transition tables, one aggregate
-upsert per statement (a COPY of a hundred thousand devices is one). The upgrade fills the
-tables from the devices already there.
+Triggers keep them in the transaction that changes a device or a claim — whichever path
+writes it (the importer's raw inserts, the provisioning writer, claims, releases,
+deletions, cascades) — so the overview sums at most a row per day, group and model
+instead of counting a million devices. SQLite: row triggers (on insert; on update of the
+columns that matter, when one changed; on delete). PostgreSQL: statement triggers over
+transition tables, one aggregate upsert per statement and summary (a COPY of a million
+devices is one). The upgrade fills the tables from the rows already there.
 
-NOTE for later migrations: a SQLite batch migration that recreates ``devices`` drops its
-triggers; create them again (``create_triggers``) after it.
+NOTE for later migrations: a SQLite batch migration that recreates ``devices`` or
+``claims`` drops its triggers; create them again (``create_triggers``) after it.
 
 Revision ID: 0020
 Revises: 0018
@@ -24,7 +27,8 @@ Create Date: 2026-12-05 16:00:00
 
 # ruff: noqa: S608 - SQL built from this module's constants only, no input
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from alembic import op
@@ -47,10 +51,10 @@ _NIL = {
 }
 
 
-def _day(dialect: str, row: str) -> str:
+def _utc_day(dialect: str, column: str) -> str:
     if dialect == "sqlite":
-        return f"substr({row}.created_at, 1, 10)"
-    return f"to_char({row}.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        return f"substr({column}, 1, 10)"
+    return f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
 def _delay(dialect: str, row: str) -> str:
@@ -72,120 +76,176 @@ def _bucket(dialect: str, row: str) -> str:
     return f"(CASE {whens} ELSE {len(DELAY_BOUNDS)} END)"
 
 
-def _keys(dialect: str, row: str) -> tuple[str, str, str]:
-    nil = _NIL[dialect]
-    return (
-        _day(dialect, row),
-        f"coalesce({row}.group_id, {nil})",
-        f"coalesce({row}.model_id, {nil})",
-    )
-
-
 def _flag(dialect: str, expr: str) -> str:
-    return f"CAST({expr} AS INTEGER)" if dialect == "postgresql" else f"({expr})"
+    return f"CAST(({expr}) AS INTEGER)" if dialect == "postgresql" else f"({expr})"
 
 
-_FUNNEL_UPSERT = (
-    " ON CONFLICT (day, group_key, model_key) DO UPDATE SET"
-    " registered = funnel_days.registered + excluded.registered,"
-    " provisioned = funnel_days.provisioned + excluded.provisioned,"
-    " claimed = funnel_days.claimed + excluded.claimed"
+@dataclass(frozen=True)
+class Summary:
+    """A summary table: its key columns, and for one source row (alias ``row``) the inner
+    columns it is computed from, which rows count, and each counted column's value."""
+
+    table: str
+    keys: tuple[str, ...]
+    inner: Callable[[str, str], dict[str, str]]  # (dialect, row) -> name: expression
+    values: Callable[[str], dict[str, str]]  # dialect -> column: expression over inner
+    where: Callable[[str], str] = lambda _row: "true"
+
+
+def _nil(dialect: str, expr: str) -> str:
+    return f"coalesce({expr}, {_NIL[dialect]})"
+
+
+FUNNEL = Summary(
+    "funnel_days",
+    ("day", "group_key", "model_key"),
+    lambda dialect, row: {
+        "day": _utc_day(dialect, f"{row}.created_at"),
+        "group_key": _nil(dialect, f"{row}.group_id"),
+        "model_key": _nil(dialect, f"{row}.model_id"),
+        "p": _flag(dialect, f"{row}.provisioned_at IS NOT NULL"),
+        "c": _flag(dialect, f"{row}.claimed_at IS NOT NULL"),
+    },
+    lambda _dialect: {"registered": "1", "provisioned": "p", "claimed": "c"},
 )
-_DELAY_UPSERT = (
-    " ON CONFLICT (day, group_key, bucket) DO UPDATE SET"
-    " claimed = claim_delay_days.claimed + excluded.claimed"
+DELAYS = Summary(
+    "claim_delay_days",
+    ("day", "group_key"),
+    lambda dialect, row: {
+        "day": _utc_day(dialect, f"{row}.created_at"),
+        "group_key": _nil(dialect, f"{row}.group_id"),
+        "b": _bucket(dialect, row),
+    },
+    lambda dialect: {f"b{i}": _flag(dialect, f"b = {i}") for i in range(len(DELAY_BOUNDS) + 1)},
+    lambda row: f"{row}.claimed_at IS NOT NULL",
 )
+# Claims that failed or expired, by the day they started, their claimer's group and their
+# device's model (as they were when the claim ended), status, proof, and whether proven.
+ENDINGS = Summary(
+    "claim_endings_days",
+    ("day", "group_key", "model_key", "status", "proof", "proven"),
+    lambda dialect, row: {
+        "day": _utc_day(dialect, f"{row}.started_at"),
+        "group_key": _nil(dialect, f"(SELECT u.group_id FROM users u WHERE u.id = {row}.user_id)"),
+        "model_key": _nil(
+            dialect, f"(SELECT dv.model_id FROM devices dv WHERE dv.id = {row}.device_id)"
+        ),
+        "status": f"{row}.status",
+        "proof": f"{row}.proof",
+        "proven": _flag(dialect, f"{row}.proven_at IS NOT NULL"),
+    },
+    lambda _dialect: {"claims": "1"},
+    lambda row: f"{row}.status IN ('failed', 'expired')",
+)
+SUMMARIES = {"devices": (FUNNEL, DELAYS), "claims": (ENDINGS,)}
 
 
-def _funnel_rows(dialect: str, row: str, sign: str, source: str) -> str:
-    day, group, model = _keys(dialect, row)
-    p = _flag(dialect, f"{row}.provisioned_at IS NOT NULL")
-    c = _flag(dialect, f"{row}.claimed_at IS NOT NULL")
-    return f"SELECT {day} AS day, {group} AS g, {model} AS m, {sign}1 AS r, {sign}{p} AS p, {sign}{c} AS c FROM {source}"
-
-
-def _delay_rows(dialect: str, row: str, sign: str, source: str) -> str:
-    day, group, _ = _keys(dialect, row)
+def _apply(dialect: str, summary: Summary, parts: list[tuple[str, str, str]]) -> str:
+    """The statement adding each (sign, row alias, FROM source) part's rows to ``summary``."""
+    values = summary.values(dialect)
+    keys = ", ".join(summary.keys)
+    selects = []
+    for sign, row, source in parts:
+        inner = ", ".join(f"{e} AS {n}" for n, e in summary.inner(dialect, row).items())
+        outer = ", ".join(f"{sign}({e}) AS {c}" for c, e in values.items())
+        selects.append(
+            f"SELECT {keys}, {outer} FROM (SELECT {inner} FROM {source}"
+            f" WHERE {summary.where(row)}) AS r"
+        )
+    sums = ", ".join(f"sum({c})" for c in values)
+    nonzero = " OR ".join(f"sum({c}) <> 0" for c in values)
+    update = ", ".join(f"{c} = {summary.table}.{c} + excluded.{c}" for c in values)
     return (
-        f"SELECT {day} AS day, {group} AS g, {_bucket(dialect, row)} AS b, {sign}1 AS n"
-        f" FROM {source} WHERE {row}.claimed_at IS NOT NULL"
+        f"INSERT INTO {summary.table} ({keys}, {', '.join(values)})"
+        f" SELECT {keys}, {sums} FROM ({' UNION ALL '.join(selects)}) AS x"
+        f" GROUP BY {keys} HAVING {nonzero} ORDER BY {keys}"
+        f" ON CONFLICT ({keys}) DO UPDATE SET {update}"
     )
 
 
-def _apply(dialect: str, parts: list[tuple[str, str]]) -> list[str]:
-    """Statements adding each (sign, source) part's rows to both summaries."""
-    funnel = " UNION ALL ".join(_funnel_rows(dialect, "d", s, src) for s, src in parts)
-    delays = " UNION ALL ".join(_delay_rows(dialect, "d", s, src) for s, src in parts)
-    return [
-        "INSERT INTO funnel_days (day, group_key, model_key, registered, provisioned, claimed)"
-        f" SELECT day, g, m, sum(r), sum(p), sum(c) FROM ({funnel}) AS x"
-        " GROUP BY day, g, m HAVING sum(r) <> 0 OR sum(p) <> 0 OR sum(c) <> 0"
-        " ORDER BY day, g, m" + _FUNNEL_UPSERT,
-        "INSERT INTO claim_delay_days (day, group_key, bucket, claimed)"
-        f" SELECT day, g, b, sum(n) FROM ({delays}) AS x"
-        " GROUP BY day, g, b HAVING sum(n) <> 0 ORDER BY day, g, b" + _DELAY_UPSERT,
-    ]
+_WATCHED = {
+    "devices": ("created_at", "group_id", "model_id", "provisioned_at", "claimed_at"),
+    "claims": ("status", "proof", "proven_at", "started_at", "user_id", "device_id"),
+}
 
 
-def _sqlite_row(row: str, sign: str) -> list[str]:
-    """One device row's (OLD or NEW) contribution, as SQLite trigger statements."""
-    day, group, model = _keys("sqlite", row)
-    p, c = f"({row}.provisioned_at IS NOT NULL)", f"({row}.claimed_at IS NOT NULL)"
-    return [
-        "INSERT INTO funnel_days (day, group_key, model_key, registered, provisioned, claimed)"
-        f" SELECT {day}, {group}, {model}, {sign}1, {sign}{p}, {sign}{c} WHERE true"
-        + _FUNNEL_UPSERT,
-        "INSERT INTO claim_delay_days (day, group_key, bucket, claimed)"
-        f" SELECT {day}, {group}, {_bucket('sqlite', row)}, {sign}1"
-        f" WHERE {row}.claimed_at IS NOT NULL" + _DELAY_UPSERT,
-    ]
-
-
-_WATCHED = ("created_at", "group_id", "model_id", "provisioned_at", "claimed_at")
+# A claim's summary key reads its device's model and its claimer's group: a device or a user
+# deleted takes its claims first, while both are there to be read (the cascade would delete
+# them after).
+_CLAIMS_FIRST = {"devices": "device_id", "users": "user_id"}
 
 
 def create_triggers(dialect: str) -> None:
-    if dialect == "sqlite":
-        changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in _WATCHED)
-        bodies = {
-            "insert": ("AFTER INSERT ON devices", _sqlite_row("NEW", "")),
+    """The triggers that keep the summaries (after a batch migration recreated a table)."""
+    one = "(SELECT 1) AS one"
+    for table, column in _CLAIMS_FIRST.items():
+        delete = f"DELETE FROM claims WHERE {column} = OLD.id"
+        if dialect == "sqlite":
+            op.execute(
+                f"CREATE TRIGGER {table}_claims_first BEFORE DELETE ON {table} BEGIN {delete}; END"
+            )
+            continue
+        op.execute(
+            f"CREATE FUNCTION provisiond_{table}_claims_first() RETURNS trigger"
+            f" LANGUAGE plpgsql AS $$ BEGIN {delete}; RETURN OLD; END $$"
+        )
+        op.execute(
+            f"CREATE TRIGGER {table}_claims_first BEFORE DELETE ON {table} FOR EACH ROW"
+            f" EXECUTE FUNCTION provisiond_{table}_claims_first()"
+        )
+    for table, summaries in SUMMARIES.items():
+        if dialect == "sqlite":
+            watched = _WATCHED[table]
+            changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in watched)
+            triggers = {
+                "insert": ("AFTER INSERT", [("", "NEW", one)]),
+                "update": (
+                    f"AFTER UPDATE OF {', '.join(watched)}",
+                    [("-", "OLD", one), ("", "NEW", one)],
+                ),
+                "delete": ("AFTER DELETE", [("-", "OLD", one)]),
+            }
+            for name, (when, parts) in triggers.items():
+                body = "; ".join(_apply(dialect, s, parts) for s in summaries)
+                guard = f" WHEN {changed}" if name == "update" else ""
+                op.execute(
+                    f"CREATE TRIGGER {table}_summary_{name} {when} ON {table}{guard}"
+                    f" BEGIN {body}; END"
+                )
+            continue
+        statements = {
+            "insert": ("NEW TABLE AS new_rows", [("", "d", "new_rows AS d")]),
             "update": (
-                f"AFTER UPDATE OF {', '.join(_WATCHED)} ON devices WHEN {changed}",
-                _sqlite_row("OLD", "-") + _sqlite_row("NEW", ""),
+                "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+                [("-", "d", "old_rows AS d"), ("", "d", "new_rows AS d")],
             ),
-            "delete": ("AFTER DELETE ON devices", _sqlite_row("OLD", "-")),
+            "delete": ("OLD TABLE AS old_rows", [("-", "d", "old_rows AS d")]),
         }
-        for name, (when, statements) in bodies.items():
-            body = "; ".join(statements)
-            op.execute(f"CREATE TRIGGER devices_funnel_{name} {when} BEGIN {body}; END")
-        return
-    parts = {
-        "insert": ("NEW TABLE AS new_rows", [("", "new_rows AS d")]),
-        "update": (
-            "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-            [("-", "old_rows AS d"), ("", "new_rows AS d")],
-        ),
-        "delete": ("OLD TABLE AS old_rows", [("-", "old_rows AS d")]),
-    }
-    for name, (referencing, sources) in parts.items():
-        body = "; ".join(_apply("postgresql", sources))
-        op.execute(
-            f"CREATE FUNCTION provisiond_funnel_{name}() RETURNS trigger LANGUAGE plpgsql AS "
-            f"$$ BEGIN {body}; RETURN NULL; END $$"
-        )
-        op.execute(
-            f"CREATE TRIGGER devices_funnel_{name} AFTER {name.upper()} ON devices "
-            f"REFERENCING {referencing} FOR EACH STATEMENT "
-            f"EXECUTE FUNCTION provisiond_funnel_{name}()"
-        )
+        for name, (referencing, parts) in statements.items():
+            body = "; ".join(_apply(dialect, s, parts) for s in summaries)
+            op.execute(
+                f"CREATE FUNCTION provisiond_{table}_summary_{name}() RETURNS trigger"
+                f" LANGUAGE plpgsql AS $$ BEGIN {body}; RETURN NULL; END $$"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_summary_{name} AFTER {name.upper()} ON {table}"
+                f" REFERENCING {referencing} FOR EACH STATEMENT"
+                f" EXECUTE FUNCTION provisiond_{table}_summary_{name}()"
+            )
 
 
 def drop_triggers(dialect: str) -> None:
-    for name in ("insert", "update", "delete"):
-        on = " ON devices" if dialect == "postgresql" else ""
-        op.execute(f"DROP TRIGGER IF EXISTS devices_funnel_{name}{on}")
+    for table in _CLAIMS_FIRST:
+        on = f" ON {table}" if dialect == "postgresql" else ""
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_claims_first{on}")
         if dialect == "postgresql":
-            op.execute(f"DROP FUNCTION IF EXISTS provisiond_funnel_{name}()")
+            op.execute(f"DROP FUNCTION IF EXISTS provisiond_{table}_claims_first()")
+    for table in SUMMARIES:
+        for name in ("insert", "update", "delete"):
+            on = f" ON {table}" if dialect == "postgresql" else ""
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_summary_{name}{on}")
+            if dialect == "postgresql":
+                op.execute(f"DROP FUNCTION IF EXISTS provisiond_{table}_summary_{name}()")
 
 
 def upgrade() -> None:
@@ -204,18 +264,41 @@ def upgrade() -> None:
         "claim_delay_days",
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("group_key", sa.Uuid(), nullable=False),
-        sa.Column("bucket", sa.Integer(), nullable=False),
-        sa.Column("claimed", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "group_key", "bucket", name=op.f("pk_claim_delay_days")),
+        *(
+            sa.Column(f"b{i}", sa.BigInteger(), nullable=False)
+            for i in range(len(DELAY_BOUNDS) + 1)
+        ),
+        sa.PrimaryKeyConstraint("day", "group_key", name=op.f("pk_claim_delay_days")),
+    )
+    op.create_table(
+        "claim_endings_days",
+        sa.Column("day", sa.String(length=10), nullable=False),
+        sa.Column("group_key", sa.Uuid(), nullable=False),
+        sa.Column("model_key", sa.Uuid(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("proof", sa.String(length=16), nullable=False),
+        sa.Column("proven", sa.Integer(), nullable=False),
+        sa.Column("claims", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "day",
+            "group_key",
+            "model_key",
+            "status",
+            "proof",
+            "proven",
+            name=op.f("pk_claim_endings_days"),
+        ),
     )
     op.create_index(op.f("ix_claims_status_started_at"), "claims", ["status", "started_at"])
-    for statement in _apply(dialect, [("", "devices AS d")]):
-        op.execute(statement)
+    for table, summaries in SUMMARIES.items():
+        for summary in summaries:
+            op.execute(_apply(dialect, summary, [("", "d", f"{table} AS d")]))
     create_triggers(dialect)
 
 
 def downgrade() -> None:
     drop_triggers(op.get_bind().dialect.name)
     op.drop_index(op.f("ix_claims_status_started_at"), table_name="claims")
+    op.drop_table("claim_endings_days")
     op.drop_table("claim_delay_days")
     op.drop_table("funnel_days")
