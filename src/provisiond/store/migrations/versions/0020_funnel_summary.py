@@ -70,10 +70,11 @@ def _delay(dialect: str, row: str) -> str:
     )
 
 
-def _bucket(dialect: str, row: str) -> str:
-    d = _delay(dialect, row)
-    whens = " ".join(f"WHEN {d} < {b} THEN {i}" for i, b in enumerate(DELAY_BOUNDS))
-    return f"(CASE {whens} ELSE {len(DELAY_BOUNDS)} END)"
+def _in_bucket(i: int) -> str:
+    """Whether the delay ``d`` (seconds) falls in bucket ``i`` (between its bounds)."""
+    low = f"d >= {DELAY_BOUNDS[i - 1]}" if i > 0 else ""
+    high = f"d < {DELAY_BOUNDS[i]}" if i < len(DELAY_BOUNDS) else ""
+    return " AND ".join(c for c in (low, high) if c)
 
 
 def _flag(dialect: str, expr: str) -> str:
@@ -114,9 +115,9 @@ DELAYS = Summary(
     lambda dialect, row: {
         "day": _utc_day(dialect, f"{row}.created_at"),
         "group_key": _nil(dialect, f"{row}.group_id"),
-        "b": _bucket(dialect, row),
+        "d": _delay(dialect, row),
     },
-    lambda dialect: {f"b{i}": _flag(dialect, f"b = {i}") for i in range(len(DELAY_BOUNDS) + 1)},
+    lambda dialect: {f"b{i}": _flag(dialect, _in_bucket(i)) for i in range(len(DELAY_BOUNDS) + 1)},
     lambda row: f"{row}.claimed_at IS NOT NULL",
 )
 # Claims that failed or expired, by the day they started, their claimer's group and their
