@@ -367,6 +367,7 @@ funnel_days = Table(
     Column("registered", BigInteger, nullable=False),
     Column("provisioned", BigInteger, nullable=False),
     Column("claimed", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 DELAY_BUCKETS = 19
@@ -376,6 +377,7 @@ claim_delay_days = Table(
     Column("day", String(10), primary_key=True),
     Column("group_key", Uuid, primary_key=True),
     *(Column(f"b{i}", BigInteger, nullable=False) for i in range(DELAY_BUCKETS)),
+    sqlite_with_rowid=False,
 )
 
 claim_endings_days = Table(
@@ -388,6 +390,7 @@ claim_endings_days = Table(
     Column("proof", String(16), primary_key=True),
     Column("proven", Integer, primary_key=True),
     Column("claims", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # Signed-in browsers. The cookie carries a random token; only its SHA-256 is stored.

@@ -15,7 +15,8 @@ deletions, cascades) — so the overview sums at most a row per day, group and m
 instead of counting a million devices. SQLite: row triggers (on insert; on update of the
 columns that matter, when one changed; on delete). PostgreSQL: statement triggers over
 transition tables, one aggregate upsert per statement and summary (a COPY of a million
-devices is one). The upgrade fills the tables from the rows already there.
+devices is one). On SQLite the tables are WITHOUT ROWID: a range of days is read in key
+order, without a second lookup per row. The upgrade fills them from the rows already there.
 
 NOTE for later migrations: a SQLite batch migration that recreates ``devices`` or
 ``claims`` drops its triggers; create them again (``create_triggers``) after it.
@@ -260,6 +261,7 @@ def upgrade() -> None:
         sa.Column("provisioned", sa.BigInteger(), nullable=False),
         sa.Column("claimed", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("day", "group_key", "model_key", name=op.f("pk_funnel_days")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "claim_delay_days",
@@ -270,6 +272,7 @@ def upgrade() -> None:
             for i in range(len(DELAY_BOUNDS) + 1)
         ),
         sa.PrimaryKeyConstraint("day", "group_key", name=op.f("pk_claim_delay_days")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "claim_endings_days",
@@ -289,6 +292,7 @@ def upgrade() -> None:
             "proven",
             name=op.f("pk_claim_endings_days"),
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index(op.f("ix_claims_status_started_at"), "claims", ["status", "started_at"])
     for table, summaries in SUMMARIES.items():
