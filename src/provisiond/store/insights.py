@@ -1,12 +1,13 @@
 """Read-only summaries for the admin overview (services/claims/overview.py).
 
-The funnel reads the daily summary the triggers of migration 0020 keep (``funnel_days``,
-``claim_delay_days``): a period of a year over a million devices is a few thousand summary
-rows, not a million device rows. Claims that ended unclaimed are counted from ``claims``
-(index ``status, started_at``: the failed and expired are a small part of all claims).
+The funnel reads the daily summaries the triggers of migration 0020 keep: ``device_days``
+(per day and group, with the time-to-claim buckets), ``funnel_days`` (per day, group and
+model) and ``claim_endings_days`` (failed and expired claims). A period of a year over a
+million devices is some thousands of summary rows, not a million device rows. Live claims
+whose window closed are counted from ``claims`` (index ``status, started_at``).
 
 A subtree is its groups' ids; with ``with_stock``, devices of no group (the nil UUID in the
-summary) count too.
+summaries) count too.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from provisiond.store.devices import event_from_row
 from provisiond.store.directory import subtree_clause
 from provisiond.store.schema import (
     DELAY_BUCKETS,
-    claim_delay_days,
     claim_endings_days,
     claims,
+    device_days,
     devices,
     events,
     funnel_days,
@@ -61,58 +62,57 @@ class InsightRepository:
             self._in_scope(table.c.group_key, under, with_stock),
         )
 
-    async def funnel_by_group_and_model(
+    async def funnel_by_group(
         self, under: str, *, with_stock: bool, first: str, last: str
-    ) -> dict[tuple[uuid.UUID | None, uuid.UUID | None], Counts]:
+    ) -> dict[uuid.UUID | None, tuple[Counts, dict[int, int]]]:
         """The cohort registered from day ``first`` to ``last`` (YYYY-MM-DD, included), by
-        the group each device is in now and its model (None: none)."""
+        the group each device is in now (None: none), with the claimed ones by time-to-claim
+        bucket."""
+        d = device_days.c
+        buckets = [d[f"b{i}"] for i in range(DELAY_BUCKETS)]
+        rows = await self._conn.execute(
+            select(
+                d.group_key,
+                func.sum(d.registered),
+                func.sum(d.provisioned),
+                func.sum(d.claimed),
+                *(func.sum(b) for b in buckets),
+            )
+            .where(*self._days(device_days, under, with_stock, first, last))
+            .group_by(d.group_key)
+        )
+        out: dict[uuid.UUID | None, tuple[Counts, dict[int, int]]] = {}
+        for g, r, p, c, *counts in rows:
+            if r or p or c:
+                delays = {i: int(n) for i, n in enumerate(counts) if n}
+                out[_key(g)] = (Counts(int(r), int(p), int(c)), delays)
+        return out
+
+    async def funnel_by_model(
+        self, under: str, *, with_stock: bool, first: str, last: str
+    ) -> dict[uuid.UUID | None, Counts]:
+        """The same cohort by model (None: none)."""
         f = funnel_days.c
         rows = await self._conn.execute(
             select(
-                f.group_key,
-                f.model_key,
-                func.sum(f.registered),
-                func.sum(f.provisioned),
-                func.sum(f.claimed),
+                f.model_key, func.sum(f.registered), func.sum(f.provisioned), func.sum(f.claimed)
             )
             .where(*self._days(funnel_days, under, with_stock, first, last))
-            .group_by(f.group_key, f.model_key)
+            .group_by(f.model_key)
         )
-        return {
-            (_key(g), _key(m)): Counts(int(r), int(p), int(c))
-            for g, m, r, p, c in rows
-            if r or p or c
-        }
+        return {_key(m): Counts(int(r), int(p), int(c)) for m, r, p, c in rows if r or p or c}
 
     async def funnel_by_day(
         self, under: str, *, with_stock: bool, first: str, last: str
     ) -> dict[str, Counts]:
         """The same cohort, by day of registration."""
-        f = funnel_days.c
+        d = device_days.c
         rows = await self._conn.execute(
-            select(f.day, func.sum(f.registered), func.sum(f.provisioned), func.sum(f.claimed))
-            .where(*self._days(funnel_days, under, with_stock, first, last))
-            .group_by(f.day)
+            select(d.day, func.sum(d.registered), func.sum(d.provisioned), func.sum(d.claimed))
+            .where(*self._days(device_days, under, with_stock, first, last))
+            .group_by(d.day)
         )
-        return {str(d): Counts(int(r), int(p), int(c)) for d, r, p, c in rows}
-
-    async def claim_delays(
-        self, under: str, *, with_stock: bool, first: str, last: str
-    ) -> dict[uuid.UUID | None, dict[int, int]]:
-        """The cohort's claimed devices by group and time-to-claim bucket."""
-        d = claim_delay_days.c
-        buckets = [d[f"b{i}"] for i in range(DELAY_BUCKETS)]
-        rows = await self._conn.execute(
-            select(d.group_key, *(func.sum(b) for b in buckets))
-            .where(*self._days(claim_delay_days, under, with_stock, first, last))
-            .group_by(d.group_key)
-        )
-        out: dict[uuid.UUID | None, dict[int, int]] = {}
-        for g, *counts in rows:
-            found = {i: int(n) for i, n in enumerate(counts) if n}
-            if found:
-                out[_key(g)] = found
-        return out
+        return {str(day): Counts(int(r), int(p), int(c)) for day, r, p, c in rows}
 
     async def claim_endings(
         self, under: str, *, first: str, last: str, now: datetime

@@ -352,10 +352,10 @@ claims = Table(
 
 # The overview's daily summaries (migration 0020), kept by triggers on devices and claims in
 # the transaction that changes one (the nil UUID stands for no group, no model):
-# - per UTC day of registration, group and model, the devices registered that day and how
-#   many of them are provisioned and claimed now;
-# - per day of registration and group, the claimed ones by time-to-claim bucket
+# - per UTC day of registration and group, the devices registered that day, how many of
+#   them are provisioned and claimed now, and the claimed ones by time-to-claim bucket
 #   (domain/funnel.py DELAY_BOUNDS: b0 under the first bound … b18 past the last);
+# - the same counts per day, group and model (the funnel by model);
 # - per UTC day a claim started, claimer's group, device's model, status (failed or
 #   expired), proof and whether proven: the claims that ended without a claim.
 funnel_days = Table(
@@ -371,11 +371,14 @@ funnel_days = Table(
 )
 
 DELAY_BUCKETS = 19
-claim_delay_days = Table(
-    "claim_delay_days",
+device_days = Table(
+    "device_days",
     metadata,
     Column("day", String(10), primary_key=True),
     Column("group_key", Uuid, primary_key=True),
+    Column("registered", BigInteger, nullable=False),
+    Column("provisioned", BigInteger, nullable=False),
+    Column("claimed", BigInteger, nullable=False),
     *(Column(f"b{i}", BigInteger, nullable=False) for i in range(DELAY_BUCKETS)),
     sqlite_with_rowid=False,
 )

@@ -47,7 +47,7 @@ LATER = {
     "issued_certificates",
     "sign_in_addresses",
     "funnel_days",
-    "claim_delay_days",
+    "device_days",
     "claim_endings_days",
 }
 

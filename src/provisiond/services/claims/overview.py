@@ -105,13 +105,13 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
     with_stock = SEPARATOR not in under
     first, last = period.first.isoformat(), period.last.isoformat()
     async with uow.read():
-        cells = await uow.insights.funnel_by_group_and_model(
+        cohorts = await uow.insights.funnel_by_group(
+            under, with_stock=with_stock, first=first, last=last
+        )
+        model_counts = await uow.insights.funnel_by_model(
             under, with_stock=with_stock, first=first, last=last
         )
         daily = await uow.insights.funnel_by_day(
-            under, with_stock=with_stock, first=first, last=last
-        )
-        delays = await uow.insights.claim_delays(
             under, with_stock=with_stock, first=first, last=last
         )
         endings = await uow.insights.claim_endings(under, first=first, last=last, now=now)
@@ -129,20 +129,21 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         return models.get(model_id, NO_MODEL) if model_id else NO_MODEL
 
     by_group: dict[str, Counts] = defaultdict(Counts)
-    by_model: dict[str, Counts] = defaultdict(Counts)
-    for (group_id, model_id), counts in cells.items():
-        by_group[place(group_id)] += counts
-        by_model[model(model_id)] += counts
     group_delays: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     all_delays: dict[int, int] = defaultdict(int)
-    for group_id, buckets in delays.items():
+    for group_id, (counts, buckets) in cohorts.items():
+        key = place(group_id)
+        by_group[key] += counts
         for bucket, n in buckets.items():
-            group_delays[place(group_id)][bucket] += n
+            group_delays[key][bucket] += n
             all_delays[bucket] += n
+    by_model: dict[str, Counts] = defaultdict(Counts)
+    for model_id, counts in model_counts.items():
+        by_model[model(model_id)] += counts
     days = period.day_keys()
     return Overview(
         period=period,
-        totals=sum(cells.values(), Counts()),
+        totals=sum(by_group.values(), Counts()),
         median=median_bucket(all_delays),
         days=days,
         by_day=[daily.get(d, Counts()) for d in days],

@@ -1,11 +1,11 @@
 """The overview's daily summaries, kept by triggers on devices and claims, and an index on
 claims by status (the live claims whose window closed).
 
-``funnel_days``: per UTC day of registration, group (the device's; the nil UUID for none)
-and model (the nil UUID for none): devices registered that day, and how many of them are
-provisioned and claimed now. ``claim_delay_days``: per day of registration and group, the
-claimed devices in each time-to-claim bucket (columns b0..b18: domain/funnel.py
-DELAY_BOUNDS, copied below). ``claim_endings_days``: claims that failed or expired, per UTC
+``device_days``: per UTC day of registration and group (the device's; the nil UUID for
+none), the devices registered that day, how many of them are provisioned and claimed now,
+and the claimed ones in each time-to-claim bucket (columns b0..b18: domain/funnel.py
+DELAY_BOUNDS, copied below). ``funnel_days``: the same counts per day, group and model
+(the nil UUID for none), for the funnel by model. ``claim_endings_days``: claims that failed or expired, per UTC
 day they started, their claimer's group and their device's model when they ended, status,
 proof and whether they were proven.
 
@@ -110,16 +110,25 @@ FUNNEL = Summary(
     },
     lambda _dialect: {"registered": "1", "provisioned": "p", "claimed": "c"},
 )
-DELAYS = Summary(
-    "claim_delay_days",
+DEVICE_DAYS = Summary(
+    "device_days",
     ("day", "group_key"),
     lambda dialect, row: {
         "day": _utc_day(dialect, f"{row}.created_at"),
         "group_key": _nil(dialect, f"{row}.group_id"),
-        "d": _delay(dialect, row),
+        "p": _flag(dialect, f"{row}.provisioned_at IS NOT NULL"),
+        "c": _flag(dialect, f"{row}.claimed_at IS NOT NULL"),
+        "d": _delay(dialect, row),  # NULL when not claimed: in no bucket
     },
-    lambda dialect: {f"b{i}": _flag(dialect, _in_bucket(i)) for i in range(len(DELAY_BOUNDS) + 1)},
-    lambda row: f"{row}.claimed_at IS NOT NULL",
+    lambda _dialect: {
+        "registered": "1",
+        "provisioned": "p",
+        "claimed": "c",
+        **{
+            f"b{i}": f"CASE WHEN {_in_bucket(i)} THEN 1 ELSE 0 END"
+            for i in range(len(DELAY_BOUNDS) + 1)
+        },
+    },
 )
 # Claims that failed or expired, by the day they started, their claimer's group and their
 # device's model (as they were when the claim ended), status, proof, and whether proven.
@@ -139,7 +148,7 @@ ENDINGS = Summary(
     lambda _dialect: {"claims": "1"},
     lambda row: f"{row}.status IN ('failed', 'expired')",
 )
-SUMMARIES = {"devices": (FUNNEL, DELAYS), "claims": (ENDINGS,)}
+SUMMARIES = {"devices": (FUNNEL, DEVICE_DAYS), "claims": (ENDINGS,)}
 
 
 def _apply(dialect: str, summary: Summary, parts: list[tuple[str, str, str]]) -> str:
@@ -264,14 +273,17 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
-        "claim_delay_days",
+        "device_days",
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("group_key", sa.Uuid(), nullable=False),
+        sa.Column("registered", sa.BigInteger(), nullable=False),
+        sa.Column("provisioned", sa.BigInteger(), nullable=False),
+        sa.Column("claimed", sa.BigInteger(), nullable=False),
         *(
             sa.Column(f"b{i}", sa.BigInteger(), nullable=False)
             for i in range(len(DELAY_BOUNDS) + 1)
         ),
-        sa.PrimaryKeyConstraint("day", "group_key", name=op.f("pk_claim_delay_days")),
+        sa.PrimaryKeyConstraint("day", "group_key", name=op.f("pk_device_days")),
         sqlite_with_rowid=False,
     )
     op.create_table(
@@ -305,5 +317,5 @@ def downgrade() -> None:
     drop_triggers(op.get_bind().dialect.name)
     op.drop_index(op.f("ix_claims_status_started_at"), table_name="claims")
     op.drop_table("claim_endings_days")
-    op.drop_table("claim_delay_days")
+    op.drop_table("device_days")
     op.drop_table("funnel_days")
