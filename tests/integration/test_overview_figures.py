@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, delete, insert, select, update
 from provisiond.bootstrap import open_container
 from provisiond.domain.claims import ClaimProof, ClaimStatus
 from provisiond.domain.device import DeviceState
-from provisiond.domain.funnel import DELAY_BOUNDS, Counts, delay_bucket, ending_reason
+from provisiond.domain.funnel import DELAY_BOUNDS, REASONS, Counts, delay_bucket, ending_reason
 from provisiond.domain.scope import Scope
 from provisiond.domain.users import Role, User, UserSpec
 from provisiond.services import directory
@@ -37,6 +37,7 @@ from provisiond.settings import load_settings
 from provisiond.store.database import sync_url
 from provisiond.store.schema import (
     DELAY_BUCKETS,
+    REASON_COLUMNS,
     claims,
     device_models,
     devices,
@@ -397,4 +398,5 @@ def test_the_figures_equal_a_naive_count(database_url: str) -> None:
 
 def test_the_summary_has_a_column_per_time_to_claim_bucket() -> None:
     assert len(DELAY_BOUNDS) + 1 == DELAY_BUCKETS == len(migration.DELAY_BOUNDS) + 1
+    assert tuple(migration.REASON_CONDITIONS) == REASON_COLUMNS == tuple(k for k, _, _ in REASONS)
     assert migration.DELAY_BOUNDS == DELAY_BOUNDS

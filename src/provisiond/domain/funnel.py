@@ -221,21 +221,57 @@ class ClaimEnding:
 
     @property
     def reason(self) -> str:
-        return ending_reason(self.status, self.proof, proven=self.proven)
+        return reason_key(self.status, self.proof, proven=self.proven)
+
+
+#: Why claims end without a claim (the claim state machine, domain/claims.py): a claim fails
+#: only on too many wrong proofs; it expires when its window closes, before the proof or
+#: after it (proven, but the device was not named and placed in time). Key (the summary's
+#: column), status, words.
+REASONS: tuple[tuple[str, ClaimStatus, str], ...] = (
+    ("failed_codes", ClaimStatus.FAILED, "too many wrong claim codes"),
+    ("failed_secrets", ClaimStatus.FAILED, "too many wrong device secrets"),
+    ("expired_button", ClaimStatus.EXPIRED, "button not pressed in time"),
+    ("expired_code", ClaimStatus.EXPIRED, "claim code not given in time"),
+    ("expired_secret", ClaimStatus.EXPIRED, "device secret not given in time"),
+    ("expired_none", ClaimStatus.EXPIRED, "not finished in time"),
+    ("expired_proven", ClaimStatus.EXPIRED, "proven, not finished in time"),
+)
+REASON_LABELS = {key: label for key, _, label in REASONS}
+REASON_STATUS = {key: status for key, status, _ in REASONS}
+
+
+def reason_key(status: ClaimStatus, proof: ClaimProof, *, proven: bool) -> str:
+    """The reason a failed or expired claim ended without a claim (a key of REASONS)."""
+    if status is ClaimStatus.FAILED:
+        return "failed_secrets" if proof is ClaimProof.DEVICE_SECRET else "failed_codes"
+    if proven:
+        return "expired_proven"
+    return {
+        ClaimProof.BUTTON: "expired_button",
+        ClaimProof.CODE: "expired_code",
+        ClaimProof.DEVICE_SECRET: "expired_secret",
+        ClaimProof.NONE: "expired_none",
+    }[proof]
 
 
 def ending_reason(status: ClaimStatus, proof: ClaimProof, *, proven: bool) -> str:
-    """Why a claim ended unclaimed, from the claim state machine (domain/claims.py): it
-    fails only on too many wrong proofs; it expires when its window closes, before the proof
-    or after it (proven, never finished: the device was not named and placed)."""
-    if status is ClaimStatus.FAILED:
-        what = "device secrets" if proof is ClaimProof.DEVICE_SECRET else "claim codes"
-        return f"too many wrong {what}"
-    if proven:
-        return "proven, not finished in time"
-    return {
-        ClaimProof.BUTTON: "button not pressed in time",
-        ClaimProof.CODE: "claim code not given in time",
-        ClaimProof.DEVICE_SECRET: "device secret not given in time",
-        ClaimProof.NONE: "not finished in time",
-    }[proof]
+    """The words of :func:`reason_key`."""
+    return REASON_LABELS[reason_key(status, proof, proven=proven)]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupFigures:
+    """One group's figures over a period: its cohort, the claimed ones by time-to-claim
+    bucket, and the claims its people started that failed or expired, by reason key."""
+
+    counts: Counts
+    delays: dict[int, int]
+    endings: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFigures:
+    counts: Counts
+    failed: int
+    expired: int

@@ -1,10 +1,10 @@
 """Read-only summaries for the admin overview (services/claims/overview.py).
 
-The funnel reads the daily summaries the triggers of migration 0020 keep: ``device_days``
-(per day and group, with the time-to-claim buckets), ``funnel_days`` (per day, group and
-model) and ``claim_endings_days`` (failed and expired claims). A period of a year over a
-million devices is some thousands of summary rows, not a million device rows. Live claims
-whose window closed are counted from ``claims`` (index ``status, started_at``).
+The overview reads the daily summaries the triggers of migration 0020 keep: ``device_days``
+(per day and group: the cohort, its time-to-claim buckets, failed and expired claims by
+reason) and ``funnel_days`` (the same per model). A period of a year over a million devices
+is some thousands of summary rows, not a million device rows. Live claims whose window
+closed are counted from ``claims`` (index ``status, started_at``).
 
 A subtree is its groups' ids; with ``with_stock``, devices of no group (the nil UUID in the
 summaries) count too.
@@ -13,7 +13,6 @@ summaries) count too.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.claims import LIVE, ClaimProof, ClaimStatus
 from provisiond.domain.events import Event
-from provisiond.domain.funnel import ClaimEnding, Counts
+from provisiond.domain.funnel import ClaimEnding, Counts, GroupFigures, ModelFigures
 from provisiond.store.devices import event_from_row
 from provisiond.store.directory import subtree_clause
 from provisiond.store.schema import (
     DELAY_BUCKETS,
-    claim_endings_days,
+    REASON_COLUMNS,
     claims,
     device_days,
     devices,
@@ -64,48 +63,53 @@ class InsightRepository:
 
     async def funnel_by_group(
         self, under: str, *, with_stock: bool, first: str, last: str
-    ) -> dict[uuid.UUID | None, tuple[Counts, dict[int, int]]]:
-        """The cohort registered from day ``first`` to ``last`` (YYYY-MM-DD, included), by
-        the group each device is in now (None: none), with the claimed ones by time-to-claim
-        bucket."""
+    ) -> dict[uuid.UUID | None, GroupFigures]:
+        """From day ``first`` to ``last`` (YYYY-MM-DD, included), by group (None: none): the
+        cohort registered then that is in the group now, its claimed devices by time-to-claim
+        bucket, and the claims its people started then that failed or expired, by reason."""
         d = device_days.c
-        buckets = [d[f"b{i}"] for i in range(DELAY_BUCKETS)]
+        columns = [
+            d.registered,
+            d.provisioned,
+            d.claimed,
+            *(d[f"b{i}"] for i in range(DELAY_BUCKETS)),
+            *(d[r] for r in REASON_COLUMNS),
+        ]
         rows = await self._conn.execute(
-            select(
-                d.group_key,
-                func.sum(d.registered),
-                func.sum(d.provisioned),
-                func.sum(d.claimed),
-                *(func.sum(b) for b in buckets),
-            )
+            select(d.group_key, *(func.sum(c) for c in columns))
             .where(*self._days(device_days, under, with_stock, first, last))
             .group_by(d.group_key)
         )
-        out: dict[uuid.UUID | None, tuple[Counts, dict[int, int]]] = {}
-        for g, r, p, c, *counts in rows:
-            if r or p or c:
-                delays = {i: int(n) for i, n in enumerate(counts) if n}
-                out[_key(g)] = (Counts(int(r), int(p), int(c)), delays)
+        out: dict[uuid.UUID | None, GroupFigures] = {}
+        for g, r, p, c, *rest in rows:
+            buckets, reasons = rest[:DELAY_BUCKETS], rest[DELAY_BUCKETS:]
+            out[_key(g)] = GroupFigures(
+                Counts(int(r), int(p), int(c)),
+                {i: int(n) for i, n in enumerate(buckets) if n},
+                {k: int(n) for k, n in zip(REASON_COLUMNS, reasons, strict=True) if n},
+            )
         return out
 
     async def funnel_by_model(
         self, under: str, *, with_stock: bool, first: str, last: str
-    ) -> dict[uuid.UUID | None, Counts]:
-        """The same cohort by model (None: none)."""
+    ) -> dict[uuid.UUID | None, ModelFigures]:
+        """The same by model (None: none): the cohort, and the claims failed and expired."""
         f = funnel_days.c
+        columns = (f.registered, f.provisioned, f.claimed, f.failed, f.expired)
         rows = await self._conn.execute(
-            select(
-                f.model_key, func.sum(f.registered), func.sum(f.provisioned), func.sum(f.claimed)
-            )
+            select(f.model_key, *(func.sum(c) for c in columns))
             .where(*self._days(funnel_days, under, with_stock, first, last))
             .group_by(f.model_key)
         )
-        return {_key(m): Counts(int(r), int(p), int(c)) for m, r, p, c in rows if r or p or c}
+        return {
+            _key(m): ModelFigures(Counts(int(r), int(p), int(c)), int(fa), int(ex))
+            for m, r, p, c, fa, ex in rows
+        }
 
     async def funnel_by_day(
         self, under: str, *, with_stock: bool, first: str, last: str
     ) -> dict[str, Counts]:
-        """The same cohort, by day of registration."""
+        """The cohort by day of registration."""
         d = device_days.c
         rows = await self._conn.execute(
             select(d.day, func.sum(d.registered), func.sum(d.provisioned), func.sum(d.claimed))
@@ -114,22 +118,15 @@ class InsightRepository:
         )
         return {str(day): Counts(int(r), int(p), int(c)) for day, r, p, c in rows}
 
-    async def claim_endings(
+    async def lapsed_claims(
         self, under: str, *, first: str, last: str, now: datetime
     ) -> list[ClaimEnding]:
-        """Claims by users of the subtree, started from day ``first`` to ``last``, that
-        failed or expired, by the claimer's group, the device's model, status, proof and
-        whether proven: the summary's, and the live claims whose window closed by ``now``
-        (expired, as Claim.shown_status says, though no one has moved them yet)."""
-        e = claim_endings_days.c
-        ended = await self._conn.execute(
-            select(e.group_key, e.model_key, e.status, e.proof, e.proven, func.sum(e.claims))
-            .where(*self._days(claim_endings_days, under, False, first, last))
-            .group_by(e.group_key, e.model_key, e.status, e.proof, e.proven)
-        )
+        """Live claims started from day ``first`` to ``last`` by people of the subtree whose
+        window closed by ``now``: expired, as Claim.shown_status says, though nobody has
+        moved them yet (the summaries count them once they are)."""
         c = claims.c
         proven = c.proven_at.is_not(None)
-        live = await self._conn.execute(
+        rows = await self._conn.execute(
             select(users.c.group_id, devices.c.model_id, c.proof, proven, func.count())
             .select_from(
                 claims.join(users, users.c.id == c.user_id).join(
@@ -145,15 +142,9 @@ class InsightRepository:
             )
             .group_by(users.c.group_id, devices.c.model_id, c.proof, proven)
         )
-        counts: dict[tuple[Any, ...], int] = defaultdict(int)
-        for g, m, status, proof, was_proven, n in ended:
-            counts[(_key(g), _key(m), ClaimStatus(status), proof, bool(was_proven))] += int(n)
-        for g, m, proof, was_proven, n in live:
-            counts[(g, m, ClaimStatus.EXPIRED, proof, bool(was_proven))] += int(n)
         return [
-            ClaimEnding(g, m, status, ClaimProof(proof), was_proven, n)
-            for (g, m, status, proof, was_proven), n in counts.items()
-            if n
+            ClaimEnding(g, m, ClaimStatus.EXPIRED, ClaimProof(proof), bool(was_proven), int(n))
+            for g, m, proof, was_proven, n in rows
         ]
 
     async def latest_events(self, under: str, limit: int = 20) -> list[Event]:

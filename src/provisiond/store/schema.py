@@ -352,47 +352,46 @@ claims = Table(
 
 # The overview's daily summaries (migration 0020), kept by triggers on devices and claims in
 # the transaction that changes one (the nil UUID stands for no group, no model):
-# - per UTC day of registration and group, the devices registered that day, how many of
-#   them are provisioned and claimed now, and the claimed ones by time-to-claim bucket
-#   (domain/funnel.py DELAY_BOUNDS: b0 under the first bound … b18 past the last);
-# - the same counts per day, group and model (the funnel by model);
-# - per UTC day a claim started, claimer's group, device's model, status (failed or
-#   expired), proof and whether proven: the claims that ended without a claim.
+# - device_days, per UTC day and group: the devices registered that day, how many of them
+#   are provisioned and claimed now, the claimed ones by time-to-claim bucket
+#   (domain/funnel.py DELAY_BOUNDS: b0 under the first bound … b18 past the last), and the
+#   claims people of the group started that day that failed or expired, by reason
+#   (domain/funnel.py REASONS);
+# - funnel_days, the same per model: registered, provisioned, claimed; failed, expired.
+DELAY_BUCKETS = 19
+REASON_COLUMNS = (
+    "failed_codes",
+    "failed_secrets",
+    "expired_button",
+    "expired_code",
+    "expired_secret",
+    "expired_none",
+    "expired_proven",
+)
+
+
+def _counter(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, server_default=text("0"))
+
+
 funnel_days = Table(
     "funnel_days",
     metadata,
     Column("day", String(10), primary_key=True),
     Column("group_key", Uuid, primary_key=True),
     Column("model_key", Uuid, primary_key=True),
-    Column("registered", BigInteger, nullable=False),
-    Column("provisioned", BigInteger, nullable=False),
-    Column("claimed", BigInteger, nullable=False),
+    *(_counter(n) for n in ("registered", "provisioned", "claimed", "failed", "expired")),
     sqlite_with_rowid=False,
 )
 
-DELAY_BUCKETS = 19
 device_days = Table(
     "device_days",
     metadata,
     Column("day", String(10), primary_key=True),
     Column("group_key", Uuid, primary_key=True),
-    Column("registered", BigInteger, nullable=False),
-    Column("provisioned", BigInteger, nullable=False),
-    Column("claimed", BigInteger, nullable=False),
-    *(Column(f"b{i}", BigInteger, nullable=False) for i in range(DELAY_BUCKETS)),
-    sqlite_with_rowid=False,
-)
-
-claim_endings_days = Table(
-    "claim_endings_days",
-    metadata,
-    Column("day", String(10), primary_key=True),
-    Column("group_key", Uuid, primary_key=True),
-    Column("model_key", Uuid, primary_key=True),
-    Column("status", String(12), primary_key=True),
-    Column("proof", String(16), primary_key=True),
-    Column("proven", Integer, primary_key=True),
-    Column("claims", BigInteger, nullable=False),
+    *(_counter(n) for n in ("registered", "provisioned", "claimed")),
+    *(_counter(f"b{i}") for i in range(DELAY_BUCKETS)),
+    *(_counter(n) for n in REASON_COLUMNS),
     sqlite_with_rowid=False,
 )
 

@@ -48,7 +48,6 @@ LATER = {
     "sign_in_addresses",
     "funnel_days",
     "device_days",
-    "claim_endings_days",
 }
 
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from provisiond.domain.claims import ClaimStatus
 from provisiond.domain.events import Event
-from provisiond.domain.funnel import ClaimEnding, Counts, Period, median_bucket, parse_period
+from provisiond.domain.funnel import (
+    REASON_LABELS,
+    REASON_STATUS,
+    Counts,
+    Period,
+    median_bucket,
+    parse_period,
+)
 from provisiond.domain.groups import SEPARATOR
 from provisiond.domain.users import Role, User
 from provisiond.errors import Forbidden
@@ -55,7 +61,6 @@ class Overview:
     by_day: list[Counts]  # the cohort of each day
     by_group: list[Row]  # the admin's child groups (their subtrees), the group itself, stock
     by_model: list[Row]
-    endings: list[ClaimEnding]
     by_reason: list[Ending]
     endings_by_group: list[Ending]
     endings_by_model: list[Ending]
@@ -105,16 +110,16 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
     with_stock = SEPARATOR not in under
     first, last = period.first.isoformat(), period.last.isoformat()
     async with uow.read():
-        cohorts = await uow.insights.funnel_by_group(
+        figures = await uow.insights.funnel_by_group(
             under, with_stock=with_stock, first=first, last=last
         )
-        model_counts = await uow.insights.funnel_by_model(
+        model_figures = await uow.insights.funnel_by_model(
             under, with_stock=with_stock, first=first, last=last
         )
         daily = await uow.insights.funnel_by_day(
             under, with_stock=with_stock, first=first, last=last
         )
-        endings = await uow.insights.claim_endings(under, first=first, last=last, now=now)
+        lapsed = await uow.insights.lapsed_claims(under, first=first, last=last, now=now)
         groups = {g.id: g.path for g in await uow.groups.list(under)}
         models = {m.id: m.name for m in await uow.models.list()}
         events = await uow.insights.latest_events(under)
@@ -123,7 +128,7 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         if group_id is None:
             return STOCK
         path = groups.get(group_id)
-        return child_of(path, under) if path is not None else STOCK
+        return _group_label(child_of(path, under), under) if path is not None else STOCK
 
     def model(model_id: uuid.UUID | None) -> str:
         return models.get(model_id, NO_MODEL) if model_id else NO_MODEL
@@ -131,15 +136,25 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
     by_group: dict[str, Counts] = defaultdict(Counts)
     group_delays: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     all_delays: dict[int, int] = defaultdict(int)
-    for group_id, (counts, buckets) in cohorts.items():
+    reasons, ends_by_group, ends_by_model = Tally(), Tally(), Tally()
+    for group_id, f in figures.items():
         key = place(group_id)
-        by_group[key] += counts
-        for bucket, n in buckets.items():
+        by_group[key] += f.counts
+        for bucket, n in f.delays.items():
             group_delays[key][bucket] += n
             all_delays[bucket] += n
+        for reason, n in f.endings.items():
+            reasons.add(REASON_LABELS[reason], REASON_STATUS[reason], n)
+            ends_by_group.add(key, REASON_STATUS[reason], n)
     by_model: dict[str, Counts] = defaultdict(Counts)
-    for model_id, counts in model_counts.items():
-        by_model[model(model_id)] += counts
+    for model_id, m in model_figures.items():
+        by_model[model(model_id)] += m.counts
+        ends_by_model.add(model(model_id), ClaimStatus.FAILED, m.failed)
+        ends_by_model.add(model(model_id), ClaimStatus.EXPIRED, m.expired)
+    for e in lapsed:
+        reasons.add(REASON_LABELS[e.reason], e.status, e.count)
+        ends_by_group.add(place(e.group_id), e.status, e.count)
+        ends_by_model.add(model(e.model_id), e.status, e.count)
     days = period.day_keys()
     return Overview(
         period=period,
@@ -148,17 +163,34 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         days=days,
         by_day=[daily.get(d, Counts()) for d in days],
         by_group=[
-            Row(_group_label(key, under), counts, median_bucket(group_delays.get(key, {})))
+            Row(key, counts, median_bucket(group_delays.get(key, {})))
             for key, counts in sorted(by_group.items(), key=_group_order)
+            if counts.registered
         ],
-        by_model=[Row(name, counts) for name, counts in sorted(by_model.items())],
-        endings=endings,
-        by_reason=_tally(endings, lambda e: e.reason),
-        endings_by_group=_tally(endings, lambda e: _group_label(place(e.group_id), under)),
-        endings_by_model=_tally(endings, lambda e: model(e.model_id)),
+        by_model=[Row(name, c) for name, c in sorted(by_model.items()) if c.registered],
+        by_reason=reasons.rows(),
+        endings_by_group=ends_by_group.rows(),
+        endings_by_model=ends_by_model.rows(),
         events=events,
         with_stock=with_stock,
     )
+
+
+class Tally:
+    """Claims failed and expired, by label."""
+
+    def __init__(self) -> None:
+        self.failed: dict[str, int] = defaultdict(int)
+        self.expired: dict[str, int] = defaultdict(int)
+
+    def add(self, label: str, status: ClaimStatus, n: int) -> None:
+        if n:
+            (self.failed if status is ClaimStatus.FAILED else self.expired)[label] += n
+
+    def rows(self) -> list[Ending]:
+        f, e = self.failed, self.expired
+        labels = sorted(set(f) | set(e), key=lambda k: (-(f[k] + e[k]), k))
+        return [Ending(k, f[k], e[k]) for k in labels]
 
 
 def _group_label(key: str, under: str) -> str:
@@ -168,16 +200,3 @@ def _group_label(key: str, under: str) -> str:
 def _group_order(item: tuple[str, Counts]) -> tuple[int, str]:
     key = item[0]
     return (1 if key == STOCK else 0, key)
-
-
-def _tally(endings: list[ClaimEnding], key: Callable[[ClaimEnding], str]) -> list[Ending]:
-    failed: dict[str, int] = defaultdict(int)
-    expired: dict[str, int] = defaultdict(int)
-    for e in endings:
-        k = key(e)
-        if e.status is ClaimStatus.FAILED:
-            failed[k] += e.count
-        else:
-            expired[k] += e.count
-    labels = sorted(set(failed) | set(expired), key=lambda k: (-(failed[k] + expired[k]), k))
-    return [Ending(k, failed[k], expired[k]) for k in labels]

@@ -1,13 +1,12 @@
 """The overview's daily summaries, kept by triggers on devices and claims, and an index on
 claims by status (the live claims whose window closed).
 
-``device_days``: per UTC day of registration and group (the device's; the nil UUID for
-none), the devices registered that day, how many of them are provisioned and claimed now,
-and the claimed ones in each time-to-claim bucket (columns b0..b18: domain/funnel.py
-DELAY_BOUNDS, copied below). ``funnel_days``: the same counts per day, group and model
-(the nil UUID for none), for the funnel by model. ``claim_endings_days``: claims that failed or expired, per UTC
-day they started, their claimer's group and their device's model when they ended, status,
-proof and whether they were proven.
+``device_days``: per UTC day and group (the nil UUID for none), the devices registered
+that day in the group, how many of them are provisioned and claimed now, the claimed ones
+in each time-to-claim bucket (b0..b18: domain/funnel.py DELAY_BOUNDS, copied below), and
+the claims started that day by people of the group that failed or expired, by reason
+(domain/funnel.py REASONS). ``funnel_days``: the same per model (the nil UUID for none):
+devices registered, provisioned, claimed; claims failed and expired.
 
 Triggers keep them in the transaction that changes a device or a claim — whichever path
 writes it (the importer's raw inserts, the provisioning writer, claims, releases,
@@ -130,25 +129,58 @@ DEVICE_DAYS = Summary(
         },
     },
 )
-# Claims that failed or expired, by the day they started, their claimer's group and their
-# device's model (as they were when the claim ended), status, proof, and whether proven.
-ENDINGS = Summary(
-    "claim_endings_days",
-    ("day", "group_key", "model_key", "status", "proof", "proven"),
-    lambda dialect, row: {
+# Claims that failed or expired count where they started (UTC day) and who started them
+# (the claimer's group): in device_days by reason (domain/funnel.py REASONS, copied here as
+# conditions), in funnel_days by the device's model — as they were when the claim ended.
+_FAILED, _EXPIRED = "status = 'failed'", "status = 'expired'"
+REASON_CONDITIONS = {
+    "failed_codes": f"{_FAILED} AND proof <> 'device-secret'",
+    "failed_secrets": f"{_FAILED} AND proof = 'device-secret'",
+    "expired_button": f"{_EXPIRED} AND NOT proven AND proof = 'button'",
+    "expired_code": f"{_EXPIRED} AND NOT proven AND proof = 'code'",
+    "expired_secret": f"{_EXPIRED} AND NOT proven AND proof = 'device-secret'",
+    "expired_none": f"{_EXPIRED} AND NOT proven AND proof = 'none'",
+    "expired_proven": f"{_EXPIRED} AND proven",
+}
+
+
+def _claim_inner(dialect: str, row: str, *, model: bool) -> dict[str, str]:
+    inner = {
         "day": _utc_day(dialect, f"{row}.started_at"),
         "group_key": _nil(dialect, f"(SELECT u.group_id FROM users u WHERE u.id = {row}.user_id)"),
-        "model_key": _nil(
-            dialect, f"(SELECT dv.model_id FROM devices dv WHERE dv.id = {row}.device_id)"
-        ),
         "status": f"{row}.status",
         "proof": f"{row}.proof",
-        "proven": _flag(dialect, f"{row}.proven_at IS NOT NULL"),
-    },
-    lambda _dialect: {"claims": "1"},
-    lambda row: f"{row}.status IN ('failed', 'expired')",
+        "proven": f"({row}.proven_at IS NOT NULL)",
+    }
+    if model:
+        inner["model_key"] = _nil(
+            dialect, f"(SELECT dv.model_id FROM devices dv WHERE dv.id = {row}.device_id)"
+        )
+    return inner
+
+
+def _ended(row: str) -> str:
+    return f"{row}.status IN ('failed', 'expired')"
+
+
+CLAIM_REASONS = Summary(
+    "device_days",
+    ("day", "group_key"),
+    lambda dialect, row: _claim_inner(dialect, row, model=False),
+    lambda _dialect: {k: f"CASE WHEN {c} THEN 1 ELSE 0 END" for k, c in REASON_CONDITIONS.items()},
+    _ended,
 )
-SUMMARIES = {"devices": (FUNNEL, DEVICE_DAYS), "claims": (ENDINGS,)}
+CLAIM_MODELS = Summary(
+    "funnel_days",
+    ("day", "group_key", "model_key"),
+    lambda dialect, row: _claim_inner(dialect, row, model=True),
+    lambda _dialect: {
+        "failed": f"CASE WHEN {_FAILED} THEN 1 ELSE 0 END",
+        "expired": f"CASE WHEN {_EXPIRED} THEN 1 ELSE 0 END",
+    },
+    _ended,
+)
+SUMMARIES = {"devices": (FUNNEL, DEVICE_DAYS), "claims": (CLAIM_REASONS, CLAIM_MODELS)}
 
 
 def _apply(dialect: str, summary: Summary, parts: list[tuple[str, str, str]]) -> str:
@@ -259,6 +291,10 @@ def drop_triggers(dialect: str) -> None:
                 op.execute(f"DROP FUNCTION IF EXISTS provisiond_{table}_summary_{name}()")
 
 
+def _counter(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.BigInteger(), nullable=False, server_default=sa.text("0"))
+
+
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     op.create_table(
@@ -266,9 +302,7 @@ def upgrade() -> None:
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("group_key", sa.Uuid(), nullable=False),
         sa.Column("model_key", sa.Uuid(), nullable=False),
-        sa.Column("registered", sa.BigInteger(), nullable=False),
-        sa.Column("provisioned", sa.BigInteger(), nullable=False),
-        sa.Column("claimed", sa.BigInteger(), nullable=False),
+        *(_counter(name) for name in ("registered", "provisioned", "claimed", "failed", "expired")),
         sa.PrimaryKeyConstraint("day", "group_key", "model_key", name=op.f("pk_funnel_days")),
         sqlite_with_rowid=False,
     )
@@ -276,34 +310,17 @@ def upgrade() -> None:
         "device_days",
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("group_key", sa.Uuid(), nullable=False),
-        sa.Column("registered", sa.BigInteger(), nullable=False),
-        sa.Column("provisioned", sa.BigInteger(), nullable=False),
-        sa.Column("claimed", sa.BigInteger(), nullable=False),
         *(
-            sa.Column(f"b{i}", sa.BigInteger(), nullable=False)
-            for i in range(len(DELAY_BOUNDS) + 1)
+            _counter(name)
+            for name in (
+                "registered",
+                "provisioned",
+                "claimed",
+                *(f"b{i}" for i in range(len(DELAY_BOUNDS) + 1)),
+                *REASON_CONDITIONS,
+            )
         ),
         sa.PrimaryKeyConstraint("day", "group_key", name=op.f("pk_device_days")),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
-        "claim_endings_days",
-        sa.Column("day", sa.String(length=10), nullable=False),
-        sa.Column("group_key", sa.Uuid(), nullable=False),
-        sa.Column("model_key", sa.Uuid(), nullable=False),
-        sa.Column("status", sa.String(length=12), nullable=False),
-        sa.Column("proof", sa.String(length=16), nullable=False),
-        sa.Column("proven", sa.Integer(), nullable=False),
-        sa.Column("claims", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "day",
-            "group_key",
-            "model_key",
-            "status",
-            "proof",
-            "proven",
-            name=op.f("pk_claim_endings_days"),
-        ),
         sqlite_with_rowid=False,
     )
     op.create_index(op.f("ix_claims_status_started_at"), "claims", ["status", "started_at"])
@@ -316,6 +333,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     drop_triggers(op.get_bind().dialect.name)
     op.drop_index(op.f("ix_claims_status_started_at"), table_name="claims")
-    op.drop_table("claim_endings_days")
     op.drop_table("device_days")
     op.drop_table("funnel_days")
