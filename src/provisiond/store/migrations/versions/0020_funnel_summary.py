@@ -206,6 +206,21 @@ def _apply(dialect: str, summary: Summary, parts: list[tuple[str, str, str]]) ->
     )
 
 
+def _apply_row(summary: Summary, sign: str, row: str) -> str:
+    """SQLite: the statement adding one row's (NEW or OLD) part to ``summary`` — a plain
+    upsert, half the cost per row of the grouped form above."""
+    values = summary.values("sqlite")
+    keys = ", ".join(summary.keys)
+    inner = ", ".join(f"{e} AS {n}" for n, e in summary.inner("sqlite", row).items())
+    update = ", ".join(f"{c} = {summary.table}.{c} + excluded.{c}" for c in values)
+    return (
+        f"INSERT INTO {summary.table} ({keys}, {', '.join(values)})"
+        f" SELECT {keys}, {', '.join(f'{sign}({e})' for e in values.values())}"
+        f" FROM (SELECT {inner}) AS r WHERE {summary.where(row)}"
+        f" ON CONFLICT ({keys}) DO UPDATE SET {update}"
+    )
+
+
 _WATCHED = {
     "devices": ("created_at", "group_id", "model_id", "provisioned_at", "claimed_at"),
     "claims": ("status", "proof", "proven_at", "started_at", "user_id", "device_id"),
@@ -220,7 +235,6 @@ _CLAIMS_FIRST = {"devices": "device_id", "users": "user_id"}
 
 def create_triggers(dialect: str) -> None:
     """The triggers that keep the summaries (after a batch migration recreated a table)."""
-    one = "(SELECT 1) AS one"
     for table, column in _CLAIMS_FIRST.items():
         delete = f"DELETE FROM claims WHERE {column} = OLD.id"
         if dialect == "sqlite":
@@ -241,15 +255,12 @@ def create_triggers(dialect: str) -> None:
             watched = _WATCHED[table]
             changed = " OR ".join(f"NEW.{c} IS NOT OLD.{c}" for c in watched)
             triggers = {
-                "insert": ("AFTER INSERT", [("", "NEW", one)]),
-                "update": (
-                    f"AFTER UPDATE OF {', '.join(watched)}",
-                    [("-", "OLD", one), ("", "NEW", one)],
-                ),
-                "delete": ("AFTER DELETE", [("-", "OLD", one)]),
+                "insert": ("AFTER INSERT", [("", "NEW")]),
+                "update": (f"AFTER UPDATE OF {', '.join(watched)}", [("-", "OLD"), ("", "NEW")]),
+                "delete": ("AFTER DELETE", [("-", "OLD")]),
             }
             for name, (when, parts) in triggers.items():
-                body = "; ".join(_apply(dialect, s, parts) for s in summaries)
+                body = "; ".join(_apply_row(s, sign, row) for sign, row in parts for s in summaries)
                 guard = f" WHEN {changed}" if name == "update" else ""
                 op.execute(
                     f"CREATE TRIGGER {table}_summary_{name} {when} ON {table}{guard}"
@@ -264,8 +275,8 @@ def create_triggers(dialect: str) -> None:
             ),
             "delete": ("OLD TABLE AS old_rows", [("-", "d", "old_rows AS d")]),
         }
-        for name, (referencing, parts) in statements.items():
-            body = "; ".join(_apply(dialect, s, parts) for s in summaries)
+        for name, (referencing, sources) in statements.items():
+            body = "; ".join(_apply(dialect, s, sources) for s in summaries)
             op.execute(
                 f"CREATE FUNCTION provisiond_{table}_summary_{name}() RETURNS trigger"
                 f" LANGUAGE plpgsql AS $$ BEGIN {body}; RETURN NULL; END $$"
