@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.claims import (
@@ -22,17 +22,14 @@ from provisiond.domain.claims import (
     ReleasePolicy,
 )
 from provisiond.domain.device import LIFECYCLE, DeviceAction, DeviceState
-from provisiond.domain.events import Event
 from provisiond.domain.scope import Scope
-from provisiond.store.devices import covered_by, event_from_row
-from provisiond.store.directory import subtree_clause
+from provisiond.store.devices import covered_by
 from provisiond.store.schema import (
     association_tokens,
     claims,
     device_models,
     device_tags,
     devices,
-    events,
     groups,
     provision_profiles,
 )
@@ -324,67 +321,6 @@ class ClaimRepository:
                 )
             ).scalar_one()
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Funnel:
-    """Onboarding counts of a subtree: devices registered, provisioned and claimed, before
-    ``since`` (``base``) and per day after it (``days``: day -> counts)."""
-
-    base: tuple[int, int, int]
-    days: dict[str, list[int]]
-
-
-_FUNNEL_COLUMNS = ("created_at", "provisioned_at", "claimed_at")
-
-
-class InsightRepository:
-    """Read-only summaries for the admin overview."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    def _scope(self, under: str, with_stock: bool) -> Any:
-        in_subtree = devices.c.group_id.in_(
-            select(groups.c.id).where(subtree_clause(groups.c.path, under))
-        )
-        return or_(in_subtree, devices.c.group_id.is_(None)) if with_stock else in_subtree
-
-    async def funnel(self, under: str, *, with_stock: bool, since: datetime) -> Funnel:
-        sqlite = self._conn.dialect.name == "sqlite"
-        scope = self._scope(under, with_stock)
-        base: list[int] = []
-        days: dict[str, list[int]] = {}
-        for i, name in enumerate(_FUNNEL_COLUMNS):
-            column = devices.c[name]
-            before = await self._conn.execute(
-                select(func.count()).select_from(devices).where(scope, column < since)
-            )
-            base.append(int(before.scalar_one()))
-            day = (
-                func.substr(column, 1, 10)
-                if sqlite
-                else func.to_char(func.timezone("UTC", column), "YYYY-MM-DD")
-            )
-            rows = await self._conn.execute(
-                select(day.label("day"), func.count())
-                .select_from(devices)
-                .where(scope, column >= since)
-                .group_by(day)
-            )
-            for d, n in rows:
-                days.setdefault(str(d), [0, 0, 0])[i] = int(n)
-        return Funnel((base[0], base[1], base[2]), days)
-
-    async def latest_events(self, under: str, limit: int = 20) -> list[Event]:
-        """The subtree's latest events (by the path each event keeps, as the audit log)."""
-        rows = await self._conn.execute(
-            select(events)
-            .where(subtree_clause(events.c.group_path, under))
-            .order_by(events.c.id.desc())
-            .limit(limit)
-        )
-        return [event_from_row(r) for r in rows]
 
 
 class AssociationRepository:

@@ -351,6 +351,52 @@ claims = Table(
     ),
     Index(None, "device_id", "started_at"),
     Index(None, "user_id", "started_at"),
+    Index(None, "status", "started_at"),  # the overview: live claims whose window closed (0020)
+)
+
+# The overview's daily summaries (migration 0020), kept by triggers on devices and claims in
+# the transaction that changes one (the nil UUID stands for no group, no model):
+# - device_days, per UTC day and group: the devices registered that day, how many of them
+#   are provisioned and claimed now, the claimed ones by time-to-claim bucket
+#   (domain/funnel.py DELAY_BOUNDS: b0 under the first bound … b18 past the last), and the
+#   claims people of the group started that day that failed or expired, by reason
+#   (domain/funnel.py REASONS);
+# - funnel_days, the same per model: registered, provisioned, claimed; failed, expired.
+DELAY_BUCKETS = 19
+REASON_COLUMNS = (
+    "failed_codes",
+    "failed_secrets",
+    "expired_button",
+    "expired_code",
+    "expired_secret",
+    "expired_none",
+    "expired_proven",
+)
+
+
+def _counter(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, server_default=text("0"))
+
+
+funnel_days = Table(
+    "funnel_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("group_key", Uuid, primary_key=True),
+    Column("model_key", Uuid, primary_key=True),
+    *(_counter(n) for n in ("registered", "provisioned", "claimed", "failed", "expired")),
+    sqlite_with_rowid=False,
+)
+
+device_days = Table(
+    "device_days",
+    metadata,
+    Column("day", String(10), primary_key=True),
+    Column("group_key", Uuid, primary_key=True),
+    *(_counter(n) for n in ("registered", "provisioned", "claimed")),
+    *(_counter(f"b{i}") for i in range(DELAY_BUCKETS)),
+    *(_counter(n) for n in REASON_COLUMNS),
+    sqlite_with_rowid=False,
 )
 
 # Signed-in browsers. The cookie carries a random token; only its SHA-256 is stored.

@@ -28,7 +28,7 @@ from provisiond.errors import ProvisiondError, Unavailable
 from provisiond.store.backlog import BacklogRepository
 from provisiond.store.bulk import BulkDeviceWriter
 from provisiond.store.certificates import CertificateRepository
-from provisiond.store.claims import AssociationRepository, ClaimRepository, InsightRepository
+from provisiond.store.claims import AssociationRepository, ClaimRepository
 from provisiond.store.database import DatabaseOptions, translate
 from provisiond.store.devices import CredentialRepository, DeviceRepository, EventRepository
 from provisiond.store.directory import (
@@ -37,6 +37,7 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
+from provisiond.store.insights import InsightRepository
 from provisiond.store.integrations import (
     BrokerRepository,
     LeaseRepository,

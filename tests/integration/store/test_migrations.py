@@ -47,6 +47,8 @@ LATER = {
     "issued_certificates",
     "sign_in_addresses",
     "invitations",
+    "funnel_days",
+    "device_days",
 }
 
 

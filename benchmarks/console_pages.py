@@ -1,0 +1,360 @@
+"""The console's pages at 1,000,000 devices in an admin's subtree: p50 and p99 over HTTP.
+
+    cd benchmarks && PYTHONPATH=../src ../.venv/bin/python console_pages.py \
+        [--rows 1000000] [--requests 200] [--rounds 3] [--backends sqlite,postgresql]
+
+Builds a throwaway database per backend (``bench_console_<backend>``: a SQLite file in
+benchmarks/.data, a PostgreSQL database on PROVISIOND_BENCH_POSTGRES), migrated by
+``provisiond db upgrade``, then bulk INSERTs straight into the schema (no services: a
+million devices in seconds, not the import's minutes):
+
+- ``--rows`` devices claimed into the 50 sites of the organisation "Kanarra" (the admin's
+  subtree), 5 models, registered over the last 180 days, 70 % of them provisioned, claimed
+  from seconds to months after registration;
+- ``--rows``/10 unclaimed stock (registered or released: counted for Kanarra's top-level
+  admin) and ``--rows``/10 devices of another customer, "Tekton" (never counted);
+- claims for 35 % of Kanarra's devices (completed, failed on wrong codes, expired before
+  or after the proof) by one installer per site, and 200,000 events of the subtree.
+
+The summary the overview reads is filled by the same triggers that keep it in step
+afterwards (migration 0020). Then ``provisiond serve`` (one process) answers, and an
+admin of Kanarra signs in through the form; each URL gets ``--requests`` sequential GETs
+per round on a keep-alive httpx client (after 10 not counted), rounds taking the URLs in
+turn. Printed: one JSON line per URL and backend with each round's p50 and p99 and their
+medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import sqlite3
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import psycopg
+
+from common import (
+    DATA,
+    PG_SERVER,
+    PROVISIOND,
+    free_port,
+    fresh_database,
+    machine,
+    provisiond,
+    wait_until_serving,
+)
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+DAYS = 180
+CUSTOMERS, REGIONS, SITES_PER_REGION = 5, 2, 5
+SITES = [
+    f"Kanarra/Customer-{c}/Region-{r}/Site-{s}"
+    for c in range(CUSTOMERS)
+    for r in range(REGIONS)
+    for s in range(SITES_PER_REGION)
+]
+OTHER = ["Tekton", "Tekton/Plant-1", "Tekton/Plant-2"]
+MODELS = ["UNO-2483G", "KG-450", "WISE-4012", "RAK7268", "EM300-TH"]
+PASSWORD = "correct horse battery staple"
+ADMIN = "boss@kanarra.example"
+
+
+def urls() -> dict[str, str]:
+    today = NOW.date()
+    return {
+        "/overview (30 days, the default)": "/overview",
+        "/overview?days=7": "/overview?days=7",
+        "/overview?days=90": "/overview?days=90",
+        "/overview 181 days (all of it)": (
+            f"/overview?from={today - timedelta(days=DAYS)}&to={today}"
+        ),
+        "/devices (first page)": "/devices",
+        "/devices?state=claimed": "/devices?state=claimed",
+        "/devices?q=<serial prefix>": "/devices?q=70B3D57E0001",
+        "/admin": "/admin",
+    }
+
+
+class Ids:
+    def __init__(self, backend: str) -> None:
+        self.sqlite = backend == "sqlite"
+
+    def uid(self, value: uuid.UUID) -> str:
+        return value.hex if self.sqlite else str(value)
+
+    def at(self, value: datetime) -> str:
+        if self.sqlite:
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value.isoformat()
+
+
+async def catalogue(database: str) -> None:
+    from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
+    from provisiond.domain.users import UserSpec
+    from provisiond.services import directory
+    from provisiond.settings import load_settings
+
+    operator = Scope.operator()
+    async with open_container(load_settings(database_url=database)) as c:
+        for model in MODELS:
+            await directory.add_model(c.uow(), scope=operator, name=model, actor="b", now=NOW)
+        for path in [*SITES, *OTHER]:
+            await directory.create_group(c.uow(), scope=operator, path=path, actor="b", now=NOW)
+        for i, site in enumerate(SITES):
+            spec = UserSpec(f"tech{i}@kanarra.example", PASSWORD, "installer", site)
+            await directory.create_user(c.uow(), scope=operator, spec=spec, actor="b", now=NOW)
+        spec = UserSpec(ADMIN, PASSWORD, "admin", "Kanarra")
+        await directory.create_user(c.uow(), scope=operator, spec=spec, actor="b", now=NOW)
+
+
+def lookup(database: str, sql: str) -> dict[str, str]:
+    if database.startswith("sqlite:///"):
+        with sqlite3.connect(database.removeprefix("sqlite:///")) as conn:
+            return {str(k): str(v) for k, v in conn.execute(sql)}
+    with psycopg.connect(database) as conn:
+        return {str(k): str(v) for k, v in conn.execute(sql)}  # type: ignore[arg-type]
+
+
+DEVICE_COLUMNS = (
+    "id, serial, name, model_id, state, group_id, created_at, updated_at, claimed_at,"
+    " provisioned_at"
+)
+CLAIM_COLUMNS = (
+    "id, device_id, user_id, target, proof, status, started_at, expires_at, proven_at,"
+    " ended_at, address"
+)
+EVENT_COLUMNS = "type, at, actor, device_id, serial, group_id, data, group_path"
+
+
+def rows(database: str, backend: str, n: int) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """The devices, claims and events to insert (as the backend's text)."""
+    ids = Ids(backend)
+    rng = random.Random(n)
+    group_ids = lookup(database, "SELECT path, id FROM groups")
+    model_ids = [lookup(database, "SELECT name, id FROM device_models")[m] for m in MODELS]
+    users = lookup(database, "SELECT g.path, u.id FROM users u JOIN groups g ON g.id = u.group_id")
+    devices: list[tuple] = []
+    claims: list[tuple] = []
+    events: list[tuple] = []
+    start = NOW - timedelta(days=DAYS)
+    span = DAYS * 86400
+
+    def device(i: int, kind: str) -> None:
+        created = start + timedelta(seconds=rng.random() * span)
+        provisioned = (
+            min(NOW, created + timedelta(seconds=rng.uniform(60, 2 * 86400)))
+            if rng.random() < 0.7
+            else None
+        )
+        group = state = claimed = None
+        if kind == "kanarra":
+            group = SITES[i % len(SITES)]
+        elif kind == "other":
+            group = OTHER[i % len(OTHER)]
+        if group:
+            state = "claimed"
+            claimed = min(NOW, created + timedelta(seconds=10 ** rng.uniform(1, 6.8)))
+        else:
+            state = "released" if rng.random() < 0.1 else "registered"
+        device_id = uuid.uuid4()
+        devices.append(
+            (
+                ids.uid(device_id),
+                f"70B3D57E{i:08X}",
+                f"Generator {i}",
+                rng.choice(model_ids),
+                state,
+                group_ids[group] if group else None,
+                ids.at(created),
+                ids.at(claimed or created),
+                ids.at(claimed) if claimed else None,
+                ids.at(provisioned) if provisioned else None,
+            )
+        )
+        if kind == "kanarra" and claimed and rng.random() < 0.35:
+            claim(device_id, users[group], created, claimed)
+
+    def claim(device_id: uuid.UUID, user: str, created: datetime, claimed: datetime) -> None:
+        fate = rng.random()
+        window = timedelta(seconds=600)
+        began = max(created, claimed - timedelta(seconds=rng.uniform(5, 300)))
+        proof = rng.choice(["button", "code", "device-secret"])
+        if fate < 0.9:
+            status, proven, ended = "completed", began + window / 10, claimed
+        else:  # an earlier attempt that did not claim it
+            began = created + (claimed - created) * rng.random() * 0.9
+            if fate < 0.94:
+                status, proven, ended = "failed", None, began + window / 5
+            elif fate < 0.98:
+                status, proven, ended = "expired", None, began + window
+            else:
+                status, proven, ended = "expired", began + window / 5, began + window
+        claims.append(
+            (
+                ids.uid(uuid.uuid4()),
+                ids.uid(device_id),
+                user,
+                "group",
+                proof,
+                status,
+                ids.at(began),
+                ids.at(began + window),
+                ids.at(proven) if proven else None,
+                ids.at(ended),
+                "127.0.0.1",
+            )
+        )
+
+    for i in range(n):
+        device(i, "kanarra")
+    for i in range(n, n + n // 10):
+        device(i, "stock")
+    for i in range(n + n // 10, n + n // 5):
+        device(i, "other")
+    for i in range(200_000):
+        site = SITES[i % len(SITES)]
+        events.append(
+            (
+                rng.choice(["claim.rejected", "claim.expired", "claim.failed"]),
+                ids.at(start + timedelta(seconds=span * i / 200_000)),
+                f"user:tech{i % len(SITES)}@kanarra.example",
+                None,
+                f"70B3D57E{rng.randrange(n):08X}",
+                group_ids[site],
+                "{}",
+                site,
+            )
+        )
+    return devices, claims, events
+
+
+def load(database: str, backend: str, n: int) -> dict[str, float]:
+    started = time.perf_counter()
+    devices, claims, events = rows(database, backend, n)
+    built = time.perf_counter()
+    tables = (("devices", DEVICE_COLUMNS, devices), ("claims", CLAIM_COLUMNS, claims))
+    tables += (("events", EVENT_COLUMNS, events),)
+    if backend == "sqlite":
+        conn = sqlite3.connect(database.removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("BEGIN")
+        for table, columns, values in tables:
+            marks = ", ".join("?" * len(columns.split(",")))
+            conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+        conn.execute("COMMIT")
+        conn.close()
+    else:
+        with psycopg.connect(database) as conn:
+            for table, columns, values in tables:
+                with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+            conn.commit()
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")  # what autovacuum does (off on the benchmark machine)
+    return {"build_s": round(built - started, 1), "insert_s": round(time.perf_counter() - built, 1)}
+
+
+def session_cookie(client: httpx.Client) -> None:
+    form = client.get("/login").text
+    token = re.search(r'name="login_csrf" value="([^"]+)"', form)
+    assert token is not None
+    answer = client.post(
+        "/login",
+        data={"email": ADMIN, "password": PASSWORD, "login_csrf": token.group(1), "next": "/"},
+    )
+    assert answer.status_code == 303, answer.text[:500]
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+@contextmanager
+def serve(database: str) -> Iterator[int]:
+    env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
+    port = free_port()
+    server = subprocess.Popen(
+        [*PROVISIOND, "serve", "--port", str(port), "--log-level", "warning"], env=env
+    )
+    try:
+        wait_until_serving(port, "/readyz")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def bench(database: str, backend: str, requests: int, rounds: int) -> None:
+    with (
+        serve(database) as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client,
+    ):
+        session_cookie(client)
+        found: dict[str, dict[str, list[float]]] = {
+            label: {"p50": [], "p99": []} for label in urls()
+        }
+        for _ in range(rounds):
+            for label, url in urls().items():
+                for _ in range(10):
+                    client.get(url).raise_for_status()
+                ms = []
+                for _ in range(requests):
+                    began = time.perf_counter()
+                    client.get(url).raise_for_status()
+                    ms.append((time.perf_counter() - began) * 1000)
+                found[label]["p50"].append(round(pct(ms, 50), 1))
+                found[label]["p99"].append(round(pct(ms, 99), 1))
+        for label, runs in found.items():
+            print(
+                json.dumps(
+                    {
+                        "backend": backend,
+                        "url": label,
+                        "p50_ms": statistics.median(runs["p50"]),
+                        "p99_ms": statistics.median(runs["p99"]),
+                        "rounds_p50": runs["p50"],
+                        "rounds_p99": runs["p99"],
+                    }
+                ),
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--reuse", action="store_true", help="keep the database of a last run")
+    args = parser.parse_args()
+    print(json.dumps(machine()), flush=True)
+    for backend in args.backends.split(","):
+        name = f"bench_console_{backend}"
+        if args.reuse:
+            database = (
+                f"sqlite:///{DATA / name}.db" if backend == "sqlite" else f"{PG_SERVER}/{name}"
+            )
+        else:
+            database = fresh_database(backend, name)
+            provisiond("db", "upgrade", database=database)
+            asyncio.run(catalogue(database))
+            timing = load(database, backend, args.rows)
+            print(json.dumps({"backend": backend, "rows": args.rows, **timing}), flush=True)
+        bench(database, backend, args.requests, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
