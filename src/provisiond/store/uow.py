@@ -37,6 +37,7 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
+from provisiond.store.dps import DpsRepository
 from provisiond.store.integrations import (
     BrokerRepository,
     LeaseRepository,
@@ -72,6 +73,7 @@ class UnitOfWork:
     tts: TtsRepository
     associations: AssociationRepository
     backlog: BacklogRepository
+    dps: DpsRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -132,6 +134,7 @@ class UnitOfWork:
         self.tts = TtsRepository(conn)
         self.associations = AssociationRepository(conn)
         self.backlog = BacklogRepository(conn)
+        self.dps = DpsRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

@@ -1,0 +1,147 @@
+"""Queries for Azure DPS enrollments (domain/enrollments.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from provisiond.domain.enrollments import Attestation, Enrollment
+from provisiond.store.profiles import _query as profile_query
+from provisiond.store.profiles import profile_from_row
+from provisiond.store.schema import (
+    certificate_authorities,
+    devices,
+    dps_enrollments,
+    provision_profiles,
+)
+
+_e = dps_enrollments
+
+
+def _query() -> Any:
+    base = profile_query().subquery("profile")
+    return (
+        select(
+            _e.c.id.label("enrollment_id"),
+            _e.c.device_id.label("enrolled_device_id"),
+            _e.c.attestation,
+            _e.c.key_sealed,
+            _e.c.assigned_hub,
+            _e.c.created_at.label("enrolled_at"),
+            devices.c.serial.label("enrolled_serial"),
+            base,
+        )
+        .select_from(_e)
+        .join(base, base.c.id == _e.c.profile_id)
+        .outerjoin(devices, devices.c.id == _e.c.device_id)
+    )
+
+
+def _enrollment(row: Any) -> Enrollment:
+    return Enrollment(
+        id=row.enrollment_id,
+        profile=profile_from_row(row),
+        device_id=row.enrolled_device_id,
+        serial=row.enrolled_serial,
+        attestation=Attestation(row.attestation),
+        key_sealed=row.key_sealed,
+        assigned_hub=row.assigned_hub,
+        created_at=row.enrolled_at,
+    )
+
+
+class DpsRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(
+        self,
+        enrollment_id: uuid.UUID,
+        *,
+        profile_id: uuid.UUID,
+        device_id: uuid.UUID | None,
+        attestation: Attestation,
+        key_sealed: str | None,
+        assigned_hub: str,
+        now: datetime,
+    ) -> None:
+        await self._conn.execute(
+            insert(_e).values(
+                id=enrollment_id,
+                profile_id=profile_id,
+                device_id=device_id,
+                attestation=attestation.value,
+                key_sealed=key_sealed,
+                assigned_hub=assigned_hub,
+                created_at=now,
+            )
+        )
+
+    async def individual(self, serial: str) -> Enrollment | None:
+        """The individual enrollment of the device with this serial."""
+        row = (await self._conn.execute(_query().where(devices.c.serial == serial))).first()
+        return _enrollment(row) if row else None
+
+    async def groups(self, attestation: Attestation) -> list[Enrollment]:
+        """Every enrollment group of this attestation, oldest first."""
+        rows = await self._conn.execute(
+            _query()
+            .where(_e.c.device_id.is_(None), _e.c.attestation == attestation.value)
+            .order_by(_e.c.created_at, _e.c.id)
+        )
+        return [_enrollment(r) for r in rows]
+
+    async def all(self) -> list[Enrollment]:
+        rows = await self._conn.execute(_query().order_by(_e.c.created_at, _e.c.id))
+        return [_enrollment(r) for r in rows]
+
+    async def group_of(self, profile_id: uuid.UUID) -> Enrollment | None:
+        row = (
+            await self._conn.execute(
+                _query().where(_e.c.profile_id == profile_id, _e.c.device_id.is_(None))
+            )
+        ).first()
+        return _enrollment(row) if row else None
+
+    async def x509_cas(self) -> list[str]:
+        """The PEM certificates of the device CAs of X.509 enrollment groups."""
+        rows = await self._conn.execute(
+            select(certificate_authorities.c.certificate_pem)
+            .select_from(_e)
+            .join(provision_profiles, provision_profiles.c.id == _e.c.profile_id)
+            .join(
+                certificate_authorities,
+                certificate_authorities.c.id == provision_profiles.c.device_ca_id,
+            )
+            .where(_e.c.device_id.is_(None), _e.c.attestation == Attestation.X509.value)
+            .distinct()
+        )
+        return [r[0] for r in rows]
+
+    async def mark_provisioned(
+        self, device_id: uuid.UUID, *, profile_id: uuid.UUID, now: datetime
+    ) -> None:
+        """The device registered through DPS (no provisiond credential: it attests with its
+        own key or certificate)."""
+        await self._conn.execute(
+            update(devices)
+            .where(devices.c.id == device_id)
+            .values(profile_id=profile_id, provisioned_at=now, updated_at=now)
+        )
+
+    async def provision_state(
+        self, device_id: uuid.UUID
+    ) -> tuple[uuid.UUID | None, datetime | None]:
+        """The profile a device provisioned with, and when (None, None: never)."""
+        row = (
+            await self._conn.execute(
+                select(devices.c.profile_id, devices.c.provisioned_at).where(
+                    devices.c.id == device_id
+                )
+            )
+        ).first()
+        return (row[0], row[1]) if row else (None, None)
