@@ -28,6 +28,9 @@ from tests.integration.dps.conftest import (
 )
 from tests.integration.web.conftest import Server
 
+# The SDK uses paho's deprecated callback API: its warning, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def sdk_client(pki: Pki, proxy: Proxy, registration_id: str, key: str) -> ProvisioningDeviceClient:
     return ProvisioningDeviceClient.create_from_symmetric_key(
