@@ -469,6 +469,7 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
     if s.id_scope is None or s.tls_cert is None or s.tls_key is None:
         raise ConfigurationError("serving DPS needs dps__id_scope, dps__tls_cert and dps__tls_key")
     registrar = Registrar(
+        container.provision_writer,
         container.uow,
         container.sealer,
         container.limiter,

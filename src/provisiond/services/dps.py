@@ -27,7 +27,12 @@ certificate it connected with. The rules, in order:
 
 Operations: the first answer is ``assigning`` with an operation id, the outcome is what a
 status poll of that id returns (DPS's flow, which the SDKs follow). Operation ids live in
-this process's memory for ``dps__operation_seconds``, bound to their registration id.
+this process's memory for ``dps__operation_seconds``, bound to their owner: the MQTT
+session that registered (it polls on the same connection), or over HTTPS the registration,
+which attests again with every poll.
+
+Each registration is one job of the provisioning writer: attestation, assignment and
+events in the batch's transaction, committed with the batch's other jobs (group commit).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from cryptography import x509
@@ -50,9 +56,11 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.profiles import ReprovisionPolicy, Strategy
 from provisiond.domain.serials import normalise_serial, serial_problem
 from provisiond.protocols import dps
-from provisiond.services.devices import add_profile_device
+from provisiond.services.devices import profile_device
 from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
+from provisiond.store.dps import tx_groups, tx_individual, tx_mark_provisioned
+from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
 from provisiond.store.uow import UnitOfWork
 
 ASSIGNED, ASSIGNING, FAILED = "assigned", "assigning", "failed"
@@ -109,8 +117,9 @@ def error(status: int, code: int, message: str, now: datetime) -> Answer:
 
 
 class Operations:
-    """Registration outcomes by operation id, each bound to its registration id and kept
-    ``ttl`` seconds; at most ``cap`` (the oldest go first)."""
+    """Registration outcomes by operation id, each bound to its owner (the MQTT session
+    that registered, or the registration over HTTPS) and kept ``ttl`` seconds; at most
+    ``cap`` (the oldest go first)."""
 
     def __init__(
         self, ttl: float, cap: int = MAX_OPERATIONS, clock: Callable[[], float] = time.monotonic
@@ -118,7 +127,7 @@ class Operations:
         self._ttl, self._cap, self._clock = ttl, cap, clock
         self._kept: OrderedDict[str, tuple[str, float, dict[str, Any]]] = OrderedDict()
 
-    def begin(self, registration_id: str, outcome: dict[str, Any]) -> Answer:
+    def begin(self, owner: str, outcome: dict[str, Any]) -> Answer:
         """Keep an outcome; the ``assigning`` answer naming its operation."""
         now = self._clock()
         while self._kept and (
@@ -127,14 +136,14 @@ class Operations:
             self._kept.popitem(last=False)
         operation_id = f"4.{secrets.token_hex(8)}.{secrets.token_hex(16)}"
         outcome = {"operationId": operation_id, **outcome}
-        self._kept[operation_id] = (registration_id, now + self._ttl, outcome)
+        self._kept[operation_id] = (owner, now + self._ttl, outcome)
         return Answer(202, {"operationId": operation_id, "status": ASSIGNING}, retry_after=1)
 
-    def status(self, registration_id: str, operation_id: str) -> dict[str, Any] | None:
-        """The outcome, for the registration that began it only (None: unknown, expired or
-        another registration's)."""
+    def status(self, owner: str, operation_id: str) -> dict[str, Any] | None:
+        """The outcome, for the owner that began it only (None: unknown, expired or
+        another's)."""
         kept = self._kept.get(operation_id)
-        if kept is None or kept[0] != registration_id or kept[1] <= self._clock():
+        if kept is None or kept[0] != owner or kept[1] <= self._clock():
             return None
         return kept[2]
 
@@ -142,8 +151,10 @@ class Operations:
 @dataclass(frozen=True, slots=True)
 class Registrar:
     """DPS registrations as the transports call them, with what is the same for the process
-    bound once."""
+    bound once. Each registration is one job of the provisioning writer (group commit:
+    store/provision_writer.py), attestation included."""
 
+    writer: ProvisionWriter
     uow: Callable[[], UnitOfWork]
     sealer: Sealer
     limiter: RateLimiter
@@ -151,73 +162,75 @@ class Registrar:
     clock: Callable[[], datetime]
     operations: Operations
 
-    async def register(self, attempt: Attempt) -> Answer:
-        """Register (``PUT …/register``): ``assigning`` with an operation id, or an error."""
-        now = self.clock()
-        outcome = await self._register(attempt, now)
-        if isinstance(outcome, Answer):
-            return outcome
-        return self.operations.begin(attempt.registration_id, outcome)
-
-    async def status(self, attempt: Attempt, operation_id: str) -> Answer:
-        """An operation's status (``GET …/operations/{id}``): the device attests again."""
-        now = self.clock()
-        found = await self._attest(attempt, now)
-        if isinstance(found, Answer):
-            return found
-        outcome = self.operations.status(attempt.registration_id, operation_id)
-        if outcome is None:
-            return error(404, NOT_FOUND, "Operation not found.", now)
-        return Answer(200, outcome)
-
     async def x509_cas(self) -> list[str]:
         """The device CAs of the X.509 enrollment groups (PEM): the listeners' TLS trusts
         them for client certificates."""
         async with self.uow().read() as uow:
             return await uow.dps.x509_cas()
 
-    async def _attest(self, attempt: Attempt, now: datetime) -> Enrollment | Answer:
-        async with self.uow().read() as uow:
-            found = await _enrollment(uow, self.sealer, self.policy, attempt, now)
-        if isinstance(found, str):
-            wait = self.limiter.take(
-                ("dps-unknown", attempt.source), self.policy.unknown_source_rate_per_minute
+    async def register(self, attempt: Attempt, owner: str) -> Answer:
+        """Register (``PUT …/register``): ``assigning`` with an operation id that ``owner``
+        (the MQTT session, or the registration over HTTPS) may poll, or an error."""
+        now = self.clock()
+        outcome = await self.writer.run(
+            partial(_register, attempt=attempt, registrar=self, now=now, assign=True),
+            serial=normalise_serial(attempt.registration_id),
+        )
+        if outcome is None or isinstance(outcome, Answer):
+            return outcome or error(500, 500000, "Internal error", now)  # assign: never None
+        return self.operations.begin(owner, outcome)
+
+    async def status(
+        self, attempt: Attempt, operation_id: str, owner: str, *, attest: bool
+    ) -> Answer:
+        """An operation's status (``GET …/operations/{id}``): for its owner only; with
+        ``attest`` the device proves itself again (HTTPS: every request stands alone)."""
+        now = self.clock()
+        if attest:
+            refused = await self.writer.run(
+                partial(_register, attempt=attempt, registrar=self, now=now, assign=False)
             )
-            log_refused("dps", found, source=attempt.source)
-            if wait:
-                return Answer(
-                    429,
-                    error(429, THROTTLED, "Too many requests.", now).body,
-                    retry_after=max(1, round(wait)),
-                )
-            return error(401, UNAUTHORIZED, "Unauthorized", now)
-        profile = found.profile
-        wait = max(
-            self.limiter.take(("profile", profile.id), profile.rate_per_minute),
-            self.limiter.take(
-                ("source", profile.id, attempt.source), profile.source_rate_per_minute
-            ),
+            if isinstance(refused, Answer):
+                return refused
+        outcome = self.operations.status(owner, operation_id)
+        if outcome is None:
+            return error(404, NOT_FOUND, "Operation not found.", now)
+        return Answer(200, outcome)
+
+
+def _throttled(wait: float, now: datetime) -> Answer:
+    return Answer(
+        429, error(429, THROTTLED, "Too many requests.", now).body, retry_after=max(1, round(wait))
+    )
+
+
+def _register(
+    tx: ProvisionTx, *, attempt: Attempt, registrar: Registrar, now: datetime, assign: bool
+) -> dict[str, Any] | Answer | None:
+    """The writer's job: attest, then (``assign``) provision. An Answer is a refusal; None:
+    attested, nothing assigned."""
+    limiter = registrar.limiter
+    found = _enrollment(tx, registrar.sealer, registrar.policy, attempt, now)
+    if isinstance(found, str):
+        wait = limiter.take(
+            ("dps-unknown", attempt.source), registrar.policy.unknown_source_rate_per_minute
         )
         if wait:
-            return Answer(
-                429,
-                error(429, THROTTLED, "Too many requests.", now).body,
-                retry_after=max(1, round(wait)),
-            )
-        return found
-
-    async def _register(self, attempt: Attempt, now: datetime) -> dict[str, Any] | Answer:
-        found = await self._attest(attempt, now)
-        if isinstance(found, Answer):
-            return found
-        async with self.uow() as uow:
-            outcome = await _assign(uow, found, attempt, now)
-            await uow.commit()
-        return outcome
+            return _throttled(wait, now)
+        log_refused("dps", found, source=attempt.source)
+        return error(401, UNAUTHORIZED, "Unauthorized", now)
+    profile = found.profile
+    wait = max(
+        limiter.take(("profile", profile.id), profile.rate_per_minute),
+        limiter.take(("source", profile.id, attempt.source), profile.source_rate_per_minute),
+    )
+    if wait:
+        return _throttled(wait, now)
+    return _assign(tx, found, attempt, now) if assign else None
 
 
-async def _enrollment(
-    uow: UnitOfWork, sealer: Sealer, policy: DpsPolicy, attempt: Attempt, now: datetime
+def _enrollment(
+    tx: ProvisionTx, sealer: Sealer, policy: DpsPolicy, attempt: Attempt, now: datetime
 ) -> Enrollment | str:
     """The enrollment the attempt proves, or why it proves none."""
     if policy.id_scope is None or attempt.id_scope != policy.id_scope:
@@ -230,28 +243,36 @@ async def _enrollment(
             sas = dps.parse_sas(attempt.sas)
         except dps.DpsRefused as refused:
             return str(refused)
-        return await _by_key(uow, sealer, attempt, sas, serial, int(now.timestamp()))
+        return _by_key(tx, sealer, attempt, sas, serial, int(now.timestamp()))
     if attempt.certificate is not None:
-        return await _by_certificate(uow, attempt, now)
+        return _by_certificate(tx, attempt, now)
     return "neither a shared access signature nor a client certificate"
 
 
-async def _by_key(
-    uow: UnitOfWork, sealer: Sealer, attempt: Attempt, sas: dps.Sas, serial: str, now: int
+def _key(tx: ProvisionTx, sealer: Sealer, enrollment: Enrollment) -> str:
+    memo = ("dps-key", enrollment.id)
+    if memo not in tx.memo:
+        tx.memo[memo] = sealer.unseal(enrollment.key_sealed or "")
+    key: str = tx.memo[memo]
+    return key
+
+
+def _by_key(
+    tx: ProvisionTx, sealer: Sealer, attempt: Attempt, sas: dps.Sas, serial: str, now: int
 ) -> Enrollment | str:
     resource = dps.resource_of(attempt.id_scope, attempt.registration_id)
-    individual = await uow.dps.individual(serial)
+    individual = tx_individual(tx, serial)
     if individual is not None:  # an individual enrollment comes before any group
-        problem = dps.sas_problem(sas, sealer.unseal(individual.key_sealed or ""), resource, now)
+        problem = dps.sas_problem(sas, _key(tx, sealer, individual), resource, now)
         return problem or individual
-    for group in await uow.dps.groups(Attestation.SYMMETRIC_KEY):
-        key = dps.derive_device_key(sealer.unseal(group.key_sealed or ""), attempt.registration_id)
+    for group in tx_groups(tx, Attestation.SYMMETRIC_KEY):
+        key = dps.derive_device_key(_key(tx, sealer, group), attempt.registration_id)
         if dps.sas_problem(sas, key, resource, now) is None:
             return group
     return "no enrollment's key signed the token"
 
 
-async def _by_certificate(uow: UnitOfWork, attempt: Attempt, now: datetime) -> Enrollment | str:
+def _by_certificate(tx: ProvisionTx, attempt: Attempt, now: datetime) -> Enrollment | str:
     try:
         cert = x509.load_der_x509_certificate(attempt.certificate or b"")
     except ValueError:
@@ -261,14 +282,20 @@ async def _by_certificate(uow: UnitOfWork, attempt: Attempt, now: datetime) -> E
         return "the certificate's common name is not the registration id"
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         return "the certificate is not valid now"
-    for group in await uow.dps.groups(Attestation.X509):
+    for group in tx_groups(tx, Attestation.X509):
         ca_id = group.profile.device_ca_id
-        ca = await uow.cas.find_by_id(ca_id) if ca_id is not None else None
-        if ca is None:
-            continue
-        if _issued_by(cert, x509.load_pem_x509_certificate(ca.certificate_pem.encode())):
+        ca = tx.ca(ca_id) if ca_id is not None else None
+        if ca is not None and _issued_by(cert, _ca_certificate(tx, ca.certificate_pem)):
             return group
     return "no X.509 enrollment group's CA issued the certificate"
+
+
+def _ca_certificate(tx: ProvisionTx, pem: str) -> x509.Certificate:
+    memo = ("dps-ca", pem)
+    if memo not in tx.memo:
+        tx.memo[memo] = x509.load_pem_x509_certificate(pem.encode())
+    cert: x509.Certificate = tx.memo[memo]
+    return cert
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -279,12 +306,11 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-async def _assign(
-    uow: UnitOfWork, enrollment: Enrollment, attempt: Attempt, now: datetime
+def _assign(
+    tx: ProvisionTx, enrollment: Enrollment, attempt: Attempt, now: datetime
 ) -> dict[str, Any]:
     """Provision the device the enrollment admits; the operation's outcome."""
     profile, serial = enrollment.profile, normalise_serial(attempt.registration_id)
-    device = await uow.devices.find_by_serial(serial)
     data: dict[str, Any] = {
         "profile": profile.name,
         "enrollment": "group" if enrollment.is_group else "individual",
@@ -293,47 +319,48 @@ async def _assign(
         "source": attempt.source,
     }
     actor = f"device:{serial}"
-    if device is None:
+    state = tx.provision_state(serial)
+    if state is None:
         if profile.strategy is Strategy.PRE_PROVISIONED:
             return _failed(attempt, NOT_FOUND, "The device was not registered beforehand.")
-        device = await add_profile_device(
-            uow, profile, serial=serial, name=serial, actor=actor, now=now
+        device, model_id, registered = profile_device(
+            profile, serial=serial, name=serial, actor=actor, now=now
         )
-        return await _provisioned(uow, enrollment, attempt, device.id, device.group_id, now, data)
-    provisioned_by, provisioned_at = await uow.dps.provision_state(device.id)
+        tx.add_device(device, model_id=model_id, registered=registered)
+        return _provisioned(tx, enrollment, attempt, device.id, device.group_id, now, data)
 
-    async def refuse(reason: str) -> dict[str, Any]:
-        await uow.events.add(
+    def refuse(reason: str) -> dict[str, Any]:
+        tx.add_event(
             NewEvent(
                 EventType.DEVICE_REPROVISION_REFUSED,
                 now,
                 actor,
-                device_id=device.id,
+                device_id=state.device_id,
                 serial=serial,
-                group_id=device.group_id,
+                group_id=state.group_id,
                 data={**data, "reason": reason},
             )
         )
         log_refused("dps", f"device {serial} asked again: {reason}", source=attempt.source)
         return _failed(attempt, CONFLICT, f"Registration refused: {reason}.")
 
-    if provisioned_at is not None:
-        if provisioned_by != profile.id:
-            return await refuse("provisioned by another profile")
+    if state.provisioned_at is not None:
+        if state.profile_id != profile.id:
+            return refuse("provisioned by another profile")
         if profile.reprovision is ReprovisionPolicy.NEVER:
-            return await refuse("already provisioned")
+            return refuse("already provisioned")
         data["repeated"] = True
         data["proof"] = enrollment.attestation.value
-        return await _provisioned(uow, enrollment, attempt, device.id, device.group_id, now, data)
+        return _provisioned(tx, enrollment, attempt, state.device_id, state.group_id, now, data)
     if enrollment.is_group and profile.strategy is Strategy.ALLOW_CREATE:
-        return await refuse("registered already")
-    if provisioned_by not in (None, profile.id):
-        return await refuse("registered for another profile")
-    return await _provisioned(uow, enrollment, attempt, device.id, device.group_id, now, data)
+        return refuse("registered already")
+    if state.profile_id not in (None, profile.id):
+        return refuse("registered for another profile")
+    return _provisioned(tx, enrollment, attempt, state.device_id, state.group_id, now, data)
 
 
-async def _provisioned(
-    uow: UnitOfWork,
+def _provisioned(
+    tx: ProvisionTx,
     enrollment: Enrollment,
     attempt: Attempt,
     device_id: uuid.UUID,
@@ -341,14 +368,15 @@ async def _provisioned(
     now: datetime,
     data: dict[str, Any],
 ) -> dict[str, Any]:
-    await uow.dps.mark_provisioned(device_id, profile_id=enrollment.profile.id, now=now)
-    await uow.events.add(
+    serial = normalise_serial(attempt.registration_id)
+    tx_mark_provisioned(tx, device_id, profile_id=enrollment.profile.id, now=now)
+    tx.add_event(
         NewEvent(
             EventType.DEVICE_PROVISIONED,
             now,
-            f"device:{normalise_serial(attempt.registration_id)}",
+            f"device:{serial}",
             device_id=device_id,
-            serial=normalise_serial(attempt.registration_id),
+            serial=serial,
             group_id=group_id,
             data={**data, "assigned_hub": enrollment.assigned_hub},
         )
@@ -363,10 +391,7 @@ async def _provisioned(
         "lastUpdatedDateTimeUtc": _utc(now),
         "etag": f'"{secrets.token_hex(8)}"',
     }
-    if enrollment.attestation is Attestation.X509:
-        state["x509"] = {}
-    else:
-        state["symmetricKey"] = {}
+    state["x509" if enrollment.attestation is Attestation.X509 else "symmetricKey"] = {}
     return {"status": ASSIGNED, "registrationState": state}
 
 

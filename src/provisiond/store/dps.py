@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from provisiond.domain.enrollments import Attestation, Enrollment
 from provisiond.store.profiles import _query as profile_query
 from provisiond.store.profiles import profile_from_row
+from provisiond.store.provision_writer import ProvisionTx
 from provisiond.store.schema import (
     certificate_authorities,
     devices,
@@ -145,3 +146,62 @@ class DpsRepository:
             )
         ).first()
         return (row[0], row[1]) if row else (None, None)
+
+
+# The registration path: statements run by a provisioning-writer job (store/
+# provision_writer.py), inside its batch's transaction, so registrations commit in groups.
+
+_TX_ENROLLMENT = (
+    "SELECT e.id, e.device_id, e.attestation, e.key_sealed, e.assigned_hub, e.created_at,"
+    " p.key, d.serial"
+    " FROM dps_enrollments e JOIN provision_profiles p ON p.id = e.profile_id"
+    " LEFT JOIN devices d ON d.id = e.device_id"
+)
+_TX_INDIVIDUAL = _TX_ENROLLMENT + " WHERE d.serial = ?"
+_TX_GROUPS = (
+    _TX_ENROLLMENT + " WHERE e.device_id IS NULL AND e.attestation = ? ORDER BY e.created_at, e.id"
+)
+_TX_MARK = "UPDATE devices SET profile_id = ?, provisioned_at = ?, updated_at = ? WHERE id = ?"
+
+
+def _tx_enrollment(tx: ProvisionTx, row: Any) -> Enrollment | None:
+    found = tx.profile_by_key(row[6])
+    if found is None:
+        return None
+    return Enrollment(
+        id=tx._uid(row[0]),
+        profile=found[0],
+        device_id=tx._id_out(row[1]),
+        serial=row[7],
+        attestation=Attestation(row[2]),
+        key_sealed=row[3],
+        assigned_hub=row[4],
+        created_at=tx._at(row[5]),
+    )
+
+
+def tx_individual(tx: ProvisionTx, serial: str) -> Enrollment | None:
+    """The individual enrollment of the device with this serial."""
+    row = tx._one(_TX_INDIVIDUAL, (serial,))
+    return _tx_enrollment(tx, row) if row is not None else None
+
+
+def tx_groups(tx: ProvisionTx, attestation: Attestation) -> list[Enrollment]:
+    """The enrollment groups of this attestation (read once per batch)."""
+    memo = ("dps-groups", attestation)
+    if memo not in tx.memo:
+        rows = tx._cur.execute(tx._sql(_TX_GROUPS), (attestation.value,)).fetchall()
+        found = [_tx_enrollment(tx, row) for row in rows]
+        tx.memo[memo] = [e for e in found if e is not None]
+    groups: list[Enrollment] = tx.memo[memo]
+    return groups
+
+
+def tx_mark_provisioned(
+    tx: ProvisionTx, device_id: uuid.UUID, *, profile_id: uuid.UUID, now: datetime
+) -> None:
+    """The device registered through DPS: provisioned, with no credential of provisiond's."""
+    tx._run(
+        _TX_MARK,
+        (tx._id_in(profile_id), tx._ts_in(now), tx._ts_in(now), tx._id_in(device_id)),
+    )

@@ -131,7 +131,9 @@ class _Handler:
             source,
         )
         if kind == "status":
-            return await self.registrar.status(attempt, operation_id or "")
+            return await self.registrar.status(
+                attempt, operation_id or "", f"{id_scope}/{registration_id}", attest=True
+            )
         problem = body_problem(body, registration_id)
         if problem is not None:
             return Answer(400, {"errorCode": 400004, "message": problem})
@@ -139,7 +141,7 @@ class _Handler:
             dps.check_registration_id(registration_id)
         except dps.DpsRefused as refused:
             return Answer(400, {"errorCode": 400004, "message": str(refused)})
-        return await self.registrar.register(attempt)
+        return await self.registrar.register(attempt, f"{id_scope}/{registration_id}")
 
     async def _send(
         self, http: h11.Connection, writer: asyncio.StreamWriter, answer: Answer

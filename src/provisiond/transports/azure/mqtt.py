@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import ssl
 from typing import cast
 
@@ -57,6 +58,7 @@ class _Session(asyncio.Protocol):
         self.pending: list[tuple[str, bytes]] = []  # answers waiting for the subscription
         self.working = False
         self.requests = 0
+        self.owner = secrets.token_hex(16)  # the operations it begins are its own
         self.packet_id = 0
         self.idle = limits.idle_seconds
         self.connect_by = self.loop.time() + limits.connect_seconds
@@ -209,11 +211,14 @@ class _Session(asyncio.Protocol):
             self.source,
         )
         if request.kind == "status":
-            return await self.registrar.status(attempt, request.operation_id or "")
+            # its register proved the key; the operation is this session's alone
+            return await self.registrar.status(
+                attempt, request.operation_id or "", self.owner, attest=False
+            )
         problem = body_problem(payload, user.registration_id)
         if problem is not None:
             return Answer(400, {"errorCode": 400004, "message": problem})
-        return await self.registrar.register(attempt)
+        return await self.registrar.register(attempt, self.owner)
 
     def _answered(self, task: asyncio.Task[Answer], rid: str) -> None:
         _answering.discard(task)
