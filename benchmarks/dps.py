@@ -40,8 +40,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from common import (
-    fresh_database,
     free_port,
+    fresh_database,
     machine,
     median,
     provisiond,
