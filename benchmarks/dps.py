@@ -201,7 +201,6 @@ async def _publication(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str) -> dict:  # type: ignore[type-arg]
     latencies: list[float] = []
     failures = 0
-    deadline = time.perf_counter() + seconds
     base = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
     contexts: list[ssl.SSLContext] = []
     if mode in ("x509", "mtls"):  # one certificate per device: made before the clock starts
@@ -214,6 +213,7 @@ async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str)
             c.load_cert_chain(path)
             contexts.append(c)
     next_device = 0
+    deadline = time.perf_counter() + seconds  # once the certificates are made
 
     async def one() -> bool:
         nonlocal next_device
@@ -304,9 +304,11 @@ def run(backend: str, mode: str, args: argparse.Namespace, round_no: int) -> dic
             ],
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-    result: dict[str, float] = json.loads(out)
+            check=False,
+        )
+    if out.returncode:
+        raise SystemExit(f"the load generator failed:\n{out.stderr}")
+    result: dict[str, float] = json.loads(out.stdout)
     if mode in ("key", "x509"):
         result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
     return result
