@@ -145,8 +145,10 @@ def test_a_certificate_of_another_ca_fails_the_handshake(
         server_verification_cert=pki.ca.read_text(),
         proxy_options=ProxyOptions("HTTP", "127.0.0.1", dps_proxy.port),
     )
-    with pytest.raises(ClientError):
+    with pytest.raises(ClientError) as caught:
         client.register()
+    # refused by the TLS handshake, before any answer of the service
+    assert not isinstance(caught.value.__cause__, ServiceError), caught.value.__cause__
 
 
 def test_the_same_registration_again_follows_the_reprovisioning_policy(
