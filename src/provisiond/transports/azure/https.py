@@ -169,5 +169,10 @@ async def start(
     limits = limits or Limits()
     gate = Gate[_Conn](limits.max_sessions, limits.max_per_address)
     return await asyncio.start_server(
-        _Handler(registrar, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
+        _Handler(registrar, limits, gate),
+        host,
+        port,
+        ssl=tls,
+        backlog=MQTT_BACKLOG,
+        ssl_handshake_timeout=limits.connect_seconds,
     )

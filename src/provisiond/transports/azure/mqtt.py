@@ -289,5 +289,10 @@ async def start(
     limits = limits or Limits()
     gate = Gate[_Session](limits.max_sessions, limits.max_per_address)
     return await asyncio.get_running_loop().create_server(
-        lambda: _Session(registrar, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
+        lambda: _Session(registrar, limits, gate),
+        host,
+        port,
+        ssl=tls,
+        backlog=MQTT_BACKLOG,
+        ssl_handshake_timeout=limits.connect_seconds,  # the CONNECT deadline starts after it
     )
