@@ -172,6 +172,7 @@ def server_settings(database_url: str, pki: Pki, enrolled_box: dict[str, Enrolle
         dps__https_port=0,
         dps__tls_cert=str(pki.cert),
         dps__tls_key=str(pki.key),
+        device_key_passphrase="dps tests: enrollment keys are sealed",
     )
     enrolled_box["keys"] = asyncio.run(_enroll(settings, pki))
     return settings

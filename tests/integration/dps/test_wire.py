@@ -265,3 +265,26 @@ def test_a_huge_request_is_refused(server: Server, pki: Pki) -> None:
     with https(server, pki) as client:
         big = client.put(f"/{SCOPE}/registrations/rest-3/register", content=b"x" * (200 * 1024))
         assert big.status_code == 413
+
+
+def test_enrollment_keys_are_stored_sealed(server: Server, enrolled: Enrolled) -> None:
+    """A copy of the database holds no key a device could sign with."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from provisiond.store.schema import dps_enrollments
+
+    async def stored() -> list[str]:
+        from provisiond.bootstrap import open_container
+
+        async with open_container(server.settings) as c, c.uow().read() as uow:
+            rows = await uow._conn.execute(select(dps_enrollments.c.key_sealed))  # type: ignore[union-attr]
+            return [r[0] for r in rows if r[0] is not None]
+
+    kept = asyncio.run(stored())
+    assert len(kept) == 3
+    for value in kept:
+        assert value.startswith("aesgcm1:")
+        for key in (enrolled.group_key, enrolled.again_key, enrolled.device_key):
+            assert key not in value
