@@ -204,7 +204,7 @@ async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str)
     base = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
     contexts: list[ssl.SSLContext] = []
     if mode in ("x509", "mtls"):  # one certificate per device: made before the clock starts
-        count = sessions * 150
+        count = sessions * 80
         for i in range(count):
             cert, key = device_cert(f"{prefix}-{i}")
             c = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
