@@ -211,6 +211,8 @@ def _register(
     attested, nothing assigned."""
     limiter = registrar.limiter
     found = _enrollment(tx, registrar.sealer, registrar.policy, attempt, now)
+    if not isinstance(found, str) and not found.profile.enabled:
+        found = "the enrollment's profile is disabled"  # a disabled profile admits nobody
     if isinstance(found, str):
         wait = limiter.take(
             ("dps-unknown", attempt.source), registrar.policy.unknown_source_rate_per_minute

@@ -288,3 +288,31 @@ def test_enrollment_keys_are_stored_sealed(server: Server, enrolled: Enrolled) -
         assert value.startswith("aesgcm1:")
         for key in (enrolled.group_key, enrolled.again_key, enrolled.device_key):
             assert key not in value
+
+
+def test_a_disabled_profiles_enrollment_admits_nobody(
+    server: Server, pki: Pki, enrolled: Enrolled
+) -> None:
+    import asyncio
+
+    from provisiond.bootstrap import open_container
+    from provisiond.domain.scope import Scope
+    from provisiond.services import profiles
+
+    async def disable() -> None:
+        async with open_container(server.settings) as c:
+            await profiles.set_profile_enabled(
+                c.uow(),
+                scope=Scope.operator(),
+                name="sensors",
+                enabled=False,
+                actor="t",
+                now=c.now(),
+            )
+
+    asyncio.run(disable())
+    key = derive(enrolled.group_key, "wire-8")
+    device = session(server, pki, "wire-8", token(key, "wire-8"))
+    topic, _ = register(device, "wire-8")
+    assert topic.startswith("$dps/registrations/res/401/")
+    device.close()
