@@ -477,9 +477,11 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
             s.id_scope,
             container.settings.provisioning.unknown_source_rate_per_minute,
             s.operation_seconds,
+            s.allocation_timeout_seconds,
         ),
         container.now,
         Operations(s.operation_seconds),
+        container.webhook_guard,
     )
     tls = DpsTls(s.tls_cert, s.tls_key, await registrar.x509_cas())
     limits = Limits.of(container.settings)

@@ -377,6 +377,13 @@ class DpsSettings(BaseModel):
         le=86_400,
         description="How long a registration's operation id can be polled for its status.",
     )
+    allocation_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long an enrollment's custom allocation webhook has to answer; "
+        "past it the registration is answered failed.",
+    )
     ca_refresh_seconds: float = Field(
         30.0,
         gt=0,

@@ -21,6 +21,14 @@ HubOpt = Annotated[
     str,
     typer.Option("--hub", help="The broker host the devices are assigned (DPS's assignedHub)."),
 ]
+WebhookOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--allocation-webhook",
+        help="DPS's custom allocation: a URL that gets each registration and may answer "
+        "another host (iotHubHostName) and a payload for the device.",
+    ),
+]
 KeyOpt = Annotated[
     str | None,
     typer.Option(
@@ -38,6 +46,7 @@ def _dict(e: Enrollment) -> dict[str, object]:
         "registration_id": e.serial.lower() if e.serial else None,
         "attestation": e.attestation.value,
         "assigned_hub": e.assigned_hub,
+        "allocation_webhook": e.allocation_webhook,
         "reprovision": e.profile.reprovision.value,
         "created_at": e.created_at.isoformat(),
     }
@@ -70,14 +79,15 @@ def group(
         ),
     ] = False,
     key: KeyOpt = None,
+    webhook: WebhookOpt = None,
 ) -> None:
     """Make a profile's enrollment group (a symmetric group key, or X.509)."""
-    made, secret, kept = run(common, lambda c: _group(c, profile, hub, x509, key))
+    made, secret, kept = run(common, lambda c: _group(c, profile, hub, x509, key, webhook))
     _report(common, made, secret, kept)
 
 
 async def _group(
-    c: Container, profile: str, hub: str, x509: bool, key: str | None
+    c: Container, profile: str, hub: str, x509: bool, key: str | None, webhook: str | None
 ) -> tuple[Enrollment, str | None, str]:
     made, secret = await enrollments.enroll_group(
         c.uow(),
@@ -87,6 +97,7 @@ async def _group(
         attestation=Attestation.X509 if x509 else Attestation.SYMMETRIC_KEY,
         hub=hub,
         key=key,
+        webhook=webhook,
         now=c.now(),
     )
     return made, secret, how_secrets_are_kept(c.sealer, one=True, hashed=False)
@@ -100,6 +111,7 @@ def device(
     profile: Annotated[str, typer.Option("--profile", help="Its profile (reprovisioning).")],
     hub: HubOpt,
     key: KeyOpt = None,
+    webhook: WebhookOpt = None,
 ) -> None:
     """Make a registered device's individual enrollment (its own symmetric key)."""
 
@@ -112,6 +124,7 @@ def device(
             profile_name=profile,
             hub=hub,
             key=key,
+            webhook=webhook,
             now=c.now(),
         )
         return made, secret, how_secrets_are_kept(c.sealer, one=True, hashed=False)

@@ -33,6 +33,7 @@ class Enrollment:
     key_sealed: str | None  # the symmetric key, sealed (None for X.509)
     assigned_hub: str
     created_at: datetime
+    allocation_webhook: str | None = None  # DPS's custom allocation (services/dps.py)
 
     @property
     def is_group(self) -> bool:

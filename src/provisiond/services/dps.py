@@ -47,16 +47,22 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import httpx
+import orjson
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
+from provisiond.domain.destinations import url_destination
 from provisiond.domain.enrollments import Attestation, Enrollment
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.profiles import ReprovisionPolicy, Strategy
 from provisiond.domain.serials import normalise_serial, serial_problem
+from provisiond.errors import InvalidInput
 from provisiond.protocols import dps
+from provisiond.services.destinations import DestinationGuard, DestinationRefused
 from provisiond.services.devices import profile_device
+from provisiond.services.enrollments import parse_hub
 from provisiond.services.ratelimit import RateLimiter, log_refused
 from provisiond.services.sealing import Sealer
 from provisiond.store.dps import tx_groups, tx_individual, tx_mark_provisioned
@@ -70,6 +76,7 @@ UNAUTHORIZED = 401002
 THROTTLED = 429001
 CONFLICT = 409000
 NOT_FOUND = 404201
+ALLOCATION_FAILED = 400209
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +89,7 @@ class Attempt:
     certificate: bytes | None  # the TLS client certificate (DER), if it sent one
     transport: str  # "dps-mqtt" or "dps-https": recorded in the events
     source: str  # the client's address
+    payload: Any = None  # the register request's custom payload (for the allocation webhook)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,22 @@ class DpsPolicy:
     id_scope: str | None
     unknown_source_rate_per_minute: int
     operation_seconds: float = 300.0
+    allocation_seconds: float = 5.0  # the custom allocation webhook's deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What a custom allocation webhook answered: the host, and a payload for the device."""
+
+    hub: str
+    payload: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Allocate:
+    """A job's outcome: the enrollment asks its webhook before the device is assigned."""
+
+    enrollment: Enrollment
 
 
 def _utc(at: datetime) -> str:
@@ -161,6 +185,7 @@ class Registrar:
     policy: DpsPolicy
     clock: Callable[[], datetime]
     operations: Operations
+    guard: DestinationGuard | None = None  # where allocation webhooks may be reached
 
     async def x509_cas(self) -> list[str]:
         """The device CAs of the X.509 enrollment groups (PEM): the listeners' TLS trusts
@@ -172,13 +197,60 @@ class Registrar:
         """Register (``PUT …/register``): ``assigning`` with an operation id that ``owner``
         (the MQTT session, or the registration over HTTPS) may poll, or an error."""
         now = self.clock()
-        outcome = await self.writer.run(
-            partial(_register, attempt=attempt, registrar=self, now=now, assign=True),
-            serial=normalise_serial(attempt.registration_id),
-        )
-        if outcome is None or isinstance(outcome, Answer):
-            return outcome or error(500, 500000, "Internal error", now)  # assign: never None
+        serial = normalise_serial(attempt.registration_id)
+        job = partial(_register, attempt=attempt, registrar=self, now=now, assign=True)
+        outcome = await self.writer.run(job, serial=serial)
+        if isinstance(outcome, _Allocate):  # custom allocation: ask, then assign
+            allocated = await self._allocate(outcome.enrollment, attempt)
+            if isinstance(allocated, Allocation):
+                outcome = await self.writer.run(partial(job, allocation=allocated), serial=serial)
+            else:
+                outcome = allocated
+        if isinstance(outcome, Answer):
+            return outcome
+        if outcome is None or isinstance(outcome, _Allocate):  # neither after an assignment
+            return error(500, 500000, "Internal error", now)
         return self.operations.begin(owner, outcome)
+
+    async def _allocate(
+        self, enrollment: Enrollment, attempt: Attempt
+    ) -> Allocation | dict[str, Any]:
+        """DPS's custom allocation: the enrollment's webhook gets the request and answers
+        the host (``iotHubHostName``) and a ``payload`` for the device, within
+        ``dps__allocation_timeout_seconds``. A refusal (not 200), an answer not understood,
+        an error and a timeout each answer the device ``failed``, and nothing is written."""
+        url = enrollment.allocation_webhook or ""
+        try:
+            if self.guard is not None:
+                await self.guard.addresses(*url_destination(url))
+        except (DestinationRefused, OSError, TimeoutError):
+            return _failed(attempt, ALLOCATION_FAILED, "The allocation webhook may not be reached.")
+        body = {
+            ("enrollmentGroup" if enrollment.is_group else "individualEnrollment"): {
+                "enrollmentGroupId" if enrollment.is_group else "registrationId": (
+                    enrollment.profile.name if enrollment.is_group else attempt.registration_id
+                ),
+                "attestation": {"type": enrollment.attestation.value},
+            },
+            "deviceRuntimeContext": {
+                "registrationId": attempt.registration_id,
+                "currentIotHubHostName": enrollment.assigned_hub,
+                "payload": attempt.payload,
+            },
+            "linkedHubs": [enrollment.assigned_hub],
+        }
+        try:
+            async with httpx.AsyncClient(
+                timeout=self.policy.allocation_seconds, follow_redirects=False, trust_env=False
+            ) as client:
+                answer = await client.post(url, json=body)
+        except httpx.TimeoutException:
+            return _failed(attempt, ALLOCATION_FAILED, "The allocation webhook timed out.")
+        except httpx.HTTPError:
+            return _failed(attempt, ALLOCATION_FAILED, "The allocation webhook failed.")
+        if answer.status_code != 200:
+            return _failed(attempt, ALLOCATION_FAILED, "The allocation webhook refused.")
+        return _allocation(answer.content, enrollment, attempt)
 
     async def status(
         self, attempt: Attempt, operation_id: str, owner: str, *, attest: bool
@@ -205,8 +277,14 @@ def _throttled(wait: float, now: datetime) -> Answer:
 
 
 def _register(
-    tx: ProvisionTx, *, attempt: Attempt, registrar: Registrar, now: datetime, assign: bool
-) -> dict[str, Any] | Answer | None:
+    tx: ProvisionTx,
+    *,
+    attempt: Attempt,
+    registrar: Registrar,
+    now: datetime,
+    assign: bool,
+    allocation: Allocation | None = None,
+) -> dict[str, Any] | Answer | _Allocate | None:
     """The writer's job: attest, then (``assign``) provision. An Answer is a refusal; None:
     attested, nothing assigned."""
     limiter = registrar.limiter
@@ -228,7 +306,22 @@ def _register(
     )
     if wait:
         return _throttled(wait, now)
-    return _assign(tx, found, attempt, now) if assign else None
+    if not assign:
+        return None
+    if found.allocation_webhook and allocation is None:
+        return _Allocate(found)
+    return _assign(tx, found, attempt, now, allocation)
+
+
+def _allocation(
+    content: bytes, enrollment: Enrollment, attempt: Attempt
+) -> Allocation | dict[str, Any]:
+    try:
+        answer = orjson.loads(content)
+        hub = answer.get("iotHubHostName") or enrollment.assigned_hub
+        return Allocation(parse_hub(hub), answer.get("payload"))
+    except (orjson.JSONDecodeError, AttributeError, TypeError, InvalidInput):
+        return _failed(attempt, ALLOCATION_FAILED, "The allocation webhook's answer is not one.")
 
 
 def _enrollment(
@@ -309,7 +402,11 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 
 def _assign(
-    tx: ProvisionTx, enrollment: Enrollment, attempt: Attempt, now: datetime
+    tx: ProvisionTx,
+    enrollment: Enrollment,
+    attempt: Attempt,
+    now: datetime,
+    allocation: Allocation | None = None,
 ) -> dict[str, Any]:
     """Provision the device the enrollment admits; the operation's outcome."""
     profile, serial = enrollment.profile, normalise_serial(attempt.registration_id)
@@ -329,7 +426,9 @@ def _assign(
             profile, serial=serial, name=serial, actor=actor, now=now
         )
         tx.add_device(device, model_id=model_id, registered=registered)
-        return _provisioned(tx, enrollment, attempt, device.id, device.group_id, now, data)
+        return _provisioned(
+            tx, enrollment, attempt, device.id, device.group_id, now, data, allocation
+        )
 
     def refuse(reason: str) -> dict[str, Any]:
         tx.add_event(
@@ -353,12 +452,16 @@ def _assign(
             return refuse("already provisioned")
         data["repeated"] = True
         data["proof"] = enrollment.attestation.value
-        return _provisioned(tx, enrollment, attempt, state.device_id, state.group_id, now, data)
+        return _provisioned(
+            tx, enrollment, attempt, state.device_id, state.group_id, now, data, allocation
+        )
     if enrollment.is_group and profile.strategy is Strategy.ALLOW_CREATE:
         return refuse("registered already")
     if state.profile_id not in (None, profile.id):
         return refuse("registered for another profile")
-    return _provisioned(tx, enrollment, attempt, state.device_id, state.group_id, now, data)
+    return _provisioned(
+        tx, enrollment, attempt, state.device_id, state.group_id, now, data, allocation
+    )
 
 
 def _provisioned(
@@ -369,8 +472,10 @@ def _provisioned(
     group_id: uuid.UUID | None,
     now: datetime,
     data: dict[str, Any],
+    allocation: Allocation | None = None,
 ) -> dict[str, Any]:
     serial = normalise_serial(attempt.registration_id)
+    hub = allocation.hub if allocation is not None else enrollment.assigned_hub
     tx_mark_provisioned(tx, device_id, profile_id=enrollment.profile.id, now=now)
     tx.add_event(
         NewEvent(
@@ -380,19 +485,21 @@ def _provisioned(
             device_id=device_id,
             serial=serial,
             group_id=group_id,
-            data={**data, "assigned_hub": enrollment.assigned_hub},
+            data={**data, "assigned_hub": hub, "allocated": allocation is not None},
         )
     )
     state: dict[str, Any] = {
         "registrationId": attempt.registration_id,
         "createdDateTimeUtc": _utc(now),
-        "assignedHub": enrollment.assigned_hub,
+        "assignedHub": hub,
         "deviceId": attempt.registration_id,
         "status": ASSIGNED,
         "substatus": "initialAssignment",
         "lastUpdatedDateTimeUtc": _utc(now),
         "etag": f'"{secrets.token_hex(8)}"',
     }
+    if allocation is not None and allocation.payload is not None:
+        state["payload"] = allocation.payload
     state["x509" if enrollment.attestation is Attestation.X509 else "symmetricKey"] = {}
     return {"status": ASSIGNED, "registrationState": state}
 

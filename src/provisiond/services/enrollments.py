@@ -17,6 +17,7 @@ from provisiond.domain.enrollments import Attestation, Enrollment
 from provisiond.domain.scope import Scope
 from provisiond.domain.serials import parse_serial
 from provisiond.domain.users import Role
+from provisiond.domain.webhooks import parse_url
 from provisiond.errors import (
     DeviceNotFound,
     EnrollmentExists,
@@ -60,7 +61,7 @@ def parse_hub(text: str) -> str:
     return hub
 
 
-async def enroll_group(
+async def enroll_group(  # noqa: PLR0913 - a use case's context and an enrollment's fields
     uow: UnitOfWork,
     *,
     scope: Scope,
@@ -69,12 +70,14 @@ async def enroll_group(
     attestation: Attestation,
     hub: str,
     key: str | None = None,
+    webhook: str | None = None,
     now: datetime,
 ) -> tuple[Enrollment, str | None]:
     """The profile's enrollment group, and its symmetric key (None for X.509: the profile's
     device CA attests, and must be set)."""
     require(scope, Role.ADMIN, "making DPS enrollments")
     hub = parse_hub(hub)
+    webhook = parse_url(webhook) if webhook is not None else None
     secret = parse_key(key) if attestation is Attestation.SYMMETRIC_KEY else None
     if attestation is Attestation.X509 and key is not None:
         raise _fail("key", "is for symmetric-key enrollments only")
@@ -94,6 +97,7 @@ async def enroll_group(
             key_sealed=sealer.seal(secret) if secret else None,
             assigned_hub=hub,
             now=now,
+            allocation_webhook=webhook,
         )
         made = await uow.dps.group_of(profile.id)
         await uow.commit()
@@ -102,7 +106,7 @@ async def enroll_group(
     return made, secret
 
 
-async def enroll_device(
+async def enroll_device(  # noqa: PLR0913 - a use case's context and an enrollment's fields
     uow: UnitOfWork,
     *,
     scope: Scope,
@@ -111,12 +115,14 @@ async def enroll_device(
     profile_name: str,
     hub: str,
     key: str | None = None,
+    webhook: str | None = None,
     now: datetime,
 ) -> tuple[Enrollment, str]:
     """An individual enrollment of a registered device (its registration id is its serial,
     in lower case), and its symmetric key."""
     require(scope, Role.ADMIN, "making DPS enrollments")
     hub = parse_hub(hub)
+    webhook = parse_url(webhook) if webhook is not None else None
     serial = parse_serial(serial)
     secret = parse_key(key)
     async with uow:
@@ -136,6 +142,7 @@ async def enroll_device(
             key_sealed=sealer.seal(secret),
             assigned_hub=hub,
             now=now,
+            allocation_webhook=webhook,
         )
         made = await uow.dps.individual(serial)
         await uow.commit()

@@ -32,6 +32,7 @@ def _query() -> Any:
             _e.c.attestation,
             _e.c.key_sealed,
             _e.c.assigned_hub,
+            _e.c.allocation_webhook,
             _e.c.created_at.label("enrolled_at"),
             devices.c.serial.label("enrolled_serial"),
             base,
@@ -52,6 +53,7 @@ def _enrollment(row: Any) -> Enrollment:
         key_sealed=row.key_sealed,
         assigned_hub=row.assigned_hub,
         created_at=row.enrolled_at,
+        allocation_webhook=row.allocation_webhook,
     )
 
 
@@ -69,9 +71,11 @@ class DpsRepository:
         key_sealed: str | None,
         assigned_hub: str,
         now: datetime,
+        allocation_webhook: str | None = None,
     ) -> None:
         await self._conn.execute(
             insert(_e).values(
+                allocation_webhook=allocation_webhook,
                 id=enrollment_id,
                 profile_id=profile_id,
                 device_id=device_id,
@@ -153,7 +157,7 @@ class DpsRepository:
 
 _TX_ENROLLMENT = (
     "SELECT e.id, e.device_id, e.attestation, e.key_sealed, e.assigned_hub, e.created_at,"
-    " p.key, d.serial"
+    " p.key, d.serial, e.allocation_webhook"
     " FROM dps_enrollments e JOIN provision_profiles p ON p.id = e.profile_id"
     " LEFT JOIN devices d ON d.id = e.device_id"
 )
@@ -177,6 +181,7 @@ def _tx_enrollment(tx: ProvisionTx, row: Any) -> Enrollment | None:
         key_sealed=row[3],
         assigned_hub=row[4],
         created_at=tx._at(row[5]),
+        allocation_webhook=row[8],
     )
 
 

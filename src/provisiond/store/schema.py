@@ -556,6 +556,8 @@ dps_enrollments = Table(
     Column("attestation", String(16), nullable=False),
     Column("key_sealed", String(1024), nullable=True),
     Column("assigned_hub", String(255), nullable=False),
+    # DPS's custom allocation: a webhook that may name another host and a payload
+    Column("allocation_webhook", String(2048), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     CheckConstraint("attestation IN ('symmetric-key', 'x509')", name="attestation"),
     CheckConstraint("attestation = 'x509' OR key_sealed IS NOT NULL", name="key"),

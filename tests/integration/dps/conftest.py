@@ -8,11 +8,13 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import json
 import socket
 import socketserver
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,7 @@ class Enrolled:
     group_key: str  # the "sensors" profile's symmetric group key (reprovision: never)
     again_key: str  # the "again" profile's (reprovision: with-proof)
     device_key: str  # the individual enrollment of device "IND-1"
+    custom_key: str  # the "custom" profile's, with a custom allocation webhook
 
 
 def make_cert(
@@ -99,7 +102,7 @@ def device_certificate(pki: Pki, directory: Path, registration_id: str) -> tuple
     return cert, key
 
 
-async def _enroll(settings: Settings, pki: Pki) -> Enrolled:
+async def _enroll(settings: Settings, pki: Pki, webhook: str) -> Enrolled:
     async with open_container(settings) as c:
         now = c.now()
         maker_pem = pki.maker.public_bytes(serialization.Encoding.PEM).decode()
@@ -111,6 +114,7 @@ async def _enroll(settings: Settings, pki: Pki) -> Enrolled:
             ProfileSpec("again", reprovision="with-proof"),
             ProfileSpec("factory", credentials=("x509",), device_ca="maker"),
             ProfileSpec("single"),
+            ProfileSpec("custom"),
         ):
             await profiles.create_profile(c.uow(), scope=OPERATOR, spec=spec, actor="t", now=now)
         _, group_key = await enrollments.enroll_group(
@@ -140,6 +144,16 @@ async def _enroll(settings: Settings, pki: Pki) -> Enrolled:
             hub="x509.example.com",
             now=now,
         )
+        _, custom_key = await enrollments.enroll_group(
+            c.uow(),
+            scope=OPERATOR,
+            sealer=c.sealer,
+            profile_name="custom",
+            attestation=Attestation.SYMMETRIC_KEY,
+            hub="default.example.com",
+            webhook=webhook,
+            now=now,
+        )
         await devices.create_device(
             c.uow(), scope=OPERATOR, spec=DeviceSpec("IND-1"), actor="t", now=now
         )
@@ -154,7 +168,8 @@ async def _enroll(settings: Settings, pki: Pki) -> Enrolled:
         )
     assert group_key is not None
     assert again_key is not None
-    return Enrolled(group_key, again_key, device_key)
+    assert custom_key is not None
+    return Enrolled(group_key, again_key, device_key, custom_key)
 
 
 @pytest.fixture
@@ -162,8 +177,52 @@ def enrolled_box() -> dict[str, Enrolled]:
     return {}
 
 
+class _Allocator(BaseHTTPRequestHandler):
+    """DPS's custom allocation webhook, as a user would write one: by registration id."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.asked.append(body)  # type: ignore[attr-defined]
+        rid = body["deviceRuntimeContext"]["registrationId"]
+        if rid.startswith("alloc-slow"):
+            self.server.release.wait(30)  # type: ignore[attr-defined]
+        status, answer = {
+            "alloc-ok": (200, b'{"iotHubHostName": "custom.example.com", "payload": {"x": 1}}'),
+            "alloc-refused": (403, b"{}"),
+            "alloc-bad": (200, b"not json"),
+        }.get(rid, (200, b"{}"))
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @pytest.fixture
-def server_settings(database_url: str, pki: Pki, enrolled_box: dict[str, Enrolled]) -> Settings:
+def allocator() -> Iterator[ThreadingHTTPServer]:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Allocator)
+    receiver.asked = []  # type: ignore[attr-defined]
+    receiver.release = threading.Event()  # type: ignore[attr-defined]
+    receiver.daemon_threads = True
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release.set()  # type: ignore[attr-defined]
+        receiver.shutdown()
+        receiver.server_close()
+
+
+@pytest.fixture
+def server_settings(
+    database_url: str,
+    pki: Pki,
+    enrolled_box: dict[str, Enrolled],
+    allocator: ThreadingHTTPServer,
+) -> Settings:
     settings = load_settings(
         database_url=database_url,
         log_level="warning",
@@ -173,8 +232,11 @@ def server_settings(database_url: str, pki: Pki, enrolled_box: dict[str, Enrolle
         dps__tls_cert=str(pki.cert),
         dps__tls_key=str(pki.key),
         device_key_passphrase="dps tests: enrollment keys are sealed",
+        dps__allocation_timeout_seconds=0.5,
+        webhooks__allow_networks=["127.0.0.1/32"],
     )
-    enrolled_box["keys"] = asyncio.run(_enroll(settings, pki))
+    webhook = f"http://127.0.0.1:{allocator.server_address[1]}/allocate"
+    enrolled_box["keys"] = asyncio.run(_enroll(settings, pki, webhook))
     return settings
 
 

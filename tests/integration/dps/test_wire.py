@@ -283,10 +283,15 @@ def test_enrollment_keys_are_stored_sealed(server: Server, enrolled: Enrolled) -
             return [r[0] for r in rows if r[0] is not None]
 
     kept = asyncio.run(stored())
-    assert len(kept) == 3
+    assert len(kept) == 4
     for value in kept:
         assert value.startswith("aesgcm1:")
-        for key in (enrolled.group_key, enrolled.again_key, enrolled.device_key):
+        for key in (
+            enrolled.group_key,
+            enrolled.again_key,
+            enrolled.device_key,
+            enrolled.custom_key,
+        ):
             assert key not in value
 
 
@@ -316,3 +321,42 @@ def test_a_disabled_profiles_enrollment_admits_nobody(
     topic, _ = register(device, "wire-8")
     assert topic.startswith("$dps/registrations/res/401/")
     device.close()
+
+
+def test_a_custom_allocation_webhook_names_the_host_and_a_payload(
+    server: Server, pki: Pki, enrolled: Enrolled, allocator: Any
+) -> None:
+    def registered(rid: str, payload: object = None) -> dict[str, Any]:
+        device = session(server, pki, rid, token(derive(enrolled.custom_key, rid), rid))
+        device.send(
+            mqtt.encode_publish(
+                4,
+                "$dps/registrations/PUT/iotdps-register/?$rid=1",
+                json.dumps({"registrationId": rid, "payload": payload}).encode(),
+                1,
+                7,
+            )
+        )
+        (_, _), (_, body) = device.packets(2)
+        _, begun = publication(body)
+        _, done = poll(device, begun["operationId"])
+        device.close()
+        return done
+
+    done = registered("alloc-ok", {"model": "m1"})
+    assert done["status"] == "assigned"
+    assert done["registrationState"]["assignedHub"] == "custom.example.com"
+    assert done["registrationState"]["payload"] == {"x": 1}
+    asked = allocator.asked[0]
+    assert asked["deviceRuntimeContext"]["payload"] == {"model": "m1"}
+    assert asked["enrollmentGroup"]["enrollmentGroupId"] == "custom"
+    assert registered("alloc-default")["registrationState"]["assignedHub"] == (
+        "default.example.com"  # an answer without a host: the enrollment's
+    )
+    for refused in ("alloc-refused", "alloc-bad", "alloc-slow"):
+        done = registered(refused)
+        assert done["status"] == "failed", refused
+        assert done["registrationState"]["errorCode"] == 400209
+    # nothing was written for the refused ones: the device may register once it is allowed
+    allocator.release.set()
+    assert registered("alloc-slow")["status"] == "assigned"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
 from urllib.parse import unquote, urlsplit
@@ -26,7 +27,7 @@ import orjson
 from provisiond.protocols import dps
 from provisiond.services.connection_caps import MQTT_BACKLOG, Gate, source_of
 from provisiond.services.dps import Answer, Attempt, Registrar
-from provisiond.transports.azure.mqtt import MAX_REQUEST_BYTES, body_problem, peer_certificate
+from provisiond.transports.azure.mqtt import MAX_REQUEST_BYTES, peer_certificate, request_body
 from provisiond.transports.mqtt.listener import Limits
 
 log = logging.getLogger(__name__)
@@ -134,13 +135,14 @@ class _Handler:
             return await self.registrar.status(
                 attempt, operation_id or "", f"{id_scope}/{registration_id}", attest=True
             )
-        problem = body_problem(body, registration_id)
-        if problem is not None:
-            return Answer(400, {"errorCode": 400004, "message": problem})
+        parsed = request_body(body, registration_id)
+        if isinstance(parsed, str):
+            return Answer(400, {"errorCode": 400004, "message": parsed})
         try:
             dps.check_registration_id(registration_id)
         except dps.DpsRefused as refused:
             return Answer(400, {"errorCode": 400004, "message": str(refused)})
+        attempt = dataclasses.replace(attempt, payload=parsed.get("payload"))
         return await self.registrar.register(attempt, f"{id_scope}/{registration_id}")
 
     async def _send(

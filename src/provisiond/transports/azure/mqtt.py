@@ -15,6 +15,7 @@ most ``MAX_REQUESTS``. The caps and deadlines are the MQTT provisioning listener
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import ssl
@@ -215,10 +216,12 @@ class _Session(asyncio.Protocol):
             return await self.registrar.status(
                 attempt, request.operation_id or "", self.owner, attest=False
             )
-        problem = body_problem(payload, user.registration_id)
-        if problem is not None:
-            return Answer(400, {"errorCode": 400004, "message": problem})
-        return await self.registrar.register(attempt, self.owner)
+        body = request_body(payload, user.registration_id)
+        if isinstance(body, str):
+            return Answer(400, {"errorCode": 400004, "message": body})
+        return await self.registrar.register(
+            dataclasses.replace(attempt, payload=body.get("payload")), self.owner
+        )
 
     def _answered(self, task: asyncio.Task[Answer], rid: str) -> None:
         _answering.discard(task)
@@ -265,8 +268,8 @@ class _Session(asyncio.Protocol):
 _answering: set[asyncio.Task[Answer]] = set()
 
 
-def body_problem(payload: bytes, registration_id: str) -> str | None:
-    """Why a register request's body is not DPS's (None: it is)."""
+def request_body(payload: bytes, registration_id: str) -> dict[str, object] | str:
+    """A register request's body, or why it is not DPS's."""
     try:
         body = orjson.loads(payload) if payload.strip() else {}
     except orjson.JSONDecodeError:
@@ -276,7 +279,7 @@ def body_problem(payload: bytes, registration_id: str) -> str | None:
     named = body.get("registrationId")
     if named is not None and named != registration_id:
         return "registrationId is not the connection's registration id"
-    return None
+    return body
 
 
 async def start(

@@ -1,6 +1,6 @@
 """dps_enrollments: Azure DPS enrollment groups (a profile's symmetric group key, or X.509
 attestation by its device CA) and individual enrollments (a registered device's own key),
-keys sealed. A downgrade drops them (devices and profiles stay).
+keys sealed, and an optional custom-allocation webhook. A downgrade drops them (devices and profiles stay).
 
 Revision ID: 0024
 Revises: 0018
@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("attestation", sa.String(16), nullable=False),
         sa.Column("key_sealed", sa.String(1024), nullable=True),
         sa.Column("assigned_hub", sa.String(255), nullable=False),
+        sa.Column("allocation_webhook", sa.String(2048), nullable=True),
         sa.Column("created_at", UtcDateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "attestation IN ('symmetric-key', 'x509')", name=op.f("ck_dps_enrollments_attestation")
