@@ -19,6 +19,8 @@ certificate it connected with. The rules, in order:
    one registered beforehand (an individual enrollment, an import for a pre-provisioned
    profile) is provisioned. The answer names the device (``deviceId``: the registration id)
    and the enrollment's ``assignedHub``.
+   An enrollment with a custom allocation webhook asks it first (DPS's custom allocation:
+   :meth:`Registrar._allocate`); its answer may name another host and a payload.
 4. The same registration again follows the profile's reprovisioning policy
    (services/reprovisioning.py): ``never`` answers ``failed`` (409); ``with-proof`` and
    ``factory-reset`` answer the same assignment again — the key or certificate is the
