@@ -6,7 +6,9 @@ The TLS session is end to end: the proxy sees only the CONNECT line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from azure.iot.device import X509, ProvisioningDeviceClient, ProxyOptions
@@ -173,3 +175,15 @@ def test_the_same_registration_again_follows_the_reprovisioning_policy(
     assert first.status == second.status == "assigned"
     assert second.registration_state.device_id == "sensor-6"
     assert second.registration_state.assigned_hub == "again.example.com"
+
+
+def test_a_custom_allocation_payload_goes_both_ways(
+    server: Server, dps_proxy: Proxy, pki: Pki, enrolled: Enrolled, allocator: Any
+) -> None:
+    client = sdk_client(pki, dps_proxy, "alloc-ok", derive(enrolled.custom_key, "alloc-ok"))
+    client.provisioning_payload = {"model": "m1"}
+    result = client.register()
+    assert result.status == "assigned"
+    assert result.registration_state.assigned_hub == "custom.example.com"
+    assert json.loads(result.registration_state.response_payload) == {"x": 1}
+    assert allocator.asked[0]["deviceRuntimeContext"]["payload"] == {"model": "m1"}
