@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provisiond.errors import BrokerNotConfigured
+from provisiond.errors import BrokerNotConfigured, ConfigurationError
 from provisiond.integrations.integration import NO_BROKER_KEPT
 from provisiond.integrations.registry import BROKER_KEEPERS, INTEGRATIONS, TTS
 from provisiond.services.accounts import SessionPolicy, forget_sign_in_addresses
@@ -356,6 +356,11 @@ def check_serving(settings: Settings) -> None:
     ConfigurationError naming the setting (not a traceback from the server's startup).
     Serving seals webhook secrets and broker passwords: production needs the passphrase."""
     make_sealer(settings)
+    d = settings.dps
+    if (d.mqtt_port is not None or d.https_port is not None) and (
+        d.id_scope is None or d.tls_cert is None or d.tls_key is None
+    ):
+        raise ConfigurationError("serving DPS needs dps__id_scope, dps__tls_cert and dps__tls_key")
 
 
 def check_database(settings: Settings) -> None:
@@ -387,8 +392,10 @@ def create_app(settings: Settings) -> FastAPI:
         async with (
             open_container(settings, counts=app.state.metrics) as container,
             device_transports(container) as mqtt_port,
+            dps_transports(container) as dps_ports,
         ):
             app.state.mqtt_port = mqtt_port
+            app.state.dps_port, app.state.dps_https_port = dps_ports
             yield container
 
     app = compose_app(settings, serving)
@@ -442,6 +449,56 @@ async def device_transports(container: Container) -> AsyncIterator[int | None]:
 
         stack.push_async_callback(close)
         yield server.sockets[0].getsockname()[1]
+
+
+@asynccontextmanager
+async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None, int | None]]:
+    """Azure DPS's device API, as the settings ask (``dps__mqtt_port``, ``dps__https_port``,
+    with ``dps__id_scope`` and ``dps__tls_cert``); yields the ports bound (None: not served).
+    Both stop when the block ends."""
+    s = container.settings.dps
+    if s.mqtt_port is None and s.https_port is None:
+        yield None, None
+        return
+    from provisiond.services.dps import DpsPolicy, Operations, Registrar
+    from provisiond.transports.azure import https as dps_https
+    from provisiond.transports.azure import mqtt as dps_mqtt
+    from provisiond.transports.azure.tls import DpsTls
+    from provisiond.transports.mqtt.listener import Limits
+
+    if s.id_scope is None or s.tls_cert is None or s.tls_key is None:
+        raise ConfigurationError("serving DPS needs dps__id_scope, dps__tls_cert and dps__tls_key")
+    registrar = Registrar(
+        container.provision_writer,
+        container.uow,
+        container.sealer,
+        container.limiter,
+        DpsPolicy(
+            s.id_scope,
+            container.settings.provisioning.unknown_source_rate_per_minute,
+            s.operation_seconds,
+            s.allocation_timeout_seconds,
+        ),
+        container.now,
+        Operations(s.operation_seconds),
+        container.webhook_guard,
+    )
+    tls = DpsTls(s.tls_cert, s.tls_key, await registrar.x509_cas())
+    limits = Limits.of(container.settings)
+    host = container.settings.host
+    ports: list[int | None] = []
+    async with AsyncExitStack() as stack:
+        for port, module in ((s.mqtt_port, dps_mqtt), (s.https_port, dps_https)):
+            if port is None:
+                ports.append(None)
+                continue
+            server = await module.start(registrar, host, port, tls.context, limits)
+            stack.push_async_callback(server.wait_closed)
+            stack.callback(server.close)
+            ports.append(server.sockets[0].getsockname()[1])
+        refresh = asyncio.create_task(tls.keep_fresh(registrar.x509_cas, s.ca_refresh_seconds))
+        stack.callback(refresh.cancel)
+        yield ports[0], ports[1]
 
 
 def server_log_config(settings: Settings) -> dict[str, Any]:

@@ -198,6 +198,11 @@ class DeliveryDelivered(Conflict):
     title = "The webhook delivery was delivered: only failed deliveries are sent again"
 
 
+class EnrollmentExists(Conflict):
+    code = "enrollment-exists"
+    title = "The profile or device already has a DPS enrollment"
+
+
 class GroupExists(Conflict):
     code = "group-exists"
     title = "The group already exists"

@@ -337,6 +337,61 @@ class ProvisioningSettings(BaseModel):
     )
 
 
+class DpsSettings(BaseModel):
+    """Azure Device Provisioning Service's device API (transports/azure/): devices running
+    Azure IoT firmware register with provisiond unchanged but for the provisioning host and
+    the server's CA (``PROVISIOND_DPS__ID_SCOPE`` …; ``[dps]`` in the file; docs/cloud-
+    migration.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id_scope: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]{1,64}$",
+        description="The id scope devices send (Azure's `0ne…`): it names this instance's "
+        "enrollments, every profile with a DPS enrollment group. None: DPS is not served.",
+    )
+    mqtt_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="TCP port of DPS over MQTT and TLS (`serve --dps-port`; Azure's is 8883, "
+        "fixed in its SDKs). None: not served.",
+    )
+    https_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="TCP port of DPS's HTTPS REST API (`serve --dps-https-port`; Azure's is "
+        "443). None: not served.",
+    )
+    tls_cert: Path | None = Field(
+        None,
+        description="PEM certificate (chain) of both DPS listeners, for the provisioning host "
+        "devices are given; with tls_key. Required to serve DPS.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    operation_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86_400,
+        description="How long a registration's operation id can be polled for its status.",
+    )
+    allocation_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long an enrollment's custom allocation webhook has to answer; "
+        "past it the registration is answered failed.",
+    )
+    ca_refresh_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often the listeners reload the CAs of X.509 enrollment groups (a "
+        "new group's devices are accepted at most this long after it is made).",
+    )
+
+
 class ClaimSettings(BaseModel):
     """Claiming defaults and throttles (``PROVISIOND_CLAIMS__WINDOW_SECONDS`` …; ``[claims]``
     in the file)."""
@@ -764,6 +819,10 @@ class Settings(BaseSettings):
     )
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="Caps (`limits__*` below)."
+    )
+    dps: DpsSettings = Field(
+        default_factory=DpsSettings,
+        description="Azure DPS's device API (`dps__*` below).",
     )
     metrics: MetricsSettings = Field(
         default_factory=MetricsSettings,

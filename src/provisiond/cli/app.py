@@ -39,6 +39,7 @@ from provisiond.cli.common import (
 )
 from provisiond.cli.devices import app as devices_app
 from provisiond.cli.directory import groups, models, tokens, users
+from provisiond.cli.dps import app as dps_app
 from provisiond.cli.events import app as events_app
 from provisiond.cli.labels import labels as labels_command
 from provisiond.cli.lorawan import app as lorawan_app
@@ -72,6 +73,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(events_app, name="events")
 app.add_typer(lorawan_app, name="lorawan")
+app.add_typer(dps_app, name="dps")
 app.add_typer(wifi_app, name="wifi")
 app.command("labels")(labels_command)
 app.command("backup")(backup_command)
@@ -121,6 +123,12 @@ def _serve(common: Common, settings: Settings) -> None:
         if settings.provisioning.coap_port is not None
         else ""
     )
+    for what, dps_port in (
+        ("DPS (MQTT)", settings.dps.mqtt_port),
+        ("DPS (HTTPS)", settings.dps.https_port),
+    ):
+        if dps_port is not None:
+            extra += f", Azure {what} on {settings.host}:{dps_port}"
     if settings.metrics.port is not None:
         extra += f", metrics on http://{settings.metrics.host or settings.host}"
         extra += f":{settings.metrics.port}/metrics"
@@ -183,6 +191,23 @@ def serve(
             help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
         ),
     ] = None,
+    dps_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dps-port",
+            envvar="PROVISIOND_DPS__MQTT_PORT",
+            help="Serve Azure DPS over MQTT and TLS on this port (Azure's is 8883; "
+            "dps__id_scope, dps__tls_cert and dps__tls_key).",
+        ),
+    ] = None,
+    dps_https_port: Annotated[
+        int | None,
+        typer.Option(
+            "--dps-https-port",
+            envvar="PROVISIOND_DPS__HTTPS_PORT",
+            help="Serve Azure DPS's HTTPS REST API on this port (Azure's is 443).",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -203,6 +228,8 @@ def serve(
             provisioning__mqtt_port=mqtt_port,
             provisioning__mqtt_enabled=mqtt,
             metrics__port=metrics_port,
+            dps__mqtt_port=dps_port,
+            dps__https_port=dps_https_port,
         ),
     )
     configure_process_logging(settings)  # before anything logs (the migration does)

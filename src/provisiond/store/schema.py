@@ -615,3 +615,36 @@ invitations = Table(
     Index(None, "group_id"),
     Index(None, "user_id"),
 )
+
+# Azure DPS enrollments (services/dps.py): an enrollment group is a profile's (device_id
+# NULL; a symmetric group key, or X.509 attestation by the profile's device CA); an
+# individual enrollment is one registered device's, with its own symmetric key. Keys are
+# sealed (services/sealing.py), so a copy of the database cannot sign as a device.
+dps_enrollments = Table(
+    "dps_enrollments",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column(
+        "profile_id",
+        Uuid,
+        ForeignKey("provision_profiles.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("device_id", Uuid, ForeignKey("devices.id", ondelete="CASCADE"), nullable=True),
+    Column("attestation", String(16), nullable=False),
+    Column("key_sealed", String(1024), nullable=True),
+    Column("assigned_hub", String(255), nullable=False),
+    # DPS's custom allocation: a webhook that may name another host and a payload
+    Column("allocation_webhook", String(2048), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("attestation IN ('symmetric-key', 'x509')", name="attestation"),
+    CheckConstraint("attestation = 'x509' OR key_sealed IS NOT NULL", name="key"),
+    Index(None, "device_id", unique=True),
+    Index(
+        "ix_dps_enrollments_group",
+        "profile_id",
+        unique=True,
+        sqlite_where=text("device_id IS NULL"),
+        postgresql_where=text("device_id IS NULL"),
+    ),
+)

@@ -37,6 +37,7 @@ from provisiond.store.directory import (
     TokenRepository,
     UserRepository,
 )
+from provisiond.store.dps import DpsRepository
 from provisiond.store.insights import InsightRepository
 from provisiond.store.integrations import (
     BrokerRepository,
@@ -75,6 +76,7 @@ class UnitOfWork:
     associations: AssociationRepository
     backlog: BacklogRepository
     invitations: InvitationRepository
+    dps: DpsRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -136,6 +138,7 @@ class UnitOfWork:
         self.associations = AssociationRepository(conn)
         self.backlog = BacklogRepository(conn)
         self.invitations = InvitationRepository(conn)
+        self.dps = DpsRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

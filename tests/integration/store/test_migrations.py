@@ -43,6 +43,7 @@ LATER = {
     "webhooks",
     "webhook_deliveries",
     "tts_devices",
+    "dps_enrollments",
     "association_tokens",
     "issued_certificates",
     "sign_in_addresses",

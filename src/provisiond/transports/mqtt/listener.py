@@ -281,5 +281,11 @@ async def start(
     limits = limits or Limits()
     gate = Gate[_Session](limits.max_sessions, limits.max_per_address)
     return await asyncio.get_running_loop().create_server(
-        lambda: _Session(provisioner, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
+        lambda: _Session(provisioner, limits, gate),
+        host,
+        port,
+        ssl=tls,
+        backlog=MQTT_BACKLOG,
+        # the CONNECT deadline starts once the handshake is done: this one bounds it
+        ssl_handshake_timeout=limits.connect_seconds if tls is not None else None,
     )
