@@ -16,7 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provisiond.errors import BrokerNotConfigured
+from provisiond.errors import BrokerNotConfigured, ConfigurationError
 from provisiond.integrations.integration import NO_BROKER_KEPT
 from provisiond.integrations.registry import BROKER_KEEPERS, INTEGRATIONS, TTS
 from provisiond.services.accounts import SessionPolicy, forget_sign_in_addresses
@@ -354,8 +354,16 @@ def make_sealer(settings: Settings) -> Sealer:
 def check_serving(settings: Settings) -> None:
     """Refuse, before the server starts, the settings it could not start with: a
     ConfigurationError naming the setting (not a traceback from the server's startup).
-    Serving seals webhook secrets and broker passwords: production needs the passphrase."""
+    Serving seals webhook secrets and broker passwords: production needs the passphrase.
+    The AWS listener speaks TLS only: it needs its certificate and key."""
     make_sealer(settings)
+    if settings.aws.port is not None and (
+        settings.aws.tls_cert is None or settings.aws.tls_key is None
+    ):
+        raise ConfigurationError(
+            "the AWS listener (aws__port, --aws-port) needs aws__tls_cert and aws__tls_key: "
+            "AWS IoT devices speak MQTT over TLS only"
+        )
 
 
 def check_database(settings: Settings) -> None:
@@ -387,8 +395,10 @@ def create_app(settings: Settings) -> FastAPI:
         async with (
             open_container(settings, counts=app.state.metrics) as container,
             device_transports(container) as mqtt_port,
+            aws_transport(container) as aws_port,
         ):
             app.state.mqtt_port = mqtt_port
+            app.state.aws_port = aws_port
             yield container
 
     app = compose_app(settings, serving)
@@ -442,6 +452,29 @@ async def device_transports(container: Container) -> AsyncIterator[int | None]:
 
         stack.push_async_callback(close)
         yield server.sockets[0].getsockname()[1]
+
+
+@asynccontextmanager
+async def aws_transport(container: Container) -> AsyncIterator[int | None]:
+    """The AWS IoT fleet-provisioning listener (``aws__port``), mutual TLS; yields the port
+    bound (None: not served)."""
+    from provisiond.services.aws_fleet import Fleet
+    from provisiond.transports.aws import listener as aws
+    from provisiond.transports.mqtt.listener import Limits
+
+    s = container.settings
+    if s.aws.port is None:
+        yield None
+        return
+    passphrase = s.ca_key_passphrase.get_secret_value() if s.ca_key_passphrase else None
+    fleet = Fleet(
+        container.uow, s.aws, container.signers, passphrase, container.limiter, container.now
+    )
+    listener = await aws.start(fleet, s.host, s.aws.port, aws.tls_context(s), Limits.of(s))
+    try:
+        yield listener.port
+    finally:
+        await listener.close()
 
 
 def server_log_config(settings: Settings) -> dict[str, Any]:

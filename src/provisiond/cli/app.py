@@ -182,6 +182,15 @@ def serve(
             help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
         ),
     ] = None,
+    aws_port: Annotated[
+        int | None,
+        typer.Option(
+            "--aws-port",
+            envvar="PROVISIOND_AWS__PORT",
+            help="Serve AWS IoT fleet provisioning (MQTT over mutual TLS) on this TCP port "
+            "(AWS's is 8883; needs aws__tls_cert and aws__tls_key).",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -201,6 +210,7 @@ def serve(
             provisioning__coap_port=coap_port,
             provisioning__mqtt_port=mqtt_port,
             provisioning__mqtt_enabled=mqtt,
+            aws__port=aws_port,
             metrics__port=metrics_port,
         ),
     )

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
+from provisiond.store.aws import AwsRepository
 from provisiond.store.backlog import BacklogRepository
 from provisiond.store.bulk import BulkDeviceWriter
 from provisiond.store.certificates import CertificateRepository
@@ -72,6 +73,7 @@ class UnitOfWork:
     tts: TtsRepository
     associations: AssociationRepository
     backlog: BacklogRepository
+    aws: AwsRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -132,6 +134,7 @@ class UnitOfWork:
         self.tts = TtsRepository(conn)
         self.associations = AssociationRepository(conn)
         self.backlog = BacklogRepository(conn)
+        self.aws = AwsRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

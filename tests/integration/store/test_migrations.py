@@ -46,6 +46,7 @@ LATER = {
     "association_tokens",
     "issued_certificates",
     "sign_in_addresses",
+    "aws_pending_certificates",
 }
 
 

@@ -1,0 +1,418 @@
+"""AWS IoT fleet provisioning by claim, as provisiond's use cases (transports/aws speaks
+the wire).
+
+Who asks is the certificate its session authenticated with (mutual TLS):
+
+- a **claim certificate**, signed by a CA registered on a profile as its ``device_ca``: the
+  session may use every enabled profile with that device CA (and a CA that signs);
+- a **certificate provisiond issued** (in its CA's register, not revoked): the session may
+  use the profiles whose CA issued it.
+
+The operations:
+
+- CreateKeysAndCertificate / CreateCertificateFromCsr: the first such profile's CA signs a
+  client certificate (subject CN ``AWS IoT Certificate``, as AWS's: the device chose
+  nothing in it) for the profile's ``certificate_days``; with it comes an ownership token
+  (256 random bits, kept as its SHA-256) that lasts ``aws__token_seconds``, bound to the
+  asking certificate. The certificate is *pending*: in no device's credentials yet.
+- RegisterThing: the template names a profile (``aws__templates``, else the profile of that
+  name); the token must be live, unused and made for this session's certificate, and the
+  certificate made by the profile's CA. The device is created (serial, name and tags from
+  the parameters as the template says), the certificate becomes its X.509 credential, in
+  one transaction with its events. A token works once.
+- Past its token's life a pending certificate is revoked: :func:`expire_pending` registers
+  it revoked, and its CA's next CRL lists it.
+
+Refusals are :class:`FleetRefused`: AWS's ``statusCode``, ``errorCode``, ``errorMessage``.
+A template that does not exist and one this session may not use get the same answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from provisiond.domain.credentials import Credential, CredentialType
+from provisiond.domain.device import parse_tags
+from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.limits import NAME_MAX
+from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.serials import parse_serial
+from provisiond.errors import DeviceExists, InvalidInput
+from provisiond.protocols.aws_fleet import RegisterThing
+from provisiond.services.certificates import CheckedCsr, SignerCache, fingerprint
+from provisiond.services.devices import profile_device
+from provisiond.services.ids import new_id
+from provisiond.services.ratelimit import RateLimiter
+from provisiond.settings import AwsSettings, AwsTemplate
+from provisiond.store.aws import PendingCertificate
+from provisiond.store.certificates import IssuedCertificate, RevocationReason, serial_hex
+from provisiond.store.profiles import StoredCa
+from provisiond.store.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+COMMON_NAME = "AWS IoT Certificate"
+TRANSPORT = "aws"
+SWEEP_BATCH = 500
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_:.\-]+)\}")
+
+
+class FleetRefused(Exception):
+    """A refused request, in AWS's words (the ``/rejected`` payload)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _access_denied() -> FleetRefused:
+    return FleetRefused(403, "AccessDenied", "this certificate may not provision devices")
+
+
+def _invalid_token() -> FleetRefused:
+    return FleetRefused(
+        400,
+        "InvalidCertificateOwnershipToken",
+        "the certificate ownership token is not valid (unknown, expired, used, or made "
+        "for another certificate)",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The certificate a session authenticated with."""
+
+    certificate: x509.Certificate
+    fingerprint: str
+
+    @classmethod
+    def of(cls, der: bytes) -> Peer:
+        cert = x509.load_der_x509_certificate(der)
+        return cls(cert, fingerprint(cert))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issued_by(cert: x509.Certificate, ca: StoredCa) -> bool:
+    issuer = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, Exception):
+        return False
+    return True
+
+
+async def usable_profiles(uow: UnitOfWork, peer: Peer) -> list[Profile]:
+    """The enabled profiles (that sign certificates) this certificate may provision with,
+    in name order; none for a certificate no CA of provisiond vouches for."""
+    cas = await uow.cas.list()
+    issuer = next((ca for ca in cas if _issued_by(peer.certificate, ca)), None)
+    if issuer is None:
+        return []
+    own = await uow.certificates.find(issuer.id, serial_hex(peer.certificate.serial_number))
+    issued_here = own is not None and own.revoked_at is None
+    return [
+        p
+        for p in await uow.profiles.list()
+        if p.enabled
+        and p.ca_id is not None
+        and (p.device_ca_id == issuer.id or (issued_here and p.ca_id == issuer.id))
+    ]
+
+
+def _fill(text: str, serial: str, parameters: dict[str, str]) -> str:
+    values = {**parameters, "serial": serial}
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """Fleet provisioning as the listener calls it, bound once by the composition root."""
+
+    uow: Callable[[], UnitOfWork]
+    settings: AwsSettings
+    signers: SignerCache
+    passphrase: str | None
+    limiter: RateLimiter
+    clock: Callable[[], datetime]
+
+    async def trusted_cas(self) -> list[str]:
+        """The PEM of every CA the listener accepts client certificates from (whether a
+        certificate may do anything is decided per request)."""
+        async with self.uow().read() as uow:
+            return [ca.certificate_pem for ca in await uow.cas.list()]
+
+    async def profiles_for(self, peer: Peer) -> list[Profile]:
+        async with self.uow().read() as uow:
+            return await usable_profiles(uow, peer)
+
+    # ------------------------------------------------------------- making certificates
+
+    async def create_keys_and_certificate(self, peer: Peer) -> dict[str, str]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        answer = await self._make(peer, key.public_key())
+        answer["privateKey"] = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        return answer
+
+    async def create_certificate_from_csr(self, peer: Peer, csr_pem: str) -> dict[str, str]:
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError:
+            raise FleetRefused(
+                400, "InvalidPayload", "the CSR is not PEM (BEGIN CERTIFICATE REQUEST)"
+            ) from None
+        if not csr.is_signature_valid:
+            raise FleetRefused(400, "InvalidPayload", "the CSR's signature does not verify")
+        public_key = csr.public_key()
+        if not (
+            (
+                isinstance(public_key, ec.EllipticCurvePublicKey)
+                and isinstance(public_key.curve, ec.SECP256R1 | ec.SECP384R1)
+            )
+            or (isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size >= 2048)
+        ):
+            raise FleetRefused(
+                400, "InvalidPayload", "the CSR's key must be EC P-256/P-384 or RSA 2048+"
+            )
+        return await self._make(peer, public_key)
+
+    async def _make(
+        self, peer: Peer, public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+    ) -> dict[str, str]:
+        now = self.clock()
+        token = secrets.token_urlsafe(32)
+        async with self.uow() as uow:
+            profiles = await usable_profiles(uow, peer)
+            if not profiles:
+                raise _access_denied()
+            profile = profiles[0]
+            self._throttle(profile)
+            ca = await uow.cas.find_by_id(profile.ca_id) if profile.ca_id else None
+            if ca is None:
+                raise FleetRefused(500, "InternalFailure", "the profile's CA is gone")
+            signer = self.signers.get(ca, self.passphrase)
+            cert = signer.issue(
+                CheckedCsr(COMMON_NAME, public_key), days=profile.certificate_days, now=now
+            )
+            pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+            certificate_id = fingerprint(cert)
+            await uow.aws.add(
+                PendingCertificate(
+                    token_hash(token),
+                    certificate_id,
+                    ca.id,
+                    serial_hex(cert.serial_number),
+                    pem,
+                    cert.not_valid_before_utc,
+                    cert.not_valid_after_utc,
+                    peer.fingerprint,
+                    now + timedelta(seconds=self.settings.token_seconds),
+                )
+            )
+            await uow.commit()
+        return {
+            "certificateId": certificate_id,
+            "certificatePem": pem,
+            "certificateOwnershipToken": token,
+        }
+
+    def _throttle(self, profile: Profile) -> None:
+        wait = self.limiter.take(("profile", profile.id), profile.rate_per_minute)
+        if wait:
+            raise FleetRefused(429, "Throttled", f"too many requests: retry in {wait:.0f} s")
+
+    # ------------------------------------------------------------------ RegisterThing
+
+    def template(self, name: str) -> AwsTemplate:
+        return self.settings.templates.get(name) or AwsTemplate()
+
+    async def register_thing(
+        self, peer: Peer, template_name: str, request: RegisterThing, *, source: str
+    ) -> dict[str, object]:
+        template = self.template(template_name)
+        now = self.clock()
+        hashed = token_hash(request.token)
+        async with self.uow() as uow:
+            profile = next(
+                (
+                    p
+                    for p in await usable_profiles(uow, peer)
+                    if p.name == (template.profile or template_name)
+                ),
+                None,
+            )
+            if profile is None:
+                raise FleetRefused(
+                    404, "ResourceNotFound", f"no provisioning template {template_name!r}"
+                )
+            pending = await uow.aws.find(hashed)
+            if (
+                pending is None
+                or pending.expires_at <= now
+                or not secrets.compare_digest(pending.claim, peer.fingerprint)
+            ):
+                raise _invalid_token()
+            if pending.ca_id != profile.ca_id:
+                raise FleetRefused(
+                    400,
+                    "InvalidRequest",
+                    "the certificate was made by another CA than this template's profile's",
+                )
+            self._throttle(profile)
+            serial, name, tags = _device_fields(template, request.parameters)
+            if profile.strategy is not Strategy.ALLOW_CREATE:
+                raise FleetRefused(
+                    400,
+                    "InvalidRequest",
+                    "RegisterThing creates devices: this template's profile is pre-provisioned",
+                )
+            uow.conflicts_as(DeviceExists(f"device {serial} is already registered", serial=serial))
+            if await uow.devices.find_by_serial(serial) is not None:
+                raise FleetRefused(
+                    409, "ResourceAlreadyExists", f"a thing {serial} is already registered"
+                )
+            if not await uow.aws.take(hashed):
+                raise _invalid_token()  # another request took it meanwhile
+            await _register(uow, profile, pending, serial, name, tags, now, source)
+            await uow.commit()
+        return {
+            "thingName": _fill(template.thing_name, serial, request.parameters),
+            "deviceConfiguration": {
+                k: _fill(v, serial, request.parameters)
+                for k, v in template.device_configuration.items()
+            },
+        }
+
+
+def _device_fields(
+    template: AwsTemplate, parameters: dict[str, str]
+) -> tuple[str, str, dict[str, str]]:
+    """The device's serial, name and tags from the parameters, as the template says."""
+    raw = parameters.get(template.serial)
+    if raw is None:
+        raise FleetRefused(
+            400, "InvalidParameters", f"the parameter {template.serial!r} (the serial) is missing"
+        )
+    try:
+        serial = parse_serial(raw, field=template.serial)
+        tags = parse_tags(
+            {k: parameters[p] for k, p in template.tags.items() if p in parameters}, field="tags"
+        )
+    except InvalidInput as err:
+        raise FleetRefused(400, "InvalidParameters", str(err)) from None
+    name = parameters.get(template.name, serial) if template.name else serial
+    return serial, name.strip()[:NAME_MAX] or serial, tags
+
+
+async def _register(
+    uow: UnitOfWork,
+    profile: Profile,
+    pending: PendingCertificate,
+    serial: str,
+    name: str,
+    tags: dict[str, str],
+    now: datetime,
+    source: str,
+) -> None:
+    actor = f"provisioning:{profile.name}"
+    device, model_id, registered = profile_device(
+        profile, serial=serial, name=name, actor=actor, now=now, data={"transport": TRANSPORT}
+    )
+    device = replace(device, tags=tags)
+    event_id = await uow.events.add(registered)
+    await uow.devices.add(device, model_id=model_id, registered_event_id=event_id)
+    credential = Credential(new_id(), device.id, CredentialType.X509, now)
+    await uow.credentials.add(credential, lookup=pending.certificate_id)
+    await uow.certificates.add(
+        IssuedCertificate(
+            pending.ca_id,
+            pending.serial_number,
+            credential.id,
+            device.id,
+            serial,
+            pending.certificate_pem,
+            pending.not_before,
+            pending.not_after,
+        )
+    )
+    await uow.devices.mark_provisioned(
+        device.id, profile_id=profile.id, credential_id=credential.id, now=now
+    )
+    for kind, data in (
+        (EventType.CREDENTIALS_ISSUED, {"type": "x509", "credential_id": str(credential.id)}),
+        (
+            EventType.DEVICE_PROVISIONED,
+            {
+                "profile": profile.name,
+                "credentials": CredentialType.X509.value,
+                "created": True,
+                "certificate_id": pending.certificate_id,
+                "transport": TRANSPORT,
+                "source": source,
+            },
+        ),
+    ):
+        await uow.events.add(
+            NewEvent(
+                kind,
+                now,
+                actor,
+                device_id=device.id,
+                serial=serial,
+                group_id=device.group_id,
+                data=data,
+            )
+        )
+
+
+async def expire_pending(uow: UnitOfWork, *, now: datetime) -> int:
+    """Revoke the certificates whose ownership token expired unused: each is registered,
+    revoked, in its CA's register, and those CAs make a new CRL. How many were revoked."""
+    async with uow:
+        revoked = 0
+        cas: set[uuid.UUID] = set()
+        for pending in await uow.aws.expired(now, SWEEP_BATCH):
+            if not await uow.aws.take(pending.token_hash):
+                continue  # another instance's sweeper took it
+            credential_id = new_id()
+            await uow.certificates.add(
+                IssuedCertificate(
+                    pending.ca_id,
+                    pending.serial_number,
+                    credential_id,
+                    new_id(),  # no device: it was never registered
+                    f"aws-{pending.certificate_id[:16]}",
+                    pending.certificate_pem,
+                    pending.not_before,
+                    pending.not_after,
+                )
+            )
+            await uow.certificates.revoke_credential(
+                credential_id, now, RevocationReason.CESSATION_OF_OPERATION
+            )
+            cas.add(pending.ca_id)
+            revoked += 1
+        if cas:
+            await uow.certificates.request_crls(sorted(cas))
+        await uow.commit()
+    if revoked:
+        log.info("revoked %d AWS certificates never registered by RegisterThing", revoked)
+    return revoked
