@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from provisiond.cli.app import app as cli_app
 from tests.integration.aws import sdk
-from tests.integration.aws.conftest import TEMPLATE, Fleet
+from tests.integration.aws.conftest import TEMPLATE, Authority, Fleet, handshake
 from tests.integration.web.test_integrations_serve import wait_until
 from tests.integration.web.test_revocation_mosquitto import connect
 from tests.support.mosquitto import files_broker
@@ -57,3 +63,112 @@ def test_the_sdk_provisions_and_the_broker_obeys_revocation(
         assert result.exit_code == 0, result.output
         wait_until(lambda: connect(broker, cert, key) != "connected", timeout=15)
         assert connect(broker, cert, key, tls12=True) == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+
+
+def csr_for(key: ec.EllipticCurvePrivateKey, name: str = "ignored by the CA") -> str:
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+
+
+def test_the_mqtt311_client_provisions_from_a_csr(fleet: Fleet, tmp_path: Path) -> None:
+    """The older MQTT 3.1.1 connection (clean session 0), CreateCertificateFromCsr: the
+    device keeps its key; the certificate is for that key, from the profile's CA, and
+    names nothing the device chose."""
+    claim_cert, claim_key = fleet.claims.issue(tmp_path, "claim")
+    key = ec.generate_private_key(ec.SECP256R1())
+    with sdk.identity_v311(fleet.port, claim_cert, claim_key, fleet.server_ca) as identity:
+        made = sdk.create_from_csr(identity, csr_for(key, "CAM-9999"))
+        thing = sdk.register(
+            identity, TEMPLATE, made.certificate_ownership_token, SerialNumber="CAM-0002"
+        )
+    assert thing.thing_name == "thing-CAM-0002"
+    cert = x509.load_pem_x509_certificate(made.certificate_pem.encode())
+    assert cert.public_key() == key.public_key()
+    assert cert.subject.rfc4514_string() == "CN=AWS IoT Certificate"
+    devices_ca = x509.load_pem_x509_certificate(fleet.devices_ca.read_bytes())
+    cert.verify_directly_issued_by(devices_ca)
+    assert made.certificate_id == cert.fingerprint(hashes.SHA256()).hex()
+    device = fleet.server.client().get("/api/v1/devices/CAM-0002").json()
+    assert device["state"] in ("claimed", "registered")
+
+
+def test_a_certificate_no_profile_vouches_for_cannot_connect(
+    fleet: Fleet, api: httpx.Client, tmp_path: Path
+) -> None:
+    """Another CA's certificate fails the TLS handshake; a certificate from a CA
+    provisiond knows but no profile uses as its device CA is refused at CONNECT."""
+    stranger = Authority.make("Somebody else's CA").issue(tmp_path, "stranger")
+    with pytest.raises(ConnectionError), sdk.identity_v5(fleet.port, *stranger, fleet.server_ca):
+        pass
+    assert not handshake(fleet, None, None)  # no client certificate: no handshake
+
+    orphan = Authority.make("Registered, on no profile")
+    made = api.post("/api/v1/cas", json={"name": "orphan", "certificate": orphan.pem})
+    assert made.status_code == 201, made.text
+    orphan_claim = orphan.issue(tmp_path, "orphan-claim")
+    wait_until(lambda: handshake(fleet, *orphan_claim))  # trusted for TLS …
+    with (
+        pytest.raises(ConnectionError),
+        sdk.identity_v5(fleet.port, *orphan_claim, fleet.server_ca),
+    ):
+        pass  # … but CONNECT is refused: not authorised
+
+
+def test_refused_registrations(fleet: Fleet, tmp_path: Path) -> None:
+    """Another device's token, a replayed token, an unknown template, a missing serial and
+    a serial already registered are each rejected with AWS's error payload; the token of a
+    refused registration still works afterwards."""
+    first = fleet.claims.issue(tmp_path, "claim-1")
+    second = fleet.claims.issue(tmp_path, "claim-2")
+    with sdk.identity_v5(fleet.port, *first, fleet.server_ca, client_id="one") as one:
+        mine = sdk.create_keys(one).certificate_ownership_token
+        other = sdk.create_keys(one).certificate_ownership_token
+    with sdk.identity_v5(fleet.port, *second, fleet.server_ca, client_id="two") as two:
+        stolen = sdk.rejected(lambda: sdk.register(two, TEMPLATE, mine, SerialNumber="X-1"))
+        assert (stolen.status_code, stolen.error_code) == (400, "InvalidCertificateOwnershipToken")
+    with sdk.identity_v5(fleet.port, *first, fleet.server_ca, client_id="one") as one:
+        unknown = sdk.rejected(
+            lambda: sdk.register(one, "NoSuchTemplate", mine, SerialNumber="X-1")
+        )
+        assert (unknown.status_code, unknown.error_code) == (404, "ResourceNotFound")
+        missing = sdk.rejected(lambda: sdk.register(one, TEMPLATE, mine, Serial="X-1"))
+        assert (missing.status_code, missing.error_code) == (400, "InvalidParameters")
+        assert "SerialNumber" in missing.error_message
+
+        sdk.register(one, TEMPLATE, mine, SerialNumber="X-1")
+        replayed = sdk.rejected(lambda: sdk.register(one, TEMPLATE, mine, SerialNumber="X-2"))
+        assert (replayed.status_code, replayed.error_code) == (
+            400,
+            "InvalidCertificateOwnershipToken",
+        )
+        taken = sdk.rejected(lambda: sdk.register(one, TEMPLATE, other, SerialNumber="X-1"))
+        assert (taken.status_code, taken.error_code) == (409, "ResourceAlreadyExists")
+        sdk.register(one, TEMPLATE, other, SerialNumber="X-3")
+
+
+def test_a_provisioned_certificate_connects_until_revoked(fleet: Fleet, tmp_path: Path) -> None:
+    """A certificate provisiond issued authenticates to the listener (and may provision
+    with its profile); once revoked, CONNECT is refused."""
+    claim = fleet.claims.issue(tmp_path, "claim")
+    with sdk.identity_v5(fleet.port, *claim, fleet.server_ca) as identity:
+        made = sdk.create_keys(identity)
+        sdk.register(identity, TEMPLATE, made.certificate_ownership_token, SerialNumber="CAM-7")
+    cert, key = tmp_path / "CAM-7.pem", tmp_path / "CAM-7.key"
+    cert.write_text(made.certificate_pem)
+    key.write_text(made.private_key)
+    with sdk.identity_v5(fleet.port, cert, key, fleet.server_ca, client_id="CAM-7") as own:
+        again = sdk.create_keys(own)
+        sdk.register(own, TEMPLATE, again.certificate_ownership_token, SerialNumber="CAM-8")
+
+    result = CliRunner().invoke(
+        cli_app,
+        ["devices", "revoke", "CAM-7", "--database", fleet.server.settings.effective_database_url],
+    )
+    assert result.exit_code == 0, result.output
+    with pytest.raises(ConnectionError), sdk.identity_v5(fleet.port, cert, key, fleet.server_ca):
+        pass
