@@ -460,6 +460,7 @@ async def aws_transport(container: Container) -> AsyncIterator[int | None]:
     bound (None: not served)."""
     from provisiond.services.aws_fleet import Fleet
     from provisiond.transports.aws import listener as aws
+    from provisiond.transports.aws.hook import HookClient
     from provisiond.transports.mqtt.listener import Limits
 
     s = container.settings
@@ -467,14 +468,25 @@ async def aws_transport(container: Container) -> AsyncIterator[int | None]:
         yield None
         return
     passphrase = s.ca_key_passphrase.get_secret_value() if s.ca_key_passphrase else None
+    secret = s.aws.hook_secret.get_secret_value() if s.aws.hook_secret else None
+    hook = HookClient(secret, s.aws.hook_timeout_seconds)
     fleet = Fleet(
-        container.uow, s.aws, container.signers, passphrase, container.limiter, container.now
+        container.uow,
+        s.aws,
+        container.signers,
+        passphrase,
+        container.limiter,
+        container.now,
+        hook.ask,
     )
-    listener = await aws.start(fleet, s.host, s.aws.port, aws.tls_context(s), Limits.of(s))
     try:
-        yield listener.port
+        listener = await aws.start(fleet, s.host, s.aws.port, aws.tls_context(s), Limits.of(s))
+        try:
+            yield listener.port
+        finally:
+            await listener.close()
     finally:
-        await listener.close()
+        await hook.close()
 
 
 def server_log_config(settings: Settings) -> dict[str, Any]:

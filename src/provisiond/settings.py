@@ -355,6 +355,11 @@ class AwsTemplate(BaseModel):
     device_configuration: dict[str, str] = Field(
         default_factory=dict, description="The answer's deviceConfiguration."
     )
+    pre_provisioning_hook: str | None = Field(
+        None,
+        description="URL POSTed each RegisterThing before the device is created (AWS's "
+        "pre-provisioning Lambda): it answers allowProvisioning and parameterOverrides.",
+    )
 
 
 class AwsSettings(BaseModel):
@@ -388,6 +393,17 @@ class AwsSettings(BaseModel):
         5.0,
         gt=0,
         description="How often the listener reloads the CAs it accepts client certificates from.",
+    )
+    hook_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long a pre-provisioning hook has to answer (AWS's Lambda: 5 s).",
+    )
+    hook_secret: SecretStr | None = Field(
+        None,
+        description="Signs each pre-provisioning hook request: X-Provisiond-Signature "
+        "sha256=HMAC-SHA256 of the body.",
     )
     templates: dict[str, AwsTemplate] = Field(
         default_factory=dict,

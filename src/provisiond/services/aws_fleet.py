@@ -23,18 +23,33 @@ The operations:
 - Past its token's life a pending certificate is revoked: :func:`expire_pending` registers
   it revoked, and its CA's next CRL lists it.
 
+With a ``pre_provisioning_hook`` on the template (AWS's pre-provisioning Lambda), each
+RegisterThing that passes those checks is first POSTed to it (outside any transaction) as
+AWS sends it to its Lambda — ``claimCertificateId``, ``certificateId``, ``certificatePem``,
+``templateArn``, ``clientId``, ``parameters`` — and the hook answers
+``{"allowProvisioning": bool, "parameterOverrides": {…}}`` within
+``aws__hook_timeout_seconds``; the overrides replace those parameters before the template
+fills the device. The outcomes, each leaving the token unused (it works again until it
+expires):
+
+- refused (``allowProvisioning`` false): 403 ``AccessDenied``;
+- a hook error (unreachable, not 2xx, an answer that is not that object): 500
+  ``InternalFailure``;
+- no answer in time: 504 ``HookTimeout``.
+
 Refusals are :class:`FleetRefused`: AWS's ``statusCode``, ``errorCode``, ``errorMessage``.
 A template that does not exist and one this session may not use get the same answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -139,6 +154,33 @@ def _fill(text: str, serial: str, parameters: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
+class HookFailed(Exception):
+    """The pre-provisioning hook could not be asked, or did not answer 2xx JSON."""
+
+
+# How a hook is asked (transports/aws/hook.py): (url, body) -> its JSON answer; raises
+# HookFailed, or TimeoutError past the deadline.
+AskHook = Callable[[str, dict[str, object]], Awaitable[object]]
+
+
+async def _no_hook(url: str, body: dict[str, object]) -> object:  # noqa: ARG001 - an AskHook
+    raise HookFailed(f"no client for pre-provisioning hooks ({url})")
+
+
+def _overrides(answer: object) -> dict[str, str]:
+    """The parameter overrides of a hook's answer allowing provisioning; FleetRefused."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("allowProvisioning"), bool):
+        raise HookFailed("the hook's answer has no boolean allowProvisioning")
+    if not answer["allowProvisioning"]:
+        raise FleetRefused(403, "AccessDenied", "the pre-provisioning hook refused this device")
+    overrides = answer.get("parameterOverrides") or {}
+    if not isinstance(overrides, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in overrides.items()
+    ):
+        raise HookFailed("the hook's parameterOverrides is not an object of strings")
+    return overrides
+
+
 @dataclass(frozen=True, slots=True)
 class Fleet:
     """Fleet provisioning as the listener calls it, bound once by the composition root."""
@@ -149,6 +191,7 @@ class Fleet:
     passphrase: str | None
     limiter: RateLimiter
     clock: Callable[[], datetime]
+    ask_hook: AskHook = _no_hook
 
     async def trusted_cas(self) -> list[str]:
         """The PEM of every CA the listener accepts client certificates from (whether a
@@ -245,39 +288,28 @@ class Fleet:
         return self.settings.templates.get(name) or AwsTemplate()
 
     async def register_thing(
-        self, peer: Peer, template_name: str, request: RegisterThing, *, source: str
+        self,
+        peer: Peer,
+        template_name: str,
+        request: RegisterThing,
+        *,
+        source: str,
+        client_id: str = "",
     ) -> dict[str, object]:
         template = self.template(template_name)
-        now = self.clock()
         hashed = token_hash(request.token)
-        async with self.uow() as uow:
-            profile = next(
-                (
-                    p
-                    for p in await usable_profiles(uow, peer)
-                    if p.name == (template.profile or template_name)
-                ),
-                None,
+        parameters = request.parameters
+        if template.pre_provisioning_hook:
+            async with self.uow().read() as uow:
+                profile, pending = await self._check(uow, peer, template_name, hashed)
+            parameters = await self._ask(
+                template.pre_provisioning_hook, template_name, peer, pending, parameters, client_id
             )
-            if profile is None:
-                raise FleetRefused(
-                    404, "ResourceNotFound", f"no provisioning template {template_name!r}"
-                )
-            pending = await uow.aws.find(hashed)
-            if (
-                pending is None
-                or pending.expires_at <= now
-                or not secrets.compare_digest(pending.claim, peer.fingerprint)
-            ):
-                raise _invalid_token()
-            if pending.ca_id != profile.ca_id:
-                raise FleetRefused(
-                    400,
-                    "InvalidRequest",
-                    "the certificate was made by another CA than this template's profile's",
-                )
+        now = self.clock()
+        async with self.uow() as uow:
+            profile, pending = await self._check(uow, peer, template_name, hashed)
             self._throttle(profile)
-            serial, name, tags = _device_fields(template, request.parameters)
+            serial, name, tags = _device_fields(template, parameters)
             if profile.strategy is not Strategy.ALLOW_CREATE:
                 raise FleetRefused(
                     400,
@@ -294,12 +326,72 @@ class Fleet:
             await _register(uow, profile, pending, serial, name, tags, now, source)
             await uow.commit()
         return {
-            "thingName": _fill(template.thing_name, serial, request.parameters),
+            "thingName": _fill(template.thing_name, serial, parameters),
             "deviceConfiguration": {
-                k: _fill(v, serial, request.parameters)
-                for k, v in template.device_configuration.items()
+                k: _fill(v, serial, parameters) for k, v in template.device_configuration.items()
             },
         }
+
+    async def _check(
+        self, uow: UnitOfWork, peer: Peer, template_name: str, hashed: str
+    ) -> tuple[Profile, PendingCertificate]:
+        """The template's profile, if this session may use it, and the live pending
+        certificate the token names, made for this session's certificate by that profile's
+        CA; else FleetRefused."""
+        wanted = self.template(template_name).profile or template_name
+        profile = next((p for p in await usable_profiles(uow, peer) if p.name == wanted), None)
+        if profile is None:
+            raise FleetRefused(
+                404, "ResourceNotFound", f"no provisioning template {template_name!r}"
+            )
+        pending = await uow.aws.find(hashed)
+        if (
+            pending is None
+            or pending.expires_at <= self.clock()
+            or not secrets.compare_digest(pending.claim, peer.fingerprint)
+        ):
+            raise _invalid_token()
+        if pending.ca_id != profile.ca_id:
+            raise FleetRefused(
+                400,
+                "InvalidRequest",
+                "the certificate was made by another CA than this template's profile's",
+            )
+        return profile, pending
+
+    async def _ask(
+        self,
+        url: str,
+        template_name: str,
+        peer: Peer,
+        pending: PendingCertificate,
+        parameters: dict[str, str],
+        client_id: str,
+    ) -> dict[str, str]:
+        """The parameters after the pre-provisioning hook's overrides; FleetRefused when it
+        refuses, fails or is late."""
+        body: dict[str, object] = {
+            "claimCertificateId": peer.fingerprint,
+            "certificateId": pending.certificate_id,
+            "certificatePem": pending.certificate_pem,
+            "templateArn": f"arn:provisiond:iot:::provisioningtemplate/{template_name}",
+            "clientId": client_id,
+            "parameters": parameters,
+        }
+        try:
+            async with asyncio.timeout(self.settings.hook_timeout_seconds):
+                answer = await self.ask_hook(url, body)
+            return {**parameters, **_overrides(answer)}
+        except TimeoutError:
+            log.warning("AWS pre-provisioning hook %s did not answer in time", url)
+            raise FleetRefused(
+                504, "HookTimeout", "the pre-provisioning hook did not answer in time"
+            ) from None
+        except HookFailed as err:
+            log.warning("AWS pre-provisioning hook %s failed: %s", url, err)
+            raise FleetRefused(
+                500, "InternalFailure", "the pre-provisioning hook failed; try again"
+            ) from None
 
 
 def _device_fields(

@@ -104,12 +104,19 @@ def aws_settings() -> dict[str, object]:
 
 
 @pytest.fixture
+def aws_templates() -> dict[str, object]:
+    """Templates a test adds to TEMPLATE."""
+    return {}
+
+
+@pytest.fixture
 def server_settings(
     database_url: str,
     tls_files: tuple[Path, Path, Path],
     crl_dir: Path,
     broker_dir: Path,
     aws_settings: dict[str, object],
+    aws_templates: dict[str, object],
 ) -> Settings:
     _, cert, key = tls_files
     return load_settings(
@@ -131,7 +138,8 @@ def server_settings(
                     "tags": {"site": "Site"},
                     "thing_name": "thing-{serial}",
                     "device_configuration": {"broker": "mqtts://broker.example:8883"},
-                }
+                },
+                **aws_templates,
             },
             **aws_settings,
         },

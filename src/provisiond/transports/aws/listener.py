@@ -57,6 +57,7 @@ class _Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.source = "unknown"
         self.peer: Peer | None = None
+        self.client_id = ""
         self.level = 4
         self.state = "new"  # new -> checking (CONNECT read) -> connected
         self.held: list[mqtt.Packet] = []  # read while the certificate is being checked
@@ -109,6 +110,7 @@ class _Session(asyncio.Protocol):
                 return
             self.state = "checking"
             self.level = packet.level
+            self.client_id = packet.client_id
             self.idle = min(
                 packet.keepalive * 1.5 or self.limits.idle_seconds, self.limits.idle_seconds
             )
@@ -266,7 +268,7 @@ class _Session(asyncio.Protocol):
         except wire.PayloadError as err:
             raise FleetRefused(400, "InvalidPayload", str(err)) from None
         return await self.fleet.register_thing(
-            peer, topic.template or "", request, source=self.source
+            peer, topic.template or "", request, source=self.source, client_id=self.client_id
         )
 
     def _deliver(self, topic: str, payload: bytes) -> None:
