@@ -104,6 +104,12 @@ def aws_settings() -> dict[str, object]:
 
 
 @pytest.fixture
+def more_settings() -> dict[str, object]:
+    """Settings outside the ``aws`` group a test sets."""
+    return {}
+
+
+@pytest.fixture
 def aws_templates() -> dict[str, object]:
     """Templates a test adds to TEMPLATE."""
     return {}
@@ -117,6 +123,7 @@ def server_settings(
     broker_dir: Path,
     aws_settings: dict[str, object],
     aws_templates: dict[str, object],
+    more_settings: dict[str, object],
 ) -> Settings:
     _, cert, key = tls_files
     return load_settings(
@@ -143,6 +150,7 @@ def server_settings(
             },
             **aws_settings,
         },
+        **more_settings,
     )
 
 

@@ -379,6 +379,11 @@ async def start(
     await keeper.refresh()
     gate = Gate[_Session](limits.max_sessions, limits.max_per_address)
     server = await asyncio.get_running_loop().create_server(
-        lambda: _Session(fleet, limits, gate), host, port, ssl=tls, backlog=MQTT_BACKLOG
+        lambda: _Session(fleet, limits, gate),
+        host,
+        port,
+        ssl=tls,
+        backlog=MQTT_BACKLOG,
+        ssl_handshake_timeout=limits.connect_seconds,  # a handshake is part of connecting
     )
     return Listener(server, asyncio.get_running_loop().create_task(_keep(fleet, keeper)))
