@@ -472,6 +472,7 @@ async def aws_transport(container: Container) -> AsyncIterator[int | None]:
     hook = HookClient(secret, s.aws.hook_timeout_seconds)
     fleet = Fleet(
         container.uow,
+        container.provisioner.writer,
         s.aws,
         container.signers,
         passphrase,

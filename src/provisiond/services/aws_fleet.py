@@ -52,6 +52,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -63,7 +64,7 @@ from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.limits import NAME_MAX
 from provisiond.domain.profiles import Profile, Strategy
 from provisiond.domain.serials import parse_serial
-from provisiond.errors import DeviceExists, InvalidInput
+from provisiond.errors import InvalidInput
 from provisiond.protocols.aws_fleet import RegisterThing
 from provisiond.services.certificates import CheckedCsr, SignerCache, fingerprint
 from provisiond.services.devices import profile_device
@@ -73,6 +74,7 @@ from provisiond.settings import AwsSettings, AwsTemplate
 from provisiond.store.aws import PendingCertificate
 from provisiond.store.certificates import IssuedCertificate, RevocationReason, serial_hex
 from provisiond.store.profiles import StoredCa
+from provisiond.store.provision_writer import Provisioned, ProvisionTx, ProvisionWriter
 from provisiond.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -182,10 +184,26 @@ def _overrides(answer: object) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A session's identity, worked out once at its CONNECT: its certificate, the profiles
+    it may provision with, and the CA that signs the certificates it asks for (the first
+    profile's)."""
+
+    peer: Peer
+    profiles: tuple[Profile, ...]
+    signer: StoredCa | None
+
+    def profile(self, name: str) -> Profile | None:
+        return next((p for p in self.profiles if p.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Fleet:
-    """Fleet provisioning as the listener calls it, bound once by the composition root."""
+    """Fleet provisioning as the listener calls it, bound once by the composition root.
+    Writes go through the provisioning writer (store/provision_writer.py): group commit."""
 
     uow: Callable[[], UnitOfWork]
+    writer: ProvisionWriter
     settings: AwsSettings
     signers: SignerCache
     passphrase: str | None
@@ -199,15 +217,18 @@ class Fleet:
         async with self.uow().read() as uow:
             return [ca.certificate_pem for ca in await uow.cas.list()]
 
-    async def profiles_for(self, peer: Peer) -> list[Profile]:
+    async def authenticate(self, peer: Peer) -> Claim:
         async with self.uow().read() as uow:
-            return await usable_profiles(uow, peer)
+            profiles = await usable_profiles(uow, peer)
+            ca_id = profiles[0].ca_id if profiles else None
+            signer = await uow.cas.find_by_id(ca_id) if ca_id else None
+        return Claim(peer, tuple(profiles), signer)
 
     # ------------------------------------------------------------- making certificates
 
-    async def create_keys_and_certificate(self, peer: Peer) -> dict[str, str]:
+    async def create_keys_and_certificate(self, claim: Claim) -> dict[str, str]:
         key = ec.generate_private_key(ec.SECP256R1())
-        answer = await self._make(peer, key.public_key())
+        answer = await self._make(claim, key.public_key())
         answer["privateKey"] = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.TraditionalOpenSSL,
@@ -215,7 +236,7 @@ class Fleet:
         ).decode()
         return answer
 
-    async def create_certificate_from_csr(self, peer: Peer, csr_pem: str) -> dict[str, str]:
+    async def create_certificate_from_csr(self, claim: Claim, csr_pem: str) -> dict[str, str]:
         try:
             csr = x509.load_pem_x509_csr(csr_pem.encode())
         except ValueError:
@@ -235,42 +256,37 @@ class Fleet:
             raise FleetRefused(
                 400, "InvalidPayload", "the CSR's key must be EC P-256/P-384 or RSA 2048+"
             )
-        return await self._make(peer, public_key)
+        return await self._make(claim, public_key)
 
     async def _make(
-        self, peer: Peer, public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+        self, claim: Claim, public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
     ) -> dict[str, str]:
+        if not claim.profiles:
+            raise _access_denied()
+        profile, ca = claim.profiles[0], claim.signer
+        if ca is None:
+            raise FleetRefused(500, "InternalFailure", "the profile's CA is gone")
+        self._throttle(profile)
         now = self.clock()
         token = secrets.token_urlsafe(32)
-        async with self.uow() as uow:
-            profiles = await usable_profiles(uow, peer)
-            if not profiles:
-                raise _access_denied()
-            profile = profiles[0]
-            self._throttle(profile)
-            ca = await uow.cas.find_by_id(profile.ca_id) if profile.ca_id else None
-            if ca is None:
-                raise FleetRefused(500, "InternalFailure", "the profile's CA is gone")
-            signer = self.signers.get(ca, self.passphrase)
-            cert = signer.issue(
-                CheckedCsr(COMMON_NAME, public_key), days=profile.certificate_days, now=now
-            )
-            pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-            certificate_id = fingerprint(cert)
-            await uow.aws.add(
-                PendingCertificate(
-                    token_hash(token),
-                    certificate_id,
-                    ca.id,
-                    serial_hex(cert.serial_number),
-                    pem,
-                    cert.not_valid_before_utc,
-                    cert.not_valid_after_utc,
-                    peer.fingerprint,
-                    now + timedelta(seconds=self.settings.token_seconds),
-                )
-            )
-            await uow.commit()
+        signer = self.signers.get(ca, self.passphrase)
+        cert = signer.issue(
+            CheckedCsr(COMMON_NAME, public_key), days=profile.certificate_days, now=now
+        )
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        certificate_id = fingerprint(cert)
+        pending = PendingCertificate(
+            token_hash(token),
+            certificate_id,
+            ca.id,
+            serial_hex(cert.serial_number),
+            pem,
+            cert.not_valid_before_utc,
+            cert.not_valid_after_utc,
+            claim.peer.fingerprint,
+            now + timedelta(seconds=self.settings.token_seconds),
+        )
+        await self.writer.run(partial(_add_pending, pending=pending))
         return {
             "certificateId": certificate_id,
             "certificatePem": pem,
@@ -289,7 +305,7 @@ class Fleet:
 
     async def register_thing(
         self,
-        peer: Peer,
+        claim: Claim,
         template_name: str,
         request: RegisterThing,
         *,
@@ -297,67 +313,54 @@ class Fleet:
         client_id: str = "",
     ) -> dict[str, object]:
         template = self.template(template_name)
+        profile = claim.profile(template.profile or template_name)
+        if profile is None:
+            raise FleetRefused(
+                404, "ResourceNotFound", f"no provisioning template {template_name!r}"
+            )
         hashed = token_hash(request.token)
         parameters = request.parameters
         if template.pre_provisioning_hook:
             async with self.uow().read() as uow:
-                profile, pending = await self._check(uow, peer, template_name, hashed)
+                pending = await uow.aws.find(hashed)
+            _check_pending(pending, claim, profile, self.clock())
+            assert pending is not None  # noqa: S101 - _check_pending refuses None
             parameters = await self._ask(
-                template.pre_provisioning_hook, template_name, peer, pending, parameters, client_id
+                template.pre_provisioning_hook,
+                template_name,
+                claim.peer,
+                pending,
+                parameters,
+                client_id,
             )
-        now = self.clock()
-        async with self.uow() as uow:
-            profile, pending = await self._check(uow, peer, template_name, hashed)
-            self._throttle(profile)
-            serial, name, tags = _device_fields(template, parameters)
-            if profile.strategy is not Strategy.ALLOW_CREATE:
-                raise FleetRefused(
-                    400,
-                    "InvalidRequest",
-                    "RegisterThing creates devices: this template's profile is pre-provisioned",
-                )
-            uow.conflicts_as(DeviceExists(f"device {serial} is already registered", serial=serial))
-            if await uow.devices.find_by_serial(serial) is not None:
-                raise FleetRefused(
-                    409, "ResourceAlreadyExists", f"a thing {serial} is already registered"
-                )
-            if not await uow.aws.take(hashed):
-                raise _invalid_token()  # another request took it meanwhile
-            await _register(uow, profile, pending, serial, name, tags, now, source)
-            await uow.commit()
+        self._throttle(profile)
+        serial, name, tags = _device_fields(template, parameters)
+        if profile.strategy is not Strategy.ALLOW_CREATE:
+            raise FleetRefused(
+                400,
+                "InvalidRequest",
+                "RegisterThing creates devices: this template's profile is pre-provisioned",
+            )
+        refused = await self.writer.run(
+            partial(
+                _register,
+                claim=claim,
+                profile=profile,
+                hashed=hashed,
+                device=_Device(serial, name, tags),
+                now=self.clock(),
+                source=source,
+            ),
+            serial=serial,
+        )
+        if refused is not None:
+            raise refused
         return {
             "thingName": _fill(template.thing_name, serial, parameters),
             "deviceConfiguration": {
                 k: _fill(v, serial, parameters) for k, v in template.device_configuration.items()
             },
         }
-
-    async def _check(
-        self, uow: UnitOfWork, peer: Peer, template_name: str, hashed: str
-    ) -> tuple[Profile, PendingCertificate]:
-        """The template's profile, if this session may use it, and the live pending
-        certificate the token names, made for this session's certificate by that profile's
-        CA; else FleetRefused."""
-        wanted = self.template(template_name).profile or template_name
-        profile = next((p for p in await usable_profiles(uow, peer) if p.name == wanted), None)
-        if profile is None:
-            raise FleetRefused(
-                404, "ResourceNotFound", f"no provisioning template {template_name!r}"
-            )
-        pending = await uow.aws.find(hashed)
-        if (
-            pending is None
-            or pending.expires_at <= self.clock()
-            or not secrets.compare_digest(pending.claim, peer.fingerprint)
-        ):
-            raise _invalid_token()
-        if pending.ca_id != profile.ca_id:
-            raise FleetRefused(
-                400,
-                "InvalidRequest",
-                "the certificate was made by another CA than this template's profile's",
-            )
-        return profile, pending
 
     async def _ask(
         self,
@@ -394,6 +397,36 @@ class Fleet:
             ) from None
 
 
+def _check_pending(
+    pending: PendingCertificate | None, claim: Claim, profile: Profile, now: datetime
+) -> None:
+    """Refuse a token that names no live pending certificate made for this session's
+    certificate by the profile's CA."""
+    if (
+        pending is None
+        or pending.expires_at <= now
+        or not secrets.compare_digest(pending.claim, claim.peer.fingerprint)
+    ):
+        raise _invalid_token()
+    if pending.ca_id != profile.ca_id:
+        raise FleetRefused(
+            400,
+            "InvalidRequest",
+            "the certificate was made by another CA than this template's profile's",
+        )
+
+
+def _add_pending(tx: ProvisionTx, *, pending: PendingCertificate) -> None:
+    tx.add_aws_pending(pending)
+
+
+@dataclass(frozen=True, slots=True)
+class _Device:
+    serial: str
+    name: str
+    tags: dict[str, str]
+
+
 def _device_fields(
     template: AwsTemplate, parameters: dict[str, str]
 ) -> tuple[str, str, dict[str, str]]:
@@ -414,39 +447,64 @@ def _device_fields(
     return serial, name.strip()[:NAME_MAX] or serial, tags
 
 
-async def _register(
-    uow: UnitOfWork,
+def _register(
+    tx: ProvisionTx,
+    *,
+    claim: Claim,
     profile: Profile,
-    pending: PendingCertificate,
-    serial: str,
-    name: str,
-    tags: dict[str, str],
+    hashed: str,
+    device: _Device,
     now: datetime,
     source: str,
-) -> None:
+) -> FleetRefused | None:
+    """The writer's job: check again in the transaction (the profile still enabled with its
+    CA, the token live and unused, the serial free), then create the device with the pending
+    certificate as its credential. A refusal is returned (it writes nothing), not raised."""
+    current = tx.profile_by_key(profile.key)
+    if current is None or not current[0].enabled or current[0].id != profile.id:
+        return FleetRefused(404, "ResourceNotFound", "no such provisioning template")
+    pending = tx.aws_pending(hashed)
+    try:
+        _check_pending(pending, claim, current[0], now)
+    except FleetRefused as refused:
+        return refused
+    assert pending is not None  # noqa: S101 - _check_pending refuses None
+    if tx.serial_taken(device.serial):
+        return FleetRefused(
+            409, "ResourceAlreadyExists", f"a thing {device.serial} is already registered"
+        )
+    if not tx.take_aws_pending(hashed):
+        return _invalid_token()  # another instance took it meanwhile
     actor = f"provisioning:{profile.name}"
-    device, model_id, registered = profile_device(
-        profile, serial=serial, name=name, actor=actor, now=now, data={"transport": TRANSPORT}
+    made, model_id, registered = profile_device(
+        profile,
+        serial=device.serial,
+        name=device.name,
+        actor=actor,
+        now=now,
+        data={"transport": TRANSPORT},
     )
-    device = replace(device, tags=tags)
-    event_id = await uow.events.add(registered)
-    await uow.devices.add(device, model_id=model_id, registered_event_id=event_id)
-    credential = Credential(new_id(), device.id, CredentialType.X509, now)
-    await uow.credentials.add(credential, lookup=pending.certificate_id)
-    await uow.certificates.add(
+    made = replace(made, tags=device.tags)
+    credential = Credential(new_id(), made.id, CredentialType.X509, now)
+    tx.add_device(
+        made,
+        model_id=model_id,
+        registered=registered,
+        provisioned=Provisioned(profile.id, credential.id),
+    )
+    tx.add_tags(made)
+    tx.add_credential(credential, lookup=pending.certificate_id, secret_hash=None)
+    tx.add_certificate(
         IssuedCertificate(
             pending.ca_id,
             pending.serial_number,
             credential.id,
-            device.id,
-            serial,
+            made.id,
+            device.serial,
             pending.certificate_pem,
             pending.not_before,
             pending.not_after,
         )
-    )
-    await uow.devices.mark_provisioned(
-        device.id, profile_id=profile.id, credential_id=credential.id, now=now
     )
     for kind, data in (
         (EventType.CREDENTIALS_ISSUED, {"type": "x509", "credential_id": str(credential.id)}),
@@ -462,17 +520,18 @@ async def _register(
             },
         ),
     ):
-        await uow.events.add(
+        tx.add_event(
             NewEvent(
                 kind,
                 now,
                 actor,
-                device_id=device.id,
-                serial=serial,
-                group_id=device.group_id,
+                device_id=made.id,
+                serial=device.serial,
+                group_id=made.group_id,
                 data=data,
             )
         )
+    return None
 
 
 async def expire_pending(uow: UnitOfWork, *, now: datetime) -> int:

@@ -47,6 +47,7 @@ def test_an_unregistered_certificate_is_revoked_when_its_token_expires(
             then: datetime = c.now() + lifetime + timedelta(seconds=1)
             service = FleetService(
                 c.uow,
+                c.provisioner.writer,
                 c.settings.aws,
                 c.signers,
                 "correct horse battery staple",
@@ -55,7 +56,7 @@ def test_an_unregistered_certificate_is_revoked_when_its_token_expires(
             )
             with pytest.raises(FleetRefused) as refused:
                 await service.register_thing(
-                    peer,
+                    await service.authenticate(peer),
                     TEMPLATE,
                     RegisterThing(late.certificate_ownership_token, {"SerialNumber": "L-1"}),
                     source="tests",

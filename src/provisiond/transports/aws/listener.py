@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from provisiond.protocols import aws_fleet as wire
 from provisiond.protocols import mqtt
-from provisiond.services.aws_fleet import Fleet, FleetRefused, Peer, expire_pending
+from provisiond.services.aws_fleet import Claim, Fleet, FleetRefused, Peer, expire_pending
 from provisiond.services.connection_caps import MQTT_BACKLOG, Gate, source_of
 from provisiond.transports.mqtt.listener import Limits
 
@@ -57,6 +57,7 @@ class _Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.source = "unknown"
         self.peer: Peer | None = None
+        self.claim: Claim | None = None  # what the certificate may do, once checked
         self.client_id = ""
         self.level = 4
         self.state = "new"  # new -> checking (CONNECT read) -> connected
@@ -171,10 +172,10 @@ class _Session(asyncio.Protocol):
         if peer is None:
             return
         try:
-            allowed = bool(await self.fleet.profiles_for(peer))
+            self.claim = await self.fleet.authenticate(peer)
         except Exception:
             log.exception("AWS provisioning: checking a client certificate failed")
-            allowed = False
+        allowed = self.claim is not None and bool(self.claim.profiles)
         if self.transport is None:
             return
         if not allowed:
@@ -254,21 +255,21 @@ class _Session(asyncio.Protocol):
         self._arm()
 
     async def _outcome(self, topic: wire.Topic, payload: bytes) -> dict[str, Any]:
-        peer = self.peer
-        if peer is None:  # connection_made admits none without one
+        claim = self.claim
+        if claim is None:  # CONNECT is answered only once there is one
             raise FleetRefused(403, "AccessDenied", "no client certificate")
         try:
             body = wire.decode(topic.format, payload)
             if topic.operation is wire.Operation.CREATE_KEYS_AND_CERTIFICATE:
-                return dict(await self.fleet.create_keys_and_certificate(peer))
+                return dict(await self.fleet.create_keys_and_certificate(claim))
             if topic.operation is wire.Operation.CREATE_CERTIFICATE_FROM_CSR:
                 csr = wire.csr_of(body)
-                return dict(await self.fleet.create_certificate_from_csr(peer, csr))
+                return dict(await self.fleet.create_certificate_from_csr(claim, csr))
             request = wire.register_thing_of(body)
         except wire.PayloadError as err:
             raise FleetRefused(400, "InvalidPayload", str(err)) from None
         return await self.fleet.register_thing(
-            peer, topic.template or "", request, source=self.source, client_id=self.client_id
+            claim, topic.template or "", request, source=self.source, client_id=self.client_id
         )
 
     def _deliver(self, topic: str, payload: bytes) -> None:
