@@ -37,21 +37,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 from common import (
     PROVISIOND,
-    fresh_database,
     free_port,
+    fresh_database,
     machine,
     median,
     provisiond,
     query_scalar,
     wait_until_serving,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from provisiond.protocols import mqtt
 
 TEMPLATE = "bench"
@@ -232,7 +232,7 @@ async def phase(sessions: int, seconds: float, one: Any) -> dict[str, float]:
 async def load(port: int, directory: Path, sessions: int, seconds: float, prefix: str) -> Any:
     context = client_context(directory)
 
-    async def handshake_only(worker: int, n: int) -> float:
+    async def handshake_only(_worker: int, _n: int) -> float:
         _, writer, took = await open_tls(port, context)
         writer.close()
         return took
@@ -253,7 +253,9 @@ def run(backend: str, args: argparse.Namespace, round_no: int, directory: Path) 
     database = fresh_database(backend, f"bench_aws_{backend}")
     provisiond("db", "upgrade", database=database)
     provisiond("ca", "create", "devices", database=database)
-    provisiond("ca", "import", "claims", "--cert", str(directory / "claim-ca.pem"), database=database)
+    provisiond(
+        "ca", "import", "claims", "--cert", str(directory / "claim-ca.pem"), database=database
+    )
     provisiond(
         "profiles", "create", TEMPLATE, "--credentials", "x509", "--ca", "devices",
         "--device-ca", "claims", "--rate-limit", "1000000", "--source-rate-limit", "1000000",
