@@ -48,9 +48,10 @@ import hashlib
 import logging
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -81,6 +82,7 @@ log = logging.getLogger(__name__)
 COMMON_NAME = "AWS IoT Certificate"
 TRANSPORT = "aws"
 SWEEP_BATCH = 500
+CLAIMS_CACHED = 10_000  # certificates whose Claim is remembered
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_:.\-]+)\}")
 
 
@@ -210,6 +212,9 @@ class Fleet:
     limiter: RateLimiter
     clock: Callable[[], datetime]
     ask_hook: AskHook = _no_hook
+    # certificate fingerprint -> (until, its Claim): a fleet's devices share one claim
+    # certificate, so its profiles are read once per aws__trust_refresh_seconds
+    _claims: dict[str, tuple[float, Claim]] = field(default_factory=dict)
 
     async def trusted_cas(self) -> list[str]:
         """The PEM of every CA the listener accepts client certificates from (whether a
@@ -218,11 +223,24 @@ class Fleet:
             return [ca.certificate_pem for ca in await uow.cas.list()]
 
     async def authenticate(self, peer: Peer) -> Claim:
+        """What this certificate may do (as read at most aws__trust_refresh_seconds ago:
+        a profile disabled, or a certificate of provisiond's revoked, counts for new
+        sessions after that; RegisterThing checks its profile again when it writes)."""
+        cached = self._claims.get(peer.fingerprint)
+        if cached is not None and cached[0] > time.monotonic():
+            return replace(cached[1], peer=peer)
         async with self.uow().read() as uow:
             profiles = await usable_profiles(uow, peer)
             ca_id = profiles[0].ca_id if profiles else None
             signer = await uow.cas.find_by_id(ca_id) if ca_id else None
-        return Claim(peer, tuple(profiles), signer)
+        claim = Claim(peer, tuple(profiles), signer)
+        if len(self._claims) >= CLAIMS_CACHED:
+            self._claims.clear()
+        self._claims[peer.fingerprint] = (
+            time.monotonic() + self.settings.trust_refresh_seconds,
+            claim,
+        )
+        return claim
 
     # ------------------------------------------------------------- making certificates
 
