@@ -15,9 +15,13 @@ in its own process (uvloop) with two phases:
 2. ``fleet``: for ``--seconds``, each loop is one device as AWS's SDK runs it: connect (TLS
    with the claim certificate), MQTT 5 CONNECT, SUBSCRIBE to both operations' accepted and
    rejected topics (QoS 1, SUBACK awaited), CreateKeysAndCertificate, RegisterThing with the
-   token and a new SerialNumber, disconnect. Every answer must be accepted and the database
-   must then hold one device per RegisterThing. Reported: devices/s, the latency of a whole
+   token and a new SerialNumber, disconnect. Reported: devices/s, the latency of a whole
    device, and of its TLS handshake inside it.
+3. ``reused``: the same, eight devices one after another over each connection (a gateway
+   provisioning its children; not what AWS's SDK does): the handshake's cost spread over
+   eight, so what provisioning itself costs shows.
+
+Every answer must be accepted and the database must then hold one device per RegisterThing.
 
 Prints JSON lines, then medians per backend.
 """
@@ -57,6 +61,7 @@ from provisiond.protocols import mqtt
 TEMPLATE = "bench"
 CREATE = "$aws/certificates/create/json"
 REGISTER = f"$aws/provisioning-templates/{TEMPLATE}/provision/json"
+REUSED = 8  # devices per connection in the "reused" phase (the listener allows 16 requests)
 
 
 def _pem(obj: Any) -> bytes:
@@ -168,8 +173,9 @@ def _subscribe(packet_id: int, *names: str) -> bytes:
     return mqtt._packet((mqtt.SUBSCRIBE << 4) | 2, body)
 
 
-async def device(port: int, context: ssl.SSLContext, serial: str) -> float:
-    """One device, as AWS's SDK: its TLS handshake time; raises unless both are accepted."""
+async def device(port: int, context: ssl.SSLContext, serial: str, count: int = 1) -> float:
+    """``count`` devices over one connection (1: as AWS's SDK does); the TLS handshake's
+    time. Raises unless every answer is accepted."""
     reader, writer, handshake = await open_tls(port, context)
     packets = Packets(reader)
     try:
@@ -180,18 +186,19 @@ async def device(port: int, context: ssl.SSLContext, serial: str) -> float:
         )
         for _ in range(3):  # CONNACK, SUBACK, SUBACK: then publish
             await packets.next()
-        writer.write(mqtt.encode_publish(5, CREATE, b"{}", 1, 3))
-        topic, made = await packets.answer()
-        if not topic.endswith("/accepted"):
-            raise RuntimeError(made)
-        request = {
-            "certificateOwnershipToken": made["certificateOwnershipToken"],
-            "parameters": {"SerialNumber": serial},
-        }
-        writer.write(mqtt.encode_publish(5, REGISTER, json.dumps(request).encode(), 1, 4))
-        topic, thing = await packets.answer()
-        if not topic.endswith("/accepted"):
-            raise RuntimeError(thing)
+        for n in range(count):
+            writer.write(mqtt.encode_publish(5, CREATE, b"{}", 1, 3))
+            topic, made = await packets.answer()
+            if not topic.endswith("/accepted"):
+                raise RuntimeError(made)
+            request = {
+                "certificateOwnershipToken": made["certificateOwnershipToken"],
+                "parameters": {"SerialNumber": f"{serial}-{n}"},
+            }
+            writer.write(mqtt.encode_publish(5, REGISTER, json.dumps(request).encode(), 1, 4))
+            topic, thing = await packets.answer()
+            if not topic.endswith("/accepted"):
+                raise RuntimeError(thing)
         writer.write(bytes([mqtt.DISCONNECT << 4, 0]))
         return handshake
     finally:
@@ -203,7 +210,7 @@ def _pct(values: list[float], p: float) -> float:
     return round(values[min(len(values) - 1, int(len(values) * p))] * 1000, 2)
 
 
-async def phase(sessions: int, seconds: float, one: Any) -> dict[str, float]:
+async def phase(sessions: int, seconds: float, one: Any, per: int = 1) -> dict[str, float]:
     latencies: list[float] = []
     inner: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -220,7 +227,7 @@ async def phase(sessions: int, seconds: float, one: Any) -> dict[str, float]:
     await asyncio.gather(*(loop(w) for w in range(sessions)))
     elapsed = time.perf_counter() - started
     return {
-        "rps": round(len(latencies) / elapsed),
+        "rps": round(len(latencies) * per / elapsed),
         "count": len(latencies),
         "p50_ms": _pct(latencies, 0.5),
         "p99_ms": _pct(latencies, 0.99),
@@ -240,9 +247,13 @@ async def load(port: int, directory: Path, sessions: int, seconds: float, prefix
     async def one_device(worker: int, n: int) -> float:
         return await device(port, context, f"{prefix}-{worker}-{n}")
 
+    async def eight_devices(worker: int, n: int) -> float:
+        return await device(port, context, f"{prefix}R-{worker}-{n}", REUSED)
+
     return {
         "handshake": await phase(sessions, seconds, handshake_only),
         "fleet": await phase(sessions, seconds, one_device),
+        "reused": await phase(sessions, seconds, eight_devices, REUSED),
     }
 
 
@@ -286,8 +297,9 @@ def run(backend: str, args: argparse.Namespace, round_no: int, directory: Path) 
         server.wait(timeout=60)
     result: dict[str, Any] = json.loads(out)
     result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
-    if result["devices"] != result["fleet"]["count"]:
-        raise RuntimeError(f"{result['devices']} devices for {result['fleet']['count']} answers")
+    answered = result["fleet"]["count"] + result["reused"]["count"] * REUSED
+    if result["devices"] != answered:
+        raise RuntimeError(f"{result['devices']} devices for {answered} answers")
     return result
 
 
@@ -329,7 +341,7 @@ def main() -> None:
                 print(json.dumps({"round": round_no, "backend": backend, **r}), flush=True)
     for backend, runs in results.items():
         summary = {"backend": backend}
-        for key in ("handshake", "fleet"):
+        for key in ("handshake", "fleet", "reused"):
             for field in ("rps", "p50_ms", "p99_ms", "tls_p50_ms"):
                 summary[f"{key}_{field}"] = median([r[key][field] for r in runs])
         print(json.dumps(summary), flush=True)
