@@ -120,6 +120,8 @@ def _serve(common: Common, settings: Settings) -> None:
         if settings.provisioning.coap_port is not None
         else ""
     )
+    if settings.aws.port is not None:
+        extra += f", AWS IoT fleet provisioning on {settings.host}:{settings.aws.port} (mTLS)"
     if settings.metrics.port is not None:
         extra += f", metrics on http://{settings.metrics.host or settings.host}"
         extra += f":{settings.metrics.port}/metrics"

@@ -193,3 +193,21 @@ def test_bad_payloads_are_rejected_with_awss_error(fleet: Fleet, tmp_path: Path)
             error = json.loads(body)
             assert set(error) == {"statusCode", "errorCode", "errorMessage"}
             assert (error["statusCode"], error["errorCode"]) == (400, "InvalidPayload"), error
+
+
+def test_awss_alpn_for_port_443_is_chosen(fleet: Fleet, tmp_path: Path) -> None:
+    """AWS's SDKs on port 443 offer ALPN ``x-amzn-mqtt-ca``: the listener agrees to it and
+    speaks MQTT as on any port; a client offering no ALPN is served alike."""
+    claim = fleet.claims.issue(tmp_path, "claim")
+    for offered, chosen in ((["x-amzn-mqtt-ca"], "x-amzn-mqtt-ca"), (None, None)):
+        context = ssl.create_default_context(cafile=str(fleet.server_ca))
+        context.load_cert_chain(*claim)
+        if offered:
+            context.set_alpn_protocols(offered)
+        with (
+            socket.create_connection(("127.0.0.1", fleet.port), timeout=30) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as s,
+        ):
+            assert s.selected_alpn_protocol() == chosen
+            s.sendall(connect_packet(5, None, "alpn-device"))
+            assert read_packets(s, 1)[0][0] == mqtt.CONNACK  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ the CA they trust.
 
 TLS always requests a client certificate (AWS's SDK aborts a handshake without the request)
 and refuses a connection without one from a CA provisiond knows; the session's certificate
-is then its identity (services/aws_fleet.py says what it may do): CONNECT is refused
-(not authorised) for one that may provision with no profile. The user name carries AWS's
+is then its identity (services/aws_fleet.py says what it may do, read at CONNECT): CONNECT
+is refused (not authorised) for one that may provision with no profile. The user name carries AWS's
 SDK metrics and is ignored; MQTT 3.1.1 (clean session 0 too: no session is kept) and 5.
 
 A device subscribes to the answer topics (``…/accepted``, ``…/rejected`` or ``…/+``) of
@@ -80,10 +80,13 @@ class _Session(asyncio.Protocol):
         self.source = str(peer[0]) if peer else "unknown"
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        if der is None or not self.gate.admit(self, source_of(self.source)):
+        try:
+            self.peer = Peer.of(der) if der is not None else None
+        except ValueError:  # OpenSSL took it, cryptography cannot read it
+            self.peer = None
+        if self.peer is None or not self.gate.admit(self, source_of(self.source)):
             self._end()  # no client certificate (TLS requires one), or no room
             return
-        self.peer = Peer.of(der)
         self.admitted = True
         self._arm()
 
@@ -304,7 +307,7 @@ _tasks: set[asyncio.Task[Any]] = set()  # requests in flight: kept until done
 def tls_context(settings: Settings) -> ssl.SSLContext:
     """The listener's TLS: the server certificate of ``aws__tls_cert``/``aws__tls_key``,
     TLS 1.2 or 1.3, a client certificate required (the trusted CAs are added by
-    :class:`TrustKeeper`)."""
+    :class:`TrustKeeper`), ALPN ``x-amzn-mqtt-ca`` for devices on port 443."""
     aws = settings.aws
     if aws.tls_cert is None or aws.tls_key is None:
         from provisiond.errors import ConfigurationError
@@ -317,6 +320,9 @@ def tls_context(settings: Settings) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(aws.tls_cert, aws.tls_key)
     context.verify_mode = ssl.CERT_REQUIRED
+    # AWS's SDKs on port 443 offer ALPN x-amzn-mqtt-ca (AWS's name for MQTT there); "mqtt"
+    # is others'. A client offering neither, or none, is served all the same.
+    context.set_alpn_protocols(["x-amzn-mqtt-ca", "mqtt"])
     return context
 
 
