@@ -348,6 +348,16 @@ class AwsTemplate(BaseModel):
     profile: str | None = Field(None, description="The profile's name (default: the template's).")
     serial: str = Field("SerialNumber", description="The parameter holding the device's serial.")
     name: str | None = Field(None, description="The parameter holding its name (default: serial).")
+    model: str | None = Field(
+        None,
+        description="The parameter naming its model, one of the catalogue's "
+        "(default: the profile's).",
+    )
+    group: str | None = Field(
+        None,
+        description="The parameter holding its group's path below the profile's group "
+        "(default: the profile's group).",
+    )
     tags: dict[str, str] = Field(
         default_factory=dict, description="Tag key -> the parameter holding its value."
     )

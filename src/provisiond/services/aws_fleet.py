@@ -59,11 +59,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import parse_tags
 from provisiond.domain.events import EventType, NewEvent
+from provisiond.domain.groups import SEPARATOR, Group, parse_group_path
 from provisiond.domain.limits import NAME_MAX
 from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.scope import within
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput
 from provisiond.protocols.aws_fleet import RegisterThing
@@ -353,6 +356,7 @@ class Fleet:
             )
         self._throttle(profile)
         serial, name, tags = _device_fields(template, parameters)
+        model, group = await self._placement(template, profile, parameters)
         if profile.strategy is not Strategy.ALLOW_CREATE:
             raise FleetRefused(
                 400,
@@ -365,7 +369,7 @@ class Fleet:
                 claim=claim,
                 profile=profile,
                 hashed=hashed,
-                device=_Device(serial, name, tags),
+                device=_Device(serial, name, tags, model, group),
                 now=self.clock(),
                 source=source,
             ),
@@ -379,6 +383,42 @@ class Fleet:
                 k: _fill(v, serial, parameters) for k, v in template.device_configuration.items()
             },
         }
+
+    async def _placement(
+        self, template: AwsTemplate, profile: Profile, parameters: dict[str, str]
+    ) -> tuple[DeviceModel | None, Group | None]:
+        """The model and group the parameters name, as the template says (None: the
+        profile's); a group only below the profile's own."""
+        model_name = parameters.get(template.model) if template.model else None
+        group_below = parameters.get(template.group) if template.group else None
+        if model_name is None and group_below is None:
+            return None, None
+        model = group = None
+        async with self.uow().read() as uow:
+            if model_name is not None:
+                model = await uow.models.find_by_name(model_name.strip())
+                if model is None:
+                    raise FleetRefused(
+                        400, "InvalidParameters", f"no model {model_name[:64]!r} in the catalogue"
+                    )
+            if group_below is not None:
+                if profile.group_path is None:
+                    raise FleetRefused(
+                        400,
+                        "InvalidParameters",
+                        "this template's profile has no group to place devices below",
+                    )
+                try:
+                    below = parse_group_path(group_below, field=template.group or "group")
+                except InvalidInput as err:
+                    raise FleetRefused(400, "InvalidParameters", str(err)) from None
+                path = f"{profile.group_path}{SEPARATOR}{below}"
+                group = await uow.groups.find_by_path(path)
+                if group is None or not within(group.path, profile.group_path):
+                    raise FleetRefused(
+                        400, "InvalidParameters", f"no group {below[:128]!r} below the profile's"
+                    )
+        return model, group
 
     async def _ask(
         self,
@@ -443,6 +483,8 @@ class _Device:
     serial: str
     name: str
     tags: dict[str, str]
+    model: DeviceModel | None = None  # None: the profile's
+    group: Group | None = None  # None: the profile's
 
 
 def _device_fields(
@@ -494,12 +536,15 @@ def _register(
     if not tx.take_aws_pending(hashed):
         return _invalid_token()  # another instance took it meanwhile
     actor = f"provisioning:{profile.name}"
+    if device.group is not None:  # below the profile's group (checked): placed there
+        profile = replace(profile, group_id=device.group.id, group_path=device.group.path)
     made, model_id, registered = profile_device(
         profile,
         serial=device.serial,
         name=device.name,
         actor=actor,
         now=now,
+        model=device.model,
         data={"transport": TRANSPORT},
     )
     made = replace(made, tags=device.tags)

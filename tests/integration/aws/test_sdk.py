@@ -179,3 +179,51 @@ def test_a_provisioned_certificate_connects_until_revoked(fleet: Fleet, tmp_path
             return True
 
     wait_until(refused, timeout=15)
+
+
+@pytest.fixture
+def aws_templates() -> dict[str, object]:
+    return {"Placed": {"profile": "plant", "model": "Model", "group": "Line"}}
+
+
+def test_parameters_choose_the_model_and_a_group_below_the_profiles(
+    fleet: Fleet, api: httpx.Client, tmp_path: Path
+) -> None:
+    """A template may take the model (one of the catalogue's) and the group (below the
+    profile's own, never beside or above it) from parameters."""
+    for path in ("acme/plant-1/line-3", "acme/plant-2"):
+        assert api.post("/api/v1/groups", json={"path": path}).status_code == 201
+    assert api.post("/api/v1/models", json={"name": "cam-v2"}).status_code == 201
+    made = api.post(
+        "/api/v1/profiles",
+        json={
+            "name": "plant",
+            "credentials": ["x509"],
+            "ca": "devices",
+            "device_ca": "claims",
+            "group": "acme/plant-1",
+        },
+    )
+    assert made.status_code == 201, made.text
+    claim = fleet.claims.issue(tmp_path, "claim")
+    wait_until(lambda: handshake(fleet, *claim))
+    with sdk.identity_v5(fleet.port, *claim, fleet.server_ca) as identity:
+
+        def token() -> str:
+            return str(sdk.create_keys(identity).certificate_ownership_token)
+
+        sdk.register(identity, "Placed", token(), SerialNumber="P-1", Model="cam-v2", Line="line-3")
+        for parameters, wrong in (
+            ({"Model": "no-such-model"}, "no model"),
+            ({"Line": "../plant-2"}, "no group"),
+            ({"Line": "nowhere"}, "no group"),
+        ):
+            refused = sdk.rejected(
+                lambda p=parameters: sdk.register(
+                    identity, "Placed", token(), SerialNumber="P-2", **p
+                )
+            )
+            assert (refused.status_code, refused.error_code) == (400, "InvalidParameters")
+            assert wrong in refused.error_message
+    device = fleet.server.client().get("/api/v1/devices/P-1").json()
+    assert (device["model"], device["group"]) == ("cam-v2", "acme/plant-1/line-3")
