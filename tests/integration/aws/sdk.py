@@ -124,3 +124,64 @@ def rejected(future_call: Any) -> iotidentity.V2ErrorResponse:
 
 
 __all__ = ["create_from_csr", "create_keys", "identity_v5", "identity_v311", "mqtt", "register"]
+
+
+def provision_v1(connection: mqtt.Connection, template: str, **parameters: str) -> tuple[Any, Any]:
+    """AWS's older fleet-provisioning sample, on the V1 identity client: subscribe to the
+    accepted and rejected topics of both operations (QoS 1, each SUBACK awaited), publish
+    CreateKeysAndCertificate, then RegisterThing with its token; the two answers (an
+    ``ErrorResponse`` where rejected)."""
+    client = iotidentity.IotIdentityClient(connection)
+    answers: dict[str, concurrent.futures.Future[Any]] = {
+        "keys": concurrent.futures.Future(),
+        "thing": concurrent.futures.Future(),
+    }
+
+    def to(name: str) -> Any:
+        return lambda response: answers[name].done() or answers[name].set_result(response)
+
+    qos = mqtt.QoS.AT_LEAST_ONCE
+    keys = iotidentity.CreateKeysAndCertificateSubscriptionRequest()
+    thing = iotidentity.RegisterThingSubscriptionRequest(template_name=template)
+    for subscribed, _ in (
+        client.subscribe_to_create_keys_and_certificate_accepted(keys, qos, to("keys")),
+        client.subscribe_to_create_keys_and_certificate_rejected(keys, qos, to("keys")),
+        client.subscribe_to_register_thing_accepted(thing, qos, to("thing")),
+        client.subscribe_to_register_thing_rejected(thing, qos, to("thing")),
+    ):
+        subscribed.result(TIMEOUT)
+    client.publish_create_keys_and_certificate(
+        iotidentity.CreateKeysAndCertificateRequest(), qos
+    ).result(TIMEOUT)
+    made = answers["keys"].result(TIMEOUT)
+    client.publish_register_thing(
+        iotidentity.RegisterThingRequest(
+            template_name=template,
+            certificate_ownership_token=getattr(made, "certificate_ownership_token", ""),
+            parameters=parameters,
+        ),
+        qos,
+    ).result(TIMEOUT)
+    return made, answers["thing"].result(TIMEOUT)
+
+
+@contextmanager
+def connection_v311(
+    port: int, cert: Path, key: Path, ca: Path, client_id: str = "fleet-device-v1"
+) -> Iterator[mqtt.Connection]:
+    """AWS's MQTT 3.1.1 connection (clean session 0), as the older samples build it."""
+    connection = mqtt_connection_builder.mtls_from_path(
+        endpoint="localhost",
+        port=port,
+        cert_filepath=str(cert),
+        pri_key_filepath=str(key),
+        ca_filepath=str(ca),
+        client_id=client_id,
+        clean_session=False,
+        keep_alive_secs=30,
+    )
+    connection.connect().result(TIMEOUT)
+    try:
+        yield connection
+    finally:
+        connection.disconnect().result(TIMEOUT)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from awsiot import iotidentity
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -227,3 +228,17 @@ def test_parameters_choose_the_model_and_a_group_below_the_profiles(
             assert wrong in refused.error_message
     device = fleet.server.client().get("/api/v1/devices/P-1").json()
     assert (device["model"], device["group"]) == ("cam-v2", "acme/plant-1/line-3")
+
+
+def test_the_older_identity_client_on_mqtt311(fleet: Fleet, tmp_path: Path) -> None:
+    """AWS's older sample: the V1 identity client's subscribe/publish calls over the MQTT
+    3.1.1 connection, clean session 0; a refusal arrives as its ErrorResponse."""
+    claim = fleet.claims.issue(tmp_path, "claim")
+    with sdk.connection_v311(fleet.port, *claim, fleet.server_ca) as connection:
+        made, thing = sdk.provision_v1(connection, TEMPLATE, SerialNumber="OLD-1")
+        assert thing.thing_name == "thing-OLD-1"
+        assert made.certificate_pem.startswith("-----BEGIN CERTIFICATE-----")
+    with sdk.connection_v311(fleet.port, *claim, fleet.server_ca) as connection:
+        _, refused = sdk.provision_v1(connection, TEMPLATE, SerialNumber="OLD-1")
+    assert isinstance(refused, iotidentity.ErrorResponse)
+    assert (refused.status_code, refused.error_code) == (409, "ResourceAlreadyExists")
