@@ -5,8 +5,10 @@ Who asks is the certificate its session authenticated with (mutual TLS):
 
 - a **claim certificate**, signed by a CA registered on a profile as its ``device_ca``: the
   session may use every enabled profile with that device CA (and a CA that signs);
-- a **certificate provisiond issued** (in its CA's register, not revoked): the session may
-  use the profiles whose CA issued it.
+- a **certificate provisiond issued** to a device (in its CA's register, not revoked): the
+  session may use the profiles whose CA issued it, for that device only — RegisterThing
+  gives it a new certificate in place of the current one (revoked) when the profile's
+  reprovisioning policy is ``factory-reset``.
 
 The operations:
 
@@ -65,7 +67,7 @@ from provisiond.domain.device import parse_tags
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import SEPARATOR, Group, parse_group_path
 from provisiond.domain.limits import NAME_MAX
-from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.profiles import Profile, ReprovisionPolicy, Strategy
 from provisiond.domain.scope import within
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput
@@ -78,7 +80,12 @@ from provisiond.settings import AwsSettings, AwsTemplate
 from provisiond.store.aws import PendingCertificate
 from provisiond.store.certificates import IssuedCertificate, RevocationReason, serial_hex
 from provisiond.store.profiles import StoredCa
-from provisiond.store.provision_writer import Provisioned, ProvisionTx, ProvisionWriter
+from provisiond.store.provision_writer import (
+    Provisioned,
+    ProvisionState,
+    ProvisionTx,
+    ProvisionWriter,
+)
 from provisiond.store.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -124,6 +131,10 @@ class Peer:
         cert = x509.load_der_x509_certificate(der)
         return cls(cert, fingerprint(cert))
 
+    @property
+    def pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -138,22 +149,35 @@ def _issued_by(cert: x509.Certificate, ca: StoredCa) -> bool:
     return True
 
 
-async def usable_profiles(uow: UnitOfWork, peer: Peer) -> list[Profile]:
+async def usable_profiles(
+    uow: UnitOfWork, peer: Peer
+) -> tuple[list[Profile], IssuedCertificate | None]:
     """The enabled profiles (that sign certificates) this certificate may provision with,
-    in name order; none for a certificate no CA of provisiond vouches for."""
+    in name order, and, for a certificate provisiond issued to a device, its register entry.
+
+    A certificate in a CA's register of provisiond is a device's: if revoked it may do
+    nothing; else it may use the profiles that sign with its CA (for its own device only).
+    A certificate provisiond made and nobody registered yet may do nothing. Any other is a
+    claim certificate: the profiles whose device CA signed it."""
     cas = await uow.cas.list()
     issuer = next((ca for ca in cas if _issued_by(peer.certificate, ca)), None)
     if issuer is None:
-        return []
+        return [], None
     own = await uow.certificates.find(issuer.id, serial_hex(peer.certificate.serial_number))
-    issued_here = own is not None and own.revoked_at is None
-    return [
+    if own is not None and (
+        own.revoked_at is not None or own.certificate_pem.strip() != peer.pem.strip()
+    ):
+        return [], None
+    if own is None and await uow.aws.is_pending(peer.fingerprint):
+        return [], None
+    profiles = [
         p
         for p in await uow.profiles.list()
         if p.enabled
         and p.ca_id is not None
-        and (p.device_ca_id == issuer.id or (issued_here and p.ca_id == issuer.id))
+        and (p.ca_id == issuer.id if own is not None else p.device_ca_id == issuer.id)
     ]
+    return profiles, own
 
 
 def _fill(text: str, serial: str, parameters: dict[str, str]) -> str:
@@ -197,6 +221,7 @@ class Claim:
     peer: Peer
     profiles: tuple[Profile, ...]
     signer: StoredCa | None
+    device_serial: str | None = None  # a device's own certificate: the device it is for
 
     def profile(self, name: str) -> Profile | None:
         return next((p for p in self.profiles if p.name == name), None)
@@ -233,10 +258,10 @@ class Fleet:
         if cached is not None and cached[0] > time.monotonic():
             return replace(cached[1], peer=peer)
         async with self.uow().read() as uow:
-            profiles = await usable_profiles(uow, peer)
+            profiles, own = await usable_profiles(uow, peer)
             ca_id = profiles[0].ca_id if profiles else None
             signer = await uow.cas.find_by_id(ca_id) if ca_id else None
-        claim = Claim(peer, tuple(profiles), signer)
+        claim = Claim(peer, tuple(profiles), signer, own.device_serial if own else None)
         if len(self._claims) >= CLAIMS_CACHED:
             self._claims.clear()
         self._claims[peer.fingerprint] = (
@@ -529,10 +554,20 @@ def _register(
     except FleetRefused as refused:
         return refused
     assert pending is not None  # noqa: S101 - _check_pending refuses None
-    if tx.serial_taken(device.serial):
+    if claim.device_serial is not None and claim.device_serial != device.serial:
         return FleetRefused(
-            409, "ResourceAlreadyExists", f"a thing {device.serial} is already registered"
+            403, "AccessDenied", "a device's own certificate may register that device only"
         )
+    state = tx.provision_state(device.serial)
+    if state is not None:
+        if not _may_replace(state, claim, current[0]):
+            return FleetRefused(
+                409, "ResourceAlreadyExists", f"a thing {device.serial} is already registered"
+            )
+        if not tx.take_aws_pending(hashed):
+            return _invalid_token()
+        _replace(tx, profile, pending, state, now, source)
+        return None
     if not tx.take_aws_pending(hashed):
         return _invalid_token()  # another instance took it meanwhile
     actor = f"provisioning:{profile.name}"
@@ -595,6 +630,83 @@ def _register(
             )
         )
     return None
+
+
+def _may_replace(state: ProvisionState, claim: Claim, profile: Profile) -> bool:
+    """A registered device gets a new certificate only when its profile's reprovisioning
+    policy is ``factory-reset`` and the session authenticated with the device's current
+    certificate (proof of its key: the TLS handshake)."""
+    return (
+        profile.reprovision is ReprovisionPolicy.FACTORY_RESET
+        and claim.device_serial == state.serial
+        and state.profile_id == profile.id
+        and state.credential is not None
+        and state.credential.revoked_at is None
+        and state.credential_lookup == claim.peer.fingerprint
+    )
+
+
+def _replace(
+    tx: ProvisionTx,
+    profile: Profile,
+    pending: PendingCertificate,
+    state: ProvisionState,
+    now: datetime,
+    source: str,
+) -> None:
+    """The device's new certificate in place of its current one, which is revoked."""
+    actor = f"provisioning:{profile.name}"
+    old = state.credential.id if state.credential else None
+    credential = Credential(new_id(), state.device_id, CredentialType.X509, now)
+    tx.add_credential(credential, lookup=pending.certificate_id, secret_hash=None)
+    tx.add_certificate(
+        IssuedCertificate(
+            pending.ca_id,
+            pending.serial_number,
+            credential.id,
+            state.device_id,
+            state.serial,
+            pending.certificate_pem,
+            pending.not_before,
+            pending.not_after,
+        )
+    )
+    tx.mark_provisioned(
+        state.device_id, Provisioned(profile.id, credential.id), replacing=old, now=now
+    )
+    revoked = [c for c, _ in tx.active_credentials(state.device_id) if c != credential.id]
+    for credential_id in revoked:
+        tx.revoke_credential(credential_id, now, RevocationReason.SUPERSEDED)
+    for kind, data in (
+        (EventType.CREDENTIALS_ISSUED, {"type": "x509", "credential_id": str(credential.id)}),
+        (
+            EventType.CREDENTIALS_REVOKED,
+            {"credential_ids": [str(c) for c in revoked], "reason": "reprovisioned"},
+        ),
+        (
+            EventType.DEVICE_PROVISIONED,
+            {
+                "profile": profile.name,
+                "credentials": CredentialType.X509.value,
+                "created": False,
+                "reprovisioned": True,
+                "certificate_id": pending.certificate_id,
+                "transport": TRANSPORT,
+                "source": source,
+            },
+        ),
+    ):
+        tx.add_event(
+            NewEvent(
+                kind,
+                now,
+                actor,
+                device_id=state.device_id,
+                serial=state.serial,
+                group_id=state.group_id,
+                data=data,
+            )
+        )
 
 
 async def expire_pending(uow: UnitOfWork, *, now: datetime) -> int:

@@ -66,6 +66,14 @@ class AwsRepository:
         ).first()
         return _from_row(row) if row else None
 
+    async def is_pending(self, certificate_id: str) -> bool:
+        row = (
+            await self._conn.execute(
+                select(_pending.c.token_hash).where(_pending.c.certificate_id == certificate_id)
+            )
+        ).first()
+        return row is not None
+
     async def take(self, token_hash: str) -> bool:
         """Remove the row: True for the one caller that removed it (of two at once, the
         other waits for the first's transaction and removes nothing)."""

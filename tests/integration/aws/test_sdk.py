@@ -6,6 +6,7 @@ connects to a real Mosquitto that requires client certificates and reads provisi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -152,34 +153,72 @@ def test_refused_registrations(fleet: Fleet, tmp_path: Path) -> None:
         sdk.register(one, TEMPLATE, other, SerialNumber="X-3")
 
 
-def test_a_provisioned_certificate_connects_until_revoked(fleet: Fleet, tmp_path: Path) -> None:
-    """A certificate provisiond issued authenticates to the listener (and may provision
-    with its profile); once revoked, CONNECT is refused (within aws__trust_refresh_seconds)."""
+def device_files(directory: Path, serial: str, made: Any) -> tuple[Path, Path]:
+    cert, key = directory / f"{serial}.pem", directory / f"{serial}.key"
+    cert.write_text(made.certificate_pem)
+    key.write_text(made.private_key)
+    return cert, key
+
+
+def test_a_device_certificate_renews_itself_only(
+    fleet: Fleet, api: httpx.Client, tmp_path: Path
+) -> None:
+    """A certificate provisiond issued authenticates to the listener, and may register its
+    own device again — only that one, and only when the profile's reprovisioning policy is
+    factory-reset: the device gets the new certificate, the old one is revoked and refused."""
     claim = fleet.claims.issue(tmp_path, "claim")
     with sdk.identity_v5(fleet.port, *claim, fleet.server_ca) as identity:
         made = sdk.create_keys(identity)
         sdk.register(identity, TEMPLATE, made.certificate_ownership_token, SerialNumber="CAM-7")
-    cert, key = tmp_path / "CAM-7.pem", tmp_path / "CAM-7.key"
-    cert.write_text(made.certificate_pem)
-    key.write_text(made.private_key)
-    with sdk.identity_v5(fleet.port, cert, key, fleet.server_ca, client_id="CAM-7") as own:
-        again = sdk.create_keys(own)
-        sdk.register(own, TEMPLATE, again.certificate_ownership_token, SerialNumber="CAM-8")
+        again = sdk.create_keys(identity)  # the claim certificate cannot renew a device
+        taken = sdk.rejected(
+            lambda: sdk.register(
+                identity, TEMPLATE, again.certificate_ownership_token, SerialNumber="CAM-7"
+            )
+        )
+        assert (taken.status_code, taken.error_code) == (409, "ResourceAlreadyExists")
+    old = device_files(tmp_path, "CAM-7", made)
+    with sdk.identity_v5(fleet.port, *old, fleet.server_ca, client_id="CAM-7") as own:
+        other = sdk.rejected(
+            lambda: sdk.register(
+                own, TEMPLATE, sdk.create_keys(own).certificate_ownership_token, SerialNumber="X"
+            )
+        )
+        assert (other.status_code, other.error_code) == (403, "AccessDenied")
+        never = sdk.rejected(
+            lambda: sdk.register(
+                own,
+                TEMPLATE,
+                sdk.create_keys(own).certificate_ownership_token,
+                SerialNumber="CAM-7",
+            )
+        )
+        assert (never.status_code, never.error_code) == (409, "ResourceAlreadyExists")
+        changed = api.patch("/api/v1/profiles/cameras", json={"reprovision": "factory-reset"})
+        assert changed.status_code == 200, changed.text
+        renewed = sdk.create_keys(own)
+        sdk.register(own, TEMPLATE, renewed.certificate_ownership_token, SerialNumber="CAM-7")
+    (tmp_path / "new").mkdir()
+    new = device_files(tmp_path / "new", "CAM-7", renewed)
+    with sdk.identity_v5(fleet.port, *new, fleet.server_ca, client_id="CAM-7"):
+        pass  # the new certificate is the device's
 
-    result = CliRunner().invoke(
-        cli_app,
-        ["devices", "revoke", "CAM-7", "--database", fleet.server.settings.effective_database_url],
-    )
-    assert result.exit_code == 0, result.output
-
-    def refused() -> bool:  # within aws__trust_refresh_seconds: what a session may do is cached
+    def refused(cert: Path, key: Path) -> bool:  # what a session may do is cached a while
         try:
             with sdk.identity_v5(fleet.port, cert, key, fleet.server_ca):
                 return False
         except ConnectionError:
             return True
 
-    wait_until(refused, timeout=15)
+    wait_until(lambda: refused(*old), timeout=15)  # the old one was revoked
+    cert, key = new
+
+    result = CliRunner().invoke(
+        cli_app,
+        ["devices", "revoke", "CAM-7", "--database", fleet.server.settings.effective_database_url],
+    )
+    assert result.exit_code == 0, result.output
+    wait_until(lambda: refused(cert, key), timeout=15)
 
 
 @pytest.fixture
