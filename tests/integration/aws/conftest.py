@@ -9,6 +9,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,7 +105,7 @@ def aws_settings() -> dict[str, object]:
 
 
 @pytest.fixture
-def more_settings() -> dict[str, object]:
+def more_settings() -> dict[str, Any]:
     """Settings outside the ``aws`` group a test sets."""
     return {}
 
@@ -123,7 +124,7 @@ def server_settings(
     broker_dir: Path,
     aws_settings: dict[str, object],
     aws_templates: dict[str, object],
-    more_settings: dict[str, object],
+    more_settings: dict[str, Any],
 ) -> Settings:
     _, cert, key = tls_files
     return load_settings(

@@ -138,7 +138,11 @@ def provision_v1(connection: mqtt.Connection, template: str, **parameters: str) 
     }
 
     def to(name: str) -> Any:
-        return lambda response: answers[name].done() or answers[name].set_result(response)
+        def answered(response: Any) -> None:
+            if not answers[name].done():
+                answers[name].set_result(response)
+
+        return answered
 
     qos = mqtt.QoS.AT_LEAST_ONCE
     keys = iotidentity.CreateKeysAndCertificateSubscriptionRequest()

@@ -9,17 +9,18 @@ import socket
 import ssl
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from provisiond.protocols import mqtt
 from tests.integration.aws.conftest import Fleet, handshake
+from tests.integration.aws.packets import read_packets, subscribe_packet
 from tests.integration.aws.test_wire import CREATE, session
-from tests.integration.web.test_mqtt import read_packets, subscribe_packet
 
 
 @pytest.fixture
-def more_settings() -> dict[str, object]:
+def more_settings() -> dict[str, Any]:
     return {"limits": {"mqtt_connect_timeout_seconds": 1, "mqtt_idle_seconds": 2}}
 
 
@@ -44,7 +45,7 @@ def test_a_silent_connection_is_closed(fleet: Fleet, tmp_path: Path) -> None:
         context.wrap_socket(raw, server_hostname="localhost") as s,
     ):
         started = time.monotonic()
-        assert read_packets(s, 1) == []  # type: ignore[arg-type] # no CONNECT: closed
+        assert read_packets(s, 1) == []  # no CONNECT: closed
         assert time.monotonic() - started < 5
 
 
@@ -54,16 +55,14 @@ def test_oversized_packets_and_endless_requests_end_the_session(
     claim = fleet.claims.issue(tmp_path, "claim")
     with session(fleet, *claim, level=5) as s:
         s.sendall(mqtt.encode_publish(5, CREATE + "json", b"x" * 70_000, 1, 1))
-        assert read_packets(s, 2) == [  # type: ignore[arg-type]
-            (mqtt.DISCONNECT, bytes([mqtt.PACKET_TOO_LARGE, 0]))
-        ]
+        assert read_packets(s, 2) == [(mqtt.DISCONNECT, bytes([mqtt.PACKET_TOO_LARGE, 0]))]
     with session(fleet, *claim, level=5) as s:
         s.sendall(subscribe_packet(5, CREATE + "json/+", 1))
-        read_packets(s, 1)  # type: ignore[arg-type]
+        read_packets(s, 1)
         kinds = []
         for n in range(20):  # one at a time: the in-flight cap is not what is tested
             s.sendall(mqtt.encode_publish(5, CREATE + "json", b"{}", 1, n + 2))
-            got = read_packets(s, 2)  # type: ignore[arg-type]
+            got = read_packets(s, 2)
             kinds += [k for k, _ in got]
             if len(got) < 2 or got[0][0] == mqtt.DISCONNECT:
                 break

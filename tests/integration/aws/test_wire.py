@@ -17,7 +17,7 @@ import pytest
 
 from provisiond.protocols import aws_cbor, mqtt
 from tests.integration.aws.conftest import TEMPLATE, Fleet
-from tests.integration.web.test_mqtt import connect_packet, read_packets, subscribe_packet
+from tests.integration.aws.packets import connect_packet, read_packets, subscribe_packet
 
 CREATE = "$aws/certificates/create/"
 
@@ -32,7 +32,7 @@ def session(fleet: Fleet, cert: Path, key: Path, level: int = 5) -> Iterator[ssl
         context.wrap_socket(raw, server_hostname="localhost") as s,
     ):
         s.sendall(connect_packet(level, "?SDK=Python&Version=1.0", "raw-device"))
-        assert read_packets(s, 1)[0][0] == mqtt.CONNACK  # type: ignore[arg-type]
+        assert read_packets(s, 1)[0][0] == mqtt.CONNACK
         yield s
 
 
@@ -59,7 +59,7 @@ def test_cbor_requests_get_cbor_answers(fleet: Fleet, tmp_path: Path, level: int
             + subscribe_packet(level, register + "/accepted", 2)
             + mqtt.encode_publish(level, CREATE + "cbor", b"", 1, 3)
         )
-        packets = read_packets(s, 4)  # type: ignore[arg-type]
+        packets = read_packets(s, 4)
         assert [k for k, _ in packets] == [mqtt.SUBACK, mqtt.SUBACK, mqtt.PUBACK, mqtt.PUBLISH]
         topic, payload = publish_of(level, packets[3][1])
         assert topic == CREATE + "cbor/accepted"
@@ -77,7 +77,7 @@ def test_cbor_requests_get_cbor_answers(fleet: Fleet, tmp_path: Path, level: int
             }
         )
         s.sendall(mqtt.encode_publish(level, register, request, 1, 4))
-        packets = read_packets(s, 2)  # type: ignore[arg-type]
+        packets = read_packets(s, 2)
         topic, payload = publish_of(level, packets[1][1])
     assert topic == register + "/accepted"
     assert aws_cbor.decode(payload) == {
@@ -106,7 +106,7 @@ def test_only_this_apis_answer_topics_may_be_subscribed(
         ]
         for n, name in enumerate(filters, 1):
             s.sendall(subscribe_packet(level, name, n))
-        packets = read_packets(s, len(filters))  # type: ignore[arg-type]
+        packets = read_packets(s, len(filters))
     codes = [suback_codes(level, body)[0] for _, body in packets]
     assert codes == [refused] * 5 + [1, refused]
 
@@ -115,7 +115,7 @@ def test_a_publish_outside_the_api_closes_the_session(fleet: Fleet, tmp_path: Pa
     claim = fleet.claims.issue(tmp_path, "claim")
     with session(fleet, *claim, level=5) as s:
         s.sendall(mqtt.encode_publish(5, "$aws/things/other/shadow/update", b"{}", 1, 1))
-        packets = read_packets(s, 2)  # type: ignore[arg-type]
+        packets = read_packets(s, 2)
     assert packets == [(mqtt.DISCONNECT, bytes([mqtt.TOPIC_NAME_INVALID, 0]))]
 
 
@@ -128,12 +128,12 @@ def test_no_subscription_no_answer(fleet: Fleet, tmp_path: Path) -> None:
             mqtt.encode_publish(4, CREATE + "json", b"{}", 1, 1)
             + subscribe_packet(4, CREATE + "json/rejected", 2)
         )
-        first = read_packets(s, 2)  # type: ignore[arg-type]
+        first = read_packets(s, 2)
         assert [k for k, _ in first] == [mqtt.PUBACK, mqtt.SUBACK]
         # the answer (accepted) was not subscribed: a second request's is the next packet
         s.sendall(subscribe_packet(4, CREATE + "json/accepted", 3))
         s.sendall(mqtt.encode_publish(4, CREATE + "json", b"{}", 1, 4))
-        rest = read_packets(s, 3)  # type: ignore[arg-type]
+        rest = read_packets(s, 3)
     assert [k for k, _ in rest] == [mqtt.SUBACK, mqtt.PUBACK, mqtt.PUBLISH]
 
 
@@ -147,12 +147,12 @@ def test_each_answer_goes_to_the_asking_session_only(fleet: Fleet, tmp_path: Pat
     def device(n: int) -> None:
         with session(fleet, *claim, level=5) as s:
             s.sendall(subscribe_packet(5, CREATE + "json/+", 1))
-            read_packets(s, 1)  # type: ignore[arg-type]
+            read_packets(s, 1)
             barrier.wait(30)
             s.sendall(mqtt.encode_publish(5, CREATE + "json", b"{}", 1, 2))
-            packets = read_packets(s, 2)  # type: ignore[arg-type]
+            packets = read_packets(s, 2)
             s.sendall(bytes([mqtt.PINGREQ << 4, 0]))  # anything more comes before its answer
-            packets += read_packets(s, 1)  # type: ignore[arg-type]
+            packets += read_packets(s, 1)
             answers[n] = [
                 json.loads(publish_of(5, body)[1]) for kind, body in packets if kind == mqtt.PUBLISH
             ]
@@ -184,10 +184,10 @@ def test_bad_payloads_are_rejected_with_awss_error(fleet: Fleet, tmp_path: Path)
             subscribe_packet(5, register + "/rejected", 1)
             + subscribe_packet(5, csr + "/rejected", 2)
         )
-        read_packets(s, 2)  # type: ignore[arg-type]
+        read_packets(s, 2)
         for n, (topic, payload) in enumerate(cases, 3):
             s.sendall(mqtt.encode_publish(5, topic, payload, 1, n))
-            packets = read_packets(s, 2)  # type: ignore[arg-type]
+            packets = read_packets(s, 2)
             answer_topic, body = publish_of(5, packets[1][1])
             assert answer_topic == topic + "/rejected"
             error = json.loads(body)
@@ -210,4 +210,4 @@ def test_awss_alpn_for_port_443_is_chosen(fleet: Fleet, tmp_path: Path) -> None:
         ):
             assert s.selected_alpn_protocol() == chosen
             s.sendall(connect_packet(5, None, "alpn-device"))
-            assert read_packets(s, 1)[0][0] == mqtt.CONNACK  # type: ignore[arg-type]
+            assert read_packets(s, 1)[0][0] == mqtt.CONNACK
