@@ -479,6 +479,7 @@ async def aws_transport(container: Container) -> AsyncIterator[int | None]:
         container.limiter,
         container.now,
         hook.ask,
+        container.counts,
     )
     try:
         listener = await aws.start(fleet, s.host, s.aws.port, aws.tls_context(s), Limits.of(s))

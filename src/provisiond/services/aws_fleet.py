@@ -71,10 +71,12 @@ from provisiond.domain.profiles import Profile, ReprovisionPolicy, Strategy
 from provisiond.domain.scope import within
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput
+from provisiond.protocols import thingsboard as tb
 from provisiond.protocols.aws_fleet import RegisterThing
 from provisiond.services.certificates import CheckedCsr, SignerCache, fingerprint
 from provisiond.services.devices import profile_device
 from provisiond.services.ids import new_id
+from provisiond.services.metrics import ERROR, NO_COUNTS, THROTTLED, Counts
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import AwsSettings, AwsTemplate
 from provisiond.store.aws import PendingCertificate
@@ -240,6 +242,7 @@ class Fleet:
     limiter: RateLimiter
     clock: Callable[[], datetime]
     ask_hook: AskHook = _no_hook
+    counts: Counts = NO_COUNTS  # each RegisterThing counted (transport "aws") by outcome
     # certificate fingerprint -> (until, its Claim): a fleet's devices share one claim
     # certificate, so its profiles are read once per aws__trust_refresh_seconds
     _claims: dict[str, tuple[float, Claim]] = field(default_factory=dict)
@@ -357,6 +360,30 @@ class Fleet:
         *,
         source: str,
         client_id: str = "",
+    ) -> dict[str, object]:
+        """RegisterThing's answer (``thingName``, ``deviceConfiguration``); FleetRefused.
+        Counted in the provisioning metrics as transport ``aws``."""
+        try:
+            answer = await self._register_thing(
+                claim, template_name, request, source=source, client_id=client_id
+            )
+        except FleetRefused as refused:
+            self.counts.provisioning_answered(TRANSPORT, _outcome(refused.status))
+            raise
+        except Exception:
+            self.counts.provisioning_answered(TRANSPORT, ERROR)
+            raise
+        self.counts.provisioning_answered(TRANSPORT, tb.SUCCESS)
+        return answer
+
+    async def _register_thing(
+        self,
+        claim: Claim,
+        template_name: str,
+        request: RegisterThing,
+        *,
+        source: str,
+        client_id: str,
     ) -> dict[str, object]:
         template = self.template(template_name)
         profile = claim.profile(template.profile or template_name)
@@ -478,6 +505,15 @@ class Fleet:
             raise FleetRefused(
                 500, "InternalFailure", "the pre-provisioning hook failed; try again"
             ) from None
+
+
+def _outcome(status: int) -> str:
+    """A refusal's outcome in the provisioning metrics."""
+    if status == 404:
+        return tb.NOT_FOUND
+    if status == 429:
+        return THROTTLED
+    return ERROR if status >= 500 else tb.FAILURE
 
 
 def _check_pending(

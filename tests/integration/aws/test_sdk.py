@@ -66,6 +66,9 @@ def test_the_sdk_provisions_and_the_broker_obeys_revocation(
         wait_until(lambda: connect(broker, cert, key) != "connected", timeout=15)
         assert connect(broker, cert, key, tls12=True) == "SSLV3_ALERT_CERTIFICATE_REVOKED"
 
+    metrics = httpx.get(fleet.server.url + "/metrics", timeout=30).text
+    assert 'provisiond_provisioning_answers_total{outcome="SUCCESS",transport="aws"} 1.0' in metrics
+
 
 def csr_for(key: ec.EllipticCurvePrivateKey, name: str = "ignored by the CA") -> str:
     return (
