@@ -3,6 +3,7 @@ RegisterThing over mutual TLS, and the TLS handshake on its own.
 
     python benchmarks/aws_fleet.py [--rounds 3] [--seconds 10] [--sessions 32]
                                    [--backends sqlite,postgresql]
+    python benchmarks/aws_fleet.py --handshake-cpu
 
 Per round and backend: a freshly migrated database with a signing CA, a claim CA registered
 by its certificate, and one allow-create profile joining them (limits out of the way);
@@ -318,9 +319,44 @@ def generate(argv: list[str]) -> None:
     )
 
 
+def handshake_cpu(count: int = 300) -> dict[str, float]:
+    """The CPU one mutual-TLS handshake costs each side, in OpenSSL through Python's ssl
+    (memory BIOs, one thread, no sockets, no event loop): the floor under the listener's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        write_pki(directory)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(directory / "server.pem", directory / "server.key")
+        server.verify_mode = ssl.CERT_REQUIRED
+        server.load_verify_locations(directory / "claim-ca.pem")
+        client = client_context(directory)
+    spent = {"server": 0.0, "client": 0.0}
+    for _ in range(count):
+        s_in, s_out, c_in, c_out = (ssl.MemoryBIO() for _ in range(4))
+        ends = {
+            "client": (client.wrap_bio(c_in, c_out, server_hostname="localhost"), s_in, c_out),
+            "server": (server.wrap_bio(s_in, s_out, server_side=True), c_in, s_out),
+        }
+        done = set()
+        while len(done) < 2:
+            for side, (end, peer_in, own_out) in ends.items():
+                started = time.process_time()
+                try:
+                    end.do_handshake()
+                    done.add(side)
+                except ssl.SSLWantReadError:
+                    pass
+                spent[side] += time.process_time() - started
+                peer_in.write(own_out.read())
+    return {f"{side}_ms": round(t / count * 1000, 3) for side, t in spent.items()}
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--generate":
         generate(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--handshake-cpu":
+        print(json.dumps(handshake_cpu()))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
