@@ -46,12 +46,10 @@ A template that does not exist and one this session may not use get the same ans
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -62,124 +60,48 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from provisiond.domain.catalog import DeviceModel
-from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.device import parse_tags
-from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import SEPARATOR, Group, parse_group_path
 from provisiond.domain.limits import NAME_MAX
-from provisiond.domain.profiles import Profile, ReprovisionPolicy, Strategy
+from provisiond.domain.profiles import Profile, Strategy
 from provisiond.domain.scope import within
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput
 from provisiond.protocols import thingsboard as tb
 from provisiond.protocols.aws_fleet import RegisterThing
+from provisiond.services.aws_identity import (
+    Claim,
+    FleetRefused,
+    Peer,
+    access_denied,
+    check_pending,
+    token_hash,
+    usable_profiles,
+)
+from provisiond.services.aws_jobs import (
+    TRANSPORT,
+    DeviceFields,
+    add_pending,
+    expire_pending,
+    register,
+)
 from provisiond.services.certificates import CheckedCsr, SignerCache, fingerprint
-from provisiond.services.devices import profile_device
-from provisiond.services.ids import new_id
 from provisiond.services.metrics import ERROR, NO_COUNTS, THROTTLED, Counts
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.settings import AwsSettings, AwsTemplate
 from provisiond.store.aws import PendingCertificate
-from provisiond.store.certificates import IssuedCertificate, RevocationReason, serial_hex
-from provisiond.store.profiles import StoredCa
+from provisiond.store.certificates import serial_hex
 from provisiond.store.provision_writer import (
-    Provisioned,
-    ProvisionState,
-    ProvisionTx,
     ProvisionWriter,
 )
 from provisiond.store.uow import UnitOfWork
 
+__all__ = ["Claim", "Fleet", "FleetRefused", "HookFailed", "Peer", "expire_pending"]
+
 log = logging.getLogger(__name__)
 COMMON_NAME = "AWS IoT Certificate"
-TRANSPORT = "aws"
-SWEEP_BATCH = 500
 CLAIMS_CACHED = 10_000  # certificates whose Claim is remembered
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_:.\-]+)\}")
-
-
-class FleetRefused(Exception):
-    """A refused request, in AWS's words (the ``/rejected`` payload)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _access_denied() -> FleetRefused:
-    return FleetRefused(403, "AccessDenied", "this certificate may not provision devices")
-
-
-def _invalid_token() -> FleetRefused:
-    return FleetRefused(
-        400,
-        "InvalidCertificateOwnershipToken",
-        "the certificate ownership token is not valid (unknown, expired, used, or made "
-        "for another certificate)",
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Peer:
-    """The certificate a session authenticated with."""
-
-    certificate: x509.Certificate
-    fingerprint: str
-
-    @classmethod
-    def of(cls, der: bytes) -> Peer:
-        cert = x509.load_der_x509_certificate(der)
-        return cls(cert, fingerprint(cert))
-
-    @property
-    def pem(self) -> str:
-        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _issued_by(cert: x509.Certificate, ca: StoredCa) -> bool:
-    issuer = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, Exception):
-        return False
-    return True
-
-
-async def usable_profiles(
-    uow: UnitOfWork, peer: Peer
-) -> tuple[list[Profile], IssuedCertificate | None]:
-    """The enabled profiles (that sign certificates) this certificate may provision with,
-    in name order, and, for a certificate provisiond issued to a device, its register entry.
-
-    A certificate in a CA's register of provisiond is a device's: if revoked it may do
-    nothing; else it may use the profiles that sign with its CA (for its own device only).
-    A certificate provisiond made and nobody registered yet may do nothing. Any other is a
-    claim certificate: the profiles whose device CA signed it."""
-    cas = await uow.cas.list()
-    issuer = next((ca for ca in cas if _issued_by(peer.certificate, ca)), None)
-    if issuer is None:
-        return [], None
-    own = await uow.certificates.find(issuer.id, serial_hex(peer.certificate.serial_number))
-    if own is not None and (
-        own.revoked_at is not None or own.certificate_pem.strip() != peer.pem.strip()
-    ):
-        return [], None
-    if own is None and await uow.aws.is_pending(peer.fingerprint):
-        return [], None
-    profiles = [
-        p
-        for p in await uow.profiles.list()
-        if p.enabled
-        and p.ca_id is not None
-        and (p.ca_id == issuer.id if own is not None else p.device_ca_id == issuer.id)
-    ]
-    return profiles, own
 
 
 def _fill(text: str, serial: str, parameters: dict[str, str]) -> str:
@@ -212,21 +134,6 @@ def _overrides(answer: object) -> dict[str, str]:
     ):
         raise HookFailed("the hook's parameterOverrides is not an object of strings")
     return overrides
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """A session's identity, worked out once at its CONNECT: its certificate, the profiles
-    it may provision with, and the CA that signs the certificates it asks for (the first
-    profile's)."""
-
-    peer: Peer
-    profiles: tuple[Profile, ...]
-    signer: StoredCa | None
-    device_serial: str | None = None  # a device's own certificate: the device it is for
-
-    def profile(self, name: str) -> Profile | None:
-        return next((p for p in self.profiles if p.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,7 +218,7 @@ class Fleet:
         self, claim: Claim, public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
     ) -> dict[str, str]:
         if not claim.profiles:
-            raise _access_denied()
+            raise access_denied()
         profile, ca = claim.profiles[0], claim.signer
         if ca is None:
             raise FleetRefused(500, "InternalFailure", "the profile's CA is gone")
@@ -335,7 +242,7 @@ class Fleet:
             claim.peer.fingerprint,
             now + timedelta(seconds=self.settings.token_seconds),
         )
-        await self.writer.run(partial(_add_pending, pending=pending))
+        await self.writer.run(partial(add_pending, pending=pending))
         return {
             "certificateId": certificate_id,
             "certificatePem": pem,
@@ -396,8 +303,8 @@ class Fleet:
         if template.pre_provisioning_hook:
             async with self.uow().read() as uow:
                 pending = await uow.aws.find(hashed)
-            _check_pending(pending, claim, profile, self.clock())
-            assert pending is not None  # noqa: S101 - _check_pending refuses None
+            check_pending(pending, claim, profile, self.clock())
+            assert pending is not None  # noqa: S101 - check_pending refuses None
             parameters = await self._ask(
                 template.pre_provisioning_hook,
                 template_name,
@@ -417,11 +324,11 @@ class Fleet:
             )
         refused = await self.writer.run(
             partial(
-                _register,
+                register,
                 claim=claim,
                 profile=profile,
                 hashed=hashed,
-                device=_Device(serial, name, tags, model, group),
+                device=DeviceFields(serial, name, tags, model, group),
                 now=self.clock(),
                 source=source,
             ),
@@ -516,38 +423,6 @@ def _outcome(status: int) -> str:
     return ERROR if status >= 500 else tb.FAILURE
 
 
-def _check_pending(
-    pending: PendingCertificate | None, claim: Claim, profile: Profile, now: datetime
-) -> None:
-    """Refuse a token that names no live pending certificate made for this session's
-    certificate by the profile's CA."""
-    if (
-        pending is None
-        or pending.expires_at <= now
-        or not secrets.compare_digest(pending.claim, claim.peer.fingerprint)
-    ):
-        raise _invalid_token()
-    if pending.ca_id != profile.ca_id:
-        raise FleetRefused(
-            400,
-            "InvalidRequest",
-            "the certificate was made by another CA than this template's profile's",
-        )
-
-
-def _add_pending(tx: ProvisionTx, *, pending: PendingCertificate) -> None:
-    tx.add_aws_pending(pending)
-
-
-@dataclass(frozen=True, slots=True)
-class _Device:
-    serial: str
-    name: str
-    tags: dict[str, str]
-    model: DeviceModel | None = None  # None: the profile's
-    group: Group | None = None  # None: the profile's
-
-
 def _device_fields(
     template: AwsTemplate, parameters: dict[str, str]
 ) -> tuple[str, str, dict[str, str]]:
@@ -566,215 +441,3 @@ def _device_fields(
         raise FleetRefused(400, "InvalidParameters", str(err)) from None
     name = parameters.get(template.name, serial) if template.name else serial
     return serial, name.strip()[:NAME_MAX] or serial, tags
-
-
-def _register(
-    tx: ProvisionTx,
-    *,
-    claim: Claim,
-    profile: Profile,
-    hashed: str,
-    device: _Device,
-    now: datetime,
-    source: str,
-) -> FleetRefused | None:
-    """The writer's job: check again in the transaction (the profile still enabled with its
-    CA, the token live and unused, the serial free), then create the device with the pending
-    certificate as its credential. A refusal is returned (it writes nothing), not raised."""
-    current = tx.profile_by_key(profile.key)
-    if current is None or not current[0].enabled or current[0].id != profile.id:
-        return FleetRefused(404, "ResourceNotFound", "no such provisioning template")
-    pending = tx.aws_pending(hashed)
-    try:
-        _check_pending(pending, claim, current[0], now)
-    except FleetRefused as refused:
-        return refused
-    assert pending is not None  # noqa: S101 - _check_pending refuses None
-    if claim.device_serial is not None and claim.device_serial != device.serial:
-        return FleetRefused(
-            403, "AccessDenied", "a device's own certificate may register that device only"
-        )
-    state = tx.provision_state(device.serial)
-    if state is not None:
-        if not _may_replace(state, claim, current[0]):
-            return FleetRefused(
-                409, "ResourceAlreadyExists", f"a thing {device.serial} is already registered"
-            )
-        if not tx.take_aws_pending(hashed):
-            return _invalid_token()
-        _replace(tx, profile, pending, state, now, source)
-        return None
-    if not tx.take_aws_pending(hashed):
-        return _invalid_token()  # another instance took it meanwhile
-    actor = f"provisioning:{profile.name}"
-    if device.group is not None:  # below the profile's group (checked): placed there
-        profile = replace(profile, group_id=device.group.id, group_path=device.group.path)
-    made, model_id, registered = profile_device(
-        profile,
-        serial=device.serial,
-        name=device.name,
-        actor=actor,
-        now=now,
-        model=device.model,
-        data={"transport": TRANSPORT},
-    )
-    made = replace(made, tags=device.tags)
-    credential = Credential(new_id(), made.id, CredentialType.X509, now)
-    tx.add_device(
-        made,
-        model_id=model_id,
-        registered=registered,
-        provisioned=Provisioned(profile.id, credential.id),
-    )
-    tx.add_tags(made)
-    tx.add_credential(credential, lookup=pending.certificate_id, secret_hash=None)
-    tx.add_certificate(
-        IssuedCertificate(
-            pending.ca_id,
-            pending.serial_number,
-            credential.id,
-            made.id,
-            device.serial,
-            pending.certificate_pem,
-            pending.not_before,
-            pending.not_after,
-        )
-    )
-    for kind, data in (
-        (EventType.CREDENTIALS_ISSUED, {"type": "x509", "credential_id": str(credential.id)}),
-        (
-            EventType.DEVICE_PROVISIONED,
-            {
-                "profile": profile.name,
-                "credentials": CredentialType.X509.value,
-                "created": True,
-                "certificate_id": pending.certificate_id,
-                "transport": TRANSPORT,
-                "source": source,
-            },
-        ),
-    ):
-        tx.add_event(
-            NewEvent(
-                kind,
-                now,
-                actor,
-                device_id=made.id,
-                serial=device.serial,
-                group_id=made.group_id,
-                data=data,
-            )
-        )
-    return None
-
-
-def _may_replace(state: ProvisionState, claim: Claim, profile: Profile) -> bool:
-    """A registered device gets a new certificate only when its profile's reprovisioning
-    policy is ``factory-reset`` and the session authenticated with the device's current
-    certificate (proof of its key: the TLS handshake)."""
-    return (
-        profile.reprovision is ReprovisionPolicy.FACTORY_RESET
-        and claim.device_serial == state.serial
-        and state.profile_id == profile.id
-        and state.credential is not None
-        and state.credential.revoked_at is None
-        and state.credential_lookup == claim.peer.fingerprint
-    )
-
-
-def _replace(
-    tx: ProvisionTx,
-    profile: Profile,
-    pending: PendingCertificate,
-    state: ProvisionState,
-    now: datetime,
-    source: str,
-) -> None:
-    """The device's new certificate in place of its current one, which is revoked."""
-    actor = f"provisioning:{profile.name}"
-    old = state.credential.id if state.credential else None
-    credential = Credential(new_id(), state.device_id, CredentialType.X509, now)
-    tx.add_credential(credential, lookup=pending.certificate_id, secret_hash=None)
-    tx.add_certificate(
-        IssuedCertificate(
-            pending.ca_id,
-            pending.serial_number,
-            credential.id,
-            state.device_id,
-            state.serial,
-            pending.certificate_pem,
-            pending.not_before,
-            pending.not_after,
-        )
-    )
-    tx.mark_provisioned(
-        state.device_id, Provisioned(profile.id, credential.id), replacing=old, now=now
-    )
-    revoked = [c for c, _ in tx.active_credentials(state.device_id) if c != credential.id]
-    for credential_id in revoked:
-        tx.revoke_credential(credential_id, now, RevocationReason.SUPERSEDED)
-    for kind, data in (
-        (EventType.CREDENTIALS_ISSUED, {"type": "x509", "credential_id": str(credential.id)}),
-        (
-            EventType.CREDENTIALS_REVOKED,
-            {"credential_ids": [str(c) for c in revoked], "reason": "reprovisioned"},
-        ),
-        (
-            EventType.DEVICE_PROVISIONED,
-            {
-                "profile": profile.name,
-                "credentials": CredentialType.X509.value,
-                "created": False,
-                "reprovisioned": True,
-                "certificate_id": pending.certificate_id,
-                "transport": TRANSPORT,
-                "source": source,
-            },
-        ),
-    ):
-        tx.add_event(
-            NewEvent(
-                kind,
-                now,
-                actor,
-                device_id=state.device_id,
-                serial=state.serial,
-                group_id=state.group_id,
-                data=data,
-            )
-        )
-
-
-async def expire_pending(uow: UnitOfWork, *, now: datetime) -> int:
-    """Revoke the certificates whose ownership token expired unused: each is registered,
-    revoked, in its CA's register, and those CAs make a new CRL. How many were revoked."""
-    async with uow:
-        revoked = 0
-        cas: set[uuid.UUID] = set()
-        for pending in await uow.aws.expired(now, SWEEP_BATCH):
-            if not await uow.aws.take(pending.token_hash):
-                continue  # another instance's sweeper took it
-            credential_id = new_id()
-            await uow.certificates.add(
-                IssuedCertificate(
-                    pending.ca_id,
-                    pending.serial_number,
-                    credential_id,
-                    new_id(),  # no device: it was never registered
-                    f"aws-{pending.certificate_id[:16]}",
-                    pending.certificate_pem,
-                    pending.not_before,
-                    pending.not_after,
-                )
-            )
-            await uow.certificates.revoke_credential(
-                credential_id, now, RevocationReason.CESSATION_OF_OPERATION
-            )
-            cas.add(pending.ca_id)
-            revoked += 1
-        if cas:
-            await uow.certificates.request_crls(sorted(cas))
-        await uow.commit()
-    if revoked:
-        log.info("revoked %d AWS certificates never registered by RegisterThing", revoked)
-    return revoked
