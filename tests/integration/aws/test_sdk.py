@@ -284,3 +284,39 @@ def test_the_older_identity_client_on_mqtt311(fleet: Fleet, tmp_path: Path) -> N
         _, refused = sdk.provision_v1(connection, TEMPLATE, SerialNumber="OLD-1")
     assert isinstance(refused, iotidentity.ErrorResponse)
     assert (refused.status_code, refused.error_code) == (409, "ResourceAlreadyExists")
+
+
+def test_pending_and_revoked_certificates_are_no_claims(
+    fleet: Fleet, api: httpx.Client, tmp_path: Path
+) -> None:
+    """Where provisiond's own CA is also a profile's device CA (devices bring certificates
+    it signed), a certificate it made that nobody registered yet, or one it revoked, still
+    authenticates nothing: CONNECT is refused."""
+    made = api.post(
+        "/api/v1/profiles",
+        json={"name": "resigned", "credentials": ["x509"], "ca": "devices", "device_ca": "devices"},
+    )
+    assert made.status_code == 201, made.text
+    claim = fleet.claims.issue(tmp_path, "claim")
+    with sdk.identity_v5(fleet.port, *claim, fleet.server_ca) as identity:
+        pending = sdk.create_keys(identity)
+        registered = sdk.create_keys(identity)
+        sdk.register(identity, TEMPLATE, registered.certificate_ownership_token, SerialNumber="R-1")
+    pending_files = device_files(tmp_path, "pending", pending)
+    with (
+        pytest.raises(ConnectionError),
+        sdk.identity_v5(fleet.port, *pending_files, fleet.server_ca),
+    ):
+        pass
+
+    result = CliRunner().invoke(
+        cli_app,
+        ["devices", "revoke", "R-1", "--database", fleet.server.settings.effective_database_url],
+    )
+    assert result.exit_code == 0, result.output
+    revoked_files = device_files(tmp_path, "R-1", registered)
+    with (
+        pytest.raises(ConnectionError),
+        sdk.identity_v5(fleet.port, *revoked_files, fleet.server_ca),
+    ):
+        pass
