@@ -63,7 +63,7 @@ from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.device import parse_tags
 from provisiond.domain.groups import SEPARATOR, Group, parse_group_path
 from provisiond.domain.limits import NAME_MAX
-from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.profiles import Profile
 from provisiond.domain.scope import within
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput
@@ -316,12 +316,6 @@ class Fleet:
         self._throttle(profile)
         serial, name, tags = _device_fields(template, parameters)
         model, group = await self._placement(template, profile, parameters)
-        if profile.strategy is not Strategy.ALLOW_CREATE:
-            raise FleetRefused(
-                400,
-                "InvalidRequest",
-                "RegisterThing creates devices: this template's profile is pre-provisioned",
-            )
         refused = await self.writer.run(
             partial(
                 register,

@@ -13,7 +13,7 @@ from provisiond.domain.catalog import DeviceModel
 from provisiond.domain.credentials import Credential, CredentialType
 from provisiond.domain.events import EventType, NewEvent
 from provisiond.domain.groups import Group
-from provisiond.domain.profiles import Profile, ReprovisionPolicy
+from provisiond.domain.profiles import Profile, ReprovisionPolicy, Strategy
 from provisiond.services.aws_identity import (
     Claim,
     FleetRefused,
@@ -56,8 +56,31 @@ def register(
     source: str,
 ) -> FleetRefused | None:
     """The writer's job: check again in the transaction (the profile still enabled with its
-    CA, the token live and unused, the serial free), then create the device with the pending
-    certificate as its credential. A refusal is returned (it writes nothing), not raised."""
+    CA, the token live and unused, the serial free or the device's to take), then create the
+    device with the pending certificate as its credential, or give it to the device that
+    exists. A refusal is returned (it writes nothing), not raised."""
+    checked = _check(tx, claim, profile, hashed, device, now)
+    if isinstance(checked, FleetRefused):
+        return checked
+    pending, state = checked
+    if not tx.take_aws_pending(hashed):
+        return invalid_token()  # another instance took it meanwhile
+    if state is not None:
+        _replace(tx, profile, pending, state, now, source)
+    else:
+        _create(tx, profile, pending, device, now, source)
+    return None
+
+
+def _check(
+    tx: ProvisionTx,
+    claim: Claim,
+    profile: Profile,
+    hashed: str,
+    device: DeviceFields,
+    now: datetime,
+) -> FleetRefused | tuple[PendingCertificate, ProvisionState | None]:
+    """The pending certificate and the device's state (None: a new device), or why not."""
     current = tx.profile_by_key(profile.key)
     if current is None or not current[0].enabled or current[0].id != profile.id:
         return FleetRefused(404, "ResourceNotFound", "no such provisioning template")
@@ -72,17 +95,25 @@ def register(
             403, "AccessDenied", "a device's own certificate may register that device only"
         )
     state = tx.provision_state(device.serial)
-    if state is not None:
-        if not _may_replace(state, claim, current[0]):
+    if state is None:
+        if current[0].strategy is Strategy.PRE_PROVISIONED:
             return FleetRefused(
-                409, "ResourceAlreadyExists", f"a thing {device.serial} is already registered"
+                404, "ResourceNotFound", f"no thing {device.serial} was registered beforehand"
             )
-        if not tx.take_aws_pending(hashed):
-            return invalid_token()
-        _replace(tx, profile, pending, state, now, source)
-        return None
-    if not tx.take_aws_pending(hashed):
-        return invalid_token()  # another instance took it meanwhile
+        return pending, None
+    why_not = _refuse_existing(state, claim, current[0])
+    return why_not if why_not is not None else (pending, state)
+
+
+def _create(
+    tx: ProvisionTx,
+    profile: Profile,
+    pending: PendingCertificate,
+    device: DeviceFields,
+    now: datetime,
+    source: str,
+) -> None:
+    """A new device, with the pending certificate as its X.509 credential."""
     actor = f"provisioning:{profile.name}"
     if device.group is not None:  # below the profile's group (checked): placed there
         profile = replace(profile, group_id=device.group.id, group_path=device.group.path)
@@ -145,6 +176,28 @@ def register(
     return None
 
 
+def _refuse_existing(state: ProvisionState, claim: Claim, profile: Profile) -> FleetRefused | None:
+    """Why a device that exists may not get this certificate, or None: it was registered
+    beforehand for a pre-provisioned profile (not for another) and never provisioned, or it
+    renews its own certificate (:func:`_may_replace`)."""
+    first = (
+        profile.strategy is Strategy.PRE_PROVISIONED
+        and state.provisioned_at is None
+        and claim.device_serial is None
+    )
+    if first and state.profile_id in (None, profile.id):
+        return None
+    if first:
+        return FleetRefused(
+            403, "AccessDenied", f"thing {state.serial} is registered for another template"
+        )
+    if _may_replace(state, claim, profile):
+        return None
+    return FleetRefused(
+        409, "ResourceAlreadyExists", f"a thing {state.serial} is already registered"
+    )
+
+
 def _may_replace(state: ProvisionState, claim: Claim, profile: Profile) -> bool:
     """A registered device gets a new certificate only when its profile's reprovisioning
     policy is ``factory-reset`` and the session authenticated with the device's current
@@ -167,7 +220,8 @@ def _replace(
     now: datetime,
     source: str,
 ) -> None:
-    """The device's new certificate in place of its current one, which is revoked."""
+    """The device's new certificate in place of its current one (a renewal), or of what it
+    was registered with (a pre-provisioned device's first provisioning): those are revoked."""
     actor = f"provisioning:{profile.name}"
     old = state.credential.id if state.credential else None
     credential = Credential(new_id(), state.device_id, CredentialType.X509, now)
@@ -202,7 +256,7 @@ def _replace(
                 "profile": profile.name,
                 "credentials": CredentialType.X509.value,
                 "created": False,
-                "reprovisioned": True,
+                "reprovisioned": state.provisioned_at is not None,
                 "certificate_id": pending.certificate_id,
                 "transport": TRANSPORT,
                 "source": source,

@@ -18,9 +18,11 @@ from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
 from provisiond.cli.app import app as cli_app
+from provisiond.errors import ProvisiondError
 from tests.integration.aws import sdk
 from tests.integration.aws.conftest import TEMPLATE, Authority, Fleet, handshake
 from tests.integration.web.test_integrations_serve import wait_until
+from tests.integration.web.test_provisioning import use_token
 from tests.integration.web.test_revocation_mosquitto import connect
 from tests.support.mosquitto import files_broker
 
@@ -226,7 +228,10 @@ def test_a_device_certificate_renews_itself_only(
 
 @pytest.fixture
 def aws_templates() -> dict[str, object]:
-    return {"Placed": {"profile": "plant", "model": "Model", "group": "Line"}}
+    return {
+        "Placed": {"profile": "plant", "model": "Model", "group": "Line"},
+        "Factory": {"profile": "factory"},
+    }
 
 
 def test_parameters_choose_the_model_and_a_group_below_the_profiles(
@@ -320,3 +325,43 @@ def test_pending_and_revoked_certificates_are_no_claims(
         sdk.identity_v5(fleet.port, *revoked_files, fleet.server_ca),
     ):
         pass
+
+
+def test_a_pre_provisioned_template_takes_devices_registered_beforehand(
+    fleet: Fleet, api: httpx.Client, tmp_path: Path
+) -> None:
+    """A pre-provisioned profile's template gives the certificate to a device registered
+    beforehand (its imported credential revoked), once; a serial not registered is refused."""
+    made = api.post(
+        "/api/v1/profiles",
+        json={
+            "name": "factory",
+            "strategy": "pre-provisioned",
+            "credentials": ["x509"],
+            "ca": "devices",
+            "device_ca": "claims",
+        },
+    )
+    assert made.status_code == 201, made.text
+    imported = api.post("/api/v1/devices", json={"serial": "F-1"})
+    assert imported.status_code == 201, imported.text
+    claim = fleet.claims.issue(tmp_path, "claim")
+    wait_until(lambda: handshake(fleet, *claim))
+    with sdk.identity_v5(fleet.port, *claim, fleet.server_ca) as identity:
+
+        def token() -> str:
+            return str(sdk.create_keys(identity).certificate_ownership_token)
+
+        unknown = sdk.rejected(
+            lambda: sdk.register(identity, "Factory", token(), SerialNumber="F-2")
+        )
+        assert (unknown.status_code, unknown.error_code) == (404, "ResourceNotFound")
+        first = sdk.create_keys(identity)
+        sdk.register(identity, "Factory", first.certificate_ownership_token, SerialNumber="F-1")
+        again = sdk.rejected(lambda: sdk.register(identity, "Factory", token(), SerialNumber="F-1"))
+        assert (again.status_code, again.error_code) == (409, "ResourceAlreadyExists")
+    with pytest.raises(ProvisiondError):  # what it was imported with is revoked
+        use_token(fleet.server, imported.json()["credential"]["secret"])
+    own = device_files(tmp_path, "F-1", first)
+    with sdk.identity_v5(fleet.port, *own, fleet.server_ca, client_id="F-1"):
+        pass  # the device's certificate now
