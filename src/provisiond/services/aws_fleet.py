@@ -19,9 +19,11 @@ The operations:
   asking certificate. The certificate is *pending*: in no device's credentials yet.
 - RegisterThing: the template names a profile (``aws__templates``, else the profile of that
   name); the token must be live, unused and made for this session's certificate, and the
-  certificate made by the profile's CA. The device is created (serial, name and tags from
-  the parameters as the template says), the certificate becomes its X.509 credential, in
-  one transaction with its events. A token works once.
+  certificate made by the profile's CA. Under an allow-create profile the device is
+  created (serial, name, tags, model and group from the parameters as the template says);
+  under a pre-provisioned one it must have been registered beforehand. The certificate
+  becomes its X.509 credential, in one transaction with its events, on the provisioning
+  writer (services/aws_jobs.py). A token works once.
 - Past its token's life a pending certificate is revoked: :func:`expire_pending` registers
   it revoked, and its CA's next CRL lists it.
 
