@@ -354,13 +354,21 @@ def make_sealer(settings: Settings) -> Sealer:
 def check_serving(settings: Settings) -> None:
     """Refuse, before the server starts, the settings it could not start with: a
     ConfigurationError naming the setting (not a traceback from the server's startup).
-    Serving seals webhook secrets and broker passwords: production needs the passphrase."""
+    Serving seals webhook secrets and broker passwords: production needs the passphrase.
+    The AWS listener speaks TLS only: it needs its certificate and key."""
     make_sealer(settings)
     d = settings.dps
     if (d.mqtt_port is not None or d.https_port is not None) and (
         d.id_scope is None or d.tls_cert is None or d.tls_key is None
     ):
         raise ConfigurationError("serving DPS needs dps__id_scope, dps__tls_cert and dps__tls_key")
+    if settings.aws.port is not None and (
+        settings.aws.tls_cert is None or settings.aws.tls_key is None
+    ):
+        raise ConfigurationError(
+            "the AWS listener (aws__port, --aws-port) needs aws__tls_cert and aws__tls_key: "
+            "AWS IoT devices speak MQTT over TLS only"
+        )
 
 
 def check_database(settings: Settings) -> None:
@@ -393,9 +401,11 @@ def create_app(settings: Settings) -> FastAPI:
             open_container(settings, counts=app.state.metrics) as container,
             device_transports(container) as mqtt_port,
             dps_transports(container) as dps_ports,
+            aws_transport(container) as aws_port,
         ):
             app.state.mqtt_port = mqtt_port
             app.state.dps_port, app.state.dps_https_port = dps_ports
+            app.state.aws_port = aws_port
             yield container
 
     app = compose_app(settings, serving)
@@ -499,6 +509,43 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
         refresh = asyncio.create_task(tls.keep_fresh(registrar.x509_cas, s.ca_refresh_seconds))
         stack.callback(refresh.cancel)
         yield ports[0], ports[1]
+
+
+@asynccontextmanager
+async def aws_transport(container: Container) -> AsyncIterator[int | None]:
+    """The AWS IoT fleet-provisioning listener (``aws__port``), mutual TLS; yields the port
+    bound (None: not served)."""
+    from provisiond.services.aws_fleet import Fleet
+    from provisiond.transports.aws import listener as aws
+    from provisiond.transports.aws.hook import HookClient
+    from provisiond.transports.mqtt.listener import Limits
+
+    s = container.settings
+    if s.aws.port is None:
+        yield None
+        return
+    passphrase = s.ca_key_passphrase.get_secret_value() if s.ca_key_passphrase else None
+    secret = s.aws.hook_secret.get_secret_value() if s.aws.hook_secret else None
+    hook = HookClient(secret, s.aws.hook_timeout_seconds)
+    fleet = Fleet(
+        container.uow,
+        container.provisioner.writer,
+        s.aws,
+        container.signers,
+        passphrase,
+        container.limiter,
+        container.now,
+        hook.ask,
+        container.counts,
+    )
+    try:
+        listener = await aws.start(fleet, s.host, s.aws.port, aws.tls_context(s), Limits.of(s))
+        try:
+            yield listener.port
+        finally:
+            await listener.close()
+    finally:
+        await hook.close()
 
 
 def server_log_config(settings: Settings) -> dict[str, Any]:

@@ -392,6 +392,91 @@ class DpsSettings(BaseModel):
     )
 
 
+class AwsTemplate(BaseModel):
+    """One AWS IoT provisioning template, mapped onto a profile (``[aws.templates.NAME]``
+    in the file): which RegisterThing parameters fill the device, and what its answer
+    says. ``{serial}`` and ``{ParameterName}`` in thing_name and device_configuration's
+    values are replaced by the serial and the parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile: str | None = Field(None, description="The profile's name (default: the template's).")
+    serial: str = Field("SerialNumber", description="The parameter holding the device's serial.")
+    name: str | None = Field(None, description="The parameter holding its name (default: serial).")
+    model: str | None = Field(
+        None,
+        description="The parameter naming its model, one of the catalogue's "
+        "(default: the profile's).",
+    )
+    group: str | None = Field(
+        None,
+        description="The parameter holding its group's path below the profile's group "
+        "(default: the profile's group).",
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tag key -> the parameter holding its value."
+    )
+    thing_name: str = Field("{serial}", description="The answer's thingName.")
+    device_configuration: dict[str, str] = Field(
+        default_factory=dict, description="The answer's deviceConfiguration."
+    )
+    pre_provisioning_hook: str | None = Field(
+        None,
+        description="URL POSTed each RegisterThing before the device is created (AWS's "
+        "pre-provisioning Lambda): it answers allowProvisioning and parameterOverrides.",
+    )
+
+
+class AwsSettings(BaseModel):
+    """AWS IoT fleet provisioning (transports/aws): its mutual-TLS listener, ownership tokens
+    and templates (``PROVISIOND_AWS__PORT`` …; ``[aws]`` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="TCP port of the AWS IoT fleet-provisioning listener (8883 is AWS's; "
+        "0: any); none: not served.",
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM server certificate (chain) of the AWS listener (required)."
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of aws__tls_cert.")
+    token_seconds: int = Field(
+        3600,
+        ge=10,
+        le=86_400,
+        description="How long a certificate ownership token lasts; a certificate not "
+        "registered by RegisterThing by then is revoked.",
+    )
+    session_seconds: float = Field(
+        120.0, gt=0, description="Longest an AWS provisioning session may stay connected."
+    )
+    trust_refresh_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often the listener reloads the CAs it accepts client certificates from.",
+    )
+    hook_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long a pre-provisioning hook has to answer (AWS's Lambda: 5 s).",
+    )
+    hook_secret: SecretStr | None = Field(
+        None,
+        description="Signs each pre-provisioning hook request: X-Provisiond-Signature "
+        "sha256=HMAC-SHA256 of the body.",
+    )
+    templates: dict[str, AwsTemplate] = Field(
+        default_factory=dict,
+        description="Provisioning templates by name; a name not listed is a profile's name "
+        "with the defaults.",
+    )
+
+
 class ClaimSettings(BaseModel):
     """Claiming defaults and throttles (``PROVISIOND_CLAIMS__WINDOW_SECONDS`` …; ``[claims]``
     in the file)."""
@@ -730,6 +815,10 @@ class Settings(BaseSettings):
     provisioning: ProvisioningSettings = Field(
         default_factory=ProvisioningSettings,
         description="Device provisioning (`provisioning__*` below).",
+    )
+    aws: AwsSettings = Field(
+        default_factory=AwsSettings,
+        description="AWS IoT fleet provisioning (`aws__*` below).",
     )
     log_level: str = Field("info", description="`debug`, `info`, `warning` or `error`.")
     log_format: LogFormat = Field(

@@ -129,6 +129,8 @@ def _serve(common: Common, settings: Settings) -> None:
     ):
         if dps_port is not None:
             extra += f", Azure {what} on {settings.host}:{dps_port}"
+    if settings.aws.port is not None:
+        extra += f", AWS IoT fleet provisioning on {settings.host}:{settings.aws.port} (mTLS)"
     if settings.metrics.port is not None:
         extra += f", metrics on http://{settings.metrics.host or settings.host}"
         extra += f":{settings.metrics.port}/metrics"
@@ -208,6 +210,15 @@ def serve(
             help="Serve Azure DPS's HTTPS REST API on this port (Azure's is 443).",
         ),
     ] = None,
+    aws_port: Annotated[
+        int | None,
+        typer.Option(
+            "--aws-port",
+            envvar="PROVISIOND_AWS__PORT",
+            help="Serve AWS IoT fleet provisioning (MQTT over mutual TLS) on this TCP port "
+            "(AWS's is 8883; needs aws__tls_cert and aws__tls_key).",
+        ),
+    ] = None,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -227,6 +238,7 @@ def serve(
             provisioning__coap_port=coap_port,
             provisioning__mqtt_port=mqtt_port,
             provisioning__mqtt_enabled=mqtt,
+            aws__port=aws_port,
             metrics__port=metrics_port,
             dps__mqtt_port=dps_port,
             dps__https_port=dps_https_port,

@@ -50,6 +50,7 @@ from provisiond.domain.device import Device
 from provisiond.domain.events import NewEvent
 from provisiond.domain.profiles import Profile
 from provisiond.errors import Unavailable
+from provisiond.store.aws import PendingCertificate
 from provisiond.store.certificates import IssuedCertificate, RevocationReason
 from provisiond.store.database import DatabaseOptions, sqlite_pragmas, unavailable
 from provisiond.store.profiles import StoredCa, ca_from_row, profile_from_row
@@ -139,6 +140,20 @@ _ADD_CERTIFICATE = (
     " device_serial, certificate_pem, not_before, not_after)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_ADD_TAG = "INSERT INTO device_tags (device_id, key, value, serial) VALUES (?, ?, ?, ?)"
+_AWS_PENDING_COLUMNS = (
+    "token_hash, certificate_id, ca_id, serial_number, certificate_pem, not_before,"
+    " not_after, claim, expires_at"
+)
+_AWS_PENDING_ADD = (
+    f"INSERT INTO aws_pending_certificates ({_AWS_PENDING_COLUMNS})"  # noqa: S608
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_AWS_PENDING = (
+    f"SELECT {_AWS_PENDING_COLUMNS} FROM aws_pending_certificates"  # noqa: S608
+    " WHERE token_hash = ?"
+)
+_AWS_PENDING_TAKE = "DELETE FROM aws_pending_certificates WHERE token_hash = ? RETURNING token_hash"
 # Only over the credential the job read (another instance may have provisioned the device
 # since): no row updated is a lost race, and the job runs again.
 _MARK_PROVISIONED = (
@@ -513,6 +528,50 @@ class ProvisionTx:
         )
         if row is None:
             raise ProvisionConflict(f"device {device_id} was provisioned meanwhile")
+
+    # AWS IoT fleet provisioning (services/aws_fleet.py) ------------------------------------
+
+    def add_tags(self, device: Device) -> None:
+        """The tags of a device just added."""
+        for key, value in device.tags.items():
+            self._run(_ADD_TAG, (self._id_in(device.id), key, value, device.serial))
+
+    def add_aws_pending(self, pending: PendingCertificate) -> None:
+        t = self._ts_in
+        self._run(
+            _AWS_PENDING_ADD,
+            (
+                pending.token_hash,
+                pending.certificate_id,
+                self._id_in(pending.ca_id),
+                pending.serial_number,
+                pending.certificate_pem,
+                t(pending.not_before),
+                t(pending.not_after),
+                pending.claim,
+                t(pending.expires_at),
+            ),
+        )
+
+    def aws_pending(self, token_hash: str) -> PendingCertificate | None:
+        row = self._one(_AWS_PENDING, (token_hash,))
+        if row is None:
+            return None
+        return PendingCertificate(
+            row[0],
+            row[1],
+            self._uid(row[2]),
+            row[3],
+            row[4],
+            self._at(row[5]),
+            self._at(row[6]),
+            row[7],
+            self._at(row[8]),
+        )
+
+    def take_aws_pending(self, token_hash: str) -> bool:
+        """Remove the pending certificate: False if another transaction did first."""
+        return self._one(_AWS_PENDING_TAKE, (token_hash,)) is not None
 
 
 class _PostgresTx(ProvisionTx):

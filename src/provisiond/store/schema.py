@@ -648,3 +648,25 @@ dps_enrollments = Table(
         postgresql_where=text("device_id IS NULL"),
     ),
 )
+
+# AWS IoT fleet provisioning (transports/aws): a certificate CreateKeysAndCertificate or
+# CreateCertificateFromCsr made, waiting for RegisterThing with its ownership token (kept as
+# its SHA-256). RegisterThing takes the row (once) and registers the certificate in its CA's
+# register; past expires_at the row is taken by the sweeper, which registers the certificate
+# revoked (services/aws_fleet.py).
+aws_pending_certificates = Table(
+    "aws_pending_certificates",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("certificate_id", String(64), nullable=False, unique=True),  # SHA-256 of the DER
+    Column("ca_id", Uuid, nullable=False),
+    Column("serial_number", String(40), nullable=False),  # hex, lower case
+    Column("certificate_pem", String(8192), nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    # the SHA-256 of the certificate the asking session authenticated with: only it may
+    # register this one
+    Column("claim", String(64), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index(None, "expires_at"),
+)

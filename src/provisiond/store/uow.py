@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from provisiond.errors import ProvisiondError, Unavailable
+from provisiond.store.aws import AwsRepository
 from provisiond.store.backlog import BacklogRepository
 from provisiond.store.bulk import BulkDeviceWriter
 from provisiond.store.certificates import CertificateRepository
@@ -77,6 +78,7 @@ class UnitOfWork:
     backlog: BacklogRepository
     invitations: InvitationRepository
     dps: DpsRepository
+    aws: AwsRepository
 
     def __init__(self, engine: AsyncEngine, writer: asyncio.Lock | None = None) -> None:
         self._engine = engine
@@ -139,6 +141,7 @@ class UnitOfWork:
         self.backlog = BacklogRepository(conn)
         self.invitations = InvitationRepository(conn)
         self.dps = DpsRepository(conn)
+        self.aws = AwsRepository(conn)
 
     def _release_writer(self) -> None:
         if self._holds_writer and self._writer is not None:

@@ -50,6 +50,7 @@ LATER = {
     "invitations",
     "funnel_days",
     "device_days",
+    "aws_pending_certificates",
 }
 
 

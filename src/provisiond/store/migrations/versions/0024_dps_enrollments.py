@@ -3,7 +3,7 @@ attestation by its device CA) and individual enrollments (a registered device's 
 keys sealed, and an optional custom-allocation webhook. A downgrade drops them (devices and profiles stay).
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 Create Date: 2026-12-05 16:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from provisiond.store.types import UtcDateTime
 
 revision: str = "0024"
-down_revision: str | None = "0021"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""AWS IoT fleet provisioning over mutual TLS."""
