@@ -385,6 +385,9 @@ funnel_days = Table(
     Column("group_key", Uuid, primary_key=True),
     Column("model_key", Uuid, primary_key=True),
     *(_counter(n) for n in ("registered", "provisioned", "claimed", "failed", "expired")),
+    # The writer's own rows (PostgreSQL: its backend's process id; SQLite: 0), so concurrent
+    # writers never wait on one summary row: readers sum over slots (migration 0020).
+    Column("slot", Integer, primary_key=True, server_default=text("0")),
     sqlite_with_rowid=False,
 )
 
@@ -396,6 +399,7 @@ device_days = Table(
     *(_counter(n) for n in ("registered", "provisioned", "claimed")),
     *(_counter(f"b{i}") for i in range(DELAY_BUCKETS)),
     *(_counter(n) for n in REASON_COLUMNS),
+    Column("slot", Integer, primary_key=True, server_default=text("0")),
     sqlite_with_rowid=False,
 )
 

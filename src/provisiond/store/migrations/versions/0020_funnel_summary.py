@@ -183,13 +183,30 @@ CLAIM_MODELS = Summary(
 SUMMARIES = {"devices": (FUNNEL, DEVICE_DAYS), "claims": (CLAIM_REASONS, CLAIM_MODELS)}
 
 
+# The writer's slot, the last key of each summary row. On PostgreSQL each backend adds to
+# rows of its own (its process id): concurrent transactions never update the same summary
+# row, so a transaction that writes devices never waits for another's commit on a summary
+# row — which made two overlapping imports deadlock (one held the day's row, the other a
+# serial the first was about to insert). Reads sum over slots. SQLite has one writer: 0.
+_SLOT = {"sqlite": "0", "postgresql": "pg_backend_pid()"}
+
+
+def _keys(summary: Summary) -> str:
+    return ", ".join((*summary.keys, "slot"))
+
+
+def _inner(dialect: str, summary: Summary, row: str) -> str:
+    columns = {**summary.inner(dialect, row), "slot": _SLOT[dialect]}
+    return ", ".join(f"{e} AS {n}" for n, e in columns.items())
+
+
 def _apply(dialect: str, summary: Summary, parts: list[tuple[str, str, str]]) -> str:
     """The statement adding each (sign, row alias, FROM source) part's rows to ``summary``."""
     values = summary.values(dialect)
-    keys = ", ".join(summary.keys)
+    keys = _keys(summary)
     selects = []
     for sign, row, source in parts:
-        inner = ", ".join(f"{e} AS {n}" for n, e in summary.inner(dialect, row).items())
+        inner = _inner(dialect, summary, row)
         outer = ", ".join(f"{sign}({e}) AS {c}" for c, e in values.items())
         selects.append(
             f"SELECT {keys}, {outer} FROM (SELECT {inner} FROM {source}"
@@ -210,8 +227,8 @@ def _apply_row(summary: Summary, sign: str, row: str) -> str:
     """SQLite: the statement adding one row's (NEW or OLD) part to ``summary`` — a plain
     upsert, half the cost per row of the grouped form above."""
     values = summary.values("sqlite")
-    keys = ", ".join(summary.keys)
-    inner = ", ".join(f"{e} AS {n}" for n, e in summary.inner("sqlite", row).items())
+    keys = _keys(summary)
+    inner = _inner("sqlite", summary, row)
     update = ", ".join(f"{c} = {summary.table}.{c} + excluded.{c}" for c in values)
     return (
         f"INSERT INTO {summary.table} ({keys}, {', '.join(values)})"
@@ -314,7 +331,10 @@ def upgrade() -> None:
         sa.Column("group_key", sa.Uuid(), nullable=False),
         sa.Column("model_key", sa.Uuid(), nullable=False),
         *(_counter(name) for name in ("registered", "provisioned", "claimed", "failed", "expired")),
-        sa.PrimaryKeyConstraint("day", "group_key", "model_key", name=op.f("pk_funnel_days")),
+        sa.Column("slot", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.PrimaryKeyConstraint(
+            "day", "group_key", "model_key", "slot", name=op.f("pk_funnel_days")
+        ),
         sqlite_with_rowid=False,
     )
     op.create_table(
@@ -331,7 +351,8 @@ def upgrade() -> None:
                 *REASON_CONDITIONS,
             )
         ),
-        sa.PrimaryKeyConstraint("day", "group_key", name=op.f("pk_device_days")),
+        sa.Column("slot", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        sa.PrimaryKeyConstraint("day", "group_key", "slot", name=op.f("pk_device_days")),
         sqlite_with_rowid=False,
     )
     op.create_index(op.f("ix_claims_status_started_at"), "claims", ["status", "started_at"])
