@@ -190,9 +190,12 @@ async def _check(collated_url: str) -> None:
             assert {d.serial for d in ids} == inside_serials
             hooks = await uow.webhooks.in_subtree(UNDER)
             assert len(hooks) == len(INSIDE)
-            funnel = await uow.insights.funnel(
-                UNDER, with_stock=False, since=NOW - timedelta(days=1)
+            by_group = await uow.insights.funnel_by_group(
+                UNDER,
+                with_stock=False,
+                first="2000-01-01",
+                last=(NOW + timedelta(days=1)).strftime("%Y-%m-%d"),
             )
-            assert funnel.base[0] + sum(d[0] for d in funnel.days.values()) == len(INSIDE)
+            assert sum(f.counts.registered for f in by_group.values()) == len(INSIDE)
             events = await uow.insights.latest_events(UNDER, limit=500)
             assert {e.serial for e in events if e.serial} <= inside_serials
