@@ -14,9 +14,9 @@ from pathlib import Path
 
 def test_serve_needs_the_aws_listeners_certificate(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'p.db'}"
+    command = ["serve", "--database", database, "--migrate", "--aws-port", "0"]
     result = subprocess.run(
-        [sys.executable, "-m", "provisiond", "serve", "--database", database, "--migrate"]
-        + ["--aws-port", "0"],
+        [sys.executable, "-m", "provisiond", *command],
         capture_output=True,
         text=True,
         timeout=60,
