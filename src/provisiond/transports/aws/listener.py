@@ -26,13 +26,13 @@ import contextlib
 import logging
 import ssl
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from provisiond.protocols import aws_fleet as wire
 from provisiond.protocols import mqtt
 from provisiond.services.aws_fleet import Claim, Fleet, FleetRefused, Peer, expire_pending
-from provisiond.services.connection_caps import MQTT_BACKLOG, Gate, source_of
-from provisiond.transports.mqtt.listener import Limits
+from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
+from provisiond.transports.mqtt.session import Limits, Session
 
 if TYPE_CHECKING:
     from provisiond.settings import Settings
@@ -43,56 +43,34 @@ MAX_IN_FLIGHT = 4
 QUOTA_EXCEEDED = 0x97
 
 
-class _Session(asyncio.Protocol):
+class _Session(Session):
     """One device's session, driven by the event loop's callbacks; each request runs as a
     task. Reading stops while the peer does not read what it is sent."""
 
     def __init__(self, fleet: Fleet, limits: Limits, gate: Gate[_Session]) -> None:
+        super().__init__(limits, gate)
         self.fleet = fleet
-        self.loop = asyncio.get_running_loop()
-        self.limits = limits
-        self.gate = gate
-        self.admitted = False
-        self.packets = mqtt.PacketReader()
-        self.transport: asyncio.Transport | None = None
-        self.source = "unknown"
         self.peer: Peer | None = None
         self.claim: Claim | None = None  # what the certificate may do, once checked
         self.client_id = ""
-        self.level = 4
         self.state = "new"  # new -> checking (CONNECT read) -> connected
         self.held: list[mqtt.Packet] = []  # read while the certificate is being checked
         self.filters: dict[str, int] = {}  # answer filter -> granted QoS
         self.requests = 0
         self.in_flight = 0
         self.next_id = 0
-        self.idle = limits.idle_seconds
-        self.connect_by = self.loop.time() + limits.connect_seconds
-        self.deadline = self.loop.time() + limits.session_seconds
-        self.last_heard = self.loop.time()
-        self.timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ the event loop's
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.source = str(peer[0]) if peer else "unknown"
+    def _accept(self, transport: asyncio.BaseTransport) -> bool:
+        """A client certificate (TLS requires one) that cryptography can read."""
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         try:
             self.peer = Peer.of(der) if der is not None else None
         except ValueError:  # OpenSSL took it, cryptography cannot read it
             self.peer = None
-        if self.peer is None or not self.gate.admit(self, source_of(self.source)):
-            self._end()  # no client certificate (TLS requires one), or no room
-            return
-        self.admitted = True
-        self._arm()
-
-    def evict(self) -> None:
-        self.admitted = False
-        self._close(0x89)  # server busy
+        return self.peer is not None
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = self.loop.time()
@@ -127,40 +105,12 @@ class _Session(asyncio.Protocol):
         elif not self._handle(packet):
             self._end()
 
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.admitted:
-            self.admitted = False
-            self.gate.leave(self)
-        self.transport = None
-
-    def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
-
     def _due(self) -> float:
         if self.state == "new":
             return min(self.connect_by, self.deadline)
         if self.in_flight or self.state == "checking":
             return self.deadline
         return min(self.last_heard + self.idle, self.deadline)
-
-    def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_at(self._due(), self._check_idle)
-
-    def _check_idle(self) -> None:
-        due = self._due()
-        if self.loop.time() < due:
-            self.timer = self.loop.call_at(due, self._check_idle)
-        else:
-            self._close(0x8D)  # keep alive timeout
 
     def _spawn(self, coroutine: Any) -> None:
         task = self.loop.create_task(coroutine)
@@ -286,19 +236,8 @@ class _Session(asyncio.Protocol):
             packet_id = self.next_id
         self._send(mqtt.encode_publish(self.level, topic, payload, qos, packet_id))
 
-    def _send(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def _close(self, reason: int) -> None:
-        packet = mqtt.encode_disconnect(self.level, reason)
-        if packet is not None and self.state == "connected":
-            self._send(packet)
-        self._end()
-
-    def _end(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+    def _says_goodbye(self) -> bool:
+        return self.state == "connected"
 
 
 _tasks: set[asyncio.Task[Any]] = set()  # requests in flight: kept until done

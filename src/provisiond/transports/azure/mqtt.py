@@ -19,14 +19,13 @@ import dataclasses
 import logging
 import secrets
 import ssl
-from typing import cast
 
 import orjson
 
 from provisiond.protocols import dps, mqtt
-from provisiond.services.connection_caps import MQTT_BACKLOG, Gate, source_of
+from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
 from provisiond.services.dps import Answer, Attempt, Registrar
-from provisiond.transports.mqtt.listener import Limits
+from provisiond.transports.mqtt.session import Limits, Session
 
 log = logging.getLogger(__name__)
 MAX_REQUESTS = 32
@@ -42,16 +41,10 @@ def peer_certificate(transport: asyncio.BaseTransport) -> bytes | None:
     return der
 
 
-class _Session(asyncio.Protocol):
+class _Session(Session):
     def __init__(self, registrar: Registrar, limits: Limits, gate: Gate[_Session]) -> None:
+        super().__init__(limits, gate, max_packet=MAX_REQUEST_BYTES + 1024)
         self.registrar = registrar
-        self.loop = asyncio.get_running_loop()
-        self.limits, self.gate = limits, gate
-        self.admitted = False
-        self.packets = mqtt.PacketReader(max_packet=MAX_REQUEST_BYTES + 1024)
-        self.transport: asyncio.Transport | None = None
-        self.source = "unknown"
-        self.level = 4
         self.user: dps.UserName | None = None
         self.password: str | None = None
         self.certificate: bytes | None = None
@@ -61,42 +54,14 @@ class _Session(asyncio.Protocol):
         self.requests = 0
         self.owner = secrets.token_hex(16)  # the operations it begins are its own
         self.packet_id = 0
-        self.idle = limits.idle_seconds
-        self.connect_by = self.loop.time() + limits.connect_seconds
-        self.deadline = self.loop.time() + limits.session_seconds
-        self.last_heard = self.loop.time()
-        self.timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        peer = transport.get_extra_info("peername")
-        self.source = str(peer[0]) if peer else "unknown"
+    def _accept(self, transport: asyncio.BaseTransport) -> bool:
         self.certificate = peer_certificate(transport)
-        if not self.gate.admit(self, source_of(self.source)):
-            self._end()
-            return
-        self.admitted = True
-        self._arm()
+        return True
 
     def evict(self) -> None:
         self.admitted = False
         self._end()
-
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.admitted:
-            self.admitted = False
-            self.gate.leave(self)
-        self.transport = None
-
-    def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
 
     def _due(self) -> float:
         if self.user is None:
@@ -104,18 +69,6 @@ class _Session(asyncio.Protocol):
         if self.working:
             return self.deadline
         return min(self.last_heard + self.idle, self.deadline)
-
-    def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_at(self._due(), self._check_idle)
-
-    def _check_idle(self) -> None:
-        due = self._due()
-        if self.loop.time() < due:
-            self.timer = self.loop.call_at(due, self._check_idle)
-        else:
-            self._close(0x8D)
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = self.loop.time()
@@ -249,20 +202,6 @@ class _Session(asyncio.Protocol):
             self.packet_id = self.packet_id % 65535 + 1
             packet_id = self.packet_id
         self._send(mqtt.encode_publish(self.level, topic, payload, qos, packet_id))
-
-    def _send(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def _close(self, reason: int) -> None:
-        packet = mqtt.encode_disconnect(self.level, reason)
-        if packet is not None:
-            self._send(packet)
-        self._end()
-
-    def _end(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 _answering: set[asyncio.Task[Answer]] = set()

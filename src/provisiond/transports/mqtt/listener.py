@@ -22,17 +22,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import orjson
 
 from provisiond.protocols import mqtt
-from provisiond.services.connection_caps import MQTT_BACKLOG, Gate, plan_caps, source_of
+from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
 from provisiond.services.provisioning import Provisioner, Source
+from provisiond.transports.mqtt.session import Limits, Session
 
 if TYPE_CHECKING:
     from provisiond.settings import Settings
+
+__all__ = ["Limits", "start", "tls_context"]
 
 log = logging.getLogger(__name__)
 REQUEST_TOPIC = "/provision/request"
@@ -40,70 +42,21 @@ RESPONSE_TOPIC = "/provision/response"
 USERNAME = "provision"
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The listener's deadlines and caps (settings ``mqtt_*``)."""
-
-    connect_seconds: float = 10.0
-    idle_seconds: float = 15.0
-    session_seconds: float = 60.0
-    max_sessions: int = 4096
-    max_per_address: int = 256
-
-    @classmethod
-    def of(cls, settings: Settings) -> Limits:
-        caps = plan_caps(settings)  # fitted to the descriptor limit, as the HTTP server's
-        return cls(
-            settings.limits.mqtt_connect_timeout_seconds,
-            settings.limits.mqtt_idle_seconds,
-            settings.provisioning.mqtt_session_seconds,
-            caps.mqtt_sessions,
-            caps.mqtt_per_address,
-        )
-
-
-class _Session(asyncio.Protocol):
+class _Session(Session):
     """One provisioning session, driven by the event loop's callbacks (no task, no stream
     per connection: a session is a handful of small packets). Only the provisioning itself
     runs as a task; reading stops while the peer does not read what it is sent."""
 
     def __init__(self, provisioner: Provisioner, limits: Limits, gate: Gate[_Session]) -> None:
+        super().__init__(limits, gate)
         self.provisioner = provisioner
-        self.loop = asyncio.get_running_loop()
-        self.limits = limits
-        self.gate = gate
-        self.admitted = False
-        self.packets = mqtt.PacketReader()
-        self.transport: asyncio.Transport | None = None
-        self.source = "unknown"
         self.connected = False
-        self.level = 4
         self.subscribed_qos: int | None = None
         self.pending: bytes | None = None  # an answer waiting for the subscription
         self.answered = False
         self.working = False  # provisiond owes the session its answer: no idle deadline
-        self.idle = limits.idle_seconds  # until CONNECT says its keepalive
-        self.connect_by = self.loop.time() + limits.connect_seconds
-        self.deadline = self.loop.time() + limits.session_seconds
-        self.last_heard = self.loop.time()
-        self.timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ the event loop's
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # a stream server's
-        peer = transport.get_extra_info("peername")
-        self.source = str(peer[0]) if peer else "unknown"
-        if not self.gate.admit(self, source_of(self.source)):
-            self._end()  # every session at the cap is busy: no room
-            return
-        self.admitted = True
-        self._arm()
-
-    def evict(self) -> None:
-        """The gate gave this session's place to a newer connection."""
-        self.admitted = False
-        self._close(0x89)  # server busy
 
     def data_received(self, data: bytes) -> None:
         self.last_heard = self.loop.time()
@@ -129,22 +82,6 @@ class _Session(asyncio.Protocol):
             log.exception("MQTT provisioning session failed")
             self._end()
 
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.admitted:
-            self.admitted = False
-            self.gate.leave(self)
-        self.transport = None
-
-    def pause_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
-
     def _due(self) -> float:
         """When the session ends unless the peer is heard from first."""
         if not self.connected:
@@ -152,18 +89,6 @@ class _Session(asyncio.Protocol):
         if self.working:
             return self.deadline
         return min(self.last_heard + self.idle, self.deadline)
-
-    def _arm(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_at(self._due(), self._check_idle)
-
-    def _check_idle(self) -> None:
-        due = self._due()
-        if self.loop.time() < due:
-            self.timer = self.loop.call_at(due, self._check_idle)
-        else:
-            self._close(0x8D)  # keep alive timeout
 
     # -------------------------------------------------------------------------- packets
 
@@ -241,20 +166,6 @@ class _Session(asyncio.Protocol):
         self.pending = None
         qos = self.subscribed_qos or 0
         self._send(mqtt.encode_publish(self.level, RESPONSE_TOPIC, answer, qos, 1 if qos else None))
-
-    def _send(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def _close(self, reason: int) -> None:
-        packet = mqtt.encode_disconnect(self.level, reason)
-        if packet is not None:
-            self._send(packet)
-        self._end()
-
-    def _end(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 _answering: set[asyncio.Task[bytes]] = set()  # provisioning in flight: kept until done
