@@ -15,8 +15,8 @@ import pytest
 
 from provisiond.protocols import mqtt
 from tests.integration.aws.conftest import Fleet, handshake
-from tests.integration.aws.packets import read_packets, subscribe_packet
 from tests.integration.aws.test_wire import CREATE, session
+from tests.support.mqtt_packets import read_packets, subscribe_packet
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 
 from provisiond.protocols import aws_cbor, mqtt
 from tests.integration.aws.conftest import TEMPLATE, Fleet
-from tests.integration.aws.packets import connect_packet, read_packets, subscribe_packet
+from tests.support.mqtt_packets import connect_packet, read_packets, subscribe_packet
 
 CREATE = "$aws/certificates/create/"
 

@@ -16,7 +16,7 @@ from provisiond.protocols import dps, mqtt
 from tests.integration.dps.conftest import HOST, HUB, SCOPE, Enrolled, Pki, derive
 from tests.integration.dps.conftest import device_certificate as make_device_certificate
 from tests.integration.web.conftest import Server
-from tests.integration.web.test_mqtt import read_packets, subscribe_packet
+from tests.support.mqtt_packets import read_packets, subscribe_packet
 
 USER = "{scope}/registrations/{rid}/api-version=2019-03-31&ClientVersion=tests"
 

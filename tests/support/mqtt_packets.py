@@ -1,5 +1,5 @@
-"""A device's side of MQTT, as raw packets (the tests' own, so they import no device SDK
-but AWS's)."""
+"""A device's side of MQTT, as raw packets: what the listeners' wire tests send and read
+(the provisioning listener's, AWS's, Azure DPS's). Imports no device SDK."""
 
 from __future__ import annotations
 
