@@ -37,7 +37,7 @@ from provisiond.protocols.codes.matter import FLOWS as MATTER_FLOWS
 from provisiond.protocols.csv_cells import restore
 from provisiond.protocols.pdf import MM, Page, StreamingPdf
 from provisiond.services.codes import MakeOptions, make, public_url_of
-from provisiond.services.devices import list_devices
+from provisiond.services.devices import device_in_scope, list_devices
 from provisiond.store.uow import UnitOfWork
 
 QR_ERROR = qr.ERROR
@@ -503,11 +503,10 @@ async def selected_devices(
     missing: list[str] = []
     async with uow.read():
         for serial in wanted:
-            device = await uow.devices.find_by_serial(serial, seen_by=scope)
-            if device is None or not scope.covers(device.group_path):
+            try:
+                found.append(await device_in_scope(uow, scope, serial))
+            except DeviceNotFound:
                 missing.append(serial)
-            else:
-                found.append(device)
     if missing:
         message = (
             f"no device {', '.join(missing)} that you may see (it does not exist, or it is "
