@@ -24,6 +24,7 @@ import psycopg
 import pytest
 import typer.testing
 from argon2 import PasswordHasher
+from hypothesis import settings as hypothesis_settings
 
 from provisiond.services import hashing
 from provisiond.store import migrate
@@ -31,6 +32,11 @@ from tests.support.emqx import EmqxStandIn
 from tests.support.mosquitto import Broker, available, dynsec_broker
 from tests.support.mosquitto import files_broker as mosquitto_files_broker
 from tests.support.postgres import postgres_server, with_database
+
+# Hypothesis's per-example deadline is a timed assertion: on 2 shared cores running the suite
+# in 4 processes a 300-byte parse took 628 ms once. Properties are about results, not speed.
+hypothesis_settings.register_profile("provisiond", deadline=None)
+hypothesis_settings.load_profile("provisiond")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Servers the tests start (in process or as processes) take any free port for MQTT, so they

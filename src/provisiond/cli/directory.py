@@ -14,6 +14,7 @@ from provisiond.cli.common import (
     actor,
     common_options,
     fail,
+    guard,
     run,
 )
 from provisiond.domain.rendering import token_fields, user_fields
@@ -112,13 +113,26 @@ def _read_password(common: Common, from_stdin: bool) -> str:
 def users_create(
     common: Common,
     email: Annotated[str, typer.Argument()],
-    group: Annotated[str, typer.Option("--group", help="The group the user belongs to.")],
     role: Annotated[str, typer.Option("--role", help="admin, installer or viewer.")],
+    group: Annotated[
+        str | None, typer.Option("--group", help="The group the user belongs to.")
+    ] = None,
+    operator_wide: Annotated[
+        bool,
+        typer.Option(
+            "--operator-wide",
+            help="An admin of no group who sees every group and the devices of none "
+            "(unclaimed stock, the model catalogue) in the console. Instead of --group.",
+        ),
+    ] = False,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
 ) -> None:
-    """Create a user who signs in with e-mail and password."""
+    """Create a user who signs in with e-mail and password: a user of a group (--group), or
+    an operator-wide admin (--operator-wide --role admin)."""
+    if (group is None) != operator_wide:
+        guard(common, lambda: _group_or_operator_wide(group))
     password = _read_password(common, password_stdin)
     user = run(
         common,
@@ -133,7 +147,16 @@ def users_create(
     if common.json:
         output.print_json(user_fields(user))
     else:
-        output.success(f"created {user.role} {user.email} in {user.group_path}")
+        where = f"in {user.group_path}" if user.group_path else "operator-wide"
+        output.success(f"created {user.role} {user.email} {where}")
+
+
+def _group_or_operator_wide(group: str | None) -> None:
+    """Refuses the options when they name both a group and none, or neither."""
+    both = group is not None
+    problem = "give --group or --operator-wide, not both" if both else "give --group PATH"
+    hint = " (or --operator-wide for an admin of every group)" if not both else ""
+    raise InvalidInput(f"{problem}{hint}", problems=[Problem(problem, field="--group")])
 
 
 @users.command("list")
@@ -156,7 +179,15 @@ def users_list(
         return
     output.table(
         ["email", "role", "group", "status"],
-        [(u.email, u.role, u.group_path, "disabled" if u.disabled else "active") for u in rows],
+        [
+            (
+                u.email,
+                u.role,
+                u.group_path or "(operator-wide)",
+                "disabled" if u.disabled else "active",
+            )
+            for u in rows
+        ],
     )
 
 

@@ -36,22 +36,51 @@ class UserSpec:
     email: str
     password: str
     role: str  # admin, installer or viewer
-    group: str  # the path of the user's group
+    group: str | None  # the path of the user's group; None: an operator-wide admin
 
 
 @dataclass(frozen=True, slots=True)
 class User:
+    """A person who signs in. ``group_id``/``group_path`` None: an operator-wide admin, who
+    sees every group and the devices of none (the CLI's scope, in the browser); only an
+    admin can be one (the database checks it too)."""
+
     id: uuid.UUID
     email: str
     role: Role
-    group_id: uuid.UUID
-    group_path: str
+    group_id: uuid.UUID | None
+    group_path: str | None
     created_at: datetime
     disabled_at: datetime | None = None
 
     @property
     def disabled(self) -> bool:
         return self.disabled_at is not None
+
+    @property
+    def operator_wide(self) -> bool:
+        return self.group_path is None
+
+    @property
+    def where(self) -> str:
+        """Where the user belongs, in words: their group's path, or every group."""
+        return self.group_path if self.group_path is not None else "every group (operator-wide)"
+
+    @property
+    def may_claim(self) -> bool:
+        """A claim puts the device in the claimer's group: an operator-wide admin has none
+        (they move stock to a customer's group from the console instead)."""
+        return self.role.may_claim and self.group_path is not None
+
+    @property
+    def why_no_claims(self) -> str:
+        """Why this user may not claim devices (when :attr:`may_claim` is false)."""
+        if self.role.may_claim:
+            return (
+                "an operator-wide account belongs to no group to claim devices for: move "
+                "devices to a customer's group from the console, or claim as a user of that group"
+            )
+        return "your role may not claim devices"
 
     @property
     def scope(self) -> Scope:

@@ -17,9 +17,11 @@ from provisiond.errors import (
     Forbidden,
     GroupExists,
     GroupNotEmpty,
+    InvalidInput,
     ModelExists,
     ModelInUse,
     ModelNotFound,
+    Problem,
     TokenExists,
     TokenNotFound,
     Unauthenticated,
@@ -148,29 +150,42 @@ async def create_user(
     actor: str,
     now: datetime,
 ) -> User:
-    """A user in a group of the caller's subtree, with no higher role than the caller's."""
+    """A user in a group of the caller's subtree, with no higher role than the caller's; or,
+    with no group, an operator-wide admin (made only by an operator-wide caller)."""
     email = parse_email(spec.email)
     parsed_role = parse_role(spec.role)
     password = spec.password
     check_password(password)
-    path = parse_group_path(spec.group)
+    path = parse_group_path(spec.group) if spec.group is not None else None
     require(scope, Role.ADMIN, "creating users")
+    if path is None and parsed_role is not Role.ADMIN:
+        raise InvalidInput(
+            f"an operator-wide user is an admin, not a {parsed_role}: give a group",
+            problems=[Problem("an installer or a viewer needs a group", field="group")],
+        )
     _require_narrower(scope, Scope(parsed_role, path), "a user")
     password_hash = await hash_password_off_loop(password)  # slow: before the transaction
     async with uow:
         uow.conflicts_as(UserExists(f"a user {email!r} already exists", email=email))
-        grp = await group_in_scope(uow, scope, path)
+        grp = await group_in_scope(uow, scope, path) if path is not None else None
         if await uow.users.find_by_email(email) is not None:
             raise UserExists(f"a user {email!r} already exists", email=email)
-        user = User(uuid.uuid4(), email, parsed_role, grp.id, grp.path, now)
+        user = User(
+            uuid.uuid4(),
+            email,
+            parsed_role,
+            grp.id if grp else None,
+            grp.path if grp else None,
+            now,
+        )
         await uow.users.add(user, password_hash)
         await uow.events.add(
             NewEvent(
                 EventType.USER_CREATED,
                 now,
                 actor,
-                group_id=grp.id,
-                data={"email": email, "role": parsed_role.value},
+                group_id=user.group_id,
+                data={"email": email, "role": parsed_role.value, **_operator_wide(user)},
             )
         )
         await uow.commit()
@@ -278,6 +293,11 @@ async def delete_model(
 
 
 # ----------------------------------------------------------------------------- API tokens
+
+
+def _operator_wide(user: User) -> dict[str, bool]:
+    """What an event about ``user`` adds when they are operator-wide (nothing otherwise)."""
+    return {"operator_wide": True} if user.operator_wide else {}
 
 
 def _require_narrower(scope: Scope, wanted: Scope, what: str) -> None:

@@ -236,6 +236,12 @@ async def change_role(
         user = await _user_in_scope(uow, scope, email)
         if user.role is new_role:
             return user
+        if user.operator_wide:
+            raise InvalidInput(
+                f"{email} is operator-wide, which only an admin can be: move them to a group "
+                f"before giving them the {new_role} role",
+                problems=[Problem("an operator-wide user stays an admin", field="role")],
+            )
         await uow.users.set_role(user.id, new_role)
         await uow.events.add(
             NewEvent(

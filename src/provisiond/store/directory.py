@@ -181,8 +181,9 @@ class GroupRepository:
 
 
 def user_query() -> Any:
-    """Users with their group's path (every column of users, and ``group_path``)."""
-    return select(users, groups.c.path.label("group_path")).join(
+    """Users with their group's path (every column of users, and ``group_path``: NULL for
+    an operator-wide admin, who has no group)."""
+    return select(users, groups.c.path.label("group_path")).outerjoin(
         groups, groups.c.id == users.c.group_id
     )
 

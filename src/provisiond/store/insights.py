@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from provisiond.domain.claims import LIVE, ClaimProof, ClaimStatus
@@ -50,11 +50,15 @@ class InsightRepository:
         self._conn = conn
 
     @staticmethod
-    def _in_scope(key: Any, under: str, with_stock: bool) -> Any:
+    def _in_scope(key: Any, under: str | None, with_stock: bool) -> Any:
+        """``key`` (a group id, NIL: none) within the subtree ``under`` (None: every group),
+        and NIL too ``with_stock``."""
+        if under is None:
+            return true() if with_stock else key != NIL
         in_subtree = key.in_(select(groups.c.id).where(subtree_clause(groups.c.path, under)))
         return or_(in_subtree, key == NIL) if with_stock else in_subtree
 
-    def _days(self, table: Any, under: str, with_stock: bool, first: str, last: str) -> Any:
+    def _days(self, table: Any, under: str | None, with_stock: bool, first: str, last: str) -> Any:
         return (
             table.c.day >= first,
             table.c.day <= last,
@@ -62,7 +66,7 @@ class InsightRepository:
         )
 
     async def funnel_by_group(
-        self, under: str, *, with_stock: bool, first: str, last: str
+        self, under: str | None, *, with_stock: bool, first: str, last: str
     ) -> dict[uuid.UUID | None, GroupFigures]:
         """From day ``first`` to ``last`` (YYYY-MM-DD, included), by group (None: none): the
         cohort registered then that is in the group now, its claimed devices by time-to-claim
@@ -91,7 +95,7 @@ class InsightRepository:
         return out
 
     async def funnel_by_model(
-        self, under: str, *, with_stock: bool, first: str, last: str
+        self, under: str | None, *, with_stock: bool, first: str, last: str
     ) -> dict[uuid.UUID | None, ModelFigures]:
         """The same by model (None: none): the cohort, and the claims failed and expired."""
         f = funnel_days.c
@@ -107,7 +111,7 @@ class InsightRepository:
         }
 
     async def funnel_by_day(
-        self, under: str, *, with_stock: bool, first: str, last: str
+        self, under: str | None, *, with_stock: bool, first: str, last: str
     ) -> dict[str, Counts]:
         """The cohort by day of registration."""
         d = device_days.c
@@ -119,7 +123,7 @@ class InsightRepository:
         return {str(day): Counts(int(r), int(p), int(c)) for day, r, p, c in rows}
 
     async def lapsed_claims(
-        self, under: str, *, first: str, last: str, now: datetime
+        self, under: str | None, *, first: str, last: str, now: datetime
     ) -> list[ClaimEnding]:
         """Live claims started from day ``first`` to ``last`` by people of the subtree whose
         window closed by ``now``: expired, as Claim.shown_status says, though nobody has
@@ -147,8 +151,9 @@ class InsightRepository:
             for g, m, proof, was_proven, n in rows
         ]
 
-    async def latest_events(self, under: str, limit: int = 20) -> list[Event]:
-        """The subtree's latest events (by the path each event keeps, as the audit log).
+    async def latest_events(self, under: str | None, limit: int = 20) -> list[Event]:
+        """The subtree's latest events (by the path each event keeps, as the audit log;
+        ``under`` None: every event).
 
         A busy subtree finds them among the newest RECENT_EVENTS events, read newest first
         by id (its path compared as an expression, so that no index on it is chosen: SQLite
@@ -158,6 +163,8 @@ class InsightRepository:
         if newest is None:
             return []
         query = select(events).order_by(events.c.id.desc()).limit(limit)
+        if under is None:
+            return [event_from_row(r) for r in await self._conn.execute(query)]
         recent = await self._conn.execute(
             query.where(
                 events.c.id > newest - RECENT_EVENTS,

@@ -54,7 +54,8 @@ users = Table(
     Column("email", String(254), nullable=False, unique=True),
     Column("password_hash", String(255), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=False),
+    # NULL: an operator-wide admin (every group, and the devices of none).
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="RESTRICT"), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     # Sign-in slow-down: wrong passwords from all addresses since the last sign-in, and while
     # they are too many, when the next check from an address not signed in from is allowed.
@@ -63,6 +64,7 @@ users = Table(
     # Disabled by an operator: sign-in refused, sessions ended (until enabled again).
     Column("disabled_at", UtcDateTime, nullable=True),
     CheckConstraint("role IN ('admin', 'installer', 'viewer')", name="role"),
+    CheckConstraint("group_id IS NOT NULL OR role = 'admin'", name="operator_wide_admin"),
     Index(None, "group_id"),
 )
 

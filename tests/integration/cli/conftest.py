@@ -23,8 +23,8 @@ class Cli:
         assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
         return result
 
-    def json(self, *args: str) -> object:
-        return json.loads(self(*args, "--json").stdout)
+    def json(self, *args: str, input: str | None = None) -> object:
+        return json.loads(self(*args, "--json", input=input).stdout)
 
     def serials(self, *filters: str) -> list[str]:
         data = self.json("devices", "list", "--all", *filters)

@@ -92,3 +92,35 @@ def test_an_invitation_is_mailed_and_the_tree_changes(
     cli("users", "set-role", "m@example.com", "admin")
     cli("users", "move", "m@example.com", "--group", "Kanarra")
     cli("groups", "move", "Kanarra/Sadler-Isberg", "--parent", "Kanarra/Sadler-Isberg/West", code=2)
+
+
+def test_an_operator_wide_admin_is_made_with_its_flag_and_only_as_an_admin(cli: Cli) -> None:
+    made = cli.json(
+        "users",
+        "create",
+        "ops@example.com",
+        "--operator-wide",
+        "--role",
+        "admin",
+        "--password-stdin",
+        input=f"{PASSWORD}\n",
+    )
+    assert isinstance(made, dict)
+    assert made["group"] is None
+    listed = cli("users", "list").stdout
+    assert "ops@example.com" in listed
+    assert "(operator-wide)" in listed
+    for args, message in (
+        (["--role", "admin"], "give --group PATH"),
+        (["--role", "admin", "--group", "Kanarra", "--operator-wide"], "not both"),
+        (["--role", "installer", "--operator-wide"], "an operator-wide user is an admin"),
+    ):
+        refused = cli("users", "create", "x@example.com", *args, "--password-stdin",
+                      input=f"{PASSWORD}\n", code=2)  # fmt: skip
+        assert message in refused.stderr, refused.stderr
+    assert "x@example.com" not in cli("users", "list").stdout
+    # it stays an admin: another role needs a group first
+    refused = cli("users", "set-role", "ops@example.com", "viewer", code=2)
+    assert "only an admin can be" in refused.stderr
+    cli("users", "move", "ops@example.com", "--group", "Kanarra")
+    cli("users", "set-role", "ops@example.com", "viewer")

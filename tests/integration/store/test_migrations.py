@@ -361,3 +361,72 @@ def test_0014_makes_old_tokens_operator_wide_admins_and_a_downgrade_never_widens
         assert left["viewer"] is not None
     finally:
         engine.dispose()
+
+
+def _triggers(url: str) -> set[str]:
+    import sqlalchemy as sa
+
+    engine = create_engine(sync_url(url))
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        if url.startswith("sqlite")
+        else "SELECT DISTINCT trigger_name FROM information_schema.triggers"
+    )
+    try:
+        with engine.connect() as conn:
+            return {str(name) for (name,) in conn.execute(sa.text(query))}
+    finally:
+        engine.dispose()
+
+
+def test_0025_lets_an_admin_have_no_group_keeps_every_trigger_and_downgrades_only_without_one(
+    empty_database: str,
+) -> None:
+    """Operator-wide users: group_id NULL, only for admins. SQLite rebuilds the users table
+    for it, which must keep the overview's summary triggers (on users and naming users)."""
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from provisiond.store.types import UtcDateTime
+
+    users = sa.table(
+        "users",
+        sa.column("id", sa.Uuid()),
+        sa.column("email"),
+        sa.column("password_hash"),
+        sa.column("role"),
+        sa.column("group_id", sa.Uuid()),
+        sa.column("created_at", UtcDateTime()),
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def user(email: str, role: str) -> dict[str, object]:
+        return {"id": uuid.uuid4(), "email": email, "password_hash": "x", "role": role,
+                "group_id": None, "created_at": now}  # fmt: skip
+
+    migrate.upgrade(empty_database, "0024")
+    before = _triggers(empty_database)
+    assert "users_claims_first" in before
+    engine = create_engine(sync_url(empty_database))
+    try:
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(users.insert().values(user("early@example.com", "admin")))
+
+        migrate.upgrade(empty_database)
+        assert _triggers(empty_database) == before
+        with engine.begin() as conn:
+            conn.execute(users.insert().values(user("ops@example.com", "admin")))
+        for role in ("installer", "viewer"):
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+                conn.execute(users.insert().values(user(f"{role}@example.com", role)))
+
+        with pytest.raises(Exception, match="operator-wide users exist"):
+            migrate.downgrade(empty_database, "0024")
+        assert migrate.current_revision(empty_database) == migrate.head_revision()
+        with engine.begin() as conn:
+            conn.execute(users.delete())
+        migrate.downgrade(empty_database, "0024")
+        assert _triggers(empty_database) == before
+    finally:
+        engine.dispose()

@@ -14,13 +14,11 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
-from provisiond.domain.users import Role
 from provisiond.settings import Settings, load_settings
 from provisiond.web.pages import operations
 from tests.integration.web import browsing
@@ -272,34 +270,6 @@ def test_what_a_page_cannot_read_gets_a_page_not_a_problem_document(
     absent = boss.post("/tokens/revoke", {"name": "nobody-ci", "confirm": "yes"})
     assert odd.headers["content-type"].startswith("text/html")
     assert same_page(odd, absent, "no such/token", "nobody-ci")
-
-
-def test_the_catalogue_form_of_an_operator_wide_admin_shows_its_messages() -> None:
-    """No console user is operator-wide today (a user belongs to a group): the catalogue's
-    forms are drawn for one all the same, with the service's messages on their fields."""
-    from types import SimpleNamespace
-
-    from provisiond.domain.catalog import DeviceModel
-    from provisiond.web.pages.rendering import templates
-
-    operator = SimpleNamespace(email="root@example.com", role=Role.ADMIN, group_path=None)
-    model = DeviceModel(uuid.uuid4(), "UNO-2483G", "Advantech gateway", datetime.now(UTC))
-    html = templates.env.get_template("ops_models.html").render(
-        request=SimpleNamespace(url=SimpleNamespace(path="/models")),
-        user=operator,
-        csrf="t0ken",
-        models=[model],
-        may_change=True,
-        errors={"name": "is empty"},
-        values={"name": "", "description": "LoRaWAN gateway"},
-        refused="3 devices are of model 'UNO-2483G'",
-    )
-    assert 'action="/models"' in html
-    assert 'id="name-error">is empty<' in html
-    assert 'value="LoRaWAN gateway"' in html
-    assert "3 devices are of model &#39;UNO-2483G&#39;" in html
-    assert 'aria-label="Delete UNO-2483G…"' in html
-    assert html.count('name="csrf" value="t0ken"') == 3  # sign out, add, delete
 
 
 # --------------------------------------------------------------------------- tokens

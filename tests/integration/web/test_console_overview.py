@@ -66,15 +66,21 @@ def test_the_overview_counts_the_admins_subtree_only(
     assert r.status_code == 201, r.text
     fail_a_claim(server, "tech@kanarra.example", codes)  # a Kanarra installer's claim fails
 
-    stock = 7  # PLAIN-1..3, BTN-1..2, CODE-1, SEC-1: nobody's, counted for top-level admins
+    stock = 7  # PLAIN-1..3, BTN-1..2, CODE-1, SEC-1: nobody's, an operator-wide admin's only
+    ops = {"email": "ops@provision.example", "password": PASSWORD, "role": "admin"}
+    assert api.post("/api/v1/users", json={**ops, "operator_wide": True}).status_code == 201
     boss = signed_in(server, "boss@kanarra.example").get("/overview").text
     tekton = signed_in(server, "boss@tekton.example").get("/overview").text
     sub = signed_in(server, "sub@kanarra.example").get("/overview").text
-    assert figure(boss, "registered") == 3 + stock
+    everyone = signed_in(server, "ops@provision.example").get("/overview").text
+    assert figure(boss, "registered") == 3  # no stock, even at the top of a customer
     assert figure(boss, "claimed") == 3
-    assert figure(tekton, "registered") == 6 + stock  # TEK-1..6
+    assert figure(tekton, "registered") == 6  # TEK-1..6
     assert figure(tekton, "claimed") == 6
-    assert figure(sub, "registered") == 3  # below the top: no stock
+    assert figure(sub, "registered") == 3
+    assert figure(everyone, "registered") == 3 + 6 + stock
+    assert figure(everyone, "claimed") == 3 + 6
+    assert figure(everyone, "failed") == 1
     # the failed claim is Kanarra's (its claimer's), not Tekton's
     assert figure(boss, "failed") == 1
     assert figure(sub, "failed") == 1
@@ -82,19 +88,25 @@ def test_the_overview_counts_the_admins_subtree_only(
     assert figure(tekton, "failed") == 0
     assert "TEK-" not in boss
     assert "EAST-" not in tekton
-    # by group: the admin's child groups, stock apart
+    # by group: the admin's child groups; the operator's top-level groups, stock apart
     assert re.search(r'<th scope="row">Sadler-Isberg</th><td class="text-end">3<', boss)
-    assert re.search(r'<th scope="row">Unclaimed stock</th><td class="text-end">7<', boss)
+    assert "Unclaimed stock" not in boss
+    assert re.search(r'<th scope="row">Kanarra</th><td class="text-end">3<', everyone)
+    assert re.search(r'<th scope="row">Tekton</th><td class="text-end">6<', everyone)
+    assert re.search(r'<th scope="row">Unclaimed stock</th><td class="text-end">7<', everyone)
     assert re.search(r'<th scope="row">East</th><td class="text-end">3<', sub)
 
 
 @pytest.mark.usefixtures("fleet")
-def test_the_period_form_checks_its_fields(server: Server) -> None:
-    boss = signed_in(server, "boss@kanarra.example")
+def test_the_period_form_checks_its_fields(server: Server, api: httpx.Client) -> None:
+    # an operator-wide admin, who counts all the fleet's eight devices (seven are stock)
+    ops = {"email": "ops@provision.example", "password": PASSWORD, "role": "admin"}
+    assert api.post("/api/v1/users", json={**ops, "operator_wide": True}).status_code == 201
+    boss = signed_in(server, "ops@provision.example")
     page = boss.get("/overview?days=7")
     assert page.status_code == 200
     assert '<option value="7" selected>' in page.text
-    assert figure(page.text, "registered") == 7
+    assert figure(page.text, "registered") == 8
     r = boss.get("/overview?from=2026-01-01&to=2026-01-31")
     assert r.status_code == 200
     assert "<strong>2026-01-01</strong> to <strong>2026-01-31</strong>" in r.text
@@ -152,10 +164,10 @@ def test_console_overview_in_a_browser(
 
     sign_in(page, url, "boss@kanarra.example")
     page.goto(f"{url}/overview")
-    expect(page.locator("#count-registered")).to_have_text("19")
+    expect(page.locator("#count-registered")).to_have_text("12")
     expect(page.locator("#count-failed")).to_have_text("1")
     expect(page.locator("#funnel-chart")).to_have_attribute("role", "img")
-    expect(page.locator("#by-group")).to_contain_text("Unclaimed stock")
+    expect(page.locator("#by-group")).not_to_contain_text("Unclaimed stock")
     expect(page.locator("#endings-by-reason")).to_contain_text("too many wrong claim codes")
     check("overview: the last 30 days")
     screenshot(page, "console-overview")
@@ -165,7 +177,7 @@ def test_console_overview_in_a_browser(
     page.click("#period-show")
     page.wait_for_url("**/overview?days=7*")
     expect(page.locator("#period-said")).to_contain_text("(7 days)")
-    expect(page.locator("#count-registered")).to_have_text("19")
+    expect(page.locator("#count-registered")).to_have_text("12")
     check("overview: the last 7 days")
 
     # a range typed in: the preset switches to it (overview.js); an empty range has no figures

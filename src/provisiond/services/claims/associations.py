@@ -46,6 +46,8 @@ async def issue_association(
             raise UserNotFound(f"no user {email!r}", email=email)
         if not user.role.may_claim:
             raise Forbidden(f"{user.email} is a {user.role.value}: viewers may not claim devices")
+        if not user.may_claim:
+            raise Forbidden(f"{user.email}: {user.why_no_claims}")
         secret = secrets.token_urlsafe(24)
         expires = now + ASSOCIATION_TTL
         await uow.associations.add(new_id(), user.id, hash_token(secret), now, expires)

@@ -99,8 +99,8 @@ async def start_claim(
 ) -> Started:
     """Start claiming a device (the scan). Without a proof requirement the claim starts
     proven: the device is still named and placed at a site (:func:`finish_claim`)."""
-    if not user.role.may_claim:
-        raise Forbidden("your role may not claim devices")
+    if not user.may_claim:
+        raise Forbidden(user.why_no_claims)
     take_token(
         limiter,
         [("claim-user", user.id), ("claim-address", address)],
@@ -312,8 +312,8 @@ async def finish_claim(  # noqa: C901, PLR0913 - the claim's outcomes (target, g
     and model, and its owner. Every field is checked again here; all problems are reported
     at once. A model other than the one the device was registered with is saved only when
     ``model_confirmed`` names it (never silently). Returns the serial."""
-    if not user.role.may_claim:
-        raise Forbidden("your role may not claim devices")
+    if not user.may_claim:
+        raise Forbidden(user.why_no_claims)
     async with uow:
         claim = await own_claim(uow, user, claim_id)
         if claim.status is ClaimStatus.COMPLETED:

@@ -76,15 +76,20 @@ class Overview:
         return sum(e.expired for e in self.by_reason)
 
 
-def child_of(path: str, under: str) -> str:
-    """The child of ``under`` that ``path`` lies in (``under`` itself for its own)."""
+def child_of(path: str, under: str | None) -> str:
+    """The child of ``under`` that ``path`` lies in (``under`` itself for its own; under
+    None, every group: its top-level group)."""
+    if under is None:
+        return path.split(SEPARATOR, 1)[0]
     if path == under:
         return under
     rest = path[len(under) + 1 :]
     return under + SEPARATOR + rest.split(SEPARATOR, 1)[0]
 
 
-def _label(path: str, under: str) -> str:
+def _label(path: str, under: str | None) -> str:
+    if under is None:
+        return path
     return (
         f"{path.rsplit(SEPARATOR, 1)[-1]} (directly)" if path == under else path[len(under) + 1 :]
     )
@@ -107,7 +112,9 @@ async def overview(uow: UnitOfWork, *, user: User, spec: PeriodSpec, now: dateti
         raise Forbidden("the overview is for admins")
     period = parse_period(days=spec.days, first=spec.first, last=spec.last, today=now.date())
     under = user.group_path
-    with_stock = SEPARATOR not in under
+    # Devices of no group (the operator's stock) are an operator-wide admin's only, as
+    # everywhere (docs/security.md): a customer's admin does not learn how many there are.
+    with_stock = under is None
     first, last = period.first.isoformat(), period.last.isoformat()
     async with uow.read():
         figures = await uow.insights.funnel_by_group(
@@ -193,7 +200,7 @@ class Tally:
         return [Ending(k, f[k], e[k]) for k in labels]
 
 
-def _group_label(key: str, under: str) -> str:
+def _group_label(key: str, under: str | None) -> str:
     return key if key == STOCK else _label(key, under)
 
 

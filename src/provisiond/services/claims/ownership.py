@@ -43,6 +43,8 @@ async def take_device(  # noqa: PLR0913 - a use case's context (uow, scope, acto
     when someone took it first."""
     group_id = group.id if group else user.group_id
     group_path = group.path if group else user.group_path
+    if group_id is None:  # an operator-wide admin: start_claim refuses them first
+        raise Forbidden(user.why_no_claims)
     owner = user.id if target is ClaimTarget.ME else None
     owner_group = user.group_id if target is ClaimTarget.GROUP else None
     if not await uow.claims.take_device(

@@ -134,8 +134,8 @@ async def prove(
 ) -> Claim:
     """The user types the claim code (proof ``code``) or the device's secret (proof
     ``device-secret``). Wrong ones are counted; the claim fails after WRONG_PROOFS_MAX."""
-    if not user.role.may_claim:
-        raise Forbidden("your role may not claim devices")
+    if not user.may_claim:
+        raise Forbidden(user.why_no_claims)
     take_token(limiter, [("claim-proof", user.id)], policy.proof_rate_per_minute, "codes tried")
     async with uow:
         claim = await own_claim(uow, user, claim_id)

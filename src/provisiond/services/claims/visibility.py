@@ -92,11 +92,7 @@ async def label_target(
         policy.claim_rate_per_minute,
         "claim attempts",
     )
-    if (
-        device is not None
-        and LIFECYCLE.allows(device.state, DeviceAction.CLAIM)
-        and user.role.may_claim
-    ):
+    if device is not None and LIFECYCLE.allows(device.state, DeviceAction.CLAIM) and user.may_claim:
         return "claim"
     log_refused("claim", "no such device to claim", user=user.email, address=address, serial=serial)
     raise DeviceNotFound(NOT_FOUND)

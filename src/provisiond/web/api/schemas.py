@@ -25,6 +25,7 @@ from provisiond.domain.rendering import device_fields, profile_fields, token_fie
 from provisiond.domain.tokens import ApiToken, TokenSpec
 from provisiond.domain.users import User, UserSpec
 from provisiond.domain.webhooks import Delivery, Webhook, WebhookSpec
+from provisiond.errors import InvalidInput, Problem
 
 
 class Body(BaseModel):
@@ -65,17 +66,32 @@ class UserCreate(Body):
     email: str
     password: str = Field(min_length=1)
     role: str = Field(description="admin, installer or viewer")
-    group: str = Field(description="path of the user's group")
+    group: str | None = Field(
+        None, description="path of the user's group; required unless operator_wide"
+    )
+    operator_wide: bool = Field(
+        False,
+        description="an admin of no group, who sees every group and the devices of none "
+        "(only an operator-wide token may create one); instead of group",
+    )
 
     def spec(self) -> UserSpec:
-        return UserSpec(**self.model_dump())
+        """InvalidInput (field ``group``) unless exactly one of group and operator_wide."""
+        if (self.group is None) != self.operator_wide:
+            problem = (
+                "give group or operator_wide, not both"
+                if self.group is not None
+                else "give group (or operator_wide: true for an admin of every group)"
+            )
+            raise InvalidInput(problem, problems=[Problem(problem, field="group")])
+        return UserSpec(self.email, self.password, self.role, self.group)
 
 
 class UserRead(BaseModel):
     id: uuid.UUID
     email: str
     role: str
-    group: str
+    group: str | None = Field(description="path of the user's group; null: operator-wide")
     created_at: datetime
     disabled_at: datetime | None = Field(
         None, description="when an operator disabled the user (sign-in refused); null: active"

@@ -46,9 +46,11 @@ KEEPALIVE_SECONDS = 15.0
 
 
 def _claimer(page: Page) -> None:
-    if not page.user.role.may_claim:
+    if not page.user.may_claim:
         raise Forbidden(
             "Your role may look at devices but not register them. Ask an admin of your group."
+            if not page.user.role.may_claim
+            else page.user.why_no_claims[:1].upper() + page.user.why_no_claims[1:] + "."
         )
 
 

@@ -277,7 +277,7 @@ async def _invite_form(
 @router.get("/users/invite")
 @error_titles(_TITLES)
 async def invite_form(page: AdminDep) -> Response:
-    return await _invite_form(page, role=Role.INSTALLER.value, group=page.user.group_path)
+    return await _invite_form(page, role=Role.INSTALLER.value, group=page.user.group_path or "")
 
 
 def _links(c: Container, request: Request) -> invitations.LinkPolicy:
