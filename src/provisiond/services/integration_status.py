@@ -3,9 +3,10 @@
 for the webhooks of the admin's own subtree.
 
 The backlog's figures about provisiond's machinery — the outbox, the broker accounts and The
-Things Stack registrations waiting, the leases and the instances alive — are provisiond-wide
-counts: they name no device, group or customer. The per-webhook figures do name webhooks, so
-only those the caller's scope covers are kept.
+Things Stack registrations waiting, the leases and the instances alive — are provisiond-wide:
+they name no device, group or customer, but they are every customer's activity together, so
+they are an operator-wide admin's only. The per-webhook figures name webhooks: each caller gets
+those its scope covers.
 """
 
 from __future__ import annotations
@@ -24,19 +25,23 @@ from provisiond.store.uow import UnitOfWork
 
 @dataclass(frozen=True, slots=True)
 class IntegrationStatus:
-    backlog: Backlog  # provisiond-wide figures; its ``deliveries`` are not for a page
+    # provisiond-wide figures, for an operator-wide caller only (None for any other); its
+    # ``deliveries`` are not for a page
+    backlog: Backlog | None
     webhooks: list[tuple[Webhook, dict[str, int]]]  # the caller's, DELIVERY_STATES -> count
 
 
 async def integration_status(
     uow: Callable[[], UnitOfWork], *, scope: Scope, now: datetime
 ) -> IntegrationStatus:
-    """The backlog as /metrics reads it, with the webhook figures of ``scope`` only."""
+    """The backlog as /metrics reads it (an operator-wide caller's), with the webhook
+    figures of ``scope`` only."""
     require(scope, Role.ADMIN, "reading the integrations' status")
     backlog = await read_backlog(uow(), now)
     async with uow().read() as reader:
         hooks = await reader.webhooks.in_subtree(scope.group_path)
     empty = dict.fromkeys(DELIVERY_STATES, 0)
     return IntegrationStatus(
-        backlog, [(w, backlog.deliveries.get(str(w.id), empty)) for w in hooks]
+        backlog if scope.operator_wide else None,
+        [(w, backlog.deliveries.get(str(w.id), empty)) for w in hooks],
     )

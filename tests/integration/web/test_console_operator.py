@@ -106,6 +106,28 @@ def test_the_operator_changes_the_catalogue_and_a_customers_admin_cannot(
     assert sorted(m["name"] for m in api.get("/api/v1/models").json()) == ["RAK7268", "UNO-2483G"]
 
 
+def test_the_instances_backlog_is_the_operators_and_each_admin_gets_their_webhooks(
+    server: Server, api: httpx.Client
+) -> None:
+    """The outbox, broker, The Things Stack and instance figures count every customer's
+    activity: an operator-wide admin's. A customer's admin reads their own webhooks' only."""
+    setup(api)
+    operator(api)
+    r = api.post("/api/v1/webhooks", json={"group": "Kanarra", "url": "https://kanarra.example/h"})
+    assert r.status_code == 201, r.text
+    r = api.post("/api/v1/webhooks", json={"group": "Tekton", "url": "https://tekton.example/h"})
+    assert r.status_code == 201, r.text
+    everything = signed_in(server, OPERATOR).get("/integrations").text
+    kanarra = signed_in(server, ADMIN).get("/integrations").text
+    for figure in ('id="outbox-depth"', 'id="broker"', 'id="tts"', 'id="instances"'):
+        assert figure in everything
+        assert figure not in kanarra
+    assert 'id="instance-figures-note"' in kanarra
+    assert "https://kanarra.example/h" in kanarra
+    assert "https://tekton.example/h" not in kanarra
+    assert "https://tekton.example/h" in everything
+
+
 def test_a_customers_admin_can_neither_reach_nor_make_an_operator_account(
     server: Server, api: httpx.Client
 ) -> None:
@@ -209,6 +231,9 @@ def test_the_operators_console_in_a_browser(
     page.goto(f"{url}/overview")
     expect(page.locator("#by-group")).to_contain_text("Unclaimed stock")
     check("operator: the overview, with the stock")
+    page.goto(f"{url}/integrations")
+    expect(page.locator("#outbox-depth")).to_be_visible()
+    check("operator: the instance's backlog")
     check.assert_clean()
     for serial in ("BTN-1", "BTN-2"):
         assert api.get(f"/api/v1/devices/{serial}").json()["group"] == (
