@@ -473,8 +473,8 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
     from provisiond.services.dps import DpsPolicy, Operations, Registrar
     from provisiond.transports.azure import https as dps_https
     from provisiond.transports.azure import mqtt as dps_mqtt
-    from provisiond.transports.azure.tls import DpsTls
     from provisiond.transports.mqtt.listener import Limits
+    from provisiond.transports.tls import ClientCertificateTls
 
     if s.id_scope is None or s.tls_cert is None or s.tls_key is None:
         raise ConfigurationError("serving DPS needs dps__id_scope, dps__tls_cert and dps__tls_key")
@@ -493,7 +493,9 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
         Operations(s.operation_seconds),
         container.webhook_guard,
     )
-    tls = DpsTls(s.tls_cert, s.tls_key, await registrar.x509_cas())
+    tls = ClientCertificateTls(
+        s.tls_cert, s.tls_key, await registrar.x509_cas(), what="DPS enrollment groups' CAs"
+    )
     limits = Limits.of(container.settings)
     host = container.settings.host
     ports: list[int | None] = []
