@@ -30,6 +30,7 @@ from provisiond.protocols import mqtt
 from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
 from provisiond.services.provisioning import Provisioner, Source
 from provisiond.transports.mqtt.session import Limits, Session
+from provisiond.transports.tls import peer_certificate
 
 if TYPE_CHECKING:
     from provisiond.settings import Settings
@@ -55,6 +56,7 @@ class _Session(Session):
         self.pending: bytes | None = None  # an answer waiting for the subscription
         self.answered = False
         self.working = False  # provisiond owes the session its answer: no idle deadline
+        self.certificate: bytes | None = None  # the TLS client certificate (DER), if any
 
     # ------------------------------------------------------------------ the event loop's
 
@@ -138,8 +140,13 @@ class _Session(Session):
         # a PUBACK of our answer keeps the session; DISCONNECT or a second CONNECT ends it
         return isinstance(packet, mqtt.PubAck)
 
+    def _accept(self, transport: asyncio.BaseTransport) -> bool:
+        self.certificate = peer_certificate(transport)  # verified by the handshake, if sent
+        return True
+
     async def _answer(self, payload: bytes) -> bytes:
-        answer = await self.provisioner.answer(payload, Source("mqtt", self.source))
+        source = Source("mqtt", self.source, self.certificate)
+        answer = await self.provisioner.answer(payload, source)
         return orjson.dumps(answer.body)
 
     def _answered(self, task: asyncio.Task[bytes]) -> None:
