@@ -317,7 +317,9 @@ class ProvisioningSettings(BaseModel):
         1884, ge=0, le=65535, description="TCP port of the MQTT provisioning listener (0: any)."
     )
     mqtt_tls_cert: Path | None = Field(
-        None, description="PEM certificate (chain) for MQTT over TLS; with mqtt_tls_key."
+        None,
+        description="PEM certificate (chain) for MQTT over TLS, and for the mutual-TLS "
+        "device API (device_tls_port); with mqtt_tls_key.",
     )
     mqtt_tls_key: Path | None = Field(None, description="PEM private key for MQTT over TLS.")
     mqtt_client_certificates: bool = Field(

@@ -131,6 +131,7 @@ class Pki:
     line: Issuer  # its intermediate, the device CA of "line"
     shared: Issuer  # the device CA of "shared-a" and "shared-b"
     token_maker: Issuer  # of "tokens", which hands out access tokens only
+    pre_maker: Issuer  # of "factory-line", a pre-provisioned profile
     rogue: Issuer  # nobody's
     directory: Path = field(default_factory=Path)
 
@@ -152,6 +153,7 @@ def pki(tmp_path: Path) -> Pki:
         make_ca("Maker Line 2", root),
         make_ca("Shared Maker CA"),
         make_ca("Token Maker CA"),
+        make_ca("Pre Maker CA"),
         make_ca("Rogue CA"),
         tmp_path,
     )
@@ -166,6 +168,7 @@ PROFILES = (
     ("shared-a", "shared", {}),
     ("shared-b", "shared", {}),
     ("tokens", "token-maker", {"credentials": ("access-token",)}),
+    ("factory-line", "pre-maker", {"strategy": "pre-provisioned"}),
 )
 
 
@@ -179,6 +182,7 @@ async def _set_up(settings: Settings, pki: Pki) -> None:
             ("line", pki.line),
             ("shared", pki.shared),
             ("token-maker", pki.token_maker),
+            ("pre-maker", pki.pre_maker),
         ):
             await certificates.register_ca_certificate(
                 c.uow(), scope=OPERATOR, name=name, certificate_pem=issuer.pem, actor="t", now=now

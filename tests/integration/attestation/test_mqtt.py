@@ -168,6 +168,22 @@ def test_the_certificate_must_name_the_device_and_be_the_profiles_type(
         assert api.get(f"/api/v1/devices/{serial}").status_code == 404
 
 
+def test_a_pre_provisioned_profile_takes_only_devices_registered_beforehand(
+    server: Server, api: httpx.Client, pki: Pki
+) -> None:
+    r = api.post("/api/v1/devices", json={"serial": "PRE-1"})
+    assert r.status_code == 201, r.text
+    device = pki.device("PRE-1", pki.pre_maker)
+    assert mqtt_provision(server, pki, device)["credentialsValue"] == device.pem
+    held = credentials(api, "PRE-1")
+    assert [c["type"] for c in held if c["revoked_at"] is None] == ["x509"]  # only that one
+    assert_refused(
+        mqtt_provision(server, pki, pki.device("PRE-2", pki.pre_maker)),
+        "was not registered beforehand",
+    )
+    assert api.get("/api/v1/devices/PRE-2").status_code == 404
+
+
 def test_a_revoked_device_is_refused_whatever_it_presents(
     server: Server, api: httpx.Client, pki: Pki
 ) -> None:
