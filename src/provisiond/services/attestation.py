@@ -132,9 +132,9 @@ def _attest(  # noqa: PLR0913 - the request and what the writer thread needs, bo
     wait = profile_wait(limiter, profile, source)
     if wait:
         return too_many(wait)
-    problem = _problem(profile, cert, serial, request, now)
+    problem = _problem(profile, cert, serial, request, now)  # says why a bad CN is refused
     if problem is not None or not isinstance(serial, str):
-        problem = problem or str(serial)
+        problem = problem or "the certificate's subject CN is not a serial"
         log_refused("provisioning", problem, source=source, profile=profile.name)
         return refuse(tb.FAILURE, problem)
     pem = cert.public_bytes(Encoding.PEM).decode()

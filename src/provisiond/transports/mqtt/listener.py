@@ -8,6 +8,11 @@ session only; an answer ready before the subscription waits for it. Anything els
 user name, another topic, a second request in the session — closes the session (MQTT 5
 says why).
 
+Over TLS with ``provisioning__mqtt_client_certificates``, the handshake asks for a client
+certificate (transports/tls.py: it must chain to a profile's device CA if sent); a session
+that presented one and publishes a request without ``provisionDeviceSecret`` — ``{}`` will
+do — is answered by certificate-chain attestation (services/attestation.py).
+
 Nothing holds a socket for long (docs/security.md#caps): a connection has
 ``mqtt_connect_timeout_seconds`` to send CONNECT; a session silent past its keep-alive x 1.5,
 or past ``mqtt_idle_seconds`` whatever its keep-alive (0 included), while it is owed no
