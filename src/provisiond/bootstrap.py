@@ -484,7 +484,7 @@ async def _attesting_tls(container: Container, stack: AsyncExitStack) -> ssl.SSL
     from provisiond.transports.tls import ClientCertificateTls
 
     p = container.settings.provisioning
-    if not p.mqtt_client_certificates and p.device_tls_port is None:
+    if not (p.mqtt_enabled and p.mqtt_client_certificates) and p.device_tls_port is None:
         return None
     if p.mqtt_tls_cert is None or p.mqtt_tls_key is None:
         raise ConfigurationError(

@@ -104,7 +104,7 @@ class H11Server:
     ) -> None:
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         certificate = peer_certificate(writer.transport)
-        for _ in range(self.max_requests):
+        for served in range(1, self.max_requests + 1):
             head = await self._next(http, reader)
             if not isinstance(head, h11.Request):
                 return
@@ -114,7 +114,7 @@ class H11Server:
                 if isinstance(event, h11.Data):
                     body += event.data
                     if len(body) > self.max_body:
-                        await self._send(http, writer, self.too_large)
+                        await self._send(http, writer, self.too_large, close=True)
                         return
                 elif isinstance(event, h11.EndOfMessage):
                     break
@@ -128,8 +128,9 @@ class H11Server:
                 certificate,
                 source,
             )
-            await self._send(http, writer, await self.respond(request))
-            if http.our_state is not h11.DONE or http.their_state is not h11.DONE:
+            last = served == self.max_requests
+            await self._send(http, writer, await self.respond(request), close=last)
+            if last or http.our_state is not h11.DONE or http.their_state is not h11.DONE:
                 return
             http.start_next_cycle()
 
@@ -143,12 +144,18 @@ class H11Server:
                 continue
             return event
 
-    async def _send(self, http: h11.Connection, writer: asyncio.StreamWriter, reply: Reply) -> None:
+    async def _send(
+        self, http: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, *, close: bool
+    ) -> None:
+        """Send a reply; with ``close``, say the connection ends after it (the client must
+        not send another request on it)."""
         payload = orjson.dumps(reply.body)
         headers = [
             (b"content-type", b"application/json; charset=utf-8"),
             (b"content-length", str(len(payload)).encode()),
         ]
+        if close:
+            headers.append((b"connection", b"close"))
         if reply.retry_after is not None:
             headers.append((b"retry-after", str(max(1, math.ceil(reply.retry_after))).encode()))
         writer.write(http.send(h11.Response(status_code=reply.status, headers=headers)))

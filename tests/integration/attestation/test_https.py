@@ -59,6 +59,7 @@ def test_the_secret_based_flow_and_ThingsBoards_answers_on_the_mtls_port(
         assert client.post(base + "/api/v1/other", json={}).status_code == 404
         too_large = client.post(base + "/api/v1/provision", content=b" " * (65 * 1024))
         assert too_large.status_code == 413
+        assert too_large.headers["connection"] == "close"  # the client opens another
         assert client.post(base + "/api/v1/provision", content=b"{").json() == {
             "status": "FAILURE",
             "errorMsg": "the request is not valid JSON",
