@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,6 +276,97 @@ def print_medians(results: dict[str, list[dict[str, float]]]) -> None:
             json.dumps(
                 {
                     "backend": backend,
+                    "median_rps": median([r["rps"] for r in runs]),
+                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
+                }
+            ),
+            flush=True,
+        )
+
+
+# load generators run in their own process, by backend and mode (dps.py, cert_attestation.py)
+
+
+async def drive(
+    one: Callable[[], Awaitable[bool]], sessions: int, seconds: float
+) -> dict[str, float]:
+    """Keep ``sessions`` loops each calling ``one`` (a whole device's exchange: whether it
+    succeeded) back to back for ``seconds``: the rate, the count, failures, p50 and p99."""
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.perf_counter() + seconds
+
+    async def session_loop() -> None:
+        nonlocal failures
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            ok = await one()
+            latencies.append(time.perf_counter() - started)
+            failures += not ok
+
+    started = time.perf_counter()
+    await asyncio.gather(*(session_loop() for _ in range(sessions)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
+
+    return {
+        "rps": round(len(latencies) / elapsed),
+        "requests": len(latencies),
+        "failures": failures,
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
+
+
+def run_generator(script: str, *argv: str) -> dict[str, float]:
+    """``python script --generate argv…`` in its own process: the JSON it prints."""
+    out = subprocess.run(
+        [sys.executable, script, "--generate", *argv], capture_output=True, text=True, check=False
+    )
+    if out.returncode:
+        raise SystemExit(f"the load generator failed:\n{out.stderr}")
+    result: dict[str, float] = json.loads(out.stdout)
+    return result
+
+
+def generate(load: Callable[..., Awaitable[dict[str, float]]], argv: list[str]) -> None:
+    """The generator process: ``load(port, mode, sessions, seconds, prefix)`` on uvloop
+    (when installed), its result printed as JSON."""
+    port, mode, sessions, seconds, prefix = argv
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    print(json.dumps(asyncio.run(load(int(port), mode, int(sessions), float(seconds), prefix))))
+
+
+def mode_rounds(
+    backends: list[str],
+    modes: list[str],
+    count: int,
+    run: Callable[[str, str, int], dict[str, float]],
+) -> None:
+    """``run(backend, mode, round_no)`` for every round, backend and mode, interleaved;
+    prints each, then the medians of each backend and mode."""
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for round_no in range(1, count + 1):
+        for backend in backends:
+            for mode in modes:
+                r = run(backend, mode, round_no)
+                results.setdefault((backend, mode), []).append(r)
+                print(json.dumps({"round": round_no, "backend": backend, "mode": mode, **r}))
+    for (backend, mode), runs in results.items():
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "mode": mode,
                     "median_rps": median([r["rps"] for r in runs]),
                     "median_p50_ms": median([r["p50_ms"] for r in runs]),
                     "median_p99_ms": median([r["p99_ms"] for r in runs]),

@@ -33,19 +33,21 @@ import hmac
 import json
 import os
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 from common import (
+    drive,
     free_port,
     fresh_database,
+    generate,
     machine,
-    median,
+    mode_rounds,
     provisiond,
     query_scalar,
+    run_generator,
     serving,
 )
 
@@ -199,8 +201,6 @@ async def _publication(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str) -> dict:  # type: ignore[type-arg]
-    latencies: list[float] = []
-    failures = 0
     base = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
     contexts: list[ssl.SSLContext] = []
     if mode in ("x509", "mtls"):  # one certificate per device: made before the clock starts
@@ -213,7 +213,6 @@ async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str)
             c.load_cert_chain(path)
             contexts.append(c)
     next_device = 0
-    deadline = time.perf_counter() + seconds  # once the certificates are made
 
     async def one() -> bool:
         nonlocal next_device
@@ -239,29 +238,7 @@ async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str)
         finally:
             writer.close()
 
-    async def session_loop() -> None:
-        nonlocal failures
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            ok = await one()
-            latencies.append(time.perf_counter() - started)
-            failures += not ok
-
-    started = time.perf_counter()
-    await asyncio.gather(*(session_loop() for _ in range(sessions)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
-
-    return {
-        "rps": round(len(latencies) / elapsed),
-        "requests": len(latencies),
-        "failures": failures,
-        "p50_ms": pct(0.50),
-        "p99_ms": pct(0.99),
-    }
+    return await drive(one, sessions, seconds)  # the clock starts once the certificates are made
 
 
 # the rounds ------------------------------------------------------------------------------
@@ -291,43 +268,17 @@ def run(backend: str, mode: str, args: argparse.Namespace, round_no: int) -> dic
         PROVISIOND_PROVISIONING__UNKNOWN_SOURCE_RATE_PER_MINUTE="1000000",
     )
     with serving(database, "--dps-port", str(port), "--no-mqtt"):
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--generate",
-                str(port),
-                mode,
-                str(args.sessions),
-                str(args.seconds),
-                f"d{round_no}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        result = run_generator(
+            __file__, str(port), mode, str(args.sessions), str(args.seconds), f"d{round_no}"
         )
-    if out.returncode:
-        raise SystemExit(f"the load generator failed:\n{out.stderr}")
-    result: dict[str, float] = json.loads(out.stdout)
     if mode in ("key", "x509"):
         result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
     return result
 
 
-def generate(argv: list[str]) -> None:
-    port, mode, sessions, seconds, prefix = argv
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    print(json.dumps(asyncio.run(load(int(port), mode, int(sessions), float(seconds), prefix))))
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--generate":
-        generate(sys.argv[2:])
+        generate(load, sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
@@ -341,26 +292,12 @@ def main() -> None:
         json.dumps({"machine": machine(), "sessions": args.sessions, "seconds": args.seconds}),
         flush=True,
     )
-    results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for round_no in range(1, args.rounds + 1):
-        for backend in args.backends.split(","):
-            for mode in args.modes.split(","):
-                r = run(backend, mode, args, round_no)
-                results.setdefault((backend, mode), []).append(r)
-                print(json.dumps({"round": round_no, "backend": backend, "mode": mode, **r}))
-    for (backend, mode), runs in results.items():
-        print(
-            json.dumps(
-                {
-                    "backend": backend,
-                    "mode": mode,
-                    "median_rps": median([r["rps"] for r in runs]),
-                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
-                }
-            ),
-            flush=True,
-        )
+    mode_rounds(
+        args.backends.split(","),
+        args.modes.split(","),
+        args.rounds,
+        lambda backend, mode, round_no: run(backend, mode, args, round_no),
+    )
 
 
 if __name__ == "__main__":

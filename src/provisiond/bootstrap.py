@@ -44,6 +44,8 @@ from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.uow import Database, UnitOfWork
 
 if TYPE_CHECKING:
+    import ssl
+
     from fastapi import FastAPI
 
     from provisiond.integrations.device_events import DeviceEventSubscriber
@@ -357,6 +359,15 @@ def check_serving(settings: Settings) -> None:
     Serving seals webhook secrets and broker passwords: production needs the passphrase.
     The AWS listener speaks TLS only: it needs its certificate and key."""
     make_sealer(settings)
+    p = settings.provisioning
+    if (p.mqtt_client_certificates or p.device_tls_port is not None) and (
+        p.mqtt_tls_cert is None or p.mqtt_tls_key is None
+    ):
+        raise ConfigurationError(
+            "attesting devices by their TLS client certificate (provisioning__"
+            "mqtt_client_certificates, provisioning__device_tls_port, --device-tls-port) needs "
+            "provisioning__mqtt_tls_cert and provisioning__mqtt_tls_key"
+        )
     d = settings.dps
     if (d.mqtt_port is not None or d.https_port is not None) and (
         d.id_scope is None or d.tls_cert is None or d.tls_key is None
@@ -399,11 +410,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def serving() -> AsyncIterator[Container]:
         async with (
             open_container(settings, counts=app.state.metrics) as container,
-            device_transports(container) as mqtt_port,
+            device_transports(container) as ports,
             dps_transports(container) as dps_ports,
             aws_transport(container) as aws_port,
         ):
-            app.state.mqtt_port = mqtt_port
+            app.state.mqtt_port, app.state.device_tls_port = ports
             app.state.dps_port, app.state.dps_https_port = dps_ports
             app.state.aws_port = aws_port
             yield container
@@ -430,35 +441,67 @@ def compose_app(
 
 
 @asynccontextmanager
-async def device_transports(container: Container) -> AsyncIterator[int | None]:
+async def device_transports(container: Container) -> AsyncIterator[tuple[int | None, int | None]]:
     """The device transports beside the HTTP server, as the settings ask: the CoAP device
-    API (``coap_port``), the MQTT provisioning listener (``mqtt_enabled``, ``mqtt_port``);
-    yields the MQTT port bound (None: not served). Both stop when the block ends."""
+    API (``coap_port``), the MQTT provisioning listener (``mqtt_enabled``, ``mqtt_port``;
+    asking for client certificates with ``mqtt_client_certificates``) and the mutual-TLS
+    device API (``device_tls_port``); yields the MQTT and mutual-TLS ports bound (None: not
+    served). They stop when the block ends."""
     from provisiond.transports.coap import server as coap
+    from provisiond.transports.http import mtls
     from provisiond.transports.mqtt import listener as mqtt
 
     s = container.settings
+    p = s.provisioning
     async with AsyncExitStack() as stack:
-        if s.provisioning.coap_port is not None:
-            context = await coap.start(container.provisioner, s.host, s.provisioning.coap_port)
+        if p.coap_port is not None:
+            context = await coap.start(container.provisioner, s.host, p.coap_port)
             stack.push_async_callback(context.shutdown)
-        if not s.provisioning.mqtt_enabled:
-            yield None
-            return
-        server = await mqtt.start(
-            container.provisioner,
-            s.host,
-            s.provisioning.mqtt_port,
-            mqtt.tls_context(s),
-            mqtt.Limits.of(s),
+        attesting = await _attesting_tls(container, stack)
+        limits = mqtt.Limits.of(s)
+        servers: list[asyncio.Server | None] = [None, None]
+        if p.mqtt_enabled:
+            tls = attesting if p.mqtt_client_certificates else mqtt.tls_context(s)
+            servers[0] = await mqtt.start(container.provisioner, s.host, p.mqtt_port, tls, limits)
+        if p.device_tls_port is not None and attesting is not None:
+            servers[1] = await mtls.start(
+                container.provisioner, s.host, p.device_tls_port, attesting, limits
+            )
+        ports: list[int | None] = []
+        for server in servers:
+            if server is not None:
+                stack.push_async_callback(server.wait_closed)
+                stack.callback(server.close)
+            ports.append(None if server is None else server.sockets[0].getsockname()[1])
+        yield ports[0], ports[1]
+
+
+async def _attesting_tls(container: Container, stack: AsyncExitStack) -> ssl.SSLContext | None:
+    """The TLS of the listeners that attest devices by their client certificate, its CAs
+    (the profiles' device CAs) reloaded every ``device_ca_refresh_seconds`` until ``stack``
+    closes; None when no listener attests."""
+    from provisiond.services.attestation import device_cas
+    from provisiond.transports.tls import ClientCertificateTls
+
+    p = container.settings.provisioning
+    if not (p.mqtt_enabled and p.mqtt_client_certificates) and p.device_tls_port is None:
+        return None
+    if p.mqtt_tls_cert is None or p.mqtt_tls_key is None:
+        raise ConfigurationError(
+            "attesting devices by their TLS client certificate needs "
+            "provisioning__mqtt_tls_cert and provisioning__mqtt_tls_key"
         )
-
-        async def close() -> None:
-            server.close()
-            await server.wait_closed()
-
-        stack.push_async_callback(close)
-        yield server.sockets[0].getsockname()[1]
+    tls = ClientCertificateTls(
+        p.mqtt_tls_cert,
+        p.mqtt_tls_key,
+        await device_cas(container.uow()),
+        what="profiles' device CAs",
+    )
+    refresh = asyncio.create_task(
+        tls.keep_fresh(lambda: device_cas(container.uow()), p.device_ca_refresh_seconds)
+    )
+    stack.callback(refresh.cancel)
+    return tls.context
 
 
 @asynccontextmanager
@@ -473,8 +516,8 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
     from provisiond.services.dps import DpsPolicy, Operations, Registrar
     from provisiond.transports.azure import https as dps_https
     from provisiond.transports.azure import mqtt as dps_mqtt
-    from provisiond.transports.azure.tls import DpsTls
     from provisiond.transports.mqtt.listener import Limits
+    from provisiond.transports.tls import ClientCertificateTls
 
     if s.id_scope is None or s.tls_cert is None or s.tls_key is None:
         raise ConfigurationError("serving DPS needs dps__id_scope, dps__tls_cert and dps__tls_key")
@@ -493,7 +536,9 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
         Operations(s.operation_seconds),
         container.webhook_guard,
     )
-    tls = DpsTls(s.tls_cert, s.tls_key, await registrar.x509_cas())
+    tls = ClientCertificateTls(
+        s.tls_cert, s.tls_key, await registrar.x509_cas(), what="DPS enrollment groups' CAs"
+    )
     limits = Limits.of(container.settings)
     host = container.settings.host
     ports: list[int | None] = []

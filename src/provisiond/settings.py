@@ -317,9 +317,33 @@ class ProvisioningSettings(BaseModel):
         1884, ge=0, le=65535, description="TCP port of the MQTT provisioning listener (0: any)."
     )
     mqtt_tls_cert: Path | None = Field(
-        None, description="PEM certificate (chain) for MQTT over TLS; with mqtt_tls_key."
+        None,
+        description="PEM certificate (chain) for MQTT over TLS, and for the mutual-TLS "
+        "device API (device_tls_port); with mqtt_tls_key.",
     )
     mqtt_tls_key: Path | None = Field(None, description="PEM private key for MQTT over TLS.")
+    mqtt_client_certificates: bool = Field(
+        False,
+        description="Ask devices connecting to the MQTT listener over TLS for a client "
+        "certificate: one signed by a profile's device CA provisions with no secret "
+        "(certificate-chain attestation); one chaining to no such CA fails the handshake; "
+        "devices sending none provision with a secret as before. Needs mqtt_tls_cert.",
+    )
+    device_tls_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="TCP port of the mutual-TLS device API (`serve --device-tls-port`): "
+        "HTTPS `POST /api/v1/provision`, attested by the client certificate, with the "
+        "server certificate of mqtt_tls_cert and mqtt_tls_key. None: not served.",
+    )
+    device_ca_refresh_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often the TLS listeners that attest client certificates reload "
+        "the profiles' device CAs (a CA given to a profile is trusted at most this long "
+        "after; one taken away is refused at once).",
+    )
     mqtt_session_seconds: float = Field(
         60.0, gt=0, description="Longest a provisioning session may stay connected."
     )

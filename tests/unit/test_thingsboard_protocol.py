@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from provisiond.protocols import thingsboard as tb
 
@@ -109,3 +111,33 @@ def test_the_proof_message_binds_purpose_profile_device_and_pem() -> None:
         "",
         hashlib.sha256(b"").hexdigest(),
     ]
+
+
+def test_an_attested_request_carries_no_secret_and_each_field_is_optional() -> None:
+    assert not tb.carries_secret({})
+    assert not tb.carries_secret({"provisionDeviceKey": "k", "provisionDeviceSecret": ""})
+    assert tb.carries_secret({"provisionDeviceSecret": "s"})
+    assert not tb.carries_secret(["provisionDeviceSecret"])
+    assert tb.parse_attested_request({}) == tb.AttestedRequest(None, None, None)
+    r = tb.parse_attested_request(
+        {"deviceName": "CAM-1", "provisionDeviceKey": "k", "credentialsType": "x509_certificate"}
+    )
+    assert r == tb.AttestedRequest("CAM-1", "k", tb.TbCredentialsType.X509_CERTIFICATE)
+    with pytest.raises(tb.Refused, match="the request must be a JSON object"):
+        tb.parse_attested_request([])
+    with pytest.raises(tb.Refused, match="deviceName must be a string"):
+        tb.parse_attested_request({"deviceName": 7})
+    with pytest.raises(tb.Refused, match="credentialsType 'PSK' is not one of"):
+        tb.parse_attested_request({"credentialsType": "PSK"})
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists, max_leaves=8))
+def test_parsing_an_attested_request_is_total(body: object) -> None:
+    """Any decoded JSON gives a request or a FAILURE naming the problem, never a crash."""
+    for candidate in (body, {"deviceName": body, "credentialsType": body}):
+        statuses = set()
+        try:
+            tb.parse_attested_request(candidate)
+        except tb.Refused as refused:
+            statuses.add(refused.status)
+        assert statuses <= {tb.FAILURE}

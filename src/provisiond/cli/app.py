@@ -123,6 +123,11 @@ def _serve(common: Common, settings: Settings) -> None:
         if settings.provisioning.coap_port is not None
         else ""
     )
+    if settings.provisioning.device_tls_port is not None:
+        extra += (
+            f", the mutual-TLS device API on https://{settings.host}:"
+            f"{settings.provisioning.device_tls_port}"
+        )
     for what, dps_port in (
         ("DPS (MQTT)", settings.dps.mqtt_port),
         ("DPS (HTTPS)", settings.dps.https_port),
@@ -193,6 +198,16 @@ def serve(
             help="Also serve the CoAP device API on this UDP port (CoAP's is 5683).",
         ),
     ] = None,
+    device_tls_port: Annotated[
+        int | None,
+        typer.Option(
+            "--device-tls-port",
+            envvar="PROVISIOND_PROVISIONING__DEVICE_TLS_PORT",
+            help="Serve the mutual-TLS device API (HTTPS POST /api/v1/provision, devices "
+            "attested by their client certificate) on this TCP port (provisioning__mqtt_tls_cert "
+            "and provisioning__mqtt_tls_key).",
+        ),
+    ] = None,
     dps_port: Annotated[
         int | None,
         typer.Option(
@@ -238,6 +253,7 @@ def serve(
             provisioning__coap_port=coap_port,
             provisioning__mqtt_port=mqtt_port,
             provisioning__mqtt_enabled=mqtt,
+            provisioning__device_tls_port=device_tls_port,
             aws__port=aws_port,
             metrics__port=metrics_port,
             dps__mqtt_port=dps_port,

@@ -14,6 +14,10 @@ is answered with the same credential), ``certificateProof`` (a signature by the 
 certificate in ``hash``), ``currentCertificate`` and ``reprovisionProof`` (a factory reset:
 the device's current certificate and a signature by its key). :func:`proof_message` is what
 the signatures sign.
+
+A device attested by its TLS client certificate sends no secret (:func:`carries_secret`):
+:func:`parse_attested_request` reads what such a request may carry — ``deviceName``,
+``provisionDeviceKey`` (which profile) and ``credentialsType`` — each optional.
 """
 
 from __future__ import annotations
@@ -97,16 +101,7 @@ def parse_request(body: object) -> ProvisionRequest:
     if key is None or secret is None:
         raise Refused(NOT_FOUND, "Provision data was not found!")
     name = _text(body, "deviceName")
-    raw_type = _text(body, "credentialsType")
-    ctype = None
-    if raw_type is not None:
-        try:
-            ctype = TbCredentialsType(raw_type.strip().upper())
-        except ValueError:
-            allowed = ", ".join(t.value for t in TbCredentialsType)
-            raise Refused(
-                FAILURE, f"credentialsType {raw_type!r} is not one of {allowed}"
-            ) from None
+    ctype = _credentials_type(body)
     mqtt = ctype is TbCredentialsType.MQTT_BASIC
     request = ProvisionRequest(
         key=key,
@@ -136,6 +131,42 @@ def parse_request(body: object) -> ProvisionRequest:
         certificate_proof=_text(body, "certificateProof", SIGNATURE_MAX),
         current_certificate=_text(body, "currentCertificate", PEM_MAX),
         reprovision_proof=_text(body, "reprovisionProof", SIGNATURE_MAX),
+    )
+
+
+@dataclass(slots=True)
+class AttestedRequest:
+    """A provision request from a device that proved itself by its TLS client certificate
+    (certificate-chain attestation): no secret. Each field is optional."""
+
+    device_name: str | None  # must be the certificate's subject CN when given
+    key: str | None  # provisionDeviceKey: names the profile when its device CA has several
+    credentials_type: TbCredentialsType | None  # X509_CERTIFICATE (the certificate) or none
+
+
+def carries_secret(body: object) -> bool:
+    """Whether a decoded request presents a profile's secret (the secret-based flow)."""
+    return isinstance(body, dict) and body.get("provisionDeviceSecret") not in (None, "")
+
+
+def _credentials_type(body: dict[str, Any]) -> TbCredentialsType | None:
+    raw_type = _text(body, "credentialsType")
+    if raw_type is None:
+        return None
+    try:
+        return TbCredentialsType(raw_type.strip().upper())
+    except ValueError:
+        allowed = ", ".join(t.value for t in TbCredentialsType)
+        raise Refused(FAILURE, f"credentialsType {raw_type!r} is not one of {allowed}") from None
+
+
+def parse_attested_request(body: object) -> AttestedRequest:
+    """Validate a decoded request without a secret (an empty body is one); anything
+    malformed answers FAILURE naming the field."""
+    if not isinstance(body, dict):
+        raise Refused(FAILURE, "the request must be a JSON object")
+    return AttestedRequest(
+        _text(body, "deviceName"), _text(body, "provisionDeviceKey"), _credentials_type(body)
     )
 
 

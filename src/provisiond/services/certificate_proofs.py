@@ -69,7 +69,7 @@ def issued_by(certificate: x509.Certificate, ca_pem: str, now: datetime) -> bool
     return True
 
 
-def _common_name(certificate: x509.Certificate) -> str:
+def common_name(certificate: x509.Certificate) -> str:
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else ""
 
@@ -85,7 +85,7 @@ def check_possession(
     """Accept a certificate the device brings only with the proof described above; else
     :class:`CertificateRefused` saying what is missing."""
     if device_ca is not None and issued_by(certificate, device_ca.certificate_pem, now):
-        name = _common_name(certificate)
+        name = common_name(certificate)
         if normalise_serial(name) != serial:
             raise CertificateRefused(
                 f"the certificate's subject CN {name!r} is not the device's serial {serial}"

@@ -65,7 +65,7 @@ from provisiond.protocols import dps
 from provisiond.services.destinations import DestinationGuard, DestinationRefused
 from provisiond.services.devices import profile_device
 from provisiond.services.enrollments import parse_hub
-from provisiond.services.ratelimit import RateLimiter, log_refused
+from provisiond.services.ratelimit import RateLimiter, log_refused, profile_wait
 from provisiond.services.sealing import Sealer
 from provisiond.store.dps import tx_groups, tx_individual, tx_mark_provisioned
 from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
@@ -302,10 +302,7 @@ def _register(
         log_refused("dps", found, source=attempt.source)
         return error(401, UNAUTHORIZED, "Unauthorized", now)
     profile = found.profile
-    wait = max(
-        limiter.take(("profile", profile.id), profile.rate_per_minute),
-        limiter.take(("source", profile.id, attempt.source), profile.source_rate_per_minute),
-    )
+    wait = profile_wait(limiter, profile, attempt.source)
     if wait:
         return _throttled(wait, now)
     if not assign:

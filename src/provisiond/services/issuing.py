@@ -64,6 +64,12 @@ class ProvisionAnswer:
     too_large: bool = False  # the request was over MAX_REQUEST_BYTES
 
     @property
+    def http_status(self) -> int:
+        """Its HTTP status: 413 too large, 429 throttled (``Retry-After``), else 200 with
+        ThingsBoard's JSON, whatever the outcome."""
+        return 413 if self.too_large else 429 if self.retry_after else 200
+
+    @property
     def succeeded(self) -> bool:
         return bool(self.body.get("status") == tb.SUCCESS)
 
@@ -81,6 +87,7 @@ class Job:
     source: str
     now: datetime
     csr: CheckedCsr | CertificateRefused | None = None
+    attested_by: str | None = None  # certificate-chain attestation: the device CA's name
 
     @property
     def actor(self) -> str:
@@ -100,6 +107,14 @@ class Issued:
 
 def refuse(status: str, message: str, serial: str | None = None) -> ProvisionAnswer:
     return ProvisionAnswer(tb.failure(status, message), serial=serial)
+
+
+def too_many(wait: float) -> ProvisionAnswer:
+    """A throttled request's answer: when to retry."""
+    return ProvisionAnswer(
+        tb.failure(tb.FAILURE, f"Too many provision requests: retry in {wait:.0f} s"),
+        retry_after=wait,
+    )
 
 
 def succeed(job: Job, value: Value) -> ProvisionAnswer:
@@ -217,6 +232,7 @@ def job_event(
                 "profile": job.profile.name,
                 "credentials": job.ctype.value,
                 **data,
+                **({"attested_by": job.attested_by} if job.attested_by else {}),
                 "transport": job.transport,
                 "source": job.source,
             },

@@ -24,13 +24,16 @@ The rules, in order:
    repeat carries (services/reprovisioning.py). Every refused repeat is audited
    (``device.reprovision-refused``).
 
+A device that connected with a TLS client certificate and sends no secret is answered by
+certificate-chain attestation instead (services/attestation.py): its certificate, signed by
+a profile's device CA, is its proof.
+
 Each provisioning is one transaction with its events; two requests for the same new device
 at once, on one instance or two, make one device and one ``SUCCESS``.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,13 +42,11 @@ from functools import partial
 import orjson
 
 from provisiond.domain.credentials import CredentialType
-from provisiond.domain.events import EventType
-from provisiond.domain.limits import NAME_MAX
-from provisiond.domain.profiles import Profile, Strategy
+from provisiond.domain.profiles import Profile
 from provisiond.domain.serials import parse_serial
 from provisiond.errors import InvalidInput
 from provisiond.protocols import thingsboard as tb
-from provisiond.services import reprovisioning
+from provisiond.services.attestation import attest
 from provisiond.services.certificates import (
     CertificateRefused,
     CheckedCsr,
@@ -53,29 +54,23 @@ from provisiond.services.certificates import (
     check_csr,
     is_csr,
 )
-from provisiond.services.credential_kinds import HANDLERS, make_credential
-from provisiond.services.devices import profile_device
+from provisiond.services.credential_kinds import HANDLERS
+from provisiond.services.device_provisioning import provision_device
 from provisiond.services.issuing import (
     TB_NAMES,
     TB_TYPES,
-    Issued,
     Job,
     ProvisionAnswer,
     ProvisionPolicy,
-    chose,
-    job_event,
-    provisioned,
     random_text,
     refuse,
-    revoke_others,
-    store_credential,
-    succeed,
+    too_many,
 )
 from provisiond.services.metrics import ERROR, NO_COUNTS, Counts, answer_outcome
 from provisiond.services.profiles import check_profile_secret
-from provisiond.services.ratelimit import RateLimiter, log_refused
+from provisiond.services.ratelimit import RateLimiter, log_refused, profile_wait
 from provisiond.services.sealing import Sealer
-from provisiond.store.provision_writer import ProvisionState, ProvisionTx, ProvisionWriter
+from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
 
 __all__ = [
     "MAX_REQUEST_BYTES",
@@ -97,6 +92,7 @@ class Source:
 
     transport: str  # "http", "mqtt", "coap": recorded in the device.provisioned event
     address: str  # the client's address, as rate limits count it ("unknown" if none)
+    certificate: bytes | None = None  # the TLS client certificate (DER) the handshake verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +118,22 @@ class Provisioner:
         return answer
 
     async def _answer(self, payload: bytes | object, source: Source) -> ProvisionAnswer:
+        if source.certificate is not None:  # a device that may have attested itself
+            body = _decoded(bytes(payload)) if isinstance(payload, bytes | bytearray) else payload
+            if isinstance(body, ProvisionAnswer):
+                return body
+            if not tb.carries_secret(body):
+                return await attest(
+                    self.writer,
+                    self.limiter,
+                    body=body,
+                    certificate=source.certificate,
+                    source=source.address,
+                    policy=self.policy,
+                    now=self.clock(),
+                    transport=source.transport,
+                )
+            payload = body
         if isinstance(payload, bytes | bytearray):
             return await provision_payload(
                 self.writer,
@@ -154,18 +166,25 @@ async def provision_payload(
     transport: str = "http",
 ) -> ProvisionAnswer:
     """Answer one provision request as a transport received it (JSON bytes)."""
+    body = _decoded(payload)
+    if isinstance(body, ProvisionAnswer):
+        return body
+    return await provision(
+        writer, limiter, body=body, source=source, policy=policy, now=now, transport=transport
+    )
+
+
+def _decoded(payload: bytes) -> object:
+    """A request's JSON, or the answer refusing it (too large, not JSON)."""
     if len(payload) > MAX_REQUEST_BYTES:
         return ProvisionAnswer(
             tb.failure(tb.FAILURE, f"the request is larger than {MAX_REQUEST_BYTES} bytes"),
             too_large=True,
         )
     try:
-        body = orjson.loads(payload)
+        return orjson.loads(payload)
     except orjson.JSONDecodeError:
         return refuse(tb.FAILURE, "the request is not valid JSON")
-    return await provision(
-        writer, limiter, body=body, source=source, policy=policy, now=now, transport=transport
-    )
 
 
 async def provision(
@@ -232,15 +251,12 @@ def _provision(  # noqa: PLR0913 - the request and everything the writer thread 
     if profile is None:
         wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
         if wait:
-            return _too_many(wait)
+            return too_many(wait)
         log_refused("provisioning", "unknown provision key or wrong secret", source=source)
         return refuse(tb.NOT_FOUND, "Provision data was not found!")
-    wait = max(
-        limiter.take(("profile", profile.id), profile.rate_per_minute),
-        limiter.take(("source", profile.id, source), profile.source_rate_per_minute),
-    )
+    wait = profile_wait(limiter, profile, source)
     if wait:
-        return _too_many(wait)
+        return too_many(wait)
 
     ctype = (
         TB_TYPES[request.credentials_type]
@@ -254,7 +270,7 @@ def _provision(  # noqa: PLR0913 - the request and everything the writer thread 
         return refuse(tb.FAILURE, str(named))
     serial = named or f"TB-{random_text(16)}"  # no name: 80 random bits, the server names it
     job = Job(profile, request, ctype, serial, policy, transport, source, now, csr)
-    return _provision_device(tx, job)
+    return provision_device(tx, job)
 
 
 def _profile(tx: ProvisionTx, request: tb.ProvisionRequest) -> Profile | None:
@@ -267,13 +283,6 @@ def _profile(tx: ProvisionTx, request: tb.ProvisionRequest) -> Profile | None:
     return found
 
 
-def _too_many(wait: float) -> ProvisionAnswer:
-    return ProvisionAnswer(
-        tb.failure(tb.FAILURE, f"Too many provision requests: retry in {wait:.0f} s"),
-        retry_after=wait,
-    )
-
-
 def _request_problem(
     profile: Profile, request: tb.ProvisionRequest, ctype: CredentialType
 ) -> str | None:
@@ -284,74 +293,6 @@ def _request_problem(
             f"ask for {allowed}"
         )
     return HANDLERS[ctype].request_problem(profile, request)
-
-
-def _provision_device(tx: ProvisionTx, job: Job) -> ProvisionAnswer:
-    """Decide, then write: a refusal writes nothing but its audit event."""
-    state = tx.provision_state(job.serial)
-    if state is None:
-        if job.profile.strategy is Strategy.PRE_PROVISIONED:
-            return refuse(
-                tb.FAILURE, f"Device {job.serial} was not registered beforehand", job.serial
-            )
-        return _create(tx, job)
-    if state.provisioned_at is not None:
-        return reprovisioning.answer_repeat(tx, job, state)
-    if job.profile.strategy is Strategy.ALLOW_CREATE:
-        return reprovisioning.refuse_repeat(tx, job, state, "registered already")
-    if state.profile_id not in (None, job.profile.id):
-        return reprovisioning.refuse_repeat(tx, job, state, "registered for another profile")
-    return _first(tx, job, state)
-
-
-def _create(tx: ProvisionTx, job: Job) -> ProvisionAnswer:
-    """A new device (allow-create), provisioned with its first credential."""
-    name = job.request.device_name
-    device, model_id, registered = profile_device(
-        job.profile,
-        serial=job.serial,
-        name=job.serial if name is None else name.strip()[:NAME_MAX],
-        actor=job.actor,
-        now=job.now,
-    )
-    issued = make_credential(tx, job, device.id)
-    if isinstance(issued, ProvisionAnswer):
-        return issued
-    tx.add_device(
-        device, model_id=model_id, registered=registered, provisioned=provisioned(job, issued)
-    )
-    store_credential(tx, job, issued, device.group_id)
-    _provisioned_event(tx, job, issued, device.group_id, created=True)
-    return succeed(job, issued.value)
-
-
-def _first(tx: ProvisionTx, job: Job, state: ProvisionState) -> ProvisionAnswer:
-    """A device registered beforehand provisions for the first time: it gets its credential
-    and keeps no other (what it was imported with is revoked)."""
-    issued = make_credential(tx, job, state.device_id)
-    if isinstance(issued, ProvisionAnswer):
-        return issued
-    store_credential(tx, job, issued, state.group_id)
-    tx.mark_provisioned(state.device_id, provisioned(job, issued), replacing=None, now=job.now)
-    revoke_others(
-        tx, job, state.device_id, state.group_id, keep=issued.credential.id, reason="provisioned"
-    )
-    _provisioned_event(tx, job, issued, state.group_id, created=False)
-    return succeed(job, issued.value)
-
-
-def _provisioned_event(
-    tx: ProvisionTx, job: Job, issued: Issued, group_id: uuid.UUID | None, *, created: bool
-) -> None:
-    job_event(
-        tx,
-        job,
-        EventType.DEVICE_PROVISIONED,
-        issued.credential.device_id,
-        group_id,
-        created=created,
-        device_chose_credentials=chose(job.request),
-    )
 
 
 def policy_from(

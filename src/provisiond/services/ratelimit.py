@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from provisiond.domain.profiles import Profile
+
 log = logging.getLogger("provisiond.security")
 
 
@@ -118,4 +120,13 @@ def log_refused(what: str, reason: str, **subject: object) -> None:
             "reason": reason,
             **{k: str(v) for k, v in subject.items()},
         },
+    )
+
+
+def profile_wait(limiter: RateLimiter, profile: Profile, source: str) -> float:
+    """Take one request from a profile's limits — all addresses together, and this
+    address — and return the seconds to wait (0: go ahead)."""
+    return max(
+        limiter.take(("profile", profile.id), profile.rate_per_minute),
+        limiter.take(("source", profile.id, source), profile.source_rate_per_minute),
     )

@@ -41,7 +41,7 @@ from provisiond.errors import (
     TooManyRequests,
 )
 from provisiond.services.devices import add_profile_device, issue_access_token
-from provisiond.services.ratelimit import RateLimiter, log_refused
+from provisiond.services.ratelimit import RateLimiter, log_refused, profile_wait
 from provisiond.services.sealing import Sealer
 from provisiond.store.uow import UnitOfWork
 
@@ -152,10 +152,7 @@ async def register_with_token(
         raise refused(NOT_SIGNED) from None
     if profile is None:  # nobody's key verified it: cannot happen, answered alike anyway
         raise refused(NOT_SIGNED)
-    wait = max(
-        limiter.take(("profile", profile.id), profile.rate_per_minute),
-        limiter.take(("source", profile.id, source), profile.source_rate_per_minute),
-    )
+    wait = profile_wait(limiter, profile, source)
     if wait:
         raise TooManyRequests(
             f"too many registrations: retry in {wait:.0f} s", retry_after=max(1, round(wait))

@@ -95,9 +95,9 @@ def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> Provision
             else None
         )
         if value is not None:
-            return _confirm(tx, job, state, value, "retry-key")
+            return confirm_repeat(tx, job, state, value, "retry-key")
         if policy is ReprovisionPolicy.FACTORY_RESET:
-            return _replace(tx, job, state, "retry-key")
+            return replace_credentials(tx, job, state, "retry-key")
         return refuse_repeat(
             tx,
             job,
@@ -109,16 +109,16 @@ def answer_repeat(tx: ProvisionTx, job: Job, state: ProvisionState) -> Provision
         problem = chosen.reissue_problem(tx, job, state)
         if problem:
             return refuse_repeat(tx, job, state, problem)
-        return _confirm(tx, job, state, chosen.chosen_value(job, state), "same-credential")
+        return confirm_repeat(tx, job, state, chosen.chosen_value(job, state), "same-credential")
     if held and isinstance(job.csr, CheckedCsr) and current is not None:
         pem = tx.certificate(current.id)
         if pem is not None and _same_key(pem, job.csr):
-            return _confirm(tx, job, state, pem, "same-key")
+            return confirm_repeat(tx, job, state, pem, "same-key")
     if policy is ReprovisionPolicy.FACTORY_RESET and request.reprovision_proof is not None:
         problem = _current_certificate_problem(job, state)
         if problem:
             return refuse_repeat(tx, job, state, problem)
-        return _replace(tx, job, state, "current-certificate")
+        return replace_credentials(tx, job, state, "current-certificate")
     return refuse_repeat(tx, job, state, "no proof that it is the first requester")
 
 
@@ -128,7 +128,7 @@ def _same_key(pem: str, csr: CheckedCsr) -> bool:
     return public_key_sha256(held) == public_key_sha256(csr.public_key)  # type: ignore[arg-type]
 
 
-def _confirm(
+def confirm_repeat(
     tx: ProvisionTx, job: Job, state: ProvisionState, value: Value, proof: str
 ) -> ProvisionAnswer:
     """The device proved it: the answer is the credential it already has."""
@@ -144,7 +144,9 @@ def _confirm(
     return succeed(job, value)
 
 
-def _replace(tx: ProvisionTx, job: Job, state: ProvisionState, proof: str) -> ProvisionAnswer:
+def replace_credentials(
+    tx: ProvisionTx, job: Job, state: ProvisionState, proof: str
+) -> ProvisionAnswer:
     """A factory reset: new credentials, every other one revoked."""
     issued = make_credential(tx, job, state.device_id)
     if isinstance(issued, ProvisionAnswer):

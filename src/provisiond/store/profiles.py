@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -268,6 +269,16 @@ class CaRepository:
     async def list(self) -> list[StoredCa]:
         rows = await self._conn.execute(_CA.order_by(certificate_authorities.c.name))
         return [ca_from_row(r) for r in rows]
+
+    async def device_ca_pems(self) -> builtins.list[str]:
+        """The certificates (PEM) of the CAs that are an enabled profile's device CA."""
+        rows = await self._conn.execute(
+            select(certificate_authorities.c.certificate_pem)
+            .join(_p, _p.c.device_ca_id == certificate_authorities.c.id)
+            .where(_p.c.enabled.is_(True))
+            .distinct()
+        )
+        return [r[0] for r in rows]
 
     async def add(self, ca: StoredCa) -> None:
         await self._conn.execute(

@@ -178,3 +178,22 @@ def test_an_invalid_value_from_a_flag(tmp_path: Path) -> None:
     assert_one_error_line(
         provisiond("serve", "--log-level", "loud", env={}, cwd=tmp_path), "log_level"
     )
+
+
+@pytest.mark.parametrize(
+    ("flags", "env"),
+    [
+        (["--device-tls-port", "0"], {}),
+        ([], {"PROVISIOND_PROVISIONING__MQTT_CLIENT_CERTIFICATES": "true"}),
+    ],
+    ids=["device-tls-port", "mqtt-client-certificates"],
+)
+def test_attesting_client_certificates_without_a_server_certificate(
+    flags: list[str], env: dict[str, str], migrated: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**migrated, **env, "PROVISIOND_PORT": str(free_port())}
+    assert_one_error_line(
+        provisiond("serve", *flags, env=env, cwd=tmp_path),
+        "provisioning__mqtt_tls_cert",
+        "provisioning__mqtt_tls_key",
+    )

@@ -33,6 +33,7 @@ from provisiond.protocols import mqtt
 from provisiond.services.aws_fleet import Claim, Fleet, FleetRefused, Peer, expire_pending
 from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
 from provisiond.transports.mqtt.session import Limits, Session
+from provisiond.transports.tls import peer_certificate
 
 if TYPE_CHECKING:
     from provisiond.settings import Settings
@@ -64,8 +65,7 @@ class _Session(Session):
 
     def _accept(self, transport: asyncio.BaseTransport) -> bool:
         """A client certificate (TLS requires one) that cryptography can read."""
-        ssl_object = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        der = peer_certificate(transport)
         try:
             self.peer = Peer.of(der) if der is not None else None
         except ValueError:  # OpenSSL took it, cryptography cannot read it

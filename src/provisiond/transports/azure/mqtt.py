@@ -26,19 +26,11 @@ from provisiond.protocols import dps, mqtt
 from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
 from provisiond.services.dps import Answer, Attempt, Registrar
 from provisiond.transports.mqtt.session import Limits, Session
+from provisiond.transports.tls import peer_certificate
 
 log = logging.getLogger(__name__)
 MAX_REQUESTS = 32
 MAX_REQUEST_BYTES = 64 * 1024
-
-
-def peer_certificate(transport: asyncio.BaseTransport) -> bytes | None:
-    """The TLS client certificate (DER) the handshake verified, if the client sent one."""
-    ssl_object = transport.get_extra_info("ssl_object")
-    if ssl_object is None:
-        return None
-    der: bytes | None = ssl_object.getpeercert(binary_form=True)
-    return der
 
 
 class _Session(Session):

@@ -117,11 +117,10 @@ async def provision_response(request: Request) -> Response:
             break  # enough to refuse it: the rest is not read
     c: Container = request.app.state.container
     answer = await c.provisioner.answer(raw, Source("http", _source(request)))
-    if answer.too_large:
-        return _json(answer.body, 413)
     if answer.retry_after:
-        return _json(answer.body, 429, {"Retry-After": str(math.ceil(answer.retry_after))})
-    return _json(answer.body)
+        retry = {"Retry-After": str(math.ceil(answer.retry_after))}
+        return _json(answer.body, answer.http_status, retry)
+    return _json(answer.body, answer.http_status)
 
 
 class RegisterRequest(BaseModel):

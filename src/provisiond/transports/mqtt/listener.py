@@ -8,6 +8,11 @@ session only; an answer ready before the subscription waits for it. Anything els
 user name, another topic, a second request in the session — closes the session (MQTT 5
 says why).
 
+Over TLS with ``provisioning__mqtt_client_certificates``, the handshake asks for a client
+certificate (transports/tls.py: it must chain to a profile's device CA if sent); a session
+that presented one and publishes a request without ``provisionDeviceSecret`` — ``{}`` will
+do — is answered by certificate-chain attestation (services/attestation.py).
+
 Nothing holds a socket for long (docs/security.md#caps): a connection has
 ``mqtt_connect_timeout_seconds`` to send CONNECT; a session silent past its keep-alive x 1.5,
 or past ``mqtt_idle_seconds`` whatever its keep-alive (0 included), while it is owed no
@@ -30,6 +35,7 @@ from provisiond.protocols import mqtt
 from provisiond.services.connection_caps import MQTT_BACKLOG, Gate
 from provisiond.services.provisioning import Provisioner, Source
 from provisiond.transports.mqtt.session import Limits, Session
+from provisiond.transports.tls import peer_certificate
 
 if TYPE_CHECKING:
     from provisiond.settings import Settings
@@ -55,6 +61,7 @@ class _Session(Session):
         self.pending: bytes | None = None  # an answer waiting for the subscription
         self.answered = False
         self.working = False  # provisiond owes the session its answer: no idle deadline
+        self.certificate: bytes | None = None  # the TLS client certificate (DER), if any
 
     # ------------------------------------------------------------------ the event loop's
 
@@ -138,8 +145,13 @@ class _Session(Session):
         # a PUBACK of our answer keeps the session; DISCONNECT or a second CONNECT ends it
         return isinstance(packet, mqtt.PubAck)
 
+    def _accept(self, transport: asyncio.BaseTransport) -> bool:
+        self.certificate = peer_certificate(transport)  # verified by the handshake, if sent
+        return True
+
     async def _answer(self, payload: bytes) -> bytes:
-        answer = await self.provisioner.answer(payload, Source("mqtt", self.source))
+        source = Source("mqtt", self.source, self.certificate)
+        answer = await self.provisioner.answer(payload, source)
         return orjson.dumps(answer.body)
 
     def _answered(self, task: asyncio.Task[bytes]) -> None:
