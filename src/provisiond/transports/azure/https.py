@@ -8,8 +8,8 @@
 each authenticated again by a shared access signature in ``Authorization`` or the TLS client
 certificate. Errors are DPS's JSON (``errorCode``, ``trackingId``, ``message``). Caps: a
 connection must send its request head within ``limits__mqtt_connect_timeout_seconds``, a
-body holds at most 64 KiB, a connection makes at most ``MAX_REQUESTS`` requests and
-sessions are capped as the MQTT listeners' are.
+body holds at most 64 KiB, a connection makes at most ``dps__https_requests_per_connection``
+requests (16 unless set) and sessions are capped as the MQTT listeners' are.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from provisiond.transports.azure.mqtt import MAX_REQUEST_BYTES, peer_certificate
 from provisiond.transports.mqtt.listener import Limits
 
 log = logging.getLogger(__name__)
-MAX_REQUESTS = 16
 MAX_HEAD_BYTES = 16 * 1024
 
 
@@ -82,7 +81,7 @@ class _Handler:
     ) -> None:
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         certificate = peer_certificate(writer.transport)
-        for _ in range(MAX_REQUESTS):
+        for _ in range(self.registrar.policy.https_requests):
             request = await self._next(http, reader)
             if not isinstance(request, h11.Request):
                 return
