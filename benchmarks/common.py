@@ -243,6 +243,14 @@ def bench_profile(database: str, *options: str) -> dict[str, str]:
 def serving(database: str, *options: str) -> Iterator[int]:
     """`provisiond serve` on ``database`` as its own process on a free port (and the given
     options), until the block ends; yields the HTTP port."""
+    with served(database, *options) as (port, _):
+        yield port
+
+
+@contextmanager
+def served(database: str, *options: str) -> Iterator[tuple[int, int]]:
+    """As :func:`serving`; yields the HTTP port and the server's process id (to read the
+    CPU it spends: :func:`process_cpu`)."""
     port = free_port()
     env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
     server = subprocess.Popen(
@@ -250,10 +258,17 @@ def serving(database: str, *options: str) -> Iterator[int]:
     )
     try:
         wait_until_serving(port, "/healthz")
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all its threads) the process ``pid`` has used so far,
+    from /proc/<pid>/stat (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def rounds(
