@@ -30,8 +30,10 @@ in its own process (uvloop) with four phases:
 
 Each phase also reports the CPU time the server process (all its threads: the event loop,
 the provisioning writer) spent during it, from /proc/<pid>/stat, per device (or per
-handshake) — robust to other work on the machine, unlike the wall-clock rate — and the
-load generator's own CPU per device.
+handshake) — robust to other work on the machine, unlike the wall-clock rate —, the cores
+it kept busy, how long its threads were runnable but waiting for a CPU (the run queue, from
+/proc/<pid>/task/*/schedstat: what other processes took from it), and the load
+generator's own CPU per device.
 
 Every answer must be accepted and the database must then hold one device per RegisterThing.
 
@@ -65,6 +67,7 @@ from common import (
     machine,
     median,
     process_cpu,
+    process_waiting,
     provisiond,
     query_scalar,
     wait_until_serving,
@@ -239,17 +242,19 @@ async def phase(
             inner.append(await one(worker, n))
             latencies.append(time.perf_counter() - started)
 
-    cpu, own = process_cpu(pid), time.process_time()
+    cpu, own, waited = process_cpu(pid), time.process_time(), process_waiting(pid)
     started = time.perf_counter()
     await asyncio.gather(*(loop(w) for w in range(sessions)))
     elapsed = time.perf_counter() - started
     cpu, own = process_cpu(pid) - cpu, time.process_time() - own
+    waited = process_waiting(pid) - waited
     done = len(latencies) * per
     return {
         "rps": round(done / elapsed),
         "count": len(latencies),
         "server_cpu_ms": round(cpu / done * 1000, 3),  # per device (per handshake)
         "server_cpu_share": round(cpu / elapsed, 2),  # cores the server kept busy
+        "server_waiting_share": round(waited / elapsed, 2),  # runnable, not running
         "client_cpu_ms": round(own / done * 1000, 3),
         "p50_ms": _pct(latencies, 0.5),
         "p99_ms": _pct(latencies, 0.99),
@@ -430,7 +435,15 @@ def main() -> None:
     for backend, runs in results.items():
         summary = {"backend": backend}
         for key in args.phases.split(","):
-            for field in ("rps", "p50_ms", "p99_ms", "tls_p50_ms", "server_cpu_ms"):
+            for field in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "tls_p50_ms",
+                "server_cpu_ms",
+                "server_cpu_share",
+                "server_waiting_share",
+            ):
                 summary[f"{key}_{field}"] = median([r[key][field] for r in runs])
         print(json.dumps(summary), flush=True)
 

@@ -264,6 +264,19 @@ def served(database: str, *options: str) -> Iterator[tuple[int, int]]:
         server.wait(timeout=60)
 
 
+def process_waiting(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent runnable but waiting for a CPU
+    (the run queue: /proc/<pid>/task/*/schedstat, Linux), added up: how much more CPU it
+    would have used on a machine of its own."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return waited / 1e9
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all its threads) the process ``pid`` has used so far,
     from /proc/<pid>/stat (Linux)."""

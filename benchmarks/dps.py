@@ -29,7 +29,8 @@ as the SDK) and reads the 200 `assigned`, then disconnects — the SDK's flow wi
 
 Each run also reports the CPU time the server process (all its threads) spent, per
 registration (per handshake), from /proc/<pid>/stat: robust to other work on the machine,
-unlike the wall-clock rate.
+unlike the wall-clock rate; the cores it kept busy, and how long its threads were runnable
+but waiting for a CPU (/proc/<pid>/task/*/schedstat).
 
 Every answer must be ``assigned`` and the database must hold one device per registration.
 Prints JSON lines, then medians per backend and mode.
@@ -58,6 +59,7 @@ from common import (
     machine,
     median,
     process_cpu,
+    process_waiting,
     provisiond,
     query_scalar,
     served,
@@ -325,11 +327,12 @@ async def load(
             registrations += 1
             failures += not ok
 
-    cpu, own = process_cpu(pid), time.process_time()
+    cpu, own, waited = process_cpu(pid), time.process_time(), process_waiting(pid)
     started = time.perf_counter()
     await asyncio.gather(*(session_loop() for _ in range(sessions)))
     elapsed = time.perf_counter() - started
     cpu, own = process_cpu(pid) - cpu, time.process_time() - own
+    waited = process_waiting(pid) - waited
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -341,6 +344,7 @@ async def load(
         "failures": failures,
         "server_cpu_ms": round(cpu / registrations * 1000, 3),  # per registration
         "server_cpu_share": round(cpu / elapsed, 2),  # cores the server kept busy
+        "server_waiting_share": round(waited / elapsed, 2),  # runnable, not running
         "client_cpu_ms": round(own / registrations * 1000, 3),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
@@ -463,6 +467,10 @@ def main() -> None:
                     "median_p50_ms": median([r["p50_ms"] for r in runs]),
                     "median_p99_ms": median([r["p99_ms"] for r in runs]),
                     "median_server_cpu_ms": median([r["server_cpu_ms"] for r in runs]),
+                    "median_server_cpu_share": median([r["server_cpu_share"] for r in runs]),
+                    "median_server_waiting_share": median(
+                        [r["server_waiting_share"] for r in runs]
+                    ),
                 }
             ),
             flush=True,

@@ -154,9 +154,10 @@ class _Handler:
         ]
         if answer.retry_after is not None:
             headers.append((b"retry-after", str(answer.retry_after).encode()))
-        writer.write(http.send(h11.Response(status_code=answer.status, headers=headers)))
-        writer.write(http.send(h11.Data(data=payload)))
-        writer.write(http.send(h11.EndOfMessage()))
+        response = http.send(h11.Response(status_code=answer.status, headers=headers)) or b""
+        response += http.send(h11.Data(data=payload)) or b""
+        response += http.send(h11.EndOfMessage()) or b""
+        writer.write(response)  # one write: one TLS record, one system call
         await writer.drain()
 
 
