@@ -2,13 +2,14 @@
 RegisterThing over mutual TLS, and the TLS handshake on its own.
 
     python benchmarks/aws_fleet.py [--rounds 3] [--seconds 10] [--sessions 32]
-                                   [--backends sqlite,postgresql]
+                                   [--backends sqlite,postgresql] [--per-connection 64]
+                                   [--phases handshake,fleet,reused,amortised]
     python benchmarks/aws_fleet.py --handshake-cpu
 
 Per round and backend: a freshly migrated database with a signing CA, a claim CA registered
 by its certificate, and one allow-create profile joining them (limits out of the way);
 `provisiond serve --aws-port` (one process, SQLite synchronous=FULL), and a load generator
-in its own process (uvloop) with two phases:
+in its own process (uvloop) with four phases:
 
 1. ``handshake``: for ``--seconds``, ``--sessions`` loops each open a TCP connection, do the
    TLS 1.3 handshake with the claim certificate (mutual authentication) and close: the
@@ -20,7 +21,19 @@ in its own process (uvloop) with two phases:
    device, and of its TLS handshake inside it.
 3. ``reused``: the same, eight devices one after another over each connection (a gateway
    provisioning its children; not what AWS's SDK does): the handshake's cost spread over
-   eight, so what provisioning itself costs shows.
+   eight.
+4. ``amortised``: ``--sessions`` long-lived mutual-TLS connections, each provisioning
+   ``--per-connection`` devices one after another (CreateKeysAndCertificate + RegisterThing,
+   as above; ``aws__max_requests_per_session`` raised to allow it), then the next
+   connection: the handshake's cost spread so thin that what provisioning itself costs
+   shows.
+
+Each phase also reports the CPU time the server process (all its threads: the event loop,
+the provisioning writer) spent during it, from /proc/<pid>/stat, per device (or per
+handshake) — robust to other work on the machine, unlike the wall-clock rate —, the cores
+it kept busy, how long its threads were runnable but waiting for a CPU (the run queue, from
+/proc/<pid>/task/*/schedstat: what other processes took from it), and the load
+generator's own CPU per device.
 
 Every answer must be accepted and the database must then hold one device per RegisterThing.
 
@@ -53,6 +66,8 @@ from common import (
     fresh_database,
     machine,
     median,
+    process_cpu,
+    process_waiting,
     provisiond,
     query_scalar,
     wait_until_serving,
@@ -63,6 +78,7 @@ TEMPLATE = "bench"
 CREATE = "$aws/certificates/create/json"
 REGISTER = f"$aws/provisioning-templates/{TEMPLATE}/provision/json"
 REUSED = 8  # devices per connection in the "reused" phase (the listener allows 16 requests)
+PHASES = ("handshake", "fleet", "reused", "amortised")
 
 
 def _pem(obj: Any) -> bytes:
@@ -211,7 +227,9 @@ def _pct(values: list[float], p: float) -> float:
     return round(values[min(len(values) - 1, int(len(values) * p))] * 1000, 2)
 
 
-async def phase(sessions: int, seconds: float, one: Any, per: int = 1) -> dict[str, float]:
+async def phase(
+    sessions: int, seconds: float, one: Any, pid: int, per: int = 1
+) -> dict[str, float]:
     latencies: list[float] = []
     inner: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -224,12 +242,20 @@ async def phase(sessions: int, seconds: float, one: Any, per: int = 1) -> dict[s
             inner.append(await one(worker, n))
             latencies.append(time.perf_counter() - started)
 
+    cpu, own, waited = process_cpu(pid), time.process_time(), process_waiting(pid)
     started = time.perf_counter()
     await asyncio.gather(*(loop(w) for w in range(sessions)))
     elapsed = time.perf_counter() - started
+    cpu, own = process_cpu(pid) - cpu, time.process_time() - own
+    waited = process_waiting(pid) - waited
+    done = len(latencies) * per
     return {
-        "rps": round(len(latencies) * per / elapsed),
+        "rps": round(done / elapsed),
         "count": len(latencies),
+        "server_cpu_ms": round(cpu / done * 1000, 3),  # per device (per handshake)
+        "server_cpu_share": round(cpu / elapsed, 2),  # cores the server kept busy
+        "server_waiting_share": round(waited / elapsed, 2),  # runnable, not running
+        "client_cpu_ms": round(own / done * 1000, 3),
         "p50_ms": _pct(latencies, 0.5),
         "p99_ms": _pct(latencies, 0.99),
         "tls_p50_ms": _pct(inner, 0.5),
@@ -237,7 +263,10 @@ async def phase(sessions: int, seconds: float, one: Any, per: int = 1) -> dict[s
     }
 
 
-async def load(port: int, directory: Path, sessions: int, seconds: float, prefix: str) -> Any:
+async def load(
+    port: int, directory: Path, sessions: int, seconds: float, prefix: str, options: str
+) -> Any:
+    pid, per, phases = options.split(":")
     context = client_context(directory)
 
     async def handshake_only(_worker: int, _n: int) -> float:
@@ -251,10 +280,18 @@ async def load(port: int, directory: Path, sessions: int, seconds: float, prefix
     async def eight_devices(worker: int, n: int) -> float:
         return await device(port, context, f"{prefix}R-{worker}-{n}", REUSED)
 
+    async def many_devices(worker: int, n: int) -> float:
+        return await device(port, context, f"{prefix}M-{worker}-{n}", int(per))
+
+    runs = {
+        "handshake": (handshake_only, 1),
+        "fleet": (one_device, 1),
+        "reused": (eight_devices, REUSED),
+        "amortised": (many_devices, int(per)),
+    }
     return {
-        "handshake": await phase(sessions, seconds, handshake_only),
-        "fleet": await phase(sessions, seconds, one_device),
-        "reused": await phase(sessions, seconds, eight_devices, REUSED),
+        name: await phase(sessions, seconds, runs[name][0], int(pid), runs[name][1])
+        for name in phases.split(",")
     }
 
 
@@ -262,6 +299,7 @@ async def load(port: int, directory: Path, sessions: int, seconds: float, prefix
 
 
 def run(backend: str, args: argparse.Namespace, round_no: int, directory: Path) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]  # the machine's, before this round's processes start
     database = fresh_database(backend, f"bench_aws_{backend}")
     provisiond("db", "upgrade", database=database)
     provisiond("ca", "create", "devices", database=database)
@@ -280,6 +318,7 @@ def run(backend: str, args: argparse.Namespace, round_no: int, directory: Path) 
         "PROVISIOND_AWS__TLS_CERT": str(directory / "server.pem"),
         "PROVISIOND_AWS__TLS_KEY": str(directory / "server.key"),
         "PROVISIOND_LIMITS__MQTT_MAX_SESSIONS_PER_ADDRESS": "4096",
+        "PROVISIOND_AWS__MAX_REQUESTS_PER_SESSION": str(2 * max(args.per_connection, REUSED)),
     }
     server = subprocess.Popen(
         [*PROVISIOND, "serve", "--port", str(http_port), "--log-level", "warning",
@@ -290,7 +329,8 @@ def run(backend: str, args: argparse.Namespace, round_no: int, directory: Path) 
         wait_until_serving(http_port, "/healthz")
         out = subprocess.run(
             [sys.executable, __file__, "--generate", str(aws_port), str(directory),
-             str(args.sessions), str(args.seconds), f"A{round_no}"],
+             str(args.sessions), str(args.seconds), f"A{round_no}",
+             f"{server.pid}:{args.per_connection}:{args.phases}"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     finally:
@@ -298,14 +338,16 @@ def run(backend: str, args: argparse.Namespace, round_no: int, directory: Path) 
         server.wait(timeout=60)
     result: dict[str, Any] = json.loads(out)
     result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
-    answered = result["fleet"]["count"] + result["reused"]["count"] * REUSED
+    result["load_before"] = load_before
+    per = {"fleet": 1, "reused": REUSED, "amortised": args.per_connection}
+    answered = sum(result[name]["count"] * n for name, n in per.items() if name in result)
     if result["devices"] != answered:
         raise RuntimeError(f"{result['devices']} devices for {answered} answers")
     return result
 
 
 def generate(argv: list[str]) -> None:
-    port, directory, sessions, seconds, prefix = argv
+    port, directory, sessions, seconds, prefix, options = argv
     try:
         import uvloop
 
@@ -314,7 +356,9 @@ def generate(argv: list[str]) -> None:
         pass
     print(
         json.dumps(
-            asyncio.run(load(int(port), Path(directory), int(sessions), float(seconds), prefix))
+            asyncio.run(
+                load(int(port), Path(directory), int(sessions), float(seconds), prefix, options)
+            )
         )
     )
 
@@ -363,9 +407,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sessions", type=int, default=32)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--per-connection", type=int, default=64)
+    parser.add_argument("--phases", default=",".join(PHASES))
     args = parser.parse_args()
     backends = args.backends.split(",")
-    print(json.dumps({"machine": machine(), "sessions": args.sessions, "seconds": args.seconds}))
+    print(
+        json.dumps(
+            {
+                "machine": machine(),
+                "sessions": args.sessions,
+                "seconds": args.seconds,
+                "per_connection": args.per_connection,
+                "load_average": os.getloadavg(),
+            }
+        ),
+        flush=True,
+    )
     results: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -377,8 +434,16 @@ def main() -> None:
                 print(json.dumps({"round": round_no, "backend": backend, **r}), flush=True)
     for backend, runs in results.items():
         summary = {"backend": backend}
-        for key in ("handshake", "fleet", "reused"):
-            for field in ("rps", "p50_ms", "p99_ms", "tls_p50_ms"):
+        for key in args.phases.split(","):
+            for field in (
+                "rps",
+                "p50_ms",
+                "p99_ms",
+                "tls_p50_ms",
+                "server_cpu_ms",
+                "server_cpu_share",
+                "server_waiting_share",
+            ):
                 summary[f"{key}_{field}"] = median([r[key][field] for r in runs])
         print(json.dumps(summary), flush=True)
 

@@ -243,6 +243,14 @@ def bench_profile(database: str, *options: str) -> dict[str, str]:
 def serving(database: str, *options: str) -> Iterator[int]:
     """`provisiond serve` on ``database`` as its own process on a free port (and the given
     options), until the block ends; yields the HTTP port."""
+    with served(database, *options) as (port, _):
+        yield port
+
+
+@contextmanager
+def served(database: str, *options: str) -> Iterator[tuple[int, int]]:
+    """As :func:`serving`; yields the HTTP port and the server's process id (to read the
+    CPU it spends: :func:`process_cpu`)."""
     port = free_port()
     env = {**os.environ, "PROVISIOND_DATABASE_URL": database}
     server = subprocess.Popen(
@@ -250,10 +258,30 @@ def serving(database: str, *options: str) -> Iterator[int]:
     )
     try:
         wait_until_serving(port, "/healthz")
-        yield port
+        yield port, server.pid
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def process_waiting(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent runnable but waiting for a CPU
+    (the run queue: /proc/<pid>/task/*/schedstat, Linux), added up: how much more CPU it
+    would have used on a machine of its own."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return waited / 1e9
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all its threads) the process ``pid`` has used so far,
+    from /proc/<pid>/stat (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def rounds(

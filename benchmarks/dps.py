@@ -1,7 +1,8 @@
 """Azure DPS registrations per second over MQTT and TLS, and the TLS handshake's cost alone.
 
     python benchmarks/dps.py [--rounds 3] [--seconds 10] [--sessions 64]
-                             [--backends sqlite,postgresql] [--modes key,x509,tls,mtls]
+                             [--backends sqlite,postgresql] [--modes key,x509,tls,mtls,https]
+                             [--per-connection 64]
 
 Per round, backend and mode: a freshly migrated database with one profile (limits out of
 the way) and its enrollment group, `provisiond serve --dps-port` (one process, SQLite
@@ -16,7 +17,20 @@ as the SDK) and reads the 200 `assigned`, then disconnects — the SDK's flow wi
 - ``x509``: an X.509 group; each device presents a certificate of the group's CA (made
   beforehand, EC P-256) — mutual TLS;
 - ``tls`` / ``mtls``: the TLS handshake alone (connect, handshake, close), without and with
-  a client certificate: what the registrations above pay per device before any MQTT.
+  a client certificate: what the registrations above pay per device before any MQTT;
+- ``https``: DPS's HTTPS REST API (``serve --dps-https-port``) with keep-alive, symmetric
+  keys: each of ``--sessions`` TLS connections carries ``--per-connection`` registrations
+  one after another (``PUT …/register`` with its SAS in ``Authorization``, then the status
+  ``GET …/operations/{id}``, authenticated again, as the SDK's HTTP transport), then the
+  next connection (``dps__https_requests_per_connection`` raised to allow it). Over MQTT a
+  connection is one registration (the client id and the user name name it), so this is how
+  one TLS connection carries many: the handshake spread thin, what a registration itself
+  costs shows.
+
+Each run also reports the CPU time the server process (all its threads) spent, per
+registration (per handshake), from /proc/<pid>/stat: robust to other work on the machine,
+unlike the wall-clock rate; the cores it kept busy, and how long its threads were runnable
+but waiting for a CPU (/proc/<pid>/task/*/schedstat).
 
 Every answer must be ``assigned`` and the database must hold one device per registration.
 Prints JSON lines, then medians per backend and mode.
@@ -33,22 +47,22 @@ import hmac
 import json
 import os
 import ssl
+import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 from common import (
-    drive,
     free_port,
     fresh_database,
-    generate,
     machine,
-    mode_rounds,
+    median,
+    process_cpu,
+    process_waiting,
     provisiond,
     query_scalar,
-    run_generator,
-    serving,
+    served,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -200,7 +214,60 @@ async def _publication(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         return json.loads(body[at:])  # type: ignore[no-any-return]
 
 
-async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str) -> dict:  # type: ignore[type-arg]
+def http_request(method: str, target: str, rid: str, body: bytes = b"") -> bytes:
+    head = (
+        f"{method} {target}?api-version=2019-03-31 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {_sas(rid)}\r\nContent-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def http_answer(reader: asyncio.StreamReader) -> tuple[int, dict]:  # type: ignore[type-arg]
+    """An HTTP/1.1 response's status and JSON body (Content-Length framed)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return int(lines[0].split()[1]), json.loads(await reader.readexactly(length))
+
+
+async def https_registrations(
+    port: int, context: ssl.SSLContext, rids: list[str], latencies: list[float]
+) -> int:
+    """Register ``rids`` one after another over one keep-alive TLS connection (each one's
+    time added to ``latencies``, the first's with the handshake); how many were assigned."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
+    )
+    assigned = 0
+    try:
+        for rid in rids:
+            started = time.perf_counter()
+            path = f"/{SCOPE}/registrations/{rid}"
+            body = json.dumps({"registrationId": rid}).encode()
+            writer.write(http_request("PUT", f"{path}/register", rid, body))
+            status, begun = await http_answer(reader)
+            if status != 202:
+                continue
+            writer.write(http_request("GET", f"{path}/operations/{begun['operationId']}", rid))
+            status, done = await http_answer(reader)
+            assigned += status == 200 and done.get("status") == "assigned"
+            latencies.append(time.perf_counter() - started)
+        return assigned
+    finally:
+        writer.close()
+
+
+async def load(
+    port: int, mode: str, sessions: int, seconds: float, prefix: str, pid: int, per: int
+) -> dict:  # type: ignore[type-arg]
+    latencies: list[float] = []
+    failures = 0
+    registrations = 0
     base = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
     contexts: list[ssl.SSLContext] = []
     if mode in ("x509", "mtls"):  # one certificate per device: made before the clock starts
@@ -213,6 +280,7 @@ async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str)
             c.load_cert_chain(path)
             contexts.append(c)
     next_device = 0
+    deadline = time.perf_counter() + seconds  # once the certificates are made
 
     async def one() -> bool:
         nonlocal next_device
@@ -238,7 +306,49 @@ async def load(port: int, mode: str, sessions: int, seconds: float, prefix: str)
         finally:
             writer.close()
 
-    return await drive(one, sessions, seconds)  # the clock starts once the certificates are made
+    async def many() -> None:
+        nonlocal next_device, registrations, failures
+        first = next_device
+        next_device += per
+        rids = [f"{prefix}-{i}" for i in range(first, first + per)]
+        assigned = await https_registrations(port, base, rids, latencies)
+        registrations += per
+        failures += per - assigned
+
+    async def session_loop() -> None:
+        nonlocal failures, registrations
+        while time.perf_counter() < deadline:
+            if mode == "https":
+                await many()
+                continue
+            started = time.perf_counter()
+            ok = await one()
+            latencies.append(time.perf_counter() - started)
+            registrations += 1
+            failures += not ok
+
+    cpu, own, waited = process_cpu(pid), time.process_time(), process_waiting(pid)
+    started = time.perf_counter()
+    await asyncio.gather(*(session_loop() for _ in range(sessions)))
+    elapsed = time.perf_counter() - started
+    cpu, own = process_cpu(pid) - cpu, time.process_time() - own
+    waited = process_waiting(pid) - waited
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
+
+    return {
+        "rps": round(registrations / elapsed),
+        "requests": registrations,
+        "failures": failures,
+        "server_cpu_ms": round(cpu / registrations * 1000, 3),  # per registration
+        "server_cpu_share": round(cpu / elapsed, 2),  # cores the server kept busy
+        "server_waiting_share": round(waited / elapsed, 2),  # runnable, not running
+        "client_cpu_ms": round(own / registrations * 1000, 3),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+    }
 
 
 # the rounds ------------------------------------------------------------------------------
@@ -261,43 +371,110 @@ def run(backend: str, mode: str, args: argparse.Namespace, round_no: int) -> dic
             "dps", "group", "bench", "--hub", "hub.bench", "--key", GROUP_KEY, database=database
         )
     port = free_port()
+    per = str(args.per_connection)
     os.environ.update(
+        PROVISIOND_DPS__HTTPS_REQUESTS_PER_CONNECTION=str(2 * args.per_connection),
         PROVISIOND_DPS__ID_SCOPE=SCOPE,
         PROVISIOND_DPS__TLS_CERT=str(DATA / "server.pem"),
         PROVISIOND_DPS__TLS_KEY=str(DATA / "server.key"),
         PROVISIOND_PROVISIONING__UNKNOWN_SOURCE_RATE_PER_MINUTE="1000000",
     )
-    with serving(database, "--dps-port", str(port), "--no-mqtt"):
-        result = run_generator(
-            __file__, str(port), mode, str(args.sessions), str(args.seconds), f"d{round_no}"
+    listener = "--dps-https-port" if mode == "https" else "--dps-port"
+    load_before = os.getloadavg()[0]
+    with served(database, listener, str(port), "--no-mqtt") as (_, pid):
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--generate",
+                str(port),
+                mode,
+                str(args.sessions),
+                str(args.seconds),
+                f"d{round_no}",
+                str(pid),
+                per,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
-    if mode in ("key", "x509"):
+    if out.returncode:
+        raise SystemExit(f"the load generator failed:\n{out.stderr}")
+    result: dict[str, float] = json.loads(out.stdout)
+    result["load_before"] = load_before
+    if mode in ("key", "x509", "https"):
         result["devices"] = query_scalar(database, "SELECT count(*) FROM devices")
+        if result["devices"] != result["requests"] or result["failures"]:
+            raise SystemExit(f"{result['devices']} devices for {result['requests']}: {result}")
     return result
+
+
+def generate(argv: list[str]) -> None:
+    port, mode, sessions, seconds, prefix, pid, per = argv
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    run = load(int(port), mode, int(sessions), float(seconds), prefix, int(pid), int(per))
+    print(json.dumps(asyncio.run(run)))
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--generate":
-        generate(load, sys.argv[2:])
+        generate(sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--sessions", type=int, default=64)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--modes", default="key,x509,tls,mtls")
+    parser.add_argument("--modes", default="key,x509,tls,mtls,https")
+    parser.add_argument("--per-connection", type=int, default=64)
     args = parser.parse_args()
     pki()
     print(
-        json.dumps({"machine": machine(), "sessions": args.sessions, "seconds": args.seconds}),
+        json.dumps(
+            {
+                "machine": machine(),
+                "sessions": args.sessions,
+                "seconds": args.seconds,
+                "per_connection": args.per_connection,
+                "load_average": os.getloadavg(),
+            }
+        ),
         flush=True,
     )
-    mode_rounds(
-        args.backends.split(","),
-        args.modes.split(","),
-        args.rounds,
-        lambda backend, mode, round_no: run(backend, mode, args, round_no),
-    )
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for backend in args.backends.split(","):
+            for mode in args.modes.split(","):
+                r = run(backend, mode, args, round_no)
+                results.setdefault((backend, mode), []).append(r)
+                print(
+                    json.dumps({"round": round_no, "backend": backend, "mode": mode, **r}),
+                    flush=True,
+                )
+    for (backend, mode), runs in results.items():
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "mode": mode,
+                    "median_rps": median([r["rps"] for r in runs]),
+                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
+                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
+                    "median_server_cpu_ms": median([r["server_cpu_ms"] for r in runs]),
+                    "median_server_cpu_share": median([r["server_cpu_share"] for r in runs]),
+                    "median_server_waiting_share": median(
+                        [r["server_waiting_share"] for r in runs]
+                    ),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

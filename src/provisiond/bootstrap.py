@@ -531,6 +531,7 @@ async def dps_transports(container: Container) -> AsyncIterator[tuple[int | None
             container.settings.provisioning.unknown_source_rate_per_minute,
             s.operation_seconds,
             s.allocation_timeout_seconds,
+            s.https_requests_per_connection,
         ),
         container.now,
         Operations(s.operation_seconds),

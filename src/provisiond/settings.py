@@ -395,6 +395,13 @@ class DpsSettings(BaseModel):
         "devices are given; with tls_key. Required to serve DPS.",
     )
     tls_key: Path | None = Field(None, description="PEM private key of tls_cert.")
+    https_requests_per_connection: int = Field(
+        16,
+        ge=1,
+        le=100_000,
+        description="Most requests one connection to DPS's HTTPS API may make (a "
+        "registration is a PUT and a status GET) before it is closed.",
+    )
     operation_seconds: float = Field(
         300.0,
         gt=0,
@@ -482,6 +489,14 @@ class AwsSettings(BaseModel):
         5.0,
         gt=0,
         description="How often the listener reloads the CAs it accepts client certificates from.",
+    )
+    max_requests_per_session: int = Field(
+        16,
+        ge=2,
+        le=100_000,
+        description="Most requests (CreateKeysAndCertificate, RegisterThing …) one AWS "
+        "provisioning session may make before it is closed; a gateway provisioning many "
+        "devices over one connection may need more.",
     )
     hook_timeout_seconds: float = Field(
         5.0,

@@ -12,10 +12,11 @@ access). A certificate is known by the SHA-256 of its DER form (its fingerprint)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -374,6 +375,12 @@ class Signer:
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     authority: x509.AuthorityKeyIdentifier  # the CA's, in every certificate it signs
     published: tuple[x509.ExtensionType, ...] = ()  # where revocation is published
+    # what every certificate it signs shares (issuer, extensions), by key type (RSA or
+    # not): built once, since each builder step copies the builder and checks its
+    # extensions again
+    _templates: dict[bool, x509.CertificateBuilder] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def load(cls, ca: StoredCa, passphrase: str | None, urls: PkiUrls | None = None) -> Signer:
@@ -407,22 +414,40 @@ class Signer:
     def issue(self, csr: CheckedCsr, *, days: int, now: datetime) -> x509.Certificate:
         """The certificate for a CSR :func:`check_csr` accepted."""
         public_key = csr.public_key
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, csr.serial)]))
-            .issuer_name(self.certificate.subject)
+        return (
+            self._template(isinstance(public_key, rsa.RSAPublicKey))
+            .subject_name(_common_name(csr.serial))
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE)
             .not_valid_after(now + timedelta(days=days))
-            .add_extension(_LEAF, critical=True)
-            .add_extension(_USAGE[isinstance(public_key, rsa.RSAPublicKey)], critical=True)
-            .add_extension(_CLIENT_AUTH, critical=False)
-            .add_extension(self.authority, critical=False)
+            .sign(self.key, _SHA256)
         )
-        for extension in self.published:
-            builder = builder.add_extension(extension, critical=False)
-        return builder.sign(self.key, hashes.SHA256())
+
+    def _template(self, rsa_key: bool) -> x509.CertificateBuilder:
+        template = self._templates.get(rsa_key)
+        if template is None:
+            template = (
+                x509.CertificateBuilder()
+                .issuer_name(self.certificate.subject)
+                .add_extension(_LEAF, critical=True)
+                .add_extension(_USAGE[rsa_key], critical=True)
+                .add_extension(_CLIENT_AUTH, critical=False)
+                .add_extension(self.authority, critical=False)
+            )
+            for extension in self.published:
+                template = template.add_extension(extension, critical=False)
+            self._templates[rsa_key] = template
+        return template
+
+
+_SHA256 = hashes.SHA256()
+
+
+@functools.lru_cache(maxsize=64)
+def _common_name(value: str) -> x509.Name:
+    """A subject of one common name (AWS's certificates all have the same one)."""
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, value)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,7 @@ class DpsPolicy:
     unknown_source_rate_per_minute: int
     operation_seconds: float = 300.0
     allocation_seconds: float = 5.0  # the custom allocation webhook's deadline
+    https_requests: int = 16  # requests one HTTPS connection may make
 
 
 @dataclass(frozen=True, slots=True)

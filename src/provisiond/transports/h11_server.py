@@ -158,9 +158,10 @@ class H11Server:
             headers.append((b"connection", b"close"))
         if reply.retry_after is not None:
             headers.append((b"retry-after", str(max(1, math.ceil(reply.retry_after))).encode()))
-        writer.write(http.send(h11.Response(status_code=reply.status, headers=headers)))
-        writer.write(http.send(h11.Data(data=payload)))
-        writer.write(http.send(h11.EndOfMessage()))
+        response = http.send(h11.Response(status_code=reply.status, headers=headers)) or b""
+        response += http.send(h11.Data(data=payload)) or b""
+        response += http.send(h11.EndOfMessage()) or b""
+        writer.write(response)  # one write: one TLS record, one system call
         await writer.drain()
 
 

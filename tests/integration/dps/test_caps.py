@@ -1,10 +1,11 @@
 """Nothing unauthenticated holds a DPS listener's socket for long: a connection that says
 nothing (no TLS handshake, no CONNECT, no request head) is closed after
 limits__mqtt_connect_timeout_seconds, over MQTT and over HTTPS; a frame over the size limit
-closes the session."""
+closes the session; an HTTPS connection makes dps__https_requests_per_connection requests."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -17,6 +18,7 @@ from tests.integration.dps.conftest import HOST, SCOPE, Pki
 from tests.integration.web.conftest import Server
 
 TIMEOUT = 0.3
+REQUESTS = 3  # dps__https_requests_per_connection
 
 
 @pytest.fixture
@@ -30,6 +32,7 @@ def server_settings(database_url: str, pki: Pki) -> Settings:
         dps__tls_cert=str(pki.cert),
         dps__tls_key=str(pki.key),
         limits__mqtt_connect_timeout_seconds=TIMEOUT,
+        dps__https_requests_per_connection=REQUESTS,
     )
 
 
@@ -62,3 +65,22 @@ def test_an_oversized_packet_ends_the_session(server: Server, pki: Pki) -> None:
     ):
         s.sendall(bytes([mqtt.CONNECT << 4]) + b"\xff\xff\xff\x7f")  # 256 MiB announced
         assert closed_after(s) < 10
+
+
+def test_an_https_connection_makes_so_many_requests(server: Server, pki: Pki) -> None:
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    port = server.app.state.dps_https_port
+    request = (
+        f"GET /{SCOPE}/registrations/dev-1/operations/op?api-version=2019-03-31 HTTP/1.1\r\n"
+        "Host: dps\r\n\r\n"
+    ).encode()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname=HOST) as s,
+    ):
+        s.sendall(request * (REQUESTS + 2))  # keep-alive: one after another
+        received = b""
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            while chunk := s.recv(65536):
+                received += chunk
+    assert received.count(b"HTTP/1.1 401 ") == REQUESTS  # answered, then closed

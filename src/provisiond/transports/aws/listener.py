@@ -13,7 +13,7 @@ the operations of protocols/aws_fleet.py — any other filter is refused in the 
 publishes a request; the answer goes, at the QoS subscribed, to this session only, and only
 when it subscribed to it (as AWS: an answer nobody subscribed to is dropped). A publish to
 another topic closes the session (MQTT 5 says why). A session makes at most
-``MAX_REQUESTS`` requests, ``MAX_IN_FLIGHT`` at once.
+``aws__max_requests_per_session`` requests (16 unless set), ``MAX_IN_FLIGHT`` at once.
 
 Deadlines and caps are the MQTT provisioning listener's (transports/mqtt, ``limits__mqtt_*``)
 but the session's length, ``aws__session_seconds``.
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from provisiond.settings import Settings
 
 log = logging.getLogger(__name__)
-MAX_REQUESTS = 16
 MAX_IN_FLIGHT = 4
 QUOTA_EXCEEDED = 0x97
 
@@ -177,7 +176,8 @@ class _Session(Session):
         if topic is None:
             self._close(mqtt.TOPIC_NAME_INVALID)
             return False
-        if self.requests >= MAX_REQUESTS or self.in_flight >= MAX_IN_FLIGHT:
+        most = self.fleet.settings.max_requests_per_session
+        if self.requests >= most or self.in_flight >= MAX_IN_FLIGHT:
             self._close(QUOTA_EXCEEDED)
             return False
         if packet.qos == 1 and packet.packet_id is not None:

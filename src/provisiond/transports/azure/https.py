@@ -8,8 +8,9 @@
 each authenticated again by a shared access signature in ``Authorization`` or the TLS client
 certificate. Errors are DPS's JSON (``errorCode``, ``trackingId``, ``message``). Caps: a
 connection must send its request head within ``limits__mqtt_connect_timeout_seconds``, a
-body holds at most 64 KiB, a connection makes at most ``MAX_REQUESTS`` requests and
-sessions are capped as the MQTT listeners' are (transports/h11_server.py).
+body holds at most 64 KiB, a connection makes at most ``dps__https_requests_per_connection``
+requests (16 unless set) and sessions are capped as the MQTT listeners' are
+(transports/h11_server.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ from provisiond.services.dps import Answer, Attempt, Registrar
 from provisiond.transports import h11_server
 from provisiond.transports.azure.mqtt import MAX_REQUEST_BYTES, request_body
 from provisiond.transports.mqtt.listener import Limits
-
-MAX_REQUESTS = 16
 
 
 def _route(method: str, target: str) -> tuple[str, str, str, str | None] | None:
@@ -86,6 +85,6 @@ async def start(
         limits or Limits(),
         name="DPS HTTPS",
         too_large=Answer(413, {"message": "too large"}),
-        max_requests=MAX_REQUESTS,
+        max_requests=registrar.policy.https_requests,
         max_body=MAX_REQUEST_BYTES,
     )
