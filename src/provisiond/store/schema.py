@@ -451,7 +451,7 @@ events = Table(
     Column("group_path", String(1040), nullable=True),
     Index(None, "device_id", "id"),
     Index(None, "type", "id"),
-    Index(None, "at"),
+    Index(None, "at", "id"),  # replaced (at) in 0025: a period's page, newest first
     Index(None, "group_path", "id"),  # replaced (group_id, id) in 0015
     Index(None, "serial", "id"),  # a deleted device's history, by its serial
     Index(None, "actor", "id"),
@@ -549,6 +549,7 @@ webhook_deliveries = Table(
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
     Index(None, "status", "next_attempt_at"),
     Index(None, "webhook_id", "id"),
+    Index(None, "webhook_id", "status", "id"),  # a log's counts and its failed (0025)
 )
 
 # Devices provisiond registered in The Things Stack (no foreign key: a deleted device's end
