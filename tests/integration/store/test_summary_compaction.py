@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -236,4 +237,31 @@ def test_writers_and_compactions_at_once_totals_exact(postgres_url: str) -> None
     compact(postgres_url)
     assert slots(engine) == {0}
     assert summarised(engine) == naive(engine)
+    engine.dispose()
+
+
+def test_serve_compacts_in_the_background(postgres_url: str) -> None:
+    """`serve`'s background work folds the rows (its loop under the lease "summaries")."""
+    engine = prepare(postgres_url)
+    sites = group_ids(engine)
+    for w in range(3):
+        with engine.connect() as conn:
+            add_devices(conn, sites, f"W{w}", 20, day=w)
+            conn.commit()
+            conn.invalidate()
+    assert slots(engine) != {0}
+    before = totals(engine)
+
+    async def main() -> None:
+        async with (
+            open_container(load_settings(database_url=postgres_url)) as c,
+            c.background(),
+        ):
+            deadline = time.monotonic() + 60
+            while await asyncio.to_thread(slots, engine) != {0}:  # its first pass, at start
+                assert time.monotonic() < deadline, "the background compaction did not run"
+                await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+    assert totals(engine) == before
     engine.dispose()
