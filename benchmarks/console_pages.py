@@ -190,7 +190,6 @@ DELIVERY_COLUMNS = (
 INVITATION_COLUMNS = (
     "id, token_hash, purpose, email, role, group_id, created_at, expires_at, created_by"
 )
-OUTBOX_COLUMNS = "event_id"
 WORK_COLUMNS = "kind, device_id, attempts, next_attempt_at, last_error"
 
 Table = tuple[str, str, "Iterable[tuple]"]
@@ -448,9 +447,14 @@ def rows(database: str, backend: str, n: int) -> list[Table]:
         ("webhooks", WEBHOOK_COLUMNS, hooks),
         ("webhook_deliveries", DELIVERY_COLUMNS, deliveries()),
         ("invitations", INVITATION_COLUMNS, invitations),
-        ("outbox", OUTBOX_COLUMNS, [(i,) for i in range(1, 1001)]),
         ("pending_work", WORK_COLUMNS, waiting),
     ]
+
+
+# The events' trigger queued each device's events for the integrations (migration 0008): a
+# running instance acted on them long ago. Left, `serve` would fan them out to the webhooks
+# while it is measured.
+DRAIN_OUTBOX = "DELETE FROM outbox"
 
 
 def load(database: str, backend: str, n: int) -> dict[str, float]:
@@ -463,6 +467,7 @@ def load(database: str, backend: str, n: int) -> dict[str, float]:
         for table, columns, values in tables:
             marks = ", ".join("?" * len(columns.split(",")))
             conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", values)
+        conn.execute(DRAIN_OUTBOX)
         conn.execute("COMMIT")
         conn.close()
     else:
@@ -471,6 +476,7 @@ def load(database: str, backend: str, n: int) -> dict[str, float]:
                 with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                     for row in values:
                         copy.write_row(row)
+            conn.execute(DRAIN_OUTBOX)
             conn.commit()
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE")  # what autovacuum does (off on the benchmark machine)

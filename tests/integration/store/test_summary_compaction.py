@@ -21,6 +21,7 @@ from provisiond.services.summaries import compact_summaries
 from provisiond.settings import load_settings
 from provisiond.store.database import sync_url
 from provisiond.store.schema import device_days, devices, funnel_days, groups
+from tests.integration.cli.conftest import Cli
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 SITES = ["Org", "Org/A", "Org/B"]
@@ -126,22 +127,29 @@ def compact(url: str, batch: int = 1000) -> int:
     return asyncio.run(main())
 
 
-def test_compaction_folds_every_slot_into_slot_0_totals_unchanged(database_url: str) -> None:
-    engine = prepare(database_url)
+def spread(engine: Engine) -> None:
+    """Summary rows in several slots for the same keys: three writers' (on PostgreSQL,
+    three connections are three backends); on SQLite, whose one writer writes slot 0, rows
+    moved to another slot, then slot 0's of the same keys."""
     sites = group_ids(engine)
-    for w in range(3):  # three connections: on PostgreSQL three backends, three slots
+    for w in range(3):
         with engine.connect() as conn:
             add_devices(conn, sites, f"W{w}", 40, day=w)
             conn.commit()
             conn.invalidate()  # the next writer is another backend
-    if engine.dialect.name == "sqlite":  # one writer, slot 0: make rows of another slot
+    if engine.dialect.name == "sqlite":
         with engine.begin() as conn:
             for table, _ in SUMMARIES:
                 conn.execute(text(f"UPDATE {table.name} SET slot = 7"))  # noqa: S608 - ours
-            add_devices(conn, sites, "S", 40, day=1)  # slot 0's rows of the same keys
+            add_devices(conn, sites, "S", 40, day=1)
         assert slots(engine) == {0, 7}
     else:
         assert len(slots(engine) - {0}) >= 2
+
+
+def test_compaction_folds_every_slot_into_slot_0_totals_unchanged(database_url: str) -> None:
+    engine = prepare(database_url)
+    spread(engine)
     before = totals(engine)
 
     folded = compact(database_url, batch=5)  # several batches
@@ -263,5 +271,18 @@ def test_serve_compacts_in_the_background(postgres_url: str) -> None:
                 await asyncio.sleep(0.05)
 
     asyncio.run(main())
+    assert totals(engine) == before
+    engine.dispose()
+
+
+def test_the_command_line_compacts(database_url: str) -> None:
+    engine = prepare(database_url)
+    spread(engine)
+    before = totals(engine)
+    done = Cli(database_url).json("db", "compact")
+    assert isinstance(done, dict)
+    assert done["folded"] > 0
+    assert done["left"] == 0
+    assert slots(engine) == {0}
     assert totals(engine) == before
     engine.dispose()
