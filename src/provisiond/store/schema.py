@@ -547,7 +547,9 @@ webhook_deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
-    Index(None, "status", "next_attempt_at"),
+    # the deliverer's due deliveries; with webhook_id and attempts, the backlog's counts
+    # per webhook read it alone (0025)
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "webhook_id", "attempts"),
     Index(None, "webhook_id", "id"),
     Index(None, "webhook_id", "status", "id"),  # a log's counts and its failed (0025)
 )
