@@ -355,7 +355,7 @@ def db_current(common: Common) -> None:
 @common_options()
 def db_compact(common: Common) -> None:
     """Fold the overview's per-connection summary rows into one row per day and key
-    (PostgreSQL; `serve` does it every 10 minutes; safe while provisiond runs)."""
+    (PostgreSQL; `serve` does it every minute; safe while provisiond runs)."""
 
     async def compact(c: Container) -> tuple[int, int]:
         folded = await summaries.compact_summaries(c.uow)
