@@ -359,10 +359,13 @@ class DeviceRepository:
             return [r[0] for r in rows]
         if flt.state is not None and flt.state is not DeviceState.CLAIMED:
             return []  # a device in a group is claimed (ck_devices_claimed_has_group)
+        # the groups that hold a device (one index probe each): a subtree of hundreds of
+        # groups, most of them empty, does not make a statement of hundreds of parts
+        holds = select(devices.c.id).where(devices.c.group_id == groups.c.id).exists()
         group_ids = [
             r[0]
             for r in await self._conn.execute(
-                select(groups.c.id).where(subtree_clause(groups.c.path, flt.group))
+                select(groups.c.id).where(subtree_clause(groups.c.path, flt.group), holds)
             )
         ]
         params = _group_params(flt, after, limit)
