@@ -36,6 +36,7 @@ from provisiond.services.provisioning import Provisioner, ProvisionPolicy, polic
 from provisiond.services.ratelimit import RateLimiter
 from provisiond.services.revocation import CrlMaker, CrlPolicy, request_crls
 from provisiond.services.sealing import Sealer, in_clear
+from provisiond.services.summaries import COMPACT_EVERY, compact_summaries_step
 from provisiond.services.webhooks import fan_out
 from provisiond.settings import Settings
 from provisiond.store import migrate
@@ -268,7 +269,7 @@ class Container(ContainerInterface):
 
     def _core_loops(self, work: list[str]) -> list[Loop]:
         """The loops every `serve` runs: the outbox (queueing ``work`` for the integrations in
-        use), CRLs, sign-in counts."""
+        use), CRLs, sign-in counts, the overview's summaries' compaction."""
 
         async def make_crls() -> int:
             await self.crl_maker.refresh()
@@ -286,6 +287,7 @@ class Container(ContainerInterface):
                 lambda: forget_sign_in_addresses(self.uow(), self.session_policy, now=self.now()),
                 idle=60.0,
             ),
+            Loop("summaries", lambda: compact_summaries_step(self.uow), idle=COMPACT_EVERY),
         ]
 
     @asynccontextmanager

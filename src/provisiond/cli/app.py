@@ -47,7 +47,7 @@ from provisiond.cli.profiles import app as profiles_app
 from provisiond.cli.webhooks import app as webhooks_app
 from provisiond.cli.wifi import app as wifi_app
 from provisiond.protocols.csv_cells import csv_lines
-from provisiond.services import demo, profiles
+from provisiond.services import demo, profiles, summaries
 from provisiond.services.registration import CREDENTIALS_LINE_END
 from provisiond.settings import LogFormat, Settings
 
@@ -364,6 +364,26 @@ def db_current(common: Common) -> None:
         output.stdout.print(
             f"current: {current or 'none'}  head: {head}"
             + ("" if current == head else "  (run `provisiond db upgrade`)")
+        )
+
+
+@db.command("compact")
+@common_options()
+def db_compact(common: Common) -> None:
+    """Fold the overview's per-connection summary rows into one row per day and key
+    (PostgreSQL; `serve` does it every minute; safe while provisiond runs)."""
+
+    async def compact(c: Container) -> tuple[int, int]:
+        folded = await summaries.compact_summaries(c.uow)
+        return folded, await summaries.summary_spread(c.uow())
+
+    folded, left = run(common, compact)
+    if common.json:
+        output.print_json({"folded": folded, "left": left})
+    else:
+        output.success(
+            f"folded {folded} summary row(s)"
+            + (f"; {left} held by writers wait for the next run" if left else "")
         )
 
 

@@ -39,17 +39,45 @@ def encode_cursor(event_id: int) -> str:
     return base64.urlsafe_b64encode(f"e:{event_id}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def encode_time_cursor(event: Event) -> str:
+    """The cursor after ``event`` of a listing by time (one with a time filter)."""
+    text = f"t:{event.at.astimezone(UTC).isoformat()}|{event.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _raw_cursor(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    if raw.startswith("e:") and raw[2:].isdigit() and len(raw) < 24:
-        return int(raw[2:])
-    raise InvalidCursor(
+        return ""
+
+
+def _not_a_cursor() -> InvalidCursor:
+    return InvalidCursor(
         "the page cursor is not one provisiond gave out",
         problems=[Problem("is not a cursor from a previous page", "cursor")],
     )
+
+
+def decode_cursor(cursor: str) -> int:
+    raw = _raw_cursor(cursor)
+    if raw.startswith("e:") and raw[2:].isdigit() and len(raw) < 24:
+        return int(raw[2:])
+    raise _not_a_cursor()
+
+
+def decode_time_cursor(cursor: str) -> tuple[datetime, int]:
+    """A listing by time's cursor: the (time, id) of the last event of the page before."""
+    raw = _raw_cursor(cursor)
+    at, _, event_id = raw[2:].partition("|")
+    if raw.startswith("t:") and event_id.isdigit() and len(event_id) < 20 and len(at) < 40:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            raise _not_a_cursor() from None
+        if moment.tzinfo is not None:
+            return moment, int(event_id)
+    raise _not_a_cursor()
 
 
 def parse_time(text: str, *, now: datetime, field: str) -> datetime:
@@ -155,16 +183,24 @@ async def list_events(  # noqa: PLR0913 - the listing's filters, each optional, 
     cursor: str | None = None,
     limit: int = PAGE_SIZE_DEFAULT,
 ) -> Page[Event]:
-    """One page of the events ``scope`` may read, newest first; ``next_cursor`` fetches
-    the next (older) page. Filters: device serial (a deleted device's too), group subtree,
-    actor, kinds, time (``since`` inclusive, ``until`` exclusive)."""
+    """One page of the events ``scope`` may read, newest first (by id; with a time filter,
+    by time, then id); ``next_cursor`` fetches the next (older) page with the same filters.
+    Filters: device serial (a deleted device's too), group subtree, actor, kinds, time
+    (``since`` inclusive, ``until`` exclusive)."""
     if not 1 <= limit <= PAGE_SIZE_MAX:
         problem = Problem(f"must be between 1 and {PAGE_SIZE_MAX}", "limit")
         raise InvalidInput(str(problem), problems=[problem])
-    before = decode_cursor(cursor) if cursor else None
     flt = event_filter(
         scope, serial=serial, group=group, actor=actor, kinds=kinds, since=since, until=until
     )
+    if since is not None or until is not None:  # a period: newest first by time
+        after = decode_time_cursor(cursor) if cursor else None
+        async with uow.read():
+            items = await uow.events.search_by_time(flt, before=after, limit=limit + 1)
+        more = len(items) > limit
+        items = items[:limit]
+        return Page(items, encode_time_cursor(items[-1]) if more and items else None)
+    before = decode_cursor(cursor) if cursor else None
     async with uow.read():
         items = await uow.events.search(flt, before=before, limit=limit + 1)
     more = len(items) > limit

@@ -453,7 +453,7 @@ events = Table(
     Column("group_path", String(1040), nullable=True),
     Index(None, "device_id", "id"),
     Index(None, "type", "id"),
-    Index(None, "at"),
+    Index(None, "at", "id"),  # replaced (at) in 0026: a period's page, newest first
     Index(None, "group_path", "id"),  # replaced (group_id, id) in 0015
     Index(None, "serial", "id"),  # a deleted device's history, by its serial
     Index(None, "actor", "id"),
@@ -549,8 +549,11 @@ webhook_deliveries = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
     CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status"),
-    Index(None, "status", "next_attempt_at"),
+    # the deliverer's due deliveries; with webhook_id and attempts, the backlog's counts
+    # per webhook read it alone (0026)
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "webhook_id", "attempts"),
     Index(None, "webhook_id", "id"),
+    Index(None, "webhook_id", "status", "id"),  # a log's counts and its failed (0026)
 )
 
 # Devices provisiond registered in The Things Stack (no foreign key: a deleted device's end

@@ -50,6 +50,7 @@ from provisiond.store.invitations import InvitationRepository
 from provisiond.store.profiles import CaRepository, ProfileRepository
 from provisiond.store.provision_writer import ProvisionWriter
 from provisiond.store.sessions import SessionRepository
+from provisiond.store.summaries import SummaryRepository
 from provisiond.store.tts import TtsRepository
 from provisiond.store.webhooks import WebhookRepository
 
@@ -69,6 +70,7 @@ class UnitOfWork:
     claims: ClaimRepository
     sessions: SessionRepository
     insights: InsightRepository
+    summaries: SummaryRepository
     outbox: OutboxRepository
     broker: BrokerRepository
     leases: LeaseRepository
@@ -132,6 +134,7 @@ class UnitOfWork:
         self.claims = ClaimRepository(conn)
         self.sessions = SessionRepository(conn)
         self.insights = InsightRepository(conn)
+        self.summaries = SummaryRepository(conn)
         self.outbox = OutboxRepository(conn)
         self.broker = BrokerRepository(conn)
         self.leases = LeaseRepository(conn)

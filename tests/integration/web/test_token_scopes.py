@@ -34,6 +34,7 @@ RECEIVER = "https://93.184.215.14/hook"  # never called: the webhooks are disabl
 A_GROUP, B_GROUP, MISSING_GROUP = "Acme/West", "Bolt/East", "Nowhere/East"
 A_DEVICE, B_DEVICE, STOCK, MISSING_DEVICE = "ACME-0001", "BOLT-0001", "STOCK-0001", "NONE-0001"
 A_USER, B_USER, MISSING_USER = "ann@acme.example", "bob@bolt.example", "nobody@none.example"
+A_INVITED, B_INVITED = "invited@acme.example", "invited@bolt.example"
 A_PROFILE, B_PROFILE, STOCK_PROFILE, MISSING_PROFILE = (
     "acme-line",
     "bolt-line",
@@ -304,6 +305,34 @@ ROWS: dict[str, Row] = {
         (same("DELETE", "/api/v1/groups/{name}", "Bolt/Empty", MISSING_GROUP),),
         write=req("DELETE", "/api/v1/groups/Acme/Empty"),
     ),
+    "POST /api/v1/groups/{path}/rename": Row(
+        (
+            same(
+                "POST", "/api/v1/groups/{name}/rename", B_GROUP, MISSING_GROUP, json={"name": "New"}
+            ),
+        ),
+        write=req("POST", f"/api/v1/groups/{A_GROUP}/rename", json={"name": "New"}),
+    ),
+    "POST /api/v1/groups/{path}/move": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/groups/{name}/move",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"parent": "Acme"},
+            ),
+            same(  # one of A's groups under B's
+                "POST",
+                "/api/v1/groups/Acme/Empty/move",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"parent": "{name}"},
+            ),
+            Refused(req("POST", "/api/v1/groups/Acme/Empty/move", json={"parent": None})),
+        ),
+        write=req("POST", "/api/v1/groups/Acme/Empty/move", json={"parent": A_GROUP}),
+    ),
     # --------------------------------------------------------------------------- users
     "GET /api/v1/users": Row(
         (
@@ -344,6 +373,50 @@ ROWS: dict[str, Row] = {
     "POST /api/v1/users/{email}/enable": Row(
         (same("POST", "/api/v1/users/{name}/enable", B_USER, MISSING_USER),),
         write=req("POST", f"/api/v1/users/{A_USER}/enable"),
+    ),
+    "POST /api/v1/users/{email}/password-reset": Row(
+        (same("POST", "/api/v1/users/{name}/password-reset", B_USER, MISSING_USER),),
+        write=req("POST", f"/api/v1/users/{A_USER}/password-reset"),
+    ),
+    # --------------------------------------------------------------------- invitations
+    "GET /api/v1/invitations": Row(
+        (Hidden(req("GET", "/api/v1/invitations"), (B_INVITED, "{bolt_invitation}")),)
+    ),
+    "POST /api/v1/invitations": Row(
+        (
+            same(
+                "POST",
+                "/api/v1/invitations",
+                B_GROUP,
+                MISSING_GROUP,
+                json={"email": "new@bolt.example", "role": "viewer", "group": "{name}"},
+            ),
+        ),
+        write=req(
+            "POST",
+            "/api/v1/invitations",
+            json={"email": "new@acme.example", "role": "viewer", "group": A_GROUP},
+        ),
+    ),
+    "POST /api/v1/invitations/{invitation_id}/resend": Row(
+        (
+            Same(
+                req("POST", "/api/v1/invitations/{bolt_invitation}/resend"),
+                req("POST", "/api/v1/invitations/{missing_id}/resend"),
+                ("{bolt_invitation}", "{missing_id}"),
+            ),
+        ),
+        write=req("POST", "/api/v1/invitations/{acme_invitation}/resend"),
+    ),
+    "DELETE /api/v1/invitations/{invitation_id}": Row(
+        (
+            Same(
+                req("DELETE", "/api/v1/invitations/{bolt_invitation}"),
+                req("DELETE", "/api/v1/invitations/{missing_id}"),
+                ("{bolt_invitation}", "{missing_id}"),
+            ),
+        ),
+        write=req("DELETE", "/api/v1/invitations/{acme_invitation}"),
     ),
     # -------------------------------------------------------------------------- models
     "GET /api/v1/models": Row((Open(req("GET", "/api/v1/models")),)),
@@ -596,6 +669,12 @@ def build_world(server: Server, operator: httpx.Client) -> World:
         hook = ok(operator.post("/api/v1/webhooks", json={"group": group, "url": RECEIVER}))
         ids[key] = hook["id"]
         ok(operator.post(f"/api/v1/webhooks/{hook['id']}/disable"))
+    for key, email, group in (
+        ("acme_invitation", A_INVITED, A_GROUP),
+        ("bolt_invitation", B_INVITED, B_GROUP),
+    ):
+        invite = {"email": email, "role": "viewer", "group": group}
+        ids[key] = ok(operator.post("/api/v1/invitations", json=invite))["id"]
     ids["missing_hook"] = str(uuid.uuid4())
     ids["missing_id"] = str(uuid.uuid4())
     groups = ok(operator.get("/api/v1/groups"))

@@ -13,6 +13,7 @@ from provisiond.domain.credentials import Credential
 from provisiond.domain.device import Device, DeviceSpec
 from provisiond.domain.events import Event
 from provisiond.domain.groups import Group
+from provisiond.domain.invitations import InviteSpec, IssuedLink, Link
 from provisiond.domain.limits import DEVICE_SECRET_MIN_LENGTH_DEFAULT
 from provisiond.domain.profiles import (
     DEFAULT_RATE_PER_MINUTE,
@@ -60,6 +61,78 @@ class GroupRead(BaseModel):
 
 class GroupCreated(GroupRead):
     created: list[str] = Field(description="the groups this request created, parents first")
+
+
+class GroupRename(Body):
+    name: str = Field(description="the group's new name, in the same parent (no `/`)")
+
+
+class GroupMove(Body):
+    parent: str | None = Field(
+        description="the path of the group to move it under (with its subtree and all in "
+        "it); `null`: to the top (operator-wide admin tokens only)"
+    )
+
+
+class InvitationCreate(Body):
+    email: str
+    role: str = Field(description="admin, installer or viewer: no higher than the token's")
+    group: str = Field(description="the path of the group the user will belong to")
+
+    def spec(self) -> InviteSpec:
+        return InviteSpec(self.email, self.role, self.group)
+
+
+class InvitationRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: str
+    group: str
+    created_at: datetime
+    expires_at: datetime
+    created_by: str = Field(description="who invited (`user:…`, `token:…`, `cli:…`)")
+
+    @classmethod
+    def of(cls, link: Link) -> InvitationRead:
+        return cls(
+            id=link.id,
+            email=link.email,
+            role=link.role.value if link.role else "",
+            group=link.group_path or "",
+            created_at=link.created_at,
+            expires_at=link.expires_at,
+            created_by=link.created_by,
+        )
+
+
+class LinkIssued(BaseModel):
+    """A single-use link just made: e-mailed when a mail server is configured, else to be
+    passed on by the caller. Its URL is in this answer only."""
+
+    id: uuid.UUID
+    email: str
+    url: str = Field(description="the link (works once, until `expires_at`); shown once")
+    mailed: bool = Field(description="whether it was e-mailed to `email`")
+    mail_problem: str | None = Field(
+        None, description="why it could not be mailed (a mail server is set but refused it)"
+    )
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, issued: IssuedLink) -> LinkIssued:
+        return cls(
+            id=issued.link.id,
+            email=issued.link.email,
+            url=issued.url,
+            mailed=issued.mailed,
+            mail_problem=issued.mail_problem,
+            expires_at=issued.link.expires_at,
+        )
+
+
+class InvitationIssued(LinkIssued):
+    role: str
+    group: str
 
 
 class UserCreate(Body):

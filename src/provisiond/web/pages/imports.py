@@ -28,7 +28,8 @@ from provisiond.errors import (
     ProfileNotFound,
     ProvisiondError,
 )
-from provisiond.services.directory import list_groups, list_models
+from provisiond.services.directory import list_models
+from provisiond.services.group_choices import list_group_choices
 from provisiond.services.import_formats import ImportFormat, read_import
 from provisiond.services.profiles import list_profiles
 from provisiond.services.registration import ImportOptions, check_import, register_devices
@@ -74,7 +75,7 @@ def largest_file(page: Page) -> int:
 
 async def _render(page: Page, status: int = 200, **context: Any) -> Response:
     c, scope = page.container, page.user.scope
-    groups = await list_groups(c.uow(), scope=scope, limit=PAGE_SIZE_MAX)
+    groups = await list_group_choices(c.uow(), scope=scope, limit=PAGE_SIZE_MAX)
     profiles = await list_profiles(c.uow(), scope=scope, limit=PAGE_SIZE_MAX)
     models = await list_models(c.uow())
     context.setdefault("values", ImportForm())
@@ -82,7 +83,7 @@ async def _render(page: Page, status: int = 200, **context: Any) -> Response:
         "import_form.html",
         status,
         group_options=[("", "None: each row names its group or owner")]
-        + [(g.path, g.path) for g, _ in groups.items],
+        + [(g.path, g.path) for g in groups],
         model_options=[("", "None")]
         + [(m.name, f"{m.name} — {m.description}" if m.description else m.name) for m in models],
         profile_options=[("", "None")] + [(p.name, p.name) for p in profiles.items],

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from provisiond.domain.device import Device
 from provisiond.errors import DeviceNotFound, InvalidInput, ProvisiondError, PublicUrlNotConfigured
 from provisiond.services.devices import list_devices
-from provisiond.services.directory import list_groups
+from provisiond.services.group_choices import list_group_choices
 from provisiond.services.label_preview import SVG_TYPE, label_svg
 from provisiond.services.labels import (
     MAX_SELECTED,
@@ -129,7 +129,7 @@ async def _render(page: Page, choice: Choice, status: int = 200, **context: Any)
         found = [d for d in listing.items if d.serial not in {x.serial for x in chosen}]
     except InvalidInput as err:
         choice.errors.setdefault("q", err.detail)
-    groups = await list_groups(c.uow(), scope=scope, limit=500)
+    groups = await list_group_choices(c.uow(), scope=scope, limit=500)
     preview = None
     if chosen and not choice.errors:
         preview = "/labels/preview.svg?" + urlencode(
@@ -145,7 +145,7 @@ async def _render(page: Page, choice: Choice, status: int = 200, **context: Any)
         found=found,
         q=q,
         group=group,
-        group_options=[("", "All my groups")] + [(g.path, g.path) for g, _ in groups.items],
+        group_options=[("", "All my groups")] + [(g.path, g.path) for g in groups],
         sheet_options=list(SHEET_NAMES.items()),
         format_options=list(FORMATS),
         preview=preview,

@@ -41,6 +41,7 @@ from provisiond.errors import (
 from provisiond.services import directory, integration_status, webhook_redelivery, webhooks
 from provisiond.services import events as audit
 from provisiond.services.claims.ownership import actor as actor_of
+from provisiond.services.group_choices import list_group_choices
 from provisiond.web.pages.rendering import (
     AdminDep,
     Page,
@@ -81,8 +82,7 @@ def _ask(
 async def _groups(page: Page) -> list[Group]:
     """The groups of the admin's subtree, to offer in a group field."""
     c = page.container
-    listed = await directory.list_groups(c.uow(), scope=page.user.scope, limit=PAGE_SIZE_MAX)
-    return [g for g, _ in listed.items]
+    return await list_group_choices(c.uow(), scope=page.user.scope, limit=PAGE_SIZE_MAX)
 
 
 # ----------------------------------------------------------------------------- models

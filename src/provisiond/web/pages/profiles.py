@@ -30,7 +30,7 @@ from provisiond.errors import (
 from provisiond.services import certificates, directory
 from provisiond.services import profiles as service
 from provisiond.services.claims.ownership import actor
-from provisiond.services.paging import every_page
+from provisiond.services.group_choices import list_group_choices
 from provisiond.services.profiles import ProfileWithSecret
 from provisiond.web.pages import profile_forms as forms
 from provisiond.web.pages.rendering import AdminDep, Page, PageRoute, error_titles, redirect
@@ -49,19 +49,11 @@ async def _choices(page: Page, *, groups: bool = False) -> forms.Choices:
     """What the forms offer; the admin's groups only for the create form (a profile's group
     is fixed once created)."""
     c, scope = page.container, page.user.scope
-    in_scope = (
-        await every_page(
-            lambda cursor, limit: directory.list_groups(
-                c.uow(), scope=scope, cursor=cursor, limit=limit
-            )
-        )
-        if groups
-        else []
-    )
+    in_scope = await list_group_choices(c.uow(), scope=scope) if groups else []
     cas = await certificates.list_cas(c.uow())
     policy = c.claim_policy
     return forms.Choices(
-        groups=[g.path for g, _ in in_scope],
+        groups=[g.path for g in in_scope],
         models=[
             (m.name, f"{m.name} — {m.description}" if m.description else m.name)
             for m in await directory.list_models(c.uow())
