@@ -16,7 +16,7 @@ import importlib
 import io
 import random
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -346,6 +346,13 @@ async def figures(url: str, under: str | None, spec: overview.PeriodSpec) -> ove
         return await overview.overview(c.uow(), user=admin(under), spec=spec, now=NOW)
 
 
+async def device_counts(url: str) -> dict[str, int]:
+    """The store's devices per group (by path), as the group tree shows them."""
+    async with open_container(load_settings(database_url=url)) as c, c.uow().read() as uow:
+        paths = {g.id: g.path for g in await uow.groups.list(None)}
+        return {paths[g]: n for g, n in (await uow.groups.device_counts(list(paths))).items()}
+
+
 def seen(view: overview.Overview) -> dict[str, object]:
     return {
         "totals": view.totals,
@@ -379,6 +386,10 @@ def test_the_figures_equal_a_naive_count(database_url: str) -> None:
         fleet = read_back(engine)
     finally:
         engine.dispose()
+    # the groups' device counts (the console's group tree) come from the same summary
+    assert asyncio.run(device_counts(database_url)) == Counter(
+        d["path"] for d in fleet.devices if d["path"] is not None
+    )
     compared = ended = 0
     for under in (None, "Org", "Org/A", "Org/B/S1", "Other"):
         for spec in PERIODS:

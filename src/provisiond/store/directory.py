@@ -16,6 +16,7 @@ from provisiond.domain.tokens import ApiToken
 from provisiond.domain.users import Role, User
 from provisiond.store.schema import (
     api_tokens,
+    device_days,
     device_models,
     devices,
     groups,
@@ -97,15 +98,19 @@ class GroupRepository:
         return [_group(r) for r in await self._conn.execute(query)]
 
     async def device_counts(self, group_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
-        """How many devices sit directly in each of these groups."""
+        """How many devices sit directly in each of these groups, from the overview's daily
+        summary (device_days: the devices in each group now, by day of registration, kept by
+        the triggers of migration 0020 through every insert, move and delete): counting the
+        devices themselves read every device of the subtree, 0.6 s at a million."""
         if not group_ids:
             return {}
+        d = device_days.c
         query = (
-            select(devices.c.group_id, func.count())
-            .where(devices.c.group_id.in_(list(group_ids)))
-            .group_by(devices.c.group_id)
+            select(d.group_key, func.sum(d.registered))
+            .where(d.group_key.in_(list(group_ids)))
+            .group_by(d.group_key)
         )
-        return {gid: int(n) for gid, n in await self._conn.execute(query)}
+        return {gid: int(n) for gid, n in await self._conn.execute(query) if n}
 
     async def usage(self, group_id: uuid.UUID) -> dict[str, int]:
         """How many subgroups, users, devices and profiles hang on a group (to refuse
