@@ -48,7 +48,7 @@ typer.testing._get_command = functools.cache(typer.testing._get_command)
 # The garbage collector, tuned for a test process: a pytest process holds every test module,
 # provisiond and its libraries (some 300,000 objects), and each test's server allocates
 # hundreds of thousands more; with Python's thresholds (700, 10, 10) it ran a collection every
-# few milliseconds, a fifth of a web test's CPU. Collections run 14 times less often here, and
+# few milliseconds: an eighth of a web test's CPU. Collections run 14 times less often here, and
 # what exists once the tests are collected (modules, classes, fixtures' definitions) is moved
 # out of the collector's sight (gc.freeze). What is garbage is still collected, later;
 # gc.collect() still collects everything but the frozen. Servers run as processes keep
