@@ -44,10 +44,10 @@ def assert_one_error_line(result: subprocess.CompletedProcess[str], *named: str)
 
 
 @pytest.fixture
-def migrated(tmp_path: Path) -> dict[str, str]:
-    env = {"PROVISIOND_DATABASE_URL": f"sqlite:///{tmp_path / 'p.db'}"}
-    assert provisiond("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
-    return env
+def migrated(sqlite_url: str) -> dict[str, str]:
+    """A migrated database: a copy of the session's template (`db upgrade` is tested in
+    test_migrations and test_cli; run here as a process it cost a Python start per test)."""
+    return {"PROVISIOND_DATABASE_URL": sqlite_url}
 
 
 @pytest.mark.parametrize(
