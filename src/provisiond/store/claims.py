@@ -144,10 +144,24 @@ class ClaimRepository:
         self._conn = conn
 
     # devices -----------------------------------------------------------------------------
-    async def device(self, serial: str, *, claimer: Scope | None = None) -> ClaimableDevice | None:
+    async def device(
+        self, serial: str, *, claimer: Scope | None = None, lock: bool = False
+    ) -> ClaimableDevice | None:
         """The device, or None; with ``claimer``, None also for a claimed device that scope
         does not cover (an unclaimed one is anyone's to claim): a device of another customer
-        is then the same query and the same answer as a missing serial."""
+        is then the same query and the same answer as a missing serial.
+
+        ``lock``: the device's row is locked first, until the transaction ends (PostgreSQL;
+        a SQLite writer is alone anyway), so that a claim started on what is read cannot
+        follow another person's claim finished in between: read unclaimed, then claimed and
+        its claim completed by someone else, a new claim would pass the one-live-claim
+        guard and tell its claimer the device was theirs. The lock is its own statement:
+        PostgreSQL rechecks a locked row's conditions against the joined rows it had read
+        before waiting, and a device just moved to a group would be lost (a 404)."""
+        if lock:
+            await self._conn.execute(
+                select(devices.c.id).where(devices.c.serial == serial).with_for_update()
+            )
         query = _claimable_query().where(devices.c.serial == serial)
         if claimer is not None:
             claimable = devices.c.state.in_(_values(LIFECYCLE.sources(DeviceAction.CLAIM)))

@@ -114,7 +114,7 @@ async def start_claim(
             "ago; try again when their window closes"
         )
         uow.conflicts_as(in_progress)
-        device = await uow.claims.device(serial, claimer=user.scope)
+        device = await uow.claims.device(serial, claimer=user.scope, lock=True)
         claimable = device is not None and LIFECYCLE.allows(device.state, DeviceAction.CLAIM)
         if device is None or (not claimable and not visible(user, device.group_path)):
             log_refused(
