@@ -374,6 +374,17 @@ def generate(load: Callable[..., Awaitable[dict[str, float]]], argv: list[str]) 
     print(json.dumps(asyncio.run(load(int(port), mode, int(sessions), float(seconds), prefix))))
 
 
+#: The figures a round may report, whose medians mode_rounds prints (in this order).
+MEDIANS = (
+    "rps",
+    "p50_ms",
+    "p99_ms",
+    "server_cpu_ms",
+    "server_cpu_share",
+    "server_waiting_share",
+)
+
+
 def mode_rounds(
     backends: list[str],
     modes: list[str],
@@ -381,24 +392,19 @@ def mode_rounds(
     run: Callable[[str, str, int], dict[str, float]],
 ) -> None:
     """``run(backend, mode, round_no)`` for every round, backend and mode, interleaved;
-    prints each, then the medians of each backend and mode."""
+    prints each, then the medians of each backend and mode (of the MEDIANS every round
+    reported)."""
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     for round_no in range(1, count + 1):
         for backend in backends:
             for mode in modes:
                 r = run(backend, mode, round_no)
                 results.setdefault((backend, mode), []).append(r)
-                print(json.dumps({"round": round_no, "backend": backend, "mode": mode, **r}))
+                print(
+                    json.dumps({"round": round_no, "backend": backend, "mode": mode, **r}),
+                    flush=True,
+                )
     for (backend, mode), runs in results.items():
-        print(
-            json.dumps(
-                {
-                    "backend": backend,
-                    "mode": mode,
-                    "median_rps": median([r["rps"] for r in runs]),
-                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
-                }
-            ),
-            flush=True,
-        )
+        figures = [k for k in MEDIANS if all(k in r for r in runs)]
+        medians = {f"median_{k}": median([r[k] for r in runs]) for k in figures}
+        print(json.dumps({"backend": backend, "mode": mode, **medians}), flush=True)

@@ -57,7 +57,7 @@ from common import (
     free_port,
     fresh_database,
     machine,
-    median,
+    mode_rounds,
     process_cpu,
     process_waiting,
     provisiond,
@@ -447,34 +447,12 @@ def main() -> None:
         ),
         flush=True,
     )
-    results: dict[tuple[str, str], list[dict[str, float]]] = {}
-    for round_no in range(1, args.rounds + 1):
-        for backend in args.backends.split(","):
-            for mode in args.modes.split(","):
-                r = run(backend, mode, args, round_no)
-                results.setdefault((backend, mode), []).append(r)
-                print(
-                    json.dumps({"round": round_no, "backend": backend, "mode": mode, **r}),
-                    flush=True,
-                )
-    for (backend, mode), runs in results.items():
-        print(
-            json.dumps(
-                {
-                    "backend": backend,
-                    "mode": mode,
-                    "median_rps": median([r["rps"] for r in runs]),
-                    "median_p50_ms": median([r["p50_ms"] for r in runs]),
-                    "median_p99_ms": median([r["p99_ms"] for r in runs]),
-                    "median_server_cpu_ms": median([r["server_cpu_ms"] for r in runs]),
-                    "median_server_cpu_share": median([r["server_cpu_share"] for r in runs]),
-                    "median_server_waiting_share": median(
-                        [r["server_waiting_share"] for r in runs]
-                    ),
-                }
-            ),
-            flush=True,
-        )
+    mode_rounds(
+        args.backends.split(","),
+        args.modes.split(","),
+        args.rounds,
+        lambda backend, mode, round_no: run(backend, mode, args, round_no),
+    )
 
 
 if __name__ == "__main__":
