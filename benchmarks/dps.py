@@ -271,7 +271,7 @@ async def load(
     base = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
     contexts: list[ssl.SSLContext] = []
     if mode in ("x509", "mtls"):  # one certificate per device: made before the clock starts
-        count = sessions * 80
+        count = sessions * 160
         for i in range(count):
             cert, key = device_cert(f"{prefix}-{i}")
             c = ssl.create_default_context(cafile=str(DATA / "ca.pem"))
@@ -287,7 +287,7 @@ async def load(
         i = next_device
         next_device += 1
         rid = f"{prefix}-{i}"
-        context = contexts[i % len(contexts)] if contexts else base
+        context = contexts[i] if contexts else base
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=context, server_hostname="127.0.0.1"
         )
@@ -317,7 +317,8 @@ async def load(
 
     async def session_loop() -> None:
         nonlocal failures, registrations
-        while time.perf_counter() < deadline:
+        # with one certificate per device the run also ends when they are all used
+        while time.perf_counter() < deadline and not (contexts and next_device >= len(contexts)):
             if mode == "https":
                 await many()
                 continue
