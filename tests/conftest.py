@@ -16,11 +16,14 @@ import functools
 import gc
 import os
 import shutil
+import ssl
 import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
+import httpx._transports.default
 import psycopg
 import pytest
 import typer.testing
@@ -49,6 +52,30 @@ ReportT = TypeVar("ReportT", pytest.TestReport, pytest.CollectReport)
 # for provisiond's commands, thousands of times in the suite); the app does not change once
 # imported, so the tree is built once per app.
 typer.testing._get_command = functools.cache(typer.testing._get_command)
+
+
+# httpx's one-shot functions (httpx.get, httpx.post) and every client made without its own
+# `verify` load certifi's whole bundle into a new TLS context: about 15 ms of CPU each, over
+# a thousand times in the suite, though the servers here mostly speak plain HTTP. That default
+# context is the same every time, so a process makes it once; a client given its own context
+# (or a certificate) gets what it asked for, as before.
+_httpx_tls = httpx._transports.default.create_ssl_context
+
+
+@functools.cache
+def _default_client_tls() -> ssl.SSLContext:
+    return _httpx_tls()
+
+
+def _client_tls(
+    verify: ssl.SSLContext | str | bool = True, cert: object = None, trust_env: bool = True
+) -> ssl.SSLContext:
+    if verify is True and cert is None:
+        return _default_client_tls()
+    return _httpx_tls(verify, cert, trust_env)  # type: ignore[arg-type]
+
+
+httpx._transports.default.create_ssl_context = _client_tls
 
 
 # The garbage collector, tuned for a test process: a pytest process holds every test module,
