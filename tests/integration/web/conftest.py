@@ -117,7 +117,11 @@ def server_settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def server(server_settings: Settings) -> Iterator[Server]:
-    port = free_port()
+    # The listening socket is bound here and handed to uvicorn: a port picked free and bound
+    # later can be taken in between (by another test's connection, as its source port).
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    port = int(listening.getsockname()[1])
     app = create_app(server_settings)
     config = uvicorn.Config(
         app,
@@ -129,7 +133,7 @@ def server(server_settings: Settings) -> Iterator[Server]:
         proxy_headers=False,
     )  # as `serve`: the app finds the client
     uv = PromptServer(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     started = threading.Event()
 
@@ -145,6 +149,7 @@ def server(server_settings: Settings) -> Iterator[Server]:
     finally:
         uv.stop()
         thread.join(timeout=30)
+        listening.close()
 
 
 @pytest.fixture
