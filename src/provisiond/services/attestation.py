@@ -52,7 +52,12 @@ from provisiond.services.certificate_proofs import common_name, issued_by
 from provisiond.services.certificates import CertificateRefused, device_certificate, fingerprint
 from provisiond.services.device_provisioning import provision_device
 from provisiond.services.issuing import Job, ProvisionAnswer, ProvisionPolicy, refuse, too_many
-from provisiond.services.ratelimit import RateLimiter, log_refused, profile_wait
+from provisiond.services.ratelimit import (
+    RateLimiter,
+    log_refused,
+    profile_wait,
+    unknown_source_wait,
+)
 from provisiond.services.reprovisioning import confirm_repeat, refuse_repeat, replace_credentials
 from provisiond.store.device_cas import tx_device_cas
 from provisiond.store.profiles import StoredCa
@@ -123,7 +128,7 @@ def _attest(  # noqa: PLR0913 - the request and what the writer thread needs, bo
 ) -> ProvisionAnswer:
     found = _profile(tx, cert, request, now)
     if isinstance(found, str):
-        wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
+        wait = unknown_source_wait(limiter, source, policy.unknown_source_rate_per_minute)
         if wait:
             return too_many(wait)
         log_refused("provisioning", found, source=source)

@@ -68,7 +68,12 @@ from provisiond.services.issuing import (
 )
 from provisiond.services.metrics import ERROR, NO_COUNTS, Counts, answer_outcome
 from provisiond.services.profiles import check_profile_secret
-from provisiond.services.ratelimit import RateLimiter, log_refused, profile_wait
+from provisiond.services.ratelimit import (
+    RateLimiter,
+    log_refused,
+    profile_wait,
+    unknown_source_wait,
+)
 from provisiond.services.sealing import Sealer
 from provisiond.store.provision_writer import ProvisionTx, ProvisionWriter
 
@@ -249,7 +254,7 @@ def _provision(  # noqa: PLR0913 - the request and everything the writer thread 
 ) -> ProvisionAnswer:
     profile = _profile(tx, request)
     if profile is None:
-        wait = limiter.take(("unknown", source), policy.unknown_source_rate_per_minute)
+        wait = unknown_source_wait(limiter, source, policy.unknown_source_rate_per_minute)
         if wait:
             return too_many(wait)
         log_refused("provisioning", "unknown provision key or wrong secret", source=source)

@@ -123,6 +123,14 @@ def log_refused(what: str, reason: str, **subject: object) -> None:
     )
 
 
+def unknown_source_wait(limiter: RateLimiter, source: str, per_minute: int) -> float:
+    """Take one request from an address's budget of provision requests that name no profile
+    it may use (a wrong key or secret, a certificate of no CA a profile trusts): one budget
+    for self-provisioning and certificate-chain attestation alike. Seconds to wait (0: go
+    ahead)."""
+    return limiter.take(("unknown", source), per_minute)
+
+
 def profile_wait(limiter: RateLimiter, profile: Profile, source: str) -> float:
     """Take one request from a profile's limits — all addresses together, and this
     address — and return the seconds to wait (0: go ahead)."""

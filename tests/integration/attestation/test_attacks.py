@@ -152,6 +152,22 @@ def test_refusals_of_unknown_issuers_count_against_the_sources_limit(
     assert https_provision(server, pki, good).json()["status"] == "SUCCESS"
 
 
+def test_wrong_secrets_and_unknown_issuers_share_one_budget_per_address(
+    server: Server, pki: Pki
+) -> None:
+    """An attacker cannot double their guesses by alternating the two ways of naming no
+    profile: wrong profile secrets over the plain device API spend the same budget as
+    certificates of unknown issuers over mutual TLS."""
+    wrong = {"provisionDeviceKey": "no-such-key", "provisionDeviceSecret": "guess"}
+    for i in range(UNKNOWN_RATE):
+        r = httpx.post(f"{server.url}/api/v1/provision", json={**wrong, "deviceName": f"G-{i}"})
+        assert r.json()["status"] == "NOT_FOUND"
+    stray = make_device(pki.directory, "STRAY-2", make_ca("Maker Line 8", pki.root))
+    r = https_provision(server, pki, stray)
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+
+
 def test_an_ec_key_of_another_curve_is_still_a_device_of_its_maker(
     server: Server, pki: Pki, tmp_path: Path
 ) -> None:
