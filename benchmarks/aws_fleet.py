@@ -64,8 +64,9 @@ from common import (
     PROVISIOND,
     free_port,
     fresh_database,
-    machine,
+    load_options,
     median,
+    print_header,
     process_cpu,
     process_waiting,
     provisiond,
@@ -403,26 +404,12 @@ def main() -> None:
         print(json.dumps(handshake_cpu()))
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--sessions", type=int, default=32)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    load_options(parser, sessions=32, backends="sqlite,postgresql")
     parser.add_argument("--per-connection", type=int, default=64)
     parser.add_argument("--phases", default=",".join(PHASES))
     args = parser.parse_args()
     backends = args.backends.split(",")
-    print(
-        json.dumps(
-            {
-                "machine": machine(),
-                "sessions": args.sessions,
-                "seconds": args.seconds,
-                "per_connection": args.per_connection,
-                "load_average": os.getloadavg(),
-            }
-        ),
-        flush=True,
-    )
+    print_header(sessions=args.sessions, seconds=args.seconds, per_connection=args.per_connection)
     results: dict[str, list[dict[str, Any]]] = {b: [] for b in backends}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)

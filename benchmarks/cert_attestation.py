@@ -35,8 +35,9 @@ from common import (
     free_port,
     fresh_database,
     generate,
-    machine,
+    load_options,
     mode_rounds,
+    print_header,
     provisiond,
     query_scalar,
     run_generator,
@@ -138,17 +139,11 @@ def main() -> None:
         generate(load, sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--sessions", type=int, default=64)
-    parser.add_argument("--backends", default="sqlite")
+    load_options(parser, sessions=64, backends="sqlite")
     parser.add_argument("--modes", default="attest,tls,mtls")
     args = parser.parse_args()
     pki()
-    print(
-        json.dumps({"machine": machine(), "sessions": args.sessions, "seconds": args.seconds}),
-        flush=True,
-    )
+    print_header(sessions=args.sessions, seconds=args.seconds)
     mode_rounds(
         args.backends.split(","),
         args.modes.split(","),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -175,6 +176,19 @@ def machine() -> dict[str, str]:
         "postgresql": pg,
         "os": platform.platform(),
     }
+
+
+def print_header(**fields: object) -> None:
+    """A run's first JSON line: the machine, what the run was asked for, the load average."""
+    print(json.dumps({"machine": machine(), **fields, "load_average": os.getloadavg()}), flush=True)
+
+
+def load_options(parser: argparse.ArgumentParser, *, sessions: int, backends: str) -> None:
+    """The options of the load generators: rounds, seconds a round, sessions, backends."""
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--sessions", type=int, default=sessions)
+    parser.add_argument("--backends", default=backends)
 
 
 def wrk(

@@ -56,8 +56,9 @@ from urllib.parse import quote
 from common import (
     free_port,
     fresh_database,
-    machine,
+    load_options,
     mode_rounds,
+    print_header,
     process_cpu,
     process_waiting,
     provisiond,
@@ -428,26 +429,12 @@ def main() -> None:
         generate(sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--sessions", type=int, default=64)
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    load_options(parser, sessions=64, backends="sqlite,postgresql")
     parser.add_argument("--modes", default="key,x509,tls,mtls,https")
     parser.add_argument("--per-connection", type=int, default=64)
     args = parser.parse_args()
     pki()
-    print(
-        json.dumps(
-            {
-                "machine": machine(),
-                "sessions": args.sessions,
-                "seconds": args.seconds,
-                "per_connection": args.per_connection,
-                "load_average": os.getloadavg(),
-            }
-        ),
-        flush=True,
-    )
+    print_header(sessions=args.sessions, seconds=args.seconds, per_connection=args.per_connection)
     mode_rounds(
         args.backends.split(","),
         args.modes.split(","),
