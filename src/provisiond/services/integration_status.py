@@ -37,11 +37,13 @@ async def integration_status(
     """The backlog as /metrics reads it (an operator-wide caller's), with the webhook
     figures of ``scope`` only."""
     require(scope, Role.ADMIN, "reading the integrations' status")
-    backlog = await read_backlog(uow(), now)
+    # the instance's backlog is read only for the caller who may see it
+    backlog = await read_backlog(uow(), now) if scope.operator_wide else None
     async with uow().read() as reader:
         hooks = await reader.webhooks.in_subtree(scope.group_path)
+        if backlog is None:
+            deliveries = {str(k): v for k, v in (await reader.backlog.deliveries()).items()}
+        else:
+            deliveries = backlog.deliveries
     empty = dict.fromkeys(DELIVERY_STATES, 0)
-    return IntegrationStatus(
-        backlog if scope.operator_wide else None,
-        [(w, backlog.deliveries.get(str(w.id), empty)) for w in hooks],
-    )
+    return IntegrationStatus(backlog, [(w, deliveries.get(str(w.id), empty)) for w in hooks])
