@@ -361,15 +361,7 @@ def check_serving(settings: Settings) -> None:
     Serving seals webhook secrets and broker passwords: production needs the passphrase.
     The AWS listener speaks TLS only: it needs its certificate and key."""
     make_sealer(settings)
-    p = settings.provisioning
-    if (p.mqtt_client_certificates or p.device_tls_port is not None) and (
-        p.mqtt_tls_cert is None or p.mqtt_tls_key is None
-    ):
-        raise ConfigurationError(
-            "attesting devices by their TLS client certificate (provisioning__"
-            "mqtt_client_certificates, provisioning__device_tls_port, --device-tls-port) needs "
-            "provisioning__mqtt_tls_cert and provisioning__mqtt_tls_key"
-        )
+    _attesting(settings)
     d = settings.dps
     if (d.mqtt_port is not None or d.https_port is not None) and (
         d.id_scope is None or d.tls_cert is None or d.tls_key is None
@@ -489,6 +481,22 @@ async def device_transports(container: Container) -> AsyncIterator[tuple[int | N
         yield ports[0], ports[1]
 
 
+def _attesting(settings: Settings) -> tuple[Path, Path] | None:
+    """The server certificate and key of the listeners that attest devices by their TLS
+    client certificate (the MQTT listener asking for them, the mutual-TLS device API); None
+    when none does; ConfigurationError when one does without them."""
+    p = settings.provisioning
+    if not (p.mqtt_enabled and p.mqtt_client_certificates) and p.device_tls_port is None:
+        return None
+    if p.mqtt_tls_cert is None or p.mqtt_tls_key is None:
+        raise ConfigurationError(
+            "attesting devices by their TLS client certificate (provisioning__"
+            "mqtt_client_certificates, provisioning__device_tls_port, --device-tls-port) needs "
+            "provisioning__mqtt_tls_cert and provisioning__mqtt_tls_key"
+        )
+    return p.mqtt_tls_cert, p.mqtt_tls_key
+
+
 async def _attesting_tls(container: Container, stack: AsyncExitStack) -> ssl.SSLContext | None:
     """The TLS of the listeners that attest devices by their client certificate, its CAs
     (the profiles' device CAs) reloaded every ``device_ca_refresh_seconds`` until ``stack``
@@ -497,16 +505,11 @@ async def _attesting_tls(container: Container, stack: AsyncExitStack) -> ssl.SSL
     from provisiond.transports.tls import ClientCertificateTls
 
     p = container.settings.provisioning
-    if not (p.mqtt_enabled and p.mqtt_client_certificates) and p.device_tls_port is None:
+    files = _attesting(container.settings)
+    if files is None:
         return None
-    if p.mqtt_tls_cert is None or p.mqtt_tls_key is None:
-        raise ConfigurationError(
-            "attesting devices by their TLS client certificate needs "
-            "provisioning__mqtt_tls_cert and provisioning__mqtt_tls_key"
-        )
     tls = ClientCertificateTls(
-        p.mqtt_tls_cert,
-        p.mqtt_tls_key,
+        *files,
         await device_cas(container.uow()),
         what="profiles' device CAs",
     )
