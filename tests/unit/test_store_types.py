@@ -1,4 +1,5 @@
-"""Timestamps written by the raw SQLite paths are the text SQLAlchemy writes for the ORM."""
+"""Timestamps written by the raw SQLite paths are the text SQLAlchemy writes for the ORM; a
+subtree clause is cached with its statement."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Column, MetaData, String, Table, create_engine, event, select
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine.interfaces import CacheStats
 
-from provisiond.store.types import UtcDateTime, sqlite_timestamp, utc_datetime
+from provisiond.store.directory import subtree_clause
+from provisiond.store.types import UtcDateTime, bytewise, sqlite_timestamp, utc_datetime
 
 DIALECT = sqlite.dialect()
 ORM_TEXT = sqlite.DATETIME().bind_processor(DIALECT)
@@ -39,3 +43,29 @@ def test_whole_seconds_keep_their_microseconds() -> None:
         sqlite_timestamp(moment.astimezone(timezone(timedelta(hours=-5))))
         == "2026-12-01 04:00:00.000000"
     )
+
+
+def test_a_scoped_read_is_compiled_once_and_its_cache_tells_columns_apart() -> None:
+    """A subtree clause (``bytewise``) is part of its statement's cache key: the statement is
+    compiled on its first execution only, and two clauses over different columns never share
+    compiled SQL (which would scope a read by the wrong column)."""
+    meta = MetaData()
+    things = Table("things", meta, Column("path", String), Column("owner", String))
+    engine = create_engine("sqlite://")
+    meta.create_all(engine)
+    seen: list[CacheStats] = []
+    event.listen(engine, "after_cursor_execute", lambda *a: seen.append(a[4].cache_hit))
+    rows = [("a/b", "x/y"), ("a/b/c", "x"), ("a/bc", "x/y/z"), ("x/y", "a/b")]
+    with engine.begin() as conn:
+        conn.execute(things.insert(), [{"path": p, "owner": o} for p, o in rows])
+        seen.clear()
+
+        def below(column: Column[str], path: str) -> list[tuple[str, str]]:
+            query = select(things.c.path, things.c.owner).where(subtree_clause(column, path))
+            return sorted(tuple(row) for row in conn.execute(query.order_by(bytewise(column))))
+
+        assert below(things.c.path, "a/b") == [("a/b", "x/y"), ("a/b/c", "x")]
+        assert below(things.c.path, "x") == [("x/y", "a/b")]  # the same statement, cached
+        assert below(things.c.owner, "x/y") == [("a/b", "x/y"), ("a/bc", "x/y/z")]
+        assert below(things.c.owner, "a") == [("x/y", "a/b")]
+    assert seen == [CacheStats.CACHE_MISS, CacheStats.CACHE_HIT] * 2

@@ -60,7 +60,10 @@ class DeviceFilter:
 _owner_groups = groups.alias("owner_groups")
 
 
+@functools.cache
 def _device_query() -> Any:
+    """A device's row with its model, group, owner and owning group (built once: a statement
+    is immutable, and building this one took a tenth of a device read's CPU)."""
     return (
         select(
             devices.c.id,

@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 
@@ -57,8 +58,16 @@ class bytewise(ColumnElement[str]):
     ``en-US``, glibc ``en_US.UTF-8``) ``Acme&Partners`` sorts between ``Acme/`` and
     ``Acme0``, so a range of paths is not a subtree. ``COLLATE "C"`` compares code points,
     as SQLite's default BINARY collation does; UTF-8's byte order is code-point order.
+
+    Its expression is part of a statement's cache key (``_traverse_internals``): without
+    it SQLAlchemy can make no key for a statement holding one, and compiles every scoped
+    read again on each execution (docs/performance.md, "A scoped read's statement").
     """
 
+    # SQLAlchemy reads this list on the class (HasTraverseInternals declares it so)
+    _traverse_internals: list[tuple[str, InternalTraversal]] = [  # noqa: RUF012
+        ("expr", InternalTraversal.dp_clauseelement)
+    ]
     inherit_cache = True
 
     def __init__(self, expr: ColumnElement[str]) -> None:
