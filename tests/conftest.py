@@ -111,8 +111,10 @@ POSTGRES_FIXTURES = {"postgres_template", "postgres_url", "locale_server"}
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every case that runs on PostgreSQL ``postgres`` (its backend parameter, or a
     PostgreSQL fixture it asks for), so ``-m "not postgres"`` runs the SQLite cases only;
-    leave out the PostgreSQL case of a test marked ``sqlite_only`` (a browser walk of pages
-    whose services are tested on both backends)."""
+    mark every case that drives Chromium ``slow``, as the marker says (``scripts/test
+    --fast`` once ran a browser walk that lacked the mark); leave out the PostgreSQL case of
+    a test marked ``sqlite_only`` (a browser walk of pages whose services are tested on both
+    backends)."""
     kept, dropped = [], []
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
@@ -124,6 +126,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if POSTGRES_PARAMS.intersection(map(str, params.values())) or fixtures & POSTGRES_FIXTURES:
             item.add_marker(pytest.mark.postgres)
+        if "chromium" in fixtures:
+            item.add_marker(pytest.mark.slow)
         kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

@@ -221,6 +221,7 @@ def verbose_files_broker(tmp_path: Any) -> Any:
         yield b
 
 
+@pytest.mark.slow  # a fleet through every provisioning path, each login tried twice
 def test_the_dynsec_broker_holds_no_device_secret(
     database_url: str, verbose_broker: Broker
 ) -> None:
@@ -240,6 +241,7 @@ def test_the_dynsec_broker_holds_no_device_secret(
     assert not leaked(logins, {"mosquitto.log": log})
 
 
+@pytest.mark.slow  # a fleet through every provisioning path, each login tried twice
 def test_the_files_broker_holds_no_device_secret(
     database_url: str, verbose_files_broker: Broker
 ) -> None:

@@ -195,6 +195,7 @@ def test_the_operator_claims_nothing_and_stays_an_admin(server: Server, api: htt
     assert roles[OPERATOR] == "admin"
 
 
+@pytest.mark.slow  # a real browser
 @pytest.mark.sqlite_only  # the pages are backend-agnostic; the services run on both above
 def test_the_operators_console_in_a_browser(
     server: Server, api: httpx.Client, browser_page: Any
