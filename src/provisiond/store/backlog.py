@@ -9,7 +9,7 @@ webhook, per lease, per reason — never per device.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,19 +65,26 @@ class BacklogRepository:
         ).scalar_one_or_none()
         return int(depth), oldest
 
-    async def deliveries(self) -> dict[uuid.UUID, dict[str, int]]:
-        """Per webhook (every one, with zeros): its deliveries ``pending`` (not tried yet),
-        ``retrying`` (tried, to be tried again) and ``failed`` (given up)."""
+    async def deliveries(
+        self, of: Collection[uuid.UUID] | None = None
+    ) -> dict[uuid.UUID, dict[str, int]]:
+        """Per webhook (every one, or those of ``of`` only; with zeros): its deliveries
+        ``pending`` (not tried yet), ``retrying`` (tried, to be tried again) and ``failed``
+        (given up)."""
+        hooks = select(webhooks.c.id)
+        if of is not None:
+            hooks = hooks.where(webhooks.c.id.in_(of))
         out: dict[uuid.UUID, dict[str, int]] = {
-            r.id: dict.fromkeys(DELIVERY_STATES, 0)
-            for r in await self._conn.execute(select(webhooks.c.id))
+            r.id: dict.fromkeys(DELIVERY_STATES, 0) for r in await self._conn.execute(hooks)
         }
+        if not out:
+            return out
         state = case(
             (webhook_deliveries.c.status == DeliveryStatus.FAILED.value, literal("failed")),
             (webhook_deliveries.c.attempts > 0, literal("retrying")),
             else_=literal("pending"),
         ).label("state")
-        rows = await self._conn.execute(
+        counted = (
             select(webhook_deliveries.c.webhook_id, state, func.count().label("n"))
             .where(
                 webhook_deliveries.c.status.in_(
@@ -86,7 +93,9 @@ class BacklogRepository:
             )
             .group_by(webhook_deliveries.c.webhook_id, state)
         )
-        for r in rows:
+        if of is not None:
+            counted = counted.where(webhook_deliveries.c.webhook_id.in_(of))
+        for r in await self._conn.execute(counted):
             out.setdefault(r.webhook_id, dict.fromkeys(DELIVERY_STATES, 0))[r.state] = r.n
         return out
 
